@@ -1,0 +1,126 @@
+# carepost - email gateway for a patient portal
+#
+#   make                 build lib, carepostd, carepostctl, unit tests
+#   make check           unit tests (cmocka) + integration tests (real servers)
+#   make check SANITIZE=1  the same, built with -fsanitize=address,undefined
+#   make valgrind        unit tests under valgrind (errors and leaks fail)
+#   make bench           throughput and memory against yardsticks
+#   make fuzz            each libFuzzer target for FUZZ_SECONDS (clang)
+#   make deps            apt-get every build, test and bench package (root)
+#   make install         PREFIX=/usr/local DESTDIR=
+#   make demo            the README's demo against local servers
+
+PREFIX	?= /usr/local
+BINDIR	?= $(PREFIX)/bin
+SBINDIR	?= $(PREFIX)/sbin
+DATADIR	?= $(PREFIX)/share
+MANDIR	?= $(DATADIR)/man
+SYSCONFDIR ?= /etc
+UNITDIR	?= /lib/systemd/system
+SYSUSERSDIR ?= /usr/lib/sysusers.d
+TMPFILESDIR ?= /usr/lib/tmpfiles.d
+
+PKGS	= libetpan libesmtp-1.0 gpgme lmdb libsystemd jansson libgcrypt
+CC	?= cc
+WARN	= -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
+	  -Wmissing-prototypes -Wno-unused-parameter
+OPT	?= -O2 -g
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+# libetpan's .pc carries a dpkg "no-pie" link spec that breaks PIE links.
+PKG_LIBS := $(filter-out -specs=%,$(shell pkg-config --libs $(PKGS)))
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka)
+
+ifeq ($(SANITIZE),1)
+BUILD	?= build-san
+SAN	= -fsanitize=address,undefined -fno-omit-frame-pointer \
+	  -fno-sanitize-recover=undefined
+else
+BUILD	?= build
+SAN	=
+endif
+
+CPPFLAGS += -D_GNU_SOURCE -Ilib -DCAREPOST_DATADIR='"$(DATADIR)/carepost"'
+CFLAGS	+= -std=gnu11 $(OPT) $(WARN) $(SAN) -fstack-protector-strong \
+	   -D_FORTIFY_SOURCE=2 $(PKG_CFLAGS)
+LDFLAGS	+= $(SAN) -Wl,-z,relro,-z,now
+
+LIB_SRCS  := $(sort $(wildcard lib/*.c))
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+PROGS	  := $(BUILD)/carepostd $(BUILD)/carepostctl
+
+all: $(PROGS) $(UNIT_BINS)
+
+$(BUILD)/%.o: %.c $(wildcard lib/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/libcarepost.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/carepostd: $(BUILD)/daemon/carepostd.o $(BUILD)/libcarepost.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
+
+$(BUILD)/carepostctl: $(BUILD)/daemon/carepostctl.o $(BUILD)/libcarepost.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libcarepost.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CMOCKA_LIBS) -lpthread
+
+check: all
+	BUILD=$(BUILD) tests/run
+
+check-unit: all
+	BUILD=$(BUILD) tests/run unit
+
+valgrind: all
+	BUILD=$(BUILD) VALGRIND=1 tests/run unit
+
+bench: all
+	BUILD=$(BUILD) bench/run
+
+FUZZ_SECONDS ?= 10
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run
+
+demo: all
+	BUILD=$(BUILD) tests/demo
+
+DEB_PKGS = build-essential pkg-config clang libclang-rt-14-dev \
+	libetpan-dev libesmtp-dev libgpgme-dev liblmdb-dev lmdb-utils \
+	libsystemd-dev libjansson-dev libgcrypt20-dev libcmocka-dev \
+	gnupg gpg-agent dovecot-imapd postfix isync python3 valgrind \
+	man-db groff-base systemd
+
+deps:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		--no-install-recommends $(DEB_PKGS)
+
+install: $(PROGS)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSCONFDIR)/carepost \
+		$(DESTDIR)$(DATADIR)/carepost $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) \
+		$(DESTDIR)$(DATADIR)/doc/carepost
+	install -m 0755 $(BUILD)/carepostd $(DESTDIR)$(SBINDIR)/carepostd
+	install -m 0755 $(BUILD)/carepostctl $(DESTDIR)$(BINDIR)/carepostctl
+	install -m 0644 man/carepostctl.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 man/carepost.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 man/carepostd.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0640 config/carepost.conf $(DESTDIR)$(SYSCONFDIR)/carepost/carepost.conf.example
+	cp -R templates $(DESTDIR)$(DATADIR)/carepost/
+	install -m 0644 systemd/carepost.service $(DESTDIR)$(UNITDIR)/
+	install -m 0644 systemd/carepost.sysusers $(DESTDIR)$(SYSUSERSDIR)/carepost.conf
+	install -m 0644 systemd/carepost.tmpfiles $(DESTDIR)$(TMPFILESDIR)/carepost.conf
+	install -m 0644 README.md $(DESTDIR)$(DATADIR)/doc/carepost/
+
+clean:
+	rm -rf build build-san build-fuzz
+
+.PHONY: all check check-unit valgrind bench fuzz demo deps install clean
+.SECONDARY:

@@ -1,0 +1,116 @@
+/*
+ * NAME
+ *	buf - growable, length-carrying byte buffer
+ * DESCRIPTION
+ *	See buf.h.
+ */
+#include "buf.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int
+buf_reserve(struct buf *b, size_t extra)
+{
+	size_t need, cap;
+	char *nd;
+
+	if (extra > (size_t)-1 / 2 - b->len)
+		return -EFBIG;
+	need = b->len + extra + 1;
+	if (b->max && need - 1 > b->max)
+		return -EFBIG;
+	if (need <= b->cap)
+		return 0;
+	cap = b->cap ? b->cap : 256;
+	while (cap < need)
+		cap *= 2;
+	nd = realloc(b->data, cap);
+	if (nd == NULL)
+		return -ENOMEM;
+	b->data = nd;
+	b->cap = cap;
+	return 0;
+}
+
+int
+buf_append(struct buf *b, const void *data, size_t len)
+{
+	int r = buf_reserve(b, len);
+
+	if (r < 0)
+		return r;
+	if (len)
+		memcpy(b->data + b->len, data, len);
+	b->len += len;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+int
+buf_puts(struct buf *b, const char *s)
+{
+	return buf_append(b, s, strlen(s));
+}
+
+int
+buf_putc(struct buf *b, char c)
+{
+	return buf_append(b, &c, 1);
+}
+
+int
+buf_printf(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n, r;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -EINVAL;
+	r = buf_reserve(b, (size_t)n);
+	if (r < 0)
+		return r;
+	va_start(ap, fmt);
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+	return 0;
+}
+
+void
+buf_reset(struct buf *b)
+{
+	b->len = 0;
+	if (b->data)
+		b->data[0] = '\0';
+}
+
+void
+buf_free(struct buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+char *
+buf_steal(struct buf *b, size_t *len)
+{
+	char *d;
+
+	if (b->data == NULL && buf_reserve(b, 0) < 0)
+		return NULL;
+	if (b->len == 0)
+		b->data[0] = '\0';
+	d = b->data;
+	if (len)
+		*len = b->len;
+	b->data = NULL;
+	b->len = b->cap = 0;
+	return d;
+}

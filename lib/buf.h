@@ -1,0 +1,49 @@
+/*
+ * NAME
+ *	buf - growable, length-carrying byte buffer
+ * SYNOPSIS
+ *	#include "buf.h"
+ *
+ *	struct buf b = BUF_INIT;
+ *	buf_append(&b, data, len); buf_printf(&b, "%d", n);
+ *	... b.data is NUL-terminated, b.len bytes long ...
+ *	buf_free(&b);
+ * DESCRIPTION
+ *	A buffer owns its storage. It is always NUL-terminated after a
+ *	successful append so that it can be handed to C string APIs, but
+ *	the length is authoritative (data may contain NULs).
+ *	A buffer may carry a limit (b.max, 0 = unlimited): an append that
+ *	would grow past it fails with -EFBIG and leaves the buffer unchanged.
+ * THREAD SAFETY
+ *	A buffer belongs to one thread at a time.
+ */
+#ifndef CAREPOST_BUF_H
+#define CAREPOST_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+struct buf {
+	char *data;
+	size_t len;
+	size_t cap;
+	size_t max;		/* 0: no limit */
+};
+
+#define BUF_INIT { NULL, 0, 0, 0 }
+
+int buf_reserve(struct buf *b, size_t extra);
+int buf_append(struct buf *b, const void *data, size_t len);
+int buf_puts(struct buf *b, const char *s);
+int buf_putc(struct buf *b, char c);
+int buf_printf(struct buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void buf_reset(struct buf *b);		/* len = 0, keeps storage */
+void buf_free(struct buf *b);		/* releases storage */
+/* buf_steal - hand the NUL-terminated data to the caller (free()). */
+char *buf_steal(struct buf *b, size_t *len);
+
+static inline void buf_freep(struct buf *b) { buf_free(b); }
+#define _cleanup_buf_ __attribute__((cleanup(buf_freep)))
+
+#endif

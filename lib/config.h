@@ -1,0 +1,176 @@
+/*
+ * NAME
+ *	config - read carepost.conf (INI) into a struct cp_config
+ * SYNOPSIS
+ *	#include "config.h"
+ *
+ *	struct cp_config *cfg;
+ *	if (config_load("/etc/carepost/carepost.conf", &cfg, &err) < 0)
+ *		... err.text is "FILE:LINE: [section] key: what was expected" ...
+ *	config_free(cfg);
+ * DESCRIPTION
+ *	The file is "[section]" headers and "key = value" lines; '#' and ';'
+ *	start comment lines; blank lines are ignored; values are trimmed and
+ *	may be wrapped in double quotes. Every key is known: an unknown
+ *	section or key, a malformed line, a bad value (number, duration,
+ *	size, boolean, enum, time of day) is an error that names the file,
+ *	the line and the key. Lines are limited to 4096 bytes and the file
+ *	to 1 MiB.
+ *
+ *	Durations accept a number with an optional unit: s, m, h, d (no unit:
+ *	seconds). Sizes accept K, M, G suffixes (powers of 1024). Booleans:
+ *	yes/no/true/false/on/off/1/0.
+ *
+ *	Secrets never live in the file: *_file keys name a file to read, or
+ *	"credential:NAME" for $CREDENTIALS_DIRECTORY/NAME (systemd's
+ *	LoadCredential=). config_read_secret resolves both.
+ *
+ *	Relative paths in the file are resolved against the directory that
+ *	holds the file, so that an example config works from a checkout.
+ *
+ *	Keys and defaults (see carepost.conf(5)):
+ *	[store]     path (/var/lib/carepost/store), map_size (1G)
+ *	[smtp]      server (localhost:25), helo (the host name),
+ *	            starttls (opportunistic|required|off: opportunistic),
+ *	            user, password_file, ca_file, timeout (60s),
+ *	            batch_size (100), sessions (1)
+ *	[imap]      host, port (993), tls (implicit|starttls|off: implicit),
+ *	            user, password_file, mailbox (INBOX),
+ *	            processed_folder (carepost/processed),
+ *	            quarantine_folder (carepost/quarantine), poll_interval (60s),
+ *	            batch_size (50)
+ *	[gpg]       home (unset: GnuPG's default), clinic_key (fingerprint of the
+ *	            signing key), store_key (fingerprint for inbox at-rest
+ *	            encryption; defaults to clinic_key), workers (1)
+ *	[templates] dir (/usr/local/share/carepost/templates), default_locale (en)
+ *	[portal]    clinic_name, portal_url, from_address, from_name,
+ *	            reply_domain, bounce_domain, unsubscribe_address,
+ *	            message_id_domain (defaults to the from_address domain)
+ *	[delivery]  poll_interval (30s), retry_base (5m), retry_max (6h),
+ *	            max_age (3d), quiet_start (21:00), quiet_end (08:00),
+ *	            token_ttl (30d), default_tz (UTC)
+ *	[routing]   default_department (general), urgent_words (comma list),
+ *	            staff.NAME = addresses of the staff of department NAME
+ *	[security]  token_key_file, trusted_authserv_id, require_dmarc (no)
+ *	[daemon]    metrics_file, log_level (info)
+ * OWNERSHIP
+ *	config_load hands a struct the caller frees with config_free. All
+ *	strings inside belong to it. Unset optional strings are NULL.
+ * THREAD SAFETY
+ *	A loaded config is read-only and may be shared between threads.
+ */
+#ifndef CAREPOST_CONFIG_H
+#define CAREPOST_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+enum tls_mode { TLS_OFF = 0, TLS_OPPORTUNISTIC, TLS_REQUIRED, TLS_IMPLICIT };
+
+struct cp_department {
+	char *name;
+	char *staff;		/* comma-separated addresses, as written */
+};
+
+struct cp_config {
+	char *path;		/* the file read */
+
+	/* [store] */
+	char *store_path;
+	uint64_t store_map_size;
+
+	/* [smtp] */
+	char *smtp_server;	/* "host:port" */
+	char *smtp_helo;
+	enum tls_mode smtp_starttls;	/* OFF, OPPORTUNISTIC, REQUIRED */
+	char *smtp_user;
+	char *smtp_password_file;
+	char *smtp_ca_file;
+	int smtp_timeout;	/* seconds */
+	int smtp_batch_size;
+	int smtp_sessions;
+
+	/* [imap] */
+	char *imap_host;
+	int imap_port;
+	enum tls_mode imap_tls;	/* IMPLICIT, REQUIRED (= STARTTLS), OFF */
+	char *imap_user;
+	char *imap_password_file;
+	char *imap_mailbox;
+	char *imap_processed_folder;
+	char *imap_quarantine_folder;
+	int imap_poll_interval;
+	int imap_batch_size;
+
+	/* [gpg] */
+	char *gpg_home;
+	char *gpg_clinic_key;
+	char *gpg_store_key;
+	int gpg_workers;
+
+	/* [templates] */
+	char *templates_dir;
+	char *default_locale;
+
+	/* [portal] */
+	char *clinic_name;
+	char *portal_url;
+	char *from_address;
+	char *from_name;
+	char *reply_domain;
+	char *bounce_domain;
+	char *unsubscribe_address;
+	char *message_id_domain;
+
+	/* [delivery] */
+	int poll_interval;
+	int retry_base;
+	int retry_max;
+	int max_age;
+	int quiet_start;	/* minutes after midnight */
+	int quiet_end;		/* minutes after midnight */
+	int token_ttl;
+	char *default_tz;
+
+	/* [routing] */
+	char *default_department;
+	char *urgent_words;	/* comma-separated, as written */
+	struct cp_department *departments;
+	size_t n_departments;
+
+	/* [security] */
+	char *token_key_file;
+	char *trusted_authserv_id;
+	int require_dmarc;
+
+	/* [daemon] */
+	char *metrics_file;
+	int log_level;		/* syslog priority */
+};
+
+/* config_load - parse path; on error, err names FILE:LINE and the key. */
+int config_load(const char *path, struct cp_config **out, struct cp_error *err);
+
+/* config_parse - the same from memory; name is used in error messages. */
+int config_parse(const char *name, const char *text, size_t len,
+		 const char *base_dir, struct cp_config **out,
+		 struct cp_error *err);
+
+void config_free(struct cp_config *cfg);
+
+/*
+ * config_read_secret - read a secret named by a *_file value: a path, or
+ * "credential:NAME" from $CREDENTIALS_DIRECTORY. Trailing newlines are
+ * removed. At most max bytes. The caller owns *out (free(), and should
+ * wipe it). Errors name the key, never the secret.
+ */
+int config_read_secret(const char *spec, size_t max, char **out, size_t *len,
+		       struct cp_error *err);
+
+/* config_department - the department entry by name, or NULL. */
+const struct cp_department *config_department(const struct cp_config *cfg,
+					      const char *name);
+
+#endif

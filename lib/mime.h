@@ -1,0 +1,63 @@
+/*
+ * NAME
+ *	mime - build outbound RFC 5322 / MIME text: headers, parts, encodings
+ * SYNOPSIS
+ *	#include "mime.h"
+ * DESCRIPTION
+ *	Everything produced here uses CRLF line endings and is safe to hand
+ *	to an SMTP client: no bare CR or LF, no NUL, header lines folded
+ *	under 78 columns where possible and never over 998.
+ *
+ *	Header values come from templates and from portal data, so they are
+ *	hostile: mime_header appends "Name: value" with every CR, LF and
+ *	other control character in value replaced by a space (no header
+ *	injection), invalid UTF-8 replaced by U+FFFD, and non-ASCII text
+ *	encoded as RFC 2047 UTF-8 encoded-words ("=?UTF-8?Q?...?=" or B,
+ *	whichever is shorter) that never split a UTF-8 sequence.
+ *
+ *	mime_address appends an address header ("From", "Reply-To", "To")
+ *	with an optional display name (encoded as above, quoted as an RFC
+ *	5322 phrase when ASCII) and an addr-spec that must be plain ASCII
+ *	without spaces, CR, LF, '<', '>', ',' or '"'; otherwise -EINVAL.
+ *
+ *	mime_text_part appends a complete text/plain; charset=utf-8 entity
+ *	(its Content-Type and Content-Transfer-Encoding headers, a blank
+ *	line, the body): 7bit when the text is ASCII with lines of at most 76
+ *	bytes, quoted-printable otherwise (base64 if QP would be over 1.5 times
+ *	larger). Input line endings (LF or CRLF) become CRLF; invalid UTF-8
+ *	is replaced by U+FFFD.
+ *
+ *	mime_qp_encode and mime_base64_encode append encoded bodies with CRLF
+ *	line breaks (76 columns).
+ *
+ *	mime_boundary writes a random boundary ("=_carepost_" and 24 random
+ *	base32 characters) from libgcrypt's nonce generator.
+ * OWNERSHIP
+ *	Output is appended to the caller's buffer.
+ * THREAD SAFETY
+ *	Reentrant.
+ */
+#ifndef CAREPOST_MIME_H
+#define CAREPOST_MIME_H
+
+#include <stddef.h>
+
+#include "buf.h"
+
+#define MIME_BOUNDARY_SIZE 40
+
+int mime_header(struct buf *out, const char *name, const char *value);
+int mime_address(struct buf *out, const char *name, const char *display,
+		 const char *addr);
+int mime_text_part(struct buf *out, const char *text, size_t len);
+int mime_qp_encode(struct buf *out, const char *data, size_t len);
+int mime_base64_encode(struct buf *out, const void *data, size_t len);
+void mime_boundary(char out[MIME_BOUNDARY_SIZE]);
+
+/* mime_addr_valid - 1 if addr is an acceptable ASCII addr-spec. */
+int mime_addr_valid(const char *addr);
+
+/* mime_date - an RFC 5322 date for t (UTC, "+0000") into out (64 bytes). */
+void mime_date(long long t, char out[64]);
+
+#endif

@@ -1,0 +1,83 @@
+/*
+ * NAME
+ *	pgp - OpenPGP through GPGME: sign, encrypt, RFC 3156 PGP/MIME, keys
+ * SYNOPSIS
+ *	#include "pgp.h"
+ *
+ *	pgp_global_init();			(once, before threads)
+ *	struct pgp *p;
+ *	pgp_new(gnupghome, clinic_fpr, &p, &err);
+ *	pgp_key_check(p, patient_fpr, &err);	(0: usable for encryption)
+ *	pgp_mime_encrypt(p, patient_fpr, inner, inner_len, &out, &err);
+ *	pgp_free(p);
+ * DESCRIPTION
+ *	A struct pgp wraps one gpgme_ctx_t set to OpenPGP. Private keys stay
+ *	in gpg-agent; the clinic key must have no passphrase or be preset in
+ *	the agent.
+ *
+ *	pgp_key_check verifies that a fingerprint names a key in the keyring
+ *	that can encrypt now: not expired, revoked, disabled or invalid, with
+ *	an encryption-capable subkey. It returns -ENOKEY (not found),
+ *	-EKEYEXPIRED, -EKEYREVOKED or -EKEYREJECTED (other reasons) with a
+ *	PHI-free reason naming the fingerprint.
+ *
+ *	pgp_mime_encrypt signs inner (a complete MIME entity with CRLF line
+ *	endings: its headers, a blank line, its body) with the clinic key and
+ *	encrypts it to the recipient's fingerprint and to the clinic key (so
+ *	the clinic can read what it sent), then appends to out the RFC 3156
+ *	multipart/encrypted entity: the Content-Type header line (with
+ *	protocol="application/pgp-encrypted" and a random boundary), a blank
+ *	line, the "Version: 1" control part and the ASCII-armored
+ *	application/octet-stream part, all CRLF. The recipient's key is
+ *	trusted as given (the portal vouches for the fingerprint).
+ *
+ *	pgp_decrypt_verify decrypts data and reports the signature: sets
+ *	*signer_fpr (malloc'd, or NULL) to the fingerprint of a fully valid
+ *	signature (summary has GPGME_SIGSUM_VALID or GREEN and no RED), and
+ *	the plaintext in out.
+ *
+ *	pgp_import imports armored or binary keys and writes the fingerprint
+ *	of the first imported (or unchanged) key to fpr_out (41 bytes).
+ *
+ *	pgp_encrypt_to appends the armored encryption of data to fpr (no
+ *	signature): used for data at rest.
+ * OWNERSHIP
+ *	pgp_new hands a struct freed with pgp_free. Output goes to the
+ *	caller's buffer.
+ * THREAD SAFETY
+ *	One struct pgp per thread; distinct ones may be used at once.
+ */
+#ifndef CAREPOST_PGP_H
+#define CAREPOST_PGP_H
+
+#include <stddef.h>
+
+#include "buf.h"
+#include "util.h"
+
+#define PGP_FPR_SIZE 41
+
+struct pgp;
+
+int pgp_global_init(void);
+int pgp_new(const char *gnupghome, const char *signer_fpr, struct pgp **out,
+	    struct cp_error *err);
+void pgp_free(struct pgp *p);
+
+int pgp_key_check(struct pgp *p, const char *fpr, struct cp_error *err);
+int pgp_mime_encrypt(struct pgp *p, const char *recipient_fpr,
+		     const char *inner, size_t len, struct buf *out,
+		     struct cp_error *err);
+int pgp_encrypt_to(struct pgp *p, const char *fpr, const void *data,
+		   size_t len, struct buf *out, struct cp_error *err);
+int pgp_decrypt_verify(struct pgp *p, const void *data, size_t len,
+		       struct buf *out, char **signer_fpr,
+		       struct cp_error *err);
+int pgp_import(struct pgp *p, const void *data, size_t len,
+	       char fpr_out[PGP_FPR_SIZE], struct cp_error *err);
+
+/* pgp_key_expires - expiry (epoch) of fpr's primary key; 0 if never. */
+int pgp_key_expires(struct pgp *p, const char *fpr, long long *expires,
+		    struct cp_error *err);
+
+#endif

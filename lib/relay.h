@@ -1,0 +1,71 @@
+/*
+ * NAME
+ *	relay - send a batch of messages over one SMTP session (libesmtp)
+ * SYNOPSIS
+ *	#include "relay.h"
+ *
+ *	struct relay_msg msgs[n] = { { .reverse_path, .recipient, .data, .len } };
+ *	r = relay_send_batch(&settings, msgs, n, &err);
+ * DESCRIPTION
+ *	(The prefix is relay_, not smtp_, because libesmtp owns smtp_*.)
+ *
+ *	relay_send_batch opens one session to settings->server ("host:port"),
+ *	with STARTTLS off, opportunistic or required, and AUTH (PLAIN/LOGIN
+ *	through libesmtp's auth client) when a user is set, then sends every
+ *	message in order: MAIL FROM reverse_path (the VERP sender), RCPT TO
+ *	recipient, DATA with the message exactly as given (CRLF line
+ *	endings; libesmtp dot-stuffs). libesmtp is told not to add or alter
+ *	Message-ID, Date, From or other headers.
+ *
+ *	Each message's outcome is set from the reply codes:
+ *	  RELAY_SENT    250 after DATA
+ *	  RELAY_DEFER   any 4xx (MAIL, RCPT or DATA), or the session broke
+ *	                before this message's DATA was acknowledged
+ *	  RELAY_FAIL    any 5xx (MAIL, RCPT or DATA)
+ *	with code and a one-line PHI-free text (the server's reply text is
+ *	not copied; it can echo addresses) such as "550 at RCPT".
+ *
+ *	Returns 0 when the session ran (outcomes tell the rest), or a
+ *	negative code with err set when no message could be attempted
+ *	(connect refused, TLS required but not offered, AUTH failed): then
+ *	every outcome is RELAY_DEFER.
+ * OWNERSHIP
+ *	Messages and settings are borrowed for the duration of the call.
+ * THREAD SAFETY
+ *	Reentrant: concurrent calls use separate sessions.
+ */
+#ifndef CAREPOST_RELAY_H
+#define CAREPOST_RELAY_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "util.h"
+
+enum relay_outcome { RELAY_PENDING = 0, RELAY_SENT, RELAY_DEFER, RELAY_FAIL };
+
+struct relay_settings {
+	const char *server;		/* "host:port" */
+	const char *helo;		/* NULL: libesmtp's default */
+	enum tls_mode starttls;		/* TLS_OFF, TLS_OPPORTUNISTIC, TLS_REQUIRED */
+	const char *ca_file;		/* NULL: system default */
+	const char *user;		/* NULL: no AUTH */
+	const char *password;
+	int timeout;			/* seconds, 0: 60 */
+};
+
+struct relay_msg {
+	const char *reverse_path;
+	const char *recipient;
+	const char *data;
+	size_t len;
+	/* results */
+	enum relay_outcome outcome;
+	int code;			/* SMTP reply code, 0 if none */
+	char text[96];
+};
+
+int relay_send_batch(const struct relay_settings *settings,
+		     struct relay_msg *msgs, size_t n, struct cp_error *err);
+
+#endif
