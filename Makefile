@@ -20,7 +20,7 @@ UNITDIR	?= /lib/systemd/system
 SYSUSERSDIR ?= /usr/lib/sysusers.d
 TMPFILESDIR ?= /usr/lib/tmpfiles.d
 
-PKGS	= libetpan libesmtp-1.0 gpgme lmdb libsystemd jansson libgcrypt
+PKGS	= libetpan libesmtp-1.0 gpgme lmdb libsystemd jansson libgcrypt openssl
 CC	?= cc
 WARN	= -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
 	  -Wmissing-prototypes -Wno-unused-parameter
@@ -91,8 +91,8 @@ demo: all
 
 DEB_PKGS = build-essential pkg-config clang libclang-rt-14-dev \
 	libetpan-dev libesmtp-dev libgpgme-dev liblmdb-dev lmdb-utils \
-	libsystemd-dev libjansson-dev libgcrypt20-dev libcmocka-dev \
-	gnupg gpg-agent dovecot-imapd postfix isync python3 valgrind \
+	libsystemd-dev libjansson-dev libgcrypt20-dev libcmocka-dev libssl-dev \
+	gnupg gpg-agent dovecot-imapd postfix isync python3 python3-lmdb valgrind \
 	man-db groff-base systemd
 
 deps:

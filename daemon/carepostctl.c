@@ -1,4 +1,564 @@
-/* carepostctl - placeholder while the pipeline is written */
-#include <stdio.h>
-int main(void);
-int main(void) { fputs("carepostctl: not yet\n", stderr); return 69; }
+/*
+ * NAME
+ *	carepostctl - the admin and portal tool for carepost
+ * SYNOPSIS
+ *	carepostctl [-c FILE] [--json] COMMAND [ARGS]
+ * DESCRIPTION
+ *	patient add [FILE|-]         write a patient (JSON) into the store
+ *	patient show ID              print a patient record
+ *	patient list                 list patient ids
+ *	key import FILE [--patient ID [--proxy N]]
+ *	                             import an OpenPGP key into the keyring;
+ *	                             with --patient, record its fingerprint
+ *	event add [FILE|-]           write an event (JSON), as the portal does
+ *	queue                        events not yet in a final state
+ *	status EVENT_ID              an event's delivery state (no PHI)
+ *	retry EVENT_ID               send a deferred or failed event again now
+ *	render TEMPLATE DATA [--text]
+ *	                             render a mustache file with a JSON file;
+ *	                             {{> name}} loads name.mustache beside it
+ *	stats                        counts by state, queue depth, oldest due
+ * DIAGNOSTICS
+ *	Errors go to stderr as "carepostctl: ..."; exit codes from sysexits.h:
+ *	EX_USAGE, EX_DATAERR (bad input), EX_NOINPUT (no such record),
+ *	EX_CONFIG, EX_IOERR (store), EX_SOFTWARE.
+ */
+#include <getopt.h>
+#include <libgen.h>
+#include <sysexits.h>
+
+#include "event.h"
+#include "log.h"
+#include "pgp.h"
+#include "runtime.h"
+#include "template.h"
+
+static int json_output;
+static const char *config_arg;
+
+static int
+fail(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("carepostctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return code;
+}
+
+static void
+usage(FILE *f)
+{
+	fputs("usage: carepostctl [-c FILE] [--json] COMMAND [ARGS]\n"
+	      "commands:\n"
+	      "  patient add [FILE|-]      write a patient record (JSON)\n"
+	      "  patient show ID           print a patient record\n"
+	      "  patient list              list patient ids\n"
+	      "  key import FILE [--patient ID [--proxy N]]\n"
+	      "                            import a public key; record its fingerprint\n"
+	      "  event add [FILE|-]        write a portal event (JSON)\n"
+	      "  queue                     events not yet final\n"
+	      "  status EVENT_ID           delivery state of an event\n"
+	      "  retry EVENT_ID            send a deferred or failed event again now\n"
+	      "  render TEMPLATE DATA [--text]  render a template with JSON data\n"
+	      "  stats                     counts by delivery state\n"
+	      "options:\n"
+	      "  -c, --config FILE  configuration (default /etc/carepost/carepost.conf)\n"
+	      "  -j, --json         machine-readable output\n"
+	      "  -h, --help, -V, --version\n", f);
+}
+
+static int
+open_rt(struct runtime *rt, int flags)
+{
+	struct cp_error err;
+	const char *path = runtime_config_path(config_arg);
+
+	cp_error_clear(&err);
+	if (runtime_open(rt, path, flags, &err) < 0) {
+		runtime_close(rt);
+		return fail(err.code == -ENOENT || err.code == -EINVAL ? EX_CONFIG : EX_IOERR,
+			    "%s", err.text);
+	}
+	return 0;
+}
+
+static int
+read_input(const char *arg, char **text, size_t *len)
+{
+	int r;
+
+	if (arg == NULL || strcmp(arg, "-") == 0)
+		r = cp_read_file("/dev/stdin", EVENT_JSON_MAX, text, len);
+	else
+		r = cp_read_file(arg, EVENT_JSON_MAX, text, len);
+	if (r < 0)
+		return fail(r == -EFBIG ? EX_DATAERR : EX_NOINPUT, "%s: %s",
+			    arg ? arg : "stdin", strerror(-r));
+	return 0;
+}
+
+static json_t *
+parse_json(const char *text, size_t len, const char *what)
+{
+	json_error_t jerr;
+	json_t *v = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+
+	if (v == NULL)
+		fail(EX_DATAERR, "%s: invalid JSON at line %d, column %d: %s", what,
+		     jerr.line, jerr.column, jerr.text);
+	return v;
+}
+
+static void
+print_json(json_t *v)
+{
+	char *s = json_dumps(v, JSON_INDENT(2) | JSON_SORT_KEYS);
+
+	if (s) {
+		puts(s);
+		free(s);
+	}
+}
+
+static int
+cmd_patient_add(const char *arg)
+{
+	_cleanup_free_ char *text = NULL;
+	struct runtime rt;
+	struct cp_error err;
+	char reason[160];
+	json_t *p;
+	size_t len;
+	int r;
+
+	if ((r = read_input(arg, &text, &len)) != 0)
+		return r;
+	if ((p = parse_json(text, len, "patient")) == NULL)
+		return EX_DATAERR;
+	if (patient_validate(p, reason, sizeof(reason)) < 0) {
+		json_decref(p);
+		return fail(EX_DATAERR, "patient: %s", reason);
+	}
+	if ((r = open_rt(&rt, RUNTIME_STORE)) != 0) {
+		json_decref(p);
+		return r;
+	}
+	r = store_put_json(rt.store, DB_PATIENTS,
+			   json_string_value(json_object_get(p, "id")), p, &err);
+	if (r == 0 && !json_output)
+		printf("patient %s stored\n", json_string_value(json_object_get(p, "id")));
+	else if (r == 0)
+		print_json(json_pack("{s:O, s:b}", "id", json_object_get(p, "id"), "stored", 1));
+	json_decref(p);
+	runtime_close(&rt);
+	return r < 0 ? fail(EX_IOERR, "%s", err.text) : 0;
+}
+
+static int
+cmd_show(enum store_db db, const char *id, int strip_data)
+{
+	struct runtime rt;
+	struct cp_error err;
+	json_t *v;
+	int r;
+
+	if ((r = open_rt(&rt, RUNTIME_STORE)) != 0)
+		return r;
+	r = store_get_json(rt.store, db, id, &v, &err);
+	runtime_close(&rt);
+	if (r == -ENOENT)
+		return fail(EX_NOINPUT, "%s: no such record", id);
+	if (r < 0)
+		return fail(EX_IOERR, "%s", err.text);
+	if (strip_data) {
+		/* status is for people and scripts: the PHI payload stays out */
+		if (json_object_get(v, "data"))
+			json_object_set_new(v, "data", json_string("(held until delivered)"));
+	}
+	if (json_output || db == DB_PATIENTS) {
+		print_json(v);
+	} else {
+		json_t *rc;
+		size_t i;
+
+		printf("event:    %s\ntype:     %s\nstate:    %s\n",
+		       json_string_value(json_object_get(v, "id")),
+		       json_string_value(json_object_get(v, "type")) ?: "-",
+		       json_string_value(json_object_get(v, "state")) ?: "-");
+		if (json_object_get(v, "reason"))
+			printf("reason:   %s\n", json_string_value(json_object_get(v, "reason")));
+		printf("attempts: %lld\n",
+		       (long long)json_integer_value(json_object_get(v, "attempts")));
+		json_array_foreach(json_object_get(v, "recipients"), i, rc)
+			printf("  %-10s %-9s %-9s %s %s\n",
+			       json_string_value(json_object_get(rc, "ref")) ?: "",
+			       json_string_value(json_object_get(rc, "mode")) ?: "",
+			       json_string_value(json_object_get(rc, "state")) ?: "",
+			       json_string_value(json_object_get(rc, "message_id")) ?: "",
+			       json_string_value(json_object_get(rc, "reason")) ?: "");
+	}
+	json_decref(v);
+	return 0;
+}
+
+static int
+each_patient_id(void *ud, const char *key, size_t keylen, json_t *value)
+{
+	json_array_append_new(ud, json_stringn(key, keylen));
+	return 0;
+}
+
+static int
+cmd_patient_list(void)
+{
+	struct runtime rt;
+	struct cp_error err;
+	json_t *ids = json_array(), *v;
+	size_t i;
+	int r;
+
+	if ((r = open_rt(&rt, RUNTIME_STORE)) != 0) {
+		json_decref(ids);
+		return r;
+	}
+	r = store_foreach(rt.store, DB_PATIENTS, each_patient_id, ids, &err);
+	runtime_close(&rt);
+	if (r < 0) {
+		json_decref(ids);
+		return fail(EX_IOERR, "%s", err.text);
+	}
+	if (json_output)
+		print_json(ids);
+	else
+		json_array_foreach(ids, i, v)
+			puts(json_string_value(v));
+	json_decref(ids);
+	return 0;
+}
+
+static int
+cmd_key_import(int argc, char **argv)
+{
+	_cleanup_free_ char *data = NULL;
+	const char *file = NULL, *patient = NULL;
+	long proxy = -1;
+	char fpr[PGP_FPR_SIZE];
+	struct runtime rt;
+	struct cp_error err;
+	struct pgp *p = NULL;
+	size_t len;
+	int i, r;
+
+	for (i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--patient") == 0 && i + 1 < argc)
+			patient = argv[++i];
+		else if (strcmp(argv[i], "--proxy") == 0 && i + 1 < argc)
+			proxy = strtol(argv[++i], NULL, 10);
+		else if (file == NULL)
+			file = argv[i];
+		else
+			return fail(EX_USAGE, "key import: unexpected argument %s", argv[i]);
+	}
+	if (file == NULL)
+		return fail(EX_USAGE, "key import: a key file (or -) is required");
+	r = cp_read_file(strcmp(file, "-") == 0 ? "/dev/stdin" : file, 1 << 20, &data, &len);
+	if (r < 0)
+		return fail(EX_NOINPUT, "%s: %s", file, strerror(-r));
+	if ((r = open_rt(&rt, patient ? RUNTIME_STORE : 0)) != 0)
+		return r;
+	pgp_global_init();
+	cp_error_clear(&err);
+	r = pgp_new(rt.cfg->gpg_home, NULL, &p, &err);
+	if (r == 0)
+		r = pgp_import(p, data, len, fpr, &err);
+	pgp_free(p);
+	if (r < 0) {
+		runtime_close(&rt);
+		return fail(EX_DATAERR, "key import: %s", err.text);
+	}
+	if (patient) {
+		json_t *rec, *who;
+
+		r = store_get_json(rt.store, DB_PATIENTS, patient, &rec, &err);
+		if (r < 0) {
+			runtime_close(&rt);
+			return fail(r == -ENOENT ? EX_NOINPUT : EX_IOERR,
+				    "patient %s: %s", patient, err.text);
+		}
+		who = proxy >= 0 ? json_array_get(json_object_get(rec, "proxies"), (size_t)proxy)
+				 : rec;
+		if (who == NULL) {
+			json_decref(rec);
+			runtime_close(&rt);
+			return fail(EX_NOINPUT, "patient %s: no proxy %ld", patient, proxy);
+		}
+		json_object_set_new(who, "pgp_fpr", json_string(fpr));
+		r = store_put_json(rt.store, DB_PATIENTS, patient, rec, &err);
+		json_decref(rec);
+		if (r < 0) {
+			runtime_close(&rt);
+			return fail(EX_IOERR, "%s", err.text);
+		}
+	}
+	runtime_close(&rt);
+	if (json_output)
+		print_json(json_pack("{s:s}", "fingerprint", fpr));
+	else
+		printf("%s\n", fpr);
+	return 0;
+}
+
+static int
+cmd_event_add(const char *arg)
+{
+	_cleanup_free_ char *text = NULL;
+	struct runtime rt;
+	struct cp_error err;
+	char reason[160];
+	json_t *ev;
+	size_t len;
+	int r;
+
+	if ((r = read_input(arg, &text, &len)) != 0)
+		return r;
+	if ((ev = parse_json(text, len, "event")) == NULL)
+		return EX_DATAERR;
+	if (event_validate(ev, reason, sizeof(reason)) < 0) {
+		json_decref(ev);
+		return fail(EX_DATAERR, "event: %s", reason);
+	}
+	if ((r = open_rt(&rt, RUNTIME_STORE)) != 0) {
+		json_decref(ev);
+		return r;
+	}
+	r = store_put_event_raw(rt.store, json_string_value(json_object_get(ev, "id")),
+				text, len, &err);
+	if (r == 0) {
+		if (json_output)
+			print_json(json_pack("{s:O, s:b}", "id", json_object_get(ev, "id"),
+					     "queued", 1));
+		else
+			printf("event %s queued\n", json_string_value(json_object_get(ev, "id")));
+	}
+	json_decref(ev);
+	runtime_close(&rt);
+	return r < 0 ? fail(EX_IOERR, "%s", err.text) : 0;
+}
+
+struct queue_walk {
+	json_t *rows;
+	json_t *counts;
+	int64_t oldest;
+	int all;
+};
+
+static int
+each_delivery(void *ud, const char *key, size_t keylen, json_t *v)
+{
+	struct queue_walk *q = ud;
+	const char *state = json_string_value(json_object_get(v, "state"));
+	json_t *row;
+
+	if (state == NULL)
+		return 0;
+	json_object_set_new(q->counts, state, json_integer(
+		json_integer_value(json_object_get(q->counts, state)) + 1));
+	if (store_state_final(state))
+		return 0;
+	if (q->oldest == 0 || json_integer_value(json_object_get(v, "created")) < q->oldest)
+		q->oldest = json_integer_value(json_object_get(v, "created"));
+	if (q->rows == NULL)
+		return 0;
+	row = json_pack("{s:O, s:O, s:O, s:O, s:O}", "id", json_object_get(v, "id"),
+			"type", json_object_get(v, "type") ?: json_null(),
+			"state", json_object_get(v, "state"),
+			"due", json_object_get(v, "due") ?: json_null(),
+			"attempts", json_object_get(v, "attempts") ?: json_null());
+	if (row && json_object_get(v, "reason"))
+		json_object_set(row, "reason", json_object_get(v, "reason"));
+	if (row)
+		json_array_append_new(q->rows, row);
+	return 0;
+}
+
+static int
+cmd_queue(int stats)
+{
+	struct runtime rt;
+	struct cp_error err;
+	struct queue_walk q = { stats ? NULL : json_array(), json_object(), 0, 0 };
+	size_t waiting = 0, scheduled = 0, i;
+	json_t *row;
+	int r;
+
+	if ((r = open_rt(&rt, RUNTIME_STORE)) != 0)
+		goto out;
+	r = store_foreach(rt.store, DB_DELIVERY, each_delivery, &q, &err);
+	if (r == 0)
+		r = store_count(rt.store, DB_EVENTS, &waiting, &err);
+	if (r == 0)
+		r = store_count(rt.store, DB_SCHEDULE, &scheduled, &err);
+	runtime_close(&rt);
+	if (r < 0) {
+		r = fail(EX_IOERR, "%s", err.text);
+		goto out;
+	}
+	if (stats) {
+		json_t *out = json_pack("{s:O, s:i, s:i, s:I}", "states", q.counts,
+					"unclaimed", (int)waiting, "queue_depth", (int)scheduled,
+					"oldest_pending_age",
+					(json_int_t)(q.oldest ? cp_now() - q.oldest : 0));
+
+		if (json_output) {
+			print_json(out);
+		} else {
+			const char *k;
+			json_t *v;
+
+			printf("unclaimed events: %zu\nqueue depth:      %zu\n", waiting, scheduled);
+			printf("oldest pending:   %llds\n",
+			       (long long)(q.oldest ? cp_now() - q.oldest : 0));
+			json_object_foreach(q.counts, k, v)
+				printf("%-17s %lld\n", k, (long long)json_integer_value(v));
+		}
+		json_decref(out);
+	} else if (json_output) {
+		print_json(q.rows);
+	} else {
+		json_array_foreach(q.rows, i, row)
+			printf("%-32s %-22s %-9s attempts=%lld due=%lld %s\n",
+			       json_string_value(json_object_get(row, "id")),
+			       json_string_value(json_object_get(row, "type")) ?: "-",
+			       json_string_value(json_object_get(row, "state")),
+			       (long long)json_integer_value(json_object_get(row, "attempts")),
+			       (long long)json_integer_value(json_object_get(row, "due")),
+			       json_string_value(json_object_get(row, "reason")) ?: "");
+	}
+out:
+	json_decref(q.rows);
+	json_decref(q.counts);
+	return r;
+}
+
+static int
+cmd_retry(const char *id)
+{
+	struct runtime rt;
+	struct cp_error err;
+	int r;
+
+	if ((r = open_rt(&rt, RUNTIME_STORE)) != 0)
+		return r;
+	r = store_retry(rt.store, id, cp_now(), &err);
+	runtime_close(&rt);
+	if (r == -ENOENT)
+		return fail(EX_NOINPUT, "%s: no such event", id);
+	if (r == -EPERM)
+		return fail(EX_DATAERR, "%s", err.text);
+	if (r < 0)
+		return fail(EX_IOERR, "%s", err.text);
+	printf("event %s queued for retry\n", id);
+	return 0;
+}
+
+static int
+cmd_render(int argc, char **argv)
+{
+	_cleanup_free_ char *src = NULL, *data = NULL, *dircopy = NULL;
+	struct tmpl_options opts = { .escape = TMPL_ESCAPE_HTML };
+	_cleanup_buf_ struct buf out = BUF_INIT;
+	struct cp_error err;
+	const char *tfile = NULL, *dfile = NULL;
+	size_t slen, dlen;
+	json_t *ctx;
+	int i, r;
+
+	for (i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--text") == 0)
+			opts.escape = TMPL_ESCAPE_NONE;
+		else if (tfile == NULL)
+			tfile = argv[i];
+		else if (dfile == NULL)
+			dfile = argv[i];
+		else
+			return fail(EX_USAGE, "render: unexpected argument %s", argv[i]);
+	}
+	if (tfile == NULL || dfile == NULL)
+		return fail(EX_USAGE, "render: TEMPLATE and DATA files are required");
+	if ((r = cp_read_file(tfile, TMPL_MAX_SOURCE, &src, &slen)) < 0)
+		return fail(EX_NOINPUT, "%s: %s", tfile, strerror(-r));
+	if ((r = cp_read_file(dfile, EVENT_JSON_MAX, &data, &dlen)) < 0)
+		return fail(EX_NOINPUT, "%s: %s", dfile, strerror(-r));
+	if ((ctx = parse_json(data, dlen, dfile)) == NULL)
+		return EX_DATAERR;
+	dircopy = strdup(tfile);
+	opts.partial = tmpl_dir_partial;
+	opts.partial_userdata = dirname(dircopy);
+	cp_error_clear(&err);
+	r = tmpl_render_string(src, slen, ctx, &opts, &out, &err);
+	json_decref(ctx);
+	if (r < 0)
+		return fail(EX_DATAERR, "%s: %s", tfile, err.text);
+	fwrite(out.data ? out.data : "", 1, out.len, stdout);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *cmd, *sub;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+c:jhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': config_arg = optarg; break;
+		case 'j': json_output = 1; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': puts("carepostctl " CAREPOST_VERSION); return 0;
+		default: usage(stderr); return EX_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EX_USAGE;
+	}
+	log_setup("carepostctl", LOG_TARGET_STDERR, LOG_WARNING);
+	cmd = argv[optind];
+	sub = optind + 1 < argc ? argv[optind + 1] : NULL;
+	argc -= optind;
+	argv += optind;
+
+	if (strcmp(cmd, "patient") == 0 && sub && strcmp(sub, "add") == 0 && argc <= 3)
+		return cmd_patient_add(argc == 3 ? argv[2] : NULL);
+	if (strcmp(cmd, "patient") == 0 && sub && strcmp(sub, "show") == 0 && argc == 3)
+		return cmd_show(DB_PATIENTS, argv[2], 0);
+	if (strcmp(cmd, "patient") == 0 && sub && strcmp(sub, "list") == 0 && argc == 2)
+		return cmd_patient_list();
+	if (strcmp(cmd, "key") == 0 && sub && strcmp(sub, "import") == 0)
+		return cmd_key_import(argc - 2, argv + 2);
+	if (strcmp(cmd, "event") == 0 && sub && strcmp(sub, "add") == 0 && argc <= 3)
+		return cmd_event_add(argc == 3 ? argv[2] : NULL);
+	if (strcmp(cmd, "queue") == 0 && argc == 1)
+		return cmd_queue(0);
+	if (strcmp(cmd, "stats") == 0 && argc == 1)
+		return cmd_queue(1);
+	if (strcmp(cmd, "status") == 0 && argc == 2)
+		return cmd_show(DB_DELIVERY, argv[1], 1);
+	if (strcmp(cmd, "retry") == 0 && argc == 2)
+		return cmd_retry(argv[1]);
+	if (strcmp(cmd, "render") == 0)
+		return cmd_render(argc - 1, argv + 1);
+	usage(stderr);
+	return EX_USAGE;
+}

@@ -1,0 +1,302 @@
+/*
+ * NAME
+ *	event - portal event and patient records: types, categories, checks
+ * DESCRIPTION
+ *	See event.h. The table below is the one list of event types; the
+ *	templates directory must hold a full and a notice variant of each.
+ */
+#include "event.h"
+#include "util.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static const struct event_type types[] = {
+	{ "appointment_scheduled", "appointments", 0, 0 },
+	{ "appointment_reminder", "reminders", 0, 1 },
+	{ "appointment_cancelled", "appointments", 0, 0 },
+	{ "referral_update", "referrals", 0, 0 },
+	{ "refill_ready", "pharmacy", 0, 0 },
+	{ "refill_status", "pharmacy", 0, 0 },
+	{ "benefits_update", "billing", 0, 0 },
+	{ "contact_info_changed", "security", 1, 0 },
+	{ "statement_ready", "billing", 0, 0 },
+	{ "payment_due", "billing", 0, 0 },
+	{ "payment_received", "billing", 0, 0 },
+	{ "form_request", "forms", 0, 0 },
+	{ "provider_message", "messages", 0, 0 },
+	{ "test_result", "results", 0, 0 },
+	{ "visit_summary", "results", 0, 0 },
+	{ "health_record_updated", "results", 0, 0 },
+	{ "education_article", "education", 0, 1 },
+	{ "evisit_update", "messages", 0, 0 },
+	{ "checkup_reminder", "reminders", 0, 1 },
+	{ "immunization_reminder", "reminders", 0, 1 },
+	{ "proxy_access_granted", "security", 1, 0 },
+	{ "account_invite", "security", 1, 0 },
+};
+
+const struct event_type *
+event_type_find(const char *name)
+{
+	size_t i;
+
+	if (name == NULL)
+		return NULL;
+	for (i = 0; i < CP_ARRAY_SIZE(types); i++)
+		if (strcmp(types[i].name, name) == 0)
+			return &types[i];
+	return NULL;
+}
+
+const struct event_type *
+event_types(size_t *n)
+{
+	*n = CP_ARRAY_SIZE(types);
+	return types;
+}
+
+int
+event_category_known(const char *category)
+{
+	size_t i;
+
+	for (i = 0; i < CP_ARRAY_SIZE(types); i++)
+		if (strcmp(types[i].category, category) == 0)
+			return 1;
+	return 0;
+}
+
+int
+id_valid(const char *s)
+{
+	size_t n = 0;
+
+	if (s == NULL)
+		return 0;
+	for (; s[n]; n++) {
+		unsigned char c = (unsigned char)s[n];
+
+		if (!(isalnum(c) || c == '.' || c == '_' || c == ':' ||
+		      c == '@' || c == '-'))
+			return 0;
+		if (n >= 128)
+			return 0;
+	}
+	return n > 0;
+}
+
+/* parse_rfc3339 - "YYYY-MM-DDTHH:MM:SS(Z|±HH:MM)" to epoch; -1 if bad. */
+static int64_t
+parse_rfc3339(const char *s)
+{
+	int Y, M, D, h, m, sec, n = 0, oh = 0, om = 0;
+	struct tm tm;
+	const char *p;
+	int64_t t;
+
+	if (sscanf(s, "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &Y, &M, &D, &h, &m,
+		   &sec, &n) != 6)
+		return -1;
+	p = s + n;
+	if (*p == '.') {		/* fractional seconds: ignored */
+		p++;
+		while (isdigit((unsigned char)*p))
+			p++;
+	}
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		int sign = *p == '-' ? -1 : 1;
+
+		if (sscanf(p + 1, "%2d:%2d", &oh, &om) != 2 || strlen(p) != 6)
+			return -1;
+		oh *= sign;
+		om *= sign;
+		p += 6;
+	} else {
+		return -1;
+	}
+	if (*p != '\0' || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 ||
+	    m > 59 || sec > 60)
+		return -1;
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = Y - 1900;
+	tm.tm_mon = M - 1;
+	tm.tm_mday = D;
+	tm.tm_hour = h;
+	tm.tm_min = m;
+	tm.tm_sec = sec;
+	t = (int64_t)timegm(&tm);
+	return t - (int64_t)oh * 3600 - (int64_t)om * 60;
+}
+
+int64_t
+event_time(json_t *obj, const char *field)
+{
+	json_t *v = json_object_get(obj, field);
+
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (json_is_integer(v))
+		return json_integer_value(v) > 0 ? json_integer_value(v) : -1;
+	if (json_is_string(v))
+		return parse_rfc3339(json_string_value(v));
+	return -1;
+}
+
+static int
+fail(char *reason, size_t len, const char *text)
+{
+	cp_strlcpy(reason, text, len);
+	return -EINVAL;
+}
+
+static int
+optional_string(json_t *obj, const char *field)
+{
+	json_t *v = json_object_get(obj, field);
+
+	return v == NULL || json_is_null(v) || json_is_string(v);
+}
+
+int
+event_validate(json_t *ev, char *reason, size_t len)
+{
+	json_t *v;
+	const char *prio;
+
+	if (!json_is_object(ev))
+		return fail(reason, len, "event: expected a JSON object");
+	if (!id_valid(json_string_value(json_object_get(ev, "id"))))
+		return fail(reason, len, "field id: expected 1-128 of [A-Za-z0-9._:@-]");
+	v = json_object_get(ev, "type");
+	if (!json_is_string(v))
+		return fail(reason, len, "field type: expected a string");
+	if (event_type_find(json_string_value(v)) == NULL)
+		return fail(reason, len, "field type: unknown event type");
+	if (!id_valid(json_string_value(json_object_get(ev, "patient"))))
+		return fail(reason, len, "field patient: expected a patient id");
+	if (event_time(ev, "send_at") < 0)
+		return fail(reason, len, "field send_at: expected epoch seconds or an RFC 3339 time");
+	if (event_time(ev, "expires_at") < 0)
+		return fail(reason, len, "field expires_at: expected epoch seconds or an RFC 3339 time");
+	if (!optional_string(ev, "department"))
+		return fail(reason, len, "field department: expected a string");
+	v = json_object_get(ev, "department");
+	if (json_is_string(v) && !id_valid(json_string_value(v)))
+		return fail(reason, len, "field department: expected a department name");
+	if (!optional_string(ev, "priority"))
+		return fail(reason, len, "field priority: expected \"normal\" or \"high\"");
+	prio = json_string_value(json_object_get(ev, "priority"));
+	if (prio && strcmp(prio, "normal") != 0 && strcmp(prio, "high") != 0)
+		return fail(reason, len, "field priority: expected \"normal\" or \"high\"");
+	v = json_object_get(ev, "confidential");
+	if (v && !json_is_boolean(v) && !json_is_null(v))
+		return fail(reason, len, "field confidential: expected true or false");
+	v = json_object_get(ev, "data");
+	if (v && !json_is_object(v) && !json_is_null(v))
+		return fail(reason, len, "field data: expected an object");
+	return 0;
+}
+
+static int
+address_ok(json_t *v)
+{
+	const char *s = json_string_value(v);
+	const char *at;
+	size_t i;
+
+	if (s == NULL || strlen(s) > 254)
+		return 0;
+	at = strchr(s, '@');
+	if (at == NULL || at == s || at[1] == '\0' || strchr(at + 1, '@'))
+		return 0;
+	for (i = 0; s[i]; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c <= ' ' || c >= 0x7f || strchr("<>,;\"()[]\\", c))
+			return 0;
+	}
+	return 1;
+}
+
+int
+patient_validate(json_t *p, char *reason, size_t len)
+{
+	json_t *v, *proxy;
+	size_t i;
+
+	if (!json_is_object(p))
+		return fail(reason, len, "patient: expected a JSON object");
+	if (!id_valid(json_string_value(json_object_get(p, "id"))))
+		return fail(reason, len, "field id: expected 1-128 of [A-Za-z0-9._:@-]");
+	v = json_object_get(p, "email");
+	if (v && !json_is_null(v) && !address_ok(v))
+		return fail(reason, len, "field email: expected an ASCII address");
+	if (!optional_string(p, "name") || !optional_string(p, "locale") ||
+	    !optional_string(p, "tz") || !optional_string(p, "dob") ||
+	    !optional_string(p, "pgp_fpr"))
+		return fail(reason, len, "fields name, locale, tz, dob, pgp_fpr: expected strings");
+	v = json_object_get(p, "dob");
+	if (json_is_string(v) && patient_age_years(p, cp_now()) < 0)
+		return fail(reason, len, "field dob: expected YYYY-MM-DD");
+	v = json_object_get(p, "proxies");
+	if (v && !json_is_null(v)) {
+		if (!json_is_array(v) || json_array_size(v) > PATIENT_MAX_PROXIES)
+			return fail(reason, len, "field proxies: expected an array of at most 8");
+		json_array_foreach(v, i, proxy) {
+			if (!json_is_object(proxy) ||
+			    !address_ok(json_object_get(proxy, "email")))
+				return fail(reason, len, "field proxies: each needs an email address");
+			if (!optional_string(proxy, "name") ||
+			    !optional_string(proxy, "pgp_fpr") ||
+			    !optional_string(proxy, "relation"))
+				return fail(reason, len, "field proxies: name, relation, pgp_fpr must be strings");
+		}
+	}
+	v = json_object_get(p, "optout");
+	if (v && !json_is_null(v)) {
+		json_t *c;
+
+		if (!json_is_array(v))
+			return fail(reason, len, "field optout: expected an array of categories");
+		json_array_foreach(v, i, c)
+			if (!json_is_string(c))
+				return fail(reason, len, "field optout: expected category names");
+	}
+	return 0;
+}
+
+int
+patient_age_years(json_t *p, int64_t now)
+{
+	const char *dob = json_string_value(json_object_get(p, "dob"));
+	int Y, M, D, n = 0, age;
+	struct tm tm;
+	time_t t = (time_t)now;
+
+	if (dob == NULL || sscanf(dob, "%4d-%2d-%2d%n", &Y, &M, &D, &n) != 3 ||
+	    dob[n] != '\0' || n != 10 || M < 1 || M > 12 || D < 1 || D > 31 ||
+	    Y < 1850)
+		return -1;
+	gmtime_r(&t, &tm);
+	age = tm.tm_year + 1900 - Y;
+	if (tm.tm_mon + 1 < M || (tm.tm_mon + 1 == M && tm.tm_mday < D))
+		age--;
+	return age < 0 ? -1 : age;
+}
+
+int
+patient_opted_out(json_t *p, const char *category)
+{
+	json_t *list = json_object_get(p, "optout"), *c;
+	size_t i;
+
+	json_array_foreach(list, i, c)
+		if (json_is_string(c) && strcmp(json_string_value(c), category) == 0)
+			return 1;
+	return 0;
+}

@@ -1,0 +1,72 @@
+/*
+ * NAME
+ *	event - portal event and patient records: types, categories, checks
+ * SYNOPSIS
+ *	#include "event.h"
+ * DESCRIPTION
+ *	The portal writes events and patients as JSON (see DESIGN.md and
+ *	docs/events.md). These functions validate them before carepostd acts
+ *	on them, and hold the fixed facts about each event type: its category
+ *	(for opt-out), whether it is a security notice (never opted out of),
+ *	and whether it carries List-Unsubscribe.
+ *
+ *	Validation reasons are PHI-free: they name the field, never its value.
+ *
+ *	Limits: ids are 1..128 bytes of [A-Za-z0-9._:@-]; an event's JSON is
+ *	at most 256 KiB; a patient has at most 8 proxies.
+ * THREAD SAFETY
+ *	Reentrant.
+ */
+#ifndef CAREPOST_EVENT_H
+#define CAREPOST_EVENT_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define EVENT_JSON_MAX	(256 * 1024)
+#define PATIENT_MAX_PROXIES 8
+
+struct event_type {
+	const char *name;
+	const char *category;
+	int security;		/* never suppressed by opt-out */
+	int unsubscribe;	/* carries List-Unsubscribe */
+};
+
+/* event_type_find - the type's facts, or NULL when unknown. */
+const struct event_type *event_type_find(const char *name);
+
+/* event_types - all known types (n set to the count). */
+const struct event_type *event_types(size_t *n);
+
+/* event_category_known - 1 for a category name that types use. */
+int event_category_known(const char *category);
+
+/* id_valid - 1 if s is an acceptable event or patient id. */
+int id_valid(const char *s);
+
+/*
+ * event_validate - check an event object; 0, or -EINVAL with a reason
+ * ("field send_at: expected an integer or RFC 3339 time") in reason.
+ * Times (send_at, expires_at) may be epoch seconds or RFC 3339 strings;
+ * event_time reads them.
+ */
+int event_validate(json_t *ev, char *reason, size_t reasonlen);
+
+/* event_time - a time field as epoch seconds; 0 if absent, -1 if bad. */
+int64_t event_time(json_t *obj, const char *field);
+
+/* patient_validate - check a patient object, as event_validate. */
+int patient_validate(json_t *p, char *reason, size_t reasonlen);
+
+/*
+ * patient_age_years - age at now from "dob" (YYYY-MM-DD); -1 when the
+ * patient has no valid dob (treated as an adult).
+ */
+int patient_age_years(json_t *p, int64_t now);
+
+/* patient_opted_out - 1 if the patient opted out of the category. */
+int patient_opted_out(json_t *p, const char *category);
+
+#endif

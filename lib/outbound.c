@@ -1,0 +1,752 @@
+/*
+ * NAME
+ *	outbound - portal events to mail: claim, compose, encrypt, send, record
+ * DESCRIPTION
+ *	See outbound.h for the flow. The main thread owns the store and the
+ *	JSON records; worker threads only compose messages from inputs the
+ *	main thread prepared (deep copies), so no JSON value is shared.
+ */
+#include "outbound.h"
+#include "buf.h"
+#include "event.h"
+#include "log.h"
+#include "mime.h"
+#include "pgp.h"
+#include "policy.h"
+#include "relay.h"
+#include "token.h"
+
+#include <gcrypt.h>
+#include <pthread.h>
+
+#define CLAIM_BATCH	500
+#define SEND_LEASE	600	/* seconds a taken batch stays leased */
+#define MAX_WORKERS	16
+
+struct outbound {
+	const struct cp_config *cfg;
+	struct store *store;
+	const struct tmplset *templates;
+	unsigned char token_key[64];
+	size_t token_keylen;
+	struct pgp *pgp[MAX_WORKERS];
+	int workers;
+	char *smtp_password;
+	struct relay_settings relay;
+};
+
+/* One message to one recipient, prepared by the main thread. */
+struct job {
+	json_t *record;			/* borrowed: main thread only */
+	json_t *rcpt;			/* borrowed: main thread only */
+	json_t *notice_ctx;		/* owned: no event data, ever */
+	json_t *full_ctx;		/* owned, NULL for notices */
+	const char *locale;		/* borrowed from the patient */
+	const char *type;
+	char to[256];
+	char fpr[PGP_FPR_SIZE + 8];
+	int encrypt;
+	int64_t now;
+	char message_id[160];
+	char reply_to[160];
+	char verp[160];
+	char list_unsubscribe[320];
+	/* results */
+	struct buf msg;
+	int rc;
+	char reason[384];
+	int fell_back;			/* wanted encryption, sent a notice */
+	struct relay_msg rm;
+};
+
+struct pool {
+	struct outbound *ob;
+	struct job *jobs;
+	size_t n;
+	size_t next;
+	pthread_mutex_t lock;
+};
+
+void
+outbound_message_id(const char *thread_hex, size_t rcpt_index,
+		    const char *domain, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "<%s.r%zu@%s>", thread_hex, rcpt_index,
+		 domain ? domain : "carepost.invalid");
+}
+
+static const char *
+domain_of(const char *addr)
+{
+	const char *at = addr ? strrchr(addr, '@') : NULL;
+
+	return at ? at + 1 : NULL;
+}
+
+int
+outbound_new(const struct cp_config *cfg, struct store *store,
+	     const struct tmplset *templates, const void *token_key,
+	     size_t token_keylen, struct outbound **out, struct cp_error *err)
+{
+	struct outbound *ob;
+	int i, r;
+
+	if (token_keylen < 16 || token_keylen > sizeof(ob->token_key))
+		return cp_error_set(err, -EINVAL,
+			"token key: expected 16 to 64 bytes");
+	if (cfg->from_address == NULL || !mime_addr_valid(cfg->from_address))
+		return cp_error_set(err, -EINVAL, "[portal] from_address: expected an address");
+	if (cfg->reply_domain == NULL || cfg->bounce_domain == NULL)
+		return cp_error_set(err, -EINVAL,
+			"[portal] reply_domain and bounce_domain must be set");
+	ob = calloc(1, sizeof(*ob));
+	if (ob == NULL)
+		return cp_error_set(err, -ENOMEM, "outbound: out of memory");
+	ob->cfg = cfg;
+	ob->store = store;
+	ob->templates = templates;
+	memcpy(ob->token_key, token_key, token_keylen);
+	ob->token_keylen = token_keylen;
+	ob->workers = cfg->gpg_workers < 1 ? 1 :
+		      cfg->gpg_workers > MAX_WORKERS ? MAX_WORKERS : cfg->gpg_workers;
+	if (cfg->gpg_clinic_key) {
+		for (i = 0; i < ob->workers; i++) {
+			r = pgp_new(cfg->gpg_home, cfg->gpg_clinic_key, &ob->pgp[i], err);
+			if (r < 0) {
+				outbound_free(ob);
+				return r;
+			}
+		}
+	}
+	if (cfg->smtp_user && cfg->smtp_password_file) {
+		r = config_read_secret(cfg->smtp_password_file, 4096,
+				       &ob->smtp_password, NULL, err);
+		if (r < 0) {
+			outbound_free(ob);
+			return r;
+		}
+	}
+	ob->relay.server = cfg->smtp_server;
+	ob->relay.helo = cfg->smtp_helo;
+	ob->relay.starttls = cfg->smtp_starttls;
+	ob->relay.ca_file = cfg->smtp_ca_file;
+	ob->relay.user = cfg->smtp_user;
+	ob->relay.password = ob->smtp_password;
+	ob->relay.timeout = cfg->smtp_timeout;
+	*out = ob;
+	return 0;
+}
+
+void
+outbound_free(struct outbound *ob)
+{
+	int i;
+
+	if (ob == NULL)
+		return;
+	for (i = 0; i < MAX_WORKERS; i++)
+		pgp_free(ob->pgp[i]);
+	if (ob->smtp_password) {
+		explicit_bzero(ob->smtp_password, strlen(ob->smtp_password));
+		free(ob->smtp_password);
+	}
+	explicit_bzero(ob->token_key, sizeof(ob->token_key));
+	free(ob);
+}
+
+void
+outbound_set_templates(struct outbound *ob, const struct tmplset *ts)
+{
+	ob->templates = ts;
+}
+
+/* ---- composing (worker threads) ---- */
+
+static int
+common_headers(struct buf *b, const struct cp_config *cfg, struct job *j,
+	       const char *subject)
+{
+	char date[64];
+	int r = 0;
+
+	mime_date(j->now, date);
+	r = r < 0 ? r : mime_address(b, "From", cfg->from_name, cfg->from_address);
+	r = r < 0 ? r : mime_address(b, "To", NULL, j->to);
+	r = r < 0 ? r : mime_header(b, "Subject", subject);
+	r = r < 0 ? r : mime_header(b, "Date", date);
+	r = r < 0 ? r : mime_header(b, "Message-ID", j->message_id);
+	return r;
+}
+
+static int
+compose(struct outbound *ob, struct pgp *pgp, struct job *j)
+{
+	const struct cp_config *cfg = ob->cfg;
+	_cleanup_buf_ struct buf nsubj = BUF_INIT, nbody = BUF_INIT;
+	_cleanup_buf_ struct buf fsubj = BUF_INIT, fbody = BUF_INIT;
+	_cleanup_buf_ struct buf inner = BUF_INIT, entity = BUF_INIT;
+	struct cp_error err;
+	struct buf *b = &j->msg;
+	char boundary[MIME_BOUNDARY_SIZE];
+	int r;
+
+	r = tmplset_render(ob->templates, j->locale, j->type, TMPL_NOTICE,
+			   j->notice_ctx, &nsubj, &nbody, &err);
+	if (r < 0) {
+		snprintf(j->reason, sizeof(j->reason), "notice template: %s", err.text);
+		return r;
+	}
+	if (j->encrypt) {
+		r = tmplset_render(ob->templates, j->locale, j->type, TMPL_FULL,
+				   j->full_ctx, &fsubj, &fbody, &err);
+		if (r < 0) {
+			snprintf(j->reason, sizeof(j->reason), "full template: %s", err.text);
+			return r;
+		}
+		mime_boundary(boundary);
+		r = buf_printf(&inner, "Content-Type: multipart/mixed; boundary=\"%s\";\r\n"
+			       " protected-headers=\"v1\"\r\n", boundary);
+		r = r < 0 ? r : common_headers(&inner, cfg, j, fsubj.data ? fsubj.data : "");
+		r = r < 0 ? r : buf_printf(&inner, "\r\n--%s\r\n", boundary);
+		r = r < 0 ? r : mime_text_part(&inner, fbody.data ? fbody.data : "", fbody.len);
+		r = r < 0 ? r : buf_printf(&inner, "\r\n--%s--\r\n", boundary);
+		if (r < 0) {
+			snprintf(j->reason, sizeof(j->reason), "building MIME: %s", strerror(-r));
+			return r;
+		}
+		r = pgp_mime_encrypt(pgp, j->fpr, inner.data, inner.len, &entity, &err);
+		if (r < 0) {
+			/* The key went bad between check and use: a notice instead. */
+			snprintf(j->reason, sizeof(j->reason),
+				 "encryption failed (%s): sent a notice", err.text);
+			j->encrypt = 0;
+			j->fell_back = 1;
+		}
+	}
+	r = common_headers(b, cfg, j, nsubj.data ? nsubj.data : "");
+	r = r < 0 ? r : mime_header(b, "Auto-Submitted", "auto-generated");
+	r = r < 0 ? r : mime_header(b, "Reply-To", j->reply_to);
+	if (r == 0 && j->list_unsubscribe[0])
+		r = mime_header(b, "List-Unsubscribe", j->list_unsubscribe);
+	r = r < 0 ? r : mime_header(b, "MIME-Version", "1.0");
+	if (r == 0 && j->encrypt)
+		r = buf_append(b, entity.data, entity.len);
+	else if (r == 0)
+		r = mime_text_part(b, nbody.data ? nbody.data : "", nbody.len);
+	if (r < 0)
+		snprintf(j->reason, sizeof(j->reason), "building message: %s", strerror(-r));
+	return r;
+}
+
+static void *
+worker(void *arg)
+{
+	struct pool *p = ((struct pool **)arg)[0];
+	struct pgp *pgp = ((struct pgp **)arg)[1];
+
+	for (;;) {
+		struct job *j;
+
+		pthread_mutex_lock(&p->lock);
+		j = p->next < p->n ? &p->jobs[p->next++] : NULL;
+		pthread_mutex_unlock(&p->lock);
+		if (j == NULL)
+			return NULL;
+		j->rc = compose(p->ob, pgp, j);
+	}
+}
+
+static void
+compose_all(struct outbound *ob, struct job *jobs, size_t n)
+{
+	struct pool p = { ob, jobs, n, 0, PTHREAD_MUTEX_INITIALIZER };
+	pthread_t tid[MAX_WORKERS];
+	void *args[MAX_WORKERS][2];
+	int i, started = 0, want = ob->workers;
+	size_t k, encrypted = 0;
+
+	for (k = 0; k < n; k++)
+		encrypted += jobs[k].encrypt;
+	if (encrypted < 2 || ob->pgp[1] == NULL)
+		want = 1;
+	for (i = 1; i < want; i++) {
+		args[i][0] = &p;
+		args[i][1] = ob->pgp[i];
+		if (pthread_create(&tid[i], NULL, worker, args[i]) != 0)
+			break;
+		started++;
+	}
+	args[0][0] = &p;
+	args[0][1] = ob->pgp[0];
+	worker(args[0]);
+	for (i = 1; i <= started; i++)
+		pthread_join(tid[i], NULL);
+	pthread_mutex_destroy(&p.lock);
+}
+
+/* ---- preparing (main thread) ---- */
+
+static void
+set_state(json_t *obj, const char *state, const char *reason, int64_t now)
+{
+	json_object_set_new(obj, "state", json_string(state));
+	if (reason)
+		json_object_set_new(obj, "reason", json_string(reason));
+	if (now)
+		json_object_set_new(obj, "updated", json_integer(now));
+}
+
+static json_t *
+notice_context(const struct cp_config *cfg, int is_proxy, int unsubscribe)
+{
+	/* Only these four keys: no template edit can reach event data. */
+	return json_pack("{s:s, s:s, s:b, s:b}",
+			 "clinic_name", cfg->clinic_name ? cfg->clinic_name : "",
+			 "portal_url", cfg->portal_url ? cfg->portal_url : "",
+			 "is_proxy", is_proxy, "unsubscribe", unsubscribe);
+}
+
+static json_t *
+full_context(const struct cp_config *cfg, json_t *record, json_t *patient,
+	     const struct policy_rcpt *pr, int unsubscribe)
+{
+	const char *pname = json_string_value(json_object_get(patient, "name"));
+	char first[128] = "";
+	json_t *ctx;
+
+	if (pname) {
+		size_t n = strcspn(pname, " ");
+
+		if (n >= sizeof(first))
+			n = sizeof(first) - 1;
+		memcpy(first, pname, n);
+		first[n] = '\0';
+	}
+	ctx = notice_context(cfg, pr->is_proxy, unsubscribe);
+	json_object_set_new(ctx, "recipient", json_pack("{s:s}", "name",
+			    pr->name ? pr->name : (pname ? pname : "")));
+	json_object_set_new(ctx, "patient", json_pack("{s:s, s:s}",
+			    "name", pname ? pname : "", "first_name", first));
+	json_object_set_new(ctx, "event", json_pack("{s:O, s:O, s:O, s:b}",
+			    "id", json_object_get(record, "id"),
+			    "type", json_object_get(record, "type"),
+			    "priority", json_object_get(record, "priority") ?: json_string("normal"),
+			    "high", strcmp(json_string_value(json_object_get(record, "priority")) ?: "", "high") == 0));
+	json_object_set_new(ctx, "data",
+		json_deep_copy(json_object_get(record, "data") ?: json_object()));
+	return ctx;
+}
+
+/* list_unsubscribe - "<mailto:LOCAL+TOKEN@DOMAIN?subject=unsubscribe>". */
+static void
+list_unsubscribe(const struct cp_config *cfg, const char *token, char *out,
+		 size_t outlen)
+{
+	const char *addr = cfg->unsubscribe_address;
+	const char *at = addr ? strrchr(addr, '@') : NULL;
+
+	out[0] = '\0';
+	if (at == NULL)
+		return;
+	snprintf(out, outlen, "<mailto:%.*s+%s%s?subject=unsubscribe>",
+		 (int)(at - addr), addr, token, at);
+}
+
+static int64_t
+backoff(const struct cp_config *cfg, int64_t attempts)
+{
+	int64_t d = cfg->retry_base > 0 ? cfg->retry_base : 300;
+	uint32_t rnd;
+
+	while (attempts-- > 1 && d < cfg->retry_max)
+		d *= 2;
+	if (d > cfg->retry_max && cfg->retry_max > 0)
+		d = cfg->retry_max;
+	gcry_create_nonce(&rnd, sizeof(rnd));
+	/* ±20% jitter so that a relay's recovery is not met by a stampede */
+	return d + (int64_t)((double)d * 0.4 * ((double)rnd / 4294967295.0 - 0.5));
+}
+
+struct key_cache {
+	json_t *results;		/* fpr -> error code (0 usable) */
+};
+
+static int
+key_usable(struct outbound *ob, struct key_cache *kc, const char *fpr,
+	   char *why, size_t whylen)
+{
+	json_t *v = json_object_get(kc->results, fpr);
+	struct cp_error err;
+	int r;
+
+	if (ob->pgp[0] == NULL) {
+		cp_strlcpy(why, "no clinic key configured: sent a notice", whylen);
+		return -ENOKEY;
+	}
+	if (v) {
+		r = (int)json_integer_value(json_object_get(v, "rc"));
+		cp_strlcpy(why, json_string_value(json_object_get(v, "why")) ?: "", whylen);
+		return r;
+	}
+	cp_error_clear(&err);
+	r = pgp_key_check(ob->pgp[0], fpr, &err);
+	if (r < 0)
+		snprintf(why, whylen, "recipient key unusable (%s): sent a notice", err.text);
+	else
+		why[0] = '\0';
+	json_object_set_new(kc->results, fpr, json_pack("{s:i, s:s}", "rc", r, "why", why));
+	return r;
+}
+
+/*
+ * prepare - decide a record's fate, or add its jobs. Returns the number
+ * of jobs added (0 when the record was decided here).
+ */
+static size_t
+prepare(struct outbound *ob, json_t *d, int64_t now, struct key_cache *kc,
+	struct job *jobs, size_t room, json_t **patient_out,
+	struct outbound_stats *st)
+{
+	const struct cp_config *cfg = ob->cfg;
+	const char *id = json_string_value(json_object_get(d, "id"));
+	const char *pid = json_string_value(json_object_get(d, "patient"));
+	const char *type = json_string_value(json_object_get(d, "type"));
+	const char *thread = json_string_value(json_object_get(d, "thread"));
+	const struct event_type *et = event_type_find(type);
+	int64_t expires = json_integer_value(json_object_get(d, "expires_at"));
+	json_t *patient = NULL, *rcpts, *rc;
+	char reason[384];
+	uint8_t thread_bin[TOKEN_THREAD_BYTES];
+	char token[TOKEN_SIZE];
+	size_t i, added = 0;
+
+	*patient_out = NULL;
+	if (expires && now >= expires) {
+		set_state(d, "expired", "expired before it could be delivered", now);
+		log_event(LOG_NOTICE, LOGID_SUPPRESSED, id, pid, "expired undelivered");
+		st->expired++;
+		return 0;
+	}
+	if (et == NULL || thread == NULL || strlen(thread) != 2 * TOKEN_THREAD_BYTES) {
+		set_state(d, "failed", "delivery record damaged: no type or thread", now);
+		st->failed++;
+		return 0;
+	}
+	if (pid == NULL || store_get_json(ob->store, DB_PATIENTS, pid, &patient, NULL) < 0) {
+		set_state(d, "failed", "unknown patient", now);
+		log_event(LOG_WARNING, LOGID_FAILED, id, NULL, "failed: unknown patient");
+		st->failed++;
+		return 0;
+	}
+	*patient_out = patient;
+	if (!et->security && patient_opted_out(patient, et->category)) {
+		snprintf(reason, sizeof(reason), "patient opted out of %s", et->category);
+		set_state(d, "suppressed", reason, now);
+		log_event(LOG_INFO, LOGID_SUPPRESSED, id, pid, "suppressed: opted out of %s",
+			  et->category);
+		st->suppressed++;
+		return 0;
+	}
+	rcpts = json_object_get(d, "recipients");
+	if (json_array_size(rcpts) == 0) {
+		json_t *chosen = policy_recipients(patient, d, now, reason, sizeof(reason));
+
+		json_object_set_new(d, "recipients", chosen);
+		rcpts = chosen;
+		if (json_array_size(chosen) == 0) {
+			set_state(d, "suppressed", reason, now);
+			log_event(LOG_INFO, LOGID_SUPPRESSED, id, pid, "suppressed: %s", reason);
+			st->suppressed++;
+			return 0;
+		}
+	}
+	if (strcmp(json_string_value(json_object_get(d, "priority")) ?: "", "high") != 0) {
+		int64_t until = policy_quiet_until(now,
+			json_string_value(json_object_get(patient, "tz")),
+			cfg->default_tz, cfg->quiet_start, cfg->quiet_end);
+
+		if (until > now) {
+			set_state(d, "queued", "quiet hours in the recipient's time zone", now);
+			json_object_set_new(d, "due", json_integer(until));
+			json_object_set_new(d, "attempts", json_integer(
+				json_integer_value(json_object_get(d, "attempts")) - 1));
+			st->rescheduled++;
+			return 0;
+		}
+	}
+
+	for (i = 0; i < TOKEN_THREAD_BYTES; i++)
+		sscanf(thread + 2 * i, "%2hhx", &thread_bin[i]);
+	if (token_make(ob->token_key, ob->token_keylen, thread_bin,
+		       (expires ? expires : now) + cfg->token_ttl, token) < 0) {
+		set_state(d, "deferred", "cannot make a reply token", now);
+		return 0;
+	}
+
+	json_array_foreach(rcpts, i, rc) {
+		const char *rstate = json_string_value(json_object_get(rc, "state"));
+		struct policy_rcpt pr;
+		struct job *j;
+		char why[384];
+
+		if (rstate && strcmp(rstate, "pending") != 0 && strcmp(rstate, "deferred") != 0)
+			continue;
+		if (policy_resolve(patient, json_string_value(json_object_get(rc, "ref")), &pr) < 0 ||
+		    !mime_addr_valid(pr.address)) {
+			set_state(rc, "failed", "recipient address gone or invalid", 0);
+			continue;
+		}
+		if (added >= room)
+			break;		/* the rest waits for the next batch */
+		j = &jobs[added++];
+		memset(j, 0, sizeof(*j));
+		j->record = d;
+		j->rcpt = rc;
+		j->now = now;
+		j->type = type;
+		j->locale = json_string_value(json_object_get(patient, "locale"));
+		cp_strlcpy(j->to, pr.address, sizeof(j->to));
+		outbound_message_id(thread, i, cfg->message_id_domain ?
+				    cfg->message_id_domain : domain_of(cfg->from_address),
+				    j->message_id, sizeof(j->message_id));
+		snprintf(j->reply_to, sizeof(j->reply_to), "<reply+%s@%s>", token,
+			 cfg->reply_domain);
+		snprintf(j->verp, sizeof(j->verp), "bounce+%s.r%zu@%s", token, i,
+			 cfg->bounce_domain);
+		if (et->unsubscribe)
+			list_unsubscribe(cfg, token, j->list_unsubscribe,
+					 sizeof(j->list_unsubscribe));
+		j->notice_ctx = notice_context(cfg, pr.is_proxy, et->unsubscribe);
+		if (pr.fpr && key_usable(ob, kc, pr.fpr, why, sizeof(why)) == 0) {
+			j->encrypt = 1;
+			cp_strlcpy(j->fpr, pr.fpr, sizeof(j->fpr));
+			j->full_ctx = full_context(cfg, d, patient, &pr, et->unsubscribe);
+		} else if (pr.fpr) {
+			j->fell_back = 1;
+			cp_strlcpy(j->reason, why, sizeof(j->reason));
+		}
+	}
+	return added;
+}
+
+/* Record the outcome of one message in its recipient entry. */
+static void
+record_job(struct job *j, struct outbound_stats *st)
+{
+	json_t *rc = j->rcpt;
+	const char *id = json_string_value(json_object_get(j->record, "id"));
+	const char *pid = json_string_value(json_object_get(j->record, "patient"));
+
+	json_object_set_new(rc, "message_id", json_string(j->message_id));
+	json_object_set_new(rc, "mode", json_string(j->encrypt ? "encrypted" : "notice"));
+	if (j->fell_back)
+		json_object_set_new(rc, "note", json_string(j->reason));
+	if (j->rc < 0) {
+		/* Composition failed: a template or configuration fault. */
+		set_state(rc, "failed", j->reason, 0);
+		log_event(LOG_ERR, LOGID_FAILED, id, pid, "cannot compose: %s", j->reason);
+		st->failed++;
+		return;
+	}
+	json_object_set_new(rc, "code", json_integer(j->rm.code));
+	switch (j->rm.outcome) {
+	case RELAY_SENT:
+		set_state(rc, "sent", NULL, 0);
+		json_object_del(rc, "reason");
+		json_object_set_new(rc, "sent_at", json_integer(j->now));
+		st->sent++;
+		if (j->encrypt)
+			st->encrypted++;
+		else
+			st->notices++;
+		log_event(LOG_INFO, LOGID_SENT, id, pid, "sent %s to %s (%d)",
+			  j->encrypt ? "encrypted message" : "notice",
+			  json_string_value(json_object_get(rc, "ref")), j->rm.code);
+		break;
+	case RELAY_FAIL:
+		set_state(rc, "failed", j->rm.text, 0);
+		st->failed++;
+		log_event(LOG_WARNING, LOGID_FAILED, id, pid, "rejected: %s", j->rm.text);
+		break;
+	default:
+		set_state(rc, "deferred", j->rm.text[0] ? j->rm.text : "not attempted", 0);
+		st->deferred++;
+		log_event(LOG_NOTICE, LOGID_DEFERRED, id, pid, "deferred: %s",
+			  j->rm.text[0] ? j->rm.text : "not attempted");
+		break;
+	}
+}
+
+/* Settle a record's state from its recipients after a send. */
+static void
+settle(const struct cp_config *cfg, json_t *d, int64_t now, const char *session_error)
+{
+	json_t *rc;
+	size_t i, sent = 0, failed = 0, waiting = 0;
+	const char *last = NULL;
+	char reason[300];
+
+	json_array_foreach(json_object_get(d, "recipients"), i, rc) {
+		const char *s = json_string_value(json_object_get(rc, "state"));
+
+		if (s && strcmp(s, "sent") == 0) {
+			sent++;
+		} else if (s && strcmp(s, "failed") == 0) {
+			failed++;
+			last = json_string_value(json_object_get(rc, "reason"));
+		} else {
+			waiting++;
+			last = json_string_value(json_object_get(rc, "reason"));
+		}
+	}
+	json_object_set_new(d, "updated", json_integer(now));
+	if (waiting == 0) {
+		if (sent > 0) {
+			set_state(d, "sent", failed ? "some recipients failed" : NULL, now);
+			if (!failed)
+				json_object_del(d, "reason");
+		} else {
+			set_state(d, "failed", last ? last : "no recipient accepted", now);
+		}
+		return;
+	}
+	snprintf(reason, sizeof(reason), "%s", session_error ? session_error :
+		 last ? last : "deferred");
+	if (now - json_integer_value(json_object_get(d, "created")) >= cfg->max_age) {
+		char why[400];
+
+		snprintf(why, sizeof(why), "gave up after %lld attempts: %s",
+			 (long long)json_integer_value(json_object_get(d, "attempts")), reason);
+		set_state(d, sent ? "sent" : "failed", why, now);
+		json_array_foreach(json_object_get(d, "recipients"), i, rc)
+			if (strcmp(json_string_value(json_object_get(rc, "state")) ?: "", "sent") != 0)
+				set_state(rc, "failed", why, 0);
+		log_event(LOG_WARNING, LOGID_FAILED, json_string_value(json_object_get(d, "id")),
+			  json_string_value(json_object_get(d, "patient")), "%s", why);
+		return;
+	}
+	set_state(d, "deferred", reason, now);
+	json_object_set_new(d, "due", json_integer(now +
+		backoff(cfg, json_integer_value(json_object_get(d, "attempts")))));
+}
+
+static int
+run_batch(struct outbound *ob, json_t *batch, int64_t now,
+	  struct outbound_stats *st, struct cp_error *err)
+{
+	size_t n = json_array_size(batch), room, njobs = 0, nmsgs = 0, i, k;
+	struct job *jobs;
+	struct relay_msg *msgs;
+	json_t **patients, *d;
+	struct key_cache kc = { json_object() };
+	struct cp_error serr;
+	const char *session_error = NULL;
+	int r;
+
+	room = 0;
+	json_array_foreach(batch, i, d) {
+		size_t nr = json_array_size(json_object_get(d, "recipients"));
+
+		room += nr ? nr : PATIENT_MAX_PROXIES + 1;
+	}
+	jobs = calloc(room ? room : 1, sizeof(*jobs));
+	msgs = calloc(room ? room : 1, sizeof(*msgs));
+	patients = calloc(n ? n : 1, sizeof(*patients));
+	if (!jobs || !msgs || !patients) {
+		free(jobs);
+		free(msgs);
+		free(patients);
+		json_decref(kc.results);
+		return cp_error_set(err, -ENOMEM, "outbound: out of memory");
+	}
+	json_array_foreach(batch, i, d)
+		njobs += prepare(ob, d, now, &kc, jobs + njobs, room - njobs,
+				 &patients[i], st);
+	compose_all(ob, jobs, njobs);
+
+	for (k = 0; k < njobs; k++) {
+		if (jobs[k].rc < 0)
+			continue;
+		jobs[k].rm.reverse_path = jobs[k].verp;
+		jobs[k].rm.recipient = jobs[k].to;
+		jobs[k].rm.data = jobs[k].msg.data;
+		jobs[k].rm.len = jobs[k].msg.len;
+		msgs[nmsgs++] = jobs[k].rm;
+	}
+	if (nmsgs > 0) {
+		cp_error_clear(&serr);
+		r = relay_send_batch(&ob->relay, msgs, nmsgs, &serr);
+		if (r < 0) {
+			session_error = serr.text;
+			log_event(LOG_WARNING, LOGID_DEFERRED, NULL, NULL,
+				  "relay session failed, %zu messages deferred: %s",
+				  nmsgs, serr.text);
+		}
+	}
+	for (k = 0, i = 0; k < njobs; k++) {
+		if (jobs[k].rc >= 0) {
+			jobs[k].rm.outcome = msgs[i].outcome;
+			jobs[k].rm.code = msgs[i].code;
+			memcpy(jobs[k].rm.text, msgs[i].text, sizeof(jobs[k].rm.text));
+			if (session_error && !jobs[k].rm.text[0])
+				cp_strlcpy(jobs[k].rm.text, session_error, sizeof(jobs[k].rm.text));
+			i++;
+		}
+		record_job(&jobs[k], st);
+	}
+	json_array_foreach(batch, i, d) {
+		const char *state = json_string_value(json_object_get(d, "state"));
+
+		if (state && strcmp(state, "sending") == 0)
+			settle(ob->cfg, d, now, session_error);
+	}
+	r = store_update_deliveries(ob->store, batch, err);
+
+	for (k = 0; k < njobs; k++) {
+		buf_free(&jobs[k].msg);
+		json_decref(jobs[k].notice_ctx);
+		json_decref(jobs[k].full_ctx);
+	}
+	for (i = 0; i < n; i++)
+		json_decref(patients[i]);
+	free(patients);
+	free(jobs);
+	free(msgs);
+	json_decref(kc.results);
+	return r;
+}
+
+int
+outbound_run(struct outbound *ob, int64_t now, volatile int *stop,
+	     struct outbound_stats *st, struct cp_error *err)
+{
+	size_t claimed;
+	int r;
+	int batch_size = ob->cfg->smtp_batch_size > 0 ? ob->cfg->smtp_batch_size : 100;
+
+	do {
+		r = store_claim_events(ob->store, now, ob->cfg->token_ttl, CLAIM_BATCH,
+				       &claimed, err);
+		if (r < 0)
+			return r;
+		st->claimed += claimed;
+	} while (claimed == CLAIM_BATCH && !(stop && *stop));
+
+	while (!(stop && *stop)) {
+		json_t *batch;
+
+		r = store_take_due(ob->store, now, SEND_LEASE, (size_t)batch_size,
+				   &batch, err);
+		if (r < 0)
+			return r;
+		if (json_array_size(batch) == 0) {
+			json_decref(batch);
+			break;
+		}
+		r = run_batch(ob, batch, now, st, err);
+		json_decref(batch);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}

@@ -1,0 +1,97 @@
+/*
+ * NAME
+ *	outbound - portal events to mail: claim, compose, encrypt, send, record
+ * SYNOPSIS
+ *	#include "outbound.h"
+ *
+ *	outbound_new(cfg, store, templates, key, keylen, &ob, &err);
+ *	outbound_run(ob, cp_now(), &stats, &err);	(all due work, then return)
+ *	outbound_free(ob);
+ * DESCRIPTION
+ *	The outbound path, one batch at a time:
+ *
+ *	1. store_claim_events moves new portal events into delivery state
+ *	   (one transaction per up to 500 events).
+ *	2. store_take_due leases up to smtp.batch_size due records: they are
+ *	   "sending", and due again after a lease, so a crash from here on
+ *	   retries them (at most one duplicate, with the same Message-ID).
+ *	3. For each record: expired (expires_at) → "expired"; patient gone →
+ *	   "failed"; opted out of the category (never for security notices)
+ *	   → "suppressed"; no recipient (a confidential event for a minor) →
+ *	   "suppressed"; inside quiet hours in the patient's time zone and not
+ *	   high priority → back to "queued" at the end of quiet hours.
+ *	4. Each remaining recipient gets one message, composed by gpg.workers
+ *	   threads: a recipient with a usable key gets the full template,
+ *	   signed and encrypted (RFC 3156, with the real subject only as a
+ *	   protected header inside); anyone else, or a key that is expired,
+ *	   revoked or missing, gets the PHI-free notice, rendered from a
+ *	   context that holds no event data.
+ *	5. One SMTP session sends the batch (relay_send_batch).
+ *	6. One transaction records every outcome: sent; 4xx or a dead server
+ *	   → "deferred" with exponential backoff (retry_base doubling up to
+ *	   retry_max, ±20% jitter) until max_age, then "failed"; 5xx →
+ *	   failed for that recipient with the code. Final records lose their
+ *	   data.
+ *
+ *	Headers of every message: From, To (address only: a name would be
+ *	PHI), Subject (the notice subject: PHI-free), Date, Message-ID
+ *	"<THREAD.rN@message_id_domain>" (stable per event and recipient),
+ *	Auto-Submitted: auto-generated, Reply-To "reply+TOKEN@reply_domain",
+ *	MIME-Version, and for reminder and education categories
+ *	List-Unsubscribe "<mailto:LOCAL+TOKEN@DOMAIN?subject=unsubscribe>"
+ *	built on portal.unsubscribe_address. The envelope sender is
+ *	"bounce+TOKEN.rN@bounce_domain" (VERP), so bounces map back to the
+ *	event and recipient and cannot be forged without the token key.
+ * OWNERSHIP
+ *	outbound_new borrows cfg, store and templates for its lifetime.
+ * THREAD SAFETY
+ *	One thread calls outbound_run; it runs its own worker threads.
+ */
+#ifndef CAREPOST_OUTBOUND_H
+#define CAREPOST_OUTBOUND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "store.h"
+#include "tmplset.h"
+#include "util.h"
+
+struct outbound_stats {
+	size_t claimed;
+	size_t sent;		/* messages accepted by the relay */
+	size_t deferred;	/* messages deferred */
+	size_t failed;		/* messages or events failed */
+	size_t suppressed;
+	size_t expired;
+	size_t rescheduled;	/* quiet hours */
+	size_t notices;		/* of sent: PHI-free notices */
+	size_t encrypted;	/* of sent: signed and encrypted */
+};
+
+struct outbound;
+
+int outbound_new(const struct cp_config *cfg, struct store *store,
+		 const struct tmplset *templates, const void *token_key,
+		 size_t token_keylen, struct outbound **out,
+		 struct cp_error *err);
+void outbound_free(struct outbound *ob);
+
+/* outbound_set_templates - use a newly loaded set (after a reload). */
+void outbound_set_templates(struct outbound *ob, const struct tmplset *ts);
+
+/*
+ * outbound_run - claim new events and send everything due at now, batch
+ * after batch, then return. Stops early when *stop becomes non-zero
+ * (checked between batches; may be NULL). A send failure is not an error
+ * (it defers); a store failure is.
+ */
+int outbound_run(struct outbound *ob, int64_t now, volatile int *stop,
+		 struct outbound_stats *stats, struct cp_error *err);
+
+/* outbound_build_ids - Message-ID and VERP pieces for tests and tools. */
+void outbound_message_id(const char *thread_hex, size_t rcpt_index,
+			 const char *domain, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,636 @@
+/*
+ * NAME
+ *	pgp - OpenPGP through GPGME: sign, encrypt, RFC 3156 PGP/MIME, keys
+ * DESCRIPTION
+ *	See pgp.h. Each GPGME operation runs gpg once, so the outbound path
+ *	does exactly one (encrypt+sign) per message and checks its results
+ *	from what that one run reported.
+ *
+ *	Fingerprints are checked to be 40 hex digits before use: they go into
+ *	GPGME's newline-separated recipient string, where anything else could
+ *	add recipients. Error texts name fingerprints and GPGME's reason,
+ *	never data, and never echo a malformed fingerprint (it may be an
+ *	address).
+ */
+#include "pgp.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <locale.h>
+#include <string.h>
+
+#include <gpgme.h>
+
+#include "mime.h"
+
+struct pgp {
+	gpgme_ctx_t ctx;
+	char signer[PGP_FPR_SIZE];
+};
+
+static inline void
+data_releasep(gpgme_data_t *d)
+{
+	if (*d)
+		gpgme_data_release(*d);
+}
+
+static inline void
+key_unrefp(gpgme_key_t *k)
+{
+	if (*k)
+		gpgme_key_unref(*k);
+}
+
+#define _cleanup_data_ _cleanup_(data_releasep)
+#define _cleanup_key_ _cleanup_(key_unrefp)
+
+int
+pgp_global_init(void)
+{
+	gpgme_error_t e;
+
+	if (gpgme_check_version(NULL) == NULL)
+		return -ENOPKG;
+	gpgme_set_locale(NULL, LC_CTYPE, setlocale(LC_CTYPE, NULL));
+#ifdef LC_MESSAGES
+	gpgme_set_locale(NULL, LC_MESSAGES, setlocale(LC_MESSAGES, NULL));
+#endif
+	e = gpgme_engine_check_version(GPGME_PROTOCOL_OpenPGP);
+	if (e != GPG_ERR_NO_ERROR)
+		return -ENOPKG;
+	return 0;
+}
+
+/* fpr_valid - exactly 40 hex digits (a v4 fingerprint). */
+static int
+fpr_valid(const char *fpr)
+{
+	if (fpr == NULL || strlen(fpr) != PGP_FPR_SIZE - 1)
+		return 0;
+	for (size_t i = 0; i < PGP_FPR_SIZE - 1; i++)
+		if (!isxdigit((unsigned char)fpr[i]))
+			return 0;
+	return 1;
+}
+
+static void
+fpr_copy(char dst[PGP_FPR_SIZE], const char *src)
+{
+	for (size_t i = 0; i < PGP_FPR_SIZE - 1; i++)
+		dst[i] = (char)toupper((unsigned char)src[i]);
+	dst[PGP_FPR_SIZE - 1] = '\0';
+}
+
+/*
+ * Output sink: a gpgme_data_t that writes into a struct buf, so that a
+ * caller's limit (buf.max) stops gpg as soon as it is exceeded instead
+ * of after the whole plaintext is in memory.
+ */
+struct sink {
+	struct buf *b;
+	int err;
+};
+
+static ssize_t
+sink_write(void *handle, const void *data, size_t size)
+{
+	struct sink *s = handle;
+	int r = buf_append(s->b, data, size);
+
+	if (r < 0) {
+		s->err = r;
+		errno = -r;
+		return -1;
+	}
+	return (ssize_t)size;
+}
+
+static struct gpgme_data_cbs sink_cbs = {
+	.read = NULL,
+	.write = sink_write,
+	.seek = NULL,
+	.release = NULL,
+};
+
+static int
+gpg_fail(struct cp_error *err, gpgme_error_t e, const char *what,
+	 const char *fpr)
+{
+	int code;
+
+	switch (gpgme_err_code(e)) {
+	case GPG_ERR_EOF:
+	case GPG_ERR_NO_PUBKEY:
+	case GPG_ERR_NO_SECKEY:
+		code = -ENOKEY;
+		break;
+	case GPG_ERR_KEY_EXPIRED:
+	case GPG_ERR_SIG_EXPIRED:
+	case GPG_ERR_CERT_EXPIRED:
+		code = -EKEYEXPIRED;
+		break;
+	case GPG_ERR_CERT_REVOKED:
+		code = -EKEYREVOKED;
+		break;
+	case GPG_ERR_UNUSABLE_PUBKEY:
+	case GPG_ERR_UNUSABLE_SECKEY:
+	case GPG_ERR_SUBKEYS_EXP_OR_REV:
+	case GPG_ERR_WRONG_KEY_USAGE:
+	case GPG_ERR_AMBIGUOUS_NAME:
+	case GPG_ERR_BAD_PASSPHRASE:
+	case GPG_ERR_NO_PASSPHRASE:
+		code = -EKEYREJECTED;
+		break;
+	case GPG_ERR_ENOMEM:
+		code = -ENOMEM;
+		break;
+	case GPG_ERR_NO_DATA:
+	case GPG_ERR_DECRYPT_FAILED:
+	case GPG_ERR_BAD_DATA:
+	case GPG_ERR_INV_PACKET:
+	case GPG_ERR_INV_ARMOR:
+		code = -EBADMSG;
+		break;
+	default:
+		code = -EIO;
+		break;
+	}
+	if (fpr != NULL)
+		return cp_error_set(err, code, "gpg: %s for key %s: %s", what,
+				    fpr, gpgme_strerror(e));
+	return cp_error_set(err, code, "gpg: %s: %s", what, gpgme_strerror(e));
+}
+
+int
+pgp_new(const char *gnupghome, const char *signer_fpr, struct pgp **out,
+	struct cp_error *err)
+{
+	_cleanup_key_ gpgme_key_t key = NULL;
+	struct pgp *p;
+	gpgme_error_t e;
+	int r;
+
+	*out = NULL;
+	if (!fpr_valid(signer_fpr))
+		return cp_error_set(err, -EINVAL,
+				    "gpg: signer is not a 40-digit fingerprint");
+	p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return cp_error_set(err, -ENOMEM, "gpg: out of memory");
+	fpr_copy(p->signer, signer_fpr);
+	e = gpgme_new(&p->ctx);
+	if (e != GPG_ERR_NO_ERROR) {
+		r = gpg_fail(err, e, "cannot create context", NULL);
+		goto fail;
+	}
+	e = gpgme_set_protocol(p->ctx, GPGME_PROTOCOL_OpenPGP);
+	if (e == GPG_ERR_NO_ERROR && gnupghome != NULL && *gnupghome != '\0')
+		e = gpgme_ctx_set_engine_info(p->ctx, GPGME_PROTOCOL_OpenPGP,
+					      NULL, gnupghome);
+	if (e != GPG_ERR_NO_ERROR) {
+		r = gpg_fail(err, e, "cannot set up engine", NULL);
+		goto fail;
+	}
+	gpgme_set_armor(p->ctx, 1);
+	gpgme_set_offline(p->ctx, 1);
+	/* A daemon has nobody to type a passphrase: fail instead of
+	 * waiting for pinentry. A passphrase preset in the agent works. */
+	e = gpgme_set_pinentry_mode(p->ctx, GPGME_PINENTRY_MODE_ERROR);
+	if (e != GPG_ERR_NO_ERROR) {
+		r = gpg_fail(err, e, "cannot set pinentry mode", NULL);
+		goto fail;
+	}
+	e = gpgme_get_key(p->ctx, p->signer, &key, 1);
+	if (e != GPG_ERR_NO_ERROR) {
+		r = gpg_fail(err, e, "signer secret key not found", p->signer);
+		goto fail;
+	}
+	if (key->revoked || key->expired || key->disabled || key->invalid ||
+	    !key->can_sign) {
+		r = cp_error_set(err, key->revoked ? -EKEYREVOKED :
+				 key->expired ? -EKEYEXPIRED : -EKEYREJECTED,
+				 "gpg: signer key %s cannot sign (%s)",
+				 p->signer, key->revoked ? "revoked" :
+				 key->expired ? "expired" :
+				 key->disabled ? "disabled" : "unusable");
+		goto fail;
+	}
+	e = gpgme_signers_add(p->ctx, key);
+	if (e != GPG_ERR_NO_ERROR) {
+		r = gpg_fail(err, e, "cannot add signer", p->signer);
+		goto fail;
+	}
+	*out = p;
+	return 0;
+fail:
+	pgp_free(p);
+	return r;
+}
+
+void
+pgp_free(struct pgp *p)
+{
+	if (p == NULL)
+		return;
+	if (p->ctx)
+		gpgme_release(p->ctx);
+	free(p);
+}
+
+/*
+ * lookup_key - the public key for fpr. -EINVAL for a malformed
+ * fingerprint, -ENOKEY when the keyring has none.
+ */
+static int
+lookup_key(struct pgp *p, const char *fpr, gpgme_key_t *key,
+	   char norm[PGP_FPR_SIZE], struct cp_error *err)
+{
+	gpgme_error_t e;
+
+	*key = NULL;
+	if (!fpr_valid(fpr))
+		return cp_error_set(err, -EINVAL,
+				    "gpg: key is not a 40-digit fingerprint");
+	fpr_copy(norm, fpr);
+	e = gpgme_get_key(p->ctx, norm, key, 0);
+	if (gpgme_err_code(e) == GPG_ERR_EOF)
+		return cp_error_set(err, -ENOKEY, "gpg: no key %s in keyring",
+				    norm);
+	if (e != GPG_ERR_NO_ERROR)
+		return gpg_fail(err, e, "key lookup failed", norm);
+	return 0;
+}
+
+int
+pgp_key_check(struct pgp *p, const char *fpr, struct cp_error *err)
+{
+	_cleanup_key_ gpgme_key_t key = NULL;
+	char norm[PGP_FPR_SIZE];
+	int64_t now = cp_now();
+	int expired = 0, revoked = 0, r;
+
+	r = lookup_key(p, fpr, &key, norm, err);
+	if (r < 0)
+		return r;
+	if (key->revoked)
+		return cp_error_set(err, -EKEYREVOKED, "gpg: key %s is revoked",
+				    norm);
+	if (key->expired || (key->subkeys && key->subkeys->expires > 0 &&
+			     key->subkeys->expires <= now))
+		return cp_error_set(err, -EKEYEXPIRED, "gpg: key %s has expired",
+				    norm);
+	if (key->disabled || key->invalid)
+		return cp_error_set(err, -EKEYREJECTED,
+				    "gpg: key %s is %s", norm,
+				    key->disabled ? "disabled" : "invalid");
+	for (gpgme_subkey_t sk = key->subkeys; sk; sk = sk->next) {
+		if (!sk->can_encrypt)
+			continue;
+		if (sk->revoked) {
+			revoked = 1;
+			continue;
+		}
+		if (sk->expired || (sk->expires > 0 && sk->expires <= now)) {
+			expired = 1;
+			continue;
+		}
+		if (sk->disabled || sk->invalid)
+			continue;
+		return 0;
+	}
+	if (revoked)
+		return cp_error_set(err, -EKEYREVOKED,
+				    "gpg: key %s: encryption subkey revoked",
+				    norm);
+	if (expired)
+		return cp_error_set(err, -EKEYEXPIRED,
+				    "gpg: key %s: encryption subkey expired",
+				    norm);
+	return cp_error_set(err, -EKEYREJECTED,
+			    "gpg: key %s has no usable encryption subkey", norm);
+}
+
+int
+pgp_key_expires(struct pgp *p, const char *fpr, long long *expires,
+		struct cp_error *err)
+{
+	_cleanup_key_ gpgme_key_t key = NULL;
+	char norm[PGP_FPR_SIZE];
+	int r;
+
+	*expires = 0;
+	r = lookup_key(p, fpr, &key, norm, err);
+	if (r < 0)
+		return r;
+	if (key->subkeys == NULL)
+		return cp_error_set(err, -EKEYREJECTED, "gpg: key %s is empty",
+				    norm);
+	*expires = key->subkeys->expires;
+	return 0;
+}
+
+/*
+ * check_encrypt_result - after an encrypt operation: no invalid
+ * recipients. gpg's reason is often vague ("all subkeys are expired or
+ * revoked"), so on this rare path the key is looked at once more to
+ * tell expired, revoked and missing apart.
+ */
+static int
+check_encrypt_result(struct pgp *p, gpgme_error_t op, const char *fpr,
+		     struct cp_error *err)
+{
+	gpgme_encrypt_result_t res = gpgme_op_encrypt_result(p->ctx);
+
+	if (res != NULL && res->invalid_recipients != NULL) {
+		gpgme_invalid_key_t inv = res->invalid_recipients;
+		gpgme_error_t why = inv->reason ? inv->reason : op;
+		char bad[PGP_FPR_SIZE];
+		int r;
+
+		/* Copied: a further operation may free the result. */
+		fpr_copy(bad, inv->fpr && fpr_valid(inv->fpr) ? inv->fpr : fpr);
+		r = gpg_fail(err, why, "unusable recipient", bad);
+
+		if (r == -EKEYREJECTED || r == -EIO) {
+			struct cp_error why_err;
+
+			cp_error_clear(&why_err);
+			if (pgp_key_check(p, bad, &why_err) < 0) {
+				if (err != NULL)
+					*err = why_err;
+				return why_err.code;
+			}
+		}
+		return r;
+	}
+	if (op != GPG_ERR_NO_ERROR)
+		return gpg_fail(err, op, "encryption failed", fpr);
+	if (res == NULL)
+		return cp_error_set(err, -EIO, "gpg: no encryption result for "
+				    "key %s", fpr);
+	return 0;
+}
+
+/* check_sign_result - exactly one signature, by the signer, no failures. */
+static int
+check_sign_result(struct pgp *p, struct cp_error *err)
+{
+	gpgme_sign_result_t res = gpgme_op_sign_result(p->ctx);
+	int n = 0;
+
+	if (res == NULL)
+		return cp_error_set(err, -EIO, "gpg: no signing result for key %s",
+				    p->signer);
+	if (res->invalid_signers != NULL) {
+		gpgme_invalid_key_t inv = res->invalid_signers;
+
+		return gpg_fail(err, inv->reason ? inv->reason :
+				gpg_error(GPG_ERR_UNUSABLE_SECKEY),
+				"unusable signer", p->signer);
+	}
+	for (gpgme_new_signature_t s = res->signatures; s; s = s->next)
+		n++;
+	if (n != 1)
+		return cp_error_set(err, -EIO, "gpg: %d signatures made with key "
+				    "%s, expected 1", n, p->signer);
+	return 0;
+}
+
+/* append_crlf - armor (LF lines) as CRLF lines, ending with CRLF. */
+static int
+append_crlf(struct buf *out, const char *s, size_t len)
+{
+	size_t start = 0;
+	int r;
+
+	r = buf_reserve(out, len + len / 32 + 2);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] != '\n' && s[i] != '\r')
+			continue;
+		r = buf_append(out, s + start, i - start);
+		if (r == 0)
+			r = buf_puts(out, "\r\n");
+		if (r < 0)
+			return r;
+		if (s[i] == '\r' && i + 1 < len && s[i + 1] == '\n')
+			i++;
+		start = i + 1;
+	}
+	if (start < len) {
+		r = buf_append(out, s + start, len - start);
+		if (r == 0)
+			r = buf_puts(out, "\r\n");
+	}
+	return r;
+}
+
+int
+pgp_mime_encrypt(struct pgp *p, const char *recipient_fpr, const char *inner,
+		 size_t len, struct buf *out, struct cp_error *err)
+{
+	_cleanup_data_ gpgme_data_t plain = NULL, cipher = NULL;
+	_cleanup_buf_ struct buf armor = BUF_INIT;
+	struct sink sink = { &armor, 0 };
+	char recp[PGP_FPR_SIZE], recpstring[2 * PGP_FPR_SIZE + 1];
+	char boundary[MIME_BOUNDARY_SIZE];
+	size_t start = out->len;
+	gpgme_error_t e;
+	int r;
+
+	if (!fpr_valid(recipient_fpr))
+		return cp_error_set(err, -EINVAL, "gpg: recipient is not a "
+				    "40-digit fingerprint");
+	fpr_copy(recp, recipient_fpr);
+	r = cp_snprintf_ok(recpstring, sizeof(recpstring), "%s\n%s", recp,
+			   p->signer);
+	if (r < 0)
+		return cp_error_set(err, r, "gpg: recipient string too long");
+	e = gpgme_data_new_from_mem(&plain, inner, len, 0);
+	if (e == GPG_ERR_NO_ERROR)
+		e = gpgme_data_new_from_cbs(&cipher, &sink_cbs, &sink);
+	if (e != GPG_ERR_NO_ERROR)
+		return gpg_fail(err, e, "cannot create data buffers", NULL);
+	e = gpgme_op_encrypt_sign_ext(p->ctx, NULL, recpstring,
+				      GPGME_ENCRYPT_ALWAYS_TRUST, plain, cipher);
+	if (sink.err < 0)
+		return cp_error_set(err, sink.err, "gpg: encrypted output for "
+				    "key %s over limit", recp);
+	r = check_encrypt_result(p, e, recp, err);
+	if (r < 0)
+		return r;
+	r = check_sign_result(p, err);
+	if (r < 0)
+		return r;
+	if (armor.len == 0)
+		return cp_error_set(err, -EIO, "gpg: empty output for key %s",
+				    recp);
+
+	mime_boundary(boundary);
+	r = buf_printf(out,
+		"Content-Type: multipart/encrypted;\r\n"
+		" protocol=\"application/pgp-encrypted\";\r\n"
+		" boundary=\"%s\"\r\n"
+		"\r\n"
+		"This is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)\r\n"
+		"--%s\r\n"
+		"Content-Type: application/pgp-encrypted\r\n"
+		"Content-Description: PGP/MIME version identification\r\n"
+		"\r\n"
+		"Version: 1\r\n"
+		"\r\n"
+		"--%s\r\n"
+		"Content-Type: application/octet-stream; name=\"encrypted.asc\"\r\n"
+		"Content-Description: OpenPGP encrypted message\r\n"
+		"Content-Disposition: inline; filename=\"encrypted.asc\"\r\n"
+		"\r\n", boundary, boundary, boundary);
+	if (r == 0)
+		r = append_crlf(out, armor.data, armor.len);
+	if (r == 0)
+		r = buf_printf(out, "\r\n--%s--\r\n", boundary);
+	if (r < 0) {
+		out->len = start;
+		if (out->data)
+			out->data[start] = '\0';
+		return cp_error_set(err, r, "gpg: message for key %s too large",
+				    recp);
+	}
+	return 0;
+}
+
+int
+pgp_encrypt_to(struct pgp *p, const char *fpr, const void *data, size_t len,
+	       struct buf *out, struct cp_error *err)
+{
+	_cleanup_data_ gpgme_data_t plain = NULL, cipher = NULL;
+	struct sink sink = { out, 0 };
+	char recp[PGP_FPR_SIZE];
+	size_t start = out->len;
+	gpgme_error_t e;
+	int r;
+
+	if (!fpr_valid(fpr))
+		return cp_error_set(err, -EINVAL, "gpg: recipient is not a "
+				    "40-digit fingerprint");
+	fpr_copy(recp, fpr);
+	e = gpgme_data_new_from_mem(&plain, data, len, 0);
+	if (e == GPG_ERR_NO_ERROR)
+		e = gpgme_data_new_from_cbs(&cipher, &sink_cbs, &sink);
+	if (e != GPG_ERR_NO_ERROR)
+		return gpg_fail(err, e, "cannot create data buffers", NULL);
+	e = gpgme_op_encrypt_ext(p->ctx, NULL, recp, GPGME_ENCRYPT_ALWAYS_TRUST,
+				 plain, cipher);
+	if (sink.err < 0)
+		r = cp_error_set(err, sink.err, "gpg: encrypted output for key "
+				 "%s over limit", recp);
+	else
+		r = check_encrypt_result(p, e, recp, err);
+	if (r < 0) {
+		out->len = start;
+		if (out->data)
+			out->data[start] = '\0';
+	}
+	return r;
+}
+
+/*
+ * primary_fpr - the fingerprint of the primary key of a valid signature
+ * (gpg reports the signing subkey's).
+ */
+static int
+primary_fpr(struct pgp *p, const char *sig_fpr, char **out)
+{
+	_cleanup_key_ gpgme_key_t key = NULL;
+	_cleanup_free_ char *copy = strdup(sig_fpr);	/* outlives the result */
+
+	if (copy == NULL)
+		return -ENOMEM;
+	if (gpgme_get_key(p->ctx, copy, &key, 0) == GPG_ERR_NO_ERROR &&
+	    key->subkeys != NULL && key->subkeys->fpr != NULL) {
+		*out = strdup(key->subkeys->fpr);
+		return *out ? 0 : -ENOMEM;
+	}
+	*out = CP_TAKE_PTR(copy);
+	return 0;
+}
+
+int
+pgp_decrypt_verify(struct pgp *p, const void *data, size_t len,
+		   struct buf *out, char **signer_fpr, struct cp_error *err)
+{
+	_cleanup_data_ gpgme_data_t cipher = NULL, plain = NULL;
+	struct sink sink = { out, 0 };
+	gpgme_verify_result_t vr;
+	size_t start = out->len;
+	gpgme_error_t e;
+	int r = 0;
+
+	*signer_fpr = NULL;
+	e = gpgme_data_new_from_mem(&cipher, data, len, 0);
+	if (e == GPG_ERR_NO_ERROR)
+		e = gpgme_data_new_from_cbs(&plain, &sink_cbs, &sink);
+	if (e != GPG_ERR_NO_ERROR)
+		return gpg_fail(err, e, "cannot create data buffers", NULL);
+	e = gpgme_op_decrypt_verify(p->ctx, cipher, plain);
+	if (sink.err < 0) {
+		r = cp_error_set(err, sink.err, "gpg: decrypted data over limit");
+		goto fail;
+	}
+	if (e != GPG_ERR_NO_ERROR) {
+		r = gpg_fail(err, e, "decryption failed", NULL);
+		goto fail;
+	}
+	vr = gpgme_op_verify_result(p->ctx);
+	for (gpgme_signature_t s = vr ? vr->signatures : NULL; s; s = s->next) {
+		if (gpgme_err_code(s->status) != GPG_ERR_NO_ERROR ||
+		    !(s->summary & (GPGME_SIGSUM_VALID | GPGME_SIGSUM_GREEN)) ||
+		    (s->summary & GPGME_SIGSUM_RED) || s->fpr == NULL)
+			continue;
+		r = primary_fpr(p, s->fpr, signer_fpr);
+		if (r < 0) {
+			r = cp_error_set(err, r, "gpg: out of memory");
+			goto fail;
+		}
+		break;
+	}
+	return 0;
+fail:
+	out->len = start;
+	if (out->data)
+		out->data[start] = '\0';
+	return r;
+}
+
+int
+pgp_import(struct pgp *p, const void *data, size_t len,
+	   char fpr_out[PGP_FPR_SIZE], struct cp_error *err)
+{
+	_cleanup_data_ gpgme_data_t keydata = NULL;
+	gpgme_import_result_t res;
+	gpgme_error_t e;
+
+	fpr_out[0] = '\0';
+	e = gpgme_data_new_from_mem(&keydata, data, len, 0);
+	if (e != GPG_ERR_NO_ERROR)
+		return gpg_fail(err, e, "cannot create data buffer", NULL);
+	e = gpgme_op_import(p->ctx, keydata);
+	if (e != GPG_ERR_NO_ERROR)
+		return gpg_fail(err, e, "import failed", NULL);
+	res = gpgme_op_import_result(p->ctx);
+	if (res == NULL)
+		return cp_error_set(err, -EIO, "gpg: no import result");
+	for (gpgme_import_status_t s = res->imports; s; s = s->next) {
+		if (s->result != GPG_ERR_NO_ERROR || s->fpr == NULL)
+			continue;
+		if (!fpr_valid(s->fpr))
+			return cp_error_set(err, -EPROTONOSUPPORT,
+					    "gpg: imported key is not a v4 key");
+		fpr_copy(fpr_out, s->fpr);
+		return 0;
+	}
+	return cp_error_set(err, -ENOKEY, "gpg: no key imported "
+			    "(%d considered, %d not imported)",
+			    res->considered, res->not_imported);
+}

@@ -1,0 +1,165 @@
+/*
+ * NAME
+ *	policy - who receives an event, and when
+ * DESCRIPTION
+ *	See policy.h.
+ */
+#include "policy.h"
+#include "event.h"
+#include "util.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <time.h>
+
+static pthread_mutex_t tz_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static json_t *
+rcpt_new(const char *ref, json_t *who)
+{
+	json_t *r = json_object();
+	const char *fpr = json_string_value(json_object_get(who, "pgp_fpr"));
+
+	json_object_set_new(r, "ref", json_string(ref));
+	json_object_set_new(r, "mode", json_string(fpr && *fpr ? "encrypted" : "notice"));
+	json_object_set_new(r, "state", json_string("pending"));
+	return r;
+}
+
+json_t *
+policy_recipients(json_t *patient, json_t *delivery, int64_t now,
+		  char *reason, size_t reasonlen)
+{
+	json_t *list = json_array(), *proxies, *p;
+	int age = patient_age_years(patient, now);
+	int confidential = json_is_true(json_object_get(delivery, "confidential"));
+	size_t i;
+
+	reason[0] = '\0';
+	if (age < 0 || age >= 18) {
+		if (json_is_string(json_object_get(patient, "email")))
+			json_array_append_new(list, rcpt_new("patient", patient));
+		else
+			cp_strlcpy(reason, "patient has no email address", reasonlen);
+		return list;
+	}
+	if (confidential) {
+		cp_strlcpy(reason, "confidential event for a minor: never sent to proxies",
+			   reasonlen);
+		return list;
+	}
+	proxies = json_object_get(patient, "proxies");
+	json_array_foreach(proxies, i, p) {
+		char ref[32];
+
+		if (!json_is_string(json_object_get(p, "email")))
+			continue;
+		snprintf(ref, sizeof(ref), "proxy:%zu", i);
+		json_array_append_new(list, rcpt_new(ref, p));
+	}
+	if (json_array_size(list) == 0)
+		cp_strlcpy(reason, "minor without a proxy address", reasonlen);
+	return list;
+}
+
+int
+policy_resolve(json_t *patient, const char *ref, struct policy_rcpt *out)
+{
+	json_t *who;
+
+	memset(out, 0, sizeof(*out));
+	if (strcmp(ref, "patient") == 0) {
+		who = patient;
+	} else if (strncmp(ref, "proxy:", 6) == 0) {
+		char *end;
+		unsigned long n = strtoul(ref + 6, &end, 10);
+
+		if (*end != '\0' || ref[6] == '\0')
+			return -EINVAL;
+		who = json_array_get(json_object_get(patient, "proxies"), n);
+		out->is_proxy = 1;
+	} else {
+		return -EINVAL;
+	}
+	out->address = json_string_value(json_object_get(who, "email"));
+	if (out->address == NULL)
+		return -ENOENT;
+	out->name = json_string_value(json_object_get(who, "name"));
+	out->fpr = json_string_value(json_object_get(who, "pgp_fpr"));
+	if (out->fpr && *out->fpr == '\0')
+		out->fpr = NULL;
+	return 0;
+}
+
+int
+policy_tz_valid(const char *tz)
+{
+	char path[512];
+	struct stat st;
+	size_t i;
+
+	if (tz == NULL || *tz == '\0' || *tz == '/' || strstr(tz, "..") ||
+	    strlen(tz) > 64)
+		return 0;
+	for (i = 0; tz[i]; i++)
+		if (!(isalnum((unsigned char)tz[i]) || strchr("/_+-", tz[i])))
+			return 0;
+	if (cp_snprintf_ok(path, sizeof(path), "/usr/share/zoneinfo/%s", tz) < 0)
+		return 0;
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int64_t
+policy_quiet_until(int64_t now, const char *tz, const char *fallback_tz,
+		   int start, int end)
+{
+	char *saved = NULL;
+	const char *old;
+	const char *zone = "UTC";
+	struct tm tm;
+	time_t t = (time_t)now;
+	int minute, quiet, next_day = 0;
+	int64_t until = now;
+
+	if (start == end)
+		return now;
+	if (policy_tz_valid(tz))
+		zone = tz;
+	else if (policy_tz_valid(fallback_tz))
+		zone = fallback_tz;
+
+	pthread_mutex_lock(&tz_lock);
+	old = getenv("TZ");
+	if (old)
+		saved = strdup(old);
+	setenv("TZ", zone, 1);
+	tzset();
+	localtime_r(&t, &tm);
+	minute = tm.tm_hour * 60 + tm.tm_min;
+	if (start < end) {
+		quiet = minute >= start && minute < end;
+	} else {
+		quiet = minute >= start || minute < end;
+		next_day = minute >= start;
+	}
+	if (quiet) {
+		tm.tm_mday += next_day;
+		tm.tm_hour = end / 60;
+		tm.tm_min = end % 60;
+		tm.tm_sec = 0;
+		tm.tm_isdst = -1;
+		until = (int64_t)mktime(&tm);
+		if (until < now)
+			until = now;
+	}
+	if (saved) {
+		setenv("TZ", saved, 1);
+		free(saved);
+	} else {
+		unsetenv("TZ");
+	}
+	tzset();
+	pthread_mutex_unlock(&tz_lock);
+	return until;
+}

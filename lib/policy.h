@@ -1,0 +1,55 @@
+/*
+ * NAME
+ *	policy - who receives an event, and when
+ * SYNOPSIS
+ *	#include "policy.h"
+ * DESCRIPTION
+ *	policy_recipients chooses the recipients of an event for a patient:
+ *	an adult (18 or over by "dob" at now, or no dob) is reached at their
+ *	own address; a minor through each proxy that has an address, and a
+ *	"confidential" event never goes to a proxy (so a confidential event
+ *	for a minor reaches no one by email: the portal shows it). It returns
+ *	a JSON array of {"ref":"patient"|"proxy:N","mode":"encrypted"|
+ *	"notice","state":"pending"} — mode is "encrypted" when a pgp_fpr is on
+ *	file (the sender checks the key is usable) — or an empty array with a
+ *	PHI-free reason.
+ *
+ *	policy_resolve finds the address, display name and key of a stored
+ *	recipient ref in the (possibly updated) patient record.
+ *
+ *	policy_quiet_until returns the first time at or after now outside
+ *	quiet hours [start, end) (minutes after local midnight; start > end
+ *	wraps past midnight; start == end means none) in time zone tz (an
+ *	IANA name such as "America/Chicago"; an unknown or malformed name
+ *	falls back to fallback_tz, then UTC).
+ *
+ *	policy_tz_valid says whether an IANA zone name exists on this system.
+ * THREAD SAFETY
+ *	policy_quiet_until serialises its use of TZ with a mutex; the rest is
+ *	reentrant.
+ */
+#ifndef CAREPOST_POLICY_H
+#define CAREPOST_POLICY_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+json_t *policy_recipients(json_t *patient, json_t *delivery, int64_t now,
+			  char *reason, size_t reasonlen);
+
+struct policy_rcpt {
+	const char *address;	/* borrowed from the patient record */
+	const char *name;	/* may be NULL */
+	const char *fpr;	/* may be NULL */
+	int is_proxy;
+};
+
+int policy_resolve(json_t *patient, const char *ref, struct policy_rcpt *out);
+
+int64_t policy_quiet_until(int64_t now, const char *tz, const char *fallback_tz,
+			   int start, int end);
+
+int policy_tz_valid(const char *tz);
+
+#endif

@@ -1,0 +1,50 @@
+/*
+ * NAME
+ *	runtime - what both programs open: config, token key, store, templates
+ * SYNOPSIS
+ *	#include "runtime.h"
+ *
+ *	struct runtime rt;
+ *	runtime_open(&rt, "/etc/carepost/carepost.conf", RUNTIME_ALL, &err);
+ *	...
+ *	runtime_close(&rt);
+ * DESCRIPTION
+ *	runtime_open loads the config and then, as flags ask, the token key
+ *	(security.token_key_file: at least 16 bytes; it also keys the
+ *	opaque patient references in logs), the store and the templates.
+ *	Errors name the file or key at fault.
+ *
+ *	runtime_config_path returns the -c argument, $CAREPOST_CONFIG, or
+ *	/etc/carepost/carepost.conf.
+ * OWNERSHIP
+ *	runtime_close releases everything runtime_open opened.
+ */
+#ifndef CAREPOST_RUNTIME_H
+#define CAREPOST_RUNTIME_H
+
+#include "config.h"
+#include "store.h"
+#include "tmplset.h"
+#include "util.h"
+
+#define RUNTIME_KEY		0x1
+#define RUNTIME_STORE		0x2
+#define RUNTIME_TEMPLATES	0x4
+#define RUNTIME_ALL		0x7
+
+#define RUNTIME_DEFAULT_CONFIG "/etc/carepost/carepost.conf"
+
+struct runtime {
+	struct cp_config *cfg;
+	struct store *store;
+	struct tmplset *templates;
+	unsigned char key[64];
+	size_t keylen;
+};
+
+int runtime_open(struct runtime *rt, const char *config_path, int flags,
+		 struct cp_error *err);
+void runtime_close(struct runtime *rt);
+const char *runtime_config_path(const char *arg);
+
+#endif

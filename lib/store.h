@@ -1,0 +1,189 @@
+/*
+ * NAME
+ *	store - the LMDB store shared with the portal: layout and operations
+ * SYNOPSIS
+ *	#include "store.h"
+ *
+ *	struct store *s;
+ *	store_open("/var/lib/carepost/store", 1 << 30, &s, &err);
+ *	store_claim_events(s, now, 500, &n, &err);
+ *	store_take_due(s, now, lease, 100, &batch, &err);
+ *	... send ...
+ *	store_update_deliveries(s, batch, &err);
+ *	store_close(s);
+ * DESCRIPTION
+ *	One LMDB environment (a directory holding data.mdb and lock.mdb).
+ *	Named databases; keys are UTF-8 ids without a terminating NUL,
+ *	values are JSON unless stated. This is the one place that documents
+ *	the layout (docs/store.md repeats it for portal developers):
+ *
+ *	patients   written by the portal. key: patient id.
+ *	           value: the patient JSON of the design.
+ *	events     written by the portal. key: event id (its idempotency key).
+ *	           value: the event JSON. carepostd removes each entry when it
+ *	           claims it.
+ *	delivery   carepostd's, readable by the portal. key: event id.
+ *	           value: {"id","type","patient","state","reason","created",
+ *	           "updated","due","attempts","send_at","expires_at",
+ *	           "priority","confidential","department","thread",
+ *	           "message_id","recipients":[{"ref","mode","state","code",
+ *	           "reason","message_id"}], "data"} — "data" (the PHI payload)
+ *	           is removed once the event reaches a final state
+ *	           ("scrubbed": true).
+ *	           state: queued, sending, deferred, sent, failed, expired,
+ *	           suppressed.
+ *	schedule   carepostd's. key: 8-byte big-endian due time, then the
+ *	           event id. value: empty. The work list, in due order. An
+ *	           event being sent stays here with due = now + lease, so a
+ *	           crash mid-send retries it after the lease.
+ *	threads    carepostd's. key: the 10-byte thread id (token.h).
+ *	           value: {"event","patient","type","department","created",
+ *	           "expires"}: what a reply token names.
+ *	bounces    carepostd's, readable by the portal. key: email address
+ *	           (lower case). value: {"state":"ok|soft|invalid",
+ *	           "soft_count","last","event"}.
+ *	meta       carepostd's. key: name. value: JSON (e.g. "schema": 1,
+ *	           counters "stats").
+ *
+ *	The portal writes patients and events in its own write transactions;
+ *	LMDB serialises writers across processes. carepostd keeps each write
+ *	transaction short and batches many updates in one.
+ *
+ *	Every write goes through store_write(), which on MDB_MAP_FULL aborts,
+ *	doubles the map size (up to 64 GiB) and retries once: a full map
+ *	never loses a committed record, and a failed write leaves the store
+ *	as it was.
+ * ERRORS
+ *	Negative errno-style codes; LMDB's own codes map to -EIO with the
+ *	mdb_strerror text in err, MDB_NOTFOUND to -ENOENT, MDB_MAP_FULL (after
+ *	growing failed) to -ENOSPC.
+ * OWNERSHIP
+ *	json_t results are new references the caller json_decref()s.
+ * THREAD SAFETY
+ *	A struct store may be used from one thread at a time (the daemon's
+ *	main loop). Other processes may use the same environment at once.
+ */
+#ifndef CAREPOST_STORE_H
+#define CAREPOST_STORE_H
+
+#include <jansson.h>
+#include <lmdb.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+#define STORE_ID_MAX 128
+
+struct store;
+
+/* Named databases, in the order store_open creates them. */
+enum store_db {
+	DB_PATIENTS, DB_EVENTS, DB_DELIVERY, DB_SCHEDULE, DB_THREADS,
+	DB_BOUNCES, DB_META, DB_INBOX, DB_CLINIC, DB_SEEN, DB_IMAP,
+	DB_ACKS, DB__COUNT
+};
+
+int store_open(const char *path, uint64_t map_size, struct store **out,
+	       struct cp_error *err);
+void store_close(struct store *s);
+
+/* store_env / store_dbi - for modules that run their own transactions. */
+MDB_env *store_env(struct store *s);
+MDB_dbi store_dbi(struct store *s, enum store_db db);
+
+/*
+ * store_write - run fn inside a write transaction and commit it; abort
+ * when fn returns < 0 (and return that). Retries after growing the map on
+ * MDB_MAP_FULL, so fn must be safe to run twice (it runs in a fresh
+ * transaction each time).
+ */
+typedef int (*store_txn_fn)(struct store *s, MDB_txn *txn, void *userdata,
+			    struct cp_error *err);
+int store_write(struct store *s, store_txn_fn fn, void *userdata,
+		struct cp_error *err);
+
+/* Helpers inside a transaction. */
+int store_txn_get_json(struct store *s, MDB_txn *txn, enum store_db db,
+		       const void *key, size_t keylen, json_t **out,
+		       struct cp_error *err);
+int store_txn_put_json(struct store *s, MDB_txn *txn, enum store_db db,
+		       const void *key, size_t keylen, json_t *value,
+		       struct cp_error *err);
+int store_txn_del(struct store *s, MDB_txn *txn, enum store_db db,
+		  const void *key, size_t keylen, struct cp_error *err);
+
+/* store_get_json - one value in its own read transaction (-ENOENT). */
+int store_get_json(struct store *s, enum store_db db, const char *key,
+		   json_t **out, struct cp_error *err);
+/* store_put_json - one value in its own write transaction. */
+int store_put_json(struct store *s, enum store_db db, const char *key,
+		   json_t *value, struct cp_error *err);
+
+/*
+ * store_put_event - what the portal does: write an event into "events".
+ * The JSON is stored as given (it is validated when claimed).
+ */
+int store_put_event_raw(struct store *s, const char *id, const char *json,
+			size_t len, struct cp_error *err);
+
+/*
+ * store_claim_events - move up to max new events from "events" into
+ * "delivery" in one transaction. A new event id gets a delivery record
+ * (queued, due at send_at or now) and a schedule entry; an id already in
+ * "delivery" is dropped from "events" (sent once). An event that fails
+ * validation (invalid JSON, unknown type, missing patient, bad fields)
+ * gets a delivery record in state "failed" with the reason. *claimed
+ * counts both.
+ */
+int store_claim_events(struct store *s, int64_t now, int token_ttl,
+		       size_t max, size_t *claimed, struct cp_error *err);
+
+/*
+ * store_take_due - the due delivery records (due <= now), at most max,
+ * in due order, each marked "sending", attempts + 1, rescheduled to now +
+ * lease, in one transaction. *batch is a JSON array of the records.
+ */
+int store_take_due(struct store *s, int64_t now, int lease, size_t max,
+		   json_t **batch, struct cp_error *err);
+
+/*
+ * store_update_deliveries - write back delivery records (after a send) in
+ * one transaction. A record in a final state (sent, failed, expired,
+ * suppressed) loses its schedule entry and its "data"; any other is
+ * rescheduled at its "due".
+ */
+int store_update_deliveries(struct store *s, json_t *records,
+			    struct cp_error *err);
+
+/* store_retry - put a deferred or failed event back in the queue now. */
+int store_retry(struct store *s, const char *event_id, int64_t now,
+		struct cp_error *err);
+
+/* store_next_due - the earliest due time, or INT64_MAX if none. */
+int store_next_due(struct store *s, int64_t *due, struct cp_error *err);
+
+/*
+ * store_foreach - call fn for every record of db in key order, in one
+ * read transaction; stop early when fn returns non-zero (returned).
+ */
+typedef int (*store_each_fn)(void *userdata, const char *key, size_t keylen,
+			     json_t *value);
+int store_foreach(struct store *s, enum store_db db, store_each_fn fn,
+		  void *userdata, struct cp_error *err);
+
+/* store_count - entries in db. */
+int store_count(struct store *s, enum store_db db, size_t *n,
+		struct cp_error *err);
+
+/* Final delivery states: the event is done and its data scrubbed. */
+int store_state_final(const char *state);
+
+/* store_thread_put_txn - record a thread (see "threads") in txn. */
+int store_thread_put_txn(struct store *s, MDB_txn *txn,
+			 const uint8_t thread[10], json_t *value,
+			 struct cp_error *err);
+int store_thread_get(struct store *s, const uint8_t thread[10],
+		     json_t **out, struct cp_error *err);
+
+#endif

@@ -1,0 +1,55 @@
+/*
+ * NAME
+ *	tmplset - the loaded set of mail templates, per locale and event type
+ * SYNOPSIS
+ *	#include "tmplset.h"
+ *
+ *	tmplset_load("/usr/local/share/carepost/templates", "en", &ts, &err);
+ *	tmplset_render(ts, "es", "test_result", TMPL_NOTICE, ctx,
+ *		       &subject, &body, &err);
+ *	tmplset_free(ts);
+ * DESCRIPTION
+ *	The directory holds one subdirectory per locale ("en", "es", …); each
+ *	holds TYPE.full.mustache and TYPE.notice.mustache for event types,
+ *	and partials NAME.mustache. A template file's first line is
+ *	"Subject: " followed by the subject template, then one empty line,
+ *	then the body template (plain text, rendered without HTML escaping).
+ *
+ *	tmplset_load parses every template once, and fails, naming the file,
+ *	when the default locale lacks either variant of a known event type or
+ *	any file does not parse. Other locales may be partial: a missing
+ *	template falls back to the default locale's. Partials are held in
+ *	memory and resolved within the template's own locale, then the
+ *	default locale.
+ *
+ *	The rendered subject is reduced to one line (CR, LF, tabs become
+ *	spaces; mime_header encodes it later). Bodies keep LF line endings.
+ * OWNERSHIP
+ *	tmplset_load hands a set freed with tmplset_free. Rendering appends
+ *	to the caller's buffers.
+ * THREAD SAFETY
+ *	A loaded set is read-only: many threads may render at once.
+ */
+#ifndef CAREPOST_TMPLSET_H
+#define CAREPOST_TMPLSET_H
+
+#include <jansson.h>
+
+#include "buf.h"
+#include "util.h"
+
+enum tmpl_variant { TMPL_FULL = 0, TMPL_NOTICE = 1 };
+
+struct tmplset;
+
+int tmplset_load(const char *dir, const char *default_locale,
+		 struct tmplset **out, struct cp_error *err);
+int tmplset_render(const struct tmplset *ts, const char *locale,
+		   const char *type, enum tmpl_variant variant, json_t *ctx,
+		   struct buf *subject, struct buf *body, struct cp_error *err);
+void tmplset_free(struct tmplset *ts);
+
+/* tmplset_locales - number of locales loaded. */
+size_t tmplset_locales(const struct tmplset *ts);
+
+#endif

@@ -1,0 +1,330 @@
+"""Integration test harness: real gpg, real smtp-sink, real LMDB, real binaries.
+
+Each test builds an Env: a short temp directory holding a GNUPGHOME with the
+clinic's key, a token key, a store and a config pointing at the repo's
+templates and at a Postfix smtp-sink on a free loopback port. Patients' own
+keys live in separate GNUPGHOMEs, so that decrypting proves the message was
+encrypted to them. Stdlib only.
+"""
+import calendar
+import email
+import email.policy
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+TOP = os.environ.get("CAREPOST_TOP") or os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.path.join(TOP, os.environ.get("BUILD", "build"))
+CTL = os.path.join(BUILD, "carepostctl")
+DAEMON = os.path.join(BUILD, "carepostd")
+DATA = os.path.join(TOP, "tests", "data")
+SMTP_SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+
+# 2026-11-25 17:00 UTC: daytime in Chicago, New York and Madrid.
+DAYTIME = calendar.timegm((2026, 11, 25, 17, 0, 0))
+
+EVENT_TYPES = [
+    "appointment_scheduled", "appointment_reminder", "appointment_cancelled",
+    "referral_update", "refill_ready", "refill_status", "benefits_update",
+    "contact_info_changed", "statement_ready", "payment_due",
+    "payment_received", "form_request", "provider_message", "test_result",
+    "visit_summary", "health_record_updated", "education_article",
+    "evisit_update", "checkup_reminder", "immunization_reminder",
+    "proxy_access_granted", "account_invite",
+]
+UNSUBSCRIBE_TYPES = {"appointment_reminder", "checkup_reminder",
+                     "immunization_reminder", "education_article"}
+
+CANARY = "PHI-CANARY"
+
+
+class Skip(Exception):
+    pass
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port, timeout=10):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("port %d never opened" % port)
+
+
+def gpg(home, *args, input=None, check=True):
+    cmd = ["gpg", "--homedir", home, "--batch", "--yes", "--quiet",
+           "--pinentry-mode", "loopback", "--passphrase", ""] + list(args)
+    p = subprocess.run(cmd, input=input, capture_output=True)
+    if check and p.returncode != 0:
+        raise RuntimeError("gpg %s failed: %s" % (args[:2], p.stderr.decode(errors="replace")))
+    return p
+
+
+def make_home(path):
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return path
+
+
+def make_key(home, uid, expire="never"):
+    """Generate an ed25519 signing key with a cv25519 encryption subkey."""
+    gpg(home, "--quick-gen-key", uid, "ed25519", "sign,cert", expire)
+    out = gpg(home, "--with-colons", "--list-secret-keys", uid).stdout.decode()
+    fpr = [l.split(":")[9] for l in out.splitlines() if l.startswith("fpr:")][0]
+    gpg(home, "--quick-add-key", fpr, "cv25519", "encr", expire)
+    return fpr
+
+
+def export_key(home, fpr):
+    return gpg(home, "--armor", "--export", fpr).stdout
+
+
+class Env:
+    def __init__(self, name="t"):
+        self.dir = tempfile.mkdtemp(prefix="cp%s." % name[:4], dir="/tmp")
+        self.home = make_home(os.path.join(self.dir, "g"))
+        self.store = os.path.join(self.dir, "store")
+        self.sink_dir = os.path.join(self.dir, "sink")
+        self.sink = None
+        self.port = None
+        self.logs = []
+        self.now = DAYTIME
+        self.clinic_fpr = make_key(self.home, "Lakeside Clinic <care@lakeside.test>")
+        with open(os.path.join(self.dir, "token.key"), "wb") as f:
+            f.write(os.urandom(32))
+        self.config_extra = {}
+
+    # ---- servers ----
+    def start_sink(self, *opts):
+        self.stop_sink()
+        os.makedirs(self.sink_dir, exist_ok=True)
+        if self.port is None:
+            self.port = free_port()
+        self.sink = subprocess.Popen(
+            [SMTP_SINK, "-u", "root", "-d", self.sink_dir + "/%M."] + list(opts)
+            + ["127.0.0.1:%d" % self.port, "100"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port)
+
+    def stop_sink(self):
+        if self.sink:
+            self.sink.terminate()
+            self.sink.wait()
+            self.sink = None
+
+    def sink_messages(self):
+        """Every message at the sink: (envelope dict, raw bytes, Message)."""
+        out = []
+        for path in sorted(glob.glob(os.path.join(self.sink_dir, "*"))):
+            raw = open(path, "rb").read()
+            env = {"rcpt": []}
+            lines = raw.split(b"\n")
+            i = 0
+            while i < len(lines) and lines[i].startswith(b"X-"):
+                k, _, v = lines[i].decode().partition(": ")
+                if k == "X-Mail-Args":
+                    env["from"] = v.strip("<>")
+                elif k == "X-Rcpt-Args":
+                    env["rcpt"].append(v.strip("<>"))
+                i += 1
+            # drop smtp-sink's own Received header (3 lines)
+            if i < len(lines) and lines[i].startswith(b"Received:"):
+                i += 1
+                while i < len(lines) and lines[i][:1] in (b"\t", b" "):
+                    i += 1
+            body = b"\n".join(lines[i:])
+            msg = email.message_from_bytes(body, policy=email.policy.default)
+            out.append((env, body, msg))
+        return out
+
+    def clear_sink(self):
+        for p in glob.glob(os.path.join(self.sink_dir, "*")):
+            os.unlink(p)
+
+    # ---- config and programs ----
+    def write_config(self, **extra):
+        self.config_extra.update(extra)
+        sections = {
+            "store": {"path": self.store},
+            "smtp": {"server": "127.0.0.1:%d" % (self.port or free_port()),
+                     "starttls": "off", "timeout": "10s", "batch_size": "50"},
+            "gpg": {"home": self.home, "clinic_key": self.clinic_fpr,
+                    "workers": "2"},
+            "templates": {"dir": os.path.join(TOP, "templates"),
+                          "default_locale": "en"},
+            "portal": {"clinic_name": "Lakeside Clinic",
+                       "portal_url": "https://portal.lakeside.test/login",
+                       "from_address": "care@lakeside.test",
+                       "from_name": "Lakeside Clinic",
+                       "reply_domain": "reply.lakeside.test",
+                       "bounce_domain": "bounce.lakeside.test",
+                       "unsubscribe_address": "unsubscribe@lakeside.test"},
+            "delivery": {"quiet_start": "21:00", "quiet_end": "08:00",
+                         "retry_base": "5m", "retry_max": "1h",
+                         "max_age": "2d", "poll_interval": "1s"},
+            "security": {"token_key_file": os.path.join(self.dir, "token.key")},
+        }
+        for key, value in self.config_extra.items():
+            sec, _, k = key.partition("__")
+            sections.setdefault(sec, {})[k] = value
+        self.config = os.path.join(self.dir, "carepost.conf")
+        with open(self.config, "w") as f:
+            for sec, kv in sections.items():
+                f.write("[%s]\n" % sec)
+                for k, v in kv.items():
+                    if v is not None:
+                        f.write("%s = %s\n" % (k, v))
+        return self.config
+
+    def env(self):
+        e = dict(os.environ)
+        e["CAREPOST_NOW"] = str(self.now)
+        e["GNUPGHOME"] = self.home
+        e.pop("NOTIFY_SOCKET", None)
+        e.pop("JOURNAL_STREAM", None)
+        return e
+
+    def ctl(self, *args, input=None, check=True):
+        p = subprocess.run([CTL, "-c", self.config] + list(args), input=input,
+                           capture_output=True, env=self.env())
+        self.logs.append(p.stderr)
+        if check and p.returncode != 0:
+            raise AssertionError("carepostctl %s exited %d: %s" % (
+                " ".join(args), p.returncode, p.stderr.decode(errors="replace")))
+        return p
+
+    def ctl_json(self, *args):
+        return json.loads(self.ctl("--json", *args).stdout)
+
+    def once(self, check=True):
+        p = subprocess.run([DAEMON, "-c", self.config, "--once"],
+                           capture_output=True, env=self.env(), timeout=300)
+        self.logs.append(p.stderr)
+        if check and p.returncode != 0:
+            raise AssertionError("carepostd --once exited %d: %s" % (
+                p.returncode, p.stderr.decode(errors="replace")))
+        return p
+
+    def add_patient(self, rec):
+        self.ctl("patient", "add", "-", input=json.dumps(rec).encode())
+
+    def add_event(self, ev):
+        self.ctl("event", "add", "-", input=json.dumps(ev).encode())
+
+    def status(self, event_id):
+        return self.ctl_json("status", event_id)
+
+    def patient_key(self, name, expire="never"):
+        """A recipient's own GNUPGHOME and key; returns (home, fpr)."""
+        home = make_home(os.path.join(self.dir, name[:6]))
+        fpr = make_key(home, "%s <%s@patients.test>" % (name, name), expire)
+        # the recipient can verify the clinic's signature
+        gpg(home, "--import", input=export_key(self.home, self.clinic_fpr))
+        return home, fpr
+
+    def import_key(self, home, fpr, patient, proxy=None):
+        path = os.path.join(self.dir, "k.asc")
+        with open(path, "wb") as f:
+            f.write(export_key(home, fpr))
+        args = ["key", "import", path, "--patient", patient]
+        if proxy is not None:
+            args += ["--proxy", str(proxy)]
+        return self.ctl(*args).stdout.decode().strip()
+
+    def all_logs(self):
+        return b"".join(self.logs)
+
+    def close(self):
+        self.stop_sink()
+        for home in glob.glob(os.path.join(self.dir, "*")):
+            if os.path.isdir(home) and os.path.exists(os.path.join(home, "pubring.kbx")):
+                subprocess.run(["gpgconf", "--homedir", home, "--kill", "all"],
+                               capture_output=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def sample_data(event_type):
+    with open(os.path.join(DATA, "events", event_type + ".json")) as f:
+        return json.load(f)
+
+
+def decrypt(home, raw_armor):
+    """Decrypt as the recipient; returns (plaintext bytes, status lines)."""
+    p = subprocess.run(["gpg", "--homedir", home, "--batch", "--status-fd", "2",
+                        "--decrypt"], input=raw_armor, capture_output=True)
+    if p.returncode != 0:
+        raise AssertionError("gpg --decrypt failed: %s" % p.stderr.decode(errors="replace"))
+    status = [l for l in p.stderr.decode(errors="replace").splitlines()
+              if l.startswith("[GNUPG:]")]
+    return p.stdout, status
+
+
+def pgp_parts(msg):
+    """Check RFC 3156 structure; return the armored payload bytes."""
+    assert msg.get_content_type() == "multipart/encrypted", msg.get_content_type()
+    assert msg.get_param("protocol") == "application/pgp-encrypted"
+    parts = list(msg.iter_parts())
+    assert len(parts) == 2, len(parts)
+    assert parts[0].get_content_type() == "application/pgp-encrypted"
+    assert b"Version: 1" in parts[0].get_payload(decode=True)
+    assert parts[1].get_content_type() == "application/octet-stream"
+    return parts[1].get_payload(decode=True)
+
+
+def run(test_fn, name):
+    """Run one test function with an Env; exit 0, 1 or 77 (skip)."""
+    env = None
+    try:
+        for tool in (CTL, DAEMON, SMTP_SINK):
+            if not os.access(tool, os.X_OK):
+                raise Skip("%s is missing" % tool)
+        env = Env(name)
+        test_fn(env)
+        logs = env.all_logs()
+        assert CANARY.encode() not in logs, "PHI canary reached a log line"
+        print("ok: %s" % name)
+        return 0
+    except Skip as e:
+        print("skipped: %s" % e)
+        return 77
+    finally:
+        if env:
+            env.close()
+
+
+def main(tests):
+    """tests: list of functions taking an Env. Prints a closing line."""
+    failed = skipped = 0
+    only = sys.argv[1:] or None
+    for fn in tests:
+        if only and fn.__name__ not in only:
+            continue
+        try:
+            rc = run(fn, fn.__name__)
+            if rc == 77:
+                skipped += 1
+        except Exception:
+            import traceback
+            traceback.print_exc()
+            print("FAILED: %s" % fn.__name__)
+            failed += 1
+    n = len([t for t in tests if not only or t.__name__ in only])
+    print("%d passed, %d failed, %d skipped" % (n - failed - skipped, failed, skipped))
+    sys.exit(1 if failed else (77 if skipped == n else 0))

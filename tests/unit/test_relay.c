@@ -1,0 +1,1086 @@
+/*
+ * NAME
+ *	test_relay - relay_send_batch against a real Postfix smtp-sink
+ * DESCRIPTION
+ *	Each test starts /usr/sbin/smtp-sink on a free loopback port with
+ *	its own dump directory and protocol log (-v), runs one batch, and
+ *	checks outcomes, codes and what the sink stored: smtp-sink writes
+ *	each message as received (dot-stuffing undone, CRLF turned into LF)
+ *	after its own X-* and Received lines, so the stored message must be
+ *	exactly ours. Fault injection uses smtp-sink's -r (4xx), -f (5xx),
+ *	-q (drop without reply), -Q (421 and drop), -a (no AUTH) and -w
+ *	(slow DATA reply) options. One test uses a tiny fake server of its
+ *	own that hangs up in the middle of DATA, to prove that SIGPIPE does
+ *	not kill the caller.
+ *
+ *	Skips (with the reason) when smtp-sink is not installed.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "buf.h"
+#include "relay.h"
+
+#define SMTP_SINK "/usr/sbin/smtp-sink"
+
+struct sink {
+	pid_t pid;
+	int port;
+	char dir[64];
+	char log[96];
+	char server[32];
+};
+
+/* --- helpers -------------------------------------------------------- */
+
+static int
+free_port(void)
+{
+	struct sockaddr_in sa;
+	socklen_t len = sizeof(sa);
+	int fd, port;
+
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
+}
+
+static int
+try_connect(int port)
+{
+	struct sockaddr_in sa;
+	int fd, r;
+
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return -1;
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	close(fd);
+	return r;
+}
+
+static void
+sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static double
+now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+skip_without_sink(void)
+{
+	if (access(SMTP_SINK, X_OK) != 0) {
+		print_message("skipped: %s not installed (apt-get install "
+			      "postfix)\n", SMTP_SINK);
+		skip();
+	}
+}
+
+/* Start smtp-sink with extra options (NULL-terminated); waits until it
+ * accepts connections. */
+static void
+sink_start(struct sink *s, const char *const *opts)
+{
+	int attempt;
+
+	skip_without_sink();
+	memset(s, 0, sizeof(*s));
+	strcpy(s->dir, "/tmp/carepost-relay-XXXXXX");
+	assert_non_null(mkdtemp(s->dir));
+	snprintf(s->log, sizeof(s->log), "%s.log", s->dir);
+
+	for (attempt = 0; attempt < 5; attempt++) {
+		char tmpl[96], addr[32];
+		const char *argv[32];
+		int argc = 0, i, status;
+
+		s->port = free_port();
+		snprintf(s->server, sizeof(s->server), "127.0.0.1:%d", s->port);
+		snprintf(addr, sizeof(addr), "127.0.0.1:%d", s->port);
+		snprintf(tmpl, sizeof(tmpl), "%s/m.", s->dir);
+		argv[argc++] = "smtp-sink";
+		if (geteuid() == 0) {
+			argv[argc++] = "-u";
+			argv[argc++] = "root";
+		}
+		argv[argc++] = "-v";
+		argv[argc++] = "-d";
+		argv[argc++] = tmpl;
+		for (i = 0; opts && opts[i]; i++)
+			argv[argc++] = opts[i];
+		argv[argc++] = addr;
+		argv[argc++] = "100";
+		argv[argc] = NULL;
+
+		s->pid = fork();
+		assert_true(s->pid >= 0);
+		if (s->pid == 0) {
+			int fd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC,
+				      0600);
+
+			if (fd >= 0) {
+				dup2(fd, 1);
+				dup2(fd, 2);
+			}
+			execv(SMTP_SINK, (char *const *)argv);
+			_exit(127);
+		}
+		for (i = 0; i < 200; i++) {
+			if (try_connect(s->port) == 0)
+				return;
+			if (waitpid(s->pid, &status, WNOHANG) == s->pid)
+				break;		/* died: port taken? retry */
+			sleep_ms(25);
+		}
+		kill(s->pid, SIGKILL);
+		waitpid(s->pid, &status, 0);
+	}
+	fail_msg("smtp-sink did not start (see %s)", s->log);
+}
+
+static void
+sink_stop(struct sink *s)
+{
+	int status;
+
+	if (s->pid > 0) {
+		kill(s->pid, SIGTERM);
+		waitpid(s->pid, &status, 0);
+		s->pid = 0;
+	}
+}
+
+static void
+sink_cleanup(struct sink *s)
+{
+	DIR *d;
+	struct dirent *e;
+	char path[384];
+
+	sink_stop(s);
+	d = opendir(s->dir);
+	if (d) {
+		while ((e = readdir(d)) != NULL) {
+			if (e->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", s->dir, e->d_name);
+			unlink(path);
+		}
+		closedir(d);
+	}
+	rmdir(s->dir);
+	unlink(s->log);
+}
+
+/* The protocol log; call after sink_stop. Caller frees. */
+static char *
+sink_log(struct sink *s)
+{
+	char *data = NULL;
+	size_t len;
+
+	assert_int_equal(cp_read_file(s->log, 1 << 20, &data, &len), 0);
+	return data;
+}
+
+static int
+count(const char *hay, const char *needle)
+{
+	int n = 0;
+	const char *p = hay;
+
+	while ((p = strstr(p, needle)) != NULL) {
+		n++;
+		p += strlen(needle);
+	}
+	return n;
+}
+
+struct dump {
+	char *raw;
+	char mail[128];
+	char rcpt[128];
+	const char *content;		/* inside raw */
+};
+
+static void
+dump_field(const char *raw, const char *name, char *out, size_t size)
+{
+	const char *p = strstr(raw, name), *eol;
+
+	out[0] = '\0';
+	if (p == NULL)
+		return;
+	p += strlen(name);
+	eol = strchr(p, '\n');
+	if (eol == NULL)
+		return;
+	snprintf(out, size, "%.*s", (int)(eol - p), p);
+}
+
+/* Read every dump file of the sink. */
+static size_t
+sink_dumps(struct sink *s, struct dump *out, size_t max)
+{
+	DIR *d = opendir(s->dir);
+	struct dirent *e;
+	size_t n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL) {
+		char path[384];
+		const char *p;
+		size_t len;
+
+		if (e->d_name[0] == '.')
+			continue;
+		assert_true(n < max);
+		snprintf(path, sizeof(path), "%s/%s", s->dir, e->d_name);
+		assert_int_equal(cp_read_file(path, 16 << 20, &out[n].raw,
+					      &len), 0);
+		dump_field(out[n].raw, "X-Mail-Args: ", out[n].mail,
+			   sizeof(out[n].mail));
+		dump_field(out[n].raw, "X-Rcpt-Args: ", out[n].rcpt,
+			   sizeof(out[n].rcpt));
+		/* smtp-sink's Received header is three lines; ours follow. */
+		out[n].content = NULL;
+		p = strstr(out[n].raw, "Received: from ");
+		if (p) {
+			p = strchr(p, '\n');
+			while (p && p[1] == '\t')
+				p = strchr(p + 1, '\n');
+			if (p)
+				out[n].content = p + 1;
+		}
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+static void
+dumps_free(struct dump *d, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(d[i].raw);
+}
+
+/* What smtp-sink stores for a message: CRLF -> LF, plus an empty line. */
+static char *
+as_stored(const char *msg)
+{
+	size_t len = strlen(msg), i, o = 0;
+	char *out = malloc(len + 2);
+
+	assert_non_null(out);
+	for (i = 0; i < len; i++) {
+		if (msg[i] == '\r' && msg[i + 1] == '\n')
+			continue;
+		out[o++] = msg[i];
+	}
+	out[o++] = '\n';
+	out[o] = '\0';
+	return out;
+}
+
+static const struct dump *
+find_dump(const struct dump *d, size_t n, const char *mail)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(d[i].mail, mail) == 0)
+			return &d[i];
+	return NULL;
+}
+
+static struct relay_settings
+settings_for(const struct sink *s)
+{
+	struct relay_settings st = {
+		.server = s->server,
+		.helo = "carepost.test",
+		.starttls = TLS_OFF,
+		.timeout = 10,
+	};
+	return st;
+}
+
+static void
+msg_init(struct relay_msg *m, const char *rp, const char *rcpt,
+	 const char *data)
+{
+	memset(m, 0, sizeof(*m));
+	m->reverse_path = rp;
+	m->recipient = rcpt;
+	m->data = data;
+	m->len = strlen(data);
+	m->outcome = RELAY_PENDING;
+	m->code = -1;
+}
+
+/* --- messages -------------------------------------------------------- */
+
+#define HDRS(n) \
+	"Date: Tue, 02 Jan 2024 09:30:00 -0600\r\n" \
+	"From: \"Lakeside Clinic\" <portal@clinic.example>\r\n" \
+	"To: <patient" n "@example.net>\r\n" \
+	"Message-ID: <evt-" n ".a1b2c3@clinic.example>\r\n" \
+	"Reply-To: <reply+aeaqeayeaudaocajbiaaatracbcfpp3au4ngly45@" \
+	"clinic.example>\r\n" \
+	"Subject: You have a new message\r\n" \
+	"  waiting in the portal\r\n" \
+	"Auto-Submitted: auto-generated\r\n" \
+	"MIME-Version: 1.0\r\n" \
+	"Content-Type: text/plain; charset=utf-8\r\n" \
+	"Content-Transfer-Encoding: 8bit\r\n"
+
+static const char msg1[] =
+	HDRS("1")
+	"\r\n"
+	"Hello,\r\n"
+	".a line that starts with a dot\r\n"
+	".\r\n"
+	"..\r\n"
+	"From the clinic (not an mbox From_ line)\r\n"
+	"body-marker-one\r\n";
+
+static const char msg2[] =
+	HDRS("2")
+	"Bcc: <audit@clinic.example>\r\n"
+	"\r\n"
+	"body-marker-two \xc3\xa9t\xc3\xa9\r\n";
+
+static const char msg3[] =
+	HDRS("3")
+	"List-Unsubscribe: <mailto:unsub@clinic.example>\r\n"
+	"\r\n"
+	"body-marker-three\r\n"
+	"\r\n"
+	"last line\r\n";
+
+/* --- tests ------------------------------------------------------------- */
+
+static void
+batch_of_three_is_sent_in_one_session_unaltered(void **state)
+{
+	struct sink s;
+	struct relay_settings st;
+	struct relay_msg m[3];
+	struct cp_error err = { 0, "" };
+	struct dump d[8];
+	const char *data[3] = { msg1, msg2, msg3 };
+	const char *rp[3] = { "bounce+evt-1@clinic.example",
+			      "bounce+evt-2@clinic.example",
+			      "bounce+evt-3@clinic.example" };
+	const char *rcpt[3] = { "patient1@example.net",
+				"patient2@example.net",
+				"patient3@example.net" };
+	char *log;
+	size_t n, i;
+
+	sink_start(&s, NULL);
+	st = settings_for(&s);
+	for (i = 0; i < 3; i++)
+		msg_init(&m[i], rp[i], rcpt[i], data[i]);
+	assert_int_equal(relay_send_batch(&st, m, 3, &err), 0);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(m[i].outcome, RELAY_SENT);
+		assert_int_equal(m[i].code, 250);
+		assert_string_equal(m[i].text, "250 accepted");
+	}
+
+	n = sink_dumps(&s, d, 8);
+	assert_int_equal(n, 3);
+	for (i = 0; i < 3; i++) {
+		char want_mail[128], want_rcpt[128];
+		const struct dump *x;
+		char *stored = as_stored(data[i]);
+
+		snprintf(want_mail, sizeof(want_mail), "<%s>", rp[i]);
+		snprintf(want_rcpt, sizeof(want_rcpt), "<%s>", rcpt[i]);
+		x = find_dump(d, n, want_mail);
+		assert_non_null(x);
+		assert_string_equal(x->rcpt, want_rcpt);
+		assert_non_null(x->content);
+		assert_string_equal(x->content, stored);
+		free(stored);
+	}
+	dumps_free(d, n);
+
+	sink_stop(&s);
+	log = sink_log(&s);
+	assert_int_equal(count(log, "EHLO carepost.test"), 1);
+	assert_int_equal(count(log, ": MAIL FROM:"), 3);
+	assert_int_equal(count(log, ": QUIT"), 1);
+	assert_int_equal(count(log, ": AUTH"), 0);
+	free(log);
+	sink_cleanup(&s);
+}
+
+static void
+rcpt_soft_reject_defers_with_4xx(void **state)
+{
+	static const char *const opts[] = { "-r", "rcpt", NULL };
+	struct sink s;
+	struct relay_settings st;
+	struct relay_msg m[2];
+	struct cp_error err = { 0, "" };
+	struct dump d[8];
+	size_t n, i;
+
+	sink_start(&s, opts);
+	st = settings_for(&s);
+	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
+	msg_init(&m[1], "bounce+evt-2@clinic.example", "p2@example.net", msg2);
+	assert_int_equal(relay_send_batch(&st, m, 2, &err), 0);
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(m[i].outcome, RELAY_DEFER);
+		assert_int_equal(m[i].code, 450);
+		assert_string_equal(m[i].text, "450 4.3.0 at RCPT");
+	}
+	/* No message content reached the sink. */
+	n = sink_dumps(&s, d, 8);
+	for (i = 0; i < n; i++)
+		assert_null(strstr(d[i].raw, "body-marker"));
+	dumps_free(d, n);
+	sink_cleanup(&s);
+}
+
+static void
+rcpt_hard_reject_fails_with_5xx(void **state)
+{
+	static const char *const opts[] = { "-f", "rcpt", NULL };
+	struct sink s;
+	struct relay_settings st;
+	struct relay_msg m[2];
+	struct cp_error err = { 0, "" };
+	struct dump d[8];
+	size_t n, i;
+
+	sink_start(&s, opts);
+	st = settings_for(&s);
+	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
+	msg_init(&m[1], "bounce+evt-2@clinic.example", "p2@example.net", msg2);
+	assert_int_equal(relay_send_batch(&st, m, 2, &err), 0);
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(m[i].outcome, RELAY_FAIL);
+		assert_int_equal(m[i].code, 500);
+		assert_string_equal(m[i].text, "500 5.3.0 at RCPT");
+		/* The reply text is not copied (it may echo an address). */
+		assert_null(strstr(m[i].text, "example"));
+	}
+	n = sink_dumps(&s, d, 8);
+	for (i = 0; i < n; i++)
+		assert_null(strstr(d[i].raw, "body-marker"));
+	dumps_free(d, n);
+	sink_cleanup(&s);
+}
+
+static void
+mail_hard_reject_fails_at_mail(void **state)
+{
+	static const char *const opts[] = { "-f", "mail", NULL };
+	struct sink s;
+	struct relay_settings st;
+	struct relay_msg m[1];
+	struct cp_error err = { 0, "" };
+
+	sink_start(&s, opts);
+	st = settings_for(&s);
+	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
+	assert_int_equal(relay_send_batch(&st, m, 1, &err), 0);
+	assert_int_equal(m[0].outcome, RELAY_FAIL);
+	assert_int_equal(m[0].code, 500);
+	assert_string_equal(m[0].text, "500 5.3.0 at MAIL");
+	sink_cleanup(&s);
+}
+
+static void
+data_end_hard_reject_fails_with_5xx(void **state)
+{
+	static const char *const opts[] = { "-f", ".", NULL };
+	struct sink s;
+	struct relay_settings st;
+	struct relay_msg m[2];
+	struct cp_error err = { 0, "" };
+
+	sink_start(&s, opts);
+	st = settings_for(&s);
+	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
+	msg_init(&m[1], "bounce+evt-2@clinic.example", "p2@example.net", msg2);
+	assert_int_equal(relay_send_batch(&st, m, 2, &err), 0);
+	assert_int_equal(m[0].outcome, RELAY_FAIL);
+	assert_int_equal(m[0].code, 500);
+	assert_string_equal(m[0].text, "500 5.3.0 at DATA");
+	/* The session goes on (RSET) to the next message. */
+	assert_int_equal(m[1].outcome, RELAY_FAIL);
+	assert_int_equal(m[1].code, 500);
+	sink_cleanup(&s);
+}
+
+static void
+connection_dropped_at_data_defers_every_message(void **state)
+{
+	static const char *const opts[] = { "-q", "data", NULL };
+	struct sink s;
+	struct relay_settings st;
+	struct relay_msg m[3];
+	struct cp_error err = { 0, "" };
+	size_t i;
+
+	sink_start(&s, opts);
+	st = settings_for(&s);
+	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
+	msg_init(&m[1], "bounce+evt-2@clinic.example", "p2@example.net", msg2);
+	msg_init(&m[2], "bounce+evt-3@clinic.example", "p3@example.net", msg3);
+	/* The session ran (the first message got as far as DATA). */
+	assert_int_equal(relay_send_batch(&st, m, 3, &err), 0);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(m[i].outcome, RELAY_DEFER);
+		assert_int_equal(m[i].code, 0);
+	}
+	assert_string_equal(m[0].text, "no reply at DATA: session ended");
+	assert_string_equal(m[1].text, "no reply at MAIL: session ended");
+	sink_cleanup(&s);
+}
+
+static void
+connection_dropped_after_final_dot_defers(void **state)
+{
+	static const char *const opts[] = { "-q", ".", NULL };
+	struct sink s;
+	struct relay_settings st;
+	struct relay_msg m[2];
+	struct cp_error err = { 0, "" };
+
+	sink_start(&s, opts);
+	st = settings_for(&s);
+	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
+	msg_init(&m[1], "bounce+evt-2@clinic.example", "p2@example.net", msg2);
+	assert_int_equal(relay_send_batch(&st, m, 2, &err), 0);
+	/* Not acknowledged: may or may not have been delivered, so retry. */
+	assert_int_equal(m[0].outcome, RELAY_DEFER);
+	assert_int_equal(m[0].code, 0);
+	assert_string_equal(m[0].text, "no reply at DATA: session ended");
+	assert_int_equal(m[1].outcome, RELAY_DEFER);
+	assert_int_equal(m[1].code, 0);
+	sink_cleanup(&s);
+}
+
+static void
+service_closing_421_at_data_defers_with_421(void **state)
+{
+	static const char *const opts[] = { "-Q", "data", NULL };
+	struct sink s;
+	struct relay_settings st;
+	struct relay_msg m[2];
+	struct cp_error err = { 0, "" };
+
+	sink_start(&s, opts);
+	st = settings_for(&s);
+	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
+	msg_init(&m[1], "bounce+evt-2@clinic.example", "p2@example.net", msg2);
+	assert_int_equal(relay_send_batch(&st, m, 2, &err), 0);
+	assert_int_equal(m[0].outcome, RELAY_DEFER);
+	assert_int_equal(m[0].code, 421);
+	assert_string_equal(m[0].text, "421 4.0.0 at DATA");
+	assert_int_equal(m[1].outcome, RELAY_DEFER);
+	assert_int_equal(m[1].code, 0);
+	sink_cleanup(&s);
+}
+
+static void
+no_server_listening_returns_negative_and_defers_all(void **state)
+{
+	struct relay_settings st = { .timeout = 5 };
+	struct relay_msg m[2];
+	struct cp_error err = { 0, "" };
+	char server[32];
+	int r;
+
+	snprintf(server, sizeof(server), "127.0.0.1:%d", free_port());
+	st.server = server;
+	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
+	msg_init(&m[1], "bounce+evt-2@clinic.example", "p2@example.net", msg2);
+	r = relay_send_batch(&st, m, 2, &err);
+	assert_int_equal(r, -ECONNREFUSED);
+	assert_int_equal(err.code, r);
+	assert_non_null(strstr(err.text, server));
+	assert_non_null(strstr(err.text, "refused"));
+	assert_int_equal(m[0].outcome, RELAY_DEFER);
+	assert_int_equal(m[1].outcome, RELAY_DEFER);
+	assert_int_equal(m[0].code, 0);
+	assert_int_equal(m[1].code, 0);
+}
+
+static void
+greeting_421_returns_negative_and_defers_all(void **state)
+{
+	static const char *const opts[] = { "-Q", "connect", NULL };
+	struct sink s;
+	struct relay_settings st;
+	struct relay_msg m[1];
+	struct cp_error err = { 0, "" };
+	int r;
+
+	sink_start(&s, opts);
+	st = settings_for(&s);
+	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
+	r = relay_send_batch(&st, m, 1, &err);
+	assert_true(r < 0);
+	assert_int_equal(err.code, r);
+	assert_non_null(strstr(err.text, "421"));
+	assert_int_equal(m[0].outcome, RELAY_DEFER);
+	sink_cleanup(&s);
+}
+
+static void
+starttls_required_but_not_offered_sends_nothing(void **state)
+{
+	struct sink s;
+	struct relay_settings st;
+	struct relay_msg m[2];
+	struct cp_error err = { 0, "" };
+	char *log;
+	int r;
+
+	sink_start(&s, NULL);
+	st = settings_for(&s);
+	st.starttls = TLS_REQUIRED;
+	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
+	msg_init(&m[1], "bounce+evt-2@clinic.example", "p2@example.net", msg2);
+	r = relay_send_batch(&st, m, 2, &err);
+	assert_int_equal(r, -EPROTO);
+	assert_int_equal(err.code, -EPROTO);
+	assert_non_null(strstr(err.text, "STARTTLS required but not offered"));
+	assert_int_equal(m[0].outcome, RELAY_DEFER);
+	assert_int_equal(m[1].outcome, RELAY_DEFER);
+	sink_stop(&s);
+	log = sink_log(&s);
+	assert_int_equal(count(log, "EHLO"), 1);
+	assert_int_equal(count(log, "MAIL FROM"), 0);
+	assert_int_equal(count(log, "RCPT TO"), 0);
+	free(log);
+	sink_cleanup(&s);
+}
+
+static void
+opportunistic_starttls_without_offer_sends_in_clear(void **state)
+{
+	struct sink s;
+	struct relay_settings st;
+	struct relay_msg m[1];
+	struct cp_error err = { 0, "" };
+
+	sink_start(&s, NULL);
+	st = settings_for(&s);
+	st.starttls = TLS_OPPORTUNISTIC;
+	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
+	assert_int_equal(relay_send_batch(&st, m, 1, &err), 0);
+	assert_int_equal(m[0].outcome, RELAY_SENT);
+	sink_cleanup(&s);
+}
+
+static void
+missing_ca_file_fails_before_connecting(void **state)
+{
+	struct relay_settings st = {
+		.server = "127.0.0.1:1",
+		.starttls = TLS_REQUIRED,
+		.ca_file = "/nonexistent/carepost-ca.pem",
+	};
+	struct relay_msg m[1];
+	struct cp_error err = { 0, "" };
+
+	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
+	assert_int_equal(relay_send_batch(&st, m, 1, &err), -ENOENT);
+	assert_non_null(strstr(err.text, "ca_file"));
+	assert_int_equal(m[0].outcome, RELAY_DEFER);
+}
+
+static void
+auth_plain_sends_configured_credentials(void **state)
+{
+	struct sink s;
+	struct relay_settings st;
+	struct relay_msg m[1];
+	struct cp_error err = { 0, "" };
+	char *log;
+
+	sink_start(&s, NULL);
+	st = settings_for(&s);
+	st.user = "carepost";
+	st.password = "s3cret";
+	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
+	assert_int_equal(relay_send_batch(&st, m, 1, &err), 0);
+	assert_int_equal(m[0].outcome, RELAY_SENT);
+	sink_stop(&s);
+	log = sink_log(&s);
+	/* base64("\0carepost\0s3cret"), before MAIL */
+	assert_non_null(strstr(log, "AUTH PLAIN AGNhcmVwb3N0AHMzY3JldA=="));
+	assert_true(strstr(log, "AUTH PLAIN") < strstr(log, "MAIL FROM"));
+	free(log);
+	sink_cleanup(&s);
+}
+
+static void
+auth_rejected_defers_all_and_returns_eacces(void **state)
+{
+	/* AUTH refused; the server then refuses the anonymous MAIL with a
+	 * 5xx that must not fail the messages. */
+	static const char *const opts[] = { "-f", "auth,mail", NULL };
+	struct sink s;
+	struct relay_settings st;
+	struct relay_msg m[2];
+	struct cp_error err = { 0, "" };
+	int r;
+
+	sink_start(&s, opts);
+	st = settings_for(&s);
+	st.user = "carepost";
+	st.password = "wrong";
+	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
+	msg_init(&m[1], "bounce+evt-2@clinic.example", "p2@example.net", msg2);
+	r = relay_send_batch(&st, m, 2, &err);
+	assert_int_equal(r, -EACCES);
+	assert_non_null(strstr(err.text, "AUTH failed (500)"));
+	assert_null(strstr(err.text, "wrong"));
+	assert_int_equal(m[0].outcome, RELAY_DEFER);
+	assert_int_equal(m[1].outcome, RELAY_DEFER);
+	sink_cleanup(&s);
+}
+
+static void
+auth_not_offered_with_credentials_returns_eacces(void **state)
+{
+	static const char *const opts[] = { "-a", "-f", "mail", NULL };
+	struct sink s;
+	struct relay_settings st;
+	struct relay_msg m[1];
+	struct cp_error err = { 0, "" };
+
+	sink_start(&s, opts);
+	st = settings_for(&s);
+	st.user = "carepost";
+	st.password = "s3cret";
+	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
+	assert_int_equal(relay_send_batch(&st, m, 1, &err), -EACCES);
+	assert_non_null(strstr(err.text, "AUTH not offered"));
+	assert_int_equal(m[0].outcome, RELAY_DEFER);
+	sink_cleanup(&s);
+}
+
+static void
+slow_server_times_out_and_defers(void **state)
+{
+	static const char *const opts[] = { "-w", "4", NULL };
+	struct sink s;
+	struct relay_settings st;
+	struct relay_msg m[1];
+	struct cp_error err = { 0, "" };
+	double t0, elapsed;
+
+	sink_start(&s, opts);
+	st = settings_for(&s);
+	st.timeout = 1;		/* below RFC 5321's minimums on purpose */
+	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
+	t0 = now_seconds();
+	assert_int_equal(relay_send_batch(&st, m, 1, &err), 0);
+	elapsed = now_seconds() - t0;
+	assert_int_equal(m[0].outcome, RELAY_DEFER);
+	assert_int_equal(m[0].code, 0);
+	assert_true(elapsed < 3.5);
+	sink_cleanup(&s);
+}
+
+static void
+malformed_messages_fail_locally_and_the_rest_is_sent(void **state)
+{
+	static const char no_date[] =
+		"From: <portal@clinic.example>\r\n"
+		"Message-ID: <x@clinic.example>\r\n\r\nbody-marker-bad\r\n";
+	static const char date_space_colon[] =
+		"Date : Tue, 02 Jan 2024 09:30:00 -0600\r\n"
+		"From: <portal@clinic.example>\r\n"
+		"Message-ID: <x@clinic.example>\r\n\r\nbody-marker-bad\r\n";
+	static const char no_message_id[] =
+		"Date: Tue, 02 Jan 2024 09:30:00 -0600\r\n"
+		"From: <portal@clinic.example>\r\n\r\nbody-marker-bad\r\n";
+	static const char two_to[] =
+		HDRS("9") "TO: <other@example.net>\r\n\r\nbody-marker-bad\r\n";
+	static const char return_path[] =
+		"Return-Path: <x@clinic.example>\r\n"
+		HDRS("9") "\r\nbody-marker-bad\r\n";
+	static const char no_final_crlf[] =
+		HDRS("9") "\r\nbody-marker-bad";
+	static const char no_body_separator[] =
+		HDRS("9");
+	struct {
+		const char *rp, *rcpt, *data, *why;
+	} cases[] = {
+		{ "b@c.example", "p@example.net", no_date,
+		  "rejected locally: missing Date header" },
+		{ "b@c.example", "p@example.net", date_space_colon,
+		  "rejected locally: missing Date header" },
+		{ "b@c.example", "p@example.net", no_message_id,
+		  "rejected locally: missing Message-Id header" },
+		{ "b@c.example", "p@example.net", two_to,
+		  "rejected locally: repeated To header" },
+		{ "b@c.example", "p@example.net", return_path,
+		  "rejected locally: Return-Path header not allowed" },
+		{ "b@c.example", "p@example.net", no_final_crlf,
+		  "rejected locally: message does not end with CRLF" },
+		{ "b@c.example", "p@example.net", no_body_separator,
+		  NULL /* "no empty line after the headers (line N)" */ },
+		{ "b@c.example", "p@example.net>\r\nRSET", msg1,
+		  "rejected locally: invalid recipient address" },
+		{ "b@c.example", "p @example.net", msg1,
+		  "rejected locally: invalid recipient address" },
+		{ "b@c.example", "", msg1,
+		  "rejected locally: invalid recipient address" },
+		{ "b@c.example", NULL, msg1,
+		  "rejected locally: invalid recipient address" },
+		{ "b@c.example", "p\xc3\xa9@example.net", msg1,
+		  "rejected locally: invalid recipient address" },
+		{ "b@c.example>\r\nRSET", "p@example.net", msg1,
+		  "rejected locally: invalid reverse path" },
+		{ "b@c.example", "p@example.net", "",
+		  "rejected locally: empty message" },
+	};
+	enum { NBAD = sizeof(cases) / sizeof(cases[0]) };
+	struct relay_msg m[NBAD + 2];
+	struct sink s;
+	struct relay_settings st;
+	struct cp_error err = { 0, "" };
+	struct dump d[8];
+	char *log;
+	size_t i, n;
+
+	sink_start(&s, NULL);
+	st = settings_for(&s);
+	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
+	for (i = 0; i < NBAD; i++)
+		msg_init(&m[i + 1], cases[i].rp, cases[i].rcpt, cases[i].data);
+	msg_init(&m[NBAD + 1], "", "p3@example.net", msg3);	/* null sender */
+	assert_int_equal(relay_send_batch(&st, m, NBAD + 2, &err), 0);
+
+	assert_int_equal(m[0].outcome, RELAY_SENT);
+	assert_int_equal(m[NBAD + 1].outcome, RELAY_SENT);
+	for (i = 0; i < NBAD; i++) {
+		assert_int_equal(m[i + 1].outcome, RELAY_FAIL);
+		assert_int_equal(m[i + 1].code, 0);
+		if (cases[i].why)
+			assert_string_equal(m[i + 1].text, cases[i].why);
+		else
+			assert_non_null(strstr(m[i + 1].text,
+					       "no empty line after"));
+	}
+
+	n = sink_dumps(&s, d, 8);
+	assert_int_equal(n, 2);
+	assert_non_null(find_dump(d, n, "<bounce+evt-1@clinic.example>"));
+	assert_non_null(find_dump(d, n, "<>"));
+	for (i = 0; i < n; i++)
+		assert_null(strstr(d[i].raw, "body-marker-bad"));
+	dumps_free(d, n);
+	sink_stop(&s);
+	log = sink_log(&s);
+	assert_int_equal(count(log, ": MAIL FROM"), 2);
+	assert_int_equal(count(log, ": RSET"), 0);
+	free(log);
+	sink_cleanup(&s);
+}
+
+static void
+batch_rejected_locally_opens_no_session(void **state)
+{
+	/* Nothing listens there: a connection attempt would fail. */
+	struct relay_settings st = { .timeout = 5 };
+	struct relay_msg m[1];
+	struct cp_error err = { 0, "" };
+	char server[32];
+
+	snprintf(server, sizeof(server), "127.0.0.1:%d", free_port());
+	st.server = server;
+	msg_init(&m[0], "b@c.example", "p@example.net", "no headers\r\n");
+	assert_int_equal(relay_send_batch(&st, m, 1, &err), 0);
+	assert_int_equal(m[0].outcome, RELAY_FAIL);
+	assert_int_equal(err.code, 0);
+}
+
+static void
+invalid_arguments_are_rejected(void **state)
+{
+	struct relay_settings st = { .server = NULL };
+	struct relay_msg m[1];
+	struct cp_error err = { 0, "" };
+
+	msg_init(&m[0], "b@c.example", "p@example.net", msg1);
+	assert_int_equal(relay_send_batch(NULL, m, 1, &err), -EINVAL);
+	assert_int_equal(relay_send_batch(&st, m, 1, &err), -EINVAL);
+	st.server = "127.0.0.1:1";
+	assert_int_equal(relay_send_batch(&st, NULL, 1, &err), -EINVAL);
+	assert_int_equal(relay_send_batch(&st, m, 0, &err), 0);
+	st.starttls = TLS_IMPLICIT;
+	assert_int_equal(relay_send_batch(&st, m, 1, &err), -EINVAL);
+	assert_int_equal(m[0].outcome, RELAY_DEFER);
+}
+
+/*
+ * A fake server that accepts DATA, reads a little and hangs up with
+ * the rest unread (a reset). Writing the rest of a large message then
+ * raises SIGPIPE, which must not reach the caller.
+ */
+static void
+fake_server_hangup_in_data(int lfd)
+{
+	static const char *replies[] = { "250 fake\r\n", "250 ok\r\n",
+					 "250 ok\r\n", "354 go\r\n" };
+	char buf[4096];
+	size_t step = 0;
+	int fd;
+
+	fd = accept(lfd, NULL, NULL);
+	if (fd < 0)
+		_exit(1);
+	if (write(fd, "220 fake\r\n", 10) != 10)
+		_exit(1);
+	while (step < 4) {
+		ssize_t r = read(fd, buf, sizeof(buf));
+		ssize_t i;
+
+		if (r <= 0)
+			_exit(1);
+		for (i = 0; i < r && step < 4; i++)
+			if (buf[i] == '\n') {
+				size_t len = strlen(replies[step]);
+
+				if (write(fd, replies[step], len) !=
+				    (ssize_t)len)
+					_exit(1);
+				step++;
+			}
+	}
+	if (read(fd, buf, sizeof(buf)) < 0)
+		_exit(1);
+	close(fd);		/* unread data: the kernel sends RST */
+	_exit(0);
+}
+
+static void
+server_hangup_mid_data_defers_without_sigpipe(void **state)
+{
+	struct sockaddr_in sa;
+	socklen_t salen = sizeof(sa);
+	struct relay_settings st = { .timeout = 5 };
+	struct relay_msg m[1];
+	struct cp_error err = { 0, "" };
+	struct buf big = BUF_INIT;
+	char server[32];
+	sigset_t pending, mask;
+	pid_t pid;
+	int lfd, status, i;
+
+	signal(SIGPIPE, SIG_DFL);	/* a SIGPIPE would kill this test */
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(lfd >= 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lfd, 1), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &salen), 0);
+	snprintf(server, sizeof(server), "127.0.0.1:%d", ntohs(sa.sin_port));
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		fake_server_hangup_in_data(lfd);
+	close(lfd);
+
+	assert_int_equal(buf_puts(&big, HDRS("1") "\r\n"), 0);
+	for (i = 0; i < 60000; i++)	/* about 4.6 MB */
+		assert_int_equal(buf_puts(&big, "0123456789012345678901234567"
+					  "890123456789012345678901234567890"
+					  "1234567890123\r\n"), 0);
+	st.server = server;
+	msg_init(&m[0], "b@c.example", "p@example.net", big.data);
+	assert_int_equal(relay_send_batch(&st, m, 1, &err), 0);
+	assert_int_equal(m[0].outcome, RELAY_DEFER);
+	assert_int_equal(m[0].code, 0);
+	waitpid(pid, &status, 0);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+	/* Nothing left pending, the mask as it was. */
+	sigpending(&pending);
+	assert_false(sigismember(&pending, SIGPIPE));
+	sigprocmask(SIG_BLOCK, NULL, &mask);
+	assert_false(sigismember(&mask, SIGPIPE));
+	buf_free(&big);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(batch_of_three_is_sent_in_one_session_unaltered),
+		cmocka_unit_test(rcpt_soft_reject_defers_with_4xx),
+		cmocka_unit_test(rcpt_hard_reject_fails_with_5xx),
+		cmocka_unit_test(mail_hard_reject_fails_at_mail),
+		cmocka_unit_test(data_end_hard_reject_fails_with_5xx),
+		cmocka_unit_test(connection_dropped_at_data_defers_every_message),
+		cmocka_unit_test(connection_dropped_after_final_dot_defers),
+		cmocka_unit_test(service_closing_421_at_data_defers_with_421),
+		cmocka_unit_test(no_server_listening_returns_negative_and_defers_all),
+		cmocka_unit_test(greeting_421_returns_negative_and_defers_all),
+		cmocka_unit_test(starttls_required_but_not_offered_sends_nothing),
+		cmocka_unit_test(opportunistic_starttls_without_offer_sends_in_clear),
+		cmocka_unit_test(missing_ca_file_fails_before_connecting),
+		cmocka_unit_test(auth_plain_sends_configured_credentials),
+		cmocka_unit_test(auth_rejected_defers_all_and_returns_eacces),
+		cmocka_unit_test(auth_not_offered_with_credentials_returns_eacces),
+		cmocka_unit_test(slow_server_times_out_and_defers),
+		cmocka_unit_test(malformed_messages_fail_locally_and_the_rest_is_sent),
+		cmocka_unit_test(batch_rejected_locally_opens_no_session),
+		cmocka_unit_test(invalid_arguments_are_rejected),
+		cmocka_unit_test(server_hangup_mid_data_defers_without_sigpipe),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
