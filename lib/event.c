@@ -88,6 +88,29 @@ id_valid(const char *s)
 	return n > 0;
 }
 
+/* shape_ok - 1 if s starts with shape ('d' a digit, else itself). */
+static int
+shape_ok(const char *s, const char *shape)
+{
+	size_t i;
+
+	for (i = 0; shape[i]; i++)
+		if (shape[i] == 'd' ? !isdigit((unsigned char)s[i]) : s[i] != shape[i])
+			return 0;
+	return 1;
+}
+
+/* date_valid - 1 for a real (proleptic Gregorian) calendar date. */
+static int
+date_valid(int Y, int M, int D)
+{
+	static const int days[12] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+
+	if (M < 1 || M > 12 || D < 1 || D > days[M - 1])
+		return 0;
+	return !(M == 2 && D == 29 && (Y % 4 != 0 || (Y % 100 == 0 && Y % 400 != 0)));
+}
+
 /* parse_rfc3339 - "YYYY-MM-DDTHH:MM:SS(Z|±HH:MM)" to epoch; -1 if bad. */
 static int64_t
 parse_rfc3339(const char *s)
@@ -97,12 +120,18 @@ parse_rfc3339(const char *s)
 	const char *p;
 	int64_t t;
 
+	/* sscanf's %d takes blanks and signs: check the digits first. */
+	if (!shape_ok(s, "dddd-dd-dd") || s[10] == '\0' || !strchr("Tt ", s[10]) ||
+	    !shape_ok(s + 11, "dd:dd:dd"))
+		return -1;
 	if (sscanf(s, "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &Y, &M, &D, &h, &m,
 		   &sec, &n) != 6)
 		return -1;
 	p = s + n;
 	if (*p == '.') {		/* fractional seconds: ignored */
 		p++;
+		if (!isdigit((unsigned char)*p))
+			return -1;
 		while (isdigit((unsigned char)*p))
 			p++;
 	}
@@ -111,7 +140,8 @@ parse_rfc3339(const char *s)
 	} else if (*p == '+' || *p == '-') {
 		int sign = *p == '-' ? -1 : 1;
 
-		if (sscanf(p + 1, "%2d:%2d", &oh, &om) != 2 || strlen(p) != 6)
+		if (strlen(p) != 6 || !shape_ok(p + 1, "dd:dd") ||
+		    sscanf(p + 1, "%2d:%2d", &oh, &om) != 2 || oh > 23 || om > 59)
 			return -1;
 		oh *= sign;
 		om *= sign;
@@ -119,8 +149,7 @@ parse_rfc3339(const char *s)
 	} else {
 		return -1;
 	}
-	if (*p != '\0' || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 ||
-	    m > 59 || sec > 60)
+	if (*p != '\0' || !date_valid(Y, M, D) || h > 23 || m > 59 || sec > 60)
 		return -1;
 	memset(&tm, 0, sizeof(tm));
 	tm.tm_year = Y - 1900;
@@ -129,8 +158,8 @@ parse_rfc3339(const char *s)
 	tm.tm_hour = h;
 	tm.tm_min = m;
 	tm.tm_sec = sec;
-	t = (int64_t)timegm(&tm);
-	return t - (int64_t)oh * 3600 - (int64_t)om * 60;
+	t = (int64_t)timegm(&tm) - (int64_t)oh * 3600 - (int64_t)om * 60;
+	return t > 0 ? t : -1;	/* as the integer form: <= 0 is bad */
 }
 
 int64_t
@@ -278,9 +307,9 @@ patient_age_years(json_t *p, int64_t now)
 	struct tm tm;
 	time_t t = (time_t)now;
 
-	if (dob == NULL || sscanf(dob, "%4d-%2d-%2d%n", &Y, &M, &D, &n) != 3 ||
-	    dob[n] != '\0' || n != 10 || M < 1 || M > 12 || D < 1 || D > 31 ||
-	    Y < 1850)
+	if (dob == NULL || !shape_ok(dob, "dddd-dd-dd") ||
+	    sscanf(dob, "%4d-%2d-%2d%n", &Y, &M, &D, &n) != 3 ||
+	    dob[n] != '\0' || n != 10 || !date_valid(Y, M, D) || Y < 1850)
 		return -1;
 	gmtime_r(&t, &tm);
 	age = tm.tm_year + 1900 - Y;

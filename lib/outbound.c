@@ -404,7 +404,7 @@ key_usable(struct outbound *ob, struct key_cache *kc, const char *fpr,
  */
 static size_t
 prepare(struct outbound *ob, json_t *d, int64_t now, struct key_cache *kc,
-	struct job *jobs, size_t room, json_t **patient_out,
+	struct job *jobs, size_t room, json_t *patients,
 	struct outbound_stats *st)
 {
 	const struct cp_config *cfg = ob->cfg;
@@ -420,7 +420,6 @@ prepare(struct outbound *ob, json_t *d, int64_t now, struct key_cache *kc,
 	char token[TOKEN_SIZE];
 	size_t i, added = 0;
 
-	*patient_out = NULL;
 	if (expires && now >= expires) {
 		set_state(d, "expired", "expired before it could be delivered", now);
 		log_event(LOG_NOTICE, LOGID_SUPPRESSED, id, pid, "expired undelivered");
@@ -432,13 +431,17 @@ prepare(struct outbound *ob, json_t *d, int64_t now, struct key_cache *kc,
 		st->failed++;
 		return 0;
 	}
-	if (pid == NULL || store_get_json(ob->store, DB_PATIENTS, pid, &patient, NULL) < 0) {
+	/* The batch's patients are read once; jobs borrow from the cache. */
+	patient = pid ? json_object_get(patients, pid) : NULL;
+	if (patient == NULL && pid &&
+	    store_get_json(ob->store, DB_PATIENTS, pid, &patient, NULL) == 0)
+		json_object_set_new(patients, pid, patient);
+	if (patient == NULL) {
 		set_state(d, "failed", "unknown patient", now);
 		log_event(LOG_WARNING, LOGID_FAILED, id, NULL, "failed: unknown patient");
 		st->failed++;
 		return 0;
 	}
-	*patient_out = patient;
 	if (!et->security && patient_opted_out(patient, et->category)) {
 		snprintf(reason, sizeof(reason), "patient opted out of %s", et->category);
 		set_state(d, "suppressed", reason, now);
@@ -634,10 +637,10 @@ static int
 run_batch(struct outbound *ob, json_t *batch, int64_t now,
 	  struct outbound_stats *st, struct cp_error *err)
 {
-	size_t n = json_array_size(batch), room, njobs = 0, nmsgs = 0, i, k;
+	size_t room, njobs = 0, nmsgs = 0, i, k;
 	struct job *jobs;
 	struct relay_msg *msgs;
-	json_t **patients, *d;
+	json_t *patients = json_object(), *d;
 	struct key_cache kc = { json_object() };
 	struct cp_error serr;
 	const char *session_error = NULL;
@@ -651,17 +654,16 @@ run_batch(struct outbound *ob, json_t *batch, int64_t now,
 	}
 	jobs = calloc(room ? room : 1, sizeof(*jobs));
 	msgs = calloc(room ? room : 1, sizeof(*msgs));
-	patients = calloc(n ? n : 1, sizeof(*patients));
-	if (!jobs || !msgs || !patients) {
+	if (!jobs || !msgs) {
 		free(jobs);
 		free(msgs);
-		free(patients);
+		json_decref(patients);
 		json_decref(kc.results);
 		return cp_error_set(err, -ENOMEM, "outbound: out of memory");
 	}
 	json_array_foreach(batch, i, d)
 		njobs += prepare(ob, d, now, &kc, jobs + njobs, room - njobs,
-				 &patients[i], st);
+				 patients, st);
 	compose_all(ob, jobs, njobs);
 
 	for (k = 0; k < njobs; k++) {
@@ -707,9 +709,7 @@ run_batch(struct outbound *ob, json_t *batch, int64_t now,
 		json_decref(jobs[k].notice_ctx);
 		json_decref(jobs[k].full_ctx);
 	}
-	for (i = 0; i < n; i++)
-		json_decref(patients[i]);
-	free(patients);
+	json_decref(patients);
 	free(jobs);
 	free(msgs);
 	json_decref(kc.results);

@@ -2,7 +2,11 @@
  * NAME
  *	pgp - OpenPGP through GPGME: sign, encrypt, RFC 3156 PGP/MIME, keys
  * DESCRIPTION
- *	See pgp.h. Each GPGME operation runs gpg once, so the outbound path
+ *	See pgp.h. pgp_new also accepts a NULL (or empty) signer for a
+ *	context that only manages keys (import, checks, decryption,
+ *	pgp_encrypt_to); pgp_mime_encrypt then fails with -EINVAL.
+ *
+ *	Each GPGME operation runs gpg once, so the outbound path
  *	does exactly one (encrypt+sign) per message and checks its results
  *	from what that one run reported.
  *
@@ -172,13 +176,16 @@ pgp_new(const char *gnupghome, const char *signer_fpr, struct pgp **out,
 	int r;
 
 	*out = NULL;
-	if (!fpr_valid(signer_fpr))
+	if (signer_fpr != NULL && *signer_fpr == '\0')
+		signer_fpr = NULL;
+	if (signer_fpr != NULL && !fpr_valid(signer_fpr))
 		return cp_error_set(err, -EINVAL,
 				    "gpg: signer is not a 40-digit fingerprint");
 	p = calloc(1, sizeof(*p));
 	if (p == NULL)
 		return cp_error_set(err, -ENOMEM, "gpg: out of memory");
-	fpr_copy(p->signer, signer_fpr);
+	if (signer_fpr != NULL)
+		fpr_copy(p->signer, signer_fpr);
 	e = gpgme_new(&p->ctx);
 	if (e != GPG_ERR_NO_ERROR) {
 		r = gpg_fail(err, e, "cannot create context", NULL);
@@ -200,6 +207,11 @@ pgp_new(const char *gnupghome, const char *signer_fpr, struct pgp **out,
 	if (e != GPG_ERR_NO_ERROR) {
 		r = gpg_fail(err, e, "cannot set pinentry mode", NULL);
 		goto fail;
+	}
+	if (signer_fpr == NULL) {
+		/* Key management only (import, checks): nothing to sign. */
+		*out = p;
+		return 0;
 	}
 	e = gpgme_get_key(p->ctx, p->signer, &key, 1);
 	if (e != GPG_ERR_NO_ERROR) {
@@ -440,6 +452,8 @@ pgp_mime_encrypt(struct pgp *p, const char *recipient_fpr, const char *inner,
 	gpgme_error_t e;
 	int r;
 
+	if (p->signer[0] == '\0')
+		return cp_error_set(err, -EINVAL, "gpg: no signer key configured");
 	if (!fpr_valid(recipient_fpr))
 		return cp_error_set(err, -EINVAL, "gpg: recipient is not a "
 				    "40-digit fingerprint");

@@ -110,12 +110,18 @@ policy_tz_valid(const char *tz)
 	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/*
+ * The zone last loaded into TZ. carepostd formats no local times other
+ * than here (mail dates are UTC), so TZ is left set between calls: glibc
+ * re-reads a zone file only when TZ changes, which keeps this cheap when
+ * a batch goes to patients in one zone.
+ */
+static char loaded_zone[65];
+
 int64_t
 policy_quiet_until(int64_t now, const char *tz, const char *fallback_tz,
 		   int start, int end)
 {
-	char *saved = NULL;
-	const char *old;
 	const char *zone = "UTC";
 	struct tm tm;
 	time_t t = (time_t)now;
@@ -124,17 +130,18 @@ policy_quiet_until(int64_t now, const char *tz, const char *fallback_tz,
 
 	if (start == end)
 		return now;
-	if (policy_tz_valid(tz))
+	pthread_mutex_lock(&tz_lock);
+	if (tz && loaded_zone[0] != '\0' && strcmp(tz, loaded_zone) == 0)
+		zone = loaded_zone;
+	else if (policy_tz_valid(tz))
 		zone = tz;
 	else if (policy_tz_valid(fallback_tz))
 		zone = fallback_tz;
-
-	pthread_mutex_lock(&tz_lock);
-	old = getenv("TZ");
-	if (old)
-		saved = strdup(old);
-	setenv("TZ", zone, 1);
-	tzset();
+	if (strcmp(zone, loaded_zone) != 0) {
+		cp_strlcpy(loaded_zone, zone, sizeof(loaded_zone));
+		setenv("TZ", loaded_zone, 1);
+		tzset();
+	}
 	localtime_r(&t, &tm);
 	minute = tm.tm_hour * 60 + tm.tm_min;
 	if (start < end) {
@@ -153,13 +160,6 @@ policy_quiet_until(int64_t now, const char *tz, const char *fallback_tz,
 		if (until < now)
 			until = now;
 	}
-	if (saved) {
-		setenv("TZ", saved, 1);
-		free(saved);
-	} else {
-		unsetenv("TZ");
-	}
-	tzset();
 	pthread_mutex_unlock(&tz_lock);
 	return until;
 }

@@ -25,8 +25,10 @@
  *
  *	policy_tz_valid says whether an IANA zone name exists on this system.
  * THREAD SAFETY
- *	policy_quiet_until serialises its use of TZ with a mutex; the rest is
- *	reentrant.
+ *	policy_quiet_until serialises its use of TZ with a mutex and leaves
+ *	TZ set to the zone it last used (so that glibc does not re-read zone
+ *	files): a program using it must not rely on TZ for anything else.
+ *	The rest is reentrant.
  */
 #ifndef CAREPOST_POLICY_H
 #define CAREPOST_POLICY_H

@@ -116,8 +116,12 @@ static int
 grow_map(struct store *s)
 {
 	uint64_t want = s->map_size * 2;
+	MDB_envinfo info;
 	int rc;
 
+	/* Another process may have grown the map past our s->map_size. */
+	if (mdb_env_info(s->env, &info) == 0 && info.me_mapsize > s->map_size)
+		want = (uint64_t)info.me_mapsize * 2;
 	if (want > STORE_MAP_LIMIT)
 		return -ENOSPC;
 	rc = mdb_env_set_mapsize(s->env, want);
@@ -475,8 +479,9 @@ claim_one(struct store *s, MDB_txn *txn, const char *id, MDB_val *val,
 	if (json_is_string(json_object_get(ev, "department")))
 		json_object_set(d, "department", json_object_get(ev, "department"));
 	json_object_set_new(d, "thread", json_string(thread_hex));
-	json_object_set(d, "data", json_object_get(ev, "data") ?: json_object());
-	if (json_is_null(json_object_get(d, "data")))
+	if (json_is_object(json_object_get(ev, "data")))
+		json_object_set(d, "data", json_object_get(ev, "data"));
+	else
 		json_object_set_new(d, "data", json_object());
 
 	r = store_txn_put_json(s, txn, DB_DELIVERY, id, strlen(id), d, err);
@@ -594,8 +599,8 @@ take_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
 			continue;
 		if (schedule_key_due(&k) > t->now)
 			break;
-		json_array_append_new(ids, json_stringn((char *)k.mv_data + 8,
-							k.mv_size - 8));
+		json_array_append_new(ids, json_pack("[I,s%]", (json_int_t)schedule_key_due(&k),
+						     (char *)k.mv_data + 8, k.mv_size - 8));
 	}
 	mdb_cursor_close(cur);
 	if (rc != 0 && rc != MDB_NOTFOUND) {
@@ -603,20 +608,26 @@ take_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
 		return lmdb_error(err, rc, "schedule");
 	}
 	for (i = 0; i < json_array_size(ids) && r == 0; i++) {
-		const char *id = json_string_value(json_array_get(ids, i));
-		json_t *d;
+		json_t *entry = json_array_get(ids, i), *d;
+		const char *id = json_string_value(json_array_get(entry, 1));
+		int64_t key_due = json_integer_value(json_array_get(entry, 0));
 		int64_t old;
 
+		/* The entry found goes, whatever the record says. */
+		r = schedule_del(s, txn, key_due, id, err);
+		if (r < 0)
+			break;
 		r = store_txn_get_json(s, txn, DB_DELIVERY, id, strlen(id), &d, err);
 		if (r == -ENOENT) {
-			/* A schedule entry without a record: drop it. */
+			/* A schedule entry without a record: dropped above. */
 			r = 0;
 			continue;
 		}
 		if (r < 0)
 			break;
 		old = json_integer_value(json_object_get(d, "due"));
-		r = schedule_del(s, txn, old, id, err);
+		if (old != key_due)
+			r = schedule_del(s, txn, old, id, err);
 		if (r == 0 && store_state_final(json_string_value(json_object_get(d, "state")))) {
 			json_decref(d);
 			continue;
@@ -717,10 +728,11 @@ retry_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
 		return r;
 	state = json_string_value(json_object_get(d, "state"));
 	if (json_is_true(json_object_get(d, "scrubbed"))) {
-		json_decref(d);
-		return cp_error_set(err, -EPERM,
+		r = cp_error_set(err, -EPERM,
 			"event %s: %s and its data scrubbed: the portal must write a new event",
 			rt->id, state ? state : "final");
+		json_decref(d);
+		return r;
 	}
 	r = schedule_del(s, txn, json_integer_value(json_object_get(d, "due")),
 			 rt->id, err);

@@ -34,7 +34,8 @@
  *	of 4M + 16 * max_output steps, so a template cannot loop for long
  *	without producing output (nested sections over a list, fan-out of
  *	partials). Tag names are limited to 255 bytes and may not contain
- *	whitespace or control characters.
+ *	whitespace or control characters; delimiters set with {{=a b=}} to
+ *	16 bytes each, without whitespace or '='.
  * DIAGNOSTICS
  *	-EINVAL	malformed template (unclosed or mismatched tags, bad names,
  *		bad delimiters); -EFBIG source or output too large; -ELOOP
@@ -54,6 +55,7 @@
 #include <string.h>
 
 #define TMPL_NAME_MAX		255
+#define TMPL_DELIM_MAX		16	/* keeps delimiter search linear */
 #define TMPL_DEFAULT_OUTPUT	(1024 * 1024)
 #define TMPL_BASE_STEPS		(4u * 1024 * 1024)
 #define TMPL_PARSE_COST		8	/* steps per byte of partial source */
@@ -160,6 +162,28 @@ line_at(struct parser *p, size_t pos)
 		p->line_pos = (size_t)(nl - p->src) + 1;
 	}
 	return p->line;
+}
+
+/*
+ * memmem for short needles in text where the first byte is rare: glibc's
+ * memchr is vectorised, its memmem for two-byte needles is not.
+ */
+static const char *
+find_delim(const char *hay, size_t n, const char *needle, size_t nlen)
+{
+	const char *end = hay + n;
+
+	while ((size_t)(end - hay) >= nlen) {
+		const char *c = memchr(hay, needle[0], (size_t)(end - hay) -
+				       nlen + 1);
+
+		if (c == NULL)
+			return NULL;
+		if (memcmp(c + 1, needle + 1, nlen - 1) == 0)
+			return c;
+		hay = c + 1;
+	}
+	return NULL;
 }
 
 static bool
@@ -276,7 +300,8 @@ set_delimiters(struct parser *p, unsigned line, size_t off, size_t len)
 		s++;
 	b = s;
 	blen = (size_t)(e - b);
-	if (alen == 0 || blen == 0 || memchr(a, '=', alen) != NULL ||
+	if (alen == 0 || blen == 0 || alen > TMPL_DELIM_MAX ||
+	    blen > TMPL_DELIM_MAX || memchr(a, '=', alen) != NULL ||
 	    memchr(b, '=', blen) != NULL)
 		return tmpl_fail(p->err, -EINVAL, p->partial, line,
 				 "bad set-delimiter tag");
@@ -302,8 +327,8 @@ find_close(struct parser *p, size_t cstart, char need)
 	size_t from = cstart;
 
 	for (;;) {
-		const char *q = memmem(p->src + from, p->len - from, p->ctag,
-				       p->clen);
+		const char *q = find_delim(p->src + from, p->len - from,
+					   p->ctag, p->clen);
 		size_t at;
 
 		if (q == NULL)
@@ -367,7 +392,7 @@ parse_nodes(struct parser *p)
 		unsigned line, text_line = line_at(p, pos);
 		char type;
 
-		o = memmem(p->src + pos, p->len - pos, p->otag, p->olen);
+		o = find_delim(p->src + pos, p->len - pos, p->otag, p->olen);
 		if (o == NULL)
 			return add_text(p, pos, p->len, text_line);
 		tag = (size_t)(o - p->src);

@@ -7,6 +7,7 @@ keys live in separate GNUPGHOMEs, so that decrypting proves the message was
 encrypted to them. Stdlib only.
 """
 import calendar
+import copy
 import email
 import email.policy
 import glob
@@ -263,6 +264,26 @@ class Env:
 def sample_data(event_type):
     with open(os.path.join(DATA, "events", event_type + ".json")) as f:
         return json.load(f)
+
+
+def load_patients(env):
+    """Store the sample patients; import keys for the adult and proxy 1."""
+    with open(os.path.join(DATA, "patients.json")) as f:
+        patients = json.load(f)
+    homes = {}
+    for p in patients:
+        p = copy.deepcopy(p)
+        if p.get("pgp_fpr", "") and p["pgp_fpr"].startswith("KEY:"):
+            p["pgp_fpr"] = None
+        for proxy in p.get("proxies", []):
+            if proxy.get("pgp_fpr") and proxy["pgp_fpr"].startswith("KEY:"):
+                proxy["pgp_fpr"] = None
+        env.add_patient(p)
+    homes["adult.key@patients.test"], fpr = env.patient_key("adult")
+    assert env.import_key(homes["adult.key@patients.test"], fpr, "p-adult-key") == fpr
+    homes["proxy1.key@proxies.test"], fpr = env.patient_key("proxy1")
+    env.import_key(homes["proxy1.key@proxies.test"], fpr, "p-minor", proxy=0)
+    return homes
 
 
 def decrypt(home, raw_armor):

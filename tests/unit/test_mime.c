@@ -405,6 +405,42 @@ header_over_buffer_limit_fails_and_leaves_buffer(void **state)
 	buf_free(&b);
 }
 
+static void
+header_random_bytes_keep_one_valid_line(void **state)
+{
+	struct buf b = BUF_INIT, d = BUF_INIT;
+	static const char pool[] = " \t\r\n=?_\"<>,:;\\aZ\xc3\xa9\xe6\x97\xa5"
+				   "\xf0\x9f\x92\x8a\x80\xff\x01\x7f";
+	uint32_t seed = 12345;
+	char v[1200];
+
+	for (int iter = 0; iter < 3000; iter++) {
+		size_t n;
+
+		seed = seed * 1103515245 + 12345;
+		n = (seed >> 8) % (iter % 10 == 0 ? sizeof(v) - 1 : 120);
+		for (size_t i = 0; i < n; i++) {
+			seed = seed * 1103515245 + 12345;
+			v[i] = pool[(seed >> 16) % (sizeof(pool) - 1)];
+		}
+		v[n] = '\0';
+		buf_reset(&b);
+		assert_int_equal(mime_header(&b, "Subject", v), 0);
+		assert_true(assert_crlf_lines(b.data, b.len) <= 998);
+		header_decode(&d, b.data, b.len, "Subject");
+		assert_true(cp_utf8_valid(d.data, d.len));
+		buf_reset(&b);
+		assert_int_equal(mime_address(&b, "To", v, "a@b.org"), 0);
+		assert_true(assert_crlf_lines(b.data, b.len) <= 998);
+		buf_reset(&b);
+		assert_int_equal(mime_text_part(&b, v, n), 0);
+		if (n > 0)
+			assert_true(assert_crlf_lines(b.data, b.len) <= 76);
+	}
+	buf_free(&b);
+	buf_free(&d);
+}
+
 /* ---- addresses ---- */
 
 static void
@@ -711,6 +747,7 @@ main(void)
 		cmocka_unit_test(header_text_looking_like_encoded_word_is_encoded),
 		cmocka_unit_test(header_bad_name_is_rejected_and_leaves_buffer),
 		cmocka_unit_test(header_over_buffer_limit_fails_and_leaves_buffer),
+		cmocka_unit_test(header_random_bytes_keep_one_valid_line),
 		cmocka_unit_test(address_plain_display_name_is_unquoted),
 		cmocka_unit_test(address_display_name_with_specials_is_quoted),
 		cmocka_unit_test(address_non_ascii_display_name_is_encoded),

@@ -276,8 +276,27 @@ new_rejects_malformed_fingerprint_without_echoing_it(void **state)
 	assert_int_equal(pgp_new(fx.clinic_home, "clinic@example.org", &p, &err),
 			 -EINVAL);
 	assert_null(strstr(err.text, "clinic@"));
-	assert_int_equal(pgp_new(fx.clinic_home, NULL, &p, &err), -EINVAL);
+	assert_int_equal(pgp_new(fx.clinic_home, "0123", &p, &err), -EINVAL);
 	assert_null(p);
+}
+
+static void
+new_without_signer_manages_keys_but_cannot_sign(void **state)
+{
+	struct buf m = BUF_INIT;
+	struct cp_error err;
+	struct pgp *p = NULL;
+
+	assert_int_equal(pgp_new(fx.clinic_home, NULL, &p, &err), 0);
+	assert_non_null(p);
+	assert_int_equal(pgp_key_check(p, fx.patient, &err), 0);
+	assert_int_equal(pgp_mime_encrypt(p, fx.patient, "x\r\n\r\ny\r\n", 8,
+					  &m, &err), -EINVAL);
+	assert_int_equal(m.len, 0);
+	assert_int_equal(pgp_encrypt_to(p, fx.patient, "x", 1, &m, &err), 0);
+	assert_true(m.len > 0);
+	pgp_free(p);
+	buf_free(&m);
 }
 
 /* ---- keys ---- */
@@ -673,6 +692,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(new_with_missing_signer_fails_naming_fingerprint),
 		cmocka_unit_test(new_rejects_malformed_fingerprint_without_echoing_it),
+		cmocka_unit_test(new_without_signer_manages_keys_but_cannot_sign),
 		cmocka_unit_test(key_check_good_key_is_usable),
 		cmocka_unit_test(key_check_unknown_is_enokey),
 		cmocka_unit_test(key_check_expired_is_ekeyexpired),

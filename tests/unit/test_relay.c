@@ -11,9 +11,12 @@
  *	-q (drop without reply), -Q (421 and drop), -a (no AUTH) and -w
  *	(slow DATA reply) options. One test uses a tiny fake server of its
  *	own that hangs up in the middle of DATA, to prove that SIGPIPE does
- *	not kill the caller.
+ *	not kill the caller. The STARTTLS tests run a small Python (ssl
+ *	module) server with certificates made by openssl at run time: a
+ *	trusted certificate, an untrusted one and one for another host name.
  *
- *	Skips (with the reason) when smtp-sink is not installed.
+ *	Tests skip (with the reason) when smtp-sink, python3 or openssl is
+ *	not installed.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -40,7 +43,7 @@ struct sink {
 	pid_t pid;
 	int port;
 	char dir[64];
-	char log[96];
+	char log[512];
 	char server[32];
 };
 
@@ -110,28 +113,36 @@ skip_without_sink(void)
 	}
 }
 
+/*
+ * The sink, TLS server and fake server of the running test live in
+ * static storage, so that the teardown can stop them when an assertion
+ * has jumped out of the test.
+ */
+static struct sink current_sink;
+
 /* Start smtp-sink with extra options (NULL-terminated); waits until it
  * accepts connections. */
-static void
-sink_start(struct sink *s, const char *const *opts)
+static struct sink *
+sink_start(const char *const *opts)
 {
+	struct sink *s = &current_sink;
 	int attempt;
 
 	skip_without_sink();
 	memset(s, 0, sizeof(*s));
 	strcpy(s->dir, "/tmp/carepost-relay-XXXXXX");
 	assert_non_null(mkdtemp(s->dir));
-	snprintf(s->log, sizeof(s->log), "%s.log", s->dir);
+	snprintf(s->log, sizeof(s->log), "%.63s.log", s->dir);
 
 	for (attempt = 0; attempt < 5; attempt++) {
-		char tmpl[96], addr[32];
+		char tmpl[512], addr[32];
 		const char *argv[32];
 		int argc = 0, i, status;
 
 		s->port = free_port();
 		snprintf(s->server, sizeof(s->server), "127.0.0.1:%d", s->port);
 		snprintf(addr, sizeof(addr), "127.0.0.1:%d", s->port);
-		snprintf(tmpl, sizeof(tmpl), "%s/m.", s->dir);
+		snprintf(tmpl, sizeof(tmpl), "%.63s/m.", s->dir);
 		argv[argc++] = "smtp-sink";
 		if (geteuid() == 0) {
 			argv[argc++] = "-u";
@@ -161,7 +172,7 @@ sink_start(struct sink *s, const char *const *opts)
 		}
 		for (i = 0; i < 200; i++) {
 			if (try_connect(s->port) == 0)
-				return;
+				return s;
 			if (waitpid(s->pid, &status, WNOHANG) == s->pid)
 				break;		/* died: port taken? retry */
 			sleep_ms(25);
@@ -169,7 +180,9 @@ sink_start(struct sink *s, const char *const *opts)
 		kill(s->pid, SIGKILL);
 		waitpid(s->pid, &status, 0);
 	}
+	s->pid = 0;
 	fail_msg("smtp-sink did not start (see %s)", s->log);
+	return s;
 }
 
 static void
@@ -192,6 +205,8 @@ sink_cleanup(struct sink *s)
 	char path[384];
 
 	sink_stop(s);
+	if (s->dir[0] == '\0')
+		return;
 	d = opendir(s->dir);
 	if (d) {
 		while ((e = readdir(d)) != NULL) {
@@ -204,6 +219,7 @@ sink_cleanup(struct sink *s)
 	}
 	rmdir(s->dir);
 	unlink(s->log);
+	s->dir[0] = '\0';
 }
 
 /* The protocol log; call after sink_stop. Caller frees. */
@@ -355,6 +371,195 @@ msg_init(struct relay_msg *m, const char *rp, const char *rcpt,
 	m->code = -1;
 }
 
+/* --- a STARTTLS server (Python's ssl module) --------------------------- */
+
+/*
+ * Speaks just enough ESMTP: offers STARTTLS before TLS, logs each
+ * command as "CLEAR cmd" or "TLS cmd", stores the DATA it receives
+ * (dot-stuffing undone, CRLF kept) in OUT, and serves one connection.
+ */
+static const char tls_server_py[] =
+	"import socket, ssl, sys\n"
+	"portfile, cert, key, out = sys.argv[1:5]\n"
+	"ls = socket.socket()\n"
+	"ls.bind(('127.0.0.1', 0))\n"
+	"ls.listen(1)\n"
+	"ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n"
+	"ctx.load_cert_chain(cert, key)\n"
+	"open(portfile + '.tmp', 'w').write(str(ls.getsockname()[1]))\n"
+	"import os; os.rename(portfile + '.tmp', portfile)\n"
+	"c, _ = ls.accept()\n"
+	"f = c.makefile('rb')\n"
+	"log = open(out + '.log', 'w')\n"
+	"tls = False\n"
+	"def send(t): c.sendall(t.encode())\n"
+	"send('220 fake\\r\\n')\n"
+	"while True:\n"
+	"    line = f.readline()\n"
+	"    if not line: break\n"
+	"    cmd = line.decode('ascii', 'replace').strip()\n"
+	"    log.write(('TLS ' if tls else 'CLEAR ') + cmd + '\\n'); log.flush()\n"
+	"    u = cmd.upper()\n"
+	"    if u.startswith('EHLO'):\n"
+	"        send('250 fake\\r\\n' if tls else '250-fake\\r\\n250 STARTTLS\\r\\n')\n"
+	"    elif u == 'STARTTLS':\n"
+	"        send('220 go\\r\\n')\n"
+	"        try:\n"
+	"            c = ctx.wrap_socket(c, server_side=True)\n"
+	"        except Exception:\n"
+	"            log.write('HANDSHAKE FAILED\\n'); break\n"
+	"        f = c.makefile('rb'); tls = True\n"
+	"    elif u == 'DATA':\n"
+	"        send('354 go\\r\\n'); data = b''\n"
+	"        while True:\n"
+	"            l = f.readline()\n"
+	"            if not l or l == b'.\\r\\n': break\n"
+	"            data += l[1:] if l.startswith(b'.') else l\n"
+	"        open(out, 'wb').write(data); send('250 ok\\r\\n')\n"
+	"    elif u == 'QUIT':\n"
+	"        send('221 bye\\r\\n'); break\n"
+	"    else:\n"
+	"        send('250 ok\\r\\n')\n";
+
+/* A CA, a server certificate for "localhost" signed by it, another CA. */
+static const char make_certs_sh[] =
+	"set -e; cd \"$1\"; "
+	"EC='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'; "
+	"openssl req -x509 $EC -keyout ca.key -out ca.pem -days 2 "
+	"  -subj /CN=carepost-test-ca; "
+	"openssl req $EC -keyout srv.key -out srv.csr -subj /CN=localhost; "
+	"printf 'subjectAltName=DNS:localhost\\n' > ext; "
+	"openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key "
+	"  -CAcreateserial -out srv.pem -days 2 -extfile ext; "
+	"openssl req -x509 $EC -keyout other.key -out other.pem -days 2 "
+	"  -subj /CN=carepost-other-ca";
+
+struct tls_server {
+	pid_t pid;
+	int port;
+	char dir[64];
+	char path[512];
+};
+
+static int
+run_quiet(const char *const *argv)
+{
+	pid_t pid = fork();
+	int status;
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void
+tls_server_stop(struct tls_server *t)
+{
+	static const char *const files[] = { "port", "out", "out.log",
+		"ca.key", "ca.pem", "ca.srl", "srv.key", "srv.csr", "srv.pem",
+		"ext", "other.key", "other.pem" };
+	char path[192];
+	size_t i;
+	int status;
+
+	if (t->pid > 0) {
+		kill(t->pid, SIGTERM);
+		waitpid(t->pid, &status, 0);
+		t->pid = 0;
+	}
+	if (t->dir[0] == '\0')
+		return;
+	for (i = 0; i < CP_ARRAY_SIZE(files); i++) {
+		snprintf(path, sizeof(path), "%s/%s", t->dir, files[i]);
+		unlink(path);
+	}
+	rmdir(t->dir);
+	t->dir[0] = '\0';
+}
+
+static struct tls_server current_tls;
+
+static struct tls_server *
+tls_server_start(void)
+{
+	struct tls_server *t = &current_tls;
+	char portfile[512], cert[512], key[512], out[512];
+	int i, status;
+
+	memset(t, 0, sizeof(*t));
+	strcpy(t->dir, "/tmp/carepost-relay-tls-XXXXXX");
+	assert_non_null(mkdtemp(t->dir));
+	{
+		const char *const argv[] = { "sh", "-c", make_certs_sh, "sh",
+					     t->dir, NULL };
+
+		if (run_quiet(argv) != 0) {
+			tls_server_stop(t);
+			print_message("skipped: openssl cannot make the test "
+				      "certificates\n");
+			skip();
+		}
+	}
+	snprintf(portfile, sizeof(portfile), "%.63s/port", t->dir);
+	snprintf(cert, sizeof(cert), "%.63s/srv.pem", t->dir);
+	snprintf(key, sizeof(key), "%.63s/srv.key", t->dir);
+	snprintf(out, sizeof(out), "%.63s/out", t->dir);
+	t->pid = fork();
+	assert_true(t->pid >= 0);
+	if (t->pid == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+
+		if (fd >= 0)
+			dup2(fd, 2);
+		execlp("python3", "python3", "-c", tls_server_py, portfile,
+		       cert, key, out, (char *)NULL);
+		_exit(127);
+	}
+	for (i = 0; i < 400; i++) {
+		char *data = NULL;
+
+		if (cp_read_file(portfile, 64, &data, NULL) == 0) {
+			t->port = atoi(data);
+			free(data);
+			if (t->port > 0)
+				return t;
+		}
+		if (waitpid(t->pid, &status, WNOHANG) == t->pid) {
+			t->pid = 0;
+			tls_server_stop(t);
+			print_message("skipped: python3 with the ssl module is "
+				      "needed for the STARTTLS server\n");
+			skip();
+		}
+		sleep_ms(25);
+	}
+	fail_msg("STARTTLS test server did not start");
+	return t;
+}
+
+/* A file of the server's directory; caller frees; NULL when absent. */
+static char *
+tls_server_file(struct tls_server *t, const char *name)
+{
+	char *data = NULL;
+
+	snprintf(t->path, sizeof(t->path), "%s/%s", t->dir, name);
+	if (cp_read_file(t->path, 1 << 20, &data, NULL) < 0)
+		return NULL;
+	return data;
+}
+
+
 /* --- messages -------------------------------------------------------- */
 
 #define HDRS(n) \
@@ -400,7 +605,7 @@ static const char msg3[] =
 static void
 batch_of_three_is_sent_in_one_session_unaltered(void **state)
 {
-	struct sink s;
+	struct sink *s;
 	struct relay_settings st;
 	struct relay_msg m[3];
 	struct cp_error err = { 0, "" };
@@ -415,8 +620,8 @@ batch_of_three_is_sent_in_one_session_unaltered(void **state)
 	char *log;
 	size_t n, i;
 
-	sink_start(&s, NULL);
-	st = settings_for(&s);
+	s = sink_start(NULL);
+	st = settings_for(s);
 	for (i = 0; i < 3; i++)
 		msg_init(&m[i], rp[i], rcpt[i], data[i]);
 	assert_int_equal(relay_send_batch(&st, m, 3, &err), 0);
@@ -426,7 +631,7 @@ batch_of_three_is_sent_in_one_session_unaltered(void **state)
 		assert_string_equal(m[i].text, "250 accepted");
 	}
 
-	n = sink_dumps(&s, d, 8);
+	n = sink_dumps(s, d, 8);
 	assert_int_equal(n, 3);
 	for (i = 0; i < 3; i++) {
 		char want_mail[128], want_rcpt[128];
@@ -444,29 +649,29 @@ batch_of_three_is_sent_in_one_session_unaltered(void **state)
 	}
 	dumps_free(d, n);
 
-	sink_stop(&s);
-	log = sink_log(&s);
+	sink_stop(s);
+	log = sink_log(s);
 	assert_int_equal(count(log, "EHLO carepost.test"), 1);
 	assert_int_equal(count(log, ": MAIL FROM:"), 3);
 	assert_int_equal(count(log, ": QUIT"), 1);
 	assert_int_equal(count(log, ": AUTH"), 0);
 	free(log);
-	sink_cleanup(&s);
+	sink_cleanup(s);
 }
 
 static void
 rcpt_soft_reject_defers_with_4xx(void **state)
 {
 	static const char *const opts[] = { "-r", "rcpt", NULL };
-	struct sink s;
+	struct sink *s;
 	struct relay_settings st;
 	struct relay_msg m[2];
 	struct cp_error err = { 0, "" };
 	struct dump d[8];
 	size_t n, i;
 
-	sink_start(&s, opts);
-	st = settings_for(&s);
+	s = sink_start(opts);
+	st = settings_for(s);
 	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
 	msg_init(&m[1], "bounce+evt-2@clinic.example", "p2@example.net", msg2);
 	assert_int_equal(relay_send_batch(&st, m, 2, &err), 0);
@@ -476,26 +681,26 @@ rcpt_soft_reject_defers_with_4xx(void **state)
 		assert_string_equal(m[i].text, "450 4.3.0 at RCPT");
 	}
 	/* No message content reached the sink. */
-	n = sink_dumps(&s, d, 8);
+	n = sink_dumps(s, d, 8);
 	for (i = 0; i < n; i++)
 		assert_null(strstr(d[i].raw, "body-marker"));
 	dumps_free(d, n);
-	sink_cleanup(&s);
+	sink_cleanup(s);
 }
 
 static void
 rcpt_hard_reject_fails_with_5xx(void **state)
 {
 	static const char *const opts[] = { "-f", "rcpt", NULL };
-	struct sink s;
+	struct sink *s;
 	struct relay_settings st;
 	struct relay_msg m[2];
 	struct cp_error err = { 0, "" };
 	struct dump d[8];
 	size_t n, i;
 
-	sink_start(&s, opts);
-	st = settings_for(&s);
+	s = sink_start(opts);
+	st = settings_for(s);
 	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
 	msg_init(&m[1], "bounce+evt-2@clinic.example", "p2@example.net", msg2);
 	assert_int_equal(relay_send_batch(&st, m, 2, &err), 0);
@@ -506,43 +711,43 @@ rcpt_hard_reject_fails_with_5xx(void **state)
 		/* The reply text is not copied (it may echo an address). */
 		assert_null(strstr(m[i].text, "example"));
 	}
-	n = sink_dumps(&s, d, 8);
+	n = sink_dumps(s, d, 8);
 	for (i = 0; i < n; i++)
 		assert_null(strstr(d[i].raw, "body-marker"));
 	dumps_free(d, n);
-	sink_cleanup(&s);
+	sink_cleanup(s);
 }
 
 static void
 mail_hard_reject_fails_at_mail(void **state)
 {
 	static const char *const opts[] = { "-f", "mail", NULL };
-	struct sink s;
+	struct sink *s;
 	struct relay_settings st;
 	struct relay_msg m[1];
 	struct cp_error err = { 0, "" };
 
-	sink_start(&s, opts);
-	st = settings_for(&s);
+	s = sink_start(opts);
+	st = settings_for(s);
 	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
 	assert_int_equal(relay_send_batch(&st, m, 1, &err), 0);
 	assert_int_equal(m[0].outcome, RELAY_FAIL);
 	assert_int_equal(m[0].code, 500);
 	assert_string_equal(m[0].text, "500 5.3.0 at MAIL");
-	sink_cleanup(&s);
+	sink_cleanup(s);
 }
 
 static void
 data_end_hard_reject_fails_with_5xx(void **state)
 {
 	static const char *const opts[] = { "-f", ".", NULL };
-	struct sink s;
+	struct sink *s;
 	struct relay_settings st;
 	struct relay_msg m[2];
 	struct cp_error err = { 0, "" };
 
-	sink_start(&s, opts);
-	st = settings_for(&s);
+	s = sink_start(opts);
+	st = settings_for(s);
 	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
 	msg_init(&m[1], "bounce+evt-2@clinic.example", "p2@example.net", msg2);
 	assert_int_equal(relay_send_batch(&st, m, 2, &err), 0);
@@ -552,21 +757,21 @@ data_end_hard_reject_fails_with_5xx(void **state)
 	/* The session goes on (RSET) to the next message. */
 	assert_int_equal(m[1].outcome, RELAY_FAIL);
 	assert_int_equal(m[1].code, 500);
-	sink_cleanup(&s);
+	sink_cleanup(s);
 }
 
 static void
 connection_dropped_at_data_defers_every_message(void **state)
 {
 	static const char *const opts[] = { "-q", "data", NULL };
-	struct sink s;
+	struct sink *s;
 	struct relay_settings st;
 	struct relay_msg m[3];
 	struct cp_error err = { 0, "" };
 	size_t i;
 
-	sink_start(&s, opts);
-	st = settings_for(&s);
+	s = sink_start(opts);
+	st = settings_for(s);
 	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
 	msg_init(&m[1], "bounce+evt-2@clinic.example", "p2@example.net", msg2);
 	msg_init(&m[2], "bounce+evt-3@clinic.example", "p3@example.net", msg3);
@@ -578,20 +783,20 @@ connection_dropped_at_data_defers_every_message(void **state)
 	}
 	assert_string_equal(m[0].text, "no reply at DATA: session ended");
 	assert_string_equal(m[1].text, "no reply at MAIL: session ended");
-	sink_cleanup(&s);
+	sink_cleanup(s);
 }
 
 static void
 connection_dropped_after_final_dot_defers(void **state)
 {
 	static const char *const opts[] = { "-q", ".", NULL };
-	struct sink s;
+	struct sink *s;
 	struct relay_settings st;
 	struct relay_msg m[2];
 	struct cp_error err = { 0, "" };
 
-	sink_start(&s, opts);
-	st = settings_for(&s);
+	s = sink_start(opts);
+	st = settings_for(s);
 	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
 	msg_init(&m[1], "bounce+evt-2@clinic.example", "p2@example.net", msg2);
 	assert_int_equal(relay_send_batch(&st, m, 2, &err), 0);
@@ -601,20 +806,20 @@ connection_dropped_after_final_dot_defers(void **state)
 	assert_string_equal(m[0].text, "no reply at DATA: session ended");
 	assert_int_equal(m[1].outcome, RELAY_DEFER);
 	assert_int_equal(m[1].code, 0);
-	sink_cleanup(&s);
+	sink_cleanup(s);
 }
 
 static void
 service_closing_421_at_data_defers_with_421(void **state)
 {
 	static const char *const opts[] = { "-Q", "data", NULL };
-	struct sink s;
+	struct sink *s;
 	struct relay_settings st;
 	struct relay_msg m[2];
 	struct cp_error err = { 0, "" };
 
-	sink_start(&s, opts);
-	st = settings_for(&s);
+	s = sink_start(opts);
+	st = settings_for(s);
 	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
 	msg_init(&m[1], "bounce+evt-2@clinic.example", "p2@example.net", msg2);
 	assert_int_equal(relay_send_batch(&st, m, 2, &err), 0);
@@ -623,7 +828,7 @@ service_closing_421_at_data_defers_with_421(void **state)
 	assert_string_equal(m[0].text, "421 4.0.0 at DATA");
 	assert_int_equal(m[1].outcome, RELAY_DEFER);
 	assert_int_equal(m[1].code, 0);
-	sink_cleanup(&s);
+	sink_cleanup(s);
 }
 
 static void
@@ -654,35 +859,35 @@ static void
 greeting_421_returns_negative_and_defers_all(void **state)
 {
 	static const char *const opts[] = { "-Q", "connect", NULL };
-	struct sink s;
+	struct sink *s;
 	struct relay_settings st;
 	struct relay_msg m[1];
 	struct cp_error err = { 0, "" };
 	int r;
 
-	sink_start(&s, opts);
-	st = settings_for(&s);
+	s = sink_start(opts);
+	st = settings_for(s);
 	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
 	r = relay_send_batch(&st, m, 1, &err);
 	assert_true(r < 0);
 	assert_int_equal(err.code, r);
 	assert_non_null(strstr(err.text, "421"));
 	assert_int_equal(m[0].outcome, RELAY_DEFER);
-	sink_cleanup(&s);
+	sink_cleanup(s);
 }
 
 static void
 starttls_required_but_not_offered_sends_nothing(void **state)
 {
-	struct sink s;
+	struct sink *s;
 	struct relay_settings st;
 	struct relay_msg m[2];
 	struct cp_error err = { 0, "" };
 	char *log;
 	int r;
 
-	sink_start(&s, NULL);
-	st = settings_for(&s);
+	s = sink_start(NULL);
+	st = settings_for(s);
 	st.starttls = TLS_REQUIRED;
 	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
 	msg_init(&m[1], "bounce+evt-2@clinic.example", "p2@example.net", msg2);
@@ -692,30 +897,30 @@ starttls_required_but_not_offered_sends_nothing(void **state)
 	assert_non_null(strstr(err.text, "STARTTLS required but not offered"));
 	assert_int_equal(m[0].outcome, RELAY_DEFER);
 	assert_int_equal(m[1].outcome, RELAY_DEFER);
-	sink_stop(&s);
-	log = sink_log(&s);
+	sink_stop(s);
+	log = sink_log(s);
 	assert_int_equal(count(log, "EHLO"), 1);
 	assert_int_equal(count(log, "MAIL FROM"), 0);
 	assert_int_equal(count(log, "RCPT TO"), 0);
 	free(log);
-	sink_cleanup(&s);
+	sink_cleanup(s);
 }
 
 static void
 opportunistic_starttls_without_offer_sends_in_clear(void **state)
 {
-	struct sink s;
+	struct sink *s;
 	struct relay_settings st;
 	struct relay_msg m[1];
 	struct cp_error err = { 0, "" };
 
-	sink_start(&s, NULL);
-	st = settings_for(&s);
+	s = sink_start(NULL);
+	st = settings_for(s);
 	st.starttls = TLS_OPPORTUNISTIC;
 	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
 	assert_int_equal(relay_send_batch(&st, m, 1, &err), 0);
 	assert_int_equal(m[0].outcome, RELAY_SENT);
-	sink_cleanup(&s);
+	sink_cleanup(s);
 }
 
 static void
@@ -738,26 +943,26 @@ missing_ca_file_fails_before_connecting(void **state)
 static void
 auth_plain_sends_configured_credentials(void **state)
 {
-	struct sink s;
+	struct sink *s;
 	struct relay_settings st;
 	struct relay_msg m[1];
 	struct cp_error err = { 0, "" };
 	char *log;
 
-	sink_start(&s, NULL);
-	st = settings_for(&s);
+	s = sink_start(NULL);
+	st = settings_for(s);
 	st.user = "carepost";
 	st.password = "s3cret";
 	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
 	assert_int_equal(relay_send_batch(&st, m, 1, &err), 0);
 	assert_int_equal(m[0].outcome, RELAY_SENT);
-	sink_stop(&s);
-	log = sink_log(&s);
+	sink_stop(s);
+	log = sink_log(s);
 	/* base64("\0carepost\0s3cret"), before MAIL */
 	assert_non_null(strstr(log, "AUTH PLAIN AGNhcmVwb3N0AHMzY3JldA=="));
 	assert_true(strstr(log, "AUTH PLAIN") < strstr(log, "MAIL FROM"));
 	free(log);
-	sink_cleanup(&s);
+	sink_cleanup(s);
 }
 
 static void
@@ -766,14 +971,14 @@ auth_rejected_defers_all_and_returns_eacces(void **state)
 	/* AUTH refused; the server then refuses the anonymous MAIL with a
 	 * 5xx that must not fail the messages. */
 	static const char *const opts[] = { "-f", "auth,mail", NULL };
-	struct sink s;
+	struct sink *s;
 	struct relay_settings st;
 	struct relay_msg m[2];
 	struct cp_error err = { 0, "" };
 	int r;
 
-	sink_start(&s, opts);
-	st = settings_for(&s);
+	s = sink_start(opts);
+	st = settings_for(s);
 	st.user = "carepost";
 	st.password = "wrong";
 	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
@@ -784,41 +989,41 @@ auth_rejected_defers_all_and_returns_eacces(void **state)
 	assert_null(strstr(err.text, "wrong"));
 	assert_int_equal(m[0].outcome, RELAY_DEFER);
 	assert_int_equal(m[1].outcome, RELAY_DEFER);
-	sink_cleanup(&s);
+	sink_cleanup(s);
 }
 
 static void
 auth_not_offered_with_credentials_returns_eacces(void **state)
 {
 	static const char *const opts[] = { "-a", "-f", "mail", NULL };
-	struct sink s;
+	struct sink *s;
 	struct relay_settings st;
 	struct relay_msg m[1];
 	struct cp_error err = { 0, "" };
 
-	sink_start(&s, opts);
-	st = settings_for(&s);
+	s = sink_start(opts);
+	st = settings_for(s);
 	st.user = "carepost";
 	st.password = "s3cret";
 	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
 	assert_int_equal(relay_send_batch(&st, m, 1, &err), -EACCES);
 	assert_non_null(strstr(err.text, "AUTH not offered"));
 	assert_int_equal(m[0].outcome, RELAY_DEFER);
-	sink_cleanup(&s);
+	sink_cleanup(s);
 }
 
 static void
 slow_server_times_out_and_defers(void **state)
 {
 	static const char *const opts[] = { "-w", "4", NULL };
-	struct sink s;
+	struct sink *s;
 	struct relay_settings st;
 	struct relay_msg m[1];
 	struct cp_error err = { 0, "" };
 	double t0, elapsed;
 
-	sink_start(&s, opts);
-	st = settings_for(&s);
+	s = sink_start(opts);
+	st = settings_for(s);
 	st.timeout = 1;		/* below RFC 5321's minimums on purpose */
 	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
 	t0 = now_seconds();
@@ -827,7 +1032,7 @@ slow_server_times_out_and_defers(void **state)
 	assert_int_equal(m[0].outcome, RELAY_DEFER);
 	assert_int_equal(m[0].code, 0);
 	assert_true(elapsed < 3.5);
-	sink_cleanup(&s);
+	sink_cleanup(s);
 }
 
 static void
@@ -886,15 +1091,15 @@ malformed_messages_fail_locally_and_the_rest_is_sent(void **state)
 	};
 	enum { NBAD = sizeof(cases) / sizeof(cases[0]) };
 	struct relay_msg m[NBAD + 2];
-	struct sink s;
+	struct sink *s;
 	struct relay_settings st;
 	struct cp_error err = { 0, "" };
 	struct dump d[8];
 	char *log;
 	size_t i, n;
 
-	sink_start(&s, NULL);
-	st = settings_for(&s);
+	s = sink_start(NULL);
+	st = settings_for(s);
 	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
 	for (i = 0; i < NBAD; i++)
 		msg_init(&m[i + 1], cases[i].rp, cases[i].rcpt, cases[i].data);
@@ -913,19 +1118,19 @@ malformed_messages_fail_locally_and_the_rest_is_sent(void **state)
 					       "no empty line after"));
 	}
 
-	n = sink_dumps(&s, d, 8);
+	n = sink_dumps(s, d, 8);
 	assert_int_equal(n, 2);
 	assert_non_null(find_dump(d, n, "<bounce+evt-1@clinic.example>"));
 	assert_non_null(find_dump(d, n, "<>"));
 	for (i = 0; i < n; i++)
 		assert_null(strstr(d[i].raw, "body-marker-bad"));
 	dumps_free(d, n);
-	sink_stop(&s);
-	log = sink_log(&s);
+	sink_stop(s);
+	log = sink_log(s);
 	assert_int_equal(count(log, ": MAIL FROM"), 2);
 	assert_int_equal(count(log, ": RSET"), 0);
 	free(log);
-	sink_cleanup(&s);
+	sink_cleanup(s);
 }
 
 static void
@@ -961,6 +1166,95 @@ invalid_arguments_are_rejected(void **state)
 	st.starttls = TLS_IMPLICIT;
 	assert_int_equal(relay_send_batch(&st, m, 1, &err), -EINVAL);
 	assert_int_equal(m[0].outcome, RELAY_DEFER);
+}
+
+static void
+starttls_with_trusted_certificate_sends_over_tls(void **state)
+{
+	struct tls_server *t;
+	struct relay_settings st = { .starttls = TLS_REQUIRED, .timeout = 10 };
+	struct relay_msg m[1];
+	struct cp_error err = { 0, "" };
+	char server[32], ca[128];
+	char *log, *out;
+	int r;
+
+	t = tls_server_start();
+	snprintf(server, sizeof(server), "localhost:%d", t->port);
+	snprintf(ca, sizeof(ca), "%s/ca.pem", t->dir);
+	st.server = server;
+	st.ca_file = ca;
+	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
+	r = relay_send_batch(&st, m, 1, &err);
+	assert_string_equal(err.text, "");
+	assert_int_equal(r, 0);
+	assert_int_equal(m[0].outcome, RELAY_SENT);
+	assert_int_equal(m[0].code, 250);
+	log = tls_server_file(t, "out.log");
+	assert_non_null(log);
+	assert_non_null(strstr(log, "CLEAR STARTTLS"));
+	assert_non_null(strstr(log, "TLS MAIL FROM:<bounce+evt-1@clinic.example>"));
+	assert_null(strstr(log, "CLEAR MAIL"));
+	out = tls_server_file(t, "out");
+	assert_non_null(out);
+	assert_string_equal(out, msg1);		/* byte for byte, CRLF kept */
+	free(out);
+	free(log);
+	tls_server_stop(t);
+}
+
+static void
+starttls_with_untrusted_certificate_sends_nothing(void **state)
+{
+	struct tls_server *t;
+	struct relay_settings st = { .starttls = TLS_REQUIRED, .timeout = 10 };
+	struct relay_msg m[1];
+	struct cp_error err = { 0, "" };
+	char server[32], ca[128];
+	char *log;
+
+	t = tls_server_start();
+	snprintf(server, sizeof(server), "localhost:%d", t->port);
+	snprintf(ca, sizeof(ca), "%s/other.pem", t->dir);	/* wrong CA */
+	st.server = server;
+	st.ca_file = ca;
+	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
+	assert_int_equal(relay_send_batch(&st, m, 1, &err), -EPROTO);
+	assert_non_null(strstr(err.text, "TLS certificate not trusted"));
+	assert_int_equal(m[0].outcome, RELAY_DEFER);
+	log = tls_server_file(t, "out.log");
+	assert_non_null(log);
+	assert_null(strstr(log, "MAIL"));
+	free(log);
+	tls_server_stop(t);
+}
+
+static void
+starttls_with_certificate_for_another_host_sends_nothing(void **state)
+{
+	struct tls_server *t;
+	struct relay_settings st = { .starttls = TLS_OPPORTUNISTIC,
+				     .timeout = 10 };
+	struct relay_msg m[1];
+	struct cp_error err = { 0, "" };
+	char server[32], ca[128];
+	char *log;
+
+	t = tls_server_start();
+	/* The certificate names "localhost", not "127.0.0.1". */
+	snprintf(server, sizeof(server), "127.0.0.1:%d", t->port);
+	snprintf(ca, sizeof(ca), "%s/ca.pem", t->dir);
+	st.server = server;
+	st.ca_file = ca;
+	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
+	assert_int_equal(relay_send_batch(&st, m, 1, &err), -EPROTO);
+	assert_non_null(strstr(err.text, "does not match the host name"));
+	assert_int_equal(m[0].outcome, RELAY_DEFER);
+	log = tls_server_file(t, "out.log");
+	assert_non_null(log);
+	assert_null(strstr(log, "MAIL"));
+	free(log);
+	tls_server_stop(t);
 }
 
 /*
@@ -1004,6 +1298,8 @@ fake_server_hangup_in_data(int lfd)
 	_exit(0);
 }
 
+static pid_t current_child;
+
 static void
 server_hangup_mid_data_defers_without_sigpipe(void **state)
 {
@@ -1032,6 +1328,7 @@ server_hangup_mid_data_defers_without_sigpipe(void **state)
 	assert_true(pid >= 0);
 	if (pid == 0)
 		fake_server_hangup_in_data(lfd);
+	current_child = pid;
 	close(lfd);
 
 	assert_int_equal(buf_puts(&big, HDRS("1") "\r\n"), 0);
@@ -1045,6 +1342,7 @@ server_hangup_mid_data_defers_without_sigpipe(void **state)
 	assert_int_equal(m[0].outcome, RELAY_DEFER);
 	assert_int_equal(m[0].code, 0);
 	waitpid(pid, &status, 0);
+	current_child = 0;
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 
 	/* Nothing left pending, the mask as it was. */
@@ -1055,31 +1353,50 @@ server_hangup_mid_data_defers_without_sigpipe(void **state)
 	buf_free(&big);
 }
 
+/* Runs after every test, passed or failed: nothing is left running. */
+static int
+stop_servers(void **state)
+{
+	int status;
+
+	sink_cleanup(&current_sink);
+	tls_server_stop(&current_tls);
+	if (current_child > 0) {
+		kill(current_child, SIGKILL);
+		waitpid(current_child, &status, 0);
+		current_child = 0;
+	}
+	return 0;
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(batch_of_three_is_sent_in_one_session_unaltered),
-		cmocka_unit_test(rcpt_soft_reject_defers_with_4xx),
-		cmocka_unit_test(rcpt_hard_reject_fails_with_5xx),
-		cmocka_unit_test(mail_hard_reject_fails_at_mail),
-		cmocka_unit_test(data_end_hard_reject_fails_with_5xx),
-		cmocka_unit_test(connection_dropped_at_data_defers_every_message),
-		cmocka_unit_test(connection_dropped_after_final_dot_defers),
-		cmocka_unit_test(service_closing_421_at_data_defers_with_421),
-		cmocka_unit_test(no_server_listening_returns_negative_and_defers_all),
-		cmocka_unit_test(greeting_421_returns_negative_and_defers_all),
-		cmocka_unit_test(starttls_required_but_not_offered_sends_nothing),
-		cmocka_unit_test(opportunistic_starttls_without_offer_sends_in_clear),
-		cmocka_unit_test(missing_ca_file_fails_before_connecting),
-		cmocka_unit_test(auth_plain_sends_configured_credentials),
-		cmocka_unit_test(auth_rejected_defers_all_and_returns_eacces),
-		cmocka_unit_test(auth_not_offered_with_credentials_returns_eacces),
-		cmocka_unit_test(slow_server_times_out_and_defers),
-		cmocka_unit_test(malformed_messages_fail_locally_and_the_rest_is_sent),
-		cmocka_unit_test(batch_rejected_locally_opens_no_session),
-		cmocka_unit_test(invalid_arguments_are_rejected),
-		cmocka_unit_test(server_hangup_mid_data_defers_without_sigpipe),
+		cmocka_unit_test_teardown(batch_of_three_is_sent_in_one_session_unaltered, stop_servers),
+		cmocka_unit_test_teardown(rcpt_soft_reject_defers_with_4xx, stop_servers),
+		cmocka_unit_test_teardown(rcpt_hard_reject_fails_with_5xx, stop_servers),
+		cmocka_unit_test_teardown(mail_hard_reject_fails_at_mail, stop_servers),
+		cmocka_unit_test_teardown(data_end_hard_reject_fails_with_5xx, stop_servers),
+		cmocka_unit_test_teardown(connection_dropped_at_data_defers_every_message, stop_servers),
+		cmocka_unit_test_teardown(connection_dropped_after_final_dot_defers, stop_servers),
+		cmocka_unit_test_teardown(service_closing_421_at_data_defers_with_421, stop_servers),
+		cmocka_unit_test_teardown(no_server_listening_returns_negative_and_defers_all, stop_servers),
+		cmocka_unit_test_teardown(greeting_421_returns_negative_and_defers_all, stop_servers),
+		cmocka_unit_test_teardown(starttls_required_but_not_offered_sends_nothing, stop_servers),
+		cmocka_unit_test_teardown(opportunistic_starttls_without_offer_sends_in_clear, stop_servers),
+		cmocka_unit_test_teardown(missing_ca_file_fails_before_connecting, stop_servers),
+		cmocka_unit_test_teardown(starttls_with_trusted_certificate_sends_over_tls, stop_servers),
+		cmocka_unit_test_teardown(starttls_with_untrusted_certificate_sends_nothing, stop_servers),
+		cmocka_unit_test_teardown(starttls_with_certificate_for_another_host_sends_nothing, stop_servers),
+		cmocka_unit_test_teardown(auth_plain_sends_configured_credentials, stop_servers),
+		cmocka_unit_test_teardown(auth_rejected_defers_all_and_returns_eacces, stop_servers),
+		cmocka_unit_test_teardown(auth_not_offered_with_credentials_returns_eacces, stop_servers),
+		cmocka_unit_test_teardown(slow_server_times_out_and_defers, stop_servers),
+		cmocka_unit_test_teardown(malformed_messages_fail_locally_and_the_rest_is_sent, stop_servers),
+		cmocka_unit_test_teardown(batch_rejected_locally_opens_no_session, stop_servers),
+		cmocka_unit_test_teardown(invalid_arguments_are_rejected, stop_servers),
+		cmocka_unit_test_teardown(server_hangup_mid_data_defers_without_sigpipe, stop_servers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

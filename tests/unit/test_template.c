@@ -262,6 +262,11 @@ test_bad_delimiter_change_fails_naming_its_line(void **state)
 		     "set-delimiter");
 	expect_error("{{=<% %>}}", NULL, NULL, -EINVAL, "line 1",
 		     "unclosed tag");
+	/* delimiters over 16 bytes would make the tag search slow */
+	expect_error("{{=<<<<<<<<<<<<<<<<< >=}}", NULL, NULL, -EINVAL,
+		     "line 1", "set-delimiter");
+	expect_output("{{=<<<<<<<<<<<<<<<< >=}}<<<<<<<<<<<<<<<<x>", "{\"x\":1}",
+		      NULL, "1");
 }
 
 static void

@@ -1,0 +1,886 @@
+/*
+ * NAME
+ *	test_inmsg - unit tests for the inbound message parser and classifier
+ * DESCRIPTION
+ *	Real messages from ../shared/corpus (mail-fixtures, flanker-messages,
+ *	notmuch-crypto; skipped when absent), hand-written messages for each
+ *	class, and hostile input: deep nesting, many parts, huge messages,
+ *	garbage.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include "buf.h"
+#include "inmsg.h"
+#include "util.h"
+
+static const struct inmsg_addrs addrs = {
+	.reply_domain = "reply.clinic.example",
+	.bounce_domain = "bounce.clinic.example",
+	.unsubscribe = "unsubscribe@reply.clinic.example",
+};
+
+static const char *
+corpus_dir(void)
+{
+	static char path[4096];
+	const char *shared = getenv("CAREPOST_SHARED");
+	struct stat st;
+
+	if (shared && *shared)
+		snprintf(path, sizeof(path), "%s/corpus", shared);
+	else
+		snprintf(path, sizeof(path), "../shared/corpus");
+	if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+		return NULL;
+	return path;
+}
+
+#define NEED_CORPUS(dir)						\
+	do {								\
+		(dir) = corpus_dir();					\
+		if ((dir) == NULL) {					\
+			print_message("corpus not found (set CAREPOST_SHARED): skipped\n"); \
+			skip();						\
+		}							\
+	} while (0)
+
+static struct inmsg *
+parse_file(const char *rel)
+{
+	const char *dir = corpus_dir();
+	char path[4096];
+	_cleanup_free_ char *raw = NULL;
+	size_t len;
+	struct inmsg *m = NULL;
+	struct cp_error err = { 0 };
+
+	assert_non_null(dir);
+	snprintf(path, sizeof(path), "%s/%s", dir, rel);
+	assert_int_equal(cp_read_file(path, 64u << 20, &raw, &len), 0);
+	if (inmsg_parse(raw, len, NULL, &m, &err) < 0)
+		fail_msg("%s: %s", rel, err.text);
+	return m;
+}
+
+static struct inmsg *
+parse_str(const char *s)
+{
+	struct inmsg *m = NULL;
+	struct cp_error err = { 0 };
+
+	if (inmsg_parse(s, strlen(s), NULL, &m, &err) < 0)
+		fail_msg("parse failed: %s", err.text);
+	return m;
+}
+
+/* ------------------------------------------------------------ corpus */
+
+static void
+walk_dir(const char *path, unsigned *ok, unsigned *failed, struct buf *fails)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL) {
+		char p[4096];
+		struct stat st;
+		_cleanup_free_ char *raw = NULL;
+		size_t len;
+		struct inmsg *m = NULL;
+		struct cp_error err = { 0 };
+		int r;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", path, e->d_name);
+		if (stat(p, &st) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			walk_dir(p, ok, failed, fails);
+			continue;
+		}
+		assert_int_equal(cp_read_file(p, 64u << 20, &raw, &len), 0);
+		r = inmsg_parse(raw, len, NULL, &m, &err);
+		if (r < 0) {
+			assert_null(m);
+			assert_true(err.text[0] != '\0');
+			assert_int_equal(err.code, r);
+			(*failed)++;
+			buf_printf(fails, "%s ", e->d_name);
+			continue;
+		}
+		{
+			json_t *j = NULL;
+			struct inmsg_class_info ci;
+			enum inmsg_class c = inmsg_classify(m, &addrs, &ci);
+
+			assert_non_null(inmsg_class_name(c));
+			assert_non_null(ci.reason);
+			assert_int_equal(inmsg_to_json(m, &addrs, &j), 0);
+			assert_non_null(j);
+			json_decref(j);
+			assert_non_null(m->body);
+			assert_true(cp_utf8_valid(m->body, m->body_len));
+			if (m->subject)
+				assert_true(cp_utf8_valid(m->subject, strlen(m->subject)));
+			if (m->from_name)
+				assert_true(cp_utf8_valid(m->from_name, strlen(m->from_name)));
+		}
+		inmsg_free(m);
+		(*ok)++;
+	}
+	closedir(d);
+}
+
+static void
+every_corpus_message_parses_or_fails_cleanly(void **state)
+{
+	static const char *const dirs[] = { "mail-fixtures", "flanker-messages",
+					    "notmuch-crypto" };
+	const char *dir;
+	unsigned ok = 0, failed = 0;
+	_cleanup_buf_ struct buf fails = BUF_INIT;
+
+	NEED_CORPUS(dir);
+	for (size_t i = 0; i < CP_ARRAY_SIZE(dirs); i++) {
+		char p[4096];
+
+		snprintf(p, sizeof(p), "%s/%s", dir, dirs[i]);
+		walk_dir(p, &ok, &failed, &fails);
+	}
+	print_message("corpus: %u parsed, %u refused: %s\n", ok, failed,
+		      fails.data ? fails.data : "");
+	/* Only the "endless enclosure" torture message is refused. */
+	assert_int_equal(failed, 1);
+	assert_non_null(strstr(fails.data, "enclosed-endless.eml"));
+	assert_true(ok >= 170);
+}
+
+static void
+endless_enclosure_is_refused_before_parsing(void **state)
+{
+	const char *dir;
+	char p[4096];
+	_cleanup_free_ char *raw = NULL;
+	size_t len;
+	struct inmsg *m = NULL;
+	struct cp_error err = { 0 };
+
+	NEED_CORPUS(dir);
+	snprintf(p, sizeof(p), "%s/flanker-messages/enclosed-endless.eml", dir);
+	assert_int_equal(cp_read_file(p, 64u << 20, &raw, &len), 0);
+	assert_int_equal(inmsg_parse(raw, len, NULL, &m, &err), -E2BIG);
+	assert_null(m);
+	assert_non_null(strstr(err.text, "Content-Type headers"));
+}
+
+/* --------------------------------------------------------------- DSN */
+
+static void
+multipart_report_bounces_are_dsn(void **state)
+{
+	static const char *const files[] = {
+		"flanker-messages/bounce/delayed.eml",
+		"flanker-messages/bounce/mailbox-full.eml",
+		"flanker-messages/bounce/no-mx.eml",
+		"flanker-messages/bounce/office365.eml",
+		"flanker-messages/bounce/zed.eml",
+		"mail-fixtures/multipart_report_emails/multi_address_bounce1.eml",
+		"mail-fixtures/multipart_report_emails/multi_address_bounce2.eml",
+		"mail-fixtures/multipart_report_emails/multipart_report_multiple_status.eml",
+		"mail-fixtures/multipart_report_emails/report_422.eml",
+		"mail-fixtures/multipart_report_emails/report_530.eml",
+	};
+	const char *dir;
+
+	NEED_CORPUS(dir);
+	for (size_t i = 0; i < CP_ARRAY_SIZE(files); i++) {
+		struct inmsg *m = parse_file(files[i]);
+		struct inmsg_class_info ci;
+
+		if (inmsg_classify(m, &addrs, &ci) != INMSG_DSN)
+			fail_msg("%s not classified as DSN", files[i]);
+		assert_true(m->dsn.present);
+		assert_true(m->dsn.n_rcpts >= 1);
+		assert_string_equal(ci.reason, "delivery-status report");
+		inmsg_free(m);
+	}
+}
+
+static void
+dsn_fields_are_extracted_from_postfix_bounce(void **state)
+{
+	const char *dir;
+	struct inmsg *m;
+
+	NEED_CORPUS(dir);
+	/* zed.eml also starts with an mbox "From " line */
+	m = parse_file("flanker-messages/bounce/zed.eml");
+	assert_true(m->dsn.present);
+	assert_int_equal(m->dsn.n_rcpts, 1);
+	assert_string_equal(m->dsn.rcpts[0].action, "failed");
+	assert_string_equal(m->dsn.rcpts[0].status, "5.1.1");
+	assert_string_equal(m->dsn.rcpts[0].final_recipient,
+		"asdfasdfasdfasdfasdfasdfewrqertrtyrthsfgdfgadfqeadvxzvz@gmail.com");
+	assert_non_null(m->dsn.rcpts[0].diagnostic_code);
+	assert_non_null(strstr(m->dsn.rcpts[0].diagnostic_code, "550-5.1.1"));
+	assert_true(m->dsn.orig_headers_present);
+	assert_string_equal(m->dsn.orig_message_id, "20090708054735.GC7578@example.com");
+	assert_string_equal(m->auto_submitted, "auto-replied");
+	assert_true(m->flags & INMSG_F_NULL_RETURN_PATH);
+	assert_string_equal(m->return_path, "");
+	assert_int_equal(m->n_attachments, 0);
+	inmsg_free(m);
+}
+
+static void
+dsn_multiple_recipients_and_prose_status_part(void **state)
+{
+	const char *dir;
+	struct inmsg *m;
+
+	NEED_CORPUS(dir);
+	/* the first message/delivery-status part is prose: the second counts */
+	m = parse_file("mail-fixtures/multipart_report_emails/multipart_report_multiple_status.eml");
+	assert_int_equal(m->dsn.n_rcpts, 1);
+	assert_string_equal(m->dsn.rcpts[0].status, "5.3.0");
+	assert_string_equal(m->dsn.rcpts[0].final_recipient, "u@ci.com");
+	assert_string_equal(m->dsn.rcpts[0].original_recipient, "u@ci.com");
+	assert_string_equal(m->dsn.reporting_mta, "schemailmta04.ci.com");
+	inmsg_free(m);
+}
+
+static void
+gmail_text_bounce_is_dsn_without_report(void **state)
+{
+	const char *dir;
+	struct inmsg *m;
+	struct inmsg_class_info ci;
+
+	NEED_CORPUS(dir);
+	m = parse_file("flanker-messages/bounce/gmail-invalid-address.eml");
+	assert_false(m->dsn.present);
+	assert_int_equal(inmsg_classify(m, &addrs, &ci), INMSG_DSN);
+	assert_string_equal(ci.reason, "from a mailer daemon");
+	assert_string_equal(m->from_addr, "mailer-daemon@googlemail.com");
+	inmsg_free(m);
+}
+
+/* --------------------------------------------------------------- PGP */
+
+static void
+pgp_encrypted_payload_is_exposed(void **state)
+{
+	const char *dir;
+	struct inmsg *m;
+
+	NEED_CORPUS(dir);
+	m = parse_file("notmuch-crypto/crypto/basic-encrypted.eml");
+	assert_true(m->pgp & INMSG_PGP_ENCRYPTED);
+	assert_false(m->pgp & INMSG_PGP_SIGNED);
+	assert_non_null(m->pgp_encrypted);
+	assert_true(m->pgp_encrypted_len > 100);
+	assert_memory_equal(m->pgp_encrypted, "-----BEGIN PGP MESSAGE-----", 27);
+	assert_non_null(strstr(m->pgp_encrypted, "-----END PGP MESSAGE-----"));
+	assert_int_equal(m->n_attachments, 0);
+	assert_int_equal(m->body_len, 0);
+	assert_string_equal(m->content_type, "multipart/encrypted");
+	inmsg_free(m);
+}
+
+static void
+smime_is_not_taken_for_pgp(void **state)
+{
+	const char *dir;
+	struct inmsg *m;
+
+	NEED_CORPUS(dir);
+	m = parse_file("flanker-messages/signed.eml");
+	assert_int_equal(m->pgp, 0);
+	assert_null(m->pgp_signed);
+	inmsg_free(m);
+	m = parse_file("notmuch-crypto/protected-headers/smime-multipart-signed.eml");
+	assert_int_equal(m->pgp, 0);
+	inmsg_free(m);
+}
+
+static void
+pgp_signed_part_is_exact_crlf_bytes(void **state)
+{
+	const char *dir;
+	struct inmsg *m;
+	static const char want[] = "Content-Type: text/plain\r\n\r\n"
+				   "Here is the signed message body.\r\n";
+
+	NEED_CORPUS(dir);
+	m = parse_file("notmuch-crypto/protected-headers/simple-signed-mail.eml");
+	assert_int_equal(m->pgp, INMSG_PGP_SIGNED);
+	assert_int_equal(m->pgp_signed_len, sizeof(want) - 1);
+	assert_memory_equal(m->pgp_signed, want, sizeof(want) - 1);
+	assert_memory_equal(m->pgp_signature, "-----BEGIN PGP SIGNATURE-----", 29);
+	assert_string_equal(m->body, "Here is the signed message body.\n");
+	assert_int_equal(m->n_attachments, 0);	/* signature.asc is not one */
+	inmsg_free(m);
+}
+
+static void
+reparse_inner_merges_decrypted_content(void **state)
+{
+	struct inmsg *m = parse_str(
+		"From: p@patient.example\r\nTo: reply+abc@reply.clinic.example\r\n"
+		"Subject: ...\r\nMIME-Version: 1.0\r\n"
+		"Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=E\r\n\r\n"
+		"--E\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n"
+		"--E\r\nContent-Type: application/octet-stream\r\n\r\n"
+		"-----BEGIN PGP MESSAGE-----\r\nxx\r\n-----END PGP MESSAGE-----\r\n--E--\r\n");
+	static const char inner[] =
+		"Content-Type: multipart/signed; protocol=\"application/pgp-signature\"; micalg=pgp-sha256; boundary=S\n\n"
+		"--S\nContent-Type: multipart/mixed; boundary=M\n\n"
+		"--M\nContent-Type: text/plain; charset=utf-8\n\nInner reply text\n"
+		"--M\nContent-Type: application/pdf\nContent-Disposition: attachment; filename=\"lab.pdf\"\n"
+		"Content-Transfer-Encoding: base64\n\nJVBERi0xLjQK\n--M--\n"
+		"--S\nContent-Type: application/pgp-signature\n\n-----BEGIN PGP SIGNATURE-----\nzz\n-----END PGP SIGNATURE-----\n"
+		"--S--\n";
+	struct cp_error err = { 0 };
+	unsigned parts_before = m->part_count;
+
+	assert_int_equal(m->pgp, INMSG_PGP_ENCRYPTED);
+	assert_int_equal(m->body_len, 0);
+	assert_int_equal(inmsg_reparse_inner(m, inner, sizeof(inner) - 1, &err), 0);
+	assert_int_equal(m->pgp, INMSG_PGP_ENCRYPTED | INMSG_PGP_SIGNED);
+	/* the line end before a boundary belongs to the boundary */
+	assert_string_equal(m->body, "Inner reply text");
+	assert_int_equal(m->n_attachments, 1);
+	assert_string_equal(m->attachments[0].filename, "lab.pdf");
+	assert_string_equal(m->attachments[0].content_type, "application/pdf");
+	assert_int_equal(m->attachments[0].len, 9);
+	assert_memory_equal(m->attachments[0].data, "%PDF-1.4\n", 9);
+	assert_memory_equal(m->pgp_signed, "Content-Type: multipart/mixed; boundary=M\r\n", 43);
+	assert_true(m->part_count > parts_before);
+	inmsg_free(m);
+}
+
+/* ----------------------------------------------------------- headers */
+
+static void
+rfc2047_subject_and_rfc2231_filename_decode_to_utf8(void **state)
+{
+	const char *dir;
+	struct inmsg *m;
+
+	NEED_CORPUS(dir);
+	m = parse_file("mail-fixtures/attachment_emails/attachment_with_quoted_filename.eml");
+	assert_string_equal(m->subject, "Eelanal\xc3\xbc\xc3\xbcsi p\xc3\xa4ring");
+	assert_int_equal(m->n_attachments, 1);
+	assert_string_equal(m->attachments[0].filename,
+			    "Eelanal\xc3\xbc\xc3\xbcsi p\xc3\xa4ring.jpg");
+	assert_string_equal(m->attachments[0].content_type, "image/jpeg");
+	assert_int_equal(m->attachments[0].len, 1952);
+	assert_memory_equal(m->attachments[0].data, "\xff\xd8", 2);	/* JPEG */
+	inmsg_free(m);
+
+	m = parse_file("mail-fixtures/multi_charset/japanese.eml");
+	assert_string_equal(m->subject, "\xe3\x81\xbe\xe3\x81\xbf\xe3\x82\x80\xe3\x82\x81\xe3\x82\x82");
+	inmsg_free(m);
+}
+
+static void
+iso2022jp_body_converts_to_utf8(void **state)
+{
+	const char *dir;
+	struct inmsg *m;
+
+	NEED_CORPUS(dir);
+	m = parse_file("mail-fixtures/multi_charset/japanese_iso_2022.eml");
+	/* "すみません。" */
+	assert_memory_equal(m->body, "\xe3\x81\x99\xe3\x81\xbf\xe3\x81\xbe\xe3\x81\x9b\xe3\x82\x93\xe3\x80\x82", 18);
+	inmsg_free(m);
+}
+
+static void
+header_facts_are_extracted(void **state)
+{
+	struct inmsg *m = parse_str(
+		"Return-Path: <P@Patient.Example>\r\n"
+		"Delivered-To: reply+tok123@reply.clinic.example\r\n"
+		"X-Original-To: <Reply+tok123@Reply.Clinic.Example>\r\n"
+		"Authentication-Results: mx.clinic.example;\r\n dmarc=pass header.from=patient.example\r\n"
+		"Authentication-Results: evil.example; dmarc=pass\r\n"
+		"From: =?UTF-8?Q?Jos=C3=A9_P=C3=A9rez?= <Jose@Patient.EXAMPLE>\r\n"
+		"To: Clinic <reply+tok123@reply.clinic.example>, other@x.example\r\n"
+		"Cc: group: a@b.example, c@d.example;\r\n"
+		"Subject: Re: your appointment\r\n"
+		"Date: Thu, 01 Feb 2024 10:00:00 +0100\r\n"
+		"Message-ID: <abc@patient.example>\r\n"
+		"In-Reply-To: <evt-1@clinic.example>\r\n"
+		"References: <evt-0@clinic.example> <evt-1@clinic.example>\r\n"
+		"List-Id: Some list <list.example>\r\n"
+		"X-Auto-Response-Suppress: All\r\n"
+		"\r\nThanks!\r\n");
+
+	assert_string_equal(m->message_id, "abc@patient.example");
+	assert_string_equal(m->in_reply_to, "evt-1@clinic.example");
+	assert_int_equal(m->references.n, 2);
+	assert_string_equal(m->references.v[0], "evt-0@clinic.example");
+	assert_string_equal(m->references.v[1], "evt-1@clinic.example");
+	assert_string_equal(m->from_addr, "jose@patient.example");
+	assert_string_equal(m->from_name, "Jos\xc3\xa9 P\xc3\xa9rez");
+	assert_string_equal(m->return_path, "p@patient.example");
+	assert_false(m->flags & INMSG_F_NULL_RETURN_PATH);
+	assert_true(m->flags & INMSG_F_X_AUTO_RESPONSE_SUPPRESS);
+	/* duplicates folded: Delivered-To, X-Original-To and To name one */
+	assert_int_equal(m->recipients.n, 4);
+	assert_string_equal(m->recipients.v[0], "reply+tok123@reply.clinic.example");
+	assert_string_equal(m->recipients.v[1], "other@x.example");
+	assert_string_equal(m->recipients.v[2], "a@b.example");
+	assert_string_equal(m->recipients.v[3], "c@d.example");
+	assert_string_equal(m->subject, "Re: your appointment");
+	assert_int_equal(m->date, 1706778000);
+	assert_int_equal(m->auth_results.n, 2);
+	assert_string_equal(m->auth_results.v[0],
+			    "mx.clinic.example; dmarc=pass header.from=patient.example");
+	assert_string_equal(m->list_id, "Some list <list.example>");
+	assert_string_equal(m->body, "Thanks!\n");
+	assert_string_equal(m->content_type, "text/plain");
+	assert_int_equal(m->header_count, 15);
+	inmsg_free(m);
+}
+
+/* -------------------------------------------------------------- body */
+
+static void
+alternative_prefers_plain_and_html_only_becomes_text(void **state)
+{
+	struct inmsg *m = parse_str(
+		"From: a@b.example\r\nMIME-Version: 1.0\r\n"
+		"Content-Type: multipart/alternative; boundary=A\r\n\r\n"
+		"--A\r\nContent-Type: text/plain; charset=iso-8859-1\r\n"
+		"Content-Transfer-Encoding: quoted-printable\r\n\r\nCaf=E9 ok\r\n"
+		"--A\r\nContent-Type: text/html\r\n\r\n<p>HTML</p>\r\n--A--\r\n");
+
+	assert_string_equal(m->body, "Caf\xc3\xa9 ok");
+	assert_int_equal(m->n_attachments, 0);
+	assert_false(m->flags & INMSG_F_BODY_FROM_HTML);
+	inmsg_free(m);
+
+	m = parse_str("From: a@b.example\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+		      "<html><head><style>p{color:red}</style></head><body>"
+		      "<p>Hello &amp; thanks</p><div>Line&nbsp;2 &#233;&#x41;</div>"
+		      "<script>alert(1)</script></body></html>");
+	assert_true(m->flags & INMSG_F_BODY_FROM_HTML);
+	assert_string_equal(m->body, "\nHello & thanks\n\nLine 2 \xc3\xa9" "A\n");
+	inmsg_free(m);
+}
+
+static void
+attachments_are_decoded_and_text_parts_join_the_body(void **state)
+{
+	struct inmsg *m = parse_str(
+		"From: a@b.example\r\nMIME-Version: 1.0\r\n"
+		"Content-Type: multipart/mixed; boundary=X\r\n\r\n"
+		"preamble\r\n--X\r\nContent-Type: text/plain\r\n\r\nfirst\r\n"
+		"--X\r\nContent-Type: image/png; name=\"../../etc/p\x01ng.png\"\r\n"
+		"Content-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n"
+		"--X\r\nContent-Type: text/plain\r\n\r\nsecond\r\n"
+		"--X\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=notes.txt\r\n\r\nnotes\r\n"
+		"--X\r\nContent-Type: message/rfc822\r\n\r\nSubject: fwd\r\n\r\nforwarded\r\n"
+		"--X--\r\n");
+
+	assert_string_equal(m->body, "first\nsecond");
+	assert_int_equal(m->n_attachments, 3);
+	/* no directory part, control characters blanked */
+	assert_string_equal(m->attachments[0].filename, "p ng.png");
+	assert_string_equal(m->attachments[0].content_type, "image/png");
+	assert_int_equal(m->attachments[0].len, 8);
+	assert_memory_equal(m->attachments[0].data, "\x89PNG\r\n\x1a\n", 8);
+	assert_string_equal(m->attachments[1].filename, "notes.txt");
+	assert_string_equal(m->attachments[1].data, "notes");
+	assert_null(m->attachments[2].filename);
+	assert_string_equal(m->attachments[2].content_type, "message/rfc822");
+	assert_non_null(strstr(m->attachments[2].data, "forwarded"));
+	/* multipart, five parts, and the attached message's own body */
+	assert_int_equal(m->part_count, 7);
+	assert_int_equal(m->depth, 3);
+	inmsg_free(m);
+}
+
+/* ------------------------------------------------------ hostile input */
+
+static char *
+nested_message(unsigned levels, size_t *len)
+{
+	struct buf b = BUF_INIT;
+
+	buf_puts(&b, "From: a@b.example\r\nMIME-Version: 1.0\r\n");
+	for (unsigned i = 0; i < levels; i++)
+		buf_printf(&b, "Content-Type: multipart/mixed; boundary=b%u\r\n\r\n--b%u\r\n", i, i);
+	buf_puts(&b, "Content-Type: text/plain\r\n\r\ndeep\r\n");
+	for (unsigned i = levels; i-- > 0;)
+		buf_printf(&b, "--b%u--\r\n", i);
+	return buf_steal(&b, len);
+}
+
+static void
+nesting_30_deep_is_refused_with_eloop(void **state)
+{
+	size_t len;
+	_cleanup_free_ char *raw = nested_message(30, &len);
+	struct inmsg *m = NULL;
+	struct cp_error err = { 0 };
+
+	assert_int_equal(inmsg_parse(raw, len, NULL, &m, &err), -ELOOP);
+	assert_null(m);
+	assert_string_equal(err.text, "message nesting depth exceeds 20");
+	free(raw);
+	raw = nested_message(19, &len);		/* 19 multiparts + leaf = 20 */
+	assert_int_equal(inmsg_parse(raw, len, NULL, &m, &err), 0);
+	assert_int_equal(m->depth, 20);
+	assert_string_equal(m->body, "deep");
+	inmsg_free(m);
+}
+
+static void
+nesting_100000_deep_is_refused_without_crashing(void **state)
+{
+	size_t len;
+	_cleanup_free_ char *raw = nested_message(100000, &len);
+	struct buf b = BUF_INIT;
+	struct inmsg *m = NULL;
+	struct cp_error err = { 0 };
+
+	assert_int_equal(inmsg_parse(raw, len, NULL, &m, &err), -E2BIG);
+	/* message/rfc822 nesting needs no boundaries at all */
+	buf_puts(&b, "From: a@b.example\r\n");
+	for (unsigned i = 0; i < 100000; i++)
+		buf_puts(&b, "Content-Type: message/rfc822\r\n\r\n");
+	buf_puts(&b, "\r\nx\r\n");
+	assert_int_equal(inmsg_parse(b.data, b.len, NULL, &m, &err), -E2BIG);
+	assert_null(m);
+	buf_free(&b);
+}
+
+static void
+thousand_parts_are_refused_with_e2big(void **state)
+{
+	struct buf b = BUF_INIT;
+	struct inmsg *m = NULL;
+	struct cp_error err = { 0 };
+
+	buf_puts(&b, "From: a@b.example\r\nContent-Type: multipart/mixed; boundary=p\r\n\r\n");
+	for (unsigned i = 0; i < 1000; i++)
+		buf_puts(&b, "--p\r\n\r\nx\r\n");
+	buf_puts(&b, "--p--\r\n");
+	assert_int_equal(inmsg_parse(b.data, b.len, NULL, &m, &err), -E2BIG);
+	assert_null(m);
+	assert_string_equal(err.text, "message has more than 500 MIME parts");
+	/* the same with bare boundaries and no headers at all */
+	buf_reset(&b);
+	buf_puts(&b, "Content-Type: multipart/mixed; boundary=p\r\n\r\n");
+	for (unsigned i = 0; i < 200000; i++)
+		buf_puts(&b, "--p\r\n");
+	assert_int_equal(inmsg_parse(b.data, b.len, NULL, &m, &err), -E2BIG);
+	assert_non_null(strstr(err.text, "boundary-like lines"));
+	buf_free(&b);
+}
+
+static void
+thirty_mib_message_is_refused_with_emsgsize(void **state)
+{
+	size_t len = 30u << 20;
+	_cleanup_free_ char *raw = malloc(len);
+	struct inmsg *m = NULL;
+	struct cp_error err = { 0 };
+
+	assert_non_null(raw);
+	memset(raw, 'a', len);
+	memcpy(raw, "Subject: big\r\n\r\n", 16);
+	assert_int_equal(inmsg_parse(raw, len, NULL, &m, &err), -EMSGSIZE);
+	assert_null(m);
+	assert_string_equal(err.text, "message size 31457280 exceeds 26214400 bytes");
+}
+
+static void
+decoded_total_limit_guards_expansion(void **state)
+{
+	struct buf b = BUF_INIT;
+	struct inmsg_limits lim;
+	struct inmsg *m = NULL;
+	struct cp_error err = { 0 };
+
+	inmsg_limits_default(&lim);
+	lim.max_decoded = 100000;
+	buf_puts(&b, "From: a@b.example\r\nContent-Type: multipart/mixed; boundary=z\r\n\r\n");
+	for (unsigned p = 0; p < 4; p++) {
+		buf_puts(&b, "--z\r\nContent-Type: application/octet-stream\r\n"
+			 "Content-Transfer-Encoding: base64\r\n\r\n");
+		for (unsigned i = 0; i < 600; i++)
+			buf_puts(&b, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\r\n");
+	}
+	buf_puts(&b, "--z--\r\n");
+	assert_int_equal(inmsg_parse(b.data, b.len, &lim, &m, &err), -EMSGSIZE);
+	assert_string_equal(err.text, "decoded content exceeds 100000 bytes");
+	lim.max_decoded = 1u << 20;
+	assert_int_equal(inmsg_parse(b.data, b.len, &lim, &m, &err), 0);
+	assert_int_equal(m->n_attachments, 4);
+	assert_int_equal(m->attachments[0].len, 600 * 48);
+	inmsg_free(m);
+	lim.max_attachments = 3;
+	assert_int_equal(inmsg_parse(b.data, b.len, &lim, &m, &err), -E2BIG);
+	assert_string_equal(err.text, "message has more than 3 attachments");
+	buf_free(&b);
+}
+
+static void
+too_many_headers_are_refused(void **state)
+{
+	struct buf b = BUF_INIT;
+	struct inmsg *m = NULL;
+	struct cp_error err = { 0 };
+
+	for (unsigned i = 0; i < 1001; i++)
+		buf_printf(&b, "X-H%u: v\r\n", i);
+	buf_puts(&b, "\r\nbody\r\n");
+	assert_int_equal(inmsg_parse(b.data, b.len, NULL, &m, &err), -E2BIG);
+	assert_string_equal(err.text, "message has more than 1000 header fields");
+	buf_free(&b);
+}
+
+static void
+malformed_input_parses_gracefully(void **state)
+{
+	static const char *const cases[] = {
+		"",
+		"Subject: trunc",
+		"Subject: =?UTF-8?B?broken",
+		"From: <<<@@@>>>\r\nTo: ,,,\r\nDate: yesterday\r\n\r\n",
+		"Content-Type: multipart/mixed\r\n\r\n--x\r\nno boundary param\r\n",
+		"Content-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\nContent-Type: text/plain\r\n\r\nnever closed",
+		"Content-Type: text/plain; charset=x-no-such-charset\r\n\r\n\xe9t\xe9\r\n",
+		"Content-Type: text/plain; charset=\"../../etc/passwd\"\r\n\r\n\xff\xfe\r\n",
+		"Content-Transfer-Encoding: base64\r\n\r\n!!!not base64***\r\n",
+		"Content-Type: multipart/report; report-type=delivery-status; boundary=r\r\n\r\n"
+		"--r\r\nContent-Type: message/delivery-status\r\n\r\n\r\n\r\nAction\r\n:::\r\n--r--\r\n",
+		"Content-Type: multipart/signed; protocol=\"application/pgp-signature\"; boundary=s\r\n\r\n--s--\r\n",
+		"Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=s\r\n\r\n",
+	};
+	unsigned char garbage[4096];
+	uint32_t x = 12345;
+
+	for (size_t i = 0; i < CP_ARRAY_SIZE(cases); i++) {
+		struct inmsg *m = NULL;
+		struct cp_error err = { 0 };
+		int r = inmsg_parse(cases[i], strlen(cases[i]), NULL, &m, &err);
+
+		if (r < 0) {
+			assert_true(err.text[0] != '\0');
+			continue;
+		}
+		assert_non_null(m->body);
+		assert_true(cp_utf8_valid(m->body, m->body_len));
+		inmsg_free(m);
+	}
+	for (int round = 0; round < 50; round++) {
+		struct inmsg *m = NULL;
+		struct cp_error err = { 0 };
+
+		for (size_t i = 0; i < sizeof(garbage); i++) {
+			x = x * 1103515245u + 12345u;
+			garbage[i] = (unsigned char)(x >> 16);
+		}
+		if (inmsg_parse((char *)garbage, sizeof(garbage), NULL, &m, &err) == 0) {
+			assert_true(cp_utf8_valid(m->body, m->body_len));
+			inmsg_free(m);
+		}
+	}
+	/* unknown charset: falls back to ISO-8859-1 */
+	{
+		struct inmsg *m = parse_str(cases[6]);
+
+		assert_string_equal(m->body, "\xc3\xa9t\xc3\xa9\n");
+		inmsg_free(m);
+	}
+}
+
+/* ---------------------------------------------------- classification */
+
+static enum inmsg_class
+classify_str(const char *s, struct inmsg_class_info *ci)
+{
+	struct inmsg *m = parse_str(s);
+	enum inmsg_class c = inmsg_classify(m, &addrs, ci);
+
+	inmsg_free(m);
+	return c;
+}
+
+static void
+reply_to_token_address_is_reply_with_token(void **state)
+{
+	struct inmsg_class_info ci;
+
+	assert_int_equal(classify_str(
+		"From: p@patient.example\r\nTo: \"Clinic\" <REPLY+Abc234xyz@Reply.Clinic.Example>\r\n"
+		"Subject: Re: appointment\r\n\r\nSee you then.\r\n", &ci), INMSG_REPLY);
+	assert_string_equal(ci.token, "abc234xyz");	/* lower-cased address */
+	assert_string_equal(ci.reason, "sent to a reply address");
+	/* "Auto-Submitted: no" is a human */
+	assert_int_equal(classify_str(
+		"From: p@patient.example\r\nTo: reply+t1@reply.clinic.example\r\n"
+		"Auto-Submitted: no\r\n\r\nhi\r\n", &ci), INMSG_REPLY);
+	/* wrong domain, empty token, bad characters: not ours */
+	assert_int_equal(classify_str(
+		"From: p@patient.example\r\nTo: reply+t1@evil.example\r\n\r\nhi\r\n", &ci),
+		INMSG_UNKNOWN);
+	assert_string_equal(ci.token, "");
+	assert_int_equal(classify_str(
+		"From: p@patient.example\r\nTo: reply+@reply.clinic.example\r\n\r\nhi\r\n", &ci),
+		INMSG_UNKNOWN);
+	assert_int_equal(classify_str(
+		"From: p@patient.example\r\nTo: \"reply+a/b\"@reply.clinic.example\r\n\r\nhi\r\n", &ci),
+		INMSG_UNKNOWN);
+}
+
+static void
+unsubscribe_by_address_or_subject(void **state)
+{
+	struct inmsg_class_info ci;
+
+	assert_int_equal(classify_str(
+		"From: p@patient.example\r\nTo: Unsubscribe@reply.clinic.example\r\n"
+		"Subject: please\r\n\r\n", &ci), INMSG_UNSUBSCRIBE);
+	assert_int_equal(classify_str(
+		"From: p@patient.example\r\nTo: reply+tok@reply.clinic.example\r\n"
+		"Subject:  UNSUBSCRIBE \r\n\r\n", &ci), INMSG_UNSUBSCRIBE);
+	assert_string_equal(ci.token, "tok");
+	assert_int_equal(classify_str(
+		"From: p@patient.example\r\nTo: reply+tok@reply.clinic.example\r\n"
+		"Subject: how do I unsubscribe?\r\n\r\n", &ci), INMSG_REPLY);
+}
+
+static void
+autoreplies_are_recognised(void **state)
+{
+	static const char *const heads[] = {
+		"Auto-Submitted: auto-replied (vacation)\r\n",
+		"Auto-Submitted: Auto-Generated\r\n",
+		"X-Autoreply: yes\r\n",
+		"X-Autorespond: yes\r\n",
+		"Precedence: bulk\r\n",
+		"Precedence: auto_reply\r\n",
+		"Subject: Out of Office: Re: appointment\r\n",
+		"Subject: Automatic reply: appointment\r\n",
+		"Subject: Auto: appointment\r\n",
+		"Subject: Abwesenheitsnotiz: Termin\r\n",
+		"Subject: =?UTF-8?Q?Respuesta_autom=C3=A1tica:_cita?=\r\n",
+		"Subject: =?ISO-8859-1?Q?R=E9ponse_automatique_:_rendez-vous?=\r\n",
+		"Subject: Risposta automatica: appuntamento\r\n",
+	};
+
+	for (size_t i = 0; i < CP_ARRAY_SIZE(heads); i++) {
+		struct buf b = BUF_INIT;
+		struct inmsg_class_info ci;
+
+		buf_printf(&b, "From: p@patient.example\r\nTo: reply+tok@reply.clinic.example\r\n"
+			   "%s\r\nI am away.\r\n", heads[i]);
+		if (classify_str(b.data, &ci) != INMSG_AUTOREPLY)
+			fail_msg("case %zu not an autoreply", i);
+		assert_string_equal(ci.token, "tok");	/* thread still found */
+		buf_free(&b);
+	}
+}
+
+static void
+bounces_by_verp_address_or_daemon_are_dsn(void **state)
+{
+	struct inmsg_class_info ci;
+
+	assert_int_equal(classify_str(
+		"From: someone@relay.example\r\nTo: bounce+evt42-x@bounce.clinic.example\r\n"
+		"Subject: failure\r\nAuto-Submitted: auto-replied\r\n\r\n", &ci), INMSG_DSN);
+	assert_string_equal(ci.verp, "evt42-x");
+	assert_string_equal(ci.reason, "sent to a bounce address");
+	assert_int_equal(classify_str(
+		"Return-Path: <>\r\nFrom: Mail Delivery System <MAILER-DAEMON@relay.example>\r\n"
+		"To: reply+tok@reply.clinic.example\r\n\r\nfailed\r\n", &ci), INMSG_DSN);
+	assert_int_equal(classify_str(
+		"From: p@patient.example\r\nTo: clinic@else.example\r\n\r\nhello\r\n", &ci),
+		INMSG_UNKNOWN);
+	assert_string_equal(inmsg_class_name(INMSG_DSN), "dsn");
+	assert_string_equal(inmsg_class_name(INMSG_AUTOREPLY), "autoreply");
+	assert_string_equal(inmsg_class_name(INMSG_REPLY), "reply");
+	assert_string_equal(inmsg_class_name(INMSG_UNSUBSCRIBE), "unsubscribe");
+	assert_string_equal(inmsg_class_name(INMSG_UNKNOWN), "unknown");
+	assert_string_equal(inmsg_class_name((enum inmsg_class)99), "unknown");
+}
+
+static void
+json_summary_has_class_and_attachments_but_no_token(void **state)
+{
+	struct inmsg *m = parse_str(
+		"From: P <p@patient.example>\r\nTo: reply+secrettok@reply.clinic.example\r\n"
+		"Message-ID: <m1@patient.example>\r\nContent-Type: multipart/mixed; boundary=X\r\n\r\n"
+		"--X\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
+		"--X\r\nContent-Type: application/pdf; name=a.pdf\r\n\r\n%PDF\r\n--X--\r\n");
+	json_t *j = NULL, *atts;
+	char *s;
+
+	assert_int_equal(inmsg_to_json(m, &addrs, &j), 0);
+	assert_string_equal(json_string_value(json_object_get(j, "class")), "reply");
+	assert_string_equal(json_string_value(json_object_get(j, "message_id")), "m1@patient.example");
+	assert_string_equal(json_string_value(json_object_get(j, "from")), "p@patient.example");
+	assert_true(json_is_true(json_object_get(j, "token_present")));
+	assert_int_equal(json_integer_value(json_object_get(j, "part_count")), 3);
+	atts = json_object_get(j, "attachments");
+	assert_int_equal(json_array_size(atts), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(atts, 0), "filename")), "a.pdf");
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(atts, 0), "size")), 4);
+	s = json_dumps(j, JSON_COMPACT);
+	assert_null(strstr(s, "secrettok"));
+	free(s);
+	json_decref(j);
+	inmsg_free(m);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(every_corpus_message_parses_or_fails_cleanly),
+		cmocka_unit_test(endless_enclosure_is_refused_before_parsing),
+		cmocka_unit_test(multipart_report_bounces_are_dsn),
+		cmocka_unit_test(dsn_fields_are_extracted_from_postfix_bounce),
+		cmocka_unit_test(dsn_multiple_recipients_and_prose_status_part),
+		cmocka_unit_test(gmail_text_bounce_is_dsn_without_report),
+		cmocka_unit_test(pgp_encrypted_payload_is_exposed),
+		cmocka_unit_test(smime_is_not_taken_for_pgp),
+		cmocka_unit_test(pgp_signed_part_is_exact_crlf_bytes),
+		cmocka_unit_test(reparse_inner_merges_decrypted_content),
+		cmocka_unit_test(rfc2047_subject_and_rfc2231_filename_decode_to_utf8),
+		cmocka_unit_test(iso2022jp_body_converts_to_utf8),
+		cmocka_unit_test(header_facts_are_extracted),
+		cmocka_unit_test(alternative_prefers_plain_and_html_only_becomes_text),
+		cmocka_unit_test(attachments_are_decoded_and_text_parts_join_the_body),
+		cmocka_unit_test(nesting_30_deep_is_refused_with_eloop),
+		cmocka_unit_test(nesting_100000_deep_is_refused_without_crashing),
+		cmocka_unit_test(thousand_parts_are_refused_with_e2big),
+		cmocka_unit_test(thirty_mib_message_is_refused_with_emsgsize),
+		cmocka_unit_test(decoded_total_limit_guards_expansion),
+		cmocka_unit_test(too_many_headers_are_refused),
+		cmocka_unit_test(malformed_input_parses_gracefully),
+		cmocka_unit_test(reply_to_token_address_is_reply_with_token),
+		cmocka_unit_test(unsubscribe_by_address_or_subject),
+		cmocka_unit_test(autoreplies_are_recognised),
+		cmocka_unit_test(bounces_by_verp_address_or_daemon_are_dsn),
+		cmocka_unit_test(json_summary_has_class_and_attachments_but_no_token),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
