@@ -5,11 +5,22 @@
  *	carepostd [-c FILE] [--once] [--check-config] [--help] [--version]
  * DESCRIPTION
  *	Opens the store, templates and keys named by the config, tells
- *	systemd it is ready, then loops: claim new portal events, send what
- *	is due (lib/outbound), sleep until the next due time or the poll
- *	interval. SIGHUP re-reads config and templates (a bad new config is
- *	rejected and the old one kept); SIGTERM and SIGINT finish the batch
- *	in flight and exit. --once does all due work and exits.
+ *	systemd it is ready, then runs an sd_event loop:
+ *
+ *	- the send timer claims new portal events and sends one batch of
+ *	  due records (lib/outbound), then fires again at once while work
+ *	  remains, else at the next due time or after the poll interval;
+ *	- signals arrive through a self-pipe: SIGHUP re-reads config and
+ *	  templates (a bad new config is rejected and the old one kept);
+ *	  SIGTERM and SIGINT let the SMTP transaction in flight finish
+ *	  (outbound checks the stop flag between batches) and exit;
+ *	- sd_event sends WATCHDOG=1 at half of WatchdogSec while the loop
+ *	  turns; every batch is short, so a hung relay or store shows up
+ *	  as a missed watchdog;
+ *	- STATUS= carries the queue depth and the last error; the metrics
+ *	  file ([daemon] metrics_file) is rewritten after runs.
+ *
+ *	--once does all due work and exits.
  * DIAGNOSTICS
  *	Exit codes from sysexits.h: 0, EX_USAGE, EX_CONFIG (config, key or
  *	template problems), EX_UNAVAILABLE, EX_SOFTWARE.
@@ -17,10 +28,15 @@
 #include <getopt.h>
 #include <signal.h>
 #include <sysexits.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "outbound.h"
 #include "pgp.h"
 #include "runtime.h"
@@ -28,16 +44,23 @@
 static volatile sig_atomic_t got_stop;
 static volatile sig_atomic_t got_reload;
 static volatile int stop_flag;
+static int sig_pipe[2] = { -1, -1 };
 
+/* Async-signal-safe: set a flag, wake the loop. */
 static void
 on_signal(int sig)
 {
+	int saved = errno;
+
 	if (sig == SIGHUP) {
 		got_reload = 1;
 	} else {
 		got_stop = 1;
 		stop_flag = 1;
 	}
+	if (sig_pipe[1] >= 0)
+		(void)!write(sig_pipe[1], "", 1);
+	errno = saved;
 }
 
 static void
@@ -107,27 +130,6 @@ check_config(const char *config)
 }
 
 static void
-sleep_until_work(struct daemon *d, int64_t now)
-{
-	int64_t next = INT64_MAX, wait;
-	uint64_t wd_usec = 0;
-	struct timespec ts;
-
-	store_next_due(d->rt.store, &next, NULL);
-	wait = d->rt.cfg->poll_interval > 0 ? d->rt.cfg->poll_interval : 30;
-	if (next != INT64_MAX && next - now < wait)
-		wait = next - now;
-	if (wait < 1)
-		wait = 1;
-	if (sd_watchdog_enabled(0, &wd_usec) > 0 &&
-	    (int64_t)(wd_usec / 2000000) < wait)
-		wait = (int64_t)(wd_usec / 2000000) > 0 ? (int64_t)(wd_usec / 2000000) : 1;
-	ts.tv_sec = wait;
-	ts.tv_nsec = 0;
-	nanosleep(&ts, NULL);		/* a signal cuts it short */
-}
-
-static void
 reload(struct daemon *d, const char *config)
 {
 	struct daemon fresh;
@@ -160,6 +162,271 @@ reload(struct daemon *d, const char *config)
 	sd_notify(0, "READY=1");
 }
 
+
+#define METRICS_EVERY	10		/* seconds between metrics rewrites */
+#define GAUGES_EVERY	30		/* seconds between store gauge walks */
+#define KEYS_EVERY	3600		/* seconds between keyring checks */
+
+/* What the loop keeps across reloads. */
+struct carepostd {
+	const char *config;
+	struct daemon d;
+	sd_event *ev;
+	sd_event_source *send_timer;
+	struct metrics m;		/* counters since start, last gauges */
+	int64_t gauges_at;		/* when the store gauges were read */
+	int64_t keys_at;		/* when the keyring was checked */
+	int64_t metrics_at;		/* when the metrics file was written */
+	char last_error[sizeof(((struct cp_error *)0)->text)];
+};
+
+static void
+add_stats(struct metrics *m, const struct outbound_stats *st)
+{
+	m->sent_notices += st->notices;
+	m->sent_encrypted += st->encrypted;
+	m->deferred += st->deferred;
+	m->failed += st->failed;
+	m->suppressed += st->suppressed;
+	m->expired += st->expired;
+}
+
+static int
+count_bounce(void *ud, const char *key, size_t keylen, json_t *v)
+{
+	struct metrics *m = ud;
+	const char *state = json_string_value(json_object_get(v, "state"));
+
+	if (state && strcmp(state, "invalid") == 0)
+		m->bounced_invalid++;
+	else if (state && strcmp(state, "soft") == 0)
+		m->bounced_soft++;
+	return 0;
+}
+
+/* read_gauges - what the store and keyring say now (throttled). */
+static void
+read_gauges(struct carepostd *cd, int64_t now, int force)
+{
+	struct store *s = cd->d.rt.store;
+	struct metrics *m = &cd->m;
+	size_t n;
+	int64_t oldest;
+
+	if (store_count(s, DB_SCHEDULE, &n, NULL) == 0)
+		m->queue_depth = n;
+	if (store_count(s, DB_EVENTS, &n, NULL) == 0)
+		m->unclaimed = n;
+	if (!force && now - cd->gauges_at < GAUGES_EVERY)
+		return;
+	cd->gauges_at = now;
+	if (store_oldest_pending(s, &oldest, NULL) == 0)
+		m->oldest_pending_age = oldest == INT64_MAX || oldest > now ?
+					0 : now - oldest;
+	m->bounced_invalid = m->bounced_soft = 0;
+	store_foreach(s, DB_BOUNCES, count_bounce, m, NULL);
+	if (cd->keys_at == 0 || now - cd->keys_at >= KEYS_EVERY) {
+		struct pgp *p = NULL;
+		struct cp_error err;
+
+		cd->keys_at = now;
+		m->keys_expiring = -1;
+		cp_error_clear(&err);
+		if (pgp_new(cd->d.rt.cfg->gpg_home, NULL, &p, &err) == 0 &&
+		    pgp_keys_expiring(p, now, 30LL * 86400, &n, &err) == 0)
+			m->keys_expiring = (int64_t)n;
+		else
+			log_warning("cannot count expiring keys: %s", err.text);
+		pgp_free(p);
+	}
+}
+
+static void
+write_metrics(struct carepostd *cd, int64_t now, int force)
+{
+	const char *path = cd->d.rt.cfg->metrics_file;
+	struct cp_error err;
+
+	if (path == NULL || (!force && now - cd->metrics_at < METRICS_EVERY))
+		return;
+	cd->metrics_at = now;
+	read_gauges(cd, now, force);
+	cp_error_clear(&err);
+	if (metrics_write(path, &cd->m, &err) < 0)
+		log_warning("metrics file not written: %s", err.text);
+}
+
+static void
+notify_status(struct carepostd *cd)
+{
+	sd_notifyf(0, "STATUS=queue %llu; sent %llu, deferred %llu, failed %llu "
+		   "since start; last error: %s",
+		   (unsigned long long)cd->m.queue_depth,
+		   (unsigned long long)(cd->m.sent_notices + cd->m.sent_encrypted),
+		   (unsigned long long)cd->m.deferred,
+		   (unsigned long long)cd->m.failed,
+		   cd->last_error[0] ? cd->last_error : "none");
+}
+
+/* arm - run the send timer again after wait seconds (0: at once). */
+static void
+arm(struct carepostd *cd, int64_t wait)
+{
+	uint64_t t = 0;
+
+	sd_event_now(cd->ev, CLOCK_MONOTONIC, &t);
+	sd_event_source_set_time(cd->send_timer, t + (uint64_t)wait * 1000000u);
+	sd_event_source_set_enabled(cd->send_timer, SD_EVENT_ONESHOT);
+}
+
+static int
+on_send(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct carepostd *cd = userdata;
+	const struct cp_config *cfg = cd->d.rt.cfg;
+	struct outbound_stats st = { 0 };
+	struct cp_error err;
+	int64_t now = cp_now(), wait, next = INT64_MAX;
+	int r;
+
+	if (got_stop)
+		return 0;
+	cp_error_clear(&err);
+	r = outbound_step(cd->d.ob, now, &st, &err);
+	add_stats(&cd->m, &st);
+	cd->m.last_run = now;
+	wait = cfg->poll_interval > 0 ? cfg->poll_interval : 30;
+	if (r < 0) {
+		cd->m.errors++;
+		snprintf(cd->last_error, sizeof(cd->last_error), "%s", err.text);
+		log_event(LOG_ERR, LOGID_GENERIC, NULL, NULL,
+			  "queue run failed, will retry: %s", err.text);
+	} else if (r > 0) {
+		wait = 0;		/* more waiting: again, after the loop turns */
+	} else if (store_next_due(cd->d.rt.store, &next, NULL) == 0 &&
+		   next != INT64_MAX && next - now < wait) {
+		wait = next - now > 0 ? next - now : 1;
+	}
+	if (st.claimed || st.sent || st.deferred || st.failed || st.suppressed ||
+	    st.expired)
+		log_info("run: claimed %zu, sent %zu (%zu encrypted, %zu notices), "
+			 "deferred %zu, failed %zu, suppressed %zu, expired %zu, "
+			 "quiet-hours %zu", st.claimed, st.sent, st.encrypted,
+			 st.notices, st.deferred, st.failed, st.suppressed,
+			 st.expired, st.rescheduled);
+	read_gauges(cd, now, 0);
+	write_metrics(cd, now, wait > 0);
+	notify_status(cd);
+	arm(cd, wait);
+	return 0;
+}
+
+static int
+on_signal_pipe(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct carepostd *cd = userdata;
+	char drain[64];
+
+	while (read(fd, drain, sizeof(drain)) > 0)
+		;
+	if (got_stop) {
+		sd_notify(0, "STOPPING=1");
+		return sd_event_exit(cd->ev, 0);
+	}
+	if (got_reload) {
+		got_reload = 0;
+		reload(&cd->d, cd->config);
+		arm(cd, 0);
+	}
+	return 0;
+}
+
+static int
+setup_signals(void)
+{
+	struct sigaction sa;
+
+	if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+		return -errno;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
+
+static int
+run_loop(struct carepostd *cd)
+{
+	sd_event_source *sig_src = NULL;
+	int r;
+
+	r = sd_event_new(&cd->ev);
+	if (r >= 0)
+		r = sd_event_add_io(cd->ev, &sig_src, sig_pipe[0], EPOLLIN,
+				    on_signal_pipe, cd);
+	if (r >= 0)
+		r = sd_event_add_time(cd->ev, &cd->send_timer, CLOCK_MONOTONIC, 0,
+				      100000, on_send, cd);
+	if (r >= 0 && sd_event_set_watchdog(cd->ev, 1) < 0)
+		log_warning("WATCHDOG_USEC is invalid: no watchdog pings");
+	if (r < 0) {
+		log_error("event loop setup failed: %s", strerror(-r));
+		sd_event_source_unref(sig_src);
+		sd_event_unref(cd->ev);
+		return EX_OSERR;
+	}
+	arm(cd, 0);
+	log_event(LOG_INFO, LOGID_STARTED, NULL, NULL, "started (version %s)",
+		  CAREPOST_VERSION);
+	read_gauges(cd, cp_now(), 1);
+	sd_notify(0, "READY=1");
+	notify_status(cd);
+	if (got_stop)			/* a signal before the pipe was watched */
+		sd_event_exit(cd->ev, 0);
+	r = sd_event_loop(cd->ev);
+	write_metrics(cd, cp_now(), 1);
+	cd->send_timer = sd_event_source_unref(cd->send_timer);
+	sd_event_source_unref(sig_src);
+	cd->ev = sd_event_unref(cd->ev);
+	if (r < 0) {
+		log_error("event loop failed: %s", strerror(-r));
+		return EX_SOFTWARE;
+	}
+	return 0;
+}
+
+/* run_once - all due work, then exit (--once). */
+static int
+run_once(struct carepostd *cd)
+{
+	struct outbound_stats st = { 0 };
+	struct cp_error err;
+	int r;
+
+	cp_error_clear(&err);
+	r = outbound_run(cd->d.ob, cp_now(), &stop_flag, &st, &err);
+	add_stats(&cd->m, &st);
+	if (st.claimed || st.sent || st.deferred || st.failed)
+		log_info("run: claimed %zu, sent %zu (%zu encrypted, %zu notices), "
+			 "deferred %zu, failed %zu, suppressed %zu, expired %zu, "
+			 "quiet-hours %zu", st.claimed, st.sent, st.encrypted,
+			 st.notices, st.deferred, st.failed, st.suppressed,
+			 st.expired, st.rescheduled);
+	if (r < 0) {
+		log_event(LOG_ERR, LOGID_GENERIC, NULL, NULL, "queue run failed: %s",
+			  err.text);
+		cd->m.errors++;
+	}
+	cd->m.last_run = cp_now();
+	write_metrics(cd, cp_now(), 1);
+	return r < 0 ? EX_SOFTWARE : 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -171,11 +438,10 @@ main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *config_arg = NULL, *config;
-	int once = 0, check = 0, c, r, rc = 0;
-	struct daemon d;
+	const char *config_arg = NULL;
+	int once = 0, check = 0, c, rc;
+	struct carepostd cd;
 	struct cp_error err;
-	struct sigaction sa;
 
 	while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
 		switch (c) {
@@ -191,70 +457,32 @@ main(int argc, char **argv)
 		usage(stderr);
 		return EX_USAGE;
 	}
-	config = runtime_config_path(config_arg);
+	memset(&cd, 0, sizeof(cd));
+	cd.config = runtime_config_path(config_arg);
+	cd.m.keys_expiring = -1;
 	log_setup("carepostd", LOG_TARGET_AUTO, LOG_INFO);
 	if (pgp_global_init() < 0) {
 		fprintf(stderr, "carepostd: GPGME is too old or missing\n");
 		return EX_UNAVAILABLE;
 	}
 	if (check)
-		return check_config(config);
+		return check_config(cd.config);
+	if (setup_signals() < 0) {
+		log_error("cannot set up signal handling: %s", strerror(errno));
+		return EX_OSERR;
+	}
 
 	cp_error_clear(&err);
-	r = daemon_open(&d, config, &err);
-	if (r < 0) {
+	if (daemon_open(&cd.d, cd.config, &err) < 0) {
 		log_event(LOG_ERR, LOGID_CONFIG, NULL, NULL, "cannot start: %s", err.text);
-		daemon_close(&d);
+		daemon_close(&cd.d);
 		return EX_CONFIG;
 	}
-	log_setup("carepostd", LOG_TARGET_AUTO, d.rt.cfg->log_level);
+	log_setup("carepostd", LOG_TARGET_AUTO, cd.d.rt.cfg->log_level);
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
-	log_event(LOG_INFO, LOGID_STARTED, NULL, NULL, "started (version %s)",
-		  CAREPOST_VERSION);
-	sd_notify(0, "READY=1\nSTATUS=running");
-	while (!got_stop) {
-		struct outbound_stats st = { 0 };
-		int64_t now = cp_now();
-
-		if (got_reload) {
-			got_reload = 0;
-			reload(&d, config);
-		}
-		cp_error_clear(&err);
-		r = outbound_run(d.ob, now, &stop_flag, &st, &err);
-		if (r < 0) {
-			log_event(LOG_ERR, LOGID_GENERIC, NULL, NULL,
-				  "outbound run failed, will retry: %s", err.text);
-			sd_notifyf(0, "STATUS=store error: %s", err.text);
-			rc = once ? EX_SOFTWARE : 0;
-		} else {
-			size_t queued = 0;
-
-			store_count(d.rt.store, DB_SCHEDULE, &queued, NULL);
-			sd_notifyf(0, "WATCHDOG=1\nSTATUS=queue %zu; last run sent %zu, "
-				   "deferred %zu, failed %zu", queued, st.sent,
-				   st.deferred, st.failed);
-			if (st.claimed || st.sent || st.deferred || st.failed)
-				log_info("run: claimed %zu, sent %zu (%zu encrypted, %zu notices), "
-					 "deferred %zu, failed %zu, suppressed %zu, expired %zu, "
-					 "quiet-hours %zu", st.claimed, st.sent, st.encrypted,
-					 st.notices, st.deferred, st.failed, st.suppressed,
-					 st.expired, st.rescheduled);
-		}
-		if (once)
-			break;
-		sleep_until_work(&d, cp_now());
-	}
-	sd_notify(0, "STOPPING=1");
-	log_event(LOG_INFO, LOGID_STARTED, NULL, NULL, "stopped");
-	daemon_close(&d);
+	rc = once ? run_once(&cd) : run_loop(&cd);
+	if (!once)
+		log_event(LOG_INFO, LOGID_STARTED, NULL, NULL, "stopped");
+	daemon_close(&cd.d);
 	return rc;
 }

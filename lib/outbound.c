@@ -750,3 +750,30 @@ outbound_run(struct outbound *ob, int64_t now, volatile int *stop,
 	}
 	return 0;
 }
+
+int
+outbound_step(struct outbound *ob, int64_t now, struct outbound_stats *st,
+	      struct cp_error *err)
+{
+	size_t claimed, taken;
+	json_t *batch;
+	int r;
+	int batch_size = ob->cfg->smtp_batch_size > 0 ? ob->cfg->smtp_batch_size : 100;
+
+	r = store_claim_events(ob->store, now, ob->cfg->token_ttl, CLAIM_BATCH,
+			       &claimed, err);
+	if (r < 0)
+		return r;
+	st->claimed += claimed;
+	r = store_take_due(ob->store, now, SEND_LEASE, (size_t)batch_size,
+			   &batch, err);
+	if (r < 0)
+		return r;
+	taken = json_array_size(batch);
+	if (taken > 0)
+		r = run_batch(ob, batch, now, st, err);
+	json_decref(batch);
+	if (r < 0)
+		return r;
+	return claimed == CLAIM_BATCH || taken == (size_t)batch_size;
+}

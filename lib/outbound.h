@@ -90,6 +90,16 @@ void outbound_set_templates(struct outbound *ob, const struct tmplset *ts);
 int outbound_run(struct outbound *ob, int64_t now, volatile int *stop,
 		 struct outbound_stats *stats, struct cp_error *err);
 
+/*
+ * outbound_step - one round of outbound_run: claim up to 500 new events
+ * and send one batch of due records. Returns 1 when more work may be
+ * waiting (call again soon), 0 when nothing more is due at now, or a
+ * negative error (as outbound_run). The daemon's event loop calls this
+ * so that signals, the watchdog and IMAP are served between batches.
+ */
+int outbound_step(struct outbound *ob, int64_t now,
+		  struct outbound_stats *stats, struct cp_error *err);
+
 /* outbound_build_ids - Message-ID and VERP pieces for tests and tools. */
 void outbound_message_id(const char *thread_hex, size_t rcpt_index,
 			 const char *domain, char *out, size_t outlen);

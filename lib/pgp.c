@@ -648,3 +648,28 @@ pgp_import(struct pgp *p, const void *data, size_t len,
 			    "(%d considered, %d not imported)",
 			    res->considered, res->not_imported);
 }
+
+int
+pgp_keys_expiring(struct pgp *p, long long now, long long horizon,
+		  size_t *n, struct cp_error *err)
+{
+	gpgme_error_t ge;
+	gpgme_key_t key;
+
+	*n = 0;
+	ge = gpgme_op_keylist_start(p->ctx, NULL, 0);
+	while (ge == 0 && (ge = gpgme_op_keylist_next(p->ctx, &key)) == 0) {
+		gpgme_subkey_t sk = key->subkeys;
+
+		if (sk != NULL && !key->revoked && !key->disabled &&
+		    sk->expires > 0 && (long long)sk->expires > now &&
+		    (long long)sk->expires <= now + horizon)
+			(*n)++;
+		gpgme_key_unref(key);
+	}
+	gpgme_op_keylist_end(p->ctx);
+	if (gpgme_err_code(ge) != GPG_ERR_EOF)
+		return cp_error_set(err, -EIO, "gpg: key listing: %s",
+				    gpgme_strerror(ge));
+	return 0;
+}

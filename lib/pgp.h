@@ -80,4 +80,12 @@ int pgp_import(struct pgp *p, const void *data, size_t len,
 int pgp_key_expires(struct pgp *p, const char *fpr, long long *expires,
 		    struct cp_error *err);
 
+/*
+ * pgp_keys_expiring - count the public keys in the keyring whose primary
+ * key expires after now and at most horizon seconds later (not revoked
+ * or disabled): the admin's early warning.
+ */
+int pgp_keys_expiring(struct pgp *p, long long now, long long horizon,
+		      size_t *n, struct cp_error *err);
+
 #endif

@@ -860,3 +860,44 @@ store_thread_get(struct store *s, const uint8_t thread[10], json_t **out,
 	mdb_txn_abort(txn);
 	return r;
 }
+
+int
+store_oldest_pending(struct store *s, int64_t *created, struct cp_error *err)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v, dk, dv;
+	int rc;
+
+	*created = INT64_MAX;
+	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+	if (rc != 0)
+		return lmdb_error(err, rc, "store read");
+	rc = mdb_cursor_open(txn, s->dbi[DB_SCHEDULE], &cur);
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		return lmdb_error(err, rc, "schedule");
+	}
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		json_t *rec;
+		int64_t c;
+
+		if (k.mv_size <= 8)
+			continue;
+		dk.mv_data = (char *)k.mv_data + 8;
+		dk.mv_size = k.mv_size - 8;
+		if (mdb_get(txn, s->dbi[DB_DELIVERY], &dk, &dv) != 0)
+			continue;
+		rec = json_loadb(dv.mv_data, dv.mv_size, 0, NULL);
+		c = json_integer_value(json_object_get(rec, "created"));
+		json_decref(rec);
+		if (c > 0 && c < *created)
+			*created = c;
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	if (rc != MDB_NOTFOUND)
+		return lmdb_error(err, rc, "schedule");
+	return 0;
+}

@@ -164,6 +164,14 @@ int store_retry(struct store *s, const char *event_id, int64_t now,
 int store_next_due(struct store *s, int64_t *due, struct cp_error *err);
 
 /*
+ * store_oldest_pending - the earliest "created" among the records in the
+ * schedule (not yet in a final state), or INT64_MAX if none. Reads every
+ * scheduled record: for metrics, not for the send path.
+ */
+int store_oldest_pending(struct store *s, int64_t *created,
+			 struct cp_error *err);
+
+/*
  * store_foreach - call fn for every record of db in key order, in one
  * read transaction; stop early when fn returns non-zero (returned).
  */

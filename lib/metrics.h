@@ -1,0 +1,71 @@
+/*
+ * NAME
+ *	metrics - the daemon's counters as a Prometheus text file
+ * SYNOPSIS
+ *	#include "metrics.h"
+ *
+ *	struct metrics m = { .queue_depth = n, ... };
+ *	metrics_format(&m, &buf);
+ *	metrics_write("/run/carepost/metrics", &m, &err);
+ * DESCRIPTION
+ *	metrics_format renders m in the Prometheus text exposition format
+ *	(version 0.0.4): one HELP and TYPE line per family, every name
+ *	prefixed "carepost_". Counters count since the daemon started (a
+ *	restart resets them, which Prometheus expects of counters); gauges
+ *	are read from the store when the file is written.
+ *
+ *	metrics_write writes the text to a temporary file beside path and
+ *	renames it over path, so a reader (node_exporter's textfile
+ *	collector, a script) never sees half a file. The file is mode 0644:
+ *	it holds counts only, no ids and nothing about any patient.
+ * ERRORS
+ *	-errno from the file system, with the path in err.
+ */
+#ifndef CAREPOST_METRICS_H
+#define CAREPOST_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "util.h"
+
+/* Ingest classes counted, in this order (labels of carepost_ingested_total). */
+enum metrics_class {
+	METRICS_REPLY, METRICS_FORM, METRICS_UNSUBSCRIBE, METRICS_DSN,
+	METRICS_AUTOREPLY, METRICS_UNKNOWN, METRICS__CLASSES
+};
+
+struct metrics {
+	/* gauges */
+	uint64_t queue_depth;		/* records in the schedule */
+	uint64_t unclaimed;		/* portal events not yet claimed */
+	int64_t oldest_pending_age;	/* seconds; 0 when nothing pending */
+	uint64_t bounced_invalid;	/* addresses marked invalid */
+	uint64_t bounced_soft;		/* addresses with soft bounces */
+	int64_t keys_expiring;		/* keys expiring within 30 days; -1 unknown */
+	int64_t last_run;		/* epoch of the last queue run */
+	/* counters since start */
+	uint64_t sent_notices;
+	uint64_t sent_encrypted;
+	uint64_t deferred;
+	uint64_t failed;
+	uint64_t suppressed;
+	uint64_t expired;
+	uint64_t bounces;		/* delivery reports ingested */
+	uint64_t ingested[METRICS__CLASSES];
+	uint64_t quarantined;
+	uint64_t errors;		/* store or server failures of a run */
+};
+
+/* metrics_class_name - "reply", "form", ... (the label value). */
+const char *metrics_class_name(enum metrics_class c);
+
+/* metrics_format - append the exposition text of m to out (0 or -ENOMEM). */
+int metrics_format(const struct metrics *m, struct buf *out);
+
+/* metrics_write - format m and replace path with it atomically. */
+int metrics_write(const char *path, const struct metrics *m,
+		  struct cp_error *err);
+
+#endif
