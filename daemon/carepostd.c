@@ -100,31 +100,130 @@ daemon_close(struct daemon *d)
 	runtime_close(&d->rt);
 }
 
+/* problem - report one finding of --check-config. */
+static void
+problem(unsigned *n, const char *text)
+{
+	fprintf(stderr, "carepostd: %s\n", text);
+	(*n)++;
+}
+
+static void
+check_secret(unsigned *n, const char *config, const char *what, const char *spec)
+{
+	struct cp_error err;
+	char *secret = NULL, text[sizeof(err.text) + 64];
+	size_t len = 0;
+
+	cp_error_clear(&err);
+	if (config_read_secret(spec, 4096, &secret, &len, &err) < 0) {
+		snprintf(text, sizeof(text), "%s: %s: %s", config, what, err.text);
+		problem(n, text);
+	}
+	if (secret != NULL) {
+		explicit_bzero(secret, len);
+		free(secret);
+	}
+}
+
+/*
+ * check_config - --check-config: every check runs on its own, so that
+ * one pass names every problem (config syntax stops the rest: without a
+ * config there is nothing to check).
+ */
 static int
 check_config(const char *config)
 {
-	struct daemon d;
+	struct runtime rt;
 	struct cp_error err;
+	struct cp_config *cfg;
+	struct store *store = NULL;
+	struct tmplset *ts = NULL;
 	struct pgp *p = NULL;
-	int r, problems = 0;
+	unsigned n = 0;
+	char text[sizeof(err.text) + 128];
 
 	cp_error_clear(&err);
-	r = daemon_open(&d, config, &err);
-	if (r < 0) {
-		fprintf(stderr, "carepostd: %s\n", err.text);
-		problems++;
-	} else if (d.rt.cfg->gpg_clinic_key == NULL) {
-		fprintf(stderr, "carepostd: %s: [gpg] clinic_key: not set: "
-			"recipients with keys will get notices only\n", config);
-		problems++;
-	} else if (pgp_new(d.rt.cfg->gpg_home, d.rt.cfg->gpg_clinic_key, &p, &err) < 0) {
-		fprintf(stderr, "carepostd: %s\n", err.text);
-		problems++;
+	if (config_load(config, &cfg, &err) < 0) {
+		problem(&n, err.text);
+		return EX_CONFIG;
+	}
+	if (runtime_open(&rt, config, RUNTIME_KEY, &err) < 0)
+		problem(&n, err.text);		/* the token key */
+	runtime_close(&rt);
+
+	cp_error_clear(&err);
+	if (store_open(cfg->store_path, cfg->store_map_size, &store, &err) < 0)
+		problem(&n, err.text);
+	store_close(store);
+
+	cp_error_clear(&err);
+	if (tmplset_load(cfg->templates_dir, cfg->default_locale, &ts, &err) < 0)
+		problem(&n, err.text);
+	tmplset_free(ts);
+
+	cp_error_clear(&err);
+	if (cfg->gpg_clinic_key == NULL) {
+		snprintf(text, sizeof(text), "%s: [gpg] clinic_key: not set: "
+			 "nothing can be signed, recipients with keys would get "
+			 "notices only", config);
+		problem(&n, text);
+	} else if (pgp_new(cfg->gpg_home, cfg->gpg_clinic_key, &p, &err) < 0) {
+		snprintf(text, sizeof(text), "%s: [gpg] clinic_key: %s", config, err.text);
+		problem(&n, text);
+	} else {
+		const char *store_key = cfg->gpg_store_key ? cfg->gpg_store_key :
+					cfg->gpg_clinic_key;
+		long long exp = 0;
+
+		if (pgp_key_check(p, cfg->gpg_clinic_key, &err) < 0) {
+			snprintf(text, sizeof(text), "%s: [gpg] clinic_key: %s", config,
+				 err.text);
+			problem(&n, text);
+		} else if (pgp_key_expires(p, cfg->gpg_clinic_key, &exp, &err) == 0 &&
+			   exp > 0 && exp - cp_now() < 30LL * 86400) {
+			fprintf(stderr, "carepostd: %s: [gpg] clinic_key: warning: "
+				"expires in %lld days\n", config,
+				(long long)((exp - cp_now()) / 86400));
+		}
+		cp_error_clear(&err);
+		if (cfg->gpg_store_key && pgp_key_check(p, store_key, &err) < 0) {
+			snprintf(text, sizeof(text), "%s: [gpg] store_key: %s", config,
+				 err.text);
+			problem(&n, text);
+		}
 	}
 	pgp_free(p);
-	daemon_close(&d);
-	if (problems)
+
+	if (cfg->smtp_user != NULL)
+		check_secret(&n, config, "[smtp] password_file",
+			     cfg->smtp_password_file);
+	if (cfg->imap_host != NULL)
+		check_secret(&n, config, "[imap] password_file",
+			     cfg->imap_password_file);
+	if (cfg->metrics_file != NULL) {
+		char dir[4096], *slash;
+
+		snprintf(dir, sizeof(dir), "%s", cfg->metrics_file);
+		slash = strrchr(dir, '/');
+		if (slash == dir)
+			slash[1] = '\0';
+		else if (slash != NULL)
+			*slash = '\0';
+		else
+			snprintf(dir, sizeof(dir), ".");
+		if (access(dir, W_OK) < 0) {
+			fprintf(stderr, "carepostd: %s: [daemon] metrics_file: "
+				"cannot write in %s: %s\n", config, dir, strerror(errno));
+			n++;
+		}
+	}
+	config_free(cfg);
+	if (n > 0) {
+		fprintf(stderr, "carepostd: %s: %u problem%s found\n", config, n,
+			n == 1 ? "" : "s");
 		return EX_CONFIG;
+	}
 	printf("carepostd: %s: configuration, templates, keys and store OK\n", config);
 	return 0;
 }
