@@ -901,3 +901,84 @@ store_oldest_pending(struct store *s, int64_t *created, struct cp_error *err)
 		return lmdb_error(err, rc, "schedule");
 	return 0;
 }
+
+struct release {
+	int64_t now;
+	size_t n;
+};
+
+static int
+release_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
+{
+	struct release *rl = ud;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	json_t *leased = json_array(), *entry;
+	size_t i;
+	int rc, r = 0;
+
+	rl->n = 0;
+	rc = mdb_cursor_open(txn, s->dbi[DB_SCHEDULE], &cur);
+	if (rc != 0) {
+		json_decref(leased);
+		return lmdb_error(err, rc, "schedule");
+	}
+	/* Leases run into the future: only entries due after now. */
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		MDB_val dk, dv;
+		json_t *d;
+
+		if (k.mv_size <= 8 || k.mv_size > 8 + STORE_ID_MAX ||
+		    schedule_key_due(&k) <= rl->now)
+			continue;
+		dk.mv_data = (char *)k.mv_data + 8;
+		dk.mv_size = k.mv_size - 8;
+		if (mdb_get(txn, s->dbi[DB_DELIVERY], &dk, &dv) != 0)
+			continue;
+		d = json_loadb(dv.mv_data, dv.mv_size, 0, NULL);
+		if (d && json_equal(json_object_get(d, "state"), json_string_nocheck("sending")))
+			json_array_append_new(leased, json_pack("[I,s%]",
+				(json_int_t)schedule_key_due(&k), (char *)dk.mv_data, dk.mv_size));
+		json_decref(d);
+	}
+	mdb_cursor_close(cur);
+	if (rc != MDB_NOTFOUND) {
+		json_decref(leased);
+		return lmdb_error(err, rc, "schedule");
+	}
+	json_array_foreach(leased, i, entry) {
+		const char *id = json_string_value(json_array_get(entry, 1));
+		json_t *d = NULL;
+
+		r = schedule_del(s, txn, json_integer_value(json_array_get(entry, 0)),
+				 id, err);
+		if (r == 0)
+			r = store_txn_get_json(s, txn, DB_DELIVERY, id, strlen(id), &d, err);
+		if (r < 0)
+			break;
+		json_object_set_new(d, "state", json_string("queued"));
+		json_object_set_new(d, "due", json_integer(rl->now));
+		json_object_set_new(d, "updated", json_integer(rl->now));
+		r = schedule_put(s, txn, rl->now, id, err);
+		if (r == 0)
+			r = store_txn_put_json(s, txn, DB_DELIVERY, id, strlen(id), d, err);
+		json_decref(d);
+		if (r < 0)
+			break;
+		rl->n++;
+	}
+	json_decref(leased);
+	return r;
+}
+
+int
+store_release_leases(struct store *s, int64_t now, size_t *released,
+		     struct cp_error *err)
+{
+	struct release rl = { now, 0 };
+	int r = store_write(s, release_txn, &rl, err);
+
+	*released = r < 0 ? 0 : rl.n;
+	return r;
+}

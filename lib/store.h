@@ -156,6 +156,16 @@ int store_take_due(struct store *s, int64_t now, int lease, size_t max,
 int store_update_deliveries(struct store *s, json_t *records,
 			    struct cp_error *err);
 
+/*
+ * store_release_leases - requeue, due at now, every record left
+ * "sending" by a sender that is gone (a crash mid-batch). Only the one
+ * process that sends (carepostd, holding its lock) may call this, at
+ * start: a live sender's lease must not be broken. Its messages may
+ * have reached the relay: they go again with the same Message-ID.
+ */
+int store_release_leases(struct store *s, int64_t now, size_t *released,
+			 struct cp_error *err);
+
 /* store_retry - put a deferred or failed event back in the queue now. */
 int store_retry(struct store *s, const char *event_id, int64_t now,
 		struct cp_error *err);
