@@ -100,24 +100,44 @@ deps:
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 		--no-install-recommends $(DEB_PKGS)
 
+# Paths written into installed files (unit, example config, man pages) as
+# /usr/local/... are rewritten to the PREFIX of this install. Build and
+# install with the same PREFIX: the default template directory is compiled
+# into the programs.
+INSTALL_PATHS = sed -e 's|/usr/local/sbin/|$(SBINDIR)/|g' \
+	-e 's|/usr/local/bin/|$(BINDIR)/|g' \
+	-e 's|/usr/local/share/|$(DATADIR)/|g'
+MAN_PAGES := man/carepostctl.1 man/carepost.conf.5 man/carepostd.8
+TEMPLATE_FILES := $(sort $(wildcard templates/*/*.mustache))
+TEMPLATE_LOCALES := $(sort $(patsubst templates/%/,%,$(dir $(TEMPLATE_FILES))))
+
 install: $(PROGS)
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) \
 		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
 		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSCONFDIR)/carepost \
-		$(DESTDIR)$(DATADIR)/carepost $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(DATADIR)/carepost/templates $(DESTDIR)$(UNITDIR) \
 		$(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) \
 		$(DESTDIR)$(DATADIR)/doc/carepost
 	install -m 0755 $(BUILD)/carepostd $(DESTDIR)$(SBINDIR)/carepostd
 	install -m 0755 $(BUILD)/carepostctl $(DESTDIR)$(BINDIR)/carepostctl
-	install -m 0644 man/carepostctl.1 $(DESTDIR)$(MANDIR)/man1/
-	install -m 0644 man/carepost.conf.5 $(DESTDIR)$(MANDIR)/man5/
-	install -m 0644 man/carepostd.8 $(DESTDIR)$(MANDIR)/man8/
-	install -m 0640 config/carepost.conf $(DESTDIR)$(SYSCONFDIR)/carepost/carepost.conf.example
-	cp -R templates $(DESTDIR)$(DATADIR)/carepost/
-	install -m 0644 systemd/carepost.service $(DESTDIR)$(UNITDIR)/
+	for m in $(MAN_PAGES); do \
+		s=$${m##*.}; \
+		$(INSTALL_PATHS) $$m >$(DESTDIR)$(MANDIR)/man$$s/$${m#man/} && \
+		chmod 0644 $(DESTDIR)$(MANDIR)/man$$s/$${m#man/} || exit 1; \
+	done
+	$(INSTALL_PATHS) config/carepost.conf \
+		>$(DESTDIR)$(SYSCONFDIR)/carepost/carepost.conf.example
+	chmod 0644 $(DESTDIR)$(SYSCONFDIR)/carepost/carepost.conf.example
+	for l in $(TEMPLATE_LOCALES); do \
+		install -d $(DESTDIR)$(DATADIR)/carepost/templates/$$l && \
+		install -m 0644 templates/$$l/*.mustache \
+			$(DESTDIR)$(DATADIR)/carepost/templates/$$l/ || exit 1; \
+	done
+	$(INSTALL_PATHS) systemd/carepost.service >$(DESTDIR)$(UNITDIR)/carepost.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/carepost.service
 	install -m 0644 systemd/carepost.sysusers $(DESTDIR)$(SYSUSERSDIR)/carepost.conf
 	install -m 0644 systemd/carepost.tmpfiles $(DESTDIR)$(TMPFILESDIR)/carepost.conf
-	install -m 0644 README.md $(DESTDIR)$(DATADIR)/doc/carepost/
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(DATADIR)/doc/carepost/
 
 clean:
 	rm -rf build build-san build-fuzz
