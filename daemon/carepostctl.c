@@ -13,7 +13,7 @@
  *	event add [FILE|-]           write an event (JSON), as the portal does
  *	queue                        events not yet in a final state
  *	status EVENT_ID              an event's delivery state (no PHI)
- *	retry EVENT_ID               send a deferred or failed event again now
+ *	retry EVENT_ID               send a queued or deferred event again now
  *	render TEMPLATE DATA [--text]
  *	                             render a mustache file with a JSON file;
  *	                             {{> name}} loads name.mustache beside it
@@ -21,7 +21,7 @@
  * DIAGNOSTICS
  *	Errors go to stderr as "carepostctl: ..."; exit codes from sysexits.h:
  *	EX_USAGE, EX_DATAERR (bad input), EX_NOINPUT (no such record),
- *	EX_CONFIG, EX_IOERR (store), EX_SOFTWARE.
+ *	EX_CONFIG, EX_IOERR (store).
  */
 #include <getopt.h>
 #include <libgen.h>
@@ -62,7 +62,7 @@ usage(FILE *f)
 	      "  event add [FILE|-]        write a portal event (JSON)\n"
 	      "  queue                     events not yet final\n"
 	      "  status EVENT_ID           delivery state of an event\n"
-	      "  retry EVENT_ID            send a deferred or failed event again now\n"
+	      "  retry EVENT_ID            send a queued or deferred event again now\n"
 	      "  render TEMPLATE DATA [--text]  render a template with JSON data\n"
 	      "  stats                     counts by delivery state\n"
 	      "options:\n"
@@ -461,7 +461,10 @@ cmd_retry(const char *id)
 		return fail(EX_DATAERR, "%s", err.text);
 	if (r < 0)
 		return fail(EX_IOERR, "%s", err.text);
-	printf("event %s queued for retry\n", id);
+	if (json_output)
+		print_json(json_pack("{s:s, s:b}", "id", id, "queued", 1));
+	else
+		printf("event %s queued for retry\n", id);
 	return 0;
 }
 
