@@ -435,7 +435,8 @@ odsw_until_colon(const char *s, size_t q0, size_t wend, int wend_is_end)
 	c = (size_t)(colon - s);
 	if (c > q0) {
 		r = tail_to_eol(s, c, wend);
-		if (r != (size_t)-1 && (r < wend || wend_is_end))
+		if (r != (size_t)-1 && (r < wend || wend_is_end ||
+					s[wend] == '\n'))
 			return r;
 	}
 	for (size_t k = q0 + 1; k < c; k++)
@@ -469,7 +470,8 @@ odsw_match(const struct odsw_rule *rule, const char *s, size_t ls,
 				if (m == 0)
 					continue;
 				r = tail_to_eol(s, k + m, wend);
-				if (r != (size_t)-1 && (r < wend || wend_is_end))
+				if (r != (size_t)-1 && (r < wend || wend_is_end ||
+							s[wend] == '\n'))
 					return r;
 			}
 			if (rule->extra_kind == ODSW_UNTIL_COLON) {
@@ -1638,6 +1640,93 @@ join_dsw(struct buf *t, struct buf *out, const char *const rule[2])
 	return r;
 }
 
+/*
+ * DATE_SOMEONE_EMAIL_REGEX across line breaks: [^@<>]+ crosses them, so
+ * "<date> Some One <" at the end of a line and "some@one.example>:" on
+ * the next is one marker.
+ */
+static size_t
+dse_join_at(const char *s, size_t ls, size_t le, size_t len)
+{
+	const char *p = memrchr(s + ls, '<', le - ls);
+	size_t lt, k, at = (size_t)-1, gt = (size_t)-1, lo, nls = 0;
+
+	if (p == NULL)
+		return (size_t)-1;
+	lt = (size_t)(p - s);
+	for (k = lt + 1; k < len && k < lt + TRIM_MAX_MARKER_SPAN; k++) {
+		if (s[k] == '\n' && ++nls > JOIN_MAX_NEWLINES)
+			return (size_t)-1;
+		if (s[k] == '@') {
+			if (at != (size_t)-1 || k == lt + 1)
+				return (size_t)-1;
+			at = k;
+		} else if (s[k] == '>') {
+			gt = k;
+			break;
+		} else if (s[k] == '<') {
+			return (size_t)-1;
+		}
+	}
+	if (gt == (size_t)-1 || at == (size_t)-1 || nls == 0)
+		return (size_t)-1;
+	/* [^@<>.]+\.[^@<>]+ between @ and > */
+	for (k = at + 1; k < gt && s[k] != '.'; k++)
+		;
+	if (k == at + 1 || k + 1 >= gt)
+		return (size_t)-1;
+	k = gt + 1 + (gt + 1 < len && s[gt + 1] == ':');
+	if (k < len && s[k] != '\n')
+		return (size_t)-1;
+	lo = cps_back(s, ls, lt, 81 + 4);
+	for (size_t a = lo; a + 4 < lt; a++) {
+		size_t gap;
+
+		if (!four_digits(s, a, lt))
+			continue;
+		gap = count_cps(s, a + 4, lt);
+		if ((gap >= 1 && gap <= 80) ||
+		    (gap == 81 && is_ascii_space((unsigned char)s[lt - 1])))
+			return k;
+	}
+	return (size_t)-1;
+}
+
+static int
+join_dse(struct buf *t, struct buf *out)
+{
+	const char *s = t->data;
+	size_t len = t->len, ls = 0, copied = 0;
+	int r = 0, changed = 0;
+
+	buf_reset(out);
+	while (ls < len && r == 0) {
+		size_t le = line_end(s, ls, len), m = (size_t)-1;
+
+		if (le - ls <= TRIM_MAX_LINE_MATCH && le < len)
+			m = dse_join_at(s, ls, le, len);
+		if (m == (size_t)-1) {
+			ls = le + 1;
+			continue;
+		}
+		r = buf_append(out, s + copied, ls - copied);
+		if (r == 0)
+			r = append_joined(out, s, ls, m);
+		copied = m;
+		changed = 1;
+		ls = line_end(s, m, len) + 1;
+	}
+	if (r == 0 && changed) {
+		struct buf tmp;
+
+		r = buf_append(out, s + copied, len - copied);
+		tmp = *t;
+		*t = *out;
+		*out = tmp;
+	}
+	return r;
+}
+
 static int
 join_wrapped_markers(struct buf *t, struct buf *out)
 {
@@ -1649,6 +1738,8 @@ join_wrapped_markers(struct buf *t, struct buf *out)
 		r = join_anchored(t, out, JOIN_SWOD, swod_rules[i]);
 	for (size_t i = 0; i < CP_ARRAY_SIZE(dsw_rules) && r == 0; i++)
 		r = join_dsw(t, out, dsw_rules[i]);
+	if (r == 0)
+		r = join_dse(t, out);
 	return r;
 }
 
