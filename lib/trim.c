@@ -196,8 +196,17 @@ fold(uint32_t c)
 static size_t
 lit_at(const char *s, size_t i, size_t end, const char *lit, int ci)
 {
-	size_t p = i, llen = strlen(lit), q = 0;
+	size_t p = i, llen, q = 0;
+	unsigned char c0 = (unsigned char)lit[0];
 
+	/* fast rejection on the first byte: most calls fail there */
+	if (c0 >= 'A' && c0 < 0x80 && i < end) {
+		unsigned char b0 = (unsigned char)s[i];
+
+		if (b0 < 0x80 && (ci ? fold(b0) != fold(c0) : b0 != c0))
+			return 0;
+	}
+	llen = strlen(lit);
 	while (q < llen) {
 		size_t n, m;
 		uint32_t a, b;

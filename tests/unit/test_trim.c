@@ -260,6 +260,13 @@ seconds_since(const struct timespec *t0)
 	       (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
+/* "quick": seconds natively, more under valgrind (tests/run sets VALGRIND) */
+static double
+quick(void)
+{
+	return getenv("VALGRIND") != NULL ? 300.0 : 5.0;
+}
+
 static void
 one_megabyte_single_line_is_quick(void **state)
 {
@@ -276,7 +283,7 @@ one_megabyte_single_line_is_quick(void **state)
 		big[i] = "2017 napisał(a) wrote a "[i % 24];
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	assert_int_equal(trim_reply(big, n, &reply, NULL, &err), 0);
-	assert_true(seconds_since(&t0) < 5.0);
+	assert_true(seconds_since(&t0) < quick());
 	assert_true(strlen(reply) > n / 2);
 	free(reply);
 	memset(big, '-', n);	/* one huge "delimiter" line */
@@ -301,7 +308,7 @@ hundred_thousand_quote_lines_are_quick(void **state)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	assert_int_equal(trim_reply(big, lines * 2, &reply, &elided, &err), 0);
-	assert_true(seconds_since(&t0) < 5.0);
+	assert_true(seconds_since(&t0) < quick());
 	assert_string_equal(reply, ">");	/* only quotes: the first */
 	assert_int_equal(strlen(elided), lines * 2 - 3);
 	free(reply);
@@ -310,9 +317,11 @@ hundred_thousand_quote_lines_are_quick(void **state)
 	memcpy(big, "Hi\n", 3);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	assert_int_equal(trim_reply(big, lines * 2, &reply, &elided, &err), 0);
-	assert_true(seconds_since(&t0) < 5.0);
+	assert_true(seconds_since(&t0) < quick());
+	assert_string_equal(reply, "Hi");
 	free(reply);
 	free(elided);
+	free(big);
 }
 
 static void
@@ -325,7 +334,7 @@ many_wrapped_marker_starts_are_quick(void **state)
 		"1234 ab\nxx napisał(a) yy\n",
 	};
 	for (size_t u = 0; u < CP_ARRAY_SIZE(unit); u++) {
-		size_t ul = strlen(unit[u]), reps = (2u << 20) / ul;
+		size_t ul = strlen(unit[u]), reps = (512u << 10) / ul;
 		char *big = malloc(reps * ul);
 		char *reply = NULL, *elided = NULL;
 		struct cp_error err;
@@ -337,7 +346,7 @@ many_wrapped_marker_starts_are_quick(void **state)
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		assert_int_equal(trim_reply(big, reps * ul, &reply, &elided,
 					    &err), 0);
-		assert_true(seconds_since(&t0) < 10.0);
+		assert_true(seconds_since(&t0) < 2 * quick());
 		free(reply);
 		free(elided);
 		free(big);
