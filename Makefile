@@ -82,8 +82,31 @@ valgrind: all
 bench: all
 	BUILD=$(BUILD) bench/run
 
+# libFuzzer targets: clang, every lib object built with the fuzzer's
+# coverage and ASan/UBSan; each fuzz/fuzz_NAME.c becomes build-fuzz/fuzz_NAME.
+FUZZ_CC	  = clang
+FUZZ_SAN  = -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS = -std=gnu11 -O1 -g $(WARN) -Wno-missing-prototypes \
+	      $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(PKG_CFLAGS)
+FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
+FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=build-fuzz/%)
+FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=build-fuzz/%.o)
+
+build-fuzz/%.o: %.c $(wildcard lib/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -c -o $@ $<
+
+build-fuzz/libcarepost.a: $(FUZZ_LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+build-fuzz/fuzz_%: build-fuzz/fuzz/fuzz_%.o build-fuzz/libcarepost.a
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) -lpthread
+
+fuzz-build: $(FUZZ_BINS)
+
 FUZZ_SECONDS ?= 10
-fuzz:
+fuzz: fuzz-build
 	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run
 
 demo: all
@@ -142,5 +165,5 @@ install: $(PROGS)
 clean:
 	rm -rf build build-san build-fuzz
 
-.PHONY: all check check-unit valgrind bench fuzz demo deps install clean
+.PHONY: all check check-unit valgrind bench fuzz fuzz-build demo deps install clean
 .SECONDARY:
