@@ -309,6 +309,18 @@ def pgp_parts(msg):
     return parts[1].get_payload(decode=True)
 
 
+def keep_logs(env, name):
+    """Leave what the programs logged in $CAREPOST_LOGDIR for tests/phi-scan,
+    which greps every integration test's logs for PHI at the end."""
+    logdir = os.environ.get("CAREPOST_LOGDIR")
+    if not logdir:
+        return
+    os.makedirs(logdir, exist_ok=True)
+    script = os.path.basename(sys.argv[0])
+    with open(os.path.join(logdir, "%s.%s.log" % (script, name)), "wb") as f:
+        f.write(env.all_logs())
+
+
 def run(test_fn, name):
     """Run one test function with an Env; exit 0, 1 or 77 (skip)."""
     env = None
@@ -327,6 +339,7 @@ def run(test_fn, name):
         return 77
     finally:
         if env:
+            keep_logs(env, name)
             env.close()
 
 
