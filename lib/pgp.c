@@ -618,6 +618,39 @@ fail:
 }
 
 int
+pgp_verify_detached(struct pgp *p, const void *signed_data, size_t len,
+		    const void *sig, size_t siglen, char **signer_fpr,
+		    struct cp_error *err)
+{
+	_cleanup_data_ gpgme_data_t text = NULL, signature = NULL;
+	gpgme_verify_result_t vr;
+	gpgme_error_t e;
+	int r;
+
+	*signer_fpr = NULL;
+	e = gpgme_data_new_from_mem(&text, signed_data, len, 0);
+	if (e == GPG_ERR_NO_ERROR)
+		e = gpgme_data_new_from_mem(&signature, sig, siglen, 0);
+	if (e != GPG_ERR_NO_ERROR)
+		return gpg_fail(err, e, "cannot create data buffers", NULL);
+	e = gpgme_op_verify(p->ctx, signature, text, NULL);
+	if (e != GPG_ERR_NO_ERROR)
+		return gpg_fail(err, e, "verification failed", NULL);
+	vr = gpgme_op_verify_result(p->ctx);
+	for (gpgme_signature_t s = vr ? vr->signatures : NULL; s; s = s->next) {
+		if (gpgme_err_code(s->status) != GPG_ERR_NO_ERROR ||
+		    !(s->summary & (GPGME_SIGSUM_VALID | GPGME_SIGSUM_GREEN)) ||
+		    (s->summary & GPGME_SIGSUM_RED) || s->fpr == NULL)
+			continue;
+		r = primary_fpr(p, s->fpr, signer_fpr);
+		if (r < 0)
+			return cp_error_set(err, r, "gpg: out of memory");
+		break;
+	}
+	return 0;
+}
+
+int
 pgp_import(struct pgp *p, const void *data, size_t len,
 	   char fpr_out[PGP_FPR_SIZE], struct cp_error *err)
 {

@@ -38,7 +38,12 @@
  *	           crash mid-send retries it after the lease.
  *	threads    carepostd's. key: the 10-byte thread id (token.h).
  *	           value: {"event","patient","type","department","created",
- *	           "expires"}: what a reply token names.
+ *	           "expires","confidential"?,"form_fields"?,"delivery"?}: what
+ *	           a reply token names. form_fields (form_request only) is the
+ *	           spec [{"name","required"}] form_parse reads replies with.
+ *	           Threads of internal mail (an acknowledgement) name the
+ *	           conversation's event, and in "delivery" their own
+ *	           delivery record (where a bounce of that mail is recorded).
  *	bounces    carepostd's, readable by the portal. key: email address
  *	           (lower case). value: {"state":"ok|soft|invalid",
  *	           "soft_count","last","event"}.
