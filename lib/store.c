@@ -870,6 +870,22 @@ store_count(struct store *s, enum store_db db, size_t *n, struct cp_error *err)
 }
 
 int
+store_txn_enqueue_delivery(struct store *s, MDB_txn *txn, json_t *record,
+			   struct cp_error *err)
+{
+	const char *id = json_string_value(json_object_get(record, "id"));
+	int r;
+
+	if (!id_valid(id))
+		return cp_error_set(err, -EINVAL, "delivery record: bad id");
+	r = store_txn_put_json(s, txn, DB_DELIVERY, id, strlen(id), record, err);
+	if (r == 0)
+		r = schedule_put(s, txn, json_integer_value(json_object_get(record, "due")),
+				 id, err);
+	return r;
+}
+
+int
 store_thread_put_txn(struct store *s, MDB_txn *txn, const uint8_t thread[10],
 		     json_t *value, struct cp_error *err)
 {
