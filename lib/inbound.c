@@ -402,8 +402,8 @@ do_pgp(struct work *w, struct cp_error *err)
 
 		plain.max = DECRYPT_MAX;
 		cp_error_clear(&perr);
-		r = pgp_decrypt_verify(w->ib->pgp, m->pgp_encrypted, m->pgp_encrypted_len,
-				       &plain, &w->signer, &perr);
+		r = pgp_decrypt_good_signer(w->ib->pgp, m->pgp_encrypted,
+					    m->pgp_encrypted_len, &plain, &w->signer, &perr);
 		if (r < 0) {
 			buf_free(&plain);
 			w->decryption = "failed";
