@@ -514,6 +514,9 @@ authenticate(struct work *w, struct cp_error *err)
 	int64_t expires = 0;
 	int r;
 
+	if ((ib->keylen == 0 || ib->store == NULL) && !w->dry_run)
+		return cp_error_set(err, -EINVAL, "inbound: no %s to authenticate with",
+				    ib->keylen == 0 ? "token key" : "store");
 	if (ib->keylen == 0)
 		return auth_unavailable(w, "no token key"), 0;
 	if (ib->store == NULL)
@@ -712,6 +715,19 @@ map_message_id(struct work *w, const struct inmsg_dsn_rcpt *dr, struct cp_error 
 	return r;
 }
 
+/* from_mail_system - mailer-daemon@, postmaster@ and the like. */
+static int
+from_mail_system(const char *from)
+{
+	static const char *const locals[] = { "mailer-daemon@", "mailerdaemon@",
+		"mail-daemon@", "postmaster@" };
+
+	for (size_t i = 0; from && i < CP_ARRAY_SIZE(locals); i++)
+		if (strncasecmp(from, locals[i], strlen(locals[i])) == 0)
+			return 1;
+	return 0;
+}
+
 static int
 do_bounce(struct work *w, struct cp_error *err)
 {
@@ -734,6 +750,17 @@ do_bounce(struct work *w, struct cp_error *err)
 		decided(w, INBOUND_BOUNCE_RECORDED, "delivery report without a failure");
 		return 0;
 	}
+	if (!dsn->present && !from_mail_system(w->m->from_addr) &&
+	    ((w->m->flags & (INMSG_F_X_AUTOREPLY | INMSG_F_X_AUTORESPOND)) ||
+	     (w->m->auto_submitted && strcmp(w->m->auto_submitted, "no") != 0))) {
+		/* a vacation responder answering the envelope sender */
+		w->auth_status = "not applicable";
+		decided(w, INBOUND_AUTOREPLY_DISCARDED, "auto-reply to a bounce address");
+		return 0;
+	}
+	if ((w->ib->store == NULL || w->ib->keylen == 0) && !w->dry_run)
+		return cp_error_set(err, -EINVAL, "inbound: no %s to map bounces with",
+				    w->ib->store ? "token key" : "store");
 	if (w->ib->store == NULL || w->ib->keylen == 0) {
 		w->auth_status = "unavailable";
 		quarantine(w, "bounce mapping unavailable: %s",
@@ -1366,17 +1393,22 @@ log_outcome(struct work *w)
 			  res->reason);
 		break;
 	case INBOUND_DUPLICATE:
-		log_event(LOG_INFO, LOGID_INGESTED, ev, pid, "seen before (%s): %s folder",
+		log_event(LOG_INFO, LOGID_DUPLICATE, ev, pid, "seen before (%s): %s folder",
 			  inbound_disposition_name(res->first),
 			  inbound_folder_name(res->folder));
 		break;
 	case INBOUND_BOUNCE_RECORDED:
-		log_event(LOG_NOTICE, LOGID_INGESTED, ev, pid, "bounce recorded: %s%s%s",
+		log_event(LOG_NOTICE, LOGID_BOUNCE, ev, pid, "bounce recorded: %s%s%s",
 			  res->reason, w->dsn_status[0] ? " " : "", w->dsn_status);
 		break;
-	default:
-		log_event(LOG_INFO, LOGID_INGESTED, ev, pid, "%s: %s",
-			  inbound_disposition_name(res->disposition), res->reason);
+	case INBOUND_UNSUBSCRIBED:
+		log_event(LOG_INFO, LOGID_UNSUBSCRIBED, ev, pid, "unsubscribe: %s%s%s",
+			  res->reason, w->category ? ": " : "",
+			  w->category ? w->category : "");
+		break;
+	case INBOUND_AUTOREPLY_DISCARDED:
+		log_event(LOG_INFO, LOGID_AUTOREPLY, ev, pid, "auto-reply discarded: %s",
+			  res->reason);
 		break;
 	}
 }

@@ -27,11 +27,12 @@
  *	           "updated","due","attempts","send_at","expires_at",
  *	           "priority","confidential","department","thread",
  *	           "message_id","recipients":[{"ref","mode","state","code",
- *	           "reason","message_id"}], "data"} — "data" (the PHI payload)
+ *	           "reason","message_id","dsn_status"?,"bounced_at"?}], "data"} — "data" (the PHI payload)
  *	           is removed once the event reaches a final state
  *	           ("scrubbed": true).
  *	           state: queued, sending, deferred, sent, failed, expired,
- *	           suppressed.
+ *	           suppressed. A recipient's state is pending, deferred, sent,
+ *	           failed, or after a delivery report bounced / delayed.
  *	schedule   carepostd's. key: 8-byte big-endian due time, then the
  *	           event id. value: empty. The work list, in due order. An
  *	           event being sent stays here with due = now + lease, so a
@@ -46,7 +47,8 @@
  *	           delivery record (where a bounce of that mail is recorded).
  *	bounces    carepostd's, readable by the portal. key: email address
  *	           (lower case). value: {"state":"ok|soft|invalid",
- *	           "soft_count","last","event"}.
+ *	           "soft_count","last","event","status"}: written on ingest of
+ *	           a delivery report (5.x.x: invalid; 4.x.x: soft, +1).
  *	meta       carepostd's. key: name. value: JSON (e.g. "schema": 1,
  *	           counters "stats").
  *

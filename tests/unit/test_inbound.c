@@ -778,6 +778,11 @@ infrastructure_failures_return_errors_and_do_not_quarantine(void **state)
 	assert_int_equal(count(DB_SEEN), 0);
 	assert_int_equal(count(DB_INBOX), 0);
 	assert_int_equal(deliveries(""), 0);
+	/* no token key (a real run, not a dry run): an error, not a quarantine */
+	inbound_free(fx.ib);
+	assert_int_equal(inbound_new(fx.cfg, fx.store, NULL, 0, &fx.ib, &err), 0);
+	assert_true(inbound_ingest(fx.ib, m, strlen(m), NOW, 0, &res, &err) < 0);
+	assert_int_equal(count(DB_SEEN), 0);
 	/* fixed: the retry files it (it was never "seen") */
 	config_free(fx.cfg);
 	open_config(NULL, NULL);
@@ -861,6 +866,16 @@ bounces_map_through_verp_or_message_id_to_address_and_recipient(void **state)
 	assert_string_equal(json_string_value(json_object_get(json_array_get(
 		json_object_get(d, "recipients"), 0), "dsn_status")), "5.1.1");
 	json_decref(d);
+
+	/* a vacation responder answering the envelope sender is no bounce */
+	{
+		char *vac = message("pat@patients.test", verp, "Out of office", "v1@x.test",
+				    "Auto-Submitted: auto-replied\r\n", "away\r\n");
+
+		assert_int_equal(ingest_at(vac, NOW, &res), 0);
+		assert_int_equal(res.disposition, INBOUND_AUTOREPLY_DISCARDED);
+		free(vac);
+	}
 
 	/* a Message-ID with someone else's address maps to nothing */
 	wrong = dsn("postmaster@clinic.test", "failed", "5.1.1", "victim@else.test", orig, "w1@mx");
