@@ -18,16 +18,24 @@
  *	                             render a mustache file with a JSON file;
  *	                             {{> name}} loads name.mustache beside it
  *	stats                        counts by state, queue depth, oldest due
+ *	ingest FILE|- [--dry-run]    file one RFC 5322 message as if fetched
+ *	                             from IMAP; --dry-run decides without
+ *	                             writing and prints the decision as JSON
+ *	inbox PATIENT                a patient's inbox (decrypted previews)
+ *	read PATIENT MSG             one inbox message, decrypted
+ *	clinic-queue [DEPT]          the clinic queue (no PHI)
  * DIAGNOSTICS
  *	Errors go to stderr as "carepostctl: ..."; exit codes from sysexits.h:
  *	EX_USAGE, EX_DATAERR (bad input), EX_NOINPUT (no such record),
- *	EX_CONFIG, EX_IOERR (store).
+ *	EX_CONFIG, EX_IOERR (store), EX_SOFTWARE, EX_TEMPFAIL (ingest met
+ *	an infrastructure failure: nothing was written, try again).
  */
 #include <getopt.h>
 #include <libgen.h>
 #include <sysexits.h>
 
 #include "event.h"
+#include "inbound.h"
 #include "log.h"
 #include "pgp.h"
 #include "runtime.h"
@@ -65,6 +73,11 @@ usage(FILE *f)
 	      "  retry EVENT_ID            send a queued or deferred event again now\n"
 	      "  render TEMPLATE DATA [--text]  render a template with JSON data\n"
 	      "  stats                     counts by delivery state\n"
+	      "  ingest FILE|- [--dry-run] file one RFC 5322 message as if fetched;\n"
+	      "                            --dry-run prints the decision as JSON, writes nothing\n"
+	      "  inbox PATIENT             a patient's inbox messages (decrypted previews)\n"
+	      "  read PATIENT MSG          one inbox message: text, form fields, attachments\n"
+	      "  clinic-queue [DEPT]       the clinic queue, all departments or one\n"
 	      "options:\n"
 	      "  -c, --config FILE  configuration (default /etc/carepost/carepost.conf)\n"
 	      "  -j, --json         machine-readable output\n"
@@ -510,6 +523,342 @@ cmd_render(int argc, char **argv)
 	return 0;
 }
 
+/* ---- inbound ---- */
+
+#define INGEST_MAX (INMSG_MAX_SIZE_DEFAULT + 1)
+
+/*
+ * open_for_dry_run - the config, and the token key and store when they
+ * can be had without writing anything; otherwise NULL with the reason.
+ */
+static int
+open_for_dry_run(struct runtime *rt, json_t *unavailable)
+{
+	struct cp_error err;
+	char path[4096];
+	int r;
+
+	if ((r = open_rt(rt, 0)) != 0)
+		return r;
+	cp_error_clear(&err);
+	if (rt->cfg->token_key_file == NULL) {
+		json_object_set_new(unavailable, "token_key", json_string("not configured"));
+	} else {
+		char *key = NULL;
+		size_t len = 0;
+
+		if (config_read_secret(rt->cfg->token_key_file, 4096, &key, &len, &err) < 0) {
+			json_object_set_new(unavailable, "token_key", json_string(err.text));
+		} else if (len < 16) {
+			json_object_set_new(unavailable, "token_key",
+					    json_string("the key must be at least 16 bytes"));
+		} else {
+			rt->keylen = len > sizeof(rt->key) ? sizeof(rt->key) : len;
+			memcpy(rt->key, key, rt->keylen);
+			log_set_ref_key(rt->key, rt->keylen);
+		}
+		if (key) {
+			explicit_bzero(key, len);
+			free(key);
+		}
+	}
+	cp_error_clear(&err);
+	if (cp_snprintf_ok(path, sizeof(path), "%s/data.mdb", rt->cfg->store_path) < 0 ||
+	    access(path, R_OK | W_OK) != 0)
+		json_object_set_new(unavailable, "store", json_string(
+			"no store at the configured path (or not accessible)"));
+	else if (store_open(rt->cfg->store_path, rt->cfg->store_map_size, &rt->store,
+			    &err) < 0)
+		json_object_set_new(unavailable, "store", json_string(err.text));
+	return 0;
+}
+
+static int
+cmd_ingest(int argc, char **argv)
+{
+	_cleanup_free_ char *raw = NULL;
+	const char *file = NULL;
+	struct inbound_result res;
+	struct inbound *ib = NULL;
+	struct runtime rt;
+	struct cp_error err;
+	json_t *unavailable = json_object();
+	int dry_run = 0, i, r, code = 0;
+	size_t len;
+
+	for (i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--dry-run") == 0 || strcmp(argv[i], "-n") == 0)
+			dry_run = 1;
+		else if (file == NULL)
+			file = argv[i];
+		else
+			return fail(EX_USAGE, "ingest: unexpected argument %s", argv[i]);
+	}
+	if (file == NULL) {
+		json_decref(unavailable);
+		return fail(EX_USAGE, "ingest: a message file (or -) is required");
+	}
+	r = cp_read_file(strcmp(file, "-") == 0 ? "/dev/stdin" : file, INGEST_MAX, &raw, &len);
+	if (r < 0) {
+		json_decref(unavailable);
+		return fail(r == -EFBIG ? EX_DATAERR : EX_NOINPUT, "%s: %s", file, strerror(-r));
+	}
+	r = dry_run ? open_for_dry_run(&rt, unavailable) : open_rt(&rt, RUNTIME_KEY | RUNTIME_STORE);
+	if (r != 0) {
+		json_decref(unavailable);
+		return r;
+	}
+	cp_error_clear(&err);
+	r = inbound_new(rt.cfg, rt.store, rt.keylen ? rt.key : NULL, rt.keylen, &ib, &err);
+	if (r < 0) {
+		runtime_close(&rt);
+		json_decref(unavailable);
+		return fail(EX_CONFIG, "%s", err.text);
+	}
+	r = inbound_ingest(ib, raw, len, cp_now(), dry_run, &res, &err);
+	inbound_free(ib);
+	runtime_close(&rt);
+	if (r < 0) {
+		json_decref(unavailable);
+		return fail(EX_TEMPFAIL, "ingest: %s (nothing written; try again)", err.text);
+	}
+	if (dry_run) {
+		if (json_object_size(unavailable))
+			json_object_set(res.summary, "unavailable", unavailable);
+		print_json(res.summary);
+		if (!json_is_true(json_object_get(res.summary, "parsed")))
+			code = EX_DATAERR;
+	} else if (json_output) {
+		json_t *o = inbound_result_to_json(&res);
+
+		print_json(o);
+		json_decref(o);
+	} else {
+		printf("%s", inbound_disposition_name(res.disposition));
+		if (res.inbox_id[0])
+			printf(" %s", res.inbox_id);
+		if (res.patient[0])
+			printf(" patient=%s", res.patient);
+		if (res.event[0])
+			printf(" event=%s", res.event);
+		printf(" folder=%s", inbound_folder_name(res.folder));
+		if (res.reason[0])
+			printf(": %s", res.reason);
+		putchar('\n');
+	}
+	json_decref(unavailable);
+	inbound_result_clear(&res);
+	return code;
+}
+
+/* open_pgp - a GPGME context on the configured home, for the store key. */
+static int
+open_pgp(struct runtime *rt, struct pgp **p)
+{
+	struct cp_error err;
+
+	pgp_global_init();
+	cp_error_clear(&err);
+	if (pgp_new(rt->cfg->gpg_home, NULL, p, &err) < 0)
+		return fail(EX_UNAVAILABLE, "%s", err.text);
+	return 0;
+}
+
+static char *
+preview(const char *text, size_t max)
+{
+	size_t n = 0, cut = 0;
+	char *out;
+
+	/* whole UTF-8 characters only, line breaks as spaces */
+	while (text && text[n] && n < max) {
+		n++;
+		while ((text[n] & 0xC0) == 0x80)
+			n++;
+		cut = n;
+	}
+	out = strndup(text ? text : "", cut);
+	for (char *c = out; c && *c; c++)
+		if (*c == '\n' || *c == '\r' || *c == '\t')
+			*c = ' ';
+	return out;
+}
+
+static int
+cmd_inbox(const char *patient)
+{
+	struct runtime rt;
+	struct cp_error err;
+	struct pgp *p = NULL;
+	json_t *list, *rec, *rows = json_array();
+	size_t i;
+	int r;
+
+	if ((r = open_rt(&rt, RUNTIME_STORE)) != 0) {
+		json_decref(rows);
+		return r;
+	}
+	cp_error_clear(&err);
+	r = inbound_inbox_list(rt.store, patient, &list, &err);
+	if (r < 0) {
+		runtime_close(&rt);
+		json_decref(rows);
+		return fail(r == -EINVAL ? EX_USAGE : EX_IOERR, "%s", err.text);
+	}
+	if (json_array_size(list) && (r = open_pgp(&rt, &p)) != 0) {
+		runtime_close(&rt);
+		json_decref(list);
+		json_decref(rows);
+		return r;
+	}
+	json_array_foreach(list, i, rec) {
+		json_t *full = NULL, *content = NULL, *row = json_deep_copy(rec);
+		const char *id = json_string_value(json_object_get(rec, "id"));
+
+		cp_error_clear(&err);
+		if (inbound_inbox_get(rt.store, patient, id ? id : "", &full, &err) == 0 &&
+		    inbound_open(p, full, &content, &err) == 0) {
+			_cleanup_free_ char *pv = preview(json_string_value(
+				json_object_get(content, "text")), 120);
+
+			json_object_set(row, "subject", json_object_get(content, "subject"));
+			json_object_set_new(row, "preview", json_string(pv ? pv : ""));
+		} else {
+			json_object_set_new(row, "error", json_string(err.text));
+		}
+		json_decref(full);
+		json_decref(content);
+		json_array_append_new(rows, row);
+	}
+	pgp_free(p);
+	runtime_close(&rt);
+	json_decref(list);
+	if (json_output) {
+		print_json(rows);
+	} else {
+		json_array_foreach(rows, i, rec) {
+			const char *subj = json_string_value(json_object_get(rec, "subject"));
+
+			printf("%s  %lld  %-5s %s%s\n    %s%s\n",
+			       json_string_value(json_object_get(rec, "id")) ?: "",
+			       (long long)json_integer_value(json_object_get(rec, "received")),
+			       json_string_value(json_object_get(rec, "class")) ?: "",
+			       json_is_true(json_object_get(rec, "urgent")) ? "URGENT " : "",
+			       subj ? subj : json_string_value(json_object_get(rec, "error")) ?: "",
+			       json_string_value(json_object_get(rec, "preview")) ?: "",
+			       "");
+		}
+	}
+	json_decref(rows);
+	return 0;
+}
+
+static int
+cmd_read(const char *patient, const char *msg)
+{
+	struct runtime rt;
+	struct cp_error err;
+	struct pgp *p = NULL;
+	json_t *rec, *content, *att, *out;
+	size_t i;
+	int r;
+
+	if ((r = open_rt(&rt, RUNTIME_STORE)) != 0)
+		return r;
+	cp_error_clear(&err);
+	r = inbound_inbox_get(rt.store, patient, msg, &rec, &err);
+	if (r < 0) {
+		runtime_close(&rt);
+		return fail(r == -ENOENT ? EX_NOINPUT : r == -EINVAL ? EX_USAGE : EX_IOERR,
+			    "%s %s: %s", patient, msg, r == -ENOENT ? "no such message" : err.text);
+	}
+	if ((r = open_pgp(&rt, &p)) != 0) {
+		json_decref(rec);
+		runtime_close(&rt);
+		return r;
+	}
+	r = inbound_open(p, rec, &content, &err);
+	pgp_free(p);
+	runtime_close(&rt);
+	if (r < 0) {
+		json_decref(rec);
+		return fail(EX_UNAVAILABLE, "%s %s: %s", patient, msg, err.text);
+	}
+	json_object_del(rec, "blob");
+	json_object_del(content, "raw");
+	json_array_foreach(json_object_get(content, "attachments"), i, att)
+		json_object_del(att, "data");
+	out = json_pack("{s:o, s:o}", "record", rec, "content", content);
+	if (json_output) {
+		print_json(out);
+	} else {
+		json_t *form = json_object_get(content, "form");
+		const char *k;
+		json_t *v;
+
+		printf("message:  %s\nreceived: %lld\nclass:    %s%s\nfrom:     %s\n"
+		       "subject:  %s\n\n%s\n",
+		       json_string_value(json_object_get(rec, "id")) ?: "",
+		       (long long)json_integer_value(json_object_get(rec, "received")),
+		       json_string_value(json_object_get(rec, "class")) ?: "",
+		       json_is_true(json_object_get(rec, "urgent")) ? " (urgent)" : "",
+		       json_string_value(json_object_get(content, "from")) ?: "",
+		       json_string_value(json_object_get(content, "subject")) ?: "",
+		       json_string_value(json_object_get(content, "text")) ?: "");
+		if (form) {
+			printf("\nform fields:\n");
+			json_object_foreach(json_object_get(form, "values"), k, v)
+				printf("  %s: %s\n", k, json_string_value(v) ?: "");
+			json_array_foreach(json_object_get(form, "missing"), i, v)
+				printf("  %s: (missing, required)\n", json_string_value(v) ?: "");
+		}
+		if (json_array_size(json_object_get(content, "attachments"))) {
+			printf("\nattachments:\n");
+			json_array_foreach(json_object_get(content, "attachments"), i, att)
+				printf("  %s (%s, %lld bytes)\n",
+				       json_string_value(json_object_get(att, "filename")) ?: "-",
+				       json_string_value(json_object_get(att, "content_type")) ?: "",
+				       (long long)json_integer_value(json_object_get(att, "size")));
+		}
+	}
+	json_decref(out);
+	return 0;
+}
+
+static int
+cmd_clinic_queue(const char *dept)
+{
+	struct runtime rt;
+	struct cp_error err;
+	json_t *list, *e;
+	size_t i;
+	int r;
+
+	if ((r = open_rt(&rt, RUNTIME_STORE)) != 0)
+		return r;
+	cp_error_clear(&err);
+	r = inbound_clinic_queue(rt.store, dept, &list, &err);
+	runtime_close(&rt);
+	if (r < 0)
+		return fail(r == -EINVAL ? EX_USAGE : EX_IOERR, "%s", err.text);
+	if (json_output) {
+		print_json(list);
+	} else {
+		json_array_foreach(list, i, e)
+			printf("%-12s %s  %lld  patient=%s event=%s %s %s%s\n",
+			       json_string_value(json_object_get(e, "department")) ?: "",
+			       json_string_value(json_object_get(e, "inbox_id")) ?: "",
+			       (long long)json_integer_value(json_object_get(e, "received")),
+			       json_string_value(json_object_get(e, "patient")) ?: "",
+			       json_string_value(json_object_get(e, "event")) ?: "",
+			       json_string_value(json_object_get(e, "class")) ?: "",
+			       json_string_value(json_object_get(e, "state")) ?: "",
+			       json_is_true(json_object_get(e, "urgent")) ? " URGENT" : "");
+	}
+	json_decref(list);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -562,6 +911,14 @@ main(int argc, char **argv)
 		return cmd_retry(argv[1]);
 	if (strcmp(cmd, "render") == 0)
 		return cmd_render(argc - 1, argv + 1);
+	if (strcmp(cmd, "ingest") == 0)
+		return cmd_ingest(argc - 1, argv + 1);
+	if (strcmp(cmd, "inbox") == 0 && argc == 2)
+		return cmd_inbox(argv[1]);
+	if (strcmp(cmd, "read") == 0 && argc == 3)
+		return cmd_read(argv[1], argv[2]);
+	if (strcmp(cmd, "clinic-queue") == 0 && argc <= 2)
+		return cmd_clinic_queue(argc == 2 ? argv[1] : NULL);
 	usage(stderr);
 	return EX_USAGE;
 }

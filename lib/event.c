@@ -14,29 +14,35 @@
 #include <time.h>
 
 static const struct event_type types[] = {
-	{ "appointment_scheduled", "appointments", 0, 0 },
-	{ "appointment_reminder", "reminders", 0, 1 },
-	{ "appointment_cancelled", "appointments", 0, 0 },
-	{ "referral_update", "referrals", 0, 0 },
-	{ "refill_ready", "pharmacy", 0, 0 },
-	{ "refill_status", "pharmacy", 0, 0 },
-	{ "benefits_update", "billing", 0, 0 },
-	{ "contact_info_changed", "security", 1, 0 },
-	{ "statement_ready", "billing", 0, 0 },
-	{ "payment_due", "billing", 0, 0 },
-	{ "payment_received", "billing", 0, 0 },
-	{ "form_request", "forms", 0, 0 },
-	{ "provider_message", "messages", 0, 0 },
-	{ "test_result", "results", 0, 0 },
-	{ "visit_summary", "results", 0, 0 },
-	{ "health_record_updated", "results", 0, 0 },
-	{ "education_article", "education", 0, 1 },
-	{ "evisit_update", "messages", 0, 0 },
-	{ "checkup_reminder", "reminders", 0, 1 },
-	{ "immunization_reminder", "reminders", 0, 1 },
-	{ "proxy_access_granted", "security", 1, 0 },
-	{ "account_invite", "security", 1, 0 },
+	{ "appointment_scheduled", "appointments", 0, 0, 0 },
+	{ "appointment_reminder", "reminders", 0, 1, 0 },
+	{ "appointment_cancelled", "appointments", 0, 0, 0 },
+	{ "referral_update", "referrals", 0, 0, 0 },
+	{ "refill_ready", "pharmacy", 0, 0, 0 },
+	{ "refill_status", "pharmacy", 0, 0, 0 },
+	{ "benefits_update", "billing", 0, 0, 0 },
+	{ "contact_info_changed", "security", 1, 0, 0 },
+	{ "statement_ready", "billing", 0, 0, 0 },
+	{ "payment_due", "billing", 0, 0, 0 },
+	{ "payment_received", "billing", 0, 0, 0 },
+	{ "form_request", "forms", 0, 0, 0 },
+	{ "provider_message", "messages", 0, 0, 0 },
+	{ "test_result", "results", 0, 0, 0 },
+	{ "visit_summary", "results", 0, 0, 0 },
+	{ "health_record_updated", "results", 0, 0, 0 },
+	{ "education_article", "education", 0, 1, 0 },
+	{ "evisit_update", "messages", 0, 0, 0 },
+	{ "checkup_reminder", "reminders", 0, 1, 0 },
+	{ "immunization_reminder", "reminders", 0, 1, 0 },
+	{ "proxy_access_granted", "security", 1, 0, 0 },
+	{ "account_invite", "security", 1, 0, 0 },
+	/* Internal: made by carepostd on ingest, never accepted from the portal. */
+	{ "reply_ack", "service", 0, 0, 1 },
+	{ "staff_alert", "service", 0, 0, 1 },
+	{ "form_incomplete", "service", 0, 0, 1 },
 };
+
+#define PORTAL_TYPES (CP_ARRAY_SIZE(types) - 3)
 
 const struct event_type *
 event_type_find(const char *name)
@@ -54,6 +60,13 @@ event_type_find(const char *name)
 const struct event_type *
 event_types(size_t *n)
 {
+	*n = PORTAL_TYPES;
+	return types;
+}
+
+const struct event_type *
+event_types_all(size_t *n)
+{
 	*n = CP_ARRAY_SIZE(types);
 	return types;
 }
@@ -63,7 +76,7 @@ event_category_known(const char *category)
 {
 	size_t i;
 
-	for (i = 0; i < CP_ARRAY_SIZE(types); i++)
+	for (i = 0; i < PORTAL_TYPES; i++)
 		if (strcmp(types[i].category, category) == 0)
 			return 1;
 	return 0;
@@ -204,7 +217,8 @@ event_validate(json_t *ev, char *reason, size_t len)
 	v = json_object_get(ev, "type");
 	if (!json_is_string(v))
 		return fail(reason, len, "field type: expected a string");
-	if (event_type_find(json_string_value(v)) == NULL)
+	if (event_type_find(json_string_value(v)) == NULL ||
+	    event_type_find(json_string_value(v))->internal)
 		return fail(reason, len, "field type: unknown event type");
 	if (!id_valid(json_string_value(json_object_get(ev, "patient"))))
 		return fail(reason, len, "field patient: expected a patient id");

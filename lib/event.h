@@ -32,13 +32,24 @@ struct event_type {
 	const char *category;
 	int security;		/* never suppressed by opt-out */
 	int unsubscribe;	/* carries List-Unsubscribe */
+	int internal;		/* made by carepostd (reply_ack, staff_alert,
+				   form_incomplete): never from the portal,
+				   never opted out of, always a notice */
 };
 
 /* event_type_find - the type's facts, or NULL when unknown. */
 const struct event_type *event_type_find(const char *name);
 
-/* event_types - all known types (n set to the count). */
+/* event_types - the portal's types (n set to the count). */
 const struct event_type *event_types(size_t *n);
+
+/*
+ * event_types_all - the portal's types followed by the internal ones
+ * (those the inbound path enqueues: reply_ack, staff_alert,
+ * form_incomplete), for the template set. event_type_find finds both;
+ * event_validate refuses internal types from the portal.
+ */
+const struct event_type *event_types_all(size_t *n);
 
 /* event_category_known - 1 for a category name that types use. */
 int event_category_known(const char *category);

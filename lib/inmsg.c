@@ -1987,6 +1987,23 @@ tagged_local(const char *addr, const char *prefix, const char *domain,
 	return 1;
 }
 
+/*
+ * unsubscribe_tagged - addr is LOCAL+TOKEN@DOMAIN for the unsubscribe
+ * address LOCAL@DOMAIN (what List-Unsubscribe offers): copy TOKEN.
+ */
+static int
+unsubscribe_tagged(const char *addr, const char *unsub, char *out, size_t outsz)
+{
+	const char *at = unsub ? strrchr(unsub, '@') : NULL;
+	char local[128];
+
+	if (at == NULL || at == unsub || (size_t)(at - unsub) >= sizeof(local))
+		return 0;
+	memcpy(local, unsub, (size_t)(at - unsub));
+	local[at - unsub] = '\0';
+	return tagged_local(addr, local, at + 1, out, outsz);
+}
+
 static int
 from_is_daemon(const struct inmsg *m)
 {
@@ -2094,6 +2111,9 @@ inmsg_classify(const struct inmsg *m, const struct inmsg_addrs *a,
 		const char *r = m->recipients.v[i];
 
 		if (a->unsubscribe && strcasecmp(r, a->unsubscribe) == 0)
+			to_unsub = 1;
+		if (!to_unsub && unsubscribe_tagged(r, a->unsubscribe,
+						    info->token, sizeof(info->token)))
 			to_unsub = 1;
 		if (!to_reply && tagged_local(r, "reply", a->reply_domain,
 					      info->token, sizeof(info->token)))

@@ -264,7 +264,9 @@ struct inmsg_class_info {
  *	                 ("Out of Office", "Automatic reply", "Auto:",
  *	                 "Abwesenheitsnotiz", "Respuesta automática",
  *	                 "Réponse automatique", ...).
- *	INMSG_UNSUBSCRIBE sent to the unsubscribe address, or to a reply
+ *	INMSG_UNSUBSCRIBE sent to the unsubscribe address (or to its tagged
+ *	                 form LOCAL+TOKEN@DOMAIN, TOKEN then in info->token),
+ *	                 or to a reply
  *	                 address with a subject that is just "unsubscribe"
  *	                 (any case, surrounding blanks ignored) - both are
  *	                 what a List-Unsubscribe mailto produces.

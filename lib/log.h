@@ -44,6 +44,11 @@ enum log_target { LOG_TARGET_AUTO, LOG_TARGET_STDERR, LOG_TARGET_JOURNAL };
 #define LOGID_INGESTED	"6b1c2a0e9f4d4c53a1e7c0d2b9f31a07"
 #define LOGID_QUARANTINE "6b1c2a0e9f4d4c53a1e7c0d2b9f31a08"
 #define LOGID_CONFIG	"6b1c2a0e9f4d4c53a1e7c0d2b9f31a09"
+/* Inbound kinds besides LOGID_INGESTED (filed) and LOGID_QUARANTINE. */
+#define LOGID_DUPLICATE	"6b1c2a0e9f4d4c53a1e7c0d2b9f31a0a"
+#define LOGID_BOUNCE	"6b1c2a0e9f4d4c53a1e7c0d2b9f31a0b"
+#define LOGID_UNSUBSCRIBED "6b1c2a0e9f4d4c53a1e7c0d2b9f31a0c"
+#define LOGID_AUTOREPLY	"6b1c2a0e9f4d4c53a1e7c0d2b9f31a0d"
 
 void log_setup(const char *ident, enum log_target target, int max_priority);
 void log_set_ref_key(const void *key, size_t len);

@@ -51,6 +51,8 @@ struct job {
 	char reply_to[160];
 	char verp[160];
 	char list_unsubscribe[320];
+	char in_reply_to[256];		/* "<id>" or "": internal replies only */
+	int auto_replied;		/* Auto-Submitted: auto-replied */
 	/* results */
 	struct buf msg;
 	int rc;
@@ -224,7 +226,12 @@ compose(struct outbound *ob, struct pgp *pgp, struct job *j)
 		}
 	}
 	r = common_headers(b, cfg, j, nsubj.data ? nsubj.data : "");
-	r = r < 0 ? r : mime_header(b, "Auto-Submitted", "auto-generated");
+	r = r < 0 ? r : mime_header(b, "Auto-Submitted",
+				    j->auto_replied ? "auto-replied" : "auto-generated");
+	if (r == 0 && j->in_reply_to[0]) {
+		r = mime_header(b, "In-Reply-To", j->in_reply_to);
+		r = r < 0 ? r : mime_header(b, "References", j->in_reply_to);
+	}
 	r = r < 0 ? r : mime_header(b, "Reply-To", j->reply_to);
 	if (r == 0 && j->list_unsubscribe[0])
 		r = mime_header(b, "List-Unsubscribe", j->list_unsubscribe);
@@ -304,6 +311,58 @@ notice_context(const struct cp_config *cfg, int is_proxy, int unsubscribe)
 			 "clinic_name", cfg->clinic_name ? cfg->clinic_name : "",
 			 "portal_url", cfg->portal_url ? cfg->portal_url : "",
 			 "is_proxy", is_proxy, "unsubscribe", unsubscribe);
+}
+
+/*
+ * internal_context - an internal record's notice context: the four keys
+ * plus its routing facts, "urgent" (a boolean) and "department" (a
+ * configured name). Neither is event data or PHI; the record's "data"
+ * (the patient's Message-ID, for In-Reply-To) never reaches a template.
+ */
+static json_t *
+internal_context(const struct cp_config *cfg, json_t *record, int is_proxy)
+{
+	json_t *ctx = notice_context(cfg, is_proxy, 0);
+	const char *dept = json_string_value(json_object_get(record, "department"));
+
+	json_object_set_new(ctx, "urgent",
+			    json_boolean(json_is_true(json_object_get(record, "urgent"))));
+	json_object_set_new(ctx, "department", json_string(dept ? dept :
+			    cfg->default_department ? cfg->default_department : "general"));
+	return ctx;
+}
+
+/* msgid_header_safe - 1 if id can go between <> in a header as it is. */
+static int
+msgid_header_safe(const char *id)
+{
+	size_t n = id ? strlen(id) : 0;
+
+	if (n == 0 || n > 240 || strchr(id, '@') == NULL)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (id[i] <= ' ' || id[i] >= 127 || strchr("<>()\\\",;[]", id[i]))
+			return 0;
+	return 1;
+}
+
+/*
+ * resolve_rcpt - a recipient entry's address: staff recipients of an
+ * internal record carry their address ("ref":"staff:N","address"); the
+ * others are resolved in the patient record.
+ */
+static int
+resolve_rcpt(json_t *patient, json_t *rc, struct policy_rcpt *pr)
+{
+	const char *ref = json_string_value(json_object_get(rc, "ref"));
+	const char *addr = json_string_value(json_object_get(rc, "address"));
+
+	if (ref && strncmp(ref, "staff:", 6) == 0) {
+		memset(pr, 0, sizeof(*pr));
+		pr->address = addr;
+		return addr ? 0 : -ENOENT;
+	}
+	return ref ? policy_resolve(patient, ref, pr) : -EINVAL;
 }
 
 static json_t *
@@ -442,7 +501,7 @@ prepare(struct outbound *ob, json_t *d, int64_t now, struct key_cache *kc,
 		st->failed++;
 		return 0;
 	}
-	if (!et->security && patient_opted_out(patient, et->category)) {
+	if (!et->security && !et->internal && patient_opted_out(patient, et->category)) {
 		snprintf(reason, sizeof(reason), "patient opted out of %s", et->category);
 		set_state(d, "suppressed", reason, now);
 		log_event(LOG_INFO, LOGID_SUPPRESSED, id, pid, "suppressed: opted out of %s",
@@ -494,8 +553,7 @@ prepare(struct outbound *ob, json_t *d, int64_t now, struct key_cache *kc,
 
 		if (rstate && strcmp(rstate, "pending") != 0 && strcmp(rstate, "deferred") != 0)
 			continue;
-		if (policy_resolve(patient, json_string_value(json_object_get(rc, "ref")), &pr) < 0 ||
-		    !mime_addr_valid(pr.address)) {
+		if (resolve_rcpt(patient, rc, &pr) < 0 || !mime_addr_valid(pr.address)) {
 			set_state(rc, "failed", "recipient address gone or invalid", 0);
 			continue;
 		}
@@ -519,6 +577,17 @@ prepare(struct outbound *ob, json_t *d, int64_t now, struct key_cache *kc,
 		if (et->unsubscribe)
 			list_unsubscribe(cfg, token, j->list_unsubscribe,
 					 sizeof(j->list_unsubscribe));
+		if (et->internal) {
+			/* Internal mail is always a notice, never encrypted. */
+			const char *irt = json_string_value(json_object_get(
+				json_object_get(d, "data"), "in_reply_to"));
+
+			j->notice_ctx = internal_context(cfg, d, pr.is_proxy);
+			j->auto_replied = strcmp(type, "staff_alert") != 0;
+			if (msgid_header_safe(irt))
+				snprintf(j->in_reply_to, sizeof(j->in_reply_to), "<%s>", irt);
+			continue;
+		}
 		j->notice_ctx = notice_context(cfg, pr.is_proxy, et->unsubscribe);
 		if (pr.fpr && key_usable(ob, kc, pr.fpr, why, sizeof(why)) == 0) {
 			j->encrypt = 1;

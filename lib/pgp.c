@@ -570,13 +570,36 @@ primary_fpr(struct pgp *p, const char *sig_fpr, char **out)
 	return 0;
 }
 
-int
-pgp_decrypt_verify(struct pgp *p, const void *data, size_t len,
-		   struct buf *out, char **signer_fpr, struct cp_error *err)
+/*
+ * good_signer - the primary fingerprint of the first signature that is
+ * cryptographically good and not RED (revoked, expired key, ...); with
+ * need_valid also fully valid in the keyring (VALID or GREEN).
+ */
+static int
+good_signer(struct pgp *p, int need_valid, char **signer_fpr, struct cp_error *err)
+{
+	gpgme_verify_result_t vr = gpgme_op_verify_result(p->ctx);
+	int r;
+
+	for (gpgme_signature_t s = vr ? vr->signatures : NULL; s; s = s->next) {
+		if (gpgme_err_code(s->status) != GPG_ERR_NO_ERROR ||
+		    (need_valid && !(s->summary & (GPGME_SIGSUM_VALID | GPGME_SIGSUM_GREEN))) ||
+		    (s->summary & GPGME_SIGSUM_RED) || s->fpr == NULL)
+			continue;
+		r = primary_fpr(p, s->fpr, signer_fpr);
+		if (r < 0)
+			return cp_error_set(err, r, "gpg: out of memory");
+		break;
+	}
+	return 0;
+}
+
+static int
+decrypt_verify(struct pgp *p, const void *data, size_t len, struct buf *out,
+	       char **signer_fpr, int need_valid, struct cp_error *err)
 {
 	_cleanup_data_ gpgme_data_t cipher = NULL, plain = NULL;
 	struct sink sink = { out, 0 };
-	gpgme_verify_result_t vr;
 	size_t start = out->len;
 	gpgme_error_t e;
 	int r = 0;
@@ -596,25 +619,49 @@ pgp_decrypt_verify(struct pgp *p, const void *data, size_t len,
 		r = gpg_fail(err, e, "decryption failed", NULL);
 		goto fail;
 	}
-	vr = gpgme_op_verify_result(p->ctx);
-	for (gpgme_signature_t s = vr ? vr->signatures : NULL; s; s = s->next) {
-		if (gpgme_err_code(s->status) != GPG_ERR_NO_ERROR ||
-		    !(s->summary & (GPGME_SIGSUM_VALID | GPGME_SIGSUM_GREEN)) ||
-		    (s->summary & GPGME_SIGSUM_RED) || s->fpr == NULL)
-			continue;
-		r = primary_fpr(p, s->fpr, signer_fpr);
-		if (r < 0) {
-			r = cp_error_set(err, r, "gpg: out of memory");
-			goto fail;
-		}
-		break;
-	}
+	r = good_signer(p, need_valid, signer_fpr, err);
+	if (r < 0)
+		goto fail;
 	return 0;
 fail:
 	out->len = start;
 	if (out->data)
 		out->data[start] = '\0';
 	return r;
+}
+
+int
+pgp_decrypt_verify(struct pgp *p, const void *data, size_t len,
+		   struct buf *out, char **signer_fpr, struct cp_error *err)
+{
+	return decrypt_verify(p, data, len, out, signer_fpr, 1, err);
+}
+
+int
+pgp_decrypt_good_signer(struct pgp *p, const void *data, size_t len,
+			struct buf *out, char **signer_fpr, struct cp_error *err)
+{
+	return decrypt_verify(p, data, len, out, signer_fpr, 0, err);
+}
+
+int
+pgp_verify_detached(struct pgp *p, const void *signed_data, size_t len,
+		    const void *sig, size_t siglen, char **signer_fpr,
+		    struct cp_error *err)
+{
+	_cleanup_data_ gpgme_data_t text = NULL, signature = NULL;
+	gpgme_error_t e;
+
+	*signer_fpr = NULL;
+	e = gpgme_data_new_from_mem(&text, signed_data, len, 0);
+	if (e == GPG_ERR_NO_ERROR)
+		e = gpgme_data_new_from_mem(&signature, sig, siglen, 0);
+	if (e != GPG_ERR_NO_ERROR)
+		return gpg_fail(err, e, "cannot create data buffers", NULL);
+	e = gpgme_op_verify(p->ctx, signature, text, NULL);
+	if (e != GPG_ERR_NO_ERROR)
+		return gpg_fail(err, e, "verification failed", NULL);
+	return good_signer(p, 0, signer_fpr, err);
 }
 
 int

@@ -36,6 +36,20 @@
  *	signature (summary has GPGME_SIGSUM_VALID or GREEN and no RED), and
  *	the plaintext in out.
  *
+ *	pgp_decrypt_good_signer is pgp_decrypt_verify for callers that hold
+ *	their own trusted fingerprint (the inbound path: a patient's pgp_fpr
+ *	on file, trusted as given just as for encryption): *signer_fpr is the
+ *	primary fingerprint of a cryptographically good signature by a key
+ *	that is not revoked or expired, whatever its validity in the keyring.
+ *	The caller must compare it to the fingerprint it trusts.
+ *
+ *	pgp_verify_detached checks an RFC 3156 multipart/signed: signed_data
+ *	is the first part exactly as signed (CRLF line ends), sig the
+ *	application/pgp-signature part. *signer_fpr is set as for
+ *	pgp_decrypt_good_signer, or NULL when no signature is good: a bad or
+ *	unknown signature is not an error. Errors: -EBADMSG for data gpg cannot read, -EIO and
+ *	others for gpg itself failing.
+ *
  *	pgp_import imports armored or binary keys and writes the fingerprint
  *	of the first imported (or unchanged) key to fpr_out (41 bytes).
  *
@@ -73,6 +87,12 @@ int pgp_encrypt_to(struct pgp *p, const char *fpr, const void *data,
 int pgp_decrypt_verify(struct pgp *p, const void *data, size_t len,
 		       struct buf *out, char **signer_fpr,
 		       struct cp_error *err);
+int pgp_decrypt_good_signer(struct pgp *p, const void *data, size_t len,
+			    struct buf *out, char **signer_fpr,
+			    struct cp_error *err);
+int pgp_verify_detached(struct pgp *p, const void *signed_data, size_t len,
+			const void *sig, size_t siglen, char **signer_fpr,
+			struct cp_error *err);
 int pgp_import(struct pgp *p, const void *data, size_t len,
 	       char fpr_out[PGP_FPR_SIZE], struct cp_error *err);
 

@@ -34,7 +34,8 @@ policy_recipients(json_t *patient, json_t *delivery, int64_t now,
 	json_t *list = json_array(), *proxies, *p;
 	int age = patient_age_years(patient, now);
 	int confidential = json_is_true(json_object_get(delivery, "confidential"));
-	size_t i;
+	const struct event_type *et;
+	size_t i, opted_out = 0;
 
 	reason[0] = '\0';
 	if (age < 0 || age >= 18) {
@@ -49,17 +50,25 @@ policy_recipients(json_t *patient, json_t *delivery, int64_t now,
 			   reasonlen);
 		return list;
 	}
+	et = event_type_find(json_string_value(json_object_get(delivery, "type")));
 	proxies = json_object_get(patient, "proxies");
 	json_array_foreach(proxies, i, p) {
 		char ref[32];
 
 		if (!json_is_string(json_object_get(p, "email")))
 			continue;
+		/* A proxy's own unsubscribe (on ingest) stops mail to that proxy. */
+		if (et && !et->security && !et->internal &&
+		    patient_opted_out(p, et->category)) {
+			opted_out++;
+			continue;
+		}
 		snprintf(ref, sizeof(ref), "proxy:%zu", i);
 		json_array_append_new(list, rcpt_new(ref, p));
 	}
 	if (json_array_size(list) == 0)
-		cp_strlcpy(reason, "minor without a proxy address", reasonlen);
+		cp_strlcpy(reason, opted_out ? "every proxy opted out of the category" :
+			   "minor without a proxy address", reasonlen);
 	return list;
 }
 

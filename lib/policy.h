@@ -12,7 +12,9 @@
  *	a JSON array of {"ref":"patient"|"proxy:N","mode":"encrypted"|
  *	"notice","state":"pending"} — mode is "encrypted" when a pgp_fpr is on
  *	file (the sender checks the key is usable) — or an empty array with a
- *	PHI-free reason.
+ *	PHI-free reason. A proxy whose own "optout" list names the event's
+ *	category (set when that proxy unsubscribes, see inbound.h) is skipped,
+ *	except for security notices.
  *
  *	policy_resolve finds the address, display name and key of a stored
  *	recipient ref in the (possibly updated) patient record.

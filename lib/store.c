@@ -401,6 +401,33 @@ delivery_fail_new(struct store *s, MDB_txn *txn, const char *id,
 	return r;
 }
 
+/*
+ * thread_form_fields - a form_request thread keeps its field spec
+ * ({"name","required"} only), for form_parse on ingest: the event's data
+ * is scrubbed once delivered, the thread outlives it.
+ */
+static void
+thread_form_fields(json_t *th, json_t *ev)
+{
+	json_t *fields = json_object_get(json_object_get(ev, "data"), "fields");
+	json_t *spec, *f;
+	size_t i;
+
+	if (strcmp(json_string_value(json_object_get(ev, "type")) ?: "", "form_request") != 0 ||
+	    !json_is_array(fields))
+		return;
+	spec = json_array();
+	json_array_foreach(fields, i, f) {
+		const char *name = json_string_value(json_object_get(f, "name"));
+
+		if (name == NULL || i >= 200)
+			continue;
+		json_array_append_new(spec, json_pack("{s:s, s:b}", "name", name,
+			"required", json_is_true(json_object_get(f, "required"))));
+	}
+	json_object_set_new(th, "form_fields", spec);
+}
+
 struct claim {
 	int64_t now;
 	int token_ttl;
@@ -499,6 +526,9 @@ claim_one(struct store *s, MDB_txn *txn, const char *id, MDB_val *val,
 			json_object_set(th, "department", json_object_get(ev, "department"));
 		json_object_set_new(th, "created", json_integer(c->now));
 		json_object_set_new(th, "expires", json_integer(exp));
+		if (json_is_true(json_object_get(ev, "confidential")))
+			json_object_set_new(th, "confidential", json_true());
+		thread_form_fields(th, ev);
 		r = store_thread_put_txn(s, txn, thread, th, err);
 		json_decref(th);
 	}
@@ -837,6 +867,22 @@ store_count(struct store *s, enum store_db db, size_t *n, struct cp_error *err)
 		return lmdb_error(err, rc, db_names[db]);
 	*n = st.ms_entries;
 	return 0;
+}
+
+int
+store_txn_enqueue_delivery(struct store *s, MDB_txn *txn, json_t *record,
+			   struct cp_error *err)
+{
+	const char *id = json_string_value(json_object_get(record, "id"));
+	int r;
+
+	if (!id_valid(id))
+		return cp_error_set(err, -EINVAL, "delivery record: bad id");
+	r = store_txn_put_json(s, txn, DB_DELIVERY, id, strlen(id), record, err);
+	if (r == 0)
+		r = schedule_put(s, txn, json_integer_value(json_object_get(record, "due")),
+				 id, err);
+	return r;
 }
 
 int

@@ -27,23 +27,67 @@
  *	           "updated","due","attempts","send_at","expires_at",
  *	           "priority","confidential","department","thread",
  *	           "message_id","recipients":[{"ref","mode","state","code",
- *	           "reason","message_id"}], "data"} — "data" (the PHI payload)
+ *	           "reason","message_id","dsn_status"?,"bounced_at"?}], "data"} — "data" (the PHI payload)
  *	           is removed once the event reaches a final state
  *	           ("scrubbed": true).
  *	           state: queued, sending, deferred, sent, failed, expired,
- *	           suppressed.
+ *	           suppressed. A recipient's state is pending, deferred, sent,
+ *	           failed, or after a delivery report bounced / delayed.
  *	schedule   carepostd's. key: 8-byte big-endian due time, then the
  *	           event id. value: empty. The work list, in due order. An
  *	           event being sent stays here with due = now + lease, so a
  *	           crash mid-send retries it after the lease.
  *	threads    carepostd's. key: the 10-byte thread id (token.h).
  *	           value: {"event","patient","type","department","created",
- *	           "expires"}: what a reply token names.
+ *	           "expires","confidential"?,"form_fields"?,"delivery"?}: what
+ *	           a reply token names. form_fields (form_request only) is the
+ *	           spec [{"name","required"}] form_parse reads replies with.
+ *	           Threads of internal mail (an acknowledgement) name the
+ *	           conversation's event, and in "delivery" their own
+ *	           delivery record (where a bounce of that mail is recorded).
  *	bounces    carepostd's, readable by the portal. key: email address
  *	           (lower case). value: {"state":"ok|soft|invalid",
- *	           "soft_count","last","event"}.
+ *	           "soft_count","last","event","status"}: written on ingest of
+ *	           a delivery report (5.x.x: invalid; 4.x.x: soft, +1).
  *	meta       carepostd's. key: name. value: JSON (e.g. "schema": 1,
  *	           counters "stats").
+ *
+ *	The inbound path (inbound.h) adds:
+ *
+ *	inbox      carepostd's, readable by the portal. key: "PATIENT/MSGID",
+ *	           MSGID = "m" + 10-digit receive time + "-" + 8 hex digits,
+ *	           so a patient's messages sort by arrival. value (cleartext
+ *	           holds no PHI): {"id","patient","thread","event",
+ *	           "event_type","class":"reply|form","received","department",
+ *	           "urgent","sender_role":"patient|proxy","auth":"pgp|dmarc|
+ *	           dkim|from","pgp":"signed|encrypted|encrypted+signed"?,
+ *	           "form_complete"?,"sizes":{"raw","text","attachments"},
+ *	           "n_attachments","store_key","blob"}. blob is an ASCII-armored
+ *	           OpenPGP message to gpg.store_key holding the JSON
+ *	           {"subject","from","from_name","date","message_id","text"
+ *	           (trimmed reply),"body" (whole decoded body),"form":{"values",
+ *	           "missing"}?,"attachments":[{"filename","content_type",
+ *	           "size","data" (base64)}],"raw" (base64 of the message)}.
+ *	clinic     carepostd's, readable by the portal. key: "DEPT/MSGID".
+ *	           value: {"inbox_id","patient","thread","event","class",
+ *	           "received","urgent","sender_role","state":"new"}: the
+ *	           department's work queue (the portal marks entries done).
+ *	seen       carepostd's. key: 64 hex digits, SHA-256 of "mid:" and the
+ *	           Message-ID (or of "raw:" and the raw bytes when there is
+ *	           none). value: {"disposition","folder":"processed|
+ *	           quarantine","reason","inbox_id"?,"patient"?,"event"?,"at"}.
+ *	           A message fetched again (crash before the IMAP move, a
+ *	           UIDVALIDITY change) is not filed again, only moved.
+ *	acks       carepostd's. key: "EVENT/YYYY-MM-DD" (UTC day) for the
+ *	           conversation's event. value: {"delivery","at"}: at most one
+ *	           acknowledgement per conversation per day.
+ *	imap       reserved for the IMAP loop: key: mailbox name. value:
+ *	           {"uidvalidity","last_uid"}.
+ *
+ *	Internal delivery records ("ack:MSGID", "alert:MSGID", "formreq:
+ *	MSGID"; types reply_ack, staff_alert, form_incomplete) live in
+ *	delivery/schedule like portal events and are sent by outbound; a
+ *	staff recipient is {"ref":"staff:N","address"}.
  *
  *	The portal writes patients and events in its own write transactions;
  *	LMDB serialises writers across processes. carepostd keeps each write
@@ -196,6 +240,15 @@ int store_count(struct store *s, enum store_db db, size_t *n,
 
 /* Final delivery states: the event is done and its data scrubbed. */
 int store_state_final(const char *state);
+
+/*
+ * store_txn_enqueue_delivery - put a ready delivery record (with "id",
+ * "due", "recipients", ...) and its schedule entry in txn: how the
+ * inbound path queues acknowledgements and staff alerts in the same
+ * transaction that files a message.
+ */
+int store_txn_enqueue_delivery(struct store *s, MDB_txn *txn, json_t *record,
+			       struct cp_error *err);
 
 /* store_thread_put_txn - record a thread (see "threads") in txn. */
 int store_thread_put_txn(struct store *s, MDB_txn *txn,

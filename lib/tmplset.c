@@ -90,7 +90,7 @@ load_locale(struct tmplset *ts, const char *dir, const char *name,
 	size_t n, i;
 	int r = 0;
 
-	types = event_types(&n);
+	types = event_types_all(&n);
 	cp_strlcpy(loc->name, name, sizeof(loc->name));
 	loc->entries = calloc(2 * n, sizeof(*loc->entries));
 	if (loc->entries == NULL)
@@ -163,7 +163,7 @@ tmplset_load(const char *dir, const char *default_locale,
 	ts = calloc(1, sizeof(*ts));
 	if (ts == NULL)
 		return cp_error_set(err, -ENOMEM, "templates: out of memory");
-	types = event_types(&n);
+	types = event_types_all(&n);
 	ts->n_types = n;
 	d = opendir(dir);
 	if (d == NULL) {
@@ -278,7 +278,7 @@ tmplset_render(const struct tmplset *ts, const char *locale,
 	size_t n, ti, l, start;
 	int r;
 
-	types = event_types(&n);
+	types = event_types_all(&n);
 	for (ti = 0; ti < n; ti++)
 		if (strcmp(types[ti].name, type) == 0)
 			break;

@@ -1,0 +1,1658 @@
+/*
+ * NAME
+ *	inbound - one fetched message in: authenticated, filed once, or
+ *	quarantined with a reason
+ * DESCRIPTION
+ *	See inbound.h for the path. A struct work carries one message
+ *	through it: decide() makes every decision with reads only (so a dry
+ *	run is decide() without commit()), commit() writes the outcome in
+ *	one store transaction, which redoes nothing harmful when LMDB makes
+ *	store_write run it twice.
+ */
+#include "inbound.h"
+#include "authres.h"
+#include "buf.h"
+#include "event.h"
+#include "form.h"
+#include "log.h"
+#include "mime.h"
+#include "policy.h"
+#include "token.h"
+#include "trim.h"
+
+#include <ctype.h>
+#include <gcrypt.h>
+#include <time.h>
+
+#define MAX_STAFF	16
+#define DECRYPT_MAX	(50u * 1024 * 1024)
+
+struct inbound {
+	const struct cp_config *cfg;
+	struct store *store;
+	unsigned char key[64];
+	size_t keylen;
+	struct pgp *pgp;
+	char pgp_reason[300];
+	const char *store_fpr;
+	struct inmsg_limits limits;
+	struct inmsg_addrs addrs;
+};
+
+struct work {
+	struct inbound *ib;
+	const char *raw;
+	size_t len;
+	int64_t now;
+	int dry_run;
+	struct inbound_result *res;
+	struct inmsg *m;
+	struct inmsg_class_info ci;
+
+	/* PGP */
+	const char *decryption;		/* "none", "decrypted", "failed", "unavailable" */
+	char decryption_reason[200];
+	char *signer;			/* fingerprint of a good signature */
+
+	/* authentication */
+	const char *auth_status;	/* "pass", "fail", "unavailable", "not applicable" */
+	json_t *thread;			/* the thread record */
+	json_t *patient;		/* the patient record */
+	uint8_t thread_id[TOKEN_THREAD_BYTES];
+	char sender_ref[32];		/* "patient" or "proxy:N" */
+	int signer_matched;
+
+	/* reply */
+	char *text;			/* trimmed reply */
+	json_t *form_values;
+	json_t *form_missing;
+	struct buf blob;
+
+	/* bounce */
+	char delivery_id[STORE_ID_MAX + 1];
+	size_t rcpt_index;
+	char bounce_addr[256];
+	char dsn_status[16];
+	int dsn_failed;			/* action failed (else delayed) */
+	int dsn_hard;			/* 5.x.x */
+
+	/* unsubscribe */
+	const char *category;
+	int unsub_refused;
+};
+
+/* ---- names and results ---- */
+
+const char *
+inbound_disposition_name(enum inbound_disposition d)
+{
+	switch (d) {
+	case INBOUND_FILED: return "filed";
+	case INBOUND_DUPLICATE: return "duplicate";
+	case INBOUND_QUARANTINED: return "quarantined";
+	case INBOUND_BOUNCE_RECORDED: return "bounce_recorded";
+	case INBOUND_UNSUBSCRIBED: return "unsubscribed";
+	case INBOUND_AUTOREPLY_DISCARDED: return "autoreply_discarded";
+	}
+	return "unknown";
+}
+
+static enum inbound_disposition
+disposition_from_name(const char *s)
+{
+	enum inbound_disposition d;
+
+	for (d = INBOUND_FILED; d <= INBOUND_AUTOREPLY_DISCARDED; d++)
+		if (s && strcmp(s, inbound_disposition_name(d)) == 0)
+			return d;
+	return INBOUND_QUARANTINED;
+}
+
+const char *
+inbound_folder_name(enum inbound_folder f)
+{
+	return f == INBOUND_FOLDER_QUARANTINE ? "quarantine" : "processed";
+}
+
+void
+inbound_result_clear(struct inbound_result *res)
+{
+	if (res == NULL)
+		return;
+	json_decref(res->summary);
+	res->summary = NULL;
+}
+
+static void
+jset_str(json_t *o, const char *k, const char *v)
+{
+	json_object_set_new(o, k, v && *v ? json_string(v) : json_null());
+}
+
+json_t *
+inbound_result_to_json(const struct inbound_result *res)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "disposition",
+			    json_string(inbound_disposition_name(res->disposition)));
+	if (res->disposition == INBOUND_DUPLICATE)
+		json_object_set_new(o, "first_disposition",
+				    json_string(inbound_disposition_name(res->first)));
+	json_object_set_new(o, "folder", json_string(inbound_folder_name(res->folder)));
+	json_object_set_new(o, "class", json_string(res->form ? "form" :
+			    inmsg_class_name(res->class)));
+	jset_str(o, "reason", res->reason);
+	jset_str(o, "inbox_id", res->inbox_id);
+	jset_str(o, "patient", res->patient);
+	jset_str(o, "event", res->event);
+	jset_str(o, "thread", res->thread);
+	jset_str(o, "department", res->department);
+	jset_str(o, "sender_role", res->sender_role);
+	jset_str(o, "auth", res->auth);
+	json_object_set_new(o, "urgent", json_boolean(res->urgent));
+	json_object_set_new(o, "acknowledged", json_boolean(res->acked));
+	json_object_set_new(o, "staff_alerted", json_boolean(res->alerted));
+	json_object_set_new(o, "form_incomplete", json_boolean(res->form_incomplete));
+	return o;
+}
+
+/* ---- setup ---- */
+
+int
+inbound_new(const struct cp_config *cfg, struct store *store,
+	    const void *token_key, size_t token_keylen, struct inbound **out,
+	    struct cp_error *err)
+{
+	struct inbound *ib;
+	struct cp_error perr;
+
+	*out = NULL;
+	if (cfg->require_dmarc && (cfg->trusted_authserv_id == NULL ||
+				   *cfg->trusted_authserv_id == '\0'))
+		return cp_error_set(err, -EINVAL, "[security] require_dmarc needs "
+				    "trusted_authserv_id");
+	if (token_key && (token_keylen < 16 || token_keylen > sizeof(ib->key)))
+		return cp_error_set(err, -EINVAL, "token key: expected 16 to 64 bytes");
+	ib = calloc(1, sizeof(*ib));
+	if (ib == NULL)
+		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
+	ib->cfg = cfg;
+	ib->store = store;
+	if (token_key) {
+		memcpy(ib->key, token_key, token_keylen);
+		ib->keylen = token_keylen;
+	}
+	ib->store_fpr = cfg->gpg_store_key ? cfg->gpg_store_key : cfg->gpg_clinic_key;
+	inmsg_limits_default(&ib->limits);
+	ib->addrs.reply_domain = cfg->reply_domain;
+	ib->addrs.bounce_domain = cfg->bounce_domain;
+	ib->addrs.unsubscribe = cfg->unsubscribe_address;
+	cp_error_clear(&perr);
+	if (pgp_global_init() < 0 ||
+	    pgp_new(cfg->gpg_home, NULL, &ib->pgp, &perr) < 0) {
+		ib->pgp = NULL;
+		snprintf(ib->pgp_reason, sizeof(ib->pgp_reason), "gpg unavailable: %s",
+			 perr.text[0] ? perr.text : "cannot initialise GPGME");
+	}
+	*out = ib;
+	return 0;
+}
+
+void
+inbound_free(struct inbound *ib)
+{
+	if (ib == NULL)
+		return;
+	pgp_free(ib->pgp);
+	explicit_bzero(ib->key, sizeof(ib->key));
+	free(ib);
+}
+
+static void
+work_free(struct work *w)
+{
+	inmsg_free(w->m);
+	free(w->signer);
+	json_decref(w->thread);
+	json_decref(w->patient);
+	free(w->text);
+	json_decref(w->form_values);
+	json_decref(w->form_missing);
+	buf_free(&w->blob);
+}
+
+/* ---- small helpers ---- */
+
+static void
+sha256_hex(const char *prefix, const void *data, size_t len, char out[65])
+{
+	gcry_md_hd_t h;
+	uint8_t digest[32];
+
+	if (!gcry_control(GCRYCTL_INITIALIZATION_FINISHED_P))
+		gcry_check_version(NULL);
+	if (gcry_md_open(&h, GCRY_MD_SHA256, 0) != 0) {
+		memset(digest, 0, sizeof(digest));
+	} else {
+		gcry_md_write(h, prefix, strlen(prefix));
+		gcry_md_write(h, data, len);
+		memcpy(digest, gcry_md_read(h, GCRY_MD_SHA256), sizeof(digest));
+		gcry_md_close(h);
+	}
+	cp_hex(digest, sizeof(digest), out);
+}
+
+static int
+base64_append(struct buf *b, const void *data, size_t len)
+{
+	static const char tab[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char *p = data;
+	size_t i;
+	int r = buf_reserve(b, (len + 2) / 3 * 4 + 1);
+
+	for (i = 0; r == 0 && i + 2 < len; i += 3) {
+		char q[4] = { tab[p[i] >> 2], tab[(p[i] & 3) << 4 | p[i + 1] >> 4],
+			      tab[(p[i + 1] & 15) << 2 | p[i + 2] >> 6], tab[p[i + 2] & 63] };
+
+		r = buf_append(b, q, 4);
+	}
+	if (r == 0 && i < len) {
+		char q[4] = { tab[p[i] >> 2], '=', '=', '=' };
+
+		if (i + 1 < len) {
+			q[1] = tab[(p[i] & 3) << 4 | p[i + 1] >> 4];
+			q[2] = tab[(p[i + 1] & 15) << 2];
+		} else {
+			q[1] = tab[(p[i] & 3) << 4];
+		}
+		r = buf_append(b, q, 4);
+	}
+	return r;
+}
+
+static json_t *
+json_base64(const void *data, size_t len)
+{
+	struct buf b = BUF_INIT;
+	json_t *v;
+
+	if (base64_append(&b, data, len) < 0) {
+		buf_free(&b);
+		return NULL;
+	}
+	v = json_stringn(b.data ? b.data : "", b.len);
+	buf_free(&b);
+	return v;
+}
+
+static const char *
+domain_of(const char *addr)
+{
+	const char *at = addr ? strrchr(addr, '@') : NULL;
+
+	return at ? at + 1 : NULL;
+}
+
+static int
+fpr_equal(const char *a, const char *b)
+{
+	return a && b && *a && strcasecmp(a, b) == 0;
+}
+
+static void
+utc_day(int64_t now, char out[16])
+{
+	time_t t = (time_t)now;
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(out, 16, "%Y-%m-%d", &tm);
+}
+
+static void
+quarantine(struct work *w, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+quarantine(struct work *w, const char *fmt, ...)
+{
+	va_list ap;
+
+	w->res->disposition = INBOUND_QUARANTINED;
+	w->res->folder = INBOUND_FOLDER_QUARANTINE;
+	va_start(ap, fmt);
+	vsnprintf(w->res->reason, sizeof(w->res->reason), fmt, ap);
+	va_end(ap);
+}
+
+static void
+decided(struct work *w, enum inbound_disposition d, const char *reason)
+{
+	w->res->disposition = d;
+	w->res->folder = INBOUND_FOLDER_PROCESSED;
+	cp_strlcpy(w->res->reason, reason ? reason : "", sizeof(w->res->reason));
+}
+
+/* ---- dedupe ---- */
+
+static int
+seen_lookup(struct work *w, int *found, struct cp_error *err)
+{
+	json_t *v = NULL;
+	int r;
+
+	*found = 0;
+	if (w->ib->store == NULL)
+		return 0;
+	r = store_get_json(w->ib->store, DB_SEEN, w->res->seen_key, &v, err);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	*found = 1;
+	w->res->disposition = INBOUND_DUPLICATE;
+	w->res->first = disposition_from_name(json_string_value(json_object_get(v, "disposition")));
+	w->res->folder = strcmp(json_string_value(json_object_get(v, "folder")) ?: "",
+				"quarantine") == 0 ? INBOUND_FOLDER_QUARANTINE
+						   : INBOUND_FOLDER_PROCESSED;
+	cp_strlcpy(w->res->reason, json_string_value(json_object_get(v, "reason")) ?: "",
+		   sizeof(w->res->reason));
+	cp_strlcpy(w->res->inbox_id, json_string_value(json_object_get(v, "inbox_id")) ?: "",
+		   sizeof(w->res->inbox_id));
+	cp_strlcpy(w->res->patient, json_string_value(json_object_get(v, "patient")) ?: "",
+		   sizeof(w->res->patient));
+	cp_strlcpy(w->res->event, json_string_value(json_object_get(v, "event")) ?: "",
+		   sizeof(w->res->event));
+	json_decref(v);
+	return 0;
+}
+
+/* ---- PGP ---- */
+
+/* A gpg failure caused by the message (quarantine) or by gpg (retry)? */
+static int
+gpg_message_fault(int code)
+{
+	return code == -EBADMSG || code == -ENOKEY || code == -EFBIG ||
+	       code == -EMSGSIZE || code == -EKEYEXPIRED || code == -EKEYREVOKED;
+}
+
+/* Returns <0 for infrastructure, 1 when quarantined, 0 to go on. */
+static int
+do_pgp(struct work *w, struct cp_error *err)
+{
+	struct inmsg *m = w->m;
+	struct cp_error perr;
+	int r;
+
+	w->decryption = "none";
+	if (!(m->pgp & (INMSG_PGP_ENCRYPTED | INMSG_PGP_SIGNED)))
+		return 0;
+	if (w->ib->pgp == NULL) {
+		w->decryption = "unavailable";
+		cp_strlcpy(w->decryption_reason, w->ib->pgp_reason, sizeof(w->decryption_reason));
+		if (w->dry_run || !(m->pgp & INMSG_PGP_ENCRYPTED))
+			return 0;
+		return cp_error_set(err, -ENOKEY, "%s", w->ib->pgp_reason);
+	}
+	if (m->pgp & INMSG_PGP_ENCRYPTED) {
+		struct buf plain = BUF_INIT;
+
+		plain.max = DECRYPT_MAX;
+		cp_error_clear(&perr);
+		r = pgp_decrypt_good_signer(w->ib->pgp, m->pgp_encrypted,
+					    m->pgp_encrypted_len, &plain, &w->signer, &perr);
+		if (r < 0) {
+			buf_free(&plain);
+			w->decryption = "failed";
+			cp_strlcpy(w->decryption_reason, perr.text, sizeof(w->decryption_reason));
+			if (!gpg_message_fault(r) && !w->dry_run)
+				return cp_error_set(err, r, "%s", perr.text);
+			quarantine(w, "cannot decrypt: %s", perr.text);
+			return 1;
+		}
+		w->decryption = "decrypted";
+		cp_error_clear(&perr);
+		r = inmsg_reparse_inner(m, plain.data ? plain.data : "", plain.len, &perr);
+		buf_free(&plain);
+		if (r == -ENOMEM)
+			return cp_error_set(err, r, "inbound: out of memory");
+		if (r < 0) {
+			quarantine(w, "decrypted content: %s", perr.text);
+			return 1;
+		}
+	}
+	if (w->signer == NULL && (m->pgp & INMSG_PGP_SIGNED) && m->pgp_signed &&
+	    m->pgp_signature) {
+		cp_error_clear(&perr);
+		r = pgp_verify_detached(w->ib->pgp, m->pgp_signed, m->pgp_signed_len,
+					m->pgp_signature, m->pgp_signature_len,
+					&w->signer, &perr);
+		if (r < 0 && !gpg_message_fault(r) && !w->dry_run)
+			return cp_error_set(err, r, "%s", perr.text);
+		/* A bad signature is no signature: other proof may still do. */
+	}
+	return 0;
+}
+
+/* ---- authentication ---- */
+
+static void
+auth_fail(struct work *w, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+auth_fail(struct work *w, const char *fmt, ...)
+{
+	va_list ap;
+
+	w->auth_status = "fail";
+	w->res->disposition = INBOUND_QUARANTINED;
+	w->res->folder = INBOUND_FOLDER_QUARANTINE;
+	va_start(ap, fmt);
+	vsnprintf(w->res->reason, sizeof(w->res->reason), fmt, ap);
+	va_end(ap);
+}
+
+static void
+auth_unavailable(struct work *w, const char *why)
+{
+	w->auth_status = "unavailable";
+	quarantine(w, "authentication unavailable: %s", why);
+}
+
+/* sender_of - who the message is from: by signing key, else by From. */
+static void
+sender_of(struct work *w)
+{
+	json_t *proxies = json_object_get(w->patient, "proxies"), *p;
+	const char *from = w->m->from_addr;
+	const char *email;
+	size_t i;
+
+	w->sender_ref[0] = '\0';
+	if (w->signer) {
+		if (fpr_equal(json_string_value(json_object_get(w->patient, "pgp_fpr")), w->signer)) {
+			cp_strlcpy(w->sender_ref, "patient", sizeof(w->sender_ref));
+			w->signer_matched = 1;
+			return;
+		}
+		json_array_foreach(proxies, i, p) {
+			if (fpr_equal(json_string_value(json_object_get(p, "pgp_fpr")), w->signer)) {
+				snprintf(w->sender_ref, sizeof(w->sender_ref), "proxy:%zu", i);
+				w->signer_matched = 1;
+				return;
+			}
+		}
+	}
+	if (from == NULL)
+		return;
+	email = json_string_value(json_object_get(w->patient, "email"));
+	if (email && strcasecmp(email, from) == 0) {
+		cp_strlcpy(w->sender_ref, "patient", sizeof(w->sender_ref));
+		return;
+	}
+	json_array_foreach(proxies, i, p) {
+		email = json_string_value(json_object_get(p, "email"));
+		if (email && strcasecmp(email, from) == 0) {
+			snprintf(w->sender_ref, sizeof(w->sender_ref), "proxy:%zu", i);
+			return;
+		}
+	}
+}
+
+/* Returns <0 for infrastructure; otherwise w->auth_status says. */
+static int
+authenticate(struct work *w, struct cp_error *err)
+{
+	struct inbound *ib = w->ib;
+	const struct cp_config *cfg = ib->cfg;
+	struct cp_error terr;
+	const char *pid, *dept;
+	int64_t expires = 0;
+	int r;
+
+	if ((ib->keylen == 0 || ib->store == NULL) && !w->dry_run)
+		return cp_error_set(err, -EINVAL, "inbound: no %s to authenticate with",
+				    ib->keylen == 0 ? "token key" : "store");
+	if (ib->keylen == 0)
+		return auth_unavailable(w, "no token key"), 0;
+	if (ib->store == NULL)
+		return auth_unavailable(w, "no store"), 0;
+	cp_error_clear(&terr);
+	r = token_verify(ib->key, ib->keylen, w->ci.token, w->now, w->thread_id,
+			 &expires, &terr);
+	if (r == -EBADMSG)
+		return auth_fail(w, "reply token forged or malformed"), 0;
+	if (r == -ETIME)
+		return auth_fail(w, "reply token expired"), 0;
+	if (r < 0)
+		return cp_error_set(err, r, "%s", terr.text);
+	cp_hex(w->thread_id, sizeof(w->thread_id), w->res->thread);
+	r = store_thread_get(ib->store, w->thread_id, &w->thread, &terr);
+	if (r == -ENOENT)
+		return auth_fail(w, "reply token names no known thread"), 0;
+	if (r < 0)
+		return cp_error_set(err, r, "%s", terr.text);
+	cp_strlcpy(w->res->event, json_string_value(json_object_get(w->thread, "event")) ?: "",
+		   sizeof(w->res->event));
+	if (json_integer_value(json_object_get(w->thread, "expires")) < w->now)
+		return auth_fail(w, "thread expired"), 0;
+	pid = json_string_value(json_object_get(w->thread, "patient"));
+	if (pid == NULL)
+		return auth_fail(w, "thread names no patient"), 0;
+	cp_strlcpy(w->res->patient, pid, sizeof(w->res->patient));
+	dept = json_string_value(json_object_get(w->thread, "department"));
+	cp_strlcpy(w->res->department, dept ? dept : cfg->default_department ?
+		   cfg->default_department : "general", sizeof(w->res->department));
+	r = store_get_json(ib->store, DB_PATIENTS, pid, &w->patient, &terr);
+	if (r == -ENOENT)
+		return auth_fail(w, "thread's patient no longer exists"), 0;
+	if (r < 0)
+		return cp_error_set(err, r, "%s", terr.text);
+
+	sender_of(w);
+	if (w->sender_ref[0] == '\0')
+		return auth_fail(w, "sender is not the thread's patient or a proxy"), 0;
+	cp_strlcpy(w->res->sender_role, strcmp(w->sender_ref, "patient") == 0 ?
+		   "patient" : "proxy", sizeof(w->res->sender_role));
+	if (strcmp(w->res->sender_role, "proxy") == 0 &&
+	    json_is_true(json_object_get(w->thread, "confidential")))
+		return auth_fail(w, "a proxy may not reply on a confidential thread"), 0;
+	if (w->signer_matched) {
+		cp_strlcpy(w->res->auth, "pgp", sizeof(w->res->auth));
+	} else {
+		struct authres_result ar;
+
+		memset(&ar, 0, sizeof(ar));
+		if (cfg->trusted_authserv_id && *cfg->trusted_authserv_id)
+			authres_check((const char *const *)w->m->auth_results.v,
+				      w->m->auth_results.n, cfg->trusted_authserv_id,
+				      domain_of(w->m->from_addr), &ar);
+		if (ar.dmarc_pass)
+			cp_strlcpy(w->res->auth, "dmarc", sizeof(w->res->auth));
+		else if (ar.dkim_aligned_pass && !ar.dmarc_fail)
+			cp_strlcpy(w->res->auth, "dkim", sizeof(w->res->auth));
+		else if (cfg->require_dmarc)
+			return auth_fail(w, "no DMARC or aligned DKIM pass from the "
+					 "trusted server, and no patient signature"), 0;
+		else
+			cp_strlcpy(w->res->auth, "from", sizeof(w->res->auth));
+	}
+	w->auth_status = "pass";
+	return 0;
+}
+
+/* ---- bounces ---- */
+
+/* rcpt_address - the address a delivery record's recipient N was sent to. */
+static int
+rcpt_address(struct store *s, json_t *d, size_t n, char *out, size_t outlen,
+	     struct cp_error *err)
+{
+	json_t *rc = json_array_get(json_object_get(d, "recipients"), n);
+	const char *ref = json_string_value(json_object_get(rc, "ref"));
+	const char *pid = json_string_value(json_object_get(d, "patient"));
+	struct policy_rcpt pr;
+	json_t *patient;
+	int r;
+
+	if (ref == NULL)
+		return -ENOENT;
+	if (strncmp(ref, "staff:", 6) == 0) {
+		const char *a = json_string_value(json_object_get(rc, "address"));
+
+		if (a == NULL)
+			return -ENOENT;
+		cp_strlcpy(out, a, outlen);
+		return 0;
+	}
+	if (pid == NULL)
+		return -ENOENT;
+	r = store_get_json(s, DB_PATIENTS, pid, &patient, err);
+	if (r < 0)
+		return r;
+	r = policy_resolve(patient, ref, &pr);
+	if (r == 0) {
+		cp_strlcpy(out, pr.address, outlen);
+		for (char *p = out; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+	}
+	json_decref(patient);
+	return r < 0 ? -ENOENT : 0;
+}
+
+/* thread_to_delivery - the delivery record id a thread's mail belongs to. */
+static int
+thread_delivery(struct work *w, const uint8_t thread[TOKEN_THREAD_BYTES],
+		struct cp_error *err)
+{
+	json_t *th;
+	const char *id;
+	int r;
+
+	r = store_thread_get(w->ib->store, thread, &th, err);
+	if (r < 0)
+		return r;
+	id = json_string_value(json_object_get(th, "delivery"));
+	if (id == NULL)
+		id = json_string_value(json_object_get(th, "event"));
+	cp_strlcpy(w->delivery_id, id ? id : "", sizeof(w->delivery_id));
+	cp_strlcpy(w->res->event, json_string_value(json_object_get(th, "event")) ?: "",
+		   sizeof(w->res->event));
+	cp_strlcpy(w->res->patient, json_string_value(json_object_get(th, "patient")) ?: "",
+		   sizeof(w->res->patient));
+	cp_hex(thread, TOKEN_THREAD_BYTES, w->res->thread);
+	json_decref(th);
+	return id ? 0 : -ENOENT;
+}
+
+/* map_verp - "TOKEN.rN" to a thread and recipient index. */
+static int
+map_verp(struct work *w, struct cp_error *err)
+{
+	char tok[INMSG_TOKEN_MAX];
+	uint8_t thread[TOKEN_THREAD_BYTES];
+	char *dot, *end;
+	unsigned long n;
+	int r;
+
+	cp_strlcpy(tok, w->ci.verp, sizeof(tok));
+	dot = strrchr(tok, '.');
+	if (dot == NULL || (dot[1] != 'r' && dot[1] != 'R') || !isdigit((unsigned char)dot[2]))
+		return -ENOENT;
+	n = strtoul(dot + 2, &end, 10);
+	if (*end != '\0' || n > 64)
+		return -ENOENT;
+	*dot = '\0';
+	r = token_verify(w->ib->key, w->ib->keylen, tok, w->now, thread, NULL, NULL);
+	if (r < 0 && r != -ETIME)	/* a late bounce of an expired token counts */
+		return -ENOENT;
+	w->rcpt_index = n;
+	r = thread_delivery(w, thread, err);
+	return r;
+}
+
+/* map_message_id - "<THREADHEX.rN@domain>" of the returned message. */
+static int
+map_message_id(struct work *w, const struct inmsg_dsn_rcpt *dr, struct cp_error *err)
+{
+	const char *id = w->m->dsn.orig_message_id;
+	uint8_t thread[TOKEN_THREAD_BYTES];
+	json_t *d;
+	char addr[256], *end;
+	unsigned long n;
+	int r;
+
+	if (id == NULL || dr == NULL || dr->final_recipient == NULL ||
+	    strlen(id) < 2 * TOKEN_THREAD_BYTES + 4 || id[20] != '.' || id[21] != 'r')
+		return -ENOENT;
+	for (size_t i = 0; i < TOKEN_THREAD_BYTES; i++) {
+		unsigned int byte;
+
+		if (!isxdigit((unsigned char)id[2 * i]) || !isxdigit((unsigned char)id[2 * i + 1]) ||
+		    sscanf(id + 2 * i, "%2x", &byte) != 1)
+			return -ENOENT;
+		thread[i] = (uint8_t)byte;
+	}
+	n = strtoul(id + 22, &end, 10);
+	if (*end != '@' || n > 64)
+		return -ENOENT;
+	w->rcpt_index = n;
+	r = thread_delivery(w, thread, err);
+	if (r < 0)
+		return r;
+	/* Message-IDs are not secret: the report must also name the address. */
+	r = store_get_json(w->ib->store, DB_DELIVERY, w->delivery_id, &d, err);
+	if (r < 0)
+		return r;
+	r = rcpt_address(w->ib->store, d, n, addr, sizeof(addr), err);
+	json_decref(d);
+	if (r == -ENOENT || (r == 0 && strcasecmp(addr, dr->final_recipient) != 0))
+		return -ENOENT;
+	return r;
+}
+
+/* from_mail_system - mailer-daemon@, postmaster@ and the like. */
+static int
+from_mail_system(const char *from)
+{
+	static const char *const locals[] = { "mailer-daemon@", "mailerdaemon@",
+		"mail-daemon@", "postmaster@" };
+
+	for (size_t i = 0; from && i < CP_ARRAY_SIZE(locals); i++)
+		if (strncasecmp(from, locals[i], strlen(locals[i])) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+do_bounce(struct work *w, struct cp_error *err)
+{
+	const struct inmsg_dsn *dsn = &w->m->dsn;
+	const struct inmsg_dsn_rcpt *dr = NULL;
+	struct cp_error lerr;
+	json_t *d;
+	int r = -ENOENT;
+
+	for (size_t i = 0; i < dsn->n_rcpts; i++) {
+		const char *a = dsn->rcpts[i].action;
+
+		if (a && (strcmp(a, "failed") == 0 || strcmp(a, "delayed") == 0)) {
+			dr = &dsn->rcpts[i];
+			break;
+		}
+	}
+	if (dsn->present && dr == NULL) {
+		/* relayed, delivered, expanded: nothing went wrong */
+		decided(w, INBOUND_BOUNCE_RECORDED, "delivery report without a failure");
+		return 0;
+	}
+	if (!dsn->present && !from_mail_system(w->m->from_addr) &&
+	    ((w->m->flags & (INMSG_F_X_AUTOREPLY | INMSG_F_X_AUTORESPOND)) ||
+	     (w->m->auto_submitted && strcmp(w->m->auto_submitted, "no") != 0))) {
+		/* a vacation responder answering the envelope sender */
+		w->auth_status = "not applicable";
+		decided(w, INBOUND_AUTOREPLY_DISCARDED, "auto-reply to a bounce address");
+		return 0;
+	}
+	if ((w->ib->store == NULL || w->ib->keylen == 0) && !w->dry_run)
+		return cp_error_set(err, -EINVAL, "inbound: no %s to map bounces with",
+				    w->ib->store ? "token key" : "store");
+	if (w->ib->store == NULL || w->ib->keylen == 0) {
+		w->auth_status = "unavailable";
+		quarantine(w, "bounce mapping unavailable: %s",
+			   w->ib->store ? "no token key" : "no store");
+		return 0;
+	}
+	cp_error_clear(&lerr);
+	if (w->ci.verp[0])
+		r = map_verp(w, &lerr);
+	if (r == -ENOENT)
+		r = map_message_id(w, dr, &lerr);
+	if (r == -ENOENT) {
+		quarantine(w, "delivery report maps to no event");
+		return 0;
+	}
+	if (r < 0)
+		return cp_error_set(err, r, "%s", lerr.text);
+	r = store_get_json(w->ib->store, DB_DELIVERY, w->delivery_id, &d, &lerr);
+	if (r == -ENOENT) {
+		quarantine(w, "delivery report for an event no longer stored");
+		return 0;
+	}
+	if (r < 0)
+		return cp_error_set(err, r, "%s", lerr.text);
+	r = rcpt_address(w->ib->store, d, w->rcpt_index, w->bounce_addr,
+			 sizeof(w->bounce_addr), &lerr);
+	json_decref(d);
+	if (r == -ENOENT) {
+		quarantine(w, "delivery report for an unknown recipient");
+		return 0;
+	}
+	if (r < 0)
+		return cp_error_set(err, r, "%s", lerr.text);
+	w->dsn_failed = dr == NULL || strcmp(dr->action, "failed") == 0;
+	if (dr && dr->status && dr->status[0] && strchr("245", dr->status[0]) &&
+	    dr->status[1] == '.')
+		cp_strlcpy(w->dsn_status, dr->status, sizeof(w->dsn_status));
+	else
+		cp_strlcpy(w->dsn_status, "4.0.0", sizeof(w->dsn_status));
+	for (char *p = w->dsn_status; *p; p++)
+		if (!isdigit((unsigned char)*p) && *p != '.')
+			*p = '\0';
+	w->dsn_hard = w->dsn_status[0] == '5';
+	w->auth_status = "pass";
+	decided(w, INBOUND_BOUNCE_RECORDED, w->dsn_hard ? "hard bounce" : "soft bounce");
+	return 0;
+}
+
+/* ---- replies ---- */
+
+static int
+text_has_urgent_word(const char *cfgwords, const char *text)
+{
+	const char *p = cfgwords;
+
+	if (p == NULL || text == NULL)
+		return 0;
+	while (*p) {
+		char word[128];
+		size_t n = strcspn(p, ","), a = 0, b = n;
+
+		while (a < b && isspace((unsigned char)p[a]))
+			a++;
+		while (b > a && isspace((unsigned char)p[b - 1]))
+			b--;
+		if (b > a && b - a < sizeof(word)) {
+			memcpy(word, p + a, b - a);
+			word[b - a] = '\0';
+			if (strcasestr(text, word))
+				return 1;
+		}
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return 0;
+}
+
+static int
+do_reply(struct work *w, struct cp_error *err)
+{
+	const struct inmsg *m = w->m;
+	json_t *spec;
+	struct cp_error lerr;
+	int r;
+
+	cp_error_clear(&lerr);
+	r = trim_reply(m->body, m->body_len, &w->text, NULL, &lerr);
+	if (r == -ENOMEM)
+		return cp_error_set(err, r, "%s", lerr.text);
+	if (r < 0 || w->text == NULL) {
+		free(w->text);
+		w->text = strdup(m->body);
+		if (w->text == NULL)
+			return cp_error_set(err, -ENOMEM, "inbound: out of memory");
+	}
+	w->res->urgent = text_has_urgent_word(w->ib->cfg->urgent_words, w->text);
+	spec = json_object_get(w->thread, "form_fields");
+	if (strcmp(json_string_value(json_object_get(w->thread, "type")) ?: "",
+		   "form_request") == 0 && json_is_array(spec)) {
+		w->res->form = 1;
+		r = form_parse(w->text, strlen(w->text), spec, &w->form_values,
+			       &w->form_missing, &lerr);
+		if (r == -ENOMEM)
+			return cp_error_set(err, r, "%s", lerr.text);
+		if (r < 0)		/* a damaged spec: file it as a plain reply */
+			w->res->form = 0;
+	}
+	decided(w, INBOUND_FILED, w->res->urgent ? "filed (urgent)" : "filed");
+	return 0;
+}
+
+/* ---- unsubscribe ---- */
+
+static void
+do_unsubscribe(struct work *w)
+{
+	const struct event_type *et = event_type_find(
+		json_string_value(json_object_get(w->thread, "type")));
+
+	if (et == NULL || et->security || et->internal) {
+		w->unsub_refused = 1;
+		decided(w, INBOUND_UNSUBSCRIBED,
+			"security notices cannot be unsubscribed from: nothing changed");
+		return;
+	}
+	w->category = et->category;
+	decided(w, INBOUND_UNSUBSCRIBED, strcmp(w->sender_ref, "patient") == 0 ?
+		"patient opted out of the category" : "proxy opted out of the category");
+}
+
+/* ---- deciding ---- */
+
+static int
+decide(struct work *w, struct cp_error *err)
+{
+	int r;
+
+	/* Classified from the outer headers first, so a quarantine still says what it was. */
+	w->res->class = inmsg_classify(w->m, &w->ib->addrs, &w->ci);
+	r = do_pgp(w, err);
+	if (r != 0)
+		return r < 0 ? r : 0;
+	w->res->class = inmsg_classify(w->m, &w->ib->addrs, &w->ci);
+	switch (w->res->class) {
+	case INMSG_DSN:
+		return do_bounce(w, err);
+	case INMSG_AUTOREPLY:
+		w->auth_status = "not applicable";
+		decided(w, INBOUND_AUTOREPLY_DISCARDED, w->ci.reason);
+		return 0;
+	case INMSG_UNKNOWN:
+		w->auth_status = "not applicable";
+		quarantine(w, "no reply token: %s", w->ci.reason ? w->ci.reason : "unknown");
+		return 0;
+	case INMSG_UNSUBSCRIBE:
+	case INMSG_REPLY:
+		break;
+	}
+	if (w->ci.token[0] == '\0') {
+		w->auth_status = "fail";
+		quarantine(w, "unsubscribe without a token");
+		return 0;
+	}
+	r = authenticate(w, err);
+	if (r < 0)
+		return r;
+	if (strcmp(w->auth_status, "pass") != 0)
+		return 0;
+	if (w->res->class == INMSG_UNSUBSCRIBE) {
+		do_unsubscribe(w);
+		return 0;
+	}
+	return do_reply(w, err);
+}
+
+/* ---- filing (before the transaction: encryption at rest) ---- */
+
+static json_t *
+content_json(struct work *w)
+{
+	const struct inmsg *m = w->m;
+	json_t *c = json_object(), *atts = json_array();
+
+	jset_str(c, "subject", m->subject);
+	jset_str(c, "from", m->from_addr);
+	jset_str(c, "from_name", m->from_name);
+	json_object_set_new(c, "date", json_integer(m->date));
+	jset_str(c, "message_id", m->message_id);
+	json_object_set_new(c, "text", json_string(w->text ? w->text : ""));
+	json_object_set_new(c, "body", json_string(m->body ? m->body : ""));
+	if (w->res->form)
+		json_object_set_new(c, "form", json_pack("{s:O, s:O}",
+			"values", w->form_values ? w->form_values : json_object(),
+			"missing", w->form_missing ? w->form_missing : json_array()));
+	for (size_t i = 0; i < m->n_attachments; i++) {
+		const struct inmsg_attachment *a = &m->attachments[i];
+		json_t *o = json_object();
+
+		jset_str(o, "filename", a->filename);
+		jset_str(o, "content_type", a->content_type);
+		json_object_set_new(o, "size", json_integer((json_int_t)a->len));
+		json_object_set_new(o, "data", json_base64(a->data, a->len));
+		json_array_append_new(atts, o);
+	}
+	json_object_set_new(c, "attachments", atts);
+	json_object_set_new(c, "raw", json_base64(w->raw, w->len));
+	return c;
+}
+
+static int
+encrypt_content(struct work *w, struct cp_error *err)
+{
+	struct inbound *ib = w->ib;
+	json_t *c;
+	char *text;
+	int r;
+
+	if (ib->pgp == NULL)
+		return cp_error_set(err, -ENOKEY, "cannot file: %s", ib->pgp_reason);
+	if (ib->store_fpr == NULL)
+		return cp_error_set(err, -ENOKEY, "cannot file: no [gpg] store_key or "
+				    "clinic_key to encrypt inboxes to");
+	c = content_json(w);
+	text = json_dumps(c, JSON_COMPACT);
+	json_decref(c);
+	if (text == NULL)
+		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
+	r = pgp_encrypt_to(ib->pgp, ib->store_fpr, text, strlen(text), &w->blob, err);
+	explicit_bzero(text, strlen(text));
+	free(text);
+	return r;
+}
+
+/* ---- the transaction ---- */
+
+static json_t *
+seen_record(struct work *w)
+{
+	json_t *v = json_object();
+
+	json_object_set_new(v, "disposition",
+			    json_string(inbound_disposition_name(w->res->disposition)));
+	json_object_set_new(v, "folder", json_string(inbound_folder_name(w->res->folder)));
+	jset_str(v, "reason", w->res->reason);
+	if (w->res->inbox_id[0])
+		json_object_set_new(v, "inbox_id", json_string(w->res->inbox_id));
+	if (w->res->patient[0])
+		json_object_set_new(v, "patient", json_string(w->res->patient));
+	if (w->res->event[0])
+		json_object_set_new(v, "event", json_string(w->res->event));
+	json_object_set_new(v, "at", json_integer(w->now));
+	return v;
+}
+
+static size_t
+total_attachments(const struct inmsg *m)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < m->n_attachments; i++)
+		n += m->attachments[i].len;
+	return n;
+}
+
+static json_t *
+inbox_record(struct work *w)
+{
+	const struct inbound_result *res = w->res;
+	json_t *v = json_object();
+	const char *pgp = NULL;
+
+	json_object_set_new(v, "id", json_string(res->inbox_id));
+	json_object_set_new(v, "patient", json_string(res->patient));
+	json_object_set_new(v, "thread", json_string(res->thread));
+	json_object_set_new(v, "event", json_string(res->event));
+	json_object_set(v, "event_type", json_object_get(w->thread, "type"));
+	json_object_set_new(v, "class", json_string(res->form ? "form" : "reply"));
+	json_object_set_new(v, "received", json_integer(w->now));
+	json_object_set_new(v, "department", json_string(res->department));
+	json_object_set_new(v, "urgent", json_boolean(res->urgent));
+	json_object_set_new(v, "sender_role", json_string(res->sender_role));
+	json_object_set_new(v, "auth", json_string(res->auth));
+	if ((w->m->pgp & INMSG_PGP_ENCRYPTED) && w->signer)
+		pgp = "encrypted+signed";
+	else if (w->m->pgp & INMSG_PGP_ENCRYPTED)
+		pgp = "encrypted";
+	else if (w->signer)
+		pgp = "signed";
+	if (pgp)
+		json_object_set_new(v, "pgp", json_string(pgp));
+	if (res->form)
+		json_object_set_new(v, "form_complete",
+				    json_boolean(json_array_size(w->form_missing) == 0));
+	json_object_set_new(v, "sizes", json_pack("{s:I, s:I, s:I}",
+		"raw", (json_int_t)w->len,
+		"text", (json_int_t)(w->text ? strlen(w->text) : 0),
+		"attachments", (json_int_t)total_attachments(w->m)));
+	json_object_set_new(v, "n_attachments", json_integer((json_int_t)w->m->n_attachments));
+	json_object_set_new(v, "store_key", json_string(w->ib->store_fpr));
+	json_object_set_new(v, "blob", json_stringn(w->blob.data ? w->blob.data : "",
+						   w->blob.len));
+	return v;
+}
+
+/* staff_recipients - the department's staff, else the default one's. */
+static json_t *
+staff_recipients(const struct cp_config *cfg, const char *dept)
+{
+	const struct cp_department *d = config_department(cfg, dept);
+	json_t *list = json_array();
+	const char *p;
+
+	if ((d == NULL || d->staff == NULL) && cfg->default_department)
+		d = config_department(cfg, cfg->default_department);
+	if (d == NULL || d->staff == NULL)
+		return list;
+	for (p = d->staff; *p && json_array_size(list) < MAX_STAFF;) {
+		size_t n = strcspn(p, ","), a = 0, b = n;
+		char addr[256];
+
+		while (a < b && isspace((unsigned char)p[a]))
+			a++;
+		while (b > a && isspace((unsigned char)p[b - 1]))
+			b--;
+		if (b > a && b - a < sizeof(addr)) {
+			char ref[24];
+
+			memcpy(addr, p + a, b - a);
+			addr[b - a] = '\0';
+			snprintf(ref, sizeof(ref), "staff:%zu", json_array_size(list));
+			if (mime_addr_valid(addr))
+				json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s}",
+					"ref", ref, "address", addr, "mode", "notice",
+					"state", "pending"));
+		}
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return list;
+}
+
+/*
+ * enqueue_internal - a delivery record of an internal type, its schedule
+ * entry and its thread (so replies to an acknowledgement stay in the
+ * conversation, and a bounce of it maps to this record).
+ */
+static int
+enqueue_internal(struct store *s, MDB_txn *txn, struct work *w,
+		 const char *prefix, const char *type, json_t *recipients,
+		 struct cp_error *err)
+{
+	char id[STORE_ID_MAX + 1], hex[2 * TOKEN_THREAD_BYTES + 1];
+	uint8_t thread[TOKEN_THREAD_BYTES];
+	json_t *d, *th, *data = json_object();
+	int r;
+
+	snprintf(id, sizeof(id), "%s:%s", prefix, w->res->inbox_id);
+	token_thread_from_id(id, thread);
+	cp_hex(thread, sizeof(thread), hex);
+	if (w->m->message_id && strcmp(type, "staff_alert") != 0)
+		json_object_set_new(data, "in_reply_to", json_string(w->m->message_id));
+	d = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:i, s:s, s:b, s:s, s:s,"
+		      " s:o, s:o, s:b, s:s}",
+		      "id", id, "type", type, "patient", w->res->patient,
+		      "state", "queued", "created", (json_int_t)w->now,
+		      "updated", (json_int_t)w->now, "due", (json_int_t)w->now,
+		      "attempts", 0, "priority", "high", "confidential", 0,
+		      "department", w->res->department, "thread", hex,
+		      "recipients", recipients, "data", data,
+		      "urgent", w->res->urgent, "origin", w->res->inbox_id);
+	if (d == NULL)
+		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
+	r = store_txn_enqueue_delivery(s, txn, d, err);
+	json_decref(d);
+	if (r < 0)
+		return r;
+	th = json_deep_copy(w->thread);
+	if (th == NULL)
+		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
+	json_object_set_new(th, "delivery", json_string(id));
+	json_object_set_new(th, "created", json_integer(w->now));
+	json_object_set_new(th, "expires", json_integer(w->now + w->ib->cfg->token_ttl));
+	r = store_thread_put_txn(s, txn, thread, th, err);
+	json_decref(th);
+	return r;
+}
+
+static json_t *
+sender_recipient(struct work *w)
+{
+	return json_pack("[{s:s, s:s, s:s}]", "ref", w->sender_ref, "mode", "notice",
+			 "state", "pending");
+}
+
+static int
+file_txn(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
+{
+	struct inbound_result *res = w->res;
+	char key[2 * STORE_ID_MAX + 64], day[16];
+	json_t *v, *staff;
+	int r, ack_today;
+
+	v = inbox_record(w);
+	snprintf(key, sizeof(key), "%s/%s", res->patient, res->inbox_id);
+	r = store_txn_put_json(s, txn, DB_INBOX, key, strlen(key), v, err);
+	json_decref(v);
+	if (r < 0)
+		return r;
+	v = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:b, s:s, s:s}",
+		      "inbox_id", res->inbox_id, "patient", res->patient,
+		      "thread", res->thread, "event", res->event,
+		      "class", res->form ? "form" : "reply", "received", (json_int_t)w->now,
+		      "urgent", res->urgent, "sender_role", res->sender_role,
+		      "state", "new");
+	snprintf(key, sizeof(key), "%s/%s", res->department, res->inbox_id);
+	r = store_txn_put_json(s, txn, DB_CLINIC, key, strlen(key), v, err);
+	json_decref(v);
+	if (r < 0)
+		return r;
+
+	staff = staff_recipients(w->ib->cfg, res->department);
+	res->alerted = json_array_size(staff) > 0;
+	if (res->alerted)
+		r = enqueue_internal(s, txn, w, "alert", "staff_alert", staff, err);
+	else
+		json_decref(staff);
+	if (r < 0)
+		return r;
+
+	utc_day(w->now, day);
+	snprintf(key, sizeof(key), "%s/%s", res->event, day);
+	r = store_txn_get_json(s, txn, DB_ACKS, key, strlen(key), &v, err);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	ack_today = r == 0;
+	if (r == 0)
+		json_decref(v);
+	res->form_incomplete = res->form && json_array_size(w->form_missing) > 0;
+	res->acked = !ack_today && !res->form_incomplete;
+	if (res->form_incomplete)
+		r = enqueue_internal(s, txn, w, "formreq", "form_incomplete",
+				     sender_recipient(w), err);
+	else if (res->acked)
+		r = enqueue_internal(s, txn, w, "ack", "reply_ack", sender_recipient(w), err);
+	else
+		r = 0;
+	if (r == 0 && (res->acked || res->form_incomplete)) {
+		char ack_id[STORE_ID_MAX + 1];
+
+		snprintf(ack_id, sizeof(ack_id), "%s:%s", res->acked ? "ack" : "formreq",
+			 res->inbox_id);
+		v = json_pack("{s:s, s:I}", "delivery", ack_id, "at", (json_int_t)w->now);
+		r = store_txn_put_json(s, txn, DB_ACKS, key, strlen(key), v, err);
+		json_decref(v);
+	}
+	return r;
+}
+
+static int
+bounce_txn(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
+{
+	json_t *d, *rc, *b = NULL;
+	int r;
+
+	if (w->delivery_id[0] == '\0')
+		return 0;	/* a report without a failure */
+	r = store_txn_get_json(s, txn, DB_DELIVERY, w->delivery_id,
+			       strlen(w->delivery_id), &d, err);
+	if (r < 0)
+		return r;
+	rc = json_array_get(json_object_get(d, "recipients"), w->rcpt_index);
+	if (rc) {
+		const char *state = json_string_value(json_object_get(rc, "state"));
+
+		if (w->dsn_failed || !state || strcmp(state, "bounced") != 0)
+			json_object_set_new(rc, "state", json_string(w->dsn_failed ?
+					    "bounced" : "delayed"));
+		json_object_set_new(rc, "dsn_status", json_string(w->dsn_status));
+		json_object_set_new(rc, "bounced_at", json_integer(w->now));
+		json_object_set_new(d, "updated", json_integer(w->now));
+		r = store_txn_put_json(s, txn, DB_DELIVERY, w->delivery_id,
+				       strlen(w->delivery_id), d, err);
+	}
+	json_decref(d);
+	if (r < 0)
+		return r;
+	r = store_txn_get_json(s, txn, DB_BOUNCES, w->bounce_addr, strlen(w->bounce_addr),
+			       &b, err);
+	if (r == -ENOENT)
+		b = json_pack("{s:s, s:i}", "state", "ok", "soft_count", 0);
+	else if (r < 0)
+		return r;
+	if (w->dsn_hard) {
+		json_object_set_new(b, "state", json_string("invalid"));
+	} else {
+		json_object_set_new(b, "soft_count", json_integer(
+			json_integer_value(json_object_get(b, "soft_count")) + 1));
+		if (strcmp(json_string_value(json_object_get(b, "state")) ?: "", "invalid") != 0)
+			json_object_set_new(b, "state", json_string("soft"));
+	}
+	json_object_set_new(b, "last", json_integer(w->now));
+	json_object_set_new(b, "event", json_string(w->res->event));
+	json_object_set_new(b, "status", json_string(w->dsn_status));
+	r = store_txn_put_json(s, txn, DB_BOUNCES, w->bounce_addr, strlen(w->bounce_addr),
+			       b, err);
+	json_decref(b);
+	return r;
+}
+
+static int
+optout_add(json_t *who, const char *category)
+{
+	json_t *list = json_object_get(who, "optout"), *c;
+	size_t i;
+
+	if (!json_is_array(list)) {
+		list = json_array();
+		json_object_set_new(who, "optout", list);
+	}
+	json_array_foreach(list, i, c)
+		if (strcmp(json_string_value(c) ?: "", category) == 0)
+			return 0;
+	return json_array_append_new(list, json_string(category)) == 0 ? 1 : -ENOMEM;
+}
+
+static int
+unsubscribe_txn(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
+{
+	const char *pid = w->res->patient;
+	json_t *p, *who;
+	int r;
+
+	if (w->unsub_refused || w->category == NULL)
+		return 0;
+	r = store_txn_get_json(s, txn, DB_PATIENTS, pid, strlen(pid), &p, err);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	who = strcmp(w->sender_ref, "patient") == 0 ? p :
+	      json_array_get(json_object_get(p, "proxies"),
+			     strtoul(w->sender_ref + 6, NULL, 10));
+	r = who ? optout_add(who, w->category) : 0;
+	if (r > 0)
+		r = store_txn_put_json(s, txn, DB_PATIENTS, pid, strlen(pid), p, err);
+	json_decref(p);
+	return r < 0 ? r : 0;
+}
+
+static int
+commit_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
+{
+	struct work *w = ud;
+	json_t *v;
+	int r;
+
+	/* Another ingest of the same message may have won the race. */
+	r = store_txn_get_json(s, txn, DB_SEEN, w->res->seen_key,
+			       strlen(w->res->seen_key), &v, err);
+	if (r == 0) {
+		json_decref(v);
+		return -EALREADY;
+	}
+	if (r != -ENOENT)
+		return r;
+	switch (w->res->disposition) {
+	case INBOUND_FILED:
+		r = file_txn(s, txn, w, err);
+		break;
+	case INBOUND_BOUNCE_RECORDED:
+		r = bounce_txn(s, txn, w, err);
+		break;
+	case INBOUND_UNSUBSCRIBED:
+		r = unsubscribe_txn(s, txn, w, err);
+		break;
+	default:
+		r = 0;
+		break;
+	}
+	if (r < 0)
+		return r;
+	v = seen_record(w);
+	r = store_txn_put_json(s, txn, DB_SEEN, w->res->seen_key,
+			       strlen(w->res->seen_key), v, err);
+	json_decref(v);
+	return r;
+}
+
+static int
+commit(struct work *w, struct cp_error *err)
+{
+	int r, found;
+
+	if (w->ib->store == NULL)
+		return cp_error_set(err, -EINVAL, "inbound: no store to file into");
+	if (w->res->disposition == INBOUND_FILED) {
+		snprintf(w->res->inbox_id, sizeof(w->res->inbox_id), "m%010lld-%.8s",
+			 (long long)w->now, w->res->seen_key);
+		r = encrypt_content(w, err);
+		if (r < 0)
+			return r;
+	}
+	r = store_write(w->ib->store, commit_txn, w, err);
+	if (r == -EALREADY) {
+		cp_error_clear(err);
+		return seen_lookup(w, &found, err);
+	}
+	return r;
+}
+
+static void
+log_outcome(struct work *w)
+{
+	const struct inbound_result *res = w->res;
+	const char *ev = res->event[0] ? res->event : NULL;
+	const char *pid = res->patient[0] ? res->patient : NULL;
+
+	switch (res->disposition) {
+	case INBOUND_FILED:
+		log_event(LOG_INFO, LOGID_INGESTED, ev, pid, "filed %s (%s, %s, auth %s%s%s%s)",
+			  res->inbox_id, res->form ? "form" : "reply", res->sender_role,
+			  res->auth, res->urgent ? ", urgent" : "",
+			  res->acked ? ", acknowledged" : "",
+			  res->form_incomplete ? ", form incomplete" : "");
+		break;
+	case INBOUND_QUARANTINED:
+		log_event(LOG_WARNING, LOGID_QUARANTINE, ev, pid, "quarantined: %s",
+			  res->reason);
+		break;
+	case INBOUND_DUPLICATE:
+		log_event(LOG_INFO, LOGID_DUPLICATE, ev, pid, "seen before (%s): %s folder",
+			  inbound_disposition_name(res->first),
+			  inbound_folder_name(res->folder));
+		break;
+	case INBOUND_BOUNCE_RECORDED:
+		log_event(LOG_NOTICE, LOGID_BOUNCE, ev, pid, "bounce recorded: %s%s%s",
+			  res->reason, w->dsn_status[0] ? " " : "", w->dsn_status);
+		break;
+	case INBOUND_UNSUBSCRIBED:
+		log_event(LOG_INFO, LOGID_UNSUBSCRIBED, ev, pid, "unsubscribe: %s%s%s",
+			  res->reason, w->category ? ": " : "",
+			  w->category ? w->category : "");
+		break;
+	case INBOUND_AUTOREPLY_DISCARDED:
+		log_event(LOG_INFO, LOGID_AUTOREPLY, ev, pid, "auto-reply discarded: %s",
+			  res->reason);
+		break;
+	}
+}
+
+/* ---- dry-run summary ---- */
+
+static json_t *
+summary(struct work *w)
+{
+	struct inbound_result *res = w->res;
+	json_t *o = NULL, *auth, *dec;
+
+	if (w->m == NULL || inmsg_to_json(w->m, &w->ib->addrs, &o) < 0 || o == NULL) {
+		o = json_object();
+		json_object_set_new(o, "class", json_string("unknown"));
+	}
+	json_object_set_new(o, "dry_run", json_boolean(w->dry_run));
+	json_object_set_new(o, "parsed", json_boolean(w->m != NULL));
+	if (res->form)
+		json_object_set_new(o, "class", json_string("form"));
+	json_object_set_new(o, "disposition",
+			    json_string(inbound_disposition_name(res->disposition)));
+	json_object_set_new(o, "folder", json_string(inbound_folder_name(res->folder)));
+	jset_str(o, "disposition_reason", res->reason);
+	json_object_set_new(o, "urgent", json_boolean(res->urgent));
+	if (res->form)
+		json_object_set_new(o, "form", json_pack("{s:i, s:i}",
+			"answered", (int)json_object_size(w->form_values),
+			"missing_required", (int)json_array_size(w->form_missing)));
+	dec = json_object();
+	jset_str(dec, "status", w->decryption ? w->decryption : "none");
+	jset_str(dec, "reason", w->decryption_reason);
+	jset_str(dec, "signer", w->signer);
+	json_object_set_new(o, "decryption", dec);
+	auth = json_object();
+	jset_str(auth, "status", w->auth_status ? w->auth_status : "not applicable");
+	if (w->auth_status && strcmp(w->auth_status, "pass") != 0)
+		jset_str(auth, "reason", res->reason);
+	jset_str(auth, "method", res->auth);
+	jset_str(auth, "sender_role", res->sender_role);
+	jset_str(auth, "patient", res->patient);
+	jset_str(auth, "event", res->event);
+	jset_str(auth, "thread", res->thread);
+	jset_str(auth, "department", res->department);
+	json_object_set_new(o, "authentication", auth);
+	if (res->disposition == INBOUND_DUPLICATE)
+		json_object_set_new(o, "first_disposition",
+				    json_string(inbound_disposition_name(res->first)));
+	return o;
+}
+
+/* ---- the entry point ---- */
+
+int
+inbound_ingest(struct inbound *ib, const char *raw, size_t len, int64_t now,
+	       int dry_run, struct inbound_result *res, struct cp_error *err)
+{
+	struct work w;
+	struct cp_error perr;
+	int r, parse_rc, found = 0;
+
+	memset(res, 0, sizeof(*res));
+	memset(&w, 0, sizeof(w));
+	w.ib = ib;
+	w.raw = raw;
+	w.len = len;
+	w.now = now;
+	w.dry_run = dry_run;
+	w.res = res;
+	res->class = INMSG_UNKNOWN;
+
+	cp_error_clear(&perr);
+	parse_rc = inmsg_parse(raw, len, &ib->limits, &w.m, &perr);
+	if (parse_rc == -ENOMEM)
+		return cp_error_set(err, parse_rc, "inbound: out of memory");
+	if (w.m && w.m->message_id && *w.m->message_id)
+		sha256_hex("mid:", w.m->message_id, strlen(w.m->message_id), res->seen_key);
+	else
+		sha256_hex("raw:", raw, len, res->seen_key);
+
+	r = seen_lookup(&w, &found, err);
+	if (r < 0)
+		goto out;
+	if (found) {
+		if (!dry_run)
+			log_outcome(&w);
+		goto done;
+	}
+	if (parse_rc < 0) {
+		quarantine(&w, "%s", perr.text[0] ? perr.text : "unparseable message");
+	} else {
+		r = decide(&w, err);
+		if (r < 0)
+			goto out;
+	}
+	if (!dry_run) {
+		r = commit(&w, err);
+		if (r < 0)
+			goto out;
+		log_outcome(&w);
+	}
+done:
+	if (dry_run)
+		res->summary = summary(&w);
+	r = 0;
+out:
+	work_free(&w);
+	return r;
+}
+
+/* ---- reading back ---- */
+
+struct prefix_walk {
+	const char *prefix;
+	size_t plen;
+	json_t *out;
+	int strip_blob;
+	const char *dept;	/* clinic: add "department" */
+};
+
+static int
+walk_prefix(struct store *s, enum store_db db, struct prefix_walk *pw,
+	    struct cp_error *err)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k = { pw->plen, (void *)pw->prefix }, v;
+	int rc, op = pw->plen ? MDB_SET_RANGE : MDB_FIRST;
+
+	rc = mdb_txn_begin(store_env(s), NULL, MDB_RDONLY, &txn);
+	if (rc != 0)
+		return cp_error_set(err, -EIO, "store read: %s", mdb_strerror(rc));
+	rc = mdb_cursor_open(txn, store_dbi(s, db), &cur);
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		return cp_error_set(err, -EIO, "store read: %s", mdb_strerror(rc));
+	}
+	for (rc = mdb_cursor_get(cur, &k, &v, op); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		json_t *rec;
+
+		if (k.mv_size < pw->plen || memcmp(k.mv_data, pw->prefix, pw->plen) != 0)
+			break;
+		rec = json_loadb(v.mv_data, v.mv_size, 0, NULL);
+		if (rec == NULL)
+			continue;
+		if (pw->strip_blob)
+			json_object_del(rec, "blob");
+		if (db == DB_CLINIC) {
+			const char *slash = memchr(k.mv_data, '/', k.mv_size);
+
+			if (slash)
+				json_object_set_new(rec, "department", json_stringn(k.mv_data,
+					(size_t)(slash - (const char *)k.mv_data)));
+		}
+		json_array_append_new(pw->out, rec);
+	}
+	mdb_cursor_close(cur);
+	mdb_txn_abort(txn);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return cp_error_set(err, -EIO, "store read: %s", mdb_strerror(rc));
+	return 0;
+}
+
+int
+inbound_inbox_list(struct store *s, const char *patient, json_t **out,
+		   struct cp_error *err)
+{
+	char prefix[STORE_ID_MAX + 2];
+	struct prefix_walk pw;
+	int r;
+
+	if (!id_valid(patient))
+		return cp_error_set(err, -EINVAL, "patient id: expected 1-128 of [A-Za-z0-9._:@-]");
+	snprintf(prefix, sizeof(prefix), "%s/", patient);
+	pw = (struct prefix_walk){ prefix, strlen(prefix), json_array(), 1, NULL };
+	r = walk_prefix(s, DB_INBOX, &pw, err);
+	if (r < 0) {
+		json_decref(pw.out);
+		return r;
+	}
+	*out = pw.out;
+	return 0;
+}
+
+int
+inbound_inbox_get(struct store *s, const char *patient, const char *msg_id,
+		  json_t **out, struct cp_error *err)
+{
+	char key[2 * STORE_ID_MAX + 4];
+
+	if (!id_valid(patient) || !id_valid(msg_id))
+		return cp_error_set(err, -EINVAL, "expected a patient id and a message id");
+	snprintf(key, sizeof(key), "%s/%s", patient, msg_id);
+	return store_get_json(s, DB_INBOX, key, out, err);
+}
+
+int
+inbound_open(struct pgp *p, json_t *record, json_t **content, struct cp_error *err)
+{
+	const char *blob = json_string_value(json_object_get(record, "blob"));
+	struct buf plain = BUF_INIT;
+	char *signer = NULL;
+	json_error_t jerr;
+	int r;
+
+	*content = NULL;
+	if (blob == NULL)
+		return cp_error_set(err, -EBADMSG, "inbox record has no content");
+	plain.max = DECRYPT_MAX * 2;
+	r = pgp_decrypt_verify(p, blob, strlen(blob), &plain, &signer, err);
+	free(signer);
+	if (r < 0) {
+		buf_free(&plain);
+		return r;
+	}
+	*content = json_loadb(plain.data ? plain.data : "", plain.len, 0, &jerr);
+	if (plain.data)
+		explicit_bzero(plain.data, plain.len);
+	buf_free(&plain);
+	if (*content == NULL)
+		return cp_error_set(err, -EBADMSG, "inbox content: invalid JSON");
+	return 0;
+}
+
+int
+inbound_clinic_queue(struct store *s, const char *dept, json_t **out,
+		     struct cp_error *err)
+{
+	char prefix[STORE_ID_MAX + 2] = "";
+	struct prefix_walk pw;
+	int r;
+
+	if (dept) {
+		if (!id_valid(dept))
+			return cp_error_set(err, -EINVAL, "department: expected a name");
+		snprintf(prefix, sizeof(prefix), "%s/", dept);
+	}
+	pw = (struct prefix_walk){ prefix, strlen(prefix), json_array(), 0, dept };
+	r = walk_prefix(s, DB_CLINIC, &pw, err);
+	if (r < 0) {
+		json_decref(pw.out);
+		return r;
+	}
+	*out = pw.out;
+	return 0;
+}

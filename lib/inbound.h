@@ -1,0 +1,192 @@
+/*
+ * NAME
+ *	inbound - one fetched message in: authenticated, filed once, or
+ *	quarantined with a reason
+ * SYNOPSIS
+ *	#include "inbound.h"
+ *
+ *	struct inbound *ib;
+ *	struct inbound_result res;
+ *
+ *	inbound_new(cfg, store, token_key, keylen, &ib, &err);
+ *	r = inbound_ingest(ib, raw, len, cp_now(), 0, &res, &err);
+ *	if (r < 0)
+ *		... infrastructure failure: leave the message, retry later ...
+ *	else
+ *		... move it to res.folder (processed or quarantine) ...
+ *	inbound_result_clear(&res);
+ *	inbound_free(ib);
+ * DESCRIPTION
+ *	The inbound path, for one raw RFC 5322 message:
+ *
+ *	1. inmsg_parse (limits; a limit or unparseable bytes quarantine).
+ *	2. Dedupe: the seen record of its Message-ID (or of the SHA-256 of
+ *	   the raw bytes when it has none). A message seen before is not
+ *	   processed again: DUPLICATE, with the folder and reason of the
+ *	   first time, so the caller just moves it again.
+ *	3. PGP/MIME: multipart/encrypted is decrypted with the keys in
+ *	   gpg.home (the clinic key); a signature (inside, or a
+ *	   multipart/signed) is verified. Undecryptable mail quarantines.
+ *	4. inmsg_classify: DSN, auto-reply, unsubscribe, reply, unknown.
+ *	5. Authentication of replies and unsubscribes: the reply token's
+ *	   HMAC (token.h), a thread that exists and has not expired, and a
+ *	   sender that is the thread's patient or one of their proxies: a
+ *	   good PGP signature by the patient's or a proxy's key (pgp_fpr),
+ *	   which is the strongest proof, else the From address. A proxy may
+ *	   not reply on a confidential thread. With security.require_dmarc,
+ *	   a From match counts only with dmarc=pass (or an aligned
+ *	   dkim=pass) in an Authentication-Results header from
+ *	   security.trusted_authserv_id (authres.h); a good patient/proxy
+ *	   signature always counts.
+ *	6. A reply is filed in one write transaction: the inbox record
+ *	   (cleartext metadata without PHI, the content encrypted to
+ *	   gpg.store_key), the clinic queue entry of the thread's department
+ *	   (event.department, else routing.default_department), the seen
+ *	   record, and as delivery records that outbound sends: a PHI-free
+ *	   staff alert to the department's staff (routing staff.NAME, else
+ *	   the default department's; "urgent" when the trimmed text holds
+ *	   one of routing.urgent_words, case-insensitively), an
+ *	   acknowledgement to the sender at most once per conversation per
+ *	   UTC day (reply_ack, Auto-Submitted: auto-replied, In-Reply-To the
+ *	   sender's message), and for a form reply missing required answers
+ *	   a form_incomplete request (which counts as that day's
+ *	   acknowledgement). A reply on a form_request thread is a form:
+ *	   form_parse reads the trimmed text against the thread's field spec.
+ *	7. A delivery report maps back through the VERP address
+ *	   (bounce+TOKEN.rN@bounce_domain: HMAC-checked, expired tokens
+ *	   accepted) or, failing that, the report's original Message-ID
+ *	   <THREAD.rN@...> when the report's final recipient is that
+ *	   recipient's address. The address's bounces record becomes
+ *	   "invalid" (5.x.x) or "soft" with soft_count + 1 (4.x.x, or no
+ *	   status), and the event's recipient entry "bounced" (action
+ *	   failed) or "delayed", with "dsn_status". Unmapped reports
+ *	   quarantine.
+ *	8. An unsubscribe (List-Unsubscribe mailto) adds the thread's event
+ *	   category to the optout list of whoever sent it: the patient's
+ *	   own, or that proxy's (policy.h: a proxy that opted out gets no
+ *	   more mail of the category; the patient and other proxies still
+ *	   do). Security notices and internal mail cannot be unsubscribed
+ *	   from: the request is recorded as processed and changes nothing.
+ *	9. Auto-replies are discarded (processed folder): never filed,
+ *	   never acknowledged.
+ *
+ *	Quarantine reasons, log lines and errors hold ids, codes and fixed
+ *	words only: never an address, a subject or a body.
+ * ERRORS
+ *	inbound_ingest returns 0 when the message was decided (whatever
+ *	the disposition) and the decision is committed; a negative code
+ *	for an infrastructure failure (store, gpg-agent, out of memory, a
+ *	missing store key), after which nothing was written and the
+ *	message must stay where it is to be retried. Message-caused
+ *	problems never return an error: they quarantine.
+ * DRY RUN
+ *	With dry_run the same decisions are made and nothing is written
+ *	(no store write, no encryption at rest); res->summary gets a JSON
+ *	object (inmsg_to_json plus the decision: disposition, folder,
+ *	disposition_reason, authentication, decryption, form, urgent). A
+ *	missing store, token key or gpg setup makes authentication
+ *	"unavailable" with the reason instead of an error.
+ * OWNERSHIP
+ *	inbound_new borrows cfg and store (store may be NULL: dry runs
+ *	only) and copies the key (may be NULL). inbound_result_clear frees
+ *	res->summary.
+ * THREAD SAFETY
+ *	One thread uses a struct inbound at a time.
+ */
+#ifndef CAREPOST_INBOUND_H
+#define CAREPOST_INBOUND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "inmsg.h"
+#include "pgp.h"
+#include "store.h"
+#include "util.h"
+
+enum inbound_disposition {
+	INBOUND_FILED = 1,		/* in the patient's inbox */
+	INBOUND_DUPLICATE,		/* seen before: move it again */
+	INBOUND_QUARANTINED,
+	INBOUND_BOUNCE_RECORDED,
+	INBOUND_UNSUBSCRIBED,		/* also when refused (security) */
+	INBOUND_AUTOREPLY_DISCARDED,
+};
+
+enum inbound_folder {
+	INBOUND_FOLDER_PROCESSED = 1,
+	INBOUND_FOLDER_QUARANTINE,
+};
+
+#define INBOUND_ID_MAX	32
+
+struct inbound_result {
+	enum inbound_disposition disposition;
+	enum inbound_disposition first;	/* DUPLICATE: the first outcome */
+	enum inbound_folder folder;
+	enum inmsg_class class;
+	int form;			/* a reply on a form_request thread */
+	int urgent;
+	int acked;			/* reply_ack queued */
+	int alerted;			/* staff_alert queued */
+	int form_incomplete;		/* form_incomplete queued */
+	char reason[256];		/* PHI-free */
+	char inbox_id[INBOUND_ID_MAX];
+	char patient[STORE_ID_MAX + 1];
+	char event[STORE_ID_MAX + 1];
+	char department[STORE_ID_MAX + 1];
+	char thread[2 * 10 + 1];	/* hex */
+	char sender_role[8];		/* "patient", "proxy" or "" */
+	char auth[16];			/* "pgp", "dmarc", "dkim", "from", "" */
+	char seen_key[65];
+	json_t *summary;		/* dry runs: see DRY RUN */
+};
+
+struct inbound;
+
+int inbound_new(const struct cp_config *cfg, struct store *store,
+		const void *token_key, size_t token_keylen,
+		struct inbound **out, struct cp_error *err);
+void inbound_free(struct inbound *ib);
+
+/*
+ * inbound_ingest - decide raw[0..len) and, unless dry_run, commit the
+ * decision (see DESCRIPTION and ERRORS). res is always reset first.
+ */
+int inbound_ingest(struct inbound *ib, const char *raw, size_t len,
+		   int64_t now, int dry_run, struct inbound_result *res,
+		   struct cp_error *err);
+
+void inbound_result_clear(struct inbound_result *res);
+
+/* inbound_result_to_json - a new object (ids, disposition, folder...). */
+json_t *inbound_result_to_json(const struct inbound_result *res);
+
+const char *inbound_disposition_name(enum inbound_disposition d);
+const char *inbound_folder_name(enum inbound_folder f);
+
+/*
+ * Reading back (carepostctl inbox, read, clinic-queue; the portal does
+ * the same in its own language).
+ *
+ * inbound_inbox_list - the patient's inbox records, oldest first, as a
+ * new array of the cleartext records without "blob".
+ * inbound_inbox_get - one record (with blob); -ENOENT when absent.
+ * inbound_open - decrypt a record's blob with p (the store key's secret
+ * in gpg-agent) into a new object (see store.h, "inbox").
+ * inbound_clinic_queue - entries of department dept (all when NULL),
+ * as a new array, each with "department" added.
+ */
+int inbound_inbox_list(struct store *s, const char *patient, json_t **out,
+		       struct cp_error *err);
+int inbound_inbox_get(struct store *s, const char *patient,
+		      const char *msg_id, json_t **out, struct cp_error *err);
+int inbound_open(struct pgp *p, json_t *record, json_t **content,
+		 struct cp_error *err);
+int inbound_clinic_queue(struct store *s, const char *dept, json_t **out,
+			 struct cp_error *err);
+
+#endif

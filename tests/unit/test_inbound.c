@@ -1,0 +1,949 @@
+/*
+ * NAME
+ *	test_inbound - unit tests for lib/inbound.c: a real store, real gpg
+ * DESCRIPTION
+ *	The group setup makes one throwaway GnuPG home with a clinic key
+ *	(the store key). Each test gets a fresh LMDB store holding a patient
+ *	with a proxy and the threads it needs, written directly (no
+ *	outbound run): the reply tokens are made with token_make. Messages
+ *	are built as text. What is filed is read back through the store
+ *	and decrypted with inbound_open; the LMDB data file is searched for
+ *	the canaries the messages carry.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <sys/stat.h>
+
+#include "buf.h"
+#include "config.h"
+#include "inbound.h"
+#include "log.h"
+#include "pgp.h"
+#include "store.h"
+#include "token.h"
+#include "util.h"
+
+#define CANARY "PHI-CANARY-inb"
+#define NOW 1795626000LL	/* 2026-11-25 17:00 UTC */
+#define DAY 86400
+
+static const char key[] = "0123456789abcdef0123456789abcdef";
+
+struct fixture {
+	char dir[64];
+	char home[80];
+	char clinic[PGP_FPR_SIZE];
+	int n;				/* stores made so far */
+	/* per test */
+	char store_path[96];
+	struct cp_config *cfg;
+	struct store *store;
+	struct inbound *ib;
+	struct pgp *pgp;
+};
+
+static struct fixture fx;
+
+/* ---- helpers ---- */
+
+static int
+run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int
+run(const char *fmt, ...)
+{
+	struct buf cmd = BUF_INIT;
+	va_list ap;
+	char *s;
+	int n, r;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -1;
+	buf_printf(&cmd, "%s >/dev/null 2>&1", s);
+	free(s);
+	r = system(cmd.data);
+	buf_free(&cmd);
+	return r;
+}
+
+static int
+clinic_fpr(void)
+{
+	char cmd[256], line[512];
+	FILE *f;
+	int r = -1;
+
+	snprintf(cmd, sizeof(cmd), "gpg --homedir %s --batch --with-colons "
+		 "--list-secret-keys 2>/dev/null", fx.home);
+	f = popen(cmd, "r");
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (r < 0 && strncmp(line, "fpr:::::::::", 12) == 0 && strlen(line) > 52) {
+			memcpy(fx.clinic, line + 12, 40);
+			fx.clinic[40] = '\0';
+			r = 0;
+		}
+	pclose(f);
+	return r;
+}
+
+static int
+group_setup(void **state)
+{
+	char tmpl[] = "/tmp/cpi.XXXXXX";
+
+	if (mkdtemp(tmpl) == NULL)
+		return -1;
+	cp_strlcpy(fx.dir, tmpl, sizeof(fx.dir));
+	snprintf(fx.home, sizeof(fx.home), "%s/g", fx.dir);
+	if (mkdir(fx.home, 0700) < 0)
+		return -1;
+	if (run("gpg --homedir %s --batch --passphrase '' --quick-gen-key "
+		"'Clinic <clinic@clinic.test>' ed25519 sign,cert never", fx.home) != 0 ||
+	    clinic_fpr() < 0 ||
+	    run("gpg --homedir %s --batch --passphrase '' --quick-add-key %s "
+		"cv25519 encr never", fx.home, fx.clinic) != 0)
+		return -1;
+	pgp_global_init();
+	log_setup("test_inbound", LOG_TARGET_STDERR, LOG_EMERG);
+	return 0;
+}
+
+static int
+group_teardown(void **state)
+{
+	if (fx.home[0])
+		run("gpgconf --homedir %s --kill gpg-agent", fx.home);
+	if (strncmp(fx.dir, "/tmp/cpi.", 9) == 0)
+		run("rm -rf '%s'", fx.dir);
+	return 0;
+}
+
+static void
+open_config(const char *extra_security, const char *store_key)
+{
+	struct buf t = BUF_INIT;
+	struct cp_error err;
+
+	buf_printf(&t, "[store]\npath = %s\n"
+		   "[gpg]\nhome = %s\nclinic_key = %s\n%s%s%s"
+		   "[portal]\nclinic_name = Clinic\nportal_url = https://portal.test/\n"
+		   "from_address = care@clinic.test\nreply_domain = reply.clinic.test\n"
+		   "bounce_domain = bounce.clinic.test\n"
+		   "unsubscribe_address = unsubscribe@clinic.test\n"
+		   "[routing]\ndefault_department = general\n"
+		   "urgent_words = urgent, Chest Pain\n"
+		   "staff.general = desk@clinic.test\n"
+		   "staff.cardio = c1@clinic.test, c2@clinic.test\n"
+		   "[security]\n%s",
+		   fx.store_path, fx.home, fx.clinic,
+		   store_key ? "store_key = " : "", store_key ? store_key : "",
+		   store_key ? "\n" : "", extra_security ? extra_security : "");
+	cp_error_clear(&err);
+	if (config_parse("t.conf", t.data, t.len, NULL, &fx.cfg, &err) < 0)
+		fail_msg("config: %s", err.text);
+	buf_free(&t);
+}
+
+static void
+open_inbound(void)
+{
+	struct cp_error err;
+
+	cp_error_clear(&err);
+	inbound_free(fx.ib);
+	fx.ib = NULL;
+	assert_int_equal(inbound_new(fx.cfg, fx.store, key, sizeof(key) - 1, &fx.ib, &err), 0);
+}
+
+static int
+setup_with(const char *security, const char *store_key)
+{
+	struct cp_error err;
+	json_t *p;
+	int r;
+
+	snprintf(fx.store_path, sizeof(fx.store_path), "%s/s%d", fx.dir, fx.n++);
+	open_config(security, store_key);
+	cp_error_clear(&err);
+	if (store_open(fx.store_path, 64 << 20, &fx.store, &err) < 0)
+		return -1;
+	if (pgp_new(fx.home, NULL, &fx.pgp, &err) < 0)
+		return -1;
+	open_inbound();
+	p = json_pack("{s:s, s:s, s:[{s:s, s:s}]}", "id", "p1", "email", "pat@patients.test",
+		      "proxies", "email", "prox@proxies.test", "relation", "parent");
+	r = store_put_json(fx.store, DB_PATIENTS, "p1", p, &err);
+	json_decref(p);
+	return r;
+}
+
+static int
+setup(void **state)
+{
+	return setup_with(NULL, NULL);
+}
+
+static int
+setup_dmarc(void **state)
+{
+	return setup_with("require_dmarc = yes\ntrusted_authserv_id = mx.clinic.test\n", NULL);
+}
+
+static int
+teardown(void **state)
+{
+	inbound_free(fx.ib);
+	fx.ib = NULL;
+	pgp_free(fx.pgp);
+	fx.pgp = NULL;
+	store_close(fx.store);
+	fx.store = NULL;
+	config_free(fx.cfg);
+	fx.cfg = NULL;
+	return 0;
+}
+
+struct thread_put {
+	uint8_t id[TOKEN_THREAD_BYTES];
+	json_t *rec;
+};
+
+static int
+thread_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
+{
+	struct thread_put *t = ud;
+
+	return store_thread_put_txn(s, txn, t->id, t->rec, err);
+}
+
+/* add_thread - the thread of event_id (expiring at expires); its token. */
+static void
+add_thread(const char *event_id, const char *type, const char *dept,
+	   int64_t expires, const char *extra_json, char tok[TOKEN_SIZE])
+{
+	struct thread_put t;
+	struct cp_error err;
+
+	token_thread_from_id(event_id, t.id);
+	t.rec = json_pack("{s:s, s:s, s:s, s:I, s:I}", "event", event_id,
+			  "patient", "p1", "type", type, "created", (json_int_t)NOW,
+			  "expires", (json_int_t)expires);
+	if (dept)
+		json_object_set_new(t.rec, "department", json_string(dept));
+	if (extra_json) {
+		json_t *extra = json_loads(extra_json, 0, NULL);
+
+		json_object_update(t.rec, extra);
+		json_decref(extra);
+	}
+	assert_int_equal(store_write(fx.store, thread_txn, &t, &err), 0);
+	json_decref(t.rec);
+	assert_int_equal(token_make(key, sizeof(key) - 1, t.id, expires, tok), 0);
+}
+
+static char *
+message(const char *from, const char *to, const char *subject,
+	const char *msgid, const char *extra, const char *body)
+{
+	char *s;
+
+	if (asprintf(&s, "From: %s\r\nTo: %s\r\nSubject: %s\r\n%s%s%s"
+		     "Date: Wed, 25 Nov 2026 17:00:00 +0000\r\n%s"
+		     "Content-Type: text/plain; charset=utf-8\r\n\r\n%s",
+		     from, to, subject, msgid ? "Message-ID: <" : "",
+		     msgid ? msgid : "", msgid ? ">\r\n" : "", extra ? extra : "",
+		     body) < 0)
+		return NULL;
+	return s;
+}
+
+static int
+ingest_at(const char *raw, int64_t now, struct inbound_result *res)
+{
+	struct cp_error err;
+	int r;
+
+	cp_error_clear(&err);
+	r = inbound_ingest(fx.ib, raw, strlen(raw), now, 0, res, &err);
+	if (r < 0)
+		print_message("inbound_ingest: %s\n", err.text);
+	inbound_result_clear(res);
+	return r;
+}
+
+static void
+reply_to(char *out, size_t n, const char *tok)
+{
+	snprintf(out, n, "reply+%s@reply.clinic.test", tok);
+}
+
+static size_t
+count(enum store_db db)
+{
+	size_t n = 0;
+
+	assert_int_equal(store_count(fx.store, db, &n, NULL), 0);
+	return n;
+}
+
+struct prefix_count {
+	const char *prefix;
+	size_t n;
+};
+
+static int
+each_prefixed(void *ud, const char *k, size_t klen, json_t *v)
+{
+	struct prefix_count *pc = ud;
+
+	if (klen >= strlen(pc->prefix) && memcmp(k, pc->prefix, strlen(pc->prefix)) == 0)
+		pc->n++;
+	return 0;
+}
+
+static size_t
+deliveries(const char *prefix)
+{
+	struct prefix_count pc = { prefix, 0 };
+
+	assert_int_equal(store_foreach(fx.store, DB_DELIVERY, each_prefixed, &pc, NULL), 0);
+	return pc.n;
+}
+
+static int
+file_has(const char *needle)
+{
+	char path[128];
+	char *data = NULL;
+	size_t len = 0;
+	int found;
+
+	snprintf(path, sizeof(path), "%s/data.mdb", fx.store_path);
+	assert_int_equal(cp_read_file(path, 1u << 30, &data, &len), 0);
+	found = memmem(data, len, needle, strlen(needle)) != NULL;
+	free(data);
+	return found;
+}
+
+/* ---- authentication ---- */
+
+static void
+patient_and_proxy_replies_are_filed_with_their_role(void **state)
+{
+	struct inbound_result res;
+	char tok[TOKEN_SIZE], to[128];
+	char *a, *b;
+
+	add_thread("ev1", "provider_message", NULL, NOW + 30 * DAY, NULL, tok);
+	reply_to(to, sizeof(to), tok);
+	a = message("Pat <PAT@patients.test>", to, "Re: hi", "a1@x.test", NULL, "hello\r\n");
+	b = message("prox@proxies.test", to, "Re: hi", "a2@x.test", NULL, "hello\r\n");
+	assert_int_equal(ingest_at(a, NOW, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_FILED);
+	assert_int_equal(res.folder, INBOUND_FOLDER_PROCESSED);
+	assert_string_equal(res.sender_role, "patient");
+	assert_string_equal(res.auth, "from");
+	assert_string_equal(res.event, "ev1");
+	assert_string_equal(res.department, "general");
+	assert_int_equal(ingest_at(b, NOW, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_FILED);
+	assert_string_equal(res.sender_role, "proxy");
+	assert_int_equal(count(DB_INBOX), 2);
+	assert_int_equal(count(DB_CLINIC), 2);
+	free(a);
+	free(b);
+}
+
+static void
+strangers_forgeries_and_expired_tokens_are_quarantined_never_filed(void **state)
+{
+	struct inbound_result res;
+	char tok[TOKEN_SIZE], old[TOKEN_SIZE], conf[TOKEN_SIZE], to[128];
+	uint8_t ghost[TOKEN_THREAD_BYTES];
+	struct {
+		const char *from;
+		const char *tok;
+		int64_t now;
+		const char *reason;
+	} cases[6];
+	char ghost_tok[TOKEN_SIZE], forged[TOKEN_SIZE];
+	size_t i;
+
+	add_thread("ev1", "provider_message", NULL, NOW + 30 * DAY, NULL, tok);
+	add_thread("ev-old", "provider_message", NULL, NOW - DAY, NULL, old);
+	add_thread("ev-conf", "test_result", NULL, NOW + 30 * DAY,
+		   "{\"confidential\": true}", conf);
+	token_thread_from_id("never-stored", ghost);
+	assert_int_equal(token_make(key, sizeof(key) - 1, ghost, NOW + DAY, ghost_tok), 0);
+	memcpy(forged, tok, sizeof(forged));
+	forged[5] = forged[5] == 'a' ? 'b' : 'a';
+
+	cases[0] = (typeof(cases[0])){ "evil@else.test", tok, NOW, "not the thread's patient" };
+	cases[1] = (typeof(cases[0])){ "pat@patients.test", forged, NOW, "forged" };
+	cases[2] = (typeof(cases[0])){ "pat@patients.test", old, NOW, "expired" };
+	cases[3] = (typeof(cases[0])){ "pat@patients.test", ghost_tok, NOW, "no known thread" };
+	cases[4] = (typeof(cases[0])){ "prox@proxies.test", conf, NOW, "confidential" };
+	cases[5] = (typeof(cases[0])){ "pat@patients.test", tok, NOW + 31 * DAY, "expired" };
+	for (i = 0; i < CP_ARRAY_SIZE(cases); i++) {
+		char id[32], *m;
+
+		snprintf(id, sizeof(id), "q%zu@x.test", i);
+		reply_to(to, sizeof(to), cases[i].tok);
+		m = message(cases[i].from, to, "Re: " CANARY, id, NULL, CANARY "\r\n");
+		assert_int_equal(ingest_at(m, cases[i].now, &res), 0);
+		assert_int_equal(res.disposition, INBOUND_QUARANTINED);
+		assert_int_equal(res.folder, INBOUND_FOLDER_QUARANTINE);
+		if (strstr(res.reason, cases[i].reason) == NULL)
+			fail_msg("case %zu: reason \"%s\", wanted \"%s\"", i, res.reason,
+				 cases[i].reason);
+		assert_null(strstr(res.reason, "@"));	/* no address in a reason */
+		free(m);
+	}
+	assert_int_equal(count(DB_INBOX), 0);
+	assert_int_equal(count(DB_CLINIC), 0);
+	assert_int_equal(count(DB_SEEN), CP_ARRAY_SIZE(cases));
+	assert_int_equal(deliveries("ack:"), 0);
+	assert_false(file_has(CANARY));
+}
+
+static void
+require_dmarc_counts_only_the_trusted_authserv_id(void **state)
+{
+	struct inbound_result res;
+	char tok[TOKEN_SIZE], to[128];
+	static const struct {
+		const char *ar;
+		enum inbound_disposition want;
+		const char *auth;
+	} cases[] = {
+		{ NULL, INBOUND_QUARANTINED, "" },
+		{ "Authentication-Results: mx.evil.test; dmarc=pass header.from=patients.test\r\n",
+		  INBOUND_QUARANTINED, "" },
+		{ "Authentication-Results: mx.clinic.test; dmarc=fail header.from=patients.test\r\n",
+		  INBOUND_QUARANTINED, "" },
+		{ "Authentication-Results: mx.clinic.test; dmarc=pass header.from=patients.test\r\n",
+		  INBOUND_FILED, "dmarc" },
+		{ "Authentication-Results: mx.clinic.test; dkim=pass header.d=patients.test\r\n",
+		  INBOUND_FILED, "dkim" },
+		{ "Authentication-Results: mx.clinic.test; dkim=pass header.d=other.test\r\n",
+		  INBOUND_QUARANTINED, "" },
+	};
+
+	add_thread("ev1", "provider_message", NULL, NOW + 30 * DAY, NULL, tok);
+	reply_to(to, sizeof(to), tok);
+	for (size_t i = 0; i < CP_ARRAY_SIZE(cases); i++) {
+		char id[32], *m;
+
+		snprintf(id, sizeof(id), "d%zu@x.test", i);
+		m = message("pat@patients.test", to, "Re", id, cases[i].ar, "hi\r\n");
+		assert_int_equal(ingest_at(m, NOW, &res), 0);
+		if (res.disposition != cases[i].want)
+			fail_msg("case %zu: %s (%s)", i, inbound_disposition_name(res.disposition),
+				 res.reason);
+		assert_string_equal(res.auth, cases[i].auth);
+		free(m);
+	}
+}
+
+static void
+require_dmarc_without_trusted_id_is_a_config_error(void **state)
+{
+	struct cp_config *cfg;
+	struct inbound *ib = NULL;
+	struct cp_error err;
+	static const char text[] = "[security]\nrequire_dmarc = yes\n";
+
+	assert_int_equal(config_parse("t.conf", text, strlen(text), NULL, &cfg, &err), 0);
+	assert_int_equal(inbound_new(cfg, NULL, NULL, 0, &ib, &err), -EINVAL);
+	assert_null(ib);
+	config_free(cfg);
+}
+
+/* ---- dedupe and seen outcomes ---- */
+
+static void
+a_message_is_filed_once_however_often_it_is_fetched(void **state)
+{
+	struct inbound_result res;
+	char tok[TOKEN_SIZE], to[128], first[INBOUND_ID_MAX];
+	char *m, *nomid;
+
+	add_thread("ev1", "provider_message", NULL, NOW + 30 * DAY, NULL, tok);
+	reply_to(to, sizeof(to), tok);
+	m = message("pat@patients.test", to, "Re", "once@x.test", NULL, "hi\r\n");
+	assert_int_equal(ingest_at(m, NOW, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_FILED);
+	cp_strlcpy(first, res.inbox_id, sizeof(first));
+	/* again later (crash before the move, UIDVALIDITY change), and with
+	 * a different Received trace: the Message-ID decides */
+	assert_int_equal(ingest_at(m, NOW + 3600, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_DUPLICATE);
+	assert_int_equal(res.first, INBOUND_FILED);
+	assert_int_equal(res.folder, INBOUND_FOLDER_PROCESSED);
+	assert_string_equal(res.inbox_id, first);
+	{
+		char *traced;
+
+		assert_true(asprintf(&traced, "Received: from relay2\r\n%s", m) > 0);
+		assert_int_equal(ingest_at(traced, NOW + 7200, &res), 0);
+		assert_int_equal(res.disposition, INBOUND_DUPLICATE);
+		free(traced);
+	}
+	assert_int_equal(count(DB_INBOX), 1);
+	assert_int_equal(count(DB_CLINIC), 1);
+	assert_int_equal(deliveries("alert:"), 1);
+
+	/* no Message-ID: the SHA-256 of the bytes */
+	nomid = message("pat@patients.test", to, "Re", NULL, NULL, "no id\r\n");
+	assert_int_equal(ingest_at(nomid, NOW, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_FILED);
+	assert_int_equal(ingest_at(nomid, NOW + 1, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_DUPLICATE);
+	assert_int_equal(count(DB_INBOX), 2);
+	free(m);
+	free(nomid);
+}
+
+static void
+a_quarantined_message_is_quarantined_again_with_its_reason(void **state)
+{
+	struct inbound_result res;
+	char reason[256];
+	char *m = message("x@y.test", "someone@clinic.test", "hello", "qq@x.test",
+			  NULL, "hi\r\n");
+
+	assert_int_equal(ingest_at(m, NOW, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_QUARANTINED);
+	cp_strlcpy(reason, res.reason, sizeof(reason));
+	assert_int_equal(ingest_at(m, NOW + 10, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_DUPLICATE);
+	assert_int_equal(res.first, INBOUND_QUARANTINED);
+	assert_int_equal(res.folder, INBOUND_FOLDER_QUARANTINE);
+	assert_string_equal(res.reason, reason);
+	free(m);
+}
+
+static void
+unparseable_and_oversized_messages_quarantine_with_a_reason(void **state)
+{
+	struct inbound_result res;
+	struct buf big = BUF_INIT;
+	struct cp_error err;
+
+	buf_puts(&big, "From: a@b.test\r\nSubject: x\r\n\r\n");
+	while (big.len <= INMSG_MAX_SIZE_DEFAULT)
+		buf_puts(&big, "0123456789012345678901234567890123456789012345678901234567890123\r\n");
+	cp_error_clear(&err);
+	assert_int_equal(inbound_ingest(fx.ib, big.data, big.len, NOW, 0, &res, &err), 0);
+	assert_int_equal(res.disposition, INBOUND_QUARANTINED);
+	assert_non_null(strstr(res.reason, "size"));
+	buf_free(&big);
+}
+
+static void
+dry_run_decides_and_writes_nothing(void **state)
+{
+	struct inbound_result res;
+	struct cp_error err;
+	char tok[TOKEN_SIZE], to[128];
+	json_t *auth;
+	char *m;
+
+	add_thread("ev1", "provider_message", NULL, NOW + 30 * DAY, NULL, tok);
+	reply_to(to, sizeof(to), tok);
+	m = message("pat@patients.test", to, "Re", "dry@x.test", NULL, "urgent!\r\n");
+	cp_error_clear(&err);
+	assert_int_equal(inbound_ingest(fx.ib, m, strlen(m), NOW, 1, &res, &err), 0);
+	assert_int_equal(res.disposition, INBOUND_FILED);
+	assert_non_null(res.summary);
+	assert_string_equal(json_string_value(json_object_get(res.summary, "class")), "reply");
+	auth = json_object_get(res.summary, "authentication");
+	assert_string_equal(json_string_value(json_object_get(auth, "status")), "pass");
+	assert_true(json_is_true(json_object_get(res.summary, "urgent")));
+	inbound_result_clear(&res);
+	assert_int_equal(count(DB_SEEN), 0);
+	assert_int_equal(count(DB_INBOX), 0);
+
+	/* without store and key: authentication unavailable, not an error */
+	inbound_free(fx.ib);
+	assert_int_equal(inbound_new(fx.cfg, NULL, NULL, 0, &fx.ib, &err), 0);
+	assert_int_equal(inbound_ingest(fx.ib, m, strlen(m), NOW, 1, &res, &err), 0);
+	auth = json_object_get(res.summary, "authentication");
+	assert_string_equal(json_string_value(json_object_get(auth, "status")), "unavailable");
+	inbound_result_clear(&res);
+	free(m);
+}
+
+/* ---- acknowledgements, alerts, urgency ---- */
+
+static void
+acknowledged_once_per_conversation_per_day_never_autoreplies(void **state)
+{
+	struct inbound_result res;
+	char tok[TOKEN_SIZE], to[128];
+	char *a, *b, *c, *ooo;
+	json_t *ack;
+
+	add_thread("ev1", "provider_message", NULL, NOW + 30 * DAY, NULL, tok);
+	reply_to(to, sizeof(to), tok);
+	ooo = message("pat@patients.test", to, "Out of Office", "ooo@x.test",
+		      "Auto-Submitted: auto-replied\r\n", "away\r\n");
+	assert_int_equal(ingest_at(ooo, NOW, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_AUTOREPLY_DISCARDED);
+	assert_int_equal(res.folder, INBOUND_FOLDER_PROCESSED);
+	assert_int_equal(deliveries(""), 0);
+
+	a = message("pat@patients.test", to, "Re", "k1@x.test", NULL, "one\r\n");
+	b = message("prox@proxies.test", to, "Re", "k2@x.test", NULL, "two\r\n");
+	c = message("pat@patients.test", to, "Re", "k3@x.test", NULL, "three\r\n");
+	assert_int_equal(ingest_at(a, NOW, &res), 0);
+	assert_true(res.acked);
+	assert_true(res.alerted);
+	assert_int_equal(ingest_at(b, NOW + 3600, &res), 0);
+	assert_false(res.acked);
+	assert_int_equal(deliveries("ack:"), 1);
+	assert_int_equal(deliveries("alert:"), 2);
+	/* the next UTC day */
+	assert_int_equal(ingest_at(c, NOW + DAY, &res), 0);
+	assert_true(res.acked);
+	assert_int_equal(deliveries("ack:"), 2);
+	assert_int_equal(count(DB_ACKS), 2);
+
+	/* the ack is a queued delivery record of an internal type */
+	{
+		char id[64];
+
+		snprintf(id, sizeof(id), "ack:%s", res.inbox_id);
+		assert_int_equal(store_get_json(fx.store, DB_DELIVERY, id, &ack, NULL), 0);
+	}
+	assert_string_equal(json_string_value(json_object_get(ack, "type")), "reply_ack");
+	assert_string_equal(json_string_value(json_object_get(ack, "state")), "queued");
+	assert_string_equal(json_string_value(json_object_get(
+		json_array_get(json_object_get(ack, "recipients"), 0), "ref")), "patient");
+	assert_string_equal(json_string_value(json_object_get(
+		json_object_get(ack, "data"), "in_reply_to")), "k3@x.test");
+	json_decref(ack);
+	free(a);
+	free(b);
+	free(c);
+	free(ooo);
+}
+
+static void
+urgent_words_count_in_the_reply_not_in_quoted_history(void **state)
+{
+	struct inbound_result res;
+	char tok[TOKEN_SIZE], to[128];
+	char *a, *b;
+	json_t *alert;
+	char id[64];
+
+	add_thread("ev1", "provider_message", "cardio", NOW + 30 * DAY, NULL, tok);
+	reply_to(to, sizeof(to), tok);
+	a = message("pat@patients.test", to, "Re", "u1@x.test", NULL,
+		    "I have CHEST pain today\r\n");
+	b = message("pat@patients.test", to, "Re", "u2@x.test", NULL,
+		    "Thanks, all fine.\r\n\r\nOn Monday, Clinic wrote:\r\n> is it urgent?\r\n");
+	assert_int_equal(ingest_at(a, NOW, &res), 0);
+	assert_true(res.urgent);
+	assert_string_equal(res.department, "cardio");
+	snprintf(id, sizeof(id), "alert:%s", res.inbox_id);
+	assert_int_equal(store_get_json(fx.store, DB_DELIVERY, id, &alert, NULL), 0);
+	assert_true(json_is_true(json_object_get(alert, "urgent")));
+	/* the department's two staff addresses */
+	assert_int_equal(json_array_size(json_object_get(alert, "recipients")), 2);
+	assert_string_equal(json_string_value(json_object_get(
+		json_array_get(json_object_get(alert, "recipients"), 1), "address")),
+		"c2@clinic.test");
+	json_decref(alert);
+	assert_int_equal(ingest_at(b, NOW, &res), 0);
+	assert_false(res.urgent);
+	free(a);
+	free(b);
+}
+
+/* ---- forms ---- */
+
+static void
+form_replies_parse_fields_and_ask_for_missing_ones(void **state)
+{
+	struct inbound_result res;
+	char tok[TOKEN_SIZE], to[128];
+	char *full, *part;
+	json_t *rec, *content;
+	char key_[160];
+
+	add_thread("evf", "form_request", NULL, NOW + 30 * DAY,
+		   "{\"form_fields\": [{\"name\": \"Pain level\", \"required\": true},"
+		   " {\"name\": \"Allergies\", \"required\": true}]}", tok);
+	reply_to(to, sizeof(to), tok);
+	full = message("pat@patients.test", to, "Re", "f1@x.test", NULL,
+		       "pain_level: 4\r\nAllergies: " CANARY "\r\n");
+	part = message("pat@patients.test", to, "Re", "f2@x.test", NULL, "Pain level: 2\r\n");
+	assert_int_equal(ingest_at(full, NOW, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_FILED);
+	assert_true(res.form);
+	assert_false(res.form_incomplete);
+	assert_true(res.acked);
+	assert_int_equal(inbound_inbox_get(fx.store, "p1", res.inbox_id, &rec, NULL), 0);
+	assert_string_equal(json_string_value(json_object_get(rec, "class")), "form");
+	assert_true(json_is_true(json_object_get(rec, "form_complete")));
+	assert_int_equal(inbound_open(fx.pgp, rec, &content, NULL), 0);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(
+		json_object_get(content, "form"), "values"), "Allergies")), CANARY);
+	json_decref(content);
+	json_decref(rec);
+
+	/* the same day: missing answers still get their request */
+	assert_int_equal(ingest_at(part, NOW + 60, &res), 0);
+	assert_true(res.form_incomplete);
+	assert_false(res.acked);
+	snprintf(key_, sizeof(key_), "formreq:%s", res.inbox_id);
+	assert_int_equal(store_get_json(fx.store, DB_DELIVERY, key_, &rec, NULL), 0);
+	assert_string_equal(json_string_value(json_object_get(rec, "type")), "form_incomplete");
+	json_decref(rec);
+	free(full);
+	free(part);
+}
+
+/* ---- encryption at rest ---- */
+
+static void
+inbox_content_is_encrypted_at_rest_and_metadata_is_phi_free(void **state)
+{
+	struct inbound_result res;
+	char tok[TOKEN_SIZE], to[128];
+	json_t *list, *content, *rec;
+	char *m;
+
+	add_thread("ev1", "provider_message", NULL, NOW + 30 * DAY, NULL, tok);
+	reply_to(to, sizeof(to), tok);
+	m = message("\"" CANARY "-name\" <pat@patients.test>", to, "Re: " CANARY "-subject",
+		    "enc@x.test", NULL, "My " CANARY "-body text\r\n");
+	assert_int_equal(ingest_at(m, NOW, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_FILED);
+	assert_false(file_has(CANARY));
+	assert_int_equal(inbound_inbox_list(fx.store, "p1", &list, NULL), 0);
+	assert_int_equal(json_array_size(list), 1);
+	rec = json_array_get(list, 0);
+	assert_null(json_object_get(rec, "blob"));
+	{
+		char *dump = json_dumps(rec, 0);
+
+		assert_null(strstr(dump, CANARY));
+		assert_null(strstr(dump, "patients.test"));
+		free(dump);
+	}
+	json_decref(list);
+	assert_int_equal(inbound_inbox_get(fx.store, "p1", res.inbox_id, &rec, NULL), 0);
+	assert_int_equal(inbound_open(fx.pgp, rec, &content, NULL), 0);
+	assert_string_equal(json_string_value(json_object_get(content, "subject")),
+			    "Re: " CANARY "-subject");
+	assert_string_equal(json_string_value(json_object_get(content, "text")),
+			    "My " CANARY "-body text");
+	json_decref(content);
+	json_decref(rec);
+	free(m);
+}
+
+/* ---- infrastructure failures ---- */
+
+static void
+infrastructure_failures_return_errors_and_do_not_quarantine(void **state)
+{
+	struct inbound_result res;
+	struct cp_error err;
+	char tok[TOKEN_SIZE], to[128];
+	char *m;
+
+	add_thread("ev1", "provider_message", NULL, NOW + 30 * DAY, NULL, tok);
+	reply_to(to, sizeof(to), tok);
+	m = message("pat@patients.test", to, "Re", "infra@x.test", NULL, "hi\r\n");
+	/* the store key is not in the keyring: gpg cannot encrypt */
+	config_free(fx.cfg);
+	open_config(NULL, "0000111122223333444455556666777788889999");
+	open_inbound();
+	cp_error_clear(&err);
+	assert_true(inbound_ingest(fx.ib, m, strlen(m), NOW, 0, &res, &err) < 0);
+	assert_true(err.text[0] != '\0');
+	assert_int_equal(count(DB_SEEN), 0);
+	assert_int_equal(count(DB_INBOX), 0);
+	assert_int_equal(deliveries(""), 0);
+	/* no token key (a real run, not a dry run): an error, not a quarantine */
+	inbound_free(fx.ib);
+	assert_int_equal(inbound_new(fx.cfg, fx.store, NULL, 0, &fx.ib, &err), 0);
+	assert_true(inbound_ingest(fx.ib, m, strlen(m), NOW, 0, &res, &err) < 0);
+	assert_int_equal(count(DB_SEEN), 0);
+	/* fixed: the retry files it (it was never "seen") */
+	config_free(fx.cfg);
+	open_config(NULL, NULL);
+	open_inbound();
+	assert_int_equal(ingest_at(m, NOW + 60, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_FILED);
+	free(m);
+}
+
+/* ---- bounces ---- */
+
+static void
+put_delivery(const char *id)
+{
+	json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:[{s:s, s:s, s:s}]}", "id", id,
+			      "type", "test_result", "patient", "p1", "state", "sent",
+			      "recipients", "ref", "patient", "mode", "notice", "state", "sent");
+
+	assert_int_equal(store_put_json(fx.store, DB_DELIVERY, id, d, NULL), 0);
+	json_decref(d);
+}
+
+static char *
+dsn(const char *to, const char *action, const char *status, const char *final,
+    const char *orig_id, const char *msgid)
+{
+	char *s;
+
+	if (asprintf(&s, "From: MAILER-DAEMON@mx.test\r\nTo: %s\r\nSubject: bounce\r\n"
+		     "Message-ID: <%s>\r\nMIME-Version: 1.0\r\n"
+		     "Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n"
+		     "\r\n--b\r\nContent-Type: text/plain\r\n\r\nfailed\r\n"
+		     "--b\r\nContent-Type: message/delivery-status\r\n\r\n"
+		     "Reporting-MTA: dns; mx.test\r\n\r\nFinal-Recipient: rfc822; %s\r\n"
+		     "Action: %s\r\nStatus: %s\r\n\r\n"
+		     "--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <%s>\r\n\r\n"
+		     "--b--\r\n", to, msgid, final, action, status, orig_id) < 0)
+		return NULL;
+	return s;
+}
+
+static void
+bounces_map_through_verp_or_message_id_to_address_and_recipient(void **state)
+{
+	struct inbound_result res;
+	char tok[TOKEN_SIZE], verp[128], hex[21], orig[96];
+	uint8_t th[TOKEN_THREAD_BYTES];
+	json_t *b, *d;
+	char *hard, *soft1, *soft2, *wrong;
+
+	put_delivery("ev1");
+	add_thread("ev1", "test_result", NULL, NOW + 30 * DAY, NULL, tok);
+	snprintf(verp, sizeof(verp), "bounce+%s.r0@bounce.clinic.test", tok);
+	token_thread_from_id("ev1", th);
+	cp_hex(th, sizeof(th), hex);
+	snprintf(orig, sizeof(orig), "%s.r0@clinic.test", hex);
+
+	/* soft, by Message-ID alone, twice */
+	soft1 = dsn("postmaster@clinic.test", "delayed", "4.2.2", "pat@patients.test", orig, "s1@mx");
+	soft2 = dsn("postmaster@clinic.test", "delayed", "4.2.2", "pat@patients.test", orig, "s2@mx");
+	assert_int_equal(ingest_at(soft1, NOW, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_BOUNCE_RECORDED);
+	assert_int_equal(ingest_at(soft2, NOW, &res), 0);
+	assert_int_equal(store_get_json(fx.store, DB_BOUNCES, "pat@patients.test", &b, NULL), 0);
+	assert_string_equal(json_string_value(json_object_get(b, "state")), "soft");
+	assert_int_equal(json_integer_value(json_object_get(b, "soft_count")), 2);
+	json_decref(b);
+
+	/* hard, through the VERP (expired tokens still count for bounces) */
+	hard = dsn(verp, "failed", "5.1.1", "whatever@else.test", "unrelated@x", "h1@mx");
+	assert_int_equal(ingest_at(hard, NOW + 40 * DAY, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_BOUNCE_RECORDED);
+	assert_string_equal(res.event, "ev1");
+	assert_int_equal(store_get_json(fx.store, DB_BOUNCES, "pat@patients.test", &b, NULL), 0);
+	assert_string_equal(json_string_value(json_object_get(b, "state")), "invalid");
+	assert_string_equal(json_string_value(json_object_get(b, "status")), "5.1.1");
+	json_decref(b);
+	assert_int_equal(store_get_json(fx.store, DB_DELIVERY, "ev1", &d, NULL), 0);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(
+		json_object_get(d, "recipients"), 0), "state")), "bounced");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(
+		json_object_get(d, "recipients"), 0), "dsn_status")), "5.1.1");
+	json_decref(d);
+
+	/* a vacation responder answering the envelope sender is no bounce */
+	{
+		char *vac = message("pat@patients.test", verp, "Out of office", "v1@x.test",
+				    "Auto-Submitted: auto-replied\r\n", "away\r\n");
+
+		assert_int_equal(ingest_at(vac, NOW, &res), 0);
+		assert_int_equal(res.disposition, INBOUND_AUTOREPLY_DISCARDED);
+		free(vac);
+	}
+
+	/* a Message-ID with someone else's address maps to nothing */
+	wrong = dsn("postmaster@clinic.test", "failed", "5.1.1", "victim@else.test", orig, "w1@mx");
+	assert_int_equal(ingest_at(wrong, NOW, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_QUARANTINED);
+	free(hard);
+	free(soft1);
+	free(soft2);
+	free(wrong);
+}
+
+/* ---- unsubscribe ---- */
+
+static void
+unsubscribe_adds_the_category_except_for_security_notices(void **state)
+{
+	struct inbound_result res;
+	char rem[TOKEN_SIZE], sec[TOKEN_SIZE], to[128];
+	json_t *p;
+	char *a, *b, *c;
+
+	add_thread("evr", "appointment_reminder", NULL, NOW + 30 * DAY, NULL, rem);
+	add_thread("evs", "contact_info_changed", NULL, NOW + 30 * DAY, NULL, sec);
+	snprintf(to, sizeof(to), "unsubscribe+%s@clinic.test", rem);
+	a = message("pat@patients.test", to, "unsubscribe", "un1@x.test", NULL, "\r\n");
+	b = message("prox@proxies.test", to, "unsubscribe", "un2@x.test", NULL, "\r\n");
+	reply_to(to, sizeof(to), sec);
+	c = message("pat@patients.test", to, "Unsubscribe", "un3@x.test", NULL, "\r\n");
+	assert_int_equal(ingest_at(a, NOW, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_UNSUBSCRIBED);
+	assert_int_equal(ingest_at(b, NOW, &res), 0);
+	assert_int_equal(ingest_at(c, NOW, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_UNSUBSCRIBED);
+	assert_non_null(strstr(res.reason, "cannot"));
+	assert_int_equal(store_get_json(fx.store, DB_PATIENTS, "p1", &p, NULL), 0);
+	assert_int_equal(json_array_size(json_object_get(p, "optout")), 1);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(p, "optout"), 0)),
+			    "reminders");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(
+		json_array_get(json_object_get(p, "proxies"), 0), "optout"), 0)), "reminders");
+	json_decref(p);
+	assert_int_equal(count(DB_INBOX), 0);
+	assert_int_equal(deliveries(""), 0);
+	free(a);
+	free(b);
+	free(c);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(patient_and_proxy_replies_are_filed_with_their_role, setup, teardown),
+		cmocka_unit_test_setup_teardown(strangers_forgeries_and_expired_tokens_are_quarantined_never_filed, setup, teardown),
+		cmocka_unit_test_setup_teardown(require_dmarc_counts_only_the_trusted_authserv_id, setup_dmarc, teardown),
+		cmocka_unit_test(require_dmarc_without_trusted_id_is_a_config_error),
+		cmocka_unit_test_setup_teardown(a_message_is_filed_once_however_often_it_is_fetched, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_quarantined_message_is_quarantined_again_with_its_reason, setup, teardown),
+		cmocka_unit_test_setup_teardown(unparseable_and_oversized_messages_quarantine_with_a_reason, setup, teardown),
+		cmocka_unit_test_setup_teardown(dry_run_decides_and_writes_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(acknowledged_once_per_conversation_per_day_never_autoreplies, setup, teardown),
+		cmocka_unit_test_setup_teardown(urgent_words_count_in_the_reply_not_in_quoted_history, setup, teardown),
+		cmocka_unit_test_setup_teardown(form_replies_parse_fields_and_ask_for_missing_ones, setup, teardown),
+		cmocka_unit_test_setup_teardown(inbox_content_is_encrypted_at_rest_and_metadata_is_phi_free, setup, teardown),
+		cmocka_unit_test_setup_teardown(infrastructure_failures_return_errors_and_do_not_quarantine, setup, teardown),
+		cmocka_unit_test_setup_teardown(bounces_map_through_verp_or_message_id_to_address_and_recipient, setup, teardown),
+		cmocka_unit_test_setup_teardown(unsubscribe_adds_the_category_except_for_security_notices, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
