@@ -170,8 +170,13 @@ dove_stop(struct dove *d)
 {
 	int status;
 
+	/*
+	 * Dovecot's orderly shutdown (SIGTERM) takes about a second; its
+	 * process group (master, auth, log, imap...) is ours to end at once.
+	 */
 	if (d->pid > 0) {
-		kill(d->pid, SIGTERM);
+		kill(-d->pid, SIGKILL);
+		kill(d->pid, SIGKILL);	/* in case setpgid has not run yet */
 		waitpid(d->pid, &status, 0);
 		d->pid = 0;
 	}
@@ -258,6 +263,7 @@ dove_start(const struct dove_opts *o)
 		if (d->pid == 0) {
 			int fd = open("/dev/null", O_WRONLY);
 
+			setpgid(0, 0);
 			if (fd >= 0) {
 				dup2(fd, 1);
 				dup2(fd, 2);
@@ -274,6 +280,7 @@ dove_start(const struct dove_opts *o)
 			sleep_ms(25);
 		}
 		if (d->pid > 0) {
+			kill(-d->pid, SIGKILL);
 			kill(d->pid, SIGKILL);
 			waitpid(d->pid, &status, 0);
 		}
