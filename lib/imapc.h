@@ -94,7 +94,8 @@
  *	reconnect (with imapc_backoff) rather than go on.
  * OWNERSHIP
  *	imapc_connect hands a session the caller ends with imapc_close.
- *	opts and its strings are copied; the password is wiped at close.
+ *	opts and its strings are borrowed for the call; the password is
+ *	not kept after imapc_connect returns.
  *	imapc_fetch hands an array the caller frees with imapc_msgs_free
  *	(each raw is NUL-terminated for convenience; len excludes it).
  * THREAD SAFETY

@@ -154,6 +154,7 @@ struct dove_opts {
 	const char *caps;	/* imap_capability, NULL: Dovecot's own */
 	int ssl;		/* 1: STARTTLS on port, implicit TLS on tls_port */
 	const char *cert;	/* "srv" (default) or "wrong" */
+	const char *extra;	/* more config lines */
 };
 
 struct dove {
@@ -242,6 +243,7 @@ dove_start(const struct dove_opts *o)
 			 "auth_failure_delay = 0\n"
 			 "%2$s"
 			 "%3$s%4$s%5$s"
+			 "%8$s"
 			 "passdb {\n  driver = passwd-file\n"
 			 "  args = scheme=PLAIN %1$s/passwd\n}\n"
 			 "userdb {\n  driver = static\n"
@@ -254,7 +256,8 @@ dove_start(const struct dove_opts *o)
 			 d->dir, tls,
 			 o->caps ? "imap_capability = " : "",
 			 o->caps ? o->caps : "", o->caps ? "\n" : "",
-			 d->port, o->ssl ? d->tls_port : 0);
+			 d->port, o->ssl ? d->tls_port : 0,
+			 o->extra ? o->extra : "");
 		snprintf(path, sizeof(path), "%s/dovecot.conf", d->dir);
 		write_file(path, conf);
 
@@ -878,22 +881,30 @@ idle_wakes_up_when_mail_arrives(void **state)
 }
 
 static void
-idle_times_out_without_mail(void **state)
+idle_times_out_without_mail_despite_keepalives(void **state)
 {
-	struct dove *d = dove_start(NULL);
+	/* "* OK Still here" every second instead of every two minutes. */
+	const struct dove_opts dopts = {
+		.extra = "imap_idle_notify_interval = 1 secs\n",
+	};
+	struct dove *d = dove_start(&dopts);
 	struct cp_error err = { 0 };
 	struct imapc_opts o;
 	struct imapc *c;
 	double t0, took;
 
+	deliver(d->port, 2, 10, NULL);
 	opts_plain(&o, d);
 	c = connect_ok(&o);
+	/* Our own moves (EXPUNGE answers) before idling are no news. */
+	assert_int_equal(imapc_move(c, 1, o.processed_folder, &err), 0);
 	t0 = now_seconds();
-	assert_int_equal(imapc_wait(c, 2, &err), 0);
+	assert_int_equal(imapc_wait(c, 3, &err), 0);
 	took = now_seconds() - t0;
-	assert_true(took >= 1.9 && took < 6);
-	/* Moves (EXPUNGE) before idling do not count as news. */
+	assert_true(took >= 2.9 && took < 7);
 	assert_int_equal(imapc_wait(c, 0, &err), 0);
+	/* Still in step with the server afterwards. */
+	assert_int_equal(imapc_move(c, 2, o.processed_folder, &err), 0);
 	imapc_close(c);
 }
 
@@ -1171,7 +1182,7 @@ main(void)
 		cmocka_unit_test_teardown(move_without_uidplus_uses_plain_expunge, stop_servers),
 		cmocka_unit_test_teardown(move_to_a_missing_folder_fails_with_the_step, stop_servers),
 		cmocka_unit_test_teardown(idle_wakes_up_when_mail_arrives, stop_servers),
-		cmocka_unit_test_teardown(idle_times_out_without_mail, stop_servers),
+		cmocka_unit_test_teardown(idle_times_out_without_mail_despite_keepalives, stop_servers),
 		cmocka_unit_test_teardown(without_idle_wait_polls_with_noop, stop_servers),
 		cmocka_unit_test_teardown(server_gone_during_wait_is_eio, stop_servers),
 		cmocka_unit_test_teardown(starttls_with_trusted_ca_logs_in, stop_servers),
