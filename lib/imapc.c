@@ -557,10 +557,13 @@ cmp_u32(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* UIDs >= first, sorted, without duplicates. Caller frees *uids. */
+/*
+ * UIDs in first:last (last 0: "*") that are >= first, sorted, without
+ * duplicates. Caller frees *uids.
+ */
 static int
-search_from(struct imapc *c, uint32_t first, uint32_t **uids, size_t *n,
-	    struct cp_error *err)
+search_uids(struct imapc *c, uint32_t first, uint32_t last, uint32_t **uids,
+	    size_t *n, struct cp_error *err)
 {
 	struct mailimap_search_key *key;
 	struct mailimap_set *set;
@@ -572,7 +575,7 @@ search_from(struct imapc *c, uint32_t first, uint32_t **uids, size_t *n,
 
 	*uids = NULL;
 	*n = 0;
-	set = mailimap_set_new_interval(first, 0);
+	set = mailimap_set_new_interval(first, last);
 	key = set ? mailimap_search_key_new_uid(set) : NULL;
 	if (key == NULL) {
 		if (set != NULL)
@@ -800,7 +803,7 @@ imapc_fetch(struct imapc *c, uint32_t first_uid, size_t max,
 	if (first_uid == 0)
 		first_uid = 1;
 
-	r = search_from(c, first_uid, &uids, &nuids, err);
+	r = search_uids(c, first_uid, 0, &uids, &nuids, err);
 	if (r < 0 || nuids == 0)
 		return r;
 	take = nuids < max ? nuids : max;
@@ -875,7 +878,7 @@ uid_exists(struct imapc *c, uint32_t uid, struct cp_error *err)
 {
 	_cleanup_free_ uint32_t *uids = NULL;
 	size_t n;
-	int r = search_from(c, uid, &uids, &n, err);
+	int r = search_uids(c, uid, uid, &uids, &n, err);
 
 	if (r < 0)
 		return r;
