@@ -686,7 +686,16 @@ fetch_into(struct imapc *c, struct mailimap_set *set, bool bodies,
 	if (bodies) {
 		struct mailimap_section *sec = mailimap_section_new(NULL);
 
-		fa = sec ? mailimap_fetch_att_new_body_peek_section(sec) : NULL;
+		/*
+		 * BODY.PEEK[]<0.max_size+1>: libetpan buffers a whole literal,
+		 * so a server that understated RFC822.SIZE still cannot make
+		 * us hold more than max_size + 1 bytes per message.
+		 */
+		uint32_t cap = c->max_size >= UINT32_MAX ? UINT32_MAX
+							 : (uint32_t)c->max_size + 1;
+
+		fa = sec ? mailimap_fetch_att_new_body_peek_section_partial(sec, 0, cap)
+			 : NULL;
 		if (fa == NULL && sec != NULL)
 			mailimap_section_free(sec);
 	} else {

@@ -46,9 +46,11 @@
  *	imapc_fetch returns up to max messages whose UID is >= first_uid, in
  *	UID order: UID SEARCH UID first_uid:* (the answer is filtered, since
  *	"N:*" always matches the highest UID even when it is below N), then
- *	UID FETCH (UID RFC822.SIZE), then UID FETCH (BODY.PEEK[]) for those
- *	not larger than opts->max_size. A message that is larger is reported
- *	with raw == NULL and its size, so that the caller can quarantine it.
+ *	UID FETCH (UID RFC822.SIZE), then UID FETCH (BODY.PEEK[]<0.max+1>)
+ *	for those not larger than opts->max_size. A message that is larger
+ *	(by RFC822.SIZE, or by what the partial fetch brought back when the
+ *	server understated it) is reported with raw == NULL and its size, so
+ *	that the caller can quarantine it.
  *	A batch also stops growing once its bodies reach max_size bytes in
  *	total (it always holds at least one message), which bounds memory to
  *	about twice max_size. BODY.PEEK leaves \Seen alone. The next batch
