@@ -46,10 +46,10 @@
 struct imapc {
 	mailimap *imap;
 	char *host;
-	char delimiter;			/* server hierarchy delimiter, 0: none */
+	char delimiter;			/* hierarchy delimiter, 0: none */
 	uint32_t uidvalidity;
 	size_t max_size;
-	bool broken;			/* the stream failed: no LOGOUT at close */
+	bool broken;			/* stream failed: no LOGOUT */
 };
 
 /* --- errors --------------------------------------------------------- */
@@ -76,7 +76,8 @@ etpan_fail(struct imapc *c, int r, const char *step, struct cp_error *err)
 {
 	char text[128];
 
-	if (c != NULL && (r == MAILIMAP_ERROR_STREAM || r == MAILIMAP_ERROR_PARSE))
+	if (c != NULL &&
+	    (r == MAILIMAP_ERROR_STREAM || r == MAILIMAP_ERROR_PARSE))
 		c->broken = true;
 	switch (r) {
 	case MAILIMAP_ERROR_STREAM:
@@ -594,7 +595,8 @@ search_uids(struct imapc *c, uint32_t first, uint32_t last, uint32_t **uids,
 	for (it = clist_begin(res); it != NULL; it = clist_next(it)) {
 		uint32_t uid = *(uint32_t *)clist_content(it);
 
-		if (uid >= first)	/* "N:*" matches the top UID even if < N */
+		/* "N:*" matches the top UID even when it is below N. */
+		if (uid >= first)
 			v[k++] = uid;
 	}
 	mailimap_search_result_free(res);
@@ -622,6 +624,7 @@ att_parse(struct mailimap_msg_att *ma, struct att *a)
 	memset(a, 0, sizeof(*a));
 	for (it = clist_begin(ma->att_list); it != NULL; it = clist_next(it)) {
 		struct mailimap_msg_att_item *item = clist_content(it);
+		struct mailimap_msg_att_body_section *sec;
 		struct mailimap_msg_att_static *s;
 
 		if (item->att_type != MAILIMAP_MSG_ATT_ITEM_STATIC)
@@ -636,10 +639,10 @@ att_parse(struct mailimap_msg_att *ma, struct att *a)
 			a->size = s->att_data.att_rfc822_size;
 			break;
 		case MAILIMAP_MSG_ATT_BODY_SECTION:
-			if (s->att_data.att_body_section != NULL &&
-			    s->att_data.att_body_section->sec_body_part != NULL) {
-				a->body = s->att_data.att_body_section->sec_body_part;
-				a->body_len = s->att_data.att_body_section->sec_length;
+			sec = s->att_data.att_body_section;
+			if (sec != NULL && sec->sec_body_part != NULL) {
+				a->body = sec->sec_body_part;
+				a->body_len = sec->sec_length;
 			}
 			break;
 		default:
@@ -749,9 +752,10 @@ nomem:
 	return cp_error_set(err, -ENOMEM, "IMAP: out of memory");
 }
 
+typedef bool msg_filter(const struct imapc_msg *m, size_t max_size);
+
 static struct mailimap_set *
-set_of(const struct imapc_msg *m, size_t n, bool (*want)(const struct imapc_msg *, size_t),
-       size_t max_size)
+set_of(const struct imapc_msg *m, size_t n, msg_filter *want, size_t max_size)
 {
 	struct mailimap_set *set = mailimap_set_new_empty();
 	size_t i;
@@ -773,7 +777,7 @@ small_enough(const struct imapc_msg *m, size_t max_size)
 	return m->size <= max_size;
 }
 
-/* Drop messages that vanished meanwhile (no size, or no body when one was due). */
+/* Drop messages that vanished meanwhile (no size, or no body when due). */
 static size_t
 compact(struct imapc_msg *m, const bool *sized, size_t n, size_t max_size)
 {
@@ -1093,7 +1097,7 @@ imapc_wait(struct imapc *c, int timeout_sec, struct cp_error *err)
 			return etpan_fail(c, r, "IDLE DONE", err);
 		if (news_arrived(c))
 			return 1;
-		/* A keep-alive ("* OK Still here") or a chunk's end: idle on. */
+		/* A keep-alive ("* OK Still here") or a chunk's end. */
 	}
 }
 
