@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -420,6 +421,32 @@ count_in(const struct dove *d, const char *folder)
 	return n;
 }
 
+/* Messages in INBOX's maildir cur/ carrying the \Seen flag (",S"). */
+static int
+count_seen(const struct dove *d)
+{
+	char path[256];
+	struct dirent *e;
+	DIR *dir;
+	int n = 0, all = 0;
+
+	snprintf(path, sizeof(path), "%s/mail/%s/Maildir/cur", d->dir, USER);
+	dir = opendir(path);
+	assert_non_null(dir);
+	while ((e = readdir(dir)) != NULL) {
+		const char *info = strstr(e->d_name, ":2,");
+
+		if (info == NULL)
+			continue;
+		all++;
+		if (strchr(info, 'S') != NULL)
+			n++;
+	}
+	closedir(dir);
+	assert_true(all > 0);
+	return n;
+}
+
 /* --- tests: connect ------------------------------------------------- */
 
 static void
@@ -613,6 +640,8 @@ fetch_in_batches_returns_exact_bytes(void **state)
 	assert_int_equal(calls, 3);
 	assert_int_equal(total, 120);
 	imapc_close(c);
+	/* BODY.PEEK: fetching did not mark anything \Seen. */
+	assert_int_equal(count_seen(d), 0);
 	for (i = 0; i < 120; i++)
 		free(sent[i]);
 }
