@@ -12,6 +12,8 @@
  *	polling) use Dovecot's imap_capability to hide MOVE, UIDPLUS and IDLE.
  *	TLS tests use a CA and certificates made by openssl at run time: one
  *	for "localhost" and 127.0.0.1, one for another name, another CA.
+ *	Two tests use a scripted Python server for what Dovecot never does:
+ *	a PREAUTH greeting, and a body larger than its RFC822.SIZE.
  *
  *	The whole file exits 77 (skipped) when Dovecot or openssl is not
  *	installed or when not run as root (Dovecot must switch to vmail).
@@ -1126,6 +1128,191 @@ starttls_required_but_not_offered_fails(void **state)
 	assert_null(c);
 }
 
+/* --- tests: a scripted server for what Dovecot will not do ---------- */
+
+/*
+ * One connection, then exit. argv: mode, port file, transcript file.
+ * "preauth": greet with PREAUTH. "liar": claim RFC822.SIZE 100 for UID 1
+ * but send a 5000-byte body, whatever part was asked for.
+ */
+static const char liar_py[] =
+	"import os, socket, sys\n"
+	"mode, portfile, out = sys.argv[1:4]\n"
+	"s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(1)\n"
+	"open(portfile + '.t', 'w').write(str(s.getsockname()[1]))\n"
+	"os.rename(portfile + '.t', portfile)\n"
+	"c, _ = s.accept(); f = c.makefile('rb'); log = open(out, 'wb')\n"
+	"def send(x): c.sendall(x.encode() if isinstance(x, str) else x)\n"
+	"if mode == 'preauth':\n"
+	"    send('* PREAUTH [CAPABILITY IMAP4rev1] hello\\r\\n')\n"
+	"else:\n"
+	"    send('* OK [CAPABILITY IMAP4rev1] hello\\r\\n')\n"
+	"while True:\n"
+	"    l = f.readline()\n"
+	"    if not l: break\n"
+	"    log.write(l); log.flush()\n"
+	"    w = l.decode().split()\n"
+	"    if len(w) < 2: continue\n"
+	"    t, cmd = w[0], ' '.join(w[1:]).upper()\n"
+	"    if cmd.startswith('CAPABILITY'):\n"
+	"        send('* CAPABILITY IMAP4rev1\\r\\n')\n"
+	"    elif cmd.startswith('LIST'):\n"
+	"        send('* LIST (\\\\Noselect) \"/\" \"\"\\r\\n')\n"
+	"    elif cmd.startswith('SELECT'):\n"
+	"        send('* 1 EXISTS\\r\\n* OK [UIDVALIDITY 7] v\\r\\n')\n"
+	"        t = t + ' OK [READ-WRITE]'\n"
+	"    elif cmd.startswith('UID SEARCH'):\n"
+	"        send('* SEARCH 1\\r\\n')\n"
+	"    elif cmd.startswith('UID FETCH') and 'RFC822.SIZE' in cmd:\n"
+	"        send('* 1 FETCH (UID 1 RFC822.SIZE 100)\\r\\n')\n"
+	"    elif cmd.startswith('UID FETCH'):\n"
+	"        send('* 1 FETCH (UID 1 BODY[]<0> {5000}\\r\\n' + 'x' * 5000 + ')\\r\\n')\n"
+	"    elif cmd.startswith('LOGOUT'):\n"
+	"        send('* BYE bye\\r\\n' + t + ' OK bye\\r\\n'); break\n"
+	"    send(t + (' done\\r\\n' if ' OK' in t else ' OK done\\r\\n'))\n";
+
+struct liar {
+	pid_t pid;
+	int port;
+	char dir[64];
+	char out[128];
+};
+
+static struct liar current_liar;
+
+static void
+liar_stop(struct liar *l)
+{
+	int status;
+
+	if (l->pid > 0) {
+		kill(l->pid, SIGKILL);
+		waitpid(l->pid, &status, 0);
+		l->pid = 0;
+	}
+	rm_rf(l->dir);
+	l->dir[0] = '\0';
+}
+
+static int
+stop_liar(void **state)
+{
+	(void)state;
+	liar_stop(&current_liar);
+	return 0;
+}
+
+static struct liar *
+liar_start(const char *mode)
+{
+	struct liar *l = &current_liar;
+	char portfile[128], *text = NULL;
+	size_t len;
+	int i;
+
+	memset(l, 0, sizeof(*l));
+	strcpy(l->dir, "/tmp/cpimapc-liar-XXXXXX");
+	assert_non_null(mkdtemp(l->dir));
+	snprintf(portfile, sizeof(portfile), "%s/port", l->dir);
+	snprintf(l->out, sizeof(l->out), "%s/out", l->dir);
+	l->pid = fork();
+	assert_true(l->pid >= 0);
+	if (l->pid == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execlp("python3", "python3", "-c", liar_py, mode, portfile,
+		       l->out, (char *)NULL);
+		_exit(127);
+	}
+	for (i = 0; i < 400; i++) {
+		if (cp_read_file(portfile, 64, &text, &len) == 0) {
+			l->port = atoi(text);
+			free(text);
+			return l;
+		}
+		sleep_ms(10);
+	}
+	liar_stop(l);
+	print_message("skipped: python3 did not start the scripted server\n");
+	skip();
+	return l;
+}
+
+static char *
+liar_transcript(struct liar *l)
+{
+	char *text = NULL;
+	size_t len;
+	int status;
+
+	waitpid(l->pid, &status, 0);	/* it exits after one session */
+	l->pid = 0;
+	assert_int_equal(cp_read_file(l->out, 1 << 20, &text, &len), 0);
+	return text;
+}
+
+static void
+preauth_greeting_is_refused_without_sending_the_password(void **state)
+{
+	struct liar *l = liar_start("preauth");
+	struct cp_error err = { 0 };
+	struct imapc_opts o;
+	struct imapc *c = NULL;
+	char *log;
+
+	memset(&o, 0, sizeof(o));
+	o.host = "127.0.0.1";
+	o.port = l->port;
+	o.tls = TLS_OFF;
+	o.user = USER;
+	o.password = PASSWORD;
+	o.timeout = 5;
+	assert_int_equal(imapc_connect(&o, &c, &err), -EPROTO);
+	assert_non_null(strstr(err.text, "PREAUTH"));
+	log = liar_transcript(l);
+	assert_null(strstr(log, PASSWORD));
+	assert_null(strstr(log, "LOGIN"));
+	free(log);
+}
+
+static void
+body_larger_than_announced_is_reported_without_body(void **state)
+{
+	struct liar *l = liar_start("liar");
+	struct cp_error err = { 0 };
+	struct imapc_opts o;
+	struct imapc_msg *m = NULL;
+	struct imapc *c;
+	char *log;
+	size_t n = 0;
+
+	memset(&o, 0, sizeof(o));
+	o.host = "127.0.0.1";
+	o.port = l->port;
+	o.tls = TLS_OFF;
+	o.user = USER;
+	o.password = PASSWORD;
+	o.timeout = 5;
+	o.max_size = 1000;
+	c = connect_ok(&o);
+	assert_int_equal(imapc_uidvalidity(c), 7);
+	assert_int_equal(imapc_fetch(c, 1, 10, &m, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(m[0].uid, 1);
+	assert_null(m[0].raw);
+	assert_int_equal(m[0].size, 5000);
+	imapc_msgs_free(m, n);
+	imapc_close(c);
+	log = liar_transcript(l);
+	/* We asked for no more than max_size + 1 bytes. */
+	assert_non_null(strstr(log, "BODY.PEEK[]<0.1001>"));
+	free(log);
+}
+
 /* --- tests: backoff ------------------------------------------------- */
 
 static void
@@ -1219,6 +1406,8 @@ main(void)
 		cmocka_unit_test_teardown(untrusted_certificate_is_refused_before_login, stop_servers),
 		cmocka_unit_test_teardown(certificate_for_another_host_is_refused, stop_servers),
 		cmocka_unit_test_teardown(starttls_required_but_not_offered_fails, stop_servers),
+		cmocka_unit_test_teardown(preauth_greeting_is_refused_without_sending_the_password, stop_liar),
+		cmocka_unit_test_teardown(body_larger_than_announced_is_reported_without_body, stop_liar),
 	};
 	int r;
 
