@@ -50,6 +50,7 @@ struct imapc {
 	uint32_t uidvalidity;
 	size_t max_size;
 	bool broken;			/* stream failed: no LOGOUT */
+	bool idling;			/* IDLE sent, DONE not yet */
 };
 
 /* --- errors --------------------------------------------------------- */
@@ -540,6 +541,9 @@ imapc_close(struct imapc *c)
 	if (c == NULL)
 		return;
 	if (c->imap != NULL) {
+		if (c->idling && c->imap->imap_stream != NULL && !c->broken &&
+		    mailimap_idle_done(c->imap) != MAILIMAP_NO_ERROR)
+			c->broken = true;
 		if (c->imap->imap_stream != NULL && !c->broken)
 			(void)mailimap_logout(c->imap);
 		mailimap_free(c->imap);
@@ -1099,6 +1103,40 @@ imapc_wait(struct imapc *c, int timeout_sec, struct cp_error *err)
 			return 1;
 		/* A keep-alive ("* OK Still here") or a chunk's end. */
 	}
+}
+
+int
+imapc_idle_begin(struct imapc *c, struct cp_error *err)
+{
+	int r;
+
+	if (c == NULL || c->idling)
+		return cp_error_set(err, -EINVAL, "IMAP IDLE: bad arguments");
+	if (!mailimap_has_idle(c->imap))
+		return cp_error_set(err, -ENOTSUP, "IMAP IDLE: not offered by the server");
+	arm_news(c);
+	r = mailimap_idle(c->imap);
+	if (r != MAILIMAP_NO_ERROR)
+		return etpan_fail(c, r, "IDLE", err);
+	c->idling = true;
+	/* Lines that came with the "+" reply are in libetpan's buffer:
+	 * the socket will not signal them. */
+	return c->imap->imap_stream != NULL &&
+	       c->imap->imap_stream->read_buffer_len > 0;
+}
+
+int
+imapc_idle_end(struct imapc *c, struct cp_error *err)
+{
+	int r;
+
+	if (c == NULL || !c->idling)
+		return cp_error_set(err, -EINVAL, "IMAP IDLE DONE: not idling");
+	c->idling = false;
+	r = mailimap_idle_done(c->imap);
+	if (r != MAILIMAP_NO_ERROR)
+		return etpan_fail(c, r, "IDLE DONE", err);
+	return news_arrived(c) ? 1 : 0;
 }
 
 /* --- backoff -------------------------------------------------------- */

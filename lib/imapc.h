@@ -163,6 +163,18 @@ int imapc_wait(struct imapc *c, int timeout_sec, struct cp_error *err);
 /* imapc_fd - the connection's socket, for poll(2) in an event loop. */
 int imapc_fd(const struct imapc *c);
 
+/*
+ * imapc_idle_begin / imapc_idle_end - imapc_wait cut in two for an event
+ * loop: begin sends IDLE (-ENOTSUP when the server does not offer it)
+ * and returns 1 when lines are already buffered (end it at once), else
+ * 0: watch imapc_fd for input, then call end, which sends DONE and
+ * returns 1 when EXISTS, RECENT or EXPUNGE arrived, 0 for a keep-alive.
+ * Servers end an IDLE after 30 minutes: end and begin again well before.
+ * No other command may be sent in between; imapc_close ends the IDLE.
+ */
+int imapc_idle_begin(struct imapc *c, struct cp_error *err);
+int imapc_idle_end(struct imapc *c, struct cp_error *err);
+
 /* imapc_close - LOGOUT (best effort), free everything; c may be NULL. */
 void imapc_close(struct imapc *c);
 

@@ -28,6 +28,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
@@ -911,6 +912,43 @@ idle_wakes_up_when_mail_arrives(void **state)
 	imapc_close(c);
 }
 
+/* The event-loop form: IDLE, poll the socket ourselves, DONE. */
+static void
+idle_begin_and_end_around_a_poll(void **state)
+{
+	struct dove *d = dove_start(NULL);
+	struct later l = { d->port, 500 };
+	struct cp_error err = { 0 };
+	struct imapc_opts o;
+	struct imapc_msg *m;
+	struct imapc *c;
+	struct pollfd pfd;
+	pthread_t t;
+	size_t n;
+	int r;
+
+	opts_plain(&o, d);
+	c = connect_ok(&o);
+	r = imapc_idle_begin(c, &err);
+	assert_true(r == 0 || r == 1);
+	assert_int_equal(imapc_idle_begin(c, &err), -EINVAL);	/* once */
+	assert_int_equal(pthread_create(&t, NULL, deliver_later, &l), 0);
+	pfd.fd = imapc_fd(c);
+	pfd.events = POLLIN;
+	if (r == 0)
+		assert_int_equal(poll(&pfd, 1, 15000), 1);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	sleep_ms(200);		/* let EXISTS arrive whole */
+	assert_int_equal(imapc_idle_end(c, &err), 1);
+	assert_int_equal(imapc_idle_end(c, &err), -EINVAL);	/* not idling */
+	assert_int_equal(imapc_fetch(c, 1, 50, &m, &n, &err), 0);
+	assert_int_equal(n, 1);
+	imapc_msgs_free(m, n);
+	/* closing while idling ends the IDLE first, without complaint */
+	assert_int_equal(imapc_idle_begin(c, &err) >= 0, 1);
+	imapc_close(c);
+}
+
 static void
 idle_times_out_without_mail_despite_keepalives(void **state)
 {
@@ -1398,6 +1436,7 @@ main(void)
 		cmocka_unit_test_teardown(move_without_uidplus_uses_plain_expunge, stop_servers),
 		cmocka_unit_test_teardown(move_to_a_missing_folder_fails_with_the_step, stop_servers),
 		cmocka_unit_test_teardown(idle_wakes_up_when_mail_arrives, stop_servers),
+		cmocka_unit_test_teardown(idle_begin_and_end_around_a_poll, stop_servers),
 		cmocka_unit_test_teardown(idle_times_out_without_mail_despite_keepalives, stop_servers),
 		cmocka_unit_test_teardown(without_idle_wait_polls_with_noop, stop_servers),
 		cmocka_unit_test_teardown(server_gone_during_wait_is_eio, stop_servers),
