@@ -36,6 +36,8 @@
 #include <unistd.h>
 #include <time.h>
 
+#include "imapc.h"
+#include "inbound.h"
 #include "log.h"
 #include "metrics.h"
 #include "outbound.h"
@@ -79,6 +81,7 @@ usage(FILE *f)
 struct daemon {
 	struct runtime rt;
 	struct outbound *ob;
+	struct inbound *ib;
 };
 
 static int
@@ -90,13 +93,18 @@ daemon_open(struct daemon *d, const char *config, struct cp_error *err)
 	r = runtime_open(&d->rt, config, RUNTIME_ALL, err);
 	if (r < 0)
 		return r;
-	return outbound_new(d->rt.cfg, d->rt.store, d->rt.templates, d->rt.key,
-			    d->rt.keylen, &d->ob, err);
+	r = outbound_new(d->rt.cfg, d->rt.store, d->rt.templates, d->rt.key,
+			 d->rt.keylen, &d->ob, err);
+	if (r < 0)
+		return r;
+	return inbound_new(d->rt.cfg, d->rt.store, d->rt.key, d->rt.keylen,
+			   &d->ib, err);
 }
 
 static void
 daemon_close(struct daemon *d)
 {
+	inbound_free(d->ib);
 	outbound_free(d->ob);
 	runtime_close(&d->rt);
 }
@@ -243,7 +251,9 @@ reload(struct daemon *d, const char *config)
 	if (runtime_open(&fresh.rt, config, RUNTIME_KEY | RUNTIME_TEMPLATES, &err) < 0 ||
 	    (fresh.rt.store = keep,
 	     outbound_new(fresh.rt.cfg, keep, fresh.rt.templates, fresh.rt.key,
-			  fresh.rt.keylen, &fresh.ob, &err) < 0)) {
+			  fresh.rt.keylen, &fresh.ob, &err) < 0) ||
+	    inbound_new(fresh.rt.cfg, keep, fresh.rt.key, fresh.rt.keylen,
+			&fresh.ib, &err) < 0) {
 		log_event(LOG_ERR, LOGID_CONFIG, NULL, NULL,
 			  "reload rejected, keeping the running configuration: %s", err.text);
 		fresh.rt.store = NULL;
@@ -325,6 +335,13 @@ struct carepostd {
 	int64_t gauges_at;		/* when the store gauges were read */
 	int64_t keys_at;		/* when the keyring was checked */
 	int64_t metrics_at;		/* when the metrics file was written */
+	/* The IMAP side ([imap] host set): one session, or a backoff. */
+	struct imapc *imap;
+	int imap_attempt;		/* failed connects in a row */
+	uint32_t imap_next_uid;		/* fetch from here */
+	int imap_idling;
+	sd_event_source *imap_timer;	/* reconnect, poll, IDLE renewal */
+	sd_event_source *imap_io;	/* the socket while idling */
 	char last_error[sizeof(((struct cp_error *)0)->text)];
 };
 
@@ -469,6 +486,9 @@ on_send(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
+static void imap_disconnect(struct carepostd *cd);
+static void imap_arm(struct carepostd *cd, int64_t wait);
+
 static int
 on_signal_pipe(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 {
@@ -485,9 +505,299 @@ on_signal_pipe(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 		got_reload = 0;
 		reload(&cd->d, cd->config);
 		arm(cd, 0);
+		if (cd->imap_timer != NULL) {	/* reconnect with what is now set */
+			imap_disconnect(cd);
+			imap_arm(cd, 0);
+		}
 	}
 	return 0;
 }
+
+/* ---- inbound: IMAP fetch, ingest, move ------------------------------ */
+
+#define IMAP_IDLE_RENEW	(25 * 60)	/* servers end IDLE after 30 minutes */
+#define IMAP_STEP_TIMEOUT 30		/* seconds per IMAP step, below the watchdog */
+
+static const char *
+imap_mailbox(const struct cp_config *cfg)
+{
+	return cfg->imap_mailbox ? cfg->imap_mailbox : "INBOX";
+}
+
+static void
+imap_disconnect(struct carepostd *cd)
+{
+	cd->imap_io = sd_event_source_disable_unref(cd->imap_io);
+	cd->imap_idling = 0;
+	imapc_close(cd->imap);
+	cd->imap = NULL;
+}
+
+static void
+imap_fail(struct carepostd *cd, const char *what, const char *text)
+{
+	snprintf(cd->last_error, sizeof(cd->last_error), "IMAP %s: %s", what, text);
+	log_event(LOG_WARNING, LOGID_GENERIC, NULL, NULL, "IMAP %s: %s", what, text);
+	cd->m.errors++;
+	imap_disconnect(cd);
+}
+
+/*
+ * imap_connect - log in and find where to start: after the last UID moved
+ * out of the mailbox when UIDVALIDITY is unchanged, else from UID 1 (what
+ * was filed already is recognised by the seen records and only moved).
+ */
+static int
+imap_connect(struct carepostd *cd)
+{
+	const struct cp_config *cfg = cd->d.rt.cfg;
+	struct imapc_opts o;
+	struct cp_error err;
+	char *password = NULL;
+	size_t plen = 0;
+	json_t *st = NULL;
+	int r;
+
+	cp_error_clear(&err);
+	if (cfg->imap_user && cfg->imap_password_file &&
+	    config_read_secret(cfg->imap_password_file, 4096, &password, &plen, &err) < 0) {
+		imap_fail(cd, "password", err.text);
+		return -1;
+	}
+	memset(&o, 0, sizeof(o));
+	o.host = cfg->imap_host;
+	o.port = cfg->imap_tls == TLS_REQUIRED && cfg->imap_port == 993 ? 0 : cfg->imap_port;
+	o.tls = cfg->imap_tls;
+	o.user = cfg->imap_user;
+	o.password = password ? password : "";
+	o.mailbox = imap_mailbox(cfg);
+	o.processed_folder = cfg->imap_processed_folder;
+	o.quarantine_folder = cfg->imap_quarantine_folder;
+	o.timeout = IMAP_STEP_TIMEOUT;
+	r = imapc_connect(&o, &cd->imap, &err);
+	if (password) {
+		explicit_bzero(password, plen);
+		free(password);
+	}
+	if (r < 0) {
+		cd->imap = NULL;
+		imap_fail(cd, "connect", err.text);
+		return -1;
+	}
+	cd->imap_next_uid = 1;
+	if (store_get_json(cd->d.rt.store, DB_IMAP, o.mailbox, &st, NULL) == 0 &&
+	    json_integer_value(json_object_get(st, "uidvalidity")) ==
+	    (json_int_t)imapc_uidvalidity(cd->imap)) {
+		cd->imap_next_uid = (uint32_t)json_integer_value(
+			json_object_get(st, "last_uid")) + 1;
+	} else {
+		if (st != NULL)
+			log_event(LOG_NOTICE, LOGID_GENERIC, NULL, NULL,
+				  "IMAP UIDVALIDITY of %s changed: reading it from the "
+				  "start (filed messages are recognised)", o.mailbox);
+		json_decref(st);
+		st = json_pack("{s:I, s:i}", "uidvalidity",
+			       (json_int_t)imapc_uidvalidity(cd->imap), "last_uid", 0);
+		store_put_json(cd->d.rt.store, DB_IMAP, o.mailbox, st, NULL);
+	}
+	json_decref(st);
+	cd->imap_attempt = 0;
+	log_info("IMAP connected to %s, %s from UID %u", cfg->imap_host, o.mailbox,
+		 cd->imap_next_uid);
+	return 0;
+}
+
+static void
+count_ingest(struct metrics *m, const struct inbound_result *res)
+{
+	enum metrics_class k;
+
+	switch (res->class) {
+	case INMSG_REPLY: k = res->form ? METRICS_FORM : METRICS_REPLY; break;
+	case INMSG_UNSUBSCRIBE: k = METRICS_UNSUBSCRIBE; break;
+	case INMSG_DSN: k = METRICS_DSN; m->bounces++; break;
+	case INMSG_AUTOREPLY: k = METRICS_AUTOREPLY; break;
+	default: k = METRICS_UNKNOWN; break;
+	}
+	m->ingested[k]++;
+	if (res->disposition == INBOUND_QUARANTINED)
+		m->quarantined++;
+}
+
+/*
+ * imap_batch - fetch up to [imap] batch_size messages and take each in
+ * turn: ingest (its store transaction commits the decision), then move
+ * it to the processed or quarantine folder, then remember its UID.
+ * Returns 1 when more may be waiting, 0 when the mailbox is drained, -1
+ * after a failure (the session is closed: the caller backs off). A
+ * failure never loses a message: it stays in the mailbox, and what was
+ * filed before the failure is recognised when it is fetched again.
+ */
+static int
+imap_batch(struct carepostd *cd, int *acks)
+{
+	const struct cp_config *cfg = cd->d.rt.cfg;
+	const char *mailbox = imap_mailbox(cfg);
+	size_t batch = cfg->imap_batch_size > 0 ? (size_t)cfg->imap_batch_size : 50;
+	struct imapc_msg *msgs = NULL;
+	struct cp_error err;
+	size_t n = 0, i;
+	int r = 0;
+
+	cp_error_clear(&err);
+	if (imapc_fetch(cd->imap, cd->imap_next_uid, batch, &msgs, &n, &err) < 0) {
+		imap_fail(cd, "fetch", err.text);
+		return -1;
+	}
+	for (i = 0; i < n && !got_stop; i++) {
+		struct inbound_result res;
+		const char *folder;
+		json_t *st;
+
+		memset(&res, 0, sizeof(res));
+		if (msgs[i].raw == NULL) {
+			/* Too big to fetch: the reason goes to the log. */
+			log_event(LOG_WARNING, LOGID_QUARANTINE, NULL, NULL,
+				  "IMAP UID %u: %u bytes, over the size limit: "
+				  "quarantined unread", msgs[i].uid, msgs[i].size);
+			res.folder = INBOUND_FOLDER_QUARANTINE;
+			cd->m.quarantined++;
+		} else if (inbound_ingest(cd->d.ib, msgs[i].raw, msgs[i].len, cp_now(),
+					  0, &res, &err) < 0) {
+			/* The store or gpg failed: leave it where it is. */
+			inbound_result_clear(&res);
+			imap_fail(cd, "ingest", err.text);
+			r = -1;
+			break;
+		} else {
+			count_ingest(&cd->m, &res);
+			if (res.acked || res.alerted || res.form_incomplete)
+				*acks = 1;
+		}
+		folder = res.folder == INBOUND_FOLDER_QUARANTINE ?
+			 cfg->imap_quarantine_folder : cfg->imap_processed_folder;
+		inbound_result_clear(&res);
+		if (folder != NULL &&
+		    imapc_move(cd->imap, msgs[i].uid, folder, &err) < 0 &&
+		    err.code != -ENOENT) {
+			imap_fail(cd, "move", err.text);
+			r = -1;
+			break;
+		}
+		cd->imap_next_uid = msgs[i].uid + 1;
+		st = json_pack("{s:I, s:I}", "uidvalidity",
+			       (json_int_t)imapc_uidvalidity(cd->imap),
+			       "last_uid", (json_int_t)msgs[i].uid);
+		store_put_json(cd->d.rt.store, DB_IMAP, mailbox, st, NULL);
+		json_decref(st);
+	}
+	if (r == 0 && got_stop && i < n)
+		r = 1;
+	else if (r == 0)
+		r = n == batch;
+	imapc_msgs_free(msgs, n);
+	return r;
+}
+
+static void
+imap_arm(struct carepostd *cd, int64_t wait)
+{
+	uint64_t t = 0;
+
+	sd_event_now(cd->ev, CLOCK_MONOTONIC, &t);
+	sd_event_source_set_time(cd->imap_timer, t + (uint64_t)wait * 1000000u);
+	sd_event_source_set_enabled(cd->imap_timer, SD_EVENT_ONESHOT);
+}
+
+static int on_imap_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+
+/* imap_round - one turn of the IMAP side, from its timer or socket. */
+static void
+imap_round(struct carepostd *cd)
+{
+	const struct cp_config *cfg = cd->d.rt.cfg;
+	struct cp_error err;
+	int acks = 0, r;
+	int poll_every = cfg->imap_poll_interval > 0 ? cfg->imap_poll_interval : 60;
+
+	if (got_stop)
+		return;
+	cp_error_clear(&err);
+	if (cd->imap_idling) {
+		cd->imap_io = sd_event_source_disable_unref(cd->imap_io);
+		cd->imap_idling = 0;
+		if (imapc_idle_end(cd->imap, &err) < 0)
+			imap_fail(cd, "IDLE", err.text);
+	}
+	if (cd->imap == NULL && imap_connect(cd) < 0) {
+		imap_arm(cd, imapc_backoff(cd->imap_attempt++));
+		return;
+	}
+	r = imap_batch(cd, &acks);
+	if (acks)
+		arm(cd, 0);		/* acknowledgements and alerts go now */
+	if (r < 0) {
+		imap_arm(cd, imapc_backoff(cd->imap_attempt++));
+		return;
+	}
+	if (r > 0) {
+		imap_arm(cd, 0);
+		return;
+	}
+	if (!imapc_has(cd->imap, "IDLE")) {
+		imap_arm(cd, poll_every);
+		return;
+	}
+	r = imapc_idle_begin(cd->imap, &err);
+	if (r < 0) {
+		imap_fail(cd, "IDLE", err.text);
+		imap_arm(cd, imapc_backoff(cd->imap_attempt++));
+		return;
+	}
+	cd->imap_idling = 1;
+	if (r > 0) {
+		imap_arm(cd, 0);
+		return;
+	}
+	if (sd_event_add_io(cd->ev, &cd->imap_io, imapc_fd(cd->imap), EPOLLIN,
+			    on_imap_io, cd) < 0) {
+		imap_arm(cd, poll_every);	/* no socket watch: poll */
+		return;
+	}
+	imap_arm(cd, IMAP_IDLE_RENEW);
+}
+
+static int
+on_imap_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	imap_round(userdata);
+	return 0;
+}
+
+static int
+on_imap_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct carepostd *cd = userdata;
+
+	sd_event_source_set_enabled(s, SD_EVENT_OFF);
+	imap_round(cd);
+	return 0;
+}
+
+/* imap_drain - --once: everything waiting in the mailbox, then return. */
+static int
+imap_drain(struct carepostd *cd)
+{
+	int acks = 0, r;
+
+	if (imap_connect(cd) < 0)
+		return -1;
+	while ((r = imap_batch(cd, &acks)) > 0 && !got_stop)
+		;
+	imap_disconnect(cd);
+	return r < 0 ? -1 : 0;
+}
+
 
 static int
 setup_signals(void)
@@ -520,6 +830,9 @@ run_loop(struct carepostd *cd)
 	if (r >= 0)
 		r = sd_event_add_time(cd->ev, &cd->send_timer, CLOCK_MONOTONIC, 0,
 				      100000, on_send, cd);
+	if (r >= 0 && cd->d.rt.cfg->imap_host != NULL)
+		r = sd_event_add_time(cd->ev, &cd->imap_timer, CLOCK_MONOTONIC, 0,
+				      100000, on_imap_timer, cd);
 	if (r >= 0 && sd_event_set_watchdog(cd->ev, 1) < 0)
 		log_warning("WATCHDOG_USEC is invalid: no watchdog pings");
 	if (r < 0) {
@@ -529,6 +842,8 @@ run_loop(struct carepostd *cd)
 		return EX_OSERR;
 	}
 	arm(cd, 0);
+	if (cd->imap_timer != NULL)
+		imap_arm(cd, 0);
 	log_event(LOG_INFO, LOGID_STARTED, NULL, NULL, "started (version %s)",
 		  CAREPOST_VERSION);
 	read_gauges(cd, cp_now(), 1);
@@ -538,6 +853,8 @@ run_loop(struct carepostd *cd)
 		sd_event_exit(cd->ev, 0);
 	r = sd_event_loop(cd->ev);
 	write_metrics(cd, cp_now(), 1);
+	imap_disconnect(cd);
+	cd->imap_timer = sd_event_source_unref(cd->imap_timer);
 	cd->send_timer = sd_event_source_unref(cd->send_timer);
 	sd_event_source_unref(sig_src);
 	cd->ev = sd_event_unref(cd->ev);
@@ -548,9 +865,9 @@ run_loop(struct carepostd *cd)
 	return 0;
 }
 
-/* run_once - all due work, then exit (--once). */
+/* send_all - --once: claim and send everything due now. */
 static int
-run_once(struct carepostd *cd)
+send_all(struct carepostd *cd)
 {
 	struct outbound_stats st = { 0 };
 	struct cp_error err;
@@ -570,9 +887,30 @@ run_once(struct carepostd *cd)
 			  err.text);
 		cd->m.errors++;
 	}
+	return r;
+}
+
+/*
+ * run_once - all due work, then exit (--once): send, ingest what waits in
+ * the mailbox, and send again (the acknowledgements and alerts that
+ * ingesting queued).
+ */
+static int
+run_once(struct carepostd *cd)
+{
+	int r, imap_r = 0;
+
+	r = send_all(cd);
+	if (cd->d.rt.cfg->imap_host != NULL && !got_stop) {
+		imap_r = imap_drain(cd);
+		if (r == 0 && !got_stop)
+			r = send_all(cd);
+	}
 	cd->m.last_run = cp_now();
 	write_metrics(cd, cp_now(), 1);
-	return r < 0 ? EX_SOFTWARE : 0;
+	if (r < 0)
+		return EX_SOFTWARE;
+	return imap_r < 0 ? EX_TEMPFAIL : 0;
 }
 
 int
