@@ -398,6 +398,88 @@ each_delivery(void *ud, const char *key, size_t keylen, json_t *v)
 	return 0;
 }
 
+/* count_by - userdata is {"field": name, "counts": {}}: tally value[field]. */
+static int
+count_by(void *ud, const char *key, size_t keylen, json_t *v)
+{
+	json_t *spec = ud, *counts = json_object_get(spec, "counts");
+	const char *field = json_string_value(json_object_get(spec, "field"));
+	const char *val = json_string_value(json_object_get(v, field));
+
+	if (val != NULL)
+		json_object_set_new(counts, val, json_integer(
+			json_integer_value(json_object_get(counts, val)) + 1));
+	return 0;
+}
+
+static json_t *
+tally(struct store *s, enum store_db db, const char *field, struct cp_error *err)
+{
+	json_t *spec = json_pack("{s:s, s:{}}", "field", field, "counts");
+	json_t *counts;
+
+	if (store_foreach(s, db, count_by, spec, err) < 0) {
+		json_decref(spec);
+		return NULL;
+	}
+	counts = json_incref(json_object_get(spec, "counts"));
+	json_decref(spec);
+	return counts;
+}
+
+/*
+ * inbound_stats - what the store says of the inbound side, and the keys
+ * that expire within 30 days (-1 when GnuPG cannot tell).
+ */
+static json_t *
+inbound_stats(struct runtime *rt, struct cp_error *err)
+{
+	json_t *o = json_object(), *t;
+	struct pgp *p = NULL;
+	size_t n = 0;
+	long long expiring = -1;
+
+	if ((t = tally(rt->store, DB_SEEN, "disposition", err)) == NULL)
+		goto fail;
+	json_object_set_new(o, "ingested_by_disposition", t);
+	if ((t = tally(rt->store, DB_SEEN, "class", err)) == NULL)
+		goto fail;
+	json_object_set_new(o, "ingested_by_class", t);
+	if ((t = tally(rt->store, DB_BOUNCES, "state", err)) == NULL)
+		goto fail;
+	json_object_set_new(o, "bounced_addresses", t);
+	if ((t = tally(rt->store, DB_CLINIC, "state", err)) == NULL)
+		goto fail;
+	json_object_set_new(o, "clinic_queue", t);
+	if (store_count(rt->store, DB_INBOX, &n, err) < 0)
+		goto fail;
+	json_object_set_new(o, "inbox_messages", json_integer((json_int_t)n));
+	pgp_global_init();
+	if (pgp_new(rt->cfg->gpg_home, NULL, &p, NULL) == 0 &&
+	    pgp_keys_expiring(p, cp_now(), 30LL * 86400, &n, NULL) == 0)
+		expiring = (long long)n;
+	pgp_free(p);
+	json_object_set_new(o, "keys_expiring_30d", json_integer(expiring));
+	return o;
+fail:
+	json_decref(o);
+	return NULL;
+}
+
+static void
+print_counts(const char *title, json_t *counts)
+{
+	const char *k;
+	json_t *v;
+
+	printf("%s:", title);
+	if (json_object_size(counts) == 0)
+		printf(" none");
+	json_object_foreach(counts, k, v)
+		printf(" %s %lld", k, (long long)json_integer_value(v));
+	putchar('\n');
+}
+
 static int
 cmd_queue(int stats)
 {
@@ -405,7 +487,7 @@ cmd_queue(int stats)
 	struct cp_error err;
 	struct queue_walk q = { stats ? NULL : json_array(), json_object(), 0, 0 };
 	size_t waiting = 0, scheduled = 0, i;
-	json_t *row;
+	json_t *row, *in = NULL;
 	int r;
 
 	if ((r = open_rt(&rt, RUNTIME_STORE)) != 0)
@@ -415,6 +497,8 @@ cmd_queue(int stats)
 		r = store_count(rt.store, DB_EVENTS, &waiting, &err);
 	if (r == 0)
 		r = store_count(rt.store, DB_SCHEDULE, &scheduled, &err);
+	if (r == 0 && stats && (in = inbound_stats(&rt, &err)) == NULL)
+		r = -EIO;
 	runtime_close(&rt);
 	if (r < 0) {
 		r = fail(EX_IOERR, "%s", err.text);
@@ -426,6 +510,7 @@ cmd_queue(int stats)
 					"oldest_pending_age",
 					(json_int_t)(q.oldest ? cp_now() - q.oldest : 0));
 
+		json_object_update(out, in);
 		if (json_output) {
 			print_json(out);
 		} else {
@@ -437,6 +522,14 @@ cmd_queue(int stats)
 			       (long long)(q.oldest ? cp_now() - q.oldest : 0));
 			json_object_foreach(q.counts, k, v)
 				printf("%-17s %lld\n", k, (long long)json_integer_value(v));
+			print_counts("ingested", json_object_get(in, "ingested_by_class"));
+			print_counts("dispositions", json_object_get(in, "ingested_by_disposition"));
+			print_counts("bounced addresses", json_object_get(in, "bounced_addresses"));
+			print_counts("clinic queue", json_object_get(in, "clinic_queue"));
+			printf("inbox messages:   %lld\n", (long long)json_integer_value(
+				json_object_get(in, "inbox_messages")));
+			printf("keys expiring within 30 days: %lld\n", (long long)json_integer_value(
+				json_object_get(in, "keys_expiring_30d")));
 		}
 		json_decref(out);
 	} else if (json_output) {
@@ -454,6 +547,7 @@ cmd_queue(int stats)
 out:
 	json_decref(q.rows);
 	json_decref(q.counts);
+	json_decref(in);
 	return r;
 }
 

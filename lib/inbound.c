@@ -1005,6 +1005,8 @@ seen_record(struct work *w)
 	json_object_set_new(v, "disposition",
 			    json_string(inbound_disposition_name(w->res->disposition)));
 	json_object_set_new(v, "folder", json_string(inbound_folder_name(w->res->folder)));
+	json_object_set_new(v, "class", json_string(w->res->form ? "form" :
+				inmsg_class_name(w->res->class)));
 	jset_str(v, "reason", w->res->reason);
 	if (w->res->inbox_id[0])
 		json_object_set_new(v, "inbox_id", json_string(w->res->inbox_id));

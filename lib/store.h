@@ -75,14 +75,17 @@
  *	seen       carepostd's. key: 64 hex digits, SHA-256 of "mid:" and the
  *	           Message-ID (or of "raw:" and the raw bytes when there is
  *	           none). value: {"disposition","folder":"processed|
- *	           quarantine","reason","inbox_id"?,"patient"?,"event"?,"at"}.
+ *	           quarantine","class","reason","inbox_id"?,"patient"?,
+ *	           "event"?,"at"}.
  *	           A message fetched again (crash before the IMAP move, a
  *	           UIDVALIDITY change) is not filed again, only moved.
  *	acks       carepostd's. key: "EVENT/YYYY-MM-DD" (UTC day) for the
  *	           conversation's event. value: {"delivery","at"}: at most one
  *	           acknowledgement per conversation per day.
- *	imap       reserved for the IMAP loop: key: mailbox name. value:
- *	           {"uidvalidity","last_uid"}.
+ *	imap       carepostd's. key: mailbox name. value: {"uidvalidity",
+ *	           "last_uid"}: the last UID moved out of the mailbox after
+ *	           filing; the next session fetches from last_uid + 1 while
+ *	           UIDVALIDITY holds, else from 1 (seen keeps it exact).
  *
  *	Internal delivery records ("ack:MSGID", "alert:MSGID", "formreq:
  *	MSGID"; types reply_ack, staff_alert, form_incomplete) live in
