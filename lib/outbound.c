@@ -4,7 +4,8 @@
  * DESCRIPTION
  *	See outbound.h for the flow. The main thread owns the store and the
  *	JSON records; worker threads only compose messages from inputs the
- *	main thread prepared (deep copies), so no JSON value is shared.
+ *	main thread prepared (deep copies), and the sender thread only reads
+ *	the composed messages, so no JSON value is shared.
  */
 #include "outbound.h"
 #include "buf.h"
@@ -633,93 +634,182 @@ settle(const struct cp_config *cfg, json_t *d, int64_t now, const char *session_
 		backoff(cfg, json_integer_value(json_object_get(d, "attempts")))));
 }
 
-static int
-run_batch(struct outbound *ob, json_t *batch, int64_t now,
-	  struct outbound_stats *st, struct cp_error *err)
-{
-	size_t room, njobs = 0, nmsgs = 0, i, k;
+/*
+ * One taken batch on its way: its jobs, the messages handed to the relay
+ * and the caches its preparation filled. The sender thread reads only
+ * msgs (and the job buffers they point into); every JSON value stays
+ * with the main thread.
+ */
+struct flight {
+	json_t *batch;			/* owned: the taken records */
+	json_t *patients;		/* owned: the batch's patient cache */
+	struct key_cache kc;
 	struct job *jobs;
+	size_t njobs;
 	struct relay_msg *msgs;
-	json_t *patients = json_object(), *d;
-	struct key_cache kc = { json_object() };
+	size_t nmsgs;
+	const struct relay_settings *relay;
+	pthread_t tid;
+	int threaded;			/* tid runs relay_send */
+	int send_rc;
 	struct cp_error serr;
-	const char *session_error = NULL;
-	int r;
+};
 
-	room = 0;
+static void
+flight_free(struct flight *f)
+{
+	size_t k;
+
+	for (k = 0; k < f->njobs; k++) {
+		buf_free(&f->jobs[k].msg);
+		json_decref(f->jobs[k].notice_ctx);
+		json_decref(f->jobs[k].full_ctx);
+	}
+	free(f->jobs);
+	free(f->msgs);
+	json_decref(f->patients);
+	json_decref(f->kc.results);
+	json_decref(f->batch);
+	memset(f, 0, sizeof(*f));
+}
+
+/* flight_compose - decide, prepare and compose a batch (takes it). */
+static int
+flight_compose(struct outbound *ob, json_t *batch, int64_t now,
+	       struct outbound_stats *st, struct flight *f,
+	       struct cp_error *err)
+{
+	size_t room = 0, i, k;
+	json_t *d;
+
+	memset(f, 0, sizeof(*f));
+	f->batch = batch;
+	f->relay = &ob->relay;
+	f->patients = json_object();
+	f->kc.results = json_object();
 	json_array_foreach(batch, i, d) {
 		size_t nr = json_array_size(json_object_get(d, "recipients"));
 
 		room += nr ? nr : PATIENT_MAX_PROXIES + 1;
 	}
-	jobs = calloc(room ? room : 1, sizeof(*jobs));
-	msgs = calloc(room ? room : 1, sizeof(*msgs));
-	if (!jobs || !msgs) {
-		free(jobs);
-		free(msgs);
-		json_decref(patients);
-		json_decref(kc.results);
+	f->jobs = calloc(room ? room : 1, sizeof(*f->jobs));
+	f->msgs = calloc(room ? room : 1, sizeof(*f->msgs));
+	if (!f->jobs || !f->msgs || !f->patients || !f->kc.results) {
+		flight_free(f);
 		return cp_error_set(err, -ENOMEM, "outbound: out of memory");
 	}
 	json_array_foreach(batch, i, d)
-		njobs += prepare(ob, d, now, &kc, jobs + njobs, room - njobs,
-				 patients, st);
-	compose_all(ob, jobs, njobs);
+		f->njobs += prepare(ob, d, now, &f->kc, f->jobs + f->njobs,
+				    room - f->njobs, f->patients, st);
+	compose_all(ob, f->jobs, f->njobs);
 
-	for (k = 0; k < njobs; k++) {
-		if (jobs[k].rc < 0)
+	for (k = 0; k < f->njobs; k++) {
+		struct job *j = &f->jobs[k];
+
+		if (j->rc < 0)
 			continue;
-		jobs[k].rm.reverse_path = jobs[k].verp;
-		jobs[k].rm.recipient = jobs[k].to;
-		jobs[k].rm.data = jobs[k].msg.data;
-		jobs[k].rm.len = jobs[k].msg.len;
-		msgs[nmsgs++] = jobs[k].rm;
+		j->rm.reverse_path = j->verp;
+		j->rm.recipient = j->to;
+		j->rm.data = j->msg.data;
+		j->rm.len = j->msg.len;
+		f->msgs[f->nmsgs++] = j->rm;
 	}
-	if (nmsgs > 0) {
-		cp_error_clear(&serr);
-		r = relay_send_batch(&ob->relay, msgs, nmsgs, &serr);
-		if (r < 0) {
-			session_error = serr.text;
-			log_event(LOG_WARNING, LOGID_DEFERRED, NULL, NULL,
-				  "relay session failed, %zu messages deferred: %s",
-				  nmsgs, serr.text);
-		}
+	return 0;
+}
+
+static void *
+flight_send(void *arg)
+{
+	struct flight *f = arg;
+
+	cp_error_clear(&f->serr);
+	f->send_rc = relay_send_batch(f->relay, f->msgs, f->nmsgs, &f->serr);
+	return NULL;
+}
+
+/*
+ * flight_send_start - open the batch's SMTP session in a thread of its
+ * own, so that the main thread records the previous batch and takes and
+ * composes the next one meanwhile. Without a thread it sends here.
+ */
+static void
+flight_send_start(struct flight *f)
+{
+	if (f->nmsgs == 0)
+		return;
+	if (pthread_create(&f->tid, NULL, flight_send, f) == 0)
+		f->threaded = 1;
+	else
+		flight_send(f);
+}
+
+static void
+flight_send_wait(struct flight *f)
+{
+	if (f->threaded) {
+		pthread_join(f->tid, NULL);
+		f->threaded = 0;
 	}
-	for (k = 0, i = 0; k < njobs; k++) {
-		if (jobs[k].rc >= 0) {
-			jobs[k].rm.outcome = msgs[i].outcome;
-			jobs[k].rm.code = msgs[i].code;
-			memcpy(jobs[k].rm.text, msgs[i].text, sizeof(jobs[k].rm.text));
-			if (session_error && !jobs[k].rm.text[0])
-				cp_strlcpy(jobs[k].rm.text, session_error, sizeof(jobs[k].rm.text));
+}
+
+/*
+ * flight_record - after its session: every outcome into the records,
+ * then one transaction writes them back. Frees the flight.
+ */
+static int
+flight_record(struct outbound *ob, struct flight *f, int64_t now,
+	      struct outbound_stats *st, struct cp_error *err)
+{
+	const char *session_error = NULL;
+	size_t i, k;
+	json_t *d;
+	int r;
+
+	flight_send_wait(f);
+	if (f->nmsgs > 0 && f->send_rc < 0) {
+		session_error = f->serr.text;
+		log_event(LOG_WARNING, LOGID_DEFERRED, NULL, NULL,
+			  "relay session failed, %zu messages deferred: %s",
+			  f->nmsgs, f->serr.text);
+	}
+	for (k = 0, i = 0; k < f->njobs; k++) {
+		struct job *j = &f->jobs[k];
+
+		if (j->rc >= 0) {
+			j->rm.outcome = f->msgs[i].outcome;
+			j->rm.code = f->msgs[i].code;
+			memcpy(j->rm.text, f->msgs[i].text, sizeof(j->rm.text));
+			if (session_error && !j->rm.text[0])
+				cp_strlcpy(j->rm.text, session_error, sizeof(j->rm.text));
 			i++;
 		}
-		record_job(&jobs[k], st);
+		record_job(j, st);
 	}
-	json_array_foreach(batch, i, d) {
+	json_array_foreach(f->batch, i, d) {
 		const char *state = json_string_value(json_object_get(d, "state"));
 
 		if (state && strcmp(state, "sending") == 0)
 			settle(ob->cfg, d, now, session_error);
 	}
-	r = store_update_deliveries(ob->store, batch, err);
-
-	for (k = 0; k < njobs; k++) {
-		buf_free(&jobs[k].msg);
-		json_decref(jobs[k].notice_ctx);
-		json_decref(jobs[k].full_ctx);
-	}
-	json_decref(patients);
-	free(jobs);
-	free(msgs);
-	json_decref(kc.results);
+	r = store_update_deliveries(ob->store, f->batch, err);
+	flight_free(f);
 	return r;
 }
 
+/*
+ * outbound_run - batch after batch, two at a time: while batch k is on
+ * the wire (one SMTP session, in its own thread), the main thread takes
+ * and composes batch k + 1, and once k's session is over, starts k + 1's
+ * and records k's outcomes. Each batch is leased durably before its
+ * session starts and its outcomes are committed after it ends, as when
+ * batches ran one after the other; only one session is open at a time.
+ */
 int
 outbound_run(struct outbound *ob, int64_t now, volatile int *stop,
 	     struct outbound_stats *st, struct cp_error *err)
 {
+	struct flight f[2];
+	struct flight *cur = &f[0], *prev = NULL;
 	size_t claimed;
 	int r;
 	int batch_size = ob->cfg->smtp_batch_size > 0 ? ob->cfg->smtp_batch_size : 100;
@@ -732,21 +822,42 @@ outbound_run(struct outbound *ob, int64_t now, volatile int *stop,
 		st->claimed += claimed;
 	} while (claimed == CLAIM_BATCH && !(stop && *stop));
 
+	r = 0;
 	while (!(stop && *stop)) {
 		json_t *batch;
 
 		r = store_take_due(ob->store, now, SEND_LEASE, (size_t)batch_size,
 				   &batch, err);
 		if (r < 0)
-			return r;
+			break;
 		if (json_array_size(batch) == 0) {
 			json_decref(batch);
 			break;
 		}
-		r = run_batch(ob, batch, now, st, err);
-		json_decref(batch);
+		r = flight_compose(ob, batch, now, st, cur, err);
 		if (r < 0)
-			return r;
+			break;
+		if (prev)
+			flight_send_wait(prev);
+		flight_send_start(cur);
+		if (prev) {
+			r = flight_record(ob, prev, now, st, err);
+			if (r < 0) {
+				prev = cur;
+				break;
+			}
+		}
+		prev = cur;
+		cur = prev == &f[0] ? &f[1] : &f[0];
 	}
-	return 0;
+	/* The batch in flight is recorded even after an error (which stays
+	 * the one returned); its lease covers a failure to record it. */
+	if (prev) {
+		struct cp_error last;
+		int r2 = flight_record(ob, prev, now, st, r < 0 ? &last : err);
+
+		if (r == 0)
+			r = r2;
+	}
+	return r;
 }

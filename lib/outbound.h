@@ -26,7 +26,10 @@
  *	   protected header inside); anyone else, or a key that is expired,
  *	   revoked or missing, gets the PHI-free notice, rendered from a
  *	   context that holds no event data.
- *	5. One SMTP session sends the batch (relay_send_batch).
+ *	5. One SMTP session sends the batch (relay_send_batch), in a thread
+ *	   of its own: meanwhile the main thread records the batch before
+ *	   and takes and composes the one after (steps 2-4 and 6 of the
+ *	   neighbours overlap this step). One session is open at a time.
  *	6. One transaction records every outcome: sent; 4xx or a dead server
  *	   → "deferred" with exponential backoff (retry_base doubling up to
  *	   retry_max, ±20% jitter) until max_age, then "failed"; 5xx →
@@ -45,7 +48,8 @@
  * OWNERSHIP
  *	outbound_new borrows cfg, store and templates for its lifetime.
  * THREAD SAFETY
- *	One thread calls outbound_run; it runs its own worker threads.
+ *	One thread calls outbound_run; it runs its own worker threads and
+ *	one sender thread.
  */
 #ifndef CAREPOST_OUTBOUND_H
 #define CAREPOST_OUTBOUND_H
