@@ -673,13 +673,37 @@ flight_free(struct flight *f)
 	memset(f, 0, sizeof(*f));
 }
 
+/*
+ * flight_room - make room for n more jobs. The array grows as records
+ * need it: reserving the most every record could need up front (a
+ * patient and all proxies) would be nine times the usual size.
+ */
+static int
+flight_room(struct flight *f, size_t *cap, size_t n)
+{
+	size_t want = f->njobs + n, newcap;
+	struct job *jobs;
+
+	if (want <= *cap)
+		return 0;
+	newcap = *cap ? *cap * 2 : 64;
+	if (newcap < want)
+		newcap = want;
+	jobs = reallocarray(f->jobs, newcap, sizeof(*jobs));
+	if (jobs == NULL)
+		return -ENOMEM;
+	f->jobs = jobs;
+	*cap = newcap;
+	return 0;
+}
+
 /* flight_compose - decide, prepare and compose a batch (takes it). */
 static int
 flight_compose(struct outbound *ob, json_t *batch, int64_t now,
 	       struct outbound_stats *st, struct flight *f,
 	       struct cp_error *err)
 {
-	size_t room = 0, i, k;
+	size_t cap = 0, i, k;
 	json_t *d;
 
 	memset(f, 0, sizeof(*f));
@@ -687,20 +711,20 @@ flight_compose(struct outbound *ob, json_t *batch, int64_t now,
 	f->relay = &ob->relay;
 	f->patients = json_object();
 	f->kc.results = json_object();
+	if (!f->patients || !f->kc.results)
+		goto nomem;
 	json_array_foreach(batch, i, d) {
 		size_t nr = json_array_size(json_object_get(d, "recipients"));
+		size_t room = nr ? nr : PATIENT_MAX_PROXIES + 1;
 
-		room += nr ? nr : PATIENT_MAX_PROXIES + 1;
-	}
-	f->jobs = calloc(room ? room : 1, sizeof(*f->jobs));
-	f->msgs = calloc(room ? room : 1, sizeof(*f->msgs));
-	if (!f->jobs || !f->msgs || !f->patients || !f->kc.results) {
-		flight_free(f);
-		return cp_error_set(err, -ENOMEM, "outbound: out of memory");
-	}
-	json_array_foreach(batch, i, d)
+		if (flight_room(f, &cap, room) < 0)
+			goto nomem;
 		f->njobs += prepare(ob, d, now, &f->kc, f->jobs + f->njobs,
-				    room - f->njobs, f->patients, st);
+				    room, f->patients, st);
+	}
+	f->msgs = calloc(f->njobs ? f->njobs : 1, sizeof(*f->msgs));
+	if (f->msgs == NULL)
+		goto nomem;
 	compose_all(ob, f->jobs, f->njobs);
 
 	for (k = 0; k < f->njobs; k++) {
@@ -715,6 +739,10 @@ flight_compose(struct outbound *ob, json_t *batch, int64_t now,
 		f->msgs[f->nmsgs++] = j->rm;
 	}
 	return 0;
+nomem:
+	/* The records stay leased: they are retried after SEND_LEASE. */
+	flight_free(f);
+	return cp_error_set(err, -ENOMEM, "outbound: out of memory");
 }
 
 static void *
