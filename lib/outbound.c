@@ -826,11 +826,12 @@ flight_record(struct outbound *ob, struct flight *f, int64_t now,
 
 /*
  * outbound_run - batch after batch, two at a time: while batch k is on
- * the wire (one SMTP session, in its own thread), the main thread takes
- * and composes batch k + 1, and once k's session is over, starts k + 1's
- * and records k's outcomes. Each batch is leased durably before its
- * session starts and its outcomes are committed after it ends, as when
- * batches ran one after the other; only one session is open at a time.
+ * the wire (one SMTP session, in its own thread), the main thread claims
+ * the next new events, takes and composes batch k + 1, and once k's
+ * session is over, starts k + 1's and records k's outcomes. Each batch
+ * is leased durably before its session starts and its outcomes are
+ * committed after it ends, as when batches ran one after the other;
+ * only one session is open at a time.
  */
 int
 outbound_run(struct outbound *ob, int64_t now, volatile int *stop,
@@ -839,27 +840,28 @@ outbound_run(struct outbound *ob, int64_t now, volatile int *stop,
 	struct flight f[2];
 	struct flight *cur = &f[0], *prev = NULL;
 	size_t claimed;
-	int r;
+	int claiming = 1, r = 0;
 	int batch_size = ob->cfg->smtp_batch_size > 0 ? ob->cfg->smtp_batch_size : 100;
 
-	do {
-		r = store_claim_events(ob->store, now, ob->cfg->token_ttl, CLAIM_BATCH,
-				       &claimed, err);
-		if (r < 0)
-			return r;
-		st->claimed += claimed;
-	} while (claimed == CLAIM_BATCH && !(stop && *stop));
-
-	r = 0;
 	while (!(stop && *stop)) {
 		json_t *batch;
 
+		if (claiming) {
+			r = store_claim_events(ob->store, now, ob->cfg->token_ttl,
+					       CLAIM_BATCH, &claimed, err);
+			if (r < 0)
+				break;
+			st->claimed += claimed;
+			claiming = claimed == CLAIM_BATCH;
+		}
 		r = store_take_due(ob->store, now, SEND_LEASE, (size_t)batch_size,
 				   &batch, err);
 		if (r < 0)
 			break;
 		if (json_array_size(batch) == 0) {
 			json_decref(batch);
+			if (claiming)
+				continue;
 			break;
 		}
 		r = flight_compose(ob, batch, now, st, cur, err);

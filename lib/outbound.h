@@ -11,7 +11,8 @@
  *	The outbound path, one batch at a time:
  *
  *	1. store_claim_events moves new portal events into delivery state
- *	   (one transaction per up to 500 events).
+ *	   (one transaction per up to 500 events, one such chunk before
+ *	   each batch is taken, until no new events are left).
  *	2. store_take_due leases up to smtp.batch_size due records: they are
  *	   "sending", and due again after a lease, so a crash from here on
  *	   retries them (at most one duplicate, with the same Message-ID).
