@@ -24,6 +24,14 @@
 #define SEND_LEASE	600	/* seconds a taken batch stays leased */
 #define MAX_WORKERS	16
 
+/*
+ * Recipient key checks, kept for one outbound_run: a key that goes bad
+ * meanwhile is refused by gpg itself, and compose sends a notice.
+ */
+struct key_cache {
+	json_t *results;		/* fpr -> {"rc", "why"} (rc 0: usable) */
+};
+
 struct outbound {
 	const struct cp_config *cfg;
 	struct store *store;
@@ -32,6 +40,7 @@ struct outbound {
 	size_t token_keylen;
 	struct pgp *pgp[MAX_WORKERS];
 	int workers;
+	struct key_cache kc;
 	char *smtp_password;
 	struct relay_settings relay;
 };
@@ -108,11 +117,19 @@ outbound_new(const struct cp_config *cfg, struct store *store,
 	ob->templates = templates;
 	memcpy(ob->token_key, token_key, token_keylen);
 	ob->token_keylen = token_keylen;
+	ob->kc.results = json_object();
+	if (ob->kc.results == NULL) {
+		outbound_free(ob);
+		return cp_error_set(err, -ENOMEM, "outbound: out of memory");
+	}
 	ob->workers = cfg->gpg_workers < 1 ? 1 :
 		      cfg->gpg_workers > MAX_WORKERS ? MAX_WORKERS : cfg->gpg_workers;
 	if (cfg->gpg_clinic_key) {
+		/* The first context checks the clinic key; the others copy it. */
 		for (i = 0; i < ob->workers; i++) {
-			r = pgp_new(cfg->gpg_home, cfg->gpg_clinic_key, &ob->pgp[i], err);
+			r = i == 0 ? pgp_new(cfg->gpg_home, cfg->gpg_clinic_key,
+					     &ob->pgp[0], err)
+				   : pgp_dup(ob->pgp[0], &ob->pgp[i], err);
 			if (r < 0) {
 				outbound_free(ob);
 				return r;
@@ -147,6 +164,7 @@ outbound_free(struct outbound *ob)
 		return;
 	for (i = 0; i < MAX_WORKERS; i++)
 		pgp_free(ob->pgp[i]);
+	json_decref(ob->kc.results);
 	if (ob->smtp_password) {
 		explicit_bzero(ob->smtp_password, strlen(ob->smtp_password));
 		free(ob->smtp_password);
@@ -367,10 +385,6 @@ backoff(const struct cp_config *cfg, int64_t attempts)
 	/* ±20% jitter so that a relay's recovery is not met by a stampede */
 	return d + (int64_t)((double)d * 0.4 * ((double)rnd / 4294967295.0 - 0.5));
 }
-
-struct key_cache {
-	json_t *results;		/* fpr -> error code (0 usable) */
-};
 
 static int
 key_usable(struct outbound *ob, struct key_cache *kc, const char *fpr,
@@ -643,7 +657,6 @@ settle(const struct cp_config *cfg, json_t *d, int64_t now, const char *session_
 struct flight {
 	json_t *batch;			/* owned: the taken records */
 	json_t *patients;		/* owned: the batch's patient cache */
-	struct key_cache kc;
 	struct job *jobs;
 	size_t njobs;
 	struct relay_msg *msgs;
@@ -668,7 +681,6 @@ flight_free(struct flight *f)
 	free(f->jobs);
 	free(f->msgs);
 	json_decref(f->patients);
-	json_decref(f->kc.results);
 	json_decref(f->batch);
 	memset(f, 0, sizeof(*f));
 }
@@ -710,8 +722,7 @@ flight_compose(struct outbound *ob, json_t *batch, int64_t now,
 	f->batch = batch;
 	f->relay = &ob->relay;
 	f->patients = json_object();
-	f->kc.results = json_object();
-	if (!f->patients || !f->kc.results)
+	if (f->patients == NULL)
 		goto nomem;
 	json_array_foreach(batch, i, d) {
 		size_t nr = json_array_size(json_object_get(d, "recipients"));
@@ -719,7 +730,7 @@ flight_compose(struct outbound *ob, json_t *batch, int64_t now,
 
 		if (flight_room(f, &cap, room) < 0)
 			goto nomem;
-		f->njobs += prepare(ob, d, now, &f->kc, f->jobs + f->njobs,
+		f->njobs += prepare(ob, d, now, &ob->kc, f->jobs + f->njobs,
 				    room, f->patients, st);
 	}
 	f->msgs = calloc(f->njobs ? f->njobs : 1, sizeof(*f->msgs));
@@ -843,6 +854,7 @@ outbound_run(struct outbound *ob, int64_t now, volatile int *stop,
 	int claiming = 1, r = 0;
 	int batch_size = ob->cfg->smtp_batch_size > 0 ? ob->cfg->smtp_batch_size : 100;
 
+	json_object_clear(ob->kc.results);
 	while (!(stop && *stop)) {
 		json_t *batch;
 
