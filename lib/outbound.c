@@ -23,6 +23,7 @@
 #define CLAIM_BATCH	500
 #define SEND_LEASE	600	/* seconds a taken batch stays leased */
 #define MAX_WORKERS	16
+#define MAX_SESSIONS	64	/* as config.c allows */
 
 /*
  * Recipient key checks, kept for one outbound_run: a key that goes bad
@@ -32,6 +33,8 @@ struct key_cache {
 	json_t *results;		/* fpr -> {"rc", "why"} (rc 0: usable) */
 };
 
+struct flight;
+
 struct outbound {
 	const struct cp_config *cfg;
 	struct store *store;
@@ -40,6 +43,8 @@ struct outbound {
 	size_t token_keylen;
 	struct pgp *pgp[MAX_WORKERS];
 	int workers;
+	int sessions;			/* SMTP sessions at once */
+	struct flight *flights;		/* sessions + 1: see outbound_run */
 	struct key_cache kc;
 	char *smtp_password;
 	struct relay_settings relay;
@@ -75,6 +80,26 @@ struct pool {
 	size_t n;
 	size_t next;
 	pthread_mutex_t lock;
+};
+
+/*
+ * One taken batch on its way: its jobs, the messages handed to the relay
+ * and the caches its preparation filled. The sender thread reads only
+ * msgs (and the job buffers they point into); every JSON value stays
+ * with the main thread.
+ */
+struct flight {
+	json_t *batch;			/* owned: the taken records */
+	json_t *patients;		/* owned: the batch's patient cache */
+	struct job *jobs;
+	size_t njobs;
+	struct relay_msg *msgs;
+	size_t nmsgs;
+	const struct relay_settings *relay;
+	pthread_t tid;
+	int threaded;			/* tid runs relay_send */
+	int send_rc;
+	struct cp_error serr;
 };
 
 void
@@ -117,8 +142,12 @@ outbound_new(const struct cp_config *cfg, struct store *store,
 	ob->templates = templates;
 	memcpy(ob->token_key, token_key, token_keylen);
 	ob->token_keylen = token_keylen;
+	ob->sessions = cfg->smtp_sessions < 1 ? 1 :
+		       cfg->smtp_sessions > MAX_SESSIONS ? MAX_SESSIONS :
+		       cfg->smtp_sessions;
 	ob->kc.results = json_object();
-	if (ob->kc.results == NULL) {
+	ob->flights = calloc((size_t)ob->sessions + 1, sizeof(*ob->flights));
+	if (ob->kc.results == NULL || ob->flights == NULL) {
 		outbound_free(ob);
 		return cp_error_set(err, -ENOMEM, "outbound: out of memory");
 	}
@@ -165,6 +194,7 @@ outbound_free(struct outbound *ob)
 	for (i = 0; i < MAX_WORKERS; i++)
 		pgp_free(ob->pgp[i]);
 	json_decref(ob->kc.results);
+	free(ob->flights);
 	if (ob->smtp_password) {
 		explicit_bzero(ob->smtp_password, strlen(ob->smtp_password));
 		free(ob->smtp_password);
@@ -648,26 +678,6 @@ settle(const struct cp_config *cfg, json_t *d, int64_t now, const char *session_
 		backoff(cfg, json_integer_value(json_object_get(d, "attempts")))));
 }
 
-/*
- * One taken batch on its way: its jobs, the messages handed to the relay
- * and the caches its preparation filled. The sender thread reads only
- * msgs (and the job buffers they point into); every JSON value stays
- * with the main thread.
- */
-struct flight {
-	json_t *batch;			/* owned: the taken records */
-	json_t *patients;		/* owned: the batch's patient cache */
-	struct job *jobs;
-	size_t njobs;
-	struct relay_msg *msgs;
-	size_t nmsgs;
-	const struct relay_settings *relay;
-	pthread_t tid;
-	int threaded;			/* tid runs relay_send */
-	int send_rc;
-	struct cp_error serr;
-};
-
 static void
 flight_free(struct flight *f)
 {
@@ -836,26 +846,27 @@ flight_record(struct outbound *ob, struct flight *f, int64_t now,
 }
 
 /*
- * outbound_run - batch after batch, two at a time: while batch k is on
- * the wire (one SMTP session, in its own thread), the main thread claims
- * the next new events, takes and composes batch k + 1, and once k's
- * session is over, starts k + 1's and records k's outcomes. Each batch
+ * outbound_run - batches in a pipeline: while up to smtp.sessions batches
+ * are on the wire (one SMTP session each, each in its own thread), the
+ * main thread claims the next new events and takes and composes the
+ * next batch; when a session slot is free it starts that batch's session
+ * and records the outcomes of the batch whose session ended. Each batch
  * is leased durably before its session starts and its outcomes are
- * committed after it ends, as when batches ran one after the other;
- * only one session is open at a time.
+ * committed after it ends, in the order the batches were taken.
  */
 int
 outbound_run(struct outbound *ob, int64_t now, volatile int *stop,
 	     struct outbound_stats *st, struct cp_error *err)
 {
-	struct flight f[2];
-	struct flight *cur = &f[0], *prev = NULL;
+	struct flight *ring = ob->flights;
+	size_t slots = (size_t)ob->sessions + 1, first = 0, used = 0;
 	size_t claimed;
 	int claiming = 1, r = 0;
 	int batch_size = ob->cfg->smtp_batch_size > 0 ? ob->cfg->smtp_batch_size : 100;
 
 	json_object_clear(ob->kc.results);
 	while (!(stop && *stop)) {
+		struct flight *cur = &ring[(first + used) % slots];
 		json_t *batch;
 
 		if (claiming) {
@@ -879,24 +890,24 @@ outbound_run(struct outbound *ob, int64_t now, volatile int *stop,
 		r = flight_compose(ob, batch, now, st, cur, err);
 		if (r < 0)
 			break;
-		if (prev)
-			flight_send_wait(prev);
+		if (used == (size_t)ob->sessions)
+			flight_send_wait(&ring[first]);
 		flight_send_start(cur);
-		if (prev) {
-			r = flight_record(ob, prev, now, st, err);
-			if (r < 0) {
-				prev = cur;
+		used++;
+		if (used == slots) {
+			r = flight_record(ob, &ring[first], now, st, err);
+			first = (first + 1) % slots;
+			used--;
+			if (r < 0)
 				break;
-			}
 		}
-		prev = cur;
-		cur = prev == &f[0] ? &f[1] : &f[0];
 	}
-	/* The batch in flight is recorded even after an error (which stays
-	 * the one returned); its lease covers a failure to record it. */
-	if (prev) {
+	/* The batches in flight are recorded even after an error (which
+	 * stays the one returned); their lease covers a failure to record. */
+	for (; used > 0; used--, first = (first + 1) % slots) {
 		struct cp_error last;
-		int r2 = flight_record(ob, prev, now, st, r < 0 ? &last : err);
+		int r2 = flight_record(ob, &ring[first], now, st,
+				       r < 0 ? &last : err);
 
 		if (r == 0)
 			r = r2;

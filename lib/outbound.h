@@ -28,9 +28,10 @@
  *	   revoked or missing, gets the PHI-free notice, rendered from a
  *	   context that holds no event data.
  *	5. One SMTP session sends the batch (relay_send_batch), in a thread
- *	   of its own: meanwhile the main thread records the batch before
+ *	   of its own: meanwhile the main thread records the batches before
  *	   and takes and composes the one after (steps 2-4 and 6 of the
- *	   neighbours overlap this step). One session is open at a time.
+ *	   neighbours overlap this step). Up to smtp.sessions sessions are
+ *	   open at a time, each with its own batch.
  *	6. One transaction records every outcome: sent; 4xx or a dead server
  *	   → "deferred" with exponential backoff (retry_base doubling up to
  *	   retry_max, ±20% jitter) until max_age, then "failed"; 5xx →
