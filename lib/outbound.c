@@ -83,10 +83,10 @@ struct pool {
 };
 
 /*
- * One taken batch on its way: its jobs, the messages handed to the relay
- * and the caches its preparation filled. The sender thread reads only
- * msgs (and the job buffers they point into); every JSON value stays
- * with the main thread.
+ * One taken batch on its way: its records, jobs and patient cache, and
+ * the messages handed to the relay. The sender thread reads only msgs
+ * (and the job buffers they point into); every JSON value stays with
+ * the main thread.
  */
 struct flight {
 	json_t *batch;			/* owned: the taken records */
@@ -97,7 +97,7 @@ struct flight {
 	size_t nmsgs;
 	const struct relay_settings *relay;
 	pthread_t tid;
-	int threaded;			/* tid runs relay_send */
+	int threaded;			/* tid runs flight_send */
 	int send_rc;
 	struct cp_error serr;
 };
@@ -778,7 +778,7 @@ flight_send(void *arg)
 
 /*
  * flight_send_start - open the batch's SMTP session in a thread of its
- * own, so that the main thread records the previous batch and takes and
+ * own, so that the main thread records earlier batches and takes and
  * composes the next one meanwhile. Without a thread it sends here.
  */
 static void
