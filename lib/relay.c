@@ -293,7 +293,8 @@ relay_nodelay(int port)
 		    getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &optlen) < 0 || on)
 			continue;
 		on = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+		/* A failure only costs speed (see above). */
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 	}
 	closedir(dir);
 }
