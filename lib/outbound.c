@@ -4,7 +4,8 @@
  * DESCRIPTION
  *	See outbound.h for the flow. The main thread owns the store and the
  *	JSON records; worker threads only compose messages from inputs the
- *	main thread prepared (deep copies), so no JSON value is shared.
+ *	main thread prepared (deep copies), and the sender thread only reads
+ *	the composed messages, so no JSON value is shared.
  */
 #include "outbound.h"
 #include "buf.h"
@@ -22,6 +23,17 @@
 #define CLAIM_BATCH	500
 #define SEND_LEASE	600	/* seconds a taken batch stays leased */
 #define MAX_WORKERS	16
+#define MAX_SESSIONS	64	/* as config.c allows */
+
+/*
+ * Recipient key checks, kept for one outbound_run: a key that goes bad
+ * meanwhile is refused by gpg itself, and compose sends a notice.
+ */
+struct key_cache {
+	json_t *results;		/* fpr -> {"rc", "why"} (rc 0: usable) */
+};
+
+struct flight;
 
 struct outbound {
 	const struct cp_config *cfg;
@@ -31,6 +43,9 @@ struct outbound {
 	size_t token_keylen;
 	struct pgp *pgp[MAX_WORKERS];
 	int workers;
+	int sessions;			/* SMTP sessions at once */
+	struct flight *flights;		/* sessions + 1: see outbound_run */
+	struct key_cache kc;
 	char *smtp_password;
 	struct relay_settings relay;
 };
@@ -67,6 +82,26 @@ struct pool {
 	size_t n;
 	size_t next;
 	pthread_mutex_t lock;
+};
+
+/*
+ * One taken batch on its way: its records, jobs and patient cache, and
+ * the messages handed to the relay. The sender thread reads only msgs
+ * (and the job buffers they point into); every JSON value stays with
+ * the main thread.
+ */
+struct flight {
+	json_t *batch;			/* owned: the taken records */
+	json_t *patients;		/* owned: the batch's patient cache */
+	struct job *jobs;
+	size_t njobs;
+	struct relay_msg *msgs;
+	size_t nmsgs;
+	const struct relay_settings *relay;
+	pthread_t tid;
+	int threaded;			/* tid runs flight_send */
+	int send_rc;
+	struct cp_error serr;
 };
 
 void
@@ -109,11 +144,23 @@ outbound_new(const struct cp_config *cfg, struct store *store,
 	ob->templates = templates;
 	memcpy(ob->token_key, token_key, token_keylen);
 	ob->token_keylen = token_keylen;
+	ob->sessions = cfg->smtp_sessions < 1 ? 1 :
+		       cfg->smtp_sessions > MAX_SESSIONS ? MAX_SESSIONS :
+		       cfg->smtp_sessions;
+	ob->kc.results = json_object();
+	ob->flights = calloc((size_t)ob->sessions + 1, sizeof(*ob->flights));
+	if (ob->kc.results == NULL || ob->flights == NULL) {
+		outbound_free(ob);
+		return cp_error_set(err, -ENOMEM, "outbound: out of memory");
+	}
 	ob->workers = cfg->gpg_workers < 1 ? 1 :
 		      cfg->gpg_workers > MAX_WORKERS ? MAX_WORKERS : cfg->gpg_workers;
 	if (cfg->gpg_clinic_key) {
+		/* The first context checks the clinic key; the others copy it. */
 		for (i = 0; i < ob->workers; i++) {
-			r = pgp_new(cfg->gpg_home, cfg->gpg_clinic_key, &ob->pgp[i], err);
+			r = i == 0 ? pgp_new(cfg->gpg_home, cfg->gpg_clinic_key,
+					     &ob->pgp[0], err)
+				   : pgp_dup(ob->pgp[0], &ob->pgp[i], err);
 			if (r < 0) {
 				outbound_free(ob);
 				return r;
@@ -148,6 +195,8 @@ outbound_free(struct outbound *ob)
 		return;
 	for (i = 0; i < MAX_WORKERS; i++)
 		pgp_free(ob->pgp[i]);
+	json_decref(ob->kc.results);
+	free(ob->flights);
 	if (ob->smtp_password) {
 		explicit_bzero(ob->smtp_password, strlen(ob->smtp_password));
 		free(ob->smtp_password);
@@ -426,10 +475,6 @@ backoff(const struct cp_config *cfg, int64_t attempts)
 	return d + (int64_t)((double)d * 0.4 * ((double)rnd / 4294967295.0 - 0.5));
 }
 
-struct key_cache {
-	json_t *results;		/* fpr -> error code (0 usable) */
-};
-
 static int
 key_usable(struct outbound *ob, struct key_cache *kc, const char *fpr,
 	   char *why, size_t whylen)
@@ -702,122 +747,241 @@ settle(const struct cp_config *cfg, json_t *d, int64_t now, const char *session_
 		backoff(cfg, json_integer_value(json_object_get(d, "attempts")))));
 }
 
-static int
-run_batch(struct outbound *ob, json_t *batch, int64_t now,
-	  struct outbound_stats *st, struct cp_error *err)
+static void
+flight_free(struct flight *f)
 {
-	size_t room, njobs = 0, nmsgs = 0, i, k;
-	struct job *jobs;
-	struct relay_msg *msgs;
-	json_t *patients = json_object(), *d;
-	struct key_cache kc = { json_object() };
-	struct cp_error serr;
-	const char *session_error = NULL;
-	int r;
+	size_t k;
 
-	room = 0;
+	for (k = 0; k < f->njobs; k++) {
+		buf_free(&f->jobs[k].msg);
+		json_decref(f->jobs[k].notice_ctx);
+		json_decref(f->jobs[k].full_ctx);
+	}
+	free(f->jobs);
+	free(f->msgs);
+	json_decref(f->patients);
+	json_decref(f->batch);
+	memset(f, 0, sizeof(*f));
+}
+
+/*
+ * flight_room - make room for n more jobs. The array grows as records
+ * need it: reserving the most every record could need up front (a
+ * patient and all proxies) would be nine times the usual size.
+ */
+static int
+flight_room(struct flight *f, size_t *cap, size_t n)
+{
+	size_t want = f->njobs + n, newcap;
+	struct job *jobs;
+
+	if (want <= *cap)
+		return 0;
+	newcap = *cap ? *cap * 2 : 64;
+	if (newcap < want)
+		newcap = want;
+	jobs = reallocarray(f->jobs, newcap, sizeof(*jobs));
+	if (jobs == NULL)
+		return -ENOMEM;
+	f->jobs = jobs;
+	*cap = newcap;
+	return 0;
+}
+
+/* flight_compose - decide, prepare and compose a batch (takes it). */
+static int
+flight_compose(struct outbound *ob, json_t *batch, int64_t now,
+	       struct outbound_stats *st, struct flight *f,
+	       struct cp_error *err)
+{
+	size_t cap = 0, i, k;
+	json_t *d;
+
+	memset(f, 0, sizeof(*f));
+	f->batch = batch;
+	f->relay = &ob->relay;
+	f->patients = json_object();
+	if (f->patients == NULL)
+		goto nomem;
 	json_array_foreach(batch, i, d) {
 		size_t nr = json_array_size(json_object_get(d, "recipients"));
+		size_t room = nr ? nr : PATIENT_MAX_PROXIES + 1;
 
-		room += nr ? nr : PATIENT_MAX_PROXIES + 1;
+		if (flight_room(f, &cap, room) < 0)
+			goto nomem;
+		f->njobs += prepare(ob, d, now, &ob->kc, f->jobs + f->njobs,
+				    room, f->patients, st);
 	}
-	jobs = calloc(room ? room : 1, sizeof(*jobs));
-	msgs = calloc(room ? room : 1, sizeof(*msgs));
-	if (!jobs || !msgs) {
-		free(jobs);
-		free(msgs);
-		json_decref(patients);
-		json_decref(kc.results);
-		return cp_error_set(err, -ENOMEM, "outbound: out of memory");
-	}
-	json_array_foreach(batch, i, d)
-		njobs += prepare(ob, d, now, &kc, jobs + njobs, room - njobs,
-				 patients, st);
-	compose_all(ob, jobs, njobs);
+	f->msgs = calloc(f->njobs ? f->njobs : 1, sizeof(*f->msgs));
+	if (f->msgs == NULL)
+		goto nomem;
+	compose_all(ob, f->jobs, f->njobs);
 
-	for (k = 0; k < njobs; k++) {
-		if (jobs[k].rc < 0)
+	for (k = 0; k < f->njobs; k++) {
+		struct job *j = &f->jobs[k];
+
+		if (j->rc < 0)
 			continue;
-		jobs[k].rm.reverse_path = jobs[k].verp;
-		jobs[k].rm.recipient = jobs[k].to;
-		jobs[k].rm.data = jobs[k].msg.data;
-		jobs[k].rm.len = jobs[k].msg.len;
-		msgs[nmsgs++] = jobs[k].rm;
+		j->rm.reverse_path = j->verp;
+		j->rm.recipient = j->to;
+		j->rm.data = j->msg.data;
+		j->rm.len = j->msg.len;
+		f->msgs[f->nmsgs++] = j->rm;
 	}
-	if (nmsgs > 0) {
-		cp_error_clear(&serr);
-		r = relay_send_batch(&ob->relay, msgs, nmsgs, &serr);
-		if (r < 0) {
-			session_error = serr.text;
-			log_event(LOG_WARNING, LOGID_DEFERRED, NULL, NULL,
-				  "relay session failed, %zu messages deferred: %s",
-				  nmsgs, serr.text);
-		}
+	return 0;
+nomem:
+	/* The records stay leased: they are retried after SEND_LEASE. */
+	flight_free(f);
+	return cp_error_set(err, -ENOMEM, "outbound: out of memory");
+}
+
+static void *
+flight_send(void *arg)
+{
+	struct flight *f = arg;
+
+	cp_error_clear(&f->serr);
+	f->send_rc = relay_send_batch(f->relay, f->msgs, f->nmsgs, &f->serr);
+	return NULL;
+}
+
+/*
+ * flight_send_start - open the batch's SMTP session in a thread of its
+ * own, so that the main thread records earlier batches and takes and
+ * composes the next one meanwhile. Without a thread it sends here.
+ */
+static void
+flight_send_start(struct flight *f)
+{
+	if (f->nmsgs == 0)
+		return;
+	if (pthread_create(&f->tid, NULL, flight_send, f) == 0)
+		f->threaded = 1;
+	else
+		flight_send(f);
+}
+
+static void
+flight_send_wait(struct flight *f)
+{
+	if (f->threaded) {
+		pthread_join(f->tid, NULL);
+		f->threaded = 0;
 	}
-	for (k = 0, i = 0; k < njobs; k++) {
-		if (jobs[k].rc >= 0) {
-			jobs[k].rm.outcome = msgs[i].outcome;
-			jobs[k].rm.code = msgs[i].code;
-			memcpy(jobs[k].rm.text, msgs[i].text, sizeof(jobs[k].rm.text));
-			if (session_error && !jobs[k].rm.text[0])
-				cp_strlcpy(jobs[k].rm.text, session_error, sizeof(jobs[k].rm.text));
+}
+
+/*
+ * flight_record - after its session: every outcome into the records,
+ * then one transaction writes them back. Frees the flight.
+ */
+static int
+flight_record(struct outbound *ob, struct flight *f, int64_t now,
+	      struct outbound_stats *st, struct cp_error *err)
+{
+	const char *session_error = NULL;
+	size_t i, k;
+	json_t *d;
+	int r;
+
+	flight_send_wait(f);
+	if (f->nmsgs > 0 && f->send_rc < 0) {
+		session_error = f->serr.text;
+		log_event(LOG_WARNING, LOGID_DEFERRED, NULL, NULL,
+			  "relay session failed, %zu messages deferred: %s",
+			  f->nmsgs, f->serr.text);
+	}
+	for (k = 0, i = 0; k < f->njobs; k++) {
+		struct job *j = &f->jobs[k];
+
+		if (j->rc >= 0) {
+			j->rm.outcome = f->msgs[i].outcome;
+			j->rm.code = f->msgs[i].code;
+			memcpy(j->rm.text, f->msgs[i].text, sizeof(j->rm.text));
+			if (session_error && !j->rm.text[0])
+				cp_strlcpy(j->rm.text, session_error, sizeof(j->rm.text));
 			i++;
 		}
-		record_job(&jobs[k], st);
+		record_job(j, st);
 	}
-	json_array_foreach(batch, i, d) {
+	json_array_foreach(f->batch, i, d) {
 		const char *state = json_string_value(json_object_get(d, "state"));
 
 		if (state && strcmp(state, "sending") == 0)
 			settle(ob->cfg, d, now, session_error);
 	}
-	r = store_update_deliveries(ob->store, batch, err);
-
-	for (k = 0; k < njobs; k++) {
-		buf_free(&jobs[k].msg);
-		json_decref(jobs[k].notice_ctx);
-		json_decref(jobs[k].full_ctx);
-	}
-	json_decref(patients);
-	free(jobs);
-	free(msgs);
-	json_decref(kc.results);
+	r = store_update_deliveries(ob->store, f->batch, err);
+	flight_free(f);
 	return r;
 }
 
+/*
+ * outbound_run - batches in a pipeline: while up to smtp.sessions batches
+ * are on the wire (one SMTP session each, each in its own thread), the
+ * main thread claims the next new events and takes and composes the
+ * next batch; when a session slot is free it starts that batch's session
+ * and records the outcomes of the batch whose session ended. Each batch
+ * is leased durably before its session starts and its outcomes are
+ * committed after it ends, in the order the batches were taken.
+ */
 int
 outbound_run(struct outbound *ob, int64_t now, volatile int *stop,
 	     struct outbound_stats *st, struct cp_error *err)
 {
+	struct flight *ring = ob->flights;
+	size_t slots = (size_t)ob->sessions + 1, first = 0, used = 0;
 	size_t claimed;
-	int r;
+	int claiming = 1, r = 0;
 	int batch_size = ob->cfg->smtp_batch_size > 0 ? ob->cfg->smtp_batch_size : 100;
 
-	do {
-		r = store_claim_events(ob->store, now, ob->cfg->token_ttl, CLAIM_BATCH,
-				       &claimed, err);
-		if (r < 0)
-			return r;
-		st->claimed += claimed;
-	} while (claimed == CLAIM_BATCH && !(stop && *stop));
-
+	json_object_clear(ob->kc.results);
 	while (!(stop && *stop)) {
+		struct flight *cur = &ring[(first + used) % slots];
 		json_t *batch;
 
+		if (claiming) {
+			r = store_claim_events(ob->store, now, ob->cfg->token_ttl,
+					       CLAIM_BATCH, &claimed, err);
+			if (r < 0)
+				break;
+			st->claimed += claimed;
+			claiming = claimed == CLAIM_BATCH;
+		}
 		r = store_take_due(ob->store, now, SEND_LEASE, (size_t)batch_size,
 				   &batch, err);
 		if (r < 0)
-			return r;
+			break;
 		if (json_array_size(batch) == 0) {
 			json_decref(batch);
+			if (claiming)
+				continue;
 			break;
 		}
-		r = run_batch(ob, batch, now, st, err);
-		json_decref(batch);
+		r = flight_compose(ob, batch, now, st, cur, err);
 		if (r < 0)
-			return r;
+			break;
+		if (used == (size_t)ob->sessions)
+			flight_send_wait(&ring[first]);
+		flight_send_start(cur);
+		used++;
+		if (used == slots) {
+			r = flight_record(ob, &ring[first], now, st, err);
+			first = (first + 1) % slots;
+			used--;
+			if (r < 0)
+				break;
+		}
 	}
-	return 0;
+	/* The batches in flight are recorded even after an error (which
+	 * stays the one returned); their lease covers a failure to record. */
+	for (; used > 0; used--, first = (first + 1) % slots) {
+		struct cp_error last;
+		int r2 = flight_record(ob, &ring[first], now, st,
+				       r < 0 ? &last : err);
+
+		if (r == 0)
+			r = r2;
+	}
+	return r;
 }
 
 int

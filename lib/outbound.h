@@ -11,7 +11,8 @@
  *	The outbound path, one batch at a time:
  *
  *	1. store_claim_events moves new portal events into delivery state
- *	   (one transaction per up to 500 events).
+ *	   (one transaction per up to 500 events, one such chunk before
+ *	   each batch is taken, until no new events are left).
  *	2. store_take_due leases up to smtp.batch_size due records: they are
  *	   "sending", and due again after a lease, so a crash from here on
  *	   retries them (at most one duplicate, with the same Message-ID).
@@ -26,7 +27,11 @@
  *	   protected header inside); anyone else, or a key that is expired,
  *	   revoked or missing, gets the PHI-free notice, rendered from a
  *	   context that holds no event data.
- *	5. One SMTP session sends the batch (relay_send_batch).
+ *	5. One SMTP session sends the batch (relay_send_batch), in a thread
+ *	   of its own: meanwhile the main thread records the batches before
+ *	   and takes and composes the one after (steps 2-4 and 6 of the
+ *	   neighbours overlap this step). Up to smtp.sessions sessions are
+ *	   open at a time, each with its own batch.
  *	6. One transaction records every outcome: sent; 4xx or a dead server
  *	   → "deferred" with exponential backoff (retry_base doubling up to
  *	   retry_max, ±20% jitter) until max_age, then "failed"; 5xx →
@@ -45,7 +50,8 @@
  * OWNERSHIP
  *	outbound_new borrows cfg, store and templates for its lifetime.
  * THREAD SAFETY
- *	One thread calls outbound_run; it runs its own worker threads.
+ *	One thread calls outbound_run; it runs its own worker threads and
+ *	one sender thread.
  */
 #ifndef CAREPOST_OUTBOUND_H
 #define CAREPOST_OUTBOUND_H

@@ -30,6 +30,8 @@
 struct pgp {
 	gpgme_ctx_t ctx;
 	char signer[PGP_FPR_SIZE];
+	gpgme_key_t signer_key;		/* a reference, for pgp_dup */
+	char *home;			/* NULL: GnuPG's default */
 };
 
 static inline void
@@ -166,6 +168,58 @@ gpg_fail(struct cp_error *err, gpgme_error_t e, const char *what,
 	return cp_error_set(err, code, "gpg: %s: %s", what, gpgme_strerror(e));
 }
 
+/*
+ * ctx_get_key - what gpgme_get_key does, on p's own context: gpgme_get_key
+ * makes a fresh context for each lookup, and setting that one up runs
+ * "gpg --version" before the listing itself. The listing replaces the
+ * results of p's last operation.
+ */
+static gpgme_error_t
+ctx_get_key(struct pgp *p, const char *fpr, int secret, gpgme_key_t *key)
+{
+	gpgme_key_t more = NULL;
+	gpgme_error_t e;
+
+	*key = NULL;
+	e = gpgme_op_keylist_start(p->ctx, fpr, secret);
+	if (e == GPG_ERR_NO_ERROR)
+		e = gpgme_op_keylist_next(p->ctx, key);
+	if (e == GPG_ERR_NO_ERROR &&
+	    gpgme_op_keylist_next(p->ctx, &more) == GPG_ERR_NO_ERROR) {
+		gpgme_key_unref(more);
+		gpgme_key_unref(*key);
+		*key = NULL;
+		e = gpg_error(GPG_ERR_AMBIGUOUS_NAME);
+	}
+	gpgme_op_keylist_end(p->ctx);
+	return e;
+}
+
+/* ctx_open - p->ctx for OpenPGP in p->home, armored, offline, no pinentry. */
+static int
+ctx_open(struct pgp *p, struct cp_error *err)
+{
+	gpgme_error_t e;
+
+	e = gpgme_new(&p->ctx);
+	if (e != GPG_ERR_NO_ERROR)
+		return gpg_fail(err, e, "cannot create context", NULL);
+	e = gpgme_set_protocol(p->ctx, GPGME_PROTOCOL_OpenPGP);
+	if (e == GPG_ERR_NO_ERROR && p->home != NULL)
+		e = gpgme_ctx_set_engine_info(p->ctx, GPGME_PROTOCOL_OpenPGP,
+					      NULL, p->home);
+	if (e != GPG_ERR_NO_ERROR)
+		return gpg_fail(err, e, "cannot set up engine", NULL);
+	gpgme_set_armor(p->ctx, 1);
+	gpgme_set_offline(p->ctx, 1);
+	/* A daemon has nobody to type a passphrase: fail instead of
+	 * waiting for pinentry. A passphrase preset in the agent works. */
+	e = gpgme_set_pinentry_mode(p->ctx, GPGME_PINENTRY_MODE_ERROR);
+	if (e != GPG_ERR_NO_ERROR)
+		return gpg_fail(err, e, "cannot set pinentry mode", NULL);
+	return 0;
+}
+
 int
 pgp_new(const char *gnupghome, const char *signer_fpr, struct pgp **out,
 	struct cp_error *err)
@@ -186,34 +240,20 @@ pgp_new(const char *gnupghome, const char *signer_fpr, struct pgp **out,
 		return cp_error_set(err, -ENOMEM, "gpg: out of memory");
 	if (signer_fpr != NULL)
 		fpr_copy(p->signer, signer_fpr);
-	e = gpgme_new(&p->ctx);
-	if (e != GPG_ERR_NO_ERROR) {
-		r = gpg_fail(err, e, "cannot create context", NULL);
+	if (gnupghome != NULL && *gnupghome != '\0' &&
+	    (p->home = strdup(gnupghome)) == NULL) {
+		r = cp_error_set(err, -ENOMEM, "gpg: out of memory");
 		goto fail;
 	}
-	e = gpgme_set_protocol(p->ctx, GPGME_PROTOCOL_OpenPGP);
-	if (e == GPG_ERR_NO_ERROR && gnupghome != NULL && *gnupghome != '\0')
-		e = gpgme_ctx_set_engine_info(p->ctx, GPGME_PROTOCOL_OpenPGP,
-					      NULL, gnupghome);
-	if (e != GPG_ERR_NO_ERROR) {
-		r = gpg_fail(err, e, "cannot set up engine", NULL);
+	r = ctx_open(p, err);
+	if (r < 0)
 		goto fail;
-	}
-	gpgme_set_armor(p->ctx, 1);
-	gpgme_set_offline(p->ctx, 1);
-	/* A daemon has nobody to type a passphrase: fail instead of
-	 * waiting for pinentry. A passphrase preset in the agent works. */
-	e = gpgme_set_pinentry_mode(p->ctx, GPGME_PINENTRY_MODE_ERROR);
-	if (e != GPG_ERR_NO_ERROR) {
-		r = gpg_fail(err, e, "cannot set pinentry mode", NULL);
-		goto fail;
-	}
 	if (signer_fpr == NULL) {
 		/* Key management only (import, checks): nothing to sign. */
 		*out = p;
 		return 0;
 	}
-	e = gpgme_get_key(p->ctx, p->signer, &key, 1);
+	e = ctx_get_key(p, p->signer, 1, &key);
 	if (e != GPG_ERR_NO_ERROR) {
 		r = gpg_fail(err, e, "signer secret key not found", p->signer);
 		goto fail;
@@ -233,6 +273,42 @@ pgp_new(const char *gnupghome, const char *signer_fpr, struct pgp **out,
 		r = gpg_fail(err, e, "cannot add signer", p->signer);
 		goto fail;
 	}
+	p->signer_key = CP_TAKE_PTR(key);
+	*out = p;
+	return 0;
+fail:
+	pgp_free(p);
+	return r;
+}
+
+int
+pgp_dup(const struct pgp *orig, struct pgp **out, struct cp_error *err)
+{
+	struct pgp *p;
+	gpgme_error_t e;
+	int r;
+
+	*out = NULL;
+	p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		return cp_error_set(err, -ENOMEM, "gpg: out of memory");
+	memcpy(p->signer, orig->signer, sizeof(p->signer));
+	if (orig->home != NULL && (p->home = strdup(orig->home)) == NULL) {
+		r = cp_error_set(err, -ENOMEM, "gpg: out of memory");
+		goto fail;
+	}
+	r = ctx_open(p, err);
+	if (r < 0)
+		goto fail;
+	if (orig->signer_key != NULL) {
+		e = gpgme_signers_add(p->ctx, orig->signer_key);
+		if (e != GPG_ERR_NO_ERROR) {
+			r = gpg_fail(err, e, "cannot add signer", p->signer);
+			goto fail;
+		}
+		gpgme_key_ref(orig->signer_key);
+		p->signer_key = orig->signer_key;
+	}
 	*out = p;
 	return 0;
 fail:
@@ -247,6 +323,9 @@ pgp_free(struct pgp *p)
 		return;
 	if (p->ctx)
 		gpgme_release(p->ctx);
+	if (p->signer_key)
+		gpgme_key_unref(p->signer_key);
+	free(p->home);
 	free(p);
 }
 
@@ -265,7 +344,7 @@ lookup_key(struct pgp *p, const char *fpr, gpgme_key_t *key,
 		return cp_error_set(err, -EINVAL,
 				    "gpg: key is not a 40-digit fingerprint");
 	fpr_copy(norm, fpr);
-	e = gpgme_get_key(p->ctx, norm, key, 0);
+	e = ctx_get_key(p, norm, 0, key);
 	if (gpgme_err_code(e) == GPG_ERR_EOF)
 		return cp_error_set(err, -ENOKEY, "gpg: no key %s in keyring",
 				    norm);

@@ -7,6 +7,7 @@
  *	pgp_global_init();			(once, before threads)
  *	struct pgp *p;
  *	pgp_new(gnupghome, clinic_fpr, &p, &err);
+ *	pgp_dup(p, &p2, &err);			(one more, for another thread)
  *	pgp_key_check(p, patient_fpr, &err);	(0: usable for encryption)
  *	pgp_mime_encrypt(p, patient_fpr, inner, inner_len, &out, &err);
  *	pgp_free(p);
@@ -77,6 +78,11 @@ int pgp_global_init(void);
 int pgp_new(const char *gnupghome, const char *signer_fpr, struct pgp **out,
 	    struct cp_error *err);
 void pgp_free(struct pgp *p);
+/*
+ * pgp_dup - one more context like p (same GNUPGHOME, same signer), for
+ * another thread, without looking the signer up again (pgp_new did).
+ */
+int pgp_dup(const struct pgp *p, struct pgp **out, struct cp_error *err);
 
 int pgp_key_check(struct pgp *p, const char *fpr, struct cp_error *err);
 int pgp_mime_encrypt(struct pgp *p, const char *recipient_fpr,

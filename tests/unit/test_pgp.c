@@ -556,6 +556,44 @@ decrypt_verify_round_trip_reports_clinic_fingerprint(void **state)
 	buf_free(&plain);
 }
 
+/* A context made by pgp_dup signs with the clinic key, like its original,
+ * and outlives it. */
+static void
+dup_signs_with_the_same_clinic_key(void **state)
+{
+	struct buf m = BUF_INIT, plain = BUF_INIT;
+	struct pgp *orig = NULL, *copy = NULL;
+	struct cp_error err;
+	const char *armor;
+	char *signer = NULL;
+	size_t alen;
+
+	assert_int_equal(pgp_new(fx.clinic_home, fx.clinic, &orig, &err), 0);
+	assert_int_equal(pgp_dup(orig, &copy, &err), 0);
+	pgp_free(orig);
+	assert_int_equal(pgp_mime_encrypt(copy, fx.patient, inner,
+					  sizeof(inner) - 1, &m, &err), 0);
+	armor = check_structure(&m, &alen);
+	assert_int_equal(pgp_decrypt_verify(fx.pgp, armor, alen, &plain,
+					    &signer, &err), 0);
+	assert_non_null(signer);
+	assert_string_equal(signer, fx.clinic);
+	assert_int_equal(plain.len, sizeof(inner) - 1);
+	assert_memory_equal(plain.data, inner, plain.len);
+	/* A key-management context copies as one: it cannot sign. */
+	pgp_free(copy);
+	assert_int_equal(pgp_new(fx.clinic_home, NULL, &orig, &err), 0);
+	assert_int_equal(pgp_dup(orig, &copy, &err), 0);
+	assert_int_equal(pgp_key_check(copy, fx.patient, &err), 0);
+	assert_int_equal(pgp_mime_encrypt(copy, fx.patient, "x\r\n\r\ny\r\n",
+					  8, &m, &err), -EINVAL);
+	free(signer);
+	pgp_free(orig);
+	pgp_free(copy);
+	buf_free(&m);
+	buf_free(&plain);
+}
+
 static void
 decrypt_verify_unvalidated_signer_is_not_reported(void **state)
 {
@@ -704,6 +742,7 @@ main(void)
 		cmocka_unit_test(mime_encrypt_builds_rfc3156_and_patient_gpg_verifies_clinic),
 		cmocka_unit_test(mime_encrypt_twice_uses_fresh_boundaries),
 		cmocka_unit_test(decrypt_verify_round_trip_reports_clinic_fingerprint),
+		cmocka_unit_test(dup_signs_with_the_same_clinic_key),
 		cmocka_unit_test(decrypt_verify_unvalidated_signer_is_not_reported),
 		cmocka_unit_test(decrypt_verify_garbage_is_ebadmsg_and_leaves_buffer),
 		cmocka_unit_test(decrypt_verify_over_limit_is_efbig),
