@@ -457,7 +457,7 @@ on_send(sd_event_source *s, uint64_t usec, void *userdata)
 	if (got_stop)
 		return 0;
 	cp_error_clear(&err);
-	r = outbound_step(cd->d.ob, now, &st, &err);
+	r = outbound_step(cd->d.ob, now, &stop_flag, &st, &err);
 	add_stats(&cd->m, &st);
 	cd->m.last_run = now;
 	wait = cfg->poll_interval > 0 ? cfg->poll_interval : 30;

@@ -21,6 +21,7 @@
 #include <pthread.h>
 
 #define CLAIM_BATCH	500
+#define STEP_BUDGET_MS	1000	/* outbound_step: no new batch after this */
 #define SEND_LEASE	600	/* seconds a taken batch stays leased */
 #define MAX_WORKERS	16
 #define MAX_SESSIONS	64	/* as config.c allows */
@@ -923,9 +924,24 @@ flight_record(struct outbound *ob, struct flight *f, int64_t now,
  * is leased durably before its session starts and its outcomes are
  * committed after it ends, in the order the batches were taken.
  */
-int
-outbound_run(struct outbound *ob, int64_t now, volatile int *stop,
-	     struct outbound_stats *st, struct cp_error *err)
+/* Monotonic milliseconds, for outbound_step's time budget. */
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * run - outbound_run with a time budget: no new batch is taken once
+ * until_ms (monotonic; 0: none) has passed, and *cut says so (more may be
+ * waiting). The batches in flight are always finished and recorded.
+ */
+static int
+run(struct outbound *ob, int64_t now, volatile int *stop, int64_t until_ms,
+    int *cut, struct outbound_stats *st, struct cp_error *err)
 {
 	struct flight *ring = ob->flights;
 	size_t slots = (size_t)ob->sessions + 1, first = 0, used = 0;
@@ -933,11 +949,16 @@ outbound_run(struct outbound *ob, int64_t now, volatile int *stop,
 	int claiming = 1, r = 0;
 	int batch_size = ob->cfg->smtp_batch_size > 0 ? ob->cfg->smtp_batch_size : 100;
 
+	*cut = 0;
 	json_object_clear(ob->kc.results);
 	while (!(stop && *stop)) {
 		struct flight *cur = &ring[(first + used) % slots];
 		json_t *batch;
 
+		if (until_ms > 0 && mono_ms() >= until_ms) {
+			*cut = 1;
+			break;
+		}
 		if (claiming) {
 			r = store_claim_events(ob->store, now, ob->cfg->token_ttl,
 					       CLAIM_BATCH, &claimed, err);
@@ -985,28 +1006,20 @@ outbound_run(struct outbound *ob, int64_t now, volatile int *stop,
 }
 
 int
-outbound_step(struct outbound *ob, int64_t now, struct outbound_stats *st,
-	      struct cp_error *err)
+outbound_run(struct outbound *ob, int64_t now, volatile int *stop,
+	     struct outbound_stats *st, struct cp_error *err)
 {
-	size_t claimed, taken;
-	json_t *batch;
-	int r;
-	int batch_size = ob->cfg->smtp_batch_size > 0 ? ob->cfg->smtp_batch_size : 100;
+	int cut;
 
-	r = store_claim_events(ob->store, now, ob->cfg->token_ttl, CLAIM_BATCH,
-			       &claimed, err);
-	if (r < 0)
-		return r;
-	st->claimed += claimed;
-	r = store_take_due(ob->store, now, SEND_LEASE, (size_t)batch_size,
-			   &batch, err);
-	if (r < 0)
-		return r;
-	taken = json_array_size(batch);
-	if (taken > 0)
-		r = run_batch(ob, batch, now, st, err);
-	json_decref(batch);
-	if (r < 0)
-		return r;
-	return claimed == CLAIM_BATCH || taken == (size_t)batch_size;
+	return run(ob, now, stop, 0, &cut, st, err);
+}
+
+int
+outbound_step(struct outbound *ob, int64_t now, volatile int *stop,
+	      struct outbound_stats *st, struct cp_error *err)
+{
+	int cut, r;
+
+	r = run(ob, now, stop, mono_ms() + STEP_BUDGET_MS, &cut, st, err);
+	return r < 0 ? r : cut;
 }

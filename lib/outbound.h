@@ -97,13 +97,14 @@ int outbound_run(struct outbound *ob, int64_t now, volatile int *stop,
 		 struct outbound_stats *stats, struct cp_error *err);
 
 /*
- * outbound_step - one round of outbound_run: claim up to 500 new events
- * and send one batch of due records. Returns 1 when more work may be
- * waiting (call again soon), 0 when nothing more is due at now, or a
+ * outbound_step - outbound_run with a time budget of about a second: no
+ * new batch is started after it (the batches in flight are finished and
+ * recorded). Returns 1 when the budget cut the run short (more may be
+ * waiting: call again soon), 0 when nothing more is due at now, or a
  * negative error (as outbound_run). The daemon's event loop calls this
- * so that signals, the watchdog and IMAP are served between batches.
+ * so that signals, the watchdog and IMAP are served between rounds.
  */
-int outbound_step(struct outbound *ob, int64_t now,
+int outbound_step(struct outbound *ob, int64_t now, volatile int *stop,
 		  struct outbound_stats *stats, struct cp_error *err);
 
 /* outbound_build_ids - Message-ID and VERP pieces for tests and tools. */
