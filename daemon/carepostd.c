@@ -307,13 +307,24 @@ take_lock(const char *store_path, struct cp_error *err)
 	return fd;
 }
 
-/* release_leases - a crash left a batch "sending": send it again now. */
+/*
+ * release_leases - a crash left batches "sending": what the relay had
+ * accepted is recorded from the sending journal, the rest goes again now.
+ */
 static void
 release_leases(struct daemon *d)
 {
 	struct cp_error err;
 	size_t n = 0;
 
+	cp_error_clear(&err);
+	if (outbound_recover(d->ob, cp_now(), &n, &err) < 0)
+		log_event(LOG_ERR, LOGID_GENERIC, NULL, NULL,
+			  "cannot read the sending journal (those messages may "
+			  "go twice): %s", err.text);
+	else if (n > 0)
+		log_event(LOG_NOTICE, LOGID_GENERIC, NULL, NULL,
+			  "%zu messages accepted before a crash recorded as sent", n);
 	cp_error_clear(&err);
 	if (store_release_leases(d->rt.store, cp_now(), &n, &err) < 0)
 		log_event(LOG_ERR, LOGID_GENERIC, NULL, NULL,

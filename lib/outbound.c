@@ -17,8 +17,12 @@
 #include "relay.h"
 #include "token.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <gcrypt.h>
 #include <pthread.h>
+#include <string.h>
+#include <unistd.h>
 
 #define CLAIM_BATCH	500
 #define STEP_BUDGET_MS	1000	/* outbound_step: no new batch after this */
@@ -49,6 +53,7 @@ struct outbound {
 	struct key_cache kc;
 	char *smtp_password;
 	struct relay_settings relay;
+	int journal_fd;			/* STORE/sending.journal, or -1 */
 };
 
 /* One message to one recipient, prepared by the main thread. */
@@ -75,6 +80,7 @@ struct job {
 	char reason[384];
 	int fell_back;			/* wanted encryption, sent a notice */
 	struct relay_msg rm;
+	char journal[STORE_ID_MAX + 24];	/* "EVENT\tRCPT\tMODE\n" */
 };
 
 struct pool {
@@ -121,6 +127,68 @@ domain_of(const char *addr)
 	return at ? at + 1 : NULL;
 }
 
+/*
+ * The sending journal. A message the relay has accepted (2xx after DATA)
+ * is written down at once, one line "EVENT<TAB>RCPT" with write(2) to
+ * STORE/sending.journal, before the batch's outcome is committed to the
+ * store. A process that is killed mid-session leaves the line in the page
+ * cache, so outbound_recover at the next start marks those recipients
+ * sent instead of sending them again: a kill duplicates at most the one
+ * message per session whose 2xx had arrived but whose line had not been
+ * written. (Not fsynced: after a power cut the leases still resend the
+ * batch, at least once and with the same Message-ID.) The file is emptied
+ * after every run whose batches were all recorded.
+ */
+static int
+journal_open(const struct cp_config *cfg)
+{
+	char path[4096];
+	int fd;
+
+	if (cfg->store_path == NULL ||
+	    (size_t)snprintf(path, sizeof(path), "%s/sending.journal",
+			     cfg->store_path) >= sizeof(path))
+		return -1;
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		log_warning("%s: %s: a crash mid-batch will resend the whole batch",
+			    path, strerror(errno));
+	return fd;
+}
+
+/* relay's accepted callback, on a sender thread: one line, one write. */
+static void
+journal_accepted(void *arg, const struct relay_msg *m)
+{
+	const struct outbound *ob = arg;
+	const char *line = m->user;
+
+	if (ob->journal_fd >= 0 && line != NULL && *line != '\0')
+		(void)!write(ob->journal_fd, line, strlen(line));
+}
+
+/*
+ * journal_line - "EVENT\tN\tMODE\n" for job j: N its index among the
+ * recipients (which names its Message-ID), MODE "e" (encrypted) or "n".
+ */
+static void
+journal_line(struct job *j)
+{
+	json_t *rcpts = json_object_get(j->record, "recipients");
+	const char *id = json_string_value(json_object_get(j->record, "id"));
+	size_t i;
+
+	j->journal[0] = '\0';
+	for (i = 0; id != NULL && i < json_array_size(rcpts); i++) {
+		if (json_array_get(rcpts, i) == j->rcpt) {
+			if ((size_t)snprintf(j->journal, sizeof(j->journal), "%s\t%zu\t%c\n",
+					     id, i, j->encrypt ? 'e' : 'n') >= sizeof(j->journal))
+				j->journal[0] = '\0';
+			return;
+		}
+	}
+}
+
 int
 outbound_new(const struct cp_config *cfg, struct store *store,
 	     const struct tmplset *templates, const void *token_key,
@@ -140,6 +208,7 @@ outbound_new(const struct cp_config *cfg, struct store *store,
 	ob = calloc(1, sizeof(*ob));
 	if (ob == NULL)
 		return cp_error_set(err, -ENOMEM, "outbound: out of memory");
+	ob->journal_fd = -1;
 	ob->cfg = cfg;
 	ob->store = store;
 	ob->templates = templates;
@@ -183,6 +252,9 @@ outbound_new(const struct cp_config *cfg, struct store *store,
 	ob->relay.user = cfg->smtp_user;
 	ob->relay.password = ob->smtp_password;
 	ob->relay.timeout = cfg->smtp_timeout;
+	ob->relay.accepted = journal_accepted;
+	ob->relay.accepted_arg = ob;
+	ob->journal_fd = journal_open(cfg);
 	*out = ob;
 	return 0;
 }
@@ -198,6 +270,8 @@ outbound_free(struct outbound *ob)
 		pgp_free(ob->pgp[i]);
 	json_decref(ob->kc.results);
 	free(ob->flights);
+	if (ob->journal_fd >= 0)
+		close(ob->journal_fd);
 	if (ob->smtp_password) {
 		explicit_bzero(ob->smtp_password, strlen(ob->smtp_password));
 		free(ob->smtp_password);
@@ -823,6 +897,8 @@ flight_compose(struct outbound *ob, json_t *batch, int64_t now,
 
 		if (j->rc < 0)
 			continue;
+		journal_line(j);
+		j->rm.user = j->journal;
 		j->rm.reverse_path = j->verp;
 		j->rm.recipient = j->to;
 		j->rm.data = j->msg.data;
@@ -1002,6 +1078,9 @@ run(struct outbound *ob, int64_t now, volatile int *stop, int64_t until_ms,
 		if (r == 0)
 			r = r2;
 	}
+	/* Everything accepted is now in the store: the journal can go. */
+	if (r == 0 && ob->journal_fd >= 0 && ftruncate(ob->journal_fd, 0) < 0)
+		log_warning("sending journal: %s", strerror(errno));
 	return r;
 }
 
@@ -1022,4 +1101,138 @@ outbound_step(struct outbound *ob, int64_t now, volatile int *stop,
 
 	r = run(ob, now, stop, mono_ms() + STEP_BUDGET_MS, &cut, st, err);
 	return r < 0 ? r : cut;
+}
+
+/*
+ * recover_mark - one journal line "EVENT\tN\tMODE": note [N, MODE] under
+ * EVENT in marks. A torn last line (a kill mid-write) or anything else
+ * malformed is ignored: that message goes again, as without a journal.
+ */
+static void
+recover_mark(json_t *marks, const char *line, size_t len)
+{
+	const char *tab = memchr(line, '\t', len), *end = line + len, *p;
+	char id[STORE_ID_MAX + 1];
+	unsigned long idx = 0;
+	size_t idlen;
+	json_t *list;
+
+	if (tab == NULL || tab == line || (idlen = (size_t)(tab - line)) > STORE_ID_MAX)
+		return;
+	for (p = tab + 1; p < end && *p >= '0' && *p <= '9' && p - tab <= 4; p++)
+		idx = idx * 10 + (unsigned long)(*p - '0');
+	if (p == tab + 1 || end - p != 2 || p[0] != '\t' || (p[1] != 'e' && p[1] != 'n'))
+		return;
+	memcpy(id, line, idlen);
+	id[idlen] = '\0';
+	list = json_object_get(marks, id);
+	if (list == NULL) {
+		list = json_array();
+		json_object_set_new(marks, id, list);
+	}
+	json_array_append_new(list, json_pack("[I,s]", (json_int_t)idx,
+					      p[1] == 'e' ? "encrypted" : "notice"));
+}
+
+int
+outbound_recover(struct outbound *ob, int64_t now, size_t *recovered,
+		 struct cp_error *err)
+{
+	char path[4096];
+	char *text = NULL;
+	size_t len = 0, start, i;
+	json_t *marks, *records, *list, *v;
+	const char *id;
+	int r;
+
+	*recovered = 0;
+	if ((size_t)snprintf(path, sizeof(path), "%s/sending.journal",
+			     ob->cfg->store_path) >= sizeof(path))
+		return cp_error_set(err, -ENAMETOOLONG, "%s: path too long", path);
+	r = cp_read_file(path, 64u << 20, &text, &len);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return cp_error_set(err, r, "%s: %s", path, strerror(-r));
+	marks = json_object();
+	records = json_array();
+	for (start = 0, i = 0; i < len; i++) {
+		if (text[i] == '\n') {
+			recover_mark(marks, text + start, i - start);
+			start = i + 1;
+		}
+	}
+	free(text);
+	json_object_foreach(marks, id, list) {
+		json_t *d = NULL, *rcpts;
+		const char *state;
+		size_t k, n = 0;
+
+		if (store_get_json(ob->store, DB_DELIVERY, id, &d, NULL) < 0)
+			continue;
+		state = json_string_value(json_object_get(d, "state"));
+		if (state == NULL || strcmp(state, "sending") != 0) {
+			json_decref(d);		/* recorded after all */
+			continue;
+		}
+		rcpts = json_object_get(d, "recipients");
+		if (json_array_size(rcpts) == 0) {
+			/* A first attempt: its recipients were chosen in memory
+			 * only. Choose again, as then (the same patient record
+			 * gives the same list, in the same order). */
+			json_t *patient = NULL;
+			char why[384];
+
+			if (store_get_json(ob->store, DB_PATIENTS,
+					   json_string_value(json_object_get(d, "patient")) ?: "",
+					   &patient, NULL) == 0)
+				json_object_set_new(d, "recipients",
+						    policy_recipients(patient, d, now, why,
+								      sizeof(why)));
+			json_decref(patient);
+			rcpts = json_object_get(d, "recipients");
+		}
+		json_array_foreach(list, k, v) {
+			size_t ri = (size_t)json_integer_value(json_array_get(v, 0));
+			json_t *rc = json_array_get(rcpts, ri);
+			const char *rs = json_string_value(json_object_get(rc, "state"));
+			char mid[160];
+
+			if (rc == NULL || (rs && (strcmp(rs, "sent") == 0 ||
+						  strcmp(rs, "failed") == 0)))
+				continue;
+			outbound_message_id(json_string_value(json_object_get(d, "thread")) ?: "",
+					    ri, ob->cfg->message_id_domain ?
+					    ob->cfg->message_id_domain :
+					    domain_of(ob->cfg->from_address), mid, sizeof(mid));
+			set_state(rc, "sent", NULL, 0);
+			json_object_del(rc, "reason");
+			json_object_set_new(rc, "code", json_integer(250));
+			json_object_set_new(rc, "sent_at", json_integer(now));
+			json_object_set_new(rc, "message_id", json_string(mid));
+			json_object_set(rc, "mode", json_array_get(v, 1));
+			json_object_set_new(rc, "note", json_string(
+				"accepted by the relay before an interruption"));
+			n++;
+		}
+		if (n == 0) {			/* nothing to record: requeued as it is */
+			json_decref(d);
+			continue;
+		}
+		settle(ob->cfg, d, now, NULL);
+		if (!store_state_final(json_string_value(json_object_get(d, "state"))))
+			json_object_set_new(d, "due", json_integer(now));
+		log_event(LOG_NOTICE, LOGID_SENT, id,
+			  json_string_value(json_object_get(d, "patient")),
+			  "%zu message%s accepted before an interruption: recorded, "
+			  "not sent again", n, n == 1 ? "" : "s");
+		*recovered += n;
+		json_array_append_new(records, d);
+	}
+	json_decref(marks);
+	r = json_array_size(records) ? store_update_deliveries(ob->store, records, err) : 0;
+	json_decref(records);
+	if (r == 0 && ob->journal_fd >= 0 && ftruncate(ob->journal_fd, 0) < 0)
+		log_warning("sending journal: %s", strerror(errno));
+	return r;
 }

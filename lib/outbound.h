@@ -107,6 +107,17 @@ int outbound_run(struct outbound *ob, int64_t now, volatile int *stop,
 int outbound_step(struct outbound *ob, int64_t now, volatile int *stop,
 		  struct outbound_stats *stats, struct cp_error *err);
 
+/*
+ * outbound_recover - at start, before store_release_leases: read the
+ * sending journal (STORE/sending.journal, see outbound.c) that a crash
+ * left, and record as sent every message the relay had accepted while its
+ * batch was still leased, so that it is not sent again. *recovered counts
+ * them. Only the one sending process may call this (carepostd, holding
+ * its lock).
+ */
+int outbound_recover(struct outbound *ob, int64_t now, size_t *recovered,
+		     struct cp_error *err);
+
 /* outbound_build_ids - Message-ID and VERP pieces for tests and tools. */
 void outbound_message_id(const char *thread_hex, size_t rcpt_index,
 			 const char *domain, char *out, size_t outlen);

@@ -352,6 +352,16 @@ relay_event_cb(smtp_session_t session, int event_no, void *arg, ...)
 	case SMTP_EV_WEAK_CIPHER:
 		run->cipher_weak = 1;
 		break;
+	case SMTP_EV_MESSAGESENT: {
+		smtp_message_t message = va_arg(ap, smtp_message_t);
+		const smtp_status_t *st = smtp_message_transfer_status(message);
+		struct relay_item *item = smtp_message_get_application_data(message);
+
+		if (run->settings->accepted != NULL && item != NULL && st != NULL &&
+		    st->code >= 200 && st->code < 300)
+			run->settings->accepted(run->settings->accepted_arg, item->msg);
+		break;
+	}
 	default:
 		break;
 	}
@@ -685,6 +695,7 @@ relay_add(smtp_session_t session, struct relay_item *item)
 		return -ENOMEM;
 	if (!smtp_set_messagecb(item->message, relay_message_cb, item))
 		return -EINVAL;
+	smtp_message_set_application_data_release(item->message, item, NULL);
 	return 0;
 }
 

@@ -44,6 +44,8 @@
 
 enum relay_outcome { RELAY_PENDING = 0, RELAY_SENT, RELAY_DEFER, RELAY_FAIL };
 
+struct relay_msg;
+
 struct relay_settings {
 	const char *server;		/* "host:port" */
 	const char *helo;		/* NULL: libesmtp's default */
@@ -52,9 +54,18 @@ struct relay_settings {
 	const char *user;		/* NULL: no AUTH */
 	const char *password;
 	int timeout;			/* seconds, 0: 60 */
+	/*
+	 * accepted - called from the sending thread as soon as the server
+	 * answers 2xx to a message's DATA, before the session ends (NULL:
+	 * not called). For a progress journal that a crash mid-session
+	 * leaves behind: see outbound.h.
+	 */
+	void (*accepted)(void *arg, const struct relay_msg *m);
+	void *accepted_arg;
 };
 
 struct relay_msg {
+	const void *user;		/* the caller's, handed to accepted */
 	const char *reverse_path;
 	const char *recipient;
 	const char *data;
