@@ -10,6 +10,7 @@
  *	store_write run it twice.
  */
 #include "inbound.h"
+#include "atrest.h"
 #include "authres.h"
 #include "buf.h"
 #include "event.h"
@@ -33,6 +34,7 @@ struct inbound {
 	unsigned char key[64];
 	size_t keylen;
 	struct pgp *pgp;
+	struct atrest *atrest;		/* inbox contents at rest */
 	char pgp_reason[300];
 	const char *store_fpr;
 	struct inmsg_limits limits;
@@ -79,6 +81,8 @@ struct work {
 	/* unsubscribe */
 	const char *category;
 	int unsub_refused;
+
+	char dek[ATREST_DEK_ID_SIZE];	/* the data key blob is sealed with */
 };
 
 /* ---- names and results ---- */
@@ -195,6 +199,13 @@ inbound_new(const struct cp_config *cfg, struct store *store,
 		snprintf(ib->pgp_reason, sizeof(ib->pgp_reason), "gpg unavailable: %s",
 			 perr.text[0] ? perr.text : "cannot initialise GPGME");
 	}
+	if (ib->pgp && store &&
+	    atrest_new(store, ib->pgp, ib->store_fpr, &ib->atrest, &perr) < 0) {
+		pgp_free(ib->pgp);
+		ib->pgp = NULL;
+		snprintf(ib->pgp_reason, sizeof(ib->pgp_reason), "encryption at rest "
+			 "unavailable: %s", perr.text);
+	}
 	*out = ib;
 	return 0;
 }
@@ -204,6 +215,7 @@ inbound_free(struct inbound *ib)
 {
 	if (ib == NULL)
 		return;
+	atrest_free(ib->atrest);
 	pgp_free(ib->pgp);
 	explicit_bzero(ib->key, sizeof(ib->key));
 	free(ib);
@@ -971,6 +983,18 @@ content_json(struct work *w)
 	return c;
 }
 
+/*
+ * inbox_aad - what a sealed blob is bound to: its format and its record's
+ * key, so that a blob moved into another patient's record fails to open.
+ */
+#define INBOUND_AAD_MAX	(sizeof("carepost inbox 2\n") + 2 * STORE_ID_MAX + 2)
+
+static void
+inbox_aad(const char *patient, const char *msg_id, char out[INBOUND_AAD_MAX])
+{
+	snprintf(out, INBOUND_AAD_MAX, "carepost inbox 2\n%s/%s", patient, msg_id);
+}
+
 static int
 encrypt_content(struct work *w, struct cp_error *err)
 {
@@ -979,7 +1003,9 @@ encrypt_content(struct work *w, struct cp_error *err)
 	char *text;
 	int r;
 
-	if (ib->pgp == NULL)
+	char aad[INBOUND_AAD_MAX];
+
+	if (ib->pgp == NULL || ib->atrest == NULL)
 		return cp_error_set(err, -ENOKEY, "cannot file: %s", ib->pgp_reason);
 	if (ib->store_fpr == NULL)
 		return cp_error_set(err, -ENOKEY, "cannot file: no [gpg] store_key or "
@@ -989,7 +1015,9 @@ encrypt_content(struct work *w, struct cp_error *err)
 	json_decref(c);
 	if (text == NULL)
 		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
-	r = pgp_encrypt_to(ib->pgp, ib->store_fpr, text, strlen(text), &w->blob, err);
+	inbox_aad(w->res->patient, w->res->inbox_id, aad);
+	r = atrest_seal(ib->atrest, w->now, aad, strlen(aad), text, strlen(text),
+			&w->blob, w->dek, err);
 	explicit_bzero(text, strlen(text));
 	free(text);
 	return r;
@@ -1061,6 +1089,8 @@ inbox_record(struct work *w)
 		"attachments", (json_int_t)total_attachments(w->m)));
 	json_object_set_new(v, "n_attachments", json_integer((json_int_t)w->m->n_attachments));
 	json_object_set_new(v, "store_key", json_string(w->ib->store_fpr));
+	json_object_set_new(v, "format", json_integer(INBOUND_FORMAT));
+	json_object_set_new(v, "dek", json_string(w->dek));
 	json_object_set_new(v, "blob", json_stringn(w->blob.data ? w->blob.data : "",
 						   w->blob.len));
 	return v;
@@ -1607,9 +1637,13 @@ inbound_inbox_get(struct store *s, const char *patient, const char *msg_id,
 }
 
 int
-inbound_open(struct pgp *p, json_t *record, json_t **content, struct cp_error *err)
+inbound_open(struct pgp *p, struct atrest *a, json_t *record, json_t **content,
+	     struct cp_error *err)
 {
-	const char *blob = json_string_value(json_object_get(record, "blob"));
+	json_t *jblob = json_object_get(record, "blob");
+	const char *blob = json_string_value(jblob);
+	json_t *jformat = json_object_get(record, "format");
+	json_int_t format = jformat ? json_integer_value(jformat) : 1;
 	struct buf plain = BUF_INIT;
 	char *signer = NULL;
 	json_error_t jerr;
@@ -1619,8 +1653,28 @@ inbound_open(struct pgp *p, json_t *record, json_t **content, struct cp_error *e
 	if (blob == NULL)
 		return cp_error_set(err, -EBADMSG, "inbox record has no content");
 	plain.max = DECRYPT_MAX * 2;
-	r = pgp_decrypt_verify(p, blob, strlen(blob), &plain, &signer, err);
-	free(signer);
+	if (format == INBOUND_FORMAT) {
+		const char *pid = json_string_value(json_object_get(record, "patient"));
+		const char *id = json_string_value(json_object_get(record, "id"));
+		char aad[INBOUND_AAD_MAX];
+
+		if (a == NULL)
+			return cp_error_set(err, -EINVAL, "inbox record: format %d needs "
+					    "the store's data keys", INBOUND_FORMAT);
+		if (!id_valid(pid) || !id_valid(id))
+			return cp_error_set(err, -EBADMSG, "inbox record: no patient or id");
+		inbox_aad(pid, id, aad);
+		r = atrest_open(a, json_string_value(json_object_get(record, "dek")),
+				aad, strlen(aad), blob, json_string_length(jblob), &plain, err);
+	} else if (format == 1) {
+		if (p == NULL)
+			return cp_error_set(err, -EINVAL, "inbox record: format 1 needs gpg");
+		r = pgp_decrypt_verify(p, blob, strlen(blob), &plain, &signer, err);
+		free(signer);
+	} else {
+		return cp_error_set(err, -EPROTONOSUPPORT, "inbox record: unknown "
+				    "format %lld", (long long)format);
+	}
 	if (r < 0) {
 		buf_free(&plain);
 		return r;
