@@ -625,23 +625,61 @@ count_ingest(struct metrics *m, const struct inbound_result *res)
 }
 
 /*
+ * imap_move_decided - move what the batch decided (and committed) to the
+ * processed and quarantine folders, one UID MOVE each, then remember the
+ * last UID: the store's UID state is written once per batch.
+ */
+static int
+imap_move_decided(struct carepostd *cd, const uint32_t *processed, size_t np,
+		  const uint32_t *quarantine, size_t nq, uint32_t last_uid)
+{
+	const struct cp_config *cfg = cd->d.rt.cfg;
+	struct cp_error err;
+	json_t *st;
+
+	cp_error_clear(&err);
+	if (cfg->imap_processed_folder != NULL &&
+	    imapc_move_uids(cd->imap, processed, np, cfg->imap_processed_folder, &err) < 0) {
+		imap_fail(cd, "move", err.text);
+		return -1;
+	}
+	if (cfg->imap_quarantine_folder != NULL &&
+	    imapc_move_uids(cd->imap, quarantine, nq, cfg->imap_quarantine_folder, &err) < 0) {
+		imap_fail(cd, "move", err.text);
+		return -1;
+	}
+	if (last_uid == 0)
+		return 0;
+	cd->imap_next_uid = last_uid + 1;
+	st = json_pack("{s:I, s:I}", "uidvalidity",
+		       (json_int_t)imapc_uidvalidity(cd->imap),
+		       "last_uid", (json_int_t)last_uid);
+	store_put_json(cd->d.rt.store, DB_IMAP, imap_mailbox(cfg), st, NULL);
+	json_decref(st);
+	return 0;
+}
+
+/*
  * imap_batch - fetch up to [imap] batch_size messages and take each in
- * turn: ingest (its store transaction commits the decision), then move
- * it to the processed or quarantine folder, then remember its UID.
- * Returns 1 when more may be waiting, 0 when the mailbox is drained, -1
- * after a failure (the session is closed: the caller backs off). A
- * failure never loses a message: it stays in the mailbox, and what was
- * filed before the failure is recognised when it is fetched again.
+ * turn: ingest (its store transaction commits the decision); then move
+ * the batch's messages to the processed or quarantine folder (a UID MOVE
+ * per folder, after every one of them is committed), then remember the
+ * last UID. Returns 1 when more may be waiting, 0 when the mailbox is
+ * drained, -1 after a failure (the session is closed: the caller backs
+ * off). A failure never loses a message: it stays in the mailbox, and
+ * what was filed before the failure is moved (or, when the move fails,
+ * recognised when it is fetched again).
  */
 static int
 imap_batch(struct carepostd *cd, int *acks)
 {
 	const struct cp_config *cfg = cd->d.rt.cfg;
-	const char *mailbox = imap_mailbox(cfg);
 	size_t batch = cfg->imap_batch_size > 0 ? (size_t)cfg->imap_batch_size : 50;
 	struct imapc_msg *msgs = NULL;
+	_cleanup_free_ uint32_t *processed = NULL, *quarantine = NULL;
+	size_t n = 0, np = 0, nq = 0, i;
+	uint32_t last_uid = 0;
 	struct cp_error err;
-	size_t n = 0, i;
 	int r = 0;
 
 	cp_error_clear(&err);
@@ -649,10 +687,15 @@ imap_batch(struct carepostd *cd, int *acks)
 		imap_fail(cd, "fetch", err.text);
 		return -1;
 	}
+	processed = calloc(n ? n : 1, sizeof(*processed));
+	quarantine = calloc(n ? n : 1, sizeof(*quarantine));
+	if (processed == NULL || quarantine == NULL) {
+		imapc_msgs_free(msgs, n);
+		imap_fail(cd, "batch", "out of memory");
+		return -1;
+	}
 	for (i = 0; i < n && !got_stop; i++) {
 		struct inbound_result res;
-		const char *folder;
-		json_t *st;
 
 		memset(&res, 0, sizeof(res));
 		if (msgs[i].raw == NULL) {
@@ -666,7 +709,6 @@ imap_batch(struct carepostd *cd, int *acks)
 					  0, &res, &err) < 0) {
 			/* The store or gpg failed: leave it where it is. */
 			inbound_result_clear(&res);
-			imap_fail(cd, "ingest", err.text);
 			r = -1;
 			break;
 		} else {
@@ -674,26 +716,30 @@ imap_batch(struct carepostd *cd, int *acks)
 			if (res.acked || res.alerted || res.form_incomplete)
 				*acks = 1;
 		}
-		folder = res.folder == INBOUND_FOLDER_QUARANTINE ?
-			 cfg->imap_quarantine_folder : cfg->imap_processed_folder;
+		if (res.folder == INBOUND_FOLDER_QUARANTINE)
+			quarantine[nq++] = msgs[i].uid;
+		else
+			processed[np++] = msgs[i].uid;
+		last_uid = msgs[i].uid;
 		inbound_result_clear(&res);
-		if (folder != NULL &&
-		    imapc_move(cd->imap, msgs[i].uid, folder, &err) < 0 &&
-		    err.code != -ENOENT) {
-			imap_fail(cd, "move", err.text);
-			r = -1;
-			break;
-		}
-		cd->imap_next_uid = msgs[i].uid + 1;
-		st = json_pack("{s:I, s:I}", "uidvalidity",
-			       (json_int_t)imapc_uidvalidity(cd->imap),
-			       "last_uid", (json_int_t)msgs[i].uid);
-		store_put_json(cd->d.rt.store, DB_IMAP, mailbox, st, NULL);
-		json_decref(st);
 	}
-	if (r == 0 && got_stop && i < n)
+	if (r < 0) {
+		/* Move what was filed before the failure, then report it. */
+		char text[sizeof(err.text)];
+
+		cp_strlcpy(text, err.text, sizeof(text));
+		if (cd->imap != NULL)
+			imap_move_decided(cd, processed, np, quarantine, nq, last_uid);
+		if (cd->imap != NULL)
+			imap_fail(cd, "ingest", text);
+		imapc_msgs_free(msgs, n);
+		return -1;
+	}
+	if (imap_move_decided(cd, processed, np, quarantine, nq, last_uid) < 0)
+		r = -1;
+	else if (got_stop && i < n)
 		r = 1;
-	else if (r == 0)
+	else
 		r = n == batch;
 	imapc_msgs_free(msgs, n);
 	return r;

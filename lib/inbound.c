@@ -63,6 +63,7 @@ struct work {
 	uint8_t thread_id[TOKEN_THREAD_BYTES];
 	char sender_ref[32];		/* "patient" or "proxy:N" */
 	int signer_matched;
+	int signer_resolved;		/* signer is a primary key's fingerprint */
 
 	/* reply */
 	char *text;			/* trimmed reply */
@@ -414,8 +415,10 @@ do_pgp(struct work *w, struct cp_error *err)
 
 		plain.max = DECRYPT_MAX;
 		cp_error_clear(&perr);
-		r = pgp_decrypt_good_signer(w->ib->pgp, m->pgp_encrypted,
-					    m->pgp_encrypted_len, &plain, &w->signer, &perr);
+		/* The signer as signed: resolved to its primary key only when
+		 * it matches nobody as it is (signer_resolve). */
+		r = pgp_decrypt_signed_by(w->ib->pgp, m->pgp_encrypted,
+					  m->pgp_encrypted_len, &plain, &w->signer, &perr);
 		if (r < 0) {
 			buf_free(&plain);
 			w->decryption = "failed";
@@ -442,6 +445,7 @@ do_pgp(struct work *w, struct cp_error *err)
 		r = pgp_verify_detached(w->ib->pgp, m->pgp_signed, m->pgp_signed_len,
 					m->pgp_signature, m->pgp_signature_len,
 					&w->signer, &perr);
+		w->signer_resolved = 1;
 		if (r < 0 && !gpg_message_fault(r) && !w->dry_run)
 			return cp_error_set(err, r, "%s", perr.text);
 		/* A bad signature is no signature: other proof may still do. */
@@ -476,6 +480,41 @@ auth_unavailable(struct work *w, const char *why)
 }
 
 /* sender_of - who the message is from: by signing key, else by From. */
+/* signer_resolve - a signing subkey's fingerprint to its primary's. */
+static void
+signer_resolve(struct work *w)
+{
+	char *primary = NULL;
+
+	if (w->signer == NULL || w->signer_resolved || w->ib->pgp == NULL)
+		return;
+	w->signer_resolved = 1;
+	if (pgp_primary_fpr(w->ib->pgp, w->signer, &primary, NULL) == 0 && primary) {
+		free(w->signer);
+		w->signer = primary;
+	}
+}
+
+/* signer_is - match the signer with the patient or a proxy's key. */
+static int
+signer_is(struct work *w)
+{
+	json_t *proxies = json_object_get(w->patient, "proxies"), *p;
+	size_t i;
+
+	if (fpr_equal(json_string_value(json_object_get(w->patient, "pgp_fpr")), w->signer)) {
+		cp_strlcpy(w->sender_ref, "patient", sizeof(w->sender_ref));
+		return w->signer_matched = 1;
+	}
+	json_array_foreach(proxies, i, p) {
+		if (fpr_equal(json_string_value(json_object_get(p, "pgp_fpr")), w->signer)) {
+			snprintf(w->sender_ref, sizeof(w->sender_ref), "proxy:%zu", i);
+			return w->signer_matched = 1;
+		}
+	}
+	return 0;
+}
+
 static void
 sender_of(struct work *w)
 {
@@ -485,19 +524,12 @@ sender_of(struct work *w)
 	size_t i;
 
 	w->sender_ref[0] = '\0';
-	if (w->signer) {
-		if (fpr_equal(json_string_value(json_object_get(w->patient, "pgp_fpr")), w->signer)) {
-			cp_strlcpy(w->sender_ref, "patient", sizeof(w->sender_ref));
-			w->signer_matched = 1;
+	if (w->signer && signer_is(w))
+		return;
+	if (w->signer && !w->signer_resolved) {
+		signer_resolve(w);
+		if (signer_is(w))
 			return;
-		}
-		json_array_foreach(proxies, i, p) {
-			if (fpr_equal(json_string_value(json_object_get(p, "pgp_fpr")), w->signer)) {
-				snprintf(w->sender_ref, sizeof(w->sender_ref), "proxy:%zu", i);
-				w->signer_matched = 1;
-				return;
-			}
-		}
 	}
 	if (from == NULL)
 		return;
@@ -1471,6 +1503,7 @@ summary(struct work *w)
 	dec = json_object();
 	jset_str(dec, "status", w->decryption ? w->decryption : "none");
 	jset_str(dec, "reason", w->decryption_reason);
+	signer_resolve(w);
 	jset_str(dec, "signer", w->signer);
 	json_object_set_new(o, "decryption", dec);
 	auth = json_object();
