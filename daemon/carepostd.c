@@ -677,51 +677,65 @@ imap_batch(struct carepostd *cd, int *acks)
 	size_t batch = cfg->imap_batch_size > 0 ? (size_t)cfg->imap_batch_size : 50;
 	struct imapc_msg *msgs = NULL;
 	_cleanup_free_ uint32_t *processed = NULL, *quarantine = NULL;
-	size_t n = 0, np = 0, nq = 0, i;
+	_cleanup_free_ struct inbound_result *results = NULL;
+	size_t n = 0, np = 0, nq = 0, i, n_decided;
 	uint32_t last_uid = 0;
-	struct cp_error err;
+	struct cp_error err, err2;
 	int r = 0;
 
 	cp_error_clear(&err);
+	cp_error_clear(&err2);
 	if (imapc_fetch(cd->imap, cd->imap_next_uid, batch, &msgs, &n, &err) < 0) {
 		imap_fail(cd, "fetch", err.text);
 		return -1;
 	}
 	processed = calloc(n ? n : 1, sizeof(*processed));
 	quarantine = calloc(n ? n : 1, sizeof(*quarantine));
-	if (processed == NULL || quarantine == NULL) {
+	results = calloc(n ? n : 1, sizeof(*results));
+	if (processed == NULL || quarantine == NULL || results == NULL) {
 		imapc_msgs_free(msgs, n);
 		imap_fail(cd, "batch", "out of memory");
 		return -1;
 	}
+	/* Decide each message, then commit them all in one transaction. */
+	inbound_batch_begin(cd->d.ib);
 	for (i = 0; i < n && !got_stop; i++) {
-		struct inbound_result res;
-
-		memset(&res, 0, sizeof(res));
 		if (msgs[i].raw == NULL) {
 			/* Too big to fetch: the reason goes to the log. */
 			log_event(LOG_WARNING, LOGID_QUARANTINE, NULL, NULL,
 				  "IMAP UID %u: %u bytes, over the size limit: "
 				  "quarantined unread", msgs[i].uid, msgs[i].size);
-			res.folder = INBOUND_FOLDER_QUARANTINE;
-			cd->m.quarantined++;
+			results[i].folder = INBOUND_FOLDER_QUARANTINE;
+			results[i].disposition = INBOUND_QUARANTINED;
 		} else if (inbound_ingest(cd->d.ib, msgs[i].raw, msgs[i].len, cp_now(),
-					  0, &res, &err) < 0) {
+					  0, &results[i], &err) < 0) {
 			/* The store or gpg failed: leave it where it is. */
-			inbound_result_clear(&res);
+			inbound_result_clear(&results[i]);
 			r = -1;
 			break;
-		} else {
-			count_ingest(&cd->m, &res);
-			if (res.acked || res.alerted || res.form_incomplete)
-				*acks = 1;
 		}
-		if (res.folder == INBOUND_FOLDER_QUARANTINE)
+	}
+	n_decided = i;
+	if (inbound_batch_commit(cd->d.ib, r < 0 ? &err2 : &err) < 0) {
+		/* Nothing of the batch was written: it all stays. */
+		n_decided = 0;
+		r = -1;
+	}
+	for (i = 0; i < n_decided; i++) {
+		const struct inbound_result *res = &results[i];
+
+		if (msgs[i].raw == NULL)
+			cd->m.quarantined++;
+		else
+			count_ingest(&cd->m, res);
+		if (res->acked || res->alerted || res->form_incomplete)
+			*acks = 1;
+		if (res->folder == INBOUND_FOLDER_QUARANTINE)
 			quarantine[nq++] = msgs[i].uid;
 		else
 			processed[np++] = msgs[i].uid;
 		last_uid = msgs[i].uid;
-		inbound_result_clear(&res);
+		inbound_result_clear(&results[i]);
 	}
 	if (r < 0) {
 		/* Move what was filed before the failure, then report it. */
@@ -737,7 +751,7 @@ imap_batch(struct carepostd *cd, int *acks)
 	}
 	if (imap_move_decided(cd, processed, np, quarantine, nq, last_uid) < 0)
 		r = -1;
-	else if (got_stop && i < n)
+	else if (got_stop && n_decided < n)
 		r = 1;
 	else
 		r = n == batch;

@@ -39,6 +39,11 @@ struct inbound {
 	const char *store_fpr;
 	struct inmsg_limits limits;
 	struct inmsg_addrs addrs;
+
+	/* group commit (inbound_batch_begin): decided, waiting for the txn */
+	int batching;
+	struct work **pending;
+	size_t n_pending, cap_pending;
 };
 
 struct work {
@@ -84,6 +89,7 @@ struct work {
 	int unsub_refused;
 
 	char dek[ATREST_DEK_ID_SIZE];	/* the data key blob is sealed with */
+	struct inbound_result decided;	/* batch: the outcome before the txn */
 };
 
 /* ---- names and results ---- */
@@ -211,11 +217,15 @@ inbound_new(const struct cp_config *cfg, struct store *store,
 	return 0;
 }
 
+static void batch_drop(struct inbound *ib);
+
 void
 inbound_free(struct inbound *ib)
 {
 	if (ib == NULL)
 		return;
+	batch_drop(ib);
+	free(ib->pending);
 	atrest_free(ib->atrest);
 	pgp_free(ib->pgp);
 	explicit_bzero(ib->key, sizeof(ib->key));
@@ -350,6 +360,8 @@ decided(struct work *w, enum inbound_disposition d, const char *reason)
 
 /* ---- dedupe ---- */
 
+static void seen_fill(struct work *w, json_t *v);
+
 static int
 seen_lookup(struct work *w, int *found, struct cp_error *err)
 {
@@ -365,6 +377,15 @@ seen_lookup(struct work *w, int *found, struct cp_error *err)
 	if (r < 0)
 		return r;
 	*found = 1;
+	seen_fill(w, v);
+	json_decref(v);
+	return 0;
+}
+
+/* seen_fill - res as a DUPLICATE of what seen record v says. */
+static void
+seen_fill(struct work *w, json_t *v)
+{
 	w->res->disposition = INBOUND_DUPLICATE;
 	w->res->first = disposition_from_name(json_string_value(json_object_get(v, "disposition")));
 	w->res->folder = strcmp(json_string_value(json_object_get(v, "folder")) ?: "",
@@ -378,8 +399,6 @@ seen_lookup(struct work *w, int *found, struct cp_error *err)
 		   sizeof(w->res->patient));
 	cp_strlcpy(w->res->event, json_string_value(json_object_get(v, "event")) ?: "",
 		   sizeof(w->res->event));
-	json_decref(v);
-	return 0;
 }
 
 /* ---- PGP ---- */
@@ -1413,20 +1432,28 @@ commit_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
 	return r;
 }
 
+/* commit_prepare - what is done before the transaction: encryption. */
 static int
-commit(struct work *w, struct cp_error *err)
+commit_prepare(struct work *w, struct cp_error *err)
 {
-	int r, found;
-
 	if (w->ib->store == NULL)
 		return cp_error_set(err, -EINVAL, "inbound: no store to file into");
 	if (w->res->disposition == INBOUND_FILED) {
 		snprintf(w->res->inbox_id, sizeof(w->res->inbox_id), "m%010lld-%.8s",
 			 (long long)w->now, w->res->seen_key);
-		r = encrypt_content(w, err);
-		if (r < 0)
-			return r;
+		return encrypt_content(w, err);
 	}
+	return 0;
+}
+
+static int
+commit(struct work *w, struct cp_error *err)
+{
+	int r, found;
+
+	r = commit_prepare(w, err);
+	if (r < 0)
+		return r;
 	r = store_write(w->ib->store, commit_txn, w, err);
 	if (r == -EALREADY) {
 		cp_error_clear(err);
@@ -1523,6 +1550,101 @@ summary(struct work *w)
 	return o;
 }
 
+/* ---- group commit ---- */
+
+/* pend - prepare w and keep a copy of it for inbound_batch_commit. */
+static int
+pend(struct work *w, struct cp_error *err)
+{
+	struct inbound *ib = w->ib;
+	struct work *copy;
+	int r;
+
+	r = commit_prepare(w, err);
+	if (r < 0)
+		return r;
+	if (ib->n_pending == ib->cap_pending) {
+		size_t cap = ib->cap_pending ? 2 * ib->cap_pending : 64;
+		struct work **p = realloc(ib->pending, cap * sizeof(*p));
+
+		if (p == NULL)
+			return cp_error_set(err, -ENOMEM, "inbound: out of memory");
+		ib->pending = p;
+		ib->cap_pending = cap;
+	}
+	copy = malloc(sizeof(*copy));
+	if (copy == NULL)
+		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
+	*copy = *w;
+	copy->decided = *w->res;
+	ib->pending[ib->n_pending++] = copy;
+	return 0;
+}
+
+/*
+ * batch_txn - every pending decision in one transaction. A message seen
+ * in the meantime (or twice in the batch) becomes a DUPLICATE of what
+ * its seen record says. Runs again from the start after a map resize.
+ */
+static int
+batch_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
+{
+	struct inbound *ib = ud;
+	int r;
+
+	for (size_t i = 0; i < ib->n_pending; i++) {
+		struct work *w = ib->pending[i];
+		json_t *seen;
+
+		*w->res = w->decided;
+		r = store_txn_get_json(s, txn, DB_SEEN, w->res->seen_key,
+				       strlen(w->res->seen_key), &seen, err);
+		if (r == 0) {
+			seen_fill(w, seen);
+			json_decref(seen);
+			continue;
+		}
+		if (r != -ENOENT)
+			return r;
+		r = commit_txn(s, txn, w, err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static void
+batch_drop(struct inbound *ib)
+{
+	for (size_t i = 0; i < ib->n_pending; i++) {
+		work_free(ib->pending[i]);
+		free(ib->pending[i]);
+	}
+	ib->n_pending = 0;
+}
+
+void
+inbound_batch_begin(struct inbound *ib)
+{
+	batch_drop(ib);
+	ib->batching = 1;
+}
+
+int
+inbound_batch_commit(struct inbound *ib, struct cp_error *err)
+{
+	int r = 0;
+
+	ib->batching = 0;
+	if (ib->n_pending > 0)
+		r = store_write(ib->store, batch_txn, ib, err);
+	if (r == 0)
+		for (size_t i = 0; i < ib->n_pending; i++)
+			log_outcome(ib->pending[i]);
+	batch_drop(ib);
+	return r;
+}
+
 /* ---- the entry point ---- */
 
 int
@@ -1566,6 +1688,12 @@ inbound_ingest(struct inbound *ib, const char *raw, size_t len, int64_t now,
 		r = decide(&w, err);
 		if (r < 0)
 			goto out;
+	}
+	if (!dry_run && ib->batching) {
+		r = pend(&w, err);
+		if (r < 0)
+			goto out;
+		return 0;	/* w now belongs to the batch */
 	}
 	if (!dry_run) {
 		r = commit(&w, err);

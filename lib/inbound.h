@@ -182,6 +182,21 @@ int inbound_ingest(struct inbound *ib, const char *raw, size_t len,
 
 void inbound_result_clear(struct inbound_result *res);
 
+/*
+ * Group commit: between inbound_batch_begin and inbound_batch_commit,
+ * inbound_ingest decides (and encrypts) each message but writes nothing;
+ * inbound_batch_commit then writes every decision in one store
+ * transaction (one fsync for the batch instead of one per message), and
+ * only then are the results final: a message seen twice in the batch (or
+ * filed by another process meanwhile) becomes a DUPLICATE there, and
+ * res->acked and the like are set. Every res handed to inbound_ingest
+ * must stay in place until inbound_batch_commit returns. When it fails
+ * (< 0) nothing of the batch was written: leave all of it to retry. A
+ * dry run is never batched.
+ */
+void inbound_batch_begin(struct inbound *ib);
+int inbound_batch_commit(struct inbound *ib, struct cp_error *err);
+
 /* inbound_result_to_json - a new object (ids, disposition, folder...). */
 json_t *inbound_result_to_json(const struct inbound_result *res);
 
