@@ -34,6 +34,7 @@
 #include <libgen.h>
 #include <sysexits.h>
 
+#include "atrest.h"
 #include "event.h"
 #include "inbound.h"
 #include "log.h"
@@ -745,9 +746,12 @@ cmd_ingest(int argc, char **argv)
 	return code;
 }
 
-/* open_pgp - a GPGME context on the configured home, for the store key. */
+/*
+ * open_pgp - a GPGME context on the configured home, for the store key,
+ * and the inbox's data keys (unwrapped with it, once each).
+ */
 static int
-open_pgp(struct runtime *rt, struct pgp **p)
+open_pgp(struct runtime *rt, struct pgp **p, struct atrest **a)
 {
 	struct cp_error err;
 
@@ -755,6 +759,11 @@ open_pgp(struct runtime *rt, struct pgp **p)
 	cp_error_clear(&err);
 	if (pgp_new(rt->cfg->gpg_home, NULL, p, &err) < 0)
 		return fail(EX_UNAVAILABLE, "%s", err.text);
+	if (atrest_new(rt->store, *p, NULL, a, &err) < 0) {
+		pgp_free(*p);
+		*p = NULL;
+		return fail(EX_UNAVAILABLE, "%s", err.text);
+	}
 	return 0;
 }
 
@@ -784,6 +793,7 @@ cmd_inbox(const char *patient)
 	struct runtime rt;
 	struct cp_error err;
 	struct pgp *p = NULL;
+	struct atrest *a = NULL;
 	json_t *list, *rec, *rows = json_array();
 	size_t i;
 	int r;
@@ -799,7 +809,7 @@ cmd_inbox(const char *patient)
 		json_decref(rows);
 		return fail(r == -EINVAL ? EX_USAGE : EX_IOERR, "%s", err.text);
 	}
-	if (json_array_size(list) && (r = open_pgp(&rt, &p)) != 0) {
+	if (json_array_size(list) && (r = open_pgp(&rt, &p, &a)) != 0) {
 		runtime_close(&rt);
 		json_decref(list);
 		json_decref(rows);
@@ -811,7 +821,7 @@ cmd_inbox(const char *patient)
 
 		cp_error_clear(&err);
 		if (inbound_inbox_get(rt.store, patient, id ? id : "", &full, &err) == 0 &&
-		    inbound_open(p, full, &content, &err) == 0) {
+		    inbound_open(p, a, full, &content, &err) == 0) {
 			_cleanup_free_ char *pv = preview(json_string_value(
 				json_object_get(content, "text")), 120);
 
@@ -824,6 +834,7 @@ cmd_inbox(const char *patient)
 		json_decref(content);
 		json_array_append_new(rows, row);
 	}
+	atrest_free(a);
 	pgp_free(p);
 	runtime_close(&rt);
 	json_decref(list);
@@ -853,6 +864,7 @@ cmd_read(const char *patient, const char *msg)
 	struct runtime rt;
 	struct cp_error err;
 	struct pgp *p = NULL;
+	struct atrest *a = NULL;
 	json_t *rec, *content, *att, *out;
 	size_t i;
 	int r;
@@ -866,12 +878,13 @@ cmd_read(const char *patient, const char *msg)
 		return fail(r == -ENOENT ? EX_NOINPUT : r == -EINVAL ? EX_USAGE : EX_IOERR,
 			    "%s %s: %s", patient, msg, r == -ENOENT ? "no such message" : err.text);
 	}
-	if ((r = open_pgp(&rt, &p)) != 0) {
+	if ((r = open_pgp(&rt, &p, &a)) != 0) {
 		json_decref(rec);
 		runtime_close(&rt);
 		return r;
 	}
-	r = inbound_open(p, rec, &content, &err);
+	r = inbound_open(p, a, rec, &content, &err);
+	atrest_free(a);
 	pgp_free(p);
 	runtime_close(&rt);
 	if (r < 0) {

@@ -636,75 +636,135 @@ count_ingest(struct metrics *m, const struct inbound_result *res)
 }
 
 /*
+ * imap_move_decided - move what the batch decided (and committed) to the
+ * processed and quarantine folders, one UID MOVE each, then remember the
+ * last UID: the store's UID state is written once per batch.
+ */
+static int
+imap_move_decided(struct carepostd *cd, const uint32_t *processed, size_t np,
+		  const uint32_t *quarantine, size_t nq, uint32_t last_uid)
+{
+	const struct cp_config *cfg = cd->d.rt.cfg;
+	struct cp_error err;
+	json_t *st;
+
+	cp_error_clear(&err);
+	if (cfg->imap_processed_folder != NULL &&
+	    imapc_move_uids(cd->imap, processed, np, cfg->imap_processed_folder, &err) < 0) {
+		imap_fail(cd, "move", err.text);
+		return -1;
+	}
+	if (cfg->imap_quarantine_folder != NULL &&
+	    imapc_move_uids(cd->imap, quarantine, nq, cfg->imap_quarantine_folder, &err) < 0) {
+		imap_fail(cd, "move", err.text);
+		return -1;
+	}
+	if (last_uid == 0)
+		return 0;
+	cd->imap_next_uid = last_uid + 1;
+	st = json_pack("{s:I, s:I}", "uidvalidity",
+		       (json_int_t)imapc_uidvalidity(cd->imap),
+		       "last_uid", (json_int_t)last_uid);
+	store_put_json(cd->d.rt.store, DB_IMAP, imap_mailbox(cfg), st, NULL);
+	json_decref(st);
+	return 0;
+}
+
+/*
  * imap_batch - fetch up to [imap] batch_size messages and take each in
- * turn: ingest (its store transaction commits the decision), then move
- * it to the processed or quarantine folder, then remember its UID.
- * Returns 1 when more may be waiting, 0 when the mailbox is drained, -1
- * after a failure (the session is closed: the caller backs off). A
- * failure never loses a message: it stays in the mailbox, and what was
- * filed before the failure is recognised when it is fetched again.
+ * turn: ingest (its store transaction commits the decision); then move
+ * the batch's messages to the processed or quarantine folder (a UID MOVE
+ * per folder, after every one of them is committed), then remember the
+ * last UID. Returns 1 when more may be waiting, 0 when the mailbox is
+ * drained, -1 after a failure (the session is closed: the caller backs
+ * off). A failure never loses a message: it stays in the mailbox, and
+ * what was filed before the failure is moved (or, when the move fails,
+ * recognised when it is fetched again).
  */
 static int
 imap_batch(struct carepostd *cd, int *acks)
 {
 	const struct cp_config *cfg = cd->d.rt.cfg;
-	const char *mailbox = imap_mailbox(cfg);
 	size_t batch = cfg->imap_batch_size > 0 ? (size_t)cfg->imap_batch_size : 50;
 	struct imapc_msg *msgs = NULL;
-	struct cp_error err;
-	size_t n = 0, i;
+	_cleanup_free_ uint32_t *processed = NULL, *quarantine = NULL;
+	_cleanup_free_ struct inbound_result *results = NULL;
+	size_t n = 0, np = 0, nq = 0, i, n_decided;
+	uint32_t last_uid = 0;
+	struct cp_error err, err2;
 	int r = 0;
 
 	cp_error_clear(&err);
+	cp_error_clear(&err2);
 	if (imapc_fetch(cd->imap, cd->imap_next_uid, batch, &msgs, &n, &err) < 0) {
 		imap_fail(cd, "fetch", err.text);
 		return -1;
 	}
+	processed = calloc(n ? n : 1, sizeof(*processed));
+	quarantine = calloc(n ? n : 1, sizeof(*quarantine));
+	results = calloc(n ? n : 1, sizeof(*results));
+	if (processed == NULL || quarantine == NULL || results == NULL) {
+		imapc_msgs_free(msgs, n);
+		imap_fail(cd, "batch", "out of memory");
+		return -1;
+	}
+	/* Decide each message, then commit them all in one transaction. */
+	inbound_batch_begin(cd->d.ib);
 	for (i = 0; i < n && !got_stop; i++) {
-		struct inbound_result res;
-		const char *folder;
-		json_t *st;
-
-		memset(&res, 0, sizeof(res));
 		if (msgs[i].raw == NULL) {
 			/* Too big to fetch: the reason goes to the log. */
 			log_event(LOG_WARNING, LOGID_QUARANTINE, NULL, NULL,
 				  "IMAP UID %u: %u bytes, over the size limit: "
 				  "quarantined unread", msgs[i].uid, msgs[i].size);
-			res.folder = INBOUND_FOLDER_QUARANTINE;
-			cd->m.quarantined++;
+			results[i].folder = INBOUND_FOLDER_QUARANTINE;
+			results[i].disposition = INBOUND_QUARANTINED;
 		} else if (inbound_ingest(cd->d.ib, msgs[i].raw, msgs[i].len, cp_now(),
-					  0, &res, &err) < 0) {
+					  0, &results[i], &err) < 0) {
 			/* The store or gpg failed: leave it where it is. */
-			inbound_result_clear(&res);
-			imap_fail(cd, "ingest", err.text);
-			r = -1;
-			break;
-		} else {
-			count_ingest(&cd->m, &res);
-			if (res.acked || res.alerted || res.form_incomplete)
-				*acks = 1;
-		}
-		folder = res.folder == INBOUND_FOLDER_QUARANTINE ?
-			 cfg->imap_quarantine_folder : cfg->imap_processed_folder;
-		inbound_result_clear(&res);
-		if (folder != NULL &&
-		    imapc_move(cd->imap, msgs[i].uid, folder, &err) < 0 &&
-		    err.code != -ENOENT) {
-			imap_fail(cd, "move", err.text);
+			inbound_result_clear(&results[i]);
 			r = -1;
 			break;
 		}
-		cd->imap_next_uid = msgs[i].uid + 1;
-		st = json_pack("{s:I, s:I}", "uidvalidity",
-			       (json_int_t)imapc_uidvalidity(cd->imap),
-			       "last_uid", (json_int_t)msgs[i].uid);
-		store_put_json(cd->d.rt.store, DB_IMAP, mailbox, st, NULL);
-		json_decref(st);
 	}
-	if (r == 0 && got_stop && i < n)
+	n_decided = i;
+	if (inbound_batch_commit(cd->d.ib, r < 0 ? &err2 : &err) < 0) {
+		/* Nothing of the batch was written: it all stays. */
+		n_decided = 0;
+		r = -1;
+	}
+	for (i = 0; i < n_decided; i++) {
+		const struct inbound_result *res = &results[i];
+
+		if (msgs[i].raw == NULL)
+			cd->m.quarantined++;
+		else
+			count_ingest(&cd->m, res);
+		if (res->acked || res->alerted || res->form_incomplete)
+			*acks = 1;
+		if (res->folder == INBOUND_FOLDER_QUARANTINE)
+			quarantine[nq++] = msgs[i].uid;
+		else
+			processed[np++] = msgs[i].uid;
+		last_uid = msgs[i].uid;
+		inbound_result_clear(&results[i]);
+	}
+	if (r < 0) {
+		/* Move what was filed before the failure, then report it. */
+		char text[sizeof(err.text)];
+
+		cp_strlcpy(text, err.text, sizeof(text));
+		if (cd->imap != NULL)
+			imap_move_decided(cd, processed, np, quarantine, nq, last_uid);
+		if (cd->imap != NULL)
+			imap_fail(cd, "ingest", text);
+		imapc_msgs_free(msgs, n);
+		return -1;
+	}
+	if (imap_move_decided(cd, processed, np, quarantine, nq, last_uid) < 0)
+		r = -1;
+	else if (got_stop && n_decided < n)
 		r = 1;
-	else if (r == 0)
+	else
 		r = n == batch;
 	imapc_msgs_free(msgs, n);
 	return r;

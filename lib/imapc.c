@@ -990,6 +990,61 @@ imapc_move(struct imapc *c, uint32_t uid, const char *folder,
 	return r;
 }
 
+int
+imapc_move_uids(struct imapc *c, const uint32_t *uids, size_t n,
+		const char *folder, struct cp_error *err)
+{
+	_cleanup_free_ char *name = NULL;
+	struct mailimap_set *set;
+	size_t i;
+	int r;
+
+	if (c == NULL || (n > 0 && uids == NULL))
+		return cp_error_set(err, -EINVAL, "IMAP move: bad arguments");
+	if (n == 0)
+		return 0;
+	r = folder_check("folder", folder, err);
+	if (r < 0)
+		return r;
+	name = folder_on_server(c, folder);
+	set = mailimap_set_new_empty();
+	if (name == NULL || set == NULL) {
+		if (set != NULL)
+			mailimap_set_free(set);
+		return cp_error_set(err, -ENOMEM, "IMAP: out of memory");
+	}
+	/* Runs of consecutive UIDs become ranges: "1:50", not 50 numbers. */
+	for (i = 0; i < n; i++) {
+		size_t j = i;
+
+		if (uids[i] == 0) {
+			mailimap_set_free(set);
+			return cp_error_set(err, -EINVAL, "IMAP move: UID 0");
+		}
+		while (j + 1 < n && uids[j + 1] == uids[j] + 1)
+			j++;
+		if (mailimap_set_add_interval(set, uids[i], uids[j]) != MAILIMAP_NO_ERROR) {
+			mailimap_set_free(set);
+			return cp_error_set(err, -ENOMEM, "IMAP: out of memory");
+		}
+		i = j;
+	}
+	if (mailimap_has_extension(c->imap, "MOVE")) {
+		r = mailimap_uid_move(c->imap, set, name);
+		r = r == MAILIMAP_NO_ERROR ? 0 : etpan_fail(c, r, "UID MOVE", err);
+	} else {
+		r = move_by_copy(c, set, name, err);
+	}
+	mailimap_set_free(set);
+	if (r < 0 && err != NULL && r != -ENOMEM) {
+		char step[sizeof(err->text)];
+
+		cp_strlcpy(step, err->text, sizeof(step));
+		cp_error_set(err, r, "%s (%zu UIDs from %u to %s)", step, n, uids[0], folder);
+	}
+	return r;
+}
+
 /* --- wait ----------------------------------------------------------- */
 
 static int64_t

@@ -11,8 +11,8 @@
  *		... start over from UID 1 ...
  *	for (;;) {
  *		imapc_fetch(c, next_uid, batch_size, &msgs, &n, &err);
- *		for each msgs[i]: file it, commit, then
- *			imapc_move(c, msgs[i].uid, opts.processed_folder, &err);
+ *		for each msgs[i]: file it, commit; then, for the batch,
+ *		imapc_move_uids(c, filed_uids, n_filed, opts.processed_folder, &err);
  *		imapc_msgs_free(msgs, n);
  *		if (n == 0)
  *			imapc_wait(c, poll_interval, &err);
@@ -156,6 +156,16 @@ void imapc_msgs_free(struct imapc_msg *msgs, size_t n);
 
 int imapc_move(struct imapc *c, uint32_t uid, const char *folder,
 	       struct cp_error *err);
+
+/*
+ * imapc_move_uids - move n messages (UIDs ascending) to folder in one
+ * command: UID MOVE of the UID set (consecutive UIDs as ranges), or the
+ * COPY/STORE/EXPUNGE fallback on the set as imapc_move does. UIDs that
+ * are no longer in the mailbox (moved already) are no error: a UID set
+ * matches what exists. n == 0 sends nothing.
+ */
+int imapc_move_uids(struct imapc *c, const uint32_t *uids, size_t n,
+		    const char *folder, struct cp_error *err);
 
 /* imapc_wait - 1: there may be new mail; 0: timeout; < 0: error. */
 int imapc_wait(struct imapc *c, int timeout_sec, struct cp_error *err);

@@ -10,6 +10,7 @@
  *	store_write run it twice.
  */
 #include "inbound.h"
+#include "atrest.h"
 #include "authres.h"
 #include "buf.h"
 #include "event.h"
@@ -33,10 +34,16 @@ struct inbound {
 	unsigned char key[64];
 	size_t keylen;
 	struct pgp *pgp;
+	struct atrest *atrest;		/* inbox contents at rest */
 	char pgp_reason[300];
 	const char *store_fpr;
 	struct inmsg_limits limits;
 	struct inmsg_addrs addrs;
+
+	/* group commit (inbound_batch_begin): decided, waiting for the txn */
+	int batching;
+	struct work **pending;
+	size_t n_pending, cap_pending;
 };
 
 struct work {
@@ -61,6 +68,7 @@ struct work {
 	uint8_t thread_id[TOKEN_THREAD_BYTES];
 	char sender_ref[32];		/* "patient" or "proxy:N" */
 	int signer_matched;
+	int signer_resolved;		/* signer is a primary key's fingerprint */
 
 	/* reply */
 	char *text;			/* trimmed reply */
@@ -79,6 +87,9 @@ struct work {
 	/* unsubscribe */
 	const char *category;
 	int unsub_refused;
+
+	char dek[ATREST_DEK_ID_SIZE];	/* the data key blob is sealed with */
+	struct inbound_result decided;	/* batch: the outcome before the txn */
 };
 
 /* ---- names and results ---- */
@@ -195,15 +206,27 @@ inbound_new(const struct cp_config *cfg, struct store *store,
 		snprintf(ib->pgp_reason, sizeof(ib->pgp_reason), "gpg unavailable: %s",
 			 perr.text[0] ? perr.text : "cannot initialise GPGME");
 	}
+	if (ib->pgp && store &&
+	    atrest_new(store, ib->pgp, ib->store_fpr, &ib->atrest, &perr) < 0) {
+		pgp_free(ib->pgp);
+		ib->pgp = NULL;
+		snprintf(ib->pgp_reason, sizeof(ib->pgp_reason), "encryption at rest "
+			 "unavailable: %s", perr.text);
+	}
 	*out = ib;
 	return 0;
 }
+
+static void batch_drop(struct inbound *ib);
 
 void
 inbound_free(struct inbound *ib)
 {
 	if (ib == NULL)
 		return;
+	batch_drop(ib);
+	free(ib->pending);
+	atrest_free(ib->atrest);
 	pgp_free(ib->pgp);
 	explicit_bzero(ib->key, sizeof(ib->key));
 	free(ib);
@@ -337,6 +360,8 @@ decided(struct work *w, enum inbound_disposition d, const char *reason)
 
 /* ---- dedupe ---- */
 
+static void seen_fill(struct work *w, json_t *v);
+
 static int
 seen_lookup(struct work *w, int *found, struct cp_error *err)
 {
@@ -352,6 +377,15 @@ seen_lookup(struct work *w, int *found, struct cp_error *err)
 	if (r < 0)
 		return r;
 	*found = 1;
+	seen_fill(w, v);
+	json_decref(v);
+	return 0;
+}
+
+/* seen_fill - res as a DUPLICATE of what seen record v says. */
+static void
+seen_fill(struct work *w, json_t *v)
+{
 	w->res->disposition = INBOUND_DUPLICATE;
 	w->res->first = disposition_from_name(json_string_value(json_object_get(v, "disposition")));
 	w->res->folder = strcmp(json_string_value(json_object_get(v, "folder")) ?: "",
@@ -365,8 +399,6 @@ seen_lookup(struct work *w, int *found, struct cp_error *err)
 		   sizeof(w->res->patient));
 	cp_strlcpy(w->res->event, json_string_value(json_object_get(v, "event")) ?: "",
 		   sizeof(w->res->event));
-	json_decref(v);
-	return 0;
 }
 
 /* ---- PGP ---- */
@@ -402,8 +434,10 @@ do_pgp(struct work *w, struct cp_error *err)
 
 		plain.max = DECRYPT_MAX;
 		cp_error_clear(&perr);
-		r = pgp_decrypt_good_signer(w->ib->pgp, m->pgp_encrypted,
-					    m->pgp_encrypted_len, &plain, &w->signer, &perr);
+		/* The signer as signed: resolved to its primary key only when
+		 * it matches nobody as it is (signer_resolve). */
+		r = pgp_decrypt_signed_by(w->ib->pgp, m->pgp_encrypted,
+					  m->pgp_encrypted_len, &plain, &w->signer, &perr);
 		if (r < 0) {
 			buf_free(&plain);
 			w->decryption = "failed";
@@ -430,6 +464,7 @@ do_pgp(struct work *w, struct cp_error *err)
 		r = pgp_verify_detached(w->ib->pgp, m->pgp_signed, m->pgp_signed_len,
 					m->pgp_signature, m->pgp_signature_len,
 					&w->signer, &perr);
+		w->signer_resolved = 1;
 		if (r < 0 && !gpg_message_fault(r) && !w->dry_run)
 			return cp_error_set(err, r, "%s", perr.text);
 		/* A bad signature is no signature: other proof may still do. */
@@ -464,6 +499,41 @@ auth_unavailable(struct work *w, const char *why)
 }
 
 /* sender_of - who the message is from: by signing key, else by From. */
+/* signer_resolve - a signing subkey's fingerprint to its primary's. */
+static void
+signer_resolve(struct work *w)
+{
+	char *primary = NULL;
+
+	if (w->signer == NULL || w->signer_resolved || w->ib->pgp == NULL)
+		return;
+	w->signer_resolved = 1;
+	if (pgp_primary_fpr(w->ib->pgp, w->signer, &primary, NULL) == 0 && primary) {
+		free(w->signer);
+		w->signer = primary;
+	}
+}
+
+/* signer_is - match the signer with the patient or a proxy's key. */
+static int
+signer_is(struct work *w)
+{
+	json_t *proxies = json_object_get(w->patient, "proxies"), *p;
+	size_t i;
+
+	if (fpr_equal(json_string_value(json_object_get(w->patient, "pgp_fpr")), w->signer)) {
+		cp_strlcpy(w->sender_ref, "patient", sizeof(w->sender_ref));
+		return w->signer_matched = 1;
+	}
+	json_array_foreach(proxies, i, p) {
+		if (fpr_equal(json_string_value(json_object_get(p, "pgp_fpr")), w->signer)) {
+			snprintf(w->sender_ref, sizeof(w->sender_ref), "proxy:%zu", i);
+			return w->signer_matched = 1;
+		}
+	}
+	return 0;
+}
+
 static void
 sender_of(struct work *w)
 {
@@ -473,19 +543,12 @@ sender_of(struct work *w)
 	size_t i;
 
 	w->sender_ref[0] = '\0';
-	if (w->signer) {
-		if (fpr_equal(json_string_value(json_object_get(w->patient, "pgp_fpr")), w->signer)) {
-			cp_strlcpy(w->sender_ref, "patient", sizeof(w->sender_ref));
-			w->signer_matched = 1;
+	if (w->signer && signer_is(w))
+		return;
+	if (w->signer && !w->signer_resolved) {
+		signer_resolve(w);
+		if (signer_is(w))
 			return;
-		}
-		json_array_foreach(proxies, i, p) {
-			if (fpr_equal(json_string_value(json_object_get(p, "pgp_fpr")), w->signer)) {
-				snprintf(w->sender_ref, sizeof(w->sender_ref), "proxy:%zu", i);
-				w->signer_matched = 1;
-				return;
-			}
-		}
 	}
 	if (from == NULL)
 		return;
@@ -971,6 +1034,18 @@ content_json(struct work *w)
 	return c;
 }
 
+/*
+ * inbox_aad - what a sealed blob is bound to: its format and its record's
+ * key, so that a blob moved into another patient's record fails to open.
+ */
+#define INBOUND_AAD_MAX	(sizeof("carepost inbox 2\n") + 2 * STORE_ID_MAX + 2)
+
+static void
+inbox_aad(const char *patient, const char *msg_id, char out[INBOUND_AAD_MAX])
+{
+	snprintf(out, INBOUND_AAD_MAX, "carepost inbox 2\n%s/%s", patient, msg_id);
+}
+
 static int
 encrypt_content(struct work *w, struct cp_error *err)
 {
@@ -979,7 +1054,9 @@ encrypt_content(struct work *w, struct cp_error *err)
 	char *text;
 	int r;
 
-	if (ib->pgp == NULL)
+	char aad[INBOUND_AAD_MAX];
+
+	if (ib->pgp == NULL || ib->atrest == NULL)
 		return cp_error_set(err, -ENOKEY, "cannot file: %s", ib->pgp_reason);
 	if (ib->store_fpr == NULL)
 		return cp_error_set(err, -ENOKEY, "cannot file: no [gpg] store_key or "
@@ -989,7 +1066,9 @@ encrypt_content(struct work *w, struct cp_error *err)
 	json_decref(c);
 	if (text == NULL)
 		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
-	r = pgp_encrypt_to(ib->pgp, ib->store_fpr, text, strlen(text), &w->blob, err);
+	inbox_aad(w->res->patient, w->res->inbox_id, aad);
+	r = atrest_seal(ib->atrest, w->now, aad, strlen(aad), text, strlen(text),
+			&w->blob, w->dek, err);
 	explicit_bzero(text, strlen(text));
 	free(text);
 	return r;
@@ -1063,6 +1142,8 @@ inbox_record(struct work *w)
 		"attachments", (json_int_t)total_attachments(w->m)));
 	json_object_set_new(v, "n_attachments", json_integer((json_int_t)w->m->n_attachments));
 	json_object_set_new(v, "store_key", json_string(w->ib->store_fpr));
+	json_object_set_new(v, "format", json_integer(INBOUND_FORMAT));
+	json_object_set_new(v, "dek", json_string(w->dek));
 	json_object_set_new(v, "blob", json_stringn(w->blob.data ? w->blob.data : "",
 						   w->blob.len));
 	return v;
@@ -1353,20 +1434,28 @@ commit_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
 	return r;
 }
 
+/* commit_prepare - what is done before the transaction: encryption. */
 static int
-commit(struct work *w, struct cp_error *err)
+commit_prepare(struct work *w, struct cp_error *err)
 {
-	int r, found;
-
 	if (w->ib->store == NULL)
 		return cp_error_set(err, -EINVAL, "inbound: no store to file into");
 	if (w->res->disposition == INBOUND_FILED) {
 		snprintf(w->res->inbox_id, sizeof(w->res->inbox_id), "m%010lld-%.8s",
 			 (long long)w->now, w->res->seen_key);
-		r = encrypt_content(w, err);
-		if (r < 0)
-			return r;
+		return encrypt_content(w, err);
 	}
+	return 0;
+}
+
+static int
+commit(struct work *w, struct cp_error *err)
+{
+	int r, found;
+
+	r = commit_prepare(w, err);
+	if (r < 0)
+		return r;
 	r = store_write(w->ib->store, commit_txn, w, err);
 	if (r == -EALREADY) {
 		cp_error_clear(err);
@@ -1443,6 +1532,7 @@ summary(struct work *w)
 	dec = json_object();
 	jset_str(dec, "status", w->decryption ? w->decryption : "none");
 	jset_str(dec, "reason", w->decryption_reason);
+	signer_resolve(w);
 	jset_str(dec, "signer", w->signer);
 	json_object_set_new(o, "decryption", dec);
 	auth = json_object();
@@ -1460,6 +1550,101 @@ summary(struct work *w)
 		json_object_set_new(o, "first_disposition",
 				    json_string(inbound_disposition_name(res->first)));
 	return o;
+}
+
+/* ---- group commit ---- */
+
+/* pend - prepare w and keep a copy of it for inbound_batch_commit. */
+static int
+pend(struct work *w, struct cp_error *err)
+{
+	struct inbound *ib = w->ib;
+	struct work *copy;
+	int r;
+
+	r = commit_prepare(w, err);
+	if (r < 0)
+		return r;
+	if (ib->n_pending == ib->cap_pending) {
+		size_t cap = ib->cap_pending ? 2 * ib->cap_pending : 64;
+		struct work **p = realloc(ib->pending, cap * sizeof(*p));
+
+		if (p == NULL)
+			return cp_error_set(err, -ENOMEM, "inbound: out of memory");
+		ib->pending = p;
+		ib->cap_pending = cap;
+	}
+	copy = malloc(sizeof(*copy));
+	if (copy == NULL)
+		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
+	*copy = *w;
+	copy->decided = *w->res;
+	ib->pending[ib->n_pending++] = copy;
+	return 0;
+}
+
+/*
+ * batch_txn - every pending decision in one transaction. A message seen
+ * in the meantime (or twice in the batch) becomes a DUPLICATE of what
+ * its seen record says. Runs again from the start after a map resize.
+ */
+static int
+batch_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
+{
+	struct inbound *ib = ud;
+	int r;
+
+	for (size_t i = 0; i < ib->n_pending; i++) {
+		struct work *w = ib->pending[i];
+		json_t *seen;
+
+		*w->res = w->decided;
+		r = store_txn_get_json(s, txn, DB_SEEN, w->res->seen_key,
+				       strlen(w->res->seen_key), &seen, err);
+		if (r == 0) {
+			seen_fill(w, seen);
+			json_decref(seen);
+			continue;
+		}
+		if (r != -ENOENT)
+			return r;
+		r = commit_txn(s, txn, w, err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static void
+batch_drop(struct inbound *ib)
+{
+	for (size_t i = 0; i < ib->n_pending; i++) {
+		work_free(ib->pending[i]);
+		free(ib->pending[i]);
+	}
+	ib->n_pending = 0;
+}
+
+void
+inbound_batch_begin(struct inbound *ib)
+{
+	batch_drop(ib);
+	ib->batching = 1;
+}
+
+int
+inbound_batch_commit(struct inbound *ib, struct cp_error *err)
+{
+	int r = 0;
+
+	ib->batching = 0;
+	if (ib->n_pending > 0)
+		r = store_write(ib->store, batch_txn, ib, err);
+	if (r == 0)
+		for (size_t i = 0; i < ib->n_pending; i++)
+			log_outcome(ib->pending[i]);
+	batch_drop(ib);
+	return r;
 }
 
 /* ---- the entry point ---- */
@@ -1505,6 +1690,12 @@ inbound_ingest(struct inbound *ib, const char *raw, size_t len, int64_t now,
 		r = decide(&w, err);
 		if (r < 0)
 			goto out;
+	}
+	if (!dry_run && ib->batching) {
+		r = pend(&w, err);
+		if (r < 0)
+			goto out;
+		return 0;	/* w now belongs to the batch */
 	}
 	if (!dry_run) {
 		r = commit(&w, err);
@@ -1609,9 +1800,13 @@ inbound_inbox_get(struct store *s, const char *patient, const char *msg_id,
 }
 
 int
-inbound_open(struct pgp *p, json_t *record, json_t **content, struct cp_error *err)
+inbound_open(struct pgp *p, struct atrest *a, json_t *record, json_t **content,
+	     struct cp_error *err)
 {
-	const char *blob = json_string_value(json_object_get(record, "blob"));
+	json_t *jblob = json_object_get(record, "blob");
+	const char *blob = json_string_value(jblob);
+	json_t *jformat = json_object_get(record, "format");
+	json_int_t format = jformat ? json_integer_value(jformat) : 1;
 	struct buf plain = BUF_INIT;
 	char *signer = NULL;
 	json_error_t jerr;
@@ -1621,8 +1816,28 @@ inbound_open(struct pgp *p, json_t *record, json_t **content, struct cp_error *e
 	if (blob == NULL)
 		return cp_error_set(err, -EBADMSG, "inbox record has no content");
 	plain.max = DECRYPT_MAX * 2;
-	r = pgp_decrypt_verify(p, blob, strlen(blob), &plain, &signer, err);
-	free(signer);
+	if (format == INBOUND_FORMAT) {
+		const char *pid = json_string_value(json_object_get(record, "patient"));
+		const char *id = json_string_value(json_object_get(record, "id"));
+		char aad[INBOUND_AAD_MAX];
+
+		if (a == NULL)
+			return cp_error_set(err, -EINVAL, "inbox record: format %d needs "
+					    "the store's data keys", INBOUND_FORMAT);
+		if (!id_valid(pid) || !id_valid(id))
+			return cp_error_set(err, -EBADMSG, "inbox record: no patient or id");
+		inbox_aad(pid, id, aad);
+		r = atrest_open(a, json_string_value(json_object_get(record, "dek")),
+				aad, strlen(aad), blob, json_string_length(jblob), &plain, err);
+	} else if (format == 1) {
+		if (p == NULL)
+			return cp_error_set(err, -EINVAL, "inbox record: format 1 needs gpg");
+		r = pgp_decrypt_verify(p, blob, strlen(blob), &plain, &signer, err);
+		free(signer);
+	} else {
+		return cp_error_set(err, -EPROTONOSUPPORT, "inbox record: unknown "
+				    "format %lld", (long long)format);
+	}
 	if (r < 0) {
 		buf_free(&plain);
 		return r;

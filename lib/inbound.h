@@ -39,8 +39,8 @@
  *	   security.trusted_authserv_id (authres.h); a good patient/proxy
  *	   signature always counts.
  *	6. A reply is filed in one write transaction: the inbox record
- *	   (cleartext metadata without PHI, the content encrypted to
- *	   gpg.store_key), the clinic queue entry of the thread's department
+ *	   (cleartext metadata without PHI, the content encrypted at rest:
+ *	   see AT REST), the clinic queue entry of the thread's department
  *	   (event.department, else routing.default_department), the seen
  *	   record, and as delivery records that outbound sends: a PHI-free
  *	   staff alert to the department's staff (routing staff.NAME, else
@@ -72,6 +72,23 @@
  *
  *	Quarantine reasons, log lines and errors hold ids, codes and fixed
  *	words only: never an address, a subject or a body.
+ * AT REST
+ *	An inbox record's "blob" holds its content (the JSON described in
+ *	store.h, "inbox"), in one of two formats, told by "format":
+ *
+ *	2 (written now): envelope encryption (atrest.h). The content is
+ *	  sealed with AES-256-GCM under a data key (DEK) named by the
+ *	  record's "dek": blob = base64(nonce[12] | ciphertext | tag[16]),
+ *	  with the additional authenticated data "carepost inbox 2\n" +
+ *	  PATIENT + "/" + MSGID (the record's key), so a blob opens only in
+ *	  the record it was written for. The DEK (32 random bytes, one per
+ *	  daemon run and per day of a long run) is stored in meta as
+ *	  "dek:ID", an OpenPGP message to gpg.store_key that gpg-agent
+ *	  unwraps: one gpg run per DEK, not per message, on either side.
+ *	1 (no "format": written before): blob is an ASCII-armored OpenPGP
+ *	  message to gpg.store_key. Still read; never written.
+ *
+ *	Neither the DEK nor the content is ever in the store in clear.
  * ERRORS
  *	inbound_ingest returns 0 when the message was decided (whatever
  *	the disposition) and the decision is committed; a negative code
@@ -122,6 +139,9 @@ enum inbound_folder {
 };
 
 #define INBOUND_ID_MAX	32
+#define INBOUND_FORMAT	2		/* of the inbox records written */
+
+struct atrest;
 
 struct inbound_result {
 	enum inbound_disposition disposition;
@@ -162,6 +182,21 @@ int inbound_ingest(struct inbound *ib, const char *raw, size_t len,
 
 void inbound_result_clear(struct inbound_result *res);
 
+/*
+ * Group commit: between inbound_batch_begin and inbound_batch_commit,
+ * inbound_ingest decides (and encrypts) each message but writes nothing;
+ * inbound_batch_commit then writes every decision in one store
+ * transaction (one fsync for the batch instead of one per message), and
+ * only then are the results final: a message seen twice in the batch (or
+ * filed by another process meanwhile) becomes a DUPLICATE there, and
+ * res->acked and the like are set. Every res handed to inbound_ingest
+ * must stay in place until inbound_batch_commit returns. When it fails
+ * (< 0) nothing of the batch was written: leave all of it to retry. A
+ * dry run is never batched.
+ */
+void inbound_batch_begin(struct inbound *ib);
+int inbound_batch_commit(struct inbound *ib, struct cp_error *err);
+
 /* inbound_result_to_json - a new object (ids, disposition, folder...). */
 json_t *inbound_result_to_json(const struct inbound_result *res);
 
@@ -175,8 +210,13 @@ const char *inbound_folder_name(enum inbound_folder f);
  * inbound_inbox_list - the patient's inbox records, oldest first, as a
  * new array of the cleartext records without "blob".
  * inbound_inbox_get - one record (with blob); -ENOENT when absent.
- * inbound_open - decrypt a record's blob with p (the store key's secret
- * in gpg-agent) into a new object (see store.h, "inbox").
+ * inbound_open - decrypt a record's blob into a new object (see store.h,
+ * "inbox", and AT REST): format 2 with a (atrest_new on the same store
+ * and a pgp whose keyring holds the store key's secret, which unwraps
+ * each data key once), format 1 with p. Errors: -EBADMSG for a blob
+ * that is malformed or fails authentication (tampered, or moved from
+ * another record), -ENOKEY for a data key missing from the store,
+ * -EPROTONOSUPPORT for an unknown format; gpg's codes otherwise.
  * inbound_clinic_queue - entries of department dept (all when NULL),
  * as a new array, each with "department" added.
  */
@@ -184,8 +224,8 @@ int inbound_inbox_list(struct store *s, const char *patient, json_t **out,
 		       struct cp_error *err);
 int inbound_inbox_get(struct store *s, const char *patient,
 		      const char *msg_id, json_t **out, struct cp_error *err);
-int inbound_open(struct pgp *p, json_t *record, json_t **content,
-		 struct cp_error *err);
+int inbound_open(struct pgp *p, struct atrest *a, json_t *record,
+		 json_t **content, struct cp_error *err);
 int inbound_clinic_queue(struct store *s, const char *dept, json_t **out,
 			 struct cp_error *err);
 

@@ -799,3 +799,65 @@ pgp_keys_expiring(struct pgp *p, long long now, long long horizon,
 				    gpgme_strerror(ge));
 	return 0;
 }
+
+/*
+ * pgp_decrypt_signed_by - pgp_decrypt_good_signer without its key lookup
+ * (gpgme_get_key runs gpg twice more: --version for a fresh context, and
+ * a key listing): the inbound path's common case is a signature by the
+ * primary key it holds on file, which needs no lookup. *sig_fpr is the
+ * fingerprint of the first cryptographically good signature that is not
+ * RED, as gpg reported it: the primary key's, or a signing subkey's (then
+ * pgp_primary_fpr resolves it).
+ */
+int
+pgp_decrypt_signed_by(struct pgp *p, const void *data, size_t len,
+		      struct buf *out, char **sig_fpr, struct cp_error *err)
+{
+	_cleanup_data_ gpgme_data_t cipher = NULL, plain = NULL;
+	struct sink sink = { out, 0 };
+	size_t start = out->len;
+	gpgme_verify_result_t vr;
+	gpgme_error_t e;
+	int r;
+
+	*sig_fpr = NULL;
+	e = gpgme_data_new_from_mem(&cipher, data, len, 0);
+	if (e == GPG_ERR_NO_ERROR)
+		e = gpgme_data_new_from_cbs(&plain, &sink_cbs, &sink);
+	if (e != GPG_ERR_NO_ERROR)
+		return gpg_fail(err, e, "cannot create data buffers", NULL);
+	e = gpgme_op_decrypt_verify(p->ctx, cipher, plain);
+	if (sink.err < 0)
+		r = cp_error_set(err, sink.err, "gpg: decrypted data over limit");
+	else if (e != GPG_ERR_NO_ERROR)
+		r = gpg_fail(err, e, "decryption failed", NULL);
+	else
+		r = 0;
+	if (r < 0) {
+		out->len = start;
+		if (out->data)
+			out->data[start] = '\0';
+		return r;
+	}
+	vr = gpgme_op_verify_result(p->ctx);
+	for (gpgme_signature_t s = vr ? vr->signatures : NULL; s; s = s->next) {
+		if (gpgme_err_code(s->status) != GPG_ERR_NO_ERROR ||
+		    (s->summary & GPGME_SIGSUM_RED) || s->fpr == NULL)
+			continue;
+		*sig_fpr = strdup(s->fpr);
+		if (*sig_fpr == NULL)
+			return cp_error_set(err, -ENOMEM, "gpg: out of memory");
+		break;
+	}
+	return 0;
+}
+
+/* pgp_primary_fpr - the primary key's fingerprint of a (sub)key's. */
+int
+pgp_primary_fpr(struct pgp *p, const char *fpr, char **primary,
+		struct cp_error *err)
+{
+	int r = primary_fpr(p, fpr, primary);
+
+	return r < 0 ? cp_error_set(err, r, "gpg: out of memory") : 0;
+}

@@ -99,6 +99,17 @@ int pgp_decrypt_good_signer(struct pgp *p, const void *data, size_t len,
 int pgp_verify_detached(struct pgp *p, const void *signed_data, size_t len,
 			const void *sig, size_t siglen, char **signer_fpr,
 			struct cp_error *err);
+/*
+ * pgp_decrypt_signed_by - as pgp_decrypt_good_signer, but *sig_fpr is
+ * the fingerprint the good signature names, looked up nowhere: the
+ * primary key's or a signing subkey's. pgp_primary_fpr maps a subkey's
+ * fingerprint to its primary's (one key listing; the fingerprint itself
+ * when the key is not in the keyring). Both hand out malloc'd strings.
+ */
+int pgp_decrypt_signed_by(struct pgp *p, const void *data, size_t len,
+			  struct buf *out, char **sig_fpr, struct cp_error *err);
+int pgp_primary_fpr(struct pgp *p, const char *fpr, char **primary,
+		    struct cp_error *err);
 int pgp_import(struct pgp *p, const void *data, size_t len,
 	       char fpr_out[PGP_FPR_SIZE], struct cp_error *err);
 

@@ -50,7 +50,11 @@
  *	           "soft_count","last","event","status"}: written on ingest of
  *	           a delivery report (5.x.x: invalid; 4.x.x: soft, +1).
  *	meta       carepostd's. key: name. value: JSON (e.g. "schema": 1,
- *	           counters "stats").
+ *	           counters "stats"). "dek:ID" (ID: 16 hex digits) is a data
+ *	           key of the inbox at rest (atrest.h): {"alg":"aes-256-gcm",
+ *	           "store_key","created","wrapped"}, wrapped = the 32-byte key
+ *	           as an ASCII-armored OpenPGP message to the store key. Never
+ *	           delete one while an inbox record names it.
  *
  *	The inbound path (inbound.h) adds:
  *
@@ -62,8 +66,12 @@
  *	           "urgent","sender_role":"patient|proxy","auth":"pgp|dmarc|
  *	           dkim|from","pgp":"signed|encrypted|encrypted+signed"?,
  *	           "form_complete"?,"sizes":{"raw","text","attachments"},
- *	           "n_attachments","store_key","blob"}. blob is an ASCII-armored
- *	           OpenPGP message to gpg.store_key holding the JSON
+ *	           "n_attachments","store_key","format":2,"dek","blob"}. blob is
+ *	           the base64 of AES-256-GCM (nonce | ciphertext | tag) under
+ *	           the data key meta "dek:DEK", bound to this key (inbound.h,
+ *	           AT REST); records without "format" (1, older) hold an
+ *	           ASCII-armored OpenPGP message to gpg.store_key. Either holds
+ *	           the JSON
  *	           {"subject","from","from_name","date","message_id","text"
  *	           (trimmed reply),"body" (whole decoded body),"form":{"values",
  *	           "missing"}?,"attachments":[{"filename","content_type",

@@ -18,6 +18,7 @@
 
 #include <sys/stat.h>
 
+#include "atrest.h"
 #include "buf.h"
 #include "config.h"
 #include "inbound.h"
@@ -44,6 +45,7 @@ struct fixture {
 	struct store *store;
 	struct inbound *ib;
 	struct pgp *pgp;
+	struct atrest *atrest;		/* a reader's, as carepostctl has */
 };
 
 static struct fixture fx;
@@ -176,7 +178,8 @@ setup_with(const char *security, const char *store_key)
 	cp_error_clear(&err);
 	if (store_open(fx.store_path, 64 << 20, &fx.store, &err) < 0)
 		return -1;
-	if (pgp_new(fx.home, NULL, &fx.pgp, &err) < 0)
+	if (pgp_new(fx.home, NULL, &fx.pgp, &err) < 0 ||
+	    atrest_new(fx.store, fx.pgp, NULL, &fx.atrest, &err) < 0)
 		return -1;
 	open_inbound();
 	p = json_pack("{s:s, s:s, s:[{s:s, s:s}]}", "id", "p1", "email", "pat@patients.test",
@@ -203,6 +206,8 @@ teardown(void **state)
 {
 	inbound_free(fx.ib);
 	fx.ib = NULL;
+	atrest_free(fx.atrest);
+	fx.atrest = NULL;
 	pgp_free(fx.pgp);
 	fx.pgp = NULL;
 	store_close(fx.store);
@@ -697,7 +702,7 @@ form_replies_parse_fields_and_ask_for_missing_ones(void **state)
 	assert_int_equal(inbound_inbox_get(fx.store, "p1", res.inbox_id, &rec, NULL), 0);
 	assert_string_equal(json_string_value(json_object_get(rec, "class")), "form");
 	assert_true(json_is_true(json_object_get(rec, "form_complete")));
-	assert_int_equal(inbound_open(fx.pgp, rec, &content, NULL), 0);
+	assert_int_equal(inbound_open(fx.pgp, fx.atrest, rec, &content, NULL), 0);
 	assert_string_equal(json_string_value(json_object_get(json_object_get(
 		json_object_get(content, "form"), "values"), "Allergies")), CANARY);
 	json_decref(content);
@@ -745,13 +750,84 @@ inbox_content_is_encrypted_at_rest_and_metadata_is_phi_free(void **state)
 	}
 	json_decref(list);
 	assert_int_equal(inbound_inbox_get(fx.store, "p1", res.inbox_id, &rec, NULL), 0);
-	assert_int_equal(inbound_open(fx.pgp, rec, &content, NULL), 0);
+	assert_int_equal(inbound_open(fx.pgp, fx.atrest, rec, &content, NULL), 0);
 	assert_string_equal(json_string_value(json_object_get(content, "subject")),
 			    "Re: " CANARY "-subject");
 	assert_string_equal(json_string_value(json_object_get(content, "text")),
 			    "My " CANARY "-body text");
 	json_decref(content);
 	json_decref(rec);
+	free(m);
+}
+
+static void
+inbox_records_are_format_2_bound_to_their_key_and_old_ones_still_open(void **state)
+{
+	static const char old_content[] = "{\"subject\":\"old " CANARY "\",\"text\":\"t\"}";
+	struct inbound_result res;
+	char tok[TOKEN_SIZE], to[128];
+	struct buf armor = BUF_INIT;
+	struct cp_error err;
+	json_t *rec, *moved, *content, *old;
+	char *m;
+
+	add_thread("ev1", "provider_message", NULL, NOW + 30 * DAY, NULL, tok);
+	reply_to(to, sizeof(to), tok);
+	m = message("pat@patients.test", to, "Re: " CANARY "-s", "fmt@x.test", NULL,
+		    "Body " CANARY "-b\r\n");
+	assert_int_equal(ingest_at(m, NOW, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_FILED);
+	assert_false(file_has(CANARY));
+	assert_int_equal(inbound_inbox_get(fx.store, "p1", res.inbox_id, &rec, NULL), 0);
+	assert_int_equal(json_integer_value(json_object_get(rec, "format")), INBOUND_FORMAT);
+	assert_int_equal(strlen(json_string_value(json_object_get(rec, "dek"))), 16);
+	assert_null(strstr(json_string_value(json_object_get(rec, "blob")), "PGP"));
+	/* format 2 needs the data keys */
+	cp_error_clear(&err);
+	assert_int_equal(inbound_open(fx.pgp, NULL, rec, &content, &err), -EINVAL);
+	/* the blob copied into another patient's record does not open there */
+	moved = json_deep_copy(rec);
+	json_object_set_new(moved, "patient", json_string("p2"));
+	assert_int_equal(inbound_open(fx.pgp, fx.atrest, moved, &content, &err), -EBADMSG);
+	json_object_set_new(moved, "patient", json_string("p1"));
+	json_object_set_new(moved, "id", json_string("m0000000000-00000000"));
+	assert_int_equal(inbound_open(fx.pgp, fx.atrest, moved, &content, &err), -EBADMSG);
+	json_object_set_new(moved, "format", json_integer(3));
+	assert_int_equal(inbound_open(fx.pgp, fx.atrest, moved, &content, &err),
+			 -EPROTONOSUPPORT);
+	json_decref(moved);
+	assert_int_equal(inbound_open(fx.pgp, fx.atrest, rec, &content, &err), 0);
+	assert_string_equal(json_string_value(json_object_get(content, "subject")),
+			    "Re: " CANARY "-s");
+	json_decref(content);
+
+	/* a record written before format 2: blob armored to the store key */
+	cp_error_clear(&err);
+	assert_int_equal(pgp_encrypt_to(fx.pgp, fx.clinic, old_content, strlen(old_content),
+					&armor, &err), 0);
+	old = json_deep_copy(rec);
+	json_object_del(old, "format");
+	json_object_del(old, "dek");
+	json_object_set_new(old, "id", json_string("m0000000001-0000000a"));
+	json_object_set_new(old, "blob", json_stringn(armor.data, armor.len));
+	assert_int_equal(store_put_json(fx.store, DB_INBOX, "p1/m0000000001-0000000a", old,
+					NULL), 0);
+	json_decref(old);
+	json_decref(rec);
+	assert_int_equal(inbound_inbox_get(fx.store, "p1", "m0000000001-0000000a", &rec,
+					   NULL), 0);
+	assert_int_equal(inbound_open(fx.pgp, fx.atrest, rec, &content, &err), 0);
+	assert_string_equal(json_string_value(json_object_get(content, "subject")),
+			    "old " CANARY);
+	json_decref(content);
+	assert_int_equal(inbound_open(fx.pgp, NULL, rec, &content, &err), 0);
+	json_decref(content);
+	json_decref(rec);
+	/* both listed, oldest first */
+	assert_int_equal(inbound_inbox_list(fx.store, "p1", &rec, NULL), 0);
+	assert_int_equal(json_array_size(rec), 2);
+	json_decref(rec);
+	buf_free(&armor);
 	free(m);
 }
 
@@ -940,6 +1016,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(urgent_words_count_in_the_reply_not_in_quoted_history, setup, teardown),
 		cmocka_unit_test_setup_teardown(form_replies_parse_fields_and_ask_for_missing_ones, setup, teardown),
 		cmocka_unit_test_setup_teardown(inbox_content_is_encrypted_at_rest_and_metadata_is_phi_free, setup, teardown),
+		cmocka_unit_test_setup_teardown(inbox_records_are_format_2_bound_to_their_key_and_old_ones_still_open, setup, teardown),
 		cmocka_unit_test_setup_teardown(infrastructure_failures_return_errors_and_do_not_quarantine, setup, teardown),
 		cmocka_unit_test_setup_teardown(bounces_map_through_verp_or_message_id_to_address_and_recipient, setup, teardown),
 		cmocka_unit_test_setup_teardown(unsubscribe_adds_the_category_except_for_security_notices, setup, teardown),
