@@ -215,7 +215,8 @@ pgp_new(const char *gnupghome, const char *signer_fpr, struct pgp **out,
 	}
 	e = gpgme_get_key(p->ctx, p->signer, &key, 1);
 	if (e != GPG_ERR_NO_ERROR) {
-		r = gpg_fail(err, e, "signer secret key not found", p->signer);
+		r = gpg_fail(err, e, "signer secret key not found (or gpg-agent "
+			     "unreachable)", p->signer);
 		goto fail;
 	}
 	if (key->revoked || key->expired || key->disabled || key->invalid ||
@@ -718,5 +719,24 @@ pgp_keys_expiring(struct pgp *p, long long now, long long horizon,
 	if (gpgme_err_code(ge) != GPG_ERR_EOF)
 		return cp_error_set(err, -EIO, "gpg: key listing: %s",
 				    gpgme_strerror(ge));
+	return 0;
+}
+
+int
+pgp_secret_available(struct pgp *p, const char *fpr, struct cp_error *err)
+{
+	_cleanup_key_ gpgme_key_t key = NULL;
+	char norm[PGP_FPR_SIZE];
+	gpgme_error_t e;
+
+	if (fpr == NULL || !fpr_valid(fpr))
+		return cp_error_set(err, -EINVAL,
+				    "gpg: not a 40-digit fingerprint");
+	fpr_copy(norm, fpr);
+	e = gpgme_get_key(p->ctx, norm, &key, 1);
+	if (e != GPG_ERR_NO_ERROR)
+		return cp_error_set(err, -EHOSTDOWN, "gpg: secret key %s not "
+				    "available (gpg-agent unreachable or key "
+				    "missing): %s", norm, gpgme_strerror(e));
 	return 0;
 }
