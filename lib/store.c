@@ -1005,7 +1005,8 @@ release_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
 		if (mdb_get(txn, s->dbi[DB_DELIVERY], &dk, &dv) != 0)
 			continue;
 		d = json_loadb(dv.mv_data, dv.mv_size, 0, NULL);
-		if (d && json_equal(json_object_get(d, "state"), json_string_nocheck("sending")))
+		if (d && strcmp(json_string_value(json_object_get(d, "state")) ?: "",
+				"sending") == 0)
 			json_array_append_new(leased, json_pack("[I,s%]",
 				(json_int_t)schedule_key_due(&k), (char *)dk.mv_data, dk.mv_size));
 		json_decref(d);
