@@ -411,6 +411,20 @@ gpg_message_fault(int code)
 	       code == -EMSGSIZE || code == -EKEYEXPIRED || code == -EKEYREVOKED;
 }
 
+/*
+ * our_secret_unavailable - 1 (err set) when the key replies are encrypted
+ * to (the clinic key, else the store key) cannot be used right now.
+ */
+static int
+our_secret_unavailable(struct inbound *ib, struct cp_error *err)
+{
+	const char *fpr = ib->cfg->gpg_clinic_key ? ib->cfg->gpg_clinic_key :
+			  ib->store_fpr;
+
+	cp_error_clear(err);
+	return fpr != NULL && pgp_secret_available(ib->pgp, fpr, err) < 0;
+}
+
 /* Returns <0 for infrastructure, 1 when quarantined, 0 to go on. */
 static int
 do_pgp(struct work *w, struct cp_error *err)
@@ -444,6 +458,11 @@ do_pgp(struct work *w, struct cp_error *err)
 			cp_strlcpy(w->decryption_reason, perr.text, sizeof(w->decryption_reason));
 			if (!gpg_message_fault(r) && !w->dry_run)
 				return cp_error_set(err, r, "%s", perr.text);
+			/* gpg says "No secret key" when gpg-agent is gone: a
+			 * failure of ours, not the message's. */
+			if (!w->dry_run && our_secret_unavailable(w->ib, &perr))
+				return cp_error_set(err, -EHOSTDOWN,
+						    "cannot decrypt: %s", perr.text);
 			quarantine(w, "cannot decrypt: %s", perr.text);
 			return 1;
 		}

@@ -26,7 +26,10 @@
  *	   first time, so the caller just moves it again.
  *	3. PGP/MIME: multipart/encrypted is decrypted with the keys in
  *	   gpg.home (the clinic key); a signature (inside, or a
- *	   multipart/signed) is verified. Undecryptable mail quarantines.
+ *	   multipart/signed) is verified. Undecryptable mail quarantines,
+ *	   unless the clinic's own secret key is out of reach (gpg-agent
+ *	   killed or unstartable: gpg says "No secret key" either way), which
+ *	   is an infrastructure failure (pgp_secret_available).
  *	4. inmsg_classify: DSN, auto-reply, unsubscribe, reply, unknown.
  *	5. Authentication of replies and unsubscribes: the reply token's
  *	   HMAC (token.h), a thread that exists and has not expired, and a

@@ -303,11 +303,17 @@ unfold_dup(const char *v)
 static char *
 decode_header(const char *raw)
 {
-	_cleanup_free_ char *u = unfold_dup(raw);
+	_cleanup_free_ char *f = unfold_dup(raw);
+	_cleanup_free_ char *u = NULL;
 	char *dec = NULL;
 	size_t idx = 0;
 	char *s;
 
+	if (f == NULL)
+		return NULL;
+	/* Raw 8-bit bytes that are not UTF-8 would come out of libetpan's
+	 * conversion as '?': make them U+FFFD first, as everywhere else. */
+	u = sanitize_dup(f, strlen(f), SAN_HEADER);
 	if (u == NULL)
 		return NULL;
 	if (mailmime_encoded_phrase_parse("utf-8", u, strlen(u), &idx,

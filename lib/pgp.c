@@ -255,7 +255,8 @@ pgp_new(const char *gnupghome, const char *signer_fpr, struct pgp **out,
 	}
 	e = ctx_get_key(p, p->signer, 1, &key);
 	if (e != GPG_ERR_NO_ERROR) {
-		r = gpg_fail(err, e, "signer secret key not found", p->signer);
+		r = gpg_fail(err, e, "signer secret key not found (or gpg-agent "
+			     "unreachable)", p->signer);
 		goto fail;
 	}
 	if (key->revoked || key->expired || key->disabled || key->invalid ||
@@ -860,4 +861,23 @@ pgp_primary_fpr(struct pgp *p, const char *fpr, char **primary,
 	int r = primary_fpr(p, fpr, primary);
 
 	return r < 0 ? cp_error_set(err, r, "gpg: out of memory") : 0;
+}
+
+int
+pgp_secret_available(struct pgp *p, const char *fpr, struct cp_error *err)
+{
+	_cleanup_key_ gpgme_key_t key = NULL;
+	char norm[PGP_FPR_SIZE];
+	gpgme_error_t e;
+
+	if (fpr == NULL || !fpr_valid(fpr))
+		return cp_error_set(err, -EINVAL,
+				    "gpg: not a 40-digit fingerprint");
+	fpr_copy(norm, fpr);
+	e = gpgme_get_key(p->ctx, norm, &key, 1);
+	if (e != GPG_ERR_NO_ERROR)
+		return cp_error_set(err, -EHOSTDOWN, "gpg: secret key %s not "
+				    "available (gpg-agent unreachable or key "
+				    "missing): %s", norm, gpgme_strerror(e));
+	return 0;
 }

@@ -125,4 +125,15 @@ int pgp_key_expires(struct pgp *p, const char *fpr, long long *expires,
 int pgp_keys_expiring(struct pgp *p, long long now, long long horizon,
 		      size_t *n, struct cp_error *err);
 
+/*
+ * pgp_secret_available - 0 when the secret key of fpr can be used now,
+ * else -EHOSTDOWN with a PHI-free reason naming fpr. gpg asks gpg-agent
+ * for every secret key, so this fails both when the agent cannot be
+ * reached (killed, unstartable) and when it does not hold the key: gpg
+ * reports either as "No secret key". The inbound path asks this after a
+ * decryption failure, to tell a message not meant for us (quarantine)
+ * from our own key being out of reach (leave the message, retry).
+ */
+int pgp_secret_available(struct pgp *p, const char *fpr, struct cp_error *err);
+
 #endif

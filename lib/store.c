@@ -11,6 +11,7 @@
 #include "token.h"
 
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #define STORE_MAP_LIMIT (64ULL << 30)
 
@@ -131,6 +132,27 @@ grow_map(struct store *s)
 	return 0;
 }
 
+/*
+ * commit_error - LMDB reports a short write (a full file system) as EIO:
+ * say what the admin has to fix when the store's file system is full.
+ */
+static int
+commit_error(struct store *s, int rc, struct cp_error *err)
+{
+	const char *path = NULL;
+	struct statvfs vfs;
+
+	if ((rc == EIO || rc == ENOSPC || rc == EDQUOT) &&
+	    mdb_env_get_path(s->env, &path) == 0 && path != NULL &&
+	    statvfs(path, &vfs) == 0 &&
+	    (unsigned long long)vfs.f_bavail * vfs.f_frsize < 1024 * 1024)
+		return cp_error_set(err, -ENOSPC, "store commit: no space left on "
+				    "the store's file system (%llu KiB free); "
+				    "nothing was written",
+				    (unsigned long long)vfs.f_bavail * vfs.f_frsize / 1024);
+	return lmdb_error(err, rc, "store commit");
+}
+
 int
 store_write(struct store *s, store_txn_fn fn, void *userdata,
 	    struct cp_error *err)
@@ -173,7 +195,7 @@ store_write(struct store *s, store_txn_fn fn, void *userdata,
 			continue;
 		}
 		if (rc != 0)
-			return lmdb_error(err, rc, "store commit");
+			return commit_error(s, rc, err);
 		return r;
 	}
 	return cp_error_set(err, -ENOSPC, "store write: map still full after growing");

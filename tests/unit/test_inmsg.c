@@ -393,6 +393,26 @@ rfc2047_subject_and_rfc2231_filename_decode_to_utf8(void **state)
 }
 
 static void
+raw_8bit_header_bytes_become_replacement_characters(void **state)
+{
+	static const char raw[] =
+		"From: P\xc3\xa4t \xff <p@x.test>\r\n"
+		"Subject: r\xe9sultat caf\xc3\xa9 =?utf-8?q?caf=C3=A9?= \xed\xa0\x80\r\n"
+		"\r\nbody\r\n";
+	struct inmsg *m = NULL;
+	struct cp_error err;
+
+	assert_int_equal(inmsg_parse(raw, sizeof(raw) - 1, NULL, &m, &err), 0);
+	/* "r\ufffdsultat café café \ufffd\ufffd\ufffd": never a '?' */
+	assert_string_equal(m->subject, "r\xef\xbf\xbdsultat caf\xc3\xa9 caf\xc3\xa9 "
+			    "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+	assert_non_null(m->from_name);
+	assert_null(strchr(m->from_name, '?'));
+	assert_non_null(strstr(m->from_name, "\xef\xbf\xbd"));
+	inmsg_free(m);
+}
+
+static void
 iso2022jp_body_converts_to_utf8(void **state)
 {
 	const char *dir;
@@ -864,6 +884,7 @@ main(void)
 		cmocka_unit_test(pgp_signed_part_is_exact_crlf_bytes),
 		cmocka_unit_test(reparse_inner_merges_decrypted_content),
 		cmocka_unit_test(rfc2047_subject_and_rfc2231_filename_decode_to_utf8),
+		cmocka_unit_test(raw_8bit_header_bytes_become_replacement_characters),
 		cmocka_unit_test(iso2022jp_body_converts_to_utf8),
 		cmocka_unit_test(header_facts_are_extracted),
 		cmocka_unit_test(alternative_prefers_plain_and_html_only_becomes_text),

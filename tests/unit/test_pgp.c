@@ -724,6 +724,44 @@ mime_encrypt_rejects_recipient_injection(void **state)
 	buf_free(&two);
 }
 
+/*
+ * With gpg-agent gone (killed, and gpg may not start another) a decryption
+ * fails as "No secret key", exactly like mail for someone else's key:
+ * pgp_secret_available tells the two apart for the inbound path.
+ */
+static void
+secret_available_tells_agent_outage_from_foreign_mail(void **state)
+{
+	struct buf enc = BUF_INIT, plain = BUF_INIT;
+	struct cp_error err;
+	char *signer = NULL;
+
+	assert_int_equal(pgp_secret_available(fx.pgp, fx.clinic, &err), 0);
+	/* only the patient's public key is in the clinic keyring */
+	assert_int_equal(pgp_secret_available(fx.pgp, fx.patient, &err), -EHOSTDOWN);
+	assert_non_null(strstr(err.text, fx.patient));
+	assert_int_equal(pgp_secret_available(fx.pgp, "nonsense", &err), -EINVAL);
+
+	assert_int_equal(pgp_encrypt_to(fx.pgp, fx.clinic, "hello", 5, &enc, &err), 0);
+	assert_int_equal(run("echo no-autostart >>%s/gpg.conf && "
+			     "gpgconf --homedir %s --kill gpg-agent",
+			     fx.clinic_home, fx.clinic_home), 0);
+	assert_int_equal(pgp_secret_available(fx.pgp, fx.clinic, &err), -EHOSTDOWN);
+	assert_non_null(strstr(err.text, "gpg-agent"));
+	assert_true(pgp_decrypt_verify(fx.pgp, enc.data, enc.len, &plain, &signer,
+				       &err) < 0);
+	/* the agent may start again: all is well */
+	assert_int_equal(run("sed -i '/^no-autostart$/d' %s/gpg.conf", fx.clinic_home), 0);
+	assert_int_equal(pgp_secret_available(fx.pgp, fx.clinic, &err), 0);
+	buf_reset(&plain);
+	assert_int_equal(pgp_decrypt_verify(fx.pgp, enc.data, enc.len, &plain, &signer,
+					    &err), 0);
+	assert_int_equal(plain.len, 5);
+	free(signer);
+	buf_free(&enc);
+	buf_free(&plain);
+}
+
 int
 main(void)
 {
@@ -749,6 +787,7 @@ main(void)
 		cmocka_unit_test(encrypt_to_round_trips_without_signature),
 		cmocka_unit_test(encrypt_to_unusable_keys_fails_with_key_code),
 		cmocka_unit_test(mime_encrypt_rejects_recipient_injection),
+		cmocka_unit_test(secret_available_tells_agent_outage_from_foreign_mail),
 	};
 
 	if (system("gpg --version >/dev/null 2>&1") != 0) {

@@ -815,6 +815,45 @@ update_of_unknown_id_fails_and_changes_nothing(void **state)
 	assert_int_equal(count(f->s, DB_DELIVERY), 1);
 }
 
+/*
+ * A crashed sender's lease is broken at start; a deferred record due later
+ * stays as it is. (Also a leak check: the scan once leaked a JSON string
+ * per scheduled record, which make valgrind and SANITIZE=1 catch here.)
+ */
+static void
+release_leases_requeues_sending_and_leaves_deferred(void **state)
+{
+	struct fx *f = *state;
+	struct cp_error err = { 0, "" };
+	json_t *batch, *update, *d;
+	size_t released = 0;
+
+	put_patient(f->s, "p1");
+	put_valid(f->s, "ev-crashed", NULL);
+	put_valid(f->s, "ev-deferred", NULL);
+	claim(f->s, NOW, 10, 2);
+	batch = take(f->s, NOW, 10);		/* both "sending", leased */
+	d = find(batch, "ev-deferred");
+	json_object_set_new(d, "state", json_string("deferred"));
+	json_object_set_new(d, "due", json_integer(NOW + 3600));
+	/* only ev-deferred is written back: ev-crashed stays leased */
+	update = json_pack("[O]", d);
+	json_decref(batch);
+	assert_int_equal(store_update_deliveries(f->s, update, &err), 0);
+	json_decref(update);
+
+	assert_int_equal(store_release_leases(f->s, NOW + 1, &released, &err), 0);
+	assert_int_equal(released, 1);
+	d = get_delivery(f->s, "ev-crashed");
+	assert_string_equal(sval(d, "state"), "queued");
+	assert_int_equal(ival(d, "due"), NOW + 1);
+	json_decref(d);
+	d = get_delivery(f->s, "ev-deferred");
+	assert_string_equal(sval(d, "state"), "deferred");
+	assert_int_equal(ival(d, "due"), NOW + 3600);
+	json_decref(d);
+}
+
 static void
 retry_requeues_deferred_now_and_refuses_unknown_id(void **state)
 {
@@ -1261,6 +1300,8 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(take_due_drops_schedule_entries_without_a_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(update_final_scrubs_and_unschedules_nonfinal_reschedules, setup, teardown),
 		cmocka_unit_test_setup_teardown(update_of_unknown_id_fails_and_changes_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(release_leases_requeues_sending_and_leaves_deferred,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(retry_requeues_deferred_now_and_refuses_unknown_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(retry_refuses_scrubbed_records_with_eperm, setup, teardown),
 		cmocka_unit_test_setup_teardown(next_due_count_and_foreach_walk_in_key_order, setup, teardown),
