@@ -444,15 +444,35 @@ notify_status(struct carepostd *cd)
 		   cd->last_error[0] ? cd->last_error : "none");
 }
 
+/* arm_timer - fire timer s once, wait seconds from now (0: at once). */
+static void
+arm_timer(sd_event *ev, sd_event_source *s, int64_t wait)
+{
+	uint64_t t = 0;
+
+	sd_event_now(ev, CLOCK_MONOTONIC, &t);
+	sd_event_source_set_time(s, t + (uint64_t)wait * 1000000u);
+	sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
+
 /* arm - run the send timer again after wait seconds (0: at once). */
 static void
 arm(struct carepostd *cd, int64_t wait)
 {
-	uint64_t t = 0;
+	arm_timer(cd->ev, cd->send_timer, wait);
+}
 
-	sd_event_now(cd->ev, CLOCK_MONOTONIC, &t);
-	sd_event_source_set_time(cd->send_timer, t + (uint64_t)wait * 1000000u);
-	sd_event_source_set_enabled(cd->send_timer, SD_EVENT_ONESHOT);
+/* log_run - one line for a queue run that did something. */
+static void
+log_run(const struct outbound_stats *st)
+{
+	if (st->claimed || st->sent || st->deferred || st->failed ||
+	    st->suppressed || st->expired)
+		log_info("run: claimed %zu, sent %zu (%zu encrypted, %zu notices), "
+			 "deferred %zu, failed %zu, suppressed %zu, expired %zu, "
+			 "quiet-hours %zu", st->claimed, st->sent, st->encrypted,
+			 st->notices, st->deferred, st->failed, st->suppressed,
+			 st->expired, st->rescheduled);
 }
 
 static int
@@ -483,13 +503,7 @@ on_send(sd_event_source *s, uint64_t usec, void *userdata)
 		   next != INT64_MAX && next - now < wait) {
 		wait = next - now > 0 ? next - now : 1;
 	}
-	if (st.claimed || st.sent || st.deferred || st.failed || st.suppressed ||
-	    st.expired)
-		log_info("run: claimed %zu, sent %zu (%zu encrypted, %zu notices), "
-			 "deferred %zu, failed %zu, suppressed %zu, expired %zu, "
-			 "quiet-hours %zu", st.claimed, st.sent, st.encrypted,
-			 st.notices, st.deferred, st.failed, st.suppressed,
-			 st.expired, st.rescheduled);
+	log_run(&st);
 	read_gauges(cd, now, 0);
 	write_metrics(cd, now, wait > 0);
 	notify_status(cd);
@@ -773,11 +787,7 @@ imap_batch(struct carepostd *cd, int *acks)
 static void
 imap_arm(struct carepostd *cd, int64_t wait)
 {
-	uint64_t t = 0;
-
-	sd_event_now(cd->ev, CLOCK_MONOTONIC, &t);
-	sd_event_source_set_time(cd->imap_timer, t + (uint64_t)wait * 1000000u);
-	sd_event_source_set_enabled(cd->imap_timer, SD_EVENT_ONESHOT);
+	arm_timer(cd->ev, cd->imap_timer, wait);
 }
 
 static int on_imap_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
@@ -947,12 +957,7 @@ send_all(struct carepostd *cd)
 	cp_error_clear(&err);
 	r = outbound_run(cd->d.ob, cp_now(), &stop_flag, &st, &err);
 	add_stats(&cd->m, &st);
-	if (st.claimed || st.sent || st.deferred || st.failed)
-		log_info("run: claimed %zu, sent %zu (%zu encrypted, %zu notices), "
-			 "deferred %zu, failed %zu, suppressed %zu, expired %zu, "
-			 "quiet-hours %zu", st.claimed, st.sent, st.encrypted,
-			 st.notices, st.deferred, st.failed, st.suppressed,
-			 st.expired, st.rescheduled);
+	log_run(&st);
 	if (r < 0) {
 		log_event(LOG_ERR, LOGID_GENERIC, NULL, NULL, "queue run failed: %s",
 			  err.text);
