@@ -671,33 +671,6 @@ imap_move_decided(struct carepostd *cd, const uint32_t *processed, size_t np,
 }
 
 /*
- * prefetch_batch - let a helper thread parse and decrypt the batch ahead
- * of ingest (inbound_prefetch), so that gpg works while carepost files.
- * Without it ingest does it all itself: a warning, nothing more.
- */
-static void
-prefetch_batch(struct carepostd *cd, const struct imapc_msg *msgs, size_t n)
-{
-	_cleanup_free_ struct inbound_raw *v = NULL;
-	struct cp_error err;
-	size_t i, k = 0;
-
-	v = calloc(n ? n : 1, sizeof(*v));
-	if (v == NULL)
-		return;
-	for (i = 0; i < n; i++) {
-		if (msgs[i].raw == NULL)
-			continue;
-		v[k].raw = msgs[i].raw;
-		v[k].len = msgs[i].len;
-		k++;
-	}
-	cp_error_clear(&err);
-	if (inbound_prefetch(cd->d.ib, v, k, &err) < 0)
-		log_warning("decrypting ahead unavailable: %s", err.text);
-}
-
-/*
  * imap_batch - fetch up to [imap] batch_size messages and take each in
  * turn: ingest (its store transaction commits the decision); then move
  * the batch's messages to the processed or quarantine folder (a UID MOVE
@@ -737,7 +710,6 @@ imap_batch(struct carepostd *cd, int *acks)
 	}
 	/* Decide each message, then commit them all in one transaction. */
 	inbound_batch_begin(cd->d.ib);
-	prefetch_batch(cd, msgs, n);
 	for (i = 0; i < n && !got_stop; i++) {
 		if (msgs[i].raw == NULL) {
 			/* Too big to fetch: the reason goes to the log. */

@@ -23,43 +23,10 @@
 
 #include <ctype.h>
 #include <gcrypt.h>
-#include <pthread.h>
 #include <time.h>
 
 #define MAX_STAFF	16
 #define DECRYPT_MAX	(50u * 1024 * 1024)
-#define PREFETCH_AHEAD	3	/* messages the prefetch thread may run ahead */
-
-/*
- * One message prepared by the prefetch thread (inbound_prefetch): parsed,
- * and when it is PGP/MIME encrypted, decrypted. Written by that thread
- * until ready is set (under prefetch.mu), read by ingest after.
- */
-struct prep {
-	const char *raw;
-	size_t len;
-	int ready;
-	int parse_rc;
-	struct cp_error parse_err;
-	struct inmsg *m;		/* taken by ingest */
-	int decrypted;			/* pgp_decrypt_signed_by ran */
-	int dec_rc;
-	struct cp_error dec_err;
-	struct buf plain;		/* taken by ingest */
-	char *signer;			/* taken by ingest */
-	int secret_missing;		/* after a message-caused failure */
-	struct cp_error secret_err;
-};
-
-struct prefetch {
-	pthread_t thread;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct prep *v;
-	size_t n;
-	size_t next;			/* the first one ingest has not taken */
-	int stop;
-};
 
 struct inbound {
 	const struct cp_config *cfg;
@@ -67,11 +34,6 @@ struct inbound {
 	unsigned char key[64];
 	size_t keylen;
 	struct pgp *pgp;
-	struct pgp *pgp_ahead;		/* the prefetch thread's (pgp_dup) */
-	/* One gpg at a time: held around every gpg run of ingest and of the
-	 * prefetch thread (not atrest_seal's rare data key wrap). */
-	pthread_mutex_t gpg_mu;
-	struct prefetch *pf;		/* while a batch is prefetched */
 	struct atrest *atrest;		/* inbox contents at rest */
 	char pgp_reason[300];
 	const char *store_fpr;
@@ -93,7 +55,6 @@ struct work {
 	struct inbound_result *res;
 	struct inmsg *m;
 	struct inmsg_class_info ci;
-	struct prep *pre;		/* prefetched: parsed and decrypted */
 
 	/* PGP */
 	const char *decryption;		/* "none", "decrypted", "failed", "unavailable" */
@@ -238,7 +199,6 @@ inbound_new(const struct cp_config *cfg, struct store *store,
 	ib->addrs.reply_domain = cfg->reply_domain;
 	ib->addrs.bounce_domain = cfg->bounce_domain;
 	ib->addrs.unsubscribe = cfg->unsubscribe_address;
-	pthread_mutex_init(&ib->gpg_mu, NULL);
 	cp_error_clear(&perr);
 	if (pgp_global_init() < 0 ||
 	    pgp_new(cfg->gpg_home, NULL, &ib->pgp, &perr) < 0) {
@@ -258,20 +218,16 @@ inbound_new(const struct cp_config *cfg, struct store *store,
 }
 
 static void batch_drop(struct inbound *ib);
-static void prefetch_stop(struct inbound *ib);
 
 void
 inbound_free(struct inbound *ib)
 {
 	if (ib == NULL)
 		return;
-	prefetch_stop(ib);
 	batch_drop(ib);
 	free(ib->pending);
 	atrest_free(ib->atrest);
-	pgp_free(ib->pgp_ahead);
 	pgp_free(ib->pgp);
-	pthread_mutex_destroy(&ib->gpg_mu);
 	explicit_bzero(ib->key, sizeof(ib->key));
 	free(ib);
 }
@@ -460,41 +416,13 @@ gpg_message_fault(int code)
  * to (the clinic key, else the store key) cannot be used right now.
  */
 static int
-our_secret_unavailable(struct inbound *ib, struct pgp *p, struct cp_error *err)
+our_secret_unavailable(struct inbound *ib, struct cp_error *err)
 {
 	const char *fpr = ib->cfg->gpg_clinic_key ? ib->cfg->gpg_clinic_key :
 			  ib->store_fpr;
 
 	cp_error_clear(err);
-	return fpr != NULL && pgp_secret_available(p, fpr, err) < 0;
-}
-
-/*
- * decrypt - pgp_decrypt_signed_by of m's payload into plain, and when it
- * fails for a message-caused reason (and check_secret), whether our own key is out of reach
- * (*secret_missing, reason in serr): the same two gpg runs whichever
- * thread makes them, one gpg at a time (gpg_mu).
- */
-static int
-decrypt(struct inbound *ib, struct pgp *p, const struct inmsg *m,
-	struct buf *plain, char **signer, struct cp_error *err,
-	int check_secret, int *secret_missing, struct cp_error *serr)
-{
-	int r;
-
-	plain->max = DECRYPT_MAX;
-	cp_error_clear(err);
-	cp_error_clear(serr);
-	*secret_missing = 0;
-	pthread_mutex_lock(&ib->gpg_mu);
-	r = pgp_decrypt_signed_by(p, m->pgp_encrypted, m->pgp_encrypted_len,
-				  plain, signer, err);
-	if (r < 0 && gpg_message_fault(r) && check_secret)
-		*secret_missing = our_secret_unavailable(ib, p, serr);
-	pthread_mutex_unlock(&ib->gpg_mu);
-	if (r < 0)
-		buf_free(plain);
-	return r;
+	return fpr != NULL && pgp_secret_available(ib->pgp, fpr, err) < 0;
 }
 
 /* Returns <0 for infrastructure, 1 when quarantined, 0 to go on. */
@@ -517,25 +445,13 @@ do_pgp(struct work *w, struct cp_error *err)
 	}
 	if (m->pgp & INMSG_PGP_ENCRYPTED) {
 		struct buf plain = BUF_INIT;
-		struct cp_error serr;
-		int secret_missing;
 
+		plain.max = DECRYPT_MAX;
+		cp_error_clear(&perr);
 		/* The signer as signed: resolved to its primary key only when
 		 * it matches nobody as it is (signer_resolve). */
-		if (w->pre && w->pre->decrypted) {
-			/* The prefetch thread ran the same gpg calls. */
-			r = w->pre->dec_rc;
-			perr = w->pre->dec_err;
-			serr = w->pre->secret_err;
-			secret_missing = w->pre->secret_missing;
-			plain = w->pre->plain;
-			memset(&w->pre->plain, 0, sizeof(w->pre->plain));
-			w->signer = w->pre->signer;
-			w->pre->signer = NULL;
-		} else {
-			r = decrypt(w->ib, w->ib->pgp, m, &plain, &w->signer, &perr,
-				    !w->dry_run, &secret_missing, &serr);
-		}
+		r = pgp_decrypt_signed_by(w->ib->pgp, m->pgp_encrypted,
+					  m->pgp_encrypted_len, &plain, &w->signer, &perr);
 		if (r < 0) {
 			buf_free(&plain);
 			w->decryption = "failed";
@@ -544,9 +460,9 @@ do_pgp(struct work *w, struct cp_error *err)
 				return cp_error_set(err, r, "%s", perr.text);
 			/* gpg says "No secret key" when gpg-agent is gone: a
 			 * failure of ours, not the message's. */
-			if (!w->dry_run && secret_missing)
+			if (!w->dry_run && our_secret_unavailable(w->ib, &perr))
 				return cp_error_set(err, -EHOSTDOWN,
-						    "cannot decrypt: %s", serr.text);
+						    "cannot decrypt: %s", perr.text);
 			quarantine(w, "cannot decrypt: %s", perr.text);
 			return 1;
 		}
@@ -564,11 +480,9 @@ do_pgp(struct work *w, struct cp_error *err)
 	if (w->signer == NULL && (m->pgp & INMSG_PGP_SIGNED) && m->pgp_signed &&
 	    m->pgp_signature) {
 		cp_error_clear(&perr);
-		pthread_mutex_lock(&w->ib->gpg_mu);
 		r = pgp_verify_detached(w->ib->pgp, m->pgp_signed, m->pgp_signed_len,
 					m->pgp_signature, m->pgp_signature_len,
 					&w->signer, &perr);
-		pthread_mutex_unlock(&w->ib->gpg_mu);
 		w->signer_resolved = 1;
 		if (r < 0 && !gpg_message_fault(r) && !w->dry_run)
 			return cp_error_set(err, r, "%s", perr.text);
@@ -609,15 +523,11 @@ static void
 signer_resolve(struct work *w)
 {
 	char *primary = NULL;
-	int r;
 
 	if (w->signer == NULL || w->signer_resolved || w->ib->pgp == NULL)
 		return;
 	w->signer_resolved = 1;
-	pthread_mutex_lock(&w->ib->gpg_mu);
-	r = pgp_primary_fpr(w->ib->pgp, w->signer, &primary, NULL);
-	pthread_mutex_unlock(&w->ib->gpg_mu);
-	if (r == 0 && primary) {
+	if (pgp_primary_fpr(w->ib->pgp, w->signer, &primary, NULL) == 0 && primary) {
 		free(w->signer);
 		w->signer = primary;
 	}
@@ -1737,7 +1647,6 @@ batch_drop(struct inbound *ib)
 void
 inbound_batch_begin(struct inbound *ib)
 {
-	prefetch_stop(ib);
 	batch_drop(ib);
 	ib->batching = 1;
 }
@@ -1747,7 +1656,6 @@ inbound_batch_commit(struct inbound *ib, struct cp_error *err)
 {
 	int r = 0;
 
-	prefetch_stop(ib);
 	ib->batching = 0;
 	if (ib->n_pending > 0)
 		r = store_write(ib->store, batch_txn, ib, err);
@@ -1756,144 +1664,6 @@ inbound_batch_commit(struct inbound *ib, struct cp_error *err)
 			log_outcome(ib->pending[i]);
 	batch_drop(ib);
 	return r;
-}
-
-/* ---- prefetch: parse and decrypt ahead of ingest ---- */
-
-static void
-prep_one(struct inbound *ib, struct prep *p)
-{
-	cp_error_clear(&p->parse_err);
-	p->parse_rc = inmsg_parse(p->raw, p->len, &ib->limits, &p->m, &p->parse_err);
-	if (p->parse_rc < 0 || !(p->m->pgp & INMSG_PGP_ENCRYPTED))
-		return;
-	p->dec_rc = decrypt(ib, ib->pgp_ahead, p->m, &p->plain, &p->signer,
-			    &p->dec_err, 1, &p->secret_missing, &p->secret_err);
-	p->decrypted = 1;
-}
-
-/* prefetch_main - the prefetch thread: each message in order, a few ahead. */
-static void *
-prefetch_main(void *arg)
-{
-	struct inbound *ib = arg;
-	struct prefetch *pf = ib->pf;
-
-	for (size_t i = 0; i < pf->n; i++) {
-		int stop;
-
-		pthread_mutex_lock(&pf->mu);
-		while (!pf->stop && i >= pf->next + PREFETCH_AHEAD)
-			pthread_cond_wait(&pf->cv, &pf->mu);
-		stop = pf->stop;
-		pthread_mutex_unlock(&pf->mu);
-		if (stop)
-			break;
-		prep_one(ib, &pf->v[i]);
-		pthread_mutex_lock(&pf->mu);
-		pf->v[i].ready = 1;
-		pthread_cond_broadcast(&pf->cv);
-		pthread_mutex_unlock(&pf->mu);
-	}
-	return NULL;
-}
-
-static void
-prep_clear(struct prep *p)
-{
-	inmsg_free(p->m);
-	buf_free(&p->plain);
-	free(p->signer);
-}
-
-/* prefetch_stop - wait for the prefetch thread (its gpg run, if any) and
- * drop what ingest did not take. */
-static void
-prefetch_stop(struct inbound *ib)
-{
-	struct prefetch *pf = ib->pf;
-
-	if (pf == NULL)
-		return;
-	pthread_mutex_lock(&pf->mu);
-	pf->stop = 1;
-	pthread_cond_broadcast(&pf->cv);
-	pthread_mutex_unlock(&pf->mu);
-	pthread_join(pf->thread, NULL);
-	for (size_t i = 0; i < pf->n; i++)
-		prep_clear(&pf->v[i]);
-	pthread_cond_destroy(&pf->cv);
-	pthread_mutex_destroy(&pf->mu);
-	free(pf->v);
-	free(pf);
-	ib->pf = NULL;
-}
-
-int
-inbound_prefetch(struct inbound *ib, const struct inbound_raw *msgs, size_t n,
-		 struct cp_error *err)
-{
-	struct prefetch *pf;
-	struct cp_error perr;
-
-	prefetch_stop(ib);
-	if (!ib->batching || ib->pgp == NULL || n == 0)
-		return 0;
-	cp_error_clear(&perr);
-	if (ib->pgp_ahead == NULL && pgp_dup(ib->pgp, &ib->pgp_ahead, &perr) < 0) {
-		ib->pgp_ahead = NULL;
-		return cp_error_set(err, perr.code ? perr.code : -EIO, "prefetch: %s",
-				    perr.text);
-	}
-	pf = calloc(1, sizeof(*pf));
-	if (pf == NULL || (pf->v = calloc(n, sizeof(*pf->v))) == NULL) {
-		free(pf);
-		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
-	}
-	for (size_t i = 0; i < n; i++) {
-		pf->v[i].raw = msgs[i].raw;
-		pf->v[i].len = msgs[i].len;
-	}
-	pf->n = n;
-	pthread_mutex_init(&pf->mu, NULL);
-	pthread_cond_init(&pf->cv, NULL);
-	ib->pf = pf;
-	if (pthread_create(&pf->thread, NULL, prefetch_main, ib) != 0) {
-		pthread_cond_destroy(&pf->cv);
-		pthread_mutex_destroy(&pf->mu);
-		free(pf->v);
-		free(pf);
-		ib->pf = NULL;
-		return cp_error_set(err, -EAGAIN, "prefetch: cannot start a thread");
-	}
-	return 0;
-}
-
-/*
- * prefetch_take - the prepared raw[0..len), once ready; NULL when it was
- * not handed to inbound_prefetch (ingest then does the work itself).
- */
-static struct prep *
-prefetch_take(struct inbound *ib, const char *raw, size_t len)
-{
-	struct prefetch *pf = ib->pf;
-	struct prep *p = NULL;
-
-	if (pf == NULL)
-		return NULL;
-	pthread_mutex_lock(&pf->mu);
-	for (size_t i = pf->next; i < pf->n; i++) {
-		if (pf->v[i].raw == raw && pf->v[i].len == len) {
-			p = &pf->v[i];
-			pf->next = i + 1;
-			pthread_cond_broadcast(&pf->cv);
-			break;
-		}
-	}
-	while (p && !p->ready)
-		pthread_cond_wait(&pf->cv, &pf->mu);
-	pthread_mutex_unlock(&pf->mu);
-	return p;
 }
 
 /* ---- the entry point ---- */
@@ -1917,15 +1687,7 @@ inbound_ingest(struct inbound *ib, const char *raw, size_t len, int64_t now,
 	res->class = INMSG_UNKNOWN;
 
 	cp_error_clear(&perr);
-	w.pre = dry_run ? NULL : prefetch_take(ib, raw, len);
-	if (w.pre) {
-		parse_rc = w.pre->parse_rc;
-		perr = w.pre->parse_err;
-		w.m = w.pre->m;
-		w.pre->m = NULL;
-	} else {
-		parse_rc = inmsg_parse(raw, len, &ib->limits, &w.m, &perr);
-	}
+	parse_rc = inmsg_parse(raw, len, &ib->limits, &w.m, &perr);
 	if (parse_rc == -ENOMEM)
 		return cp_error_set(err, parse_rc, "inbound: out of memory");
 	if (w.m && w.m->message_id && *w.m->message_id)
@@ -1948,7 +1710,6 @@ inbound_ingest(struct inbound *ib, const char *raw, size_t len, int64_t now,
 		if (r < 0)
 			goto out;
 	}
-	w.pre = NULL;		/* what decide needed was taken */
 	if (!dry_run && ib->batching) {
 		r = pend(&w, err);
 		if (r < 0)

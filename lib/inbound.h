@@ -111,8 +111,7 @@
  *	only) and copies the key (may be NULL). inbound_result_clear frees
  *	res->summary.
  * THREAD SAFETY
- *	One thread uses a struct inbound at a time. inbound_prefetch starts
- *	a helper thread of its own, joined before the batch ends.
+ *	One thread uses a struct inbound at a time.
  */
 #ifndef CAREPOST_INBOUND_H
 #define CAREPOST_INBOUND_H
@@ -200,34 +199,6 @@ void inbound_result_clear(struct inbound_result *res);
  */
 void inbound_batch_begin(struct inbound *ib);
 int inbound_batch_commit(struct inbound *ib, struct cp_error *err);
-
-/*
- * inbound_prefetch - after inbound_batch_begin, hand over the batch's
- * messages (msgs[0..n), in the order they will be ingested) to a helper
- * thread that parses each and, for PGP/MIME encrypted mail, decrypts and
- * verifies it (its own struct pgp, pgp_dup) a few messages ahead of
- * inbound_ingest, which then takes the prepared message instead of doing
- * that work itself: carepost's own work on one message overlaps gpg's on
- * the next. Still one gpg at a time: the helper's gpg runs and ingest's
- * own (a detached signature, a subkey lookup) take turns. The outcome is
- * the sequential one: the same gpg calls on the same bytes (an
- * undecryptable message is told from our key being out of reach right
- * after its decryption fails, as ingest does); a message already seen
- * was decrypted in vain. A raw pointer inbound_ingest is given that is
- * not in msgs is processed as usual. The raw buffers must stay valid
- * until inbound_batch_commit, which stops the helper (waiting for a gpg
- * run it is in) and drops what was not taken; inbound_batch_begin and
- * inbound_free do too. Nothing is prefetched outside a batch or without
- * gpg. Errors (no thread, no second gpg context) leave ingest to do
- * everything itself: the caller may go on.
- */
-struct inbound_raw {
-	const char *raw;
-	size_t len;
-};
-
-int inbound_prefetch(struct inbound *ib, const struct inbound_raw *msgs,
-		     size_t n, struct cp_error *err);
 
 /* inbound_result_to_json - a new object (ids, disposition, folder...). */
 json_t *inbound_result_to_json(const struct inbound_result *res);
