@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "atrest.h"
+#include "gpgfix.h"
 #include "buf.h"
 #include "pgp.h"
 #include "store.h"
@@ -40,50 +41,7 @@ struct fixture {
 
 static struct fixture fx;
 
-static int
-run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-static int
-run(const char *fmt, ...)
-{
-	struct buf cmd = BUF_INIT;
-	va_list ap;
-	char *s;
-	int n, r;
-
-	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return -1;
-	buf_printf(&cmd, "%s >/dev/null 2>&1", s);
-	free(s);
-	r = system(cmd.data);
-	buf_free(&cmd);
-	return r;
-}
-
-static int
-read_fpr(void)
-{
-	char cmd[256], line[512];
-	FILE *f;
-	int r = -1;
-
-	snprintf(cmd, sizeof(cmd), "gpg --homedir %s --batch --with-colons "
-		 "--list-secret-keys 2>/dev/null", fx.home);
-	f = popen(cmd, "r");
-	if (f == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (r < 0 && strncmp(line, "fpr:::::::::", 12) == 0 && strlen(line) > 52) {
-			memcpy(fx.fpr, line + 12, 40);
-			fx.fpr[40] = '\0';
-			r = 0;
-		}
-	pclose(f);
-	return r;
-}
 
 static int
 group_setup(void **state)
@@ -96,11 +54,7 @@ group_setup(void **state)
 	snprintf(fx.home, sizeof(fx.home), "%s/g", fx.dir);
 	if (mkdir(fx.home, 0700) < 0)
 		return -1;
-	if (run("gpg --homedir %s --batch --passphrase '' --quick-gen-key "
-		"'Store <store@clinic.test>' ed25519 sign,cert never", fx.home) != 0 ||
-	    read_fpr() < 0 ||
-	    run("gpg --homedir %s --batch --passphrase '' --quick-add-key %s "
-		"cv25519 encr never", fx.home, fx.fpr) != 0)
+	if (tu_make_key(fx.home, "Store <store@clinic.test>", fx.fpr) < 0)
 		return -1;
 	return pgp_global_init();
 }
@@ -109,9 +63,9 @@ static int
 group_teardown(void **state)
 {
 	if (fx.home[0])
-		run("gpgconf --homedir %s --kill gpg-agent", fx.home);
+		tu_run("gpgconf --homedir %s --kill gpg-agent", fx.home);
 	if (strncmp(fx.dir, "/tmp/cpa.", 9) == 0)
-		run("rm -rf '%s'", fx.dir);
+		tu_run("rm -rf '%s'", fx.dir);
 	return 0;
 }
 

@@ -21,6 +21,7 @@
 #include "atrest.h"
 #include "buf.h"
 #include "config.h"
+#include "gpgfix.h"
 #include "inbound.h"
 #include "log.h"
 #include "pgp.h"
@@ -52,50 +53,7 @@ static struct fixture fx;
 
 /* ---- helpers ---- */
 
-static int
-run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-static int
-run(const char *fmt, ...)
-{
-	struct buf cmd = BUF_INIT;
-	va_list ap;
-	char *s;
-	int n, r;
-
-	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return -1;
-	buf_printf(&cmd, "%s >/dev/null 2>&1", s);
-	free(s);
-	r = system(cmd.data);
-	buf_free(&cmd);
-	return r;
-}
-
-static int
-clinic_fpr(void)
-{
-	char cmd[256], line[512];
-	FILE *f;
-	int r = -1;
-
-	snprintf(cmd, sizeof(cmd), "gpg --homedir %s --batch --with-colons "
-		 "--list-secret-keys 2>/dev/null", fx.home);
-	f = popen(cmd, "r");
-	if (f == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (r < 0 && strncmp(line, "fpr:::::::::", 12) == 0 && strlen(line) > 52) {
-			memcpy(fx.clinic, line + 12, 40);
-			fx.clinic[40] = '\0';
-			r = 0;
-		}
-	pclose(f);
-	return r;
-}
 
 static int
 group_setup(void **state)
@@ -108,11 +66,7 @@ group_setup(void **state)
 	snprintf(fx.home, sizeof(fx.home), "%s/g", fx.dir);
 	if (mkdir(fx.home, 0700) < 0)
 		return -1;
-	if (run("gpg --homedir %s --batch --passphrase '' --quick-gen-key "
-		"'Clinic <clinic@clinic.test>' ed25519 sign,cert never", fx.home) != 0 ||
-	    clinic_fpr() < 0 ||
-	    run("gpg --homedir %s --batch --passphrase '' --quick-add-key %s "
-		"cv25519 encr never", fx.home, fx.clinic) != 0)
+	if (tu_make_key(fx.home, "Clinic <clinic@clinic.test>", fx.clinic) < 0)
 		return -1;
 	pgp_global_init();
 	log_setup("test_inbound", LOG_TARGET_STDERR, LOG_EMERG);
@@ -123,9 +77,9 @@ static int
 group_teardown(void **state)
 {
 	if (fx.home[0])
-		run("gpgconf --homedir %s --kill gpg-agent", fx.home);
+		tu_run("gpgconf --homedir %s --kill gpg-agent", fx.home);
 	if (strncmp(fx.dir, "/tmp/cpi.", 9) == 0)
-		run("rm -rf '%s'", fx.dir);
+		tu_run("rm -rf '%s'", fx.dir);
 	return 0;
 }
 

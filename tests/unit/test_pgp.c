@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 
 #include "buf.h"
+#include "gpgfix.h"
 #include "pgp.h"
 #include "util.h"
 
@@ -43,29 +44,6 @@ static const char inner[] =
 
 /* ---- helpers ---- */
 
-static int
-run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* run - a shell command, quiet; returns its exit status. */
-static int
-run(const char *fmt, ...)
-{
-	struct buf cmd = BUF_INIT;
-	va_list ap;
-	char *s;
-	int n, r;
-
-	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return -1;
-	buf_printf(&cmd, "%s >/dev/null 2>&1", s);
-	free(s);
-	r = system(cmd.data);
-	buf_free(&cmd);
-	return r;
-}
 
 /* capture - stdout of a shell command into out (stderr discarded). */
 static int
@@ -121,7 +99,7 @@ make_key(const char *home, const char *uid, const char *email,
 
 	if (faked != NULL)
 		snprintf(opt, sizeof(opt), "--faked-system-time '%s'", faked);
-	if (run("gpg --homedir %s --batch --passphrase '' %s --quick-gen-key "
+	if (tu_run("gpg --homedir %s --batch --passphrase '' %s --quick-gen-key "
 		"'%s <%s>' ed25519 sign,cert %s", home, opt, uid, email,
 		expire) != 0)
 		return -1;
@@ -129,7 +107,7 @@ make_key(const char *home, const char *uid, const char *email,
 		return -1;
 	if (sign_only)
 		return 0;
-	return run("gpg --homedir %s --batch --passphrase '' %s --quick-add-key "
+	return tu_run("gpg --homedir %s --batch --passphrase '' %s --quick-add-key "
 		   "%s cv25519 encr %s", home, opt, fpr, expire) == 0 ? 0 : -1;
 }
 
@@ -137,7 +115,7 @@ make_key(const char *home, const char *uid, const char *email,
 static int
 move_public(const char *from, const char *to, const char *fpr)
 {
-	return run("gpg --homedir %s --batch --export %s | "
+	return tu_run("gpg --homedir %s --batch --export %s | "
 		   "gpg --homedir %s --batch --import", from, fpr, to);
 }
 
@@ -164,7 +142,7 @@ import_revocation(const char *from, const char *to, const char *fpr)
 	free(data);
 	if (r < 0)
 		return -1;
-	return run("gpg --homedir %s --batch --import %s", to, path);
+	return tu_run("gpg --homedir %s --batch --import %s", to, path);
 }
 
 static int
@@ -216,9 +194,9 @@ group_teardown(void **state)
 	fx.pgp = NULL;
 	for (size_t i = 0; i < CP_ARRAY_SIZE(homes); i++)
 		if (homes[i][0] != '\0')
-			run("gpgconf --homedir %s --kill gpg-agent", homes[i]);
+			tu_run("gpgconf --homedir %s --kill gpg-agent", homes[i]);
 	if (strncmp(fx.dir, "/tmp/cpg.", 9) == 0)
-		run("rm -rf '%s'", fx.dir);
+		tu_run("rm -rf '%s'", fx.dir);
 	return 0;
 }
 
@@ -743,7 +721,7 @@ secret_available_tells_agent_outage_from_foreign_mail(void **state)
 	assert_int_equal(pgp_secret_available(fx.pgp, "nonsense", &err), -EINVAL);
 
 	assert_int_equal(pgp_encrypt_to(fx.pgp, fx.clinic, "hello", 5, &enc, &err), 0);
-	assert_int_equal(run("echo no-autostart >>%s/gpg.conf && "
+	assert_int_equal(tu_run("echo no-autostart >>%s/gpg.conf && "
 			     "gpgconf --homedir %s --kill gpg-agent",
 			     fx.clinic_home, fx.clinic_home), 0);
 	assert_int_equal(pgp_secret_available(fx.pgp, fx.clinic, &err), -EHOSTDOWN);
@@ -751,7 +729,7 @@ secret_available_tells_agent_outage_from_foreign_mail(void **state)
 	assert_true(pgp_decrypt_verify(fx.pgp, enc.data, enc.len, &plain, &signer,
 				       &err) < 0);
 	/* the agent may start again: all is well */
-	assert_int_equal(run("sed -i '/^no-autostart$/d' %s/gpg.conf", fx.clinic_home), 0);
+	assert_int_equal(tu_run("sed -i '/^no-autostart$/d' %s/gpg.conf", fx.clinic_home), 0);
 	assert_int_equal(pgp_secret_available(fx.pgp, fx.clinic, &err), 0);
 	buf_reset(&plain);
 	assert_int_equal(pgp_decrypt_verify(fx.pgp, enc.data, enc.len, &plain, &signer,

@@ -1,0 +1,78 @@
+/*
+ * NAME
+ *	gpgfix.h - shell and GnuPG helpers shared by the unit tests
+ * DESCRIPTION
+ *	tu_run runs a shell command quietly and returns its exit status.
+ *	tu_make_key makes a throwaway key in home (no passphrase): an ed25519
+ *	primary key that signs, with a cv25519 subkey that encrypts, and
+ *	writes its fingerprint (40 hex digits) to fpr. For test binaries
+ *	only: each includes this once.
+ */
+#ifndef CAREPOST_TEST_GPGFIX_H
+#define CAREPOST_TEST_GPGFIX_H
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+
+static inline int tu_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static inline int
+tu_run(const char *fmt, ...)
+{
+	struct buf cmd = BUF_INIT;
+	va_list ap;
+	char *s;
+	int n, r;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -1;
+	buf_printf(&cmd, "%s >/dev/null 2>&1", s);
+	free(s);
+	r = system(cmd.data);
+	buf_free(&cmd);
+	return r;
+}
+
+/* tu_first_secret_fpr - the fingerprint of the first secret key in home. */
+static inline int
+tu_first_secret_fpr(const char *home, char fpr[41])
+{
+	char cmd[512], line[512];
+	FILE *f;
+	int r = -1;
+
+	snprintf(cmd, sizeof(cmd), "gpg --homedir %s --batch --with-colons "
+		 "--list-secret-keys 2>/dev/null", home);
+	f = popen(cmd, "r");
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (r < 0 && strncmp(line, "fpr:::::::::", 12) == 0 && strlen(line) > 52) {
+			memcpy(fpr, line + 12, 40);
+			fpr[40] = '\0';
+			r = 0;
+		}
+	pclose(f);
+	return r;
+}
+
+static inline int
+tu_make_key(const char *home, const char *uid, char fpr[41])
+{
+	if (tu_run("gpg --homedir %s --batch --passphrase '' --quick-gen-key "
+		   "'%s' ed25519 sign,cert never", home, uid) != 0 ||
+	    tu_first_secret_fpr(home, fpr) < 0 ||
+	    tu_run("gpg --homedir %s --batch --passphrase '' --quick-add-key %s "
+		   "cv25519 encr never", home, fpr) != 0)
+		return -1;
+	return 0;
+}
+
+#endif
