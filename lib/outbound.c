@@ -80,7 +80,7 @@ struct job {
 	char reason[384];
 	int fell_back;			/* wanted encryption, sent a notice */
 	struct relay_msg rm;
-	char journal[STORE_ID_MAX + 24];	/* "EVENT\tRCPT\tMODE\n" */
+	char journal[STORE_ID_MAX + 64];	/* "EVENT\tN\tMODE\tREF\n" */
 };
 
 struct pool {
@@ -168,21 +168,29 @@ journal_accepted(void *arg, const struct relay_msg *m)
 }
 
 /*
- * journal_line - "EVENT\tN\tMODE\n" for job j: N its index among the
- * recipients (which names its Message-ID), MODE "e" (encrypted) or "n".
+ * journal_line - "EVENT\tN\tMODE\tREF\n" for job j: N its index among the
+ * recipients (which names its Message-ID), MODE "e" (encrypted) or "n",
+ * REF the recipient's reference ("patient", "proxy:1", "staff:0"), which
+ * recovery checks so that a changed recipient list is never taken for
+ * proof of delivery. Nothing is written for an id or ref that could not
+ * be read back unambiguously (that message would simply go again).
  */
 static void
 journal_line(struct job *j)
 {
 	json_t *rcpts = json_object_get(j->record, "recipients");
 	const char *id = json_string_value(json_object_get(j->record, "id"));
+	const char *ref = json_string_value(json_object_get(j->rcpt, "ref"));
 	size_t i;
 
 	j->journal[0] = '\0';
-	for (i = 0; id != NULL && i < json_array_size(rcpts); i++) {
+	if (!id_valid(id) || !id_valid(ref))
+		return;
+	for (i = 0; i < json_array_size(rcpts); i++) {
 		if (json_array_get(rcpts, i) == j->rcpt) {
-			if ((size_t)snprintf(j->journal, sizeof(j->journal), "%s\t%zu\t%c\n",
-					     id, i, j->encrypt ? 'e' : 'n') >= sizeof(j->journal))
+			if ((size_t)snprintf(j->journal, sizeof(j->journal),
+					     "%s\t%zu\t%c\t%s\n", id, i,
+					     j->encrypt ? 'e' : 'n', ref) >= sizeof(j->journal))
 				j->journal[0] = '\0';
 			return;
 		}
@@ -1104,34 +1112,38 @@ outbound_step(struct outbound *ob, int64_t now, volatile int *stop,
 }
 
 /*
- * recover_mark - one journal line "EVENT\tN\tMODE": note [N, MODE] under
- * EVENT in marks. A torn last line (a kill mid-write) or anything else
- * malformed is ignored: that message goes again, as without a journal.
+ * recover_mark - one journal line "EVENT\tN\tMODE\tREF": note [N, MODE,
+ * REF] under EVENT in marks. A torn last line (a kill mid-write) or
+ * anything else malformed is ignored: that message goes again, as
+ * without a journal.
  */
 static void
 recover_mark(json_t *marks, const char *line, size_t len)
 {
-	const char *tab = memchr(line, '\t', len), *end = line + len, *p;
-	char id[STORE_ID_MAX + 1];
-	unsigned long idx = 0;
-	size_t idlen;
+	char buf[STORE_ID_MAX + 64], *f[4], *save = NULL;
+	unsigned long idx;
 	json_t *list;
+	int k;
 
-	if (tab == NULL || tab == line || (idlen = (size_t)(tab - line)) > STORE_ID_MAX)
+	if (len >= sizeof(buf) || memchr(line, '\0', len) != NULL)
 		return;
-	for (p = tab + 1; p < end && *p >= '0' && *p <= '9' && p - tab <= 4; p++)
-		idx = idx * 10 + (unsigned long)(*p - '0');
-	if (p == tab + 1 || end - p != 2 || p[0] != '\t' || (p[1] != 'e' && p[1] != 'n'))
+	memcpy(buf, line, len);
+	buf[len] = '\0';
+	for (k = 0; k < 4; k++)
+		if ((f[k] = strtok_r(k ? NULL : buf, "\t", &save)) == NULL)
+			return;
+	if (strtok_r(NULL, "\t", &save) != NULL || !id_valid(f[0]) || !id_valid(f[3]) ||
+	    strspn(f[1], "0123456789") != strlen(f[1]) || strlen(f[1]) > 3 ||
+	    (strcmp(f[2], "e") != 0 && strcmp(f[2], "n") != 0))
 		return;
-	memcpy(id, line, idlen);
-	id[idlen] = '\0';
-	list = json_object_get(marks, id);
+	idx = strtoul(f[1], NULL, 10);
+	list = json_object_get(marks, f[0]);
 	if (list == NULL) {
 		list = json_array();
-		json_object_set_new(marks, id, list);
+		json_object_set_new(marks, f[0], list);
 	}
-	json_array_append_new(list, json_pack("[I,s]", (json_int_t)idx,
-					      p[1] == 'e' ? "encrypted" : "notice"));
+	json_array_append_new(list, json_pack("[I,s,s]", (json_int_t)idx,
+					      f[2][0] == 'e' ? "encrypted" : "notice", f[3]));
 }
 
 int
@@ -1200,6 +1212,10 @@ outbound_recover(struct outbound *ob, int64_t now, size_t *recovered,
 
 			if (rc == NULL || (rs && (strcmp(rs, "sent") == 0 ||
 						  strcmp(rs, "failed") == 0)))
+				continue;
+			/* The list chosen again must name the same recipient
+			 * at that index; if not, resend rather than guess. */
+			if (!json_equal(json_object_get(rc, "ref"), json_array_get(v, 2)))
 				continue;
 			outbound_message_id(json_string_value(json_object_get(d, "thread")) ?: "",
 					    ri, ob->cfg->message_id_domain ?
