@@ -452,6 +452,20 @@ do_pgp(struct work *w, struct cp_error *err)
 		 * it matches nobody as it is (signer_resolve). */
 		r = pgp_decrypt_signed_by(w->ib->pgp, m->pgp_encrypted,
 					  m->pgp_encrypted_len, &plain, &w->signer, &perr);
+		/*
+		 * gpg says "No secret key" when gpg-agent is gone. If our key
+		 * is usable now, the agent may just have come back: decrypt
+		 * once more before blaming the message, so that an outage
+		 * ending between the two calls never quarantines a reply.
+		 */
+		if (r < 0 && gpg_message_fault(r) && !w->dry_run &&
+		    !our_secret_unavailable(w->ib, &perr)) {
+			cp_error_clear(&perr);
+			plain.len = 0;
+			r = pgp_decrypt_signed_by(w->ib->pgp, m->pgp_encrypted,
+						  m->pgp_encrypted_len, &plain,
+						  &w->signer, &perr);
+		}
 		if (r < 0) {
 			buf_free(&plain);
 			w->decryption = "failed";
