@@ -42,6 +42,7 @@
 #include "metrics.h"
 #include "outbound.h"
 #include "pgp.h"
+#include "pgphelper.h"
 #include "runtime.h"
 
 static volatile sig_atomic_t got_stop;
@@ -350,6 +351,8 @@ struct carepostd {
 	struct imapc *imap;
 	int imap_attempt;		/* failed connects in a row */
 	uint32_t imap_next_uid;		/* fetch from here */
+	uint32_t imap_uidvalidity;	/* of the session that set it */
+	uint32_t imap_saved_uid;	/* the last UID in the store */
 	int imap_idling;
 	sd_event_source *imap_timer;	/* reconnect, poll, IDLE renewal */
 	sd_event_source *imap_io;	/* the socket while idling */
@@ -626,6 +629,8 @@ imap_connect(struct carepostd *cd)
 		store_put_json(cd->d.rt.store, DB_IMAP, o.mailbox, st, NULL);
 	}
 	json_decref(st);
+	cd->imap_uidvalidity = imapc_uidvalidity(cd->imap);
+	cd->imap_saved_uid = cd->imap_next_uid - 1;
 	cd->imap_attempt = 0;
 	log_info("IMAP connected to %s, %s from UID %u", cfg->imap_host, o.mailbox,
 		 cd->imap_next_uid);
@@ -652,7 +657,7 @@ count_ingest(struct metrics *m, const struct inbound_result *res)
 /*
  * imap_move_decided - move what the batch decided (and committed) to the
  * processed and quarantine folders, one UID MOVE each, then remember the
- * last UID: the store's UID state is written once per batch.
+ * last UID (imap_save_state writes it to the store).
  */
 static int
 imap_move_decided(struct carepostd *cd, const uint32_t *processed, size_t np,
@@ -660,7 +665,6 @@ imap_move_decided(struct carepostd *cd, const uint32_t *processed, size_t np,
 {
 	const struct cp_config *cfg = cd->d.rt.cfg;
 	struct cp_error err;
-	json_t *st;
 
 	cp_error_clear(&err);
 	if (cfg->imap_processed_folder != NULL &&
@@ -673,19 +677,35 @@ imap_move_decided(struct carepostd *cd, const uint32_t *processed, size_t np,
 		imap_fail(cd, "move", err.text);
 		return -1;
 	}
-	if (last_uid == 0)
-		return 0;
-	cd->imap_next_uid = last_uid + 1;
-	st = json_pack("{s:I, s:I}", "uidvalidity",
-		       (json_int_t)imapc_uidvalidity(cd->imap),
-		       "last_uid", (json_int_t)last_uid);
-	store_put_json(cd->d.rt.store, DB_IMAP, imap_mailbox(cfg), st, NULL);
-	json_decref(st);
+	if (last_uid != 0)
+		cd->imap_next_uid = last_uid + 1;
 	return 0;
 }
 
 /*
- * imap_batch - fetch up to [imap] batch_size messages and take each in
+ * imap_save_state - write the last UID moved to the store: when a drain
+ * ends (or fails, or is stopped), not after every batch. A stale UID
+ * costs nothing but a search that starts lower: what was moved is gone
+ * from the mailbox, and what was filed but not moved is recognised.
+ */
+static void
+imap_save_state(struct carepostd *cd)
+{
+	uint32_t last = cd->imap_next_uid - 1;
+	json_t *st;
+
+	if (cd->imap_next_uid == 0 || last == cd->imap_saved_uid)
+		return;
+	st = json_pack("{s:I, s:I}", "uidvalidity", (json_int_t)cd->imap_uidvalidity,
+		       "last_uid", (json_int_t)last);
+	if (st != NULL && store_put_json(cd->d.rt.store, DB_IMAP,
+					 imap_mailbox(cd->d.rt.cfg), st, NULL) == 0)
+		cd->imap_saved_uid = last;
+	json_decref(st);
+}
+
+/*
+ * imap_batch_run - fetch up to [imap] batch_size messages and take each in
  * turn: ingest (its store transaction commits the decision); then move
  * the batch's messages to the processed or quarantine folder (a UID MOVE
  * per folder, after every one of them is committed), then remember the
@@ -696,7 +716,7 @@ imap_move_decided(struct carepostd *cd, const uint32_t *processed, size_t np,
  * recognised when it is fetched again).
  */
 static int
-imap_batch(struct carepostd *cd, int *acks)
+imap_batch_run(struct carepostd *cd, int *acks)
 {
 	const struct cp_config *cfg = cd->d.rt.cfg;
 	size_t batch = cfg->imap_batch_size > 0 ? (size_t)cfg->imap_batch_size : 50;
@@ -778,9 +798,20 @@ imap_batch(struct carepostd *cd, int *acks)
 		r = -1;
 	else if (got_stop && n_decided < n)
 		r = 1;
-	else
-		r = n == batch;
+	else	/* a batch cut short by its bytes is not the end */
+		r = n == batch || imapc_pending(cd->imap);
 	imapc_msgs_free(msgs, n);
+	return r;
+}
+
+/* imap_batch - imap_batch_run, then the UID state once the drain ends. */
+static int
+imap_batch(struct carepostd *cd, int *acks)
+{
+	int r = imap_batch_run(cd, acks);
+
+	if (r != 1)
+		imap_save_state(cd);
 	return r;
 }
 
@@ -1005,6 +1036,10 @@ main(int argc, char **argv)
 	struct carepostd cd;
 	struct cp_error err;
 
+	/* Started as its own gpg helper (lib/pgphelper): nothing else. */
+	rc = pgphelper_main(argc, argv);
+	if (rc >= 0)
+		return rc;
 	while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': config_arg = optarg; break;
@@ -1029,6 +1064,10 @@ main(int argc, char **argv)
 	}
 	if (check)
 		return check_config(cd.config);
+	rc = pgphelper_enable();
+	if (rc < 0)
+		log_warning("gpg helper unavailable (%s): gpg runs in-process",
+			    strerror(-rc));
 	if (setup_signals() < 0) {
 		log_error("cannot set up signal handling: %s", strerror(errno));
 		return EX_OSERR;

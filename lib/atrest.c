@@ -43,32 +43,6 @@ static const char b64[] =
 	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 static int
-b64_append(struct buf *b, const unsigned char *p, size_t len)
-{
-	size_t i;
-	int r = buf_reserve(b, (len + 2) / 3 * 4 + 1);
-
-	for (i = 0; r == 0 && i + 2 < len; i += 3) {
-		char q[4] = { b64[p[i] >> 2], b64[(p[i] & 3) << 4 | p[i + 1] >> 4],
-			      b64[(p[i + 1] & 15) << 2 | p[i + 2] >> 6], b64[p[i + 2] & 63] };
-
-		r = buf_append(b, q, 4);
-	}
-	if (r == 0 && i < len) {
-		char q[4] = { b64[p[i] >> 2], '=', '=', '=' };
-
-		if (i + 1 < len) {
-			q[1] = b64[(p[i] & 3) << 4 | p[i + 1] >> 4];
-			q[2] = b64[(p[i + 1] & 15) << 2];
-		} else {
-			q[1] = b64[(p[i] & 3) << 4];
-		}
-		r = buf_append(b, q, 4);
-	}
-	return r;
-}
-
-static int
 b64_value(char c)
 {
 	const char *p = c ? strchr(b64, c) : NULL;
@@ -372,7 +346,7 @@ atrest_seal(struct atrest *a, int64_t now, const void *aad, size_t aadlen,
 			r = cp_error_set(err, -EIO, "at rest: AES-256-GCM: %s",
 					 gcry_strerror(e));
 	}
-	if (r == 0 && b64_append(blob, box, boxlen) < 0)
+	if (r == 0 && buf_append_base64(blob, box, boxlen) < 0)
 		r = cp_error_set(err, -ENOMEM, "at rest: out of memory");
 	free(box);
 	if (r == 0)

@@ -50,6 +50,44 @@ buf_append(struct buf *b, const void *data, size_t len)
 }
 
 int
+buf_append_base64(struct buf *b, const void *data, size_t len)
+{
+	static const char tab[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char *p = data;
+	size_t i;
+	char *w;
+	int r;
+
+	if (len > (size_t)-1 / 8)
+		return -EFBIG;
+	r = buf_reserve(b, (len + 2) / 3 * 4);
+	if (r < 0)
+		return r;
+	w = b->data + b->len;
+	for (i = 0; i + 2 < len; i += 3) {
+		*w++ = tab[p[i] >> 2];
+		*w++ = tab[(p[i] & 3) << 4 | p[i + 1] >> 4];
+		*w++ = tab[(p[i + 1] & 15) << 2 | p[i + 2] >> 6];
+		*w++ = tab[p[i + 2] & 63];
+	}
+	if (i < len) {
+		*w++ = tab[p[i] >> 2];
+		if (i + 1 < len) {
+			*w++ = tab[(p[i] & 3) << 4 | p[i + 1] >> 4];
+			*w++ = tab[(p[i + 1] & 15) << 2];
+		} else {
+			*w++ = tab[(p[i] & 3) << 4];
+			*w++ = '=';
+		}
+		*w++ = '=';
+	}
+	b->len = (size_t)(w - b->data);
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+int
 buf_puts(struct buf *b, const char *s)
 {
 	return buf_append(b, s, strlen(s));

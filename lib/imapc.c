@@ -51,6 +51,8 @@ struct imapc {
 	size_t max_size;
 	bool broken;			/* stream failed: no LOGOUT */
 	bool idling;			/* IDLE sent, DONE not yet */
+	uint32_t *uids;			/* the last UID SEARCH's answer */
+	size_t nuids, next;		/* ... and how much of it is taken */
 };
 
 /* --- errors --------------------------------------------------------- */
@@ -524,6 +526,12 @@ imapc_uidvalidity(const struct imapc *c)
 }
 
 int
+imapc_pending(const struct imapc *c)
+{
+	return c != NULL && c->next < c->nuids;
+}
+
+int
 imapc_has(const struct imapc *c, const char *name)
 {
 	return c && name && mailimap_has_extension(c->imap, name) ? 1 : 0;
@@ -548,6 +556,7 @@ imapc_close(struct imapc *c)
 			(void)mailimap_logout(c->imap);
 		mailimap_free(c->imap);
 	}
+	free(c->uids);
 	free(c->host);
 	free(c);
 }
@@ -804,11 +813,11 @@ int
 imapc_fetch(struct imapc *c, uint32_t first_uid, size_t max,
 	    struct imapc_msg **msgs, size_t *n, struct cp_error *err)
 {
-	_cleanup_free_ uint32_t *uids = NULL;
 	_cleanup_free_ bool *sized = NULL;
 	struct imapc_msg *m = NULL;
 	struct mailimap_set *set;
-	size_t nuids, take, i, total = 0, bodies = 0;
+	size_t take, i, total = 0, bodies = 0;
+	const uint32_t *uids;
 	int r;
 
 	if (msgs == NULL || n == NULL)
@@ -820,10 +829,19 @@ imapc_fetch(struct imapc *c, uint32_t first_uid, size_t max,
 	if (first_uid == 0)
 		first_uid = 1;
 
-	r = search_uids(c, first_uid, 0, &uids, &nuids, err);
-	if (r < 0 || nuids == 0)
-		return r;
-	take = nuids < max ? nuids : max;
+	/* One UID SEARCH serves the batches until its answer is used up. */
+	while (c->next < c->nuids && c->uids[c->next] < first_uid)
+		c->next++;
+	if (c->next >= c->nuids) {
+		free(c->uids);
+		c->uids = NULL;
+		c->nuids = c->next = 0;
+		r = search_uids(c, first_uid, 0, &c->uids, &c->nuids, err);
+		if (r < 0 || c->nuids == 0)
+			return r;
+	}
+	uids = c->uids + c->next;
+	take = c->nuids - c->next < max ? c->nuids - c->next : max;
 	m = calloc(take, sizeof(*m));
 	sized = calloc(take, sizeof(*sized));
 	if (m == NULL || sized == NULL) {
@@ -853,6 +871,7 @@ imapc_fetch(struct imapc *c, uint32_t first_uid, size_t max,
 		bodies++;
 	}
 	take = i;
+	c->next += take;
 	if (bodies > 0) {
 		set = set_of(m, take, small_enough, c->max_size);
 		if (set == NULL) {

@@ -45,7 +45,9 @@
  *
  *	imapc_fetch returns up to max messages whose UID is >= first_uid, in
  *	UID order: UID SEARCH UID first_uid:* (the answer is filtered, since
- *	"N:*" always matches the highest UID even when it is below N), then
+ *	"N:*" always matches the highest UID even when it is below N; it is
+ *	kept, and the next calls take their UIDs from it until it is used
+ *	up: one search per drain, not per batch), then
  *	UID FETCH (UID RFC822.SIZE), then UID FETCH (BODY.PEEK[]<0.max+1>)
  *	for those not larger than opts->max_size. A message that is larger
  *	(by RFC822.SIZE, or by what the partial fetch brought back when the
@@ -54,7 +56,9 @@
  *	A batch also stops growing once its bodies reach max_size bytes in
  *	total (it always holds at least one message), which bounds memory to
  *	about twice max_size. BODY.PEEK leaves \Seen alone. The next batch
- *	starts at the last UID returned + 1.
+ *	starts at the last UID returned + 1. imapc_pending says whether the
+ *	kept answer still holds UIDs (more to fetch, though this batch was
+ *	short).
  *
  *	imapc_move moves one message by UID: UID MOVE when the server offers
  *	MOVE (RFC 6851); otherwise UID COPY, UID STORE +FLAGS.SILENT
@@ -148,6 +152,8 @@ uint32_t imapc_uidvalidity(const struct imapc *c);
 
 /* imapc_has - 1 if the server offers capability name (e.g. "MOVE"). */
 int imapc_has(const struct imapc *c, const char *name);
+/* imapc_pending - 1 while the last UID SEARCH's answer is not used up. */
+int imapc_pending(const struct imapc *c);
 
 int imapc_fetch(struct imapc *c, uint32_t first_uid, size_t max,
 		struct imapc_msg **msgs, size_t *n, struct cp_error *err);

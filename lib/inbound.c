@@ -213,6 +213,8 @@ inbound_new(const struct cp_config *cfg, struct store *store,
 		snprintf(ib->pgp_reason, sizeof(ib->pgp_reason), "encryption at rest "
 			 "unavailable: %s", perr.text);
 	}
+	if (ib->pgp && pgp_offload(ib->pgp, &perr) < 0)
+		log_warning("inbound: %s: gpg runs in-process", perr.text);
 	*out = ib;
 	return 0;
 }
@@ -266,46 +268,18 @@ sha256_hex(const char *prefix, const void *data, size_t len, char out[65])
 	cp_hex(digest, sizeof(digest), out);
 }
 
-static int
-base64_append(struct buf *b, const void *data, size_t len)
-{
-	static const char tab[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	const unsigned char *p = data;
-	size_t i;
-	int r = buf_reserve(b, (len + 2) / 3 * 4 + 1);
-
-	for (i = 0; r == 0 && i + 2 < len; i += 3) {
-		char q[4] = { tab[p[i] >> 2], tab[(p[i] & 3) << 4 | p[i + 1] >> 4],
-			      tab[(p[i + 1] & 15) << 2 | p[i + 2] >> 6], tab[p[i + 2] & 63] };
-
-		r = buf_append(b, q, 4);
-	}
-	if (r == 0 && i < len) {
-		char q[4] = { tab[p[i] >> 2], '=', '=', '=' };
-
-		if (i + 1 < len) {
-			q[1] = tab[(p[i] & 3) << 4 | p[i + 1] >> 4];
-			q[2] = tab[(p[i + 1] & 15) << 2];
-		} else {
-			q[1] = tab[(p[i] & 3) << 4];
-		}
-		r = buf_append(b, q, 4);
-	}
-	return r;
-}
-
 static json_t *
 json_base64(const void *data, size_t len)
 {
 	struct buf b = BUF_INIT;
 	json_t *v;
 
-	if (base64_append(&b, data, len) < 0) {
+	if (buf_append_base64(&b, data, len) < 0) {
 		buf_free(&b);
 		return NULL;
 	}
-	v = json_stringn(b.data ? b.data : "", b.len);
+	/* base64 is ASCII: no need for jansson to check it is UTF-8 */
+	v = json_stringn_nocheck(b.data ? b.data : "", b.len);
 	buf_free(&b);
 	return v;
 }
@@ -445,6 +419,7 @@ do_pgp(struct work *w, struct cp_error *err)
 	}
 	if (m->pgp & INMSG_PGP_ENCRYPTED) {
 		struct buf plain = BUF_INIT;
+		struct cp_error kerr;
 
 		plain.max = DECRYPT_MAX;
 		cp_error_clear(&perr);
@@ -453,18 +428,30 @@ do_pgp(struct work *w, struct cp_error *err)
 		r = pgp_decrypt_signed_by(w->ib->pgp, m->pgp_encrypted,
 					  m->pgp_encrypted_len, &plain, &w->signer, &perr);
 		/*
-		 * gpg says "No secret key" when gpg-agent is gone. If our key
-		 * is usable now, the agent may just have come back: decrypt
-		 * once more before blaming the message, so that an outage
-		 * ending between the two calls never quarantines a reply.
+		 * gpg says "No secret key" when gpg-agent is gone, just as for
+		 * mail encrypted to someone else. So a failure is the
+		 * message's only if our key is usable both before and after
+		 * one more try: an outage that ends (or starts) between the
+		 * calls leaves the reply in the mailbox for the next round,
+		 * never in quarantine.
 		 */
-		if (r < 0 && gpg_message_fault(r) && !w->dry_run &&
-		    !our_secret_unavailable(w->ib, &perr)) {
+		if (r < 0 && gpg_message_fault(r) && !w->dry_run) {
+			if (our_secret_unavailable(w->ib, &kerr)) {
+				buf_free(&plain);
+				return cp_error_set(err, -EHOSTDOWN,
+						    "cannot decrypt: %s", kerr.text);
+			}
 			cp_error_clear(&perr);
 			plain.len = 0;
 			r = pgp_decrypt_signed_by(w->ib->pgp, m->pgp_encrypted,
 						  m->pgp_encrypted_len, &plain,
 						  &w->signer, &perr);
+			if (r < 0 && gpg_message_fault(r) &&
+			    our_secret_unavailable(w->ib, &kerr)) {
+				buf_free(&plain);
+				return cp_error_set(err, -EHOSTDOWN,
+						    "cannot decrypt: %s", kerr.text);
+			}
 		}
 		if (r < 0) {
 			buf_free(&plain);
@@ -472,11 +459,6 @@ do_pgp(struct work *w, struct cp_error *err)
 			cp_strlcpy(w->decryption_reason, perr.text, sizeof(w->decryption_reason));
 			if (!gpg_message_fault(r) && !w->dry_run)
 				return cp_error_set(err, r, "%s", perr.text);
-			/* gpg says "No secret key" when gpg-agent is gone: a
-			 * failure of ours, not the message's. */
-			if (!w->dry_run && our_secret_unavailable(w->ib, &perr))
-				return cp_error_set(err, -EHOSTDOWN,
-						    "cannot decrypt: %s", perr.text);
 			quarantine(w, "cannot decrypt: %s", perr.text);
 			return 1;
 		}
@@ -1063,8 +1045,7 @@ content_json(struct work *w)
 		json_array_append_new(atts, o);
 	}
 	json_object_set_new(c, "attachments", atts);
-	json_object_set_new(c, "raw", json_base64(w->raw, w->len));
-	return c;
+	return c;		/* "raw" is added as it is dumped */
 }
 
 /*
@@ -1083,8 +1064,10 @@ static int
 encrypt_content(struct work *w, struct cp_error *err)
 {
 	struct inbound *ib = w->ib;
+	_cleanup_buf_ struct buf raw = BUF_INIT;
 	json_t *c;
-	char *text;
+	char *text = NULL;
+	size_t len;
 	int r;
 
 	char aad[INBOUND_AAD_MAX];
@@ -1095,14 +1078,19 @@ encrypt_content(struct work *w, struct cp_error *err)
 		return cp_error_set(err, -ENOKEY, "cannot file: no [gpg] store_key or "
 				    "clinic_key to encrypt inboxes to");
 	c = content_json(w);
-	text = json_dumps(c, JSON_COMPACT);
+	r = c ? buf_append_base64(&raw, w->raw, w->len) : -ENOMEM;
+	if (r == 0)
+		r = store_json_dump_b64(c, "raw", raw.data ? raw.data : "", raw.len,
+					&text, &len);
 	json_decref(c);
-	if (text == NULL)
-		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
+	if (raw.data)
+		explicit_bzero(raw.data, raw.len);
+	if (r < 0)
+		return cp_error_set(err, r, "inbound: cannot encode the content");
 	inbox_aad(w->res->patient, w->res->inbox_id, aad);
-	r = atrest_seal(ib->atrest, w->now, aad, strlen(aad), text, strlen(text),
+	r = atrest_seal(ib->atrest, w->now, aad, strlen(aad), text, len,
 			&w->blob, w->dek, err);
-	explicit_bzero(text, strlen(text));
+	explicit_bzero(text, len);
 	free(text);
 	return r;
 }
@@ -1177,9 +1165,7 @@ inbox_record(struct work *w)
 	json_object_set_new(v, "store_key", json_string(w->ib->store_fpr));
 	json_object_set_new(v, "format", json_integer(INBOUND_FORMAT));
 	json_object_set_new(v, "dek", json_string(w->dek));
-	json_object_set_new(v, "blob", json_stringn(w->blob.data ? w->blob.data : "",
-						   w->blob.len));
-	return v;
+	return v;		/* "blob" is added as it is stored */
 }
 
 /* staff_recipients - the department's staff, else the default one's. */
@@ -1283,7 +1269,8 @@ file_txn(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
 
 	v = inbox_record(w);
 	snprintf(key, sizeof(key), "%s/%s", res->patient, res->inbox_id);
-	r = store_txn_put_json(s, txn, DB_INBOX, key, strlen(key), v, err);
+	r = store_txn_put_json_b64(s, txn, DB_INBOX, key, strlen(key), v, "blob",
+				   w->blob.data ? w->blob.data : "", w->blob.len, err);
 	json_decref(v);
 	if (r < 0)
 		return r;

@@ -244,6 +244,15 @@ outbound_new(const struct cp_config *cfg, struct store *store,
 				return r;
 			}
 		}
+		/* Each worker's gpg in a helper process of its own. */
+		for (i = 0; i < ob->workers; i++) {
+			struct cp_error herr;
+
+			cp_error_clear(&herr);
+			if (pgp_offload(ob->pgp[i], &herr) < 0)
+				log_warning("outbound: %s: gpg runs in-process",
+					    herr.text);
+		}
 	}
 	if (cfg->smtp_user && cfg->smtp_password_file) {
 		r = config_read_secret(cfg->smtp_password_file, 4096,

@@ -25,13 +25,16 @@
 
 #include <gpgme.h>
 
+#include "log.h"
 #include "mime.h"
+#include "pgphelper.h"
 
 struct pgp {
 	gpgme_ctx_t ctx;
 	char signer[PGP_FPR_SIZE];
 	gpgme_key_t signer_key;		/* a reference, for pgp_dup */
 	char *home;			/* NULL: GnuPG's default */
+	struct pgphelper *helper;	/* NULL: every operation in-process */
 };
 
 static inline void
@@ -317,11 +320,42 @@ fail:
 	return r;
 }
 
+int
+pgp_offload(struct pgp *p, struct cp_error *err)
+{
+	if (p->helper != NULL || !pgphelper_enabled())
+		return 0;
+	return pgphelper_start(p->home, p->signer[0] ? p->signer : NULL,
+			       &p->helper, err);
+}
+
+long
+pgp_helper_pid(const struct pgp *p)
+{
+	return p->helper ? pgphelper_pid(p->helper) : 0;
+}
+
+/*
+ * helper_lost - after a helper call: 1 when the helper is gone and the
+ * operation is to run in-process instead (for the rest of p's life).
+ */
+static int
+helper_lost(struct pgp *p, int r, const struct cp_error *err)
+{
+	if (r != PGPHELPER_LOST)
+		return 0;
+	log_warning("%s: gpg runs in-process from now", err ? err->text : "gpg helper lost");
+	pgphelper_free(p->helper);
+	p->helper = NULL;
+	return 1;
+}
+
 void
 pgp_free(struct pgp *p)
 {
 	if (p == NULL)
 		return;
+	pgphelper_free(p->helper);
 	if (p->ctx)
 		gpgme_release(p->ctx);
 	if (p->signer_key)
@@ -537,6 +571,12 @@ pgp_mime_encrypt(struct pgp *p, const char *recipient_fpr, const char *inner,
 	if (!fpr_valid(recipient_fpr))
 		return cp_error_set(err, -EINVAL, "gpg: recipient is not a "
 				    "40-digit fingerprint");
+	if (p->helper != NULL) {
+		r = pgphelper_mime_encrypt(p->helper, recipient_fpr, inner, len,
+					   out, err);
+		if (!helper_lost(p, r, err))
+			return r;
+	}
 	fpr_copy(recp, recipient_fpr);
 	r = cp_snprintf_ok(recpstring, sizeof(recpstring), "%s\n%s", recp,
 			   p->signer);
@@ -731,8 +771,15 @@ pgp_verify_detached(struct pgp *p, const void *signed_data, size_t len,
 {
 	_cleanup_data_ gpgme_data_t text = NULL, signature = NULL;
 	gpgme_error_t e;
+	int r;
 
 	*signer_fpr = NULL;
+	if (p->helper != NULL) {
+		r = pgphelper_verify_detached(p->helper, signed_data, len, sig,
+					      siglen, signer_fpr, err);
+		if (!helper_lost(p, r, err))
+			return r;
+	}
 	e = gpgme_data_new_from_mem(&text, signed_data, len, 0);
 	if (e == GPG_ERR_NO_ERROR)
 		e = gpgme_data_new_from_mem(&signature, sig, siglen, 0);
@@ -822,6 +869,12 @@ pgp_decrypt_signed_by(struct pgp *p, const void *data, size_t len,
 	int r;
 
 	*sig_fpr = NULL;
+	if (p->helper != NULL) {
+		r = pgphelper_decrypt_signed_by(p->helper, data, len, out,
+						sig_fpr, err);
+		if (!helper_lost(p, r, err))
+			return r;
+	}
 	e = gpgme_data_new_from_mem(&cipher, data, len, 0);
 	if (e == GPG_ERR_NO_ERROR)
 		e = gpgme_data_new_from_cbs(&plain, &sink_cbs, &sink);

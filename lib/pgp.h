@@ -56,6 +56,16 @@
  *
  *	pgp_encrypt_to appends the armored encryption of data to fpr (no
  *	signature): used for data at rest.
+ *
+ *	pgp_offload moves p's per-message operations (pgp_mime_encrypt,
+ *	pgp_decrypt_signed_by, pgp_verify_detached) into a helper process of
+ *	their own (see pgphelper.h): GPGME forks the calling process for
+ *	each, and a small helper forks far more cheaply than a large daemon.
+ *	Results are the same either way. It does nothing when the program
+ *	did not call pgphelper_enable (carepostctl does not); when it fails,
+ *	p stays in-process and the error says why. A helper that dies later
+ *	is noticed by the next operation, which then runs in-process (with a
+ *	warning in the log) as does every later one on p.
  * OWNERSHIP
  *	pgp_new hands a struct freed with pgp_free. Output goes to the
  *	caller's buffer.
@@ -83,6 +93,10 @@ void pgp_free(struct pgp *p);
  * another thread, without looking the signer up again (pgp_new did).
  */
 int pgp_dup(const struct pgp *p, struct pgp **out, struct cp_error *err);
+
+int pgp_offload(struct pgp *p, struct cp_error *err);
+/* pgp_helper_pid - the helper's process id; 0 when p is in-process. */
+long pgp_helper_pid(const struct pgp *p);
 
 int pgp_key_check(struct pgp *p, const char *fpr, struct cp_error *err);
 int pgp_mime_encrypt(struct pgp *p, const char *recipient_fpr,

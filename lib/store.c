@@ -241,6 +241,94 @@ store_txn_put_json(struct store *s, MDB_txn *txn, enum store_db db,
 	return 0;
 }
 
+/* is_base64 - only the base64 alphabet and padding: no JSON escapes. */
+static int
+is_base64(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		      (c >= '0' && c <= '9') || c == '+' || c == '/' || c == '='))
+			return 0;
+	}
+	return 1;
+}
+
+static int
+plain_name(const char *s)
+{
+	if (*s == '\0')
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || *s == '_'))
+			return 0;
+	return 1;
+}
+
+int
+store_json_dump_b64(json_t *value, const char *name, const char *b64,
+		    size_t b64len, char **out, size_t *len)
+{
+	_cleanup_free_ char *text = NULL;
+	size_t tl, nl = strlen(name), total;
+	char *p;
+
+	*out = NULL;
+	*len = 0;
+	if (!json_is_object(value) || !plain_name(name) ||
+	    json_object_get(value, name) != NULL || !is_base64(b64, b64len))
+		return -EINVAL;
+	text = json_dumps(value, JSON_COMPACT | JSON_SORT_KEYS);
+	if (text == NULL)
+		return -ENOMEM;
+	tl = strlen(text);		/* "{...}": at least "{}" */
+	if (tl < 2 || text[tl - 1] != '}' || b64len > (size_t)-1 / 2)
+		return -EINVAL;
+	/* text without its '}', a comma unless empty, "name":"b64"} */
+	total = tl - 1 + (tl > 2) + 1 + nl + 3 + b64len + 2;
+	p = malloc(total + 1);
+	if (p == NULL)
+		return -ENOMEM;
+	*out = p;
+	memcpy(p, text, tl - 1);
+	p += tl - 1;
+	if (tl > 2)
+		*p++ = ',';
+	*p++ = '"';
+	memcpy(p, name, nl);
+	p += nl;
+	memcpy(p, "\":\"", 3);
+	p += 3;
+	memcpy(p, b64, b64len);
+	p += b64len;
+	memcpy(p, "\"}", 3);
+	*len = total;
+	return 0;
+}
+
+int
+store_txn_put_json_b64(struct store *s, MDB_txn *txn, enum store_db db,
+		       const void *key, size_t keylen, json_t *value,
+		       const char *name, const char *b64, size_t b64len,
+		       struct cp_error *err)
+{
+	MDB_val k = { keylen, (void *)key }, v;
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	int r, rc;
+
+	r = store_json_dump_b64(value, name, b64, b64len, &text, &len);
+	if (r < 0)
+		return cp_error_set(err, r, "%s: cannot encode", db_names[db]);
+	v.mv_size = len;
+	v.mv_data = text;
+	rc = mdb_put(txn, s->dbi[db], &k, &v, 0);
+	if (rc != 0)
+		return lmdb_error(err, rc, db_names[db]);
+	return 0;
+}
+
 int
 store_txn_del(struct store *s, MDB_txn *txn, enum store_db db,
 	      const void *key, size_t keylen, struct cp_error *err)

@@ -168,6 +168,23 @@ int store_txn_put_json(struct store *s, MDB_txn *txn, enum store_db db,
 int store_txn_del(struct store *s, MDB_txn *txn, enum store_db db,
 		  const void *key, size_t keylen, struct cp_error *err);
 
+/*
+ * store_json_dump_b64 - what store_txn_put_json stores for value, with
+ * one more member, name: b64, written as it is. jansson encodes a string
+ * a character at a time; for the large base64 members of inbox records
+ * (the sealed blob; inside it, the raw message) this is a copy. b64 must
+ * be base64 (-EINVAL otherwise: it then needs no escaping), name a plain
+ * lower-case name; value must not have a member name. Hands out a
+ * malloc'd NUL-terminated string of *len bytes (-ENOMEM).
+ * store_txn_put_json_b64 stores that.
+ */
+int store_json_dump_b64(json_t *value, const char *name, const char *b64,
+			size_t b64len, char **out, size_t *len);
+int store_txn_put_json_b64(struct store *s, MDB_txn *txn, enum store_db db,
+			   const void *key, size_t keylen, json_t *value,
+			   const char *name, const char *b64, size_t b64len,
+			   struct cp_error *err);
+
 /* store_get_json - one value in its own read transaction (-ENOENT). */
 int store_get_json(struct store *s, enum store_db db, const char *key,
 		   json_t **out, struct cp_error *err);

@@ -199,11 +199,30 @@ lit_at(const char *s, size_t i, size_t end, const char *lit, int ci)
 	size_t p = i, llen, q = 0;
 	unsigned char c0 = (unsigned char)lit[0];
 
+	if (!ci) {
+		/* Both are valid UTF-8: equal code points are equal bytes. */
+		for (; lit[q] != '\0'; q++) {
+			if (lit[q] == '\t' || lit[q] == '\001') {
+				if (p >= end || !is_ascii_space((unsigned char)s[p]))
+					return 0;
+				p++;
+				if (lit[q] == '\001')
+					while (p < end &&
+					       is_ascii_space((unsigned char)s[p]))
+						p++;
+				continue;
+			}
+			if (p >= end || s[p] != lit[q])
+				return 0;
+			p++;
+		}
+		return p - i;
+	}
 	/* fast rejection on the first byte: most calls fail there */
 	if (c0 >= 'A' && c0 < 0x80 && i < end) {
 		unsigned char b0 = (unsigned char)s[i];
 
-		if (b0 < 0x80 && (ci ? fold(b0) != fold(c0) : b0 != c0))
+		if (b0 < 0x80 && fold(b0) != fold(c0))
 			return 0;
 	}
 	llen = strlen(lit);
@@ -226,7 +245,7 @@ lit_at(const char *s, size_t i, size_t end, const char *lit, int ci)
 			return 0;
 		a = u8_get(s, end, p, &n);
 		b = u8_get(lit, llen, q, &m);
-		if (ci ? fold(a) != fold(b) : a != b)
+		if (fold(a) != fold(b))
 			return 0;
 		p += n;
 		q += m;
@@ -1540,6 +1559,28 @@ window_end(const char *s, size_t ls, size_t len, int *is_end)
 
 enum join_kind { JOIN_ODSW, JOIN_SWOD };
 
+/*
+ * could_start - what odsw_match or swod_match needs on the first line of
+ * its window, [ls, le): the rule's opening words after the leading
+ * marks, or the WROTE word somewhere on it. Cheap, so that the window is
+ * measured and matched only on lines that may begin a marker.
+ */
+static int
+could_start(enum join_kind kind, const void *rule, const char *s, size_t ls,
+	    size_t le)
+{
+	if (kind == JOIN_ODSW) {
+		const struct odsw_rule *o = rule;
+		size_t b0 = skip(s, ls, le, is_odsw_lead);
+
+		return first_lit(s, b0, le, o->start, 1) != 0;
+	} else {
+		const char *const *w = rule;
+
+		return memmem(s + ls, le - ls, w[0], strlen(w[0])) != NULL;
+	}
+}
+
 static int
 join_anchored(struct buf *t, struct buf *out, enum join_kind kind,
 	      const void *rule)
@@ -1553,7 +1594,8 @@ join_anchored(struct buf *t, struct buf *out, enum join_kind kind,
 		size_t le = line_end(s, ls, len), m = (size_t)-1, wend;
 		int is_end;
 
-		if (le - ls <= TRIM_MAX_LINE_MATCH) {
+		if (le - ls <= TRIM_MAX_LINE_MATCH &&
+		    could_start(kind, rule, s, ls, le)) {
 			wend = window_end(s, ls, len, &is_end);
 			m = kind == JOIN_ODSW ?
 			    odsw_match(rule, s, ls, wend, is_end) :

@@ -738,6 +738,27 @@ batch_stops_at_max_size_bytes(void **state)
 	assert_int_equal(m[1].uid, 2);
 	assert_non_null(m[1].raw);
 	imapc_msgs_free(m, n);
+	/* A short batch is not the end: the rest is pending. */
+	assert_true(imapc_pending(c));
+	assert_int_equal(imapc_fetch(c, 3, 50, &m, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(m[0].uid, 3);
+	imapc_msgs_free(m, n);
+	assert_true(imapc_pending(c));
+	/* mail arriving meanwhile comes once the first answer is used up */
+	deliver(d->port, 1, 1000, NULL);
+	assert_int_equal(imapc_fetch(c, 5, 50, &m, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(m[0].uid, 5);
+	imapc_msgs_free(m, n);
+	assert_false(imapc_pending(c));
+	assert_int_equal(imapc_fetch(c, 6, 50, &m, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(m[0].uid, 6);
+	imapc_msgs_free(m, n);
+	assert_int_equal(imapc_fetch(c, 7, 50, &m, &n, &err), 0);
+	assert_int_equal(n, 0);
+	assert_false(imapc_pending(c));
 	imapc_close(c);
 }
 

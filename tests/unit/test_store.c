@@ -25,6 +25,7 @@
 #include <inttypes.h>
 #include <sys/wait.h>
 
+#include "buf.h"
 #include "store.h"
 #include "event.h"
 #include "token.h"
@@ -1021,6 +1022,64 @@ get_and_put_json_round_trip_and_report_missing(void **state)
 	assert_int_equal(store_get_json(f->s, DB_EVENTS, "ev-raw", &got, &err), -EBADMSG);
 }
 
+/*
+ * A base64 member written as it is reads back as jansson would have
+ * written it; anything that would need escaping, or a clash with a member
+ * of value, is refused rather than stored.
+ */
+static void
+json_with_a_base64_member_round_trips_and_refuses_what_needs_escaping(void **state)
+{
+	struct fx *f = *state;
+	struct cp_error err = { 0, "" };
+	json_t *v = json_pack("{s:s, s:i}", "text", "a \"quoted\"\n\u00e9", "n", 7);
+	json_t *want = json_deep_copy(v), *got = NULL, *empty = json_object();
+	json_t *arr = json_array();
+	struct buf b64 = BUF_INIT;
+	char *text = NULL;
+	size_t len;
+
+	for (int i = 0; i < 300; i++)
+		buf_append_base64(&b64, "\x00\xff\x10 binary", 10);
+	json_object_set_new(want, "blob", json_string(b64.data));
+	{
+		MDB_txn *txn;
+
+		assert_int_equal(mdb_txn_begin(store_env(f->s), NULL, 0, &txn), 0);
+		assert_int_equal(store_txn_put_json_b64(f->s, txn, DB_META, "k", 1, v, "blob",
+							b64.data, b64.len, &err), 0);
+		assert_int_equal(mdb_txn_commit(txn), 0);
+	}
+	assert_int_equal(store_get_json(f->s, DB_META, "k", &got, &err), 0);
+	assert_true(json_equal(want, got));
+	json_decref(got);
+
+	/* an empty object gets the member alone */
+	assert_int_equal(store_json_dump_b64(empty, "raw", "QUJD", 4, &text, &len), 0);
+	assert_string_equal(text, "{\"raw\":\"QUJD\"}");
+	assert_int_equal(len, strlen(text));
+	free(text);
+	assert_int_equal(store_json_dump_b64(empty, "raw", "", 0, &text, &len), 0);
+	assert_string_equal(text, "{\"raw\":\"\"}");
+	free(text);
+
+	/* refused: not base64, an odd name, a clash, not an object */
+	assert_int_equal(store_json_dump_b64(v, "blob", "QU\"JD", 5, &text, &len), -EINVAL);
+	assert_null(text);
+	assert_int_equal(store_json_dump_b64(v, "blob", "QU\\JD", 5, &text, &len), -EINVAL);
+	assert_int_equal(store_json_dump_b64(v, "blob", "QUJD\n", 5, &text, &len), -EINVAL);
+	assert_int_equal(store_json_dump_b64(v, "bl\"ob", "QUJD", 4, &text, &len), -EINVAL);
+	assert_int_equal(store_json_dump_b64(v, "", "QUJD", 4, &text, &len), -EINVAL);
+	assert_int_equal(store_json_dump_b64(v, "text", "QUJD", 4, &text, &len), -EINVAL);
+	assert_int_equal(store_json_dump_b64(arr, "raw", "QUJD", 4, &text, &len), -EINVAL);
+	assert_null(text);
+	json_decref(arr);
+	json_decref(v);
+	json_decref(want);
+	json_decref(empty);
+	buf_free(&b64);
+}
+
 /* ---- map growth ---- */
 
 #define MANY		2000
@@ -1306,6 +1365,7 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(retry_refuses_scrubbed_records_with_eperm, setup, teardown),
 		cmocka_unit_test_setup_teardown(next_due_count_and_foreach_walk_in_key_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(get_and_put_json_round_trip_and_report_missing, setup, teardown),
+		cmocka_unit_test_setup_teardown(json_with_a_base64_member_round_trips_and_refuses_what_needs_escaping, setup, teardown),
 		cmocka_unit_test_setup_teardown(full_map_grows_and_loses_nothing_across_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(two_processes_on_one_store_see_each_others_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(map_grown_by_another_process_can_grow_again, setup, teardown),

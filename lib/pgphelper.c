@@ -1,0 +1,593 @@
+/*
+ * NAME
+ *	pgphelper - GPGME's hot operations in a small helper process
+ * DESCRIPTION
+ *	See pgphelper.h. The caller's side (start, call, free) comes first,
+ *	then the helper's (pgphelper_main), then the frames both speak.
+ */
+#include "pgphelper.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <sysexits.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+#include "pgp.h"
+
+extern char **environ;
+
+enum {
+	OP_OPEN = 1,		/* version, GNUPGHOME, signer -> () */
+	OP_MIME_ENCRYPT,	/* room, fpr, inner -> (entity) */
+	OP_DECRYPT_SIGNED_BY,	/* room, data -> (plaintext, sig fpr) */
+	OP_VERIFY_DETACHED,	/* text, signature -> ("", signer fpr) */
+};
+
+#define HELPER_FD	3
+#define HELPER_FLAG	"--pgp-helper"
+
+struct pgphelper {
+	int fd;
+	pid_t pid;
+	struct buf in;		/* the last reply */
+};
+
+/* A request's field: bytes and their length. */
+struct field {
+	const void *data;
+	size_t len;
+};
+
+static char helper_exe[PATH_MAX];
+
+/* ---- frames ---- */
+
+int
+pgphelper_frame_parse(const void *data, size_t len, struct pgphelper_frame *f)
+{
+	const unsigned char *p = data;
+	size_t off = 8;
+	uint32_t n, flen;
+
+	memset(f, 0, sizeof(*f));
+	if (len < 8 || len > PGPHELPER_MAX_FRAME)
+		return -EBADMSG;
+	memcpy(&f->tag, p, 4);
+	memcpy(&n, p + 4, 4);
+	if (n > PGPHELPER_MAX_FIELDS)
+		return -EBADMSG;
+	for (uint32_t i = 0; i < n; i++) {
+		if (len - off < 4)
+			return -EBADMSG;
+		memcpy(&flen, p + off, 4);
+		off += 4;
+		if (flen > len - off)
+			return -EBADMSG;
+		f->field[i] = (const char *)p + off;
+		f->len[i] = flen;
+		off += flen;
+	}
+	if (off != len)
+		return -EBADMSG;
+	f->n = n;
+	return 0;
+}
+
+static int
+write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		ssize_t w = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EPIPE;
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+/* read_all - len bytes; -ENODATA at a clean end before the first byte. */
+static int
+read_all(int fd, void *data, size_t len)
+{
+	char *p = data;
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t r = read(fd, p + got, len - got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return got == 0 ? -ENODATA : -EPIPE;
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+static int
+frame_send(int fd, struct buf *scratch, int32_t tag, const struct field *f,
+	   uint32_t n)
+{
+	size_t body = 8;
+	uint32_t u;
+	int r;
+
+	for (uint32_t i = 0; i < n; i++) {
+		if (f[i].len > PGPHELPER_MAX_FRAME - body - 4)
+			return -EFBIG;
+		body += 4 + f[i].len;
+	}
+	buf_reset(scratch);
+	r = buf_reserve(scratch, 4 + body);
+	if (r < 0)
+		return r;
+	u = (uint32_t)body;
+	buf_append(scratch, &u, 4);
+	buf_append(scratch, &tag, 4);
+	buf_append(scratch, &n, 4);
+	for (uint32_t i = 0; i < n; i++) {
+		u = (uint32_t)f[i].len;
+		buf_append(scratch, &u, 4);
+		buf_append(scratch, f[i].data, f[i].len);
+	}
+	return write_all(fd, scratch->data, scratch->len);
+}
+
+static int
+frame_recv(int fd, struct buf *b, struct pgphelper_frame *f)
+{
+	uint32_t len;
+	int r;
+
+	r = read_all(fd, &len, 4);
+	if (r < 0)
+		return r;
+	if (len < 8 || len > PGPHELPER_MAX_FRAME)
+		return -EBADMSG;
+	buf_reset(b);
+	r = buf_reserve(b, len);
+	if (r < 0)
+		return r;
+	r = read_all(fd, b->data, len);
+	if (r < 0)
+		return r == -ENODATA ? -EPIPE : r;
+	b->len = len;
+	return pgphelper_frame_parse(b->data, len, f);
+}
+
+/* field_str - a field as a C string in dst (cut at dstlen - 1). */
+static const char *
+field_str(const struct pgphelper_frame *f, uint32_t i, char *dst, size_t dstlen)
+{
+	size_t n = i < f->n ? f->len[i] : 0;
+
+	if (n >= dstlen)
+		n = dstlen - 1;
+	if (n > 0)
+		memcpy(dst, f->field[i], n);
+	dst[n] = '\0';
+	return dst;
+}
+
+/* ---- the caller's side ---- */
+
+int
+pgphelper_enable(void)
+{
+	ssize_t n = readlink("/proc/self/exe", helper_exe, sizeof(helper_exe) - 1);
+
+	if (n <= 0 || (size_t)n >= sizeof(helper_exe) - 1) {
+		helper_exe[0] = '\0';
+		return n < 0 ? -errno : -ENAMETOOLONG;
+	}
+	helper_exe[n] = '\0';
+	/* Replaced on disk (an upgrade): the new binary may speak another
+	 * version; gpg then runs in-process. */
+	if (n > 10 && strcmp(helper_exe + n - 10, " (deleted)") == 0) {
+		helper_exe[0] = '\0';
+		return -ENOENT;
+	}
+	return 0;
+}
+
+int
+pgphelper_enabled(void)
+{
+	return helper_exe[0] != '\0';
+}
+
+long
+pgphelper_pid(const struct pgphelper *h)
+{
+	return h ? (long)h->pid : -1;
+}
+
+static void
+reap(struct pgphelper *h)
+{
+	if (h->fd >= 0) {
+		close(h->fd);
+		h->fd = -1;
+	}
+	if (h->pid > 0) {
+		while (waitpid(h->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		h->pid = 0;
+	}
+}
+
+void
+pgphelper_free(struct pgphelper *h)
+{
+	if (h == NULL)
+		return;
+	reap(h);
+	buf_free(&h->in);
+	free(h);
+}
+
+/*
+ * call - one request, one reply. A reply's tag is 0 or a negative error
+ * code with its text in field 0. Anything wrong with the exchange itself
+ * ends the helper: PGPHELPER_LOST.
+ */
+static int
+call(struct pgphelper *h, int32_t op, const struct field *req, uint32_t n,
+     uint32_t want, struct pgphelper_frame *rep, struct cp_error *err)
+{
+	_cleanup_buf_ struct buf scratch = BUF_INIT;
+	char text[sizeof(err->text)];
+	long pid = (long)h->pid;
+	int r;
+
+	if (h->fd < 0)
+		return cp_error_set(err, PGPHELPER_LOST, "gpg helper: gone");
+	r = frame_send(h->fd, &scratch, op, req, n);
+	if (r == -EFBIG)
+		return cp_error_set(err, r, "gpg: data too large for the helper");
+	if (r == 0)
+		r = frame_recv(h->fd, &h->in, rep);
+	if (r == 0 && (rep->tag > 0 || rep->tag < -4095 || rep->n != want))
+		r = -EBADMSG;
+	if (r < 0) {
+		reap(h);
+		return cp_error_set(err, PGPHELPER_LOST, "gpg helper %ld: %s",
+				    pid, r == -ENODATA || r == -EPIPE ?
+				    "exited" : strerror(-r));
+	}
+	if (rep->tag < 0)
+		return cp_error_set(err, rep->tag, "%s",
+				    field_str(rep, 0, text, sizeof(text)));
+	return 0;
+}
+
+static int
+spawn(struct pgphelper *h, struct cp_error *err)
+{
+	char *argv[] = { "carepost-pgp", HELPER_FLAG, NULL };
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none;
+	int sv[2], r;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return cp_error_set(err, -errno, "gpg helper: socketpair: %s",
+				    strerror(errno));
+	/* dup2 onto itself would leave close-on-exec set. */
+	if (sv[1] == HELPER_FD) {
+		int fd = fcntl(sv[1], F_DUPFD_CLOEXEC, HELPER_FD + 1);
+
+		close(sv[1]);
+		sv[1] = fd;
+		if (fd < 0) {
+			r = -errno;
+			close(sv[0]);
+			return cp_error_set(err, r, "gpg helper: %s", strerror(-r));
+		}
+	}
+	sigemptyset(&none);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawnattr_init(&at);
+	r = posix_spawn_file_actions_adddup2(&fa, sv[1], HELPER_FD);
+	if (r == 0)
+		r = posix_spawn_file_actions_addclosefrom_np(&fa, HELPER_FD + 1);
+	if (r == 0)
+		r = posix_spawnattr_setsigmask(&at, &none);
+	if (r == 0)
+		r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK);
+	if (r == 0)
+		r = posix_spawn(&h->pid, helper_exe, &fa, &at, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	close(sv[1]);
+	if (r != 0) {
+		close(sv[0]);
+		h->pid = 0;
+		return cp_error_set(err, -r, "gpg helper: cannot start %s: %s",
+				    helper_exe, strerror(r));
+	}
+	h->fd = sv[0];
+	return 0;
+}
+
+int
+pgphelper_start(const char *gnupghome, const char *signer_fpr,
+		struct pgphelper **out, struct cp_error *err)
+{
+	struct pgphelper_frame rep;
+	struct field req[3] = {
+		{ CAREPOST_VERSION, strlen(CAREPOST_VERSION) },
+		{ gnupghome ? gnupghome : "", gnupghome ? strlen(gnupghome) : 0 },
+		{ signer_fpr ? signer_fpr : "", signer_fpr ? strlen(signer_fpr) : 0 },
+	};
+	struct pgphelper *h;
+	int r;
+
+	*out = NULL;
+	if (!pgphelper_enabled())
+		return cp_error_set(err, -ENOSYS, "gpg helper: not enabled");
+	h = calloc(1, sizeof(*h));
+	if (h == NULL)
+		return cp_error_set(err, -ENOMEM, "gpg helper: out of memory");
+	h->fd = -1;
+	r = spawn(h, err);
+	if (r == 0)
+		r = call(h, OP_OPEN, req, 3, 1, &rep, err);
+	if (r < 0) {
+		pgphelper_free(h);
+		return r;
+	}
+	*out = h;
+	return 0;
+}
+
+/* room - what may still be appended to out, for the helper's buffer
+ * (0: no limit; 1 when nothing may be: any output is then over). */
+static uint64_t
+room(const struct buf *out)
+{
+	if (out->max == 0)
+		return 0;
+	return out->max > out->len ? out->max - out->len : 1;
+}
+
+/* take_fpr - a reply's fingerprint field: NULL when empty. */
+static int
+take_fpr(const struct pgphelper_frame *rep, uint32_t i, char **fpr,
+	 struct cp_error *err)
+{
+	*fpr = NULL;
+	if (rep->len[i] == 0)
+		return 0;
+	*fpr = strndup(rep->field[i], rep->len[i]);
+	return *fpr ? 0 : cp_error_set(err, -ENOMEM, "gpg: out of memory");
+}
+
+int
+pgphelper_mime_encrypt(struct pgphelper *h, const char *recipient_fpr,
+		       const char *inner, size_t len, struct buf *out,
+		       struct cp_error *err)
+{
+	struct pgphelper_frame rep;
+	uint64_t limit = room(out);
+	struct field req[3] = {
+		{ &limit, sizeof(limit) },
+		{ recipient_fpr, strlen(recipient_fpr) },
+		{ inner, len },
+	};
+	int r;
+
+	r = call(h, OP_MIME_ENCRYPT, req, 3, 2, &rep, err);
+	if (r < 0)
+		return r;
+	r = buf_append(out, rep.field[1], rep.len[1]);
+	if (r < 0)
+		return cp_error_set(err, r, "gpg: message for key %s too large",
+				    recipient_fpr);
+	return 0;
+}
+
+int
+pgphelper_decrypt_signed_by(struct pgphelper *h, const void *data, size_t len,
+			    struct buf *out, char **sig_fpr,
+			    struct cp_error *err)
+{
+	struct pgphelper_frame rep;
+	uint64_t limit = room(out);
+	struct field req[2] = { { &limit, sizeof(limit) }, { data, len } };
+	size_t start = out->len;
+	int r;
+
+	*sig_fpr = NULL;
+	r = call(h, OP_DECRYPT_SIGNED_BY, req, 2, 3, &rep, err);
+	if (r < 0)
+		return r;
+	r = buf_append(out, rep.field[1], rep.len[1]);
+	if (r < 0)
+		return cp_error_set(err, r, "gpg: decrypted data over limit");
+	r = take_fpr(&rep, 2, sig_fpr, err);
+	if (r < 0) {
+		out->len = start;
+		if (out->data)
+			out->data[start] = '\0';
+	}
+	return r;
+}
+
+int
+pgphelper_verify_detached(struct pgphelper *h, const void *signed_data,
+			  size_t len, const void *sig, size_t siglen,
+			  char **signer_fpr, struct cp_error *err)
+{
+	struct pgphelper_frame rep;
+	struct field req[2] = { { signed_data, len }, { sig, siglen } };
+	int r;
+
+	*signer_fpr = NULL;
+	r = call(h, OP_VERIFY_DETACHED, req, 2, 2, &rep, err);
+	if (r < 0)
+		return r;
+	return take_fpr(&rep, 1, signer_fpr, err);
+}
+
+/* ---- the helper's side ---- */
+
+/* reply - rc, its text (or ""), then the operation's fields. */
+static int
+reply(int fd, struct buf *scratch, int rc, const struct cp_error *e,
+      const struct field *more, uint32_t nmore)
+{
+	struct field f[PGPHELPER_MAX_FIELDS];
+
+	f[0].data = rc < 0 ? e->text : "";
+	f[0].len = rc < 0 ? strlen(e->text) : 0;
+	for (uint32_t i = 0; i < nmore; i++)
+		f[i + 1] = more[i];
+	return frame_send(fd, scratch, rc < 0 ? rc : 0, f, nmore + 1);
+}
+
+/* str_field - a C string (NULL: empty) as a field. */
+static struct field
+str_field(const char *s)
+{
+	struct field f = { s ? s : "", s ? strlen(s) : 0 };
+
+	return f;
+}
+
+/* limit_of - the room a request's first field carries. */
+static int
+limit_of(const struct pgphelper_frame *f, size_t *max)
+{
+	uint64_t v;
+
+	if (f->len[0] != sizeof(v))
+		return -EBADMSG;
+	memcpy(&v, f->field[0], sizeof(v));
+	if (v > SIZE_MAX)
+		v = 0;
+	*max = (size_t)v;
+	return 0;
+}
+
+/*
+ * serve_one - run one request on p and answer it; < 0 (a malformed
+ * request, or the caller gone) ends the helper.
+ */
+static int
+serve_one(int fd, struct pgp *p, const struct pgphelper_frame *f,
+	  struct buf *scratch)
+{
+	_cleanup_buf_ struct buf out = BUF_INIT;
+	_cleanup_free_ char *fpr = NULL;
+	struct field more[2];
+	char key[64];
+	struct cp_error e;
+	int r;
+
+	cp_error_clear(&e);
+	switch (f->tag) {
+	case OP_MIME_ENCRYPT:
+		if (f->n != 3 || limit_of(f, &out.max) < 0)
+			return -EBADMSG;
+		r = pgp_mime_encrypt(p, field_str(f, 1, key, sizeof(key)),
+				     f->field[2], f->len[2], &out, &e);
+		more[0].data = out.data ? out.data : "";
+		more[0].len = out.len;
+		return reply(fd, scratch, r, &e, more, 1);
+	case OP_DECRYPT_SIGNED_BY:
+		if (f->n != 2 || limit_of(f, &out.max) < 0)
+			return -EBADMSG;
+		r = pgp_decrypt_signed_by(p, f->field[1], f->len[1], &out,
+					  &fpr, &e);
+		more[0].data = out.data ? out.data : "";
+		more[0].len = out.len;
+		more[1] = str_field(fpr);
+		return reply(fd, scratch, r, &e, more, 2);
+	case OP_VERIFY_DETACHED:
+		if (f->n != 2)
+			return -EBADMSG;
+		r = pgp_verify_detached(p, f->field[0], f->len[0], f->field[1],
+					f->len[1], &fpr, &e);
+		more[0] = str_field(fpr);
+		return reply(fd, scratch, r, &e, more, 1);
+	default:
+		return -EBADMSG;
+	}
+}
+
+/* open_pgp - the first request: same version, then pgp_new. */
+static int
+open_pgp(int fd, struct buf *in, struct buf *scratch, struct pgp **p)
+{
+	struct pgphelper_frame f;
+	char version[32], home[PATH_MAX], signer[64];
+	struct cp_error e;
+	int r;
+
+	cp_error_clear(&e);
+	r = frame_recv(fd, in, &f);
+	if (r < 0 || f.tag != OP_OPEN || f.n != 3 || f.len[1] >= sizeof(home))
+		return -EBADMSG;
+	field_str(&f, 0, version, sizeof(version));
+	field_str(&f, 1, home, sizeof(home));
+	field_str(&f, 2, signer, sizeof(signer));
+	if (strcmp(version, CAREPOST_VERSION) != 0)
+		r = cp_error_set(&e, -EPROTO, "gpg helper: version %s, caller %s",
+				 CAREPOST_VERSION, version);
+	else
+		r = pgp_new(home[0] ? home : NULL, signer[0] ? signer : NULL, p, &e);
+	if (reply(fd, scratch, r, &e, NULL, 0) < 0 && r == 0)
+		r = -EPIPE;
+	return r;
+}
+
+int
+pgphelper_main(int argc, char **argv)
+{
+	_cleanup_buf_ struct buf in = BUF_INIT, scratch = BUF_INIT;
+	struct pgphelper_frame f;
+	struct pgp *p = NULL;
+	struct stat st;
+	int r;
+
+	if (argc != 2 || strcmp(argv[1], HELPER_FLAG) != 0)
+		return -1;
+	if (fstat(HELPER_FD, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+		fprintf(stderr, "%s: internal: started by carepostd only\n",
+			HELPER_FLAG);
+		return EX_USAGE;
+	}
+	/* The caller decides when this ends: by closing the socket. */
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	if (pgp_global_init() < 0)
+		return EX_UNAVAILABLE;
+	r = open_pgp(HELPER_FD, &in, &scratch, &p);
+	while (r == 0) {
+		r = frame_recv(HELPER_FD, &in, &f);
+		if (r == 0)
+			r = serve_one(HELPER_FD, p, &f, &scratch);
+	}
+	pgp_free(p);
+	close(HELPER_FD);
+	return r == -ENODATA ? 0 : EX_PROTOCOL;
+}

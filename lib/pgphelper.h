@@ -1,0 +1,103 @@
+/*
+ * NAME
+ *	pgphelper - GPGME's hot operations in a small helper process
+ * SYNOPSIS
+ *	#include "pgphelper.h"
+ *
+ *	In the program's main, first thing:
+ *	    int rc = pgphelper_main(argc, argv);
+ *	    if (rc >= 0) return rc;		(it was started as a helper)
+ *	    pgphelper_enable();			(helpers may now be started)
+ *
+ *	struct pgphelper *h;
+ *	pgphelper_start(gnupghome, signer_fpr, &h, &err);
+ *	pgphelper_mime_encrypt(h, fpr, inner, len, &out, &err);
+ *	pgphelper_decrypt_signed_by(h, data, len, &out, &sig_fpr, &err);
+ *	pgphelper_verify_detached(h, text, len, sig, siglen, &fpr, &err);
+ *	pgphelper_free(h);
+ * DESCRIPTION
+ *	GPGME runs gpg for every operation by forking the calling process
+ *	twice. The cost of a fork grows with the caller's memory and threads
+ *	(page tables copied, then copy-on-write faults in every thread): in
+ *	carepostd it was a fifth of the CPU time of an encrypted message. A
+ *	helper is the same program started afresh ("carepost-pgp
+ *	--pgp-helper", through posix_spawn, which does not copy memory): a
+ *	single thread with a small heap whose only job is to run these
+ *	operations on its own struct pgp, one at a time, for the one process
+ *	that started it. The caller keeps using lib/pgp: pgp_offload hands a
+ *	struct pgp's hot operations to a helper (see pgp.h).
+ *
+ *	The functions have the contract of their lib/pgp namesakes, results
+ *	and error codes and texts included; the limit of the caller's output
+ *	buffer (out->max) travels with the request, so gpg is stopped early
+ *	in the helper just as in-process.
+ *
+ *	The helper talks over a socket pair on its descriptor 3, in frames:
+ *	a 32-bit length, then a 32-bit tag (request: the operation; reply:
+ *	0 or a negative error code), a 32-bit field count (at most
+ *	PGPHELPER_MAX_FIELDS) and each field as a 32-bit length and its
+ *	bytes; integers in the machine's order (both ends are one binary).
+ *	pgphelper_frame_parse checks a frame against those limits; the
+ *	helper exits on a malformed request or when the socket is closed
+ *	(so it never outlives its caller by more than one operation). It
+ *	ignores SIGTERM, SIGINT and SIGHUP: its caller decides when it ends.
+ * DIAGNOSTICS
+ *	PGPHELPER_LOST: the helper could not be reached or died; nothing is
+ *	known of the operation, which the caller may run in-process (every
+ *	one here can be redone harmlessly). pgphelper_start fails with
+ *	-ENOSYS when pgphelper_enable was not called or failed.
+ * THREAD SAFETY
+ *	One struct pgphelper per thread at a time, like struct pgp.
+ *	pgphelper_enable before threads start.
+ */
+#ifndef CAREPOST_PGPHELPER_H
+#define CAREPOST_PGPHELPER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "util.h"
+
+#define PGPHELPER_LOST		(-EPIPE)
+#define PGPHELPER_MAX_FIELDS	4
+#define PGPHELPER_MAX_FRAME	(256u << 20)	/* bytes after the length */
+
+struct pgphelper;
+
+int pgphelper_main(int argc, char **argv);
+int pgphelper_enable(void);
+int pgphelper_enabled(void);
+
+int pgphelper_start(const char *gnupghome, const char *signer_fpr,
+		    struct pgphelper **out, struct cp_error *err);
+void pgphelper_free(struct pgphelper *h);
+/* pgphelper_pid - the helper's process id (for tests and log lines). */
+long pgphelper_pid(const struct pgphelper *h);
+
+int pgphelper_mime_encrypt(struct pgphelper *h, const char *recipient_fpr,
+			   const char *inner, size_t len, struct buf *out,
+			   struct cp_error *err);
+int pgphelper_decrypt_signed_by(struct pgphelper *h, const void *data,
+				size_t len, struct buf *out, char **sig_fpr,
+				struct cp_error *err);
+int pgphelper_verify_detached(struct pgphelper *h, const void *signed_data,
+			      size_t len, const void *sig, size_t siglen,
+			      char **signer_fpr, struct cp_error *err);
+
+/*
+ * pgphelper_frame_parse - split a frame's body (what follows its length)
+ * into tag and fields, which point into data. 0, or -EBADMSG when the
+ * body is short, long, or holds more than PGPHELPER_MAX_FIELDS fields.
+ */
+struct pgphelper_frame {
+	int32_t tag;
+	uint32_t n;
+	const char *field[PGPHELPER_MAX_FIELDS];
+	uint32_t len[PGPHELPER_MAX_FIELDS];
+};
+
+int pgphelper_frame_parse(const void *data, size_t len,
+			  struct pgphelper_frame *f);
+
+#endif

@@ -1,0 +1,584 @@
+/*
+ * NAME
+ *	test_pgphelper - unit tests for lib/pgphelper.c (and pgp_offload)
+ * DESCRIPTION
+ *	This binary is its own helper: started as "--pgp-helper" it serves,
+ *	as carepostd does. The group setup makes a clinic and a patient
+ *	GnuPG home under one short temp dir, each holding the other's public
+ *	key. Offloaded operations are checked against the same operations
+ *	in-process and with the gpg command line; the protocol is checked
+ *	with hand-made frames sent to a helper started by hand.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "gpgfix.h"
+#include "pgp.h"
+#include "pgphelper.h"
+#include "util.h"
+
+extern char **environ;
+
+static struct {
+	char dir[64];
+	char clinic_home[80], patient_home[80];
+	char clinic[PGP_FPR_SIZE], patient[PGP_FPR_SIZE];
+	char self[4096];
+} fx;
+
+static const char inner[] =
+	"Content-Type: text/plain; charset=utf-8\r\n"
+	"\r\n"
+	"Your lab results are ready.\r\n";
+
+/* ---- helpers ---- */
+
+/* capture - stdout of a shell command into out. */
+static int
+capture(struct buf *out, const char *cmd)
+{
+	char chunk[4096];
+	size_t n;
+	FILE *f;
+
+	buf_reset(out);
+	f = popen(cmd, "r");
+	if (f == NULL)
+		return -1;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		buf_append(out, chunk, n);
+	buf_append(out, "", 0);
+	return pclose(f);
+}
+
+/* offloaded - a clinic context (signer: the clinic key) in a helper. */
+static struct pgp *
+offloaded(const char *signer)
+{
+	struct cp_error err;
+	struct pgp *p = NULL;
+
+	assert_int_equal(pgp_new(fx.clinic_home, signer, &p, &err), 0);
+	assert_int_equal(pgp_offload(p, &err), 0);
+	assert_true(pgp_helper_pid(p) > 0);
+	assert_true(pgp_helper_pid(p) != (long)getpid());
+	return p;
+}
+
+/* patient_sends - what the patient's gpg makes of text with gpg_args. */
+static void
+patient_sends(const char *text, const char *gpg_args, struct buf *out)
+{
+	struct buf cmd = BUF_INIT;
+	char in[128];
+
+	snprintf(in, sizeof(in), "%s/in.txt", fx.dir);
+	assert_int_equal(cp_write_file_atomic(in, text, strlen(text), 0600), 0);
+	buf_printf(&cmd, "gpg --homedir %s --batch --trust-model always --armor "
+		   "%s --output - %s 2>/dev/null", fx.patient_home, gpg_args, in);
+	assert_int_equal(capture(out, cmd.data), 0);
+	buf_free(&cmd);
+}
+
+/* helper_by_hand - a helper on a socket of ours: *fd is our end. */
+static pid_t
+helper_by_hand(int *fd)
+{
+	char *argv[] = { "carepost-pgp", "--pgp-helper", NULL };
+	posix_spawn_file_actions_t fa;
+	int sv[2];
+	pid_t pid;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, sv[1], 3);
+	assert_int_equal(posix_spawn(&pid, fx.self, &fa, NULL, argv, environ), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	close(sv[1]);
+	*fd = sv[0];
+	return pid;
+}
+
+/* frame - append a frame (tag, n fields as NUL-terminated strings). */
+static void
+frame(struct buf *b, int32_t tag, uint32_t n, ...)
+{
+	struct buf body = BUF_INIT;
+	va_list ap;
+	uint32_t len;
+
+	buf_append(&body, &tag, 4);
+	buf_append(&body, &n, 4);
+	va_start(ap, n);
+	for (uint32_t i = 0; i < n; i++) {
+		const char *s = va_arg(ap, const char *);
+
+		len = (uint32_t)strlen(s);
+		buf_append(&body, &len, 4);
+		buf_append(&body, s, len);
+	}
+	va_end(ap);
+	len = (uint32_t)body.len;
+	buf_append(b, &len, 4);
+	buf_append(b, body.data, body.len);
+	buf_free(&body);
+}
+
+/* exit_status - wait for pid; its exit code, or -1 after a signal. */
+static int
+exit_status(pid_t pid)
+{
+	int st;
+
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return -2;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* drain - read fd to its end; the bytes read. */
+static size_t
+drain(int fd, struct buf *got)
+{
+	char chunk[4096];
+	ssize_t n;
+
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+		buf_append(got, chunk, (size_t)n);
+	return got->len;
+}
+
+static int
+group_setup(void **state)
+{
+	if (pgp_global_init() < 0)
+		return -1;
+	if (readlink("/proc/self/exe", fx.self, sizeof(fx.self) - 1) <= 0)
+		return -1;
+	strcpy(fx.dir, "/tmp/cph.XXXXXX");
+	if (mkdtemp(fx.dir) == NULL || chmod(fx.dir, 0700) < 0)
+		return -1;
+	snprintf(fx.clinic_home, sizeof(fx.clinic_home), "%s/c", fx.dir);
+	snprintf(fx.patient_home, sizeof(fx.patient_home), "%s/p", fx.dir);
+	if (mkdir(fx.clinic_home, 0700) < 0 || mkdir(fx.patient_home, 0700) < 0)
+		return -1;
+	if (tu_make_key(fx.clinic_home, "Clinic <clinic@example.org>", fx.clinic) < 0 ||
+	    tu_make_key(fx.patient_home, "Patient <patient@example.org>", fx.patient) < 0)
+		return -1;
+	if (tu_run("gpg --homedir %s --batch --export %s | gpg --homedir %s "
+		   "--batch --import", fx.patient_home, fx.patient, fx.clinic_home) != 0 ||
+	    tu_run("gpg --homedir %s --batch --export %s | gpg --homedir %s "
+		   "--batch --import", fx.clinic_home, fx.clinic, fx.patient_home) != 0)
+		return -1;
+	return 0;
+}
+
+static int
+group_teardown(void **state)
+{
+	tu_run("gpgconf --homedir %s --kill gpg-agent", fx.clinic_home);
+	tu_run("gpgconf --homedir %s --kill gpg-agent", fx.patient_home);
+	if (strncmp(fx.dir, "/tmp/cph.", 9) == 0)
+		tu_run("rm -rf '%s'", fx.dir);
+	return 0;
+}
+
+/* ---- offloaded operations ---- */
+
+static void
+offloaded_mime_encrypt_is_signed_and_readable_by_the_patient(void **state)
+{
+	struct buf m = BUF_INIT, plain = BUF_INIT, cmd = BUF_INIT;
+	struct pgp *p = offloaded(fx.clinic);
+	struct cp_error err;
+	const char *armor;
+	char path[128];
+
+	buf_puts(&m, "kept: ");
+	assert_int_equal(pgp_mime_encrypt(p, fx.patient, inner, sizeof(inner) - 1,
+					  &m, &err), 0);
+	assert_int_equal(strncmp(m.data, "kept: Content-Type: multipart/encrypted;", 40), 0);
+	armor = strstr(m.data, "-----BEGIN PGP MESSAGE-----");
+	assert_non_null(armor);
+	snprintf(path, sizeof(path), "%s/m.asc", fx.dir);
+	assert_int_equal(cp_write_file_atomic(path, armor, strlen(armor), 0600), 0);
+	buf_printf(&cmd, "gpg --homedir %s --batch --status-fd 1 --decrypt %s "
+		   "2>/dev/null", fx.patient_home, path);
+	assert_int_equal(capture(&plain, cmd.data), 0);
+	assert_non_null(strstr(plain.data, "[GNUPG:] GOODSIG"));
+	assert_non_null(strstr(plain.data, fx.clinic));
+	assert_non_null(strstr(plain.data, "Your lab results are ready."));
+	pgp_free(p);
+	buf_free(&m);
+	buf_free(&plain);
+	buf_free(&cmd);
+}
+
+static void
+offloaded_errors_have_the_in_process_code_and_text(void **state)
+{
+	const char *unknown = "89ABCDEF0123456789ABCDEF0123456789ABCDEF";
+	struct pgp *p = offloaded(fx.clinic), *local = NULL;
+	struct cp_error e1, e2;
+	struct buf a = BUF_INIT, b = BUF_INIT;
+	int r1, r2;
+
+	assert_int_equal(pgp_new(fx.clinic_home, fx.clinic, &local, &e1), 0);
+	r1 = pgp_mime_encrypt(p, unknown, inner, sizeof(inner) - 1, &a, &e1);
+	r2 = pgp_mime_encrypt(local, unknown, inner, sizeof(inner) - 1, &b, &e2);
+	assert_true(r1 < 0);
+	assert_int_equal(r1, r2);
+	assert_string_equal(e1.text, e2.text);
+	assert_int_equal(a.len, 0);
+	/* the helper is still the one in use */
+	assert_true(pgp_helper_pid(p) > 0);
+
+	/* an output limit travels with the request */
+	a.max = 64;
+	r1 = pgp_mime_encrypt(p, fx.patient, inner, sizeof(inner) - 1, &a, &e1);
+	b.max = 64;
+	r2 = pgp_mime_encrypt(local, fx.patient, inner, sizeof(inner) - 1, &b, &e2);
+	assert_int_equal(r1, -EFBIG);
+	assert_int_equal(r1, r2);
+	assert_string_equal(e1.text, e2.text);
+	assert_int_equal(a.len, 0);
+	pgp_free(p);
+	pgp_free(local);
+	buf_free(&a);
+	buf_free(&b);
+}
+
+static void
+offloaded_decrypt_and_verify_match_in_process(void **state)
+{
+	struct pgp *p = offloaded(NULL), *local = NULL;
+	struct buf ct = BUF_INIT, sig = BUF_INIT, o1 = BUF_INIT, o2 = BUF_INIT;
+	const char *text = "reply from the patient\n";
+	char *f1 = NULL, *f2 = NULL, arg[128];
+	struct cp_error err;
+
+	assert_int_equal(pgp_new(fx.clinic_home, NULL, &local, &err), 0);
+	snprintf(arg, sizeof(arg), "--sign --encrypt --recipient %s", fx.clinic);
+	patient_sends(text, arg, &ct);
+	assert_int_equal(pgp_decrypt_signed_by(p, ct.data, ct.len, &o1, &f1, &err), 0);
+	assert_int_equal(pgp_decrypt_signed_by(local, ct.data, ct.len, &o2, &f2, &err), 0);
+	assert_string_equal(o1.data, text);
+	assert_string_equal(o2.data, text);
+	assert_non_null(f1);
+	assert_string_equal(f1, fx.patient);
+	assert_string_equal(f1, f2);
+	free(f1);
+	free(f2);
+
+	/* encrypted, not signed: no signer, from either */
+	buf_reset(&o1);
+	snprintf(arg, sizeof(arg), "--encrypt --recipient %s", fx.clinic);
+	patient_sends(text, arg, &ct);
+	assert_int_equal(pgp_decrypt_signed_by(p, ct.data, ct.len, &o1, &f1, &err), 0);
+	assert_null(f1);
+	assert_string_equal(o1.data, text);
+
+	/* garbage: the same error, the buffer left as it was */
+	buf_reset(&o1);
+	buf_puts(&o1, "keep");
+	assert_int_equal(pgp_decrypt_signed_by(p, "junk", 4, &o1, &f1, &err), -EBADMSG);
+	assert_string_equal(o1.data, "keep");
+
+	/* over the caller's limit: stopped, as in-process */
+	buf_reset(&o1);
+	o1.max = 8;
+	snprintf(arg, sizeof(arg), "--encrypt --recipient %s", fx.clinic);
+	patient_sends(text, arg, &ct);
+	assert_int_equal(pgp_decrypt_signed_by(p, ct.data, ct.len, &o1, &f1, &err), -EFBIG);
+	assert_int_equal(o1.len, 0);
+
+	/* a detached signature */
+	patient_sends(text, "--detach-sign", &sig);
+	assert_int_equal(pgp_verify_detached(p, text, strlen(text), sig.data, sig.len,
+					     &f1, &err), 0);
+	assert_non_null(f1);
+	assert_string_equal(f1, fx.patient);
+	free(f1);
+	assert_int_equal(pgp_verify_detached(p, "other text\n", 11, sig.data, sig.len,
+					     &f1, &err), 0);
+	assert_null(f1);
+	assert_true(pgp_helper_pid(p) > 0);
+	pgp_free(p);
+	pgp_free(local);
+	buf_free(&ct);
+	buf_free(&sig);
+	buf_free(&o1);
+	buf_free(&o2);
+}
+
+/*
+ * gpg-agent gone and back: the offloaded decryption fails with gpg's
+ * reason while it is gone and succeeds once it may start again (the
+ * inbound path relies on both).
+ */
+static void
+offloaded_decrypt_across_an_agent_outage(void **state)
+{
+	struct pgp *p = offloaded(NULL);
+	struct buf ct = BUF_INIT, out = BUF_INIT;
+	struct cp_error err;
+	char *f = NULL, arg[128];
+
+	snprintf(arg, sizeof(arg), "--sign --encrypt --recipient %s", fx.clinic);
+	patient_sends("during an outage\n", arg, &ct);
+	assert_int_equal(tu_run("echo no-autostart >>%s/gpg.conf && "
+				"gpgconf --homedir %s --kill gpg-agent",
+				fx.clinic_home, fx.clinic_home), 0);
+	cp_error_clear(&err);
+	assert_true(pgp_decrypt_signed_by(p, ct.data, ct.len, &out, &f, &err) < 0);
+	assert_true(err.text[0] != '\0');
+	assert_int_equal(out.len, 0);
+	assert_int_equal(tu_run("sed -i '/^no-autostart$/d' %s/gpg.conf",
+				fx.clinic_home), 0);
+	cp_error_clear(&err);
+	assert_int_equal(pgp_decrypt_signed_by(p, ct.data, ct.len, &out, &f, &err), 0);
+	assert_string_equal(out.data, "during an outage\n");
+	assert_string_equal(f, fx.patient);
+	assert_true(pgp_helper_pid(p) > 0);
+	free(f);
+	pgp_free(p);
+	buf_free(&ct);
+	buf_free(&out);
+}
+
+/* ---- a helper's life ---- */
+
+static void
+killed_helper_means_the_next_operation_runs_in_process(void **state)
+{
+	struct pgp *p = offloaded(fx.clinic);
+	struct buf m = BUF_INIT;
+	struct cp_error err;
+
+	assert_int_equal(kill((pid_t)pgp_helper_pid(p), SIGKILL), 0);
+	assert_int_equal(pgp_mime_encrypt(p, fx.patient, inner, sizeof(inner) - 1,
+					  &m, &err), 0);
+	assert_non_null(strstr(m.data, "-----BEGIN PGP MESSAGE-----"));
+	assert_int_equal(pgp_helper_pid(p), 0);
+	pgp_free(p);
+	buf_free(&m);
+}
+
+static void
+helper_ignores_sigterm_and_ends_when_its_caller_closes(void **state)
+{
+	struct pgp *p = offloaded(fx.clinic);
+	long pid = pgp_helper_pid(p);
+	struct buf m = BUF_INIT;
+	struct cp_error err;
+
+	assert_int_equal(kill((pid_t)pid, SIGTERM), 0);
+	assert_int_equal(kill((pid_t)pid, SIGHUP), 0);
+	usleep(100 * 1000);
+	assert_int_equal(pgp_mime_encrypt(p, fx.patient, inner, sizeof(inner) - 1,
+					  &m, &err), 0);
+	assert_int_equal(pgp_helper_pid(p), pid);
+	pgp_free(p);		/* closes, waits: it has exited */
+	assert_int_equal(kill((pid_t)pid, 0), -1);
+	assert_int_equal(errno, ESRCH);
+	buf_free(&m);
+}
+
+/* Run before pgphelper_enable (carepostctl never calls it). */
+static void
+offload_does_nothing_in_a_program_that_did_not_enable_it(void **state)
+{
+	struct pgphelper *h = (struct pgphelper *)1;
+	struct cp_error err;
+	struct pgp *p = NULL;
+
+	assert_false(pgphelper_enabled());
+	assert_int_equal(pgp_new("/nonexistent-cph", NULL, &p, &err), 0);
+	assert_int_equal(pgp_offload(p, &err), 0);
+	assert_int_equal(pgp_helper_pid(p), 0);
+	pgp_free(p);
+	assert_int_equal(pgphelper_start(NULL, NULL, &h, &err), -ENOSYS);
+	assert_null(h);
+}
+
+/* ---- the protocol ---- */
+
+static void
+frame_parse_refuses_malformed_frames(void **state)
+{
+	struct pgphelper_frame f;
+	unsigned char b[64];
+	uint32_t u;
+	int32_t tag = 2;
+
+	memset(b, 0, sizeof(b));
+	assert_int_equal(pgphelper_frame_parse(b, 0, &f), -EBADMSG);
+	assert_int_equal(pgphelper_frame_parse(b, 7, &f), -EBADMSG);
+	/* tag 2, no fields: exactly 8 bytes */
+	memcpy(b, &tag, 4);
+	assert_int_equal(pgphelper_frame_parse(b, 8, &f), 0);
+	assert_int_equal(f.tag, 2);
+	assert_int_equal(f.n, 0);
+	assert_int_equal(pgphelper_frame_parse(b, 9, &f), -EBADMSG);	/* trailing */
+	/* too many fields */
+	u = PGPHELPER_MAX_FIELDS + 1;
+	memcpy(b + 4, &u, 4);
+	assert_int_equal(pgphelper_frame_parse(b, 64, &f), -EBADMSG);
+	/* one field of 3 bytes */
+	u = 1;
+	memcpy(b + 4, &u, 4);
+	u = 3;
+	memcpy(b + 8, &u, 4);
+	memcpy(b + 12, "abc", 3);
+	assert_int_equal(pgphelper_frame_parse(b, 15, &f), 0);
+	assert_int_equal(f.len[0], 3);
+	assert_memory_equal(f.field[0], "abc", 3);
+	assert_int_equal(pgphelper_frame_parse(b, 14, &f), -EBADMSG);	/* short */
+	assert_int_equal(pgphelper_frame_parse(b, 11, &f), -EBADMSG);	/* no length */
+	/* a field length past the end, and one that would wrap */
+	u = 0xfffffff0u;
+	memcpy(b + 8, &u, 4);
+	assert_int_equal(pgphelper_frame_parse(b, 15, &f), -EBADMSG);
+	assert_int_equal(pgphelper_frame_parse(b, PGPHELPER_MAX_FRAME + 1, &f), -EBADMSG);
+}
+
+static void
+helper_exits_on_a_malformed_request_without_answering(void **state)
+{
+	static const unsigned char short_frame[] = { 4, 0, 0, 0, 1, 2, 3, 4 };
+	struct buf b = BUF_INIT, got = BUF_INIT;
+	uint32_t huge = PGPHELPER_MAX_FRAME + 1;
+	char home[128];
+	int fd;
+	pid_t pid;
+
+	/* a frame shorter than its header */
+	pid = helper_by_hand(&fd);
+	assert_int_equal(write(fd, short_frame, sizeof(short_frame)), sizeof(short_frame));
+	assert_int_equal(drain(fd, &got), 0);
+	assert_int_equal(exit_status(pid), EX_PROTOCOL);
+	close(fd);
+
+	/* a length over the limit */
+	pid = helper_by_hand(&fd);
+	assert_int_equal(write(fd, &huge, 4), 4);
+	assert_int_equal(drain(fd, &got), 0);
+	assert_int_equal(exit_status(pid), EX_PROTOCOL);
+	close(fd);
+
+	/* anything but OPEN first */
+	pid = helper_by_hand(&fd);
+	frame(&b, 2, 0);
+	assert_int_equal(write(fd, b.data, b.len), (ssize_t)b.len);
+	assert_int_equal(drain(fd, &got), 0);
+	assert_int_equal(exit_status(pid), EX_PROTOCOL);
+	close(fd);
+
+	/* OPEN, then an unknown operation: one answer, then the end */
+	pid = helper_by_hand(&fd);
+	buf_reset(&b);
+	snprintf(home, sizeof(home), "%s", fx.clinic_home);
+	frame(&b, 1, 3, CAREPOST_VERSION, home, "");
+	frame(&b, 99, 0);
+	assert_int_equal(write(fd, b.data, b.len), (ssize_t)b.len);
+	assert_int_equal(drain(fd, &got), 4 + 8 + 4);	/* rc 0, "" */
+	assert_int_equal(exit_status(pid), EX_PROTOCOL);
+	close(fd);
+	buf_free(&b);
+	buf_free(&got);
+}
+
+static void
+helper_refuses_another_version_and_ends_at_close(void **state)
+{
+	struct buf b = BUF_INIT, got = BUF_INIT;
+	struct pgphelper_frame f;
+	int fd;
+	pid_t pid;
+
+	pid = helper_by_hand(&fd);
+	frame(&b, 1, 3, "0.0.0-other", fx.clinic_home, "");
+	assert_int_equal(write(fd, b.data, b.len), (ssize_t)b.len);
+	assert_true(drain(fd, &got) > 12);
+	assert_int_equal(pgphelper_frame_parse(got.data + 4, got.len - 4, &f), 0);
+	assert_int_equal(f.tag, -EPROTO);
+	assert_int_equal(f.n, 1);
+	assert_non_null(memmem(f.field[0], f.len[0], "0.0.0-other", 11));
+	assert_true(exit_status(pid) != 0);
+	close(fd);
+
+	/* a good OPEN, then the caller closes: a clean exit */
+	pid = helper_by_hand(&fd);
+	buf_reset(&b);
+	frame(&b, 1, 3, CAREPOST_VERSION, fx.clinic_home, fx.clinic);
+	assert_int_equal(write(fd, b.data, b.len), (ssize_t)b.len);
+	shutdown(fd, SHUT_WR);
+	buf_reset(&got);
+	assert_int_equal(drain(fd, &got), 4 + 8 + 4);
+	assert_int_equal(exit_status(pid), 0);
+	close(fd);
+	buf_free(&b);
+	buf_free(&got);
+}
+
+static void
+helper_mode_without_its_socket_is_a_usage_error(void **state)
+{
+	char cmd[4200];
+
+	snprintf(cmd, sizeof(cmd), "exec 3<&-; '%s' --pgp-helper 2>/dev/null", fx.self);
+	assert_int_equal(WEXITSTATUS(system(cmd)), EX_USAGE);
+	snprintf(cmd, sizeof(cmd), "exec 3</dev/null; '%s' --pgp-helper 2>/dev/null",
+		 fx.self);
+	assert_int_equal(WEXITSTATUS(system(cmd)), EX_USAGE);
+}
+
+int
+main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(offloaded_mime_encrypt_is_signed_and_readable_by_the_patient),
+		cmocka_unit_test(offloaded_errors_have_the_in_process_code_and_text),
+		cmocka_unit_test(offloaded_decrypt_and_verify_match_in_process),
+		cmocka_unit_test(offloaded_decrypt_across_an_agent_outage),
+		cmocka_unit_test(killed_helper_means_the_next_operation_runs_in_process),
+		cmocka_unit_test(helper_ignores_sigterm_and_ends_when_its_caller_closes),
+		cmocka_unit_test(frame_parse_refuses_malformed_frames),
+		cmocka_unit_test(helper_exits_on_a_malformed_request_without_answering),
+		cmocka_unit_test(helper_refuses_another_version_and_ends_at_close),
+		cmocka_unit_test(helper_mode_without_its_socket_is_a_usage_error),
+	};
+	const struct CMUnitTest before_enable[] = {
+		cmocka_unit_test(offload_does_nothing_in_a_program_that_did_not_enable_it),
+	};
+	int rc = pgphelper_main(argc, argv);
+
+	if (rc >= 0)
+		return rc;
+	if (system("gpg --version >/dev/null 2>&1") != 0) {
+		printf("SKIP: gpg not found\n");
+		return 77;
+	}
+	if (pgp_global_init() < 0)
+		return 1;
+	rc = cmocka_run_group_tests(before_enable, NULL, NULL);
+	if (pgphelper_enable() < 0) {
+		printf("SKIP: /proc/self/exe unreadable\n");
+		return 77;
+	}
+	return rc | cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
