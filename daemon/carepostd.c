@@ -742,9 +742,15 @@ imap_batch_run(struct carepostd *cd, int *acks)
 		imap_fail(cd, "batch", "out of memory");
 		return -1;
 	}
-	/* Decide each message, then commit them all in one transaction. */
+	/* Decide each message, then commit them all in one transaction.
+	 * The next encrypted message is decrypted (by the gpg helper) while
+	 * this one is filed. */
 	inbound_batch_begin(cd->d.ib);
+	if (n > 0 && msgs[0].raw != NULL)
+		inbound_decrypt_ahead(cd->d.ib, msgs[0].raw, msgs[0].len);
 	for (i = 0; i < n && !got_stop; i++) {
+		if (i + 1 < n && msgs[i + 1].raw != NULL)
+			inbound_decrypt_ahead(cd->d.ib, msgs[i + 1].raw, msgs[i + 1].len);
 		if (msgs[i].raw == NULL) {
 			/* Too big to fetch: the reason goes to the log. */
 			log_event(LOG_WARNING, LOGID_QUARANTINE, NULL, NULL,

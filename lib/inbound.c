@@ -1670,6 +1670,22 @@ inbound_batch_commit(struct inbound *ib, struct cp_error *err)
 /* ---- the entry point ---- */
 
 int
+inbound_decrypt_ahead(struct inbound *ib, const char *raw, size_t len)
+{
+	struct inmsg *m = NULL;
+	int r = 0;
+
+	if (ib == NULL || ib->pgp == NULL || raw == NULL)
+		return 0;
+	if (inmsg_parse(raw, len, &ib->limits, &m, NULL) == 0 &&
+	    (m->pgp & INMSG_PGP_ENCRYPTED) && m->pgp_encrypted != NULL)
+		r = pgp_decrypt_ahead(ib->pgp, m->pgp_encrypted,
+				      m->pgp_encrypted_len, DECRYPT_MAX);
+	inmsg_free(m);
+	return r;
+}
+
+int
 inbound_ingest(struct inbound *ib, const char *raw, size_t len, int64_t now,
 	       int dry_run, struct inbound_result *res, struct cp_error *err)
 {

@@ -179,6 +179,14 @@ void inbound_free(struct inbound *ib);
  * inbound_ingest - decide raw[0..len) and, unless dry_run, commit the
  * decision (see DESCRIPTION and ERRORS). res is always reset first.
  */
+/*
+ * inbound_decrypt_ahead - when raw is an encrypted reply and gpg runs in
+ * a helper (pgp_offload), start its decryption now, so that it runs
+ * while the caller files the message before it; inbound_ingest of the
+ * same bytes then takes the result. Returns 1 when started, else 0 (no
+ * harm either way: the result is the same).
+ */
+int inbound_decrypt_ahead(struct inbound *ib, const char *raw, size_t len);
 int inbound_ingest(struct inbound *ib, const char *raw, size_t len,
 		   int64_t now, int dry_run, struct inbound_result *res,
 		   struct cp_error *err);

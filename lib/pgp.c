@@ -335,6 +335,12 @@ pgp_helper_pid(const struct pgp *p)
 	return p->helper ? pgphelper_pid(p->helper) : 0;
 }
 
+int
+pgp_decrypt_ahead(struct pgp *p, const void *data, size_t len, size_t max)
+{
+	return p->helper ? pgphelper_decrypt_ahead(p->helper, data, len, max) : 0;
+}
+
 /*
  * helper_lost - after a helper call: 1 when the helper is gone and the
  * operation is to run in-process instead (for the rest of p's life).

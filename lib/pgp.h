@@ -97,6 +97,14 @@ int pgp_dup(const struct pgp *p, struct pgp **out, struct cp_error *err);
 int pgp_offload(struct pgp *p, struct cp_error *err);
 /* pgp_helper_pid - the helper's process id; 0 when p is in-process. */
 long pgp_helper_pid(const struct pgp *p);
+/*
+ * pgp_decrypt_ahead - with a helper, start the decryption a later
+ * pgp_decrypt_signed_by(p, data, len, out) (out empty, out->max == max)
+ * will ask for, so that it runs while the caller does other work (see
+ * pgphelper_decrypt_ahead). 1 when started, 0 otherwise (always without
+ * a helper); the later call gives the same result either way.
+ */
+int pgp_decrypt_ahead(struct pgp *p, const void *data, size_t len, size_t max);
 
 int pgp_key_check(struct pgp *p, const char *fpr, struct cp_error *err);
 int pgp_mime_encrypt(struct pgp *p, const char *recipient_fpr,

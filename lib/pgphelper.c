@@ -34,10 +34,21 @@ enum {
 #define HELPER_FD	3
 #define HELPER_FLAG	"--pgp-helper"
 
+/* A decryption sent ahead (pgphelper_decrypt_ahead), its reply unread. */
+struct ahead {
+	struct buf data;	/* what was sent, to match the later call */
+	uint64_t room;
+};
+
+#define AHEAD_MAX	2		/* requests in flight */
+#define AHEAD_BYTES	(32u << 10)	/* each: far below a socket's buffer */
+
 struct pgphelper {
 	int fd;
 	pid_t pid;
 	struct buf in;		/* the last reply */
+	struct ahead ahead[AHEAD_MAX];
+	size_t nahead;
 };
 
 /* A request's field: bytes and their length. */
@@ -121,8 +132,8 @@ read_all(int fd, void *data, size_t len)
 }
 
 static int
-frame_send(int fd, struct buf *scratch, int32_t tag, const struct field *f,
-	   uint32_t n)
+frame_send_prepare(struct buf *scratch, int32_t tag, const struct field *f,
+		   uint32_t n)
 {
 	size_t body = 8;
 	uint32_t u;
@@ -146,7 +157,16 @@ frame_send(int fd, struct buf *scratch, int32_t tag, const struct field *f,
 		buf_append(scratch, &u, 4);
 		buf_append(scratch, f[i].data, f[i].len);
 	}
-	return write_all(fd, scratch->data, scratch->len);
+	return 0;
+}
+
+static int
+frame_send(int fd, struct buf *scratch, int32_t tag, const struct field *f,
+	   uint32_t n)
+{
+	int r = frame_send_prepare(scratch, tag, f, n);
+
+	return r < 0 ? r : write_all(fd, scratch->data, scratch->len);
 }
 
 static int
@@ -219,8 +239,20 @@ pgphelper_pid(const struct pgphelper *h)
 }
 
 static void
+ahead_drop_first(struct pgphelper *h)
+{
+	struct ahead first = h->ahead[0];
+
+	for (size_t i = 1; i < h->nahead; i++)
+		h->ahead[i - 1] = h->ahead[i];
+	buf_reset(&first.data);
+	h->ahead[--h->nahead] = first;		/* keeps its storage */
+}
+
+static void
 reap(struct pgphelper *h)
 {
+	h->nahead = 0;
 	if (h->fd >= 0) {
 		close(h->fd);
 		h->fd = -1;
@@ -239,8 +271,13 @@ pgphelper_free(struct pgphelper *h)
 		return;
 	reap(h);
 	buf_free(&h->in);
+	for (size_t i = 0; i < AHEAD_MAX; i++)
+		buf_free(&h->ahead[i].data);
 	free(h);
 }
+
+static int answer(struct pgphelper *h, int r, uint32_t want,
+		  struct pgphelper_frame *rep, struct cp_error *err);
 
 /*
  * call - one request, one reply. A reply's tag is 0 or a negative error
@@ -252,17 +289,33 @@ call(struct pgphelper *h, int32_t op, const struct field *req, uint32_t n,
      uint32_t want, struct pgphelper_frame *rep, struct cp_error *err)
 {
 	_cleanup_buf_ struct buf scratch = BUF_INIT;
-	char text[sizeof(err->text)];
-	long pid = (long)h->pid;
 	int r;
 
 	if (h->fd < 0)
 		return cp_error_set(err, PGPHELPER_LOST, "gpg helper: gone");
-	r = frame_send(h->fd, &scratch, op, req, n);
+	/* Replies to requests sent ahead come first: unwanted now. */
+	for (r = 0; h->nahead > 0 && r == 0; ahead_drop_first(h))
+		r = frame_recv(h->fd, &h->in, rep);
+	if (r == 0)
+		r = frame_send(h->fd, &scratch, op, req, n);
 	if (r == -EFBIG)
 		return cp_error_set(err, r, "gpg: data too large for the helper");
 	if (r == 0)
 		r = frame_recv(h->fd, &h->in, rep);
+	return answer(h, r, want, rep, err);
+}
+
+/*
+ * answer - check a reply that frame_recv (result r) read: 0, its error
+ * code and text, or PGPHELPER_LOST (the helper is ended).
+ */
+static int
+answer(struct pgphelper *h, int r, uint32_t want, struct pgphelper_frame *rep,
+       struct cp_error *err)
+{
+	char text[sizeof(err->text)];
+	long pid = (long)h->pid;
+
 	if (r == 0 && (rep->tag > 0 || rep->tag < -4095 || rep->n != want))
 		r = -EBADMSG;
 	if (r < 0) {
@@ -415,7 +468,15 @@ pgphelper_decrypt_signed_by(struct pgphelper *h, const void *data, size_t len,
 	int r;
 
 	*sig_fpr = NULL;
-	r = call(h, OP_DECRYPT_SIGNED_BY, req, 2, 3, &rep, err);
+	if (h->nahead > 0 && h->fd >= 0 && h->ahead[0].room == limit &&
+	    h->ahead[0].data.len == len &&
+	    memcmp(h->ahead[0].data.data, data, len) == 0) {
+		/* Sent ahead: its reply is the next to read. */
+		ahead_drop_first(h);
+		r = answer(h, frame_recv(h->fd, &h->in, &rep), 3, &rep, err);
+	} else {
+		r = call(h, OP_DECRYPT_SIGNED_BY, req, 2, 3, &rep, err);
+	}
 	if (r < 0)
 		return r;
 	r = buf_append(out, rep.field[1], rep.len[1]);
@@ -428,6 +489,46 @@ pgphelper_decrypt_signed_by(struct pgphelper *h, const void *data, size_t len,
 			out->data[start] = '\0';
 	}
 	return r;
+}
+
+int
+pgphelper_decrypt_ahead(struct pgphelper *h, const void *data, size_t len,
+			size_t max)
+{
+	_cleanup_buf_ struct buf scratch = BUF_INIT;
+	struct buf out = BUF_INIT;
+	uint64_t limit;
+	struct ahead *a;
+	ssize_t w;
+
+	out.max = max;
+	limit = room(&out);
+	if (h == NULL || h->fd < 0 || h->nahead == AHEAD_MAX ||
+	    len > AHEAD_BYTES)
+		return 0;
+	{
+		struct field req[2] = { { &limit, sizeof(limit) }, { data, len } };
+
+		if (frame_send_prepare(&scratch, OP_DECRYPT_SIGNED_BY, req, 2) < 0)
+			return 0;
+	}
+	a = &h->ahead[h->nahead];
+	buf_reset(&a->data);
+	if (buf_append(&a->data, data, len) < 0)
+		return 0;
+	/* Never wait here: a full socket means no read-ahead, not a stall. */
+	do
+		w = send(h->fd, scratch.data, scratch.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (w < 0 && errno == EINTR);
+	if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return 0;
+	if (w != (ssize_t)scratch.len) {
+		reap(h);	/* cut mid-frame: the next call finds it gone */
+		return 0;
+	}
+	a->room = limit;
+	h->nahead++;
+	return 1;
 }
 
 int

@@ -81,6 +81,18 @@ int pgphelper_mime_encrypt(struct pgphelper *h, const char *recipient_fpr,
 int pgphelper_decrypt_signed_by(struct pgphelper *h, const void *data,
 				size_t len, struct buf *out, char **sig_fpr,
 				struct cp_error *err);
+/*
+ * pgphelper_decrypt_ahead - send the request of a later
+ * pgphelper_decrypt_signed_by(h, data, len, out) whose out->max is max
+ * (out empty), without waiting: the helper decrypts while the caller
+ * works on something else, and that call then only reads the answer.
+ * 1 when sent; 0 when not (too large, two already in flight, or the
+ * socket full), which costs nothing. Any other call first reads (and
+ * drops) the answers to what was sent ahead, so a guess that is not
+ * followed is harmless.
+ */
+int pgphelper_decrypt_ahead(struct pgphelper *h, const void *data, size_t len,
+			    size_t max);
 int pgphelper_verify_detached(struct pgphelper *h, const void *signed_data,
 			      size_t len, const void *sig, size_t siglen,
 			      char **signer_fpr, struct cp_error *err);

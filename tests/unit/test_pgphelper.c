@@ -360,6 +360,87 @@ offloaded_decrypt_across_an_agent_outage(void **state)
 	buf_free(&out);
 }
 
+/*
+ * Decryptions sent ahead: the later calls read their answers (same
+ * results as without), a guess not followed is dropped, and any other
+ * operation first reads what was sent ahead.
+ */
+static void
+decrypt_ahead_gives_the_same_results_and_unused_guesses_are_harmless(void **state)
+{
+	struct pgp *p = offloaded(fx.clinic);
+	struct buf c1 = BUF_INIT, c2 = BUF_INIT, o = BUF_INIT, m = BUF_INIT;
+	char *f = NULL, arg[128];
+	struct cp_error err;
+
+	snprintf(arg, sizeof(arg), "--sign --encrypt --recipient %s", fx.clinic);
+	patient_sends("first\n", arg, &c1);
+	patient_sends("second\n", arg, &c2);
+	/* two in flight, taken in order */
+	assert_int_equal(pgp_decrypt_ahead(p, c1.data, c1.len, 4096), 1);
+	assert_int_equal(pgp_decrypt_ahead(p, c2.data, c2.len, 4096), 1);
+	assert_int_equal(pgp_decrypt_ahead(p, c2.data, c2.len, 4096), 0);	/* full */
+	o.max = 4096;
+	assert_int_equal(pgp_decrypt_signed_by(p, c1.data, c1.len, &o, &f, &err), 0);
+	assert_string_equal(o.data, "first\n");
+	assert_string_equal(f, fx.patient);
+	free(f);
+	buf_reset(&o);
+	assert_int_equal(pgp_decrypt_signed_by(p, c2.data, c2.len, &o, &f, &err), 0);
+	assert_string_equal(o.data, "second\n");
+	free(f);
+
+	/* a guess for other bytes (or another limit) is read and dropped */
+	assert_int_equal(pgp_decrypt_ahead(p, c1.data, c1.len, 4096), 1);
+	buf_reset(&o);
+	assert_int_equal(pgp_decrypt_signed_by(p, c2.data, c2.len, &o, &f, &err), 0);
+	assert_string_equal(o.data, "second\n");
+	free(f);
+	assert_int_equal(pgp_decrypt_ahead(p, c1.data, c1.len, 8), 1);
+	buf_reset(&o);
+	assert_int_equal(pgp_decrypt_signed_by(p, c1.data, c1.len, &o, &f, &err), 0);
+	assert_string_equal(o.data, "first\n");
+	free(f);
+
+	/* an answer sent ahead with a tight limit is the limit's error */
+	buf_reset(&o);
+	o.max = 3;
+	assert_int_equal(pgp_decrypt_ahead(p, c1.data, c1.len, 3), 1);
+	assert_int_equal(pgp_decrypt_signed_by(p, c1.data, c1.len, &o, &f, &err), -EFBIG);
+	assert_int_equal(o.len, 0);
+
+	/* another operation reads past what was sent ahead */
+	assert_int_equal(pgp_decrypt_ahead(p, c2.data, c2.len, 4096), 1);
+	assert_int_equal(pgp_mime_encrypt(p, fx.patient, inner, sizeof(inner) - 1,
+					  &m, &err), 0);
+	assert_non_null(strstr(m.data, "-----BEGIN PGP MESSAGE-----"));
+
+	/* too large to send ahead: not sent, the call works as ever */
+	{
+		struct buf big = BUF_INIT;
+
+		for (int i = 0; i < 5000; i++)
+			buf_puts(&big, "0123456789");
+		assert_int_equal(pgp_decrypt_ahead(p, big.data, big.len, 0), 0);
+		buf_free(&big);
+	}
+	/* a helper killed with answers pending: in-process from then on */
+	assert_int_equal(pgp_decrypt_ahead(p, c1.data, c1.len, 4096), 1);
+	assert_int_equal(kill((pid_t)pgp_helper_pid(p), SIGKILL), 0);
+	buf_reset(&o);
+	o.max = 4096;
+	assert_int_equal(pgp_decrypt_signed_by(p, c1.data, c1.len, &o, &f, &err), 0);
+	assert_string_equal(o.data, "first\n");
+	assert_int_equal(pgp_helper_pid(p), 0);
+	assert_int_equal(pgp_decrypt_ahead(p, c1.data, c1.len, 4096), 0);
+	free(f);
+	pgp_free(p);
+	buf_free(&c1);
+	buf_free(&c2);
+	buf_free(&o);
+	buf_free(&m);
+}
+
 /* ---- a helper's life ---- */
 
 static void
@@ -555,6 +636,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(offloaded_errors_have_the_in_process_code_and_text),
 		cmocka_unit_test(offloaded_decrypt_and_verify_match_in_process),
 		cmocka_unit_test(offloaded_decrypt_across_an_agent_outage),
+		cmocka_unit_test(decrypt_ahead_gives_the_same_results_and_unused_guesses_are_harmless),
 		cmocka_unit_test(killed_helper_means_the_next_operation_runs_in_process),
 		cmocka_unit_test(helper_ignores_sigterm_and_ends_when_its_caller_closes),
 		cmocka_unit_test(frame_parse_refuses_malformed_frames),
