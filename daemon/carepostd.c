@@ -719,7 +719,7 @@ static int
 imap_batch_run(struct carepostd *cd, int *acks)
 {
 	const struct cp_config *cfg = cd->d.rt.cfg;
-	size_t batch = cfg->imap_batch_size > 0 ? (size_t)cfg->imap_batch_size : 50;
+	size_t batch = cfg->imap_batch_size > 0 ? (size_t)cfg->imap_batch_size : 200;
 	struct imapc_msg *msgs = NULL;
 	_cleanup_free_ uint32_t *processed = NULL, *quarantine = NULL;
 	_cleanup_free_ struct inbound_result *results = NULL;

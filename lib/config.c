@@ -102,7 +102,7 @@ static const struct config_key config_keys[] = {
 	{ "imap", "processed_folder", KEY_STRING, FIELD(imap_processed_folder), "carepost/processed", 0, 0 },
 	{ "imap", "quarantine_folder", KEY_STRING, FIELD(imap_quarantine_folder), "carepost/quarantine", 0, 0 },
 	{ "imap", "poll_interval", KEY_DURATION, FIELD(imap_poll_interval), "60s", 1, DAY },
-	{ "imap", "batch_size", KEY_INT, FIELD(imap_batch_size), "50", 1, 10000 },
+	{ "imap", "batch_size", KEY_INT, FIELD(imap_batch_size), "200", 1, 10000 },
 
 	{ "gpg", "home", KEY_PATH, FIELD(gpg_home), NULL, 0, 0 },
 	{ "gpg", "clinic_key", KEY_STRING, FIELD(gpg_clinic_key), NULL, 0, 0 },

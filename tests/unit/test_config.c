@@ -223,7 +223,7 @@ test_empty_config_gets_documented_defaults(void **state)
 	assert_string_equal(cfg->imap_processed_folder, "carepost/processed");
 	assert_string_equal(cfg->imap_quarantine_folder, "carepost/quarantine");
 	assert_int_equal(cfg->imap_poll_interval, 60);
-	assert_int_equal(cfg->imap_batch_size, 50);
+	assert_int_equal(cfg->imap_batch_size, 200);
 
 	assert_null(cfg->gpg_home);
 	assert_null(cfg->gpg_clinic_key);
