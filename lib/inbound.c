@@ -1669,6 +1669,18 @@ inbound_batch_commit(struct inbound *ib, struct cp_error *err)
 
 /* ---- the entry point ---- */
 
+/* mentions - whether s[0..len) holds word, in any case (ASCII). */
+static int
+mentions(const char *s, size_t len, const char *word)
+{
+	size_t wl = strlen(word);
+
+	for (size_t i = 0; i + wl <= len; i++)
+		if ((s[i] | 0x20) == word[0] && strncasecmp(s + i, word, wl) == 0)
+			return 1;
+	return 0;
+}
+
 int
 inbound_decrypt_ahead(struct inbound *ib, const char *raw, size_t len)
 {
@@ -1676,6 +1688,9 @@ inbound_decrypt_ahead(struct inbound *ib, const char *raw, size_t len)
 	int r = 0;
 
 	if (ib == NULL || ib->pgp == NULL || raw == NULL)
+		return 0;
+	/* A PGP/MIME message names its protocol: parse only those. */
+	if (!mentions(raw, len, "application/pgp-encrypted"))
 		return 0;
 	if (inmsg_parse(raw, len, &ib->limits, &m, NULL) == 0 &&
 	    (m->pgp & INMSG_PGP_ENCRYPTED) && m->pgp_encrypted != NULL)
