@@ -13,6 +13,7 @@
 PREFIX	?= /usr/local
 BINDIR	?= $(PREFIX)/bin
 SBINDIR	?= $(PREFIX)/sbin
+LIBEXECDIR ?= $(PREFIX)/libexec
 DATADIR	?= $(PREFIX)/share
 MANDIR	?= $(DATADIR)/man
 SYSCONFDIR ?= /etc
@@ -39,7 +40,8 @@ BUILD	?= build
 SAN	=
 endif
 
-CPPFLAGS += -D_GNU_SOURCE -Ilib -DCAREPOST_DATADIR='"$(DATADIR)/carepost"'
+CPPFLAGS += -D_GNU_SOURCE -Ilib -DCAREPOST_DATADIR='"$(DATADIR)/carepost"' \
+	    -DCAREPOST_LIBEXECDIR='"$(LIBEXECDIR)/carepost"'
 CFLAGS	+= -std=gnu11 $(OPT) $(WARN) $(SAN) -fstack-protector-strong \
 	   -D_FORTIFY_SOURCE=2 $(PKG_CFLAGS)
 LDFLAGS	+= $(SAN) -Wl,-z,relro,-z,now
@@ -48,7 +50,7 @@ LIB_SRCS  := $(sort $(wildcard lib/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
-PROGS	  := $(BUILD)/carepostd $(BUILD)/carepostctl
+PROGS	  := $(BUILD)/carepostd $(BUILD)/carepostctl $(BUILD)/carepost-pgp
 
 all: $(PROGS) $(UNIT_BINS)
 
@@ -65,6 +67,10 @@ $(BUILD)/carepostd: $(BUILD)/daemon/carepostd.o $(BUILD)/libcarepost.a
 
 $(BUILD)/carepostctl: $(BUILD)/daemon/carepostctl.o $(BUILD)/libcarepost.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
+
+# The gpg helper: only the libraries it uses, so that it forks cheaply.
+$(BUILD)/carepost-pgp: $(BUILD)/daemon/carepost-pgp.o $(BUILD)/libcarepost.a
+	$(CC) $(LDFLAGS) -Wl,--as-needed -o $@ $^ $(PKG_LIBS) -lpthread
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libcarepost.a
 	@mkdir -p $(dir $@)
@@ -129,7 +135,8 @@ deps:
 # into the programs.
 INSTALL_PATHS = sed -e 's|/usr/local/sbin/|$(SBINDIR)/|g' \
 	-e 's|/usr/local/bin/|$(BINDIR)/|g' \
-	-e 's|/usr/local/share/|$(DATADIR)/|g'
+	-e 's|/usr/local/share/|$(DATADIR)/|g' \
+	-e 's|/usr/local/libexec/|$(LIBEXECDIR)/|g'
 MAN_PAGES := man/carepostctl.1 man/carepost.conf.5 man/carepostd.8
 TEMPLATE_FILES := $(sort $(wildcard templates/*/*.mustache))
 TEMPLATE_LOCALES := $(sort $(patsubst templates/%/,%,$(dir $(TEMPLATE_FILES))))
@@ -142,6 +149,8 @@ install: $(PROGS)
 		$(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) \
 		$(DESTDIR)$(DATADIR)/doc/carepost
 	install -m 0755 $(BUILD)/carepostd $(DESTDIR)$(SBINDIR)/carepostd
+	install -d $(DESTDIR)$(LIBEXECDIR)/carepost
+	install -m 0755 $(BUILD)/carepost-pgp $(DESTDIR)$(LIBEXECDIR)/carepost/carepost-pgp
 	install -m 0755 $(BUILD)/carepostctl $(DESTDIR)$(BINDIR)/carepostctl
 	for m in $(MAN_PAGES); do \
 		s=$${m##*.}; \

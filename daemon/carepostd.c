@@ -1070,7 +1070,7 @@ main(int argc, char **argv)
 	}
 	if (check)
 		return check_config(cd.config);
-	rc = pgphelper_enable();
+	rc = pgphelper_enable("carepost-pgp");
 	if (rc < 0)
 		log_warning("gpg helper unavailable (%s): gpg runs in-process",
 			    strerror(-rc));

@@ -24,6 +24,10 @@
 
 extern char **environ;
 
+#ifndef CAREPOST_LIBEXECDIR
+#define CAREPOST_LIBEXECDIR "/usr/local/libexec/carepost"
+#endif
+
 enum {
 	OP_OPEN = 1,		/* version, GNUPGHOME, signer -> () */
 	OP_MIME_ENCRYPT,	/* room, fpr, inner -> (entity) */
@@ -207,23 +211,52 @@ field_str(const struct pgphelper_frame *f, uint32_t i, char *dst, size_t dstlen)
 
 /* ---- the caller's side ---- */
 
-int
-pgphelper_enable(void)
+/* executable - path names a regular file we may run. */
+static int
+executable(const char *path)
 {
-	ssize_t n = readlink("/proc/self/exe", helper_exe, sizeof(helper_exe) - 1);
+	struct stat st;
 
-	if (n <= 0 || (size_t)n >= sizeof(helper_exe) - 1) {
-		helper_exe[0] = '\0';
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+	       access(path, X_OK) == 0;
+}
+
+int
+pgphelper_enable(const char *name)
+{
+	char self[PATH_MAX], path[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char *slash;
+
+	helper_exe[0] = '\0';
+	if (n <= 0 || (size_t)n >= sizeof(self) - 1)
 		return n < 0 ? -errno : -ENAMETOOLONG;
-	}
-	helper_exe[n] = '\0';
-	/* Replaced on disk (an upgrade): the new binary may speak another
+	self[n] = '\0';
+	/* Replaced on disk (an upgrade): the new binaries may speak another
 	 * version; gpg then runs in-process. */
-	if (n > 10 && strcmp(helper_exe + n - 10, " (deleted)") == 0) {
-		helper_exe[0] = '\0';
+	if (n > 10 && strcmp(self + n - 10, " (deleted)") == 0)
 		return -ENOENT;
+	slash = strrchr(self, '/');
+	if (name != NULL && slash != NULL &&
+	    cp_snprintf_ok(path, sizeof(path), "%.*s/%s", (int)(slash - self),
+			   self, name) == 0 && executable(path)) {
+		memcpy(helper_exe, path, strlen(path) + 1);	/* the build tree */
+		return 0;
 	}
+	if (name != NULL &&
+	    cp_snprintf_ok(path, sizeof(path), "%s/%s", CAREPOST_LIBEXECDIR,
+			   name) == 0 && executable(path)) {
+		memcpy(helper_exe, path, strlen(path) + 1);	/* installed */
+		return 0;
+	}
+	memcpy(helper_exe, self, (size_t)n + 1);	/* this program itself */
 	return 0;
+}
+
+const char *
+pgphelper_exe(void)
+{
+	return helper_exe;
 }
 
 int

@@ -7,7 +7,7 @@
  *	In the program's main, first thing:
  *	    int rc = pgphelper_main(argc, argv);
  *	    if (rc >= 0) return rc;		(it was started as a helper)
- *	    pgphelper_enable();			(helpers may now be started)
+ *	    pgphelper_enable("carepost-pgp");	(helpers may now be started)
  *
  *	struct pgphelper *h;
  *	pgphelper_start(gnupghome, signer_fpr, &h, &err);
@@ -20,11 +20,17 @@
  *	twice. The cost of a fork grows with the caller's memory and threads
  *	(page tables copied, then copy-on-write faults in every thread): in
  *	carepostd it was a fifth of the CPU time of an encrypted message. A
- *	helper is the same program started afresh ("carepost-pgp
- *	--pgp-helper", through posix_spawn, which does not copy memory): a
- *	single thread with a small heap whose only job is to run these
- *	operations on its own struct pgp, one at a time, for the one process
- *	that started it. The caller keeps using lib/pgp: pgp_offload hands a
+ *	helper is a small program started with posix_spawn (which copies no
+ *	memory): one thread, a small heap and few libraries, whose only job
+ *	is to run these operations on its own struct pgp, one at a time, for
+ *	the one process that started it.
+ *
+ *	pgphelper_enable(name) picks the program: name (carepost-pgp, which
+ *	links only what it needs) beside the running binary (the build
+ *	tree), else in CAREPOST_LIBEXECDIR (installed), else the running
+ *	binary itself, which must then call pgphelper_main first thing (so
+ *	does carepostd); name NULL picks the running binary. It is run as
+ *	"carepost-pgp --pgp-helper" either way. pgphelper_exe says which. The caller keeps using lib/pgp: pgp_offload hands a
  *	struct pgp's hot operations to a helper (see pgp.h).
  *
  *	The functions have the contract of their lib/pgp namesakes, results
@@ -66,7 +72,8 @@
 struct pgphelper;
 
 int pgphelper_main(int argc, char **argv);
-int pgphelper_enable(void);
+int pgphelper_enable(const char *name);
+const char *pgphelper_exe(void);
 int pgphelper_enabled(void);
 
 int pgphelper_start(const char *gnupghome, const char *signer_fpr,

@@ -496,6 +496,26 @@ offload_does_nothing_in_a_program_that_did_not_enable_it(void **state)
 	assert_null(h);
 }
 
+/* The helper program: a named one beside this binary, else this one. */
+static void
+enable_prefers_the_named_program_beside_the_binary(void **state)
+{
+	char want[4200];
+	const char *slash = strrchr(fx.self, '/');
+
+	assert_non_null(slash);
+	assert_int_equal(pgphelper_enable(NULL), 0);
+	assert_string_equal(pgphelper_exe(), fx.self);
+	/* a sibling that exists (another test program) is taken */
+	snprintf(want, sizeof(want), "%.*s/test_buf", (int)(slash - fx.self), fx.self);
+	assert_int_equal(pgphelper_enable("test_buf"), 0);
+	assert_string_equal(pgphelper_exe(), want);
+	/* one that does not (and is not installed): this binary */
+	assert_int_equal(pgphelper_enable("no-such-carepost-helper"), 0);
+	assert_string_equal(pgphelper_exe(), fx.self);
+	assert_int_equal(pgphelper_enable(NULL), 0);
+}
+
 /* ---- the protocol ---- */
 
 static void
@@ -639,6 +659,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(decrypt_ahead_gives_the_same_results_and_unused_guesses_are_harmless),
 		cmocka_unit_test(killed_helper_means_the_next_operation_runs_in_process),
 		cmocka_unit_test(helper_ignores_sigterm_and_ends_when_its_caller_closes),
+		cmocka_unit_test(enable_prefers_the_named_program_beside_the_binary),
 		cmocka_unit_test(frame_parse_refuses_malformed_frames),
 		cmocka_unit_test(helper_exits_on_a_malformed_request_without_answering),
 		cmocka_unit_test(helper_refuses_another_version_and_ends_at_close),
@@ -658,7 +679,7 @@ main(int argc, char **argv)
 	if (pgp_global_init() < 0)
 		return 1;
 	rc = cmocka_run_group_tests(before_enable, NULL, NULL);
-	if (pgphelper_enable() < 0) {
+	if (pgphelper_enable(NULL) < 0) {
 		printf("SKIP: /proc/self/exe unreadable\n");
 		return 77;
 	}
