@@ -87,6 +87,16 @@ buf_append_base64(struct buf *b, const void *data, size_t len)
 	return 0;
 }
 
+void
+buf_truncate(struct buf *b, size_t len)
+{
+	if (len >= b->len)
+		return;
+	b->len = len;
+	if (b->data)
+		b->data[len] = '\0';
+}
+
 int
 buf_puts(struct buf *b, const char *s)
 {

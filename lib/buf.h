@@ -41,6 +41,8 @@ int buf_putc(struct buf *b, char c);
 int buf_printf(struct buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void buf_reset(struct buf *b);		/* len = 0, keeps storage */
+/* buf_truncate - back to len bytes (len <= b->len): undo appends. */
+void buf_truncate(struct buf *b, size_t len);
 void buf_free(struct buf *b);		/* releases storage */
 /* buf_steal - hand the NUL-terminated data to the caller (free()). */
 char *buf_steal(struct buf *b, size_t *len);

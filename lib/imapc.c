@@ -965,6 +965,23 @@ move_by_copy(struct imapc *c, struct mailimap_set *set, const char *name,
 	return 0;
 }
 
+/* move_set - UID MOVE, else COPY + STORE + EXPUNGE; set is freed. */
+static int
+move_set(struct imapc *c, struct mailimap_set *set, const char *name,
+	 struct cp_error *err)
+{
+	int r;
+
+	if (mailimap_has_extension(c->imap, "MOVE")) {
+		r = mailimap_uid_move(c->imap, set, name);
+		r = r == MAILIMAP_NO_ERROR ? 0 : etpan_fail(c, r, "UID MOVE", err);
+	} else {
+		r = move_by_copy(c, set, name, err);
+	}
+	mailimap_set_free(set);
+	return r;
+}
+
 int
 imapc_move(struct imapc *c, uint32_t uid, const char *folder,
 	   struct cp_error *err)
@@ -992,13 +1009,7 @@ imapc_move(struct imapc *c, uint32_t uid, const char *folder,
 	set = mailimap_set_new_single(uid);
 	if (set == NULL)
 		return cp_error_set(err, -ENOMEM, "IMAP: out of memory");
-	if (mailimap_has_extension(c->imap, "MOVE")) {
-		r = mailimap_uid_move(c->imap, set, name);
-		r = r == MAILIMAP_NO_ERROR ? 0 : etpan_fail(c, r, "UID MOVE", err);
-	} else {
-		r = move_by_copy(c, set, name, err);
-	}
-	mailimap_set_free(set);
+	r = move_set(c, set, name, err);
 	if (r < 0 && err != NULL && r != -ENOMEM) {
 		/* Name the UID and folder: both are PHI-free. */
 		char step[sizeof(err->text)];
@@ -1048,13 +1059,7 @@ imapc_move_uids(struct imapc *c, const uint32_t *uids, size_t n,
 		}
 		i = j;
 	}
-	if (mailimap_has_extension(c->imap, "MOVE")) {
-		r = mailimap_uid_move(c->imap, set, name);
-		r = r == MAILIMAP_NO_ERROR ? 0 : etpan_fail(c, r, "UID MOVE", err);
-	} else {
-		r = move_by_copy(c, set, name, err);
-	}
-	mailimap_set_free(set);
+	r = move_set(c, set, name, err);
 	if (r < 0 && err != NULL && r != -ENOMEM) {
 		char step[sizeof(err->text)];
 

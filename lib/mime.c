@@ -419,9 +419,7 @@ mime_header(struct buf *out, const char *name, const char *value)
 	if (r == 0)
 		r = buf_puts(out, "\r\n");
 	if (r < 0) {
-		out->len = start;
-		if (out->data)
-			out->data[start] = '\0';
+		buf_truncate(out, start);
 	}
 	return r;
 }
@@ -548,9 +546,7 @@ mime_address(struct buf *out, const char *name, const char *display,
 		r = buf_puts(out, "\r\n");
 fail:
 	if (r < 0) {
-		out->len = start;
-		if (out->data)
-			out->data[start] = '\0';
+		buf_truncate(out, start);
 	}
 	return r;
 }

@@ -631,9 +631,7 @@ pgp_mime_encrypt(struct pgp *p, const char *recipient_fpr, const char *inner,
 	if (r == 0)
 		r = buf_printf(out, "\r\n--%s--\r\n", boundary);
 	if (r < 0) {
-		out->len = start;
-		if (out->data)
-			out->data[start] = '\0';
+		buf_truncate(out, start);
 		return cp_error_set(err, r, "gpg: message for key %s too large",
 				    recp);
 	}
@@ -668,9 +666,7 @@ pgp_encrypt_to(struct pgp *p, const char *fpr, const void *data, size_t len,
 	else
 		r = check_encrypt_result(p, e, recp, err);
 	if (r < 0) {
-		out->len = start;
-		if (out->data)
-			out->data[start] = '\0';
+		buf_truncate(out, start);
 	}
 	return r;
 }
@@ -720,9 +716,14 @@ good_signer(struct pgp *p, int need_valid, char **signer_fpr, struct cp_error *e
 	return 0;
 }
 
+/*
+ * decrypt - run gpg's decryption (and verification) of data into out;
+ * the signatures are then in p's verify result. On failure out is left
+ * as it was.
+ */
 static int
-decrypt_verify(struct pgp *p, const void *data, size_t len, struct buf *out,
-	       char **signer_fpr, int need_valid, struct cp_error *err)
+decrypt(struct pgp *p, const void *data, size_t len, struct buf *out,
+	struct cp_error *err)
 {
 	_cleanup_data_ gpgme_data_t cipher = NULL, plain = NULL;
 	struct sink sink = { out, 0 };
@@ -730,29 +731,36 @@ decrypt_verify(struct pgp *p, const void *data, size_t len, struct buf *out,
 	gpgme_error_t e;
 	int r = 0;
 
-	*signer_fpr = NULL;
 	e = gpgme_data_new_from_mem(&cipher, data, len, 0);
 	if (e == GPG_ERR_NO_ERROR)
 		e = gpgme_data_new_from_cbs(&plain, &sink_cbs, &sink);
 	if (e != GPG_ERR_NO_ERROR)
 		return gpg_fail(err, e, "cannot create data buffers", NULL);
 	e = gpgme_op_decrypt_verify(p->ctx, cipher, plain);
-	if (sink.err < 0) {
+	if (sink.err < 0)
 		r = cp_error_set(err, sink.err, "gpg: decrypted data over limit");
-		goto fail;
-	}
-	if (e != GPG_ERR_NO_ERROR) {
+	else if (e != GPG_ERR_NO_ERROR)
 		r = gpg_fail(err, e, "decryption failed", NULL);
-		goto fail;
+	if (r < 0) {
+		buf_truncate(out, start);
 	}
-	r = good_signer(p, need_valid, signer_fpr, err);
-	if (r < 0)
-		goto fail;
-	return 0;
-fail:
-	out->len = start;
-	if (out->data)
-		out->data[start] = '\0';
+	return r;
+}
+
+static int
+decrypt_verify(struct pgp *p, const void *data, size_t len, struct buf *out,
+	       char **signer_fpr, int need_valid, struct cp_error *err)
+{
+	size_t start = out->len;
+	int r;
+
+	*signer_fpr = NULL;
+	r = decrypt(p, data, len, out, err);
+	if (r == 0)
+		r = good_signer(p, need_valid, signer_fpr, err);
+	if (r < 0) {
+		buf_truncate(out, start);
+	}
 	return r;
 }
 
@@ -867,11 +875,7 @@ int
 pgp_decrypt_signed_by(struct pgp *p, const void *data, size_t len,
 		      struct buf *out, char **sig_fpr, struct cp_error *err)
 {
-	_cleanup_data_ gpgme_data_t cipher = NULL, plain = NULL;
-	struct sink sink = { out, 0 };
-	size_t start = out->len;
 	gpgme_verify_result_t vr;
-	gpgme_error_t e;
 	int r;
 
 	*sig_fpr = NULL;
@@ -881,24 +885,9 @@ pgp_decrypt_signed_by(struct pgp *p, const void *data, size_t len,
 		if (!helper_lost(p, r, err))
 			return r;
 	}
-	e = gpgme_data_new_from_mem(&cipher, data, len, 0);
-	if (e == GPG_ERR_NO_ERROR)
-		e = gpgme_data_new_from_cbs(&plain, &sink_cbs, &sink);
-	if (e != GPG_ERR_NO_ERROR)
-		return gpg_fail(err, e, "cannot create data buffers", NULL);
-	e = gpgme_op_decrypt_verify(p->ctx, cipher, plain);
-	if (sink.err < 0)
-		r = cp_error_set(err, sink.err, "gpg: decrypted data over limit");
-	else if (e != GPG_ERR_NO_ERROR)
-		r = gpg_fail(err, e, "decryption failed", NULL);
-	else
-		r = 0;
-	if (r < 0) {
-		out->len = start;
-		if (out->data)
-			out->data[start] = '\0';
+	r = decrypt(p, data, len, out, err);
+	if (r < 0)
 		return r;
-	}
 	vr = gpgme_op_verify_result(p->ctx);
 	for (gpgme_signature_t s = vr ? vr->signatures : NULL; s; s = s->next) {
 		if (gpgme_err_code(s->status) != GPG_ERR_NO_ERROR ||

@@ -517,9 +517,7 @@ pgphelper_decrypt_signed_by(struct pgphelper *h, const void *data, size_t len,
 		return cp_error_set(err, r, "gpg: decrypted data over limit");
 	r = take_fpr(&rep, 2, sig_fpr, err);
 	if (r < 0) {
-		out->len = start;
-		if (out->data)
-			out->data[start] = '\0';
+		buf_truncate(out, start);
 	}
 	return r;
 }

@@ -190,6 +190,22 @@ fold(uint32_t c)
 #define LIT_SP	"\001"
 
 /*
+ * lit_space - a literal's '\t' (one ASCII white space) or '\001' (one or
+ * more) at s[*p..end): 1 and *p past it, or 0.
+ */
+static int
+lit_space(const char *s, size_t *p, size_t end, char kind)
+{
+	if (*p >= end || !is_ascii_space((unsigned char)s[*p]))
+		return 0;
+	(*p)++;
+	if (kind == '\001')
+		while (*p < end && is_ascii_space((unsigned char)s[*p]))
+			(*p)++;
+	return 1;
+}
+
+/*
  * lit_at - match the literal lit at s[i..end); ci: ignore case.
  * Returns the number of bytes matched, 0 when it does not match.
  */
@@ -203,13 +219,8 @@ lit_at(const char *s, size_t i, size_t end, const char *lit, int ci)
 		/* Both are valid UTF-8: equal code points are equal bytes. */
 		for (; lit[q] != '\0'; q++) {
 			if (lit[q] == '\t' || lit[q] == '\001') {
-				if (p >= end || !is_ascii_space((unsigned char)s[p]))
+				if (!lit_space(s, &p, end, lit[q]))
 					return 0;
-				p++;
-				if (lit[q] == '\001')
-					while (p < end &&
-					       is_ascii_space((unsigned char)s[p]))
-						p++;
 				continue;
 			}
 			if (p >= end || s[p] != lit[q])
@@ -231,13 +242,8 @@ lit_at(const char *s, size_t i, size_t end, const char *lit, int ci)
 		uint32_t a, b;
 
 		if (lit[q] == '\t' || lit[q] == '\001') {
-			if (p >= end || !is_ascii_space((unsigned char)s[p]))
+			if (!lit_space(s, &p, end, lit[q]))
 				return 0;
-			p++;
-			if (lit[q] == '\001')
-				while (p < end &&
-				       is_ascii_space((unsigned char)s[p]))
-					p++;
 			q++;
 			continue;
 		}

@@ -2,7 +2,8 @@
  * NAME
  *	gpgfix.h - shell and GnuPG helpers shared by the unit tests
  * DESCRIPTION
- *	tu_run runs a shell command quietly and returns its exit status.
+ *	tu_run runs a shell command quietly and returns its exit status;
+ *	tu_capture runs one and keeps its standard output.
  *	tu_make_key makes a throwaway key in home (no passphrase): an ed25519
  *	primary key that signs, with a cv25519 subkey that encrypts, and
  *	writes its fingerprint (40 hex digits) to fpr. For test binaries
@@ -38,6 +39,24 @@ tu_run(const char *fmt, ...)
 	r = system(cmd.data);
 	buf_free(&cmd);
 	return r;
+}
+
+/* tu_capture - stdout of a shell command into out (reset first). */
+static inline int
+tu_capture(struct buf *out, const char *cmd)
+{
+	char chunk[4096];
+	size_t n;
+	FILE *f;
+
+	buf_reset(out);
+	f = popen(cmd, "r");
+	if (f == NULL)
+		return -1;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		buf_append(out, chunk, n);
+	buf_append(out, "", 0);
+	return pclose(f);
 }
 
 /* tu_first_secret_fpr - the fingerprint of the first secret key in home. */

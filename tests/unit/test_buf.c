@@ -80,6 +80,24 @@ append_and_printf_keep_length_and_terminator(void **state)
 	buf_free(&b);
 }
 
+static void
+truncate_undoes_appends_and_never_grows(void **state)
+{
+	struct buf b = BUF_INIT;
+
+	buf_truncate(&b, 0);			/* nothing yet: a no-op */
+	assert_null(b.data);
+	buf_puts(&b, "keep");
+	buf_puts(&b, " and drop");
+	buf_truncate(&b, 4);
+	assert_int_equal(b.len, 4);
+	assert_string_equal(b.data, "keep");
+	buf_truncate(&b, 10);			/* longer: unchanged */
+	assert_int_equal(b.len, 4);
+	assert_string_equal(b.data, "keep");
+	buf_free(&b);
+}
+
 int
 main(void)
 {
@@ -87,6 +105,7 @@ main(void)
 		cmocka_unit_test(base64_matches_rfc4648_vectors),
 		cmocka_unit_test(base64_over_the_limit_fails_and_leaves_the_buffer),
 		cmocka_unit_test(append_and_printf_keep_length_and_terminator),
+		cmocka_unit_test(truncate_undoes_appends_and_never_grows),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

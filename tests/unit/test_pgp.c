@@ -45,23 +45,6 @@ static const char inner[] =
 /* ---- helpers ---- */
 
 
-/* capture - stdout of a shell command into out (stderr discarded). */
-static int
-capture(struct buf *out, const char *cmd)
-{
-	char chunk[4096];
-	size_t n;
-	FILE *f;
-
-	buf_reset(out);
-	f = popen(cmd, "r");
-	if (f == NULL)
-		return -1;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		buf_append(out, chunk, n);
-	buf_append(out, "", 0);
-	return pclose(f);
-}
 
 /* first_fpr - the first "fpr:" record of a --with-colons listing. */
 static int
@@ -73,7 +56,7 @@ first_fpr(const char *home, const char *who, char fpr[PGP_FPR_SIZE])
 
 	buf_printf(&cmd, "gpg --homedir %s --batch --with-colons "
 		   "--list-keys '%s' 2>/dev/null", home, who);
-	if (capture(&out, cmd.data) == 0 &&
+	if (tu_capture(&out, cmd.data) == 0 &&
 	    (p = strstr(out.data, "\nfpr:::::::::")) != NULL &&
 	    strlen(p) > 13 + 40) {
 		memcpy(fpr, p + 13, 40);
@@ -347,7 +330,7 @@ import_returns_fingerprint_and_sign_only_key_is_rejected(void **state)
 	assert_int_equal(pgp_key_check(fx.pgp, fx.signonly, &err), -ENOKEY);
 	buf_printf(&cmd, "gpg --homedir %s --batch --armor --export %s",
 		   fx.other_home, fx.signonly);
-	assert_int_equal(capture(&key, cmd.data), 0);
+	assert_int_equal(tu_capture(&key, cmd.data), 0);
 	assert_non_null(strstr(key.data, "BEGIN PGP PUBLIC KEY BLOCK"));
 	assert_int_equal(pgp_import(fx.pgp, key.data, key.len, fpr, &err), 0);
 	assert_string_equal(fpr, fx.signonly);
@@ -478,7 +461,7 @@ mime_encrypt_builds_rfc3156_and_patient_gpg_verifies_clinic(void **state)
 	assert_int_equal(cp_write_file_atomic(in, armor, alen, 0600), 0);
 	buf_printf(&cmd, "gpg --homedir %s --batch --status-fd 1 --output %s "
 		   "--decrypt %s 2>/dev/null", fx.patient_home, out, in);
-	assert_int_equal(capture(&st, cmd.data), 0);
+	assert_int_equal(tu_capture(&st, cmd.data), 0);
 	assert_non_null(strstr(st.data, "[GNUPG:] GOODSIG "));
 	assert_null(strstr(st.data, "BADSIG"));
 	/* VALIDSIG <signing key fpr> ... <primary key fpr> */
@@ -587,7 +570,7 @@ decrypt_verify_unvalidated_signer_is_not_reported(void **state)
 	buf_printf(&cmd, "gpg --homedir %s --batch --trust-model always "
 		   "--armor --sign --encrypt --recipient %s --output - %s "
 		   "2>/dev/null", fx.patient_home, fx.clinic, in);
-	assert_int_equal(capture(&ct, cmd.data), 0);
+	assert_int_equal(tu_capture(&ct, cmd.data), 0);
 	assert_non_null(strstr(ct.data, "BEGIN PGP MESSAGE"));
 	assert_int_equal(pgp_decrypt_verify(fx.pgp, ct.data, ct.len, &plain,
 					    &signer, &err), 0);

@@ -47,23 +47,6 @@ static const char inner[] =
 
 /* ---- helpers ---- */
 
-/* capture - stdout of a shell command into out. */
-static int
-capture(struct buf *out, const char *cmd)
-{
-	char chunk[4096];
-	size_t n;
-	FILE *f;
-
-	buf_reset(out);
-	f = popen(cmd, "r");
-	if (f == NULL)
-		return -1;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		buf_append(out, chunk, n);
-	buf_append(out, "", 0);
-	return pclose(f);
-}
 
 /* offloaded - a clinic context (signer: the clinic key) in a helper. */
 static struct pgp *
@@ -90,7 +73,7 @@ patient_sends(const char *text, const char *gpg_args, struct buf *out)
 	assert_int_equal(cp_write_file_atomic(in, text, strlen(text), 0600), 0);
 	buf_printf(&cmd, "gpg --homedir %s --batch --trust-model always --armor "
 		   "%s --output - %s 2>/dev/null", fx.patient_home, gpg_args, in);
-	assert_int_equal(capture(out, cmd.data), 0);
+	assert_int_equal(tu_capture(out, cmd.data), 0);
 	buf_free(&cmd);
 }
 
@@ -218,7 +201,7 @@ offloaded_mime_encrypt_is_signed_and_readable_by_the_patient(void **state)
 	assert_int_equal(cp_write_file_atomic(path, armor, strlen(armor), 0600), 0);
 	buf_printf(&cmd, "gpg --homedir %s --batch --status-fd 1 --decrypt %s "
 		   "2>/dev/null", fx.patient_home, path);
-	assert_int_equal(capture(&plain, cmd.data), 0);
+	assert_int_equal(tu_capture(&plain, cmd.data), 0);
 	assert_non_null(strstr(plain.data, "[GNUPG:] GOODSIG"));
 	assert_non_null(strstr(plain.data, fx.clinic));
 	assert_non_null(strstr(plain.data, "Your lab results are ready."));
