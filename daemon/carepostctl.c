@@ -435,23 +435,26 @@ tally(struct store *s, enum store_db db, const char *field, struct cp_error *err
 static json_t *
 inbound_stats(struct runtime *rt, struct cp_error *err)
 {
+	static const struct {
+		enum store_db db;
+		const char *field, *name;
+	} tallies[] = {
+		{ DB_SEEN, "disposition", "ingested_by_disposition" },
+		{ DB_SEEN, "class", "ingested_by_class" },
+		{ DB_BOUNCES, "state", "bounced_addresses" },
+		{ DB_CLINIC, "state", "clinic_queue" },
+	};
 	json_t *o = json_object(), *t;
 	struct pgp *p = NULL;
 	size_t n = 0;
 	long long expiring = -1;
 
-	if ((t = tally(rt->store, DB_SEEN, "disposition", err)) == NULL)
-		goto fail;
-	json_object_set_new(o, "ingested_by_disposition", t);
-	if ((t = tally(rt->store, DB_SEEN, "class", err)) == NULL)
-		goto fail;
-	json_object_set_new(o, "ingested_by_class", t);
-	if ((t = tally(rt->store, DB_BOUNCES, "state", err)) == NULL)
-		goto fail;
-	json_object_set_new(o, "bounced_addresses", t);
-	if ((t = tally(rt->store, DB_CLINIC, "state", err)) == NULL)
-		goto fail;
-	json_object_set_new(o, "clinic_queue", t);
+	for (size_t i = 0; i < CP_ARRAY_SIZE(tallies); i++) {
+		t = tally(rt->store, tallies[i].db, tallies[i].field, err);
+		if (t == NULL)
+			goto fail;
+		json_object_set_new(o, tallies[i].name, t);
+	}
 	if (store_count(rt->store, DB_INBOX, &n, err) < 0)
 		goto fail;
 	json_object_set_new(o, "inbox_messages", json_integer((json_int_t)n));

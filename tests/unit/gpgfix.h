@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/stat.h>
+
 #include "buf.h"
 
 static inline int tu_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -92,6 +94,39 @@ tu_make_key(const char *home, const char *uid, char fpr[41])
 		   "cv25519 encr never", home, fpr) != 0)
 		return -1;
 	return 0;
+}
+
+/*
+ * tu_gpg_dir - a fresh directory /tmp/PREFIX.XXXXXX (into dir) with a
+ * GnuPG home dir/g (into home) that holds a key for uid (into fpr).
+ * tu_gpg_dir_remove stops that home's gpg-agent and removes the
+ * directory (only one named as tu_gpg_dir names them).
+ */
+static inline int
+tu_gpg_dir(const char *prefix, char *dir, size_t dirlen, char *home,
+	   size_t homelen, const char *uid, char fpr[41])
+{
+	char tmpl[64];
+
+	if ((size_t)snprintf(tmpl, sizeof(tmpl), "/tmp/%s.XXXXXX", prefix) >=
+	    sizeof(tmpl) || mkdtemp(tmpl) == NULL ||
+	    (size_t)snprintf(dir, dirlen, "%s", tmpl) >= dirlen ||
+	    (size_t)snprintf(home, homelen, "%s/g", dir) >= homelen ||
+	    mkdir(home, 0700) < 0)
+		return -1;
+	return tu_make_key(home, uid, fpr);
+}
+
+static inline void
+tu_gpg_dir_remove(const char *prefix, const char *dir, const char *home)
+{
+	char want[64];
+
+	if (home[0])
+		tu_run("gpgconf --homedir %s --kill gpg-agent", home);
+	snprintf(want, sizeof(want), "/tmp/%s.", prefix);
+	if (strncmp(dir, want, strlen(want)) == 0)
+		tu_run("rm -rf '%s'", dir);
 }
 
 #endif

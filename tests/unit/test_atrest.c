@@ -46,15 +46,8 @@ static struct fixture fx;
 static int
 group_setup(void **state)
 {
-	char tmpl[] = "/tmp/cpa.XXXXXX";
-
-	if (mkdtemp(tmpl) == NULL)
-		return -1;
-	cp_strlcpy(fx.dir, tmpl, sizeof(fx.dir));
-	snprintf(fx.home, sizeof(fx.home), "%s/g", fx.dir);
-	if (mkdir(fx.home, 0700) < 0)
-		return -1;
-	if (tu_make_key(fx.home, "Store <store@clinic.test>", fx.fpr) < 0)
+	if (tu_gpg_dir("cpa", fx.dir, sizeof(fx.dir), fx.home, sizeof(fx.home),
+		       "Store <store@clinic.test>", fx.fpr) < 0)
 		return -1;
 	return pgp_global_init();
 }
@@ -62,10 +55,7 @@ group_setup(void **state)
 static int
 group_teardown(void **state)
 {
-	if (fx.home[0])
-		tu_run("gpgconf --homedir %s --kill gpg-agent", fx.home);
-	if (strncmp(fx.dir, "/tmp/cpa.", 9) == 0)
-		tu_run("rm -rf '%s'", fx.dir);
+	tu_gpg_dir_remove("cpa", fx.dir, fx.home);
 	return 0;
 }
 

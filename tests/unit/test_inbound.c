@@ -58,15 +58,8 @@ static struct fixture fx;
 static int
 group_setup(void **state)
 {
-	char tmpl[] = "/tmp/cpi.XXXXXX";
-
-	if (mkdtemp(tmpl) == NULL)
-		return -1;
-	cp_strlcpy(fx.dir, tmpl, sizeof(fx.dir));
-	snprintf(fx.home, sizeof(fx.home), "%s/g", fx.dir);
-	if (mkdir(fx.home, 0700) < 0)
-		return -1;
-	if (tu_make_key(fx.home, "Clinic <clinic@clinic.test>", fx.clinic) < 0)
+	if (tu_gpg_dir("cpi", fx.dir, sizeof(fx.dir), fx.home, sizeof(fx.home),
+		       "Clinic <clinic@clinic.test>", fx.clinic) < 0)
 		return -1;
 	pgp_global_init();
 	log_setup("test_inbound", LOG_TARGET_STDERR, LOG_EMERG);
@@ -76,10 +69,7 @@ group_setup(void **state)
 static int
 group_teardown(void **state)
 {
-	if (fx.home[0])
-		tu_run("gpgconf --homedir %s --kill gpg-agent", fx.home);
-	if (strncmp(fx.dir, "/tmp/cpi.", 9) == 0)
-		tu_run("rm -rf '%s'", fx.dir);
+	tu_gpg_dir_remove("cpi", fx.dir, fx.home);
 	return 0;
 }
 

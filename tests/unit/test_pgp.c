@@ -493,8 +493,13 @@ mime_encrypt_twice_uses_fresh_boundaries(void **state)
 	buf_free(&b);
 }
 
+/*
+ * assert_clinic_reads_it_signed - what signer (a clinic context) makes of
+ * inner is read back by the clinic's own context (the clinic is a
+ * recipient too) with a fully valid signature by the clinic key.
+ */
 static void
-decrypt_verify_round_trip_reports_clinic_fingerprint(void **state)
+assert_clinic_reads_it_signed(struct pgp *signer_ctx)
 {
 	struct buf m = BUF_INIT, plain = BUF_INIT;
 	struct cp_error err;
@@ -502,10 +507,9 @@ decrypt_verify_round_trip_reports_clinic_fingerprint(void **state)
 	char *signer = NULL;
 	size_t alen;
 
-	assert_int_equal(pgp_mime_encrypt(fx.pgp, fx.patient, inner,
+	assert_int_equal(pgp_mime_encrypt(signer_ctx, fx.patient, inner,
 					  sizeof(inner) - 1, &m, &err), 0);
 	armor = check_structure(&m, &alen);
-	/* The clinic can read what it sent: it is a recipient too. */
 	assert_int_equal(pgp_decrypt_verify(fx.pgp, armor, alen, &plain,
 					    &signer, &err), 0);
 	assert_non_null(signer);
@@ -517,30 +521,25 @@ decrypt_verify_round_trip_reports_clinic_fingerprint(void **state)
 	buf_free(&plain);
 }
 
+static void
+decrypt_verify_round_trip_reports_clinic_fingerprint(void **state)
+{
+	assert_clinic_reads_it_signed(fx.pgp);
+}
+
 /* A context made by pgp_dup signs with the clinic key, like its original,
  * and outlives it. */
 static void
 dup_signs_with_the_same_clinic_key(void **state)
 {
-	struct buf m = BUF_INIT, plain = BUF_INIT;
 	struct pgp *orig = NULL, *copy = NULL;
+	struct buf m = BUF_INIT;
 	struct cp_error err;
-	const char *armor;
-	char *signer = NULL;
-	size_t alen;
 
 	assert_int_equal(pgp_new(fx.clinic_home, fx.clinic, &orig, &err), 0);
 	assert_int_equal(pgp_dup(orig, &copy, &err), 0);
 	pgp_free(orig);
-	assert_int_equal(pgp_mime_encrypt(copy, fx.patient, inner,
-					  sizeof(inner) - 1, &m, &err), 0);
-	armor = check_structure(&m, &alen);
-	assert_int_equal(pgp_decrypt_verify(fx.pgp, armor, alen, &plain,
-					    &signer, &err), 0);
-	assert_non_null(signer);
-	assert_string_equal(signer, fx.clinic);
-	assert_int_equal(plain.len, sizeof(inner) - 1);
-	assert_memory_equal(plain.data, inner, plain.len);
+	assert_clinic_reads_it_signed(copy);
 	/* A key-management context copies as one: it cannot sign. */
 	pgp_free(copy);
 	assert_int_equal(pgp_new(fx.clinic_home, NULL, &orig, &err), 0);
@@ -548,11 +547,10 @@ dup_signs_with_the_same_clinic_key(void **state)
 	assert_int_equal(pgp_key_check(copy, fx.patient, &err), 0);
 	assert_int_equal(pgp_mime_encrypt(copy, fx.patient, "x\r\n\r\ny\r\n",
 					  8, &m, &err), -EINVAL);
-	free(signer);
+	assert_int_equal(m.len, 0);
 	pgp_free(orig);
 	pgp_free(copy);
 	buf_free(&m);
-	buf_free(&plain);
 }
 
 static void
