@@ -160,6 +160,7 @@ install: $(PROGS)
 	$(INSTALL_PATHS) config/carepost.conf \
 		>$(DESTDIR)$(SYSCONFDIR)/carepost/carepost.conf.example
 	chmod 0644 $(DESTDIR)$(SYSCONFDIR)/carepost/carepost.conf.example
+	install -m 0644 config/gpg.conf $(DESTDIR)$(DATADIR)/carepost/gpg.conf
 	for l in $(TEMPLATE_LOCALES); do \
 		install -d $(DESTDIR)$(DATADIR)/carepost/templates/$$l && \
 		install -m 0644 templates/$$l/*.mustache \
@@ -168,7 +169,8 @@ install: $(PROGS)
 	$(INSTALL_PATHS) systemd/carepost.service >$(DESTDIR)$(UNITDIR)/carepost.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/carepost.service
 	install -m 0644 systemd/carepost.sysusers $(DESTDIR)$(SYSUSERSDIR)/carepost.conf
-	install -m 0644 systemd/carepost.tmpfiles $(DESTDIR)$(TMPFILESDIR)/carepost.conf
+	$(INSTALL_PATHS) systemd/carepost.tmpfiles >$(DESTDIR)$(TMPFILESDIR)/carepost.conf
+	chmod 0644 $(DESTDIR)$(TMPFILESDIR)/carepost.conf
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(DATADIR)/doc/carepost/
 
 clean:

@@ -207,6 +207,7 @@ class Env:
     def __init__(self, name="t"):
         self.dir = tempfile.mkdtemp(prefix="cp%s." % name[:4], dir="/tmp")
         self.home = make_home(os.path.join(self.dir, "g"))
+        shutil.copy(os.path.join(TOP, "config", "gpg.conf"), self.home)
         self.store = os.path.join(self.dir, "store")
         self.sink_dir = os.path.join(self.dir, "sink")
         self.sink = None
