@@ -5,6 +5,7 @@
  *	See buf.h.
  */
 #include "buf.h"
+#include "util.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -47,6 +48,40 @@ buf_append(struct buf *b, const void *data, size_t len)
 	b->len += len;
 	b->data[b->len] = '\0';
 	return 0;
+}
+
+int
+buf_append_text(struct buf *b, const char *in, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)in;
+	size_t start = b->len, i = 0, j, n = 0;
+	int r = buf_reserve(b, len);
+
+	while (r == 0 && i < len) {
+		/* the longest run that is copied as it is */
+		for (j = i; j < len; j += n) {
+			if (s[j] == '\r' || s[j] == '\0')
+				break;
+			n = s[j] < 0x80 ? 1 : cp_utf8_seq_len(s + j, len - j);
+			if (n == 0)
+				break;
+		}
+		if (j > i)
+			r = buf_append(b, s + i, j - i);
+		if (r < 0 || j == len)
+			break;
+		if (s[j] == '\r') {
+			r = buf_putc(b, '\n');
+			j += j + 1 < len && s[j + 1] == '\n' ? 2 : 1;
+		} else {
+			r = buf_append(b, "\xEF\xBF\xBD", 3);
+			j++;
+		}
+		i = j;
+	}
+	if (r < 0)
+		buf_truncate(b, start);
+	return r;
 }
 
 int

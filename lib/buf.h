@@ -36,6 +36,12 @@ int buf_reserve(struct buf *b, size_t extra);
 int buf_append(struct buf *b, const void *data, size_t len);
 /* buf_append_base64 - the base64 of data (RFC 4648, padded, no breaks). */
 int buf_append_base64(struct buf *b, const void *data, size_t len);
+/*
+ * buf_append_text - in[0..len) as well-formed UTF-8 text with LF line
+ * ends: CRLF and lone CR become LF, NUL and every byte of an ill-formed
+ * sequence become U+FFFD. On error nothing is appended.
+ */
+int buf_append_text(struct buf *b, const char *in, size_t len);
 int buf_puts(struct buf *b, const char *s);
 int buf_putc(struct buf *b, char c);
 int buf_printf(struct buf *b, const char *fmt, ...)

@@ -117,74 +117,41 @@ put_utf8(struct buf *b, uint32_t cp)
 	return buf_append(b, u, n);
 }
 
-/* utf8_seq_len - length of the well-formed UTF-8 sequence at s, or 0. */
-static size_t
-utf8_seq_len(const unsigned char *s, size_t left)
-{
-	unsigned char c = s[0];
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF)
-		return left >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
-	if (c >= 0xE0 && c <= 0xEF) {
-		if (left < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80)
-			return 0;
-		if (c == 0xE0 && s[1] < 0xA0)
-			return 0;
-		if (c == 0xED && s[1] >= 0xA0)
-			return 0;
-		return 3;
-	}
-	if (c >= 0xF0 && c <= 0xF4) {
-		if (left < 4 || (s[1] & 0xC0) != 0x80 ||
-		    (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
-			return 0;
-		if (c == 0xF0 && s[1] < 0x90)
-			return 0;
-		if (c == 0xF4 && s[1] >= 0x90)
-			return 0;
-		return 4;
-	}
-	return 0;
-}
-
 enum { SAN_TEXT, SAN_HEADER };
 
 /*
  * sanitize - copy in[0..len) as valid UTF-8 into out: invalid bytes and
- * NUL become U+FFFD. SAN_TEXT turns CRLF and lone CR into LF;
- * SAN_HEADER turns every control character into a space and trims.
+ * NUL become U+FFFD. SAN_TEXT turns CRLF and lone CR into LF
+ * (buf_append_text); SAN_HEADER turns every control character into a
+ * space.
  */
 static int
 sanitize(const char *in, size_t len, int mode, struct buf *out)
 {
 	const unsigned char *s = (const unsigned char *)in;
 	size_t i = 0;
-	int r;
+	int r = 0;
 
-	while (i < len) {
-		size_t n = utf8_seq_len(s + i, len - i);
+	if (mode == SAN_TEXT)
+		r = buf_append_text(out, in, len);
+	else
+		while (r == 0 && i < len) {
+			size_t n = cp_utf8_seq_len(s + i, len - i);
 
-		if (n == 0 || s[i] == 0) {
-			r = put_utf8(out, 0xFFFD);
-			i += n ? n : 1;
-		} else if (mode == SAN_TEXT && s[i] == '\r') {
-			r = buf_putc(out, '\n');
-			i += (i + 1 < len && s[i + 1] == '\n') ? 2 : 1;
-		} else if (mode == SAN_HEADER && (s[i] < 0x20 || s[i] == 0x7F)) {
-			r = buf_putc(out, ' ');
-			i++;
-		} else {
-			r = buf_append(out, s + i, n);
-			i += n;
+			if (n == 0 || s[i] == 0) {
+				r = put_utf8(out, 0xFFFD);
+				i += n ? n : 1;
+			} else if (s[i] < 0x20 || s[i] == 0x7F) {
+				r = buf_putc(out, ' ');
+				i++;
+			} else {
+				r = buf_append(out, s + i, n);
+				i += n;
+			}
 		}
-		if (r < 0)
-			return r;
-	}
-	if (out->data == NULL && (r = buf_append(out, "", 0)) < 0)
-		return r;
-	return 0;
+	if (r == 0 && out->data == NULL)
+		r = buf_append(out, "", 0);
+	return r;
 }
 
 /* sanitize_dup - a new sanitized string (NULL on ENOMEM). */

@@ -53,6 +53,7 @@ struct pgphelper {
 	struct buf in;		/* the last reply */
 	struct ahead ahead[AHEAD_MAX];
 	size_t nahead;
+	int opening;		/* OPEN sent, its reply not read yet */
 };
 
 /* A request's field: bytes and their length. */
@@ -286,6 +287,7 @@ static void
 reap(struct pgphelper *h)
 {
 	h->nahead = 0;
+	h->opening = 0;
 	if (h->fd >= 0) {
 		close(h->fd);
 		h->fd = -1;
@@ -313,6 +315,32 @@ static int answer(struct pgphelper *h, int r, uint32_t want,
 		  struct pgphelper_frame *rep, struct cp_error *err);
 
 /*
+ * opened - read the reply to OPEN, which pgphelper_start did not wait
+ * for. A helper that could not open GnuPG has exited: PGPHELPER_LOST,
+ * with its reason.
+ */
+static int
+opened(struct pgphelper *h, struct cp_error *err)
+{
+	struct pgphelper_frame rep;
+	char why[sizeof(err->text)];
+	long pid = (long)h->pid;
+	int r;
+
+	if (!h->opening)
+		return 0;
+	h->opening = 0;
+	r = answer(h, frame_recv(h->fd, &h->in, &rep), 1, &rep, err);
+	if (r < 0 && r != PGPHELPER_LOST) {
+		reap(h);
+		snprintf(why, sizeof(why), "%s", err->text);
+		return cp_error_set(err, PGPHELPER_LOST, "gpg helper %ld: "
+				    "cannot open: %s", pid, why);
+	}
+	return r;
+}
+
+/*
  * call - one request, one reply. A reply's tag is 0 or a negative error
  * code with its text in field 0. Anything wrong with the exchange itself
  * ends the helper: PGPHELPER_LOST.
@@ -326,8 +354,11 @@ call(struct pgphelper *h, int32_t op, const struct field *req, uint32_t n,
 
 	if (h->fd < 0)
 		return cp_error_set(err, PGPHELPER_LOST, "gpg helper: gone");
+	r = opened(h, err);
+	if (r < 0)
+		return r;
 	/* Replies to requests sent ahead come first: unwanted now. */
-	for (r = 0; h->nahead > 0 && r == 0; ahead_drop_first(h))
+	for (; h->nahead > 0 && r == 0; ahead_drop_first(h))
 		r = frame_recv(h->fd, &h->in, rep);
 	if (r == 0)
 		r = frame_send(h->fd, &scratch, op, req, n);
@@ -363,13 +394,23 @@ answer(struct pgphelper *h, int r, uint32_t want, struct pgphelper_frame *rep,
 	return 0;
 }
 
+/* stop_signals - what a helper ignores: its caller ends it. */
+static void
+stop_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+}
+
 static int
 spawn(struct pgphelper *h, struct cp_error *err)
 {
 	char *argv[] = { "carepost-pgp", HELPER_FLAG, NULL };
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
-	sigset_t none;
+	sigset_t stop;
 	int sv[2], r;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
@@ -387,14 +428,17 @@ spawn(struct pgphelper *h, struct cp_error *err)
 			return cp_error_set(err, r, "gpg helper: %s", strerror(-r));
 		}
 	}
-	sigemptyset(&none);
+	/* Born with the stop signals blocked: a SIGTERM meant for carepostd
+	 * (systemd signals the whole unit) that comes before the helper
+	 * ignores it must not end it (pgphelper_main unblocks them). */
+	stop_signals(&stop);
 	posix_spawn_file_actions_init(&fa);
 	posix_spawnattr_init(&at);
 	r = posix_spawn_file_actions_adddup2(&fa, sv[1], HELPER_FD);
 	if (r == 0)
 		r = posix_spawn_file_actions_addclosefrom_np(&fa, HELPER_FD + 1);
 	if (r == 0)
-		r = posix_spawnattr_setsigmask(&at, &none);
+		r = posix_spawnattr_setsigmask(&at, &stop);
 	if (r == 0)
 		r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK);
 	if (r == 0)
@@ -416,7 +460,7 @@ int
 pgphelper_start(const char *gnupghome, const char *signer_fpr,
 		struct pgphelper **out, struct cp_error *err)
 {
-	struct pgphelper_frame rep;
+	_cleanup_buf_ struct buf scratch = BUF_INIT;
 	struct field req[3] = {
 		{ CAREPOST_VERSION, strlen(CAREPOST_VERSION) },
 		{ gnupghome ? gnupghome : "", gnupghome ? strlen(gnupghome) : 0 },
@@ -433,12 +477,18 @@ pgphelper_start(const char *gnupghome, const char *signer_fpr,
 		return cp_error_set(err, -ENOMEM, "gpg helper: out of memory");
 	h->fd = -1;
 	r = spawn(h, err);
-	if (r == 0)
-		r = call(h, OP_OPEN, req, 3, 1, &rep, err);
+	/* The helper opens GnuPG while the caller goes on: opened() reads
+	 * the answer before the first operation. */
+	if (r == 0) {
+		r = frame_send(h->fd, &scratch, OP_OPEN, req, 3);
+		if (r < 0)
+			cp_error_set(err, r, "gpg helper: %s", strerror(-r));
+	}
 	if (r < 0) {
 		pgphelper_free(h);
 		return r;
 	}
+	h->opening = 1;
 	*out = h;
 	return 0;
 }
@@ -501,6 +551,9 @@ pgphelper_decrypt_signed_by(struct pgphelper *h, const void *data, size_t len,
 	int r;
 
 	*sig_fpr = NULL;
+	r = h->fd >= 0 ? opened(h, err) : 0;
+	if (r < 0)
+		return r;
 	if (h->nahead > 0 && h->fd >= 0 && h->ahead[0].room == limit &&
 	    h->ahead[0].data.len == len &&
 	    memcmp(h->ahead[0].data.data, data, len) == 0) {
@@ -697,6 +750,7 @@ pgphelper_main(int argc, char **argv)
 	struct pgphelper_frame f;
 	struct pgp *p = NULL;
 	struct stat st;
+	sigset_t stop;
 	int r;
 
 	if (argc != 2 || strcmp(argv[1], HELPER_FLAG) != 0)
@@ -706,11 +760,15 @@ pgphelper_main(int argc, char **argv)
 			HELPER_FLAG);
 		return EX_USAGE;
 	}
-	/* The caller decides when this ends: by closing the socket. */
+	/* The caller decides when this ends: by closing the socket. The stop
+	 * signals came blocked (spawn): ignored now, one already pending is
+	 * dropped, and gpg inherits a clean mask. */
 	signal(SIGTERM, SIG_IGN);
 	signal(SIGINT, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
+	stop_signals(&stop);
+	sigprocmask(SIG_UNBLOCK, &stop, NULL);
 	if (pgp_global_init() < 0)
 		return EX_UNAVAILABLE;
 	r = open_pgp(HELPER_FD, &in, &scratch, &p);

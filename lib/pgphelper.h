@@ -47,11 +47,17 @@
  *	helper exits on a malformed request or when the socket is closed
  *	(so it never outlives its caller by more than one operation). It
  *	ignores SIGTERM, SIGINT and SIGHUP: its caller decides when it ends.
+ *
+ *	pgphelper_start does not wait for the helper to open GnuPG (which
+ *	runs gpg and gpgconf a few times): the helper starts up while the
+ *	caller goes on, and the first operation reads its answer first.
  * DIAGNOSTICS
- *	PGPHELPER_LOST: the helper could not be reached or died; nothing is
- *	known of the operation, which the caller may run in-process (every
- *	one here can be redone harmlessly). pgphelper_start fails with
- *	-ENOSYS when pgphelper_enable was not called or failed.
+ *	PGPHELPER_LOST: the helper could not be reached or died, or could
+ *	not open GnuPG (the text says why); nothing is known of the
+ *	operation, which the caller may run in-process (every one here can
+ *	be redone harmlessly). pgphelper_start fails with -ENOSYS when
+ *	pgphelper_enable was not called or failed, and otherwise only when
+ *	the helper cannot be started.
  * THREAD SAFETY
  *	One struct pgphelper per thread at a time, like struct pgp.
  *	pgphelper_enable before threads start.

@@ -11,7 +11,7 @@
  *	that only walks forward cannot backtrack catastrophically.
  *
  *	The text is kept valid UTF-8 from the first step on (see
- *	trim_sanitize), so the matchers decode without re-checking.
+ *	buf_append_text), so the matchers decode without re-checking.
  */
 #include "trim.h"
 
@@ -51,41 +51,6 @@ u8_get(const char *s, size_t len, size_t i, size_t *n)
 	*n = 4;
 	return ((uint32_t)(p[0] & 0x07) << 18) | ((uint32_t)(p[1] & 0x3f) << 12) |
 	       ((uint32_t)(p[2] & 0x3f) << 6) | (p[3] & 0x3f);
-}
-
-/* u8_seq_len - length of a valid UTF-8 sequence at p, 0 if invalid. */
-static size_t
-u8_seq_len(const unsigned char *p, size_t avail)
-{
-	unsigned char c = p[0];
-	size_t n;
-	uint32_t cp;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		n = 2;
-		cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		n = 3;
-		cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (avail < n)
-		return 0;
-	for (size_t k = 1; k < n; k++) {
-		if ((p[k] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[k] & 0x3f);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-		return 0;
-	return n;
 }
 
 /* [[:blank:]] as Onigmo has it for UTF-8: tab and the space separators. */
@@ -205,15 +170,11 @@ lit_space(const char *s, size_t *p, size_t end, char kind)
 	return 1;
 }
 
-/*
- * lit_at - match the literal lit at s[i..end); ci: ignore case.
- * Returns the number of bytes matched, 0 when it does not match.
- */
+/* lit_match - lit_at past its test of the first byte. */
 static size_t
-lit_at(const char *s, size_t i, size_t end, const char *lit, int ci)
+lit_match(const char *s, size_t i, size_t end, const char *lit, int ci)
 {
 	size_t p = i, llen, q = 0;
-	unsigned char c0 = (unsigned char)lit[0];
 
 	if (!ci) {
 		/* Both are valid UTF-8: equal code points are equal bytes. */
@@ -228,13 +189,6 @@ lit_at(const char *s, size_t i, size_t end, const char *lit, int ci)
 			p++;
 		}
 		return p - i;
-	}
-	/* fast rejection on the first byte: most calls fail there */
-	if (c0 >= 'A' && c0 < 0x80 && i < end) {
-		unsigned char b0 = (unsigned char)s[i];
-
-		if (b0 < 0x80 && fold(b0) != fold(c0))
-			return 0;
 	}
 	llen = strlen(lit);
 	while (q < llen) {
@@ -257,6 +211,28 @@ lit_at(const char *s, size_t i, size_t end, const char *lit, int ci)
 		q += m;
 	}
 	return p - i;
+}
+
+/*
+ * lit_at - match the literal lit at s[i..end); ci: ignore case.
+ * Returns the number of bytes matched, 0 when it does not match. Most
+ * calls fail on the first byte, which is tested here, inline: a byte
+ * that is itself in lit (not a '\t' or '\001' class) must be equal, or
+ * with ci, for ASCII on both sides, equal once folded (a non-ASCII
+ * character may fold to an ASCII one: that is lit_match's to decide).
+ */
+static inline size_t
+lit_at(const char *s, size_t i, size_t end, const char *lit, int ci)
+{
+	unsigned char c0 = (unsigned char)lit[0], b0;
+
+	if (c0 > '\001' && c0 != '\t' && i < end) {
+		b0 = (unsigned char)s[i];
+		if (!ci ? b0 != c0 :
+		    b0 < 0x80 && c0 < 0x80 && fold(b0) != fold(c0))
+			return 0;
+	}
+	return lit_match(s, i, end, lit, ci);
 }
 
 /* first_lit - the first of a NULL-terminated list that matches at i. */
@@ -584,6 +560,7 @@ swod_match(const char *const rule[2], const char *s, size_t ls, size_t wend,
  * DATE_SOMEONE_WROTE_REGEXES:
  *	\d{4}.{1,80}USER.{0,80}\n?.{0,80}?WROTE:	(USER may be absent)
  * Case-sensitive, the dot does not cross line breaks but \n? does once.
+ * WROTE is plain bytes (dsw_line finds it with memmem).
  */
 static const char *const dsw_rules[][2] = {
 	{ "пользователь", "написал:" },
@@ -632,12 +609,16 @@ static int
 dsw_line(const char *const rule[2], const char *s, size_t ls, size_t le)
 {
 	size_t wl = strlen(rule[1]);
+	const char *at;
 
+	/* WROTE is plain text (no white-space class): memmem finds it */
 	for (size_t k = ls; k + wl <= le; k++) {
 		size_t lo;
 
-		if (!lit_at(s, k, le, rule[1], 0))
-			continue;
+		at = memmem(s + k, le - k, rule[1], wl);
+		if (at == NULL)
+			break;
+		k = (size_t)(at - s);
 		lo = cps_back(s, ls, k, 80 + 80 + 80 + 4 + 12);
 		for (size_t a = lo; a + 4 < k; a++) {
 			if (!four_digits(s, a, k))
@@ -1148,40 +1129,6 @@ classify_line(const char *s, size_t len)
 }
 
 /* ---------------------------------------------------------- cleanup */
-
-/*
- * trim_sanitize - CRLF and lone CR become LF; NUL and invalid UTF-8
- * become U+FFFD; leading and trailing white space goes (the Ruby tests
- * strip each email before trimming it).
- */
-static int
-trim_sanitize(const char *in, size_t len, struct buf *out)
-{
-	static const char repl[] = "\xef\xbf\xbd";
-	const unsigned char *p = (const unsigned char *)in;
-	size_t i = 0;
-	int r = buf_reserve(out, len + len / 8 + 16);
-
-	if (r < 0)
-		return r;
-	while (i < len) {
-		size_t n;
-
-		if (p[i] == '\r') {
-			r = buf_putc(out, '\n');
-			i += (i + 1 < len && p[i + 1] == '\n') ? 2 : 1;
-		} else if (p[i] == 0 || (n = u8_seq_len(p + i, len - i)) == 0) {
-			r = buf_append(out, repl, 3);
-			i++;
-		} else {
-			r = buf_append(out, p + i, n);
-			i += n;
-		}
-		if (r < 0)
-			return r;
-	}
-	return 0;
-}
 
 /* strip_span - Ruby's String#strip on s[*i..*j). */
 static void
@@ -2182,7 +2129,7 @@ trim_reply(const char *text, size_t len, char **reply_out, char **elided_out,
 		return cp_error_set(err, -E2BIG,
 				    "trim: reply of %zu lines exceeds %u",
 				    n, TRIM_MAX_LINES);
-	if ((r = trim_sanitize(text, len, &t)) < 0 || (r = preprocess(&t)) < 0)
+	if ((r = buf_append_text(&t, text, len)) < 0 || (r = preprocess(&t)) < 0)
 		return cp_error_set(err, r, "trim: out of memory");
 	if (t.len == 0 || skip(t.data, 0, t.len, is_space) == t.len) {
 		r = empty_result(reply_out, elided_out);

@@ -91,6 +91,14 @@ void cp_hex(const uint8_t *in, size_t len, char *out);
 /* cp_utf8_valid - 1 if s[0..len) is well-formed UTF-8 without NULs. */
 int cp_utf8_valid(const char *s, size_t len);
 
+/*
+ * cp_utf8_seq_len - the length of the well-formed UTF-8 sequence that
+ * starts s[0..left) (1 for any ASCII byte, NUL included), 0 when it is
+ * ill-formed: a stray continuation byte, an overlong form, a surrogate,
+ * past U+10FFFF, or cut short. left must be at least 1.
+ */
+size_t cp_utf8_seq_len(const void *s, size_t left);
+
 /* cp_now - the current time; tests may pin it with CAREPOST_NOW=epoch. */
 int64_t cp_now(void);
 

@@ -442,6 +442,51 @@ killed_helper_means_the_next_operation_runs_in_process(void **state)
 	buf_free(&m);
 }
 
+/*
+ * pgphelper_start does not wait for the helper to open GnuPG. One that
+ * cannot (a signer its keyring lacks) has the first operation find it
+ * lost, with its reason, and is gone by then; through lib/pgp that
+ * operation runs in-process instead.
+ */
+static void
+helper_that_cannot_open_is_lost_at_the_first_operation(void **state)
+{
+	static const char nokey[] = "0123456789ABCDEF0123456789ABCDEF01234567";
+	struct pgphelper *h = NULL;
+	struct buf out = BUF_INIT;
+	struct cp_error err;
+	char *fpr = (char *)1;
+	long pid;
+
+	cp_error_clear(&err);
+	assert_int_equal(pgphelper_start(fx.clinic_home, nokey, &h, &err), 0);
+	assert_non_null(h);
+	pid = pgphelper_pid(h);
+	assert_true(pid > 0);
+	/* a guess sent ahead meanwhile changes nothing */
+	assert_int_equal(pgphelper_decrypt_ahead(h, "x", 1, 0), 1);
+	assert_int_equal(pgphelper_decrypt_signed_by(h, "x", 1, &out, &fpr, &err),
+			 PGPHELPER_LOST);
+	assert_non_null(strstr(err.text, "cannot open"));
+	assert_non_null(strstr(err.text, nokey));
+	assert_int_equal(out.len, 0);
+	assert_null(fpr);
+	assert_int_equal(pgphelper_pid(h), 0);
+	assert_int_equal(kill((pid_t)pid, 0), -1);	/* reaped */
+	assert_int_equal(pgphelper_verify_detached(h, "x", 1, "y", 1, &fpr, &err),
+			 PGPHELPER_LOST);
+	assert_int_equal(pgphelper_decrypt_ahead(h, "x", 1, 0), 0);
+	pgphelper_free(h);
+
+	/* a good one is just as usable before it has answered */
+	assert_int_equal(pgphelper_start(fx.clinic_home, fx.clinic, &h, &err), 0);
+	assert_int_equal(pgphelper_mime_encrypt(h, fx.patient, inner,
+						sizeof(inner) - 1, &out, &err), 0);
+	assert_non_null(strstr(out.data, "-----BEGIN PGP MESSAGE-----"));
+	pgphelper_free(h);
+	buf_free(&out);
+}
+
 static void
 helper_ignores_sigterm_and_ends_when_its_caller_closes(void **state)
 {
@@ -641,6 +686,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(offloaded_decrypt_across_an_agent_outage),
 		cmocka_unit_test(decrypt_ahead_gives_the_same_results_and_unused_guesses_are_harmless),
 		cmocka_unit_test(killed_helper_means_the_next_operation_runs_in_process),
+		cmocka_unit_test(helper_that_cannot_open_is_lost_at_the_first_operation),
 		cmocka_unit_test(helper_ignores_sigterm_and_ends_when_its_caller_closes),
 		cmocka_unit_test(enable_prefers_the_named_program_beside_the_binary),
 		cmocka_unit_test(frame_parse_refuses_malformed_frames),
