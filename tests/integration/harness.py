@@ -490,3 +490,9 @@ def main(tests):
     n = len([t for t in tests if not only or t.__name__ in only])
     print("%d passed, %d failed, %d skipped" % (n - failed - skipped, failed, skipped))
     sys.exit(1 if failed else (77 if skipped == n else 0))
+
+
+def median_round(rounds):
+    """For the benches: the round with the median ratio, from (ratio, ours,
+    yardstick) tuples (a round's two runs see much the same machine)."""
+    return sorted(rounds)[len(rounds) // 2]
