@@ -79,6 +79,7 @@ struct job {
 	int rc;
 	char reason[384];
 	int fell_back;			/* wanted encryption, sent a notice */
+	int defer;			/* the clinic's key failed: not sent */
 	struct relay_msg rm;
 	char journal[STORE_ID_MAX + 64];	/* "EVENT\tN\tMODE\tREF\n" */
 };
@@ -321,6 +322,25 @@ common_headers(struct buf *b, const struct cp_config *cfg, struct job *j,
 	return r;
 }
 
+/*
+ * clinic_key_down - after an encryption failed: 1 when it is the clinic's
+ * own secret key that cannot be used (gpg-agent gone, the key missing),
+ * which the patient's next message should not pay for with a notice in
+ * place of the full text: the job waits, with j->reason, and is retried.
+ */
+static int
+clinic_key_down(struct pgp *pgp, const struct cp_config *cfg, struct job *j)
+{
+	struct cp_error kerr;
+
+	cp_error_clear(&kerr);
+	if (pgp_secret_available(pgp, cfg->gpg_clinic_key, &kerr) == 0)
+		return 0;
+	snprintf(j->reason, sizeof(j->reason), "clinic key unusable, deferred: %s",
+		 kerr.text);
+	return 1;
+}
+
 static int
 compose(struct outbound *ob, struct pgp *pgp, struct job *j)
 {
@@ -358,6 +378,10 @@ compose(struct outbound *ob, struct pgp *pgp, struct job *j)
 			return r;
 		}
 		r = pgp_mime_encrypt(pgp, j->fpr, inner.data, inner.len, &entity, &err);
+		if (r < 0 && clinic_key_down(pgp, cfg, j)) {
+			j->defer = 1;
+			return 0;
+		}
 		if (r < 0) {
 			/* The key went bad between check and use: a notice instead. */
 			snprintf(j->reason, sizeof(j->reason),
@@ -750,6 +774,12 @@ record_job(struct job *j, struct outbound_stats *st)
 	json_object_set_new(rc, "mode", json_string(j->encrypt ? "encrypted" : "notice"));
 	if (j->fell_back)
 		json_object_set_new(rc, "note", json_string(j->reason));
+	if (j->defer) {
+		set_state(rc, "deferred", j->reason, 0);
+		st->deferred++;
+		log_event(LOG_WARNING, LOGID_DEFERRED, id, pid, "%s", j->reason);
+		return;
+	}
 	if (j->rc < 0) {
 		/* Composition failed: a template or configuration fault. */
 		set_state(rc, "failed", j->reason, 0);
@@ -912,7 +942,7 @@ flight_compose(struct outbound *ob, json_t *batch, int64_t now,
 	for (k = 0; k < f->njobs; k++) {
 		struct job *j = &f->jobs[k];
 
-		if (j->rc < 0)
+		if (j->rc < 0 || j->defer)
 			continue;
 		journal_line(j);
 		j->rm.user = j->journal;

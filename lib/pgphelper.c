@@ -551,7 +551,7 @@ pgphelper_decrypt_signed_by(struct pgphelper *h, const void *data, size_t len,
 	int r;
 
 	*sig_fpr = NULL;
-	r = h->fd >= 0 ? opened(h, err) : 0;
+	r = opened(h, err);
 	if (r < 0)
 		return r;
 	if (h->nahead > 0 && h->fd >= 0 && h->ahead[0].room == limit &&
