@@ -294,6 +294,20 @@ cmd_key_import(int argc, char **argv)
 		runtime_close(&rt);
 		return fail(EX_DATAERR, "key import: %s", err.text);
 	}
+	if (r > 0) {
+		/* Revocations, applied: from now on the keys they revoke get
+		 * notices. Nothing names a key to link to a patient. */
+		runtime_close(&rt);
+		if (patient)
+			fprintf(stderr, "carepostctl: key import: %s holds "
+				"revocations, not a key: nothing linked to patient "
+				"%s\n", file, patient);
+		if (json_output)
+			print_json(json_pack("{s:n, s:i}", "fingerprint", "revocations", r));
+		else
+			printf("%d revocation%s applied\n", r, r == 1 ? "" : "s");
+		return 0;
+	}
 	if (patient) {
 		json_t *rec, *who;
 

@@ -22,8 +22,11 @@
  *
  *	--once does all due work and exits.
  * DIAGNOSTICS
- *	Exit codes from sysexits.h: 0, EX_USAGE, EX_CONFIG (config, key or
- *	template problems), EX_UNAVAILABLE, EX_SOFTWARE.
+ *	Exit codes from sysexits.h (carepostd(8) says when): 0, EX_USAGE,
+ *	EX_CONFIG (config, key or template problems), EX_UNAVAILABLE,
+ *	EX_SOFTWARE and EX_OSERR (the event loop), EX_CANTCREAT (the lock),
+ *	EX_TEMPFAIL (the lock is held; with --once, a store, mailbox or
+ *	filing failure: nothing lost, run again).
  */
 #include <getopt.h>
 #include <signal.h>
@@ -1021,9 +1024,10 @@ run_once(struct carepostd *cd)
 	}
 	cd->m.last_run = cp_now();
 	write_metrics(cd, cp_now(), 1);
-	if (r < 0)
-		return EX_SOFTWARE;
-	return imap_r < 0 ? EX_TEMPFAIL : 0;
+	/* A store that cannot be written (a full file system) loses nothing
+	 * and wants the same run again later, as a mailbox that cannot be
+	 * read does. */
+	return r < 0 || imap_r < 0 ? EX_TEMPFAIL : 0;
 }
 
 int

@@ -832,6 +832,8 @@ pgp_import(struct pgp *p, const void *data, size_t len,
 		fpr_copy(fpr_out, s->fpr);
 		return 0;
 	}
+	if (res->new_revocations > 0)
+		return res->new_revocations;
 	return cp_error_set(err, -ENOKEY, "gpg: no key imported "
 			    "(%d considered, %d not imported)",
 			    res->considered, res->not_imported);

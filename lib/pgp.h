@@ -52,7 +52,10 @@
  *	others for gpg itself failing.
  *
  *	pgp_import imports armored or binary keys and writes the fingerprint
- *	of the first imported (or unchanged) key to fpr_out (41 bytes).
+ *	of the first imported (or unchanged) key to fpr_out (41 bytes). Data
+ *	that holds only revocation certificates, which gpg applies to keys
+ *	it has, yields their number (> 0) and an empty fpr_out (gpg does not
+ *	report which keys they revoked).
  *
  *	pgp_encrypt_to appends the armored encryption of data to fpr (no
  *	signature): used for data at rest.

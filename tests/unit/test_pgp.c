@@ -102,27 +102,38 @@ move_public(const char *from, const char *to, const char *fpr)
 		   "gpg --homedir %s --batch --import", from, fpr, to);
 }
 
-/* import_revocation - gpg's own revocation certificate for fpr. */
-static int
-import_revocation(const char *from, const char *to, const char *fpr)
+/*
+ * revocation - gpg's own revocation certificate for fpr, made with the
+ * key in from, armed (gpg disarms it with a leading ':' on the armor
+ * header). A malloc'd string, or NULL.
+ */
+static char *
+revocation(const char *from, const char *fpr)
 {
-	char path[256], *data = NULL, *line;
+	char path[256], *data = NULL, *line, *out;
 	size_t len;
-	int r;
 
 	snprintf(path, sizeof(path), "%s/openpgp-revocs.d/%s.rev", from, fpr);
 	if (cp_read_file(path, 1 << 20, &data, &len) < 0)
-		return -1;
-	/* gpg disarms it with a leading ':' on the armor header. */
+		return NULL;
 	line = strstr(data, ":-----BEGIN PGP PUBLIC KEY BLOCK-----");
-	if (line == NULL) {
-		free(data);
-		return -1;
-	}
-	line[0] = ' ';
-	snprintf(path, sizeof(path), "%s/rev.asc", fx.dir);
-	r = cp_write_file_atomic(path, line + 1, strlen(line + 1), 0600);
+	out = line ? strdup(line + 1) : NULL;
 	free(data);
+	return out;
+}
+
+/* import_revocation - apply it to the keyring in to, with gpg. */
+static int
+import_revocation(const char *from, const char *to, const char *fpr)
+{
+	char path[256], *rev = revocation(from, fpr);
+	int r;
+
+	if (rev == NULL)
+		return -1;
+	snprintf(path, sizeof(path), "%s/rev.asc", fx.dir);
+	r = cp_write_file_atomic(path, rev, strlen(rev), 0600);
+	free(rev);
 	if (r < 0)
 		return -1;
 	return tu_run("gpg --homedir %s --batch --import %s", to, path);
@@ -356,6 +367,30 @@ import_of_garbage_fails(void **state)
 	assert_true(pgp_import(fx.pgp, junk, sizeof(junk) - 1, fpr, &err) < 0);
 	assert_string_equal(fpr, "");
 	assert_true(pgp_import(fx.pgp, "", 0, fpr, &err) < 0);
+}
+
+/*
+ * A file of revocation certificates, as a patient who lost a key sends:
+ * applied, counted, no fingerprint; the key is revoked from then on.
+ */
+static void
+import_of_a_bare_revocation_applies_it(void **state)
+{
+	char lost[PGP_FPR_SIZE], fpr[PGP_FPR_SIZE] = "x", *rev;
+	struct cp_error err;
+
+	assert_int_equal(make_key(fx.other_home, "Lost", "lost@example.org",
+				  "never", NULL, 0, lost), 0);
+	assert_int_equal(move_public(fx.other_home, fx.clinic_home, lost), 0);
+	assert_int_equal(pgp_key_check(fx.pgp, lost, &err), 0);
+	rev = revocation(fx.other_home, lost);
+	assert_non_null(rev);
+	assert_int_equal(pgp_import(fx.pgp, rev, strlen(rev), fpr, &err), 1);
+	assert_string_equal(fpr, "");
+	assert_int_equal(pgp_key_check(fx.pgp, lost, &err), -EKEYREVOKED);
+	/* the same again: nothing new, which is not a success */
+	assert_true(pgp_import(fx.pgp, rev, strlen(rev), fpr, &err) < 0);
+	free(rev);
 }
 
 static void
@@ -735,6 +770,7 @@ main(void)
 		cmocka_unit_test(key_check_malformed_fingerprint_is_einval),
 		cmocka_unit_test(import_returns_fingerprint_and_sign_only_key_is_rejected),
 		cmocka_unit_test(import_of_garbage_fails),
+		cmocka_unit_test(import_of_a_bare_revocation_applies_it),
 		cmocka_unit_test(key_expires_reports_primary_expiry),
 		cmocka_unit_test(mime_encrypt_builds_rfc3156_and_patient_gpg_verifies_clinic),
 		cmocka_unit_test(mime_encrypt_twice_uses_fresh_boundaries),
