@@ -138,6 +138,14 @@ print_json(json_t *v)
 	}
 }
 
+/* print_json_take - print_json of a new value, which it then releases. */
+static void
+print_json_take(json_t *v)
+{
+	print_json(v);
+	json_decref(v);
+}
+
 static int
 cmd_patient_add(const char *arg)
 {
@@ -166,7 +174,7 @@ cmd_patient_add(const char *arg)
 	if (r == 0 && !json_output)
 		printf("patient %s stored\n", json_string_value(json_object_get(p, "id")));
 	else if (r == 0)
-		print_json(json_pack("{s:O, s:b}", "id", json_object_get(p, "id"), "stored", 1));
+		print_json_take(json_pack("{s:O, s:b}", "id", json_object_get(p, "id"), "stored", 1));
 	json_decref(p);
 	runtime_close(&rt);
 	return r < 0 ? fail(EX_IOERR, "%s", err.text) : 0;
@@ -303,7 +311,7 @@ cmd_key_import(int argc, char **argv)
 				"revocations, not a key: nothing linked to patient "
 				"%s\n", file, patient);
 		if (json_output)
-			print_json(json_pack("{s:n, s:i}", "fingerprint", "revocations", r));
+			print_json_take(json_pack("{s:n, s:i}", "fingerprint", "revocations", r));
 		else
 			printf("%d revocation%s applied\n", r, r == 1 ? "" : "s");
 		return 0;
@@ -334,7 +342,7 @@ cmd_key_import(int argc, char **argv)
 	}
 	runtime_close(&rt);
 	if (json_output)
-		print_json(json_pack("{s:s}", "fingerprint", fpr));
+		print_json_take(json_pack("{s:s}", "fingerprint", fpr));
 	else
 		printf("%s\n", fpr);
 	return 0;
@@ -367,7 +375,7 @@ cmd_event_add(const char *arg)
 				text, len, &err);
 	if (r == 0) {
 		if (json_output)
-			print_json(json_pack("{s:O, s:b}", "id", json_object_get(ev, "id"),
+			print_json_take(json_pack("{s:O, s:b}", "id", json_object_get(ev, "id"),
 					     "queued", 1));
 		else
 			printf("event %s queued\n", json_string_value(json_object_get(ev, "id")));
@@ -587,7 +595,7 @@ cmd_retry(const char *id)
 	if (r < 0)
 		return fail(EX_IOERR, "%s", err.text);
 	if (json_output)
-		print_json(json_pack("{s:s, s:b}", "id", id, "queued", 1));
+		print_json_take(json_pack("{s:s, s:b}", "id", id, "queued", 1));
 	else
 		printf("event %s queued for retry\n", id);
 	return 0;
