@@ -378,17 +378,14 @@ compose(struct outbound *ob, struct pgp *pgp, struct job *j)
 			return r;
 		}
 		r = pgp_mime_encrypt(pgp, j->fpr, inner.data, inner.len, &entity, &err);
-		/* The clinic's key failing defers; it may also have come back
-		 * since it failed (gpg-agent restarted): then once more. */
-		for (int again = 1; r < 0; again--) {
-			if (clinic_key_down(pgp, cfg, j)) {
-				j->defer = 1;
-				return 0;
-			}
-			if (!again)
-				break;
+		/* The clinic's key failing defers. When it answers now, it may
+		 * have just come back (gpg-agent restarted): once more. */
+		if (r < 0 && !clinic_key_down(pgp, cfg, j))
 			r = pgp_mime_encrypt(pgp, j->fpr, inner.data, inner.len,
 					     &entity, &err);
+		if (r < 0 && clinic_key_down(pgp, cfg, j)) {
+			j->defer = 1;
+			return 0;
 		}
 		if (r < 0) {
 			/* The key went bad between check and use: a notice instead. */
