@@ -1004,6 +1004,12 @@ main(int argc, char **argv)
 	const char *cmd, *sub;
 	int c;
 
+	/* It reads inboxes and renders results: no core file of that. */
+	if (cp_no_core_dumps() < 0) {
+		fprintf(stderr, "carepostctl: cannot disable core dumps: %s\n",
+			strerror(errno));
+		return EX_OSERR;
+	}
 	while ((c = getopt_long(argc, argv, "+c:jhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': config_arg = optarg; break;

@@ -1046,6 +1046,12 @@ main(int argc, char **argv)
 	struct carepostd cd;
 	struct cp_error err;
 
+	/* No core file of a process that holds PHI (the helper too). */
+	if (cp_no_core_dumps() < 0) {
+		fprintf(stderr, "carepostd: cannot disable core dumps: %s\n",
+			strerror(errno));
+		return EX_OSERR;
+	}
 	/* Started as its own gpg helper (lib/pgphelper): nothing else. */
 	rc = pgphelper_main(argc, argv);
 	if (rc >= 0)

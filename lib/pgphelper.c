@@ -755,6 +755,9 @@ pgphelper_main(int argc, char **argv)
 
 	if (argc != 2 || strcmp(argv[1], HELPER_FLAG) != 0)
 		return -1;
+	/* It holds what it encrypts and decrypts: no core file of it. */
+	if (cp_no_core_dumps() < 0)
+		return EX_OSERR;
 	if (fstat(HELPER_FD, &st) < 0 || !S_ISSOCK(st.st_mode)) {
 		fprintf(stderr, "%s: internal: started by carepostd only\n",
 			HELPER_FLAG);

@@ -7,6 +7,7 @@
 #include "util.h"
 
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -232,4 +233,10 @@ cp_now(void)
 			return v;
 	}
 	return (int64_t)time(NULL);
+}
+
+int
+cp_no_core_dumps(void)
+{
+	return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 ? -errno : 0;
 }

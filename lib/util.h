@@ -99,6 +99,15 @@ int cp_utf8_valid(const char *s, size_t len);
  */
 size_t cp_utf8_seq_len(const void *s, size_t left);
 
+/*
+ * cp_no_core_dumps - make the calling process non-dumpable: a crash
+ * leaves no core file (carepost's memory holds decrypted replies and
+ * rendered results), and no other process of the same user may ptrace
+ * it or read its memory. execve resets it, so each carepost program
+ * calls it first thing. 0, or -errno.
+ */
+int cp_no_core_dumps(void);
+
 /* cp_now - the current time; tests may pin it with CAREPOST_NOW=epoch. */
 int64_t cp_now(void);
 

@@ -198,7 +198,9 @@ service imap-login {{
         out = []
         for uid in data[0].split():
             typ, d = c.uid("FETCH", uid, "(BODY.PEEK[])")
-            out.append(d[0][1])
+            # moved away (by the daemon) since the SEARCH: no longer here
+            if typ == "OK" and d and isinstance(d[0], tuple):
+                out.append(d[0][1])
         c.logout()
         return out
 
