@@ -213,7 +213,9 @@ inbound_new(const struct cp_config *cfg, struct store *store,
 		snprintf(ib->pgp_reason, sizeof(ib->pgp_reason), "encryption at rest "
 			 "unavailable: %s", perr.text);
 	}
-	if (ib->pgp && pgp_offload(ib->pgp, &perr) < 0)
+	/* A helper only where mail comes in: without [imap] host nothing
+	 * does (carepostctl ingest runs gpg in-process anyway). */
+	if (ib->pgp && cfg->imap_host && pgp_offload(ib->pgp, &perr) < 0)
 		log_warning("inbound: %s: gpg runs in-process", perr.text);
 	*out = ib;
 	return 0;
