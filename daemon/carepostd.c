@@ -1046,16 +1046,17 @@ main(int argc, char **argv)
 	struct carepostd cd;
 	struct cp_error err;
 
-	/* No core file of a process that holds PHI (the helper too). */
+	/* Started as its own gpg helper (lib/pgphelper): nothing else. */
+	rc = pgphelper_main(argc, argv);
+	if (rc >= 0)
+		return rc;
+	/* No core file of a process that holds PHI (the helper sees to its
+	 * own). */
 	if (cp_no_core_dumps() < 0) {
 		fprintf(stderr, "carepostd: cannot disable core dumps: %s\n",
 			strerror(errno));
 		return EX_OSERR;
 	}
-	/* Started as its own gpg helper (lib/pgphelper): nothing else. */
-	rc = pgphelper_main(argc, argv);
-	if (rc >= 0)
-		return rc;
 	while ((c = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': config_arg = optarg; break;

@@ -198,8 +198,9 @@ service imap-login {{
         out = []
         for uid in data[0].split():
             typ, d = c.uid("FETCH", uid, "(BODY.PEEK[])")
-            # moved away (by the daemon) since the SEARCH: no longer here
-            if typ == "OK" and d and isinstance(d[0], tuple):
+            assert typ == "OK", (typ, d)
+            # None: moved away (by the daemon) since the SEARCH
+            if d and d[0] is not None:
                 out.append(d[0][1])
         c.logout()
         return out
