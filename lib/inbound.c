@@ -59,7 +59,8 @@ struct work {
 	/* PGP */
 	const char *decryption;		/* "none", "decrypted", "failed", "unavailable" */
 	char decryption_reason[200];
-	char *signer;			/* fingerprint of a good signature */
+	struct pgp_sig sig;		/* the good signature over the whole */
+	char *signer;			/* its fingerprint, or NULL */
 
 	/* authentication */
 	const char *auth_status;	/* "pass", "fail", "unavailable", "not applicable" */
@@ -428,7 +429,7 @@ do_pgp(struct work *w, struct cp_error *err)
 		/* The signer as signed: resolved to its primary key only when
 		 * it matches nobody as it is (signer_resolve). */
 		r = pgp_decrypt_signed_by(w->ib->pgp, m->pgp_encrypted,
-					  m->pgp_encrypted_len, &plain, &w->signer, &perr);
+					  m->pgp_encrypted_len, &plain, &w->sig, &perr);
 		/*
 		 * gpg says "No secret key" when gpg-agent is gone, just as for
 		 * mail encrypted to someone else. So a failure is the
@@ -447,7 +448,7 @@ do_pgp(struct work *w, struct cp_error *err)
 			plain.len = 0;
 			r = pgp_decrypt_signed_by(w->ib->pgp, m->pgp_encrypted,
 						  m->pgp_encrypted_len, &plain,
-						  &w->signer, &perr);
+						  &w->sig, &perr);
 			if (r < 0 && gpg_message_fault(r) &&
 			    our_secret_unavailable(w->ib, &kerr)) {
 				buf_free(&plain);
@@ -475,17 +476,18 @@ do_pgp(struct work *w, struct cp_error *err)
 			return 1;
 		}
 	}
-	if (w->signer == NULL && (m->pgp & INMSG_PGP_SIGNED) && m->pgp_signed &&
+	if (w->sig.fpr[0] == '\0' && (m->pgp & INMSG_PGP_SIGNED) && m->pgp_signed &&
 	    m->pgp_signature) {
 		cp_error_clear(&perr);
 		r = pgp_verify_detached(w->ib->pgp, m->pgp_signed, m->pgp_signed_len,
 					m->pgp_signature, m->pgp_signature_len,
-					&w->signer, &perr);
-		w->signer_resolved = 1;
+					&w->sig, &perr);
 		if (r < 0 && !gpg_message_fault(r) && !w->dry_run)
 			return cp_error_set(err, r, "%s", perr.text);
 		/* A bad signature is no signature: other proof may still do. */
 	}
+	if (w->sig.fpr[0] != '\0' && (w->signer = strdup(w->sig.fpr)) == NULL)
+		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
 	return 0;
 }
 

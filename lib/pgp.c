@@ -778,19 +778,41 @@ pgp_decrypt_good_signer(struct pgp *p, const void *data, size_t len,
 	return decrypt_verify(p, data, len, out, signer_fpr, 0, err);
 }
 
+/*
+ * first_good_sig - the first signature of p's last operation that is
+ * cryptographically good and not RED (revoked or expired key, ...), as
+ * gpg names it: see struct pgp_sig. A fingerprint that is not 40 hex
+ * digits (nothing carepost could have on file) does not count.
+ */
+static void
+first_good_sig(struct pgp *p, struct pgp_sig *out)
+{
+	gpgme_verify_result_t vr = gpgme_op_verify_result(p->ctx);
+
+	memset(out, 0, sizeof(*out));
+	for (gpgme_signature_t s = vr ? vr->signatures : NULL; s; s = s->next) {
+		if (gpgme_err_code(s->status) != GPG_ERR_NO_ERROR ||
+		    (s->summary & GPGME_SIGSUM_RED) || !fpr_valid(s->fpr))
+			continue;
+		fpr_copy(out->fpr, s->fpr);
+		out->created = (int64_t)s->timestamp;
+		return;
+	}
+}
+
 int
 pgp_verify_detached(struct pgp *p, const void *signed_data, size_t len,
-		    const void *sig, size_t siglen, char **signer_fpr,
+		    const void *sig, size_t siglen, struct pgp_sig *out,
 		    struct cp_error *err)
 {
 	_cleanup_data_ gpgme_data_t text = NULL, signature = NULL;
 	gpgme_error_t e;
 	int r;
 
-	*signer_fpr = NULL;
+	memset(out, 0, sizeof(*out));
 	if (p->helper != NULL) {
 		r = pgphelper_verify_detached(p->helper, signed_data, len, sig,
-					      siglen, signer_fpr, err);
+					      siglen, out, err);
 		if (!helper_lost(p, r, err))
 			return r;
 	}
@@ -802,7 +824,8 @@ pgp_verify_detached(struct pgp *p, const void *signed_data, size_t len,
 	e = gpgme_op_verify(p->ctx, signature, text, NULL);
 	if (e != GPG_ERR_NO_ERROR)
 		return gpg_fail(err, e, "verification failed", NULL);
-	return good_signer(p, 0, signer_fpr, err);
+	first_good_sig(p, out);
+	return 0;
 }
 
 int
@@ -865,41 +888,28 @@ pgp_keys_expiring(struct pgp *p, long long now, long long horizon,
 }
 
 /*
- * pgp_decrypt_signed_by - pgp_decrypt_good_signer without its key lookup
- * (gpgme_get_key runs gpg twice more: --version for a fresh context, and
- * a key listing): the inbound path's common case is a signature by the
- * primary key it holds on file, which needs no lookup. *sig_fpr is the
- * fingerprint of the first cryptographically good signature that is not
- * RED, as gpg reported it: the primary key's, or a signing subkey's (then
- * pgp_primary_fpr resolves it).
+ * pgp_decrypt_signed_by - a decryption without pgp_decrypt_good_signer's
+ * key lookup (gpgme_get_key runs gpg twice more: --version for a fresh
+ * context, and a key listing): the inbound path's common case is a
+ * signature by the primary key it holds on file, which needs no lookup.
  */
 int
 pgp_decrypt_signed_by(struct pgp *p, const void *data, size_t len,
-		      struct buf *out, char **sig_fpr, struct cp_error *err)
+		      struct buf *out, struct pgp_sig *sig, struct cp_error *err)
 {
-	gpgme_verify_result_t vr;
 	int r;
 
-	*sig_fpr = NULL;
+	memset(sig, 0, sizeof(*sig));
 	if (p->helper != NULL) {
-		r = pgphelper_decrypt_signed_by(p->helper, data, len, out,
-						sig_fpr, err);
+		r = pgphelper_decrypt_signed_by(p->helper, data, len, out, sig,
+						err);
 		if (!helper_lost(p, r, err))
 			return r;
 	}
 	r = decrypt(p, data, len, out, err);
 	if (r < 0)
 		return r;
-	vr = gpgme_op_verify_result(p->ctx);
-	for (gpgme_signature_t s = vr ? vr->signatures : NULL; s; s = s->next) {
-		if (gpgme_err_code(s->status) != GPG_ERR_NO_ERROR ||
-		    (s->summary & GPGME_SIGSUM_RED) || s->fpr == NULL)
-			continue;
-		*sig_fpr = strdup(s->fpr);
-		if (*sig_fpr == NULL)
-			return cp_error_set(err, -ENOMEM, "gpg: out of memory");
-		break;
-	}
+	first_good_sig(p, sig);
 	return 0;
 }
 

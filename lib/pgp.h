@@ -46,10 +46,11 @@
  *
  *	pgp_verify_detached checks an RFC 3156 multipart/signed: signed_data
  *	is the first part exactly as signed (CRLF line ends), sig the
- *	application/pgp-signature part. *signer_fpr is set as for
- *	pgp_decrypt_good_signer, or NULL when no signature is good: a bad or
- *	unknown signature is not an error. Errors: -EBADMSG for data gpg cannot read, -EIO and
- *	others for gpg itself failing.
+ *	application/pgp-signature part. *out is the first good signature
+ *	(struct pgp_sig, as for pgp_decrypt_signed_by), or empty when no
+ *	signature is good: a bad or unknown signature is not an error.
+ *	Errors: -EBADMSG for data gpg cannot read, -EIO and others for gpg
+ *	itself failing.
  *
  *	pgp_import imports armored or binary keys and writes the fingerprint
  *	of the first imported (or unchanged) key to fpr_out (41 bytes). Data
@@ -79,6 +80,7 @@
 #define CAREPOST_PGP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "buf.h"
 #include "util.h"
@@ -86,6 +88,18 @@
 #define PGP_FPR_SIZE 41
 
 struct pgp;
+
+/*
+ * A good signature (cryptographically good, its key neither revoked nor
+ * expired): the fingerprint gpg names, the primary key's or a signing
+ * subkey's (pgp_primary_fpr maps one to the other), and when it was
+ * made, as the signer's clock said. Empty (fpr "") when there is none.
+ * Whose it is, and whether its time fits, is the caller's to judge.
+ */
+struct pgp_sig {
+	char fpr[PGP_FPR_SIZE];
+	int64_t created;		/* seconds since the epoch */
+};
 
 int pgp_global_init(void);
 int pgp_new(const char *gnupghome, const char *signer_fpr, struct pgp **out,
@@ -122,17 +136,18 @@ int pgp_decrypt_good_signer(struct pgp *p, const void *data, size_t len,
 			    struct buf *out, char **signer_fpr,
 			    struct cp_error *err);
 int pgp_verify_detached(struct pgp *p, const void *signed_data, size_t len,
-			const void *sig, size_t siglen, char **signer_fpr,
+			const void *sig, size_t siglen, struct pgp_sig *out,
 			struct cp_error *err);
 /*
- * pgp_decrypt_signed_by - as pgp_decrypt_good_signer, but *sig_fpr is
- * the fingerprint the good signature names, looked up nowhere: the
- * primary key's or a signing subkey's. pgp_primary_fpr maps a subkey's
+ * pgp_decrypt_signed_by - decrypt data into out and report in *sig the
+ * first good signature (struct pgp_sig), looked up nowhere: the
+ * fingerprint as gpg names it. pgp_primary_fpr maps a subkey's
  * fingerprint to its primary's (one key listing; the fingerprint itself
- * when the key is not in the keyring). Both hand out malloc'd strings.
+ * when the key is not in the keyring), as a malloc'd string.
  */
 int pgp_decrypt_signed_by(struct pgp *p, const void *data, size_t len,
-			  struct buf *out, char **sig_fpr, struct cp_error *err);
+			  struct buf *out, struct pgp_sig *sig,
+			  struct cp_error *err);
 int pgp_primary_fpr(struct pgp *p, const char *fpr, char **primary,
 		    struct cp_error *err);
 int pgp_import(struct pgp *p, const void *data, size_t len,

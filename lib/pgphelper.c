@@ -31,8 +31,8 @@ extern char **environ;
 enum {
 	OP_OPEN = 1,		/* version, GNUPGHOME, signer -> () */
 	OP_MIME_ENCRYPT,	/* room, fpr, inner -> (entity) */
-	OP_DECRYPT_SIGNED_BY,	/* room, data -> (plaintext, sig fpr) */
-	OP_VERIFY_DETACHED,	/* text, signature -> ("", signer fpr) */
+	OP_DECRYPT_SIGNED_BY,	/* room, data -> (plaintext, sig fpr, time) */
+	OP_VERIFY_DETACHED,	/* text, signature -> (sig fpr, time) */
 };
 
 #define HELPER_FD	3
@@ -503,16 +503,22 @@ room(const struct buf *out)
 	return out->max > out->len ? out->max - out->len : 1;
 }
 
-/* take_fpr - a reply's fingerprint field: NULL when empty. */
+/*
+ * take_sig - a reply's signature: a fingerprint field (empty: none) and
+ * the 8-byte time it was made.
+ */
 static int
-take_fpr(const struct pgphelper_frame *rep, uint32_t i, char **fpr,
+take_sig(const struct pgphelper_frame *rep, uint32_t i, struct pgp_sig *sig,
 	 struct cp_error *err)
 {
-	*fpr = NULL;
+	memset(sig, 0, sizeof(*sig));
 	if (rep->len[i] == 0)
 		return 0;
-	*fpr = strndup(rep->field[i], rep->len[i]);
-	return *fpr ? 0 : cp_error_set(err, -ENOMEM, "gpg: out of memory");
+	if (rep->len[i] != PGP_FPR_SIZE - 1 || rep->len[i + 1] != sizeof(sig->created))
+		return cp_error_set(err, -EBADMSG, "gpg helper: malformed signature");
+	memcpy(sig->fpr, rep->field[i], PGP_FPR_SIZE - 1);
+	memcpy(&sig->created, rep->field[i + 1], sizeof(sig->created));
+	return 0;
 }
 
 int
@@ -541,7 +547,7 @@ pgphelper_mime_encrypt(struct pgphelper *h, const char *recipient_fpr,
 
 int
 pgphelper_decrypt_signed_by(struct pgphelper *h, const void *data, size_t len,
-			    struct buf *out, char **sig_fpr,
+			    struct buf *out, struct pgp_sig *sig,
 			    struct cp_error *err)
 {
 	struct pgphelper_frame rep;
@@ -550,7 +556,7 @@ pgphelper_decrypt_signed_by(struct pgphelper *h, const void *data, size_t len,
 	size_t start = out->len;
 	int r;
 
-	*sig_fpr = NULL;
+	memset(sig, 0, sizeof(*sig));
 	r = opened(h, err);
 	if (r < 0)
 		return r;
@@ -559,16 +565,16 @@ pgphelper_decrypt_signed_by(struct pgphelper *h, const void *data, size_t len,
 	    memcmp(h->ahead[0].data.data, data, len) == 0) {
 		/* Sent ahead: its reply is the next to read. */
 		ahead_drop_first(h);
-		r = answer(h, frame_recv(h->fd, &h->in, &rep), 3, &rep, err);
+		r = answer(h, frame_recv(h->fd, &h->in, &rep), 4, &rep, err);
 	} else {
-		r = call(h, OP_DECRYPT_SIGNED_BY, req, 2, 3, &rep, err);
+		r = call(h, OP_DECRYPT_SIGNED_BY, req, 2, 4, &rep, err);
 	}
 	if (r < 0)
 		return r;
 	r = buf_append(out, rep.field[1], rep.len[1]);
 	if (r < 0)
 		return cp_error_set(err, r, "gpg: decrypted data over limit");
-	r = take_fpr(&rep, 2, sig_fpr, err);
+	r = take_sig(&rep, 2, sig, err);
 	if (r < 0) {
 		buf_truncate(out, start);
 	}
@@ -618,17 +624,17 @@ pgphelper_decrypt_ahead(struct pgphelper *h, const void *data, size_t len,
 int
 pgphelper_verify_detached(struct pgphelper *h, const void *signed_data,
 			  size_t len, const void *sig, size_t siglen,
-			  char **signer_fpr, struct cp_error *err)
+			  struct pgp_sig *out, struct cp_error *err)
 {
 	struct pgphelper_frame rep;
 	struct field req[2] = { { signed_data, len }, { sig, siglen } };
 	int r;
 
-	*signer_fpr = NULL;
-	r = call(h, OP_VERIFY_DETACHED, req, 2, 2, &rep, err);
+	memset(out, 0, sizeof(*out));
+	r = call(h, OP_VERIFY_DETACHED, req, 2, 3, &rep, err);
 	if (r < 0)
 		return r;
-	return take_fpr(&rep, 1, signer_fpr, err);
+	return take_sig(&rep, 1, out, err);
 }
 
 /* ---- the helper's side ---- */
@@ -647,13 +653,14 @@ reply(int fd, struct buf *scratch, int rc, const struct cp_error *e,
 	return frame_send(fd, scratch, rc < 0 ? rc : 0, f, nmore + 1);
 }
 
-/* str_field - a C string (NULL: empty) as a field. */
-static struct field
-str_field(const char *s)
+/* sig_fields - a signature as two fields (see take_sig). */
+static void
+sig_fields(const struct pgp_sig *sig, struct field f[2])
 {
-	struct field f = { s ? s : "", s ? strlen(s) : 0 };
-
-	return f;
+	f[0].data = sig->fpr;
+	f[0].len = strlen(sig->fpr);
+	f[1].data = &sig->created;
+	f[1].len = sizeof(sig->created);
 }
 
 /* limit_of - the room a request's first field carries. */
@@ -680,8 +687,8 @@ serve_one(int fd, struct pgp *p, const struct pgphelper_frame *f,
 	  struct buf *scratch)
 {
 	_cleanup_buf_ struct buf out = BUF_INIT;
-	_cleanup_free_ char *fpr = NULL;
-	struct field more[2];
+	struct pgp_sig sig;
+	struct field more[3];
 	char key[64];
 	struct cp_error e;
 	int r;
@@ -700,18 +707,18 @@ serve_one(int fd, struct pgp *p, const struct pgphelper_frame *f,
 		if (f->n != 2 || limit_of(f, &out.max) < 0)
 			return -EBADMSG;
 		r = pgp_decrypt_signed_by(p, f->field[1], f->len[1], &out,
-					  &fpr, &e);
+					  &sig, &e);
 		more[0].data = out.data ? out.data : "";
 		more[0].len = out.len;
-		more[1] = str_field(fpr);
-		return reply(fd, scratch, r, &e, more, 2);
+		sig_fields(&sig, more + 1);
+		return reply(fd, scratch, r, &e, more, 3);
 	case OP_VERIFY_DETACHED:
 		if (f->n != 2)
 			return -EBADMSG;
 		r = pgp_verify_detached(p, f->field[0], f->len[0], f->field[1],
-					f->len[1], &fpr, &e);
-		more[0] = str_field(fpr);
-		return reply(fd, scratch, r, &e, more, 1);
+					f->len[1], &sig, &e);
+		sig_fields(&sig, more);
+		return reply(fd, scratch, r, &e, more, 2);
 	default:
 		return -EBADMSG;
 	}

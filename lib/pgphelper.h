@@ -12,8 +12,8 @@
  *	struct pgphelper *h;
  *	pgphelper_start(gnupghome, signer_fpr, &h, &err);
  *	pgphelper_mime_encrypt(h, fpr, inner, len, &out, &err);
- *	pgphelper_decrypt_signed_by(h, data, len, &out, &sig_fpr, &err);
- *	pgphelper_verify_detached(h, text, len, sig, siglen, &fpr, &err);
+ *	pgphelper_decrypt_signed_by(h, data, len, &out, &sig, &err);
+ *	pgphelper_verify_detached(h, text, len, sig, siglen, &sig, &err);
  *	pgphelper_free(h);
  * DESCRIPTION
  *	GPGME runs gpg for every operation by forking the calling process
@@ -69,6 +69,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "pgp.h"
 #include "util.h"
 
 #define PGPHELPER_LOST		(-EPIPE)
@@ -92,7 +93,7 @@ int pgphelper_mime_encrypt(struct pgphelper *h, const char *recipient_fpr,
 			   const char *inner, size_t len, struct buf *out,
 			   struct cp_error *err);
 int pgphelper_decrypt_signed_by(struct pgphelper *h, const void *data,
-				size_t len, struct buf *out, char **sig_fpr,
+				size_t len, struct buf *out, struct pgp_sig *sig,
 				struct cp_error *err);
 /*
  * pgphelper_decrypt_ahead - send the request of a later
@@ -108,7 +109,7 @@ int pgphelper_decrypt_ahead(struct pgphelper *h, const void *data, size_t len,
 			    size_t max);
 int pgphelper_verify_detached(struct pgphelper *h, const void *signed_data,
 			      size_t len, const void *sig, size_t siglen,
-			      char **signer_fpr, struct cp_error *err);
+			      struct pgp_sig *out, struct cp_error *err);
 
 /*
  * pgphelper_frame_parse - split a frame's body (what follows its length)

@@ -20,6 +20,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <sysexits.h>
@@ -251,8 +252,10 @@ offloaded_decrypt_and_verify_match_in_process(void **state)
 	struct pgp *p = offloaded(NULL), *local = NULL;
 	struct buf ct = BUF_INIT, sig = BUF_INIT, o1 = BUF_INIT, o2 = BUF_INIT;
 	const char *text = "reply from the patient\n";
-	char *f1 = NULL, *f2 = NULL, arg[128];
+	struct pgp_sig f1, f2;
+	char arg[128];
 	struct cp_error err;
+	time_t before = time(NULL);
 
 	assert_int_equal(pgp_new(fx.clinic_home, NULL, &local, &err), 0);
 	snprintf(arg, sizeof(arg), "--sign --encrypt --recipient %s", fx.clinic);
@@ -261,18 +264,19 @@ offloaded_decrypt_and_verify_match_in_process(void **state)
 	assert_int_equal(pgp_decrypt_signed_by(local, ct.data, ct.len, &o2, &f2, &err), 0);
 	assert_string_equal(o1.data, text);
 	assert_string_equal(o2.data, text);
-	assert_non_null(f1);
-	assert_string_equal(f1, fx.patient);
-	assert_string_equal(f1, f2);
-	free(f1);
-	free(f2);
+	assert_string_equal(f1.fpr, fx.patient);
+	assert_string_equal(f1.fpr, f2.fpr);
+	/* the signature's own time travels with it, from either */
+	assert_true(f1.created >= before - 1 && f1.created <= time(NULL) + 1);
+	assert_true(f1.created == f2.created);
 
 	/* encrypted, not signed: no signer, from either */
 	buf_reset(&o1);
 	snprintf(arg, sizeof(arg), "--encrypt --recipient %s", fx.clinic);
 	patient_sends(text, arg, &ct);
 	assert_int_equal(pgp_decrypt_signed_by(p, ct.data, ct.len, &o1, &f1, &err), 0);
-	assert_null(f1);
+	assert_string_equal(f1.fpr, "");
+	assert_int_equal(f1.created, 0);
 	assert_string_equal(o1.data, text);
 
 	/* garbage: the same error, the buffer left as it was */
@@ -293,12 +297,14 @@ offloaded_decrypt_and_verify_match_in_process(void **state)
 	patient_sends(text, "--detach-sign", &sig);
 	assert_int_equal(pgp_verify_detached(p, text, strlen(text), sig.data, sig.len,
 					     &f1, &err), 0);
-	assert_non_null(f1);
-	assert_string_equal(f1, fx.patient);
-	free(f1);
+	assert_string_equal(f1.fpr, fx.patient);
+	assert_true(f1.created >= before - 1 && f1.created <= time(NULL) + 1);
+	assert_int_equal(pgp_verify_detached(local, text, strlen(text), sig.data, sig.len,
+					     &f2, &err), 0);
+	assert_memory_equal(&f1, &f2, sizeof(f1));
 	assert_int_equal(pgp_verify_detached(p, "other text\n", 11, sig.data, sig.len,
 					     &f1, &err), 0);
-	assert_null(f1);
+	assert_string_equal(f1.fpr, "");
 	assert_true(pgp_helper_pid(p) > 0);
 	pgp_free(p);
 	pgp_free(local);
@@ -319,7 +325,8 @@ offloaded_decrypt_across_an_agent_outage(void **state)
 	struct pgp *p = offloaded(NULL);
 	struct buf ct = BUF_INIT, out = BUF_INIT;
 	struct cp_error err;
-	char *f = NULL, arg[128];
+	struct pgp_sig f;
+	char arg[128];
 
 	snprintf(arg, sizeof(arg), "--sign --encrypt --recipient %s", fx.clinic);
 	patient_sends("during an outage\n", arg, &ct);
@@ -335,9 +342,8 @@ offloaded_decrypt_across_an_agent_outage(void **state)
 	cp_error_clear(&err);
 	assert_int_equal(pgp_decrypt_signed_by(p, ct.data, ct.len, &out, &f, &err), 0);
 	assert_string_equal(out.data, "during an outage\n");
-	assert_string_equal(f, fx.patient);
+	assert_string_equal(f.fpr, fx.patient);
 	assert_true(pgp_helper_pid(p) > 0);
-	free(f);
 	pgp_free(p);
 	buf_free(&ct);
 	buf_free(&out);
@@ -353,7 +359,8 @@ decrypt_ahead_gives_the_same_results_and_unused_guesses_are_harmless(void **stat
 {
 	struct pgp *p = offloaded(fx.clinic);
 	struct buf c1 = BUF_INIT, c2 = BUF_INIT, o = BUF_INIT, m = BUF_INIT;
-	char *f = NULL, arg[128];
+	struct pgp_sig f;
+	char arg[128];
 	struct cp_error err;
 
 	snprintf(arg, sizeof(arg), "--sign --encrypt --recipient %s", fx.clinic);
@@ -366,24 +373,23 @@ decrypt_ahead_gives_the_same_results_and_unused_guesses_are_harmless(void **stat
 	o.max = 4096;
 	assert_int_equal(pgp_decrypt_signed_by(p, c1.data, c1.len, &o, &f, &err), 0);
 	assert_string_equal(o.data, "first\n");
-	assert_string_equal(f, fx.patient);
-	free(f);
+	assert_string_equal(f.fpr, fx.patient);
 	buf_reset(&o);
 	assert_int_equal(pgp_decrypt_signed_by(p, c2.data, c2.len, &o, &f, &err), 0);
 	assert_string_equal(o.data, "second\n");
-	free(f);
+	assert_string_equal(f.fpr, fx.patient);
 
 	/* a guess for other bytes (or another limit) is read and dropped */
 	assert_int_equal(pgp_decrypt_ahead(p, c1.data, c1.len, 4096), 1);
 	buf_reset(&o);
 	assert_int_equal(pgp_decrypt_signed_by(p, c2.data, c2.len, &o, &f, &err), 0);
 	assert_string_equal(o.data, "second\n");
-	free(f);
+	assert_string_equal(f.fpr, fx.patient);
 	assert_int_equal(pgp_decrypt_ahead(p, c1.data, c1.len, 8), 1);
 	buf_reset(&o);
 	assert_int_equal(pgp_decrypt_signed_by(p, c1.data, c1.len, &o, &f, &err), 0);
 	assert_string_equal(o.data, "first\n");
-	free(f);
+	assert_string_equal(f.fpr, fx.patient);
 
 	/* an answer sent ahead with a tight limit is the limit's error */
 	buf_reset(&o);
@@ -416,7 +422,6 @@ decrypt_ahead_gives_the_same_results_and_unused_guesses_are_harmless(void **stat
 	assert_string_equal(o.data, "first\n");
 	assert_int_equal(pgp_helper_pid(p), 0);
 	assert_int_equal(pgp_decrypt_ahead(p, c1.data, c1.len, 4096), 0);
-	free(f);
 	pgp_free(p);
 	buf_free(&c1);
 	buf_free(&c2);
@@ -455,7 +460,7 @@ helper_that_cannot_open_is_lost_at_the_first_operation(void **state)
 	struct pgphelper *h = NULL;
 	struct buf out = BUF_INIT;
 	struct cp_error err;
-	char *fpr = (char *)1;
+	struct pgp_sig fpr;
 	long pid;
 
 	cp_error_clear(&err);
@@ -470,7 +475,7 @@ helper_that_cannot_open_is_lost_at_the_first_operation(void **state)
 	assert_non_null(strstr(err.text, "cannot open"));
 	assert_non_null(strstr(err.text, nokey));
 	assert_int_equal(out.len, 0);
-	assert_null(fpr);
+	assert_string_equal(fpr.fpr, "");
 	assert_int_equal(pgphelper_pid(h), 0);
 	assert_int_equal(kill((pid_t)pid, 0), -1);	/* reaped */
 	assert_int_equal(pgphelper_verify_detached(h, "x", 1, "y", 1, &fpr, &err),
