@@ -170,7 +170,19 @@ struct state {
 	const char *from_domain;
 	struct authres_result *out;
 	int dmarc_pass_seen;
+	int dmarc_other_seen;		/* none, fail, temperror, ... */
 };
+
+/* prop_count - how many times name is given in a clause. */
+static size_t
+prop_count(const struct prop *p, size_t n, const char *name)
+{
+	size_t c = 0;
+
+	for (size_t i = 0; i < n; i++)
+		c += strcasecmp(p[i].name, name) == 0;
+	return c;
+}
 
 static void
 apply(struct state *st, const char *method, const char *result,
@@ -181,13 +193,16 @@ apply(struct state *st, const char *method, const char *result,
 	if (strcasecmp(method, "dmarc") == 0) {
 		const char *hf = prop_get(p, np, "header.from");
 
-		if (strcasecmp(result, "pass") == 0) {
-			if (hf == NULL || st->from_domain == NULL ||
-			    strcasecmp(hf, st->from_domain) == 0)
-				st->dmarc_pass_seen = 1;
-		} else if (strcasecmp(result, "fail") == 0) {
+		/* A pass says which From domain passed, once, and it is
+		 * this message's: else it proves nothing about this From. */
+		if (strcasecmp(result, "pass") == 0 && hf != NULL &&
+		    prop_count(p, np, "header.from") == 1 &&
+		    st->from_domain != NULL && strcasecmp(hf, st->from_domain) == 0)
+			st->dmarc_pass_seen = 1;
+		else
+			st->dmarc_other_seen = 1;
+		if (strcasecmp(result, "fail") == 0)
 			out->dmarc_fail = 1;
-		}
 	} else if (strcasecmp(method, "dkim") == 0) {
 		const char *d = prop_get(p, np, "header.d");
 
@@ -224,7 +239,12 @@ check_one(struct state *st, const char *h, const char *trusted)
 		st->out->ignored_headers++;
 		return;
 	}
-	st->out->trusted_headers++;
+	/* Only the topmost trusted header is the receiving MTA's own: one
+	 * further down came with the message (RFC 8601 section 5). */
+	if (st->out->trusted_headers++ > 0) {
+		st->out->below_top++;
+		return;
+	}
 	next_token(&lx, &t);
 	if (t.type == T_WORD && all_digits(t.v))	/* authres-version */
 		next_token(&lx, &t);
@@ -281,7 +301,7 @@ authres_check(const char *const *headers, size_t n,
 	      const char *trusted_authserv_id, const char *from_domain,
 	      struct authres_result *out)
 {
-	struct state st = { from_domain, out, 0 };
+	struct state st = { from_domain, out, 0, 0 };
 
 	if (out == NULL)
 		return -EINVAL;
@@ -294,6 +314,6 @@ authres_check(const char *const *headers, size_t n,
 	for (size_t i = 0; i < n; i++)
 		if (headers[i] != NULL)
 			check_one(&st, headers[i], trusted_authserv_id);
-	out->dmarc_pass = st.dmarc_pass_seen && !out->dmarc_fail;
+	out->dmarc_pass = st.dmarc_pass_seen && !st.dmarc_other_seen;
 	return 0;
 }

@@ -12,16 +12,21 @@
  * DESCRIPTION
  *	carepost does not verify DKIM or evaluate DMARC itself: the receiving
  *	MTA does and records the outcome in an Authentication-Results header.
- *	Anyone can write such a header, so only those whose authserv-id
+ *	Anyone can write such a header, so only one whose authserv-id
  *	equals the configured trusted one (compared case-insensitively)
- *	count; the rest are ignored. This relies on the trusted MTA removing
- *	incoming headers that carry its own authserv-id (RFC 8601 section 5),
- *	as OpenDMARC, OpenDKIM, rspamd and Postfix setups do.
+ *	counts, and of those only the topmost: the receiving MTA prepends
+ *	its own, so any further down came with the message from outside
+ *	(RFC 8601 section 5), whether or not the MTA removes them. They
+ *	are counted in below_top and otherwise ignored; so are headers with
+ *	another authserv-id. With several milters writing their own headers
+ *	(OpenDKIM, then OpenDMARC), the topmost is the last one's: DMARC's,
+ *	which is the one that matters.
  *
- *	Several trusted headers may exist (one per milter). Within them, a
- *	"fail" for a method outweighs a "pass": dmarc_pass is set only when
- *	some trusted header says dmarc=pass (with header.from, when given,
- *	equal to from_domain) and none says dmarc=fail.
+ *	In the topmost trusted header, the dmarc result decides: dmarc_pass
+ *	is set only when a dmarc clause says pass with exactly one
+ *	header.from equal to from_domain, and no other dmarc clause says
+ *	anything else (none, fail, temperror, permerror, or a pass for
+ *	another domain or without header.from). from_domain NULL: no pass.
  *
  *	DKIM alignment is relaxed and simple: a dkim=pass whose header.d (or
  *	the domain of header.i) equals from_domain, or one is a dot-suffix
@@ -48,7 +53,8 @@
 #define AUTHRES_DOMAIN_MAX	256
 
 struct authres_result {
-	unsigned trusted_headers;	/* headers from the trusted authserv-id */
+	unsigned trusted_headers;	/* headers with the trusted authserv-id */
+	unsigned below_top;		/* of those, below the topmost: ignored */
 	unsigned ignored_headers;	/* headers from anyone else */
 	int dmarc_pass;			/* see DESCRIPTION */
 	int dmarc_fail;			/* a trusted dmarc=fail was seen */
@@ -64,7 +70,7 @@ struct authres_result {
  *
  *	trusted_authserv_id must be non-empty; from_domain (the domain of
  *	the RFC 5322 From address) may be NULL, in which case nothing is
- *	aligned and dmarc=pass is accepted without a header.from check.
+ *	aligned and nothing passes DMARC.
  *	headers[i] may be NULL (skipped). Returns 0, or -EINVAL for a NULL
  *	out, headers with n > 0, or an empty trusted id (out is then zeroed:
  *	nothing passes).

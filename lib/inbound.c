@@ -62,6 +62,11 @@ struct work {
 	struct pgp_sig sig;		/* the good signature over the whole */
 	char *signer;			/* its fingerprint, or NULL */
 
+	int decrypted;			/* the content is what gpg decrypted */
+	int sig_stale;			/* the patient's signature predates the thread */
+	int bound;			/* decrypted content bound to this thread */
+	int headers_authenticated;	/* DMARC or aligned DKIM vouch for the header */
+
 	/* authentication */
 	const char *auth_status;	/* "pass", "fail", "unavailable", "not applicable" */
 	json_t *thread;			/* the thread record */
@@ -466,6 +471,7 @@ do_pgp(struct work *w, struct cp_error *err)
 			return 1;
 		}
 		w->decryption = "decrypted";
+		w->decrypted = 1;
 		cp_error_clear(&perr);
 		r = inmsg_reparse_inner(m, plain.data ? plain.data : "", plain.len, &perr);
 		buf_free(&plain);
@@ -517,7 +523,12 @@ auth_unavailable(struct work *w, const char *why)
 	quarantine(w, "authentication unavailable: %s", why);
 }
 
-/* sender_of - who the message is from: by signing key, else by From. */
+/*
+ * How far a signer's clock may be behind: a signature made up to this
+ * long before the thread began still counts.
+ */
+#define SIG_CLOCK_SKEW	900
+
 /* signer_resolve - a signing subkey's fingerprint to its primary's. */
 static void
 signer_resolve(struct work *w)
@@ -533,26 +544,68 @@ signer_resolve(struct work *w)
 	}
 }
 
-/* signer_is - match the signer with the patient or a proxy's key. */
+/* signer_ref - "patient" or "proxy:N" whose key on file w->signer is, or 0. */
 static int
-signer_is(struct work *w)
+signer_ref(struct work *w, char *ref, size_t reflen)
 {
 	json_t *proxies = json_object_get(w->patient, "proxies"), *p;
 	size_t i;
 
 	if (fpr_equal(json_string_value(json_object_get(w->patient, "pgp_fpr")), w->signer)) {
-		cp_strlcpy(w->sender_ref, "patient", sizeof(w->sender_ref));
-		return w->signer_matched = 1;
+		cp_strlcpy(ref, "patient", reflen);
+		return 1;
 	}
 	json_array_foreach(proxies, i, p) {
 		if (fpr_equal(json_string_value(json_object_get(p, "pgp_fpr")), w->signer)) {
-			snprintf(w->sender_ref, sizeof(w->sender_ref), "proxy:%zu", i);
-			return w->signer_matched = 1;
+			snprintf(ref, reflen, "proxy:%zu", i);
+			return 1;
 		}
 	}
 	return 0;
 }
 
+/* signed_by_us - the signature is made by carepost's own keys. */
+static int
+signed_by_us(struct work *w)
+{
+	const struct cp_config *cfg = w->ib->cfg;
+
+	return fpr_equal(cfg->gpg_clinic_key, w->signer) ||
+	       fpr_equal(w->ib->store_fpr, w->signer);
+}
+
+/*
+ * signer_match - whether the good signature over the whole message is the
+ * thread's patient's or a proxy's, made after the thread began (less
+ * SIG_CLOCK_SKEW): only then does it prove who wrote what is filed, for
+ * this conversation. A signature of theirs from before (a message they
+ * signed elsewhere, replayed with a stolen token) proves nothing here:
+ * sig_stale. A signing clock that is ahead does no harm (nothing older
+ * than the thread can be replayed with it). A signing subkey is resolved
+ * to its primary key only when the fingerprint as given matches nobody.
+ */
+static void
+signer_match(struct work *w)
+{
+	int64_t began = json_integer_value(json_object_get(w->thread, "created"));
+	char ref[sizeof(w->sender_ref)];
+
+	if (w->signer == NULL)
+		return;
+	if (!signer_ref(w, ref, sizeof(ref))) {
+		signer_resolve(w);
+		if (!signer_ref(w, ref, sizeof(ref)))
+			return;
+	}
+	if (w->sig.created < began - SIG_CLOCK_SKEW) {
+		w->sig_stale = 1;
+		return;
+	}
+	cp_strlcpy(w->sender_ref, ref, sizeof(w->sender_ref));
+	w->signer_matched = 1;
+}
+
+/* sender_of - who the message is from: by signature (signer_match), else by From. */
 static void
 sender_of(struct work *w)
 {
@@ -562,14 +615,8 @@ sender_of(struct work *w)
 	size_t i;
 
 	w->sender_ref[0] = '\0';
-	if (w->signer && signer_is(w))
-		return;
-	if (w->signer && !w->signer_resolved) {
-		signer_resolve(w);
-		if (signer_is(w))
-			return;
-	}
-	if (from == NULL)
+	signer_match(w);
+	if (w->signer_matched || from == NULL)
 		return;
 	email = json_string_value(json_object_get(w->patient, "email"));
 	if (email && strcasecmp(email, from) == 0) {
@@ -585,12 +632,32 @@ sender_of(struct work *w)
 	}
 }
 
+/*
+ * header_auth - what the trusted MTA's topmost Authentication-Results
+ * says of the From domain (authres.h). w->headers_authenticated: DMARC
+ * or aligned DKIM vouch for the header fields (Subject among them).
+ */
+static void
+header_auth(struct work *w, struct authres_result *ar)
+{
+	const struct cp_config *cfg = w->ib->cfg;
+
+	memset(ar, 0, sizeof(*ar));
+	if (cfg->trusted_authserv_id && *cfg->trusted_authserv_id)
+		authres_check((const char *const *)w->m->auth_results.v,
+			      w->m->auth_results.n, cfg->trusted_authserv_id,
+			      domain_of(w->m->from_addr), ar);
+	w->headers_authenticated = w->m->from_count == 1 &&
+		(ar->dmarc_pass || (ar->dkim_aligned_pass && !ar->dmarc_fail));
+}
+
 /* Returns <0 for infrastructure; otherwise w->auth_status says. */
 static int
 authenticate(struct work *w, struct cp_error *err)
 {
 	struct inbound *ib = w->ib;
 	const struct cp_config *cfg = ib->cfg;
+	struct authres_result ar;
 	struct cp_error terr;
 	const char *pid, *dept;
 	int64_t expires = 0;
@@ -643,28 +710,51 @@ authenticate(struct work *w, struct cp_error *err)
 	if (strcmp(w->res->sender_role, "proxy") == 0 &&
 	    json_is_true(json_object_get(w->thread, "confidential")))
 		return auth_fail(w, "a proxy may not reply on a confidential thread"), 0;
-	if (w->signer_matched) {
+	header_auth(w, &ar);
+	if (w->signer_matched)
 		cp_strlcpy(w->res->auth, "pgp", sizeof(w->res->auth));
-	} else {
-		struct authres_result ar;
-
-		memset(&ar, 0, sizeof(ar));
-		if (cfg->trusted_authserv_id && *cfg->trusted_authserv_id)
-			authres_check((const char *const *)w->m->auth_results.v,
-				      w->m->auth_results.n, cfg->trusted_authserv_id,
-				      domain_of(w->m->from_addr), &ar);
-		if (ar.dmarc_pass)
-			cp_strlcpy(w->res->auth, "dmarc", sizeof(w->res->auth));
-		else if (ar.dkim_aligned_pass && !ar.dmarc_fail)
-			cp_strlcpy(w->res->auth, "dkim", sizeof(w->res->auth));
-		else if (cfg->require_dmarc)
-			return auth_fail(w, "no DMARC or aligned DKIM pass from the "
-					 "trusted server, and no patient signature"), 0;
-		else
-			cp_strlcpy(w->res->auth, "from", sizeof(w->res->auth));
-	}
+	else if (w->headers_authenticated)
+		cp_strlcpy(w->res->auth, ar.dmarc_pass ? "dmarc" : "dkim",
+			   sizeof(w->res->auth));
+	else if (cfg->require_dmarc && w->m->from_count > 1)
+		return auth_fail(w, "more than one From address, and no patient "
+				 "signature"), 0;
+	else if (cfg->require_dmarc)
+		return auth_fail(w, "no DMARC or aligned DKIM pass from the trusted "
+				 "server, and no %s", w->sig_stale ?
+				 "patient signature made since the thread began" :
+				 "patient signature"), 0;
+	else
+		cp_strlcpy(w->res->auth, "from", sizeof(w->res->auth));
 	w->auth_status = "pass";
 	return 0;
+}
+
+/*
+ * bind_decrypted - decrypted content is filed only into the conversation
+ * it was written for: signed by the thread's patient or a proxy since the
+ * thread began (signer_match), or carrying protected headers that name
+ * this thread's reply token. Anything else that decrypts (another
+ * patient's reply re-sent by someone with a thread of their own, mail
+ * carepost itself sent) is quarantined: the clinic key must not decrypt
+ * on anyone's behalf. 1 when quarantined.
+ */
+static int
+bind_decrypted(struct work *w)
+{
+	if (!w->decrypted)
+		return 0;
+	w->bound = w->signer_matched ||
+		   inmsg_names_reply_token(&w->m->prot.recipients, &w->ib->addrs,
+					   w->ci.token);
+	if (w->bound)
+		return 0;
+	w->auth_status = "fail";
+	quarantine(w, "decrypted content is not bound to this thread: %s",
+		   w->sig_stale ? "the patient's signature predates the thread" :
+		   w->signer ? "signed by a key not on file for this thread" :
+		   "not signed, and no protected headers naming the thread");
+	return 1;
 }
 
 /* ---- bounces ---- */
@@ -986,6 +1076,11 @@ decide(struct work *w, struct cp_error *err)
 	r = do_pgp(w, err);
 	if (r != 0)
 		return r < 0 ? r : 0;
+	if (w->signer && (signed_by_us(w) || (signer_resolve(w), signed_by_us(w)))) {
+		w->auth_status = "fail";
+		quarantine(w, "signed by carepost's own key: its own mail is never filed");
+		return 0;
+	}
 	w->res->class = inmsg_classify(w->m, &w->ib->addrs, &w->ci);
 	switch (w->res->class) {
 	case INMSG_DSN:
@@ -1016,10 +1111,29 @@ decide(struct work *w, struct cp_error *err)
 		do_unsubscribe(w);
 		return 0;
 	}
+	if (bind_decrypted(w))
+		return 0;
 	return do_reply(w, err);
 }
 
 /* ---- filing (before the transaction: encryption at rest) ---- */
+
+/*
+ * filed_subject - the Subject that goes with the filed text: the
+ * protected one when the covered entity has it; else the header's,
+ * unless the signature alone authenticated the message (it does not
+ * cover the header, which anyone replaying it may have rewritten) and
+ * neither DMARC nor aligned DKIM vouch for the header.
+ */
+static const char *
+filed_subject(struct work *w)
+{
+	if (w->m->prot.present && w->m->prot.subject)
+		return w->m->prot.subject;
+	if (w->signer_matched && !w->headers_authenticated)
+		return NULL;
+	return w->m->subject;
+}
 
 static json_t *
 content_json(struct work *w)
@@ -1027,7 +1141,7 @@ content_json(struct work *w)
 	const struct inmsg *m = w->m;
 	json_t *c = json_object(), *atts = json_array();
 
-	jset_str(c, "subject", m->subject);
+	jset_str(c, "subject", filed_subject(w));
 	jset_str(c, "from", m->from_addr);
 	jset_str(c, "from_name", m->from_name);
 	json_object_set_new(c, "date", json_integer(m->date));
@@ -1150,11 +1264,12 @@ inbox_record(struct work *w)
 	json_object_set_new(v, "urgent", json_boolean(res->urgent));
 	json_object_set_new(v, "sender_role", json_string(res->sender_role));
 	json_object_set_new(v, "auth", json_string(res->auth));
-	if ((w->m->pgp & INMSG_PGP_ENCRYPTED) && w->signer)
+	/* "signed" only for the thread's patient or proxy (signer_match) */
+	if (w->decrypted && w->signer_matched)
 		pgp = "encrypted+signed";
-	else if (w->m->pgp & INMSG_PGP_ENCRYPTED)
+	else if (w->decrypted)
 		pgp = "encrypted";
-	else if (w->signer)
+	else if (w->signer_matched)
 		pgp = "signed";
 	if (pgp)
 		json_object_set_new(v, "pgp", json_string(pgp));
@@ -1558,6 +1673,10 @@ summary(struct work *w)
 	jset_str(dec, "reason", w->decryption_reason);
 	signer_resolve(w);
 	jset_str(dec, "signer", w->signer);
+	json_object_set_new(dec, "signer_matched", json_boolean(w->signer_matched));
+	json_object_set_new(dec, "signature_predates_thread", json_boolean(w->sig_stale));
+	if (w->decrypted)
+		json_object_set_new(dec, "bound_to_thread", json_boolean(w->bound));
 	json_object_set_new(o, "decryption", dec);
 	auth = json_object();
 	jset_str(auth, "status", w->auth_status ? w->auth_status : "not applicable");

@@ -32,6 +32,10 @@ struct walk {
 	int have_plain;
 	char *html;
 	size_t html_len;
+	struct mailmime *root;	/* the entity a signature or encryption must
+				   cover to count: the message's body, or
+				   the decrypted content's root */
+	int top;		/* parsing the message, not decrypted content */
 };
 
 /* ---------------------------------------------------------------- */
@@ -389,22 +393,23 @@ date_to_epoch(const struct mailimf_date_time *d)
 	return t < 0 ? -1 : t;
 }
 
+/* add_recipient - addr, lower-cased, into list l unless already there. */
 static int
-add_recipient(struct inmsg *m, const char *addr)
+add_recipient(struct inmsg_strlist *l, const char *addr)
 {
 	char *s = addr_dup(addr);
 
 	if (s == NULL)
 		return -ENOMEM;
-	if (*s == '\0' || strlist_has(&m->recipients, s)) {
+	if (*s == '\0' || strlist_has(l, s)) {
 		free(s);
 		return 0;
 	}
-	return strlist_take(&m->recipients, s);
+	return strlist_take(l, s);
 }
 
 static int
-add_mailbox_list(struct inmsg *m, const struct mailimf_mailbox_list *l)
+add_mailbox_list(struct inmsg_strlist *to, const struct mailimf_mailbox_list *l)
 {
 	if (l == NULL || l->mb_list == NULL)
 		return 0;
@@ -414,14 +419,14 @@ add_mailbox_list(struct inmsg *m, const struct mailimf_mailbox_list *l)
 
 		if (mb == NULL || mb->mb_addr_spec == NULL)
 			continue;
-		if ((r = add_recipient(m, mb->mb_addr_spec)) < 0)
+		if ((r = add_recipient(to, mb->mb_addr_spec)) < 0)
 			return r;
 	}
 	return 0;
 }
 
 static int
-add_address_list(struct inmsg *m, const struct mailimf_address_list *l)
+add_address_list(struct inmsg_strlist *to, const struct mailimf_address_list *l)
 {
 	if (l == NULL || l->ad_list == NULL)
 		return 0;
@@ -434,10 +439,10 @@ add_address_list(struct inmsg *m, const struct mailimf_address_list *l)
 		if (a->ad_type == MAILIMF_ADDRESS_MAILBOX &&
 		    a->ad_data.ad_mailbox != NULL &&
 		    a->ad_data.ad_mailbox->mb_addr_spec != NULL)
-			r = add_recipient(m, a->ad_data.ad_mailbox->mb_addr_spec);
+			r = add_recipient(to, a->ad_data.ad_mailbox->mb_addr_spec);
 		else if (a->ad_type == MAILIMF_ADDRESS_GROUP &&
 			 a->ad_data.ad_group != NULL)
-			r = add_mailbox_list(m, a->ad_data.ad_group->grp_mb_list);
+			r = add_mailbox_list(to, a->ad_data.ad_group->grp_mb_list);
 		if (r < 0)
 			return r;
 	}
@@ -454,11 +459,11 @@ add_raw_addresses(struct inmsg *m, const char *value)
 
 	if (mailimf_address_list_parse(value, strlen(value), &idx, &al) ==
 	    MAILIMF_NO_ERROR && al != NULL) {
-		r = add_address_list(m, al);
+		r = add_address_list(&m->recipients, al);
 		mailimf_address_list_free(al);
 		return r;
 	}
-	return add_recipient(m, value);
+	return add_recipient(&m->recipients, value);
 }
 
 static int
@@ -481,6 +486,10 @@ take_optional_field(struct inmsg *m, const struct mailimf_optional_field *of)
 
 	if (n == NULL || v == NULL)
 		return 0;
+	if (strcasecmp(n, "From") == 0) {	/* one libetpan could not read */
+		m->from_count++;
+		return 0;
+	}
 	if (strcasecmp(n, "Auto-Submitted") == 0)
 		return set_once(&m->auto_submitted, first_token_dup(v));
 	if (strcasecmp(n, "Precedence") == 0)
@@ -519,14 +528,24 @@ take_optional_field(struct inmsg *m, const struct mailimf_optional_field *of)
 	return 0;
 }
 
+/*
+ * take_from - the first From address; every address of every From field
+ * counts in from_count (RFC 5322 allows one field; a second field or
+ * address is the way to show one sender and be checked against another).
+ */
 static int
 take_from(struct inmsg *m, const struct mailimf_from *f)
 {
 	const struct mailimf_mailbox *mb;
 	clistiter *it;
 
-	if (m->from_addr != NULL || f == NULL || f->frm_mb_list == NULL ||
-	    f->frm_mb_list->mb_list == NULL)
+	if (f == NULL || f->frm_mb_list == NULL ||
+	    f->frm_mb_list->mb_list == NULL) {
+		m->from_count++;	/* a From field all the same */
+		return 0;
+	}
+	m->from_count += (unsigned)clist_count(f->frm_mb_list->mb_list);
+	if (m->from_addr != NULL)
 		return 0;
 	it = clist_begin(f->frm_mb_list->mb_list);
 	if (it == NULL || (mb = clist_content(it)) == NULL ||
@@ -575,12 +594,12 @@ take_fields(struct inmsg *m, const struct mailimf_fields *fields)
 			break;
 		case MAILIMF_FIELD_TO:
 			if (f->fld_data.fld_to)
-				r = add_address_list(m,
+				r = add_address_list(&m->recipients,
 					f->fld_data.fld_to->to_addr_list);
 			break;
 		case MAILIMF_FIELD_CC:
 			if (f->fld_data.fld_cc)
-				r = add_address_list(m,
+				r = add_address_list(&m->recipients,
 					f->fld_data.fld_cc->cc_addr_list);
 			break;
 		case MAILIMF_FIELD_MESSAGE_ID:
@@ -991,22 +1010,67 @@ fail:
 	return NULL;
 }
 
-/* clean_filename - basename only, no controls, at most 255 bytes. */
+/*
+ * invisible_cp - a format character (Unicode category Cf) that changes how
+ * a name is shown without being seen: bidirectional controls (U+202E
+ * turns "gpj.exe" into what reads as "exe.jpg"), zero-width characters,
+ * the soft hyphen, tag characters.
+ */
+static int
+invisible_cp(uint32_t c)
+{
+	return c == 0xAD || c == 0x61C || c == 0x180E || c == 0xFEFF ||
+	       (c >= 0x200B && c <= 0x200F) || (c >= 0x202A && c <= 0x202E) ||
+	       (c >= 0x2060 && c <= 0x206F) || (c >= 0xFFF9 && c <= 0xFFFB) ||
+	       (c >= 0x1D173 && c <= 0x1D17A) || (c >= 0xE0000 && c <= 0xE007F);
+}
+
+/* utf8_cp - the code point of the well-formed sequence s[0..n). */
+static uint32_t
+utf8_cp(const unsigned char *s, size_t n)
+{
+	static const unsigned char lead_mask[] = { 0, 0x7F, 0x1F, 0x0F, 0x07 };
+	uint32_t c = s[0] & lead_mask[n];
+
+	for (size_t i = 1; i < n; i++)
+		c = (c << 6) | (s[i] & 0x3F);
+	return c;
+}
+
+/*
+ * clean_filename - basename only, at most 255 bytes; C0 and C1 controls
+ * become "_", invisible format characters (invisible_cp) are dropped.
+ * s is valid UTF-8 (sanitize_dup).
+ */
 static char *
 clean_filename(char *s)
 {
-	char *base, *p;
-	size_t n;
+	char *base;
+	size_t n, i, o;
 
 	if (s == NULL)
 		return NULL;
+	for (i = 0, o = 0; s[i]; i += n) {
+		uint32_t c;
+
+		n = cp_utf8_seq_len(s + i, strlen(s + i));
+		if (n == 0)
+			n = 1;		/* cannot happen after sanitize_dup */
+		c = utf8_cp((const unsigned char *)s + i, n);
+		if (invisible_cp(c))
+			continue;
+		if (c < 0x20 || (c >= 0x7F && c <= 0x9F)) {
+			s[o++] = '_';
+			continue;
+		}
+		memmove(s + o, s + i, n);
+		o += n;
+	}
+	s[o] = '\0';
 	base = s;
-	for (p = s; *p; p++) {
+	for (char *p = s; *p; p++)
 		if (*p == '/' || *p == '\\')
 			base = p + 1;
-		else if ((unsigned char)*p < 0x20 || *p == 0x7F)
-			*p = '_';
-	}
 	memmove(s, base, strlen(base) + 1);
 	n = strlen(s);
 	if (n > FILENAME_MAX_BYTES) {
@@ -1309,6 +1373,113 @@ crlf_dup(struct walk *w, const char *s, size_t len, char **out, size_t *outlen)
 	return 0;
 }
 
+/*
+ * add_nested - a signed or encrypted entity below the root: kept whole as
+ * an attachment (its headers and body as they came), never merged into
+ * the body, decrypted or verified. A signature counts only over the
+ * whole message (RFC 3156; what mail clients do since "Johnny, You Are
+ * Fired"), so text beside it must not borrow its trust.
+ */
+static int
+add_nested(struct walk *w, const struct mailmime *mm)
+{
+	struct inmsg *m = w->m;
+	struct inmsg_attachment *a;
+	int r;
+
+	m->nested_crypto++;
+	if (m->n_attachments >= m->limits.max_attachments)
+		return cp_error_set(w->err, -E2BIG,
+			"message has more than %u attachments",
+			m->limits.max_attachments);
+	a = realloc(m->attachments, (m->n_attachments + 1) * sizeof(*a));
+	if (a == NULL)
+		return -ENOMEM;
+	m->attachments = a;
+	a = &a[m->n_attachments];
+	memset(a, 0, sizeof(*a));
+	m->n_attachments++;
+	if ((r = part_filename(mm, &a->filename)) < 0)
+		return r;
+	if ((a->content_type = ct_string(mm->mm_content_type)) == NULL)
+		return -ENOMEM;
+	if ((r = account_decoded(w, mm->mm_length)) < 0)
+		return r;
+	a->data = malloc(mm->mm_length + 1);
+	if (a->data == NULL)
+		return -ENOMEM;
+	if (mm->mm_mime_start != NULL)
+		memcpy(a->data, mm->mm_mime_start, mm->mm_length);
+	a->len = mm->mm_mime_start != NULL ? mm->mm_length : 0;
+	a->data[a->len] = '\0';
+	return 0;
+}
+
+/* header_block_len - the bytes of an entity's header, blank line included. */
+static size_t
+header_block_len(const char *raw, size_t len)
+{
+	for (size_t i = 0; i < len;) {
+		const char *nl;
+
+		if (raw[i] == '\n')
+			return i + 1;
+		if (raw[i] == '\r' && i + 1 < len && raw[i + 1] == '\n')
+			return i + 2;
+		nl = memchr(raw + i, '\n', len - i);
+		if (nl == NULL)
+			break;
+		i = (size_t)(nl - raw) + 1;
+	}
+	return len;
+}
+
+/*
+ * take_protected - the header fields of the entity a signature or the
+ * encryption covers (raw[0..len), its first header line onwards), when
+ * its Content-Type says protected-headers="v1": what the sender's client
+ * put inside, out of an intermediary's reach. Unreadable fields are no
+ * protected headers. The first covered entity that has them wins.
+ */
+static int
+take_protected(struct inmsg *m, const struct mailmime_content *ct,
+	       const char *raw, size_t len)
+{
+	const char *v = ct ? ct_param(ct, "protected-headers") : NULL;
+	struct mailimf_fields *fields = NULL;
+	size_t idx = 0;
+	int r;
+
+	if (m->prot.present || v == NULL || strcasecmp(v, "v1") != 0 || raw == NULL)
+		return 0;
+	r = mailimf_fields_parse(raw, header_block_len(raw, len), &idx, &fields);
+	if (r == MAILIMF_ERROR_MEMORY)
+		return -ENOMEM;
+	if (r != MAILIMF_NO_ERROR || fields == NULL)
+		return 0;
+	m->prot.present = 1;
+	r = 0;
+	for (clistiter *it = clist_begin(fields->fld_list); it && r == 0;
+	     it = clist_next(it)) {
+		const struct mailimf_field *f = clist_content(it);
+
+		if (f == NULL)
+			continue;
+		if (f->fld_type == MAILIMF_FIELD_SUBJECT && f->fld_data.fld_subject &&
+		    f->fld_data.fld_subject->sbj_value)
+			r = set_once(&m->prot.subject,
+				     decode_header(f->fld_data.fld_subject->sbj_value));
+		else if (f->fld_type == MAILIMF_FIELD_TO && f->fld_data.fld_to)
+			r = add_address_list(&m->prot.recipients,
+					     f->fld_data.fld_to->to_addr_list);
+		else if (f->fld_type == MAILIMF_FIELD_CC && f->fld_data.fld_cc)
+			r = add_address_list(&m->prot.recipients,
+					     f->fld_data.fld_cc->cc_addr_list);
+	}
+	mailimf_fields_free(fields);
+	return r;
+}
+
 static clistiter *
 mp_first(struct mailmime *mm)
 {
@@ -1338,6 +1509,11 @@ walk_encrypted(struct walk *w, struct mailmime *mm)
 	return 0;
 }
 
+/*
+ * walk_signed - the root multipart/signed: its first part is the message
+ * (pgp_signed holds its exact bytes), its second the signature. Anything
+ * after those two is outside the signature and not taken.
+ */
 static int
 walk_signed(struct walk *w, struct mailmime *mm)
 {
@@ -1350,6 +1526,7 @@ walk_signed(struct walk *w, struct mailmime *mm)
 	it = it ? clist_next(it) : NULL;
 	sig = it ? clist_content(it) : NULL;
 	if (content == NULL || sig == NULL || sig->mm_type != MAILMIME_SINGLE ||
+	    !ct_is(sig->mm_content_type, "application", "pgp-signature") ||
 	    m->pgp_signed != NULL) {
 		/* not a usable signature: treat as multipart/mixed */
 		for (it = mp_first(mm); it; it = clist_next(it))
@@ -1365,6 +1542,12 @@ walk_signed(struct walk *w, struct mailmime *mm)
 	if ((r = decode_data(w, sig->mm_data.mm_single, &m->pgp_signature,
 			     &m->pgp_signature_len)) < 0)
 		return r;
+	if ((r = take_protected(m, content->mm_content_type, content->mm_mime_start,
+				content->mm_length)) < 0)
+		return r;
+	/* Nothing inside the signed part is a second signature or an
+	 * encryption to believe: below the root, both are attachments. */
+	w->root = NULL;
 	return walk_part(w, content);
 }
 
@@ -1710,11 +1893,17 @@ walk_part(struct walk *w, struct mailmime *mm)
 	if (ct_is(ct, "multipart", "encrypted")) {
 		const char *proto = ct_param(ct, "protocol");
 
+		/* Only the message itself is decrypted: not a part of it,
+		 * nor something encrypted again inside what was. */
+		if (mm != w->root || !w->top)
+			return add_nested(w, mm);
 		if (proto && strcasecmp(proto, "application/pgp-encrypted") == 0)
 			return walk_encrypted(w, mm);
 	} else if (ct_is(ct, "multipart", "signed")) {
 		const char *proto = ct_param(ct, "protocol");
 
+		if (mm != w->root)
+			return add_nested(w, mm);
 		if (proto && strcasecmp(proto, "application/pgp-signature") == 0)
 			return walk_signed(w, mm);
 	} else if (ct_is(ct, "multipart", "alternative")) {
@@ -1815,7 +2004,14 @@ parse_entity(struct inmsg *m, const char *raw, size_t len, int top,
 			goto out;
 		}
 	}
-	if ((r = walk_part(&w, message_child(root))) < 0)
+	w.root = message_child(root);
+	w.top = top;
+	if ((r = walk_part(&w, w.root)) < 0)
+		goto out;
+	/* Decrypted content's own protected headers, when it is not signed
+	 * (walk_signed took the signed part's first). */
+	if (!top && w.root != NULL &&
+	    (r = take_protected(m, w.root->mm_content_type, raw, len)) < 0)
 		goto out;
 	r = finish_body(&w);
 out:
@@ -1913,6 +2109,8 @@ inmsg_free(struct inmsg *m)
 	free(m->auto_submitted);
 	free(m->precedence);
 	free(m->list_id);
+	free(m->prot.subject);
+	strlist_free(&m->prot.recipients);
 	strlist_free(&m->auth_results);
 	free(m->content_type);
 	free(m->body);
@@ -2127,6 +2325,21 @@ inmsg_classify(const struct inmsg *m, const struct inmsg_addrs *a,
 	return INMSG_UNKNOWN;
 }
 
+int
+inmsg_names_reply_token(const struct inmsg_strlist *addrs,
+			const struct inmsg_addrs *a, const char *token)
+{
+	char tok[INMSG_TOKEN_MAX];
+
+	if (addrs == NULL || a == NULL || token == NULL || *token == '\0')
+		return 0;
+	for (size_t i = 0; i < addrs->n; i++)
+		if (tagged_local(addrs->v[i], "reply", a->reply_domain, tok,
+				 sizeof(tok)) && strcasecmp(tok, token) == 0)
+			return 1;
+	return 0;
+}
+
 const char *
 inmsg_class_name(enum inmsg_class c)
 {
@@ -2215,6 +2428,9 @@ inmsg_to_json(const struct inmsg *m, const struct inmsg_addrs *a, json_t **out)
 	r |= jset(o, "verp", ci.verp[0] ? json_string(ci.verp) : json_null());
 	r |= jset(o, "has_pgp_encrypted", json_boolean(m->pgp & INMSG_PGP_ENCRYPTED));
 	r |= jset(o, "has_pgp_signature", json_boolean(m->pgp & INMSG_PGP_SIGNED));
+	r |= jset(o, "nested_signed_or_encrypted", json_integer(m->nested_crypto));
+	r |= jset(o, "protected_headers", json_boolean(m->prot.present));
+	r |= jset(o, "from_count", json_integer(m->from_count));
 	r |= jset(o, "auto_submitted", jstr_or_null(m->auto_submitted));
 	r |= jset(o, "content_type", jstr_or_null(m->content_type));
 	r |= jset(o, "part_count", json_integer(m->part_count));

@@ -130,6 +130,9 @@ struct inmsg {
 	struct inmsg_strlist references;	/* ids without <> */
 	char *from_addr;		/* lower-cased addr-spec; may be NULL */
 	char *from_name;		/* UTF-8 display name; may be NULL */
+	unsigned from_count;		/* addresses in all From fields (a
+					   field libetpan cannot read counts
+					   one): more than 1 is suspect */
 	char *return_path;		/* lower-cased; "" for <>; NULL if absent */
 	struct inmsg_strlist recipients;	/* To, Cc, Delivered-To,
 						   X-Original-To addr-specs,
@@ -154,7 +157,8 @@ struct inmsg {
 	unsigned depth;			/* deepest nesting seen */
 	size_t decoded_total;		/* bytes decoded so far */
 
-	/* PGP/MIME (RFC 3156). */
+	/* PGP/MIME (RFC 3156): only the message's root entity, or the root
+	 * of the decrypted content, counts (see inmsg_parse). */
 	unsigned pgp;			/* INMSG_PGP_* bits */
 	char *pgp_encrypted;		/* the application/octet-stream payload */
 	size_t pgp_encrypted_len;
@@ -163,6 +167,17 @@ struct inmsg {
 	size_t pgp_signed_len;
 	char *pgp_signature;		/* the application/pgp-signature part */
 	size_t pgp_signature_len;
+	unsigned nested_crypto;		/* signed or encrypted entities below
+					   the root, kept as attachments */
+	/* Protected headers: the header fields of the entity a signature
+	 * or the encryption covers, when its Content-Type carries
+	 * protected-headers="v1" (the signed part of the root
+	 * multipart/signed, else the decrypted content's root). */
+	struct inmsg_protected {
+		int present;
+		char *subject;			/* UTF-8; may be NULL */
+		struct inmsg_strlist recipients;	/* To, Cc addr-specs */
+	} prot;
 
 	/* RFC 3464 delivery status, if the message carries one. */
 	struct inmsg_dsn dsn;
@@ -195,6 +210,21 @@ struct inmsg {
  *	attached messages (message/rfc822, kept whole) are attachments.
  *	The parts of multipart/encrypted, the pgp-signature part and the
  *	parts of a delivery report are not attachments.
+ *
+ *	PGP/MIME counts only where it covers the whole message (RFC 3156):
+ *	a multipart/encrypted that is the message's root entity (its
+ *	payload in pgp_encrypted), a multipart/signed that is the root of
+ *	the message or of the decrypted content (pgp_signed, pgp_signature;
+ *	the body and attachments then come from its signed part alone).
+ *	Any multipart/signed or multipart/encrypted below the root (beside
+ *	other parts, inside the signed part, or encrypted again inside
+ *	decrypted content) is kept whole as an attachment, its text not in
+ *	the body, and counted in nested_crypto: never decrypted or believed.
+ *
+ *	Attachment file names lose any directory part; C0 and C1 controls
+ *	become "_", and invisible format characters (bidirectional
+ *	controls such as U+202E, zero-width characters, the soft hyphen,
+ *	tag characters) are removed, so that a name shows what it is.
  */
 int inmsg_parse(const char *raw, size_t len, const struct inmsg_limits *lim,
 		struct inmsg **out, struct cp_error *err);
@@ -205,8 +235,9 @@ int inmsg_parse(const char *raw, size_t len, const struct inmsg_limits *lim,
  *	After decrypting m->pgp_encrypted the caller hands the plaintext (a
  *	MIME entity: headers, blank line, body) here. Its body replaces
  *	m->body when m has none, its attachments are appended, and an inner
- *	multipart/signed fills pgp_signed and pgp_signature (sign-then-
- *	encrypt) and sets INMSG_PGP_SIGNED. Part counts and the decoded
+ *	multipart/signed at its root fills pgp_signed and pgp_signature
+ *	(sign-then-encrypt) and sets INMSG_PGP_SIGNED; its protected headers
+ *	fill prot. Part counts and the decoded
  *	total continue from the outer parse under m->limits; the same
  *	errors as inmsg_parse. Header facts (subject, from) are not taken
  *	from the inner entity. On failure m is left valid (possibly with
@@ -281,6 +312,15 @@ enum inmsg_class inmsg_classify(const struct inmsg *m,
 				const struct inmsg_addrs *a,
 				struct inmsg_class_info *info);
 
+/*
+ * inmsg_names_reply_token - 1 when one of addrs is reply+TOKEN@reply_domain
+ * with this token (compared case-insensitively: MTAs may fold the local
+ * part), else 0. For m->prot.recipients: protected headers that bind
+ * decrypted content to the conversation it was written for.
+ */
+int inmsg_names_reply_token(const struct inmsg_strlist *addrs,
+			    const struct inmsg_addrs *a, const char *token);
+
 /* inmsg_class_name - "reply", "unsubscribe", "dsn", "autoreply", "unknown". */
 const char *inmsg_class_name(enum inmsg_class c);
 
@@ -290,7 +330,8 @@ const char *inmsg_class_name(enum inmsg_class c);
  *	*out is a new jansson object (json_decref) with: class, reason,
  *	message_id, in_reply_to, from (address: this is printed for the
  *	admin on their own terminal; never log it), token_present, verp,
- *	has_pgp_encrypted, has_pgp_signature, auto_submitted, part_count,
+ *	has_pgp_encrypted, has_pgp_signature, nested_signed_or_encrypted,
+ *	protected_headers, from_count, auto_submitted, part_count,
  *	depth, body_bytes, authentication_results (count), attachments
  *	[{filename, content_type, size}], dsn {present, original_envelope_id,
  *	orig_message_id, recipients [{action, status, final_recipient,

@@ -566,7 +566,7 @@ pgp_mime_encrypt(struct pgp *p, const char *recipient_fpr, const char *inner,
 	_cleanup_data_ gpgme_data_t plain = NULL, cipher = NULL;
 	_cleanup_buf_ struct buf armor = BUF_INIT;
 	struct sink sink = { &armor, 0 };
-	char recp[PGP_FPR_SIZE], recpstring[2 * PGP_FPR_SIZE + 1];
+	char recp[PGP_FPR_SIZE], recpstring[PGP_FPR_SIZE + 1];
 	char boundary[MIME_BOUNDARY_SIZE];
 	size_t start = out->len;
 	gpgme_error_t e;
@@ -584,8 +584,9 @@ pgp_mime_encrypt(struct pgp *p, const char *recipient_fpr, const char *inner,
 			return r;
 	}
 	fpr_copy(recp, recipient_fpr);
-	r = cp_snprintf_ok(recpstring, sizeof(recpstring), "%s\n%s", recp,
-			   p->signer);
+	/* To the recipient alone: never to the clinic key, which decrypts
+	 * replies (see pgp.h). */
+	r = cp_snprintf_ok(recpstring, sizeof(recpstring), "%s\n", recp);
 	if (r < 0)
 		return cp_error_set(err, r, "gpg: recipient string too long");
 	e = gpgme_data_new_from_mem(&plain, inner, len, 0);

@@ -24,8 +24,11 @@
  *
  *	pgp_mime_encrypt signs inner (a complete MIME entity with CRLF line
  *	endings: its headers, a blank line, its body) with the clinic key and
- *	encrypts it to the recipient's fingerprint and to the clinic key (so
- *	the clinic can read what it sent), then appends to out the RFC 3156
+ *	encrypts it to the recipient's fingerprint alone: not to the clinic
+ *	key, which is the key patients encrypt their replies to, so that the
+ *	clinic's own mail re-sent to carepost by someone else cannot be
+ *	decrypted on their behalf (the portal keeps its own record of what
+ *	it asked carepost to send). Then it appends to out the RFC 3156
  *	multipart/encrypted entity: the Content-Type header line (with
  *	protocol="application/pgp-encrypted" and a random boundary), a blank
  *	line, the "Version: 1" control part and the ASCII-armored

@@ -68,9 +68,11 @@ untrusted_authserv_id_is_ignored(void **state)
 	r = check1("clinic.example; dmarc=pass", "patient.example");
 	assert_false(r.dmarc_pass);
 	/* case-insensitive match, and a quoted authserv-id */
-	r = check1("MX.Clinic.Example; dmarc=pass", "patient.example");
+	r = check1("MX.Clinic.Example; dmarc=pass header.from=patient.example",
+		   "patient.example");
 	assert_true(r.dmarc_pass);
-	r = check1("\"mx.clinic.example\"; dmarc=pass", "patient.example");
+	r = check1("\"mx.clinic.example\"; dmarc=pass header.from=patient.example",
+		   "patient.example");
 	assert_true(r.dmarc_pass);
 }
 
@@ -87,12 +89,80 @@ dmarc_fail_is_not_pass_and_fail_wins(void **state)
 	assert_true(r.dmarc_fail);
 	assert_int_equal(authres_check(hs, 2, TRUSTED, "patient.example", &r), 0);
 	assert_int_equal(r.trusted_headers, 2);
+	assert_int_equal(r.below_top, 1);
 	assert_false(r.dmarc_pass);
 	assert_true(r.dmarc_fail);
 	/* a pass for another From domain does not count */
 	r = check1("mx.clinic.example; dmarc=pass header.from=other.example",
 		   "patient.example");
 	assert_false(r.dmarc_pass);
+}
+
+/*
+ * Only the topmost trusted header is the receiving MTA's: a forged pass
+ * with the trusted id further down (the MTA did not strip it) changes
+ * nothing, and the MTA's own verdict stands either way.
+ */
+static void
+only_the_topmost_trusted_header_counts(void **state)
+{
+	const char *none_over_pass[3] = {
+		"mx.clinic.example; spf=none smtp.mailfrom=patient.example; dmarc=none header.from=patient.example",
+		"some.relay.example; dmarc=pass header.from=patient.example",
+		"mx.clinic.example; dkim=pass header.d=patient.example; dmarc=pass header.from=patient.example",
+	};
+	const char *pass_over_fail[2] = {
+		"mx.clinic.example; dmarc=pass header.from=patient.example",
+		"mx.clinic.example; dmarc=fail header.from=patient.example",
+	};
+	const char *nothing_over_pass[2] = {
+		"mx.clinic.example; spf=pass smtp.mailfrom=patient.example",
+		"mx.clinic.example; dkim=pass header.d=patient.example; dmarc=pass header.from=patient.example",
+	};
+	struct authres_result r;
+
+	assert_int_equal(authres_check(none_over_pass, 3, TRUSTED, "patient.example", &r), 0);
+	assert_false(r.dmarc_pass);
+	assert_false(r.dkim_pass);
+	assert_false(r.dkim_aligned_pass);
+	assert_int_equal(r.trusted_headers, 2);
+	assert_int_equal(r.below_top, 1);
+	assert_int_equal(r.ignored_headers, 1);
+	assert_int_equal(authres_check(pass_over_fail, 2, TRUSTED, "patient.example", &r), 0);
+	assert_true(r.dmarc_pass);
+	assert_false(r.dmarc_fail);
+	assert_int_equal(authres_check(nothing_over_pass, 2, TRUSTED, "patient.example", &r), 0);
+	assert_false(r.dmarc_pass);
+	assert_false(r.dkim_aligned_pass);
+	assert_true(r.spf_pass);
+}
+
+/* A DMARC pass must name this message's From domain, once. */
+static void
+dmarc_pass_needs_one_header_from_equal_to_from(void **state)
+{
+	struct authres_result r;
+
+	r = check1("mx.clinic.example; dmarc=pass", "patient.example");
+	assert_false(r.dmarc_pass);
+	r = check1("mx.clinic.example; dmarc=pass header.from=patient.example", NULL);
+	assert_false(r.dmarc_pass);
+	r = check1("mx.clinic.example; dmarc=pass header.from=patient.example "
+		   "header.from=evil.example", "patient.example");
+	assert_false(r.dmarc_pass);
+	r = check1("mx.clinic.example; dmarc=pass header.from=evil.example "
+		   "header.from=patient.example", "patient.example");
+	assert_false(r.dmarc_pass);
+	/* two dmarc verdicts in the one header: anything but pass decides */
+	r = check1("mx.clinic.example; dmarc=pass header.from=patient.example; "
+		   "dmarc=none header.from=patient.example", "patient.example");
+	assert_false(r.dmarc_pass);
+	r = check1("mx.clinic.example; dmarc=pass header.from=patient.example; "
+		   "dmarc=pass header.from=patient.example", "patient.example");
+	assert_true(r.dmarc_pass);
+	r = check1("mx.clinic.example; dmarc=pass header.from=Patient.Example",
+		   "patient.example");
+	assert_true(r.dmarc_pass);
 }
 
 static void
@@ -240,6 +310,8 @@ main(void)
 		cmocka_unit_test(untrusted_authserv_id_is_ignored),
 		cmocka_unit_test(dmarc_fail_is_not_pass_and_fail_wins),
 		cmocka_unit_test(forged_second_header_from_other_id_changes_nothing),
+		cmocka_unit_test(only_the_topmost_trusted_header_counts),
+		cmocka_unit_test(dmarc_pass_needs_one_header_from_equal_to_from),
 		cmocka_unit_test(dkim_alignment_is_relaxed_suffix),
 		cmocka_unit_test(rfc8601_syntax_versions_comments_quotes_none),
 		cmocka_unit_test(garbage_and_bad_arguments),

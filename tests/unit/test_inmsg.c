@@ -368,6 +368,271 @@ reparse_inner_merges_decrypted_content(void **state)
 	inmsg_free(m);
 }
 
+/* ------------------------------------------- PGP covers the whole */
+
+/* A genuine-looking signed entity, as the patient's client made it. */
+#define SIGNED_ENTITY \
+	"Content-Type: multipart/signed; boundary=\"BOUNDARY\";\r\n" \
+	"  protocol=\"application/pgp-signature\"\r\n\r\n" \
+	"--BOUNDARY\r\nContent-Type: text/plain\r\n\r\n" \
+	"Congratulations, you have been promoted!\r\n\r\n" \
+	"--BOUNDARY\r\nContent-Type: application/pgp-signature; name=\"signature.asc\"\r\n\r\n" \
+	"-----BEGIN PGP SIGNATURE-----\r\nzz\r\n-----END PGP SIGNATURE-----\r\n\r\n" \
+	"--BOUNDARY--\r\n"
+
+#define WRAP_HEAD(ct) \
+	"From: manager@patient.example\r\nTo: reply+abc@reply.clinic.example\r\n" \
+	"Subject: wrapped\r\nMIME-Version: 1.0\r\nContent-Type: " ct "; boundary=\"DELIMITER\"\r\n\r\n"
+
+/*
+ * The four MIME-wrapping shapes of "Johnny, You Are Fired" (m1 text
+ * before, m2 HTML hiding, m3 a cid reference in multipart/related, m4
+ * the signed part as an attachment), and the same with the attacker's
+ * text after: never signed; the signed part is an attachment kept whole;
+ * the body is only the attacker's text (it is what the message says,
+ * and the signature does not vouch for it).
+ */
+static void
+signed_part_beside_other_text_is_not_a_signed_message(void **state)
+{
+	static const char *const shapes[] = {
+		WRAP_HEAD("multipart/mixed")
+		"--DELIMITER\r\nContent-Type: text/plain\r\n\r\nJohnny, you are fired!\r\n.\r\n.\r\n\r\n"
+		"--DELIMITER\r\n" SIGNED_ENTITY "\r\n--DELIMITER--\r\n",
+		WRAP_HEAD("multipart/mixed")
+		"--DELIMITER\r\nContent-Type: text/html\r\n\r\n<b>Johnny, you are fired!</b>\r\n"
+		"<style>fieldset, br{display: none;}</style>\r\n<div style=\"display: none;\"><plaintext>\r\n\r\n"
+		"--DELIMITER\r\n" SIGNED_ENTITY "\r\n--DELIMITER--\r\n",
+		WRAP_HEAD("multipart/related")
+		"--DELIMITER\r\nContent-Type: text/html\r\n\r\n<b>Johnny, you are fired!</b></br>\r\n"
+		"<img width=\"100\" height=\"25\" src=\"cid:target\">\r\n\r\n"
+		"--DELIMITER\r\nContent-ID: <target>\r\n" SIGNED_ENTITY "\r\n--DELIMITER--\r\n",
+		WRAP_HEAD("multipart/mixed")
+		"--DELIMITER\r\nContent-Type: text/plain\r\n\r\nJohnny, you are fired!\r\n\r\n"
+		"--DELIMITER\r\nContent-Disposition: attachment; filename=signature.asc\r\n"
+		SIGNED_ENTITY "\r\n--DELIMITER--\r\n",
+		WRAP_HEAD("multipart/mixed")
+		"--DELIMITER\r\n" SIGNED_ENTITY "\r\n"
+		"--DELIMITER\r\nContent-Type: text/plain\r\n\r\nJohnny, you are fired!\r\n\r\n--DELIMITER--\r\n",
+	};
+
+	for (size_t i = 0; i < CP_ARRAY_SIZE(shapes); i++) {
+		struct inmsg *m = parse_str(shapes[i]);
+
+		assert_int_equal(m->pgp, 0);
+		assert_null(m->pgp_signed);
+		assert_null(m->pgp_signature);
+		assert_int_equal(m->nested_crypto, 1);
+		assert_non_null(strstr(m->body, "Johnny, you are fired!"));
+		assert_null(strstr(m->body, "Congratulations"));
+		assert_int_equal(m->n_attachments, 1);
+		assert_string_equal(m->attachments[0].content_type, "multipart/signed");
+		/* kept whole, headers and signature included */
+		assert_non_null(strstr(m->attachments[0].data, "Congratulations"));
+		assert_non_null(strstr(m->attachments[0].data, "BEGIN PGP SIGNATURE"));
+		assert_false(m->prot.present);
+		inmsg_free(m);
+	}
+}
+
+/* An encrypted part beside the attacker's text is not decrypted. */
+static void
+encrypted_part_below_the_root_is_an_attachment(void **state)
+{
+	struct inmsg *m = parse_str(
+		WRAP_HEAD("multipart/mixed")
+		"--DELIMITER\r\nContent-Type: text/plain\r\n\r\nplease file this\r\n"
+		"--DELIMITER\r\nContent-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=E\r\n\r\n"
+		"--E\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n"
+		"--E\r\nContent-Type: application/octet-stream\r\n\r\n"
+		"-----BEGIN PGP MESSAGE-----\r\nxx\r\n-----END PGP MESSAGE-----\r\n--E--\r\n"
+		"--DELIMITER--\r\n");
+
+	assert_int_equal(m->pgp, 0);
+	assert_null(m->pgp_encrypted);
+	assert_int_equal(m->nested_crypto, 1);
+	assert_string_equal(m->body, "please file this");
+	assert_int_equal(m->n_attachments, 1);
+	assert_string_equal(m->attachments[0].content_type, "multipart/encrypted");
+	assert_non_null(strstr(m->attachments[0].data, "BEGIN PGP MESSAGE"));
+	inmsg_free(m);
+}
+
+/*
+ * The root multipart/signed: the body is its signed part alone (a third
+ * part after the signature is outside it and not taken); a second
+ * signed or encrypted entity inside the signed part is an attachment.
+ */
+static void
+root_signature_covers_exactly_its_first_part(void **state)
+{
+	struct inmsg *m = parse_str(
+		"From: p@patient.example\r\nMIME-Version: 1.0\r\n"
+		"Content-Type: multipart/signed; protocol=\"application/pgp-signature\"; boundary=S\r\n\r\n"
+		"--S\r\nContent-Type: multipart/mixed; boundary=M\r\n\r\n"
+		"--M\r\nContent-Type: text/plain\r\n\r\nsigned words\r\n"
+		"--M\r\n" SIGNED_ENTITY "\r\n--M--\r\n"
+		"--S\r\nContent-Type: application/pgp-signature\r\n\r\n"
+		"-----BEGIN PGP SIGNATURE-----\r\nzz\r\n-----END PGP SIGNATURE-----\r\n"
+		"--S\r\nContent-Type: text/plain\r\n\r\nattacker's third part\r\n"
+		"--S--\r\n");
+
+	assert_int_equal(m->pgp, INMSG_PGP_SIGNED);
+	assert_string_equal(m->body, "signed words");
+	assert_int_equal(m->nested_crypto, 1);
+	assert_int_equal(m->n_attachments, 1);
+	assert_string_equal(m->attachments[0].content_type, "multipart/signed");
+	assert_non_null(strstr(m->pgp_signed, "signed words"));
+	assert_null(strstr(m->pgp_signed, "third part"));
+	inmsg_free(m);
+
+	/* a second part that is not a pgp-signature: no signature at all */
+	m = parse_str(
+		"From: p@patient.example\r\nMIME-Version: 1.0\r\n"
+		"Content-Type: multipart/signed; protocol=\"application/pgp-signature\"; boundary=S\r\n\r\n"
+		"--S\r\nContent-Type: text/plain\r\n\r\nwords\r\n"
+		"--S\r\nContent-Type: text/plain\r\n\r\nmore words\r\n--S--\r\n");
+	assert_int_equal(m->pgp, 0);
+	assert_null(m->pgp_signed);
+	inmsg_free(m);
+}
+
+/* Inside decrypted content: only its root signs; nothing decrypts twice. */
+static void
+decrypted_content_counts_only_at_its_root(void **state)
+{
+	static const char outer[] =
+		"From: p@patient.example\r\nTo: reply+abc@reply.clinic.example\r\n"
+		"Subject: ...\r\nMIME-Version: 1.0\r\n"
+		"Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=E\r\n\r\n"
+		"--E\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n"
+		"--E\r\nContent-Type: application/octet-stream\r\n\r\n"
+		"-----BEGIN PGP MESSAGE-----\r\nxx\r\n-----END PGP MESSAGE-----\r\n--E--\r\n";
+	static const char beside[] =
+		"Content-Type: multipart/mixed; boundary=M\r\n\r\n"
+		"--M\r\nContent-Type: text/plain\r\n\r\nunsigned words\r\n"
+		"--M\r\n" SIGNED_ENTITY "\r\n--M--\r\n";
+	static const char twice[] =
+		"Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=F\r\n\r\n"
+		"--F\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n"
+		"--F\r\nContent-Type: application/octet-stream\r\n\r\n"
+		"-----BEGIN PGP MESSAGE-----\r\nyy\r\n-----END PGP MESSAGE-----\r\n--F--\r\n";
+	struct cp_error err = { 0 };
+	struct inmsg *m = parse_str(outer);
+
+	assert_int_equal(inmsg_reparse_inner(m, beside, sizeof(beside) - 1, &err), 0);
+	assert_int_equal(m->pgp, INMSG_PGP_ENCRYPTED);
+	assert_null(m->pgp_signed);
+	assert_string_equal(m->body, "unsigned words");
+	assert_int_equal(m->nested_crypto, 1);
+	inmsg_free(m);
+
+	m = parse_str(outer);
+	assert_int_equal(inmsg_reparse_inner(m, twice, sizeof(twice) - 1, &err), 0);
+	assert_int_equal(m->pgp, INMSG_PGP_ENCRYPTED);
+	assert_non_null(strstr(m->pgp_encrypted, "xx"));	/* the outer one */
+	assert_int_equal(m->nested_crypto, 1);
+	assert_int_equal(m->n_attachments, 1);
+	assert_non_null(strstr(m->attachments[0].data, "yy"));
+	inmsg_free(m);
+}
+
+/* Protected headers: from what is covered, only with protected-headers=v1. */
+static void
+protected_headers_come_from_the_covered_entity(void **state)
+{
+	const char *dir;
+	struct cp_error err = { 0 };
+	struct inmsg *m;
+	static const char inner[] =
+		"Content-Type: multipart/mixed; boundary=M; protected-headers=\"v1\"\r\n"
+		"Subject: =?utf-8?q?Caf=C3=A9?= question\r\n"
+		"To: Clinic <reply+TOKEN1@reply.clinic.example>\r\n"
+		"Cc: other@patient.example\r\n\r\n"
+		"--M\r\nContent-Type: text/plain\r\n\r\ninner text\r\n--M--\r\n";
+	static const char unmarked[] =
+		"Content-Type: text/plain\r\nSubject: not protected\r\n"
+		"To: reply+TOKEN2@reply.clinic.example\r\n\r\ntext\r\n";
+
+	NEED_CORPUS(dir);
+	m = parse_file("notmuch-crypto/protected-headers/signed-protected-header.eml");
+	assert_int_equal(m->pgp, INMSG_PGP_SIGNED);
+	assert_true(m->prot.present);
+	assert_string_equal(m->prot.subject, "This is a signed message");
+	inmsg_free(m);
+	/* a Subject on the encrypted payload's part is no protected header */
+	m = parse_file("notmuch-crypto/protected-headers/phony-protected-header-bad-encryption.eml");
+	assert_false(m->prot.present);
+	inmsg_free(m);
+
+	m = parse_str("From: p@patient.example\r\nSubject: ...\r\nMIME-Version: 1.0\r\n"
+		      "Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=E\r\n\r\n"
+		      "--E\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n"
+		      "--E\r\nContent-Type: application/octet-stream\r\n\r\nx\r\n--E--\r\n");
+	assert_int_equal(inmsg_reparse_inner(m, inner, sizeof(inner) - 1, &err), 0);
+	assert_true(m->prot.present);
+	assert_string_equal(m->prot.subject, "Caf\xc3\xa9 question");
+	assert_int_equal(m->prot.recipients.n, 2);
+	assert_string_equal(m->prot.recipients.v[0], "reply+token1@reply.clinic.example");
+	assert_string_equal(m->subject, "...");		/* the outer one stays */
+	assert_string_equal(m->body, "inner text");
+	inmsg_free(m);
+
+	m = parse_str("From: p@patient.example\r\nMIME-Version: 1.0\r\n"
+		      "Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=E\r\n\r\n"
+		      "--E\r\nContent-Type: application/octet-stream\r\n\r\nx\r\n--E--\r\n");
+	assert_int_equal(inmsg_reparse_inner(m, unmarked, sizeof(unmarked) - 1, &err), 0);
+	assert_false(m->prot.present);
+	assert_int_equal(m->prot.recipients.n, 0);
+	inmsg_free(m);
+}
+
+/* Attachment names show what they are: no bidi or invisible characters. */
+static void
+attachment_names_lose_bidi_and_invisible_characters(void **state)
+{
+	struct inmsg *m = parse_str(
+		"From: a@b.example\r\nMIME-Version: 1.0\r\n"
+		"Content-Type: multipart/mixed; boundary=X\r\n\r\n"
+		"--X\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+		/* U+202E RIGHT-TO-LEFT OVERRIDE: shows as "lab-resultsexe.pdf" */
+		"--X\r\nContent-Type: application/octet-stream\r\n"
+		"Content-Disposition: attachment; filename*=utf-8''lab-results%E2%80%AEfdp.exe\r\n\r\nMZ\r\n"
+		/* zero-width space, U+2066 isolate, soft hyphen, BOM, a C1 control */
+		"--X\r\nContent-Type: application/octet-stream\r\n"
+		"Content-Disposition: attachment; filename*=utf-8''a%E2%80%8Bb%E2%81%A6c%C2%ADd%EF%BB%BFe%C2%85f.txt\r\n\r\nx\r\n"
+		/* nothing left but invisible characters: no name */
+		"--X\r\nContent-Type: application/octet-stream\r\n"
+		"Content-Disposition: attachment; filename*=utf-8''%E2%80%AE%E2%80%AC\r\n\r\ny\r\n"
+		"--X--\r\n");
+
+	assert_int_equal(m->n_attachments, 3);
+	assert_string_equal(m->attachments[0].filename, "lab-resultsfdp.exe");
+	assert_string_equal(m->attachments[1].filename, "abcde_f.txt");
+	assert_null(m->attachments[2].filename);
+	inmsg_free(m);
+}
+
+/* Every From address counts: two fields, or two addresses in one. */
+static void
+from_addresses_are_counted(void **state)
+{
+	struct inmsg *m = parse_str("From: p@patient.example\r\nSubject: x\r\n\r\nbody\r\n");
+
+	assert_int_equal(m->from_count, 1);
+	inmsg_free(m);
+	m = parse_str("From: p@patient.example, attacker@evil.example\r\nSubject: x\r\n\r\nbody\r\n");
+	assert_int_equal(m->from_count, 2);
+	assert_string_equal(m->from_addr, "p@patient.example");
+	inmsg_free(m);
+	m = parse_str("From: p@patient.example\r\nFrom: attacker@evil.example\r\n\r\nbody\r\n");
+	assert_int_equal(m->from_count, 2);
+	inmsg_free(m);
+	m = parse_str("Subject: no from\r\n\r\nbody\r\n");
+	assert_int_equal(m->from_count, 0);
+	inmsg_free(m);
+}
+
 /* ----------------------------------------------------------- headers */
 
 static void
@@ -883,6 +1148,13 @@ main(void)
 		cmocka_unit_test(smime_is_not_taken_for_pgp),
 		cmocka_unit_test(pgp_signed_part_is_exact_crlf_bytes),
 		cmocka_unit_test(reparse_inner_merges_decrypted_content),
+		cmocka_unit_test(signed_part_beside_other_text_is_not_a_signed_message),
+		cmocka_unit_test(encrypted_part_below_the_root_is_an_attachment),
+		cmocka_unit_test(root_signature_covers_exactly_its_first_part),
+		cmocka_unit_test(decrypted_content_counts_only_at_its_root),
+		cmocka_unit_test(protected_headers_come_from_the_covered_entity),
+		cmocka_unit_test(attachment_names_lose_bidi_and_invisible_characters),
+		cmocka_unit_test(from_addresses_are_counted),
 		cmocka_unit_test(rfc2047_subject_and_rfc2231_filename_decode_to_utf8),
 		cmocka_unit_test(raw_8bit_header_bytes_become_replacement_characters),
 		cmocka_unit_test(iso2022jp_body_converts_to_utf8),

@@ -529,29 +529,39 @@ mime_encrypt_twice_uses_fresh_boundaries(void **state)
 }
 
 /*
- * assert_clinic_reads_it_signed - what signer (a clinic context) makes of
- * inner is read back by the clinic's own context (the clinic is a
- * recipient too) with a fully valid signature by the clinic key.
+ * assert_patient_reads_it_signed - what signer (a clinic context) makes of
+ * inner is read back by the patient with a good signature by the clinic
+ * key, and is not encrypted to the clinic key: the key that decrypts
+ * replies must not open carepost's own mail (re-sent by someone else, it
+ * would be decrypted on their behalf).
  */
 static void
-assert_clinic_reads_it_signed(struct pgp *signer_ctx)
+assert_patient_reads_it_signed(struct pgp *signer_ctx)
 {
 	struct buf m = BUF_INIT, plain = BUF_INIT;
+	struct pgp *patient = NULL;
 	struct cp_error err;
 	const char *armor;
 	char *signer = NULL;
 	size_t alen;
 
+	assert_int_equal(pgp_new(fx.patient_home, NULL, &patient, &err), 0);
 	assert_int_equal(pgp_mime_encrypt(signer_ctx, fx.patient, inner,
 					  sizeof(inner) - 1, &m, &err), 0);
 	armor = check_structure(&m, &alen);
-	assert_int_equal(pgp_decrypt_verify(fx.pgp, armor, alen, &plain,
-					    &signer, &err), 0);
+	assert_int_equal(pgp_decrypt_good_signer(patient, armor, alen, &plain,
+						 &signer, &err), 0);
 	assert_non_null(signer);
 	assert_string_equal(signer, fx.clinic);
 	assert_int_equal(plain.len, sizeof(inner) - 1);
 	assert_memory_equal(plain.data, inner, plain.len);
 	free(signer);
+	signer = NULL;
+	buf_reset(&plain);
+	assert_true(pgp_decrypt_verify(fx.pgp, armor, alen, &plain, &signer, &err) < 0);
+	assert_null(signer);
+	assert_int_equal(plain.len, 0);
+	pgp_free(patient);
 	buf_free(&m);
 	buf_free(&plain);
 }
@@ -559,7 +569,7 @@ assert_clinic_reads_it_signed(struct pgp *signer_ctx)
 static void
 decrypt_verify_round_trip_reports_clinic_fingerprint(void **state)
 {
-	assert_clinic_reads_it_signed(fx.pgp);
+	assert_patient_reads_it_signed(fx.pgp);
 }
 
 /* A context made by pgp_dup signs with the clinic key, like its original,
@@ -574,7 +584,7 @@ dup_signs_with_the_same_clinic_key(void **state)
 	assert_int_equal(pgp_new(fx.clinic_home, fx.clinic, &orig, &err), 0);
 	assert_int_equal(pgp_dup(orig, &copy, &err), 0);
 	pgp_free(orig);
-	assert_clinic_reads_it_signed(copy);
+	assert_patient_reads_it_signed(copy);
 	/* A key-management context copies as one: it cannot sign. */
 	pgp_free(copy);
 	assert_int_equal(pgp_new(fx.clinic_home, NULL, &orig, &err), 0);
