@@ -5,14 +5,36 @@
  * DESCRIPTION
  *	Limits are lowered so that the fuzzer reaches them; whatever the
  *	input, parsing must return 0 or a negative code with a reason, and
- *	every string it hands back must be valid UTF-8.
+ *	every string it hands back must be valid UTF-8. PGP/MIME counts only
+ *	at the root: an encrypted payload only when the message itself is
+ *	multipart/encrypted, a signature only with its signed bytes, and
+ *	every nested signed or encrypted entity kept as an attachment.
  */
 #include <stdint.h>
 #include <stdlib.h>
 
+#include <string.h>
+
 #include "inmsg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* check_pgp_at_root - the invariants of inmsg.h's PGP/MIME rule. */
+static void
+check_pgp_at_root(const struct inmsg *m)
+{
+	if (m->pgp_encrypted != NULL &&
+	    (m->content_type == NULL ||
+	     strcmp(m->content_type, "multipart/encrypted") != 0))
+		abort();
+	if ((m->pgp & INMSG_PGP_SIGNED) &&
+	    (m->pgp_signed == NULL || m->pgp_signature == NULL))
+		abort();
+	if (m->nested_crypto > m->n_attachments + 1)	/* +1: over the limit */
+		abort();
+	if (m->prot.subject != NULL && !m->prot.present)
+		abort();
+}
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -38,11 +60,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (!cp_utf8_valid(m->body, m->body_len))
 		abort();
+	check_pgp_at_root(m);
 	(void)inmsg_classify(m, &addrs, &ci);
 	if (inmsg_to_json(m, &addrs, &j) == 0)
 		json_decref(j);
 	/* the same bytes as decrypted inner content */
-	(void)inmsg_reparse_inner(m, (const char *)data, size, &err);
+	if (inmsg_reparse_inner(m, (const char *)data, size, &err) == 0)
+		check_pgp_at_root(m);
 	if (!cp_utf8_valid(m->body, m->body_len))
 		abort();
 	inmsg_free(m);
