@@ -24,23 +24,39 @@
  *	   the raw bytes when it has none). A message seen before is not
  *	   processed again: DUPLICATE, with the folder and reason of the
  *	   first time, so the caller just moves it again.
- *	3. PGP/MIME: multipart/encrypted is decrypted with the keys in
- *	   gpg.home (the clinic key); a signature (inside, or a
- *	   multipart/signed) is verified. Undecryptable mail quarantines,
- *	   unless the clinic's own secret key is out of reach (gpg-agent
- *	   killed or unstartable: gpg says "No secret key" either way), which
- *	   is an infrastructure failure (pgp_secret_available).
+ *	3. PGP/MIME, only where it covers the whole message (inmsg.h): the
+ *	   root multipart/encrypted is decrypted with the keys in gpg.home
+ *	   (the clinic key); a signature (inside the encryption, or the root
+ *	   multipart/signed of the message or of the decrypted content) is
+ *	   verified, and its time kept. Signed or encrypted parts below the
+ *	   root are attachments, never decrypted or believed. Undecryptable
+ *	   mail quarantines, unless the clinic's own secret key is out of
+ *	   reach (gpg-agent killed or unstartable: gpg says "No secret key"
+ *	   either way), which is an infrastructure failure
+ *	   (pgp_secret_available). A signature by carepost's own clinic or
+ *	   store key quarantines: its own mail is never filed.
  *	4. inmsg_classify: DSN, auto-reply, unsubscribe, reply, unknown.
  *	5. Authentication of replies and unsubscribes: the reply token's
  *	   HMAC (token.h), a thread that exists and has not expired, and a
  *	   sender that is the thread's patient or one of their proxies: a
- *	   good PGP signature by the patient's or a proxy's key (pgp_fpr),
- *	   which is the strongest proof, else the From address. A proxy may
- *	   not reply on a confidential thread. With security.require_dmarc,
- *	   a From match counts only with dmarc=pass (or an aligned
- *	   dkim=pass) in an Authentication-Results header from
- *	   security.trusted_authserv_id (authres.h); a good patient/proxy
- *	   signature always counts.
+ *	   good PGP signature by the patient's or a proxy's key (pgp_fpr)
+ *	   made after the thread began (less 15 minutes of clock skew),
+ *	   which is the strongest proof, else the From address. An older
+ *	   signature of theirs (a message signed elsewhere, replayed with a
+ *	   stolen token) proves nothing. A proxy may not reply on a
+ *	   confidential thread. With security.require_dmarc, a From match
+ *	   counts only with dmarc=pass (or an aligned dkim=pass) in the
+ *	   topmost Authentication-Results header from
+ *	   security.trusted_authserv_id (authres.h), and only for a message
+ *	   with one From address; a good patient/proxy signature always
+ *	   counts. Decrypted content is filed only where that signature
+ *	   made it or its protected headers name this thread's reply token
+ *	   (inmsg_names_reply_token): anything else that decrypts quarantines,
+ *	   so that no one can have the clinic key decrypt another patient's
+ *	   mail into their own inbox. Where the signature alone authenticates,
+ *	   the filed subject is the protected one or none (the outer Subject
+ *	   is not signed); the record says "signed" only for a matched
+ *	   signer.
  *	6. A reply is filed in one write transaction: the inbox record
  *	   (cleartext metadata without PHI, the content encrypted at rest:
  *	   see AT REST), the clinic queue entry of the thread's department
