@@ -26,6 +26,7 @@
 #include <time.h>
 
 #define MAX_STAFF	16
+#define OWN_KEY_REASON	"signed by carepost's own key: its own mail is never filed"
 #define DECRYPT_MAX	(50u * 1024 * 1024)
 
 struct inbound {
@@ -64,6 +65,7 @@ struct work {
 
 	int decrypted;			/* the content is what gpg decrypted */
 	int sig_stale;			/* the patient's signature predates the thread */
+	int sig_ours;			/* made by a (sub)key of carepost's own */
 	int bound;			/* decrypted content bound to this thread */
 	int headers_authenticated;	/* DMARC or aligned DKIM vouch for the header */
 
@@ -593,8 +595,10 @@ signer_match(struct work *w)
 	if (w->signer == NULL)
 		return;
 	if (!signer_ref(w, ref, sizeof(ref))) {
-		signer_resolve(w);
-		if (!signer_ref(w, ref, sizeof(ref)))
+		signer_resolve(w);		/* one gpg run: only here */
+		if (signed_by_us(w))
+			w->sig_ours = 1;
+		if (w->sig_ours || !signer_ref(w, ref, sizeof(ref)))
 			return;
 	}
 	if (w->sig.created < began - SIG_CLOCK_SKEW) {
@@ -703,6 +707,8 @@ authenticate(struct work *w, struct cp_error *err)
 		return cp_error_set(err, r, "%s", terr.text);
 
 	sender_of(w);
+	if (w->sig_ours)
+		return auth_fail(w, OWN_KEY_REASON), 0;
 	if (w->sender_ref[0] == '\0')
 		return auth_fail(w, "sender is not the thread's patient or a proxy"), 0;
 	cp_strlcpy(w->res->sender_role, strcmp(w->sender_ref, "patient") == 0 ?
@@ -1076,9 +1082,10 @@ decide(struct work *w, struct cp_error *err)
 	r = do_pgp(w, err);
 	if (r != 0)
 		return r < 0 ? r : 0;
-	if (w->signer && (signed_by_us(w) || (signer_resolve(w), signed_by_us(w)))) {
+	/* (a subkey of ours is caught in signer_match, which resolves it) */
+	if (w->signer && signed_by_us(w)) {
 		w->auth_status = "fail";
-		quarantine(w, "signed by carepost's own key: its own mail is never filed");
+		quarantine(w, OWN_KEY_REASON);
 		return 0;
 	}
 	w->res->class = inmsg_classify(w->m, &w->ib->addrs, &w->ci);
