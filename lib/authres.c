@@ -225,13 +225,104 @@ apply(struct state *st, const char *method, const char *result,
 	}
 }
 
-/* check_one - one header value; results into st. */
+/* One "method=result props" clause. */
+struct clause {
+	char method[TOKEN_MAX];
+	char result[TOKEN_MAX];
+	struct prop props[MAX_PROPS];
+	size_t np;
+};
+
+/*
+ * read_clause - one clause after its ";" into c (the token after it in
+ * *t). 0 when read; -1 for anything else: the end, "none", garbage.
+ */
+static int
+read_clause(struct lexer *lx, struct token *t, struct clause *c)
+{
+	c->np = 0;
+	next_token(lx, t);
+	if (t->type != T_WORD)
+		return -1;
+	snprintf(c->method, sizeof(c->method), "%s", t->v);
+	next_token(lx, t);
+	if (t->type == T_SLASH) {	/* method-version */
+		next_token(lx, t);
+		if (t->type != T_WORD)
+			return -1;
+		next_token(lx, t);
+	}
+	if (t->type != T_EQ)
+		return -1;
+	next_token(lx, t);
+	if (t->type != T_WORD)
+		return -1;
+	snprintf(c->result, sizeof(c->result), "%s", t->v);
+	next_token(lx, t);
+	while (t->type == T_WORD) {	/* reason=..., ptype.prop=... */
+		struct prop *p = c->np < MAX_PROPS ? &c->props[c->np] : NULL;
+
+		if (p)
+			snprintf(p->name, sizeof(p->name), "%s", t->v);
+		next_token(lx, t);
+		if (t->type != T_EQ)
+			return -1;
+		next_token(lx, t);
+		if (t->type != T_WORD && t->type != T_QUOTED)
+			return -1;
+		if (p) {
+			snprintf(p->value, sizeof(p->value), "%s", t->v);
+			c->np++;
+		}
+		next_token(lx, t);
+	}
+	return t->type == T_SEMI || t->type == T_END ? 0 : -1;
+}
+
+/*
+ * read_header - the clauses after the authserv-id; each to st when
+ * st is not NULL. 0 when the header is read cleanly to its end ("; none"
+ * and a trailing ";" included), -1 otherwise.
+ */
+static int
+read_header(const char *h, struct state *st)
+{
+	struct lexer lx = { h, strnlen(h, AUTHRES_MAX_HEADER), 0 };
+	struct token t;
+	struct clause c;
+
+	next_token(&lx, &t);		/* the authserv-id */
+	next_token(&lx, &t);
+	if (t.type == T_WORD && all_digits(t.v))	/* authres-version */
+		next_token(&lx, &t);
+	while (t.type == T_SEMI) {
+		size_t save = lx.pos;
+
+		if (read_clause(&lx, &t, &c) == 0) {
+			if (st)
+				apply(st, c.method, c.result, c.props, c.np);
+			continue;
+		}
+		lx.pos = save;
+		next_token(&lx, &t);
+		if (t.type == T_WORD && strcasecmp(t.v, "none") == 0)
+			next_token(&lx, &t);
+		break;
+	}
+	return t.type == T_END ? 0 : -1;
+}
+
+/*
+ * check_one - one header value; results into st. Only a header read to
+ * its end counts, and then whole: a verdict read before something
+ * unreadable (a server may have copied that from the message itself), or
+ * in a header longer than AUTHRES_MAX_HEADER, is not believed.
+ */
 static void
 check_one(struct state *st, const char *h, const char *trusted)
 {
 	struct lexer lx = { h, strnlen(h, AUTHRES_MAX_HEADER), 0 };
 	struct token t;
-	struct prop props[MAX_PROPS];
 
 	next_token(&lx, &t);
 	if ((t.type != T_WORD && t.type != T_QUOTED) ||
@@ -245,55 +336,10 @@ check_one(struct state *st, const char *h, const char *trusted)
 		st->out->below_top++;
 		return;
 	}
-	next_token(&lx, &t);
-	if (t.type == T_WORD && all_digits(t.v))	/* authres-version */
-		next_token(&lx, &t);
-	while (t.type == T_SEMI) {
-		char method[TOKEN_MAX], result[TOKEN_MAX];
-		size_t np = 0;
-
-		next_token(&lx, &t);
-		if (t.type == T_END)		/* trailing ";" */
-			return;
-		if (t.type != T_WORD)
-			return;
-		snprintf(method, sizeof(method), "%s", t.v);
-		next_token(&lx, &t);
-		if (t.type == T_SLASH) {	/* method-version */
-			next_token(&lx, &t);
-			if (t.type != T_WORD)
-				return;
-			next_token(&lx, &t);
-		}
-		if (t.type != T_EQ)
-			return;			/* "none", or garbage */
-		next_token(&lx, &t);
-		if (t.type != T_WORD)
-			return;
-		snprintf(result, sizeof(result), "%s", t.v);
-		next_token(&lx, &t);
-		while (t.type == T_WORD) {	/* reason=..., ptype.prop=... */
-			struct prop *p = np < MAX_PROPS ? &props[np] : NULL;
-
-			if (p)
-				snprintf(p->name, sizeof(p->name), "%s", t.v);
-			next_token(&lx, &t);
-			if (t.type != T_EQ)
-				return;
-			next_token(&lx, &t);
-			if (t.type != T_WORD && t.type != T_QUOTED)
-				return;
-			if (p) {
-				snprintf(p->value, sizeof(p->value), "%s", t.v);
-				np++;
-			}
-			next_token(&lx, &t);
-		}
-		/* a clause counts only when it ends cleanly */
-		if (t.type != T_SEMI && t.type != T_END)
-			return;
-		apply(st, method, result, props, np);
-	}
+	if (strnlen(h, AUTHRES_MAX_HEADER + 1) > AUTHRES_MAX_HEADER ||
+	    read_header(h, NULL) < 0)
+		return;
+	read_header(h, st);
 }
 
 int

@@ -39,8 +39,12 @@
  *	string), an optional version number, then "; method[/version]=result
  *	[reason=...] [ptype.property=value ...]" clauses or "; none";
  *	comments in parentheses (nested) and quoted strings anywhere.
- *	Anything it cannot read ends that header's processing: the clause it
- *	is in does not count, complete clauses before it do. Each header is read up to AUTHRES_MAX_HEADER bytes.
+ *	A header counts only when it is read cleanly to its end, and then
+ *	whole: anything it cannot read (or a header longer than
+ *	AUTHRES_MAX_HEADER bytes) makes it count for nothing, the verdicts
+ *	before the garbage included, since the MTA may have copied the rest
+ *	from the message (an unclosed comment or quote in a value it echoes
+ *	would otherwise swallow the verdict written after it).
  * THREAD SAFETY
  *	Reentrant; no allocation.
  */

@@ -75,6 +75,7 @@ struct work {
 	json_t *patient;		/* the patient record */
 	uint8_t thread_id[TOKEN_THREAD_BYTES];
 	char sender_ref[32];		/* "patient" or "proxy:N" */
+	char from_ref[32];		/* whose address the From is, or "" */
 	int signer_matched;
 	int signer_resolved;		/* signer is a primary key's fingerprint */
 
@@ -609,37 +610,48 @@ signer_match(struct work *w)
 	w->signer_matched = 1;
 }
 
-/* sender_of - who the message is from: by signature (signer_match), else by From. */
+/* from_ref - "patient" or "proxy:N" whose address on file the From is, or "". */
 static void
-sender_of(struct work *w)
+from_ref(struct work *w, char *ref, size_t reflen)
 {
 	json_t *proxies = json_object_get(w->patient, "proxies"), *p;
 	const char *from = w->m->from_addr;
 	const char *email;
 	size_t i;
 
-	w->sender_ref[0] = '\0';
-	signer_match(w);
-	if (w->signer_matched || from == NULL)
+	ref[0] = '\0';
+	if (from == NULL)
 		return;
 	email = json_string_value(json_object_get(w->patient, "email"));
 	if (email && strcasecmp(email, from) == 0) {
-		cp_strlcpy(w->sender_ref, "patient", sizeof(w->sender_ref));
+		cp_strlcpy(ref, "patient", reflen);
 		return;
 	}
 	json_array_foreach(proxies, i, p) {
 		email = json_string_value(json_object_get(p, "email"));
 		if (email && strcasecmp(email, from) == 0) {
-			snprintf(w->sender_ref, sizeof(w->sender_ref), "proxy:%zu", i);
+			snprintf(ref, reflen, "proxy:%zu", i);
 			return;
 		}
 	}
 }
 
+/* sender_of - who the message is from: by signature (signer_match), else by From. */
+static void
+sender_of(struct work *w)
+{
+	w->sender_ref[0] = '\0';
+	from_ref(w, w->from_ref, sizeof(w->from_ref));
+	signer_match(w);
+	if (!w->signer_matched)
+		cp_strlcpy(w->sender_ref, w->from_ref, sizeof(w->sender_ref));
+}
+
 /*
  * header_auth - what the trusted MTA's topmost Authentication-Results
  * says of the From domain (authres.h). w->headers_authenticated: DMARC
- * or aligned DKIM vouch for the header fields (Subject among them).
+ * or aligned DKIM vouch for the header fields (Subject among them) of a
+ * message whose one From address is the patient's or a proxy's on file.
  */
 static void
 header_auth(struct work *w, struct authres_result *ar)
@@ -651,7 +663,7 @@ header_auth(struct work *w, struct authres_result *ar)
 		authres_check((const char *const *)w->m->auth_results.v,
 			      w->m->auth_results.n, cfg->trusted_authserv_id,
 			      domain_of(w->m->from_addr), ar);
-	w->headers_authenticated = w->m->from_count == 1 &&
+	w->headers_authenticated = w->m->from_count == 1 && w->from_ref[0] &&
 		(ar->dmarc_pass || (ar->dkim_aligned_pass && !ar->dmarc_fail));
 }
 
@@ -737,22 +749,32 @@ authenticate(struct work *w, struct cp_error *err)
 }
 
 /*
- * bind_decrypted - decrypted content is filed only into the conversation
- * it was written for: signed by the thread's patient or a proxy since the
- * thread began (signer_match), or carrying protected headers that name
- * this thread's reply token. Anything else that decrypts (another
- * patient's reply re-sent by someone with a thread of their own, mail
- * carepost itself sent) is quarantined: the clinic key must not decrypt
- * on anyone's behalf. 1 when quarantined.
+ * bind_to_thread - what is filed must have been written for this
+ * conversation, as far as anything covered says so. Protected headers
+ * that name a reply address must name this thread's: a signed or
+ * encrypted reply written for another conversation (a guardian's about
+ * one child, whose key is on file for two) is not filed into this one.
+ * Decrypted content is filed only when signed by the thread's patient or
+ * a proxy since the thread began (signer_match), or when its protected
+ * headers name this thread's reply token: anything else that decrypts
+ * (another patient's reply re-sent by someone with a thread of their
+ * own) is quarantined, so the clinic key never decrypts on anyone's
+ * behalf. 1 when quarantined.
  */
 static int
-bind_decrypted(struct work *w)
+bind_to_thread(struct work *w)
 {
+	const struct inmsg_strlist *prot = &w->m->prot.recipients;
+	int names_this = inmsg_names_reply_token(prot, &w->ib->addrs, w->ci.token);
+
+	if (!names_this && inmsg_names_reply_token(prot, &w->ib->addrs, NULL)) {
+		w->auth_status = "fail";
+		quarantine(w, "protected headers name another conversation");
+		return 1;
+	}
 	if (!w->decrypted)
 		return 0;
-	w->bound = w->signer_matched ||
-		   inmsg_names_reply_token(&w->m->prot.recipients, &w->ib->addrs,
-					   w->ci.token);
+	w->bound = w->signer_matched || names_this;
 	if (w->bound)
 		return 0;
 	w->auth_status = "fail";
@@ -1114,32 +1136,43 @@ decide(struct work *w, struct cp_error *err)
 		return r;
 	if (strcmp(w->auth_status, "pass") != 0)
 		return 0;
+	if (bind_to_thread(w))
+		return 0;
 	if (w->res->class == INMSG_UNSUBSCRIBE) {
 		do_unsubscribe(w);
 		return 0;
 	}
-	if (bind_decrypted(w))
-		return 0;
 	return do_reply(w, err);
 }
 
 /* ---- filing (before the transaction: encryption at rest) ---- */
 
 /*
+ * header_vouched - the header fields go with the filed text: the From
+ * proved the sender, or the signer is the one whose From DMARC (or
+ * aligned DKIM) vouches for. A signature does not cover the header,
+ * which anyone replaying a signed message may have rewritten: an
+ * attacker's own domain passing DMARC proves nothing about it.
+ */
+static int
+header_vouched(struct work *w)
+{
+	if (!w->signer_matched)
+		return 1;
+	return w->headers_authenticated && strcmp(w->from_ref, w->sender_ref) == 0;
+}
+
+/*
  * filed_subject - the Subject that goes with the filed text: the
- * protected one when the covered entity has it; else the header's,
- * unless the signature alone authenticated the message (it does not
- * cover the header, which anyone replaying it may have rewritten) and
- * neither DMARC nor aligned DKIM vouch for the header.
+ * protected one when the covered entity has it; else the header's where
+ * header_vouched, else none.
  */
 static const char *
 filed_subject(struct work *w)
 {
 	if (w->m->prot.present && w->m->prot.subject)
 		return w->m->prot.subject;
-	if (w->signer_matched && !w->headers_authenticated)
-		return NULL;
-	return w->m->subject;
+	return header_vouched(w) ? w->m->subject : NULL;
 }
 
 static json_t *
@@ -1150,7 +1183,7 @@ content_json(struct work *w)
 
 	jset_str(c, "subject", filed_subject(w));
 	jset_str(c, "from", m->from_addr);
-	jset_str(c, "from_name", m->from_name);
+	jset_str(c, "from_name", header_vouched(w) ? m->from_name : NULL);
 	json_object_set_new(c, "date", json_integer(m->date));
 	jset_str(c, "message_id", m->message_id);
 	json_object_set_new(c, "text", json_string(w->text ? w->text : ""));
@@ -1678,8 +1711,16 @@ summary(struct work *w)
 	dec = json_object();
 	jset_str(dec, "status", w->decryption ? w->decryption : "none");
 	jset_str(dec, "reason", w->decryption_reason);
-	signer_resolve(w);
-	jset_str(dec, "signer", w->signer);
+	/* What was decrypted and not filed is not described (an admin's dry
+	 * run on another patient's re-sent mail) beyond its decision. */
+	if (w->decrypted && res->disposition != INBOUND_FILED) {
+		json_object_del(o, "attachments");
+		json_object_del(o, "body_bytes");
+		json_object_set_new(o, "decrypted_content_withheld", json_true());
+	} else {
+		signer_resolve(w);
+		jset_str(dec, "signer", w->signer);
+	}
 	json_object_set_new(dec, "signer_matched", json_boolean(w->signer_matched));
 	json_object_set_new(dec, "signature_predates_thread", json_boolean(w->sig_stale));
 	if (w->decrypted)

@@ -121,7 +121,9 @@
  *	object (inmsg_to_json plus the decision: disposition, folder,
  *	disposition_reason, authentication, decryption, form, urgent). A
  *	missing store, token key or gpg setup makes authentication
- *	"unavailable" with the reason instead of an error.
+ *	"unavailable" with the reason instead of an error. Of decrypted
+ *	content that would not be filed, the attachments, body size and
+ *	signer are withheld ("decrypted_content_withheld": true).
  * OWNERSHIP
  *	inbound_new borrows cfg and store (store may be NULL: dry runs
  *	only) and copies the key (may be NULL). inbound_result_clear frees

@@ -1135,15 +1135,18 @@ fail:
 }
 
 /*
- * invisible_cp - a format character (Unicode category Cf) that changes how
- * a name is shown without being seen: bidirectional controls (U+202E
- * turns "gpj.exe" into what reads as "exe.jpg"), zero-width characters,
- * the soft hyphen, tag characters.
+ * invisible_cp - a character that changes how a name is shown without
+ * being seen: format characters (Unicode category Cf: bidirectional
+ * controls, U+202E turning "gpj.exe" into what reads as "exe.jpg";
+ * zero-width characters; the soft hyphen; tag characters), the combining
+ * grapheme joiner, and the fillers that render as blanks (Hangul, Khmer).
  */
 static int
 invisible_cp(uint32_t c)
 {
-	return c == 0xAD || c == 0x61C || c == 0x180E || c == 0xFEFF ||
+	return c == 0xAD || c == 0x34F || c == 0x61C || c == 0x115F ||
+	       c == 0x1160 || c == 0x17B4 || c == 0x17B5 || c == 0x180E ||
+	       c == 0x3164 || c == 0xFEFF || c == 0xFFA0 ||
 	       (c >= 0x200B && c <= 0x200F) || (c >= 0x202A && c <= 0x202E) ||
 	       (c >= 0x2060 && c <= 0x206F) || (c >= 0xFFF9 && c <= 0xFFFB) ||
 	       (c >= 0x1D173 && c <= 0x1D17A) || (c >= 0xE0000 && c <= 0xE007F);
@@ -1163,7 +1166,8 @@ utf8_cp(const unsigned char *s, size_t n)
 
 /*
  * clean_filename - basename only, at most 255 bytes; C0 and C1 controls
- * become "_", invisible format characters (invisible_cp) are dropped.
+ * and the line and paragraph separators become "_", invisible characters
+ * (invisible_cp) are dropped.
  * s is valid UTF-8 (sanitize_dup).
  */
 static char *
@@ -1183,8 +1187,8 @@ clean_filename(char *s)
 		c = utf8_cp((const unsigned char *)s + i, n);
 		if (invisible_cp(c))
 			continue;
-		if (c < 0x20 || (c >= 0x7F && c <= 0x9F)) {
-			s[o++] = '_';
+		if (c < 0x20 || (c >= 0x7F && c <= 0x9F) || c == 0x2028 || c == 0x2029) {
+			s[o++] = '_';		/* controls, line and paragraph separators */
 			continue;
 		}
 		memmove(s + o, s + i, n);
@@ -2455,11 +2459,11 @@ inmsg_names_reply_token(const struct inmsg_strlist *addrs,
 {
 	char tok[INMSG_TOKEN_MAX];
 
-	if (addrs == NULL || a == NULL || token == NULL || *token == '\0')
+	if (addrs == NULL || a == NULL || (token != NULL && *token == '\0'))
 		return 0;
 	for (size_t i = 0; i < addrs->n; i++)
 		if (tagged_local(addrs->v[i], "reply", a->reply_domain, tok,
-				 sizeof(tok)) && strcasecmp(tok, token) == 0)
+				 sizeof(tok)) && (token == NULL || strcasecmp(tok, token) == 0))
 			return 1;
 	return 0;
 }

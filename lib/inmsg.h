@@ -315,8 +315,9 @@ enum inmsg_class inmsg_classify(const struct inmsg *m,
 /*
  * inmsg_names_reply_token - 1 when one of addrs is reply+TOKEN@reply_domain
  * with this token (compared case-insensitively: MTAs may fold the local
- * part), else 0. For m->prot.recipients: protected headers that bind
- * decrypted content to the conversation it was written for.
+ * part), or with any token when token is NULL; else 0. For
+ * m->prot.recipients: protected headers that bind what was signed or
+ * encrypted to the conversation it was written for.
  */
 int inmsg_names_reply_token(const struct inmsg_strlist *addrs,
 			    const struct inmsg_addrs *a, const char *token);

@@ -239,10 +239,26 @@ rfc8601_syntax_versions_comments_quotes_none(void **state)
 		   "example.net");
 	assert_true(r.spf_pass);
 	assert_false(r.dmarc_pass);
-	/* results read before garbage stand; nothing after it counts */
+	/* a header that cannot be read to its end counts for nothing, not
+	 * even the verdicts before the garbage (a server may have copied the
+	 * rest from the message: an unclosed comment or quote swallows the
+	 * verdict it wrote after it) */
 	r = check1("mx.clinic.example; dkim=pass header.d=example.org; dmarc=pass = = ;; dmarc=pass",
 		   "example.org");
-	assert_true(r.dkim_aligned_pass);
+	assert_false(r.dkim_aligned_pass);
+	assert_false(r.dmarc_pass);
+	r = check1("mx.clinic.example; dmarc=pass header.from=example.org; ( dmarc=fail",
+		   "example.org");
+	assert_false(r.dmarc_pass);
+	r = check1("mx.clinic.example; dmarc=pass header.from=example.org;"
+		   " spf=pass smtp.mailfrom=\"x; dmarc=fail", "example.org");
+	assert_false(r.dmarc_pass);
+	assert_false(r.spf_pass);
+	/* a trailing ";" and "; none" end a header cleanly */
+	r = check1("mx.clinic.example; dmarc=pass header.from=example.org;", "example.org");
+	assert_true(r.dmarc_pass);
+	r = check1("mx.clinic.example; none", "example.org");
+	assert_int_equal(r.trusted_headers, 1);
 	assert_false(r.dmarc_pass);
 }
 

@@ -601,15 +601,19 @@ attachment_names_lose_bidi_and_invisible_characters(void **state)
 		/* zero-width space, U+2066 isolate, soft hyphen, BOM, a C1 control */
 		"--X\r\nContent-Type: application/octet-stream\r\n"
 		"Content-Disposition: attachment; filename*=utf-8''a%E2%80%8Bb%E2%81%A6c%C2%ADd%EF%BB%BFe%C2%85f.txt\r\n\r\nx\r\n"
+		/* blank-looking fillers and a line separator */
+		"--X\r\nContent-Type: application/octet-stream\r\n"
+		"Content-Disposition: attachment; filename*=utf-8''invoice%E3%85%A4%E3%85%A4.pdf%E2%80%A8.exe\r\n\r\nz\r\n"
 		/* nothing left but invisible characters: no name */
 		"--X\r\nContent-Type: application/octet-stream\r\n"
 		"Content-Disposition: attachment; filename*=utf-8''%E2%80%AE%E2%80%AC\r\n\r\ny\r\n"
 		"--X--\r\n");
 
-	assert_int_equal(m->n_attachments, 3);
+	assert_int_equal(m->n_attachments, 4);
 	assert_string_equal(m->attachments[0].filename, "lab-resultsfdp.exe");
 	assert_string_equal(m->attachments[1].filename, "abcde_f.txt");
-	assert_null(m->attachments[2].filename);
+	assert_string_equal(m->attachments[2].filename, "invoice.pdf_.exe");
+	assert_null(m->attachments[3].filename);
 	inmsg_free(m);
 }
 
