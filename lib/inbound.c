@@ -166,6 +166,8 @@ inbound_result_to_json(const struct inbound_result *res)
 	json_object_set_new(o, "acknowledged", json_boolean(res->acked));
 	json_object_set_new(o, "staff_alerted", json_boolean(res->alerted));
 	json_object_set_new(o, "form_incomplete", json_boolean(res->form_incomplete));
+	if (res->forged)
+		json_object_set_new(o, "forged_bounce", json_true());
 	return o;
 }
 
@@ -731,70 +733,142 @@ thread_delivery(struct work *w, const uint8_t thread[TOKEN_THREAD_BYTES],
 	return id ? 0 : -ENOENT;
 }
 
-/* map_verp - "TOKEN.rN" to a thread and recipient index. */
+/*
+ * What a delivery report's VERP address or original Message-ID says
+ * (map_verp, map_message_id return one of these, or < 0 for a failure
+ * of the store or libgcrypt).
+ */
+enum bounce_map {
+	MAP_OK = 0,		/* a message carepost sent: w->delivery_id, rcpt_index */
+	MAP_NONE,		/* not in carepost's form at all */
+	MAP_FORGED,		/* in carepost's form, but no tag carepost made */
+	MAP_GONE,		/* carepost's, but nothing is stored for it now */
+	MAP_OTHER_RCPT,		/* carepost's, but the report names another address */
+};
+
+/*
+ * map_verp - "TOKEN.rN.TAG" (the local part after "bounce+") to a thread
+ * and recipient index: the token's HMAC names the thread (an expired
+ * token still counts: bounces come late), the tag (TOKEN_LABEL_VERP)
+ * the recipient. Anything else sent to the bounce domain, the untagged
+ * "TOKEN.rN" of mail sent before tags included, is MAP_FORGED.
+ */
 static int
 map_verp(struct work *w, struct cp_error *err)
 {
-	char tok[INMSG_TOKEN_MAX];
+	char verp[INMSG_TOKEN_MAX];
 	uint8_t thread[TOKEN_THREAD_BYTES];
-	char *dot, *end;
+	char *rn, *tag, *end;
 	unsigned long n;
 	int r;
 
-	cp_strlcpy(tok, w->ci.verp, sizeof(tok));
-	dot = strrchr(tok, '.');
-	if (dot == NULL || (dot[1] != 'r' && dot[1] != 'R') || !isdigit((unsigned char)dot[2]))
-		return -ENOENT;
-	n = strtoul(dot + 2, &end, 10);
+	cp_strlcpy(verp, w->ci.verp, sizeof(verp));
+	rn = strchr(verp, '.');
+	tag = rn ? strchr(rn + 1, '.') : NULL;
+	if (tag == NULL || strchr(tag + 1, '.') != NULL ||
+	    (rn[1] != 'r' && rn[1] != 'R') || !isdigit((unsigned char)rn[2]))
+		return MAP_FORGED;
+	*rn = '\0';
+	*tag++ = '\0';
+	n = strtoul(rn + 2, &end, 10);
 	if (*end != '\0' || n > 64)
-		return -ENOENT;
-	*dot = '\0';
-	r = token_verify(w->ib->key, w->ib->keylen, tok, w->now, thread, NULL, NULL);
-	if (r < 0 && r != -ETIME)	/* a late bounce of an expired token counts */
-		return -ENOENT;
+		return MAP_FORGED;
+	r = token_verify(w->ib->key, w->ib->keylen, verp, w->now, thread, NULL, NULL);
+	if (r == -EBADMSG)
+		return MAP_FORGED;
+	if (r < 0 && r != -ETIME)
+		return cp_error_set(err, r, "bounce mapping: HMAC unavailable");
+	r = token_rcpt_tag_verify(w->ib->key, w->ib->keylen, TOKEN_LABEL_VERP, thread,
+				  n, tag);
+	if (r == -EBADMSG)
+		return MAP_FORGED;
+	if (r < 0)
+		return cp_error_set(err, r, "bounce mapping: HMAC unavailable");
 	w->rcpt_index = n;
 	r = thread_delivery(w, thread, err);
-	return r;
+	return r == -ENOENT ? MAP_GONE : r < 0 ? r : MAP_OK;
 }
 
-/* map_message_id - "<THREADHEX.rN@domain>" of the returned message. */
+/*
+ * map_message_id - "<THREADHEX.rN.TAG@domain>" of the returned message,
+ * TAG the recipient tag of TOKEN_LABEL_MESSAGE_ID (outbound_message_id):
+ * a Message-ID that starts like carepost's but carries no tag carepost
+ * made (the untagged ones of mail sent before tags included) is
+ * MAP_FORGED. A Message-ID is seen by whoever holds the message, so the
+ * report must also name the address that recipient's message went to.
+ */
 static int
 map_message_id(struct work *w, const struct inmsg_dsn_rcpt *dr, struct cp_error *err)
 {
-	const char *id = w->m->dsn.orig_message_id;
+	const char *id = w->m->dsn.orig_message_id, *p, *at;
 	uint8_t thread[TOKEN_THREAD_BYTES];
-	json_t *d;
-	char addr[256], *end;
+	char tag[TOKEN_TAG_SIZE], addr[256], *end;
 	unsigned long n;
+	json_t *d;
 	int r;
 
-	if (id == NULL || dr == NULL || dr->final_recipient == NULL ||
-	    strlen(id) < 2 * TOKEN_THREAD_BYTES + 4 || id[20] != '.' || id[21] != 'r')
-		return -ENOENT;
-	for (size_t i = 0; i < TOKEN_THREAD_BYTES; i++) {
-		unsigned int byte;
-
-		if (!isxdigit((unsigned char)id[2 * i]) || !isxdigit((unsigned char)id[2 * i + 1]) ||
-		    sscanf(id + 2 * i, "%2x", &byte) != 1)
-			return -ENOENT;
-		thread[i] = (uint8_t)byte;
-	}
+	if (id == NULL || strspn(id, "0123456789abcdefABCDEF") != 2 * TOKEN_THREAD_BYTES ||
+	    (id[20] != '.' || (id[21] != 'r' && id[21] != 'R')) ||
+	    !isdigit((unsigned char)id[22]))
+		return MAP_NONE;
+	for (size_t i = 0; i < TOKEN_THREAD_BYTES; i++)
+		sscanf(id + 2 * i, "%2hhx", &thread[i]);
 	n = strtoul(id + 22, &end, 10);
-	if (*end != '@' || n > 64)
-		return -ENOENT;
+	if (*end != '.' || n > 64)
+		return MAP_FORGED;
+	p = end + 1;
+	at = strchr(p, '@');
+	if (at == NULL || at - p != TOKEN_TAG_CHARS)
+		return MAP_FORGED;
+	memcpy(tag, p, TOKEN_TAG_CHARS);
+	tag[TOKEN_TAG_CHARS] = '\0';
+	r = token_rcpt_tag_verify(w->ib->key, w->ib->keylen, TOKEN_LABEL_MESSAGE_ID,
+				  thread, n, tag);
+	if (r == -EBADMSG)
+		return MAP_FORGED;
+	if (r < 0)
+		return cp_error_set(err, r, "bounce mapping: HMAC unavailable");
 	w->rcpt_index = n;
 	r = thread_delivery(w, thread, err);
+	if (r == -ENOENT)
+		return MAP_GONE;
 	if (r < 0)
 		return r;
-	/* Message-IDs are not secret: the report must also name the address. */
+	if (dr == NULL || dr->final_recipient == NULL)
+		return MAP_OTHER_RCPT;
 	r = store_get_json(w->ib->store, DB_DELIVERY, w->delivery_id, &d, err);
+	if (r == -ENOENT)
+		return MAP_GONE;
 	if (r < 0)
 		return r;
 	r = rcpt_address(w->ib->store, d, n, addr, sizeof(addr), err);
 	json_decref(d);
-	if (r == -ENOENT || (r == 0 && strcasecmp(addr, dr->final_recipient) != 0))
-		return -ENOENT;
-	return r;
+	if (r == -ENOENT)
+		return MAP_GONE;
+	if (r < 0)
+		return r;
+	return strcasecmp(addr, dr->final_recipient) == 0 ? MAP_OK : MAP_OTHER_RCPT;
+}
+
+/*
+ * unmapped - quarantine a report that maps to no message (returns 0).
+ * A tag carepost made anywhere in it says more than a forged one.
+ */
+static int
+unmapped(struct work *w, int verp, int mid)
+{
+	if (verp == MAP_GONE || mid == MAP_GONE) {
+		quarantine(w, "delivery report for an event no longer stored");
+	} else if (mid == MAP_OTHER_RCPT) {
+		quarantine(w, "delivery report names another address than its "
+			   "message's: ignored");
+	} else if (verp == MAP_FORGED || mid == MAP_FORGED) {
+		w->res->forged = 1;
+		quarantine(w, "delivery report names no message carepost sent: ignored");
+	} else {
+		quarantine(w, "delivery report maps to no event");
+	}
+	return 0;
 }
 
 /* from_mail_system - mailer-daemon@, postmaster@ and the like. */
@@ -817,7 +891,7 @@ do_bounce(struct work *w, struct cp_error *err)
 	const struct inmsg_dsn_rcpt *dr = NULL;
 	struct cp_error lerr;
 	json_t *d;
-	int r = -ENOENT;
+	int r, verp = MAP_NONE, mid = MAP_NONE;
 
 	for (size_t i = 0; i < dsn->n_rcpts; i++) {
 		const char *a = dsn->rcpts[i].action;
@@ -850,16 +924,18 @@ do_bounce(struct work *w, struct cp_error *err)
 		return 0;
 	}
 	cp_error_clear(&lerr);
-	if (w->ci.verp[0])
-		r = map_verp(w, &lerr);
-	if (r == -ENOENT)
-		r = map_message_id(w, dr, &lerr);
-	if (r == -ENOENT) {
-		quarantine(w, "delivery report maps to no event");
-		return 0;
+	if (w->ci.verp[0]) {
+		verp = map_verp(w, &lerr);
+		if (verp < 0)
+			return cp_error_set(err, verp, "%s", lerr.text);
 	}
-	if (r < 0)
-		return cp_error_set(err, r, "%s", lerr.text);
+	if (verp != MAP_OK) {
+		mid = map_message_id(w, dr, &lerr);
+		if (mid < 0)
+			return cp_error_set(err, mid, "%s", lerr.text);
+	}
+	if (verp != MAP_OK && mid != MAP_OK)
+		return unmapped(w, verp, mid);
 	r = store_get_json(w->ib->store, DB_DELIVERY, w->delivery_id, &d, &lerr);
 	if (r == -ENOENT) {
 		quarantine(w, "delivery report for an event no longer stored");

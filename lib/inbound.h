@@ -56,14 +56,22 @@
  *	   acknowledgement). A reply on a form_request thread is a form:
  *	   form_parse reads the trimmed text against the thread's field spec.
  *	7. A delivery report maps back through the VERP address
- *	   (bounce+TOKEN.rN@bounce_domain: HMAC-checked, expired tokens
- *	   accepted) or, failing that, the report's original Message-ID
- *	   <THREAD.rN@...> when the report's final recipient is that
- *	   recipient's address. The address's bounces record becomes
- *	   "invalid" (5.x.x) or "soft" with soft_count + 1 (4.x.x, or no
- *	   status), and the event's recipient entry "bounced" (action
- *	   failed) or "delayed", with "dsn_status". Unmapped reports
- *	   quarantine.
+ *	   (bounce+TOKEN.rN.TAG@bounce_domain: the token's HMAC names the
+ *	   thread, expired tokens accepted; TAG, token_rcpt_tag with
+ *	   TOKEN_LABEL_VERP, the recipient N) or, failing that, the report's
+ *	   original Message-ID <THREAD.rN.TAG@...> (TAG with
+ *	   TOKEN_LABEL_MESSAGE_ID, outbound_message_id) when the report's
+ *	   final recipient is also that recipient's address. The address's
+ *	   bounces record becomes "invalid" (5.x.x) or "soft" with
+ *	   soft_count + 1 (4.x.x, or no status), and the event's recipient
+ *	   entry "bounced" (action failed) or "delayed", with "dsn_status".
+ *	   A report whose VERP or Message-ID has carepost's form without a
+ *	   tag carepost made (another recipient's, a forged one, none: the
+ *	   untagged ids of mail sent before tags included) is forged:
+ *	   quarantined, "delivery report names no message carepost sent:
+ *	   ignored", with res->forged set (carepostd counts it in
+ *	   carepost_bounces_forged_total) and nothing recorded. Other
+ *	   unmapped reports quarantine too, with their own reason.
  *	8. An unsubscribe (List-Unsubscribe mailto) adds the thread's event
  *	   category to the optout list of whoever sent it: the patient's
  *	   own, or that proxy's (policy.h: a proxy that opted out gets no
@@ -156,6 +164,8 @@ struct inbound_result {
 	int acked;			/* reply_ack queued */
 	int alerted;			/* staff_alert queued */
 	int form_incomplete;		/* form_incomplete queued */
+	int forged;			/* a delivery report naming no message
+					   carepost sent (quarantined) */
 	char reason[256];		/* PHI-free */
 	char inbox_id[INBOUND_ID_MAX];
 	char patient[STORE_ID_MAX + 1];

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <ctype.h>
 #include <sys/stat.h>
 
 #include "atrest.h"
@@ -24,6 +25,7 @@
 #include "gpgfix.h"
 #include "inbound.h"
 #include "log.h"
+#include "outbound.h"
 #include "pgp.h"
 #include "store.h"
 #include "token.h"
@@ -823,15 +825,36 @@ infrastructure_failures_return_errors_and_do_not_quarantine(void **state)
 
 /* ---- bounces ---- */
 
+/* put_delivery - a sent delivery record: to the patient (r0) and proxy (r1). */
 static void
 put_delivery(const char *id)
 {
-	json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:[{s:s, s:s, s:s}]}", "id", id,
-			      "type", "test_result", "patient", "p1", "state", "sent",
-			      "recipients", "ref", "patient", "mode", "notice", "state", "sent");
+	json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:[{s:s, s:s, s:s}, {s:s, s:s, s:s}]}",
+			      "id", id, "type", "test_result", "patient", "p1", "state", "sent",
+			      "recipients", "ref", "patient", "mode", "notice", "state", "sent",
+			      "ref", "proxy:0", "mode", "notice", "state", "sent");
 
 	assert_int_equal(store_put_json(fx.store, DB_DELIVERY, id, d, NULL), 0);
 	json_decref(d);
+}
+
+/* genuine_ids - the Message-ID (without <>) and VERP carepost sent recipient n of event_id with. */
+static void
+genuine_ids(const char *event_id, const char *tok, size_t n, char msgid[96], char verp[128])
+{
+	uint8_t th[TOKEN_THREAD_BYTES];
+	char hex[2 * TOKEN_THREAD_BYTES + 1], tag[TOKEN_TAG_SIZE], bracketed[96];
+
+	token_thread_from_id(event_id, th);
+	cp_hex(th, sizeof(th), hex);
+	assert_int_equal(outbound_message_id(key, sizeof(key) - 1, hex, n, "clinic.test",
+					     bracketed, sizeof(bracketed)), 0);
+	assert_int_equal(bracketed[0], '<');
+	snprintf(msgid, 96, "%.*s", (int)strlen(bracketed) - 2, bracketed + 1);
+	assert_int_equal(token_rcpt_tag(key, sizeof(key) - 1, TOKEN_LABEL_VERP, th, n, tag), 0);
+	snprintf(verp, 128, "bounce+%s.r%zu.%s@bounce.clinic.test", tok, n, tag);
+	/* RFC 5321: a local part is at most 64 octets */
+	assert_true(strchr(verp, '@') - verp <= 64);
 }
 
 static char *
@@ -857,17 +880,13 @@ static void
 bounces_map_through_verp_or_message_id_to_address_and_recipient(void **state)
 {
 	struct inbound_result res;
-	char tok[TOKEN_SIZE], verp[128], hex[21], orig[96];
-	uint8_t th[TOKEN_THREAD_BYTES];
+	char tok[TOKEN_SIZE], verp[128], orig[96];
 	json_t *b, *d;
 	char *hard, *soft1, *soft2, *wrong;
 
 	put_delivery("ev1");
 	add_thread("ev1", "test_result", NULL, NOW + 30 * DAY, NULL, tok);
-	snprintf(verp, sizeof(verp), "bounce+%s.r0@bounce.clinic.test", tok);
-	token_thread_from_id("ev1", th);
-	cp_hex(th, sizeof(th), hex);
-	snprintf(orig, sizeof(orig), "%s.r0@clinic.test", hex);
+	genuine_ids("ev1", tok, 0, orig, verp);
 
 	/* soft, by Message-ID alone, twice */
 	soft1 = dsn("postmaster@clinic.test", "delayed", "4.2.2", "pat@patients.test", orig, "s1@mx");
@@ -910,10 +929,103 @@ bounces_map_through_verp_or_message_id_to_address_and_recipient(void **state)
 	wrong = dsn("postmaster@clinic.test", "failed", "5.1.1", "victim@else.test", orig, "w1@mx");
 	assert_int_equal(ingest_at(wrong, NOW, &res), 0);
 	assert_int_equal(res.disposition, INBOUND_QUARANTINED);
+	assert_false(res.forged);
+	assert_non_null(strstr(res.reason, "another address"));
 	free(hard);
 	free(soft1);
 	free(soft2);
 	free(wrong);
+}
+
+static void
+forged_bounces_are_quarantined_counted_and_change_nothing(void **state)
+{
+	struct inbound_result res;
+	char tok[TOKEN_SIZE], verp0[128], verp1[128], orig0[96], orig1[96];
+	char hex[2 * TOKEN_THREAD_BYTES + 1], old_mid[96], old_verp[128];
+	char flipped_mid[96], flipped_verp[128], other_index[128], msgid_tag_as_verp[128];
+	uint8_t th[TOKEN_THREAD_BYTES];
+	json_t *b, *d;
+	char *m;
+	struct {
+		const char *to, *orig;
+	} forged[7];
+
+	put_delivery("ev1");
+	add_thread("ev1", "test_result", NULL, NOW + 30 * DAY, NULL, tok);
+	genuine_ids("ev1", tok, 0, orig0, verp0);
+	genuine_ids("ev1", tok, 1, orig1, verp1);
+	token_thread_from_id("ev1", th);
+	cp_hex(th, sizeof(th), hex);
+
+	/* what anyone who can guess the event id computes (the old form) */
+	snprintf(old_mid, sizeof(old_mid), "%s.r0@clinic.test", hex);
+	/* the old VERP: a valid token, no tag */
+	snprintf(old_verp, sizeof(old_verp), "bounce+%s.r0@bounce.clinic.test", tok);
+	/* the proxy (r1) knows its own VERP: a valid token and tag, index 0 */
+	snprintf(other_index, sizeof(other_index), "%s", verp1);
+	other_index[strlen("bounce+") + TOKEN_SIZE - 1 + 2] = '0';
+	assert_non_null(strstr(other_index, ".r0."));
+	/* one character of a genuine tag changed */
+	snprintf(flipped_mid, sizeof(flipped_mid), "%s", orig0);
+	flipped_mid[strchr(flipped_mid, '@') - flipped_mid - 1] ^= 1;
+	snprintf(flipped_verp, sizeof(flipped_verp), "%s", verp0);
+	flipped_verp[strchr(flipped_verp, '@') - flipped_verp - 1] ^= 1;
+	/* the Message-ID's tag is no VERP tag */
+	snprintf(msgid_tag_as_verp, sizeof(msgid_tag_as_verp), "bounce+%s.r0.%.10s@bounce.clinic.test",
+		 tok, strchr(orig0, '@') - TOKEN_TAG_CHARS);
+
+	forged[0] = (typeof(forged[0])){ "postmaster@clinic.test", old_mid };
+	forged[1] = (typeof(forged[0])){ old_verp, "unrelated@x" };
+	forged[2] = (typeof(forged[0])){ other_index, "unrelated@x" };
+	forged[3] = (typeof(forged[0])){ "postmaster@clinic.test", flipped_mid };
+	forged[4] = (typeof(forged[0])){ flipped_verp, "unrelated@x" };
+	forged[5] = (typeof(forged[0])){ msgid_tag_as_verp, "unrelated@x" };
+	forged[6] = (typeof(forged[0])){ "bounce+anything@bounce.clinic.test", old_mid };
+	for (size_t i = 0; i < CP_ARRAY_SIZE(forged); i++) {
+		char id[32];
+
+		snprintf(id, sizeof(id), "f%zu@mx", i);
+		m = dsn(forged[i].to, "failed", "5.1.1", "pat@patients.test", forged[i].orig, id);
+		assert_int_equal(ingest_at(m, NOW, &res), 0);
+		if (res.disposition != INBOUND_QUARANTINED || !res.forged)
+			fail_msg("case %zu: %s (%s)", i, inbound_disposition_name(res.disposition),
+				 res.reason);
+		assert_int_equal(res.folder, INBOUND_FOLDER_QUARANTINE);
+		assert_string_equal(res.reason,
+				    "delivery report names no message carepost sent: ignored");
+		assert_string_equal(res.event, "");
+		free(m);
+	}
+	/* the patient's address and the delivery record are untouched */
+	assert_int_equal(store_get_json(fx.store, DB_BOUNCES, "pat@patients.test", &b, NULL),
+			 -ENOENT);
+	assert_int_equal(count(DB_BOUNCES), 0);
+	assert_int_equal(store_get_json(fx.store, DB_DELIVERY, "ev1", &d, NULL), 0);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(
+		json_object_get(d, "recipients"), 0), "state")), "sent");
+	json_decref(d);
+
+	/* the genuine ones still count: the proxy's through its VERP, the
+	 * patient's through its Message-ID, in upper case */
+	m = dsn(verp1, "failed", "5.1.1", "prox@proxies.test", "unrelated@x", "g1@mx");
+	assert_int_equal(ingest_at(m, NOW, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_BOUNCE_RECORDED);
+	assert_false(res.forged);
+	free(m);
+	for (char *p = orig0; *p != '@'; p++)
+		*p = (char)toupper((unsigned char)*p);
+	m = dsn("postmaster@clinic.test", "failed", "5.1.1", "pat@patients.test", orig0, "g2@mx");
+	assert_int_equal(ingest_at(m, NOW, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_BOUNCE_RECORDED);
+	free(m);
+	assert_int_equal(store_get_json(fx.store, DB_BOUNCES, "pat@patients.test", &b, NULL), 0);
+	assert_string_equal(json_string_value(json_object_get(b, "state")), "invalid");
+	json_decref(b);
+	assert_int_equal(store_get_json(fx.store, DB_BOUNCES, "prox@proxies.test", &b, NULL), 0);
+	assert_string_equal(json_string_value(json_object_get(b, "state")), "invalid");
+	json_decref(b);
+	(void)orig1;
 }
 
 /* ---- unsubscribe ---- */
@@ -972,6 +1084,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(inbox_records_are_format_2_bound_to_their_key_and_old_ones_still_open, setup, teardown),
 		cmocka_unit_test_setup_teardown(infrastructure_failures_return_errors_and_do_not_quarantine, setup, teardown),
 		cmocka_unit_test_setup_teardown(bounces_map_through_verp_or_message_id_to_address_and_recipient, setup, teardown),
+		cmocka_unit_test_setup_teardown(forged_bounces_are_quarantined_counted_and_change_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(unsubscribe_adds_the_category_except_for_security_notices, setup, teardown),
 	};
 
