@@ -168,6 +168,8 @@ inbound_result_to_json(const struct inbound_result *res)
 	json_object_set_new(o, "form_incomplete", json_boolean(res->form_incomplete));
 	if (res->forged)
 		json_object_set_new(o, "forged_bounce", json_true());
+	if (res->no_autoresponse)
+		json_object_set_new(o, "no_autoresponse", json_true());
 	return o;
 }
 
@@ -1375,6 +1377,11 @@ file_txn(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
 	if (r < 0)
 		return r;
 
+	/* RFC 3834: list mail and mail that asks for none gets no automatic
+	 * answer, neither an acknowledgement nor a form_incomplete request. */
+	res->no_autoresponse = inmsg_no_autoresponse(w->m, NULL);
+	if (res->no_autoresponse)
+		return 0;
 	utc_day(w->now, day);
 	snprintf(key, sizeof(key), "%s/%s", res->event, day);
 	r = store_txn_get_json(s, txn, DB_ACKS, key, strlen(key), &v, err);
@@ -1573,11 +1580,12 @@ log_outcome(struct work *w)
 
 	switch (res->disposition) {
 	case INBOUND_FILED:
-		log_event(LOG_INFO, LOGID_INGESTED, ev, pid, "filed %s (%s, %s, auth %s%s%s%s)",
+		log_event(LOG_INFO, LOGID_INGESTED, ev, pid, "filed %s (%s, %s, auth %s%s%s%s%s)",
 			  res->inbox_id, res->form ? "form" : "reply", res->sender_role,
 			  res->auth, res->urgent ? ", urgent" : "",
 			  res->acked ? ", acknowledged" : "",
-			  res->form_incomplete ? ", form incomplete" : "");
+			  res->form_incomplete ? ", form incomplete" : "",
+			  res->no_autoresponse ? ", no automatic answer (RFC 3834)" : "");
 		break;
 	case INBOUND_QUARANTINED:
 		log_event(LOG_WARNING, LOGID_QUARANTINE, ev, pid, "quarantined: %s",

@@ -55,6 +55,12 @@
  *	   a form_incomplete request (which counts as that day's
  *	   acknowledgement). A reply on a form_request thread is a form:
  *	   form_parse reads the trimmed text against the thread's field spec.
+ *	   A reply that asks for no automatic answer (inmsg_no_autoresponse:
+ *	   List-Id or List-Post, X-Auto-Response-Suppress naming All,
+ *	   AutoReply or OOF, Return-Path <>; RFC 3834) is filed and alerted
+ *	   like any other, but gets neither an acknowledgement nor a
+ *	   form_incomplete request (res->no_autoresponse), and does not use
+ *	   up the day's acknowledgement.
  *	7. A delivery report maps back through the VERP address
  *	   (bounce+TOKEN.rN.TAG@bounce_domain: the token's HMAC names the
  *	   thread, expired tokens accepted; TAG, token_rcpt_tag with
@@ -164,6 +170,8 @@ struct inbound_result {
 	int acked;			/* reply_ack queued */
 	int alerted;			/* staff_alert queued */
 	int form_incomplete;		/* form_incomplete queued */
+	int no_autoresponse;		/* filed, but asked for no automatic
+					   answer: no ack, no form_incomplete */
 	int forged;			/* a delivery report naming no message
 					   carepost sent (quarantined) */
 	char reason[256];		/* PHI-free */

@@ -590,6 +590,62 @@ acknowledged_once_per_conversation_per_day_never_autoreplies(void **state)
 }
 
 static void
+replies_asking_for_no_automatic_answer_are_filed_never_acknowledged(void **state)
+{
+	static const char *const heads[] = {
+		"List-Id: Family <family.list.example>\r\n",
+		"List-Post: <mailto:family@list.example>\r\n",
+		"X-Auto-Response-Suppress: DR, OOF\r\n",
+		"X-Auto-Response-Suppress: All\r\n",
+		"X-Auto-Response-Suppress: autoreply\r\n",
+		"Return-Path: <>\r\n",
+	};
+	struct inbound_result res;
+	char tok[TOKEN_SIZE], ftok[TOKEN_SIZE], to[128], id[32];
+	char *m;
+
+	add_thread("ev1", "provider_message", NULL, NOW + 30 * DAY, NULL, tok);
+	add_thread("evf", "form_request", NULL, NOW + 30 * DAY,
+		   "{\"form_fields\": [{\"name\": \"Allergies\", \"required\": true}]}", ftok);
+	reply_to(to, sizeof(to), tok);
+	for (size_t i = 0; i < CP_ARRAY_SIZE(heads); i++) {
+		snprintf(id, sizeof(id), "na%zu@x.test", i);
+		m = message("pat@patients.test", to, "Re", id, heads[i], "thanks\r\n");
+		assert_int_equal(ingest_at(m, NOW + (int64_t)i, &res), 0);
+		if (res.disposition != INBOUND_FILED)
+			fail_msg("case %zu: %s (%s)", i, inbound_disposition_name(res.disposition),
+				 res.reason);
+		assert_true(res.no_autoresponse);
+		assert_false(res.acked);
+		assert_true(res.alerted);	/* staff still hear of it */
+		free(m);
+	}
+	/* a form reply missing an answer: no form_incomplete request either */
+	reply_to(to, sizeof(to), ftok);
+	m = message("pat@patients.test", to, "Re", "naf@x.test", heads[0], "Pain: 3\r\n");
+	assert_int_equal(ingest_at(m, NOW, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_FILED);
+	assert_true(res.form);
+	assert_false(res.form_incomplete);
+	assert_false(res.acked);
+	free(m);
+	assert_int_equal(count(DB_INBOX), CP_ARRAY_SIZE(heads) + 1);
+	assert_int_equal(deliveries("ack:"), 0);
+	assert_int_equal(deliveries("formreq:"), 0);
+
+	/* "None" asks for nothing: acknowledged, the day's first */
+	reply_to(to, sizeof(to), tok);
+	m = message("pat@patients.test", to, "Re", "nanone@x.test",
+		    "X-Auto-Response-Suppress: None\r\n", "thanks\r\n");
+	assert_int_equal(ingest_at(m, NOW + 60, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_FILED);
+	assert_false(res.no_autoresponse);
+	assert_true(res.acked);
+	assert_int_equal(deliveries("ack:"), 1);
+	free(m);
+}
+
+static void
 urgent_words_count_in_the_reply_not_in_quoted_history(void **state)
 {
 	struct inbound_result res;
@@ -1078,6 +1134,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(unparseable_and_oversized_messages_quarantine_with_a_reason, setup, teardown),
 		cmocka_unit_test_setup_teardown(dry_run_decides_and_writes_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(acknowledged_once_per_conversation_per_day_never_autoreplies, setup, teardown),
+		cmocka_unit_test_setup_teardown(replies_asking_for_no_automatic_answer_are_filed_never_acknowledged, setup, teardown),
 		cmocka_unit_test_setup_teardown(urgent_words_count_in_the_reply_not_in_quoted_history, setup, teardown),
 		cmocka_unit_test_setup_teardown(form_replies_parse_fields_and_ask_for_missing_ones, setup, teardown),
 		cmocka_unit_test_setup_teardown(inbox_content_is_encrypted_at_rest_and_metadata_is_phi_free, setup, teardown),
