@@ -165,6 +165,7 @@ inbound_result_to_json(const struct inbound_result *res)
 	json_object_set_new(o, "urgent", json_boolean(res->urgent));
 	json_object_set_new(o, "acknowledged", json_boolean(res->acked));
 	json_object_set_new(o, "staff_alerted", json_boolean(res->alerted));
+	json_object_set_new(o, "staff_alert_held", json_boolean(res->alert_held));
 	json_object_set_new(o, "form_incomplete", json_boolean(res->form_incomplete));
 	if (res->forged)
 		json_object_set_new(o, "forged_bounce", json_true());
@@ -1289,14 +1290,15 @@ staff_recipients(const struct cp_config *cfg, const char *dept)
 }
 
 /*
- * enqueue_internal - a delivery record of an internal type, its schedule
- * entry and its thread (so replies to an acknowledgement stay in the
- * conversation, and a bounce of it maps to this record).
+ * enqueue_internal - a delivery record of an internal type, due at due,
+ * with extra's members (taken; may be NULL), its schedule entry and its
+ * thread (so replies to an acknowledgement stay in the conversation, and
+ * a bounce of it maps to this record). Takes recipients.
  */
 static int
 enqueue_internal(struct store *s, MDB_txn *txn, struct work *w,
 		 const char *prefix, const char *type, json_t *recipients,
-		 struct cp_error *err)
+		 int64_t due, json_t *extra, struct cp_error *err)
 {
 	char id[STORE_ID_MAX + 1], hex[2 * TOKEN_THREAD_BYTES + 1];
 	uint8_t thread[TOKEN_THREAD_BYTES];
@@ -1312,13 +1314,17 @@ enqueue_internal(struct store *s, MDB_txn *txn, struct work *w,
 		      " s:o, s:o, s:b, s:s}",
 		      "id", id, "type", type, "patient", w->res->patient,
 		      "state", "queued", "created", (json_int_t)w->now,
-		      "updated", (json_int_t)w->now, "due", (json_int_t)w->now,
+		      "updated", (json_int_t)w->now, "due", (json_int_t)due,
 		      "attempts", 0, "priority", "high", "confidential", 0,
 		      "department", w->res->department, "thread", hex,
 		      "recipients", recipients, "data", data,
 		      "urgent", w->res->urgent, "origin", w->res->inbox_id);
-	if (d == NULL)
+	if (d == NULL || (extra != NULL && json_object_update(d, extra) < 0)) {
+		json_decref(d);
+		json_decref(extra);
 		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
+	}
+	json_decref(extra);
 	r = store_txn_enqueue_delivery(s, txn, d, err);
 	json_decref(d);
 	if (r < 0)
@@ -1334,6 +1340,103 @@ enqueue_internal(struct store *s, MDB_txn *txn, struct work *w,
 	return r;
 }
 
+/* alert_extra - a staff alert's own members: held or not, and how many it tells of. */
+static json_t *
+alert_extra(int held)
+{
+	return json_pack("{s:b, s:i}", "held", held, "count", 1);
+}
+
+/*
+ * alert_staff - the staff alert for a filed reply, in file_txn's
+ * transaction. With routing.alert_window 0: an alert per reply. Else
+ * alerts are coalesced per department and class (urgent or not, so that
+ * an urgent reply never waits behind a normal one) through the acks
+ * entry "alert/DEPT/urgent|normal" = {"until", "held"?}:
+ *
+ *   - its held alert, while still "queued" (outbound has not taken it),
+ *     takes the reply: "count" + 1;
+ *   - else, from "until" on (or without an entry): an alert now, and a
+ *     window until now + alert_window;
+ *   - else: a new held alert, due at "until", and the next window runs
+ *     from its sending: until + alert_window.
+ *
+ * Every reply is in an alert that is sent after it was filed; after the
+ * first, alerts of a class go out at least a window apart. Being in the
+ * filing transaction, a crash never loses or doubles one, and replies
+ * filed in one batch (inbound_batch_commit) see each other's state.
+ */
+static int
+alert_staff(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
+{
+	struct inbound_result *res = w->res;
+	int64_t window = w->ib->cfg->alert_window, until;
+	json_t *staff, *state = NULL, *held = NULL;
+	char key[STORE_ID_MAX + 32];
+	const char *held_id;
+	int r;
+
+	res->alerted = res->alert_held = 0;	/* store_write may run this twice */
+	staff = staff_recipients(w->ib->cfg, res->department);
+	if (staff == NULL)
+		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
+	if (json_array_size(staff) == 0) {
+		json_decref(staff);
+		return 0;
+	}
+	res->alerted = 1;
+	if (window <= 0)
+		return enqueue_internal(s, txn, w, "alert", "staff_alert", staff, w->now,
+					alert_extra(0), err);
+	snprintf(key, sizeof(key), "alert/%s/%s", res->department,
+		 res->urgent ? "urgent" : "normal");
+	r = store_txn_get_json(s, txn, DB_ACKS, key, strlen(key), &state, err);
+	if (r < 0 && r != -ENOENT)
+		goto out;
+	held_id = json_string_value(json_object_get(state, "held"));
+	if (held_id != NULL) {
+		r = store_txn_get_json(s, txn, DB_DELIVERY, held_id, strlen(held_id),
+				       &held, err);
+		if (r < 0 && r != -ENOENT)
+			goto out;
+		if (r == 0 && strcmp(json_string_value(json_object_get(held, "state")) ?: "",
+				     "queued") == 0) {
+			json_object_set_new(held, "count", json_integer(
+				json_integer_value(json_object_get(held, "count")) + 1));
+			r = store_txn_put_json(s, txn, DB_DELIVERY, held_id, strlen(held_id),
+					       held, err);
+			res->alert_held = 1;
+			goto out;
+		}
+	}
+	until = json_integer_value(json_object_get(state, "until"));
+	json_decref(state);
+	if (w->now >= until) {
+		r = enqueue_internal(s, txn, w, "alert", "staff_alert", staff, w->now,
+				     alert_extra(0), err);
+		state = json_pack("{s:I}", "until", (json_int_t)(w->now + window));
+	} else {
+		char id[STORE_ID_MAX + 1];
+
+		r = enqueue_internal(s, txn, w, "alert", "staff_alert", staff, until,
+				     alert_extra(1), err);
+		snprintf(id, sizeof(id), "alert:%s", res->inbox_id);
+		state = json_pack("{s:I, s:s}", "until", (json_int_t)(until + window),
+				  "held", id);
+		res->alert_held = 1;
+	}
+	staff = NULL;		/* taken */
+	if (r == 0 && state == NULL)
+		r = cp_error_set(err, -ENOMEM, "inbound: out of memory");
+	if (r == 0)
+		r = store_txn_put_json(s, txn, DB_ACKS, key, strlen(key), state, err);
+out:
+	json_decref(staff);
+	json_decref(state);
+	json_decref(held);
+	return r;
+}
+
 static json_t *
 sender_recipient(struct work *w)
 {
@@ -1346,7 +1449,7 @@ file_txn(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
 {
 	struct inbound_result *res = w->res;
 	char key[2 * STORE_ID_MAX + 64], day[16];
-	json_t *v, *staff;
+	json_t *v;
 	int r, ack_today;
 
 	v = inbox_record(w);
@@ -1368,12 +1471,7 @@ file_txn(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
 	if (r < 0)
 		return r;
 
-	staff = staff_recipients(w->ib->cfg, res->department);
-	res->alerted = json_array_size(staff) > 0;
-	if (res->alerted)
-		r = enqueue_internal(s, txn, w, "alert", "staff_alert", staff, err);
-	else
-		json_decref(staff);
+	r = alert_staff(s, txn, w, err);
 	if (r < 0)
 		return r;
 
@@ -1394,9 +1492,10 @@ file_txn(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
 	res->acked = !ack_today && !res->form_incomplete;
 	if (res->form_incomplete)
 		r = enqueue_internal(s, txn, w, "formreq", "form_incomplete",
-				     sender_recipient(w), err);
+				     sender_recipient(w), w->now, NULL, err);
 	else if (res->acked)
-		r = enqueue_internal(s, txn, w, "ack", "reply_ack", sender_recipient(w), err);
+		r = enqueue_internal(s, txn, w, "ack", "reply_ack", sender_recipient(w),
+				     w->now, NULL, err);
 	else
 		r = 0;
 	if (r == 0 && (res->acked || res->form_incomplete)) {
@@ -1580,9 +1679,10 @@ log_outcome(struct work *w)
 
 	switch (res->disposition) {
 	case INBOUND_FILED:
-		log_event(LOG_INFO, LOGID_INGESTED, ev, pid, "filed %s (%s, %s, auth %s%s%s%s%s)",
+		log_event(LOG_INFO, LOGID_INGESTED, ev, pid, "filed %s (%s, %s, auth %s%s%s%s%s%s)",
 			  res->inbox_id, res->form ? "form" : "reply", res->sender_role,
 			  res->auth, res->urgent ? ", urgent" : "",
+			  res->alert_held ? ", staff alert held" : "",
 			  res->acked ? ", acknowledged" : "",
 			  res->form_incomplete ? ", form incomplete" : "",
 			  res->no_autoresponse ? ", no automatic answer (RFC 3834)" : "");

@@ -48,7 +48,12 @@
  *	   record, and as delivery records that outbound sends: a PHI-free
  *	   staff alert to the department's staff (routing staff.NAME, else
  *	   the default department's; "urgent" when the trimmed text holds
- *	   one of routing.urgent_words, case-insensitively), an
+ *	   one of routing.urgent_words, case-insensitively), coalesced per
+ *	   department and class (urgent or not) within routing.alert_window:
+ *	   the first reply alerts at once and opens the window, the replies
+ *	   within it are folded into one held alert due at its end whose
+ *	   "count" says how many (res->alert_held; state in acks "alert/
+ *	   DEPT/CLASS", written in this transaction; 0: an alert each), an
  *	   acknowledgement to the sender at most once per conversation per
  *	   UTC day (reply_ack, Auto-Submitted: auto-replied, In-Reply-To the
  *	   sender's message), and for a form reply missing required answers
@@ -168,7 +173,8 @@ struct inbound_result {
 	int form;			/* a reply on a form_request thread */
 	int urgent;
 	int acked;			/* reply_ack queued */
-	int alerted;			/* staff_alert queued */
+	int alerted;			/* staff hear of it: staff_alert queued */
+	int alert_held;			/* ... in a held alert (alert_window) */
 	int form_incomplete;		/* form_incomplete queued */
 	int no_autoresponse;		/* filed, but asked for no automatic
 					   answer: no ack, no form_incomplete */

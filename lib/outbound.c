@@ -519,19 +519,29 @@ notice_context(const struct cp_config *cfg, int is_proxy, int unsubscribe)
 /*
  * internal_context - an internal record's notice context: the four keys
  * plus its routing facts, "urgent" (a boolean) and "department" (a
- * configured name). Neither is event data or PHI; the record's "data"
- * (the patient's Message-ID, for In-Reply-To) never reaches a template.
+ * configured name), and for a staff alert held for the end of its
+ * window (routing.alert_window) "held" (a boolean), "count" (how many
+ * filed messages it tells of, at least 1) and "several" (count > 1, for
+ * the plural). None is event data or PHI; the record's "data" (the
+ * patient's Message-ID, for In-Reply-To) never reaches a template.
  */
 static json_t *
 internal_context(const struct cp_config *cfg, json_t *record, int is_proxy)
 {
 	json_t *ctx = notice_context(cfg, is_proxy, 0);
 	const char *dept = json_string_value(json_object_get(record, "department"));
+	json_int_t count = json_integer_value(json_object_get(record, "count"));
 
+	if (count < 1)
+		count = 1;
 	json_object_set_new(ctx, "urgent",
 			    json_boolean(json_is_true(json_object_get(record, "urgent"))));
 	json_object_set_new(ctx, "department", json_string(dept ? dept :
 			    cfg->default_department ? cfg->default_department : "general"));
+	json_object_set_new(ctx, "held",
+			    json_boolean(json_is_true(json_object_get(record, "held"))));
+	json_object_set_new(ctx, "count", json_integer(count));
+	json_object_set_new(ctx, "several", json_boolean(count > 1));
 	return ctx;
 }
 

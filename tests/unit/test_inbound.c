@@ -142,6 +142,12 @@ setup(void **state)
 }
 
 static int
+setup_no_alert_window(void **state)
+{
+	return setup_with("[routing]\nalert_window = 0\n", NULL);
+}
+
+static int
 setup_dmarc(void **state)
 {
 	return setup_with("require_dmarc = yes\ntrusted_authserv_id = mx.clinic.test\n", NULL);
@@ -262,12 +268,18 @@ each_prefixed(void *ud, const char *k, size_t klen, json_t *v)
 }
 
 static size_t
-deliveries(const char *prefix)
+prefixed(enum store_db db, const char *prefix)
 {
 	struct prefix_count pc = { prefix, 0 };
 
-	assert_int_equal(store_foreach(fx.store, DB_DELIVERY, each_prefixed, &pc, NULL), 0);
+	assert_int_equal(store_foreach(fx.store, db, each_prefixed, &pc, NULL), 0);
 	return pc.n;
+}
+
+static size_t
+deliveries(const char *prefix)
+{
+	return prefixed(DB_DELIVERY, prefix);
 }
 
 static int
@@ -567,7 +579,7 @@ acknowledged_once_per_conversation_per_day_never_autoreplies(void **state)
 	assert_int_equal(ingest_at(c, NOW + DAY, &res), 0);
 	assert_true(res.acked);
 	assert_int_equal(deliveries("ack:"), 2);
-	assert_int_equal(count(DB_ACKS), 2);
+	assert_int_equal(prefixed(DB_ACKS, "ev1/"), 2);
 
 	/* the ack is a queued delivery record of an internal type */
 	{
@@ -676,6 +688,186 @@ urgent_words_count_in_the_reply_not_in_quoted_history(void **state)
 	assert_false(res.urgent);
 	free(a);
 	free(b);
+}
+
+/* alert_of - the staff alert record that reply inbox_id opened (NULL: none). */
+static json_t *
+alert_of(const char *inbox_id)
+{
+	char id[64];
+	json_t *d = NULL;
+
+	snprintf(id, sizeof(id), "alert:%s", inbox_id);
+	if (store_get_json(fx.store, DB_DELIVERY, id, &d, NULL) < 0)
+		return NULL;
+	return d;
+}
+
+static json_int_t
+ival(json_t *o, const char *k)
+{
+	return json_integer_value(json_object_get(o, k));
+}
+
+/* mark_sent - what outbound does to an alert once it has gone out. */
+static void
+mark_sent(json_t *d)
+{
+	json_object_set_new(d, "state", json_string("sent"));
+	assert_int_equal(store_put_json(fx.store, DB_DELIVERY,
+					json_string_value(json_object_get(d, "id")), d, NULL), 0);
+}
+
+/* reply_at - file one reply on the thread whose reply address is to. */
+static void
+reply_at(const char *to, const char *msgid, const char *body, int64_t now,
+	 struct inbound_result *res)
+{
+	char *m = message("pat@patients.test", to, "Re", msgid, NULL, body);
+
+	assert_int_equal(ingest_at(m, now, res), 0);
+	assert_int_equal(res->disposition, INBOUND_FILED);
+	assert_true(res->alerted);
+	free(m);
+}
+
+static void
+staff_alerts_are_coalesced_per_department_and_class_within_the_window(void **state)
+{
+	struct inbound_result res;
+	char tok[TOKEN_SIZE], gtok[TOKEN_SIZE], to[128], gto[128];
+	char first[INBOUND_ID_MAX], held1[INBOUND_ID_MAX], held2[INBOUND_ID_MAX];
+	json_t *a, *st;
+	const int64_t W = 600;	/* the default alert_window */
+
+	assert_int_equal(fx.cfg->alert_window, W);
+	add_thread("ev1", "provider_message", "cardio", NOW + 30 * DAY, NULL, tok);
+	add_thread("ev2", "provider_message", NULL, NOW + 30 * DAY, NULL, gtok);
+	reply_to(to, sizeof(to), tok);
+	reply_to(gto, sizeof(gto), gtok);
+
+	/* the first reply alerts at once and opens the window */
+	reply_at(to, "c1@x.test", "one\r\n", NOW, &res);
+	assert_false(res.alert_held);
+	cp_strlcpy(first, res.inbox_id, sizeof(first));
+	assert_non_null(a = alert_of(first));
+	assert_int_equal(ival(a, "due"), NOW);
+	assert_false(json_is_true(json_object_get(a, "held")));
+	assert_int_equal(ival(a, "count"), 1);
+	json_decref(a);
+	/* the next one within it: one alert held for the window's end */
+	reply_at(to, "c2@x.test", "two\r\n", NOW + 10, &res);
+	assert_true(res.alert_held);
+	cp_strlcpy(held1, res.inbox_id, sizeof(held1));
+	/* the ones after that are folded into it */
+	reply_at(to, "c3@x.test", "three\r\n", NOW + 20, &res);
+	assert_true(res.alert_held);
+	assert_null(alert_of(res.inbox_id));
+	reply_at(to, "c4@x.test", "four\r\n", NOW + 30, &res);
+	assert_int_equal(deliveries("alert:"), 2);
+	assert_non_null(a = alert_of(held1));
+	assert_true(json_is_true(json_object_get(a, "held")));
+	assert_int_equal(ival(a, "due"), NOW + W);
+	assert_int_equal(ival(a, "count"), 3);
+	assert_string_equal(json_string_value(json_object_get(a, "state")), "queued");
+	assert_int_equal(json_array_size(json_object_get(a, "recipients")), 2);
+	assert_false(json_is_true(json_object_get(a, "urgent")));
+
+	/* urgent replies are counted apart: never held behind normal ones */
+	reply_at(to, "u1@x.test", "urgent, please\r\n", NOW + 40, &res);
+	assert_true(res.urgent);
+	assert_false(res.alert_held);
+	reply_at(to, "u2@x.test", "urgent again\r\n", NOW + 50, &res);
+	assert_true(res.alert_held);
+	/* another department has a window of its own */
+	reply_at(gto, "g1@x.test", "hello\r\n", NOW + 60, &res);
+	assert_false(res.alert_held);
+	assert_int_equal(deliveries("alert:"), 5);
+	assert_int_equal(store_get_json(fx.store, DB_ACKS, "alert/cardio/normal", &st, NULL), 0);
+	assert_int_equal(ival(st, "until"), NOW + 2 * W);
+	json_decref(st);
+	assert_int_equal(store_get_json(fx.store, DB_ACKS, "alert/general/normal", &st, NULL), 0);
+	assert_int_equal(ival(st, "until"), NOW + 60 + W);
+	json_decref(st);
+
+	/* once the held alert has gone out (at NOW + W), a reply in the
+	 * window after it is held for that window's end */
+	mark_sent(a);
+	json_decref(a);
+	reply_at(to, "c5@x.test", "five\r\n", NOW + W + 100, &res);
+	assert_true(res.alert_held);
+	cp_strlcpy(held2, res.inbox_id, sizeof(held2));
+	assert_non_null(a = alert_of(held2));
+	assert_int_equal(ival(a, "due"), NOW + 2 * W);
+	assert_int_equal(ival(a, "count"), 1);
+	/* not yet sent (carepostd down), though due: it still takes replies */
+	reply_at(to, "c6@x.test", "six\r\n", NOW + 3 * W, &res);
+	assert_true(res.alert_held);
+	json_decref(a);
+	assert_non_null(a = alert_of(held2));
+	assert_int_equal(ival(a, "count"), 2);
+	mark_sent(a);
+	json_decref(a);
+	/* a window after that one: at once again */
+	reply_at(to, "c7@x.test", "seven\r\n", NOW + 3 * W, &res);
+	assert_false(res.alert_held);
+	assert_non_null(a = alert_of(res.inbox_id));
+	assert_int_equal(ival(a, "due"), NOW + 3 * W);
+	json_decref(a);
+	assert_int_equal(deliveries("alert:"), 7);
+}
+
+static void
+staff_alerts_of_a_batch_are_coalesced_in_its_transaction(void **state)
+{
+	struct inbound_result res[4];
+	struct cp_error err;
+	char tok[TOKEN_SIZE], to[128], id[32];
+	char *m[4];
+	json_t *a;
+
+	add_thread("ev1", "provider_message", "cardio", NOW + 30 * DAY, NULL, tok);
+	reply_to(to, sizeof(to), tok);
+	inbound_batch_begin(fx.ib);
+	for (int i = 0; i < 4; i++) {
+		snprintf(id, sizeof(id), "b%d@x.test", i);
+		m[i] = message("pat@patients.test", to, "Re", id, NULL, "hi\r\n");
+		cp_error_clear(&err);
+		assert_int_equal(inbound_ingest(fx.ib, m[i], strlen(m[i]), NOW + i, 0, &res[i],
+						&err), 0);
+	}
+	assert_int_equal(inbound_batch_commit(fx.ib, &err), 0);
+	assert_false(res[0].alert_held);
+	for (int i = 1; i < 4; i++)
+		assert_true(res[i].alerted && res[i].alert_held);
+	assert_int_equal(deliveries("alert:"), 2);
+	assert_int_equal(deliveries("ack:"), 1);
+	assert_non_null(a = alert_of(res[1].inbox_id));
+	assert_int_equal(ival(a, "count"), 3);
+	json_decref(a);
+	for (int i = 0; i < 4; i++) {
+		inbound_result_clear(&res[i]);
+		free(m[i]);
+	}
+}
+
+static void
+alert_window_0_alerts_every_reply(void **state)
+{
+	struct inbound_result res;
+	char tok[TOKEN_SIZE], to[128], id[32];
+
+	assert_int_equal(fx.cfg->alert_window, 0);
+	add_thread("ev1", "provider_message", "cardio", NOW + 30 * DAY, NULL, tok);
+	reply_to(to, sizeof(to), tok);
+	for (int i = 0; i < 3; i++) {
+		snprintf(id, sizeof(id), "z%d@x.test", i);
+		reply_at(to, id, "hi\r\n", NOW + i, &res);
+		assert_false(res.alert_held);
+	}
+	assert_int_equal(deliveries("alert:"), 3);
+	assert_int_equal(count(DB_ACKS), 1);	/* the day's acknowledgement: no alert state */
+	assert_int_equal(prefixed(DB_ACKS, "ev1/"), 1);
 }
 
 /* ---- forms ---- */
@@ -1136,6 +1328,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(acknowledged_once_per_conversation_per_day_never_autoreplies, setup, teardown),
 		cmocka_unit_test_setup_teardown(replies_asking_for_no_automatic_answer_are_filed_never_acknowledged, setup, teardown),
 		cmocka_unit_test_setup_teardown(urgent_words_count_in_the_reply_not_in_quoted_history, setup, teardown),
+		cmocka_unit_test_setup_teardown(staff_alerts_are_coalesced_per_department_and_class_within_the_window, setup, teardown),
+		cmocka_unit_test_setup_teardown(staff_alerts_of_a_batch_are_coalesced_in_its_transaction, setup, teardown),
+		cmocka_unit_test_setup_teardown(alert_window_0_alerts_every_reply, setup_no_alert_window, teardown),
 		cmocka_unit_test_setup_teardown(form_replies_parse_fields_and_ask_for_missing_ones, setup, teardown),
 		cmocka_unit_test_setup_teardown(inbox_content_is_encrypted_at_rest_and_metadata_is_phi_free, setup, teardown),
 		cmocka_unit_test_setup_teardown(inbox_records_are_format_2_bound_to_their_key_and_old_ones_still_open, setup, teardown),
