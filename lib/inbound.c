@@ -864,7 +864,7 @@ unmapped(struct work *w, int verp, int mid)
 		quarantine(w, "delivery report for an event no longer stored");
 	} else if (mid == MAP_OTHER_RCPT) {
 		quarantine(w, "delivery report names another address than its "
-			   "message's: ignored");
+			   "message's, or none: ignored");
 	} else if (verp == MAP_FORGED || mid == MAP_FORGED) {
 		w->res->forged = 1;
 		quarantine(w, "delivery report names no message carepost sent: ignored");
