@@ -653,6 +653,8 @@ count_ingest(struct metrics *m, const struct inbound_result *res)
 	default: k = METRICS_UNKNOWN; break;
 	}
 	m->ingested[k]++;
+	if (res->forged)
+		m->bounces_forged++;
 	if (res->disposition == INBOUND_QUARANTINED)
 		m->quarantined++;
 }

@@ -7,7 +7,8 @@
  *	security thread, an expired one) and a delivery record, and an
  *	inbound path over it with a token key. Each input is a raw message in
  *	which every "TOKn" (n = 0..3) is replaced by the valid reply token
- *	of thread n and "VERP" by a valid bounce tag, so that the fuzzer
+ *	of thread n and "VERP" by the valid VERP local part (token and
+ *	recipient tag) of thread 0's first recipient, so that the fuzzer
  *	reaches authentication, forms, unsubscribes and bounce mapping
  *	rather than stopping at "forged token". The path runs as a dry run:
  *	the decision is made, nothing is written. Whatever the input: 0 is
@@ -38,7 +39,7 @@ static struct cp_config *cfg;
 static struct store *store;
 static struct inbound *ib;
 static char tokens[4][TOKEN_SIZE];
-static char verp[TOKEN_SIZE + 8];
+static char verp[TOKEN_SIZE + TOKEN_TAG_SIZE + 8];
 
 struct seed {
 	const char *event, *type, *extra;
@@ -111,7 +112,15 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	    store_write(store, seed_txn, NULL, &err) < 0 ||
 	    inbound_new(cfg, store, key, sizeof(key) - 1, &ib, &err) < 0)
 		abort();
-	snprintf(verp, sizeof(verp), "%s.r0", tokens[0]);
+	{
+		uint8_t th[TOKEN_THREAD_BYTES];
+		char tag[TOKEN_TAG_SIZE];
+
+		token_thread_from_id(seeds[0].event, th);
+		if (token_rcpt_tag(key, sizeof(key) - 1, TOKEN_LABEL_VERP, th, 0, tag) < 0)
+			abort();
+		snprintf(verp, sizeof(verp), "%s.r0.%s", tokens[0], tag);
+	}
 	return 0;
 }
 

@@ -8,6 +8,9 @@
  *	   id that re-makes the same token (modulo case).
  *	2. The input as an event id: token_thread_from_id, token_make,
  *	   token_verify must round-trip the thread id and expiry.
+ *	3. The input as a recipient tag: token_rcpt_tag_verify returns 0 or
+ *	   -EBADMSG, and 0 only for the tag token_rcpt_tag makes (modulo
+ *	   case); the made tag verifies, and not under the other label.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -87,6 +90,36 @@ fuzz_round_trip(const uint8_t *data, size_t size)
 	free(id);
 }
 
+static void
+fuzz_tag(const uint8_t *data, size_t size)
+{
+	static const uint8_t thread[TOKEN_THREAD_BYTES] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 };
+	char *tag = malloc(size + 1);
+	char made[TOKEN_TAG_SIZE];
+	size_t rcpt = size % 17, i;
+	int r;
+
+	if (tag == NULL)
+		return;
+	memcpy(tag, data, size);
+	tag[size] = '\0';
+	if (token_rcpt_tag(fuzz_key, FUZZ_KEYLEN, TOKEN_LABEL_VERP, thread, rcpt, made) != 0)
+		abort();
+	r = token_rcpt_tag_verify(fuzz_key, FUZZ_KEYLEN, TOKEN_LABEL_VERP, thread, rcpt, tag);
+	if (r != 0 && r != -EBADMSG)
+		abort();
+	if (r == 0)
+		for (i = 0; i < TOKEN_TAG_SIZE; i++)
+			if ((tag[i] | 0x20) != (made[i] | 0x20))
+				abort();
+	if (token_rcpt_tag_verify(fuzz_key, FUZZ_KEYLEN, TOKEN_LABEL_VERP, thread, rcpt,
+				  made) != 0 ||
+	    token_rcpt_tag_verify(fuzz_key, FUZZ_KEYLEN, TOKEN_LABEL_MESSAGE_ID, thread,
+				  rcpt, made) != -EBADMSG)
+		abort();
+	free(tag);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -94,5 +127,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	fuzz_verify(data, size);
 	fuzz_round_trip(data, size);
+	fuzz_tag(data, size);
 	return 0;
 }

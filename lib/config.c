@@ -132,6 +132,7 @@ static const struct config_key config_keys[] = {
 
 	{ "routing", "default_department", KEY_STRING, FIELD(default_department), "general", 0, 0 },
 	{ "routing", "urgent_words", KEY_STRING, FIELD(urgent_words), NULL, 0, 0 },
+	{ "routing", "alert_window", KEY_DURATION, FIELD(alert_window), "600", 0, DAY },
 
 	{ "security", "token_key_file", KEY_SECRET, FIELD(token_key_file), NULL, 0, 0 },
 	{ "security", "trusted_authserv_id", KEY_STRING, FIELD(trusted_authserv_id), NULL, 0, 0 },

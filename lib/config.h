@@ -50,6 +50,7 @@
  *	            max_age (3d), quiet_start (21:00), quiet_end (08:00),
  *	            token_ttl (30d), default_tz (UTC)
  *	[routing]   default_department (general), urgent_words (comma list),
+ *	            alert_window (600s; 0 to 1d),
  *	            staff.NAME = addresses of the staff of department NAME
  *	[security]  token_key_file, trusted_authserv_id, require_dmarc (no)
  *	[daemon]    metrics_file, log_level (info)
@@ -137,6 +138,7 @@ struct cp_config {
 	/* [routing] */
 	char *default_department;
 	char *urgent_words;	/* comma-separated, as written */
+	int alert_window;	/* seconds staff alerts are held for; 0: none */
 	struct cp_department *departments;
 	size_t n_departments;
 

@@ -173,7 +173,12 @@ inbound_result_to_json(const struct inbound_result *res)
 	json_object_set_new(o, "urgent", json_boolean(res->urgent));
 	json_object_set_new(o, "acknowledged", json_boolean(res->acked));
 	json_object_set_new(o, "staff_alerted", json_boolean(res->alerted));
+	json_object_set_new(o, "staff_alert_held", json_boolean(res->alert_held));
 	json_object_set_new(o, "form_incomplete", json_boolean(res->form_incomplete));
+	if (res->forged)
+		json_object_set_new(o, "forged_bounce", json_true());
+	if (res->no_autoresponse)
+		json_object_set_new(o, "no_autoresponse", json_true());
 	return o;
 }
 
@@ -849,70 +854,142 @@ thread_delivery(struct work *w, const uint8_t thread[TOKEN_THREAD_BYTES],
 	return id ? 0 : -ENOENT;
 }
 
-/* map_verp - "TOKEN.rN" to a thread and recipient index. */
+/*
+ * What a delivery report's VERP address or original Message-ID says
+ * (map_verp, map_message_id return one of these, or < 0 for a failure
+ * of the store or libgcrypt).
+ */
+enum bounce_map {
+	MAP_OK = 0,		/* a message carepost sent: w->delivery_id, rcpt_index */
+	MAP_NONE,		/* not in carepost's form at all */
+	MAP_FORGED,		/* in carepost's form, but no tag carepost made */
+	MAP_GONE,		/* carepost's, but nothing is stored for it now */
+	MAP_OTHER_RCPT,		/* carepost's, but the report names another address */
+};
+
+/*
+ * map_verp - "TOKEN.rN.TAG" (the local part after "bounce+") to a thread
+ * and recipient index: the token's HMAC names the thread (an expired
+ * token still counts: bounces come late), the tag (TOKEN_LABEL_VERP)
+ * the recipient. Anything else sent to the bounce domain, the untagged
+ * "TOKEN.rN" of mail sent before tags included, is MAP_FORGED.
+ */
 static int
 map_verp(struct work *w, struct cp_error *err)
 {
-	char tok[INMSG_TOKEN_MAX];
+	char verp[INMSG_TOKEN_MAX];
 	uint8_t thread[TOKEN_THREAD_BYTES];
-	char *dot, *end;
+	char *rn, *tag, *end;
 	unsigned long n;
 	int r;
 
-	cp_strlcpy(tok, w->ci.verp, sizeof(tok));
-	dot = strrchr(tok, '.');
-	if (dot == NULL || (dot[1] != 'r' && dot[1] != 'R') || !isdigit((unsigned char)dot[2]))
-		return -ENOENT;
-	n = strtoul(dot + 2, &end, 10);
+	cp_strlcpy(verp, w->ci.verp, sizeof(verp));
+	rn = strchr(verp, '.');
+	tag = rn ? strchr(rn + 1, '.') : NULL;
+	if (tag == NULL || strchr(tag + 1, '.') != NULL ||
+	    (rn[1] != 'r' && rn[1] != 'R') || !isdigit((unsigned char)rn[2]))
+		return MAP_FORGED;
+	*rn = '\0';
+	*tag++ = '\0';
+	n = strtoul(rn + 2, &end, 10);
 	if (*end != '\0' || n > 64)
-		return -ENOENT;
-	*dot = '\0';
-	r = token_verify(w->ib->key, w->ib->keylen, tok, w->now, thread, NULL, NULL);
-	if (r < 0 && r != -ETIME)	/* a late bounce of an expired token counts */
-		return -ENOENT;
+		return MAP_FORGED;
+	r = token_verify(w->ib->key, w->ib->keylen, verp, w->now, thread, NULL, NULL);
+	if (r == -EBADMSG)
+		return MAP_FORGED;
+	if (r < 0 && r != -ETIME)
+		return cp_error_set(err, r, "bounce mapping: HMAC unavailable");
+	r = token_rcpt_tag_verify(w->ib->key, w->ib->keylen, TOKEN_LABEL_VERP, thread,
+				  n, tag);
+	if (r == -EBADMSG)
+		return MAP_FORGED;
+	if (r < 0)
+		return cp_error_set(err, r, "bounce mapping: HMAC unavailable");
 	w->rcpt_index = n;
 	r = thread_delivery(w, thread, err);
-	return r;
+	return r == -ENOENT ? MAP_GONE : r < 0 ? r : MAP_OK;
 }
 
-/* map_message_id - "<THREADHEX.rN@domain>" of the returned message. */
+/*
+ * map_message_id - "<THREADHEX.rN.TAG@domain>" of the returned message,
+ * TAG the recipient tag of TOKEN_LABEL_MESSAGE_ID (outbound_message_id):
+ * a Message-ID that starts like carepost's but carries no tag carepost
+ * made (the untagged ones of mail sent before tags included) is
+ * MAP_FORGED. A Message-ID is seen by whoever holds the message, so the
+ * report must also name the address that recipient's message went to.
+ */
 static int
 map_message_id(struct work *w, const struct inmsg_dsn_rcpt *dr, struct cp_error *err)
 {
-	const char *id = w->m->dsn.orig_message_id;
+	const char *id = w->m->dsn.orig_message_id, *p, *at;
 	uint8_t thread[TOKEN_THREAD_BYTES];
-	json_t *d;
-	char addr[256], *end;
+	char tag[TOKEN_TAG_SIZE], addr[256], *end;
 	unsigned long n;
+	json_t *d;
 	int r;
 
-	if (id == NULL || dr == NULL || dr->final_recipient == NULL ||
-	    strlen(id) < 2 * TOKEN_THREAD_BYTES + 4 || id[20] != '.' || id[21] != 'r')
-		return -ENOENT;
-	for (size_t i = 0; i < TOKEN_THREAD_BYTES; i++) {
-		unsigned int byte;
-
-		if (!isxdigit((unsigned char)id[2 * i]) || !isxdigit((unsigned char)id[2 * i + 1]) ||
-		    sscanf(id + 2 * i, "%2x", &byte) != 1)
-			return -ENOENT;
-		thread[i] = (uint8_t)byte;
-	}
+	if (id == NULL || strspn(id, "0123456789abcdefABCDEF") != 2 * TOKEN_THREAD_BYTES ||
+	    (id[20] != '.' || (id[21] != 'r' && id[21] != 'R')) ||
+	    !isdigit((unsigned char)id[22]))
+		return MAP_NONE;
+	for (size_t i = 0; i < TOKEN_THREAD_BYTES; i++)
+		sscanf(id + 2 * i, "%2hhx", &thread[i]);
 	n = strtoul(id + 22, &end, 10);
-	if (*end != '@' || n > 64)
-		return -ENOENT;
+	if (*end != '.' || n > 64)
+		return MAP_FORGED;
+	p = end + 1;
+	at = strchr(p, '@');
+	if (at == NULL || at - p != TOKEN_TAG_CHARS)
+		return MAP_FORGED;
+	memcpy(tag, p, TOKEN_TAG_CHARS);
+	tag[TOKEN_TAG_CHARS] = '\0';
+	r = token_rcpt_tag_verify(w->ib->key, w->ib->keylen, TOKEN_LABEL_MESSAGE_ID,
+				  thread, n, tag);
+	if (r == -EBADMSG)
+		return MAP_FORGED;
+	if (r < 0)
+		return cp_error_set(err, r, "bounce mapping: HMAC unavailable");
 	w->rcpt_index = n;
 	r = thread_delivery(w, thread, err);
+	if (r == -ENOENT)
+		return MAP_GONE;
 	if (r < 0)
 		return r;
-	/* Message-IDs are not secret: the report must also name the address. */
+	if (dr == NULL || dr->final_recipient == NULL)
+		return MAP_OTHER_RCPT;
 	r = store_get_json(w->ib->store, DB_DELIVERY, w->delivery_id, &d, err);
+	if (r == -ENOENT)
+		return MAP_GONE;
 	if (r < 0)
 		return r;
 	r = rcpt_address(w->ib->store, d, n, addr, sizeof(addr), err);
 	json_decref(d);
-	if (r == -ENOENT || (r == 0 && strcasecmp(addr, dr->final_recipient) != 0))
-		return -ENOENT;
-	return r;
+	if (r == -ENOENT)
+		return MAP_GONE;
+	if (r < 0)
+		return r;
+	return strcasecmp(addr, dr->final_recipient) == 0 ? MAP_OK : MAP_OTHER_RCPT;
+}
+
+/*
+ * unmapped - quarantine a report that maps to no message (returns 0).
+ * A tag carepost made anywhere in it says more than a forged one.
+ */
+static int
+unmapped(struct work *w, int verp, int mid)
+{
+	if (verp == MAP_GONE || mid == MAP_GONE) {
+		quarantine(w, "delivery report for an event no longer stored");
+	} else if (mid == MAP_OTHER_RCPT) {
+		quarantine(w, "delivery report names another address than its "
+			   "message's, or none: ignored");
+	} else if (verp == MAP_FORGED || mid == MAP_FORGED) {
+		w->res->forged = 1;
+		quarantine(w, "delivery report names no message carepost sent: ignored");
+	} else {
+		quarantine(w, "delivery report maps to no event");
+	}
+	return 0;
 }
 
 /* from_mail_system - mailer-daemon@, postmaster@ and the like. */
@@ -935,7 +1012,7 @@ do_bounce(struct work *w, struct cp_error *err)
 	const struct inmsg_dsn_rcpt *dr = NULL;
 	struct cp_error lerr;
 	json_t *d;
-	int r = -ENOENT;
+	int r, verp = MAP_NONE, mid = MAP_NONE;
 
 	for (size_t i = 0; i < dsn->n_rcpts; i++) {
 		const char *a = dsn->rcpts[i].action;
@@ -968,16 +1045,18 @@ do_bounce(struct work *w, struct cp_error *err)
 		return 0;
 	}
 	cp_error_clear(&lerr);
-	if (w->ci.verp[0])
-		r = map_verp(w, &lerr);
-	if (r == -ENOENT)
-		r = map_message_id(w, dr, &lerr);
-	if (r == -ENOENT) {
-		quarantine(w, "delivery report maps to no event");
-		return 0;
+	if (w->ci.verp[0]) {
+		verp = map_verp(w, &lerr);
+		if (verp < 0)
+			return cp_error_set(err, verp, "%s", lerr.text);
 	}
-	if (r < 0)
-		return cp_error_set(err, r, "%s", lerr.text);
+	if (verp != MAP_OK) {
+		mid = map_message_id(w, dr, &lerr);
+		if (mid < 0)
+			return cp_error_set(err, mid, "%s", lerr.text);
+	}
+	if (verp != MAP_OK && mid != MAP_OK)
+		return unmapped(w, verp, mid);
 	r = store_get_json(w->ib->store, DB_DELIVERY, w->delivery_id, &d, &lerr);
 	if (r == -ENOENT) {
 		quarantine(w, "delivery report for an event no longer stored");
@@ -1366,14 +1445,15 @@ staff_recipients(const struct cp_config *cfg, const char *dept)
 }
 
 /*
- * enqueue_internal - a delivery record of an internal type, its schedule
- * entry and its thread (so replies to an acknowledgement stay in the
- * conversation, and a bounce of it maps to this record).
+ * enqueue_internal - a delivery record of an internal type, due at due,
+ * with extra's members (taken; may be NULL), its schedule entry and its
+ * thread (so replies to an acknowledgement stay in the conversation, and
+ * a bounce of it maps to this record). Takes recipients.
  */
 static int
 enqueue_internal(struct store *s, MDB_txn *txn, struct work *w,
 		 const char *prefix, const char *type, json_t *recipients,
-		 struct cp_error *err)
+		 int64_t due, json_t *extra, struct cp_error *err)
 {
 	char id[STORE_ID_MAX + 1], hex[2 * TOKEN_THREAD_BYTES + 1];
 	uint8_t thread[TOKEN_THREAD_BYTES];
@@ -1389,13 +1469,17 @@ enqueue_internal(struct store *s, MDB_txn *txn, struct work *w,
 		      " s:o, s:o, s:b, s:s}",
 		      "id", id, "type", type, "patient", w->res->patient,
 		      "state", "queued", "created", (json_int_t)w->now,
-		      "updated", (json_int_t)w->now, "due", (json_int_t)w->now,
+		      "updated", (json_int_t)w->now, "due", (json_int_t)due,
 		      "attempts", 0, "priority", "high", "confidential", 0,
 		      "department", w->res->department, "thread", hex,
 		      "recipients", recipients, "data", data,
 		      "urgent", w->res->urgent, "origin", w->res->inbox_id);
-	if (d == NULL)
+	if (d == NULL || (extra != NULL && json_object_update(d, extra) < 0)) {
+		json_decref(d);
+		json_decref(extra);
 		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
+	}
+	json_decref(extra);
 	r = store_txn_enqueue_delivery(s, txn, d, err);
 	json_decref(d);
 	if (r < 0)
@@ -1411,6 +1495,103 @@ enqueue_internal(struct store *s, MDB_txn *txn, struct work *w,
 	return r;
 }
 
+/* alert_extra - a staff alert's own members: held or not, and how many it tells of. */
+static json_t *
+alert_extra(int held)
+{
+	return json_pack("{s:b, s:i}", "held", held, "count", 1);
+}
+
+/*
+ * alert_staff - the staff alert for a filed reply, in file_txn's
+ * transaction. With routing.alert_window 0: an alert per reply. Else
+ * alerts are coalesced per department and class (urgent or not, so that
+ * an urgent reply never waits behind a normal one) through the acks
+ * entry "alert/DEPT/urgent|normal" = {"until", "held"?}:
+ *
+ *   - its held alert, while still "queued" (outbound has not taken it),
+ *     takes the reply: "count" + 1;
+ *   - else, from "until" on (or without an entry): an alert now, and a
+ *     window until now + alert_window;
+ *   - else: a new held alert, due at "until", and the next window runs
+ *     from its sending: until + alert_window.
+ *
+ * Every reply is in an alert that is sent after it was filed; after the
+ * first, alerts of a class go out at least a window apart. Being in the
+ * filing transaction, a crash never loses or doubles one, and replies
+ * filed in one batch (inbound_batch_commit) see each other's state.
+ */
+static int
+alert_staff(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
+{
+	struct inbound_result *res = w->res;
+	int64_t window = w->ib->cfg->alert_window, until;
+	json_t *staff, *state = NULL, *held = NULL;
+	char key[STORE_ID_MAX + 32];
+	const char *held_id;
+	int r;
+
+	res->alerted = res->alert_held = 0;	/* store_write may run this twice */
+	staff = staff_recipients(w->ib->cfg, res->department);
+	if (staff == NULL)
+		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
+	if (json_array_size(staff) == 0) {
+		json_decref(staff);
+		return 0;
+	}
+	res->alerted = 1;
+	if (window <= 0)
+		return enqueue_internal(s, txn, w, "alert", "staff_alert", staff, w->now,
+					alert_extra(0), err);
+	snprintf(key, sizeof(key), "alert/%s/%s", res->department,
+		 res->urgent ? "urgent" : "normal");
+	r = store_txn_get_json(s, txn, DB_ACKS, key, strlen(key), &state, err);
+	if (r < 0 && r != -ENOENT)
+		goto out;
+	held_id = json_string_value(json_object_get(state, "held"));
+	if (held_id != NULL) {
+		r = store_txn_get_json(s, txn, DB_DELIVERY, held_id, strlen(held_id),
+				       &held, err);
+		if (r < 0 && r != -ENOENT)
+			goto out;
+		if (r == 0 && strcmp(json_string_value(json_object_get(held, "state")) ?: "",
+				     "queued") == 0) {
+			json_object_set_new(held, "count", json_integer(
+				json_integer_value(json_object_get(held, "count")) + 1));
+			r = store_txn_put_json(s, txn, DB_DELIVERY, held_id, strlen(held_id),
+					       held, err);
+			res->alert_held = 1;
+			goto out;
+		}
+	}
+	until = json_integer_value(json_object_get(state, "until"));
+	json_decref(state);
+	if (w->now >= until) {
+		r = enqueue_internal(s, txn, w, "alert", "staff_alert", staff, w->now,
+				     alert_extra(0), err);
+		state = json_pack("{s:I}", "until", (json_int_t)(w->now + window));
+	} else {
+		char id[STORE_ID_MAX + 1];
+
+		r = enqueue_internal(s, txn, w, "alert", "staff_alert", staff, until,
+				     alert_extra(1), err);
+		snprintf(id, sizeof(id), "alert:%s", res->inbox_id);
+		state = json_pack("{s:I, s:s}", "until", (json_int_t)(until + window),
+				  "held", id);
+		res->alert_held = 1;
+	}
+	staff = NULL;		/* taken */
+	if (r == 0 && state == NULL)
+		r = cp_error_set(err, -ENOMEM, "inbound: out of memory");
+	if (r == 0)
+		r = store_txn_put_json(s, txn, DB_ACKS, key, strlen(key), state, err);
+out:
+	json_decref(staff);
+	json_decref(state);
+	json_decref(held);
+	return r;
+}
+
 static json_t *
 sender_recipient(struct work *w)
 {
@@ -1423,7 +1604,7 @@ file_txn(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
 {
 	struct inbound_result *res = w->res;
 	char key[2 * STORE_ID_MAX + 64], day[16];
-	json_t *v, *staff;
+	json_t *v;
 	int r, ack_today;
 
 	v = inbox_record(w);
@@ -1445,15 +1626,15 @@ file_txn(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
 	if (r < 0)
 		return r;
 
-	staff = staff_recipients(w->ib->cfg, res->department);
-	res->alerted = json_array_size(staff) > 0;
-	if (res->alerted)
-		r = enqueue_internal(s, txn, w, "alert", "staff_alert", staff, err);
-	else
-		json_decref(staff);
+	r = alert_staff(s, txn, w, err);
 	if (r < 0)
 		return r;
 
+	/* RFC 3834: list mail and mail that asks for none gets no automatic
+	 * answer, neither an acknowledgement nor a form_incomplete request. */
+	res->no_autoresponse = inmsg_no_autoresponse(w->m, NULL);
+	if (res->no_autoresponse)
+		return 0;
 	utc_day(w->now, day);
 	snprintf(key, sizeof(key), "%s/%s", res->event, day);
 	r = store_txn_get_json(s, txn, DB_ACKS, key, strlen(key), &v, err);
@@ -1466,9 +1647,10 @@ file_txn(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
 	res->acked = !ack_today && !res->form_incomplete;
 	if (res->form_incomplete)
 		r = enqueue_internal(s, txn, w, "formreq", "form_incomplete",
-				     sender_recipient(w), err);
+				     sender_recipient(w), w->now, NULL, err);
 	else if (res->acked)
-		r = enqueue_internal(s, txn, w, "ack", "reply_ack", sender_recipient(w), err);
+		r = enqueue_internal(s, txn, w, "ack", "reply_ack", sender_recipient(w),
+				     w->now, NULL, err);
 	else
 		r = 0;
 	if (r == 0 && (res->acked || res->form_incomplete)) {
@@ -1652,11 +1834,13 @@ log_outcome(struct work *w)
 
 	switch (res->disposition) {
 	case INBOUND_FILED:
-		log_event(LOG_INFO, LOGID_INGESTED, ev, pid, "filed %s (%s, %s, auth %s%s%s%s)",
+		log_event(LOG_INFO, LOGID_INGESTED, ev, pid, "filed %s (%s, %s, auth %s%s%s%s%s%s)",
 			  res->inbox_id, res->form ? "form" : "reply", res->sender_role,
 			  res->auth, res->urgent ? ", urgent" : "",
+			  res->alert_held ? ", staff alert held" : "",
 			  res->acked ? ", acknowledged" : "",
-			  res->form_incomplete ? ", form incomplete" : "");
+			  res->form_incomplete ? ", form incomplete" : "",
+			  res->no_autoresponse ? ", no automatic answer (RFC 3834)" : "");
 		break;
 	case INBOUND_QUARANTINED:
 		log_event(LOG_WARNING, LOGID_QUARANTINE, ev, pid, "quarantined: %s",

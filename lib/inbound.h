@@ -64,22 +64,41 @@
  *	   record, and as delivery records that outbound sends: a PHI-free
  *	   staff alert to the department's staff (routing staff.NAME, else
  *	   the default department's; "urgent" when the trimmed text holds
- *	   one of routing.urgent_words, case-insensitively), an
+ *	   one of routing.urgent_words, case-insensitively), coalesced per
+ *	   department and class (urgent or not) within routing.alert_window:
+ *	   the first reply alerts at once and opens the window, the replies
+ *	   within it are folded into one held alert due at its end whose
+ *	   "count" says how many (res->alert_held; state in acks "alert/
+ *	   DEPT/CLASS", written in this transaction; 0: an alert each), an
  *	   acknowledgement to the sender at most once per conversation per
  *	   UTC day (reply_ack, Auto-Submitted: auto-replied, In-Reply-To the
  *	   sender's message), and for a form reply missing required answers
  *	   a form_incomplete request (which counts as that day's
  *	   acknowledgement). A reply on a form_request thread is a form:
  *	   form_parse reads the trimmed text against the thread's field spec.
+ *	   A reply that asks for no automatic answer (inmsg_no_autoresponse:
+ *	   List-Id or List-Post, X-Auto-Response-Suppress naming All,
+ *	   AutoReply or OOF, Return-Path <>; RFC 3834) is filed and alerted
+ *	   like any other, but gets neither an acknowledgement nor a
+ *	   form_incomplete request (res->no_autoresponse), and does not use
+ *	   up the day's acknowledgement.
  *	7. A delivery report maps back through the VERP address
- *	   (bounce+TOKEN.rN@bounce_domain: HMAC-checked, expired tokens
- *	   accepted) or, failing that, the report's original Message-ID
- *	   <THREAD.rN@...> when the report's final recipient is that
- *	   recipient's address. The address's bounces record becomes
- *	   "invalid" (5.x.x) or "soft" with soft_count + 1 (4.x.x, or no
- *	   status), and the event's recipient entry "bounced" (action
- *	   failed) or "delayed", with "dsn_status". Unmapped reports
- *	   quarantine.
+ *	   (bounce+TOKEN.rN.TAG@bounce_domain: the token's HMAC names the
+ *	   thread, expired tokens accepted; TAG, token_rcpt_tag with
+ *	   TOKEN_LABEL_VERP, the recipient N) or, failing that, the report's
+ *	   original Message-ID <THREAD.rN.TAG@...> (TAG with
+ *	   TOKEN_LABEL_MESSAGE_ID, outbound_message_id) when the report's
+ *	   final recipient is also that recipient's address. The address's
+ *	   bounces record becomes "invalid" (5.x.x) or "soft" with
+ *	   soft_count + 1 (4.x.x, or no status), and the event's recipient
+ *	   entry "bounced" (action failed) or "delayed", with "dsn_status".
+ *	   A report whose VERP or Message-ID has carepost's form without a
+ *	   tag carepost made (another recipient's, a forged one, none: the
+ *	   untagged ids of mail sent before tags included) is forged:
+ *	   quarantined, "delivery report names no message carepost sent:
+ *	   ignored", with res->forged set (carepostd counts it in
+ *	   carepost_bounces_forged_total) and nothing recorded. Other
+ *	   unmapped reports quarantine too, with their own reason.
  *	8. An unsubscribe (List-Unsubscribe mailto) adds the thread's event
  *	   category to the optout list of whoever sent it: the patient's
  *	   own, or that proxy's (policy.h: a proxy that opted out gets no
@@ -172,8 +191,13 @@ struct inbound_result {
 	int form;			/* a reply on a form_request thread */
 	int urgent;
 	int acked;			/* reply_ack queued */
-	int alerted;			/* staff_alert queued */
+	int alerted;			/* staff hear of it: staff_alert queued */
+	int alert_held;			/* ... in a held alert (alert_window) */
 	int form_incomplete;		/* form_incomplete queued */
+	int no_autoresponse;		/* filed, but asked for no automatic
+					   answer: no ack, no form_incomplete */
+	int forged;			/* a delivery report naming no message
+					   carepost sent (quarantined) */
 	char reason[256];		/* PHI-free */
 	char inbox_id[INBOUND_ID_MAX];
 	char patient[STORE_ID_MAX + 1];

@@ -479,6 +479,35 @@ set_once(char **slot, char *value)
 	return 0;
 }
 
+/*
+ * suppresses_autoreply - whether an X-Auto-Response-Suppress value (a
+ * comma-separated list, Microsoft's) names All, AutoReply or OOF, in
+ * any case: the values that ask for no automatic reply. "None", DR,
+ * NDR, RN, NRN alone ask for nothing carepost sends.
+ */
+static int
+suppresses_autoreply(const char *v)
+{
+	static const char *const names[] = { "all", "autoreply", "oof" };
+
+	while (*v) {
+		size_t n = strcspn(v, ","), a = 0, b = n;
+
+		while (a < b && isspace((unsigned char)v[a]))
+			a++;
+		while (b > a && isspace((unsigned char)v[b - 1]))
+			b--;
+		for (size_t i = 0; i < CP_ARRAY_SIZE(names); i++)
+			if (b - a == strlen(names[i]) &&
+			    strncasecmp(v + a, names[i], b - a) == 0)
+				return 1;
+		v += n;
+		if (*v == ',')
+			v++;
+	}
+	return 0;
+}
+
 static int
 take_optional_field(struct inmsg *m, const struct mailimf_optional_field *of)
 {
@@ -500,10 +529,14 @@ take_optional_field(struct inmsg *m, const struct mailimf_optional_field *of)
 		m->flags |= INMSG_F_X_AUTOREPLY;
 	else if (strcasecmp(n, "X-Autorespond") == 0)
 		m->flags |= INMSG_F_X_AUTORESPOND;
-	else if (strcasecmp(n, "X-Auto-Response-Suppress") == 0)
+	else if (strcasecmp(n, "X-Auto-Response-Suppress") == 0) {
 		m->flags |= INMSG_F_X_AUTO_RESPONSE_SUPPRESS;
-	else if (strcasecmp(n, "List-Unsubscribe") == 0)
+		if (suppresses_autoreply(v))
+			m->flags |= INMSG_F_SUPPRESS_AUTOREPLY;
+	} else if (strcasecmp(n, "List-Unsubscribe") == 0)
 		m->flags |= INMSG_F_LIST_UNSUBSCRIBE;
+	else if (strcasecmp(n, "List-Post") == 0)
+		m->flags |= INMSG_F_LIST_POST;
 	else if (strcasecmp(n, "Authentication-Results") == 0) {
 		_cleanup_free_ char *u = unfold_dup(v);
 
@@ -2388,6 +2421,27 @@ is_autoreply(const struct inmsg *m, const char **why)
 	return 0;
 }
 
+int
+inmsg_no_autoresponse(const struct inmsg *m, const char **why)
+{
+	const char *local = NULL;
+
+	if (why == NULL)
+		why = &local;
+	*why = NULL;
+	if (m == NULL)
+		return 0;
+	if (m->list_id != NULL || (m->flags & INMSG_F_LIST_POST))
+		*why = "list mail";
+	else if (m->flags & INMSG_F_SUPPRESS_AUTOREPLY)
+		*why = "x-auto-response-suppress header";
+	else if (m->flags & INMSG_F_NULL_RETURN_PATH)
+		*why = "null return path";
+	else
+		is_autoreply(m, why);
+	return *why != NULL;
+}
+
 enum inmsg_class
 inmsg_classify(const struct inmsg *m, const struct inmsg_addrs *a,
 	       struct inmsg_class_info *info)
@@ -2566,6 +2620,12 @@ inmsg_to_json(const struct inmsg *m, const struct inmsg_addrs *a, json_t **out)
 	r |= jset(o, "body_bytes", json_integer((json_int_t)m->body_len));
 	r |= jset(o, "authentication_results",
 		  json_integer((json_int_t)m->auth_results.n));
+	{
+		const char *why = NULL;
+
+		inmsg_no_autoresponse(m, &why);
+		r |= jset(o, "no_autoresponse", jstr_or_null(why));
+	}
 	if (r == 0 && (atts = json_array()) != NULL) {
 		for (size_t i = 0; i < m->n_attachments && r == 0; i++) {
 			const struct inmsg_attachment *at = &m->attachments[i];

@@ -118,6 +118,9 @@ struct inmsg_dsn {
 #define INMSG_F_NULL_RETURN_PATH	0x08u	/* Return-Path: <> */
 #define INMSG_F_BODY_FROM_HTML		0x10u	/* body converted from text/html */
 #define INMSG_F_LIST_UNSUBSCRIBE	0x20u	/* List-Unsubscribe present */
+#define INMSG_F_LIST_POST		0x40u	/* List-Post present */
+#define INMSG_F_SUPPRESS_AUTOREPLY	0x80u	/* X-Auto-Response-Suppress names
+						   All, AutoReply or OOF */
 
 /* Bits for struct inmsg.pgp */
 #define INMSG_PGP_ENCRYPTED	0x01u	/* multipart/encrypted; pgp-encrypted */
@@ -322,6 +325,19 @@ enum inmsg_class inmsg_classify(const struct inmsg *m,
 int inmsg_names_reply_token(const struct inmsg_strlist *addrs,
 			    const struct inmsg_addrs *a, const char *token);
 
+/*
+ * inmsg_no_autoresponse - whether m asks not to be answered automatically
+ * (RFC 3834 section 2, and what mail systems do in practice): 1 when it
+ * is list mail (List-Id, List-Post), carries X-Auto-Response-Suppress
+ * naming All, AutoReply or OOF (case-insensitive, comma-separated; "None"
+ * or other values alone suppress nothing), has a null Return-Path (<>),
+ * or is what inmsg_classify calls an auto-reply; else 0. Pure. why (may
+ * be NULL) gets a static PHI-free reason ("list mail", ...) or NULL.
+ * Such a reply is still a reply (filed when authenticated); carepost
+ * sends it no acknowledgement or other automatic answer.
+ */
+int inmsg_no_autoresponse(const struct inmsg *m, const char **why);
+
 /* inmsg_class_name - "reply", "unsubscribe", "dsn", "autoreply", "unknown". */
 const char *inmsg_class_name(enum inmsg_class c);
 
@@ -333,7 +349,8 @@ const char *inmsg_class_name(enum inmsg_class c);
  *	admin on their own terminal; never log it), token_present, verp,
  *	has_pgp_encrypted, has_pgp_signature, nested_signed_or_encrypted,
  *	protected_headers, from_count, auto_submitted, part_count,
- *	depth, body_bytes, authentication_results (count), attachments
+ *	depth, body_bytes, authentication_results (count), no_autoresponse
+ *	(inmsg_no_autoresponse's reason, or null), attachments
  *	[{filename, content_type, size}], dsn {present, original_envelope_id,
  *	orig_message_id, recipients [{action, status, final_recipient,
  *	diagnostic_code}]}. The token value itself is not included.

@@ -56,6 +56,12 @@ metrics_format(const struct metrics *m, struct buf *b)
 	r |= family(b, "bounces_total", "counter",
 		    "Delivery reports ingested since the daemon started.");
 	r |= buf_printf(b, "carepost_bounces_total %" PRIu64 "\n", m->bounces);
+	r |= family(b, "bounces_forged_total", "counter",
+		    "Delivery reports that named no message carepost sent "
+		    "(forged, or of mail sent before tags), quarantined, since "
+		    "the daemon started.");
+	r |= buf_printf(b, "carepost_bounces_forged_total %" PRIu64 "\n",
+			m->bounces_forged);
 	r |= family(b, "bounced_addresses", "gauge",
 		    "Recipient addresses marked by bounces, by state.");
 	r |= buf_printf(b, "carepost_bounced_addresses{state=\"invalid\"} %" PRIu64 "\n"

@@ -53,6 +53,8 @@ struct metrics {
 	uint64_t suppressed;
 	uint64_t expired;
 	uint64_t bounces;		/* delivery reports ingested */
+	uint64_t bounces_forged;	/* of those: naming no message carepost
+					   sent (inbound_result.forged) */
 	uint64_t ingested[METRICS__CLASSES];
 	uint64_t quarantined;
 	uint64_t errors;		/* store or server failures of a run */

@@ -112,12 +112,37 @@ struct flight {
 	struct cp_error serr;
 };
 
-void
-outbound_message_id(const char *thread_hex, size_t rcpt_index,
-		    const char *domain, char *out, size_t outlen)
+/* thread_unhex - a delivery record's "thread" (20 hex digits) as bytes. */
+static int
+thread_unhex(const char *hex, uint8_t thread[TOKEN_THREAD_BYTES])
 {
-	snprintf(out, outlen, "<%s.r%zu@%s>", thread_hex, rcpt_index,
-		 domain ? domain : "carepost.invalid");
+	if (hex == NULL || strlen(hex) != 2 * TOKEN_THREAD_BYTES ||
+	    strspn(hex, "0123456789abcdefABCDEF") != 2 * TOKEN_THREAD_BYTES)
+		return -EINVAL;
+	for (size_t i = 0; i < TOKEN_THREAD_BYTES; i++)
+		sscanf(hex + 2 * i, "%2hhx", &thread[i]);
+	return 0;
+}
+
+int
+outbound_message_id(const void *key, size_t keylen, const char *thread_hex,
+		    size_t rcpt_index, const char *domain, char *out,
+		    size_t outlen)
+{
+	uint8_t thread[TOKEN_THREAD_BYTES];
+	char hex[2 * TOKEN_THREAD_BYTES + 1], tag[TOKEN_TAG_SIZE];
+	int r;
+
+	r = thread_unhex(thread_hex, thread);
+	if (r < 0)
+		return r;
+	r = token_rcpt_tag(key, keylen, TOKEN_LABEL_MESSAGE_ID, thread, rcpt_index,
+			   tag);
+	if (r < 0)
+		return r;
+	cp_hex(thread, sizeof(thread), hex);
+	return cp_snprintf_ok(out, outlen, "<%s.r%zu.%s@%s>", hex, rcpt_index, tag,
+			      domain ? domain : "carepost.invalid");
 }
 
 static const char *
@@ -126,6 +151,14 @@ domain_of(const char *addr)
 	const char *at = addr ? strrchr(addr, '@') : NULL;
 
 	return at ? at + 1 : NULL;
+}
+
+/* message_id_domain - [portal] message_id_domain, else the From's. */
+static const char *
+message_id_domain(const struct cp_config *cfg)
+{
+	return cfg->message_id_domain ? cfg->message_id_domain :
+	       domain_of(cfg->from_address);
 }
 
 /*
@@ -486,19 +519,29 @@ notice_context(const struct cp_config *cfg, int is_proxy, int unsubscribe)
 /*
  * internal_context - an internal record's notice context: the four keys
  * plus its routing facts, "urgent" (a boolean) and "department" (a
- * configured name). Neither is event data or PHI; the record's "data"
- * (the patient's Message-ID, for In-Reply-To) never reaches a template.
+ * configured name), and for a staff alert held for the end of its
+ * window (routing.alert_window) "held" (a boolean), "count" (how many
+ * filed messages it tells of, at least 1) and "several" (count > 1, for
+ * the plural). None is event data or PHI; the record's "data" (the
+ * patient's Message-ID, for In-Reply-To) never reaches a template.
  */
 static json_t *
 internal_context(const struct cp_config *cfg, json_t *record, int is_proxy)
 {
 	json_t *ctx = notice_context(cfg, is_proxy, 0);
 	const char *dept = json_string_value(json_object_get(record, "department"));
+	json_int_t count = json_integer_value(json_object_get(record, "count"));
 
+	if (count < 1)
+		count = 1;
 	json_object_set_new(ctx, "urgent",
 			    json_boolean(json_is_true(json_object_get(record, "urgent"))));
 	json_object_set_new(ctx, "department", json_string(dept ? dept :
 			    cfg->default_department ? cfg->default_department : "general"));
+	json_object_set_new(ctx, "held",
+			    json_boolean(json_is_true(json_object_get(record, "held"))));
+	json_object_set_new(ctx, "count", json_integer(count));
+	json_object_set_new(ctx, "several", json_boolean(count > 1));
 	return ctx;
 }
 
@@ -651,7 +694,7 @@ prepare(struct outbound *ob, json_t *d, int64_t now, struct key_cache *kc,
 		st->expired++;
 		return 0;
 	}
-	if (et == NULL || thread == NULL || strlen(thread) != 2 * TOKEN_THREAD_BYTES) {
+	if (et == NULL || thread_unhex(thread, thread_bin) < 0) {
 		set_state(d, "failed", "delivery record damaged: no type or thread", now);
 		st->failed++;
 		return 0;
@@ -703,8 +746,6 @@ prepare(struct outbound *ob, json_t *d, int64_t now, struct key_cache *kc,
 		}
 	}
 
-	for (i = 0; i < TOKEN_THREAD_BYTES; i++)
-		sscanf(thread + 2 * i, "%2hhx", &thread_bin[i]);
 	if (token_make(ob->token_key, ob->token_keylen, thread_bin,
 		       (expires ? expires : now) + cfg->token_ttl, token) < 0) {
 		set_state(d, "deferred", "cannot make a reply token", now);
@@ -715,7 +756,7 @@ prepare(struct outbound *ob, json_t *d, int64_t now, struct key_cache *kc,
 		const char *rstate = json_string_value(json_object_get(rc, "state"));
 		struct policy_rcpt pr;
 		struct job *j;
-		char why[384];
+		char why[384], verp_tag[TOKEN_TAG_SIZE];
 
 		if (rstate && strcmp(rstate, "pending") != 0 && strcmp(rstate, "deferred") != 0)
 			continue;
@@ -725,21 +766,30 @@ prepare(struct outbound *ob, json_t *d, int64_t now, struct key_cache *kc,
 		}
 		if (added >= room)
 			break;		/* the rest waits for the next batch */
-		j = &jobs[added++];
+		j = &jobs[added];
 		memset(j, 0, sizeof(*j));
+		/* Both carry a tag only carepost can make, so that a delivery
+		 * report must name a message carepost sent, to this recipient. */
+		if (outbound_message_id(ob->token_key, ob->token_keylen, thread, i,
+					message_id_domain(cfg), j->message_id,
+					sizeof(j->message_id)) < 0 ||
+		    token_rcpt_tag(ob->token_key, ob->token_keylen, TOKEN_LABEL_VERP,
+				   thread_bin, i, verp_tag) < 0 ||
+		    cp_snprintf_ok(j->verp, sizeof(j->verp), "bounce+%s.r%zu.%s@%s",
+				   token, i, verp_tag, cfg->bounce_domain) < 0) {
+			set_state(rc, "deferred", "cannot make a Message-ID or a VERP "
+				  "address", 0);
+			continue;
+		}
+		added++;
 		j->record = d;
 		j->rcpt = rc;
 		j->now = now;
 		j->type = type;
 		j->locale = json_string_value(json_object_get(patient, "locale"));
 		cp_strlcpy(j->to, pr.address, sizeof(j->to));
-		outbound_message_id(thread, i, cfg->message_id_domain ?
-				    cfg->message_id_domain : domain_of(cfg->from_address),
-				    j->message_id, sizeof(j->message_id));
 		snprintf(j->reply_to, sizeof(j->reply_to), "<reply+%s@%s>", token,
 			 cfg->reply_domain);
-		snprintf(j->verp, sizeof(j->verp), "bounce+%s.r%zu@%s", token, i,
-			 cfg->bounce_domain);
 		if (et->unsubscribe)
 			list_unsubscribe(cfg, token, j->list_unsubscribe,
 					 sizeof(j->list_unsubscribe));
@@ -1261,10 +1311,12 @@ outbound_recover(struct outbound *ob, int64_t now, size_t *recovered,
 			 * at that index; if not, resend rather than guess. */
 			if (!json_equal(json_object_get(rc, "ref"), json_array_get(v, 2)))
 				continue;
-			outbound_message_id(json_string_value(json_object_get(d, "thread")) ?: "",
-					    ri, ob->cfg->message_id_domain ?
-					    ob->cfg->message_id_domain :
-					    domain_of(ob->cfg->from_address), mid, sizeof(mid));
+			/* The Message-ID it was sent with, made the same way. */
+			if (outbound_message_id(ob->token_key, ob->token_keylen,
+						json_string_value(json_object_get(d, "thread")),
+						ri, message_id_domain(ob->cfg), mid,
+						sizeof(mid)) < 0)
+				continue;
 			set_state(rc, "sent", NULL, 0);
 			json_object_del(rc, "reason");
 			json_object_set_new(rc, "code", json_integer(250));

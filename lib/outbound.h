@@ -40,13 +40,16 @@
  *
  *	Headers of every message: From, To (address only: a name would be
  *	PHI), Subject (the notice subject: PHI-free), Date, Message-ID
- *	"<THREAD.rN@message_id_domain>" (stable per event and recipient),
+ *	"<THREAD.rN.TAG@message_id_domain>" (stable per event and recipient;
+ *	TAG an HMAC of the thread and N, see outbound_message_id),
  *	Auto-Submitted: auto-generated, Reply-To "reply+TOKEN@reply_domain",
  *	MIME-Version, and for reminder and education categories
  *	List-Unsubscribe "<mailto:LOCAL+TOKEN@DOMAIN?subject=unsubscribe>"
  *	built on portal.unsubscribe_address. The envelope sender is
- *	"bounce+TOKEN.rN@bounce_domain" (VERP), so bounces map back to the
- *	event and recipient and cannot be forged without the token key.
+ *	"bounce+TOKEN.rN.TAG@bounce_domain" (VERP; TAG an HMAC of the
+ *	thread and N under another label than the Message-ID's), so bounces
+ *	map back to the event and recipient and cannot be forged without
+ *	the token key, not even for another recipient of the same event.
  * OWNERSHIP
  *	outbound_new borrows cfg, store and templates for its lifetime.
  * THREAD SAFETY
@@ -118,8 +121,17 @@ int outbound_step(struct outbound *ob, int64_t now, volatile int *stop,
 int outbound_recover(struct outbound *ob, int64_t now, size_t *recovered,
 		     struct cp_error *err);
 
-/* outbound_build_ids - Message-ID and VERP pieces for tests and tools. */
-void outbound_message_id(const char *thread_hex, size_t rcpt_index,
-			 const char *domain, char *out, size_t outlen);
+/*
+ * outbound_message_id - the Message-ID of recipient rcpt_index of the
+ * delivery record whose "thread" is thread_hex (20 hex digits), sent
+ * with the token key key: "<THREAD.rN.TAG@domain>", TAG the recipient
+ * tag of TOKEN_LABEL_MESSAGE_ID (token.h). The one function that makes
+ * it: for sending, for recording a send after a crash, and for tests.
+ * Returns 0, -EINVAL (not a thread, a short key), -ENAMETOOLONG (out is
+ * too small) or -EIO (libgcrypt).
+ */
+int outbound_message_id(const void *key, size_t keylen, const char *thread_hex,
+			size_t rcpt_index, const char *domain, char *out,
+			size_t outlen);
 
 #endif

@@ -90,6 +90,14 @@
  *	acks       carepostd's. key: "EVENT/YYYY-MM-DD" (UTC day) for the
  *	           conversation's event. value: {"delivery","at"}: at most one
  *	           acknowledgement per conversation per day.
+ *	           key: "alert/DEPT/urgent" or "alert/DEPT/normal" (two
+ *	           slashes, so never an EVENT/DAY key: ids hold no '/').
+ *	           value: {"until","held"?}: the staff alert window of the
+ *	           department and class (routing.alert_window): a reply filed
+ *	           while the delivery record "held" is still queued is folded
+ *	           into it ("count" + 1); else one filed before "until" gets a
+ *	           new held alert due at "until" (then until + window, held =
+ *	           it); else an alert at once (until = now + window, no held).
  *	imap       carepostd's. key: mailbox name. value: {"uidvalidity",
  *	           "last_uid"}: the last UID moved out of the mailbox after
  *	           filing; the next session fetches from last_uid + 1 while
@@ -98,7 +106,10 @@
  *	Internal delivery records ("ack:MSGID", "alert:MSGID", "formreq:
  *	MSGID"; types reply_ack, staff_alert, form_incomplete) live in
  *	delivery/schedule like portal events and are sent by outbound; a
- *	staff recipient is {"ref":"staff:N","address"}.
+ *	staff recipient is {"ref":"staff:N","address"}. They also hold
+ *	"urgent", "origin" (the inbox MSGID) and, for staff_alert, "held"
+ *	(waits for the end of its window) and "count" (filed messages it
+ *	tells of).
  *
  *	The portal writes patients and events in its own write transactions;
  *	LMDB serialises writers across processes. carepostd keeps each write

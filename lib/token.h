@@ -1,12 +1,16 @@
 /*
  * NAME
- *	token - HMAC reply tokens carried in Reply-To addresses
+ *	token - HMAC reply tokens and tags: what carepost's addresses and
+ *	Message-IDs carry so that only carepost could have made them
  * SYNOPSIS
  *	#include "token.h"
  *
- *	char tok[TOKEN_SIZE];
+ *	char tok[TOKEN_SIZE], tag[TOKEN_TAG_SIZE];
  *	token_make(key, keylen, thread_id, expires, tok);
  *	r = token_verify(key, keylen, tok, now, thread_out, &expires, &err);
+ *	token_rcpt_tag(key, keylen, TOKEN_LABEL_VERP, thread_id, n, tag);
+ *	r = token_rcpt_tag_verify(key, keylen, TOKEN_LABEL_VERP, thread_id,
+ *				  n, tag);
  * DESCRIPTION
  *	A thread id is TOKEN_THREAD_BYTES random-looking bytes (carepost
  *	derives it from the event id); a token binds it to an expiry time:
@@ -20,6 +24,23 @@
  *	upper case. token_verify returns -EBADMSG for anything malformed or
  *	forged, -ETIME when the MAC is good but the expiry has passed.
  *	Keys are at least 16 bytes (-EINVAL otherwise).
+ *
+ *	A tag binds bytes to the key for one use, named by a label:
+ *
+ *	    base32(HMAC-SHA256(key, label NUL data))[0..10)
+ *
+ *	10 lower-case base32 characters (50 bits: an online forgery that
+ *	costs an email per guess). A recipient tag covers a thread id and a
+ *	recipient index: carepost's Message-IDs "<THREAD.rN.TAG@domain>"
+ *	carry one made with TOKEN_LABEL_MESSAGE_ID, its VERP envelope
+ *	senders "bounce+TOKEN.rN.TAG@bounce_domain" one made with
+ *	TOKEN_LABEL_VERP (with the 40-character token that is a local part
+ *	of 62 octets for N < 100, within RFC 5321's 64), so that a delivery
+ *	report must name something only carepost could have sent, for that
+ *	very recipient. token_tag_verify accepts upper case, compares in
+ *	constant time and returns 0, -EBADMSG for anything malformed or
+ *	forged, or -EINVAL (a short key, a label that does not start with
+ *	a letter) or -EIO (libgcrypt) from token_tag.
  * THREAD SAFETY
  *	Reentrant.
  */
@@ -33,6 +54,12 @@
 
 #define TOKEN_THREAD_BYTES	10
 #define TOKEN_SIZE		41	/* 40 characters + NUL */
+#define TOKEN_TAG_CHARS		10
+#define TOKEN_TAG_SIZE		11	/* 10 characters + NUL */
+
+/* The labels of carepost's recipient tags. */
+#define TOKEN_LABEL_MESSAGE_ID	"carepost message-id"
+#define TOKEN_LABEL_VERP	"carepost verp"
 
 int token_make(const void *key, size_t keylen,
 	       const uint8_t thread[TOKEN_THREAD_BYTES], int64_t expires,
@@ -44,5 +71,19 @@ int token_verify(const void *key, size_t keylen, const char *token,
 /* token_thread_from_id - the thread id for an event id (SHA-256 prefix). */
 void token_thread_from_id(const char *event_id,
 			  uint8_t thread[TOKEN_THREAD_BYTES]);
+
+/* token_tag - the tag of data[0..len) for label (see DESCRIPTION). */
+int token_tag(const void *key, size_t keylen, const char *label,
+	      const void *data, size_t len, char out[TOKEN_TAG_SIZE]);
+int token_tag_verify(const void *key, size_t keylen, const char *label,
+		     const void *data, size_t len, const char *tag);
+
+/* token_rcpt_tag - the tag of recipient index rcpt of a thread. */
+int token_rcpt_tag(const void *key, size_t keylen, const char *label,
+		   const uint8_t thread[TOKEN_THREAD_BYTES], size_t rcpt,
+		   char out[TOKEN_TAG_SIZE]);
+int token_rcpt_tag_verify(const void *key, size_t keylen, const char *label,
+			  const uint8_t thread[TOKEN_THREAD_BYTES], size_t rcpt,
+			  const char *tag);
 
 #endif

@@ -91,6 +91,7 @@ static const char full_config[] =
 	"[routing]\n"
 	"default_department = front-desk\n"
 	"urgent_words = urgent, pain,bleeding\n"
+	"alert_window = 5m\n"
 	"staff.front-desk = desk@clinic.example\n"
 	"staff.cardio_2 = a@clinic.example, b@clinic.example\n"
 	"\n"
@@ -180,6 +181,7 @@ test_full_config_sets_every_key_with_its_type(void **state)
 
 	assert_string_equal(cfg->default_department, "front-desk");
 	assert_string_equal(cfg->urgent_words, "urgent, pain,bleeding");
+	assert_int_equal(cfg->alert_window, 300);
 	assert_int_equal(cfg->n_departments, 2);
 	assert_string_equal(cfg->departments[0].name, "front-desk");
 	assert_string_equal(cfg->departments[0].staff, "desk@clinic.example");
@@ -249,6 +251,7 @@ test_empty_config_gets_documented_defaults(void **state)
 
 	assert_string_equal(cfg->default_department, "general");
 	assert_null(cfg->urgent_words);
+	assert_int_equal(cfg->alert_window, 600);
 	assert_int_equal(cfg->n_departments, 0);
 	assert_null(cfg->departments);
 
@@ -402,6 +405,11 @@ static const struct bad_case bad_cases[] = {
 	{ "duration overflow", "[delivery]\nmax_age = 99999999999999999999d\n",
 	  { "t.conf:2: [delivery] max_age: expected a duration from" },
 	  -EINVAL },
+	{ "alert window out of range", "[routing]\n# staff alerts\nalert_window = 2d\n",
+	  { "t.conf:3: [routing] alert_window: expected a duration from 0 to 1d, "
+	    "got \"2d\"" }, -EINVAL },
+	{ "negative alert window", "[routing]\nalert_window = -1\n",
+	  { "t.conf:2: [routing] alert_window: expected a duration" }, -EINVAL },
 	{ "int not a number", "[imap]\nport = 99x\n",
 	  { "t.conf:2: [imap] port: expected an integer from 1 to 65535, "
 	    "got \"99x\"" }, -EINVAL },

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <ctype.h>
 #include <sys/stat.h>
 
 #include "atrest.h"
@@ -24,6 +25,7 @@
 #include "gpgfix.h"
 #include "inbound.h"
 #include "log.h"
+#include "outbound.h"
 #include "pgp.h"
 #include "store.h"
 #include "token.h"
@@ -137,6 +139,12 @@ static int
 setup(void **state)
 {
 	return setup_with(NULL, NULL);
+}
+
+static int
+setup_no_alert_window(void **state)
+{
+	return setup_with("[routing]\nalert_window = 0\n", NULL);
 }
 
 static int
@@ -260,12 +268,18 @@ each_prefixed(void *ud, const char *k, size_t klen, json_t *v)
 }
 
 static size_t
-deliveries(const char *prefix)
+prefixed(enum store_db db, const char *prefix)
 {
 	struct prefix_count pc = { prefix, 0 };
 
-	assert_int_equal(store_foreach(fx.store, DB_DELIVERY, each_prefixed, &pc, NULL), 0);
+	assert_int_equal(store_foreach(fx.store, db, each_prefixed, &pc, NULL), 0);
 	return pc.n;
+}
+
+static size_t
+deliveries(const char *prefix)
+{
+	return prefixed(DB_DELIVERY, prefix);
 }
 
 static int
@@ -565,7 +579,7 @@ acknowledged_once_per_conversation_per_day_never_autoreplies(void **state)
 	assert_int_equal(ingest_at(c, NOW + DAY, &res), 0);
 	assert_true(res.acked);
 	assert_int_equal(deliveries("ack:"), 2);
-	assert_int_equal(count(DB_ACKS), 2);
+	assert_int_equal(prefixed(DB_ACKS, "ev1/"), 2);
 
 	/* the ack is a queued delivery record of an internal type */
 	{
@@ -585,6 +599,62 @@ acknowledged_once_per_conversation_per_day_never_autoreplies(void **state)
 	free(b);
 	free(c);
 	free(ooo);
+}
+
+static void
+replies_asking_for_no_automatic_answer_are_filed_never_acknowledged(void **state)
+{
+	static const char *const heads[] = {
+		"List-Id: Family <family.list.example>\r\n",
+		"List-Post: <mailto:family@list.example>\r\n",
+		"X-Auto-Response-Suppress: DR, OOF\r\n",
+		"X-Auto-Response-Suppress: All\r\n",
+		"X-Auto-Response-Suppress: autoreply\r\n",
+		"Return-Path: <>\r\n",
+	};
+	struct inbound_result res;
+	char tok[TOKEN_SIZE], ftok[TOKEN_SIZE], to[128], id[32];
+	char *m;
+
+	add_thread("ev1", "provider_message", NULL, NOW + 30 * DAY, NULL, tok);
+	add_thread("evf", "form_request", NULL, NOW + 30 * DAY,
+		   "{\"form_fields\": [{\"name\": \"Allergies\", \"required\": true}]}", ftok);
+	reply_to(to, sizeof(to), tok);
+	for (size_t i = 0; i < CP_ARRAY_SIZE(heads); i++) {
+		snprintf(id, sizeof(id), "na%zu@x.test", i);
+		m = message("pat@patients.test", to, "Re", id, heads[i], "thanks\r\n");
+		assert_int_equal(ingest_at(m, NOW + (int64_t)i, &res), 0);
+		if (res.disposition != INBOUND_FILED)
+			fail_msg("case %zu: %s (%s)", i, inbound_disposition_name(res.disposition),
+				 res.reason);
+		assert_true(res.no_autoresponse);
+		assert_false(res.acked);
+		assert_true(res.alerted);	/* staff still hear of it */
+		free(m);
+	}
+	/* a form reply missing an answer: no form_incomplete request either */
+	reply_to(to, sizeof(to), ftok);
+	m = message("pat@patients.test", to, "Re", "naf@x.test", heads[0], "Pain: 3\r\n");
+	assert_int_equal(ingest_at(m, NOW, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_FILED);
+	assert_true(res.form);
+	assert_false(res.form_incomplete);
+	assert_false(res.acked);
+	free(m);
+	assert_int_equal(count(DB_INBOX), CP_ARRAY_SIZE(heads) + 1);
+	assert_int_equal(deliveries("ack:"), 0);
+	assert_int_equal(deliveries("formreq:"), 0);
+
+	/* "None" asks for nothing: acknowledged, the day's first */
+	reply_to(to, sizeof(to), tok);
+	m = message("pat@patients.test", to, "Re", "nanone@x.test",
+		    "X-Auto-Response-Suppress: None\r\n", "thanks\r\n");
+	assert_int_equal(ingest_at(m, NOW + 60, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_FILED);
+	assert_false(res.no_autoresponse);
+	assert_true(res.acked);
+	assert_int_equal(deliveries("ack:"), 1);
+	free(m);
 }
 
 static void
@@ -618,6 +688,186 @@ urgent_words_count_in_the_reply_not_in_quoted_history(void **state)
 	assert_false(res.urgent);
 	free(a);
 	free(b);
+}
+
+/* alert_of - the staff alert record that reply inbox_id opened (NULL: none). */
+static json_t *
+alert_of(const char *inbox_id)
+{
+	char id[64];
+	json_t *d = NULL;
+
+	snprintf(id, sizeof(id), "alert:%s", inbox_id);
+	if (store_get_json(fx.store, DB_DELIVERY, id, &d, NULL) < 0)
+		return NULL;
+	return d;
+}
+
+static json_int_t
+ival(json_t *o, const char *k)
+{
+	return json_integer_value(json_object_get(o, k));
+}
+
+/* mark_sent - what outbound does to an alert once it has gone out. */
+static void
+mark_sent(json_t *d)
+{
+	json_object_set_new(d, "state", json_string("sent"));
+	assert_int_equal(store_put_json(fx.store, DB_DELIVERY,
+					json_string_value(json_object_get(d, "id")), d, NULL), 0);
+}
+
+/* reply_at - file one reply on the thread whose reply address is to. */
+static void
+reply_at(const char *to, const char *msgid, const char *body, int64_t now,
+	 struct inbound_result *res)
+{
+	char *m = message("pat@patients.test", to, "Re", msgid, NULL, body);
+
+	assert_int_equal(ingest_at(m, now, res), 0);
+	assert_int_equal(res->disposition, INBOUND_FILED);
+	assert_true(res->alerted);
+	free(m);
+}
+
+static void
+staff_alerts_are_coalesced_per_department_and_class_within_the_window(void **state)
+{
+	struct inbound_result res;
+	char tok[TOKEN_SIZE], gtok[TOKEN_SIZE], to[128], gto[128];
+	char first[INBOUND_ID_MAX], held1[INBOUND_ID_MAX], held2[INBOUND_ID_MAX];
+	json_t *a, *st;
+	const int64_t W = 600;	/* the default alert_window */
+
+	assert_int_equal(fx.cfg->alert_window, W);
+	add_thread("ev1", "provider_message", "cardio", NOW + 30 * DAY, NULL, tok);
+	add_thread("ev2", "provider_message", NULL, NOW + 30 * DAY, NULL, gtok);
+	reply_to(to, sizeof(to), tok);
+	reply_to(gto, sizeof(gto), gtok);
+
+	/* the first reply alerts at once and opens the window */
+	reply_at(to, "c1@x.test", "one\r\n", NOW, &res);
+	assert_false(res.alert_held);
+	cp_strlcpy(first, res.inbox_id, sizeof(first));
+	assert_non_null(a = alert_of(first));
+	assert_int_equal(ival(a, "due"), NOW);
+	assert_false(json_is_true(json_object_get(a, "held")));
+	assert_int_equal(ival(a, "count"), 1);
+	json_decref(a);
+	/* the next one within it: one alert held for the window's end */
+	reply_at(to, "c2@x.test", "two\r\n", NOW + 10, &res);
+	assert_true(res.alert_held);
+	cp_strlcpy(held1, res.inbox_id, sizeof(held1));
+	/* the ones after that are folded into it */
+	reply_at(to, "c3@x.test", "three\r\n", NOW + 20, &res);
+	assert_true(res.alert_held);
+	assert_null(alert_of(res.inbox_id));
+	reply_at(to, "c4@x.test", "four\r\n", NOW + 30, &res);
+	assert_int_equal(deliveries("alert:"), 2);
+	assert_non_null(a = alert_of(held1));
+	assert_true(json_is_true(json_object_get(a, "held")));
+	assert_int_equal(ival(a, "due"), NOW + W);
+	assert_int_equal(ival(a, "count"), 3);
+	assert_string_equal(json_string_value(json_object_get(a, "state")), "queued");
+	assert_int_equal(json_array_size(json_object_get(a, "recipients")), 2);
+	assert_false(json_is_true(json_object_get(a, "urgent")));
+
+	/* urgent replies are counted apart: never held behind normal ones */
+	reply_at(to, "u1@x.test", "urgent, please\r\n", NOW + 40, &res);
+	assert_true(res.urgent);
+	assert_false(res.alert_held);
+	reply_at(to, "u2@x.test", "urgent again\r\n", NOW + 50, &res);
+	assert_true(res.alert_held);
+	/* another department has a window of its own */
+	reply_at(gto, "g1@x.test", "hello\r\n", NOW + 60, &res);
+	assert_false(res.alert_held);
+	assert_int_equal(deliveries("alert:"), 5);
+	assert_int_equal(store_get_json(fx.store, DB_ACKS, "alert/cardio/normal", &st, NULL), 0);
+	assert_int_equal(ival(st, "until"), NOW + 2 * W);
+	json_decref(st);
+	assert_int_equal(store_get_json(fx.store, DB_ACKS, "alert/general/normal", &st, NULL), 0);
+	assert_int_equal(ival(st, "until"), NOW + 60 + W);
+	json_decref(st);
+
+	/* once the held alert has gone out (at NOW + W), a reply in the
+	 * window after it is held for that window's end */
+	mark_sent(a);
+	json_decref(a);
+	reply_at(to, "c5@x.test", "five\r\n", NOW + W + 100, &res);
+	assert_true(res.alert_held);
+	cp_strlcpy(held2, res.inbox_id, sizeof(held2));
+	assert_non_null(a = alert_of(held2));
+	assert_int_equal(ival(a, "due"), NOW + 2 * W);
+	assert_int_equal(ival(a, "count"), 1);
+	/* not yet sent (carepostd down), though due: it still takes replies */
+	reply_at(to, "c6@x.test", "six\r\n", NOW + 3 * W, &res);
+	assert_true(res.alert_held);
+	json_decref(a);
+	assert_non_null(a = alert_of(held2));
+	assert_int_equal(ival(a, "count"), 2);
+	mark_sent(a);
+	json_decref(a);
+	/* a window after that one: at once again */
+	reply_at(to, "c7@x.test", "seven\r\n", NOW + 3 * W, &res);
+	assert_false(res.alert_held);
+	assert_non_null(a = alert_of(res.inbox_id));
+	assert_int_equal(ival(a, "due"), NOW + 3 * W);
+	json_decref(a);
+	assert_int_equal(deliveries("alert:"), 7);
+}
+
+static void
+staff_alerts_of_a_batch_are_coalesced_in_its_transaction(void **state)
+{
+	struct inbound_result res[4];
+	struct cp_error err;
+	char tok[TOKEN_SIZE], to[128], id[32];
+	char *m[4];
+	json_t *a;
+
+	add_thread("ev1", "provider_message", "cardio", NOW + 30 * DAY, NULL, tok);
+	reply_to(to, sizeof(to), tok);
+	inbound_batch_begin(fx.ib);
+	for (int i = 0; i < 4; i++) {
+		snprintf(id, sizeof(id), "b%d@x.test", i);
+		m[i] = message("pat@patients.test", to, "Re", id, NULL, "hi\r\n");
+		cp_error_clear(&err);
+		assert_int_equal(inbound_ingest(fx.ib, m[i], strlen(m[i]), NOW + i, 0, &res[i],
+						&err), 0);
+	}
+	assert_int_equal(inbound_batch_commit(fx.ib, &err), 0);
+	assert_false(res[0].alert_held);
+	for (int i = 1; i < 4; i++)
+		assert_true(res[i].alerted && res[i].alert_held);
+	assert_int_equal(deliveries("alert:"), 2);
+	assert_int_equal(deliveries("ack:"), 1);
+	assert_non_null(a = alert_of(res[1].inbox_id));
+	assert_int_equal(ival(a, "count"), 3);
+	json_decref(a);
+	for (int i = 0; i < 4; i++) {
+		inbound_result_clear(&res[i]);
+		free(m[i]);
+	}
+}
+
+static void
+alert_window_0_alerts_every_reply(void **state)
+{
+	struct inbound_result res;
+	char tok[TOKEN_SIZE], to[128], id[32];
+
+	assert_int_equal(fx.cfg->alert_window, 0);
+	add_thread("ev1", "provider_message", "cardio", NOW + 30 * DAY, NULL, tok);
+	reply_to(to, sizeof(to), tok);
+	for (int i = 0; i < 3; i++) {
+		snprintf(id, sizeof(id), "z%d@x.test", i);
+		reply_at(to, id, "hi\r\n", NOW + i, &res);
+		assert_false(res.alert_held);
+	}
+	assert_int_equal(deliveries("alert:"), 3);
+	assert_int_equal(count(DB_ACKS), 1);	/* the day's acknowledgement: no alert state */
+	assert_int_equal(prefixed(DB_ACKS, "ev1/"), 1);
 }
 
 /* ---- forms ---- */
@@ -823,15 +1073,36 @@ infrastructure_failures_return_errors_and_do_not_quarantine(void **state)
 
 /* ---- bounces ---- */
 
+/* put_delivery - a sent delivery record: to the patient (r0) and proxy (r1). */
 static void
 put_delivery(const char *id)
 {
-	json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:[{s:s, s:s, s:s}]}", "id", id,
-			      "type", "test_result", "patient", "p1", "state", "sent",
-			      "recipients", "ref", "patient", "mode", "notice", "state", "sent");
+	json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:[{s:s, s:s, s:s}, {s:s, s:s, s:s}]}",
+			      "id", id, "type", "test_result", "patient", "p1", "state", "sent",
+			      "recipients", "ref", "patient", "mode", "notice", "state", "sent",
+			      "ref", "proxy:0", "mode", "notice", "state", "sent");
 
 	assert_int_equal(store_put_json(fx.store, DB_DELIVERY, id, d, NULL), 0);
 	json_decref(d);
+}
+
+/* genuine_ids - the Message-ID (without <>) and VERP carepost sent recipient n of event_id with. */
+static void
+genuine_ids(const char *event_id, const char *tok, size_t n, char msgid[96], char verp[128])
+{
+	uint8_t th[TOKEN_THREAD_BYTES];
+	char hex[2 * TOKEN_THREAD_BYTES + 1], tag[TOKEN_TAG_SIZE], bracketed[96];
+
+	token_thread_from_id(event_id, th);
+	cp_hex(th, sizeof(th), hex);
+	assert_int_equal(outbound_message_id(key, sizeof(key) - 1, hex, n, "clinic.test",
+					     bracketed, sizeof(bracketed)), 0);
+	assert_int_equal(bracketed[0], '<');
+	snprintf(msgid, 96, "%.*s", (int)strlen(bracketed) - 2, bracketed + 1);
+	assert_int_equal(token_rcpt_tag(key, sizeof(key) - 1, TOKEN_LABEL_VERP, th, n, tag), 0);
+	snprintf(verp, 128, "bounce+%s.r%zu.%s@bounce.clinic.test", tok, n, tag);
+	/* RFC 5321: a local part is at most 64 octets */
+	assert_true(strchr(verp, '@') - verp <= 64);
 }
 
 static char *
@@ -857,17 +1128,13 @@ static void
 bounces_map_through_verp_or_message_id_to_address_and_recipient(void **state)
 {
 	struct inbound_result res;
-	char tok[TOKEN_SIZE], verp[128], hex[21], orig[96];
-	uint8_t th[TOKEN_THREAD_BYTES];
+	char tok[TOKEN_SIZE], verp[128], orig[96];
 	json_t *b, *d;
 	char *hard, *soft1, *soft2, *wrong;
 
 	put_delivery("ev1");
 	add_thread("ev1", "test_result", NULL, NOW + 30 * DAY, NULL, tok);
-	snprintf(verp, sizeof(verp), "bounce+%s.r0@bounce.clinic.test", tok);
-	token_thread_from_id("ev1", th);
-	cp_hex(th, sizeof(th), hex);
-	snprintf(orig, sizeof(orig), "%s.r0@clinic.test", hex);
+	genuine_ids("ev1", tok, 0, orig, verp);
 
 	/* soft, by Message-ID alone, twice */
 	soft1 = dsn("postmaster@clinic.test", "delayed", "4.2.2", "pat@patients.test", orig, "s1@mx");
@@ -910,10 +1177,103 @@ bounces_map_through_verp_or_message_id_to_address_and_recipient(void **state)
 	wrong = dsn("postmaster@clinic.test", "failed", "5.1.1", "victim@else.test", orig, "w1@mx");
 	assert_int_equal(ingest_at(wrong, NOW, &res), 0);
 	assert_int_equal(res.disposition, INBOUND_QUARANTINED);
+	assert_false(res.forged);
+	assert_non_null(strstr(res.reason, "another address"));
 	free(hard);
 	free(soft1);
 	free(soft2);
 	free(wrong);
+}
+
+static void
+forged_bounces_are_quarantined_counted_and_change_nothing(void **state)
+{
+	struct inbound_result res;
+	char tok[TOKEN_SIZE], verp0[128], verp1[128], orig0[96], orig1[96];
+	char hex[2 * TOKEN_THREAD_BYTES + 1], old_mid[96], old_verp[128];
+	char flipped_mid[96], flipped_verp[128], other_index[128], msgid_tag_as_verp[128];
+	uint8_t th[TOKEN_THREAD_BYTES];
+	json_t *b, *d;
+	char *m;
+	struct {
+		const char *to, *orig;
+	} forged[7];
+
+	put_delivery("ev1");
+	add_thread("ev1", "test_result", NULL, NOW + 30 * DAY, NULL, tok);
+	genuine_ids("ev1", tok, 0, orig0, verp0);
+	genuine_ids("ev1", tok, 1, orig1, verp1);
+	token_thread_from_id("ev1", th);
+	cp_hex(th, sizeof(th), hex);
+
+	/* what anyone who can guess the event id computes (the old form) */
+	snprintf(old_mid, sizeof(old_mid), "%s.r0@clinic.test", hex);
+	/* the old VERP: a valid token, no tag */
+	snprintf(old_verp, sizeof(old_verp), "bounce+%s.r0@bounce.clinic.test", tok);
+	/* the proxy (r1) knows its own VERP: a valid token and tag, index 0 */
+	snprintf(other_index, sizeof(other_index), "%s", verp1);
+	other_index[strlen("bounce+") + TOKEN_SIZE - 1 + 2] = '0';
+	assert_non_null(strstr(other_index, ".r0."));
+	/* one character of a genuine tag changed */
+	snprintf(flipped_mid, sizeof(flipped_mid), "%s", orig0);
+	flipped_mid[strchr(flipped_mid, '@') - flipped_mid - 1] ^= 1;
+	snprintf(flipped_verp, sizeof(flipped_verp), "%s", verp0);
+	flipped_verp[strchr(flipped_verp, '@') - flipped_verp - 1] ^= 1;
+	/* the Message-ID's tag is no VERP tag */
+	snprintf(msgid_tag_as_verp, sizeof(msgid_tag_as_verp), "bounce+%s.r0.%.10s@bounce.clinic.test",
+		 tok, strchr(orig0, '@') - TOKEN_TAG_CHARS);
+
+	forged[0] = (typeof(forged[0])){ "postmaster@clinic.test", old_mid };
+	forged[1] = (typeof(forged[0])){ old_verp, "unrelated@x" };
+	forged[2] = (typeof(forged[0])){ other_index, "unrelated@x" };
+	forged[3] = (typeof(forged[0])){ "postmaster@clinic.test", flipped_mid };
+	forged[4] = (typeof(forged[0])){ flipped_verp, "unrelated@x" };
+	forged[5] = (typeof(forged[0])){ msgid_tag_as_verp, "unrelated@x" };
+	forged[6] = (typeof(forged[0])){ "bounce+anything@bounce.clinic.test", old_mid };
+	for (size_t i = 0; i < CP_ARRAY_SIZE(forged); i++) {
+		char id[32];
+
+		snprintf(id, sizeof(id), "f%zu@mx", i);
+		m = dsn(forged[i].to, "failed", "5.1.1", "pat@patients.test", forged[i].orig, id);
+		assert_int_equal(ingest_at(m, NOW, &res), 0);
+		if (res.disposition != INBOUND_QUARANTINED || !res.forged)
+			fail_msg("case %zu: %s (%s)", i, inbound_disposition_name(res.disposition),
+				 res.reason);
+		assert_int_equal(res.folder, INBOUND_FOLDER_QUARANTINE);
+		assert_string_equal(res.reason,
+				    "delivery report names no message carepost sent: ignored");
+		assert_string_equal(res.event, "");
+		free(m);
+	}
+	/* the patient's address and the delivery record are untouched */
+	assert_int_equal(store_get_json(fx.store, DB_BOUNCES, "pat@patients.test", &b, NULL),
+			 -ENOENT);
+	assert_int_equal(count(DB_BOUNCES), 0);
+	assert_int_equal(store_get_json(fx.store, DB_DELIVERY, "ev1", &d, NULL), 0);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(
+		json_object_get(d, "recipients"), 0), "state")), "sent");
+	json_decref(d);
+
+	/* the genuine ones still count: the proxy's through its VERP, the
+	 * patient's through its Message-ID, in upper case */
+	m = dsn(verp1, "failed", "5.1.1", "prox@proxies.test", "unrelated@x", "g1@mx");
+	assert_int_equal(ingest_at(m, NOW, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_BOUNCE_RECORDED);
+	assert_false(res.forged);
+	free(m);
+	for (char *p = orig0; *p != '@'; p++)
+		*p = (char)toupper((unsigned char)*p);
+	m = dsn("postmaster@clinic.test", "failed", "5.1.1", "pat@patients.test", orig0, "g2@mx");
+	assert_int_equal(ingest_at(m, NOW, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_BOUNCE_RECORDED);
+	free(m);
+	assert_int_equal(store_get_json(fx.store, DB_BOUNCES, "pat@patients.test", &b, NULL), 0);
+	assert_string_equal(json_string_value(json_object_get(b, "state")), "invalid");
+	json_decref(b);
+	assert_int_equal(store_get_json(fx.store, DB_BOUNCES, "prox@proxies.test", &b, NULL), 0);
+	assert_string_equal(json_string_value(json_object_get(b, "state")), "invalid");
+	json_decref(b);
+	(void)orig1;
 }
 
 /* ---- unsubscribe ---- */
@@ -966,12 +1326,17 @@ main(void)
 		cmocka_unit_test_setup_teardown(unparseable_and_oversized_messages_quarantine_with_a_reason, setup, teardown),
 		cmocka_unit_test_setup_teardown(dry_run_decides_and_writes_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(acknowledged_once_per_conversation_per_day_never_autoreplies, setup, teardown),
+		cmocka_unit_test_setup_teardown(replies_asking_for_no_automatic_answer_are_filed_never_acknowledged, setup, teardown),
 		cmocka_unit_test_setup_teardown(urgent_words_count_in_the_reply_not_in_quoted_history, setup, teardown),
+		cmocka_unit_test_setup_teardown(staff_alerts_are_coalesced_per_department_and_class_within_the_window, setup, teardown),
+		cmocka_unit_test_setup_teardown(staff_alerts_of_a_batch_are_coalesced_in_its_transaction, setup, teardown),
+		cmocka_unit_test_setup_teardown(alert_window_0_alerts_every_reply, setup_no_alert_window, teardown),
 		cmocka_unit_test_setup_teardown(form_replies_parse_fields_and_ask_for_missing_ones, setup, teardown),
 		cmocka_unit_test_setup_teardown(inbox_content_is_encrypted_at_rest_and_metadata_is_phi_free, setup, teardown),
 		cmocka_unit_test_setup_teardown(inbox_records_are_format_2_bound_to_their_key_and_old_ones_still_open, setup, teardown),
 		cmocka_unit_test_setup_teardown(infrastructure_failures_return_errors_and_do_not_quarantine, setup, teardown),
 		cmocka_unit_test_setup_teardown(bounces_map_through_verp_or_message_id_to_address_and_recipient, setup, teardown),
+		cmocka_unit_test_setup_teardown(forged_bounces_are_quarantined_counted_and_change_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(unsubscribe_adds_the_category_except_for_security_notices, setup, teardown),
 	};
 

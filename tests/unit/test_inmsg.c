@@ -1150,6 +1150,61 @@ bounces_by_verp_address_or_daemon_are_dsn(void **state)
 }
 
 static void
+replies_that_ask_for_no_automatic_answer_are_recognised(void **state)
+{
+	static const struct {
+		const char *head;
+		const char *why;	/* NULL: an answer is fine */
+	} cases[] = {
+		{ "List-Id: Patients <patients.list.example>\r\n", "list mail" },
+		{ "List-Post: <mailto:patients@list.example>\r\n", "list mail" },
+		{ "List-Post: NO\r\n", "list mail" },
+		{ "X-Auto-Response-Suppress: All\r\n", "x-auto-response-suppress header" },
+		{ "X-Auto-Response-Suppress: oof\r\n", "x-auto-response-suppress header" },
+		{ "X-Auto-Response-Suppress: DR, AutoReply\r\n", "x-auto-response-suppress header" },
+		{ "X-Auto-Response-Suppress: RN,NRN,\r\n  OOF\r\n", "x-auto-response-suppress header" },
+		{ "Return-Path: <>\r\n", "null return path" },
+		{ "Auto-Submitted: auto-generated\r\n", "auto-submitted header" },
+		{ "X-Auto-Response-Suppress: None\r\n", NULL },
+		{ "X-Auto-Response-Suppress: DR, NDR, RN, NRN\r\n", NULL },
+		{ "X-Auto-Response-Suppress: OOFish, Allx\r\n", NULL },
+		{ "Return-Path: <p@patient.example>\r\n", NULL },
+		{ "List-Unsubscribe: <mailto:u@list.example>\r\n", NULL },
+		{ "Auto-Submitted: no\r\n", NULL },
+		{ "", NULL },
+	};
+
+	for (size_t i = 0; i < CP_ARRAY_SIZE(cases); i++) {
+		struct buf b = BUF_INIT;
+		struct inmsg *m;
+		const char *why = "unset";
+		json_t *j = NULL;
+
+		buf_printf(&b, "%sFrom: p@patient.example\r\nTo: reply+tok@reply.clinic.example\r\n"
+			   "Subject: Re: appointment\r\n\r\nSee you then.\r\n", cases[i].head);
+		m = parse_str(b.data);
+		if (inmsg_no_autoresponse(m, &why) != (cases[i].why != NULL))
+			fail_msg("case %zu (%s): wrong answer", i, cases[i].head);
+		if (cases[i].why)
+			assert_string_equal(why, cases[i].why);
+		else
+			assert_null(why);
+		assert_int_equal(inmsg_no_autoresponse(m, NULL), cases[i].why != NULL);
+		/* the dry-run summary says so */
+		assert_int_equal(inmsg_to_json(m, &addrs, &j), 0);
+		if (cases[i].why)
+			assert_string_equal(json_string_value(json_object_get(j, "no_autoresponse")),
+					    cases[i].why);
+		else
+			assert_true(json_is_null(json_object_get(j, "no_autoresponse")));
+		json_decref(j);
+		inmsg_free(m);
+		buf_free(&b);
+	}
+	assert_int_equal(inmsg_no_autoresponse(NULL, NULL), 0);
+}
+
+static void
 json_summary_has_class_and_attachments_but_no_token(void **state)
 {
 	struct inmsg *m = parse_str(
@@ -1214,6 +1269,7 @@ main(void)
 		cmocka_unit_test(malformed_input_parses_gracefully),
 		cmocka_unit_test(reply_to_token_address_is_reply_with_token),
 		cmocka_unit_test(unsubscribe_by_address_or_subject),
+		cmocka_unit_test(replies_that_ask_for_no_automatic_answer_are_recognised),
 		cmocka_unit_test(autoreplies_are_recognised),
 		cmocka_unit_test(bounces_by_verp_address_or_daemon_are_dsn),
 		cmocka_unit_test(json_summary_has_class_and_attachments_but_no_token),

@@ -37,6 +37,8 @@ fill(struct metrics *m)
 	m->failed = 19;
 	m->ingested[METRICS_FORM] = 23;
 	m->quarantined = 29;
+	m->bounces = 31;
+	m->bounces_forged = 37;
 }
 
 static void
@@ -63,6 +65,8 @@ format_has_every_value(void **state)
 	assert_non_null(strstr(b.data, "carepost_ingested_total{class=\"form\"} 23\n"));
 	assert_non_null(strstr(b.data, "carepost_ingested_total{class=\"reply\"} 0\n"));
 	assert_non_null(strstr(b.data, "carepost_quarantined_total 29\n"));
+	assert_non_null(strstr(b.data, "\ncarepost_bounces_total 31\n"));
+	assert_non_null(strstr(b.data, "\ncarepost_bounces_forged_total 37\n"));
 	assert_non_null(strstr(b.data, "carepost_last_run_timestamp_seconds 1700000000\n"));
 	for (line = strtok_r(b.data, "\n", &save); line != NULL;
 	     line = strtok_r(NULL, "\n", &save)) {
@@ -74,7 +78,7 @@ format_has_every_value(void **state)
 			assert_int_equal(strncmp(line, "carepost_", 9), 0);
 	}
 	assert_int_equal(helps, types);
-	assert_int_equal(helps, 11);
+	assert_int_equal(helps, 12);
 	buf_free(&b);
 }
 

@@ -5,7 +5,9 @@
  *	Round trips, a known answer computed independently (Python's hmac
  *	and base64 modules), every single-character forgery, wrong keys,
  *	expiry, case folding, malformed input and the thread id derivation
- *	checked against sha256sum.
+ *	checked against sha256sum. Tags: known answers (Python's hmac and
+ *	base64 again), every single-character change refused, the tag of one
+ *	label, thread or recipient index refused for another.
  */
 #include <ctype.h>
 #include <setjmp.h>
@@ -303,6 +305,128 @@ tokens_for_different_threads_differ(void **state)
 	assert_memory_equal(out, b, TOKEN_THREAD_BYTES);
 }
 
+/* ---- tags ---- */
+
+/*
+ * python3: m = HMAC-SHA256(key, LABEL + b'\0' + bytes(range(1, 11))
+ *                          + struct.pack('>I', N)).digest()[:7]
+ *          base64.b32encode(m).decode().lower()[:10]
+ */
+static const char known_verp_tag_r0[] = "xn45fgnn4p";
+static const char known_msgid_tag_r3[] = "rwstydlogy";
+
+static void
+recipient_tags_match_independent_known_answers(void **state)
+{
+	char tag[TOKEN_TAG_SIZE];
+
+	assert_int_equal(token_rcpt_tag(test_key, KEYLEN, TOKEN_LABEL_VERP,
+					test_thread, 0, tag), 0);
+	assert_string_equal(tag, known_verp_tag_r0);
+	assert_int_equal(token_rcpt_tag(test_key, KEYLEN, TOKEN_LABEL_MESSAGE_ID,
+					test_thread, 3, tag), 0);
+	assert_string_equal(tag, known_msgid_tag_r3);
+	assert_int_equal(strlen(tag), TOKEN_TAG_CHARS);
+}
+
+static void
+a_tag_made_is_verified_in_either_case(void **state)
+{
+	char tag[TOKEN_TAG_SIZE], upper[TOKEN_TAG_SIZE];
+	size_t i;
+
+	assert_int_equal(token_tag(test_key, KEYLEN, "carepost test", "abc", 3, tag), 0);
+	assert_int_equal(token_tag_verify(test_key, KEYLEN, "carepost test", "abc", 3,
+					  tag), 0);
+	for (i = 0; i < sizeof(tag); i++)
+		upper[i] = (char)toupper((unsigned char)tag[i]);
+	assert_int_equal(token_tag_verify(test_key, KEYLEN, "carepost test", "abc", 3,
+					  upper), 0);
+	assert_int_equal(token_rcpt_tag_verify(test_key, KEYLEN, TOKEN_LABEL_VERP,
+					       test_thread, 0, known_verp_tag_r0), 0);
+	/* no data at all is data too */
+	assert_int_equal(token_tag(test_key, KEYLEN, "carepost test", NULL, 0, tag), 0);
+	assert_int_equal(token_tag_verify(test_key, KEYLEN, "carepost test", NULL, 0,
+					  tag), 0);
+}
+
+static void
+every_single_character_change_of_a_tag_is_refused(void **state)
+{
+	static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
+	char tag[TOKEN_TAG_SIZE];
+	size_t pos, a, tried = 0;
+
+	for (pos = 0; pos < TOKEN_TAG_CHARS; pos++) {
+		for (a = 0; a < 32; a++) {
+			memcpy(tag, known_verp_tag_r0, sizeof(tag));
+			if (tag[pos] == alphabet[a])
+				continue;
+			tag[pos] = alphabet[a];
+			assert_int_equal(token_rcpt_tag_verify(test_key, KEYLEN,
+				TOKEN_LABEL_VERP, test_thread, 0, tag), -EBADMSG);
+			tried++;
+		}
+	}
+	assert_int_equal(tried, TOKEN_TAG_CHARS * 31);
+}
+
+static void
+a_tag_is_refused_for_another_label_thread_index_or_key(void **state)
+{
+	uint8_t other[TOKEN_THREAD_BYTES];
+	char key2[] = "carepost-test-key-0123456789abcd";
+
+	/* the Message-ID tag of recipient 0 is not its VERP tag */
+	assert_int_equal(token_rcpt_tag_verify(test_key, KEYLEN, TOKEN_LABEL_MESSAGE_ID,
+					       test_thread, 0, known_verp_tag_r0), -EBADMSG);
+	/* another recipient of the same thread */
+	assert_int_equal(token_rcpt_tag_verify(test_key, KEYLEN, TOKEN_LABEL_VERP,
+					       test_thread, 1, known_verp_tag_r0), -EBADMSG);
+	assert_int_equal(token_rcpt_tag_verify(test_key, KEYLEN, TOKEN_LABEL_MESSAGE_ID,
+					       test_thread, 2, known_msgid_tag_r3), -EBADMSG);
+	/* another thread */
+	memcpy(other, test_thread, sizeof(other));
+	other[9] ^= 1;
+	assert_int_equal(token_rcpt_tag_verify(test_key, KEYLEN, TOKEN_LABEL_VERP,
+					       other, 0, known_verp_tag_r0), -EBADMSG);
+	/* another key */
+	key2[0] = 'C';
+	assert_int_equal(token_rcpt_tag_verify(key2, KEYLEN, TOKEN_LABEL_VERP,
+					       test_thread, 0, known_verp_tag_r0), -EBADMSG);
+	/* a label that is a prefix of another, data moved across the NUL */
+	{
+		char tag[TOKEN_TAG_SIZE];
+
+		assert_int_equal(token_tag(test_key, KEYLEN, "carepost ab", "c", 1, tag), 0);
+		assert_int_equal(token_tag_verify(test_key, KEYLEN, "carepost a", "bc", 2,
+						  tag), -EBADMSG);
+	}
+}
+
+static void
+malformed_tags_and_bad_arguments_are_refused(void **state)
+{
+	static const char *bad[] = {
+		"", "xn45fgnn4", "xn45fgnn4pa", "xn45fgnn4=", "xn45fgnn41",
+		"xn45fgnn4 ", "xn45fgnn4\xc3", "..........",
+	};
+	char tag[TOKEN_TAG_SIZE];
+
+	for (size_t i = 0; i < CP_ARRAY_SIZE(bad); i++)
+		assert_int_equal(token_rcpt_tag_verify(test_key, KEYLEN, TOKEN_LABEL_VERP,
+						       test_thread, 0, bad[i]), -EBADMSG);
+	assert_int_equal(token_rcpt_tag_verify(test_key, KEYLEN, TOKEN_LABEL_VERP,
+					       test_thread, 0, NULL), -EBADMSG);
+	assert_int_equal(token_tag(test_key, 15, "carepost x", "a", 1, tag), -EINVAL);
+	assert_int_equal(token_tag(test_key, KEYLEN, "", "a", 1, tag), -EINVAL);
+	assert_int_equal(token_tag(test_key, KEYLEN, "\001x", "a", 1, tag), -EINVAL);
+	assert_int_equal(token_tag(test_key, KEYLEN, NULL, "a", 1, tag), -EINVAL);
+	assert_int_equal(token_tag(test_key, KEYLEN, "carepost x", NULL, 1, tag), -EINVAL);
+	assert_int_equal(token_tag_verify(test_key, 15, "carepost x", "a", 1,
+					  known_verp_tag_r0), -EINVAL);
+}
+
 int
 main(void)
 {
@@ -321,6 +445,11 @@ main(void)
 		cmocka_unit_test(out_of_range_expiry_is_rejected),
 		cmocka_unit_test(thread_id_is_sha256_prefix_of_event_id),
 		cmocka_unit_test(tokens_for_different_threads_differ),
+		cmocka_unit_test(recipient_tags_match_independent_known_answers),
+		cmocka_unit_test(a_tag_made_is_verified_in_either_case),
+		cmocka_unit_test(every_single_character_change_of_a_tag_is_refused),
+		cmocka_unit_test(a_tag_is_refused_for_another_label_thread_index_or_key),
+		cmocka_unit_test(malformed_tags_and_bad_arguments_are_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
