@@ -35,6 +35,8 @@ struct pgp {
 	gpgme_key_t signer_key;		/* a reference, for pgp_dup */
 	char *home;			/* NULL: GnuPG's default */
 	struct pgphelper *helper;	/* NULL: every operation in-process */
+	int confined;			/* outside data only in a helper */
+	unsigned time_limit_ms;		/* confined: each gpg run's budget */
 };
 
 static inline void
@@ -297,6 +299,8 @@ pgp_dup(const struct pgp *orig, struct pgp **out, struct cp_error *err)
 	if (p == NULL)
 		return cp_error_set(err, -ENOMEM, "gpg: out of memory");
 	memcpy(p->signer, orig->signer, sizeof(p->signer));
+	p->confined = orig->confined;
+	p->time_limit_ms = orig->time_limit_ms;
 	if (orig->home != NULL && (p->home = strdup(orig->home)) == NULL) {
 		r = cp_error_set(err, -ENOMEM, "gpg: out of memory");
 		goto fail;
@@ -329,15 +333,112 @@ pgp_offload(struct pgp *p, struct cp_error *err)
 			       &p->helper, err);
 }
 
+void
+pgp_confine(struct pgp *p, unsigned time_limit_ms)
+{
+	p->confined = 1;
+	p->time_limit_ms = time_limit_ms;
+	if (p->helper != NULL)
+		pgphelper_confine(p->helper, time_limit_ms);
+}
+
 long
 pgp_helper_pid(const struct pgp *p)
 {
 	return p->helper ? pgphelper_pid(p->helper) : 0;
 }
 
+/*
+ * confined_helper - a running helper for p's operations on outside data:
+ * the one p has, or a new one (the first operation, or the last helper
+ * was stopped or lost). -EHOSTDOWN when none can be started: such data
+ * is never handled in-process.
+ */
+static int
+confined_helper(struct pgp *p, struct cp_error *err)
+{
+	struct cp_error why;
+
+	if (p->helper != NULL && pgphelper_pid(p->helper) > 0)
+		return 0;
+	pgphelper_free(p->helper);
+	p->helper = NULL;
+	cp_error_clear(&why);
+	if (pgphelper_start(p->home, p->signer[0] ? p->signer : NULL,
+			    &p->helper, &why) < 0)
+		return cp_error_set(err, -EHOSTDOWN, "gpg helper unavailable "
+				    "(outside data is not decrypted "
+				    "in-process): %s", why.text);
+	pgphelper_confine(p->helper, p->time_limit_ms);
+	return 0;
+}
+
+/*
+ * helper_lost_again - a confined operation that found its helper lost
+ * twice (the first time, a new helper got it): -EHOSTDOWN, with why.
+ */
+static int
+helper_lost_again(struct cp_error *err)
+{
+	char why[sizeof(err->text)];
+
+	snprintf(why, sizeof(why), "%s", err ? err->text : "");
+	return cp_error_set(err, -EHOSTDOWN, "gpg helper unavailable (outside "
+			    "data is not decrypted in-process): %s", why);
+}
+
+/*
+ * confined_decrypt, confined_verify - pgp_decrypt_signed_by and
+ * pgp_verify_detached on a confined p: only in a helper. One found lost
+ * is replaced once (these operations can be redone harmlessly).
+ */
+static int
+confined_decrypt(struct pgp *p, const void *data, size_t len, struct buf *out,
+		 struct pgp_sig *sig, struct cp_error *err)
+{
+	int r = confined_helper(p, err);
+
+	if (r == 0)
+		r = pgphelper_decrypt_signed_by(p->helper, data, len, out, sig,
+						err);
+	if (r == PGPHELPER_LOST) {
+		log_warning("%s: starting another gpg helper",
+			    err ? err->text : "gpg helper lost");
+		r = confined_helper(p, err);
+		if (r == 0)
+			r = pgphelper_decrypt_signed_by(p->helper, data, len,
+							out, sig, err);
+	}
+	return r == PGPHELPER_LOST ? helper_lost_again(err) : r;
+}
+
+static int
+confined_verify(struct pgp *p, const void *signed_data, size_t len,
+		const void *sig, size_t siglen, struct pgp_sig *out,
+		struct cp_error *err)
+{
+	int r = confined_helper(p, err);
+
+	if (r == 0)
+		r = pgphelper_verify_detached(p->helper, signed_data, len, sig,
+					      siglen, out, err);
+	if (r == PGPHELPER_LOST) {
+		log_warning("%s: starting another gpg helper",
+			    err ? err->text : "gpg helper lost");
+		r = confined_helper(p, err);
+		if (r == 0)
+			r = pgphelper_verify_detached(p->helper, signed_data,
+						      len, sig, siglen, out, err);
+	}
+	return r == PGPHELPER_LOST ? helper_lost_again(err) : r;
+}
+
 int
 pgp_decrypt_ahead(struct pgp *p, const void *data, size_t len, size_t max)
 {
+	/* Confined: a PGP message has come, the helper may start now. */
+	if (p->confined && confined_helper(p, NULL) < 0)
+		return 0;
 	return p->helper ? pgphelper_decrypt_ahead(p->helper, data, len, max) : 0;
 }
 
@@ -716,6 +817,19 @@ good_signer(struct pgp *p, int need_valid, char **signer_fpr, struct cp_error *e
 	return 0;
 }
 
+/* size_text - a byte count as people write limits: "50 MiB", "8 bytes". */
+static const char *
+size_text(size_t n, char *buf, size_t len)
+{
+	if (n >= (1u << 20) && n % (1u << 20) == 0)
+		snprintf(buf, len, "%zu MiB", n >> 20);
+	else if (n >= 1024 && n % 1024 == 0)
+		snprintf(buf, len, "%zu KiB", n >> 10);
+	else
+		snprintf(buf, len, "%zu bytes", n);
+	return buf;
+}
+
 /*
  * decrypt - run gpg's decryption (and verification) of data into out;
  * the signatures are then in p's verify result. On failure out is left
@@ -728,6 +842,7 @@ decrypt(struct pgp *p, const void *data, size_t len, struct buf *out,
 	_cleanup_data_ gpgme_data_t cipher = NULL, plain = NULL;
 	struct sink sink = { out, 0 };
 	size_t start = out->len;
+	char limit[32];
 	gpgme_error_t e;
 	int r = 0;
 
@@ -737,8 +852,12 @@ decrypt(struct pgp *p, const void *data, size_t len, struct buf *out,
 	if (e != GPG_ERR_NO_ERROR)
 		return gpg_fail(err, e, "cannot create data buffers", NULL);
 	e = gpgme_op_decrypt_verify(p->ctx, cipher, plain);
-	if (sink.err < 0)
-		r = cp_error_set(err, sink.err, "gpg: decrypted data over limit");
+	if (sink.err == -ENOMEM)
+		r = cp_error_set(err, sink.err, "gpg: out of memory for the "
+				 "decrypted data");
+	else if (sink.err < 0)
+		r = cp_error_set(err, sink.err, "gpg output over the %s limit",
+				 size_text(out->max, limit, sizeof(limit)));
 	else if (e != GPG_ERR_NO_ERROR)
 		r = gpg_fail(err, e, "decryption failed", NULL);
 	if (r < 0) {
@@ -810,6 +929,9 @@ pgp_verify_detached(struct pgp *p, const void *signed_data, size_t len,
 	int r;
 
 	memset(out, 0, sizeof(*out));
+	if (p->confined)
+		return confined_verify(p, signed_data, len, sig, siglen, out,
+				       err);
 	if (p->helper != NULL) {
 		r = pgphelper_verify_detached(p->helper, signed_data, len, sig,
 					      siglen, out, err);
@@ -900,6 +1022,8 @@ pgp_decrypt_signed_by(struct pgp *p, const void *data, size_t len,
 	int r;
 
 	memset(sig, 0, sizeof(*sig));
+	if (p->confined)
+		return confined_decrypt(p, data, len, out, sig, err);
 	if (p->helper != NULL) {
 		r = pgphelper_decrypt_signed_by(p->helper, data, len, out, sig,
 						err);

