@@ -387,48 +387,59 @@ helper_lost_again(struct cp_error *err)
 			    "data is not decrypted in-process): %s", why);
 }
 
-/*
- * confined_decrypt, confined_verify - pgp_decrypt_signed_by and
- * pgp_verify_detached on a confined p: only in a helper. One found lost
- * is replaced once (these operations can be redone harmlessly).
- */
-static int
-confined_decrypt(struct pgp *p, const void *data, size_t len, struct buf *out,
-		 struct pgp_sig *sig, struct cp_error *err)
-{
-	int r = confined_helper(p, err);
+/* The arguments of one confined operation, for confined_run. */
+struct confined_args {
+	const void *data, *sig;
+	size_t len, siglen;
+	struct buf *out;
+	struct pgp_sig *found;
+	const char *fpr;
+};
 
-	if (r == 0)
-		r = pgphelper_decrypt_signed_by(p->helper, data, len, out, sig,
-						err);
-	if (r == PGPHELPER_LOST) {
-		log_warning("%s: starting another gpg helper",
-			    err ? err->text : "gpg helper lost");
-		r = confined_helper(p, err);
-		if (r == 0)
-			r = pgphelper_decrypt_signed_by(p->helper, data, len,
-							out, sig, err);
-	}
-	return r == PGPHELPER_LOST ? helper_lost_again(err) : r;
+typedef int (*helper_op)(struct pgphelper *h, const struct confined_args *a,
+			 struct cp_error *err);
+
+static int
+op_decrypt(struct pgphelper *h, const struct confined_args *a,
+	   struct cp_error *err)
+{
+	return pgphelper_decrypt_signed_by(h, a->data, a->len, a->out, a->found,
+					   err);
 }
 
 static int
-confined_verify(struct pgp *p, const void *signed_data, size_t len,
-		const void *sig, size_t siglen, struct pgp_sig *out,
-		struct cp_error *err)
+op_verify(struct pgphelper *h, const struct confined_args *a,
+	  struct cp_error *err)
+{
+	return pgphelper_verify_detached(h, a->data, a->len, a->sig, a->siglen,
+					 a->found, err);
+}
+
+static int
+op_secret(struct pgphelper *h, const struct confined_args *a,
+	  struct cp_error *err)
+{
+	return pgphelper_secret_available(h, a->fpr, err);
+}
+
+/*
+ * confined_run - one operation on a confined p: only in a helper. One
+ * found lost is replaced once (each operation can be redone harmlessly).
+ */
+static int
+confined_run(struct pgp *p, helper_op op, const struct confined_args *a,
+	     struct cp_error *err)
 {
 	int r = confined_helper(p, err);
 
 	if (r == 0)
-		r = pgphelper_verify_detached(p->helper, signed_data, len, sig,
-					      siglen, out, err);
+		r = op(p->helper, a, err);
 	if (r == PGPHELPER_LOST) {
 		log_warning("%s: starting another gpg helper",
 			    err ? err->text : "gpg helper lost");
 		r = confined_helper(p, err);
 		if (r == 0)
-			r = pgphelper_verify_detached(p->helper, signed_data,
-						      len, sig, siglen, out, err);
+			r = op(p->helper, a, err);
 	}
 	return r == PGPHELPER_LOST ? helper_lost_again(err) : r;
 }
@@ -929,9 +940,13 @@ pgp_verify_detached(struct pgp *p, const void *signed_data, size_t len,
 	int r;
 
 	memset(out, 0, sizeof(*out));
-	if (p->confined)
-		return confined_verify(p, signed_data, len, sig, siglen, out,
-				       err);
+	if (p->confined) {
+		struct confined_args a = { .data = signed_data, .len = len,
+					   .sig = sig, .siglen = siglen,
+					   .found = out };
+
+		return confined_run(p, op_verify, &a, err);
+	}
 	if (p->helper != NULL) {
 		r = pgphelper_verify_detached(p->helper, signed_data, len, sig,
 					      siglen, out, err);
@@ -1022,8 +1037,12 @@ pgp_decrypt_signed_by(struct pgp *p, const void *data, size_t len,
 	int r;
 
 	memset(sig, 0, sizeof(*sig));
-	if (p->confined)
-		return confined_decrypt(p, data, len, out, sig, err);
+	if (p->confined) {
+		struct confined_args a = { .data = data, .len = len, .out = out,
+					   .found = sig };
+
+		return confined_run(p, op_decrypt, &a, err);
+	}
 	if (p->helper != NULL) {
 		r = pgphelper_decrypt_signed_by(p->helper, data, len, out, sig,
 						err);
@@ -1047,6 +1066,25 @@ pgp_primary_fpr(struct pgp *p, const char *fpr, char **primary,
 	return r < 0 ? cp_error_set(err, r, "gpg: out of memory") : 0;
 }
 
+/*
+ * confined_secret - pgp_secret_available in p's helper, under its time
+ * limit: gpg asks gpg-agent, and an agent that hangs (stopped, stuck)
+ * would hang gpg, and the caller, for good. Any failure is -EHOSTDOWN.
+ */
+static int
+confined_secret(struct pgp *p, const char *fpr, struct cp_error *err)
+{
+	struct confined_args a = { .fpr = fpr };
+	char why[sizeof(err->text)];
+	int r = confined_run(p, op_secret, &a, err);
+
+	if (r == 0 || r == -EHOSTDOWN || r == -EINVAL)
+		return r;
+	snprintf(why, sizeof(why), "%s", err ? err->text : "");
+	return cp_error_set(err, -EHOSTDOWN, "gpg: secret key %s not available "
+			    "(gpg-agent not answering): %s", fpr, why);
+}
+
 int
 pgp_secret_available(struct pgp *p, const char *fpr, struct cp_error *err)
 {
@@ -1058,6 +1096,8 @@ pgp_secret_available(struct pgp *p, const char *fpr, struct cp_error *err)
 		return cp_error_set(err, -EINVAL,
 				    "gpg: not a 40-digit fingerprint");
 	fpr_copy(norm, fpr);
+	if (p->confined)
+		return confined_secret(p, norm, err);
 	e = gpgme_get_key(p->ctx, norm, &key, 1);
 	if (e != GPG_ERR_NO_ERROR)
 		return cp_error_set(err, -EHOSTDOWN, "gpg: secret key %s not "

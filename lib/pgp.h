@@ -89,7 +89,8 @@
  *	operation; if it cannot be started or is lost again, the operation
  *	fails with -EHOSTDOWN and a PHI-free reason (an infrastructure
  *	error: the caller keeps the message and tries later), as it does
- *	in a program that did not call pgphelper_enable. The other
+ *	in a program that did not call pgphelper_enable. pgp_secret_available
+ *	runs there too, under the time limit (see below). The other
  *	operations on p stay in-process (our own data: keys, data at rest).
  * OWNERSHIP
  *	pgp_new hands a struct freed with pgp_free. Output goes to the
@@ -196,7 +197,10 @@ int pgp_keys_expiring(struct pgp *p, long long now, long long horizon,
  * reached (killed, unstartable) and when it does not hold the key: gpg
  * reports either as "No secret key". The inbound path asks this after a
  * decryption failure, to tell a message not meant for us (quarantine)
- * from our own key being out of reach (leave the message, retry).
+ * from our own key being out of reach (leave the message, retry). On a
+ * confined p it runs in the helper under the time limit, so that an
+ * agent that does not answer (stopped, stuck) is -EHOSTDOWN in time
+ * rather than a hang.
  */
 int pgp_secret_available(struct pgp *p, const char *fpr, struct cp_error *err);
 

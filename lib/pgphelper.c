@@ -35,6 +35,7 @@ enum {
 	OP_MIME_ENCRYPT,	/* room, fpr, inner -> (entity) */
 	OP_DECRYPT_SIGNED_BY,	/* room, data -> (plaintext, sig fpr, time) */
 	OP_VERIFY_DETACHED,	/* text, signature -> (sig fpr, time) */
+	OP_SECRET_AVAILABLE,	/* fpr -> () */
 };
 
 #define HELPER_FD	3
@@ -814,6 +815,16 @@ pgphelper_verify_detached(struct pgphelper *h, const void *signed_data,
 	return take_sig(&rep, 1, out, err);
 }
 
+int
+pgphelper_secret_available(struct pgphelper *h, const char *fpr,
+			   struct cp_error *err)
+{
+	struct pgphelper_frame rep;
+	struct field req[1] = { { fpr, strlen(fpr) } };
+
+	return call(h, OP_SECRET_AVAILABLE, req, 1, 1, &rep, err);
+}
+
 /* ---- the helper's side ---- */
 
 /* reply - rc, its text (or ""), then the operation's fields. */
@@ -896,6 +907,11 @@ serve_one(int fd, struct pgp *p, const struct pgphelper_frame *f,
 					f->len[1], &sig, &e);
 		sig_fields(&sig, more);
 		return reply(fd, scratch, r, &e, more, 2);
+	case OP_SECRET_AVAILABLE:
+		if (f->n != 1)
+			return -EBADMSG;
+		r = pgp_secret_available(p, field_str(f, 0, key, sizeof(key)), &e);
+		return reply(fd, scratch, r, &e, NULL, 0);
 	default:
 		return -EBADMSG;
 	}

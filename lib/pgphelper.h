@@ -48,7 +48,8 @@
  *	of its input), and ignores SIGTERM while it does.
  *
  *	pgphelper_confine marks a helper as one for outside data (inbound
- *	mail), with hard limits on its decryptions and verifications:
+ *	mail), with hard limits on its decryptions and verifications (and
+ *	its checks of a secret key, which wait on gpg-agent):
  *	    - an answer (and the helper's opening of GnuPG) not given within
  *	      time_limit_ms (0: no limit) stops the helper: -ETIMEDOUT,
  *	      "gpg ran over its 30 s time limit: stopped", for the
@@ -145,6 +146,9 @@ int pgphelper_decrypt_ahead(struct pgphelper *h, const void *data, size_t len,
 int pgphelper_verify_detached(struct pgphelper *h, const void *signed_data,
 			      size_t len, const void *sig, size_t siglen,
 			      struct pgp_sig *out, struct cp_error *err);
+/* pgphelper_secret_available - pgp_secret_available, limited as above. */
+int pgphelper_secret_available(struct pgphelper *h, const char *fpr,
+			       struct cp_error *err);
 
 /*
  * pgphelper_frame_parse - split a frame's body (what follows its length)

@@ -133,6 +133,44 @@ gpg_runs_in(long pgid)
 	return gpg > 0;
 }
 
+/* agent_of - the pid of the gpg-agent serving GnuPG home home, or 0. */
+static pid_t
+agent_of(const char *home)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	pid_t pid = 0;
+
+	assert_non_null(d);
+	while (pid == 0 && (e = readdir(d)) != NULL) {
+		char path[300], cmd[1024];
+		int named = 0, homed = 0;
+		size_t len;
+		FILE *f;
+
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
+		if ((f = fopen(path, "r")) == NULL)
+			continue;
+		len = fread(cmd, 1, sizeof(cmd) - 1, f);
+		fclose(f);
+		cmd[len] = '\0';
+		for (size_t i = 0; i < len; i += strlen(cmd + i) + 1) {
+			const char *slash = strrchr(cmd + i, '/');
+
+			if (i == 0)
+				named = strcmp(slash ? slash + 1 : cmd, "gpg-agent") == 0;
+			else if (strcmp(cmd + i, home) == 0)
+				homed = 1;
+		}
+		if (named && homed)
+			pid = (pid_t)atoi(e->d_name);
+	}
+	closedir(d);
+	return pid;
+}
+
 /*
  * bomb - what tests/integration/pgpbomb.py makes with args (its command
  * line: --size, --kind, --encrypt HOME FPR); encrypted ones are to the
@@ -769,6 +807,51 @@ confined_operation_over_its_time_limit_is_stopped(void **state)
 }
 
 /*
+ * gpg-agent stopped (SIGSTOP): gpg waits on it for ever. A confined
+ * decryption runs out of time, and so does the check of our secret key
+ * that follows (in the helper too): -EHOSTDOWN, not a hang, so the
+ * inbound path keeps the message. The agent, in a session of its own,
+ * is not killed with the helper's group: once it goes on, both work.
+ */
+static void
+confined_calls_on_a_stopped_agent_run_out_of_time_not_for_ever(void **state)
+{
+	struct buf ct = BUF_INIT, o = BUF_INIT;
+	struct pgp *p = confined(1000);
+	struct cp_error err;
+	struct pgp_sig sig;
+	long pid = genuine(p, "first\n");
+	pid_t agent = agent_of(fx.clinic_home);
+	long long t0;
+	char arg[128];
+
+	assert_true(agent > 0);
+	snprintf(arg, sizeof(arg), "--sign --encrypt --recipient %s", fx.clinic);
+	patient_sends("while the agent sleeps\n", arg, &ct);
+	assert_int_equal(kill(agent, SIGSTOP), 0);
+	cp_error_clear(&err);
+	assert_int_equal(pgp_decrypt_signed_by(p, ct.data, ct.len, &o, &sig, &err),
+			 -ETIMEDOUT);
+	assert_true(group_gone(pid));
+	cp_error_clear(&err);
+	t0 = mono_ms();
+	assert_int_equal(pgp_secret_available(p, fx.clinic, &err), -EHOSTDOWN);
+	assert_true(mono_ms() - t0 < 10000);
+	assert_non_null(strstr(err.text, "gpg-agent not answering"));
+	assert_non_null(strstr(err.text, fx.clinic));
+	pid = pgp_helper_pid(p);
+	assert_int_equal(kill(agent, SIGCONT), 0);
+	assert_int_equal(kill(agent, 0), 0);		/* not in the group */
+	assert_int_equal(pgp_secret_available(p, fx.clinic, &err), 0);
+	assert_int_equal(pgp_decrypt_signed_by(p, ct.data, ct.len, &o, &sig, &err), 0);
+	assert_string_equal(o.data, "while the agent sleeps\n");
+	assert_true(pid == 0 || pid != pgp_helper_pid(p));
+	pgp_free(p);
+	buf_free(&ct);
+	buf_free(&o);
+}
+
+/*
  * A bomb sent ahead that no call takes (the next message was another):
  * its answer, over the limit, stops the helper, and the call that read
  * it runs on a new one.
@@ -1058,6 +1141,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(confined_decryption_over_the_output_limit_kills_the_helpers_process_group),
 		cmocka_unit_test(confined_operation_over_its_time_limit_is_stopped),
 		cmocka_unit_test(unused_bomb_sent_ahead_stops_the_helper_not_the_next_call),
+		cmocka_unit_test(confined_calls_on_a_stopped_agent_run_out_of_time_not_for_ever),
 		cmocka_unit_test(freeing_a_confined_context_leaves_no_gpg_running),
 		cmocka_unit_test(confined_context_without_a_working_helper_never_decrypts_in_process),
 		cmocka_unit_test(enable_prefers_the_named_program_beside_the_binary),
