@@ -924,8 +924,10 @@ confined_context_without_a_working_helper_never_decrypts_in_process(void **state
 	cp_error_clear(&err);
 	assert_int_equal(pgp_decrypt_signed_by(p, ct.data, ct.len, &o, &sig, &err),
 			 -EHOSTDOWN);
-	assert_non_null(strstr(err.text, "cannot start"));
-	assert_int_equal(pgp_decrypt_ahead(p, ct.data, ct.len, 0), 0);
+	/* "cannot start", or (under valgrind, whose posix_spawn forks) the
+	 * child's exec failing: "exited" */
+	assert_non_null(strstr(err.text, "gpg helper unavailable"));
+	assert_int_equal(o.len, 0);
 	assert_int_equal(pgphelper_enable("/nonexistent-cph/helper"), -ENOENT);
 	assert_int_equal(pgphelper_enable(NULL), 0);
 	assert_int_equal(pgp_decrypt_signed_by(p, ct.data, ct.len, &o, &sig, &err), 0);
