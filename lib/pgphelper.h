@@ -65,8 +65,9 @@
  *
  *	The functions have the contract of their lib/pgp namesakes, results
  *	and error codes and texts included; the limit of the caller's output
- *	buffer (out->max) travels with the request, so gpg is stopped early
- *	in the helper just as in-process.
+ *	buffer (out->max) travels with the request, so GPGME stops reading
+ *	gpg's output at the limit in the helper just as in-process (gpg
+ *	itself is stopped only by a confined helper's kill).
  *
  *	The helper talks over a socket pair on its descriptor 3, in frames:
  *	a 32-bit length, then a 32-bit tag (request: the operation; reply:
@@ -75,8 +76,9 @@
  *	bytes; integers in the machine's order (both ends are one binary).
  *	pgphelper_frame_parse checks a frame against those limits; the
  *	helper exits on a malformed request or when the socket is closed
- *	(so it never outlives its caller by more than one operation). It
- *	ignores SIGTERM, SIGINT and SIGHUP: its caller decides when it ends.
+ *	(so it never outlives its caller by more than one operation;
+ *	pgphelper_free does not wait for that, it kills). It ignores
+ *	SIGTERM, SIGINT and SIGHUP: its caller decides when it ends.
  *
  *	pgphelper_start does not wait for the helper to open GnuPG (which
  *	runs gpg and gpgconf a few times): the helper starts up while the
@@ -85,7 +87,8 @@
  *	PGPHELPER_LOST: the helper could not be reached or died, or could
  *	not open GnuPG (the text says why); nothing is known of the
  *	operation, which the caller may run in-process (every one here can
- *	be redone harmlessly). pgphelper_start fails with -ENOSYS when
+ *	be redone harmlessly), or, for outside data, on a new helper (as
+ *	pgp_confine does). pgphelper_start fails with -ENOSYS when
  *	pgphelper_enable was not called or failed, and otherwise only when
  *	the helper cannot be started.
  * THREAD SAFETY
