@@ -24,6 +24,12 @@
  *	inbox PATIENT                a patient's inbox (decrypted previews)
  *	read PATIENT MSG             one inbox message, decrypted
  *	clinic-queue [DEPT]          the clinic queue (no PHI)
+ *
+ *	ingest runs gpg on the message (outside data) only in a gpg helper
+ *	(lib/pgphelper: carepost-pgp, or this program started as one), under
+ *	the limits carepostd has ([gpg] time_limit, 50 MiB of plaintext);
+ *	the rest of carepostctl's gpg work (keys, inboxes at rest) is its
+ *	own data and runs in-process.
  * DIAGNOSTICS
  *	Errors go to stderr as "carepostctl: ..."; exit codes from sysexits.h:
  *	EX_USAGE, EX_DATAERR (bad input), EX_NOINPUT (no such record),
@@ -39,6 +45,7 @@
 #include "inbound.h"
 #include "log.h"
 #include "pgp.h"
+#include "pgphelper.h"
 #include "runtime.h"
 #include "template.h"
 
@@ -1002,8 +1009,12 @@ main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *cmd, *sub;
-	int c;
+	int c, rc;
 
+	/* Started as its own gpg helper (lib/pgphelper): nothing else. */
+	rc = pgphelper_main(argc, argv);
+	if (rc >= 0)
+		return rc;
 	/* It reads inboxes and renders results: no core file of that. */
 	if (cp_no_core_dumps() < 0) {
 		fprintf(stderr, "carepostctl: cannot disable core dumps: %s\n",
@@ -1024,6 +1035,11 @@ main(int argc, char **argv)
 		return EX_USAGE;
 	}
 	log_setup("carepostctl", LOG_TARGET_STDERR, LOG_WARNING);
+	/* ingest decrypts outside data in helpers only (pgp_confine). */
+	rc = pgphelper_enable("carepost-pgp");
+	if (rc < 0)
+		log_warning("gpg helper unavailable (%s): encrypted mail cannot "
+			    "be ingested", strerror(-rc));
 	cmd = argv[optind];
 	sub = optind + 1 < argc ? argv[optind + 1] : NULL;
 	argc -= optind;

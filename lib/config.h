@@ -41,7 +41,8 @@
  *	            batch_size (50)
  *	[gpg]       home (unset: GnuPG's default), clinic_key (fingerprint of the
  *	            signing key), store_key (fingerprint for inbox at-rest
- *	            encryption; defaults to clinic_key), workers (1)
+ *	            encryption; defaults to clinic_key), workers (1),
+ *	            time_limit (30s: each inbound decryption or verification)
  *	[templates] dir (/usr/local/share/carepost/templates), default_locale (en)
  *	[portal]    clinic_name, portal_url, from_address, from_name,
  *	            reply_domain, bounce_domain, unsubscribe_address,
@@ -110,6 +111,7 @@ struct cp_config {
 	char *gpg_clinic_key;
 	char *gpg_store_key;
 	int gpg_workers;
+	int gpg_time_limit;	/* seconds, for gpg on inbound mail */
 
 	/* [templates] */
 	char *templates_dir;

@@ -227,10 +227,10 @@ inbound_new(const struct cp_config *cfg, struct store *store,
 		snprintf(ib->pgp_reason, sizeof(ib->pgp_reason), "encryption at rest "
 			 "unavailable: %s", perr.text);
 	}
-	/* A helper only where mail comes in: without [imap] host nothing
-	 * does (carepostctl ingest runs gpg in-process anyway). */
-	if (ib->pgp && cfg->imap_host && pgp_offload(ib->pgp, &perr) < 0)
-		log_warning("inbound: %s: gpg runs in-process", perr.text);
+	/* Replies are outside data: gpg runs on them only in a helper, under
+	 * hard limits, started at the first PGP message (pgp_confine). */
+	if (ib->pgp)
+		pgp_confine(ib->pgp, (unsigned)cfg->gpg_time_limit * 1000u);
 	*out = ib;
 	return 0;
 }
@@ -398,7 +398,15 @@ static int
 gpg_message_fault(int code)
 {
 	return code == -EBADMSG || code == -ENOKEY || code == -EFBIG ||
-	       code == -EMSGSIZE || code == -EKEYEXPIRED || code == -EKEYREVOKED;
+	       code == -EMSGSIZE || code == -EKEYEXPIRED || code == -EKEYREVOKED ||
+	       code == -ETIMEDOUT;
+}
+
+/* gpg stopped over the output limit: the message's, whatever our key. */
+static int
+gpg_over_limit(int code)
+{
+	return code == -EFBIG || code == -EMSGSIZE;
 }
 
 /*
@@ -451,12 +459,17 @@ do_pgp(struct work *w, struct cp_error *err)
 		 * calls leaves the reply in the mailbox for the next round,
 		 * never in quarantine.
 		 */
-		if (r < 0 && gpg_message_fault(r) && !w->dry_run) {
+		if (r < 0 && gpg_message_fault(r) && !gpg_over_limit(r) && !w->dry_run) {
 			if (our_secret_unavailable(w->ib, &kerr)) {
 				buf_free(&plain);
 				return cp_error_set(err, -EHOSTDOWN,
 						    "cannot decrypt: %s", kerr.text);
 			}
+		}
+		/* gpg stopped at a limit (size, time) never runs on it again;
+		 * a timeout with our key usable is the message's. */
+		if (r < 0 && gpg_message_fault(r) && !gpg_over_limit(r) &&
+		    r != -ETIMEDOUT && !w->dry_run) {
 			cp_error_clear(&perr);
 			plain.len = 0;
 			r = pgp_decrypt_signed_by(w->ib->pgp, m->pgp_encrypted,

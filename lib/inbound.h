@@ -34,7 +34,14 @@
  *	   reach (gpg-agent killed or unstartable: gpg says "No secret key"
  *	   either way), which is an infrastructure failure
  *	   (pgp_secret_available). A signature by carepost's own clinic or
- *	   store key quarantines: its own mail is never filed.
+ *	   store key quarantines: its own mail is never filed. gpg runs on
+ *	   replies only in a helper, under hard limits (pgp_confine): more
+ *	   than 50 MiB of plaintext or gpg.time_limit for one decryption or
+ *	   verification kills its gpg processes; the reply then quarantines
+ *	   ("gpg output over the 50 MiB limit: stopped", "gpg ran over its
+ *	   30 s time limit: stopped"; a timeout only while the clinic's key
+ *	   is usable) and is never decrypted twice. No helper: an
+ *	   infrastructure failure (-EHOSTDOWN).
  *	4. inmsg_classify: DSN, auto-reply, unsubscribe, reply, unknown.
  *	5. Authentication of replies and unsubscribes: the reply token's
  *	   HMAC (token.h), a thread that exists and has not expired, and a
@@ -222,8 +229,8 @@ void inbound_free(struct inbound *ib);
  * decision (see DESCRIPTION and ERRORS). res is always reset first.
  */
 /*
- * inbound_decrypt_ahead - when raw is an encrypted reply and gpg runs in
- * a helper (pgp_offload), start its decryption now, so that it runs
+ * inbound_decrypt_ahead - when raw is an encrypted reply, start its
+ * decryption in the gpg helper now (pgp_confine), so that it runs
  * while the caller files the message before it; inbound_ingest of the
  * same bytes then takes the result. Returns 1 when started, else 0 (no
  * harm either way: the result is the same).

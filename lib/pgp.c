@@ -35,6 +35,8 @@ struct pgp {
 	gpgme_key_t signer_key;		/* a reference, for pgp_dup */
 	char *home;			/* NULL: GnuPG's default */
 	struct pgphelper *helper;	/* NULL: every operation in-process */
+	int confined;			/* outside data only in a helper */
+	unsigned time_limit_ms;		/* confined: each gpg run's budget */
 };
 
 static inline void
@@ -297,6 +299,8 @@ pgp_dup(const struct pgp *orig, struct pgp **out, struct cp_error *err)
 	if (p == NULL)
 		return cp_error_set(err, -ENOMEM, "gpg: out of memory");
 	memcpy(p->signer, orig->signer, sizeof(p->signer));
+	p->confined = orig->confined;
+	p->time_limit_ms = orig->time_limit_ms;
 	if (orig->home != NULL && (p->home = strdup(orig->home)) == NULL) {
 		r = cp_error_set(err, -ENOMEM, "gpg: out of memory");
 		goto fail;
@@ -329,15 +333,123 @@ pgp_offload(struct pgp *p, struct cp_error *err)
 			       &p->helper, err);
 }
 
+void
+pgp_confine(struct pgp *p, unsigned time_limit_ms)
+{
+	p->confined = 1;
+	p->time_limit_ms = time_limit_ms;
+	if (p->helper != NULL)
+		pgphelper_confine(p->helper, time_limit_ms);
+}
+
 long
 pgp_helper_pid(const struct pgp *p)
 {
 	return p->helper ? pgphelper_pid(p->helper) : 0;
 }
 
+/*
+ * confined_helper - a running helper for p's operations on outside data:
+ * the one p has, or a new one (the first operation, or the last helper
+ * was stopped or lost). -EHOSTDOWN when none can be started: such data
+ * is never handled in-process.
+ */
+static int
+confined_helper(struct pgp *p, struct cp_error *err)
+{
+	struct cp_error why;
+
+	if (p->helper != NULL && pgphelper_pid(p->helper) > 0)
+		return 0;
+	pgphelper_free(p->helper);
+	p->helper = NULL;
+	cp_error_clear(&why);
+	if (pgphelper_start(p->home, p->signer[0] ? p->signer : NULL,
+			    &p->helper, &why) < 0)
+		return cp_error_set(err, -EHOSTDOWN, "gpg helper unavailable "
+				    "(outside data is not decrypted "
+				    "in-process): %s", why.text);
+	pgphelper_confine(p->helper, p->time_limit_ms);
+	return 0;
+}
+
+/*
+ * helper_lost_again - a confined operation that found its helper lost
+ * twice (the first time, a new helper got it): -EHOSTDOWN, with why.
+ */
+static int
+helper_lost_again(struct cp_error *err)
+{
+	char why[sizeof(err->text)];
+
+	snprintf(why, sizeof(why), "%s", err ? err->text : "");
+	return cp_error_set(err, -EHOSTDOWN, "gpg helper unavailable (outside "
+			    "data is not decrypted in-process): %s", why);
+}
+
+/* The arguments of one confined operation, for confined_run. */
+struct confined_args {
+	const void *data, *sig;
+	size_t len, siglen;
+	struct buf *out;
+	struct pgp_sig *found;
+	const char *fpr;
+};
+
+typedef int (*helper_op)(struct pgphelper *h, const struct confined_args *a,
+			 struct cp_error *err);
+
+static int
+op_decrypt(struct pgphelper *h, const struct confined_args *a,
+	   struct cp_error *err)
+{
+	return pgphelper_decrypt_signed_by(h, a->data, a->len, a->out, a->found,
+					   err);
+}
+
+static int
+op_verify(struct pgphelper *h, const struct confined_args *a,
+	  struct cp_error *err)
+{
+	return pgphelper_verify_detached(h, a->data, a->len, a->sig, a->siglen,
+					 a->found, err);
+}
+
+static int
+op_secret(struct pgphelper *h, const struct confined_args *a,
+	  struct cp_error *err)
+{
+	return pgphelper_secret_available(h, a->fpr, err);
+}
+
+/*
+ * confined_run - one operation on a confined p: only in a helper. One
+ * found lost is replaced once (each operation can be redone harmlessly).
+ */
+static int
+confined_run(struct pgp *p, helper_op op, const struct confined_args *a,
+	     struct cp_error *err)
+{
+	int r = confined_helper(p, err);
+
+	if (r == 0)
+		r = op(p->helper, a, err);
+	if (r == PGPHELPER_LOST) {
+		log_warning("%s: starting another gpg helper",
+			    err ? err->text : "gpg helper lost");
+		r = confined_helper(p, err);
+		if (r == 0)
+			r = op(p->helper, a, err);
+	}
+	return r == PGPHELPER_LOST ? helper_lost_again(err) : r;
+}
+
 int
 pgp_decrypt_ahead(struct pgp *p, const void *data, size_t len, size_t max)
 {
+	/* Confined: a PGP message has come, the helper may start now. */
+	if (p->confined && confined_helper(p, NULL) < 0)
+		return 0;
 	return p->helper ? pgphelper_decrypt_ahead(p->helper, data, len, max) : 0;
 }
 
@@ -717,6 +829,19 @@ good_signer(struct pgp *p, int need_valid, char **signer_fpr, struct cp_error *e
 	return 0;
 }
 
+/* size_text - a byte count as people write limits: "50 MiB", "8 bytes". */
+static const char *
+size_text(size_t n, char *buf, size_t len)
+{
+	if (n >= (1u << 20) && n % (1u << 20) == 0)
+		snprintf(buf, len, "%zu MiB", n >> 20);
+	else if (n >= 1024 && n % 1024 == 0)
+		snprintf(buf, len, "%zu KiB", n >> 10);
+	else
+		snprintf(buf, len, "%zu bytes", n);
+	return buf;
+}
+
 /*
  * decrypt - run gpg's decryption (and verification) of data into out;
  * the signatures are then in p's verify result. On failure out is left
@@ -729,6 +854,7 @@ decrypt(struct pgp *p, const void *data, size_t len, struct buf *out,
 	_cleanup_data_ gpgme_data_t cipher = NULL, plain = NULL;
 	struct sink sink = { out, 0 };
 	size_t start = out->len;
+	char limit[32];
 	gpgme_error_t e;
 	int r = 0;
 
@@ -738,8 +864,12 @@ decrypt(struct pgp *p, const void *data, size_t len, struct buf *out,
 	if (e != GPG_ERR_NO_ERROR)
 		return gpg_fail(err, e, "cannot create data buffers", NULL);
 	e = gpgme_op_decrypt_verify(p->ctx, cipher, plain);
-	if (sink.err < 0)
-		r = cp_error_set(err, sink.err, "gpg: decrypted data over limit");
+	if (sink.err == -ENOMEM)
+		r = cp_error_set(err, sink.err, "gpg: out of memory for the "
+				 "decrypted data");
+	else if (sink.err < 0)
+		r = cp_error_set(err, sink.err, "gpg output over the %s limit",
+				 size_text(out->max, limit, sizeof(limit)));
 	else if (e != GPG_ERR_NO_ERROR)
 		r = gpg_fail(err, e, "decryption failed", NULL);
 	if (r < 0) {
@@ -811,6 +941,13 @@ pgp_verify_detached(struct pgp *p, const void *signed_data, size_t len,
 	int r;
 
 	memset(out, 0, sizeof(*out));
+	if (p->confined) {
+		struct confined_args a = { .data = signed_data, .len = len,
+					   .sig = sig, .siglen = siglen,
+					   .found = out };
+
+		return confined_run(p, op_verify, &a, err);
+	}
 	if (p->helper != NULL) {
 		r = pgphelper_verify_detached(p->helper, signed_data, len, sig,
 					      siglen, out, err);
@@ -901,6 +1038,12 @@ pgp_decrypt_signed_by(struct pgp *p, const void *data, size_t len,
 	int r;
 
 	memset(sig, 0, sizeof(*sig));
+	if (p->confined) {
+		struct confined_args a = { .data = data, .len = len, .out = out,
+					   .found = sig };
+
+		return confined_run(p, op_decrypt, &a, err);
+	}
 	if (p->helper != NULL) {
 		r = pgphelper_decrypt_signed_by(p->helper, data, len, out, sig,
 						err);
@@ -924,6 +1067,25 @@ pgp_primary_fpr(struct pgp *p, const char *fpr, char **primary,
 	return r < 0 ? cp_error_set(err, r, "gpg: out of memory") : 0;
 }
 
+/*
+ * confined_secret - pgp_secret_available in p's helper, under its time
+ * limit: gpg asks gpg-agent, and an agent that hangs (stopped, stuck)
+ * would hang gpg, and the caller, for good. Any failure is -EHOSTDOWN.
+ */
+static int
+confined_secret(struct pgp *p, const char *fpr, struct cp_error *err)
+{
+	struct confined_args a = { .fpr = fpr };
+	char why[sizeof(err->text)];
+	int r = confined_run(p, op_secret, &a, err);
+
+	if (r == 0 || r == -EHOSTDOWN || r == -EINVAL)
+		return r;
+	snprintf(why, sizeof(why), "%s", err ? err->text : "");
+	return cp_error_set(err, -EHOSTDOWN, "gpg: secret key %s not available "
+			    "(gpg-agent not answering): %s", fpr, why);
+}
+
 int
 pgp_secret_available(struct pgp *p, const char *fpr, struct cp_error *err)
 {
@@ -935,6 +1097,8 @@ pgp_secret_available(struct pgp *p, const char *fpr, struct cp_error *err)
 		return cp_error_set(err, -EINVAL,
 				    "gpg: not a 40-digit fingerprint");
 	fpr_copy(norm, fpr);
+	if (p->confined)
+		return confined_secret(p, norm, err);
 	e = gpgme_get_key(p->ctx, norm, &key, 1);
 	if (e != GPG_ERR_NO_ERROR)
 		return cp_error_set(err, -EHOSTDOWN, "gpg: secret key %s not "

@@ -69,10 +69,32 @@
  *	their own (see pgphelper.h): GPGME forks the calling process for
  *	each, and a small helper forks far more cheaply than a large daemon.
  *	Results are the same either way. It does nothing when the program
- *	did not call pgphelper_enable (carepostctl does not); when it fails,
- *	p stays in-process and the error says why. A helper that dies later
- *	is noticed by the next operation, which then runs in-process (with a
- *	warning in the log) as does every later one on p.
+ *	did not call pgphelper_enable; when it fails, p stays in-process
+ *	and the error says why. A helper that dies later is noticed by the
+ *	next operation, which then runs in-process (with a warning in the
+ *	log) as does every later one on p. For our own data (outbound).
+ *
+ *	pgp_confine is for outside data (inbound mail): p's
+ *	pgp_decrypt_signed_by and pgp_verify_detached then run only in a
+ *	helper, under hard limits, never in-process. The helper is started
+ *	at the first of them (or pgp_decrypt_ahead), so none runs while no
+ *	PGP mail comes in. Its gpg processes are in its process group, and:
+ *	    - a decryption over the caller's output limit (out->max) fails
+ *	      with -EFBIG (or -EMSGSIZE), "gpg output over the 50 MiB limit:
+ *	      stopped";
+ *	    - an operation whose answer takes longer than time_limit_ms
+ *	      (0: no limit) fails with -ETIMEDOUT, "gpg ran over its 30 s
+ *	      time limit: stopped";
+ *	and in both cases the helper's whole process group is killed
+ *	(SIGKILL) before the call returns: no gpg outlives its message. The
+ *	next operation starts another helper. A helper found lost (it
+ *	died, or could not open GnuPG) is replaced once for the same
+ *	operation; if it cannot be started or is lost again, the operation
+ *	fails with -EHOSTDOWN and a PHI-free reason (an infrastructure
+ *	error: the caller keeps the message and tries later), as it does
+ *	in a program that did not call pgphelper_enable. pgp_secret_available
+ *	runs there too, under the time limit (see below). The other
+ *	operations on p stay in-process (our own data: keys, data at rest).
  * OWNERSHIP
  *	pgp_new hands a struct freed with pgp_free. Output goes to the
  *	caller's buffer.
@@ -115,6 +137,8 @@ void pgp_free(struct pgp *p);
 int pgp_dup(const struct pgp *p, struct pgp **out, struct cp_error *err);
 
 int pgp_offload(struct pgp *p, struct cp_error *err);
+/* pgp_confine - outside data only in a helper, under limits (above). */
+void pgp_confine(struct pgp *p, unsigned time_limit_ms);
 /* pgp_helper_pid - the helper's process id; 0 when p is in-process. */
 long pgp_helper_pid(const struct pgp *p);
 /*
@@ -122,7 +146,8 @@ long pgp_helper_pid(const struct pgp *p);
  * pgp_decrypt_signed_by(p, data, len, out) (out empty, out->max == max)
  * will ask for, so that it runs while the caller does other work (see
  * pgphelper_decrypt_ahead). 1 when started, 0 otherwise (always without
- * a helper); the later call gives the same result either way.
+ * a helper; a confined p starts its helper here); the later call gives
+ * the same result either way, limits included.
  */
 int pgp_decrypt_ahead(struct pgp *p, const void *data, size_t len, size_t max);
 
@@ -175,7 +200,10 @@ int pgp_keys_expiring(struct pgp *p, long long now, long long horizon,
  * reached (killed, unstartable) and when it does not hold the key: gpg
  * reports either as "No secret key". The inbound path asks this after a
  * decryption failure, to tell a message not meant for us (quarantine)
- * from our own key being out of reach (leave the message, retry).
+ * from our own key being out of reach (leave the message, retry). On a
+ * confined p it runs in the helper under the time limit, so that an
+ * agent that does not answer (stopped, stuck) is -EHOSTDOWN in time
+ * rather than a hang.
  */
 int pgp_secret_available(struct pgp *p, const char *fpr, struct cp_error *err);
 

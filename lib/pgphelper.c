@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <sysexits.h>
+#include <time.h>
 #include <unistd.h>
 #include <fcntl.h>
 
@@ -33,6 +35,7 @@ enum {
 	OP_MIME_ENCRYPT,	/* room, fpr, inner -> (entity) */
 	OP_DECRYPT_SIGNED_BY,	/* room, data -> (plaintext, sig fpr, time) */
 	OP_VERIFY_DETACHED,	/* text, signature -> (sig fpr, time) */
+	OP_SECRET_AVAILABLE,	/* fpr -> () */
 };
 
 #define HELPER_FD	3
@@ -49,7 +52,9 @@ struct ahead {
 
 struct pgphelper {
 	int fd;
-	pid_t pid;
+	pid_t pid;		/* also its process group's id: gpg runs in it */
+	int confined;		/* outside data: see pgphelper_confine */
+	unsigned time_limit_ms;	/* each answer, when confined; 0: none */
 	struct buf in;		/* the last reply */
 	struct ahead ahead[AHEAD_MAX];
 	size_t nahead;
@@ -115,16 +120,66 @@ write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
-/* read_all - len bytes; -ENODATA at a clean end before the first byte. */
+/* now_ms - CLOCK_MONOTONIC in milliseconds. */
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* deadline_after - now plus ms, for read_all; 0 (none) when ms is 0. */
+static int64_t
+deadline_after(unsigned ms)
+{
+	return ms == 0 ? 0 : now_ms() + ms;
+}
+
+/*
+ * wait_readable - poll fd until it can be read (or has hung up), at most
+ * until deadline (now_ms; 0: no limit): 0, or -ETIMEDOUT.
+ */
 static int
-read_all(int fd, void *data, size_t len)
+wait_readable(int fd, int64_t deadline)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+	for (;;) {
+		int64_t left = deadline == 0 ? -1 : deadline - now_ms();
+		int r;
+
+		if (deadline != 0 && left <= 0)
+			return -ETIMEDOUT;
+		r = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
+		if (r > 0)
+			return 0;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+/*
+ * read_all - len bytes; -ENODATA at a clean end before the first byte,
+ * -ETIMEDOUT when deadline (now_ms; 0: none) passes before the last.
+ */
+static int
+read_all(int fd, void *data, size_t len, int64_t deadline)
 {
 	char *p = data;
 	size_t got = 0;
 
 	while (got < len) {
-		ssize_t r = read(fd, p + got, len - got);
+		ssize_t r;
 
+		if (deadline != 0) {
+			int w = wait_readable(fd, deadline);
+
+			if (w < 0)
+				return w;
+		}
+		r = read(fd, p + got, len - got);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
@@ -174,13 +229,14 @@ frame_send(int fd, struct buf *scratch, int32_t tag, const struct field *f,
 	return r < 0 ? r : write_all(fd, scratch->data, scratch->len);
 }
 
+/* frame_recv - the next frame, whole by deadline (now_ms; 0: none). */
 static int
-frame_recv(int fd, struct buf *b, struct pgphelper_frame *f)
+frame_recv(int fd, struct buf *b, struct pgphelper_frame *f, int64_t deadline)
 {
 	uint32_t len;
 	int r;
 
-	r = read_all(fd, &len, 4);
+	r = read_all(fd, &len, 4, deadline);
 	if (r < 0)
 		return r;
 	if (len < 8 || len > PGPHELPER_MAX_FRAME)
@@ -189,7 +245,7 @@ frame_recv(int fd, struct buf *b, struct pgphelper_frame *f)
 	r = buf_reserve(b, len);
 	if (r < 0)
 		return r;
-	r = read_all(fd, b->data, len);
+	r = read_all(fd, b->data, len, deadline);
 	if (r < 0)
 		return r == -ENODATA ? -EPIPE : r;
 	b->len = len;
@@ -237,6 +293,13 @@ pgphelper_enable(const char *name)
 	 * version; gpg then runs in-process. */
 	if (n > 10 && strcmp(self + n - 10, " (deleted)") == 0)
 		return -ENOENT;
+	if (name != NULL && name[0] == '/') {
+		/* A path: taken as it is, or not at all. */
+		if (strlen(name) >= sizeof(helper_exe) || !executable(name))
+			return -ENOENT;
+		memcpy(helper_exe, name, strlen(name) + 1);
+		return 0;
+	}
 	slash = strrchr(self, '/');
 	if (name != NULL && slash != NULL &&
 	    cp_snprintf_ok(path, sizeof(path), "%.*s/%s", (int)(slash - self),
@@ -283,6 +346,12 @@ ahead_drop_first(struct pgphelper *h)
 	h->ahead[--h->nahead] = first;		/* keeps its storage */
 }
 
+/*
+ * reap - end the helper: its whole process group is killed first (gpg
+ * runs in it, and may be decompressing still), then the helper itself is
+ * waited for. Killing before the wait keeps the group's id from being
+ * reused meanwhile: the unreaped leader holds it.
+ */
 static void
 reap(struct pgphelper *h)
 {
@@ -293,6 +362,7 @@ reap(struct pgphelper *h)
 		h->fd = -1;
 	}
 	if (h->pid > 0) {
+		kill(-h->pid, SIGKILL);
 		while (waitpid(h->pid, NULL, 0) < 0 && errno == EINTR)
 			;
 		h->pid = 0;
@@ -311,13 +381,40 @@ pgphelper_free(struct pgphelper *h)
 	free(h);
 }
 
+void
+pgphelper_confine(struct pgphelper *h, unsigned time_limit_ms)
+{
+	h->confined = 1;
+	h->time_limit_ms = time_limit_ms;
+}
+
+/* limit_text - a time limit as people write it: "30 s", or "250 ms". */
+static const char *
+limit_text(unsigned ms, char *buf, size_t len)
+{
+	if (ms % 1000 == 0)
+		snprintf(buf, len, "%u s", ms / 1000);
+	else
+		snprintf(buf, len, "%u ms", ms);
+	return buf;
+}
+
+/* budget - how long to wait for an answer to op: 0 for no limit. */
+static unsigned
+budget(const struct pgphelper *h, int32_t op)
+{
+	if (!h->confined || op == OP_MIME_ENCRYPT)
+		return 0;
+	return h->time_limit_ms;
+}
+
 static int answer(struct pgphelper *h, int r, uint32_t want,
 		  struct pgphelper_frame *rep, struct cp_error *err);
 
 /*
  * opened - read the reply to OPEN, which pgphelper_start did not wait
- * for. A helper that could not open GnuPG has exited: PGPHELPER_LOST,
- * with its reason.
+ * for. A helper that could not open GnuPG (or, confined, did not answer
+ * within its time limit) is ended: PGPHELPER_LOST, with its reason.
  */
 static int
 opened(struct pgphelper *h, struct cp_error *err)
@@ -330,7 +427,9 @@ opened(struct pgphelper *h, struct cp_error *err)
 	if (!h->opening)
 		return 0;
 	h->opening = 0;
-	r = answer(h, frame_recv(h->fd, &h->in, &rep), 1, &rep, err);
+	r = answer(h, frame_recv(h->fd, &h->in, &rep,
+				 deadline_after(budget(h, OP_OPEN))),
+		   1, &rep, err);
 	if (r < 0 && r != PGPHELPER_LOST) {
 		reap(h);
 		snprintf(why, sizeof(why), "%s", err->text);
@@ -338,6 +437,63 @@ opened(struct pgphelper *h, struct cp_error *err)
 				    "cannot open: %s", pid, why);
 	}
 	return r;
+}
+
+/* over_limit - an answer over the output limit: gpg may be going on. */
+static int
+over_limit(int code)
+{
+	return code == -EFBIG || code == -EMSGSIZE;
+}
+
+/*
+ * drop_ahead - read and drop the answers to requests sent ahead that no
+ * call took. In a confined helper, one over the output limit (its gpg
+ * may still be decompressing) ends the helper, as does one not given in
+ * time: PGPHELPER_LOST, for this call is not to blame.
+ */
+static int
+drop_ahead(struct pgphelper *h, struct pgphelper_frame *rep,
+	   struct cp_error *err)
+{
+	long pid = (long)h->pid;
+
+	while (h->nahead > 0) {
+		int r = frame_recv(h->fd, &h->in, rep,
+				   deadline_after(budget(h, OP_DECRYPT_SIGNED_BY)));
+
+		ahead_drop_first(h);
+		if (r < 0)
+			return answer(h, r, 0, rep, err);
+		if (h->confined && over_limit(rep->tag)) {
+			reap(h);
+			return cp_error_set(err, PGPHELPER_LOST, "gpg helper %ld: "
+					    "stopped: a decryption sent ahead "
+					    "went over its output limit", pid);
+		}
+	}
+	return 0;
+}
+
+/*
+ * await - read the answer to the request just sent, waiting at most ms
+ * (0: as long as it takes). One not given in time ends the helper and
+ * its gpg: -ETIMEDOUT. Otherwise what answer() makes of it.
+ */
+static int
+await(struct pgphelper *h, unsigned ms, uint32_t want,
+      struct pgphelper_frame *rep, struct cp_error *err)
+{
+	char limit[32];
+	int r = frame_recv(h->fd, &h->in, rep, deadline_after(ms));
+
+	if (r == -ETIMEDOUT) {
+		reap(h);
+		return cp_error_set(err, -ETIMEDOUT, "gpg ran over its %s time "
+				    "limit: stopped",
+				    limit_text(ms, limit, sizeof(limit)));
+	}
+	return answer(h, r, want, rep, err);
 }
 
 /*
@@ -355,18 +511,16 @@ call(struct pgphelper *h, int32_t op, const struct field *req, uint32_t n,
 	if (h->fd < 0)
 		return cp_error_set(err, PGPHELPER_LOST, "gpg helper: gone");
 	r = opened(h, err);
+	if (r == 0)
+		r = drop_ahead(h, rep, err);
 	if (r < 0)
 		return r;
-	/* Replies to requests sent ahead come first: unwanted now. */
-	for (; h->nahead > 0 && r == 0; ahead_drop_first(h))
-		r = frame_recv(h->fd, &h->in, rep);
-	if (r == 0)
-		r = frame_send(h->fd, &scratch, op, req, n);
+	r = frame_send(h->fd, &scratch, op, req, n);
 	if (r == -EFBIG)
 		return cp_error_set(err, r, "gpg: data too large for the helper");
-	if (r == 0)
-		r = frame_recv(h->fd, &h->in, rep);
-	return answer(h, r, want, rep, err);
+	if (r < 0)
+		return answer(h, r, want, rep, err);
+	return await(h, budget(h, op), want, rep, err);
 }
 
 /*
@@ -385,13 +539,31 @@ answer(struct pgphelper *h, int r, uint32_t want, struct pgphelper_frame *rep,
 	if (r < 0) {
 		reap(h);
 		return cp_error_set(err, PGPHELPER_LOST, "gpg helper %ld: %s",
-				    pid, r == -ENODATA || r == -EPIPE ?
-				    "exited" : strerror(-r));
+				    pid, r == -ENODATA || r == -EPIPE ? "exited" :
+				    r == -ETIMEDOUT ? "no answer in time" :
+				    strerror(-r));
 	}
 	if (rep->tag < 0)
 		return cp_error_set(err, rep->tag, "%s",
 				    field_str(rep, 0, text, sizeof(text)));
 	return 0;
+}
+
+/*
+ * stopped_over_limit - after a confined decryption that failed with r:
+ * over the output limit, gpg goes on decompressing (it stops only at the
+ * end of its input), so the helper and its process group are ended.
+ */
+static int
+stopped_over_limit(struct pgphelper *h, int r, struct cp_error *err)
+{
+	char text[sizeof(err->text)];
+
+	if (!h->confined || !over_limit(r))
+		return r;
+	reap(h);
+	snprintf(text, sizeof(text), "%s", err->text);
+	return cp_error_set(err, r, "%s: stopped", text);
 }
 
 /* stop_signals - what a helper ignores: its caller ends it. */
@@ -439,8 +611,14 @@ spawn(struct pgphelper *h, struct cp_error *err)
 		r = posix_spawn_file_actions_addclosefrom_np(&fa, HELPER_FD + 1);
 	if (r == 0)
 		r = posix_spawnattr_setsigmask(&at, &stop);
+	/* A process group of its own, which GPGME's gpg processes join (it
+	 * does not setsid them; gpg-agent makes a session of its own): reap
+	 * kills the group, so that no gpg outlives its helper. */
 	if (r == 0)
-		r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK);
+		r = posix_spawnattr_setpgroup(&at, 0);
+	if (r == 0)
+		r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK |
+					     POSIX_SPAWN_SETPGROUP);
 	if (r == 0)
 		r = posix_spawn(&h->pid, helper_exe, &fa, &at, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
@@ -565,12 +743,12 @@ pgphelper_decrypt_signed_by(struct pgphelper *h, const void *data, size_t len,
 	    memcmp(h->ahead[0].data.data, data, len) == 0) {
 		/* Sent ahead: its reply is the next to read. */
 		ahead_drop_first(h);
-		r = answer(h, frame_recv(h->fd, &h->in, &rep), 4, &rep, err);
+		r = await(h, budget(h, OP_DECRYPT_SIGNED_BY), 4, &rep, err);
 	} else {
 		r = call(h, OP_DECRYPT_SIGNED_BY, req, 2, 4, &rep, err);
 	}
 	if (r < 0)
-		return r;
+		return stopped_over_limit(h, r, err);
 	r = buf_append(out, rep.field[1], rep.len[1]);
 	if (r < 0)
 		return cp_error_set(err, r, "gpg: decrypted data over limit");
@@ -635,6 +813,16 @@ pgphelper_verify_detached(struct pgphelper *h, const void *signed_data,
 	if (r < 0)
 		return r;
 	return take_sig(&rep, 1, out, err);
+}
+
+int
+pgphelper_secret_available(struct pgphelper *h, const char *fpr,
+			   struct cp_error *err)
+{
+	struct pgphelper_frame rep;
+	struct field req[1] = { { fpr, strlen(fpr) } };
+
+	return call(h, OP_SECRET_AVAILABLE, req, 1, 1, &rep, err);
 }
 
 /* ---- the helper's side ---- */
@@ -719,6 +907,11 @@ serve_one(int fd, struct pgp *p, const struct pgphelper_frame *f,
 					f->len[1], &sig, &e);
 		sig_fields(&sig, more);
 		return reply(fd, scratch, r, &e, more, 2);
+	case OP_SECRET_AVAILABLE:
+		if (f->n != 1)
+			return -EBADMSG;
+		r = pgp_secret_available(p, field_str(f, 0, key, sizeof(key)), &e);
+		return reply(fd, scratch, r, &e, NULL, 0);
 	default:
 		return -EBADMSG;
 	}
@@ -734,7 +927,7 @@ open_pgp(int fd, struct buf *in, struct buf *scratch, struct pgp **p)
 	int r;
 
 	cp_error_clear(&e);
-	r = frame_recv(fd, in, &f);
+	r = frame_recv(fd, in, &f, 0);
 	if (r < 0 || f.tag != OP_OPEN || f.n != 3 || f.len[1] >= sizeof(home))
 		return -EBADMSG;
 	field_str(&f, 0, version, sizeof(version));
@@ -766,7 +959,8 @@ pgphelper_main(int argc, char **argv)
 	if (cp_no_core_dumps() < 0)
 		return EX_OSERR;
 	if (fstat(HELPER_FD, &st) < 0 || !S_ISSOCK(st.st_mode)) {
-		fprintf(stderr, "%s: internal: started by carepostd only\n",
+		fprintf(stderr, "%s: internal: started by carepostd and "
+			"carepostctl only\n",
 			HELPER_FLAG);
 		return EX_USAGE;
 	}
@@ -783,7 +977,7 @@ pgphelper_main(int argc, char **argv)
 		return EX_UNAVAILABLE;
 	r = open_pgp(HELPER_FD, &in, &scratch, &p);
 	while (r == 0) {
-		r = frame_recv(HELPER_FD, &in, &f);
+		r = frame_recv(HELPER_FD, &in, &f, 0);
 		if (r == 0)
 			r = serve_one(HELPER_FD, p, &f, &scratch);
 	}

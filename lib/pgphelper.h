@@ -11,6 +11,7 @@
  *
  *	struct pgphelper *h;
  *	pgphelper_start(gnupghome, signer_fpr, &h, &err);
+ *	pgphelper_confine(h, time_limit_ms);	(outside data: hard limits)
  *	pgphelper_mime_encrypt(h, fpr, inner, len, &out, &err);
  *	pgphelper_decrypt_signed_by(h, data, len, &out, &sig, &err);
  *	pgphelper_verify_detached(h, text, len, sig, siglen, &sig, &err);
@@ -29,14 +30,44 @@
  *	links only what it needs) beside the running binary (the build
  *	tree), else in CAREPOST_LIBEXECDIR (installed), else the running
  *	binary itself, which must then call pgphelper_main first thing (so
- *	does carepostd); name NULL picks the running binary. It is run as
- *	"carepost-pgp --pgp-helper" either way. pgphelper_exe says which. The caller keeps using lib/pgp: pgp_offload hands a
- *	struct pgp's hot operations to a helper (see pgp.h).
+ *	does carepostd, and carepostctl); name NULL picks the running
+ *	binary, and an absolute path is taken as it is (-ENOENT when it is
+ *	not an executable file). It is run as "carepost-pgp --pgp-helper"
+ *	either way. pgphelper_exe says which. The caller keeps using lib/pgp:
+ *	pgp_offload hands a struct pgp's hot operations to a helper, and
+ *	pgp_confine its operations on outside data (see pgp.h).
+ *
+ *	A helper is the leader of a process group of its own, and the gpg
+ *	processes GPGME starts for it are in that group (GPGME does not
+ *	make them a session; gpg-agent, which makes one of its own, is not
+ *	in it). Whenever a helper is ended (pgphelper_free, a lost helper,
+ *	a stop below) its whole group is killed with SIGKILL before the
+ *	helper is reaped, so that no gpg outlives its helper and the group's
+ *	id cannot be reused meanwhile. gpg must be killed: it goes on
+ *	decompressing after GPGME stops reading its output (until the end
+ *	of its input), and ignores SIGTERM while it does.
+ *
+ *	pgphelper_confine marks a helper as one for outside data (inbound
+ *	mail), with hard limits on its decryptions and verifications (and
+ *	its checks of a secret key, which wait on gpg-agent):
+ *	    - an answer (and the helper's opening of GnuPG) not given within
+ *	      time_limit_ms (0: no limit) stops the helper: -ETIMEDOUT,
+ *	      "gpg ran over its 30 s time limit: stopped", for the
+ *	      operation's own answer; PGPHELPER_LOST for the opening;
+ *	    - a decryption that fails over the caller's output limit (-EFBIG
+ *	      or -EMSGSIZE) stops the helper, the text ending in ": stopped";
+ *	    - an answer to a decryption sent ahead that no call takes, over
+ *	      the limit or late, stops it too: PGPHELPER_LOST for the call
+ *	      that read it, which is not to blame.
+ *	A stopped helper is ended as above (pgphelper_pid then says 0);
+ *	later calls find it gone (PGPHELPER_LOST), and the caller starts
+ *	another (pgp_confine does). pgphelper_mime_encrypt has no limit.
  *
  *	The functions have the contract of their lib/pgp namesakes, results
  *	and error codes and texts included; the limit of the caller's output
- *	buffer (out->max) travels with the request, so gpg is stopped early
- *	in the helper just as in-process.
+ *	buffer (out->max) travels with the request, so GPGME stops reading
+ *	gpg's output at the limit in the helper just as in-process (gpg
+ *	itself is stopped only by a confined helper's kill).
  *
  *	The helper talks over a socket pair on its descriptor 3, in frames:
  *	a 32-bit length, then a 32-bit tag (request: the operation; reply:
@@ -45,8 +76,9 @@
  *	bytes; integers in the machine's order (both ends are one binary).
  *	pgphelper_frame_parse checks a frame against those limits; the
  *	helper exits on a malformed request or when the socket is closed
- *	(so it never outlives its caller by more than one operation). It
- *	ignores SIGTERM, SIGINT and SIGHUP: its caller decides when it ends.
+ *	(so it never outlives its caller by more than one operation;
+ *	pgphelper_free does not wait for that, it kills). It ignores
+ *	SIGTERM, SIGINT and SIGHUP: its caller decides when it ends.
  *
  *	pgphelper_start does not wait for the helper to open GnuPG (which
  *	runs gpg and gpgconf a few times): the helper starts up while the
@@ -55,7 +87,8 @@
  *	PGPHELPER_LOST: the helper could not be reached or died, or could
  *	not open GnuPG (the text says why); nothing is known of the
  *	operation, which the caller may run in-process (every one here can
- *	be redone harmlessly). pgphelper_start fails with -ENOSYS when
+ *	be redone harmlessly), or, for outside data, on a new helper (as
+ *	pgp_confine does). pgphelper_start fails with -ENOSYS when
  *	pgphelper_enable was not called or failed, and otherwise only when
  *	the helper cannot be started.
  * THREAD SAFETY
@@ -85,9 +118,15 @@ int pgphelper_enabled(void);
 
 int pgphelper_start(const char *gnupghome, const char *signer_fpr,
 		    struct pgphelper **out, struct cp_error *err);
+/* pgphelper_free - end the helper (its process group killed) and free h. */
 void pgphelper_free(struct pgphelper *h);
-/* pgphelper_pid - the helper's process id (for tests and log lines). */
+/*
+ * pgphelper_pid - the helper's process id, which is also its process
+ * group's (for tests and log lines); 0 once it has been ended.
+ */
 long pgphelper_pid(const struct pgphelper *h);
+/* pgphelper_confine - hard limits for outside data (see DESCRIPTION). */
+void pgphelper_confine(struct pgphelper *h, unsigned time_limit_ms);
 
 int pgphelper_mime_encrypt(struct pgphelper *h, const char *recipient_fpr,
 			   const char *inner, size_t len, struct buf *out,
@@ -110,6 +149,9 @@ int pgphelper_decrypt_ahead(struct pgphelper *h, const void *data, size_t len,
 int pgphelper_verify_detached(struct pgphelper *h, const void *signed_data,
 			      size_t len, const void *sig, size_t siglen,
 			      struct pgp_sig *out, struct cp_error *err);
+/* pgphelper_secret_available - pgp_secret_available, limited as above. */
+int pgphelper_secret_available(struct pgphelper *h, const char *fpr,
+			       struct cp_error *err);
 
 /*
  * pgphelper_frame_parse - split a frame's body (what follows its length)

@@ -1,13 +1,17 @@
 /*
  * NAME
- *	test_pgphelper - unit tests for lib/pgphelper.c (and pgp_offload)
+ *	test_pgphelper - unit tests for lib/pgphelper.c (pgp_offload and
+ *	pgp_confine)
  * DESCRIPTION
  *	This binary is its own helper: started as "--pgp-helper" it serves,
  *	as carepostd does. The group setup makes a clinic and a patient
  *	GnuPG home under one short temp dir, each holding the other's public
  *	key. Offloaded operations are checked against the same operations
  *	in-process and with the gpg command line; the protocol is checked
- *	with hand-made frames sent to a helper started by hand.
+ *	with hand-made frames sent to a helper started by hand. Confined
+ *	operations get decompression bombs from tests/integration/pgpbomb.py
+ *	(run from the top of the tree, or $CAREPOST_TOP): a literal packet of
+ *	zeros (output) and marker packets (gpg reads and skips them, silent).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +19,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -47,6 +52,150 @@ static const char inner[] =
 	"Your lab results are ready.\r\n";
 
 /* ---- helpers ---- */
+
+/* mono_ms - CLOCK_MONOTONIC in milliseconds. */
+static long long
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/*
+ * in_group - how many processes of process group pgid are alive (not
+ * zombies: the init of a container need not reap the gpg processes
+ * GPGME orphans), and in *gpg how many of them are gpg.
+ */
+static int
+in_group(long pgid, int *gpg)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int n = 0;
+
+	*gpg = 0;
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL) {
+		char path[300], st[512], *open_paren, *close_paren, state;
+		long ppid, pgrp;
+		FILE *f;
+		size_t len;
+
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+		if ((f = fopen(path, "r")) == NULL)
+			continue;		/* gone meanwhile */
+		len = fread(st, 1, sizeof(st) - 1, f);
+		fclose(f);
+		st[len] = '\0';
+		open_paren = strchr(st, '(');
+		close_paren = strrchr(st, ')');
+		if (open_paren == NULL || close_paren == NULL ||
+		    sscanf(close_paren + 1, " %c %ld %ld", &state, &ppid, &pgrp) != 3)
+			continue;
+		if (pgrp != pgid || state == 'Z' || state == 'X')
+			continue;
+		n++;
+		if (close_paren - open_paren == 4 && strncmp(open_paren, "(gpg)", 5) == 0)
+			(*gpg)++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* group_gone - wait up to 2 s for pgid's processes to die: 1 when they have. */
+static int
+group_gone(long pgid)
+{
+	long long end = mono_ms() + 2000;
+	int gpg;
+
+	while (in_group(pgid, &gpg) > 0) {
+		if (mono_ms() > end)
+			return 0;
+		usleep(10 * 1000);
+	}
+	return 1;
+}
+
+/* gpg_runs_in - wait up to 10 s for a gpg in process group pgid. */
+static int
+gpg_runs_in(long pgid)
+{
+	long long end = mono_ms() + 10000;
+	int gpg = 0;
+
+	while (in_group(pgid, &gpg) >= 0 && gpg == 0 && mono_ms() < end)
+		usleep(10 * 1000);
+	return gpg > 0;
+}
+
+/* agent_of - the pid of the gpg-agent serving GnuPG home home, or 0. */
+static pid_t
+agent_of(const char *home)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	pid_t pid = 0;
+
+	assert_non_null(d);
+	while (pid == 0 && (e = readdir(d)) != NULL) {
+		char path[300], cmd[1024];
+		int named = 0, homed = 0;
+		size_t len;
+		FILE *f;
+
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
+		if ((f = fopen(path, "r")) == NULL)
+			continue;
+		len = fread(cmd, 1, sizeof(cmd) - 1, f);
+		fclose(f);
+		cmd[len] = '\0';
+		for (size_t i = 0; i < len; i += strlen(cmd + i) + 1) {
+			const char *slash = strrchr(cmd + i, '/');
+
+			if (i == 0)
+				named = strcmp(slash ? slash + 1 : cmd, "gpg-agent") == 0;
+			else if (strcmp(cmd + i, home) == 0)
+				homed = 1;
+		}
+		if (named && homed)
+			pid = (pid_t)atoi(e->d_name);
+	}
+	closedir(d);
+	return pid;
+}
+
+/*
+ * bomb - what tests/integration/pgpbomb.py makes with args (its command
+ * line: --size, --kind, --encrypt HOME FPR); encrypted ones are to the
+ * clinic key.
+ */
+static void
+bomb(struct buf *out, const char *args, int encrypted)
+{
+	const char *top = getenv("CAREPOST_TOP") ? getenv("CAREPOST_TOP") : ".";
+	char path[128], *data = NULL;
+	size_t len = 0;
+
+	snprintf(path, sizeof(path), "%s/bomb.pgp", fx.dir);
+	if (encrypted)
+		assert_int_equal(tu_run("python3 %s/tests/integration/pgpbomb.py %s "
+					"--encrypt %s %s -o %s", top, args,
+					fx.clinic_home, fx.clinic, path), 0);
+	else
+		assert_int_equal(tu_run("python3 %s/tests/integration/pgpbomb.py %s "
+					"-o %s", top, args, path), 0);
+	assert_int_equal(cp_read_file(path, 64u << 20, &data, &len), 0);
+	buf_reset(out);
+	assert_int_equal(buf_append(out, data, len), 0);
+	free(data);
+}
 
 
 /* offloaded - a clinic context (signer: the clinic key) in a helper. */
@@ -512,7 +661,283 @@ helper_ignores_sigterm_and_ends_when_its_caller_closes(void **state)
 	buf_free(&m);
 }
 
-/* Run before pgphelper_enable (carepostctl never calls it). */
+/* ---- confined: outside data under hard limits ---- */
+
+/* confined - a context for outside data, its helper not started yet. */
+static struct pgp *
+confined(unsigned time_limit_ms)
+{
+	struct cp_error err;
+	struct pgp *p = NULL;
+
+	assert_int_equal(pgp_new(fx.clinic_home, NULL, &p, &err), 0);
+	pgp_confine(p, time_limit_ms);
+	assert_int_equal(pgp_helper_pid(p), 0);
+	return p;
+}
+
+/* genuine - a signed reply to the clinic decrypts on p: its helper's pid. */
+static long
+genuine(struct pgp *p, const char *text)
+{
+	struct buf ct = BUF_INIT, o = BUF_INIT;
+	struct cp_error err;
+	struct pgp_sig sig;
+	char arg[128];
+	long pid;
+
+	snprintf(arg, sizeof(arg), "--sign --encrypt --recipient %s", fx.clinic);
+	patient_sends(text, arg, &ct);
+	o.max = 1u << 20;
+	cp_error_clear(&err);
+	assert_int_equal(pgp_decrypt_signed_by(p, ct.data, ct.len, &o, &sig, &err), 0);
+	assert_string_equal(o.data, text);
+	assert_string_equal(sig.fpr, fx.patient);
+	pid = pgp_helper_pid(p);
+	assert_true(pid > 0 && pid != (long)getpid());
+	buf_free(&ct);
+	buf_free(&o);
+	return pid;
+}
+
+/*
+ * The 64 GiB bomb, encrypted to the clinic key and as a bare compressed
+ * packet (gpg --decrypt unpacks that too): over the 1 MiB limit, the
+ * helper and every gpg of its process group are gone when the call
+ * returns (gpg would decompress for minutes), and the next call gets a
+ * new helper. The helper starts at the first operation, not before.
+ */
+static void
+confined_decryption_over_the_output_limit_kills_the_helpers_process_group(void **state)
+{
+	struct pgp *p = confined(30000);
+	struct buf b = BUF_INIT, o = BUF_INIT;
+	struct cp_error err;
+	struct pgp_sig sig;
+	long pid = genuine(p, "first\n");
+	int gpg;
+
+	assert_int_equal(in_group(pid, &gpg), 1);	/* the helper, idle */
+	for (int encrypted = 1; encrypted >= 0; encrypted--) {
+		bomb(&b, "--size 64G", encrypted);
+		buf_reset(&o);
+		o.max = 1u << 20;
+		cp_error_clear(&err);
+		assert_int_equal(pgp_decrypt_signed_by(p, b.data, b.len, &o, &sig, &err),
+				 -EFBIG);
+		assert_non_null(strstr(err.text, "gpg output over the 1 MiB limit: stopped"));
+		assert_int_equal(o.len, 0);
+		assert_string_equal(sig.fpr, "");
+		assert_int_equal(pgp_helper_pid(p), 0);
+		assert_int_equal(kill((pid_t)pid, 0), -1);	/* reaped */
+		assert_int_equal(errno, ESRCH);
+		assert_true(group_gone(pid));
+		/* the next reply: a new helper */
+		assert_true(genuine(p, "after the bomb\n") != pid);
+		pid = pgp_helper_pid(p);
+	}
+
+	/* sent ahead, a bomb's gpg runs in the helper's group until stopped */
+	bomb(&b, "--size 16G", 1);
+	assert_true(b.len < 32u << 10);
+	assert_int_equal(pgp_decrypt_ahead(p, b.data, b.len, 1u << 20), 1);
+	assert_true(gpg_runs_in(pid));
+	buf_reset(&o);
+	o.max = 1u << 20;
+	assert_int_equal(pgp_decrypt_signed_by(p, b.data, b.len, &o, &sig, &err), -EFBIG);
+	assert_true(group_gone(pid));
+	pgp_free(p);
+	buf_free(&b);
+	buf_free(&o);
+}
+
+/*
+ * Marker packets, which gpg reads and skips without a byte of output:
+ * only the time limit stops them, in a decryption and in a verification
+ * (gpg unpacks a compressed "signature" before it finds none), with
+ * nothing left running; the next call gets a new helper.
+ */
+static void
+confined_operation_over_its_time_limit_is_stopped(void **state)
+{
+	struct pgp *p = confined(1000);
+	struct buf b = BUF_INIT, o = BUF_INIT;
+	struct cp_error err;
+	struct pgp_sig sig;
+	long pid = genuine(p, "first\n");
+	long long t0, ms;
+
+	bomb(&b, "--kind markers --size 2G", 1);
+	o.max = 1u << 20;
+	cp_error_clear(&err);
+	t0 = mono_ms();
+	assert_int_equal(pgp_decrypt_signed_by(p, b.data, b.len, &o, &sig, &err),
+			 -ETIMEDOUT);
+	ms = mono_ms() - t0;
+	assert_true(ms >= 1000 && ms < 10000);
+	assert_string_equal(err.text, "gpg ran over its 1 s time limit: stopped");
+	assert_int_equal(o.len, 0);
+	assert_int_equal(pgp_helper_pid(p), 0);
+	assert_int_equal(kill((pid_t)pid, 0), -1);
+	assert_true(group_gone(pid));
+	pid = genuine(p, "after the bomb\n");
+
+	/* the same as a detached signature */
+	bomb(&b, "--kind markers --size 2G", 0);
+	cp_error_clear(&err);
+	assert_int_equal(pgp_verify_detached(p, "text\n", 5, b.data, b.len, &sig, &err),
+			 -ETIMEDOUT);
+	assert_string_equal(err.text, "gpg ran over its 1 s time limit: stopped");
+	assert_string_equal(sig.fpr, "");
+	assert_true(group_gone(pid));
+
+	/* sent ahead: the gpg that runs out of time is in the helper's group */
+	pid = genuine(p, "again\n");
+	bomb(&b, "--kind markers --size 400M", 1);
+	assert_int_equal(pgp_decrypt_ahead(p, b.data, b.len, 1u << 20), 1);
+	assert_true(gpg_runs_in(pid));
+	buf_reset(&o);
+	assert_int_equal(pgp_decrypt_signed_by(p, b.data, b.len, &o, &sig, &err),
+			 -ETIMEDOUT);
+	assert_true(group_gone(pid));
+	genuine(p, "and again\n");
+	pgp_free(p);
+	buf_free(&b);
+	buf_free(&o);
+}
+
+/*
+ * gpg-agent stopped (SIGSTOP): gpg waits on it for ever. A confined
+ * decryption runs out of time, and so does the check of our secret key
+ * that follows (in the helper too): -EHOSTDOWN, not a hang, so the
+ * inbound path keeps the message. The agent, in a session of its own,
+ * is not killed with the helper's group: once it goes on, both work.
+ */
+static void
+confined_calls_on_a_stopped_agent_run_out_of_time_not_for_ever(void **state)
+{
+	struct buf ct = BUF_INIT, o = BUF_INIT;
+	struct pgp *p = confined(1000);
+	struct cp_error err;
+	struct pgp_sig sig;
+	long pid = genuine(p, "first\n");
+	pid_t agent = agent_of(fx.clinic_home);
+	long long t0;
+	char arg[128];
+
+	assert_true(agent > 0);
+	snprintf(arg, sizeof(arg), "--sign --encrypt --recipient %s", fx.clinic);
+	patient_sends("while the agent sleeps\n", arg, &ct);
+	assert_int_equal(kill(agent, SIGSTOP), 0);
+	cp_error_clear(&err);
+	assert_int_equal(pgp_decrypt_signed_by(p, ct.data, ct.len, &o, &sig, &err),
+			 -ETIMEDOUT);
+	assert_true(group_gone(pid));
+	cp_error_clear(&err);
+	t0 = mono_ms();
+	assert_int_equal(pgp_secret_available(p, fx.clinic, &err), -EHOSTDOWN);
+	assert_true(mono_ms() - t0 < 10000);
+	assert_non_null(strstr(err.text, "gpg-agent not answering"));
+	assert_non_null(strstr(err.text, fx.clinic));
+	pid = pgp_helper_pid(p);
+	assert_int_equal(kill(agent, SIGCONT), 0);
+	assert_int_equal(kill(agent, 0), 0);		/* not in the group */
+	assert_int_equal(pgp_secret_available(p, fx.clinic, &err), 0);
+	assert_int_equal(pgp_decrypt_signed_by(p, ct.data, ct.len, &o, &sig, &err), 0);
+	assert_string_equal(o.data, "while the agent sleeps\n");
+	assert_true(pid == 0 || pid != pgp_helper_pid(p));
+	pgp_free(p);
+	buf_free(&ct);
+	buf_free(&o);
+}
+
+/*
+ * A bomb sent ahead that no call takes (the next message was another):
+ * its answer, over the limit, stops the helper, and the call that read
+ * it runs on a new one.
+ */
+static void
+unused_bomb_sent_ahead_stops_the_helper_not_the_next_call(void **state)
+{
+	struct pgp *p = confined(30000);
+	struct buf b = BUF_INIT;
+	long pid = genuine(p, "first\n");
+
+	bomb(&b, "--size 16G", 1);
+	assert_int_equal(pgp_decrypt_ahead(p, b.data, b.len, 1u << 20), 1);
+	assert_true(gpg_runs_in(pid));
+	assert_true(genuine(p, "another reply\n") != pid);
+	assert_true(group_gone(pid));
+	pgp_free(p);
+	buf_free(&b);
+}
+
+/*
+ * pgp_free ends a confined helper whose gpg is decompressing a bomb sent
+ * ahead (the helper itself has answered, over the limit, and would exit
+ * when its socket closes): nothing runs on.
+ */
+static void
+freeing_a_confined_context_leaves_no_gpg_running(void **state)
+{
+	struct pgp *p = confined(0);		/* no time limit */
+	struct buf b = BUF_INIT;
+	long pid = genuine(p, "first\n");
+
+	bomb(&b, "--size 16G", 1);
+	assert_int_equal(pgp_decrypt_ahead(p, b.data, b.len, 1u << 20), 1);
+	assert_true(gpg_runs_in(pid));
+	pgp_free(p);
+	assert_int_equal(kill((pid_t)pid, 0), -1);
+	assert_true(group_gone(pid));
+	buf_free(&b);
+}
+
+/*
+ * A helper program that exits at once, then one that cannot be run: a
+ * confined decryption fails with -EHOSTDOWN (in-process it would have
+ * worked), and works again once a helper can start.
+ */
+static void
+confined_context_without_a_working_helper_never_decrypts_in_process(void **state)
+{
+	static const char script[] = "#!/bin/sh\nexit 0\n";
+	struct buf ct = BUF_INIT, o = BUF_INIT;
+	struct pgp *p = confined(30000);
+	struct cp_error err;
+	struct pgp_sig sig;
+	char path[128], arg[128];
+
+	snprintf(arg, sizeof(arg), "--sign --encrypt --recipient %s", fx.clinic);
+	patient_sends("never in-process\n", arg, &ct);
+	snprintf(path, sizeof(path), "%s/dead-helper", fx.dir);
+	assert_int_equal(cp_write_file_atomic(path, script, sizeof(script) - 1, 0755), 0);
+	assert_int_equal(pgphelper_enable(path), 0);
+	assert_string_equal(pgphelper_exe(), path);
+	cp_error_clear(&err);
+	assert_int_equal(pgp_decrypt_signed_by(p, ct.data, ct.len, &o, &sig, &err),
+			 -EHOSTDOWN);
+	assert_non_null(strstr(err.text, "gpg helper unavailable"));
+	assert_int_equal(o.len, 0);
+	assert_int_equal(pgp_verify_detached(p, "a", 1, "b", 1, &sig, &err), -EHOSTDOWN);
+	assert_int_equal(chmod(path, 0644), 0);
+	cp_error_clear(&err);
+	assert_int_equal(pgp_decrypt_signed_by(p, ct.data, ct.len, &o, &sig, &err),
+			 -EHOSTDOWN);
+	/* "cannot start", or (under valgrind, whose posix_spawn forks) the
+	 * child's exec failing: "exited" */
+	assert_non_null(strstr(err.text, "gpg helper unavailable"));
+	assert_int_equal(o.len, 0);
+	assert_int_equal(pgphelper_enable("/nonexistent-cph/helper"), -ENOENT);
+	assert_int_equal(pgphelper_enable(NULL), 0);
+	assert_int_equal(pgp_decrypt_signed_by(p, ct.data, ct.len, &o, &sig, &err), 0);
+	assert_string_equal(o.data, "never in-process\n");
+	pgp_free(p);
+	buf_free(&ct);
+	buf_free(&o);
+}
+
+/* Run before pgphelper_enable (carepostctl and carepostd call it). */
 static void
 offload_does_nothing_in_a_program_that_did_not_enable_it(void **state)
 {
@@ -527,6 +952,28 @@ offload_does_nothing_in_a_program_that_did_not_enable_it(void **state)
 	pgp_free(p);
 	assert_int_equal(pgphelper_start(NULL, NULL, &h, &err), -ENOSYS);
 	assert_null(h);
+}
+
+/* ... and confinement never falls back to in-process: -EHOSTDOWN. */
+static void
+confined_context_in_a_program_that_did_not_enable_helpers_runs_nothing(void **state)
+{
+	struct buf o = BUF_INIT;
+	struct cp_error err;
+	struct pgp_sig sig;
+	struct pgp *p = NULL;
+
+	assert_false(pgphelper_enabled());
+	assert_int_equal(pgp_new("/nonexistent-cph", NULL, &p, &err), 0);
+	pgp_confine(p, 1000);
+	cp_error_clear(&err);
+	/* in-process, gpg would say -EBADMSG */
+	assert_int_equal(pgp_decrypt_signed_by(p, "junk", 4, &o, &sig, &err), -EHOSTDOWN);
+	assert_non_null(strstr(err.text, "not decrypted in-process"));
+	assert_int_equal(pgp_verify_detached(p, "a", 1, "b", 1, &sig, &err), -EHOSTDOWN);
+	assert_int_equal(pgp_decrypt_ahead(p, "junk", 4, 0), 0);
+	assert_int_equal(pgp_helper_pid(p), 0);
+	pgp_free(p);
 }
 
 /* The helper program: a named one beside this binary, else this one. */
@@ -693,6 +1140,12 @@ main(int argc, char **argv)
 		cmocka_unit_test(killed_helper_means_the_next_operation_runs_in_process),
 		cmocka_unit_test(helper_that_cannot_open_is_lost_at_the_first_operation),
 		cmocka_unit_test(helper_ignores_sigterm_and_ends_when_its_caller_closes),
+		cmocka_unit_test(confined_decryption_over_the_output_limit_kills_the_helpers_process_group),
+		cmocka_unit_test(confined_operation_over_its_time_limit_is_stopped),
+		cmocka_unit_test(unused_bomb_sent_ahead_stops_the_helper_not_the_next_call),
+		cmocka_unit_test(confined_calls_on_a_stopped_agent_run_out_of_time_not_for_ever),
+		cmocka_unit_test(freeing_a_confined_context_leaves_no_gpg_running),
+		cmocka_unit_test(confined_context_without_a_working_helper_never_decrypts_in_process),
 		cmocka_unit_test(enable_prefers_the_named_program_beside_the_binary),
 		cmocka_unit_test(frame_parse_refuses_malformed_frames),
 		cmocka_unit_test(helper_exits_on_a_malformed_request_without_answering),
@@ -701,6 +1154,7 @@ main(int argc, char **argv)
 	};
 	const struct CMUnitTest before_enable[] = {
 		cmocka_unit_test(offload_does_nothing_in_a_program_that_did_not_enable_it),
+		cmocka_unit_test(confined_context_in_a_program_that_did_not_enable_helpers_runs_nothing),
 	};
 	int rc = pgphelper_main(argc, argv);
 
