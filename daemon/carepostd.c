@@ -450,13 +450,19 @@ notify_status(struct carepostd *cd)
 		   cd->last_error[0] ? cd->last_error : "none");
 }
 
-/* arm_timer - fire timer s once, wait seconds from now (0: at once). */
+/*
+ * arm_timer - fire timer s once, wait seconds from now (0: at once). Now is
+ * the clock's, not sd_event_now's (when this turn of the loop began): a
+ * round that took long and arms itself "at once" must not come before a
+ * timer that fell due while it ran (an IMAP round cut at IMAP_BATCH_MS
+ * lets the send round go first).
+ */
 static void
 arm_timer(sd_event *ev, sd_event_source *s, int64_t wait)
 {
-	uint64_t t = 0;
+	uint64_t t = (uint64_t)cp_mono_ms() * 1000u;
 
-	sd_event_now(ev, CLOCK_MONOTONIC, &t);
+	(void)ev;
 	sd_event_source_set_time(s, t + (uint64_t)wait * 1000000u);
 	sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
@@ -548,6 +554,13 @@ on_signal_pipe(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 
 #define IMAP_IDLE_RENEW	(25 * 60)	/* servers end IDLE after 30 minutes */
 #define IMAP_STEP_TIMEOUT 30		/* seconds per IMAP step, below the watchdog */
+/*
+ * A batch stops taking messages after this long; what it fetched and did
+ * not decide waits for the next round, so that sending gets its turn and
+ * the loop turns well within WatchdogSec whatever the mail costs (a reply
+ * may take gpg up to three [gpg] time_limits: decrypt, key check, verify).
+ */
+#define IMAP_BATCH_MS	(15 * 1000)
 
 static const char *
 imap_mailbox(const struct cp_config *cfg)
@@ -711,7 +724,9 @@ imap_save_state(struct carepostd *cd)
 
 /*
  * imap_batch_run - fetch up to [imap] batch_size messages and take each in
- * turn: ingest (its store transaction commits the decision); then move
+ * turn, for at most IMAP_BATCH_MS (telling the watchdog after each that
+ * the loop is alive: a message can cost gpg its time limits): ingest
+ * (its store transaction commits the decision); then move
  * the batch's messages to the processed or quarantine folder (a UID MOVE
  * per folder, after every one of them is committed), then remember the
  * last UID. Returns 1 when more may be waiting, 0 when the mailbox is
@@ -729,6 +744,7 @@ imap_batch_run(struct carepostd *cd, int *acks)
 	_cleanup_free_ uint32_t *processed = NULL, *quarantine = NULL;
 	_cleanup_free_ struct inbound_result *results = NULL;
 	size_t n = 0, np = 0, nq = 0, i, n_decided;
+	int64_t until = cp_mono_ms() + IMAP_BATCH_MS;
 	uint32_t last_uid = 0;
 	struct cp_error err, err2;
 	int r = 0;
@@ -754,6 +770,8 @@ imap_batch_run(struct carepostd *cd, int *acks)
 	if (n > 0 && msgs[0].raw != NULL)
 		inbound_decrypt_ahead(cd->d.ib, msgs[0].raw, msgs[0].len);
 	for (i = 0; i < n && !got_stop; i++) {
+		if (i > 0 && cp_mono_ms() > until)
+			break;		/* the rest next round */
 		if (i + 1 < n && msgs[i + 1].raw != NULL)
 			inbound_decrypt_ahead(cd->d.ib, msgs[i + 1].raw, msgs[i + 1].len);
 		if (msgs[i].raw == NULL) {
@@ -770,6 +788,7 @@ imap_batch_run(struct carepostd *cd, int *acks)
 			r = -1;
 			break;
 		}
+		sd_notify(0, "WATCHDOG=1");
 	}
 	n_decided = i;
 	if (inbound_batch_commit(cd->d.ib, r < 0 ? &err2 : &err) < 0) {
@@ -807,7 +826,7 @@ imap_batch_run(struct carepostd *cd, int *acks)
 	}
 	if (imap_move_decided(cd, processed, np, quarantine, nq, last_uid) < 0)
 		r = -1;
-	else if (got_stop && n_decided < n)
+	else if (n_decided < n)		/* stopped, or out of time */
 		r = 1;
 	else	/* a batch cut short by its bytes is not the end */
 		r = n == batch || imapc_pending(cd->imap);

@@ -108,7 +108,7 @@ static const struct config_key config_keys[] = {
 	{ "gpg", "clinic_key", KEY_STRING, FIELD(gpg_clinic_key), NULL, 0, 0 },
 	{ "gpg", "store_key", KEY_STRING, FIELD(gpg_store_key), NULL, 0, 0 },
 	{ "gpg", "workers", KEY_INT, FIELD(gpg_workers), "1", 1, 64 },
-	{ "gpg", "time_limit", KEY_DURATION, FIELD(gpg_time_limit), "30s", 1, HOUR },
+	{ "gpg", "time_limit", KEY_DURATION, FIELD(gpg_time_limit), "10s", 1, 15 },
 
 	{ "templates", "dir", KEY_PATH, FIELD(templates_dir), CAREPOST_DATADIR "/templates", 0, 0 },
 	{ "templates", "default_locale", KEY_STRING, FIELD(default_locale), "en", 0, 0 },

@@ -42,7 +42,7 @@
  *	[gpg]       home (unset: GnuPG's default), clinic_key (fingerprint of the
  *	            signing key), store_key (fingerprint for inbox at-rest
  *	            encryption; defaults to clinic_key), workers (1),
- *	            time_limit (30s: each inbound decryption or verification)
+ *	            time_limit (10s: each inbound decryption or verification)
  *	[templates] dir (/usr/local/share/carepost/templates), default_locale (en)
  *	[portal]    clinic_name, portal_url, from_address, from_name,
  *	            reply_domain, bounce_domain, unsubscribe_address,

@@ -1071,20 +1071,11 @@ imapc_move_uids(struct imapc *c, const uint32_t *uids, size_t n,
 
 /* --- wait ----------------------------------------------------------- */
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* 1 when the server has something for us within ms, 0 if not, < 0 error. */
 static int
 wait_readable(struct imapc *c, int64_t ms, struct cp_error *err)
 {
-	int64_t deadline = now_ms() + ms;
+	int64_t deadline = cp_mono_ms() + ms;
 	struct pollfd pfd;
 
 	if (c->imap->imap_stream != NULL &&
@@ -1093,7 +1084,7 @@ wait_readable(struct imapc *c, int64_t ms, struct cp_error *err)
 	pfd.fd = imapc_fd(c);
 	pfd.events = POLLIN;
 	for (;;) {
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - cp_mono_ms();
 		int r;
 
 		if (left < 0)
@@ -1159,9 +1150,9 @@ imapc_wait(struct imapc *c, int timeout_sec, struct cp_error *err)
 	if (!mailimap_has_idle(c->imap))
 		return wait_noop(c, timeout_sec, err);
 
-	deadline = now_ms() + (int64_t)timeout_sec * 1000;
+	deadline = cp_mono_ms() + (int64_t)timeout_sec * 1000;
 	for (;;) {
-		int64_t left = deadline - now_ms(), chunk;
+		int64_t left = deadline - cp_mono_ms(), chunk;
 		int ready;
 
 		if (left <= 0)

@@ -39,7 +39,7 @@
  *	   than 50 MiB of plaintext or gpg.time_limit for one decryption or
  *	   verification kills its gpg processes; the reply then quarantines
  *	   ("gpg output over the 50 MiB limit: stopped", "gpg ran over its
- *	   30 s time limit: stopped"; a timeout only while the clinic's key
+ *	   10 s time limit: stopped"; a timeout only while the clinic's key
  *	   is usable) and is never decrypted twice. No helper: an
  *	   infrastructure failure (-EHOSTDOWN).
  *	4. inmsg_classify: DSN, auto-reply, unsubscribe, reply, unknown.

@@ -1102,16 +1102,6 @@ flight_record(struct outbound *ob, struct flight *f, int64_t now,
  * is leased durably before its session starts and its outcomes are
  * committed after it ends, in the order the batches were taken.
  */
-/* Monotonic milliseconds, for outbound_step's time budget. */
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * run - outbound_run with a time budget: no new batch is taken once
  * until_ms (monotonic; 0: none) has passed, and *cut says so (more may be
@@ -1133,7 +1123,7 @@ run(struct outbound *ob, int64_t now, volatile int *stop, int64_t until_ms,
 		struct flight *cur = &ring[(first + used) % slots];
 		json_t *batch;
 
-		if (until_ms > 0 && mono_ms() >= until_ms) {
+		if (until_ms > 0 && cp_mono_ms() >= until_ms) {
 			*cut = 1;
 			break;
 		}
@@ -1201,7 +1191,7 @@ outbound_step(struct outbound *ob, int64_t now, volatile int *stop,
 {
 	int cut, r;
 
-	r = run(ob, now, stop, mono_ms() + STEP_BUDGET_MS, &cut, st, err);
+	r = run(ob, now, stop, cp_mono_ms() + STEP_BUDGET_MS, &cut, st, err);
 	return r < 0 ? r : cut;
 }
 

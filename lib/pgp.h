@@ -83,7 +83,7 @@
  *	      with -EFBIG (or -EMSGSIZE), "gpg output over the 50 MiB limit:
  *	      stopped";
  *	    - an operation whose answer takes longer than time_limit_ms
- *	      (0: no limit) fails with -ETIMEDOUT, "gpg ran over its 30 s
+ *	      (0: no limit) fails with -ETIMEDOUT, "gpg ran over its 10 s
  *	      time limit: stopped";
  *	and in both cases the helper's whole process group is killed
  *	(SIGKILL) before the call returns: no gpg outlives its message. The

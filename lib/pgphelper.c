@@ -120,21 +120,11 @@ write_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
-/* now_ms - CLOCK_MONOTONIC in milliseconds. */
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* deadline_after - now plus ms, for read_all; 0 (none) when ms is 0. */
 static int64_t
 deadline_after(unsigned ms)
 {
-	return ms == 0 ? 0 : now_ms() + ms;
+	return ms == 0 ? 0 : cp_mono_ms() + ms;
 }
 
 /*
@@ -147,7 +137,7 @@ wait_readable(int fd, int64_t deadline)
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 
 	for (;;) {
-		int64_t left = deadline == 0 ? -1 : deadline - now_ms();
+		int64_t left = deadline == 0 ? -1 : deadline - cp_mono_ms();
 		int r;
 
 		if (deadline != 0 && left <= 0)

@@ -52,7 +52,7 @@
  *	its checks of a secret key, which wait on gpg-agent):
  *	    - an answer (and the helper's opening of GnuPG) not given within
  *	      time_limit_ms (0: no limit) stops the helper: -ETIMEDOUT,
- *	      "gpg ran over its 30 s time limit: stopped", for the
+ *	      "gpg ran over its 10 s time limit: stopped", for the
  *	      operation's own answer; PGPHELPER_LOST for the opening;
  *	    - a decryption that fails over the caller's output limit (-EFBIG
  *	      or -EMSGSIZE) stops the helper, the text ending in ": stopped";

@@ -221,6 +221,15 @@ cp_utf8_valid(const char *s, size_t len)
 }
 
 int64_t
+cp_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t
 cp_now(void)
 {
 	const char *pin = getenv("CAREPOST_NOW");

@@ -111,4 +111,7 @@ int cp_no_core_dumps(void);
 /* cp_now - the current time; tests may pin it with CAREPOST_NOW=epoch. */
 int64_t cp_now(void);
 
+/* cp_mono_ms - CLOCK_MONOTONIC in milliseconds: for deadlines and budgets. */
+int64_t cp_mono_ms(void);
+
 #endif
