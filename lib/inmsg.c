@@ -1479,9 +1479,14 @@ html_to_text(const char *h, size_t len, struct buf *out)
 
 static int walk_part(struct walk *w, struct mailmime *mm);
 
+/*
+ * attachment_new - one more attachment for mm, with its file name and
+ * content type, its data still to be filled: *out, or an error (the
+ * attachment limit, -ENOMEM).
+ */
 static int
-add_attachment(struct walk *w, const struct mailmime *mm,
-	       const struct mailmime_data *d)
+attachment_new(struct walk *w, const struct mailmime *mm,
+	       struct inmsg_attachment **out)
 {
 	struct inmsg *m = w->m;
 	struct inmsg_attachment *na, *a;
@@ -1502,7 +1507,18 @@ add_attachment(struct walk *w, const struct mailmime *mm,
 		return r;
 	if ((a->content_type = ct_string(mm->mm_content_type)) == NULL)
 		return -ENOMEM;
-	return decode_data(w, d, &a->data, &a->len);
+	*out = a;
+	return 0;
+}
+
+static int
+add_attachment(struct walk *w, const struct mailmime *mm,
+	       const struct mailmime_data *d)
+{
+	struct inmsg_attachment *a;
+	int r = attachment_new(w, mm, &a);
+
+	return r < 0 ? r : decode_data(w, d, &a->data, &a->len);
 }
 
 /* crlf_dup - bytes with every line end made CRLF (RFC 3156 canonical form). */
@@ -1544,26 +1560,12 @@ crlf_dup(struct walk *w, const char *s, size_t len, char **out, size_t *outlen)
 static int
 add_nested(struct walk *w, const struct mailmime *mm)
 {
-	struct inmsg *m = w->m;
 	struct inmsg_attachment *a;
 	int r;
 
-	m->nested_crypto++;
-	if (m->n_attachments >= m->limits.max_attachments)
-		return cp_error_set(w->err, -E2BIG,
-			"message has more than %u attachments",
-			m->limits.max_attachments);
-	a = realloc(m->attachments, (m->n_attachments + 1) * sizeof(*a));
-	if (a == NULL)
-		return -ENOMEM;
-	m->attachments = a;
-	a = &a[m->n_attachments];
-	memset(a, 0, sizeof(*a));
-	m->n_attachments++;
-	if ((r = part_filename(mm, &a->filename)) < 0)
+	w->m->nested_crypto++;
+	if ((r = attachment_new(w, mm, &a)) < 0)
 		return r;
-	if ((a->content_type = ct_string(mm->mm_content_type)) == NULL)
-		return -ENOMEM;
 	if ((r = account_decoded(w, mm->mm_length)) < 0)
 		return r;
 	a->data = malloc(mm->mm_length + 1);
