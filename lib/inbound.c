@@ -1419,16 +1419,23 @@ inbox_record(struct work *w)
 	return v;		/* "blob" is added as it is stored */
 }
 
-/* staff_recipients - the department's staff, else the default one's. */
+/*
+ * staff_recipients - the department's staff, else the default
+ * department's; *desk names the department whose staff they are (dept
+ * itself when neither has staff).
+ */
 static json_t *
-staff_recipients(const struct cp_config *cfg, const char *dept)
+staff_recipients(const struct cp_config *cfg, const char *dept, const char **desk)
 {
 	const struct cp_department *d = config_department(cfg, dept);
 	json_t *list = json_array();
 	const char *p;
 
-	if ((d == NULL || d->staff == NULL) && cfg->default_department)
+	*desk = dept;
+	if ((d == NULL || d->staff == NULL) && cfg->default_department) {
 		d = config_department(cfg, cfg->default_department);
+		*desk = cfg->default_department;
+	}
 	if (d == NULL || d->staff == NULL)
 		return list;
 	for (p = d->staff; *p && json_array_size(list) < MAX_STAFF;) {
@@ -1541,11 +1548,11 @@ alert_staff(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
 	int64_t window = w->ib->cfg->alert_window, until;
 	json_t *staff, *state = NULL, *held = NULL;
 	char key[STORE_ID_MAX + 32];
-	const char *held_id;
+	const char *held_id, *desk;
 	int r;
 
 	res->alerted = res->alert_held = 0;	/* store_write may run this twice */
-	staff = staff_recipients(w->ib->cfg, res->department);
+	staff = staff_recipients(w->ib->cfg, res->department, &desk);
 	if (staff == NULL)
 		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
 	if (json_array_size(staff) == 0) {
@@ -1556,7 +1563,9 @@ alert_staff(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
 	if (window <= 0)
 		return enqueue_internal(s, txn, w, "alert", "staff_alert", staff, w->now,
 					alert_extra(0), err);
-	snprintf(key, sizeof(key), "alert/%s/%s", res->department,
+	/* The window is the desk's that gets the alert: departments without
+	 * staff of their own share the default one's. */
+	snprintf(key, sizeof(key), "alert/%s/%s", desk,
 		 res->urgent ? "urgent" : "normal");
 	r = store_txn_get_json(s, txn, DB_ACKS, key, strlen(key), &state, err);
 	if (r < 0 && r != -ENOENT)
@@ -1612,13 +1621,28 @@ sender_recipient(struct work *w)
 			 "state", "pending");
 }
 
+/* acks_has - whether the acks database has key (in txn): *has. */
+static int
+acks_has(struct store *s, MDB_txn *txn, const char *key, int *has,
+	 struct cp_error *err)
+{
+	json_t *v = NULL;
+	int r = store_txn_get_json(s, txn, DB_ACKS, key, strlen(key), &v, err);
+
+	json_decref(v);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	*has = r == 0;
+	return 0;
+}
+
 static int
 file_txn(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
 {
 	struct inbound_result *res = w->res;
-	char key[2 * STORE_ID_MAX + 64], day[16];
+	char key[2 * STORE_ID_MAX + 64], form_key[2 * STORE_ID_MAX + 64], day[16];
 	json_t *v;
-	int r, ack_today;
+	int r, ack_today = 0, asked_today = 0;
 
 	v = inbox_record(w);
 	snprintf(key, sizeof(key), "%s/%s", res->patient, res->inbox_id);
@@ -1650,13 +1674,18 @@ file_txn(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
 		return 0;
 	utc_day(w->now, day);
 	snprintf(key, sizeof(key), "%s/%s", res->event, day);
-	r = store_txn_get_json(s, txn, DB_ACKS, key, strlen(key), &v, err);
-	if (r < 0 && r != -ENOENT)
+	if ((r = acks_has(s, txn, key, &ack_today, err)) < 0)
 		return r;
-	ack_today = r == 0;
-	if (r == 0)
-		json_decref(v);
-	res->form_incomplete = res->form && json_array_size(w->form_missing) > 0;
+	/* A form request at most once per conversation per day too: each
+	 * reply to a request that still misses answers must not draw another
+	 * (a loop with a careless auto-responder, a flood with a stolen
+	 * token). It counts as the day's acknowledgement. */
+	snprintf(form_key, sizeof(form_key), "%s/%s/form", res->event, day);
+	if (res->form && json_array_size(w->form_missing) > 0 &&
+	    (r = acks_has(s, txn, form_key, &asked_today, err)) < 0)
+		return r;
+	res->form_incomplete = res->form && json_array_size(w->form_missing) > 0 &&
+			       !asked_today;
 	res->acked = !ack_today && !res->form_incomplete;
 	if (res->form_incomplete)
 		r = enqueue_internal(s, txn, w, "formreq", "form_incomplete",
@@ -1673,6 +1702,9 @@ file_txn(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
 			 res->inbox_id);
 		v = json_pack("{s:s, s:I}", "delivery", ack_id, "at", (json_int_t)w->now);
 		r = store_txn_put_json(s, txn, DB_ACKS, key, strlen(key), v, err);
+		if (r == 0 && res->form_incomplete)
+			r = store_txn_put_json(s, txn, DB_ACKS, form_key,
+					       strlen(form_key), v, err);
 		json_decref(v);
 	}
 	return r;

@@ -80,8 +80,8 @@
  *	   acknowledgement to the sender at most once per conversation per
  *	   UTC day (reply_ack, Auto-Submitted: auto-replied, In-Reply-To the
  *	   sender's message), and for a form reply missing required answers
- *	   a form_incomplete request (which counts as that day's
- *	   acknowledgement). A reply on a form_request thread is a form:
+ *	   a form_incomplete request, at most one per conversation per UTC
+ *	   day (it counts as that day's acknowledgement). A reply on a form_request thread is a form:
  *	   form_parse reads the trimmed text against the thread's field spec.
  *	   A reply that asks for no automatic answer (inmsg_no_autoresponse:
  *	   List-Id or List-Post, X-Auto-Response-Suppress naming All,

@@ -393,13 +393,19 @@ date_to_epoch(const struct mailimf_date_time *d)
 	return t < 0 ? -1 : t;
 }
 
-/* add_recipient - addr, lower-cased, into list l unless already there. */
+/*
+ * add_recipient - addr, lower-cased, into list l unless already there or
+ * the list holds INMSG_MAX_RECIPIENTS (the check for duplicates walks the
+ * list: a To of a million addresses must not cost a million squared).
+ */
 static int
 add_recipient(struct inmsg_strlist *l, const char *addr)
 {
-	char *s = addr_dup(addr);
+	char *s;
 
-	if (s == NULL)
+	if (l->n >= INMSG_MAX_RECIPIENTS)
+		return 0;
+	if ((s = addr_dup(addr)) == NULL)
 		return -ENOMEM;
 	if (*s == '\0' || strlist_has(l, s)) {
 		free(s);
@@ -730,14 +736,20 @@ line_value(const char *raw, size_t len, size_t i, char *out, size_t cap)
 
 /*
  * level_of_header - for a "Content-Type" line at raw[i..): 1 when it opens
- * a level (with its boundary, for a multipart whose boundary can be read
- * in the header's first 2 KB), else 0.
+ * a level, else 0. The value is read by libetpan's own parser, so the
+ * boundary is the one its MIME parse will use (not a look-alike in another
+ * parameter); a multipart whose value it cannot read opens a level all
+ * the same, with no boundary (it then never closes: the estimate errs
+ * high).
  */
 static int
 level_of_header(const char *raw, size_t len, size_t i, struct level *lv)
 {
-	char v[2048];
-	const char *p, *b, *e;
+	char v[4096];
+	struct mailmime_content *ct = NULL;
+	const char *p, *b;
+	size_t idx = 0, n;
+	int r;
 
 	line_value(raw, len, i, v, sizeof(v));
 	p = v + 12;
@@ -754,27 +766,15 @@ level_of_header(const char *raw, size_t len, size_t i, struct level *lv)
 		return 1;
 	if (strncasecmp(p, "multipart/", 10) != 0)
 		return 0;
-	for (b = p; (b = strcasestr(b, "boundary")) != NULL; ) {
-		b += 8;
-		b += strspn(b, " \t");
-		if (*b != '=')
-			continue;
-		b++;
-		b += strspn(b, " \t");
-		if (*b == '"') {
-			b++;
-			if ((e = strchr(b, '"')) == NULL)
-				return 1;
-		} else {
-			e = b + strcspn(b, " \t;");
-		}
-		if ((size_t)(e - b) <= PRESCAN_BOUNDARY_MAX) {
-			memcpy(lv->boundary, b, (size_t)(e - b));
-			lv->boundary[e - b] = '\0';
-			lv->len = (size_t)(e - b);
-		}
-		return 1;
+	r = mailmime_content_parse(p, strlen(p), &idx, &ct);
+	if (r != MAILIMF_NO_ERROR || ct == NULL)
+		return r == MAILIMF_ERROR_MEMORY ? -ENOMEM : 1;
+	b = mailmime_content_param_get(ct, "boundary");
+	if (b != NULL && (n = strlen(b)) > 0 && n <= PRESCAN_BOUNDARY_MAX) {
+		memcpy(lv->boundary, b, n + 1);
+		lv->len = n;
 	}
+	mailmime_content_free(ct);
 	return 1;
 }
 
@@ -823,12 +823,15 @@ prescan(const char *raw, size_t len, const struct inmsg_limits *lim,
 		int k, close;
 
 		if (len - i >= 12 && strncasecmp(raw + i, "content-type", 12) == 0) {
+			int opens = level_of_header(raw, len, i, &st[depth]);
+
 			ct++;
-			if (level_of_header(raw, len, i, &st[depth]) &&
-			    ++depth >= max_levels)
+			if (opens < 0)
+				return cp_error_set(err, opens, "out of memory");
+			if (opens && ++depth >= max_levels)
 				return cp_error_set(err, -ELOOP,
-					"message nesting depth exceeds %u",
-					lim->max_depth);
+					"message nesting depth exceeds %u "
+					"(seen before parsing)", lim->max_depth);
 		} else if (len - i >= 2 && raw[i] == '-' && raw[i + 1] == '-') {
 			dash++;
 			k = delimiter_of(raw, len, i, st, depth, &close);
@@ -1613,7 +1616,8 @@ take_protected(struct inmsg *m, const struct mailmime_content *ct,
 	size_t idx = 0;
 	int r;
 
-	if (m->prot.present || v == NULL || strcasecmp(v, "v1") != 0 || raw == NULL)
+	if (m->prot.present || v == NULL || strcasecmp(v, "v1") != 0 || raw == NULL ||
+	    header_block_len(raw, len) > INMSG_MAX_HEADER_BYTES)
 		return 0;
 	r = mailimf_fields_parse(raw, header_block_len(raw, len), &idx, &fields);
 	if (r == MAILIMF_ERROR_MEMORY)
@@ -2146,6 +2150,9 @@ parse_entity(struct inmsg *m, const char *raw, size_t len, int top,
 		return cp_error_set(err, -E2BIG,
 			"message has more than %u header fields",
 			m->limits.max_headers);
+	if (top && header_block_len(raw, len) > INMSG_MAX_HEADER_BYTES)
+		return cp_error_set(err, -E2BIG,
+			"message header exceeds %u bytes", INMSG_MAX_HEADER_BYTES);
 	r = mailmime_parse(raw, len, &idx, &root);
 	if (r == MAILIMF_ERROR_MEMORY)
 		return cp_error_set(err, -ENOMEM, "out of memory parsing MIME");

@@ -41,7 +41,13 @@
  *	parser recurses once per nesting level and allocates once per part,
  *	so a message with thousands of either is refused before parsing
  *	(-E2BIG). With that guard the worst case needs well under 1 MiB of
- *	stack.
+ *	stack. The same pre-scan estimates the nesting depth (each
+ *	Content-Type read with libetpan's own parser, so that the boundary it
+ *	tracks is the one the parse will use) and refuses what is deeper
+ *	than max_depth (-ELOOP, "... (seen before parsing)"): libetpan scans
+ *	the rest of the message again at every level. A header block over
+ *	INMSG_MAX_HEADER_BYTES is refused (-E2BIG), and at most
+ *	INMSG_MAX_RECIPIENTS distinct recipients are kept.
  * OWNERSHIP
  *	inmsg_parse allocates *out; the caller frees it with inmsg_free.
  *	The struct holds copies: the raw buffer may be freed right after
@@ -75,6 +81,8 @@ struct inmsg_limits {
 #define INMSG_MAX_HEADERS_DEFAULT	1000u
 #define INMSG_MAX_DECODED_DEFAULT	(50u * 1024 * 1024)
 #define INMSG_MAX_ATTACHMENTS_DEFAULT	100u
+#define INMSG_MAX_HEADER_BYTES		(1024u * 1024)	/* the header block */
+#define INMSG_MAX_RECIPIENTS		500u	/* kept of To, Cc, ... */
 
 /* inmsg_limits_default - fill lim with the defaults above. */
 void inmsg_limits_default(struct inmsg_limits *lim);
@@ -139,7 +147,9 @@ struct inmsg {
 	char *return_path;		/* lower-cased; "" for <>; NULL if absent */
 	struct inmsg_strlist recipients;	/* To, Cc, Delivered-To,
 						   X-Original-To addr-specs,
-						   lower-cased, no duplicates */
+						   lower-cased, no duplicates,
+						   the first
+						   INMSG_MAX_RECIPIENTS */
 	char *subject;			/* UTF-8 (RFC 2047 decoded); may be NULL */
 	int64_t date;			/* seconds since epoch; -1 if absent/bad */
 	char *auto_submitted;		/* lower-cased value, no comments */

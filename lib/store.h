@@ -89,7 +89,9 @@
  *	           UIDVALIDITY change) is not filed again, only moved.
  *	acks       carepostd's. key: "EVENT/YYYY-MM-DD" (UTC day) for the
  *	           conversation's event. value: {"delivery","at"}: at most one
- *	           acknowledgement per conversation per day.
+ *	           acknowledgement per conversation per day; key
+ *	           "EVENT/YYYY-MM-DD/form": at most one form_incomplete
+ *	           request per conversation per day.
  *	           key: "alert/DEPT/urgent" or "alert/DEPT/normal" (two
  *	           slashes, so never an EVENT/DAY key: ids hold no '/').
  *	           value: {"until","held"?}: the staff alert window of the

@@ -910,6 +910,19 @@ form_replies_parse_fields_and_ask_for_missing_ones(void **state)
 	assert_int_equal(store_get_json(fx.store, DB_DELIVERY, key_, &rec, NULL), 0);
 	assert_string_equal(json_string_value(json_object_get(rec, "type")), "form_incomplete");
 	json_decref(rec);
+	free(part);
+
+	/* ... once a day: another reply still missing answers draws none
+	 * (a careless auto-responder would loop, a stolen token flood) */
+	part = message("pat@patients.test", to, "Re", "f3@x.test", NULL, "Pain level: 3\r\n");
+	assert_int_equal(ingest_at(part, NOW + 120, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_FILED);
+	assert_false(res.form_incomplete);
+	assert_false(res.acked);
+	free(part);
+	part = message("pat@patients.test", to, "Re", "f4@x.test", NULL, "Pain level: 1\r\n");
+	assert_int_equal(ingest_at(part, NOW + DAY, &res), 0);
+	assert_true(res.form_incomplete);
 	free(full);
 	free(part);
 }

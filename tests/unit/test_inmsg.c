@@ -827,7 +827,7 @@ nesting_30_deep_is_refused_with_eloop(void **state)
 
 	assert_int_equal(inmsg_parse(raw, len, NULL, &m, &err), -ELOOP);
 	assert_null(m);
-	assert_string_equal(err.text, "message nesting depth exceeds 20");
+	assert_string_equal(err.text, "message nesting depth exceeds 20 (seen before parsing)");
 	free(raw);
 	raw = nested_message(19, &len);		/* 19 multiparts + leaf = 20 */
 	assert_int_equal(inmsg_parse(raw, len, NULL, &m, &err), 0);
@@ -855,8 +855,24 @@ deep_nesting_is_refused_before_parsing_and_siblings_are_not_depth(void **state)
 	for (unsigned i = 0; i < 100000; i++)
 		buf_puts(&b, "filler filler filler filler filler filler filler\r\n");
 	assert_int_equal(inmsg_parse(b.data, b.len, NULL, &m, &err), -ELOOP);
-	assert_string_equal(err.text, "message nesting depth exceeds 20");
+	assert_string_equal(err.text, "message nesting depth exceeds 20 (seen before parsing)");
 	buf_free(&b);
+
+	/* a look-alike boundary in another parameter, or inside a quoted
+	 * value, closed at once by a preamble line: the boundary is the one
+	 * libetpan reads, so nothing closes and the nesting is refused */
+	for (int trick = 0; trick < 2; trick++) {
+		buf_puts(&b, "From: a@b.example\r\nMIME-Version: 1.0\r\n");
+		for (unsigned i = 0; i < 100; i++)
+			buf_printf(&b, trick == 0 ?
+				   "Content-Type: multipart/mixed; xboundary=\"Z\"; boundary=\"b%u\"\r\n\r\n--Z--\r\n--b%u\r\n" :
+				   "Content-Type: multipart/mixed; name=\"x; boundary=Z\"; boundary=\"b%u\"\r\n\r\n--Z--\r\n--b%u\r\n",
+				   i, i);
+		buf_puts(&b, "Content-Type: text/plain\r\n\r\nx\r\n");
+		assert_int_equal(inmsg_parse(b.data, b.len, NULL, &m, &err), -ELOOP);
+		assert_string_equal(err.text, "message nesting depth exceeds 20 (seen before parsing)");
+		buf_free(&b);
+	}
 
 	/* 60 sibling multiparts (30 closed, 30 not), each one level down */
 	buf_puts(&b, "From: a@b.example\r\nMIME-Version: 1.0\r\n"
@@ -871,6 +887,38 @@ deep_nesting_is_refused_before_parsing_and_siblings_are_not_depth(void **state)
 	assert_int_equal(inmsg_parse(b.data, b.len, NULL, &m, &err), 0);
 	assert_int_equal(m->depth, 3);
 	inmsg_free(m);
+	buf_free(&b);
+}
+
+/*
+ * A To of tens of thousands of addresses: the duplicate check walked the
+ * list for each (quadratic: 730 KB took 21 s of CPU); now at most
+ * INMSG_MAX_RECIPIENTS are kept. A header block over 1 MiB is refused.
+ */
+static void
+huge_address_lists_are_bounded(void **state)
+{
+	struct buf b = BUF_INIT;
+	struct inmsg *m = NULL;
+	struct cp_error err = { 0 };
+
+	buf_puts(&b, "From: a@b.example\r\nTo: ");
+	for (unsigned i = 0; i < 50000; i++)
+		buf_printf(&b, "%s%u@b.example", i ? "," : "", i);
+	buf_puts(&b, "\r\nCc: reply+tok@reply.example\r\n\r\nbody\r\n");
+	assert_int_equal(inmsg_parse(b.data, b.len, NULL, &m, &err), 0);
+	assert_int_equal(m->recipients.n, INMSG_MAX_RECIPIENTS);
+	assert_string_equal(m->recipients.v[0], "0@b.example");
+	inmsg_free(m);
+	buf_free(&b);
+
+	buf_puts(&b, "From: a@b.example\r\nTo: ");
+	while (b.len < INMSG_MAX_HEADER_BYTES)
+		buf_puts(&b, "x@b.example,");
+	buf_puts(&b, "y@b.example\r\n\r\nbody\r\n");
+	assert_int_equal(inmsg_parse(b.data, b.len, NULL, &m, &err), -E2BIG);
+	assert_string_equal(err.text, "message header exceeds 1048576 bytes");
+	assert_null(m);
 	buf_free(&b);
 }
 
@@ -1262,6 +1310,7 @@ main(void)
 		cmocka_unit_test(nesting_30_deep_is_refused_with_eloop),
 		cmocka_unit_test(nesting_100000_deep_is_refused_without_crashing),
 		cmocka_unit_test(deep_nesting_is_refused_before_parsing_and_siblings_are_not_depth),
+		cmocka_unit_test(huge_address_lists_are_bounded),
 		cmocka_unit_test(thousand_parts_are_refused_with_e2big),
 		cmocka_unit_test(thirty_mib_message_is_refused_with_emsgsize),
 		cmocka_unit_test(decoded_total_limit_guards_expansion),
