@@ -815,6 +815,21 @@ staff_alerts_are_coalesced_per_department_and_class_within_the_window(void **sta
 	assert_int_equal(ival(a, "due"), NOW + 3 * W);
 	json_decref(a);
 	assert_int_equal(deliveries("alert:"), 7);
+
+	/* departments without staff of their own share the window of the
+	 * desk they fall back to (general's is open since NOW + 60) */
+	{
+		char xtok[TOKEN_SIZE], xto[128];
+
+		add_thread("evx", "provider_message", "no-such-desk", NOW + 30 * DAY,
+			   NULL, xtok);
+		reply_to(xto, sizeof(xto), xtok);
+		reply_at(xto, "x1@x.test", "elsewhere\r\n", NOW + 61, &res);
+		assert_true(res.alerted);
+		assert_true(res.alert_held);
+		assert_int_equal(store_get_json(fx.store, DB_ACKS, "alert/no-such-desk/normal",
+						&st, NULL), -ENOENT);
+	}
 }
 
 static void
