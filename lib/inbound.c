@@ -805,7 +805,12 @@ bind_to_thread(struct work *w)
 
 /* ---- bounces ---- */
 
-/* rcpt_address - the address a delivery record's recipient N was sent to. */
+/*
+ * rcpt_address - the address a delivery record's recipient N was sent to:
+ * -ENOENT when there is none, -ESTALE when the ref now names another
+ * address than the one the message went to (address_hash: a proxy removed
+ * and another added in its place must not take the old one's bounces).
+ */
 static int
 rcpt_address(struct store *s, json_t *d, size_t n, char *out, size_t outlen,
 	     struct cp_error *err)
@@ -813,6 +818,8 @@ rcpt_address(struct store *s, json_t *d, size_t n, char *out, size_t outlen,
 	json_t *rc = json_array_get(json_object_get(d, "recipients"), n);
 	const char *ref = json_string_value(json_object_get(rc, "ref"));
 	const char *pid = json_string_value(json_object_get(d, "patient"));
+	const char *sent_to = json_string_value(json_object_get(rc, "address_hash"));
+	char now_hash[POLICY_ADDRESS_HASH_SIZE];
 	struct policy_rcpt pr;
 	json_t *patient;
 	int r;
@@ -839,7 +846,14 @@ rcpt_address(struct store *s, json_t *d, size_t n, char *out, size_t outlen,
 			*p = (char)tolower((unsigned char)*p);
 	}
 	json_decref(patient);
-	return r < 0 ? -ENOENT : 0;
+	if (r < 0)
+		return -ENOENT;
+	if (sent_to != NULL) {
+		policy_address_hash(out, now_hash);
+		if (strcmp(now_hash, sent_to) != 0)
+			return -ESTALE;
+	}
+	return 0;
 }
 
 /* thread_to_delivery - the delivery record id a thread's mail belongs to. */
@@ -979,6 +993,8 @@ map_message_id(struct work *w, const struct inmsg_dsn_rcpt *dr, struct cp_error 
 	json_decref(d);
 	if (r == -ENOENT)
 		return MAP_GONE;
+	if (r == -ESTALE)
+		return MAP_OTHER_RCPT;
 	if (r < 0)
 		return r;
 	return strcasecmp(addr, dr->final_recipient) == 0 ? MAP_OK : MAP_OTHER_RCPT;
@@ -1082,6 +1098,11 @@ do_bounce(struct work *w, struct cp_error *err)
 	json_decref(d);
 	if (r == -ENOENT) {
 		quarantine(w, "delivery report for an unknown recipient");
+		return 0;
+	}
+	if (r == -ESTALE) {
+		quarantine(w, "delivery report for an address no longer on file "
+			   "for that recipient: nothing changed");
 		return 0;
 	}
 	if (r < 0)

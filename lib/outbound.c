@@ -827,6 +827,12 @@ record_job(struct job *j, struct outbound_stats *st)
 
 	json_object_set_new(rc, "message_id", json_string(j->message_id));
 	json_object_set_new(rc, "mode", json_string(j->encrypt ? "encrypted" : "notice"));
+	if (j->to[0]) {			/* where it went: for its bounces */
+		char h[POLICY_ADDRESS_HASH_SIZE];
+
+		policy_address_hash(j->to, h);
+		json_object_set_new(rc, "address_hash", json_string(h));
+	}
 	if (j->fell_back)
 		json_object_set_new(rc, "note", json_string(j->reason));
 	if (j->defer) {

@@ -9,6 +9,7 @@
 #include "util.h"
 
 #include <ctype.h>
+#include <gcrypt.h>
 #include <pthread.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -171,4 +172,30 @@ policy_quiet_until(int64_t now, const char *tz, const char *fallback_tz,
 	}
 	pthread_mutex_unlock(&tz_lock);
 	return until;
+}
+
+void
+policy_address_hash(const char *address, char out[POLICY_ADDRESS_HASH_SIZE])
+{
+	unsigned char digest[32];
+	gcry_md_hd_t h;
+	char chunk[256];
+	size_t n = 0;
+
+	if (gcry_md_open(&h, GCRY_MD_SHA256, 0) != 0) {
+		memset(out, '0', POLICY_ADDRESS_HASH_SIZE - 1);	/* matches nothing */
+		out[POLICY_ADDRESS_HASH_SIZE - 1] = '\0';
+		return;
+	}
+	for (const char *p = address; *p; p++) {
+		chunk[n++] = (char)tolower((unsigned char)*p);
+		if (n == sizeof(chunk)) {
+			gcry_md_write(h, chunk, n);
+			n = 0;
+		}
+	}
+	gcry_md_write(h, chunk, n);
+	memcpy(digest, gcry_md_read(h, GCRY_MD_SHA256), sizeof(digest));
+	gcry_md_close(h);
+	cp_hex(digest, 8, out);
 }

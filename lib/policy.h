@@ -19,6 +19,12 @@
  *	policy_resolve finds the address, display name and key of a stored
  *	recipient ref in the (possibly updated) patient record.
  *
+ *	policy_address_hash names an address without holding it: the first
+ *	16 hex digits of the SHA-256 of its lower-cased form. A recipient
+ *	entry keeps it ("address_hash") when a message goes out, so that a
+ *	bounce of it is recorded against the address it went to, not against
+ *	whoever holds that ref now (a proxy removed and another added).
+ *
  *	policy_quiet_until returns the first time at or after now outside
  *	quiet hours [start, end) (minutes after local midnight; start > end
  *	wraps past midnight; start == end means none) in time zone tz (an
@@ -50,6 +56,10 @@ struct policy_rcpt {
 };
 
 int policy_resolve(json_t *patient, const char *ref, struct policy_rcpt *out);
+
+#define POLICY_ADDRESS_HASH_SIZE 17	/* 16 hex digits and NUL */
+
+void policy_address_hash(const char *address, char out[POLICY_ADDRESS_HASH_SIZE]);
 
 int64_t policy_quiet_until(int64_t now, const char *tz, const char *fallback_tz,
 			   int start, int end);

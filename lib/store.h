@@ -27,7 +27,8 @@
  *	           "updated","due","attempts","send_at","expires_at",
  *	           "priority","confidential","department","thread",
  *	           "message_id","recipients":[{"ref","mode","state","code",
- *	           "reason","message_id","dsn_status"?,"bounced_at"?}], "data"} — "data" (the PHI payload)
+ *	           "reason","message_id","address_hash"?,"dsn_status"?,
+ *	           "bounced_at"?}], "data"} — "data" (the PHI payload)
  *	           is removed once the event reaches a final state
  *	           ("scrubbed": true).
  *	           state: queued, sending, deferred, sent, failed, expired,
