@@ -4,7 +4,7 @@
  * SYNOPSIS
  *	#include "event.h"
  * DESCRIPTION
- *	The portal writes events and patients as JSON (see DESIGN.md and
+ *	The portal writes events and patients as JSON (see docs/store.md and
  *	docs/events.md). These functions validate them before carepostd acts
  *	on them, and hold the fixed facts about each event type: its category
  *	(for opt-out), whether it is a security notice (never opted out of),

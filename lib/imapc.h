@@ -66,7 +66,7 @@
  *	a plain EXPUNGE (which also removes anything else flagged \Deleted).
  *	A crash between COPY and EXPUNGE leaves the message in both folders:
  *	the caller's store must recognise a (UIDVALIDITY, UID) it already
- *	filed, as DESIGN.md asks anyway.
+ *	filed, as inbound.h does anyway (seen records).
  *
  *	imapc_wait blocks until the server reports new mail or timeout_sec
  *	passes. With IDLE (RFC 2177) it idles (re-issuing IDLE every 25

@@ -102,7 +102,7 @@ IMAP_USER, IMAP_PASSWORD = "carepost", "imap-secret"
 
 
 class Dovecot:
-    """A throwaway Dovecot on loopback (DESIGN.md's recipe): its own
+    """A throwaway Dovecot on loopback: its own
     config, passwd-file user, maildir under a temp dir, uid vmail."""
 
     def __init__(self, base):

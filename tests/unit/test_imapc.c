@@ -4,7 +4,7 @@
  * DESCRIPTION
  *	Each test starts its own Dovecot (dovecot -F -c FILE) on free
  *	loopback ports with a config of its own in a short temp dir, as
- *	DESIGN.md's recipe says: passwd-file user "carepost", static userdb
+ *	Dovecot needs on loopback: passwd-file user "carepost", static userdb
  *	with uid/gid vmail (the system user is created when missing), maildir
  *	under the temp dir. Messages are delivered with APPEND over a second
  *	libetpan session (exact bytes, CRLF), or from a thread during IDLE.
