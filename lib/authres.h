@@ -44,7 +44,19 @@
  *	AUTHRES_MAX_HEADER bytes) makes it count for nothing, the verdicts
  *	before the garbage included, since the MTA may have copied the rest
  *	from the message (an unclosed comment or quote in a value it echoes
- *	would otherwise swallow the verdict written after it).
+ *	would otherwise swallow the verdict written after it). Such a header
+ *	still counts as the topmost trusted one: those below it are ignored.
+ *	Every verdict in struct authres_result (dmarc, dkim, spf) comes from
+ *	the topmost trusted header alone.
+ * ERRORS
+ *	authres_check returns 0, or -EINVAL for a NULL out, NULL headers with
+ *	n > 0, or a NULL or empty trusted_authserv_id (out is then zeroed:
+ *	nothing passes). Unreadable headers are not errors (see above).
+ *	authres_domain_aligned cannot fail.
+ * OWNERSHIP
+ *	The headers and names are borrowed for the call; out is the caller's
+ *	and dkim_domain is a copy (cut to AUTHRES_DOMAIN_MAX - 1 bytes).
+ *	Nothing is kept.
  * THREAD SAFETY
  *	Reentrant; no allocation.
  */
@@ -75,9 +87,8 @@ struct authres_result {
  *	trusted_authserv_id must be non-empty; from_domain (the domain of
  *	the RFC 5322 From address) may be NULL, in which case nothing is
  *	aligned and nothing passes DMARC.
- *	headers[i] may be NULL (skipped). Returns 0, or -EINVAL for a NULL
- *	out, headers with n > 0, or an empty trusted id (out is then zeroed:
- *	nothing passes).
+ *	headers[i] may be NULL (skipped). An empty from_domain counts as
+ *	NULL. Returns 0, or -EINVAL (see ERRORS).
  */
 int authres_check(const char *const *headers, size_t n,
 		  const char *trusted_authserv_id, const char *from_domain,

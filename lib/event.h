@@ -12,8 +12,25 @@
  *
  *	Validation reasons are PHI-free: they name the field, never its value.
  *
- *	Limits: ids are 1..128 bytes of [A-Za-z0-9._:@-]; an event's JSON is
- *	at most 256 KiB; a patient has at most 8 proxies.
+ *	Limits: ids are 1..128 bytes of [A-Za-z0-9._:@-] (id_valid); a
+ *	patient has at most PATIENT_MAX_PROXIES proxies (patient_validate).
+ *	An event's JSON is at most EVENT_JSON_MAX bytes: event_validate sees
+ *	parsed JSON and does not check that; store.c refuses larger events
+ *	when they are written (store_put_event_raw) or claimed, and
+ *	carepostctl when it reads an event file.
+ * ERRORS
+ *	event_validate and patient_validate return 0, or -EINVAL with the
+ *	reason in reason (cut to reasonlen). patient_validate refuses a dob
+ *	that is not a real YYYY-MM-DD date from 1850 on, or that lies after
+ *	the current time (cp_now). event_time returns -1 for a time that is
+ *	not a positive integer or a valid RFC 3339 string, 0 when the field
+ *	is absent or null. patient_age_years returns -1 for no usable dob
+ *	(callers treat that patient as an adult). The other functions cannot
+ *	fail.
+ * OWNERSHIP
+ *	The JSON arguments are borrowed for the call and never changed. The
+ *	struct event_type pointers point into a static table: they live as
+ *	long as the program and are never freed.
  * THREAD SAFETY
  *	Reentrant.
  */

@@ -12,14 +12,27 @@
  *	(version 0.0.4): one HELP and TYPE line per family, every name
  *	prefixed "carepost_". Counters count since the daemon started (a
  *	restart resets them, which Prometheus expects of counters); gauges
- *	are read from the store when the file is written.
+ *	are what the caller put in m (carepostd reads them from the store
+ *	before each write). keys_expiring < 0 leaves its family out.
  *
- *	metrics_write writes the text to a temporary file beside path and
- *	renames it over path, so a reader (node_exporter's textfile
- *	collector, a script) never sees half a file. The file is mode 0644:
- *	it holds counts only, no ids and nothing about any patient.
+ *	metrics_write writes the text to PATH.tmp (a fixed name beside path,
+ *	opened O_NOFOLLOW and truncated) and renames it over path, so a
+ *	reader (node_exporter's textfile collector, a script) never sees
+ *	half a file; there is no fsync. The file is created with mode 0644
+ *	less the process umask: carepost.service sets UMask=0077, so under
+ *	systemd it is 0600 and readable by the carepost user alone. It holds
+ *	counts only, no ids and nothing about any patient.
  * ERRORS
- *	-errno from the file system, with the path in err.
+ *	metrics_format: 0, or -ENOMEM (out may then hold part of the text).
+ *	metrics_write: -ENOMEM, -ENAMETOOLONG (PATH.tmp longer than 4095
+ *	bytes), or the -errno of open, write, close or rename, with the
+ *	path in err; the temporary file is removed on failure.
+ * OWNERSHIP
+ *	m is borrowed for the call. metrics_format appends to the caller's
+ *	buffer. metrics_class_name returns a static string.
+ * THREAD SAFETY
+ *	Reentrant, but two writers of one path share PATH.tmp: one process
+ *	(carepostd's main loop) writes a given metrics file.
  */
 #ifndef CAREPOST_METRICS_H
 #define CAREPOST_METRICS_H

@@ -83,17 +83,53 @@
  *	pgphelper_start does not wait for the helper to open GnuPG (which
  *	runs gpg and gpgconf a few times): the helper starts up while the
  *	caller goes on, and the first operation reads its answer first.
- * DIAGNOSTICS
- *	PGPHELPER_LOST: the helper could not be reached or died, or could
- *	not open GnuPG (the text says why); nothing is known of the
+ * ERRORS
+ *	PGPHELPER_LOST (-EPIPE): the helper could not be reached, died,
+ *	answered with a malformed frame, or could not open GnuPG (the text
+ *	says why); the helper has been ended and nothing is known of the
  *	operation, which the caller may run in-process (every one here can
  *	be redone harmlessly), or, for outside data, on a new helper (as
- *	pgp_confine does). pgphelper_start fails with -ENOSYS when
- *	pgphelper_enable was not called or failed, and otherwise only when
- *	the helper cannot be started.
+ *	pgp_confine does).
+ *	-ETIMEDOUT: a confined helper did not answer within its time limit
+ *	(it has been ended).
+ *	-EFBIG: a request larger than PGPHELPER_MAX_FRAME ("data too large
+ *	for the helper"; the helper is kept), or, from the helper, output
+ *	over the caller's out->max (after a decryption, a confined helper
+ *	is then ended: ": stopped").
+ *	-EBADMSG: a reply's signature fields are malformed (the helper is
+ *	kept); pgphelper_frame_parse: a malformed frame.
+ *	Otherwise the operation's own code and text, as its lib/pgp
+ *	namesake gives them (-ENOKEY, -EKEYEXPIRED, -EBADMSG, -EIO, ...).
+ *	pgphelper_start fails with -ENOSYS when pgphelper_enable was not
+ *	called or failed, -ENOMEM, or the -errno of socketpair or
+ *	posix_spawn when the helper cannot be started; whether GnuPG opens
+ *	is learnt only at the first operation (PGPHELPER_LOST).
+ *	pgphelper_enable returns -ENOENT when an absolute name is not an
+ *	executable file, or when the running binary has been replaced on
+ *	disk (its /proc/self/exe ends in " (deleted)": a new binary may speak
+ *	another version, so gpg stays in-process); -errno or -ENAMETOOLONG
+ *	when /proc/self/exe cannot be read. pgphelper_decrypt_ahead does
+ *	not fail: 0 means not sent.
+ *	pgphelper_main returns -1 when the program was not started as a
+ *	helper; otherwise the helper's exit code: 0 when its caller closed
+ *	the socket, EX_PROTOCOL after a malformed request, a failed reply or
+ *	a GnuPG that did not open, EX_USAGE when descriptor 3 is not a
+ *	socket, EX_OSERR or EX_UNAVAILABLE when it cannot set itself up.
+ * OWNERSHIP
+ *	pgphelper_start hands a helper the caller ends with pgphelper_free,
+ *	which kills its process group and reaps it; gnupghome and
+ *	signer_fpr are sent to the helper, not kept. The operations append
+ *	their output to the caller's out (only on success) and fill the
+ *	caller's struct pgp_sig; their inputs are borrowed for the call,
+ *	except that pgphelper_decrypt_ahead keeps a copy of data until the
+ *	matching call (or any other) takes its answer. pgphelper_exe
+ *	returns static storage, set by pgphelper_enable. The fields of a
+ *	struct pgphelper_frame point into the data given to
+ *	pgphelper_frame_parse and live as long as it does.
  * THREAD SAFETY
  *	One struct pgphelper per thread at a time, like struct pgp.
- *	pgphelper_enable before threads start.
+ *	pgphelper_enable before threads start (it writes the static
+ *	program path that pgphelper_start reads).
  */
 #ifndef CAREPOST_PGPHELPER_H
 #define CAREPOST_PGPHELPER_H
@@ -122,7 +158,8 @@ int pgphelper_start(const char *gnupghome, const char *signer_fpr,
 void pgphelper_free(struct pgphelper *h);
 /*
  * pgphelper_pid - the helper's process id, which is also its process
- * group's (for tests and log lines); 0 once it has been ended.
+ * group's (for tests and log lines); 0 once it has been ended, -1 for
+ * a NULL h.
  */
 long pgphelper_pid(const struct pgphelper *h);
 /* pgphelper_confine - hard limits for outside data (see DESCRIPTION). */

@@ -14,7 +14,9 @@
  *	file (the sender checks the key is usable) — or an empty array with a
  *	PHI-free reason. A proxy whose own "optout" list names the event's
  *	category (set when that proxy unsubscribes, see inbound.h) is skipped,
- *	except for security notices.
+ *	except for security notices and internal types (event.h), and for a
+ *	type event_type_find does not know. The patient's own "optout" is not
+ *	looked at here (outbound checks it).
  *
  *	policy_resolve finds the address, display name and key of a stored
  *	recipient ref in the (possibly updated) patient record.
@@ -31,7 +33,28 @@
  *	IANA name such as "America/Chicago"; an unknown or malformed name
  *	falls back to fallback_tz, then UTC).
  *
- *	policy_tz_valid says whether an IANA zone name exists on this system.
+ *	policy_tz_valid says whether an IANA zone name exists on this system:
+ *	1..64 characters of [A-Za-z0-9/_+-], no "..", no leading '/', naming
+ *	a regular file under /usr/share/zoneinfo.
+ * ERRORS
+ *	policy_recipients does not fail: an empty array and a reason ("patient
+ *	has no email address", "confidential event for a minor: never sent
+ *	to proxies", "every proxy opted out of the category", "minor without
+ *	a proxy address") say why no one is reached; it returns NULL only when
+ *	jansson cannot allocate the array.
+ *
+ *	policy_resolve returns 0, -EINVAL for a ref that is neither "patient"
+ *	nor "proxy:N", or -ENOENT when the ref names no one with an "email"
+ *	string (a proxy index past the end included).
+ *
+ *	policy_address_hash does not fail: when libgcrypt cannot open SHA-256
+ *	it writes sixteen '0' digits, which match no address's hash.
+ * OWNERSHIP
+ *	policy_recipients borrows patient and delivery and returns a new
+ *	reference the caller json_decref()s. policy_resolve fills *out with
+ *	pointers into patient (address, name, fpr): they live as long as the
+ *	caller holds patient unchanged. The other functions write into the
+ *	caller's buffers and keep nothing.
  * THREAD SAFETY
  *	policy_quiet_until serialises its use of TZ with a mutex and leaves
  *	TZ set to the zone it last used (so that glibc does not re-read zone

@@ -119,15 +119,42 @@
  *	transaction short and batches many updates in one.
  *
  *	Every write goes through store_write(), which on MDB_MAP_FULL aborts,
- *	doubles the map size (up to 64 GiB) and retries once: a full map
+ *	doubles the map size (up to 64 GiB) and runs the transaction again,
+ *	at most four attempts in all (an MDB_MAP_RESIZED at the start,
+ *	another process having grown the map, uses one too): a full map
  *	never loses a committed record, and a failed write leaves the store
  *	as it was.
  * ERRORS
- *	Negative errno-style codes; LMDB's own codes map to -EIO with the
- *	mdb_strerror text in err, MDB_NOTFOUND to -ENOENT, MDB_MAP_FULL (after
- *	growing failed) to -ENOSPC.
+ *	Negative errno-style codes with a reason in err: MDB_NOTFOUND maps to
+ *	-ENOENT, MDB_MAP_FULL (when growing fails or the attempts are used up)
+ *	to -ENOSPC, a system error LMDB passes on (errno values below 200)
+ *	to its -errno, LMDB's own other codes to -EIO with the mdb_strerror
+ *	text. A commit that fails with the file system nearly full (under
+ *	1 MiB free) is -ENOSPC. A stored value that is not JSON is -EBADMSG
+ *	(store_txn_get_json and what uses it). store_put_event_raw: -EINVAL
+ *	for a bad id, -EFBIG over EVENT_JSON_MAX; store_retry: -EPERM for a
+ *	record whose data is scrubbed; store_open: -ENOMEM, or the -errno of
+ *	mkdir. A store_txn_fn's own negative return aborts the transaction
+ *	and is returned as is, with its err.
  * OWNERSHIP
- *	json_t results are new references the caller json_decref()s.
+ *	store_open hands a store the caller closes with store_close. json_t
+ *	results (store_txn_get_json, store_get_json, store_take_due,
+ *	store_thread_get) are new references the caller json_decref()s;
+ *	json_t arguments are borrowed for the call and not kept. They are
+ *	not changed, except by store_update_deliveries: a record in a final
+ *	state loses "data" and gains "scrubbed": true in the caller's array
+ *	itself (also when the write then fails). store_json_dump_b64 hands a
+ *	malloc'd string
+ *	(free()). store_env and store_dbi hand LMDB handles that belong to
+ *	the store and live until store_close.
+ *
+ *	store_foreach: the key points into LMDB's map, is not NUL-terminated
+ *	(use keylen) and is valid only until the callback returns. The value
+ *	is a new JSON value parsed from the stored bytes for this one call
+ *	(NULL when they are not JSON: every "schedule" value is empty);
+ *	store_foreach owns it and json_decref()s it as soon as the callback
+ *	returns, so a callback that keeps it must json_incref() it (and then
+ *	json_decref() it when done); a kept key must be copied.
  * THREAD SAFETY
  *	A struct store may be used from one thread at a time (the daemon's
  *	main loop). Other processes may use the same environment at once.
@@ -163,9 +190,10 @@ MDB_dbi store_dbi(struct store *s, enum store_db db);
 
 /*
  * store_write - run fn inside a write transaction and commit it; abort
- * when fn returns < 0 (and return that). Retries after growing the map on
- * MDB_MAP_FULL, so fn must be safe to run twice (it runs in a fresh
- * transaction each time).
+ * when fn returns < 0 (and return that). Runs fn again, in a fresh
+ * transaction, after growing the map on MDB_MAP_FULL (or -ENOSPC from
+ * fn), up to four attempts in all (an MDB_MAP_RESIZED at the start uses
+ * one): fn must be safe to run more than once.
  */
 typedef int (*store_txn_fn)(struct store *s, MDB_txn *txn, void *userdata,
 			    struct cp_error *err);
@@ -207,8 +235,8 @@ int store_put_json(struct store *s, enum store_db db, const char *key,
 		   json_t *value, struct cp_error *err);
 
 /*
- * store_put_event - what the portal does: write an event into "events".
- * The JSON is stored as given (it is validated when claimed).
+ * store_put_event_raw - what the portal does: write an event into
+ * "events". The JSON is stored as given (it is validated when claimed).
  */
 int store_put_event_raw(struct store *s, const char *id, const char *json,
 			size_t len, struct cp_error *err);
@@ -269,7 +297,9 @@ int store_oldest_pending(struct store *s, int64_t *created,
 
 /*
  * store_foreach - call fn for every record of db in key order, in one
- * read transaction; stop early when fn returns non-zero (returned).
+ * read transaction; stop early when fn returns non-zero, and return
+ * that value as it is (err is not set then). key and value live only
+ * for the call: see OWNERSHIP.
  */
 typedef int (*store_each_fn)(void *userdata, const char *key, size_t keylen,
 			     json_t *value);

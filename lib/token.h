@@ -21,9 +21,10 @@
  *	lower-case RFC 4648 base32 without padding, 40 characters, so that it
  *	survives case-folding MTAs inside a local part "reply+TOKEN@domain".
  *	Verification is constant-time in the MAC comparison and accepts
- *	upper case. token_verify returns -EBADMSG for anything malformed or
- *	forged, -ETIME when the MAC is good but the expiry has passed.
- *	Keys are at least 16 bytes (-EINVAL otherwise).
+ *	upper case. token_make rounds the expiry up to a whole day (UTC), so
+ *	a token never expires before the time asked for; token_verify
+ *	reports the rounded time, and a token is expired when now is past
+ *	it. Keys are at least 16 bytes.
  *
  *	A tag binds bytes to the key for one use, named by a label:
  *
@@ -37,12 +38,31 @@
  *	TOKEN_LABEL_VERP (with the 40-character token that is a local part
  *	of 62 octets for N < 100, within RFC 5321's 64), so that a delivery
  *	report must name something only carepost could have sent, for that
- *	very recipient. token_tag_verify accepts upper case, compares in
- *	constant time and returns 0, -EBADMSG for anything malformed or
- *	forged, or -EINVAL (a short key, a label that does not start with
- *	a letter) or -EIO (libgcrypt) from token_tag.
+ *	very recipient. token_tag_verify accepts upper case and compares in
+ *	constant time.
+ * ERRORS
+ *	token_make: -EINVAL (a key shorter than 16 bytes, a NULL argument),
+ *	-ERANGE (expires negative, or past what a u32 count of days holds),
+ *	-EIO (libgcrypt).
+ *	token_verify: -EBADMSG for anything malformed or forged (missing,
+ *	not 40 characters, a character outside base32, a MAC mismatch, an
+ *	unknown version), -ETIME when the MAC is good but the expiry has
+ *	passed (thread and expires are still filled: they are authentic),
+ *	-EINVAL for a short key, -EIO (libgcrypt); err says which, never
+ *	the token.
+ *	token_tag and token_rcpt_tag: -EINVAL (a short key, a label that
+ *	does not start with a letter, NULL data with a length, a recipient
+ *	index past UINT32_MAX), -EIO (libgcrypt).
+ *	token_tag_verify and token_rcpt_tag_verify: 0, -EBADMSG for a tag
+ *	that is malformed (checked first, whatever the key) or forged, else
+ *	token_tag's errors.
+ *	token_thread_from_id does not fail.
+ * OWNERSHIP
+ *	Keys and data are borrowed for the call and not kept; results go
+ *	into the caller's fixed-size arrays (TOKEN_SIZE, TOKEN_TAG_SIZE,
+ *	TOKEN_THREAD_BYTES). Nothing is allocated.
  * THREAD SAFETY
- *	Reentrant.
+ *	Reentrant (libgcrypt is initialised once, under pthread_once).
  */
 #ifndef CAREPOST_TOKEN_H
 #define CAREPOST_TOKEN_H
