@@ -40,16 +40,25 @@
  *	swapped) and is wiped when dropped; atrest_free wipes everything. A
  *	plaintext that atrest_open hands out is the caller's to wipe.
  * ERRORS
- *	-EINVAL	bad arguments (no store, store_fpr not a fingerprint)
+ *	-EINVAL	atrest_new: no store or no pgp. store_fpr is not checked
+ *		there: one that is not a 40-digit fingerprint fails when
+ *		atrest_seal wraps a new DEK (-EINVAL from pgp_encrypt_to)
  *	-ENOKEY	no meta record for dek_id, or atrest_seal without a store key
- *	-EBADMSG	the blob is malformed, or fails authentication (tampered,
- *		wrong key, wrong aad), or the wrapped DEK is not 32 bytes
+ *	-EBADMSG	the blob or dek_id is malformed, or the blob fails
+ *		authentication (tampered, wrong key, wrong aad), or the
+ *		wrapped DEK is not 32 bytes
+ *	-ENOSYS	atrest_new: libgcrypt has no AES-256-GCM
+ *	-EIO	a libgcrypt cipher call failed
+ *	-EFBIG	atrest_open: plain cannot grow to hold the content (its max,
+ *		or out of memory)
+ *	-ENOMEM	out of memory (secure memory for keys included)
  *	others	from pgp (gpg cannot wrap or unwrap: key missing, agent
  *		down) and the store; err says which step, never data.
  * OWNERSHIP
  *	atrest_new borrows store and pgp (they must outlive it) and copies
- *	store_fpr (may be NULL: open only). Output goes to the caller's
- *	buffer.
+ *	store_fpr (may be NULL: open only); atrest_free wipes and frees
+ *	what it made. Output is appended to the caller's buffer (blob,
+ *	plain); atrest_seal writes the DEK's ID into the caller's dek_id.
  * THREAD SAFETY
  *	One thread uses a struct atrest at a time (it uses pgp).
  */

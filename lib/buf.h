@@ -14,6 +14,18 @@
  *	the length is authoritative (data may contain NULs).
  *	A buffer may carry a limit (b.max, 0 = unlimited): an append that
  *	would grow past it fails with -EFBIG and leaves the buffer unchanged.
+ * ERRORS
+ *	The appending functions and buf_reserve return 0, -EFBIG (over
+ *	b.max, or a size that would overflow) or -ENOMEM; buf_printf also
+ *	-EINVAL when the format cannot be rendered. A failed append leaves
+ *	the buffer as it was (buf_append_text included).
+ * OWNERSHIP
+ *	The buffer owns data: buf_free releases it, and buf_steal hands it
+ *	to the caller (free()) and leaves the buffer empty; both keep b.max.
+ *	buf_steal returns NULL only when an empty buffer cannot get its one
+ *	byte. Appended bytes are copied. data may move on every append:
+ *	pointers into it last until the next append, buf_reserve, buf_free
+ *	or buf_steal.
  * THREAD SAFETY
  *	A buffer belongs to one thread at a time.
  */

@@ -55,9 +55,29 @@
  *	            staff.NAME = addresses of the staff of department NAME
  *	[security]  token_key_file, trusted_authserv_id, require_dmarc (no)
  *	[daemon]    metrics_file, log_level (info)
+ *
+ *	At most 64 staff.NAME departments.
+ * ERRORS
+ *	config_load and config_parse: -EINVAL (a malformed line, an unknown
+ *	section or key, a bad value, a NUL byte, invalid UTF-8, a control
+ *	character, retry_max below retry_base, ...), -E2BIG (a line over
+ *	4096 bytes, more than 64 departments), -EFBIG (a file over 1 MiB),
+ *	-ENOMEM, or the -errno of reading the file. err names FILE:LINE,
+ *	the section and key, and echoes at most 64 printable bytes of what
+ *	the file held.
+ *
+ *	config_read_secret: -EINVAL (no spec, a credential NAME with '/',
+ *	an empty secret), -ENOENT ($CREDENTIALS_DIRECTORY unset), -EFBIG
+ *	(over max, itself capped at 1 MiB), -EISDIR, -ENOMEM, or the -errno
+ *	of open or read. err names the file or the credential (never the
+ *	config key, which the caller knows) and never holds the secret.
  * OWNERSHIP
  *	config_load hands a struct the caller frees with config_free. All
  *	strings inside belong to it. Unset optional strings are NULL.
+ *	config_read_secret hands *out (NUL-terminated, malloc'd) to the
+ *	caller, who wipes it (explicit_bzero) and free()s it; on a failed
+ *	read the buffer is wiped before it is freed. config_department
+ *	returns a pointer into cfg.
  * THREAD SAFETY
  *	A loaded config is read-only and may be shared between threads.
  */
@@ -166,9 +186,10 @@ void config_free(struct cp_config *cfg);
 
 /*
  * config_read_secret - read a secret named by a *_file value: a path, or
- * "credential:NAME" from $CREDENTIALS_DIRECTORY. Trailing newlines are
- * removed. At most max bytes. The caller owns *out (free(), and should
- * wipe it). Errors name the key, never the secret.
+ * "credential:NAME" from $CREDENTIALS_DIRECTORY. Trailing newlines (LF
+ * and CR) are removed. At most max bytes. The caller owns *out (free(),
+ * and should wipe it). Errors name the file or credential, never the
+ * secret (see ERRORS).
  */
 int config_read_secret(const char *spec, size_t max, char **out, size_t *len,
 		       struct cp_error *err);

@@ -36,7 +36,7 @@
  *	and *missing_out a new array of the required spec names without an
  *	answer, in spec order; the caller json_decref()s both. On failure
  *	both are NULL. fields_spec is borrowed, not modified.
- * DIAGNOSTICS
+ * ERRORS
  *	-EINVAL  bad spec (not an array, an entry without a usable name, too
  *	         many fields) or NULL arguments; the reason names the entry
  *	         index, never a value

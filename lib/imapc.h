@@ -93,11 +93,12 @@
  *		answered NO/BAD to a command (its text is in err)
  *	-EACCES	LOGIN rejected
  *	-ENOENT	imapc_move: no message with that UID (already moved)
+ *	-ENOTSUP imapc_idle_begin: the server does not offer IDLE
  *	-EIO	the connection broke or the server's answer could not be
  *		parsed; the session is unusable
  *	-ENOMEM	out of memory
- *	After any error but -ENOENT the caller should imapc_close and
- *	reconnect (with imapc_backoff) rather than go on.
+ *	After any error but -ENOENT, -ENOTSUP and -EINVAL the caller should
+ *	imapc_close and reconnect (with imapc_backoff) rather than go on.
  * OWNERSHIP
  *	imapc_connect hands a session the caller ends with imapc_close.
  *	opts and its strings are borrowed for the call; the password is

@@ -141,6 +141,16 @@
  *	missing store key), after which nothing was written and the
  *	message must stay where it is to be retried. Message-caused
  *	problems never return an error: they quarantine.
+ *
+ *	inbound_new returns -EINVAL (require_dmarc without
+ *	trusted_authserv_id, a token key outside 16..64 bytes) or -ENOMEM.
+ *	gpg (or encryption at rest) that cannot be set up is no error
+ *	there: the struct is made without it, and inbound_ingest then fails
+ *	with -ENOKEY for an encrypted message and for every message it would
+ *	file (no encryption at rest), or, in a dry run, says why.
+ *	inbound_batch_commit returns the store's error. The reading-back
+ *	functions: -EINVAL for a malformed id, the store's codes (-ENOENT
+ *	for an absent record), and inbound_open's codes below.
  * DRY RUN
  *	With dry_run the same decisions are made and nothing is written
  *	(no store write, no encryption at rest); res->summary gets a JSON
@@ -151,9 +161,18 @@
  *	content that would not be filed, the attachments, body size and
  *	signer are withheld ("decrypted_content_withheld": true).
  * OWNERSHIP
- *	inbound_new borrows cfg and store (store may be NULL: dry runs
- *	only) and copies the key (may be NULL). inbound_result_clear frees
- *	res->summary.
+ *	inbound_new borrows cfg and store for the life of the struct (store
+ *	may be NULL: dry runs only) and copies the key (may be NULL). It
+ *	makes its own struct pgp, confined (its gpg helper, started at the
+ *	first PGP message, is killed with its process group by
+ *	inbound_free), and its own struct atrest. inbound_ingest overwrites
+ *	res without freeing it: inbound_result_clear (which frees
+ *	res->summary) a used one first. The reading-back functions and
+ *	inbound_result_to_json hand new references the caller
+ *	json_decref()s; the content inbound_open hands out is PHI in clear
+ *	(its decryption buffer is wiped before it is freed).
+ *	inbound_disposition_name and inbound_folder_name return static
+ *	strings.
  * THREAD SAFETY
  *	One thread uses a struct inbound at a time.
  */
@@ -225,10 +244,6 @@ int inbound_new(const struct cp_config *cfg, struct store *store,
 void inbound_free(struct inbound *ib);
 
 /*
- * inbound_ingest - decide raw[0..len) and, unless dry_run, commit the
- * decision (see DESCRIPTION and ERRORS). res is always reset first.
- */
-/*
  * inbound_decrypt_ahead - when raw is an encrypted reply, start its
  * decryption in the gpg helper now (pgp_confine), so that it runs
  * while the caller files the message before it; inbound_ingest of the
@@ -236,6 +251,10 @@ void inbound_free(struct inbound *ib);
  * harm either way: the result is the same).
  */
 int inbound_decrypt_ahead(struct inbound *ib, const char *raw, size_t len);
+/*
+ * inbound_ingest - decide raw[0..len) and, unless dry_run, commit the
+ * decision (see DESCRIPTION and ERRORS). res is always reset first.
+ */
 int inbound_ingest(struct inbound *ib, const char *raw, size_t len,
 		   int64_t now, int dry_run, struct inbound_result *res,
 		   struct cp_error *err);

@@ -48,10 +48,20 @@
  *	the rest of the message again at every level. A header block over
  *	INMSG_MAX_HEADER_BYTES is refused (-E2BIG), and at most
  *	INMSG_MAX_RECIPIENTS distinct recipients are kept.
+ * ERRORS
+ *	inmsg_parse and inmsg_reparse_inner: -EMSGSIZE, -ELOOP, -E2BIG,
+ *	-EBADMSG, -ENOMEM as listed above inmsg_parse, and -EINVAL for NULL
+ *	bytes with a length (or, for inmsg_reparse_inner, a NULL m).
+ *	inmsg_to_json: -EINVAL (NULL m) or -ENOMEM. inmsg_classify,
+ *	inmsg_names_reply_token and inmsg_no_autoresponse cannot fail.
  * OWNERSHIP
  *	inmsg_parse allocates *out; the caller frees it with inmsg_free.
  *	The struct holds copies: the raw buffer may be freed right after
- *	inmsg_parse returns.
+ *	inmsg_parse returns (inmsg_reparse_inner copies too). Every string
+ *	and array in a struct inmsg belongs to it. inmsg_to_json hands a new
+ *	reference (json_decref). The reason in struct inmsg_class_info and
+ *	the strings of inmsg_class_name and inmsg_no_autoresponse are
+ *	static.
  * THREAD SAFETY
  *	Reentrant: no shared state (libetpan's parser and charconv are
  *	reentrant). A struct inmsg belongs to one thread at a time.

@@ -19,8 +19,20 @@
  *	The patient id is never logged: log_event turns it into an opaque
  *	reference, HMAC-SHA256(ref key, patient id) truncated to 12 hex
  *	digits, which the admin can recompute from an id but which does not
- *	reveal one. Callers must never pass names, addresses, subjects or
- *	bodies in the text.
+ *	reveal one. The ref key is the first 32 bytes of what
+ *	log_set_ref_key was given (the token key, see runtime.h); without
+ *	one, a fixed one-byte key of 0. Callers must never pass names,
+ *	addresses, subjects or bodies in the text.
+ *
+ *	Lines above max_priority are dropped. The text is cut at 1023 bytes
+ *	(a stderr line at 1399).
+ * ERRORS
+ *	None reported: log_event always returns 0, and a journal or stderr
+ *	that cannot be written loses the line silently.
+ * OWNERSHIP
+ *	log_setup keeps the ident pointer (it must outlive logging: a string
+ *	literal). log_set_ref_key copies the key into static storage, which
+ *	is never wiped. Nothing else is kept.
  * THREAD SAFETY
  *	log_setup and log_set_ref_key before threads start; the rest is
  *	thread-safe (each line is written with one write()).

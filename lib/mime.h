@@ -17,8 +17,11 @@
  *
  *	mime_address appends an address header ("From", "Reply-To", "To")
  *	with an optional display name (encoded as above, quoted as an RFC
- *	5322 phrase when ASCII) and an addr-spec that must be plain ASCII
- *	without spaces, CR, LF, '<', '>', ',' or '"'; otherwise -EINVAL.
+ *	5322 phrase when ASCII) and an addr-spec that mime_addr_valid
+ *	accepts; otherwise -EINVAL. mime_addr_valid wants 3..254 bytes of
+ *	printable ASCII without space or any of <>,"()\;: , exactly one
+ *	'@' with 1..64 bytes before it and something after it, and no dot
+ *	at either end of either side nor two in a row.
  *
  *	mime_text_part appends a complete text/plain; charset=utf-8 entity
  *	(its Content-Type and Content-Transfer-Encoding headers, a blank
@@ -32,8 +35,19 @@
  *
  *	mime_boundary writes a random boundary ("=_carepost_" and 24 random
  *	base32 characters) from libgcrypt's nonce generator.
+ * ERRORS
+ *	-EINVAL: mime_header with a header name that is empty, over 76
+ *	bytes or not printable ASCII without ':', or a NULL value;
+ *	mime_address with such a name or an address mime_addr_valid
+ *	refuses. Otherwise the buffer's -EFBIG (out->max) or -ENOMEM.
+ *	mime_header and mime_address leave out as it was on failure;
+ *	mime_text_part, mime_qp_encode and mime_base64_encode may leave
+ *	part of their output appended. mime_boundary and mime_date cannot
+ *	fail (mime_date writes the epoch for a time gmtime cannot show).
  * OWNERSHIP
- *	Output is appended to the caller's buffer.
+ *	Output is appended to the caller's buffer; mime_boundary and
+ *	mime_date write into the caller's array. Inputs are borrowed for
+ *	the call.
  * THREAD SAFETY
  *	Reentrant.
  */

@@ -50,8 +50,29 @@
  *	thread and N under another label than the Message-ID's), so bounces
  *	map back to the event and recipient and cannot be forged without
  *	the token key, not even for another recipient of the same event.
+ * ERRORS
+ *	outbound_new: -EINVAL (a token key outside 16..64 bytes, no valid
+ *	portal.from_address, no reply_domain or bounce_domain), -ENOMEM,
+ *	pgp_new's codes for gpg.clinic_key when it is set (missing, expired,
+ *	revoked, not able to sign, gpg-agent unreachable),
+ *	config_read_secret's for the SMTP password. A gpg helper that
+ *	cannot be started is no error (gpg runs in-process, with a
+ *	warning), nor is a sending journal that cannot be opened (a crash
+ *	then resends the whole batch).
+ *	outbound_run and outbound_step: only the store's errors (claim, take,
+ *	record); a relay or gpg failure defers or fails the messages
+ *	concerned and is not returned. The batches already in flight are
+ *	still recorded after an error.
+ *	outbound_recover: the -errno of reading the journal (none is no
+ *	error), -ENAMETOOLONG, or the store's error when recording.
  * OWNERSHIP
- *	outbound_new borrows cfg, store and templates for its lifetime.
+ *	outbound_new borrows cfg, store and templates for its lifetime; it
+ *	copies the token key, reads and keeps the SMTP password, makes one
+ *	struct pgp per worker (each with its gpg helper process), and opens
+ *	STORE/sending.journal. outbound_free wipes the key and password,
+ *	frees the pgp contexts (their helpers are killed with their process
+ *	groups) and closes the journal. Delivery records and stats belong to
+ *	the caller or the store; nothing outbound hands out needs freeing.
  * THREAD SAFETY
  *	One thread calls outbound_run; it runs its own worker threads and
  *	one sender thread.
@@ -94,7 +115,7 @@ void outbound_set_templates(struct outbound *ob, const struct tmplset *ts);
  * outbound_run - claim new events and send everything due at now, batch
  * after batch, then return. Stops early when *stop becomes non-zero
  * (checked between batches; may be NULL). A send failure is not an error
- * (it defers); a store failure is.
+ * (it defers); a store failure is. stats is added to, not reset.
  */
 int outbound_run(struct outbound *ob, int64_t now, volatile int *stop,
 		 struct outbound_stats *stats, struct cp_error *err);
@@ -103,9 +124,10 @@ int outbound_run(struct outbound *ob, int64_t now, volatile int *stop,
  * outbound_step - outbound_run with a time budget of about a second: no
  * new batch is started after it (the batches in flight are finished and
  * recorded). Returns 1 when the budget cut the run short (more may be
- * waiting: call again soon), 0 when nothing more is due at now, or a
- * negative error (as outbound_run). The daemon's event loop calls this
- * so that signals, the watchdog and IMAP are served between rounds.
+ * waiting: call again soon), 0 when nothing more is due at now (or *stop
+ * was set), or a negative error (as outbound_run). The daemon's event
+ * loop calls this so that signals, the watchdog and IMAP are served
+ * between rounds.
  */
 int outbound_step(struct outbound *ob, int64_t now, volatile int *stop,
 		  struct outbound_stats *stats, struct cp_error *err);

@@ -95,9 +95,33 @@
  *	in a program that did not call pgphelper_enable. pgp_secret_available
  *	runs there too, under the time limit (see below). The other
  *	operations on p stay in-process (our own data: keys, data at rest).
+ * ERRORS
+ *	Negative codes with a PHI-free reason (it names a fingerprint at
+ *	most). GPGME's errors map to: -ENOKEY (no such key, no secret key),
+ *	-EKEYEXPIRED, -EKEYREVOKED, -EKEYREJECTED (unusable key, wrong usage,
+ *	ambiguous name, a passphrase needed), -EBADMSG (data gpg cannot read
+ *	or decrypt), -ENOMEM, and -EIO for anything else. Besides:
+ *	-EINVAL	a fingerprint that is not 40 hex digits; pgp_mime_encrypt
+ *		without a signer
+ *	-EFBIG	output over the caller's out->max (-ENOMEM when memory ran
+ *		out first); in a confined helper the helper is then ended
+ *	-ETIMEDOUT	confined: the helper ran over time_limit_ms (ended)
+ *	-EHOSTDOWN	confined: no helper could be started, or it was lost
+ *		twice; pgp_secret_available: the secret key is out of reach
+ *	-ENOPKG	pgp_global_init: GPGME or its OpenPGP engine is missing or
+ *		too old
+ *	-EPROTONOSUPPORT	pgp_import: the imported key is not a v4 key
+ *	pgp_import returns the number (> 0) of revocations it applied when
+ *	it imported no key. On failure the output buffer is left as it was.
  * OWNERSHIP
- *	pgp_new hands a struct freed with pgp_free. Output goes to the
- *	caller's buffer.
+ *	pgp_new hands a struct freed with pgp_free, which also ends its gpg
+ *	helper (the helper's process group is killed); gnupghome and the
+ *	signer are copied. pgp_dup shares the signer key (a reference) but
+ *	nothing else. Output is appended to the caller's buffer; struct
+ *	pgp_sig and fpr_out are the caller's. *signer_fpr
+ *	(pgp_decrypt_verify, pgp_decrypt_good_signer) and *primary
+ *	(pgp_primary_fpr) are malloc'd: the caller free()s them. A
+ *	plaintext that a decryption appends is the caller's to wipe.
  * THREAD SAFETY
  *	One struct pgp per thread; distinct ones may be used at once.
  */

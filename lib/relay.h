@@ -18,19 +18,45 @@
  *	Message-ID, Date, From or other headers.
  *
  *	Each message's outcome is set from the reply codes:
- *	  RELAY_SENT    250 after DATA
+ *	  RELAY_SENT    2xx after DATA
  *	  RELAY_DEFER   any 4xx (MAIL, RCPT or DATA), or the session broke
- *	                before this message's DATA was acknowledged
- *	  RELAY_FAIL    any 5xx (MAIL, RCPT or DATA)
+ *	                before this message's DATA was acknowledged; also
+ *	                every message not accepted when a configured AUTH
+ *	                failed or was not done ("AUTH failed")
+ *	  RELAY_FAIL    any 5xx (MAIL, RCPT or DATA); or, with code 0,
+ *	                "rejected locally: ...": a reverse path or recipient
+ *	                that is not printable ASCII without '<' and '>', or a
+ *	                message libesmtp would alter (no CRLF at the end, no
+ *	                empty line after the headers, Date, From or
+ *	                Message-Id missing or repeated, another header it
+ *	                keeps once repeated, a Return-Path or
+ *	                Original-Recipient header): such a message is never
+ *	                sent
  *	with code and a one-line PHI-free text (the server's reply text is
  *	not copied; it can echo addresses) such as "550 at RCPT".
  *
- *	Returns 0 when the session ran (outcomes tell the rest), or a
- *	negative code with err set when no message could be attempted
+ *	Returns 0 when the session ran (outcomes tell the rest; also when
+ *	every message was rejected locally, and no session was opened), or
+ *	a negative code with err set when no message could be attempted
  *	(connect refused, TLS required but not offered, AUTH failed): then
- *	every outcome is RELAY_DEFER.
+ *	every outcome is RELAY_DEFER, those rejected locally included.
+ * ERRORS
+ *	-EINVAL	no settings or server, NULL msgs with n > 0, or libesmtp
+ *		refused a setting
+ *	-EPROTO	STARTTLS required but not offered, a server certificate not
+ *		trusted or not for the host, an unacceptable TLS peer, the
+ *		session refused (a 4xx or 5xx reply before any message) or
+ *		ended before any message
+ *	-EACCES	AUTH failed, or AUTH configured and not offered
+ *	-EHOSTUNREACH	the server's name did not resolve
+ *	-ENOENT	ca_file cannot be loaded; -EIO the system CA paths cannot
+ *	-ENOMEM	out of memory
+ *	others	when no server could be reached, the negative system error
+ *		libesmtp reports (a refused connection, ...)
  * OWNERSHIP
- *	Messages and settings are borrowed for the duration of the call.
+ *	Messages and settings are borrowed for the duration of the call;
+ *	the results are written into each struct relay_msg. Nothing is kept
+ *	after it returns.
  * THREAD SAFETY
  *	Reentrant: concurrent calls use separate sessions.
  */

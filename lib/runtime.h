@@ -10,14 +10,28 @@
  *	runtime_close(&rt);
  * DESCRIPTION
  *	runtime_open loads the config and then, as flags ask, the token key
- *	(security.token_key_file: at least 16 bytes; it also keys the
- *	opaque patient references in logs), the store and the templates.
- *	Errors name the file or key at fault.
+ *	(security.token_key_file, read with config_read_secret: at least 16
+ *	bytes, of which the first 64 are kept; it also keys the opaque
+ *	patient references in logs, log_set_ref_key), the store and the
+ *	templates. Errors name the file or key at fault.
  *
  *	runtime_config_path returns the -c argument, $CAREPOST_CONFIG, or
  *	/etc/carepost/carepost.conf.
+ * ERRORS
+ *	config_load's codes; -EINVAL when token_key_file is not set or the
+ *	key is shorter than 16 bytes; config_read_secret's, store_open's
+ *	and tmplset_load's codes.
  * OWNERSHIP
- *	runtime_close releases everything runtime_open opened.
+ *	runtime_close releases everything runtime_open opened and wipes the
+ *	key. runtime_open does not undo what it opened before a failure:
+ *	call runtime_close after a failed runtime_open too (rt starts
+ *	zeroed, so that is safe). rt->cfg, rt->store and rt->templates
+ *	belong to rt; borrowers (outbound, inbound) must not outlive it.
+ *	runtime_config_path returns its argument, the environment's string
+ *	or a literal: nothing to free.
+ * THREAD SAFETY
+ *	runtime_open before threads start (it sets the log's reference key);
+ *	the rest follows the modules it opened.
  */
 #ifndef CAREPOST_RUNTIME_H
 #define CAREPOST_RUNTIME_H

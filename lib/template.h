@@ -29,9 +29,27 @@
  *	Limits (outside input): templates over 256 KiB, section nesting over
  *	64, partial nesting over 16, output over opts->max_output (default
  *	1 MiB), and unclosed or mismatched tags are errors naming the line.
+ *
+ *	A render also has a work budget (node visits, context frames
+ *	searched, bytes of partial source parsed) of 4M + 16 * max_output
+ *	steps, so that a small template cannot loop for long. Tag names are
+ *	at most 255 bytes, delimiters at most 16.
+ * ERRORS
+ *	-EINVAL	a malformed template (unclosed or mismatched tags, bad names,
+ *		bad delimiters), or no template or buffer
+ *	-EFBIG	source over TMPL_MAX_SOURCE, or output over max_output or
+ *		the buffer's own max
+ *	-ELOOP	section or partial nesting too deep
+ *	-E2BIG	the work budget is spent
+ *	-ENOMEM	out of memory
+ *	others	a partial loader's own negative code (-ENOENT is no error)
+ *	Error texts name the line (and the partial) and at most a tag name,
+ *	never a value.
  * OWNERSHIP
- *	tmpl_parse hands a template the caller frees with tmpl_free. The
- *	context is borrowed. Output is appended to the caller's buffer.
+ *	tmpl_parse copies the source and hands a template the caller frees
+ *	with tmpl_free. The context is borrowed. Output is appended to the
+ *	caller's buffer; a failed render takes back what it appended. A
+ *	partial loader's *src is freed by the renderer (free()).
  * THREAD SAFETY
  *	A parsed template is read-only while rendering: many threads may
  *	render one template at once.

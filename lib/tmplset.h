@@ -15,18 +15,32 @@
  *	"Subject: " followed by the subject template, then one empty line,
  *	then the body template (plain text, rendered without HTML escaping).
  *
- *	tmplset_load parses every template once, and fails, naming the file,
- *	when the default locale lacks either variant of a known event type or
- *	any file does not parse. Other locales may be partial: a missing
- *	template falls back to the default locale's. Partials are held in
- *	memory and resolved within the template's own locale, then the
- *	default locale.
+ *	tmplset_load parses every TYPE template once, and fails, naming the
+ *	file, when the default locale lacks either variant of a known event
+ *	type or any of them does not parse. Other locales may be partial: a
+ *	missing template falls back to the default locale's. Partials are
+ *	read into memory at load, not parsed: a render parses those it uses
+ *	(once per render, see template.h), so a partial that does not parse
+ *	fails the renders that use it, not the load. They are resolved
+ *	within the locale of the template rendered (the default locale's
+ *	when the template fell back to it), then the default locale.
  *
- *	The rendered subject is reduced to one line (CR, LF, tabs become
- *	spaces; mime_header encodes it later). Bodies keep LF line endings.
+ *	The rendered subject is reduced to one line (every control character
+ *	below 0x20, CR, LF and tab included, becomes a space; mime_header
+ *	encodes it later). Bodies keep LF line endings.
+ * ERRORS
+ *	tmplset_load: -ENOENT (no directory for the default locale, or a
+ *	variant missing there), -EINVAL (a file without its "Subject: " line
+ *	and the empty line after it), tmpl_parse's codes, -E2BIG (over 32
+ *	locales, over 64 partials in one), -ENOMEM, or the -errno of reading
+ *	a directory or file; err names the file.
+ *	tmplset_render: -ENOENT for an event type without templates, else
+ *	tmpl_render's codes (see template.h).
  * OWNERSHIP
- *	tmplset_load hands a set freed with tmplset_free. Rendering appends
- *	to the caller's buffers.
+ *	tmplset_load hands a set freed with tmplset_free; dir and
+ *	default_locale are not kept. Rendering appends to the caller's
+ *	buffers: a failed render leaves out what tmpl_render leaves (the
+ *	subject, rendered first, stays appended when the body fails).
  * THREAD SAFETY
  *	A loaded set is read-only: many threads may render at once.
  */

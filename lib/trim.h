@@ -53,7 +53,7 @@
  *	*reply_out (and *elided_out when elided_out is not NULL) are
  *	allocated by trim_reply and freed by the caller with free(). On
  *	failure they are left NULL.
- * DIAGNOSTICS
+ * ERRORS
  *	0 on success (an empty reply is a success: *reply_out is ""),
  *	-EINVAL for a NULL argument, -EFBIG, -E2BIG, -ENOMEM. err (may be
  *	NULL) gets a reason without any of the text.

@@ -11,6 +11,17 @@
  *
  *	The _cleanup_ helpers follow systemd's habit: a variable declared with
  *	_cleanup_free_ is freed on every path out of its scope.
+ * ERRORS
+ *	cp_read_file: -EFBIG over max, -ENOMEM, or the -errno of open, fstat
+ *	or read. cp_write_file_atomic: -ENAMETOOLONG, or the -errno of
+ *	open, write, fsync, close or rename (the temporary file is removed).
+ *	cp_snprintf_ok: -ENAMETOOLONG or -EINVAL. cp_no_core_dumps: -errno
+ *	of prctl. The rest cannot fail.
+ * OWNERSHIP
+ *	cp_read_file hands *out (malloc'd) to the caller, who free()s it.
+ *	The other functions write into the caller's buffers and keep
+ *	nothing. CP_TAKE_PTR takes a pointer out of a _cleanup_ variable
+ *	(which is left NULL).
  * THREAD SAFETY
  *	Everything here is reentrant.
  */
@@ -80,7 +91,9 @@ int cp_snprintf_ok(char *buf, size_t size, const char *fmt, ...)
 int cp_read_file(const char *path, size_t max, char **out, size_t *len);
 
 /*
- * cp_write_file_atomic - write data to path.tmp, fsync, rename over path.
+ * cp_write_file_atomic - write data to path.tmp.PID (created with mode,
+ * less the umask), fsync, rename over path. The directory is not
+ * fsynced.
  */
 int cp_write_file_atomic(const char *path, const void *data, size_t len,
 			 int mode);
