@@ -331,12 +331,6 @@ outbound_free(struct outbound *ob)
 	free(ob);
 }
 
-void
-outbound_set_templates(struct outbound *ob, const struct tmplset *ts)
-{
-	ob->templates = ts;
-}
-
 /* ---- composing (worker threads) ---- */
 
 static int

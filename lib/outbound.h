@@ -108,9 +108,6 @@ int outbound_new(const struct cp_config *cfg, struct store *store,
 		 struct cp_error *err);
 void outbound_free(struct outbound *ob);
 
-/* outbound_set_templates - use a newly loaded set (after a reload). */
-void outbound_set_templates(struct outbound *ob, const struct tmplset *ts);
-
 /*
  * outbound_run - claim new events and send everything due at now, batch
  * after batch, then return. Stops early when *stop becomes non-zero
