@@ -15,18 +15,18 @@
  *	  so CAPABILITY is asked again after each.
  *	- mailimap_idle() throws away untagged data that arrives before the
  *	  "+" continuation, and libetpan never lowers sel_exists on EXPUNGE.
- *	  imapc_wait therefore sets sel_exists/sel_recent to a sentinel
- *	  before IDLE and sees any EXISTS/RECENT as a change of it; an
- *	  EXISTS lost before the "+" costs at most one timeout of latency.
+ *	  imapc_idle_begin therefore sets sel_exists/sel_recent to a
+ *	  sentinel before IDLE and imapc_idle_end sees any EXISTS/RECENT as
+ *	  a change of it; an EXISTS lost before the "+" costs at most one
+ *	  renewal of the IDLE of latency.
  *	- After mailimap_idle() the "+" line may share a read with the next
- *	  lines: bytes already in the mailstream buffer are checked before
- *	  poll(2) on the socket.
+ *	  lines: imapc_idle_begin says when bytes are already in the
+ *	  mailstream buffer, which poll(2) on the socket would not see.
  *	- UID SEARCH/FETCH "N:*" always include the highest UID, even when it
  *	  is below N: results are filtered.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <time.h>
 
@@ -39,7 +39,6 @@
 #include "imapc.h"
 
 #define IMAPC_DEFAULT_TIMEOUT	60
-#define IMAPC_IDLE_CHUNK	(25 * 60)	/* re-IDLE before 30 minutes */
 #define IMAPC_FOLDER_MAX	200
 #define IMAPC_SENTINEL		UINT32_MAX
 
@@ -910,18 +909,6 @@ imapc_msgs_free(struct imapc_msg *msgs, size_t n)
 /* --- move ----------------------------------------------------------- */
 
 static int
-uid_exists(struct imapc *c, uint32_t uid, struct cp_error *err)
-{
-	_cleanup_free_ uint32_t *uids = NULL;
-	size_t n;
-	int r = search_uids(c, uid, uid, &uids, &n, err);
-
-	if (r < 0)
-		return r;
-	return n > 0 && uids[0] == uid;
-}
-
-static int
 move_by_copy(struct imapc *c, struct mailimap_set *set, const char *name,
 	     struct cp_error *err)
 {
@@ -983,44 +970,6 @@ move_set(struct imapc *c, struct mailimap_set *set, const char *name,
 }
 
 int
-imapc_move(struct imapc *c, uint32_t uid, const char *folder,
-	   struct cp_error *err)
-{
-	_cleanup_free_ char *name = NULL;
-	struct mailimap_set *set;
-	int r;
-
-	if (c == NULL || uid == 0)
-		return cp_error_set(err, -EINVAL, "IMAP move: bad arguments");
-	r = folder_check("folder", folder, err);
-	if (r < 0)
-		return r;
-	name = folder_on_server(c, folder);
-	if (name == NULL)
-		return cp_error_set(err, -ENOMEM, "IMAP: out of memory");
-
-	r = uid_exists(c, uid, err);
-	if (r < 0)
-		return r;
-	if (r == 0)
-		return cp_error_set(err, -ENOENT, "IMAP move: no UID %u in the "
-				    "mailbox", uid);
-
-	set = mailimap_set_new_single(uid);
-	if (set == NULL)
-		return cp_error_set(err, -ENOMEM, "IMAP: out of memory");
-	r = move_set(c, set, name, err);
-	if (r < 0 && err != NULL && r != -ENOMEM) {
-		/* Name the UID and folder: both are PHI-free. */
-		char step[sizeof(err->text)];
-
-		cp_strlcpy(step, err->text, sizeof(step));
-		cp_error_set(err, r, "%s (UID %u to %s)", step, uid, folder);
-	}
-	return r;
-}
-
-int
 imapc_move_uids(struct imapc *c, const uint32_t *uids, size_t n,
 		const char *folder, struct cp_error *err)
 {
@@ -1069,36 +1018,7 @@ imapc_move_uids(struct imapc *c, const uint32_t *uids, size_t n,
 	return r;
 }
 
-/* --- wait ----------------------------------------------------------- */
-
-/* 1 when the server has something for us within ms, 0 if not, < 0 error. */
-static int
-wait_readable(struct imapc *c, int64_t ms, struct cp_error *err)
-{
-	int64_t deadline = cp_mono_ms() + ms;
-	struct pollfd pfd;
-
-	if (c->imap->imap_stream != NULL &&
-	    c->imap->imap_stream->read_buffer_len > 0)
-		return 1;
-	pfd.fd = imapc_fd(c);
-	pfd.events = POLLIN;
-	for (;;) {
-		int64_t left = deadline - cp_mono_ms();
-		int r;
-
-		if (left < 0)
-			left = 0;
-		r = poll(&pfd, 1, left > INT32_MAX ? INT32_MAX : (int)left);
-		if (r > 0)
-			return 1;
-		if (r == 0)
-			return 0;
-		if (errno != EINTR)
-			return cp_error_set(err, -errno, "IMAP wait: poll: %s",
-					    strerror(errno));
-	}
-}
+/* --- IDLE ----------------------------------------------------------- */
 
 static void
 arm_news(struct imapc *c)
@@ -1123,56 +1043,6 @@ news_arrived(const struct imapc *c)
 	       s->sel_has_recent ||
 	       (ri != NULL && ri->rsp_expunged != NULL &&
 		clist_begin(ri->rsp_expunged) != NULL);
-}
-
-static int
-wait_noop(struct imapc *c, int timeout_sec, struct cp_error *err)
-{
-	int r = wait_readable(c, (int64_t)timeout_sec * 1000, err);
-
-	if (r < 0)
-		return r;
-	arm_news(c);
-	r = mailimap_noop(c->imap);
-	if (r != MAILIMAP_NO_ERROR)
-		return etpan_fail(c, r, "NOOP", err);
-	return news_arrived(c) ? 1 : 0;
-}
-
-int
-imapc_wait(struct imapc *c, int timeout_sec, struct cp_error *err)
-{
-	int64_t deadline;
-	int r;
-
-	if (c == NULL || timeout_sec < 0)
-		return cp_error_set(err, -EINVAL, "IMAP wait: bad arguments");
-	if (!mailimap_has_idle(c->imap))
-		return wait_noop(c, timeout_sec, err);
-
-	deadline = cp_mono_ms() + (int64_t)timeout_sec * 1000;
-	for (;;) {
-		int64_t left = deadline - cp_mono_ms(), chunk;
-		int ready;
-
-		if (left <= 0)
-			return 0;
-		chunk = left < IMAPC_IDLE_CHUNK * 1000 ? left
-						       : IMAPC_IDLE_CHUNK * 1000;
-		arm_news(c);
-		r = mailimap_idle(c->imap);
-		if (r != MAILIMAP_NO_ERROR)
-			return etpan_fail(c, r, "IDLE", err);
-		ready = wait_readable(c, chunk, err);
-		r = mailimap_idle_done(c->imap);
-		if (ready < 0)
-			return ready;
-		if (r != MAILIMAP_NO_ERROR)
-			return etpan_fail(c, r, "IDLE DONE", err);
-		if (news_arrived(c))
-			return 1;
-		/* A keep-alive ("* OK Still here") or a chunk's end. */
-	}
 }
 
 int

@@ -14,8 +14,14 @@
  *		for each msgs[i]: file it, commit; then, for the batch,
  *		imapc_move_uids(c, filed_uids, n_filed, opts.processed_folder, &err);
  *		imapc_msgs_free(msgs, n);
- *		if (n == 0)
- *			imapc_wait(c, poll_interval, &err);
+ *		if (n == 0 && imapc_has(c, "IDLE")) {
+ *			r = imapc_idle_begin(c, &err);	(1: lines came in)
+ *			if (r == 0)
+ *				... poll(imapc_fd(c)), at most 25 minutes ...
+ *			if (r >= 0)
+ *				imapc_idle_end(c, &err);
+ *		} else if (n == 0)
+ *			... wait poll_interval ...
  *	}
  *	imapc_close(c);
  * DESCRIPTION
@@ -37,7 +43,7 @@
  *	folder created by someone else between LIST and CREATE neither), and
  *	the mailbox is SELECTed (read-write).
  *
- *	Folder names in opts and for imapc_move use '/' between levels
+ *	Folder names in opts and for imapc_move_uids use '/' between levels
  *	("carepost/processed"); they are translated to the server's
  *	hierarchy delimiter (LIST "" "" tells it; Dovecot's default is '.').
  *	Names must be printable ASCII without '"', '\\', '%', '*' (no
@@ -60,21 +66,25 @@
  *	kept answer still holds UIDs (more to fetch, though this batch was
  *	short).
  *
- *	imapc_move moves one message by UID: UID MOVE when the server offers
- *	MOVE (RFC 6851); otherwise UID COPY, UID STORE +FLAGS.SILENT
- *	(\Deleted), then UID EXPUNGE of that UID when UIDPLUS is offered, or
- *	a plain EXPUNGE (which also removes anything else flagged \Deleted).
- *	A crash between COPY and EXPUNGE leaves the message in both folders:
- *	the caller's store must recognise a (UIDVALIDITY, UID) it already
- *	filed, as inbound.h does anyway (seen records).
+ *	imapc_move_uids moves messages by UID, in one command for the set:
+ *	UID MOVE when the server offers MOVE (RFC 6851); otherwise UID COPY,
+ *	UID STORE +FLAGS.SILENT (\Deleted), then UID EXPUNGE of the set when
+ *	UIDPLUS is offered, or a plain EXPUNGE (which also removes anything
+ *	else flagged \Deleted). A crash between COPY and EXPUNGE leaves the
+ *	message in both folders, and it is fetched again: the caller must
+ *	recognise a message it already filed (inbound.h does, by its seen
+ *	records: the Message-ID, or the raw bytes) and only move it again,
+ *	which leaves a second copy in the folder.
  *
- *	imapc_wait blocks until the server reports new mail or timeout_sec
- *	passes. With IDLE (RFC 2177) it idles (re-issuing IDLE every 25
- *	minutes, below the 30-minute server limit) and ends it with DONE when
- *	an EXISTS, RECENT or EXPUNGE arrives; keep-alive lines ("* OK Still
- *	here") do not wake it. Without IDLE it sleeps (watching the socket)
- *	and then sends NOOP. Returns 1 when there may be new mail, 0 on
- *	timeout.
+ *	imapc_idle_begin and imapc_idle_end wait for new mail in an event
+ *	loop (RFC 2177): begin sends IDLE, the caller watches imapc_fd, and
+ *	end sends DONE and says whether an EXISTS, RECENT or EXPUNGE arrived
+ *	meanwhile; a keep-alive line ("* OK Still here") wakes the socket
+ *	but is no news. A server without IDLE is polled with imapc_fetch;
+ *	nothing here syncs the mailbox first (no NOOP), and a UID SEARCH
+ *	answers from the mailbox as the session's last command left it
+ *	(Dovecot syncs after a command, not before), so mail that came since
+ *	that command shows at the poll after next.
  *
  *	imapc_backoff gives the delay before reconnect attempt number
  *	attempt (0, 1, 2, ...): 2^attempt seconds capped at 300, with
@@ -92,12 +102,11 @@
  *	-EPROTO	TLS handshake failed, STARTTLS refused, or the server
  *		answered NO/BAD to a command (its text is in err)
  *	-EACCES	LOGIN rejected
- *	-ENOENT	imapc_move: no message with that UID (already moved)
  *	-ENOTSUP imapc_idle_begin: the server does not offer IDLE
  *	-EIO	the connection broke or the server's answer could not be
  *		parsed; the session is unusable
  *	-ENOMEM	out of memory
- *	After any error but -ENOENT, -ENOTSUP and -EINVAL the caller should
+ *	After any error but -ENOTSUP and -EINVAL the caller should
  *	imapc_close and reconnect (with imapc_backoff) rather than go on.
  * OWNERSHIP
  *	imapc_connect hands a session the caller ends with imapc_close.
@@ -161,27 +170,22 @@ int imapc_fetch(struct imapc *c, uint32_t first_uid, size_t max,
 
 void imapc_msgs_free(struct imapc_msg *msgs, size_t n);
 
-int imapc_move(struct imapc *c, uint32_t uid, const char *folder,
-	       struct cp_error *err);
-
 /*
  * imapc_move_uids - move n messages (UIDs ascending) to folder in one
  * command: UID MOVE of the UID set (consecutive UIDs as ranges), or the
- * COPY/STORE/EXPUNGE fallback on the set as imapc_move does. UIDs that
+ * COPY/STORE/EXPUNGE fallback on the set (see DESCRIPTION). UIDs that
  * are no longer in the mailbox (moved already) are no error: a UID set
- * matches what exists. n == 0 sends nothing.
+ * matches what exists. n == 0 sends nothing. -EINVAL for a UID 0 or a
+ * bad folder name.
  */
 int imapc_move_uids(struct imapc *c, const uint32_t *uids, size_t n,
 		    const char *folder, struct cp_error *err);
-
-/* imapc_wait - 1: there may be new mail; 0: timeout; < 0: error. */
-int imapc_wait(struct imapc *c, int timeout_sec, struct cp_error *err);
 
 /* imapc_fd - the connection's socket, for poll(2) in an event loop. */
 int imapc_fd(const struct imapc *c);
 
 /*
- * imapc_idle_begin / imapc_idle_end - imapc_wait cut in two for an event
+ * imapc_idle_begin / imapc_idle_end - wait for new mail in an event
  * loop: begin sends IDLE (-ENOTSUP when the server does not offer it)
  * and returns 1 when lines are already buffered (end it at once), else
  * 0: watch imapc_fd for input, then call end, which sends DONE and
