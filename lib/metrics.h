@@ -18,10 +18,11 @@
  *	metrics_write writes the text to PATH.tmp (a fixed name beside path,
  *	opened O_NOFOLLOW and truncated) and renames it over path, so a
  *	reader (node_exporter's textfile collector, a script) never sees
- *	half a file; there is no fsync. The file is created with mode 0644
- *	less the process umask: carepost.service sets UMask=0077, so under
- *	systemd it is 0600 and readable by the carepost user alone. It holds
- *	counts only, no ids and nothing about any patient.
+ *	half a file; there is no fsync. The file has mode 0640 whatever the
+ *	umask (carepost.service sets UMask=0077): readable by the carepost
+ *	user and group (RuntimeDirectoryMode=0750), so an exporter in that
+ *	group can read it. It holds counts only, no ids and nothing about any
+ *	patient.
  * ERRORS
  *	metrics_format: 0, or -ENOMEM (out may then hold part of the text).
  *	metrics_write: -ENOMEM, -ENAMETOOLONG (PATH.tmp longer than 4095
