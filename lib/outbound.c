@@ -406,8 +406,15 @@ compose(struct outbound *ob, struct pgp *pgp, struct job *j)
 		}
 		r = pgp_mime_encrypt(pgp, j->fpr, inner.data, inner.len, &entity, &err);
 		/* The clinic's key failing defers. When it answers now, it may
-		 * have just come back (gpg-agent restarted): once more. */
-		if (r < 0 && !clinic_key_down(pgp, cfg, j))
+		 * have just come back (gpg-agent restarted): once more, and
+		 * defer if it fails again with the clinic's key down. A notice
+		 * only when both tries failed with the clinic's key usable
+		 * after each: then it is the patient's key. */
+		if (r < 0 && clinic_key_down(pgp, cfg, j)) {
+			j->defer = 1;
+			return 0;
+		}
+		if (r < 0)
 			r = pgp_mime_encrypt(pgp, j->fpr, inner.data, inner.len,
 					     &entity, &err);
 		if (r < 0 && clinic_key_down(pgp, cfg, j)) {
