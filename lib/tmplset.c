@@ -78,6 +78,23 @@ parse_file(const char *path, const char *src, size_t len, struct entry *e,
 	return 0;
 }
 
+/*
+ * partial_check - a partial must parse on its own, at load: otherwise a
+ * broken one passes load and reload and fails every message that uses it.
+ */
+static int
+partial_check(const char *file, const struct partial *p, struct cp_error *err)
+{
+	struct tmpl *t = NULL;
+	struct cp_error perr;
+	int r;
+
+	cp_error_clear(&perr);
+	r = tmpl_parse(p->src, p->len, &t, &perr);
+	tmpl_free(t);
+	return r < 0 ? cp_error_set(err, r, "%s: %s", file, perr.text) : 0;
+}
+
 static int
 load_locale(struct tmplset *ts, const char *dir, const char *name,
 	    struct cp_error *err)
@@ -143,7 +160,13 @@ load_locale(struct tmplset *ts, const char *dir, const char *name,
 		if (r < 0)
 			r = cp_error_set(err, r, "%s: %s", file, strerror(-r));
 		else
+			r = partial_check(file, p, err);
+		if (r == 0)
 			loc->n_partials++;
+		else {
+			free(p->src);
+			p->src = NULL;
+		}
 	}
 	closedir(d);
 	return r;

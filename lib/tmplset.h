@@ -19,9 +19,10 @@
  *	file, when the default locale lacks either variant of a known event
  *	type or any of them does not parse. Other locales may be partial: a
  *	missing template falls back to the default locale's. Partials are
- *	read into memory at load, not parsed: a render parses those it uses
- *	(once per render, see template.h), so a partial that does not parse
- *	fails the renders that use it, not the load. They are resolved
+ *	read into memory and parsed once at load (a partial that does not
+ *	parse fails the load, and so a reload keeps the old set); a render
+ *	parses those it uses again (once per render, see template.h). They
+ *	are resolved
  *	within the locale of the template rendered (the default locale's
  *	when the template fell back to it), then the default locale.
  *
