@@ -835,6 +835,13 @@ imapc_fetch(struct imapc *c, uint32_t first_uid, size_t max,
 		free(c->uids);
 		c->uids = NULL;
 		c->nuids = c->next = 0;
+		/* Dovecot brings a session's view of the mailbox up to date
+		 * after a command, not before: a NOOP first, so that a fresh
+		 * SEARCH sees mail that came since the last command (a server
+		 * polled without IDLE would otherwise show it a poll late). */
+		r = mailimap_noop(c->imap);
+		if (r != MAILIMAP_NO_ERROR)
+			return etpan_fail(c, r, "NOOP", err);
 		r = search_uids(c, first_uid, 0, &c->uids, &c->nuids, err);
 		if (r < 0 || c->nuids == 0)
 			return r;

@@ -80,11 +80,11 @@
  *	loop (RFC 2177): begin sends IDLE, the caller watches imapc_fd, and
  *	end sends DONE and says whether an EXISTS, RECENT or EXPUNGE arrived
  *	meanwhile; a keep-alive line ("* OK Still here") wakes the socket
- *	but is no news. A server without IDLE is polled with imapc_fetch;
- *	nothing here syncs the mailbox first (no NOOP), and a UID SEARCH
- *	answers from the mailbox as the session's last command left it
- *	(Dovecot syncs after a command, not before), so mail that came since
- *	that command shows at the poll after next.
+ *	but is no news. A server without IDLE is polled with imapc_fetch,
+ *	which sends a NOOP before each fresh UID SEARCH: Dovecot brings a
+ *	session's view of the mailbox up to date after a command, not before,
+ *	so without it mail that came since the last command would show a
+ *	poll late.
  *
  *	imapc_backoff gives the delay before reconnect attempt number
  *	attempt (0, 1, 2, ...): 2^attempt seconds capped at 300, with
