@@ -928,13 +928,18 @@ store_next_due(struct store *s, int64_t *due, struct cp_error *err)
 	return 0;
 }
 
-int
-store_foreach(struct store *s, enum store_db db, store_each_fn fn,
-	      void *userdata, struct cp_error *err)
+/*
+ * walk - store_foreach and store_foreach_prefix: from the first key at or
+ * after prefix (the first key when plen is 0), while keys begin with it.
+ */
+static int
+walk(struct store *s, enum store_db db, const char *prefix, size_t plen,
+     store_each_fn fn, void *userdata, struct cp_error *err)
 {
 	MDB_txn *txn;
 	MDB_cursor *cur;
-	MDB_val k, v;
+	MDB_val k = { plen, (void *)prefix }, v;
+	MDB_cursor_op op = plen > 0 ? MDB_SET_RANGE : MDB_FIRST;
 	int rc, r = 0;
 
 	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
@@ -945,10 +950,13 @@ store_foreach(struct store *s, enum store_db db, store_each_fn fn,
 		mdb_txn_abort(txn);
 		return lmdb_error(err, rc, db_names[db]);
 	}
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	for (rc = mdb_cursor_get(cur, &k, &v, op); rc == 0;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		json_t *value = json_loadb(v.mv_data, v.mv_size, 0, NULL);
+		json_t *value;
 
+		if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
+			break;		/* past the keys that begin with prefix */
+		value = json_loadb(v.mv_data, v.mv_size, 0, NULL);
 		r = fn(userdata, k.mv_data, k.mv_size, value);
 		json_decref(value);
 		if (r != 0)
@@ -961,6 +969,20 @@ store_foreach(struct store *s, enum store_db db, store_each_fn fn,
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return lmdb_error(err, rc, db_names[db]);
 	return 0;
+}
+
+int
+store_foreach(struct store *s, enum store_db db, store_each_fn fn,
+	      void *userdata, struct cp_error *err)
+{
+	return walk(s, db, NULL, 0, fn, userdata, err);
+}
+
+int
+store_foreach_prefix(struct store *s, enum store_db db, const char *prefix,
+		     store_each_fn fn, void *userdata, struct cp_error *err)
+{
+	return walk(s, db, prefix, prefix ? strlen(prefix) : 0, fn, userdata, err);
 }
 
 int

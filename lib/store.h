@@ -148,13 +148,14 @@
  *	(free()). store_env and store_dbi hand LMDB handles that belong to
  *	the store and live until store_close.
  *
- *	store_foreach: the key points into LMDB's map, is not NUL-terminated
- *	(use keylen) and is valid only until the callback returns. The value
- *	is a new JSON value parsed from the stored bytes for this one call
- *	(NULL when they are not JSON: every "schedule" value is empty);
- *	store_foreach owns it and json_decref()s it as soon as the callback
- *	returns, so a callback that keeps it must json_incref() it (and then
- *	json_decref() it when done); a kept key must be copied.
+ *	store_foreach and store_foreach_prefix: the key points into LMDB's
+ *	map, is not NUL-terminated (use keylen) and is valid only until the
+ *	callback returns. The value is a new JSON value parsed from the
+ *	stored bytes for this one call (NULL when they are not JSON: every
+ *	"schedule" value is empty); the walk owns it and json_decref()s it
+ *	as soon as the callback returns, so a callback that keeps it must
+ *	json_incref() it (and then json_decref() it when done); a kept key
+ *	must be copied.
  * THREAD SAFETY
  *	A struct store may be used from one thread at a time (the daemon's
  *	main loop). Other processes may use the same environment at once.
@@ -184,7 +185,11 @@ int store_open(const char *path, uint64_t map_size, struct store **out,
 	       struct cp_error *err);
 void store_close(struct store *s);
 
-/* store_env / store_dbi - for modules that run their own transactions. */
+/*
+ * store_env / store_dbi - the LMDB handles beneath the store, for tests
+ * that reach under it (MDB_NOSYNC, bytes no verb would write, the map
+ * size). lib/ and daemon/ use the verbs: no LMDB call outside store.c.
+ */
 MDB_env *store_env(struct store *s);
 MDB_dbi store_dbi(struct store *s, enum store_db db);
 
@@ -305,6 +310,15 @@ typedef int (*store_each_fn)(void *userdata, const char *key, size_t keylen,
 			     json_t *value);
 int store_foreach(struct store *s, enum store_db db, store_each_fn fn,
 		  void *userdata, struct cp_error *err);
+/*
+ * store_foreach_prefix - store_foreach of the records whose key begins
+ * with prefix (every record when prefix is NULL or ""), in key order, in
+ * one read transaction; "PATIENT/" walks one patient's inbox, "DEPT/"
+ * one department's clinic queue. Same returns, same lives of key and
+ * value (OWNERSHIP).
+ */
+int store_foreach_prefix(struct store *s, enum store_db db, const char *prefix,
+			 store_each_fn fn, void *userdata, struct cp_error *err);
 
 /* store_count - entries in db. */
 int store_count(struct store *s, enum store_db db, size_t *n,

@@ -1000,6 +1000,85 @@ next_due_count_and_foreach_walk_in_key_order(void **state)
 	assert_string_equal(e.keys, "a b");
 }
 
+struct prefix_each {
+	char keys[256];
+	int calls;
+	int not_json;
+	int stop_at;
+};
+
+static int
+prefix_each_fn(void *ud, const char *key, size_t keylen, json_t *value)
+{
+	struct prefix_each *e = ud;
+	size_t len = strlen(e->keys);
+
+	if (value == NULL)
+		e->not_json++;
+	else
+		assert_true(json_is_object(value));
+	snprintf(e->keys + len, sizeof(e->keys) - len, "%s%.*s", len ? " " : "",
+		 (int)keylen, key);
+	e->calls++;
+	return e->calls == e->stop_at ? 7 : 0;
+}
+
+static void
+foreach_prefix_walks_only_the_keys_that_begin_with_it(void **state)
+{
+	static const char *const keys[] = { "p2/m1", "p1/m2", "p10/m1", "p1/m1",
+					    "p1", "q/m1" };
+	struct fx *f = *state;
+	struct cp_error err = { 0, "" };
+	struct prefix_each e;
+	size_t i;
+
+	for (i = 0; i < CP_ARRAY_SIZE(keys); i++) {
+		json_t *v = json_pack("{s:s}", "id", keys[i]);
+
+		assert_int_equal(store_put_json(f->s, DB_INBOX, keys[i], v, &err), 0);
+		json_decref(v);
+	}
+	raw_put_db(f->s, DB_INBOX, "p1/m3", 5, "not json", 8);
+
+	/* One patient: not "p1" itself, not "p10/"; in key order; a value
+	 * that is not JSON comes as NULL. */
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(store_foreach_prefix(f->s, DB_INBOX, "p1/", prefix_each_fn,
+					      &e, &err), 0);
+	assert_string_equal(e.keys, "p1/m1 p1/m2 p1/m3");
+	assert_int_equal(e.not_json, 1);
+
+	/* NULL and "" walk everything, as store_foreach does. */
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(store_foreach_prefix(f->s, DB_INBOX, NULL, prefix_each_fn,
+					      &e, &err), 0);
+	assert_string_equal(e.keys, "p1 p1/m1 p1/m2 p1/m3 p10/m1 p2/m1 q/m1");
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(store_foreach_prefix(f->s, DB_INBOX, "", prefix_each_fn,
+					      &e, &err), 0);
+	assert_int_equal(e.calls, 7);
+
+	/* A prefix no key has, before, between or after the keys. */
+	memset(&e, 0, sizeof(e));
+	assert_int_equal(store_foreach_prefix(f->s, DB_INBOX, "a/", prefix_each_fn,
+					      &e, &err), 0);
+	assert_int_equal(store_foreach_prefix(f->s, DB_INBOX, "p3/", prefix_each_fn,
+					      &e, &err), 0);
+	assert_int_equal(store_foreach_prefix(f->s, DB_INBOX, "z/", prefix_each_fn,
+					      &e, &err), 0);
+	assert_int_equal(store_foreach_prefix(f->s, DB_CLINIC, "p1/", prefix_each_fn,
+					      &e, &err), 0);
+	assert_int_equal(e.calls, 0);
+
+	/* A non-zero return stops the walk and is returned as it is. */
+	memset(&e, 0, sizeof(e));
+	e.stop_at = 2;
+	assert_int_equal(store_foreach_prefix(f->s, DB_INBOX, "p1/", prefix_each_fn,
+					      &e, &err), 7);
+	assert_string_equal(e.keys, "p1/m1 p1/m2");
+}
+
 static void
 get_and_put_json_round_trip_and_report_missing(void **state)
 {
@@ -1364,6 +1443,7 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(retry_requeues_deferred_now_and_refuses_unknown_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(retry_refuses_scrubbed_records_with_eperm, setup, teardown),
 		cmocka_unit_test_setup_teardown(next_due_count_and_foreach_walk_in_key_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(foreach_prefix_walks_only_the_keys_that_begin_with_it, setup, teardown),
 		cmocka_unit_test_setup_teardown(get_and_put_json_round_trip_and_report_missing, setup, teardown),
 		cmocka_unit_test_setup_teardown(json_with_a_base64_member_round_trips_and_refuses_what_needs_escaping, setup, teardown),
 		cmocka_unit_test_setup_teardown(full_map_grows_and_loses_nothing_across_reopen, setup, teardown),
