@@ -2186,55 +2186,58 @@ out:
 
 /* ---- reading back ---- */
 
-struct prefix_walk {
-	const char *prefix;
-	size_t plen;
+/*
+ * A listing: the records of one patient's inbox without their blobs, or
+ * the entries of the clinic queue with the department their key begins
+ * with (of one department, or of all).
+ */
+struct listing {
+	enum store_db db;
 	json_t *out;
-	int strip_blob;
-	const char *dept;	/* clinic: add "department" */
+	int failed;		/* out of memory */
 };
 
 static int
-walk_prefix(struct store *s, enum store_db db, struct prefix_walk *pw,
-	    struct cp_error *err)
+list_each(void *userdata, const char *key, size_t keylen, json_t *rec)
 {
-	MDB_txn *txn;
-	MDB_cursor *cur;
-	MDB_val k = { pw->plen, (void *)pw->prefix }, v;
-	int rc, op = pw->plen ? MDB_SET_RANGE : MDB_FIRST;
+	struct listing *l = userdata;
+	const char *slash;
 
-	rc = mdb_txn_begin(store_env(s), NULL, MDB_RDONLY, &txn);
-	if (rc != 0)
-		return cp_error_set(err, -EIO, "store read: %s", mdb_strerror(rc));
-	rc = mdb_cursor_open(txn, store_dbi(s, db), &cur);
-	if (rc != 0) {
-		mdb_txn_abort(txn);
-		return cp_error_set(err, -EIO, "store read: %s", mdb_strerror(rc));
+	if (rec == NULL)
+		return 0;	/* not JSON: not one of ours */
+	if (l->db == DB_INBOX)
+		json_object_del(rec, "blob");
+	else if ((slash = memchr(key, '/', keylen)) != NULL)
+		json_object_set_new(rec, "department",
+				    json_stringn(key, (size_t)(slash - key)));
+	if (json_array_append(l->out, rec) < 0) {
+		l->failed = 1;
+		return 1;
 	}
-	for (rc = mdb_cursor_get(cur, &k, &v, op); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		json_t *rec;
+	return 0;
+}
 
-		if (k.mv_size < pw->plen || memcmp(k.mv_data, pw->prefix, pw->plen) != 0)
-			break;
-		rec = json_loadb(v.mv_data, v.mv_size, 0, NULL);
-		if (rec == NULL)
-			continue;
-		if (pw->strip_blob)
-			json_object_del(rec, "blob");
-		if (db == DB_CLINIC) {
-			const char *slash = memchr(k.mv_data, '/', k.mv_size);
+/* list_records - the records of db whose key begins with "OWNER/" (all: NULL). */
+static int
+list_records(struct store *s, enum store_db db, const char *owner, json_t **out,
+	     struct cp_error *err)
+{
+	char prefix[STORE_ID_MAX + 2] = "";
+	struct listing l = { db, json_array(), 0 };
+	int r;
 
-			if (slash)
-				json_object_set_new(rec, "department", json_stringn(k.mv_data,
-					(size_t)(slash - (const char *)k.mv_data)));
-		}
-		json_array_append_new(pw->out, rec);
+	if (l.out == NULL)
+		return cp_error_set(err, -ENOMEM, "out of memory");
+	if (owner != NULL)
+		snprintf(prefix, sizeof(prefix), "%s/", owner);
+	r = store_foreach_prefix(s, db, prefix, list_each, &l, err);
+	if (r > 0 && l.failed)
+		r = cp_error_set(err, -ENOMEM, "out of memory");
+	if (r < 0) {
+		json_decref(l.out);
+		return r;
 	}
-	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
-	if (rc != 0 && rc != MDB_NOTFOUND)
-		return cp_error_set(err, -EIO, "store read: %s", mdb_strerror(rc));
+	*out = l.out;
 	return 0;
 }
 
@@ -2242,21 +2245,9 @@ int
 inbound_inbox_list(struct store *s, const char *patient, json_t **out,
 		   struct cp_error *err)
 {
-	char prefix[STORE_ID_MAX + 2];
-	struct prefix_walk pw;
-	int r;
-
 	if (!id_valid(patient))
 		return cp_error_set(err, -EINVAL, "patient id: expected 1-128 of [A-Za-z0-9._:@-]");
-	snprintf(prefix, sizeof(prefix), "%s/", patient);
-	pw = (struct prefix_walk){ prefix, strlen(prefix), json_array(), 1, NULL };
-	r = walk_prefix(s, DB_INBOX, &pw, err);
-	if (r < 0) {
-		json_decref(pw.out);
-		return r;
-	}
-	*out = pw.out;
-	return 0;
+	return list_records(s, DB_INBOX, patient, out, err);
 }
 
 int
@@ -2327,21 +2318,7 @@ int
 inbound_clinic_queue(struct store *s, const char *dept, json_t **out,
 		     struct cp_error *err)
 {
-	char prefix[STORE_ID_MAX + 2] = "";
-	struct prefix_walk pw;
-	int r;
-
-	if (dept) {
-		if (!id_valid(dept))
-			return cp_error_set(err, -EINVAL, "department: expected a name");
-		snprintf(prefix, sizeof(prefix), "%s/", dept);
-	}
-	pw = (struct prefix_walk){ prefix, strlen(prefix), json_array(), 0, dept };
-	r = walk_prefix(s, DB_CLINIC, &pw, err);
-	if (r < 0) {
-		json_decref(pw.out);
-		return r;
-	}
-	*out = pw.out;
-	return 0;
+	if (dept != NULL && !id_valid(dept))
+		return cp_error_set(err, -EINVAL, "department: expected a name");
+	return list_records(s, DB_CLINIC, dept, out, err);
 }

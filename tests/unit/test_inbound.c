@@ -1062,6 +1062,72 @@ inbox_records_are_format_2_bound_to_their_key_and_old_ones_still_open(void **sta
 	free(m);
 }
 
+/* ---- reading back ---- */
+
+static void
+put_record(enum store_db db, const char *id, const char *blob)
+{
+	json_t *v = json_pack("{s:s, s:s}", "id", id, "blob", blob);
+
+	assert_int_equal(store_put_json(fx.store, db, id, v, NULL), 0);
+	json_decref(v);
+}
+
+static const char *
+member(json_t *list, size_t i, const char *name)
+{
+	return json_string_value(json_object_get(json_array_get(list, i), name));
+}
+
+static void
+inbox_list_and_clinic_queue_read_one_owner_by_key_prefix(void **state)
+{
+	struct cp_error err;
+	json_t *list;
+
+	put_record(DB_INBOX, "p1/m2", "b");
+	put_record(DB_INBOX, "p10/m1", "b");
+	put_record(DB_INBOX, "p1/m1", "b");
+	put_record(DB_INBOX, "p2/m1", "b");
+	put_record(DB_CLINIC, "general/m1", "b");
+	put_record(DB_CLINIC, "gen/m2", "b");
+	put_record(DB_CLINIC, "cardio/m3", "b");
+
+	/* One patient's records, in key order, without their blobs. */
+	assert_int_equal(inbound_inbox_list(fx.store, "p1", &list, NULL), 0);
+	assert_int_equal(json_array_size(list), 2);
+	assert_string_equal(member(list, 0, "id"), "p1/m1");
+	assert_string_equal(member(list, 1, "id"), "p1/m2");
+	assert_null(json_object_get(json_array_get(list, 0), "blob"));
+	assert_null(json_object_get(json_array_get(list, 0), "department"));
+	json_decref(list);
+	assert_int_equal(inbound_inbox_list(fx.store, "p3", &list, NULL), 0);
+	assert_int_equal(json_array_size(list), 0);
+	json_decref(list);
+
+	/* One department's queue, or all of it, each with its department. */
+	assert_int_equal(inbound_clinic_queue(fx.store, "general", &list, NULL), 0);
+	assert_int_equal(json_array_size(list), 1);
+	assert_string_equal(member(list, 0, "id"), "general/m1");
+	assert_string_equal(member(list, 0, "department"), "general");
+	json_decref(list);
+	assert_int_equal(inbound_clinic_queue(fx.store, NULL, &list, NULL), 0);
+	assert_int_equal(json_array_size(list), 3);
+	assert_string_equal(member(list, 0, "department"), "cardio");
+	assert_string_equal(member(list, 1, "department"), "gen");
+	assert_string_equal(member(list, 2, "department"), "general");
+	assert_string_equal(member(list, 2, "blob"), "b");
+	json_decref(list);
+
+	/* Not an id: refused before the store is read. */
+	cp_error_clear(&err);
+	list = NULL;
+	assert_int_equal(inbound_inbox_list(fx.store, "p1/m", &list, &err), -EINVAL);
+	assert_int_equal(inbound_inbox_list(fx.store, NULL, &list, &err), -EINVAL);
+	assert_int_equal(inbound_clinic_queue(fx.store, "", &list, &err), -EINVAL);
+	assert_null(list);
+}
+
 /* ---- infrastructure failures ---- */
 
 static void
@@ -1362,6 +1428,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(form_replies_parse_fields_and_ask_for_missing_ones, setup, teardown),
 		cmocka_unit_test_setup_teardown(inbox_content_is_encrypted_at_rest_and_metadata_is_phi_free, setup, teardown),
 		cmocka_unit_test_setup_teardown(inbox_records_are_format_2_bound_to_their_key_and_old_ones_still_open, setup, teardown),
+		cmocka_unit_test_setup_teardown(inbox_list_and_clinic_queue_read_one_owner_by_key_prefix, setup, teardown),
 		cmocka_unit_test_setup_teardown(infrastructure_failures_return_errors_and_do_not_quarantine, setup, teardown),
 		cmocka_unit_test_setup_teardown(bounces_map_through_verp_or_message_id_to_address_and_recipient, setup, teardown),
 		cmocka_unit_test_setup_teardown(forged_bounces_are_quarantined_counted_and_change_nothing, setup, teardown),
