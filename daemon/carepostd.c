@@ -39,8 +39,8 @@
 #include <unistd.h>
 #include <time.h>
 
-#include "imapc.h"
 #include "inbound.h"
+#include "inround.h"
 #include "log.h"
 #include "metrics.h"
 #include "outbound.h"
@@ -350,14 +350,9 @@ struct carepostd {
 	int64_t gauges_at;		/* when the store gauges were read */
 	int64_t keys_at;		/* when the keyring was checked */
 	int64_t metrics_at;		/* when the metrics file was written */
-	/* The IMAP side ([imap] host set): one session, or a backoff. */
-	struct imapc *imap;
-	int imap_attempt;		/* failed connects in a row */
-	uint32_t imap_next_uid;		/* fetch from here */
-	uint32_t imap_uidvalidity;	/* of the session that set it */
-	uint32_t imap_saved_uid;	/* the last UID in the store */
-	int imap_idling;
-	sd_event_source *imap_timer;	/* reconnect, poll, IDLE renewal */
+	/* The IMAP side ([imap] host set): lib/inround, on two sources. */
+	struct inround *in;
+	sd_event_source *imap_timer;	/* the next round: backoff, poll, IDLE renewal */
 	sd_event_source *imap_io;	/* the socket while idling */
 	char last_error[sizeof(((struct cp_error *)0)->text)];
 };
@@ -454,7 +449,7 @@ notify_status(struct carepostd *cd)
  * arm_timer - fire timer s once, wait seconds from now (0: at once). Now is
  * the clock's, not sd_event_now's (when this turn of the loop began): a
  * round that took long and arms itself "at once" must not come before a
- * timer that fell due while it ran (an IMAP round cut at IMAP_BATCH_MS
+ * timer that fell due while it ran (an IMAP round cut at INROUND_BUDGET_MS
  * lets the send round go first).
  */
 static void
@@ -523,8 +518,8 @@ on_send(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
-static void imap_disconnect(struct carepostd *cd);
 static void imap_arm(struct carepostd *cd, int64_t wait);
+static int imap_renew(struct carepostd *cd);
 
 static int
 on_signal_pipe(sd_event_source *s, int fd, uint32_t revents, void *userdata)
@@ -542,306 +537,61 @@ on_signal_pipe(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 		got_reload = 0;
 		reload(&cd->d, cd->config);
 		arm(cd, 0);
-		if (cd->imap_timer != NULL) {	/* reconnect with what is now set */
-			imap_disconnect(cd);
+		if (cd->imap_timer != NULL && imap_renew(cd) == 0 &&
+		    cd->in != NULL)	/* reconnect with what is now set */
 			imap_arm(cd, 0);
-		}
 	}
 	return 0;
 }
 
-/* ---- inbound: IMAP fetch, ingest, move ------------------------------ */
-
-#define IMAP_IDLE_RENEW	(25 * 60)	/* servers end IDLE after 30 minutes */
-#define IMAP_STEP_TIMEOUT 30		/* seconds per IMAP step, below the watchdog */
-/*
- * A batch stops taking messages after this long; what it fetched and did
- * not decide waits for the next round, so that sending gets its turn and
- * the loop turns well within WatchdogSec whatever the mail costs (a reply
- * may take gpg up to three [gpg] time_limits: decrypt, key check, verify).
- */
-#define IMAP_BATCH_MS	(15 * 1000)
-
-static const char *
-imap_mailbox(const struct cp_config *cfg)
-{
-	return cfg->imap_mailbox ? cfg->imap_mailbox : "INBOX";
-}
+/* ---- inbound: the IMAP round (lib/inround) on the loop's timers ------ */
 
 static void
-imap_disconnect(struct carepostd *cd)
+imap_fail(struct carepostd *cd, const struct cp_error *err)
 {
-	cd->imap_io = sd_event_source_disable_unref(cd->imap_io);
-	cd->imap_idling = 0;
-	imapc_close(cd->imap);
-	cd->imap = NULL;
-}
-
-static void
-imap_fail(struct carepostd *cd, const char *what, const char *text)
-{
-	snprintf(cd->last_error, sizeof(cd->last_error), "IMAP %s: %s", what, text);
-	log_event(LOG_WARNING, LOGID_GENERIC, NULL, NULL, "IMAP %s: %s", what, text);
+	snprintf(cd->last_error, sizeof(cd->last_error), "%s", err->text);
+	log_event(LOG_WARNING, LOGID_GENERIC, NULL, NULL, "%s", err->text);
 	cd->m.errors++;
-	imap_disconnect(cd);
 }
 
-/*
- * imap_connect - log in and find where to start: after the last UID moved
- * out of the mailbox when UIDVALIDITY is unchanged, else from UID 1 (what
- * was filed already is recognised by the seen records and only moved).
- */
-static int
-imap_connect(struct carepostd *cd)
+/* count_round - what a round committed, into the metrics. */
+static void
+count_round(struct metrics *m, const struct inround_stats *st)
 {
-	const struct cp_config *cfg = cd->d.rt.cfg;
-	struct imapc_opts o;
+	m->ingested[METRICS_REPLY] += st->replies;
+	m->ingested[METRICS_FORM] += st->forms;
+	m->ingested[METRICS_UNSUBSCRIBE] += st->unsubscribes;
+	m->ingested[METRICS_DSN] += st->reports;
+	m->ingested[METRICS_AUTOREPLY] += st->autoreplies;
+	m->ingested[METRICS_UNKNOWN] += st->unknown;
+	m->bounces += st->reports;
+	m->bounces_forged += st->forged;
+	m->quarantined += st->quarantined;
+}
+
+/* alive - after each message of a round: one reply may cost gpg three
+ * [gpg] time_limits, and the watchdog must not take that for a hang. */
+static void
+alive(void *userdata)
+{
+	sd_notify(0, "WATCHDOG=1");
+}
+
+/* imap_step - one inbound_step, counted; the acks it queued go now. */
+static int
+imap_step(struct carepostd *cd)
+{
+	struct inround_stats st = { 0 };
 	struct cp_error err;
-	char *password = NULL;
-	size_t plen = 0;
-	json_t *st = NULL;
 	int r;
 
 	cp_error_clear(&err);
-	if (cfg->imap_user && cfg->imap_password_file &&
-	    config_read_secret(cfg->imap_password_file, 4096, &password, &plen, &err) < 0) {
-		imap_fail(cd, "password", err.text);
-		return -1;
-	}
-	memset(&o, 0, sizeof(o));
-	o.host = cfg->imap_host;
-	o.port = cfg->imap_tls == TLS_REQUIRED && cfg->imap_port == 993 ? 0 : cfg->imap_port;
-	o.tls = cfg->imap_tls;
-	o.user = cfg->imap_user;
-	o.password = password ? password : "";
-	o.mailbox = imap_mailbox(cfg);
-	o.processed_folder = cfg->imap_processed_folder;
-	o.quarantine_folder = cfg->imap_quarantine_folder;
-	o.timeout = IMAP_STEP_TIMEOUT;
-	r = imapc_connect(&o, &cd->imap, &err);
-	if (password) {
-		explicit_bzero(password, plen);
-		free(password);
-	}
-	if (r < 0) {
-		cd->imap = NULL;
-		imap_fail(cd, "connect", err.text);
-		return -1;
-	}
-	cd->imap_next_uid = 1;
-	if (store_get_json(cd->d.rt.store, DB_IMAP, o.mailbox, &st, NULL) == 0 &&
-	    json_integer_value(json_object_get(st, "uidvalidity")) ==
-	    (json_int_t)imapc_uidvalidity(cd->imap)) {
-		cd->imap_next_uid = (uint32_t)json_integer_value(
-			json_object_get(st, "last_uid")) + 1;
-	} else {
-		if (st != NULL)
-			log_event(LOG_NOTICE, LOGID_GENERIC, NULL, NULL,
-				  "IMAP UIDVALIDITY of %s changed: reading it from the "
-				  "start (filed messages are recognised)", o.mailbox);
-		json_decref(st);
-		st = json_pack("{s:I, s:i}", "uidvalidity",
-			       (json_int_t)imapc_uidvalidity(cd->imap), "last_uid", 0);
-		store_put_json(cd->d.rt.store, DB_IMAP, o.mailbox, st, NULL);
-	}
-	json_decref(st);
-	cd->imap_uidvalidity = imapc_uidvalidity(cd->imap);
-	cd->imap_saved_uid = cd->imap_next_uid - 1;
-	cd->imap_attempt = 0;
-	log_info("IMAP connected to %s, %s from UID %u", cfg->imap_host, o.mailbox,
-		 cd->imap_next_uid);
-	return 0;
-}
-
-static void
-count_ingest(struct metrics *m, const struct inbound_result *res)
-{
-	enum metrics_class k;
-
-	switch (res->class) {
-	case INMSG_REPLY: k = res->form ? METRICS_FORM : METRICS_REPLY; break;
-	case INMSG_UNSUBSCRIBE: k = METRICS_UNSUBSCRIBE; break;
-	case INMSG_DSN: k = METRICS_DSN; m->bounces++; break;
-	case INMSG_AUTOREPLY: k = METRICS_AUTOREPLY; break;
-	default: k = METRICS_UNKNOWN; break;
-	}
-	m->ingested[k]++;
-	if (res->forged)
-		m->bounces_forged++;
-	if (res->disposition == INBOUND_QUARANTINED)
-		m->quarantined++;
-}
-
-/*
- * imap_move_decided - move what the batch decided (and committed) to the
- * processed and quarantine folders, one UID MOVE each, then remember the
- * last UID (imap_save_state writes it to the store).
- */
-static int
-imap_move_decided(struct carepostd *cd, const uint32_t *processed, size_t np,
-		  const uint32_t *quarantine, size_t nq, uint32_t last_uid)
-{
-	const struct cp_config *cfg = cd->d.rt.cfg;
-	struct cp_error err;
-
-	cp_error_clear(&err);
-	if (cfg->imap_processed_folder != NULL &&
-	    imapc_move_uids(cd->imap, processed, np, cfg->imap_processed_folder, &err) < 0) {
-		imap_fail(cd, "move", err.text);
-		return -1;
-	}
-	if (cfg->imap_quarantine_folder != NULL &&
-	    imapc_move_uids(cd->imap, quarantine, nq, cfg->imap_quarantine_folder, &err) < 0) {
-		imap_fail(cd, "move", err.text);
-		return -1;
-	}
-	if (last_uid != 0)
-		cd->imap_next_uid = last_uid + 1;
-	return 0;
-}
-
-/*
- * imap_save_state - write the last UID moved to the store: when a drain
- * ends (or fails, or is stopped), not after every batch. A stale UID
- * costs nothing but a search that starts lower: what was moved is gone
- * from the mailbox, and what was filed but not moved is recognised.
- */
-static void
-imap_save_state(struct carepostd *cd)
-{
-	uint32_t last = cd->imap_next_uid - 1;
-	json_t *st;
-
-	if (cd->imap_next_uid == 0 || last == cd->imap_saved_uid)
-		return;
-	st = json_pack("{s:I, s:I}", "uidvalidity", (json_int_t)cd->imap_uidvalidity,
-		       "last_uid", (json_int_t)last);
-	if (st != NULL && store_put_json(cd->d.rt.store, DB_IMAP,
-					 imap_mailbox(cd->d.rt.cfg), st, NULL) == 0)
-		cd->imap_saved_uid = last;
-	json_decref(st);
-}
-
-/*
- * imap_batch_run - fetch up to [imap] batch_size messages and take each in
- * turn, for at most IMAP_BATCH_MS (telling the watchdog after each that
- * the loop is alive: a message can cost gpg its time limits): ingest
- * (its store transaction commits the decision); then move
- * the batch's messages to the processed or quarantine folder (a UID MOVE
- * per folder, after every one of them is committed), then remember the
- * last UID. Returns 1 when more may be waiting, 0 when the mailbox is
- * drained, -1 after a failure (the session is closed: the caller backs
- * off). A failure never loses a message: it stays in the mailbox, and
- * what was filed before the failure is moved (or, when the move fails,
- * recognised when it is fetched again).
- */
-static int
-imap_batch_run(struct carepostd *cd, int *acks)
-{
-	const struct cp_config *cfg = cd->d.rt.cfg;
-	size_t batch = cfg->imap_batch_size > 0 ? (size_t)cfg->imap_batch_size : 200;
-	struct imapc_msg *msgs = NULL;
-	_cleanup_free_ uint32_t *processed = NULL, *quarantine = NULL;
-	_cleanup_free_ struct inbound_result *results = NULL;
-	size_t n = 0, np = 0, nq = 0, i, n_decided;
-	int64_t until = cp_mono_ms() + IMAP_BATCH_MS;
-	uint32_t last_uid = 0;
-	struct cp_error err, err2;
-	int r = 0;
-
-	cp_error_clear(&err);
-	cp_error_clear(&err2);
-	if (imapc_fetch(cd->imap, cd->imap_next_uid, batch, &msgs, &n, &err) < 0) {
-		imap_fail(cd, "fetch", err.text);
-		return -1;
-	}
-	processed = calloc(n ? n : 1, sizeof(*processed));
-	quarantine = calloc(n ? n : 1, sizeof(*quarantine));
-	results = calloc(n ? n : 1, sizeof(*results));
-	if (processed == NULL || quarantine == NULL || results == NULL) {
-		imapc_msgs_free(msgs, n);
-		imap_fail(cd, "batch", "out of memory");
-		return -1;
-	}
-	/* Decide each message, then commit them all in one transaction.
-	 * The next encrypted message is decrypted (by the gpg helper) while
-	 * this one is filed. */
-	inbound_batch_begin(cd->d.ib);
-	if (n > 0 && msgs[0].raw != NULL)
-		inbound_decrypt_ahead(cd->d.ib, msgs[0].raw, msgs[0].len);
-	for (i = 0; i < n && !got_stop; i++) {
-		if (i > 0 && cp_mono_ms() > until)
-			break;		/* the rest next round */
-		if (i + 1 < n && msgs[i + 1].raw != NULL)
-			inbound_decrypt_ahead(cd->d.ib, msgs[i + 1].raw, msgs[i + 1].len);
-		if (msgs[i].raw == NULL) {
-			/* Too big to fetch: the reason goes to the log. */
-			log_event(LOG_WARNING, LOGID_QUARANTINE, NULL, NULL,
-				  "IMAP UID %u: %u bytes, over the size limit: "
-				  "quarantined unread", msgs[i].uid, msgs[i].size);
-			results[i].folder = INBOUND_FOLDER_QUARANTINE;
-			results[i].disposition = INBOUND_QUARANTINED;
-		} else if (inbound_ingest(cd->d.ib, msgs[i].raw, msgs[i].len, cp_now(),
-					  0, &results[i], &err) < 0) {
-			/* The store or gpg failed: leave it where it is. */
-			inbound_result_clear(&results[i]);
-			r = -1;
-			break;
-		}
-		sd_notify(0, "WATCHDOG=1");
-	}
-	n_decided = i;
-	if (inbound_batch_commit(cd->d.ib, r < 0 ? &err2 : &err) < 0) {
-		/* Nothing of the batch was written: it all stays. */
-		n_decided = 0;
-		r = -1;
-	}
-	for (i = 0; i < n_decided; i++) {
-		const struct inbound_result *res = &results[i];
-
-		if (msgs[i].raw == NULL)
-			cd->m.quarantined++;
-		else
-			count_ingest(&cd->m, res);
-		if (res->acked || res->alerted || res->form_incomplete)
-			*acks = 1;
-		if (res->folder == INBOUND_FOLDER_QUARANTINE)
-			quarantine[nq++] = msgs[i].uid;
-		else
-			processed[np++] = msgs[i].uid;
-		last_uid = msgs[i].uid;
-		inbound_result_clear(&results[i]);
-	}
-	if (r < 0) {
-		/* Move what was filed before the failure, then report it. */
-		char text[sizeof(err.text)];
-
-		cp_strlcpy(text, err.text, sizeof(text));
-		if (cd->imap != NULL)
-			imap_move_decided(cd, processed, np, quarantine, nq, last_uid);
-		if (cd->imap != NULL)
-			imap_fail(cd, "ingest", text);
-		imapc_msgs_free(msgs, n);
-		return -1;
-	}
-	if (imap_move_decided(cd, processed, np, quarantine, nq, last_uid) < 0)
-		r = -1;
-	else if (n_decided < n)		/* stopped, or out of time */
-		r = 1;
-	else	/* a batch cut short by its bytes is not the end */
-		r = n == batch || imapc_pending(cd->imap);
-	imapc_msgs_free(msgs, n);
-	return r;
-}
-
-/* imap_batch - imap_batch_run, then the UID state once the drain ends. */
-static int
-imap_batch(struct carepostd *cd, int *acks)
-{
-	int r = imap_batch_run(cd, acks);
-
-	if (r != 1)
-		imap_save_state(cd);
+	r = inbound_step(cd->in, &stop_flag, alive, NULL, &st, &err);
+	count_round(&cd->m, &st);
+	if (st.queued && cd->ev != NULL)
+		arm(cd, 0);		/* acknowledgements and alerts go now */
+	if (r < 0)
+		imap_fail(cd, &err);
 	return r;
 }
 
@@ -849,6 +599,12 @@ static void
 imap_arm(struct carepostd *cd, int64_t wait)
 {
 	arm_timer(cd->ev, cd->imap_timer, wait);
+}
+
+static void
+imap_unwatch(struct carepostd *cd)
+{
+	cd->imap_io = sd_event_source_disable_unref(cd->imap_io);
 }
 
 static int on_imap_io(sd_event_source *s, int fd, uint32_t revents, void *userdata);
@@ -859,54 +615,39 @@ imap_round(struct carepostd *cd)
 {
 	const struct cp_config *cfg = cd->d.rt.cfg;
 	struct cp_error err;
-	int acks = 0, r;
+	int r;
 	int poll_every = cfg->imap_poll_interval > 0 ? cfg->imap_poll_interval : 60;
 
-	if (got_stop)
+	if (got_stop || cd->in == NULL)	/* stopping, or [imap] off now */
 		return;
-	cp_error_clear(&err);
-	if (cd->imap_idling) {
-		cd->imap_io = sd_event_source_disable_unref(cd->imap_io);
-		cd->imap_idling = 0;
-		if (imapc_idle_end(cd->imap, &err) < 0)
-			imap_fail(cd, "IDLE", err.text);
-	}
-	if (cd->imap == NULL && imap_connect(cd) < 0) {
-		imap_arm(cd, imapc_backoff(cd->imap_attempt++));
-		return;
-	}
-	r = imap_batch(cd, &acks);
-	if (acks)
-		arm(cd, 0);		/* acknowledgements and alerts go now */
+	imap_unwatch(cd);
+	r = imap_step(cd);	/* ends an IDLE that runs */
 	if (r < 0) {
-		imap_arm(cd, imapc_backoff(cd->imap_attempt++));
+		imap_arm(cd, inround_backoff(cd->in));
 		return;
 	}
 	if (r > 0) {
 		imap_arm(cd, 0);
 		return;
 	}
-	if (!imapc_has(cd->imap, "IDLE")) {
+	cp_error_clear(&err);
+	r = inround_idle_begin(cd->in, &err);
+	if (r == -ENOTSUP) {
 		imap_arm(cd, poll_every);
 		return;
 	}
-	r = imapc_idle_begin(cd->imap, &err);
 	if (r < 0) {
-		imap_fail(cd, "IDLE", err.text);
-		imap_arm(cd, imapc_backoff(cd->imap_attempt++));
+		imap_fail(cd, &err);
+		imap_arm(cd, inround_backoff(cd->in));
 		return;
 	}
-	cd->imap_idling = 1;
-	if (r > 0) {
-		imap_arm(cd, 0);
-		return;
-	}
-	if (sd_event_add_io(cd->ev, &cd->imap_io, imapc_fd(cd->imap), EPOLLIN,
+	if (r > 0 ||
+	    sd_event_add_io(cd->ev, &cd->imap_io, inround_fd(cd->in), EPOLLIN,
 			    on_imap_io, cd) < 0) {
-		imap_arm(cd, poll_every);	/* no socket watch: poll */
+		imap_arm(cd, 0);	/* news already, or no watch: step now */
 		return;
 	}
-	imap_arm(cd, IMAP_IDLE_RENEW);
+	imap_arm(cd, INROUND_IDLE_RENEW);
 }
 
 static int
@@ -930,14 +671,32 @@ on_imap_io(sd_event_source *s, int fd, uint32_t revents, void *userdata)
 static int
 imap_drain(struct carepostd *cd)
 {
-	int acks = 0, r;
+	int r;
 
-	if (imap_connect(cd) < 0)
-		return -1;
-	while ((r = imap_batch(cd, &acks)) > 0 && !got_stop)
+	while ((r = imap_step(cd)) > 0 && !got_stop)
 		;
-	imap_disconnect(cd);
+	inround_disconnect(cd->in);
 	return r < 0 ? -1 : 0;
+}
+
+/* imap_renew - the round for the daemon's configuration now (at start and
+ * after a reload, which made a new inbound); NULL when [imap] is off. */
+static int
+imap_renew(struct carepostd *cd)
+{
+	struct cp_error err;
+
+	imap_unwatch(cd);
+	inround_free(cd->in);
+	cd->in = NULL;
+	if (cd->d.rt.cfg->imap_host == NULL)
+		return 0;
+	cp_error_clear(&err);
+	if (inround_new(cd->d.rt.cfg, cd->d.rt.store, cd->d.ib, &cd->in, &err) < 0) {
+		log_event(LOG_ERR, LOGID_GENERIC, NULL, NULL, "%s", err.text);
+		return -1;
+	}
+	return 0;
 }
 
 
@@ -973,7 +732,8 @@ run_loop(struct carepostd *cd)
 		r = sd_event_add_time(cd->ev, &cd->send_timer, CLOCK_MONOTONIC, 0,
 				      100000, on_send, cd);
 	if (r >= 0 && cd->d.rt.cfg->imap_host != NULL)
-		r = sd_event_add_time(cd->ev, &cd->imap_timer, CLOCK_MONOTONIC, 0,
+		r = imap_renew(cd) < 0 ? -ENOMEM :
+		    sd_event_add_time(cd->ev, &cd->imap_timer, CLOCK_MONOTONIC, 0,
 				      100000, on_imap_timer, cd);
 	if (r >= 0 && sd_event_set_watchdog(cd->ev, 1) < 0)
 		log_warning("WATCHDOG_USEC is invalid: no watchdog pings");
@@ -995,7 +755,9 @@ run_loop(struct carepostd *cd)
 		sd_event_exit(cd->ev, 0);
 	r = sd_event_loop(cd->ev);
 	write_metrics(cd, cp_now(), 1);
-	imap_disconnect(cd);
+	imap_unwatch(cd);
+	inround_free(cd->in);
+	cd->in = NULL;
 	cd->imap_timer = sd_event_source_unref(cd->imap_timer);
 	cd->send_timer = sd_event_source_unref(cd->send_timer);
 	sd_event_source_unref(sig_src);
@@ -1039,7 +801,9 @@ run_once(struct carepostd *cd)
 
 	r = send_all(cd);
 	if (cd->d.rt.cfg->imap_host != NULL && !got_stop) {
-		imap_r = imap_drain(cd);
+		imap_r = imap_renew(cd) < 0 ? -1 : imap_drain(cd);
+		inround_free(cd->in);
+		cd->in = NULL;
 		if (r == 0 && !got_stop)
 			r = send_all(cd);
 	}

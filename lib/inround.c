@@ -1,20 +1,20 @@
 /*
  * NAME
- *	intake - the inbound round: a batch from the IMAP mailbox, decided,
+ *	inround - the inbound round: a batch from the IMAP mailbox, decided,
  *	committed and moved
  * DESCRIPTION
- *	See intake.h. The session, the UID to fetch from and the "imap"
+ *	See inround.h. The session, the UID to fetch from and the "imap"
  *	record's codec live here; inbound decides each message and imapc
  *	speaks IMAP.
  */
-#include "intake.h"
+#include "inround.h"
 #include "imapc.h"
 #include "log.h"
 
 #define STEP_TIMEOUT	30	/* seconds per IMAP step, below the watchdog */
 #define BATCH_DEFAULT	200	/* messages per fetch when [imap] batch_size is 0 */
 
-struct intake {
+struct inround {
 	const struct cp_config *cfg;
 	struct store *store;
 	struct inbound *ib;
@@ -79,13 +79,13 @@ mark_put(struct store *s, const char *box, const struct mark *m)
 /* ---- the session ---- */
 
 int
-intake_new(const struct cp_config *cfg, struct store *store, struct inbound *ib,
-	   struct intake **out, struct cp_error *err)
+inround_new(const struct cp_config *cfg, struct store *store, struct inbound *ib,
+	   struct inround **out, struct cp_error *err)
 {
-	struct intake *in = calloc(1, sizeof(*in));
+	struct inround *in = calloc(1, sizeof(*in));
 
 	if (in == NULL)
-		return cp_error_set(err, -ENOMEM, "intake: out of memory");
+		return cp_error_set(err, -ENOMEM, "inround: out of memory");
 	in->cfg = cfg;
 	in->store = store;
 	in->ib = ib;
@@ -94,7 +94,7 @@ intake_new(const struct cp_config *cfg, struct store *store, struct inbound *ib,
 }
 
 void
-intake_disconnect(struct intake *in)
+inround_disconnect(struct inround *in)
 {
 	in->idling = 0;
 	imapc_close(in->imap);
@@ -102,25 +102,25 @@ intake_disconnect(struct intake *in)
 }
 
 void
-intake_free(struct intake *in)
+inround_free(struct inround *in)
 {
 	if (in == NULL)
 		return;
-	intake_disconnect(in);
+	inround_disconnect(in);
 	free(in);
 }
 
 /* fail - close the session and say which step failed (code < 0). */
 static int
-fail(struct intake *in, int code, const char *step, const char *text,
+fail(struct inround *in, int code, const char *step, const char *text,
      struct cp_error *err)
 {
-	intake_disconnect(in);
+	inround_disconnect(in);
 	return cp_error_set(err, code < 0 ? code : -EIO, "IMAP %s: %s", step, text);
 }
 
 int
-intake_backoff(struct intake *in)
+inround_backoff(struct inround *in)
 {
 	return imapc_backoff(in->attempt++);
 }
@@ -132,7 +132,7 @@ intake_backoff(struct intake *in)
  * moved).
  */
 static int
-connect_session(struct intake *in, struct cp_error *err)
+connect_session(struct inround *in, struct cp_error *err)
 {
 	const struct cp_config *cfg = in->cfg;
 	const char *box = mailbox(cfg);
@@ -191,10 +191,10 @@ connect_session(struct intake *in, struct cp_error *err)
 
 /*
  * save_mark - write the last UID moved to the store: when a drain ends
- * (or fails), not after every batch (see intake.h).
+ * (or fails), not after every batch (see inround.h).
  */
 static void
-save_mark(struct intake *in)
+save_mark(struct inround *in)
 {
 	struct mark m = { in->uidvalidity, in->next_uid - 1 };
 
@@ -207,7 +207,7 @@ save_mark(struct intake *in)
 /* ---- one batch ---- */
 
 static void
-count(struct intake_stats *st, const struct inbound_result *res)
+count(struct inround_stats *st, const struct inbound_result *res)
 {
 	switch (res->class) {
 	case INMSG_REPLY:
@@ -233,7 +233,7 @@ count(struct intake_stats *st, const struct inbound_result *res)
  * last UID (save_mark writes it to the store).
  */
 static int
-move_decided(struct intake *in, const uint32_t *processed, size_t np,
+move_decided(struct inround *in, const uint32_t *processed, size_t np,
 	     const uint32_t *quarantine, size_t nq, uint32_t last_uid,
 	     struct cp_error *err)
 {
@@ -256,12 +256,12 @@ move_decided(struct intake *in, const uint32_t *processed, size_t np,
 }
 
 /*
- * batch - steps 2 to 5 of intake.h: 1 when more may be waiting, 0 when
+ * batch - steps 2 to 5 of inround.h: 1 when more may be waiting, 0 when
  * the mailbox is drained, < 0 after a failure (the session is closed).
  */
 static int
-batch(struct intake *in, volatile int *stop, intake_progress_fn progress,
-      void *userdata, struct intake_stats *st, struct cp_error *err)
+batch(struct inround *in, volatile int *stop, inround_progress_fn progress,
+      void *userdata, struct inround_stats *st, struct cp_error *err)
 {
 	const struct cp_config *cfg = in->cfg;
 	size_t max = cfg->imap_batch_size > 0 ? (size_t)cfg->imap_batch_size :
@@ -270,7 +270,7 @@ batch(struct intake *in, volatile int *stop, intake_progress_fn progress,
 	_cleanup_free_ uint32_t *processed = NULL, *quarantine = NULL;
 	_cleanup_free_ struct inbound_result *results = NULL;
 	size_t n = 0, np = 0, nq = 0, i, n_decided;
-	int64_t until = cp_mono_ms() + INTAKE_BUDGET_MS;
+	int64_t until = cp_mono_ms() + INROUND_BUDGET_MS;
 	uint32_t last_uid = 0;
 	struct cp_error e, e2;
 	int r = 0, rc;
@@ -358,12 +358,12 @@ batch(struct intake *in, volatile int *stop, intake_progress_fn progress,
 }
 
 int
-intake_step(struct intake *in, volatile int *stop, intake_progress_fn progress,
-	    void *userdata, struct intake_stats *stats, struct cp_error *err)
+inbound_step(struct inround *in, volatile int *stop, inround_progress_fn progress,
+	    void *userdata, struct inround_stats *stats, struct cp_error *err)
 {
 	int r;
 
-	if (in->idling && (r = intake_idle_end(in, err)) < 0)
+	if (in->idling && (r = inround_idle_end(in, err)) < 0)
 		return r;
 	if (in->imap == NULL && (r = connect_session(in, err)) < 0)
 		return r;
@@ -376,7 +376,7 @@ intake_step(struct intake *in, volatile int *stop, intake_progress_fn progress,
 /* ---- waiting for new mail ---- */
 
 int
-intake_idle_begin(struct intake *in, struct cp_error *err)
+inround_idle_begin(struct inround *in, struct cp_error *err)
 {
 	struct cp_error e;
 	int r;
@@ -396,13 +396,13 @@ intake_idle_begin(struct intake *in, struct cp_error *err)
 }
 
 int
-intake_fd(const struct intake *in)
+inround_fd(const struct inround *in)
 {
 	return in->imap != NULL && in->idling ? imapc_fd(in->imap) : -1;
 }
 
 int
-intake_idle_end(struct intake *in, struct cp_error *err)
+inround_idle_end(struct inround *in, struct cp_error *err)
 {
 	struct cp_error e;
 	int r;

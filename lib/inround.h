@@ -1,27 +1,27 @@
 /*
  * NAME
- *	intake - the inbound round: a batch from the IMAP mailbox, decided,
+ *	inround - the inbound round: a batch from the IMAP mailbox, decided,
  *	committed and moved
  * SYNOPSIS
- *	#include "intake.h"
+ *	#include "inround.h"
  *
- *	struct intake *in;
- *	struct intake_stats st = { 0 };
+ *	struct inround *in;
+ *	struct inround_stats st = { 0 };
  *
- *	intake_new(cfg, store, ib, &in, &err);
- *	r = intake_step(in, &stop, progress, userdata, &st, &err);
+ *	inround_new(cfg, store, ib, &in, &err);
+ *	r = inbound_step(in, &stop, progress, userdata, &st, &err);
  *	if (r < 0)
- *		... log err.text; step again after intake_backoff(in) s ...
+ *		... log err.text; step again after inround_backoff(in) s ...
  *	else if (r > 0)
  *		... more may be waiting: step again soon ...
- *	else if ((r = intake_idle_begin(in, &err)) == 0)
- *		... watch intake_fd(in), at most INTAKE_IDLE_RENEW s; then
- *		    intake_idle_end(in, &err) and step again ...
+ *	else if ((r = inround_idle_begin(in, &err)) == 0)
+ *		... watch inround_fd(in), at most INROUND_IDLE_RENEW s; then
+ *		    inround_idle_end(in, &err) and step again ...
  *	else if (r == -ENOTSUP)
  *		... no IDLE: step again after [imap] poll_interval ...
- *	intake_free(in);
+ *	inround_free(in);
  * DESCRIPTION
- *	intake_step is to the inbound flow what outbound_step is to the
+ *	inbound_step is to the inbound flow what outbound_step is to the
  *	outbound one: one round of bounded work, which carepostd's event
  *	loop schedules and carepostd --once repeats until the mailbox is
  *	drained. One round:
@@ -43,7 +43,7 @@
  *	   progress(userdata) is called (carepostd tells the watchdog: one
  *	   reply may cost gpg three [gpg] time_limits). No further message
  *	   is taken once *stop is set (stop may be NULL) or once the round
- *	   has run INTAKE_BUDGET_MS: the rest waits for the next round, so
+ *	   has run INROUND_BUDGET_MS: the rest waits for the next round, so
  *	   that the loop turns and sending gets its turn.
  *	4. Commits the decisions in one store transaction.
  *	5. Moves the decided messages, one UID MOVE to the processed
@@ -60,17 +60,17 @@
  *	stays.
  *
  *	New mail is waited for in the caller's event loop (IDLE, RFC 2177):
- *	intake_idle_begin, then intake_fd is watched for input, then
- *	intake_idle_end. Servers end an IDLE after 30 minutes: the caller
- *	ends and begins it again after at most INTAKE_IDLE_RENEW seconds.
- *	A server without IDLE is polled: intake_step every [imap]
+ *	inround_idle_begin, then inround_fd is watched for input, then
+ *	inround_idle_end. Servers end an IDLE after 30 minutes: the caller
+ *	ends and begins it again after at most INROUND_IDLE_RENEW seconds.
+ *	A server without IDLE is polled: inbound_step every [imap]
  *	poll_interval.
  *
  *	Nothing here logs message content: the lines name UIDs, sizes,
  *	the host and the mailbox.
  * ERRORS
- *	intake_new: -ENOMEM.
- *	intake_step: 1 when more may be waiting (the batch was full, cut
+ *	inround_new: -ENOMEM.
+ *	inbound_step: 1 when more may be waiting (the batch was full, cut
  *	short by *stop or the budget, or the server's search answer is not
  *	used up), 0 when the mailbox is drained, else a negative code with
  *	err->text "IMAP STEP: reason", STEP one of password, connect,
@@ -79,28 +79,28 @@
  *	inbound_batch_commit's (the store, gpg). The session is closed
  *	then; the next step connects again. stats is added to, not reset,
  *	and counts what was committed also when the step fails.
- *	intake_idle_begin: 0 (waiting: watch intake_fd), 1 (news came in
+ *	inround_idle_begin: 0 (waiting: watch inround_fd), 1 (news came in
  *	already: end it at once), -ENOTSUP (the server does not offer IDLE:
  *	nothing was sent, the session stays), -ENOTCONN (no session), or a
- *	failure as intake_step's (the session is closed).
- *	intake_idle_end: 1 when new mail arrived, 0 when not or when no
- *	IDLE was running, or a failure as intake_step's.
- *	intake_backoff: the seconds to wait before the next step after a
+ *	failure as inbound_step's (the session is closed).
+ *	inround_idle_end: 1 when new mail arrived, 0 when not or when no
+ *	IDLE was running, or a failure as inbound_step's.
+ *	inround_backoff: the seconds to wait before the next step after a
  *	failure, imapc_backoff of the failures in a row (each call counts
  *	one; a connect that succeeds starts over).
  * OWNERSHIP
- *	intake_new borrows cfg, store and ib for the life of the struct
+ *	inround_new borrows cfg, store and ib for the life of the struct
  *	(on a reload carepostd makes a new one with the new cfg and ib). The session,
  *	the fetched messages and the password (read from [imap]
  *	password_file at each connect, wiped once used) are its own;
- *	intake_free and intake_disconnect close the session (LOGOUT).
+ *	inround_free and inround_disconnect close the session (LOGOUT).
  *	stats belongs to the caller.
  * THREAD SAFETY
- *	One thread uses a struct intake at a time (carepostd's main loop).
+ *	One thread uses a struct inround at a time (carepostd's main loop).
  *	The process must ignore SIGPIPE (imapc.h).
  */
-#ifndef CAREPOST_INTAKE_H
-#define CAREPOST_INTAKE_H
+#ifndef CAREPOST_INROUND_H
+#define CAREPOST_INROUND_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -111,12 +111,12 @@
 #include "util.h"
 
 /* A round takes no further message after this long. */
-#define INTAKE_BUDGET_MS	(15 * 1000)
+#define INROUND_BUDGET_MS	(15 * 1000)
 /* Seconds an IDLE may last before it is renewed (servers end it at 30 min). */
-#define INTAKE_IDLE_RENEW	(25 * 60)
+#define INROUND_IDLE_RENEW	(25 * 60)
 
 /* What the rounds committed, by class (carepostd's metrics). */
-struct intake_stats {
+struct inround_stats {
 	size_t decided;		/* messages decided and committed */
 	size_t replies;		/* replies, forms not included */
 	size_t forms;		/* replies on a form_request thread */
@@ -132,42 +132,42 @@ struct intake_stats {
 				   request): worth a send round now */
 };
 
-struct intake;
+struct inround;
 
-/* intake_progress_fn - called after each message a round decides. */
-typedef void (*intake_progress_fn)(void *userdata);
+/* inround_progress_fn - called after each message a round decides. */
+typedef void (*inround_progress_fn)(void *userdata);
 
-int intake_new(const struct cp_config *cfg, struct store *store,
-	       struct inbound *ib, struct intake **out, struct cp_error *err);
-void intake_free(struct intake *in);
+int inround_new(const struct cp_config *cfg, struct store *store,
+	       struct inbound *ib, struct inround **out, struct cp_error *err);
+void inround_free(struct inround *in);
 
 /*
- * intake_step - one round (see DESCRIPTION): connect when needed, fetch
+ * inbound_step - one round (see DESCRIPTION): connect when needed, fetch
  * a batch, decide, commit and move it. An IDLE still running is ended
- * first (as intake_idle_end). Returns 1, 0 or an error (see ERRORS).
+ * first (as inround_idle_end). Returns 1, 0 or an error (see ERRORS).
  */
-int intake_step(struct intake *in, volatile int *stop,
-		intake_progress_fn progress, void *userdata,
-		struct intake_stats *stats, struct cp_error *err);
+int inbound_step(struct inround *in, volatile int *stop,
+		inround_progress_fn progress, void *userdata,
+		struct inround_stats *stats, struct cp_error *err);
 
-/* intake_backoff - seconds before the next step after a failure. */
-int intake_backoff(struct intake *in);
+/* inround_backoff - seconds before the next step after a failure. */
+int inround_backoff(struct inround *in);
 
 /*
- * intake_idle_begin / intake_fd / intake_idle_end - wait for new mail in
- * the caller's event loop: begin sends IDLE; while it runs, intake_fd is
+ * inround_idle_begin / inround_fd / inround_idle_end - wait for new mail in
+ * the caller's event loop: begin sends IDLE; while it runs, inround_fd is
  * the socket to watch (-1 when no IDLE runs); end sends DONE. No step
- * between begin and end (intake_step ends the IDLE itself).
+ * between begin and end (inbound_step ends the IDLE itself).
  */
-int intake_idle_begin(struct intake *in, struct cp_error *err);
-int intake_fd(const struct intake *in);
-int intake_idle_end(struct intake *in, struct cp_error *err);
+int inround_idle_begin(struct inround *in, struct cp_error *err);
+int inround_fd(const struct inround *in);
+int inround_idle_end(struct inround *in, struct cp_error *err);
 
 /*
- * intake_disconnect - LOGOUT and close the session (ending an IDLE), if
+ * inround_disconnect - LOGOUT and close the session (ending an IDLE), if
  * there is one; the next step connects again. For a reload, a stop, the
  * end of carepostd --once.
  */
-void intake_disconnect(struct intake *in);
+void inround_disconnect(struct inround *in);
 
 #endif

@@ -1,11 +1,11 @@
 /*
  * NAME
- *	test_intake - the inbound round against a real Dovecot on loopback
+ *	test_inround - the inbound round against a real Dovecot on loopback
  * DESCRIPTION
  *	Each test starts its own Dovecot as test_imapc does (dovecot -F -c
  *	FILE on free loopback ports, passwd-file user "carepost", static
  *	userdb with uid/gid vmail, maildir under a short temp dir) and
- *	opens a fresh store, a struct inbound and a struct intake on it, as
+ *	opens a fresh store, a struct inbound and a struct inround on it, as
  *	carepostd does. Messages are delivered with APPEND over a libetpan
  *	session of the test's own; folders are counted through imapc.
  *	Auto-replies go to the processed folder and mail without a reply
@@ -41,7 +41,7 @@
 #include "gpgfix.h"
 #include "imapc.h"
 #include "inbound.h"
-#include "intake.h"
+#include "inround.h"
 #include "log.h"
 #include "pgp.h"
 #include "store.h"
@@ -176,7 +176,7 @@ dove_start(struct dove *d, const char *caps)
 
 	assert_non_null(pw);
 	memset(d, 0, sizeof(*d));
-	strcpy(d->dir, "/tmp/cpintake-XXXXXX");
+	strcpy(d->dir, "/tmp/cpinround-XXXXXX");
 	assert_non_null(mkdtemp(d->dir));
 	assert_int_equal(chmod(d->dir, 0755), 0);
 	snprintf(path, sizeof(path), "%s/mail", d->dir);
@@ -359,7 +359,7 @@ static struct {
 	struct cp_config *cfg;
 	struct store *store;
 	struct inbound *ib;
-	struct intake *in;
+	struct inround *in;
 	volatile int stop;
 	int progress;		/* calls of on_progress */
 	int stop_after;		/* on_progress sets stop at this call; 0: never */
@@ -372,7 +372,7 @@ group_setup(void **state)
 		       "Clinic <clinic@clinic.test>", fx.clinic) < 0)
 		return -1;
 	pgp_global_init();
-	log_setup("test_intake", LOG_TARGET_STDERR, LOG_EMERG);
+	log_setup("test_inround", LOG_TARGET_STDERR, LOG_EMERG);
 	return 0;
 }
 
@@ -383,16 +383,16 @@ group_teardown(void **state)
 	return 0;
 }
 
-/* open_intake - config for port, a store (the first time), inbound, intake. */
+/* open_inround - config for port, a store (the first time), inbound, inround. */
 static void
-open_intake(int port, int batch_size)
+open_inround(int port, int batch_size)
 {
 	struct buf t = BUF_INIT;
 	struct cp_error err;
 	char path[128];
 
 	if (fx.dir[0] == '\0') {
-		strcpy(fx.dir, "/tmp/cpintake-s-XXXXXX");
+		strcpy(fx.dir, "/tmp/cpinround-s-XXXXXX");
 		assert_non_null(mkdtemp(fx.dir));
 		snprintf(path, sizeof(path), "%s/imap.pw", fx.dir);
 		write_file(path, PASSWORD "\n");
@@ -418,14 +418,14 @@ open_intake(int port, int batch_size)
 	}
 	assert_int_equal(inbound_new(fx.cfg, fx.store, token_key, sizeof(token_key) - 1,
 				     &fx.ib, &err), 0);
-	assert_int_equal(intake_new(fx.cfg, fx.store, fx.ib, &fx.in, &err), 0);
+	assert_int_equal(inround_new(fx.cfg, fx.store, fx.ib, &fx.in, &err), 0);
 }
 
-/* close_intake - what a reload or restart ends; the store stays. */
+/* close_inround - what a reload or restart ends; the store stays. */
 static void
-close_intake(void)
+close_inround(void)
 {
-	intake_free(fx.in);
+	inround_free(fx.in);
 	fx.in = NULL;
 	inbound_free(fx.ib);
 	fx.ib = NULL;
@@ -436,7 +436,7 @@ close_intake(void)
 static int
 teardown(void **state)
 {
-	close_intake();
+	close_inround();
 	store_close(fx.store);
 	fx.store = NULL;
 	dove_stop(&fx.dove);
@@ -457,21 +457,21 @@ on_progress(void *userdata)
 }
 
 static int
-step(struct intake_stats *st, struct cp_error *err)
+step(struct inround_stats *st, struct cp_error *err)
 {
 	cp_error_clear(err);
-	return intake_step(fx.in, &fx.stop, on_progress, &fx, st, err);
+	return inbound_step(fx.in, &fx.stop, on_progress, &fx, st, err);
 }
 
 /* step_ok - a step that must not fail; its return (0 or 1). */
 static int
-step_ok(struct intake_stats *st)
+step_ok(struct inround_stats *st)
 {
 	struct cp_error err;
 	int r = step(st, &err);
 
 	if (r < 0)
-		fail_msg("intake_step: %d %s", r, err.text);
+		fail_msg("inbound_step: %d %s", r, err.text);
 	return r;
 }
 
@@ -537,12 +537,12 @@ reply(void)
 static void
 a_round_decides_each_message_commits_it_and_moves_it_to_its_folder(void **state)
 {
-	struct intake_stats st = { 0 };
+	struct inround_stats st = { 0 };
 	uint32_t v = 0, last = 0;
 	char *m;
 
 	dove_start(&fx.dove, NULL);
-	open_intake(fx.dove.port, 50);
+	open_inround(fx.dove.port, 50);
 	deliver_new(&fx.dove, autoreply, 2);
 	deliver_new(&fx.dove, no_token, 2);
 	m = reply();
@@ -586,11 +586,11 @@ a_round_decides_each_message_commits_it_and_moves_it_to_its_folder(void **state)
 static void
 a_round_takes_one_batch_and_the_uid_is_saved_when_the_drain_ends(void **state)
 {
-	struct intake_stats st = { 0 };
+	struct inround_stats st = { 0 };
 	uint32_t v = 0, last = 99;
 
 	dove_start(&fx.dove, NULL);
-	open_intake(fx.dove.port, 2);
+	open_inround(fx.dove.port, 2);
 	deliver_new(&fx.dove, autoreply, 5);
 
 	assert_int_equal(step_ok(&st), 1);		/* a full batch: more */
@@ -612,10 +612,10 @@ a_round_takes_one_batch_and_the_uid_is_saved_when_the_drain_ends(void **state)
 static void
 a_stop_between_messages_leaves_the_rest_for_the_next_round(void **state)
 {
-	struct intake_stats st = { 0 };
+	struct inround_stats st = { 0 };
 
 	dove_start(&fx.dove, NULL);
-	open_intake(fx.dove.port, 50);
+	open_inround(fx.dove.port, 50);
 	deliver_new(&fx.dove, autoreply, 2);
 	deliver_new(&fx.dove, no_token, 2);
 	fx.stop_after = 3;
@@ -639,12 +639,12 @@ a_stop_between_messages_leaves_the_rest_for_the_next_round(void **state)
 static void
 a_new_session_goes_on_after_the_saved_uid_unless_uidvalidity_changed(void **state)
 {
-	struct intake_stats st = { 0 };
+	struct inround_stats st = { 0 };
 	uint32_t v = 0, last = 0;
 	json_t *rec;
 
 	dove_start(&fx.dove, NULL);
-	open_intake(fx.dove.port, 50);
+	open_inround(fx.dove.port, 50);
 	/* no processed folder: what is decided stays in the mailbox */
 	free(fx.cfg->imap_processed_folder);
 	fx.cfg->imap_processed_folder = NULL;
@@ -654,8 +654,8 @@ a_new_session_goes_on_after_the_saved_uid_unless_uidvalidity_changed(void **stat
 	assert_int_equal(count_in(&fx.dove, "INBOX"), 3);
 
 	/* a restart: the next session fetches from UID 4 */
-	close_intake();
-	open_intake(fx.dove.port, 50);
+	close_inround();
+	open_inround(fx.dove.port, 50);
 	free(fx.cfg->imap_processed_folder);
 	fx.cfg->imap_processed_folder = NULL;
 	deliver_new(&fx.dove, autoreply, 1);
@@ -671,8 +671,8 @@ a_new_session_goes_on_after_the_saved_uid_unless_uidvalidity_changed(void **stat
 			(json_int_t)4);
 	assert_int_equal(store_put_json(fx.store, DB_IMAP, "INBOX", rec, NULL), 0);
 	json_decref(rec);
-	close_intake();
-	open_intake(fx.dove.port, 50);
+	close_inround();
+	open_inround(fx.dove.port, 50);
 	free(fx.cfg->imap_processed_folder);
 	fx.cfg->imap_processed_folder = NULL;
 	memset(&st, 0, sizeof(st));
@@ -692,25 +692,25 @@ a_new_session_goes_on_after_the_saved_uid_unless_uidvalidity_changed(void **stat
 static void
 failures_are_error_values_and_the_next_step_connects_again(void **state)
 {
-	struct intake_stats st = { 0 };
+	struct inround_stats st = { 0 };
 	struct cp_error err;
 	uint32_t v, last;
 	char path[128];
 	int b0, b1, b2;
 
 	/* nobody listening */
-	open_intake(free_port(), 50);
+	open_inround(free_port(), 50);
 	assert_int_equal(step(&st, &err), -ECONNREFUSED);
 	assert_int_equal(err.code, -ECONNREFUSED);
 	assert_non_null(strstr(err.text, "IMAP connect: "));
 	assert_int_equal(st.decided, 0);
 	assert_int_equal(fx.progress, 0);
 	assert_int_equal(mark(&v, &last), -ENOENT);
-	assert_int_equal(intake_fd(fx.in), -1);
+	assert_int_equal(inround_fd(fx.in), -1);
 	/* the backoff doubles with each failure (2^n s, +-25%) */
-	b0 = intake_backoff(fx.in);
-	b1 = intake_backoff(fx.in);
-	b2 = intake_backoff(fx.in);
+	b0 = inround_backoff(fx.in);
+	b1 = inround_backoff(fx.in);
+	b2 = inround_backoff(fx.in);
 	assert_true(b0 >= 1 && b0 <= 2);
 	assert_true(b1 >= 1 && b1 <= 3);
 	assert_true(b2 >= 3 && b2 <= 5);
@@ -734,7 +734,7 @@ failures_are_error_values_and_the_next_step_connects_again(void **state)
 	deliver_new(&fx.dove, autoreply, 1);
 	assert_int_equal(step_ok(&st), 0);
 	assert_int_equal(st.decided, 1);
-	assert_true(intake_backoff(fx.in) <= 2);
+	assert_true(inround_backoff(fx.in) <= 2);
 
 	/* the server gone mid-session: an error, the session closed */
 	dove_stop(&fx.dove);
@@ -757,41 +757,41 @@ failures_are_error_values_and_the_next_step_connects_again(void **state)
 static void
 idle_wakes_when_mail_arrives_and_the_next_round_takes_it(void **state)
 {
-	struct intake_stats st = { 0 };
+	struct inround_stats st = { 0 };
 	struct cp_error err;
 	struct pollfd pfd;
 
 	dove_start(&fx.dove, NULL);
-	open_intake(fx.dove.port, 50);
+	open_inround(fx.dove.port, 50);
 	cp_error_clear(&err);
-	assert_int_equal(intake_idle_begin(fx.in, &err), -ENOTCONN);
-	assert_int_equal(intake_idle_end(fx.in, &err), 0);	/* none running */
+	assert_int_equal(inround_idle_begin(fx.in, &err), -ENOTCONN);
+	assert_int_equal(inround_idle_end(fx.in, &err), 0);	/* none running */
 	assert_int_equal(step_ok(&st), 0);
-	assert_int_equal(intake_fd(fx.in), -1);		/* not idling */
+	assert_int_equal(inround_fd(fx.in), -1);		/* not idling */
 
-	assert_int_equal(intake_idle_begin(fx.in, &err), 0);
-	pfd.fd = intake_fd(fx.in);
+	assert_int_equal(inround_idle_begin(fx.in, &err), 0);
+	pfd.fd = inround_fd(fx.in);
 	pfd.events = POLLIN;
 	assert_true(pfd.fd >= 0);
 	deliver_new(&fx.dove, autoreply, 1);
 	assert_int_equal(poll(&pfd, 1, 10000), 1);
-	assert_int_equal(intake_idle_end(fx.in, &err), 1);	/* news */
-	assert_int_equal(intake_fd(fx.in), -1);
+	assert_int_equal(inround_idle_end(fx.in, &err), 1);	/* news */
+	assert_int_equal(inround_fd(fx.in), -1);
 	assert_int_equal(step_ok(&st), 0);
 	assert_int_equal(st.decided, 1);
 
 	/* a step while idling ends the IDLE itself */
-	assert_int_equal(intake_idle_begin(fx.in, &err), 0);
-	pfd.fd = intake_fd(fx.in);
+	assert_int_equal(inround_idle_begin(fx.in, &err), 0);
+	pfd.fd = inround_fd(fx.in);
 	deliver_new(&fx.dove, autoreply, 1);
 	assert_int_equal(poll(&pfd, 1, 10000), 1);
 	assert_int_equal(step_ok(&st), 0);
 	assert_int_equal(st.decided, 2);
-	assert_int_equal(intake_fd(fx.in), -1);
+	assert_int_equal(inround_fd(fx.in), -1);
 
 	/* disconnected: the next step logs in again */
-	intake_disconnect(fx.in);
-	assert_int_equal(intake_idle_begin(fx.in, &err), -ENOTCONN);
+	inround_disconnect(fx.in);
+	assert_int_equal(inround_idle_begin(fx.in, &err), -ENOTCONN);
 	deliver_new(&fx.dove, autoreply, 1);
 	assert_int_equal(step_ok(&st), 0);
 	assert_int_equal(st.decided, 3);
@@ -800,16 +800,16 @@ idle_wakes_when_mail_arrives_and_the_next_round_takes_it(void **state)
 static void
 without_idle_begin_says_enotsup_and_polling_finds_new_mail(void **state)
 {
-	struct intake_stats st = { 0 };
+	struct inround_stats st = { 0 };
 	struct cp_error err;
 	int i;
 
 	dove_start(&fx.dove, "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE UIDPLUS MOVE");
-	open_intake(fx.dove.port, 50);
+	open_inround(fx.dove.port, 50);
 	assert_int_equal(step_ok(&st), 0);
 	cp_error_clear(&err);
-	assert_int_equal(intake_idle_begin(fx.in, &err), -ENOTSUP);
-	assert_int_equal(intake_fd(fx.in), -1);
+	assert_int_equal(inround_idle_begin(fx.in, &err), -ENOTSUP);
+	assert_int_equal(inround_fd(fx.in), -1);
 	deliver_new(&fx.dove, no_token, 1);
 	/* The session stays; the first poll after the delivery may not see
 	 * it (imapc.h: Dovecot syncs after a command), the one after does. */
