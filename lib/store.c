@@ -954,7 +954,8 @@ walk(struct store *s, enum store_db db, const char *prefix, size_t plen,
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		json_t *value;
 
-		if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
+		if (plen > 0 && (k.mv_size < plen ||
+				 memcmp(k.mv_data, prefix, plen) != 0))
 			break;		/* past the keys that begin with prefix */
 		value = json_loadb(v.mv_data, v.mv_size, 0, NULL);
 		r = fn(userdata, k.mv_data, k.mv_size, value);
