@@ -30,7 +30,6 @@
  */
 #include <getopt.h>
 #include <signal.h>
-#include <sys/file.h>
 #include <sysexits.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -280,36 +279,6 @@ reload(struct daemon *d, const char *config)
 #define METRICS_EVERY	10		/* seconds between metrics rewrites */
 #define GAUGES_EVERY	30		/* seconds between store gauge walks */
 #define KEYS_EVERY	3600		/* seconds between keyring checks */
-
-/*
- * take_lock - one sender per store: an exclusive flock on
- * STORE/carepostd.lock, held for the life of the process (the fd stays
- * open; the kernel drops the lock when the process dies, however it
- * dies). Holding it is what makes store_release_leases safe.
- */
-static int
-take_lock(const char *store_path, struct cp_error *err)
-{
-	char path[4096];
-	int fd;
-
-	if ((size_t)snprintf(path, sizeof(path), "%s/carepostd.lock", store_path) >=
-	    sizeof(path))
-		return cp_error_set(err, -ENAMETOOLONG, "%s: path too long", store_path);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return cp_error_set(err, -errno, "%s: %s", path, strerror(errno));
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		int e = errno;
-
-		close(fd);
-		if (e == EWOULDBLOCK)
-			return cp_error_set(err, -EBUSY, "%s: another carepostd is "
-					    "running on this store", path);
-		return cp_error_set(err, -e, "%s: %s", path, strerror(e));
-	}
-	return fd;
-}
 
 /*
  * release_leases - a crash left batches "sending": what the relay had
@@ -882,7 +851,7 @@ main(int argc, char **argv)
 		return EX_CONFIG;
 	}
 	log_setup("carepostd", LOG_TARGET_AUTO, cd.d.rt.cfg->log_level);
-	lock_fd = take_lock(cd.d.rt.cfg->store_path, &err);
+	lock_fd = store_lock_sender(cd.d.rt.cfg->store_path, &err);
 	if (lock_fd < 0) {
 		log_event(LOG_ERR, LOGID_CONFIG, NULL, NULL, "cannot start: %s", err.text);
 		daemon_close(&cd.d);

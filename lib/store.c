@@ -10,6 +10,7 @@
 #include "event.h"
 #include "token.h"
 
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
@@ -1163,4 +1164,28 @@ store_release_leases(struct store *s, int64_t now, size_t *released,
 
 	*released = r < 0 ? 0 : rl.n;
 	return r;
+}
+
+int
+store_lock_sender(const char *store_path, struct cp_error *err)
+{
+	char path[4096];
+	int fd;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/carepostd.lock", store_path) >=
+	    sizeof(path))
+		return cp_error_set(err, -ENAMETOOLONG, "%s: path too long", store_path);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return cp_error_set(err, -errno, "%s: %s", path, strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+
+		close(fd);
+		if (e == EWOULDBLOCK)
+			return cp_error_set(err, -EBUSY, "%s: another carepostd is "
+					    "running on this store", path);
+		return cp_error_set(err, -e, "%s: %s", path, strerror(e));
+	}
+	return fd;
 }

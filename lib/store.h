@@ -276,6 +276,17 @@ int store_update_deliveries(struct store *s, json_t *records,
 			    struct cp_error *err);
 
 /*
+ * store_lock_sender - one sender per store: an exclusive flock on
+ * STORE/carepostd.lock (made 0600 when missing), held for the life of the
+ * process through the returned descriptor (close-on-exec; the kernel drops
+ * the lock when the process dies, however it dies). Holding it is what
+ * makes store_release_leases safe. Returns the descriptor, -EBUSY when
+ * another process holds the lock ("another carepostd is running on this
+ * store"), -ENAMETOOLONG, or open(2)'s and flock(2)'s codes.
+ */
+int store_lock_sender(const char *store_path, struct cp_error *err);
+
+/*
  * store_release_leases - requeue, due at now, every record left
  * "sending" by a sender that is gone (a crash mid-batch). Only the one
  * process that sends (carepostd, holding its lock) may call this, at
