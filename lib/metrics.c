@@ -28,22 +28,30 @@ family(struct buf *b, const char *name, const char *type, const char *help)
 			  name, help, name, type);
 }
 
+/* one - a family of a single unlabelled value. */
+static int
+one(struct buf *b, const char *name, const char *type, const char *help,
+    int64_t v)
+{
+	return family(b, name, type, help) |
+	       buf_printf(b, "carepost_%s %" PRId64 "\n", name, v);
+}
+
 int
 metrics_format(const struct metrics *m, struct buf *b)
 {
 	int r = 0;
 	unsigned i;
 
-	r |= family(b, "queue_depth", "gauge",
-		    "Delivery records waiting in the schedule.");
-	r |= buf_printf(b, "carepost_queue_depth %" PRIu64 "\n", m->queue_depth);
-	r |= family(b, "unclaimed_events", "gauge",
-		    "Portal events not yet claimed by carepostd.");
-	r |= buf_printf(b, "carepost_unclaimed_events %" PRIu64 "\n", m->unclaimed);
-	r |= family(b, "oldest_pending_age_seconds", "gauge",
-		    "Age of the oldest event not yet delivered, failed or expired.");
-	r |= buf_printf(b, "carepost_oldest_pending_age_seconds %" PRId64 "\n",
-			m->oldest_pending_age);
+	r |= one(b, "queue_depth", "gauge",
+		 "Delivery records waiting in the schedule.",
+		 (int64_t)m->queue_depth);
+	r |= one(b, "unclaimed_events", "gauge",
+		 "Portal events not yet claimed by carepostd.",
+		 (int64_t)m->unclaimed);
+	r |= one(b, "oldest_pending_age_seconds", "gauge",
+		 "Age of the oldest event not yet delivered, failed or expired.",
+		 (int64_t)m->oldest_pending_age);
 	r |= family(b, "messages_total", "counter",
 		    "Outbound messages by result since the daemon started.");
 	r |= buf_printf(b, "carepost_messages_total{result=\"sent\",kind=\"notice\"} %" PRIu64 "\n"
@@ -54,15 +62,14 @@ metrics_format(const struct metrics *m, struct buf *b)
 			"carepost_messages_total{result=\"expired\",kind=\"any\"} %" PRIu64 "\n",
 			m->sent_notices, m->sent_encrypted, m->deferred, m->failed,
 			m->suppressed, m->expired);
-	r |= family(b, "bounces_total", "counter",
-		    "Delivery reports ingested since the daemon started.");
-	r |= buf_printf(b, "carepost_bounces_total %" PRIu64 "\n", m->bounces);
-	r |= family(b, "bounces_forged_total", "counter",
-		    "Delivery reports that named no message carepost sent "
-		    "(forged, or of mail sent before tags), quarantined, since "
-		    "the daemon started.");
-	r |= buf_printf(b, "carepost_bounces_forged_total %" PRIu64 "\n",
-			m->bounces_forged);
+	r |= one(b, "bounces_total", "counter",
+		 "Delivery reports ingested since the daemon started.",
+		 (int64_t)m->bounces);
+	r |= one(b, "bounces_forged_total", "counter",
+		 "Delivery reports that named no message carepost sent "
+		 "(forged, or of mail sent before tags), quarantined, since "
+		 "the daemon started.",
+		 (int64_t)m->bounces_forged);
 	r |= family(b, "bounced_addresses", "gauge",
 		    "Recipient addresses marked by bounces, by state.");
 	r |= buf_printf(b, "carepost_bounced_addresses{state=\"invalid\"} %" PRIu64 "\n"
@@ -73,22 +80,20 @@ metrics_format(const struct metrics *m, struct buf *b)
 	for (i = 0; i < METRICS__CLASSES; i++)
 		r |= buf_printf(b, "carepost_ingested_total{class=\"%s\"} %" PRIu64 "\n",
 				class_names[i], m->ingested[i]);
-	r |= family(b, "quarantined_total", "counter",
-		    "Inbound messages quarantined since the daemon started.");
-	r |= buf_printf(b, "carepost_quarantined_total %" PRIu64 "\n", m->quarantined);
-	r |= family(b, "errors_total", "counter",
-		    "Runs that failed on the store or a server since the daemon started.");
-	r |= buf_printf(b, "carepost_errors_total %" PRIu64 "\n", m->errors);
+	r |= one(b, "quarantined_total", "counter",
+		 "Inbound messages quarantined since the daemon started.",
+		 (int64_t)m->quarantined);
+	r |= one(b, "errors_total", "counter",
+		 "Runs that failed on the store or a server since the daemon started.",
+		 (int64_t)m->errors);
 	if (m->keys_expiring >= 0) {
-		r |= family(b, "keys_expiring_30d", "gauge",
-			    "OpenPGP keys in the keyring that expire within 30 days.");
-		r |= buf_printf(b, "carepost_keys_expiring_30d %" PRId64 "\n",
-				m->keys_expiring);
+		r |= one(b, "keys_expiring_30d", "gauge",
+			 "OpenPGP keys in the keyring that expire within 30 days.",
+			 m->keys_expiring);
 	}
-	r |= family(b, "last_run_timestamp_seconds", "gauge",
-		    "When the queue was last run (Unix time).");
-	r |= buf_printf(b, "carepost_last_run_timestamp_seconds %" PRId64 "\n",
-			m->last_run);
+	r |= one(b, "last_run_timestamp_seconds", "gauge",
+		 "When the queue was last run (Unix time).",
+		 (int64_t)m->last_run);
 	return r < 0 ? -ENOMEM : 0;
 }
 
