@@ -70,6 +70,21 @@ level_name(int priority)
 	}
 }
 
+/*
+ * no_controls - control characters (a newline, an escape sequence) become
+ * spaces: text from outside (a relay's reply, an error about input) must
+ * not forge a log line of its own or reach a terminal.
+ */
+static void
+no_controls(char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			s[i] = ' ';
+}
+
 int
 log_event(int priority, const char *msgid, const char *event_id,
 	  const char *patient_id, const char *fmt, ...)
@@ -83,6 +98,7 @@ log_event(int priority, const char *msgid, const char *event_id,
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
+	no_controls(text, strlen(text));
 	if (patient_id)
 		log_patient_ref(patient_id, ref);
 
@@ -108,6 +124,7 @@ log_event(int priority, const char *msgid, const char *event_id,
 		n = sizeof(line) - 1;
 		line[n - 1] = '\n';
 	}
+	no_controls(line, (size_t)n - 1);	/* the ident and event id too */
 	if (write(STDERR_FILENO, line, (size_t)n) < 0)
 		return 0;
 	return 0;

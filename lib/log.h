@@ -25,7 +25,9 @@
  *	addresses, subjects or bodies in the text.
  *
  *	Lines above max_priority are dropped. The text is cut at 1023 bytes
- *	(a stderr line at 1399).
+ *	(a stderr line at 1399). Control characters (below 0x20, and DEL) of
+ *	the text, and on stderr of the whole line, become spaces: a newline
+ *	in a reason from outside cannot forge a line of its own.
  * ERRORS
  *	None reported: log_event always returns 0, and a journal or stderr
  *	that cannot be written loses the line silently.
