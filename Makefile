@@ -58,6 +58,11 @@ $(BUILD)/%.o: %.c $(wildcard lib/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
+# Unit tests also depend on the fixture headers they share.
+$(BUILD)/tests/unit/%.o: tests/unit/%.c $(wildcard lib/*.h tests/unit/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
 $(BUILD)/libcarepost.a: $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^

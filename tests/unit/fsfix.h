@@ -3,7 +3,7 @@
  *	fsfix.h - temporary directories and files shared by the unit tests
  * DESCRIPTION
  *	tu_tmpdir makes a fresh directory /tmp/PREFIX.XXXXXX; tu_rm_rf
- *	removes one that tu_tmpdir named (anything else is left alone).
+ *	removes a tree below /tmp (anything else is left alone).
  *	tu_write_file writes a file (printf-style), failing the test when it
  *	cannot. tu_top is the checkout the tests run in ($CAREPOST_TOP, as
  *	tests/run sets it, else the current directory), for the shipped
@@ -34,15 +34,15 @@ tu_tmpdir(const char *prefix, char *dir, size_t dirlen)
 	return 0;
 }
 
-/* tu_rm_rf - remove a directory tree under /tmp that tu_tmpdir made. */
+/* tu_rm_rf - remove a tree below /tmp ("rm -rf"); others are left alone. */
 static inline void
 tu_rm_rf(const char *dir)
 {
 	pid_t pid;
 	int status;
 
-	if (strncmp(dir, "/tmp/", 5) != 0 || strstr(dir, "..") != NULL ||
-	    strchr(dir + 5, '.') == NULL)
+	if (strncmp(dir, "/tmp/", 5) != 0 || dir[5] == '\0' ||
+	    strstr(dir, "..") != NULL)
 		return;
 	pid = fork();
 	if (pid == 0) {
@@ -56,7 +56,7 @@ tu_rm_rf(const char *dir)
 static inline void tu_write_file(const char *path, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-/* tu_write_file - write path (mode 0600); fails the test on error. */
+/* tu_write_file - write path (umask's mode); fails the test on error. */
 static inline void
 tu_write_file(const char *path, const char *fmt, ...)
 {
@@ -72,7 +72,6 @@ tu_write_file(const char *path, const char *fmt, ...)
 	va_end(ap);
 	if (fclose(f) != 0 || n < 0)
 		fail_msg("cannot write %s", path);
-	chmod(path, 0600);
 }
 
 /* tu_top - the checkout the tests run in. */

@@ -41,98 +41,15 @@
 
 #include <libetpan/libetpan.h>
 
+#include "fsfix.h"
 #include "imapc.h"
+#include "netfix.h"
 
 #define DOVECOT "/usr/sbin/dovecot"
 #define USER "carepost"
 #define PASSWORD "s3cret-pw"
 
 /* --- helpers -------------------------------------------------------- */
-
-static int
-free_port(void)
-{
-	struct sockaddr_in sa;
-	socklen_t len = sizeof(sa);
-	int fd, port;
-
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(fd >= 0);
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
-}
-
-static int
-try_connect(int port)
-{
-	struct sockaddr_in sa;
-	int fd, r;
-
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (fd < 0)
-		return -1;
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_port = htons((uint16_t)port);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-	close(fd);
-	return r;
-}
-
-static void
-sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-static double
-now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int
-run_quiet(const char *const *argv)
-{
-	pid_t pid = fork();
-	int status;
-
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		int fd = open("/dev/null", O_WRONLY);
-
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execvp(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	waitpid(pid, &status, 0);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static void
-rm_rf(const char *dir)
-{
-	const char *const argv[] = { "rm", "-rf", dir, NULL };
-
-	if (dir[0] != '\0')
-		run_quiet(argv);
-}
 
 /* A CA, "localhost"+127.0.0.1 signed by it, another name, another CA. */
 static const char make_certs_sh[] =
@@ -187,18 +104,8 @@ dove_stop(struct dove *d)
 		waitpid(d->pid, &status, 0);
 		d->pid = 0;
 	}
-	rm_rf(d->dir);
+	tu_rm_rf(d->dir);
 	d->dir[0] = '\0';
-}
-
-static void
-write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-
-	assert_non_null(f);
-	assert_true(fputs(text, f) >= 0);
-	assert_int_equal(fclose(f), 0);
 }
 
 static struct dove *
@@ -221,13 +128,13 @@ dove_start(const struct dove_opts *o)
 	assert_int_equal(mkdir(path, 0755), 0);
 	assert_int_equal(chown(path, pw->pw_uid, pw->pw_gid), 0);
 	snprintf(path, sizeof(path), "%s/passwd", d->dir);
-	write_file(path, USER ":{PLAIN}" PASSWORD "\n");
+	tu_write_file(path, "%s", USER ":{PLAIN}" PASSWORD "\n");
 
 	for (attempt = 0; attempt < 5; attempt++) {
 		int i, status;
 
-		d->port = free_port();
-		d->tls_port = free_port();
+		d->port = tu_free_port();
+		d->tls_port = tu_free_port();
 		if (o->ssl)
 			snprintf(tls, sizeof(tls),
 				 "ssl = yes\n"
@@ -265,7 +172,7 @@ dove_start(const struct dove_opts *o)
 			 d->port, o->ssl ? d->tls_port : 0,
 			 o->extra ? o->extra : "");
 		snprintf(path, sizeof(path), "%s/dovecot.conf", d->dir);
-		write_file(path, conf);
+		tu_write_file(path, "%s", conf);
 
 		d->pid = fork();
 		assert_true(d->pid >= 0);
@@ -281,12 +188,12 @@ dove_start(const struct dove_opts *o)
 			_exit(127);
 		}
 		for (i = 0; i < 400; i++) {
-			if (try_connect(d->port) == 0 &&
-			    (!o->ssl || try_connect(d->tls_port) == 0))
+			if (tu_try_connect(d->port) == 0 &&
+			    (!o->ssl || tu_try_connect(d->tls_port) == 0))
 				return d;
 			if (waitpid(d->pid, &status, WNOHANG) == d->pid)
 				break;		/* died: port taken? retry */
-			sleep_ms(25);
+			tu_sleep_ms(25);
 		}
 		if (d->pid > 0) {
 			kill(-d->pid, SIGKILL);
@@ -514,7 +421,7 @@ clear_text_is_refused_off_loopback(void **state)
 		assert_null(c);
 	}
 	/* Loopback in any spelling passes the policy (then nobody listens). */
-	o.port = free_port();
+	o.port = tu_free_port();
 	o.host = "localhost";
 	assert_int_equal(imapc_connect(&o, &c, &err), -ECONNREFUSED);
 	o.host = "127.0.0.9";
@@ -593,7 +500,7 @@ nobody_listening_is_econnrefused(void **state)
 
 	memset(&o, 0, sizeof(o));
 	o.host = "127.0.0.1";
-	o.port = free_port();
+	o.port = tu_free_port();
 	o.tls = TLS_OFF;
 	o.user = USER;
 	o.password = PASSWORD;
@@ -894,11 +801,11 @@ move_to_a_missing_folder_fails_with_the_step(void **state)
 static int
 wait_news(struct imapc *c, int timeout_sec, struct cp_error *err)
 {
-	double deadline = now_seconds() + timeout_sec;
+	double deadline = tu_now_seconds() + timeout_sec;
 
 	for (;;) {
 		struct pollfd pfd = { .fd = imapc_fd(c), .events = POLLIN };
-		double left = deadline - now_seconds();
+		double left = deadline - tu_now_seconds();
 		int r = imapc_idle_begin(c, err);
 
 		if (r < 0)
@@ -906,7 +813,7 @@ wait_news(struct imapc *c, int timeout_sec, struct cp_error *err)
 		if (r == 0 && left > 0)
 			poll(&pfd, 1, (int)(left * 1000) + 1);
 		r = imapc_idle_end(c, err);
-		if (r != 0 || now_seconds() >= deadline)
+		if (r != 0 || tu_now_seconds() >= deadline)
 			return r;
 	}
 }
@@ -923,7 +830,7 @@ deliver_later(void *arg)
 	mailimap *imap;
 	char *m;
 
-	sleep_ms(l->delay_ms);
+	tu_sleep_ms(l->delay_ms);
 	imap = mailimap_new(0, NULL);
 	mailimap_set_timeout(imap, 10);
 	if (mailimap_socket_connect(imap, "127.0.0.1", (uint16_t)l->port) ==
@@ -955,9 +862,9 @@ idle_wakes_up_when_mail_arrives(void **state)
 	c = connect_ok(&o);
 	assert_int_equal(imapc_has(c, "IDLE"), 1);
 	assert_int_equal(pthread_create(&t, NULL, deliver_later, &l), 0);
-	t0 = now_seconds();
+	t0 = tu_now_seconds();
 	assert_int_equal(wait_news(c, 30, &err), 1);
-	took = now_seconds() - t0;
+	took = tu_now_seconds() - t0;
 	assert_int_equal(pthread_join(t, NULL), 0);
 	assert_true(took >= 0.5 && took < 15);
 	/* The session is usable after DONE. */
@@ -993,7 +900,7 @@ idle_begin_and_end_around_a_poll(void **state)
 	if (r == 0)
 		assert_int_equal(poll(&pfd, 1, 15000), 1);
 	assert_int_equal(pthread_join(t, NULL), 0);
-	sleep_ms(200);		/* let EXISTS arrive whole */
+	tu_sleep_ms(200);		/* let EXISTS arrive whole */
 	assert_int_equal(imapc_idle_end(c, &err), 1);
 	assert_int_equal(imapc_idle_end(c, &err), -EINVAL);	/* not idling */
 	assert_int_equal(imapc_fetch(c, 1, 50, &m, &n, &err), 0);
@@ -1023,9 +930,9 @@ idle_times_out_without_mail_despite_keepalives(void **state)
 	c = connect_ok(&o);
 	/* Our own moves (EXPUNGE answers) before idling are no news. */
 	assert_int_equal(imapc_move_uids(c, &uid1, 1, o.processed_folder, &err), 0);
-	t0 = now_seconds();
+	t0 = tu_now_seconds();
 	assert_int_equal(wait_news(c, 3, &err), 0);
-	took = now_seconds() - t0;
+	took = tu_now_seconds() - t0;
 	assert_true(took >= 2.9 && took < 7);
 	assert_int_equal(wait_news(c, 0, &err), 0);
 	/* Still in step with the server afterwards. */
@@ -1084,7 +991,7 @@ session_pid(const struct dove *d)
 			pid = (pid_t)atoi(p + 5);
 		free(log);
 		if (pid == 0)
-			sleep_ms(20);
+			tu_sleep_ms(20);
 	}
 	assert_true(pid > 0);
 	return pid;
@@ -1102,9 +1009,9 @@ server_gone_during_wait_is_eio(void **state)
 	opts_plain(&o, d);
 	c = connect_ok(&o);
 	assert_int_equal(kill(session_pid(d), SIGKILL), 0);
-	t0 = now_seconds();
+	t0 = tu_now_seconds();
 	assert_int_equal(wait_news(c, 10, &err), -EIO);
-	assert_true(now_seconds() - t0 < 5);
+	assert_true(tu_now_seconds() - t0 < 5);
 	assert_non_null(strstr(err.text, "IDLE"));
 	imapc_close(c);		/* no LOGOUT on a dead stream */
 }
@@ -1196,7 +1103,7 @@ untrusted_certificate_is_refused_before_login(void **state)
 	o.ca_file = NULL;
 	assert_int_equal(imapc_connect(&o, &c, &err), -EPERM);
 	/* The password never went out: Dovecot logged no login. */
-	sleep_ms(200);
+	tu_sleep_ms(200);
 	snprintf(path, sizeof(path), "%s/log", d->dir);
 	assert_int_equal(cp_read_file(path, 1 << 20, &log, &len), 0);
 	assert_null(strstr(log, "Login: user=<" USER ">"));
@@ -1295,7 +1202,7 @@ liar_stop(struct liar *l)
 		waitpid(l->pid, &status, 0);
 		l->pid = 0;
 	}
-	rm_rf(l->dir);
+	tu_rm_rf(l->dir);
 	l->dir[0] = '\0';
 }
 
@@ -1339,7 +1246,7 @@ liar_start(const char *mode)
 			free(text);
 			return l;
 		}
-		sleep_ms(10);
+		tu_sleep_ms(10);
 	}
 	liar_stop(l);
 	print_message("skipped: python3 did not start the scripted server\n");
@@ -1466,7 +1373,7 @@ ensure_vmail(void)
 
 	if (getpwnam("vmail") != NULL)
 		return 0;
-	run_quiet(argv);
+	tu_run_quiet(argv);
 	return getpwnam("vmail") != NULL ? 0 : -1;
 }
 
@@ -1479,7 +1386,7 @@ make_certs(void)
 	if (mkdtemp(certs) == NULL)
 		return -1;
 	chmod(certs, 0755);
-	return run_quiet(argv) == 0 ? 0 : -1;
+	return tu_run_quiet(argv) == 0 ? 0 : -1;
 }
 
 int
@@ -1531,12 +1438,12 @@ main(void)
 		return 77;
 	}
 	if (make_certs() < 0) {
-		rm_rf(certs);
+		tu_rm_rf(certs);
 		printf("skipped: openssl cannot make the test certificates\n");
 		return 77;
 	}
 	signal(SIGPIPE, SIG_IGN);	/* as carepostd does; see imapc.h */
 	r = cmocka_run_group_tests(tests, NULL, NULL);
-	rm_rf(certs);
+	tu_rm_rf(certs);
 	return r;
 }

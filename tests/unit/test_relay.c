@@ -36,202 +36,9 @@
 
 #include "buf.h"
 #include "relay.h"
-
-#define SMTP_SINK "/usr/sbin/smtp-sink"
-
-struct sink {
-	pid_t pid;
-	int port;
-	char dir[64];
-	char log[512];
-	char server[32];
-};
+#include "sinkfix.h"
 
 /* --- helpers -------------------------------------------------------- */
-
-static int
-free_port(void)
-{
-	struct sockaddr_in sa;
-	socklen_t len = sizeof(sa);
-	int fd, port;
-
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(fd >= 0);
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
-}
-
-static int
-try_connect(int port)
-{
-	struct sockaddr_in sa;
-	int fd, r;
-
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (fd < 0)
-		return -1;
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_port = htons((uint16_t)port);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-	close(fd);
-	return r;
-}
-
-static void
-sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-static double
-now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void
-skip_without_sink(void)
-{
-	if (access(SMTP_SINK, X_OK) != 0) {
-		print_message("skipped: %s not installed (apt-get install "
-			      "postfix)\n", SMTP_SINK);
-		skip();
-	}
-}
-
-/*
- * The sink, TLS server and fake server of the running test live in
- * static storage, so that the teardown can stop them when an assertion
- * has jumped out of the test.
- */
-static struct sink current_sink;
-
-/* Start smtp-sink with extra options (NULL-terminated); waits until it
- * accepts connections. */
-static struct sink *
-sink_start(const char *const *opts)
-{
-	struct sink *s = &current_sink;
-	int attempt;
-
-	skip_without_sink();
-	memset(s, 0, sizeof(*s));
-	strcpy(s->dir, "/tmp/carepost-relay-XXXXXX");
-	assert_non_null(mkdtemp(s->dir));
-	snprintf(s->log, sizeof(s->log), "%.63s.log", s->dir);
-
-	for (attempt = 0; attempt < 5; attempt++) {
-		char tmpl[512], addr[32];
-		const char *argv[32];
-		int argc = 0, i, status;
-
-		s->port = free_port();
-		snprintf(s->server, sizeof(s->server), "127.0.0.1:%d", s->port);
-		snprintf(addr, sizeof(addr), "127.0.0.1:%d", s->port);
-		snprintf(tmpl, sizeof(tmpl), "%.63s/m.", s->dir);
-		argv[argc++] = "smtp-sink";
-		if (geteuid() == 0) {
-			argv[argc++] = "-u";
-			argv[argc++] = "root";
-		}
-		argv[argc++] = "-v";
-		argv[argc++] = "-d";
-		argv[argc++] = tmpl;
-		for (i = 0; opts && opts[i]; i++)
-			argv[argc++] = opts[i];
-		argv[argc++] = addr;
-		argv[argc++] = "100";
-		argv[argc] = NULL;
-
-		s->pid = fork();
-		assert_true(s->pid >= 0);
-		if (s->pid == 0) {
-			int fd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC,
-				      0600);
-
-			if (fd >= 0) {
-				dup2(fd, 1);
-				dup2(fd, 2);
-			}
-			execv(SMTP_SINK, (char *const *)argv);
-			_exit(127);
-		}
-		for (i = 0; i < 200; i++) {
-			if (try_connect(s->port) == 0)
-				return s;
-			if (waitpid(s->pid, &status, WNOHANG) == s->pid)
-				break;		/* died: port taken? retry */
-			sleep_ms(25);
-		}
-		kill(s->pid, SIGKILL);
-		waitpid(s->pid, &status, 0);
-	}
-	s->pid = 0;
-	fail_msg("smtp-sink did not start (see %s)", s->log);
-	return s;
-}
-
-static void
-sink_stop(struct sink *s)
-{
-	int status;
-
-	if (s->pid > 0) {
-		kill(s->pid, SIGTERM);
-		waitpid(s->pid, &status, 0);
-		s->pid = 0;
-	}
-}
-
-static void
-sink_cleanup(struct sink *s)
-{
-	DIR *d;
-	struct dirent *e;
-	char path[384];
-
-	sink_stop(s);
-	if (s->dir[0] == '\0')
-		return;
-	d = opendir(s->dir);
-	if (d) {
-		while ((e = readdir(d)) != NULL) {
-			if (e->d_name[0] == '.')
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", s->dir, e->d_name);
-			unlink(path);
-		}
-		closedir(d);
-	}
-	rmdir(s->dir);
-	unlink(s->log);
-	s->dir[0] = '\0';
-}
-
-/* The protocol log; call after sink_stop. Caller frees. */
-static char *
-sink_log(struct sink *s)
-{
-	char *data = NULL;
-	size_t len;
-
-	assert_int_equal(cp_read_file(s->log, 1 << 20, &data, &len), 0);
-	return data;
-}
 
 static int
 count(const char *hay, const char *needle)
@@ -244,77 +51,6 @@ count(const char *hay, const char *needle)
 		p += strlen(needle);
 	}
 	return n;
-}
-
-struct dump {
-	char *raw;
-	char mail[128];
-	char rcpt[128];
-	const char *content;		/* inside raw */
-};
-
-static void
-dump_field(const char *raw, const char *name, char *out, size_t size)
-{
-	const char *p = strstr(raw, name), *eol;
-
-	out[0] = '\0';
-	if (p == NULL)
-		return;
-	p += strlen(name);
-	eol = strchr(p, '\n');
-	if (eol == NULL)
-		return;
-	snprintf(out, size, "%.*s", (int)(eol - p), p);
-}
-
-/* Read every dump file of the sink. */
-static size_t
-sink_dumps(struct sink *s, struct dump *out, size_t max)
-{
-	DIR *d = opendir(s->dir);
-	struct dirent *e;
-	size_t n = 0;
-
-	assert_non_null(d);
-	while ((e = readdir(d)) != NULL) {
-		char path[384];
-		const char *p;
-		size_t len;
-
-		if (e->d_name[0] == '.')
-			continue;
-		assert_true(n < max);
-		snprintf(path, sizeof(path), "%s/%s", s->dir, e->d_name);
-		assert_int_equal(cp_read_file(path, 16 << 20, &out[n].raw,
-					      &len), 0);
-		dump_field(out[n].raw, "X-Mail-Args: ", out[n].mail,
-			   sizeof(out[n].mail));
-		dump_field(out[n].raw, "X-Rcpt-Args: ", out[n].rcpt,
-			   sizeof(out[n].rcpt));
-		/* smtp-sink's Received header is three lines; ours follow. */
-		out[n].content = NULL;
-		p = strstr(out[n].raw, "Received: from ");
-		if (p) {
-			p = strchr(p, '\n');
-			while (p && p[1] == '\t')
-				p = strchr(p + 1, '\n');
-			if (p)
-				out[n].content = p + 1;
-		}
-		n++;
-	}
-	closedir(d);
-	return n;
-}
-
-static void
-dumps_free(struct dump *d, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		free(d[i].raw);
 }
 
 /* What smtp-sink stores for a message: CRLF -> LF, plus an empty line. */
@@ -441,27 +177,6 @@ struct tls_server {
 	char path[512];
 };
 
-static int
-run_quiet(const char *const *argv)
-{
-	pid_t pid = fork();
-	int status;
-
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int fd = open("/dev/null", O_WRONLY);
-
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execvp(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	waitpid(pid, &status, 0);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 static void
 tls_server_stop(struct tls_server *t)
 {
@@ -503,7 +218,7 @@ tls_server_start(void)
 		const char *const argv[] = { "sh", "-c", make_certs_sh, "sh",
 					     t->dir, NULL };
 
-		if (run_quiet(argv) != 0) {
+		if (tu_run_quiet(argv) != 0) {
 			tls_server_stop(t);
 			print_message("skipped: openssl cannot make the test "
 				      "certificates\n");
@@ -541,7 +256,7 @@ tls_server_start(void)
 				      "needed for the STARTTLS server\n");
 			skip();
 		}
-		sleep_ms(25);
+		tu_sleep_ms(25);
 	}
 	fail_msg("STARTTLS test server did not start");
 	return t;
@@ -687,9 +402,9 @@ large_messages_are_not_held_back_by_nagle(void **state)
 	for (i = 0; i < N; i++)
 		msg_init(&m[i], "bounce+evt-1@clinic.example",
 			 "patient1@example.net", big.data);
-	t0 = now_seconds();
+	t0 = tu_now_seconds();
 	assert_int_equal(relay_send_batch(&st, m, N, &err), 0);
-	elapsed = now_seconds() - t0;
+	elapsed = tu_now_seconds() - t0;
 	for (i = 0; i < N; i++)
 		assert_int_equal(m[i].outcome, RELAY_SENT);
 	buf_free(&big);
@@ -879,7 +594,7 @@ no_server_listening_returns_negative_and_defers_all(void **state)
 	char server[32];
 	int r;
 
-	snprintf(server, sizeof(server), "127.0.0.1:%d", free_port());
+	snprintf(server, sizeof(server), "127.0.0.1:%d", tu_free_port());
 	st.server = server;
 	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
 	msg_init(&m[1], "bounce+evt-2@clinic.example", "p2@example.net", msg2);
@@ -1065,9 +780,9 @@ slow_server_times_out_and_defers(void **state)
 	st = settings_for(s);
 	st.timeout = 1;		/* below RFC 5321's minimums on purpose */
 	msg_init(&m[0], "bounce+evt-1@clinic.example", "p1@example.net", msg1);
-	t0 = now_seconds();
+	t0 = tu_now_seconds();
 	assert_int_equal(relay_send_batch(&st, m, 1, &err), 0);
-	elapsed = now_seconds() - t0;
+	elapsed = tu_now_seconds() - t0;
 	assert_int_equal(m[0].outcome, RELAY_DEFER);
 	assert_int_equal(m[0].code, 0);
 	assert_true(elapsed < 3.5);
@@ -1181,7 +896,7 @@ batch_rejected_locally_opens_no_session(void **state)
 	struct cp_error err = { 0, "" };
 	char server[32];
 
-	snprintf(server, sizeof(server), "127.0.0.1:%d", free_port());
+	snprintf(server, sizeof(server), "127.0.0.1:%d", tu_free_port());
 	st.server = server;
 	msg_init(&m[0], "b@c.example", "p@example.net", "no headers\r\n");
 	assert_int_equal(relay_send_batch(&st, m, 1, &err), 0);
