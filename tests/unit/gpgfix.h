@@ -6,8 +6,11 @@
  *	tu_capture runs one and keeps its standard output.
  *	tu_make_key makes a throwaway key in home (no passphrase): an ed25519
  *	primary key that signs, with a cv25519 subkey that encrypts, and
- *	writes its fingerprint (40 hex digits) to fpr. For test binaries
- *	only: each includes this once.
+ *	writes its fingerprint (40 hex digits) to fpr. tu_move_public
+ *	imports a public key from one home into another. tu_gpg_pair makes
+ *	a clinic's home and a patient's, each with a key and the other's
+ *	public key, as a clinic and a patient who exchanged keys have. For
+ *	test binaries only: each includes this once.
  */
 #ifndef CAREPOST_TEST_GPGFIX_H
 #define CAREPOST_TEST_GPGFIX_H
@@ -127,6 +130,62 @@ tu_gpg_dir_remove(const char *prefix, const char *dir, const char *home)
 	snprintf(want, sizeof(want), "/tmp/%s.", prefix);
 	if (strncmp(dir, want, strlen(want)) == 0)
 		tu_run("rm -rf '%s'", dir);
+}
+
+/* tu_move_public - import fpr's public key from home from into home to. */
+static inline int
+tu_move_public(const char *from, const char *to, const char *fpr)
+{
+	return tu_run("gpg --homedir %s --batch --export %s | "
+		      "gpg --homedir %s --batch --import", from, fpr, to);
+}
+
+struct tu_gpg_pair {
+	char dir[64];
+	char clinic_home[80];		/* dir/c */
+	char patient_home[80];		/* dir/p */
+	char clinic[41];		/* fingerprints */
+	char patient[41];
+};
+
+/*
+ * tu_gpg_pair - in a fresh /tmp/PREFIX.XXXXXX, a home for the clinic's
+ * key (clinic_uid) and one for the patient's (patient_uid), each holding
+ * the other's public key. tu_gpg_pair_remove stops both gpg-agents and
+ * removes the directory.
+ */
+static inline int
+tu_gpg_pair(const char *prefix, const char *clinic_uid, const char *patient_uid,
+	    struct tu_gpg_pair *g)
+{
+	memset(g, 0, sizeof(*g));
+	if ((size_t)snprintf(g->dir, sizeof(g->dir), "/tmp/%s.XXXXXX", prefix) >=
+	    sizeof(g->dir) || mkdtemp(g->dir) == NULL || chmod(g->dir, 0700) < 0)
+		return -1;
+	snprintf(g->clinic_home, sizeof(g->clinic_home), "%s/c", g->dir);
+	snprintf(g->patient_home, sizeof(g->patient_home), "%s/p", g->dir);
+	if (mkdir(g->clinic_home, 0700) < 0 || mkdir(g->patient_home, 0700) < 0 ||
+	    tu_make_key(g->clinic_home, clinic_uid, g->clinic) < 0 ||
+	    tu_make_key(g->patient_home, patient_uid, g->patient) < 0 ||
+	    tu_move_public(g->patient_home, g->clinic_home, g->patient) != 0 ||
+	    tu_move_public(g->clinic_home, g->patient_home, g->clinic) != 0)
+		return -1;
+	return 0;
+}
+
+static inline void
+tu_gpg_pair_remove(const char *prefix, struct tu_gpg_pair *g)
+{
+	char want[64];
+
+	if (g->clinic_home[0])
+		tu_run("gpgconf --homedir %s --kill gpg-agent", g->clinic_home);
+	if (g->patient_home[0])
+		tu_run("gpgconf --homedir %s --kill gpg-agent", g->patient_home);
+	snprintf(want, sizeof(want), "/tmp/%s.", prefix);
+	if (strncmp(g->dir, want, strlen(want)) == 0)
+		tu_run("rm -rf '%s'", g->dir);
+	g->dir[0] = '\0';
 }
 
 #endif

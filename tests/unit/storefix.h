@@ -1,0 +1,68 @@
+/*
+ * NAME
+ *	storefix.h - a parsed config and fresh stores for the unit tests of
+ *	the pipelines
+ * DESCRIPTION
+ *	TU_CONF_PORTAL is the [portal] section the tests share (clinic.test
+ *	addresses and domains). tu_config parses a config from printf-style
+ *	text (relative paths against /tmp), failing the test with the
+ *	parser's message when it does not parse. tu_store_fresh opens a new
+ *	store DIR/sN (N counting up in *n; its path into path), so that each
+ *	test of a group has its own. For test binaries only: each includes
+ *	this once, after cmocka.h.
+ */
+#ifndef CAREPOST_TEST_STOREFIX_H
+#define CAREPOST_TEST_STOREFIX_H
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "config.h"
+#include "store.h"
+
+#define TU_CONF_PORTAL \
+	"[portal]\nclinic_name = Clinic\nportal_url = https://portal.test/\n" \
+	"from_address = care@clinic.test\nreply_domain = reply.clinic.test\n" \
+	"bounce_domain = bounce.clinic.test\n" \
+	"unsubscribe_address = unsubscribe@clinic.test\n"
+
+static inline struct cp_config *tu_config(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+static inline struct cp_config *
+tu_config(const char *fmt, ...)
+{
+	struct cp_config *cfg = NULL;
+	struct cp_error err;
+	va_list ap;
+	char *text;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&text, fmt, ap);
+	va_end(ap);
+	assert_true(n >= 0);
+	cp_error_clear(&err);
+	if (config_parse("t.conf", text, (size_t)n, "/tmp", &cfg, &err) < 0) {
+		free(text);
+		fail_msg("config: %s", err.text);
+	}
+	free(text);
+	return cfg;
+}
+
+/* tu_store_fresh - a new store DIR/sN; NULL (err set) when it fails. */
+static inline struct store *
+tu_store_fresh(const char *dir, int *n, char *path, size_t pathlen,
+	       uint64_t map_size, struct cp_error *err)
+{
+	struct store *s = NULL;
+
+	if ((size_t)snprintf(path, pathlen, "%s/s%d", dir, (*n)++) >= pathlen ||
+	    store_open(path, map_size, &s, err) < 0)
+		return NULL;
+	return s;
+}
+
+#endif
