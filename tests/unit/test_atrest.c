@@ -21,6 +21,7 @@
 #include "buf.h"
 #include "pgp.h"
 #include "store.h"
+#include "storefix.h"
 #include "util.h"
 
 #define CANARY "PHI-CANARY-atrest"
@@ -64,9 +65,10 @@ setup(void **state)
 {
 	struct cp_error err;
 
-	snprintf(fx.store_path, sizeof(fx.store_path), "%s/s%d", fx.dir, fx.n++);
 	cp_error_clear(&err);
-	if (store_open(fx.store_path, 16 << 20, &fx.store, &err) < 0 ||
+	fx.store = tu_store_fresh(fx.dir, &fx.n, fx.store_path,
+				  sizeof(fx.store_path), 16 << 20, &err);
+	if (fx.store == NULL ||
 	    pgp_new(fx.home, NULL, &fx.pgp, &err) < 0 ||
 	    atrest_new(fx.store, fx.pgp, fx.fpr, &fx.writer, &err) < 0 ||
 	    atrest_new(fx.store, fx.pgp, NULL, &fx.reader, &err) < 0)

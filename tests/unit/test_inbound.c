@@ -28,6 +28,7 @@
 #include "outbound.h"
 #include "pgp.h"
 #include "store.h"
+#include "storefix.h"
 #include "token.h"
 #include "util.h"
 
@@ -78,27 +79,17 @@ group_teardown(void **state)
 static void
 open_config(const char *extra_security, const char *store_key)
 {
-	struct buf t = BUF_INIT;
-	struct cp_error err;
-
-	buf_printf(&t, "[store]\npath = %s\n"
-		   "[gpg]\nhome = %s\nclinic_key = %s\n%s%s%s"
-		   "[portal]\nclinic_name = Clinic\nportal_url = https://portal.test/\n"
-		   "from_address = care@clinic.test\nreply_domain = reply.clinic.test\n"
-		   "bounce_domain = bounce.clinic.test\n"
-		   "unsubscribe_address = unsubscribe@clinic.test\n"
-		   "[routing]\ndefault_department = general\n"
-		   "urgent_words = urgent, Chest Pain\n"
-		   "staff.general = desk@clinic.test\n"
-		   "staff.cardio = c1@clinic.test, c2@clinic.test\n"
-		   "[security]\n%s",
-		   fx.store_path, fx.home, fx.clinic,
-		   store_key ? "store_key = " : "", store_key ? store_key : "",
-		   store_key ? "\n" : "", extra_security ? extra_security : "");
-	cp_error_clear(&err);
-	if (config_parse("t.conf", t.data, t.len, NULL, &fx.cfg, &err) < 0)
-		fail_msg("config: %s", err.text);
-	buf_free(&t);
+	fx.cfg = tu_config("[store]\npath = %s\n"
+			   "[gpg]\nhome = %s\nclinic_key = %s\n%s%s%s"
+			   TU_CONF_PORTAL
+			   "[routing]\ndefault_department = general\n"
+			   "urgent_words = urgent, Chest Pain\n"
+			   "staff.general = desk@clinic.test\n"
+			   "staff.cardio = c1@clinic.test, c2@clinic.test\n"
+			   "[security]\n%s",
+			   fx.store_path, fx.home, fx.clinic,
+			   store_key ? "store_key = " : "", store_key ? store_key : "",
+			   store_key ? "\n" : "", extra_security ? extra_security : "");
 }
 
 static void
@@ -119,11 +110,12 @@ setup_with(const char *security, const char *store_key)
 	json_t *p;
 	int r;
 
-	snprintf(fx.store_path, sizeof(fx.store_path), "%s/s%d", fx.dir, fx.n++);
-	open_config(security, store_key);
 	cp_error_clear(&err);
-	if (store_open(fx.store_path, 64 << 20, &fx.store, &err) < 0)
+	fx.store = tu_store_fresh(fx.dir, &fx.n, fx.store_path,
+				  sizeof(fx.store_path), 64 << 20, &err);
+	if (fx.store == NULL)
 		return -1;
+	open_config(security, store_key);
 	if (pgp_new(fx.home, NULL, &fx.pgp, &err) < 0 ||
 	    atrest_new(fx.store, fx.pgp, NULL, &fx.atrest, &err) < 0)
 		return -1;

@@ -94,14 +94,6 @@ make_key(const char *home, const char *uid, const char *email,
 		   "%s cv25519 encr %s", home, opt, fpr, expire) == 0 ? 0 : -1;
 }
 
-/* move_public - export fpr's public key from one home into another. */
-static int
-move_public(const char *from, const char *to, const char *fpr)
-{
-	return tu_run("gpg --homedir %s --batch --export %s | "
-		   "gpg --homedir %s --batch --import", from, fpr, to);
-}
-
 /*
  * revocation - gpg's own revocation certificate for fpr, made with the
  * key in from, armed (gpg disarms it with a leading ':' on the armor
@@ -166,10 +158,10 @@ group_setup(void **state)
 	    make_key(fx.other_home, "Signer", "signer@example.org", "never",
 		     NULL, 1, fx.signonly) < 0)
 		return -1;
-	if (move_public(fx.patient_home, fx.clinic_home, fx.patient) != 0 ||
-	    move_public(fx.clinic_home, fx.patient_home, fx.clinic) != 0 ||
-	    move_public(fx.other_home, fx.clinic_home, fx.expired) != 0 ||
-	    move_public(fx.other_home, fx.clinic_home, fx.revoked) != 0 ||
+	if (tu_move_public(fx.patient_home, fx.clinic_home, fx.patient) != 0 ||
+	    tu_move_public(fx.clinic_home, fx.patient_home, fx.clinic) != 0 ||
+	    tu_move_public(fx.other_home, fx.clinic_home, fx.expired) != 0 ||
+	    tu_move_public(fx.other_home, fx.clinic_home, fx.revoked) != 0 ||
 	    import_revocation(fx.other_home, fx.clinic_home, fx.revoked) != 0)
 		return -1;
 	if (pgp_new(fx.clinic_home, fx.clinic, &fx.pgp, &err) < 0) {
@@ -381,7 +373,7 @@ import_of_a_bare_revocation_applies_it(void **state)
 
 	assert_int_equal(make_key(fx.other_home, "Lost", "lost@example.org",
 				  "never", NULL, 0, lost), 0);
-	assert_int_equal(move_public(fx.other_home, fx.clinic_home, lost), 0);
+	assert_int_equal(tu_move_public(fx.other_home, fx.clinic_home, lost), 0);
 	assert_int_equal(pgp_key_check(fx.pgp, lost, &err), 0);
 	rev = revocation(fx.other_home, lost);
 	assert_non_null(rev);

@@ -40,9 +40,7 @@
 extern char **environ;
 
 static struct {
-	char dir[64];
-	char clinic_home[80], patient_home[80];
-	char clinic[PGP_FPR_SIZE], patient[PGP_FPR_SIZE];
+	struct tu_gpg_pair g;		/* the clinic's and patient's homes */
 	char self[4096];
 } fx;
 
@@ -183,11 +181,11 @@ bomb(struct buf *out, const char *args, int encrypted)
 	char path[128], *data = NULL;
 	size_t len = 0;
 
-	snprintf(path, sizeof(path), "%s/bomb.pgp", fx.dir);
+	snprintf(path, sizeof(path), "%s/bomb.pgp", fx.g.dir);
 	if (encrypted)
 		assert_int_equal(tu_run("python3 %s/tests/integration/pgpbomb.py %s "
 					"--encrypt %s %s -o %s", top, args,
-					fx.clinic_home, fx.clinic, path), 0);
+					fx.g.clinic_home, fx.g.clinic, path), 0);
 	else
 		assert_int_equal(tu_run("python3 %s/tests/integration/pgpbomb.py %s "
 					"-o %s", top, args, path), 0);
@@ -205,7 +203,7 @@ offloaded(const char *signer)
 	struct cp_error err;
 	struct pgp *p = NULL;
 
-	assert_int_equal(pgp_new(fx.clinic_home, signer, &p, &err), 0);
+	assert_int_equal(pgp_new(fx.g.clinic_home, signer, &p, &err), 0);
 	assert_int_equal(pgp_offload(p, &err), 0);
 	assert_true(pgp_helper_pid(p) > 0);
 	assert_true(pgp_helper_pid(p) != (long)getpid());
@@ -219,10 +217,10 @@ patient_sends(const char *text, const char *gpg_args, struct buf *out)
 	struct buf cmd = BUF_INIT;
 	char in[128];
 
-	snprintf(in, sizeof(in), "%s/in.txt", fx.dir);
+	snprintf(in, sizeof(in), "%s/in.txt", fx.g.dir);
 	assert_int_equal(cp_write_file_atomic(in, text, strlen(text), 0600), 0);
 	buf_printf(&cmd, "gpg --homedir %s --batch --trust-model always --armor "
-		   "%s --output - %s 2>/dev/null", fx.patient_home, gpg_args, in);
+		   "%s --output - %s 2>/dev/null", fx.g.patient_home, gpg_args, in);
 	assert_int_equal(tu_capture(out, cmd.data), 0);
 	buf_free(&cmd);
 }
@@ -302,31 +300,14 @@ group_setup(void **state)
 		return -1;
 	if (readlink("/proc/self/exe", fx.self, sizeof(fx.self) - 1) <= 0)
 		return -1;
-	strcpy(fx.dir, "/tmp/cph.XXXXXX");
-	if (mkdtemp(fx.dir) == NULL || chmod(fx.dir, 0700) < 0)
-		return -1;
-	snprintf(fx.clinic_home, sizeof(fx.clinic_home), "%s/c", fx.dir);
-	snprintf(fx.patient_home, sizeof(fx.patient_home), "%s/p", fx.dir);
-	if (mkdir(fx.clinic_home, 0700) < 0 || mkdir(fx.patient_home, 0700) < 0)
-		return -1;
-	if (tu_make_key(fx.clinic_home, "Clinic <clinic@example.org>", fx.clinic) < 0 ||
-	    tu_make_key(fx.patient_home, "Patient <patient@example.org>", fx.patient) < 0)
-		return -1;
-	if (tu_run("gpg --homedir %s --batch --export %s | gpg --homedir %s "
-		   "--batch --import", fx.patient_home, fx.patient, fx.clinic_home) != 0 ||
-	    tu_run("gpg --homedir %s --batch --export %s | gpg --homedir %s "
-		   "--batch --import", fx.clinic_home, fx.clinic, fx.patient_home) != 0)
-		return -1;
-	return 0;
+	return tu_gpg_pair("cph", "Clinic <clinic@example.org>",
+			   "Patient <patient@example.org>", &fx.g);
 }
 
 static int
 group_teardown(void **state)
 {
-	tu_run("gpgconf --homedir %s --kill gpg-agent", fx.clinic_home);
-	tu_run("gpgconf --homedir %s --kill gpg-agent", fx.patient_home);
-	if (strncmp(fx.dir, "/tmp/cph.", 9) == 0)
-		tu_run("rm -rf '%s'", fx.dir);
+	tu_gpg_pair_remove("cph", &fx.g);
 	return 0;
 }
 
@@ -336,24 +317,24 @@ static void
 offloaded_mime_encrypt_is_signed_and_readable_by_the_patient(void **state)
 {
 	struct buf m = BUF_INIT, plain = BUF_INIT, cmd = BUF_INIT;
-	struct pgp *p = offloaded(fx.clinic);
+	struct pgp *p = offloaded(fx.g.clinic);
 	struct cp_error err;
 	const char *armor;
 	char path[128];
 
 	buf_puts(&m, "kept: ");
-	assert_int_equal(pgp_mime_encrypt(p, fx.patient, inner, sizeof(inner) - 1,
+	assert_int_equal(pgp_mime_encrypt(p, fx.g.patient, inner, sizeof(inner) - 1,
 					  &m, &err), 0);
 	assert_int_equal(strncmp(m.data, "kept: Content-Type: multipart/encrypted;", 40), 0);
 	armor = strstr(m.data, "-----BEGIN PGP MESSAGE-----");
 	assert_non_null(armor);
-	snprintf(path, sizeof(path), "%s/m.asc", fx.dir);
+	snprintf(path, sizeof(path), "%s/m.asc", fx.g.dir);
 	assert_int_equal(cp_write_file_atomic(path, armor, strlen(armor), 0600), 0);
 	buf_printf(&cmd, "gpg --homedir %s --batch --status-fd 1 --decrypt %s "
-		   "2>/dev/null", fx.patient_home, path);
+		   "2>/dev/null", fx.g.patient_home, path);
 	assert_int_equal(tu_capture(&plain, cmd.data), 0);
 	assert_non_null(strstr(plain.data, "[GNUPG:] GOODSIG"));
-	assert_non_null(strstr(plain.data, fx.clinic));
+	assert_non_null(strstr(plain.data, fx.g.clinic));
 	assert_non_null(strstr(plain.data, "Your lab results are ready."));
 	pgp_free(p);
 	buf_free(&m);
@@ -365,12 +346,12 @@ static void
 offloaded_errors_have_the_in_process_code_and_text(void **state)
 {
 	const char *unknown = "89ABCDEF0123456789ABCDEF0123456789ABCDEF";
-	struct pgp *p = offloaded(fx.clinic), *local = NULL;
+	struct pgp *p = offloaded(fx.g.clinic), *local = NULL;
 	struct cp_error e1, e2;
 	struct buf a = BUF_INIT, b = BUF_INIT;
 	int r1, r2;
 
-	assert_int_equal(pgp_new(fx.clinic_home, fx.clinic, &local, &e1), 0);
+	assert_int_equal(pgp_new(fx.g.clinic_home, fx.g.clinic, &local, &e1), 0);
 	r1 = pgp_mime_encrypt(p, unknown, inner, sizeof(inner) - 1, &a, &e1);
 	r2 = pgp_mime_encrypt(local, unknown, inner, sizeof(inner) - 1, &b, &e2);
 	assert_true(r1 < 0);
@@ -382,9 +363,9 @@ offloaded_errors_have_the_in_process_code_and_text(void **state)
 
 	/* an output limit travels with the request */
 	a.max = 64;
-	r1 = pgp_mime_encrypt(p, fx.patient, inner, sizeof(inner) - 1, &a, &e1);
+	r1 = pgp_mime_encrypt(p, fx.g.patient, inner, sizeof(inner) - 1, &a, &e1);
 	b.max = 64;
-	r2 = pgp_mime_encrypt(local, fx.patient, inner, sizeof(inner) - 1, &b, &e2);
+	r2 = pgp_mime_encrypt(local, fx.g.patient, inner, sizeof(inner) - 1, &b, &e2);
 	assert_int_equal(r1, -EFBIG);
 	assert_int_equal(r1, r2);
 	assert_string_equal(e1.text, e2.text);
@@ -406,14 +387,14 @@ offloaded_decrypt_and_verify_match_in_process(void **state)
 	struct cp_error err;
 	time_t before = time(NULL);
 
-	assert_int_equal(pgp_new(fx.clinic_home, NULL, &local, &err), 0);
-	snprintf(arg, sizeof(arg), "--sign --encrypt --recipient %s", fx.clinic);
+	assert_int_equal(pgp_new(fx.g.clinic_home, NULL, &local, &err), 0);
+	snprintf(arg, sizeof(arg), "--sign --encrypt --recipient %s", fx.g.clinic);
 	patient_sends(text, arg, &ct);
 	assert_int_equal(pgp_decrypt_signed_by(p, ct.data, ct.len, &o1, &f1, &err), 0);
 	assert_int_equal(pgp_decrypt_signed_by(local, ct.data, ct.len, &o2, &f2, &err), 0);
 	assert_string_equal(o1.data, text);
 	assert_string_equal(o2.data, text);
-	assert_string_equal(f1.fpr, fx.patient);
+	assert_string_equal(f1.fpr, fx.g.patient);
 	assert_string_equal(f1.fpr, f2.fpr);
 	/* the signature's own time travels with it, from either */
 	assert_true(f1.created >= before - 1 && f1.created <= time(NULL) + 1);
@@ -421,7 +402,7 @@ offloaded_decrypt_and_verify_match_in_process(void **state)
 
 	/* encrypted, not signed: no signer, from either */
 	buf_reset(&o1);
-	snprintf(arg, sizeof(arg), "--encrypt --recipient %s", fx.clinic);
+	snprintf(arg, sizeof(arg), "--encrypt --recipient %s", fx.g.clinic);
 	patient_sends(text, arg, &ct);
 	assert_int_equal(pgp_decrypt_signed_by(p, ct.data, ct.len, &o1, &f1, &err), 0);
 	assert_string_equal(f1.fpr, "");
@@ -437,7 +418,7 @@ offloaded_decrypt_and_verify_match_in_process(void **state)
 	/* over the caller's limit: stopped, as in-process */
 	buf_reset(&o1);
 	o1.max = 8;
-	snprintf(arg, sizeof(arg), "--encrypt --recipient %s", fx.clinic);
+	snprintf(arg, sizeof(arg), "--encrypt --recipient %s", fx.g.clinic);
 	patient_sends(text, arg, &ct);
 	assert_int_equal(pgp_decrypt_signed_by(p, ct.data, ct.len, &o1, &f1, &err), -EFBIG);
 	assert_int_equal(o1.len, 0);
@@ -446,7 +427,7 @@ offloaded_decrypt_and_verify_match_in_process(void **state)
 	patient_sends(text, "--detach-sign", &sig);
 	assert_int_equal(pgp_verify_detached(p, text, strlen(text), sig.data, sig.len,
 					     &f1, &err), 0);
-	assert_string_equal(f1.fpr, fx.patient);
+	assert_string_equal(f1.fpr, fx.g.patient);
 	assert_true(f1.created >= before - 1 && f1.created <= time(NULL) + 1);
 	assert_int_equal(pgp_verify_detached(local, text, strlen(text), sig.data, sig.len,
 					     &f2, &err), 0);
@@ -477,21 +458,21 @@ offloaded_decrypt_across_an_agent_outage(void **state)
 	struct pgp_sig f;
 	char arg[128];
 
-	snprintf(arg, sizeof(arg), "--sign --encrypt --recipient %s", fx.clinic);
+	snprintf(arg, sizeof(arg), "--sign --encrypt --recipient %s", fx.g.clinic);
 	patient_sends("during an outage\n", arg, &ct);
 	assert_int_equal(tu_run("echo no-autostart >>%s/gpg.conf && "
 				"gpgconf --homedir %s --kill gpg-agent",
-				fx.clinic_home, fx.clinic_home), 0);
+				fx.g.clinic_home, fx.g.clinic_home), 0);
 	cp_error_clear(&err);
 	assert_true(pgp_decrypt_signed_by(p, ct.data, ct.len, &out, &f, &err) < 0);
 	assert_true(err.text[0] != '\0');
 	assert_int_equal(out.len, 0);
 	assert_int_equal(tu_run("sed -i '/^no-autostart$/d' %s/gpg.conf",
-				fx.clinic_home), 0);
+				fx.g.clinic_home), 0);
 	cp_error_clear(&err);
 	assert_int_equal(pgp_decrypt_signed_by(p, ct.data, ct.len, &out, &f, &err), 0);
 	assert_string_equal(out.data, "during an outage\n");
-	assert_string_equal(f.fpr, fx.patient);
+	assert_string_equal(f.fpr, fx.g.patient);
 	assert_true(pgp_helper_pid(p) > 0);
 	pgp_free(p);
 	buf_free(&ct);
@@ -506,13 +487,13 @@ offloaded_decrypt_across_an_agent_outage(void **state)
 static void
 decrypt_ahead_gives_the_same_results_and_unused_guesses_are_harmless(void **state)
 {
-	struct pgp *p = offloaded(fx.clinic);
+	struct pgp *p = offloaded(fx.g.clinic);
 	struct buf c1 = BUF_INIT, c2 = BUF_INIT, o = BUF_INIT, m = BUF_INIT;
 	struct pgp_sig f;
 	char arg[128];
 	struct cp_error err;
 
-	snprintf(arg, sizeof(arg), "--sign --encrypt --recipient %s", fx.clinic);
+	snprintf(arg, sizeof(arg), "--sign --encrypt --recipient %s", fx.g.clinic);
 	patient_sends("first\n", arg, &c1);
 	patient_sends("second\n", arg, &c2);
 	/* two in flight, taken in order */
@@ -522,23 +503,23 @@ decrypt_ahead_gives_the_same_results_and_unused_guesses_are_harmless(void **stat
 	o.max = 4096;
 	assert_int_equal(pgp_decrypt_signed_by(p, c1.data, c1.len, &o, &f, &err), 0);
 	assert_string_equal(o.data, "first\n");
-	assert_string_equal(f.fpr, fx.patient);
+	assert_string_equal(f.fpr, fx.g.patient);
 	buf_reset(&o);
 	assert_int_equal(pgp_decrypt_signed_by(p, c2.data, c2.len, &o, &f, &err), 0);
 	assert_string_equal(o.data, "second\n");
-	assert_string_equal(f.fpr, fx.patient);
+	assert_string_equal(f.fpr, fx.g.patient);
 
 	/* a guess for other bytes (or another limit) is read and dropped */
 	assert_int_equal(pgp_decrypt_ahead(p, c1.data, c1.len, 4096), 1);
 	buf_reset(&o);
 	assert_int_equal(pgp_decrypt_signed_by(p, c2.data, c2.len, &o, &f, &err), 0);
 	assert_string_equal(o.data, "second\n");
-	assert_string_equal(f.fpr, fx.patient);
+	assert_string_equal(f.fpr, fx.g.patient);
 	assert_int_equal(pgp_decrypt_ahead(p, c1.data, c1.len, 8), 1);
 	buf_reset(&o);
 	assert_int_equal(pgp_decrypt_signed_by(p, c1.data, c1.len, &o, &f, &err), 0);
 	assert_string_equal(o.data, "first\n");
-	assert_string_equal(f.fpr, fx.patient);
+	assert_string_equal(f.fpr, fx.g.patient);
 
 	/* an answer sent ahead with a tight limit is the limit's error */
 	buf_reset(&o);
@@ -549,7 +530,7 @@ decrypt_ahead_gives_the_same_results_and_unused_guesses_are_harmless(void **stat
 
 	/* another operation reads past what was sent ahead */
 	assert_int_equal(pgp_decrypt_ahead(p, c2.data, c2.len, 4096), 1);
-	assert_int_equal(pgp_mime_encrypt(p, fx.patient, inner, sizeof(inner) - 1,
+	assert_int_equal(pgp_mime_encrypt(p, fx.g.patient, inner, sizeof(inner) - 1,
 					  &m, &err), 0);
 	assert_non_null(strstr(m.data, "-----BEGIN PGP MESSAGE-----"));
 
@@ -583,12 +564,12 @@ decrypt_ahead_gives_the_same_results_and_unused_guesses_are_harmless(void **stat
 static void
 killed_helper_means_the_next_operation_runs_in_process(void **state)
 {
-	struct pgp *p = offloaded(fx.clinic);
+	struct pgp *p = offloaded(fx.g.clinic);
 	struct buf m = BUF_INIT;
 	struct cp_error err;
 
 	assert_int_equal(kill((pid_t)pgp_helper_pid(p), SIGKILL), 0);
-	assert_int_equal(pgp_mime_encrypt(p, fx.patient, inner, sizeof(inner) - 1,
+	assert_int_equal(pgp_mime_encrypt(p, fx.g.patient, inner, sizeof(inner) - 1,
 					  &m, &err), 0);
 	assert_non_null(strstr(m.data, "-----BEGIN PGP MESSAGE-----"));
 	assert_int_equal(pgp_helper_pid(p), 0);
@@ -613,7 +594,7 @@ helper_that_cannot_open_is_lost_at_the_first_operation(void **state)
 	long pid;
 
 	cp_error_clear(&err);
-	assert_int_equal(pgphelper_start(fx.clinic_home, nokey, &h, &err), 0);
+	assert_int_equal(pgphelper_start(fx.g.clinic_home, nokey, &h, &err), 0);
 	assert_non_null(h);
 	pid = pgphelper_pid(h);
 	assert_true(pid > 0);
@@ -633,8 +614,8 @@ helper_that_cannot_open_is_lost_at_the_first_operation(void **state)
 	pgphelper_free(h);
 
 	/* a good one is just as usable before it has answered */
-	assert_int_equal(pgphelper_start(fx.clinic_home, fx.clinic, &h, &err), 0);
-	assert_int_equal(pgphelper_mime_encrypt(h, fx.patient, inner,
+	assert_int_equal(pgphelper_start(fx.g.clinic_home, fx.g.clinic, &h, &err), 0);
+	assert_int_equal(pgphelper_mime_encrypt(h, fx.g.patient, inner,
 						sizeof(inner) - 1, &out, &err), 0);
 	assert_non_null(strstr(out.data, "-----BEGIN PGP MESSAGE-----"));
 	pgphelper_free(h);
@@ -644,7 +625,7 @@ helper_that_cannot_open_is_lost_at_the_first_operation(void **state)
 static void
 helper_ignores_sigterm_and_ends_when_its_caller_closes(void **state)
 {
-	struct pgp *p = offloaded(fx.clinic);
+	struct pgp *p = offloaded(fx.g.clinic);
 	long pid = pgp_helper_pid(p);
 	struct buf m = BUF_INIT;
 	struct cp_error err;
@@ -652,7 +633,7 @@ helper_ignores_sigterm_and_ends_when_its_caller_closes(void **state)
 	assert_int_equal(kill((pid_t)pid, SIGTERM), 0);
 	assert_int_equal(kill((pid_t)pid, SIGHUP), 0);
 	usleep(100 * 1000);
-	assert_int_equal(pgp_mime_encrypt(p, fx.patient, inner, sizeof(inner) - 1,
+	assert_int_equal(pgp_mime_encrypt(p, fx.g.patient, inner, sizeof(inner) - 1,
 					  &m, &err), 0);
 	assert_int_equal(pgp_helper_pid(p), pid);
 	pgp_free(p);		/* closes, waits: it has exited */
@@ -670,7 +651,7 @@ confined(unsigned time_limit_ms)
 	struct cp_error err;
 	struct pgp *p = NULL;
 
-	assert_int_equal(pgp_new(fx.clinic_home, NULL, &p, &err), 0);
+	assert_int_equal(pgp_new(fx.g.clinic_home, NULL, &p, &err), 0);
 	pgp_confine(p, time_limit_ms);
 	assert_int_equal(pgp_helper_pid(p), 0);
 	return p;
@@ -686,13 +667,13 @@ genuine(struct pgp *p, const char *text)
 	char arg[128];
 	long pid;
 
-	snprintf(arg, sizeof(arg), "--sign --encrypt --recipient %s", fx.clinic);
+	snprintf(arg, sizeof(arg), "--sign --encrypt --recipient %s", fx.g.clinic);
 	patient_sends(text, arg, &ct);
 	o.max = 1u << 20;
 	cp_error_clear(&err);
 	assert_int_equal(pgp_decrypt_signed_by(p, ct.data, ct.len, &o, &sig, &err), 0);
 	assert_string_equal(o.data, text);
-	assert_string_equal(sig.fpr, fx.patient);
+	assert_string_equal(sig.fpr, fx.g.patient);
 	pid = pgp_helper_pid(p);
 	assert_true(pid > 0 && pid != (long)getpid());
 	buf_free(&ct);
@@ -821,12 +802,12 @@ confined_calls_on_a_stopped_agent_run_out_of_time_not_for_ever(void **state)
 	struct cp_error err;
 	struct pgp_sig sig;
 	long pid = genuine(p, "first\n");
-	pid_t agent = agent_of(fx.clinic_home);
+	pid_t agent = agent_of(fx.g.clinic_home);
 	long long t0;
 	char arg[128];
 
 	assert_true(agent > 0);
-	snprintf(arg, sizeof(arg), "--sign --encrypt --recipient %s", fx.clinic);
+	snprintf(arg, sizeof(arg), "--sign --encrypt --recipient %s", fx.g.clinic);
 	patient_sends("while the agent sleeps\n", arg, &ct);
 	assert_int_equal(kill(agent, SIGSTOP), 0);
 	cp_error_clear(&err);
@@ -835,14 +816,14 @@ confined_calls_on_a_stopped_agent_run_out_of_time_not_for_ever(void **state)
 	assert_true(group_gone(pid));
 	cp_error_clear(&err);
 	t0 = mono_ms();
-	assert_int_equal(pgp_secret_available(p, fx.clinic, &err), -EHOSTDOWN);
+	assert_int_equal(pgp_secret_available(p, fx.g.clinic, &err), -EHOSTDOWN);
 	assert_true(mono_ms() - t0 < 10000);
 	assert_non_null(strstr(err.text, "gpg-agent not answering"));
-	assert_non_null(strstr(err.text, fx.clinic));
+	assert_non_null(strstr(err.text, fx.g.clinic));
 	pid = pgp_helper_pid(p);
 	assert_int_equal(kill(agent, SIGCONT), 0);
 	assert_int_equal(kill(agent, 0), 0);		/* not in the group */
-	assert_int_equal(pgp_secret_available(p, fx.clinic, &err), 0);
+	assert_int_equal(pgp_secret_available(p, fx.g.clinic, &err), 0);
 	assert_int_equal(pgp_decrypt_signed_by(p, ct.data, ct.len, &o, &sig, &err), 0);
 	assert_string_equal(o.data, "while the agent sleeps\n");
 	assert_true(pid == 0 || pid != pgp_helper_pid(p));
@@ -908,9 +889,9 @@ confined_context_without_a_working_helper_never_decrypts_in_process(void **state
 	struct pgp_sig sig;
 	char path[128], arg[128];
 
-	snprintf(arg, sizeof(arg), "--sign --encrypt --recipient %s", fx.clinic);
+	snprintf(arg, sizeof(arg), "--sign --encrypt --recipient %s", fx.g.clinic);
 	patient_sends("never in-process\n", arg, &ct);
-	snprintf(path, sizeof(path), "%s/dead-helper", fx.dir);
+	snprintf(path, sizeof(path), "%s/dead-helper", fx.g.dir);
 	assert_int_equal(cp_write_file_atomic(path, script, sizeof(script) - 1, 0755), 0);
 	assert_int_equal(pgphelper_enable(path), 0);
 	assert_string_equal(pgphelper_exe(), path);
@@ -1072,7 +1053,7 @@ helper_exits_on_a_malformed_request_without_answering(void **state)
 	/* OPEN, then an unknown operation: one answer, then the end */
 	pid = helper_by_hand(&fd);
 	buf_reset(&b);
-	snprintf(home, sizeof(home), "%s", fx.clinic_home);
+	snprintf(home, sizeof(home), "%s", fx.g.clinic_home);
 	frame(&b, 1, 3, CAREPOST_VERSION, home, "");
 	frame(&b, 99, 0);
 	assert_int_equal(write(fd, b.data, b.len), (ssize_t)b.len);
@@ -1092,7 +1073,7 @@ helper_refuses_another_version_and_ends_at_close(void **state)
 	pid_t pid;
 
 	pid = helper_by_hand(&fd);
-	frame(&b, 1, 3, "0.0.0-other", fx.clinic_home, "");
+	frame(&b, 1, 3, "0.0.0-other", fx.g.clinic_home, "");
 	assert_int_equal(write(fd, b.data, b.len), (ssize_t)b.len);
 	assert_true(drain(fd, &got) > 12);
 	assert_int_equal(pgphelper_frame_parse(got.data + 4, got.len - 4, &f), 0);
@@ -1105,7 +1086,7 @@ helper_refuses_another_version_and_ends_at_close(void **state)
 	/* a good OPEN, then the caller closes: a clean exit */
 	pid = helper_by_hand(&fd);
 	buf_reset(&b);
-	frame(&b, 1, 3, CAREPOST_VERSION, fx.clinic_home, fx.clinic);
+	frame(&b, 1, 3, CAREPOST_VERSION, fx.g.clinic_home, fx.g.clinic);
 	assert_int_equal(write(fd, b.data, b.len), (ssize_t)b.len);
 	shutdown(fd, SHUT_WR);
 	buf_reset(&got);
