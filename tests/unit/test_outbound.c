@@ -17,7 +17,10 @@
  *	event, which goes out with the same Message-ID once the relay is
  *	back, and fails at max_age; a 5xx fails the recipient with its code;
  *	expired and opted-out events (not security notices) are not sent;
- *	quiet hours wait unless the event is high priority.
+ *	quiet hours wait unless the event is high priority; a stop asked for
+ *	takes no batch; after a crash mid-batch, what the sending journal
+ *	says the relay accepted is recorded as sent (with its Message-ID)
+ *	and only the rest goes out again.
  *
  *	Tests skip (with the reason) when smtp-sink is not installed.
  */
@@ -687,6 +690,111 @@ reminders_carry_list_unsubscribe_results_do_not(void **state)
 }
 
 static void
+step_sends_what_is_due_and_stop_takes_no_batch(void **state)
+{
+	struct outbound_stats st;
+	struct sink *s = sink_start(NULL);
+	struct cp_error err;
+	volatile int stop = 1;
+	json_t *d = NULL;
+	struct dump dd[4];
+	size_t n;
+
+	put_patient("p1", "pat@patients.test", NULL);
+	put_event("ev-1", "test_result", "p1", NULL);
+	open_to_sink(s);
+	/* Asked to stop: not even a claim. */
+	memset(&st, 0, sizeof(st));
+	cp_error_clear(&err);
+	assert_int_equal(outbound_run(fx.ob, NOW, &stop, &st, &err), 0);
+	assert_int_equal(st.claimed + st.sent, 0);
+	assert_int_equal(store_get_json(fx.store, DB_DELIVERY, "ev-1", &d, NULL), -ENOENT);
+	/* One step does it all, and says nothing more is waiting. */
+	stop = 0;
+	assert_int_equal(outbound_step(fx.ob, NOW, &stop, &st, &err), 0);
+	assert_int_equal(st.claimed, 1);
+	assert_int_equal(st.sent, 1);
+	n = sink_dumps(s, dd, 4);
+	assert_int_equal(n, 1);
+	dumps_free(dd, n);
+	/* stats are added to, not reset. */
+	assert_int_equal(outbound_step(fx.ob, NOW + 1, NULL, &st, &err), 0);
+	assert_int_equal(st.sent, 1);
+}
+
+/* crash_mid_batch - events claimed and leased ("sending"), as a process
+ * killed mid-batch leaves them; journal is what it had written. */
+static void
+crash_mid_batch(const char *journal)
+{
+	struct cp_error err;
+	char path[256];
+	size_t claimed;
+	json_t *batch = NULL;
+
+	cp_error_clear(&err);
+	assert_int_equal(store_claim_events(fx.store, NOW, 86400, 100, &claimed, &err), 0);
+	assert_int_equal(store_take_due(fx.store, NOW, 600, 100, &batch, &err), 0);
+	assert_true(json_array_size(batch) > 0);
+	json_decref(batch);
+	snprintf(path, sizeof(path), "%s/sending.journal", fx.store_path);
+	tu_write_file(path, "%s", journal);
+}
+
+static void
+recovery_records_what_the_relay_accepted_and_sends_the_rest(void **state)
+{
+	struct outbound_stats st;
+	struct sink *s = sink_start(NULL);
+	struct cp_error err;
+	struct dump d[4];
+	char want[256], thread[2 * TOKEN_THREAD_BYTES + 1];
+	size_t recovered = 0, released = 0, n;
+	json_t *rec;
+
+	put_patient("p1", "pat@patients.test", NULL);
+	put_patient("p2", "other@patients.test", NULL);
+	put_patient("p3", "third@patients.test", NULL);
+	put_event("ev-1", "test_result", "p1", NULL);
+	put_event("ev-2", "test_result", "p2", NULL);
+	put_event("ev-3", "test_result", "p3", NULL);
+	open_to_sink(s);
+	/* ev-1 accepted; ev-3's line names another recipient; ev-2's line was
+	 * torn by the kill. */
+	crash_mid_batch("ev-1\t0\tn\tpatient\nev-3\t0\tn\tproxy:0\nev-2\t0\tn\tpat");
+
+	cp_error_clear(&err);
+	assert_int_equal(outbound_recover(fx.ob, NOW + 5, &recovered, &err), 0);
+	assert_int_equal(recovered, 1);
+	rec = delivery("ev-1");
+	assert_string_equal(str(rec, "state"), "sent");
+	assert_string_equal(str(rcpt(rec, 0), "state"), "sent");
+	assert_string_equal(str(rcpt(rec, 0), "mode"), "notice");
+	thread_hex("ev-1", thread);
+	assert_int_equal(outbound_message_id(key, sizeof(key) - 1, thread, 0,
+					     "clinic.test", want, sizeof(want)), 0);
+	assert_string_equal(str(rcpt(rec, 0), "message_id"), want);
+	json_decref(rec);
+	rec = delivery("ev-2");
+	assert_string_equal(str(rec, "state"), "sending");
+	json_decref(rec);
+
+	/* The rest is released and sent; ev-1 is not sent again. */
+	assert_int_equal(store_release_leases(fx.store, NOW + 5, &released, &err), 0);
+	assert_int_equal(released, 2);
+	run(NOW + 5, &st);
+	assert_int_equal(st.sent, 2);
+	n = sink_dumps(s, d, 4);
+	assert_int_equal(n, 2);
+	dump_to(d, n, "other@patients.test");
+	dump_to(d, n, "third@patients.test");
+	dumps_free(d, n);
+	/* The journal was emptied: a second recovery finds nothing. */
+	assert_int_equal(outbound_recover(fx.ob, NOW + 6, &recovered, &err), 0);
+	assert_int_equal(recovered, 0);
+}
+
+static void
 outbound_new_refuses_what_it_cannot_send_with(void **state)
 {
 	struct outbound *ob = NULL;
@@ -729,6 +837,8 @@ main(void)
 		T(expired_and_opted_out_events_are_not_sent_security_ones_are),
 		T(quiet_hours_wait_unless_high_priority),
 		T(reminders_carry_list_unsubscribe_results_do_not),
+		T(step_sends_what_is_due_and_stop_takes_no_batch),
+		T(recovery_records_what_the_relay_accepted_and_sends_the_rest),
 		T(outbound_new_refuses_what_it_cannot_send_with),
 	};
 #undef T
