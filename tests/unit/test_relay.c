@@ -35,6 +35,8 @@
 #include <time.h>
 
 #include "buf.h"
+#include "certfix.h"
+#include "fsfix.h"
 #include "relay.h"
 #include "sinkfix.h"
 
@@ -157,19 +159,6 @@ static const char tls_server_py[] =
 	"    else:\n"
 	"        send('250 ok\\r\\n')\n";
 
-/* A CA, a server certificate for "localhost" signed by it, another CA. */
-static const char make_certs_sh[] =
-	"set -e; cd \"$1\"; "
-	"EC='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes'; "
-	"openssl req -x509 $EC -keyout ca.key -out ca.pem -days 2 "
-	"  -subj /CN=carepost-test-ca; "
-	"openssl req $EC -keyout srv.key -out srv.csr -subj /CN=localhost; "
-	"printf 'subjectAltName=DNS:localhost\\n' > ext; "
-	"openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key "
-	"  -CAcreateserial -out srv.pem -days 2 -extfile ext; "
-	"openssl req -x509 $EC -keyout other.key -out other.pem -days 2 "
-	"  -subj /CN=carepost-other-ca";
-
 struct tls_server {
 	pid_t pid;
 	int port;
@@ -180,11 +169,6 @@ struct tls_server {
 static void
 tls_server_stop(struct tls_server *t)
 {
-	static const char *const files[] = { "port", "out", "out.log",
-		"ca.key", "ca.pem", "ca.srl", "srv.key", "srv.csr", "srv.pem",
-		"ext", "other.key", "other.pem" };
-	char path[192];
-	size_t i;
 	int status;
 
 	if (t->pid > 0) {
@@ -192,13 +176,7 @@ tls_server_stop(struct tls_server *t)
 		waitpid(t->pid, &status, 0);
 		t->pid = 0;
 	}
-	if (t->dir[0] == '\0')
-		return;
-	for (i = 0; i < CP_ARRAY_SIZE(files); i++) {
-		snprintf(path, sizeof(path), "%s/%s", t->dir, files[i]);
-		unlink(path);
-	}
-	rmdir(t->dir);
+	tu_rm_rf(t->dir);
 	t->dir[0] = '\0';
 }
 
@@ -214,16 +192,12 @@ tls_server_start(void)
 	memset(t, 0, sizeof(*t));
 	strcpy(t->dir, "/tmp/carepost-relay-tls-XXXXXX");
 	assert_non_null(mkdtemp(t->dir));
-	{
-		const char *const argv[] = { "sh", "-c", make_certs_sh, "sh",
-					     t->dir, NULL };
-
-		if (tu_run_quiet(argv) != 0) {
-			tls_server_stop(t);
-			print_message("skipped: openssl cannot make the test "
-				      "certificates\n");
-			skip();
-		}
+	/* The certificate names "localhost" only, not 127.0.0.1. */
+	if (tu_make_certs(t->dir, "DNS:localhost") < 0) {
+		tls_server_stop(t);
+		print_message("skipped: openssl cannot make the test "
+			      "certificates\n");
+		skip();
 	}
 	snprintf(portfile, sizeof(portfile), "%.63s/port", t->dir);
 	snprintf(cert, sizeof(cert), "%.63s/srv.pem", t->dir);
