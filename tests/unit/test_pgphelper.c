@@ -119,6 +119,22 @@ group_gone(long pgid)
 	return 1;
 }
 
+/*
+ * group_settles_at - wait up to 2 s for process group pgid to hold n
+ * processes (the gpg of an operation that has returned may still be
+ * exiting): how many it holds at the end.
+ */
+static int
+group_settles_at(long pgid, int n)
+{
+	long long end = mono_ms() + 2000;
+	int gpg, k;
+
+	while ((k = in_group(pgid, &gpg)) != n && mono_ms() < end)
+		usleep(10 * 1000);
+	return k;
+}
+
 /* gpg_runs_in - wait up to 10 s for a gpg in process group pgid. */
 static int
 gpg_runs_in(long pgid)
@@ -696,9 +712,8 @@ confined_decryption_over_the_output_limit_kills_the_helpers_process_group(void *
 	struct cp_error err;
 	struct pgp_sig sig;
 	long pid = genuine(p, "first\n");
-	int gpg;
 
-	assert_int_equal(in_group(pid, &gpg), 1);	/* the helper, idle */
+	assert_int_equal(group_settles_at(pid, 1), 1);	/* the helper, idle */
 	for (int encrypted = 1; encrypted >= 0; encrypted--) {
 		bomb(&b, "--size 64G", encrypted);
 		buf_reset(&o);
