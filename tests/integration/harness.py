@@ -9,7 +9,9 @@ encrypted to them. Stdlib only.
 import calendar
 import copy
 import email
+import email.message
 import email.policy
+import email.utils
 import glob
 import json
 import os
@@ -493,6 +495,68 @@ def main(tests):
     n = len([t for t in tests if not only or t.__name__ in only])
     print("%d passed, %d failed, %d skipped" % (n - failed - skipped, failed, skipped))
     sys.exit(1 if failed else (77 if skipped == n else 0))
+
+
+def build_mail(frm, to, subject, body, msgid=None, **headers):
+    """A patient's plain reply as bytes: Message-ID <msgid@patients.test>
+    (a fresh one when msgid is None), a fixed Date; each keyword is a
+    header (underscores become hyphens; a list gives the header once per
+    value)."""
+    m = email.message.EmailMessage()
+    m["From"] = frm
+    m["To"] = to
+    m["Subject"] = subject
+    m["Message-ID"] = ("<%s@patients.test>" % msgid if msgid is not None
+                       else email.utils.make_msgid(domain="patients.test"))
+    m["Date"] = "Wed, 25 Nov 2026 17:00:00 +0000"
+    for k, v in headers.items():
+        for x in (v if isinstance(v, list) else [v]):
+            m[k.replace("_", "-")] = x
+    m.set_content(body)
+    return m.as_bytes()
+
+
+def make_install(prefix, tmp_prefix):
+    """`make install` of this build into a fresh DESTDIR /tmp/TMP_PREFIX*
+    with PREFIX=prefix; returns the DESTDIR (the caller removes it).
+    Skip when make, install or the programs are missing."""
+    for tool in ("make", "install"):
+        if shutil.which(tool) is None:
+            raise Skip("%s is not installed" % tool)
+    for prog in ("carepostd", "carepostctl"):
+        if not os.access(os.path.join(BUILD, prog), os.X_OK):
+            raise Skip("%s/%s is not built" % (BUILD, prog))
+    root = tempfile.mkdtemp(prefix=tmp_prefix, dir="/tmp")
+    p = subprocess.run(["make", "-s", "-C", TOP, "install", "DESTDIR=" + root,
+                        "PREFIX=" + prefix, "BUILD=" + os.path.relpath(BUILD, TOP)],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        shutil.rmtree(root, ignore_errors=True)
+        raise AssertionError("make install failed (%d):\n%s%s" %
+                             (p.returncode, p.stdout, p.stderr))
+    return root
+
+
+def run_plain(tests):
+    """Run test functions that take no Env (the tests of an install): print
+    each outcome and the closing line; return the exit code (0, 1, or 77
+    when all skipped)."""
+    failed = skipped = 0
+    for fn in tests:
+        try:
+            fn()
+            print("ok: %s" % fn.__name__)
+        except Skip as e:
+            print("skipped: %s: %s" % (fn.__name__, e))
+            skipped += 1
+        except Exception:
+            import traceback
+            traceback.print_exc()
+            print("FAILED: %s" % fn.__name__)
+            failed += 1
+    n = len(tests)
+    print("%d passed, %d failed, %d skipped" % (n - failed - skipped, failed, skipped))
+    return 1 if failed else (77 if skipped == n else 0)
 
 
 def median_round(rounds):
