@@ -516,6 +516,20 @@ def build_mail(frm, to, subject, body, msgid=None, **headers):
     return m.as_bytes()
 
 
+def assert_sent_as_notice(env, event_id, why):
+    """Event event_id went out as a notice without PHI, and its recipient
+    entry notes why the key on file could not be used (why in the note).
+    Returns the parsed message (the only one the sink holds)."""
+    st = env.status(event_id)
+    assert st["state"] == "sent", st
+    rc = st["recipients"][0]
+    assert rc["mode"] == "notice" and why in rc.get("note", ""), rc
+    msgs = env.sink_messages()
+    assert len(msgs) == 1, [m[0] for m in msgs]
+    assert CANARY.encode() not in msgs[0][1]
+    return msgs[0][2]
+
+
 def make_install(prefix, tmp_prefix):
     """`make install` of this build into a fresh DESTDIR /tmp/TMP_PREFIX*
     with PREFIX=prefix; returns the DESTDIR (the caller removes it).

@@ -240,6 +240,16 @@ rcpt(json_t *d, size_t i)
 	return json_array_get(json_object_get(d, "recipients"), i);
 }
 
+/* assert_state - the delivery record of event id is in state. */
+static void
+assert_state(const char *id, const char *state)
+{
+	json_t *d = delivery(id);
+
+	assert_string_equal(str(d, "state"), state);
+	json_decref(d);
+}
+
 /* run - one outbound_run at now; stats zeroed first. */
 static void
 run(int64_t now, struct outbound_stats *st)
@@ -275,6 +285,17 @@ header(const char *msg, const char *name, char *out, size_t len)
 		if (p)
 			p++;
 	}
+}
+
+/* sink_count - how many messages the sink holds. */
+static size_t
+sink_count(struct sink *s)
+{
+	struct dump d[16];
+	size_t n = sink_dumps(s, d, 16);
+
+	dumps_free(d, n);
+	return n;
 }
 
 static const struct dump *
@@ -446,12 +467,8 @@ due_events_are_sent_once_notice_or_encrypted_by_key(void **state)
 	/* A round later, only what came due is sent; nothing twice. */
 	run(NOW + 3600, &st);
 	assert_int_equal(st.sent, 1);
-	n = sink_dumps(s, d, 8);
-	assert_int_equal(n, 3);
-	dumps_free(d, n);
-	rec = delivery("ev-later");
-	assert_string_equal(str(rec, "state"), "sent");
-	json_decref(rec);
+	assert_int_equal(sink_count(s), 3);
+	assert_state("ev-later", "sent");
 	run(NOW + 7200, &st);
 	assert_int_equal(st.sent + st.claimed, 0);
 
@@ -526,8 +543,7 @@ dead_relay_defers_without_loss_and_sends_when_back(void **state)
 	open_to_sink(s);
 	run(NOW + 60, &st);
 	assert_int_equal(st.sent + st.deferred, 0);
-	n = sink_dumps(s, d, 4);
-	assert_int_equal(n, 0);
+	assert_int_equal(sink_count(s), 0);
 	run(due, &st);
 	assert_int_equal(st.sent, 1);
 	n = sink_dumps(s, d, 4);
@@ -620,9 +636,7 @@ expired_and_opted_out_events_are_not_sent_security_ones_are(void **state)
 	assert_string_equal(str(rec, "reason"), "patient opted out of results");
 	assert_null(json_object_get(rec, "data"));
 	json_decref(rec);
-	rec = delivery("ev-security");
-	assert_string_equal(str(rec, "state"), "sent");
-	json_decref(rec);
+	assert_state("ev-security", "sent");
 }
 
 static void
@@ -655,9 +669,7 @@ quiet_hours_wait_unless_high_priority(void **state)
 
 	run(NOW + 11 * 3600, &st);
 	assert_int_equal(st.sent, 1);
-	rec = delivery("ev-normal");
-	assert_string_equal(str(rec, "state"), "sent");
-	json_decref(rec);
+	assert_state("ev-normal", "sent");
 }
 
 static void
@@ -697,8 +709,6 @@ step_sends_what_is_due_and_stop_takes_no_batch(void **state)
 	struct cp_error err;
 	volatile int stop = 1;
 	json_t *d = NULL;
-	struct dump dd[4];
-	size_t n;
 
 	put_patient("p1", "pat@patients.test", NULL);
 	put_event("ev-1", "test_result", "p1", NULL);
@@ -714,9 +724,7 @@ step_sends_what_is_due_and_stop_takes_no_batch(void **state)
 	assert_int_equal(outbound_step(fx.ob, NOW, &stop, &st, &err), 0);
 	assert_int_equal(st.claimed, 1);
 	assert_int_equal(st.sent, 1);
-	n = sink_dumps(s, dd, 4);
-	assert_int_equal(n, 1);
-	dumps_free(dd, n);
+	assert_int_equal(sink_count(s), 1);
 	/* stats are added to, not reset. */
 	assert_int_equal(outbound_step(fx.ob, NOW + 1, NULL, &st, &err), 0);
 	assert_int_equal(st.sent, 1);
@@ -775,9 +783,7 @@ recovery_records_what_the_relay_accepted_and_sends_the_rest(void **state)
 					     "clinic.test", want, sizeof(want)), 0);
 	assert_string_equal(str(rcpt(rec, 0), "message_id"), want);
 	json_decref(rec);
-	rec = delivery("ev-2");
-	assert_string_equal(str(rec, "state"), "sending");
-	json_decref(rec);
+	assert_state("ev-2", "sending");
 
 	/* The rest is released and sent; ev-1 is not sent again. */
 	assert_int_equal(store_release_leases(fx.store, NOW + 5, &released, &err), 0);
