@@ -42,13 +42,14 @@
 #include <libetpan/libetpan.h>
 
 #include "certfix.h"
+#include "dovefix.h"
 #include "fsfix.h"
 #include "imapc.h"
 #include "netfix.h"
 
-#define DOVECOT "/usr/sbin/dovecot"
-#define USER "carepost"
-#define PASSWORD "s3cret-pw"
+#define DOVECOT TU_DOVECOT
+#define USER TU_DOVE_USER
+#define PASSWORD TU_DOVE_PASSWORD
 
 /* --- helpers -------------------------------------------------------- */
 
@@ -56,144 +57,26 @@ static char certs[64];
 
 /* --- Dovecot -------------------------------------------------------- */
 
-struct dove_opts {
-	const char *caps;	/* imap_capability, NULL: Dovecot's own */
-	int ssl;		/* 1: STARTTLS on port, implicit TLS on tls_port */
-	const char *cert;	/* "srv" (default) or "wrong" */
-	const char *extra;	/* more config lines */
-};
-
-struct dove {
-	pid_t pid;
-	int port;
-	int tls_port;
-	char dir[64];
-};
-
 static struct dove current;
 
-static void
-dove_stop(struct dove *d)
-{
-	int status;
-
-	/*
-	 * Dovecot's orderly shutdown (SIGTERM) takes about a second; its
-	 * process group (master, auth, log, imap...) is ours to end at once.
-	 */
-	if (d->pid > 0) {
-		kill(-d->pid, SIGKILL);
-		kill(d->pid, SIGKILL);	/* in case setpgid has not run yet */
-		waitpid(d->pid, &status, 0);
-		d->pid = 0;
-	}
-	tu_rm_rf(d->dir);
-	d->dir[0] = '\0';
-}
-
+/* dove_start - the test's Dovecot, with the group's certificates. */
 static struct dove *
 dove_start(const struct dove_opts *o)
 {
-	static const struct dove_opts none;
-	struct dove *d = &current;
-	struct passwd *pw = getpwnam("vmail");
-	char conf[4096], path[256], tls[1024] = "";
-	int attempt;
+	struct dove_opts with = { 0 };
 
-	if (o == NULL)
-		o = &none;
-	assert_non_null(pw);
-	memset(d, 0, sizeof(*d));
-	strcpy(d->dir, "/tmp/cpimapc-XXXXXX");
-	assert_non_null(mkdtemp(d->dir));
-	assert_int_equal(chmod(d->dir, 0755), 0);
-	snprintf(path, sizeof(path), "%s/mail", d->dir);
-	assert_int_equal(mkdir(path, 0755), 0);
-	assert_int_equal(chown(path, pw->pw_uid, pw->pw_gid), 0);
-	snprintf(path, sizeof(path), "%s/passwd", d->dir);
-	tu_write_file(path, "%s", USER ":{PLAIN}" PASSWORD "\n");
-
-	for (attempt = 0; attempt < 5; attempt++) {
-		int i, status;
-
-		d->port = tu_free_port();
-		d->tls_port = tu_free_port();
-		if (o->ssl)
-			snprintf(tls, sizeof(tls),
-				 "ssl = yes\n"
-				 "ssl_cert = <%s/%s.pem\n"
-				 "ssl_key = <%s/%s.key\n",
-				 certs, o->cert ? o->cert : "srv",
-				 certs, o->cert ? o->cert : "srv");
-		else
-			snprintf(tls, sizeof(tls), "ssl = no\n");
-		snprintf(conf, sizeof(conf),
-			 "base_dir = %1$s/run\n"
-			 "state_dir = %1$s/state\n"
-			 "log_path = %1$s/log\n"
-			 "info_log_path = %1$s/log\n"
-			 "protocols = imap\n"
-			 "listen = 127.0.0.1\n"
-			 "disable_plaintext_auth = no\n"
-			 "auth_mechanisms = plain login\n"
-			 "auth_failure_delay = 0\n"
-			 "%2$s"
-			 "%3$s%4$s%5$s"
-			 "%8$s"
-			 "passdb {\n  driver = passwd-file\n"
-			 "  args = scheme=PLAIN %1$s/passwd\n}\n"
-			 "userdb {\n  driver = static\n"
-			 "  args = uid=vmail gid=vmail home=%1$s/mail/%%u\n}\n"
-			 "mail_location = maildir:%1$s/mail/%%u/Maildir\n"
-			 "service imap-login {\n"
-			 "  inet_listener imap {\n    port = %6$d\n  }\n"
-			 "  inet_listener imaps {\n    port = %7$d\n    ssl = yes\n  }\n"
-			 "}\n",
-			 d->dir, tls,
-			 o->caps ? "imap_capability = " : "",
-			 o->caps ? o->caps : "", o->caps ? "\n" : "",
-			 d->port, o->ssl ? d->tls_port : 0,
-			 o->extra ? o->extra : "");
-		snprintf(path, sizeof(path), "%s/dovecot.conf", d->dir);
-		tu_write_file(path, "%s", conf);
-
-		d->pid = fork();
-		assert_true(d->pid >= 0);
-		if (d->pid == 0) {
-			int fd = open("/dev/null", O_WRONLY);
-
-			setpgid(0, 0);
-			if (fd >= 0) {
-				dup2(fd, 1);
-				dup2(fd, 2);
-			}
-			execl(DOVECOT, "dovecot", "-F", "-c", path, (char *)NULL);
-			_exit(127);
-		}
-		for (i = 0; i < 400; i++) {
-			if (tu_try_connect(d->port) == 0 &&
-			    (!o->ssl || tu_try_connect(d->tls_port) == 0))
-				return d;
-			if (waitpid(d->pid, &status, WNOHANG) == d->pid)
-				break;		/* died: port taken? retry */
-			tu_sleep_ms(25);
-		}
-		if (d->pid > 0) {
-			kill(-d->pid, SIGKILL);
-			kill(d->pid, SIGKILL);
-			waitpid(d->pid, &status, 0);
-		}
-	}
-	d->pid = 0;
-	fail_msg("dovecot did not start (see %s/log)", d->dir);
-	return d;
+	if (o)
+		with = *o;
+	with.certs = certs;
+	tu_dove_start(&current, &with);
+	return &current;
 }
 
 static int
 stop_servers(void **state)
 {
 	(void)state;
-	dove_stop(&current);
+	tu_dove_stop(&current);
 	return 0;
 }
 

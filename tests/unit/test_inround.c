@@ -38,6 +38,7 @@
 #include <libetpan/libetpan.h>
 
 #include "config.h"
+#include "dovefix.h"
 #include "gpgfix.h"
 #include "imapc.h"
 #include "inbound.h"
@@ -45,204 +46,25 @@
 #include "log.h"
 #include "pgp.h"
 #include "store.h"
+#include "storefix.h"
 #include "token.h"
 
-#define DOVECOT "/usr/sbin/dovecot"
-#define USER "carepost"
-#define PASSWORD "s3cret-pw"
+#define DOVECOT TU_DOVECOT
+#define USER TU_DOVE_USER
+#define PASSWORD TU_DOVE_PASSWORD
 #define DAY 86400
 
 static const char token_key[] = "0123456789abcdef0123456789abcdef";
 
-/* --- helpers -------------------------------------------------------- */
-
-static int
-free_port(void)
-{
-	struct sockaddr_in sa;
-	socklen_t len = sizeof(sa);
-	int fd, port;
-
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(fd >= 0);
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
-}
-
-static int
-try_connect(int port)
-{
-	struct sockaddr_in sa;
-	int fd, r;
-
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (fd < 0)
-		return -1;
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_port = htons((uint16_t)port);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-	close(fd);
-	return r;
-}
-
-static void
-sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-static int
-run_quiet(const char *const *argv)
-{
-	pid_t pid = fork();
-	int status;
-
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		int fd = open("/dev/null", O_WRONLY);
-
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execvp(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	waitpid(pid, &status, 0);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static void
-rm_rf(const char *dir)
-{
-	const char *const argv[] = { "rm", "-rf", dir, NULL };
-
-	if (dir[0] != '\0')
-		run_quiet(argv);
-}
-
-static void
-write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-
-	assert_non_null(f);
-	assert_true(fputs(text, f) >= 0);
-	assert_int_equal(fclose(f), 0);
-}
-
 /* --- Dovecot -------------------------------------------------------- */
-
-struct dove {
-	pid_t pid;
-	int port;
-	char dir[64];
-};
-
-static void
-dove_stop(struct dove *d)
-{
-	int status;
-
-	/* Its process group (master, auth, log, imap...) is ours to end. */
-	if (d->pid > 0) {
-		kill(-d->pid, SIGKILL);
-		kill(d->pid, SIGKILL);	/* in case setpgid has not run yet */
-		waitpid(d->pid, &status, 0);
-		d->pid = 0;
-	}
-	rm_rf(d->dir);
-	d->dir[0] = '\0';
-}
 
 /* dove_start - a Dovecot of its own; caps: imap_capability (NULL: its own). */
 static void
 dove_start(struct dove *d, const char *caps)
 {
-	struct passwd *pw = getpwnam("vmail");
-	char conf[4096], path[256];
-	int attempt;
+	const struct dove_opts o = { .caps = caps };
 
-	assert_non_null(pw);
-	memset(d, 0, sizeof(*d));
-	strcpy(d->dir, "/tmp/cpinround-XXXXXX");
-	assert_non_null(mkdtemp(d->dir));
-	assert_int_equal(chmod(d->dir, 0755), 0);
-	snprintf(path, sizeof(path), "%s/mail", d->dir);
-	assert_int_equal(mkdir(path, 0755), 0);
-	assert_int_equal(chown(path, pw->pw_uid, pw->pw_gid), 0);
-	snprintf(path, sizeof(path), "%s/passwd", d->dir);
-	write_file(path, USER ":{PLAIN}" PASSWORD "\n");
-
-	for (attempt = 0; attempt < 5; attempt++) {
-		int i, status;
-
-		d->port = free_port();
-		snprintf(conf, sizeof(conf),
-			 "base_dir = %1$s/run\n"
-			 "state_dir = %1$s/state\n"
-			 "log_path = %1$s/log\n"
-			 "info_log_path = %1$s/log\n"
-			 "protocols = imap\n"
-			 "listen = 127.0.0.1\n"
-			 "disable_plaintext_auth = no\n"
-			 "auth_mechanisms = plain login\n"
-			 "auth_failure_delay = 0\n"
-			 "ssl = no\n"
-			 "%2$s%3$s%4$s"
-			 "passdb {\n  driver = passwd-file\n"
-			 "  args = scheme=PLAIN %1$s/passwd\n}\n"
-			 "userdb {\n  driver = static\n"
-			 "  args = uid=vmail gid=vmail home=%1$s/mail/%%u\n}\n"
-			 "mail_location = maildir:%1$s/mail/%%u/Maildir\n"
-			 "service imap-login {\n"
-			 "  inet_listener imap {\n    port = %5$d\n  }\n"
-			 "  inet_listener imaps {\n    port = 0\n  }\n"
-			 "}\n",
-			 d->dir, caps ? "imap_capability = " : "", caps ? caps : "",
-			 caps ? "\n" : "", d->port);
-		snprintf(path, sizeof(path), "%s/dovecot.conf", d->dir);
-		write_file(path, conf);
-
-		d->pid = fork();
-		assert_true(d->pid >= 0);
-		if (d->pid == 0) {
-			int fd = open("/dev/null", O_WRONLY);
-
-			setpgid(0, 0);
-			if (fd >= 0) {
-				dup2(fd, 1);
-				dup2(fd, 2);
-			}
-			execl(DOVECOT, "dovecot", "-F", "-c", path, (char *)NULL);
-			_exit(127);
-		}
-		for (i = 0; i < 400; i++) {
-			if (try_connect(d->port) == 0)
-				return;
-			if (waitpid(d->pid, &status, WNOHANG) == d->pid)
-				break;		/* died: port taken? retry */
-			sleep_ms(25);
-		}
-		if (d->pid > 0) {
-			kill(-d->pid, SIGKILL);
-			kill(d->pid, SIGKILL);
-			waitpid(d->pid, &status, 0);
-		}
-	}
-	d->pid = 0;
-	fail_msg("dovecot did not start (see %s/log)", d->dir);
+	tu_dove_start(d, &o);
 }
 
 /* Deliver exact bytes into INBOX with APPEND. */
@@ -387,7 +209,6 @@ group_teardown(void **state)
 static void
 open_inround(int port, int batch_size)
 {
-	struct buf t = BUF_INIT;
 	struct cp_error err;
 	char path[128];
 
@@ -395,23 +216,16 @@ open_inround(int port, int batch_size)
 		strcpy(fx.dir, "/tmp/cpinround-s-XXXXXX");
 		assert_non_null(mkdtemp(fx.dir));
 		snprintf(path, sizeof(path), "%s/imap.pw", fx.dir);
-		write_file(path, PASSWORD "\n");
+		tu_write_file(path, "%s", PASSWORD "\n");
 	}
-	buf_printf(&t, "[store]\npath = %s/store\n"
-		   "[gpg]\nhome = %s\nclinic_key = %s\n"
-		   "[portal]\nclinic_name = Clinic\nportal_url = https://portal.test/\n"
-		   "from_address = care@clinic.test\nreply_domain = reply.clinic.test\n"
-		   "bounce_domain = bounce.clinic.test\n"
-		   "unsubscribe_address = unsubscribe@clinic.test\n"
-		   "[routing]\ndefault_department = general\n"
-		   "staff.general = desk@clinic.test\n"
-		   "[imap]\nhost = 127.0.0.1\nport = %d\ntls = off\nuser = " USER "\n"
-		   "password_file = %s/imap.pw\nbatch_size = %d\n",
-		   fx.dir, fx.home, fx.clinic, port, fx.dir, batch_size);
-	cp_error_clear(&err);
-	if (config_parse("t.conf", t.data, t.len, NULL, &fx.cfg, &err) < 0)
-		fail_msg("config: %s", err.text);
-	buf_free(&t);
+	fx.cfg = tu_config("[store]\npath = %s/store\n"
+			   "[gpg]\nhome = %s\nclinic_key = %s\n"
+			   TU_CONF_PORTAL
+			   "[routing]\ndefault_department = general\n"
+			   "staff.general = desk@clinic.test\n"
+			   "[imap]\nhost = 127.0.0.1\nport = %d\ntls = off\nuser = " USER "\n"
+			   "password_file = %s/imap.pw\nbatch_size = %d\n",
+			   fx.dir, fx.home, fx.clinic, port, fx.dir, batch_size);
 	if (fx.store == NULL) {
 		snprintf(path, sizeof(path), "%s/store", fx.dir);
 		assert_int_equal(store_open(path, 64 << 20, &fx.store, &err), 0);
@@ -439,8 +253,8 @@ teardown(void **state)
 	close_inround();
 	store_close(fx.store);
 	fx.store = NULL;
-	dove_stop(&fx.dove);
-	rm_rf(fx.dir);
+	tu_dove_stop(&fx.dove);
+	tu_rm_rf(fx.dir);
 	fx.dir[0] = '\0';
 	fx.stop = 0;
 	fx.progress = fx.stop_after = 0;
@@ -699,7 +513,7 @@ failures_are_error_values_and_the_next_step_connects_again(void **state)
 	int b0, b1, b2;
 
 	/* nobody listening */
-	open_inround(free_port(), 50);
+	open_inround(tu_free_port(), 50);
 	assert_int_equal(step(&st, &err), -ECONNREFUSED);
 	assert_int_equal(err.code, -ECONNREFUSED);
 	assert_non_null(strstr(err.text, "IMAP connect: "));
@@ -720,7 +534,7 @@ failures_are_error_values_and_the_next_step_connects_again(void **state)
 	assert_int_equal(unlink(path), 0);
 	assert_true(step(&st, &err) < 0);
 	assert_non_null(strstr(err.text, "IMAP password: "));
-	write_file(path, "wrong-password\n");
+	tu_write_file(path, "%s", "wrong-password\n");
 
 	/* a wrong password */
 	dove_start(&fx.dove, NULL);
@@ -730,19 +544,19 @@ failures_are_error_values_and_the_next_step_connects_again(void **state)
 	assert_null(strstr(err.text, "wrong-password"));
 
 	/* the right one: connected, and the backoff starts over */
-	write_file(path, PASSWORD "\n");
+	tu_write_file(path, "%s", PASSWORD "\n");
 	deliver_new(&fx.dove, autoreply, 1);
 	assert_int_equal(step_ok(&st), 0);
 	assert_int_equal(st.decided, 1);
 	assert_true(inround_backoff(fx.in) <= 2);
 
 	/* the server gone mid-session: an error, the session closed */
-	dove_stop(&fx.dove);
+	tu_dove_stop(&fx.dove);
 	assert_true(step(&st, &err) < 0);
 	assert_int_equal(strncmp(err.text, "IMAP ", 5), 0);
 	/* another server (another mailbox, another UIDVALIDITY: Dovecot's is
 	 * the second its mailbox was made in): from UID 1 */
-	sleep_ms(1100);
+	tu_sleep_ms(1100);
 	dove_start(&fx.dove, NULL);
 	fx.cfg->imap_port = fx.dove.port;
 	deliver_new(&fx.dove, no_token, 1);
@@ -846,7 +660,7 @@ main(void)
 		return 77;
 	}
 	if (getpwnam("vmail") == NULL)
-		run_quiet(useradd);
+		tu_run_quiet(useradd);
 	if (getpwnam("vmail") == NULL) {
 		printf("skipped: cannot create the system user vmail\n");
 		return 77;
