@@ -14,7 +14,13 @@
  *	tu_dove_stop kills the whole process group at once (an orderly stop
  *	takes a second) and removes the directory. Dovecot must switch to
  *	vmail: the caller checks that it runs as root and that the user
- *	exists. For test binaries only: each includes this once, after
+ *	exists.
+ *
+ *	tu_dove_login opens a libetpan session of the test's own, logged in;
+ *	tu_dove_append delivers exact bytes into a folder with APPEND.
+ *	tu_dove_imapc_opts fills imapc's options for the test's user, in the
+ *	clear; tu_dove_count is how many messages a folder holds, through
+ *	imapc. For test binaries only: each includes this once, after
  *	cmocka.h.
  */
 #ifndef CAREPOST_TEST_DOVEFIX_H
@@ -28,7 +34,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <libetpan/libetpan.h>
+
 #include "fsfix.h"
+#include "imapc.h"
 #include "netfix.h"
 
 #define TU_DOVECOT "/usr/sbin/dovecot"
@@ -163,6 +172,86 @@ tu_dove_start(struct dove *d, const struct dove_opts *o)
 	}
 	d->pid = 0;
 	fail_msg("dovecot did not start (see %s/log)", d->dir);
+}
+
+/* tu_dove_login - a libetpan session on port, logged in as the user. */
+static inline mailimap *
+tu_dove_login(int port)
+{
+	mailimap *imap = mailimap_new(0, NULL);
+	int r;
+
+	assert_non_null(imap);
+	mailimap_set_timeout(imap, 10);
+	r = mailimap_socket_connect(imap, "127.0.0.1", (uint16_t)port);
+	assert_true(r == MAILIMAP_NO_ERROR_NON_AUTHENTICATED);
+	assert_int_equal(mailimap_login(imap, TU_DOVE_USER, TU_DOVE_PASSWORD),
+			 MAILIMAP_NO_ERROR);
+	return imap;
+}
+
+static inline void
+tu_dove_logout(mailimap *imap)
+{
+	mailimap_logout(imap);
+	mailimap_free(imap);
+}
+
+/* tu_dove_append - deliver exact bytes into folder with APPEND. */
+static inline void
+tu_dove_append(const struct dove *d, const char *folder, const char *msg)
+{
+	mailimap *imap = tu_dove_login(d->port);
+
+	assert_int_equal(mailimap_append(imap, folder, NULL, NULL, msg,
+					 strlen(msg)), MAILIMAP_NO_ERROR);
+	tu_dove_logout(imap);
+}
+
+/* tu_dove_imapc_opts - imapc's options for d's user, in the clear. */
+static inline void
+tu_dove_imapc_opts(struct imapc_opts *o, const struct dove *d)
+{
+	memset(o, 0, sizeof(*o));
+	o->host = "127.0.0.1";
+	o->port = d->port;
+	o->tls = TLS_OFF;
+	o->user = TU_DOVE_USER;
+	o->password = TU_DOVE_PASSWORD;
+	o->timeout = 10;
+}
+
+/* tu_dove_session - an imapc session on folder; fails the test if none. */
+static inline struct imapc *
+tu_dove_session(const struct dove *d, const char *folder)
+{
+	struct imapc_opts o;
+	struct cp_error err = { 0 };
+	struct imapc *c = NULL;
+	int r;
+
+	tu_dove_imapc_opts(&o, d);
+	o.mailbox = folder;
+	r = imapc_connect(&o, &c, &err);
+	if (r < 0)
+		fail_msg("imapc_connect %s: %d %s", folder, r, err.text);
+	assert_non_null(c);
+	return c;
+}
+
+/* tu_dove_count - the messages now in folder ("INBOX", "carepost/processed"). */
+static inline size_t
+tu_dove_count(const struct dove *d, const char *folder)
+{
+	struct imapc *c = tu_dove_session(d, folder);
+	struct imapc_msg *m = NULL;
+	struct cp_error err = { 0 };
+	size_t n = 0;
+
+	assert_int_equal(imapc_fetch(c, 1, 100000, &m, &n, &err), 0);
+	imapc_msgs_free(m, n);
+	imapc_close(c);
+	return n;
 }
 
 #endif

@@ -109,22 +109,13 @@ make_message(int i, size_t filler)
 static mailimap *
 deliverer_open(int port)
 {
-	mailimap *imap = mailimap_new(0, NULL);
-	int r;
-
-	assert_non_null(imap);
-	mailimap_set_timeout(imap, 10);
-	r = mailimap_socket_connect(imap, "127.0.0.1", (uint16_t)port);
-	assert_true(r == MAILIMAP_NO_ERROR_NON_AUTHENTICATED);
-	assert_int_equal(mailimap_login(imap, USER, PASSWORD), MAILIMAP_NO_ERROR);
-	return imap;
+	return tu_dove_login(port);
 }
 
 static void
 deliverer_close(mailimap *imap)
 {
-	mailimap_logout(imap);
-	mailimap_free(imap);
+	tu_dove_logout(imap);
 }
 
 static void
@@ -156,15 +147,9 @@ deliver(int port, int n, size_t filler, char **copies)
 static void
 opts_plain(struct imapc_opts *o, const struct dove *d)
 {
-	memset(o, 0, sizeof(*o));
-	o->host = "127.0.0.1";
-	o->port = d->port;
-	o->tls = TLS_OFF;
-	o->user = USER;
-	o->password = PASSWORD;
+	tu_dove_imapc_opts(o, d);
 	o->processed_folder = "carepost/processed";
 	o->quarantine_folder = "carepost/quarantine";
-	o->timeout = 10;
 }
 
 static struct imapc *
@@ -184,19 +169,7 @@ connect_ok(const struct imapc_opts *o)
 static size_t
 count_in(const struct dove *d, const char *folder)
 {
-	struct imapc_opts o;
-	struct imapc_msg *m = NULL;
-	struct cp_error err = { 0 };
-	struct imapc *c;
-	size_t n = 0;
-
-	opts_plain(&o, d);
-	o.mailbox = folder;
-	c = connect_ok(&o);
-	assert_int_equal(imapc_fetch(c, 1, 100000, &m, &n, &err), 0);
-	imapc_msgs_free(m, n);
-	imapc_close(c);
-	return n;
+	return tu_dove_count(d, folder);
 }
 
 /* Messages in INBOX's maildir cur/ carrying the \Seen flag (",S"). */

@@ -71,59 +71,20 @@ dove_start(struct dove *d, const char *caps)
 static void
 deliver(const struct dove *d, const char *msg)
 {
-	mailimap *imap = mailimap_new(0, NULL);
-	int r;
-
-	assert_non_null(imap);
-	mailimap_set_timeout(imap, 10);
-	r = mailimap_socket_connect(imap, "127.0.0.1", (uint16_t)d->port);
-	assert_true(r == MAILIMAP_NO_ERROR_NON_AUTHENTICATED);
-	assert_int_equal(mailimap_login(imap, USER, PASSWORD), MAILIMAP_NO_ERROR);
-	assert_int_equal(mailimap_append(imap, "INBOX", NULL, NULL, msg, strlen(msg)),
-			 MAILIMAP_NO_ERROR);
-	mailimap_logout(imap);
-	mailimap_free(imap);
-}
-
-static struct imapc *
-session(const struct dove *d, const char *box)
-{
-	struct imapc_opts o;
-	struct cp_error err = { 0 };
-	struct imapc *c = NULL;
-
-	memset(&o, 0, sizeof(o));
-	o.host = "127.0.0.1";
-	o.port = d->port;
-	o.tls = TLS_OFF;
-	o.user = USER;
-	o.password = PASSWORD;
-	o.mailbox = box;
-	o.timeout = 10;
-	if (imapc_connect(&o, &c, &err) < 0)
-		fail_msg("imapc_connect %s: %s", box, err.text);
-	return c;
+	tu_dove_append(d, "INBOX", msg);
 }
 
 /* Messages now in folder ("INBOX", "carepost/processed", ...). */
 static size_t
 count_in(const struct dove *d, const char *folder)
 {
-	struct imapc *c = session(d, folder);
-	struct imapc_msg *m = NULL;
-	struct cp_error err = { 0 };
-	size_t n = 0;
-
-	assert_int_equal(imapc_fetch(c, 1, 100000, &m, &n, &err), 0);
-	imapc_msgs_free(m, n);
-	imapc_close(c);
-	return n;
+	return tu_dove_count(d, folder);
 }
 
 static uint32_t
 server_uidvalidity(const struct dove *d)
 {
-	struct imapc *c = session(d, "INBOX");
+	struct imapc *c = tu_dove_session(d, "INBOX");
 	uint32_t v = imapc_uidvalidity(c);
 
 	imapc_close(c);
