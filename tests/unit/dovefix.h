@@ -13,8 +13,9 @@
  *	waits until Dovecot accepts connections, or fails the test.
  *	tu_dove_stop kills the whole process group at once (an orderly stop
  *	takes a second) and removes the directory. Dovecot must switch to
- *	vmail: the caller checks that it runs as root and that the user
- *	exists.
+ *	vmail: tu_dove_unusable, called first, says why a test binary must
+ *	skip (no Dovecot, not root, no user vmail and none can be made), or
+ *	NULL.
  *
  *	tu_dove_login opens a libetpan session of the test's own, logged in;
  *	tu_dove_append delivers exact bytes into a folder with APPEND.
@@ -172,6 +173,25 @@ tu_dove_start(struct dove *d, const struct dove_opts *o)
 	}
 	d->pid = 0;
 	fail_msg("dovecot did not start (see %s/log)", d->dir);
+}
+
+/* tu_dove_unusable - why Dovecot cannot run here (skip), or NULL. */
+static inline const char *
+tu_dove_unusable(void)
+{
+	const char *const useradd[] = { "useradd", "--system", "--no-create-home",
+		"--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
+		"vmail", NULL };
+
+	if (access(TU_DOVECOT, X_OK) != 0)
+		return TU_DOVECOT " not installed (apt-get install dovecot-imapd)";
+	if (geteuid() != 0)
+		return "needs root (Dovecot switches to user vmail)";
+	if (getpwnam("vmail") == NULL)
+		tu_run_quiet(useradd);
+	if (getpwnam("vmail") == NULL)
+		return "cannot create the system user vmail";
+	return NULL;
 }
 
 /* tu_dove_login - a libetpan session on port, logged in as the user. */

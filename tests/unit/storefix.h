@@ -8,8 +8,10 @@
  *	text (relative paths against /tmp), failing the test with the
  *	parser's message when it does not parse. tu_store_fresh opens a new
  *	store DIR/sN (N counting up in *n; its path into path), so that each
- *	test of a group has its own. For test binaries only: each includes
- *	this once, after cmocka.h.
+ *	test of a group has its own. tu_thread_put writes a reply thread
+ *	record (what a claimed event leaves behind) in a transaction of its
+ *	own. For test binaries only: each includes this once, after
+ *	cmocka.h.
  */
 #ifndef CAREPOST_TEST_STOREFIX_H
 #define CAREPOST_TEST_STOREFIX_H
@@ -63,6 +65,31 @@ tu_store_fresh(const char *dir, int *n, char *path, size_t pathlen,
 	    store_open(path, map_size, &s, err) < 0)
 		return NULL;
 	return s;
+}
+
+struct tu_thread_put {
+	const uint8_t *id;
+	json_t *rec;
+};
+
+static inline int
+tu_thread_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
+{
+	struct tu_thread_put *t = ud;
+
+	return store_thread_put_txn(s, txn, t->id, t->rec, err);
+}
+
+/* tu_thread_put - thread id's record rec into the store (rec borrowed). */
+static inline void
+tu_thread_put(struct store *s, const uint8_t *id, json_t *rec)
+{
+	struct tu_thread_put t = { id, rec };
+	struct cp_error err;
+
+	cp_error_clear(&err);
+	if (store_write(s, tu_thread_txn, &t, &err) < 0)
+		fail_msg("thread: %s", err.text);
 }
 
 #endif

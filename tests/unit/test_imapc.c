@@ -47,7 +47,6 @@
 #include "imapc.h"
 #include "netfix.h"
 
-#define DOVECOT TU_DOVECOT
 #define USER TU_DOVE_USER
 #define PASSWORD TU_DOVE_PASSWORD
 
@@ -1204,19 +1203,6 @@ backoff_grows_exponentially_with_jitter_and_a_cap(void **state)
 /* --- main ----------------------------------------------------------- */
 
 static int
-ensure_vmail(void)
-{
-	const char *const argv[] = { "useradd", "--system", "--no-create-home",
-		"--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
-		"vmail", NULL };
-
-	if (getpwnam("vmail") != NULL)
-		return 0;
-	tu_run_quiet(argv);
-	return getpwnam("vmail") != NULL ? 0 : -1;
-}
-
-static int
 make_certs(void)
 {
 	strcpy(certs, "/tmp/cpimapc-ca-XXXXXX");
@@ -1260,19 +1246,11 @@ main(void)
 		cmocka_unit_test_teardown(preauth_greeting_is_refused_without_sending_the_password, stop_liar),
 		cmocka_unit_test_teardown(body_larger_than_announced_is_reported_without_body, stop_liar),
 	};
+	const char *why = tu_dove_unusable();
 	int r;
 
-	if (access(DOVECOT, X_OK) != 0) {
-		printf("skipped: %s not installed (apt-get install dovecot-imapd)\n",
-		       DOVECOT);
-		return 77;
-	}
-	if (geteuid() != 0) {
-		printf("skipped: needs root (Dovecot switches to user vmail)\n");
-		return 77;
-	}
-	if (ensure_vmail() < 0) {
-		printf("skipped: cannot create the system user vmail\n");
+	if (why != NULL) {
+		printf("skipped: %s\n", why);
 		return 77;
 	}
 	if (make_certs() < 0) {

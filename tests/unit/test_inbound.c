@@ -161,42 +161,29 @@ teardown(void **state)
 	return 0;
 }
 
-struct thread_put {
-	uint8_t id[TOKEN_THREAD_BYTES];
-	json_t *rec;
-};
-
-static int
-thread_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
-{
-	struct thread_put *t = ud;
-
-	return store_thread_put_txn(s, txn, t->id, t->rec, err);
-}
-
 /* add_thread - the thread of event_id (expiring at expires); its token. */
 static void
 add_thread(const char *event_id, const char *type, const char *dept,
 	   int64_t expires, const char *extra_json, char tok[TOKEN_SIZE])
 {
-	struct thread_put t;
-	struct cp_error err;
+	uint8_t id[TOKEN_THREAD_BYTES];
+	json_t *rec;
 
-	token_thread_from_id(event_id, t.id);
-	t.rec = json_pack("{s:s, s:s, s:s, s:I, s:I}", "event", event_id,
+	token_thread_from_id(event_id, id);
+	rec = json_pack("{s:s, s:s, s:s, s:I, s:I}", "event", event_id,
 			  "patient", "p1", "type", type, "created", (json_int_t)NOW,
 			  "expires", (json_int_t)expires);
 	if (dept)
-		json_object_set_new(t.rec, "department", json_string(dept));
+		json_object_set_new(rec, "department", json_string(dept));
 	if (extra_json) {
 		json_t *extra = json_loads(extra_json, 0, NULL);
 
-		json_object_update(t.rec, extra);
+		json_object_update(rec, extra);
 		json_decref(extra);
 	}
-	assert_int_equal(store_write(fx.store, thread_txn, &t, &err), 0);
-	json_decref(t.rec);
-	assert_int_equal(token_make(key, sizeof(key) - 1, t.id, expires, tok), 0);
+	tu_thread_put(fx.store, id, rec);
+	json_decref(rec);
+	assert_int_equal(token_make(key, sizeof(key) - 1, id, expires, tok), 0);
 }
 
 static char *

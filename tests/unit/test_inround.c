@@ -49,7 +49,6 @@
 #include "storefix.h"
 #include "token.h"
 
-#define DOVECOT TU_DOVECOT
 #define USER TU_DOVE_USER
 #define PASSWORD TU_DOVE_PASSWORD
 #define DAY 86400
@@ -265,24 +264,12 @@ mark(uint32_t *uidvalidity, uint32_t *last_uid)
 	return 0;
 }
 
-struct thread_put {
-	uint8_t id[TOKEN_THREAD_BYTES];
-	json_t *rec;
-};
-
-static int
-thread_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
-{
-	struct thread_put *t = ud;
-
-	return store_thread_put_txn(s, txn, t->id, t->rec, err);
-}
-
 /* A patient, a thread of one of their events, a reply on it. */
 static char *
 reply(void)
 {
-	struct thread_put t;
+	uint8_t id[TOKEN_THREAD_BYTES];
+	json_t *rec;
 	struct cp_error err;
 	int64_t now = cp_now(), expires = now + 30 * DAY;
 	char tok[TOKEN_SIZE], *s;
@@ -291,13 +278,13 @@ reply(void)
 	p = json_pack("{s:s, s:s}", "id", "p1", "email", "pat@patients.test");
 	assert_int_equal(store_put_json(fx.store, DB_PATIENTS, "p1", p, &err), 0);
 	json_decref(p);
-	token_thread_from_id("ev1", t.id);
-	t.rec = json_pack("{s:s, s:s, s:s, s:I, s:I}", "event", "ev1", "patient", "p1",
+	token_thread_from_id("ev1", id);
+	rec = json_pack("{s:s, s:s, s:s, s:I, s:I}", "event", "ev1", "patient", "p1",
 			  "type", "provider_message", "created", (json_int_t)(now - 60),
 			  "expires", (json_int_t)expires);
-	assert_int_equal(store_write(fx.store, thread_txn, &t, &err), 0);
-	json_decref(t.rec);
-	assert_int_equal(token_make(token_key, sizeof(token_key) - 1, t.id, expires, tok), 0);
+	tu_thread_put(fx.store, id, rec);
+	json_decref(rec);
+	assert_int_equal(token_make(token_key, sizeof(token_key) - 1, id, expires, tok), 0);
 	assert_true(asprintf(&s, "From: pat@patients.test\r\n"
 			     "To: reply+%s@reply.clinic.test\r\nSubject: Re: hello\r\n"
 			     "Message-ID: <re%d@patients.test>\r\n"
@@ -607,23 +594,10 @@ main(void)
 		cmocka_unit_test_teardown(idle_wakes_when_mail_arrives_and_the_next_round_takes_it, teardown),
 		cmocka_unit_test_teardown(without_idle_begin_says_enotsup_and_polling_finds_new_mail, teardown),
 	};
-	const char *const useradd[] = { "useradd", "--system", "--no-create-home",
-		"--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
-		"vmail", NULL };
+	const char *why = tu_dove_unusable();
 
-	if (access(DOVECOT, X_OK) != 0) {
-		printf("skipped: %s not installed (apt-get install dovecot-imapd)\n",
-		       DOVECOT);
-		return 77;
-	}
-	if (geteuid() != 0) {
-		printf("skipped: needs root (Dovecot switches to user vmail)\n");
-		return 77;
-	}
-	if (getpwnam("vmail") == NULL)
-		tu_run_quiet(useradd);
-	if (getpwnam("vmail") == NULL) {
-		printf("skipped: cannot create the system user vmail\n");
+	if (why != NULL) {
+		printf("skipped: %s\n", why);
 		return 77;
 	}
 	signal(SIGPIPE, SIG_IGN);	/* as carepostd does; see imapc.h */
