@@ -1,0 +1,667 @@
+/*
+ * NAME
+ *	record - carepost's stored records as C structs: one codec each
+ * DESCRIPTION
+ *	See record.h. Each load walks the object's members once and sorts
+ *	each into its field by name; a member it does not know goes into
+ *	extra. Each dump sets the members the struct holds; the store writes
+ *	them with sorted keys, so the bytes do not depend on the order here.
+ */
+#include "record.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const delivery_states[] = {
+	[DELIVERY_QUEUED] = "queued", [DELIVERY_SENDING] = "sending",
+	[DELIVERY_DEFERRED] = "deferred", [DELIVERY_SENT] = "sent",
+	[DELIVERY_FAILED] = "failed", [DELIVERY_EXPIRED] = "expired",
+	[DELIVERY_SUPPRESSED] = "suppressed",
+};
+
+static const char *const rcpt_states[] = {
+	[RCPT_PENDING] = "pending", [RCPT_DEFERRED] = "deferred",
+	[RCPT_SENT] = "sent", [RCPT_FAILED] = "failed",
+	[RCPT_BOUNCED] = "bounced", [RCPT_DELAYED] = "delayed",
+};
+
+static const char *const rcpt_modes[] = {
+	[RCPT_MODE_UNSET] = NULL, [RCPT_NOTICE] = "notice",
+	[RCPT_ENCRYPTED] = "encrypted",
+};
+
+static const char *const priorities[] = {
+	[PRIORITY_UNSET] = NULL, [PRIORITY_NORMAL] = "normal",
+	[PRIORITY_HIGH] = "high",
+};
+
+static int
+name_index(const char *const *names, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (names[i] && strcmp(names[i], name) == 0)
+			return (int)i;
+	return -1;
+}
+
+const char *
+delivery_state_name(enum delivery_state s)
+{
+	return (size_t)s < CP_ARRAY_SIZE(delivery_states) ? delivery_states[s] : "?";
+}
+
+const char *
+rcpt_state_name(enum rcpt_state s)
+{
+	return (size_t)s < CP_ARRAY_SIZE(rcpt_states) ? rcpt_states[s] : "?";
+}
+
+const char *
+rcpt_mode_name(enum rcpt_mode m)
+{
+	return (size_t)m < CP_ARRAY_SIZE(rcpt_modes) ? rcpt_modes[m] : NULL;
+}
+
+const char *
+priority_name(enum priority p)
+{
+	return (size_t)p < CP_ARRAY_SIZE(priorities) ? priorities[p] : NULL;
+}
+
+int
+delivery_state_parse(const char *name, enum delivery_state *out)
+{
+	int i = name ? name_index(delivery_states, CP_ARRAY_SIZE(delivery_states),
+				  name) : -1;
+
+	if (i < 0)
+		return -EINVAL;
+	*out = (enum delivery_state)i;
+	return 0;
+}
+
+int
+delivery_state_final(enum delivery_state s)
+{
+	return s == DELIVERY_SENT || s == DELIVERY_FAILED ||
+	       s == DELIVERY_EXPIRED || s == DELIVERY_SUPPRESSED;
+}
+
+int
+record_set_str(char **field, const char *value)
+{
+	char *copy = NULL;
+
+	if (value != NULL && (copy = strdup(value)) == NULL)
+		return -ENOMEM;
+	free(*field);
+	*field = copy;
+	return 0;
+}
+
+/* ---- loading helpers: each returns 0 or -EBADMSG / -ENOMEM ---- */
+
+struct loader {
+	const char *kind;	/* "delivery record" */
+	struct cp_error *err;
+};
+
+static int
+bad(struct loader *l, const char *field, const char *what)
+{
+	return cp_error_set(l->err, -EBADMSG, "%s: field %s: %s", l->kind,
+			    field, what);
+}
+
+static int
+load_str(struct loader *l, const char *field, json_t *v, char **out)
+{
+	if (json_is_null(v))
+		return 0;
+	if (!json_is_string(v))
+		return bad(l, field, "expected a string");
+	if ((*out = strdup(json_string_value(v))) == NULL)
+		return cp_error_set(l->err, -ENOMEM, "%s: out of memory", l->kind);
+	return 0;
+}
+
+static int
+load_int(struct loader *l, const char *field, json_t *v, long long *out)
+{
+	if (json_is_null(v))
+		return 0;
+	if (!json_is_integer(v))
+		return bad(l, field, "expected an integer");
+	*out = json_integer_value(v);
+	return 0;
+}
+
+static int
+load_time(struct loader *l, const char *field, json_t *v, time_t *out)
+{
+	long long t = 0;
+	int r = load_int(l, field, v, &t);
+
+	*out = (time_t)t;
+	return r;
+}
+
+static int
+load_bool(struct loader *l, const char *field, json_t *v, int *out)
+{
+	if (json_is_null(v))
+		return 0;
+	if (!json_is_boolean(v))
+		return bad(l, field, "expected true or false");
+	*out = json_is_true(v);
+	return 0;
+}
+
+static int
+load_name(struct loader *l, const char *field, json_t *v,
+	  const char *const *names, size_t n, int *out)
+{
+	int i;
+
+	if (!json_is_string(v))
+		return bad(l, field, "expected a string");
+	i = name_index(names, n, json_string_value(v));
+	if (i < 0)
+		return bad(l, field, "unknown name");
+	*out = i;
+	return 0;
+}
+
+static int
+keep_extra(struct loader *l, json_t **extra, const char *key, json_t *v)
+{
+	if (*extra == NULL && (*extra = json_object()) == NULL)
+		return cp_error_set(l->err, -ENOMEM, "%s: out of memory", l->kind);
+	if (json_object_set(*extra, key, v) < 0)
+		return cp_error_set(l->err, -ENOMEM, "%s: out of memory", l->kind);
+	return 0;
+}
+
+static int
+load_version(struct loader *l, json_t *v)
+{
+	if (!json_is_integer(v) || json_integer_value(v) < 1)
+		return bad(l, "version", "expected a positive integer");
+	if (json_integer_value(v) > RECORD_LAYOUT)
+		return cp_error_set(l->err, -EPROTO, "%s: layout version %lld is "
+				    "newer than this carepost reads (%d)", l->kind,
+				    (long long)json_integer_value(v), RECORD_LAYOUT);
+	return 0;
+}
+
+/* ---- dumping helpers: each returns 0 or -1 ---- */
+
+static int
+dump_str(json_t *o, const char *field, const char *s)
+{
+	return s == NULL ? 0 : json_object_set_new(o, field, json_string(s));
+}
+
+static int
+dump_int(json_t *o, const char *field, long long v)
+{
+	return json_object_set_new(o, field, json_integer((json_int_t)v));
+}
+
+static int
+dump_time(json_t *o, const char *field, time_t t)
+{
+	return t == 0 ? 0 : dump_int(o, field, (long long)t);
+}
+
+static int
+dump_bool(json_t *o, const char *field, int b)
+{
+	return b == REC_UNSET ? 0 : json_object_set_new(o, field, json_boolean(b));
+}
+
+static int
+dump_extra(json_t *o, json_t *extra)
+{
+	return extra == NULL ? 0 : json_object_update_missing(o, extra);
+}
+
+/* ---- recipient outcome ---- */
+
+static void
+rcpt_clear(struct delivery_rcpt *rc)
+{
+	free(rc->ref);
+	free(rc->address);
+	free(rc->reason);
+	free(rc->note);
+	free(rc->message_id);
+	free(rc->address_hash);
+	free(rc->dsn_status);
+	json_decref(rc->extra);
+	memset(rc, 0, sizeof(*rc));
+}
+
+static int
+rcpt_load(struct loader *l, json_t *v, struct delivery_rcpt *rc)
+{
+	const char *key;
+	json_t *m;
+	long long code;
+	int r = 0, i;
+
+	memset(rc, 0, sizeof(*rc));
+	rc->state = RCPT_PENDING;
+	if (!json_is_object(v))
+		return bad(l, "recipients", "expected objects");
+	json_object_foreach(v, key, m) {
+		if (strcmp(key, "ref") == 0)
+			r = load_str(l, "recipients.ref", m, &rc->ref);
+		else if (strcmp(key, "state") == 0) {
+			r = load_name(l, "recipients.state", m, rcpt_states,
+				      CP_ARRAY_SIZE(rcpt_states), &i);
+			rc->state = (enum rcpt_state)i;
+		} else if (strcmp(key, "mode") == 0) {
+			r = load_name(l, "recipients.mode", m, rcpt_modes,
+				      CP_ARRAY_SIZE(rcpt_modes), &i);
+			rc->mode = (enum rcpt_mode)i;
+		} else if (strcmp(key, "code") == 0) {
+			code = 0;
+			r = load_int(l, "recipients.code", m, &code);
+			rc->code = (int)code;
+			rc->has_code = r == 0 && !json_is_null(m);
+		} else if (strcmp(key, "reason") == 0)
+			r = load_str(l, "recipients.reason", m, &rc->reason);
+		else if (strcmp(key, "note") == 0)
+			r = load_str(l, "recipients.note", m, &rc->note);
+		else if (strcmp(key, "message_id") == 0)
+			r = load_str(l, "recipients.message_id", m, &rc->message_id);
+		else if (strcmp(key, "sent_at") == 0)
+			r = load_time(l, "recipients.sent_at", m, &rc->sent_at);
+		else if (strcmp(key, "address") == 0)
+			r = load_str(l, "recipients.address", m, &rc->address);
+		else if (strcmp(key, "address_hash") == 0)
+			r = load_str(l, "recipients.address_hash", m, &rc->address_hash);
+		else if (strcmp(key, "dsn_status") == 0)
+			r = load_str(l, "recipients.dsn_status", m, &rc->dsn_status);
+		else if (strcmp(key, "bounced_at") == 0)
+			r = load_time(l, "recipients.bounced_at", m, &rc->bounced_at);
+		else
+			r = keep_extra(l, &rc->extra, key, m);
+		if (r < 0) {
+			rcpt_clear(rc);
+			return r;
+		}
+	}
+	return 0;
+}
+
+static json_t *
+rcpt_dump(const struct delivery_rcpt *rc)
+{
+	json_t *o = json_object();
+	int r;
+
+	if (o == NULL)
+		return NULL;
+	r = dump_str(o, "ref", rc->ref);
+	r |= dump_str(o, "address", rc->address);
+	r |= dump_str(o, "mode", rcpt_mode_name(rc->mode));
+	r |= dump_str(o, "state", rcpt_state_name(rc->state));
+	if (rc->has_code)
+		r |= dump_int(o, "code", rc->code);
+	r |= dump_str(o, "reason", rc->reason);
+	r |= dump_str(o, "note", rc->note);
+	r |= dump_str(o, "message_id", rc->message_id);
+	r |= dump_time(o, "sent_at", rc->sent_at);
+	r |= dump_str(o, "address_hash", rc->address_hash);
+	r |= dump_str(o, "dsn_status", rc->dsn_status);
+	r |= dump_time(o, "bounced_at", rc->bounced_at);
+	r |= dump_extra(o, rc->extra);
+	if (r != 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+int
+rcpt_set_state(struct delivery_rcpt *rc, enum rcpt_state state,
+	       const char *reason)
+{
+	rc->state = state;
+	return reason ? record_set_str(&rc->reason, reason) : 0;
+}
+
+/* ---- delivery ---- */
+
+void
+delivery_clear(struct delivery *d)
+{
+	size_t i;
+
+	free(d->id);
+	free(d->type);
+	free(d->patient);
+	free(d->reason);
+	free(d->department);
+	free(d->thread);
+	free(d->origin);
+	for (i = 0; i < d->nrcpts; i++)
+		rcpt_clear(&d->rcpts[i]);
+	free(d->rcpts);
+	json_decref(d->data);
+	json_decref(d->extra);
+	memset(d, 0, sizeof(*d));
+	d->confidential = d->urgent = d->held = REC_UNSET;
+}
+
+static void
+delivery_init(struct delivery *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->confidential = d->urgent = d->held = REC_UNSET;
+}
+
+static int
+load_rcpts(struct loader *l, json_t *v, struct delivery *d)
+{
+	size_t i, n;
+
+	if (json_is_null(v))
+		return 0;
+	if (!json_is_array(v))
+		return bad(l, "recipients", "expected an array");
+	n = json_array_size(v);
+	if (n == 0)
+		return 0;
+	d->rcpts = calloc(n, sizeof(*d->rcpts));
+	if (d->rcpts == NULL)
+		return cp_error_set(l->err, -ENOMEM, "%s: out of memory", l->kind);
+	for (i = 0; i < n; i++) {
+		int r = rcpt_load(l, json_array_get(v, i), &d->rcpts[i]);
+
+		if (r < 0)
+			return r;
+		d->nrcpts++;
+	}
+	return 0;
+}
+
+static int
+delivery_member(struct loader *l, struct delivery *d, const char *key,
+		json_t *m)
+{
+	int i, r;
+
+	switch (key[0]) {
+	case 'a':
+		if (strcmp(key, "attempts") == 0)
+			return load_int(l, key, m, &d->attempts);
+		break;
+	case 'c':
+		if (strcmp(key, "created") == 0)
+			return load_time(l, key, m, &d->created);
+		if (strcmp(key, "confidential") == 0)
+			return load_bool(l, key, m, &d->confidential);
+		if (strcmp(key, "count") == 0) {
+			d->has_count = !json_is_null(m);
+			return load_int(l, key, m, &d->count);
+		}
+		break;
+	case 'd':
+		if (strcmp(key, "due") == 0)
+			return load_time(l, key, m, &d->due);
+		if (strcmp(key, "department") == 0)
+			return load_str(l, key, m, &d->department);
+		if (strcmp(key, "data") == 0) {
+			d->data = json_incref(m);
+			return 0;
+		}
+		break;
+	case 'e':
+		if (strcmp(key, "expires_at") == 0)
+			return load_time(l, key, m, &d->expires_at);
+		break;
+	case 'h':
+		if (strcmp(key, "held") == 0)
+			return load_bool(l, key, m, &d->held);
+		break;
+	case 'i':
+		if (strcmp(key, "id") == 0)
+			return load_str(l, key, m, &d->id);
+		break;
+	case 'o':
+		if (strcmp(key, "origin") == 0)
+			return load_str(l, key, m, &d->origin);
+		break;
+	case 'p':
+		if (strcmp(key, "patient") == 0)
+			return load_str(l, key, m, &d->patient);
+		if (strcmp(key, "priority") == 0) {
+			if (json_is_null(m))
+				return 0;
+			r = load_name(l, key, m, priorities, CP_ARRAY_SIZE(priorities), &i);
+			d->priority = (enum priority)i;
+			return r;
+		}
+		break;
+	case 'r':
+		if (strcmp(key, "reason") == 0)
+			return load_str(l, key, m, &d->reason);
+		if (strcmp(key, "recipients") == 0)
+			return load_rcpts(l, m, d);
+		break;
+	case 's':
+		if (strcmp(key, "state") == 0) {
+			r = load_name(l, key, m, delivery_states,
+				      CP_ARRAY_SIZE(delivery_states), &i);
+			d->state = (enum delivery_state)i;
+			return r;
+		}
+		if (strcmp(key, "send_at") == 0)
+			return load_time(l, key, m, &d->send_at);
+		if (strcmp(key, "scrubbed") == 0) {
+			d->scrubbed = json_is_true(m);
+			return json_is_boolean(m) || json_is_null(m) ? 0 :
+			       bad(l, key, "expected true or false");
+		}
+		break;
+	case 't':
+		if (strcmp(key, "type") == 0)
+			return load_str(l, key, m, &d->type);
+		if (strcmp(key, "thread") == 0)
+			return load_str(l, key, m, &d->thread);
+		break;
+	case 'u':
+		if (strcmp(key, "updated") == 0)
+			return load_time(l, key, m, &d->updated);
+		if (strcmp(key, "urgent") == 0)
+			return load_bool(l, key, m, &d->urgent);
+		break;
+	case 'v':
+		if (strcmp(key, "version") == 0)
+			return load_version(l, m);
+		break;
+	}
+	return keep_extra(l, &d->extra, key, m);
+}
+
+int
+delivery_load(json_t *v, struct delivery *d, struct cp_error *err)
+{
+	struct loader l = { "delivery record", err };
+	const char *key;
+	json_t *m;
+	int r;
+
+	delivery_init(d);
+	if (!json_is_object(v))
+		return cp_error_set(err, -EBADMSG, "delivery record: expected a JSON object");
+	json_object_foreach(v, key, m) {
+		r = delivery_member(&l, d, key, m);
+		if (r < 0) {
+			delivery_clear(d);
+			return r;
+		}
+	}
+	if (d->id == NULL) {
+		delivery_clear(d);
+		return cp_error_set(err, -EBADMSG, "delivery record: field id: missing");
+	}
+	return 0;
+}
+
+json_t *
+delivery_dump(const struct delivery *d)
+{
+	json_t *o = json_object(), *list;
+	size_t i;
+	int r;
+
+	if (o == NULL)
+		return NULL;
+	r = dump_str(o, "id", d->id);
+	r |= dump_str(o, "type", d->type);
+	r |= dump_str(o, "patient", d->patient);
+	r |= dump_str(o, "state", delivery_state_name(d->state));
+	r |= dump_str(o, "reason", d->reason);
+	r |= dump_int(o, "created", (long long)d->created);
+	r |= dump_int(o, "updated", (long long)d->updated);
+	r |= dump_int(o, "due", (long long)d->due);
+	r |= dump_int(o, "attempts", d->attempts);
+	r |= dump_time(o, "send_at", d->send_at);
+	r |= dump_time(o, "expires_at", d->expires_at);
+	r |= dump_str(o, "priority", priority_name(d->priority));
+	r |= dump_bool(o, "confidential", d->confidential);
+	r |= dump_str(o, "department", d->department);
+	r |= dump_str(o, "thread", d->thread);
+	list = json_array();
+	for (i = 0; list != NULL && i < d->nrcpts; i++)
+		if (json_array_append_new(list, rcpt_dump(&d->rcpts[i])) < 0)
+			r = -1;
+	r |= json_object_set_new(o, "recipients", list);
+	if (d->data != NULL)
+		r |= json_object_set(o, "data", d->data);
+	if (d->scrubbed)
+		r |= json_object_set_new(o, "scrubbed", json_true());
+	r |= dump_bool(o, "urgent", d->urgent);
+	r |= dump_str(o, "origin", d->origin);
+	r |= dump_bool(o, "held", d->held);
+	if (d->has_count)
+		r |= dump_int(o, "count", d->count);
+	r |= dump_extra(o, d->extra);
+	if (r != 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+int
+delivery_set_state(struct delivery *d, enum delivery_state state,
+		   const char *reason, int64_t now)
+{
+	d->state = state;
+	if (now)
+		d->updated = (time_t)now;
+	return reason ? record_set_str(&d->reason, reason) : 0;
+}
+
+struct delivery_rcpt *
+delivery_add_rcpt(struct delivery *d, const char *ref, enum rcpt_mode mode,
+		  const char *address)
+{
+	struct delivery_rcpt *list, *rc;
+
+	list = reallocarray(d->rcpts, d->nrcpts + 1, sizeof(*list));
+	if (list == NULL)
+		return NULL;
+	d->rcpts = list;
+	rc = &list[d->nrcpts];
+	memset(rc, 0, sizeof(*rc));
+	rc->mode = mode;
+	rc->state = RCPT_PENDING;
+	if (record_set_str(&rc->ref, ref) < 0 ||
+	    record_set_str(&rc->address, address) < 0) {
+		rcpt_clear(rc);
+		return NULL;
+	}
+	d->nrcpts++;
+	return rc;
+}
+
+/* claimed - what every claimed record starts with. */
+static int
+claimed(struct delivery *d, const char *id, int64_t now)
+{
+	delivery_init(d);
+	d->state = DELIVERY_QUEUED;
+	d->created = d->updated = d->due = (time_t)now;
+	return record_set_str(&d->id, id);
+}
+
+int
+delivery_failed_event(struct delivery *d, const char *id, const char *type,
+		      const char *patient, const char *reason, int64_t now)
+{
+	/* An invalid event keeps no data: nothing to scrub later. */
+	if (claimed(d, id, now) < 0 || record_set_str(&d->type, type) < 0 ||
+	    record_set_str(&d->patient, patient) < 0 ||
+	    delivery_set_state(d, DELIVERY_FAILED, reason, 0) < 0) {
+		delivery_clear(d);
+		return -ENOMEM;
+	}
+	d->scrubbed = 1;
+	return 0;
+}
+
+int
+delivery_internal(struct delivery *d, const char *id, const char *type,
+		  const char *patient, const char *department,
+		  const char *thread_hex, int urgent, const char *origin,
+		  int64_t now, int64_t due, json_t *data)
+{
+	if (claimed(d, id, now) < 0 || record_set_str(&d->type, type) < 0 ||
+	    record_set_str(&d->patient, patient) < 0 ||
+	    record_set_str(&d->department, department) < 0 ||
+	    record_set_str(&d->thread, thread_hex) < 0 ||
+	    record_set_str(&d->origin, origin) < 0 ||
+	    (data == NULL && (data = json_object()) == NULL)) {
+		json_decref(data);
+		delivery_clear(d);
+		return -ENOMEM;
+	}
+	d->due = (time_t)due;
+	d->priority = PRIORITY_HIGH;
+	d->confidential = 0;
+	d->urgent = urgent != 0;
+	d->data = data;
+	return 0;
+}
+
+struct delivery *
+delivery_list_add(struct delivery_list *l)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 16;
+		struct delivery *items = reallocarray(l->items, cap, sizeof(*items));
+
+		if (items == NULL)
+			return NULL;
+		l->items = items;
+		l->cap = cap;
+	}
+	delivery_init(&l->items[l->n]);
+	return &l->items[l->n++];
+}
+
+void
+delivery_list_free(struct delivery_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		delivery_clear(&l->items[i]);
+	free(l->items);
+	memset(l, 0, sizeof(*l));
+}
