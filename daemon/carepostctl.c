@@ -43,9 +43,12 @@
 #include "atrest.h"
 #include "event.h"
 #include "inbound.h"
+#include "intake.h"
 #include "log.h"
 #include "pgp.h"
 #include "pgphelper.h"
+#include "queue.h"
+#include "record.h"
 #include "runtime.h"
 #include "template.h"
 
@@ -188,7 +191,7 @@ cmd_patient_add(const char *arg)
 }
 
 static int
-cmd_show(enum store_db db, const char *id, int strip_data)
+cmd_patient_show(const char *id)
 {
 	struct runtime rt;
 	struct cp_error err;
@@ -197,40 +200,53 @@ cmd_show(enum store_db db, const char *id, int strip_data)
 
 	if ((r = open_rt(&rt, RUNTIME_STORE)) != 0)
 		return r;
-	r = store_get_json(rt.store, db, id, &v, &err);
+	r = store_get_json(rt.store, DB_PATIENTS, id, &v, &err);
 	runtime_close(&rt);
 	if (r == -ENOENT)
 		return fail(EX_NOINPUT, "%s: no such record", id);
 	if (r < 0)
 		return fail(EX_IOERR, "%s", err.text);
-	if (strip_data) {
-		/* status is for people and scripts: the PHI payload stays out */
-		if (json_object_get(v, "data"))
-			json_object_set_new(v, "data", json_string("(held until delivered)"));
-	}
-	if (json_output || db == DB_PATIENTS) {
-		print_json(v);
-	} else {
-		json_t *rc;
-		size_t i;
-
-		printf("event:    %s\ntype:     %s\nstate:    %s\n",
-		       json_string_value(json_object_get(v, "id")),
-		       json_string_value(json_object_get(v, "type")) ?: "-",
-		       json_string_value(json_object_get(v, "state")) ?: "-");
-		if (json_object_get(v, "reason"))
-			printf("reason:   %s\n", json_string_value(json_object_get(v, "reason")));
-		printf("attempts: %lld\n",
-		       (long long)json_integer_value(json_object_get(v, "attempts")));
-		json_array_foreach(json_object_get(v, "recipients"), i, rc)
-			printf("  %-10s %-9s %-9s %s %s\n",
-			       json_string_value(json_object_get(rc, "ref")) ?: "",
-			       json_string_value(json_object_get(rc, "mode")) ?: "",
-			       json_string_value(json_object_get(rc, "state")) ?: "",
-			       json_string_value(json_object_get(rc, "message_id")) ?: "",
-			       json_string_value(json_object_get(rc, "reason")) ?: "");
-	}
+	print_json(v);
 	json_decref(v);
+	return 0;
+}
+
+static int
+cmd_status(const char *id)
+{
+	struct runtime rt;
+	struct cp_error err;
+	struct delivery d;
+	size_t i;
+	int r;
+
+	if ((r = open_rt(&rt, RUNTIME_STORE)) != 0)
+		return r;
+	r = queue_get(rt.store, id, &d, &err);
+	runtime_close(&rt);
+	if (r == -ENOENT)
+		return fail(EX_NOINPUT, "%s: no such record", id);
+	if (r < 0)
+		return fail(EX_IOERR, "%s", err.text);
+	if (json_output) {
+		/* status is for people and scripts: the PHI payload stays out */
+		print_json_take(delivery_dump_public(&d));
+		delivery_clear(&d);
+		return 0;
+	}
+	printf("event:    %s\ntype:     %s\nstate:    %s\n", d.id,
+	       d.type ? d.type : "-", delivery_state_name(d.state));
+	if (d.reason)
+		printf("reason:   %s\n", d.reason);
+	printf("attempts: %lld\n", d.attempts);
+	for (i = 0; i < d.nrcpts; i++) {
+		const struct delivery_rcpt *rc = &d.rcpts[i];
+
+		printf("  %-10s %-9s %-9s %s %s\n", rc->ref ? rc->ref : "",
+		       rcpt_mode_name(rc->mode) ?: "", rcpt_state_name(rc->state),
+		       rc->message_id ? rc->message_id : "", rc->reason ? rc->reason : "");
+	}
+	delivery_clear(&d);
 	return 0;
 }
 
@@ -362,6 +378,7 @@ cmd_event_add(const char *arg)
 	struct runtime rt;
 	struct cp_error err;
 	char reason[160];
+	struct event e;
 	json_t *ev;
 	size_t len;
 	int r;
@@ -370,7 +387,7 @@ cmd_event_add(const char *arg)
 		return r;
 	if ((ev = parse_json(text, len, "event")) == NULL)
 		return EX_DATAERR;
-	if (event_validate(ev, reason, sizeof(reason)) < 0) {
+	if (event_load(ev, &e, reason, sizeof(reason)) < 0) {
 		json_decref(ev);
 		return fail(EX_DATAERR, "event: %s", reason);
 	}
@@ -378,53 +395,36 @@ cmd_event_add(const char *arg)
 		json_decref(ev);
 		return r;
 	}
-	r = store_put_event_raw(rt.store, json_string_value(json_object_get(ev, "id")),
-				text, len, &err);
+	r = intake_put_event(rt.store, e.id, text, len, &err);
 	if (r == 0) {
 		if (json_output)
-			print_json_take(json_pack("{s:O, s:b}", "id", json_object_get(ev, "id"),
-					     "queued", 1));
+			print_json_take(json_pack("{s:s, s:b}", "id", e.id, "queued", 1));
 		else
-			printf("event %s queued\n", json_string_value(json_object_get(ev, "id")));
+			printf("event %s queued\n", e.id);
 	}
 	json_decref(ev);
 	runtime_close(&rt);
 	return r < 0 ? fail(EX_IOERR, "%s", err.text) : 0;
 }
 
-struct queue_walk {
-	json_t *rows;
-	json_t *counts;
-	int64_t oldest;
-	int all;
-};
-
+/* each_delivery - a row of carepostctl queue per record not final. */
 static int
 each_delivery(void *ud, const char *key, size_t keylen, json_t *v)
 {
-	struct queue_walk *q = ud;
-	const char *state = json_string_value(json_object_get(v, "state"));
-	json_t *row;
+	json_t *rows = ud;
+	struct delivery d;
 
-	if (state == NULL)
+	if (delivery_load(v, &d, NULL) < 0)
 		return 0;
-	json_object_set_new(q->counts, state, json_integer(
-		json_integer_value(json_object_get(q->counts, state)) + 1));
-	if (store_state_final(state))
-		return 0;
-	if (q->oldest == 0 || json_integer_value(json_object_get(v, "created")) < q->oldest)
-		q->oldest = json_integer_value(json_object_get(v, "created"));
-	if (q->rows == NULL)
-		return 0;
-	row = json_pack("{s:O, s:O, s:O, s:O, s:O}", "id", json_object_get(v, "id"),
-			"type", json_object_get(v, "type") ?: json_null(),
-			"state", json_object_get(v, "state"),
-			"due", json_object_get(v, "due") ?: json_null(),
-			"attempts", json_object_get(v, "attempts") ?: json_null());
-	if (row && json_object_get(v, "reason"))
-		json_object_set(row, "reason", json_object_get(v, "reason"));
-	if (row)
-		json_array_append_new(q->rows, row);
+	if (!delivery_state_final(d.state)) {
+		if (json_output)
+			json_array_append_new(rows, delivery_summary(&d));
+		else
+			printf("%-32s %-22s %-9s attempts=%lld due=%lld %s\n", d.id,
+			       d.type ? d.type : "-", delivery_state_name(d.state),
+			       d.attempts, (long long)d.due, d.reason ? d.reason : "");
+	}
+	delivery_clear(&d);
 	return 0;
 }
 
@@ -470,10 +470,10 @@ inbound_stats(struct runtime *rt, struct cp_error *err)
 	} tallies[] = {
 		{ DB_SEEN, "disposition", "ingested_by_disposition" },
 		{ DB_SEEN, "class", "ingested_by_class" },
-		{ DB_BOUNCES, "state", "bounced_addresses" },
 		{ DB_CLINIC, "state", "clinic_queue" },
 	};
 	json_t *o = json_object(), *t;
+	struct bounce_tally bt;
 	struct pgp *p = NULL;
 	size_t n = 0;
 	long long expiring = -1;
@@ -484,6 +484,14 @@ inbound_stats(struct runtime *rt, struct cp_error *err)
 			goto fail;
 		json_object_set_new(o, tallies[i].name, t);
 	}
+	if (bounce_tally(rt->store, &bt, err) < 0)
+		goto fail;
+	t = json_object();
+	for (size_t i = 0; i < CP_ARRAY_SIZE(bt.by_state); i++)
+		if (bt.by_state[i] > 0)
+			json_object_set_new(t, bounce_state_name((enum bounce_state)i),
+					    json_integer((json_int_t)bt.by_state[i]));
+	json_object_set_new(o, "bounced_addresses", t);
 	if (store_count(rt->store, DB_INBOX, &n, err) < 0)
 		goto fail;
 	json_object_set_new(o, "inbox_messages", json_integer((json_int_t)n));
@@ -513,19 +521,39 @@ print_counts(const char *title, json_t *counts)
 	putchar('\n');
 }
 
+/* state_counts - {"STATE": n} of the states that occur. */
+static json_t *
+state_counts(const struct queue_tally *t)
+{
+	json_t *o = json_object();
+
+	for (size_t i = 0; i < CP_ARRAY_SIZE(t->by_state); i++)
+		if (t->by_state[i] > 0)
+			json_object_set_new(o, delivery_state_name((enum delivery_state)i),
+					    json_integer((json_int_t)t->by_state[i]));
+	return o;
+}
+
 static int
 cmd_queue(int stats)
 {
 	struct runtime rt;
 	struct cp_error err;
-	struct queue_walk q = { stats ? NULL : json_array(), json_object(), 0, 0 };
-	size_t waiting = 0, scheduled = 0, i;
-	json_t *row, *in = NULL;
+	struct queue_tally qt;
+	json_t *rows = json_array(), *counts = NULL, *in = NULL;
+	size_t waiting = 0, scheduled = 0;
+	int64_t oldest = INT64_MAX, age;
 	int r;
 
 	if ((r = open_rt(&rt, RUNTIME_STORE)) != 0)
 		goto out;
-	r = store_foreach(rt.store, DB_DELIVERY, each_delivery, &q, &err);
+	if (stats) {
+		r = queue_tally(rt.store, &qt, &err);
+		if (r == 0)
+			r = queue_oldest_pending(rt.store, &oldest, &err);
+	} else {
+		r = store_foreach(rt.store, DB_DELIVERY, each_delivery, rows, &err);
+	}
 	if (r == 0)
 		r = store_count(rt.store, DB_EVENTS, &waiting, &err);
 	if (r == 0)
@@ -537,49 +565,41 @@ cmd_queue(int stats)
 		r = fail(EX_IOERR, "%s", err.text);
 		goto out;
 	}
-	if (stats) {
-		json_t *out = json_pack("{s:O, s:i, s:i, s:I}", "states", q.counts,
-					"unclaimed", (int)waiting, "queue_depth", (int)scheduled,
-					"oldest_pending_age",
-					(json_int_t)(q.oldest ? cp_now() - q.oldest : 0));
+	if (!stats) {
+		if (json_output)
+			print_json(rows);
+		goto out;
+	}
+	age = oldest == INT64_MAX || oldest > cp_now() ? 0 : cp_now() - oldest;
+	counts = state_counts(&qt);
+	if (json_output) {
+		json_t *o = json_pack("{s:O, s:i, s:i, s:I}", "states", counts,
+				      "unclaimed", (int)waiting, "queue_depth", (int)scheduled,
+				      "oldest_pending_age", (json_int_t)age);
 
-		json_object_update(out, in);
-		if (json_output) {
-			print_json(out);
-		} else {
-			const char *k;
-			json_t *v;
-
-			printf("unclaimed events: %zu\nqueue depth:      %zu\n", waiting, scheduled);
-			printf("oldest pending:   %llds\n",
-			       (long long)(q.oldest ? cp_now() - q.oldest : 0));
-			json_object_foreach(q.counts, k, v)
-				printf("%-17s %lld\n", k, (long long)json_integer_value(v));
-			print_counts("ingested", json_object_get(in, "ingested_by_class"));
-			print_counts("dispositions", json_object_get(in, "ingested_by_disposition"));
-			print_counts("bounced addresses", json_object_get(in, "bounced_addresses"));
-			print_counts("clinic queue", json_object_get(in, "clinic_queue"));
-			printf("inbox messages:   %lld\n", (long long)json_integer_value(
-				json_object_get(in, "inbox_messages")));
-			printf("keys expiring within 30 days: %lld\n", (long long)json_integer_value(
-				json_object_get(in, "keys_expiring_30d")));
-		}
-		json_decref(out);
-	} else if (json_output) {
-		print_json(q.rows);
+		json_object_update(o, in);
+		print_json(o);
+		json_decref(o);
 	} else {
-		json_array_foreach(q.rows, i, row)
-			printf("%-32s %-22s %-9s attempts=%lld due=%lld %s\n",
-			       json_string_value(json_object_get(row, "id")),
-			       json_string_value(json_object_get(row, "type")) ?: "-",
-			       json_string_value(json_object_get(row, "state")),
-			       (long long)json_integer_value(json_object_get(row, "attempts")),
-			       (long long)json_integer_value(json_object_get(row, "due")),
-			       json_string_value(json_object_get(row, "reason")) ?: "");
+		const char *k;
+		json_t *v;
+
+		printf("unclaimed events: %zu\nqueue depth:      %zu\n", waiting, scheduled);
+		printf("oldest pending:   %llds\n", (long long)age);
+		json_object_foreach(counts, k, v)
+			printf("%-17s %lld\n", k, (long long)json_integer_value(v));
+		print_counts("ingested", json_object_get(in, "ingested_by_class"));
+		print_counts("dispositions", json_object_get(in, "ingested_by_disposition"));
+		print_counts("bounced addresses", json_object_get(in, "bounced_addresses"));
+		print_counts("clinic queue", json_object_get(in, "clinic_queue"));
+		printf("inbox messages:   %lld\n", (long long)json_integer_value(
+			json_object_get(in, "inbox_messages")));
+		printf("keys expiring within 30 days: %lld\n", (long long)json_integer_value(
+			json_object_get(in, "keys_expiring_30d")));
 	}
 out:
-	json_decref(q.rows);
-	json_decref(q.counts);
+	json_decref(rows);
+	json_decref(counts);
 	json_decref(in);
 	return r;
 }
@@ -593,7 +613,7 @@ cmd_retry(const char *id)
 
 	if ((r = open_rt(&rt, RUNTIME_STORE)) != 0)
 		return r;
-	r = store_retry(rt.store, id, cp_now(), &err);
+	r = queue_retry(rt.store, id, cp_now(), &err);
 	runtime_close(&rt);
 	if (r == -ENOENT)
 		return fail(EX_NOINPUT, "%s: no such event", id);
@@ -1048,7 +1068,7 @@ main(int argc, char **argv)
 	if (strcmp(cmd, "patient") == 0 && sub && strcmp(sub, "add") == 0 && argc <= 3)
 		return cmd_patient_add(argc == 3 ? argv[2] : NULL);
 	if (strcmp(cmd, "patient") == 0 && sub && strcmp(sub, "show") == 0 && argc == 3)
-		return cmd_show(DB_PATIENTS, argv[2], 0);
+		return cmd_patient_show(argv[2]);
 	if (strcmp(cmd, "patient") == 0 && sub && strcmp(sub, "list") == 0 && argc == 2)
 		return cmd_patient_list();
 	if (strcmp(cmd, "key") == 0 && sub && strcmp(sub, "import") == 0)
@@ -1060,7 +1080,7 @@ main(int argc, char **argv)
 	if (strcmp(cmd, "stats") == 0 && argc == 1)
 		return cmd_queue(1);
 	if (strcmp(cmd, "status") == 0 && argc == 2)
-		return cmd_show(DB_DELIVERY, argv[1], 1);
+		return cmd_status(argv[1]);
 	if (strcmp(cmd, "retry") == 0 && argc == 2)
 		return cmd_retry(argv[1]);
 	if (strcmp(cmd, "render") == 0)

@@ -40,6 +40,7 @@
 
 #include "inbound.h"
 #include "inround.h"
+#include "queue.h"
 #include "log.h"
 #include "metrics.h"
 #include "outbound.h"
@@ -299,7 +300,7 @@ release_leases(struct daemon *d)
 		log_event(LOG_NOTICE, LOGID_GENERIC, NULL, NULL,
 			  "%zu messages accepted before a crash recorded as sent", n);
 	cp_error_clear(&err);
-	if (store_release_leases(d->rt.store, cp_now(), &n, &err) < 0)
+	if (queue_release_leases(d->rt.store, cp_now(), &n, &err) < 0)
 		log_event(LOG_ERR, LOGID_GENERIC, NULL, NULL,
 			  "cannot requeue interrupted sends (they go after "
 			  "their lease): %s", err.text);
@@ -337,25 +338,13 @@ add_stats(struct metrics *m, const struct outbound_stats *st)
 	m->expired += st->expired;
 }
 
-static int
-count_bounce(void *ud, const char *key, size_t keylen, json_t *v)
-{
-	struct metrics *m = ud;
-	const char *state = json_string_value(json_object_get(v, "state"));
-
-	if (state && strcmp(state, "invalid") == 0)
-		m->bounced_invalid++;
-	else if (state && strcmp(state, "soft") == 0)
-		m->bounced_soft++;
-	return 0;
-}
-
 /* read_gauges - what the store and keyring say now (throttled). */
 static void
 read_gauges(struct carepostd *cd, int64_t now, int force)
 {
 	struct store *s = cd->d.rt.store;
 	struct metrics *m = &cd->m;
+	struct bounce_tally bt;
 	size_t n;
 	int64_t oldest;
 
@@ -366,11 +355,13 @@ read_gauges(struct carepostd *cd, int64_t now, int force)
 	if (!force && now - cd->gauges_at < GAUGES_EVERY)
 		return;
 	cd->gauges_at = now;
-	if (store_oldest_pending(s, &oldest, NULL) == 0)
+	if (queue_oldest_pending(s, &oldest, NULL) == 0)
 		m->oldest_pending_age = oldest == INT64_MAX || oldest > now ?
 					0 : now - oldest;
-	m->bounced_invalid = m->bounced_soft = 0;
-	store_foreach(s, DB_BOUNCES, count_bounce, m, NULL);
+	if (bounce_tally(s, &bt, NULL) == 0) {
+		m->bounced_invalid = bt.by_state[BOUNCE_INVALID];
+		m->bounced_soft = bt.by_state[BOUNCE_SOFT];
+	}
 	if (cd->keys_at == 0 || now - cd->keys_at >= KEYS_EVERY) {
 		struct pgp *p = NULL;
 		struct cp_error err;

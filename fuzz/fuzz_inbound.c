@@ -81,7 +81,7 @@ seed_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
 			json_decref(x);
 		}
 		token_thread_from_id(seeds[i].event, th);
-		r = store_thread_put_txn(s, txn, th, t, err);
+		r = store_txn_put_json(s, txn, DB_THREADS, th, TOKEN_THREAD_BYTES, t, err);
 		json_decref(t);
 		token_make(key, sizeof(key) - 1, th, seeds[i].expires + 86400, tokens[i]);
 	}

@@ -245,6 +245,33 @@ event_validate(json_t *ev, char *reason, size_t len)
 	return 0;
 }
 
+int
+event_load(json_t *ev, struct event *out, char *reason, size_t len)
+{
+	json_t *fields;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	r = event_validate(ev, reason, len);
+	if (r < 0)
+		return r;
+	out->id = json_string_value(json_object_get(ev, "id"));
+	out->type = json_string_value(json_object_get(ev, "type"));
+	out->patient = json_string_value(json_object_get(ev, "patient"));
+	out->department = json_string_value(json_object_get(ev, "department"));
+	out->send_at = event_time(ev, "send_at");
+	out->expires_at = event_time(ev, "expires_at");
+	out->high_priority = strcmp(json_string_value(json_object_get(ev, "priority")) ?: "",
+				    "high") == 0;
+	out->confidential = json_is_true(json_object_get(ev, "confidential"));
+	if (json_is_object(json_object_get(ev, "data")))
+		out->data = json_object_get(ev, "data");
+	fields = json_object_get(out->data, "fields");
+	if (strcmp(out->type, "form_request") == 0 && json_is_array(fields))
+		out->form_fields = fields;
+	return 0;
+}
+
 static int
 address_ok(json_t *v)
 {

@@ -85,6 +85,30 @@ int event_validate(json_t *ev, char *reason, size_t reasonlen);
 /* event_time - a time field as epoch seconds; 0 if absent, -1 if bad. */
 int64_t event_time(json_t *obj, const char *field);
 
+/*
+ * struct event - a portal event as carepostd reads it (docs/store.md,
+ * "events"). Strings and data point into the JSON it was loaded from.
+ */
+struct event {
+	const char *id;
+	const char *type;
+	const char *patient;
+	const char *department;		/* NULL: none */
+	int64_t send_at;		/* 0: none */
+	int64_t expires_at;		/* 0: none */
+	int high_priority;		/* "priority": "high" */
+	int confidential;
+	json_t *data;			/* an object, or NULL */
+	json_t *form_fields;		/* data.fields of a form_request, or NULL */
+};
+
+/*
+ * event_load - event_validate, then the event's fields into *out,
+ * borrowed from ev (live as long as the caller holds ev unchanged).
+ * 0, or -EINVAL with the reason as event_validate gives it.
+ */
+int event_load(json_t *ev, struct event *out, char *reason, size_t reasonlen);
+
 /* patient_validate - check a patient object, as event_validate. */
 int patient_validate(json_t *p, char *reason, size_t reasonlen);
 

@@ -18,6 +18,8 @@
 #include "log.h"
 #include "mime.h"
 #include "policy.h"
+#include "queue.h"
+#include "record.h"
 #include "token.h"
 #include "trim.h"
 
@@ -71,7 +73,7 @@ struct work {
 
 	/* authentication */
 	const char *auth_status;	/* "pass", "fail", "unavailable", "not applicable" */
-	json_t *thread;			/* the thread record */
+	struct thread_record thread;	/* the thread record, when authenticated */
 	json_t *patient;		/* the patient record */
 	uint8_t thread_id[TOKEN_THREAD_BYTES];
 	char sender_ref[32];		/* "patient" or "proxy:N" */
@@ -255,7 +257,7 @@ work_free(struct work *w)
 {
 	inmsg_free(w->m);
 	free(w->signer);
-	json_decref(w->thread);
+	thread_clear(&w->thread);
 	json_decref(w->patient);
 	free(w->text);
 	json_decref(w->form_values);
@@ -608,7 +610,7 @@ signed_by_us(struct work *w)
 static void
 signer_match(struct work *w)
 {
-	int64_t began = json_integer_value(json_object_get(w->thread, "created"));
+	int64_t began = w->thread.created;
 	char ref[sizeof(w->sender_ref)];
 
 	if (w->signer == NULL)
@@ -714,20 +716,21 @@ authenticate(struct work *w, struct cp_error *err)
 	if (r < 0)
 		return cp_error_set(err, r, "%s", terr.text);
 	cp_hex(w->thread_id, sizeof(w->thread_id), w->res->thread);
-	r = store_thread_get(ib->store, w->thread_id, &w->thread, &terr);
+	thread_clear(&w->thread);
+	r = thread_get(ib->store, w->thread_id, &w->thread, &terr);
 	if (r == -ENOENT)
 		return auth_fail(w, "reply token names no known thread"), 0;
 	if (r < 0)
 		return cp_error_set(err, r, "%s", terr.text);
-	cp_strlcpy(w->res->event, json_string_value(json_object_get(w->thread, "event")) ?: "",
+	cp_strlcpy(w->res->event, w->thread.event ? w->thread.event : "",
 		   sizeof(w->res->event));
-	if (json_integer_value(json_object_get(w->thread, "expires")) < w->now)
+	if (w->thread.expires < w->now)
 		return auth_fail(w, "thread expired"), 0;
-	pid = json_string_value(json_object_get(w->thread, "patient"));
+	pid = w->thread.patient;
 	if (pid == NULL)
 		return auth_fail(w, "thread names no patient"), 0;
 	cp_strlcpy(w->res->patient, pid, sizeof(w->res->patient));
-	dept = json_string_value(json_object_get(w->thread, "department"));
+	dept = w->thread.department;
 	cp_strlcpy(w->res->department, dept ? dept : cfg->default_department ?
 		   cfg->default_department : "general", sizeof(w->res->department));
 	r = store_get_json(ib->store, DB_PATIENTS, pid, &w->patient, &terr);
@@ -744,7 +747,7 @@ authenticate(struct work *w, struct cp_error *err)
 	cp_strlcpy(w->res->sender_role, strcmp(w->sender_ref, "patient") == 0 ?
 		   "patient" : "proxy", sizeof(w->res->sender_role));
 	if (strcmp(w->res->sender_role, "proxy") == 0 &&
-	    json_is_true(json_object_get(w->thread, "confidential")))
+	    w->thread.confidential == 1)
 		return auth_fail(w, "a proxy may not reply on a confidential thread"), 0;
 	header_auth(w, &ar);
 	if (w->signer_matched)
@@ -812,13 +815,13 @@ bind_to_thread(struct work *w)
  * and another added in its place must not take the old one's bounces).
  */
 static int
-rcpt_address(struct store *s, json_t *d, size_t n, char *out, size_t outlen,
-	     struct cp_error *err)
+rcpt_address(struct store *s, const struct delivery *d, size_t n, char *out,
+	     size_t outlen, struct cp_error *err)
 {
-	json_t *rc = json_array_get(json_object_get(d, "recipients"), n);
-	const char *ref = json_string_value(json_object_get(rc, "ref"));
-	const char *pid = json_string_value(json_object_get(d, "patient"));
-	const char *sent_to = json_string_value(json_object_get(rc, "address_hash"));
+	const struct delivery_rcpt *rc = n < d->nrcpts ? &d->rcpts[n] : NULL;
+	const char *ref = rc ? rc->ref : NULL;
+	const char *pid = d->patient;
+	const char *sent_to = rc ? rc->address_hash : NULL;
 	char now_hash[POLICY_ADDRESS_HASH_SIZE];
 	struct policy_rcpt pr;
 	json_t *patient;
@@ -827,11 +830,9 @@ rcpt_address(struct store *s, json_t *d, size_t n, char *out, size_t outlen,
 	if (ref == NULL)
 		return -ENOENT;
 	if (strncmp(ref, "staff:", 6) == 0) {
-		const char *a = json_string_value(json_object_get(rc, "address"));
-
-		if (a == NULL)
+		if (rc->address == NULL)
 			return -ENOENT;
-		cp_strlcpy(out, a, outlen);
+		cp_strlcpy(out, rc->address, outlen);
 		return 0;
 	}
 	if (pid == NULL)
@@ -861,24 +862,21 @@ static int
 thread_delivery(struct work *w, const uint8_t thread[TOKEN_THREAD_BYTES],
 		struct cp_error *err)
 {
-	json_t *th;
+	struct thread_record th;
 	const char *id;
 	int r;
 
-	r = store_thread_get(w->ib->store, thread, &th, err);
+	r = thread_get(w->ib->store, thread, &th, err);
 	if (r < 0)
 		return r;
-	id = json_string_value(json_object_get(th, "delivery"));
-	if (id == NULL)
-		id = json_string_value(json_object_get(th, "event"));
+	id = th.delivery ? th.delivery : th.event;
 	cp_strlcpy(w->delivery_id, id ? id : "", sizeof(w->delivery_id));
-	cp_strlcpy(w->res->event, json_string_value(json_object_get(th, "event")) ?: "",
-		   sizeof(w->res->event));
-	cp_strlcpy(w->res->patient, json_string_value(json_object_get(th, "patient")) ?: "",
-		   sizeof(w->res->patient));
+	cp_strlcpy(w->res->event, th.event ? th.event : "", sizeof(w->res->event));
+	cp_strlcpy(w->res->patient, th.patient ? th.patient : "", sizeof(w->res->patient));
 	cp_hex(thread, TOKEN_THREAD_BYTES, w->res->thread);
-	json_decref(th);
-	return id ? 0 : -ENOENT;
+	r = id ? 0 : -ENOENT;
+	thread_clear(&th);
+	return r;
 }
 
 /*
@@ -952,7 +950,7 @@ map_message_id(struct work *w, const struct inmsg_dsn_rcpt *dr, struct cp_error 
 	uint8_t thread[TOKEN_THREAD_BYTES];
 	char tag[TOKEN_TAG_SIZE], addr[256], *end;
 	unsigned long n;
-	json_t *d;
+	struct delivery d;
 	int r;
 
 	if (id == NULL || strspn(id, "0123456789abcdefABCDEF") != 2 * TOKEN_THREAD_BYTES ||
@@ -984,13 +982,13 @@ map_message_id(struct work *w, const struct inmsg_dsn_rcpt *dr, struct cp_error 
 		return r;
 	if (dr == NULL || dr->final_recipient == NULL)
 		return MAP_OTHER_RCPT;
-	r = store_get_json(w->ib->store, DB_DELIVERY, w->delivery_id, &d, err);
+	r = queue_get(w->ib->store, w->delivery_id, &d, err);
 	if (r == -ENOENT)
 		return MAP_GONE;
 	if (r < 0)
 		return r;
-	r = rcpt_address(w->ib->store, d, n, addr, sizeof(addr), err);
-	json_decref(d);
+	r = rcpt_address(w->ib->store, &d, n, addr, sizeof(addr), err);
+	delivery_clear(&d);
 	if (r == -ENOENT)
 		return MAP_GONE;
 	if (r == -ESTALE)
@@ -1040,7 +1038,7 @@ do_bounce(struct work *w, struct cp_error *err)
 	const struct inmsg_dsn *dsn = &w->m->dsn;
 	const struct inmsg_dsn_rcpt *dr = NULL;
 	struct cp_error lerr;
-	json_t *d;
+	struct delivery d;
 	int r, verp = MAP_NONE, mid = MAP_NONE;
 
 	for (size_t i = 0; i < dsn->n_rcpts; i++) {
@@ -1086,16 +1084,16 @@ do_bounce(struct work *w, struct cp_error *err)
 	}
 	if (verp != MAP_OK && mid != MAP_OK)
 		return unmapped(w, verp, mid);
-	r = store_get_json(w->ib->store, DB_DELIVERY, w->delivery_id, &d, &lerr);
+	r = queue_get(w->ib->store, w->delivery_id, &d, &lerr);
 	if (r == -ENOENT) {
 		quarantine(w, "delivery report for an event no longer stored");
 		return 0;
 	}
 	if (r < 0)
 		return cp_error_set(err, r, "%s", lerr.text);
-	r = rcpt_address(w->ib->store, d, w->rcpt_index, w->bounce_addr,
+	r = rcpt_address(w->ib->store, &d, w->rcpt_index, w->bounce_addr,
 			 sizeof(w->bounce_addr), &lerr);
-	json_decref(d);
+	delivery_clear(&d);
 	if (r == -ENOENT) {
 		quarantine(w, "delivery report for an unknown recipient");
 		return 0;
@@ -1171,9 +1169,9 @@ do_reply(struct work *w, struct cp_error *err)
 			return cp_error_set(err, -ENOMEM, "inbound: out of memory");
 	}
 	w->res->urgent = text_has_urgent_word(w->ib->cfg->urgent_words, w->text);
-	spec = json_object_get(w->thread, "form_fields");
-	if (strcmp(json_string_value(json_object_get(w->thread, "type")) ?: "",
-		   "form_request") == 0 && json_is_array(spec)) {
+	spec = w->thread.form_fields;
+	if (strcmp(w->thread.type ? w->thread.type : "", "form_request") == 0 &&
+	    spec != NULL) {
 		w->res->form = 1;
 		r = form_parse(w->text, strlen(w->text), spec, &w->form_values,
 			       &w->form_missing, &lerr);
@@ -1191,8 +1189,7 @@ do_reply(struct work *w, struct cp_error *err)
 static void
 do_unsubscribe(struct work *w)
 {
-	const struct event_type *et = event_type_find(
-		json_string_value(json_object_get(w->thread, "type")));
+	const struct event_type *et = event_type_find(w->thread.type);
 
 	if (et == NULL || et->security || et->internal) {
 		w->unsub_refused = 1;
@@ -1410,7 +1407,8 @@ inbox_record(struct work *w)
 	json_object_set_new(v, "patient", json_string(res->patient));
 	json_object_set_new(v, "thread", json_string(res->thread));
 	json_object_set_new(v, "event", json_string(res->event));
-	json_object_set(v, "event_type", json_object_get(w->thread, "type"));
+	if (w->thread.type)
+		json_object_set_new(v, "event_type", json_string(w->thread.type));
 	json_object_set_new(v, "class", json_string(res->form ? "form" : "reply"));
 	json_object_set_new(v, "received", json_integer(w->now));
 	json_object_set_new(v, "department", json_string(res->department));
@@ -1441,25 +1439,25 @@ inbox_record(struct work *w)
 }
 
 /*
- * staff_recipients - the department's staff, else the default
- * department's; *desk names the department whose staff they are (dept
- * itself when neither has staff).
+ * add_staff - the department's staff as recipients of d, else the
+ * default department's; *desk names the department whose staff they are
+ * (dept itself when neither has staff). -ENOMEM.
  */
-static json_t *
-staff_recipients(const struct cp_config *cfg, const char *dept, const char **desk)
+static int
+add_staff(struct delivery *d, const struct cp_config *cfg, const char *dept,
+	  const char **desk)
 {
-	const struct cp_department *d = config_department(cfg, dept);
-	json_t *list = json_array();
+	const struct cp_department *dp = config_department(cfg, dept);
 	const char *p;
 
 	*desk = dept;
-	if ((d == NULL || d->staff == NULL) && cfg->default_department) {
-		d = config_department(cfg, cfg->default_department);
+	if ((dp == NULL || dp->staff == NULL) && cfg->default_department) {
+		dp = config_department(cfg, cfg->default_department);
 		*desk = cfg->default_department;
 	}
-	if (d == NULL || d->staff == NULL)
-		return list;
-	for (p = d->staff; *p && json_array_size(list) < MAX_STAFF;) {
+	if (dp == NULL || dp->staff == NULL)
+		return 0;
+	for (p = dp->staff; *p && d->nrcpts < MAX_STAFF;) {
 		size_t n = strcspn(p, ","), a = 0, b = n;
 		char addr[256];
 
@@ -1472,75 +1470,90 @@ staff_recipients(const struct cp_config *cfg, const char *dept, const char **des
 
 			memcpy(addr, p + a, b - a);
 			addr[b - a] = '\0';
-			snprintf(ref, sizeof(ref), "staff:%zu", json_array_size(list));
-			if (mime_addr_valid(addr))
-				json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s}",
-					"ref", ref, "address", addr, "mode", "notice",
-					"state", "pending"));
+			snprintf(ref, sizeof(ref), "staff:%zu", d->nrcpts);
+			if (mime_addr_valid(addr) &&
+			    delivery_add_rcpt(d, ref, RCPT_NOTICE, addr) == NULL)
+				return -ENOMEM;
 		}
 		p += n;
 		if (*p == ',')
 			p++;
 	}
-	return list;
+	return 0;
 }
 
 /*
- * enqueue_internal - a delivery record of an internal type, due at due,
- * with extra's members (taken; may be NULL), its schedule entry and its
- * thread (so replies to an acknowledgement stay in the conversation, and
- * a bounce of it maps to this record). Takes recipients.
+ * internal_new - a delivery record of an internal type, due at due, for
+ * the reply w is filing ("PREFIX:MSGID"); its recipients are added after
+ * and internal_enqueue puts it in txn.
  */
 static int
-enqueue_internal(struct store *s, MDB_txn *txn, struct work *w,
-		 const char *prefix, const char *type, json_t *recipients,
-		 int64_t due, json_t *extra, struct cp_error *err)
+internal_new(struct work *w, struct delivery *d, const char *prefix,
+	     const char *type, int64_t due, struct cp_error *err)
 {
 	char id[STORE_ID_MAX + 1], hex[2 * TOKEN_THREAD_BYTES + 1];
 	uint8_t thread[TOKEN_THREAD_BYTES];
-	json_t *d, *th, *data = json_object();
-	int r;
+	json_t *data = json_object();
 
 	snprintf(id, sizeof(id), "%s:%s", prefix, w->res->inbox_id);
 	token_thread_from_id(id, thread);
 	cp_hex(thread, sizeof(thread), hex);
-	if (w->m->message_id && strcmp(type, "staff_alert") != 0)
+	if (data != NULL && w->m->message_id && strcmp(type, "staff_alert") != 0)
 		json_object_set_new(data, "in_reply_to", json_string(w->m->message_id));
-	d = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:i, s:s, s:b, s:s, s:s,"
-		      " s:o, s:o, s:b, s:s}",
-		      "id", id, "type", type, "patient", w->res->patient,
-		      "state", "queued", "created", (json_int_t)w->now,
-		      "updated", (json_int_t)w->now, "due", (json_int_t)due,
-		      "attempts", 0, "priority", "high", "confidential", 0,
-		      "department", w->res->department, "thread", hex,
-		      "recipients", recipients, "data", data,
-		      "urgent", w->res->urgent, "origin", w->res->inbox_id);
-	if (d == NULL || (extra != NULL && json_object_update(d, extra) < 0)) {
-		json_decref(d);
-		json_decref(extra);
+	if (data == NULL ||
+	    delivery_internal(d, id, type, w->res->patient, w->res->department, hex,
+			      w->res->urgent, w->res->inbox_id, w->now, due, data) < 0)
 		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
+	return 0;
+}
+
+/*
+ * internal_enqueue - d, its schedule entry and its thread (so replies
+ * to an acknowledgement stay in the conversation, and a bounce of it
+ * maps to this record), in txn. Clears d.
+ */
+static int
+internal_enqueue(struct store *s, MDB_txn *txn, struct work *w,
+		 struct delivery *d, struct cp_error *err)
+{
+	struct thread_record th;
+	uint8_t thread[TOKEN_THREAD_BYTES];
+	int r;
+
+	r = queue_txn_enqueue(s, txn, d, err);
+	if (r == 0 && thread_for_internal(&th, &w->thread, d->id, w->now,
+					  w->ib->cfg->token_ttl) < 0)
+		r = cp_error_set(err, -ENOMEM, "inbound: out of memory");
+	if (r == 0) {
+		token_thread_from_id(d->id, thread);
+		r = thread_txn_put(s, txn, thread, &th, err);
+		thread_clear(&th);
 	}
-	json_decref(extra);
-	r = store_txn_enqueue_delivery(s, txn, d, err);
-	json_decref(d);
-	if (r < 0)
-		return r;
-	th = json_deep_copy(w->thread);
-	if (th == NULL)
-		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
-	json_object_set_new(th, "delivery", json_string(id));
-	json_object_set_new(th, "created", json_integer(w->now));
-	json_object_set_new(th, "expires", json_integer(w->now + w->ib->cfg->token_ttl));
-	r = store_thread_put_txn(s, txn, thread, th, err);
-	json_decref(th);
+	delivery_clear(d);
 	return r;
 }
 
-/* alert_extra - a staff alert's own members: held or not, and how many it tells of. */
-static json_t *
-alert_extra(int held)
+/*
+ * alert_new - a staff alert to the department's staff (see add_staff),
+ * held or not. *desk as add_staff; d has no recipient when nobody is on
+ * staff.
+ */
+static int
+alert_new(struct work *w, struct delivery *d, int64_t due, int held,
+	  const char **desk, struct cp_error *err)
 {
-	return json_pack("{s:b, s:i}", "held", held, "count", 1);
+	int r = internal_new(w, d, "alert", "staff_alert", due, err);
+
+	if (r < 0)
+		return r;
+	d->held = held;
+	d->count = 1;
+	d->has_count = 1;
+	if (add_staff(d, w->ib->cfg, w->res->department, desk) < 0) {
+		delivery_clear(d);
+		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
+	}
+	return 0;
 }
 
 /*
@@ -1567,79 +1580,77 @@ alert_staff(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
 {
 	struct inbound_result *res = w->res;
 	int64_t window = w->ib->cfg->alert_window, until;
-	json_t *staff, *state = NULL, *held = NULL;
+	struct alert_window aw;
+	struct delivery d, held;
 	char key[STORE_ID_MAX + 32];
-	const char *held_id, *desk;
+	const char *desk;
 	int r;
 
 	res->alerted = res->alert_held = 0;	/* store_write may run this twice */
-	staff = staff_recipients(w->ib->cfg, res->department, &desk);
-	if (staff == NULL)
-		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
-	if (json_array_size(staff) == 0) {
-		json_decref(staff);
+	/* Who gets it, and so whose window it is: departments without
+	 * staff of their own share the default one's. */
+	r = alert_new(w, &d, w->now, 0, &desk, err);
+	if (r < 0)
+		return r;
+	if (d.nrcpts == 0) {
+		delivery_clear(&d);
 		return 0;
 	}
 	res->alerted = 1;
 	if (window <= 0)
-		return enqueue_internal(s, txn, w, "alert", "staff_alert", staff, w->now,
-					alert_extra(0), err);
-	/* The window is the desk's that gets the alert: departments without
-	 * staff of their own share the default one's. */
+		return internal_enqueue(s, txn, w, &d, err);
 	snprintf(key, sizeof(key), "alert/%s/%s", desk,
 		 res->urgent ? "urgent" : "normal");
-	r = store_txn_get_json(s, txn, DB_ACKS, key, strlen(key), &state, err);
-	if (r < 0 && r != -ENOENT)
+	r = alert_window_txn_get(s, txn, key, &aw, err);
+	if (r < 0)
 		goto out;
-	held_id = json_string_value(json_object_get(state, "held"));
-	if (held_id != NULL) {
-		r = store_txn_get_json(s, txn, DB_DELIVERY, held_id, strlen(held_id),
-				       &held, err);
+	if (aw.held[0] != '\0') {
+		r = queue_txn_get(s, txn, aw.held, &held, err);
 		if (r < 0 && r != -ENOENT)
 			goto out;
-		if (r == 0 && strcmp(json_string_value(json_object_get(held, "state")) ?: "",
-				     "queued") == 0) {
-			json_object_set_new(held, "count", json_integer(
-				json_integer_value(json_object_get(held, "count")) + 1));
-			r = store_txn_put_json(s, txn, DB_DELIVERY, held_id, strlen(held_id),
-					       held, err);
+		if (r == 0 && held.state == DELIVERY_QUEUED) {
+			held.count = (held.has_count ? held.count : 0) + 1;
+			held.has_count = 1;
+			r = queue_txn_put(s, txn, &held, err);
+			delivery_clear(&held);
 			res->alert_held = 1;
 			goto out;
 		}
+		if (r == 0)
+			delivery_clear(&held);
 	}
-	until = json_integer_value(json_object_get(state, "until"));
-	json_decref(state);
+	until = aw.until;
 	if (w->now >= until) {
-		r = enqueue_internal(s, txn, w, "alert", "staff_alert", staff, w->now,
-				     alert_extra(0), err);
-		state = json_pack("{s:I}", "until", (json_int_t)(w->now + window));
+		r = internal_enqueue(s, txn, w, &d, err);
+		aw.until = w->now + window;
+		aw.held[0] = '\0';
 	} else {
-		char id[STORE_ID_MAX + 1];
-
-		r = enqueue_internal(s, txn, w, "alert", "staff_alert", staff, until,
-				     alert_extra(1), err);
-		snprintf(id, sizeof(id), "alert:%s", res->inbox_id);
-		state = json_pack("{s:I, s:s}", "until", (json_int_t)(until + window),
-				  "held", id);
+		d.due = (time_t)until;
+		d.held = 1;
+		cp_strlcpy(aw.held, d.id, sizeof(aw.held));
+		r = internal_enqueue(s, txn, w, &d, err);
+		aw.until = until + window;
 		res->alert_held = 1;
 	}
-	staff = NULL;		/* taken */
-	if (r == 0 && state == NULL)
-		r = cp_error_set(err, -ENOMEM, "inbound: out of memory");
 	if (r == 0)
-		r = store_txn_put_json(s, txn, DB_ACKS, key, strlen(key), state, err);
+		r = alert_window_txn_put(s, txn, key, &aw, err);
 out:
-	json_decref(staff);
-	json_decref(state);
-	json_decref(held);
+	delivery_clear(&d);
 	return r;
 }
 
-static json_t *
-sender_recipient(struct work *w)
+/* sender_new - an internal record to the sender of w, as a notice. */
+static int
+sender_new(struct work *w, struct delivery *d, const char *prefix,
+	   const char *type, struct cp_error *err)
 {
-	return json_pack("[{s:s, s:s, s:s}]", "ref", w->sender_ref, "mode", "notice",
-			 "state", "pending");
+	int r = internal_new(w, d, prefix, type, w->now, err);
+
+	if (r == 0 && delivery_add_rcpt(d, w->sender_ref, RCPT_NOTICE, NULL) == NULL) {
+		delivery_clear(d);
+		r = cp_error_set(err, -ENOMEM, "inbound: out of memory");
+	}
+	return r;
 }
 
 /* acks_has - whether the acks database has key (in txn): *has. */
@@ -1708,25 +1719,25 @@ file_txn(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
 	res->form_incomplete = res->form && json_array_size(w->form_missing) > 0 &&
 			       !asked_today;
 	res->acked = !ack_today && !res->form_incomplete;
-	if (res->form_incomplete)
-		r = enqueue_internal(s, txn, w, "formreq", "form_incomplete",
-				     sender_recipient(w), w->now, NULL, err);
-	else if (res->acked)
-		r = enqueue_internal(s, txn, w, "ack", "reply_ack", sender_recipient(w),
-				     w->now, NULL, err);
-	else
-		r = 0;
-	if (r == 0 && (res->acked || res->form_incomplete)) {
-		char ack_id[STORE_ID_MAX + 1];
+	if (res->form_incomplete || res->acked) {
+		struct delivery d;
 
-		snprintf(ack_id, sizeof(ack_id), "%s:%s", res->acked ? "ack" : "formreq",
-			 res->inbox_id);
-		v = json_pack("{s:s, s:I}", "delivery", ack_id, "at", (json_int_t)w->now);
-		r = store_txn_put_json(s, txn, DB_ACKS, key, strlen(key), v, err);
+		r = res->form_incomplete ?
+		    sender_new(w, &d, "formreq", "form_incomplete", err) :
+		    sender_new(w, &d, "ack", "reply_ack", err);
+		if (r == 0)
+			r = internal_enqueue(s, txn, w, &d, err);
+	} else {
+		r = 0;
+	}
+	if (r == 0 && (res->acked || res->form_incomplete)) {
+		struct ack_mark mark = { .at = (time_t)w->now };
+
+		snprintf(mark.delivery, sizeof(mark.delivery), "%s:%s",
+			 res->acked ? "ack" : "formreq", res->inbox_id);
+		r = ack_mark_txn_put(s, txn, key, &mark, err);
 		if (r == 0 && res->form_incomplete)
-			r = store_txn_put_json(s, txn, DB_ACKS, form_key,
-					       strlen(form_key), v, err);
-		json_decref(v);
+			r = ack_mark_txn_put(s, txn, form_key, &mark, err);
 	}
 	return r;
 }
@@ -1734,51 +1745,38 @@ file_txn(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
 static int
 bounce_txn(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
 {
-	json_t *d, *rc, *b = NULL;
+	struct delivery d;
+	struct bounce_status b;
 	int r;
 
 	if (w->delivery_id[0] == '\0')
 		return 0;	/* a report without a failure */
-	r = store_txn_get_json(s, txn, DB_DELIVERY, w->delivery_id,
-			       strlen(w->delivery_id), &d, err);
+	r = queue_txn_get(s, txn, w->delivery_id, &d, err);
 	if (r < 0)
 		return r;
-	rc = json_array_get(json_object_get(d, "recipients"), w->rcpt_index);
-	if (rc) {
-		const char *state = json_string_value(json_object_get(rc, "state"));
+	if (w->rcpt_index < d.nrcpts) {
+		struct delivery_rcpt *rc = &d.rcpts[w->rcpt_index];
 
-		if (w->dsn_failed || !state || strcmp(state, "bounced") != 0)
-			json_object_set_new(rc, "state", json_string(w->dsn_failed ?
-					    "bounced" : "delayed"));
-		json_object_set_new(rc, "dsn_status", json_string(w->dsn_status));
-		json_object_set_new(rc, "bounced_at", json_integer(w->now));
-		json_object_set_new(d, "updated", json_integer(w->now));
-		r = store_txn_put_json(s, txn, DB_DELIVERY, w->delivery_id,
-				       strlen(w->delivery_id), d, err);
+		/* a delay reported after a failure does not undo it */
+		if (w->dsn_failed || rc->state != RCPT_BOUNCED)
+			rc->state = w->dsn_failed ? RCPT_BOUNCED : RCPT_DELAYED;
+		rc->bounced_at = (time_t)w->now;
+		d.updated = (time_t)w->now;
+		r = record_set_str(&rc->dsn_status, w->dsn_status);
+		r = r < 0 ? cp_error_set(err, r, "inbound: out of memory") :
+		    queue_txn_put(s, txn, &d, err);
 	}
-	json_decref(d);
+	delivery_clear(&d);
 	if (r < 0)
 		return r;
-	r = store_txn_get_json(s, txn, DB_BOUNCES, w->bounce_addr, strlen(w->bounce_addr),
-			       &b, err);
-	if (r == -ENOENT)
-		b = json_pack("{s:s, s:i}", "state", "ok", "soft_count", 0);
-	else if (r < 0)
+	r = bounce_txn_get(s, txn, w->bounce_addr, &b, err);
+	if (r < 0 && r != -ENOENT)
 		return r;
-	if (w->dsn_hard) {
-		json_object_set_new(b, "state", json_string("invalid"));
-	} else {
-		json_object_set_new(b, "soft_count", json_integer(
-			json_integer_value(json_object_get(b, "soft_count")) + 1));
-		if (strcmp(json_string_value(json_object_get(b, "state")) ?: "", "invalid") != 0)
-			json_object_set_new(b, "state", json_string("soft"));
-	}
-	json_object_set_new(b, "last", json_integer(w->now));
-	json_object_set_new(b, "event", json_string(w->res->event));
-	json_object_set_new(b, "status", json_string(w->dsn_status));
-	r = store_txn_put_json(s, txn, DB_BOUNCES, w->bounce_addr, strlen(w->bounce_addr),
-			       b, err);
-	json_decref(b);
+	if (bounce_note(&b, w->dsn_hard, w->now, w->res->event, w->dsn_status) < 0)
+		r = cp_error_set(err, -ENOMEM, "inbound: out of memory");
+	else
+		r = bounce_txn_put(s, txn, w->bounce_addr, &b, err);
+	bounce_clear(&b);
 	return r;
 }
 

@@ -3,17 +3,20 @@
  *	outbound - portal events to mail: claim, compose, encrypt, send, record
  * DESCRIPTION
  *	See outbound.h for the flow. The main thread owns the store and the
- *	JSON records; worker threads only compose messages from inputs the
- *	main thread prepared (deep copies), and the sender thread only reads
- *	the composed messages, so no JSON value is shared.
+ *	delivery records; worker threads only compose messages from inputs
+ *	the main thread prepared (deep copies), and the sender thread only
+ *	reads the composed messages, so no record or JSON value is shared.
  */
 #include "outbound.h"
 #include "buf.h"
 #include "event.h"
+#include "intake.h"
 #include "log.h"
 #include "mime.h"
 #include "pgp.h"
 #include "policy.h"
+#include "queue.h"
+#include "record.h"
 #include "relay.h"
 #include "token.h"
 
@@ -58,8 +61,8 @@ struct outbound {
 
 /* One message to one recipient, prepared by the main thread. */
 struct job {
-	json_t *record;			/* borrowed: main thread only */
-	json_t *rcpt;			/* borrowed: main thread only */
+	struct delivery *record;	/* borrowed: main thread only */
+	size_t rcpt;			/* its recipient entry: record->rcpts[rcpt] */
 	json_t *notice_ctx;		/* owned: no event data, ever */
 	json_t *full_ctx;		/* owned, NULL for notices */
 	const char *locale;		/* borrowed from the patient */
@@ -99,7 +102,7 @@ struct pool {
  * the main thread.
  */
 struct flight {
-	json_t *batch;			/* owned: the taken records */
+	struct delivery_list batch;	/* owned: the taken records */
 	json_t *patients;		/* owned: the batch's patient cache */
 	struct job *jobs;
 	size_t njobs;
@@ -209,26 +212,23 @@ journal_accepted(void *arg, const struct relay_msg *m)
  * proof of delivery. Nothing is written for an id or ref that could not
  * be read back unambiguously (that message would simply go again).
  */
+static struct delivery_rcpt *
+job_rcpt(struct job *j)
+{
+	return &j->record->rcpts[j->rcpt];
+}
+
 static void
 journal_line(struct job *j)
 {
-	json_t *rcpts = json_object_get(j->record, "recipients");
-	const char *id = json_string_value(json_object_get(j->record, "id"));
-	const char *ref = json_string_value(json_object_get(j->rcpt, "ref"));
-	size_t i;
+	const char *id = j->record->id, *ref = job_rcpt(j)->ref;
 
 	j->journal[0] = '\0';
 	if (!id_valid(id) || !id_valid(ref))
 		return;
-	for (i = 0; i < json_array_size(rcpts); i++) {
-		if (json_array_get(rcpts, i) == j->rcpt) {
-			if ((size_t)snprintf(j->journal, sizeof(j->journal),
-					     "%s\t%zu\t%c\t%s\n", id, i,
-					     j->encrypt ? 'e' : 'n', ref) >= sizeof(j->journal))
-				j->journal[0] = '\0';
-			return;
-		}
-	}
+	if ((size_t)snprintf(j->journal, sizeof(j->journal), "%s\t%zu\t%c\t%s\n",
+			     id, j->rcpt, j->encrypt ? 'e' : 'n', ref) >= sizeof(j->journal))
+		j->journal[0] = '\0';
 }
 
 int
@@ -497,16 +497,6 @@ compose_all(struct outbound *ob, struct job *jobs, size_t n)
 
 /* ---- preparing (main thread) ---- */
 
-static void
-set_state(json_t *obj, const char *state, const char *reason, int64_t now)
-{
-	json_object_set_new(obj, "state", json_string(state));
-	if (reason)
-		json_object_set_new(obj, "reason", json_string(reason));
-	if (now)
-		json_object_set_new(obj, "updated", json_integer(now));
-}
-
 static json_t *
 notice_context(const struct cp_config *cfg, int is_proxy, int unsubscribe)
 {
@@ -527,21 +517,16 @@ notice_context(const struct cp_config *cfg, int is_proxy, int unsubscribe)
  * patient's Message-ID, for In-Reply-To) never reaches a template.
  */
 static json_t *
-internal_context(const struct cp_config *cfg, json_t *record, int is_proxy)
+internal_context(const struct cp_config *cfg, const struct delivery *d, int is_proxy)
 {
 	json_t *ctx = notice_context(cfg, is_proxy, 0);
-	const char *dept = json_string_value(json_object_get(record, "department"));
-	json_int_t count = json_integer_value(json_object_get(record, "count"));
+	long long count = d->has_count && d->count > 1 ? d->count : 1;
 
-	if (count < 1)
-		count = 1;
-	json_object_set_new(ctx, "urgent",
-			    json_boolean(json_is_true(json_object_get(record, "urgent"))));
-	json_object_set_new(ctx, "department", json_string(dept ? dept :
+	json_object_set_new(ctx, "urgent", json_boolean(d->urgent == 1));
+	json_object_set_new(ctx, "department", json_string(d->department ? d->department :
 			    cfg->default_department ? cfg->default_department : "general"));
-	json_object_set_new(ctx, "held",
-			    json_boolean(json_is_true(json_object_get(record, "held"))));
-	json_object_set_new(ctx, "count", json_integer(count));
+	json_object_set_new(ctx, "held", json_boolean(d->held == 1));
+	json_object_set_new(ctx, "count", json_integer((json_int_t)count));
 	json_object_set_new(ctx, "several", json_boolean(count > 1));
 	return ctx;
 }
@@ -566,21 +551,18 @@ msgid_header_safe(const char *id)
  * others are resolved in the patient record.
  */
 static int
-resolve_rcpt(json_t *patient, json_t *rc, struct policy_rcpt *pr)
+resolve_rcpt(json_t *patient, const struct delivery_rcpt *rc, struct policy_rcpt *pr)
 {
-	const char *ref = json_string_value(json_object_get(rc, "ref"));
-	const char *addr = json_string_value(json_object_get(rc, "address"));
-
-	if (ref && strncmp(ref, "staff:", 6) == 0) {
+	if (rc->ref && strncmp(rc->ref, "staff:", 6) == 0) {
 		memset(pr, 0, sizeof(*pr));
-		pr->address = addr;
-		return addr ? 0 : -ENOENT;
+		pr->address = rc->address;
+		return rc->address ? 0 : -ENOENT;
 	}
-	return ref ? policy_resolve(patient, ref, pr) : -EINVAL;
+	return rc->ref ? policy_resolve(patient, rc->ref, pr) : -EINVAL;
 }
 
 static json_t *
-full_context(const struct cp_config *cfg, json_t *record, json_t *patient,
+full_context(const struct cp_config *cfg, const struct delivery *d, json_t *patient,
 	     const struct policy_rcpt *pr, int unsubscribe)
 {
 	const char *pname = json_string_value(json_object_get(patient, "name"));
@@ -600,13 +582,11 @@ full_context(const struct cp_config *cfg, json_t *record, json_t *patient,
 			    pr->name ? pr->name : (pname ? pname : "")));
 	json_object_set_new(ctx, "patient", json_pack("{s:s, s:s}",
 			    "name", pname ? pname : "", "first_name", first));
-	json_object_set_new(ctx, "event", json_pack("{s:O, s:O, s:O, s:b}",
-			    "id", json_object_get(record, "id"),
-			    "type", json_object_get(record, "type"),
-			    "priority", json_object_get(record, "priority") ?: json_string("normal"),
-			    "high", strcmp(json_string_value(json_object_get(record, "priority")) ?: "", "high") == 0));
-	json_object_set_new(ctx, "data",
-		json_deep_copy(json_object_get(record, "data") ?: json_object()));
+	json_object_set_new(ctx, "event", json_pack("{s:s, s:s, s:s, s:b}",
+			    "id", d->id, "type", d->type ? d->type : "",
+			    "priority", priority_name(d->priority) ?: "normal",
+			    "high", d->priority == PRIORITY_HIGH));
+	json_object_set_new(ctx, "data", d->data ? json_deep_copy(d->data) : json_object());
 	return ctx;
 }
 
@@ -669,34 +649,33 @@ key_usable(struct outbound *ob, struct key_cache *kc, const char *fpr,
 
 /*
  * prepare - decide a record's fate, or add its jobs. Returns the number
- * of jobs added (0 when the record was decided here).
+ * of jobs added (0 when the record was decided here). A record that goes
+ * to the relay counts an attempt here, and only then: a wait for quiet
+ * hours or a decision without sending is no attempt.
  */
 static size_t
-prepare(struct outbound *ob, json_t *d, int64_t now, struct key_cache *kc,
+prepare(struct outbound *ob, struct delivery *d, int64_t now, struct key_cache *kc,
 	struct job *jobs, size_t room, json_t *patients,
 	struct outbound_stats *st)
 {
 	const struct cp_config *cfg = ob->cfg;
-	const char *id = json_string_value(json_object_get(d, "id"));
-	const char *pid = json_string_value(json_object_get(d, "patient"));
-	const char *type = json_string_value(json_object_get(d, "type"));
-	const char *thread = json_string_value(json_object_get(d, "thread"));
+	const char *id = d->id, *pid = d->patient, *type = d->type;
 	const struct event_type *et = event_type_find(type);
-	int64_t expires = json_integer_value(json_object_get(d, "expires_at"));
-	json_t *patient = NULL, *rcpts, *rc;
+	int64_t expires = d->expires_at;
+	json_t *patient = NULL;
 	char reason[384];
 	uint8_t thread_bin[TOKEN_THREAD_BYTES];
 	char token[TOKEN_SIZE];
 	size_t i, added = 0;
 
 	if (expires && now >= expires) {
-		set_state(d, "expired", "expired before it could be delivered", now);
+		delivery_set_state(d, DELIVERY_EXPIRED, "expired before it could be delivered", now);
 		log_event(LOG_NOTICE, LOGID_SUPPRESSED, id, pid, "expired undelivered");
 		st->expired++;
 		return 0;
 	}
-	if (et == NULL || thread_unhex(thread, thread_bin) < 0) {
-		set_state(d, "failed", "delivery record damaged: no type or thread", now);
+	if (et == NULL || thread_unhex(d->thread, thread_bin) < 0) {
+		delivery_set_state(d, DELIVERY_FAILED, "delivery record damaged: no type or thread", now);
 		st->failed++;
 		return 0;
 	}
@@ -706,63 +685,59 @@ prepare(struct outbound *ob, json_t *d, int64_t now, struct key_cache *kc,
 	    store_get_json(ob->store, DB_PATIENTS, pid, &patient, NULL) == 0)
 		json_object_set_new(patients, pid, patient);
 	if (patient == NULL) {
-		set_state(d, "failed", "unknown patient", now);
+		delivery_set_state(d, DELIVERY_FAILED, "unknown patient", now);
 		log_event(LOG_WARNING, LOGID_FAILED, id, NULL, "failed: unknown patient");
 		st->failed++;
 		return 0;
 	}
 	if (!et->security && !et->internal && patient_opted_out(patient, et->category)) {
 		snprintf(reason, sizeof(reason), "patient opted out of %s", et->category);
-		set_state(d, "suppressed", reason, now);
+		delivery_set_state(d, DELIVERY_SUPPRESSED, reason, now);
 		log_event(LOG_INFO, LOGID_SUPPRESSED, id, pid, "suppressed: opted out of %s",
 			  et->category);
 		st->suppressed++;
 		return 0;
 	}
-	rcpts = json_object_get(d, "recipients");
-	if (json_array_size(rcpts) == 0) {
-		json_t *chosen = policy_recipients(patient, d, now, reason, sizeof(reason));
-
-		json_object_set_new(d, "recipients", chosen);
-		rcpts = chosen;
-		if (json_array_size(chosen) == 0) {
-			set_state(d, "suppressed", reason, now);
-			log_event(LOG_INFO, LOGID_SUPPRESSED, id, pid, "suppressed: %s", reason);
-			st->suppressed++;
-			return 0;
-		}
+	if (d->nrcpts == 0 &&
+	    policy_recipients(patient, d, now, reason, sizeof(reason)) <= 0) {
+		if (reason[0] == '\0')
+			cp_strlcpy(reason, "out of memory choosing recipients", sizeof(reason));
+		delivery_set_state(d, DELIVERY_SUPPRESSED, reason, now);
+		log_event(LOG_INFO, LOGID_SUPPRESSED, id, pid, "suppressed: %s", reason);
+		st->suppressed++;
+		return 0;
 	}
-	if (strcmp(json_string_value(json_object_get(d, "priority")) ?: "", "high") != 0) {
+	if (d->priority != PRIORITY_HIGH) {
 		int64_t until = policy_quiet_until(now,
 			json_string_value(json_object_get(patient, "tz")),
 			cfg->default_tz, cfg->quiet_start, cfg->quiet_end);
 
 		if (until > now) {
-			set_state(d, "queued", "quiet hours in the recipient's time zone", now);
-			json_object_set_new(d, "due", json_integer(until));
-			json_object_set_new(d, "attempts", json_integer(
-				json_integer_value(json_object_get(d, "attempts")) - 1));
+			delivery_set_state(d, DELIVERY_QUEUED,
+					   "quiet hours in the recipient's time zone", now);
+			d->due = (time_t)until;
 			st->rescheduled++;
 			return 0;
 		}
 	}
+	d->attempts++;
 
 	if (token_make(ob->token_key, ob->token_keylen, thread_bin,
 		       (expires ? expires : now) + cfg->token_ttl, token) < 0) {
-		set_state(d, "deferred", "cannot make a reply token", now);
+		delivery_set_state(d, DELIVERY_DEFERRED, "cannot make a reply token", now);
 		return 0;
 	}
 
-	json_array_foreach(rcpts, i, rc) {
-		const char *rstate = json_string_value(json_object_get(rc, "state"));
+	for (i = 0; i < d->nrcpts; i++) {
+		struct delivery_rcpt *rc = &d->rcpts[i];
 		struct policy_rcpt pr;
 		struct job *j;
 		char why[384], verp_tag[TOKEN_TAG_SIZE];
 
-		if (rstate && strcmp(rstate, "pending") != 0 && strcmp(rstate, "deferred") != 0)
+		if (rc->state != RCPT_PENDING && rc->state != RCPT_DEFERRED)
 			continue;
 		if (resolve_rcpt(patient, rc, &pr) < 0 || !mime_addr_valid(pr.address)) {
-			set_state(rc, "failed", "recipient address gone or invalid", 0);
+			rcpt_set_state(rc, RCPT_FAILED, "recipient address gone or invalid");
 			continue;
 		}
 		if (added >= room)
@@ -771,20 +746,20 @@ prepare(struct outbound *ob, json_t *d, int64_t now, struct key_cache *kc,
 		memset(j, 0, sizeof(*j));
 		/* Both carry a tag only carepost can make, so that a delivery
 		 * report must name a message carepost sent, to this recipient. */
-		if (outbound_message_id(ob->token_key, ob->token_keylen, thread, i,
+		if (outbound_message_id(ob->token_key, ob->token_keylen, d->thread, i,
 					message_id_domain(cfg), j->message_id,
 					sizeof(j->message_id)) < 0 ||
 		    token_rcpt_tag(ob->token_key, ob->token_keylen, TOKEN_LABEL_VERP,
 				   thread_bin, i, verp_tag) < 0 ||
 		    cp_snprintf_ok(j->verp, sizeof(j->verp), "bounce+%s.r%zu.%s@%s",
 				   token, i, verp_tag, cfg->bounce_domain) < 0) {
-			set_state(rc, "deferred", "cannot make a Message-ID or a VERP "
-				  "address", 0);
+			rcpt_set_state(rc, RCPT_DEFERRED, "cannot make a Message-ID or a VERP "
+				       "address");
 			continue;
 		}
 		added++;
 		j->record = d;
-		j->rcpt = rc;
+		j->rcpt = i;
 		j->now = now;
 		j->type = type;
 		j->locale = json_string_value(json_object_get(patient, "locale"));
@@ -796,8 +771,8 @@ prepare(struct outbound *ob, json_t *d, int64_t now, struct key_cache *kc,
 					 sizeof(j->list_unsubscribe));
 		if (et->internal) {
 			/* Internal mail is always a notice, never encrypted. */
-			const char *irt = json_string_value(json_object_get(
-				json_object_get(d, "data"), "in_reply_to"));
+			const char *irt = json_string_value(json_object_get(d->data,
+									    "in_reply_to"));
 
 			j->notice_ctx = internal_context(cfg, d, pr.is_proxy);
 			j->auto_replied = strcmp(type, "staff_alert") != 0;
@@ -818,59 +793,70 @@ prepare(struct outbound *ob, json_t *d, int64_t now, struct key_cache *kc,
 	return added;
 }
 
+/* rcpt_sent - a recipient entry whose message the relay accepted. */
+static void
+rcpt_sent(struct delivery_rcpt *rc, int code, int64_t now, const char *message_id,
+	  enum rcpt_mode mode)
+{
+	rcpt_set_state(rc, RCPT_SENT, NULL);
+	record_set_str(&rc->reason, NULL);
+	rc->code = code;
+	rc->has_code = 1;
+	rc->sent_at = (time_t)now;
+	record_set_str(&rc->message_id, message_id);
+	rc->mode = mode;
+}
+
 /* Record the outcome of one message in its recipient entry. */
 static void
 record_job(struct job *j, struct outbound_stats *st)
 {
-	json_t *rc = j->rcpt;
-	const char *id = json_string_value(json_object_get(j->record, "id"));
-	const char *pid = json_string_value(json_object_get(j->record, "patient"));
+	struct delivery_rcpt *rc = job_rcpt(j);
+	const char *id = j->record->id, *pid = j->record->patient;
 
-	json_object_set_new(rc, "message_id", json_string(j->message_id));
-	json_object_set_new(rc, "mode", json_string(j->encrypt ? "encrypted" : "notice"));
+	record_set_str(&rc->message_id, j->message_id);
+	rc->mode = j->encrypt ? RCPT_ENCRYPTED : RCPT_NOTICE;
 	if (j->to[0]) {			/* where it went: for its bounces */
 		char h[POLICY_ADDRESS_HASH_SIZE];
 
 		policy_address_hash(j->to, h);
-		json_object_set_new(rc, "address_hash", json_string(h));
+		record_set_str(&rc->address_hash, h);
 	}
 	if (j->fell_back)
-		json_object_set_new(rc, "note", json_string(j->reason));
+		record_set_str(&rc->note, j->reason);
 	if (j->defer) {
-		set_state(rc, "deferred", j->reason, 0);
+		rcpt_set_state(rc, RCPT_DEFERRED, j->reason);
 		st->deferred++;
 		log_event(LOG_WARNING, LOGID_DEFERRED, id, pid, "%s", j->reason);
 		return;
 	}
 	if (j->rc < 0) {
 		/* Composition failed: a template or configuration fault. */
-		set_state(rc, "failed", j->reason, 0);
+		rcpt_set_state(rc, RCPT_FAILED, j->reason);
 		log_event(LOG_ERR, LOGID_FAILED, id, pid, "cannot compose: %s", j->reason);
 		st->failed++;
 		return;
 	}
-	json_object_set_new(rc, "code", json_integer(j->rm.code));
+	rc->code = j->rm.code;
+	rc->has_code = 1;
 	switch (j->rm.outcome) {
 	case RELAY_SENT:
-		set_state(rc, "sent", NULL, 0);
-		json_object_del(rc, "reason");
-		json_object_set_new(rc, "sent_at", json_integer(j->now));
+		rcpt_sent(rc, j->rm.code, j->now, j->message_id, rc->mode);
 		st->sent++;
 		if (j->encrypt)
 			st->encrypted++;
 		else
 			st->notices++;
 		log_event(LOG_INFO, LOGID_SENT, id, pid, "sent %s to %s (%d)",
-			  j->encrypt ? "encrypted message" : "notice",
-			  json_string_value(json_object_get(rc, "ref")), j->rm.code);
+			  j->encrypt ? "encrypted message" : "notice", rc->ref, j->rm.code);
 		break;
 	case RELAY_FAIL:
-		set_state(rc, "failed", j->rm.text, 0);
+		rcpt_set_state(rc, RCPT_FAILED, j->rm.text);
 		st->failed++;
 		log_event(LOG_WARNING, LOGID_FAILED, id, pid, "rejected: %s", j->rm.text);
 		break;
 	default:
-		set_state(rc, "deferred", j->rm.text[0] ? j->rm.text : "not attempted", 0);
+		rcpt_set_state(rc, RCPT_DEFERRED, j->rm.text[0] ? j->rm.text : "not attempted");
 		st->deferred++;
 		log_event(LOG_NOTICE, LOGID_DEFERRED, id, pid, "deferred: %s",
 			  j->rm.text[0] ? j->rm.text : "not attempted");
@@ -880,55 +866,55 @@ record_job(struct job *j, struct outbound_stats *st)
 
 /* Settle a record's state from its recipients after a send. */
 static void
-settle(const struct cp_config *cfg, json_t *d, int64_t now, const char *session_error)
+settle(const struct cp_config *cfg, struct delivery *d, int64_t now,
+       const char *session_error)
 {
-	json_t *rc;
 	size_t i, sent = 0, failed = 0, waiting = 0;
 	const char *last = NULL;
 	char reason[300];
 
-	json_array_foreach(json_object_get(d, "recipients"), i, rc) {
-		const char *s = json_string_value(json_object_get(rc, "state"));
+	for (i = 0; i < d->nrcpts; i++) {
+		const struct delivery_rcpt *rc = &d->rcpts[i];
 
-		if (s && strcmp(s, "sent") == 0) {
+		if (rc->state == RCPT_SENT) {
 			sent++;
-		} else if (s && strcmp(s, "failed") == 0) {
+		} else if (rc->state == RCPT_FAILED) {
 			failed++;
-			last = json_string_value(json_object_get(rc, "reason"));
+			last = rc->reason;
 		} else {
 			waiting++;
-			last = json_string_value(json_object_get(rc, "reason"));
+			last = rc->reason;
 		}
 	}
-	json_object_set_new(d, "updated", json_integer(now));
+	d->updated = (time_t)now;
 	if (waiting == 0) {
 		if (sent > 0) {
-			set_state(d, "sent", failed ? "some recipients failed" : NULL, now);
+			delivery_set_state(d, DELIVERY_SENT,
+					   failed ? "some recipients failed" : NULL, now);
 			if (!failed)
-				json_object_del(d, "reason");
+				record_set_str(&d->reason, NULL);
 		} else {
-			set_state(d, "failed", last ? last : "no recipient accepted", now);
+			delivery_set_state(d, DELIVERY_FAILED,
+					   last ? last : "no recipient accepted", now);
 		}
 		return;
 	}
 	snprintf(reason, sizeof(reason), "%s", session_error ? session_error :
 		 last ? last : "deferred");
-	if (now - json_integer_value(json_object_get(d, "created")) >= cfg->max_age) {
+	if (now - d->created >= cfg->max_age) {
 		char why[400];
 
 		snprintf(why, sizeof(why), "gave up after %lld attempts: %s",
-			 (long long)json_integer_value(json_object_get(d, "attempts")), reason);
-		set_state(d, sent ? "sent" : "failed", why, now);
-		json_array_foreach(json_object_get(d, "recipients"), i, rc)
-			if (strcmp(json_string_value(json_object_get(rc, "state")) ?: "", "sent") != 0)
-				set_state(rc, "failed", why, 0);
-		log_event(LOG_WARNING, LOGID_FAILED, json_string_value(json_object_get(d, "id")),
-			  json_string_value(json_object_get(d, "patient")), "%s", why);
+			 d->attempts, reason);
+		delivery_set_state(d, sent ? DELIVERY_SENT : DELIVERY_FAILED, why, now);
+		for (i = 0; i < d->nrcpts; i++)
+			if (d->rcpts[i].state != RCPT_SENT)
+				rcpt_set_state(&d->rcpts[i], RCPT_FAILED, why);
+		log_event(LOG_WARNING, LOGID_FAILED, d->id, d->patient, "%s", why);
 		return;
 	}
-	set_state(d, "deferred", reason, now);
-	json_object_set_new(d, "due", json_integer(now +
-		backoff(cfg, json_integer_value(json_object_get(d, "attempts")))));
+	delivery_set_state(d, DELIVERY_DEFERRED, reason, now);
+	d->due = (time_t)(now + backoff(cfg, d->attempts));
 }
 
 static void
@@ -944,7 +930,7 @@ flight_free(struct flight *f)
 	free(f->jobs);
 	free(f->msgs);
 	json_decref(f->patients);
-	json_decref(f->batch);
+	delivery_list_free(&f->batch);
 	memset(f, 0, sizeof(*f));
 }
 
@@ -974,21 +960,22 @@ flight_room(struct flight *f, size_t *cap, size_t n)
 
 /* flight_compose - decide, prepare and compose a batch (takes it). */
 static int
-flight_compose(struct outbound *ob, json_t *batch, int64_t now,
+flight_compose(struct outbound *ob, struct delivery_list *batch, int64_t now,
 	       struct outbound_stats *st, struct flight *f,
 	       struct cp_error *err)
 {
 	size_t cap = 0, i, k;
-	json_t *d;
 
 	memset(f, 0, sizeof(*f));
-	f->batch = batch;
+	f->batch = *batch;
+	memset(batch, 0, sizeof(*batch));
 	f->relay = &ob->relay;
 	f->patients = json_object();
 	if (f->patients == NULL)
 		goto nomem;
-	json_array_foreach(batch, i, d) {
-		size_t nr = json_array_size(json_object_get(d, "recipients"));
+	for (i = 0; i < f->batch.n; i++) {
+		struct delivery *d = &f->batch.items[i];
+		size_t nr = d->nrcpts;
 		size_t room = nr ? nr : PATIENT_MAX_PROXIES + 1;
 
 		if (flight_room(f, &cap, room) < 0)
@@ -1066,7 +1053,6 @@ flight_record(struct outbound *ob, struct flight *f, int64_t now,
 {
 	const char *session_error = NULL;
 	size_t i, k;
-	json_t *d;
 	int r;
 
 	flight_send_wait(f);
@@ -1089,13 +1075,10 @@ flight_record(struct outbound *ob, struct flight *f, int64_t now,
 		}
 		record_job(j, st);
 	}
-	json_array_foreach(f->batch, i, d) {
-		const char *state = json_string_value(json_object_get(d, "state"));
-
-		if (state && strcmp(state, "sending") == 0)
-			settle(ob->cfg, d, now, session_error);
-	}
-	r = store_update_deliveries(ob->store, f->batch, err);
+	for (i = 0; i < f->batch.n; i++)
+		if (f->batch.items[i].state == DELIVERY_SENDING)
+			settle(ob->cfg, &f->batch.items[i], now, session_error);
+	r = queue_update(ob->store, f->batch.items, f->batch.n, err);
 	flight_free(f);
 	return r;
 }
@@ -1128,31 +1111,31 @@ run(struct outbound *ob, int64_t now, volatile int *stop, int64_t until_ms,
 	json_object_clear(ob->kc.results);
 	while (!(stop && *stop)) {
 		struct flight *cur = &ring[(first + used) % slots];
-		json_t *batch;
+		struct delivery_list batch = { 0 };
 
 		if (until_ms > 0 && cp_mono_ms() >= until_ms) {
 			*cut = 1;
 			break;
 		}
 		if (claiming) {
-			r = store_claim_events(ob->store, now, ob->cfg->token_ttl,
-					       CLAIM_BATCH, &claimed, err);
+			r = intake_claim(ob->store, now, ob->cfg->token_ttl,
+					 CLAIM_BATCH, &claimed, err);
 			if (r < 0)
 				break;
 			st->claimed += claimed;
 			claiming = claimed == CLAIM_BATCH;
 		}
-		r = store_take_due(ob->store, now, SEND_LEASE, (size_t)batch_size,
+		r = queue_take_due(ob->store, now, SEND_LEASE, (size_t)batch_size,
 				   &batch, err);
 		if (r < 0)
 			break;
-		if (json_array_size(batch) == 0) {
-			json_decref(batch);
+		if (batch.n == 0) {
+			delivery_list_free(&batch);
 			if (claiming)
 				continue;
 			break;
 		}
-		r = flight_compose(ob, batch, now, st, cur, err);
+		r = flight_compose(ob, &batch, now, st, cur, err);
 		if (r < 0)
 			break;
 		if (used == (size_t)ob->sessions)
@@ -1203,8 +1186,8 @@ outbound_step(struct outbound *ob, int64_t now, volatile int *stop,
 }
 
 /*
- * recover_mark - one journal line "EVENT\tN\tMODE\tREF": note [N, MODE,
- * REF] under EVENT in marks. A torn last line (a kill mid-write) or
+ * recover_mark - one journal line "EVENT\tN\tMODE\tREF": note [N,
+ * ENCRYPTED, REF] under EVENT in marks. A torn last line (a kill mid-write) or
  * anything else malformed is ignored: that message goes again, as
  * without a journal.
  */
@@ -1233,8 +1216,8 @@ recover_mark(json_t *marks, const char *line, size_t len)
 		list = json_array();
 		json_object_set_new(marks, f[0], list);
 	}
-	json_array_append_new(list, json_pack("[I,s,s]", (json_int_t)idx,
-					      f[2][0] == 'e' ? "encrypted" : "notice", f[3]));
+	json_array_append_new(list, json_pack("[I,b,s]", (json_int_t)idx,
+					      f[2][0] == 'e', f[3]));
 }
 
 int
@@ -1244,7 +1227,8 @@ outbound_recover(struct outbound *ob, int64_t now, size_t *recovered,
 	char path[4096];
 	char *text = NULL;
 	size_t len = 0, start, i;
-	json_t *marks, *records, *list, *v;
+	struct delivery_list records = { 0 };
+	json_t *marks, *list, *v;
 	const char *id;
 	int r;
 
@@ -1258,7 +1242,6 @@ outbound_recover(struct outbound *ob, int64_t now, size_t *recovered,
 	if (r < 0)
 		return cp_error_set(err, r, "%s: %s", path, strerror(-r));
 	marks = json_object();
-	records = json_array();
 	for (start = 0, i = 0; i < len; i++) {
 		if (text[i] == '\n') {
 			recover_mark(marks, text + start, i - start);
@@ -1267,80 +1250,70 @@ outbound_recover(struct outbound *ob, int64_t now, size_t *recovered,
 	}
 	free(text);
 	json_object_foreach(marks, id, list) {
-		json_t *d = NULL, *rcpts;
-		const char *state;
+		struct delivery *d = delivery_list_add(&records);
 		size_t k, n = 0;
 
-		if (store_get_json(ob->store, DB_DELIVERY, id, &d, NULL) < 0)
-			continue;
-		state = json_string_value(json_object_get(d, "state"));
-		if (state == NULL || strcmp(state, "sending") != 0) {
-			json_decref(d);		/* recorded after all */
+		if (d == NULL) {
+			r = cp_error_set(err, -ENOMEM, "outbound: out of memory");
+			break;
+		}
+		if (queue_get(ob->store, id, d, NULL) < 0 || d->state != DELIVERY_SENDING) {
+			delivery_clear(d);	/* recorded after all */
+			records.n--;
 			continue;
 		}
-		rcpts = json_object_get(d, "recipients");
-		if (json_array_size(rcpts) == 0) {
+		if (d->nrcpts == 0) {
 			/* A first attempt: its recipients were chosen in memory
 			 * only. Choose again, as then (the same patient record
 			 * gives the same list, in the same order). */
 			json_t *patient = NULL;
 			char why[384];
 
-			if (store_get_json(ob->store, DB_PATIENTS,
-					   json_string_value(json_object_get(d, "patient")) ?: "",
+			if (store_get_json(ob->store, DB_PATIENTS, d->patient ? d->patient : "",
 					   &patient, NULL) == 0)
-				json_object_set_new(d, "recipients",
-						    policy_recipients(patient, d, now, why,
-								      sizeof(why)));
+				policy_recipients(patient, d, now, why, sizeof(why));
 			json_decref(patient);
-			rcpts = json_object_get(d, "recipients");
 		}
 		json_array_foreach(list, k, v) {
 			size_t ri = (size_t)json_integer_value(json_array_get(v, 0));
-			json_t *rc = json_array_get(rcpts, ri);
-			const char *rs = json_string_value(json_object_get(rc, "state"));
+			struct delivery_rcpt *rc = ri < d->nrcpts ? &d->rcpts[ri] : NULL;
+			const char *ref = json_string_value(json_array_get(v, 2));
 			char mid[160];
 
-			if (rc == NULL || (rs && (strcmp(rs, "sent") == 0 ||
-						  strcmp(rs, "failed") == 0)))
+			if (rc == NULL || rc->state == RCPT_SENT || rc->state == RCPT_FAILED)
 				continue;
 			/* The list chosen again must name the same recipient
 			 * at that index; if not, resend rather than guess. */
-			if (!json_equal(json_object_get(rc, "ref"), json_array_get(v, 2)))
+			if (rc->ref == NULL || ref == NULL || strcmp(rc->ref, ref) != 0)
 				continue;
 			/* The Message-ID it was sent with, made the same way. */
-			if (outbound_message_id(ob->token_key, ob->token_keylen,
-						json_string_value(json_object_get(d, "thread")),
+			if (outbound_message_id(ob->token_key, ob->token_keylen, d->thread,
 						ri, message_id_domain(ob->cfg), mid,
 						sizeof(mid)) < 0)
 				continue;
-			set_state(rc, "sent", NULL, 0);
-			json_object_del(rc, "reason");
-			json_object_set_new(rc, "code", json_integer(250));
-			json_object_set_new(rc, "sent_at", json_integer(now));
-			json_object_set_new(rc, "message_id", json_string(mid));
-			json_object_set(rc, "mode", json_array_get(v, 1));
-			json_object_set_new(rc, "note", json_string(
-				"accepted by the relay before an interruption"));
+			rcpt_sent(rc, 250, now, mid, json_is_true(json_array_get(v, 1)) ?
+				  RCPT_ENCRYPTED : RCPT_NOTICE);
+			record_set_str(&rc->note, "accepted by the relay before an interruption");
 			n++;
 		}
 		if (n == 0) {			/* nothing to record: requeued as it is */
-			json_decref(d);
+			delivery_clear(d);
+			records.n--;
 			continue;
 		}
+		d->attempts++;			/* the interrupted one */
 		settle(ob->cfg, d, now, NULL);
-		if (!store_state_final(json_string_value(json_object_get(d, "state"))))
-			json_object_set_new(d, "due", json_integer(now));
-		log_event(LOG_NOTICE, LOGID_SENT, id,
-			  json_string_value(json_object_get(d, "patient")),
+		if (!delivery_state_final(d->state))
+			d->due = (time_t)now;
+		log_event(LOG_NOTICE, LOGID_SENT, id, d->patient,
 			  "%zu message%s accepted before an interruption: recorded, "
 			  "not sent again", n, n == 1 ? "" : "s");
 		*recovered += n;
-		json_array_append_new(records, d);
 	}
 	json_decref(marks);
-	r = json_array_size(records) ? store_update_deliveries(ob->store, records, err) : 0;
-	json_decref(records);
+	if (r == 0 && records.n)
+		r = queue_update(ob->store, records.items, records.n, err);
+	delivery_list_free(&records);
 	if (r == 0 && ob->journal_fd >= 0 && ftruncate(ob->journal_fd, 0) < 0)
 		log_warning("sending journal: %s", strerror(errno));
 	return r;

@@ -10,10 +10,10 @@
  * DESCRIPTION
  *	The outbound path, one batch at a time:
  *
- *	1. store_claim_events moves new portal events into delivery state
+ *	1. intake_claim moves new portal events into delivery state
  *	   (one transaction per up to 500 events, one such chunk before
  *	   each batch is taken, until no new events are left).
- *	2. store_take_due leases up to smtp.batch_size due records: they are
+ *	2. queue_take_due leases up to smtp.batch_size due records: they are
  *	   "sending", and due again after a lease, so a crash from here on
  *	   retries them (at most one duplicate, with the same Message-ID).
  *	3. For each record: expired (expires_at) → "expired"; patient gone →
@@ -21,6 +21,7 @@
  *	   → "suppressed"; no recipient (a confidential event for a minor) →
  *	   "suppressed"; inside quiet hours in the patient's time zone and not
  *	   high priority → back to "queued" at the end of quiet hours.
+ *	   Any other record counts an attempt (attempts + 1) here, once.
  *	4. Each remaining recipient gets one message, composed by gpg.workers
  *	   threads: a recipient with a usable key gets the full template,
  *	   signed and encrypted (RFC 3156, with the real subject only as a
@@ -130,7 +131,7 @@ int outbound_step(struct outbound *ob, int64_t now, volatile int *stop,
 		  struct outbound_stats *stats, struct cp_error *err);
 
 /*
- * outbound_recover - at start, before store_release_leases: read the
+ * outbound_recover - at start, before queue_release_leases: read the
  * sending journal (STORE/sending.journal, see outbound.c) that a crash
  * left, and record as sent every message the relay had accepted while its
  * batch was still leased, so that it is not sent again. *recovered counts

@@ -6,6 +6,7 @@
  */
 #include "policy.h"
 #include "event.h"
+#include "record.h"
 #include "util.h"
 
 #include <ctype.h>
@@ -16,42 +17,38 @@
 
 static pthread_mutex_t tz_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static json_t *
-rcpt_new(const char *ref, json_t *who)
+static int
+rcpt_add(struct delivery *d, const char *ref, json_t *who)
 {
-	json_t *r = json_object();
 	const char *fpr = json_string_value(json_object_get(who, "pgp_fpr"));
 
-	json_object_set_new(r, "ref", json_string(ref));
-	json_object_set_new(r, "mode", json_string(fpr && *fpr ? "encrypted" : "notice"));
-	json_object_set_new(r, "state", json_string("pending"));
-	return r;
+	return delivery_add_rcpt(d, ref, fpr && *fpr ? RCPT_ENCRYPTED : RCPT_NOTICE,
+				 NULL) ? 0 : -ENOMEM;
 }
 
-json_t *
-policy_recipients(json_t *patient, json_t *delivery, int64_t now,
+int
+policy_recipients(json_t *patient, struct delivery *d, int64_t now,
 		  char *reason, size_t reasonlen)
 {
-	json_t *list = json_array(), *proxies, *p;
+	json_t *proxies, *p;
 	int age = patient_age_years(patient, now);
-	int confidential = json_is_true(json_object_get(delivery, "confidential"));
 	const struct event_type *et;
-	size_t i, opted_out = 0;
+	size_t i, opted_out = 0, before = d->nrcpts;
 
 	reason[0] = '\0';
 	if (age < 0 || age >= 18) {
-		if (json_is_string(json_object_get(patient, "email")))
-			json_array_append_new(list, rcpt_new("patient", patient));
-		else
+		if (!json_is_string(json_object_get(patient, "email"))) {
 			cp_strlcpy(reason, "patient has no email address", reasonlen);
-		return list;
+			return 0;
+		}
+		return rcpt_add(d, "patient", patient) < 0 ? -ENOMEM : 1;
 	}
-	if (confidential) {
+	if (d->confidential == 1) {
 		cp_strlcpy(reason, "confidential event for a minor: never sent to proxies",
 			   reasonlen);
-		return list;
+		return 0;
 	}
-	et = event_type_find(json_string_value(json_object_get(delivery, "type")));
+	et = event_type_find(d->type);
 	proxies = json_object_get(patient, "proxies");
 	json_array_foreach(proxies, i, p) {
 		char ref[32];
@@ -65,12 +62,13 @@ policy_recipients(json_t *patient, json_t *delivery, int64_t now,
 			continue;
 		}
 		snprintf(ref, sizeof(ref), "proxy:%zu", i);
-		json_array_append_new(list, rcpt_new(ref, p));
+		if (rcpt_add(d, ref, p) < 0)
+			return -ENOMEM;
 	}
-	if (json_array_size(list) == 0)
+	if (d->nrcpts == before)
 		cp_strlcpy(reason, opted_out ? "every proxy opted out of the category" :
 			   "minor without a proxy address", reasonlen);
-	return list;
+	return (int)(d->nrcpts - before);
 }
 
 int

@@ -8,10 +8,10 @@
  *	an adult (18 or over by "dob" at now, or no dob) is reached at their
  *	own address; a minor through each proxy that has an address, and a
  *	"confidential" event never goes to a proxy (so a confidential event
- *	for a minor reaches no one by email: the portal shows it). It returns
- *	a JSON array of {"ref":"patient"|"proxy:N","mode":"encrypted"|
- *	"notice","state":"pending"} — mode is "encrypted" when a pgp_fpr is on
- *	file (the sender checks the key is usable) — or an empty array with a
+ *	for a minor reaches no one by email: the portal shows it). It adds a
+ *	pending recipient entry to the delivery record (record.h) for each:
+ *	ref "patient" or "proxy:N", mode encrypted when a pgp_fpr is on file
+ *	(the sender checks the key is usable), else notice; or none, with a
  *	PHI-free reason. A proxy whose own "optout" list names the event's
  *	category (set when that proxy unsubscribes, see inbound.h) is skipped,
  *	except for security notices and internal types (event.h), and for a
@@ -37,11 +37,11 @@
  *	1..64 characters of [A-Za-z0-9/_+-], no "..", no leading '/', naming
  *	a regular file under /usr/share/zoneinfo.
  * ERRORS
- *	policy_recipients does not fail: an empty array and a reason ("patient
- *	has no email address", "confidential event for a minor: never sent
- *	to proxies", "every proxy opted out of the category", "minor without
- *	a proxy address") say why no one is reached; it returns NULL only when
- *	jansson cannot allocate the array.
+ *	policy_recipients returns how many entries it added; 0 with a reason
+ *	("patient has no email address", "confidential event for a minor:
+ *	never sent to proxies", "every proxy opted out of the category",
+ *	"minor without a proxy address") says why no one is reached; -ENOMEM
+ *	when an entry cannot be allocated.
  *
  *	policy_resolve returns 0, -EINVAL for a ref that is neither "patient"
  *	nor "proxy:N", or -ENOENT when the ref names no one with an "email"
@@ -50,8 +50,8 @@
  *	policy_address_hash does not fail: when libgcrypt cannot open SHA-256
  *	it writes sixteen '0' digits, which match no address's hash.
  * OWNERSHIP
- *	policy_recipients borrows patient and delivery and returns a new
- *	reference the caller json_decref()s. policy_resolve fills *out with
+ *	policy_recipients borrows patient and adds to the caller's record
+ *	(earlier recipient pointers of it may move). policy_resolve fills *out with
  *	pointers into patient (address, name, fpr): they live as long as the
  *	caller holds patient unchanged. The other functions write into the
  *	caller's buffers and keep nothing.
@@ -68,7 +68,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-json_t *policy_recipients(json_t *patient, json_t *delivery, int64_t now,
+#include "record.h"
+
+int policy_recipients(json_t *patient, struct delivery *d, int64_t now,
 			  char *reason, size_t reasonlen);
 
 struct policy_rcpt {

@@ -8,6 +8,8 @@
  *	them with sorted keys, so the bytes do not depend on the order here.
  */
 #include "record.h"
+#include "event.h"
+#include "store.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -559,6 +561,35 @@ delivery_dump(const struct delivery *d)
 	return o;
 }
 
+json_t *
+delivery_dump_public(const struct delivery *d)
+{
+	json_t *o = delivery_dump(d);
+
+	if (o != NULL && d->data != NULL &&
+	    json_object_set_new(o, "data", json_string("(held until delivered)")) < 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+json_t *
+delivery_summary(const struct delivery *d)
+{
+	json_t *o = json_pack("{s:s, s:o, s:s, s:I, s:I}", "id", d->id,
+			      "type", d->type ? json_string(d->type) : json_null(),
+			      "state", delivery_state_name(d->state),
+			      "due", (json_int_t)d->due, "attempts", (json_int_t)d->attempts);
+
+	if (o != NULL && d->reason != NULL &&
+	    json_object_set_new(o, "reason", json_string(d->reason)) < 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
 int
 delivery_set_state(struct delivery *d, enum delivery_state state,
 		   const char *reason, int64_t now)
@@ -618,6 +649,26 @@ delivery_failed_event(struct delivery *d, const char *id, const char *type,
 }
 
 int
+delivery_from_event(struct delivery *d, const struct event *ev,
+		    const char *thread_hex, int64_t now)
+{
+	if (claimed(d, ev->id, now) < 0 || record_set_str(&d->type, ev->type) < 0 ||
+	    record_set_str(&d->patient, ev->patient) < 0 ||
+	    record_set_str(&d->department, ev->department) < 0 ||
+	    record_set_str(&d->thread, thread_hex) < 0 ||
+	    (d->data = ev->data ? json_incref(ev->data) : json_object()) == NULL) {
+		delivery_clear(d);
+		return -ENOMEM;
+	}
+	d->due = (time_t)(ev->send_at > now ? ev->send_at : now);
+	d->send_at = (time_t)ev->send_at;
+	d->expires_at = (time_t)ev->expires_at;
+	d->priority = ev->high_priority ? PRIORITY_HIGH : PRIORITY_NORMAL;
+	d->confidential = ev->confidential;
+	return 0;
+}
+
+int
 delivery_internal(struct delivery *d, const char *id, const char *type,
 		  const char *patient, const char *department,
 		  const char *thread_hex, int urgent, const char *origin,
@@ -664,4 +715,427 @@ delivery_list_free(struct delivery_list *l)
 		delivery_clear(&l->items[i]);
 	free(l->items);
 	memset(l, 0, sizeof(*l));
+}
+
+/* ---- thread ---- */
+
+void
+thread_clear(struct thread_record *th)
+{
+	free(th->event);
+	free(th->patient);
+	free(th->type);
+	free(th->department);
+	free(th->delivery);
+	json_decref(th->form_fields);
+	json_decref(th->extra);
+	memset(th, 0, sizeof(*th));
+	th->confidential = REC_UNSET;
+}
+
+static void
+thread_init(struct thread_record *th)
+{
+	memset(th, 0, sizeof(*th));
+	th->confidential = REC_UNSET;
+}
+
+static int
+thread_member(struct loader *l, struct thread_record *th, const char *key,
+	      json_t *m)
+{
+	if (strcmp(key, "event") == 0)
+		return load_str(l, key, m, &th->event);
+	if (strcmp(key, "patient") == 0)
+		return load_str(l, key, m, &th->patient);
+	if (strcmp(key, "type") == 0)
+		return load_str(l, key, m, &th->type);
+	if (strcmp(key, "department") == 0)
+		return load_str(l, key, m, &th->department);
+	if (strcmp(key, "created") == 0)
+		return load_time(l, key, m, &th->created);
+	if (strcmp(key, "expires") == 0)
+		return load_time(l, key, m, &th->expires);
+	if (strcmp(key, "confidential") == 0)
+		return load_bool(l, key, m, &th->confidential);
+	if (strcmp(key, "delivery") == 0)
+		return load_str(l, key, m, &th->delivery);
+	if (strcmp(key, "form_fields") == 0) {
+		if (json_is_null(m))
+			return 0;
+		if (!json_is_array(m))
+			return bad(l, key, "expected an array");
+		th->form_fields = json_incref(m);
+		return 0;
+	}
+	if (strcmp(key, "version") == 0)
+		return load_version(l, m);
+	return keep_extra(l, &th->extra, key, m);
+}
+
+int
+thread_load(json_t *v, struct thread_record *th, struct cp_error *err)
+{
+	struct loader l = { "thread record", err };
+	const char *key;
+	json_t *m;
+	int r;
+
+	thread_init(th);
+	if (!json_is_object(v))
+		return cp_error_set(err, -EBADMSG, "thread record: expected a JSON object");
+	json_object_foreach(v, key, m) {
+		r = thread_member(&l, th, key, m);
+		if (r < 0) {
+			thread_clear(th);
+			return r;
+		}
+	}
+	return 0;
+}
+
+json_t *
+thread_dump(const struct thread_record *th)
+{
+	json_t *o = json_object();
+	int r;
+
+	if (o == NULL)
+		return NULL;
+	r = dump_str(o, "event", th->event);
+	r |= dump_str(o, "patient", th->patient);
+	r |= dump_str(o, "type", th->type);
+	r |= dump_str(o, "department", th->department);
+	r |= dump_int(o, "created", (long long)th->created);
+	r |= dump_int(o, "expires", (long long)th->expires);
+	r |= dump_bool(o, "confidential", th->confidential);
+	if (th->form_fields)
+		r |= json_object_set(o, "form_fields", th->form_fields);
+	r |= dump_str(o, "delivery", th->delivery);
+	r |= dump_extra(o, th->extra);
+	if (r != 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+static json_t *
+form_spec(json_t *fields)
+{
+	json_t *spec = json_array(), *f;
+	size_t i;
+
+	if (spec == NULL)
+		return NULL;
+	json_array_foreach(fields, i, f) {
+		const char *name = json_string_value(json_object_get(f, "name"));
+
+		if (name == NULL || i >= THREAD_FORM_FIELDS_MAX)
+			continue;
+		if (json_array_append_new(spec, json_pack("{s:s, s:b}", "name", name,
+			"required", json_is_true(json_object_get(f, "required")))) < 0) {
+			json_decref(spec);
+			return NULL;
+		}
+	}
+	return spec;
+}
+
+int
+thread_from_event(struct thread_record *th, const struct event *ev,
+		  int64_t now, int token_ttl)
+{
+	thread_init(th);
+	th->created = (time_t)now;
+	th->expires = (time_t)((ev->expires_at ? ev->expires_at : now) + token_ttl);
+	if (ev->confidential)
+		th->confidential = 1;
+	if (record_set_str(&th->event, ev->id) < 0 ||
+	    record_set_str(&th->patient, ev->patient) < 0 ||
+	    record_set_str(&th->type, ev->type) < 0 ||
+	    record_set_str(&th->department, ev->department) < 0 ||
+	    (ev->form_fields && (th->form_fields = form_spec(ev->form_fields)) == NULL)) {
+		thread_clear(th);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int
+thread_for_internal(struct thread_record *th, const struct thread_record *conv,
+		    const char *delivery, int64_t now, int token_ttl)
+{
+	thread_init(th);
+	th->created = (time_t)now;
+	th->expires = (time_t)(now + token_ttl);
+	th->confidential = conv->confidential;
+	th->form_fields = json_incref(conv->form_fields);
+	if (record_set_str(&th->event, conv->event) < 0 ||
+	    record_set_str(&th->patient, conv->patient) < 0 ||
+	    record_set_str(&th->type, conv->type) < 0 ||
+	    record_set_str(&th->department, conv->department) < 0 ||
+	    record_set_str(&th->delivery, delivery) < 0 ||
+	    (conv->extra && (th->extra = json_deep_copy(conv->extra)) == NULL)) {
+		thread_clear(th);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int
+thread_get(struct store *s, const uint8_t id[10], struct thread_record *th,
+	   struct cp_error *err)
+{
+	json_t *v;
+	int r;
+
+	thread_init(th);
+	r = store_get_json_key(s, DB_THREADS, id, 10, &v, err);
+	if (r < 0)
+		return r;
+	r = thread_load(v, th, err);
+	json_decref(v);
+	return r;
+}
+
+int
+thread_txn_put(struct store *s, MDB_txn *txn, const uint8_t id[10],
+	       const struct thread_record *th, struct cp_error *err)
+{
+	json_t *v = thread_dump(th);
+	int r;
+
+	if (v == NULL)
+		return cp_error_set(err, -ENOMEM, "thread record: out of memory");
+	r = store_txn_put_json(s, txn, DB_THREADS, id, 10, v, err);
+	json_decref(v);
+	return r;
+}
+
+/* ---- bounce status ---- */
+
+static const char *const bounce_states[] = {
+	[BOUNCE_OK] = "ok", [BOUNCE_SOFT] = "soft", [BOUNCE_INVALID] = "invalid",
+};
+
+const char *
+bounce_state_name(enum bounce_state st)
+{
+	return (size_t)st < CP_ARRAY_SIZE(bounce_states) ? bounce_states[st] : "?";
+}
+
+void
+bounce_clear(struct bounce_status *b)
+{
+	free(b->event);
+	free(b->status);
+	json_decref(b->extra);
+	memset(b, 0, sizeof(*b));
+}
+
+int
+bounce_load(json_t *v, struct bounce_status *b, struct cp_error *err)
+{
+	struct loader l = { "bounce record", err };
+	const char *key;
+	json_t *m;
+	int r, i;
+
+	memset(b, 0, sizeof(*b));
+	if (!json_is_object(v))
+		return cp_error_set(err, -EBADMSG, "bounce record: expected a JSON object");
+	json_object_foreach(v, key, m) {
+		if (strcmp(key, "state") == 0) {
+			r = load_name(&l, key, m, bounce_states,
+				      CP_ARRAY_SIZE(bounce_states), &i);
+			b->state = (enum bounce_state)i;
+		} else if (strcmp(key, "soft_count") == 0)
+			r = load_int(&l, key, m, &b->soft_count);
+		else if (strcmp(key, "last") == 0)
+			r = load_time(&l, key, m, &b->last);
+		else if (strcmp(key, "event") == 0)
+			r = load_str(&l, key, m, &b->event);
+		else if (strcmp(key, "status") == 0)
+			r = load_str(&l, key, m, &b->status);
+		else if (strcmp(key, "version") == 0)
+			r = load_version(&l, m);
+		else
+			r = keep_extra(&l, &b->extra, key, m);
+		if (r < 0) {
+			bounce_clear(b);
+			return r;
+		}
+	}
+	return 0;
+}
+
+json_t *
+bounce_dump(const struct bounce_status *b)
+{
+	json_t *o = json_object();
+	int r;
+
+	if (o == NULL)
+		return NULL;
+	r = dump_str(o, "state", bounce_state_name(b->state));
+	r |= dump_int(o, "soft_count", b->soft_count);
+	r |= dump_time(o, "last", b->last);
+	r |= dump_str(o, "event", b->event);
+	r |= dump_str(o, "status", b->status);
+	r |= dump_extra(o, b->extra);
+	if (r != 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+int
+bounce_note(struct bounce_status *b, int hard, int64_t now, const char *event,
+	    const char *status)
+{
+	if (hard) {
+		b->state = BOUNCE_INVALID;
+	} else {
+		b->soft_count++;
+		if (b->state != BOUNCE_INVALID)
+			b->state = BOUNCE_SOFT;
+	}
+	b->last = (time_t)now;
+	if (record_set_str(&b->event, event) < 0 ||
+	    record_set_str(&b->status, status) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+/* ---- acks ---- */
+
+json_t *
+ack_mark_dump(const struct ack_mark *a)
+{
+	return json_pack("{s:s, s:I}", "delivery", a->delivery, "at", (json_int_t)a->at);
+}
+
+int
+alert_window_load(json_t *v, struct alert_window *w, struct cp_error *err)
+{
+	struct loader l = { "alert window record", err };
+	long long until = 0;
+	char *held = NULL;
+	int r;
+
+	memset(w, 0, sizeof(*w));
+	if (!json_is_object(v))
+		return cp_error_set(err, -EBADMSG, "alert window record: expected a JSON object");
+	r = load_int(&l, "until", json_object_get(v, "until") ?: json_null(), &until);
+	if (r == 0)
+		r = load_str(&l, "held", json_object_get(v, "held") ?: json_null(), &held);
+	if (r == 0 && held && strlen(held) > STORE_ID_MAX)
+		r = bad(&l, "held", "expected a delivery id");
+	if (r == 0) {
+		w->until = (time_t)until;
+		cp_strlcpy(w->held, held ? held : "", sizeof(w->held));
+	}
+	free(held);
+	return r;
+}
+
+json_t *
+alert_window_dump(const struct alert_window *w)
+{
+	if (w->held[0])
+		return json_pack("{s:I, s:s}", "until", (json_int_t)w->until, "held", w->held);
+	return json_pack("{s:I}", "until", (json_int_t)w->until);
+}
+
+/* put_json_take - store v (taken) under key in db. */
+static int
+put_json_take(struct store *s, MDB_txn *txn, enum store_db db, const char *kind,
+	      const char *key, json_t *v, struct cp_error *err)
+{
+	int r;
+
+	if (v == NULL)
+		return cp_error_set(err, -ENOMEM, "%s: out of memory", kind);
+	r = store_txn_put_json(s, txn, db, key, strlen(key), v, err);
+	json_decref(v);
+	return r;
+}
+
+int
+alert_window_txn_get(struct store *s, MDB_txn *txn, const char *key,
+		     struct alert_window *w, struct cp_error *err)
+{
+	json_t *v;
+	int r;
+
+	memset(w, 0, sizeof(*w));
+	r = store_txn_get_json(s, txn, DB_ACKS, key, strlen(key), &v, err);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	r = alert_window_load(v, w, err);
+	json_decref(v);
+	return r;
+}
+
+int
+alert_window_txn_put(struct store *s, MDB_txn *txn, const char *key,
+		     const struct alert_window *w, struct cp_error *err)
+{
+	return put_json_take(s, txn, DB_ACKS, "alert window record", key,
+			     alert_window_dump(w), err);
+}
+
+int
+ack_mark_txn_put(struct store *s, MDB_txn *txn, const char *key,
+		 const struct ack_mark *a, struct cp_error *err)
+{
+	return put_json_take(s, txn, DB_ACKS, "ack record", key, ack_mark_dump(a), err);
+}
+
+int
+bounce_txn_get(struct store *s, MDB_txn *txn, const char *address,
+	       struct bounce_status *b, struct cp_error *err)
+{
+	json_t *v;
+	int r;
+
+	memset(b, 0, sizeof(*b));
+	r = store_txn_get_json(s, txn, DB_BOUNCES, address, strlen(address), &v, err);
+	if (r < 0)
+		return r;
+	r = bounce_load(v, b, err);
+	json_decref(v);
+	return r;
+}
+
+int
+bounce_txn_put(struct store *s, MDB_txn *txn, const char *address,
+	       const struct bounce_status *b, struct cp_error *err)
+{
+	return put_json_take(s, txn, DB_BOUNCES, "bounce record", address,
+			     bounce_dump(b), err);
+}
+
+static int
+tally_bounce(void *ud, const char *key, size_t keylen, json_t *v)
+{
+	struct bounce_tally *t = ud;
+	struct bounce_status b;
+
+	if (bounce_load(v, &b, NULL) < 0)
+		return 0;
+	t->by_state[b.state]++;
+	bounce_clear(&b);
+	return 0;
+}
+
+int
+bounce_tally(struct store *s, struct bounce_tally *t, struct cp_error *err)
+{
+	memset(t, 0, sizeof(*t));
+	return store_foreach(s, DB_BOUNCES, tally_bounce, t, err);
 }

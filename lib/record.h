@@ -56,6 +56,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "store.h"
 #include "util.h"
 
 #define REC_UNSET	(-1)	/* a tri-state member that is absent */
@@ -161,6 +162,15 @@ json_t *delivery_dump(const struct delivery *d);
 void delivery_clear(struct delivery *d);
 
 /*
+ * delivery_dump_public - delivery_dump for people and scripts
+ * (carepostctl status): "data", the PHI payload, reads "(held until
+ * delivered)". delivery_summary - the row carepostctl queue shows:
+ * {"id","type","state","due","attempts","reason"?}.
+ */
+json_t *delivery_dump_public(const struct delivery *d);
+json_t *delivery_summary(const struct delivery *d);
+
+/*
  * delivery_set_state - state, and reason when not NULL (kept otherwise),
  * and updated when now is not 0. rcpt_set_state likewise.
  */
@@ -181,10 +191,19 @@ struct delivery_rcpt *delivery_add_rcpt(struct delivery *d, const char *ref,
 					enum rcpt_mode mode, const char *address);
 
 /*
- * delivery_new_claimed - the record of a claimed event (queued, created
- * and updated and due at now, no attempts, no recipients): the common
- * part of delivery_from_event and delivery_failed_event.
+ * delivery_from_event - the record of a claimed, valid portal event
+ * (struct event, event.h): queued, created and updated at now, due at
+ * send_at or now, no attempts, no recipients yet (chosen at the first
+ * send), thread thread_hex, its data (a reference: an empty object when
+ * it has none).
+ *
+ * delivery_failed_event - the record of an event that could not be
+ * claimed: failed with reason, scrubbed (no data kept); type and patient
+ * as far as they could be read (NULL: not written).
  */
+struct event;
+int delivery_from_event(struct delivery *d, const struct event *ev,
+			const char *thread_hex, int64_t now);
 int delivery_failed_event(struct delivery *d, const char *id, const char *type,
 			  const char *patient, const char *reason, int64_t now);
 
@@ -199,6 +218,141 @@ int delivery_internal(struct delivery *d, const char *id, const char *type,
 		      const char *patient, const char *department,
 		      const char *thread_hex, int urgent, const char *origin,
 		      int64_t now, int64_t due, json_t *data);
+
+/*
+ * struct thread_record - the "threads" database: what a reply token
+ * names. Key: the 10-byte thread id (token.h).
+ */
+struct thread_record {
+	char *event;		/* the conversation's event */
+	char *patient;
+	char *type;		/* the event's type */
+	char *department;	/* NULL: none */
+	time_t created;		/* when the conversation began */
+	time_t expires;		/* replies after this are refused */
+	int confidential;	/* 0, 1 or REC_UNSET */
+	json_t *form_fields;	/* form_request: [{"name","required"}], or NULL */
+	char *delivery;		/* internal mail: its own delivery record */
+	json_t *extra;
+};
+
+#define THREAD_FORM_FIELDS_MAX	200	/* fields of a form kept in a thread */
+
+
+int thread_load(json_t *v, struct thread_record *th, struct cp_error *err);
+json_t *thread_dump(const struct thread_record *th);
+void thread_clear(struct thread_record *th);
+
+/*
+ * thread_from_event - the thread of a claimed portal event (struct
+ * event, event.h): expires at expires_at (or now) plus token_ttl; a
+ * form_request keeps its field spec ({"name","required"} only, at most
+ * THREAD_FORM_FIELDS_MAX), for form_parse on ingest: the event's data is
+ * scrubbed once delivered, the thread outlives it.
+ */
+int thread_from_event(struct thread_record *th, const struct event *ev,
+		      int64_t now, int token_ttl);
+
+/*
+ * thread_for_internal - the thread of internal mail (an acknowledgement)
+ * in conversation conv: conv's facts, its own delivery record delivery,
+ * created at now, expiring at now + token_ttl (replies to it stay in the
+ * conversation; a bounce of it maps to its record).
+ */
+int thread_for_internal(struct thread_record *th,
+			const struct thread_record *conv, const char *delivery,
+			int64_t now, int token_ttl);
+
+/*
+ * thread_get / thread_txn_put - a thread record in the store (a read
+ * transaction of its own; the caller's write transaction). thread_get:
+ * -ENOENT, the store's errors, the load's.
+ */
+int thread_get(struct store *s, const uint8_t id[10], struct thread_record *th,
+	       struct cp_error *err);
+int thread_txn_put(struct store *s, MDB_txn *txn, const uint8_t id[10],
+		   const struct thread_record *th, struct cp_error *err);
+
+/*
+ * struct bounce_status - the "bounces" database (readable by the
+ * portal): what delivery reports said of an address (key: the address,
+ * lower case). soft_count counts 4.x.x reports; a 5.x.x one makes it
+ * invalid for good.
+ */
+enum bounce_state {
+	BOUNCE_OK,
+	BOUNCE_SOFT,
+	BOUNCE_INVALID,
+};
+
+struct bounce_status {
+	enum bounce_state state;
+	long long soft_count;
+	time_t last;		/* when the last report came */
+	char *event;		/* the event it was about */
+	char *status;		/* its status code, "5.1.1" */
+	json_t *extra;
+};
+
+const char *bounce_state_name(enum bounce_state s);
+int bounce_load(json_t *v, struct bounce_status *b, struct cp_error *err);
+json_t *bounce_dump(const struct bounce_status *b);
+void bounce_clear(struct bounce_status *b);
+/*
+ * bounce_note - a report about the address: hard (5.x.x) makes it
+ * invalid, else soft (soft_count + 1; invalid stays invalid); last, event
+ * and status from the report.
+ */
+int bounce_note(struct bounce_status *b, int hard, int64_t now,
+		const char *event, const char *status);
+
+/*
+ * The "acks" database (carepostd's own; see store.h). struct ack_mark:
+ * key "EVENT/DAY" or "EVENT/DAY/form", {"delivery","at"}: the day's
+ * acknowledgement (or form request) of a conversation. struct
+ * alert_window: key "alert/DEPT/urgent|normal", {"until","held"?}: a
+ * desk's staff alert window and its held alert. These two are carepostd's
+ * alone: unknown members are not kept.
+ */
+struct ack_mark {
+	char delivery[STORE_ID_MAX + 1];
+	time_t at;
+};
+
+struct alert_window {
+	time_t until;			/* 0: none */
+	char held[STORE_ID_MAX + 1];	/* "": none */
+};
+
+json_t *ack_mark_dump(const struct ack_mark *a);
+int alert_window_load(json_t *v, struct alert_window *w, struct cp_error *err);
+json_t *alert_window_dump(const struct alert_window *w);
+
+/*
+ * In the caller's transaction: alert_window_txn_get fills *w, zeroed
+ * when key has none (0); the _put verbs store one record.
+ */
+int alert_window_txn_get(struct store *s, MDB_txn *txn, const char *key,
+			 struct alert_window *w, struct cp_error *err);
+int alert_window_txn_put(struct store *s, MDB_txn *txn, const char *key,
+			 const struct alert_window *w, struct cp_error *err);
+int ack_mark_txn_put(struct store *s, MDB_txn *txn, const char *key,
+		     const struct ack_mark *a, struct cp_error *err);
+int bounce_txn_get(struct store *s, MDB_txn *txn, const char *address,
+		   struct bounce_status *b, struct cp_error *err);
+int bounce_txn_put(struct store *s, MDB_txn *txn, const char *address,
+		   const struct bounce_status *b, struct cp_error *err);
+
+/*
+ * bounce_tally - the "bounces" records by state (metrics, carepostctl
+ * stats): by_state[BOUNCE_OK..BOUNCE_INVALID]; a record that does not
+ * load is not counted. The store's errors.
+ */
+struct bounce_tally {
+	size_t by_state[BOUNCE_INVALID + 1];
+};
+
+int bounce_tally(struct store *s, struct bounce_tally *t, struct cp_error *err);
 
 /* delivery_list_add - append a zeroed record; NULL on -ENOMEM. */
 struct delivery *delivery_list_add(struct delivery_list *l);

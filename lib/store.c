@@ -7,8 +7,6 @@
  *	one binary-keyed database, so that due work is a cursor walk.
  */
 #include "store.h"
-#include "event.h"
-#include "token.h"
 
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -345,8 +343,8 @@ store_txn_del(struct store *s, MDB_txn *txn, enum store_db db,
 }
 
 int
-store_get_json(struct store *s, enum store_db db, const char *key,
-	       json_t **out, struct cp_error *err)
+store_get_json_key(struct store *s, enum store_db db, const void *key,
+		   size_t keylen, json_t **out, struct cp_error *err)
 {
 	MDB_txn *txn;
 	int rc, r;
@@ -354,9 +352,16 @@ store_get_json(struct store *s, enum store_db db, const char *key,
 	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
 	if (rc != 0)
 		return lmdb_error(err, rc, "store read");
-	r = store_txn_get_json(s, txn, db, key, strlen(key), out, err);
+	r = store_txn_get_json(s, txn, db, key, keylen, out, err);
 	mdb_txn_abort(txn);
 	return r;
+}
+
+int
+store_get_json(struct store *s, enum store_db db, const char *key,
+	       json_t **out, struct cp_error *err)
+{
+	return store_get_json_key(s, db, key, strlen(key), out, err);
 }
 
 struct put_one {
@@ -384,8 +389,10 @@ store_put_json(struct store *s, enum store_db db, const char *key,
 }
 
 struct put_raw {
-	const char *id;
-	const char *json;
+	enum store_db db;
+	const void *key;
+	size_t keylen;
+	const void *value;
 	size_t len;
 };
 
@@ -393,24 +400,102 @@ static int
 put_raw_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
 {
 	struct put_raw *p = ud;
-	MDB_val k = { strlen(p->id), (void *)p->id };
-	MDB_val v = { p->len, (void *)p->json };
-	int rc = mdb_put(txn, s->dbi[DB_EVENTS], &k, &v, 0);
 
-	return rc ? lmdb_error(err, rc, "events") : 0;
+	return store_txn_put_raw(s, txn, p->db, p->key, p->keylen, p->value,
+				 p->len, err);
 }
 
 int
-store_put_event_raw(struct store *s, const char *id, const char *json,
-		    size_t len, struct cp_error *err)
+store_txn_put_raw(struct store *s, MDB_txn *txn, enum store_db db,
+		  const void *key, size_t keylen, const void *value, size_t len,
+		  struct cp_error *err)
 {
-	struct put_raw p = { id, json, len };
+	MDB_val k = { keylen, (void *)key }, v = { len, (void *)value };
+	int rc = mdb_put(txn, s->dbi[db], &k, &v, 0);
 
-	if (!id_valid(id))
-		return cp_error_set(err, -EINVAL, "event id: expected 1-128 of [A-Za-z0-9._:@-]");
-	if (len > EVENT_JSON_MAX)
-		return cp_error_set(err, -EFBIG, "event %s: JSON over %d bytes", id, EVENT_JSON_MAX);
+	return rc ? lmdb_error(err, rc, db_names[db]) : 0;
+}
+
+int
+store_put_raw(struct store *s, enum store_db db, const void *key,
+	      size_t keylen, const void *value, size_t len,
+	      struct cp_error *err)
+{
+	struct put_raw p = { db, key, keylen, value, len };
+
 	return store_write(s, put_raw_txn, &p, err);
+}
+
+int
+store_txn_get_raw(struct store *s, MDB_txn *txn, enum store_db db,
+		  const void *key, size_t keylen, const void **value,
+		  size_t *len, struct cp_error *err)
+{
+	MDB_val k = { keylen, (void *)key }, v;
+	int rc = mdb_get(txn, s->dbi[db], &k, &v);
+
+	if (rc != 0)
+		return lmdb_error(err, rc, db_names[db]);
+	*value = v.mv_data;
+	*len = v.mv_size;
+	return 0;
+}
+
+int
+store_txn_has(struct store *s, MDB_txn *txn, enum store_db db,
+	      const void *key, size_t keylen, struct cp_error *err)
+{
+	MDB_val k = { keylen, (void *)key }, v;
+	int rc = mdb_get(txn, s->dbi[db], &k, &v);
+
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	return rc ? lmdb_error(err, rc, db_names[db]) : 1;
+}
+
+int
+store_txn_first(struct store *s, MDB_txn *txn, enum store_db db,
+		const void **key, size_t *keylen, const void **value,
+		size_t *len, struct cp_error *err)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	rc = mdb_cursor_open(txn, s->dbi[db], &cur);
+	if (rc != 0)
+		return lmdb_error(err, rc, db_names[db]);
+	rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	mdb_cursor_close(cur);
+	if (rc == MDB_NOTFOUND)
+		return -ENOENT;
+	if (rc != 0)
+		return lmdb_error(err, rc, db_names[db]);
+	*key = k.mv_data;
+	*keylen = k.mv_size;
+	*value = v.mv_data;
+	*len = v.mv_size;
+	return 0;
+}
+
+int
+store_read(struct store *s, store_txn_fn fn, void *userdata,
+	   struct cp_error *err)
+{
+	MDB_txn *txn;
+	int rc, r;
+
+	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+	if (rc == MDB_MAP_RESIZED) {
+		/* Another process grew the map: adopt its size. */
+		mdb_env_set_mapsize(s->env, 0);
+		rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+	}
+	if (rc != 0)
+		return lmdb_error(err, rc, "store read");
+	r = fn(s, txn, userdata, err);
+	mdb_txn_abort(txn);
+	return r;
 }
 
 /* The schedule key: 8-byte big-endian due time, then the event id. */
@@ -441,467 +526,32 @@ schedule_key_due(const MDB_val *k)
 	return (int64_t)u;
 }
 
-static int
-schedule_put(struct store *s, MDB_txn *txn, int64_t due, const char *id,
-	     struct cp_error *err)
+int
+store_txn_schedule_put(struct store *s, MDB_txn *txn, int64_t due,
+		       const char *id, struct cp_error *err)
 {
 	char key[8 + STORE_ID_MAX + 1];
 	MDB_val k, v = { 0, (void *)"" };
 	int rc;
 
+	if (strlen(id) > STORE_ID_MAX)
+		return cp_error_set(err, -EINVAL, "schedule: id too long");
 	k.mv_size = schedule_key(key, due, id);
 	k.mv_data = key;
 	rc = mdb_put(txn, s->dbi[DB_SCHEDULE], &k, &v, 0);
 	return rc ? lmdb_error(err, rc, "schedule") : 0;
 }
 
-static int
-schedule_del(struct store *s, MDB_txn *txn, int64_t due, const char *id,
-	     struct cp_error *err)
+int
+store_txn_schedule_del(struct store *s, MDB_txn *txn, int64_t due,
+		       const char *id, struct cp_error *err)
 {
 	char key[8 + STORE_ID_MAX + 1];
 
+	if (strlen(id) > STORE_ID_MAX)
+		return 0;	/* never scheduled */
 	return store_txn_del(s, txn, DB_SCHEDULE, key,
 			     schedule_key(key, due, id), err);
-}
-
-int
-store_state_final(const char *state)
-{
-	return state && (strcmp(state, "sent") == 0 ||
-			 strcmp(state, "failed") == 0 ||
-			 strcmp(state, "expired") == 0 ||
-			 strcmp(state, "suppressed") == 0);
-}
-
-/* A delivery record for a claimed event (valid or not). */
-static json_t *
-delivery_new(const char *id, json_t *ev, int64_t now)
-{
-	json_t *d = json_object();
-
-	json_object_set_new(d, "id", json_string(id));
-	json_object_set_new(d, "state", json_string("queued"));
-	json_object_set_new(d, "created", json_integer(now));
-	json_object_set_new(d, "updated", json_integer(now));
-	json_object_set_new(d, "due", json_integer(now));
-	json_object_set_new(d, "attempts", json_integer(0));
-	json_object_set_new(d, "recipients", json_array());
-	if (ev == NULL)
-		return d;
-	json_object_set(d, "type", json_object_get(ev, "type"));
-	json_object_set(d, "patient", json_object_get(ev, "patient"));
-	return d;
-}
-
-static int
-delivery_fail_new(struct store *s, MDB_txn *txn, const char *id,
-		  json_t *ev, const char *reason, int64_t now,
-		  struct cp_error *err)
-{
-	json_t *d = delivery_new(id, ev, now);
-	int r;
-
-	/* An invalid event keeps no data: nothing to scrub later. */
-	if (ev && json_is_string(json_object_get(ev, "type")) &&
-	    !event_type_find(json_string_value(json_object_get(ev, "type"))))
-		json_object_set_new(d, "type", json_string("unknown"));
-	json_object_set_new(d, "state", json_string("failed"));
-	json_object_set_new(d, "reason", json_string(reason));
-	json_object_set_new(d, "scrubbed", json_true());
-	r = store_txn_put_json(s, txn, DB_DELIVERY, id, strlen(id), d, err);
-	json_decref(d);
-	return r;
-}
-
-/*
- * thread_form_fields - a form_request thread keeps its field spec
- * ({"name","required"} only), for form_parse on ingest: the event's data
- * is scrubbed once delivered, the thread outlives it.
- */
-static void
-thread_form_fields(json_t *th, json_t *ev)
-{
-	json_t *fields = json_object_get(json_object_get(ev, "data"), "fields");
-	json_t *spec, *f;
-	size_t i;
-
-	if (strcmp(json_string_value(json_object_get(ev, "type")) ?: "", "form_request") != 0 ||
-	    !json_is_array(fields))
-		return;
-	spec = json_array();
-	json_array_foreach(fields, i, f) {
-		const char *name = json_string_value(json_object_get(f, "name"));
-
-		if (name == NULL || i >= 200)
-			continue;
-		json_array_append_new(spec, json_pack("{s:s, s:b}", "name", name,
-			"required", json_is_true(json_object_get(f, "required"))));
-	}
-	json_object_set_new(th, "form_fields", spec);
-}
-
-struct claim {
-	int64_t now;
-	int token_ttl;
-	size_t max;
-	size_t claimed;
-};
-
-static int
-claim_one(struct store *s, MDB_txn *txn, const char *id, MDB_val *val,
-	  struct claim *c, struct cp_error *err)
-{
-	MDB_val dk = { strlen(id), (void *)id }, dv;
-	json_t *ev, *patient = NULL, *d, *t;
-	json_error_t jerr;
-	char reason[160];
-	uint8_t thread[TOKEN_THREAD_BYTES];
-	char thread_hex[2 * TOKEN_THREAD_BYTES + 1];
-	int64_t send_at, expires_at;
-	int rc, r;
-
-	rc = mdb_get(txn, s->dbi[DB_DELIVERY], &dk, &dv);
-	if (rc == 0)
-		return 0;		/* the same id again: sent once */
-	if (rc != MDB_NOTFOUND)
-		return lmdb_error(err, rc, "delivery");
-
-	if (val->mv_size > EVENT_JSON_MAX)
-		return delivery_fail_new(s, txn, id, NULL,
-			"invalid event: JSON over 256 KiB", c->now, err);
-	ev = json_loadb(val->mv_data, val->mv_size, JSON_REJECT_DUPLICATES, &jerr);
-	if (ev == NULL) {
-		snprintf(reason, sizeof(reason),
-			 "invalid event: not JSON (line %d, column %d)",
-			 jerr.line, jerr.column);
-		return delivery_fail_new(s, txn, id, NULL, reason, c->now, err);
-	}
-	if (event_validate(ev, reason + 15, sizeof(reason) - 15) < 0) {
-		memcpy(reason, "invalid event: ", 15);
-		r = delivery_fail_new(s, txn, id, ev, reason, c->now, err);
-		json_decref(ev);
-		return r;
-	}
-	if (strcmp(json_string_value(json_object_get(ev, "id")), id) != 0) {
-		r = delivery_fail_new(s, txn, id, ev,
-			"invalid event: field id differs from its key", c->now, err);
-		json_decref(ev);
-		return r;
-	}
-	t = json_object_get(ev, "patient");
-	r = store_txn_get_json(s, txn, DB_PATIENTS, json_string_value(t),
-			       strlen(json_string_value(t)), &patient, NULL);
-	if (r < 0) {
-		r = delivery_fail_new(s, txn, id, ev,
-			r == -ENOENT ? "unknown patient" : "patient record unreadable",
-			c->now, err);
-		json_decref(ev);
-		return r;
-	}
-	json_decref(patient);
-
-	send_at = event_time(ev, "send_at");
-	expires_at = event_time(ev, "expires_at");
-	token_thread_from_id(id, thread);
-	cp_hex(thread, sizeof(thread), thread_hex);
-
-	d = delivery_new(id, ev, c->now);
-	json_object_set_new(d, "due", json_integer(send_at > c->now ? send_at : c->now));
-	if (send_at)
-		json_object_set_new(d, "send_at", json_integer(send_at));
-	if (expires_at)
-		json_object_set_new(d, "expires_at", json_integer(expires_at));
-	json_object_set_new(d, "priority", json_string(
-		json_string_value(json_object_get(ev, "priority")) ?: "normal"));
-	json_object_set_new(d, "confidential",
-		json_boolean(json_is_true(json_object_get(ev, "confidential"))));
-	if (json_is_string(json_object_get(ev, "department")))
-		json_object_set(d, "department", json_object_get(ev, "department"));
-	json_object_set_new(d, "thread", json_string(thread_hex));
-	if (json_is_object(json_object_get(ev, "data")))
-		json_object_set(d, "data", json_object_get(ev, "data"));
-	else
-		json_object_set_new(d, "data", json_object());
-
-	r = store_txn_put_json(s, txn, DB_DELIVERY, id, strlen(id), d, err);
-	if (r == 0)
-		r = schedule_put(s, txn, json_integer_value(json_object_get(d, "due")),
-				 id, err);
-	if (r == 0) {
-		json_t *th = json_object();
-		int64_t exp = (expires_at ? expires_at : c->now) + c->token_ttl;
-
-		json_object_set_new(th, "event", json_string(id));
-		json_object_set(th, "patient", json_object_get(ev, "patient"));
-		json_object_set(th, "type", json_object_get(ev, "type"));
-		if (json_is_string(json_object_get(ev, "department")))
-			json_object_set(th, "department", json_object_get(ev, "department"));
-		json_object_set_new(th, "created", json_integer(c->now));
-		json_object_set_new(th, "expires", json_integer(exp));
-		if (json_is_true(json_object_get(ev, "confidential")))
-			json_object_set_new(th, "confidential", json_true());
-		thread_form_fields(th, ev);
-		r = store_thread_put_txn(s, txn, thread, th, err);
-		json_decref(th);
-	}
-	json_decref(d);
-	json_decref(ev);
-	return r;
-}
-
-static int
-claim_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
-{
-	struct claim *c = ud;
-	MDB_cursor *cur;
-	MDB_val k, v;
-	int rc, r = 0;
-
-	c->claimed = 0;
-	rc = mdb_cursor_open(txn, s->dbi[DB_EVENTS], &cur);
-	if (rc != 0)
-		return lmdb_error(err, rc, "events");
-	rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-	while (rc == 0 && c->claimed < c->max) {
-		char id[STORE_ID_MAX + 2];
-
-		if (k.mv_size == 0 || k.mv_size > STORE_ID_MAX ||
-		    memchr(k.mv_data, '\0', k.mv_size)) {
-			/* Not an id we could ever report on: drop it. */
-			r = 0;
-		} else {
-			memcpy(id, k.mv_data, k.mv_size);
-			id[k.mv_size] = '\0';
-			if (!id_valid(id))
-				r = delivery_fail_new(s, txn, id, NULL,
-					"invalid event: bad id", c->now, err);
-			else
-				r = claim_one(s, txn, id, &v, c, err);
-		}
-		if (r < 0)
-			break;
-		rc = mdb_cursor_del(cur, 0);
-		if (rc != 0) {
-			r = lmdb_error(err, rc, "events");
-			break;
-		}
-		c->claimed++;
-		rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
-		if (rc == MDB_NOTFOUND || rc == EINVAL)
-			rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-	}
-	mdb_cursor_close(cur);
-	if (r < 0)
-		return r;
-	if (rc != 0 && rc != MDB_NOTFOUND)
-		return lmdb_error(err, rc, "events");
-	return 0;
-}
-
-int
-store_claim_events(struct store *s, int64_t now, int token_ttl, size_t max,
-		   size_t *claimed, struct cp_error *err)
-{
-	struct claim c = { now, token_ttl, max, 0 };
-	int r = store_write(s, claim_txn, &c, err);
-
-	if (claimed)
-		*claimed = r < 0 ? 0 : c.claimed;
-	return r;
-}
-
-struct take {
-	int64_t now;
-	int lease;
-	size_t max;
-	json_t *batch;
-};
-
-static int
-take_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
-{
-	struct take *t = ud;
-	MDB_cursor *cur;
-	MDB_val k, v;
-	json_t *ids = json_array();
-	size_t i;
-	int rc, r = 0;
-
-	json_array_clear(t->batch);
-	rc = mdb_cursor_open(txn, s->dbi[DB_SCHEDULE], &cur);
-	if (rc != 0) {
-		json_decref(ids);
-		return lmdb_error(err, rc, "schedule");
-	}
-	/* Collect first: rescheduling moves keys under the cursor. */
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-	     rc == 0 && json_array_size(ids) < t->max;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (k.mv_size <= 8 || k.mv_size > 8 + STORE_ID_MAX)
-			continue;
-		if (schedule_key_due(&k) > t->now)
-			break;
-		json_array_append_new(ids, json_pack("[I,s%]", (json_int_t)schedule_key_due(&k),
-						     (char *)k.mv_data + 8, k.mv_size - 8));
-	}
-	mdb_cursor_close(cur);
-	if (rc != 0 && rc != MDB_NOTFOUND) {
-		json_decref(ids);
-		return lmdb_error(err, rc, "schedule");
-	}
-	for (i = 0; i < json_array_size(ids) && r == 0; i++) {
-		json_t *entry = json_array_get(ids, i), *d;
-		const char *id = json_string_value(json_array_get(entry, 1));
-		int64_t key_due = json_integer_value(json_array_get(entry, 0));
-		int64_t old;
-
-		/* The entry found goes, whatever the record says. */
-		r = schedule_del(s, txn, key_due, id, err);
-		if (r < 0)
-			break;
-		r = store_txn_get_json(s, txn, DB_DELIVERY, id, strlen(id), &d, err);
-		if (r == -ENOENT) {
-			/* A schedule entry without a record: dropped above. */
-			r = 0;
-			continue;
-		}
-		if (r < 0)
-			break;
-		old = json_integer_value(json_object_get(d, "due"));
-		if (old != key_due)
-			r = schedule_del(s, txn, old, id, err);
-		if (r == 0 && store_state_final(json_string_value(json_object_get(d, "state")))) {
-			json_decref(d);
-			continue;
-		}
-		json_object_set_new(d, "state", json_string("sending"));
-		json_object_set_new(d, "attempts", json_integer(
-			json_integer_value(json_object_get(d, "attempts")) + 1));
-		json_object_set_new(d, "updated", json_integer(t->now));
-		json_object_set_new(d, "due", json_integer(t->now + t->lease));
-		if (r == 0)
-			r = schedule_put(s, txn, t->now + t->lease, id, err);
-		if (r == 0)
-			r = store_txn_put_json(s, txn, DB_DELIVERY, id, strlen(id), d, err);
-		if (r == 0)
-			json_array_append(t->batch, d);
-		json_decref(d);
-	}
-	json_decref(ids);
-	return r;
-}
-
-int
-store_take_due(struct store *s, int64_t now, int lease, size_t max,
-	       json_t **batch, struct cp_error *err)
-{
-	struct take t = { now, lease, max, json_array() };
-	int r = store_write(s, take_txn, &t, err);
-
-	if (r < 0) {
-		json_decref(t.batch);
-		*batch = NULL;
-		return r;
-	}
-	*batch = t.batch;
-	return 0;
-}
-
-static int
-update_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
-{
-	json_t *records = ud, *d;
-	size_t i;
-	int r = 0;
-
-	json_array_foreach(records, i, d) {
-		const char *id = json_string_value(json_object_get(d, "id"));
-		json_t *old;
-		int64_t old_due, due;
-
-		if (id == NULL)
-			continue;
-		r = store_txn_get_json(s, txn, DB_DELIVERY, id, strlen(id), &old, err);
-		if (r < 0)
-			return r;
-		old_due = json_integer_value(json_object_get(old, "due"));
-		json_decref(old);
-		r = schedule_del(s, txn, old_due, id, err);
-		if (r < 0)
-			return r;
-		if (store_state_final(json_string_value(json_object_get(d, "state")))) {
-			json_object_del(d, "data");
-			json_object_set_new(d, "scrubbed", json_true());
-		} else {
-			due = json_integer_value(json_object_get(d, "due"));
-			r = schedule_put(s, txn, due, id, err);
-			if (r < 0)
-				return r;
-		}
-		r = store_txn_put_json(s, txn, DB_DELIVERY, id, strlen(id), d, err);
-		if (r < 0)
-			return r;
-	}
-	return 0;
-}
-
-int
-store_update_deliveries(struct store *s, json_t *records, struct cp_error *err)
-{
-	return store_write(s, update_txn, records, err);
-}
-
-struct retry {
-	const char *id;
-	int64_t now;
-};
-
-static int
-retry_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
-{
-	struct retry *rt = ud;
-	json_t *d, *rcpt;
-	const char *state;
-	size_t i;
-	int r;
-
-	r = store_txn_get_json(s, txn, DB_DELIVERY, rt->id, strlen(rt->id), &d, err);
-	if (r < 0)
-		return r;
-	state = json_string_value(json_object_get(d, "state"));
-	if (json_is_true(json_object_get(d, "scrubbed"))) {
-		r = cp_error_set(err, -EPERM,
-			"event %s: %s and its data scrubbed: the portal must write a new event",
-			rt->id, state ? state : "final");
-		json_decref(d);
-		return r;
-	}
-	r = schedule_del(s, txn, json_integer_value(json_object_get(d, "due")),
-			 rt->id, err);
-	json_array_foreach(json_object_get(d, "recipients"), i, rcpt)
-		if (strcmp(json_string_value(json_object_get(rcpt, "state")) ?: "", "failed") == 0)
-			json_object_set_new(rcpt, "state", json_string("pending"));
-	json_object_set_new(d, "state", json_string("queued"));
-	json_object_set_new(d, "due", json_integer(rt->now));
-	json_object_set_new(d, "updated", json_integer(rt->now));
-	json_object_set_new(d, "attempts", json_integer(0));
-	json_object_set_new(d, "reason", json_string("retry requested"));
-	if (r == 0)
-		r = schedule_put(s, txn, rt->now, rt->id, err);
-	if (r == 0)
-		r = store_txn_put_json(s, txn, DB_DELIVERY, rt->id, strlen(rt->id), d, err);
-	json_decref(d);
-	return r;
-}
-
-int
-store_retry(struct store *s, const char *event_id, int64_t now,
-	    struct cp_error *err)
-{
-	struct retry rt = { event_id, now };
-
-	return store_write(s, retry_txn, &rt, err);
 }
 
 int
@@ -1005,165 +655,38 @@ store_count(struct store *s, enum store_db db, size_t *n, struct cp_error *err)
 	return 0;
 }
 
-int
-store_txn_enqueue_delivery(struct store *s, MDB_txn *txn, json_t *record,
-			   struct cp_error *err)
-{
-	const char *id = json_string_value(json_object_get(record, "id"));
-	int r;
-
-	if (!id_valid(id))
-		return cp_error_set(err, -EINVAL, "delivery record: bad id");
-	r = store_txn_put_json(s, txn, DB_DELIVERY, id, strlen(id), record, err);
-	if (r == 0)
-		r = schedule_put(s, txn, json_integer_value(json_object_get(record, "due")),
-				 id, err);
-	return r;
-}
 
 int
-store_thread_put_txn(struct store *s, MDB_txn *txn, const uint8_t thread[10],
-		     json_t *value, struct cp_error *err)
+store_txn_schedule_walk(struct store *s, MDB_txn *txn,
+			store_schedule_fn fn, void *userdata,
+			struct cp_error *err)
 {
-	return store_txn_put_json(s, txn, DB_THREADS, thread, 10, value, err);
-}
-
-int
-store_thread_get(struct store *s, const uint8_t thread[10], json_t **out,
-		 struct cp_error *err)
-{
-	MDB_txn *txn;
-	int rc, r;
-
-	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
-	if (rc != 0)
-		return lmdb_error(err, rc, "store read");
-	r = store_txn_get_json(s, txn, DB_THREADS, thread, 10, out, err);
-	mdb_txn_abort(txn);
-	return r;
-}
-
-int
-store_oldest_pending(struct store *s, int64_t *created, struct cp_error *err)
-{
-	MDB_txn *txn;
-	MDB_cursor *cur;
-	MDB_val k, v, dk, dv;
-	int rc;
-
-	*created = INT64_MAX;
-	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
-	if (rc != 0)
-		return lmdb_error(err, rc, "store read");
-	rc = mdb_cursor_open(txn, s->dbi[DB_SCHEDULE], &cur);
-	if (rc != 0) {
-		mdb_txn_abort(txn);
-		return lmdb_error(err, rc, "schedule");
-	}
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		json_t *rec;
-		int64_t c;
-
-		if (k.mv_size <= 8)
-			continue;
-		dk.mv_data = (char *)k.mv_data + 8;
-		dk.mv_size = k.mv_size - 8;
-		if (mdb_get(txn, s->dbi[DB_DELIVERY], &dk, &dv) != 0)
-			continue;
-		rec = json_loadb(dv.mv_data, dv.mv_size, 0, NULL);
-		c = json_integer_value(json_object_get(rec, "created"));
-		json_decref(rec);
-		if (c > 0 && c < *created)
-			*created = c;
-	}
-	mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
-	if (rc != MDB_NOTFOUND)
-		return lmdb_error(err, rc, "schedule");
-	return 0;
-}
-
-struct release {
-	int64_t now;
-	size_t n;
-};
-
-static int
-release_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
-{
-	struct release *rl = ud;
 	MDB_cursor *cur;
 	MDB_val k, v;
-	json_t *leased = json_array(), *entry;
-	size_t i;
 	int rc, r = 0;
 
-	rl->n = 0;
 	rc = mdb_cursor_open(txn, s->dbi[DB_SCHEDULE], &cur);
-	if (rc != 0) {
-		json_decref(leased);
+	if (rc != 0)
 		return lmdb_error(err, rc, "schedule");
-	}
-	/* Leases run into the future: only entries due after now. */
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		MDB_val dk, dv;
-		json_t *d;
+		char id[STORE_ID_MAX + 1];
 
 		if (k.mv_size <= 8 || k.mv_size > 8 + STORE_ID_MAX ||
-		    schedule_key_due(&k) <= rl->now)
-			continue;
-		dk.mv_data = (char *)k.mv_data + 8;
-		dk.mv_size = k.mv_size - 8;
-		if (mdb_get(txn, s->dbi[DB_DELIVERY], &dk, &dv) != 0)
-			continue;
-		d = json_loadb(dv.mv_data, dv.mv_size, 0, NULL);
-		if (d && strcmp(json_string_value(json_object_get(d, "state")) ?: "",
-				"sending") == 0)
-			json_array_append_new(leased, json_pack("[I,s%]",
-				(json_int_t)schedule_key_due(&k), (char *)dk.mv_data, dk.mv_size));
-		json_decref(d);
+		    memchr((char *)k.mv_data + 8, '\0', k.mv_size - 8) != NULL)
+			continue;	/* not a schedule key this version writes */
+		memcpy(id, (char *)k.mv_data + 8, k.mv_size - 8);
+		id[k.mv_size - 8] = '\0';
+		r = fn(userdata, schedule_key_due(&k), id);
+		if (r != 0)
+			break;
 	}
 	mdb_cursor_close(cur);
-	if (rc != MDB_NOTFOUND) {
-		json_decref(leased);
+	if (r != 0)
+		return r;
+	if (rc != 0 && rc != MDB_NOTFOUND)
 		return lmdb_error(err, rc, "schedule");
-	}
-	json_array_foreach(leased, i, entry) {
-		const char *id = json_string_value(json_array_get(entry, 1));
-		json_t *d = NULL;
-
-		r = schedule_del(s, txn, json_integer_value(json_array_get(entry, 0)),
-				 id, err);
-		if (r == 0)
-			r = store_txn_get_json(s, txn, DB_DELIVERY, id, strlen(id), &d, err);
-		if (r < 0)
-			break;
-		json_object_set_new(d, "state", json_string("queued"));
-		json_object_set_new(d, "due", json_integer(rl->now));
-		json_object_set_new(d, "updated", json_integer(rl->now));
-		r = schedule_put(s, txn, rl->now, id, err);
-		if (r == 0)
-			r = store_txn_put_json(s, txn, DB_DELIVERY, id, strlen(id), d, err);
-		json_decref(d);
-		if (r < 0)
-			break;
-		rl->n++;
-	}
-	json_decref(leased);
-	return r;
-}
-
-int
-store_release_leases(struct store *s, int64_t now, size_t *released,
-		     struct cp_error *err)
-{
-	struct release rl = { now, 0 };
-	int r = store_write(s, release_txn, &rl, err);
-
-	*released = r < 0 ? 0 : rl.n;
-	return r;
+	return 0;
 }
 
 int

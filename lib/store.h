@@ -1,17 +1,21 @@
 /*
  * NAME
- *	store - the LMDB store shared with the portal: layout and operations
+ *	store - the LMDB store shared with the portal: layout and persistence
  * SYNOPSIS
  *	#include "store.h"
  *
  *	struct store *s;
  *	store_open("/var/lib/carepost/store", 1 << 30, &s, &err);
- *	store_claim_events(s, now, 500, &n, &err);
- *	store_take_due(s, now, lease, 100, &batch, &err);
- *	... send ...
- *	store_update_deliveries(s, batch, &err);
+ *	store_write(s, fn, userdata, &err);	(fn runs in one transaction)
  *	store_close(s);
  * DESCRIPTION
+ *	Persistence only, as Postfix's mail_queue.c: transactions, named
+ *	databases, iteration, the schedule index. What the records mean is
+ *	the record layer's (record.h: one codec per record), the delivery
+ *	queue's (queue.h: delivery records and their schedule entries) and
+ *	intake's (intake.h: portal events claimed). No other module calls
+ *	LMDB.
+ *
  *	One LMDB environment (a directory holding data.mdb and lock.mdb).
  *	Named databases; keys are UTF-8 ids without a terminating NUL,
  *	values are JSON unless stated. This is the one place that documents
@@ -131,21 +135,17 @@
  *	to its -errno, LMDB's own other codes to -EIO with the mdb_strerror
  *	text. A commit that fails with the file system nearly full (under
  *	1 MiB free) is -ENOSPC. A stored value that is not JSON is -EBADMSG
- *	(store_txn_get_json and what uses it). store_put_event_raw: -EINVAL
- *	for a bad id, -EFBIG over EVENT_JSON_MAX; store_retry: -EPERM for a
- *	record whose data is scrubbed; store_open: -ENOMEM, or the -errno of
- *	mkdir. A store_txn_fn's own negative return aborts the transaction
+ *	(store_txn_get_json and what uses it). store_open: -ENOMEM, or the
+ *	-errno of mkdir. A store_txn_fn's own negative return aborts the transaction
  *	and is returned as is, with its err.
  * OWNERSHIP
  *	store_open hands a store the caller closes with store_close. json_t
- *	results (store_txn_get_json, store_get_json, store_take_due,
- *	store_thread_get) are new references the caller json_decref()s;
- *	json_t arguments are borrowed for the call and not kept. They are
- *	not changed, except by store_update_deliveries: a record in a final
- *	state loses "data" and gains "scrubbed": true in the caller's array
- *	itself (also when the write then fails). store_json_dump_b64 hands a
- *	malloc'd string
- *	(free()). store_env and store_dbi hand LMDB handles that belong to
+ *	results (store_txn_get_json, store_get_json, store_get_json_key) are
+ *	new references the caller json_decref()s; json_t arguments are
+ *	borrowed for the call, not kept and not changed.
+ *	store_json_dump_b64 hands a malloc'd string (free()). Raw results
+ *	(store_txn_get_raw, store_txn_first) point into LMDB's map: valid
+ *	until the next write in that transaction or its end. store_env and store_dbi hand LMDB handles that belong to
  *	the store and live until store_close.
  *
  *	store_foreach and store_foreach_prefix: the key points into LMDB's
@@ -232,47 +232,71 @@ int store_txn_put_json_b64(struct store *s, MDB_txn *txn, enum store_db db,
 			   const char *name, const char *b64, size_t b64len,
 			   struct cp_error *err);
 
-/* store_get_json - one value in its own read transaction (-ENOENT). */
+/*
+ * store_get_json - one value in its own read transaction (-ENOENT);
+ * store_get_json_key for a key that is not a string (a thread id).
+ */
 int store_get_json(struct store *s, enum store_db db, const char *key,
 		   json_t **out, struct cp_error *err);
+int store_get_json_key(struct store *s, enum store_db db, const void *key,
+		       size_t keylen, json_t **out, struct cp_error *err);
 /* store_put_json - one value in its own write transaction. */
 int store_put_json(struct store *s, enum store_db db, const char *key,
 		   json_t *value, struct cp_error *err);
 
 /*
- * store_put_event_raw - what the portal does: write an event into
- * "events". The JSON is stored as given (it is validated when claimed).
+ * store_put_raw / store_txn_put_raw - store value as it is (bytes, not
+ * necessarily JSON: what the portal writes into "events").
+ * store_txn_get_raw - the stored bytes of key, in LMDB's map: valid
+ * until the next write in txn or its end (-ENOENT).
  */
-int store_put_event_raw(struct store *s, const char *id, const char *json,
-			size_t len, struct cp_error *err);
+int store_put_raw(struct store *s, enum store_db db, const void *key,
+		  size_t keylen, const void *value, size_t len,
+		  struct cp_error *err);
+int store_txn_put_raw(struct store *s, MDB_txn *txn, enum store_db db,
+		      const void *key, size_t keylen, const void *value,
+		      size_t len, struct cp_error *err);
+int store_txn_get_raw(struct store *s, MDB_txn *txn, enum store_db db,
+		      const void *key, size_t keylen, const void **value,
+		      size_t *len, struct cp_error *err);
+
+/* store_txn_has - 1 when db holds key, 0 when not, or an error. */
+int store_txn_has(struct store *s, MDB_txn *txn, enum store_db db,
+		  const void *key, size_t keylen, struct cp_error *err);
 
 /*
- * store_claim_events - move up to max new events from "events" into
- * "delivery" in one transaction. A new event id gets a delivery record
- * (queued, due at send_at or now) and a schedule entry; an id already in
- * "delivery" is dropped from "events" (sent once). An event that fails
- * validation (invalid JSON, unknown type, missing patient, bad fields)
- * gets a delivery record in state "failed" with the reason. *claimed
- * counts both.
+ * store_txn_first - the first entry of db in key order (-ENOENT when db
+ * is empty): key and value point into LMDB's map, valid until the next
+ * write in txn or its end. An in-tray is worked by taking the first
+ * entry and deleting it (store_txn_del) until none is left.
  */
-int store_claim_events(struct store *s, int64_t now, int token_ttl,
-		       size_t max, size_t *claimed, struct cp_error *err);
+int store_txn_first(struct store *s, MDB_txn *txn, enum store_db db,
+		    const void **key, size_t *keylen, const void **value,
+		    size_t *len, struct cp_error *err);
 
 /*
- * store_take_due - the due delivery records (due <= now), at most max,
- * in due order, each marked "sending", attempts + 1, rescheduled to now +
- * lease, in one transaction. *batch is a JSON array of the records.
+ * store_read - run fn inside a read-only transaction (a snapshot) and
+ * end it; fn must not write. Returns what fn returns.
  */
-int store_take_due(struct store *s, int64_t now, int lease, size_t max,
-		   json_t **batch, struct cp_error *err);
+int store_read(struct store *s, store_txn_fn fn, void *userdata,
+	       struct cp_error *err);
 
 /*
- * store_update_deliveries - write back delivery records (after a send) in
- * one transaction. A record in a final state (sent, failed, expired,
- * suppressed) loses its schedule entry and its "data"; any other is
- * rescheduled at its "due".
+ * The schedule: a key per due record, the due time (8 bytes, big
+ * endian) then the id; empty values. store_txn_schedule_put/_del add
+ * and remove one entry (deleting one that is not there is no error; an
+ * id over STORE_ID_MAX is -EINVAL to put, and never there).
+ * store_txn_schedule_walk calls fn for each entry in due order and stops
+ * when fn returns non-zero (returned as it is); fn must not write in
+ * txn (collect, then write). Keys that are no schedule key are skipped.
  */
-int store_update_deliveries(struct store *s, json_t *records,
+int store_txn_schedule_put(struct store *s, MDB_txn *txn, int64_t due,
+			   const char *id, struct cp_error *err);
+int store_txn_schedule_del(struct store *s, MDB_txn *txn, int64_t due,
+			   const char *id, struct cp_error *err);
+typedef int (*store_schedule_fn)(void *userdata, int64_t due, const char *id);
+int store_txn_schedule_walk(struct store *s, MDB_txn *txn,
+			    store_schedule_fn fn, void *userdata,
 			    struct cp_error *err);
 
 /*
@@ -280,36 +304,14 @@ int store_update_deliveries(struct store *s, json_t *records,
  * STORE/carepostd.lock (made 0600 when missing), held for the life of the
  * process through the returned descriptor (close-on-exec; the kernel drops
  * the lock when the process dies, however it dies). Holding it is what
- * makes store_release_leases safe. Returns the descriptor, -EBUSY when
+ * makes queue_release_leases safe. Returns the descriptor, -EBUSY when
  * another process holds the lock ("another carepostd is running on this
  * store"), -ENAMETOOLONG, or open(2)'s and flock(2)'s codes.
  */
 int store_lock_sender(const char *store_path, struct cp_error *err);
 
-/*
- * store_release_leases - requeue, due at now, every record left
- * "sending" by a sender that is gone (a crash mid-batch). Only the one
- * process that sends (carepostd, holding its lock) may call this, at
- * start: a live sender's lease must not be broken. Its messages may
- * have reached the relay: they go again with the same Message-ID.
- */
-int store_release_leases(struct store *s, int64_t now, size_t *released,
-			 struct cp_error *err);
-
-/* store_retry - put a deferred or failed event back in the queue now. */
-int store_retry(struct store *s, const char *event_id, int64_t now,
-		struct cp_error *err);
-
 /* store_next_due - the earliest due time, or INT64_MAX if none. */
 int store_next_due(struct store *s, int64_t *due, struct cp_error *err);
-
-/*
- * store_oldest_pending - the earliest "created" among the records in the
- * schedule (not yet in a final state), or INT64_MAX if none. Reads every
- * scheduled record: for metrics, not for the send path.
- */
-int store_oldest_pending(struct store *s, int64_t *created,
-			 struct cp_error *err);
 
 /*
  * store_foreach - call fn for every record of db in key order, in one
@@ -334,24 +336,5 @@ int store_foreach_prefix(struct store *s, enum store_db db, const char *prefix,
 /* store_count - entries in db. */
 int store_count(struct store *s, enum store_db db, size_t *n,
 		struct cp_error *err);
-
-/* Final delivery states: the event is done and its data scrubbed. */
-int store_state_final(const char *state);
-
-/*
- * store_txn_enqueue_delivery - put a ready delivery record (with "id",
- * "due", "recipients", ...) and its schedule entry in txn: how the
- * inbound path queues acknowledgements and staff alerts in the same
- * transaction that files a message.
- */
-int store_txn_enqueue_delivery(struct store *s, MDB_txn *txn, json_t *record,
-			       struct cp_error *err);
-
-/* store_thread_put_txn - record a thread (see "threads") in txn. */
-int store_thread_put_txn(struct store *s, MDB_txn *txn,
-			 const uint8_t thread[10], json_t *value,
-			 struct cp_error *err);
-int store_thread_get(struct store *s, const uint8_t thread[10],
-		     json_t **out, struct cp_error *err);
 
 #endif

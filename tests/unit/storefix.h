@@ -22,6 +22,7 @@
 
 #include "config.h"
 #include "store.h"
+#include "token.h"
 
 #define TU_CONF_PORTAL \
 	"[portal]\nclinic_name = Clinic\nportal_url = https://portal.test/\n" \
@@ -77,7 +78,8 @@ tu_thread_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
 {
 	struct tu_thread_put *t = ud;
 
-	return store_thread_put_txn(s, txn, t->id, t->rec, err);
+	return store_txn_put_json(s, txn, DB_THREADS, t->id, TOKEN_THREAD_BYTES, t->rec,
+				  err);
 }
 
 /* tu_thread_put - thread id's record rec into the store (rec borrowed). */

@@ -36,8 +36,10 @@
 #include "fsfix.h"
 #include "gpgfix.h"
 #include "log.h"
+#include "intake.h"
 #include "outbound.h"
 #include "pgp.h"
+#include "queue.h"
 #include "sinkfix.h"
 #include "storefix.h"
 #include "token.h"
@@ -204,7 +206,7 @@ put_event(const char *id, const char *type, const char *patient,
 	}
 	text = json_dumps(e, JSON_COMPACT);
 	cp_error_clear(&err);
-	assert_int_equal(store_put_event_raw(fx.store, id, text, strlen(text), &err), 0);
+	assert_int_equal(intake_put_event(fx.store, id, text, strlen(text), &err), 0);
 	free(text);
 	json_decref(e);
 }
@@ -738,13 +740,13 @@ crash_mid_batch(const char *journal)
 	struct cp_error err;
 	char path[256];
 	size_t claimed;
-	json_t *batch = NULL;
+	struct delivery_list batch = { 0 };
 
 	cp_error_clear(&err);
-	assert_int_equal(store_claim_events(fx.store, NOW, 86400, 100, &claimed, &err), 0);
-	assert_int_equal(store_take_due(fx.store, NOW, 600, 100, &batch, &err), 0);
-	assert_true(json_array_size(batch) > 0);
-	json_decref(batch);
+	assert_int_equal(intake_claim(fx.store, NOW, 86400, 100, &claimed, &err), 0);
+	assert_int_equal(queue_take_due(fx.store, NOW, 600, 100, &batch, &err), 0);
+	assert_true(batch.n > 0);
+	delivery_list_free(&batch);
 	snprintf(path, sizeof(path), "%s/sending.journal", fx.store_path);
 	tu_write_file(path, "%s", journal);
 }
@@ -786,7 +788,7 @@ recovery_records_what_the_relay_accepted_and_sends_the_rest(void **state)
 	assert_state("ev-2", "sending");
 
 	/* The rest is released and sent; ev-1 is not sent again. */
-	assert_int_equal(store_release_leases(fx.store, NOW + 5, &released, &err), 0);
+	assert_int_equal(queue_release_leases(fx.store, NOW + 5, &released, &err), 0);
 	assert_int_equal(released, 2);
 	run(NOW + 5, &st);
 	assert_int_equal(st.sent, 2);

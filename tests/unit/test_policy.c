@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "policy.h"
+#include "record.h"
 #include "util.h"
 
 #define NOW	((int64_t)1780000000)	/* 2026-05-28T20:26:40Z */
@@ -62,18 +63,23 @@ delivery(int confidential)
 
 /* The recipients rendered "ref/mode/state ..." and the reason. */
 static void
-assert_recipients(json_t *patient, json_t *d, int64_t now, const char *expect,
+assert_recipients(json_t *patient, json_t *dj, int64_t now, const char *expect,
 		  const char *expect_reason)
 {
 	char reason[128], got[512] = "";
-	json_t *list, *r;
+	struct delivery d;
+	json_t *stored, *r;
 	size_t i;
+	int n;
 
+	assert_int_equal(delivery_load(dj, &d, NULL), 0);
 	memset(reason, 'Z', sizeof(reason));
 	reason[sizeof(reason) - 1] = '\0';
-	list = policy_recipients(patient, d, now, reason, sizeof(reason));
-	assert_true(json_is_array(list));
-	json_array_foreach(list, i, r) {
+	n = policy_recipients(patient, &d, now, reason, sizeof(reason));
+	assert_int_equal(n, (int)d.nrcpts);
+	/* as stored: each entry holds ref, mode and state, nothing else */
+	stored = delivery_dump(&d);
+	json_array_foreach(json_object_get(stored, "recipients"), i, r) {
 		size_t len = strlen(got);
 
 		assert_int_equal(json_object_size(r), 3);
@@ -82,7 +88,8 @@ assert_recipients(json_t *patient, json_t *d, int64_t now, const char *expect,
 			 json_string_value(json_object_get(r, "mode")),
 			 json_string_value(json_object_get(r, "state")));
 	}
-	json_decref(list);
+	json_decref(stored);
+	delivery_clear(&d);
 	assert_string_equal(got, expect);
 	assert_string_equal(reason, expect_reason);
 	assert_null(strstr(reason, "CANARY"));

@@ -1,12 +1,13 @@
 /*
  * NAME
- *	test_store - unit tests for the LMDB store (lib/store.c)
+ *	test_store - unit tests for the store, intake and the delivery queue
+ *	(lib/store.c, lib/intake.c, lib/queue.c)
  * DESCRIPTION
  *	Each test opens a fresh store in a mkdtemp directory under /tmp and
  *	removes it afterwards. Covered: claiming portal events into delivery
  *	records (schedule entries, thread records, idempotency on a repeated
  *	id), the failed records invalid events get, leasing due work with
- *	store_take_due and its crash recovery, write-back of final and
+ *	queue_take_due and its crash recovery, write-back of final and
  *	non-final states, retry, the read helpers, growth of a full map
  *	without losing a record, and two processes sharing one store as the
  *	portal and carepostd do.
@@ -28,6 +29,9 @@
 #include "buf.h"
 #include "store.h"
 #include "event.h"
+#include "intake.h"
+#include "queue.h"
+#include "record.h"
 #include "token.h"
 
 #define NOW	((int64_t)1780000000)	/* 2026-05-28T20:26:40Z */
@@ -110,10 +114,10 @@ static void
 put_event(struct store *s, const char *id, const char *json)
 {
 	struct cp_error err = { 0, "" };
-	int r = store_put_event_raw(s, id, json, strlen(json), &err);
+	int r = intake_put_event(s, id, json, strlen(json), &err);
 
 	if (r != 0)
-		print_error("store_put_event_raw %s: %d %s\n", id, r, err.text);
+		print_error("intake_put_event %s: %d %s\n", id, r, err.text);
 	assert_int_equal(r, 0);
 }
 
@@ -159,7 +163,7 @@ claim(struct store *s, int64_t now, size_t max, size_t expect)
 {
 	struct cp_error err = { 0, "" };
 	size_t n = (size_t)-1;
-	int r = store_claim_events(s, now, TTL, max, &n, &err);
+	int r = intake_claim(s, now, TTL, max, &n, &err);
 
 	if (r != 0)
 		print_error("claim: %d %s\n", r, err.text);
@@ -167,15 +171,61 @@ claim(struct store *s, int64_t now, size_t max, size_t expect)
 	assert_int_equal(n, expect);
 }
 
+/* take - queue_take_due, the batch as the records are stored (JSON). */
 static json_t *
 take(struct store *s, int64_t now, size_t max)
 {
 	struct cp_error err = { 0, "" };
-	json_t *batch = NULL;
+	struct delivery_list list = { 0 };
+	json_t *batch = json_array();
 
-	assert_int_equal(store_take_due(s, now, LEASE, max, &batch, &err), 0);
-	assert_true(json_is_array(batch));
+	assert_int_equal(queue_take_due(s, now, LEASE, max, &list, &err), 0);
+	for (size_t i = 0; i < list.n; i++)
+		json_array_append_new(batch, delivery_dump(&list.items[i]));
+	delivery_list_free(&list);
 	return batch;
+}
+
+/*
+ * update - queue_update of records given as stored JSON; the caller's
+ * array gets what was written back (final ones scrubbed).
+ */
+static int
+update(struct store *s, json_t *batch, struct cp_error *err)
+{
+	struct delivery_list list = { 0 };
+	json_t *v;
+	size_t i;
+	int r;
+
+	json_array_foreach(batch, i, v) {
+		struct delivery *d = delivery_list_add(&list);
+
+		assert_non_null(d);
+		assert_int_equal(delivery_load(v, d, NULL), 0);
+	}
+	r = queue_update(s, list.items, list.n, err);
+	for (i = 0; i < list.n; i++)
+		json_array_set_new(batch, i, delivery_dump(&list.items[i]));
+	delivery_list_free(&list);
+	return r;
+}
+
+/* final_name - whether a stored state name is final. */
+static int
+final_name(const char *name)
+{
+	enum delivery_state st;
+
+	return delivery_state_parse(name, &st) == 0 && delivery_state_final(st);
+}
+
+/* thread_json - the stored thread record of thread (JSON). */
+static int
+thread_json(struct store *s, const uint8_t thread[TOKEN_THREAD_BYTES], json_t **out,
+	    struct cp_error *err)
+{
+	return store_get_json_key(s, DB_THREADS, thread, TOKEN_THREAD_BYTES, out, err);
 }
 
 static int64_t
@@ -304,7 +354,7 @@ claim_moves_events_into_queued_delivery_with_schedule_and_thread(void **state)
 	json_decref(d);
 
 	/* The thread record names the event and the patient. */
-	assert_int_equal(store_thread_get(f->s, thread, &th, &err), 0);
+	assert_int_equal(thread_json(f->s, thread, &th, &err), 0);
 	assert_string_equal(sval(th, "event"), "ev-now");
 	assert_string_equal(sval(th, "patient"), "p1");
 	assert_string_equal(sval(th, "type"), "test_result");
@@ -324,7 +374,7 @@ claim_moves_events_into_queued_delivery_with_schedule_and_thread(void **state)
 	json_decref(d);
 	/* A token for an event with expires_at lives TTL past it. */
 	token_thread_from_id("ev-later", thread);
-	assert_int_equal(store_thread_get(f->s, thread, &th, &err), 0);
+	assert_int_equal(thread_json(f->s, thread, &th, &err), 0);
 	assert_string_equal(sval(th, "event"), "ev-later");
 	assert_int_equal(ival(th, "expires"), 1780090000 + TTL);
 	json_decref(th);
@@ -336,7 +386,7 @@ claim_moves_events_into_queued_delivery_with_schedule_and_thread(void **state)
 
 	/* An id that was never written has no thread. */
 	token_thread_from_id("never-written", thread);
-	assert_int_equal(store_thread_get(f->s, thread, &th, &err), -ENOENT);
+	assert_int_equal(thread_json(f->s, thread, &th, &err), -ENOENT);
 }
 
 static void
@@ -399,7 +449,7 @@ claim_same_id_twice_is_claimed_once(void **state)
 	assert_int_equal(count(f->s, DB_EVENTS), 0);
 	d = get_delivery(f->s, "ev-dup");
 	assert_string_equal(sval(d, "state"), "sending");
-	assert_int_equal(ival(d, "attempts"), 1);
+	assert_int_equal(ival(d, "attempts"), 0);	/* the sender counts them */
 	assert_string_equal(sval(d, "department"), "second");
 	json_decref(d);
 	assert_schedule(f->s, schedule_fmt(sched, sizeof(sched),
@@ -499,14 +549,14 @@ claim_invalid_events_become_failed_records_with_reasons(void **state)
 		  "{\"id\":\"h-brokenpatient\",\"type\":\"test_result\","
 		  "\"patient\":\"p-broken\",\"data\":{}}");
 
-	/* Over 256 KiB: store_put_event_raw refuses it ... */
+	/* Over 256 KiB: intake_put_event refuses it ... */
 	big = malloc(biglen + 1);
 	assert_non_null(big);
 	memset(big, ' ', biglen);
 	memcpy(big, "{\"id\":\"i-big\"", 13);
 	big[biglen - 1] = '}';
 	big[biglen] = '\0';
-	assert_int_equal(store_put_event_raw(f->s, "i-big", big, biglen, &err),
+	assert_int_equal(intake_put_event(f->s, "i-big", big, biglen, &err),
 			 -EFBIG);
 	/* ... but a portal writing LMDB directly is not stopped. */
 	raw_put(f->s, "i-big", 5, big, biglen);
@@ -519,10 +569,10 @@ claim_invalid_events_become_failed_records_with_reasons(void **state)
 	raw_put(f->s, bad, strlen(bad), "{}", 2);
 	assert_int_equal(count(f->s, DB_EVENTS), 12);
 	/* The portal's own path rejects such ids. */
-	assert_int_equal(store_put_event_raw(f->s, "j bad id", "{}", 2, &err),
+	assert_int_equal(intake_put_event(f->s, "j bad id", "{}", 2, &err),
 			 -EINVAL);
-	assert_int_equal(store_put_event_raw(f->s, bad, "{}", 2, &err), -EINVAL);
-	assert_int_equal(store_put_event_raw(f->s, "", "{}", 2, &err), -EINVAL);
+	assert_int_equal(intake_put_event(f->s, bad, "{}", 2, &err), -EINVAL);
+	assert_int_equal(intake_put_event(f->s, "", "{}", 2, &err), -EINVAL);
 
 	claim(f->s, NOW, 100, 12);
 	assert_int_equal(count(f->s, DB_EVENTS), 0);
@@ -612,7 +662,8 @@ take_due_leases_due_records_in_due_order_up_to_max(void **state)
 		json_t *stored;
 
 		assert_string_equal(sval(d, "state"), "sending");
-		assert_int_equal(ival(d, "attempts"), 1);
+		/* A lease is no attempt: the sender counts one when it sends. */
+		assert_int_equal(ival(d, "attempts"), 0);
 		assert_int_equal(ival(d, "due"), NOW + 30 + LEASE);
 		assert_int_equal(ival(d, "updated"), NOW + 30);
 		assert_string_equal(sval(json_object_get(d, "data"), "result"),
@@ -644,7 +695,7 @@ take_due_leases_due_records_in_due_order_up_to_max(void **state)
 	batch_ids(batch, "a-plus10 b-plus5 c-plus20 e-now");
 	json_array_foreach(batch, i, d) {
 		assert_string_equal(sval(d, "state"), "sending");
-		assert_int_equal(ival(d, "attempts"), 2);
+		assert_int_equal(ival(d, "attempts"), 0);
 		assert_int_equal(ival(d, "due"), NOW + 30 + 2 * LEASE);
 	}
 	json_decref(batch);
@@ -748,7 +799,7 @@ update_final_scrubs_and_unschedules_nonfinal_reschedules(void **state)
 	d = find(batch, "ev-queued");
 	json_object_set_new(d, "state", json_string("queued"));
 	json_object_set_new(d, "due", json_integer(NOW + 1200));
-	assert_int_equal(store_update_deliveries(f->s, batch, &err), 0);
+	assert_int_equal(update(f->s, batch, &err), 0);
 	json_decref(batch);
 
 	for (i = 0; i < CP_ARRAY_SIZE(finals); i++) {
@@ -760,7 +811,7 @@ update_final_scrubs_and_unschedules_nonfinal_reschedules(void **state)
 		assert_string_equal(sval(d, "reason"), "done");
 		assert_null(json_object_get(d, "data"));
 		assert_true(json_is_true(json_object_get(d, "scrubbed")));
-		assert_true(store_state_final(finals[i]));
+		assert_true(final_name(finals[i]));
 		json_decref(d);
 	}
 	d = get_delivery(f->s, "ev-deferred");
@@ -780,15 +831,16 @@ update_final_scrubs_and_unschedules_nonfinal_reschedules(void **state)
 	json_decref(batch);
 	batch = take(f->s, NOW + 600, 100);
 	batch_ids(batch, "ev-deferred");
-	assert_int_equal(ival(json_array_get(batch, 0), "attempts"), 2);
+	/* taking it again counts nothing: the attempt it had stays */
+	assert_int_equal(ival(json_array_get(batch, 0), "attempts"), 0);
 	json_decref(batch);
 
-	assert_false(store_state_final("queued"));
-	assert_false(store_state_final("sending"));
-	assert_false(store_state_final("deferred"));
-	assert_false(store_state_final("Sent"));
-	assert_false(store_state_final(""));
-	assert_false(store_state_final(NULL));
+	assert_false(final_name("queued"));
+	assert_false(final_name("sending"));
+	assert_false(final_name("deferred"));
+	assert_false(final_name("Sent"));
+	assert_false(final_name(""));
+	assert_false(final_name(NULL));
 }
 
 static void
@@ -805,7 +857,7 @@ update_of_unknown_id_fails_and_changes_nothing(void **state)
 	json_object_set_new(json_array_get(batch, 0), "state", json_string("sent"));
 	json_array_append_new(batch, json_pack("{s:s,s:s}", "id", "ev-unknown",
 					       "state", "sent"));
-	assert_int_equal(store_update_deliveries(f->s, batch, &err), -ENOENT);
+	assert_int_equal(update(f->s, batch, &err), -ENOENT);
 	json_decref(batch);
 	/* One transaction: ev-1 was not written either. */
 	d = get_delivery(f->s, "ev-1");
@@ -826,7 +878,7 @@ release_leases_requeues_sending_and_leaves_deferred(void **state)
 {
 	struct fx *f = *state;
 	struct cp_error err = { 0, "" };
-	json_t *batch, *update, *d;
+	json_t *batch, *back, *d;
 	size_t released = 0;
 
 	put_patient(f->s, "p1");
@@ -838,12 +890,12 @@ release_leases_requeues_sending_and_leaves_deferred(void **state)
 	json_object_set_new(d, "state", json_string("deferred"));
 	json_object_set_new(d, "due", json_integer(NOW + 3600));
 	/* only ev-deferred is written back: ev-crashed stays leased */
-	update = json_pack("[O]", d);
+	back = json_pack("[O]", d);
 	json_decref(batch);
-	assert_int_equal(store_update_deliveries(f->s, update, &err), 0);
-	json_decref(update);
+	assert_int_equal(update(f->s, back, &err), 0);
+	json_decref(back);
 
-	assert_int_equal(store_release_leases(f->s, NOW + 1, &released, &err), 0);
+	assert_int_equal(queue_release_leases(f->s, NOW + 1, &released, &err), 0);
 	assert_int_equal(released, 1);
 	d = get_delivery(f->s, "ev-crashed");
 	assert_string_equal(sval(d, "state"), "queued");
@@ -876,10 +928,10 @@ retry_requeues_deferred_now_and_refuses_unknown_id(void **state)
 		"ref", "proxy:0", "state", "failed",
 		"ref", "proxy:1", "state", "sent"));
 	json_object_set_new(find(batch, "ev-sent"), "state", json_string("sent"));
-	assert_int_equal(store_update_deliveries(f->s, batch, &err), 0);
+	assert_int_equal(update(f->s, batch, &err), 0);
 	json_decref(batch);
 
-	assert_int_equal(store_retry(f->s, "ev-deferred", NOW + 50, &err), 0);
+	assert_int_equal(queue_retry(f->s, "ev-deferred", NOW + 50, &err), 0);
 	d = get_delivery(f->s, "ev-deferred");
 	assert_string_equal(sval(d, "state"), "queued");
 	assert_int_equal(ival(d, "due"), NOW + 50);
@@ -900,7 +952,7 @@ retry_requeues_deferred_now_and_refuses_unknown_id(void **state)
 	json_decref(batch);
 
 	cp_error_clear(&err);
-	assert_int_equal(store_retry(f->s, "ev-unknown", NOW, &err), -ENOENT);
+	assert_int_equal(queue_retry(f->s, "ev-unknown", NOW, &err), -ENOENT);
 	assert_int_equal(err.code, -ENOENT);
 	assert_int_equal(count(f->s, DB_DELIVERY), 3);
 }
@@ -922,16 +974,16 @@ retry_refuses_scrubbed_records_with_eperm(void **state)
 	batch = take(f->s, NOW, 10);
 	batch_ids(batch, "ev-sent");
 	json_object_set_new(json_array_get(batch, 0), "state", json_string("sent"));
-	assert_int_equal(store_update_deliveries(f->s, batch, &err), 0);
+	assert_int_equal(update(f->s, batch, &err), 0);
 	json_decref(batch);
 
 	cp_error_clear(&err);
-	assert_int_equal(store_retry(f->s, "ev-sent", NOW, &err), -EPERM);
+	assert_int_equal(queue_retry(f->s, "ev-sent", NOW, &err), -EPERM);
 	assert_int_equal(err.code, -EPERM);
 	assert_string_equal(err.text, "event ev-sent: sent and its data scrubbed: "
 			    "the portal must write a new event");
 	cp_error_clear(&err);
-	assert_int_equal(store_retry(f->s, "ev-invalid", NOW, &err), -EPERM);
+	assert_int_equal(queue_retry(f->s, "ev-invalid", NOW, &err), -EPERM);
 	assert_string_equal(err.text, "event ev-invalid: failed and its data scrubbed: "
 			    "the portal must write a new event");
 	d = get_delivery(f->s, "ev-sent");
@@ -1239,7 +1291,7 @@ full_map_grows_and_loses_nothing_across_reopen(void **state)
 		int r;
 
 		many_event(buf, sizeof(buf), i, id, sizeof(id));
-		r = store_put_event_raw(f->other, id, buf, strlen(buf), &err);
+		r = intake_put_event(f->other, id, buf, strlen(buf), &err);
 		if (r != 0)
 			fail_msg("write %d: %d %s", i, r, err.text);
 	}
@@ -1289,7 +1341,7 @@ portal_writes(struct store *s)
 	json_decref(p);
 	if (r < 0)
 		return 3;
-	return store_put_event_raw(s, "ev-portal", ev, strlen(ev), &err) < 0 ? 4 : 0;
+	return intake_put_event(s, "ev-portal", ev, strlen(ev), &err) < 0 ? 4 : 0;
 }
 
 static int
@@ -1325,7 +1377,7 @@ portal_fills(struct store *s)
 		struct cp_error err = { 0, "" };
 
 		fill_event(buf, i, id, sizeof(id));
-		if (store_put_event_raw(s, id, buf, strlen(buf), &err) < 0)
+		if (intake_put_event(s, id, buf, strlen(buf), &err) < 0)
 			return 3;
 	}
 	return 0;
@@ -1417,7 +1469,7 @@ map_grown_by_another_process_can_grow_again(void **state)
 		int r;
 
 		fill_event(buf, i, id, sizeof(id));
-		r = store_put_event_raw(f->other, id, buf, strlen(buf), &err);
+		r = intake_put_event(f->other, id, buf, strlen(buf), &err);
 		if (r != 0)
 			fail_msg("write %d after the other process grew the map: %d %s",
 				 i, r, err.text);
