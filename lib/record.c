@@ -1139,3 +1139,72 @@ bounce_tally(struct store *s, struct bounce_tally *t, struct cp_error *err)
 	memset(t, 0, sizeof(*t));
 	return store_foreach(s, DB_BOUNCES, tally_bounce, t, err);
 }
+
+/* ---- imap ---- */
+
+static int
+load_uid(struct loader *l, const char *field, json_t *v, uint32_t *out)
+{
+	long long n = 0;
+	int r;
+
+	if (v == NULL)
+		return 0;
+	r = load_int(l, field, v, &n);
+	*out = r == 0 && n > 0 && n <= (long long)UINT32_MAX ? (uint32_t)n : 0;
+	return r;
+}
+
+int
+imap_mark_load(json_t *v, struct imap_mark *m, struct cp_error *err)
+{
+	struct loader l = { "imap record", err };
+	int r;
+
+	memset(m, 0, sizeof(*m));
+	if (!json_is_object(v))
+		return cp_error_set(err, -EBADMSG, "imap record: expected a JSON object");
+	r = load_uid(&l, "uidvalidity", json_object_get(v, "uidvalidity"), &m->uidvalidity);
+	if (r == 0)
+		r = load_uid(&l, "last_uid", json_object_get(v, "last_uid"), &m->last_uid);
+	if (r < 0)
+		memset(m, 0, sizeof(*m));
+	return r;
+}
+
+json_t *
+imap_mark_dump(const struct imap_mark *m)
+{
+	return json_pack("{s:I, s:I}", "uidvalidity", (json_int_t)m->uidvalidity,
+			 "last_uid", (json_int_t)m->last_uid);
+}
+
+int
+imap_mark_get(struct store *s, const char *mailbox, struct imap_mark *m,
+	      struct cp_error *err)
+{
+	json_t *v = NULL;
+	int r;
+
+	memset(m, 0, sizeof(*m));
+	r = store_get_json(s, DB_IMAP, mailbox, &v, err);
+	if (r < 0)
+		return r;
+	r = imap_mark_load(v, m, err);
+	json_decref(v);
+	return r;
+}
+
+int
+imap_mark_put(struct store *s, const char *mailbox, const struct imap_mark *m,
+	      struct cp_error *err)
+{
+	json_t *v = imap_mark_dump(m);
+	int r;
+
+	if (v == NULL)
+		return cp_error_set(err, -ENOMEM, "imap record: out of memory");
+	r = store_put_json(s, DB_IMAP, mailbox, v, err);
+	json_decref(v);
+	return r;
+}

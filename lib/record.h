@@ -354,6 +354,27 @@ struct bounce_tally {
 
 int bounce_tally(struct store *s, struct bounce_tally *t, struct cp_error *err);
 
+/*
+ * struct imap_mark - the "imap" database (carepostd's own): key the
+ * mailbox name, {"uidvalidity","last_uid"}: the last UID moved out of
+ * the mailbox after filing. A UID outside 1..2^32-1 loads as 0 (start
+ * from the first message). imap_mark_get: -ENOENT when the mailbox has
+ * none, -EBADMSG for a record written wrongly (not an object, a UID that
+ * is not an integer), the store's errors; either way the caller starts
+ * from UID 1. imap_mark_put stores one in a write of its own.
+ */
+struct imap_mark {
+	uint32_t uidvalidity;
+	uint32_t last_uid;
+};
+
+int imap_mark_load(json_t *v, struct imap_mark *m, struct cp_error *err);
+json_t *imap_mark_dump(const struct imap_mark *m);
+int imap_mark_get(struct store *s, const char *mailbox, struct imap_mark *m,
+		  struct cp_error *err);
+int imap_mark_put(struct store *s, const char *mailbox,
+		  const struct imap_mark *m, struct cp_error *err);
+
 /* delivery_list_add - append a zeroed record; NULL on -ENOMEM. */
 struct delivery *delivery_list_add(struct delivery_list *l);
 void delivery_list_free(struct delivery_list *l);

@@ -209,6 +209,153 @@ state_names_parse_and_finality(void **state)
 	assert_string_equal(rcpt_state_name(RCPT_DELAYED), "delayed");
 }
 
+/* dump_text - v's stored encoding (sorted keys, compact); takes v. */
+static char *
+dump_text(json_t *v)
+{
+	char *t;
+
+	assert_non_null(v);
+	t = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(v);
+	return t;
+}
+
+static void
+thread_records_round_trip_and_refuse_bad_fields(void **state)
+{
+	static const char *good[] = {
+		"{\"created\":1,\"department\":\"d\",\"event\":\"e\",\"expires\":2,"
+		"\"patient\":\"p\",\"type\":\"test_result\"}",
+		"{\"confidential\":true,\"created\":1,\"event\":\"e\",\"expires\":2,"
+		"\"form_fields\":[{\"name\":\"a\",\"required\":true}],\"patient\":\"p\","
+		"\"type\":\"form_request\"}",
+		"{\"created\":1,\"delivery\":\"ack:m1\",\"event\":\"e\",\"expires\":2,"
+		"\"later\":[1],\"patient\":\"p\",\"type\":\"reply_ack\"}",
+	};
+	struct cp_error err = { 0, "" };
+	struct thread_record th;
+	json_t *v;
+	char *t;
+
+	for (size_t i = 0; i < CP_ARRAY_SIZE(good); i++) {
+		v = json_loads(good[i], 0, NULL);
+		assert_int_equal(thread_load(v, &th, &err), 0);
+		json_decref(v);
+		t = dump_text(thread_dump(&th));
+		assert_string_equal(t, good[i]);
+		free(t);
+		thread_clear(&th);
+	}
+	v = json_loads("{\"event\":\"e\",\"expires\":\"" CANARY "\"}", 0, NULL);
+	assert_int_equal(thread_load(v, &th, &err), -EBADMSG);
+	assert_string_equal(err.text, "thread record: field expires: expected an integer");
+	json_decref(v);
+	v = json_loads("{\"form_fields\":{}}", 0, NULL);
+	assert_int_equal(thread_load(v, &th, &err), -EBADMSG);
+	assert_string_equal(err.text, "thread record: field form_fields: expected an array");
+	json_decref(v);
+	v = json_loads("[1]", 0, NULL);
+	assert_int_equal(thread_load(v, &th, &err), -EBADMSG);
+	json_decref(v);
+	thread_clear(&th);
+}
+
+static void
+bounce_records_count_reports_and_refuse_bad_states(void **state)
+{
+	struct cp_error err = { 0, "" };
+	struct bounce_status b;
+	json_t *v;
+	char *t;
+
+	/* a new address: one soft report, then a hard one, then soft again */
+	memset(&b, 0, sizeof(b));
+	assert_int_equal(bounce_note(&b, 0, 10, "e1", "4.2.2"), 0);
+	t = dump_text(bounce_dump(&b));
+	assert_string_equal(t, "{\"event\":\"e1\",\"last\":10,\"soft_count\":1,"
+			    "\"state\":\"soft\",\"status\":\"4.2.2\"}");
+	free(t);
+	assert_int_equal(bounce_note(&b, 1, 20, "e2", "5.1.1"), 0);
+	assert_int_equal(bounce_note(&b, 0, 30, "e3", "4.0.0"), 0);
+	t = dump_text(bounce_dump(&b));
+	assert_string_equal(t, "{\"event\":\"e3\",\"last\":30,\"soft_count\":2,"
+			    "\"state\":\"invalid\",\"status\":\"4.0.0\"}");
+	v = json_loads(t, 0, NULL);
+	free(t);
+	bounce_clear(&b);
+	/* what is stored loads back the same */
+	assert_int_equal(bounce_load(v, &b, &err), 0);
+	assert_int_equal(b.state, BOUNCE_INVALID);
+	assert_int_equal(b.soft_count, 2);
+	json_decref(v);
+	bounce_clear(&b);
+
+	v = json_loads("{\"state\":\"" CANARY "\"}", 0, NULL);
+	assert_int_equal(bounce_load(v, &b, &err), -EBADMSG);
+	assert_string_equal(err.text, "bounce record: field state: unknown name");
+	json_decref(v);
+	v = json_loads("{\"soft_count\":\"1\"}", 0, NULL);
+	assert_int_equal(bounce_load(v, &b, &err), -EBADMSG);
+	assert_string_equal(err.text, "bounce record: field soft_count: expected an integer");
+	json_decref(v);
+}
+
+static void
+acks_and_imap_records_load_and_dump(void **state)
+{
+	struct cp_error err = { 0, "" };
+	struct alert_window w = { 0 };
+	struct ack_mark a = { "ack:m1", 5 };
+	struct imap_mark m;
+	json_t *v;
+	char *t;
+
+	t = dump_text(ack_mark_dump(&a));
+	assert_string_equal(t, "{\"at\":5,\"delivery\":\"ack:m1\"}");
+	free(t);
+	w.until = 9;
+	t = dump_text(alert_window_dump(&w));
+	assert_string_equal(t, "{\"until\":9}");
+	free(t);
+	strcpy(w.held, "alert:m2");
+	t = dump_text(alert_window_dump(&w));
+	assert_string_equal(t, "{\"held\":\"alert:m2\",\"until\":9}");
+	v = json_loads(t, 0, NULL);
+	free(t);
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(alert_window_load(v, &w, &err), 0);
+	assert_int_equal(w.until, 9);
+	assert_string_equal(w.held, "alert:m2");
+	json_decref(v);
+	v = json_loads("{\"until\":\"soon\"}", 0, NULL);
+	assert_int_equal(alert_window_load(v, &w, &err), -EBADMSG);
+	assert_string_equal(err.text, "alert window record: field until: expected an integer");
+	json_decref(v);
+
+	v = json_loads("{\"uidvalidity\":7,\"last_uid\":42}", 0, NULL);
+	assert_int_equal(imap_mark_load(v, &m, &err), 0);
+	assert_int_equal(m.uidvalidity, 7);
+	assert_int_equal(m.last_uid, 42);
+	json_decref(v);
+	t = dump_text(imap_mark_dump(&m));
+	assert_string_equal(t, "{\"last_uid\":42,\"uidvalidity\":7}");
+	free(t);
+	/* out of range: from the first message */
+	v = json_loads("{\"uidvalidity\":-1,\"last_uid\":4294967296}", 0, NULL);
+	assert_int_equal(imap_mark_load(v, &m, &err), 0);
+	assert_int_equal(m.uidvalidity, 0);
+	assert_int_equal(m.last_uid, 0);
+	json_decref(v);
+	v = json_loads("{\"uidvalidity\":\"7\"}", 0, NULL);
+	assert_int_equal(imap_mark_load(v, &m, &err), -EBADMSG);
+	assert_string_equal(err.text, "imap record: field uidvalidity: expected an integer");
+	json_decref(v);
+	v = json_loads("7", JSON_DECODE_ANY, NULL);
+	assert_int_equal(imap_mark_load(v, &m, &err), -EBADMSG);
+	json_decref(v);
+}
+
 int
 main(void)
 {
@@ -218,6 +365,9 @@ main(void)
 		cmocka_unit_test(delivery_load_reads_layout_one_with_or_without_version),
 		cmocka_unit_test(constructors_make_the_documented_records),
 		cmocka_unit_test(state_names_parse_and_finality),
+		cmocka_unit_test(thread_records_round_trip_and_refuse_bad_fields),
+		cmocka_unit_test(bounce_records_count_reports_and_refuse_bad_states),
+		cmocka_unit_test(acks_and_imap_records_load_and_dump),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -707,6 +707,37 @@ take_due_leases_due_records_in_due_order_up_to_max(void **state)
 	json_decref(batch);
 }
 
+/*
+ * A delivery record written wrongly (an unknown state, by hand or by a
+ * newer version) must not stall every batch: it leaves the schedule
+ * (warned about, by id) and the others are taken.
+ */
+static void
+take_due_skips_records_that_do_not_load(void **state)
+{
+	struct fx *f = *state;
+	static const char bad[] = "{\"id\":\"ev-a\",\"state\":\"bogus\",\"due\":1780000000}";
+	static const char newer[] = "{\"id\":\"ev-b\",\"state\":\"queued\",\"version\":9,"
+				    "\"due\":1780000000}";
+	char sched[256];
+	json_t *batch;
+
+	put_patient(f->s, "p1");
+	put_valid(f->s, "ev-a", NULL);
+	put_valid(f->s, "ev-b", NULL);
+	put_valid(f->s, "ev-c", NULL);
+	claim(f->s, NOW, 10, 3);
+	raw_put_db(f->s, DB_DELIVERY, "ev-a", 4, bad, sizeof(bad) - 1);
+	raw_put_db(f->s, DB_DELIVERY, "ev-b", 4, newer, sizeof(newer) - 1);
+	batch = take(f->s, NOW, 10);
+	batch_ids(batch, "ev-c");
+	json_decref(batch);
+	assert_schedule(f->s, schedule_fmt(sched, sizeof(sched),
+					   "%" PRId64 ":ev-c", NOW + LEASE));
+	/* the records themselves are left as they are, for a person to see */
+	assert_int_equal(count(f->s, DB_DELIVERY), 3);
+}
+
 static void
 take_due_drops_schedule_entries_without_a_record(void **state)
 {
@@ -1487,6 +1518,8 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(claim_invalid_events_become_failed_records_with_reasons, setup, teardown),
 		cmocka_unit_test_setup_teardown(claim_event_without_data_records_empty_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(take_due_leases_due_records_in_due_order_up_to_max, setup, teardown),
+		cmocka_unit_test_setup_teardown(take_due_skips_records_that_do_not_load,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(take_due_drops_schedule_entries_without_a_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(update_final_scrubs_and_unschedules_nonfinal_reschedules, setup, teardown),
 		cmocka_unit_test_setup_teardown(update_of_unknown_id_fails_and_changes_nothing, setup, teardown),
