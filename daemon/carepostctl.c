@@ -46,6 +46,7 @@
 #include "intake.h"
 #include "log.h"
 #include "pgp.h"
+#include "patient.h"
 #include "pgphelper.h"
 #include "queue.h"
 #include "record.h"
@@ -340,27 +341,12 @@ cmd_key_import(int argc, char **argv)
 		return 0;
 	}
 	if (patient) {
-		json_t *rec, *who;
-
-		r = store_get_json(rt.store, DB_PATIENTS, patient, &rec, &err);
+		r = patient_link_key(rt.store, patient, proxy, fpr, &err);
 		if (r < 0) {
 			runtime_close(&rt);
-			return fail(r == -ENOENT ? EX_NOINPUT : EX_IOERR,
-				    "patient %s: %s", patient, err.text);
-		}
-		who = proxy >= 0 ? json_array_get(json_object_get(rec, "proxies"), (size_t)proxy)
-				 : rec;
-		if (who == NULL) {
-			json_decref(rec);
-			runtime_close(&rt);
-			return fail(EX_NOINPUT, "patient %s: no proxy %ld", patient, proxy);
-		}
-		json_object_set_new(who, "pgp_fpr", json_string(fpr));
-		r = store_put_json(rt.store, DB_PATIENTS, patient, rec, &err);
-		json_decref(rec);
-		if (r < 0) {
-			runtime_close(&rt);
-			return fail(EX_IOERR, "%s", err.text);
+			if (r == -ENOENT)
+				return fail(EX_NOINPUT, "patient %s: %s", patient, err.text);
+			return fail(r == -ENXIO ? EX_NOINPUT : EX_IOERR, "%s", err.text);
 		}
 	}
 	runtime_close(&rt);
@@ -688,27 +674,8 @@ open_for_dry_run(struct runtime *rt, json_t *unavailable)
 	if ((r = open_rt(rt, 0)) != 0)
 		return r;
 	cp_error_clear(&err);
-	if (rt->cfg->token_key_file == NULL) {
-		json_object_set_new(unavailable, "token_key", json_string("not configured"));
-	} else {
-		char *key = NULL;
-		size_t len = 0;
-
-		if (config_read_secret(rt->cfg->token_key_file, 4096, &key, &len, &err) < 0) {
-			json_object_set_new(unavailable, "token_key", json_string(err.text));
-		} else if (len < 16) {
-			json_object_set_new(unavailable, "token_key",
-					    json_string("the key must be at least 16 bytes"));
-		} else {
-			rt->keylen = len > sizeof(rt->key) ? sizeof(rt->key) : len;
-			memcpy(rt->key, key, rt->keylen);
-			log_set_ref_key(rt->key, rt->keylen);
-		}
-		if (key) {
-			explicit_bzero(key, len);
-			free(key);
-		}
-	}
+	if (runtime_load_key(rt, runtime_config_path(config_arg), &err) < 0)
+		json_object_set_new(unavailable, "token_key", json_string(err.text));
 	cp_error_clear(&err);
 	if (cp_snprintf_ok(path, sizeof(path), "%s/data.mdb", rt->cfg->store_path) < 0 ||
 	    access(path, R_OK | W_OK) != 0)

@@ -17,6 +17,7 @@
 #include "form.h"
 #include "log.h"
 #include "mime.h"
+#include "patient.h"
 #include "policy.h"
 #include "queue.h"
 #include "record.h"
@@ -1781,42 +1782,13 @@ bounce_txn(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
 }
 
 static int
-optout_add(json_t *who, const char *category)
-{
-	json_t *list = json_object_get(who, "optout"), *c;
-	size_t i;
-
-	if (!json_is_array(list)) {
-		list = json_array();
-		json_object_set_new(who, "optout", list);
-	}
-	json_array_foreach(list, i, c)
-		if (strcmp(json_string_value(c) ?: "", category) == 0)
-			return 0;
-	return json_array_append_new(list, json_string(category)) == 0 ? 1 : -ENOMEM;
-}
-
-static int
 unsubscribe_txn(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
 {
-	const char *pid = w->res->patient;
-	json_t *p, *who;
 	int r;
 
 	if (w->unsub_refused || w->category == NULL)
 		return 0;
-	r = store_txn_get_json(s, txn, DB_PATIENTS, pid, strlen(pid), &p, err);
-	if (r == -ENOENT)
-		return 0;
-	if (r < 0)
-		return r;
-	who = strcmp(w->sender_ref, "patient") == 0 ? p :
-	      json_array_get(json_object_get(p, "proxies"),
-			     strtoul(w->sender_ref + 6, NULL, 10));
-	r = who ? optout_add(who, w->category) : 0;
-	if (r > 0)
-		r = store_txn_put_json(s, txn, DB_PATIENTS, pid, strlen(pid), p, err);
-	json_decref(p);
+	r = patient_txn_opt_out(s, txn, w->res->patient, w->sender_ref, w->category, err);
 	return r < 0 ? r : 0;
 }
 

@@ -20,6 +20,35 @@ runtime_config_path(const char *arg)
 }
 
 int
+runtime_load_key(struct runtime *rt, const char *config_path,
+		 struct cp_error *err)
+{
+	char *key = NULL;
+	size_t len = 0;
+	int r;
+
+	if (rt->cfg->token_key_file == NULL)
+		return cp_error_set(err, -EINVAL,
+			"%s: [security] token_key_file: not set", config_path);
+	r = config_read_secret(rt->cfg->token_key_file, 4096, &key, &len, err);
+	if (r < 0)
+		return r;
+	if (len < 16) {
+		explicit_bzero(key, len);
+		free(key);
+		return cp_error_set(err, -EINVAL,
+			"%s: [security] token_key_file: the key must be at least 16 bytes",
+			config_path);
+	}
+	rt->keylen = len > sizeof(rt->key) ? sizeof(rt->key) : len;
+	memcpy(rt->key, key, rt->keylen);
+	explicit_bzero(key, len);
+	free(key);
+	log_set_ref_key(rt->key, rt->keylen);
+	return 0;
+}
+
+int
 runtime_open(struct runtime *rt, const char *config_path, int flags,
 	     struct cp_error *err)
 {
@@ -30,27 +59,9 @@ runtime_open(struct runtime *rt, const char *config_path, int flags,
 	if (r < 0)
 		return r;
 	if (flags & RUNTIME_KEY) {
-		char *key = NULL;
-		size_t len = 0;
-
-		if (rt->cfg->token_key_file == NULL)
-			return cp_error_set(err, -EINVAL,
-				"%s: [security] token_key_file: not set", config_path);
-		r = config_read_secret(rt->cfg->token_key_file, 4096, &key, &len, err);
+		r = runtime_load_key(rt, config_path, err);
 		if (r < 0)
 			return r;
-		if (len < 16) {
-			explicit_bzero(key, len);
-			free(key);
-			return cp_error_set(err, -EINVAL,
-				"%s: [security] token_key_file: the key must be at least 16 bytes",
-				config_path);
-		}
-		rt->keylen = len > sizeof(rt->key) ? sizeof(rt->key) : len;
-		memcpy(rt->key, key, rt->keylen);
-		explicit_bzero(key, len);
-		free(key);
-		log_set_ref_key(rt->key, rt->keylen);
 	}
 	if (flags & RUNTIME_STORE) {
 		r = store_open(rt->cfg->store_path, rt->cfg->store_map_size,

@@ -15,6 +15,10 @@
  *	patient references in logs, log_set_ref_key), the store and the
  *	templates. Errors name the file or key at fault.
  *
+ *	runtime_load_key is runtime_open's RUNTIME_KEY step alone, for a
+ *	runtime whose config is loaded (carepostctl's dry runs, which go on
+ *	without a key).
+ *
  *	runtime_config_path returns the -c argument, $CAREPOST_CONFIG, or
  *	/etc/carepost/carepost.conf.
  * ERRORS
@@ -58,6 +62,8 @@ struct runtime {
 
 int runtime_open(struct runtime *rt, const char *config_path, int flags,
 		 struct cp_error *err);
+int runtime_load_key(struct runtime *rt, const char *config_path,
+		     struct cp_error *err);
 void runtime_close(struct runtime *rt);
 const char *runtime_config_path(const char *arg);
 
