@@ -100,16 +100,22 @@ store_close(struct store *s)
 	free(s);
 }
 
-MDB_env *
-store_env(struct store *s)
+int
+store_set_nosync(struct store *s, int on, struct cp_error *err)
 {
-	return s->env;
+	int rc = mdb_env_set_flags(s->env, MDB_NOSYNC, on ? 1 : 0);
+
+	return rc ? lmdb_error(err, rc, "store flags") : 0;
 }
 
-MDB_dbi
-store_dbi(struct store *s, enum store_db db)
+uint64_t
+store_map_size(struct store *s)
 {
-	return s->dbi[db];
+	MDB_envinfo info;
+
+	if (mdb_env_info(s->env, &info) == 0 && info.me_mapsize > s->map_size)
+		return info.me_mapsize;
+	return s->map_size;
 }
 
 static int

@@ -145,8 +145,7 @@
  *	borrowed for the call, not kept and not changed.
  *	store_json_dump_b64 hands a malloc'd string (free()). Raw results
  *	(store_txn_get_raw, store_txn_first) point into LMDB's map: valid
- *	until the next write in that transaction or its end. store_env and store_dbi hand LMDB handles that belong to
- *	the store and live until store_close.
+ *	until the next write in that transaction or its end.
  *
  *	store_foreach and store_foreach_prefix: the key points into LMDB's
  *	map, is not NUL-terminated (use keylen) and is valid only until the
@@ -186,12 +185,15 @@ int store_open(const char *path, uint64_t map_size, struct store **out,
 void store_close(struct store *s);
 
 /*
- * store_env / store_dbi - the LMDB handles beneath the store, for tests
- * that reach under it (MDB_NOSYNC, bytes no verb would write, the map
- * size). lib/ and daemon/ use the verbs: no LMDB call outside store.c.
+ * store_set_nosync - commit without fsync (on) or with it (off, as
+ * opened): for tests and bulk loads that can redo their work after a
+ * power cut. carepostd never turns it on.
+ *
+ * store_map_size - the size of the map now (grown by this process or
+ * another), in bytes.
  */
-MDB_env *store_env(struct store *s);
-MDB_dbi store_dbi(struct store *s, enum store_db db);
+int store_set_nosync(struct store *s, int on, struct cp_error *err);
+uint64_t store_map_size(struct store *s);
 
 /*
  * store_write - run fn inside a write transaction and commit it; abort

@@ -12,7 +12,7 @@
  *	without losing a record, and two processes sharing one store as the
  *	portal and carepostd do.
  *
- *	The tests turn off LMDB's fsync (MDB_NOSYNC), to stay fast on a
+ *	The tests turn off LMDB's fsync (store_set_nosync), to stay fast on a
  *	disk-backed /tmp: durability across power loss is LMDB's, not what is
  *	tested here.
  */
@@ -78,7 +78,7 @@ setup(void **state)
 		return -1;
 	}
 	/* fsync per commit is LMDB's business and slow on a disk /tmp. */
-	mdb_env_set_flags(store_env(f->s), MDB_NOSYNC, 1);
+	store_set_nosync(f->s, 1, NULL);
 	*state = f;
 	return 0;
 }
@@ -470,12 +470,7 @@ static int
 raw_put_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
 {
 	struct raw_put *p = ud;
-	MDB_val k = { p->keylen, (void *)p->key }, v = { p->vallen, (void *)p->val };
-	int rc = mdb_put(txn, store_dbi(s, p->db), &k, &v, 0);
-
-	if (rc == MDB_MAP_FULL)
-		return -ENOSPC;
-	return rc ? cp_error_set(err, -EIO, "%s", mdb_strerror(rc)) : 0;
+	return store_txn_put_raw(s, txn, p->db, p->key, p->keylen, p->val, p->vallen, err);
 }
 
 static void
@@ -744,8 +739,6 @@ take_due_drops_schedule_entries_without_a_record(void **state)
 	struct fx *f = *state;
 	struct cp_error err = { 0, "" };
 	char key[8 + 7];
-	MDB_val k = { sizeof(key), key }, v = { 0, (void *)"" };
-	MDB_txn *txn;
 	uint64_t due = (uint64_t)(NOW - 100);
 	int64_t next = 0;
 	json_t *batch;
@@ -762,9 +755,7 @@ take_due_drops_schedule_entries_without_a_record(void **state)
 	for (i = 7; i >= 0; i--, due >>= 8)
 		key[i] = (char)(due & 0xff);
 	memcpy(key + 8, "a-stray", 7);
-	assert_int_equal(mdb_txn_begin(store_env(f->s), NULL, 0, &txn), 0);
-	assert_int_equal(mdb_put(txn, store_dbi(f->s, DB_SCHEDULE), &k, &v, 0), 0);
-	assert_int_equal(mdb_txn_commit(txn), 0);
+	raw_put_db(f->s, DB_SCHEDULE, key, sizeof(key), "", 0);
 	assert_int_equal(count(f->s, DB_SCHEDULE), 2);
 
 	batch = take(f->s, NOW, 1);
@@ -1184,6 +1175,21 @@ get_and_put_json_round_trip_and_report_missing(void **state)
 	assert_int_equal(store_get_json(f->s, DB_EVENTS, "ev-raw", &got, &err), -EBADMSG);
 }
 
+struct b64_put {
+	json_t *v;
+	const char *b64;
+	size_t len;
+};
+
+static int
+b64_put_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
+{
+	struct b64_put *p = ud;
+
+	return store_txn_put_json_b64(s, txn, DB_META, "k", 1, p->v, "blob", p->b64,
+				      p->len, err);
+}
+
 /*
  * A base64 member written as it is reads back as jansson would have
  * written it; anything that would need escaping, or a clash with a member
@@ -1205,12 +1211,9 @@ json_with_a_base64_member_round_trips_and_refuses_what_needs_escaping(void **sta
 		buf_append_base64(&b64, "\x00\xff\x10 binary", 10);
 	json_object_set_new(want, "blob", json_string(b64.data));
 	{
-		MDB_txn *txn;
+		struct b64_put p = { v, b64.data, b64.len };
 
-		assert_int_equal(mdb_txn_begin(store_env(f->s), NULL, 0, &txn), 0);
-		assert_int_equal(store_txn_put_json_b64(f->s, txn, DB_META, "k", 1, v, "blob",
-							b64.data, b64.len, &err), 0);
-		assert_int_equal(mdb_txn_commit(txn), 0);
+		assert_int_equal(store_write(f->s, b64_put_txn, &p, &err), 0);
 	}
 	assert_int_equal(store_get_json(f->s, DB_META, "k", &got, &err), 0);
 	assert_true(json_equal(want, got));
@@ -1305,16 +1308,14 @@ full_map_grows_and_loses_nothing_across_reopen(void **state)
 	struct fx *f = *state;
 	struct cp_error err = { 0, "" };
 	char dir[96], id[16], buf[MANY_SIZE];
-	MDB_envinfo info;
 	json_t *d;
 	int i;
 
 	/* A second, tiny store in the fixture's directory. */
 	snprintf(dir, sizeof(dir), "%s/tiny", f->dir);
 	assert_int_equal(store_open(dir, 64 * 1024, &f->other, &err), 0);
-	assert_int_equal(mdb_env_set_flags(store_env(f->other), MDB_NOSYNC, 1), 0);
-	assert_int_equal(mdb_env_info(store_env(f->other), &info), 0);
-	assert_true(info.me_mapsize <= 64 * 1024);
+	assert_int_equal(store_set_nosync(f->other, 1, NULL), 0);
+	assert_true(store_map_size(f->other) <= 64 * 1024);
 
 	many_event(buf, sizeof(buf), 0, id, sizeof(id));
 	assert_int_equal(strlen(buf), MANY_SIZE - 1);
@@ -1326,15 +1327,14 @@ full_map_grows_and_loses_nothing_across_reopen(void **state)
 		if (r != 0)
 			fail_msg("write %d: %d %s", i, r, err.text);
 	}
-	assert_int_equal(mdb_env_info(store_env(f->other), &info), 0);
-	assert_true(info.me_mapsize >= MANY * MANY_SIZE);
+	assert_true(store_map_size(f->other) >= MANY * MANY_SIZE);
 	assert_many_readable(f->other);
 	store_close(f->other);
 	f->other = NULL;
 
 	/* Reopened with the tiny size: the grown map is adopted. */
 	assert_int_equal(store_open(dir, 64 * 1024, &f->other, &err), 0);
-	assert_int_equal(mdb_env_set_flags(store_env(f->other), MDB_NOSYNC, 1), 0);
+	assert_int_equal(store_set_nosync(f->other, 1, NULL), 0);
 	assert_many_readable(f->other);
 
 	/* One claim transaction over everything, growing the map again
@@ -1423,7 +1423,7 @@ portal_main(const char *role, const char *dir)
 
 	if (store_open(dir, 64 * 1024, &s, &err) < 0)
 		return 2;
-	mdb_env_set_flags(store_env(s), MDB_NOSYNC, 1);
+	store_set_nosync(s, 1, NULL);
 	if (strcmp(role, "writes") == 0)
 		r = portal_writes(s);
 	else if (strcmp(role, "reads") == 0)
@@ -1492,7 +1492,7 @@ map_grown_by_another_process_can_grow_again(void **state)
 	 * Fix in the report. */
 	snprintf(dir, sizeof(dir), "%s/shared", f->dir);
 	assert_int_equal(store_open(dir, 64 * 1024, &f->other, &err), 0);
-	assert_int_equal(mdb_env_set_flags(store_env(f->other), MDB_NOSYNC, 1), 0);
+	assert_int_equal(store_set_nosync(f->other, 1, NULL), 0);
 	/* The portal grows the map to hold ~4 MB. */
 	assert_int_equal(portal("fills", dir), 0);
 	/* carepostd keeps writing: it must grow the map further. */
