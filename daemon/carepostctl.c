@@ -414,35 +414,6 @@ each_delivery(void *ud, const char *key, size_t keylen, json_t *v)
 	return 0;
 }
 
-/* count_by - userdata is {"field": name, "counts": {}}: tally value[field]. */
-static int
-count_by(void *ud, const char *key, size_t keylen, json_t *v)
-{
-	json_t *spec = ud, *counts = json_object_get(spec, "counts");
-	const char *field = json_string_value(json_object_get(spec, "field"));
-	const char *val = json_string_value(json_object_get(v, field));
-
-	if (val != NULL)
-		json_object_set_new(counts, val, json_integer(
-			json_integer_value(json_object_get(counts, val)) + 1));
-	return 0;
-}
-
-static json_t *
-tally(struct store *s, enum store_db db, const char *field, struct cp_error *err)
-{
-	json_t *spec = json_pack("{s:s, s:{}}", "field", field, "counts");
-	json_t *counts;
-
-	if (store_foreach(s, db, count_by, spec, err) < 0) {
-		json_decref(spec);
-		return NULL;
-	}
-	counts = json_incref(json_object_get(spec, "counts"));
-	json_decref(spec);
-	return counts;
-}
-
 /*
  * inbound_stats - what the store says of the inbound side, and the keys
  * that expire within 30 days (-1 when GnuPG cannot tell).
@@ -450,26 +421,19 @@ tally(struct store *s, enum store_db db, const char *field, struct cp_error *err
 static json_t *
 inbound_stats(struct runtime *rt, struct cp_error *err)
 {
-	static const struct {
-		enum store_db db;
-		const char *field, *name;
-	} tallies[] = {
-		{ DB_SEEN, "disposition", "ingested_by_disposition" },
-		{ DB_SEEN, "class", "ingested_by_class" },
-		{ DB_CLINIC, "state", "clinic_queue" },
-	};
-	json_t *o = json_object(), *t;
+	json_t *o = json_object(), *t, *by_disposition = json_object();
+	json_t *by_class = json_object(), *by_state = json_object();
 	struct bounce_tally bt;
 	struct pgp *p = NULL;
 	size_t n = 0;
 	long long expiring = -1;
 
-	for (size_t i = 0; i < CP_ARRAY_SIZE(tallies); i++) {
-		t = tally(rt->store, tallies[i].db, tallies[i].field, err);
-		if (t == NULL)
-			goto fail;
-		json_object_set_new(o, tallies[i].name, t);
-	}
+	json_object_set_new(o, "ingested_by_disposition", by_disposition);
+	json_object_set_new(o, "ingested_by_class", by_class);
+	json_object_set_new(o, "clinic_queue", by_state);
+	if (seen_tally(rt->store, by_disposition, by_class, err) < 0 ||
+	    clinic_tally(rt->store, by_state, err) < 0)
+		goto fail;
 	if (bounce_tally(rt->store, &bt, err) < 0)
 		goto fail;
 	t = json_object();
@@ -806,6 +770,24 @@ preview(const char *text, size_t max)
 	return out;
 }
 
+/* print_inbox_row - one inbox_row, for people. */
+static void
+print_inbox_row(json_t *row)
+{
+	struct inbox_entry e;
+	struct inbox_row_view v;
+
+	if (inbox_load(row, &e, NULL) < 0)
+		return;
+	inbox_row_view(row, &v);
+	printf("%s  %lld  %-5s %s%s\n    %s%s\n", e.id ? e.id : "",
+	       (long long)e.received, inbox_class_name(e.class),
+	       e.urgent == 1 ? "URGENT " : "",
+	       v.subject ? v.subject : v.error ? v.error : "",
+	       v.preview ? v.preview : "", "");
+	inbox_clear(&e);
+}
+
 static int
 cmd_inbox(const char *patient)
 {
@@ -835,44 +817,35 @@ cmd_inbox(const char *patient)
 		return r;
 	}
 	json_array_foreach(list, i, rec) {
-		json_t *full = NULL, *content = NULL, *row = json_deep_copy(rec);
-		const char *id = json_string_value(json_object_get(rec, "id"));
+		json_t *full = NULL, *content = NULL;
+		struct inbox_entry e;
+		struct inbox_content c;
 
 		cp_error_clear(&err);
-		if (inbound_inbox_get(rt.store, patient, id ? id : "", &full, &err) == 0 &&
-		    inbound_open(p, a, full, &content, &err) == 0) {
-			_cleanup_free_ char *pv = preview(json_string_value(
-				json_object_get(content, "text")), 120);
+		if (inbox_load(rec, &e, &err) == 0 &&
+		    inbound_inbox_get(rt.store, patient, e.id ? e.id : "", &full, &err) == 0 &&
+		    inbound_open(p, a, full, &content, &err) == 0 &&
+		    inbox_content_load(content, &c, &err) == 0) {
+			_cleanup_free_ char *pv = preview(c.text, 120);
 
-			json_object_set(row, "subject", json_object_get(content, "subject"));
-			json_object_set_new(row, "preview", json_string(pv ? pv : ""));
+			json_array_append_new(rows, inbox_row(rec, &c, pv, NULL));
+			inbox_content_clear(&c);
 		} else {
-			json_object_set_new(row, "error", json_string(err.text));
+			json_array_append_new(rows, inbox_row(rec, NULL, NULL, err.text));
 		}
+		inbox_clear(&e);
 		json_decref(full);
 		json_decref(content);
-		json_array_append_new(rows, row);
 	}
 	atrest_free(a);
 	pgp_free(p);
 	runtime_close(&rt);
 	json_decref(list);
-	if (json_output) {
+	if (json_output)
 		print_json(rows);
-	} else {
-		json_array_foreach(rows, i, rec) {
-			const char *subj = json_string_value(json_object_get(rec, "subject"));
-
-			printf("%s  %lld  %-5s %s%s\n    %s%s\n",
-			       json_string_value(json_object_get(rec, "id")) ?: "",
-			       (long long)json_integer_value(json_object_get(rec, "received")),
-			       json_string_value(json_object_get(rec, "class")) ?: "",
-			       json_is_true(json_object_get(rec, "urgent")) ? "URGENT " : "",
-			       subj ? subj : json_string_value(json_object_get(rec, "error")) ?: "",
-			       json_string_value(json_object_get(rec, "preview")) ?: "",
-			       "");
-		}
-	}
+	else
+		json_array_foreach(rows, i, rec)
+			print_inbox_row(rec);
 	json_decref(rows);
 	return 0;
 }
@@ -884,7 +857,9 @@ cmd_read(const char *patient, const char *msg)
 	struct cp_error err;
 	struct pgp *p = NULL;
 	struct atrest *a = NULL;
-	json_t *rec, *content, *att, *out;
+	struct inbox_entry e;
+	struct inbox_content c = { 0 };
+	json_t *rec, *content, *out;
 	size_t i;
 	int r;
 
@@ -910,44 +885,48 @@ cmd_read(const char *patient, const char *msg)
 		json_decref(rec);
 		return fail(EX_UNAVAILABLE, "%s %s: %s", patient, msg, err.text);
 	}
-	json_object_del(rec, "blob");
-	json_object_del(content, "raw");
-	json_array_foreach(json_object_get(content, "attachments"), i, att)
-		json_object_del(att, "data");
-	out = json_pack("{s:o, s:o}", "record", rec, "content", content);
+	r = inbox_load(rec, &e, &err);
+	if (r == 0)
+		r = inbox_content_load(content, &c, &err);
+	if (r < 0) {
+		inbox_clear(&e);
+		json_decref(rec);
+		json_decref(content);
+		return fail(EX_DATAERR, "%s %s: %s", patient, msg, err.text);
+	}
 	if (json_output) {
+		out = json_pack("{s:o, s:o}", "record", inbox_dump(&e),
+				"content", inbox_content_public(content));
 		print_json(out);
+		json_decref(out);
 	} else {
-		json_t *form = json_object_get(content, "form");
 		const char *k;
 		json_t *v;
 
 		printf("message:  %s\nreceived: %lld\nclass:    %s%s\nfrom:     %s\n"
-		       "subject:  %s\n\n%s\n",
-		       json_string_value(json_object_get(rec, "id")) ?: "",
-		       (long long)json_integer_value(json_object_get(rec, "received")),
-		       json_string_value(json_object_get(rec, "class")) ?: "",
-		       json_is_true(json_object_get(rec, "urgent")) ? " (urgent)" : "",
-		       json_string_value(json_object_get(content, "from")) ?: "",
-		       json_string_value(json_object_get(content, "subject")) ?: "",
-		       json_string_value(json_object_get(content, "text")) ?: "");
-		if (form) {
+		       "subject:  %s\n\n%s\n", e.id ? e.id : "", (long long)e.received,
+		       inbox_class_name(e.class), e.urgent == 1 ? " (urgent)" : "",
+		       c.from ? c.from : "", c.subject ? c.subject : "", c.text ? c.text : "");
+		if (c.has_form) {
 			printf("\nform fields:\n");
-			json_object_foreach(json_object_get(form, "values"), k, v)
+			json_object_foreach(c.form_values, k, v)
 				printf("  %s: %s\n", k, json_string_value(v) ?: "");
-			json_array_foreach(json_object_get(form, "missing"), i, v)
+			json_array_foreach(c.form_missing, i, v)
 				printf("  %s: (missing, required)\n", json_string_value(v) ?: "");
 		}
-		if (json_array_size(json_object_get(content, "attachments"))) {
+		if (c.natts) {
 			printf("\nattachments:\n");
-			json_array_foreach(json_object_get(content, "attachments"), i, att)
+			for (i = 0; i < c.natts; i++)
 				printf("  %s (%s, %lld bytes)\n",
-				       json_string_value(json_object_get(att, "filename")) ?: "-",
-				       json_string_value(json_object_get(att, "content_type")) ?: "",
-				       (long long)json_integer_value(json_object_get(att, "size")));
+				       c.atts[i].filename ? c.atts[i].filename : "-",
+				       c.atts[i].content_type ? c.atts[i].content_type : "",
+				       c.atts[i].size);
 		}
 	}
-	json_decref(out);
+	inbox_content_clear(&c);
+	inbox_clear(&e);
+	json_decref(rec);
+	json_decref(content);
 	return 0;
 }
 
@@ -970,16 +949,18 @@ cmd_clinic_queue(const char *dept)
 	if (json_output) {
 		print_json(list);
 	} else {
-		json_array_foreach(list, i, e)
+		json_array_foreach(list, i, e) {
+			struct clinic_entry c;
+
+			if (clinic_load(e, &c, NULL) < 0)
+				continue;
 			printf("%-12s %s  %lld  patient=%s event=%s %s %s%s\n",
-			       json_string_value(json_object_get(e, "department")) ?: "",
-			       json_string_value(json_object_get(e, "inbox_id")) ?: "",
-			       (long long)json_integer_value(json_object_get(e, "received")),
-			       json_string_value(json_object_get(e, "patient")) ?: "",
-			       json_string_value(json_object_get(e, "event")) ?: "",
-			       json_string_value(json_object_get(e, "class")) ?: "",
-			       json_string_value(json_object_get(e, "state")) ?: "",
-			       json_is_true(json_object_get(e, "urgent")) ? " URGENT" : "");
+			       c.department ? c.department : "", c.inbox_id ? c.inbox_id : "",
+			       (long long)c.received, c.patient ? c.patient : "",
+			       c.event ? c.event : "", inbox_class_name(c.class),
+			       c.state ? c.state : "", c.urgent == 1 ? " URGENT" : "");
+			clinic_clear(&c);
+		}
 	}
 	json_decref(list);
 	return 0;

@@ -287,22 +287,6 @@ sha256_hex(const char *prefix, const void *data, size_t len, char out[65])
 	cp_hex(digest, sizeof(digest), out);
 }
 
-static json_t *
-json_base64(const void *data, size_t len)
-{
-	struct buf b = BUF_INIT;
-	json_t *v;
-
-	if (buf_append_base64(&b, data, len) < 0) {
-		buf_free(&b);
-		return NULL;
-	}
-	/* base64 is ASCII: no need for jansson to check it is UTF-8 */
-	v = json_stringn_nocheck(b.data ? b.data : "", b.len);
-	buf_free(&b);
-	return v;
-}
-
 static const char *
 domain_of(const char *addr)
 {
@@ -353,45 +337,43 @@ decided(struct work *w, enum inbound_disposition d, const char *reason)
 
 /* ---- dedupe ---- */
 
-static void seen_fill(struct work *w, json_t *v);
+static void seen_fill(struct work *w, const struct seen_record *sr);
 
 static int
 seen_lookup(struct work *w, int *found, struct cp_error *err)
 {
-	json_t *v = NULL;
+	struct seen_record sr;
 	int r;
 
 	*found = 0;
 	if (w->ib->store == NULL)
 		return 0;
-	r = store_get_json(w->ib->store, DB_SEEN, w->res->seen_key, &v, err);
+	r = seen_get(w->ib->store, w->res->seen_key, &sr, err);
 	if (r == -ENOENT)
 		return 0;
+	if (r == -EBADMSG || r == -EPROTO)
+		r = 0;		/* seen, but what came of it cannot be read */
 	if (r < 0)
 		return r;
 	*found = 1;
-	seen_fill(w, v);
-	json_decref(v);
+	seen_fill(w, &sr);
+	seen_clear(&sr);
 	return 0;
 }
 
-/* seen_fill - res as a DUPLICATE of what seen record v says. */
+/* seen_fill - res as a DUPLICATE of what seen record sr says. */
 static void
-seen_fill(struct work *w, json_t *v)
+seen_fill(struct work *w, const struct seen_record *sr)
 {
 	w->res->disposition = INBOUND_DUPLICATE;
-	w->res->first = disposition_from_name(json_string_value(json_object_get(v, "disposition")));
-	w->res->folder = strcmp(json_string_value(json_object_get(v, "folder")) ?: "",
-				"quarantine") == 0 ? INBOUND_FOLDER_QUARANTINE
-						   : INBOUND_FOLDER_PROCESSED;
-	cp_strlcpy(w->res->reason, json_string_value(json_object_get(v, "reason")) ?: "",
-		   sizeof(w->res->reason));
-	cp_strlcpy(w->res->inbox_id, json_string_value(json_object_get(v, "inbox_id")) ?: "",
+	w->res->first = disposition_from_name(sr->disposition);
+	w->res->folder = sr->folder == SEEN_QUARANTINE ? INBOUND_FOLDER_QUARANTINE
+						       : INBOUND_FOLDER_PROCESSED;
+	cp_strlcpy(w->res->reason, sr->reason ? sr->reason : "", sizeof(w->res->reason));
+	cp_strlcpy(w->res->inbox_id, sr->inbox_id ? sr->inbox_id : "",
 		   sizeof(w->res->inbox_id));
-	cp_strlcpy(w->res->patient, json_string_value(json_object_get(v, "patient")) ?: "",
-		   sizeof(w->res->patient));
-	cp_strlcpy(w->res->event, json_string_value(json_object_get(v, "event")) ?: "",
-		   sizeof(w->res->event));
+	cp_strlcpy(w->res->patient, sr->patient ? sr->patient : "", sizeof(w->res->patient));
+	cp_strlcpy(w->res->event, sr->event ? sr->event : "", sizeof(w->res->event));
 }
 
 /* ---- PGP ---- */
@@ -1286,37 +1268,6 @@ filed_subject(struct work *w)
 	return header_vouched(w) ? w->m->subject : NULL;
 }
 
-static json_t *
-content_json(struct work *w)
-{
-	const struct inmsg *m = w->m;
-	json_t *c = json_object(), *atts = json_array();
-
-	jset_str(c, "subject", filed_subject(w));
-	jset_str(c, "from", m->from_addr);
-	jset_str(c, "from_name", header_vouched(w) ? m->from_name : NULL);
-	json_object_set_new(c, "date", json_integer(m->date));
-	jset_str(c, "message_id", m->message_id);
-	json_object_set_new(c, "text", json_string(w->text ? w->text : ""));
-	json_object_set_new(c, "body", json_string(m->body ? m->body : ""));
-	if (w->res->form)
-		json_object_set_new(c, "form", json_pack("{s:O, s:O}",
-			"values", w->form_values ? w->form_values : json_object(),
-			"missing", w->form_missing ? w->form_missing : json_array()));
-	for (size_t i = 0; i < m->n_attachments; i++) {
-		const struct inmsg_attachment *a = &m->attachments[i];
-		json_t *o = json_object();
-
-		jset_str(o, "filename", a->filename);
-		jset_str(o, "content_type", a->content_type);
-		json_object_set_new(o, "size", json_integer((json_int_t)a->len));
-		json_object_set_new(o, "data", json_base64(a->data, a->len));
-		json_array_append_new(atts, o);
-	}
-	json_object_set_new(c, "attachments", atts);
-	return c;		/* "raw" is added as it is dumped */
-}
-
 /*
  * inbox_aad - what a sealed blob is bound to: its format and its record's
  * key, so that a blob moved into another patient's record fails to open.
@@ -1329,12 +1280,43 @@ inbox_aad(const char *patient, const char *msg_id, char out[INBOUND_AAD_MAX])
 	snprintf(out, INBOUND_AAD_MAX, "carepost inbox 2\n%s/%s", patient, msg_id);
 }
 
+/* content_encode - what the blob seals (record.h, struct inbox_content). */
+static int
+content_encode(struct work *w, const char *raw_b64, size_t raw_len, char **text,
+	       size_t *len)
+{
+	const struct inmsg *m = w->m;
+	struct inbox_content c = {
+		.subject = filed_subject(w), .from = m->from_addr,
+		.from_name = header_vouched(w) ? m->from_name : NULL, .date = m->date,
+		.message_id = m->message_id, .text = w->text ? w->text : "",
+		.body = m->body ? m->body : "", .has_form = w->res->form,
+		.form_values = w->form_values, .form_missing = w->form_missing,
+	};
+	int r;
+
+	c.atts = calloc(m->n_attachments ? m->n_attachments : 1, sizeof(*c.atts));
+	if (c.atts == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < m->n_attachments; i++) {
+		const struct inmsg_attachment *a = &m->attachments[i];
+
+		c.atts[i].filename = a->filename;
+		c.atts[i].content_type = a->content_type;
+		c.atts[i].size = (long long)a->len;
+		c.atts[i].bytes = a->data;
+	}
+	c.natts = m->n_attachments;
+	r = inbox_content_encode(&c, raw_b64, raw_len, text, len);
+	free(c.atts);
+	return r;
+}
+
 static int
 encrypt_content(struct work *w, struct cp_error *err)
 {
 	struct inbound *ib = w->ib;
 	_cleanup_buf_ struct buf raw = BUF_INIT;
-	json_t *c;
 	char *text = NULL;
 	size_t len;
 	int r;
@@ -1346,12 +1328,9 @@ encrypt_content(struct work *w, struct cp_error *err)
 	if (ib->store_fpr == NULL)
 		return cp_error_set(err, -ENOKEY, "cannot file: no [gpg] store_key or "
 				    "clinic_key to encrypt inboxes to");
-	c = content_json(w);
-	r = c ? buf_append_base64(&raw, w->raw, w->len) : -ENOMEM;
+	r = buf_append_base64(&raw, w->raw, w->len);
 	if (r == 0)
-		r = store_json_dump_b64(c, "raw", raw.data ? raw.data : "", raw.len,
-					&text, &len);
-	json_decref(c);
+		r = content_encode(w, raw.data ? raw.data : "", raw.len, &text, &len);
 	if (raw.data)
 		explicit_bzero(raw.data, raw.len);
 	if (r < 0)
@@ -1366,25 +1345,24 @@ encrypt_content(struct work *w, struct cp_error *err)
 
 /* ---- the transaction ---- */
 
-static json_t *
-seen_record(struct work *w)
+static int
+seen_put(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
 {
-	json_t *v = json_object();
+	const struct inbound_result *res = w->res;
+	struct seen_record sr = {
+		.disposition = (char *)inbound_disposition_name(res->disposition),
+		.folder = res->folder == INBOUND_FOLDER_QUARANTINE ? SEEN_QUARANTINE
+								   : SEEN_PROCESSED,
+		.class = (char *)(res->form ? "form" : inmsg_class_name(res->class)),
+		.reason = (char *)res->reason,
+		.inbox_id = res->inbox_id[0] ? (char *)res->inbox_id : NULL,
+		.patient = res->patient[0] ? (char *)res->patient : NULL,
+		.event = res->event[0] ? (char *)res->event : NULL,
+		.at = (time_t)w->now,
+	};
 
-	json_object_set_new(v, "disposition",
-			    json_string(inbound_disposition_name(w->res->disposition)));
-	json_object_set_new(v, "folder", json_string(inbound_folder_name(w->res->folder)));
-	json_object_set_new(v, "class", json_string(w->res->form ? "form" :
-				inmsg_class_name(w->res->class)));
-	jset_str(v, "reason", w->res->reason);
-	if (w->res->inbox_id[0])
-		json_object_set_new(v, "inbox_id", json_string(w->res->inbox_id));
-	if (w->res->patient[0])
-		json_object_set_new(v, "patient", json_string(w->res->patient));
-	if (w->res->event[0])
-		json_object_set_new(v, "event", json_string(w->res->event));
-	json_object_set_new(v, "at", json_integer(w->now));
-	return v;
+	/* borrowed strings: dumped, never cleared */
+	return seen_txn_put(s, txn, res->seen_key, &sr, err);
 }
 
 static size_t
@@ -1397,46 +1375,37 @@ total_attachments(const struct inmsg *m)
 	return n;
 }
 
-static json_t *
-inbox_record(struct work *w)
+/* inbox_entry_of - the cleartext of what w files (borrowed strings). */
+static void
+inbox_entry_of(struct work *w, struct inbox_entry *e)
 {
 	const struct inbound_result *res = w->res;
-	json_t *v = json_object();
-	const char *pgp = NULL;
 
-	json_object_set_new(v, "id", json_string(res->inbox_id));
-	json_object_set_new(v, "patient", json_string(res->patient));
-	json_object_set_new(v, "thread", json_string(res->thread));
-	json_object_set_new(v, "event", json_string(res->event));
-	if (w->thread.type)
-		json_object_set_new(v, "event_type", json_string(w->thread.type));
-	json_object_set_new(v, "class", json_string(res->form ? "form" : "reply"));
-	json_object_set_new(v, "received", json_integer(w->now));
-	json_object_set_new(v, "department", json_string(res->department));
-	json_object_set_new(v, "urgent", json_boolean(res->urgent));
-	json_object_set_new(v, "sender_role", json_string(res->sender_role));
-	json_object_set_new(v, "auth", json_string(res->auth));
+	memset(e, 0, sizeof(*e));
+	e->id = (char *)res->inbox_id;
+	e->patient = (char *)res->patient;
+	e->thread = (char *)res->thread;
+	e->event = (char *)res->event;
+	e->event_type = w->thread.type;
+	e->class = res->form ? INBOX_FORM : INBOX_REPLY;
+	e->received = (time_t)w->now;
+	e->department = (char *)res->department;
+	e->urgent = res->urgent != 0;
+	e->sender_role = (char *)res->sender_role;
+	e->auth = (char *)res->auth;
 	/* "signed" only for the thread's patient or proxy (signer_match) */
-	if (w->decrypted && w->signer_matched)
-		pgp = "encrypted+signed";
-	else if (w->decrypted)
-		pgp = "encrypted";
-	else if (w->signer_matched)
-		pgp = "signed";
-	if (pgp)
-		json_object_set_new(v, "pgp", json_string(pgp));
-	if (res->form)
-		json_object_set_new(v, "form_complete",
-				    json_boolean(json_array_size(w->form_missing) == 0));
-	json_object_set_new(v, "sizes", json_pack("{s:I, s:I, s:I}",
-		"raw", (json_int_t)w->len,
-		"text", (json_int_t)(w->text ? strlen(w->text) : 0),
-		"attachments", (json_int_t)total_attachments(w->m)));
-	json_object_set_new(v, "n_attachments", json_integer((json_int_t)w->m->n_attachments));
-	json_object_set_new(v, "store_key", json_string(w->ib->store_fpr));
-	json_object_set_new(v, "format", json_integer(INBOUND_FORMAT));
-	json_object_set_new(v, "dek", json_string(w->dek));
-	return v;		/* "blob" is added as it is stored */
+	e->pgp = w->decrypted && w->signer_matched ? "encrypted+signed" :
+		 w->decrypted ? "encrypted" : w->signer_matched ? "signed" : NULL;
+	e->form_complete = res->form ? json_array_size(w->form_missing) == 0 : REC_UNSET;
+	e->has_sizes = 1;
+	e->size_raw = (long long)w->len;
+	e->size_text = (long long)(w->text ? strlen(w->text) : 0);
+	e->size_attachments = (long long)total_attachments(w->m);
+	e->n_attachments = (long long)w->m->n_attachments;
+	e->store_key = (char *)w->ib->store_fpr;
+	e->format = INBOUND_FORMAT;
+	e->has_format = 1;
+	e->dek = w->dek;
 }
 
 /*
@@ -1674,25 +1643,24 @@ file_txn(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
 {
 	struct inbound_result *res = w->res;
 	char key[2 * STORE_ID_MAX + 64], form_key[2 * STORE_ID_MAX + 64], day[16];
-	json_t *v;
+	struct inbox_entry entry;
+	struct clinic_entry clinic;
 	int r, ack_today = 0, asked_today = 0;
 
-	v = inbox_record(w);
+	inbox_entry_of(w, &entry);
 	snprintf(key, sizeof(key), "%s/%s", res->patient, res->inbox_id);
-	r = store_txn_put_json_b64(s, txn, DB_INBOX, key, strlen(key), v, "blob",
-				   w->blob.data ? w->blob.data : "", w->blob.len, err);
-	json_decref(v);
+	r = inbox_txn_put(s, txn, key, &entry, w->blob.data ? w->blob.data : "",
+			  w->blob.len, err);
 	if (r < 0)
 		return r;
-	v = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:b, s:s, s:s}",
-		      "inbox_id", res->inbox_id, "patient", res->patient,
-		      "thread", res->thread, "event", res->event,
-		      "class", res->form ? "form" : "reply", "received", (json_int_t)w->now,
-		      "urgent", res->urgent, "sender_role", res->sender_role,
-		      "state", "new");
+	clinic = (struct clinic_entry) {
+		.inbox_id = res->inbox_id, .patient = res->patient, .thread = res->thread,
+		.event = res->event, .class = res->form ? INBOX_FORM : INBOX_REPLY,
+		.received = (time_t)w->now, .urgent = res->urgent != 0,
+		.sender_role = res->sender_role, .state = "new",
+	};
 	snprintf(key, sizeof(key), "%s/%s", res->department, res->inbox_id);
-	r = store_txn_put_json(s, txn, DB_CLINIC, key, strlen(key), v, err);
-	json_decref(v);
+	r = clinic_txn_put(s, txn, key, &clinic, err);
 	if (r < 0)
 		return r;
 
@@ -1796,16 +1764,15 @@ static int
 commit_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
 {
 	struct work *w = ud;
-	json_t *v;
 	int r;
 
 	/* Another ingest of the same message may have won the race. */
-	r = store_txn_get_json(s, txn, DB_SEEN, w->res->seen_key,
-			       strlen(w->res->seen_key), &v, err);
-	if (r == 0) {
-		json_decref(v);
+	r = store_txn_has(s, txn, DB_SEEN, w->res->seen_key, strlen(w->res->seen_key),
+			  err);
+	if (r > 0)
 		return -EALREADY;
-	}
+	if (r == 0)
+		r = -ENOENT;
 	if (r != -ENOENT)
 		return r;
 	switch (w->res->disposition) {
@@ -1824,11 +1791,7 @@ commit_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
 	}
 	if (r < 0)
 		return r;
-	v = seen_record(w);
-	r = store_txn_put_json(s, txn, DB_SEEN, w->res->seen_key,
-			       strlen(w->res->seen_key), v, err);
-	json_decref(v);
-	return r;
+	return seen_put(s, txn, w, err);
 }
 
 /* commit_prepare - what is done before the transaction: encryption. */
@@ -2007,14 +1970,15 @@ batch_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
 
 	for (size_t i = 0; i < ib->n_pending; i++) {
 		struct work *w = ib->pending[i];
-		json_t *seen;
+		struct seen_record seen;
 
 		*w->res = w->decided;
-		r = store_txn_get_json(s, txn, DB_SEEN, w->res->seen_key,
-				       strlen(w->res->seen_key), &seen, err);
+		r = seen_txn_get(s, txn, w->res->seen_key, &seen, err);
+		if (r == -EBADMSG || r == -EPROTO)
+			r = 0;	/* seen, but what came of it cannot be read */
 		if (r == 0) {
-			seen_fill(w, seen);
-			json_decref(seen);
+			seen_fill(w, &seen);
+			seen_clear(&seen);
 			continue;
 		}
 		if (r != -ENOENT)
@@ -2172,15 +2136,28 @@ list_each(void *userdata, const char *key, size_t keylen, json_t *rec)
 {
 	struct listing *l = userdata;
 	const char *slash;
+	json_t *row = NULL;
 
-	if (rec == NULL)
-		return 0;	/* not JSON: not one of ours */
-	if (l->db == DB_INBOX)
-		json_object_del(rec, "blob");
-	else if ((slash = memchr(key, '/', keylen)) != NULL)
-		json_object_set_new(rec, "department",
-				    json_stringn(key, (size_t)(slash - key)));
-	if (json_array_append(l->out, rec) < 0) {
+	if (l->db == DB_INBOX) {
+		struct inbox_entry e;
+
+		if (inbox_load(rec, &e, NULL) < 0)
+			return 0;	/* not one of ours */
+		row = inbox_dump(&e);	/* without its blob */
+		inbox_clear(&e);
+	} else {
+		struct clinic_entry c;
+
+		if (clinic_load(rec, &c, NULL) < 0)
+			return 0;
+		if ((slash = memchr(key, '/', keylen)) != NULL) {
+			free(c.department);
+			c.department = strndup(key, (size_t)(slash - key));
+		}
+		row = clinic_dump(&c);
+		clinic_clear(&c);
+	}
+	if (json_array_append_new(l->out, row) < 0) {
 		l->failed = 1;
 		return 1;
 	}
@@ -2236,41 +2213,45 @@ int
 inbound_open(struct pgp *p, struct atrest *a, json_t *record, json_t **content,
 	     struct cp_error *err)
 {
-	json_t *jblob = json_object_get(record, "blob");
-	const char *blob = json_string_value(jblob);
-	json_t *jformat = json_object_get(record, "format");
-	json_int_t format = jformat ? json_integer_value(jformat) : 1;
+	struct inbox_entry e;
+	const char *blob;
 	struct buf plain = BUF_INIT;
 	char *signer = NULL;
 	json_error_t jerr;
 	int r;
 
 	*content = NULL;
-	if (blob == NULL)
-		return cp_error_set(err, -EBADMSG, "inbox record has no content");
+	r = inbox_load(record, &e, err);
+	if (r < 0)
+		return r;
+	blob = json_string_value(e.blob);
 	plain.max = DECRYPT_MAX * 2;
-	if (format == INBOUND_FORMAT) {
-		const char *pid = json_string_value(json_object_get(record, "patient"));
-		const char *id = json_string_value(json_object_get(record, "id"));
+	if (blob == NULL) {
+		r = cp_error_set(err, -EBADMSG, "inbox record has no content");
+	} else if (e.format == INBOUND_FORMAT) {
 		char aad[INBOUND_AAD_MAX];
 
-		if (a == NULL)
-			return cp_error_set(err, -EINVAL, "inbox record: format %d needs "
-					    "the store's data keys", INBOUND_FORMAT);
-		if (!id_valid(pid) || !id_valid(id))
-			return cp_error_set(err, -EBADMSG, "inbox record: no patient or id");
-		inbox_aad(pid, id, aad);
-		r = atrest_open(a, json_string_value(json_object_get(record, "dek")),
-				aad, strlen(aad), blob, json_string_length(jblob), &plain, err);
-	} else if (format == 1) {
+		if (a == NULL) {
+			r = cp_error_set(err, -EINVAL, "inbox record: format %d needs "
+					 "the store's data keys", INBOUND_FORMAT);
+		} else if (!id_valid(e.patient) || !id_valid(e.id)) {
+			r = cp_error_set(err, -EBADMSG, "inbox record: no patient or id");
+		} else {
+			inbox_aad(e.patient, e.id, aad);
+			r = atrest_open(a, e.dek, aad, strlen(aad), blob,
+					json_string_length(e.blob), &plain, err);
+		}
+	} else if (e.format == 1) {
 		if (p == NULL)
-			return cp_error_set(err, -EINVAL, "inbox record: format 1 needs gpg");
-		r = pgp_decrypt_verify(p, blob, strlen(blob), &plain, &signer, err);
+			r = cp_error_set(err, -EINVAL, "inbox record: format 1 needs gpg");
+		else
+			r = pgp_decrypt_verify(p, blob, strlen(blob), &plain, &signer, err);
 		free(signer);
 	} else {
-		return cp_error_set(err, -EPROTONOSUPPORT, "inbox record: unknown "
-				    "format %lld", (long long)format);
+		r = cp_error_set(err, -EPROTONOSUPPORT, "inbox record: unknown "
+				 "format %lld", e.format);
 	}
+	inbox_clear(&e);
 	if (r < 0) {
 		buf_free(&plain);
 		return r;

@@ -8,6 +8,7 @@
  *	them with sorted keys, so the bytes do not depend on the order here.
  */
 #include "record.h"
+#include "buf.h"
 #include "event.h"
 #include "store.h"
 
@@ -1207,4 +1208,628 @@ imap_mark_put(struct store *s, const char *mailbox, const struct imap_mark *m,
 	r = store_put_json(s, DB_IMAP, mailbox, v, err);
 	json_decref(v);
 	return r;
+}
+
+/* ---- seen ---- */
+
+static const char *const seen_folders[] = {
+	[SEEN_PROCESSED] = "processed", [SEEN_QUARANTINE] = "quarantine",
+};
+
+void
+seen_clear(struct seen_record *sr)
+{
+	free(sr->disposition);
+	free(sr->class);
+	free(sr->reason);
+	free(sr->inbox_id);
+	free(sr->patient);
+	free(sr->event);
+	json_decref(sr->extra);
+	memset(sr, 0, sizeof(*sr));
+}
+
+int
+seen_load(json_t *v, struct seen_record *sr, struct cp_error *err)
+{
+	struct loader l = { "seen record", err };
+	const char *key;
+	json_t *m;
+	int r, i;
+
+	memset(sr, 0, sizeof(*sr));
+	if (!json_is_object(v))
+		return cp_error_set(err, -EBADMSG, "seen record: expected a JSON object");
+	json_object_foreach(v, key, m) {
+		if (strcmp(key, "disposition") == 0)
+			r = load_str(&l, key, m, &sr->disposition);
+		else if (strcmp(key, "folder") == 0) {
+			r = load_name(&l, key, m, seen_folders, CP_ARRAY_SIZE(seen_folders), &i);
+			sr->folder = (enum seen_folder)i;
+		} else if (strcmp(key, "class") == 0)
+			r = load_str(&l, key, m, &sr->class);
+		else if (strcmp(key, "reason") == 0)
+			r = load_str(&l, key, m, &sr->reason);
+		else if (strcmp(key, "inbox_id") == 0)
+			r = load_str(&l, key, m, &sr->inbox_id);
+		else if (strcmp(key, "patient") == 0)
+			r = load_str(&l, key, m, &sr->patient);
+		else if (strcmp(key, "event") == 0)
+			r = load_str(&l, key, m, &sr->event);
+		else if (strcmp(key, "at") == 0)
+			r = load_time(&l, key, m, &sr->at);
+		else if (strcmp(key, "version") == 0)
+			r = load_version(&l, m);
+		else
+			r = keep_extra(&l, &sr->extra, key, m);
+		if (r < 0) {
+			seen_clear(sr);
+			return r;
+		}
+	}
+	return 0;
+}
+
+/* dump_str_or_null - the member always, null when s is NULL or empty. */
+static int
+dump_str_or_null(json_t *o, const char *field, const char *s)
+{
+	return json_object_set_new(o, field, s && *s ? json_string(s) : json_null());
+}
+
+json_t *
+seen_dump(const struct seen_record *sr)
+{
+	json_t *o = json_object();
+	int r;
+
+	if (o == NULL)
+		return NULL;
+	r = dump_str(o, "disposition", sr->disposition);
+	r |= dump_str(o, "folder", seen_folders[sr->folder == SEEN_QUARANTINE]);
+	r |= dump_str(o, "class", sr->class);
+	r |= dump_str_or_null(o, "reason", sr->reason);
+	r |= dump_str(o, "inbox_id", sr->inbox_id);
+	r |= dump_str(o, "patient", sr->patient);
+	r |= dump_str(o, "event", sr->event);
+	r |= dump_int(o, "at", (long long)sr->at);
+	r |= dump_extra(o, sr->extra);
+	if (r != 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+int
+seen_txn_get(struct store *s, MDB_txn *txn, const char *key,
+	     struct seen_record *sr, struct cp_error *err)
+{
+	json_t *v;
+	int r;
+
+	memset(sr, 0, sizeof(*sr));
+	r = store_txn_get_json(s, txn, DB_SEEN, key, strlen(key), &v, err);
+	if (r < 0)
+		return r;
+	r = seen_load(v, sr, err);
+	json_decref(v);
+	return r;
+}
+
+struct seen_one {
+	const char *key;
+	struct seen_record *sr;
+};
+
+static int
+seen_get_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
+{
+	struct seen_one *o = ud;
+
+	return seen_txn_get(s, txn, o->key, o->sr, err);
+}
+
+int
+seen_get(struct store *s, const char *key, struct seen_record *sr,
+	 struct cp_error *err)
+{
+	struct seen_one o = { key, sr };
+
+	memset(sr, 0, sizeof(*sr));
+	return store_read(s, seen_get_txn, &o, err);
+}
+
+int
+seen_txn_put(struct store *s, MDB_txn *txn, const char *key,
+	     const struct seen_record *sr, struct cp_error *err)
+{
+	return put_json_take(s, txn, DB_SEEN, "seen record", key, seen_dump(sr), err);
+}
+
+/* ---- inbox ---- */
+
+static const char *const inbox_classes[] = {
+	[INBOX_REPLY] = "reply", [INBOX_FORM] = "form",
+};
+
+const char *
+inbox_class_name(enum inbox_class c)
+{
+	return inbox_classes[c == INBOX_FORM];
+}
+
+void
+inbox_clear(struct inbox_entry *e)
+{
+	free(e->id);
+	free(e->patient);
+	free(e->thread);
+	free(e->event);
+	free(e->event_type);
+	free(e->department);
+	free(e->sender_role);
+	free(e->auth);
+	free(e->pgp);
+	free(e->store_key);
+	free(e->dek);
+	json_decref(e->blob);
+	json_decref(e->extra);
+	memset(e, 0, sizeof(*e));
+	e->urgent = e->form_complete = REC_UNSET;
+	e->n_attachments = -1;
+}
+
+static int
+load_sizes(struct loader *l, json_t *m, struct inbox_entry *e)
+{
+	int r;
+
+	if (!json_is_object(m))
+		return bad(l, "sizes", "expected an object");
+	r = load_int(l, "sizes.raw", json_object_get(m, "raw") ?: json_null(), &e->size_raw);
+	if (r == 0)
+		r = load_int(l, "sizes.text", json_object_get(m, "text") ?: json_null(),
+			     &e->size_text);
+	if (r == 0)
+		r = load_int(l, "sizes.attachments",
+			     json_object_get(m, "attachments") ?: json_null(),
+			     &e->size_attachments);
+	e->has_sizes = 1;
+	return r;
+}
+
+static int
+inbox_member(struct loader *l, struct inbox_entry *e, const char *key, json_t *m)
+{
+	int i, r;
+
+	if (strcmp(key, "id") == 0)
+		return load_str(l, key, m, &e->id);
+	if (strcmp(key, "patient") == 0)
+		return load_str(l, key, m, &e->patient);
+	if (strcmp(key, "thread") == 0)
+		return load_str(l, key, m, &e->thread);
+	if (strcmp(key, "event") == 0)
+		return load_str(l, key, m, &e->event);
+	if (strcmp(key, "event_type") == 0)
+		return load_str(l, key, m, &e->event_type);
+	if (strcmp(key, "class") == 0) {
+		r = load_name(l, key, m, inbox_classes, CP_ARRAY_SIZE(inbox_classes), &i);
+		e->class = (enum inbox_class)i;
+		return r;
+	}
+	if (strcmp(key, "received") == 0)
+		return load_time(l, key, m, &e->received);
+	if (strcmp(key, "department") == 0)
+		return load_str(l, key, m, &e->department);
+	if (strcmp(key, "urgent") == 0)
+		return load_bool(l, key, m, &e->urgent);
+	if (strcmp(key, "sender_role") == 0)
+		return load_str(l, key, m, &e->sender_role);
+	if (strcmp(key, "auth") == 0)
+		return load_str(l, key, m, &e->auth);
+	if (strcmp(key, "pgp") == 0)
+		return load_str(l, key, m, &e->pgp);
+	if (strcmp(key, "form_complete") == 0)
+		return load_bool(l, key, m, &e->form_complete);
+	if (strcmp(key, "sizes") == 0)
+		return load_sizes(l, m, e);
+	if (strcmp(key, "n_attachments") == 0)
+		return load_int(l, key, m, &e->n_attachments);
+	if (strcmp(key, "store_key") == 0)
+		return load_str(l, key, m, &e->store_key);
+	if (strcmp(key, "format") == 0) {
+		e->has_format = 1;
+		return load_int(l, key, m, &e->format);
+	}
+	if (strcmp(key, "dek") == 0)
+		return load_str(l, key, m, &e->dek);
+	if (strcmp(key, "blob") == 0) {
+		if (!json_is_string(m))
+			return bad(l, key, "expected a string");
+		e->blob = json_incref(m);
+		return 0;
+	}
+	if (strcmp(key, "version") == 0)
+		return load_version(l, m);
+	return keep_extra(l, &e->extra, key, m);
+}
+
+int
+inbox_load(json_t *v, struct inbox_entry *e, struct cp_error *err)
+{
+	struct loader l = { "inbox record", err };
+	const char *key;
+	json_t *m;
+	int r;
+
+	memset(e, 0, sizeof(*e));
+	e->urgent = e->form_complete = REC_UNSET;
+	e->n_attachments = -1;
+	e->format = 1;
+	if (!json_is_object(v))
+		return cp_error_set(err, -EBADMSG, "inbox record: expected a JSON object");
+	json_object_foreach(v, key, m) {
+		r = inbox_member(&l, e, key, m);
+		if (r < 0) {
+			inbox_clear(e);
+			return r;
+		}
+	}
+	return 0;
+}
+
+json_t *
+inbox_dump(const struct inbox_entry *e)
+{
+	json_t *o = json_object();
+	int r;
+
+	if (o == NULL)
+		return NULL;
+	r = dump_str(o, "id", e->id);
+	r |= dump_str(o, "patient", e->patient);
+	r |= dump_str(o, "thread", e->thread);
+	r |= dump_str(o, "event", e->event);
+	r |= dump_str(o, "event_type", e->event_type);
+	r |= dump_str(o, "class", inbox_class_name(e->class));
+	r |= dump_int(o, "received", (long long)e->received);
+	r |= dump_str(o, "department", e->department);
+	r |= dump_bool(o, "urgent", e->urgent);
+	r |= dump_str(o, "sender_role", e->sender_role);
+	r |= dump_str(o, "auth", e->auth);
+	r |= dump_str(o, "pgp", e->pgp);
+	r |= dump_bool(o, "form_complete", e->form_complete);
+	if (e->has_sizes)
+		r |= json_object_set_new(o, "sizes", json_pack("{s:I, s:I, s:I}",
+			"raw", (json_int_t)e->size_raw, "text", (json_int_t)e->size_text,
+			"attachments", (json_int_t)e->size_attachments));
+	if (e->n_attachments >= 0)
+		r |= dump_int(o, "n_attachments", e->n_attachments);
+	r |= dump_str(o, "store_key", e->store_key);
+	if (e->has_format)
+		r |= dump_int(o, "format", e->format);
+	r |= dump_str(o, "dek", e->dek);
+	r |= dump_extra(o, e->extra);
+	if (r != 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+int
+inbox_txn_put(struct store *s, MDB_txn *txn, const char *key,
+	      const struct inbox_entry *e, const char *blob, size_t bloblen,
+	      struct cp_error *err)
+{
+	json_t *v = inbox_dump(e);
+	int r;
+
+	if (v == NULL)
+		return cp_error_set(err, -ENOMEM, "inbox record: out of memory");
+	r = store_txn_put_json_b64(s, txn, DB_INBOX, key, strlen(key), v, "blob",
+				   blob, bloblen, err);
+	json_decref(v);
+	return r;
+}
+
+/* ---- clinic ---- */
+
+void
+clinic_clear(struct clinic_entry *c)
+{
+	free(c->inbox_id);
+	free(c->patient);
+	free(c->thread);
+	free(c->event);
+	free(c->sender_role);
+	free(c->state);
+	free(c->department);
+	json_decref(c->extra);
+	memset(c, 0, sizeof(*c));
+}
+
+int
+clinic_load(json_t *v, struct clinic_entry *c, struct cp_error *err)
+{
+	struct loader l = { "clinic record", err };
+	const char *key;
+	json_t *m;
+	int r, i;
+
+	memset(c, 0, sizeof(*c));
+	if (!json_is_object(v))
+		return cp_error_set(err, -EBADMSG, "clinic record: expected a JSON object");
+	json_object_foreach(v, key, m) {
+		if (strcmp(key, "inbox_id") == 0)
+			r = load_str(&l, key, m, &c->inbox_id);
+		else if (strcmp(key, "patient") == 0)
+			r = load_str(&l, key, m, &c->patient);
+		else if (strcmp(key, "thread") == 0)
+			r = load_str(&l, key, m, &c->thread);
+		else if (strcmp(key, "event") == 0)
+			r = load_str(&l, key, m, &c->event);
+		else if (strcmp(key, "class") == 0) {
+			r = load_name(&l, key, m, inbox_classes, CP_ARRAY_SIZE(inbox_classes), &i);
+			c->class = (enum inbox_class)i;
+		} else if (strcmp(key, "received") == 0)
+			r = load_time(&l, key, m, &c->received);
+		else if (strcmp(key, "urgent") == 0)
+			r = load_bool(&l, key, m, &c->urgent);
+		else if (strcmp(key, "sender_role") == 0)
+			r = load_str(&l, key, m, &c->sender_role);
+		else if (strcmp(key, "state") == 0)
+			r = load_str(&l, key, m, &c->state);
+		else if (strcmp(key, "department") == 0)
+			r = load_str(&l, key, m, &c->department);
+		else if (strcmp(key, "version") == 0)
+			r = load_version(&l, m);
+		else
+			r = keep_extra(&l, &c->extra, key, m);
+		if (r < 0) {
+			clinic_clear(c);
+			return r;
+		}
+	}
+	return 0;
+}
+
+json_t *
+clinic_dump(const struct clinic_entry *c)
+{
+	json_t *o = json_object();
+	int r;
+
+	if (o == NULL)
+		return NULL;
+	r = dump_str(o, "inbox_id", c->inbox_id);
+	r |= dump_str(o, "patient", c->patient);
+	r |= dump_str(o, "thread", c->thread);
+	r |= dump_str(o, "event", c->event);
+	r |= dump_str(o, "class", inbox_class_name(c->class));
+	r |= dump_int(o, "received", (long long)c->received);
+	r |= json_object_set_new(o, "urgent", json_boolean(c->urgent == 1));
+	r |= dump_str(o, "sender_role", c->sender_role);
+	r |= dump_str(o, "state", c->state);
+	r |= dump_str(o, "department", c->department);
+	r |= dump_extra(o, c->extra);
+	if (r != 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+int
+clinic_txn_put(struct store *s, MDB_txn *txn, const char *key,
+	       const struct clinic_entry *c, struct cp_error *err)
+{
+	return put_json_take(s, txn, DB_CLINIC, "clinic record", key, clinic_dump(c), err);
+}
+
+/* ---- inbox content ---- */
+
+static json_t *
+base64_string(const void *data, size_t len)
+{
+	struct buf b = BUF_INIT;
+	json_t *v;
+
+	if (buf_append_base64(&b, data, len) < 0) {
+		buf_free(&b);
+		return NULL;
+	}
+	/* base64 is ASCII: no need for jansson to check it is UTF-8 */
+	v = json_stringn_nocheck(b.data ? b.data : "", b.len);
+	buf_free(&b);
+	return v;
+}
+
+int
+inbox_content_encode(const struct inbox_content *c, const char *raw_b64,
+		     size_t raw_len, char **out, size_t *len)
+{
+	json_t *o = json_object(), *atts = json_array();
+	int r = 0;
+
+	*out = NULL;
+	if (o == NULL || atts == NULL) {
+		json_decref(o);
+		json_decref(atts);
+		return -ENOMEM;
+	}
+	r |= dump_str_or_null(o, "subject", c->subject);
+	r |= dump_str_or_null(o, "from", c->from);
+	r |= dump_str_or_null(o, "from_name", c->from_name);
+	r |= dump_int(o, "date", c->date);
+	r |= dump_str_or_null(o, "message_id", c->message_id);
+	r |= json_object_set_new(o, "text", json_string(c->text ? c->text : ""));
+	r |= json_object_set_new(o, "body", json_string(c->body ? c->body : ""));
+	if (c->has_form)
+		r |= json_object_set_new(o, "form", json_pack("{s:O, s:O}",
+			"values", c->form_values ? c->form_values : json_object(),
+			"missing", c->form_missing ? c->form_missing : json_array()));
+	for (size_t i = 0; i < c->natts; i++) {
+		const struct inbox_attachment *a = &c->atts[i];
+		json_t *att = json_object();
+
+		r |= dump_str_or_null(att, "filename", a->filename);
+		r |= dump_str_or_null(att, "content_type", a->content_type);
+		r |= dump_int(att, "size", a->size);
+		r |= json_object_set_new(att, "data", base64_string(a->bytes, (size_t)a->size));
+		r |= json_array_append_new(atts, att);
+	}
+	r |= json_object_set_new(o, "attachments", atts);
+	r = r != 0 ? -ENOMEM : store_json_dump_b64(o, "raw", raw_b64, raw_len, out, len);
+	json_decref(o);
+	return r;
+}
+
+static const char *
+str_or_null(json_t *o, const char *field)
+{
+	return json_string_value(json_object_get(o, field));
+}
+
+int
+inbox_content_load(json_t *v, struct inbox_content *c, struct cp_error *err)
+{
+	json_t *form, *atts, *a;
+	size_t i;
+
+	memset(c, 0, sizeof(*c));
+	if (!json_is_object(v))
+		return cp_error_set(err, -EBADMSG, "inbox content: expected a JSON object");
+	c->subject = str_or_null(v, "subject");
+	c->from = str_or_null(v, "from");
+	c->from_name = str_or_null(v, "from_name");
+	c->date = json_integer_value(json_object_get(v, "date"));
+	c->message_id = str_or_null(v, "message_id");
+	c->text = str_or_null(v, "text");
+	c->body = str_or_null(v, "body");
+	form = json_object_get(v, "form");
+	if (json_is_object(form)) {
+		c->has_form = 1;
+		c->form_values = json_object_get(form, "values");
+		c->form_missing = json_object_get(form, "missing");
+	}
+	atts = json_object_get(v, "attachments");
+	if (json_array_size(atts) == 0)
+		return 0;
+	c->atts = calloc(json_array_size(atts), sizeof(*c->atts));
+	if (c->atts == NULL)
+		return cp_error_set(err, -ENOMEM, "inbox content: out of memory");
+	json_array_foreach(atts, i, a) {
+		struct inbox_attachment *x = &c->atts[c->natts++];
+
+		x->filename = str_or_null(a, "filename");
+		x->content_type = str_or_null(a, "content_type");
+		x->size = json_integer_value(json_object_get(a, "size"));
+		x->data_b64 = str_or_null(a, "data");
+	}
+	return 0;
+}
+
+void
+inbox_content_clear(struct inbox_content *c)
+{
+	free(c->atts);
+	memset(c, 0, sizeof(*c));
+}
+
+json_t *
+inbox_content_public(json_t *content)
+{
+	json_t *o = json_deep_copy(content), *a;
+	size_t i;
+
+	if (o == NULL)
+		return NULL;
+	json_object_del(o, "raw");
+	json_array_foreach(json_object_get(o, "attachments"), i, a)
+		json_object_del(a, "data");
+	return o;
+}
+
+/* ---- tallies ---- */
+
+static void
+count_in(json_t *counts, const char *name)
+{
+	if (counts != NULL && name != NULL)
+		json_object_set_new(counts, name, json_integer(
+			json_integer_value(json_object_get(counts, name)) + 1));
+}
+
+struct seen_counts {
+	json_t *by_disposition, *by_class;
+};
+
+static int
+tally_seen(void *ud, const char *key, size_t keylen, json_t *v)
+{
+	struct seen_counts *t = ud;
+	struct seen_record sr;
+
+	if (seen_load(v, &sr, NULL) < 0)
+		return 0;
+	count_in(t->by_disposition, sr.disposition);
+	count_in(t->by_class, sr.class);
+	seen_clear(&sr);
+	return 0;
+}
+
+int
+seen_tally(struct store *s, json_t *by_disposition, json_t *by_class,
+	   struct cp_error *err)
+{
+	struct seen_counts t = { by_disposition, by_class };
+
+	return store_foreach(s, DB_SEEN, tally_seen, &t, err);
+}
+
+static int
+tally_clinic(void *ud, const char *key, size_t keylen, json_t *v)
+{
+	struct clinic_entry c;
+
+	if (clinic_load(v, &c, NULL) < 0)
+		return 0;
+	count_in(ud, c.state);
+	clinic_clear(&c);
+	return 0;
+}
+
+int
+clinic_tally(struct store *s, json_t *by_state, struct cp_error *err)
+{
+	return store_foreach(s, DB_CLINIC, tally_clinic, by_state, err);
+}
+
+json_t *
+inbox_row(json_t *rec, const struct inbox_content *content, const char *preview,
+	  const char *error)
+{
+	json_t *row = json_deep_copy(rec);
+
+	if (row == NULL)
+		return NULL;
+	if (content != NULL) {
+		json_object_set_new(row, "subject", content->subject ?
+				    json_string(content->subject) : json_null());
+		json_object_set_new(row, "preview", json_string(preview ? preview : ""));
+	} else {
+		json_object_set_new(row, "error", json_string(error ? error : ""));
+	}
+	return row;
+}
+
+void
+inbox_row_view(json_t *row, struct inbox_row_view *v)
+{
+	v->subject = json_string_value(json_object_get(row, "subject"));
+	v->preview = json_string_value(json_object_get(row, "preview"));
+	v->error = json_string_value(json_object_get(row, "error"));
 }

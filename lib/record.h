@@ -375,6 +375,182 @@ int imap_mark_get(struct store *s, const char *mailbox, struct imap_mark *m,
 int imap_mark_put(struct store *s, const char *mailbox,
 		  const struct imap_mark *m, struct cp_error *err);
 
+/*
+ * struct seen_record - the "seen" database (carepostd's own): key the
+ * SHA-256 of the Message-ID (or of the raw message), what became of the
+ * message: {"disposition","folder","class","reason","inbox_id"?,
+ * "patient"?,"event"?,"at"}. disposition and class are inbound's names
+ * (inbound.h, inmsg.h), kept as the strings they are.
+ */
+enum seen_folder {
+	SEEN_PROCESSED,
+	SEEN_QUARANTINE,
+};
+
+struct seen_record {
+	char *disposition;
+	enum seen_folder folder;
+	char *class;
+	char *reason;
+	char *inbox_id;
+	char *patient;
+	char *event;
+	time_t at;
+	json_t *extra;
+};
+
+int seen_load(json_t *v, struct seen_record *sr, struct cp_error *err);
+json_t *seen_dump(const struct seen_record *sr);
+void seen_clear(struct seen_record *sr);
+/* seen_txn_get: -ENOENT when the message was never seen. */
+int seen_txn_get(struct store *s, MDB_txn *txn, const char *key,
+		 struct seen_record *sr, struct cp_error *err);
+int seen_get(struct store *s, const char *key, struct seen_record *sr,
+	     struct cp_error *err);
+int seen_txn_put(struct store *s, MDB_txn *txn, const char *key,
+		 const struct seen_record *sr, struct cp_error *err);
+
+/*
+ * struct inbox_entry - the "inbox" database (readable by the portal):
+ * key "PATIENT/MSGID"; the cleartext of one filed reply (store.h has
+ * every field) and its sealed content, blob, kept as the stored JSON
+ * string (a reference: it can be megabytes). A dump never holds blob:
+ * inbox_txn_put appends it as it is (store_txn_put_json_b64).
+ */
+enum inbox_class {
+	INBOX_REPLY,
+	INBOX_FORM,
+};
+
+struct inbox_entry {
+	char *id;
+	char *patient;
+	char *thread;
+	char *event;
+	char *event_type;
+	enum inbox_class class;
+	time_t received;
+	char *department;
+	int urgent;		/* 0, 1 or REC_UNSET */
+	char *sender_role;	/* "patient" or "proxy" */
+	char *auth;		/* "pgp", "dmarc", "dkim", "from" */
+	char *pgp;		/* "signed", "encrypted", "encrypted+signed", or NULL */
+	int form_complete;	/* 0, 1 or REC_UNSET */
+	int has_sizes;
+	long long size_raw, size_text, size_attachments;
+	long long n_attachments;	/* -1: absent */
+	char *store_key;
+	long long format;	/* 1 (OpenPGP to the store key) when absent */
+	int has_format;
+	char *dek;
+	json_t *blob;		/* the stored string, or NULL */
+	json_t *extra;
+};
+
+const char *inbox_class_name(enum inbox_class c);
+int inbox_load(json_t *v, struct inbox_entry *e, struct cp_error *err);
+json_t *inbox_dump(const struct inbox_entry *e);	/* without blob */
+void inbox_clear(struct inbox_entry *e);
+int inbox_txn_put(struct store *s, MDB_txn *txn, const char *key,
+		  const struct inbox_entry *e, const char *blob, size_t bloblen,
+		  struct cp_error *err);
+
+/*
+ * struct clinic_entry - the "clinic" database (the departments' work
+ * queues, the portal marks entries done): key "DEPT/MSGID",
+ * {"inbox_id","patient","thread","event","class","received","urgent",
+ * "sender_role","state"}. state is "new" when filed; the portal writes
+ * others, kept as they are. department is the key's part: listed, never
+ * stored.
+ */
+struct clinic_entry {
+	char *inbox_id;
+	char *patient;
+	char *thread;
+	char *event;
+	enum inbox_class class;
+	time_t received;
+	int urgent;
+	char *sender_role;
+	char *state;
+	char *department;	/* from the key, for listings */
+	json_t *extra;
+};
+
+int clinic_load(json_t *v, struct clinic_entry *c, struct cp_error *err);
+json_t *clinic_dump(const struct clinic_entry *c);
+void clinic_clear(struct clinic_entry *c);
+int clinic_txn_put(struct store *s, MDB_txn *txn, const char *key,
+		   const struct clinic_entry *c, struct cp_error *err);
+
+/*
+ * struct inbox_content - what an inbox record's blob seals: {"subject",
+ * "from","from_name","date","message_id","text","body","form"?:
+ * {"values","missing"},"attachments":[{"filename","content_type","size",
+ * "data"}],"raw"}. Strings are borrowed: from the caller when dumping,
+ * from the loaded JSON when loading. An attachment's bytes are given as
+ * bytes to dump (base64 then) and read back as base64 (data_b64).
+ */
+struct inbox_attachment {
+	const char *filename;
+	const char *content_type;
+	long long size;
+	const void *bytes;	/* dump */
+	const char *data_b64;	/* load */
+};
+
+struct inbox_content {
+	const char *subject;
+	const char *from;
+	const char *from_name;
+	long long date;
+	const char *message_id;
+	const char *text;
+	const char *body;
+	json_t *form_values;	/* borrowed; with form_missing: a form reply */
+	json_t *form_missing;
+	int has_form;
+	struct inbox_attachment *atts;
+	size_t natts;
+};
+
+/*
+ * inbox_content_encode - the sealed text: the content, and raw (the
+ * message, base64) as the last member, copied as it is (a malloc'd
+ * string of *len bytes). inbox_content_load - a loaded content's view
+ * (atts malloc'd: inbox_content_clear). inbox_content_public - content
+ * without raw and the attachments' data, for listings (a new value).
+ */
+int inbox_content_encode(const struct inbox_content *c, const char *raw_b64,
+			 size_t raw_len, char **out, size_t *len);
+int inbox_content_load(json_t *v, struct inbox_content *c, struct cp_error *err);
+void inbox_content_clear(struct inbox_content *c);
+json_t *inbox_content_public(json_t *content);
+
+/*
+ * seen_tally, clinic_tally - counts for carepostctl stats, added into
+ * the caller's objects as {"NAME": n}: seen records by disposition and
+ * by class, clinic entries by state. Records that do not load are not
+ * counted. The store's errors.
+ */
+int seen_tally(struct store *s, json_t *by_disposition, json_t *by_class,
+	       struct cp_error *err);
+int clinic_tally(struct store *s, json_t *by_state, struct cp_error *err);
+
+/*
+ * inbox_row - carepostctl inbox's row for a listed record (JSON, as
+ * inbound_inbox_list gives it): the record, with "subject" and
+ * "preview" from its opened content, or "error" when it could not be
+ * opened (content NULL). A new value.
+ */
+json_t *inbox_row(json_t *rec, const struct inbox_content *content,
+		  const char *preview, const char *error);
+/* inbox_row_view - the strings inbox_row added (borrowed from row, or NULL). */
+struct inbox_row_view {
+	const char *subject, *preview, *error;
+};
+void inbox_row_view(json_t *row, struct inbox_row_view *v);
+
 /* delivery_list_add - append a zeroed record; NULL on -ENOMEM. */
 struct delivery *delivery_list_add(struct delivery_list *l);
 void delivery_list_free(struct delivery_list *l);

@@ -356,6 +356,143 @@ acks_and_imap_records_load_and_dump(void **state)
 	json_decref(v);
 }
 
+/* assert_round_trip - load text with load, dump, compare (stored encoding). */
+#define assert_round_trip(text, type, load, dump, clear) do {		\
+	struct cp_error err_ = { 0, "" };				\
+	type x_;							\
+	json_t *v_ = json_loads(text, 0, NULL);				\
+	char *t_;							\
+									\
+	assert_non_null(v_);						\
+	assert_int_equal(load(v_, &x_, &err_), 0);			\
+	t_ = dump_text(dump(&x_));					\
+	assert_string_equal(t_, text);					\
+	free(t_);							\
+	json_decref(v_);						\
+	clear(&x_);							\
+} while (0)
+
+static void
+seen_inbox_and_clinic_records_round_trip(void **state)
+{
+	assert_round_trip("{\"at\":5,\"class\":\"reply\",\"disposition\":\"filed\","
+		"\"event\":\"e\",\"folder\":\"processed\",\"inbox_id\":\"m1-a\","
+		"\"patient\":\"p\",\"reason\":null}",
+		struct seen_record, seen_load, seen_dump, seen_clear);
+	assert_round_trip("{\"at\":5,\"class\":\"unknown\",\"disposition\":\"quarantined\","
+		"\"folder\":\"quarantine\",\"reason\":\"no token\"}",
+		struct seen_record, seen_load, seen_dump, seen_clear);
+	/* format 2, and an old format 1 record; a dump never holds the blob */
+	assert_round_trip("{\"auth\":\"pgp\",\"class\":\"form\",\"dek\":\"0123456789abcdef\","
+		"\"department\":\"d\",\"event\":\"e\",\"event_type\":\"form_request\","
+		"\"form_complete\":false,\"format\":2,\"id\":\"m1-a\",\"n_attachments\":1,"
+		"\"patient\":\"p\",\"pgp\":\"encrypted+signed\",\"received\":7,"
+		"\"sender_role\":\"proxy\",\"sizes\":{\"attachments\":3,\"raw\":100,\"text\":9},"
+		"\"store_key\":\"ABCD\",\"thread\":\"00\",\"urgent\":true}",
+		struct inbox_entry, inbox_load, inbox_dump, inbox_clear);
+	assert_round_trip("{\"auth\":\"dmarc\",\"class\":\"reply\",\"department\":\"d\","
+		"\"event\":\"e\",\"id\":\"m1-a\",\"patient\":\"p\",\"received\":7,"
+		"\"sender_role\":\"patient\",\"thread\":\"00\",\"urgent\":false}",
+		struct inbox_entry, inbox_load, inbox_dump, inbox_clear);
+	assert_round_trip("{\"class\":\"reply\",\"event\":\"e\",\"inbox_id\":\"m1-a\","
+		"\"patient\":\"p\",\"received\":7,\"sender_role\":\"patient\","
+		"\"state\":\"done-by-portal\",\"thread\":\"00\",\"urgent\":false,"
+		"\"worked_by\":\"nurse-1\"}",
+		struct clinic_entry, clinic_load, clinic_dump, clinic_clear);
+}
+
+static void
+inbound_records_written_wrongly_are_refused_by_field(void **state)
+{
+	static const struct {
+		const char *text, *why;
+		int which;	/* 0 seen, 1 inbox, 2 clinic */
+	} bad[] = {
+		{ "{\"folder\":\"" CANARY "\"}", "seen record: field folder: unknown name", 0 },
+		{ "{\"at\":\"now\"}", "seen record: field at: expected an integer", 0 },
+		{ "[]", "seen record: expected a JSON object", 0 },
+		{ "{\"class\":\"" CANARY "\"}", "inbox record: field class: unknown name", 1 },
+		{ "{\"blob\":7}", "inbox record: field blob: expected a string", 1 },
+		{ "{\"sizes\":[1]}", "inbox record: field sizes: expected an object", 1 },
+		{ "{\"sizes\":{\"raw\":\"1\"}}", "inbox record: field sizes.raw: expected an integer", 1 },
+		{ "{\"format\":\"2\"}", "inbox record: field format: expected an integer", 1 },
+		{ "{\"urgent\":\"yes\"}", "clinic record: field urgent: expected true or false", 2 },
+		{ "{\"patient\":{\"n\":\"" CANARY "\"}}", "clinic record: field patient: expected a string", 2 },
+	};
+
+	for (size_t i = 0; i < CP_ARRAY_SIZE(bad); i++) {
+		struct cp_error err = { 0, "" };
+		json_t *v = json_loads(bad[i].text, JSON_DECODE_ANY, NULL);
+		int r;
+
+		assert_non_null(v);
+		if (bad[i].which == 0) {
+			struct seen_record x;
+
+			r = seen_load(v, &x, &err);
+		} else if (bad[i].which == 1) {
+			struct inbox_entry x;
+
+			r = inbox_load(v, &x, &err);
+		} else {
+			struct clinic_entry x;
+
+			r = clinic_load(v, &x, &err);
+		}
+		assert_int_equal(r, -EBADMSG);
+		assert_string_equal(err.text, bad[i].why);
+		assert_null(strstr(err.text, "CANARY"));
+		json_decref(v);
+	}
+}
+
+static void
+inbox_content_encodes_as_before_and_loads_back(void **state)
+{
+	struct cp_error err = { 0, "" };
+	struct inbox_attachment att = { "a.txt", "text/plain", 3, "abc", NULL };
+	json_t *values = json_pack("{s:s}", "dose", "5 mg"), *missing = json_array();
+	struct inbox_content c = {
+		.subject = "Re: hello", .from = "p@x.test", .from_name = "",
+		.date = 9, .message_id = NULL, .text = "fine", .body = "fine\n> quoted",
+		.form_values = values, .form_missing = missing, .has_form = 1,
+		.atts = &att, .natts = 1,
+	}, back;
+	json_t *v, *pub;
+	char *text, *t;
+	size_t len;
+
+	assert_int_equal(inbox_content_encode(&c, "UkFX", 4, &text, &len), 0);
+	assert_string_equal(text, "{\"attachments\":[{\"content_type\":\"text/plain\","
+		"\"data\":\"YWJj\",\"filename\":\"a.txt\",\"size\":3}],\"body\":"
+		"\"fine\\n> quoted\",\"date\":9,\"form\":{\"missing\":[],\"values\":"
+		"{\"dose\":\"5 mg\"}},\"from\":\"p@x.test\",\"from_name\":null,"
+		"\"message_id\":null,\"subject\":\"Re: hello\",\"text\":\"fine\","
+		"\"raw\":\"UkFX\"}");
+	assert_int_equal(len, strlen(text));
+	v = json_loadb(text, len, 0, NULL);
+	free(text);
+	assert_int_equal(inbox_content_load(v, &back, &err), 0);
+	assert_string_equal(back.subject, "Re: hello");
+	assert_null(back.from_name);
+	assert_int_equal(back.natts, 1);
+	assert_string_equal(back.atts[0].data_b64, "YWJj");
+	assert_true(back.has_form);
+	inbox_content_clear(&back);
+	pub = inbox_content_public(v);
+	t = dump_text(pub);
+	assert_null(strstr(t, "raw"));
+	assert_null(strstr(t, "YWJj"));
+	free(t);
+	json_decref(v);
+	v = json_loads("[\"" CANARY "\"]", 0, NULL);
+	assert_int_equal(inbox_content_load(v, &back, &err), -EBADMSG);
+	assert_string_equal(err.text, "inbox content: expected a JSON object");
+	json_decref(v);
+	json_decref(values);
+	json_decref(missing);
+}
+
 int
 main(void)
 {
@@ -368,6 +505,9 @@ main(void)
 		cmocka_unit_test(thread_records_round_trip_and_refuse_bad_fields),
 		cmocka_unit_test(bounce_records_count_reports_and_refuse_bad_states),
 		cmocka_unit_test(acks_and_imap_records_load_and_dump),
+		cmocka_unit_test(seen_inbox_and_clinic_records_round_trip),
+		cmocka_unit_test(inbound_records_written_wrongly_are_refused_by_field),
+		cmocka_unit_test(inbox_content_encodes_as_before_and_loads_back),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
