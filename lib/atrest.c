@@ -11,6 +11,7 @@
  *	simply re-keyed when the slot changes.
  */
 #include "atrest.h"
+#include "record.h"
 
 #include <errno.h>
 #include <string.h>
@@ -208,8 +209,7 @@ dek_make(struct atrest *a, int64_t now, struct cp_error *err)
 {
 	struct buf wrapped = BUF_INIT;
 	unsigned char rnd[8];
-	char id[ATREST_DEK_ID_SIZE], key[4 + ATREST_DEK_ID_SIZE];
-	json_t *v;
+	char id[ATREST_DEK_ID_SIZE];
 	int i, r;
 
 	if (a->store_fpr == NULL || a->store_fpr[0] == '\0')
@@ -229,17 +229,9 @@ dek_make(struct atrest *a, int64_t now, struct cp_error *err)
 		buf_free(&wrapped);
 		return r;
 	}
-	v = json_pack("{s:s, s:s, s:I, s:s%}", "alg", "aes-256-gcm",
-		      "store_key", a->store_fpr, "created", (json_int_t)now,
-		      "wrapped", wrapped.data, (size_t)wrapped.len);
+	r = dek_put(a->store, id, a->store_fpr, now, wrapped.data ? wrapped.data : "",
+		    wrapped.len, err);
 	buf_free(&wrapped);
-	if (v == NULL) {
-		slot_drop(a, i);
-		return cp_error_set(err, -ENOMEM, "at rest: out of memory");
-	}
-	snprintf(key, sizeof(key), "dek:%s", id);
-	r = store_put_json(a->store, DB_META, key, v, err);
-	json_decref(v);
 	if (r < 0) {
 		slot_drop(a, i);
 		return r;
@@ -254,34 +246,28 @@ dek_make(struct atrest *a, int64_t now, struct cp_error *err)
 static int
 dek_load(struct atrest *a, const char *id, struct cp_error *err)
 {
-	char key[4 + ATREST_DEK_ID_SIZE];
 	struct buf plain = BUF_INIT;
-	const char *armor;
+	char *armor = NULL;
 	char *signer = NULL;
-	json_t *v = NULL;
 	int i, r;
 
 	i = slot_find(a, id);
 	if (i >= 0)
 		return i;
-	snprintf(key, sizeof(key), "dek:%s", id);
-	r = store_get_json(a->store, DB_META, key, &v, err);
+	r = dek_get_wrapped(a->store, id, &armor, err);
 	if (r == -ENOENT)
 		return cp_error_set(err, -ENOKEY, "at rest: no data key %s in the store", id);
-	if (r < 0)
-		return r;
-	armor = json_string_value(json_object_get(v, "wrapped"));
-	if (armor == NULL) {
-		json_decref(v);
+	if (r == -EBADMSG)
 		return cp_error_set(err, -EBADMSG, "at rest: data key %s has no "
 				    "wrapped key", id);
-	}
+	if (r < 0)
+		return r;
 	/* Decrypted straight into secure memory: a bounded buf over it would
 	 * need a custom allocator, so take the short plaintext and wipe it. */
 	plain.max = 4096;
 	r = pgp_decrypt_verify(a->pgp, armor, strlen(armor), &plain, &signer, err);
 	free(signer);
-	json_decref(v);
+	free(armor);
 	if (r == 0 && plain.len != DEK_BYTES)
 		r = cp_error_set(err, -EBADMSG, "at rest: data key %s is not %d bytes",
 				 id, DEK_BYTES);

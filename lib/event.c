@@ -245,6 +245,16 @@ event_validate(json_t *ev, char *reason, size_t len)
 	return 0;
 }
 
+void
+event_peek(json_t *ev, const char **type, int *has_type, const char **patient)
+{
+	json_t *t = json_object_get(ev, "type");
+
+	*has_type = t != NULL;
+	*type = json_string_value(t);
+	*patient = json_string_value(json_object_get(ev, "patient"));
+}
+
 int
 event_load(json_t *ev, struct event *out, char *reason, size_t len)
 {

@@ -109,6 +109,14 @@ struct event {
  */
 int event_load(json_t *ev, struct event *out, char *reason, size_t reasonlen);
 
+/*
+ * event_peek - what an event that did not load still says, for its
+ * failed record: its type (NULL when not a string; *has_type whether
+ * there is one at all) and patient (NULL when not a string), borrowed.
+ */
+void event_peek(json_t *ev, const char **type, int *has_type,
+		const char **patient);
+
 /* patient_validate - check a patient object, as event_validate. */
 int patient_validate(json_t *p, char *reason, size_t reasonlen);
 

@@ -1463,13 +1463,14 @@ internal_new(struct work *w, struct delivery *d, const char *prefix,
 {
 	char id[STORE_ID_MAX + 1], hex[2 * TOKEN_THREAD_BYTES + 1];
 	uint8_t thread[TOKEN_THREAD_BYTES];
-	json_t *data = json_object();
+	json_t *data;
 
 	snprintf(id, sizeof(id), "%s:%s", prefix, w->res->inbox_id);
 	token_thread_from_id(id, thread);
 	cp_hex(thread, sizeof(thread), hex);
-	if (data != NULL && w->m->message_id && strcmp(type, "staff_alert") != 0)
-		json_object_set_new(data, "in_reply_to", json_string(w->m->message_id));
+	/* a staff alert answers no one: no In-Reply-To */
+	data = delivery_internal_data(strcmp(type, "staff_alert") != 0 ?
+				      w->m->message_id : NULL);
 	if (data == NULL ||
 	    delivery_internal(d, id, type, w->res->patient, w->res->department, hex,
 			      w->res->urgent, w->res->inbox_id, w->now, due, data) < 0)

@@ -31,13 +31,13 @@ fail_event(struct store *s, MDB_txn *txn, const char *id, json_t *ev,
 	int r;
 
 	if (ev != NULL) {
-		json_t *t = json_object_get(ev, "type");
+		const char *t;
+		int has_type;
 
+		event_peek(ev, &t, &has_type, &patient);
 		/* as the event named it when carepost knows it, else "unknown" */
-		if (t != NULL)
-			type = event_type_find(json_string_value(t)) ?
-			       json_string_value(t) : "unknown";
-		patient = json_string_value(json_object_get(ev, "patient"));
+		if (has_type)
+			type = event_type_find(t) ? t : "unknown";
 	}
 	if (delivery_failed_event(&d, id, type, patient, reason, now) < 0)
 		return cp_error_set(err, -ENOMEM, "intake: out of memory");

@@ -771,8 +771,7 @@ prepare(struct outbound *ob, struct delivery *d, int64_t now, struct key_cache *
 					 sizeof(j->list_unsubscribe));
 		if (et->internal) {
 			/* Internal mail is always a notice, never encrypted. */
-			const char *irt = json_string_value(json_object_get(d->data,
-									    "in_reply_to"));
+			const char *irt = delivery_in_reply_to(d);
 
 			j->notice_ctx = internal_context(cfg, d, pr.is_proxy);
 			j->auto_replied = strcmp(type, "staff_alert") != 0;

@@ -1833,3 +1833,71 @@ inbox_row_view(json_t *row, struct inbox_row_view *v)
 	v->preview = json_string_value(json_object_get(row, "preview"));
 	v->error = json_string_value(json_object_get(row, "error"));
 }
+
+/* ---- data keys ---- */
+
+int
+dek_put(struct store *s, const char *id, const char *store_key, int64_t created,
+	const char *wrapped, size_t wrapped_len, struct cp_error *err)
+{
+	char key[64];
+	json_t *v;
+	int r;
+
+	if (cp_snprintf_ok(key, sizeof(key), "dek:%s", id) < 0)
+		return cp_error_set(err, -EINVAL, "data key record: bad id");
+	v = json_pack("{s:s, s:s, s:I, s:s%}", "alg", "aes-256-gcm",
+		      "store_key", store_key, "created", (json_int_t)created,
+		      "wrapped", wrapped, wrapped_len);
+	if (v == NULL)
+		return cp_error_set(err, -ENOMEM, "data key record: out of memory");
+	r = store_put_json(s, DB_META, key, v, err);
+	json_decref(v);
+	return r;
+}
+
+int
+dek_get_wrapped(struct store *s, const char *id, char **wrapped,
+		struct cp_error *err)
+{
+	char key[64];
+	const char *armor;
+	json_t *v = NULL;
+	int r;
+
+	*wrapped = NULL;
+	if (cp_snprintf_ok(key, sizeof(key), "dek:%s", id) < 0)
+		return cp_error_set(err, -EINVAL, "data key record: bad id");
+	r = store_get_json(s, DB_META, key, &v, err);
+	if (r < 0)
+		return r;
+	armor = json_string_value(json_object_get(v, "wrapped"));
+	if (armor == NULL)
+		r = cp_error_set(err, -EBADMSG, "data key record: field wrapped: "
+				 "expected a string");
+	else if ((*wrapped = strdup(armor)) == NULL)
+		r = cp_error_set(err, -ENOMEM, "data key record: out of memory");
+	json_decref(v);
+	return r;
+}
+
+/* ---- internal data ---- */
+
+const char *
+delivery_in_reply_to(const struct delivery *d)
+{
+	return json_string_value(json_object_get(d->data, "in_reply_to"));
+}
+
+json_t *
+delivery_internal_data(const char *in_reply_to)
+{
+	json_t *data = json_object();
+
+	if (data != NULL && in_reply_to != NULL &&
+	    json_object_set_new(data, "in_reply_to", json_string(in_reply_to)) < 0) {
+		json_decref(data);
+		return NULL;
+	}
+	return data;
+}

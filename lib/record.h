@@ -551,6 +551,28 @@ struct inbox_row_view {
 };
 void inbox_row_view(json_t *row, struct inbox_row_view *v);
 
+/*
+ * The data keys of the inbox at rest (atrest.h): meta "dek:ID",
+ * {"alg":"aes-256-gcm","store_key","created","wrapped"}. dek_put stores
+ * one in a write of its own (wrapped: the armored OpenPGP message of
+ * wrapped_len bytes); dek_get_wrapped hands out a malloc'd copy of its
+ * wrapped key (free()): -ENOENT when there is none, -EBADMSG when the
+ * record holds no wrapped key, the store's errors.
+ */
+int dek_put(struct store *s, const char *id, const char *store_key,
+	    int64_t created, const char *wrapped, size_t wrapped_len,
+	    struct cp_error *err);
+int dek_get_wrapped(struct store *s, const char *id, char **wrapped,
+		    struct cp_error *err);
+
+/*
+ * The "in_reply_to" of an internal record's data: the Message-ID of the
+ * reply it answers (for In-Reply-To), or NULL. delivery_internal_data
+ * makes such data (a new object; in_reply_to may be NULL).
+ */
+const char *delivery_in_reply_to(const struct delivery *d);
+json_t *delivery_internal_data(const char *in_reply_to);
+
 /* delivery_list_add - append a zeroed record; NULL on -ENOMEM. */
 struct delivery *delivery_list_add(struct delivery_list *l);
 void delivery_list_free(struct delivery_list *l);
