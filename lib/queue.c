@@ -236,15 +236,17 @@ update_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
 	int r;
 
 	for (i = 0; i < u->n; i++) {
-		struct delivery *d = &u->records[i], old;
+		struct delivery *d = &u->records[i];
+		json_t *old;
 
 		if (d->id == NULL)
 			continue;
-		r = queue_txn_get(s, txn, d->id, &old, err);
+		/* only its due: where its schedule entry is now */
+		r = store_txn_get_json(s, txn, DB_DELIVERY, d->id, strlen(d->id), &old, err);
 		if (r < 0)
 			return r;
-		r = store_txn_schedule_del(s, txn, old.due, d->id, err);
-		delivery_clear(&old);
+		r = store_txn_schedule_del(s, txn, delivery_peek_due(old), d->id, err);
+		json_decref(old);
 		if (r < 0)
 			return r;
 		if (delivery_state_final(d->state)) {

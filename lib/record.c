@@ -516,6 +516,12 @@ delivery_load(json_t *v, struct delivery *d, struct cp_error *err)
 	return 0;
 }
 
+time_t
+delivery_peek_due(json_t *v)
+{
+	return (time_t)json_integer_value(json_object_get(v, "due"));
+}
+
 json_t *
 delivery_dump(const struct delivery *d)
 {

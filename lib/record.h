@@ -160,6 +160,8 @@ int delivery_state_final(enum delivery_state s);
 int delivery_load(json_t *v, struct delivery *d, struct cp_error *err);
 json_t *delivery_dump(const struct delivery *d);
 void delivery_clear(struct delivery *d);
+/* delivery_peek_due - a stored record's due alone (0 when it has none). */
+time_t delivery_peek_due(json_t *v);
 
 /*
  * delivery_dump_public - delivery_dump for people and scripts
