@@ -165,31 +165,22 @@ message_id_domain(const struct cp_config *cfg)
 }
 
 /*
- * The sending journal. A message the relay has accepted (2xx after DATA)
- * is written down at once, one line "EVENT<TAB>RCPT" with write(2) to
- * STORE/sending.journal, before the batch's outcome is committed to the
- * store. A process that is killed mid-session leaves the line in the page
- * cache, so outbound_recover at the next start marks those recipients
- * sent instead of sending them again: a kill duplicates at most the one
- * message per session whose 2xx had arrived but whose line had not been
- * written. (Not fsynced: after a power cut the leases still resend the
- * batch, at least once and with the same Message-ID.) The file is emptied
- * after every run whose batches were all recorded.
+ * The sending journal (store.h): each message the relay accepts is a line
+ * "EVENT\tN\tMODE\tREF" (journal_line) in STORE/sending.journal at
+ * once, so that a kill mid-session duplicates at most the one message per
+ * session whose 2xx had arrived but whose line had not been written. The
+ * file is emptied after every run whose batches were all recorded.
  */
 static int
 journal_open(const struct cp_config *cfg)
 {
-	char path[4096];
+	struct cp_error err;
 	int fd;
 
-	if (cfg->store_path == NULL ||
-	    (size_t)snprintf(path, sizeof(path), "%s/sending.journal",
-			     cfg->store_path) >= sizeof(path))
-		return -1;
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	cp_error_clear(&err);
+	fd = store_journal_open(cfg->store_path, &err);
 	if (fd < 0)
-		log_warning("%s: %s: a crash mid-batch will resend the whole batch",
-			    path, strerror(errno));
+		log_warning("%s: a crash mid-batch will resend the whole batch", err.text);
 	return fd;
 }
 
@@ -200,8 +191,7 @@ journal_accepted(void *arg, const struct relay_msg *m)
 	const struct outbound *ob = arg;
 	const char *line = m->user;
 
-	if (ob->journal_fd >= 0 && line != NULL && *line != '\0')
-		(void)!write(ob->journal_fd, line, strlen(line));
+	store_journal_append(ob->journal_fd, line);
 }
 
 /*
@@ -1103,7 +1093,7 @@ run(struct outbound *ob, int64_t now, volatile int *stop, int64_t until_ms,
 	struct flight *ring = ob->flights;
 	size_t slots = (size_t)ob->sessions + 1, first = 0, used = 0;
 	size_t claimed;
-	int claiming = 1, r = 0;
+	int claiming = 1, r = 0, r2;
 	int batch_size = ob->cfg->smtp_batch_size > 0 ? ob->cfg->smtp_batch_size : 100;
 
 	*cut = 0;
@@ -1153,15 +1143,15 @@ run(struct outbound *ob, int64_t now, volatile int *stop, int64_t until_ms,
 	 * stays the one returned); their lease covers a failure to record. */
 	for (; used > 0; used--, first = (first + 1) % slots) {
 		struct cp_error last;
-		int r2 = flight_record(ob, &ring[first], now, st,
+		r2 = flight_record(ob, &ring[first], now, st,
 				       r < 0 ? &last : err);
 
 		if (r == 0)
 			r = r2;
 	}
 	/* Everything accepted is now in the store: the journal can go. */
-	if (r == 0 && ob->journal_fd >= 0 && ftruncate(ob->journal_fd, 0) < 0)
-		log_warning("sending journal: %s", strerror(errno));
+	if (r == 0 && ob->journal_fd >= 0 && (r2 = store_journal_clear(ob->journal_fd)) < 0)
+		log_warning("sending journal: %s", strerror(-r2));
 	return r;
 }
 
@@ -1223,23 +1213,19 @@ int
 outbound_recover(struct outbound *ob, int64_t now, size_t *recovered,
 		 struct cp_error *err)
 {
-	char path[4096];
 	char *text = NULL;
 	size_t len = 0, start, i;
 	struct delivery_list records = { 0 };
 	json_t *marks, *list, *v;
 	const char *id;
-	int r;
+	int r, r2;
 
 	*recovered = 0;
-	if ((size_t)snprintf(path, sizeof(path), "%s/sending.journal",
-			     ob->cfg->store_path) >= sizeof(path))
-		return cp_error_set(err, -ENAMETOOLONG, "%s: path too long", path);
-	r = cp_read_file(path, 64u << 20, &text, &len);
+	r = store_journal_read(ob->cfg->store_path, &text, &len, err);
 	if (r == -ENOENT)
 		return 0;
 	if (r < 0)
-		return cp_error_set(err, r, "%s: %s", path, strerror(-r));
+		return r;
 	marks = json_object();
 	for (start = 0, i = 0; i < len; i++) {
 		if (text[i] == '\n') {
@@ -1313,7 +1299,7 @@ outbound_recover(struct outbound *ob, int64_t now, size_t *recovered,
 	if (r == 0 && records.n)
 		r = queue_update(ob->store, records.items, records.n, err);
 	delivery_list_free(&records);
-	if (r == 0 && ob->journal_fd >= 0 && ftruncate(ob->journal_fd, 0) < 0)
-		log_warning("sending journal: %s", strerror(errno));
+	if (r == 0 && ob->journal_fd >= 0 && (r2 = store_journal_clear(ob->journal_fd)) < 0)
+		log_warning("sending journal: %s", strerror(-r2));
 	return r;
 }

@@ -718,3 +718,60 @@ store_lock_sender(const char *store_path, struct cp_error *err)
 	}
 	return fd;
 }
+
+static int
+journal_path(const char *store_path, char *path, size_t size, struct cp_error *err)
+{
+	if (store_path == NULL ||
+	    (size_t)snprintf(path, size, "%s/sending.journal", store_path) >= size)
+		return cp_error_set(err, -ENAMETOOLONG, "sending journal: path too long");
+	return 0;
+}
+
+int
+store_journal_open(const char *store_path, struct cp_error *err)
+{
+	char path[4096];
+	int fd, r;
+
+	r = journal_path(store_path, path, sizeof(path), err);
+	if (r < 0)
+		return r;
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return cp_error_set(err, -errno, "%s: %s", path, strerror(errno));
+	return fd;
+}
+
+void
+store_journal_append(int fd, const char *line)
+{
+	if (fd >= 0 && line != NULL && *line != '\0')
+		(void)!write(fd, line, strlen(line));
+}
+
+int
+store_journal_clear(int fd)
+{
+	return ftruncate(fd, 0) < 0 ? -errno : 0;
+}
+
+int
+store_journal_read(const char *store_path, char **text, size_t *len,
+		   struct cp_error *err)
+{
+	char path[4096];
+	int r;
+
+	*text = NULL;
+	*len = 0;
+	r = journal_path(store_path, path, sizeof(path), err);
+	if (r < 0)
+		return r;
+	r = cp_read_file(path, 64u << 20, text, len);
+	if (r == -ENOENT)
+		return r;
+	if (r < 0)
+		return cp_error_set(err, r, "%s: %s", path, strerror(-r));
+	return 0;
+}

@@ -10,7 +10,8 @@
  *	store_close(s);
  * DESCRIPTION
  *	Persistence only, as Postfix's mail_queue.c: transactions, named
- *	databases, iteration, the schedule index. What the records mean is
+ *	databases, iteration, the schedule index, the sender's lock file and
+ *	the sending journal. What the records mean is
  *	the record layer's (record.h: one codec per record), the delivery
  *	queue's (queue.h: delivery records and their schedule entries) and
  *	intake's (intake.h: portal events claimed). No other module calls
@@ -311,6 +312,27 @@ int store_txn_schedule_walk(struct store *s, MDB_txn *txn,
  * store"), -ENAMETOOLONG, or open(2)'s and flock(2)'s codes.
  */
 int store_lock_sender(const char *store_path, struct cp_error *err);
+
+/*
+ * The sending journal, STORE/sending.journal: the sender appends a line
+ * for each message the relay accepted, at once, with one write(2), before
+ * the batch's outcome is committed; a process killed mid-session leaves
+ * its lines in the page cache, and the next start reads them back
+ * (outbound_recover). Not fsynced: after a power cut the leases resend.
+ *
+ * store_journal_open opens it for appending (made 0600 when missing): a
+ * descriptor (close-on-exec), or a negative code with the reason.
+ * store_journal_append writes one line with one write(2): safe from any
+ * thread; a failure is not reported (the lease still resends).
+ * store_journal_clear empties it (0 or -errno). store_journal_read hands
+ * its whole text (malloc'd, NUL-terminated, at most 64 MiB) in *text:
+ * -ENOENT when there is none, -ENAMETOOLONG, cp_read_file's codes.
+ */
+int store_journal_open(const char *store_path, struct cp_error *err);
+void store_journal_append(int fd, const char *line);
+int store_journal_clear(int fd);
+int store_journal_read(const char *store_path, char **text, size_t *len,
+		       struct cp_error *err);
 
 /* store_next_due - the earliest due time, or INT64_MAX if none. */
 int store_next_due(struct store *s, int64_t *due, struct cp_error *err);
