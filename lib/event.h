@@ -15,8 +15,8 @@
  *	Limits: ids are 1..128 bytes of [A-Za-z0-9._:@-] (id_valid); a
  *	patient has at most PATIENT_MAX_PROXIES proxies (patient_validate).
  *	An event's JSON is at most EVENT_JSON_MAX bytes: event_validate sees
- *	parsed JSON and does not check that; store.c refuses larger events
- *	when they are written (store_put_event_raw) or claimed, and
+ *	parsed JSON and does not check that; intake.c refuses larger events
+ *	when they are written (intake_put_event) or claimed, and
  *	carepostctl when it reads an event file.
  * ERRORS
  *	event_validate and patient_validate return 0, or -EINVAL with the

@@ -20,7 +20,10 @@
  *	One LMDB environment (a directory holding data.mdb and lock.mdb).
  *	Named databases; keys are UTF-8 ids without a terminating NUL,
  *	values are JSON unless stated. This is the one place that documents
- *	the layout (docs/store.md repeats it for portal developers):
+ *	the layout (docs/store.md repeats it for portal developers); each
+ *	record kind of carepostd's has its codec in record.h. Records are
+ *	layout 1 and carry no "version" member; a later layout adds
+ *	"version": 2, and a record without it is layout 1:
  *
  *	patients   written by the portal. key: patient id.
  *	           value: the patient JSON of the design.
