@@ -733,6 +733,53 @@ take_due_skips_records_that_do_not_load(void **state)
 	assert_int_equal(count(f->s, DB_DELIVERY), 3);
 }
 
+/*
+ * The gauges carepostd and carepostctl stats share: the oldest record
+ * still scheduled, the records by state, the bounced addresses by state.
+ */
+static void
+oldest_pending_and_tallies_count_what_is_stored(void **state)
+{
+	struct fx *f = *state;
+	struct cp_error err = { 0, "" };
+	struct queue_tally qt;
+	struct bounce_tally bt;
+	int64_t oldest = 0;
+	json_t *batch;
+
+	assert_int_equal(queue_oldest_pending(f->s, &oldest, &err), 0);
+	assert_true(oldest == INT64_MAX);
+	put_patient(f->s, "p1");
+	put_valid(f->s, "ev-old", NULL);
+	claim(f->s, NOW - 50, 10, 1);
+	put_valid(f->s, "ev-new", NULL);
+	put_event(f->s, "ev-bad", "not json");
+	claim(f->s, NOW, 10, 2);
+	assert_int_equal(queue_oldest_pending(f->s, &oldest, &err), 0);
+	assert_int_equal(oldest, NOW - 50);
+	/* a final record is no longer pending */
+	batch = take(f->s, NOW, 1);
+	batch_ids(batch, "ev-old");
+	json_object_set_new(json_array_get(batch, 0), "state", json_string("sent"));
+	assert_int_equal(update(f->s, batch, &err), 0);
+	json_decref(batch);
+	assert_int_equal(queue_oldest_pending(f->s, &oldest, &err), 0);
+	assert_int_equal(oldest, NOW);
+	assert_int_equal(queue_tally(f->s, &qt, &err), 0);
+	assert_int_equal(qt.by_state[DELIVERY_SENT], 1);
+	assert_int_equal(qt.by_state[DELIVERY_QUEUED], 1);
+	assert_int_equal(qt.by_state[DELIVERY_FAILED], 1);
+
+	raw_put_db(f->s, DB_BOUNCES, "a@x.test", 8, "{\"state\":\"soft\",\"soft_count\":1}", 31);
+	raw_put_db(f->s, DB_BOUNCES, "b@x.test", 8, "{\"state\":\"invalid\"}", 19);
+	raw_put_db(f->s, DB_BOUNCES, "c@x.test", 8, "{\"state\":\"invalid\"}", 19);
+	raw_put_db(f->s, DB_BOUNCES, "d@x.test", 8, "{\"state\":\"weird\"}", 17);
+	assert_int_equal(bounce_tally(f->s, &bt, &err), 0);
+	assert_int_equal(bt.by_state[BOUNCE_SOFT], 1);
+	assert_int_equal(bt.by_state[BOUNCE_INVALID], 2);
+	assert_int_equal(bt.by_state[BOUNCE_OK], 0);
+}
+
 static void
 take_due_drops_schedule_entries_without_a_record(void **state)
 {
@@ -1519,6 +1566,8 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(claim_event_without_data_records_empty_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(take_due_leases_due_records_in_due_order_up_to_max, setup, teardown),
 		cmocka_unit_test_setup_teardown(take_due_skips_records_that_do_not_load,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(oldest_pending_and_tallies_count_what_is_stored,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(take_due_drops_schedule_entries_without_a_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(update_final_scrubs_and_unschedules_nonfinal_reschedules, setup, teardown),
