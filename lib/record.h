@@ -19,7 +19,25 @@
  *
  *	delivery	the "delivery" database: one per claimed event or
  *			internal message, with a struct delivery_rcpt per
- *			message (recipient outcome).
+ *			message (recipient outcome). Constructors:
+ *			delivery_from_event, delivery_failed_event,
+ *			delivery_internal.
+ *	thread		"threads": what a reply token names
+ *			(thread_from_event, thread_for_internal).
+ *	bounce_status	"bounces": what delivery reports said of an address.
+ *	ack_mark, alert_window
+ *			"acks": the day's acknowledgement of a conversation,
+ *			a desk's staff alert window.
+ *	seen_record	"seen": what became of a fetched message.
+ *	inbox_entry	"inbox": a filed reply's cleartext and sealed blob;
+ *	inbox_content	what the blob seals.
+ *	clinic_entry	"clinic": a department's work queue entry.
+ *	imap_mark	"imap": the last UID moved out of a mailbox.
+ *	dek		meta "dek:ID": a data key of the inbox at rest.
+ *
+ *	Portal-written records are read elsewhere: events by event_load
+ *	(event.h), patients by policy.h and event.h, and edited only by
+ *	patient.h's one-transaction verbs.
  *
  *	Versions: a record names its layout version in "version" only from
  *	layout 2 on; every record this version writes is layout 1 and
@@ -34,17 +52,23 @@
  *	REC_UNSET), so that load then dump gives the same JSON.
  * ERRORS
  *	Loads return 0, or -EBADMSG with a PHI-free reason naming the record
- *	kind and the field ("delivery record: field state: unknown state"):
+ *	kind and the field (never its value) ("delivery record: field state: unknown state"):
  *	not an object, a member of the wrong JSON type, an unknown state,
  *	mode or priority name; -EPROTO for a newer layout; -ENOMEM. Dumps
  *	return NULL only when jansson cannot allocate. Constructors return 0
  *	or -ENOMEM. The struct is cleared (delivery_clear) by a failed load.
  * OWNERSHIP
- *	A loaded or constructed struct owns its strings, recipients, data
- *	and extra: delivery_clear frees them (and may be called on a zeroed
- *	struct). Loads borrow their JSON and take references (data, extra
- *	members) where they keep parts of it; dumps return a new reference.
- *	delivery_list_free frees each record and the array.
+ *	A loaded or constructed struct owns its strings, recipients, data,
+ *	blob and extra: its _clear frees them (and may be called on a zeroed
+ *	struct or after a failed load). Loads borrow their JSON and take
+ *	references (data, form_fields, blob, extra members) where they keep
+ *	parts of it; dumps return a new reference. inbox_content is a view:
+ *	its strings point into the JSON it was loaded from (or the caller's,
+ *	to encode), and inbox_content_clear frees only its attachment array.
+ *	ack_mark, alert_window and imap_mark hold no pointers. The _get and
+ *	_txn_get verbs fill a struct the caller clears; _put verbs borrow.
+ *	delivery_list_free frees each record and the array. dek_get_wrapped
+ *	hands out a malloc'd string.
  * THREAD SAFETY
  *	Reentrant; a struct is used by one thread at a time.
  */
