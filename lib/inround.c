@@ -9,6 +9,7 @@
  */
 #include "inround.h"
 #include "imapc.h"
+#include "record.h"
 #include "log.h"
 
 #define STEP_TIMEOUT	30	/* seconds per IMAP step, below the watchdog */
@@ -30,50 +31,6 @@ static const char *
 mailbox(const struct cp_config *cfg)
 {
 	return cfg->imap_mailbox ? cfg->imap_mailbox : "INBOX";
-}
-
-/* ---- the "imap" record (store.h): its one codec ---- */
-
-struct mark {
-	uint32_t uidvalidity;		/* 0: none or not a UIDVALIDITY */
-	uint32_t last_uid;		/* the last UID moved out */
-};
-
-static uint32_t
-uid_value(json_t *v)
-{
-	json_int_t n = json_integer_value(v);
-
-	return n > 0 && n <= (json_int_t)UINT32_MAX ? (uint32_t)n : 0;
-}
-
-/* mark_get - 0 when the mailbox has a record, else < 0 (none, or not JSON). */
-static int
-mark_get(struct store *s, const char *box, struct mark *m)
-{
-	json_t *v = NULL;
-	int r = store_get_json(s, DB_IMAP, box, &v, NULL);
-
-	if (r < 0)
-		return r;
-	m->uidvalidity = uid_value(json_object_get(v, "uidvalidity"));
-	m->last_uid = uid_value(json_object_get(v, "last_uid"));
-	json_decref(v);
-	return 0;
-}
-
-static int
-mark_put(struct store *s, const char *box, const struct mark *m)
-{
-	json_t *v = json_pack("{s:I, s:I}", "uidvalidity", (json_int_t)m->uidvalidity,
-			      "last_uid", (json_int_t)m->last_uid);
-	int r;
-
-	if (v == NULL)
-		return -ENOMEM;
-	r = store_put_json(s, DB_IMAP, box, v, NULL);
-	json_decref(v);
-	return r;
 }
 
 /* ---- the session ---- */
@@ -138,7 +95,7 @@ connect_session(struct inround *in, struct cp_error *err)
 	const char *box = mailbox(cfg);
 	struct imapc_opts o;
 	struct cp_error e;
-	struct mark m = { 0, 0 };
+	struct imap_mark m = { 0, 0 };
 	char *password = NULL;
 	size_t plen = 0;
 	uint32_t uidvalidity;
@@ -170,7 +127,7 @@ connect_session(struct inround *in, struct cp_error *err)
 	}
 	uidvalidity = imapc_uidvalidity(in->imap);
 	in->next_uid = 1;
-	r = mark_get(in->store, box, &m);
+	r = imap_mark_get(in->store, box, &m, NULL);
 	if (r == 0 && m.uidvalidity == uidvalidity) {
 		in->next_uid = m.last_uid + 1;
 	} else {
@@ -178,8 +135,8 @@ connect_session(struct inround *in, struct cp_error *err)
 			log_event(LOG_NOTICE, LOGID_GENERIC, NULL, NULL,
 				  "IMAP UIDVALIDITY of %s changed: reading it from the "
 				  "start (filed messages are recognised)", box);
-		m = (struct mark){ uidvalidity, 0 };
-		mark_put(in->store, box, &m);	/* a failure costs a longer search */
+		m = (struct imap_mark){ uidvalidity, 0 };
+		imap_mark_put(in->store, box, &m, NULL);	/* a failure costs a longer search */
 	}
 	in->uidvalidity = uidvalidity;
 	in->saved_uid = in->next_uid - 1;
@@ -196,11 +153,11 @@ connect_session(struct inround *in, struct cp_error *err)
 static void
 save_mark(struct inround *in)
 {
-	struct mark m = { in->uidvalidity, in->next_uid - 1 };
+	struct imap_mark m = { in->uidvalidity, in->next_uid - 1 };
 
 	if (in->next_uid == 0 || m.last_uid == in->saved_uid)
 		return;
-	if (mark_put(in->store, mailbox(in->cfg), &m) == 0)
+	if (imap_mark_put(in->store, mailbox(in->cfg), &m, NULL) == 0)
 		in->saved_uid = m.last_uid;
 }
 
