@@ -43,6 +43,7 @@
 #include "atrest.h"
 #include "event.h"
 #include "inbound.h"
+#include "inbox.h"
 #include "intake.h"
 #include "log.h"
 #include "pgp.h"
@@ -804,7 +805,7 @@ cmd_inbox(const char *patient)
 		return r;
 	}
 	cp_error_clear(&err);
-	r = inbound_inbox_list(rt.store, patient, &list, &err);
+	r = inbox_list(rt.store, patient, &list, &err);
 	if (r < 0) {
 		runtime_close(&rt);
 		json_decref(rows);
@@ -823,8 +824,8 @@ cmd_inbox(const char *patient)
 
 		cp_error_clear(&err);
 		if (inbox_load(rec, &e, &err) == 0 &&
-		    inbound_inbox_get(rt.store, patient, e.id ? e.id : "", &full, &err) == 0 &&
-		    inbound_open(p, a, full, &content, &err) == 0 &&
+		    inbox_get(rt.store, patient, e.id ? e.id : "", &full, &err) == 0 &&
+		    inbox_open(p, a, full, &content, &err) == 0 &&
 		    inbox_content_load(content, &c, &err) == 0) {
 			_cleanup_free_ char *pv = preview(c.text, 120);
 
@@ -866,7 +867,7 @@ cmd_read(const char *patient, const char *msg)
 	if ((r = open_rt(&rt, RUNTIME_STORE)) != 0)
 		return r;
 	cp_error_clear(&err);
-	r = inbound_inbox_get(rt.store, patient, msg, &rec, &err);
+	r = inbox_get(rt.store, patient, msg, &rec, &err);
 	if (r < 0) {
 		runtime_close(&rt);
 		return fail(r == -ENOENT ? EX_NOINPUT : r == -EINVAL ? EX_USAGE : EX_IOERR,
@@ -877,7 +878,7 @@ cmd_read(const char *patient, const char *msg)
 		runtime_close(&rt);
 		return r;
 	}
-	r = inbound_open(p, a, rec, &content, &err);
+	r = inbox_open(p, a, rec, &content, &err);
 	atrest_free(a);
 	pgp_free(p);
 	runtime_close(&rt);
@@ -942,7 +943,7 @@ cmd_clinic_queue(const char *dept)
 	if ((r = open_rt(&rt, RUNTIME_STORE)) != 0)
 		return r;
 	cp_error_clear(&err);
-	r = inbound_clinic_queue(rt.store, dept, &list, &err);
+	r = inbox_clinic_queue(rt.store, dept, &list, &err);
 	runtime_close(&rt);
 	if (r < 0)
 		return fail(r == -EINVAL ? EX_USAGE : EX_IOERR, "%s", err.text);

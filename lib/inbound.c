@@ -15,6 +15,7 @@
 #include "buf.h"
 #include "event.h"
 #include "form.h"
+#include "inbox.h"
 #include "log.h"
 #include "mime.h"
 #include "patient.h"
@@ -1268,18 +1269,6 @@ filed_subject(struct work *w)
 	return header_vouched(w) ? w->m->subject : NULL;
 }
 
-/*
- * inbox_aad - what a sealed blob is bound to: its format and its record's
- * key, so that a blob moved into another patient's record fails to open.
- */
-#define INBOUND_AAD_MAX	(sizeof("carepost inbox 2\n") + 2 * STORE_ID_MAX + 2)
-
-static void
-inbox_aad(const char *patient, const char *msg_id, char out[INBOUND_AAD_MAX])
-{
-	snprintf(out, INBOUND_AAD_MAX, "carepost inbox 2\n%s/%s", patient, msg_id);
-}
-
 /* content_encode - what the blob seals (record.h, struct inbox_content). */
 static int
 content_encode(struct work *w, const char *raw_b64, size_t raw_len, char **text,
@@ -1321,7 +1310,7 @@ encrypt_content(struct work *w, struct cp_error *err)
 	size_t len;
 	int r;
 
-	char aad[INBOUND_AAD_MAX];
+	char aad[INBOX_AAD_MAX];
 
 	if (ib->pgp == NULL || ib->atrest == NULL)
 		return cp_error_set(err, -ENOKEY, "cannot file: %s", ib->pgp_reason);
@@ -1403,7 +1392,7 @@ inbox_entry_of(struct work *w, struct inbox_entry *e)
 	e->size_attachments = (long long)total_attachments(w->m);
 	e->n_attachments = (long long)w->m->n_attachments;
 	e->store_key = (char *)w->ib->store_fpr;
-	e->format = INBOUND_FORMAT;
+	e->format = INBOX_FORMAT;
 	e->has_format = 1;
 	e->dek = w->dek;
 }
@@ -2117,160 +2106,4 @@ done:
 out:
 	work_free(&w);
 	return r;
-}
-
-/* ---- reading back ---- */
-
-/*
- * A listing: the records of one patient's inbox without their blobs, or
- * the entries of the clinic queue with the department their key begins
- * with (of one department, or of all).
- */
-struct listing {
-	enum store_db db;
-	json_t *out;
-	int failed;		/* out of memory */
-};
-
-static int
-list_each(void *userdata, const char *key, size_t keylen, json_t *rec)
-{
-	struct listing *l = userdata;
-	const char *slash;
-	json_t *row = NULL;
-
-	if (l->db == DB_INBOX) {
-		struct inbox_entry e;
-
-		if (inbox_load(rec, &e, NULL) < 0)
-			return 0;	/* not one of ours */
-		row = inbox_dump(&e);	/* without its blob */
-		inbox_clear(&e);
-	} else {
-		struct clinic_entry c;
-
-		if (clinic_load(rec, &c, NULL) < 0)
-			return 0;
-		if ((slash = memchr(key, '/', keylen)) != NULL) {
-			free(c.department);
-			c.department = strndup(key, (size_t)(slash - key));
-		}
-		row = clinic_dump(&c);
-		clinic_clear(&c);
-	}
-	if (json_array_append_new(l->out, row) < 0) {
-		l->failed = 1;
-		return 1;
-	}
-	return 0;
-}
-
-/* list_records - the records of db whose key begins with "OWNER/" (all: NULL). */
-static int
-list_records(struct store *s, enum store_db db, const char *owner, json_t **out,
-	     struct cp_error *err)
-{
-	char prefix[STORE_ID_MAX + 2] = "";
-	struct listing l = { db, json_array(), 0 };
-	int r;
-
-	if (l.out == NULL)
-		return cp_error_set(err, -ENOMEM, "out of memory");
-	if (owner != NULL)
-		snprintf(prefix, sizeof(prefix), "%s/", owner);
-	r = store_foreach_prefix(s, db, prefix, list_each, &l, err);
-	if (r > 0 && l.failed)
-		r = cp_error_set(err, -ENOMEM, "out of memory");
-	if (r < 0) {
-		json_decref(l.out);
-		return r;
-	}
-	*out = l.out;
-	return 0;
-}
-
-int
-inbound_inbox_list(struct store *s, const char *patient, json_t **out,
-		   struct cp_error *err)
-{
-	if (!id_valid(patient))
-		return cp_error_set(err, -EINVAL, "patient id: expected 1-128 of [A-Za-z0-9._:@-]");
-	return list_records(s, DB_INBOX, patient, out, err);
-}
-
-int
-inbound_inbox_get(struct store *s, const char *patient, const char *msg_id,
-		  json_t **out, struct cp_error *err)
-{
-	char key[2 * STORE_ID_MAX + 4];
-
-	if (!id_valid(patient) || !id_valid(msg_id))
-		return cp_error_set(err, -EINVAL, "expected a patient id and a message id");
-	snprintf(key, sizeof(key), "%s/%s", patient, msg_id);
-	return store_get_json(s, DB_INBOX, key, out, err);
-}
-
-int
-inbound_open(struct pgp *p, struct atrest *a, json_t *record, json_t **content,
-	     struct cp_error *err)
-{
-	struct inbox_entry e;
-	const char *blob;
-	struct buf plain = BUF_INIT;
-	char *signer = NULL;
-	json_error_t jerr;
-	int r;
-
-	*content = NULL;
-	r = inbox_load(record, &e, err);
-	if (r < 0)
-		return r;
-	blob = json_string_value(e.blob);
-	plain.max = DECRYPT_MAX * 2;
-	if (blob == NULL) {
-		r = cp_error_set(err, -EBADMSG, "inbox record has no content");
-	} else if (e.format == INBOUND_FORMAT) {
-		char aad[INBOUND_AAD_MAX];
-
-		if (a == NULL) {
-			r = cp_error_set(err, -EINVAL, "inbox record: format %d needs "
-					 "the store's data keys", INBOUND_FORMAT);
-		} else if (!id_valid(e.patient) || !id_valid(e.id)) {
-			r = cp_error_set(err, -EBADMSG, "inbox record: no patient or id");
-		} else {
-			inbox_aad(e.patient, e.id, aad);
-			r = atrest_open(a, e.dek, aad, strlen(aad), blob,
-					json_string_length(e.blob), &plain, err);
-		}
-	} else if (e.format == 1) {
-		if (p == NULL)
-			r = cp_error_set(err, -EINVAL, "inbox record: format 1 needs gpg");
-		else
-			r = pgp_decrypt_verify(p, blob, strlen(blob), &plain, &signer, err);
-		free(signer);
-	} else {
-		r = cp_error_set(err, -EPROTONOSUPPORT, "inbox record: unknown "
-				 "format %lld", e.format);
-	}
-	inbox_clear(&e);
-	if (r < 0) {
-		buf_free(&plain);
-		return r;
-	}
-	*content = json_loadb(plain.data ? plain.data : "", plain.len, 0, &jerr);
-	if (plain.data)
-		explicit_bzero(plain.data, plain.len);
-	buf_free(&plain);
-	if (*content == NULL)
-		return cp_error_set(err, -EBADMSG, "inbox content: invalid JSON");
-	return 0;
-}
-
-int
-inbound_clinic_queue(struct store *s, const char *dept, json_t **out,
-		     struct cp_error *err)
-{
-	if (dept != NULL && !id_valid(dept))
-		return cp_error_set(err, -EINVAL, "department: expected a name");
-	return list_records(s, DB_CLINIC, dept, out, err);
 }

@@ -148,9 +148,7 @@
  *	there: the struct is made without it, and inbound_ingest then fails
  *	with -ENOKEY for an encrypted message and for every message it would
  *	file (no encryption at rest), or, in a dry run, says why.
- *	inbound_batch_commit returns the store's error. The reading-back
- *	functions: -EINVAL for a malformed id, the store's codes (-ENOENT
- *	for an absent record), and inbound_open's codes below.
+ *	inbound_batch_commit returns the store's error.
  * DRY RUN
  *	With dry_run the same decisions are made and nothing is written
  *	(no store write, no encryption at rest); res->summary gets a JSON
@@ -167,10 +165,8 @@
  *	first PGP message, is killed with its process group by
  *	inbound_free), and its own struct atrest. inbound_ingest overwrites
  *	res without freeing it: inbound_result_clear (which frees
- *	res->summary) a used one first. The reading-back functions and
- *	inbound_result_to_json hand new references the caller
- *	json_decref()s; the content inbound_open hands out is PHI in clear
- *	(its decryption buffer is wiped before it is freed).
+ *	res->summary) a used one first. inbound_result_to_json hands a new reference the caller
+ *	json_decref()s. Reading back what was filed is inbox.h's.
  *	inbound_disposition_name and inbound_folder_name return static
  *	strings.
  * THREAD SAFETY
@@ -205,7 +201,6 @@ enum inbound_folder {
 };
 
 #define INBOUND_ID_MAX	32
-#define INBOUND_FORMAT	2		/* of the inbox records written */
 
 struct atrest;
 
@@ -281,31 +276,5 @@ json_t *inbound_result_to_json(const struct inbound_result *res);
 
 const char *inbound_disposition_name(enum inbound_disposition d);
 const char *inbound_folder_name(enum inbound_folder f);
-
-/*
- * Reading back (carepostctl inbox, read, clinic-queue; the portal does
- * the same in its own language).
- *
- * inbound_inbox_list - the patient's inbox records, oldest first, as a
- * new array of the cleartext records without "blob".
- * inbound_inbox_get - one record (with blob); -ENOENT when absent.
- * inbound_open - decrypt a record's blob into a new object (see store.h,
- * "inbox", and AT REST): format 2 with a (atrest_new on the same store
- * and a pgp whose keyring holds the store key's secret, which unwraps
- * each data key once), format 1 with p. Errors: -EBADMSG for a blob
- * that is malformed or fails authentication (tampered, or moved from
- * another record), -ENOKEY for a data key missing from the store,
- * -EPROTONOSUPPORT for an unknown format; gpg's codes otherwise.
- * inbound_clinic_queue - entries of department dept (all when NULL),
- * as a new array, each with "department" added.
- */
-int inbound_inbox_list(struct store *s, const char *patient, json_t **out,
-		       struct cp_error *err);
-int inbound_inbox_get(struct store *s, const char *patient,
-		      const char *msg_id, json_t **out, struct cp_error *err);
-int inbound_open(struct pgp *p, struct atrest *a, json_t *record,
-		 json_t **content, struct cp_error *err);
-int inbound_clinic_queue(struct store *s, const char *dept, json_t **out,
-			 struct cp_error *err);
 
 #endif

@@ -565,7 +565,7 @@ int clinic_tally(struct store *s, json_t *by_state, struct cp_error *err);
 
 /*
  * inbox_row - carepostctl inbox's row for a listed record (JSON, as
- * inbound_inbox_list gives it): the record, with "subject" and
+ * inbox_list gives it): the record, with "subject" and
  * "preview" from its opened content, or "error" when it could not be
  * opened (content NULL). A new value.
  */

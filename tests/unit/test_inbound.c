@@ -7,7 +7,7 @@
  *	with a proxy and the threads it needs, written directly (no
  *	outbound run): the reply tokens are made with token_make. Messages
  *	are built as text. What is filed is read back through the store
- *	and decrypted with inbound_open; the LMDB data file is searched for
+ *	and decrypted with inbox_open; the LMDB data file is searched for
  *	the canaries the messages carry.
  */
 #include <setjmp.h>
@@ -24,6 +24,7 @@
 #include "config.h"
 #include "gpgfix.h"
 #include "inbound.h"
+#include "inbox.h"
 #include "log.h"
 #include "outbound.h"
 #include "pgp.h"
@@ -887,10 +888,10 @@ form_replies_parse_fields_and_ask_for_missing_ones(void **state)
 	assert_true(res.form);
 	assert_false(res.form_incomplete);
 	assert_true(res.acked);
-	assert_int_equal(inbound_inbox_get(fx.store, "p1", res.inbox_id, &rec, NULL), 0);
+	assert_int_equal(inbox_get(fx.store, "p1", res.inbox_id, &rec, NULL), 0);
 	assert_string_equal(json_string_value(json_object_get(rec, "class")), "form");
 	assert_true(json_is_true(json_object_get(rec, "form_complete")));
-	assert_int_equal(inbound_open(fx.pgp, fx.atrest, rec, &content, NULL), 0);
+	assert_int_equal(inbox_open(fx.pgp, fx.atrest, rec, &content, NULL), 0);
 	assert_string_equal(json_string_value(json_object_get(json_object_get(
 		json_object_get(content, "form"), "values"), "Allergies")), CANARY);
 	json_decref(content);
@@ -938,7 +939,7 @@ inbox_content_is_encrypted_at_rest_and_metadata_is_phi_free(void **state)
 	assert_int_equal(ingest_at(m, NOW, &res), 0);
 	assert_int_equal(res.disposition, INBOUND_FILED);
 	assert_false(file_has(CANARY));
-	assert_int_equal(inbound_inbox_list(fx.store, "p1", &list, NULL), 0);
+	assert_int_equal(inbox_list(fx.store, "p1", &list, NULL), 0);
 	assert_int_equal(json_array_size(list), 1);
 	rec = json_array_get(list, 0);
 	assert_null(json_object_get(rec, "blob"));
@@ -950,8 +951,8 @@ inbox_content_is_encrypted_at_rest_and_metadata_is_phi_free(void **state)
 		free(dump);
 	}
 	json_decref(list);
-	assert_int_equal(inbound_inbox_get(fx.store, "p1", res.inbox_id, &rec, NULL), 0);
-	assert_int_equal(inbound_open(fx.pgp, fx.atrest, rec, &content, NULL), 0);
+	assert_int_equal(inbox_get(fx.store, "p1", res.inbox_id, &rec, NULL), 0);
+	assert_int_equal(inbox_open(fx.pgp, fx.atrest, rec, &content, NULL), 0);
 	assert_string_equal(json_string_value(json_object_get(content, "subject")),
 			    "Re: " CANARY "-subject");
 	assert_string_equal(json_string_value(json_object_get(content, "text")),
@@ -979,8 +980,8 @@ inbox_records_are_format_2_bound_to_their_key_and_old_ones_still_open(void **sta
 	assert_int_equal(ingest_at(m, NOW, &res), 0);
 	assert_int_equal(res.disposition, INBOUND_FILED);
 	assert_false(file_has(CANARY));
-	assert_int_equal(inbound_inbox_get(fx.store, "p1", res.inbox_id, &rec, NULL), 0);
-	assert_int_equal(json_integer_value(json_object_get(rec, "format")), INBOUND_FORMAT);
+	assert_int_equal(inbox_get(fx.store, "p1", res.inbox_id, &rec, NULL), 0);
+	assert_int_equal(json_integer_value(json_object_get(rec, "format")), INBOX_FORMAT);
 	assert_int_equal(strlen(json_string_value(json_object_get(rec, "dek"))), 16);
 	/* AES-GCM in base64, not format 1's armored gpg message */
 	{
@@ -994,19 +995,19 @@ inbox_records_are_format_2_bound_to_their_key_and_old_ones_still_open(void **sta
 	}
 	/* format 2 needs the data keys */
 	cp_error_clear(&err);
-	assert_int_equal(inbound_open(fx.pgp, NULL, rec, &content, &err), -EINVAL);
+	assert_int_equal(inbox_open(fx.pgp, NULL, rec, &content, &err), -EINVAL);
 	/* the blob copied into another patient's record does not open there */
 	moved = json_deep_copy(rec);
 	json_object_set_new(moved, "patient", json_string("p2"));
-	assert_int_equal(inbound_open(fx.pgp, fx.atrest, moved, &content, &err), -EBADMSG);
+	assert_int_equal(inbox_open(fx.pgp, fx.atrest, moved, &content, &err), -EBADMSG);
 	json_object_set_new(moved, "patient", json_string("p1"));
 	json_object_set_new(moved, "id", json_string("m0000000000-00000000"));
-	assert_int_equal(inbound_open(fx.pgp, fx.atrest, moved, &content, &err), -EBADMSG);
+	assert_int_equal(inbox_open(fx.pgp, fx.atrest, moved, &content, &err), -EBADMSG);
 	json_object_set_new(moved, "format", json_integer(3));
-	assert_int_equal(inbound_open(fx.pgp, fx.atrest, moved, &content, &err),
+	assert_int_equal(inbox_open(fx.pgp, fx.atrest, moved, &content, &err),
 			 -EPROTONOSUPPORT);
 	json_decref(moved);
-	assert_int_equal(inbound_open(fx.pgp, fx.atrest, rec, &content, &err), 0);
+	assert_int_equal(inbox_open(fx.pgp, fx.atrest, rec, &content, &err), 0);
 	assert_string_equal(json_string_value(json_object_get(content, "subject")),
 			    "Re: " CANARY "-s");
 	json_decref(content);
@@ -1024,17 +1025,17 @@ inbox_records_are_format_2_bound_to_their_key_and_old_ones_still_open(void **sta
 					NULL), 0);
 	json_decref(old);
 	json_decref(rec);
-	assert_int_equal(inbound_inbox_get(fx.store, "p1", "m0000000001-0000000a", &rec,
+	assert_int_equal(inbox_get(fx.store, "p1", "m0000000001-0000000a", &rec,
 					   NULL), 0);
-	assert_int_equal(inbound_open(fx.pgp, fx.atrest, rec, &content, &err), 0);
+	assert_int_equal(inbox_open(fx.pgp, fx.atrest, rec, &content, &err), 0);
 	assert_string_equal(json_string_value(json_object_get(content, "subject")),
 			    "old " CANARY);
 	json_decref(content);
-	assert_int_equal(inbound_open(fx.pgp, NULL, rec, &content, &err), 0);
+	assert_int_equal(inbox_open(fx.pgp, NULL, rec, &content, &err), 0);
 	json_decref(content);
 	json_decref(rec);
 	/* both listed, oldest first */
-	assert_int_equal(inbound_inbox_list(fx.store, "p1", &rec, NULL), 0);
+	assert_int_equal(inbox_list(fx.store, "p1", &rec, NULL), 0);
 	assert_int_equal(json_array_size(rec), 2);
 	json_decref(rec);
 	buf_free(&armor);
@@ -1073,24 +1074,24 @@ inbox_list_and_clinic_queue_read_one_owner_by_key_prefix(void **state)
 	put_record(DB_CLINIC, "cardio/m3", "b");
 
 	/* One patient's records, in key order, without their blobs. */
-	assert_int_equal(inbound_inbox_list(fx.store, "p1", &list, NULL), 0);
+	assert_int_equal(inbox_list(fx.store, "p1", &list, NULL), 0);
 	assert_int_equal(json_array_size(list), 2);
 	assert_string_equal(member(list, 0, "id"), "p1/m1");
 	assert_string_equal(member(list, 1, "id"), "p1/m2");
 	assert_null(json_object_get(json_array_get(list, 0), "blob"));
 	assert_null(json_object_get(json_array_get(list, 0), "department"));
 	json_decref(list);
-	assert_int_equal(inbound_inbox_list(fx.store, "p3", &list, NULL), 0);
+	assert_int_equal(inbox_list(fx.store, "p3", &list, NULL), 0);
 	assert_int_equal(json_array_size(list), 0);
 	json_decref(list);
 
 	/* One department's queue, or all of it, each with its department. */
-	assert_int_equal(inbound_clinic_queue(fx.store, "general", &list, NULL), 0);
+	assert_int_equal(inbox_clinic_queue(fx.store, "general", &list, NULL), 0);
 	assert_int_equal(json_array_size(list), 1);
 	assert_string_equal(member(list, 0, "id"), "general/m1");
 	assert_string_equal(member(list, 0, "department"), "general");
 	json_decref(list);
-	assert_int_equal(inbound_clinic_queue(fx.store, NULL, &list, NULL), 0);
+	assert_int_equal(inbox_clinic_queue(fx.store, NULL, &list, NULL), 0);
 	assert_int_equal(json_array_size(list), 3);
 	assert_string_equal(member(list, 0, "department"), "cardio");
 	assert_string_equal(member(list, 1, "department"), "gen");
@@ -1101,9 +1102,9 @@ inbox_list_and_clinic_queue_read_one_owner_by_key_prefix(void **state)
 	/* Not an id: refused before the store is read. */
 	cp_error_clear(&err);
 	list = NULL;
-	assert_int_equal(inbound_inbox_list(fx.store, "p1/m", &list, &err), -EINVAL);
-	assert_int_equal(inbound_inbox_list(fx.store, NULL, &list, &err), -EINVAL);
-	assert_int_equal(inbound_clinic_queue(fx.store, "", &list, &err), -EINVAL);
+	assert_int_equal(inbox_list(fx.store, "p1/m", &list, &err), -EINVAL);
+	assert_int_equal(inbox_list(fx.store, NULL, &list, &err), -EINVAL);
+	assert_int_equal(inbox_clinic_queue(fx.store, "", &list, &err), -EINVAL);
 	assert_null(list);
 }
 

@@ -42,6 +42,7 @@
 #include "gpgfix.h"
 #include "imapc.h"
 #include "inbound.h"
+#include "inbox.h"
 #include "inround.h"
 #include "log.h"
 #include "pgp.h"
@@ -328,7 +329,7 @@ a_round_decides_each_message_commits_it_and_moves_it_to_its_folder(void **state)
 		json_t *list = NULL;
 		size_t n = 0;
 
-		assert_int_equal(inbound_inbox_list(fx.store, "p1", &list, NULL), 0);
+		assert_int_equal(inbox_list(fx.store, "p1", &list, NULL), 0);
 		assert_int_equal(json_array_size(list), 1);
 		json_decref(list);
 		assert_int_equal(store_count(fx.store, DB_SEEN, &n, NULL), 0);
