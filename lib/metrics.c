@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -28,72 +29,119 @@ family(struct buf *b, const char *name, const char *type, const char *help)
 			  name, help, name, type);
 }
 
-/* one - a family of a single unlabelled value. */
+/*
+ * The samples, in the order written. A row with a help text begins a
+ * family (HELP and TYPE lines); a row without one adds a sample to the
+ * family above it. A value is a uint64_t of struct metrics at off, or an
+ * int64_t where signed is set (never written when negative: unknown).
+ */
+struct sample {
+	const char *family;
+	const char *type;
+	const char *help;
+	const char *labels;
+	size_t off;
+	int is_signed;
+};
+
+#define U(f)	offsetof(struct metrics, f), 0
+#define I(f)	offsetof(struct metrics, f), 1
+
+static const struct sample samples[] = {
+	{ "queue_depth", "gauge", "Delivery records waiting in the schedule.",
+	  "", U(queue_depth) },
+	{ "unclaimed_events", "gauge", "Portal events not yet claimed by carepostd.",
+	  "", U(unclaimed) },
+	{ "oldest_pending_age_seconds", "gauge",
+	  "Age of the oldest event not yet delivered, failed or expired.",
+	  "", I(oldest_pending_age) },
+	{ "messages_total", "counter",
+	  "Outbound messages by result since the daemon started.",
+	  "{result=\"sent\",kind=\"notice\"}", U(sent_notices) },
+	{ "messages_total", NULL, NULL, "{result=\"sent\",kind=\"encrypted\"}",
+	  U(sent_encrypted) },
+	{ "messages_total", NULL, NULL, "{result=\"deferred\",kind=\"any\"}",
+	  U(deferred) },
+	{ "messages_total", NULL, NULL, "{result=\"failed\",kind=\"any\"}",
+	  U(failed) },
+	{ "messages_total", NULL, NULL, "{result=\"suppressed\",kind=\"any\"}",
+	  U(suppressed) },
+	{ "messages_total", NULL, NULL, "{result=\"expired\",kind=\"any\"}",
+	  U(expired) },
+	{ "bounces_total", "counter",
+	  "Delivery reports ingested since the daemon started.", "", U(bounces) },
+	{ "bounces_forged_total", "counter",
+	  "Delivery reports that named no message carepost sent (forged, or of "
+	  "mail sent before tags), quarantined, since the daemon started.",
+	  "", U(bounces_forged) },
+	{ "bounced_addresses", "gauge",
+	  "Recipient addresses marked by bounces, by state.",
+	  "{state=\"invalid\"}", U(bounced_invalid) },
+	{ "bounced_addresses", NULL, NULL, "{state=\"soft\"}", U(bounced_soft) },
+};
+
+static const struct sample tail[] = {
+	{ "quarantined_total", "counter",
+	  "Inbound messages quarantined since the daemon started.", "",
+	  U(quarantined) },
+	{ "errors_total", "counter",
+	  "Runs that failed on the store or a server since the daemon started.",
+	  "", U(errors) },
+	{ "keys_expiring_30d", "gauge",
+	  "OpenPGP keys in the keyring that expire within 30 days.", "",
+	  I(keys_expiring) },
+	{ "last_run_timestamp_seconds", "gauge",
+	  "When the queue was last run (Unix time).", "", I(last_run) },
+};
+
+#undef U
+#undef I
+
 static int
-one(struct buf *b, const char *name, const char *type, const char *help,
-    int64_t v)
+write_samples(const struct metrics *m, const struct sample *t, size_t n,
+	      struct buf *b)
 {
-	return family(b, name, type, help) |
-	       buf_printf(b, "carepost_%s %" PRId64 "\n", name, v);
+	const char *base = (const char *)m;
+	int r = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (t[i].is_signed) {
+			int64_t v;
+
+			memcpy(&v, base + t[i].off, sizeof(v));
+			if (v < 0)
+				continue;	/* unknown */
+			if (t[i].help != NULL)
+				r |= family(b, t[i].family, t[i].type, t[i].help);
+			r |= buf_printf(b, "carepost_%s%s %" PRId64 "\n", t[i].family,
+					t[i].labels, v);
+		} else {
+			uint64_t v;
+
+			memcpy(&v, base + t[i].off, sizeof(v));
+			if (t[i].help != NULL)
+				r |= family(b, t[i].family, t[i].type, t[i].help);
+			r |= buf_printf(b, "carepost_%s%s %" PRIu64 "\n", t[i].family,
+					t[i].labels, v);
+		}
+	}
+	return r;
 }
 
 int
 metrics_format(const struct metrics *m, struct buf *b)
 {
-	int r = 0;
+	int r;
 	unsigned i;
 
-	r |= one(b, "queue_depth", "gauge",
-		 "Delivery records waiting in the schedule.",
-		 (int64_t)m->queue_depth);
-	r |= one(b, "unclaimed_events", "gauge",
-		 "Portal events not yet claimed by carepostd.",
-		 (int64_t)m->unclaimed);
-	r |= one(b, "oldest_pending_age_seconds", "gauge",
-		 "Age of the oldest event not yet delivered, failed or expired.",
-		 (int64_t)m->oldest_pending_age);
-	r |= family(b, "messages_total", "counter",
-		    "Outbound messages by result since the daemon started.");
-	r |= buf_printf(b, "carepost_messages_total{result=\"sent\",kind=\"notice\"} %" PRIu64 "\n"
-			"carepost_messages_total{result=\"sent\",kind=\"encrypted\"} %" PRIu64 "\n"
-			"carepost_messages_total{result=\"deferred\",kind=\"any\"} %" PRIu64 "\n"
-			"carepost_messages_total{result=\"failed\",kind=\"any\"} %" PRIu64 "\n"
-			"carepost_messages_total{result=\"suppressed\",kind=\"any\"} %" PRIu64 "\n"
-			"carepost_messages_total{result=\"expired\",kind=\"any\"} %" PRIu64 "\n",
-			m->sent_notices, m->sent_encrypted, m->deferred, m->failed,
-			m->suppressed, m->expired);
-	r |= one(b, "bounces_total", "counter",
-		 "Delivery reports ingested since the daemon started.",
-		 (int64_t)m->bounces);
-	r |= one(b, "bounces_forged_total", "counter",
-		 "Delivery reports that named no message carepost sent "
-		 "(forged, or of mail sent before tags), quarantined, since "
-		 "the daemon started.",
-		 (int64_t)m->bounces_forged);
-	r |= family(b, "bounced_addresses", "gauge",
-		    "Recipient addresses marked by bounces, by state.");
-	r |= buf_printf(b, "carepost_bounced_addresses{state=\"invalid\"} %" PRIu64 "\n"
-			"carepost_bounced_addresses{state=\"soft\"} %" PRIu64 "\n",
-			m->bounced_invalid, m->bounced_soft);
+	r = write_samples(m, samples, sizeof(samples) / sizeof(samples[0]), b);
 	r |= family(b, "ingested_total", "counter",
 		    "Inbound messages ingested by class since the daemon started.");
 	for (i = 0; i < METRICS__CLASSES; i++)
 		r |= buf_printf(b, "carepost_ingested_total{class=\"%s\"} %" PRIu64 "\n",
 				class_names[i], m->ingested[i]);
-	r |= one(b, "quarantined_total", "counter",
-		 "Inbound messages quarantined since the daemon started.",
-		 (int64_t)m->quarantined);
-	r |= one(b, "errors_total", "counter",
-		 "Runs that failed on the store or a server since the daemon started.",
-		 (int64_t)m->errors);
-	if (m->keys_expiring >= 0) {
-		r |= one(b, "keys_expiring_30d", "gauge",
-			 "OpenPGP keys in the keyring that expire within 30 days.",
-			 m->keys_expiring);
-	}
-	r |= one(b, "last_run_timestamp_seconds", "gauge",
-		 "When the queue was last run (Unix time).",
-		 (int64_t)m->last_run);
+	r |= write_samples(m, tail, sizeof(tail) / sizeof(tail[0]), b);
 	return r < 0 ? -ENOMEM : 0;
 }
 
