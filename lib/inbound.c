@@ -153,6 +153,17 @@ jset_str(json_t *o, const char *k, const char *v)
 	json_object_set_new(o, k, v && *v ? json_string(v) : json_null());
 }
 
+/* jset_who - whose message it was found to be: in a result and a summary. */
+static void
+jset_who(json_t *o, const struct inbound_result *res)
+{
+	jset_str(o, "patient", res->patient);
+	jset_str(o, "event", res->event);
+	jset_str(o, "thread", res->thread);
+	jset_str(o, "department", res->department);
+	jset_str(o, "sender_role", res->sender_role);
+}
+
 json_t *
 inbound_result_to_json(const struct inbound_result *res)
 {
@@ -168,11 +179,7 @@ inbound_result_to_json(const struct inbound_result *res)
 			    inmsg_class_name(res->class)));
 	jset_str(o, "reason", res->reason);
 	jset_str(o, "inbox_id", res->inbox_id);
-	jset_str(o, "patient", res->patient);
-	jset_str(o, "event", res->event);
-	jset_str(o, "thread", res->thread);
-	jset_str(o, "department", res->department);
-	jset_str(o, "sender_role", res->sender_role);
+	jset_who(o, res);
 	jset_str(o, "auth", res->auth);
 	json_object_set_new(o, "urgent", json_boolean(res->urgent));
 	json_object_set_new(o, "acknowledged", json_boolean(res->acked));
@@ -316,15 +323,24 @@ static void
 quarantine(struct work *w, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+static void vquarantine(struct work *w, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+
+static void
+vquarantine(struct work *w, const char *fmt, va_list ap)
+{
+	w->res->disposition = INBOUND_QUARANTINED;
+	w->res->folder = INBOUND_FOLDER_QUARANTINE;
+	vsnprintf(w->res->reason, sizeof(w->res->reason), fmt, ap);
+}
+
 static void
 quarantine(struct work *w, const char *fmt, ...)
 {
 	va_list ap;
 
-	w->res->disposition = INBOUND_QUARANTINED;
-	w->res->folder = INBOUND_FOLDER_QUARANTINE;
 	va_start(ap, fmt);
-	vsnprintf(w->res->reason, sizeof(w->res->reason), fmt, ap);
+	vquarantine(w, fmt, ap);
 	va_end(ap);
 }
 
@@ -516,10 +532,8 @@ auth_fail(struct work *w, const char *fmt, ...)
 	va_list ap;
 
 	w->auth_status = "fail";
-	w->res->disposition = INBOUND_QUARANTINED;
-	w->res->folder = INBOUND_FOLDER_QUARANTINE;
 	va_start(ap, fmt);
-	vsnprintf(w->res->reason, sizeof(w->res->reason), fmt, ap);
+	vquarantine(w, fmt, ap);
 	va_end(ap);
 }
 
@@ -877,6 +891,28 @@ enum bounce_map {
 };
 
 /*
+ * tagged_delivery - recipient n's tag (of label) checked against the
+ * thread, then the thread's delivery (w->delivery_id, w->rcpt_index):
+ * MAP_OK, MAP_FORGED for a tag carepost did not make, MAP_GONE for a
+ * thread no longer stored, or the store's error.
+ */
+static int
+tagged_delivery(struct work *w, const char *label,
+		const uint8_t thread[TOKEN_THREAD_BYTES], unsigned long n,
+		const char *tag, struct cp_error *err)
+{
+	int r = token_rcpt_tag_verify(w->ib->key, w->ib->keylen, label, thread, n, tag);
+
+	if (r == -EBADMSG)
+		return MAP_FORGED;
+	if (r < 0)
+		return cp_error_set(err, r, "bounce mapping: HMAC unavailable");
+	w->rcpt_index = n;
+	r = thread_delivery(w, thread, err);
+	return r == -ENOENT ? MAP_GONE : r < 0 ? r : MAP_OK;
+}
+
+/*
  * map_verp - "TOKEN.rN.TAG" (the local part after "bounce+") to a thread
  * and recipient index: the token's HMAC names the thread (an expired
  * token still counts: bounces come late), the tag (TOKEN_LABEL_VERP)
@@ -908,15 +944,7 @@ map_verp(struct work *w, struct cp_error *err)
 		return MAP_FORGED;
 	if (r < 0 && r != -ETIME)
 		return cp_error_set(err, r, "bounce mapping: HMAC unavailable");
-	r = token_rcpt_tag_verify(w->ib->key, w->ib->keylen, TOKEN_LABEL_VERP, thread,
-				  n, tag);
-	if (r == -EBADMSG)
-		return MAP_FORGED;
-	if (r < 0)
-		return cp_error_set(err, r, "bounce mapping: HMAC unavailable");
-	w->rcpt_index = n;
-	r = thread_delivery(w, thread, err);
-	return r == -ENOENT ? MAP_GONE : r < 0 ? r : MAP_OK;
+	return tagged_delivery(w, TOKEN_LABEL_VERP, thread, n, tag, err);
 }
 
 /*
@@ -952,17 +980,8 @@ map_message_id(struct work *w, const struct inmsg_dsn_rcpt *dr, struct cp_error 
 		return MAP_FORGED;
 	memcpy(tag, p, TOKEN_TAG_CHARS);
 	tag[TOKEN_TAG_CHARS] = '\0';
-	r = token_rcpt_tag_verify(w->ib->key, w->ib->keylen, TOKEN_LABEL_MESSAGE_ID,
-				  thread, n, tag);
-	if (r == -EBADMSG)
-		return MAP_FORGED;
-	if (r < 0)
-		return cp_error_set(err, r, "bounce mapping: HMAC unavailable");
-	w->rcpt_index = n;
-	r = thread_delivery(w, thread, err);
-	if (r == -ENOENT)
-		return MAP_GONE;
-	if (r < 0)
+	r = tagged_delivery(w, TOKEN_LABEL_MESSAGE_ID, thread, n, tag, err);
+	if (r != MAP_OK)
 		return r;
 	if (dr == NULL || dr->final_recipient == NULL)
 		return MAP_OTHER_RCPT;
@@ -1904,11 +1923,7 @@ summary(struct work *w)
 	if (w->auth_status && strcmp(w->auth_status, "pass") != 0)
 		jset_str(auth, "reason", res->reason);
 	jset_str(auth, "method", res->auth);
-	jset_str(auth, "sender_role", res->sender_role);
-	jset_str(auth, "patient", res->patient);
-	jset_str(auth, "event", res->event);
-	jset_str(auth, "thread", res->thread);
-	jset_str(auth, "department", res->department);
+	jset_who(auth, res);
 	json_object_set_new(o, "authentication", auth);
 	if (res->disposition == INBOUND_DUPLICATE)
 		json_object_set_new(o, "first_disposition",
