@@ -20,6 +20,7 @@
 
 #include <gcrypt.h>
 
+#include "utf8.h"
 #include "util.h"
 
 #define LINE_SOFT	78	/* RFC 5322 2.1.1 "SHOULD" */
@@ -34,78 +35,6 @@
 static const char b64_alphabet[] =
 	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 static const char hex_upper[] = "0123456789ABCDEF";
-
-/*
- * utf8_seq - length of the well-formed UTF-8 sequence at s (n bytes
- * left), or 0 when the bytes there are not one. NUL is not accepted.
- */
-static size_t
-utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned char c = s[0];
-	size_t len;
-	uint32_t cp;
-
-	if (c == 0)
-		return 0;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		len = 2;
-		cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		len = 3;
-		cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (len > n)
-		return 0;
-	for (size_t k = 1; k < len; k++) {
-		if ((s[k] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[k] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
-static const char replacement[] = "\xef\xbf\xbd";	/* U+FFFD */
-
-/*
- * clean_header_text - copy s with C0 controls and DEL as spaces and
- * invalid UTF-8 as U+FFFD.
- */
-static int
-clean_header_text(struct buf *b, const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t n = strlen(s), i = 0;
-	int r;
-
-	while (i < n) {
-		size_t k;
-
-		if (p[i] < 0x20 || p[i] == 0x7f) {
-			r = buf_putc(b, ' ');
-			i++;
-		} else if ((k = utf8_seq(p + i, n - i)) > 0) {
-			r = buf_append(b, p + i, k);
-			i += k;
-		} else {
-			r = buf_puts(b, replacement);
-			i++;
-		}
-		if (r < 0)
-			return r;
-	}
-	return buf_append(b, "", 0);	/* NUL-terminated even if empty */
-}
 
 /* A header line being written: where we are, for folding. */
 struct hdr {
@@ -244,7 +173,7 @@ hdr_encoded(struct hdr *h, const char *ws, size_t wslen, const char *text,
 		payload = room - EW_OVERHEAD;
 		/* Take whole characters while they fit. */
 		while (i + take < n) {
-			size_t k = utf8_seq(s + i + take, n - i - take);
+			size_t k = cp_utf8_seq_len(s + i + take, n - i - take);
 			size_t e;
 
 			if (k == 0)
@@ -410,7 +339,7 @@ mime_header(struct buf *out, const char *name, const char *value)
 
 	if (!header_name_valid(name) || value == NULL)
 		return -EINVAL;
-	r = clean_header_text(&clean, value);
+	r = utf8_clean(&clean, value, strlen(value), UTF8_CLEAN_HEADER);
 	if (r < 0)
 		return r;
 	r = header_start(&h, out, name);
@@ -514,7 +443,8 @@ mime_address(struct buf *out, const char *name, const char *display,
 	if (!header_name_valid(name) || !mime_addr_valid(addr))
 		return -EINVAL;
 	if (display != NULL) {
-		r = clean_header_text(&clean, display);
+		r = utf8_clean(&clean, display, strlen(display),
+			       UTF8_CLEAN_HEADER);
 		if (r < 0)
 			return r;
 		r = display_phrase(&phrase, clean.data, &encode);
@@ -551,41 +481,6 @@ fail:
 	return r;
 }
 
-/*
- * clean_body - text with invalid UTF-8 and NUL as U+FFFD and every line
- * ending (LF, CRLF or a lone CR) as CRLF.
- */
-static int
-clean_body(struct buf *b, const char *text, size_t len)
-{
-	const unsigned char *p = (const unsigned char *)text;
-	size_t i = 0;
-	int r;
-
-	r = buf_reserve(b, len + len / 16);
-	if (r < 0)
-		return r;
-	while (i < len) {
-		size_t k;
-
-		if (p[i] == '\r' || p[i] == '\n') {
-			if (p[i] == '\r' && i + 1 < len && p[i + 1] == '\n')
-				i++;
-			r = buf_puts(b, "\r\n");
-			i++;
-		} else if ((k = utf8_seq(p + i, len - i)) > 0) {
-			r = buf_append(b, p + i, k);
-			i += k;
-		} else {
-			r = buf_puts(b, replacement);
-			i++;
-		}
-		if (r < 0)
-			return r;
-	}
-	return buf_append(b, "", 0);	/* NUL-terminated even if empty */
-}
-
 /* body_is_7bit - ASCII with every line at most 76 bytes (CRLF text). */
 static int
 body_is_7bit(const char *s, size_t len)
@@ -614,7 +509,7 @@ mime_text_part(struct buf *out, const char *text, size_t len)
 	const char *cte;
 	int r;
 
-	r = clean_body(&body, text, len);
+	r = utf8_clean(&body, text, len, UTF8_CLEAN_CRLF);
 	if (r < 0)
 		return r;
 	if (body_is_7bit(body.data, body.len)) {
