@@ -14,71 +14,11 @@
 #include <cmocka.h>
 
 #include <dirent.h>
-#include <sys/stat.h>
 
 #include "buf.h"
 #include "inmsg.h"
+#include "msgfix.h"
 #include "util.h"
-
-static const struct inmsg_addrs addrs = {
-	.reply_domain = "reply.clinic.example",
-	.bounce_domain = "bounce.clinic.example",
-	.unsubscribe = "unsubscribe@reply.clinic.example",
-};
-
-static const char *
-corpus_dir(void)
-{
-	static char path[4096];
-	const char *shared = getenv("CAREPOST_SHARED");
-	struct stat st;
-
-	if (shared && *shared)
-		snprintf(path, sizeof(path), "%s/corpus", shared);
-	else
-		snprintf(path, sizeof(path), "../shared/corpus");
-	if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
-		return NULL;
-	return path;
-}
-
-#define NEED_CORPUS(dir)						\
-	do {								\
-		(dir) = corpus_dir();					\
-		if ((dir) == NULL) {					\
-			print_message("corpus not found (set CAREPOST_SHARED): skipped\n"); \
-			skip();						\
-		}							\
-	} while (0)
-
-static struct inmsg *
-parse_file(const char *rel)
-{
-	const char *dir = corpus_dir();
-	char path[4096];
-	_cleanup_free_ char *raw = NULL;
-	size_t len;
-	struct inmsg *m = NULL;
-	struct cp_error err = { 0 };
-
-	assert_non_null(dir);
-	snprintf(path, sizeof(path), "%s/%s", dir, rel);
-	assert_int_equal(cp_read_file(path, 64u << 20, &raw, &len), 0);
-	if (inmsg_parse(raw, len, NULL, &m, &err) < 0)
-		fail_msg("%s: %s", rel, err.text);
-	return m;
-}
-
-static struct inmsg *
-parse_str(const char *s)
-{
-	struct inmsg *m = NULL;
-	struct cp_error err = { 0 };
-
-	if (inmsg_parse(s, strlen(s), NULL, &m, &err) < 0)
-		fail_msg("parse failed: %s", err.text);
-	return m;
-}
 
 /* ------------------------------------------------------------ corpus */
 
@@ -120,11 +60,11 @@ walk_dir(const char *path, unsigned *ok, unsigned *failed, struct buf *fails)
 		{
 			json_t *j = NULL;
 			struct inmsg_class_info ci;
-			enum inmsg_class c = inmsg_classify(m, &addrs, &ci);
+			enum inmsg_class c = inmsg_classify(m, &tu_addrs, &ci);
 
 			assert_non_null(inmsg_class_name(c));
 			assert_non_null(ci.reason);
-			assert_int_equal(inmsg_to_json(m, &addrs, &j), 0);
+			assert_int_equal(inmsg_to_json(m, &tu_addrs, &j), 0);
 			assert_non_null(j);
 			json_decref(j);
 			assert_non_null(m->body);
@@ -182,98 +122,6 @@ endless_enclosure_is_refused_before_parsing(void **state)
 	assert_non_null(strstr(err.text, "Content-Type headers"));
 }
 
-/* --------------------------------------------------------------- DSN */
-
-static void
-multipart_report_bounces_are_dsn(void **state)
-{
-	static const char *const files[] = {
-		"flanker-messages/bounce/delayed.eml",
-		"flanker-messages/bounce/mailbox-full.eml",
-		"flanker-messages/bounce/no-mx.eml",
-		"flanker-messages/bounce/office365.eml",
-		"flanker-messages/bounce/zed.eml",
-		"mail-fixtures/multipart_report_emails/multi_address_bounce1.eml",
-		"mail-fixtures/multipart_report_emails/multi_address_bounce2.eml",
-		"mail-fixtures/multipart_report_emails/multipart_report_multiple_status.eml",
-		"mail-fixtures/multipart_report_emails/report_422.eml",
-		"mail-fixtures/multipart_report_emails/report_530.eml",
-	};
-	const char *dir;
-
-	NEED_CORPUS(dir);
-	for (size_t i = 0; i < CP_ARRAY_SIZE(files); i++) {
-		struct inmsg *m = parse_file(files[i]);
-		struct inmsg_class_info ci;
-
-		if (inmsg_classify(m, &addrs, &ci) != INMSG_DSN)
-			fail_msg("%s not classified as DSN", files[i]);
-		assert_true(m->dsn.present);
-		assert_true(m->dsn.n_rcpts >= 1);
-		assert_string_equal(ci.reason, "delivery-status report");
-		inmsg_free(m);
-	}
-}
-
-static void
-dsn_fields_are_extracted_from_postfix_bounce(void **state)
-{
-	const char *dir;
-	struct inmsg *m;
-
-	NEED_CORPUS(dir);
-	/* zed.eml also starts with an mbox "From " line */
-	m = parse_file("flanker-messages/bounce/zed.eml");
-	assert_true(m->dsn.present);
-	assert_int_equal(m->dsn.n_rcpts, 1);
-	assert_string_equal(m->dsn.rcpts[0].action, "failed");
-	assert_string_equal(m->dsn.rcpts[0].status, "5.1.1");
-	assert_string_equal(m->dsn.rcpts[0].final_recipient,
-		"asdfasdfasdfasdfasdfasdfewrqertrtyrthsfgdfgadfqeadvxzvz@gmail.com");
-	assert_non_null(m->dsn.rcpts[0].diagnostic_code);
-	assert_non_null(strstr(m->dsn.rcpts[0].diagnostic_code, "550-5.1.1"));
-	assert_true(m->dsn.orig_headers_present);
-	assert_string_equal(m->dsn.orig_message_id, "20090708054735.GC7578@example.com");
-	assert_string_equal(m->auto_submitted, "auto-replied");
-	assert_true(m->flags & INMSG_F_NULL_RETURN_PATH);
-	assert_string_equal(m->return_path, "");
-	assert_int_equal(m->n_attachments, 0);
-	inmsg_free(m);
-}
-
-static void
-dsn_multiple_recipients_and_prose_status_part(void **state)
-{
-	const char *dir;
-	struct inmsg *m;
-
-	NEED_CORPUS(dir);
-	/* the first message/delivery-status part is prose: the second counts */
-	m = parse_file("mail-fixtures/multipart_report_emails/multipart_report_multiple_status.eml");
-	assert_int_equal(m->dsn.n_rcpts, 1);
-	assert_string_equal(m->dsn.rcpts[0].status, "5.3.0");
-	assert_string_equal(m->dsn.rcpts[0].final_recipient, "u@ci.com");
-	assert_string_equal(m->dsn.rcpts[0].original_recipient, "u@ci.com");
-	assert_string_equal(m->dsn.reporting_mta, "schemailmta04.ci.com");
-	inmsg_free(m);
-}
-
-static void
-gmail_text_bounce_is_dsn_without_report(void **state)
-{
-	const char *dir;
-	struct inmsg *m;
-	struct inmsg_class_info ci;
-
-	NEED_CORPUS(dir);
-	m = parse_file("flanker-messages/bounce/gmail-invalid-address.eml");
-	assert_false(m->dsn.present);
-	assert_int_equal(inmsg_classify(m, &addrs, &ci), INMSG_DSN);
-	assert_string_equal(ci.reason, "from a mailer daemon");
-	assert_string_equal(m->from_addr, "mailer-daemon@googlemail.com");
-	inmsg_free(m);
-}
-
 /* --------------------------------------------------------------- PGP */
 
 static void
@@ -283,7 +131,7 @@ pgp_encrypted_payload_is_exposed(void **state)
 	struct inmsg *m;
 
 	NEED_CORPUS(dir);
-	m = parse_file("notmuch-crypto/crypto/basic-encrypted.eml");
+	m = tu_parse_file("notmuch-crypto/crypto/basic-encrypted.eml");
 	assert_true(m->pgp & INMSG_PGP_ENCRYPTED);
 	assert_false(m->pgp & INMSG_PGP_SIGNED);
 	assert_non_null(m->pgp_encrypted);
@@ -303,11 +151,11 @@ smime_is_not_taken_for_pgp(void **state)
 	struct inmsg *m;
 
 	NEED_CORPUS(dir);
-	m = parse_file("flanker-messages/signed.eml");
+	m = tu_parse_file("flanker-messages/signed.eml");
 	assert_int_equal(m->pgp, 0);
 	assert_null(m->pgp_signed);
 	inmsg_free(m);
-	m = parse_file("notmuch-crypto/protected-headers/smime-multipart-signed.eml");
+	m = tu_parse_file("notmuch-crypto/protected-headers/smime-multipart-signed.eml");
 	assert_int_equal(m->pgp, 0);
 	inmsg_free(m);
 }
@@ -321,7 +169,7 @@ pgp_signed_part_is_exact_crlf_bytes(void **state)
 				   "Here is the signed message body.\r\n";
 
 	NEED_CORPUS(dir);
-	m = parse_file("notmuch-crypto/protected-headers/simple-signed-mail.eml");
+	m = tu_parse_file("notmuch-crypto/protected-headers/simple-signed-mail.eml");
 	assert_int_equal(m->pgp, INMSG_PGP_SIGNED);
 	assert_int_equal(m->pgp_signed_len, sizeof(want) - 1);
 	assert_memory_equal(m->pgp_signed, want, sizeof(want) - 1);
@@ -334,7 +182,7 @@ pgp_signed_part_is_exact_crlf_bytes(void **state)
 static void
 reparse_inner_merges_decrypted_content(void **state)
 {
-	struct inmsg *m = parse_str(
+	struct inmsg *m = tu_parse_str(
 		"From: p@patient.example\r\nTo: reply+abc@reply.clinic.example\r\n"
 		"Subject: ...\r\nMIME-Version: 1.0\r\n"
 		"Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=E\r\n\r\n"
@@ -417,7 +265,7 @@ signed_part_beside_other_text_is_not_a_signed_message(void **state)
 	};
 
 	for (size_t i = 0; i < CP_ARRAY_SIZE(shapes); i++) {
-		struct inmsg *m = parse_str(shapes[i]);
+		struct inmsg *m = tu_parse_str(shapes[i]);
 
 		assert_int_equal(m->pgp, 0);
 		assert_null(m->pgp_signed);
@@ -439,7 +287,7 @@ signed_part_beside_other_text_is_not_a_signed_message(void **state)
 static void
 encrypted_part_below_the_root_is_an_attachment(void **state)
 {
-	struct inmsg *m = parse_str(
+	struct inmsg *m = tu_parse_str(
 		WRAP_HEAD("multipart/mixed")
 		"--DELIMITER\r\nContent-Type: text/plain\r\n\r\nplease file this\r\n"
 		"--DELIMITER\r\nContent-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=E\r\n\r\n"
@@ -466,7 +314,7 @@ encrypted_part_below_the_root_is_an_attachment(void **state)
 static void
 root_signature_covers_exactly_its_first_part(void **state)
 {
-	struct inmsg *m = parse_str(
+	struct inmsg *m = tu_parse_str(
 		"From: p@patient.example\r\nMIME-Version: 1.0\r\n"
 		"Content-Type: multipart/signed; protocol=\"application/pgp-signature\"; boundary=S\r\n\r\n"
 		"--S\r\nContent-Type: multipart/mixed; boundary=M\r\n\r\n"
@@ -487,7 +335,7 @@ root_signature_covers_exactly_its_first_part(void **state)
 	inmsg_free(m);
 
 	/* a second part that is not a pgp-signature: no signature at all */
-	m = parse_str(
+	m = tu_parse_str(
 		"From: p@patient.example\r\nMIME-Version: 1.0\r\n"
 		"Content-Type: multipart/signed; protocol=\"application/pgp-signature\"; boundary=S\r\n\r\n"
 		"--S\r\nContent-Type: text/plain\r\n\r\nwords\r\n"
@@ -518,7 +366,7 @@ decrypted_content_counts_only_at_its_root(void **state)
 		"--F\r\nContent-Type: application/octet-stream\r\n\r\n"
 		"-----BEGIN PGP MESSAGE-----\r\nyy\r\n-----END PGP MESSAGE-----\r\n--F--\r\n";
 	struct cp_error err = { 0 };
-	struct inmsg *m = parse_str(outer);
+	struct inmsg *m = tu_parse_str(outer);
 
 	assert_int_equal(inmsg_reparse_inner(m, beside, sizeof(beside) - 1, &err), 0);
 	assert_int_equal(m->pgp, INMSG_PGP_ENCRYPTED);
@@ -527,7 +375,7 @@ decrypted_content_counts_only_at_its_root(void **state)
 	assert_int_equal(m->nested_crypto, 1);
 	inmsg_free(m);
 
-	m = parse_str(outer);
+	m = tu_parse_str(outer);
 	assert_int_equal(inmsg_reparse_inner(m, twice, sizeof(twice) - 1, &err), 0);
 	assert_int_equal(m->pgp, INMSG_PGP_ENCRYPTED);
 	assert_non_null(strstr(m->pgp_encrypted, "xx"));	/* the outer one */
@@ -555,17 +403,17 @@ protected_headers_come_from_the_covered_entity(void **state)
 		"To: reply+TOKEN2@reply.clinic.example\r\n\r\ntext\r\n";
 
 	NEED_CORPUS(dir);
-	m = parse_file("notmuch-crypto/protected-headers/signed-protected-header.eml");
+	m = tu_parse_file("notmuch-crypto/protected-headers/signed-protected-header.eml");
 	assert_int_equal(m->pgp, INMSG_PGP_SIGNED);
 	assert_true(m->prot.present);
 	assert_string_equal(m->prot.subject, "This is a signed message");
 	inmsg_free(m);
 	/* a Subject on the encrypted payload's part is no protected header */
-	m = parse_file("notmuch-crypto/protected-headers/phony-protected-header-bad-encryption.eml");
+	m = tu_parse_file("notmuch-crypto/protected-headers/phony-protected-header-bad-encryption.eml");
 	assert_false(m->prot.present);
 	inmsg_free(m);
 
-	m = parse_str("From: p@patient.example\r\nSubject: ...\r\nMIME-Version: 1.0\r\n"
+	m = tu_parse_str("From: p@patient.example\r\nSubject: ...\r\nMIME-Version: 1.0\r\n"
 		      "Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=E\r\n\r\n"
 		      "--E\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n"
 		      "--E\r\nContent-Type: application/octet-stream\r\n\r\nx\r\n--E--\r\n");
@@ -578,7 +426,7 @@ protected_headers_come_from_the_covered_entity(void **state)
 	assert_string_equal(m->body, "inner text");
 	inmsg_free(m);
 
-	m = parse_str("From: p@patient.example\r\nMIME-Version: 1.0\r\n"
+	m = tu_parse_str("From: p@patient.example\r\nMIME-Version: 1.0\r\n"
 		      "Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=E\r\n\r\n"
 		      "--E\r\nContent-Type: application/octet-stream\r\n\r\nx\r\n--E--\r\n");
 	assert_int_equal(inmsg_reparse_inner(m, unmarked, sizeof(unmarked) - 1, &err), 0);
@@ -587,52 +435,22 @@ protected_headers_come_from_the_covered_entity(void **state)
 	inmsg_free(m);
 }
 
-/* Attachment names show what they are: no bidi or invisible characters. */
-static void
-attachment_names_lose_bidi_and_invisible_characters(void **state)
-{
-	struct inmsg *m = parse_str(
-		"From: a@b.example\r\nMIME-Version: 1.0\r\n"
-		"Content-Type: multipart/mixed; boundary=X\r\n\r\n"
-		"--X\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
-		/* U+202E RIGHT-TO-LEFT OVERRIDE: shows as "lab-resultsexe.pdf" */
-		"--X\r\nContent-Type: application/octet-stream\r\n"
-		"Content-Disposition: attachment; filename*=utf-8''lab-results%E2%80%AEfdp.exe\r\n\r\nMZ\r\n"
-		/* zero-width space, U+2066 isolate, soft hyphen, BOM, a C1 control */
-		"--X\r\nContent-Type: application/octet-stream\r\n"
-		"Content-Disposition: attachment; filename*=utf-8''a%E2%80%8Bb%E2%81%A6c%C2%ADd%EF%BB%BFe%C2%85f.txt\r\n\r\nx\r\n"
-		/* blank-looking fillers and a line separator */
-		"--X\r\nContent-Type: application/octet-stream\r\n"
-		"Content-Disposition: attachment; filename*=utf-8''invoice%E3%85%A4%E3%85%A4.pdf%E2%80%A8.exe\r\n\r\nz\r\n"
-		/* nothing left but invisible characters: no name */
-		"--X\r\nContent-Type: application/octet-stream\r\n"
-		"Content-Disposition: attachment; filename*=utf-8''%E2%80%AE%E2%80%AC\r\n\r\ny\r\n"
-		"--X--\r\n");
-
-	assert_int_equal(m->n_attachments, 4);
-	assert_string_equal(m->attachments[0].filename, "lab-resultsfdp.exe");
-	assert_string_equal(m->attachments[1].filename, "abcde_f.txt");
-	assert_string_equal(m->attachments[2].filename, "invoice.pdf_.exe");
-	assert_null(m->attachments[3].filename);
-	inmsg_free(m);
-}
-
 /* Every From address counts: two fields, or two addresses in one. */
 static void
 from_addresses_are_counted(void **state)
 {
-	struct inmsg *m = parse_str("From: p@patient.example\r\nSubject: x\r\n\r\nbody\r\n");
+	struct inmsg *m = tu_parse_str("From: p@patient.example\r\nSubject: x\r\n\r\nbody\r\n");
 
 	assert_int_equal(m->from_count, 1);
 	inmsg_free(m);
-	m = parse_str("From: p@patient.example, attacker@evil.example\r\nSubject: x\r\n\r\nbody\r\n");
+	m = tu_parse_str("From: p@patient.example, attacker@evil.example\r\nSubject: x\r\n\r\nbody\r\n");
 	assert_int_equal(m->from_count, 2);
 	assert_string_equal(m->from_addr, "p@patient.example");
 	inmsg_free(m);
-	m = parse_str("From: p@patient.example\r\nFrom: attacker@evil.example\r\n\r\nbody\r\n");
+	m = tu_parse_str("From: p@patient.example\r\nFrom: attacker@evil.example\r\n\r\nbody\r\n");
 	assert_int_equal(m->from_count, 2);
 	inmsg_free(m);
-	m = parse_str("Subject: no from\r\n\r\nbody\r\n");
+	m = tu_parse_str("Subject: no from\r\n\r\nbody\r\n");
 	assert_int_equal(m->from_count, 0);
 	inmsg_free(m);
 }
@@ -646,7 +464,7 @@ rfc2047_subject_and_rfc2231_filename_decode_to_utf8(void **state)
 	struct inmsg *m;
 
 	NEED_CORPUS(dir);
-	m = parse_file("mail-fixtures/attachment_emails/attachment_with_quoted_filename.eml");
+	m = tu_parse_file("mail-fixtures/attachment_emails/attachment_with_quoted_filename.eml");
 	assert_string_equal(m->subject, "Eelanal\xc3\xbc\xc3\xbcsi p\xc3\xa4ring");
 	assert_int_equal(m->n_attachments, 1);
 	assert_string_equal(m->attachments[0].filename,
@@ -656,28 +474,8 @@ rfc2047_subject_and_rfc2231_filename_decode_to_utf8(void **state)
 	assert_memory_equal(m->attachments[0].data, "\xff\xd8", 2);	/* JPEG */
 	inmsg_free(m);
 
-	m = parse_file("mail-fixtures/multi_charset/japanese.eml");
+	m = tu_parse_file("mail-fixtures/multi_charset/japanese.eml");
 	assert_string_equal(m->subject, "\xe3\x81\xbe\xe3\x81\xbf\xe3\x82\x80\xe3\x82\x81\xe3\x82\x82");
-	inmsg_free(m);
-}
-
-static void
-raw_8bit_header_bytes_become_replacement_characters(void **state)
-{
-	static const char raw[] =
-		"From: P\xc3\xa4t \xff <p@x.test>\r\n"
-		"Subject: r\xe9sultat caf\xc3\xa9 =?utf-8?q?caf=C3=A9?= \xed\xa0\x80\r\n"
-		"\r\nbody\r\n";
-	struct inmsg *m = NULL;
-	struct cp_error err;
-
-	assert_int_equal(inmsg_parse(raw, sizeof(raw) - 1, NULL, &m, &err), 0);
-	/* "r\ufffdsultat café café \ufffd\ufffd\ufffd": never a '?' */
-	assert_string_equal(m->subject, "r\xef\xbf\xbdsultat caf\xc3\xa9 caf\xc3\xa9 "
-			    "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
-	assert_non_null(m->from_name);
-	assert_null(strchr(m->from_name, '?'));
-	assert_non_null(strstr(m->from_name, "\xef\xbf\xbd"));
 	inmsg_free(m);
 }
 
@@ -688,7 +486,7 @@ iso2022jp_body_converts_to_utf8(void **state)
 	struct inmsg *m;
 
 	NEED_CORPUS(dir);
-	m = parse_file("mail-fixtures/multi_charset/japanese_iso_2022.eml");
+	m = tu_parse_file("mail-fixtures/multi_charset/japanese_iso_2022.eml");
 	/* "すみません。" */
 	assert_memory_equal(m->body, "\xe3\x81\x99\xe3\x81\xbf\xe3\x81\xbe\xe3\x81\x9b\xe3\x82\x93\xe3\x80\x82", 18);
 	inmsg_free(m);
@@ -697,7 +495,7 @@ iso2022jp_body_converts_to_utf8(void **state)
 static void
 header_facts_are_extracted(void **state)
 {
-	struct inmsg *m = parse_str(
+	struct inmsg *m = tu_parse_str(
 		"Return-Path: <P@Patient.Example>\r\n"
 		"Delivered-To: reply+tok123@reply.clinic.example\r\n"
 		"X-Original-To: <Reply+tok123@Reply.Clinic.Example>\r\n"
@@ -748,7 +546,7 @@ header_facts_are_extracted(void **state)
 static void
 alternative_prefers_plain_and_html_only_becomes_text(void **state)
 {
-	struct inmsg *m = parse_str(
+	struct inmsg *m = tu_parse_str(
 		"From: a@b.example\r\nMIME-Version: 1.0\r\n"
 		"Content-Type: multipart/alternative; boundary=A\r\n\r\n"
 		"--A\r\nContent-Type: text/plain; charset=iso-8859-1\r\n"
@@ -760,7 +558,7 @@ alternative_prefers_plain_and_html_only_becomes_text(void **state)
 	assert_false(m->flags & INMSG_F_BODY_FROM_HTML);
 	inmsg_free(m);
 
-	m = parse_str("From: a@b.example\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+	m = tu_parse_str("From: a@b.example\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
 		      "<html><head><style>p{color:red}</style></head><body>"
 		      "<p>Hello &amp; thanks</p><div>Line&nbsp;2 &#233;&#x41;</div>"
 		      "<script>alert(1)</script></body></html>");
@@ -772,7 +570,7 @@ alternative_prefers_plain_and_html_only_becomes_text(void **state)
 static void
 attachments_are_decoded_and_text_parts_join_the_body(void **state)
 {
-	struct inmsg *m = parse_str(
+	struct inmsg *m = tu_parse_str(
 		"From: a@b.example\r\nMIME-Version: 1.0\r\n"
 		"Content-Type: multipart/mixed; boundary=X\r\n\r\n"
 		"preamble\r\n--X\r\nContent-Type: text/plain\r\n\r\nfirst\r\n"
@@ -1078,7 +876,7 @@ malformed_input_parses_gracefully(void **state)
 	}
 	/* unknown charset: falls back to ISO-8859-1 */
 	{
-		struct inmsg *m = parse_str(cases[6]);
+		struct inmsg *m = tu_parse_str(cases[6]);
 
 		assert_string_equal(m->body, "\xc3\xa9t\xc3\xa9\n");
 		inmsg_free(m);
@@ -1087,209 +885,12 @@ malformed_input_parses_gracefully(void **state)
 
 /* ---------------------------------------------------- classification */
 
-static enum inmsg_class
-classify_str(const char *s, struct inmsg_class_info *ci)
-{
-	struct inmsg *m = parse_str(s);
-	enum inmsg_class c = inmsg_classify(m, &addrs, ci);
-
-	inmsg_free(m);
-	return c;
-}
-
-static void
-reply_to_token_address_is_reply_with_token(void **state)
-{
-	struct inmsg_class_info ci;
-
-	assert_int_equal(classify_str(
-		"From: p@patient.example\r\nTo: \"Clinic\" <REPLY+Abc234xyz@Reply.Clinic.Example>\r\n"
-		"Subject: Re: appointment\r\n\r\nSee you then.\r\n", &ci), INMSG_REPLY);
-	assert_string_equal(ci.token, "abc234xyz");	/* lower-cased address */
-	assert_string_equal(ci.reason, "sent to a reply address");
-	/* "Auto-Submitted: no" is a human */
-	assert_int_equal(classify_str(
-		"From: p@patient.example\r\nTo: reply+t1@reply.clinic.example\r\n"
-		"Auto-Submitted: no\r\n\r\nhi\r\n", &ci), INMSG_REPLY);
-	/* wrong domain, empty token, bad characters: not ours */
-	assert_int_equal(classify_str(
-		"From: p@patient.example\r\nTo: reply+t1@evil.example\r\n\r\nhi\r\n", &ci),
-		INMSG_UNKNOWN);
-	assert_string_equal(ci.token, "");
-	assert_int_equal(classify_str(
-		"From: p@patient.example\r\nTo: reply+@reply.clinic.example\r\n\r\nhi\r\n", &ci),
-		INMSG_UNKNOWN);
-	assert_int_equal(classify_str(
-		"From: p@patient.example\r\nTo: \"reply+a/b\"@reply.clinic.example\r\n\r\nhi\r\n", &ci),
-		INMSG_UNKNOWN);
-}
-
-static void
-unsubscribe_by_address_or_subject(void **state)
-{
-	struct inmsg_class_info ci;
-
-	assert_int_equal(classify_str(
-		"From: p@patient.example\r\nTo: Unsubscribe@reply.clinic.example\r\n"
-		"Subject: please\r\n\r\n", &ci), INMSG_UNSUBSCRIBE);
-	assert_int_equal(classify_str(
-		"From: p@patient.example\r\nTo: reply+tok@reply.clinic.example\r\n"
-		"Subject:  UNSUBSCRIBE \r\n\r\n", &ci), INMSG_UNSUBSCRIBE);
-	assert_string_equal(ci.token, "tok");
-	assert_int_equal(classify_str(
-		"From: p@patient.example\r\nTo: reply+tok@reply.clinic.example\r\n"
-		"Subject: how do I unsubscribe?\r\n\r\n", &ci), INMSG_REPLY);
-}
-
-static void
-autoreplies_are_recognised(void **state)
-{
-	static const char *const heads[] = {
-		"Auto-Submitted: auto-replied (vacation)\r\n",
-		"Auto-Submitted: Auto-Generated\r\n",
-		"X-Autoreply: yes\r\n",
-		"X-Autorespond: yes\r\n",
-		"Precedence: bulk\r\n",
-		"Precedence: auto_reply\r\n",
-		"Subject: Out of Office: Re: appointment\r\n",
-		"Subject: Automatic reply: appointment\r\n",
-		"Subject: Auto: appointment\r\n",
-		"Subject: Abwesenheitsnotiz: Termin\r\n",
-		"Subject: =?UTF-8?Q?Respuesta_autom=C3=A1tica:_cita?=\r\n",
-		"Subject: =?ISO-8859-1?Q?R=E9ponse_automatique_:_rendez-vous?=\r\n",
-		"Subject: Risposta automatica: appuntamento\r\n",
-	};
-
-	for (size_t i = 0; i < CP_ARRAY_SIZE(heads); i++) {
-		struct buf b = BUF_INIT;
-		struct inmsg_class_info ci;
-
-		buf_printf(&b, "From: p@patient.example\r\nTo: reply+tok@reply.clinic.example\r\n"
-			   "%s\r\nI am away.\r\n", heads[i]);
-		if (classify_str(b.data, &ci) != INMSG_AUTOREPLY)
-			fail_msg("case %zu not an autoreply", i);
-		assert_string_equal(ci.token, "tok");	/* thread still found */
-		buf_free(&b);
-	}
-}
-
-static void
-bounces_by_verp_address_or_daemon_are_dsn(void **state)
-{
-	struct inmsg_class_info ci;
-
-	assert_int_equal(classify_str(
-		"From: someone@relay.example\r\nTo: bounce+evt42-x@bounce.clinic.example\r\n"
-		"Subject: failure\r\nAuto-Submitted: auto-replied\r\n\r\n", &ci), INMSG_DSN);
-	assert_string_equal(ci.verp, "evt42-x");
-	assert_string_equal(ci.reason, "sent to a bounce address");
-	assert_int_equal(classify_str(
-		"Return-Path: <>\r\nFrom: Mail Delivery System <MAILER-DAEMON@relay.example>\r\n"
-		"To: reply+tok@reply.clinic.example\r\n\r\nfailed\r\n", &ci), INMSG_DSN);
-	assert_int_equal(classify_str(
-		"From: p@patient.example\r\nTo: clinic@else.example\r\n\r\nhello\r\n", &ci),
-		INMSG_UNKNOWN);
-	assert_string_equal(inmsg_class_name(INMSG_DSN), "dsn");
-	assert_string_equal(inmsg_class_name(INMSG_AUTOREPLY), "autoreply");
-	assert_string_equal(inmsg_class_name(INMSG_REPLY), "reply");
-	assert_string_equal(inmsg_class_name(INMSG_UNSUBSCRIBE), "unsubscribe");
-	assert_string_equal(inmsg_class_name(INMSG_UNKNOWN), "unknown");
-	assert_string_equal(inmsg_class_name((enum inmsg_class)99), "unknown");
-}
-
-static void
-replies_that_ask_for_no_automatic_answer_are_recognised(void **state)
-{
-	static const struct {
-		const char *head;
-		const char *why;	/* NULL: an answer is fine */
-	} cases[] = {
-		{ "List-Id: Patients <patients.list.example>\r\n", "list mail" },
-		{ "List-Post: <mailto:patients@list.example>\r\n", "list mail" },
-		{ "List-Post: NO\r\n", "list mail" },
-		{ "X-Auto-Response-Suppress: All\r\n", "x-auto-response-suppress header" },
-		{ "X-Auto-Response-Suppress: oof\r\n", "x-auto-response-suppress header" },
-		{ "X-Auto-Response-Suppress: DR, AutoReply\r\n", "x-auto-response-suppress header" },
-		{ "X-Auto-Response-Suppress: RN,NRN,\r\n  OOF\r\n", "x-auto-response-suppress header" },
-		{ "Return-Path: <>\r\n", "null return path" },
-		{ "Auto-Submitted: auto-generated\r\n", "auto-submitted header" },
-		{ "X-Auto-Response-Suppress: None\r\n", NULL },
-		{ "X-Auto-Response-Suppress: DR, NDR, RN, NRN\r\n", NULL },
-		{ "X-Auto-Response-Suppress: OOFish, Allx\r\n", NULL },
-		{ "Return-Path: <p@patient.example>\r\n", NULL },
-		{ "List-Unsubscribe: <mailto:u@list.example>\r\n", NULL },
-		{ "Auto-Submitted: no\r\n", NULL },
-		{ "", NULL },
-	};
-
-	for (size_t i = 0; i < CP_ARRAY_SIZE(cases); i++) {
-		struct buf b = BUF_INIT;
-		struct inmsg *m;
-		const char *why = "unset";
-		json_t *j = NULL;
-
-		buf_printf(&b, "%sFrom: p@patient.example\r\nTo: reply+tok@reply.clinic.example\r\n"
-			   "Subject: Re: appointment\r\n\r\nSee you then.\r\n", cases[i].head);
-		m = parse_str(b.data);
-		if (inmsg_no_autoresponse(m, &why) != (cases[i].why != NULL))
-			fail_msg("case %zu (%s): wrong answer", i, cases[i].head);
-		if (cases[i].why)
-			assert_string_equal(why, cases[i].why);
-		else
-			assert_null(why);
-		assert_int_equal(inmsg_no_autoresponse(m, NULL), cases[i].why != NULL);
-		/* the dry-run summary says so */
-		assert_int_equal(inmsg_to_json(m, &addrs, &j), 0);
-		if (cases[i].why)
-			assert_string_equal(json_string_value(json_object_get(j, "no_autoresponse")),
-					    cases[i].why);
-		else
-			assert_true(json_is_null(json_object_get(j, "no_autoresponse")));
-		json_decref(j);
-		inmsg_free(m);
-		buf_free(&b);
-	}
-	assert_int_equal(inmsg_no_autoresponse(NULL, NULL), 0);
-}
-
-static void
-json_summary_has_class_and_attachments_but_no_token(void **state)
-{
-	struct inmsg *m = parse_str(
-		"From: P <p@patient.example>\r\nTo: reply+secrettok@reply.clinic.example\r\n"
-		"Message-ID: <m1@patient.example>\r\nContent-Type: multipart/mixed; boundary=X\r\n\r\n"
-		"--X\r\nContent-Type: text/plain\r\n\r\nhello\r\n"
-		"--X\r\nContent-Type: application/pdf; name=a.pdf\r\n\r\n%PDF\r\n--X--\r\n");
-	json_t *j = NULL, *atts;
-	char *s;
-
-	assert_int_equal(inmsg_to_json(m, &addrs, &j), 0);
-	assert_string_equal(json_string_value(json_object_get(j, "class")), "reply");
-	assert_string_equal(json_string_value(json_object_get(j, "message_id")), "m1@patient.example");
-	assert_string_equal(json_string_value(json_object_get(j, "from")), "p@patient.example");
-	assert_true(json_is_true(json_object_get(j, "token_present")));
-	assert_int_equal(json_integer_value(json_object_get(j, "part_count")), 3);
-	atts = json_object_get(j, "attachments");
-	assert_int_equal(json_array_size(atts), 1);
-	assert_string_equal(json_string_value(json_object_get(json_array_get(atts, 0), "filename")), "a.pdf");
-	assert_int_equal(json_integer_value(json_object_get(json_array_get(atts, 0), "size")), 4);
-	s = json_dumps(j, JSON_COMPACT);
-	assert_null(strstr(s, "secrettok"));
-	free(s);
-	json_decref(j);
-	inmsg_free(m);
-}
-
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(every_corpus_message_parses_or_fails_cleanly),
 		cmocka_unit_test(endless_enclosure_is_refused_before_parsing),
-		cmocka_unit_test(multipart_report_bounces_are_dsn),
-		cmocka_unit_test(dsn_fields_are_extracted_from_postfix_bounce),
-		cmocka_unit_test(dsn_multiple_recipients_and_prose_status_part),
-		cmocka_unit_test(gmail_text_bounce_is_dsn_without_report),
 		cmocka_unit_test(pgp_encrypted_payload_is_exposed),
 		cmocka_unit_test(smime_is_not_taken_for_pgp),
 		cmocka_unit_test(pgp_signed_part_is_exact_crlf_bytes),
@@ -1299,10 +900,8 @@ main(void)
 		cmocka_unit_test(root_signature_covers_exactly_its_first_part),
 		cmocka_unit_test(decrypted_content_counts_only_at_its_root),
 		cmocka_unit_test(protected_headers_come_from_the_covered_entity),
-		cmocka_unit_test(attachment_names_lose_bidi_and_invisible_characters),
 		cmocka_unit_test(from_addresses_are_counted),
 		cmocka_unit_test(rfc2047_subject_and_rfc2231_filename_decode_to_utf8),
-		cmocka_unit_test(raw_8bit_header_bytes_become_replacement_characters),
 		cmocka_unit_test(iso2022jp_body_converts_to_utf8),
 		cmocka_unit_test(header_facts_are_extracted),
 		cmocka_unit_test(alternative_prefers_plain_and_html_only_becomes_text),
@@ -1316,12 +915,6 @@ main(void)
 		cmocka_unit_test(decoded_total_limit_guards_expansion),
 		cmocka_unit_test(too_many_headers_are_refused),
 		cmocka_unit_test(malformed_input_parses_gracefully),
-		cmocka_unit_test(reply_to_token_address_is_reply_with_token),
-		cmocka_unit_test(unsubscribe_by_address_or_subject),
-		cmocka_unit_test(replies_that_ask_for_no_automatic_answer_are_recognised),
-		cmocka_unit_test(autoreplies_are_recognised),
-		cmocka_unit_test(bounces_by_verp_address_or_daemon_are_dsn),
-		cmocka_unit_test(json_summary_has_class_and_attachments_but_no_token),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
