@@ -1,0 +1,67 @@
+/*
+ * NAME
+ *	fuzz_dsn - libFuzzer target: dsn_parse and dsn_take_returned_headers
+ *	over arbitrary bytes
+ * DESCRIPTION
+ *	The bytes are read as a delivery-status body (converted as the MIME
+ *	walk converts it) and as a returned header block. Whatever they
+ *	hold: success, at most DSN_MAX_RCPTS recipients, each with an
+ *	action, status or final recipient, every value valid UTF-8 without
+ *	controls and at most DSN_MAX_VALUE bytes plus its U+FFFD growth.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "dsn.h"
+#include "mailtext.h"
+#include "util.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void
+check_value(const char *v)
+{
+	if (v == NULL)
+		return;
+	if (!cp_utf8_valid(v, strlen(v)) || strlen(v) > 3 * DSN_MAX_VALUE)
+		abort();
+	for (; *v; v++)
+		if ((unsigned char)*v < 0x20 || *v == 0x7F)
+			abort();
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct buf text = BUF_INIT;
+	struct inmsg_dsn d;
+
+	memset(&d, 0, sizeof(d));
+	if (mailtext_to_utf8(NULL, (const char *)data, size, &text) < 0)
+		abort();
+	if (dsn_parse(&d, text.data, text.len) < 0 || !d.present ||
+	    d.n_rcpts > DSN_MAX_RCPTS)
+		abort();
+	check_value(d.original_envelope_id);
+	check_value(d.reporting_mta);
+	for (size_t i = 0; i < d.n_rcpts; i++) {
+		const struct inmsg_dsn_rcpt *rc = &d.rcpts[i];
+
+		if (!rc->action && !rc->status && !rc->final_recipient)
+			abort();
+		check_value(rc->action);
+		check_value(rc->status);
+		check_value(rc->final_recipient);
+		check_value(rc->original_recipient);
+		check_value(rc->diagnostic_code);
+	}
+	if (dsn_take_returned_headers(&d, (const char *)data, size) < 0 ||
+	    !d.orig_headers_present)
+		abort();
+	check_value(d.orig_message_id);
+	dsn_free(&d);
+	buf_free(&text);
+	return 0;
+}
