@@ -1534,9 +1534,21 @@ could_start(enum join_kind kind, const void *rule, const char *s, size_t ls,
 	}
 }
 
+/*
+ * A finder: where a marker wrapped over line breaks, found from the line
+ * [ls, le) of s[0..len), ends; *from is where the joining starts (ls,
+ * or le when only the line break goes). (size_t)-1 when there is none.
+ */
+typedef size_t (*join_find_fn)(const void *rule, const char *s, size_t ls,
+			       size_t le, size_t len, size_t *from);
+
+/*
+ * join_found - t with every marker find finds joined onto one line
+ * (append_joined); out is scratch space, swapped with t when anything
+ * changed.
+ */
 static int
-join_anchored(struct buf *t, struct buf *out, enum join_kind kind,
-	      const void *rule)
+join_found(struct buf *t, struct buf *out, join_find_fn find, const void *rule)
 {
 	const char *s = t->data;
 	size_t len = t->len, ls = 0, copied = 0;
@@ -1544,23 +1556,17 @@ join_anchored(struct buf *t, struct buf *out, enum join_kind kind,
 
 	buf_reset(out);
 	while (ls < len && r == 0) {
-		size_t le = line_end(s, ls, len), m = (size_t)-1, wend;
-		int is_end;
+		size_t le = line_end(s, ls, len), from = ls, m = (size_t)-1;
 
-		if (le - ls <= TRIM_MAX_LINE_MATCH &&
-		    could_start(kind, rule, s, ls, le)) {
-			wend = window_end(s, ls, len, &is_end);
-			m = kind == JOIN_ODSW ?
-			    odsw_match(rule, s, ls, wend, is_end) :
-			    swod_match(rule, s, ls, wend, is_end);
-		}
-		if (m == (size_t)-1 || memchr(s + ls, '\n', m - ls) == NULL) {
+		if (le - ls <= TRIM_MAX_LINE_MATCH)
+			m = find(rule, s, ls, le, len, &from);
+		if (m == (size_t)-1) {
 			ls = le + 1;
 			continue;
 		}
-		r = buf_append(out, s + copied, ls - copied);
+		r = buf_append(out, s + copied, from - copied);
 		if (r == 0)
-			r = append_joined(out, s, ls, m);
+			r = append_joined(out, s, from, m);
 		copied = m;
 		changed = 1;
 		ls = line_end(s, m, len) + 1;
@@ -1574,6 +1580,31 @@ join_anchored(struct buf *t, struct buf *out, enum join_kind kind,
 		*out = tmp;
 	}
 	return r;
+}
+
+struct join_rule {
+	enum join_kind kind;
+	const void *rule;	/* struct odsw_rule, or a swod_rules entry */
+};
+
+/* find_anchored - an odsw or swod marker from ls that crosses a line break. */
+static size_t
+find_anchored(const void *jr, const char *s, size_t ls, size_t le, size_t len,
+	      size_t *from)
+{
+	const struct join_rule *j = jr;
+	size_t wend, m;
+	int is_end;
+
+	if (!could_start(j->kind, j->rule, s, ls, le))
+		return (size_t)-1;
+	wend = window_end(s, ls, len, &is_end);
+	m = j->kind == JOIN_ODSW ? odsw_match(j->rule, s, ls, wend, is_end) :
+				   swod_match(j->rule, s, ls, wend, is_end);
+	if (m == (size_t)-1 || memchr(s + ls, '\n', m - ls) == NULL)
+		return (size_t)-1;
+	*from = ls;
+	return m;
 }
 
 /*
@@ -1602,46 +1633,21 @@ dsw_join_at(const char *const rule[2], const char *s, size_t a, size_t le,
 	return (size_t)-1;
 }
 
-static int
-join_dsw(struct buf *t, struct buf *out, const char *const rule[2])
+/* find_dsw - a date-someone-wrote marker broken after the line [ls, le). */
+static size_t
+find_dsw(const void *rule, const char *s, size_t ls, size_t le, size_t len,
+	 size_t *from)
 {
-	const char *s = t->data;
-	size_t len = t->len, ls = 0, copied = 0;
-	int r = 0, changed = 0;
+	size_t m = (size_t)-1;
 
-	if (memmem(s, len, rule[1], strlen(rule[1])) == NULL)
-		return 0;
-	buf_reset(out);
-	while (ls < len && r == 0) {
-		size_t le = line_end(s, ls, len), m = (size_t)-1, a;
-
-		if (le - ls <= TRIM_MAX_LINE_MATCH && le < len) {
-			/* only \d{4} within 80 code points of the line end */
-			a = cps_back(s, ls, le, 81 + 4);
-			for (; a + 4 < le && m == (size_t)-1; a++)
-				if (four_digits(s, a, le))
-					m = dsw_join_at(rule, s, a, le, len);
-		}
-		if (m == (size_t)-1) {
-			ls = le + 1;
-			continue;
-		}
-		r = buf_append(out, s + copied, le - copied);
-		if (r == 0)
-			r = append_joined(out, s, le, m);
-		copied = m;
-		changed = 1;
-		ls = line_end(s, m, len) + 1;
-	}
-	if (r == 0 && changed) {
-		struct buf tmp;
-
-		r = buf_append(out, s + copied, len - copied);
-		tmp = *t;
-		*t = *out;
-		*out = tmp;
-	}
-	return r;
+	if (le >= len)
+		return (size_t)-1;
+	/* only \d{4} within 80 code points of the line end */
+	for (size_t a = cps_back(s, ls, le, 81 + 4); a + 4 < le && m == (size_t)-1; a++)
+		if (four_digits(s, a, le))
+			m = dsw_join_at(rule, s, a, le, len);
+	*from = le;
+	return m;
 }
 
 /*
@@ -1696,39 +1702,13 @@ dse_join_at(const char *s, size_t ls, size_t le, size_t len)
 	return (size_t)-1;
 }
 
-static int
-join_dse(struct buf *t, struct buf *out)
+/* find_dse - a date-someone-email marker whose address crosses a line break. */
+static size_t
+find_dse(const void *rule, const char *s, size_t ls, size_t le, size_t len,
+	 size_t *from)
 {
-	const char *s = t->data;
-	size_t len = t->len, ls = 0, copied = 0;
-	int r = 0, changed = 0;
-
-	buf_reset(out);
-	while (ls < len && r == 0) {
-		size_t le = line_end(s, ls, len), m = (size_t)-1;
-
-		if (le - ls <= TRIM_MAX_LINE_MATCH && le < len)
-			m = dse_join_at(s, ls, le, len);
-		if (m == (size_t)-1) {
-			ls = le + 1;
-			continue;
-		}
-		r = buf_append(out, s + copied, ls - copied);
-		if (r == 0)
-			r = append_joined(out, s, ls, m);
-		copied = m;
-		changed = 1;
-		ls = line_end(s, m, len) + 1;
-	}
-	if (r == 0 && changed) {
-		struct buf tmp;
-
-		r = buf_append(out, s + copied, len - copied);
-		tmp = *t;
-		*t = *out;
-		*out = tmp;
-	}
-	return r;
+	*from = ls;
+	return le < len ? dse_join_at(s, ls, le, len) : (size_t)-1;
 }
 
 static int
@@ -1736,14 +1716,22 @@ join_wrapped_markers(struct buf *t, struct buf *out)
 {
 	int r = 0;
 
-	for (size_t i = 0; i < CP_ARRAY_SIZE(odsw_rules) && r == 0; i++)
-		r = join_anchored(t, out, JOIN_ODSW, &odsw_rules[i]);
-	for (size_t i = 0; i < CP_ARRAY_SIZE(swod_rules) && r == 0; i++)
-		r = join_anchored(t, out, JOIN_SWOD, swod_rules[i]);
+	for (size_t i = 0; i < CP_ARRAY_SIZE(odsw_rules) && r == 0; i++) {
+		struct join_rule j = { JOIN_ODSW, &odsw_rules[i] };
+
+		r = join_found(t, out, find_anchored, &j);
+	}
+	for (size_t i = 0; i < CP_ARRAY_SIZE(swod_rules) && r == 0; i++) {
+		struct join_rule j = { JOIN_SWOD, swod_rules[i] };
+
+		r = join_found(t, out, find_anchored, &j);
+	}
 	for (size_t i = 0; i < CP_ARRAY_SIZE(dsw_rules) && r == 0; i++)
-		r = join_dsw(t, out, dsw_rules[i]);
+		if (memmem(t->data, t->len, dsw_rules[i][1],
+			   strlen(dsw_rules[i][1])) != NULL)
+			r = join_found(t, out, find_dsw, dsw_rules[i]);
 	if (r == 0)
-		r = join_dse(t, out);
+		r = join_found(t, out, find_dse, NULL);
 	return r;
 }
 
