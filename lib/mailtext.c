@@ -170,20 +170,31 @@ mailtext_decode_header(const char *raw)
 	return mailtext_header_dup(u, strlen(u));
 }
 
-/* strip_angle_dup - trimmed, without one pair of <>, sanitized. */
-char *
-mailtext_strip_angle_dup(const char *raw)
+/* unfold_trimmed - v unfolded; [*a, *e) is it without surrounding blanks. */
+static char *
+unfold_trimmed(const char *v, size_t *a, size_t *e)
 {
-	_cleanup_free_ char *u = mailtext_unfold_dup(raw);
-	size_t a = 0, e;
+	char *u = mailtext_unfold_dup(v);
 
 	if (u == NULL)
 		return NULL;
-	e = strlen(u);
-	while (a < e && isspace((unsigned char)u[a]))
-		a++;
-	while (e > a && isspace((unsigned char)u[e - 1]))
-		e--;
+	*a = 0;
+	*e = strlen(u);
+	while (*a < *e && isspace((unsigned char)u[*a]))
+		(*a)++;
+	while (*e > *a && isspace((unsigned char)u[*e - 1]))
+		(*e)--;
+	return u;
+}
+
+char *
+mailtext_strip_angle_dup(const char *raw)
+{
+	size_t a, e;
+	_cleanup_free_ char *u = unfold_trimmed(raw, &a, &e);
+
+	if (u == NULL)
+		return NULL;
 	if (e > a && u[a] == '<')
 		a++;
 	if (e > a && u[e - 1] == '>')
@@ -201,26 +212,19 @@ mailtext_addr_dup(const char *addr)
 	return s;
 }
 
-/* first_token_dup - lower-cased first token ("auto-replied (x)" -> "auto-replied"). */
 char *
 mailtext_first_token_dup(const char *raw)
 {
-	_cleanup_free_ char *u = mailtext_unfold_dup(raw);
-	size_t a = 0, e;
+	size_t a, e, end;
+	_cleanup_free_ char *u = unfold_trimmed(raw, &a, &end);
+	char *s;
 
 	if (u == NULL)
 		return NULL;
-	while (u[a] && isspace((unsigned char)u[a]))
-		a++;
-	e = a;
-	while (u[e] && !isspace((unsigned char)u[e]) && u[e] != '(' &&
-	       u[e] != ';')
-		e++;
-	{
-		char *s = mailtext_header_dup(u + a, e - a);
-
-		if (s != NULL)
-			mailtext_lower(s);
-		return s;
-	}
+	for (e = a; e < end && !isspace((unsigned char)u[e]) && u[e] != '(' &&
+	     u[e] != ';'; e++)
+		;
+	if ((s = mailtext_header_dup(u + a, e - a)) != NULL)
+		mailtext_lower(s);
+	return s;
 }

@@ -1254,36 +1254,23 @@ strip_unsubscribe(struct buf *t)
 	}
 }
 
-/* ^.*>{5} "[^"\n]+" == .+ writes: is removed. */
+/* A line rewriter: line [ls, le) of s, rewritten, appended to out. */
+typedef int (*line_rewrite_fn)(const char *s, size_t ls, size_t le,
+			       struct buf *out);
+
+/* rewrite_lines - every line of t through fn; out is scratch, swapped with t. */
 static int
-strip_alias_quotes(struct buf *t, struct buf *out)
+rewrite_lines(struct buf *t, struct buf *out, line_rewrite_fn fn)
 {
 	const char *s = t->data;
 	size_t len = t->len, ls = 0;
 	int r = 0;
 
-	if (memmem(s, len, ">>>>> \"", 7) == NULL)
-		return 0;
 	buf_reset(out);
 	while (ls <= len && r == 0) {
-		size_t le = line_end(s, ls, len), cut = ls;
-		const char *g = le - ls > 7 ? memmem(s + ls, le - ls,
-						      ">>>>> \"", 7) : NULL;
+		size_t le = line_end(s, ls, len);
 
-		if (g != NULL) {
-			size_t q = (size_t)(g - s) + 7;
-			const char *cq = memchr(s + q, '"', le - q);
-
-			if (cq && (size_t)(cq - s) > q &&
-			    lit_at(s, (size_t)(cq - s), le, "\" == ", 0)) {
-				size_t from = (size_t)(cq - s) + 6;
-
-				for (size_t k = from; k + 7 <= le; k++)
-					if (memcmp(s + k, "writes:", 7) == 0)
-						cut = k + 7;
-			}
-		}
-		r = buf_append(out, s + cut, le - cut);
+		r = fn(s, ls, le, out);
 		if (r == 0 && le < len)
 			r = buf_putc(out, '\n');
 		ls = le + 1;
@@ -1295,6 +1282,38 @@ strip_alias_quotes(struct buf *t, struct buf *out)
 		*out = tmp;
 	}
 	return r;
+}
+
+/* ^.*>{5} "[^"\n]+" == .+ writes: is removed. */
+static int
+strip_alias_line(const char *s, size_t ls, size_t le, struct buf *out)
+{
+	size_t cut = ls;
+	const char *g = le - ls > 7 ? memmem(s + ls, le - ls, ">>>>> \"", 7) :
+				      NULL;
+
+	if (g != NULL) {
+		size_t q = (size_t)(g - s) + 7;
+		const char *cq = memchr(s + q, '"', le - q);
+
+		if (cq && (size_t)(cq - s) > q &&
+		    lit_at(s, (size_t)(cq - s), le, "\" == ", 0)) {
+			size_t from = (size_t)(cq - s) + 6;
+
+			for (size_t k = from; k + 7 <= le; k++)
+				if (memcmp(s + k, "writes:", 7) == 0)
+					cut = k + 7;
+		}
+	}
+	return buf_append(out, s + cut, le - cut);
+}
+
+static int
+strip_alias_quotes(struct buf *t, struct buf *out)
+{
+	if (memmem(t->data, t->len, ">>>>> \"", 7) == NULL)
+		return 0;
+	return rewrite_lines(t, out, strip_alias_line);
 }
 
 /*
@@ -1415,43 +1434,33 @@ is_bar_or_gt(const char *s, size_t i, size_t end)
 }
 
 static int
+fix_quote_line(const char *s, size_t ls, size_t le, struct buf *out)
+{
+	size_t p = ls;
+	int r;
+
+	for (;;) {
+		size_t b = skip(s, p, le, is_blank);
+		size_t a = skip(s, b, le, is_alpha);
+
+		if (!is_bar_or_gt(s, a, le))
+			break;
+		r = buf_append(out, s + p, b - p);
+		if (r == 0 && (s[a] == '|' || a == b))
+			r = buf_append(out, s + b, a - b);
+		if (r == 0)
+			r = buf_putc(out, '>');
+		if (r < 0)
+			return r;
+		p = a + 1;
+	}
+	return buf_append(out, s + p, le - p);
+}
+
+static int
 fix_quote_prefixes(struct buf *t, struct buf *out)
 {
-	const char *s = t->data;
-	size_t len = t->len, ls = 0;
-	int r = 0;
-
-	buf_reset(out);
-	while (ls <= len && r == 0) {
-		size_t le = line_end(s, ls, len), p = ls;
-
-		for (;;) {
-			size_t b = skip(s, p, le, is_blank);
-			size_t a = skip(s, b, le, is_alpha);
-
-			if (!is_bar_or_gt(s, a, le))
-				break;
-			r = buf_append(out, s + p, b - p);
-			if (r == 0 && (s[a] == '|' || a == b))
-				r = buf_append(out, s + b, a - b);
-			if (r == 0)
-				r = buf_putc(out, '>');
-			if (r < 0)
-				return r;
-			p = a + 1;
-		}
-		r = buf_append(out, s + p, le - p);
-		if (r == 0 && le < len)
-			r = buf_putc(out, '\n');
-		ls = le + 1;
-	}
-	if (r == 0) {
-		struct buf tmp = *t;
-
-		*t = *out;
-		*out = tmp;
-	}
-	return r;
+	return rewrite_lines(t, out, fix_quote_line);
 }
 
 /*
