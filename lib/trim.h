@@ -65,12 +65,13 @@
 
 #include <stddef.h>
 
+#include "replymark.h"
 #include "util.h"
 
 #define TRIM_MAX_SIZE		(16u * 1024 * 1024)	/* bytes of input */
 #define TRIM_MAX_LINES		500000u			/* lines of input */
-#define TRIM_MAX_LINE_MATCH	4096u		/* longer lines are no markers */
-#define TRIM_MAX_MARKER_SPAN	2048u		/* a wrapped marker's bytes */
+#define TRIM_MAX_LINE_MATCH	REPLYMARK_MAX_LINE	/* longer lines are no markers */
+#define TRIM_MAX_MARKER_SPAN	REPLYMARK_MAX_SPAN	/* a wrapped marker's bytes */
 
 /*
  * trim_reply - split text[0..len) into the reply and what was elided.
