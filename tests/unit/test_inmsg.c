@@ -104,24 +104,6 @@ every_corpus_message_parses_or_fails_cleanly(void **state)
 	assert_true(ok >= 170);
 }
 
-static void
-endless_enclosure_is_refused_before_parsing(void **state)
-{
-	const char *dir;
-	char p[4096];
-	_cleanup_free_ char *raw = NULL;
-	size_t len;
-	struct inmsg *m = NULL;
-	struct cp_error err = { 0 };
-
-	NEED_CORPUS(dir);
-	snprintf(p, sizeof(p), "%s/flanker-messages/enclosed-endless.eml", dir);
-	assert_int_equal(cp_read_file(p, 64u << 20, &raw, &len), 0);
-	assert_int_equal(inmsg_parse(raw, len, NULL, &m, &err), -E2BIG);
-	assert_null(m);
-	assert_non_null(strstr(err.text, "Content-Type headers"));
-}
-
 /* --------------------------------------------------------------- PGP */
 
 static void
@@ -435,26 +417,6 @@ protected_headers_come_from_the_covered_entity(void **state)
 	inmsg_free(m);
 }
 
-/* Every From address counts: two fields, or two addresses in one. */
-static void
-from_addresses_are_counted(void **state)
-{
-	struct inmsg *m = tu_parse_str("From: p@patient.example\r\nSubject: x\r\n\r\nbody\r\n");
-
-	assert_int_equal(m->from_count, 1);
-	inmsg_free(m);
-	m = tu_parse_str("From: p@patient.example, attacker@evil.example\r\nSubject: x\r\n\r\nbody\r\n");
-	assert_int_equal(m->from_count, 2);
-	assert_string_equal(m->from_addr, "p@patient.example");
-	inmsg_free(m);
-	m = tu_parse_str("From: p@patient.example\r\nFrom: attacker@evil.example\r\n\r\nbody\r\n");
-	assert_int_equal(m->from_count, 2);
-	inmsg_free(m);
-	m = tu_parse_str("Subject: no from\r\n\r\nbody\r\n");
-	assert_int_equal(m->from_count, 0);
-	inmsg_free(m);
-}
-
 /* ----------------------------------------------------------- headers */
 
 static void
@@ -489,55 +451,6 @@ iso2022jp_body_converts_to_utf8(void **state)
 	m = tu_parse_file("mail-fixtures/multi_charset/japanese_iso_2022.eml");
 	/* "すみません。" */
 	assert_memory_equal(m->body, "\xe3\x81\x99\xe3\x81\xbf\xe3\x81\xbe\xe3\x81\x9b\xe3\x82\x93\xe3\x80\x82", 18);
-	inmsg_free(m);
-}
-
-static void
-header_facts_are_extracted(void **state)
-{
-	struct inmsg *m = tu_parse_str(
-		"Return-Path: <P@Patient.Example>\r\n"
-		"Delivered-To: reply+tok123@reply.clinic.example\r\n"
-		"X-Original-To: <Reply+tok123@Reply.Clinic.Example>\r\n"
-		"Authentication-Results: mx.clinic.example;\r\n dmarc=pass header.from=patient.example\r\n"
-		"Authentication-Results: evil.example; dmarc=pass\r\n"
-		"From: =?UTF-8?Q?Jos=C3=A9_P=C3=A9rez?= <Jose@Patient.EXAMPLE>\r\n"
-		"To: Clinic <reply+tok123@reply.clinic.example>, other@x.example\r\n"
-		"Cc: group: a@b.example, c@d.example;\r\n"
-		"Subject: Re: your appointment\r\n"
-		"Date: Thu, 01 Feb 2024 10:00:00 +0100\r\n"
-		"Message-ID: <abc@patient.example>\r\n"
-		"In-Reply-To: <evt-1@clinic.example>\r\n"
-		"References: <evt-0@clinic.example> <evt-1@clinic.example>\r\n"
-		"List-Id: Some list <list.example>\r\n"
-		"X-Auto-Response-Suppress: All\r\n"
-		"\r\nThanks!\r\n");
-
-	assert_string_equal(m->message_id, "abc@patient.example");
-	assert_string_equal(m->in_reply_to, "evt-1@clinic.example");
-	assert_int_equal(m->references.n, 2);
-	assert_string_equal(m->references.v[0], "evt-0@clinic.example");
-	assert_string_equal(m->references.v[1], "evt-1@clinic.example");
-	assert_string_equal(m->from_addr, "jose@patient.example");
-	assert_string_equal(m->from_name, "Jos\xc3\xa9 P\xc3\xa9rez");
-	assert_string_equal(m->return_path, "p@patient.example");
-	assert_false(m->flags & INMSG_F_NULL_RETURN_PATH);
-	assert_true(m->flags & INMSG_F_X_AUTO_RESPONSE_SUPPRESS);
-	/* duplicates folded: Delivered-To, X-Original-To and To name one */
-	assert_int_equal(m->recipients.n, 4);
-	assert_string_equal(m->recipients.v[0], "reply+tok123@reply.clinic.example");
-	assert_string_equal(m->recipients.v[1], "other@x.example");
-	assert_string_equal(m->recipients.v[2], "a@b.example");
-	assert_string_equal(m->recipients.v[3], "c@d.example");
-	assert_string_equal(m->subject, "Re: your appointment");
-	assert_int_equal(m->date, 1706778000);
-	assert_int_equal(m->auth_results.n, 2);
-	assert_string_equal(m->auth_results.v[0],
-			    "mx.clinic.example; dmarc=pass header.from=patient.example");
-	assert_string_equal(m->list_id, "Some list <list.example>");
-	assert_string_equal(m->body, "Thanks!\n");
-	assert_string_equal(m->content_type, "text/plain");
-	assert_int_equal(m->header_count, 15);
 	inmsg_free(m);
 }
 
@@ -632,92 +545,6 @@ nesting_30_deep_is_refused_with_eloop(void **state)
 	assert_int_equal(m->depth, 20);
 	assert_string_equal(m->body, "deep");
 	inmsg_free(m);
-}
-
-/*
- * Depth x size: 1,000 levels around megabytes of filler cost libetpan a
- * rescan of the rest per level (half a minute for 25 MB); the pre-scan
- * refuses them on the raw lines. Siblings, closed or not, are no depth;
- * a boundary that is a prefix of another is not confused with it.
- */
-static void
-deep_nesting_is_refused_before_parsing_and_siblings_are_not_depth(void **state)
-{
-	struct buf b = BUF_INIT;
-	struct inmsg *m = NULL;
-	struct cp_error err = { 0 };
-
-	buf_puts(&b, "From: a@b.example\r\nMIME-Version: 1.0\r\n");
-	for (unsigned i = 0; i < 1000; i++)
-		buf_printf(&b, "Content-Type: multipart/mixed;\r\n boundary=\"b%u\"\r\n\r\n--b%u\r\n", i, i);
-	for (unsigned i = 0; i < 100000; i++)
-		buf_puts(&b, "filler filler filler filler filler filler filler\r\n");
-	assert_int_equal(inmsg_parse(b.data, b.len, NULL, &m, &err), -ELOOP);
-	assert_string_equal(err.text, "message nesting depth exceeds 20 (seen before parsing)");
-	buf_free(&b);
-
-	/* a look-alike boundary in another parameter, or inside a quoted
-	 * value, closed at once by a preamble line: the boundary is the one
-	 * libetpan reads, so nothing closes and the nesting is refused */
-	for (int trick = 0; trick < 2; trick++) {
-		buf_puts(&b, "From: a@b.example\r\nMIME-Version: 1.0\r\n");
-		for (unsigned i = 0; i < 100; i++)
-			buf_printf(&b, trick == 0 ?
-				   "Content-Type: multipart/mixed; xboundary=\"Z\"; boundary=\"b%u\"\r\n\r\n--Z--\r\n--b%u\r\n" :
-				   "Content-Type: multipart/mixed; name=\"x; boundary=Z\"; boundary=\"b%u\"\r\n\r\n--Z--\r\n--b%u\r\n",
-				   i, i);
-		buf_puts(&b, "Content-Type: text/plain\r\n\r\nx\r\n");
-		assert_int_equal(inmsg_parse(b.data, b.len, NULL, &m, &err), -ELOOP);
-		assert_string_equal(err.text, "message nesting depth exceeds 20 (seen before parsing)");
-		buf_free(&b);
-	}
-
-	/* 60 sibling multiparts (30 closed, 30 not), each one level down */
-	buf_puts(&b, "From: a@b.example\r\nMIME-Version: 1.0\r\n"
-		 "Content-Type: multipart/mixed; boundary=top\r\n\r\n");
-	for (unsigned i = 0; i < 60; i++) {
-		buf_printf(&b, "--top\r\nContent-Type: multipart/alternative;\r\n\tboundary=\"top%u\"\r\n\r\n"
-			   "--top%u\r\nContent-Type: text/plain\r\n\r\npart %u\r\n", i, i, i);
-		if (i % 2 == 0)
-			buf_printf(&b, "--top%u--\r\n", i);
-	}
-	buf_puts(&b, "--top--\r\n");
-	assert_int_equal(inmsg_parse(b.data, b.len, NULL, &m, &err), 0);
-	assert_int_equal(m->depth, 3);
-	inmsg_free(m);
-	buf_free(&b);
-}
-
-/*
- * A To of tens of thousands of addresses: the duplicate check walked the
- * list for each (quadratic: 730 KB took 21 s of CPU); now at most
- * INMSG_MAX_RECIPIENTS are kept. A header block over 1 MiB is refused.
- */
-static void
-huge_address_lists_are_bounded(void **state)
-{
-	struct buf b = BUF_INIT;
-	struct inmsg *m = NULL;
-	struct cp_error err = { 0 };
-
-	buf_puts(&b, "From: a@b.example\r\nTo: ");
-	for (unsigned i = 0; i < 50000; i++)
-		buf_printf(&b, "%s%u@b.example", i ? "," : "", i);
-	buf_puts(&b, "\r\nCc: reply+tok@reply.example\r\n\r\nbody\r\n");
-	assert_int_equal(inmsg_parse(b.data, b.len, NULL, &m, &err), 0);
-	assert_int_equal(m->recipients.n, INMSG_MAX_RECIPIENTS);
-	assert_string_equal(m->recipients.v[0], "0@b.example");
-	inmsg_free(m);
-	buf_free(&b);
-
-	buf_puts(&b, "From: a@b.example\r\nTo: ");
-	while (b.len < INMSG_MAX_HEADER_BYTES)
-		buf_puts(&b, "x@b.example,");
-	buf_puts(&b, "y@b.example\r\n\r\nbody\r\n");
-	assert_int_equal(inmsg_parse(b.data, b.len, NULL, &m, &err), -E2BIG);
-	assert_string_equal(err.text, "message header exceeds 1048576 bytes");
-	assert_null(m);
-	buf_free(&b);
 }
 
 static void
@@ -890,7 +717,6 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(every_corpus_message_parses_or_fails_cleanly),
-		cmocka_unit_test(endless_enclosure_is_refused_before_parsing),
 		cmocka_unit_test(pgp_encrypted_payload_is_exposed),
 		cmocka_unit_test(smime_is_not_taken_for_pgp),
 		cmocka_unit_test(pgp_signed_part_is_exact_crlf_bytes),
@@ -900,16 +726,12 @@ main(void)
 		cmocka_unit_test(root_signature_covers_exactly_its_first_part),
 		cmocka_unit_test(decrypted_content_counts_only_at_its_root),
 		cmocka_unit_test(protected_headers_come_from_the_covered_entity),
-		cmocka_unit_test(from_addresses_are_counted),
 		cmocka_unit_test(rfc2047_subject_and_rfc2231_filename_decode_to_utf8),
 		cmocka_unit_test(iso2022jp_body_converts_to_utf8),
-		cmocka_unit_test(header_facts_are_extracted),
 		cmocka_unit_test(alternative_prefers_plain_and_html_only_becomes_text),
 		cmocka_unit_test(attachments_are_decoded_and_text_parts_join_the_body),
 		cmocka_unit_test(nesting_30_deep_is_refused_with_eloop),
 		cmocka_unit_test(nesting_100000_deep_is_refused_without_crashing),
-		cmocka_unit_test(deep_nesting_is_refused_before_parsing_and_siblings_are_not_depth),
-		cmocka_unit_test(huge_address_lists_are_bounded),
 		cmocka_unit_test(thousand_parts_are_refused_with_e2big),
 		cmocka_unit_test(thirty_mib_message_is_refused_with_emsgsize),
 		cmocka_unit_test(decoded_total_limit_guards_expansion),
