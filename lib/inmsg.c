@@ -4,9 +4,10 @@
  * DESCRIPTION
  *	See inmsg.h. libetpan does the MIME parsing and decoding; this file
  *	bounds it (a byte pre-scan before, a tree walk after) and copies out
- *	what the inbound path needs. Text is made UTF-8 by mailtext.c, HTML
- *	text by html2text.c, file names by rfc2231.c, delivery reports read
- *	by dsn.c.
+ *	what the inbound path needs. The raw bytes are pre-scanned by
+ *	mimescan.c, header facts taken by msghdr.c, text made UTF-8 by
+ *	mailtext.c, HTML made text by html2text.c, file names read by
+ *	rfc2231.c, delivery reports by dsn.c.
  *
  *	Nothing here logs: error reasons name limits and counts only.
  */

@@ -26,6 +26,8 @@
  *
  *	inmsgtypes.h	struct inmsg and what it holds (what the rest of
  *			the inbound path reads)
+ *	mimescan.c	the pre-scan of the raw bytes (see LIMITS)
+ *	msghdr.c	the header facts, and protected headers
  *	mailtext.c	header values and text as clean UTF-8 (RFC 2047,
  *			charsets)
  *	rfc2231.c	parameter values and attachment file names
