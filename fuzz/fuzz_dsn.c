@@ -5,7 +5,7 @@
  * DESCRIPTION
  *	The bytes are read as a delivery-status body (converted as the MIME
  *	walk converts it) and as a returned header block. Whatever they
- *	hold: success, at most DSN_MAX_RCPTS recipients, each with an
+ *	hold: success, at most INMSG_MAX_DSN_RCPTS recipients, each with an
  *	action, status or final recipient, every value valid UTF-8 without
  *	controls and at most DSN_MAX_VALUE bytes plus its U+FFFD growth.
  */
@@ -42,7 +42,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (mailtext_to_utf8(NULL, (const char *)data, size, &text) < 0)
 		abort();
 	if (dsn_parse(&d, text.data, text.len) < 0 || !d.present ||
-	    d.n_rcpts > DSN_MAX_RCPTS)
+	    d.n_rcpts > INMSG_MAX_DSN_RCPTS)
 		abort();
 	check_value(d.original_envelope_id);
 	check_value(d.reporting_mta);

@@ -138,7 +138,7 @@ dsn_parse(struct inmsg_dsn *dsn, const char *s, size_t len)
 		if (block > 0 || block_has_recipient(s + bstart, bend - bstart)) {
 			struct inmsg_dsn_rcpt *nr;
 
-			if (dsn->n_rcpts >= DSN_MAX_RCPTS)
+			if (dsn->n_rcpts >= INMSG_MAX_DSN_RCPTS)
 				break;
 			nr = realloc(dsn->rcpts, (dsn->n_rcpts + 1) * sizeof(*nr));
 			if (nr == NULL)

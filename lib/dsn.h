@@ -31,9 +31,10 @@
  *	Message-ID, without <>; it marks orig_headers_present. The first
  *	Message-ID taken stays.
  * LIMITS
- *	At most DSN_MAX_RCPTS recipient blocks are kept (the rest are not
- *	read); a field value is cut at DSN_MAX_VALUE bytes, continuation
- *	lines included. Values are valid UTF-8 without controls.
+ *	At most INMSG_MAX_DSN_RCPTS recipient blocks are kept (the rest are
+ *	not read); a field value is cut at DSN_MAX_VALUE bytes, continuation
+ *	lines included, before it is cleaned (an invalid byte becomes the
+ *	three of U+FFFD). Values are valid UTF-8 without controls.
  * ERRORS
  *	dsn_parse and dsn_take_returned_headers: 0 or -ENOMEM.
  *	Malformed text is no error: what cannot be read is left out.
@@ -49,8 +50,8 @@
 
 #include <stddef.h>
 
-#define DSN_MAX_RCPTS	256u
-#define DSN_MAX_VALUE	1000u
+#define INMSG_MAX_DSN_RCPTS	256u	/* recipient blocks of a DSN */
+#define DSN_MAX_VALUE		1000u	/* bytes of a field, before cleaning */
 
 /* One per-recipient block of an RFC 3464 delivery-status report. */
 struct inmsg_dsn_rcpt {

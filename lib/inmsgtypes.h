@@ -71,6 +71,7 @@ struct inmsg_attachment {
 #define INMSG_F_LIST_POST		0x40u	/* List-Post present */
 #define INMSG_F_SUPPRESS_AUTOREPLY	0x80u	/* X-Auto-Response-Suppress names
 						   All, AutoReply or OOF */
+#define INMSG_F_KNOWN			0xFFu	/* every bit above */
 
 /* Bits for struct inmsg.pgp */
 #define INMSG_PGP_ENCRYPTED	0x01u	/* multipart/encrypted; pgp-encrypted */

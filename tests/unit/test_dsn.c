@@ -137,11 +137,11 @@ recipients_and_values_are_bounded(void **state)
 	struct buf b = BUF_INIT;
 	struct inmsg_dsn d;
 
-	for (unsigned i = 0; i < DSN_MAX_RCPTS + 50; i++)
+	for (unsigned i = 0; i < INMSG_MAX_DSN_RCPTS + 50; i++)
 		buf_printf(&b, "\nFinal-Recipient: rfc822; r%u@x.example\nAction: failed\n", i);
 	memset(&d, 0, sizeof(d));
 	assert_int_equal(dsn_parse(&d, b.data, b.len), 0);
-	assert_int_equal(d.n_rcpts, DSN_MAX_RCPTS);
+	assert_int_equal(d.n_rcpts, INMSG_MAX_DSN_RCPTS);
 	dsn_free(&d);
 	buf_reset(&b);
 	buf_puts(&b, "Action: failed\nDiagnostic-Code: ");
