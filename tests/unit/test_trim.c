@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "msgfix.h"
 #include "trim.h"
 
 /* Golden cases we knowingly differ on, each with the reason. */
@@ -40,16 +41,14 @@ known_difference(const char *name)
 	return NULL;
 }
 
+/* corpus_dir - the reply-trimmer corpus (tu_corpus_dir, msgfix.h). */
 static int
 corpus_dir(char *path, size_t size)
 {
-	const char *shared = getenv("CAREPOST_SHARED");
+	const char *corpus = tu_corpus_dir();
 
-	if (shared != NULL && *shared != '\0')
-		snprintf(path, size, "%s/corpus/reply-trimmer", shared);
-	else
-		snprintf(path, size, "../shared/corpus/reply-trimmer");
-	return access(path, R_OK | X_OK);
+	snprintf(path, size, "%s/reply-trimmer", corpus ? corpus : "(no corpus)");
+	return corpus ? access(path, R_OK | X_OK) : -1;
 }
 
 /* read a file and strip it as Ruby's String#strip does */
