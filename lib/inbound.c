@@ -12,6 +12,7 @@
 #include "inbound.h"
 #include "atrest.h"
 #include "authres.h"
+#include "bouncemap.h"
 #include "buf.h"
 #include "event.h"
 #include "form.h"
@@ -90,12 +91,7 @@ struct work {
 	struct buf blob;
 
 	/* bounce */
-	char delivery_id[STORE_ID_MAX + 1];
-	size_t rcpt_index;
-	char bounce_addr[256];
-	char dsn_status[16];
-	int dsn_failed;			/* action failed (else delayed) */
-	int dsn_hard;			/* 5.x.x */
+	struct bouncemap bounce;	/* what a report mapped to */
 
 	/* unsubscribe */
 	const char *category;
@@ -806,222 +802,6 @@ bind_to_thread(struct work *w)
 
 /* ---- bounces ---- */
 
-/*
- * rcpt_address - the address a delivery record's recipient N was sent to:
- * -ENOENT when there is none, -ESTALE when the ref now names another
- * address than the one the message went to (address_hash: a proxy removed
- * and another added in its place must not take the old one's bounces).
- */
-static int
-rcpt_address(struct store *s, const struct delivery *d, size_t n, char *out,
-	     size_t outlen, struct cp_error *err)
-{
-	const struct delivery_rcpt *rc = n < d->nrcpts ? &d->rcpts[n] : NULL;
-	const char *ref = rc ? rc->ref : NULL;
-	const char *pid = d->patient;
-	const char *sent_to = rc ? rc->address_hash : NULL;
-	char now_hash[POLICY_ADDRESS_HASH_SIZE];
-	struct policy_rcpt pr;
-	json_t *patient;
-	int r;
-
-	if (ref == NULL)
-		return -ENOENT;
-	if (strncmp(ref, "staff:", 6) == 0) {
-		if (rc->address == NULL)
-			return -ENOENT;
-		cp_strlcpy(out, rc->address, outlen);
-		return 0;
-	}
-	if (pid == NULL)
-		return -ENOENT;
-	r = store_get_json(s, DB_PATIENTS, pid, &patient, err);
-	if (r < 0)
-		return r;
-	r = policy_resolve(patient, ref, &pr);
-	if (r == 0) {
-		cp_strlcpy(out, pr.address, outlen);
-		for (char *p = out; *p; p++)
-			*p = (char)tolower((unsigned char)*p);
-	}
-	json_decref(patient);
-	if (r < 0)
-		return -ENOENT;
-	if (sent_to != NULL) {
-		policy_address_hash(out, now_hash);
-		if (strcmp(now_hash, sent_to) != 0)
-			return -ESTALE;
-	}
-	return 0;
-}
-
-/* thread_to_delivery - the delivery record id a thread's mail belongs to. */
-static int
-thread_delivery(struct work *w, const uint8_t thread[TOKEN_THREAD_BYTES],
-		struct cp_error *err)
-{
-	struct thread_record th;
-	const char *id;
-	int r;
-
-	r = thread_get(w->ib->store, thread, &th, err);
-	if (r < 0)
-		return r;
-	id = th.delivery ? th.delivery : th.event;
-	cp_strlcpy(w->delivery_id, id ? id : "", sizeof(w->delivery_id));
-	cp_strlcpy(w->res->event, th.event ? th.event : "", sizeof(w->res->event));
-	cp_strlcpy(w->res->patient, th.patient ? th.patient : "", sizeof(w->res->patient));
-	cp_hex(thread, TOKEN_THREAD_BYTES, w->res->thread);
-	r = id ? 0 : -ENOENT;
-	thread_clear(&th);
-	return r;
-}
-
-/*
- * What a delivery report's VERP address or original Message-ID says
- * (map_verp, map_message_id return one of these, or < 0 for a failure
- * of the store or libgcrypt).
- */
-enum bounce_map {
-	MAP_OK = 0,		/* a message carepost sent: w->delivery_id, rcpt_index */
-	MAP_NONE,		/* not in carepost's form at all */
-	MAP_FORGED,		/* in carepost's form, but no tag carepost made */
-	MAP_GONE,		/* carepost's, but nothing is stored for it now */
-	MAP_OTHER_RCPT,		/* carepost's, but the report names another address */
-};
-
-/*
- * tagged_delivery - recipient n's tag (of label) checked against the
- * thread, then the thread's delivery (w->delivery_id, w->rcpt_index):
- * MAP_OK, MAP_FORGED for a tag carepost did not make, MAP_GONE for a
- * thread no longer stored, or the store's error.
- */
-static int
-tagged_delivery(struct work *w, const char *label,
-		const uint8_t thread[TOKEN_THREAD_BYTES], unsigned long n,
-		const char *tag, struct cp_error *err)
-{
-	int r = token_rcpt_tag_verify(w->ib->key, w->ib->keylen, label, thread, n, tag);
-
-	if (r == -EBADMSG)
-		return MAP_FORGED;
-	if (r < 0)
-		return cp_error_set(err, r, "bounce mapping: HMAC unavailable");
-	w->rcpt_index = n;
-	r = thread_delivery(w, thread, err);
-	return r == -ENOENT ? MAP_GONE : r < 0 ? r : MAP_OK;
-}
-
-/*
- * map_verp - "TOKEN.rN.TAG" (the local part after "bounce+") to a thread
- * and recipient index: the token's HMAC names the thread (an expired
- * token still counts: bounces come late), the tag (TOKEN_LABEL_VERP)
- * the recipient. Anything else sent to the bounce domain, the untagged
- * "TOKEN.rN" of mail sent before tags included, is MAP_FORGED.
- */
-static int
-map_verp(struct work *w, struct cp_error *err)
-{
-	char verp[INMSG_TOKEN_MAX];
-	uint8_t thread[TOKEN_THREAD_BYTES];
-	char *rn, *tag, *end;
-	unsigned long n;
-	int r;
-
-	cp_strlcpy(verp, w->ci.verp, sizeof(verp));
-	rn = strchr(verp, '.');
-	tag = rn ? strchr(rn + 1, '.') : NULL;
-	if (tag == NULL || strchr(tag + 1, '.') != NULL ||
-	    (rn[1] != 'r' && rn[1] != 'R') || !isdigit((unsigned char)rn[2]))
-		return MAP_FORGED;
-	*rn = '\0';
-	*tag++ = '\0';
-	n = strtoul(rn + 2, &end, 10);
-	if (*end != '\0' || n > 64)
-		return MAP_FORGED;
-	r = token_verify(w->ib->key, w->ib->keylen, verp, w->now, thread, NULL, NULL);
-	if (r == -EBADMSG)
-		return MAP_FORGED;
-	if (r < 0 && r != -ETIME)
-		return cp_error_set(err, r, "bounce mapping: HMAC unavailable");
-	return tagged_delivery(w, TOKEN_LABEL_VERP, thread, n, tag, err);
-}
-
-/*
- * map_message_id - "<THREADHEX.rN.TAG@domain>" of the returned message,
- * TAG the recipient tag of TOKEN_LABEL_MESSAGE_ID (outbound_message_id):
- * a Message-ID that starts like carepost's but carries no tag carepost
- * made (the untagged ones of mail sent before tags included) is
- * MAP_FORGED. A Message-ID is seen by whoever holds the message, so the
- * report must also name the address that recipient's message went to.
- */
-static int
-map_message_id(struct work *w, const struct inmsg_dsn_rcpt *dr, struct cp_error *err)
-{
-	const char *id = w->m->dsn.orig_message_id, *p, *at;
-	uint8_t thread[TOKEN_THREAD_BYTES];
-	char tag[TOKEN_TAG_SIZE], addr[256], *end;
-	unsigned long n;
-	struct delivery d;
-	int r;
-
-	if (id == NULL || strspn(id, "0123456789abcdefABCDEF") != 2 * TOKEN_THREAD_BYTES ||
-	    (id[20] != '.' || (id[21] != 'r' && id[21] != 'R')) ||
-	    !isdigit((unsigned char)id[22]))
-		return MAP_NONE;
-	for (size_t i = 0; i < TOKEN_THREAD_BYTES; i++)
-		sscanf(id + 2 * i, "%2hhx", &thread[i]);
-	n = strtoul(id + 22, &end, 10);
-	if (*end != '.' || n > 64)
-		return MAP_FORGED;
-	p = end + 1;
-	at = strchr(p, '@');
-	if (at == NULL || at - p != TOKEN_TAG_CHARS)
-		return MAP_FORGED;
-	memcpy(tag, p, TOKEN_TAG_CHARS);
-	tag[TOKEN_TAG_CHARS] = '\0';
-	r = tagged_delivery(w, TOKEN_LABEL_MESSAGE_ID, thread, n, tag, err);
-	if (r != MAP_OK)
-		return r;
-	if (dr == NULL || dr->final_recipient == NULL)
-		return MAP_OTHER_RCPT;
-	r = queue_get(w->ib->store, w->delivery_id, &d, err);
-	if (r == -ENOENT)
-		return MAP_GONE;
-	if (r < 0)
-		return r;
-	r = rcpt_address(w->ib->store, &d, n, addr, sizeof(addr), err);
-	delivery_clear(&d);
-	if (r == -ENOENT)
-		return MAP_GONE;
-	if (r == -ESTALE)
-		return MAP_OTHER_RCPT;
-	if (r < 0)
-		return r;
-	return strcasecmp(addr, dr->final_recipient) == 0 ? MAP_OK : MAP_OTHER_RCPT;
-}
-
-/*
- * unmapped - quarantine a report that maps to no message (returns 0).
- * A tag carepost made anywhere in it says more than a forged one.
- */
-static int
-unmapped(struct work *w, int verp, int mid)
-{
-	if (verp == MAP_GONE || mid == MAP_GONE) {
-		quarantine(w, "delivery report for an event no longer stored");
-	} else if (mid == MAP_OTHER_RCPT) {
-		quarantine(w, "delivery report names another address than its "
-			   "message's, or none: ignored");
-	} else if (verp == MAP_FORGED || mid == MAP_FORGED) {
-		w->res->forged = 1;
-		quarantine(w, "delivery report names no message carepost sent: ignored");
-	} else {
-		quarantine(w, "delivery report maps to no event");
-	}
-	return 0;
-}
-
 /* from_mail_system - mailer-daemon@, postmaster@ and the like. */
 static int
 from_mail_system(const char *from)
@@ -1041,8 +821,7 @@ do_bounce(struct work *w, struct cp_error *err)
 	const struct inmsg_dsn *dsn = &w->m->dsn;
 	const struct inmsg_dsn_rcpt *dr = NULL;
 	struct cp_error lerr;
-	struct delivery d;
-	int r, verp = MAP_NONE, mid = MAP_NONE;
+	int r;
 
 	for (size_t i = 0; i < dsn->n_rcpts; i++) {
 		const char *a = dsn->rcpts[i].action;
@@ -1075,51 +854,22 @@ do_bounce(struct work *w, struct cp_error *err)
 		return 0;
 	}
 	cp_error_clear(&lerr);
-	if (w->ci.verp[0]) {
-		verp = map_verp(w, &lerr);
-		if (verp < 0)
-			return cp_error_set(err, verp, "%s", lerr.text);
-	}
-	if (verp != MAP_OK) {
-		mid = map_message_id(w, dr, &lerr);
-		if (mid < 0)
-			return cp_error_set(err, mid, "%s", lerr.text);
-	}
-	if (verp != MAP_OK && mid != MAP_OK)
-		return unmapped(w, verp, mid);
-	r = queue_get(w->ib->store, w->delivery_id, &d, &lerr);
-	if (r == -ENOENT) {
-		quarantine(w, "delivery report for an event no longer stored");
-		return 0;
-	}
+	r = bouncemap_find(w->ib->store, w->ib->key, w->ib->keylen, w->now,
+			   w->ci.verp, dsn, dr, &w->bounce, &lerr);
 	if (r < 0)
 		return cp_error_set(err, r, "%s", lerr.text);
-	r = rcpt_address(w->ib->store, &d, w->rcpt_index, w->bounce_addr,
-			 sizeof(w->bounce_addr), &lerr);
-	delivery_clear(&d);
-	if (r == -ENOENT) {
-		quarantine(w, "delivery report for an unknown recipient");
+	if (w->bounce.thread[0] != '\0') {	/* whose it was, as far as found */
+		cp_strlcpy(w->res->event, w->bounce.event, sizeof(w->res->event));
+		cp_strlcpy(w->res->patient, w->bounce.patient, sizeof(w->res->patient));
+		cp_strlcpy(w->res->thread, w->bounce.thread, sizeof(w->res->thread));
+	}
+	if (r > 0) {
+		w->res->forged = w->bounce.forged;
+		quarantine(w, "%s", w->bounce.reason);
 		return 0;
 	}
-	if (r == -ESTALE) {
-		quarantine(w, "delivery report for an address no longer on file "
-			   "for that recipient: nothing changed");
-		return 0;
-	}
-	if (r < 0)
-		return cp_error_set(err, r, "%s", lerr.text);
-	w->dsn_failed = dr == NULL || strcmp(dr->action, "failed") == 0;
-	if (dr && dr->status && dr->status[0] && strchr("245", dr->status[0]) &&
-	    dr->status[1] == '.')
-		cp_strlcpy(w->dsn_status, dr->status, sizeof(w->dsn_status));
-	else
-		cp_strlcpy(w->dsn_status, "4.0.0", sizeof(w->dsn_status));
-	for (char *p = w->dsn_status; *p; p++)
-		if (!isdigit((unsigned char)*p) && *p != '.')
-			*p = '\0';
-	w->dsn_hard = w->dsn_status[0] == '5';
 	w->auth_status = "pass";
-	decided(w, INBOUND_BOUNCE_RECORDED, w->dsn_hard ? "hard bounce" : "soft bounce");
+	decided(w, INBOUND_BOUNCE_RECORDED, w->bounce.hard ? "hard bounce" : "soft bounce");
 	return 0;
 }
 
@@ -1723,39 +1473,7 @@ file_txn(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
 static int
 bounce_txn(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
 {
-	struct delivery d;
-	struct bounce_status b;
-	int r;
-
-	if (w->delivery_id[0] == '\0')
-		return 0;	/* a report without a failure */
-	r = queue_txn_get(s, txn, w->delivery_id, &d, err);
-	if (r < 0)
-		return r;
-	if (w->rcpt_index < d.nrcpts) {
-		struct delivery_rcpt *rc = &d.rcpts[w->rcpt_index];
-
-		/* a delay reported after a failure does not undo it */
-		if (w->dsn_failed || rc->state != RCPT_BOUNCED)
-			rc->state = w->dsn_failed ? RCPT_BOUNCED : RCPT_DELAYED;
-		rc->bounced_at = (time_t)w->now;
-		d.updated = (time_t)w->now;
-		r = record_set_str(&rc->dsn_status, w->dsn_status);
-		r = r < 0 ? cp_error_set(err, r, "inbound: out of memory") :
-		    queue_txn_put(s, txn, &d, err);
-	}
-	delivery_clear(&d);
-	if (r < 0)
-		return r;
-	r = bounce_txn_get(s, txn, w->bounce_addr, &b, err);
-	if (r < 0 && r != -ENOENT)
-		return r;
-	if (bounce_note(&b, w->dsn_hard, w->now, w->res->event, w->dsn_status) < 0)
-		r = cp_error_set(err, -ENOMEM, "inbound: out of memory");
-	else
-		r = bounce_txn_put(s, txn, w->bounce_addr, &b, err);
-	bounce_clear(&b);
-	return r;
+	return bouncemap_txn(s, txn, &w->bounce, w->now, err);
 }
 
 static int
@@ -1861,7 +1579,7 @@ log_outcome(struct work *w)
 		break;
 	case INBOUND_BOUNCE_RECORDED:
 		log_event(LOG_NOTICE, LOGID_BOUNCE, ev, pid, "bounce recorded: %s%s%s",
-			  res->reason, w->dsn_status[0] ? " " : "", w->dsn_status);
+			  res->reason, w->bounce.dsn_status[0] ? " " : "", w->bounce.dsn_status);
 		break;
 	case INBOUND_UNSUBSCRIBED:
 		log_event(LOG_INFO, LOGID_UNSUBSCRIBED, ev, pid, "unsubscribe: %s%s%s",
