@@ -1,10 +1,10 @@
 /*
  * NAME
- *	fuzz_pgphelper - libFuzzer target for the gpg helper's frames
- *	(lib/pgphelper.c)
+ *	fuzz_pgphelper - libFuzzer target for the frames between carepost
+ *	and its helpers, gpg's and the parser's (lib/helper.c)
  * DESCRIPTION
- *	pgphelper_frame_parse on the input as a frame body. It must return 0
- *	or -EBADMSG; a 0 must come with at most PGPHELPER_MAX_FIELDS fields
+ *	helper_frame_parse on the input as a frame body. It must return 0
+ *	or -EBADMSG; a 0 must come with at most HELPER_MAX_FIELDS fields
  *	lying inside the input, in order, that re-encode to exactly the
  *	input.
  */
@@ -13,21 +13,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pgphelper.h"
+#include "helper.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct pgphelper_frame f;
+	struct helper_frame f;
 	uint8_t *again;
 	size_t off = 8;
-	int r = pgphelper_frame_parse(data, size, &f);
+	int r = helper_frame_parse(data, size, &f);
 
 	if (r == -EBADMSG)
 		return 0;
-	if (r != 0 || f.n > PGPHELPER_MAX_FIELDS)
+	if (r != 0 || f.n > HELPER_MAX_FIELDS)
 		abort();
 	again = malloc(size);
 	if (again == NULL)

@@ -3,32 +3,20 @@
  *	pgphelper - GPGME's hot operations in a small helper process
  * DESCRIPTION
  *	See pgphelper.h. The caller's side (start, call, free) comes first,
- *	then the helper's (pgphelper_main), then the frames both speak.
+ *	then the helper's (pgphelper_main); lib/helper starts the helper and
+ *	carries the frames.
  */
 #include "pgphelper.h"
 
 #include <errno.h>
 #include <limits.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <sysexits.h>
-#include <time.h>
-#include <unistd.h>
-#include <fcntl.h>
 
+#include "helper.h"
 #include "pgp.h"
-
-extern char **environ;
-
-#ifndef CAREPOST_LIBEXECDIR
-#define CAREPOST_LIBEXECDIR "/usr/local/libexec/carepost"
-#endif
 
 enum {
 	OP_OPEN = 1,		/* version, GNUPGHOME, signer -> () */
@@ -38,7 +26,6 @@ enum {
 	OP_SECRET_AVAILABLE,	/* fpr -> () */
 };
 
-#define HELPER_FD	3
 #define HELPER_FLAG	"--pgp-helper"
 
 /* A decryption sent ahead (pgphelper_decrypt_ahead), its reply unread. */
@@ -61,250 +48,12 @@ struct pgphelper {
 	int opening;		/* OPEN sent, its reply not read yet */
 };
 
-/* A request's field: bytes and their length. */
-struct field {
-	const void *data;
-	size_t len;
-};
-
 static char helper_exe[PATH_MAX];
-
-/* ---- frames ---- */
-
-int
-pgphelper_frame_parse(const void *data, size_t len, struct pgphelper_frame *f)
-{
-	const unsigned char *p = data;
-	size_t off = 8;
-	uint32_t n, flen;
-
-	memset(f, 0, sizeof(*f));
-	if (len < 8 || len > PGPHELPER_MAX_FRAME)
-		return -EBADMSG;
-	memcpy(&f->tag, p, 4);
-	memcpy(&n, p + 4, 4);
-	if (n > PGPHELPER_MAX_FIELDS)
-		return -EBADMSG;
-	for (uint32_t i = 0; i < n; i++) {
-		if (len - off < 4)
-			return -EBADMSG;
-		memcpy(&flen, p + off, 4);
-		off += 4;
-		if (flen > len - off)
-			return -EBADMSG;
-		f->field[i] = (const char *)p + off;
-		f->len[i] = flen;
-		off += flen;
-	}
-	if (off != len)
-		return -EBADMSG;
-	f->n = n;
-	return 0;
-}
-
-static int
-write_all(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-
-	while (len > 0) {
-		ssize_t w = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return w < 0 ? -errno : -EPIPE;
-		p += w;
-		len -= (size_t)w;
-	}
-	return 0;
-}
-
-/* deadline_after - now plus ms, for read_all; 0 (none) when ms is 0. */
-static int64_t
-deadline_after(unsigned ms)
-{
-	return ms == 0 ? 0 : cp_mono_ms() + ms;
-}
-
-/*
- * wait_readable - poll fd until it can be read (or has hung up), at most
- * until deadline (now_ms; 0: no limit): 0, or -ETIMEDOUT.
- */
-static int
-wait_readable(int fd, int64_t deadline)
-{
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-
-	for (;;) {
-		int64_t left = deadline == 0 ? -1 : deadline - cp_mono_ms();
-		int r;
-
-		if (deadline != 0 && left <= 0)
-			return -ETIMEDOUT;
-		r = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
-		if (r > 0)
-			return 0;
-		if (r < 0 && errno != EINTR)
-			return -errno;
-	}
-}
-
-/*
- * read_all - len bytes; -ENODATA at a clean end before the first byte,
- * -ETIMEDOUT when deadline (now_ms; 0: none) passes before the last.
- */
-static int
-read_all(int fd, void *data, size_t len, int64_t deadline)
-{
-	char *p = data;
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t r;
-
-		if (deadline != 0) {
-			int w = wait_readable(fd, deadline);
-
-			if (w < 0)
-				return w;
-		}
-		r = read(fd, p + got, len - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (r == 0)
-			return got == 0 ? -ENODATA : -EPIPE;
-		got += (size_t)r;
-	}
-	return 0;
-}
-
-static int
-frame_send_prepare(struct buf *scratch, int32_t tag, const struct field *f,
-		   uint32_t n)
-{
-	size_t body = 8;
-	uint32_t u;
-	int r;
-
-	for (uint32_t i = 0; i < n; i++) {
-		if (f[i].len > PGPHELPER_MAX_FRAME - body - 4)
-			return -EFBIG;
-		body += 4 + f[i].len;
-	}
-	buf_reset(scratch);
-	r = buf_reserve(scratch, 4 + body);
-	if (r < 0)
-		return r;
-	u = (uint32_t)body;
-	buf_append(scratch, &u, 4);
-	buf_append(scratch, &tag, 4);
-	buf_append(scratch, &n, 4);
-	for (uint32_t i = 0; i < n; i++) {
-		u = (uint32_t)f[i].len;
-		buf_append(scratch, &u, 4);
-		buf_append(scratch, f[i].data, f[i].len);
-	}
-	return 0;
-}
-
-static int
-frame_send(int fd, struct buf *scratch, int32_t tag, const struct field *f,
-	   uint32_t n)
-{
-	int r = frame_send_prepare(scratch, tag, f, n);
-
-	return r < 0 ? r : write_all(fd, scratch->data, scratch->len);
-}
-
-/* frame_recv - the next frame, whole by deadline (now_ms; 0: none). */
-static int
-frame_recv(int fd, struct buf *b, struct pgphelper_frame *f, int64_t deadline)
-{
-	uint32_t len;
-	int r;
-
-	r = read_all(fd, &len, 4, deadline);
-	if (r < 0)
-		return r;
-	if (len < 8 || len > PGPHELPER_MAX_FRAME)
-		return -EBADMSG;
-	buf_reset(b);
-	r = buf_reserve(b, len);
-	if (r < 0)
-		return r;
-	r = read_all(fd, b->data, len, deadline);
-	if (r < 0)
-		return r == -ENODATA ? -EPIPE : r;
-	b->len = len;
-	return pgphelper_frame_parse(b->data, len, f);
-}
-
-/* field_str - a field as a C string in dst (cut at dstlen - 1). */
-static const char *
-field_str(const struct pgphelper_frame *f, uint32_t i, char *dst, size_t dstlen)
-{
-	size_t n = i < f->n ? f->len[i] : 0;
-
-	if (n >= dstlen)
-		n = dstlen - 1;
-	if (n > 0)
-		memcpy(dst, f->field[i], n);
-	dst[n] = '\0';
-	return dst;
-}
-
-/* ---- the caller's side ---- */
-
-/* executable - path names a regular file we may run. */
-static int
-executable(const char *path)
-{
-	struct stat st;
-
-	return stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
-	       access(path, X_OK) == 0;
-}
 
 int
 pgphelper_enable(const char *name)
 {
-	char self[PATH_MAX], path[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	char *slash;
-
-	helper_exe[0] = '\0';
-	if (n <= 0 || (size_t)n >= sizeof(self) - 1)
-		return n < 0 ? -errno : -ENAMETOOLONG;
-	self[n] = '\0';
-	/* Replaced on disk (an upgrade): the new binaries may speak another
-	 * version; gpg then runs in-process. */
-	if (n > 10 && strcmp(self + n - 10, " (deleted)") == 0)
-		return -ENOENT;
-	if (name != NULL && name[0] == '/') {
-		/* A path: taken as it is, or not at all. */
-		if (strlen(name) >= sizeof(helper_exe) || !executable(name))
-			return -ENOENT;
-		memcpy(helper_exe, name, strlen(name) + 1);
-		return 0;
-	}
-	slash = strrchr(self, '/');
-	if (name != NULL && slash != NULL &&
-	    cp_snprintf_ok(path, sizeof(path), "%.*s/%s", (int)(slash - self),
-			   self, name) == 0 && executable(path)) {
-		memcpy(helper_exe, path, strlen(path) + 1);	/* the build tree */
-		return 0;
-	}
-	if (name != NULL &&
-	    cp_snprintf_ok(path, sizeof(path), "%s/%s", CAREPOST_LIBEXECDIR,
-			   name) == 0 && executable(path)) {
-		memcpy(helper_exe, path, strlen(path) + 1);	/* installed */
-		return 0;
-	}
-	memcpy(helper_exe, self, (size_t)n + 1);	/* this program itself */
-	return 0;
+	return helper_find(name, helper_exe, sizeof(helper_exe));
 }
 
 const char *
@@ -347,16 +96,7 @@ reap(struct pgphelper *h)
 {
 	h->nahead = 0;
 	h->opening = 0;
-	if (h->fd >= 0) {
-		close(h->fd);
-		h->fd = -1;
-	}
-	if (h->pid > 0) {
-		kill(-h->pid, SIGKILL);
-		while (waitpid(h->pid, NULL, 0) < 0 && errno == EINTR)
-			;
-		h->pid = 0;
-	}
+	helper_reap(&h->pid, &h->fd);
 }
 
 void
@@ -399,7 +139,7 @@ budget(const struct pgphelper *h, int32_t op)
 }
 
 static int answer(struct pgphelper *h, int r, uint32_t want,
-		  struct pgphelper_frame *rep, struct cp_error *err);
+		  struct helper_frame *rep, struct cp_error *err);
 
 /*
  * opened - read the reply to OPEN, which pgphelper_start did not wait
@@ -409,7 +149,7 @@ static int answer(struct pgphelper *h, int r, uint32_t want,
 static int
 opened(struct pgphelper *h, struct cp_error *err)
 {
-	struct pgphelper_frame rep;
+	struct helper_frame rep;
 	char why[sizeof(err->text)];
 	long pid = (long)h->pid;
 	int r;
@@ -417,8 +157,8 @@ opened(struct pgphelper *h, struct cp_error *err)
 	if (!h->opening)
 		return 0;
 	h->opening = 0;
-	r = answer(h, frame_recv(h->fd, &h->in, &rep,
-				 deadline_after(budget(h, OP_OPEN))),
+	r = answer(h, helper_frame_recv(h->fd, &h->in, &rep,
+					helper_deadline(budget(h, OP_OPEN)), 0),
 		   1, &rep, err);
 	if (r < 0 && r != PGPHELPER_LOST) {
 		reap(h);
@@ -443,14 +183,15 @@ over_limit(int code)
  * time: PGPHELPER_LOST, for this call is not to blame.
  */
 static int
-drop_ahead(struct pgphelper *h, struct pgphelper_frame *rep,
+drop_ahead(struct pgphelper *h, struct helper_frame *rep,
 	   struct cp_error *err)
 {
 	long pid = (long)h->pid;
 
 	while (h->nahead > 0) {
-		int r = frame_recv(h->fd, &h->in, rep,
-				   deadline_after(budget(h, OP_DECRYPT_SIGNED_BY)));
+		int r = helper_frame_recv(h->fd, &h->in, rep,
+					  helper_deadline(budget(h, OP_DECRYPT_SIGNED_BY)),
+					  0);
 
 		ahead_drop_first(h);
 		if (r < 0)
@@ -472,10 +213,10 @@ drop_ahead(struct pgphelper *h, struct pgphelper_frame *rep,
  */
 static int
 await(struct pgphelper *h, unsigned ms, uint32_t want,
-      struct pgphelper_frame *rep, struct cp_error *err)
+      struct helper_frame *rep, struct cp_error *err)
 {
 	char limit[32];
-	int r = frame_recv(h->fd, &h->in, rep, deadline_after(ms));
+	int r = helper_frame_recv(h->fd, &h->in, rep, helper_deadline(ms), 0);
 
 	if (r == -ETIMEDOUT) {
 		reap(h);
@@ -492,8 +233,8 @@ await(struct pgphelper *h, unsigned ms, uint32_t want,
  * ends the helper: PGPHELPER_LOST.
  */
 static int
-call(struct pgphelper *h, int32_t op, const struct field *req, uint32_t n,
-     uint32_t want, struct pgphelper_frame *rep, struct cp_error *err)
+call(struct pgphelper *h, int32_t op, const struct helper_field *req, uint32_t n,
+     uint32_t want, struct helper_frame *rep, struct cp_error *err)
 {
 	_cleanup_buf_ struct buf scratch = BUF_INIT;
 	int r;
@@ -505,7 +246,7 @@ call(struct pgphelper *h, int32_t op, const struct field *req, uint32_t n,
 		r = drop_ahead(h, rep, err);
 	if (r < 0)
 		return r;
-	r = frame_send(h->fd, &scratch, op, req, n);
+	r = helper_frame_send(h->fd, &scratch, op, req, n);
 	if (r == -EFBIG)
 		return cp_error_set(err, r, "gpg: data too large for the helper");
 	if (r < 0)
@@ -518,7 +259,7 @@ call(struct pgphelper *h, int32_t op, const struct field *req, uint32_t n,
  * code and text, or PGPHELPER_LOST (the helper is ended).
  */
 static int
-answer(struct pgphelper *h, int r, uint32_t want, struct pgphelper_frame *rep,
+answer(struct pgphelper *h, int r, uint32_t want, struct helper_frame *rep,
        struct cp_error *err)
 {
 	char text[sizeof(err->text)];
@@ -535,7 +276,7 @@ answer(struct pgphelper *h, int r, uint32_t want, struct pgphelper_frame *rep,
 	}
 	if (rep->tag < 0)
 		return cp_error_set(err, rep->tag, "%s",
-				    field_str(rep, 0, text, sizeof(text)));
+				    helper_field_str(rep, 0, text, sizeof(text)));
 	return 0;
 }
 
@@ -556,72 +297,11 @@ stopped_over_limit(struct pgphelper *h, int r, struct cp_error *err)
 	return cp_error_set(err, r, "%s: stopped", text);
 }
 
-/* stop_signals - what a helper ignores: its caller ends it. */
-static void
-stop_signals(sigset_t *set)
-{
-	sigemptyset(set);
-	sigaddset(set, SIGTERM);
-	sigaddset(set, SIGINT);
-	sigaddset(set, SIGHUP);
-}
-
 static int
 spawn(struct pgphelper *h, struct cp_error *err)
 {
-	char *argv[] = { "carepost-pgp", HELPER_FLAG, NULL };
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t stop;
-	int sv[2], r;
-
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-		return cp_error_set(err, -errno, "gpg helper: socketpair: %s",
-				    strerror(errno));
-	/* dup2 onto itself would leave close-on-exec set. */
-	if (sv[1] == HELPER_FD) {
-		int fd = fcntl(sv[1], F_DUPFD_CLOEXEC, HELPER_FD + 1);
-
-		close(sv[1]);
-		sv[1] = fd;
-		if (fd < 0) {
-			r = -errno;
-			close(sv[0]);
-			return cp_error_set(err, r, "gpg helper: %s", strerror(-r));
-		}
-	}
-	/* Born with the stop signals blocked: a SIGTERM meant for carepostd
-	 * (systemd signals the whole unit) that comes before the helper
-	 * ignores it must not end it (pgphelper_main unblocks them). */
-	stop_signals(&stop);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawnattr_init(&at);
-	r = posix_spawn_file_actions_adddup2(&fa, sv[1], HELPER_FD);
-	if (r == 0)
-		r = posix_spawn_file_actions_addclosefrom_np(&fa, HELPER_FD + 1);
-	if (r == 0)
-		r = posix_spawnattr_setsigmask(&at, &stop);
-	/* A process group of its own, which GPGME's gpg processes join (it
-	 * does not setsid them; gpg-agent makes a session of its own): reap
-	 * kills the group, so that no gpg outlives its helper. */
-	if (r == 0)
-		r = posix_spawnattr_setpgroup(&at, 0);
-	if (r == 0)
-		r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK |
-					     POSIX_SPAWN_SETPGROUP);
-	if (r == 0)
-		r = posix_spawn(&h->pid, helper_exe, &fa, &at, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
-	close(sv[1]);
-	if (r != 0) {
-		close(sv[0]);
-		h->pid = 0;
-		return cp_error_set(err, -r, "gpg helper: cannot start %s: %s",
-				    helper_exe, strerror(r));
-	}
-	h->fd = sv[0];
-	return 0;
+	return helper_spawn(helper_exe, "carepost-pgp", HELPER_FLAG, NULL,
+			    &h->pid, &h->fd, err);
 }
 
 int
@@ -629,7 +309,7 @@ pgphelper_start(const char *gnupghome, const char *signer_fpr,
 		struct pgphelper **out, struct cp_error *err)
 {
 	_cleanup_buf_ struct buf scratch = BUF_INIT;
-	struct field req[3] = {
+	struct helper_field req[3] = {
 		{ CAREPOST_VERSION, strlen(CAREPOST_VERSION) },
 		{ gnupghome ? gnupghome : "", gnupghome ? strlen(gnupghome) : 0 },
 		{ signer_fpr ? signer_fpr : "", signer_fpr ? strlen(signer_fpr) : 0 },
@@ -648,7 +328,7 @@ pgphelper_start(const char *gnupghome, const char *signer_fpr,
 	/* The helper opens GnuPG while the caller goes on: opened() reads
 	 * the answer before the first operation. */
 	if (r == 0) {
-		r = frame_send(h->fd, &scratch, OP_OPEN, req, 3);
+		r = helper_frame_send(h->fd, &scratch, OP_OPEN, req, 3);
 		if (r < 0)
 			cp_error_set(err, r, "gpg helper: %s", strerror(-r));
 	}
@@ -676,7 +356,7 @@ room(const struct buf *out)
  * the 8-byte time it was made.
  */
 static int
-take_sig(const struct pgphelper_frame *rep, uint32_t i, struct pgp_sig *sig,
+take_sig(const struct helper_frame *rep, uint32_t i, struct pgp_sig *sig,
 	 struct cp_error *err)
 {
 	memset(sig, 0, sizeof(*sig));
@@ -694,9 +374,9 @@ pgphelper_mime_encrypt(struct pgphelper *h, const char *recipient_fpr,
 		       const char *inner, size_t len, struct buf *out,
 		       struct cp_error *err)
 {
-	struct pgphelper_frame rep;
+	struct helper_frame rep;
 	uint64_t limit = room(out);
-	struct field req[3] = {
+	struct helper_field req[3] = {
 		{ &limit, sizeof(limit) },
 		{ recipient_fpr, strlen(recipient_fpr) },
 		{ inner, len },
@@ -718,9 +398,9 @@ pgphelper_decrypt_signed_by(struct pgphelper *h, const void *data, size_t len,
 			    struct buf *out, struct pgp_sig *sig,
 			    struct cp_error *err)
 {
-	struct pgphelper_frame rep;
+	struct helper_frame rep;
 	uint64_t limit = room(out);
-	struct field req[2] = { { &limit, sizeof(limit) }, { data, len } };
+	struct helper_field req[2] = { { &limit, sizeof(limit) }, { data, len } };
 	size_t start = out->len;
 	int r;
 
@@ -765,9 +445,9 @@ pgphelper_decrypt_ahead(struct pgphelper *h, const void *data, size_t len,
 	    len > AHEAD_BYTES)
 		return 0;
 	{
-		struct field req[2] = { { &limit, sizeof(limit) }, { data, len } };
+		struct helper_field req[2] = { { &limit, sizeof(limit) }, { data, len } };
 
-		if (frame_send_prepare(&scratch, OP_DECRYPT_SIGNED_BY, req, 2) < 0)
+		if (helper_frame_prepare(&scratch, OP_DECRYPT_SIGNED_BY, req, 2) < 0)
 			return 0;
 	}
 	a = &h->ahead[h->nahead];
@@ -794,8 +474,8 @@ pgphelper_verify_detached(struct pgphelper *h, const void *signed_data,
 			  size_t len, const void *sig, size_t siglen,
 			  struct pgp_sig *out, struct cp_error *err)
 {
-	struct pgphelper_frame rep;
-	struct field req[2] = { { signed_data, len }, { sig, siglen } };
+	struct helper_frame rep;
+	struct helper_field req[2] = { { signed_data, len }, { sig, siglen } };
 	int r;
 
 	memset(out, 0, sizeof(*out));
@@ -809,8 +489,8 @@ int
 pgphelper_secret_available(struct pgphelper *h, const char *fpr,
 			   struct cp_error *err)
 {
-	struct pgphelper_frame rep;
-	struct field req[1] = { { fpr, strlen(fpr) } };
+	struct helper_frame rep;
+	struct helper_field req[1] = { { fpr, strlen(fpr) } };
 
 	return call(h, OP_SECRET_AVAILABLE, req, 1, 1, &rep, err);
 }
@@ -820,20 +500,20 @@ pgphelper_secret_available(struct pgphelper *h, const char *fpr,
 /* reply - rc, its text (or ""), then the operation's fields. */
 static int
 reply(int fd, struct buf *scratch, int rc, const struct cp_error *e,
-      const struct field *more, uint32_t nmore)
+      const struct helper_field *more, uint32_t nmore)
 {
-	struct field f[PGPHELPER_MAX_FIELDS];
+	struct helper_field f[HELPER_MAX_FIELDS];
 
 	f[0].data = rc < 0 ? e->text : "";
 	f[0].len = rc < 0 ? strlen(e->text) : 0;
 	for (uint32_t i = 0; i < nmore; i++)
 		f[i + 1] = more[i];
-	return frame_send(fd, scratch, rc < 0 ? rc : 0, f, nmore + 1);
+	return helper_frame_send(fd, scratch, rc < 0 ? rc : 0, f, nmore + 1);
 }
 
 /* sig_fields - a signature as two fields (see take_sig). */
 static void
-sig_fields(const struct pgp_sig *sig, struct field f[2])
+sig_fields(const struct pgp_sig *sig, struct helper_field f[2])
 {
 	f[0].data = sig->fpr;
 	f[0].len = strlen(sig->fpr);
@@ -843,7 +523,7 @@ sig_fields(const struct pgp_sig *sig, struct field f[2])
 
 /* limit_of - the room a request's first field carries. */
 static int
-limit_of(const struct pgphelper_frame *f, size_t *max)
+limit_of(const struct helper_frame *f, size_t *max)
 {
 	uint64_t v;
 
@@ -861,12 +541,12 @@ limit_of(const struct pgphelper_frame *f, size_t *max)
  * request, or the caller gone) ends the helper.
  */
 static int
-serve_one(int fd, struct pgp *p, const struct pgphelper_frame *f,
+serve_one(int fd, struct pgp *p, const struct helper_frame *f,
 	  struct buf *scratch)
 {
 	_cleanup_buf_ struct buf out = BUF_INIT;
 	struct pgp_sig sig;
-	struct field more[3];
+	struct helper_field more[3];
 	char key[64];
 	struct cp_error e;
 	int r;
@@ -876,7 +556,7 @@ serve_one(int fd, struct pgp *p, const struct pgphelper_frame *f,
 	case OP_MIME_ENCRYPT:
 		if (f->n != 3 || limit_of(f, &out.max) < 0)
 			return -EBADMSG;
-		r = pgp_mime_encrypt(p, field_str(f, 1, key, sizeof(key)),
+		r = pgp_mime_encrypt(p, helper_field_str(f, 1, key, sizeof(key)),
 				     f->field[2], f->len[2], &out, &e);
 		more[0].data = out.data ? out.data : "";
 		more[0].len = out.len;
@@ -900,7 +580,7 @@ serve_one(int fd, struct pgp *p, const struct pgphelper_frame *f,
 	case OP_SECRET_AVAILABLE:
 		if (f->n != 1)
 			return -EBADMSG;
-		r = pgp_secret_available(p, field_str(f, 0, key, sizeof(key)), &e);
+		r = pgp_secret_available(p, helper_field_str(f, 0, key, sizeof(key)), &e);
 		return reply(fd, scratch, r, &e, NULL, 0);
 	default:
 		return -EBADMSG;
@@ -911,18 +591,18 @@ serve_one(int fd, struct pgp *p, const struct pgphelper_frame *f,
 static int
 open_pgp(int fd, struct buf *in, struct buf *scratch, struct pgp **p)
 {
-	struct pgphelper_frame f;
+	struct helper_frame f;
 	char version[32], home[PATH_MAX], signer[64];
 	struct cp_error e;
 	int r;
 
 	cp_error_clear(&e);
-	r = frame_recv(fd, in, &f, 0);
+	r = helper_frame_recv(fd, in, &f, 0, 0);
 	if (r < 0 || f.tag != OP_OPEN || f.n != 3 || f.len[1] >= sizeof(home))
 		return -EBADMSG;
-	field_str(&f, 0, version, sizeof(version));
-	field_str(&f, 1, home, sizeof(home));
-	field_str(&f, 2, signer, sizeof(signer));
+	helper_field_str(&f, 0, version, sizeof(version));
+	helper_field_str(&f, 1, home, sizeof(home));
+	helper_field_str(&f, 2, signer, sizeof(signer));
 	if (strcmp(version, CAREPOST_VERSION) != 0)
 		r = cp_error_set(&e, -EPROTO, "gpg helper: version %s, caller %s",
 				 CAREPOST_VERSION, version);
@@ -937,37 +617,20 @@ int
 pgphelper_main(int argc, char **argv)
 {
 	_cleanup_buf_ struct buf in = BUF_INIT, scratch = BUF_INIT;
-	struct pgphelper_frame f;
+	struct helper_frame f;
 	struct pgp *p = NULL;
-	struct stat st;
-	sigset_t stop;
 	int r;
 
 	if (argc != 2 || strcmp(argv[1], HELPER_FLAG) != 0)
 		return -1;
-	/* It holds what it encrypts and decrypts: no core file of it. */
-	if (cp_no_core_dumps() < 0)
-		return EX_OSERR;
-	if (fstat(HELPER_FD, &st) < 0 || !S_ISSOCK(st.st_mode)) {
-		fprintf(stderr, "%s: internal: started by carepostd and "
-			"carepostctl only\n",
-			HELPER_FLAG);
-		return EX_USAGE;
-	}
-	/* The caller decides when this ends: by closing the socket. The stop
-	 * signals came blocked (spawn): ignored now, one already pending is
-	 * dropped, and gpg inherits a clean mask. */
-	signal(SIGTERM, SIG_IGN);
-	signal(SIGINT, SIG_IGN);
-	signal(SIGHUP, SIG_IGN);
-	signal(SIGPIPE, SIG_IGN);
-	stop_signals(&stop);
-	sigprocmask(SIG_UNBLOCK, &stop, NULL);
+	r = helper_serve_begin(HELPER_FLAG);
+	if (r != 0)
+		return r;
 	if (pgp_global_init() < 0)
 		return EX_UNAVAILABLE;
 	r = open_pgp(HELPER_FD, &in, &scratch, &p);
 	while (r == 0) {
-		r = frame_recv(HELPER_FD, &in, &f, 0);
+		r = helper_frame_recv(HELPER_FD, &in, &f, 0, 0);
 		if (r == 0)
 			r = serve_one(HELPER_FD, p, &f, &scratch);
 	}

@@ -69,13 +69,9 @@
  *	gpg's output at the limit in the helper just as in-process (gpg
  *	itself is stopped only by a confined helper's kill).
  *
- *	The helper talks over a socket pair on its descriptor 3, in frames:
- *	a 32-bit length, then a 32-bit tag (request: the operation; reply:
- *	0 or a negative error code), a 32-bit field count (at most
- *	PGPHELPER_MAX_FIELDS) and each field as a 32-bit length and its
- *	bytes; integers in the machine's order (both ends are one binary).
- *	pgphelper_frame_parse checks a frame against those limits; the
- *	helper exits on a malformed request or when the socket is closed
+ *	The helper talks over a socket pair on its descriptor 3, in the
+ *	frames of lib/helper (helper.h), which also starts it and ends it.
+ *	The helper exits on a malformed request or when the socket is closed
  *	(so it never outlives its caller by more than one operation;
  *	pgphelper_free does not wait for that, it kills). It ignores
  *	SIGTERM, SIGINT and SIGHUP: its caller decides when it ends.
@@ -92,12 +88,12 @@
  *	pgp_confine does).
  *	-ETIMEDOUT: a confined helper did not answer within its time limit
  *	(it has been ended).
- *	-EFBIG: a request larger than PGPHELPER_MAX_FRAME ("data too large
+ *	-EFBIG: a request larger than HELPER_MAX_FRAME ("data too large
  *	for the helper"; the helper is kept), or, from the helper, output
  *	over the caller's out->max (after a decryption, a confined helper
  *	is then ended: ": stopped").
  *	-EBADMSG: a reply's signature fields are malformed (the helper is
- *	kept); pgphelper_frame_parse: a malformed frame.
+ *	kept).
  *	Otherwise the operation's own code and text, as its lib/pgp
  *	namesake gives them (-ENOKEY, -EKEYEXPIRED, -EBADMSG, -EIO, ...).
  *	pgphelper_start fails with -ENOSYS when pgphelper_enable was not
@@ -123,9 +119,7 @@
  *	caller's struct pgp_sig; their inputs are borrowed for the call,
  *	except that pgphelper_decrypt_ahead keeps a copy of data until the
  *	matching call (or any other) takes its answer. pgphelper_exe
- *	returns static storage, set by pgphelper_enable. The fields of a
- *	struct pgphelper_frame point into the data given to
- *	pgphelper_frame_parse and live as long as it does.
+ *	returns static storage, set by pgphelper_enable.
  * THREAD SAFETY
  *	One struct pgphelper per thread at a time, like struct pgp.
  *	pgphelper_enable before threads start (it writes the static
@@ -142,8 +136,6 @@
 #include "util.h"
 
 #define PGPHELPER_LOST		(-EPIPE)
-#define PGPHELPER_MAX_FIELDS	4
-#define PGPHELPER_MAX_FRAME	(256u << 20)	/* bytes after the length */
 
 struct pgphelper;
 
@@ -189,20 +181,5 @@ int pgphelper_verify_detached(struct pgphelper *h, const void *signed_data,
 /* pgphelper_secret_available - pgp_secret_available, limited as above. */
 int pgphelper_secret_available(struct pgphelper *h, const char *fpr,
 			       struct cp_error *err);
-
-/*
- * pgphelper_frame_parse - split a frame's body (what follows its length)
- * into tag and fields, which point into data. 0, or -EBADMSG when the
- * body is short, long, or holds more than PGPHELPER_MAX_FIELDS fields.
- */
-struct pgphelper_frame {
-	int32_t tag;
-	uint32_t n;
-	const char *field[PGPHELPER_MAX_FIELDS];
-	uint32_t len[PGPHELPER_MAX_FIELDS];
-};
-
-int pgphelper_frame_parse(const void *data, size_t len,
-			  struct pgphelper_frame *f);
 
 #endif

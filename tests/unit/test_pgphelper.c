@@ -34,6 +34,7 @@
 #include "buf.h"
 #include "gpgfix.h"
 #include "pgp.h"
+#include "helper.h"
 #include "pgphelper.h"
 #include "util.h"
 
@@ -997,40 +998,40 @@ enable_prefers_the_named_program_beside_the_binary(void **state)
 static void
 frame_parse_refuses_malformed_frames(void **state)
 {
-	struct pgphelper_frame f;
+	struct helper_frame f;
 	unsigned char b[64];
 	uint32_t u;
 	int32_t tag = 2;
 
 	memset(b, 0, sizeof(b));
-	assert_int_equal(pgphelper_frame_parse(b, 0, &f), -EBADMSG);
-	assert_int_equal(pgphelper_frame_parse(b, 7, &f), -EBADMSG);
+	assert_int_equal(helper_frame_parse(b, 0, &f), -EBADMSG);
+	assert_int_equal(helper_frame_parse(b, 7, &f), -EBADMSG);
 	/* tag 2, no fields: exactly 8 bytes */
 	memcpy(b, &tag, 4);
-	assert_int_equal(pgphelper_frame_parse(b, 8, &f), 0);
+	assert_int_equal(helper_frame_parse(b, 8, &f), 0);
 	assert_int_equal(f.tag, 2);
 	assert_int_equal(f.n, 0);
-	assert_int_equal(pgphelper_frame_parse(b, 9, &f), -EBADMSG);	/* trailing */
+	assert_int_equal(helper_frame_parse(b, 9, &f), -EBADMSG);	/* trailing */
 	/* too many fields */
-	u = PGPHELPER_MAX_FIELDS + 1;
+	u = HELPER_MAX_FIELDS + 1;
 	memcpy(b + 4, &u, 4);
-	assert_int_equal(pgphelper_frame_parse(b, 64, &f), -EBADMSG);
+	assert_int_equal(helper_frame_parse(b, 64, &f), -EBADMSG);
 	/* one field of 3 bytes */
 	u = 1;
 	memcpy(b + 4, &u, 4);
 	u = 3;
 	memcpy(b + 8, &u, 4);
 	memcpy(b + 12, "abc", 3);
-	assert_int_equal(pgphelper_frame_parse(b, 15, &f), 0);
+	assert_int_equal(helper_frame_parse(b, 15, &f), 0);
 	assert_int_equal(f.len[0], 3);
 	assert_memory_equal(f.field[0], "abc", 3);
-	assert_int_equal(pgphelper_frame_parse(b, 14, &f), -EBADMSG);	/* short */
-	assert_int_equal(pgphelper_frame_parse(b, 11, &f), -EBADMSG);	/* no length */
+	assert_int_equal(helper_frame_parse(b, 14, &f), -EBADMSG);	/* short */
+	assert_int_equal(helper_frame_parse(b, 11, &f), -EBADMSG);	/* no length */
 	/* a field length past the end, and one that would wrap */
 	u = 0xfffffff0u;
 	memcpy(b + 8, &u, 4);
-	assert_int_equal(pgphelper_frame_parse(b, 15, &f), -EBADMSG);
-	assert_int_equal(pgphelper_frame_parse(b, PGPHELPER_MAX_FRAME + 1, &f), -EBADMSG);
+	assert_int_equal(helper_frame_parse(b, 15, &f), -EBADMSG);
+	assert_int_equal(helper_frame_parse(b, HELPER_MAX_FRAME + 1, &f), -EBADMSG);
 }
 
 static void
@@ -1038,7 +1039,7 @@ helper_exits_on_a_malformed_request_without_answering(void **state)
 {
 	static const unsigned char short_frame[] = { 4, 0, 0, 0, 1, 2, 3, 4 };
 	struct buf b = BUF_INIT, got = BUF_INIT;
-	uint32_t huge = PGPHELPER_MAX_FRAME + 1;
+	uint32_t huge = HELPER_MAX_FRAME + 1;
 	char home[128];
 	int fd;
 	pid_t pid;
@@ -1083,7 +1084,7 @@ static void
 helper_refuses_another_version_and_ends_at_close(void **state)
 {
 	struct buf b = BUF_INIT, got = BUF_INIT;
-	struct pgphelper_frame f;
+	struct helper_frame f;
 	int fd;
 	pid_t pid;
 
@@ -1091,7 +1092,7 @@ helper_refuses_another_version_and_ends_at_close(void **state)
 	frame(&b, 1, 3, "0.0.0-other", fx.g.clinic_home, "");
 	assert_int_equal(write(fd, b.data, b.len), (ssize_t)b.len);
 	assert_true(drain(fd, &got) > 12);
-	assert_int_equal(pgphelper_frame_parse(got.data + 4, got.len - 4, &f), 0);
+	assert_int_equal(helper_frame_parse(got.data + 4, got.len - 4, &f), 0);
 	assert_int_equal(f.tag, -EPROTO);
 	assert_int_equal(f.n, 1);
 	assert_non_null(memmem(f.field[0], f.len[0], "0.0.0-other", 11));

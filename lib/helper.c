@@ -1,0 +1,378 @@
+/*
+ * NAME
+ *	helper - a helper process over a socket pair, and the frames it speaks
+ * DESCRIPTION
+ *	See helper.h. Finding and starting a helper come first, then the
+ *	helper's own setup, then the frames both ends speak.
+ */
+#include "helper.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <sysexits.h>
+
+extern char **environ;
+
+#ifndef CAREPOST_LIBEXECDIR
+#define CAREPOST_LIBEXECDIR "/usr/local/libexec/carepost"
+#endif
+
+/* ---- finding, starting and ending a helper ---- */
+
+/* executable - path names a regular file we may run. */
+static int
+executable(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+	       access(path, X_OK) == 0;
+}
+
+/* put - path into out: 0, or -ENAMETOOLONG. */
+static int
+put(char *out, size_t outlen, const char *path)
+{
+	return cp_snprintf_ok(out, outlen, "%s", path) < 0 ? -ENAMETOOLONG : 0;
+}
+
+int
+helper_find(const char *name, char *out, size_t outlen)
+{
+	char self[PATH_MAX], path[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char *slash;
+
+	if (outlen > 0)
+		out[0] = '\0';
+	if (n <= 0 || (size_t)n >= sizeof(self) - 1)
+		return n < 0 ? -errno : -ENAMETOOLONG;
+	self[n] = '\0';
+	/* Replaced on disk (an upgrade): the new binaries may speak another
+	 * version. */
+	if (n > 10 && strcmp(self + n - 10, " (deleted)") == 0)
+		return -ENOENT;
+	if (name != NULL && name[0] == '/')	/* a path: as it is, or not at all */
+		return executable(name) ? put(out, outlen, name) : -ENOENT;
+	slash = strrchr(self, '/');
+	if (name != NULL && slash != NULL &&
+	    cp_snprintf_ok(path, sizeof(path), "%.*s/%s", (int)(slash - self),
+			   self, name) == 0 && executable(path))
+		return put(out, outlen, path);		/* the build tree */
+	if (name != NULL &&
+	    cp_snprintf_ok(path, sizeof(path), "%s/%s", CAREPOST_LIBEXECDIR,
+			   name) == 0 && executable(path))
+		return put(out, outlen, path);		/* installed */
+	return put(out, outlen, self);			/* this program itself */
+}
+
+/* stop_signals - what a helper ignores: its caller ends it. */
+static void
+stop_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+}
+
+int
+helper_spawn(const char *exe, const char *argv0, const char *flag,
+	     char *const envp[], pid_t *pid, int *fd, struct cp_error *err)
+{
+	char *argv[] = { (char *)argv0, (char *)flag, NULL };
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t stop;
+	int sv[2], r;
+
+	*pid = 0;
+	*fd = -1;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return cp_error_set(err, -errno, "%s: socketpair: %s", argv0,
+				    strerror(errno));
+	/* dup2 onto itself would leave close-on-exec set. */
+	if (sv[1] == HELPER_FD) {
+		int moved = fcntl(sv[1], F_DUPFD_CLOEXEC, HELPER_FD + 1);
+
+		close(sv[1]);
+		sv[1] = moved;
+		if (moved < 0) {
+			r = -errno;
+			close(sv[0]);
+			return cp_error_set(err, r, "%s: %s", argv0, strerror(-r));
+		}
+	}
+	/* Born with the stop signals blocked: a SIGTERM meant for carepostd
+	 * (systemd signals the whole unit) that comes before the helper
+	 * ignores it must not end it (helper_serve_begin unblocks them). */
+	stop_signals(&stop);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawnattr_init(&at);
+	r = posix_spawn_file_actions_adddup2(&fa, sv[1], HELPER_FD);
+	if (r == 0)
+		r = posix_spawn_file_actions_addclosefrom_np(&fa, HELPER_FD + 1);
+	if (r == 0)
+		r = posix_spawnattr_setsigmask(&at, &stop);
+	/* A process group of its own, which the processes it starts (gpg)
+	 * join: helper_reap kills the group, so that none outlives it. */
+	if (r == 0)
+		r = posix_spawnattr_setpgroup(&at, 0);
+	if (r == 0)
+		r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK |
+					     POSIX_SPAWN_SETPGROUP);
+	if (r == 0)
+		r = posix_spawn(pid, exe, &fa, &at, argv,
+				envp ? envp : environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	close(sv[1]);
+	if (r != 0) {
+		close(sv[0]);
+		*pid = 0;
+		return cp_error_set(err, -r, "%s: cannot start %s: %s", argv0,
+				    exe, strerror(r));
+	}
+	*fd = sv[0];
+	return 0;
+}
+
+int
+helper_reap(pid_t *pid, int *fd)
+{
+	int status = -1;
+
+	if (*fd >= 0) {
+		close(*fd);
+		*fd = -1;
+	}
+	if (*pid > 0) {
+		kill(-*pid, SIGKILL);
+		while (waitpid(*pid, &status, 0) < 0 && errno == EINTR)
+			;
+		*pid = 0;
+	}
+	return status;
+}
+
+int
+helper_serve_begin(const char *flag)
+{
+	struct stat st;
+	sigset_t stop;
+
+	/* It holds what it works on: no core file of it. */
+	if (cp_no_core_dumps() < 0)
+		return EX_OSERR;
+	if (fstat(HELPER_FD, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+		fprintf(stderr, "%s: internal: started by carepostd and "
+			"carepostctl only\n", flag);
+		return EX_USAGE;
+	}
+	/* The caller decides when this ends: by closing the socket. The stop
+	 * signals came blocked (helper_spawn): ignored now, one already
+	 * pending is dropped, and its children inherit a clean mask. */
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	stop_signals(&stop);
+	sigprocmask(SIG_UNBLOCK, &stop, NULL);
+	return 0;
+}
+
+/* ---- frames ---- */
+
+int
+helper_frame_parse(const void *data, size_t len, struct helper_frame *f)
+{
+	const unsigned char *p = data;
+	size_t off = 8;
+	uint32_t n, flen;
+
+	memset(f, 0, sizeof(*f));
+	if (len < 8 || len > HELPER_MAX_FRAME)
+		return -EBADMSG;
+	memcpy(&f->tag, p, 4);
+	memcpy(&n, p + 4, 4);
+	if (n > HELPER_MAX_FIELDS)
+		return -EBADMSG;
+	for (uint32_t i = 0; i < n; i++) {
+		if (len - off < 4)
+			return -EBADMSG;
+		memcpy(&flen, p + off, 4);
+		off += 4;
+		if (flen > len - off)
+			return -EBADMSG;
+		f->field[i] = (const char *)p + off;
+		f->len[i] = flen;
+		off += flen;
+	}
+	if (off != len)
+		return -EBADMSG;
+	f->n = n;
+	return 0;
+}
+
+int
+helper_send_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		ssize_t w = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EPIPE;
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+int64_t
+helper_deadline(unsigned ms)
+{
+	return ms == 0 ? 0 : cp_mono_ms() + ms;
+}
+
+/*
+ * wait_readable - poll fd until it can be read (or has hung up), at most
+ * until deadline (cp_mono_ms; 0: no limit): 0, or -ETIMEDOUT.
+ */
+static int
+wait_readable(int fd, int64_t deadline)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+	for (;;) {
+		int64_t left = deadline == 0 ? -1 : deadline - cp_mono_ms();
+		int r;
+
+		if (deadline != 0 && left <= 0)
+			return -ETIMEDOUT;
+		r = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
+		if (r > 0)
+			return 0;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+/*
+ * read_all - len bytes; -ENODATA at a clean end before the first byte,
+ * -ETIMEDOUT when deadline (cp_mono_ms; 0: none) passes before the last.
+ */
+static int
+read_all(int fd, void *data, size_t len, int64_t deadline)
+{
+	char *p = data;
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t r;
+
+		if (deadline != 0) {
+			int w = wait_readable(fd, deadline);
+
+			if (w < 0)
+				return w;
+		}
+		r = read(fd, p + got, len - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return got == 0 ? -ENODATA : -EPIPE;
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+int
+helper_frame_prepare(struct buf *scratch, int32_t tag,
+		     const struct helper_field *f, uint32_t n)
+{
+	size_t body = 8;
+	uint32_t u;
+	int r;
+
+	if (n > HELPER_MAX_FIELDS)
+		return -EINVAL;
+	for (uint32_t i = 0; i < n; i++) {
+		if (f[i].len > HELPER_MAX_FRAME - body - 4)
+			return -EFBIG;
+		body += 4 + f[i].len;
+	}
+	buf_reset(scratch);
+	r = buf_reserve(scratch, 4 + body);
+	if (r < 0)
+		return r;
+	u = (uint32_t)body;
+	buf_append(scratch, &u, 4);
+	buf_append(scratch, &tag, 4);
+	buf_append(scratch, &n, 4);
+	for (uint32_t i = 0; i < n; i++) {
+		u = (uint32_t)f[i].len;
+		buf_append(scratch, &u, 4);
+		buf_append(scratch, f[i].data, f[i].len);
+	}
+	return 0;
+}
+
+int
+helper_frame_send(int fd, struct buf *scratch, int32_t tag,
+		  const struct helper_field *f, uint32_t n)
+{
+	int r = helper_frame_prepare(scratch, tag, f, n);
+
+	return r < 0 ? r : helper_send_all(fd, scratch->data, scratch->len);
+}
+
+int
+helper_frame_recv(int fd, struct buf *b, struct helper_frame *f,
+		  int64_t deadline, size_t max)
+{
+	uint32_t len;
+	int r;
+
+	if (max == 0 || max > HELPER_MAX_FRAME)
+		max = HELPER_MAX_FRAME;
+	r = read_all(fd, &len, 4, deadline);
+	if (r < 0)
+		return r;
+	if (len < 8 || len > max)
+		return -EBADMSG;
+	buf_reset(b);
+	r = buf_reserve(b, len);
+	if (r < 0)
+		return r;
+	r = read_all(fd, b->data, len, deadline);
+	if (r < 0)
+		return r == -ENODATA ? -EPIPE : r;
+	b->len = len;
+	return helper_frame_parse(b->data, len, f);
+}
+
+const char *
+helper_field_str(const struct helper_frame *f, uint32_t i, char *dst,
+		 size_t dstlen)
+{
+	size_t n = i < f->n ? f->len[i] : 0;
+
+	if (n >= dstlen)
+		n = dstlen - 1;
+	if (n > 0)
+		memcpy(dst, f->field[i], n);
+	dst[n] = '\0';
+	return dst;
+}
