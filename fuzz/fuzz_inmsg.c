@@ -1,7 +1,8 @@
 /*
  * NAME
  *	fuzz_inmsg - libFuzzer target: inmsg_parse, inmsg_classify,
- *	inmsg_to_json and inmsg_reparse_inner over arbitrary bytes
+ *	inmsg_to_json, inmsg_reparse_inner and inmsgwire over arbitrary
+ *	bytes
  * DESCRIPTION
  *	Limits are lowered so that the fuzzer reaches them; whatever the
  *	input, parsing must return 0 or a negative code with a reason, and
@@ -9,6 +10,9 @@
  *	at the root: an encrypted payload only when the message itself is
  *	multipart/encrypted, a signature only with its signed bytes, and
  *	every nested signed or encrypted entity kept as an attachment.
+ *	Whatever the parser makes, the parse helper's encoding of it must
+ *	pass carepostd's decoder and come back the same (inmsgwire): an
+ *	honest helper's answer is never refused.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -16,6 +20,7 @@
 #include <string.h>
 
 #include "inmsg.h"
+#include "inmsgwire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -34,6 +39,26 @@ check_pgp_at_root(const struct inmsg *m)
 		abort();
 	if (m->prot.subject != NULL && !m->prot.present)
 		abort();
+}
+
+/* check_wire - m through the parse helper's encoding and back, unchanged. */
+static void
+check_wire(const struct inmsg *m)
+{
+	struct buf once = BUF_INIT, twice = BUF_INIT;
+	struct inmsg *back = NULL;
+	struct cp_error err;
+
+	if (inmsgwire_encode(m, &once) < 0)
+		abort();
+	if (inmsgwire_decode(once.data, once.len, &m->limits, &back, &err) < 0)
+		abort();
+	if (inmsgwire_encode(back, &twice) < 0 || once.len != twice.len ||
+	    memcmp(once.data, twice.data, once.len) != 0)
+		abort();
+	inmsg_free(back);
+	buf_free(&once);
+	buf_free(&twice);
 }
 
 int
@@ -61,12 +86,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!cp_utf8_valid(m->body, m->body_len))
 		abort();
 	check_pgp_at_root(m);
+	check_wire(m);
 	(void)inmsg_classify(m, &addrs, &ci);
 	if (inmsg_to_json(m, &addrs, &j) == 0)
 		json_decref(j);
 	/* the same bytes as decrypted inner content */
-	if (inmsg_reparse_inner(m, (const char *)data, size, &err) == 0)
+	if (inmsg_reparse_inner(m, (const char *)data, size, &err) == 0) {
 		check_pgp_at_root(m);
+		check_wire(m);
+	}
 	if (!cp_utf8_valid(m->body, m->body_len))
 		abort();
 	inmsg_free(m);
