@@ -21,7 +21,8 @@ UNITDIR	?= /lib/systemd/system
 SYSUSERSDIR ?= /usr/lib/sysusers.d
 TMPFILESDIR ?= /usr/lib/tmpfiles.d
 
-PKGS	= libetpan libesmtp-1.0 gpgme lmdb libsystemd jansson libgcrypt openssl
+PKGS	= libetpan libesmtp-1.0 gpgme lmdb libsystemd jansson libgcrypt openssl \
+	  libseccomp
 CC	?= cc
 WARN	= -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
 	  -Wmissing-prototypes -Wno-unused-parameter
@@ -50,7 +51,8 @@ LIB_SRCS  := $(sort $(wildcard lib/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
-PROGS	  := $(BUILD)/carepostd $(BUILD)/carepostctl $(BUILD)/carepost-pgp
+PROGS	  := $(BUILD)/carepostd $(BUILD)/carepostctl $(BUILD)/carepost-pgp \
+	     $(BUILD)/carepost-parse
 
 all: $(PROGS) $(UNIT_BINS)
 
@@ -75,6 +77,10 @@ $(BUILD)/carepostctl: $(BUILD)/daemon/carepostctl.o $(BUILD)/libcarepost.a
 
 # The gpg helper: only the libraries it uses, so that it forks cheaply.
 $(BUILD)/carepost-pgp: $(BUILD)/daemon/carepost-pgp.o $(BUILD)/libcarepost.a
+	$(CC) $(LDFLAGS) -Wl,--as-needed -o $@ $^ $(PKG_LIBS) -lpthread
+
+# The parse helper: confined (lib/sandbox), only what parsing needs.
+$(BUILD)/carepost-parse: $(BUILD)/daemon/carepost-parse.o $(BUILD)/libcarepost.a
 	$(CC) $(LDFLAGS) -Wl,--as-needed -o $@ $^ $(PKG_LIBS) -lpthread
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libcarepost.a
@@ -126,6 +132,7 @@ demo: all
 DEB_PKGS = build-essential pkg-config clang libclang-rt-14-dev \
 	libetpan-dev libesmtp-dev libgpgme-dev liblmdb-dev lmdb-utils \
 	libsystemd-dev libjansson-dev libgcrypt20-dev libcmocka-dev libssl-dev \
+	libseccomp-dev \
 	gnupg gpg-agent dovecot-imapd postfix isync python3 python3-lmdb valgrind \
 	man-db groff-base systemd
 
@@ -156,6 +163,7 @@ install: $(PROGS)
 	install -m 0755 $(BUILD)/carepostd $(DESTDIR)$(SBINDIR)/carepostd
 	install -d $(DESTDIR)$(LIBEXECDIR)/carepost
 	install -m 0755 $(BUILD)/carepost-pgp $(DESTDIR)$(LIBEXECDIR)/carepost/carepost-pgp
+	install -m 0755 $(BUILD)/carepost-parse $(DESTDIR)$(LIBEXECDIR)/carepost/carepost-parse
 	install -m 0755 $(BUILD)/carepostctl $(DESTDIR)$(BINDIR)/carepostctl
 	for m in $(MAN_PAGES); do \
 		s=$${m##*.}; \

@@ -47,6 +47,7 @@
 #include "intake.h"
 #include "log.h"
 #include "pgp.h"
+#include "parsehelper.h"
 #include "patient.h"
 #include "pgphelper.h"
 #include "queue.h"
@@ -980,8 +981,12 @@ main(int argc, char **argv)
 	const char *cmd, *sub;
 	int c, rc;
 
-	/* Started as its own gpg helper (lib/pgphelper): nothing else. */
+	/* Started as its own gpg or parse helper (lib/pgphelper,
+	 * lib/parsehelper): nothing else. */
 	rc = pgphelper_main(argc, argv);
+	if (rc >= 0)
+		return rc;
+	rc = parsehelper_main(argc, argv);
 	if (rc >= 0)
 		return rc;
 	/* It reads inboxes and renders results: no core file of that. */
@@ -1009,6 +1014,11 @@ main(int argc, char **argv)
 	if (rc < 0)
 		log_warning("gpg helper unavailable (%s): encrypted mail cannot "
 			    "be ingested", strerror(-rc));
+	/* ingest parses outside data in the parse helper only. */
+	rc = parsehelper_enable("carepost-parse");
+	if (rc < 0)
+		log_warning("parse helper unavailable (%s): mail cannot be "
+			    "ingested", strerror(-rc));
 	cmd = argv[optind];
 	sub = optind + 1 < argc ? argv[optind + 1] : NULL;
 	argc -= optind;

@@ -45,6 +45,7 @@
 #include "metrics.h"
 #include "outbound.h"
 #include "pgp.h"
+#include "parsehelper.h"
 #include "pgphelper.h"
 #include "runtime.h"
 
@@ -526,6 +527,7 @@ count_round(struct metrics *m, const struct inround_stats *st)
 	m->ingested[METRICS_UNKNOWN] += st->unknown;
 	m->bounces += st->reports;
 	m->bounces_forged += st->forged;
+	m->parser_lost += st->parser_lost;
 	m->quarantined += st->quarantined;
 }
 
@@ -791,8 +793,12 @@ main(int argc, char **argv)
 	struct carepostd cd;
 	struct cp_error err;
 
-	/* Started as its own gpg helper (lib/pgphelper): nothing else. */
+	/* Started as its own gpg or parse helper (lib/pgphelper,
+	 * lib/parsehelper): nothing else. */
 	rc = pgphelper_main(argc, argv);
+	if (rc >= 0)
+		return rc;
+	rc = parsehelper_main(argc, argv);
 	if (rc >= 0)
 		return rc;
 	/* No core file of a process that holds PHI (the helper sees to its
@@ -830,6 +836,11 @@ main(int argc, char **argv)
 	if (rc < 0)
 		log_warning("gpg helper unavailable (%s): gpg runs in-process",
 			    strerror(-rc));
+	/* Fetched mail is parsed only in the parse helper (lib/parsehelper). */
+	rc = parsehelper_enable("carepost-parse");
+	if (rc < 0)
+		log_warning("parse helper unavailable (%s): inbound mail stays in "
+			    "the mailbox", strerror(-rc));
 	if (setup_signals() < 0) {
 		log_error("cannot set up signal handling: %s", strerror(errno));
 		return EX_OSERR;

@@ -15,7 +15,9 @@
  *	returned (no infrastructure can fail here), the summary is an
  *	object with a class, and the reason holds no '@' (no address ever
  *	reaches a reason). GNUPGHOME points at an empty directory: PGP
- *	parts fail to decrypt and quarantine.
+ *	parts fail to decrypt and quarantine. The message is parsed in the
+ *	fuzzer's own process (inbound_parse_in_process), not in the parse
+ *	helper.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -112,6 +114,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	    store_write(store, seed_txn, NULL, &err) < 0 ||
 	    inbound_new(cfg, store, key, sizeof(key) - 1, &ib, &err) < 0)
 		abort();
+	/* The decisions are fuzzed here, the parser in fuzz_inmsg: no helper. */
+	inbound_parse_in_process(ib);
 	{
 		uint8_t th[TOKEN_THREAD_BYTES];
 		char tag[TOKEN_TAG_SIZE];

@@ -20,6 +20,7 @@
 #include "inbox.h"
 #include "log.h"
 #include "mime.h"
+#include "parsehelper.h"
 #include "patient.h"
 #include "policy.h"
 #include "queue.h"
@@ -45,6 +46,8 @@ struct inbound {
 	const char *store_fpr;
 	struct inmsg_limits limits;
 	struct inmsg_addrs addrs;
+	struct parsehelper *parser;	/* started at the first message */
+	int parse_in_process;		/* fuzz targets only */
 
 	/* group commit (inbound_batch_begin): decided, waiting for the txn */
 	int batching;
@@ -251,6 +254,7 @@ inbound_free(struct inbound *ib)
 		return;
 	batch_drop(ib);
 	free(ib->pending);
+	parsehelper_free(ib->parser);
 	atrest_free(ib->atrest);
 	pgp_free(ib->pgp);
 	explicit_bzero(ib->key, sizeof(ib->key));
@@ -336,6 +340,71 @@ decided(struct work *w, enum inbound_disposition d, const char *reason)
 	w->res->disposition = d;
 	w->res->folder = INBOUND_FOLDER_PROCESSED;
 	cp_strlcpy(w->res->reason, reason ? reason : "", sizeof(w->res->reason));
+}
+
+/* ---- parsing, behind the wall ---- */
+
+void
+inbound_parse_in_process(struct inbound *ib)
+{
+	ib->parse_in_process = 1;
+}
+
+/* parser - the parse helper, made at the first message: 0 or -EHOSTDOWN. */
+static int
+parser(struct inbound *ib, struct cp_error *err)
+{
+	int r;
+
+	if (ib->parser != NULL)
+		return 0;
+	r = parsehelper_new(0, &ib->parser, err);
+	if (r == -ENOSYS)
+		return cp_error_set(err, -EHOSTDOWN, "mail is parsed only in the "
+				    "parse helper, which this program did not enable");
+	return r;
+}
+
+/*
+ * parse - raw as a struct inmsg, made by the parse helper (parsehelper.h:
+ * a lost helper costs one more try, then PARSEHELPER_LOST, which the
+ * caller quarantines). flags: PARSEHELPER_ONCE for a guess.
+ */
+static int
+parse(struct inbound *ib, const char *raw, size_t len, int flags,
+      struct inmsg **m, struct cp_error *err)
+{
+	int r;
+
+	if (ib->parse_in_process)
+		return inmsg_parse(raw, len, &ib->limits, m, err);
+	*m = NULL;
+	r = parser(ib, err);
+	if (r < 0)
+		return r;
+	return parsehelper_parse(ib->parser, raw, len, &ib->limits, flags, m, err);
+}
+
+/* reparse_inner - decrypted content into m, by the parse helper too. */
+static int
+reparse_inner(struct inbound *ib, struct inmsg *m, const char *raw, size_t len,
+	      struct cp_error *err)
+{
+	int r;
+
+	if (ib->parse_in_process)
+		return inmsg_reparse_inner(m, raw, len, err);
+	r = parser(ib, err);
+	if (r < 0)
+		return r;
+	return parsehelper_reparse_inner(ib->parser, m, raw, len, err);
+}
+
+/* parse_infrastructure - a parse failure that is not the message's. */
+static int
+parse_infrastructure(int code)
+{
+	return code == -ENOMEM || code == -EHOSTDOWN;
 }
 
 /* ---- dedupe ---- */
@@ -482,10 +551,15 @@ do_pgp(struct work *w, struct cp_error *err)
 		w->decryption = "decrypted";
 		w->decrypted = 1;
 		cp_error_clear(&perr);
-		r = inmsg_reparse_inner(m, plain.data ? plain.data : "", plain.len, &perr);
+		r = reparse_inner(w->ib, m, plain.data ? plain.data : "", plain.len,
+				  &perr);
+		if (plain.data)
+			explicit_bzero(plain.data, plain.len);
 		buf_free(&plain);
-		if (r == -ENOMEM)
-			return cp_error_set(err, r, "inbound: out of memory");
+		if (parse_infrastructure(r))
+			return cp_error_set(err, r, "inbound: %s", perr.text);
+		if (r == PARSEHELPER_LOST)
+			w->res->parser_lost = 1;
 		if (r < 0) {
 			quarantine(w, "decrypted content: %s", perr.text);
 			return 1;
@@ -1503,7 +1577,9 @@ inbound_decrypt_ahead(struct inbound *ib, const char *raw, size_t len)
 	/* A PGP/MIME message names its protocol: parse only those. */
 	if (!mentions(raw, len, "application/pgp-encrypted"))
 		return 0;
-	if (inmsg_parse(raw, len, &ib->limits, &m, NULL) == 0 &&
+	/* A guess: a helper lost on it is not tried again here (the ingest
+	 * of the message will), and costs the message nothing. */
+	if (parse(ib, raw, len, PARSEHELPER_ONCE, &m, NULL) == 0 &&
 	    (m->pgp & INMSG_PGP_ENCRYPTED) && m->pgp_encrypted != NULL)
 		r = pgp_decrypt_ahead(ib->pgp, m->pgp_encrypted,
 				      m->pgp_encrypted_len, DECRYPT_MAX);
@@ -1530,9 +1606,11 @@ inbound_ingest(struct inbound *ib, const char *raw, size_t len, int64_t now,
 	res->class = INMSG_UNKNOWN;
 
 	cp_error_clear(&perr);
-	parse_rc = inmsg_parse(raw, len, &ib->limits, &w.m, &perr);
-	if (parse_rc == -ENOMEM)
-		return cp_error_set(err, parse_rc, "inbound: out of memory");
+	parse_rc = parse(ib, raw, len, 0, &w.m, &perr);
+	if (parse_infrastructure(parse_rc))
+		return cp_error_set(err, parse_rc, "inbound: %s", perr.text);
+	if (parse_rc == PARSEHELPER_LOST)
+		res->parser_lost = 1;
 	if (w.m && w.m->message_id && *w.m->message_id)
 		sha256_hex("mid:", w.m->message_id, strlen(w.m->message_id), res->seen_key);
 	else

@@ -219,6 +219,8 @@ struct inbound_result {
 					   answer: no ack, no form_incomplete */
 	int forged;			/* a delivery report naming no message
 					   carepost sent (quarantined) */
+	int parser_lost;		/* the parse helper was lost twice on it
+					   (quarantined) */
 	char reason[256];		/* PHI-free */
 	char inbox_id[INBOUND_ID_MAX];
 	char patient[STORE_ID_MAX + 1];
@@ -237,6 +239,13 @@ int inbound_new(const struct cp_config *cfg, struct store *store,
 		const void *token_key, size_t token_keylen,
 		struct inbound **out, struct cp_error *err);
 void inbound_free(struct inbound *ib);
+/*
+ * inbound_parse_in_process - parse in this process, not in the parse
+ * helper: for fuzz targets only (carepostd and carepostctl never call
+ * it; without it, a program that did not parsehelper_enable gets
+ * -EHOSTDOWN for every message).
+ */
+void inbound_parse_in_process(struct inbound *ib);
 
 /*
  * inbound_decrypt_ahead - when raw is an encrypted reply, start its

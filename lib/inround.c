@@ -180,6 +180,8 @@ count(struct inround_stats *st, const struct inbound_result *res)
 	}
 	if (res->forged)
 		st->forged++;
+	if (res->parser_lost)
+		st->parser_lost++;
 	if (res->disposition == INBOUND_QUARANTINED)
 		st->quarantined++;
 }

@@ -125,6 +125,8 @@ struct inround_stats {
 	size_t autoreplies;
 	size_t unknown;
 	size_t forged;		/* of reports: naming no message carepost sent */
+	size_t parser_lost;	/* quarantined: the parse helper was lost
+				   twice on them (inbound_result.parser_lost) */
 	size_t quarantined;	/* quarantined now (not duplicates), also
 				   those too large to fetch */
 	size_t queued;		/* messages that queued outbound mail (an

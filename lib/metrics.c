@@ -74,6 +74,10 @@ static const struct sample samples[] = {
 	  "Delivery reports that named no message carepost sent (forged, or of "
 	  "mail sent before tags), quarantined, since the daemon started.",
 	  "", U(bounces_forged) },
+	{ "parser_lost_total", "counter",
+	  "Inbound messages quarantined because the parse helper died, was "
+	  "killed or ran out of time on them twice, since the daemon started.",
+	  "", U(parser_lost) },
 	{ "bounced_addresses", "gauge",
 	  "Recipient addresses marked by bounces, by state.",
 	  "{state=\"invalid\"}", U(bounced_invalid) },

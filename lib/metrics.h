@@ -71,6 +71,9 @@ struct metrics {
 					   sent (inbound_result.forged) */
 	uint64_t ingested[METRICS__CLASSES];
 	uint64_t quarantined;
+	uint64_t parser_lost;		/* of those: the parse helper lost twice
+					   on the message (inbound_result.
+					   parser_lost) */
 	uint64_t errors;		/* store or server failures of a run */
 };
 

@@ -27,6 +27,7 @@
 #include "inbox.h"
 #include "log.h"
 #include "outbound.h"
+#include "parsehelper.h"
 #include "pgp.h"
 #include "store.h"
 #include "storefix.h"
@@ -1388,8 +1389,9 @@ unsubscribe_adds_the_category_except_for_security_notices(void **state)
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
+	int rc = parsehelper_main(argc, argv);	/* this binary parses too */
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(patient_and_proxy_replies_are_filed_with_their_role, setup, teardown),
 		cmocka_unit_test_setup_teardown(strangers_forgeries_and_expired_tokens_are_quarantined_never_filed, setup, teardown),
@@ -1415,5 +1417,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(unsubscribe_adds_the_category_except_for_security_notices, setup, teardown),
 	};
 
+	if (rc >= 0)
+		return rc;
+	if (parsehelper_enable(NULL) < 0)
+		return 1;
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -1,0 +1,540 @@
+/*
+ * NAME
+ *	parsehelper - inmsg_parse behind a wall: a confined helper process
+ * DESCRIPTION
+ *	See parsehelper.h. The caller's side comes first (start, ask, lose,
+ *	try again), then the helper's (parsehelper_main): charset
+ *	converters loaded, descriptors closed, confined, then the loop.
+ */
+#include "parsehelper.h"
+
+#include <iconv.h>
+#include <limits.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <sysexits.h>
+#include <time.h>
+
+#include "buf.h"
+#include "helper.h"
+#include "inmsgwire.h"
+#include "log.h"
+#include "sandbox.h"
+
+enum {
+	OP_PARSE = 1,		/* limits, raw -> flags, wire */
+	OP_REPARSE_INNER,	/* limits, wire, plaintext -> flags, wire */
+};
+
+#define HELPER_FLAG	"--parse-helper"
+#define READY_MS	10000u	/* for a new helper's first word */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define PARSEHELPER_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PARSEHELPER_SANITIZER 1
+#endif
+#endif
+
+struct parsehelper {
+	int fd;
+	pid_t pid;
+	unsigned time_limit_ms;
+	unsigned long lost;	/* helpers lost (tests, metrics) */
+	struct buf in;		/* the last answer */
+	struct buf scratch;	/* the last request */
+};
+
+static char helper_exe[PATH_MAX];
+
+int
+parsehelper_enable(const char *name)
+{
+	return helper_find(name, helper_exe, sizeof(helper_exe));
+}
+
+const char *
+parsehelper_exe(void)
+{
+	return helper_exe;
+}
+
+int
+parsehelper_new(unsigned time_limit_ms, struct parsehelper **out,
+		struct cp_error *err)
+{
+	struct parsehelper *ph;
+
+	*out = NULL;
+	if (helper_exe[0] == '\0')
+		return cp_error_set(err, -ENOSYS, "parse helper: not enabled");
+	ph = calloc(1, sizeof(*ph));
+	if (ph == NULL)
+		return cp_error_set(err, -ENOMEM, "parse helper: out of memory");
+	ph->fd = -1;
+	ph->time_limit_ms = time_limit_ms ? time_limit_ms : PARSEHELPER_TIME_LIMIT_MS;
+	*out = ph;
+	return 0;
+}
+
+void
+parsehelper_free(struct parsehelper *ph)
+{
+	if (ph == NULL)
+		return;
+	helper_reap(&ph->pid, &ph->fd);
+	buf_free(&ph->in);
+	buf_free(&ph->scratch);
+	free(ph);
+}
+
+long
+parsehelper_pid(const struct parsehelper *ph)
+{
+	return ph ? (long)ph->pid : -1;
+}
+
+unsigned long
+parsehelper_lost(const struct parsehelper *ph)
+{
+	return ph ? ph->lost : 0;
+}
+
+/* status_text - how a helper ended, from its wait status. */
+static const char *
+status_text(int status, char *buf, size_t len)
+{
+	if (status != -1 && WIFSIGNALED(status))
+		snprintf(buf, len, "killed by signal %d", WTERMSIG(status));
+	else if (status != -1 && WIFEXITED(status))
+		snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
+	else
+		snprintf(buf, len, "gone");
+	return buf;
+}
+
+/*
+ * gone - reap a helper whose socket closed: it ended, or is ending; one
+ * still there after a second (it closed its socket and went on) is
+ * killed. Its wait status.
+ */
+static int
+gone(struct parsehelper *ph)
+{
+	int status = -1;
+
+	close(ph->fd);
+	ph->fd = -1;
+	for (int i = 0; i < 1000; i++) {
+		pid_t w = waitpid(ph->pid, &status, WNOHANG);
+
+		if (w == ph->pid || (w < 0 && errno != EINTR)) {
+			ph->pid = 0;
+			return w > 0 ? status : -1;
+		}
+		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+	}
+	return helper_reap(&ph->pid, &ph->fd);
+}
+
+/*
+ * lose - end the helper after a failed exchange r (frame_recv's code, or
+ * -EBADMSG for an answer not believed): PARSEHELPER_LOST, why in err.
+ * A helper that died on its own is reaped as it is, so its wait status
+ * says how it died; one still running (late, or talking nonsense) is
+ * killed first.
+ */
+static int
+lose(struct parsehelper *ph, int r, const char *why, struct cp_error *err)
+{
+	char how[64], limit[32];
+	long pid = (long)ph->pid;
+	int status = -1;
+
+	if (r == -ENODATA || r == -EPIPE) {
+		/* The socket closed: the helper is gone or going. Its wait
+		 * status says how; one that lingers is killed. */
+		status = gone(ph);
+		status_text(status, how, sizeof(how));
+	} else {
+		helper_reap(&ph->pid, &ph->fd);
+		if (r == -ETIMEDOUT) {
+			if (ph->time_limit_ms % 1000 == 0)
+				snprintf(limit, sizeof(limit), "%u s", ph->time_limit_ms / 1000);
+			else
+				snprintf(limit, sizeof(limit), "%u ms", ph->time_limit_ms);
+			snprintf(how, sizeof(how), "ran over its %s time limit", limit);
+		} else {
+			snprintf(how, sizeof(how), "%s", why ? why : strerror(-r));
+		}
+	}
+	ph->lost++;
+	log_warning("parse helper %ld lost: %s", pid, how);
+	return cp_error_set(err, PARSEHELPER_LOST, "%s", how);
+}
+
+/*
+ * start - a new helper, and its first word: 0, or -EHOSTDOWN when it
+ * cannot be started or did not confine itself (not the message's fault).
+ */
+static int
+start(struct parsehelper *ph, struct cp_error *err)
+{
+	static char *const envp_none[] = { NULL };
+	char *const *envp = envp_none;
+	struct helper_frame f;
+	char text[sizeof(err->text)];
+	int r;
+
+#ifdef PARSEHELPER_SANITIZER
+	envp = NULL;	/* sanitizer builds: the *SAN_OPTIONS of the tests */
+#endif
+	r = helper_spawn(helper_exe, "carepost-parse", HELPER_FLAG,
+			 (char *const *)envp, &ph->pid, &ph->fd, err);
+	if (r < 0) {
+		snprintf(text, sizeof(text), "%s", err->text);
+		return cp_error_set(err, -EHOSTDOWN, "parse helper: %s", text);
+	}
+	r = helper_frame_recv(ph->fd, &ph->in, &f, helper_deadline(READY_MS), 4096);
+	if (r == 0 && f.tag == 0 && f.n == 1 &&
+	    strcmp(helper_field_str(&f, 0, text, sizeof(text)), CAREPOST_VERSION) == 0)
+		return 0;
+	if (r == 0 && f.tag < 0 && f.n == 1)
+		helper_field_str(&f, 0, text, sizeof(text));
+	else if (r == 0)
+		snprintf(text, sizeof(text), "another version");
+	else
+		snprintf(text, sizeof(text), "no word from it: %s",
+			 r == -ENODATA || r == -EPIPE ? "it exited" : strerror(-r));
+	helper_reap(&ph->pid, &ph->fd);
+	return cp_error_set(err, -EHOSTDOWN, "parse helper %s: %s", helper_exe, text);
+}
+
+/*
+ * exchange - one request (already in ph->scratch) and its answer, on the
+ * running helper (started when there is none). Returns 0 with *wire
+ * pointing into ph->in, the parser's own negative code with its text,
+ * PARSEHELPER_LOST, or -EHOSTDOWN.
+ */
+static int
+exchange(struct parsehelper *ph, const char **wire, size_t *wirelen,
+	 struct cp_error *err)
+{
+	struct helper_frame f;
+	uint32_t flags;
+	char text[sizeof(err->text)];
+	int r;
+
+	if (ph->fd < 0) {
+		r = start(ph, err);
+		if (r < 0)
+			return r;
+	}
+	r = helper_send_all(ph->fd, ph->scratch.data, ph->scratch.len);
+	if (r < 0)
+		return lose(ph, -EPIPE, NULL, err);
+	r = helper_frame_recv(ph->fd, &ph->in, &f,
+			      helper_deadline(ph->time_limit_ms), 0);
+	if (r < 0)
+		return lose(ph, r, NULL, err);
+	if (f.n != 2 || f.len[0] != sizeof(flags) || f.tag > 0 || f.tag < -4095)
+		return lose(ph, -EBADMSG, "answered a malformed frame", err);
+	memcpy(&flags, f.field[0], sizeof(flags));
+	if (flags & PARSEHELPER_RETIRING)	/* its last answer: a fresh one next */
+		helper_reap(&ph->pid, &ph->fd);
+	if (f.tag < 0) {
+		helper_field_str(&f, 1, text, sizeof(text));
+		if (f.tag == -ENOMEM)
+			return cp_error_set(err, -EMSGSIZE, "parser ran out of memory");
+		return cp_error_set(err, f.tag, "%s", text);
+	}
+	*wire = f.field[1];
+	*wirelen = f.len[1];
+	return 0;
+}
+
+/*
+ * ask - the request in ph->scratch, answered and decoded into *out; a
+ * lost helper costs one more try on a fresh one (none with
+ * PARSEHELPER_ONCE).
+ */
+static int
+ask(struct parsehelper *ph, const struct inmsg_limits *lim, int flags,
+    struct inmsg **out, struct cp_error *err)
+{
+	char first[sizeof(err->text)];
+	const char *wire = NULL;
+	size_t wirelen = 0;
+	int r;
+
+	for (int attempt = 0;; attempt++) {
+		r = exchange(ph, &wire, &wirelen, err);
+		if (r == 0) {
+			r = inmsgwire_decode(wire, wirelen, lim, out, err);
+			if (r == -EBADMSG) {
+				snprintf(first, sizeof(first), "%s", err->text);
+				r = lose(ph, -EBADMSG, first, err);
+			}
+		}
+		if (r != PARSEHELPER_LOST || attempt > 0 || (flags & PARSEHELPER_ONCE))
+			break;
+	}
+	if (r == PARSEHELPER_LOST && !(flags & PARSEHELPER_ONCE)) {
+		snprintf(first, sizeof(first), "%s", err->text);
+		cp_error_set(err, r, "parser lost twice on this message: %s", first);
+	}
+	return r;
+}
+
+/* request - the frame of op into ph->scratch. */
+static int
+request(struct parsehelper *ph, int32_t op, const struct inmsg_limits *lim,
+	const struct helper_field *more, uint32_t nmore, struct cp_error *err)
+{
+	_cleanup_buf_ struct buf limits = BUF_INIT;
+	struct helper_field f[HELPER_MAX_FIELDS];
+	int r;
+
+	r = inmsgwire_limits_encode(lim, &limits);
+	if (r < 0)
+		return cp_error_set(err, r, "parse helper: out of memory");
+	f[0].data = limits.data;
+	f[0].len = limits.len;
+	for (uint32_t i = 0; i < nmore; i++)
+		f[i + 1] = more[i];
+	r = helper_frame_prepare(&ph->scratch, op, f, nmore + 1);
+	if (r == -EFBIG)
+		return cp_error_set(err, r, "message too large for the parse helper");
+	if (r < 0)
+		return cp_error_set(err, r, "parse helper: out of memory");
+	return 0;
+}
+
+int
+parsehelper_parse(struct parsehelper *ph, const char *raw, size_t len,
+		  const struct inmsg_limits *lim, int flags, struct inmsg **out,
+		  struct cp_error *err)
+{
+	struct inmsg_limits deflim;
+	struct helper_field f[1] = { { raw ? raw : "", raw ? len : 0 } };
+	int r;
+
+	*out = NULL;
+	if (raw == NULL && len > 0)
+		return cp_error_set(err, -EINVAL, "inmsg: no bytes");
+	if (lim == NULL) {
+		inmsg_limits_default(&deflim);
+		lim = &deflim;
+	}
+	/* Refused here as the helper would: no need to send it. */
+	if (len > lim->max_size)
+		return cp_error_set(err, -EMSGSIZE, "message size %zu exceeds %zu",
+				    len, lim->max_size);
+	r = request(ph, OP_PARSE, lim, f, 1, err);
+	if (r < 0)
+		return r;
+	r = ask(ph, lim, flags, out, err);
+	buf_reset(&ph->scratch);
+	return r;
+}
+
+int
+parsehelper_reparse_inner(struct parsehelper *ph, struct inmsg *m,
+			  const char *raw, size_t len, struct cp_error *err)
+{
+	_cleanup_buf_ struct buf wire = BUF_INIT;
+	struct inmsg *fresh = NULL, swap;
+	int r;
+
+	if (m == NULL || (raw == NULL && len > 0))
+		return cp_error_set(err, -EINVAL, "inmsg: nothing to reparse");
+	r = inmsgwire_encode(m, &wire);
+	if (r < 0)
+		return cp_error_set(err, r, "parse helper: cannot encode: %s",
+				    strerror(-r));
+	{
+		struct helper_field f[2] = {
+			{ wire.data, wire.len },
+			{ raw ? raw : "", raw ? len : 0 },
+		};
+
+		r = request(ph, OP_REPARSE_INNER, &m->limits, f, 2, err);
+	}
+	if (r < 0)
+		return r;
+	r = ask(ph, &m->limits, 0, &fresh, err);
+	buf_reset(&ph->scratch);
+	if (r < 0)
+		return r;
+	swap = *m;
+	*m = *fresh;
+	*fresh = swap;
+	inmsg_free(fresh);
+	return 0;
+}
+
+/* ---- the helper's side ---- */
+
+/*
+ * Converters glibc's iconv loads from files (gconv modules): loaded before
+ * the wall goes up, and kept open so that glibc never unloads them. A
+ * charset not here cannot be loaded inside (open fails with EPERM): inmsg
+ * then reads the bytes as UTF-8 or ISO-8859-1, as for an unknown charset.
+ */
+static const char *const preload[] = {
+	"ISO-8859-1", "ISO-8859-2", "ISO-8859-3", "ISO-8859-4", "ISO-8859-5",
+	"ISO-8859-6", "ISO-8859-7", "ISO-8859-8", "ISO-8859-9", "ISO-8859-10",
+	"ISO-8859-13", "ISO-8859-14", "ISO-8859-15", "ISO-8859-16",
+	"WINDOWS-1250", "WINDOWS-1251", "WINDOWS-1252", "WINDOWS-1253",
+	"WINDOWS-1254", "WINDOWS-1255", "WINDOWS-1256", "WINDOWS-1257",
+	"WINDOWS-1258", "KOI8-R", "KOI8-U", "IBM850", "IBM852", "IBM866",
+	"MACINTOSH", "TIS-620", "UTF-16", "UTF-16LE", "UTF-16BE", "UTF-32",
+	"UTF-7", "UCS-2", "GB18030", "GBK", "BIG5", "BIG5-HKSCS", "EUC-JP",
+	"SHIFT_JIS", "CP932", "ISO-2022-JP", "EUC-KR", "CP949", "ISO-2022-KR",
+	"EUC-TW", "ISO-2022-CN", "VISCII",
+};
+
+static iconv_t kept[CP_ARRAY_SIZE(preload)];	/* never closed */
+
+static void
+load_converters(void)
+{
+	for (size_t i = 0; i < CP_ARRAY_SIZE(preload); i++)
+		kept[i] = iconv_open("UTF-8", preload[i]);
+}
+
+/* answer - tag rc, the flags, then the wire or the error's text. */
+static int
+answer(struct buf *scratch, int rc, uint32_t flags, const char *text,
+       const struct buf *wire)
+{
+	struct helper_field f[2] = {
+		{ &flags, sizeof(flags) },
+		{ "", 0 },
+	};
+
+	if (rc < 0) {
+		f[1].data = text;
+		f[1].len = strlen(text);
+	} else {
+		f[1].data = wire->data ? wire->data : "";
+		f[1].len = wire->len;
+	}
+	return helper_frame_send(HELPER_FD, scratch, rc < 0 ? rc : 0, f, 2);
+}
+
+/* serve_one - run request f: its code (the parser's), result in wire. */
+static int
+serve_one(const struct helper_frame *f, struct buf *wire, struct cp_error *e)
+{
+	struct inmsg_limits lim;
+	_cleanup_inmsg_ struct inmsg *m = NULL;
+	int r;
+
+	if (f->n < 2 || inmsgwire_limits_decode(f->field[0], f->len[0], &lim) < 0)
+		return -EPROTO;
+	switch (f->tag) {
+	case OP_PARSE:
+		if (f->n != 2)
+			return -EPROTO;
+		r = inmsg_parse(f->field[1], f->len[1], &lim, &m, e);
+		break;
+	case OP_REPARSE_INNER:
+		if (f->n != 3)
+			return -EPROTO;
+		r = inmsgwire_decode(f->field[1], f->len[1], &lim, &m, e);
+		if (r < 0)
+			return -EPROTO;
+		r = inmsg_reparse_inner(m, f->field[2], f->len[2], e);
+		break;
+	default:
+		return -EPROTO;
+	}
+	if (r == 0)
+		r = inmsgwire_encode(m, wire);
+	if (r < 0 && e->text[0] == '\0')
+		cp_error_set(e, r, "%s", strerror(-r));
+	return r;
+}
+
+/* cpu_seconds - CPU time this process has used. */
+static unsigned
+cpu_seconds(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) < 0)
+		return 0;
+	return (unsigned)ts.tv_sec;
+}
+
+/*
+ * confine - nothing open but the socket (and, in sanitizer builds,
+ * stderr for their reports), then the wall.
+ */
+static int
+confine(struct cp_error *e)
+{
+	struct sandbox_rules rules = SANDBOX_RULES_INIT;
+
+	load_converters();
+	close(STDIN_FILENO);
+	close(STDOUT_FILENO);
+#ifdef PARSEHELPER_SANITIZER
+	rules.log_fd = STDERR_FILENO;
+#else
+	close(STDERR_FILENO);
+#endif
+	rules.fd = HELPER_FD;
+	rules.memory_max = PARSEHELPER_MEMORY_MAX;
+	rules.cpu_seconds = PARSEHELPER_CPU_CAP;
+	return sandbox_enter(&rules, e);
+}
+
+int
+parsehelper_main(int argc, char **argv)
+{
+	_cleanup_buf_ struct buf in = BUF_INIT, scratch = BUF_INIT, wire = BUF_INIT;
+	struct helper_frame f;
+	struct cp_error e;
+	int r;
+
+	if (argc != 2 || strcmp(argv[1], HELPER_FLAG) != 0)
+		return -1;
+	r = helper_serve_begin(HELPER_FLAG);
+	if (r != 0)
+		return r;
+	cp_error_clear(&e);
+	if (confine(&e) < 0) {
+		struct helper_field why = { e.text, strlen(e.text) };
+
+		helper_frame_send(HELPER_FD, &scratch, -EPERM, &why, 1);
+		return EX_OSERR;
+	}
+	{
+		struct helper_field ready = { CAREPOST_VERSION, strlen(CAREPOST_VERSION) };
+
+		if (helper_frame_send(HELPER_FD, &scratch, 0, &ready, 1) < 0)
+			return 0;
+	}
+	for (;;) {
+		uint32_t flags = 0;
+
+		r = helper_frame_recv(HELPER_FD, &in, &f, 0, 0);
+		if (r < 0)
+			break;
+		buf_reset(&wire);
+		cp_error_clear(&e);
+		r = serve_one(&f, &wire, &e);
+		if (r == -EPROTO)
+			break;
+		if (cpu_seconds() >= PARSEHELPER_RETIRE_CPU)
+			flags |= PARSEHELPER_RETIRING;
+		if (answer(&scratch, r, flags, e.text, &wire) < 0 ||
+		    (flags & PARSEHELPER_RETIRING))
+			return 0;
+	}
+	close(HELPER_FD);
+	return r == -ENODATA ? 0 : EX_PROTOCOL;
+}

@@ -1,0 +1,120 @@
+/*
+ * NAME
+ *	parsehelper - inmsg_parse behind a wall: a confined helper process
+ * SYNOPSIS
+ *	#include "parsehelper.h"
+ *
+ *	In the program's main, first thing:
+ *	    int rc = parsehelper_main(argc, argv);
+ *	    if (rc >= 0) return rc;		(it was started as a helper)
+ *	    parsehelper_enable("carepost-parse");
+ *
+ *	struct parsehelper *ph;
+ *	parsehelper_new(time_limit_ms, &ph, &err);
+ *	r = parsehelper_parse(ph, raw, len, &lim, 0, &m, &err);
+ *	r = parsehelper_reparse_inner(ph, m, plain, plainlen, &err);
+ *	parsehelper_free(ph);
+ * DESCRIPTION
+ *	Mail from outside is parsed (libetpan, MIME, charsets, HTML, DSN,
+ *	trimming) in a process of its own that holds nothing worth taking:
+ *	no reply-token key, no store, no GnuPG home, no network, no
+ *	descriptor but its socket. It is started with posix_spawn (lib/helper)
+ *	with an empty environment, loads the charset converters it may need,
+ *	closes its standard descriptors and confines itself (sandbox.h:
+ *	no new privileges, no files, 1 GiB of memory, a CPU cap, a seccomp
+ *	filter) before it reads the first byte; it then answers one request
+ *	at a time with what inmsg_parse (or inmsg_reparse_inner) made of it,
+ *	as inmsgwire bytes, which the caller decodes believing none of them
+ *	(inmsgwire.h). A message in a charset whose converter was not loaded
+ *	still parses: the converter cannot be opened inside the wall, and
+ *	inmsg falls back as for an unknown charset.
+ *
+ *	One helper serves a caller's messages one after another: it is
+ *	started at the first parse and kept. Each answer must come within
+ *	time_limit_ms (0: PARSEHELPER_TIME_LIMIT_MS). A helper that dies,
+ *	is killed, runs over the limit or answers something malformed is
+ *	lost: it is ended (its process group killed, reaped) and the
+ *	message is tried once more on a fresh helper; lost again, the call
+ *	fails with PARSEHELPER_LOST and a PHI-free reason for a quarantine
+ *	("parser lost twice on this message: killed by signal 11"). With
+ *	PARSEHELPER_ONCE (a guess, such as a decryption started ahead) there
+ *	is no second try. A helper retires itself after PARSEHELPER_RETIRE_CPU
+ *	seconds of CPU time (it says so in its last answer, well below its
+ *	CPU cap): the next parse starts a fresh one, and no message pays.
+ *
+ *	parsehelper_enable picks the program as lib/helper's helper_find
+ *	does (carepost-parse beside the running binary, then in
+ *	CAREPOST_LIBEXECDIR, else the running binary itself, which must then
+ *	call parsehelper_main first thing).
+ *
+ *	The requests and answers are lib/helper frames. The helper speaks
+ *	first, once confined: tag 0 and its version, or a negative code and
+ *	why it could not confine itself. A request is PARSE (limits, raw) or
+ *	REPARSE_INNER (limits, the message as inmsgwire, the plaintext); an
+ *	answer is tag 0 or the parser's negative code, then a flags field
+ *	(PARSEHELPER_RETIRING) and the message as inmsgwire or the error's
+ *	text.
+ * ERRORS
+ *	parsehelper_parse and parsehelper_reparse_inner: the parser's own
+ *	codes and texts (-EMSGSIZE, -ELOOP, -E2BIG, -EBADMSG, inmsg.h); an
+ *	out-of-memory in the helper (its memory cap) is the message's:
+ *	-EMSGSIZE, "parser ran out of memory"; PARSEHELPER_LOST (-ECHILD),
+ *	see above; -EHOSTDOWN when no helper can be started or it could not
+ *	confine itself (an infrastructure failure: the message is not to
+ *	blame); -ENOMEM (the caller's memory); -EFBIG when the request is
+ *	over HELPER_MAX_FRAME. parsehelper_new: -ENOSYS when
+ *	parsehelper_enable was not called or failed, -ENOMEM.
+ *	parsehelper_enable: as helper_find. parsehelper_main returns -1 when
+ *	the program was not started as the parse helper; otherwise its exit
+ *	code: 0 when its caller closed the socket or it retired, EX_PROTOCOL
+ *	after a malformed request, EX_OSERR when it could not confine
+ *	itself, EX_USAGE when descriptor 3 is not a socket.
+ * OWNERSHIP
+ *	parsehelper_new hands a struct the caller frees with parsehelper_free
+ *	(which kills and reaps its helper). parsehelper_parse hands a new
+ *	struct inmsg in *out (inmsg_free; NULL on failure).
+ *	parsehelper_reparse_inner replaces the contents of m only on
+ *	success. Inputs are borrowed for the call. parsehelper_exe returns
+ *	static storage set by parsehelper_enable.
+ * THREAD SAFETY
+ *	One thread uses a struct parsehelper at a time. parsehelper_enable
+ *	before threads start.
+ */
+#ifndef CAREPOST_PARSEHELPER_H
+#define CAREPOST_PARSEHELPER_H
+
+#include <stddef.h>
+
+#include "inmsg.h"
+#include "util.h"
+
+#define PARSEHELPER_LOST		(-ECHILD)
+#define PARSEHELPER_ONCE		0x1	/* no second try */
+#define PARSEHELPER_TIME_LIMIT_MS	30000u	/* per answer, by default */
+#define PARSEHELPER_MEMORY_MAX		(1024u << 20)	/* RLIMIT_AS */
+#define PARSEHELPER_CPU_CAP		300u	/* RLIMIT_CPU, seconds */
+#define PARSEHELPER_RETIRE_CPU		120u	/* CPU seconds, then retire */
+#define PARSEHELPER_RETIRING		0x1u	/* answer flag */
+
+struct parsehelper;
+
+int parsehelper_main(int argc, char **argv);
+int parsehelper_enable(const char *name);
+const char *parsehelper_exe(void);
+
+int parsehelper_new(unsigned time_limit_ms, struct parsehelper **out,
+		    struct cp_error *err);
+void parsehelper_free(struct parsehelper *ph);
+/* parsehelper_pid - the running helper's pid; 0 when none (tests, logs). */
+long parsehelper_pid(const struct parsehelper *ph);
+/* parsehelper_lost - helpers lost so far (died, killed, over time). */
+unsigned long parsehelper_lost(const struct parsehelper *ph);
+
+int parsehelper_parse(struct parsehelper *ph, const char *raw, size_t len,
+		      const struct inmsg_limits *lim, int flags,
+		      struct inmsg **out, struct cp_error *err);
+int parsehelper_reparse_inner(struct parsehelper *ph, struct inmsg *m,
+			      const char *raw, size_t len,
+			      struct cp_error *err);
+
+#endif

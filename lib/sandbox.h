@@ -1,0 +1,77 @@
+/*
+ * NAME
+ *	sandbox - confine the calling process before it reads hostile input
+ * SYNOPSIS
+ *	#include "sandbox.h"
+ *
+ *	struct sandbox_rules rules = SANDBOX_RULES_INIT;
+ *	rules.fd = 3;
+ *	rules.memory_max = 1024u << 20;
+ *	rules.cpu_seconds = 120;
+ *	if (sandbox_enter(&rules, &err) < 0) ... refuse to go on ...
+ * DESCRIPTION
+ *	The wall around the parse helper (lib/parsehelper), in the manner of
+ *	OpenSSH's and OpenSMTPD's privilege separation. sandbox_enter, in
+ *	this order:
+ *
+ *	1. PR_SET_NO_NEW_PRIVS: nothing it could exec gains privileges (and
+ *	   an unprivileged process may then install a seccomp filter);
+ *	2. resource limits: RLIMIT_FSIZE 0 (no file may grow), RLIMIT_NOFILE
+ *	   SANDBOX_NOFILE (no more descriptors than it holds), RLIMIT_CORE 0,
+ *	   RLIMIT_NPROC 0 is not set (it counts the user's other processes);
+ *	   RLIMIT_AS memory_max (not in sanitizer builds, whose shadow memory
+ *	   reserves terabytes of address space), RLIMIT_CPU cpu_seconds
+ *	   (soft: SIGXCPU; five seconds later SIGKILL);
+ *	3. a seccomp filter (libseccomp) that allows only what computing on
+ *	   memory needs:
+ *	     read and write (and sendto, which MSG_NOSIGNAL writes use) on
+ *	     rules.fd, write on rules.log_fd when it is not -1;
+ *	     memory: brk, mmap, munmap, mremap, madvise, mprotect, the last
+ *	     two and mmap only without PROT_EXEC (no new code);
+ *	     close, fstat of a descriptor (newfstatat with AT_EMPTY_PATH),
+ *	     lseek, poll, ppoll, futex, getrandom, sched_yield;
+ *	     clocks: clock_gettime, clock_getres, gettimeofday, time;
+ *	     its own signals: rt_sigreturn, rt_sigprocmask, rt_sigaction,
+ *	     sigaltstack, getpid, gettid, and tgkill of its own process
+ *	     (abort() and raise() must still end it with their signal);
+ *	     exit, exit_group.
+ *	   open, openat, openat2, access, faccessat, faccessat2, stat, lstat,
+ *	   statx, readlink, readlinkat fail with EPERM (glibc's iconv tries
+ *	   to open a converter it has not loaded: that must fail gracefully,
+ *	   not kill). Everything else - socket, connect, execve, clone, fork,
+ *	   kill, ptrace, and the rest - kills the process (SIGSYS).
+ *
+ *	What has to be done with files (glibc loading iconv converters, the
+ *	locale) must be done before sandbox_enter; nothing can be opened
+ *	afterwards, and no descriptor can be made.
+ * ERRORS
+ *	sandbox_enter: -errno of prctl or setrlimit, -ENOMEM, or the code of
+ *	libseccomp (-EINVAL, -EFAULT, ...) with a text naming the step. A
+ *	process for which it failed must not read hostile input.
+ * OWNERSHIP
+ *	Nothing is kept; rules is read during the call.
+ * THREAD SAFETY
+ *	The filter applies to the calling thread and the threads it starts
+ *	afterwards: call it while single-threaded. It cannot be undone.
+ */
+#ifndef CAREPOST_SANDBOX_H
+#define CAREPOST_SANDBOX_H
+
+#include <stddef.h>
+
+#include "util.h"
+
+#define SANDBOX_NOFILE	8	/* RLIMIT_NOFILE: descriptors 0..7 */
+
+struct sandbox_rules {
+	int fd;			/* read and written; -1: none */
+	int log_fd;		/* also written (stderr); -1: none */
+	size_t memory_max;	/* RLIMIT_AS in bytes; 0: not set */
+	unsigned cpu_seconds;	/* RLIMIT_CPU soft limit; 0: not set */
+};
+
+#define SANDBOX_RULES_INIT { -1, -1, 0, 0 }
+
+int sandbox_enter(const struct sandbox_rules *rules, struct cp_error *err);
+
+#endif
