@@ -152,7 +152,7 @@ lose(struct parsehelper *ph, int r, const char *why, struct cp_error *err)
 	long pid = (long)ph->pid;
 	int status = -1;
 
-	if (r == -ENODATA || r == -EPIPE) {
+	if (r == -ENODATA || r == -EPIPE || r == -ECONNRESET) {
 		/* The socket closed: the helper is gone or going. Its wait
 		 * status says how; one that lingers is killed. */
 		status = gone(ph);

@@ -17,8 +17,9 @@
  *	1. PR_SET_NO_NEW_PRIVS: nothing it could exec gains privileges (and
  *	   an unprivileged process may then install a seccomp filter);
  *	2. resource limits: RLIMIT_FSIZE 0 (no file may grow), RLIMIT_NOFILE
- *	   SANDBOX_NOFILE (no more descriptors than it holds), RLIMIT_CORE 0,
- *	   RLIMIT_NPROC 0 is not set (it counts the user's other processes);
+ *	   SANDBOX_NOFILE (no more descriptors than it holds), RLIMIT_CORE 0
+ *	   (RLIMIT_NPROC is not set: it counts the user's other processes;
+ *	   the filter forbids fork and clone);
  *	   RLIMIT_AS memory_max (not in sanitizer builds, whose shadow memory
  *	   reserves terabytes of address space), RLIMIT_CPU cpu_seconds
  *	   (soft: SIGXCPU; five seconds later SIGKILL);
@@ -34,6 +35,7 @@
  *	     its own signals: rt_sigreturn, rt_sigprocmask, rt_sigaction,
  *	     sigaltstack, getpid, gettid, and tgkill of its own process
  *	     (abort() and raise() must still end it with their signal);
+ *	     prlimit64 to read its own limits (never to set them);
  *	     exit, exit_group.
  *	   open, openat, openat2, access, faccessat, faccessat2, stat, lstat,
  *	   statx, readlink, readlinkat fail with EPERM (glibc's iconv tries

@@ -1,0 +1,581 @@
+/*
+ * NAME
+ *	test_parsehelper - unit tests for lib/parsehelper.c: mail parsed in
+ *	carepost-parse, behind the wall
+ * DESCRIPTION
+ *	The real helper (../carepost-parse beside this binary's directory)
+ *	makes of a message exactly what inmsg_parse makes of it in-process,
+ *	decrypted content included; one helper serves message after
+ *	message; it runs with no descriptor but its socket, no environment,
+ *	no new privileges and a seccomp filter; a charset it loaded before
+ *	the wall converts, one it did not still parses (degraded). Then a
+ *	substitute helper (this program copied as "fake-parse", which
+ *	crashes, is killed, stalls or answers garbage when a message says
+ *	so in an X-Test header) shows what a lost helper costs: one more
+ *	try on a fresh helper, then PARSEHELPER_LOST with a reason; and a
+ *	helper that does not come up is -EHOSTDOWN, never the message's
+ *	fault.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sysexits.h>
+#include <limits.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "buf.h"
+#include "helper.h"
+#include "inmsg.h"
+#include "inmsgwire.h"
+#include "parsehelper.h"
+#include "util.h"
+
+static char self[PATH_MAX];
+static char real[PATH_MAX];	/* the built carepost-parse */
+static char dir[64];		/* scratch: the substitutes */
+
+static const char multipart[] =
+	"From: =?utf-8?q?P=C3=A4t?= <Pat@Patients.TEST>\r\n"
+	"To: reply+tok@reply.example\r\n"
+	"Subject: =?utf-8?q?R=C3=A9sultat?=\r\n"
+	"Message-ID: <m1@patients.test>\r\n"
+	"MIME-Version: 1.0\r\n"
+	"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+	"--b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+	"<p>hello <b>caf\xc3\xa9</b></p>\r\n"
+	"--b\r\nContent-Type: application/pdf; name=\"scan.pdf\"\r\n"
+	"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQKAP8=\r\n"
+	"--b--\r\n";
+
+static const char dsn[] =
+	"From: MAILER-DAEMON@mx.test\r\nTo: bounce+v@bounce.example\r\n"
+	"Subject: Undelivered\r\nMessage-ID: <d1@mx.test>\r\n"
+	"Content-Type: multipart/report; report-type=delivery-status; boundary=r\r\n\r\n"
+	"--r\r\nContent-Type: text/plain\r\n\r\nfailed\r\n"
+	"--r\r\nContent-Type: message/delivery-status\r\n\r\n"
+	"Reporting-MTA: dns; mx.test\r\n\r\n"
+	"Final-Recipient: rfc822; <P@Patients.test>\r\nAction: Failed\r\n"
+	"Status: 5.1.1\r\n\r\n--r--\r\n";
+
+static const char encrypted[] =
+	"From: p@patients.test\r\nTo: reply+tok@reply.example\r\nSubject: e\r\n"
+	"Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; "
+	"boundary=E\r\n\r\n--E\r\nContent-Type: application/pgp-encrypted\r\n\r\n"
+	"Version: 1\r\n--E\r\nContent-Type: application/octet-stream\r\n\r\n"
+	"-----BEGIN PGP MESSAGE-----\r\nxx\r\n-----END PGP MESSAGE-----\r\n--E--\r\n";
+
+static const char inner[] =
+	"Content-Type: multipart/mixed; boundary=i; protected-headers=v1\r\n"
+	"Subject: inner subject\r\nTo: <reply+tok@reply.example>\r\n\r\n"
+	"--i\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\r\nsecret caf\xe9\r\n"
+	"--i\r\nContent-Type: image/png; name=x.png\r\n\r\nPNG\r\n--i--\r\n";
+
+/* A charset the helper loads before its wall, and one it does not. */
+static const char cp1252[] =
+	"From: p@patients.test\r\nSubject: s\r\n"
+	"Content-Type: text/plain; charset=windows-1252\r\n\r\n"
+	"caf\xe9 \x80 5\r\n";
+static const char ebcdic[] =
+	"From: p@patients.test\r\nSubject: s\r\n"
+	"Content-Type: text/plain; charset=IBM037\r\n\r\n"
+	"\xc8\x85\x93\x93\x96\r\n";
+
+/* ---- the substitute helper (this program as fake-parse) ---- */
+
+/* fake_answer - what the real helper would answer to a PARSE of raw. */
+static int
+fake_answer(const struct helper_frame *f, struct buf *scratch)
+{
+	struct inmsg_limits lim;
+	struct inmsg *m = NULL;
+	struct buf wire = BUF_INIT;
+	struct cp_error e;
+	uint32_t flags = 0;
+	int r;
+
+	cp_error_clear(&e);
+	if (inmsgwire_limits_decode(f->field[0], f->len[0], &lim) < 0)
+		return -1;
+	r = inmsg_parse(f->field[1], f->len[1], &lim, &m, &e);
+	if (r == 0)
+		r = inmsgwire_encode(m, &wire);
+	inmsg_free(m);
+	{
+		struct helper_field a[2] = {
+			{ &flags, sizeof(flags) },
+			{ r < 0 ? e.text : (wire.data ? wire.data : ""),
+			  r < 0 ? strlen(e.text) : wire.len },
+		};
+
+		r = helper_frame_send(HELPER_FD, scratch, r < 0 ? r : 0, a, 2);
+	}
+	buf_free(&wire);
+	return r;
+}
+
+static int
+has(const struct helper_frame *f, const char *what)
+{
+	return memmem(f->field[1], f->len[1], what, strlen(what)) != NULL;
+}
+
+/*
+ * fake_helper - speaks the helper's protocol, parses in-process (no
+ * wall: it is only for the tests), and misbehaves when a message asks.
+ */
+static int
+fake_helper(void)
+{
+	struct buf in = BUF_INIT, scratch = BUF_INIT;
+	struct helper_field ready = { CAREPOST_VERSION, strlen(CAREPOST_VERSION) };
+	struct helper_frame f;
+
+	if (helper_serve_begin("--parse-helper") != 0)
+		return 1;
+	if (helper_frame_send(HELPER_FD, &scratch, 0, &ready, 1) < 0)
+		return 1;
+	while (helper_frame_recv(HELPER_FD, &in, &f, 0, 0) == 0) {
+		if (f.n != 2)
+			return 2;
+		if (has(&f, "X-Test: segv"))
+			raise(SIGSEGV);
+		if (has(&f, "X-Test: kill"))
+			raise(SIGKILL);
+		if (has(&f, "X-Test: stall"))
+			pause();
+		if (has(&f, "X-Test: garbage")) {
+			uint32_t flags = 0;
+			struct helper_field a[2] = { { &flags, 4 }, { "CPIM\001junk", 9 } };
+
+			helper_frame_send(HELPER_FD, &scratch, 0, a, 2);
+			continue;
+		}
+		if (fake_answer(&f, &scratch) < 0)
+			return 3;
+	}
+	return 0;
+}
+
+/* ---- helpers ---- */
+
+static void
+use_real(void)
+{
+	assert_int_equal(parsehelper_enable(real), 0);
+}
+
+static void
+use_substitute(const char *name)
+{
+	char path[PATH_MAX], cmd[2 * PATH_MAX + 16];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (access(path, X_OK) != 0) {
+		snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", self, path);
+		assert_int_equal(system(cmd), 0);
+	}
+	assert_int_equal(parsehelper_enable(path), 0);
+}
+
+static struct parsehelper *
+helper(unsigned ms)
+{
+	struct parsehelper *ph = NULL;
+	struct cp_error err;
+
+	assert_int_equal(parsehelper_new(ms, &ph, &err), 0);
+	return ph;
+}
+
+/* same - the helper's m and inmsg_parse's make the same wire bytes. */
+static void
+assert_same(const struct inmsg *a, const struct inmsg *b)
+{
+	struct buf wa = BUF_INIT, wb = BUF_INIT;
+
+	assert_int_equal(inmsgwire_encode(a, &wa), 0);
+	assert_int_equal(inmsgwire_encode(b, &wb), 0);
+	assert_int_equal(wa.len, wb.len);
+	assert_memory_equal(wa.data, wb.data, wa.len);
+	buf_free(&wa);
+	buf_free(&wb);
+}
+
+static struct inmsg *
+parsed(struct parsehelper *ph, const char *raw, size_t len)
+{
+	struct inmsg *m = NULL;
+	struct cp_error err;
+
+	cp_error_clear(&err);
+	if (parsehelper_parse(ph, raw, len, NULL, 0, &m, &err) < 0)
+		fail_msg("parse: %s", err.text);
+	return m;
+}
+
+static struct inmsg *
+in_process(const char *raw, size_t len)
+{
+	struct inmsg *m = NULL;
+	struct cp_error err;
+
+	if (inmsg_parse(raw, len, NULL, &m, &err) < 0)
+		fail_msg("inmsg_parse: %s", err.text);
+	return m;
+}
+
+/* ---- the real helper ---- */
+
+static void
+helper_parses_as_inmsg_parse_does_and_is_kept(void **state)
+{
+	static const char *const msgs[] = { multipart, dsn, encrypted, cp1252 };
+	struct parsehelper *ph;
+	long pid = 0;
+
+	use_real();
+	ph = helper(0);
+	assert_int_equal(parsehelper_pid(ph), 0);	/* started at the first */
+	for (size_t round = 0; round < 3; round++) {
+		for (size_t i = 0; i < CP_ARRAY_SIZE(msgs); i++) {
+			struct inmsg *a = parsed(ph, msgs[i], strlen(msgs[i]));
+			struct inmsg *b = in_process(msgs[i], strlen(msgs[i]));
+
+			assert_same(a, b);
+			inmsg_free(a);
+			inmsg_free(b);
+			if (pid == 0)
+				pid = parsehelper_pid(ph);
+			assert_int_equal(parsehelper_pid(ph), pid);	/* the same one */
+		}
+	}
+	assert_true(pid > 0);
+	assert_int_equal(parsehelper_lost(ph), 0);
+	parsehelper_free(ph);
+	assert_int_equal(kill((pid_t)pid, 0), -1);	/* reaped */
+}
+
+static void
+decrypted_content_is_parsed_by_the_helper_too(void **state)
+{
+	struct parsehelper *ph;
+	struct inmsg *a, *b;
+	struct cp_error err;
+
+	use_real();
+	ph = helper(0);
+	a = parsed(ph, encrypted, sizeof(encrypted) - 1);
+	b = in_process(encrypted, sizeof(encrypted) - 1);
+	assert_int_equal(parsehelper_reparse_inner(ph, a, inner, sizeof(inner) - 1, &err), 0);
+	assert_int_equal(inmsg_reparse_inner(b, inner, sizeof(inner) - 1, &err), 0);
+	assert_same(a, b);
+	assert_non_null(strstr(a->body, "secret caf\xc3\xa9"));
+	assert_true(a->prot.present);
+	assert_int_equal(a->n_attachments, 1);
+	inmsg_free(a);
+	inmsg_free(b);
+	parsehelper_free(ph);
+}
+
+static void
+parser_errors_keep_their_code_and_reason(void **state)
+{
+	struct inmsg_limits lim;
+	struct parsehelper *ph;
+	struct inmsg *m = (struct inmsg *)1;
+	struct cp_error err;
+	struct buf deep = BUF_INIT;
+
+	use_real();
+	ph = helper(0);
+	inmsg_limits_default(&lim);
+	lim.max_depth = 2;
+	buf_puts(&deep, "Subject: d\r\nContent-Type: multipart/mixed; boundary=a\r\n\r\n"
+		 "--a\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+		 "--b\r\nContent-Type: multipart/mixed; boundary=c\r\n\r\n"
+		 "--c\r\n\r\nx\r\n--c--\r\n--b--\r\n--a--\r\n");
+	cp_error_clear(&err);
+	assert_int_equal(parsehelper_parse(ph, deep.data, deep.len, &lim, 0, &m, &err), -ELOOP);
+	assert_null(m);
+	assert_non_null(strstr(err.text, "depth"));
+	lim.max_size = 10;
+	assert_int_equal(parsehelper_parse(ph, deep.data, deep.len, &lim, 0, &m, &err),
+			 -EMSGSIZE);
+	assert_int_equal(parsehelper_lost(ph), 0);
+	buf_free(&deep);
+	parsehelper_free(ph);
+}
+
+/* A charset loaded before the wall converts; one not loaded degrades. */
+static void
+charsets_loaded_before_the_wall_convert_others_degrade(void **state)
+{
+	struct parsehelper *ph;
+	struct inmsg *m, *inside;
+
+	use_real();
+	ph = helper(0);
+	m = parsed(ph, cp1252, sizeof(cp1252) - 1);
+	assert_string_equal(m->body, "caf\xc3\xa9 \xe2\x82\xac 5\n");
+	inmsg_free(m);
+	/* In-process, glibc loads IBM037 from a file and it says "Hello". */
+	m = in_process(ebcdic, sizeof(ebcdic) - 1);
+	inside = parsed(ph, ebcdic, sizeof(ebcdic) - 1);
+	assert_int_equal(strncmp(m->body, "Hello", 5), 0);
+	/* Inside, the file cannot be opened: the bytes as ISO-8859-1. */
+	assert_int_not_equal(strncmp(inside->body, "Hello", 5), 0);
+	assert_true(inside->body_len > 0);
+	assert_int_equal(parsehelper_lost(ph), 0);
+	inmsg_free(m);
+	inmsg_free(inside);
+	parsehelper_free(ph);
+}
+
+/* read_text - a small file of /proc. */
+static void
+read_text(const char *path, char *out, size_t len)
+{
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	assert_non_null(f);
+	n = fread(out, 1, len - 1, f);
+	out[n] = '\0';
+	fclose(f);
+}
+
+static void
+running_helper_holds_only_its_socket_behind_seccomp(void **state)
+{
+	char path[64], text[4096];
+	struct parsehelper *ph;
+	struct inmsg *m;
+	struct dirent *d;
+	DIR *fds;
+	long pid;
+	int n = 0;
+
+	use_real();
+	ph = helper(0);
+	m = parsed(ph, multipart, sizeof(multipart) - 1);
+	inmsg_free(m);
+	pid = parsehelper_pid(ph);
+	snprintf(path, sizeof(path), "/proc/%ld/fd", pid);
+	fds = opendir(path);
+	assert_non_null(fds);
+	while ((d = readdir(fds)) != NULL) {
+		if (d->d_name[0] == '.')
+			continue;
+		/* its socket; stderr too in sanitizer builds (their reports) */
+		if (strcmp(d->d_name, "2") != 0)
+			assert_string_equal(d->d_name, "3");
+		n++;
+	}
+	closedir(fds);
+	assert_true(n >= 1 && n <= 2);
+	snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+	read_text(path, text, sizeof(text));
+	assert_non_null(strstr(text, "\nNoNewPrivs:\t1\n"));
+	assert_non_null(strstr(text, "\nSeccomp:\t2\n"));
+	snprintf(path, sizeof(path), "/proc/%ld/limits", pid);
+	read_text(path, text, sizeof(text));
+	assert_non_null(strstr(text, "Max file size             0"));
+	parsehelper_free(ph);
+}
+
+/* ---- losing a helper ---- */
+
+static void
+helper_killed_between_messages_costs_one_retry_not_the_message(void **state)
+{
+	struct parsehelper *ph;
+	struct inmsg *m;
+	long pid;
+
+	use_real();
+	ph = helper(0);
+	m = parsed(ph, dsn, sizeof(dsn) - 1);
+	inmsg_free(m);
+	pid = parsehelper_pid(ph);
+	assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
+	m = parsed(ph, dsn, sizeof(dsn) - 1);
+	assert_true(m->dsn.present);
+	inmsg_free(m);
+	assert_int_equal(parsehelper_lost(ph), 1);
+	assert_true(parsehelper_pid(ph) > 0 && parsehelper_pid(ph) != pid);
+	parsehelper_free(ph);
+}
+
+/* lost_twice - raw loses the helper on both tries: the reason says how. */
+static void
+assert_lost_twice(struct parsehelper *ph, const char *raw, const char *how)
+{
+	unsigned long before = parsehelper_lost(ph);
+	struct inmsg *m = (struct inmsg *)1;
+	struct cp_error err;
+
+	cp_error_clear(&err);
+	assert_int_equal(parsehelper_parse(ph, raw, strlen(raw), NULL, 0, &m, &err),
+			 PARSEHELPER_LOST);
+	assert_null(m);
+	if (strstr(err.text, "parser lost twice on this message") == NULL ||
+	    strstr(err.text, how) == NULL)
+		fail_msg("reason \"%s\" does not say \"%s\"", err.text, how);
+	assert_null(strstr(err.text, "SECRET"));
+	assert_int_equal(parsehelper_lost(ph), before + 2);
+	assert_int_equal(parsehelper_pid(ph), 0);
+}
+
+static void
+helper_crashing_or_killed_on_a_message_is_retried_once_then_lost(void **state)
+{
+	struct parsehelper *ph;
+	struct inmsg *m;
+
+	use_substitute("fake-parse");
+	ph = helper(0);
+	assert_lost_twice(ph, "Subject: SECRET\r\nX-Test: segv\r\n\r\nbody\r\n",
+			  "killed by signal 11");
+	assert_lost_twice(ph, "Subject: SECRET\r\nX-Test: kill\r\n\r\nbody\r\n",
+			  "killed by signal 9");
+	assert_lost_twice(ph, "Subject: SECRET\r\nX-Test: garbage\r\n\r\nbody\r\n",
+			  "parser's answer");
+	/* The next message is parsed by a fresh helper as if nothing happened. */
+	m = parsed(ph, dsn, sizeof(dsn) - 1);
+	assert_true(m->dsn.present);
+	inmsg_free(m);
+	parsehelper_free(ph);
+}
+
+static void
+helper_over_its_time_limit_is_killed_and_lost(void **state)
+{
+	struct parsehelper *ph;
+	struct inmsg *m = NULL;
+	struct cp_error err;
+	int64_t start;
+
+	use_substitute("fake-parse");
+	ph = helper(300);
+	start = cp_mono_ms();
+	assert_lost_twice(ph, "Subject: s\r\nX-Test: stall\r\n\r\nbody\r\n",
+			  "ran over its 300 ms time limit");
+	assert_true(cp_mono_ms() - start >= 600);
+	/* A guess (PARSEHELPER_ONCE) is not tried twice. */
+	cp_error_clear(&err);
+	assert_int_equal(parsehelper_parse(ph, "X-Test: stall\r\n\r\n", 17, NULL,
+					   PARSEHELPER_ONCE, &m, &err), PARSEHELPER_LOST);
+	assert_int_equal(parsehelper_lost(ph), 3);
+	parsehelper_free(ph);
+}
+
+static void
+helper_that_does_not_come_up_is_not_the_messages_fault(void **state)
+{
+	static const char script[] = "#!/bin/sh\nexit 0\n";
+	char path[PATH_MAX];
+	struct parsehelper *ph;
+	struct inmsg *m = NULL;
+	struct cp_error err;
+
+	snprintf(path, sizeof(path), "%s/mute-parse", dir);
+	assert_int_equal(cp_write_file_atomic(path, script, sizeof(script) - 1, 0755), 0);
+	assert_int_equal(parsehelper_enable(path), 0);
+	ph = helper(0);
+	cp_error_clear(&err);
+	assert_int_equal(parsehelper_parse(ph, dsn, sizeof(dsn) - 1, NULL, 0, &m, &err),
+			 -EHOSTDOWN);
+	assert_non_null(strstr(err.text, "parse helper"));
+	assert_null(m);
+	parsehelper_free(ph);
+	assert_int_equal(parsehelper_enable("/nonexistent-cph/parse"), -ENOENT);
+}
+
+static void
+helper_mode_without_its_socket_is_a_usage_error(void **state)
+{
+	char *argv[] = { "carepost-parse", "--parse-helper", NULL };
+	char *other[] = { "carepost-parse", "--other", NULL };
+	int devnull = open("/dev/null", O_RDONLY);
+	int saved = dup(HELPER_FD);
+
+	/* descriptor 3: not a socket */
+	assert_true(devnull >= 0);
+	assert_int_equal(dup2(devnull, HELPER_FD), HELPER_FD);
+	assert_int_equal(parsehelper_main(2, argv), EX_USAGE);
+	assert_int_equal(parsehelper_main(2, other), -1);
+	if (saved >= 0)
+		dup2(saved, HELPER_FD);
+	else
+		close(HELPER_FD);
+	close(devnull);
+	if (saved >= 0)
+		close(saved);
+}
+
+static int
+group_setup(void **state)
+{
+	char *slash;
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	if (n <= 0)
+		return -1;
+	self[n] = '\0';
+	snprintf(real, sizeof(real), "%s", self);
+	slash = strrchr(real, '/');
+	if (slash == NULL)
+		return -1;
+	*slash = '\0';
+	slash = strrchr(real, '/');
+	if (slash == NULL)
+		return -1;
+	snprintf(slash, sizeof(real) - (size_t)(slash - real), "/carepost-parse");
+	snprintf(dir, sizeof(dir), "/tmp/cpph.XXXXXX");
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int
+group_teardown(void **state)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+int
+main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(helper_parses_as_inmsg_parse_does_and_is_kept),
+		cmocka_unit_test(decrypted_content_is_parsed_by_the_helper_too),
+		cmocka_unit_test(parser_errors_keep_their_code_and_reason),
+		cmocka_unit_test(charsets_loaded_before_the_wall_convert_others_degrade),
+		cmocka_unit_test(running_helper_holds_only_its_socket_behind_seccomp),
+		cmocka_unit_test(helper_killed_between_messages_costs_one_retry_not_the_message),
+		cmocka_unit_test(helper_crashing_or_killed_on_a_message_is_retried_once_then_lost),
+		cmocka_unit_test(helper_over_its_time_limit_is_killed_and_lost),
+		cmocka_unit_test(helper_that_does_not_come_up_is_not_the_messages_fault),
+		cmocka_unit_test(helper_mode_without_its_socket_is_a_usage_error),
+	};
+	char exe[PATH_MAX];
+	ssize_t n;
+
+	/* Run as the substitute helper (a copy of this program). */
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (argc == 2 && strcmp(argv[1], "--parse-helper") == 0 && n > 0) {
+		exe[n] = '\0';
+		if (strcmp(strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe,
+			   "fake-parse") == 0)
+			return fake_helper();
+	}
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

@@ -1,0 +1,323 @@
+/*
+ * test_sandbox - the wall the parse helper puts up before its first byte
+ *
+ *	Each test starts a child (this program again, run afresh so that
+ *	valgrind, which cannot confine a process, does not run it) that
+ *	calls sandbox_enter with the rules the parse helper uses (its one
+ *	descriptor a pipe to the test), says
+ *	"ready" over the pipe, then tries one thing the wall must stop. The
+ *	child reports what the call returned; the parent accepts only
+ *	"EPERM" or the child killed by SIGSYS after "ready". What parsing
+ *	needs (memory, the clock, the pipe) still works.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "parsehelper.h"
+#include "sandbox.h"
+
+/* What a child tried, and how it ended. */
+struct outcome {
+	char said[64];		/* what it wrote before it ended */
+	int status;		/* its wait status */
+};
+
+typedef void (*attempt_fn)(int fd);
+
+static void
+say(int fd, const char *what)
+{
+	(void)!write(fd, what, strlen(what));
+}
+
+/* report - "ret=R errno=E" of the call the child just made. */
+static void
+report(int fd, long ret)
+{
+	char line[48];
+	int e = errno;
+
+	snprintf(line, sizeof(line), " ret=%ld errno=%d", ret, ret < 0 ? e : 0);
+	say(fd, line);
+}
+
+static char self[4096];
+
+/* child - in the child: confined as the parse helper, then try(fd). */
+static int
+child(attempt_fn try, int fd)
+{
+	struct sandbox_rules rules = SANDBOX_RULES_INIT;
+	struct cp_error err;
+
+	rules.fd = fd;
+	rules.memory_max = PARSEHELPER_MEMORY_MAX;
+	rules.cpu_seconds = PARSEHELPER_CPU_CAP;
+	if (sandbox_enter(&rules, &err) < 0)
+		return 3;
+	say(fd, "ready");
+	try(fd);
+	return 0;
+}
+
+/* run - a child that tries attempt name (see main), and how it ended. */
+static struct outcome
+run(const char *name)
+{
+	struct outcome o;
+	char fdarg[16];
+	int p[2];
+	pid_t pid;
+	ssize_t n;
+	size_t got = 0;
+
+	memset(&o, 0, sizeof(o));
+	assert_int_equal(pipe(p), 0);
+	snprintf(fdarg, sizeof(fdarg), "%d", p[1]);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(p[0]);
+		execl(self, self, "--sandbox-child", name, fdarg, (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	while (got < sizeof(o.said) - 1 &&
+	       (n = read(p[0], o.said + got, sizeof(o.said) - 1 - got)) > 0)
+		got += (size_t)n;
+	close(p[0]);
+	assert_int_equal(waitpid(pid, &o.status, 0), pid);
+	return o;
+}
+
+/* stopped - the wall held: EPERM, or killed by SIGSYS, after "ready". */
+static void
+assert_stopped(const struct outcome *o)
+{
+	char eperm[32];
+
+	snprintf(eperm, sizeof(eperm), "errno=%d", EPERM);
+	assert_int_equal(strncmp(o->said, "ready", 5), 0);
+	if (WIFSIGNALED(o->status)) {
+		assert_int_equal(WTERMSIG(o->status), SIGSYS);
+		assert_string_equal(o->said, "ready");
+		return;
+	}
+	assert_non_null(strstr(o->said, "ret=-1"));
+	assert_non_null(strstr(o->said, eperm));
+}
+
+static void
+try_open(int fd)
+{
+	report(fd, open("/etc/passwd", O_RDONLY));
+}
+
+static void
+try_openat_create(int fd)
+{
+	report(fd, openat(AT_FDCWD, "/tmp/carepost-sandbox-test", O_WRONLY | O_CREAT, 0600));
+}
+
+static void
+try_socket(int fd)
+{
+	report(fd, socket(AF_INET, SOCK_STREAM, 0));
+}
+
+static void
+try_unix_socket(int fd)
+{
+	report(fd, socket(AF_UNIX, SOCK_STREAM, 0));
+}
+
+static void
+try_execve(int fd)
+{
+	char *argv[] = { "/bin/true", NULL };
+	char *envp[] = { NULL };
+
+	report(fd, execve("/bin/true", argv, envp));
+}
+
+static void
+try_fork(int fd)
+{
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(0);
+	report(fd, pid);
+}
+
+static void
+try_exec_mapping(int fd)
+{
+	report(fd, (long)(intptr_t)mmap(NULL, 4096, PROT_READ | PROT_EXEC,
+					 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+}
+
+static void
+try_write_elsewhere(int fd)
+{
+	report(fd, write(STDERR_FILENO, "x", 1));	/* not its descriptor */
+}
+
+static void
+opening_a_file_fails(void **state)
+{
+	struct outcome o = run("try_open");
+
+	assert_stopped(&o);
+	o = run("try_openat_create");
+	assert_stopped(&o);
+	assert_int_equal(access("/tmp/carepost-sandbox-test", F_OK), -1);
+}
+
+static void
+making_a_socket_fails(void **state)
+{
+	struct outcome o = run("try_socket");
+
+	assert_stopped(&o);
+	o = run("try_unix_socket");
+	assert_stopped(&o);
+}
+
+static void
+exec_and_fork_fail(void **state)
+{
+	struct outcome o = run("try_execve");
+
+	assert_stopped(&o);
+	o = run("try_fork");
+	assert_stopped(&o);
+}
+
+static void
+no_new_code_and_no_other_descriptor(void **state)
+{
+	struct outcome o = run("try_exec_mapping");
+
+	assert_stopped(&o);
+	o = run("try_write_elsewhere");
+	assert_stopped(&o);
+}
+
+/* What parsing needs: memory (small and large), the clock, its pipe. */
+static void
+try_work(int fd)
+{
+	struct timespec ts;
+	char *small = malloc(100), *big = malloc(64u << 20);
+	int ok = small != NULL && big != NULL;
+
+	if (ok) {
+		memset(big, 'x', 64u << 20);
+		big = realloc(big, 128u << 20);
+		ok = big != NULL;
+	}
+	ok = ok && clock_gettime(CLOCK_MONOTONIC, &ts) == 0 &&
+	     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) == 0;
+	free(small);
+	free(big);
+	say(fd, ok ? " worked" : " failed");
+}
+
+static void
+parsing_still_has_what_it_needs(void **state)
+{
+	struct outcome o = run("try_work");
+
+	assert_true(WIFEXITED(o.status));
+	assert_int_equal(WEXITSTATUS(o.status), 0);
+	assert_string_equal(o.said, "ready worked");
+}
+
+/* abort() still ends it with SIGABRT: a crash reads as a crash. */
+static void
+try_abort(int fd)
+{
+	abort();
+}
+
+static void
+a_crash_is_still_a_crash(void **state)
+{
+	struct outcome o = run("try_abort");
+
+	assert_true(WIFSIGNALED(o.status));
+	assert_int_equal(WTERMSIG(o.status), SIGABRT);
+}
+
+/* The limits: no file may grow, no descriptor beyond SANDBOX_NOFILE. */
+static void
+try_limits(int fd)
+{
+	struct rlimit fsize, nofile;
+
+	getrlimit(RLIMIT_FSIZE, &fsize);
+	getrlimit(RLIMIT_NOFILE, &nofile);
+	say(fd, fsize.rlim_cur == 0 && fsize.rlim_max == 0 &&
+		nofile.rlim_max == SANDBOX_NOFILE ? " limited" : " unlimited");
+}
+
+static void
+resource_limits_are_set(void **state)
+{
+	struct outcome o = run("try_limits");
+
+	assert_true(WIFEXITED(o.status));
+	assert_string_equal(o.said, "ready limited");
+}
+
+static const struct {
+	const char *name;
+	attempt_fn fn;
+} attempts[] = {
+	{ "try_open", try_open }, { "try_openat_create", try_openat_create },
+	{ "try_socket", try_socket }, { "try_unix_socket", try_unix_socket },
+	{ "try_execve", try_execve }, { "try_fork", try_fork },
+	{ "try_exec_mapping", try_exec_mapping },
+	{ "try_write_elsewhere", try_write_elsewhere }, { "try_work", try_work },
+	{ "try_abort", try_abort }, { "try_limits", try_limits },
+};
+
+int
+main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(opening_a_file_fails),
+		cmocka_unit_test(making_a_socket_fails),
+		cmocka_unit_test(exec_and_fork_fail),
+		cmocka_unit_test(no_new_code_and_no_other_descriptor),
+		cmocka_unit_test(parsing_still_has_what_it_needs),
+		cmocka_unit_test(a_crash_is_still_a_crash),
+		cmocka_unit_test(resource_limits_are_set),
+	};
+
+	ssize_t n;
+
+	if (argc == 4 && strcmp(argv[1], "--sandbox-child") == 0) {
+		for (size_t i = 0; i < CP_ARRAY_SIZE(attempts); i++)
+			if (strcmp(argv[2], attempts[i].name) == 0)
+				return child(attempts[i].fn, atoi(argv[3]));
+		return 2;
+	}
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return 1;
+	self[n] = '\0';
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
