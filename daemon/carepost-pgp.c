@@ -5,8 +5,9 @@
  *	carepost-pgp --pgp-helper	(started by carepostd or carepostctl,
  *					 descriptor 3 a socket)
  * DESCRIPTION
- *	A program of its own for lib/pgphelper's helper side: GPGME forks
- *	its caller twice for every gpg it runs, and a process this small (a
+ *	A program of its own for the gpg helper's side (lib/pgpserve):
+ *	GPGME forks its caller twice for every gpg it runs, and a process
+ *	this small (a
  *	few libraries, one thread, a small heap) forks several times more
  *	cheaply than carepostd. carepostd starts one per [gpg] worker and
  *	one for inbound mail when the first encrypted or signed reply comes
@@ -19,11 +20,12 @@
 #include <sysexits.h>
 
 #include "pgphelper.h"
+#include "pgpserve.h"
 
 int
 main(int argc, char **argv)
 {
-	int rc = pgphelper_main(argc, argv);
+	int rc = pgpserve_main(argc, argv);
 
 	if (rc >= 0)
 		return rc;

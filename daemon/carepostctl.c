@@ -50,6 +50,7 @@
 #include "parsehelper.h"
 #include "patient.h"
 #include "pgphelper.h"
+#include "pgpserve.h"
 #include "queue.h"
 #include "record.h"
 #include "runtime.h"
@@ -983,7 +984,7 @@ main(int argc, char **argv)
 
 	/* Started as its own gpg or parse helper (lib/pgphelper,
 	 * lib/parsehelper): nothing else. */
-	rc = pgphelper_main(argc, argv);
+	rc = pgpserve_main(argc, argv);
 	if (rc >= 0)
 		return rc;
 	rc = parsehelper_main(argc, argv);

@@ -47,6 +47,7 @@
 #include "pgp.h"
 #include "parsehelper.h"
 #include "pgphelper.h"
+#include "pgpserve.h"
 #include "runtime.h"
 
 static volatile sig_atomic_t got_stop;
@@ -795,7 +796,7 @@ main(int argc, char **argv)
 
 	/* Started as its own gpg or parse helper (lib/pgphelper,
 	 * lib/parsehelper): nothing else. */
-	rc = pgphelper_main(argc, argv);
+	rc = pgpserve_main(argc, argv);
 	if (rc >= 0)
 		return rc;
 	rc = parsehelper_main(argc, argv);

@@ -132,23 +132,12 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "pgpsig.h"
 #include "util.h"
-
-#define PGP_FPR_SIZE 41
 
 struct pgp;
 
-/*
- * A good signature (cryptographically good, its key neither revoked nor
- * expired): the fingerprint gpg names, the primary key's or a signing
- * subkey's (pgp_primary_fpr maps one to the other), and when it was
- * made, as the signer's clock said. Empty (fpr "") when there is none.
- * Whose it is, and whether its time fits, is the caller's to judge.
- */
-struct pgp_sig {
-	char fpr[PGP_FPR_SIZE];
-	int64_t created;		/* seconds since the epoch */
-};
+/* struct pgp_sig, a good signature: see pgpsig.h. */
 
 int pgp_global_init(void);
 int pgp_new(const char *gnupghome, const char *signer_fpr, struct pgp **out,

@@ -2,8 +2,8 @@
  * NAME
  *	pgphelper - GPGME's hot operations in a small helper process
  * DESCRIPTION
- *	See pgphelper.h. The caller's side (start, call, free) comes first,
- *	then the helper's (pgphelper_main); lib/helper starts the helper and
+ *	See pgphelper.h. The caller's side only (start, call, free); the
+ *	helper's is lib/pgpserve, and lib/helper starts the helper and
  *	carries the frames.
  */
 #include "pgphelper.h"
@@ -16,17 +16,6 @@
 #include <sysexits.h>
 
 #include "helper.h"
-#include "pgp.h"
-
-enum {
-	OP_OPEN = 1,		/* version, GNUPGHOME, signer -> () */
-	OP_MIME_ENCRYPT,	/* room, fpr, inner -> (entity) */
-	OP_DECRYPT_SIGNED_BY,	/* room, data -> (plaintext, sig fpr, time) */
-	OP_VERIFY_DETACHED,	/* text, signature -> (sig fpr, time) */
-	OP_SECRET_AVAILABLE,	/* fpr -> () */
-};
-
-#define HELPER_FLAG	"--pgp-helper"
 
 /* A decryption sent ahead (pgphelper_decrypt_ahead), its reply unread. */
 struct ahead {
@@ -133,7 +122,7 @@ limit_text(unsigned ms, char *buf, size_t len)
 static unsigned
 budget(const struct pgphelper *h, int32_t op)
 {
-	if (!h->confined || op == OP_MIME_ENCRYPT)
+	if (!h->confined || op == PGPHELPER_OP_MIME_ENCRYPT)
 		return 0;
 	return h->time_limit_ms;
 }
@@ -158,7 +147,7 @@ opened(struct pgphelper *h, struct cp_error *err)
 		return 0;
 	h->opening = 0;
 	r = answer(h, helper_frame_recv(h->fd, &h->in, &rep,
-					helper_deadline(budget(h, OP_OPEN)), 0),
+					helper_deadline(budget(h, PGPHELPER_OP_OPEN)), 0),
 		   1, &rep, err);
 	if (r < 0 && r != PGPHELPER_LOST) {
 		reap(h);
@@ -190,7 +179,7 @@ drop_ahead(struct pgphelper *h, struct helper_frame *rep,
 
 	while (h->nahead > 0) {
 		int r = helper_frame_recv(h->fd, &h->in, rep,
-					  helper_deadline(budget(h, OP_DECRYPT_SIGNED_BY)),
+					  helper_deadline(budget(h, PGPHELPER_OP_DECRYPT_SIGNED_BY)),
 					  0);
 
 		ahead_drop_first(h);
@@ -300,7 +289,7 @@ stopped_over_limit(struct pgphelper *h, int r, struct cp_error *err)
 static int
 spawn(struct pgphelper *h, struct cp_error *err)
 {
-	return helper_spawn(helper_exe, "carepost-pgp", HELPER_FLAG, NULL,
+	return helper_spawn(helper_exe, "carepost-pgp", PGPHELPER_FLAG, NULL,
 			    &h->pid, &h->fd, err);
 }
 
@@ -328,7 +317,7 @@ pgphelper_start(const char *gnupghome, const char *signer_fpr,
 	/* The helper opens GnuPG while the caller goes on: opened() reads
 	 * the answer before the first operation. */
 	if (r == 0) {
-		r = helper_frame_send(h->fd, &scratch, OP_OPEN, req, 3);
+		r = helper_frame_send(h->fd, &scratch, PGPHELPER_OP_OPEN, req, 3);
 		if (r < 0)
 			cp_error_set(err, r, "gpg helper: %s", strerror(-r));
 	}
@@ -383,7 +372,7 @@ pgphelper_mime_encrypt(struct pgphelper *h, const char *recipient_fpr,
 	};
 	int r;
 
-	r = call(h, OP_MIME_ENCRYPT, req, 3, 2, &rep, err);
+	r = call(h, PGPHELPER_OP_MIME_ENCRYPT, req, 3, 2, &rep, err);
 	if (r < 0)
 		return r;
 	r = buf_append(out, rep.field[1], rep.len[1]);
@@ -413,9 +402,9 @@ pgphelper_decrypt_signed_by(struct pgphelper *h, const void *data, size_t len,
 	    memcmp(h->ahead[0].data.data, data, len) == 0) {
 		/* Sent ahead: its reply is the next to read. */
 		ahead_drop_first(h);
-		r = await(h, budget(h, OP_DECRYPT_SIGNED_BY), 4, &rep, err);
+		r = await(h, budget(h, PGPHELPER_OP_DECRYPT_SIGNED_BY), 4, &rep, err);
 	} else {
-		r = call(h, OP_DECRYPT_SIGNED_BY, req, 2, 4, &rep, err);
+		r = call(h, PGPHELPER_OP_DECRYPT_SIGNED_BY, req, 2, 4, &rep, err);
 	}
 	if (r < 0)
 		return stopped_over_limit(h, r, err);
@@ -447,7 +436,7 @@ pgphelper_decrypt_ahead(struct pgphelper *h, const void *data, size_t len,
 	{
 		struct helper_field req[2] = { { &limit, sizeof(limit) }, { data, len } };
 
-		if (helper_frame_prepare(&scratch, OP_DECRYPT_SIGNED_BY, req, 2) < 0)
+		if (helper_frame_prepare(&scratch, PGPHELPER_OP_DECRYPT_SIGNED_BY, req, 2) < 0)
 			return 0;
 	}
 	a = &h->ahead[h->nahead];
@@ -479,7 +468,7 @@ pgphelper_verify_detached(struct pgphelper *h, const void *signed_data,
 	int r;
 
 	memset(out, 0, sizeof(*out));
-	r = call(h, OP_VERIFY_DETACHED, req, 2, 3, &rep, err);
+	r = call(h, PGPHELPER_OP_VERIFY_DETACHED, req, 2, 3, &rep, err);
 	if (r < 0)
 		return r;
 	return take_sig(&rep, 1, out, err);
@@ -492,149 +481,5 @@ pgphelper_secret_available(struct pgphelper *h, const char *fpr,
 	struct helper_frame rep;
 	struct helper_field req[1] = { { fpr, strlen(fpr) } };
 
-	return call(h, OP_SECRET_AVAILABLE, req, 1, 1, &rep, err);
-}
-
-/* ---- the helper's side ---- */
-
-/* reply - rc, its text (or ""), then the operation's fields. */
-static int
-reply(int fd, struct buf *scratch, int rc, const struct cp_error *e,
-      const struct helper_field *more, uint32_t nmore)
-{
-	struct helper_field f[HELPER_MAX_FIELDS];
-
-	f[0].data = rc < 0 ? e->text : "";
-	f[0].len = rc < 0 ? strlen(e->text) : 0;
-	for (uint32_t i = 0; i < nmore; i++)
-		f[i + 1] = more[i];
-	return helper_frame_send(fd, scratch, rc < 0 ? rc : 0, f, nmore + 1);
-}
-
-/* sig_fields - a signature as two fields (see take_sig). */
-static void
-sig_fields(const struct pgp_sig *sig, struct helper_field f[2])
-{
-	f[0].data = sig->fpr;
-	f[0].len = strlen(sig->fpr);
-	f[1].data = &sig->created;
-	f[1].len = sizeof(sig->created);
-}
-
-/* limit_of - the room a request's first field carries. */
-static int
-limit_of(const struct helper_frame *f, size_t *max)
-{
-	uint64_t v;
-
-	if (f->len[0] != sizeof(v))
-		return -EBADMSG;
-	memcpy(&v, f->field[0], sizeof(v));
-	if (v > SIZE_MAX)
-		v = 0;
-	*max = (size_t)v;
-	return 0;
-}
-
-/*
- * serve_one - run one request on p and answer it; < 0 (a malformed
- * request, or the caller gone) ends the helper.
- */
-static int
-serve_one(int fd, struct pgp *p, const struct helper_frame *f,
-	  struct buf *scratch)
-{
-	_cleanup_buf_ struct buf out = BUF_INIT;
-	struct pgp_sig sig;
-	struct helper_field more[3];
-	char key[64];
-	struct cp_error e;
-	int r;
-
-	cp_error_clear(&e);
-	switch (f->tag) {
-	case OP_MIME_ENCRYPT:
-		if (f->n != 3 || limit_of(f, &out.max) < 0)
-			return -EBADMSG;
-		r = pgp_mime_encrypt(p, helper_field_str(f, 1, key, sizeof(key)),
-				     f->field[2], f->len[2], &out, &e);
-		more[0].data = out.data ? out.data : "";
-		more[0].len = out.len;
-		return reply(fd, scratch, r, &e, more, 1);
-	case OP_DECRYPT_SIGNED_BY:
-		if (f->n != 2 || limit_of(f, &out.max) < 0)
-			return -EBADMSG;
-		r = pgp_decrypt_signed_by(p, f->field[1], f->len[1], &out,
-					  &sig, &e);
-		more[0].data = out.data ? out.data : "";
-		more[0].len = out.len;
-		sig_fields(&sig, more + 1);
-		return reply(fd, scratch, r, &e, more, 3);
-	case OP_VERIFY_DETACHED:
-		if (f->n != 2)
-			return -EBADMSG;
-		r = pgp_verify_detached(p, f->field[0], f->len[0], f->field[1],
-					f->len[1], &sig, &e);
-		sig_fields(&sig, more);
-		return reply(fd, scratch, r, &e, more, 2);
-	case OP_SECRET_AVAILABLE:
-		if (f->n != 1)
-			return -EBADMSG;
-		r = pgp_secret_available(p, helper_field_str(f, 0, key, sizeof(key)), &e);
-		return reply(fd, scratch, r, &e, NULL, 0);
-	default:
-		return -EBADMSG;
-	}
-}
-
-/* open_pgp - the first request: same version, then pgp_new. */
-static int
-open_pgp(int fd, struct buf *in, struct buf *scratch, struct pgp **p)
-{
-	struct helper_frame f;
-	char version[32], home[PATH_MAX], signer[64];
-	struct cp_error e;
-	int r;
-
-	cp_error_clear(&e);
-	r = helper_frame_recv(fd, in, &f, 0, 0);
-	if (r < 0 || f.tag != OP_OPEN || f.n != 3 || f.len[1] >= sizeof(home))
-		return -EBADMSG;
-	helper_field_str(&f, 0, version, sizeof(version));
-	helper_field_str(&f, 1, home, sizeof(home));
-	helper_field_str(&f, 2, signer, sizeof(signer));
-	if (strcmp(version, CAREPOST_VERSION) != 0)
-		r = cp_error_set(&e, -EPROTO, "gpg helper: version %s, caller %s",
-				 CAREPOST_VERSION, version);
-	else
-		r = pgp_new(home[0] ? home : NULL, signer[0] ? signer : NULL, p, &e);
-	if (reply(fd, scratch, r, &e, NULL, 0) < 0 && r == 0)
-		r = -EPIPE;
-	return r;
-}
-
-int
-pgphelper_main(int argc, char **argv)
-{
-	_cleanup_buf_ struct buf in = BUF_INIT, scratch = BUF_INIT;
-	struct helper_frame f;
-	struct pgp *p = NULL;
-	int r;
-
-	if (argc != 2 || strcmp(argv[1], HELPER_FLAG) != 0)
-		return -1;
-	r = helper_serve_begin(HELPER_FLAG);
-	if (r != 0)
-		return r;
-	if (pgp_global_init() < 0)
-		return EX_UNAVAILABLE;
-	r = open_pgp(HELPER_FD, &in, &scratch, &p);
-	while (r == 0) {
-		r = helper_frame_recv(HELPER_FD, &in, &f, 0, 0);
-		if (r == 0)
-			r = serve_one(HELPER_FD, p, &f, &scratch);
-	}
-	pgp_free(p);
-	close(HELPER_FD);
-	return r == -ENODATA ? 0 : EX_PROTOCOL;
+	return call(h, PGPHELPER_OP_SECRET_AVAILABLE, req, 1, 1, &rep, err);
 }

@@ -4,8 +4,8 @@
  * SYNOPSIS
  *	#include "pgphelper.h"
  *
- *	In the program's main, first thing:
- *	    int rc = pgphelper_main(argc, argv);
+ *	In the program's main, first thing (pgpserve.h):
+ *	    int rc = pgpserve_main(argc, argv);
  *	    if (rc >= 0) return rc;		(it was started as a helper)
  *	    pgphelper_enable("carepost-pgp");	(helpers may now be started)
  *
@@ -29,7 +29,7 @@
  *	pgphelper_enable(name) picks the program: name (carepost-pgp, which
  *	links only what it needs) beside the running binary (the build
  *	tree), else in CAREPOST_LIBEXECDIR (installed), else the running
- *	binary itself, which must then call pgphelper_main first thing (so
+ *	binary itself, which must then call pgpserve_main first thing (so
  *	does carepostd, and carepostctl); name NULL picks the running
  *	binary, and an absolute path is taken as it is (-ENOENT when it is
  *	not an executable file). It is run as "carepost-pgp --pgp-helper"
@@ -106,11 +106,6 @@
  *	another version, so gpg stays in-process); -errno or -ENAMETOOLONG
  *	when /proc/self/exe cannot be read. pgphelper_decrypt_ahead does
  *	not fail: 0 means not sent.
- *	pgphelper_main returns -1 when the program was not started as a
- *	helper; otherwise the helper's exit code: 0 when its caller closed
- *	the socket, EX_PROTOCOL after a malformed request, a failed reply or
- *	a GnuPG that did not open, EX_USAGE when descriptor 3 is not a
- *	socket, EX_OSERR or EX_UNAVAILABLE when it cannot set itself up.
  * OWNERSHIP
  *	pgphelper_start hands a helper the caller ends with pgphelper_free,
  *	which kills its process group and reaps it; gnupghome and
@@ -132,14 +127,24 @@
 #include <stdint.h>
 
 #include "buf.h"
-#include "pgp.h"
+#include "pgpsig.h"
 #include "util.h"
 
 #define PGPHELPER_LOST		(-EPIPE)
 
+/* The protocol, for lib/pgpserve: the flag the helper is run with, and
+ * the requests (a frame's tag). */
+#define PGPHELPER_FLAG		"--pgp-helper"
+enum pgphelper_op {
+	PGPHELPER_OP_OPEN = 1,		/* version, GNUPGHOME, signer -> () */
+	PGPHELPER_OP_MIME_ENCRYPT,	/* room, fpr, inner -> (entity) */
+	PGPHELPER_OP_DECRYPT_SIGNED_BY,	/* room, data -> (plaintext, sig fpr, time) */
+	PGPHELPER_OP_VERIFY_DETACHED,	/* text, signature -> (sig fpr, time) */
+	PGPHELPER_OP_SECRET_AVAILABLE,	/* fpr -> () */
+};
+
 struct pgphelper;
 
-int pgphelper_main(int argc, char **argv);
 int pgphelper_enable(const char *name);
 const char *pgphelper_exe(void);
 int pgphelper_enabled(void);

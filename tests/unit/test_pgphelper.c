@@ -36,6 +36,7 @@
 #include "pgp.h"
 #include "helper.h"
 #include "pgphelper.h"
+#include "pgpserve.h"
 #include "util.h"
 
 extern char **environ;
@@ -1153,7 +1154,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(offload_does_nothing_in_a_program_that_did_not_enable_it),
 		cmocka_unit_test(confined_context_in_a_program_that_did_not_enable_helpers_runs_nothing),
 	};
-	int rc = pgphelper_main(argc, argv);
+	int rc = pgpserve_main(argc, argv);
 
 	if (rc >= 0)
 		return rc;
