@@ -45,6 +45,7 @@
 #include "inbox.h"
 #include "inround.h"
 #include "log.h"
+#include "parsehelper.h"
 #include "pgp.h"
 #include "store.h"
 #include "storefix.h"
@@ -584,8 +585,9 @@ without_idle_begin_says_enotsup_and_polling_finds_new_mail(void **state)
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
+	int rc = parsehelper_main(argc, argv);	/* this binary parses too */
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(a_round_decides_each_message_commits_it_and_moves_it_to_its_folder, teardown),
 		cmocka_unit_test_teardown(a_round_takes_one_batch_and_the_uid_is_saved_when_the_drain_ends, teardown),
@@ -595,8 +597,13 @@ main(void)
 		cmocka_unit_test_teardown(idle_wakes_when_mail_arrives_and_the_next_round_takes_it, teardown),
 		cmocka_unit_test_teardown(without_idle_begin_says_enotsup_and_polling_finds_new_mail, teardown),
 	};
-	const char *why = tu_dove_unusable();
+	const char *why;
 
+	if (rc >= 0)
+		return rc;
+	if (parsehelper_enable(NULL) < 0)
+		return 1;
+	why = tu_dove_unusable();
 	if (why != NULL) {
 		printf("skipped: %s\n", why);
 		return 77;
