@@ -68,7 +68,9 @@
  *	the program was not started as the parse helper; otherwise its exit
  *	code: 0 when its caller closed the socket or it retired, EX_PROTOCOL
  *	after a malformed request, EX_OSERR when it could not confine
- *	itself, EX_USAGE when descriptor 3 is not a socket.
+ *	itself, EX_USAGE when descriptor 3 is not a socket. Once it has
+ *	begun to confine itself it does not return: it ends with _exit(2)
+ *	with that code (no exit handlers behind the wall).
  * OWNERSHIP
  *	parsehelper_new hands a struct the caller frees with parsehelper_free
  *	(which kills and reaps its helper). parsehelper_parse hands a new
