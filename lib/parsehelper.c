@@ -212,6 +212,29 @@ start(struct parsehelper *ph, struct cp_error *err)
 }
 
 /*
+ * parser_code - whether code is one inmsg_parse gives for a message
+ * (inmsg.h): any other from the helper is not believed.
+ */
+static int
+parser_code(int code)
+{
+	return code == -EMSGSIZE || code == -ELOOP || code == -E2BIG ||
+	       code == -EBADMSG || code == -EINVAL || code == -ENOMEM;
+}
+
+/*
+ * printable - the helper's text as a reason: printable ASCII only, so
+ * that whatever a helper was made to say cannot forge a log line.
+ */
+static void
+printable(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+			*s = '?';
+}
+
+/*
  * exchange - one request (already in ph->scratch) and its answer, on the
  * running helper (started when there is none). Returns 0 with *wire
  * pointing into ph->in, the parser's own negative code with its text,
@@ -238,13 +261,15 @@ exchange(struct parsehelper *ph, const char **wire, size_t *wirelen,
 			      helper_deadline(ph->time_limit_ms), 0);
 	if (r < 0)
 		return lose(ph, r, NULL, err);
-	if (f.n != 2 || f.len[0] != sizeof(flags) || f.tag > 0 || f.tag < -4095)
+	if (f.n != 2 || f.len[0] != sizeof(flags) || f.tag > 0 ||
+	    (f.tag < 0 && !parser_code(f.tag)))
 		return lose(ph, -EBADMSG, "answered a malformed frame", err);
 	memcpy(&flags, f.field[0], sizeof(flags));
 	if (flags & PARSEHELPER_RETIRING)	/* its last answer: a fresh one next */
 		helper_reap(&ph->pid, &ph->fd);
 	if (f.tag < 0) {
 		helper_field_str(&f, 1, text, sizeof(text));
+		printable(text);
 		if (f.tag == -ENOMEM)
 			return cp_error_set(err, -EMSGSIZE, "parser ran out of memory");
 		return cp_error_set(err, f.tag, "%s", text);

@@ -152,6 +152,14 @@ fake_helper(void)
 			raise(SIGKILL);
 		if (has(&f, "X-Test: stall"))
 			pause();
+		if (has(&f, "X-Test: odd-code")) {
+			uint32_t flags = 0;
+			struct helper_field a[2] = { { &flags, 4 }, { "stay\n", 5 } };
+
+			/* an infrastructure code: not one the parser gives */
+			helper_frame_send(HELPER_FD, &scratch, -EHOSTDOWN, a, 2);
+			continue;
+		}
 		if (has(&f, "X-Test: garbage")) {
 			uint32_t flags = 0;
 			struct helper_field a[2] = { { &flags, 4 }, { "CPIM\001junk", 9 } };
@@ -449,6 +457,8 @@ helper_crashing_or_killed_on_a_message_is_retried_once_then_lost(void **state)
 			  "killed by signal 9");
 	assert_lost_twice(ph, "Subject: SECRET\r\nX-Test: garbage\r\n\r\nbody\r\n",
 			  "parser's answer");
+	assert_lost_twice(ph, "Subject: SECRET\r\nX-Test: odd-code\r\n\r\nbody\r\n",
+			  "answered a malformed frame");
 	/* The next message is parsed by a fresh helper as if nothing happened. */
 	m = parsed(ph, dsn, sizeof(dsn) - 1);
 	assert_true(m->dsn.present);
