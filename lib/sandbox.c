@@ -70,6 +70,15 @@ static const int allowed[] = {
 	SCMP_SYS(exit), SCMP_SYS(exit_group),
 };
 
+/* cmp - a condition on argument i (libseccomp's SCMP_A* with every field
+ * set: mask and value for SCMP_CMP_MASKED_EQ, a value otherwise). */
+static struct scmp_arg_cmp
+cmp(unsigned i, enum scmp_compare op, scmp_datum_t a, scmp_datum_t b)
+{
+	return (struct scmp_arg_cmp){ .arg = i, .op = op, .datum_a = a,
+				      .datum_b = b };
+}
+
 /* rules_add - the filter's allow rules (see sandbox.h). */
 static int
 rules_add(scmp_filter_ctx ctx, const struct sandbox_rules *rules)
@@ -83,37 +92,38 @@ rules_add(scmp_filter_ctx ctx, const struct sandbox_rules *rules)
 	/* No new code: nothing executable mapped or made so. */
 	if (r == 0)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
-				     SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+				     cmp(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
 	if (r == 0)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
-				     SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+				     cmp(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
 	if (r == 0)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(newfstatat), 1,
-				     SCMP_A3(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH,
-					     AT_EMPTY_PATH));
+				     cmp(3, SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH,
+					 AT_EMPTY_PATH));
 	/* Reading its own limits (getrlimit), never setting any. */
 	if (r == 0)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 2,
-				     SCMP_A0(SCMP_CMP_EQ, 0), SCMP_A2(SCMP_CMP_EQ, 0));
+				     cmp(0, SCMP_CMP_EQ, 0, 0), cmp(2, SCMP_CMP_EQ, 0, 0));
 	if (r == 0)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
-				     SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
+				     cmp(0, SCMP_CMP_EQ, (scmp_datum_t)getpid(), 0));
 	if (r == 0 && rules->fd >= 0) {
 		scmp_datum_t fd = (scmp_datum_t)rules->fd;
 
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(read), 1,
-				     SCMP_A0(SCMP_CMP_EQ, fd));
+				     cmp(0, SCMP_CMP_EQ, fd, 0));
 		if (r == 0)
 			r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(write), 1,
-					     SCMP_A0(SCMP_CMP_EQ, fd));
+					     cmp(0, SCMP_CMP_EQ, fd, 0));
 		if (r == 0)
 			r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(sendto), 2,
-					     SCMP_A0(SCMP_CMP_EQ, fd),
-					     SCMP_A4(SCMP_CMP_EQ, 0));
+					     cmp(0, SCMP_CMP_EQ, fd, 0),
+					     cmp(4, SCMP_CMP_EQ, 0, 0));
 	}
 	if (r == 0 && rules->log_fd >= 0)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(write), 1,
-				     SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)rules->log_fd));
+				     cmp(0, SCMP_CMP_EQ,
+					 (scmp_datum_t)rules->log_fd, 0));
 	return r;
 }
 
