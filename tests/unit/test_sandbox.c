@@ -245,6 +245,29 @@ parsing_still_has_what_it_needs(void **state)
 	assert_string_equal(o.said, "ready worked");
 }
 
+/* More than the memory cap: malloc says no, nothing is killed. */
+static void
+try_too_much_memory(int fd)
+{
+	char *p = malloc(PARSEHELPER_MEMORY_MAX + (64u << 20));
+
+	say(fd, p == NULL ? " refused" : " granted");
+	free(p);
+}
+
+static void
+memory_over_the_cap_is_refused_gracefully(void **state)
+{
+	struct outcome o;
+
+#if defined(__SANITIZE_ADDRESS__)
+	skip();		/* no RLIMIT_AS beside ASan's shadow memory */
+#endif
+	o = run("try_too_much_memory");
+	assert_true(WIFEXITED(o.status));
+	assert_string_equal(o.said, "ready refused");
+}
+
 /* abort() still ends it with SIGABRT: a crash reads as a crash. */
 static void
 try_abort(int fd)
@@ -292,6 +315,7 @@ static const struct {
 	{ "try_exec_mapping", try_exec_mapping },
 	{ "try_write_elsewhere", try_write_elsewhere }, { "try_work", try_work },
 	{ "try_abort", try_abort }, { "try_limits", try_limits },
+	{ "try_too_much_memory", try_too_much_memory },
 };
 
 int
@@ -305,6 +329,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(parsing_still_has_what_it_needs),
 		cmocka_unit_test(a_crash_is_still_a_crash),
 		cmocka_unit_test(resource_limits_are_set),
+		cmocka_unit_test(memory_over_the_cap_is_refused_gracefully),
 	};
 
 	ssize_t n;
