@@ -94,7 +94,10 @@
 
 #define PARSEHELPER_LOST		(-ECHILD)
 #define PARSEHELPER_ONCE		0x1	/* no second try */
-#define PARSEHELPER_TIME_LIMIT_MS	30000u	/* per answer, by default */
+/* Per answer, by default: a message that stalls the parser costs at most
+ * three (a guess ahead, then two tries), well within the service's
+ * WatchdogSec=60 beside gpg's [gpg] time_limit. */
+#define PARSEHELPER_TIME_LIMIT_MS	10000u
 #define PARSEHELPER_MEMORY_MAX		(1024u << 20)	/* RLIMIT_AS */
 #define PARSEHELPER_CPU_CAP		300u	/* RLIMIT_CPU, seconds */
 #define PARSEHELPER_RETIRE_CPU		120u	/* CPU seconds, then retire */
