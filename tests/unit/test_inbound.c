@@ -160,6 +160,7 @@ teardown(void **state)
 	fx.store = NULL;
 	config_free(fx.cfg);
 	fx.cfg = NULL;
+	parsehelper_enable(NULL);	/* a test may have put in a substitute */
 	return 0;
 }
 
@@ -491,6 +492,76 @@ unparseable_and_oversized_messages_quarantine_with_a_reason(void **state)
 	assert_int_equal(res.disposition, INBOUND_QUARANTINED);
 	assert_non_null(strstr(res.reason, "size"));
 	buf_free(&big);
+}
+
+/*
+ * substitute - a parse helper (a shell script in fx.dir) that says it is
+ * ready, then dies of SIGSEGV at its first request; or, dead, exits at
+ * once.
+ */
+static void
+substitute(const char *name, int dead)
+{
+	char path[128], script[512], ready[128];
+	size_t vlen = strlen(CAREPOST_VERSION);
+
+	/* its first word: a frame of tag 0 and one field, the version */
+	snprintf(ready, sizeof(ready), "\\%03o\\000\\000\\000\\000\\000\\000\\000"
+		 "\\001\\000\\000\\000\\%03o\\000\\000\\000%s",
+		 (unsigned)(12 + vlen), (unsigned)vlen, CAREPOST_VERSION);
+	snprintf(script, sizeof(script), dead ? "#!/bin/sh\nexit 0\n" :
+		 "#!/bin/sh\nprintf '%s' >&3\n/usr/bin/head -c 1 <&3 >/dev/null\n"
+		 "kill -SEGV $$\n", ready);
+	snprintf(path, sizeof(path), "%s/%s", fx.dir, name);
+	assert_int_equal(cp_write_file_atomic(path, script, strlen(script), 0755), 0);
+	assert_int_equal(parsehelper_enable(path), 0);
+}
+
+/* A parser that dies on a message: one retry, then a quarantine. */
+static void
+a_message_the_parser_dies_on_twice_is_quarantined_with_the_reason(void **state)
+{
+	static const char raw[] = "From: pat@patients.test\r\nSubject: SECRET\r\n"
+				  "Message-ID: <crash@x.test>\r\n\r\nbody\r\n";
+	struct inbound_result res;
+	struct cp_error err;
+
+	substitute("crashing-parse", 0);
+	cp_error_clear(&err);
+	assert_int_equal(inbound_ingest(fx.ib, raw, sizeof(raw) - 1, NOW, 0, &res, &err), 0);
+	assert_int_equal(res.disposition, INBOUND_QUARANTINED);
+	assert_int_equal(res.folder, INBOUND_FOLDER_QUARANTINE);
+	assert_true(res.parser_lost);
+	assert_non_null(strstr(res.reason, "parser lost twice on this message: "
+			       "killed by signal 11"));
+	assert_int_equal(count(DB_SEEN), 1);
+	assert_int_equal(count(DB_INBOX), 0);
+	/* fetched again: recognised (by its bytes), moved again */
+	assert_int_equal(inbound_ingest(fx.ib, raw, sizeof(raw) - 1, NOW, 0, &res, &err), 0);
+	assert_int_equal(res.disposition, INBOUND_DUPLICATE);
+	assert_int_equal(res.first, INBOUND_QUARANTINED);
+	assert_int_equal(res.folder, INBOUND_FOLDER_QUARANTINE);
+	assert_int_equal(count(DB_SEEN), 1);
+}
+
+/* No parse helper at all: not the message's fault; nothing written. */
+static void
+without_a_parse_helper_the_message_waits(void **state)
+{
+	static const char raw[] = "From: pat@patients.test\r\nSubject: s\r\n\r\nbody\r\n";
+	struct inbound_result res;
+	struct cp_error err;
+
+	substitute("dead-parse", 1);
+	cp_error_clear(&err);
+	assert_int_equal(inbound_ingest(fx.ib, raw, sizeof(raw) - 1, NOW, 0, &res, &err),
+			 -EHOSTDOWN);
+	assert_non_null(strstr(err.text, "parse helper"));
+	assert_int_equal(count(DB_SEEN), 0);
+	/* never parsed in this process instead: a dry run says the same */
+	assert_int_equal(inbound_ingest(fx.ib, raw, sizeof(raw) - 1, NOW, 1, &res, &err),
+			 -EHOSTDOWN);
+	inbound_result_clear(&res);
 }
 
 static void
@@ -1400,6 +1471,8 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(a_message_is_filed_once_however_often_it_is_fetched, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_quarantined_message_is_quarantined_again_with_its_reason, setup, teardown),
 		cmocka_unit_test_setup_teardown(unparseable_and_oversized_messages_quarantine_with_a_reason, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_message_the_parser_dies_on_twice_is_quarantined_with_the_reason, setup, teardown),
+		cmocka_unit_test_setup_teardown(without_a_parse_helper_the_message_waits, setup, teardown),
 		cmocka_unit_test_setup_teardown(dry_run_decides_and_writes_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(acknowledged_once_per_conversation_per_day_never_autoreplies, setup, teardown),
 		cmocka_unit_test_setup_teardown(replies_asking_for_no_automatic_answer_are_filed_never_acknowledged, setup, teardown),
