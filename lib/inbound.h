@@ -19,7 +19,12 @@
  * DESCRIPTION
  *	The inbound path, for one raw RFC 5322 message:
  *
- *	1. inmsg_parse (limits; a limit or unparseable bytes quarantine).
+ *	1. inmsg_parse (limits; a limit or unparseable bytes quarantine),
+ *	   run in the confined parse helper (parsehelper.h), as is the parse
+ *	   of decrypted content: a helper lost on the message twice
+ *	   quarantines it ("parser lost twice on this message: ...",
+ *	   res->parser_lost); no helper at all is an infrastructure failure
+ *	   (-EHOSTDOWN).
  *	2. Dedupe: the seen record of its Message-ID (or of the SHA-256 of
  *	   the raw bytes when it has none). A message seen before is not
  *	   processed again: DUPLICATE, with the folder and reason of the
