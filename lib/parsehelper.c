@@ -343,9 +343,12 @@ parsehelper_parse(struct parsehelper *ph, const char *raw, size_t len,
 {
 	struct inmsg_limits deflim;
 	struct helper_field f[1] = { { raw ? raw : "", raw ? len : 0 } };
+	struct cp_error local;
 	int r;
 
 	*out = NULL;
+	if (err == NULL)	/* a guess (decrypt ahead) need not say why */
+		err = &local;
 	if (raw == NULL && len > 0)
 		return cp_error_set(err, -EINVAL, "inmsg: no bytes");
 	if (lim == NULL) {
@@ -370,8 +373,11 @@ parsehelper_reparse_inner(struct parsehelper *ph, struct inmsg *m,
 {
 	_cleanup_buf_ struct buf wire = BUF_INIT;
 	struct inmsg *fresh = NULL, swap;
+	struct cp_error local;
 	int r;
 
+	if (err == NULL)
+		err = &local;
 	if (m == NULL || (raw == NULL && len > 0))
 		return cp_error_set(err, -EINVAL, "inmsg: nothing to reparse");
 	r = inmsgwire_encode(m, &wire);

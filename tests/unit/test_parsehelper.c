@@ -466,6 +466,33 @@ helper_crashing_or_killed_on_a_message_is_retried_once_then_lost(void **state)
 	parsehelper_free(ph);
 }
 
+/* A caller that wants no reason (decrypt ahead's guess) passes err NULL. */
+static void
+lost_helper_with_no_error_struct_is_a_code_not_a_crash(void **state)
+{
+	static const char script[] = "#!/bin/sh\nexit 0\n";
+	char path[PATH_MAX];
+	struct parsehelper *ph;
+	struct inmsg *m = (struct inmsg *)1;
+	const char *garbage = "Subject: s\r\nX-Test: garbage\r\n\r\nbody\r\n";
+
+	use_substitute("fake-parse");
+	ph = helper(0);
+	assert_int_equal(parsehelper_parse(ph, garbage, strlen(garbage), NULL,
+					   PARSEHELPER_ONCE, &m, NULL), PARSEHELPER_LOST);
+	assert_null(m);
+	assert_int_equal(parsehelper_parse(ph, garbage, strlen(garbage), NULL, 0,
+					   &m, NULL), PARSEHELPER_LOST);
+	parsehelper_free(ph);
+	snprintf(path, sizeof(path), "%s/mute-parse", dir);
+	assert_int_equal(cp_write_file_atomic(path, script, sizeof(script) - 1, 0755), 0);
+	assert_int_equal(parsehelper_enable(path), 0);
+	ph = helper(0);
+	assert_int_equal(parsehelper_parse(ph, dsn, sizeof(dsn) - 1, NULL,
+					   PARSEHELPER_ONCE, &m, NULL), -EHOSTDOWN);
+	parsehelper_free(ph);
+}
+
 static void
 helper_over_its_time_limit_is_killed_and_lost(void **state)
 {
@@ -574,6 +601,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(running_helper_holds_only_its_socket_behind_seccomp),
 		cmocka_unit_test(helper_killed_between_messages_costs_one_retry_not_the_message),
 		cmocka_unit_test(helper_crashing_or_killed_on_a_message_is_retried_once_then_lost),
+		cmocka_unit_test(lost_helper_with_no_error_struct_is_a_code_not_a_crash),
 		cmocka_unit_test(helper_over_its_time_limit_is_killed_and_lost),
 		cmocka_unit_test(helper_that_does_not_come_up_is_not_the_messages_fault),
 		cmocka_unit_test(helper_mode_without_its_socket_is_a_usage_error),
