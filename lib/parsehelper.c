@@ -11,6 +11,7 @@
 #include <iconv.h>
 #include <limits.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <sysexits.h>
 #include <time.h>
@@ -38,8 +39,11 @@ enum {
 #endif
 
 struct parsehelper {
-	int fd;
+	int fd;			/* the helper asked now, -1 between requests */
 	pid_t pid;
+	int next_fd;		/* the helper started ahead for the next one */
+	pid_t next_pid;
+	long last_pid;		/* the helper asked last (tests) */
 	unsigned time_limit_ms;
 	unsigned long lost;	/* helpers lost (tests, metrics) */
 	struct buf in;		/* the last answer */
@@ -73,6 +77,7 @@ parsehelper_new(unsigned time_limit_ms, struct parsehelper **out,
 	if (ph == NULL)
 		return cp_error_set(err, -ENOMEM, "parse helper: out of memory");
 	ph->fd = -1;
+	ph->next_fd = -1;
 	ph->time_limit_ms = time_limit_ms ? time_limit_ms : PARSEHELPER_TIME_LIMIT_MS;
 	*out = ph;
 	return 0;
@@ -84,6 +89,7 @@ parsehelper_free(struct parsehelper *ph)
 	if (ph == NULL)
 		return;
 	helper_reap(&ph->pid, &ph->fd);
+	helper_reap(&ph->next_pid, &ph->next_fd);
 	buf_free(&ph->in);
 	buf_free(&ph->scratch);
 	free(ph);
@@ -92,7 +98,13 @@ parsehelper_free(struct parsehelper *ph)
 long
 parsehelper_pid(const struct parsehelper *ph)
 {
-	return ph ? (long)ph->pid : -1;
+	return ph ? (long)ph->next_pid : -1;
+}
+
+long
+parsehelper_last_pid(const struct parsehelper *ph)
+{
+	return ph ? ph->last_pid : -1;
 }
 
 unsigned long
@@ -149,7 +161,7 @@ static int
 lose(struct parsehelper *ph, int r, const char *why, struct cp_error *err)
 {
 	char how[64], limit[32];
-	long pid = (long)ph->pid;
+	long pid = ph->last_pid;
 	int status = -1;
 
 	if (r == -ENODATA || r == -EPIPE || r == -ECONNRESET) {
@@ -174,28 +186,35 @@ lose(struct parsehelper *ph, int r, const char *why, struct cp_error *err)
 	return cp_error_set(err, PARSEHELPER_LOST, "%s", how);
 }
 
+/* spawn - a new helper into *pid, *fd, not waited for. */
+static int
+spawn(pid_t *pid, int *fd, struct cp_error *err)
+{
+	/* No environment but this: libetpan's gnutls is not used behind
+	 * the wall, and its initialisation is a good part of a start. */
+	static char *const envp_none[] = { "GNUTLS_NO_IMPLICIT_INIT=1", NULL };
+	char *const *envp = envp_none;
+
+#ifdef PARSEHELPER_SANITIZER
+	/* Sanitizer builds (tests only): the whole environment, for the
+	 * *SAN_OPTIONS of the tests; and stderr stays open (confine). */
+	envp = NULL;
+#endif
+	return helper_spawn(helper_exe, "carepost-parse", HELPER_FLAG,
+			    (char *const *)envp, pid, fd, err);
+}
+
 /*
- * start - a new helper, and its first word: 0, or -EHOSTDOWN when it
- * cannot be started or did not confine itself (not the message's fault).
+ * ready - the first word of the helper in ph->pid, ph->fd: 0 once it
+ * says it is confined, else -EHOSTDOWN with why (the helper is reaped).
  */
 static int
-start(struct parsehelper *ph, struct cp_error *err)
+ready(struct parsehelper *ph, struct cp_error *err)
 {
-	static char *const envp_none[] = { NULL };
-	char *const *envp = envp_none;
 	struct helper_frame f;
 	char text[sizeof(err->text)];
 	int r;
 
-#ifdef PARSEHELPER_SANITIZER
-	envp = NULL;	/* sanitizer builds: the *SAN_OPTIONS of the tests */
-#endif
-	r = helper_spawn(helper_exe, "carepost-parse", HELPER_FLAG,
-			 (char *const *)envp, &ph->pid, &ph->fd, err);
-	if (r < 0) {
-		snprintf(text, sizeof(text), "%s", err->text);
-		return cp_error_set(err, -EHOSTDOWN, "parse helper: %s", text);
-	}
 	r = helper_frame_recv(ph->fd, &ph->in, &f, helper_deadline(READY_MS), 4096);
 	if (r == 0 && f.tag == 0 && f.n == 1 &&
 	    strcmp(helper_field_str(&f, 0, text, sizeof(text)), CAREPOST_VERSION) == 0)
@@ -209,6 +228,68 @@ start(struct parsehelper *ph, struct cp_error *err)
 			 r == -ENODATA || r == -EPIPE ? "it exited" : strerror(-r));
 	helper_reap(&ph->pid, &ph->fd);
 	return cp_error_set(err, -EHOSTDOWN, "parse helper %s: %s", helper_exe, text);
+}
+
+/*
+ * take - a confined helper for one request into ph->pid, ph->fd: the
+ * one started ahead when it came up, else a new one. 0, or -EHOSTDOWN
+ * when none can be started or it did not confine itself (not the
+ * message's fault).
+ */
+static int
+take(struct parsehelper *ph, struct cp_error *err)
+{
+	char text[sizeof(err->text)];
+	int r;
+
+	if (ph->next_pid > 0) {
+		ph->pid = ph->next_pid;
+		ph->fd = ph->next_fd;
+		ph->next_pid = 0;
+		ph->next_fd = -1;
+		ph->last_pid = (long)ph->pid;
+		if (ready(ph, err) == 0)
+			return 0;
+		/* Killed while it waited, or it failed: a fresh one. */
+		ph->lost++;
+		log_warning("parse helper started ahead lost: %s", err->text);
+	}
+	r = spawn(&ph->pid, &ph->fd, err);
+	if (r < 0) {
+		snprintf(text, sizeof(text), "%s", err->text);
+		return cp_error_set(err, -EHOSTDOWN, "parse helper: %s", text);
+	}
+	ph->last_pid = (long)ph->pid;
+	return ready(ph, err);
+}
+
+/*
+ * ahead - start the helper for the next request now, while this one is
+ * parsed: its exec, dynamic linking and confinement run beside the
+ * caller's work instead of before the next message. A failure here is
+ * found (and reported) when the next request takes it.
+ */
+static void
+ahead(struct parsehelper *ph)
+{
+	struct cp_error ignored;
+
+	if (ph->next_pid > 0)
+		return;
+	cp_error_clear(&ignored);
+	if (spawn(&ph->next_pid, &ph->next_fd, &ignored) < 0) {
+		ph->next_pid = 0;
+		ph->next_fd = -1;
+	}
+}
+
+/* more_bytes - whether anything follows the answer on fd. */
+static int
+more_bytes(int fd)
+{
+	char c;
+
+	return recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
 }
 
 /*
@@ -235,10 +316,11 @@ printable(char *s)
 }
 
 /*
- * exchange - one request (already in ph->scratch) and its answer, on the
- * running helper (started when there is none). Returns 0 with *wire
- * pointing into ph->in, the parser's own negative code with its text,
- * PARSEHELPER_LOST, or -EHOSTDOWN.
+ * exchange - one request (already in ph->scratch) and its answer, on a
+ * helper of its own (take): a helper answers one request and is ended,
+ * so that what one message does to it (an exploit) never sees the next
+ * message. Returns 0 with *wire pointing into ph->in, the parser's own
+ * negative code with its text, PARSEHELPER_LOST, or -EHOSTDOWN.
  */
 static int
 exchange(struct parsehelper *ph, const char **wire, size_t *wirelen,
@@ -249,14 +331,13 @@ exchange(struct parsehelper *ph, const char **wire, size_t *wirelen,
 	char text[sizeof(err->text)];
 	int r;
 
-	if (ph->fd < 0) {
-		r = start(ph, err);
-		if (r < 0)
-			return r;
-	}
+	r = take(ph, err);
+	if (r < 0)
+		return r;
 	r = helper_send_all(ph->fd, ph->scratch.data, ph->scratch.len);
 	if (r < 0)
 		return lose(ph, -EPIPE, NULL, err);
+	ahead(ph);
 	r = helper_frame_recv(ph->fd, &ph->in, &f,
 			      helper_deadline(ph->time_limit_ms), 0);
 	if (r < 0)
@@ -265,8 +346,9 @@ exchange(struct parsehelper *ph, const char **wire, size_t *wirelen,
 	    (f.tag < 0 && !parser_code(f.tag)))
 		return lose(ph, -EBADMSG, "answered a malformed frame", err);
 	memcpy(&flags, f.field[0], sizeof(flags));
-	if (flags & PARSEHELPER_RETIRING)	/* its last answer: a fresh one next */
-		helper_reap(&ph->pid, &ph->fd);
+	if (flags != 0 || more_bytes(ph->fd))
+		return lose(ph, -EBADMSG, "answered more than its answer", err);
+	helper_reap(&ph->pid, &ph->fd);	/* one request each */
 	if (f.tag < 0) {
 		helper_field_str(&f, 1, text, sizeof(text));
 		printable(text);
@@ -489,17 +571,6 @@ serve_one(const struct helper_frame *f, struct buf *wire, struct cp_error *e)
 	return r;
 }
 
-/* cpu_seconds - CPU time this process has used. */
-static unsigned
-cpu_seconds(void)
-{
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) < 0)
-		return 0;
-	return (unsigned)ts.tv_sec;
-}
-
 /*
  * confine - nothing open but the socket (and, in sanitizer builds,
  * stderr for their reports), then the wall.
@@ -549,24 +620,14 @@ parsehelper_main(int argc, char **argv)
 		if (helper_frame_send(HELPER_FD, &scratch, 0, &ready, 1) < 0)
 			_exit(0);
 	}
-	for (;;) {
-		uint32_t flags = 0;
-
-		r = helper_frame_recv(HELPER_FD, &in, &f, 0, 0);
-		if (r < 0)
-			break;
-		buf_reset(&wire);
+	/* One request, one answer, then it ends: the next message is
+	 * parsed by a fresh helper. */
+	r = helper_frame_recv(HELPER_FD, &in, &f, 0, 0);
+	if (r == 0) {
 		cp_error_clear(&e);
 		r = serve_one(&f, &wire, &e);
-		if (r == -EPROTO)
-			break;
-		if (cpu_seconds() >= PARSEHELPER_RETIRE_CPU)
-			flags |= PARSEHELPER_RETIRING;
-		if (answer(&scratch, r, flags, e.text, &wire) < 0 ||
-		    (flags & PARSEHELPER_RETIRING)) {
+		if (r != -EPROTO && answer(&scratch, r, 0, e.text, &wire) == 0)
 			r = -ENODATA;
-			break;
-		}
 	}
 	/* Behind the wall, no exit handlers: a sanitizer's leak check would
 	 * need calls the filter forbids. */

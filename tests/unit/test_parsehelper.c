@@ -243,16 +243,25 @@ in_process(const char *raw, size_t len)
 
 /* ---- the real helper ---- */
 
+/* gone - pid has been reaped (it is no process any more). */
 static void
-helper_parses_as_inmsg_parse_does_and_is_kept(void **state)
+assert_gone(long pid)
+{
+	assert_true(pid > 0);
+	assert_int_equal(kill((pid_t)pid, 0), -1);
+}
+
+static void
+helper_parses_as_inmsg_parse_does_a_fresh_one_for_each_message(void **state)
 {
 	static const char *const msgs[] = { multipart, dsn, encrypted, cp1252 };
 	struct parsehelper *ph;
-	long pid = 0;
+	long seen[3 * CP_ARRAY_SIZE(msgs)];
+	size_t n = 0;
 
 	use_real();
 	ph = helper(0);
-	assert_int_equal(parsehelper_pid(ph), 0);	/* started at the first */
+	assert_int_equal(parsehelper_pid(ph), 0);	/* none before the first */
 	for (size_t round = 0; round < 3; round++) {
 		for (size_t i = 0; i < CP_ARRAY_SIZE(msgs); i++) {
 			struct inmsg *a = parsed(ph, msgs[i], strlen(msgs[i]));
@@ -261,15 +270,21 @@ helper_parses_as_inmsg_parse_does_and_is_kept(void **state)
 			assert_same(a, b);
 			inmsg_free(a);
 			inmsg_free(b);
-			if (pid == 0)
-				pid = parsehelper_pid(ph);
-			assert_int_equal(parsehelper_pid(ph), pid);	/* the same one */
+			/* The helper that answered is ended; the next
+			 * one is already started. */
+			seen[n] = parsehelper_last_pid(ph);
+			assert_gone(seen[n]);
+			for (size_t j = 0; j < n; j++)
+				assert_true(seen[j] != seen[n]);
+			n++;
+			assert_true(parsehelper_pid(ph) > 0);
+			assert_true(parsehelper_pid(ph) != seen[n - 1]);
 		}
 	}
-	assert_true(pid > 0);
 	assert_int_equal(parsehelper_lost(ph), 0);
+	seen[0] = parsehelper_pid(ph);
 	parsehelper_free(ph);
-	assert_int_equal(kill((pid_t)pid, 0), -1);	/* reaped */
+	assert_gone(seen[0]);	/* the one started ahead: reaped too */
 }
 
 static void
@@ -376,7 +391,15 @@ running_helper_holds_only_its_socket_behind_seccomp(void **state)
 	ph = helper(0);
 	m = parsed(ph, multipart, sizeof(multipart) - 1);
 	inmsg_free(m);
+	/* The helper started ahead, once it has confined itself. */
 	pid = parsehelper_pid(ph);
+	snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+	for (int i = 0; i < 500; i++) {
+		read_text(path, text, sizeof(text));
+		if (strstr(text, "\nSeccomp:\t2\n") != NULL)
+			break;
+		usleep(10000);
+	}
 	snprintf(path, sizeof(path), "/proc/%ld/fd", pid);
 	fds = opendir(path);
 	assert_non_null(fds);
@@ -440,7 +463,7 @@ assert_lost_twice(struct parsehelper *ph, const char *raw, const char *how)
 		fail_msg("reason \"%s\" does not say \"%s\"", err.text, how);
 	assert_null(strstr(err.text, "SECRET"));
 	assert_int_equal(parsehelper_lost(ph), before + 2);
-	assert_int_equal(parsehelper_pid(ph), 0);
+	assert_gone(parsehelper_last_pid(ph));
 }
 
 static void
@@ -594,7 +617,7 @@ int
 main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(helper_parses_as_inmsg_parse_does_and_is_kept),
+		cmocka_unit_test(helper_parses_as_inmsg_parse_does_a_fresh_one_for_each_message),
 		cmocka_unit_test(decrypted_content_is_parsed_by_the_helper_too),
 		cmocka_unit_test(parser_errors_keep_their_code_and_reason),
 		cmocka_unit_test(charsets_loaded_before_the_wall_convert_others_degrade),
