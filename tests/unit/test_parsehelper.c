@@ -160,6 +160,20 @@ fake_helper(void)
 			helper_frame_send(HELPER_FD, &scratch, -EHOSTDOWN, a, 2);
 			continue;
 		}
+		if (has(&f, "X-Test: twice")) {
+			/* its answer and a second one in one write (a
+			 * stale answer for some later request) */
+			uint32_t flags = 0;
+			struct helper_field a[2] = { { &flags, 4 }, { "", 0 } };
+			struct buf two = BUF_INIT;
+
+			helper_frame_prepare(&scratch, -EBADMSG, a, 2);
+			buf_append(&two, scratch.data, scratch.len);
+			buf_append(&two, scratch.data, scratch.len);
+			helper_send_all(HELPER_FD, two.data, two.len);
+			buf_free(&two);
+			continue;
+		}
 		if (has(&f, "X-Test: garbage")) {
 			uint32_t flags = 0;
 			struct helper_field a[2] = { { &flags, 4 }, { "CPIM\001junk", 9 } };
@@ -482,6 +496,8 @@ helper_crashing_or_killed_on_a_message_is_retried_once_then_lost(void **state)
 			  "parser's answer");
 	assert_lost_twice(ph, "Subject: SECRET\r\nX-Test: odd-code\r\n\r\nbody\r\n",
 			  "answered a malformed frame");
+	assert_lost_twice(ph, "Subject: SECRET\r\nX-Test: twice\r\n\r\nbody\r\n",
+			  "answered more than its answer");
 	/* The next message is parsed by a fresh helper as if nothing happened. */
 	m = parsed(ph, dsn, sizeof(dsn) - 1);
 	assert_true(m->dsn.present);
