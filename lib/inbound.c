@@ -47,6 +47,8 @@ struct inbound {
 	struct inmsg_limits limits;
 	struct inmsg_addrs addrs;
 	struct parsehelper *parser;	/* started at the first message */
+	parsehelper_progress_fn progress;	/* before each parse try */
+	void *progress_userdata;
 	int parse_in_process;		/* fuzz targets only */
 
 	/* group commit (inbound_batch_begin): decided, waiting for the txn */
@@ -345,6 +347,15 @@ decided(struct work *w, enum inbound_disposition d, const char *reason)
 /* ---- parsing, behind the wall ---- */
 
 void
+inbound_progress(struct inbound *ib, parsehelper_progress_fn fn, void *userdata)
+{
+	ib->progress = fn;
+	ib->progress_userdata = userdata;
+	if (ib->parser != NULL)
+		parsehelper_progress(ib->parser, fn, userdata);
+}
+
+void
 inbound_parse_in_process(struct inbound *ib)
 {
 	ib->parse_in_process = 1;
@@ -359,6 +370,8 @@ parser(struct inbound *ib, struct cp_error *err)
 	if (ib->parser != NULL)
 		return 0;
 	r = parsehelper_new(0, &ib->parser, err);
+	if (r == 0)
+		parsehelper_progress(ib->parser, ib->progress, ib->progress_userdata);
 	if (r == -ENOSYS)
 		return cp_error_set(err, -EHOSTDOWN, "mail is parsed only in the "
 				    "parse helper, which this program did not enable");
@@ -382,6 +395,9 @@ parse(struct inbound *ib, const char *raw, size_t len, int flags,
 	r = parser(ib, err);
 	if (r < 0)
 		return r;
+	/* A new message: its parse, retries and decrypted content within
+	 * one budget, under the watchdog's. */
+	parsehelper_budget(ib->parser, PARSEHELPER_MESSAGE_BUDGET_MS);
 	return parsehelper_parse(ib->parser, raw, len, &ib->limits, flags, m, err);
 }
 

@@ -45,6 +45,11 @@ struct parsehelper {
 	pid_t next_pid;
 	long last_pid;		/* the helper asked last (tests) */
 	unsigned time_limit_ms;
+	unsigned budget_ms;	/* of the message in hand; 0: none */
+	int64_t budget_end;	/* cp_mono_ms */
+	int over_budget;	/* the last deadline was the budget's */
+	parsehelper_progress_fn progress;
+	void *progress_userdata;
 	unsigned long lost;	/* helpers lost (tests, metrics) */
 	struct buf in;		/* the last answer */
 	struct buf scratch;	/* the last request */
@@ -105,6 +110,21 @@ long
 parsehelper_last_pid(const struct parsehelper *ph)
 {
 	return ph ? ph->last_pid : -1;
+}
+
+void
+parsehelper_budget(struct parsehelper *ph, unsigned ms)
+{
+	ph->budget_ms = ms;
+	ph->budget_end = ms ? cp_mono_ms() + ms : 0;
+}
+
+void
+parsehelper_progress(struct parsehelper *ph, parsehelper_progress_fn fn,
+		     void *userdata)
+{
+	ph->progress = fn;
+	ph->progress_userdata = userdata;
 }
 
 unsigned long
@@ -171,7 +191,10 @@ lose(struct parsehelper *ph, int r, const char *why, struct cp_error *err)
 		status_text(status, how, sizeof(how));
 	} else {
 		helper_reap(&ph->pid, &ph->fd);
-		if (r == -ETIMEDOUT) {
+		if (r == -ETIMEDOUT && ph->over_budget) {
+			snprintf(how, sizeof(how), "ran over the message's %u ms "
+				 "parse budget", ph->budget_ms);
+		} else if (r == -ETIMEDOUT) {
 			if (ph->time_limit_ms % 1000 == 0)
 				snprintf(limit, sizeof(limit), "%u s", ph->time_limit_ms / 1000);
 			else
@@ -323,8 +346,8 @@ printable(char *s)
  * negative code with its text, PARSEHELPER_LOST, or -EHOSTDOWN.
  */
 static int
-exchange(struct parsehelper *ph, const char **wire, size_t *wirelen,
-	 struct cp_error *err)
+exchange(struct parsehelper *ph, int64_t deadline, const char **wire,
+	 size_t *wirelen, struct cp_error *err)
 {
 	struct helper_frame f;
 	uint32_t flags;
@@ -338,8 +361,7 @@ exchange(struct parsehelper *ph, const char **wire, size_t *wirelen,
 	if (r < 0)
 		return lose(ph, -EPIPE, NULL, err);
 	ahead(ph);
-	r = helper_frame_recv(ph->fd, &ph->in, &f,
-			      helper_deadline(ph->time_limit_ms), 0);
+	r = helper_frame_recv(ph->fd, &ph->in, &f, deadline, 0);
 	if (r < 0)
 		return lose(ph, r, NULL, err);
 	if (f.n != 2 || f.len[0] != sizeof(flags) || f.tag > 0 ||
@@ -376,7 +398,23 @@ ask(struct parsehelper *ph, const struct inmsg_limits *lim, int flags,
 	int r;
 
 	for (int attempt = 0;; attempt++) {
-		r = exchange(ph, &wire, &wirelen, err);
+		int64_t deadline = helper_deadline(ph->time_limit_ms);
+
+		/* The caller's sign of life (the watchdog) before each try:
+		 * a try takes at most the time limit. */
+		if (ph->progress != NULL)
+			ph->progress(ph->progress_userdata);
+		ph->over_budget = 0;
+		if (ph->budget_end != 0 && ph->budget_end <= cp_mono_ms()) {
+			r = cp_error_set(err, PARSEHELPER_LOST, "ran over the "
+					 "message's %u ms parse budget", ph->budget_ms);
+			break;
+		}
+		if (ph->budget_end != 0 && ph->budget_end < deadline) {
+			deadline = ph->budget_end;
+			ph->over_budget = 1;
+		}
+		r = exchange(ph, deadline, &wire, &wirelen, err);
 		if (r == 0) {
 			r = inmsgwire_decode(wire, wirelen, lim, out, err);
 			if (r == -EBADMSG) {

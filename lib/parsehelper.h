@@ -102,10 +102,10 @@
 
 #define PARSEHELPER_LOST		(-ECHILD)
 #define PARSEHELPER_ONCE		0x1	/* no second try */
-/* Per answer, by default: a message that stalls the parser costs at most
- * three (a guess ahead, then two tries), well within the service's
- * WatchdogSec=60 beside gpg's [gpg] time_limit. */
-#define PARSEHELPER_TIME_LIMIT_MS	10000u
+#define PARSEHELPER_TIME_LIMIT_MS	10000u	/* per answer, by default */
+/* All the parsing of one message (retries, its decrypted content): well
+ * under half of carepost.service's WatchdogSec=60s. */
+#define PARSEHELPER_MESSAGE_BUDGET_MS	20000u
 #define PARSEHELPER_MEMORY_MAX		(1024u << 20)	/* RLIMIT_AS */
 #define PARSEHELPER_CPU_CAP		60u	/* RLIMIT_CPU, seconds: one request */
 
@@ -122,6 +122,22 @@ void parsehelper_free(struct parsehelper *ph);
 long parsehelper_pid(const struct parsehelper *ph);
 /* parsehelper_last_pid - the helper asked last, ended since (tests). */
 long parsehelper_last_pid(const struct parsehelper *ph);
+/*
+ * parsehelper_budget - the parsing of the message about to be parsed
+ * (parsehelper_parse, then parsehelper_reparse_inner, and their
+ * retries) ends within ms from now (0: no budget but the time limit of
+ * each try). A try cut short by it loses its helper as a try over its
+ * time limit does ("ran over the message's 20000 ms parse budget"); once
+ * it has run out, a parse fails at once with PARSEHELPER_LOST.
+ */
+void parsehelper_budget(struct parsehelper *ph, unsigned ms);
+/*
+ * parsehelper_progress - fn(userdata) is called before each try (each
+ * takes at most the time limit): carepostd tells its watchdog it lives.
+ */
+typedef void (*parsehelper_progress_fn)(void *userdata);
+void parsehelper_progress(struct parsehelper *ph, parsehelper_progress_fn fn,
+			  void *userdata);
 /* parsehelper_lost - helpers lost so far (died, killed, over time). */
 unsigned long parsehelper_lost(const struct parsehelper *ph);
 

@@ -555,6 +555,51 @@ helper_over_its_time_limit_is_killed_and_lost(void **state)
 }
 
 static void
+count_progress(void *userdata)
+{
+	(*(int *)userdata)++;
+}
+
+/* A message's tries and its decrypted content share one budget, and the
+ * caller hears before each try (the watchdog). */
+static void
+retries_and_inner_parse_stay_within_the_message_budget(void **state)
+{
+	struct parsehelper *ph;
+	struct inmsg *m = NULL;
+	struct cp_error err;
+	int64_t start, took;
+	int pings = 0;
+
+	/* the defaults: two tries fit the budget, the budget the watchdog */
+	assert_true(PARSEHELPER_TIME_LIMIT_MS <= 10000u);
+	assert_true(2 * PARSEHELPER_TIME_LIMIT_MS <= PARSEHELPER_MESSAGE_BUDGET_MS);
+	assert_true(PARSEHELPER_MESSAGE_BUDGET_MS <= 60000u / 2 - 10000u);
+	use_substitute("fake-parse");
+	ph = helper(300);
+	parsehelper_progress(ph, count_progress, &pings);
+	parsehelper_budget(ph, 450);
+	start = cp_mono_ms();
+	cp_error_clear(&err);
+	assert_int_equal(parsehelper_parse(ph, "X-Test: stall\r\n\r\n", 17, NULL, 0,
+					   &m, &err), PARSEHELPER_LOST);
+	took = cp_mono_ms() - start;
+	assert_true(took >= 450 && took < 600);
+	assert_non_null(strstr(err.text, "450 ms parse budget"));
+	assert_int_equal(pings, 2);	/* before each try */
+	/* The budget spent, the inner parse of the same message fails at once. */
+	parsehelper_budget(ph, 0);
+	m = parsed(ph, encrypted, sizeof(encrypted) - 1);
+	parsehelper_budget(ph, 1);
+	usleep(5000);
+	assert_int_equal(parsehelper_reparse_inner(ph, m, inner, sizeof(inner) - 1, &err),
+			 PARSEHELPER_LOST);
+	assert_non_null(strstr(err.text, "budget"));
+	inmsg_free(m);
+	parsehelper_free(ph);
+}
+
+static void
 helper_that_does_not_come_up_is_not_the_messages_fault(void **state)
 {
 	static const char script[] = "#!/bin/sh\nexit 0\n";
@@ -642,6 +687,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(helper_crashing_or_killed_on_a_message_is_retried_once_then_lost),
 		cmocka_unit_test(lost_helper_with_no_error_struct_is_a_code_not_a_crash),
 		cmocka_unit_test(helper_over_its_time_limit_is_killed_and_lost),
+		cmocka_unit_test(retries_and_inner_parse_stay_within_the_message_budget),
 		cmocka_unit_test(helper_that_does_not_come_up_is_not_the_messages_fault),
 		cmocka_unit_test(helper_mode_without_its_socket_is_a_usage_error),
 	};
