@@ -250,7 +250,6 @@ batch(struct inround *in, volatile int *stop, inround_progress_fn progress,
 	 * The next encrypted message is decrypted (by the gpg helper) while
 	 * this one is filed. */
 	inbound_batch_begin(in->ib);
-	inbound_progress(in->ib, progress, userdata);
 	if (n > 0 && msgs[0].raw != NULL)
 		inbound_decrypt_ahead(in->ib, msgs[0].raw, msgs[0].len);
 	for (i = 0; i < n && !(stop && *stop); i++) {
