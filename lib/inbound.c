@@ -24,6 +24,7 @@
 #include "patient.h"
 #include "policy.h"
 #include "queue.h"
+#include "rawhdr.h"
 #include "record.h"
 #include "token.h"
 #include "trim.h"
@@ -61,6 +62,7 @@ struct work {
 	struct inbound *ib;
 	const char *raw;
 	size_t len;
+	struct rawhdr hdr;		/* the raw header block, read here */
 	int64_t now;
 	int dry_run;
 	struct inbound_result *res;
@@ -266,6 +268,7 @@ inbound_free(struct inbound *ib)
 static void
 work_free(struct work *w)
 {
+	rawhdr_free(&w->hdr);
 	inmsg_free(w->m);
 	free(w->signer);
 	thread_clear(&w->thread);
@@ -421,6 +424,54 @@ static int
 parse_infrastructure(int code)
 {
 	return code == -ENOMEM || code == -EHOSTDOWN;
+}
+
+/* ---- what the parse helper says, against the raw bytes ---- */
+
+/*
+ * believe_raw - the facts authentication rests on, as carepostd reads
+ * them in the raw header block (rawhdr.h), over what the parse helper
+ * said (it may be the message's by now): the Authentication-Results
+ * values are carepostd's own; the From count is the larger of the two;
+ * a From address that is not the raw field's one address is no address
+ * (nobody's: the message cannot authenticate by it). Run after each
+ * answer of the helper (the decrypted content's replaces the message).
+ */
+static int
+believe_raw(struct work *w, struct cp_error *err)
+{
+	struct inmsg *m = w->m;
+	struct inmsg_strlist own = { NULL, 0 };
+
+	if (m == NULL)
+		return 0;
+	if (w->hdr.recipients == NULL) {	/* scanned once */
+		int r = rawhdr_scan(w->raw, w->len, &w->hdr, err);
+
+		if (r < 0)
+			return r;
+	}
+	if (w->hdr.authres.n > 0) {
+		own.v = calloc(w->hdr.authres.n, sizeof(*own.v));
+		if (own.v == NULL)
+			return cp_error_set(err, -ENOMEM, "inbound: out of memory");
+		for (; own.n < w->hdr.authres.n; own.n++)
+			if ((own.v[own.n] = strdup(w->hdr.authres.v[own.n])) == NULL)
+				break;
+	}
+	for (size_t i = 0; i < m->auth_results.n; i++)
+		free(m->auth_results.v[i]);
+	free(m->auth_results.v);
+	m->auth_results = own;
+	if (own.n < w->hdr.authres.n)
+		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
+	if (w->hdr.from_addresses > m->from_count)
+		m->from_count = w->hdr.from_addresses;
+	if (m->from_addr != NULL && !rawhdr_from_is(&w->hdr, m->from_addr)) {
+		free(m->from_addr);
+		m->from_addr = NULL;
+	}
+	return 0;
 }
 
 /* ---- dedupe ---- */
@@ -1047,6 +1098,9 @@ decide(struct work *w, struct cp_error *err)
 	r = do_pgp(w, err);
 	if (r != 0)
 		return r < 0 ? r : 0;
+	r = believe_raw(w, err);	/* the decrypted content's answer too */
+	if (r < 0)
+		return r;
 	/* (a subkey of ours is caught in signer_match, which resolves it) */
 	if (w->signer && signed_by_us(w)) {
 		w->auth_status = "fail";
@@ -1072,6 +1126,13 @@ decide(struct work *w, struct cp_error *err)
 	if (w->ci.token[0] == '\0') {
 		w->auth_status = "fail";
 		quarantine(w, "unsubscribe without a token");
+		return 0;
+	}
+	/* The token the parse helper found must be in the message's own
+	 * recipient fields, not anywhere else it may have taken it from. */
+	if (!rawhdr_recipients_name(&w->hdr, w->ci.token)) {
+		w->auth_status = "fail";
+		quarantine(w, "reply token not in the message's recipient fields");
 		return 0;
 	}
 	r = authenticate(w, err);
@@ -1627,6 +1688,9 @@ inbound_ingest(struct inbound *ib, const char *raw, size_t len, int64_t now,
 		return cp_error_set(err, parse_rc, "inbound: %s", perr.text);
 	if (parse_rc == PARSEHELPER_LOST)
 		res->parser_lost = 1;
+	r = believe_raw(&w, err);
+	if (r < 0)
+		goto out;
 	if (w.m && w.m->message_id && *w.m->message_id)
 		sha256_hex("mid:", w.m->message_id, strlen(w.m->message_id), res->seen_key);
 	else
