@@ -433,8 +433,8 @@ parse_infrastructure(int code)
  * them in the raw header block (rawhdr.h), over what the parse helper
  * said (it may be the message's by now): the Authentication-Results
  * values are carepostd's own; the From count is the larger of the two;
- * a From address that is not the raw field's one address is no address
- * (nobody's: the message cannot authenticate by it). Run after each
+ * a From address that is not the raw field's first address is no
+ * address (nobody's: the message cannot authenticate by it). Run after each
  * answer of the helper (the decrypted content's replaces the message).
  */
 static int
@@ -547,6 +547,105 @@ our_secret_unavailable(struct inbound *ib, struct cp_error *err)
 	return fpr != NULL && pgp_secret_available(ib->pgp, fpr, err) < 0;
 }
 
+/*
+ * crlf_contains - needle (line ends CRLF) is in hay[0..len) with its
+ * bare LFs read as CRLF (inmsg.h: pgp_signed is the signed bytes with
+ * line ends made CRLF).
+ */
+static int
+crlf_contains(const char *hay, size_t len, const char *needle, size_t nlen,
+	      int *found)
+{
+	struct buf crlf = BUF_INIT;
+	int r = 0;
+
+	*found = 0;
+	if (memchr(hay, '\n', len) == NULL || nlen == 0) {
+		*found = nlen > 0 && memmem(hay, len, needle, nlen) != NULL;
+		return 0;
+	}
+	for (size_t i = 0; i < len && r == 0; i++) {
+		if (hay[i] == '\n' && (i == 0 || hay[i - 1] != '\r'))
+			r = buf_append(&crlf, "\r", 1);
+		if (r == 0)
+			r = buf_append(&crlf, hay + i, 1);
+	}
+	if (r == 0)
+		*found = memmem(crlf.data, crlf.len, needle, nlen) != NULL;
+	buf_free(&crlf);
+	return r;
+}
+
+/*
+ * from_signed_bytes - a signature verified on the bytes the parse helper
+ * called signed: those bytes must be the message's own, and what is
+ * filed (body, attachments, protected headers) is made from them alone,
+ * by a fresh helper (as decrypted content is), not taken from the
+ * helper that parsed the unsigned whole. <0 for infrastructure, 1 when
+ * quarantined, 0 to go on.
+ */
+static int
+from_signed_bytes(struct work *w, struct cp_error *err)
+{
+	struct inmsg *m = w->m;
+	struct cp_error perr;
+	char *signed_copy;
+	size_t signed_len = m->pgp_signed_len;
+	int found, r;
+
+	r = crlf_contains(w->raw, w->len, m->pgp_signed, m->pgp_signed_len, &found);
+	if (r < 0)
+		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
+	if (!found) {
+		memset(&w->sig, 0, sizeof(w->sig));
+		w->auth_status = "fail";
+		quarantine(w, "signed part not in the message");
+		return 1;
+	}
+	signed_copy = malloc(signed_len ? signed_len : 1);
+	if (signed_copy == NULL)
+		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
+	memcpy(signed_copy, m->pgp_signed, signed_len);
+	/* The content as it will be made again from the signed part. */
+	free(m->body);
+	m->body = strdup("");
+	m->body_len = 0;
+	if (m->body == NULL) {
+		free(signed_copy);
+		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
+	}
+	for (size_t i = 0; i < m->n_attachments; i++) {
+		free(m->attachments[i].filename);
+		free(m->attachments[i].content_type);
+		free(m->attachments[i].data);
+	}
+	free(m->attachments);
+	m->attachments = NULL;
+	m->n_attachments = 0;
+	m->decoded_total = 0;
+	m->part_count = 0;
+	m->nested_crypto = 0;
+	m->flags &= ~(unsigned)INMSG_F_BODY_FROM_HTML;
+	free(m->prot.subject);
+	m->prot.subject = NULL;
+	for (size_t i = 0; i < m->prot.recipients.n; i++)
+		free(m->prot.recipients.v[i]);
+	free(m->prot.recipients.v);
+	memset(&m->prot, 0, sizeof(m->prot));
+	cp_error_clear(&perr);
+	r = reparse_inner(w->ib, m, signed_copy, signed_len, &perr);
+	free(signed_copy);
+	if (parse_infrastructure(r))
+		return cp_error_set(err, r, "inbound: %s", perr.text);
+	if (r == PARSEHELPER_LOST)
+		w->res->parser_lost = 1;
+	if (r < 0) {
+		quarantine(w, "signed content: %s", perr.text);
+		return 1;
+	}
+	return 0;
+}
+
 /* Returns <0 for infrastructure, 1 when quarantined, 0 to go on. */
 static int
 do_pgp(struct work *w, struct cp_error *err)
@@ -641,6 +740,11 @@ do_pgp(struct work *w, struct cp_error *err)
 		if (r < 0 && !gpg_message_fault(r) && !w->dry_run)
 			return cp_error_set(err, r, "%s", perr.text);
 		/* A bad signature is no signature: other proof may still do. */
+		if (w->sig.fpr[0] != '\0' && !w->decrypted) {
+			r = from_signed_bytes(w, err);
+			if (r != 0)
+				return r;
+		}
 	}
 	if (w->sig.fpr[0] != '\0' && (w->signer = strdup(w->sig.fpr)) == NULL)
 		return cp_error_set(err, -ENOMEM, "inbound: out of memory");

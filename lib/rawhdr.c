@@ -68,9 +68,26 @@ add_authres(struct rawhdr *h, const char *v, size_t len)
 	return 0;
 }
 
+/* keep_first - the first address of the first From field, once. */
+static void
+keep_first(struct rawhdr *h, int first, const char *bare, size_t nb,
+	   const char *angle, size_t na, int had_angle, int bad)
+{
+	if (!first || bad)
+		return;
+	if (had_angle) {
+		memcpy(h->from_addr, angle, na);
+		h->from_addr[na] = '\0';
+	} else {
+		memcpy(h->from_addr, bare, nb);
+		h->from_addr[nb] = '\0';
+	}
+}
+
 /*
- * from_value - count the addresses of one From value, and remember its
- * addr-spec (the last angle-addr, else the text outside comments).
+ * from_value - count the addresses of one From value, and remember the
+ * addr-spec of the first one of the first field (its last angle-addr,
+ * else its text outside comments).
  */
 static void
 from_value(struct rawhdr *h, const char *v, size_t len)
@@ -78,7 +95,7 @@ from_value(struct rawhdr *h, const char *v, size_t len)
 	char bare[RAWHDR_MAX_ADDR], angle[RAWHDR_MAX_ADDR];
 	size_t nb = 0, na = 0, elements = 0;
 	int quoted = 0, comment = 0, in_angle = 0, had_angle = 0, content = 0;
-	int too_long = 0;
+	int too_long = 0, qseen = 0, first = h->from_fields == 0;
 
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)v[i];
@@ -88,8 +105,6 @@ from_value(struct rawhdr *h, const char *v, size_t len)
 				i++;
 			else if (c == '"')
 				quoted = 0;
-			if (nb < sizeof(bare) - 1 && !in_angle)
-				bare[nb++] = (char)c;
 			continue;
 		}
 		if (comment) {
@@ -115,8 +130,13 @@ from_value(struct rawhdr *h, const char *v, size_t len)
 			continue;
 		}
 		if (c == ',') {
-			elements += content;
-			content = 0;
+			if (content) {
+				keep_first(h, first && elements == 0, bare, nb, angle,
+					   na, had_angle, too_long || (qseen && !had_angle));
+				elements++;
+			}
+			content = had_angle = too_long = qseen = 0;
+			nb = na = 0;
 			continue;
 		}
 		if (c == '<') {
@@ -125,8 +145,8 @@ from_value(struct rawhdr *h, const char *v, size_t len)
 			content = 1;
 			continue;
 		}
-		if (c == '"')
-			quoted = 1;
+		if (c == '"')	/* outside <>: a quoted local part is not read here */
+			quoted = qseen = 1;
 		if (c != ' ' && c != '\t' && c != '\r' && c != '\n') {
 			content = 1;
 			if (nb < sizeof(bare) - 1)
@@ -135,22 +155,16 @@ from_value(struct rawhdr *h, const char *v, size_t len)
 				too_long = 1;
 		}
 	}
-	elements += content;
+	if (content) {
+		keep_first(h, first && elements == 0, bare, nb, angle, na, had_angle,
+			   too_long || quoted || comment || in_angle ||
+			   (qseen && !had_angle));
+		elements++;
+	}
 	if (elements == 0)
 		elements = 1;	/* an empty From still is one (as the parser counts) */
 	h->from_fields++;
 	h->from_addresses += (unsigned)elements;
-	h->from_addr[0] = '\0';	/* kept only while there is one address */
-	if (h->from_fields == 1 && elements == 1 && !too_long && !quoted &&
-	    !comment && !in_angle) {
-		if (had_angle) {
-			memcpy(h->from_addr, angle, na);
-			h->from_addr[na] = '\0';
-		} else {
-			memcpy(h->from_addr, bare, nb);
-			h->from_addr[nb] = '\0';
-		}
-	}
 }
 
 /* add_recipients - one To, Cc, Delivered-To or X-Original-To value. */
@@ -242,8 +256,7 @@ rawhdr_free(struct rawhdr *h)
 int
 rawhdr_from_is(const struct rawhdr *h, const char *addr)
 {
-	return addr != NULL && *addr != '\0' && h->from_addresses == 1 &&
-	       strcasecmp(h->from_addr, addr) == 0;
+	return addr != NULL && *addr != '\0' && strcasecmp(h->from_addr, addr) == 0;
 }
 
 int

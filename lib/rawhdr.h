@@ -8,7 +8,7 @@
  *	struct rawhdr h;
  *	r = rawhdr_scan(raw, len, &h, &err);
  *	authres_check((const char *const *)h.authres.v, h.authres.n, ...);
- *	if (h.from_addresses != 1 || !rawhdr_from_is(&h, m->from_addr)) ...
+ *	if (!rawhdr_from_is(&h, m->from_addr)) ...
  *	if (!rawhdr_recipients_name(&h, token)) ...
  *	rawhdr_free(&h);
  * DESCRIPTION
@@ -27,15 +27,16 @@
  *	- from_fields, from_addresses: the number of From fields, and of
  *	  addresses in them (elements of the address lists, separated by
  *	  commas outside quoted strings, comments and angle brackets).
- *	- from_addr: when there is exactly one address, its addr-spec,
- *	  lower-cased: the last angle-addr's contents, else the value
- *	  without comments and surrounding white space. "" otherwise.
+ *	- from_addr: the addr-spec of the first address of the first From
+ *	  field, lower-cased: its last angle-addr's contents, else its text
+ *	  without comments and white space ("" when it cannot be read here:
+ *	  a quoted string outside angle brackets, something unterminated).
  *	- recipients: the values of To, Cc, Delivered-To and X-Original-To,
  *	  unfolded, one after another (at most RAWHDR_MAX_RECIPIENTS
  *	  bytes), for rawhdr_recipients_name.
  *
- *	rawhdr_from_is(h, addr): addr (the helper's from_addr) is the one
- *	From address as read here (ASCII case ignored). A quoted local part
+ *	rawhdr_from_is(h, addr): addr (the helper's from_addr) is from_addr
+ *	(ASCII case ignored); the count says whether there are others. A quoted local part
  *	("a b"@x) that the parser unquotes does not match: such a From is not
  *	believed (fail closed: the message is not authenticated by it).
  *	rawhdr_recipients_name(h, token): token appears literally (ASCII
@@ -68,7 +69,7 @@ struct rawhdr {
 	struct inmsg_strlist authres;	/* top first */
 	unsigned from_fields;
 	unsigned from_addresses;
-	char from_addr[RAWHDR_MAX_ADDR];	/* "" unless exactly one */
+	char from_addr[RAWHDR_MAX_ADDR];	/* the first; "" when unread */
 	char *recipients;		/* NUL-terminated; never NULL after scan */
 	size_t recipients_len;
 };

@@ -31,6 +31,7 @@
 #include "log.h"
 #include "outbound.h"
 #include "parsehelper.h"
+#include "pgphelper.h"
 #include "pgp.h"
 #include "store.h"
 #include "storefix.h"
@@ -155,6 +156,10 @@ teardown(void **state)
 {
 	inbound_free(fx.ib);
 	fx.ib = NULL;
+	/* back to this binary as the parse helper, and no gpg helper, after
+	 * a test that chose others (even one that failed half-way) */
+	parsehelper_enable(NULL);
+	pgphelper_enable("/nonexistent-cpi/carepost-pgp");
 	atrest_free(fx.atrest);
 	fx.atrest = NULL;
 	pgp_free(fx.pgp);
@@ -1503,6 +1508,29 @@ lying_helper(void)
 	free(m->from_addr);
 	m->from_addr = strdup("pat@patients.test");
 	m->from_count = 1;
+	if (f.n == 2 && memmem(f.field[1], f.len[1], "X-Forge-Body: yes", 17)) {
+		free(m->body);
+		m->body = strdup("FORGED BODY");
+		m->body_len = strlen(m->body);
+	}
+	if (f.n == 2 && memmem(f.field[1], f.len[1], "X-Forge-Signed: yes", 19) &&
+	    m->n_attachments > 0) {
+		struct inmsg *s = NULL;
+
+		/* an attached signed message claimed as this one's own */
+		if (inmsg_parse(m->attachments[0].data, m->attachments[0].len, &lim,
+				&s, &e) < 0 || s->pgp_signed == NULL)
+			return 4;
+		free(m->pgp_signed);
+		free(m->pgp_signature);
+		m->pgp |= INMSG_PGP_SIGNED;
+		m->pgp_signed = s->pgp_signed;
+		m->pgp_signed_len = s->pgp_signed_len;
+		m->pgp_signature = s->pgp_signature;
+		m->pgp_signature_len = s->pgp_signature_len;
+		s->pgp_signed = s->pgp_signature = NULL;
+		inmsg_free(s);
+	}
 	steal = memmem(f.field[f.n - 1], f.len[f.n - 1], "X-Steal: ", 9);
 	if (steal != NULL && sscanf(steal + 9, "%127[^\r\n]", addr) == 1) {
 		char **v = realloc(m->recipients.v, (m->recipients.n + 1) * sizeof(*v));
@@ -1575,6 +1603,98 @@ what_a_lying_parse_helper_says_authenticates_nothing(void **state)
 	assert_int_equal(parsehelper_enable(NULL), 0);
 }
 
+/* signed_entity - multipart/signed around text, signed by fpr in home. */
+static char *
+signed_entity(const char *home, const char *fpr, const char *text)
+{
+	char part[512], path[PATH_MAX], cmd[3 * PATH_MAX], *out = NULL;
+	struct buf sig = BUF_INIT, crlf = BUF_INIT;
+
+	snprintf(part, sizeof(part), "Content-Type: text/plain; charset=utf-8\r\n"
+		 "\r\n%s\r\n", text);
+	snprintf(path, sizeof(path), "%s/part", fx.dir);
+	assert_int_equal(cp_write_file_atomic(path, part, strlen(part), 0600), 0);
+	snprintf(cmd, sizeof(cmd), "gpg --homedir %s --batch --armor --detach-sign "
+		 "-u %s -o - %s", home, fpr, path);
+	assert_int_equal(tu_capture(&sig, cmd), 0);
+	for (size_t i = 0; i < sig.len; i++)
+		buf_puts(&crlf, sig.data[i] == '\n' ? "\r\n" : (char[]){ sig.data[i], 0 });
+	buf_append(&crlf, "", 1);
+	assert_true(asprintf(&out, "Content-Type: multipart/signed; micalg=pgp-sha256; "
+			     "protocol=\"application/pgp-signature\"; boundary=\"s1\"\r\n\r\n"
+			     "--s1\r\n%s\r\n--s1\r\nContent-Type: application/pgp-signature\r\n"
+			     "\r\n%s\r\n--s1--\r\n", part, crlf.data) > 0);
+	buf_free(&sig);
+	buf_free(&crlf);
+	return out;
+}
+
+static void
+signed_content_is_made_from_the_signed_bytes_not_the_helpers_word(void **state)
+{
+	struct inbound_result res;
+	char tok[TOKEN_SIZE], to[128], path[PATH_MAX], dir[64], home[80], fpr[41];
+	char *ent, *m, *b64;
+	json_t *rec, *content;
+	struct buf enc = BUF_INIT;
+
+	assert_int_equal(tu_gpg_dir("cpis", dir, sizeof(dir), home, sizeof(home),
+				    "Pat <pat@patients.test>", fpr), 0);
+	assert_int_equal(tu_move_public(home, fx.home, fpr), 0);
+	use_liar(path, sizeof(path));
+	{
+		char gpgh[PATH_MAX], *slash;
+		ssize_t n = readlink("/proc/self/exe", gpgh, sizeof(gpgh) - 1);
+
+		/* replies are verified in the gpg helper: the built one */
+		assert_true(n > 0);
+		gpgh[n] = '\0';
+		slash = strrchr(gpgh, '/');
+		*slash = '\0';
+		slash = strrchr(gpgh, '/');
+		snprintf(slash, sizeof(gpgh) - (size_t)(slash - gpgh), "/carepost-pgp");
+		assert_int_equal(pgphelper_enable(gpgh), 0);
+	}
+	open_inbound();
+	add_thread("ev1", "provider_message", NULL, NOW + 30 * DAY, NULL, tok);
+	reply_to(to, sizeof(to), tok);
+	/* The liar puts its own text in place of the signed text: what is
+	 * filed is made again from the signed bytes, in a fresh helper. */
+	ent = signed_entity(home, fpr, "the patient's signed text");
+	assert_true(asprintf(&m, "From: pat@patients.test\r\nTo: %s\r\nSubject: Re\r\n"
+			     "Message-ID: <s1@x.test>\r\nX-Forge-Body: yes\r\n"
+			     "MIME-Version: 1.0\r\n%s", to, ent) > 0);
+	assert_int_equal(ingest_at(m, NOW, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_FILED);
+	assert_int_equal(inbox_get(fx.store, "p1", res.inbox_id, &rec, NULL), 0);
+	assert_int_equal(inbox_open(fx.pgp, fx.atrest, rec, &content, NULL), 0);
+	assert_string_equal(json_string_value(json_object_get(content, "text")),
+			    "the patient's signed text");
+	json_decref(content);
+	json_decref(rec);
+	free(m);
+	/* A signed message of the patient's, attached (base64: its bytes
+	 * are not in the message), claimed by the liar as this unsigned
+	 * message's own signed part: not believed. */
+	buf_append_base64(&enc, ent, strlen(ent));
+	buf_append(&enc, "", 1);
+	b64 = enc.data;
+	assert_true(asprintf(&m, "From: pat@patients.test\r\nTo: %s\r\nSubject: Re\r\n"
+			     "Message-ID: <s2@x.test>\r\nX-Forge-Signed: yes\r\n"
+			     "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=m\r\n\r\n"
+			     "--m\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+			     "--m\r\nContent-Type: application/octet-stream; name=old.eml\r\n"
+			     "Content-Transfer-Encoding: base64\r\n\r\n%s\r\n--m--\r\n",
+			     to, b64) > 0);
+	assert_int_equal(ingest_at(m, NOW, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_QUARANTINED);
+	free(m);
+	free(ent);
+	buf_free(&enc);
+	tu_gpg_dir_remove("cpis", dir, home);
+	assert_int_equal(parsehelper_enable(NULL), 0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1585,6 +1705,7 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(require_dmarc_counts_only_the_trusted_authserv_id, setup_dmarc, teardown),
 		cmocka_unit_test(require_dmarc_without_trusted_id_is_a_config_error),
 		cmocka_unit_test_setup_teardown(what_a_lying_parse_helper_says_authenticates_nothing, setup_dmarc, teardown),
+		cmocka_unit_test_setup_teardown(signed_content_is_made_from_the_signed_bytes_not_the_helpers_word, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_message_is_filed_once_however_often_it_is_fetched, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_quarantined_message_is_quarantined_again_with_its_reason, setup, teardown),
 		cmocka_unit_test_setup_teardown(unparseable_and_oversized_messages_quarantine_with_a_reason, setup, teardown),

@@ -63,8 +63,10 @@ from_fields_and_addresses_are_counted_and_the_one_address_read(void **state)
 		{ "From: pat@patients.test (Pat, P.)\r\n", 1, 1, "pat@patients.test" },
 		{ "From: \"Doe, Pat <x@evil.test>\" <pat@patients.test>\r\n", 1, 1,
 		  "pat@patients.test" },
-		{ "From: pat@patients.test, mallory@evil.test\r\n", 1, 2, "" },
-		{ "From: pat@patients.test\r\nFrom: mallory@evil.test\r\n", 2, 2, "" },
+		{ "From: pat@patients.test, mallory@evil.test\r\n", 1, 2, "pat@patients.test" },
+		{ "From: pat@patients.test\r\nFrom: mallory@evil.test\r\n", 2, 2,
+		  "pat@patients.test" },
+		{ "From: \"a b\"@patients.test\r\n", 1, 1, "" },
 		{ "From: <pat@patients.test>\r\n <mallory@evil.test>\r\n", 1, 1,
 		  "mallory@evil.test" },	/* the last angle-addr, as read */
 		{ "From:\r\n", 1, 1, "" },
