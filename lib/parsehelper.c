@@ -357,9 +357,9 @@ exchange(struct parsehelper *ph, int64_t deadline, const char **wire,
 	r = take(ph, err);
 	if (r < 0)
 		return r;
-	r = helper_send_all(ph->fd, ph->scratch.data, ph->scratch.len);
+	r = helper_send_by(ph->fd, ph->scratch.data, ph->scratch.len, deadline);
 	if (r < 0)
-		return lose(ph, -EPIPE, NULL, err);
+		return lose(ph, r == -ETIMEDOUT ? r : -EPIPE, NULL, err);
 	ahead(ph);
 	r = helper_frame_recv(ph->fd, &ph->in, &f, deadline, 0);
 	if (r < 0)

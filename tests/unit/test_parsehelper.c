@@ -187,6 +187,20 @@ fake_helper(void)
 	return 0;
 }
 
+/* deaf_helper - comes up, then never reads its request. */
+static int
+deaf_helper(void)
+{
+	struct buf scratch = BUF_INIT;
+	struct helper_field ready = { CAREPOST_VERSION, strlen(CAREPOST_VERSION) };
+
+	if (helper_serve_begin("--parse-helper") != 0 ||
+	    helper_frame_send(HELPER_FD, &scratch, 0, &ready, 1) < 0)
+		return 1;
+	for (;;)
+		pause();
+}
+
 /* ---- helpers ---- */
 
 static void
@@ -599,6 +613,37 @@ retries_and_inner_parse_stay_within_the_message_budget(void **state)
 	parsehelper_free(ph);
 }
 
+/* A helper that stops reading holds the caller no longer than its limit
+ * (the request is far larger than the socket's buffer). */
+static void
+helper_that_stops_reading_is_lost_within_its_time_limit(void **state)
+{
+	struct parsehelper *ph;
+	struct inmsg *m = NULL;
+	struct cp_error err;
+	struct buf big = BUF_INIT;
+	int64_t start;
+
+	use_substitute("deaf-parse");
+	ph = helper(300);
+	buf_puts(&big, "Subject: s\r\n\r\n");
+	for (int i = 0; i < 8 * 1024; i++)
+		buf_puts(&big, "0123456789012345678901234567890123456789012345678901234567890123"
+			 "0123456789012345678901234567890123456789012345678901234567890123"
+			 "0123456789012345678901234567890123456789012345678901234567890123"
+			 "012345678901234567890123456789012345678901234567890123456789\r\n");
+	alarm(30);	/* before the fix, send blocked for ever */
+	start = cp_mono_ms();
+	cp_error_clear(&err);
+	assert_int_equal(parsehelper_parse(ph, big.data, big.len, NULL, 0, &m, &err),
+			 PARSEHELPER_LOST);
+	assert_true(cp_mono_ms() - start < 5000);
+	assert_non_null(strstr(err.text, "ran over its 300 ms time limit"));
+	alarm(0);
+	buf_free(&big);
+	parsehelper_free(ph);
+}
+
 static void
 helper_that_does_not_come_up_is_not_the_messages_fault(void **state)
 {
@@ -688,6 +733,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(lost_helper_with_no_error_struct_is_a_code_not_a_crash),
 		cmocka_unit_test(helper_over_its_time_limit_is_killed_and_lost),
 		cmocka_unit_test(retries_and_inner_parse_stay_within_the_message_budget),
+		cmocka_unit_test(helper_that_stops_reading_is_lost_within_its_time_limit),
 		cmocka_unit_test(helper_that_does_not_come_up_is_not_the_messages_fault),
 		cmocka_unit_test(helper_mode_without_its_socket_is_a_usage_error),
 	};
@@ -701,6 +747,9 @@ main(int argc, char **argv)
 		if (strcmp(strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe,
 			   "fake-parse") == 0)
 			return fake_helper();
+		if (strcmp(strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe,
+			   "deaf-parse") == 0)
+			return deaf_helper();
 	}
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
