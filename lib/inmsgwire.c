@@ -176,6 +176,7 @@ struct rd {
 	size_t left;
 	int r;
 	struct cp_error *err;
+	size_t cap;		/* the longest str or bytes field taken now */
 };
 
 /* What a string may hold. */
@@ -291,6 +292,10 @@ get_blob(struct rd *d, const char *what, unsigned how, char **out,
 	if (n == ABSENT) {
 		if (how & S_NEEDED)
 			bad(d, what, "absent");
+		return;
+	}
+	if (n > d->cap) {
+		bad(d, what, "longer than the parser makes it");
 		return;
 	}
 	if ((p = take(d, n, what)) == NULL)
@@ -416,6 +421,25 @@ get_dsn(struct rd *d, struct inmsg_dsn *dsn)
 	dsn->orig_headers_present = get_u8(d, "dsn returned headers");
 }
 
+/*
+ * content_within_limit - what was decoded (body, attachments, the PGP
+ * payloads) adds up to no more than the decoded limit allows: the parser
+ * counts every such byte, and adds at most a line break between the text
+ * parts it joins.
+ */
+static void
+content_within_limit(struct rd *d, const struct inmsg *m)
+{
+	uint64_t sum = (uint64_t)m->body_len + m->pgp_encrypted_len +
+		       m->pgp_signed_len + m->pgp_signature_len;
+	uint64_t max = (uint64_t)m->limits.max_decoded + 2u * m->limits.max_parts;
+
+	for (size_t i = 0; i < m->n_attachments; i++)
+		sum += m->attachments[i].len;
+	if (d->r == 0 && sum > max)
+		bad(d, "content", "more than the decoded limit");
+}
+
 static void
 get_message(struct rd *d, struct inmsg *m)
 {
@@ -426,9 +450,11 @@ get_message(struct rd *d, struct inmsg *m)
 	if (d->r == 0 && (memcmp(magic, MAGIC, 4) != 0 ||
 			  *version != INMSGWIRE_VERSION))
 		bad(d, "header", "not this version's format");
+	/* What comes of the header block: no longer than it, decoded. */
+	d->cap = INMSGWIRE_MAX_HEADER_STR;
 	m->message_id = get_str(d, "message id", 0);
 	m->in_reply_to = get_str(d, "in-reply-to", 0);
-	get_list(d, "references", UINT32_MAX, 0, &m->references);
+	get_list(d, "references", INMSGWIRE_MAX_REFERENCES, 0, &m->references);
 	m->from_addr = get_str(d, "from address", S_LOWER);
 	m->from_name = get_str(d, "from name", 0);
 	m->from_count = get_u32(d, "from count");
@@ -448,6 +474,8 @@ get_message(struct rd *d, struct inmsg *m)
 		 &m->auth_results);
 	m->content_type = get_str(d, "content type", S_LOWER | S_NEEDED);
 	m->header_count = get_limited(d, "header count", lim->max_headers);
+	/* What comes of decoding: within the decoded total's limit. */
+	d->cap = lim->max_decoded < UINT32_MAX ? lim->max_decoded : UINT32_MAX;
 	get_blob(d, "body", S_TEXT | S_NEEDED, &m->body, &m->body_len);
 	get_attachments(d, m);
 	m->part_count = get_limited(d, "part count", lim->max_parts);
@@ -462,10 +490,14 @@ get_message(struct rd *d, struct inmsg *m)
 	get_blob(d, "pgp signed", 0, &m->pgp_signed, &m->pgp_signed_len);
 	get_blob(d, "pgp signature", 0, &m->pgp_signature, &m->pgp_signature_len);
 	m->nested_crypto = get_limited(d, "nested crypto", lim->max_parts);
+	content_within_limit(d, m);
+	d->cap = INMSGWIRE_MAX_HEADER_STR;
 	m->prot.present = get_u8(d, "protected headers present");
 	m->prot.subject = get_str(d, "protected subject", 0);
 	get_list(d, "protected recipients", INMSG_MAX_RECIPIENTS, S_LOWER,
 		 &m->prot.recipients);
+	/* a delivery report is decoded content */
+	d->cap = lim->max_decoded < UINT32_MAX ? lim->max_decoded : UINT32_MAX;
 	get_dsn(d, &m->dsn);
 	if (d->r == 0 && d->left != 0)
 		bad(d, "end", "bytes after the last field");
@@ -475,7 +507,7 @@ int
 inmsgwire_decode(const void *data, size_t len, const struct inmsg_limits *lim,
 		 struct inmsg **out, struct cp_error *err)
 {
-	struct rd d = { .p = data, .left = len, .r = 0, .err = err };
+	struct rd d = { .p = data, .left = len, .r = 0, .err = err, .cap = 0 };
 	struct inmsg *m;
 
 	*out = NULL;

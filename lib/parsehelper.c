@@ -346,8 +346,9 @@ printable(char *s)
  * negative code with its text, PARSEHELPER_LOST, or -EHOSTDOWN.
  */
 static int
-exchange(struct parsehelper *ph, int64_t deadline, const char **wire,
-	 size_t *wirelen, struct cp_error *err)
+exchange(struct parsehelper *ph, const struct inmsg_limits *lim,
+	 int64_t deadline, const char **wire, size_t *wirelen,
+	 struct cp_error *err)
 {
 	struct helper_frame f;
 	uint32_t flags;
@@ -361,7 +362,13 @@ exchange(struct parsehelper *ph, int64_t deadline, const char **wire,
 	if (r < 0)
 		return lose(ph, r == -ETIMEDOUT ? r : -EPIPE, NULL, err);
 	ahead(ph);
-	r = helper_frame_recv(ph->fd, &ph->in, &f, deadline, 0);
+	/* No answer longer than the parser can make: tag, count, the flags
+	 * field and the wire field (HELPER_MAX_FRAME at most). */
+	r = helper_frame_recv(ph->fd, &ph->in, &f, deadline,
+			      8 + (4 + sizeof(uint32_t)) + 4 + inmsgwire_max(lim));
+	if (r == -EBADMSG)
+		return lose(ph, r, "answered a malformed frame, or one longer than a "
+			    "parse makes", err);
 	if (r < 0)
 		return lose(ph, r, NULL, err);
 	if (f.n != 2 || f.len[0] != sizeof(flags) || f.tag > 0 ||
@@ -414,10 +421,13 @@ ask(struct parsehelper *ph, const struct inmsg_limits *lim, int flags,
 			deadline = ph->budget_end;
 			ph->over_budget = 1;
 		}
-		r = exchange(ph, deadline, &wire, &wirelen, err);
+		r = exchange(ph, lim, deadline, &wire, &wirelen, err);
 		if (r == 0) {
 			r = inmsgwire_decode(wire, wirelen, lim, out, err);
-			if (r == -EBADMSG) {
+			/* An answer too large to hold is the helper's doing
+			 * (the frame is within the limits): not a failure of
+			 * ours that would keep the message for ever. */
+			if (r == -EBADMSG || r == -ENOMEM) {
 				snprintf(first, sizeof(first), "%s", err->text);
 				r = lose(ph, -EBADMSG, first, err);
 			}

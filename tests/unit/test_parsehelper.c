@@ -174,6 +174,28 @@ fake_helper(void)
 			buf_free(&two);
 			continue;
 		}
+		if (has(&f, "X-Test: huge")) {
+			/* an answer longer than any parse under the
+			 * request's limits makes */
+			struct inmsg_limits lim;
+			uint32_t flags = 0;
+			size_t n;
+			char *junk;
+
+			if (inmsgwire_limits_decode(f.field[0], f.len[0], &lim) < 0)
+				return 4;
+			n = inmsgwire_max(&lim) + 1;
+			junk = calloc(1, n);
+			if (junk == NULL)
+				return 4;
+			{
+				struct helper_field a[2] = { { &flags, 4 }, { junk, n } };
+
+				helper_frame_send(HELPER_FD, &scratch, 0, a, 2);
+			}
+			free(junk);
+			continue;
+		}
 		if (has(&f, "X-Test: garbage")) {
 			uint32_t flags = 0;
 			struct helper_field a[2] = { { &flags, 4 }, { "CPIM\001junk", 9 } };
@@ -644,6 +666,27 @@ helper_that_stops_reading_is_lost_within_its_time_limit(void **state)
 	parsehelper_free(ph);
 }
 
+/* No answer longer than a parse under the request's limits makes. */
+static void
+answer_longer_than_a_parse_makes_is_refused_unread(void **state)
+{
+	struct inmsg_limits lim;
+	struct parsehelper *ph;
+	struct inmsg *m = NULL;
+	struct cp_error err;
+	const char *raw = "Subject: s\r\nX-Test: huge\r\n\r\nbody\r\n";
+
+	use_substitute("fake-parse");
+	ph = helper(0);
+	inmsg_limits_default(&lim);
+	lim.max_decoded = 1 << 20;
+	cp_error_clear(&err);
+	assert_int_equal(parsehelper_parse(ph, raw, strlen(raw), &lim, PARSEHELPER_ONCE,
+					   &m, &err), PARSEHELPER_LOST);
+	assert_non_null(strstr(err.text, "longer than a parse makes"));
+	parsehelper_free(ph);
+}
+
 static void
 helper_that_does_not_come_up_is_not_the_messages_fault(void **state)
 {
@@ -734,6 +777,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(helper_over_its_time_limit_is_killed_and_lost),
 		cmocka_unit_test(retries_and_inner_parse_stay_within_the_message_budget),
 		cmocka_unit_test(helper_that_stops_reading_is_lost_within_its_time_limit),
+		cmocka_unit_test(answer_longer_than_a_parse_makes_is_refused_unread),
 		cmocka_unit_test(helper_that_does_not_come_up_is_not_the_messages_fault),
 		cmocka_unit_test(helper_mode_without_its_socket_is_a_usage_error),
 	};
