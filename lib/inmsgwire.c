@@ -10,6 +10,8 @@
 
 #include <limits.h>
 
+#include "rfc2231.h"
+
 #define MAGIC		"CPIM"
 #define ABSENT		0xffffffffu
 
@@ -183,6 +185,7 @@ struct rd {
 #define S_TEXT		0x1u	/* valid UTF-8 without NUL */
 #define S_LOWER		0x2u	/* and no upper-case ASCII */
 #define S_NEEDED	0x4u	/* and not absent */
+#define S_LINE		0x8u	/* and no control character (C0, DEL) */
 
 static void
 bad(struct rd *d, const char *what, const char *why)
@@ -265,6 +268,8 @@ text_check(const unsigned char *s, size_t n, unsigned how)
 		}
 		if (c == 0)
 			return "holds a NUL byte";
+		if ((how & S_LINE) && (c < 0x20 || c == 0x7F))
+			return "holds a control character";
 		if ((how & S_LOWER) && c >= 'A' && c <= 'Z')
 			return "holds upper-case letters";
 		i++;
@@ -387,7 +392,10 @@ get_attachments(struct rd *d, struct inmsg *m)
 		struct inmsg_attachment *a = &m->attachments[i];
 
 		a->filename = get_str(d, "attachment filename", 0);
-		a->content_type = get_str(d, "attachment content type", S_LOWER);
+		if (d->r == 0 && a->filename != NULL &&
+		    !rfc2231_filename_ok(a->filename, strlen(a->filename)))
+			bad(d, "attachment filename", "not a plain file name");
+		a->content_type = get_str(d, "attachment content type", S_LOWER | S_LINE);
 		get_blob(d, "attachment data", 0, &a->data, &a->len);
 	}
 }
@@ -452,27 +460,28 @@ get_message(struct rd *d, struct inmsg *m)
 		bad(d, "header", "not this version's format");
 	/* What comes of the header block: no longer than it, decoded. */
 	d->cap = INMSGWIRE_MAX_HEADER_STR;
-	m->message_id = get_str(d, "message id", 0);
-	m->in_reply_to = get_str(d, "in-reply-to", 0);
-	get_list(d, "references", INMSGWIRE_MAX_REFERENCES, 0, &m->references);
-	m->from_addr = get_str(d, "from address", S_LOWER);
-	m->from_name = get_str(d, "from name", 0);
+	m->message_id = get_str(d, "message id", S_LINE);
+	m->in_reply_to = get_str(d, "in-reply-to", S_LINE);
+	get_list(d, "references", INMSGWIRE_MAX_REFERENCES, S_LINE, &m->references);
+	m->from_addr = get_str(d, "from address", S_LOWER | S_LINE);
+	m->from_name = get_str(d, "from name", S_LINE);
 	m->from_count = get_u32(d, "from count");
-	m->return_path = get_str(d, "return path", S_LOWER);
-	get_list(d, "recipients", INMSG_MAX_RECIPIENTS, S_LOWER, &m->recipients);
-	m->subject = get_str(d, "subject", 0);
+	m->return_path = get_str(d, "return path", S_LOWER | S_LINE);
+	get_list(d, "recipients", INMSG_MAX_RECIPIENTS, S_LOWER | S_LINE,
+		 &m->recipients);
+	m->subject = get_str(d, "subject", S_LINE);
 	m->date = (int64_t)get_u64(d, "date");
 	if (d->r == 0 && m->date < -1)
 		bad(d, "date", "before the epoch");
-	m->auto_submitted = get_str(d, "auto-submitted", S_LOWER);
-	m->precedence = get_str(d, "precedence", S_LOWER);
-	m->list_id = get_str(d, "list-id", 0);
+	m->auto_submitted = get_str(d, "auto-submitted", S_LOWER | S_LINE);
+	m->precedence = get_str(d, "precedence", S_LOWER | S_LINE);
+	m->list_id = get_str(d, "list-id", S_LINE);
 	m->flags = get_u32(d, "flags");
 	if (d->r == 0 && (m->flags & ~INMSG_F_KNOWN) != 0)
 		bad(d, "flags", "unknown bits");
 	get_list(d, "authentication results", lim->max_headers, 0,
 		 &m->auth_results);
-	m->content_type = get_str(d, "content type", S_LOWER | S_NEEDED);
+	m->content_type = get_str(d, "content type", S_LOWER | S_NEEDED | S_LINE);
 	m->header_count = get_limited(d, "header count", lim->max_headers);
 	/* What comes of decoding: within the decoded total's limit. */
 	d->cap = lim->max_decoded < UINT32_MAX ? lim->max_decoded : UINT32_MAX;
@@ -493,8 +502,8 @@ get_message(struct rd *d, struct inmsg *m)
 	content_within_limit(d, m);
 	d->cap = INMSGWIRE_MAX_HEADER_STR;
 	m->prot.present = get_u8(d, "protected headers present");
-	m->prot.subject = get_str(d, "protected subject", 0);
-	get_list(d, "protected recipients", INMSG_MAX_RECIPIENTS, S_LOWER,
+	m->prot.subject = get_str(d, "protected subject", S_LINE);
+	get_list(d, "protected recipients", INMSG_MAX_RECIPIENTS, S_LOWER | S_LINE,
 		 &m->prot.recipients);
 	/* a delivery report is decoded content */
 	d->cap = lim->max_decoded < UINT32_MAX ? lim->max_decoded : UINT32_MAX;

@@ -327,15 +327,27 @@ parser_code(int code)
 }
 
 /*
- * printable - the helper's text as a reason: printable ASCII only, so
- * that whatever a helper was made to say cannot forge a log line.
+ * parser_reason - the reason a quarantine gives for the parser's code:
+ * one of these, never the helper's own text (a helper taken over by the
+ * message could put anything in it, PHI among it, into the logs).
  */
-static void
-printable(char *s)
+static const char *
+parser_reason(int code)
 {
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
-			*s = '?';
+	switch (code) {
+	case -EMSGSIZE:
+		return "message size or decoded content over the limit";
+	case -ELOOP:
+		return "message nesting depth over the limit";
+	case -E2BIG:
+		return "too many header fields, MIME parts or attachments";
+	case -EBADMSG:
+		return "MIME structure could not be parsed";
+	case -ENOMEM:
+		return "parser ran out of memory";
+	default:
+		return "message refused by the parser";
+	}
 }
 
 /*
@@ -352,7 +364,6 @@ exchange(struct parsehelper *ph, const struct inmsg_limits *lim,
 {
 	struct helper_frame f;
 	uint32_t flags;
-	char text[sizeof(err->text)];
 	int r;
 
 	r = take(ph, err);
@@ -378,13 +389,9 @@ exchange(struct parsehelper *ph, const struct inmsg_limits *lim,
 	if (flags != 0 || more_bytes(ph->fd))
 		return lose(ph, -EBADMSG, "answered more than its answer", err);
 	helper_reap(&ph->pid, &ph->fd);	/* one request each */
-	if (f.tag < 0) {
-		helper_field_str(&f, 1, text, sizeof(text));
-		printable(text);
-		if (f.tag == -ENOMEM)
-			return cp_error_set(err, -EMSGSIZE, "parser ran out of memory");
-		return cp_error_set(err, f.tag, "%s", text);
-	}
+	if (f.tag < 0)	/* the parser's out of memory is the message's size */
+		return cp_error_set(err, f.tag == -ENOMEM ? -EMSGSIZE : f.tag, "%s",
+				    parser_reason(f.tag));
 	*wire = f.field[1];
 	*wirelen = f.len[1];
 	return 0;

@@ -64,9 +64,10 @@
  *	helper ends.
  * ERRORS
  *	parsehelper_parse and parsehelper_reparse_inner: the parser's own
- *	codes and texts (-EMSGSIZE, -ELOOP, -E2BIG, -EBADMSG, -EINVAL,
- *	inmsg.h; any other code from the helper is a malformed answer, and
- *	its text is cut to printable ASCII); an
+ *	codes (-EMSGSIZE, -ELOOP, -E2BIG, -EBADMSG, -EINVAL, inmsg.h; any
+ *	other code from the helper is a malformed answer), each with a fixed
+ *	reason of carepostd's, never the helper's text (which a helper taken
+ *	over by the message could fill with PHI); an
  *	out-of-memory in the helper (its memory cap) is the message's:
  *	-EMSGSIZE, "parser ran out of memory"; PARSEHELPER_LOST (-ECHILD),
  *	see above; -EHOSTDOWN when no helper can be started or it could not

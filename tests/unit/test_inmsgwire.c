@@ -438,6 +438,43 @@ content_over_the_decoded_limit_is_refused(void **state)
 	inmsg_free(m);
 }
 
+/* inmsg.h's promises of names and header strings, not the helper's word. */
+static void
+file_names_and_header_lines_that_break_the_promises_are_refused(void **state)
+{
+	static const char *const names[] = {
+		"../../etc/passwd", "dir/x.pdf", "c:\\x.pdf", "SECRET\x01" ".pdf",
+		"gpj.\xe2\x80\xae" "exe", "zero\xe2\x80\x8b" "width", "c1\xc2\x85" ".pdf", "",
+		"..", ".",
+	};
+	struct inmsg *m = parse(plain, sizeof(plain) - 1);
+	struct buf w = BUF_INIT;
+	char longname[300];
+
+	for (size_t i = 0; i < CP_ARRAY_SIZE(names); i++) {
+		set_str(&m->attachments[0].filename, names[i]);
+		encoded(m, &w);
+		refused(&w, "attachment filename: not a plain file name");
+	}
+	memset(longname, 'a', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	set_str(&m->attachments[0].filename, longname);
+	encoded(m, &w);
+	refused(&w, "attachment filename");
+	set_str(&m->attachments[0].filename, "r\xc3\xa9sultat scan.pdf");
+	encoded(m, &w);
+	inmsg_free(round_trip(m));
+	set_str(&m->subject, "SECRET\r\nBcc: x");
+	encoded(m, &w);
+	refused(&w, "subject: holds a control character");
+	set_str(&m->subject, "ok");
+	set_str(&m->from_name, "SECRET\x1b[31m");
+	encoded(m, &w);
+	refused(&w, "from name: holds a control character");
+	buf_free(&w);
+	inmsg_free(m);
+}
+
 static void
 unknown_bits_and_bad_booleans_are_refused(void **state)
 {
@@ -497,6 +534,7 @@ main(void)
 		cmocka_unit_test(strings_that_break_the_promises_are_refused),
 		cmocka_unit_test(counts_over_the_limits_or_the_bytes_are_refused),
 		cmocka_unit_test(content_over_the_decoded_limit_is_refused),
+		cmocka_unit_test(file_names_and_header_lines_that_break_the_promises_are_refused),
 		cmocka_unit_test(unknown_bits_and_bad_booleans_are_refused),
 		cmocka_unit_test(limits_travel_to_the_helper_and_nothing_else_passes),
 	};

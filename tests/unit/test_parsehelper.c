@@ -196,6 +196,14 @@ fake_helper(void)
 			free(junk);
 			continue;
 		}
+		if (has(&f, "X-Test: phi-reason")) {
+			uint32_t flags = 0;
+			const char *why = "SECRET patient words";
+			struct helper_field a[2] = { { &flags, 4 }, { why, strlen(why) } };
+
+			helper_frame_send(HELPER_FD, &scratch, -EBADMSG, a, 2);
+			continue;
+		}
 		if (has(&f, "X-Test: garbage")) {
 			uint32_t flags = 0;
 			struct helper_field a[2] = { { &flags, 4 }, { "CPIM\001junk", 9 } };
@@ -687,6 +695,26 @@ answer_longer_than_a_parse_makes_is_refused_unread(void **state)
 	parsehelper_free(ph);
 }
 
+/* The reason for a parser's refusal is carepostd's, by its code. */
+static void
+parser_error_text_never_becomes_the_reason(void **state)
+{
+	struct parsehelper *ph;
+	struct inmsg *m = NULL;
+	struct cp_error err;
+	const char *raw = "Subject: s\r\nX-Test: phi-reason\r\n\r\nbody\r\n";
+
+	use_substitute("fake-parse");
+	ph = helper(0);
+	cp_error_clear(&err);
+	assert_int_equal(parsehelper_parse(ph, raw, strlen(raw), NULL, 0, &m, &err),
+			 -EBADMSG);
+	assert_null(strstr(err.text, "SECRET"));
+	assert_string_equal(err.text, "MIME structure could not be parsed");
+	assert_int_equal(parsehelper_lost(ph), 0);
+	parsehelper_free(ph);
+}
+
 static void
 helper_that_does_not_come_up_is_not_the_messages_fault(void **state)
 {
@@ -778,6 +806,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(retries_and_inner_parse_stay_within_the_message_budget),
 		cmocka_unit_test(helper_that_stops_reading_is_lost_within_its_time_limit),
 		cmocka_unit_test(answer_longer_than_a_parse_makes_is_refused_unread),
+		cmocka_unit_test(parser_error_text_never_becomes_the_reason),
 		cmocka_unit_test(helper_that_does_not_come_up_is_not_the_messages_fault),
 		cmocka_unit_test(helper_mode_without_its_socket_is_a_usage_error),
 	};
