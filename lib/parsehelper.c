@@ -8,6 +8,7 @@
  */
 #include "parsehelper.h"
 
+#include <grp.h>
 #include <iconv.h>
 #include <limits.h>
 #include <signal.h>
@@ -51,6 +52,7 @@ struct parsehelper {
 	parsehelper_progress_fn progress;
 	void *progress_userdata;
 	unsigned long lost;	/* helpers lost (tests, metrics) */
+	int filter_killed;	/* the last lost one died of SIGSYS */
 	struct buf in;		/* the last answer */
 	struct buf scratch;	/* the last request */
 };
@@ -189,6 +191,19 @@ lose(struct parsehelper *ph, int r, const char *why, struct cp_error *err)
 		 * status says how; one that lingers is killed. */
 		status = gone(ph);
 		status_text(status, how, sizeof(how));
+		if (status != -1 && WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS) {
+			/* Its filter killed it: it tried a call parsing never
+			 * makes. Likely an exploit of the parser: said once,
+			 * without anything of the message, and not retried. */
+			ph->filter_killed = 1;
+			snprintf(how, sizeof(how), "killed by its seccomp filter "
+				 "(SIGSYS): a forbidden system call");
+			log_event(LOG_ERR, LOGID_SECURITY, NULL, NULL,
+				  "security: parse helper %ld killed by its seccomp "
+				  "filter (a forbidden system call, likely an exploit "
+				  "of the parser); the message is quarantined, not "
+				  "parsed again", pid);
+		}
 	} else {
 		helper_reap(&ph->pid, &ph->fd);
 		if (r == -ETIMEDOUT && ph->over_budget) {
@@ -411,6 +426,7 @@ ask(struct parsehelper *ph, const struct inmsg_limits *lim, int flags,
 	size_t wirelen = 0;
 	int r;
 
+	ph->filter_killed = 0;
 	for (int attempt = 0;; attempt++) {
 		int64_t deadline = helper_deadline(ph->time_limit_ms);
 
@@ -439,10 +455,14 @@ ask(struct parsehelper *ph, const struct inmsg_limits *lim, int flags,
 				r = lose(ph, -EBADMSG, first, err);
 			}
 		}
-		if (r != PARSEHELPER_LOST || attempt > 0 || (flags & PARSEHELPER_ONCE))
+		if (r != PARSEHELPER_LOST || attempt > 0 || (flags & PARSEHELPER_ONCE) ||
+		    ph->filter_killed)
 			break;
 	}
-	if (r == PARSEHELPER_LOST && !(flags & PARSEHELPER_ONCE)) {
+	if (r == PARSEHELPER_LOST && ph->filter_killed) {
+		snprintf(first, sizeof(first), "%s", err->text);
+		cp_error_set(err, r, "parser lost on this message: %s", first);
+	} else if (r == PARSEHELPER_LOST && !(flags & PARSEHELPER_ONCE)) {
 		snprintf(first, sizeof(first), "%s", err->text);
 		cp_error_set(err, r, "parser lost twice on this message: %s", first);
 	}
@@ -627,6 +647,27 @@ serve_one(const struct helper_frame *f, struct buf *wire, struct cp_error *e)
 }
 
 /*
+ * drop_root - a helper started by root (carepostctl ingest run by hand)
+ * parses as nobody: uid and gid 65534, no supplementary groups (fixed
+ * numbers: no name service behind an empty environment). 0, or -errno.
+ */
+static int
+drop_root(struct cp_error *e)
+{
+	const uid_t nobody = 65534;
+	const gid_t nogroup = 65534;
+
+	if (geteuid() != 0 && getuid() != 0)
+		return 0;
+	if (setgroups(0, NULL) < 0 || setresgid(nogroup, nogroup, nogroup) < 0 ||
+	    setresuid(nobody, nobody, nobody) < 0)
+		return cp_error_set(e, -errno, "cannot drop root: %s", strerror(errno));
+	if (geteuid() == 0 || getuid() == 0)
+		return cp_error_set(e, -EPERM, "cannot drop root");
+	return 0;
+}
+
+/*
  * confine - nothing open but the socket (and, in sanitizer builds,
  * stderr for their reports), then the wall.
  */
@@ -634,11 +675,17 @@ static int
 confine(struct cp_error *e)
 {
 	struct sandbox_rules rules = SANDBOX_RULES_INIT;
+	int r;
 
 	load_converters();
+	if ((r = drop_root(e)) < 0)
+		return r;
 	close(STDIN_FILENO);
 	close(STDOUT_FILENO);
 #ifdef PARSEHELPER_SANITIZER
+	/* Sanitizer builds (tests only): stderr stays open and writable for
+	 * their reports, and the helper got the caller's environment (its
+	 * *SAN_OPTIONS). Fine for tests; never a production build. */
 	rules.log_fd = STDERR_FILENO;
 #else
 	close(STDERR_FILENO);

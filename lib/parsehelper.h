@@ -20,7 +20,8 @@
  *	no reply-token key, no store, no GnuPG home, no network, no
  *	descriptor but its socket. It is started with posix_spawn (lib/helper)
  *	with no environment (but GNUTLS_NO_IMPLICIT_INIT=1: libetpan's TLS is
- *	not used there), loads the charset converters it may need,
+ *	not used there), loads the charset converters it may need, drops
+ *	to nobody (uid and gid 65534) when started by root,
  *	closes its standard descriptors and confines itself (sandbox.h:
  *	no new privileges, no files, 1 GiB of memory, a CPU cap, a seccomp
  *	filter) before it reads the first byte; it then answers its request
@@ -46,7 +47,11 @@
  *	helper; lost again, the call fails with PARSEHELPER_LOST and a
  *	PHI-free reason for a quarantine ("parser lost twice on this
  *	message: killed by signal 11"). With PARSEHELPER_ONCE (a guess,
- *	such as a decryption started ahead) there is no second try. A
+ *	such as a decryption started ahead) there is no second try, nor for
+ *	a helper its seccomp filter killed (SIGSYS: it tried a call parsing
+ *	never makes, likely an exploit): that is logged as a security event
+ *	(LOGID_SECURITY, nothing of the message) and the call fails with
+ *	PARSEHELPER_LOST at once. A
  *	helper started ahead that is gone when its request comes (killed
  *	meanwhile) is counted lost and replaced; the message does not pay.
 

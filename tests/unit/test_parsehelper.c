@@ -150,6 +150,10 @@ fake_helper(void)
 		}
 		if (has(&f, "X-Test: kill"))
 			raise(SIGKILL);
+		if (has(&f, "X-Test: sigsys")) {
+			signal(SIGSYS, SIG_DFL);	/* as its filter kills it */
+			raise(SIGSYS);
+		}
 		if (has(&f, "X-Test: stall"))
 			pause();
 		if (has(&f, "X-Test: odd-code")) {
@@ -474,6 +478,11 @@ running_helper_holds_only_its_socket_behind_seccomp(void **state)
 	snprintf(path, sizeof(path), "/proc/%ld/status", pid);
 	read_text(path, text, sizeof(text));
 	assert_non_null(strstr(text, "\nNoNewPrivs:\t1\n"));
+	/* started by root (carepostctl run by hand), it parses as nobody */
+	if (geteuid() == 0)
+		assert_non_null(strstr(text, "\nUid:\t65534\t65534\t65534\t65534\n"));
+	else
+		assert_null(strstr(text, "\nUid:\t0\t"));
 	assert_non_null(strstr(text, "\nSeccomp:\t2\n"));
 	snprintf(path, sizeof(path), "/proc/%ld/limits", pid);
 	read_text(path, text, sizeof(text));
@@ -573,6 +582,32 @@ lost_helper_with_no_error_struct_is_a_code_not_a_crash(void **state)
 	ph = helper(0);
 	assert_int_equal(parsehelper_parse(ph, dsn, sizeof(dsn) - 1, NULL,
 					   PARSEHELPER_ONCE, &m, NULL), -EHOSTDOWN);
+	parsehelper_free(ph);
+}
+
+/* A helper its filter killed tried a forbidden call: likely an exploit.
+ * The message is not parsed again. */
+static void
+helper_killed_by_its_filter_is_not_retried(void **state)
+{
+	struct parsehelper *ph;
+	struct inmsg *m = NULL;
+	struct cp_error err;
+	const char *raw = "Subject: SECRET\r\nX-Test: sigsys\r\n\r\nbody\r\n";
+
+	use_substitute("fake-parse");
+	ph = helper(0);
+	cp_error_clear(&err);
+	assert_int_equal(parsehelper_parse(ph, raw, strlen(raw), NULL, 0, &m, &err),
+			 PARSEHELPER_LOST);
+	assert_int_equal(parsehelper_lost(ph), 1);	/* no second try */
+	assert_non_null(strstr(err.text, "seccomp filter"));
+	assert_null(strstr(err.text, "SECRET"));
+	assert_gone(parsehelper_last_pid(ph));
+	/* the next message is parsed as if nothing happened */
+	m = parsed(ph, dsn, sizeof(dsn) - 1);
+	assert_true(m->dsn.present);
+	inmsg_free(m);
 	parsehelper_free(ph);
 }
 
@@ -802,6 +837,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(helper_killed_between_messages_costs_one_retry_not_the_message),
 		cmocka_unit_test(helper_crashing_or_killed_on_a_message_is_retried_once_then_lost),
 		cmocka_unit_test(lost_helper_with_no_error_struct_is_a_code_not_a_crash),
+		cmocka_unit_test(helper_killed_by_its_filter_is_not_retried),
 		cmocka_unit_test(helper_over_its_time_limit_is_killed_and_lost),
 		cmocka_unit_test(retries_and_inner_parse_stay_within_the_message_budget),
 		cmocka_unit_test(helper_that_stops_reading_is_lost_within_its_time_limit),
