@@ -47,7 +47,7 @@ struct parsehelper {
 	long last_pid;		/* the helper asked last (tests) */
 	unsigned time_limit_ms;
 	unsigned budget_ms;	/* of the message in hand; 0: none */
-	int64_t budget_end;	/* cp_mono_ms */
+	int64_t budget_left;	/* ms of it not yet spent in tries */
 	int over_budget;	/* the last deadline was the budget's */
 	parsehelper_progress_fn progress;
 	void *progress_userdata;
@@ -118,7 +118,7 @@ void
 parsehelper_budget(struct parsehelper *ph, unsigned ms)
 {
 	ph->budget_ms = ms;
-	ph->budget_end = ms ? cp_mono_ms() + ms : 0;
+	ph->budget_left = ms;
 }
 
 void
@@ -428,23 +428,27 @@ ask(struct parsehelper *ph, const struct inmsg_limits *lim, int flags,
 
 	ph->filter_killed = 0;
 	for (int attempt = 0;; attempt++) {
-		int64_t deadline = helper_deadline(ph->time_limit_ms);
+		int64_t start = cp_mono_ms(), deadline = start + ph->time_limit_ms;
 
 		/* The caller's sign of life (the watchdog) before each try:
 		 * a try takes at most the time limit. */
 		if (ph->progress != NULL)
 			ph->progress(ph->progress_userdata);
+		/* The budget counts the tries only, not what the caller does
+		 * between them (gpg). */
 		ph->over_budget = 0;
-		if (ph->budget_end != 0 && ph->budget_end <= cp_mono_ms()) {
+		if (ph->budget_ms != 0 && ph->budget_left <= 0) {
 			r = cp_error_set(err, PARSEHELPER_LOST, "ran over the "
 					 "message's %u ms parse budget", ph->budget_ms);
 			break;
 		}
-		if (ph->budget_end != 0 && ph->budget_end < deadline) {
-			deadline = ph->budget_end;
+		if (ph->budget_ms != 0 && ph->budget_left < (int64_t)ph->time_limit_ms) {
+			deadline = start + ph->budget_left;
 			ph->over_budget = 1;
 		}
 		r = exchange(ph, lim, deadline, &wire, &wirelen, err);
+		if (ph->budget_ms != 0)
+			ph->budget_left -= cp_mono_ms() - start;
 		if (r == 0) {
 			r = inmsgwire_decode(wire, wirelen, lim, out, err);
 			/* An answer too large to hold is the helper's doing

@@ -129,12 +129,13 @@ long parsehelper_pid(const struct parsehelper *ph);
 /* parsehelper_last_pid - the helper asked last, ended since (tests). */
 long parsehelper_last_pid(const struct parsehelper *ph);
 /*
- * parsehelper_budget - the parsing of the message about to be parsed
+ * parsehelper_budget - the tries of the message about to be parsed
  * (parsehelper_parse, then parsehelper_reparse_inner, and their
- * retries) ends within ms from now (0: no budget but the time limit of
- * each try). A try cut short by it loses its helper as a try over its
- * time limit does ("ran over the message's 20000 ms parse budget"); once
- * it has run out, a parse fails at once with PARSEHELPER_LOST.
+ * retries) take ms in all (0: no budget but the time limit of each
+ * try); what the caller does between them (gpg) does not count. A try
+ * cut short by it loses its helper as a try over its time limit does
+ * ("ran over the message's 20000 ms parse budget"); once it is spent, a
+ * parse fails at once with PARSEHELPER_LOST.
  */
 void parsehelper_budget(struct parsehelper *ph, unsigned ms);
 /*

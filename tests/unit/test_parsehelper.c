@@ -645,7 +645,7 @@ static void
 retries_and_inner_parse_stay_within_the_message_budget(void **state)
 {
 	struct parsehelper *ph;
-	struct inmsg *m = NULL;
+	struct inmsg *m = NULL, *stalled = NULL;
 	struct cp_error err;
 	int64_t start, took;
 	int pings = 0;
@@ -666,13 +666,30 @@ retries_and_inner_parse_stay_within_the_message_budget(void **state)
 	assert_true(took >= 450 && took < 600);
 	assert_non_null(strstr(err.text, "450 ms parse budget"));
 	assert_int_equal(pings, 2);	/* before each try */
-	/* The budget spent, the inner parse of the same message fails at once. */
-	parsehelper_budget(ph, 0);
+	/* The budget spent, the inner parse of the same message fails at
+	 * once; time between the tries (gpg's) is not the parser's. */
+	parsehelper_free(ph);
+	use_real();
+	ph = helper(0);
+	parsehelper_progress(ph, count_progress, &pings);
 	m = parsed(ph, encrypted, sizeof(encrypted) - 1);
-	parsehelper_budget(ph, 1);
-	usleep(5000);
+	parsehelper_budget(ph, 2000);
+	usleep(2100 * 1000);	/* the caller's own work */
+	assert_int_equal(parsehelper_reparse_inner(ph, m, inner, sizeof(inner) - 1, &err), 0);
+	parsehelper_free(ph);
+	/* a stall spends the budget; the inner parse then fails at once */
+	use_substitute("fake-parse");
+	ph = helper(300);
+	parsehelper_progress(ph, count_progress, &pings);
+	parsehelper_budget(ph, 100);
+	assert_int_equal(parsehelper_parse(ph, "X-Test: stall\r\n\r\n", 17, NULL,
+					   PARSEHELPER_ONCE, &stalled, &err), PARSEHELPER_LOST);
+	pings = 0;
+	start = cp_mono_ms();
 	assert_int_equal(parsehelper_reparse_inner(ph, m, inner, sizeof(inner) - 1, &err),
 			 PARSEHELPER_LOST);
+	assert_true(cp_mono_ms() - start < 200);
+	assert_int_equal(pings, 1);	/* no try started */
 	assert_non_null(strstr(err.text, "budget"));
 	inmsg_free(m);
 	parsehelper_free(ph);
