@@ -532,7 +532,8 @@ count_round(struct metrics *m, const struct inround_stats *st)
 	m->quarantined += st->quarantined;
 }
 
-/* alive - after each message of a round: one reply may cost gpg three
+/* alive - after each message of a round, and before each try of the
+ * parse helper (inbound_progress): one reply may cost gpg three
  * [gpg] time_limits, and the watchdog must not take that for a hang. */
 static void
 alive(void *userdata)
@@ -659,6 +660,8 @@ imap_renew(struct carepostd *cd)
 		log_event(LOG_ERR, LOGID_GENERIC, NULL, NULL, "%s", err.text);
 		return -1;
 	}
+	/* and before each try of the parse helper, within one message */
+	inbound_progress(cd->d.ib, alive, NULL);
 	return 0;
 }
 

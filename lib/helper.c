@@ -220,22 +220,61 @@ helper_frame_parse(const void *data, size_t len, struct helper_frame *f)
 	return 0;
 }
 
+/*
+ * wait_writable - poll fd until it can take more (or has hung up), at
+ * most until deadline (cp_mono_ms): 0, or -ETIMEDOUT.
+ */
+static int
+wait_writable(int fd, int64_t deadline)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+
+	for (;;) {
+		int64_t left = deadline - cp_mono_ms();
+		int r;
+
+		if (left <= 0)
+			return -ETIMEDOUT;
+		r = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
+		if (r > 0)
+			return 0;
+		if (r < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
 int
-helper_send_all(int fd, const void *data, size_t len)
+helper_send_by(int fd, const void *data, size_t len, int64_t deadline)
 {
 	const char *p = data;
+	int flags = MSG_NOSIGNAL | (deadline != 0 ? MSG_DONTWAIT : 0);
 
 	while (len > 0) {
-		ssize_t w = send(fd, p, len, MSG_NOSIGNAL);
+		ssize_t w = send(fd, p, len, flags);
 
 		if (w < 0 && errno == EINTR)
 			continue;
+		if (w < 0 && deadline != 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			/* A helper that stops reading is waited for only
+			 * until the deadline. */
+			int r = wait_writable(fd, deadline);
+
+			if (r < 0)
+				return r;
+			continue;
+		}
 		if (w <= 0)
 			return w < 0 ? -errno : -EPIPE;
 		p += w;
 		len -= (size_t)w;
 	}
 	return 0;
+}
+
+int
+helper_send_all(int fd, const void *data, size_t len)
+{
+	return helper_send_by(fd, data, len, 0);
 }
 
 int64_t

@@ -125,5 +125,11 @@ const char *helper_field_str(const struct helper_frame *f, uint32_t i,
 int64_t helper_deadline(unsigned ms);
 /* helper_send_all - len bytes to a socket, no SIGPIPE: 0 or -errno. */
 int helper_send_all(int fd, const void *data, size_t len);
+/*
+ * helper_send_by - as helper_send_all, but whole by deadline (a
+ * cp_mono_ms time; 0: none), or -ETIMEDOUT: a helper that stops reading
+ * holds its caller no longer than that.
+ */
+int helper_send_by(int fd, const void *data, size_t len, int64_t deadline);
 
 #endif

@@ -24,6 +24,7 @@
 #include "patient.h"
 #include "policy.h"
 #include "queue.h"
+#include "rawhdr.h"
 #include "record.h"
 #include "token.h"
 #include "trim.h"
@@ -47,6 +48,8 @@ struct inbound {
 	struct inmsg_limits limits;
 	struct inmsg_addrs addrs;
 	struct parsehelper *parser;	/* started at the first message */
+	parsehelper_progress_fn progress;	/* before each parse try */
+	void *progress_userdata;
 	int parse_in_process;		/* fuzz targets only */
 
 	/* group commit (inbound_batch_begin): decided, waiting for the txn */
@@ -59,6 +62,7 @@ struct work {
 	struct inbound *ib;
 	const char *raw;
 	size_t len;
+	struct rawhdr hdr;		/* the raw header block, read here */
 	int64_t now;
 	int dry_run;
 	struct inbound_result *res;
@@ -264,6 +268,7 @@ inbound_free(struct inbound *ib)
 static void
 work_free(struct work *w)
 {
+	rawhdr_free(&w->hdr);
 	inmsg_free(w->m);
 	free(w->signer);
 	thread_clear(&w->thread);
@@ -345,6 +350,15 @@ decided(struct work *w, enum inbound_disposition d, const char *reason)
 /* ---- parsing, behind the wall ---- */
 
 void
+inbound_progress(struct inbound *ib, parsehelper_progress_fn fn, void *userdata)
+{
+	ib->progress = fn;
+	ib->progress_userdata = userdata;
+	if (ib->parser != NULL)
+		parsehelper_progress(ib->parser, fn, userdata);
+}
+
+void
 inbound_parse_in_process(struct inbound *ib)
 {
 	ib->parse_in_process = 1;
@@ -359,6 +373,8 @@ parser(struct inbound *ib, struct cp_error *err)
 	if (ib->parser != NULL)
 		return 0;
 	r = parsehelper_new(0, &ib->parser, err);
+	if (r == 0)
+		parsehelper_progress(ib->parser, ib->progress, ib->progress_userdata);
 	if (r == -ENOSYS)
 		return cp_error_set(err, -EHOSTDOWN, "mail is parsed only in the "
 				    "parse helper, which this program did not enable");
@@ -382,6 +398,9 @@ parse(struct inbound *ib, const char *raw, size_t len, int flags,
 	r = parser(ib, err);
 	if (r < 0)
 		return r;
+	/* A new message: its parse, retries and decrypted content within
+	 * one budget, under the watchdog's. */
+	parsehelper_budget(ib->parser, PARSEHELPER_MESSAGE_BUDGET_MS);
 	return parsehelper_parse(ib->parser, raw, len, &ib->limits, flags, m, err);
 }
 
@@ -405,6 +424,54 @@ static int
 parse_infrastructure(int code)
 {
 	return code == -ENOMEM || code == -EHOSTDOWN;
+}
+
+/* ---- what the parse helper says, against the raw bytes ---- */
+
+/*
+ * believe_raw - the facts authentication rests on, as carepostd reads
+ * them in the raw header block (rawhdr.h), over what the parse helper
+ * said (it may be the message's by now): the Authentication-Results
+ * values are carepostd's own; the From count is the larger of the two;
+ * a From address that is not the raw field's first address is no
+ * address (nobody's: the message cannot authenticate by it). Run after each
+ * answer of the helper (the decrypted content's replaces the message).
+ */
+static int
+believe_raw(struct work *w, struct cp_error *err)
+{
+	struct inmsg *m = w->m;
+	struct inmsg_strlist own = { NULL, 0 };
+
+	if (m == NULL)
+		return 0;
+	if (w->hdr.recipients == NULL) {	/* scanned once */
+		int r = rawhdr_scan(w->raw, w->len, &w->hdr, err);
+
+		if (r < 0)
+			return r;
+	}
+	if (w->hdr.authres.n > 0) {
+		own.v = calloc(w->hdr.authres.n, sizeof(*own.v));
+		if (own.v == NULL)
+			return cp_error_set(err, -ENOMEM, "inbound: out of memory");
+		for (; own.n < w->hdr.authres.n; own.n++)
+			if ((own.v[own.n] = strdup(w->hdr.authres.v[own.n])) == NULL)
+				break;
+	}
+	for (size_t i = 0; i < m->auth_results.n; i++)
+		free(m->auth_results.v[i]);
+	free(m->auth_results.v);
+	m->auth_results = own;
+	if (own.n < w->hdr.authres.n)
+		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
+	if (w->hdr.from_addresses > m->from_count)
+		m->from_count = w->hdr.from_addresses;
+	if (m->from_addr != NULL && !rawhdr_from_is(&w->hdr, m->from_addr)) {
+		free(m->from_addr);
+		m->from_addr = NULL;
+	}
+	return 0;
 }
 
 /* ---- dedupe ---- */
@@ -478,6 +545,105 @@ our_secret_unavailable(struct inbound *ib, struct cp_error *err)
 
 	cp_error_clear(err);
 	return fpr != NULL && pgp_secret_available(ib->pgp, fpr, err) < 0;
+}
+
+/*
+ * crlf_contains - needle (line ends CRLF) is in hay[0..len) with its
+ * bare LFs read as CRLF (inmsg.h: pgp_signed is the signed bytes with
+ * line ends made CRLF).
+ */
+static int
+crlf_contains(const char *hay, size_t len, const char *needle, size_t nlen,
+	      int *found)
+{
+	struct buf crlf = BUF_INIT;
+	int r = 0;
+
+	*found = 0;
+	if (memchr(hay, '\n', len) == NULL || nlen == 0) {
+		*found = nlen > 0 && memmem(hay, len, needle, nlen) != NULL;
+		return 0;
+	}
+	for (size_t i = 0; i < len && r == 0; i++) {
+		if (hay[i] == '\n' && (i == 0 || hay[i - 1] != '\r'))
+			r = buf_append(&crlf, "\r", 1);
+		if (r == 0)
+			r = buf_append(&crlf, hay + i, 1);
+	}
+	if (r == 0)
+		*found = memmem(crlf.data, crlf.len, needle, nlen) != NULL;
+	buf_free(&crlf);
+	return r;
+}
+
+/*
+ * from_signed_bytes - a signature verified on the bytes the parse helper
+ * called signed: those bytes must be the message's own, and what is
+ * filed (body, attachments, protected headers) is made from them alone,
+ * by a fresh helper (as decrypted content is), not taken from the
+ * helper that parsed the unsigned whole. <0 for infrastructure, 1 when
+ * quarantined, 0 to go on.
+ */
+static int
+from_signed_bytes(struct work *w, struct cp_error *err)
+{
+	struct inmsg *m = w->m;
+	struct cp_error perr;
+	char *signed_copy;
+	size_t signed_len = m->pgp_signed_len;
+	int found, r;
+
+	r = crlf_contains(w->raw, w->len, m->pgp_signed, m->pgp_signed_len, &found);
+	if (r < 0)
+		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
+	if (!found) {
+		memset(&w->sig, 0, sizeof(w->sig));
+		w->auth_status = "fail";
+		quarantine(w, "signed part not in the message");
+		return 1;
+	}
+	signed_copy = malloc(signed_len ? signed_len : 1);
+	if (signed_copy == NULL)
+		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
+	memcpy(signed_copy, m->pgp_signed, signed_len);
+	/* The content as it will be made again from the signed part. */
+	free(m->body);
+	m->body = strdup("");
+	m->body_len = 0;
+	if (m->body == NULL) {
+		free(signed_copy);
+		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
+	}
+	for (size_t i = 0; i < m->n_attachments; i++) {
+		free(m->attachments[i].filename);
+		free(m->attachments[i].content_type);
+		free(m->attachments[i].data);
+	}
+	free(m->attachments);
+	m->attachments = NULL;
+	m->n_attachments = 0;
+	m->decoded_total = 0;
+	m->part_count = 0;
+	m->nested_crypto = 0;
+	m->flags &= ~(unsigned)INMSG_F_BODY_FROM_HTML;
+	free(m->prot.subject);
+	m->prot.subject = NULL;
+	for (size_t i = 0; i < m->prot.recipients.n; i++)
+		free(m->prot.recipients.v[i]);
+	free(m->prot.recipients.v);
+	memset(&m->prot, 0, sizeof(m->prot));
+	cp_error_clear(&perr);
+	r = reparse_inner(w->ib, m, signed_copy, signed_len, &perr);
+	free(signed_copy);
+	if (parse_infrastructure(r))
+		return cp_error_set(err, r, "inbound: %s", perr.text);
+	if (r == PARSEHELPER_LOST)
+		w->res->parser_lost = 1;
+	if (r < 0) {
+		quarantine(w, "signed content: %s", perr.text);
+		return 1;
+	}
+	return 0;
 }
 
 /* Returns <0 for infrastructure, 1 when quarantined, 0 to go on. */
@@ -574,6 +740,11 @@ do_pgp(struct work *w, struct cp_error *err)
 		if (r < 0 && !gpg_message_fault(r) && !w->dry_run)
 			return cp_error_set(err, r, "%s", perr.text);
 		/* A bad signature is no signature: other proof may still do. */
+		if (w->sig.fpr[0] != '\0' && !w->decrypted) {
+			r = from_signed_bytes(w, err);
+			if (r != 0)
+				return r;
+		}
 	}
 	if (w->sig.fpr[0] != '\0' && (w->signer = strdup(w->sig.fpr)) == NULL)
 		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
@@ -1031,6 +1202,9 @@ decide(struct work *w, struct cp_error *err)
 	r = do_pgp(w, err);
 	if (r != 0)
 		return r < 0 ? r : 0;
+	r = believe_raw(w, err);	/* the decrypted content's answer too */
+	if (r < 0)
+		return r;
 	/* (a subkey of ours is caught in signer_match, which resolves it) */
 	if (w->signer && signed_by_us(w)) {
 		w->auth_status = "fail";
@@ -1056,6 +1230,13 @@ decide(struct work *w, struct cp_error *err)
 	if (w->ci.token[0] == '\0') {
 		w->auth_status = "fail";
 		quarantine(w, "unsubscribe without a token");
+		return 0;
+	}
+	/* The token the parse helper found must be in the message's own
+	 * recipient fields, not anywhere else it may have taken it from. */
+	if (!rawhdr_recipients_name(&w->hdr, w->ci.token)) {
+		w->auth_status = "fail";
+		quarantine(w, "reply token not in the message's recipient fields");
 		return 0;
 	}
 	r = authenticate(w, err);
@@ -1611,6 +1792,9 @@ inbound_ingest(struct inbound *ib, const char *raw, size_t len, int64_t now,
 		return cp_error_set(err, parse_rc, "inbound: %s", perr.text);
 	if (parse_rc == PARSEHELPER_LOST)
 		res->parser_lost = 1;
+	r = believe_raw(&w, err);
+	if (r < 0)
+		goto out;
 	if (w.m && w.m->message_id && *w.m->message_id)
 		sha256_hex("mid:", w.m->message_id, strlen(w.m->message_id), res->seen_key);
 	else

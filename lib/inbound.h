@@ -187,6 +187,7 @@
 
 #include "config.h"
 #include "inmsg.h"
+#include "parsehelper.h"
 #include "pgp.h"
 #include "store.h"
 #include "util.h"
@@ -244,6 +245,14 @@ int inbound_new(const struct cp_config *cfg, struct store *store,
 		const void *token_key, size_t token_keylen,
 		struct inbound **out, struct cp_error *err);
 void inbound_free(struct inbound *ib);
+/*
+ * inbound_progress - fn(userdata) before each try of the parse helper
+ * (parsehelper_progress): carepostd's watchdog hears from it while one
+ * message is parsed, retried and its decrypted content parsed.
+ */
+void inbound_progress(struct inbound *ib, parsehelper_progress_fn fn,
+		      void *userdata);
+
 /*
  * inbound_parse_in_process - parse in this process, not in the parse
  * helper: for fuzz targets only (carepostd and carepostctl never call

@@ -10,6 +10,8 @@
 
 #include <limits.h>
 
+#include "rfc2231.h"
+
 #define MAGIC		"CPIM"
 #define ABSENT		0xffffffffu
 
@@ -176,12 +178,14 @@ struct rd {
 	size_t left;
 	int r;
 	struct cp_error *err;
+	size_t cap;		/* the longest str or bytes field taken now */
 };
 
 /* What a string may hold. */
 #define S_TEXT		0x1u	/* valid UTF-8 without NUL */
 #define S_LOWER		0x2u	/* and no upper-case ASCII */
 #define S_NEEDED	0x4u	/* and not absent */
+#define S_LINE		0x8u	/* and no control character (C0, DEL) */
 
 static void
 bad(struct rd *d, const char *what, const char *why)
@@ -264,6 +268,8 @@ text_check(const unsigned char *s, size_t n, unsigned how)
 		}
 		if (c == 0)
 			return "holds a NUL byte";
+		if ((how & S_LINE) && (c < 0x20 || c == 0x7F))
+			return "holds a control character";
 		if ((how & S_LOWER) && c >= 'A' && c <= 'Z')
 			return "holds upper-case letters";
 		i++;
@@ -291,6 +297,10 @@ get_blob(struct rd *d, const char *what, unsigned how, char **out,
 	if (n == ABSENT) {
 		if (how & S_NEEDED)
 			bad(d, what, "absent");
+		return;
+	}
+	if (n > d->cap) {
+		bad(d, what, "longer than the parser makes it");
 		return;
 	}
 	if ((p = take(d, n, what)) == NULL)
@@ -382,7 +392,10 @@ get_attachments(struct rd *d, struct inmsg *m)
 		struct inmsg_attachment *a = &m->attachments[i];
 
 		a->filename = get_str(d, "attachment filename", 0);
-		a->content_type = get_str(d, "attachment content type", S_LOWER);
+		if (d->r == 0 && a->filename != NULL &&
+		    !rfc2231_filename_ok(a->filename, strlen(a->filename)))
+			bad(d, "attachment filename", "not a plain file name");
+		a->content_type = get_str(d, "attachment content type", S_LOWER | S_LINE);
 		get_blob(d, "attachment data", 0, &a->data, &a->len);
 	}
 }
@@ -416,6 +429,25 @@ get_dsn(struct rd *d, struct inmsg_dsn *dsn)
 	dsn->orig_headers_present = get_u8(d, "dsn returned headers");
 }
 
+/*
+ * content_within_limit - what was decoded (body, attachments, the PGP
+ * payloads) adds up to no more than the decoded limit allows: the parser
+ * counts every such byte, and adds at most a line break between the text
+ * parts it joins.
+ */
+static void
+content_within_limit(struct rd *d, const struct inmsg *m)
+{
+	uint64_t sum = (uint64_t)m->body_len + m->pgp_encrypted_len +
+		       m->pgp_signed_len + m->pgp_signature_len;
+	uint64_t max = (uint64_t)m->limits.max_decoded + 2u * m->limits.max_parts;
+
+	for (size_t i = 0; i < m->n_attachments; i++)
+		sum += m->attachments[i].len;
+	if (d->r == 0 && sum > max)
+		bad(d, "content", "more than the decoded limit");
+}
+
 static void
 get_message(struct rd *d, struct inmsg *m)
 {
@@ -426,28 +458,33 @@ get_message(struct rd *d, struct inmsg *m)
 	if (d->r == 0 && (memcmp(magic, MAGIC, 4) != 0 ||
 			  *version != INMSGWIRE_VERSION))
 		bad(d, "header", "not this version's format");
-	m->message_id = get_str(d, "message id", 0);
-	m->in_reply_to = get_str(d, "in-reply-to", 0);
-	get_list(d, "references", UINT32_MAX, 0, &m->references);
-	m->from_addr = get_str(d, "from address", S_LOWER);
-	m->from_name = get_str(d, "from name", 0);
+	/* What comes of the header block: no longer than it, decoded. */
+	d->cap = INMSGWIRE_MAX_HEADER_STR;
+	m->message_id = get_str(d, "message id", S_LINE);
+	m->in_reply_to = get_str(d, "in-reply-to", S_LINE);
+	get_list(d, "references", INMSGWIRE_MAX_REFERENCES, S_LINE, &m->references);
+	m->from_addr = get_str(d, "from address", S_LOWER | S_LINE);
+	m->from_name = get_str(d, "from name", S_LINE);
 	m->from_count = get_u32(d, "from count");
-	m->return_path = get_str(d, "return path", S_LOWER);
-	get_list(d, "recipients", INMSG_MAX_RECIPIENTS, S_LOWER, &m->recipients);
-	m->subject = get_str(d, "subject", 0);
+	m->return_path = get_str(d, "return path", S_LOWER | S_LINE);
+	get_list(d, "recipients", INMSG_MAX_RECIPIENTS, S_LOWER | S_LINE,
+		 &m->recipients);
+	m->subject = get_str(d, "subject", S_LINE);
 	m->date = (int64_t)get_u64(d, "date");
 	if (d->r == 0 && m->date < -1)
 		bad(d, "date", "before the epoch");
-	m->auto_submitted = get_str(d, "auto-submitted", S_LOWER);
-	m->precedence = get_str(d, "precedence", S_LOWER);
-	m->list_id = get_str(d, "list-id", 0);
+	m->auto_submitted = get_str(d, "auto-submitted", S_LOWER | S_LINE);
+	m->precedence = get_str(d, "precedence", S_LOWER | S_LINE);
+	m->list_id = get_str(d, "list-id", S_LINE);
 	m->flags = get_u32(d, "flags");
 	if (d->r == 0 && (m->flags & ~INMSG_F_KNOWN) != 0)
 		bad(d, "flags", "unknown bits");
 	get_list(d, "authentication results", lim->max_headers, 0,
 		 &m->auth_results);
-	m->content_type = get_str(d, "content type", S_LOWER | S_NEEDED);
+	m->content_type = get_str(d, "content type", S_LOWER | S_NEEDED | S_LINE);
 	m->header_count = get_limited(d, "header count", lim->max_headers);
+	/* What comes of decoding: within the decoded total's limit. */
+	d->cap = lim->max_decoded < UINT32_MAX ? lim->max_decoded : UINT32_MAX;
 	get_blob(d, "body", S_TEXT | S_NEEDED, &m->body, &m->body_len);
 	get_attachments(d, m);
 	m->part_count = get_limited(d, "part count", lim->max_parts);
@@ -462,10 +499,14 @@ get_message(struct rd *d, struct inmsg *m)
 	get_blob(d, "pgp signed", 0, &m->pgp_signed, &m->pgp_signed_len);
 	get_blob(d, "pgp signature", 0, &m->pgp_signature, &m->pgp_signature_len);
 	m->nested_crypto = get_limited(d, "nested crypto", lim->max_parts);
+	content_within_limit(d, m);
+	d->cap = INMSGWIRE_MAX_HEADER_STR;
 	m->prot.present = get_u8(d, "protected headers present");
-	m->prot.subject = get_str(d, "protected subject", 0);
-	get_list(d, "protected recipients", INMSG_MAX_RECIPIENTS, S_LOWER,
+	m->prot.subject = get_str(d, "protected subject", S_LINE);
+	get_list(d, "protected recipients", INMSG_MAX_RECIPIENTS, S_LOWER | S_LINE,
 		 &m->prot.recipients);
+	/* a delivery report is decoded content */
+	d->cap = lim->max_decoded < UINT32_MAX ? lim->max_decoded : UINT32_MAX;
 	get_dsn(d, &m->dsn);
 	if (d->r == 0 && d->left != 0)
 		bad(d, "end", "bytes after the last field");
@@ -475,7 +516,7 @@ int
 inmsgwire_decode(const void *data, size_t len, const struct inmsg_limits *lim,
 		 struct inmsg **out, struct cp_error *err)
 {
-	struct rd d = { .p = data, .left = len, .r = 0, .err = err };
+	struct rd d = { .p = data, .left = len, .r = 0, .err = err, .cap = 0 };
 	struct inmsg *m;
 
 	*out = NULL;

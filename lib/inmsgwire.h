@@ -52,7 +52,13 @@
  *	inmsgwire_encode: -ENOMEM, -EFBIG (a field over 4 GiB), -EINVAL
  *	(NULL m, or a struct that breaks inmsg.h's promises: a NULL body).
  *	inmsgwire_decode: -EBADMSG with a PHI-free reason naming the field
- *	("parser's answer: subject is not valid UTF-8"), or -ENOMEM.
+ *	("parser's answer: subject is not valid UTF-8"), or -ENOMEM. Each
+ *	string and list is bounded by what the parser can make of the
+ *	limits: a string of the header block by INMSGWIRE_MAX_HEADER_STR,
+ *	references by INMSGWIRE_MAX_REFERENCES, the body, an attachment, a
+ *	PGP payload or a delivery report's field by max_decoded, and the
+ *	body, attachments and PGP payloads together by max_decoded (plus a
+ *	line break between text parts).
  *	inmsgwire_limits_decode: -EBADMSG (not 48 bytes, or a count over
  *	UINT_MAX). inmsgwire_limits_encode: -ENOMEM.
  * OWNERSHIP
@@ -73,6 +79,21 @@
 
 #define INMSGWIRE_VERSION	1
 #define INMSGWIRE_LIMITS_SIZE	48
+/* A string from the header block: decoding (U+FFFD for a raw byte) may
+ * triple it. */
+#define INMSGWIRE_MAX_HEADER_STR	(4u * INMSG_MAX_HEADER_BYTES)
+/* References: an id takes two bytes of the header at least ("<>"). */
+#define INMSGWIRE_MAX_REFERENCES	(INMSG_MAX_HEADER_BYTES / 2)
+
+/*
+ * inmsgwire_max - the longest answer a parse under lim can make: its
+ * decoded content, its header block's strings, and their lengths.
+ */
+static inline size_t
+inmsgwire_max(const struct inmsg_limits *lim)
+{
+	return lim->max_decoded + 2u * lim->max_parts + (16u << 20);
+}
 
 int inmsgwire_encode(const struct inmsg *m, struct buf *out);
 int inmsgwire_decode(const void *data, size_t len,

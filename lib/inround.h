@@ -41,8 +41,9 @@
  *	   is filed. A message too large to fetch is quarantined unread (the
  *	   log says so, with its UID and size). After each message
  *	   progress(userdata) is called (carepostd tells the watchdog: one
- *	   reply may cost gpg three [gpg] time_limits). No further message
- *	   is taken once *stop is set (stop may be NULL) or once the round
+ *	   reply may cost gpg three [gpg] time_limits; inbound_progress
+ *	   gives the parse helper's tries a callback of their own). No
+ *	   further message is taken once *stop is set (stop may be NULL) or once the round
  *	   has run INROUND_BUDGET_MS: the rest waits for the next round, so
  *	   that the loop turns and sending gets its turn.
  *	4. Commits the decisions in one store transaction.

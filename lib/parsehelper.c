@@ -8,9 +8,11 @@
  */
 #include "parsehelper.h"
 
+#include <grp.h>
 #include <iconv.h>
 #include <limits.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <sysexits.h>
 #include <time.h>
@@ -38,10 +40,19 @@ enum {
 #endif
 
 struct parsehelper {
-	int fd;
+	int fd;			/* the helper asked now, -1 between requests */
 	pid_t pid;
+	int next_fd;		/* the helper started ahead for the next one */
+	pid_t next_pid;
+	long last_pid;		/* the helper asked last (tests) */
 	unsigned time_limit_ms;
+	unsigned budget_ms;	/* of the message in hand; 0: none */
+	int64_t budget_left;	/* ms of it not yet spent in tries */
+	int over_budget;	/* the last deadline was the budget's */
+	parsehelper_progress_fn progress;
+	void *progress_userdata;
 	unsigned long lost;	/* helpers lost (tests, metrics) */
+	int filter_killed;	/* the last lost one died of SIGSYS */
 	struct buf in;		/* the last answer */
 	struct buf scratch;	/* the last request */
 };
@@ -73,6 +84,7 @@ parsehelper_new(unsigned time_limit_ms, struct parsehelper **out,
 	if (ph == NULL)
 		return cp_error_set(err, -ENOMEM, "parse helper: out of memory");
 	ph->fd = -1;
+	ph->next_fd = -1;
 	ph->time_limit_ms = time_limit_ms ? time_limit_ms : PARSEHELPER_TIME_LIMIT_MS;
 	*out = ph;
 	return 0;
@@ -84,6 +96,7 @@ parsehelper_free(struct parsehelper *ph)
 	if (ph == NULL)
 		return;
 	helper_reap(&ph->pid, &ph->fd);
+	helper_reap(&ph->next_pid, &ph->next_fd);
 	buf_free(&ph->in);
 	buf_free(&ph->scratch);
 	free(ph);
@@ -92,7 +105,28 @@ parsehelper_free(struct parsehelper *ph)
 long
 parsehelper_pid(const struct parsehelper *ph)
 {
-	return ph ? (long)ph->pid : -1;
+	return ph ? (long)ph->next_pid : -1;
+}
+
+long
+parsehelper_last_pid(const struct parsehelper *ph)
+{
+	return ph ? ph->last_pid : -1;
+}
+
+void
+parsehelper_budget(struct parsehelper *ph, unsigned ms)
+{
+	ph->budget_ms = ms;
+	ph->budget_left = ms;
+}
+
+void
+parsehelper_progress(struct parsehelper *ph, parsehelper_progress_fn fn,
+		     void *userdata)
+{
+	ph->progress = fn;
+	ph->progress_userdata = userdata;
 }
 
 unsigned long
@@ -149,7 +183,7 @@ static int
 lose(struct parsehelper *ph, int r, const char *why, struct cp_error *err)
 {
 	char how[64], limit[32];
-	long pid = (long)ph->pid;
+	long pid = ph->last_pid;
 	int status = -1;
 
 	if (r == -ENODATA || r == -EPIPE || r == -ECONNRESET) {
@@ -157,9 +191,25 @@ lose(struct parsehelper *ph, int r, const char *why, struct cp_error *err)
 		 * status says how; one that lingers is killed. */
 		status = gone(ph);
 		status_text(status, how, sizeof(how));
+		if (status != -1 && WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS) {
+			/* Its filter killed it: it tried a call parsing never
+			 * makes. Likely an exploit of the parser: said once,
+			 * without anything of the message, and not retried. */
+			ph->filter_killed = 1;
+			snprintf(how, sizeof(how), "killed by its seccomp filter "
+				 "(SIGSYS): a forbidden system call");
+			log_event(LOG_ERR, LOGID_SECURITY, NULL, NULL,
+				  "security: parse helper %ld killed by its seccomp "
+				  "filter (a forbidden system call, likely an exploit "
+				  "of the parser); the message is quarantined, not "
+				  "parsed again", pid);
+		}
 	} else {
 		helper_reap(&ph->pid, &ph->fd);
-		if (r == -ETIMEDOUT) {
+		if (r == -ETIMEDOUT && ph->over_budget) {
+			snprintf(how, sizeof(how), "ran over the message's %u ms "
+				 "parse budget", ph->budget_ms);
+		} else if (r == -ETIMEDOUT) {
 			if (ph->time_limit_ms % 1000 == 0)
 				snprintf(limit, sizeof(limit), "%u s", ph->time_limit_ms / 1000);
 			else
@@ -174,28 +224,35 @@ lose(struct parsehelper *ph, int r, const char *why, struct cp_error *err)
 	return cp_error_set(err, PARSEHELPER_LOST, "%s", how);
 }
 
+/* spawn - a new helper into *pid, *fd, not waited for. */
+static int
+spawn(pid_t *pid, int *fd, struct cp_error *err)
+{
+	/* No environment but this: libetpan's gnutls is not used behind
+	 * the wall, and its initialisation is a good part of a start. */
+	static char *const envp_none[] = { "GNUTLS_NO_IMPLICIT_INIT=1", NULL };
+	char *const *envp = envp_none;
+
+#ifdef PARSEHELPER_SANITIZER
+	/* Sanitizer builds (tests only): the whole environment, for the
+	 * *SAN_OPTIONS of the tests; and stderr stays open (confine). */
+	envp = NULL;
+#endif
+	return helper_spawn(helper_exe, "carepost-parse", HELPER_FLAG,
+			    (char *const *)envp, pid, fd, err);
+}
+
 /*
- * start - a new helper, and its first word: 0, or -EHOSTDOWN when it
- * cannot be started or did not confine itself (not the message's fault).
+ * ready - the first word of the helper in ph->pid, ph->fd: 0 once it
+ * says it is confined, else -EHOSTDOWN with why (the helper is reaped).
  */
 static int
-start(struct parsehelper *ph, struct cp_error *err)
+ready(struct parsehelper *ph, struct cp_error *err)
 {
-	static char *const envp_none[] = { NULL };
-	char *const *envp = envp_none;
 	struct helper_frame f;
 	char text[sizeof(err->text)];
 	int r;
 
-#ifdef PARSEHELPER_SANITIZER
-	envp = NULL;	/* sanitizer builds: the *SAN_OPTIONS of the tests */
-#endif
-	r = helper_spawn(helper_exe, "carepost-parse", HELPER_FLAG,
-			 (char *const *)envp, &ph->pid, &ph->fd, err);
-	if (r < 0) {
-		snprintf(text, sizeof(text), "%s", err->text);
-		return cp_error_set(err, -EHOSTDOWN, "parse helper: %s", text);
-	}
 	r = helper_frame_recv(ph->fd, &ph->in, &f, helper_deadline(READY_MS), 4096);
 	if (r == 0 && f.tag == 0 && f.n == 1 &&
 	    strcmp(helper_field_str(&f, 0, text, sizeof(text)), CAREPOST_VERSION) == 0)
@@ -212,6 +269,68 @@ start(struct parsehelper *ph, struct cp_error *err)
 }
 
 /*
+ * take - a confined helper for one request into ph->pid, ph->fd: the
+ * one started ahead when it came up, else a new one. 0, or -EHOSTDOWN
+ * when none can be started or it did not confine itself (not the
+ * message's fault).
+ */
+static int
+take(struct parsehelper *ph, struct cp_error *err)
+{
+	char text[sizeof(err->text)];
+	int r;
+
+	if (ph->next_pid > 0) {
+		ph->pid = ph->next_pid;
+		ph->fd = ph->next_fd;
+		ph->next_pid = 0;
+		ph->next_fd = -1;
+		ph->last_pid = (long)ph->pid;
+		if (ready(ph, err) == 0)
+			return 0;
+		/* Killed while it waited, or it failed: a fresh one. */
+		ph->lost++;
+		log_warning("parse helper started ahead lost: %s", err->text);
+	}
+	r = spawn(&ph->pid, &ph->fd, err);
+	if (r < 0) {
+		snprintf(text, sizeof(text), "%s", err->text);
+		return cp_error_set(err, -EHOSTDOWN, "parse helper: %s", text);
+	}
+	ph->last_pid = (long)ph->pid;
+	return ready(ph, err);
+}
+
+/*
+ * ahead - start the helper for the next request now, while this one is
+ * parsed: its exec, dynamic linking and confinement run beside the
+ * caller's work instead of before the next message. A failure here is
+ * found (and reported) when the next request takes it.
+ */
+static void
+ahead(struct parsehelper *ph)
+{
+	struct cp_error ignored;
+
+	if (ph->next_pid > 0)
+		return;
+	cp_error_clear(&ignored);
+	if (spawn(&ph->next_pid, &ph->next_fd, &ignored) < 0) {
+		ph->next_pid = 0;
+		ph->next_fd = -1;
+	}
+}
+
+/* more_bytes - whether anything follows the answer on fd. */
+static int
+more_bytes(int fd)
+{
+	char c;
+
+	return recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
+/*
  * parser_code - whether code is one inmsg_parse gives for a message
  * (inmsg.h): any other from the helper is not believed.
  */
@@ -223,57 +342,71 @@ parser_code(int code)
 }
 
 /*
- * printable - the helper's text as a reason: printable ASCII only, so
- * that whatever a helper was made to say cannot forge a log line.
+ * parser_reason - the reason a quarantine gives for the parser's code:
+ * one of these, never the helper's own text (a helper taken over by the
+ * message could put anything in it, PHI among it, into the logs).
  */
-static void
-printable(char *s)
+static const char *
+parser_reason(int code)
 {
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
-			*s = '?';
+	switch (code) {
+	case -EMSGSIZE:
+		return "message size or decoded content over the limit";
+	case -ELOOP:
+		return "message nesting depth over the limit";
+	case -E2BIG:
+		return "too many header fields, MIME parts or attachments";
+	case -EBADMSG:
+		return "MIME structure could not be parsed";
+	case -ENOMEM:
+		return "parser ran out of memory";
+	default:
+		return "message refused by the parser";
+	}
 }
 
 /*
- * exchange - one request (already in ph->scratch) and its answer, on the
- * running helper (started when there is none). Returns 0 with *wire
- * pointing into ph->in, the parser's own negative code with its text,
- * PARSEHELPER_LOST, or -EHOSTDOWN.
+ * exchange - one request (already in ph->scratch) and its answer, on a
+ * helper of its own (take): a helper answers one request and is ended,
+ * so that what one message does to it (an exploit) never sees the next
+ * message. Returns 0 with *wire pointing into ph->in, the parser's own
+ * negative code with its text, PARSEHELPER_LOST, or -EHOSTDOWN.
  */
 static int
-exchange(struct parsehelper *ph, const char **wire, size_t *wirelen,
+exchange(struct parsehelper *ph, const struct inmsg_limits *lim,
+	 int64_t deadline, const char **wire, size_t *wirelen,
 	 struct cp_error *err)
 {
 	struct helper_frame f;
 	uint32_t flags;
-	char text[sizeof(err->text)];
 	int r;
 
-	if (ph->fd < 0) {
-		r = start(ph, err);
-		if (r < 0)
-			return r;
-	}
-	r = helper_send_all(ph->fd, ph->scratch.data, ph->scratch.len);
+	r = take(ph, err);
 	if (r < 0)
-		return lose(ph, -EPIPE, NULL, err);
-	r = helper_frame_recv(ph->fd, &ph->in, &f,
-			      helper_deadline(ph->time_limit_ms), 0);
+		return r;
+	r = helper_send_by(ph->fd, ph->scratch.data, ph->scratch.len, deadline);
+	if (r < 0)
+		return lose(ph, r == -ETIMEDOUT ? r : -EPIPE, NULL, err);
+	ahead(ph);
+	/* No answer longer than the parser can make: tag, count, the flags
+	 * field and the wire field (HELPER_MAX_FRAME at most). */
+	r = helper_frame_recv(ph->fd, &ph->in, &f, deadline,
+			      8 + (4 + sizeof(uint32_t)) + 4 + inmsgwire_max(lim));
+	if (r == -EBADMSG)
+		return lose(ph, r, "answered a malformed frame, or one longer than a "
+			    "parse makes", err);
 	if (r < 0)
 		return lose(ph, r, NULL, err);
 	if (f.n != 2 || f.len[0] != sizeof(flags) || f.tag > 0 ||
 	    (f.tag < 0 && !parser_code(f.tag)))
 		return lose(ph, -EBADMSG, "answered a malformed frame", err);
 	memcpy(&flags, f.field[0], sizeof(flags));
-	if (flags & PARSEHELPER_RETIRING)	/* its last answer: a fresh one next */
-		helper_reap(&ph->pid, &ph->fd);
-	if (f.tag < 0) {
-		helper_field_str(&f, 1, text, sizeof(text));
-		printable(text);
-		if (f.tag == -ENOMEM)
-			return cp_error_set(err, -EMSGSIZE, "parser ran out of memory");
-		return cp_error_set(err, f.tag, "%s", text);
-	}
+	if (flags != 0 || more_bytes(ph->fd))
+		return lose(ph, -EBADMSG, "answered more than its answer", err);
+	helper_reap(&ph->pid, &ph->fd);	/* one request each */
+	if (f.tag < 0)	/* the parser's out of memory is the message's size */
+		return cp_error_set(err, f.tag == -ENOMEM ? -EMSGSIZE : f.tag, "%s",
+				    parser_reason(f.tag));
 	*wire = f.field[1];
 	*wirelen = f.len[1];
 	return 0;
@@ -293,19 +426,47 @@ ask(struct parsehelper *ph, const struct inmsg_limits *lim, int flags,
 	size_t wirelen = 0;
 	int r;
 
+	ph->filter_killed = 0;
 	for (int attempt = 0;; attempt++) {
-		r = exchange(ph, &wire, &wirelen, err);
+		int64_t start = cp_mono_ms(), deadline = start + ph->time_limit_ms;
+
+		/* The caller's sign of life (the watchdog) before each try:
+		 * a try takes at most the time limit. */
+		if (ph->progress != NULL)
+			ph->progress(ph->progress_userdata);
+		/* The budget counts the tries only, not what the caller does
+		 * between them (gpg). */
+		ph->over_budget = 0;
+		if (ph->budget_ms != 0 && ph->budget_left <= 0) {
+			r = cp_error_set(err, PARSEHELPER_LOST, "ran over the "
+					 "message's %u ms parse budget", ph->budget_ms);
+			break;
+		}
+		if (ph->budget_ms != 0 && ph->budget_left < (int64_t)ph->time_limit_ms) {
+			deadline = start + ph->budget_left;
+			ph->over_budget = 1;
+		}
+		r = exchange(ph, lim, deadline, &wire, &wirelen, err);
+		if (ph->budget_ms != 0)
+			ph->budget_left -= cp_mono_ms() - start;
 		if (r == 0) {
 			r = inmsgwire_decode(wire, wirelen, lim, out, err);
-			if (r == -EBADMSG) {
+			/* An answer too large to hold is the helper's doing
+			 * (the frame is within the limits): not a failure of
+			 * ours that would keep the message for ever. */
+			if (r == -EBADMSG || r == -ENOMEM) {
 				snprintf(first, sizeof(first), "%s", err->text);
 				r = lose(ph, -EBADMSG, first, err);
 			}
 		}
-		if (r != PARSEHELPER_LOST || attempt > 0 || (flags & PARSEHELPER_ONCE))
+		if (r != PARSEHELPER_LOST || attempt > 0 || (flags & PARSEHELPER_ONCE) ||
+		    ph->filter_killed)
 			break;
 	}
-	if (r == PARSEHELPER_LOST && !(flags & PARSEHELPER_ONCE)) {
+	if (r == PARSEHELPER_LOST && ph->filter_killed) {
+		snprintf(first, sizeof(first), "%s", err->text);
+		cp_error_set(err, r, "parser lost on this message: %s", first);
+	} else if (r == PARSEHELPER_LOST && !(flags & PARSEHELPER_ONCE)) {
 		snprintf(first, sizeof(first), "%s", err->text);
 		cp_error_set(err, r, "parser lost twice on this message: %s", first);
 	}
@@ -343,9 +504,12 @@ parsehelper_parse(struct parsehelper *ph, const char *raw, size_t len,
 {
 	struct inmsg_limits deflim;
 	struct helper_field f[1] = { { raw ? raw : "", raw ? len : 0 } };
+	struct cp_error local;
 	int r;
 
 	*out = NULL;
+	if (err == NULL)	/* a guess (decrypt ahead) need not say why */
+		err = &local;
 	if (raw == NULL && len > 0)
 		return cp_error_set(err, -EINVAL, "inmsg: no bytes");
 	if (lim == NULL) {
@@ -370,8 +534,11 @@ parsehelper_reparse_inner(struct parsehelper *ph, struct inmsg *m,
 {
 	_cleanup_buf_ struct buf wire = BUF_INIT;
 	struct inmsg *fresh = NULL, swap;
+	struct cp_error local;
 	int r;
 
+	if (err == NULL)
+		err = &local;
 	if (m == NULL || (raw == NULL && len > 0))
 		return cp_error_set(err, -EINVAL, "inmsg: nothing to reparse");
 	r = inmsgwire_encode(m, &wire);
@@ -483,15 +650,25 @@ serve_one(const struct helper_frame *f, struct buf *wire, struct cp_error *e)
 	return r;
 }
 
-/* cpu_seconds - CPU time this process has used. */
-static unsigned
-cpu_seconds(void)
+/*
+ * drop_root - a helper started by root (carepostctl ingest run by hand)
+ * parses as nobody: uid and gid 65534, no supplementary groups (fixed
+ * numbers: no name service behind an empty environment). 0, or -errno.
+ */
+static int
+drop_root(struct cp_error *e)
 {
-	struct timespec ts;
+	const uid_t nobody = 65534;
+	const gid_t nogroup = 65534;
 
-	if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) < 0)
+	if (geteuid() != 0 && getuid() != 0)
 		return 0;
-	return (unsigned)ts.tv_sec;
+	if (setgroups(0, NULL) < 0 || setresgid(nogroup, nogroup, nogroup) < 0 ||
+	    setresuid(nobody, nobody, nobody) < 0)
+		return cp_error_set(e, -errno, "cannot drop root: %s", strerror(errno));
+	if (geteuid() == 0 || getuid() == 0)
+		return cp_error_set(e, -EPERM, "cannot drop root");
+	return 0;
 }
 
 /*
@@ -502,11 +679,17 @@ static int
 confine(struct cp_error *e)
 {
 	struct sandbox_rules rules = SANDBOX_RULES_INIT;
+	int r;
 
 	load_converters();
+	if ((r = drop_root(e)) < 0)
+		return r;
 	close(STDIN_FILENO);
 	close(STDOUT_FILENO);
 #ifdef PARSEHELPER_SANITIZER
+	/* Sanitizer builds (tests only): stderr stays open and writable for
+	 * their reports, and the helper got the caller's environment (its
+	 * *SAN_OPTIONS). Fine for tests; never a production build. */
 	rules.log_fd = STDERR_FILENO;
 #else
 	close(STDERR_FILENO);
@@ -543,24 +726,14 @@ parsehelper_main(int argc, char **argv)
 		if (helper_frame_send(HELPER_FD, &scratch, 0, &ready, 1) < 0)
 			_exit(0);
 	}
-	for (;;) {
-		uint32_t flags = 0;
-
-		r = helper_frame_recv(HELPER_FD, &in, &f, 0, 0);
-		if (r < 0)
-			break;
-		buf_reset(&wire);
+	/* One request, one answer, then it ends: the next message is
+	 * parsed by a fresh helper. */
+	r = helper_frame_recv(HELPER_FD, &in, &f, 0, 0);
+	if (r == 0) {
 		cp_error_clear(&e);
 		r = serve_one(&f, &wire, &e);
-		if (r == -EPROTO)
-			break;
-		if (cpu_seconds() >= PARSEHELPER_RETIRE_CPU)
-			flags |= PARSEHELPER_RETIRING;
-		if (answer(&scratch, r, flags, e.text, &wire) < 0 ||
-		    (flags & PARSEHELPER_RETIRING)) {
+		if (r != -EPROTO && answer(&scratch, r, 0, e.text, &wire) == 0)
 			r = -ENODATA;
-			break;
-		}
 	}
 	/* Behind the wall, no exit handlers: a sanitizer's leak check would
 	 * need calls the filter forbids. */

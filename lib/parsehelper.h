@@ -19,29 +19,42 @@
  *	trimming) in a process of its own that holds nothing worth taking:
  *	no reply-token key, no store, no GnuPG home, no network, no
  *	descriptor but its socket. It is started with posix_spawn (lib/helper)
- *	with an empty environment, loads the charset converters it may need,
+ *	with no environment (but GNUTLS_NO_IMPLICIT_INIT=1: libetpan's TLS is
+ *	not used there), loads the charset converters it may need, drops
+ *	to nobody (uid and gid 65534) when started by root,
  *	closes its standard descriptors and confines itself (sandbox.h:
  *	no new privileges, no files, 1 GiB of memory, a CPU cap, a seccomp
- *	filter) before it reads the first byte; it then answers one request
- *	at a time with what inmsg_parse (or inmsg_reparse_inner) made of it,
+ *	filter) before it reads the first byte; it then answers its request
+ *	with what inmsg_parse (or inmsg_reparse_inner) made of it,
  *	as inmsgwire bytes, which the caller decodes believing none of them
  *	(inmsgwire.h). A message in a charset whose converter was not loaded
  *	still parses: the converter cannot be opened inside the wall, and
  *	inmsg falls back as for an unknown charset.
  *
- *	One helper serves a caller's messages one after another: it is
- *	started at the first parse and kept. Each answer must come within
+ *	Every request has a helper of its own, which answers it and is
+ *	ended: what one message does to a helper (an exploit of the parser)
+ *	never sees another message, and an answer can only be the answer to
+ *	its request. The cost of a fresh process (exec, dynamic linking,
+ *	the converters, the filter) is kept off the caller's path: the
+ *	helper for the next request is started as soon as this request has
+ *	been handed over, so it comes up on another core while the caller
+ *	waits for this answer and handles the message; the next request
+ *	finds it confined and waiting. Each answer must come within
  *	time_limit_ms (0: PARSEHELPER_TIME_LIMIT_MS). A helper that dies,
- *	is killed, runs over the limit or answers something malformed is
- *	lost: it is ended (its process group killed, reaped) and the
- *	message is tried once more on a fresh helper; lost again, the call
- *	fails with PARSEHELPER_LOST and a PHI-free reason for a quarantine
- *	("parser lost twice on this message: killed by signal 11"). With
- *	PARSEHELPER_ONCE (a guess, such as a decryption started ahead) there
- *	is no second try. A helper retires itself after PARSEHELPER_RETIRE_CPU
- *	seconds of CPU time (it says so in its last answer, well below its
- *	CPU cap): the next parse starts a fresh one, and no message pays.
- *
+ *	is killed, runs over the limit or answers something malformed (or
+ *	more than its answer) is lost: it is ended (its process group
+ *	killed, reaped) and the message is tried once more on a fresh
+ *	helper; lost again, the call fails with PARSEHELPER_LOST and a
+ *	PHI-free reason for a quarantine ("parser lost twice on this
+ *	message: killed by signal 11"). With PARSEHELPER_ONCE (a guess,
+ *	such as a decryption started ahead) there is no second try, nor for
+ *	a helper its seccomp filter killed (SIGSYS: it tried a call parsing
+ *	never makes, likely an exploit): that is logged as a security event
+ *	(LOGID_SECURITY, nothing of the message) and the call fails with
+ *	PARSEHELPER_LOST at once. A
+ *	helper started ahead that is gone when its request comes (killed
+ *	meanwhile) is counted lost and replaced; the message does not pay.
+
  *	parsehelper_enable picks the program as lib/helper's helper_find
  *	does (carepost-parse beside the running binary, then in
  *	CAREPOST_LIBEXECDIR, else the running binary itself, which must then
@@ -52,13 +65,14 @@
  *	why it could not confine itself. A request is PARSE (limits, raw) or
  *	REPARSE_INNER (limits, the message as inmsgwire, the plaintext); an
  *	answer is tag 0 or the parser's negative code, then a flags field
- *	(PARSEHELPER_RETIRING) and the message as inmsgwire or the error's
- *	text.
+ *	(0) and the message as inmsgwire or the error's text; then the
+ *	helper ends.
  * ERRORS
  *	parsehelper_parse and parsehelper_reparse_inner: the parser's own
- *	codes and texts (-EMSGSIZE, -ELOOP, -E2BIG, -EBADMSG, -EINVAL,
- *	inmsg.h; any other code from the helper is a malformed answer, and
- *	its text is cut to printable ASCII); an
+ *	codes (-EMSGSIZE, -ELOOP, -E2BIG, -EBADMSG, -EINVAL, inmsg.h; any
+ *	other code from the helper is a malformed answer), each with a fixed
+ *	reason of carepostd's, never the helper's text (which a helper taken
+ *	over by the message could fill with PHI); an
  *	out-of-memory in the helper (its memory cap) is the message's:
  *	-EMSGSIZE, "parser ran out of memory"; PARSEHELPER_LOST (-ECHILD),
  *	see above; -EHOSTDOWN when no helper can be started or it could not
@@ -68,7 +82,7 @@
  *	parsehelper_enable was not called or failed, -ENOMEM.
  *	parsehelper_enable: as helper_find. parsehelper_main returns -1 when
  *	the program was not started as the parse helper; otherwise its exit
- *	code: 0 when its caller closed the socket or it retired, EX_PROTOCOL
+ *	code: 0 after its answer or when its caller closed the socket, EX_PROTOCOL
  *	after a malformed request, EX_OSERR when it could not confine
  *	itself, EX_USAGE when descriptor 3 is not a socket. Once it has
  *	begun to confine itself it does not return: it ends with _exit(2)
@@ -94,14 +108,12 @@
 
 #define PARSEHELPER_LOST		(-ECHILD)
 #define PARSEHELPER_ONCE		0x1	/* no second try */
-/* Per answer, by default: a message that stalls the parser costs at most
- * three (a guess ahead, then two tries), well within the service's
- * WatchdogSec=60 beside gpg's [gpg] time_limit. */
-#define PARSEHELPER_TIME_LIMIT_MS	10000u
+#define PARSEHELPER_TIME_LIMIT_MS	10000u	/* per answer, by default */
+/* All the parsing of one message (retries, its decrypted content): well
+ * under half of carepost.service's WatchdogSec=60s. */
+#define PARSEHELPER_MESSAGE_BUDGET_MS	20000u
 #define PARSEHELPER_MEMORY_MAX		(1024u << 20)	/* RLIMIT_AS */
-#define PARSEHELPER_CPU_CAP		300u	/* RLIMIT_CPU, seconds */
-#define PARSEHELPER_RETIRE_CPU		120u	/* CPU seconds, then retire */
-#define PARSEHELPER_RETIRING		0x1u	/* answer flag */
+#define PARSEHELPER_CPU_CAP		60u	/* RLIMIT_CPU, seconds: one request */
 
 struct parsehelper;
 
@@ -112,8 +124,27 @@ const char *parsehelper_exe(void);
 int parsehelper_new(unsigned time_limit_ms, struct parsehelper **out,
 		    struct cp_error *err);
 void parsehelper_free(struct parsehelper *ph);
-/* parsehelper_pid - the running helper's pid; 0 when none (tests, logs). */
+/* parsehelper_pid - the helper started ahead for the next request; 0: none. */
 long parsehelper_pid(const struct parsehelper *ph);
+/* parsehelper_last_pid - the helper asked last, ended since (tests). */
+long parsehelper_last_pid(const struct parsehelper *ph);
+/*
+ * parsehelper_budget - the tries of the message about to be parsed
+ * (parsehelper_parse, then parsehelper_reparse_inner, and their
+ * retries) take ms in all (0: no budget but the time limit of each
+ * try); what the caller does between them (gpg) does not count. A try
+ * cut short by it loses its helper as a try over its time limit does
+ * ("ran over the message's 20000 ms parse budget"); once it is spent, a
+ * parse fails at once with PARSEHELPER_LOST.
+ */
+void parsehelper_budget(struct parsehelper *ph, unsigned ms);
+/*
+ * parsehelper_progress - fn(userdata) is called before each try (each
+ * takes at most the time limit): carepostd tells its watchdog it lives.
+ */
+typedef void (*parsehelper_progress_fn)(void *userdata);
+void parsehelper_progress(struct parsehelper *ph, parsehelper_progress_fn fn,
+			  void *userdata);
 /* parsehelper_lost - helpers lost so far (died, killed, over time). */
 unsigned long parsehelper_lost(const struct parsehelper *ph);
 

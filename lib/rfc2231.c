@@ -179,6 +179,24 @@ clean_filename(char *s)
 }
 
 int
+rfc2231_filename_ok(const char *s, size_t len)
+{
+	if (len == 0 || len > RFC2231_FILENAME_MAX || !cp_utf8_valid(s, len) ||
+	    (len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.'))
+		return 0;
+	for (size_t i = 0, n; i < len; i += n) {
+		uint32_t c;
+
+		n = cp_utf8_seq_len(s + i, len - i);
+		c = utf8_decode(s + i, n);
+		if (invisible_cp(c) || c < 0x20 || (c >= 0x7F && c <= 0x9F) ||
+		    c == 0x2028 || c == 0x2029 || c == '/' || c == '\\')
+			return 0;
+	}
+	return 1;
+}
+
+int
 rfc2231_filename(const struct rfc2231_param *p, size_t n, char **out)
 {
 	static const char *const bases[] = { "filename", "name" };

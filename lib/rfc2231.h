@@ -56,5 +56,12 @@ struct rfc2231_param {
 
 char *rfc2231_value(const struct rfc2231_param *p, size_t n, const char *base);
 int rfc2231_filename(const struct rfc2231_param *p, size_t n, char **out);
+/*
+ * rfc2231_filename_ok - s[0..len) is a name as rfc2231_filename makes
+ * them (not empty, "." or "..", at most RFC2231_FILENAME_MAX bytes of
+ * valid UTF-8, no directory part, no control, separator or invisible
+ * character): for checking a name another process says it made. Pure.
+ */
+int rfc2231_filename_ok(const char *s, size_t len);
 
 #endif

@@ -29,8 +29,7 @@
  *	     rules.fd, write on rules.log_fd when it is not -1;
  *	     memory: brk, mmap, munmap, mremap, madvise, mprotect, the last
  *	     two and mmap only without PROT_EXEC (no new code);
- *	     close, fstat of a descriptor (newfstatat with AT_EMPTY_PATH),
- *	     lseek, poll, ppoll, futex, getrandom, sched_yield;
+ *	     close, lseek, poll, ppoll, futex, getrandom, sched_yield;
  *	     clocks: clock_gettime, clock_getres, gettimeofday, time;
  *	     its own signals: rt_sigreturn, rt_sigprocmask, rt_sigaction,
  *	     sigaltstack, getpid, gettid, and tgkill of its own process
@@ -38,9 +37,12 @@
  *	     prlimit64 to read its own limits (never to set them);
  *	     exit, exit_group.
  *	   open, openat, openat2, access, faccessat, faccessat2, stat, lstat,
- *	   statx, readlink, readlinkat fail with EPERM (glibc's iconv tries
- *	   to open a converter it has not loaded: that must fail gracefully,
- *	   not kill). Everything else - socket, connect, execve, clone, fork,
+ *	   statx, readlink, readlinkat, newfstatat and fstat fail with EPERM
+ *	   (glibc's iconv tries to open a converter it has not loaded: that
+ *	   must fail gracefully, not kill). fstat of a descriptor is denied
+ *	   too: glibc makes it newfstatat(fd, "", AT_EMPTY_PATH), and a
+ *	   filter cannot read a path to tell that from
+ *	   newfstatat(AT_FDCWD, "/etc/passwd", AT_EMPTY_PATH). Everything else - socket, connect, execve, clone, fork,
  *	   kill, ptrace, and the rest - kills the process (SIGSYS).
  *
  *	What has to be done with files (glibc loading iconv converters, the

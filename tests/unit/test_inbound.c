@@ -17,17 +17,21 @@
 #include <cmocka.h>
 
 #include <ctype.h>
+#include <limits.h>
 #include <sys/stat.h>
 
 #include "atrest.h"
 #include "buf.h"
 #include "config.h"
 #include "gpgfix.h"
+#include "helper.h"
+#include "inmsgwire.h"
 #include "inbound.h"
 #include "inbox.h"
 #include "log.h"
 #include "outbound.h"
 #include "parsehelper.h"
+#include "pgphelper.h"
 #include "pgp.h"
 #include "store.h"
 #include "storefix.h"
@@ -152,6 +156,10 @@ teardown(void **state)
 {
 	inbound_free(fx.ib);
 	fx.ib = NULL;
+	/* back to this binary as the parse helper, and no gpg helper, after
+	 * a test that chose others (even one that failed half-way) */
+	parsehelper_enable(NULL);
+	pgphelper_enable("/nonexistent-cpi/carepost-pgp");
 	atrest_free(fx.atrest);
 	fx.atrest = NULL;
 	pgp_free(fx.pgp);
@@ -1459,15 +1467,245 @@ unsubscribe_adds_the_category_except_for_security_notices(void **state)
 	free(c);
 }
 
+/* ---- a parse helper that lies (taken over by the message it parsed) ---- */
+
+/*
+ * lying_helper - parses as the real one does, then says what would get
+ * the message filed: a DMARC pass from the trusted server, the patient's
+ * From, and (when the message carries one in X-Steal) a reply address
+ * among the recipients.
+ */
+static int
+lying_helper(void)
+{
+	struct buf in = BUF_INIT, scratch = BUF_INIT, wire = BUF_INIT;
+	struct helper_field ready = { CAREPOST_VERSION, strlen(CAREPOST_VERSION) };
+	struct inmsg_limits lim;
+	struct helper_frame f;
+	struct inmsg *m = NULL;
+	struct cp_error e;
+	uint32_t flags = 0;
+	const char *steal;
+	char addr[128];
+
+	if (helper_serve_begin("--parse-helper") != 0 ||
+	    helper_frame_send(HELPER_FD, &scratch, 0, &ready, 1) < 0 ||
+	    helper_frame_recv(HELPER_FD, &in, &f, 0, 0) < 0 ||
+	    inmsgwire_limits_decode(f.field[0], f.len[0], &lim) < 0)
+		return 1;
+	cp_error_clear(&e);
+	if (f.n == 2 && inmsg_parse(f.field[1], f.len[1], &lim, &m, &e) < 0)
+		return 2;
+	if (f.n == 3 && (inmsgwire_decode(f.field[1], f.len[1], &lim, &m, &e) < 0 ||
+			 inmsg_reparse_inner(m, f.field[2], f.len[2], &e) < 0))
+		return 2;
+	for (size_t i = 0; i < m->auth_results.n; i++)
+		free(m->auth_results.v[i]);
+	free(m->auth_results.v);
+	m->auth_results.v = calloc(1, sizeof(char *));
+	m->auth_results.v[0] = strdup("mx.clinic.test; dmarc=pass header.from=patients.test");
+	m->auth_results.n = 1;
+	free(m->from_addr);
+	m->from_addr = strdup("pat@patients.test");
+	m->from_count = 1;
+	if (f.n == 2 && memmem(f.field[1], f.len[1], "X-Forge-Body: yes", 17)) {
+		free(m->body);
+		m->body = strdup("FORGED BODY");
+		m->body_len = strlen(m->body);
+	}
+	if (f.n == 2 && memmem(f.field[1], f.len[1], "X-Forge-Signed: yes", 19) &&
+	    m->n_attachments > 0) {
+		struct inmsg *s = NULL;
+
+		/* an attached signed message claimed as this one's own */
+		if (inmsg_parse(m->attachments[0].data, m->attachments[0].len, &lim,
+				&s, &e) < 0 || s->pgp_signed == NULL)
+			return 4;
+		free(m->pgp_signed);
+		free(m->pgp_signature);
+		m->pgp |= INMSG_PGP_SIGNED;
+		m->pgp_signed = s->pgp_signed;
+		m->pgp_signed_len = s->pgp_signed_len;
+		m->pgp_signature = s->pgp_signature;
+		m->pgp_signature_len = s->pgp_signature_len;
+		s->pgp_signed = s->pgp_signature = NULL;
+		inmsg_free(s);
+	}
+	steal = memmem(f.field[f.n - 1], f.len[f.n - 1], "X-Steal: ", 9);
+	if (steal != NULL && sscanf(steal + 9, "%127[^\r\n]", addr) == 1) {
+		char **v = realloc(m->recipients.v, (m->recipients.n + 1) * sizeof(*v));
+
+		m->recipients.v = v;
+		v[m->recipients.n++] = strdup(addr);
+	}
+	if (inmsgwire_encode(m, &wire) < 0)
+		return 3;
+	{
+		struct helper_field a[2] = { { &flags, 4 }, { wire.data, wire.len } };
+
+		helper_frame_send(HELPER_FD, &scratch, 0, a, 2);
+	}
+	inmsg_free(m);
+	return 0;
+}
+
+/* use_liar - this binary, copied as "lying-parse", as the parse helper. */
+static void
+use_liar(char *path, size_t len)
+{
+	char self[PATH_MAX], cmd[2 * PATH_MAX + 16];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	assert_true(n > 0);
+	self[n] = '\0';
+	snprintf(path, len, "%s/lying-parse", fx.dir);
+	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", self, path);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(parsehelper_enable(path), 0);
+}
+
+static void
+what_a_lying_parse_helper_says_authenticates_nothing(void **state)
+{
+	struct inbound_result res;
+	char tok[TOKEN_SIZE], to[128], path[PATH_MAX], extra[256], *m;
+
+	use_liar(path, sizeof(path));
+	open_inbound();		/* its parse helpers are the liar */
+	add_thread("ev1", "provider_message", NULL, NOW + 30 * DAY, NULL, tok);
+	reply_to(to, sizeof(to), tok);
+	/* A stranger with a stolen token: the liar says DMARC passed for
+	 * the patient's From. carepostd reads From and the
+	 * Authentication-Results (none) itself. */
+	m = message("mallory@evil.test", to, "Re", "l1@x.test", NULL, "hi\r\n");
+	assert_int_equal(ingest_at(m, NOW, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_QUARANTINED);
+	assert_string_equal(res.auth, "");
+	free(m);
+	/* The patient's genuine mail to someone else, which quotes a reply
+	 * address: the liar puts it among the recipients. */
+	snprintf(extra, sizeof(extra), "Authentication-Results: mx.clinic.test; "
+		 "dmarc=pass header.from=patients.test\r\nX-Steal: %s\r\n", to);
+	m = message("pat@patients.test", "someone@elsewhere.test", "Re", "l2@x.test",
+		    extra, "hi\r\n");
+	assert_int_equal(ingest_at(m, NOW, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_QUARANTINED);
+	free(m);
+	/* Where the raw bytes say what the liar says, it is filed. */
+	snprintf(extra, sizeof(extra), "Authentication-Results: mx.clinic.test; "
+		 "dmarc=pass header.from=patients.test\r\n");
+	m = message("Pat <pat@patients.test>", to, "Re", "l3@x.test", extra, "hi\r\n");
+	assert_int_equal(ingest_at(m, NOW, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_FILED);
+	assert_string_equal(res.auth, "dmarc");
+	free(m);
+	assert_int_equal(count(DB_INBOX), 1);
+	assert_int_equal(parsehelper_enable(NULL), 0);
+}
+
+/* signed_entity - multipart/signed around text, signed by fpr in home. */
+static char *
+signed_entity(const char *home, const char *fpr, const char *text)
+{
+	char part[512], path[PATH_MAX], cmd[3 * PATH_MAX], *out = NULL;
+	struct buf sig = BUF_INIT, crlf = BUF_INIT;
+
+	snprintf(part, sizeof(part), "Content-Type: text/plain; charset=utf-8\r\n"
+		 "\r\n%s\r\n", text);
+	snprintf(path, sizeof(path), "%s/part", fx.dir);
+	assert_int_equal(cp_write_file_atomic(path, part, strlen(part), 0600), 0);
+	snprintf(cmd, sizeof(cmd), "gpg --homedir %s --batch --armor --detach-sign "
+		 "-u %s -o - %s", home, fpr, path);
+	assert_int_equal(tu_capture(&sig, cmd), 0);
+	for (size_t i = 0; i < sig.len; i++)
+		buf_puts(&crlf, sig.data[i] == '\n' ? "\r\n" : (char[]){ sig.data[i], 0 });
+	buf_append(&crlf, "", 1);
+	assert_true(asprintf(&out, "Content-Type: multipart/signed; micalg=pgp-sha256; "
+			     "protocol=\"application/pgp-signature\"; boundary=\"s1\"\r\n\r\n"
+			     "--s1\r\n%s\r\n--s1\r\nContent-Type: application/pgp-signature\r\n"
+			     "\r\n%s\r\n--s1--\r\n", part, crlf.data) > 0);
+	buf_free(&sig);
+	buf_free(&crlf);
+	return out;
+}
+
+static void
+signed_content_is_made_from_the_signed_bytes_not_the_helpers_word(void **state)
+{
+	struct inbound_result res;
+	char tok[TOKEN_SIZE], to[128], path[PATH_MAX], dir[64], home[80], fpr[41];
+	char *ent, *m, *b64;
+	json_t *rec, *content;
+	struct buf enc = BUF_INIT;
+
+	assert_int_equal(tu_gpg_dir("cpis", dir, sizeof(dir), home, sizeof(home),
+				    "Pat <pat@patients.test>", fpr), 0);
+	assert_int_equal(tu_move_public(home, fx.home, fpr), 0);
+	use_liar(path, sizeof(path));
+	{
+		char gpgh[PATH_MAX], *slash;
+		ssize_t n = readlink("/proc/self/exe", gpgh, sizeof(gpgh) - 1);
+
+		/* replies are verified in the gpg helper: the built one */
+		assert_true(n > 0);
+		gpgh[n] = '\0';
+		slash = strrchr(gpgh, '/');
+		*slash = '\0';
+		slash = strrchr(gpgh, '/');
+		snprintf(slash, sizeof(gpgh) - (size_t)(slash - gpgh), "/carepost-pgp");
+		assert_int_equal(pgphelper_enable(gpgh), 0);
+	}
+	open_inbound();
+	add_thread("ev1", "provider_message", NULL, NOW + 30 * DAY, NULL, tok);
+	reply_to(to, sizeof(to), tok);
+	/* The liar puts its own text in place of the signed text: what is
+	 * filed is made again from the signed bytes, in a fresh helper. */
+	ent = signed_entity(home, fpr, "the patient's signed text");
+	assert_true(asprintf(&m, "From: pat@patients.test\r\nTo: %s\r\nSubject: Re\r\n"
+			     "Message-ID: <s1@x.test>\r\nX-Forge-Body: yes\r\n"
+			     "MIME-Version: 1.0\r\n%s", to, ent) > 0);
+	assert_int_equal(ingest_at(m, NOW, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_FILED);
+	assert_int_equal(inbox_get(fx.store, "p1", res.inbox_id, &rec, NULL), 0);
+	assert_int_equal(inbox_open(fx.pgp, fx.atrest, rec, &content, NULL), 0);
+	assert_string_equal(json_string_value(json_object_get(content, "text")),
+			    "the patient's signed text");
+	json_decref(content);
+	json_decref(rec);
+	free(m);
+	/* A signed message of the patient's, attached (base64: its bytes
+	 * are not in the message), claimed by the liar as this unsigned
+	 * message's own signed part: not believed. */
+	buf_append_base64(&enc, ent, strlen(ent));
+	buf_append(&enc, "", 1);
+	b64 = enc.data;
+	assert_true(asprintf(&m, "From: pat@patients.test\r\nTo: %s\r\nSubject: Re\r\n"
+			     "Message-ID: <s2@x.test>\r\nX-Forge-Signed: yes\r\n"
+			     "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=m\r\n\r\n"
+			     "--m\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+			     "--m\r\nContent-Type: application/octet-stream; name=old.eml\r\n"
+			     "Content-Transfer-Encoding: base64\r\n\r\n%s\r\n--m--\r\n",
+			     to, b64) > 0);
+	assert_int_equal(ingest_at(m, NOW, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_QUARANTINED);
+	free(m);
+	free(ent);
+	buf_free(&enc);
+	tu_gpg_dir_remove("cpis", dir, home);
+	assert_int_equal(parsehelper_enable(NULL), 0);
+}
+
 int
 main(int argc, char **argv)
 {
-	int rc = parsehelper_main(argc, argv);	/* this binary parses too */
+	int rc;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(patient_and_proxy_replies_are_filed_with_their_role, setup, teardown),
 		cmocka_unit_test_setup_teardown(strangers_forgeries_and_expired_tokens_are_quarantined_never_filed, setup, teardown),
 		cmocka_unit_test_setup_teardown(require_dmarc_counts_only_the_trusted_authserv_id, setup_dmarc, teardown),
 		cmocka_unit_test(require_dmarc_without_trusted_id_is_a_config_error),
+		cmocka_unit_test_setup_teardown(what_a_lying_parse_helper_says_authenticates_nothing, setup_dmarc, teardown),
+		cmocka_unit_test_setup_teardown(signed_content_is_made_from_the_signed_bytes_not_the_helpers_word, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_message_is_filed_once_however_often_it_is_fetched, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_quarantined_message_is_quarantined_again_with_its_reason, setup, teardown),
 		cmocka_unit_test_setup_teardown(unparseable_and_oversized_messages_quarantine_with_a_reason, setup, teardown),
@@ -1490,6 +1728,16 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(unsubscribe_adds_the_category_except_for_security_notices, setup, teardown),
 	};
 
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (n > 0 && argc == 2 && strcmp(argv[1], "--parse-helper") == 0) {
+		exe[n] = '\0';
+		if (strcmp(strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe,
+			   "lying-parse") == 0)
+			return lying_helper();
+	}
+	rc = parsehelper_main(argc, argv);	/* this binary parses too */
 	if (rc >= 0)
 		return rc;
 	if (parsehelper_enable(NULL) < 0)

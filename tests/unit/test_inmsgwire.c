@@ -370,18 +370,107 @@ counts_over_the_limits_or_the_bytes_are_refused(void **state)
 	assert_non_null(strstr(err.text, "decoded total"));
 	/* a count far beyond the bytes: refused before anything is allocated */
 	off = find(&w, "\x02\x00\x00\x00\x03\x00\x00\x00" "a@x", 11);
-	patch_u32(&w, off, 0x7ffffff0u);
+	patch_u32(&w, off, INMSGWIRE_MAX_REFERENCES);
 	refused(&w, "references: cut short");
+	/* more references than a header block can hold */
+	patch_u32(&w, off, 0x7ffffff0u);
+	refused(&w, "references: more than the limit");
+	patch_u32(&w, off, INMSGWIRE_MAX_REFERENCES + 1);
+	refused(&w, "references: more than the limit");
 	patch_u32(&w, off, 2);
 	/* a string length beyond the bytes */
 	off = find(&w, "\x03\x00\x00\x00" "a@x", 7);
-	patch_u32(&w, off, 0xfffffff0u);
+	patch_u32(&w, off, INMSGWIRE_MAX_HEADER_STR);
 	refused(&w, "references: cut short");
+	/* a string longer than a header block can make */
+	patch_u32(&w, off, 0xfffffff0u);
+	refused(&w, "references: longer than the parser makes it");
+	patch_u32(&w, off, INMSGWIRE_MAX_HEADER_STR + 1);
+	refused(&w, "references: longer than the parser makes it");
 	/* recipients over INMSG_MAX_RECIPIENTS */
 	encoded(m, &w);
 	off = find(&w, "\x02\x00\x00\x00\x17\x00\x00\x00" "reply+tok", 17);
 	patch_u32(&w, off, INMSG_MAX_RECIPIENTS + 1);
 	refused(&w, "recipients: more than the limit");
+	buf_free(&w);
+	inmsg_free(m);
+}
+
+/* What decoding made, all together, within max_decoded. */
+static void
+content_over_the_decoded_limit_is_refused(void **state)
+{
+	struct inmsg *m = parse(plain, sizeof(plain) - 1);
+	struct inmsg_limits lim;
+	struct inmsg *back = NULL;
+	struct buf w = BUF_INIT;
+	struct cp_error err;
+	size_t big = 64 * 1024;
+
+	inmsg_limits_default(&lim);
+	lim.max_decoded = 100 * 1024;
+	lim.max_parts = 10;
+	/* each payload under the limit, together over it; decoded_total
+	 * (which the helper says) small */
+	free(m->pgp_signed);
+	free(m->pgp_signature);
+	m->pgp_signed = calloc(1, big + 1);
+	m->pgp_signature = calloc(1, big + 1);
+	assert_non_null(m->pgp_signed);
+	assert_non_null(m->pgp_signature);
+	memset(m->pgp_signed, 'a', big);
+	memset(m->pgp_signature, 'b', big);
+	m->pgp_signed_len = m->pgp_signature_len = big;
+	m->pgp |= INMSG_PGP_SIGNED;
+	encoded(m, &w);
+	cp_error_clear(&err);
+	assert_int_equal(inmsgwire_decode(w.data, w.len, &lim, &back, &err), -EBADMSG);
+	assert_non_null(strstr(err.text, "content: more than the decoded limit"));
+	/* one payload over the limit on its own */
+	lim.max_decoded = big - 1;
+	assert_int_equal(inmsgwire_decode(w.data, w.len, &lim, &back, &err), -EBADMSG);
+	assert_non_null(strstr(err.text, "longer than the parser makes it"));
+	/* within: decoded */
+	lim.max_decoded = 4 * big;
+	assert_int_equal(inmsgwire_decode(w.data, w.len, &lim, &back, &err), 0);
+	inmsg_free(back);
+	buf_free(&w);
+	inmsg_free(m);
+}
+
+/* inmsg.h's promises of names and header strings, not the helper's word. */
+static void
+file_names_and_header_lines_that_break_the_promises_are_refused(void **state)
+{
+	static const char *const names[] = {
+		"../../etc/passwd", "dir/x.pdf", "c:\\x.pdf", "SECRET\x01" ".pdf",
+		"gpj.\xe2\x80\xae" "exe", "zero\xe2\x80\x8b" "width", "c1\xc2\x85" ".pdf", "",
+		"..", ".",
+	};
+	struct inmsg *m = parse(plain, sizeof(plain) - 1);
+	struct buf w = BUF_INIT;
+	char longname[300];
+
+	for (size_t i = 0; i < CP_ARRAY_SIZE(names); i++) {
+		set_str(&m->attachments[0].filename, names[i]);
+		encoded(m, &w);
+		refused(&w, "attachment filename: not a plain file name");
+	}
+	memset(longname, 'a', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = '\0';
+	set_str(&m->attachments[0].filename, longname);
+	encoded(m, &w);
+	refused(&w, "attachment filename");
+	set_str(&m->attachments[0].filename, "r\xc3\xa9sultat scan.pdf");
+	encoded(m, &w);
+	inmsg_free(round_trip(m));
+	set_str(&m->subject, "SECRET\r\nBcc: x");
+	encoded(m, &w);
+	refused(&w, "subject: holds a control character");
+	set_str(&m->subject, "ok");
+	set_str(&m->from_name, "SECRET\x1b[31m");
+	encoded(m, &w);
+	refused(&w, "from name: holds a control character");
 	buf_free(&w);
 	inmsg_free(m);
 }
@@ -444,6 +533,8 @@ main(void)
 		cmocka_unit_test(another_version_or_magic_is_refused),
 		cmocka_unit_test(strings_that_break_the_promises_are_refused),
 		cmocka_unit_test(counts_over_the_limits_or_the_bytes_are_refused),
+		cmocka_unit_test(content_over_the_decoded_limit_is_refused),
+		cmocka_unit_test(file_names_and_header_lines_that_break_the_promises_are_refused),
 		cmocka_unit_test(unknown_bits_and_bad_booleans_are_refused),
 		cmocka_unit_test(limits_travel_to_the_helper_and_nothing_else_passes),
 	};

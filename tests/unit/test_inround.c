@@ -374,6 +374,31 @@ a_round_takes_one_batch_and_the_uid_is_saved_when_the_drain_ends(void **state)
 }
 
 static void
+count_tries(void *userdata)
+{
+	(*(int *)userdata)++;
+}
+
+/* carepostd's watchdog hears before each try of the parse helper, not
+ * only after each message. */
+static void
+the_watchdog_hears_before_each_parse_try(void **state)
+{
+	struct inround_stats st = { 0 };
+	int tries = 0;
+
+	dove_start(&fx.dove, NULL);
+	open_inround(fx.dove.port, 50);
+	inbound_progress(fx.ib, count_tries, &tries);
+	deliver_new(&fx.dove, autoreply, 2);
+	deliver_new(&fx.dove, no_token, 2);
+	assert_int_equal(step_ok(&st), 0);
+	assert_int_equal(st.decided, 4);
+	assert_int_equal(fx.progress, 4);	/* after each message, as before */
+	assert_true(tries >= 4);		/* one parse at least each */
+}
+
+static void
 a_stop_between_messages_leaves_the_rest_for_the_next_round(void **state)
 {
 	struct inround_stats st = { 0 };
@@ -591,6 +616,8 @@ main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(a_round_decides_each_message_commits_it_and_moves_it_to_its_folder, teardown),
 		cmocka_unit_test_teardown(a_round_takes_one_batch_and_the_uid_is_saved_when_the_drain_ends, teardown),
+		cmocka_unit_test_teardown(the_watchdog_hears_before_each_parse_try,
+					  teardown),
 		cmocka_unit_test_teardown(a_stop_between_messages_leaves_the_rest_for_the_next_round, teardown),
 		cmocka_unit_test_teardown(a_new_session_goes_on_after_the_saved_uid_unless_uidvalidity_changed, teardown),
 		cmocka_unit_test_teardown(failures_are_error_values_and_the_next_step_connects_again, teardown),

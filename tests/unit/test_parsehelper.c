@@ -150,6 +150,10 @@ fake_helper(void)
 		}
 		if (has(&f, "X-Test: kill"))
 			raise(SIGKILL);
+		if (has(&f, "X-Test: sigsys")) {
+			signal(SIGSYS, SIG_DFL);	/* as its filter kills it */
+			raise(SIGSYS);
+		}
 		if (has(&f, "X-Test: stall"))
 			pause();
 		if (has(&f, "X-Test: odd-code")) {
@@ -158,6 +162,50 @@ fake_helper(void)
 
 			/* an infrastructure code: not one the parser gives */
 			helper_frame_send(HELPER_FD, &scratch, -EHOSTDOWN, a, 2);
+			continue;
+		}
+		if (has(&f, "X-Test: twice")) {
+			/* its answer and a second one in one write (a
+			 * stale answer for some later request) */
+			uint32_t flags = 0;
+			struct helper_field a[2] = { { &flags, 4 }, { "", 0 } };
+			struct buf two = BUF_INIT;
+
+			helper_frame_prepare(&scratch, -EBADMSG, a, 2);
+			buf_append(&two, scratch.data, scratch.len);
+			buf_append(&two, scratch.data, scratch.len);
+			helper_send_all(HELPER_FD, two.data, two.len);
+			buf_free(&two);
+			continue;
+		}
+		if (has(&f, "X-Test: huge")) {
+			/* an answer longer than any parse under the
+			 * request's limits makes */
+			struct inmsg_limits lim;
+			uint32_t flags = 0;
+			size_t n;
+			char *junk;
+
+			if (inmsgwire_limits_decode(f.field[0], f.len[0], &lim) < 0)
+				return 4;
+			n = inmsgwire_max(&lim) + 1;
+			junk = calloc(1, n);
+			if (junk == NULL)
+				return 4;
+			{
+				struct helper_field a[2] = { { &flags, 4 }, { junk, n } };
+
+				helper_frame_send(HELPER_FD, &scratch, 0, a, 2);
+			}
+			free(junk);
+			continue;
+		}
+		if (has(&f, "X-Test: phi-reason")) {
+			uint32_t flags = 0;
+			const char *why = "SECRET patient words";
+			struct helper_field a[2] = { { &flags, 4 }, { why, strlen(why) } };
+
+			helper_frame_send(HELPER_FD, &scratch, -EBADMSG, a, 2);
 			continue;
 		}
 		if (has(&f, "X-Test: garbage")) {
@@ -171,6 +219,20 @@ fake_helper(void)
 			return 3;
 	}
 	return 0;
+}
+
+/* deaf_helper - comes up, then never reads its request. */
+static int
+deaf_helper(void)
+{
+	struct buf scratch = BUF_INIT;
+	struct helper_field ready = { CAREPOST_VERSION, strlen(CAREPOST_VERSION) };
+
+	if (helper_serve_begin("--parse-helper") != 0 ||
+	    helper_frame_send(HELPER_FD, &scratch, 0, &ready, 1) < 0)
+		return 1;
+	for (;;)
+		pause();
 }
 
 /* ---- helpers ---- */
@@ -243,16 +305,25 @@ in_process(const char *raw, size_t len)
 
 /* ---- the real helper ---- */
 
+/* gone - pid has been reaped (it is no process any more). */
 static void
-helper_parses_as_inmsg_parse_does_and_is_kept(void **state)
+assert_gone(long pid)
+{
+	assert_true(pid > 0);
+	assert_int_equal(kill((pid_t)pid, 0), -1);
+}
+
+static void
+helper_parses_as_inmsg_parse_does_a_fresh_one_for_each_message(void **state)
 {
 	static const char *const msgs[] = { multipart, dsn, encrypted, cp1252 };
 	struct parsehelper *ph;
-	long pid = 0;
+	long seen[3 * CP_ARRAY_SIZE(msgs)];
+	size_t n = 0;
 
 	use_real();
 	ph = helper(0);
-	assert_int_equal(parsehelper_pid(ph), 0);	/* started at the first */
+	assert_int_equal(parsehelper_pid(ph), 0);	/* none before the first */
 	for (size_t round = 0; round < 3; round++) {
 		for (size_t i = 0; i < CP_ARRAY_SIZE(msgs); i++) {
 			struct inmsg *a = parsed(ph, msgs[i], strlen(msgs[i]));
@@ -261,15 +332,21 @@ helper_parses_as_inmsg_parse_does_and_is_kept(void **state)
 			assert_same(a, b);
 			inmsg_free(a);
 			inmsg_free(b);
-			if (pid == 0)
-				pid = parsehelper_pid(ph);
-			assert_int_equal(parsehelper_pid(ph), pid);	/* the same one */
+			/* The helper that answered is ended; the next
+			 * one is already started. */
+			seen[n] = parsehelper_last_pid(ph);
+			assert_gone(seen[n]);
+			for (size_t j = 0; j < n; j++)
+				assert_true(seen[j] != seen[n]);
+			n++;
+			assert_true(parsehelper_pid(ph) > 0);
+			assert_true(parsehelper_pid(ph) != seen[n - 1]);
 		}
 	}
-	assert_true(pid > 0);
 	assert_int_equal(parsehelper_lost(ph), 0);
+	seen[0] = parsehelper_pid(ph);
 	parsehelper_free(ph);
-	assert_int_equal(kill((pid_t)pid, 0), -1);	/* reaped */
+	assert_gone(seen[0]);	/* the one started ahead: reaped too */
 }
 
 static void
@@ -376,7 +453,15 @@ running_helper_holds_only_its_socket_behind_seccomp(void **state)
 	ph = helper(0);
 	m = parsed(ph, multipart, sizeof(multipart) - 1);
 	inmsg_free(m);
+	/* The helper started ahead, once it has confined itself. */
 	pid = parsehelper_pid(ph);
+	snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+	for (int i = 0; i < 500; i++) {
+		read_text(path, text, sizeof(text));
+		if (strstr(text, "\nSeccomp:\t2\n") != NULL)
+			break;
+		usleep(10000);
+	}
 	snprintf(path, sizeof(path), "/proc/%ld/fd", pid);
 	fds = opendir(path);
 	assert_non_null(fds);
@@ -393,6 +478,11 @@ running_helper_holds_only_its_socket_behind_seccomp(void **state)
 	snprintf(path, sizeof(path), "/proc/%ld/status", pid);
 	read_text(path, text, sizeof(text));
 	assert_non_null(strstr(text, "\nNoNewPrivs:\t1\n"));
+	/* started by root (carepostctl run by hand), it parses as nobody */
+	if (geteuid() == 0)
+		assert_non_null(strstr(text, "\nUid:\t65534\t65534\t65534\t65534\n"));
+	else
+		assert_null(strstr(text, "\nUid:\t0\t"));
 	assert_non_null(strstr(text, "\nSeccomp:\t2\n"));
 	snprintf(path, sizeof(path), "/proc/%ld/limits", pid);
 	read_text(path, text, sizeof(text));
@@ -440,7 +530,7 @@ assert_lost_twice(struct parsehelper *ph, const char *raw, const char *how)
 		fail_msg("reason \"%s\" does not say \"%s\"", err.text, how);
 	assert_null(strstr(err.text, "SECRET"));
 	assert_int_equal(parsehelper_lost(ph), before + 2);
-	assert_int_equal(parsehelper_pid(ph), 0);
+	assert_gone(parsehelper_last_pid(ph));
 }
 
 static void
@@ -459,7 +549,62 @@ helper_crashing_or_killed_on_a_message_is_retried_once_then_lost(void **state)
 			  "parser's answer");
 	assert_lost_twice(ph, "Subject: SECRET\r\nX-Test: odd-code\r\n\r\nbody\r\n",
 			  "answered a malformed frame");
+	assert_lost_twice(ph, "Subject: SECRET\r\nX-Test: twice\r\n\r\nbody\r\n",
+			  "answered more than its answer");
 	/* The next message is parsed by a fresh helper as if nothing happened. */
+	m = parsed(ph, dsn, sizeof(dsn) - 1);
+	assert_true(m->dsn.present);
+	inmsg_free(m);
+	parsehelper_free(ph);
+}
+
+/* A caller that wants no reason (decrypt ahead's guess) passes err NULL. */
+static void
+lost_helper_with_no_error_struct_is_a_code_not_a_crash(void **state)
+{
+	static const char script[] = "#!/bin/sh\nexit 0\n";
+	char path[PATH_MAX];
+	struct parsehelper *ph;
+	struct inmsg *m = (struct inmsg *)1;
+	const char *garbage = "Subject: s\r\nX-Test: garbage\r\n\r\nbody\r\n";
+
+	use_substitute("fake-parse");
+	ph = helper(0);
+	assert_int_equal(parsehelper_parse(ph, garbage, strlen(garbage), NULL,
+					   PARSEHELPER_ONCE, &m, NULL), PARSEHELPER_LOST);
+	assert_null(m);
+	assert_int_equal(parsehelper_parse(ph, garbage, strlen(garbage), NULL, 0,
+					   &m, NULL), PARSEHELPER_LOST);
+	parsehelper_free(ph);
+	snprintf(path, sizeof(path), "%s/mute-parse", dir);
+	assert_int_equal(cp_write_file_atomic(path, script, sizeof(script) - 1, 0755), 0);
+	assert_int_equal(parsehelper_enable(path), 0);
+	ph = helper(0);
+	assert_int_equal(parsehelper_parse(ph, dsn, sizeof(dsn) - 1, NULL,
+					   PARSEHELPER_ONCE, &m, NULL), -EHOSTDOWN);
+	parsehelper_free(ph);
+}
+
+/* A helper its filter killed tried a forbidden call: likely an exploit.
+ * The message is not parsed again. */
+static void
+helper_killed_by_its_filter_is_not_retried(void **state)
+{
+	struct parsehelper *ph;
+	struct inmsg *m = NULL;
+	struct cp_error err;
+	const char *raw = "Subject: SECRET\r\nX-Test: sigsys\r\n\r\nbody\r\n";
+
+	use_substitute("fake-parse");
+	ph = helper(0);
+	cp_error_clear(&err);
+	assert_int_equal(parsehelper_parse(ph, raw, strlen(raw), NULL, 0, &m, &err),
+			 PARSEHELPER_LOST);
+	assert_int_equal(parsehelper_lost(ph), 1);	/* no second try */
+	assert_non_null(strstr(err.text, "seccomp filter"));
+	assert_null(strstr(err.text, "SECRET"));
+	assert_gone(parsehelper_last_pid(ph));
+	/* the next message is parsed as if nothing happened */
 	m = parsed(ph, dsn, sizeof(dsn) - 1);
 	assert_true(m->dsn.present);
 	inmsg_free(m);
@@ -485,6 +630,142 @@ helper_over_its_time_limit_is_killed_and_lost(void **state)
 	assert_int_equal(parsehelper_parse(ph, "X-Test: stall\r\n\r\n", 17, NULL,
 					   PARSEHELPER_ONCE, &m, &err), PARSEHELPER_LOST);
 	assert_int_equal(parsehelper_lost(ph), 3);
+	parsehelper_free(ph);
+}
+
+static void
+count_progress(void *userdata)
+{
+	(*(int *)userdata)++;
+}
+
+/* A message's tries and its decrypted content share one budget, and the
+ * caller hears before each try (the watchdog). */
+static void
+retries_and_inner_parse_stay_within_the_message_budget(void **state)
+{
+	struct parsehelper *ph;
+	struct inmsg *m = NULL, *stalled = NULL;
+	struct cp_error err;
+	int64_t start, took;
+	int pings = 0;
+
+	/* the defaults: two tries fit the budget, the budget the watchdog */
+	assert_true(PARSEHELPER_TIME_LIMIT_MS <= 10000u);
+	assert_true(2 * PARSEHELPER_TIME_LIMIT_MS <= PARSEHELPER_MESSAGE_BUDGET_MS);
+	assert_true(PARSEHELPER_MESSAGE_BUDGET_MS <= 60000u / 2 - 10000u);
+	use_substitute("fake-parse");
+	ph = helper(1000);
+	parsehelper_progress(ph, count_progress, &pings);
+	parsehelper_budget(ph, 1500);
+	start = cp_mono_ms();
+	cp_error_clear(&err);
+	assert_int_equal(parsehelper_parse(ph, "X-Test: stall\r\n\r\n", 17, NULL, 0,
+					   &m, &err), PARSEHELPER_LOST);
+	took = cp_mono_ms() - start;
+	/* two whole tries would take 2000 ms: the second is cut short
+	 * (the slack is for starting the helpers) */
+	assert_true(took >= 1500 && took < 2000);
+	assert_non_null(strstr(err.text, "1500 ms parse budget"));
+	assert_int_equal(pings, 2);	/* before each try */
+	/* The budget spent, the inner parse of the same message fails at
+	 * once; time between the tries (gpg's) is not the parser's. */
+	parsehelper_free(ph);
+	use_real();
+	ph = helper(0);
+	parsehelper_progress(ph, count_progress, &pings);
+	m = parsed(ph, encrypted, sizeof(encrypted) - 1);
+	parsehelper_budget(ph, 2000);
+	usleep(2100 * 1000);	/* the caller's own work */
+	assert_int_equal(parsehelper_reparse_inner(ph, m, inner, sizeof(inner) - 1, &err), 0);
+	parsehelper_free(ph);
+	/* a stall spends the budget; the inner parse then fails at once */
+	use_substitute("fake-parse");
+	ph = helper(300);
+	parsehelper_progress(ph, count_progress, &pings);
+	parsehelper_budget(ph, 100);
+	assert_int_equal(parsehelper_parse(ph, "X-Test: stall\r\n\r\n", 17, NULL,
+					   PARSEHELPER_ONCE, &stalled, &err), PARSEHELPER_LOST);
+	pings = 0;
+	start = cp_mono_ms();
+	assert_int_equal(parsehelper_reparse_inner(ph, m, inner, sizeof(inner) - 1, &err),
+			 PARSEHELPER_LOST);
+	assert_true(cp_mono_ms() - start < 200);
+	assert_int_equal(pings, 1);	/* no try started */
+	assert_non_null(strstr(err.text, "budget"));
+	inmsg_free(m);
+	parsehelper_free(ph);
+}
+
+/* A helper that stops reading holds the caller no longer than its limit
+ * (the request is far larger than the socket's buffer). */
+static void
+helper_that_stops_reading_is_lost_within_its_time_limit(void **state)
+{
+	struct parsehelper *ph;
+	struct inmsg *m = NULL;
+	struct cp_error err;
+	struct buf big = BUF_INIT;
+	int64_t start;
+
+	use_substitute("deaf-parse");
+	ph = helper(300);
+	buf_puts(&big, "Subject: s\r\n\r\n");
+	for (int i = 0; i < 8 * 1024; i++)
+		buf_puts(&big, "0123456789012345678901234567890123456789012345678901234567890123"
+			 "0123456789012345678901234567890123456789012345678901234567890123"
+			 "0123456789012345678901234567890123456789012345678901234567890123"
+			 "012345678901234567890123456789012345678901234567890123456789\r\n");
+	alarm(30);	/* before the fix, send blocked for ever */
+	start = cp_mono_ms();
+	cp_error_clear(&err);
+	assert_int_equal(parsehelper_parse(ph, big.data, big.len, NULL, 0, &m, &err),
+			 PARSEHELPER_LOST);
+	assert_true(cp_mono_ms() - start < 5000);
+	assert_non_null(strstr(err.text, "ran over its 300 ms time limit"));
+	alarm(0);
+	buf_free(&big);
+	parsehelper_free(ph);
+}
+
+/* No answer longer than a parse under the request's limits makes. */
+static void
+answer_longer_than_a_parse_makes_is_refused_unread(void **state)
+{
+	struct inmsg_limits lim;
+	struct parsehelper *ph;
+	struct inmsg *m = NULL;
+	struct cp_error err;
+	const char *raw = "Subject: s\r\nX-Test: huge\r\n\r\nbody\r\n";
+
+	use_substitute("fake-parse");
+	ph = helper(0);
+	inmsg_limits_default(&lim);
+	lim.max_decoded = 1 << 20;
+	cp_error_clear(&err);
+	assert_int_equal(parsehelper_parse(ph, raw, strlen(raw), &lim, PARSEHELPER_ONCE,
+					   &m, &err), PARSEHELPER_LOST);
+	assert_non_null(strstr(err.text, "longer than a parse makes"));
+	parsehelper_free(ph);
+}
+
+/* The reason for a parser's refusal is carepostd's, by its code. */
+static void
+parser_error_text_never_becomes_the_reason(void **state)
+{
+	struct parsehelper *ph;
+	struct inmsg *m = NULL;
+	struct cp_error err;
+	const char *raw = "Subject: s\r\nX-Test: phi-reason\r\n\r\nbody\r\n";
+
+	use_substitute("fake-parse");
+	ph = helper(0);
+	cp_error_clear(&err);
+	assert_int_equal(parsehelper_parse(ph, raw, strlen(raw), NULL, 0, &m, &err),
+			 -EBADMSG);
+	assert_null(strstr(err.text, "SECRET"));
+	assert_string_equal(err.text, "MIME structure could not be parsed");
+	assert_int_equal(parsehelper_lost(ph), 0);
 	parsehelper_free(ph);
 }
 
@@ -567,14 +848,20 @@ int
 main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(helper_parses_as_inmsg_parse_does_and_is_kept),
+		cmocka_unit_test(helper_parses_as_inmsg_parse_does_a_fresh_one_for_each_message),
 		cmocka_unit_test(decrypted_content_is_parsed_by_the_helper_too),
 		cmocka_unit_test(parser_errors_keep_their_code_and_reason),
 		cmocka_unit_test(charsets_loaded_before_the_wall_convert_others_degrade),
 		cmocka_unit_test(running_helper_holds_only_its_socket_behind_seccomp),
 		cmocka_unit_test(helper_killed_between_messages_costs_one_retry_not_the_message),
 		cmocka_unit_test(helper_crashing_or_killed_on_a_message_is_retried_once_then_lost),
+		cmocka_unit_test(lost_helper_with_no_error_struct_is_a_code_not_a_crash),
+		cmocka_unit_test(helper_killed_by_its_filter_is_not_retried),
 		cmocka_unit_test(helper_over_its_time_limit_is_killed_and_lost),
+		cmocka_unit_test(retries_and_inner_parse_stay_within_the_message_budget),
+		cmocka_unit_test(helper_that_stops_reading_is_lost_within_its_time_limit),
+		cmocka_unit_test(answer_longer_than_a_parse_makes_is_refused_unread),
+		cmocka_unit_test(parser_error_text_never_becomes_the_reason),
 		cmocka_unit_test(helper_that_does_not_come_up_is_not_the_messages_fault),
 		cmocka_unit_test(helper_mode_without_its_socket_is_a_usage_error),
 	};
@@ -588,6 +875,9 @@ main(int argc, char **argv)
 		if (strcmp(strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe,
 			   "fake-parse") == 0)
 			return fake_helper();
+		if (strcmp(strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe,
+			   "deaf-parse") == 0)
+			return deaf_helper();
 	}
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -21,6 +21,8 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -29,7 +31,7 @@
 
 /* What a child tried, and how it ended. */
 struct outcome {
-	char said[64];		/* what it wrote before it ended */
+	char said[256];		/* what it wrote before it ended */
 	int status;		/* its wait status */
 };
 
@@ -130,6 +132,30 @@ try_openat_create(int fd)
 	report(fd, openat(AT_FDCWD, "/tmp/carepost-sandbox-test", O_WRONLY | O_CREAT, 0600));
 }
 
+/* a path's metadata, by the one stat call the filter cannot read the
+ * path of: AT_EMPTY_PATH with a path that is not empty */
+static void
+try_stat_a_path(int fd)
+{
+	struct stat st;
+
+	report(fd, syscall(SYS_newfstatat, AT_FDCWD, "/etc/passwd", &st,
+			   AT_EMPTY_PATH));
+}
+
+static void
+try_stat_family(int fd)
+{
+	struct stat st;
+	char link[64];
+
+	report(fd, stat("/etc/passwd", &st));
+	report(fd, lstat("/etc/passwd", &st));
+	report(fd, access("/etc/passwd", R_OK));
+	report(fd, readlink("/proc/self/exe", link, sizeof(link)));
+	report(fd, fstatat(AT_FDCWD, "/etc/passwd", &st, 0));
+}
+
 static void
 try_socket(int fd)
 {
@@ -183,6 +209,22 @@ opening_a_file_fails(void **state)
 	o = run("try_openat_create");
 	assert_stopped(&o);
 	assert_int_equal(access("/tmp/carepost-sandbox-test", F_OK), -1);
+}
+
+static void
+no_file_is_stat_ed_by_path(void **state)
+{
+	struct outcome o = run("try_stat_a_path");
+	char *p;
+	int n = 0;
+
+	assert_stopped(&o);
+	o = run("try_stat_family");
+	assert_stopped(&o);
+	for (p = o.said; (p = strstr(p, "ret=-1")) != NULL; p++)
+		n++;
+	if (n != 5)
+		fail_msg("%s", o.said);	/* each of them */
 }
 
 static void
@@ -310,6 +352,7 @@ static const struct {
 	attempt_fn fn;
 } attempts[] = {
 	{ "try_open", try_open }, { "try_openat_create", try_openat_create },
+	{ "try_stat_a_path", try_stat_a_path }, { "try_stat_family", try_stat_family },
 	{ "try_socket", try_socket }, { "try_unix_socket", try_unix_socket },
 	{ "try_execve", try_execve }, { "try_fork", try_fork },
 	{ "try_exec_mapping", try_exec_mapping },
@@ -323,6 +366,7 @@ main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(opening_a_file_fails),
+		cmocka_unit_test(no_file_is_stat_ed_by_path),
 		cmocka_unit_test(making_a_socket_fails),
 		cmocka_unit_test(exec_and_fork_fail),
 		cmocka_unit_test(no_new_code_and_no_other_descriptor),

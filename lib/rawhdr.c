@@ -1,0 +1,267 @@
+/*
+ * NAME
+ *	rawhdr - the facts carepostd reads itself from a message's raw
+ *	header block, to check the parse helper's
+ * DESCRIPTION
+ *	See rawhdr.h. One pass over the header lines: each field unfolded
+ *	into a bounded buffer, then handed to what keeps it.
+ */
+#include "rawhdr.h"
+
+#include <ctype.h>
+#include <strings.h>
+
+#include "buf.h"
+
+/*
+ * name_is - the field in f (name, colon, value) is named name (white
+ * space before the colon allowed, as RFC 5322's obsolete syntax and
+ * libetpan do).
+ */
+static int
+name_is(const char *f, size_t len, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (len <= n || strncasecmp(f, name, n) != 0)
+		return 0;
+	while (n < len && (f[n] == ' ' || f[n] == '\t'))
+		n++;
+	return n < len && f[n] == ':';
+}
+
+/* value - the field's value after its colon, leading white space skipped. */
+static const char *
+value(const char *f, size_t len, size_t *vlen)
+{
+	const char *colon = memchr(f, ':', len), *v;
+
+	if (colon == NULL) {
+		*vlen = 0;
+		return f + len;
+	}
+	v = colon + 1;
+	while (v < f + len && (*v == ' ' || *v == '\t'))
+		v++;
+	*vlen = (size_t)(f + len - v);
+	return v;
+}
+
+/* add_authres - one Authentication-Results value, below those before. */
+static int
+add_authres(struct rawhdr *h, const char *v, size_t len)
+{
+	char **nv;
+
+	if (h->authres.n >= RAWHDR_MAX_AUTHRES)
+		return 0;	/* only the topmost count, and they are kept */
+	if (len > RAWHDR_MAX_VALUE)
+		len = RAWHDR_MAX_VALUE;
+	nv = realloc(h->authres.v, (h->authres.n + 1) * sizeof(*nv));
+	if (nv == NULL)
+		return -ENOMEM;
+	h->authres.v = nv;
+	nv[h->authres.n] = strndup(v, len);
+	if (nv[h->authres.n] == NULL)
+		return -ENOMEM;
+	h->authres.n++;
+	return 0;
+}
+
+/* keep_first - the first address of the first From field, once. */
+static void
+keep_first(struct rawhdr *h, int first, const char *bare, size_t nb,
+	   const char *angle, size_t na, int had_angle, int bad)
+{
+	if (!first || bad)
+		return;
+	if (had_angle) {
+		memcpy(h->from_addr, angle, na);
+		h->from_addr[na] = '\0';
+	} else {
+		memcpy(h->from_addr, bare, nb);
+		h->from_addr[nb] = '\0';
+	}
+}
+
+/*
+ * from_value - count the addresses of one From value, and remember the
+ * addr-spec of the first one of the first field (its last angle-addr,
+ * else its text outside comments).
+ */
+static void
+from_value(struct rawhdr *h, const char *v, size_t len)
+{
+	char bare[RAWHDR_MAX_ADDR], angle[RAWHDR_MAX_ADDR];
+	size_t nb = 0, na = 0, elements = 0;
+	int quoted = 0, comment = 0, in_angle = 0, had_angle = 0, content = 0;
+	int too_long = 0, qseen = 0, first = h->from_fields == 0;
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)v[i];
+
+		if (quoted) {
+			if (c == '\\' && i + 1 < len)
+				i++;
+			else if (c == '"')
+				quoted = 0;
+			continue;
+		}
+		if (comment) {
+			if (c == '\\' && i + 1 < len)
+				i++;
+			else if (c == '(')
+				comment++;
+			else if (c == ')')
+				comment--;
+			continue;
+		}
+		if (c == '(') {
+			comment = 1;
+			continue;
+		}
+		if (in_angle) {
+			if (c == '>')
+				in_angle = 0;
+			else if (na < sizeof(angle) - 1)
+				angle[na++] = (char)tolower(c);
+			else
+				too_long = 1;
+			continue;
+		}
+		if (c == ',') {
+			if (content) {
+				keep_first(h, first && elements == 0, bare, nb, angle,
+					   na, had_angle, too_long || (qseen && !had_angle));
+				elements++;
+			}
+			content = had_angle = too_long = qseen = 0;
+			nb = na = 0;
+			continue;
+		}
+		if (c == '<') {
+			in_angle = had_angle = 1;
+			na = 0;
+			content = 1;
+			continue;
+		}
+		if (c == '"')	/* outside <>: a quoted local part is not read here */
+			quoted = qseen = 1;
+		if (c != ' ' && c != '\t' && c != '\r' && c != '\n') {
+			content = 1;
+			if (nb < sizeof(bare) - 1)
+				bare[nb++] = (char)tolower(c);
+			else
+				too_long = 1;
+		}
+	}
+	if (content) {
+		keep_first(h, first && elements == 0, bare, nb, angle, na, had_angle,
+			   too_long || quoted || comment || in_angle ||
+			   (qseen && !had_angle));
+		elements++;
+	}
+	if (elements == 0)
+		elements = 1;	/* an empty From still is one (as the parser counts) */
+	h->from_fields++;
+	h->from_addresses += (unsigned)elements;
+}
+
+/* add_recipients - one To, Cc, Delivered-To or X-Original-To value. */
+static int
+add_recipients(struct buf *b, const char *v, size_t len)
+{
+	/* room kept for the newline and the final NUL */
+	if (b->len + 2 >= RAWHDR_MAX_RECIPIENTS)
+		return 0;
+	if (b->len + len + 2 > RAWHDR_MAX_RECIPIENTS)
+		len = RAWHDR_MAX_RECIPIENTS - b->len - 2;
+	if (buf_append(b, v, len) < 0 || buf_append(b, "\n", 1) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+/* field - one unfolded field. */
+static int
+field(struct rawhdr *h, struct buf *rcpt, const char *f, size_t len)
+{
+	size_t vlen;
+	const char *v = value(f, len, &vlen);
+
+	if (name_is(f, len, "Authentication-Results"))
+		return add_authres(h, v, vlen);
+	if (name_is(f, len, "From")) {
+		from_value(h, v, vlen);
+		return 0;
+	}
+	if (name_is(f, len, "To") || name_is(f, len, "Cc") ||
+	    name_is(f, len, "Delivered-To") || name_is(f, len, "X-Original-To"))
+		return add_recipients(rcpt, v, vlen);
+	return 0;
+}
+
+int
+rawhdr_scan(const char *raw, size_t len, struct rawhdr *h, struct cp_error *err)
+{
+	struct buf cur = BUF_INIT, rcpt = BUF_INIT;
+	size_t i = 0, end = len < INMSG_MAX_HEADER_BYTES ? len : INMSG_MAX_HEADER_BYTES;
+	int r = 0;
+
+	memset(h, 0, sizeof(*h));
+	while (i < end && r == 0) {
+		const char *line = raw + i, *nl = memchr(line, '\n', end - i);
+		size_t n = nl ? (size_t)(nl - line) : end - i;
+
+		i += n + (nl != NULL);
+		if (n > 0 && line[n - 1] == '\r')
+			n--;
+		if (n == 0)
+			break;				/* the empty line */
+		if (line[0] == ' ' || line[0] == '\t') {
+			if (cur.len > 0 && cur.len + n <= RAWHDR_MAX_RECIPIENTS)
+				r = buf_append(&cur, line, n);	/* unfolded */
+			continue;
+		}
+		if (cur.len > 0)
+			r = field(h, &rcpt, cur.data, cur.len);
+		buf_reset(&cur);
+		if (r == 0)
+			r = buf_append(&cur, line, n);
+	}
+	if (r == 0 && cur.len > 0)
+		r = field(h, &rcpt, cur.data, cur.len);
+	if (r == 0)
+		r = buf_append(&rcpt, "", 1);	/* NUL */
+	buf_free(&cur);
+	if (r < 0) {
+		buf_free(&rcpt);
+		rawhdr_free(h);
+		return cp_error_set(err, -ENOMEM, "raw header scan: out of memory");
+	}
+	h->recipients = rcpt.data;	/* taken over */
+	h->recipients_len = rcpt.len - 1;
+	return 0;
+}
+
+void
+rawhdr_free(struct rawhdr *h)
+{
+	for (size_t i = 0; i < h->authres.n; i++)
+		free(h->authres.v[i]);
+	free(h->authres.v);
+	free(h->recipients);
+	memset(h, 0, sizeof(*h));
+}
+
+int
+rawhdr_from_is(const struct rawhdr *h, const char *addr)
+{
+	return addr != NULL && *addr != '\0' && strcasecmp(h->from_addr, addr) == 0;
+}
+
+int
+rawhdr_recipients_name(const struct rawhdr *h, const char *token)
+{
+	return token != NULL && *token != '\0' && h->recipients != NULL &&
+	       strcasestr(h->recipients, token) != NULL;
+}

@@ -1,0 +1,83 @@
+/*
+ * NAME
+ *	rawhdr - the facts carepostd reads itself from a message's raw
+ *	header block, to check the parse helper's
+ * SYNOPSIS
+ *	#include "rawhdr.h"
+ *
+ *	struct rawhdr h;
+ *	r = rawhdr_scan(raw, len, &h, &err);
+ *	authres_check((const char *const *)h.authres.v, h.authres.n, ...);
+ *	if (!rawhdr_from_is(&h, m->from_addr)) ...
+ *	if (!rawhdr_recipients_name(&h, token)) ...
+ *	rawhdr_free(&h);
+ * DESCRIPTION
+ *	The parse helper may have been taken over by the message it parsed
+ *	(parsehelper.h): what it says about the message is believed only
+ *	where nothing depends on it. What authentication rests on is read
+ *	here, in carepostd, by a scanner small enough to read in one
+ *	sitting: no MIME, no libetpan, no charsets. It reads the header
+ *	lines up to the first empty line (at most INMSG_MAX_HEADER_BYTES;
+ *	the helper refuses a message with more), unfolds them, and keeps:
+ *
+ *	- authres: the values of the Authentication-Results fields, top
+ *	  first, unfolded (at most RAWHDR_MAX_AUTHRES, each at most
+ *	  RAWHDR_MAX_VALUE bytes): what lib/authres reads, so that a
+ *	  helper cannot make up a DMARC pass.
+ *	- from_fields, from_addresses: the number of From fields, and of
+ *	  addresses in them (elements of the address lists, separated by
+ *	  commas outside quoted strings, comments and angle brackets).
+ *	- from_addr: the addr-spec of the first address of the first From
+ *	  field, lower-cased: its last angle-addr's contents, else its text
+ *	  without comments and white space ("" when it cannot be read here:
+ *	  a quoted string outside angle brackets, something unterminated).
+ *	- recipients: the values of To, Cc, Delivered-To and X-Original-To,
+ *	  unfolded, one after another (at most RAWHDR_MAX_RECIPIENTS
+ *	  bytes), for rawhdr_recipients_name.
+ *
+ *	rawhdr_from_is(h, addr): addr (the helper's from_addr) is from_addr
+ *	(ASCII case ignored); the count says whether there are others. A quoted local part
+ *	("a b"@x) that the parser unquotes does not match: such a From is not
+ *	believed (fail closed: the message is not authenticated by it).
+ *	rawhdr_recipients_name(h, token): token appears literally (ASCII
+ *	case ignored) in the recipient fields.
+ * ERRORS
+ *	rawhdr_scan: -ENOMEM. A header block cut short (no empty line, or
+ *	one over the byte limit) is scanned as far as it goes.
+ * OWNERSHIP
+ *	rawhdr_scan fills the caller's struct, which rawhdr_free empties
+ *	(the struct itself is the caller's). raw is borrowed for the call.
+ *	authres.v may be handed over (set it to NULL, n to 0, before
+ *	rawhdr_free).
+ * THREAD SAFETY
+ *	Reentrant.
+ */
+#ifndef CAREPOST_RAWHDR_H
+#define CAREPOST_RAWHDR_H
+
+#include <stddef.h>
+
+#include "inmsg.h"
+#include "util.h"
+
+#define RAWHDR_MAX_AUTHRES	64u
+#define RAWHDR_MAX_VALUE	(16u * 1024)
+#define RAWHDR_MAX_RECIPIENTS	(256u * 1024)
+#define RAWHDR_MAX_ADDR		320u
+
+struct rawhdr {
+	struct inmsg_strlist authres;	/* top first */
+	unsigned from_fields;
+	unsigned from_addresses;
+	char from_addr[RAWHDR_MAX_ADDR];	/* the first; "" when unread */
+	char *recipients;		/* NUL-terminated; never NULL after scan */
+	size_t recipients_len;
+};
+
+int rawhdr_scan(const char *raw, size_t len, struct rawhdr *h,
+		struct cp_error *err);
+void rawhdr_free(struct rawhdr *h);
+int rawhdr_from_is(const struct rawhdr *h, const char *addr);
+int rawhdr_recipients_name(const struct rawhdr *h, const char *token);
+
+#endif

@@ -1,0 +1,156 @@
+/*
+ * NAME
+ *	test_rawhdr - unit tests for lib/rawhdr.c: what carepostd reads
+ *	itself from a message's raw header block
+ * DESCRIPTION
+ *	Authentication-Results values top first and unfolded, only from the
+ *	header block; From fields and addresses counted (quotes, comments
+ *	and angle brackets respected) and the one address read; recipients'
+ *	fields searchable for a reply token, others not; limits hold.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "buf.h"
+#include "rawhdr.h"
+#include "util.h"
+
+static void
+scan(const char *raw, struct rawhdr *h)
+{
+	struct cp_error err;
+
+	cp_error_clear(&err);
+	assert_int_equal(rawhdr_scan(raw, strlen(raw), h, &err), 0);
+}
+
+static void
+authentication_results_are_read_top_first_unfolded_from_the_header_only(void **state)
+{
+	struct rawhdr h;
+
+	scan("Received: x\r\n"
+	     "Authentication-Results: mx.clinic.test;\r\n"
+	     "\tdmarc=pass header.from=patients.test\r\n"
+	     "authentication-results : mx.other.test; dkim=fail\n"
+	     "Subject: Authentication-Results: no\r\n"
+	     "\r\n"
+	     "Authentication-Results: mx.clinic.test; dmarc=pass (in the body)\r\n", &h);
+	assert_int_equal(h.authres.n, 2);
+	assert_string_equal(h.authres.v[0],
+			    "mx.clinic.test;\tdmarc=pass header.from=patients.test");
+	assert_string_equal(h.authres.v[1], "mx.other.test; dkim=fail");
+	rawhdr_free(&h);
+	scan("Subject: none\r\n\r\n", &h);
+	assert_int_equal(h.authres.n, 0);
+	assert_int_equal(h.from_fields, 0);
+	assert_false(rawhdr_from_is(&h, "a@b.test"));
+	rawhdr_free(&h);
+}
+
+static void
+from_fields_and_addresses_are_counted_and_the_one_address_read(void **state)
+{
+	static const struct {
+		const char *from;
+		unsigned fields, addresses;
+		const char *addr;
+	} cases[] = {
+		{ "From: Pat <Pat@Patients.TEST>\r\n", 1, 1, "pat@patients.test" },
+		{ "From: pat@patients.test (Pat, P.)\r\n", 1, 1, "pat@patients.test" },
+		{ "From: \"Doe, Pat <x@evil.test>\" <pat@patients.test>\r\n", 1, 1,
+		  "pat@patients.test" },
+		{ "From: pat@patients.test, mallory@evil.test\r\n", 1, 2, "pat@patients.test" },
+		{ "From: pat@patients.test\r\nFrom: mallory@evil.test\r\n", 2, 2,
+		  "pat@patients.test" },
+		{ "From: \"a b\"@patients.test\r\n", 1, 1, "" },
+		{ "From: <pat@patients.test>\r\n <mallory@evil.test>\r\n", 1, 1,
+		  "mallory@evil.test" },	/* the last angle-addr, as read */
+		{ "From:\r\n", 1, 1, "" },
+		{ "From: \"unterminated <pat@patients.test>\r\n", 1, 1, "" },
+	};
+
+	for (size_t i = 0; i < CP_ARRAY_SIZE(cases); i++) {
+		struct buf raw = BUF_INIT;
+		struct rawhdr h;
+
+		buf_puts(&raw, cases[i].from);
+		buf_puts(&raw, "Subject: s\r\n\r\nbody\r\n");
+		buf_append(&raw, "", 1);
+		scan(raw.data, &h);
+		if (h.from_fields != cases[i].fields ||
+		    h.from_addresses != cases[i].addresses ||
+		    strcmp(h.from_addr, cases[i].addr) != 0)
+			fail_msg("case %zu: %u fields, %u addresses, \"%s\"", i,
+				 h.from_fields, h.from_addresses, h.from_addr);
+		if (*cases[i].addr) {
+			assert_true(rawhdr_from_is(&h, cases[i].addr));
+			assert_false(rawhdr_from_is(&h, "x@evil.test"));
+		}
+		rawhdr_free(&h);
+		buf_free(&raw);
+	}
+}
+
+static void
+a_reply_token_is_found_only_in_recipient_fields(void **state)
+{
+	struct rawhdr h;
+
+	scan("To: Someone <someone@example.test>\r\n"
+	     "Cc: a@b.test,\r\n REPLY+TOKA@reply.example\r\n"
+	     "Subject: reply+tokb@reply.example\r\n"
+	     "Delivered-To: reply+tokc@reply.example\r\n"
+	     "X-Original-To: reply+tokd@reply.example\r\n"
+	     "\r\n"
+	     "To: reply+toke@reply.example\r\n", &h);
+	assert_true(rawhdr_recipients_name(&h, "toka"));
+	assert_false(rawhdr_recipients_name(&h, "tokb"));	/* Subject */
+	assert_true(rawhdr_recipients_name(&h, "tokc"));
+	assert_true(rawhdr_recipients_name(&h, "tokd"));
+	assert_false(rawhdr_recipients_name(&h, "toke"));	/* body */
+	assert_false(rawhdr_recipients_name(&h, ""));
+	assert_false(rawhdr_recipients_name(&h, NULL));
+	rawhdr_free(&h);
+}
+
+static void
+limits_hold_on_huge_and_endless_headers(void **state)
+{
+	struct buf raw = BUF_INIT;
+	struct rawhdr h;
+	struct cp_error err;
+
+	for (int i = 0; i < 200; i++)
+		buf_puts(&raw, "Authentication-Results: mx.test; dmarc=none\r\n");
+	buf_puts(&raw, "To: ");
+	for (int i = 0; i < 100000; i++)
+		buf_puts(&raw, "xxxxxxxxxx");
+	buf_puts(&raw, "\r\n");
+	/* no empty line: the block goes on past the header cap */
+	for (int i = 0; i < 200000; i++)
+		buf_puts(&raw, " xxxxxxxxxx\r\n");
+	cp_error_clear(&err);
+	assert_int_equal(rawhdr_scan(raw.data, raw.len, &h, &err), 0);
+	assert_int_equal(h.authres.n, RAWHDR_MAX_AUTHRES);
+	assert_true(h.recipients_len < RAWHDR_MAX_RECIPIENTS);
+	assert_int_equal(strlen(h.recipients), h.recipients_len);
+	rawhdr_free(&h);
+	buf_free(&raw);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(authentication_results_are_read_top_first_unfolded_from_the_header_only),
+		cmocka_unit_test(from_fields_and_addresses_are_counted_and_the_one_address_read),
+		cmocka_unit_test(a_reply_token_is_found_only_in_recipient_fields),
+		cmocka_unit_test(limits_hold_on_huge_and_endless_headers),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
