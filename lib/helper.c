@@ -221,19 +221,20 @@ helper_frame_parse(const void *data, size_t len, struct helper_frame *f)
 }
 
 /*
- * wait_writable - poll fd until it can take more (or has hung up), at
- * most until deadline (cp_mono_ms): 0, or -ETIMEDOUT.
+ * wait_for - poll fd until events (POLLIN: it can be read; POLLOUT: it
+ * can take more), or it has hung up, at most until deadline (cp_mono_ms;
+ * 0: no limit): 0, or -ETIMEDOUT.
  */
 static int
-wait_writable(int fd, int64_t deadline)
+wait_for(int fd, short events, int64_t deadline)
 {
-	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+	struct pollfd pfd = { .fd = fd, .events = events };
 
 	for (;;) {
-		int64_t left = deadline - cp_mono_ms();
+		int64_t left = deadline == 0 ? -1 : deadline - cp_mono_ms();
 		int r;
 
-		if (left <= 0)
+		if (deadline != 0 && left <= 0)
 			return -ETIMEDOUT;
 		r = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
 		if (r > 0)
@@ -257,7 +258,7 @@ helper_send_by(int fd, const void *data, size_t len, int64_t deadline)
 		if (w < 0 && deadline != 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			/* A helper that stops reading is waited for only
 			 * until the deadline. */
-			int r = wait_writable(fd, deadline);
+			int r = wait_for(fd, POLLOUT, deadline);
 
 			if (r < 0)
 				return r;
@@ -284,29 +285,6 @@ helper_deadline(unsigned ms)
 }
 
 /*
- * wait_readable - poll fd until it can be read (or has hung up), at most
- * until deadline (cp_mono_ms; 0: no limit): 0, or -ETIMEDOUT.
- */
-static int
-wait_readable(int fd, int64_t deadline)
-{
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-
-	for (;;) {
-		int64_t left = deadline == 0 ? -1 : deadline - cp_mono_ms();
-		int r;
-
-		if (deadline != 0 && left <= 0)
-			return -ETIMEDOUT;
-		r = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
-		if (r > 0)
-			return 0;
-		if (r < 0 && errno != EINTR)
-			return -errno;
-	}
-}
-
-/*
  * read_all - len bytes; -ENODATA at a clean end before the first byte,
  * -ETIMEDOUT when deadline (cp_mono_ms; 0: none) passes before the last.
  */
@@ -320,7 +298,7 @@ read_all(int fd, void *data, size_t len, int64_t deadline)
 		ssize_t r;
 
 		if (deadline != 0) {
-			int w = wait_readable(fd, deadline);
+			int w = wait_for(fd, POLLIN, deadline);
 
 			if (w < 0)
 				return w;

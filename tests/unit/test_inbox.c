@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "atrest.h"
+#include "atrestfix.h"
 #include "buf.h"
 #include "gpgfix.h"
 #include "inbox.h"
@@ -30,62 +31,31 @@
 #define NOW 1795626000LL	/* 2026-11-25 17:00 UTC */
 #define CONTENT "{\"body\":\"PHI-CANARY-inbox\",\"attachments\":[]}"
 
-struct fixture {
-	char dir[64];
-	char home[80];
-	char fpr[PGP_FPR_SIZE];
-	int n;
-	char store_path[96];
-	struct store *store;
-	struct pgp *pgp;
-	struct atrest *writer;
-	struct atrest *reader;
-};
-
-static struct fixture fx;
+static struct tu_atrest fx;
 
 static int
 group_setup(void **state)
 {
-	if (tu_gpg_dir("cpi", fx.dir, sizeof(fx.dir), fx.home, sizeof(fx.home),
-		       "Store <store@clinic.test>", fx.fpr) < 0)
-		return -1;
-	return pgp_global_init();
+	return tu_atrest_group_setup(&fx, "cpi");
 }
 
 static int
 group_teardown(void **state)
 {
-	tu_gpg_dir_remove("cpi", fx.dir, fx.home);
+	tu_atrest_group_teardown(&fx, "cpi");
 	return 0;
 }
 
 static int
 setup(void **state)
 {
-	struct cp_error err;
-
-	cp_error_clear(&err);
-	fx.store = tu_store_fresh(fx.dir, &fx.n, fx.store_path,
-				  sizeof(fx.store_path), 16 << 20, &err);
-	if (fx.store == NULL ||
-	    pgp_new(fx.home, NULL, &fx.pgp, &err) < 0 ||
-	    atrest_new(fx.store, fx.pgp, fx.fpr, &fx.writer, &err) < 0 ||
-	    atrest_new(fx.store, fx.pgp, NULL, &fx.reader, &err) < 0)
-		return -1;
-	return 0;
+	return tu_atrest_setup(&fx);
 }
 
 static int
 teardown(void **state)
 {
-	atrest_free(fx.writer);
-	atrest_free(fx.reader);
-	fx.writer = fx.reader = NULL;
-	pgp_free(fx.pgp);
-	fx.pgp = NULL;
-	store_close(fx.store);
-	fx.store = NULL;
+	tu_atrest_teardown(&fx);
 	return 0;
 }
 
