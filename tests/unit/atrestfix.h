@@ -75,4 +75,19 @@ tu_atrest_teardown(struct tu_atrest *fx)
 	fx->store = NULL;
 }
 
+/*
+ * TU_ATREST_FIXTURE(fx, PREFIX) - the group and per-test callbacks of a
+ * test binary that uses one struct tu_atrest fx: group_setup,
+ * group_teardown, setup, teardown.
+ */
+#define TU_ATREST_FIXTURE(fx, prefix)					\
+	static struct tu_atrest fx;					\
+	static int group_setup(void **state)				\
+	{ return tu_atrest_group_setup(&fx, prefix); }			\
+	static int group_teardown(void **state)				\
+	{ tu_atrest_group_teardown(&fx, prefix); return 0; }		\
+	static int setup(void **state) { return tu_atrest_setup(&fx); }	\
+	static int teardown(void **state)				\
+	{ tu_atrest_teardown(&fx); return 0; }
+
 #endif

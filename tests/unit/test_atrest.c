@@ -29,33 +29,7 @@
 #define NOW 1795626000LL	/* 2026-11-25 17:00 UTC */
 #define AAD "carepost inbox 2\np1/m1"
 
-static struct tu_atrest fx;
-
-static int
-group_setup(void **state)
-{
-	return tu_atrest_group_setup(&fx, "cpa");
-}
-
-static int
-group_teardown(void **state)
-{
-	tu_atrest_group_teardown(&fx, "cpa");
-	return 0;
-}
-
-static int
-setup(void **state)
-{
-	return tu_atrest_setup(&fx);
-}
-
-static int
-teardown(void **state)
-{
-	tu_atrest_teardown(&fx);
-	return 0;
-}
+TU_ATREST_FIXTURE(fx, "cpa")
 
 static void
 seal(struct atrest *a, int64_t now, const char *plain, struct buf *blob,

@@ -31,33 +31,7 @@
 #define NOW 1795626000LL	/* 2026-11-25 17:00 UTC */
 #define CONTENT "{\"body\":\"PHI-CANARY-inbox\",\"attachments\":[]}"
 
-static struct tu_atrest fx;
-
-static int
-group_setup(void **state)
-{
-	return tu_atrest_group_setup(&fx, "cpi");
-}
-
-static int
-group_teardown(void **state)
-{
-	tu_atrest_group_teardown(&fx, "cpi");
-	return 0;
-}
-
-static int
-setup(void **state)
-{
-	return tu_atrest_setup(&fx);
-}
-
-static int
-teardown(void **state)
-{
-	tu_atrest_teardown(&fx);
-	return 0;
-}
+TU_ATREST_FIXTURE(fx, "cpi")
 
 /* put - a record under key, in the "inbox" or "clinic" database. */
 static void
