@@ -187,6 +187,173 @@ helper_serve_begin(const char *flag)
 	return 0;
 }
 
+/* ---- a fork server: a child per connection ---- */
+
+int
+helper_fd_send(int fd, int pass)
+{
+	char byte = 'f';
+	struct iovec iov = { &byte, 1 };
+	union {
+		struct cmsghdr h;
+		char space[CMSG_SPACE(sizeof(int))];
+	} c;
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = c.space, .msg_controllen = sizeof(c.space),
+	};
+	struct cmsghdr *h;
+	ssize_t r;
+
+	memset(&c, 0, sizeof(c));
+	h = CMSG_FIRSTHDR(&msg);
+	h->cmsg_level = SOL_SOCKET;
+	h->cmsg_type = SCM_RIGHTS;
+	h->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(h), &pass, sizeof(int));
+	do
+		r = sendmsg(fd, &msg, MSG_NOSIGNAL);
+	while (r < 0 && errno == EINTR);
+	return r == 1 ? 0 : r < 0 ? -errno : -EPIPE;
+}
+
+/*
+ * fd_recv - the descriptor of the next connection on HELPER_FD: one byte
+ * with exactly one descriptor. -ENODATA when the caller closed its end,
+ * -EPROTO for anything else (any descriptors that came are closed).
+ */
+static int
+fd_recv(void)
+{
+	char byte;
+	struct iovec iov = { &byte, 1 };
+	union {
+		struct cmsghdr h;
+		char space[CMSG_SPACE(4 * sizeof(int))];
+	} c;
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = c.space, .msg_controllen = sizeof(c.space),
+	};
+	int got = -1, bad = 0;
+	ssize_t r;
+
+	do
+		r = recvmsg(HELPER_FD, &msg, MSG_CMSG_CLOEXEC);
+	while (r < 0 && errno == EINTR);
+	if (r == 0)
+		return -ENODATA;
+	if (r < 0)
+		return -errno;
+	for (struct cmsghdr *h = CMSG_FIRSTHDR(&msg); h != NULL;
+	     h = CMSG_NXTHDR(&msg, h)) {
+		size_t n;
+
+		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+			continue;
+		n = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
+			if (got < 0)
+				got = fd;
+			else {
+				close(fd);
+				bad = 1;
+			}
+		}
+	}
+	if (got < 0 || bad || (msg.msg_flags & MSG_CTRUNC)) {
+		if (got >= 0)
+			close(got);
+		return -EPROTO;
+	}
+	return got;
+}
+
+/*
+ * report_ends - reap the children that ended; tell the caller of each
+ * that did not exit 0: a frame of tag 0, its pid and wait status. 0, or
+ * -errno of the write.
+ */
+static int
+report_ends(struct buf *scratch)
+{
+	pid_t pid;
+	int status;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		int32_t who = (int32_t)pid, how = (int32_t)status;
+		struct helper_field f[2] = { { &who, 4 }, { &how, 4 } };
+		int r;
+
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+			continue;
+		r = helper_frame_send(HELPER_FD, scratch, 0, f, 2);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static void
+on_child(int sig)
+{
+	(void)sig;		/* it only ends ppoll */
+}
+
+int
+helper_fork_server(helper_child_fn child, void *arg)
+{
+	struct sigaction sa;
+	sigset_t chld, waiting;
+	struct buf scratch = BUF_INIT;
+
+	/* SIGCHLD blocked but while waiting in ppoll: no end is missed. */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_child;
+	sigemptyset(&sa.sa_mask);
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, &waiting);
+	sigdelset(&waiting, SIGCHLD);
+	sigaction(SIGCHLD, &sa, NULL);
+	for (;;) {
+		struct pollfd p = { .fd = HELPER_FD, .events = POLLIN };
+		int n = ppoll(&p, 1, NULL, &waiting), fd;
+		int interrupted = n < 0 && errno == EINTR;
+		pid_t pid;
+
+		if (report_ends(&scratch) < 0)
+			return EX_IOERR;
+		if (interrupted)
+			continue;
+		if (n < 0)
+			return EX_OSERR;
+		fd = fd_recv();
+		if (fd == -ENODATA)
+			return 0;
+		if (fd < 0)
+			return EX_PROTOCOL;
+		pid = fork();
+		if (pid == 0) {
+			/* Its connection as HELPER_FD (the server's socket
+			 * closes with that), nothing else. */
+			buf_free(&scratch);
+			signal(SIGCHLD, SIG_DFL);
+			sigprocmask(SIG_SETMASK, &waiting, NULL);
+			if (dup2(fd, HELPER_FD) < 0)
+				_exit(EX_OSERR);
+			close(fd);
+			_exit(child(arg));
+		}
+		/* No child (fork failed): the connection closes unanswered,
+		 * which its caller sees as a helper that did not come up. */
+		close(fd);
+	}
+}
+
 /* ---- frames ---- */
 
 int

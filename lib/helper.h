@@ -41,6 +41,21 @@
  *	keeps the group's id from being reused meanwhile), and its wait
  *	status returned, for the caller to tell a crash from a kill.
  *
+ *	helper_fork_server makes the helper a fork server: for each
+ *	descriptor the caller passes it on HELPER_FD (helper_fd_send: one
+ *	end of a new socket pair, a connection), it forks a child whose
+ *	HELPER_FD is that connection (the server's own socket closed in it,
+ *	nothing else open that the server did not hold), which runs
+ *	child(arg) and _exits with what it returns. A child costs a fork,
+ *	not an exec: what the server loaded and confined before its loop
+ *	(sandbox.h: fork_server) comes with it, and nothing a child did
+ *	reaches the server or another child. The server reaps its children
+ *	and, for each that did not exit 0, writes the caller a frame on
+ *	HELPER_FD: tag 0, its pid and its wait status (32 bits each), so
+ *	that the caller can tell a crash from a kill. It returns 0 when the
+ *	caller closes its end, EX_PROTOCOL when something other than one
+ *	descriptor comes, EX_OSERR or EX_IOERR when its socket fails.
+ *
  *	A frame is a 32-bit length, then a 32-bit tag (request: the
  *	operation; reply: 0 or a negative error code), a 32-bit field count
  *	(at most HELPER_MAX_FIELDS) and each field as a 32-bit length and
@@ -104,6 +119,12 @@ int helper_reap(pid_t *pid, int *fd);
 
 /* helper_serve_begin - the helper's own setup (see ERRORS). */
 int helper_serve_begin(const char *flag);
+
+/* helper_fd_send - pass descriptor pass over fd (one byte with it). */
+int helper_fd_send(int fd, int pass);
+/* A fork server's child: its connection is HELPER_FD; its exit code. */
+typedef int (*helper_child_fn)(void *arg);
+int helper_fork_server(helper_child_fn child, void *arg);
 
 int helper_frame_parse(const void *data, size_t len, struct helper_frame *f);
 /* helper_frame_prepare - a whole frame, length first, into scratch. */

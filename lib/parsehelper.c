@@ -11,6 +11,7 @@
 #include <grp.h>
 #include <iconv.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -40,20 +41,24 @@ enum {
 #endif
 
 struct parsehelper {
-	int fd;			/* the helper asked now, -1 between requests */
-	pid_t pid;
-	int next_fd;		/* the helper started ahead for the next one */
-	pid_t next_pid;
-	long last_pid;		/* the helper asked last (tests) */
+	int ctl;		/* the fork server's socket; -1: none runs */
+	pid_t server;
+	int fd;			/* the child asked now; -1 between requests */
+	pid_t pid;		/* its pid, as its first word said */
+	int next_fd;		/* a child started ahead for the next request */
+	pid_t next_pid;		/* its pid once its first word is read; 0 before */
+	int done_fd;		/* the child that answered last, until it ends */
+	long last_pid;		/* the child asked last (tests) */
 	unsigned time_limit_ms;
 	unsigned budget_ms;	/* of the message in hand; 0: none */
 	int64_t budget_left;	/* ms of it not yet spent in tries */
 	int over_budget;	/* the last deadline was the budget's */
 	parsehelper_progress_fn progress;
 	void *progress_userdata;
-	unsigned long lost;	/* helpers lost (tests, metrics) */
+	unsigned long lost;	/* children lost (tests, metrics) */
 	int filter_killed;	/* the last lost one died of SIGSYS */
 	struct buf in;		/* the last answer */
+	struct buf ctlin;	/* the last word of the server */
 	struct buf scratch;	/* the last request */
 };
 
@@ -83,11 +88,35 @@ parsehelper_new(unsigned time_limit_ms, struct parsehelper **out,
 	ph = calloc(1, sizeof(*ph));
 	if (ph == NULL)
 		return cp_error_set(err, -ENOMEM, "parse helper: out of memory");
+	ph->ctl = -1;
 	ph->fd = -1;
 	ph->next_fd = -1;
+	ph->done_fd = -1;
 	ph->time_limit_ms = time_limit_ms ? time_limit_ms : PARSEHELPER_TIME_LIMIT_MS;
 	*out = ph;
 	return 0;
+}
+
+/* drop - close *fd when open. */
+static void
+drop(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/*
+ * server_down - end the fork server and every child of it (one process
+ * group: helper_reap kills it whole), the one started ahead too.
+ */
+static void
+server_down(struct parsehelper *ph)
+{
+	helper_reap(&ph->server, &ph->ctl);
+	drop(&ph->next_fd);
+	drop(&ph->done_fd);
+	ph->next_pid = 0;
 }
 
 void
@@ -95,23 +124,24 @@ parsehelper_free(struct parsehelper *ph)
 {
 	if (ph == NULL)
 		return;
-	helper_reap(&ph->pid, &ph->fd);
-	helper_reap(&ph->next_pid, &ph->next_fd);
+	drop(&ph->fd);
+	server_down(ph);
 	buf_free(&ph->in);
+	buf_free(&ph->ctlin);
 	buf_free(&ph->scratch);
 	free(ph);
-}
-
-long
-parsehelper_pid(const struct parsehelper *ph)
-{
-	return ph ? (long)ph->next_pid : -1;
 }
 
 long
 parsehelper_last_pid(const struct parsehelper *ph)
 {
 	return ph ? ph->last_pid : -1;
+}
+
+long
+parsehelper_server_pid(const struct parsehelper *ph)
+{
+	return ph ? (long)ph->server : -1;
 }
 
 void
@@ -149,35 +179,40 @@ status_text(int status, char *buf, size_t len)
 }
 
 /*
- * gone - reap a helper whose socket closed: it ended, or is ending; one
- * still there after a second (it closed its socket and went on) is
- * killed. Its wait status.
+ * end_status - the wait status of child pid, whose socket closed, as its
+ * server reports it (it reports every child that did not exit 0),
+ * within a second; reports of other children (one started ahead and
+ * killed meanwhile) are passed over. -1 when none comes: the server is
+ * then ended, with whatever of it lingers.
  */
 static int
-gone(struct parsehelper *ph)
+end_status(struct parsehelper *ph, pid_t pid)
 {
-	int status = -1;
+	int64_t deadline = helper_deadline(1000);
+	struct helper_frame f;
 
-	close(ph->fd);
-	ph->fd = -1;
-	for (int i = 0; i < 1000; i++) {
-		pid_t w = waitpid(ph->pid, &status, WNOHANG);
+	while (ph->ctl >= 0) {
+		int32_t who, how;
 
-		if (w == ph->pid || (w < 0 && errno != EINTR)) {
-			ph->pid = 0;
-			return w > 0 ? status : -1;
-		}
-		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+		if (helper_frame_recv(ph->ctl, &ph->ctlin, &f, deadline, 64) < 0 ||
+		    f.tag != 0 || f.n != 2 || f.len[0] != 4 || f.len[1] != 4)
+			break;
+		memcpy(&who, f.field[0], 4);
+		memcpy(&how, f.field[1], 4);
+		if (who == (int32_t)pid)
+			return how;
 	}
-	return helper_reap(&ph->pid, &ph->fd);
+	server_down(ph);
+	return -1;
 }
 
 /*
- * lose - end the helper after a failed exchange r (frame_recv's code, or
+ * lose - end the child after a failed exchange r (frame_recv's code, or
  * -EBADMSG for an answer not believed): PARSEHELPER_LOST, why in err.
- * A helper that died on its own is reaped as it is, so its wait status
- * says how it died; one still running (late, or talking nonsense) is
- * killed first.
+ * A child that died on its own is as its server reports it, so that its
+ * wait status says how it died; one still running (late, or talking
+ * nonsense) is killed with its server and whatever else the server ran
+ * (the next request starts a new one).
  */
 static int
 lose(struct parsehelper *ph, int r, const char *why, struct cp_error *err)
@@ -186,10 +221,11 @@ lose(struct parsehelper *ph, int r, const char *why, struct cp_error *err)
 	long pid = ph->last_pid;
 	int status = -1;
 
+	drop(&ph->fd);
 	if (r == -ENODATA || r == -EPIPE || r == -ECONNRESET) {
-		/* The socket closed: the helper is gone or going. Its wait
-		 * status says how; one that lingers is killed. */
-		status = gone(ph);
+		/* The socket closed: the child is gone. Its server says
+		 * how. */
+		status = end_status(ph, ph->pid);
 		status_text(status, how, sizeof(how));
 		if (status != -1 && WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS) {
 			/* Its filter killed it: it tried a call parsing never
@@ -205,7 +241,7 @@ lose(struct parsehelper *ph, int r, const char *why, struct cp_error *err)
 				  "parsed again", pid);
 		}
 	} else {
-		helper_reap(&ph->pid, &ph->fd);
+		server_down(ph);
 		if (r == -ETIMEDOUT && ph->over_budget) {
 			snprintf(how, sizeof(how), "ran over the message's %u ms "
 				 "parse budget", ph->budget_ms);
@@ -219,12 +255,13 @@ lose(struct parsehelper *ph, int r, const char *why, struct cp_error *err)
 			snprintf(how, sizeof(how), "%s", why ? why : strerror(-r));
 		}
 	}
+	ph->pid = 0;
 	ph->lost++;
 	log_warning("parse helper %ld lost: %s", pid, how);
 	return cp_error_set(err, PARSEHELPER_LOST, "%s", how);
 }
 
-/* spawn - a new helper into *pid, *fd, not waited for. */
+/* spawn - a new fork server into *pid, *fd, not waited for. */
 static int
 spawn(pid_t *pid, int *fd, struct cp_error *err)
 {
@@ -243,82 +280,207 @@ spawn(pid_t *pid, int *fd, struct cp_error *err)
 }
 
 /*
- * ready - the first word of the helper in ph->pid, ph->fd: 0 once it
- * says it is confined, else -EHOSTDOWN with why (the helper is reaped).
+ * first_word - the first frame on fd, within READY_MS: tag 0 and this
+ * build's version (then, from a child, its pid into *pid). 0, or
+ * -EHOSTDOWN with why in text.
  */
 static int
-ready(struct parsehelper *ph, struct cp_error *err)
+first_word(struct buf *in, int fd, pid_t *pid, char *text, size_t len)
 {
 	struct helper_frame f;
-	char text[sizeof(err->text)];
+	uint32_t want = pid != NULL ? 2 : 1;
 	int r;
 
-	r = helper_frame_recv(ph->fd, &ph->in, &f, helper_deadline(READY_MS), 4096);
-	if (r == 0 && f.tag == 0 && f.n == 1 &&
-	    strcmp(helper_field_str(&f, 0, text, sizeof(text)), CAREPOST_VERSION) == 0)
-		return 0;
-	if (r == 0 && f.tag < 0 && f.n == 1)
-		helper_field_str(&f, 0, text, sizeof(text));
-	else if (r == 0)
-		snprintf(text, sizeof(text), "another version");
-	else
-		snprintf(text, sizeof(text), "no word from it: %s",
+	r = helper_frame_recv(fd, in, &f, helper_deadline(READY_MS), 4096);
+	if (r == 0 && f.tag == 0 && f.n == want &&
+	    strcmp(helper_field_str(&f, 0, text, len), CAREPOST_VERSION) == 0) {
+		int32_t p;
+
+		if (pid == NULL)
+			return 0;
+		if (f.len[1] == sizeof(p)) {
+			memcpy(&p, f.field[1], sizeof(p));
+			if (p > 0) {
+				*pid = (pid_t)p;
+				return 0;
+			}
+		}
+		snprintf(text, len, "no pid in its first word");
+	} else if (r == 0 && f.tag < 0 && f.n == 1) {
+		helper_field_str(&f, 0, text, len);
+	} else if (r == 0) {
+		snprintf(text, len, "another version");
+	} else {
+		snprintf(text, len, "no word from it: %s",
 			 r == -ENODATA || r == -EPIPE ? "it exited" : strerror(-r));
-	helper_reap(&ph->pid, &ph->fd);
+	}
+	return -EHOSTDOWN;
+}
+
+/*
+ * server_up - the fork server running and confined: 0, or -EHOSTDOWN
+ * when none can be started or it did not confine itself (not the
+ * message's fault).
+ */
+static int
+server_up(struct parsehelper *ph, struct cp_error *err)
+{
+	char text[sizeof(err->text)];
+
+	if (ph->server > 0)
+		return 0;
+	if (spawn(&ph->server, &ph->ctl, err) < 0) {
+		snprintf(text, sizeof(text), "%s", err->text);
+		return cp_error_set(err, -EHOSTDOWN, "parse helper: %s", text);
+	}
+	if (first_word(&ph->ctlin, ph->ctl, NULL, text, sizeof(text)) == 0)
+		return 0;
+	server_down(ph);
 	return cp_error_set(err, -EHOSTDOWN, "parse helper %s: %s", helper_exe, text);
 }
 
 /*
- * take - a confined helper for one request into ph->pid, ph->fd: the
- * one started ahead when it came up, else a new one. 0, or -EHOSTDOWN
- * when none can be started or it did not confine itself (not the
- * message's fault).
+ * child_new - a connection to a new child of the server into *fd (its
+ * first word not yet read): one end of a socket pair is handed to the
+ * server, which forks a child for it. A server found gone is started
+ * again once.
+ */
+static int
+child_new(struct parsehelper *ph, int *fd, struct cp_error *err)
+{
+	int sv[2], r = -EPIPE;
+
+	*fd = -1;
+	for (int i = 0; i < 2 && r < 0; i++) {
+		if (i > 0)
+			server_down(ph);
+		r = server_up(ph, err);
+		if (r < 0)
+			return r;
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+			return cp_error_set(err, -EHOSTDOWN, "parse helper: "
+					    "socketpair: %s", strerror(errno));
+		r = helper_fd_send(ph->ctl, sv[1]);
+		close(sv[1]);
+		if (r < 0)
+			close(sv[0]);
+		else
+			*fd = sv[0];
+	}
+	if (r < 0)
+		return cp_error_set(err, -EHOSTDOWN, "parse helper: its server "
+				    "takes no connection: %s", strerror(-r));
+	return 0;
+}
+
+/* waiting - a child that said its first word waits: it has neither
+ * ended nor said more. */
+static int
+waiting(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 0;
+}
+
+/*
+ * done - the child that answered last has ended, as it does right after
+ * its answer; one that lingers (taken over by its message, it stays to
+ * burn CPU) is ended with its server after 100 ms.
+ */
+static void
+done(struct parsehelper *ph)
+{
+	struct pollfd p = { .fd = ph->done_fd, .events = POLLIN };
+
+	if (ph->done_fd < 0)
+		return;
+	if (poll(&p, 1, 100) == 0) {
+		log_warning("parse helper %ld still runs after its answer: "
+			    "ended", ph->last_pid);
+		server_down(ph);
+	}
+	drop(&ph->done_fd);
+}
+
+/*
+ * take - a confined child for one request into ph->pid, ph->fd: the one
+ * started ahead when it came up and still waits, else a new one. 0, or
+ * -EHOSTDOWN when none can be started or it did not confine itself (not
+ * the message's fault).
  */
 static int
 take(struct parsehelper *ph, struct cp_error *err)
 {
 	char text[sizeof(err->text)];
-	int r;
+	int fd;
+	pid_t pid;
 
-	if (ph->next_pid > 0) {
-		ph->pid = ph->next_pid;
-		ph->fd = ph->next_fd;
-		ph->next_pid = 0;
-		ph->next_fd = -1;
-		ph->last_pid = (long)ph->pid;
-		if (ready(ph, err) == 0)
+	done(ph);	/* first: it may end the server, and the next child */
+	fd = ph->next_fd;
+	pid = ph->next_pid;
+	ph->next_fd = -1;
+	ph->next_pid = 0;
+	if (fd >= 0) {
+		if (pid == 0 && first_word(&ph->in, fd, &pid, text, sizeof(text)) < 0)
+			pid = 0;
+		else if (!waiting(fd)) {
+			snprintf(text, sizeof(text), "it ended while it waited");
+			pid = 0;
+		}
+		if (pid > 0) {
+			ph->fd = fd;
+			ph->pid = pid;
+			ph->last_pid = (long)pid;
 			return 0;
+		}
 		/* Killed while it waited, or it failed: a fresh one. */
+		close(fd);
 		ph->lost++;
-		log_warning("parse helper started ahead lost: %s", err->text);
+		log_warning("parse helper started ahead lost: %s", text);
 	}
-	r = spawn(&ph->pid, &ph->fd, err);
-	if (r < 0) {
-		snprintf(text, sizeof(text), "%s", err->text);
-		return cp_error_set(err, -EHOSTDOWN, "parse helper: %s", text);
+	if (child_new(ph, &ph->fd, err) < 0)
+		return -EHOSTDOWN;
+	if (first_word(&ph->in, ph->fd, &ph->pid, text, sizeof(text)) < 0) {
+		drop(&ph->fd);
+		return cp_error_set(err, -EHOSTDOWN, "parse helper %s: %s",
+				    helper_exe, text);
 	}
 	ph->last_pid = (long)ph->pid;
-	return ready(ph, err);
+	return 0;
 }
 
 /*
- * ahead - start the helper for the next request now, while this one is
- * parsed: its exec, dynamic linking and confinement run beside the
- * caller's work instead of before the next message. A failure here is
- * found (and reported) when the next request takes it.
+ * ahead - a child for the next request now, while this one is parsed:
+ * its fork and its filter run beside the caller's work instead of
+ * before the next message. A failure here is found (and reported) when
+ * the next request takes it.
  */
 static void
 ahead(struct parsehelper *ph)
 {
 	struct cp_error ignored;
 
-	if (ph->next_pid > 0)
+	if (ph->next_fd >= 0)
 		return;
 	cp_error_clear(&ignored);
-	if (spawn(&ph->next_pid, &ph->next_fd, &ignored) < 0) {
+	child_new(ph, &ph->next_fd, &ignored);
+	ph->next_pid = 0;
+}
+
+long
+parsehelper_pid(struct parsehelper *ph)
+{
+	char text[128];
+
+	if (ph == NULL)
+		return -1;
+	if (ph->next_fd >= 0 && ph->next_pid == 0 &&
+	    first_word(&ph->in, ph->next_fd, &ph->next_pid, text, sizeof(text)) < 0) {
+		drop(&ph->next_fd);
 		ph->next_pid = 0;
-		ph->next_fd = -1;
 	}
+	return (long)ph->next_pid;
 }
 
 /* more_bytes - whether anything follows the answer on fd. */
@@ -403,7 +565,10 @@ exchange(struct parsehelper *ph, const struct inmsg_limits *lim,
 	memcpy(&flags, f.field[0], sizeof(flags));
 	if (flags != 0 || more_bytes(ph->fd))
 		return lose(ph, -EBADMSG, "answered more than its answer", err);
-	helper_reap(&ph->pid, &ph->fd);	/* one request each */
+	/* One request each: it ends now (done() makes sure). */
+	ph->done_fd = ph->fd;
+	ph->fd = -1;
+	ph->pid = 0;
 	if (f.tag < 0)	/* the parser's out of memory is the message's size */
 		return cp_error_set(err, f.tag == -ENOMEM ? -EMSGSIZE : f.tag, "%s",
 				    parser_reason(f.tag));
@@ -672,8 +837,9 @@ drop_root(struct cp_error *e)
 }
 
 /*
- * confine - nothing open but the socket (and, in sanitizer builds,
- * stderr for their reports), then the wall.
+ * confine - the fork server: nothing open but its socket (and, in
+ * sanitizer builds, stderr for their reports), then the wall, with what
+ * a fork server needs (sandbox.h); each child narrows it (child_main).
  */
 static int
 confine(struct cp_error *e)
@@ -696,15 +862,62 @@ confine(struct cp_error *e)
 #endif
 	rules.fd = HELPER_FD;
 	rules.memory_max = PARSEHELPER_MEMORY_MAX;
-	rules.cpu_seconds = PARSEHELPER_CPU_CAP;
+	rules.fork_server = 1;
 	return sandbox_enter(&rules, e);
+}
+
+/*
+ * child_main - one child of the server: its own narrower filter (no
+ * fork, no descriptors received, its CPU cap, signals to itself only),
+ * its first word (the version and its pid), one request, one answer;
+ * then it ends. Its exit code.
+ */
+static int
+child_main(void *arg)
+{
+	_cleanup_buf_ struct buf in = BUF_INIT, scratch = BUF_INIT, wire = BUF_INIT;
+	struct sandbox_rules rules = SANDBOX_RULES_INIT;
+	struct helper_frame f;
+	struct cp_error e;
+	int32_t pid = (int32_t)getpid();
+	int r;
+
+	(void)arg;
+	cp_error_clear(&e);
+	rules.fd = HELPER_FD;
+#ifdef PARSEHELPER_SANITIZER
+	rules.log_fd = STDERR_FILENO;
+#endif
+	rules.cpu_seconds = PARSEHELPER_CPU_CAP;
+	if (sandbox_narrow(&rules, &e) < 0) {
+		struct helper_field why = { e.text, strlen(e.text) };
+
+		helper_frame_send(HELPER_FD, &scratch, -EPERM, &why, 1);
+		return EX_OSERR;
+	}
+	{
+		struct helper_field ready[2] = {
+			{ CAREPOST_VERSION, strlen(CAREPOST_VERSION) },
+			{ &pid, sizeof(pid) },
+		};
+
+		if (helper_frame_send(HELPER_FD, &scratch, 0, ready, 2) < 0)
+			return 0;
+	}
+	r = helper_frame_recv(HELPER_FD, &in, &f, 0, 0);
+	if (r == 0) {
+		cp_error_clear(&e);
+		r = serve_one(&f, &wire, &e);
+		if (r != -EPROTO && answer(&scratch, r, 0, e.text, &wire) == 0)
+			r = -ENODATA;
+	}
+	return r == -ENODATA ? 0 : EX_PROTOCOL;
 }
 
 int
 parsehelper_main(int argc, char **argv)
 {
-	_cleanup_buf_ struct buf in = BUF_INIT, scratch = BUF_INIT, wire = BUF_INIT;
-	struct helper_frame f;
+	struct buf scratch = BUF_INIT;
 	struct cp_error e;
 	int r;
 
@@ -726,16 +939,10 @@ parsehelper_main(int argc, char **argv)
 		if (helper_frame_send(HELPER_FD, &scratch, 0, &ready, 1) < 0)
 			_exit(0);
 	}
-	/* One request, one answer, then it ends: the next message is
-	 * parsed by a fresh helper. */
-	r = helper_frame_recv(HELPER_FD, &in, &f, 0, 0);
-	if (r == 0) {
-		cp_error_clear(&e);
-		r = serve_one(&f, &wire, &e);
-		if (r != -EPROTO && answer(&scratch, r, 0, e.text, &wire) == 0)
-			r = -ENODATA;
-	}
-	/* Behind the wall, no exit handlers: a sanitizer's leak check would
-	 * need calls the filter forbids. */
-	_exit(r == -ENODATA ? 0 : EX_PROTOCOL);
+	buf_free(&scratch);
+	/* A child per message: what a message does to its child never
+	 * reaches the server, nor the next message. Behind the wall, no
+	 * exit handlers (a sanitizer's leak check would need calls the
+	 * filter forbids). */
+	_exit(helper_fork_server(child_main, NULL));
 }

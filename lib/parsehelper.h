@@ -18,55 +18,69 @@
  *	Mail from outside is parsed (libetpan, MIME, charsets, HTML, DSN,
  *	trimming) in a process of its own that holds nothing worth taking:
  *	no reply-token key, no store, no GnuPG home, no network, no
- *	descriptor but its socket. It is started with posix_spawn (lib/helper)
- *	with no environment (but GNUTLS_NO_IMPLICIT_INIT=1: libetpan's TLS is
- *	not used there), loads the charset converters it may need, drops
- *	to nobody (uid and gid 65534) when started by root,
- *	closes its standard descriptors and confines itself (sandbox.h:
- *	no new privileges, no files, 1 GiB of memory, a CPU cap, a seccomp
- *	filter) before it reads the first byte; it then answers its request
- *	with what inmsg_parse (or inmsg_reparse_inner) made of it,
- *	as inmsgwire bytes, which the caller decodes believing none of them
- *	(inmsgwire.h). A message in a charset whose converter was not loaded
- *	still parses: the converter cannot be opened inside the wall, and
- *	inmsg falls back as for an unknown charset.
+ *	descriptor but its socket. A fork server, carepost-parse, is started
+ *	with posix_spawn (lib/helper) with no environment (but
+ *	GNUTLS_NO_IMPLICIT_INIT=1: libetpan's TLS is not used there); it
+ *	loads the charset converters it may need, drops to nobody (uid and
+ *	gid 65534) when started by root, closes its standard descriptors
+ *	and confines itself (sandbox.h: no new privileges, no files, 1 GiB
+ *	of memory, a seccomp filter that also lets it fork) before it takes
+ *	a connection. It never reads a byte of mail.
  *
- *	Every request has a helper of its own, which answers it and is
- *	ended: what one message does to a helper (an exploit of the parser)
- *	never sees another message, and an answer can only be the answer to
- *	its request. The cost of a fresh process (exec, dynamic linking,
- *	the converters, the filter) is kept off the caller's path: the
- *	helper for the next request is started as soon as this request has
- *	been handed over, so it comes up on another core while the caller
- *	waits for this answer and handles the message; the next request
- *	finds it confined and waiting. Each answer must come within
- *	time_limit_ms (0: PARSEHELPER_TIME_LIMIT_MS). A helper that dies,
- *	is killed, runs over the limit or answers something malformed (or
- *	more than its answer) is lost: it is ended (its process group
- *	killed, reaped) and the message is tried once more on a fresh
- *	helper; lost again, the call fails with PARSEHELPER_LOST and a
- *	PHI-free reason for a quarantine ("parser lost twice on this
- *	message: killed by signal 11"). With PARSEHELPER_ONCE (a guess,
- *	such as a decryption started ahead) there is no second try, nor for
- *	a helper its seccomp filter killed (SIGSYS: it tried a call parsing
- *	never makes, likely an exploit): that is logged as a security event
- *	(LOGID_SECURITY, nothing of the message) and the call fails with
- *	PARSEHELPER_LOST at once. A
- *	helper started ahead that is gone when its request comes (killed
+ *	Every request has a child of that server of its own, which answers
+ *	it and ends: for each request the caller hands the server one end of
+ *	a new socket pair (SCM_RIGHTS), and the server forks a child whose
+ *	only descriptor is that end. The child narrows its filter first (no
+ *	fork, no descriptors received, signals to itself only, a CPU cap),
+ *	says its first word (the version and its pid), reads its one
+ *	request, answers it with what inmsg_parse (or inmsg_reparse_inner)
+ *	made of it, as inmsgwire bytes, which the caller decodes believing
+ *	none of them (inmsgwire.h), and ends. What one message does to its
+ *	child (an exploit of the parser) never sees another message nor the
+ *	server: a child is a copy of the server as it was before any mail,
+ *	and nothing flows back. A child costs a fork, not an exec (dynamic
+ *	linking, the converters): the child for the next request is asked
+ *	for as soon as this request has been handed over, so it is forked
+ *	and confined on another core while the caller waits for this
+ *	answer; the next request finds it waiting. A message in a charset
+ *	whose converter was not loaded still parses: the converter cannot
+ *	be opened inside the wall, and inmsg falls back as for an unknown
+ *	charset.
+ *
+ *	Each answer must come within time_limit_ms (0:
+ *	PARSEHELPER_TIME_LIMIT_MS). A child that dies, is killed, runs over
+ *	the limit or answers something malformed (or more than its answer)
+ *	is lost: one that died is as the server reports it (its wait
+ *	status); one still running is ended with the server and all it runs
+ *	(one process group), and the next request starts a new server. The
+ *	message is tried once more on a fresh child; lost again, the call
+ *	fails with PARSEHELPER_LOST and a PHI-free reason for a quarantine
+ *	("parser lost twice on this message: killed by signal 11"). With
+ *	PARSEHELPER_ONCE (a guess, such as a decryption started ahead)
+ *	there is no second try, nor for a child its seccomp filter killed
+ *	(SIGSYS: it tried a call parsing never makes, likely an exploit):
+ *	that is logged as a security event (LOGID_SECURITY, nothing of the
+ *	message) and the call fails with PARSEHELPER_LOST at once. A child
+ *	started ahead that is gone when its request comes (killed
  *	meanwhile) is counted lost and replaced; the message does not pay.
+ *	A child still running 100 ms after its answer is taken for one a
+ *	message took over, and ended with its server before the next
+ *	request.
 
  *	parsehelper_enable picks the program as lib/helper's helper_find
  *	does (carepost-parse beside the running binary, then in
  *	CAREPOST_LIBEXECDIR, else the running binary itself, which must then
  *	call parsehelper_main first thing).
  *
- *	The requests and answers are lib/helper frames. The helper speaks
+ *	The requests and answers are lib/helper frames. The server speaks
  *	first, once confined: tag 0 and its version, or a negative code and
- *	why it could not confine itself. A request is PARSE (limits, raw) or
- *	REPARSE_INNER (limits, the message as inmsgwire, the plaintext); an
- *	answer is tag 0 or the parser's negative code, then a flags field
- *	(0) and the message as inmsgwire or the error's text; then the
- *	helper ends.
+ *	why it could not confine itself; then it only takes connections and
+ *	reports children that did not exit 0 (lib/helper). A child speaks
+ *	first too: tag 0, the version and its pid (32 bits), or a negative
+ *	code and why. A request is PARSE (limits, raw) or REPARSE_INNER
+ *	(limits, the message as inmsgwire, the plaintext); an answer is tag
+ *	0 or the parser's negative code, then a flags field (0) and the
+ *	message as inmsgwire or the error's text; then the child ends.
  * ERRORS
  *	parsehelper_parse and parsehelper_reparse_inner: the parser's own
  *	codes (-EMSGSIZE, -ELOOP, -E2BIG, -EBADMSG, -EINVAL, inmsg.h; any
@@ -82,14 +96,16 @@
  *	parsehelper_enable was not called or failed, -ENOMEM.
  *	parsehelper_enable: as helper_find. parsehelper_main returns -1 when
  *	the program was not started as the parse helper; otherwise its exit
- *	code: 0 after its answer or when its caller closed the socket, EX_PROTOCOL
- *	after a malformed request, EX_OSERR when it could not confine
- *	itself, EX_USAGE when descriptor 3 is not a socket. Once it has
+ *	code: 0 when its caller closed the socket, EX_OSERR when it could
+ *	not confine itself, EX_USAGE when descriptor 3 is not a socket,
+ *	else as helper_fork_server's; a child exits 0 after its answer,
+ *	EX_PROTOCOL after a malformed request, EX_OSERR when it could not
+ *	narrow its filter. Once it has
  *	begun to confine itself it does not return: it ends with _exit(2)
  *	with that code (no exit handlers behind the wall).
  * OWNERSHIP
  *	parsehelper_new hands a struct the caller frees with parsehelper_free
- *	(which kills and reaps its helper). parsehelper_parse hands a new
+ *	(which kills and reaps its server and children). parsehelper_parse hands a new
  *	struct inmsg in *out (inmsg_free; NULL on failure).
  *	parsehelper_reparse_inner replaces the contents of m only on
  *	success. Inputs are borrowed for the call. parsehelper_exe returns
@@ -124,10 +140,13 @@ const char *parsehelper_exe(void);
 int parsehelper_new(unsigned time_limit_ms, struct parsehelper **out,
 		    struct cp_error *err);
 void parsehelper_free(struct parsehelper *ph);
-/* parsehelper_pid - the helper started ahead for the next request; 0: none. */
-long parsehelper_pid(const struct parsehelper *ph);
-/* parsehelper_last_pid - the helper asked last, ended since (tests). */
+/* parsehelper_pid - the child started ahead for the next request, once
+ * it said its first word (waited for here); 0: none (tests). */
+long parsehelper_pid(struct parsehelper *ph);
+/* parsehelper_last_pid - the child asked last, ending since (tests). */
 long parsehelper_last_pid(const struct parsehelper *ph);
+/* parsehelper_server_pid - the fork server; 0: none runs (tests). */
+long parsehelper_server_pid(const struct parsehelper *ph);
 /*
  * parsehelper_budget - the tries of the message about to be parsed
  * (parsehelper_parse, then parsehelper_reparse_inner, and their

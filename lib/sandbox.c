@@ -8,7 +8,9 @@
 #include "sandbox.h"
 
 #include <fcntl.h>
+#include <linux/sched.h>
 #include <seccomp.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -106,7 +108,9 @@ rules_add(scmp_filter_ctx ctx, const struct sandbox_rules *rules)
 	if (r == 0)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 2,
 				     cmp(0, SCMP_CMP_EQ, 0, 0), cmp(2, SCMP_CMP_EQ, 0, 0));
-	if (r == 0)
+	/* Its own signals only (a fork server's children narrow this to
+	 * theirs: see server_rules_add). */
+	if (r == 0 && !rules->fork_server)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
 				     cmp(0, SCMP_CMP_EQ, (scmp_datum_t)getpid(), 0));
 	if (r == 0 && rules->fd >= 0) {
@@ -129,6 +133,58 @@ rules_add(scmp_filter_ctx ctx, const struct sandbox_rules *rules)
 	return r;
 }
 
+/*
+ * server_rules_add - what a fork server needs beyond rules_add (see
+ * sandbox.h): descriptors received on rules->fd, fork (glibc's clone
+ * flags exactly: no thread, no shared memory, no namespace), waiting
+ * for its children, moving a received descriptor onto rules->fd in a
+ * child, and the child's own narrower filter.
+ */
+static int
+server_rules_add(scmp_filter_ctx ctx, const struct sandbox_rules *rules)
+{
+	scmp_datum_t fd = (scmp_datum_t)rules->fd;
+	int r;
+
+	r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(recvmsg), 1,
+			     cmp(0, SCMP_CMP_EQ, fd, 0));
+	if (r == 0)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+				     cmp(0, SCMP_CMP_EQ, CLONE_CHILD_SETTID |
+					 CLONE_CHILD_CLEARTID | SIGCHLD, 0));
+	/* clone3 carries its flags in memory a filter cannot read: ENOSYS,
+	 * on which glibc falls back to clone. */
+	if (r == 0)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+	if (r == 0)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(wait4), 0);
+	if (r == 0)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(set_robust_list), 0);
+	if (r == 0)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(dup2), 1,
+				     cmp(1, SCMP_CMP_EQ, fd, 0));
+	if (r == 0)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(dup3), 1,
+				     cmp(1, SCMP_CMP_EQ, fd, 0));
+	if (r == 0)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+				     cmp(0, SCMP_CMP_EQ, PR_SET_NO_NEW_PRIVS, 0));
+	if (r == 0)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+				     cmp(0, SCMP_CMP_EQ, PR_SET_SECCOMP, 0));
+	/* seccomp(2) only ever adds a filter or asks what the kernel has. */
+	if (r == 0)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(seccomp), 0);
+	if (r == 0)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 0);
+	/* A child's CPU cap (sandbox_narrow), set in the child. */
+	if (r == 0)
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 2,
+				     cmp(0, SCMP_CMP_EQ, 0, 0),
+				     cmp(1, SCMP_CMP_EQ, RLIMIT_CPU, 0));
+	return r;
+}
+
 static int
 filter(const struct sandbox_rules *rules, struct cp_error *err)
 {
@@ -138,6 +194,12 @@ filter(const struct sandbox_rules *rules, struct cp_error *err)
 	if (ctx == NULL)
 		return cp_error_set(err, -ENOMEM, "sandbox: seccomp_init failed");
 	r = rules_add(ctx, rules);
+	if (r == 0 && rules->fork_server) {
+		if (rules->fd < 0)
+			r = -EINVAL;
+		else
+			r = server_rules_add(ctx, rules);
+	}
 	if (r == 0)
 		r = seccomp_load(ctx);
 	seccomp_release(ctx);
@@ -158,5 +220,19 @@ sandbox_enter(const struct sandbox_rules *rules, struct cp_error *err)
 	r = limits(rules, err);
 	if (r < 0)
 		return r;
+	return filter(rules, err);
+}
+
+int
+sandbox_narrow(const struct sandbox_rules *rules, struct cp_error *err)
+{
+	int r;
+
+	if (rules->fork_server)
+		return cp_error_set(err, -EINVAL, "sandbox: a child cannot widen "
+				    "its filter");
+	if (rules->cpu_seconds > 0 &&
+	    (r = cap(RLIMIT_CPU, rules->cpu_seconds, rules->cpu_seconds + 5)) < 0)
+		return cp_error_set(err, r, "sandbox: CPU limit: %s", strerror(-r));
 	return filter(rules, err);
 }

@@ -9,6 +9,13 @@
  *	rules.memory_max = 1024u << 20;
  *	rules.cpu_seconds = 120;
  *	if (sandbox_enter(&rules, &err) < 0) ... refuse to go on ...
+ *
+ *	A fork server (lib/helper's helper_fork_server), and in each child:
+ *	rules.fork_server = 1;
+ *	sandbox_enter(&rules, &err);
+ *	... fork; in the child, the received socket moved onto rules.fd ...
+ *	child.fd = rules.fd;
+ *	sandbox_narrow(&child, &err);
  * DESCRIPTION
  *	The wall around the parse helper (lib/parsehelper), in the manner of
  *	OpenSSH's and OpenSMTPD's privilege separation. sandbox_enter, in
@@ -45,11 +52,33 @@
  *	   newfstatat(AT_FDCWD, "/etc/passwd", AT_EMPTY_PATH). Everything else - socket, connect, execve, clone, fork,
  *	   kill, ptrace, and the rest - kills the process (SIGSYS).
  *
+ *	With rules.fork_server set, the filter also lets the process serve
+ *	children (lib/helper's helper_fork_server): recvmsg on rules.fd
+ *	(descriptors passed with SCM_RIGHTS), clone with exactly the flags
+ *	of glibc's fork (CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID |
+ *	SIGCHLD: no thread, no shared memory, no namespace; clone3 fails
+ *	with ENOSYS, on which glibc falls back to clone), set_robust_list
+ *	(glibc, in a new child), wait4, dup2 and dup3 onto rules.fd only,
+ *	prctl PR_SET_NO_NEW_PRIVS and PR_SET_SECCOMP, seccomp(2) (which
+ *	only adds filters or asks what the kernel supports), and tgkill of
+ *	any thread (a child narrows that to its own process),
+ *	and prlimit64 setting its own RLIMIT_CPU (a child's cap: the server
+ *	itself is not capped; it never reads hostile bytes).
+ *
+ *	sandbox_narrow sets RLIMIT_CPU to rules.cpu_seconds (when not 0)
+ *	and loads one more filter, built from rules as above
+ *	(rules.fork_server must be 0), over the one the process already
+ *	runs under: a child of a fork server calls it first thing. Filters
+ *	stack: a call must pass every one, so the child can no longer fork,
+ *	wait, receive descriptors, load filters or signal any process but
+ *	its own, and reads and writes only its rules.fd.
+ *
  *	What has to be done with files (glibc loading iconv converters, the
  *	locale) must be done before sandbox_enter; nothing can be opened
  *	afterwards, and no descriptor can be made.
  * ERRORS
- *	sandbox_enter: -errno of prctl or setrlimit, -ENOMEM, or the code of
+ *	sandbox_narrow: -EINVAL when rules.fork_server is set; otherwise
+ *	as the filter step of sandbox_enter. sandbox_enter: -errno of prctl or setrlimit, -ENOMEM, or the code of
  *	libseccomp (-EINVAL, -EFAULT, ...) with a text naming the step. A
  *	process for which it failed must not read hostile input.
  * OWNERSHIP
@@ -72,10 +101,12 @@ struct sandbox_rules {
 	int log_fd;		/* also written (stderr); -1: none */
 	size_t memory_max;	/* RLIMIT_AS in bytes; 0: not set */
 	unsigned cpu_seconds;	/* RLIMIT_CPU soft limit; 0: not set */
+	int fork_server;	/* 1: also what helper_fork_server needs */
 };
 
-#define SANDBOX_RULES_INIT { -1, -1, 0, 0 }
+#define SANDBOX_RULES_INIT { -1, -1, 0, 0, 0 }
 
 int sandbox_enter(const struct sandbox_rules *rules, struct cp_error *err);
+int sandbox_narrow(const struct sandbox_rules *rules, struct cp_error *err);
 
 #endif

@@ -4,16 +4,22 @@
 test_parse_wall copies carepostd into a scratch directory and puts beside
 it a carepost-parse that runs this script, which carepostd then finds and
 starts as its parse helper (lib/helper's helper_find: a program beside the
-running binary comes first). It starts the real carepost-parse (argv[1])
-on a socket of its own, in its process group, and relays the frames both
-ways, unless a request carries one of these header lines:
+running binary comes first). It serves carepostd as the real one does, a
+fork server (lib/parsehelper.h): it starts the real carepost-parse
+(argv[1]) on a socket of its own and relays its first word; then, for each
+connection carepostd hands it (a descriptor, SCM_RIGHTS), it forks a child
+of its own that asks the real server for a real child and relays the
+frames both ways, saying its own pid in the first word. It reports each of
+its children that did not exit 0 (pid and wait status) as the real server
+does. A child whose request carries one of these header lines instead:
 
-    X-Test-Parser: segv     it dies of SIGSEGV (a parser crashing on input)
-    X-Test-Parser: stall    it writes DIR/stalled.PID (argv[2]) and waits
+    X-Test-Parser: segv     dies of SIGSEGV (a parser crashing on input)
+    X-Test-Parser: stall    writes DIR/stalled.PID (argv[2]) and waits
                             (for the test's SIGKILL: killed mid-message)
 
 It exists only in the tests: carepost-parse has no such trigger."""
 import os
+import select
 import signal
 import socket
 import struct
@@ -39,26 +45,73 @@ def read_frame(s):
     return head + read_exactly(s, n)
 
 
+def frame(tag, *fields):
+    body = struct.pack("=iI", tag, len(fields))
+    for f in fields:
+        body += struct.pack("=I", len(f)) + f
+    return struct.pack("=I", len(body)) + body
+
+
+def child(conn, real):
+    """One connection: a real child asked for, its frames relayed."""
+    mine, theirs = socket.socketpair()
+    socket.send_fds(real, [b"f"], [theirs.fileno()])
+    theirs.close()
+    word = read_frame(mine)                     # version, the real pid
+    tag, n = struct.unpack("=iI", word[4:12])
+    (vlen,) = struct.unpack("=I", word[12:16])
+    version = word[16:16 + vlen]
+    conn.sendall(frame(tag, version, struct.pack("=i", os.getpid())))
+    req = read_frame(conn)
+    if b"X-Test-Parser: segv" in req:
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if b"X-Test-Parser: stall" in req:
+        open(os.path.join(DIR, "stalled.%d" % os.getpid()), "w").close()
+        while True:
+            time.sleep(3600)
+    mine.sendall(req)
+    conn.sendall(read_frame(mine))
+    return 0
+
+
+def reap(up):
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        if status != 0:
+            up.sendall(frame(0, struct.pack("=i", pid), struct.pack("=i", status)))
+
+
 def main():
     up = socket.socket(fileno=3)
-    mine, theirs = socket.socketpair()
+    real, theirs = socket.socketpair()
     os.posix_spawn(REAL, ["carepost-parse", "--parse-helper"], {},
                    file_actions=[(os.POSIX_SPAWN_DUP2, theirs.fileno(), 3)])
     theirs.close()
-    try:
-        up.sendall(read_frame(mine))            # its first word
-        while True:
-            req = read_frame(up)
-            if b"X-Test-Parser: segv" in req:
-                os.kill(os.getpid(), signal.SIGSEGV)
-            if b"X-Test-Parser: stall" in req:
-                open(os.path.join(DIR, "stalled.%d" % os.getpid()), "w").close()
-                while True:
-                    time.sleep(3600)
-            mine.sendall(req)
-            up.sendall(read_frame(mine))
-    except EOFError:
-        return 0
+    up.sendall(read_frame(real))                # the server's first word
+    while True:
+        reap(up)
+        ready, _, _ = select.select([up], [], [], 0.05)
+        if not ready:
+            continue
+        msg, fds, _, _ = socket.recv_fds(up, 1, 1)
+        if not msg:
+            return 0
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGSEGV, signal.SIG_DFL)
+            up.close()
+            conn = socket.socket(fileno=fds[0])
+            try:
+                rc = child(conn, real)
+            except EOFError:
+                rc = 0
+            os._exit(rc)
+        os.close(fds[0])
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@
 
 #include <ctype.h>
 #include <limits.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include "atrest.h"
@@ -30,6 +31,7 @@
 #include "inbox.h"
 #include "log.h"
 #include "outbound.h"
+#include "parsefix.h"
 #include "parsehelper.h"
 #include "pgphelper.h"
 #include "pgp.h"
@@ -502,24 +504,36 @@ unparseable_and_oversized_messages_quarantine_with_a_reason(void **state)
 	buf_free(&big);
 }
 
+/* crashing_child - a parse helper's child that dies of SIGSEGV at the
+ * first byte of its request (parsefix.h: this binary as crashing-parse). */
+static int
+crashing_child(void *arg)
+{
+	struct buf scratch = BUF_INIT;
+	char c;
+
+	(void)arg;
+	if (tu_parse_first_words(&scratch) < 0 || read(HELPER_FD, &c, 1) != 1)
+		return 1;
+	signal(SIGSEGV, SIG_DFL);	/* not a sanitizer's report */
+	raise(SIGSEGV);
+	return 2;
+}
+
 /*
- * substitute - a parse helper (a shell script in fx.dir) that says it is
- * ready, then dies of SIGSEGV at its first request; or, dead, exits at
- * once.
+ * substitute - the parse helper: this binary as one that crashes on every
+ * message; or, dead, a shell script in fx.dir that exits at once.
  */
 static void
 substitute(const char *name, int dead)
 {
-	char path[128], script[512], ready[128];
-	size_t vlen = strlen(CAREPOST_VERSION);
+	static const char script[] = "#!/bin/sh\nexit 0\n";
+	char path[PATH_MAX];
 
-	/* its first word: a frame of tag 0 and one field, the version */
-	snprintf(ready, sizeof(ready), "\\%03o\\000\\000\\000\\000\\000\\000\\000"
-		 "\\001\\000\\000\\000\\%03o\\000\\000\\000%s",
-		 (unsigned)(12 + vlen), (unsigned)vlen, CAREPOST_VERSION);
-	snprintf(script, sizeof(script), dead ? "#!/bin/sh\nexit 0\n" :
-		 "#!/bin/sh\nprintf '%s' >&3\n/usr/bin/head -c 1 <&3 >/dev/null\n"
-		 "kill -SEGV $$\n", ready);
+	if (!dead) {
+		assert_int_equal(tu_parse_use(fx.dir, name, path, sizeof(path)), 0);
+		return;
+	}
 	snprintf(path, sizeof(path), "%s/%s", fx.dir, name);
 	assert_int_equal(cp_write_file_atomic(path, script, strlen(script), 0755), 0);
 	assert_int_equal(parsehelper_enable(path), 0);
@@ -1470,16 +1484,15 @@ unsubscribe_adds_the_category_except_for_security_notices(void **state)
 /* ---- a parse helper that lies (taken over by the message it parsed) ---- */
 
 /*
- * lying_helper - parses as the real one does, then says what would get
+ * lying_child - parses as the real one does, then says what would get
  * the message filed: a DMARC pass from the trusted server, the patient's
  * From, and (when the message carries one in X-Steal) a reply address
  * among the recipients.
  */
 static int
-lying_helper(void)
+lying_child(void *arg)
 {
 	struct buf in = BUF_INIT, scratch = BUF_INIT, wire = BUF_INIT;
-	struct helper_field ready = { CAREPOST_VERSION, strlen(CAREPOST_VERSION) };
 	struct inmsg_limits lim;
 	struct helper_frame f;
 	struct inmsg *m = NULL;
@@ -1488,8 +1501,8 @@ lying_helper(void)
 	const char *steal;
 	char addr[128];
 
-	if (helper_serve_begin("--parse-helper") != 0 ||
-	    helper_frame_send(HELPER_FD, &scratch, 0, &ready, 1) < 0 ||
+	(void)arg;
+	if (tu_parse_first_words(&scratch) < 0 ||
 	    helper_frame_recv(HELPER_FD, &in, &f, 0, 0) < 0 ||
 	    inmsgwire_limits_decode(f.field[0], f.len[0], &lim) < 0)
 		return 1;
@@ -1553,15 +1566,7 @@ lying_helper(void)
 static void
 use_liar(char *path, size_t len)
 {
-	char self[PATH_MAX], cmd[2 * PATH_MAX + 16];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-
-	assert_true(n > 0);
-	self[n] = '\0';
-	snprintf(path, len, "%s/lying-parse", fx.dir);
-	snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", self, path);
-	assert_int_equal(system(cmd), 0);
-	assert_int_equal(parsehelper_enable(path), 0);
+	assert_int_equal(tu_parse_use(fx.dir, "lying-parse", path, len), 0);
 }
 
 static void
@@ -1728,15 +1733,13 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(unsubscribe_adds_the_category_except_for_security_notices, setup, teardown),
 	};
 
-	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	static const struct tu_parse_sub subs[] = {
+		{ "lying-parse", lying_child }, { "crashing-parse", crashing_child },
+	};
 
-	if (n > 0 && argc == 2 && strcmp(argv[1], "--parse-helper") == 0) {
-		exe[n] = '\0';
-		if (strcmp(strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe,
-			   "lying-parse") == 0)
-			return lying_helper();
-	}
+	rc = tu_parse_dispatch(argc, argv, subs, CP_ARRAY_SIZE(subs));
+	if (rc >= 0)	/* a substitute parse helper (a copy of this binary) */
+		return rc;
 	rc = parsehelper_main(argc, argv);	/* this binary parses too */
 	if (rc >= 0)
 		return rc;

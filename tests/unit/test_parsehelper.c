@@ -5,16 +5,18 @@
  * DESCRIPTION
  *	The real helper (../carepost-parse beside this binary's directory)
  *	makes of a message exactly what inmsg_parse makes of it in-process,
- *	decrypted content included; one helper serves message after
- *	message; it runs with no descriptor but its socket, no environment,
- *	no new privileges and a seccomp filter; a charset it loaded before
- *	the wall converts, one it did not still parses (degraded). Then a
- *	substitute helper (this program copied as "fake-parse", which
- *	crashes, is killed, stalls or answers garbage when a message says
- *	so in an X-Test header) shows what a lost helper costs: one more
- *	try on a fresh helper, then PARSEHELPER_LOST with a reason; and a
- *	helper that does not come up is -EHOSTDOWN, never the message's
- *	fault.
+ *	decrypted content included; each message gets a child of its own
+ *	from the fork server; server and child run with no descriptor but
+ *	their socket, no environment, no new privileges and a seccomp
+ *	filter; a charset loaded before the wall converts, one that was not
+ *	still parses (degraded). Then a substitute helper (this program
+ *	copied as "fake-parse", parsefix.h, whose children crash, are
+ *	killed, stall, linger or answer garbage when a message says so in
+ *	an X-Test header) shows what a lost child costs: one more try on a
+ *	fresh child, then PARSEHELPER_LOST with a reason; a crash costs the
+ *	child only, a child that stalls or lingers is ended with its
+ *	server; and a helper that does not come up is -EHOSTDOWN, never
+ *	the message's fault.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -36,6 +38,8 @@
 #include "inmsgwire.h"
 #include "parsehelper.h"
 #include "util.h"
+
+#include "parsefix.h"
 
 static char self[PATH_MAX];
 static char real[PATH_MAX];	/* the built carepost-parse */
@@ -127,109 +131,112 @@ has(const struct helper_frame *f, const char *what)
 }
 
 /*
- * fake_helper - speaks the helper's protocol, parses in-process (no
- * wall: it is only for the tests), and misbehaves when a message asks.
+ * fake_child - a child of the substitute server: speaks the helper's
+ * protocol, parses in-process (no wall: it is only for the tests), and
+ * misbehaves when a message asks.
  */
 static int
-fake_helper(void)
+fake_child(void *arg)
 {
 	struct buf in = BUF_INIT, scratch = BUF_INIT;
-	struct helper_field ready = { CAREPOST_VERSION, strlen(CAREPOST_VERSION) };
 	struct helper_frame f;
 
-	if (helper_serve_begin("--parse-helper") != 0)
+	(void)arg;
+	if (tu_parse_first_words(&scratch) < 0)
 		return 1;
-	if (helper_frame_send(HELPER_FD, &scratch, 0, &ready, 1) < 0)
-		return 1;
-	while (helper_frame_recv(HELPER_FD, &in, &f, 0, 0) == 0) {
-		if (f.n != 2)
-			return 2;
-		if (has(&f, "X-Test: segv")) {
-			signal(SIGSEGV, SIG_DFL);	/* not a sanitizer's report */
-			raise(SIGSEGV);
-		}
-		if (has(&f, "X-Test: kill"))
-			raise(SIGKILL);
-		if (has(&f, "X-Test: sigsys")) {
-			signal(SIGSYS, SIG_DFL);	/* as its filter kills it */
-			raise(SIGSYS);
-		}
-		if (has(&f, "X-Test: stall"))
-			pause();
-		if (has(&f, "X-Test: odd-code")) {
-			uint32_t flags = 0;
-			struct helper_field a[2] = { { &flags, 4 }, { "stay\n", 5 } };
-
-			/* an infrastructure code: not one the parser gives */
-			helper_frame_send(HELPER_FD, &scratch, -EHOSTDOWN, a, 2);
-			continue;
-		}
-		if (has(&f, "X-Test: twice")) {
-			/* its answer and a second one in one write (a
-			 * stale answer for some later request) */
-			uint32_t flags = 0;
-			struct helper_field a[2] = { { &flags, 4 }, { "", 0 } };
-			struct buf two = BUF_INIT;
-
-			helper_frame_prepare(&scratch, -EBADMSG, a, 2);
-			buf_append(&two, scratch.data, scratch.len);
-			buf_append(&two, scratch.data, scratch.len);
-			helper_send_all(HELPER_FD, two.data, two.len);
-			buf_free(&two);
-			continue;
-		}
-		if (has(&f, "X-Test: huge")) {
-			/* an answer longer than any parse under the
-			 * request's limits makes */
-			struct inmsg_limits lim;
-			uint32_t flags = 0;
-			size_t n;
-			char *junk;
-
-			if (inmsgwire_limits_decode(f.field[0], f.len[0], &lim) < 0)
-				return 4;
-			n = inmsgwire_max(&lim) + 1;
-			junk = calloc(1, n);
-			if (junk == NULL)
-				return 4;
-			{
-				struct helper_field a[2] = { { &flags, 4 }, { junk, n } };
-
-				helper_frame_send(HELPER_FD, &scratch, 0, a, 2);
-			}
-			free(junk);
-			continue;
-		}
-		if (has(&f, "X-Test: phi-reason")) {
-			uint32_t flags = 0;
-			const char *why = "SECRET patient words";
-			struct helper_field a[2] = { { &flags, 4 }, { why, strlen(why) } };
-
-			helper_frame_send(HELPER_FD, &scratch, -EBADMSG, a, 2);
-			continue;
-		}
-		if (has(&f, "X-Test: garbage")) {
-			uint32_t flags = 0;
-			struct helper_field a[2] = { { &flags, 4 }, { "CPIM\001junk", 9 } };
-
-			helper_frame_send(HELPER_FD, &scratch, 0, a, 2);
-			continue;
-		}
+	if (helper_frame_recv(HELPER_FD, &in, &f, 0, 0) != 0)
+		return 0;
+	if (f.n != 2)
+		return 2;
+	if (has(&f, "X-Test: segv")) {
+		signal(SIGSEGV, SIG_DFL);	/* not a sanitizer's report */
+		raise(SIGSEGV);
+	}
+	if (has(&f, "X-Test: kill"))
+		raise(SIGKILL);
+	if (has(&f, "X-Test: sigsys")) {
+		signal(SIGSYS, SIG_DFL);	/* as its filter kills it */
+		raise(SIGSYS);
+	}
+	if (has(&f, "X-Test: stall"))
+		pause();
+	if (has(&f, "X-Test: linger")) {
+		/* answers well, then stays (taken over by its message) */
 		if (fake_answer(&f, &scratch) < 0)
 			return 3;
+		for (;;)
+			pause();
 	}
-	return 0;
+	if (has(&f, "X-Test: odd-code")) {
+		uint32_t flags = 0;
+		struct helper_field a[2] = { { &flags, 4 }, { "stay\n", 5 } };
+
+		/* an infrastructure code: not one the parser gives */
+		helper_frame_send(HELPER_FD, &scratch, -EHOSTDOWN, a, 2);
+		return 0;
+	}
+	if (has(&f, "X-Test: twice")) {
+		/* its answer and a second one in one write (a stale answer
+		 * for some later request) */
+		uint32_t flags = 0;
+		struct helper_field a[2] = { { &flags, 4 }, { "", 0 } };
+		struct buf two = BUF_INIT;
+
+		helper_frame_prepare(&scratch, -EBADMSG, a, 2);
+		buf_append(&two, scratch.data, scratch.len);
+		buf_append(&two, scratch.data, scratch.len);
+		helper_send_all(HELPER_FD, two.data, two.len);
+		buf_free(&two);
+		return 0;
+	}
+	if (has(&f, "X-Test: huge")) {
+		/* an answer longer than any parse under the request's
+		 * limits makes */
+		struct inmsg_limits lim;
+		uint32_t flags = 0;
+		size_t n;
+		char *junk;
+
+		if (inmsgwire_limits_decode(f.field[0], f.len[0], &lim) < 0)
+			return 4;
+		n = inmsgwire_max(&lim) + 1;
+		junk = calloc(1, n);
+		if (junk == NULL)
+			return 4;
+		{
+			struct helper_field a[2] = { { &flags, 4 }, { junk, n } };
+
+			helper_frame_send(HELPER_FD, &scratch, 0, a, 2);
+		}
+		free(junk);
+		return 0;
+	}
+	if (has(&f, "X-Test: phi-reason")) {
+		uint32_t flags = 0;
+		const char *why = "SECRET patient words";
+		struct helper_field a[2] = { { &flags, 4 }, { why, strlen(why) } };
+
+		helper_frame_send(HELPER_FD, &scratch, -EBADMSG, a, 2);
+		return 0;
+	}
+	if (has(&f, "X-Test: garbage")) {
+		uint32_t flags = 0;
+		struct helper_field a[2] = { { &flags, 4 }, { "CPIM\001junk", 9 } };
+
+		helper_frame_send(HELPER_FD, &scratch, 0, a, 2);
+		return 0;
+	}
+	return fake_answer(&f, &scratch) < 0 ? 3 : 0;
 }
 
-/* deaf_helper - comes up, then never reads its request. */
+/* deaf_child - comes up, then never reads its request. */
 static int
-deaf_helper(void)
+deaf_child(void *arg)
 {
 	struct buf scratch = BUF_INIT;
-	struct helper_field ready = { CAREPOST_VERSION, strlen(CAREPOST_VERSION) };
 
-	if (helper_serve_begin("--parse-helper") != 0 ||
-	    helper_frame_send(HELPER_FD, &scratch, 0, &ready, 1) < 0)
+	(void)arg;
+	if (tu_parse_first_words(&scratch) < 0)
 		return 1;
 	for (;;)
 		pause();
@@ -246,14 +253,9 @@ use_real(void)
 static void
 use_substitute(const char *name)
 {
-	char path[PATH_MAX], cmd[2 * PATH_MAX + 16];
+	char path[PATH_MAX];
 
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	if (access(path, X_OK) != 0) {
-		snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", self, path);
-		assert_int_equal(system(cmd), 0);
-	}
-	assert_int_equal(parsehelper_enable(path), 0);
+	assert_int_equal(tu_parse_use(dir, name, path, sizeof(path)), 0);
 }
 
 static struct parsehelper *
@@ -305,12 +307,37 @@ in_process(const char *raw, size_t len)
 
 /* ---- the real helper ---- */
 
-/* gone - pid has been reaped (it is no process any more). */
+/* ended - pid is no process any more, or one that has ended and waits
+ * to be reaped (a child of a server ended with it goes to init). */
+static int
+ended(long pid)
+{
+	char path[64], text[256];
+	FILE *f;
+	size_t n;
+	const char *state;
+
+	if (kill((pid_t)pid, 0) < 0)
+		return 1;
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 1;
+	n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	state = strrchr(text, ')');
+	return state != NULL && state[1] == ' ' && state[2] == 'Z';
+}
+
+/* gone - pid ends within two seconds (a child ends right after its
+ * answer; its server reaps it). */
 static void
 assert_gone(long pid)
 {
 	assert_true(pid > 0);
-	assert_int_equal(kill((pid_t)pid, 0), -1);
+	for (int i = 0; i < 200 && !ended(pid); i++)
+		usleep(10000);
+	assert_true(ended(pid));
 }
 
 static void
@@ -438,23 +465,19 @@ read_text(const char *path, char *out, size_t len)
 	fclose(f);
 }
 
+/*
+ * assert_walled - process pid holds no descriptor but 3 (and stderr in
+ * sanitizer builds), runs with no new privileges, not as root, under a
+ * seccomp filter, and may grow no file.
+ */
 static void
-running_helper_holds_only_its_socket_behind_seccomp(void **state)
+assert_walled(long pid)
 {
 	char path[64], text[4096];
-	struct parsehelper *ph;
-	struct inmsg *m;
 	struct dirent *d;
 	DIR *fds;
-	long pid;
 	int n = 0;
 
-	use_real();
-	ph = helper(0);
-	m = parsed(ph, multipart, sizeof(multipart) - 1);
-	inmsg_free(m);
-	/* The helper started ahead, once it has confined itself. */
-	pid = parsehelper_pid(ph);
 	snprintf(path, sizeof(path), "/proc/%ld/status", pid);
 	for (int i = 0; i < 500; i++) {
 		read_text(path, text, sizeof(text));
@@ -487,7 +510,38 @@ running_helper_holds_only_its_socket_behind_seccomp(void **state)
 	snprintf(path, sizeof(path), "/proc/%ld/limits", pid);
 	read_text(path, text, sizeof(text));
 	assert_non_null(strstr(text, "Max file size             0"));
+}
+
+static void
+running_helper_holds_only_its_socket_behind_seccomp(void **state)
+{
+	char path[64], text[4096];
+	struct parsehelper *ph;
+	struct inmsg *m;
+	long pid, server;
+
+	use_real();
+	ph = helper(0);
+	m = parsed(ph, multipart, sizeof(multipart) - 1);
+	inmsg_free(m);
+	/* The child started ahead, once it has confined itself, and the
+	 * server it was forked from. */
+	pid = parsehelper_pid(ph);
+	server = parsehelper_server_pid(ph);
+	assert_true(pid > 0 && server > 0 && pid != server);
+	assert_walled(pid);
+	assert_walled(server);
+	/* The child's own filter is stacked on the server's, and only the
+	 * child has a CPU cap: the server never reads mail. */
+	snprintf(path, sizeof(path), "/proc/%ld/limits", pid);
+	read_text(path, text, sizeof(text));
+	assert_non_null(strstr(text, "Max cpu time              60 "));
+	snprintf(path, sizeof(path), "/proc/%ld/limits", server);
+	read_text(path, text, sizeof(text));
+	assert_null(strstr(text, "Max cpu time              60 "));
 	parsehelper_free(ph);
+	assert_gone(pid);
+	assert_gone(server);
 }
 
 /* ---- losing a helper ---- */
@@ -582,6 +636,44 @@ lost_helper_with_no_error_struct_is_a_code_not_a_crash(void **state)
 	ph = helper(0);
 	assert_int_equal(parsehelper_parse(ph, dsn, sizeof(dsn) - 1, NULL,
 					   PARSEHELPER_ONCE, &m, NULL), -EHOSTDOWN);
+	parsehelper_free(ph);
+}
+
+/* A crash costs the message's child only: the server that forks the
+ * children goes on, and so do the messages after it. */
+static void
+child_crash_keeps_the_server_a_stuck_child_ends_it(void **state)
+{
+	struct parsehelper *ph;
+	struct inmsg *m;
+	long server, lingering;
+
+	use_substitute("fake-parse");
+	ph = helper(300);
+	m = parsed(ph, dsn, sizeof(dsn) - 1);
+	inmsg_free(m);
+	server = parsehelper_server_pid(ph);
+	assert_true(server > 0);
+	assert_lost_twice(ph, "Subject: SECRET\r\nX-Test: segv\r\n\r\nbody\r\n",
+			  "killed by signal 11");
+	assert_int_equal(parsehelper_server_pid(ph), server);
+	/* A child that stays after its answer is ended with its server
+	 * before the next request; that message is parsed all the same. */
+	m = parsed(ph, "Subject: s\r\nX-Test: linger\r\n\r\nbody\r\n", 36);
+	inmsg_free(m);
+	lingering = parsehelper_last_pid(ph);
+	server = parsehelper_server_pid(ph);
+	m = parsed(ph, dsn, sizeof(dsn) - 1);
+	assert_true(m->dsn.present);
+	inmsg_free(m);
+	assert_true(parsehelper_server_pid(ph) != server);
+	assert_gone(server);
+	assert_gone(lingering);
+	/* One that stalls is ended with its server too. */
+	server = parsehelper_server_pid(ph);
+	assert_lost_twice(ph, "Subject: s\r\nX-Test: stall\r\n\r\nbody\r\n",
+			  "ran over its 300 ms time limit");
+	assert_gone(server);
 	parsehelper_free(ph);
 }
 
@@ -854,6 +946,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(charsets_loaded_before_the_wall_convert_others_degrade),
 		cmocka_unit_test(running_helper_holds_only_its_socket_behind_seccomp),
 		cmocka_unit_test(helper_killed_between_messages_costs_one_retry_not_the_message),
+		cmocka_unit_test(child_crash_keeps_the_server_a_stuck_child_ends_it),
 		cmocka_unit_test(helper_crashing_or_killed_on_a_message_is_retried_once_then_lost),
 		cmocka_unit_test(lost_helper_with_no_error_struct_is_a_code_not_a_crash),
 		cmocka_unit_test(helper_killed_by_its_filter_is_not_retried),
@@ -865,19 +958,12 @@ main(int argc, char **argv)
 		cmocka_unit_test(helper_that_does_not_come_up_is_not_the_messages_fault),
 		cmocka_unit_test(helper_mode_without_its_socket_is_a_usage_error),
 	};
-	char exe[PATH_MAX];
-	ssize_t n;
+	static const struct tu_parse_sub subs[] = {
+		{ "fake-parse", fake_child }, { "deaf-parse", deaf_child },
+	};
+	int rc = tu_parse_dispatch(argc, argv, subs, CP_ARRAY_SIZE(subs));
 
-	/* Run as the substitute helper (a copy of this program). */
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (argc == 2 && strcmp(argv[1], "--parse-helper") == 0 && n > 0) {
-		exe[n] = '\0';
-		if (strcmp(strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe,
-			   "fake-parse") == 0)
-			return fake_helper();
-		if (strcmp(strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe,
-			   "deaf-parse") == 0)
-			return deaf_helper();
-	}
+	if (rc >= 0)	/* run as a substitute helper (a copy of this program) */
+		return rc;
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

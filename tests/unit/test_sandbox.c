@@ -9,6 +9,12 @@
  *	child reports what the call returned; the parent accepts only
  *	"EPERM" or the child killed by SIGSYS after "ready". What parsing
  *	needs (memory, the clock, the pipe) still works.
+ *
+ *	Each test runs twice: confined alone, and as the parse helper's
+ *	children are (a fork server confined with fork_server, which forks;
+ *	the child narrows the filter with sandbox_narrow and tries; the
+ *	server says how it ended). A child of the server must be held as
+ *	tightly as a helper alone, fork and signals to its server included.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -73,10 +79,49 @@ child(attempt_fn try, int fd)
 	_exit(0);	/* no atexit work (a sanitizer's leak check) inside */
 }
 
-/* run - a child that tries attempt name (see main), and how it ended. */
-static struct outcome
-run(const char *name)
+/*
+ * forked_child - in the child: confined as the parse helper's fork
+ * server, forks a child that narrows the wall as the server's children
+ * do and then try(fd); says how that child ended ("\nstatus=N").
+ */
+static int
+forked_child(attempt_fn try, int fd)
 {
+	struct sandbox_rules rules = SANDBOX_RULES_INIT, narrow = SANDBOX_RULES_INIT;
+	struct cp_error err;
+	char line[32];
+	int status;
+	pid_t pid;
+
+	rules.fd = fd;
+	rules.memory_max = PARSEHELPER_MEMORY_MAX;
+	rules.fork_server = 1;
+	if (sandbox_enter(&rules, &err) < 0)
+		_exit(3);
+	pid = fork();
+	if (pid == 0) {
+		narrow.fd = fd;
+		narrow.cpu_seconds = PARSEHELPER_CPU_CAP;
+		if (sandbox_narrow(&narrow, &err) < 0)
+			_exit(3);
+		say(fd, "ready");
+		try(fd);
+		_exit(0);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		_exit(4);
+	snprintf(line, sizeof(line), "\nstatus=%d", status);
+	say(fd, line);
+	_exit(0);
+}
+
+/* run - a child that tries attempt name (see main), alone or as a child
+ * of a fork server (*state), and how it ended. */
+static struct outcome
+run(void **state, const char *name)
+{
+	int forked = *state != NULL;
+	char *tail;
 	struct outcome o;
 	char fdarg[16];
 	int p[2];
@@ -91,7 +136,8 @@ run(const char *name)
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		close(p[0]);
-		execl(self, self, "--sandbox-child", name, fdarg, (char *)NULL);
+		execl(self, self, forked ? "--sandbox-forked" : "--sandbox-child",
+		      name, fdarg, (char *)NULL);
 		_exit(127);
 	}
 	close(p[1]);
@@ -100,6 +146,14 @@ run(const char *name)
 		got += (size_t)n;
 	close(p[0]);
 	assert_int_equal(waitpid(pid, &o.status, 0), pid);
+	if (forked) {
+		/* the server ended well and said how its child ended */
+		assert_true(WIFEXITED(o.status) && WEXITSTATUS(o.status) == 0);
+		tail = strstr(o.said, "\nstatus=");
+		assert_non_null(tail);
+		o.status = atoi(tail + 8);
+		*tail = '\0';
+	}
 	return o;
 }
 
@@ -187,6 +241,36 @@ try_fork(int fd)
 	report(fd, pid);
 }
 
+/* its parent (the fork server, or the test) by kill and by tgkill */
+static void
+try_kill_parent(int fd)
+{
+	report(fd, kill(getppid(), SIGTERM));
+}
+
+static void
+try_tgkill_parent(int fd)
+{
+	report(fd, syscall(SYS_tgkill, getppid(), getppid(), SIGTERM));
+}
+
+/* what only a fork server may do */
+static void
+try_recvmsg(int fd)
+{
+	char c;
+	struct iovec iov = { &c, 1 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	report(fd, recvmsg(fd, &msg, MSG_DONTWAIT));
+}
+
+static void
+try_dup_onto(int fd)
+{
+	report(fd, dup2(fd, fd + 1));
+}
+
 static void
 try_exec_mapping(int fd)
 {
@@ -203,10 +287,10 @@ try_write_elsewhere(int fd)
 static void
 opening_a_file_fails(void **state)
 {
-	struct outcome o = run("try_open");
+	struct outcome o = run(state, "try_open");
 
 	assert_stopped(&o);
-	o = run("try_openat_create");
+	o = run(state, "try_openat_create");
 	assert_stopped(&o);
 	assert_int_equal(access("/tmp/carepost-sandbox-test", F_OK), -1);
 }
@@ -214,12 +298,12 @@ opening_a_file_fails(void **state)
 static void
 no_file_is_stat_ed_by_path(void **state)
 {
-	struct outcome o = run("try_stat_a_path");
+	struct outcome o = run(state, "try_stat_a_path");
 	char *p;
 	int n = 0;
 
 	assert_stopped(&o);
-	o = run("try_stat_family");
+	o = run(state, "try_stat_family");
 	assert_stopped(&o);
 	for (p = o.said; (p = strstr(p, "ret=-1")) != NULL; p++)
 		n++;
@@ -230,30 +314,50 @@ no_file_is_stat_ed_by_path(void **state)
 static void
 making_a_socket_fails(void **state)
 {
-	struct outcome o = run("try_socket");
+	struct outcome o = run(state, "try_socket");
 
 	assert_stopped(&o);
-	o = run("try_unix_socket");
+	o = run(state, "try_unix_socket");
 	assert_stopped(&o);
 }
 
 static void
 exec_and_fork_fail(void **state)
 {
-	struct outcome o = run("try_execve");
+	struct outcome o = run(state, "try_execve");
 
 	assert_stopped(&o);
-	o = run("try_fork");
+	o = run(state, "try_fork");
+	assert_stopped(&o);
+}
+
+static void
+no_signal_to_another_process(void **state)
+{
+	struct outcome o = run(state, "try_kill_parent");
+
+	assert_stopped(&o);
+	o = run(state, "try_tgkill_parent");
+	assert_stopped(&o);
+}
+
+static void
+no_descriptor_received_or_moved(void **state)
+{
+	struct outcome o = run(state, "try_recvmsg");
+
+	assert_stopped(&o);
+	o = run(state, "try_dup_onto");
 	assert_stopped(&o);
 }
 
 static void
 no_new_code_and_no_other_descriptor(void **state)
 {
-	struct outcome o = run("try_exec_mapping");
+	struct outcome o = run(state, "try_exec_mapping");
 
 	assert_stopped(&o);
-	o = run("try_write_elsewhere");
+	o = run(state, "try_write_elsewhere");
 	assert_stopped(&o);
 }
 
@@ -280,7 +384,7 @@ try_work(int fd)
 static void
 parsing_still_has_what_it_needs(void **state)
 {
-	struct outcome o = run("try_work");
+	struct outcome o = run(state, "try_work");
 
 	assert_true(WIFEXITED(o.status));
 	assert_int_equal(WEXITSTATUS(o.status), 0);
@@ -305,7 +409,7 @@ memory_over_the_cap_is_refused_gracefully(void **state)
 #if defined(__SANITIZE_ADDRESS__)
 	skip();		/* no RLIMIT_AS beside ASan's shadow memory */
 #endif
-	o = run("try_too_much_memory");
+	o = run(state, "try_too_much_memory");
 	assert_true(WIFEXITED(o.status));
 	assert_string_equal(o.said, "ready refused");
 }
@@ -320,7 +424,7 @@ try_abort(int fd)
 static void
 a_crash_is_still_a_crash(void **state)
 {
-	struct outcome o = run("try_abort");
+	struct outcome o = run(state, "try_abort");
 
 	assert_true(WIFSIGNALED(o.status));
 	assert_int_equal(WTERMSIG(o.status), SIGABRT);
@@ -341,7 +445,7 @@ try_limits(int fd)
 static void
 resource_limits_are_set(void **state)
 {
-	struct outcome o = run("try_limits");
+	struct outcome o = run(state, "try_limits");
 
 	assert_true(WIFEXITED(o.status));
 	assert_string_equal(o.said, "ready limited");
@@ -359,21 +463,31 @@ static const struct {
 	{ "try_write_elsewhere", try_write_elsewhere }, { "try_work", try_work },
 	{ "try_abort", try_abort }, { "try_limits", try_limits },
 	{ "try_too_much_memory", try_too_much_memory },
+	{ "try_kill_parent", try_kill_parent },
+	{ "try_tgkill_parent", try_tgkill_parent },
+	{ "try_recvmsg", try_recvmsg }, { "try_dup_onto", try_dup_onto },
 };
+
+static int forked_mode = 1;
+#define BOTH(fn) \
+	{ #fn, fn, NULL, NULL, NULL }, \
+	{ #fn " (a fork server's child)", fn, NULL, NULL, &forked_mode }
 
 int
 main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(opening_a_file_fails),
-		cmocka_unit_test(no_file_is_stat_ed_by_path),
-		cmocka_unit_test(making_a_socket_fails),
-		cmocka_unit_test(exec_and_fork_fail),
-		cmocka_unit_test(no_new_code_and_no_other_descriptor),
-		cmocka_unit_test(parsing_still_has_what_it_needs),
-		cmocka_unit_test(a_crash_is_still_a_crash),
-		cmocka_unit_test(resource_limits_are_set),
-		cmocka_unit_test(memory_over_the_cap_is_refused_gracefully),
+		BOTH(opening_a_file_fails),
+		BOTH(no_file_is_stat_ed_by_path),
+		BOTH(making_a_socket_fails),
+		BOTH(no_signal_to_another_process),
+		BOTH(no_descriptor_received_or_moved),
+		BOTH(exec_and_fork_fail),
+		BOTH(no_new_code_and_no_other_descriptor),
+		BOTH(parsing_still_has_what_it_needs),
+		BOTH(a_crash_is_still_a_crash),
+		BOTH(resource_limits_are_set),
+		BOTH(memory_over_the_cap_is_refused_gracefully),
 	};
 
 	ssize_t n;
@@ -382,6 +496,12 @@ main(int argc, char **argv)
 		for (size_t i = 0; i < CP_ARRAY_SIZE(attempts); i++)
 			if (strcmp(argv[2], attempts[i].name) == 0)
 				return child(attempts[i].fn, atoi(argv[3]));
+		return 2;
+	}
+	if (argc == 4 && strcmp(argv[1], "--sandbox-forked") == 0) {
+		for (size_t i = 0; i < CP_ARRAY_SIZE(attempts); i++)
+			if (strcmp(argv[2], attempts[i].name) == 0)
+				return forked_child(attempts[i].fn, atoi(argv[3]));
 		return 2;
 	}
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
