@@ -47,7 +47,13 @@ value(const char *f, size_t len, size_t *vlen)
 	return v;
 }
 
-/* add_authres - one Authentication-Results value, below those before. */
+/*
+ * add_authres - one Authentication-Results value, below those before. One
+ * longer than RAWHDR_MAX_VALUE is cut to that, a byte more than authres
+ * reads: it keeps its place (and its authserv-id: it may be the topmost
+ * trusted one) and counts for nothing, as authres.h says of one so long.
+ * Never dropped, which would make the one below it the topmost.
+ */
 static int
 add_authres(struct rawhdr *h, const char *v, size_t len)
 {
@@ -181,9 +187,14 @@ add_recipients(struct buf *b, const char *v, size_t len)
 	return 0;
 }
 
-/* field - one unfolded field. */
+/*
+ * field - one unfolded field; cut: lines of it were left out (over
+ * RAWHDR_MAX_FIELD). An Authentication-Results value so long is cut to
+ * RAWHDR_MAX_VALUE by add_authres and counts for nothing; a From so long
+ * is not believed.
+ */
 static int
-field(struct rawhdr *h, struct buf *rcpt, const char *f, size_t len)
+field(struct rawhdr *h, struct buf *rcpt, const char *f, size_t len, int cut)
 {
 	size_t vlen;
 	const char *v = value(f, len, &vlen);
@@ -191,6 +202,8 @@ field(struct rawhdr *h, struct buf *rcpt, const char *f, size_t len)
 	if (name_is(f, len, "Authentication-Results"))
 		return add_authres(h, v, vlen);
 	if (name_is(f, len, "From")) {
+		if (cut)
+			h->from_cut = 1;
 		from_value(h, v, vlen);
 		return 0;
 	}
@@ -205,7 +218,7 @@ rawhdr_scan(const char *raw, size_t len, struct rawhdr *h, struct cp_error *err)
 {
 	struct buf cur = BUF_INIT, rcpt = BUF_INIT;
 	size_t i = 0, end = len < INMSG_MAX_HEADER_BYTES ? len : INMSG_MAX_HEADER_BYTES;
-	int r = 0;
+	int r = 0, cut = 0;
 
 	memset(h, 0, sizeof(*h));
 	while (i < end && r == 0) {
@@ -218,18 +231,21 @@ rawhdr_scan(const char *raw, size_t len, struct rawhdr *h, struct cp_error *err)
 		if (n == 0)
 			break;				/* the empty line */
 		if (line[0] == ' ' || line[0] == '\t') {
-			if (cur.len > 0 && cur.len + n <= RAWHDR_MAX_RECIPIENTS)
+			if (cur.len > 0 && cur.len + n <= RAWHDR_MAX_FIELD)
 				r = buf_append(&cur, line, n);	/* unfolded */
+			else if (cur.len > 0)
+				cut = 1;
 			continue;
 		}
 		if (cur.len > 0)
-			r = field(h, &rcpt, cur.data, cur.len);
+			r = field(h, &rcpt, cur.data, cur.len, cut);
 		buf_reset(&cur);
+		cut = 0;
 		if (r == 0)
 			r = buf_append(&cur, line, n);
 	}
 	if (r == 0 && cur.len > 0)
-		r = field(h, &rcpt, cur.data, cur.len);
+		r = field(h, &rcpt, cur.data, cur.len, cut);
 	if (r == 0)
 		r = buf_append(&rcpt, "", 1);	/* NUL */
 	buf_free(&cur);
@@ -256,12 +272,42 @@ rawhdr_free(struct rawhdr *h)
 int
 rawhdr_from_is(const struct rawhdr *h, const char *addr)
 {
-	return addr != NULL && *addr != '\0' && strcasecmp(h->from_addr, addr) == 0;
+	return !h->from_cut && addr != NULL && *addr != '\0' &&
+	       strcasecmp(h->from_addr, addr) == 0;
 }
 
 int
 rawhdr_recipients_name(const struct rawhdr *h, const char *token)
 {
-	return token != NULL && *token != '\0' && h->recipients != NULL &&
-	       strcasestr(h->recipients, token) != NULL;
+	size_t tl = token ? strlen(token) : 0;
+	int quoted = 0, comment = 0;
+
+	if (tl == 0 || h->recipients == NULL)
+		return 0;
+	for (const char *p = h->recipients; *p != '\0'; p++) {
+		if (*p == '\n') {		/* the next field */
+			quoted = comment = 0;
+			continue;
+		}
+		if ((quoted || comment) && *p == '\\' && p[1] != '\0' && p[1] != '\n') {
+			p++;
+			continue;
+		}
+		if (quoted) {
+			quoted = *p != '"';
+			continue;
+		}
+		if (comment) {
+			comment += *p == '(' ? 1 : *p == ')' ? -1 : 0;
+			continue;
+		}
+		if (*p == '"')
+			quoted = 1;
+		else if (*p == '(')
+			comment = 1;
+		else if (*p == '+' && strncasecmp(p + 1, token, tl) == 0 &&
+			 p[1 + tl] == '@')
+			return 1;
+	}
+	return 0;
 }

@@ -21,9 +21,12 @@
  *	the helper refuses a message with more), unfolds them, and keeps:
  *
  *	- authres: the values of the Authentication-Results fields, top
- *	  first, unfolded (at most RAWHDR_MAX_AUTHRES, each at most
- *	  RAWHDR_MAX_VALUE bytes): what lib/authres reads, so that a
- *	  helper cannot make up a DMARC pass.
+ *	  first, unfolded (the topmost RAWHDR_MAX_AUTHRES): what lib/authres
+ *	  reads, so that a helper cannot make up a DMARC pass. A value
+ *	  longer than RAWHDR_MAX_VALUE is cut to that, one byte more than
+ *	  authres reads, so that it keeps its place (it may be the topmost
+ *	  trusted one) and counts for nothing (authres.h); none is ever
+ *	  left out, which would make the one below it the topmost.
  *	- from_fields, from_addresses: the number of From fields, and of
  *	  addresses in them (elements of the address lists, separated by
  *	  commas outside quoted strings, comments and angle brackets).
@@ -35,12 +38,20 @@
  *	  unfolded, one after another (at most RAWHDR_MAX_RECIPIENTS
  *	  bytes), for rawhdr_recipients_name.
  *
+ *	A field is unfolded up to RAWHDR_MAX_FIELD bytes; the lines of it
+ *	beyond are left out, and a From so cut is not believed
+ *	(rawhdr_from_is fails).
+ *
  *	rawhdr_from_is(h, addr): addr (the helper's from_addr) is from_addr
  *	(ASCII case ignored); the count says whether there are others. A quoted local part
  *	("a b"@x) that the parser unquotes does not match: such a From is not
  *	believed (fail closed: the message is not authenticated by it).
- *	rawhdr_recipients_name(h, token): token appears literally (ASCII
- *	case ignored) in the recipient fields.
+ *	rawhdr_recipients_name(h, token): an address in the recipient fields
+ *	carries the token as its tag: "+TOKEN@" (ASCII case ignored),
+ *	outside quoted strings and comments (a display name or a comment
+ *	that mentions a reply address names no recipient). Recipient
+ *	values past RAWHDR_MAX_RECIPIENTS bytes are not read: a token only
+ *	there is not found (fail closed).
  * ERRORS
  *	rawhdr_scan: -ENOMEM. A header block cut short (no empty line, or
  *	one over the byte limit) is scanned as far as it goes.
@@ -57,11 +68,14 @@
 
 #include <stddef.h>
 
+#include "authres.h"
 #include "inmsg.h"
 #include "util.h"
 
 #define RAWHDR_MAX_AUTHRES	64u
-#define RAWHDR_MAX_VALUE	(16u * 1024)
+/* One byte over what authres reads: a longer value counts for nothing. */
+#define RAWHDR_MAX_VALUE	(AUTHRES_MAX_HEADER + 1u)
+#define RAWHDR_MAX_FIELD	(256u * 1024)	/* one unfolded field */
 #define RAWHDR_MAX_RECIPIENTS	(256u * 1024)
 #define RAWHDR_MAX_ADDR		320u
 
@@ -69,6 +83,7 @@ struct rawhdr {
 	struct inmsg_strlist authres;	/* top first */
 	unsigned from_fields;
 	unsigned from_addresses;
+	int from_cut;			/* a From over RAWHDR_MAX_FIELD */
 	char from_addr[RAWHDR_MAX_ADDR];	/* the first; "" when unread */
 	char *recipients;		/* NUL-terminated; never NULL after scan */
 	size_t recipients_len;

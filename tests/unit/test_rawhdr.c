@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "buf.h"
+#include "authres.h"
 #include "rawhdr.h"
 #include "util.h"
 
@@ -117,6 +118,89 @@ a_reply_token_is_found_only_in_recipient_fields(void **state)
 	rawhdr_free(&h);
 }
 
+/* The token is an address's tag, not any text in a recipient field. */
+static void
+a_reply_token_must_be_an_addresss_tag(void **state)
+{
+	struct rawhdr h;
+
+	scan("To: \"reply+toka@reply.example\" <someone@example.test>,\r\n"
+	     " (reply+tokb@reply.example) other@example.test,\r\n"
+	     " \"a \\\" (\" reply+tokc@reply.example,\r\n"
+	     " xtokdx@reply.example, reply+toke, reply+tokfg@reply.example,\r\n"
+	     " reply+TOKH@reply.example\r\n"
+	     "Cc: \"unclosed reply+toki@reply.example\r\n"
+	     "Delivered-To: reply+tokj@reply.example\r\n"
+	     "\r\n", &h);
+	assert_false(rawhdr_recipients_name(&h, "toka"));	/* a display name */
+	assert_false(rawhdr_recipients_name(&h, "tokb"));	/* a comment */
+	assert_true(rawhdr_recipients_name(&h, "tokc"));	/* after an escaped quote */
+	assert_false(rawhdr_recipients_name(&h, "tokd"));	/* not a tag */
+	assert_false(rawhdr_recipients_name(&h, "toke"));	/* no @ after it */
+	assert_false(rawhdr_recipients_name(&h, "tokf"));	/* a prefix of the tag */
+	assert_true(rawhdr_recipients_name(&h, "tokh"));	/* case ignored */
+	assert_false(rawhdr_recipients_name(&h, "toki"));	/* in an open quote */
+	/* a quote left open in one field does not hide the next field */
+	assert_true(rawhdr_recipients_name(&h, "tokj"));
+	rawhdr_free(&h);
+}
+
+/*
+ * An Authentication-Results value too long to read keeps its place and
+ * counts for nothing: the one below never becomes the topmost. A From cut
+ * short is not believed.
+ */
+static void
+cut_fields_fail_closed(void **state)
+{
+	struct authres_result ar;
+	struct buf raw = BUF_INIT;
+	struct rawhdr h;
+	struct cp_error err;
+
+	/* the MTA's own (echoing a long value), then one from outside */
+	buf_puts(&raw, "Authentication-Results: mx.test; dkim=pass header.d=patients.test "
+		 "header.s=");
+	for (int i = 0; i < 1700; i++)
+		buf_puts(&raw, "0123456789");
+	buf_puts(&raw, "; dmarc=fail header.from=patients.test\r\n"
+		 "Authentication-Results: mx.test; dmarc=pass header.from=patients.test\r\n"
+		 "From: pat@patients.test\r\n\r\n");
+	cp_error_clear(&err);
+	assert_int_equal(rawhdr_scan(raw.data, raw.len, &h, &err), 0);
+	assert_int_equal(h.authres.n, 2);
+	assert_int_equal(strlen(h.authres.v[0]), RAWHDR_MAX_VALUE);
+	assert_int_equal(authres_check((const char *const *)h.authres.v, h.authres.n,
+				       "mx.test", "patients.test", &ar), 0);
+	assert_false(ar.dmarc_pass);
+	assert_false(ar.dkim_aligned_pass);
+	assert_int_equal(ar.below_top, 1);
+	assert_true(rawhdr_from_is(&h, "pat@patients.test"));
+	rawhdr_free(&h);
+
+	/* the same MTA header, folded over more than RAWHDR_MAX_FIELD */
+	buf_reset(&raw);
+	buf_puts(&raw, "Authentication-Results: mx.test; dmarc=pass\r\n");
+	for (int i = 0; i < 30000; i++)
+		buf_puts(&raw, " (0123456789)\r\n");
+	buf_puts(&raw, " header.from=patients.test\r\n"
+		 "Authentication-Results: mx.test; dmarc=pass header.from=patients.test\r\n"
+		 "From: pat@patients.test,\r\n");
+	for (int i = 0; i < 30000; i++)
+		buf_puts(&raw, " (0123456789)\r\n");
+	buf_puts(&raw, " other@elsewhere.test\r\n\r\n");
+	assert_int_equal(rawhdr_scan(raw.data, raw.len, &h, &err), 0);
+	assert_int_equal(h.authres.n, 2);
+	assert_int_equal(authres_check((const char *const *)h.authres.v, h.authres.n,
+				       "mx.test", "patients.test", &ar), 0);
+	assert_false(ar.dmarc_pass);
+	assert_int_equal(ar.below_top, 1);
+	/* its second address was cut off: the first alone is not believed */
+	assert_false(rawhdr_from_is(&h, "pat@patients.test"));
+	rawhdr_free(&h);
+	buf_free(&raw);
+}
+
 static void
 limits_hold_on_huge_and_endless_headers(void **state)
 {
@@ -149,6 +233,8 @@ main(void)
 		cmocka_unit_test(authentication_results_are_read_top_first_unfolded_from_the_header_only),
 		cmocka_unit_test(from_fields_and_addresses_are_counted_and_the_one_address_read),
 		cmocka_unit_test(a_reply_token_is_found_only_in_recipient_fields),
+		cmocka_unit_test(a_reply_token_must_be_an_addresss_tag),
+		cmocka_unit_test(cut_fields_fail_closed),
 		cmocka_unit_test(limits_hold_on_huge_and_endless_headers),
 	};
 
