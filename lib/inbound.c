@@ -1715,6 +1715,7 @@ void
 inbound_batch_begin(struct inbound *ib)
 {
 	batch_drop(ib);
+	parsehelper_ahead_drop(ib->parser);
 	ib->batching = 1;
 }
 
@@ -1724,6 +1725,8 @@ inbound_batch_commit(struct inbound *ib, struct cp_error *err)
 	int r = 0;
 
 	ib->batching = 0;
+	/* Parses sent ahead for messages this batch did not come to. */
+	parsehelper_ahead_drop(ib->parser);
 	if (ib->n_pending > 0)
 		r = store_write(ib->store, batch_txn, ib, err);
 	if (r == 0)
@@ -1748,24 +1751,28 @@ mentions(const char *s, size_t len, const char *word)
 }
 
 int
-inbound_decrypt_ahead(struct inbound *ib, const char *raw, size_t len)
+inbound_ahead(struct inbound *ib, const char *raw, size_t len)
 {
-	struct inmsg *m = NULL;
-	int r = 0;
+	const struct inmsg *m = NULL;
+	struct cp_error ignored;
 
-	if (ib == NULL || ib->pgp == NULL || raw == NULL)
+	if (ib == NULL || raw == NULL || ib->parse_in_process)
 		return 0;
-	/* A PGP/MIME message names its protocol: parse only those. */
-	if (!mentions(raw, len, "application/pgp-encrypted"))
+	cp_error_clear(&ignored);
+	/* A guess: a helper lost on it costs the message nothing (its
+	 * ingest tries as it would have). */
+	if (parser(ib, &ignored) < 0 ||
+	    !parsehelper_parse_ahead(ib->parser, raw, len, &ib->limits))
 		return 0;
-	/* A guess: a helper lost on it is not tried again here (the ingest
-	 * of the message will), and costs the message nothing. */
-	if (parse(ib, raw, len, PARSEHELPER_ONCE, &m, NULL) == 0 &&
+	/* A PGP/MIME message names its protocol: only for those is the
+	 * parse waited for, to start the decryption. */
+	if (ib->pgp == NULL || !mentions(raw, len, "application/pgp-encrypted"))
+		return 1;
+	if (parsehelper_peek(ib->parser, raw, len, &ib->limits, &m) == 0 &&
 	    (m->pgp & INMSG_PGP_ENCRYPTED) && m->pgp_encrypted != NULL)
-		r = pgp_decrypt_ahead(ib->pgp, m->pgp_encrypted,
-				      m->pgp_encrypted_len, DECRYPT_MAX);
-	inmsg_free(m);
-	return r;
+		pgp_decrypt_ahead(ib->pgp, m->pgp_encrypted, m->pgp_encrypted_len,
+				  DECRYPT_MAX);
+	return 1;
 }
 
 int

@@ -262,13 +262,17 @@ void inbound_progress(struct inbound *ib, parsehelper_progress_fn fn,
 void inbound_parse_in_process(struct inbound *ib);
 
 /*
- * inbound_decrypt_ahead - when raw is an encrypted reply, start its
- * decryption in the gpg helper now (pgp_confine), so that it runs
- * while the caller files the message before it; inbound_ingest of the
- * same bytes then takes the result. Returns 1 when started, else 0 (no
+ * inbound_ahead - start work on raw, a message to be ingested soon, now,
+ * so that it runs while the caller files the message before it: its
+ * parse in a child of the parse helper (parsehelper_parse_ahead) and,
+ * when it is an encrypted reply, its decryption in the gpg helper
+ * (pgp_confine) once that parse is in. inbound_ingest of the same bytes
+ * then takes the results. Call it between inbound_batch_begin and
+ * inbound_batch_commit, which forget what was started for messages the
+ * batch did not come to. Returns 1 when the parse was sent, else 0 (no
  * harm either way: the result is the same).
  */
-int inbound_decrypt_ahead(struct inbound *ib, const char *raw, size_t len);
+int inbound_ahead(struct inbound *ib, const char *raw, size_t len);
 /*
  * inbound_ingest - decide raw[0..len) and, unless dry_run, commit the
  * decision (see DESCRIPTION and ERRORS). res is always reset first.

@@ -247,16 +247,17 @@ batch(struct inround *in, volatile int *stop, inround_progress_fn progress,
 		return fail(in, -ENOMEM, "batch", "out of memory", err);
 	}
 	/* Decide each message, then commit them all in one transaction.
-	 * The next encrypted message is decrypted (by the gpg helper) while
-	 * this one is filed. */
+	 * The next message is parsed (in a child of the parse helper), and
+	 * decrypted when encrypted (by the gpg helper), while this one is
+	 * filed. */
 	inbound_batch_begin(in->ib);
 	if (n > 0 && msgs[0].raw != NULL)
-		inbound_decrypt_ahead(in->ib, msgs[0].raw, msgs[0].len);
+		inbound_ahead(in->ib, msgs[0].raw, msgs[0].len);
 	for (i = 0; i < n && !(stop && *stop); i++) {
 		if (i > 0 && cp_mono_ms() > until)
 			break;		/* the rest next round */
 		if (i + 1 < n && msgs[i + 1].raw != NULL)
-			inbound_decrypt_ahead(in->ib, msgs[i + 1].raw, msgs[i + 1].len);
+			inbound_ahead(in->ib, msgs[i + 1].raw, msgs[i + 1].len);
 		if (msgs[i].raw == NULL) {
 			/* Too big to fetch: the reason goes to the log. */
 			log_event(LOG_WARNING, LOGID_QUARANTINE, NULL, NULL,

@@ -36,9 +36,9 @@
  *	2. Fetches a batch of up to [imap] batch_size messages (200 when
  *	   not set) from there.
  *	3. Decides each message in turn with inbound_ingest, between
- *	   inbound_batch_begin and inbound_batch_commit, the decryption of
- *	   the next one started ahead (inbound_decrypt_ahead) while this one
- *	   is filed. A message too large to fetch is quarantined unread (the
+ *	   inbound_batch_begin and inbound_batch_commit, the parse (and,
+ *	   when encrypted, the decryption) of the next one started ahead
+ *	   (inbound_ahead) while this one is filed. A message too large to fetch is quarantined unread (the
  *	   log says so, with its UID and size). After each message
  *	   progress(userdata) is called (carepostd tells the watchdog: one
  *	   reply may cost gpg three [gpg] time_limits; inbound_progress

@@ -48,6 +48,14 @@ struct parsehelper {
 	int next_fd;		/* a child started ahead for the next request */
 	pid_t next_pid;		/* its pid once its first word is read; 0 before */
 	int done_fd;		/* the child that answered last, until it ends */
+	/* requests sent ahead (parsehelper_parse_ahead), oldest first */
+	struct early {
+		struct buf frame;	/* the request, as sent */
+		int fd;			/* the child asked */
+		pid_t pid;
+		struct inmsg *m;	/* its answer, once peeked at */
+	} early[PARSEHELPER_EARLY];
+	size_t n_early;
 	long last_pid;		/* the child asked last (tests) */
 	unsigned time_limit_ms;
 	unsigned budget_ms;	/* of the message in hand; 0: none */
@@ -125,6 +133,7 @@ parsehelper_free(struct parsehelper *ph)
 	if (ph == NULL)
 		return;
 	drop(&ph->fd);
+	parsehelper_ahead_drop(ph);
 	server_down(ph);
 	buf_free(&ph->in);
 	buf_free(&ph->ctlin);
@@ -528,19 +537,14 @@ parser_reason(int code)
 }
 
 /*
- * exchange - one request (already in ph->scratch) and its answer, on a
- * helper of its own (take): a helper answers one request and is ended,
- * so that what one message does to it (an exploit) never sees the next
- * message. Returns 0 with *wire pointing into ph->in, the parser's own
- * negative code with its text, PARSEHELPER_LOST, or -EHOSTDOWN.
+ * send_request - the request in ph->scratch to a child of its own (take):
+ * a child answers one request and ends, so that what one message does
+ * to it (an exploit) never sees the next message. Then children are
+ * forked ahead for the next requests. 0, PARSEHELPER_LOST or -EHOSTDOWN.
  */
 static int
-exchange(struct parsehelper *ph, const struct inmsg_limits *lim,
-	 int64_t deadline, const char **wire, size_t *wirelen,
-	 struct cp_error *err)
+send_request(struct parsehelper *ph, int64_t deadline, struct cp_error *err)
 {
-	struct helper_frame f;
-	uint32_t flags;
 	int r;
 
 	r = take(ph, err);
@@ -550,6 +554,23 @@ exchange(struct parsehelper *ph, const struct inmsg_limits *lim,
 	if (r < 0)
 		return lose(ph, r == -ETIMEDOUT ? r : -EPIPE, NULL, err);
 	ahead(ph);
+	return 0;
+}
+
+/*
+ * receive_answer - the answer of the child in ph->fd, by deadline.
+ * Returns 0 with *wire pointing into ph->in, the parser's own negative
+ * code with its text, or PARSEHELPER_LOST.
+ */
+static int
+receive_answer(struct parsehelper *ph, const struct inmsg_limits *lim,
+	       int64_t deadline, const char **wire, size_t *wirelen,
+	       struct cp_error *err)
+{
+	struct helper_frame f;
+	uint32_t flags;
+	int r;
+
 	/* No answer longer than the parser can make: tag, count, the flags
 	 * field and the wire field (HELPER_MAX_FRAME at most). */
 	r = helper_frame_recv(ph->fd, &ph->in, &f, deadline,
@@ -566,6 +587,7 @@ exchange(struct parsehelper *ph, const struct inmsg_limits *lim,
 	if (flags != 0 || more_bytes(ph->fd))
 		return lose(ph, -EBADMSG, "answered more than its answer", err);
 	/* One request each: it ends now (done() makes sure). */
+	done(ph);
 	ph->done_fd = ph->fd;
 	ph->fd = -1;
 	ph->pid = 0;
@@ -575,6 +597,54 @@ exchange(struct parsehelper *ph, const struct inmsg_limits *lim,
 	*wire = f.field[1];
 	*wirelen = f.len[1];
 	return 0;
+}
+
+/*
+ * early_take - the request sent ahead whose frame is the one in
+ * ph->scratch, taken out of the list (the caller owns its fd and m), or
+ * 0 when none was.
+ */
+static int
+early_take(struct parsehelper *ph, struct early *out)
+{
+	for (size_t i = 0; i < ph->n_early; i++) {
+		struct early *e = &ph->early[i];
+
+		if (e->frame.len != ph->scratch.len ||
+		    memcmp(e->frame.data, ph->scratch.data, e->frame.len) != 0)
+			continue;
+		*out = *e;
+		ph->n_early--;
+		memmove(e, e + 1, (ph->n_early - i) * sizeof(*e));
+		return 1;
+	}
+	return 0;
+}
+
+/* early_free - one request sent ahead that nobody took: its child is
+ * ended, with the server when it may still be parsing (the next request
+ * starts a new server). */
+static void
+early_free(struct parsehelper *ph, struct early *e)
+{
+	buf_free(&e->frame);
+	if (e->m != NULL)
+		inmsg_free(e->m);
+	else if (e->fd >= 0 && waiting(e->fd) == 1)
+		server_down(ph);	/* not answered yet: may still be parsing */
+	if (e->fd >= 0)
+		close(e->fd);
+	e->fd = -1;
+	e->m = NULL;
+}
+
+void
+parsehelper_ahead_drop(struct parsehelper *ph)
+{
+	if (ph == NULL)
+		return;
+	while (ph->n_early > 0)
+		early_free(ph, &ph->early[--ph->n_early]);
 }
 
 /*
@@ -589,9 +659,22 @@ ask(struct parsehelper *ph, const struct inmsg_limits *lim, int flags,
 	char first[sizeof(err->text)];
 	const char *wire = NULL;
 	size_t wirelen = 0;
-	int r;
+	struct early e;
+	int sent = 0, r;
 
 	ph->filter_killed = 0;
+	if (early_take(ph, &e)) {
+		buf_free(&e.frame);
+		if (e.m != NULL) {	/* answered already (parsehelper_peek) */
+			*out = e.m;
+			return 0;
+		}
+		/* Sent ahead: the first try is that child's answer. */
+		ph->fd = e.fd;
+		ph->pid = e.pid;
+		ph->last_pid = (long)e.pid;
+		sent = 1;
+	}
 	for (int attempt = 0;; attempt++) {
 		int64_t start = cp_mono_ms(), deadline = start + ph->time_limit_ms;
 
@@ -611,7 +694,10 @@ ask(struct parsehelper *ph, const struct inmsg_limits *lim, int flags,
 			deadline = start + ph->budget_left;
 			ph->over_budget = 1;
 		}
-		r = exchange(ph, lim, deadline, &wire, &wirelen, err);
+		r = sent ? 0 : send_request(ph, deadline, err);
+		sent = 0;
+		if (r == 0)
+			r = receive_answer(ph, lim, deadline, &wire, &wirelen, err);
 		if (ph->budget_ms != 0)
 			ph->budget_left -= cp_mono_ms() - start;
 		if (r == 0) {
@@ -662,30 +748,137 @@ request(struct parsehelper *ph, int32_t op, const struct inmsg_limits *lim,
 	return 0;
 }
 
+/* early_find - the request sent ahead whose frame is ph->scratch, or NULL. */
+static struct early *
+early_find(struct parsehelper *ph)
+{
+	for (size_t i = 0; i < ph->n_early; i++)
+		if (ph->early[i].frame.len == ph->scratch.len &&
+		    memcmp(ph->early[i].frame.data, ph->scratch.data,
+			   ph->scratch.len) == 0)
+			return &ph->early[i];
+	return NULL;
+}
+
+/* parse_request - the PARSE frame of raw into ph->scratch: 0, or an
+ * error as parsehelper_parse gives it before asking. */
+static int
+parse_request(struct parsehelper *ph, const char *raw, size_t len,
+	      const struct inmsg_limits **lim, struct inmsg_limits *deflim,
+	      struct cp_error *err)
+{
+	struct helper_field f[1] = { { raw ? raw : "", raw ? len : 0 } };
+
+	if (raw == NULL && len > 0)
+		return cp_error_set(err, -EINVAL, "inmsg: no bytes");
+	if (*lim == NULL) {
+		inmsg_limits_default(deflim);
+		*lim = deflim;
+	}
+	/* Refused here as the helper would: no need to send it. */
+	if (len > (*lim)->max_size)
+		return cp_error_set(err, -EMSGSIZE, "message size %zu exceeds %zu",
+				    len, (*lim)->max_size);
+	return request(ph, OP_PARSE, *lim, f, 1, err);
+}
+
+int
+parsehelper_parse_ahead(struct parsehelper *ph, const char *raw, size_t len,
+			const struct inmsg_limits *lim)
+{
+	struct inmsg_limits deflim;
+	struct cp_error ignored;
+	struct early *e;
+
+	cp_error_clear(&ignored);
+	if (ph == NULL || raw == NULL ||
+	    parse_request(ph, raw, len, &lim, &deflim, &ignored) < 0)
+		return 0;
+	if (early_find(ph) != NULL) {	/* sent already */
+		buf_reset(&ph->scratch);
+		return 1;
+	}
+	if (ph->n_early == PARSEHELPER_EARLY) {	/* the oldest was not wanted */
+		early_free(ph, &ph->early[0]);
+		ph->n_early--;
+		memmove(ph->early, ph->early + 1, ph->n_early * sizeof(ph->early[0]));
+	}
+	if (send_request(ph, helper_deadline(ph->time_limit_ms), &ignored) < 0) {
+		buf_reset(&ph->scratch);
+		return 0;
+	}
+	e = &ph->early[ph->n_early++];
+	e->frame = ph->scratch;		/* taken over: no copy */
+	ph->scratch = (struct buf)BUF_INIT;
+	e->fd = ph->fd;
+	e->pid = ph->pid;
+	e->m = NULL;
+	ph->fd = -1;
+	ph->pid = 0;
+	return 1;
+}
+
+int
+parsehelper_peek(struct parsehelper *ph, const char *raw, size_t len,
+		 const struct inmsg_limits *lim, const struct inmsg **m)
+{
+	struct inmsg_limits deflim;
+	struct cp_error ignored;
+	struct early *e, taken;
+	const char *wire = NULL;
+	size_t wirelen = 0;
+	int r;
+
+	*m = NULL;
+	cp_error_clear(&ignored);
+	if (ph == NULL || raw == NULL ||
+	    parse_request(ph, raw, len, &lim, &deflim, &ignored) < 0)
+		return -ENOENT;
+	e = early_find(ph);
+	if (e != NULL && e->m != NULL) {
+		buf_reset(&ph->scratch);
+		*m = e->m;
+		return 0;
+	}
+	if (e == NULL) {
+		buf_reset(&ph->scratch);
+		return -ENOENT;
+	}
+	/* Its answer, now: a failure takes it out (the parse of the
+	 * message will try it as it tries any). */
+	ph->fd = e->fd;
+	ph->pid = e->pid;
+	ph->last_pid = (long)e->pid;
+	e->fd = -1;
+	r = receive_answer(ph, lim, cp_mono_ms() + ph->time_limit_ms, &wire,
+			   &wirelen, &ignored);
+	if (r == 0)
+		r = inmsgwire_decode(wire, wirelen, lim, &e->m, &ignored);
+	if (r < 0) {
+		if (early_take(ph, &taken))
+			early_free(ph, &taken);
+		drop(&ph->fd);
+		buf_reset(&ph->scratch);
+		return r;
+	}
+	buf_reset(&ph->scratch);
+	*m = e->m;
+	return 0;
+}
+
 int
 parsehelper_parse(struct parsehelper *ph, const char *raw, size_t len,
 		  const struct inmsg_limits *lim, int flags, struct inmsg **out,
 		  struct cp_error *err)
 {
 	struct inmsg_limits deflim;
-	struct helper_field f[1] = { { raw ? raw : "", raw ? len : 0 } };
 	struct cp_error local;
 	int r;
 
 	*out = NULL;
 	if (err == NULL)	/* a guess (decrypt ahead) need not say why */
 		err = &local;
-	if (raw == NULL && len > 0)
-		return cp_error_set(err, -EINVAL, "inmsg: no bytes");
-	if (lim == NULL) {
-		inmsg_limits_default(&deflim);
-		lim = &deflim;
-	}
-	/* Refused here as the helper would: no need to send it. */
-	if (len > lim->max_size)
-		return cp_error_set(err, -EMSGSIZE, "message size %zu exceeds %zu",
-				    len, lim->max_size);
-	r = request(ph, OP_PARSE, lim, f, 1, err);
+	r = parse_request(ph, raw, len, &lim, &deflim, err);
 	if (r < 0)
 		return r;
 	r = ask(ph, lim, flags, out, err);

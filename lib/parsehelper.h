@@ -11,6 +11,7 @@
  *
  *	struct parsehelper *ph;
  *	parsehelper_new(time_limit_ms, &ph, &err);
+ *	parsehelper_parse_ahead(ph, next, nextlen, &lim);
  *	r = parsehelper_parse(ph, raw, len, &lim, 0, &m, &err);
  *	r = parsehelper_reparse_inner(ph, m, plain, plainlen, &err);
  *	parsehelper_free(ph);
@@ -46,6 +47,18 @@
  *	whose converter was not loaded still parses: the converter cannot
  *	be opened inside the wall, and inmsg falls back as for an unknown
  *	charset.
+ *
+ *	parsehelper_parse_ahead sends the request of a message that is to be
+ *	parsed soon (the next one of an IMAP batch) to a child now, and
+ *	returns: that child parses while the caller files the message
+ *	before. At most PARSEHELPER_EARLY such requests wait (the oldest is
+ *	dropped for a new one). parsehelper_parse of the same request (the
+ *	same bytes and limits, compared whole) takes that child's answer as
+ *	its first try; parsehelper_peek waits for it now and keeps it (the
+ *	caller needs the parse early: to start a decryption ahead). A
+ *	request sent ahead that no parse takes is dropped by
+ *	parsehelper_ahead_drop (the end of a batch) or parsehelper_free; its
+ *	child, if it may still be parsing, is ended with its server.
  *
  *	Each answer must come within time_limit_ms (0:
  *	PARSEHELPER_TIME_LIMIT_MS). A child that dies, is killed, runs over
@@ -108,7 +121,9 @@
  *	(which kills and reaps its server and children). parsehelper_parse hands a new
  *	struct inmsg in *out (inmsg_free; NULL on failure).
  *	parsehelper_reparse_inner replaces the contents of m only on
- *	success. Inputs are borrowed for the call. parsehelper_exe returns
+ *	success. parsehelper_parse_ahead copies nothing but its request (the
+ *	bytes are compared whole later); parsehelper_peek's *m belongs to ph
+ *	until the parse that takes it hands it over. Inputs are borrowed for the call. parsehelper_exe returns
  *	static storage set by parsehelper_enable.
  * THREAD SAFETY
  *	One thread uses a struct parsehelper at a time. parsehelper_enable
@@ -124,6 +139,7 @@
 
 #define PARSEHELPER_LOST		(-ECHILD)
 #define PARSEHELPER_ONCE		0x1	/* no second try */
+#define PARSEHELPER_EARLY		2	/* requests sent ahead, at most */
 #define PARSEHELPER_TIME_LIMIT_MS	10000u	/* per answer, by default */
 /* All the parsing of one message (retries, its decrypted content): well
  * under half of carepost.service's WatchdogSec=60s. */
@@ -170,6 +186,25 @@ unsigned long parsehelper_lost(const struct parsehelper *ph);
 int parsehelper_parse(struct parsehelper *ph, const char *raw, size_t len,
 		      const struct inmsg_limits *lim, int flags,
 		      struct inmsg **out, struct cp_error *err);
+/*
+ * parsehelper_parse_ahead - send the PARSE request of a message that is
+ * to be parsed soon to a child now, and go on: that child parses while
+ * the caller files the message before. parsehelper_parse of the same
+ * bytes (and limits) later takes its answer as its first try. 1 when
+ * sent (or sent already), 0 otherwise (a guess: nothing to report).
+ */
+int parsehelper_parse_ahead(struct parsehelper *ph, const char *raw,
+			    size_t len, const struct inmsg_limits *lim);
+/*
+ * parsehelper_peek - the answer to a request sent ahead, waited for now
+ * and kept for parsehelper_parse: *m is borrowed (valid until that parse,
+ * parsehelper_ahead_drop or parsehelper_free). 0; -ENOENT when nothing
+ * was sent ahead for these bytes; else the parse's code (nothing kept).
+ */
+int parsehelper_peek(struct parsehelper *ph, const char *raw, size_t len,
+		     const struct inmsg_limits *lim, const struct inmsg **m);
+/* parsehelper_ahead_drop - forget what was sent ahead (a batch's end). */
+void parsehelper_ahead_drop(struct parsehelper *ph);
 int parsehelper_reparse_inner(struct parsehelper *ph, struct inmsg *m,
 			      const char *raw, size_t len,
 			      struct cp_error *err);

@@ -940,6 +940,48 @@ staff_alerts_of_a_batch_are_coalesced_in_its_transaction(void **state)
 	}
 }
 
+/* Messages whose parse was started ahead (inbound_ahead, as an IMAP batch
+ * does) are decided as any; one the batch never came to is forgotten. */
+static void
+messages_started_ahead_are_decided_as_any(void **state)
+{
+	struct inbound_result res[3], again;
+	struct cp_error err;
+	char tok[TOKEN_SIZE], to[128], id[32];
+	char *m[3], *left;
+
+	add_thread("ev1", "provider_message", "cardio", NOW + 30 * DAY, NULL, tok);
+	reply_to(to, sizeof(to), tok);
+	for (int i = 0; i < 3; i++) {
+		snprintf(id, sizeof(id), "h%d@x.test", i);
+		m[i] = message("pat@patients.test", to, "Re", id, NULL, "hi ahead\r\n");
+	}
+	left = message("pat@patients.test", to, "Re", "h9@x.test", NULL, "later\r\n");
+	inbound_batch_begin(fx.ib);
+	assert_int_equal(inbound_ahead(fx.ib, m[0], strlen(m[0])), 1);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(inbound_ahead(fx.ib, i < 2 ? m[i + 1] : left,
+					       strlen(i < 2 ? m[i + 1] : left)), 1);
+		cp_error_clear(&err);
+		assert_int_equal(inbound_ingest(fx.ib, m[i], strlen(m[i]), NOW + i, 0,
+						&res[i], &err), 0);
+	}
+	assert_int_equal(inbound_batch_commit(fx.ib, &err), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(res[i].disposition, INBOUND_FILED);
+		assert_string_equal(res[i].sender_role, "patient");
+		inbound_result_clear(&res[i]);
+		free(m[i]);
+	}
+	assert_int_equal(count(DB_INBOX), 3);
+	/* the one started ahead and never ingested: parsed afresh later */
+	assert_int_equal(ingest_at(left, NOW + 5, &again), 0);
+	assert_int_equal(again.disposition, INBOUND_FILED);
+	assert_int_equal(count(DB_INBOX), 4);
+	inbound_result_clear(&again);
+	free(left);
+}
+
 static void
 alert_window_0_alerts_every_reply(void **state)
 {
@@ -1723,6 +1765,7 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(staff_alerts_are_coalesced_per_department_and_class_within_the_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(staff_alerts_of_a_batch_are_coalesced_in_its_transaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(alert_window_0_alerts_every_reply, setup_no_alert_window, teardown),
+		cmocka_unit_test_setup_teardown(messages_started_ahead_are_decided_as_any, setup, teardown),
 		cmocka_unit_test_setup_teardown(form_replies_parse_fields_and_ask_for_missing_ones, setup, teardown),
 		cmocka_unit_test_setup_teardown(inbox_content_is_encrypted_at_rest_and_metadata_is_phi_free, setup, teardown),
 		cmocka_unit_test_setup_teardown(inbox_records_are_format_2_bound_to_their_key_and_old_ones_still_open, setup, teardown),

@@ -677,6 +677,104 @@ child_crash_keeps_the_server_a_stuck_child_ends_it(void **state)
 	parsehelper_free(ph);
 }
 
+/* A message sent ahead is parsed while the caller works: its parse then
+ * takes that answer (the same bytes and limits only), as its first try. */
+static void
+a_parse_sent_ahead_is_the_first_try_of_its_parse(void **state)
+{
+	struct inmsg_limits lim;
+	struct parsehelper *ph;
+	const struct inmsg *peeked;
+	struct inmsg *a, *b;
+	struct cp_error err;
+	long server;
+
+	use_real();
+	ph = helper(0);
+	assert_int_equal(parsehelper_parse_ahead(ph, multipart, sizeof(multipart) - 1, NULL), 1);
+	assert_int_equal(parsehelper_parse_ahead(ph, dsn, sizeof(dsn) - 1, NULL), 1);
+	assert_int_equal(parsehelper_parse_ahead(ph, dsn, sizeof(dsn) - 1, NULL), 1);
+	server = parsehelper_server_pid(ph);
+	/* waited for and kept: the parse hands over that very answer */
+	assert_int_equal(parsehelper_peek(ph, multipart, sizeof(multipart) - 1, NULL,
+					  &peeked), 0);
+	a = parsed(ph, multipart, sizeof(multipart) - 1);
+	assert_ptr_equal(a, peeked);
+	b = in_process(multipart, sizeof(multipart) - 1);
+	assert_same(a, b);
+	inmsg_free(a);
+	inmsg_free(b);
+	/* nothing left for those bytes: a peek finds nothing */
+	assert_int_equal(parsehelper_peek(ph, multipart, sizeof(multipart) - 1, NULL,
+					  &peeked), -ENOENT);
+	/* other limits are another request: not the answer sent ahead */
+	inmsg_limits_default(&lim);
+	lim.max_size = 10;
+	cp_error_clear(&err);
+	assert_int_equal(parsehelper_parse(ph, dsn, sizeof(dsn) - 1, &lim, 0, &a, &err),
+			 -EMSGSIZE);
+	a = parsed(ph, dsn, sizeof(dsn) - 1);
+	assert_true(a->dsn.present);
+	inmsg_free(a);
+	assert_int_equal(parsehelper_lost(ph), 0);
+	assert_int_equal(parsehelper_server_pid(ph), server);
+	parsehelper_free(ph);
+}
+
+/* A message sent ahead that kills its child costs what any does. */
+static void
+a_parse_sent_ahead_that_crashes_is_retried_once_then_lost(void **state)
+{
+	static const char segv[] = "Subject: SECRET\r\nX-Test: segv\r\n\r\nbody\r\n";
+	const struct inmsg *peeked = NULL;
+	struct parsehelper *ph;
+
+	use_substitute("fake-parse");
+	ph = helper(0);
+	assert_int_equal(parsehelper_parse_ahead(ph, segv, sizeof(segv) - 1, NULL), 1);
+	assert_lost_twice(ph, segv, "killed by signal 11");
+	/* peeked at, it fails and leaves nothing behind */
+	assert_int_equal(parsehelper_parse_ahead(ph, segv, sizeof(segv) - 1, NULL), 1);
+	assert_int_equal(parsehelper_peek(ph, segv, sizeof(segv) - 1, NULL, &peeked),
+			 PARSEHELPER_LOST);
+	assert_null(peeked);
+	assert_int_equal(parsehelper_peek(ph, segv, sizeof(segv) - 1, NULL, &peeked),
+			 -ENOENT);
+	parsehelper_free(ph);
+}
+
+/* What was sent ahead and never parsed is dropped: a child still at work
+ * is ended with its server, never left running. */
+static void
+parses_sent_ahead_and_never_taken_are_dropped(void **state)
+{
+	static const char stall[] = "Subject: s\r\nX-Test: stall\r\n\r\nbody\r\n";
+	static const char other[] = "Subject: t\r\n\r\nbody\r\n";
+	struct parsehelper *ph;
+	struct inmsg *m;
+	long server;
+
+	use_substitute("fake-parse");
+	ph = helper(0);
+	assert_int_equal(parsehelper_parse_ahead(ph, stall, sizeof(stall) - 1, NULL), 1);
+	server = parsehelper_server_pid(ph);
+	parsehelper_ahead_drop(ph);
+	assert_gone(server);
+	m = parsed(ph, dsn, sizeof(dsn) - 1);
+	assert_true(m->dsn.present);
+	inmsg_free(m);
+	/* more than PARSEHELPER_EARLY: the oldest goes */
+	assert_int_equal(parsehelper_parse_ahead(ph, stall, sizeof(stall) - 1, NULL), 1);
+	server = parsehelper_server_pid(ph);
+	assert_int_equal(parsehelper_parse_ahead(ph, dsn, sizeof(dsn) - 1, NULL), 1);
+	assert_int_equal(parsehelper_parse_ahead(ph, other, sizeof(other) - 1, NULL), 1);
+	assert_gone(server);
+	m = parsed(ph, other, sizeof(other) - 1);
+	inmsg_free(m);
+	assert_int_equal(parsehelper_lost(ph), 0);
+	parsehelper_free(ph);
+}
+
 /* A helper its filter killed tried a forbidden call: likely an exploit.
  * The message is not parsed again. */
 static void
@@ -949,6 +1047,9 @@ main(int argc, char **argv)
 		cmocka_unit_test(child_crash_keeps_the_server_a_stuck_child_ends_it),
 		cmocka_unit_test(helper_crashing_or_killed_on_a_message_is_retried_once_then_lost),
 		cmocka_unit_test(lost_helper_with_no_error_struct_is_a_code_not_a_crash),
+		cmocka_unit_test(a_parse_sent_ahead_is_the_first_try_of_its_parse),
+		cmocka_unit_test(a_parse_sent_ahead_that_crashes_is_retried_once_then_lost),
+		cmocka_unit_test(parses_sent_ahead_and_never_taken_are_dropped),
 		cmocka_unit_test(helper_killed_by_its_filter_is_not_retried),
 		cmocka_unit_test(helper_over_its_time_limit_is_killed_and_lost),
 		cmocka_unit_test(retries_and_inner_parse_stay_within_the_message_budget),
