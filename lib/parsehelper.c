@@ -31,6 +31,7 @@ enum {
 
 #define HELPER_FLAG	"--parse-helper"
 #define READY_MS	10000u	/* for a new helper's first word */
+#define LINGER_MS	1000	/* a child may take to end after its answer */
 
 #if defined(__SANITIZE_ADDRESS__)
 #define PARSEHELPER_SANITIZER 1
@@ -395,7 +396,8 @@ waiting(int fd)
 /*
  * done - the child that answered last has ended, as it does right after
  * its answer; one that lingers (taken over by its message, it stays to
- * burn CPU) is ended with its server after 100 ms.
+ * burn CPU) is ended with its server after LINGER_MS (a child that has
+ * answered only frees its memory: far less, even at its 1 GiB cap).
  */
 static void
 done(struct parsehelper *ph)
@@ -404,7 +406,7 @@ done(struct parsehelper *ph)
 
 	if (ph->done_fd < 0)
 		return;
-	if (poll(&p, 1, 100) == 0) {
+	if (poll(&p, 1, LINGER_MS) == 0) {
 		log_warning("parse helper %ld still runs after its answer: "
 			    "ended", ph->last_pid);
 		server_down(ph);

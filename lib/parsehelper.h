@@ -76,7 +76,7 @@
  *	message) and the call fails with PARSEHELPER_LOST at once. A child
  *	started ahead that is gone when its request comes (killed
  *	meanwhile) is counted lost and replaced; the message does not pay.
- *	A child still running 100 ms after its answer is taken for one a
+ *	A child still running a second after its answer is taken for one a
  *	message took over, and ended with its server before the next
  *	request.
 
