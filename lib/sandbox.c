@@ -78,110 +78,117 @@ static const int allowed[] = {
 	SCMP_SYS(exit), SCMP_SYS(exit_group),
 };
 
-/* cmp - a condition on argument i (libseccomp's SCMP_A* with every field
- * set: mask and value for SCMP_CMP_MASKED_EQ, a value otherwise). */
-static struct scmp_arg_cmp
-cmp(unsigned i, enum scmp_compare op, scmp_datum_t a, scmp_datum_t b)
+/*
+ * A rule with conditions: the call, the action's errno (0: allowed) and
+ * up to two conditions on its arguments (libseccomp's struct
+ * scmp_arg_cmp: argument, comparison, value, and for SCMP_CMP_MASKED_EQ
+ * mask then value). A value of THE_FD stands for rules->fd, of THE_PID
+ * for the process's own pid.
+ */
+struct rule {
+	int sys;
+	int err;
+	unsigned n;
+	struct scmp_arg_cmp c[2];
+};
+
+#define THE_FD	((scmp_datum_t)-1)
+#define THE_PID	((scmp_datum_t)-2)
+#define A(i_, op_, a_, b_) \
+	{ .arg = (i_), .op = (op_), .datum_a = (a_), .datum_b = (b_) }
+#define NONE	A(0, SCMP_CMP_EQ, 0, 0)	/* no condition (n 0) */
+
+/* For every confined process: no new code (nothing executable mapped or
+ * made so), its own limits read (getrlimit) never set, its descriptor
+ * read and written (sendto: what MSG_NOSIGNAL writes use). */
+static const struct rule conditional[] = {
+	{ SCMP_SYS(mmap), 0, 1, { A(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0) } },
+	{ SCMP_SYS(mprotect), 0, 1, { A(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0) } },
+	{ SCMP_SYS(prlimit64), 0, 2, { A(0, SCMP_CMP_EQ, 0, 0), A(2, SCMP_CMP_EQ, 0, 0) } },
+	{ SCMP_SYS(read), 0, 1, { A(0, SCMP_CMP_EQ, THE_FD, 0) } },
+	{ SCMP_SYS(write), 0, 1, { A(0, SCMP_CMP_EQ, THE_FD, 0) } },
+	{ SCMP_SYS(sendto), 0, 2, { A(0, SCMP_CMP_EQ, THE_FD, 0), A(4, SCMP_CMP_EQ, 0, 0) } },
+};
+
+/* Its own signals only (abort() and raise() must still end it with
+ * their signal); a fork server's children narrow server_only's to this. */
+static const struct rule own_signals[] = {
+	{ SCMP_SYS(tgkill), 0, 1, { A(0, SCMP_CMP_EQ, THE_PID, 0) } },
+};
+
+/*
+ * What a fork server needs beyond those (see sandbox.h): descriptors
+ * received on its socket, fork (glibc's clone flags exactly: no thread,
+ * no shared memory, no namespace; clone3 carries its flags in memory a
+ * filter cannot read, so ENOSYS, on which glibc falls back to clone),
+ * glibc's set_robust_list in a new child, waiting for its children, a
+ * received descriptor moved onto the socket's number in a child, the
+ * child's own narrower filter (seccomp(2) only ever adds a filter or
+ * asks what the kernel has), signals to its children, and a child's CPU
+ * cap, set in the child (sandbox_narrow).
+ */
+static const struct rule server_only[] = {
+	{ SCMP_SYS(recvmsg), 0, 1, { A(0, SCMP_CMP_EQ, THE_FD, 0) } },
+	{ SCMP_SYS(clone), 0, 1, { A(0, SCMP_CMP_EQ, CLONE_CHILD_SETTID |
+				     CLONE_CHILD_CLEARTID | SIGCHLD, 0) } },
+	{ SCMP_SYS(clone3), ENOSYS, 0, { NONE } },
+	{ SCMP_SYS(set_robust_list), 0, 0, { NONE } },
+	{ SCMP_SYS(wait4), 0, 0, { NONE } },
+	{ SCMP_SYS(dup2), 0, 1, { A(1, SCMP_CMP_EQ, THE_FD, 0) } },
+	{ SCMP_SYS(dup3), 0, 1, { A(1, SCMP_CMP_EQ, THE_FD, 0) } },
+	{ SCMP_SYS(prctl), 0, 1, { A(0, SCMP_CMP_EQ, PR_SET_NO_NEW_PRIVS, 0) } },
+	{ SCMP_SYS(prctl), 0, 1, { A(0, SCMP_CMP_EQ, PR_SET_SECCOMP, 0) } },
+	{ SCMP_SYS(seccomp), 0, 0, { NONE } },
+	{ SCMP_SYS(tgkill), 0, 0, { NONE } },
+	{ SCMP_SYS(prlimit64), 0, 2, { A(0, SCMP_CMP_EQ, 0, 0),
+				       A(1, SCMP_CMP_EQ, RLIMIT_CPU, 0) } },
+};
+
+/* table_add - rules t[0..n) into ctx, THE_FD and THE_PID filled in. */
+static int
+table_add(scmp_filter_ctx ctx, const struct rule *t, size_t n, int fd)
 {
-	return (struct scmp_arg_cmp){ .arg = i, .op = op, .datum_a = a,
-				      .datum_b = b };
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		struct scmp_arg_cmp c[2];
+
+		for (unsigned j = 0; j < t[i].n; j++) {
+			c[j] = t[i].c[j];
+			if (c[j].datum_a == THE_FD)
+				c[j].datum_a = (scmp_datum_t)fd;
+			else if (c[j].datum_a == THE_PID)
+				c[j].datum_a = (scmp_datum_t)getpid();
+		}
+		r = seccomp_rule_add_array(ctx, t[i].err ? SCMP_ACT_ERRNO(t[i].err) :
+					   SCMP_ACT_ALLOW, t[i].sys, t[i].n, c);
+	}
+	return r;
 }
 
-/* rules_add - the filter's allow rules (see sandbox.h). */
+/* rules_add - the filter's rules (see sandbox.h). */
 static int
 rules_add(scmp_filter_ctx ctx, const struct sandbox_rules *rules)
 {
+	size_t nconditional = CP_ARRAY_SIZE(conditional);
 	int r = 0;
 
 	for (size_t i = 0; r == 0 && i < CP_ARRAY_SIZE(allowed); i++)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allowed[i], 0);
 	for (size_t i = 0; r == 0 && i < CP_ARRAY_SIZE(denied_eperm); i++)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), denied_eperm[i], 0);
-	/* No new code: nothing executable mapped or made so. */
+	if (rules->fd < 0)	/* the last three: its descriptor's */
+		nconditional -= 3;
 	if (r == 0)
-		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
-				     cmp(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
-	if (r == 0)
-		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
-				     cmp(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
-	/* Reading its own limits (getrlimit), never setting any. */
-	if (r == 0)
-		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 2,
-				     cmp(0, SCMP_CMP_EQ, 0, 0), cmp(2, SCMP_CMP_EQ, 0, 0));
-	/* Its own signals only (a fork server's children narrow this to
-	 * theirs: see server_rules_add). */
+		r = table_add(ctx, conditional, nconditional, rules->fd);
 	if (r == 0 && !rules->fork_server)
-		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
-				     cmp(0, SCMP_CMP_EQ, (scmp_datum_t)getpid(), 0));
-	if (r == 0 && rules->fd >= 0) {
-		scmp_datum_t fd = (scmp_datum_t)rules->fd;
-
-		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(read), 1,
-				     cmp(0, SCMP_CMP_EQ, fd, 0));
-		if (r == 0)
-			r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(write), 1,
-					     cmp(0, SCMP_CMP_EQ, fd, 0));
-		if (r == 0)
-			r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(sendto), 2,
-					     cmp(0, SCMP_CMP_EQ, fd, 0),
-					     cmp(4, SCMP_CMP_EQ, 0, 0));
-	}
+		r = table_add(ctx, own_signals, CP_ARRAY_SIZE(own_signals), rules->fd);
+	if (r == 0 && rules->fork_server)
+		r = rules->fd < 0 ? -EINVAL :
+		    table_add(ctx, server_only, CP_ARRAY_SIZE(server_only), rules->fd);
 	if (r == 0 && rules->log_fd >= 0)
 		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(write), 1,
-				     cmp(0, SCMP_CMP_EQ,
-					 (scmp_datum_t)rules->log_fd, 0));
-	return r;
-}
-
-/*
- * server_rules_add - what a fork server needs beyond rules_add (see
- * sandbox.h): descriptors received on rules->fd, fork (glibc's clone
- * flags exactly: no thread, no shared memory, no namespace), waiting
- * for its children, moving a received descriptor onto rules->fd in a
- * child, and the child's own narrower filter.
- */
-static int
-server_rules_add(scmp_filter_ctx ctx, const struct sandbox_rules *rules)
-{
-	scmp_datum_t fd = (scmp_datum_t)rules->fd;
-	int r;
-
-	r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(recvmsg), 1,
-			     cmp(0, SCMP_CMP_EQ, fd, 0));
-	if (r == 0)
-		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-				     cmp(0, SCMP_CMP_EQ, CLONE_CHILD_SETTID |
-					 CLONE_CHILD_CLEARTID | SIGCHLD, 0));
-	/* clone3 carries its flags in memory a filter cannot read: ENOSYS,
-	 * on which glibc falls back to clone. */
-	if (r == 0)
-		r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
-	if (r == 0)
-		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(wait4), 0);
-	if (r == 0)
-		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(set_robust_list), 0);
-	if (r == 0)
-		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(dup2), 1,
-				     cmp(1, SCMP_CMP_EQ, fd, 0));
-	if (r == 0)
-		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(dup3), 1,
-				     cmp(1, SCMP_CMP_EQ, fd, 0));
-	if (r == 0)
-		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
-				     cmp(0, SCMP_CMP_EQ, PR_SET_NO_NEW_PRIVS, 0));
-	if (r == 0)
-		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
-				     cmp(0, SCMP_CMP_EQ, PR_SET_SECCOMP, 0));
-	/* seccomp(2) only ever adds a filter or asks what the kernel has. */
-	if (r == 0)
-		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(seccomp), 0);
-	if (r == 0)
-		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 0);
-	/* A child's CPU cap (sandbox_narrow), set in the child. */
-	if (r == 0)
-		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 2,
-				     cmp(0, SCMP_CMP_EQ, 0, 0),
-				     cmp(1, SCMP_CMP_EQ, RLIMIT_CPU, 0));
+				     SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)rules->log_fd));
 	return r;
 }
 
@@ -194,12 +201,6 @@ filter(const struct sandbox_rules *rules, struct cp_error *err)
 	if (ctx == NULL)
 		return cp_error_set(err, -ENOMEM, "sandbox: seccomp_init failed");
 	r = rules_add(ctx, rules);
-	if (r == 0 && rules->fork_server) {
-		if (rules->fd < 0)
-			r = -EINVAL;
-		else
-			r = server_rules_add(ctx, rules);
-	}
 	if (r == 0)
 		r = seccomp_load(ctx);
 	seccomp_release(ctx);

@@ -174,6 +174,17 @@ assert_stopped(const struct outcome *o)
 	assert_non_null(strstr(o->said, eperm));
 }
 
+/* both_stopped - the wall holds against attempts a and b. */
+static void
+assert_both_stopped(void **state, const char *a, const char *b)
+{
+	struct outcome o = run(state, a);
+
+	assert_stopped(&o);
+	o = run(state, b);
+	assert_stopped(&o);
+}
+
 static void
 try_open(int fd)
 {
@@ -314,51 +325,31 @@ no_file_is_stat_ed_by_path(void **state)
 static void
 making_a_socket_fails(void **state)
 {
-	struct outcome o = run(state, "try_socket");
-
-	assert_stopped(&o);
-	o = run(state, "try_unix_socket");
-	assert_stopped(&o);
+	assert_both_stopped(state, "try_socket", "try_unix_socket");
 }
 
 static void
 exec_and_fork_fail(void **state)
 {
-	struct outcome o = run(state, "try_execve");
-
-	assert_stopped(&o);
-	o = run(state, "try_fork");
-	assert_stopped(&o);
+	assert_both_stopped(state, "try_execve", "try_fork");
 }
 
 static void
 no_signal_to_another_process(void **state)
 {
-	struct outcome o = run(state, "try_kill_parent");
-
-	assert_stopped(&o);
-	o = run(state, "try_tgkill_parent");
-	assert_stopped(&o);
+	assert_both_stopped(state, "try_kill_parent", "try_tgkill_parent");
 }
 
 static void
 no_descriptor_received_or_moved(void **state)
 {
-	struct outcome o = run(state, "try_recvmsg");
-
-	assert_stopped(&o);
-	o = run(state, "try_dup_onto");
-	assert_stopped(&o);
+	assert_both_stopped(state, "try_recvmsg", "try_dup_onto");
 }
 
 static void
 no_new_code_and_no_other_descriptor(void **state)
 {
-	struct outcome o = run(state, "try_exec_mapping");
-
-	assert_stopped(&o);
-	o = run(state, "try_write_elsewhere");
-	assert_stopped(&o);
+	assert_both_stopped(state, "try_exec_mapping", "try_write_elsewhere");
 }
 
 /* What parsing needs: memory (small and large), the clock, its pipe. */
