@@ -48,9 +48,10 @@
  *	   is usable) and is never decrypted twice. No helper: an
  *	   infrastructure failure (-EHOSTDOWN).
  *	4. inmsg_classify: DSN, auto-reply, unsubscribe, reply, unknown.
- *	5. Authentication of replies and unsubscribes: the reply token's
- *	   HMAC (token.h), a thread that exists and has not expired, and a
- *	   sender that is the thread's patient or one of their proxies: a
+ *	5. Authentication of replies and unsubscribes (replyauth.h): the
+ *	   reply token's HMAC (token.h), a thread that exists and has not
+ *	   expired, and a sender that is the thread's patient or one of
+ *	   their proxies: a
  *	   good PGP signature by the patient's or a proxy's key (pgp_fpr)
  *	   made after the thread began (less 15 minutes of clock skew),
  *	   which is the strongest proof, else the From address. An older
