@@ -85,7 +85,8 @@ signer_ref(const struct replyauth_out *out, char *ref, size_t reflen)
 		return 1;
 	}
 	json_array_foreach(proxies, i, p) {
-		if (fpr_equal(json_string_value(json_object_get(p, "pgp_fpr")), out->signer)) {
+		if (fpr_equal(json_string_value(json_object_get(p, "pgp_fpr")),
+			      out->signer)) {
 			snprintf(ref, reflen, "proxy:%zu", i);
 			return 1;
 		}
