@@ -14,19 +14,13 @@
 #include "bouncemap.h"
 #include "buf.h"
 #include "event.h"
-#include "followup.h"
+#include "filing.h"
 #include "form.h"
-#include "inbox.h"
 #include "log.h"
-#include "mime.h"
 #include "parsehelper.h"
-#include "patient.h"
-#include "policy.h"
-#include "queue.h"
 #include "rawhdr.h"
 #include "record.h"
 #include "replyauth.h"
-#include "token.h"
 #include "trim.h"
 
 #include <ctype.h>
@@ -993,107 +987,53 @@ decide(struct work *w, struct cp_error *err)
 	return do_reply(w, err);
 }
 
-/* ---- filing (before the transaction: encryption at rest) ---- */
+/* ---- filing (filing.h) ---- */
 
-/*
- * header_vouched - the header fields go with the filed text: the From
- * proved the sender, or the signer is the one whose From DMARC (or
- * aligned DKIM) vouches for. A signature does not cover the header,
- * which anyone replaying a signed message may have rewritten: an
- * attacker's own domain passing DMARC proves nothing about it.
- */
-static int
-header_vouched(struct work *w)
+/* reply_of - what filing needs of w, a reply decided FILED (borrowed). */
+static void
+reply_of(struct work *w, struct filing_reply *r)
 {
-	if (!w->auth.signer_matched)
-		return 1;
-	return w->auth.headers_authenticated &&
-	       strcmp(w->auth.from_ref, w->auth.sender_ref) == 0;
-}
+	const struct inbound_result *res = w->res;
 
-/*
- * filed_subject - the Subject that goes with the filed text: the
- * protected one when the covered entity has it; else the header's where
- * header_vouched, else none.
- */
-static const char *
-filed_subject(struct work *w)
-{
-	if (w->m->prot.present && w->m->prot.subject)
-		return w->m->prot.subject;
-	return header_vouched(w) ? w->m->subject : NULL;
-}
-
-/* content_encode - what the blob seals (record.h, struct inbox_content). */
-static int
-content_encode(struct work *w, const char *raw_b64, size_t raw_len, char **text,
-	       size_t *len)
-{
-	const struct inmsg *m = w->m;
-	struct inbox_content c = {
-		.subject = filed_subject(w), .from = m->from_addr,
-		.from_name = header_vouched(w) ? m->from_name : NULL, .date = m->date,
-		.message_id = m->message_id, .text = w->text ? w->text : "",
-		.body = m->body ? m->body : "", .has_form = w->res->form,
+	*r = (struct filing_reply) {
+		.cfg = w->ib->cfg, .raw = w->raw, .len = w->len, .m = w->m,
+		.thread = &w->auth.thread, .inbox_id = res->inbox_id,
+		.patient = res->patient, .thread_hex = res->thread,
+		.event = res->event, .department = res->department,
+		.sender_role = res->sender_role, .sender_ref = w->auth.sender_ref,
+		.from_ref = w->auth.from_ref, .auth = res->auth,
+		.decrypted = w->decrypted, .signer_matched = w->auth.signer_matched,
+		.headers_authenticated = w->auth.headers_authenticated,
+		.text = w->text, .urgent = res->urgent, .form = res->form,
 		.form_values = w->form_values, .form_missing = w->form_missing,
+		.store_fpr = w->ib->store_fpr, .blob = w->blob.data,
+		.blob_len = w->blob.len, .dek = w->dek,
 	};
-	int r;
-
-	c.atts = calloc(m->n_attachments ? m->n_attachments : 1, sizeof(*c.atts));
-	if (c.atts == NULL)
-		return -ENOMEM;
-	for (size_t i = 0; i < m->n_attachments; i++) {
-		const struct inmsg_attachment *a = &m->attachments[i];
-
-		c.atts[i].filename = a->filename;
-		c.atts[i].content_type = a->content_type;
-		c.atts[i].size = (long long)a->len;
-		c.atts[i].bytes = a->data;
-	}
-	c.natts = m->n_attachments;
-	r = inbox_content_encode(&c, raw_b64, raw_len, text, len);
-	free(c.atts);
-	return r;
 }
 
+/* encrypt_content - the reply's content sealed at rest (filing_seal). */
 static int
 encrypt_content(struct work *w, struct cp_error *err)
 {
 	struct inbound *ib = w->ib;
-	_cleanup_buf_ struct buf raw = BUF_INIT;
-	char *text = NULL;
-	size_t len;
-	int r;
-
-	char aad[INBOX_AAD_MAX];
+	struct filing_reply reply;
 
 	if (ib->pgp == NULL || ib->atrest == NULL)
 		return cp_error_set(err, -ENOKEY, "cannot file: %s", ib->pgp_reason);
 	if (ib->store_fpr == NULL)
 		return cp_error_set(err, -ENOKEY, "cannot file: no [gpg] store_key or "
 				    "clinic_key to encrypt inboxes to");
-	r = buf_append_base64(&raw, w->raw, w->len);
-	if (r == 0)
-		r = content_encode(w, raw.data ? raw.data : "", raw.len, &text, &len);
-	if (raw.data)
-		explicit_bzero(raw.data, raw.len);
-	if (r < 0)
-		return cp_error_set(err, r, "inbound: cannot encode the content");
-	inbox_aad(w->res->patient, w->res->inbox_id, aad);
-	r = atrest_seal(ib->atrest, w->now, aad, strlen(aad), text, len,
-			&w->blob, w->dek, err);
-	explicit_bzero(text, len);
-	free(text);
-	return r;
+	reply_of(w, &reply);
+	return filing_seal(ib->atrest, &reply, w->now, &w->blob, w->dek, err);
 }
 
-/* ---- the transaction ---- */
-
-static int
-seen_put(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
+/* seen_of - what came of w, as its seen record (borrowed strings). */
+static void
+seen_of(const struct work *w, struct seen_record *sr)
 {
 	const struct inbound_result *res = w->res;
-	struct seen_record sr = {
+
+	*sr = (struct seen_record) {
 		.disposition = (char *)inbound_disposition_name(res->disposition),
 		.folder = res->folder == INBOUND_FOLDER_QUARANTINE ? SEEN_QUARANTINE
 								   : SEEN_PROCESSED,
@@ -1104,150 +1044,53 @@ seen_put(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
 		.event = res->event[0] ? (char *)res->event : NULL,
 		.at = (time_t)w->now,
 	};
-
-	/* borrowed strings: dumped, never cleared */
-	return seen_txn_put(s, txn, res->seen_key, &sr, err);
 }
 
-static size_t
-total_attachments(const struct inmsg *m)
+/* kind_of - what filing writes for w's disposition. */
+static enum filing_kind
+kind_of(const struct work *w)
 {
-	size_t n = 0;
-
-	for (size_t i = 0; i < m->n_attachments; i++)
-		n += m->attachments[i].len;
-	return n;
+	switch (w->res->disposition) {
+	case INBOUND_FILED:
+		return FILING_REPLY;
+	case INBOUND_BOUNCE_RECORDED:
+		return FILING_BOUNCE;
+	case INBOUND_UNSUBSCRIBED:
+		return w->unsub_refused || w->category == NULL ? FILING_SEEN_ONLY :
+		       FILING_OPT_OUT;
+	default:
+		return FILING_SEEN_ONLY;
+	}
 }
 
-/* inbox_entry_of - the cleartext of what w files (borrowed strings). */
-static void
-inbox_entry_of(struct work *w, struct inbox_entry *e)
-{
-	const struct inbound_result *res = w->res;
-
-	memset(e, 0, sizeof(*e));
-	e->id = (char *)res->inbox_id;
-	e->patient = (char *)res->patient;
-	e->thread = (char *)res->thread;
-	e->event = (char *)res->event;
-	e->event_type = w->auth.thread.type;
-	e->class = res->form ? INBOX_FORM : INBOX_REPLY;
-	e->received = (time_t)w->now;
-	e->department = (char *)res->department;
-	e->urgent = res->urgent != 0;
-	e->sender_role = (char *)res->sender_role;
-	e->auth = (char *)res->auth;
-	/* "signed" only for the thread's patient or proxy (signer_match) */
-	e->pgp = w->decrypted && w->auth.signer_matched ? "encrypted+signed" :
-		 w->decrypted ? "encrypted" : w->auth.signer_matched ? "signed" : NULL;
-	e->form_complete = res->form ? json_array_size(w->form_missing) == 0 : REC_UNSET;
-	e->has_sizes = 1;
-	e->size_raw = (long long)w->len;
-	e->size_text = (long long)(w->text ? strlen(w->text) : 0);
-	e->size_attachments = (long long)total_attachments(w->m);
-	e->n_attachments = (long long)w->m->n_attachments;
-	e->store_key = (char *)w->ib->store_fpr;
-	e->format = INBOX_FORMAT;
-	e->has_format = 1;
-	e->dek = w->dek;
-}
-
-static int
-file_txn(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
-{
-	struct inbound_result *res = w->res;
-	char key[2 * STORE_ID_MAX + 64];
-	struct inbox_entry entry;
-	struct clinic_entry clinic;
-	struct followup fu;
-	struct followup_result out = { 0 };
-	int r;
-
-	inbox_entry_of(w, &entry);
-	snprintf(key, sizeof(key), "%s/%s", res->patient, res->inbox_id);
-	r = inbox_txn_put(s, txn, key, &entry, w->blob.data ? w->blob.data : "",
-			  w->blob.len, err);
-	if (r < 0)
-		return r;
-	clinic = (struct clinic_entry) {
-		.inbox_id = res->inbox_id, .patient = res->patient, .thread = res->thread,
-		.event = res->event, .class = res->form ? INBOX_FORM : INBOX_REPLY,
-		.received = (time_t)w->now, .urgent = res->urgent != 0,
-		.sender_role = res->sender_role, .state = "new",
-	};
-	snprintf(key, sizeof(key), "%s/%s", res->department, res->inbox_id);
-	r = clinic_txn_put(s, txn, key, &clinic, err);
-	if (r < 0)
-		return r;
-
-	/* RFC 3834: list mail and mail that asks for none gets no automatic
-	 * answer, neither an acknowledgement nor a form_incomplete request. */
-	res->no_autoresponse = inmsg_no_autoresponse(w->m, NULL);
-	fu = (struct followup) {
-		.cfg = w->ib->cfg, .now = w->now, .inbox_id = res->inbox_id,
-		.patient = res->patient, .department = res->department,
-		.event = res->event, .message_id = w->m->message_id,
-		.sender_ref = w->auth.sender_ref, .urgent = res->urgent, .form = res->form,
-		.form_missing = json_array_size(w->form_missing) > 0,
-		.no_autoresponse = res->no_autoresponse, .thread = &w->auth.thread,
-	};
-	r = followup_txn(s, txn, &fu, &out, err);
-	res->alerted = out.alerted;
-	res->alert_held = out.alert_held;
-	res->acked = out.acked;
-	res->form_incomplete = out.form_incomplete;
-	return r;
-}
-
-static int
-bounce_txn(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
-{
-	return bouncemap_txn(s, txn, &w->bounce, w->now, err);
-}
-
-static int
-unsubscribe_txn(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
-{
-	int r;
-
-	if (w->unsub_refused || w->category == NULL)
-		return 0;
-	r = patient_txn_opt_out(s, txn, w->res->patient, w->auth.sender_ref, w->category, err);
-	return r < 0 ? r : 0;
-}
-
+/* commit_txn - w's decision written (filing_txn); -EALREADY: seen meanwhile. */
 static int
 commit_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
 {
 	struct work *w = ud;
+	struct inbound_result *res = w->res;
+	struct seen_record seen;
+	struct filing_reply reply;
+	const struct filing f = {
+		.seen_key = res->seen_key, .seen = &seen, .now = w->now,
+		.kind = kind_of(w), .reply = &reply, .bounce = &w->bounce,
+		.patient = res->patient, .sender_ref = w->auth.sender_ref,
+		.category = w->category,
+	};
+	struct filing_result out;
 	int r;
 
-	/* Another ingest of the same message may have won the race. */
-	r = store_txn_has(s, txn, DB_SEEN, w->res->seen_key, strlen(w->res->seen_key),
-			  err);
-	if (r > 0)
-		return -EALREADY;
-	if (r == 0)
-		r = -ENOENT;
-	if (r != -ENOENT)
-		return r;
-	switch (w->res->disposition) {
-	case INBOUND_FILED:
-		r = file_txn(s, txn, w, err);
-		break;
-	case INBOUND_BOUNCE_RECORDED:
-		r = bounce_txn(s, txn, w, err);
-		break;
-	case INBOUND_UNSUBSCRIBED:
-		r = unsubscribe_txn(s, txn, w, err);
-		break;
-	default:
-		r = 0;
-		break;
+	seen_of(w, &seen);
+	reply_of(w, &reply);
+	r = filing_txn(s, txn, &f, &out, err);
+	if (f.kind == FILING_REPLY && r != -EALREADY) {
+		res->no_autoresponse = out.no_autoresponse;
+		res->alerted = out.followup.alerted;
+		res->alert_held = out.followup.alert_held;
+		res->acked = out.followup.acked;
+		res->form_incomplete = out.followup.form_incomplete;
 	}
-	if (r < 0)
-		return r;
-	return seen_put(s, txn, w, err);
+	return r;
 }
 
 /* commit_prepare - what is done before the transaction: encryption. */

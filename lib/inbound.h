@@ -70,8 +70,8 @@
  *	   the filed subject is the protected one or none (the outer Subject
  *	   is not signed); the record says "signed" only for a matched
  *	   signer.
- *	6. A reply is filed in one write transaction: the inbox record
- *	   (cleartext metadata without PHI, the content encrypted at rest:
+ *	6. A reply is filed in one write transaction (filing.h): the inbox
+ *	   record (cleartext metadata without PHI, the content encrypted at rest:
  *	   see AT REST), the clinic queue entry of the thread's department
  *	   (event.department, else routing.default_department), the seen
  *	   record, and as delivery records that outbound sends: a PHI-free
