@@ -11,29 +11,22 @@
  */
 #include "inbound.h"
 #include "atrest.h"
-#include "authres.h"
 #include "bouncemap.h"
 #include "buf.h"
 #include "event.h"
-#include "followup.h"
+#include "filing.h"
 #include "form.h"
-#include "inbox.h"
 #include "log.h"
-#include "mime.h"
 #include "parsehelper.h"
-#include "patient.h"
-#include "policy.h"
-#include "queue.h"
 #include "rawhdr.h"
 #include "record.h"
-#include "token.h"
+#include "replyauth.h"
 #include "trim.h"
 
 #include <ctype.h>
 #include <gcrypt.h>
 #include <time.h>
 
-#define OWN_KEY_REASON	"signed by carepost's own key: its own mail is never filed"
 #define DECRYPT_MAX	(50u * 1024 * 1024)
 
 struct inbound {
@@ -75,21 +68,12 @@ struct work {
 	struct pgp_sig sig;		/* the good signature over the whole */
 	char *signer;			/* its fingerprint, or NULL */
 
+	int signer_resolved;		/* signer is a primary key's fingerprint */
 	int decrypted;			/* the content is what gpg decrypted */
-	int sig_stale;			/* the patient's signature predates the thread */
-	int sig_ours;			/* made by a (sub)key of carepost's own */
-	int bound;			/* decrypted content bound to this thread */
-	int headers_authenticated;	/* DMARC or aligned DKIM vouch for the header */
 
 	/* authentication */
 	const char *auth_status;	/* "pass", "fail", "unavailable", "not applicable" */
-	struct thread_record thread;	/* the thread record, when authenticated */
-	json_t *patient;		/* the patient record */
-	uint8_t thread_id[TOKEN_THREAD_BYTES];
-	char sender_ref[32];		/* "patient" or "proxy:N" */
-	char from_ref[32];		/* whose address the From is, or "" */
-	int signer_matched;
-	int signer_resolved;		/* signer is a primary key's fingerprint */
+	struct replyauth_out auth;	/* the thread, the sender, the binding */
 
 	/* reply */
 	char *text;			/* trimmed reply */
@@ -271,8 +255,7 @@ work_free(struct work *w)
 	rawhdr_free(&w->hdr);
 	inmsg_free(w->m);
 	free(w->signer);
-	thread_clear(&w->thread);
-	json_decref(w->patient);
+	replyauth_clear(&w->auth);
 	free(w->text);
 	json_decref(w->form_values);
 	json_decref(w->form_missing);
@@ -298,20 +281,6 @@ sha256_hex(const char *prefix, const void *data, size_t len, char out[65])
 		gcry_md_close(h);
 	}
 	cp_hex(digest, sizeof(digest), out);
-}
-
-static const char *
-domain_of(const char *addr)
-{
-	const char *at = addr ? strrchr(addr, '@') : NULL;
-
-	return at ? at + 1 : NULL;
-}
-
-static int
-fpr_equal(const char *a, const char *b)
-{
-	return a && b && *a && strcasecmp(a, b) == 0;
 }
 
 static void
@@ -671,7 +640,7 @@ do_pgp(struct work *w, struct cp_error *err)
 		plain.max = DECRYPT_MAX;
 		cp_error_clear(&perr);
 		/* The signer as signed: resolved to its primary key only when
-		 * it matches nobody as it is (signer_resolve). */
+		 * it matches nobody as it is (replyauth.h). */
 		r = pgp_decrypt_signed_by(w->ib->pgp, m->pgp_encrypted,
 					  m->pgp_encrypted_len, &plain, &w->sig, &perr);
 		/*
@@ -753,286 +722,52 @@ do_pgp(struct work *w, struct cp_error *err)
 
 /* ---- authentication ---- */
 
-static void
-auth_fail(struct work *w, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void
-auth_fail(struct work *w, const char *fmt, ...)
-{
-	va_list ap;
-
-	w->auth_status = "fail";
-	va_start(ap, fmt);
-	vquarantine(w, fmt, ap);
-	va_end(ap);
-}
-
-static void
-auth_unavailable(struct work *w, const char *why)
-{
-	w->auth_status = "unavailable";
-	quarantine(w, "authentication unavailable: %s", why);
-}
-
 /*
- * How far a signer's clock may be behind: a signature made up to this
- * long before the thread began still counts.
+ * authenticate - replyauth_check on what w holds (replyauth.h); its
+ * verdict into w->auth and w->res, a failure quarantined with its
+ * reason. Returns <0 for infrastructure; otherwise w->auth_status says.
  */
-#define SIG_CLOCK_SKEW	900
-
-/* signer_resolve - a signing subkey's fingerprint to its primary's. */
-static void
-signer_resolve(struct work *w)
-{
-	char *primary = NULL;
-
-	if (w->signer == NULL || w->signer_resolved || w->ib->pgp == NULL)
-		return;
-	w->signer_resolved = 1;
-	if (pgp_primary_fpr(w->ib->pgp, w->signer, &primary, NULL) == 0 && primary) {
-		free(w->signer);
-		w->signer = primary;
-	}
-}
-
-/* signer_ref - "patient" or "proxy:N" whose key on file w->signer is, or 0. */
-static int
-signer_ref(struct work *w, char *ref, size_t reflen)
-{
-	json_t *proxies = json_object_get(w->patient, "proxies"), *p;
-	size_t i;
-
-	if (fpr_equal(json_string_value(json_object_get(w->patient, "pgp_fpr")), w->signer)) {
-		cp_strlcpy(ref, "patient", reflen);
-		return 1;
-	}
-	json_array_foreach(proxies, i, p) {
-		if (fpr_equal(json_string_value(json_object_get(p, "pgp_fpr")), w->signer)) {
-			snprintf(ref, reflen, "proxy:%zu", i);
-			return 1;
-		}
-	}
-	return 0;
-}
-
-/* signed_by_us - the signature is made by carepost's own keys. */
-static int
-signed_by_us(struct work *w)
-{
-	const struct cp_config *cfg = w->ib->cfg;
-
-	return fpr_equal(cfg->gpg_clinic_key, w->signer) ||
-	       fpr_equal(w->ib->store_fpr, w->signer);
-}
-
-/*
- * signer_match - whether the good signature over the whole message is the
- * thread's patient's or a proxy's, made after the thread began (less
- * SIG_CLOCK_SKEW): only then does it prove who wrote what is filed, for
- * this conversation. A signature of theirs from before (a message they
- * signed elsewhere, replayed with a stolen token) proves nothing here:
- * sig_stale. A signing clock that is ahead does no harm (nothing older
- * than the thread can be replayed with it). A signing subkey is resolved
- * to its primary key only when the fingerprint as given matches nobody.
- */
-static void
-signer_match(struct work *w)
-{
-	int64_t began = w->thread.created;
-	char ref[sizeof(w->sender_ref)];
-
-	if (w->signer == NULL)
-		return;
-	if (!signer_ref(w, ref, sizeof(ref))) {
-		signer_resolve(w);		/* one gpg run: only here */
-		if (signed_by_us(w))
-			w->sig_ours = 1;
-		if (w->sig_ours || !signer_ref(w, ref, sizeof(ref)))
-			return;
-	}
-	if (w->sig.created < began - SIG_CLOCK_SKEW) {
-		w->sig_stale = 1;
-		return;
-	}
-	cp_strlcpy(w->sender_ref, ref, sizeof(w->sender_ref));
-	w->signer_matched = 1;
-}
-
-/* from_ref - "patient" or "proxy:N" whose address on file the From is, or "". */
-static void
-from_ref(struct work *w, char *ref, size_t reflen)
-{
-	json_t *proxies = json_object_get(w->patient, "proxies"), *p;
-	const char *from = w->m->from_addr;
-	const char *email;
-	size_t i;
-
-	ref[0] = '\0';
-	if (from == NULL)
-		return;
-	email = json_string_value(json_object_get(w->patient, "email"));
-	if (email && strcasecmp(email, from) == 0) {
-		cp_strlcpy(ref, "patient", reflen);
-		return;
-	}
-	json_array_foreach(proxies, i, p) {
-		email = json_string_value(json_object_get(p, "email"));
-		if (email && strcasecmp(email, from) == 0) {
-			snprintf(ref, reflen, "proxy:%zu", i);
-			return;
-		}
-	}
-}
-
-/* sender_of - who the message is from: by signature (signer_match), else by From. */
-static void
-sender_of(struct work *w)
-{
-	w->sender_ref[0] = '\0';
-	from_ref(w, w->from_ref, sizeof(w->from_ref));
-	signer_match(w);
-	if (!w->signer_matched)
-		cp_strlcpy(w->sender_ref, w->from_ref, sizeof(w->sender_ref));
-}
-
-/*
- * header_auth - what the trusted MTA's topmost Authentication-Results
- * says of the From domain (authres.h). w->headers_authenticated: DMARC
- * or aligned DKIM vouch for the header fields (Subject among them) of a
- * message whose one From address is the patient's or a proxy's on file.
- */
-static void
-header_auth(struct work *w, struct authres_result *ar)
-{
-	const struct cp_config *cfg = w->ib->cfg;
-
-	memset(ar, 0, sizeof(*ar));
-	if (cfg->trusted_authserv_id && *cfg->trusted_authserv_id)
-		authres_check((const char *const *)w->m->auth_results.v,
-			      w->m->auth_results.n, cfg->trusted_authserv_id,
-			      domain_of(w->m->from_addr), ar);
-	w->headers_authenticated = w->m->from_count == 1 && w->from_ref[0] &&
-		(ar->dmarc_pass || (ar->dkim_aligned_pass && !ar->dmarc_fail));
-}
-
-/* Returns <0 for infrastructure; otherwise w->auth_status says. */
 static int
 authenticate(struct work *w, struct cp_error *err)
 {
 	struct inbound *ib = w->ib;
-	const struct cp_config *cfg = ib->cfg;
-	struct authres_result ar;
-	struct cp_error terr;
-	const char *pid, *dept;
-	int64_t expires = 0;
+	struct inbound_result *res = w->res;
+	struct replyauth_out *out = &w->auth;
+	const struct replyauth_in in = {
+		.key = ib->key, .keylen = ib->keylen, .store = ib->store,
+		.pgp = ib->pgp, .clinic_fpr = ib->cfg->gpg_clinic_key,
+		.store_fpr = ib->store_fpr,
+		.trusted_authserv_id = ib->cfg->trusted_authserv_id,
+		.require_dmarc = ib->cfg->require_dmarc,
+		.default_department = ib->cfg->default_department,
+		.addrs = &ib->addrs, .dry_run = w->dry_run, .now = w->now,
+		.token = w->ci.token, .from_addr = w->m->from_addr,
+		.from_count = w->m->from_count,
+		.auth_results = (const char *const *)w->m->auth_results.v,
+		.n_auth_results = w->m->auth_results.n,
+		.signer = w->signer, .sig_created = w->sig.created,
+		.decrypted = w->decrypted, .prot_recipients = &w->m->prot.recipients,
+	};
 	int r;
 
-	if ((ib->keylen == 0 || ib->store == NULL) && !w->dry_run)
-		return cp_error_set(err, -EINVAL, "inbound: no %s to authenticate with",
-				    ib->keylen == 0 ? "token key" : "store");
-	if (ib->keylen == 0)
-		return auth_unavailable(w, "no token key"), 0;
-	if (ib->store == NULL)
-		return auth_unavailable(w, "no store"), 0;
-	cp_error_clear(&terr);
-	r = token_verify(ib->key, ib->keylen, w->ci.token, w->now, w->thread_id,
-			 &expires, &terr);
-	if (r == -EBADMSG)
-		return auth_fail(w, "reply token forged or malformed"), 0;
-	if (r == -ETIME)
-		return auth_fail(w, "reply token expired"), 0;
+	replyauth_clear(out);
+	r = replyauth_check(&in, out, err);
 	if (r < 0)
-		return cp_error_set(err, r, "%s", terr.text);
-	cp_hex(w->thread_id, sizeof(w->thread_id), w->res->thread);
-	thread_clear(&w->thread);
-	r = thread_get(ib->store, w->thread_id, &w->thread, &terr);
-	if (r == -ENOENT)
-		return auth_fail(w, "reply token names no known thread"), 0;
-	if (r < 0)
-		return cp_error_set(err, r, "%s", terr.text);
-	cp_strlcpy(w->res->event, w->thread.event ? w->thread.event : "",
-		   sizeof(w->res->event));
-	if (w->thread.expires < w->now)
-		return auth_fail(w, "thread expired"), 0;
-	pid = w->thread.patient;
-	if (pid == NULL)
-		return auth_fail(w, "thread names no patient"), 0;
-	cp_strlcpy(w->res->patient, pid, sizeof(w->res->patient));
-	dept = w->thread.department;
-	cp_strlcpy(w->res->department, dept ? dept : cfg->default_department ?
-		   cfg->default_department : "general", sizeof(w->res->department));
-	r = store_get_json(ib->store, DB_PATIENTS, pid, &w->patient, &terr);
-	if (r == -ENOENT)
-		return auth_fail(w, "thread's patient no longer exists"), 0;
-	if (r < 0)
-		return cp_error_set(err, r, "%s", terr.text);
-
-	sender_of(w);
-	if (w->sig_ours)
-		return auth_fail(w, OWN_KEY_REASON), 0;
-	if (w->sender_ref[0] == '\0')
-		return auth_fail(w, "sender is not the thread's patient or a proxy"), 0;
-	cp_strlcpy(w->res->sender_role, strcmp(w->sender_ref, "patient") == 0 ?
-		   "patient" : "proxy", sizeof(w->res->sender_role));
-	if (strcmp(w->res->sender_role, "proxy") == 0 &&
-	    w->thread.confidential == 1)
-		return auth_fail(w, "a proxy may not reply on a confidential thread"), 0;
-	header_auth(w, &ar);
-	if (w->signer_matched)
-		cp_strlcpy(w->res->auth, "pgp", sizeof(w->res->auth));
-	else if (w->headers_authenticated)
-		cp_strlcpy(w->res->auth, ar.dmarc_pass ? "dmarc" : "dkim",
-			   sizeof(w->res->auth));
-	else if (cfg->require_dmarc && w->m->from_count > 1)
-		return auth_fail(w, "more than one From address, and no patient "
-				 "signature"), 0;
-	else if (cfg->require_dmarc)
-		return auth_fail(w, "no DMARC or aligned DKIM pass from the trusted "
-				 "server, and no %s", w->sig_stale ?
-				 "patient signature made since the thread began" :
-				 "patient signature"), 0;
-	else
-		cp_strlcpy(w->res->auth, "from", sizeof(w->res->auth));
-	w->auth_status = "pass";
+		return r;
+	free(w->signer);		/* as judged: resolved or not */
+	w->signer = out->signer;
+	out->signer = NULL;
+	w->signer_resolved = out->signer_resolved;
+	w->auth_status = out->status;
+	cp_strlcpy(res->thread, out->thread_hex, sizeof(res->thread));
+	cp_strlcpy(res->event, out->event, sizeof(res->event));
+	cp_strlcpy(res->patient, out->patient_id, sizeof(res->patient));
+	cp_strlcpy(res->department, out->department, sizeof(res->department));
+	cp_strlcpy(res->sender_role, out->sender_role, sizeof(res->sender_role));
+	cp_strlcpy(res->auth, out->auth, sizeof(res->auth));
+	if (strcmp(out->status, "pass") != 0)
+		quarantine(w, "%s", out->reason);
 	return 0;
-}
-
-/*
- * bind_to_thread - what is filed must have been written for this
- * conversation, as far as anything covered says so. Protected headers
- * that name a reply address must name this thread's: a signed or
- * encrypted reply written for another conversation (a guardian's about
- * one child, whose key is on file for two) is not filed into this one.
- * Decrypted content is filed only when signed by the thread's patient or
- * a proxy since the thread began (signer_match), or when its protected
- * headers name this thread's reply token: anything else that decrypts
- * (another patient's reply re-sent by someone with a thread of their
- * own) is quarantined, so the clinic key never decrypts on anyone's
- * behalf. 1 when quarantined.
- */
-static int
-bind_to_thread(struct work *w)
-{
-	const struct inmsg_strlist *prot = &w->m->prot.recipients;
-	int names_this = inmsg_names_reply_token(prot, &w->ib->addrs, w->ci.token);
-
-	if (!names_this && inmsg_names_reply_token(prot, &w->ib->addrs, NULL)) {
-		w->auth_status = "fail";
-		quarantine(w, "protected headers name another conversation");
-		return 1;
-	}
-	if (!w->decrypted)
-		return 0;
-	w->bound = w->signer_matched || names_this;
-	if (w->bound)
-		return 0;
-	w->auth_status = "fail";
-	quarantine(w, "decrypted content is not bound to this thread: %s",
-		   w->sig_stale ? "the patient's signature predates the thread" :
-		   w->signer ? "signed by a key not on file for this thread" :
-		   "not signed, and no protected headers naming the thread");
-	return 1;
 }
 
 /* ---- bounces ---- */
@@ -1157,8 +892,8 @@ do_reply(struct work *w, struct cp_error *err)
 			return cp_error_set(err, -ENOMEM, "inbound: out of memory");
 	}
 	w->res->urgent = text_has_urgent_word(w->ib->cfg->urgent_words, w->text);
-	spec = w->thread.form_fields;
-	if (strcmp(w->thread.type ? w->thread.type : "", "form_request") == 0 &&
+	spec = w->auth.thread.form_fields;
+	if (strcmp(w->auth.thread.type ? w->auth.thread.type : "", "form_request") == 0 &&
 	    spec != NULL) {
 		w->res->form = 1;
 		r = form_parse(w->text, strlen(w->text), spec, &w->form_values,
@@ -1177,7 +912,7 @@ do_reply(struct work *w, struct cp_error *err)
 static void
 do_unsubscribe(struct work *w)
 {
-	const struct event_type *et = event_type_find(w->thread.type);
+	const struct event_type *et = event_type_find(w->auth.thread.type);
 
 	if (et == NULL || et->security || et->internal) {
 		w->unsub_refused = 1;
@@ -1186,7 +921,7 @@ do_unsubscribe(struct work *w)
 		return;
 	}
 	w->category = et->category;
-	decided(w, INBOUND_UNSUBSCRIBED, strcmp(w->sender_ref, "patient") == 0 ?
+	decided(w, INBOUND_UNSUBSCRIBED, strcmp(w->auth.sender_ref, "patient") == 0 ?
 		"patient opted out of the category" : "proxy opted out of the category");
 }
 
@@ -1206,9 +941,10 @@ decide(struct work *w, struct cp_error *err)
 	if (r < 0)
 		return r;
 	/* (a subkey of ours is caught in signer_match, which resolves it) */
-	if (w->signer && signed_by_us(w)) {
+	if (w->signer && replyauth_own_key(w->signer, w->ib->cfg->gpg_clinic_key,
+					   w->ib->store_fpr)) {
 		w->auth_status = "fail";
-		quarantine(w, OWN_KEY_REASON);
+		quarantine(w, REPLYAUTH_OWN_KEY_REASON);
 		return 0;
 	}
 	w->res->class = inmsg_classify(w->m, &w->ib->addrs, &w->ci);
@@ -1244,8 +980,6 @@ decide(struct work *w, struct cp_error *err)
 		return r;
 	if (strcmp(w->auth_status, "pass") != 0)
 		return 0;
-	if (bind_to_thread(w))
-		return 0;
 	if (w->res->class == INMSG_UNSUBSCRIBE) {
 		do_unsubscribe(w);
 		return 0;
@@ -1253,106 +987,53 @@ decide(struct work *w, struct cp_error *err)
 	return do_reply(w, err);
 }
 
-/* ---- filing (before the transaction: encryption at rest) ---- */
+/* ---- filing (filing.h) ---- */
 
-/*
- * header_vouched - the header fields go with the filed text: the From
- * proved the sender, or the signer is the one whose From DMARC (or
- * aligned DKIM) vouches for. A signature does not cover the header,
- * which anyone replaying a signed message may have rewritten: an
- * attacker's own domain passing DMARC proves nothing about it.
- */
-static int
-header_vouched(struct work *w)
+/* reply_of - what filing needs of w, a reply decided FILED (borrowed). */
+static void
+reply_of(struct work *w, struct filing_reply *r)
 {
-	if (!w->signer_matched)
-		return 1;
-	return w->headers_authenticated && strcmp(w->from_ref, w->sender_ref) == 0;
-}
+	const struct inbound_result *res = w->res;
 
-/*
- * filed_subject - the Subject that goes with the filed text: the
- * protected one when the covered entity has it; else the header's where
- * header_vouched, else none.
- */
-static const char *
-filed_subject(struct work *w)
-{
-	if (w->m->prot.present && w->m->prot.subject)
-		return w->m->prot.subject;
-	return header_vouched(w) ? w->m->subject : NULL;
-}
-
-/* content_encode - what the blob seals (record.h, struct inbox_content). */
-static int
-content_encode(struct work *w, const char *raw_b64, size_t raw_len, char **text,
-	       size_t *len)
-{
-	const struct inmsg *m = w->m;
-	struct inbox_content c = {
-		.subject = filed_subject(w), .from = m->from_addr,
-		.from_name = header_vouched(w) ? m->from_name : NULL, .date = m->date,
-		.message_id = m->message_id, .text = w->text ? w->text : "",
-		.body = m->body ? m->body : "", .has_form = w->res->form,
+	*r = (struct filing_reply) {
+		.cfg = w->ib->cfg, .raw = w->raw, .len = w->len, .m = w->m,
+		.thread = &w->auth.thread, .inbox_id = res->inbox_id,
+		.patient = res->patient, .thread_hex = res->thread,
+		.event = res->event, .department = res->department,
+		.sender_role = res->sender_role, .sender_ref = w->auth.sender_ref,
+		.from_ref = w->auth.from_ref, .auth = res->auth,
+		.decrypted = w->decrypted, .signer_matched = w->auth.signer_matched,
+		.headers_authenticated = w->auth.headers_authenticated,
+		.text = w->text, .urgent = res->urgent, .form = res->form,
 		.form_values = w->form_values, .form_missing = w->form_missing,
+		.store_fpr = w->ib->store_fpr, .blob = w->blob.data,
+		.blob_len = w->blob.len, .dek = w->dek,
 	};
-	int r;
-
-	c.atts = calloc(m->n_attachments ? m->n_attachments : 1, sizeof(*c.atts));
-	if (c.atts == NULL)
-		return -ENOMEM;
-	for (size_t i = 0; i < m->n_attachments; i++) {
-		const struct inmsg_attachment *a = &m->attachments[i];
-
-		c.atts[i].filename = a->filename;
-		c.atts[i].content_type = a->content_type;
-		c.atts[i].size = (long long)a->len;
-		c.atts[i].bytes = a->data;
-	}
-	c.natts = m->n_attachments;
-	r = inbox_content_encode(&c, raw_b64, raw_len, text, len);
-	free(c.atts);
-	return r;
 }
 
+/* encrypt_content - the reply's content sealed at rest (filing_seal). */
 static int
 encrypt_content(struct work *w, struct cp_error *err)
 {
 	struct inbound *ib = w->ib;
-	_cleanup_buf_ struct buf raw = BUF_INIT;
-	char *text = NULL;
-	size_t len;
-	int r;
-
-	char aad[INBOX_AAD_MAX];
+	struct filing_reply reply;
 
 	if (ib->pgp == NULL || ib->atrest == NULL)
 		return cp_error_set(err, -ENOKEY, "cannot file: %s", ib->pgp_reason);
 	if (ib->store_fpr == NULL)
 		return cp_error_set(err, -ENOKEY, "cannot file: no [gpg] store_key or "
 				    "clinic_key to encrypt inboxes to");
-	r = buf_append_base64(&raw, w->raw, w->len);
-	if (r == 0)
-		r = content_encode(w, raw.data ? raw.data : "", raw.len, &text, &len);
-	if (raw.data)
-		explicit_bzero(raw.data, raw.len);
-	if (r < 0)
-		return cp_error_set(err, r, "inbound: cannot encode the content");
-	inbox_aad(w->res->patient, w->res->inbox_id, aad);
-	r = atrest_seal(ib->atrest, w->now, aad, strlen(aad), text, len,
-			&w->blob, w->dek, err);
-	explicit_bzero(text, len);
-	free(text);
-	return r;
+	reply_of(w, &reply);
+	return filing_seal(ib->atrest, &reply, w->now, &w->blob, w->dek, err);
 }
 
-/* ---- the transaction ---- */
-
-static int
-seen_put(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
+/* seen_of - what came of w, as its seen record (borrowed strings). */
+static void
+seen_of(const struct work *w, struct seen_record *sr)
 {
 	const struct inbound_result *res = w->res;
-	struct seen_record sr = {
+
+	*sr = (struct seen_record) {
 		.disposition = (char *)inbound_disposition_name(res->disposition),
 		.folder = res->folder == INBOUND_FOLDER_QUARANTINE ? SEEN_QUARANTINE
 								   : SEEN_PROCESSED,
@@ -1363,150 +1044,53 @@ seen_put(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
 		.event = res->event[0] ? (char *)res->event : NULL,
 		.at = (time_t)w->now,
 	};
-
-	/* borrowed strings: dumped, never cleared */
-	return seen_txn_put(s, txn, res->seen_key, &sr, err);
 }
 
-static size_t
-total_attachments(const struct inmsg *m)
+/* kind_of - what filing writes for w's disposition. */
+static enum filing_kind
+kind_of(const struct work *w)
 {
-	size_t n = 0;
-
-	for (size_t i = 0; i < m->n_attachments; i++)
-		n += m->attachments[i].len;
-	return n;
+	switch (w->res->disposition) {
+	case INBOUND_FILED:
+		return FILING_REPLY;
+	case INBOUND_BOUNCE_RECORDED:
+		return FILING_BOUNCE;
+	case INBOUND_UNSUBSCRIBED:
+		return w->unsub_refused || w->category == NULL ? FILING_SEEN_ONLY :
+		       FILING_OPT_OUT;
+	default:
+		return FILING_SEEN_ONLY;
+	}
 }
 
-/* inbox_entry_of - the cleartext of what w files (borrowed strings). */
-static void
-inbox_entry_of(struct work *w, struct inbox_entry *e)
-{
-	const struct inbound_result *res = w->res;
-
-	memset(e, 0, sizeof(*e));
-	e->id = (char *)res->inbox_id;
-	e->patient = (char *)res->patient;
-	e->thread = (char *)res->thread;
-	e->event = (char *)res->event;
-	e->event_type = w->thread.type;
-	e->class = res->form ? INBOX_FORM : INBOX_REPLY;
-	e->received = (time_t)w->now;
-	e->department = (char *)res->department;
-	e->urgent = res->urgent != 0;
-	e->sender_role = (char *)res->sender_role;
-	e->auth = (char *)res->auth;
-	/* "signed" only for the thread's patient or proxy (signer_match) */
-	e->pgp = w->decrypted && w->signer_matched ? "encrypted+signed" :
-		 w->decrypted ? "encrypted" : w->signer_matched ? "signed" : NULL;
-	e->form_complete = res->form ? json_array_size(w->form_missing) == 0 : REC_UNSET;
-	e->has_sizes = 1;
-	e->size_raw = (long long)w->len;
-	e->size_text = (long long)(w->text ? strlen(w->text) : 0);
-	e->size_attachments = (long long)total_attachments(w->m);
-	e->n_attachments = (long long)w->m->n_attachments;
-	e->store_key = (char *)w->ib->store_fpr;
-	e->format = INBOX_FORMAT;
-	e->has_format = 1;
-	e->dek = w->dek;
-}
-
-static int
-file_txn(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
-{
-	struct inbound_result *res = w->res;
-	char key[2 * STORE_ID_MAX + 64];
-	struct inbox_entry entry;
-	struct clinic_entry clinic;
-	struct followup fu;
-	struct followup_result out = { 0 };
-	int r;
-
-	inbox_entry_of(w, &entry);
-	snprintf(key, sizeof(key), "%s/%s", res->patient, res->inbox_id);
-	r = inbox_txn_put(s, txn, key, &entry, w->blob.data ? w->blob.data : "",
-			  w->blob.len, err);
-	if (r < 0)
-		return r;
-	clinic = (struct clinic_entry) {
-		.inbox_id = res->inbox_id, .patient = res->patient, .thread = res->thread,
-		.event = res->event, .class = res->form ? INBOX_FORM : INBOX_REPLY,
-		.received = (time_t)w->now, .urgent = res->urgent != 0,
-		.sender_role = res->sender_role, .state = "new",
-	};
-	snprintf(key, sizeof(key), "%s/%s", res->department, res->inbox_id);
-	r = clinic_txn_put(s, txn, key, &clinic, err);
-	if (r < 0)
-		return r;
-
-	/* RFC 3834: list mail and mail that asks for none gets no automatic
-	 * answer, neither an acknowledgement nor a form_incomplete request. */
-	res->no_autoresponse = inmsg_no_autoresponse(w->m, NULL);
-	fu = (struct followup) {
-		.cfg = w->ib->cfg, .now = w->now, .inbox_id = res->inbox_id,
-		.patient = res->patient, .department = res->department,
-		.event = res->event, .message_id = w->m->message_id,
-		.sender_ref = w->sender_ref, .urgent = res->urgent, .form = res->form,
-		.form_missing = json_array_size(w->form_missing) > 0,
-		.no_autoresponse = res->no_autoresponse, .thread = &w->thread,
-	};
-	r = followup_txn(s, txn, &fu, &out, err);
-	res->alerted = out.alerted;
-	res->alert_held = out.alert_held;
-	res->acked = out.acked;
-	res->form_incomplete = out.form_incomplete;
-	return r;
-}
-
-static int
-bounce_txn(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
-{
-	return bouncemap_txn(s, txn, &w->bounce, w->now, err);
-}
-
-static int
-unsubscribe_txn(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
-{
-	int r;
-
-	if (w->unsub_refused || w->category == NULL)
-		return 0;
-	r = patient_txn_opt_out(s, txn, w->res->patient, w->sender_ref, w->category, err);
-	return r < 0 ? r : 0;
-}
-
+/* commit_txn - w's decision written (filing_txn); -EALREADY: seen meanwhile. */
 static int
 commit_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
 {
 	struct work *w = ud;
+	struct inbound_result *res = w->res;
+	struct seen_record seen;
+	struct filing_reply reply;
+	const struct filing f = {
+		.seen_key = res->seen_key, .seen = &seen, .now = w->now,
+		.kind = kind_of(w), .reply = &reply, .bounce = &w->bounce,
+		.patient = res->patient, .sender_ref = w->auth.sender_ref,
+		.category = w->category,
+	};
+	struct filing_result out;
 	int r;
 
-	/* Another ingest of the same message may have won the race. */
-	r = store_txn_has(s, txn, DB_SEEN, w->res->seen_key, strlen(w->res->seen_key),
-			  err);
-	if (r > 0)
-		return -EALREADY;
-	if (r == 0)
-		r = -ENOENT;
-	if (r != -ENOENT)
-		return r;
-	switch (w->res->disposition) {
-	case INBOUND_FILED:
-		r = file_txn(s, txn, w, err);
-		break;
-	case INBOUND_BOUNCE_RECORDED:
-		r = bounce_txn(s, txn, w, err);
-		break;
-	case INBOUND_UNSUBSCRIBED:
-		r = unsubscribe_txn(s, txn, w, err);
-		break;
-	default:
-		r = 0;
-		break;
+	seen_of(w, &seen);
+	reply_of(w, &reply);
+	r = filing_txn(s, txn, &f, &out, err);
+	if (f.kind == FILING_REPLY && r != -EALREADY) {
+		res->no_autoresponse = out.no_autoresponse;
+		res->alerted = out.followup.alerted;
+		res->alert_held = out.followup.alert_held;
+		res->acked = out.followup.acked;
+		res->form_incomplete = out.followup.form_incomplete;
 	}
-	if (r < 0)
-		return r;
-	return seen_put(s, txn, w, err);
+	return r;
 }
 
 /* commit_prepare - what is done before the transaction: encryption. */
@@ -1616,13 +1200,13 @@ summary(struct work *w)
 		json_object_del(o, "body_bytes");
 		json_object_set_new(o, "decrypted_content_withheld", json_true());
 	} else {
-		signer_resolve(w);
+		replyauth_resolve_signer(w->ib->pgp, &w->signer, &w->signer_resolved);
 		jset_str(dec, "signer", w->signer);
 	}
-	json_object_set_new(dec, "signer_matched", json_boolean(w->signer_matched));
-	json_object_set_new(dec, "signature_predates_thread", json_boolean(w->sig_stale));
+	json_object_set_new(dec, "signer_matched", json_boolean(w->auth.signer_matched));
+	json_object_set_new(dec, "signature_predates_thread", json_boolean(w->auth.sig_stale));
 	if (w->decrypted)
-		json_object_set_new(dec, "bound_to_thread", json_boolean(w->bound));
+		json_object_set_new(dec, "bound_to_thread", json_boolean(w->auth.bound));
 	json_object_set_new(o, "decryption", dec);
 	auth = json_object();
 	jset_str(auth, "status", w->auth_status ? w->auth_status : "not applicable");

@@ -48,9 +48,10 @@
  *	   is usable) and is never decrypted twice. No helper: an
  *	   infrastructure failure (-EHOSTDOWN).
  *	4. inmsg_classify: DSN, auto-reply, unsubscribe, reply, unknown.
- *	5. Authentication of replies and unsubscribes: the reply token's
- *	   HMAC (token.h), a thread that exists and has not expired, and a
- *	   sender that is the thread's patient or one of their proxies: a
+ *	5. Authentication of replies and unsubscribes (replyauth.h): the
+ *	   reply token's HMAC (token.h), a thread that exists and has not
+ *	   expired, and a sender that is the thread's patient or one of
+ *	   their proxies: a
  *	   good PGP signature by the patient's or a proxy's key (pgp_fpr)
  *	   made after the thread began (less 15 minutes of clock skew),
  *	   which is the strongest proof, else the From address. An older
@@ -69,8 +70,8 @@
  *	   the filed subject is the protected one or none (the outer Subject
  *	   is not signed); the record says "signed" only for a matched
  *	   signer.
- *	6. A reply is filed in one write transaction: the inbox record
- *	   (cleartext metadata without PHI, the content encrypted at rest:
+ *	6. A reply is filed in one write transaction (filing.h): the inbox
+ *	   record (cleartext metadata without PHI, the content encrypted at rest:
  *	   see AT REST), the clinic queue entry of the thread's department
  *	   (event.department, else routing.default_department), the seen
  *	   record, and as delivery records that outbound sends: a PHI-free

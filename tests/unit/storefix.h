@@ -10,7 +10,10 @@
  *	store DIR/sN (N counting up in *n; its path into path), so that each
  *	test of a group has its own. tu_thread_put writes a reply thread
  *	record (what a claimed event leaves behind) in a transaction of its
- *	own. For test binaries only: each includes this once, after
+ *	own. tu_store_put writes one JSON record (and drops the reference
+ *	it is given); tu_store_holds says whether the store's data file
+ *	holds a string anywhere, in clear (a canary that must not be
+ *	there). For test binaries only: each includes this once, after
  *	cmocka.h.
  */
 #ifndef CAREPOST_TEST_STOREFIX_H
@@ -19,6 +22,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "config.h"
 #include "store.h"
@@ -92,6 +96,31 @@ tu_thread_put(struct store *s, const uint8_t *id, json_t *rec)
 	cp_error_clear(&err);
 	if (store_write(s, tu_thread_txn, &t, &err) < 0)
 		fail_msg("thread: %s", err.text);
+}
+
+/* tu_store_put - v (taken) under key in db, failing the test otherwise. */
+static inline void
+tu_store_put(struct store *s, enum store_db db, const char *key, json_t *v)
+{
+	assert_non_null(v);
+	assert_int_equal(store_put_json(s, db, key, v, NULL), 0);
+	json_decref(v);
+}
+
+/* tu_store_holds - whether STORE_PATH/data.mdb holds needle. */
+static inline int
+tu_store_holds(const char *store_path, const char *needle)
+{
+	char path[512];
+	char *data = NULL;
+	size_t len = 0;
+	int found;
+
+	snprintf(path, sizeof(path), "%s/data.mdb", store_path);
+	assert_int_equal(cp_read_file(path, 1u << 30, &data, &len), 0);
+	found = memmem(data, len, needle, strlen(needle)) != NULL;
+	free(data);
+	return found;
 }
 
 #endif

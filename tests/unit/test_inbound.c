@@ -277,16 +277,7 @@ deliveries(const char *prefix)
 static int
 file_has(const char *needle)
 {
-	char path[128];
-	char *data = NULL;
-	size_t len = 0;
-	int found;
-
-	snprintf(path, sizeof(path), "%s/data.mdb", fx.store_path);
-	assert_int_equal(cp_read_file(path, 1u << 30, &data, &len), 0);
-	found = memmem(data, len, needle, strlen(needle)) != NULL;
-	free(data);
-	return found;
+	return tu_store_holds(fx.store_path, needle);
 }
 
 /* ---- authentication ---- */
