@@ -142,6 +142,33 @@ check_secret(unsigned *n, const char *config, const char *what, const char *spec
 }
 
 /*
+ * store_key_apart - warn where the key that opens the inbox sits with the
+ * data: the clinic's signing key (which must work unattended on this
+ * host), or any key whose secret works here without a person. carepostd
+ * only wraps data keys to the store key; opening an inbox message is
+ * carepostctl's, run by a person (carepost.conf(5), store_key).
+ */
+static void
+store_key_apart(const char *config, struct pgp *p, const char *clinic,
+		const char *store_key)
+{
+	struct cp_error err;
+
+	cp_error_clear(&err);
+	if (strcasecmp(clinic, store_key) == 0)
+		fprintf(stderr, "carepostd: %s: [gpg] store_key: warning: the "
+			"clinic's signing key (also its default): inbox messages "
+			"at rest are then only as safe as a key that must work "
+			"unattended on this host; give them a key of their own, "
+			"its secret off this host (see carepost.conf(5))\n", config);
+	else if (pgp_secret_available(p, store_key, &err) == 0)
+		fprintf(stderr, "carepostd: %s: [gpg] store_key: warning: its "
+			"secret key works here without a person: a copy of this "
+			"host opens the inbox; keep it on a smartcard or behind a "
+			"passphrase (see carepost.conf(5))\n", config);
+}
+
+/*
  * check_config - --check-config: every check runs on its own, so that
  * one pass names every problem (config syntax stops the rest: without a
  * config there is nothing to check).
@@ -206,6 +233,8 @@ check_config(const char *config)
 			snprintf(text, sizeof(text), "%s: [gpg] store_key: %s", config,
 				 err.text);
 			problem(&n, text);
+		} else {
+			store_key_apart(config, p, cfg->gpg_clinic_key, store_key);
 		}
 	}
 	pgp_free(p);
