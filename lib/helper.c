@@ -14,6 +14,7 @@
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sysexits.h>
 
@@ -185,173 +186,6 @@ helper_serve_begin(const char *flag)
 	stop_signals(&stop);
 	sigprocmask(SIG_UNBLOCK, &stop, NULL);
 	return 0;
-}
-
-/* ---- a fork server: a child per connection ---- */
-
-int
-helper_fd_send(int fd, int pass)
-{
-	char byte = 'f';
-	struct iovec iov = { &byte, 1 };
-	union {
-		struct cmsghdr h;
-		char space[CMSG_SPACE(sizeof(int))];
-	} c;
-	struct msghdr msg = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = c.space, .msg_controllen = sizeof(c.space),
-	};
-	struct cmsghdr *h;
-	ssize_t r;
-
-	memset(&c, 0, sizeof(c));
-	h = CMSG_FIRSTHDR(&msg);
-	h->cmsg_level = SOL_SOCKET;
-	h->cmsg_type = SCM_RIGHTS;
-	h->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(h), &pass, sizeof(int));
-	do
-		r = sendmsg(fd, &msg, MSG_NOSIGNAL);
-	while (r < 0 && errno == EINTR);
-	return r == 1 ? 0 : r < 0 ? -errno : -EPIPE;
-}
-
-/*
- * fd_recv - the descriptor of the next connection on HELPER_FD: one byte
- * with exactly one descriptor. -ENODATA when the caller closed its end,
- * -EPROTO for anything else (any descriptors that came are closed).
- */
-static int
-fd_recv(void)
-{
-	char byte;
-	struct iovec iov = { &byte, 1 };
-	union {
-		struct cmsghdr h;
-		char space[CMSG_SPACE(4 * sizeof(int))];
-	} c;
-	struct msghdr msg = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = c.space, .msg_controllen = sizeof(c.space),
-	};
-	int got = -1, bad = 0;
-	ssize_t r;
-
-	do
-		r = recvmsg(HELPER_FD, &msg, MSG_CMSG_CLOEXEC);
-	while (r < 0 && errno == EINTR);
-	if (r == 0)
-		return -ENODATA;
-	if (r < 0)
-		return -errno;
-	for (struct cmsghdr *h = CMSG_FIRSTHDR(&msg); h != NULL;
-	     h = CMSG_NXTHDR(&msg, h)) {
-		size_t n;
-
-		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
-			continue;
-		n = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < n; i++) {
-			int fd;
-
-			memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
-			if (got < 0)
-				got = fd;
-			else {
-				close(fd);
-				bad = 1;
-			}
-		}
-	}
-	if (got < 0 || bad || (msg.msg_flags & MSG_CTRUNC)) {
-		if (got >= 0)
-			close(got);
-		return -EPROTO;
-	}
-	return got;
-}
-
-/*
- * report_ends - reap the children that ended; tell the caller of each
- * that did not exit 0: a frame of tag 0, its pid and wait status. 0, or
- * -errno of the write.
- */
-static int
-report_ends(struct buf *scratch)
-{
-	pid_t pid;
-	int status;
-
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		int32_t who = (int32_t)pid, how = (int32_t)status;
-		struct helper_field f[2] = { { &who, 4 }, { &how, 4 } };
-		int r;
-
-		if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-			continue;
-		r = helper_frame_send(HELPER_FD, scratch, 0, f, 2);
-		if (r < 0)
-			return r;
-	}
-	return 0;
-}
-
-static void
-on_child(int sig)
-{
-	(void)sig;		/* it only ends ppoll */
-}
-
-int
-helper_fork_server(helper_child_fn child, void *arg)
-{
-	struct sigaction sa;
-	sigset_t chld, waiting;
-	struct buf scratch = BUF_INIT;
-
-	/* SIGCHLD blocked but while waiting in ppoll: no end is missed. */
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_child;
-	sigemptyset(&sa.sa_mask);
-	sigemptyset(&chld);
-	sigaddset(&chld, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &chld, &waiting);
-	sigdelset(&waiting, SIGCHLD);
-	sigaction(SIGCHLD, &sa, NULL);
-	for (;;) {
-		struct pollfd p = { .fd = HELPER_FD, .events = POLLIN };
-		int n = ppoll(&p, 1, NULL, &waiting), fd;
-		int interrupted = n < 0 && errno == EINTR;
-		pid_t pid;
-
-		if (report_ends(&scratch) < 0)
-			return EX_IOERR;
-		if (interrupted)
-			continue;
-		if (n < 0)
-			return EX_OSERR;
-		fd = fd_recv();
-		if (fd == -ENODATA)
-			return 0;
-		if (fd < 0)
-			return EX_PROTOCOL;
-		pid = fork();
-		if (pid == 0) {
-			/* Its connection as HELPER_FD (the server's socket
-			 * closes with that), nothing else. */
-			buf_free(&scratch);
-			signal(SIGCHLD, SIG_DFL);
-			sigprocmask(SIG_SETMASK, &waiting, NULL);
-			if (dup2(fd, HELPER_FD) < 0)
-				_exit(EX_OSERR);
-			close(fd);
-			_exit(child(arg));
-		}
-		/* No child (fork failed): the connection closes unanswered,
-		 * which its caller sees as a helper that did not come up. */
-		close(fd);
-	}
 }
 
 /* ---- frames ---- */
@@ -559,4 +393,255 @@ helper_field_str(const struct helper_frame *f, uint32_t i, char *dst,
 		memcpy(dst, f->field[i], n);
 	dst[n] = '\0';
 	return dst;
+}
+
+/* ---- a fork server: a child per connection ---- */
+
+/* send_by - len bytes (with a descriptor, when pass >= 0) within
+ * deadline (cp_mono_ms): 0, -ETIMEDOUT or -errno. */
+static int
+send_by(int fd, const void *data, size_t len, int pass, int64_t deadline)
+{
+	struct iovec iov = { (void *)data, len };
+	union {
+		struct cmsghdr h;
+		char space[CMSG_SPACE(sizeof(int))];
+	} c;
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+	ssize_t r;
+
+	if (pass >= 0) {
+		struct cmsghdr *h;
+
+		memset(&c, 0, sizeof(c));
+		msg.msg_control = c.space;
+		msg.msg_controllen = sizeof(c.space);
+		h = CMSG_FIRSTHDR(&msg);
+		h->cmsg_level = SOL_SOCKET;
+		h->cmsg_type = SCM_RIGHTS;
+		h->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(h), &pass, sizeof(int));
+	}
+	for (;;) {
+		r = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (r == (ssize_t)len)
+			return 0;
+		if (r >= 0)
+			return -EPIPE;	/* a message this small goes whole or not */
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN || deadline == 0)
+			return -errno;
+		r = wait_for(fd, POLLOUT, deadline);
+		if (r < 0)
+			return (int)r;
+	}
+}
+
+int
+helper_fd_send(int fd, int pass, int64_t deadline)
+{
+	return send_by(fd, "f", 1, pass, deadline);
+}
+
+int
+helper_child_done(int fd, uint32_t seq)
+{
+	char m[5] = { 'e' };
+
+	memcpy(m + 1, &seq, sizeof(seq));
+	return send_by(fd, m, sizeof(m), -1, 0);
+}
+
+/*
+ * request_recv - the next word of the caller on HELPER_FD: 'f' with the
+ * descriptor of a new connection in *got, or 'e' with a sequence number
+ * in *seq. The op, -ENODATA when the caller closed its end, -EPROTO for
+ * anything else (any descriptors that came are closed).
+ */
+static int
+request_recv(int *got, uint32_t *seq)
+{
+	char op;
+	struct iovec iov = { &op, 1 };
+	union {
+		struct cmsghdr h;
+		char space[CMSG_SPACE(4 * sizeof(int))];
+	} c;
+	struct msghdr msg = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = c.space, .msg_controllen = sizeof(c.space),
+	};
+	int bad = 0;
+	ssize_t r;
+
+	*got = -1;
+	do
+		r = recvmsg(HELPER_FD, &msg, MSG_CMSG_CLOEXEC);
+	while (r < 0 && errno == EINTR);
+	if (r == 0)
+		return -ENODATA;
+	if (r < 0)
+		return -errno;
+	for (struct cmsghdr *h = CMSG_FIRSTHDR(&msg); h != NULL;
+	     h = CMSG_NXTHDR(&msg, h)) {
+		size_t n;
+
+		if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+			continue;
+		n = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
+			if (*got < 0)
+				*got = fd;
+			else {
+				close(fd);
+				bad = 1;
+			}
+		}
+	}
+	if (op == 'f' && *got >= 0 && !bad && !(msg.msg_flags & MSG_CTRUNC))
+		return 'f';
+	if (*got >= 0)
+		close(*got);
+	*got = -1;
+	if (op == 'e' && !bad &&
+	    read_all(HELPER_FD, seq, sizeof(*seq), cp_mono_ms() + 1000) == 0)
+		return 'e';
+	return -EPROTO;
+}
+
+/* The server's children: connection number, pid, and when it must have
+ * ended (0: no deadline yet: it has not been given up). */
+struct kid {
+	uint32_t seq;
+	pid_t pid;
+	int64_t deadline;
+};
+
+/*
+ * report_ends - reap the children that ended and tell the caller of
+ * each: a frame of tag 0, its connection number and its wait status (32
+ * bits each). Sent without waiting: a caller that does not read loses
+ * reports, never stops the server.
+ */
+static void
+report_ends(struct kid *kids, size_t *n, struct buf *scratch)
+{
+	pid_t pid;
+	int status;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		int32_t how = (int32_t)status;
+		uint32_t seq = 0;
+
+		for (size_t i = 0; i < *n; i++) {
+			if (kids[i].pid != pid)
+				continue;
+			seq = kids[i].seq;
+			kids[i] = kids[--*n];
+			break;
+		}
+		{
+			struct helper_field f[2] = { { &seq, 4 }, { &how, 4 } };
+
+			if (helper_frame_prepare(scratch, 0, f, 2) == 0)
+				(void)!send(HELPER_FD, scratch->data, scratch->len,
+					    MSG_NOSIGNAL | MSG_DONTWAIT);
+		}
+	}
+}
+
+/* overdue - kill the children past their deadline; the ms until the next
+ * deadline, or -1 when none. */
+static int
+overdue(struct kid *kids, size_t n)
+{
+	int64_t now = cp_mono_ms(), next = -1;
+
+	for (size_t i = 0; i < n; i++) {
+		if (kids[i].deadline == 0)
+			continue;
+		if (kids[i].deadline <= now) {
+			/* Unreaped: the pid is still this child's. */
+			syscall(SYS_tgkill, kids[i].pid, kids[i].pid, SIGKILL);
+			kids[i].deadline = 0;
+		} else if (next < 0 || kids[i].deadline - now < next) {
+			next = kids[i].deadline - now;
+		}
+	}
+	return (int)next;
+}
+
+static void
+on_child(int sig)
+{
+	(void)sig;		/* it only ends ppoll */
+}
+
+int
+helper_fork_server(helper_child_fn child, void *arg, unsigned linger_ms)
+{
+	struct sigaction sa;
+	sigset_t chld, waiting;
+	struct buf scratch = BUF_INIT;
+	struct kid kids[HELPER_MAX_CHILDREN];
+	size_t nkids = 0;
+	uint32_t seq = 0;
+
+	/* SIGCHLD blocked but while waiting in ppoll: no end is missed. */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_child;
+	sigemptyset(&sa.sa_mask);
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, &waiting);
+	sigdelset(&waiting, SIGCHLD);
+	sigaction(SIGCHLD, &sa, NULL);
+	for (;;) {
+		struct pollfd p = { .fd = HELPER_FD, .events = POLLIN };
+		int next = overdue(kids, nkids), n, fd, op;
+		struct timespec ts = { next / 1000, (next % 1000) * 1000000L };
+		uint32_t which;
+		pid_t pid;
+
+		n = ppoll(&p, 1, next < 0 ? NULL : &ts, &waiting);
+		if (n < 0 && errno != EINTR)
+			return EX_OSERR;
+		report_ends(kids, &nkids, &scratch);
+		if (n <= 0)
+			continue;	/* a signal, or a deadline */
+		op = request_recv(&fd, &which);
+		if (op == -ENODATA)
+			return 0;
+		if (op < 0)
+			return EX_PROTOCOL;
+		if (op == 'e') {
+			/* The caller is done with it: it ends, or is ended. */
+			for (size_t i = 0; i < nkids; i++)
+				if (kids[i].seq == which && kids[i].deadline == 0)
+					kids[i].deadline = cp_mono_ms() + linger_ms;
+			continue;
+		}
+		seq++;
+		/* No more at once than the caller can use: a new connection
+		 * over the cap closes unanswered. */
+		pid = nkids < HELPER_MAX_CHILDREN ? fork() : -1;
+		if (pid == 0) {
+			/* Its connection as HELPER_FD (the server's socket
+			 * closes with that), nothing else. */
+			buf_free(&scratch);
+			signal(SIGCHLD, SIG_DFL);
+			sigprocmask(SIG_SETMASK, &waiting, NULL);
+			if (dup2(fd, HELPER_FD) < 0)
+				_exit(EX_OSERR);
+			close(fd);
+			_exit(child(arg));
+		}
+		if (pid > 0)
+			kids[nkids++] = (struct kid){ seq, pid, 0 };
+		close(fd);
+	}
 }

@@ -41,20 +41,28 @@
  *	keeps the group's id from being reused meanwhile), and its wait
  *	status returned, for the caller to tell a crash from a kill.
  *
- *	helper_fork_server makes the helper a fork server: for each
- *	descriptor the caller passes it on HELPER_FD (helper_fd_send: one
- *	end of a new socket pair, a connection), it forks a child whose
- *	HELPER_FD is that connection (the server's own socket closed in it,
- *	nothing else open that the server did not hold), which runs
- *	child(arg) and _exits with what it returns. A child costs a fork,
- *	not an exec: what the server loaded and confined before its loop
- *	(sandbox.h: fork_server) comes with it, and nothing a child did
- *	reaches the server or another child. The server reaps its children
- *	and, for each that did not exit 0, writes the caller a frame on
- *	HELPER_FD: tag 0, its pid and its wait status (32 bits each), so
- *	that the caller can tell a crash from a kill. It returns 0 when the
- *	caller closes its end, EX_PROTOCOL when something other than one
- *	descriptor comes, EX_OSERR or EX_IOERR when its socket fails.
+ *	helper_fork_server makes the helper a fork server. The caller
+ *	speaks to it on HELPER_FD in words of its own: "f" with a descriptor
+ *	(helper_fd_send: one end of a new socket pair, a connection), and
+ *	"e" with a connection's number (helper_child_done: the caller is
+ *	done with it). Connections are numbered from 1 in the order the
+ *	server receives them. For each, it forks a child whose HELPER_FD is
+ *	that connection (the server's own socket closed in it, nothing else
+ *	open that the server did not hold), which runs child(arg) and
+ *	_exits with what it returns; a connection over HELPER_MAX_CHILDREN
+ *	alive closes unanswered. A child costs a fork, not an exec: what
+ *	the server loaded and confined before its loop (sandbox.h:
+ *	fork_server) comes with it, and nothing a child did reaches the
+ *	server or another child. The server itself ends its children: one
+ *	still there linger_ms after the caller said it is done with it is
+ *	killed (SIGKILL; its pid is exact, for it is not yet reaped), so
+ *	that no child outlives its use whatever it does. The server reaps
+ *	every child and writes the caller a frame on HELPER_FD for each: tag
+ *	0, the connection's number and the child's wait status (32 bits
+ *	each), without waiting: a caller that does not read loses reports,
+ *	never stops the server. It returns 0 when the caller closes its
+ *	end, EX_PROTOCOL for any other word, EX_OSERR when its socket
+ *	fails.
  *
  *	A frame is a 32-bit length, then a 32-bit tag (request: the
  *	operation; reply: 0 or a negative error code), a 32-bit field count
@@ -65,6 +73,9 @@
  *	helper_find: -ENOENT (see above), -errno or -ENAMETOOLONG when
  *	/proc/self/exe cannot be read. helper_spawn: the -errno of
  *	socketpair or posix_spawn, with a text naming the program.
+ *	helper_fd_send: -ETIMEDOUT, or the -errno of sendmsg (-EPIPE when
+ *	the server is gone); helper_child_done: the same, -EAGAIN when it
+ *	would wait.
  *	helper_frame_send: -EFBIG (over HELPER_MAX_FRAME), -ENOMEM, or the
  *	-errno of send (-EPIPE when the helper is gone).
  *	helper_frame_recv: -ENODATA (a clean end before the first byte),
@@ -93,6 +104,7 @@
 
 #define HELPER_FD		3
 #define HELPER_MAX_FIELDS	4
+#define HELPER_MAX_CHILDREN	16	/* a fork server's, alive at once */
 #define HELPER_MAX_FRAME	(256u << 20)	/* bytes after the length */
 
 /* A field to send: bytes and their length. */
@@ -120,11 +132,15 @@ int helper_reap(pid_t *pid, int *fd);
 /* helper_serve_begin - the helper's own setup (see ERRORS). */
 int helper_serve_begin(const char *flag);
 
-/* helper_fd_send - pass descriptor pass over fd (one byte with it). */
-int helper_fd_send(int fd, int pass);
+/* helper_fd_send - a new connection to a fork server on fd: descriptor
+ * pass, sent within deadline (cp_mono_ms; 0: only if it goes at once). */
+int helper_fd_send(int fd, int pass, int64_t deadline);
+/* helper_child_done - tell the fork server on fd that connection seq is
+ * done with (sent only if it goes at once). */
+int helper_child_done(int fd, uint32_t seq);
 /* A fork server's child: its connection is HELPER_FD; its exit code. */
 typedef int (*helper_child_fn)(void *arg);
-int helper_fork_server(helper_child_fn child, void *arg);
+int helper_fork_server(helper_child_fn child, void *arg, unsigned linger_ms);
 
 int helper_frame_parse(const void *data, size_t len, struct helper_frame *f);
 /* helper_frame_prepare - a whole frame, length first, into scratch. */

@@ -31,7 +31,7 @@ enum {
 
 #define HELPER_FLAG	"--parse-helper"
 #define READY_MS	10000u	/* for a new helper's first word */
-#define LINGER_MS	1000	/* a child may take to end after its answer */
+#define LINGER_MS	1000	/* a child may take to end when done with */
 
 #if defined(__SANITIZE_ADDRESS__)
 #define PARSEHELPER_SANITIZER 1
@@ -41,22 +41,34 @@ enum {
 #endif
 #endif
 
+/* A child of the server, as the caller holds it. */
+struct kid {
+	int fd;			/* its connection; -1: none */
+	pid_t pid;		/* as its first word said; 0 before */
+	uint32_t seq;		/* the connection's number at its server */
+	unsigned gen;		/* that server's */
+};
+
+#define KID_NONE	((struct kid){ -1, 0, 0, 0 })
+#define ENDS		16	/* reports of ends read ahead, kept */
+
 struct parsehelper {
 	int ctl;		/* the fork server's socket; -1: none runs */
 	pid_t server;
-	int fd;			/* the child asked now; -1 between requests */
-	pid_t pid;		/* its pid, as its first word said */
-	int next_fd;		/* a child started ahead for the next request */
-	pid_t next_pid;		/* its pid once its first word is read; 0 before */
-	int done_fd;		/* the child that answered last, until it ends */
+	unsigned gen;		/* servers ended so far: a kid of an older one is gone */
+	uint32_t seq;		/* connections handed to this server */
+	struct kid cur;		/* the child asked now */
+	struct kid next;	/* a child started ahead for the next request */
 	/* requests sent ahead (parsehelper_parse_ahead), oldest first */
 	struct early {
 		struct buf frame;	/* the request, as sent */
-		int fd;			/* the child asked */
-		pid_t pid;
+		struct kid k;		/* the child asked */
 		struct inmsg *m;	/* its answer, once peeked at */
 	} early[PARSEHELPER_EARLY];
 	size_t n_early;
+	/* how children ended, as the server reported (connection, status) */
+	struct { uint32_t seq; int32_t status; } ends[ENDS];
+	size_t n_ends;
 	long last_pid;		/* the child asked last (tests) */
 	unsigned time_limit_ms;
 	unsigned budget_ms;	/* of the message in hand; 0: none */
@@ -98,9 +110,8 @@ parsehelper_new(unsigned time_limit_ms, struct parsehelper **out,
 	if (ph == NULL)
 		return cp_error_set(err, -ENOMEM, "parse helper: out of memory");
 	ph->ctl = -1;
-	ph->fd = -1;
-	ph->next_fd = -1;
-	ph->done_fd = -1;
+	ph->cur = KID_NONE;
+	ph->next = KID_NONE;
 	ph->time_limit_ms = time_limit_ms ? time_limit_ms : PARSEHELPER_TIME_LIMIT_MS;
 	*out = ph;
 	return 0;
@@ -116,16 +127,33 @@ drop(int *fd)
 }
 
 /*
+ * kid_done - the caller is done with k: its connection closed, and its
+ * server told, which ends it if it is still there LINGER_MS later (one a
+ * message took over may stay to burn CPU).
+ */
+static void
+kid_done(struct parsehelper *ph, struct kid *k)
+{
+	drop(&k->fd);
+	if (k->seq != 0 && k->gen == ph->gen && ph->ctl >= 0)
+		helper_child_done(ph->ctl, k->seq);
+	*k = KID_NONE;
+}
+
+/*
  * server_down - end the fork server and every child of it (one process
- * group: helper_reap kills it whole), the one started ahead too.
+ * group: helper_reap kills it whole); the children held are gone with it
+ * (gen: a kid of an older server is not asked for).
  */
 static void
 server_down(struct parsehelper *ph)
 {
 	helper_reap(&ph->server, &ph->ctl);
-	drop(&ph->next_fd);
-	drop(&ph->done_fd);
-	ph->next_pid = 0;
+	drop(&ph->next.fd);
+	ph->next = KID_NONE;
+	ph->gen++;
+	ph->seq = 0;
+	ph->n_ends = 0;
 }
 
 void
@@ -133,7 +161,7 @@ parsehelper_free(struct parsehelper *ph)
 {
 	if (ph == NULL)
 		return;
-	drop(&ph->fd);
+	drop(&ph->cur.fd);
 	parsehelper_ahead_drop(ph);
 	server_down(ph);
 	buf_free(&ph->in);
@@ -189,31 +217,72 @@ status_text(int status, char *buf, size_t len)
 }
 
 /*
- * end_status - the wait status of child pid, whose socket closed, as its
- * server reports it (it reports every child that did not exit 0),
- * within a second; reports of other children (one started ahead and
- * killed meanwhile) are passed over. -1 when none comes: the server is
- * then ended, with whatever of it lingers.
+ * read_end - one report of the server into ph->ends, read by deadline
+ * (cp_mono_ms): 0, or -1 when none came or it is malformed, and the
+ * server is then ended (it is wedged, gone, or talks nonsense).
  */
 static int
-end_status(struct parsehelper *ph, pid_t pid)
+read_end(struct parsehelper *ph, int64_t deadline)
 {
-	int64_t deadline = helper_deadline(1000);
 	struct helper_frame f;
 
-	while (ph->ctl >= 0) {
-		int32_t who, how;
-
-		if (helper_frame_recv(ph->ctl, &ph->ctlin, &f, deadline, 64) < 0 ||
-		    f.tag != 0 || f.n != 2 || f.len[0] != 4 || f.len[1] != 4)
-			break;
-		memcpy(&who, f.field[0], 4);
-		memcpy(&how, f.field[1], 4);
-		if (who == (int32_t)pid)
-			return how;
+	if (ph->ctl < 0 ||
+	    helper_frame_recv(ph->ctl, &ph->ctlin, &f, deadline, 64) < 0 ||
+	    f.tag != 0 || f.n != 2 || f.len[0] != 4 || f.len[1] != 4) {
+		server_down(ph);
+		return -1;
 	}
-	server_down(ph);
-	return -1;
+	if (ph->n_ends == ENDS) {	/* the oldest, never asked for */
+		ph->n_ends--;
+		memmove(ph->ends, ph->ends + 1, ph->n_ends * sizeof(ph->ends[0]));
+	}
+	memcpy(&ph->ends[ph->n_ends].seq, f.field[0], 4);
+	memcpy(&ph->ends[ph->n_ends].status, f.field[1], 4);
+	ph->n_ends++;
+	return 0;
+}
+
+/* drain - read every report the server has written: it never waits for
+ * the caller, and one not read would be lost. */
+static void
+drain(struct parsehelper *ph)
+{
+	while (ph->ctl >= 0) {
+		struct pollfd p = { .fd = ph->ctl, .events = POLLIN };
+
+		if (poll(&p, 1, 0) <= 0 || read_end(ph, helper_deadline(1000)) < 0)
+			return;
+	}
+}
+
+/*
+ * end_status - the wait status of child k, whose socket closed, as its
+ * server reports it (every end, by connection number), within a second.
+ * -1 when none comes (the server is then ended) or k's server was ended
+ * meanwhile.
+ */
+static int
+end_status(struct parsehelper *ph, const struct kid *k)
+{
+	int64_t deadline = helper_deadline(1000);
+
+	if (k->gen != ph->gen)
+		return -1;
+	drain(ph);
+	for (;;) {
+		for (size_t i = 0; i < ph->n_ends; i++) {
+			int32_t status = ph->ends[i].status;
+
+			if (ph->ends[i].seq != k->seq)
+				continue;
+			ph->n_ends--;
+			memmove(ph->ends + i, ph->ends + i + 1,
+				(ph->n_ends - i) * sizeof(ph->ends[0]));
+			return status;
+		}
+		if (read_end(ph, deadline) < 0)
+			return -1;
+	}
 }
 
 /*
@@ -231,11 +300,11 @@ lose(struct parsehelper *ph, int r, const char *why, struct cp_error *err)
 	long pid = ph->last_pid;
 	int status = -1;
 
-	drop(&ph->fd);
+	drop(&ph->cur.fd);
 	if (r == -ENODATA || r == -EPIPE || r == -ECONNRESET) {
 		/* The socket closed: the child is gone. Its server says
 		 * how. */
-		status = end_status(ph, ph->pid);
+		status = end_status(ph, &ph->cur);
 		status_text(status, how, sizeof(how));
 		if (status != -1 && WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS) {
 			/* Its filter killed it: it tried a call parsing never
@@ -251,7 +320,6 @@ lose(struct parsehelper *ph, int r, const char *why, struct cp_error *err)
 				  "parsed again", pid);
 		}
 	} else {
-		server_down(ph);
 		if (r == -ETIMEDOUT && ph->over_budget) {
 			snprintf(how, sizeof(how), "ran over the message's %u ms "
 				 "parse budget", ph->budget_ms);
@@ -265,7 +333,9 @@ lose(struct parsehelper *ph, int r, const char *why, struct cp_error *err)
 			snprintf(how, sizeof(how), "%s", why ? why : strerror(-r));
 		}
 	}
-	ph->pid = 0;
+	/* One still there (late, or talking nonsense) is its server's to
+	 * end, within LINGER_MS. */
+	kid_done(ph, &ph->cur);
 	ph->lost++;
 	log_warning("parse helper %ld lost: %s", pid, how);
 	return cp_error_set(err, PARSEHELPER_LOST, "%s", how);
@@ -350,17 +420,17 @@ server_up(struct parsehelper *ph, struct cp_error *err)
 }
 
 /*
- * child_new - a connection to a new child of the server into *fd (its
+ * child_new - a connection to a new child of the server into *k (its
  * first word not yet read): one end of a socket pair is handed to the
  * server, which forks a child for it. A server found gone is started
  * again once.
  */
 static int
-child_new(struct parsehelper *ph, int *fd, struct cp_error *err)
+child_new(struct parsehelper *ph, struct kid *k, struct cp_error *err)
 {
 	int sv[2], r = -EPIPE;
 
-	*fd = -1;
+	*k = KID_NONE;
 	for (int i = 0; i < 2 && r < 0; i++) {
 		if (i > 0)
 			server_down(ph);
@@ -370,12 +440,13 @@ child_new(struct parsehelper *ph, int *fd, struct cp_error *err)
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 			return cp_error_set(err, -EHOSTDOWN, "parse helper: "
 					    "socketpair: %s", strerror(errno));
-		r = helper_fd_send(ph->ctl, sv[1]);
+		r = helper_fd_send(ph->ctl, sv[1], helper_deadline(1000));
 		close(sv[1]);
-		if (r < 0)
+		if (r < 0) {
 			close(sv[0]);
-		else
-			*fd = sv[0];
+			continue;
+		}
+		*k = (struct kid){ sv[0], 0, ++ph->seq, ph->gen };
 	}
 	if (r < 0)
 		return cp_error_set(err, -EHOSTDOWN, "parse helper: its server "
@@ -394,70 +465,66 @@ waiting(int fd)
 }
 
 /*
- * done - the child that answered last has ended, as it does right after
- * its answer; one that lingers (taken over by its message, it stays to
- * burn CPU) is ended with its server after LINGER_MS (a child that has
- * answered only frees its memory: far less, even at its 1 GiB cap).
+ * ready - k said its first word (read now when not yet) and waits: 1;
+ * else 0 with why in text.
  */
-static void
-done(struct parsehelper *ph)
+static int
+ready(struct parsehelper *ph, struct kid *k, char *text, size_t len)
 {
-	struct pollfd p = { .fd = ph->done_fd, .events = POLLIN };
-
-	if (ph->done_fd < 0)
-		return;
-	if (poll(&p, 1, LINGER_MS) == 0) {
-		log_warning("parse helper %ld still runs after its answer: "
-			    "ended", ph->last_pid);
-		server_down(ph);
+	if (k->gen != ph->gen) {
+		snprintf(text, len, "its server was ended");
+		return 0;
 	}
-	drop(&ph->done_fd);
+	if (k->pid == 0 && first_word(&ph->in, k->fd, &k->pid, text, len) < 0) {
+		k->pid = 0;
+		return 0;
+	}
+	if (!waiting(k->fd)) {
+		snprintf(text, len, "it ended while it waited");
+		return 0;
+	}
+	return 1;
 }
 
 /*
- * take - a confined child for one request into ph->pid, ph->fd: the one
- * started ahead when it came up and still waits, else a new one. 0, or
+ * take - a confined child for one request into ph->cur: the one started
+ * ahead when it came up and still waits, else a new one. 0, or
  * -EHOSTDOWN when none can be started or it did not confine itself (not
- * the message's fault).
+ * the message's fault; the server is ended: the next request starts a
+ * new one).
  */
 static int
 take(struct parsehelper *ph, struct cp_error *err)
 {
 	char text[sizeof(err->text)];
-	int fd;
-	pid_t pid;
+	struct kid k = ph->next;
 
-	done(ph);	/* first: it may end the server, and the next child */
-	fd = ph->next_fd;
-	pid = ph->next_pid;
-	ph->next_fd = -1;
-	ph->next_pid = 0;
-	if (fd >= 0) {
-		if (pid == 0 && first_word(&ph->in, fd, &pid, text, sizeof(text)) < 0)
-			pid = 0;
-		else if (!waiting(fd)) {
-			snprintf(text, sizeof(text), "it ended while it waited");
-			pid = 0;
-		}
-		if (pid > 0) {
-			ph->fd = fd;
-			ph->pid = pid;
-			ph->last_pid = (long)pid;
+	drain(ph);
+	ph->next = KID_NONE;
+	if (k.fd >= 0) {
+		if (ready(ph, &k, text, sizeof(text))) {
+			ph->cur = k;
+			ph->last_pid = (long)k.pid;
 			return 0;
 		}
-		/* Killed while it waited, or it failed: a fresh one. */
-		close(fd);
-		ph->lost++;
-		log_warning("parse helper started ahead lost: %s", text);
+		/* Killed while it waited, or it failed: a fresh one. One
+		 * whose server was ended with a lost child is no loss. */
+		if (k.gen == ph->gen) {
+			ph->lost++;
+			log_warning("parse helper started ahead lost: %s", text);
+		}
+		kid_done(ph, &k);
 	}
-	if (child_new(ph, &ph->fd, err) < 0)
+	if (child_new(ph, &ph->cur, err) < 0)
 		return -EHOSTDOWN;
-	if (first_word(&ph->in, ph->fd, &ph->pid, text, sizeof(text)) < 0) {
-		drop(&ph->fd);
+	if (first_word(&ph->in, ph->cur.fd, &ph->cur.pid, text, sizeof(text)) < 0) {
+		drop(&ph->cur.fd);
+		ph->cur = KID_NONE;
+		server_down(ph);
 		return cp_error_set(err, -EHOSTDOWN, "parse helper %s: %s",
 				    helper_exe, text);
 	}
-	ph->last_pid = (long)ph->pid;
+	ph->last_pid = (long)ph->cur.pid;
 	return 0;
 }
 
@@ -472,11 +539,10 @@ ahead(struct parsehelper *ph)
 {
 	struct cp_error ignored;
 
-	if (ph->next_fd >= 0)
+	if (ph->next.fd >= 0)
 		return;
 	cp_error_clear(&ignored);
-	child_new(ph, &ph->next_fd, &ignored);
-	ph->next_pid = 0;
+	child_new(ph, &ph->next, &ignored);
 }
 
 long
@@ -486,12 +552,10 @@ parsehelper_pid(struct parsehelper *ph)
 
 	if (ph == NULL)
 		return -1;
-	if (ph->next_fd >= 0 && ph->next_pid == 0 &&
-	    first_word(&ph->in, ph->next_fd, &ph->next_pid, text, sizeof(text)) < 0) {
-		drop(&ph->next_fd);
-		ph->next_pid = 0;
-	}
-	return (long)ph->next_pid;
+	if (ph->next.fd >= 0 && ph->next.pid == 0 &&
+	    first_word(&ph->in, ph->next.fd, &ph->next.pid, text, sizeof(text)) < 0)
+		ph->next.pid = 0;
+	return (long)ph->next.pid;
 }
 
 /* more_bytes - whether anything follows the answer on fd. */
@@ -552,7 +616,7 @@ send_request(struct parsehelper *ph, int64_t deadline, struct cp_error *err)
 	r = take(ph, err);
 	if (r < 0)
 		return r;
-	r = helper_send_by(ph->fd, ph->scratch.data, ph->scratch.len, deadline);
+	r = helper_send_by(ph->cur.fd, ph->scratch.data, ph->scratch.len, deadline);
 	if (r < 0)
 		return lose(ph, r == -ETIMEDOUT ? r : -EPIPE, NULL, err);
 	ahead(ph);
@@ -560,7 +624,7 @@ send_request(struct parsehelper *ph, int64_t deadline, struct cp_error *err)
 }
 
 /*
- * receive_answer - the answer of the child in ph->fd, by deadline.
+ * receive_answer - the answer of the child in ph->cur, by deadline.
  * Returns 0 with *wire pointing into ph->in, the parser's own negative
  * code with its text, or PARSEHELPER_LOST.
  */
@@ -575,7 +639,7 @@ receive_answer(struct parsehelper *ph, const struct inmsg_limits *lim,
 
 	/* No answer longer than the parser can make: tag, count, the flags
 	 * field and the wire field (HELPER_MAX_FRAME at most). */
-	r = helper_frame_recv(ph->fd, &ph->in, &f, deadline,
+	r = helper_frame_recv(ph->cur.fd, &ph->in, &f, deadline,
 			      8 + (4 + sizeof(uint32_t)) + 4 + inmsgwire_max(lim));
 	if (r == -EBADMSG)
 		return lose(ph, r, "answered a malformed frame, or one longer than a "
@@ -586,13 +650,10 @@ receive_answer(struct parsehelper *ph, const struct inmsg_limits *lim,
 	    (f.tag < 0 && !parser_code(f.tag)))
 		return lose(ph, -EBADMSG, "answered a malformed frame", err);
 	memcpy(&flags, f.field[0], sizeof(flags));
-	if (flags != 0 || more_bytes(ph->fd))
+	if (flags != 0 || more_bytes(ph->cur.fd))
 		return lose(ph, -EBADMSG, "answered more than its answer", err);
-	/* One request each: it ends now (done() makes sure). */
-	done(ph);
-	ph->done_fd = ph->fd;
-	ph->fd = -1;
-	ph->pid = 0;
+	/* One request each: it ends now (its server makes sure). */
+	kid_done(ph, &ph->cur);
 	if (f.tag < 0)	/* the parser's out of memory is the message's size */
 		return cp_error_set(err, f.tag == -ENOMEM ? -EMSGSIZE : f.tag, "%s",
 				    parser_reason(f.tag));
@@ -603,7 +664,7 @@ receive_answer(struct parsehelper *ph, const struct inmsg_limits *lim,
 
 /*
  * early_take - the request sent ahead whose frame is the one in
- * ph->scratch, taken out of the list (the caller owns its fd and m), or
+ * ph->scratch, taken out of the list (the caller owns its kid and m), or
  * 0 when none was.
  */
 static int
@@ -623,21 +684,15 @@ early_take(struct parsehelper *ph, struct early *out)
 	return 0;
 }
 
-/* early_free - one request sent ahead that nobody took: its child is
- * ended, with the server when it may still be parsing (the next request
- * starts a new server). */
+/* early_free - one request sent ahead that nobody took: its answer
+ * freed, its child left to its server to end. */
 static void
 early_free(struct parsehelper *ph, struct early *e)
 {
 	buf_free(&e->frame);
-	if (e->m != NULL)
-		inmsg_free(e->m);
-	else if (e->fd >= 0 && waiting(e->fd) == 1)
-		server_down(ph);	/* not answered yet: may still be parsing */
-	if (e->fd >= 0)
-		close(e->fd);
-	e->fd = -1;
+	inmsg_free(e->m);
 	e->m = NULL;
+	kid_done(ph, &e->k);
 }
 
 void
@@ -671,11 +726,15 @@ ask(struct parsehelper *ph, const struct inmsg_limits *lim, int flags,
 			*out = e.m;
 			return 0;
 		}
-		/* Sent ahead: the first try is that child's answer. */
-		ph->fd = e.fd;
-		ph->pid = e.pid;
-		ph->last_pid = (long)e.pid;
-		sent = 1;
+		/* Sent ahead: the first try is that child's answer, unless
+		 * its server was ended meanwhile (then it was no try). */
+		if (e.k.gen == ph->gen) {
+			ph->cur = e.k;
+			ph->last_pid = (long)e.k.pid;
+			sent = 1;
+		} else {
+			kid_done(ph, &e.k);
+		}
 	}
 	for (int attempt = 0;; attempt++) {
 		int64_t start = cp_mono_ms(), deadline = start + ph->time_limit_ms;
@@ -688,6 +747,8 @@ ask(struct parsehelper *ph, const struct inmsg_limits *lim, int flags,
 		 * between them (gpg). */
 		ph->over_budget = 0;
 		if (ph->budget_ms != 0 && ph->budget_left <= 0) {
+			if (sent)	/* the child sent ahead: not asked */
+				kid_done(ph, &ph->cur);
 			r = cp_error_set(err, PARSEHELPER_LOST, "ran over the "
 					 "message's %u ms parse budget", ph->budget_ms);
 			break;
@@ -812,11 +873,9 @@ parsehelper_parse_ahead(struct parsehelper *ph, const char *raw, size_t len,
 	e = &ph->early[ph->n_early++];
 	e->frame = ph->scratch;		/* taken over: no copy */
 	ph->scratch = (struct buf)BUF_INIT;
-	e->fd = ph->fd;
-	e->pid = ph->pid;
+	e->k = ph->cur;
 	e->m = NULL;
-	ph->fd = -1;
-	ph->pid = 0;
+	ph->cur = KID_NONE;
 	return 1;
 }
 
@@ -848,18 +907,20 @@ parsehelper_peek(struct parsehelper *ph, const char *raw, size_t len,
 	}
 	/* Its answer, now: a failure takes it out (the parse of the
 	 * message will try it as it tries any). */
-	ph->fd = e->fd;
-	ph->pid = e->pid;
-	ph->last_pid = (long)e->pid;
-	e->fd = -1;
-	r = receive_answer(ph, lim, cp_mono_ms() + ph->time_limit_ms, &wire,
-			   &wirelen, &ignored);
-	if (r == 0)
-		r = inmsgwire_decode(wire, wirelen, lim, &e->m, &ignored);
+	r = -ENOENT;
+	if (e->k.gen == ph->gen) {
+		ph->cur = e->k;
+		ph->last_pid = (long)e->k.pid;
+		e->k = KID_NONE;
+		r = receive_answer(ph, lim, cp_mono_ms() + ph->time_limit_ms, &wire,
+				   &wirelen, &ignored);
+		if (r == 0)
+			r = inmsgwire_decode(wire, wirelen, lim, &e->m, &ignored);
+	}
 	if (r < 0) {
 		if (early_take(ph, &taken))
 			early_free(ph, &taken);
-		drop(&ph->fd);
+		kid_done(ph, &ph->cur);
 		buf_reset(&ph->scratch);
 		return r;
 	}
@@ -1139,5 +1200,5 @@ parsehelper_main(int argc, char **argv)
 	 * reaches the server, nor the next message. Behind the wall, no
 	 * exit handlers (a sanitizer's leak check would need calls the
 	 * filter forbids). */
-	_exit(helper_fork_server(child_main, NULL));
+	_exit(helper_fork_server(child_main, NULL, LINGER_MS));
 }

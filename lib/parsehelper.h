@@ -52,7 +52,7 @@
  *	parsed soon (the next one of an IMAP batch) to a child now, and
  *	returns: that child parses while the caller files the message
  *	before. At most PARSEHELPER_EARLY such requests wait (the oldest is
- *	dropped for a new one). parsehelper_parse of the same request (the
+ *	dropped for a new one, its peeked answer freed). parsehelper_parse of the same request (the
  *	same bytes and limits, compared whole) takes that child's answer as
  *	its first try; parsehelper_peek waits for it now and keeps it (the
  *	caller needs the parse early: to start a decryption ahead). A
@@ -64,8 +64,16 @@
  *	PARSEHELPER_TIME_LIMIT_MS). A child that dies, is killed, runs over
  *	the limit or answers something malformed (or more than its answer)
  *	is lost: one that died is as the server reports it (its wait
- *	status); one still running is ended with the server and all it runs
- *	(one process group), and the next request starts a new server. The
+ *	status: the server reports every end, read as they come so that
+ *	none is lost); one still running is the server's to end. Whenever
+ *	the caller is done with a child (answered, lost, or sent ahead and
+ *	not wanted) it tells the server, which kills the child if it is
+ *	still there a second later (lib/helper: helper_fork_server): no
+ *	child a message took over outlives its use. A server that does not
+ *	report, or whose child does not come up, is ended with all it runs
+ *	(one process group) and the next request starts a new one; children
+ *	started ahead by an ended server are then dropped without counting
+ *	as lost. The
  *	message is tried once more on a fresh child; lost again, the call
  *	fails with PARSEHELPER_LOST and a PHI-free reason for a quarantine
  *	("parser lost twice on this message: killed by signal 11"). With
@@ -76,9 +84,6 @@
  *	message) and the call fails with PARSEHELPER_LOST at once. A child
  *	started ahead that is gone when its request comes (killed
  *	meanwhile) is counted lost and replaced; the message does not pay.
- *	A child still running a second after its answer is taken for one a
- *	message took over, and ended with its server before the next
- *	request.
 
  *	parsehelper_enable picks the program as lib/helper's helper_find
  *	does (carepost-parse beside the running binary, then in

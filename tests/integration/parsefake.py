@@ -5,13 +5,15 @@ test_parse_wall copies carepostd into a scratch directory and puts beside
 it a carepost-parse that runs this script, which carepostd then finds and
 starts as its parse helper (lib/helper's helper_find: a program beside the
 running binary comes first). It serves carepostd as the real one does, a
-fork server (lib/parsehelper.h): it starts the real carepost-parse
-(argv[1]) on a socket of its own and relays its first word; then, for each
-connection carepostd hands it (a descriptor, SCM_RIGHTS), it forks a child
-of its own that asks the real server for a real child and relays the
-frames both ways, saying its own pid in the first word. It reports each of
-its children that did not exit 0 (pid and wait status) as the real server
-does. A child whose request carries one of these header lines instead:
+fork server (lib/helper.h): it starts the real carepost-parse (argv[1]) on
+a socket of its own and relays its first word; then, for each connection
+carepostd hands it ("f" and a descriptor, SCM_RIGHTS; numbered from 1), it
+forks a child of its own that asks the real server for a real child and
+relays the frames both ways, saying its own pid in the first word. It
+reports every end of its children (connection number and wait status) and
+kills a child still there a second after carepostd said it is done with it
+("e" and the number), as the real server does. A child whose request
+carries one of these header lines instead:
 
     X-Test-Parser: segv     dies of SIGSEGV (a parser crashing on input)
     X-Test-Parser: stall    writes DIR/stalled.PID (argv[2]) and waits
@@ -74,7 +76,8 @@ def child(conn, real):
     return 0
 
 
-def reap(up):
+def reap(up, kids):
+    """Report every child that ended: its connection number, its status."""
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -82,8 +85,12 @@ def reap(up):
             return
         if pid == 0:
             return
-        if status != 0:
-            up.sendall(frame(0, struct.pack("=i", pid), struct.pack("=i", status)))
+        seq, _ = kids.pop(pid, (0, None))
+        try:
+            up.send(frame(0, struct.pack("=I", seq), struct.pack("=i", status)),
+                    socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            pass
 
 
 def main():
@@ -93,14 +100,28 @@ def main():
                    file_actions=[(os.POSIX_SPAWN_DUP2, theirs.fileno(), 3)])
     theirs.close()
     up.sendall(read_frame(real))                # the server's first word
+    kids = {}                                   # pid: (connection, deadline)
+    seq = 0
     while True:
-        reap(up)
+        reap(up, kids)
+        now = time.monotonic()
+        for pid, (s, deadline) in list(kids.items()):
+            if deadline is not None and deadline <= now:
+                os.kill(pid, signal.SIGKILL)
+                kids[pid] = (s, None)
         ready, _, _ = select.select([up], [], [], 0.05)
         if not ready:
             continue
         msg, fds, _, _ = socket.recv_fds(up, 1, 1)
         if not msg:
             return 0
+        if msg == b"e":
+            (which,) = struct.unpack("=I", read_exactly(up, 4))
+            for pid, (s, deadline) in kids.items():
+                if s == which and deadline is None:
+                    kids[pid] = (s, time.monotonic() + 1.0)
+            continue
+        seq += 1
         pid = os.fork()
         if pid == 0:
             signal.signal(signal.SIGSEGV, signal.SIG_DFL)
@@ -111,6 +132,7 @@ def main():
             except EOFError:
                 rc = 0
             os._exit(rc)
+        kids[pid] = (seq, None)
         os.close(fds[0])
 
 

@@ -56,7 +56,7 @@ tu_parse_serve(helper_child_fn child)
 	if (helper_frame_send(HELPER_FD, &scratch, 0, &ready, 1) < 0)
 		return 1;
 	buf_free(&scratch);
-	return helper_fork_server(child, NULL);
+	return helper_fork_server(child, NULL, 1000);
 }
 
 /*
