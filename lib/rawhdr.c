@@ -55,22 +55,28 @@ value(const char *f, size_t len, size_t *vlen)
  * Never dropped, which would make the one below it the topmost.
  */
 static int
-add_authres(struct rawhdr *h, const char *v, size_t len)
+add_authres(struct rawhdr *h, const char *v, size_t len, int cut)
 {
-	char **nv;
+	char **nv, *copy;
 
 	if (h->authres.n >= RAWHDR_MAX_AUTHRES)
 		return 0;	/* only the topmost count, and they are kept */
 	if (len > RAWHDR_MAX_VALUE)
 		len = RAWHDR_MAX_VALUE;
+	if (cut && len > RAWHDR_MAX_VALUE - 2)
+		len = RAWHDR_MAX_VALUE - 2;
 	nv = realloc(h->authres.v, (h->authres.n + 1) * sizeof(*nv));
 	if (nv == NULL)
 		return -ENOMEM;
 	h->authres.v = nv;
-	nv[h->authres.n] = strndup(v, len);
-	if (nv[h->authres.n] == NULL)
+	copy = malloc(len + 3);
+	if (copy == NULL)
 		return -ENOMEM;
-	h->authres.n++;
+	memcpy(copy, v, len);
+	/* Lines of it left out: an open comment makes what is left
+	 * unreadable to authres, so it counts for nothing. */
+	memcpy(copy + len, cut ? " (" : "", cut ? 3 : 1);
+	nv[h->authres.n++] = copy;
 	return 0;
 }
 
@@ -189,9 +195,10 @@ add_recipients(struct buf *b, const char *v, size_t len)
 
 /*
  * field - one unfolded field; cut: lines of it were left out (over
- * RAWHDR_MAX_FIELD). An Authentication-Results value so long is cut to
- * RAWHDR_MAX_VALUE by add_authres and counts for nothing; a From so long
- * is not believed.
+ * RAWHDR_MAX_FIELD, or past the header block's limit). Such an
+ * Authentication-Results value keeps its place and counts for nothing
+ * (add_authres), such a From is not believed, and such a recipient
+ * field names nobody.
  */
 static int
 field(struct rawhdr *h, struct buf *rcpt, const char *f, size_t len, int cut)
@@ -200,15 +207,18 @@ field(struct rawhdr *h, struct buf *rcpt, const char *f, size_t len, int cut)
 	const char *v = value(f, len, &vlen);
 
 	if (name_is(f, len, "Authentication-Results"))
-		return add_authres(h, v, vlen);
+		return add_authres(h, v, vlen, cut);
 	if (name_is(f, len, "From")) {
 		if (cut)
 			h->from_cut = 1;
 		from_value(h, v, vlen);
 		return 0;
 	}
-	if (name_is(f, len, "To") || name_is(f, len, "Cc") ||
-	    name_is(f, len, "Delivered-To") || name_is(f, len, "X-Original-To"))
+	/* A recipient field cut short names nobody (what is left could
+	 * read as outside a comment or quote it is in). */
+	if (!cut && (name_is(f, len, "To") || name_is(f, len, "Cc") ||
+		     name_is(f, len, "Delivered-To") ||
+		     name_is(f, len, "X-Original-To")))
 		return add_recipients(rcpt, v, vlen);
 	return 0;
 }
@@ -218,7 +228,7 @@ rawhdr_scan(const char *raw, size_t len, struct rawhdr *h, struct cp_error *err)
 {
 	struct buf cur = BUF_INIT, rcpt = BUF_INIT;
 	size_t i = 0, end = len < INMSG_MAX_HEADER_BYTES ? len : INMSG_MAX_HEADER_BYTES;
-	int r = 0, cut = 0;
+	int r = 0, cut = 0, ended = 0;
 
 	memset(h, 0, sizeof(*h));
 	while (i < end && r == 0) {
@@ -228,11 +238,16 @@ rawhdr_scan(const char *raw, size_t len, struct rawhdr *h, struct cp_error *err)
 		i += n + (nl != NULL);
 		if (n > 0 && line[n - 1] == '\r')
 			n--;
-		if (n == 0)
-			break;				/* the empty line */
+		if (n == 0) {
+			ended = 1;			/* the empty line */
+			break;
+		}
 		if (line[0] == ' ' || line[0] == '\t') {
-			if (cur.len > 0 && cur.len + n <= RAWHDR_MAX_FIELD)
-				r = buf_append(&cur, line, n);	/* unfolded */
+			/* Unfolded; once a line is left out, so is the rest
+			 * of the field (a later line alone could read as
+			 * outside a comment or a quote it is in). */
+			if (cur.len > 0 && !cut && cur.len + n <= RAWHDR_MAX_FIELD)
+				r = buf_append(&cur, line, n);
 			else if (cur.len > 0)
 				cut = 1;
 			continue;
@@ -244,8 +259,12 @@ rawhdr_scan(const char *raw, size_t len, struct rawhdr *h, struct cp_error *err)
 		if (r == 0)
 			r = buf_append(&cur, line, n);
 	}
+	/* A header block that did not end within the limit: its last field
+	 * may go on past it. (One that ends with the message is whole.) */
+	if (end == len)
+		ended = 1;
 	if (r == 0 && cur.len > 0)
-		r = field(h, &rcpt, cur.data, cur.len, cut);
+		r = field(h, &rcpt, cur.data, cur.len, cut || !ended);
 	if (r == 0)
 		r = buf_append(&rcpt, "", 1);	/* NUL */
 	buf_free(&cur);
@@ -276,17 +295,54 @@ rawhdr_from_is(const struct rawhdr *h, const char *addr)
 	       strcasecmp(h->from_addr, addr) == 0;
 }
 
+/*
+ * tagged - addr (an addr-spec, as element_addr makes it) is LOCAL+TOKEN@
+ * something: the token is its local part's tag (ASCII case ignored).
+ */
+static int
+tagged(const char *addr, size_t n, const char *token, size_t tl)
+{
+	const char *at = memchr(addr, '@', n);
+
+	if (at == NULL || (size_t)(at - addr) < tl + 2)	/* "x+" at least */
+		return 0;
+	return at[-(ptrdiff_t)tl - 1] == '+' &&
+	       strncasecmp(at - tl, token, tl) == 0;
+}
+
 int
 rawhdr_recipients_name(const struct rawhdr *h, const char *token)
 {
-	size_t tl = token ? strlen(token) : 0;
-	int quoted = 0, comment = 0;
+	char bare[RAWHDR_MAX_ADDR], angle[RAWHDR_MAX_ADDR];
+	size_t tl = token ? strlen(token) : 0, nb = 0, na = 0;
+	int quoted = 0, comment = 0, in_angle = 0, had_angle = 0, bad = 0;
+	int gap = 0;
 
 	if (tl == 0 || h->recipients == NULL)
 		return 0;
-	for (const char *p = h->recipients; *p != '\0'; p++) {
-		if (*p == '\n') {		/* the next field */
-			quoted = comment = 0;
+	/* Each element of the address lists (fields are one a line; an
+	 * element ends at a comma, a group's name at its colon): its
+	 * angle-addr when it has one, else its text without comments, when
+	 * that is one word. Display names, group names, comments and quoted
+	 * strings never name a recipient. */
+	for (const char *p = h->recipients;; p++) {
+		int end = *p == '\0' || *p == '\n' ||
+			  (!quoted && !comment && !in_angle && (*p == ',' || *p == ':' ||
+								*p == ';'));
+
+		if (end) {
+			int group = *p == ':';	/* what came was its name */
+
+			if (!group && !bad && !quoted && !comment && !in_angle &&
+			    (had_angle ? tagged(angle, na, token, tl) :
+			     tagged(bare, nb, token, tl)))
+				return 1;
+			if (*p == '\0')
+				return 0;
+			if (*p == '\n')
+				quoted = comment = in_angle = 0;
+			nb = na = 0;
+			had_angle = bad = gap = 0;
 			continue;
 		}
 		if ((quoted || comment) && *p == '\\' && p[1] != '\0' && p[1] != '\n') {
@@ -301,13 +357,30 @@ rawhdr_recipients_name(const struct rawhdr *h, const char *token)
 			comment += *p == '(' ? 1 : *p == ')' ? -1 : 0;
 			continue;
 		}
+		if (in_angle) {
+			if (*p == '>')
+				in_angle = 0;
+			else if (na < sizeof(angle) - 1)
+				angle[na++] = *p;
+			else
+				bad = 1;
+			continue;
+		}
 		if (*p == '"')
 			quoted = 1;
 		else if (*p == '(')
 			comment = 1;
-		else if (*p == '+' && strncasecmp(p + 1, token, tl) == 0 &&
-			 p[1 + tl] == '@')
-			return 1;
+		else if (*p == '<') {
+			in_angle = had_angle = 1;
+			na = 0;
+		} else if (*p == ' ' || *p == '\t' || *p == '\r') {
+			gap = nb > 0;
+		} else {
+			/* a second word: a phrase, not an addr-spec */
+			if (gap || nb >= sizeof(bare) - 1)
+				bad = 1;
+			else
+				bare[nb++] = *p;
+		}
 	}
-	return 0;
 }

@@ -38,20 +38,25 @@
  *	  unfolded, one after another (at most RAWHDR_MAX_RECIPIENTS
  *	  bytes), for rawhdr_recipients_name.
  *
- *	A field is unfolded up to RAWHDR_MAX_FIELD bytes; the lines of it
- *	beyond are left out, and a From so cut is not believed
- *	(rawhdr_from_is fails).
- *
  *	rawhdr_from_is(h, addr): addr (the helper's from_addr) is from_addr
  *	(ASCII case ignored); the count says whether there are others. A quoted local part
  *	("a b"@x) that the parser unquotes does not match: such a From is not
  *	believed (fail closed: the message is not authenticated by it).
  *	rawhdr_recipients_name(h, token): an address in the recipient fields
- *	carries the token as its tag: "+TOKEN@" (ASCII case ignored),
- *	outside quoted strings and comments (a display name or a comment
- *	that mentions a reply address names no recipient). Recipient
+ *	carries the token as its tag: LOCAL+TOKEN@DOMAIN (ASCII case
+ *	ignored), where the address is an element's angle-addr, or, without
+ *	one, its one word outside comments: display names, group names,
+ *	phrases, comments and quoted strings name no recipient. Recipient
  *	values past RAWHDR_MAX_RECIPIENTS bytes are not read: a token only
  *	there is not found (fail closed).
+ *
+ *	A field is unfolded up to RAWHDR_MAX_FIELD bytes; once a line of it
+ *	is left out, so is the rest of it, and the field counts as cut (so
+ *	does the last field of a header block that runs past
+ *	INMSG_MAX_HEADER_BYTES). A cut Authentication-Results value keeps
+ *	its place and counts for nothing (an open comment is put after what
+ *	is kept, so lib/authres cannot read it), a cut From is not believed
+ *	(rawhdr_from_is fails), a cut recipient field names nobody.
  * ERRORS
  *	rawhdr_scan: -ENOMEM. A header block cut short (no empty line, or
  *	one over the byte limit) is scanned as far as it goes.

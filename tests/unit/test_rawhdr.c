@@ -143,6 +143,19 @@ a_reply_token_must_be_an_addresss_tag(void **state)
 	/* a quote left open in one field does not hide the next field */
 	assert_true(rawhdr_recipients_name(&h, "tokj"));
 	rawhdr_free(&h);
+
+	scan("To: 'reply+tokk@reply.example' <other@example.test>,\r\n"
+	     " team reply+tokl@reply.example, grp+tokm@reply.example: a@b.test;,\r\n"
+	     " Pat <reply+tokn@reply.example> (reply+toko@reply.example),\r\n"
+	     " reply+tokp@reply.example (Pat)\r\n"
+	     "\r\n", &h);
+	assert_false(rawhdr_recipients_name(&h, "tokk"));	/* a display name */
+	assert_false(rawhdr_recipients_name(&h, "tokl"));	/* a phrase */
+	assert_false(rawhdr_recipients_name(&h, "tokm"));	/* a group's name */
+	assert_true(rawhdr_recipients_name(&h, "tokn"));	/* the angle-addr */
+	assert_false(rawhdr_recipients_name(&h, "toko"));	/* its comment */
+	assert_true(rawhdr_recipients_name(&h, "tokp"));	/* bare, commented */
+	rawhdr_free(&h);
 }
 
 /*
@@ -197,6 +210,41 @@ cut_fields_fail_closed(void **state)
 	assert_int_equal(ar.below_top, 1);
 	/* its second address was cut off: the first alone is not believed */
 	assert_false(rawhdr_from_is(&h, "pat@patients.test"));
+	rawhdr_free(&h);
+
+	/* one long line left out of the MTA's header: what is left (its
+	 * first line, a verdict) counts for nothing, and the lines after
+	 * the cut are not read as if they stood alone */
+	buf_reset(&raw);
+	buf_puts(&raw, "Authentication-Results: mx.test; dmarc=pass header.from=patients.test\r\n ");
+	for (int i = 0; i < 30000; i++)
+		buf_puts(&raw, "(0123456789)");
+	buf_puts(&raw, "\r\n ; dmarc=fail\r\n"
+		 "Authentication-Results: mx.test; dmarc=pass header.from=patients.test\r\n"
+		 "To: (x\r\n ");
+	for (int i = 0; i < 30000; i++)
+		buf_puts(&raw, "0123456789");
+	buf_puts(&raw, "\r\n ) reply+tokq@reply.example\r\n\r\n");
+	assert_int_equal(rawhdr_scan(raw.data, raw.len, &h, &err), 0);
+	assert_int_equal(h.authres.n, 2);
+	assert_int_equal(authres_check((const char *const *)h.authres.v, h.authres.n,
+				       "mx.test", "patients.test", &ar), 0);
+	assert_false(ar.dmarc_pass);
+	assert_int_equal(ar.below_top, 1);
+	assert_false(rawhdr_recipients_name(&h, "tokq"));
+	rawhdr_free(&h);
+
+	/* a header block that runs past its limit: its last field is cut */
+	buf_reset(&raw);
+	buf_puts(&raw, "To: x@y.test\r\nFrom: pat@patients.test,");
+	while (raw.len < INMSG_MAX_HEADER_BYTES + 10)
+		buf_puts(&raw, "\r\n (0123456789)");
+	assert_int_equal(rawhdr_scan(raw.data, raw.len, &h, &err), 0);
+	assert_false(rawhdr_from_is(&h, "pat@patients.test"));
+	rawhdr_free(&h);
+	/* one that ends with the message (no body) is whole */
+	assert_int_equal(rawhdr_scan("From: pat@patients.test", 23, &h, &err), 0);
+	assert_true(rawhdr_from_is(&h, "pat@patients.test"));
 	rawhdr_free(&h);
 	buf_free(&raw);
 }
