@@ -342,8 +342,6 @@ rcpt_set_state(struct delivery_rcpt *rc, enum rcpt_state state,
 void
 delivery_clear(struct delivery *d)
 {
-	size_t i;
-
 	free(d->id);
 	free(d->type);
 	free(d->patient);
@@ -351,9 +349,7 @@ delivery_clear(struct delivery *d)
 	free(d->department);
 	free(d->thread);
 	free(d->origin);
-	for (i = 0; i < d->nrcpts; i++)
-		rcpt_clear(&d->rcpts[i]);
-	free(d->rcpts);
+	delivery_drop_rcpts(d);
 	json_decref(d->data);
 	json_decref(d->extra);
 	memset(d, 0, sizeof(*d));
@@ -628,6 +624,18 @@ delivery_add_rcpt(struct delivery *d, const char *ref, enum rcpt_mode mode,
 	}
 	d->nrcpts++;
 	return rc;
+}
+
+void
+delivery_drop_rcpts(struct delivery *d)
+{
+	size_t i;
+
+	for (i = 0; i < d->nrcpts; i++)
+		rcpt_clear(&d->rcpts[i]);
+	free(d->rcpts);
+	d->rcpts = NULL;
+	d->nrcpts = 0;
 }
 
 /* claimed - what every claimed record starts with. */

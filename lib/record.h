@@ -215,6 +215,8 @@ int record_set_str(char **field, const char *value);
  */
 struct delivery_rcpt *delivery_add_rcpt(struct delivery *d, const char *ref,
 					enum rcpt_mode mode, const char *address);
+/* delivery_drop_rcpts - no recipient entries any more (all freed). */
+void delivery_drop_rcpts(struct delivery *d);
 
 /*
  * delivery_from_event - the record of a claimed, valid portal event
