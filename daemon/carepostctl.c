@@ -24,6 +24,7 @@
  *	inbox PATIENT                a patient's inbox (decrypted previews)
  *	read PATIENT MSG             one inbox message, decrypted
  *	clinic-queue [DEPT]          the clinic queue (no PHI)
+ *	quarantine                   what inbound quarantined, and why (no PHI)
  *
  *	ingest runs gpg on the message (outside data) only in a gpg helper
  *	(lib/pgphelper: carepost-pgp, or this program started as one), under
@@ -39,6 +40,7 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <sysexits.h>
+#include <time.h>
 
 #include "atrest.h"
 #include "event.h"
@@ -93,6 +95,7 @@ usage(FILE *f)
 	      "  inbox PATIENT             a patient's inbox messages (decrypted previews)\n"
 	      "  read PATIENT MSG          one inbox message: text, form fields, attachments\n"
 	      "  clinic-queue [DEPT]       the clinic queue, all departments or one\n"
+	      "  quarantine                what was quarantined: when, where, why (no PHI)\n"
 	      "options:\n"
 	      "  -c, --config FILE  configuration (default /etc/carepost/carepost.conf)\n"
 	      "  -j, --json         machine-readable output\n"
@@ -969,6 +972,59 @@ cmd_clinic_queue(const char *dept)
 	return 0;
 }
 
+/* print_quarantined - one line of "quarantine": when, where, why. */
+static void
+print_quarantined(const struct seen_record *sr)
+{
+	char when[32] = "-";
+	struct tm tm;
+	time_t at = sr->at;
+
+	if (gmtime_r(&at, &tm) != NULL)
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	printf("%s", when);
+	if (sr->uid > 0)
+		printf("  %s uid=%lld uidvalidity=%lld", sr->mailbox ? sr->mailbox : "-",
+		       sr->uid, sr->uidvalidity);
+	printf("  message-id=%s%s%s", sr->message_id ? "<" : "",
+	       sr->message_id ? sr->message_id : "-", sr->message_id ? ">" : "");
+	if (sr->event)
+		printf("  event=%s", sr->event);
+	printf("  %s  %s\n", sr->class ? sr->class : "-", sr->reason ? sr->reason : "");
+}
+
+static int
+cmd_quarantine(void)
+{
+	struct runtime rt;
+	struct cp_error err;
+	json_t *list, *e;
+	size_t i;
+	int r;
+
+	if ((r = open_rt(&rt, RUNTIME_STORE)) != 0)
+		return r;
+	cp_error_clear(&err);
+	r = inbox_quarantine(rt.store, &list, &err);
+	runtime_close(&rt);
+	if (r < 0)
+		return fail(EX_IOERR, "%s", err.text);
+	if (json_output) {
+		print_json(list);
+	} else {
+		json_array_foreach(list, i, e) {
+			struct seen_record sr;
+
+			if (seen_load(e, &sr, NULL) < 0)
+				continue;
+			print_quarantined(&sr);
+			seen_clear(&sr);
+		}
+	}
+	json_decref(list);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1053,6 +1109,8 @@ main(int argc, char **argv)
 		return cmd_read(argv[1], argv[2]);
 	if (strcmp(cmd, "clinic-queue") == 0 && argc <= 2)
 		return cmd_clinic_queue(argc == 2 ? argv[1] : NULL);
+	if (strcmp(cmd, "quarantine") == 0 && argc == 1)
+		return cmd_quarantine();
 	usage(stderr);
 	return EX_USAGE;
 }
