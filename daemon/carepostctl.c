@@ -24,6 +24,7 @@
  *	inbox PATIENT                a patient's inbox (decrypted previews)
  *	read PATIENT MSG             one inbox message, decrypted
  *	clinic-queue [DEPT]          the clinic queue (no PHI)
+ *	quarantine                   what inbound quarantined, and why (no PHI)
  *
  *	ingest runs gpg on the message (outside data) only in a gpg helper
  *	(lib/pgphelper: carepost-pgp, or this program started as one), under
@@ -39,6 +40,7 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <sysexits.h>
+#include <time.h>
 
 #include "atrest.h"
 #include "event.h"
@@ -93,6 +95,7 @@ usage(FILE *f)
 	      "  inbox PATIENT             a patient's inbox messages (decrypted previews)\n"
 	      "  read PATIENT MSG          one inbox message: text, form fields, attachments\n"
 	      "  clinic-queue [DEPT]       the clinic queue, all departments or one\n"
+	      "  quarantine                what was quarantined: when, where, why (no PHI)\n"
 	      "options:\n"
 	      "  -c, --config FILE  configuration (default /etc/carepost/carepost.conf)\n"
 	      "  -j, --json         machine-readable output\n"
@@ -773,6 +776,22 @@ preview(const char *text, size_t max)
 	return out;
 }
 
+/* print_rows - rows as JSON, or a line each by print_row; drops rows. */
+static int
+print_rows(json_t *rows, void (*print_row)(json_t *row))
+{
+	json_t *e;
+	size_t i;
+
+	if (json_output)
+		print_json(rows);
+	else
+		json_array_foreach(rows, i, e)
+			print_row(e);
+	json_decref(rows);
+	return 0;
+}
+
 /* print_inbox_row - one inbox_row, for people. */
 static void
 print_inbox_row(json_t *row)
@@ -844,13 +863,7 @@ cmd_inbox(const char *patient)
 	pgp_free(p);
 	runtime_close(&rt);
 	json_decref(list);
-	if (json_output)
-		print_json(rows);
-	else
-		json_array_foreach(rows, i, rec)
-			print_inbox_row(rec);
-	json_decref(rows);
-	return 0;
+	return print_rows(rows, print_inbox_row);
 }
 
 static int
@@ -933,40 +946,78 @@ cmd_read(const char *patient, const char *msg)
 	return 0;
 }
 
+/*
+ * A listing from the store: list (given arg) hands out an array, shown as
+ * JSON or a row at a time by print_row.
+ */
+typedef int (*listing_fn)(struct store *s, const char *arg, json_t **out,
+			  struct cp_error *err);
+
 static int
-cmd_clinic_queue(const char *dept)
+cmd_listing(listing_fn list, const char *arg, void (*print_row)(json_t *row))
 {
 	struct runtime rt;
 	struct cp_error err;
-	json_t *list, *e;
-	size_t i;
+	json_t *rows;
 	int r;
 
 	if ((r = open_rt(&rt, RUNTIME_STORE)) != 0)
 		return r;
 	cp_error_clear(&err);
-	r = inbox_clinic_queue(rt.store, dept, &list, &err);
+	r = list(rt.store, arg, &rows, &err);
 	runtime_close(&rt);
 	if (r < 0)
 		return fail(r == -EINVAL ? EX_USAGE : EX_IOERR, "%s", err.text);
-	if (json_output) {
-		print_json(list);
-	} else {
-		json_array_foreach(list, i, e) {
-			struct clinic_entry c;
+	return print_rows(rows, print_row);
+}
 
-			if (clinic_load(e, &c, NULL) < 0)
-				continue;
-			printf("%-12s %s  %lld  patient=%s event=%s %s %s%s\n",
-			       c.department ? c.department : "", c.inbox_id ? c.inbox_id : "",
-			       (long long)c.received, c.patient ? c.patient : "",
-			       c.event ? c.event : "", inbox_class_name(c.class),
-			       c.state ? c.state : "", c.urgent == 1 ? " URGENT" : "");
-			clinic_clear(&c);
-		}
-	}
-	json_decref(list);
-	return 0;
+/* print_clinic_entry - one line of "clinic-queue". */
+static void
+print_clinic_entry(json_t *row)
+{
+	struct clinic_entry c;
+
+	if (clinic_load(row, &c, NULL) < 0)
+		return;
+	printf("%-12s %s  %lld  patient=%s event=%s %s %s%s\n",
+	       c.department ? c.department : "", c.inbox_id ? c.inbox_id : "",
+	       (long long)c.received, c.patient ? c.patient : "",
+	       c.event ? c.event : "", inbox_class_name(c.class),
+	       c.state ? c.state : "", c.urgent == 1 ? " URGENT" : "");
+	clinic_clear(&c);
+}
+
+/* print_quarantined - one line of "quarantine": when, where, why. */
+static void
+print_quarantined(json_t *row)
+{
+	struct seen_record sr;
+	char when[32] = "-";
+	struct tm tm;
+	time_t at;
+
+	if (seen_load(row, &sr, NULL) < 0)
+		return;
+	at = sr.at;
+	if (gmtime_r(&at, &tm) != NULL)
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	printf("%s", when);
+	if (sr.uid > 0)
+		printf("  %s uid=%lld uidvalidity=%lld", sr.mailbox ? sr.mailbox : "-",
+		       sr.uid, sr.uidvalidity);
+	printf("  message-id=%s%s%s", sr.message_id ? "<" : "",
+	       sr.message_id ? sr.message_id : "-", sr.message_id ? ">" : "");
+	if (sr.event)
+		printf("  event=%s", sr.event);
+	printf("  %s  %s\n", sr.class ? sr.class : "-", sr.reason ? sr.reason : "");
+	seen_clear(&sr);
+}
+
+static int
+list_quarantine(struct store *s, const char *arg, json_t **out,
+		struct cp_error *err)
+{
+	return inbox_quarantine(s, out, err);
 }
 
 int
@@ -1052,7 +1103,10 @@ main(int argc, char **argv)
 	if (strcmp(cmd, "read") == 0 && argc == 3)
 		return cmd_read(argv[1], argv[2]);
 	if (strcmp(cmd, "clinic-queue") == 0 && argc <= 2)
-		return cmd_clinic_queue(argc == 2 ? argv[1] : NULL);
+		return cmd_listing(inbox_clinic_queue, argc == 2 ? argv[1] : NULL,
+				   print_clinic_entry);
+	if (strcmp(cmd, "quarantine") == 0 && argc == 1)
+		return cmd_listing(list_quarantine, NULL, print_quarantined);
 	usage(stderr);
 	return EX_USAGE;
 }

@@ -559,6 +559,7 @@ count_round(struct metrics *m, const struct inround_stats *st)
 	m->bounces_forged += st->forged;
 	m->parser_lost += st->parser_lost;
 	m->quarantined += st->quarantined;
+	m->duplicates += st->duplicates;
 }
 
 /* alive - after each message of a round, and before each try of the

@@ -90,6 +90,10 @@ struct work {
 
 	char dek[ATREST_DEK_ID_SIZE];	/* the data key blob is sealed with */
 	struct inbound_result decided;	/* batch: the outcome before the txn */
+
+	/* where it came from, for its seen record */
+	struct inbound_origin origin;	/* uid 0: not fetched over IMAP */
+	char message_id[SEEN_MESSAGE_ID_MAX + 1];	/* "": none kept */
 };
 
 /* ---- names and results ---- */
@@ -1043,7 +1047,42 @@ seen_of(const struct work *w, struct seen_record *sr)
 		.patient = res->patient[0] ? (char *)res->patient : NULL,
 		.event = res->event[0] ? (char *)res->event : NULL,
 		.at = (time_t)w->now,
+		.message_id = w->message_id[0] ? (char *)w->message_id : NULL,
+		.mailbox = (char *)w->origin.mailbox,
+		.uidvalidity = w->origin.uidvalidity,
+		.uid = w->origin.uid,
 	};
+}
+
+/* keep_message_id - the Message-ID for the seen record: printable ASCII
+ * without spaces and at most SEEN_MESSAGE_ID_MAX bytes, else none. */
+static void
+keep_message_id(struct work *w)
+{
+	const char *mid = w->m ? w->m->message_id : NULL;
+	size_t i, n = mid ? strlen(mid) : 0;
+
+	w->message_id[0] = '\0';
+	if (n == 0 || n > SEEN_MESSAGE_ID_MAX)
+		return;
+	for (i = 0; i < n; i++)
+		if (mid[i] <= 0x20 || mid[i] >= 0x7f)
+			return;
+	memcpy(w->message_id, mid, n + 1);
+}
+
+/* note_again - a message seen before, fetched again: counted in its seen
+ * record (a record that cannot be read stays as it is). */
+static int
+note_again(struct store *s, MDB_txn *txn, const char *key, struct cp_error *err)
+{
+	int r = txn ? seen_txn_note_again(s, txn, key, err) : seen_note_again(s, key, err);
+
+	if (r == -ENOENT || r == -EBADMSG || r == -EPROTO) {
+		cp_error_clear(err);
+		return 0;
+	}
+	return r;
 }
 
 /* kind_of - what filing writes for w's disposition. */
@@ -1118,7 +1157,9 @@ commit(struct work *w, struct cp_error *err)
 	r = store_write(w->ib->store, commit_txn, w, err);
 	if (r == -EALREADY) {
 		cp_error_clear(err);
-		return seen_lookup(w, &found, err);
+		r = seen_lookup(w, &found, err);
+		if (r == 0 && found)
+			r = note_again(w->ib->store, NULL, w->res->seen_key, err);
 	}
 	return r;
 }
@@ -1274,6 +1315,9 @@ batch_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
 		if (r == 0) {
 			seen_fill(w, &seen);
 			seen_clear(&seen);
+			r = note_again(s, txn, w->res->seen_key, err);
+			if (r < 0)
+				return r;
 			continue;
 		}
 		if (r != -ENOENT)
@@ -1359,9 +1403,10 @@ inbound_ahead(struct inbound *ib, const char *raw, size_t len)
 	return 1;
 }
 
-int
-inbound_ingest(struct inbound *ib, const char *raw, size_t len, int64_t now,
-	       int dry_run, struct inbound_result *res, struct cp_error *err)
+static int
+ingest(struct inbound *ib, const char *raw, size_t len, int64_t now,
+       int dry_run, const struct inbound_origin *origin,
+       struct inbound_result *res, struct cp_error *err)
 {
 	struct work w;
 	struct cp_error perr;
@@ -1375,6 +1420,8 @@ inbound_ingest(struct inbound *ib, const char *raw, size_t len, int64_t now,
 	w.now = now;
 	w.dry_run = dry_run;
 	w.res = res;
+	if (origin != NULL)
+		w.origin = *origin;
 	res->class = INMSG_UNKNOWN;
 
 	cp_error_clear(&perr);
@@ -1390,13 +1437,18 @@ inbound_ingest(struct inbound *ib, const char *raw, size_t len, int64_t now,
 		sha256_hex("mid:", w.m->message_id, strlen(w.m->message_id), res->seen_key);
 	else
 		sha256_hex("raw:", raw, len, res->seen_key);
+	keep_message_id(&w);
 
 	r = seen_lookup(&w, &found, err);
 	if (r < 0)
 		goto out;
 	if (found) {
-		if (!dry_run)
+		if (!dry_run) {
+			r = note_again(ib->store, NULL, res->seen_key, err);
+			if (r < 0)
+				goto out;
 			log_outcome(&w);
+		}
 		goto done;
 	}
 	if (parse_rc < 0) {
@@ -1425,4 +1477,19 @@ done:
 out:
 	work_free(&w);
 	return r;
+}
+
+int
+inbound_ingest(struct inbound *ib, const char *raw, size_t len, int64_t now,
+	       int dry_run, struct inbound_result *res, struct cp_error *err)
+{
+	return ingest(ib, raw, len, now, dry_run, NULL, res, err);
+}
+
+int
+inbound_ingest_imap(struct inbound *ib, const char *raw, size_t len, int64_t now,
+		    const struct inbound_origin *origin, struct inbound_result *res,
+		    struct cp_error *err)
+{
+	return ingest(ib, raw, len, now, 0, origin, res, err);
 }

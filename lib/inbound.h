@@ -281,6 +281,21 @@ int inbound_ahead(struct inbound *ib, const char *raw, size_t len);
 int inbound_ingest(struct inbound *ib, const char *raw, size_t len,
 		   int64_t now, int dry_run, struct inbound_result *res,
 		   struct cp_error *err);
+/*
+ * inbound_ingest_imap - inbound_ingest (never a dry run) of a message
+ * fetched over IMAP at origin: its seen record keeps where it was
+ * fetched (mailbox, UIDVALIDITY, UID), for carepostctl quarantine.
+ * origin->mailbox is borrowed until the decision is committed
+ * (inbound_batch_commit when batching).
+ */
+struct inbound_origin {
+	const char *mailbox;
+	uint32_t uidvalidity;
+	uint32_t uid;
+};
+int inbound_ingest_imap(struct inbound *ib, const char *raw, size_t len,
+			int64_t now, const struct inbound_origin *origin,
+			struct inbound_result *res, struct cp_error *err);
 
 void inbound_result_clear(struct inbound_result *res);
 

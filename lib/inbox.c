@@ -176,3 +176,85 @@ inbox_clinic_queue(struct store *s, const char *dept, json_t **out,
 		return cp_error_set(err, -EINVAL, "department: expected a name");
 	return list_records(s, DB_CLINIC, dept, out, err);
 }
+
+/* The quarantine: the rows of the seen records quarantined, oldest first. */
+struct quarantined {
+	time_t at;
+	json_t *row;
+};
+
+struct quarantine_listing {
+	struct quarantined *v;
+	size_t n, cap;
+	int failed;		/* out of memory */
+};
+
+static int
+quarantine_each(void *userdata, const char *key, size_t keylen, json_t *rec)
+{
+	struct quarantine_listing *l = userdata;
+	struct seen_record sr;
+	json_t *row;
+
+	if (seen_load(rec, &sr, NULL) < 0)
+		return 0;	/* not one of ours */
+	row = seen_quarantine_row(&sr);
+	if (sr.folder == SEEN_QUARANTINE && row == NULL)
+		l->failed = 1;
+	if (row != NULL && l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 64;
+		struct quarantined *v = reallocarray(l->v, cap, sizeof(*v));
+
+		if (v == NULL) {
+			json_decref(row);
+			row = NULL;
+			l->failed = 1;
+		} else {
+			l->v = v;
+			l->cap = cap;
+		}
+	}
+	if (row != NULL)
+		l->v[l->n++] = (struct quarantined){ sr.at, row };
+	seen_clear(&sr);
+	return l->failed;
+}
+
+static int
+by_time(const void *a, const void *b)
+{
+	const struct quarantined *x = a, *y = b;
+
+	return (x->at > y->at) - (x->at < y->at);
+}
+
+int
+inbox_quarantine(struct store *s, json_t **out, struct cp_error *err)
+{
+	struct quarantine_listing l = { 0 };
+	json_t *list = NULL;
+	size_t i;
+	int r;
+
+	r = store_foreach(s, DB_SEEN, quarantine_each, &l, err);
+	if (r > 0 && l.failed)
+		r = cp_error_set(err, -ENOMEM, "out of memory");
+	if (r >= 0 && (list = json_array()) == NULL)
+		r = cp_error_set(err, -ENOMEM, "out of memory");
+	if (r >= 0) {
+		r = 0;
+		qsort(l.v, l.n, sizeof(*l.v), by_time);
+	}
+	for (i = 0; i < l.n; i++) {
+		if (r == 0 && json_array_append(list, l.v[i].row) < 0)
+			r = cp_error_set(err, -ENOMEM, "out of memory");
+		json_decref(l.v[i].row);
+	}
+	free(l.v);
+	if (r < 0) {
+		json_decref(list);
+		return r;
+	}
+	*out = list;
+	return 0;
+}

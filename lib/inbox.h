@@ -1,7 +1,7 @@
 /*
  * NAME
  *	inbox - reading back what inbound filed: a patient's inbox, one
- *	message opened, the clinic queue
+ *	message opened, the clinic queue, the quarantine
  * SYNOPSIS
  *	#include "inbox.h"
  *
@@ -9,8 +9,9 @@
  *	inbox_get(store, "p-1", msg_id, &rec, &err);
  *	inbox_open(pgp, atrest, rec, &content, &err);
  *	inbox_clinic_queue(store, "cardiology", &list, &err);
+ *	inbox_quarantine(store, &list, &err);
  * DESCRIPTION
- *	What carepostctl inbox, read and clinic-queue show; the portal
+ *	What carepostctl inbox, read, clinic-queue and quarantine show; the portal
  *	does the same in its own language from docs/store.md.
  *
  *	inbox_list - the patient's inbox records, oldest first, as a new
@@ -23,6 +24,12 @@
  *	(a gpg message to the store key) with p.
  *	inbox_clinic_queue - the entries of department dept (all when
  *	NULL), as a new array, each with "department" added from its key.
+ *	inbox_quarantine - what inbound quarantined, oldest first, as a new
+ *	array of seen_quarantine_row (record.h): when, the reason, the
+ *	class, where it was fetched or its Message-ID, the event and
+ *	patient ids when known; no subject, address or body (the seen
+ *	records keep none). A message quarantined unread (over the size
+ *	limit) has no seen record and is not listed.
  *	inbox_aad - what a sealed blob is bound to: its format and its
  *	record's key, so that a blob moved into another patient's record,
  *	or another record of the same patient, fails to open. inbound seals
@@ -69,6 +76,7 @@ int inbox_open(struct pgp *p, struct atrest *a, json_t *record,
 	       json_t **content, struct cp_error *err);
 int inbox_clinic_queue(struct store *s, const char *dept, json_t **out,
 		       struct cp_error *err);
+int inbox_quarantine(struct store *s, json_t **out, struct cp_error *err);
 void inbox_aad(const char *patient, const char *msg_id, char out[INBOX_AAD_MAX]);
 
 #endif

@@ -166,6 +166,10 @@ save_mark(struct inround *in)
 static void
 count(struct inround_stats *st, const struct inbound_result *res)
 {
+	if (res->disposition == INBOUND_DUPLICATE) {
+		st->duplicates++;
+		return;
+	}
 	switch (res->class) {
 	case INMSG_REPLY:
 		if (res->form)
@@ -266,8 +270,12 @@ batch(struct inround *in, volatile int *stop, inround_progress_fn progress,
 			results[i].folder = INBOUND_FOLDER_QUARANTINE;
 			results[i].disposition = INBOUND_QUARANTINED;
 		} else {
-			r = inbound_ingest(in->ib, msgs[i].raw, msgs[i].len, cp_now(),
-					   0, &results[i], &e);
+			const struct inbound_origin from = {
+				mailbox(cfg), in->uidvalidity, msgs[i].uid,
+			};
+
+			r = inbound_ingest_imap(in->ib, msgs[i].raw, msgs[i].len,
+						cp_now(), &from, &results[i], &e);
 			if (r < 0)
 				break;	/* the store or gpg failed: it stays */
 		}

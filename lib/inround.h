@@ -116,7 +116,8 @@
 /* Seconds an IDLE may last before it is renewed (servers end it at 30 min). */
 #define INROUND_IDLE_RENEW	(25 * 60)
 
-/* What the rounds committed, by class (carepostd's metrics). */
+/* What the rounds committed, by class (carepostd's metrics); a message
+ * fetched again after its decision counts as a duplicate only. */
 struct inround_stats {
 	size_t decided;		/* messages decided and committed */
 	size_t replies;		/* replies, forms not included */
@@ -130,6 +131,7 @@ struct inround_stats {
 				   twice on them (inbound_result.parser_lost) */
 	size_t quarantined;	/* quarantined now (not duplicates), also
 				   those too large to fetch */
+	size_t duplicates;	/* seen before: not counted by class */
 	size_t queued;		/* messages that queued outbound mail (an
 				   acknowledgement, a staff alert, a form
 				   request): worth a send round now */

@@ -7,24 +7,61 @@
  */
 #include "intake.h"
 #include "event.h"
+#include "log.h"
 #include "queue.h"
 #include "record.h"
 #include "token.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* A failure at claim, logged once its transaction has committed. */
+struct claim_failure {
+	char id[STORE_ID_MAX + 1];
+	char patient[STORE_ID_MAX + 1];	/* "" when the event named none */
+	char reason[160];
+};
 
 struct claim {
 	int64_t now;
 	int token_ttl;
 	size_t max;
 	size_t claimed;
+	struct claim_failure *failures;	/* room for max */
+	size_t nfailed;
 };
+
+/* portal_type - the type of a failed event as its record keeps it: as
+ * the event named it when it is one the portal may write, else "unknown"
+ * (an internal type is as unknown to the portal as a made-up one). */
+static const char *
+portal_type(const char *name)
+{
+	const struct event_type *et = event_type_find(name);
+
+	return et != NULL && !et->internal ? name : "unknown";
+}
+
+static void
+note_failure(struct claim *c, const char *id, const char *patient,
+	     const char *reason)
+{
+	struct claim_failure *f;
+
+	if (c->nfailed >= c->max)
+		return;
+	f = &c->failures[c->nfailed++];
+	cp_strlcpy(f->id, id, sizeof(f->id));
+	cp_strlcpy(f->patient, patient && id_valid(patient) ? patient : "",
+		   sizeof(f->patient));
+	cp_strlcpy(f->reason, reason, sizeof(f->reason));
+}
 
 static int
 fail_event(struct store *s, MDB_txn *txn, const char *id, json_t *ev,
-	   const char *reason, int64_t now, struct cp_error *err)
+	   const char *reason, struct claim *c, struct cp_error *err)
 {
 	struct delivery d;
 	const char *type = NULL, *patient = NULL;
@@ -35,14 +72,15 @@ fail_event(struct store *s, MDB_txn *txn, const char *id, json_t *ev,
 		int has_type;
 
 		event_peek(ev, &t, &has_type, &patient);
-		/* as the event named it when carepost knows it, else "unknown" */
 		if (has_type)
-			type = event_type_find(t) ? t : "unknown";
+			type = portal_type(t);
 	}
-	if (delivery_failed_event(&d, id, type, patient, reason, now) < 0)
+	if (delivery_failed_event(&d, id, type, patient, reason, c->now) < 0)
 		return cp_error_set(err, -ENOMEM, "intake: out of memory");
 	r = queue_txn_put(s, txn, &d, err);
 	delivery_clear(&d);
+	if (r == 0)
+		note_failure(c, id, patient, reason);
 	return r;
 }
 
@@ -98,23 +136,23 @@ claim_one(struct store *s, MDB_txn *txn, const char *id, const void *val,
 		return r < 0 ? r : 0;	/* the same id again: sent once */
 	if (len > EVENT_JSON_MAX)
 		return fail_event(s, txn, id, NULL, "invalid event: JSON over 256 KiB",
-				  c->now, err);
+				  c, err);
 	ev = json_loadb(val, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (ev == NULL) {
 		snprintf(reason, sizeof(reason),
 			 "invalid event: not JSON (line %d, column %d)",
 			 jerr.line, jerr.column);
-		return fail_event(s, txn, id, NULL, reason, c->now, err);
+		return fail_event(s, txn, id, NULL, reason, c, err);
 	}
 	memcpy(reason, "invalid event: ", 15);
 	if (event_load(ev, &e, reason + 15, sizeof(reason) - 15) < 0)
-		r = fail_event(s, txn, id, ev, reason, c->now, err);
+		r = fail_event(s, txn, id, ev, reason, c, err);
 	else if (strcmp(e.id, id) != 0)
 		r = fail_event(s, txn, id, ev, "invalid event: field id differs from its key",
-			       c->now, err);
+			       c, err);
 	else if ((r = patient_readable(s, txn, e.patient)) < 0)
 		r = fail_event(s, txn, id, ev, r == -ENOENT ? "unknown patient" :
-			       "patient record unreadable", c->now, err);
+			       "patient record unreadable", c, err);
 	else
 		r = claim_valid(s, txn, &e, c, err);
 	json_decref(ev);
@@ -127,6 +165,7 @@ claim_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
 	struct claim *c = ud;
 	int r = 0;
 
+	c->nfailed = 0;		/* a transaction begun again starts afresh */
 	for (c->claimed = 0; c->claimed < c->max; c->claimed++) {
 		const void *key, *val;
 		size_t keylen, len;
@@ -145,7 +184,7 @@ claim_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
 			memcpy(id, key, keylen);
 			id[keylen] = '\0';
 			r = id_valid(id) ? claim_one(s, txn, id, val, len, c, err) :
-			    fail_event(s, txn, id, NULL, "invalid event: bad id", c->now, err);
+			    fail_event(s, txn, id, NULL, "invalid event: bad id", c, err);
 			if (r < 0)
 				return r;
 			r = store_txn_del(s, txn, DB_EVENTS, id, keylen, err);
@@ -163,13 +202,31 @@ claim_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
 
 int
 intake_claim(struct store *s, int64_t now, int token_ttl, size_t max,
-	     size_t *claimed, struct cp_error *err)
+	     size_t *claimed, size_t *failed, struct cp_error *err)
 {
-	struct claim c = { now, token_ttl, max, 0 };
-	int r = store_write(s, claim_txn, &c, err);
+	struct claim c = { now, token_ttl, max, 0, NULL, 0 };
+	size_t i;
+	int r;
 
 	if (claimed)
-		*claimed = r < 0 ? 0 : c.claimed;
+		*claimed = 0;
+	if (failed)
+		*failed = 0;
+	if (max > 0 && (c.failures = calloc(max, sizeof(*c.failures))) == NULL)
+		return cp_error_set(err, -ENOMEM, "intake: out of memory");
+	r = store_write(s, claim_txn, &c, err);
+	if (r == 0) {
+		/* Committed: now the failures are so, and are told. */
+		for (i = 0; i < c.nfailed; i++)
+			log_event(LOG_WARNING, LOGID_FAILED, c.failures[i].id,
+				  c.failures[i].patient[0] ? c.failures[i].patient : NULL,
+				  "failed at claim: %s", c.failures[i].reason);
+		if (claimed)
+			*claimed = c.claimed;
+		if (failed)
+			*failed = c.nfailed;
+	}
+	free(c.failures);
 	return r;
 }
 

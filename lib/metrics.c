@@ -88,6 +88,10 @@ static const struct sample tail[] = {
 	{ "quarantined_total", "counter",
 	  "Inbound messages quarantined since the daemon started.", "",
 	  U(quarantined) },
+	{ "duplicates_total", "counter",
+	  "Inbound messages fetched again after they were decided (moved "
+	  "again, not filed again; not counted by class) since the daemon "
+	  "started.", "", U(duplicates) },
 	{ "errors_total", "counter",
 	  "Runs that failed on the store or a server since the daemon started.",
 	  "", U(errors) },

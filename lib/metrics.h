@@ -69,8 +69,9 @@ struct metrics {
 	uint64_t bounces;		/* delivery reports ingested */
 	uint64_t bounces_forged;	/* of those: naming no message carepost
 					   sent (inbound_result.forged) */
-	uint64_t ingested[METRICS__CLASSES];
+	uint64_t ingested[METRICS__CLASSES];	/* decided now, not duplicates */
 	uint64_t quarantined;
+	uint64_t duplicates;		/* fetched again after their decision */
 	uint64_t parser_lost;		/* of those: the parse helper lost twice
 					   on the message (inbound_result.
 					   parser_lost) */

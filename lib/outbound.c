@@ -657,6 +657,7 @@ prepare(struct outbound *ob, struct delivery *d, int64_t now, struct key_cache *
 	uint8_t thread_bin[TOKEN_THREAD_BYTES];
 	char token[TOKEN_SIZE];
 	size_t i, added = 0;
+	int chosen;
 
 	if (expires && now >= expires) {
 		delivery_set_state(d, DELIVERY_EXPIRED, "expired before it could be delivered", now);
@@ -688,7 +689,8 @@ prepare(struct outbound *ob, struct delivery *d, int64_t now, struct key_cache *
 		st->suppressed++;
 		return 0;
 	}
-	if (d->nrcpts == 0 &&
+	chosen = d->nrcpts == 0;
+	if (chosen &&
 	    policy_recipients(patient, d, now, reason, sizeof(reason)) <= 0) {
 		if (reason[0] == '\0')
 			cp_strlcpy(reason, "out of memory choosing recipients", sizeof(reason));
@@ -698,6 +700,7 @@ prepare(struct outbound *ob, struct delivery *d, int64_t now, struct key_cache *
 		return 0;
 	}
 	if (d->priority != PRIORITY_HIGH) {
+		/* The patient's zone, for proxies too (docs/store.md). */
 		int64_t until = policy_quiet_until(now,
 			json_string_value(json_object_get(patient, "tz")),
 			cfg->default_tz, cfg->quiet_start, cfg->quiet_end);
@@ -706,6 +709,10 @@ prepare(struct outbound *ob, struct delivery *d, int64_t now, struct key_cache *
 			delivery_set_state(d, DELIVERY_QUEUED,
 					   "quiet hours in the recipient's time zone", now);
 			d->due = (time_t)until;
+			/* Who receives it is decided at its first attempt: the
+			 * patient may change before the quiet hours end. */
+			if (chosen)
+				delivery_drop_rcpts(d);
 			st->rescheduled++;
 			return 0;
 		}
@@ -1092,7 +1099,7 @@ run(struct outbound *ob, int64_t now, volatile int *stop, int64_t until_ms,
 {
 	struct flight *ring = ob->flights;
 	size_t slots = (size_t)ob->sessions + 1, first = 0, used = 0;
-	size_t claimed;
+	size_t claimed, failed;
 	int claiming = 1, r = 0, r2;
 	int batch_size = ob->cfg->smtp_batch_size > 0 ? ob->cfg->smtp_batch_size : 100;
 
@@ -1108,10 +1115,11 @@ run(struct outbound *ob, int64_t now, volatile int *stop, int64_t until_ms,
 		}
 		if (claiming) {
 			r = intake_claim(ob->store, now, ob->cfg->token_ttl,
-					 CLAIM_BATCH, &claimed, err);
+					 CLAIM_BATCH, &claimed, &failed, err);
 			if (r < 0)
 				break;
 			st->claimed += claimed;
+			st->failed += failed;
 			claiming = claimed == CLAIM_BATCH;
 		}
 		r = queue_take_due(ob->store, now, SEND_LEASE, (size_t)batch_size,

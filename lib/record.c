@@ -342,8 +342,6 @@ rcpt_set_state(struct delivery_rcpt *rc, enum rcpt_state state,
 void
 delivery_clear(struct delivery *d)
 {
-	size_t i;
-
 	free(d->id);
 	free(d->type);
 	free(d->patient);
@@ -351,9 +349,7 @@ delivery_clear(struct delivery *d)
 	free(d->department);
 	free(d->thread);
 	free(d->origin);
-	for (i = 0; i < d->nrcpts; i++)
-		rcpt_clear(&d->rcpts[i]);
-	free(d->rcpts);
+	delivery_drop_rcpts(d);
 	json_decref(d->data);
 	json_decref(d->extra);
 	memset(d, 0, sizeof(*d));
@@ -628,6 +624,18 @@ delivery_add_rcpt(struct delivery *d, const char *ref, enum rcpt_mode mode,
 	}
 	d->nrcpts++;
 	return rc;
+}
+
+void
+delivery_drop_rcpts(struct delivery *d)
+{
+	size_t i;
+
+	for (i = 0; i < d->nrcpts; i++)
+		rcpt_clear(&d->rcpts[i]);
+	free(d->rcpts);
+	d->rcpts = NULL;
+	d->nrcpts = 0;
 }
 
 /* claimed - what every claimed record starts with. */
@@ -1231,6 +1239,8 @@ seen_clear(struct seen_record *sr)
 	free(sr->inbox_id);
 	free(sr->patient);
 	free(sr->event);
+	free(sr->message_id);
+	free(sr->mailbox);
 	json_decref(sr->extra);
 	memset(sr, 0, sizeof(*sr));
 }
@@ -1264,6 +1274,16 @@ seen_load(json_t *v, struct seen_record *sr, struct cp_error *err)
 			r = load_str(&l, key, m, &sr->event);
 		else if (strcmp(key, "at") == 0)
 			r = load_time(&l, key, m, &sr->at);
+		else if (strcmp(key, "message_id") == 0)
+			r = load_str(&l, key, m, &sr->message_id);
+		else if (strcmp(key, "mailbox") == 0)
+			r = load_str(&l, key, m, &sr->mailbox);
+		else if (strcmp(key, "uidvalidity") == 0)
+			r = load_int(&l, key, m, &sr->uidvalidity);
+		else if (strcmp(key, "uid") == 0)
+			r = load_int(&l, key, m, &sr->uid);
+		else if (strcmp(key, "again") == 0)
+			r = load_int(&l, key, m, &sr->again);
 		else if (strcmp(key, "version") == 0)
 			r = load_version(&l, m);
 		else
@@ -1283,6 +1303,21 @@ dump_str_or_null(json_t *o, const char *field, const char *s)
 	return json_object_set_new(o, field, s && *s ? json_string(s) : json_null());
 }
 
+/* dump_where - where a seen message came from: its Message-ID, and the
+ * IMAP mailbox, UIDVALIDITY and UID it was fetched at (when it was). */
+static int
+dump_where(json_t *o, const struct seen_record *sr)
+{
+	int r = dump_str(o, "message_id", sr->message_id);
+
+	if (sr->uid > 0) {
+		r |= dump_str(o, "mailbox", sr->mailbox);
+		r |= dump_int(o, "uidvalidity", sr->uidvalidity);
+		r |= dump_int(o, "uid", sr->uid);
+	}
+	return r;
+}
+
 json_t *
 seen_dump(const struct seen_record *sr)
 {
@@ -1299,7 +1334,31 @@ seen_dump(const struct seen_record *sr)
 	r |= dump_str(o, "patient", sr->patient);
 	r |= dump_str(o, "event", sr->event);
 	r |= dump_int(o, "at", (long long)sr->at);
+	r |= dump_where(o, sr);
+	if (sr->again > 0)
+		r |= dump_int(o, "again", sr->again);
 	r |= dump_extra(o, sr->extra);
+	if (r != 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+json_t *
+seen_quarantine_row(const struct seen_record *sr)
+{
+	json_t *o;
+	int r;
+
+	if (sr->folder != SEEN_QUARANTINE || (o = json_object()) == NULL)
+		return NULL;
+	r = dump_int(o, "at", (long long)sr->at);
+	r |= dump_str_or_null(o, "reason", sr->reason);
+	r |= dump_str(o, "class", sr->class);
+	r |= dump_where(o, sr);
+	r |= dump_str(o, "event", sr->event);
+	r |= dump_str(o, "patient", sr->patient);
 	if (r != 0) {
 		json_decref(o);
 		return NULL;
@@ -1351,6 +1410,33 @@ seen_txn_put(struct store *s, MDB_txn *txn, const char *key,
 	     const struct seen_record *sr, struct cp_error *err)
 {
 	return put_json_take(s, txn, DB_SEEN, "seen record", key, seen_dump(sr), err);
+}
+
+int
+seen_txn_note_again(struct store *s, MDB_txn *txn, const char *key,
+		    struct cp_error *err)
+{
+	struct seen_record sr;
+	int r = seen_txn_get(s, txn, key, &sr, err);
+
+	if (r < 0)
+		return r;
+	sr.again++;
+	r = seen_txn_put(s, txn, key, &sr, err);
+	seen_clear(&sr);
+	return r;
+}
+
+static int
+note_again_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
+{
+	return seen_txn_note_again(s, txn, ud, err);
+}
+
+int
+seen_note_again(struct store *s, const char *key, struct cp_error *err)
+{
+	return store_write(s, note_again_txn, (void *)key, err);
 }
 
 /* ---- inbox ---- */
@@ -1762,11 +1848,17 @@ inbox_content_public(json_t *content)
 /* ---- tallies ---- */
 
 static void
+count_n(json_t *counts, const char *name, long long n)
+{
+	if (counts != NULL && name != NULL && n > 0)
+		json_object_set_new(counts, name, json_integer(
+			json_integer_value(json_object_get(counts, name)) + n));
+}
+
+static void
 count_in(json_t *counts, const char *name)
 {
-	if (counts != NULL && name != NULL)
-		json_object_set_new(counts, name, json_integer(
-			json_integer_value(json_object_get(counts, name)) + 1));
+	count_n(counts, name, 1);
 }
 
 struct seen_counts {
@@ -1782,6 +1874,8 @@ tally_seen(void *ud, const char *key, size_t keylen, json_t *v)
 	if (seen_load(v, &sr, NULL) < 0)
 		return 0;
 	count_in(t->by_disposition, sr.disposition);
+	/* each fetch again after its decision: a "duplicate" disposition */
+	count_n(t->by_disposition, "duplicate", sr.again);
 	count_in(t->by_class, sr.class);
 	seen_clear(&sr);
 	return 0;

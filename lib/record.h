@@ -215,6 +215,8 @@ int record_set_str(char **field, const char *value);
  */
 struct delivery_rcpt *delivery_add_rcpt(struct delivery *d, const char *ref,
 					enum rcpt_mode mode, const char *address);
+/* delivery_drop_rcpts - no recipient entries any more (all freed). */
+void delivery_drop_rcpts(struct delivery *d);
 
 /*
  * delivery_from_event - the record of a claimed, valid portal event
@@ -405,9 +407,24 @@ int imap_mark_put(struct store *s, const char *mailbox,
  * struct seen_record - the "seen" database (carepostd's own): key the
  * SHA-256 of the Message-ID (or of the raw message), what became of the
  * message: {"disposition","folder","class","reason","inbox_id"?,
- * "patient"?,"event"?,"at"}. disposition and class are inbound's names
- * (inbound.h, inmsg.h), kept as the strings they are.
+ * "patient"?,"event"?,"at","message_id"?,"mailbox"?,"uidvalidity"?,
+ * "uid"?,"again"?}. disposition and class are inbound's names
+ * (inbound.h, inmsg.h), kept as the strings they are. message_id is the
+ * message's Message-ID without <> (when it had a printable one of at
+ * most SEEN_MESSAGE_ID_MAX bytes); mailbox, uidvalidity and uid say
+ * where it was fetched over IMAP (absent for carepostctl ingest; uid 0:
+ * none); again counts the times it was fetched again after its decision
+ * (duplicates; absent: none).
+ *
+ * seen_note_again / seen_txn_note_again - again + 1 in the record of
+ * key (-ENOENT when there is none).
+ * seen_quarantine_row - what "carepostctl quarantine" shows of a record
+ * quarantined: when, the reason, the class, where it was fetched
+ * (mailbox, uidvalidity, uid) or its Message-ID, the event and patient
+ * ids when known; never a subject, an address or a body (none is kept).
+ * NULL when sr is not a quarantine, or out of memory.
  */
+#define SEEN_MESSAGE_ID_MAX	250
 enum seen_folder {
 	SEEN_PROCESSED,
 	SEEN_QUARANTINE,
@@ -422,6 +439,11 @@ struct seen_record {
 	char *patient;
 	char *event;
 	time_t at;
+	char *message_id;
+	char *mailbox;
+	long long uidvalidity;
+	long long uid;		/* 0: not fetched over IMAP */
+	long long again;
 	json_t *extra;
 };
 
@@ -435,6 +457,10 @@ int seen_get(struct store *s, const char *key, struct seen_record *sr,
 	     struct cp_error *err);
 int seen_txn_put(struct store *s, MDB_txn *txn, const char *key,
 		 const struct seen_record *sr, struct cp_error *err);
+int seen_txn_note_again(struct store *s, MDB_txn *txn, const char *key,
+			struct cp_error *err);
+int seen_note_again(struct store *s, const char *key, struct cp_error *err);
+json_t *seen_quarantine_row(const struct seen_record *sr);
 
 /*
  * struct inbox_entry - the "inbox" database (readable by the portal):

@@ -40,6 +40,7 @@ fill(struct metrics *m)
 	m->bounces = 31;
 	m->bounces_forged = 37;
 	m->parser_lost = 41;
+	m->duplicates = 43;
 }
 
 static void
@@ -69,6 +70,7 @@ format_has_every_value(void **state)
 	assert_non_null(strstr(b.data, "\ncarepost_bounces_total 31\n"));
 	assert_non_null(strstr(b.data, "\ncarepost_bounces_forged_total 37\n"));
 	assert_non_null(strstr(b.data, "\ncarepost_parser_lost_total 41\n"));
+	assert_non_null(strstr(b.data, "\ncarepost_duplicates_total 43\n"));
 	assert_non_null(strstr(b.data, "carepost_last_run_timestamp_seconds 1700000000\n"));
 	for (line = strtok_r(b.data, "\n", &save); line != NULL;
 	     line = strtok_r(NULL, "\n", &save)) {
@@ -80,7 +82,7 @@ format_has_every_value(void **state)
 			assert_int_equal(strncmp(line, "carepost_", 9), 0);
 	}
 	assert_int_equal(helps, types);
-	assert_int_equal(helps, 13);
+	assert_int_equal(helps, 14);
 	buf_free(&b);
 }
 

@@ -629,14 +629,19 @@ expired_and_opted_out_events_are_not_sent_security_ones_are(void **state)
 	assert_headers(&d[0], "ev-security", "pat@patients.test");
 	dumps_free(d, n);
 
+	/* Never sent: no attempt, no recipient (docs/store.md). */
 	rec = delivery("ev-expired");
 	assert_string_equal(str(rec, "state"), "expired");
 	assert_null(json_object_get(rec, "data"));
+	assert_int_equal(num(rec, "attempts"), 0);
+	assert_int_equal(json_array_size(json_object_get(rec, "recipients")), 0);
 	json_decref(rec);
 	rec = delivery("ev-optout");
 	assert_string_equal(str(rec, "state"), "suppressed");
 	assert_string_equal(str(rec, "reason"), "patient opted out of results");
 	assert_null(json_object_get(rec, "data"));
+	assert_int_equal(num(rec, "attempts"), 0);
+	assert_int_equal(json_array_size(json_object_get(rec, "recipients")), 0);
 	json_decref(rec);
 	assert_state("ev-security", "sent");
 }
@@ -664,9 +669,11 @@ quiet_hours_wait_unless_high_priority(void **state)
 	dumps_free(d, n);
 	rec = delivery("ev-normal");
 	assert_string_equal(str(rec, "state"), "queued");
-	/* Due at 08:00 in Tokyo, 23:00 UTC; a wait is not an attempt. */
+	/* Due at 08:00 in Tokyo, 23:00 UTC; a wait is not an attempt, and
+	 * who receives it is chosen at the first one: no recipient yet. */
 	assert_int_equal(num(rec, "due"), NOW + 11 * 3600);
 	assert_int_equal(num(rec, "attempts"), 0);
+	assert_int_equal(json_array_size(json_object_get(rec, "recipients")), 0);
 	json_decref(rec);
 
 	run(NOW + 11 * 3600, &st);
@@ -743,7 +750,7 @@ crash_mid_batch(const char *journal)
 	struct delivery_list batch = { 0 };
 
 	cp_error_clear(&err);
-	assert_int_equal(intake_claim(fx.store, NOW, 86400, 100, &claimed, &err), 0);
+	assert_int_equal(intake_claim(fx.store, NOW, 86400, 100, &claimed, NULL, &err), 0);
 	assert_int_equal(queue_take_due(fx.store, NOW, 600, 100, &batch, &err), 0);
 	assert_true(batch.n > 0);
 	delivery_list_free(&batch);

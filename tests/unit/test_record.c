@@ -372,6 +372,31 @@ acks_and_imap_records_load_and_dump(void **state)
 	clear(&x_);							\
 } while (0)
 
+/* What carepostctl quarantine shows of a seen record: quarantines only,
+ * and nothing but when, why, where and ids. */
+static void
+seen_quarantine_row_is_for_quarantines_only(void **state)
+{
+	struct seen_record sr = {
+		.disposition = "quarantined", .folder = SEEN_QUARANTINE,
+		.class = "reply", .reason = "sender not on file", .inbox_id = NULL,
+		.event = "e1", .at = 9, .message_id = "m@x.test", .mailbox = "INBOX",
+		.uidvalidity = 3, .uid = 4, .again = 1,
+	};
+	json_t *row = seen_quarantine_row(&sr);
+	char *text;
+
+	assert_non_null(row);
+	text = json_dumps(row, JSON_SORT_KEYS | JSON_COMPACT);
+	assert_string_equal(text, "{\"at\":9,\"class\":\"reply\",\"event\":\"e1\","
+			    "\"mailbox\":\"INBOX\",\"message_id\":\"m@x.test\","
+			    "\"reason\":\"sender not on file\",\"uid\":4,\"uidvalidity\":3}");
+	free(text);
+	json_decref(row);
+	sr.folder = SEEN_PROCESSED;
+	assert_null(seen_quarantine_row(&sr));
+}
+
 static void
 seen_inbox_and_clinic_records_round_trip(void **state)
 {
@@ -381,6 +406,12 @@ seen_inbox_and_clinic_records_round_trip(void **state)
 		struct seen_record, seen_load, seen_dump, seen_clear);
 	assert_round_trip("{\"at\":5,\"class\":\"unknown\",\"disposition\":\"quarantined\","
 		"\"folder\":\"quarantine\",\"reason\":\"no token\"}",
+		struct seen_record, seen_load, seen_dump, seen_clear);
+	/* where it was fetched, its Message-ID, fetched twice since */
+	assert_round_trip("{\"again\":2,\"at\":5,\"class\":\"reply\","
+		"\"disposition\":\"quarantined\",\"folder\":\"quarantine\","
+		"\"mailbox\":\"INBOX\",\"message_id\":\"m3@x.test\",\"reason\":\"no token\","
+		"\"uid\":12,\"uidvalidity\":1700000000}",
 		struct seen_record, seen_load, seen_dump, seen_clear);
 	/* format 2, and an old format 1 record; a dump never holds the blob */
 	assert_round_trip("{\"auth\":\"pgp\",\"class\":\"form\",\"dek\":\"0123456789abcdef\","
@@ -506,6 +537,7 @@ main(void)
 		cmocka_unit_test(bounce_records_count_reports_and_refuse_bad_states),
 		cmocka_unit_test(acks_and_imap_records_load_and_dump),
 		cmocka_unit_test(seen_inbox_and_clinic_records_round_trip),
+		cmocka_unit_test(seen_quarantine_row_is_for_quarantines_only),
 		cmocka_unit_test(inbound_records_written_wrongly_are_refused_by_field),
 		cmocka_unit_test(inbox_content_encodes_as_before_and_loads_back),
 	};

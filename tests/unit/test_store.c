@@ -158,12 +158,14 @@ count(struct store *s, enum store_db db)
 	return n;
 }
 
+static size_t claim_failed;	/* how many the last claim() failed */
+
 static void
 claim(struct store *s, int64_t now, size_t max, size_t expect)
 {
 	struct cp_error err = { 0, "" };
 	size_t n = (size_t)-1;
-	int r = intake_claim(s, now, TTL, max, &n, &err);
+	int r = intake_claim(s, now, TTL, max, &n, &claim_failed, &err);
 
 	if (r != 0)
 		print_error("claim: %d %s\n", r, err.text);
@@ -526,6 +528,10 @@ claim_invalid_events_become_failed_records_with_reasons(void **state)
 	put_event(f->s, "c-unknowntype",
 		  "{\"id\":\"c-unknowntype\",\"type\":\"PHI-CANARY-type\","
 		  "\"patient\":\"p1\",\"data\":{}}");
+	/* An internal type is as unknown to the portal as a made-up one. */
+	put_event(f->s, "c-internaltype",
+		  "{\"id\":\"c-internaltype\",\"type\":\"reply_ack\","
+		  "\"patient\":\"p1\",\"data\":{}}");
 	put_event(f->s, "d-nopatient",
 		  "{\"id\":\"d-nopatient\",\"type\":\"test_result\","
 		  "\"patient\":\"p-missing\",\"data\":{}}");
@@ -562,17 +568,18 @@ claim_invalid_events_become_failed_records_with_reasons(void **state)
 	      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
 	assert_true(strlen(bad) > STORE_ID_MAX);
 	raw_put(f->s, bad, strlen(bad), "{}", 2);
-	assert_int_equal(count(f->s, DB_EVENTS), 12);
+	assert_int_equal(count(f->s, DB_EVENTS), 13);
 	/* The portal's own path rejects such ids. */
 	assert_int_equal(intake_put_event(f->s, "j bad id", "{}", 2, &err),
 			 -EINVAL);
 	assert_int_equal(intake_put_event(f->s, bad, "{}", 2, &err), -EINVAL);
 	assert_int_equal(intake_put_event(f->s, "", "{}", 2, &err), -EINVAL);
 
-	claim(f->s, NOW, 100, 12);
+	claim(f->s, NOW, 100, 13);
 	assert_int_equal(count(f->s, DB_EVENTS), 0);
 	/* Every event but the over-long key gets a record; one is queued. */
-	assert_int_equal(count(f->s, DB_DELIVERY), 11);
+	assert_int_equal(count(f->s, DB_DELIVERY), 12);
+	assert_int_equal(claim_failed, 11);
 	assert_int_equal(count(f->s, DB_THREADS), 1);
 	assert_schedule(f->s, schedule_fmt(sched, sizeof(sched),
 					   "%" PRId64 ":a-good", NOW));
@@ -582,6 +589,8 @@ claim_invalid_events_become_failed_records_with_reasons(void **state)
 	json_decref(d);
 	assert_failed(f->s, "b-notjson", NULL, "invalid event: not JSON (line 1, column ");
 	assert_failed(f->s, "c-unknowntype", "unknown",
+		      "invalid event: field type: unknown event type");
+	assert_failed(f->s, "c-internaltype", "unknown",
 		      "invalid event: field type: unknown event type");
 	assert_failed(f->s, "d-nopatient", "test_result", "unknown patient");
 	assert_failed(f->s, "e-badsendat", "test_result",
