@@ -186,9 +186,12 @@ rules_add(scmp_filter_ctx ctx, const struct sandbox_rules *rules)
 	if (r == 0 && rules->fork_server)
 		r = rules->fd < 0 ? -EINVAL :
 		    table_add(ctx, server_only, CP_ARRAY_SIZE(server_only), rules->fd);
-	if (r == 0 && rules->log_fd >= 0)
-		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(write), 1,
-				     SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)rules->log_fd));
+	if (r == 0 && rules->log_fd >= 0) {
+		const struct rule log = { SCMP_SYS(write), 0, 1,
+					  { A(0, SCMP_CMP_EQ, THE_FD, 0) } };
+
+		r = table_add(ctx, &log, 1, rules->log_fd);
+	}
 	return r;
 }
 
