@@ -267,6 +267,17 @@ step_two_fails(struct store *s, MDB_txn *txn, struct cp_error *err)
 	return r < 0 ? r : cp_error_set(err, -EIO, "the disk said no");
 }
 
+/* open_today - today_store, opened as carepostd opens it. */
+static struct store *
+open_today(const char *dir)
+{
+	struct store *s = NULL;
+
+	today_store(dir);
+	assert_int_equal(storefmt_open(dir, 0, STOREFMT_OLDER_OK, &s, NULL), 0);
+	return s;
+}
+
 static int
 has_mark(struct store *s, const char *key)
 {
@@ -285,12 +296,10 @@ steps_run_in_order_each_reaching_its_version(void **state)
 	};
 	struct fx *f = *state;
 	struct cp_error err;
-	struct store *s = NULL;
+	struct store *s = open_today(f->dir);
 	size_t ran = 0;
 
-	today_store(f->dir);
 	cp_error_clear(&err);
-	assert_int_equal(storefmt_open(f->dir, 0, STOREFMT_OLDER_OK, &s, &err), 0);
 	assert_int_equal(storefmt_upgrade_steps(s, steps, 2, 3, &ran, &err), 0);
 	assert_int_equal(ran, 2);
 	assert_version(s, 3, 1);
@@ -320,12 +329,10 @@ failing_step_leaves_the_version_where_it_was(void **state)
 	};
 	struct fx *f = *state;
 	struct cp_error err;
-	struct store *s = NULL;
+	struct store *s = open_today(f->dir);
 	size_t ran = 0;
 
-	today_store(f->dir);
 	cp_error_clear(&err);
-	assert_int_equal(storefmt_open(f->dir, 0, STOREFMT_OLDER_OK, &s, &err), 0);
 	assert_int_equal(storefmt_upgrade_steps(s, bad, 2, 3, &ran, &err), -EIO);
 	assert_non_null(strstr(err.text, "upgrading the store from version 2 to 3 (two)"));
 	assert_non_null(strstr(err.text, "the disk said no"));
