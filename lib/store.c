@@ -845,12 +845,15 @@ backup_dir(const char *dir, int *made, struct cp_error *err)
 		return cp_error_set(err, -errno, "backup directory %s: %s", dir,
 				    strerror(errno));
 	while ((errno = 0, de = readdir(d)) != NULL) {
+		char name[65];
+
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
+		cp_strlcpy(name, de->d_name, sizeof(name));	/* closedir frees it */
 		closedir(d);
 		return cp_error_set(err, -ENOTEMPTY, "backup directory %s: not "
-				    "empty (it holds %.64s): a backup goes into a "
-				    "new or empty directory", dir, de->d_name);
+				    "empty (it holds %s): a backup goes into a "
+				    "new or empty directory", dir, name);
 	}
 	e = errno;
 	closedir(d);
