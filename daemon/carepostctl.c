@@ -37,8 +37,9 @@
  *	Errors go to stderr as "carepostctl: ..."; exit codes from sysexits.h:
  *	EX_USAGE, EX_DATAERR (bad input; a store of another format version),
  *	EX_NOINPUT (no such record; backup: no store), EX_CANTCREAT (backup:
- *	DIR not empty or not writable), EX_CONFIG, EX_IOERR (store), EX_SOFTWARE, EX_TEMPFAIL (ingest met
- *	an infrastructure failure: nothing was written, try again).
+ *	DIR not empty or not writable), EX_CONFIG, EX_IOERR (store),
+ *	EX_SOFTWARE, EX_TEMPFAIL (ingest met an infrastructure failure:
+ *	nothing was written, try again).
  */
 #include <getopt.h>
 #include <libgen.h>
