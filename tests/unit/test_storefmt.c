@@ -288,12 +288,15 @@ has_mark(struct store *s, const char *key)
 	return r == 0;
 }
 
+/* Two steps that work: version 1 to 2, 2 to 3. */
+static const struct storefmt_step two_steps[] = {
+	{ 1, "one", step_one }, { 2, "two", step_two },
+};
+
 static void
 steps_run_in_order_each_reaching_its_version(void **state)
 {
-	static const struct storefmt_step steps[] = {
-		{ 1, "one", step_one }, { 2, "two", step_two },
-	};
+	const struct storefmt_step *steps = two_steps;
 	struct fx *f = *state;
 	struct cp_error err;
 	struct store *s = open_today(f->dir);
@@ -324,9 +327,6 @@ failing_step_leaves_the_version_where_it_was(void **state)
 	static const struct storefmt_step bad[] = {
 		{ 1, "one", step_one }, { 2, "two", step_two_fails },
 	};
-	static const struct storefmt_step fixed[] = {
-		{ 1, "one", step_one }, { 2, "two", step_two },
-	};
 	struct fx *f = *state;
 	struct cp_error err;
 	struct store *s = open_today(f->dir);
@@ -342,7 +342,7 @@ failing_step_leaves_the_version_where_it_was(void **state)
 	assert_true(has_mark(s, "test:step1"));
 	assert_false(has_mark(s, "test:step2"));
 	/* the next start runs the step again, from where it stopped */
-	assert_int_equal(storefmt_upgrade_steps(s, fixed, 2, 3, &ran, &err), 0);
+	assert_int_equal(storefmt_upgrade_steps(s, two_steps, 2, 3, &ran, &err), 0);
 	assert_int_equal(ran, 1);
 	assert_version(s, 3, 1);
 	assert_true(has_mark(s, "test:step2"));
