@@ -25,6 +25,9 @@
  *	read PATIENT MSG             one inbox message, decrypted
  *	clinic-queue [DEPT]          the clinic queue (no PHI)
  *	quarantine                   what inbound quarantined, and why (no PHI)
+ *	backup DIR                   a consistent, compacting hot copy of the
+ *	                             store (data.mdb, sending.journal) into a
+ *	                             new or empty DIR; no key material
  *
  *	ingest runs gpg on the message (outside data) only in a gpg helper
  *	(lib/pgphelper: carepost-pgp, or this program started as one), under
@@ -33,9 +36,11 @@
  *	own data and runs in-process.
  * DIAGNOSTICS
  *	Errors go to stderr as "carepostctl: ..."; exit codes from sysexits.h:
- *	EX_USAGE, EX_DATAERR (bad input), EX_NOINPUT (no such record),
- *	EX_CONFIG, EX_IOERR (store), EX_SOFTWARE, EX_TEMPFAIL (ingest met
- *	an infrastructure failure: nothing was written, try again).
+ *	EX_USAGE, EX_DATAERR (bad input; a store of another format version),
+ *	EX_NOINPUT (no such record; backup: no store), EX_CANTCREAT (backup:
+ *	DIR not empty or not writable), EX_CONFIG, EX_IOERR (store),
+ *	EX_SOFTWARE, EX_TEMPFAIL (ingest met an infrastructure failure:
+ *	nothing was written, try again).
  */
 #include <getopt.h>
 #include <libgen.h>
@@ -56,6 +61,7 @@
 #include "queue.h"
 #include "record.h"
 #include "runtime.h"
+#include "storefmt.h"
 #include "template.h"
 
 static int json_output;
@@ -96,6 +102,8 @@ usage(FILE *f)
 	      "  read PATIENT MSG          one inbox message: text, form fields, attachments\n"
 	      "  clinic-queue [DEPT]       the clinic queue, all departments or one\n"
 	      "  quarantine                what was quarantined: when, where, why (no PHI)\n"
+	      "  backup DIR                a consistent compacted copy of the store, while\n"
+	      "                            carepostd runs, into a new or empty DIR (no keys)\n"
 	      "options:\n"
 	      "  -c, --config FILE  configuration (default /etc/carepost/carepost.conf)\n"
 	      "  -j, --json         machine-readable output\n"
@@ -111,8 +119,9 @@ open_rt(struct runtime *rt, int flags)
 	cp_error_clear(&err);
 	if (runtime_open(rt, path, flags, &err) < 0) {
 		runtime_close(rt);
-		return fail(err.code == -ENOENT || err.code == -EINVAL ? EX_CONFIG : EX_IOERR,
-			    "%s", err.text);
+		return fail(err.code == -ENOENT || err.code == -EINVAL ? EX_CONFIG :
+			    err.code == -EPROTO || err.code == -EBADMSG ? EX_DATAERR :
+			    EX_IOERR, "%s", err.text);
 	}
 	return 0;
 }
@@ -651,8 +660,8 @@ open_for_dry_run(struct runtime *rt, json_t *unavailable)
 	    access(path, R_OK | W_OK) != 0)
 		json_object_set_new(unavailable, "store", json_string(
 			"no store at the configured path (or not accessible)"));
-	else if (store_open(rt->cfg->store_path, rt->cfg->store_map_size, &rt->store,
-			    &err) < 0)
+	else if (storefmt_open(rt->cfg->store_path, rt->cfg->store_map_size, 0,
+			       &rt->store, &err) < 0)
 		json_object_set_new(unavailable, "store", json_string(err.text));
 	return 0;
 }
@@ -1020,6 +1029,76 @@ list_quarantine(struct store *s, const char *arg, json_t **out,
 	return inbox_quarantine(s, out, err);
 }
 
+/* ---- backup ---- */
+
+/*
+ * backup_error - a store_backup failure: EX_CANTCREAT for what is wrong
+ * with DIR (not empty, not a directory, cannot be made or written),
+ * EX_IOERR for the store.
+ */
+static int
+backup_error(const struct cp_error *err)
+{
+	switch (err->code) {
+	case -ENOTEMPTY: case -EEXIST: case -ENOTDIR: case -EACCES: case -EPERM:
+	case -EROFS: case -ENOENT: case -ENAMETOOLONG: case -ENOSPC: case -EDQUOT:
+		return fail(EX_CANTCREAT, "backup: %s", err->text);
+	default:
+		return fail(EX_IOERR, "backup: %s", err->text);
+	}
+}
+
+static int
+cmd_backup(const char *dir)
+{
+	struct store_backup_result res;
+	struct runtime rt;
+	struct cp_error err;
+	char path[4096];
+	unsigned version = 0;
+	int r;
+
+	if ((r = open_rt(&rt, 0)) != 0)
+		return r;
+	/* A backup never makes a store: an empty copy would look like one. */
+	if (cp_snprintf_ok(path, sizeof(path), "%s/data.mdb", rt.cfg->store_path) < 0 ||
+	    access(path, R_OK) != 0) {
+		r = fail(EX_NOINPUT, "backup: no store at %s (%s): nothing to back up",
+			 rt.cfg->store_path, strerror(errno));
+		runtime_close(&rt);
+		return r;
+	}
+	cp_error_clear(&err);
+	r = storefmt_open(rt.cfg->store_path, rt.cfg->store_map_size,
+			  STOREFMT_OLDER_OK, &rt.store, &err);
+	if (r < 0) {
+		runtime_close(&rt);
+		return fail(r == -EPROTO || r == -EBADMSG ? EX_DATAERR : EX_IOERR,
+			    "backup: %s", err.text);
+	}
+	r = storefmt_version(rt.store, &version, NULL, &err);
+	if (r == 0)
+		r = store_backup(rt.store, dir, &res, &err);
+	if (r < 0) {
+		runtime_close(&rt);
+		return backup_error(&err);
+	}
+	if (json_output)
+		print_json_take(json_pack("{s:s, s:s, s:I, s:I, s:i, s:b}",
+			"dir", dir, "store", rt.cfg->store_path,
+			"data_bytes", (json_int_t)res.data_bytes,
+			"journal_lines", (json_int_t)res.journal_lines,
+			"store_format", (int)version, "keys_included", 0));
+	else
+		printf("backup of %s in %s: data.mdb %llu bytes (compacted), "
+		       "sending.journal %zu lines, store format version %u\n"
+		       "no keys in it: back up the token key, the GnuPG home and "
+		       "the store key apart\n", rt.cfg->store_path, dir,
+		       (unsigned long long)res.data_bytes, res.journal_lines, version);
+	runtime_close(&rt);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1102,6 +1181,8 @@ main(int argc, char **argv)
 		return cmd_inbox(argv[1]);
 	if (strcmp(cmd, "read") == 0 && argc == 3)
 		return cmd_read(argv[1], argv[2]);
+	if (strcmp(cmd, "backup") == 0 && argc == 2)
+		return cmd_backup(argv[1]);
 	if (strcmp(cmd, "clinic-queue") == 0 && argc <= 2)
 		return cmd_listing(inbox_clinic_queue, argc == 2 ? argv[1] : NULL,
 				   print_clinic_entry);

@@ -49,6 +49,7 @@
 #include "pgphelper.h"
 #include "pgpserve.h"
 #include "runtime.h"
+#include "storefmt.h"
 
 static volatile sig_atomic_t got_stop;
 static volatile sig_atomic_t got_reload;
@@ -96,7 +97,8 @@ daemon_open(struct daemon *d, const char *config, struct cp_error *err)
 	int r;
 
 	memset(d, 0, sizeof(*d));
-	r = runtime_open(&d->rt, config, RUNTIME_ALL, err);
+	/* a store of an older format is upgraded once the lock is held */
+	r = runtime_open(&d->rt, config, RUNTIME_ALL | RUNTIME_STORE_OLDER, err);
 	if (r < 0)
 		return r;
 	r = outbound_new(d->rt.cfg, d->rt.store, d->rt.templates, d->rt.key,
@@ -195,7 +197,8 @@ check_config(const char *config)
 	runtime_close(&rt);
 
 	cp_error_clear(&err);
-	if (store_open(cfg->store_path, cfg->store_map_size, &store, &err) < 0)
+	if (storefmt_open(cfg->store_path, cfg->store_map_size, STOREFMT_OLDER_OK,
+			  &store, &err) < 0)
 		problem(&n, err.text);
 	store_close(store);
 
@@ -339,6 +342,26 @@ release_leases(struct daemon *d)
 		log_event(LOG_WARNING, LOGID_GENERIC, NULL, NULL,
 			  "requeued %zu events interrupted by a crash; their "
 			  "messages may go twice, with the same Message-ID", n);
+}
+
+/*
+ * upgrade_store - the store format's upgrade steps (storefmt.h), under
+ * the sender's lock, before anything else writes; a store without the
+ * format record gets it.
+ */
+static int
+upgrade_store(struct daemon *d)
+{
+	struct cp_error err;
+	size_t ran = 0;
+	int r;
+
+	cp_error_clear(&err);
+	r = storefmt_upgrade(d->rt.store, &ran, &err);
+	if (r < 0)
+		log_event(LOG_ERR, LOGID_CONFIG, NULL, NULL, "cannot start: %s "
+			  "(the store stays at the version it reached)", err.text);
+	return r;
 }
 
 /* What the loop keeps across reloads. */
@@ -892,6 +915,11 @@ main(int argc, char **argv)
 		log_event(LOG_ERR, LOGID_CONFIG, NULL, NULL, "cannot start: %s", err.text);
 		daemon_close(&cd.d);
 		return lock_fd == -EBUSY ? EX_TEMPFAIL : EX_CANTCREAT;
+	}
+	if (upgrade_store(&cd.d) < 0) {
+		daemon_close(&cd.d);
+		close(lock_fd);
+		return EX_DATAERR;
 	}
 	release_leases(&cd.d);
 

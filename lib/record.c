@@ -1981,6 +1981,73 @@ dek_get_wrapped(struct store *s, const char *id, char **wrapped,
 	return r;
 }
 
+/* ---- the store format version ---- */
+
+static int
+store_format_load(json_t *v, unsigned *version, struct cp_error *err)
+{
+	json_t *n = json_object_get(v, "version");
+	json_int_t i;
+
+	if (!json_is_object(v))
+		return cp_error_set(err, -EBADMSG, "store format record: not an object");
+	if (!json_is_integer(n) || (i = json_integer_value(n)) < 1 ||
+	    i > (json_int_t)STORE_FORMAT_MAX)
+		return cp_error_set(err, -EBADMSG, "store format record: field version: "
+				    "expected an integer from 1 to %u", STORE_FORMAT_MAX);
+	*version = (unsigned)i;
+	return 0;
+}
+
+int
+store_format_decode(const void *value, size_t len, unsigned *version,
+		    struct cp_error *err)
+{
+	json_t *v = json_loadb(value, len, JSON_REJECT_DUPLICATES, NULL);
+	int r;
+
+	if (v == NULL)
+		return cp_error_set(err, -EBADMSG, "store format record: not JSON");
+	r = store_format_load(v, version, err);
+	json_decref(v);
+	return r;
+}
+
+int
+store_format_txn_get(struct store *s, MDB_txn *txn, unsigned *version,
+		     struct cp_error *err)
+{
+	json_t *v = NULL;
+	int r;
+
+	r = store_txn_get_json(s, txn, DB_META, STORE_FORMAT_KEY,
+			       strlen(STORE_FORMAT_KEY), &v, err);
+	if (r < 0)
+		return r;
+	r = store_format_load(v, version, err);
+	json_decref(v);
+	return r;
+}
+
+int
+store_format_txn_put(struct store *s, MDB_txn *txn, unsigned version,
+		     struct cp_error *err)
+{
+	json_t *v;
+	int r;
+
+	if (version < 1 || version > STORE_FORMAT_MAX)
+		return cp_error_set(err, -EINVAL, "store format record: version "
+				    "out of range");
+	v = json_pack("{s:I}", "version", (json_int_t)version);
+	if (v == NULL)
+		return cp_error_set(err, -ENOMEM, "store format record: out of memory");
+	r = store_txn_put_json(s, txn, DB_META, STORE_FORMAT_KEY,
+			       strlen(STORE_FORMAT_KEY), v, err);
+	json_decref(v);
+	return r;
+}
+
 /* ---- internal data ---- */
 
 const char *

@@ -34,6 +34,7 @@
  *	clinic_entry	"clinic": a department's work queue entry.
  *	imap_mark	"imap": the last UID moved out of a mailbox.
  *	dek		meta "dek:ID": a data key of the inbox at rest.
+ *	store_format	meta "format": the store format version.
  *
  *	Portal-written records are read elsewhere: events by event_load
  *	(event.h), patients by policy.h and event.h, and edited only by
@@ -616,6 +617,23 @@ int dek_put(struct store *s, const char *id, const char *store_key,
 	    struct cp_error *err);
 int dek_get_wrapped(struct store *s, const char *id, char **wrapped,
 		    struct cp_error *err);
+
+/*
+ * The store format version (storefmt.h): meta "format", {"version": N}
+ * (N from 1 to STORE_FORMAT_MAX). store_format_decode reads the stored
+ * bytes (-EBADMSG naming the field when they are not such a record);
+ * store_format_txn_get reads it inside txn (-ENOENT when the store has
+ * none, the store's errors); store_format_txn_put writes it (-EINVAL out
+ * of range, -ENOMEM, the store's errors). STORE_FORMAT_KEY is its key.
+ */
+#define STORE_FORMAT_KEY	"format"
+#define STORE_FORMAT_MAX	1000000u
+int store_format_decode(const void *value, size_t len, unsigned *version,
+			struct cp_error *err);
+int store_format_txn_get(struct store *s, MDB_txn *txn, unsigned *version,
+			 struct cp_error *err);
+int store_format_txn_put(struct store *s, MDB_txn *txn, unsigned version,
+			 struct cp_error *err);
 
 /*
  * The "in_reply_to" of an internal record's data: the Message-ID of the

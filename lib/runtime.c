@@ -6,6 +6,7 @@
  */
 #include "runtime.h"
 #include "log.h"
+#include "storefmt.h"
 
 const char *
 runtime_config_path(const char *arg)
@@ -64,8 +65,9 @@ runtime_open(struct runtime *rt, const char *config_path, int flags,
 			return r;
 	}
 	if (flags & RUNTIME_STORE) {
-		r = store_open(rt->cfg->store_path, rt->cfg->store_map_size,
-			       &rt->store, err);
+		r = storefmt_open(rt->cfg->store_path, rt->cfg->store_map_size,
+				  flags & RUNTIME_STORE_OLDER ? STOREFMT_OLDER_OK : 0,
+				  &rt->store, err);
 		if (r < 0)
 			return r;
 	}

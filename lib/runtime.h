@@ -12,7 +12,9 @@
  *	runtime_open loads the config and then, as flags ask, the token key
  *	(security.token_key_file, read with config_read_secret: at least 16
  *	bytes, of which the first 64 are kept; it also keys the opaque
- *	patient references in logs, log_set_ref_key), the store and the
+ *	patient references in logs, log_set_ref_key), the store (through
+ *	storefmt_open: a store of a newer format is refused, one of an older
+ *	format too unless flags hold RUNTIME_STORE_OLDER) and the
  *	templates. Errors name the file or key at fault.
  *
  *	runtime_load_key is runtime_open's RUNTIME_KEY step alone, for a
@@ -23,7 +25,7 @@
  *	/etc/carepost/carepost.conf.
  * ERRORS
  *	config_load's codes; -EINVAL when token_key_file is not set or the
- *	key is shorter than 16 bytes; config_read_secret's, store_open's
+ *	key is shorter than 16 bytes; config_read_secret's, storefmt_open's
  *	and tmplset_load's codes.
  * OWNERSHIP
  *	runtime_close releases everything runtime_open opened and wipes the
@@ -49,6 +51,7 @@
 #define RUNTIME_STORE		0x2
 #define RUNTIME_TEMPLATES	0x4
 #define RUNTIME_ALL		0x7
+#define RUNTIME_STORE_OLDER	0x8	/* a store of an older format too */
 
 #define RUNTIME_DEFAULT_CONFIG "/etc/carepost/carepost.conf"
 

@@ -8,6 +8,7 @@
  */
 #include "store.h"
 
+#include <dirent.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -37,13 +38,51 @@ lmdb_error(struct cp_error *err, int rc, const char *what)
 	return cp_error_set(err, -EIO, "%s: %s", what, mdb_strerror(rc));
 }
 
+/*
+ * check_format - before store_open writes anything: the raw value of
+ * key in db (NULL when the store has none, or not that database) to
+ * check, in a read transaction of its own.
+ */
+static int
+check_format(struct store *s, enum store_db db, const char *key,
+	     store_check_fn check, void *userdata, struct cp_error *err)
+{
+	MDB_val k = { strlen(key), (void *)key }, v = { 0, NULL };
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	int rc, r;
+
+	if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return lmdb_error(err, rc, "store open");
+	rc = mdb_dbi_open(txn, db_names[db], 0, &dbi);
+	if (rc == 0)
+		rc = mdb_get(txn, dbi, &k, &v);
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		mdb_txn_abort(txn);
+		return lmdb_error(err, rc, "store open");
+	}
+	r = check(rc == 0 ? v.mv_data : NULL, rc == 0 ? v.mv_size : 0,
+		  userdata, err);
+	mdb_txn_abort(txn);	/* closes the handle: the write below opens it */
+	return r;
+}
+
 int
 store_open(const char *path, uint64_t map_size, struct store **out,
 	   struct cp_error *err)
 {
+	return store_open_checked(path, map_size, DB_META, NULL, NULL, NULL,
+				  out, err);
+}
+
+int
+store_open_checked(const char *path, uint64_t map_size, enum store_db db,
+		   const char *key, store_check_fn check, void *userdata,
+		   struct store **out, struct cp_error *err)
+{
 	struct store *s;
 	MDB_txn *txn;
-	int rc, dead, i;
+	int rc, dead, i, r;
 
 	if (mkdir(path, 0700) < 0 && errno != EEXIST)
 		return cp_error_set(err, -errno, "store %s: cannot create: %s",
@@ -68,6 +107,13 @@ store_open(const char *path, uint64_t map_size, struct store **out,
 		if (mdb_env_info(s->env, &info) == 0 &&
 		    info.me_mapsize > s->map_size)
 			s->map_size = info.me_mapsize;
+	}
+	/* The check comes before the first write (the databases created). */
+	if (check != NULL && key != NULL &&
+	    (r = check_format(s, db, key, check, userdata, err)) < 0) {
+		mdb_env_close(s->env);
+		free(s);
+		return r;
 	}
 	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
 		goto fail;
@@ -774,4 +820,193 @@ store_journal_read(const char *store_path, char **text, size_t *len,
 	if (r < 0)
 		return cp_error_set(err, r, "%s: %s", path, strerror(-r));
 	return 0;
+}
+
+/*
+ * backup_dir - dir made (0700; *made set) or found empty: a backup never
+ * mixes with what a directory held.
+ */
+static int
+backup_dir(const char *dir, int *made, struct cp_error *err)
+{
+	struct dirent *de;
+	DIR *d;
+	int e;
+
+	*made = 0;
+	if (mkdir(dir, 0700) == 0) {
+		*made = 1;
+		return 0;
+	}
+	if (errno != EEXIST)
+		return cp_error_set(err, -errno, "backup directory %s: cannot "
+				    "create: %s", dir, strerror(errno));
+	if ((d = opendir(dir)) == NULL)
+		return cp_error_set(err, -errno, "backup directory %s: %s", dir,
+				    strerror(errno));
+	while ((errno = 0, de = readdir(d)) != NULL) {
+		char name[65];
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		cp_strlcpy(name, de->d_name, sizeof(name));	/* closedir frees it */
+		closedir(d);
+		return cp_error_set(err, -ENOTEMPTY, "backup directory %s: not "
+				    "empty (it holds %s): a backup goes into a "
+				    "new or empty directory", dir, name);
+	}
+	e = errno;
+	closedir(d);
+	if (e != 0)
+		return cp_error_set(err, -e, "backup directory %s: %s", dir,
+				    strerror(e));
+	return 0;
+}
+
+/* fsync_path - fsync a directory (or file) by name: 0 or -errno. */
+static int
+fsync_path(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), r = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+/* copy_data - the compacting copy of the environment into fd, fsynced. */
+static int
+copy_data(struct store *s, int fd, const char *path, uint64_t *bytes,
+	  struct cp_error *err)
+{
+	struct stat st;
+	int rc;
+
+	rc = mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT);
+	if (rc == MDB_MAP_RESIZED) {
+		/* Another process grew the map: adopt its size, copy again. */
+		mdb_env_set_mapsize(s->env, 0);
+		if (ftruncate(fd, 0) < 0 || lseek(fd, 0, SEEK_SET) < 0)
+			return cp_error_set(err, -errno, "%s: %s", path, strerror(errno));
+		rc = mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT);
+	}
+	if (rc != 0)
+		return lmdb_error(err, rc, "store backup");
+	if (fsync(fd) < 0 || fstat(fd, &st) < 0)
+		return cp_error_set(err, -errno, "%s: %s", path, strerror(errno));
+	*bytes = (uint64_t)st.st_size;
+	return 0;
+}
+
+/*
+ * backup_journal - DIR/sending.journal: the lines of the store's journal
+ * read before the copy began (before) and after it ended (after). Every
+ * line names a message the relay accepted, so a line of a batch recorded
+ * meanwhile is harmless (recovery skips what is recorded sent).
+ */
+static int
+backup_journal(const char *path, const char *before, size_t blen,
+	       const char *after, size_t alen, size_t *lines,
+	       struct cp_error *err)
+{
+	_cleanup_free_ char *text = malloc(blen + alen + 2);
+	size_t n = 0;
+	int r;
+
+	if (text == NULL)
+		return cp_error_set(err, -ENOMEM, "store backup: out of memory");
+	/* a line being written as it was read: the second read has it */
+	while (blen > 0 && before[blen - 1] != '\n')
+		blen--;
+	memcpy(text, before, blen);
+	n = blen;
+	memcpy(text + n, after, alen);
+	n += alen;
+	*lines = 0;
+	for (size_t i = 0; i < n; i++)
+		*lines += text[i] == '\n';
+	r = cp_write_file_atomic(path, text, n, 0600);
+	if (r < 0)
+		return cp_error_set(err, r, "%s: %s", path, strerror(-r));
+	return 0;
+}
+
+/* journal_text - the store's sending journal now ("" when there is none). */
+static int
+journal_text(const char *store_path, char **text, size_t *len,
+	     struct cp_error *err)
+{
+	int r = store_journal_read(store_path, text, len, err);
+
+	if (r == -ENOENT) {
+		*len = 0;
+		return 0;
+	}
+	return r;
+}
+
+int
+store_backup(struct store *s, const char *dir, struct store_backup_result *res,
+	     struct cp_error *err)
+{
+	_cleanup_free_ char *before = NULL, *after = NULL;
+	char data[4096], part[4096], journal[4096];
+	const char *store_path = NULL;
+	size_t blen = 0, alen = 0;
+	int fd, made, r;
+
+	memset(res, 0, sizeof(*res));
+	if (mdb_env_get_path(s->env, &store_path) != 0 || store_path == NULL)
+		return cp_error_set(err, -EINVAL, "store backup: no store path");
+	if (cp_snprintf_ok(data, sizeof(data), "%s/data.mdb", dir) < 0 ||
+	    cp_snprintf_ok(part, sizeof(part), "%s/data.mdb.part", dir) < 0 ||
+	    cp_snprintf_ok(journal, sizeof(journal), "%s/sending.journal", dir) < 0)
+		return cp_error_set(err, -ENAMETOOLONG, "backup directory %s: "
+				    "path too long", dir);
+	if ((r = backup_dir(dir, &made, err)) < 0)
+		return r;
+	if ((r = journal_text(store_path, &before, &blen, err)) < 0)
+		goto fail;
+	fd = open(part, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		r = cp_error_set(err, -errno, "backup directory %s: cannot write: %s",
+				 dir, strerror(errno));
+		goto fail;
+	}
+	r = copy_data(s, fd, part, &res->data_bytes, err);
+	close(fd);
+	if (r < 0)
+		goto fail;
+	if ((r = journal_text(store_path, &after, &alen, err)) < 0 ||
+	    (r = backup_journal(journal, before ? before : "", blen,
+				after ? after : "", alen, &res->journal_lines, err)) < 0)
+		goto fail;
+	if (rename(part, data) < 0 || (r = fsync_path(dir)) < 0) {
+		r = cp_error_set(err, r < 0 ? r : -errno, "backup directory %s: %s",
+				 dir, strerror(r < 0 ? -r : errno));
+		goto fail;
+	}
+	if (made) {
+		/* the new directory's own entry, in its parent */
+		_cleanup_free_ char *parent = strdup(dir);
+		char *slash = parent ? strrchr(parent, '/') : NULL;
+
+		if (slash == parent)
+			slash[1] = '\0';
+		else if (slash != NULL)
+			*slash = '\0';
+		if (parent != NULL)
+			(void)fsync_path(slash != NULL ? parent : ".");
+	}
+	return 0;
+fail:
+	unlink(part);
+	unlink(data);		/* the directory was empty: nothing else's */
+	unlink(journal);
+	if (made)
+		rmdir(dir);
+	return r;
 }

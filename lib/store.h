@@ -10,8 +10,8 @@
  *	store_close(s);
  * DESCRIPTION
  *	Persistence only, as Postfix's mail_queue.c: transactions, named
- *	databases, iteration, the schedule index, the sender's lock file and
- *	the sending journal. What the records mean is
+ *	databases, iteration, the schedule index, the sender's lock file,
+ *	the sending journal and backups (store_backup). What the records mean is
  *	the record layer's (record.h: one codec per record), the delivery
  *	queue's (queue.h: delivery records and their schedule entries) and
  *	intake's (intake.h: portal events claimed). No other module calls
@@ -58,12 +58,16 @@
  *	           (lower case). value: {"state":"ok|soft|invalid",
  *	           "soft_count","last","event","status"}: written on ingest of
  *	           a delivery report (5.x.x: invalid; 4.x.x: soft, +1).
- *	meta       carepostd's. key: name. value: JSON (e.g. "schema": 1,
- *	           counters "stats"). "dek:ID" (ID: 16 hex digits) is a data
+ *	meta       carepostd's. key: name. value: JSON. Two kinds of key:
+ *	           "format": {"version": N}, the store format version
+ *	           (storefmt.h): written by carepostd at its first start on
+ *	           a store without it; a store without it is version 1.
+ *	           "dek:ID" (ID: 16 hex digits) is a data
  *	           key of the inbox at rest (atrest.h): {"alg":"aes-256-gcm",
  *	           "store_key","created","wrapped"}, wrapped = the 32-byte key
  *	           as an ASCII-armored OpenPGP message to the store key. Never
- *	           delete one while an inbox record names it.
+ *	           delete one while an inbox record names it: a copy of the
+ *	           store without meta opens no inbox record.
  *
  *	The inbound path (inbound.h) adds:
  *
@@ -187,6 +191,43 @@ enum store_db {
 int store_open(const char *path, uint64_t map_size, struct store **out,
 	       struct cp_error *err);
 void store_close(struct store *s);
+
+/*
+ * store_open_checked - store_open, with a check before anything is
+ * written: check gets the raw value of key in db (value NULL, len 0 when
+ * there is none: a new store, or one written before that key), read in a
+ * read-only transaction before the write that creates the databases. A
+ * negative return closes the environment untouched and is returned as
+ * it is, with check's err: the store is not opened for writing. (The
+ * store format version is checked so: storefmt.h.)
+ */
+typedef int (*store_check_fn)(const void *value, size_t len, void *userdata,
+	      struct cp_error *err);
+int store_open_checked(const char *path, uint64_t map_size, enum store_db db,
+		       const char *key, store_check_fn check, void *userdata,
+		       struct store **out, struct cp_error *err);
+
+/*
+ * store_backup - a consistent, compacting copy of the open store into
+ * dir, while other processes (carepostd, the portal) go on using it:
+ * dir is made (0700) or must be an empty directory (-ENOTEMPTY, naming
+ * dir, otherwise; -ENOTDIR, mkdir's and opendir's codes). It then holds
+ * data.mdb (0600: LMDB's compacting copy, mdb_env_copyfd2 with
+ * MDB_CP_COMPACT, of one read transaction's snapshot: free pages left
+ * out) and sending.journal (0600: the lines of STORE/sending.journal read
+ * just before the copy began and just after it ended, so that a restore
+ * records as sent what the relay had accepted of the batches leased in
+ * the snapshot; possibly empty), both fsynced, as is dir. It holds no
+ * key: the token key, the GnuPG home and the store key are backed up
+ * apart. A failure leaves no data.mdb in dir (and removes dir when it
+ * made it). res: the size of data.mdb, the journal's lines.
+ */
+struct store_backup_result {
+	uint64_t data_bytes;
+	size_t journal_lines;
+};
+int store_backup(struct store *s, const char *dir, struct store_backup_result *res,
+		 struct cp_error *err);
 
 /*
  * store_set_nosync - commit without fsync (on) or with it (off, as

@@ -1564,6 +1564,140 @@ map_grown_by_another_process_can_grow_again(void **state)
 	assert_int_equal(count(f->other, DB_EVENTS), 2 * FILL);
 }
 
+/* ---- backup ---- */
+
+static int
+del_event_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
+{
+	return store_txn_del(s, txn, DB_EVENTS, ud, strlen(ud), err);
+}
+
+static void
+write_text(const char *path, const char *text)
+{
+	FILE *fp = fopen(path, "w");
+
+	assert_non_null(fp);
+	fputs(text, fp);
+	assert_int_equal(fclose(fp), 0);
+}
+
+static char *
+read_text(const char *dir, const char *name, size_t *len)
+{
+	char path[256];
+	char *text = NULL;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	assert_int_equal(cp_read_file(path, 1u << 30, &text, len), 0);
+	return text;
+}
+
+static void
+backup_copies_the_store_compacted_with_its_journal_and_no_freed_data(void **state)
+{
+	struct fx *f = *state;
+	struct store_backup_result res;
+	struct cp_error err = { 0, "" };
+	char dir[128], big[6000];
+	_cleanup_free_ char *journal = NULL, *data = NULL;
+	struct stat st;
+	size_t len = 0;
+	json_t *v = NULL;
+
+	put_patient(f->s, "p-kept");
+	/* a value on overflow pages, then deleted: its pages are free */
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	memcpy(big + 100, "PHI-CANARY-FREED", 16);
+	assert_int_equal(store_put_raw(f->s, DB_EVENTS, "e-gone", 6, big, strlen(big), &err), 0);
+	assert_int_equal(store_write(f->s, del_event_txn, (void *)"e-gone", &err), 0);
+	/* what the sender had accepted; a line being written is left out
+	 * of the first read (the second has it whole, or as it was) */
+	snprintf(dir, sizeof(dir), "%s/sending.journal", f->dir);
+	write_text(dir, "e1\t0\tn\tpatient\ne2\t1\te\tpro");
+	snprintf(dir, sizeof(dir), "%s.backup", f->dir);
+	assert_int_equal(store_backup(f->s, dir, &res, &err), 0);
+	assert_true(res.data_bytes > 0);
+	assert_int_equal(stat(dir, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0700);
+	snprintf(big, sizeof(big), "%s/data.mdb", dir);
+	assert_int_equal(stat(big, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_int_equal((uint64_t)st.st_size, res.data_bytes);
+	journal = read_text(dir, "sending.journal", &len);
+	assert_string_equal(journal, "e1\t0\tn\tpatient\ne1\t0\tn\tpatient\ne2\t1\te\tpro");
+	assert_int_equal(res.journal_lines, 2);
+	/* nothing of the freed value in the copy */
+	data = read_text(dir, "data.mdb", &len);
+	assert_null(memmem(data, len, "PHI-CANARY-FREED", 16));
+	/* the copy opens as a store and holds what the original did */
+	assert_int_equal(store_open(dir, 0, &f->other, &err), 0);
+	assert_int_equal(store_get_json(f->other, DB_PATIENTS, "p-kept", &v, &err), 0);
+	json_decref(v);
+	store_close(f->other);
+	f->other = NULL;
+	rm_tree(dir);
+}
+
+static void
+backup_goes_into_an_empty_directory_and_refuses_one_that_is_not(void **state)
+{
+	struct fx *f = *state;
+	struct store_backup_result res;
+	struct cp_error err = { 0, "" };
+	char dir[128], file[160];
+	_cleanup_free_ char *kept = NULL;
+	size_t len = 0;
+
+	snprintf(dir, sizeof(dir), "%s.backup", f->dir);
+	assert_int_equal(mkdir(dir, 0750), 0);
+	assert_int_equal(store_backup(f->s, dir, &res, &err), 0);
+	/* again into the same directory: not empty now */
+	assert_int_equal(store_backup(f->s, dir, &res, &err), -ENOTEMPTY);
+	assert_non_null(strstr(err.text, dir));
+	assert_non_null(strstr(err.text, "not empty"));
+	rm_tree(dir);
+	/* a directory holding anything else: refused, left as it was */
+	assert_int_equal(mkdir(dir, 0700), 0);
+	snprintf(file, sizeof(file), "%s/notes.txt", dir);
+	write_text(file, "keep me");
+	assert_int_equal(store_backup(f->s, dir, &res, &err), -ENOTEMPTY);
+	assert_non_null(strstr(err.text, dir));
+	kept = read_text(dir, "notes.txt", &len);
+	assert_string_equal(kept, "keep me");
+	snprintf(file, sizeof(file), "%s/data.mdb", dir);
+	assert_int_equal(access(file, F_OK), -1);
+	rm_tree(dir);
+}
+
+static void
+backup_refuses_what_it_cannot_write_and_names_it(void **state)
+{
+	struct fx *f = *state;
+	struct store_backup_result res;
+	struct cp_error err = { 0, "" };
+	char path[160];
+
+	/* a regular file, and a path beneath one */
+	snprintf(path, sizeof(path), "%s.file", f->dir);
+	write_text(path, "");
+	assert_int_equal(store_backup(f->s, path, &res, &err), -ENOTDIR);
+	assert_non_null(strstr(err.text, path));
+	strcat(path, "/backup");
+	assert_int_equal(store_backup(f->s, path, &res, &err), -ENOTDIR);
+	assert_non_null(strstr(err.text, path));
+	path[strlen(path) - strlen("/backup")] = '\0';
+	unlink(path);
+	/* a file system nobody may write (sysfs: even root) */
+	assert_true(store_backup(f->s, "/sys/carepost-backup", &res, &err) < 0);
+	assert_non_null(strstr(err.text, "/sys/carepost-backup"));
+	/* a parent that does not exist */
+	snprintf(path, sizeof(path), "%s.none/backup", f->dir);
+	assert_int_equal(store_backup(f->s, path, &res, &err), -ENOENT);
+	assert_non_null(strstr(err.text, path));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1592,6 +1726,9 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(full_map_grows_and_loses_nothing_across_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(two_processes_on_one_store_see_each_others_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(map_grown_by_another_process_can_grow_again, setup, teardown),
+		cmocka_unit_test_setup_teardown(backup_copies_the_store_compacted_with_its_journal_and_no_freed_data, setup, teardown),
+		cmocka_unit_test_setup_teardown(backup_goes_into_an_empty_directory_and_refuses_one_that_is_not, setup, teardown),
+		cmocka_unit_test_setup_teardown(backup_refuses_what_it_cannot_write_and_names_it, setup, teardown),
 	};
 
 	if (argc == 4 && strcmp(argv[1], "--portal") == 0)

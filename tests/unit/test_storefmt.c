@@ -1,0 +1,365 @@
+/*
+ * NAME
+ *	test_storefmt - unit tests for the store format version and its
+ *	upgrade steps (lib/storefmt.c, the "format" record of lib/record.c)
+ * DESCRIPTION
+ *	Real LMDB files in mkdtemp directories: a store as today's code
+ *	writes it (no format record) opens as version 1 and gets the record
+ *	at carepostd's upgrade; a store of a newer version, or with a
+ *	malformed record, is refused before anything is written to it (its
+ *	data.mdb unchanged, no database created); an older one is refused
+ *	without STOREFMT_OLDER_OK; steps run in order, each in its own
+ *	transaction with the version it reaches, and a step that fails
+ *	leaves the store at the version before it, its writes undone.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+
+#include "record.h"
+#include "store.h"
+#include "storefmt.h"
+
+struct fx {
+	char dir[64];
+};
+
+static int
+rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	if (f == NULL)
+		return -1;
+	strcpy(f->dir, "/tmp/carepost-fmt-XXXXXX");
+	if (mkdtemp(f->dir) == NULL) {
+		free(f);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+
+	nftw(f->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+/* today_store - a store as the code before the format record wrote it. */
+static void
+today_store(const char *dir)
+{
+	struct cp_error err;
+	struct store *s = NULL;
+	json_t *p = json_pack("{s:s, s:s}", "id", "p-1", "email", "a@patients.test");
+
+	cp_error_clear(&err);
+	assert_int_equal(store_open(dir, 0, &s, &err), 0);
+	assert_int_equal(store_put_json(s, DB_PATIENTS, "p-1", p, &err), 0);
+	json_decref(p);
+	store_close(s);
+}
+
+/* raw_meta - a store with only a meta database holding format = value. */
+static void
+raw_meta(const char *dir, const char *value)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = { 6, (void *)"format" }, v = { strlen(value), (void *)value };
+
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+	assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "meta", MDB_CREATE, &dbi), 0);
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+/* raw_has_db - whether the store at dir has the named database. */
+static int
+raw_has_db(const char *dir, const char *name)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	int rc;
+
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+	assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	rc = mdb_dbi_open(txn, name, 0, &dbi);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return rc == 0;
+}
+
+static char *
+data_file(const char *dir, size_t *len)
+{
+	char path[128];
+	char *data = NULL;
+
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	assert_int_equal(cp_read_file(path, 64u << 20, &data, len), 0);
+	return data;
+}
+
+static void
+assert_version(struct store *s, unsigned want, int want_recorded)
+{
+	unsigned v = 0;
+	int recorded = -1;
+
+	assert_int_equal(storefmt_version(s, &v, &recorded, NULL), 0);
+	assert_int_equal(v, want);
+	assert_int_equal(recorded, want_recorded);
+}
+
+static void
+todays_store_opens_as_version_1_and_gets_the_record(void **state)
+{
+	struct fx *f = *state;
+	struct cp_error err;
+	struct store *s = NULL;
+	json_t *p = NULL, *rec = NULL;
+	size_t ran = 9;
+
+	today_store(f->dir);
+	cp_error_clear(&err);
+	/* carepostctl's open (no older store allowed): version 1 is this one */
+	assert_int_equal(storefmt_open(f->dir, 0, 0, &s, &err), 0);
+	assert_version(s, 1, 0);
+	/* carepostd's start: no step to run, the record written */
+	assert_int_equal(storefmt_upgrade(s, &ran, &err), 0);
+	assert_int_equal(ran, 0);
+	assert_version(s, STOREFMT_VERSION, 1);
+	assert_int_equal(store_get_json(s, DB_META, STORE_FORMAT_KEY, &rec, &err), 0);
+	assert_int_equal(json_integer_value(json_object_get(rec, "version")), 1);
+	json_decref(rec);
+	/* and what was there is there */
+	assert_int_equal(store_get_json(s, DB_PATIENTS, "p-1", &p, &err), 0);
+	json_decref(p);
+	/* a second start changes nothing */
+	assert_int_equal(storefmt_upgrade(s, &ran, &err), 0);
+	assert_int_equal(ran, 0);
+	store_close(s);
+	s = NULL;
+	assert_int_equal(storefmt_open(f->dir, 0, 0, &s, &err), 0);
+	assert_version(s, 1, 1);
+	store_close(s);
+}
+
+static void
+newer_store_is_refused_naming_both_versions_and_not_written(void **state)
+{
+	struct fx *f = *state;
+	struct cp_error err;
+	struct store *s = NULL;
+	_cleanup_free_ char *before = NULL, *after = NULL;
+	size_t blen = 0, alen = 0;
+	char want[64];
+
+	raw_meta(f->dir, "{\"version\":2}");
+	before = data_file(f->dir, &blen);
+	for (int flags = 0; flags <= STOREFMT_OLDER_OK; flags++) {
+		cp_error_clear(&err);
+		assert_int_equal(storefmt_open(f->dir, 0, flags, &s, &err), -EPROTO);
+		assert_null(s);
+		snprintf(want, sizeof(want), "format version 2 is newer");
+		assert_non_null(strstr(err.text, want));
+		snprintf(want, sizeof(want), "(version %u)", STOREFMT_VERSION);
+		assert_non_null(strstr(err.text, want));
+		assert_non_null(strstr(err.text, f->dir));
+	}
+	/* not opened for writing: no database made, not a byte changed */
+	assert_false(raw_has_db(f->dir, "patients"));
+	after = data_file(f->dir, &alen);
+	assert_int_equal(alen, blen);
+	assert_memory_equal(after, before, blen);
+}
+
+static void
+malformed_format_record_is_refused(void **state)
+{
+	static const char *const bad[] = {
+		"{\"version\":\"two\"}", "{\"version\":0}", "{}", "[2]", "not json",
+		"{\"version\":1.5}", "{\"version\":99999999999}",
+	};
+	struct fx *f = *state;
+	char dir[128];
+
+	for (size_t i = 0; i < CP_ARRAY_SIZE(bad); i++) {
+		struct cp_error err;
+		struct store *s = NULL;
+
+		snprintf(dir, sizeof(dir), "%s/s%zu", f->dir, i);
+		assert_int_equal(mkdir(dir, 0700), 0);
+		raw_meta(dir, bad[i]);
+		cp_error_clear(&err);
+		assert_int_equal(storefmt_open(dir, 0, STOREFMT_OLDER_OK, &s, &err),
+				 -EBADMSG);
+		assert_null(s);
+		assert_non_null(strstr(err.text, "meta format"));
+		assert_false(raw_has_db(dir, "patients"));
+	}
+}
+
+static void
+older_version_is_refused_unless_the_caller_upgrades(void **state)
+{
+	struct cp_error err;
+
+	cp_error_clear(&err);
+	assert_int_equal(storefmt_check(1, 2, 0, "/s", &err), -EPROTO);
+	assert_non_null(strstr(err.text, "format version 1 is older"));
+	assert_non_null(strstr(err.text, "(version 2)"));
+	assert_non_null(strstr(err.text, "start carepostd"));
+	assert_int_equal(storefmt_check(1, 2, STOREFMT_OLDER_OK, "/s", &err), 0);
+	assert_int_equal(storefmt_check(2, 2, 0, "/s", &err), 0);
+	assert_int_equal(storefmt_check(3, 2, STOREFMT_OLDER_OK, "/s", &err), -EPROTO);
+}
+
+/* ---- upgrade steps ---- */
+
+static int
+mark(struct store *s, MDB_txn *txn, const char *key, struct cp_error *err)
+{
+	return store_txn_put_raw(s, txn, DB_META, key, strlen(key), "{}", 2, err);
+}
+
+static int
+step_one(struct store *s, MDB_txn *txn, struct cp_error *err)
+{
+	return mark(s, txn, "test:step1", err);
+}
+
+static int
+step_two(struct store *s, MDB_txn *txn, struct cp_error *err)
+{
+	return mark(s, txn, "test:step2", err);
+}
+
+static int
+step_two_fails(struct store *s, MDB_txn *txn, struct cp_error *err)
+{
+	int r = mark(s, txn, "test:step2", err);
+
+	return r < 0 ? r : cp_error_set(err, -EIO, "the disk said no");
+}
+
+/* open_today - today_store, opened as carepostd opens it. */
+static struct store *
+open_today(const char *dir)
+{
+	struct store *s = NULL;
+
+	today_store(dir);
+	assert_int_equal(storefmt_open(dir, 0, STOREFMT_OLDER_OK, &s, NULL), 0);
+	return s;
+}
+
+static int
+has_mark(struct store *s, const char *key)
+{
+	json_t *v = NULL;
+	int r = store_get_json(s, DB_META, key, &v, NULL);
+
+	json_decref(v);
+	return r == 0;
+}
+
+/* Two steps that work: version 1 to 2, 2 to 3. */
+static const struct storefmt_step two_steps[] = {
+	{ 1, "one", step_one }, { 2, "two", step_two },
+};
+
+static void
+steps_run_in_order_each_reaching_its_version(void **state)
+{
+	const struct storefmt_step *steps = two_steps;
+	struct fx *f = *state;
+	struct cp_error err;
+	struct store *s = open_today(f->dir);
+	size_t ran = 0;
+
+	cp_error_clear(&err);
+	assert_int_equal(storefmt_upgrade_steps(s, steps, 2, 3, &ran, &err), 0);
+	assert_int_equal(ran, 2);
+	assert_version(s, 3, 1);
+	assert_true(has_mark(s, "test:step1"));
+	assert_true(has_mark(s, "test:step2"));
+	/* at its version: nothing runs again */
+	assert_int_equal(storefmt_upgrade_steps(s, steps, 2, 3, &ran, &err), 0);
+	assert_int_equal(ran, 0);
+	/* a table that stops short of the target says where */
+	assert_int_equal(storefmt_upgrade_steps(s, steps, 2, 4, &ran, &err), -EPROTO);
+	assert_non_null(strstr(err.text, "no upgrade step to version 4"));
+	assert_version(s, 3, 1);
+	store_close(s);
+	/* and this build (version 1) refuses what the steps made */
+	s = NULL;
+	assert_int_equal(storefmt_open(f->dir, 0, STOREFMT_OLDER_OK, &s, &err), -EPROTO);
+}
+
+static void
+failing_step_leaves_the_version_where_it_was(void **state)
+{
+	static const struct storefmt_step bad[] = {
+		{ 1, "one", step_one }, { 2, "two", step_two_fails },
+	};
+	struct fx *f = *state;
+	struct cp_error err;
+	struct store *s = open_today(f->dir);
+	size_t ran = 0;
+
+	cp_error_clear(&err);
+	assert_int_equal(storefmt_upgrade_steps(s, bad, 2, 3, &ran, &err), -EIO);
+	assert_non_null(strstr(err.text, "upgrading the store from version 2 to 3 (two)"));
+	assert_non_null(strstr(err.text, "the disk said no"));
+	assert_int_equal(ran, 1);
+	/* step one holds; step two's write is undone with its version */
+	assert_version(s, 2, 1);
+	assert_true(has_mark(s, "test:step1"));
+	assert_false(has_mark(s, "test:step2"));
+	/* the next start runs the step again, from where it stopped */
+	assert_int_equal(storefmt_upgrade_steps(s, two_steps, 2, 3, &ran, &err), 0);
+	assert_int_equal(ran, 1);
+	assert_version(s, 3, 1);
+	assert_true(has_mark(s, "test:step2"));
+	store_close(s);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(todays_store_opens_as_version_1_and_gets_the_record, setup, teardown),
+		cmocka_unit_test_setup_teardown(newer_store_is_refused_naming_both_versions_and_not_written, setup, teardown),
+		cmocka_unit_test_setup_teardown(malformed_format_record_is_refused, setup, teardown),
+		cmocka_unit_test(older_version_is_refused_unless_the_caller_upgrades),
+		cmocka_unit_test_setup_teardown(steps_run_in_order_each_reaching_its_version, setup, teardown),
+		cmocka_unit_test_setup_teardown(failing_step_leaves_the_version_where_it_was, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
