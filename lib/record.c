@@ -1033,6 +1033,31 @@ ack_mark_dump(const struct ack_mark *a)
 }
 
 int
+ack_mark_load(json_t *v, struct ack_mark *a, struct cp_error *err)
+{
+	struct loader l = { "ack record", err };
+	long long at = 0;
+	char *delivery = NULL;
+	int r;
+
+	memset(a, 0, sizeof(*a));
+	if (!json_is_object(v))
+		return cp_error_set(err, -EBADMSG, "ack record: expected a JSON object");
+	r = load_int(&l, "at", json_object_get(v, "at") ?: json_null(), &at);
+	if (r == 0)
+		r = load_str(&l, "delivery", json_object_get(v, "delivery") ?: json_null(),
+			     &delivery);
+	if (r == 0 && delivery && strlen(delivery) > STORE_ID_MAX)
+		r = bad(&l, "delivery", "expected a delivery id");
+	if (r == 0) {
+		a->at = (time_t)at;
+		cp_strlcpy(a->delivery, delivery ? delivery : "", sizeof(a->delivery));
+	}
+	free(delivery);
+	return r;
+}
+
+int
 alert_window_load(json_t *v, struct alert_window *w, struct cp_error *err)
 {
 	struct loader l = { "alert window record", err };
@@ -1953,6 +1978,24 @@ dek_put(struct store *s, const char *id, const char *store_key, int64_t created,
 		return cp_error_set(err, -ENOMEM, "data key record: out of memory");
 	r = store_put_json(s, DB_META, key, v, err);
 	json_decref(v);
+	return r;
+}
+
+int
+dek_load_created(json_t *v, time_t *created, struct cp_error *err)
+{
+	struct loader l = { "data key record", err };
+	long long c = 0;
+	int r;
+
+	*created = 0;
+	if (!json_is_object(v))
+		return cp_error_set(err, -EBADMSG, "data key record: expected a JSON object");
+	r = load_int(&l, "created", json_object_get(v, "created") ?: json_null(), &c);
+	if (r == 0 && c <= 0)
+		r = bad(&l, "created", "expected a time");
+	if (r == 0)
+		*created = (time_t)c;
 	return r;
 }
 
