@@ -126,6 +126,11 @@
  *	(waits for the end of its window) and "count" (filed messages it
  *	tells of).
  *
+ *	Nothing here is kept for ever: retain.h deletes the records of
+ *	carepostd's databases past their [retention] lifetime (a final
+ *	delivery record and its thread, seen, acks, bounces, clinic, inbox,
+ *	unused data keys), as docs/store.md ("Retention") promises.
+ *
  *	The portal writes patients and events in its own write transactions;
  *	LMDB serialises writers across processes. carepostd keeps each write
  *	transaction short and batches many updates in one.
