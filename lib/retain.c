@@ -193,6 +193,16 @@ unhex_thread(const char *hex, uint8_t id[10])
 	return 0;
 }
 
+/* txn_json - key's value in db: 1 and *v (a new reference), 0 when none. */
+static int
+txn_json(struct step *st, enum store_db db, const void *key, size_t keylen,
+	 json_t **v)
+{
+	int r = store_txn_get_json(st->s, st->txn, db, key, keylen, v, NULL);
+
+	return r == -ENOENT ? 0 : r < 0 ? r : 1;
+}
+
 /*
  * delivery_open - whether the delivery record id is still wanted by what
  * follows it: 1 when it exists and is not final, 0 when it is final or
@@ -203,22 +213,17 @@ delivery_open(struct step *st, const char *id)
 {
 	struct delivery d = { 0 };
 	json_t *v = NULL;
-	int r, open;
+	int r;
 
-	if (id == NULL || id[0] == '\0')
-		return 0;
-	r = store_txn_get_json(st->s, st->txn, DB_DELIVERY, id, strlen(id), &v, NULL);
-	if (r == -ENOENT)
-		return 0;
-	if (r < 0)
+	r = id && id[0] ? txn_json(st, DB_DELIVERY, id, strlen(id), &v) : 0;
+	if (r <= 0)
 		return r;
 	r = delivery_load(v, &d, NULL);
 	json_decref(v);
-	if (r < 0)
-		return r;
-	open = !delivery_state_final(d.state);
+	if (r == 0)
+		r = !delivery_state_final(d.state);
 	delivery_clear(&d);
-	return open;
+	return r;
 }
 
 /* token_valid - 1 while the thread named by hex still takes replies. */
@@ -228,22 +233,17 @@ token_valid(struct step *st, const char *hex)
 	struct thread_record th = { 0 };
 	uint8_t id[10];
 	json_t *v = NULL;
-	int r, valid;
+	int r;
 
-	if (unhex_thread(hex, id) < 0)
-		return 0;
-	r = store_txn_get_json(st->s, st->txn, DB_THREADS, id, sizeof(id), &v, NULL);
-	if (r == -ENOENT)
-		return 0;
-	if (r < 0)
+	r = unhex_thread(hex, id) < 0 ? 0 : txn_json(st, DB_THREADS, id, sizeof(id), &v);
+	if (r <= 0)
 		return r;
 	r = thread_load(v, &th, NULL);
 	json_decref(v);
-	if (r < 0)
-		return r;
-	valid = th.expires > st->now;
+	if (r == 0)
+		r = th.expires > st->now;
 	thread_clear(&th);
-	return valid;
+	return r;
 }
 
 /*
@@ -292,18 +292,49 @@ judge_thread(struct step *st, json_t *v)
 	return r;
 }
 
+/*
+ * record_time - when the lifetime of a seen (at), bounces (last) or
+ * clinic (received) record began; < 0 when it does not load.
+ */
 static int
-judge_seen(struct step *st, json_t *v)
+record_time(enum store_db db, json_t *v, time_t *t)
 {
 	struct seen_record sr = { 0 };
-	int r = KEEP;
+	struct bounce_status b = { 0 };
+	struct clinic_entry c = { 0 };
+	int r = -EINVAL;
 
-	if (seen_load(v, &sr, NULL) < 0)
-		return UNREADABLE;
-	if (expired(sr.at, st->p->pol.lifetime[RETAIN_SEEN], st->now))
-		r = RETAIN_SEEN;
-	seen_clear(&sr);
+	switch (db) {
+	case DB_SEEN:
+		if ((r = seen_load(v, &sr, NULL)) == 0)
+			*t = sr.at;
+		seen_clear(&sr);
+		break;
+	case DB_BOUNCES:
+		if ((r = bounce_load(v, &b, NULL)) == 0)
+			*t = b.last;
+		bounce_clear(&b);
+		break;
+	case DB_CLINIC:
+		if ((r = clinic_load(v, &c, NULL)) == 0)
+			*t = c.received;
+		clinic_clear(&c);
+		break;
+	default:
+		break;
+	}
 	return r;
+}
+
+/* judge_by_time - a record that nothing else needs: its time alone. */
+static int
+judge_by_time(struct step *st, enum retain_kind kind, json_t *v)
+{
+	time_t t = 0;
+
+	if (record_time(steps[st->p->step], v, &t) < 0)
+		return UNREADABLE;
+	return expired(t, st->p->pol.lifetime[kind], st->now) ? (int)kind : KEEP;
 }
 
 static int
@@ -322,34 +353,6 @@ judge_ack(struct step *st, const char *key, size_t keylen, json_t *v)
 	if (ack_mark_load(v, &a, NULL) < 0)
 		return UNREADABLE;
 	return expired(a.at, life, st->now) ? RETAIN_ACKS : KEEP;
-}
-
-static int
-judge_bounce(struct step *st, json_t *v)
-{
-	struct bounce_status b = { 0 };
-	int r = KEEP;
-
-	if (bounce_load(v, &b, NULL) < 0)
-		return UNREADABLE;
-	if (expired(b.last, st->p->pol.lifetime[RETAIN_BOUNCES], st->now))
-		r = RETAIN_BOUNCES;
-	bounce_clear(&b);
-	return r;
-}
-
-static int
-judge_clinic(struct step *st, json_t *v)
-{
-	struct clinic_entry c = { 0 };
-	int r = KEEP;
-
-	if (clinic_load(v, &c, NULL) < 0)
-		return UNREADABLE;
-	if (expired(c.received, st->p->pol.lifetime[RETAIN_CLINIC], st->now))
-		r = RETAIN_CLINIC;
-	clinic_clear(&c);
-	return r;
 }
 
 /* judge_inbox - a kept record's data key is in use (st->used). */
@@ -397,10 +400,10 @@ judge(struct step *st, const char *key, size_t keylen, json_t *v, int64_t *due)
 	switch (steps[st->p->step]) {
 	case DB_DELIVERY:	return judge_delivery(st, v, due);
 	case DB_THREADS:	return judge_thread(st, v);
-	case DB_SEEN:		return judge_seen(st, v);
+	case DB_SEEN:		return judge_by_time(st, RETAIN_SEEN, v);
 	case DB_ACKS:		return judge_ack(st, key, keylen, v);
-	case DB_BOUNCES:	return judge_bounce(st, v);
-	case DB_CLINIC:		return judge_clinic(st, v);
+	case DB_BOUNCES:	return judge_by_time(st, RETAIN_BOUNCES, v);
+	case DB_CLINIC:		return judge_by_time(st, RETAIN_CLINIC, v);
 	case DB_INBOX:		return judge_inbox(st, v);
 	case DB_META:		return judge_data_key(st, key, keylen, v);
 	default:		return KEEP;

@@ -780,37 +780,37 @@ store_usage(struct store *s, struct store_usage *u, struct cp_error *err)
 }
 
 
+/* A schedule walk's fn, and the adapter that gives it due time and id. */
+struct schedule_walk {
+	store_schedule_fn fn;
+	void *userdata;
+};
+
+static int
+on_schedule_key(void *userdata, const void *key, size_t keylen,
+		const void *value, size_t len)
+{
+	struct schedule_walk *w = userdata;
+	MDB_val k = { keylen, (void *)key };
+	char id[STORE_ID_MAX + 1];
+
+	if (keylen <= 8 || keylen > 8 + STORE_ID_MAX ||
+	    memchr((const char *)key + 8, '\0', keylen - 8) != NULL)
+		return 0;	/* not a schedule key this version writes */
+	memcpy(id, (const char *)key + 8, keylen - 8);
+	id[keylen - 8] = '\0';
+	return w->fn(w->userdata, schedule_key_due(&k), id);
+}
+
 int
 store_txn_schedule_walk(struct store *s, MDB_txn *txn,
 			store_schedule_fn fn, void *userdata,
 			struct cp_error *err)
 {
-	MDB_cursor *cur;
-	MDB_val k, v;
-	int rc, r = 0;
+	struct schedule_walk w = { fn, userdata };
 
-	rc = mdb_cursor_open(txn, s->dbi[DB_SCHEDULE], &cur);
-	if (rc != 0)
-		return lmdb_error(err, rc, "schedule");
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		char id[STORE_ID_MAX + 1];
-
-		if (k.mv_size <= 8 || k.mv_size > 8 + STORE_ID_MAX ||
-		    memchr((char *)k.mv_data + 8, '\0', k.mv_size - 8) != NULL)
-			continue;	/* not a schedule key this version writes */
-		memcpy(id, (char *)k.mv_data + 8, k.mv_size - 8);
-		id[k.mv_size - 8] = '\0';
-		r = fn(userdata, schedule_key_due(&k), id);
-		if (r != 0)
-			break;
-	}
-	mdb_cursor_close(cur);
-	if (r != 0)
-		return r;
-	if (rc != 0 && rc != MDB_NOTFOUND)
-		return lmdb_error(err, rc, "schedule");
-	return 0;
+	return store_txn_walk_from(s, txn, DB_SCHEDULE, NULL, 0, on_schedule_key,
+				   &w, err);
 }
 
 int
