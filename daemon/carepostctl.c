@@ -1142,9 +1142,9 @@ cmd_prune(int argc, char **argv)
 		print_json_take(retain_counts_json(&c, dry));
 		return 0;
 	}
-	printf("%s %zu records in %zu transactions (%zu unreadable, kept):",
-	       dry ? "would prune, of" : "pruned, of", c.examined,
-	       c.transactions, c.unreadable);
+	printf("looked at %zu records in %zu transactions (%zu unreadable, "
+	       "kept); %s:", c.examined, c.transactions, c.unreadable,
+	       dry ? "would prune" : "pruned");
 	for (size_t i = 0; i < RETAIN__COUNT; i++)
 		printf(" %s %zu", retain_kind_name((enum retain_kind)i), c.pruned[i]);
 	putchar('\n');
