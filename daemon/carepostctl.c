@@ -28,6 +28,10 @@
  *	backup DIR                   a consistent, compacting hot copy of the
  *	                             store (data.mdb, sending.journal) into a
  *	                             new or empty DIR; no key material
+ *	prune [--dry-run]            one retention pass now ([retention],
+ *	                             lib/retain): what outlived its lifetime
+ *	                             is deleted, in small transactions;
+ *	                             --dry-run counts without deleting
  *
  *	ingest runs gpg on the message (outside data) only in a gpg helper
  *	(lib/pgphelper: carepost-pgp, or this program started as one), under
@@ -60,6 +64,7 @@
 #include "pgpserve.h"
 #include "queue.h"
 #include "record.h"
+#include "retain.h"
 #include "runtime.h"
 #include "storefmt.h"
 #include "template.h"
@@ -104,6 +109,7 @@ usage(FILE *f)
 	      "  quarantine                what was quarantined: when, where, why (no PHI)\n"
 	      "  backup DIR                a consistent compacted copy of the store, while\n"
 	      "                            carepostd runs, into a new or empty DIR (no keys)\n"
+	      "  prune [--dry-run]         one retention pass now; --dry-run only counts\n"
 	      "options:\n"
 	      "  -c, --config FILE  configuration (default /etc/carepost/carepost.conf)\n"
 	      "  -j, --json         machine-readable output\n"
@@ -506,6 +512,7 @@ cmd_queue(int stats)
 	struct cp_error err;
 	struct queue_tally qt;
 	json_t *rows = json_array(), *counts = NULL, *in = NULL;
+	struct store_usage use = { 0, 0, 0 };
 	size_t waiting = 0, scheduled = 0;
 	int64_t oldest = INT64_MAX, age;
 	int r;
@@ -525,6 +532,8 @@ cmd_queue(int stats)
 		r = store_count(rt.store, DB_SCHEDULE, &scheduled, &err);
 	if (r == 0 && stats && (in = inbound_stats(&rt, &err)) == NULL)
 		r = -EIO;
+	if (r == 0 && stats)
+		r = store_usage(rt.store, &use, &err);
 	runtime_close(&rt);
 	if (r < 0) {
 		r = fail(EX_IOERR, "%s", err.text);
@@ -543,6 +552,10 @@ cmd_queue(int stats)
 				      "oldest_pending_age", (json_int_t)age);
 
 		json_object_update(o, in);
+		json_object_set_new(o, "store_pages", json_pack("{s:I, s:I, s:I}",
+			"page_size", (json_int_t)use.page_size,
+			"used", (json_int_t)use.used_pages,
+			"file", (json_int_t)use.file_pages));
 		print_json(o);
 		json_decref(o);
 	} else {
@@ -561,6 +574,10 @@ cmd_queue(int stats)
 			json_object_get(in, "inbox_messages")));
 		printf("keys expiring within 30 days: %lld\n", (long long)json_integer_value(
 			json_object_get(in, "keys_expiring_30d")));
+		printf("store pages:      %llu used, %llu in the file (%llu bytes each)\n",
+		       (unsigned long long)use.used_pages,
+		       (unsigned long long)use.file_pages,
+		       (unsigned long long)use.page_size);
 	}
 out:
 	json_decref(rows);
@@ -1099,6 +1116,41 @@ cmd_backup(const char *dir)
 	return 0;
 }
 
+/* cmd_prune - one retention pass now (lib/retain), or its dry run. */
+static int
+cmd_prune(int argc, char **argv)
+{
+	struct retain_policy pol;
+	struct retain_counts c;
+	struct runtime rt;
+	struct cp_error err;
+	int dry = 0, r;
+
+	if (argc == 2 && strcmp(argv[1], "--dry-run") == 0)
+		dry = 1;
+	else if (argc != 1)
+		return fail(EX_USAGE, "usage: prune [--dry-run]");
+	if ((r = open_rt(&rt, RUNTIME_STORE)) != 0)
+		return r;
+	retain_policy_from_config(rt.cfg, &pol);
+	cp_error_clear(&err);
+	r = retain_run(rt.store, &pol, cp_now(), dry, &c, &err);
+	runtime_close(&rt);
+	if (r < 0)
+		return fail(EX_IOERR, "prune: %s", err.text);
+	if (json_output) {
+		print_json_take(retain_counts_json(&c, dry));
+		return 0;
+	}
+	printf("looked at %zu records in %zu transactions (%zu unreadable, "
+	       "kept); %s:", c.examined, c.transactions, c.unreadable,
+	       dry ? "would prune" : "pruned");
+	for (size_t i = 0; i < RETAIN__COUNT; i++)
+		printf(" %s %zu", retain_kind_name((enum retain_kind)i), c.pruned[i]);
+	putchar('\n');
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1186,6 +1238,8 @@ main(int argc, char **argv)
 	if (strcmp(cmd, "clinic-queue") == 0 && argc <= 2)
 		return cmd_listing(inbox_clinic_queue, argc == 2 ? argv[1] : NULL,
 				   print_clinic_entry);
+	if (strcmp(cmd, "prune") == 0)
+		return cmd_prune(argc, argv);
 	if (strcmp(cmd, "quarantine") == 0 && argc == 1)
 		return cmd_listing(list_quarantine, NULL, print_quarantined);
 	usage(stderr);

@@ -10,6 +10,10 @@
  *	- the send timer claims new portal events and sends one batch of
  *	  due records (lib/outbound), then fires again at once while work
  *	  remains, else at the next due time or after the poll interval;
+ *	- the retention timer runs the retention pass (lib/retain) a
+ *	  minute after start and then every [retention] interval, one
+ *	  bounded transaction per turn of the loop, so that a send round
+ *	  waits for one batch of it at most;
  *	- signals arrive through a self-pipe: SIGHUP re-reads config and
  *	  templates (a bad new config is rejected and the old one kept);
  *	  SIGTERM and SIGINT let the SMTP transaction in flight finish
@@ -41,6 +45,7 @@
 #include "inbound.h"
 #include "inround.h"
 #include "queue.h"
+#include "retain.h"
 #include "log.h"
 #include "metrics.h"
 #include "outbound.h"
@@ -378,6 +383,9 @@ struct carepostd {
 	struct inround *in;
 	sd_event_source *imap_timer;	/* the next round: backoff, poll, IDLE renewal */
 	sd_event_source *imap_io;	/* the socket while idling */
+	/* The retention pass (lib/retain): one step per turn of the loop. */
+	sd_event_source *retain_timer;
+	struct retain_pass *retain;	/* the pass under way, or NULL */
 	char last_error[sizeof(((struct cp_error *)0)->text)];
 };
 
@@ -496,6 +504,26 @@ log_run(const struct outbound_stats *st)
 			 st->expired, st->rescheduled);
 }
 
+/* log_retained - one line for a retention pass that removed something. */
+static void
+log_retained(const struct retain_counts *c)
+{
+	size_t i, total = 0;
+
+	for (i = 0; i < RETAIN__COUNT; i++)
+		total += c->pruned[i];
+	if (total == 0)
+		return;
+	log_info("retention: pruned %zu of %zu records in %zu transactions "
+		 "(delivery %zu, internal %zu, threads %zu, seen %zu, acks %zu, "
+		 "bounces %zu, clinic %zu, inbox %zu, data keys %zu)", total,
+		 c->examined, c->transactions, c->pruned[RETAIN_DELIVERY],
+		 c->pruned[RETAIN_INTERNAL], c->pruned[RETAIN_THREADS],
+		 c->pruned[RETAIN_SEEN], c->pruned[RETAIN_ACKS],
+		 c->pruned[RETAIN_BOUNCES], c->pruned[RETAIN_CLINIC],
+		 c->pruned[RETAIN_INBOX], c->pruned[RETAIN_DATA_KEYS]);
+}
+
 static int
 on_send(sd_event_source *s, uint64_t usec, void *userdata)
 {
@@ -529,6 +557,48 @@ on_send(sd_event_source *s, uint64_t usec, void *userdata)
 	write_metrics(cd, now, wait > 0);
 	notify_status(cd);
 	arm(cd, wait);
+	return 0;
+}
+
+/*
+ * on_retain - one step of the retention pass (one bounded transaction):
+ * the next step after the loop has turned (a send round due goes
+ * first), the next pass [retention] interval after this one ended.
+ */
+static int
+on_retain(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct carepostd *cd = userdata;
+	const struct cp_config *cfg = cd->d.rt.cfg;
+	struct retain_policy pol;
+	struct retain_counts c;
+	struct cp_error err;
+	int r;
+
+	if (got_stop)
+		return 0;
+	cp_error_clear(&err);
+	if (cd->retain == NULL) {
+		retain_policy_from_config(cfg, &pol);
+		if (retain_pass_new(&pol, 0, &cd->retain) < 0) {
+			arm_timer(cd->ev, cd->retain_timer, cfg->retain_interval);
+			return 0;
+		}
+	}
+	r = retain_step(cd->d.rt.store, cd->retain, cp_now(), &err);
+	if (r > 0) {
+		arm_timer(cd->ev, cd->retain_timer, 0);
+		return 0;
+	}
+	retain_pass_counts(cd->retain, &c);
+	retain_pass_free(cd->retain);
+	cd->retain = NULL;
+	if (r < 0)
+		log_event(LOG_ERR, LOGID_GENERIC, NULL, NULL,
+			  "retention pass failed, will retry: %s", err.text);
+	else
+		log_retained(&c);
+	arm_timer(cd->ev, cd->retain_timer, cfg->retain_interval);
 	return 0;
 }
 
@@ -750,6 +820,9 @@ run_loop(struct carepostd *cd)
 	if (r >= 0)
 		r = sd_event_add_time(cd->ev, &cd->send_timer, CLOCK_MONOTONIC, 0,
 				      100000, on_send, cd);
+	if (r >= 0)
+		r = sd_event_add_time(cd->ev, &cd->retain_timer, CLOCK_MONOTONIC, 0,
+				      100000, on_retain, cd);
 	if (r >= 0 && cd->d.rt.cfg->imap_host != NULL)
 		r = imap_renew(cd) < 0 ? -ENOMEM :
 		    sd_event_add_time(cd->ev, &cd->imap_timer, CLOCK_MONOTONIC, 0,
@@ -763,6 +836,8 @@ run_loop(struct carepostd *cd)
 		return EX_OSERR;
 	}
 	arm(cd, 0);
+	/* The first pass a minute after start: the first sends go first. */
+	arm_timer(cd->ev, cd->retain_timer, 60);
 	if (cd->imap_timer != NULL)
 		imap_arm(cd, 0);
 	log_event(LOG_INFO, LOGID_STARTED, NULL, NULL, "started (version %s)",
@@ -779,6 +854,9 @@ run_loop(struct carepostd *cd)
 	cd->in = NULL;
 	cd->imap_timer = sd_event_source_unref(cd->imap_timer);
 	cd->send_timer = sd_event_source_unref(cd->send_timer);
+	cd->retain_timer = sd_event_source_unref(cd->retain_timer);
+	retain_pass_free(cd->retain);
+	cd->retain = NULL;
 	sd_event_source_unref(sig_src);
 	cd->ev = sd_event_unref(cd->ev);
 	if (r < 0) {

@@ -60,6 +60,7 @@ enum key_type {
 	KEY_HOSTPORT,		/* char *, host:port or [v6]:port */
 	KEY_INT,		/* int, in [min, max] */
 	KEY_DURATION,		/* int seconds, in [min, max] */
+	KEY_LIFETIME,		/* int seconds: 0 (never), or in [min, max] */
 	KEY_SIZE,		/* uint64_t bytes, in [min, max] */
 	KEY_BOOL,		/* int 0/1 */
 	KEY_SMTP_TLS,		/* enum tls_mode: opportunistic|required|off */
@@ -139,6 +140,18 @@ static const struct config_key config_keys[] = {
 	{ "security", "trusted_authserv_id", KEY_STRING, FIELD(trusted_authserv_id), NULL, 0, 0 },
 	{ "security", "require_dmarc", KEY_BOOL, FIELD(require_dmarc), "no", 0, 0 },
 
+	{ "retention", "delivery", KEY_LIFETIME, FIELD(retain_delivery), "90d", HOUR, 20 * 366 * DAY },
+	{ "retention", "internal", KEY_LIFETIME, FIELD(retain_internal), "30d", HOUR, 20 * 366 * DAY },
+	{ "retention", "threads", KEY_LIFETIME, FIELD(retain_threads), "30d", HOUR, 20 * 366 * DAY },
+	{ "retention", "seen", KEY_LIFETIME, FIELD(retain_seen), "30d", DAY, 20 * 366 * DAY },
+	{ "retention", "acks", KEY_LIFETIME, FIELD(retain_acks), "7d", 2 * DAY, 20 * 366 * DAY },
+	{ "retention", "bounces", KEY_LIFETIME, FIELD(retain_bounces), "365d", DAY, 20 * 366 * DAY },
+	{ "retention", "inbox", KEY_LIFETIME, FIELD(retain_inbox), "2191d", DAY, 20 * 366 * DAY },
+	{ "retention", "clinic", KEY_LIFETIME, FIELD(retain_clinic), "2191d", DAY, 20 * 366 * DAY },
+	{ "retention", "data_keys", KEY_LIFETIME, FIELD(retain_data_keys), "7d", 2 * DAY, 20 * 366 * DAY },
+	{ "retention", "interval", KEY_DURATION, FIELD(retain_interval), "1h", MINUTE, DAY },
+	{ "retention", "batch", KEY_INT, FIELD(retain_batch), "500", 1, 10000 },
+
 	{ "daemon", "metrics_file", KEY_PATH, FIELD(metrics_file), NULL, 0, 0 },
 	{ "daemon", "log_level", KEY_LOG_LEVEL, FIELD(log_level), "info", 0, 0 },
 };
@@ -147,7 +160,7 @@ static const struct config_key config_keys[] = {
 
 static const char *const config_sections[] = {
 	"store", "smtp", "imap", "gpg", "templates", "portal", "delivery",
-	"routing", "security", "daemon",
+	"routing", "security", "retention", "daemon",
 };
 
 struct parser {
@@ -627,14 +640,19 @@ convert_range(const struct parser *p, const struct config_key *k,
 
 	switch (k->type) {
 	case KEY_DURATION:
+	case KEY_LIFETIME:
 		r = parse_scaled(value, duration_units, duration_scales, &v);
 		if (r == -EINVAL)
 			return fail_value(p, k, "a duration like 30s, 5m, 2h",
 					  value);
 		format_duration(k->min, lo, sizeof(lo));
 		format_duration(k->max, hi, sizeof(hi));
-		snprintf(expected, sizeof(expected),
-			 "a duration from %s to %s", lo, hi);
+		snprintf(expected, sizeof(expected), "%sa duration from %s to %s",
+			 k->type == KEY_LIFETIME ? "0 (never) or " : "", lo, hi);
+		if (k->type == KEY_LIFETIME && r == 0 && v == 0) {
+			*out = 0;
+			return 0;
+		}
 		break;
 	case KEY_SIZE:
 		r = parse_scaled(value, size_units, size_scales, &v);
@@ -693,6 +711,7 @@ convert(const struct parser *p, const struct config_key *k, const char *value)
 		return store_string(p, k, value);
 	case KEY_INT:
 	case KEY_DURATION:
+	case KEY_LIFETIME:
 		r = convert_range(p, k, value, &v);
 		if (r < 0)
 			return r;

@@ -54,6 +54,11 @@
  *	            alert_window (600s; 0 to 1d),
  *	            staff.NAME = addresses of the staff of department NAME
  *	[security]  token_key_file, trusted_authserv_id, require_dmarc (no)
+ *	[retention] delivery (90d), internal (30d), threads (30d),
+ *	            seen (30d, at least 1d), acks (7d, at least 2d),
+ *	            bounces (365d), inbox (2191d), clinic (2191d),
+ *	            data_keys (7d, at least 2d): lifetimes, 0 = never
+ *	            (retain.h); interval (1h), batch (500)
  *	[daemon]    metrics_file, log_level (info)
  *
  *	At most 64 staff.NAME departments.
@@ -168,6 +173,19 @@ struct cp_config {
 	char *token_key_file;
 	char *trusted_authserv_id;
 	int require_dmarc;
+
+	/* [retention]: lifetimes in seconds, 0 = kept for ever (retain.h) */
+	int retain_delivery;	/* final portal delivery records */
+	int retain_internal;	/* final internal ones (reply_ack, staff_alert, form_incomplete) */
+	int retain_threads;	/* after the reply token expired */
+	int retain_seen;
+	int retain_acks;
+	int retain_bounces;
+	int retain_inbox;
+	int retain_clinic;
+	int retain_data_keys;	/* data keys no inbox record names */
+	int retain_interval;	/* seconds between passes */
+	int retain_batch;	/* records looked at per transaction */
 
 	/* [daemon] */
 	char *metrics_file;

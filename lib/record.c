@@ -1032,28 +1032,50 @@ ack_mark_dump(const struct ack_mark *a)
 	return json_pack("{s:s, s:I}", "delivery", a->delivery, "at", (json_int_t)a->at);
 }
 
+/*
+ * load_time_and_id - the two members of an acks record: a time and a
+ * delivery id of at most STORE_ID_MAX bytes (id "" when absent).
+ */
+static int
+load_time_and_id(struct loader *l, json_t *v, const char *tfield,
+		 const char *idfield, time_t *t, char id[STORE_ID_MAX + 1])
+{
+	long long n = 0;
+	char *s = NULL;
+	int r;
+
+	if (!json_is_object(v))
+		return cp_error_set(l->err, -EBADMSG, "%s: expected a JSON object",
+				    l->kind);
+	r = load_int(l, tfield, json_object_get(v, tfield) ?: json_null(), &n);
+	if (r == 0)
+		r = load_str(l, idfield, json_object_get(v, idfield) ?: json_null(), &s);
+	if (r == 0 && s && strlen(s) > STORE_ID_MAX)
+		r = bad(l, idfield, "expected a delivery id");
+	if (r == 0) {
+		*t = (time_t)n;
+		cp_strlcpy(id, s ? s : "", STORE_ID_MAX + 1);
+	}
+	free(s);
+	return r;
+}
+
+int
+ack_mark_load(json_t *v, struct ack_mark *a, struct cp_error *err)
+{
+	struct loader l = { "ack record", err };
+
+	memset(a, 0, sizeof(*a));
+	return load_time_and_id(&l, v, "at", "delivery", &a->at, a->delivery);
+}
+
 int
 alert_window_load(json_t *v, struct alert_window *w, struct cp_error *err)
 {
 	struct loader l = { "alert window record", err };
-	long long until = 0;
-	char *held = NULL;
-	int r;
 
 	memset(w, 0, sizeof(*w));
-	if (!json_is_object(v))
-		return cp_error_set(err, -EBADMSG, "alert window record: expected a JSON object");
-	r = load_int(&l, "until", json_object_get(v, "until") ?: json_null(), &until);
-	if (r == 0)
-		r = load_str(&l, "held", json_object_get(v, "held") ?: json_null(), &held);
-	if (r == 0 && held && strlen(held) > STORE_ID_MAX)
-		r = bad(&l, "held", "expected a delivery id");
-	if (r == 0) {
-		w->until = (time_t)until;
-		cp_strlcpy(w->held, held ? held : "", sizeof(w->held));
-	}
-	free(held);
-	return r;
+	return load_time_and_id(&l, v, "until", "held", &w->until, w->held);
 }
 
 json_t *
@@ -1953,6 +1975,24 @@ dek_put(struct store *s, const char *id, const char *store_key, int64_t created,
 		return cp_error_set(err, -ENOMEM, "data key record: out of memory");
 	r = store_put_json(s, DB_META, key, v, err);
 	json_decref(v);
+	return r;
+}
+
+int
+dek_load_created(json_t *v, time_t *created, struct cp_error *err)
+{
+	struct loader l = { "data key record", err };
+	long long c = 0;
+	int r;
+
+	*created = 0;
+	if (!json_is_object(v))
+		return cp_error_set(err, -EBADMSG, "data key record: expected a JSON object");
+	r = load_int(&l, "created", json_object_get(v, "created") ?: json_null(), &c);
+	if (r == 0 && c <= 0)
+		r = bad(&l, "created", "expected a time");
+	if (r == 0)
+		*created = (time_t)c;
 	return r;
 }
 

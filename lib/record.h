@@ -354,6 +354,7 @@ struct alert_window {
 };
 
 json_t *ack_mark_dump(const struct ack_mark *a);
+int ack_mark_load(json_t *v, struct ack_mark *a, struct cp_error *err);
 int alert_window_load(json_t *v, struct alert_window *w, struct cp_error *err);
 json_t *alert_window_dump(const struct alert_window *w);
 
@@ -617,6 +618,12 @@ int dek_put(struct store *s, const char *id, const char *store_key,
 	    struct cp_error *err);
 int dek_get_wrapped(struct store *s, const char *id, char **wrapped,
 		    struct cp_error *err);
+/*
+ * dek_load_created - when the data key record v was made (-EBADMSG when
+ * it names no time). DEK_KEY_PREFIX begins every data key's meta key.
+ */
+#define DEK_KEY_PREFIX	"dek:"
+int dek_load_created(json_t *v, time_t *created, struct cp_error *err);
 
 /*
  * The store format version (storefmt.h): meta "format", {"version": N}

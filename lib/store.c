@@ -709,27 +709,21 @@ store_count(struct store *s, enum store_db db, size_t *n, struct cp_error *err)
 
 
 int
-store_txn_schedule_walk(struct store *s, MDB_txn *txn,
-			store_schedule_fn fn, void *userdata,
-			struct cp_error *err)
+store_txn_walk_from(struct store *s, MDB_txn *txn, enum store_db db,
+		    const void *start, size_t startlen, store_raw_fn fn,
+		    void *userdata, struct cp_error *err)
 {
 	MDB_cursor *cur;
-	MDB_val k, v;
+	MDB_val k = { startlen, (void *)start }, v;
+	MDB_cursor_op op = startlen > 0 ? MDB_SET_RANGE : MDB_FIRST;
 	int rc, r = 0;
 
-	rc = mdb_cursor_open(txn, s->dbi[DB_SCHEDULE], &cur);
+	rc = mdb_cursor_open(txn, s->dbi[db], &cur);
 	if (rc != 0)
-		return lmdb_error(err, rc, "schedule");
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+		return lmdb_error(err, rc, db_names[db]);
+	for (rc = mdb_cursor_get(cur, &k, &v, op); rc == 0;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		char id[STORE_ID_MAX + 1];
-
-		if (k.mv_size <= 8 || k.mv_size > 8 + STORE_ID_MAX ||
-		    memchr((char *)k.mv_data + 8, '\0', k.mv_size - 8) != NULL)
-			continue;	/* not a schedule key this version writes */
-		memcpy(id, (char *)k.mv_data + 8, k.mv_size - 8);
-		id[k.mv_size - 8] = '\0';
-		r = fn(userdata, schedule_key_due(&k), id);
+		r = fn(userdata, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
 		if (r != 0)
 			break;
 	}
@@ -737,8 +731,86 @@ store_txn_schedule_walk(struct store *s, MDB_txn *txn,
 	if (r != 0)
 		return r;
 	if (rc != 0 && rc != MDB_NOTFOUND)
-		return lmdb_error(err, rc, "schedule");
+		return lmdb_error(err, rc, db_names[db]);
 	return 0;
+}
+
+/* add_pages - the pages one database's tree takes. */
+static int
+add_pages(MDB_txn *txn, MDB_dbi dbi, uint64_t *pages)
+{
+	MDB_stat st;
+	int rc = mdb_stat(txn, dbi, &st);
+
+	if (rc == 0)
+		*pages += (uint64_t)st.ms_branch_pages + st.ms_leaf_pages +
+			  st.ms_overflow_pages;
+	return rc;
+}
+
+int
+store_usage(struct store *s, struct store_usage *u, struct cp_error *err)
+{
+	MDB_txn *txn;
+	MDB_envinfo info;
+	MDB_stat st;
+	MDB_dbi main_dbi;
+	size_t i;
+	int rc;
+
+	memset(u, 0, sizeof(*u));
+	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+	if (rc != 0)
+		return lmdb_error(err, rc, "store read");
+	rc = mdb_env_stat(s->env, &st);
+	if (rc == 0)
+		rc = mdb_env_info(s->env, &info);
+	if (rc == 0)
+		rc = mdb_dbi_open(txn, NULL, 0, &main_dbi);
+	if (rc == 0)
+		rc = add_pages(txn, main_dbi, &u->used_pages);
+	for (i = 0; rc == 0 && i < DB__COUNT; i++)
+		rc = add_pages(txn, s->dbi[i], &u->used_pages);
+	mdb_txn_abort(txn);
+	if (rc != 0)
+		return lmdb_error(err, rc, "store statistics");
+	u->page_size = st.ms_psize;
+	u->file_pages = (uint64_t)info.me_last_pgno + 1;
+	return 0;
+}
+
+
+/* A schedule walk's fn, and the adapter that gives it due time and id. */
+struct schedule_walk {
+	store_schedule_fn fn;
+	void *userdata;
+};
+
+static int
+on_schedule_key(void *userdata, const void *key, size_t keylen,
+		const void *value, size_t len)
+{
+	struct schedule_walk *w = userdata;
+	MDB_val k = { keylen, (void *)key };
+	char id[STORE_ID_MAX + 1];
+
+	if (keylen <= 8 || keylen > 8 + STORE_ID_MAX ||
+	    memchr((const char *)key + 8, '\0', keylen - 8) != NULL)
+		return 0;	/* not a schedule key this version writes */
+	memcpy(id, (const char *)key + 8, keylen - 8);
+	id[keylen - 8] = '\0';
+	return w->fn(w->userdata, schedule_key_due(&k), id);
+}
+
+int
+store_txn_schedule_walk(struct store *s, MDB_txn *txn,
+			store_schedule_fn fn, void *userdata,
+			struct cp_error *err)
+{
+	struct schedule_walk w = { fn, userdata };
+
+	return store_txn_walk_from(s, txn, DB_SCHEDULE, NULL, 0, on_schedule_key,
+				   &w, err);
 }
 
 int

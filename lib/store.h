@@ -126,6 +126,11 @@
  *	(waits for the end of its window) and "count" (filed messages it
  *	tells of).
  *
+ *	Nothing here is kept for ever: retain.h deletes the records of
+ *	carepostd's databases past their [retention] lifetime (a final
+ *	delivery record and its thread, seen, acks, bounces, clinic, inbox,
+ *	unused data keys), as docs/store.md ("Retention") promises.
+ *
  *	The portal writes patients and events in its own write transactions;
  *	LMDB serialises writers across processes. carepostd keeps each write
  *	transaction short and batches many updates in one.
@@ -400,6 +405,35 @@ int store_foreach(struct store *s, enum store_db db, store_each_fn fn,
  */
 int store_foreach_prefix(struct store *s, enum store_db db, const char *prefix,
 			 store_each_fn fn, void *userdata, struct cp_error *err);
+
+/*
+ * store_txn_walk_from - call fn for each entry of db in key order from
+ * the first key at or after start (from the first key when startlen is
+ * 0), inside txn, with the stored bytes of key and value (in LMDB's map:
+ * valid only for the call); stops when fn returns non-zero and returns
+ * that as it is. fn must not write in txn (collect, then write): a
+ * bounded walk that resumes where it stopped keeps the key it stopped
+ * at (copied) and starts there the next time.
+ */
+typedef int (*store_raw_fn)(void *userdata, const void *key, size_t keylen,
+			    const void *value, size_t len);
+int store_txn_walk_from(struct store *s, MDB_txn *txn, enum store_db db,
+			const void *start, size_t startlen, store_raw_fn fn,
+			void *userdata, struct cp_error *err);
+
+/*
+ * store_usage - what data.mdb holds, from LMDB's statistics (no walk):
+ * page_size in bytes; used_pages, the pages the databases' trees take
+ * now (branch, leaf and overflow pages of every database, the main one
+ * included); file_pages, the pages the file has ever used (its last
+ * page + 1: data.mdb's extent, which free pages are reused within).
+ */
+struct store_usage {
+	uint64_t page_size;
+	uint64_t used_pages;
+	uint64_t file_pages;
+};
+int store_usage(struct store *s, struct store_usage *u, struct cp_error *err);
 
 /* store_count - entries in db. */
 int store_count(struct store *s, enum store_db db, size_t *n,
