@@ -56,7 +56,7 @@
  *	[security]  token_key_file, trusted_authserv_id, require_dmarc (no)
  *	[retention] delivery (90d), internal (30d), threads (30d),
  *	            seen (30d, at least 1d), acks (7d, at least 2d),
- *	            bounces (365d), inbox (2191d), clinic (2191d),
+ *	            bounces (365d), inbox (0: never), clinic (0: never),
  *	            data_keys (7d, at least 2d): lifetimes, 0 = never
  *	            (retain.h); interval (1h), batch (500)
  *	[daemon]    metrics_file, log_level (info)

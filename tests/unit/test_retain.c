@@ -401,7 +401,8 @@ test_config_retention(void **state)
 
 	cfg = tu_config(TU_CONF_PORTAL);
 	assert_int_equal(cfg->retain_delivery, 90 * DAY);
-	assert_int_equal(cfg->retain_inbox, 2191 * DAY);
+	assert_int_equal(cfg->retain_inbox, 0);	/* never, unless set */
+	assert_int_equal(cfg->retain_clinic, 0);
 	assert_int_equal(cfg->retain_interval, 3600);
 	config_free(cfg);
 	cfg = tu_config(TU_CONF_PORTAL "[retention]\ninbox = 0\nclinic = 0\n"
