@@ -58,6 +58,7 @@
 #include "patient.h"
 #include "pgphelper.h"
 #include "pgpserve.h"
+#include "audit.h"
 #include "queue.h"
 #include "record.h"
 #include "runtime.h"
@@ -98,8 +99,11 @@ usage(FILE *f)
 	      "  stats                     counts by delivery state\n"
 	      "  ingest FILE|- [--dry-run] file one RFC 5322 message as if fetched;\n"
 	      "                            --dry-run prints the decision as JSON, writes nothing\n"
-	      "  inbox PATIENT             a patient's inbox messages (decrypted previews)\n"
-	      "  read PATIENT MSG          one inbox message: text, form fields, attachments\n"
+	      "  inbox PATIENT [--reason TEXT]\n"
+	      "                            a patient's inbox messages (decrypted previews)\n"
+	      "  read PATIENT MSG [--reason TEXT]\n"
+	      "                            one inbox message: text, form fields, attachments\n"
+	      "                            (each read or listing is audited, with the reason)\n"
 	      "  clinic-queue [DEPT]       the clinic queue, all departments or one\n"
 	      "  quarantine                what was quarantined: when, where, why (no PHI)\n"
 	      "  backup DIR                a consistent compacted copy of the store, while\n"
@@ -124,6 +128,59 @@ open_rt(struct runtime *rt, int flags)
 			    EX_IOERR, "%s", err.text);
 	}
 	return 0;
+}
+
+/*
+ * audit_access - the audit record of an access by this Unix user (audit.h),
+ * in a transaction of its own, committed before what it records is shown.
+ */
+static int
+audit_access(struct store *st, enum audit_action action, const char *patient,
+	     const char *inbox, const char *key, const char *reason)
+{
+	char actor[AUDIT_ACTOR_MAX + 1];
+	struct audit_event ev = { .action = action, .actor = actor,
+				  .reason = reason, .patient = patient,
+				  .inbox = inbox, .key = key };
+	struct cp_error err;
+
+	cp_error_clear(&err);
+	if (audit_actor_ctl(actor, sizeof(actor), &err) < 0 ||
+	    audit_record_one(st, &ev, &err) < 0)
+		return fail(err.code == -EINVAL ? EX_USAGE : EX_IOERR,
+			    "audit: %s: nothing shown", err.text);
+	return 0;
+}
+
+/*
+ * take_reason - "--reason TEXT" out of argv (a reason for the audit
+ * record of a read: checked by audit_reason_check). Returns the count of
+ * the arguments left, in order, or -1 after an error was printed.
+ */
+static int
+take_reason(int argc, char **argv, const char **reason)
+{
+	struct cp_error err;
+	int i, n = 0;
+
+	*reason = NULL;
+	for (i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--reason") == 0) {
+			if (i + 1 >= argc) {
+				fail(EX_USAGE, "--reason: TEXT is required");
+				return -1;
+			}
+			*reason = argv[++i];
+			continue;
+		}
+		argv[n++] = argv[i];
+	}
+	cp_error_clear(&err);
+	if (audit_reason_check(*reason, &err) < 0) {
+		fail(EX_USAGE, "--%s", err.text);
+		return -1;
+	}
+	return n;
 }
 
 static int
@@ -307,7 +364,7 @@ cmd_key_import(int argc, char **argv)
 	_cleanup_free_ char *data = NULL;
 	const char *file = NULL, *patient = NULL;
 	long proxy = -1;
-	char fpr[PGP_FPR_SIZE];
+	char fpr[PGP_FPR_SIZE], actor[AUDIT_ACTOR_MAX + 1];
 	struct runtime rt;
 	struct cp_error err;
 	struct pgp *p = NULL;
@@ -329,8 +386,12 @@ cmd_key_import(int argc, char **argv)
 	r = cp_read_file(strcmp(file, "-") == 0 ? "/dev/stdin" : file, 1 << 20, &data, &len);
 	if (r < 0)
 		return fail(EX_NOINPUT, "%s: %s", file, strerror(-r));
-	if ((r = open_rt(&rt, patient ? RUNTIME_STORE : 0)) != 0)
+	if ((r = open_rt(&rt, RUNTIME_STORE)) != 0)	/* the audit trail */
 		return r;
+	if ((r = audit_actor_ctl(actor, sizeof(actor), &err)) < 0) {
+		runtime_close(&rt);
+		return fail(EX_USAGE, "%s", err.text);
+	}
 	pgp_global_init();
 	cp_error_clear(&err);
 	r = pgp_new(rt.cfg->gpg_home, NULL, &p, &err);
@@ -356,12 +417,21 @@ cmd_key_import(int argc, char **argv)
 		return 0;
 	}
 	if (patient) {
-		r = patient_link_key(rt.store, patient, proxy, fpr, &err);
+		r = patient_link_key(rt.store, patient, proxy, fpr, actor, &err);
 		if (r < 0) {
 			runtime_close(&rt);
 			if (r == -ENOENT)
 				return fail(EX_NOINPUT, "patient %s: %s", patient, err.text);
 			return fail(r == -ENXIO ? EX_NOINPUT : EX_IOERR, "%s", err.text);
+		}
+	} else {
+		struct audit_event ev = { .action = AUDIT_KEY_IMPORTED,
+					  .actor = actor, .key = fpr };
+
+		if ((r = audit_record_one(rt.store, &ev, &err)) < 0) {
+			runtime_close(&rt);
+			return fail(EX_IOERR, "key import: %s: audit: %s", fpr,
+				    err.text);
 		}
 	}
 	runtime_close(&rt);
@@ -820,7 +890,7 @@ print_inbox_row(json_t *row)
 }
 
 static int
-cmd_inbox(const char *patient)
+cmd_inbox(const char *patient, const char *reason)
 {
 	struct runtime rt;
 	struct cp_error err;
@@ -840,6 +910,13 @@ cmd_inbox(const char *patient)
 		runtime_close(&rt);
 		json_decref(rows);
 		return fail(r == -EINVAL ? EX_USAGE : EX_IOERR, "%s", err.text);
+	}
+	if ((r = audit_access(rt.store, AUDIT_INBOX_LISTED, patient, NULL, NULL,
+			      reason)) != 0) {
+		runtime_close(&rt);
+		json_decref(list);
+		json_decref(rows);
+		return r;
 	}
 	if (json_array_size(list) && (r = open_pgp(&rt, &p, &a)) != 0) {
 		runtime_close(&rt);
@@ -876,7 +953,7 @@ cmd_inbox(const char *patient)
 }
 
 static int
-cmd_read(const char *patient, const char *msg)
+cmd_read(const char *patient, const char *msg, const char *reason)
 {
 	struct runtime rt;
 	struct cp_error err;
@@ -896,6 +973,11 @@ cmd_read(const char *patient, const char *msg)
 		runtime_close(&rt);
 		return fail(r == -ENOENT ? EX_NOINPUT : r == -EINVAL ? EX_USAGE : EX_IOERR,
 			    "%s %s: %s", patient, msg, r == -ENOENT ? "no such message" : err.text);
+	}
+	if ((r = audit_access(rt.store, AUDIT_READ, patient, msg, NULL, reason)) != 0) {
+		json_decref(rec);
+		runtime_close(&rt);
+		return r;
 	}
 	if ((r = open_pgp(&rt, &p, &a)) != 0) {
 		json_decref(rec);
@@ -1177,10 +1259,17 @@ main(int argc, char **argv)
 		return cmd_render(argc - 1, argv + 1);
 	if (strcmp(cmd, "ingest") == 0)
 		return cmd_ingest(argc - 1, argv + 1);
-	if (strcmp(cmd, "inbox") == 0 && argc == 2)
-		return cmd_inbox(argv[1]);
-	if (strcmp(cmd, "read") == 0 && argc == 3)
-		return cmd_read(argv[1], argv[2]);
+	if (strcmp(cmd, "inbox") == 0 || strcmp(cmd, "read") == 0) {
+		const char *reason;
+		int n = take_reason(argc - 1, argv + 1, &reason);
+
+		if (n < 0)
+			return EX_USAGE;
+		if (strcmp(cmd, "inbox") == 0 && n == 1)
+			return cmd_inbox(argv[1], reason);
+		if (strcmp(cmd, "read") == 0 && n == 2)
+			return cmd_read(argv[1], argv[2], reason);
+	}
 	if (strcmp(cmd, "backup") == 0 && argc == 2)
 		return cmd_backup(argv[1]);
 	if (strcmp(cmd, "clinic-queue") == 0 && argc <= 2)
