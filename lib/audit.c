@@ -197,6 +197,15 @@ audit_record_one(struct store *s, const struct audit_event *ev,
 	return store_write(s, one_txn, (void *)ev, err);
 }
 
+int
+audit_daemon_action(struct store *s, enum audit_action action,
+		    struct cp_error *err)
+{
+	struct audit_event ev = { .action = action, .actor = AUDIT_ACTOR_DAEMON };
+
+	return audit_record_one(s, &ev, err);
+}
+
 /* ---- verify ---- */
 
 struct verify {

@@ -114,6 +114,13 @@ int audit_append(struct store *s, MDB_txn *txn, const struct audit_event *ev,
 /* audit_record_one - audit_append in a write transaction of its own. */
 int audit_record_one(struct store *s, const struct audit_event *ev,
 		     struct cp_error *err);
+/*
+ * audit_daemon_action - the daemon's record of an action of its own
+ * that names nothing (AUDIT_RELOADED: a configuration reload applied),
+ * in a transaction of its own.
+ */
+int audit_daemon_action(struct store *s, enum audit_action action,
+			struct cp_error *err);
 
 struct audit_verify_result {
 	int ok;			/* 1: the chain holds */

@@ -449,6 +449,23 @@ export_filters_and_writes_fhir_audit_events(void **state)
 	free(text);
 }
 
+static void
+a_reload_is_one_record_by_the_daemon(void **state)
+{
+	struct fx *f = *state;
+	size_t len;
+	char *v;
+
+	assert_int_equal(audit_daemon_action(f->s, AUDIT_RELOADED, NULL), 0);
+	v = get_raw(f->s, 1, &len);
+	assert_non_null(strstr(v, "\"action\":\"reloaded\""));
+	assert_non_null(strstr(v, "\"actor\":\"daemon\""));
+	assert_null(strstr(v, "\"patient\""));
+	free(v);
+	assert_int_equal(store_count(f->s, DB_AUDIT, &len, NULL), 0);
+	assert_int_equal(len, 1);
+}
+
 int
 main(void)
 {
@@ -463,6 +480,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(bad_actor_or_reason_writes_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(record_holds_only_references, setup, teardown),
 		cmocka_unit_test_setup_teardown(export_filters_and_writes_fhir_audit_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_reload_is_one_record_by_the_daemon, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
