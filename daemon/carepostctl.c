@@ -106,6 +106,9 @@ usage(FILE *f)
 	      "                            (each read or listing is audited, with the reason)\n"
 	      "  clinic-queue [DEPT]       the clinic queue, all departments or one\n"
 	      "  quarantine                what was quarantined: when, where, why (no PHI)\n"
+	      "  audit verify              check the audit trail's chain; name the first bad record\n"
+	      "  audit export [--patient ID] [--since T] [--until T] [--reason TEXT]\n"
+	      "                            the audit trail as FHIR AuditEvent JSON lines\n"
 	      "  backup DIR                a consistent compacted copy of the store, while\n"
 	      "                            carepostd runs, into a new or empty DIR (no keys)\n"
 	      "options:\n"
@@ -1181,6 +1184,119 @@ cmd_backup(const char *dir)
 	return 0;
 }
 
+/* audit_time - epoch seconds, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC). */
+static int
+audit_time(const char *arg, int64_t *out)
+{
+	struct tm tm;
+	const char *end;
+	char *e;
+	long long n;
+
+	errno = 0;
+	n = strtoll(arg, &e, 10);
+	if (*arg != '\0' && *e == '\0' && errno == 0 && n >= 0) {
+		*out = n;
+		return 0;
+	}
+	memset(&tm, 0, sizeof(tm));
+	end = strptime(arg, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (end == NULL || *end != '\0') {
+		memset(&tm, 0, sizeof(tm));
+		end = strptime(arg, "%Y-%m-%d", &tm);
+	}
+	if (end == NULL || *end != '\0')
+		return -EINVAL;
+	*out = (int64_t)timegm(&tm);
+	return 0;
+}
+
+static int
+cmd_audit_verify(void)
+{
+	struct audit_verify_result vr;
+	struct runtime rt;
+	struct cp_error err;
+	int r;
+
+	if ((r = open_rt(&rt, RUNTIME_STORE)) != 0)
+		return r;
+	cp_error_clear(&err);
+	r = audit_verify(rt.store, &vr, &err);
+	runtime_close(&rt);
+	if (r < 0)
+		return fail(EX_IOERR, "audit verify: %s", err.text);
+	if (json_output) {
+		json_t *o = json_pack("{s:b, s:I, s:I, s:I}", "intact", vr.ok,
+				      "records", (json_int_t)vr.records,
+				      "first_seq", (json_int_t)vr.first,
+				      "last_seq", (json_int_t)vr.last);
+
+		if (o != NULL && !vr.ok) {
+			json_object_set_new(o, "bad_seq", json_integer((json_int_t)vr.bad_seq));
+			json_object_set_new(o, "problem", json_string(vr.why));
+		}
+		print_json_take(o);
+	} else if (vr.ok) {
+		printf("audit trail intact: %llu records (%llu to %llu)\n",
+		       (unsigned long long)vr.records, (unsigned long long)vr.first,
+		       (unsigned long long)vr.last);
+	}
+	if (!vr.ok)
+		return fail(EX_DATAERR, "audit verify: record %llu: %s (%llu "
+			    "records before it hold)", (unsigned long long)vr.bad_seq,
+			    vr.why, (unsigned long long)vr.records);
+	return 0;
+}
+
+static int
+cmd_audit_export(int argc, char **argv)
+{
+	struct audit_filter f = { NULL, 0, 0 };
+	const char *reason = NULL;
+	struct runtime rt;
+	struct cp_error err;
+	uint64_t n = 0;
+	int i, r;
+
+	for (i = 0; i < argc; i++) {
+		if (i + 1 >= argc)
+			return fail(EX_USAGE, "audit export: %s: a value is required",
+				    argv[i]);
+		if (strcmp(argv[i], "--patient") == 0)
+			f.patient = argv[++i];
+		else if (strcmp(argv[i], "--since") == 0 && audit_time(argv[i + 1], &f.since) == 0)
+			i++;
+		else if (strcmp(argv[i], "--until") == 0 && audit_time(argv[i + 1], &f.until) == 0)
+			i++;
+		else if (strcmp(argv[i], "--reason") == 0)
+			reason = argv[++i];
+		else
+			return fail(EX_USAGE, "audit export: %s %s: expected --patient ID, "
+				    "--since T, --until T (T: epoch seconds, YYYY-MM-DD or "
+				    "YYYY-MM-DDTHH:MM:SSZ) or --reason TEXT", argv[i],
+				    argv[i + 1]);
+	}
+	cp_error_clear(&err);
+	if (audit_reason_check(reason, &err) < 0)
+		return fail(EX_USAGE, "--%s", err.text);
+	if ((r = open_rt(&rt, RUNTIME_STORE)) != 0)
+		return r;
+	/* The export is an access too: recorded before anything is written. */
+	if ((r = audit_access(rt.store, AUDIT_EXPORTED, f.patient, NULL, NULL,
+			      reason)) != 0) {
+		runtime_close(&rt);
+		return r;
+	}
+	r = audit_export(rt.store, &f, stdout, &n, &err);
+	runtime_close(&rt);
+	if (r < 0)
+		return fail(EX_IOERR, "audit export: %s", err.text);
+	if (fflush(stdout) != 0)
+		return fail(EX_IOERR, "audit export: %s", strerror(errno));
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1270,6 +1386,10 @@ main(int argc, char **argv)
 		if (strcmp(cmd, "read") == 0 && n == 2)
 			return cmd_read(argv[1], argv[2], reason);
 	}
+	if (strcmp(cmd, "audit") == 0 && sub && strcmp(sub, "verify") == 0 && argc == 2)
+		return cmd_audit_verify();
+	if (strcmp(cmd, "audit") == 0 && sub && strcmp(sub, "export") == 0)
+		return cmd_audit_export(argc - 2, argv + 2);
 	if (strcmp(cmd, "backup") == 0 && argc == 2)
 		return cmd_backup(argv[1]);
 	if (strcmp(cmd, "clinic-queue") == 0 && argc <= 2)
