@@ -749,6 +749,7 @@ cmd_ingest(int argc, char **argv)
 	struct runtime rt;
 	struct cp_error err;
 	json_t *unavailable = json_object();
+	char actor[AUDIT_ACTOR_MAX + 1];
 	int dry_run = 0, i, r, code = 0;
 	size_t len;
 
@@ -781,6 +782,13 @@ cmd_ingest(int argc, char **argv)
 		json_decref(unavailable);
 		return fail(EX_CONFIG, "%s", err.text);
 	}
+	if (audit_actor_ctl(actor, sizeof(actor), &err) < 0) {
+		inbound_free(ib);
+		runtime_close(&rt);
+		json_decref(unavailable);
+		return fail(EX_USAGE, "%s", err.text);
+	}
+	inbound_set_actor(ib, actor);	/* what it files is the user's doing */
 	r = inbound_ingest(ib, raw, len, cp_now(), dry_run, &res, &err);
 	inbound_free(ib);
 	runtime_close(&rt);

@@ -205,7 +205,7 @@ what_txn(struct store *s, MDB_txn *txn, const struct filing *f,
 		if (f->patient == NULL || f->sender_ref == NULL || f->category == NULL)
 			break;
 		rc = patient_txn_opt_out(s, txn, f->patient, f->sender_ref, f->category,
-					 err);
+					 f->actor, err);
 		return rc < 0 ? rc : 0;
 	case FILING_SEEN_ONLY:
 		return 0;
@@ -222,7 +222,7 @@ static int
 audit_txn(struct store *s, MDB_txn *txn, const struct filing *f,
 	  struct cp_error *err)
 {
-	struct audit_event ev = { .actor = AUDIT_ACTOR_DAEMON };
+	struct audit_event ev = { .actor = f->actor ? f->actor : AUDIT_ACTOR_DAEMON };
 
 	if (f->kind == FILING_REPLY) {
 		ev.action = AUDIT_FILED;

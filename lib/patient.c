@@ -90,7 +90,8 @@ patient_link_key(struct store *s, const char *patient, long proxy,
 
 int
 patient_txn_opt_out(struct store *s, MDB_txn *txn, const char *patient,
-		    const char *ref, const char *category, struct cp_error *err)
+		    const char *ref, const char *category, const char *actor,
+		    struct cp_error *err)
 {
 	json_t *p, *w, *list, *c;
 	size_t i;
@@ -124,7 +125,8 @@ patient_txn_opt_out(struct store *s, MDB_txn *txn, const char *patient,
 	json_decref(p);
 	if (r == 0) {
 		struct audit_event ev = {
-			.action = AUDIT_OPTED_OUT, .actor = AUDIT_ACTOR_DAEMON,
+			.action = AUDIT_OPTED_OUT,
+			.actor = actor ? actor : AUDIT_ACTOR_DAEMON,
 			.patient = patient, .recipient = ref,
 		};
 

@@ -6,7 +6,7 @@
  *	#include "patient.h"
  *
  *	patient_link_key(store, "p-1001", -1, fpr, "ctl:alice", &err);
- *	patient_txn_opt_out(store, txn, "p-1001", "proxy:0", "billing", &err);
+ *	patient_txn_opt_out(store, txn, "p-1001", "proxy:0", "billing", NULL, &err);
  * DESCRIPTION
  *	Patient records are the portal's (docs/store.md, "patients"); carepost
  *	changes two things in them, always as a read-modify-write inside one
@@ -21,8 +21,8 @@
  *	patient_txn_opt_out adds category to the "optout" list of ref
  *	("patient" or "proxy:N") in the caller's transaction (an unsubscribe
  *	filed by the inbound path), unless it is there already; when it
- *	adds it, the audit record of it too (opted_out by the daemon, with
- *	the patient and ref).
+ *	adds it, the audit record of it too (opted_out by actor, NULL for
+ *	the daemon, with the patient and ref).
  *
  *	The record is stored again as it was read, but for that one member
  *	(other members, known or not, are kept).
@@ -46,7 +46,7 @@
 int patient_link_key(struct store *s, const char *patient, long proxy,
 		     const char *fpr, const char *actor, struct cp_error *err);
 int patient_txn_opt_out(struct store *s, MDB_txn *txn, const char *patient,
-			const char *ref, const char *category,
+			const char *ref, const char *category, const char *actor,
 			struct cp_error *err);
 
 #endif

@@ -525,10 +525,12 @@ a_report_and_an_opt_out_are_recorded_others_leave_a_seen_record(void **state)
 	fx.seen.folder = SEEN_QUARANTINE;
 	f.seen_key = "quarantined";
 	f.kind = FILING_SEEN_ONLY;
+	f.actor = "ctl:alice";			/* carepostctl ingest's */
 	assert_int_equal(commit_filing(&f), 0);
 	assert_int_equal(count(DB_AUDIT), 2);
 	p = audit_nth(2);
 	assert_string_equal(str(p, "action"), "quarantined");
+	assert_string_equal(str(p, "actor"), "ctl:alice");
 	assert_null(json_object_get(p, "inbox"));
 	json_decref(p);
 	fx.seen.disposition = "autoreply_discarded";

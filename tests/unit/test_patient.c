@@ -173,7 +173,8 @@ opt_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
 {
 	struct opt *o = ud;
 
-	o->result = patient_txn_opt_out(s, txn, o->patient, o->ref, o->category, err);
+	o->result = patient_txn_opt_out(s, txn, o->patient, o->ref, o->category, NULL,
+					 err);
 	return o->result < 0 ? o->result : 0;
 }
 
