@@ -143,18 +143,20 @@ seal(struct audit_record *r, char **out, size_t *len)
 }
 
 int
-audit_append(struct store *s, MDB_txn *txn, const struct audit_event *ev,
-	     struct cp_error *err)
+audit_append_n(struct store *s, MDB_txn *txn, const struct audit_event *evs,
+	       size_t n, struct cp_error *err)
 {
 	struct audit_record rec;
 	char key[24];
-	char *bytes = NULL;
-	size_t len;
 	uint64_t last = 0;
+	size_t i;
 	int r;
 
-	if ((r = event_check(ev, err)) < 0)
-		return r;
+	for (i = 0; i < n; i++)
+		if ((r = event_check(&evs[i], err)) < 0)
+			return r;
+	if (n == 0)
+		return 0;
 	memset(&rec, 0, sizeof(rec));
 	r = audit_head_txn_get(s, txn, &last, rec.prev, err);
 	if (r == -ENOENT) {
@@ -163,25 +165,39 @@ audit_append(struct store *s, MDB_txn *txn, const struct audit_event *ev,
 	} else if (r < 0) {
 		return r;
 	}
-	rec.seq = last + 1;
 	rec.time = cp_now();
-	rec.actor = ev->actor;
-	rec.action = audit_action_name(ev->action);
-	rec.reason = ev->reason;
-	rec.event = ev->event;
-	rec.patient = ev->patient;
-	rec.inbox = ev->inbox;
-	rec.recipient = ev->recipient;
-	rec.key = ev->key;
-	rec.relay = ev->relay;
-	if ((r = seal(&rec, &bytes, &len)) < 0)
-		return cp_error_set(err, r, "audit: out of memory");
-	snprintf(key, sizeof(key), "%020llu", (unsigned long long)rec.seq);
-	r = store_txn_put_raw(s, txn, DB_AUDIT, key, 20, bytes, len, err);
-	free(bytes);
-	if (r < 0)
-		return r;
+	for (i = 0; i < n; i++) {
+		const struct audit_event *ev = &evs[i];
+		char *bytes = NULL;
+		size_t len;
+
+		rec.seq = last + 1 + i;
+		rec.actor = ev->actor;
+		rec.action = audit_action_name(ev->action);
+		rec.reason = ev->reason;
+		rec.event = ev->event;
+		rec.patient = ev->patient;
+		rec.inbox = ev->inbox;
+		rec.recipient = ev->recipient;
+		rec.key = ev->key;
+		rec.relay = ev->relay;
+		if ((r = seal(&rec, &bytes, &len)) < 0)
+			return cp_error_set(err, r, "audit: out of memory");
+		snprintf(key, sizeof(key), "%020llu", (unsigned long long)rec.seq);
+		r = store_txn_put_raw(s, txn, DB_AUDIT, key, 20, bytes, len, err);
+		free(bytes);
+		if (r < 0)
+			return r;
+		memcpy(rec.prev, rec.hash, sizeof(rec.prev));
+	}
 	return audit_head_txn_put(s, txn, rec.seq, rec.hash, err);
+}
+
+int
+audit_append(struct store *s, MDB_txn *txn, const struct audit_event *ev,
+	     struct cp_error *err)
+{
+	return audit_append_n(s, txn, ev, 1, err);
 }
 
 static int

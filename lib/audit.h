@@ -111,6 +111,13 @@ int audit_actor_ctl(char *buf, size_t size, struct cp_error *err);
 
 int audit_append(struct store *s, MDB_txn *txn, const struct audit_event *ev,
 		 struct cp_error *err);
+/*
+ * audit_append_n - n records in order, as n audit_appends would (the head
+ * read and written once: a batch of sends); all are checked before any
+ * is written.
+ */
+int audit_append_n(struct store *s, MDB_txn *txn, const struct audit_event *evs,
+		   size_t n, struct cp_error *err);
 /* audit_record_one - audit_append in a write transaction of its own. */
 int audit_record_one(struct store *s, const struct audit_event *ev,
 		     struct cp_error *err);

@@ -264,10 +264,7 @@ update_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
 		if (r < 0)
 			return r;
 	}
-	for (i = 0; i < u->nevents; i++)
-		if ((r = audit_append(s, txn, &u->events[i], err)) < 0)
-			return r;
-	return 0;
+	return audit_append_n(s, txn, u->events, u->nevents, err);
 }
 
 int
