@@ -89,12 +89,22 @@ actor_check(const char *actor, struct cp_error *err)
 	return 0;
 }
 
+/* id_check - a reference: 1 to STORE_ID_MAX bytes of UTF-8, no control. */
 static int
 id_check(const char *what, const char *id, struct cp_error *err)
 {
-	if (id != NULL && (id[0] == '\0' || strlen(id) > STORE_ID_MAX))
+	size_t n;
+
+	if (id == NULL)
+		return 0;
+	n = strlen(id);
+	if (n == 0 || n > STORE_ID_MAX || !cp_utf8_valid(id, n))
 		return cp_error_set(err, -EINVAL, "audit: %s: expected 1 to %d "
-				    "bytes", what, STORE_ID_MAX);
+				    "bytes of UTF-8", what, STORE_ID_MAX);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)id[i] < 0x20 || id[i] == 0x7f)
+			return cp_error_set(err, -EINVAL, "audit: %s: a control "
+					    "character", what);
 	return 0;
 }
 

@@ -2053,48 +2053,69 @@ store_format_txn_put(struct store *s, MDB_txn *txn, unsigned version,
 
 #define AUDIT_HEAD_KEY	"audit:head"
 
-/* audit_set_str - name: value when value is not NULL. */
+/*
+ * audit_put_str - ,"name":"value" (the comma but for the first member)
+ * when value is not NULL: '"' and '\\' escaped, other control
+ * characters as \\u00XX (audit.c refuses them; jansson writes them so).
+ */
 static int
-audit_set_str(json_t *o, const char *name, const char *value)
+audit_put_str(struct buf *b, const char *name, const char *value)
 {
+	int r;
+
 	if (value == NULL)
 		return 0;
-	return json_object_set_new(o, name, json_string(value));
+	if ((r = buf_printf(b, "%s\"%s\":\"", b->len > 1 ? "," : "", name)) < 0)
+		return r;
+	for (const unsigned char *c = (const unsigned char *)value; *c; c++) {
+		if (*c == '"' || *c == '\\')
+			r = buf_putc(b, '\\') < 0 ? -ENOMEM : buf_putc(b, (char)*c);
+		else if (*c < 0x20)
+			r = buf_printf(b, "\\u%04X", *c);
+		else
+			r = buf_putc(b, (char)*c);
+		if (r < 0)
+			return r;
+	}
+	return buf_putc(b, '"');
 }
 
+/*
+ * audit_record_encode - by hand, not through jansson (a record per
+ * message sent: this is on the sending path), the bytes jansson's
+ * JSON_COMPACT | JSON_SORT_KEYS dump gives: the members in the order of
+ * their names.
+ */
 int
 audit_record_encode(const struct audit_record *r, int with_hash, char **out,
 		    size_t *len)
 {
-	json_t *o = json_object();
-	char *text;
-	int bad = o == NULL;
+	struct buf b = BUF_INIT;
+	int bad;
 
-	bad = bad || json_object_set_new(o, "seq", json_integer((json_int_t)r->seq)) < 0;
-	bad = bad || json_object_set_new(o, "time", json_integer(r->time)) < 0;
-	bad = bad || audit_set_str(o, "actor", r->actor) < 0;
-	bad = bad || audit_set_str(o, "action", r->action) < 0;
-	bad = bad || audit_set_str(o, "reason", r->reason) < 0;
-	bad = bad || audit_set_str(o, "event", r->event) < 0;
-	bad = bad || audit_set_str(o, "patient", r->patient) < 0;
-	bad = bad || audit_set_str(o, "inbox", r->inbox) < 0;
-	bad = bad || audit_set_str(o, "recipient_ref", r->recipient) < 0;
-	bad = bad || audit_set_str(o, "key", r->key) < 0;
-	bad = bad || (r->relay != 0 &&
-		      json_object_set_new(o, "relay", json_integer(r->relay)) < 0);
-	bad = bad || audit_set_str(o, "prev", r->prev) < 0;
-	bad = bad || (with_hash && audit_set_str(o, "hash", r->hash) < 0);
+	if (r->actor == NULL || r->action == NULL ||
+	    !cp_utf8_valid(r->actor, strlen(r->actor)))
+		return -EINVAL;
+	bad = buf_putc(&b, '{') < 0;
+	bad = bad || audit_put_str(&b, "action", r->action) < 0;
+	bad = bad || audit_put_str(&b, "actor", r->actor) < 0;
+	bad = bad || audit_put_str(&b, "event", r->event) < 0;
+	bad = bad || (with_hash && audit_put_str(&b, "hash", r->hash) < 0);
+	bad = bad || audit_put_str(&b, "inbox", r->inbox) < 0;
+	bad = bad || audit_put_str(&b, "key", r->key) < 0;
+	bad = bad || audit_put_str(&b, "patient", r->patient) < 0;
+	bad = bad || audit_put_str(&b, "prev", r->prev) < 0;
+	bad = bad || audit_put_str(&b, "reason", r->reason) < 0;
+	bad = bad || audit_put_str(&b, "recipient_ref", r->recipient) < 0;
+	bad = bad || (r->relay != 0 && buf_printf(&b, ",\"relay\":%d", r->relay) < 0);
+	bad = bad || buf_printf(&b, ",\"seq\":%llu,\"time\":%lld}",
+				(unsigned long long)r->seq, (long long)r->time) < 0;
 	if (bad) {
-		json_decref(o);
+		buf_free(&b);
 		return -ENOMEM;
 	}
-	text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(o);
-	if (text == NULL)
-		return -ENOMEM;
-	*out = text;
-	*len = strlen(text);
-	return 0;
+	*out = buf_steal(&b, len);
+	return *out ? 0 : -ENOMEM;
 }
 
 /* audit_get_str - an optional string member (absent: NULL). */

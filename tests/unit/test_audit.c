@@ -466,6 +466,33 @@ a_reload_is_one_record_by_the_daemon(void **state)
 	assert_int_equal(len, 1);
 }
 
+static void
+record_bytes_are_jansson_compact_sorted(void **state)
+{
+	struct fx *f = *state;
+	struct audit_event ev = { .action = AUDIT_READ, .actor = "ctl:alice",
+				  .reason = "\"quoted\" back\\slash caf\xc3\xa9 /",
+				  .patient = "p-\xc3\xa9", .inbox = "m1" };
+	json_t *o;
+	char *v, *again;
+	size_t len;
+
+	assert_int_equal(audit_record_one(f->s, &ev, NULL), 0);
+	v = get_raw(f->s, 1, &len);
+	o = json_loadb(v, len, 0, NULL);
+	assert_non_null(o);
+	assert_string_equal(json_string_value(json_object_get(o, "reason")), ev.reason);
+	again = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	assert_string_equal(again, v);
+	free(again);
+	json_decref(o);
+	free(v);
+	/* a control character in a reference is refused */
+	ev.reason = NULL;
+	ev.inbox = "m1\tx";
+	assert_int_equal(audit_record_one(f->s, &ev, NULL), -EINVAL);
+}
+
 int
 main(void)
 {
@@ -481,6 +508,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(record_holds_only_references, setup, teardown),
 		cmocka_unit_test_setup_teardown(export_filters_and_writes_fhir_audit_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_reload_is_one_record_by_the_daemon, setup, teardown),
+		cmocka_unit_test_setup_teardown(record_bytes_are_jansson_compact_sorted, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
