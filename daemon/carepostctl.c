@@ -62,6 +62,7 @@
 #include "patient.h"
 #include "pgphelper.h"
 #include "pgpserve.h"
+#include "audit.h"
 #include "queue.h"
 #include "record.h"
 #include "retain.h"
@@ -103,10 +104,16 @@ usage(FILE *f)
 	      "  stats                     counts by delivery state\n"
 	      "  ingest FILE|- [--dry-run] file one RFC 5322 message as if fetched;\n"
 	      "                            --dry-run prints the decision as JSON, writes nothing\n"
-	      "  inbox PATIENT             a patient's inbox messages (decrypted previews)\n"
-	      "  read PATIENT MSG          one inbox message: text, form fields, attachments\n"
+	      "  inbox PATIENT [--reason TEXT]\n"
+	      "                            a patient's inbox messages (decrypted previews)\n"
+	      "  read PATIENT MSG [--reason TEXT]\n"
+	      "                            one inbox message: text, form fields, attachments\n"
+	      "                            (each read or listing is audited, with the reason)\n"
 	      "  clinic-queue [DEPT]       the clinic queue, all departments or one\n"
 	      "  quarantine                what was quarantined: when, where, why (no PHI)\n"
+	      "  audit verify              check the audit trail's chain; name the first bad record\n"
+	      "  audit export [--patient ID] [--since T] [--until T] [--reason TEXT]\n"
+	      "                            the audit trail as FHIR AuditEvent JSON lines\n"
 	      "  backup DIR                a consistent compacted copy of the store, while\n"
 	      "                            carepostd runs, into a new or empty DIR (no keys)\n"
 	      "  prune [--dry-run]         one retention pass now; --dry-run only counts\n"
@@ -130,6 +137,59 @@ open_rt(struct runtime *rt, int flags)
 			    EX_IOERR, "%s", err.text);
 	}
 	return 0;
+}
+
+/*
+ * audit_access - the audit record of an access by this Unix user (audit.h),
+ * in a transaction of its own, committed before what it records is shown.
+ */
+static int
+audit_access(struct store *st, enum audit_action action, const char *patient,
+	     const char *inbox, const char *key, const char *reason)
+{
+	char actor[AUDIT_ACTOR_MAX + 1];
+	struct audit_event ev = { .action = action, .actor = actor,
+				  .reason = reason, .patient = patient,
+				  .inbox = inbox, .key = key };
+	struct cp_error err;
+
+	cp_error_clear(&err);
+	if (audit_actor_ctl(actor, sizeof(actor), &err) < 0 ||
+	    audit_record_one(st, &ev, &err) < 0)
+		return fail(err.code == -EINVAL ? EX_USAGE : EX_IOERR,
+			    "audit: %s: nothing shown", err.text);
+	return 0;
+}
+
+/*
+ * take_reason - "--reason TEXT" out of argv (a reason for the audit
+ * record of a read: checked by audit_reason_check). Returns the count of
+ * the arguments left, in order, or -1 after an error was printed.
+ */
+static int
+take_reason(int argc, char **argv, const char **reason)
+{
+	struct cp_error err;
+	int i, n = 0;
+
+	*reason = NULL;
+	for (i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--reason") == 0) {
+			if (i + 1 >= argc) {
+				fail(EX_USAGE, "--reason: TEXT is required");
+				return -1;
+			}
+			*reason = argv[++i];
+			continue;
+		}
+		argv[n++] = argv[i];
+	}
+	cp_error_clear(&err);
+	if (audit_reason_check(*reason, &err) < 0) {
+		fail(EX_USAGE, "--%s", err.text);
+		return -1;
+	}
+	return n;
 }
 
 static int
@@ -313,7 +373,7 @@ cmd_key_import(int argc, char **argv)
 	_cleanup_free_ char *data = NULL;
 	const char *file = NULL, *patient = NULL;
 	long proxy = -1;
-	char fpr[PGP_FPR_SIZE];
+	char fpr[PGP_FPR_SIZE], actor[AUDIT_ACTOR_MAX + 1];
 	struct runtime rt;
 	struct cp_error err;
 	struct pgp *p = NULL;
@@ -335,8 +395,12 @@ cmd_key_import(int argc, char **argv)
 	r = cp_read_file(strcmp(file, "-") == 0 ? "/dev/stdin" : file, 1 << 20, &data, &len);
 	if (r < 0)
 		return fail(EX_NOINPUT, "%s: %s", file, strerror(-r));
-	if ((r = open_rt(&rt, patient ? RUNTIME_STORE : 0)) != 0)
+	if ((r = open_rt(&rt, RUNTIME_STORE)) != 0)	/* the audit trail */
 		return r;
+	if ((r = audit_actor_ctl(actor, sizeof(actor), &err)) < 0) {
+		runtime_close(&rt);
+		return fail(EX_USAGE, "%s", err.text);
+	}
 	pgp_global_init();
 	cp_error_clear(&err);
 	r = pgp_new(rt.cfg->gpg_home, NULL, &p, &err);
@@ -362,12 +426,21 @@ cmd_key_import(int argc, char **argv)
 		return 0;
 	}
 	if (patient) {
-		r = patient_link_key(rt.store, patient, proxy, fpr, &err);
+		r = patient_link_key(rt.store, patient, proxy, fpr, actor, &err);
 		if (r < 0) {
 			runtime_close(&rt);
 			if (r == -ENOENT)
 				return fail(EX_NOINPUT, "patient %s: %s", patient, err.text);
 			return fail(r == -ENXIO ? EX_NOINPUT : EX_IOERR, "%s", err.text);
+		}
+	} else {
+		struct audit_event ev = { .action = AUDIT_KEY_IMPORTED,
+					  .actor = actor, .key = fpr };
+
+		if ((r = audit_record_one(rt.store, &ev, &err)) < 0) {
+			runtime_close(&rt);
+			return fail(EX_IOERR, "key import: %s: audit: %s", fpr,
+				    err.text);
 		}
 	}
 	runtime_close(&rt);
@@ -512,7 +585,7 @@ cmd_queue(int stats)
 	struct cp_error err;
 	struct queue_tally qt;
 	json_t *rows = json_array(), *counts = NULL, *in = NULL;
-	struct store_usage use = { 0, 0, 0 };
+	struct store_usage use = { 0, 0, 0, 0 };
 	size_t waiting = 0, scheduled = 0;
 	int64_t oldest = INT64_MAX, age;
 	int r;
@@ -552,10 +625,11 @@ cmd_queue(int stats)
 				      "oldest_pending_age", (json_int_t)age);
 
 		json_object_update(o, in);
-		json_object_set_new(o, "store_pages", json_pack("{s:I, s:I, s:I}",
+		json_object_set_new(o, "store_pages", json_pack("{s:I, s:I, s:I, s:I}",
 			"page_size", (json_int_t)use.page_size,
 			"used", (json_int_t)use.used_pages,
-			"file", (json_int_t)use.file_pages));
+			"file", (json_int_t)use.file_pages,
+			"audit", (json_int_t)use.audit_pages));
 		print_json(o);
 		json_decref(o);
 	} else {
@@ -574,8 +648,10 @@ cmd_queue(int stats)
 			json_object_get(in, "inbox_messages")));
 		printf("keys expiring within 30 days: %lld\n", (long long)json_integer_value(
 			json_object_get(in, "keys_expiring_30d")));
-		printf("store pages:      %llu used, %llu in the file (%llu bytes each)\n",
+		printf("store pages:      %llu used (%llu of them the audit trail's), "
+		       "%llu in the file (%llu bytes each)\n",
 		       (unsigned long long)use.used_pages,
+		       (unsigned long long)use.audit_pages,
 		       (unsigned long long)use.file_pages,
 		       (unsigned long long)use.page_size);
 	}
@@ -693,6 +769,7 @@ cmd_ingest(int argc, char **argv)
 	struct runtime rt;
 	struct cp_error err;
 	json_t *unavailable = json_object();
+	char actor[AUDIT_ACTOR_MAX + 1];
 	int dry_run = 0, i, r, code = 0;
 	size_t len;
 
@@ -725,6 +802,13 @@ cmd_ingest(int argc, char **argv)
 		json_decref(unavailable);
 		return fail(EX_CONFIG, "%s", err.text);
 	}
+	if (audit_actor_ctl(actor, sizeof(actor), &err) < 0) {
+		inbound_free(ib);
+		runtime_close(&rt);
+		json_decref(unavailable);
+		return fail(EX_USAGE, "%s", err.text);
+	}
+	inbound_set_actor(ib, actor);	/* what it files is the user's doing */
 	r = inbound_ingest(ib, raw, len, cp_now(), dry_run, &res, &err);
 	inbound_free(ib);
 	runtime_close(&rt);
@@ -837,7 +921,7 @@ print_inbox_row(json_t *row)
 }
 
 static int
-cmd_inbox(const char *patient)
+cmd_inbox(const char *patient, const char *reason)
 {
 	struct runtime rt;
 	struct cp_error err;
@@ -857,6 +941,13 @@ cmd_inbox(const char *patient)
 		runtime_close(&rt);
 		json_decref(rows);
 		return fail(r == -EINVAL ? EX_USAGE : EX_IOERR, "%s", err.text);
+	}
+	if ((r = audit_access(rt.store, AUDIT_INBOX_LISTED, patient, NULL, NULL,
+			      reason)) != 0) {
+		runtime_close(&rt);
+		json_decref(list);
+		json_decref(rows);
+		return r;
 	}
 	if (json_array_size(list) && (r = open_pgp(&rt, &p, &a)) != 0) {
 		runtime_close(&rt);
@@ -893,7 +984,7 @@ cmd_inbox(const char *patient)
 }
 
 static int
-cmd_read(const char *patient, const char *msg)
+cmd_read(const char *patient, const char *msg, const char *reason)
 {
 	struct runtime rt;
 	struct cp_error err;
@@ -913,6 +1004,11 @@ cmd_read(const char *patient, const char *msg)
 		runtime_close(&rt);
 		return fail(r == -ENOENT ? EX_NOINPUT : r == -EINVAL ? EX_USAGE : EX_IOERR,
 			    "%s %s: %s", patient, msg, r == -ENOENT ? "no such message" : err.text);
+	}
+	if ((r = audit_access(rt.store, AUDIT_READ, patient, msg, NULL, reason)) != 0) {
+		json_decref(rec);
+		runtime_close(&rt);
+		return r;
 	}
 	if ((r = open_pgp(&rt, &p, &a)) != 0) {
 		json_decref(rec);
@@ -1151,6 +1247,119 @@ cmd_prune(int argc, char **argv)
 	return 0;
 }
 
+/* audit_time - epoch seconds, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC). */
+static int
+audit_time(const char *arg, int64_t *out)
+{
+	struct tm tm;
+	const char *end;
+	char *e;
+	long long n;
+
+	errno = 0;
+	n = strtoll(arg, &e, 10);
+	if (*arg != '\0' && *e == '\0' && errno == 0 && n >= 0) {
+		*out = n;
+		return 0;
+	}
+	memset(&tm, 0, sizeof(tm));
+	end = strptime(arg, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (end == NULL || *end != '\0') {
+		memset(&tm, 0, sizeof(tm));
+		end = strptime(arg, "%Y-%m-%d", &tm);
+	}
+	if (end == NULL || *end != '\0')
+		return -EINVAL;
+	*out = (int64_t)timegm(&tm);
+	return 0;
+}
+
+static int
+cmd_audit_verify(void)
+{
+	struct audit_verify_result vr;
+	struct runtime rt;
+	struct cp_error err;
+	int r;
+
+	if ((r = open_rt(&rt, RUNTIME_STORE)) != 0)
+		return r;
+	cp_error_clear(&err);
+	r = audit_verify(rt.store, &vr, &err);
+	runtime_close(&rt);
+	if (r < 0)
+		return fail(EX_IOERR, "audit verify: %s", err.text);
+	if (json_output) {
+		json_t *o = json_pack("{s:b, s:I, s:I, s:I}", "intact", vr.ok,
+				      "records", (json_int_t)vr.records,
+				      "first_seq", (json_int_t)vr.first,
+				      "last_seq", (json_int_t)vr.last);
+
+		if (o != NULL && !vr.ok) {
+			json_object_set_new(o, "bad_seq", json_integer((json_int_t)vr.bad_seq));
+			json_object_set_new(o, "problem", json_string(vr.why));
+		}
+		print_json_take(o);
+	} else if (vr.ok) {
+		printf("audit trail intact: %llu records (%llu to %llu)\n",
+		       (unsigned long long)vr.records, (unsigned long long)vr.first,
+		       (unsigned long long)vr.last);
+	}
+	if (!vr.ok)
+		return fail(EX_DATAERR, "audit verify: record %llu: %s (%llu "
+			    "records before it hold)", (unsigned long long)vr.bad_seq,
+			    vr.why, (unsigned long long)vr.records);
+	return 0;
+}
+
+static int
+cmd_audit_export(int argc, char **argv)
+{
+	struct audit_filter f = { NULL, 0, 0 };
+	const char *reason = NULL;
+	struct runtime rt;
+	struct cp_error err;
+	uint64_t n = 0;
+	int i, r;
+
+	for (i = 0; i < argc; i++) {
+		if (i + 1 >= argc)
+			return fail(EX_USAGE, "audit export: %s: a value is required",
+				    argv[i]);
+		if (strcmp(argv[i], "--patient") == 0)
+			f.patient = argv[++i];
+		else if (strcmp(argv[i], "--since") == 0 && audit_time(argv[i + 1], &f.since) == 0)
+			i++;
+		else if (strcmp(argv[i], "--until") == 0 && audit_time(argv[i + 1], &f.until) == 0)
+			i++;
+		else if (strcmp(argv[i], "--reason") == 0)
+			reason = argv[++i];
+		else
+			return fail(EX_USAGE, "audit export: %s %s: expected --patient ID, "
+				    "--since T, --until T (T: epoch seconds, YYYY-MM-DD or "
+				    "YYYY-MM-DDTHH:MM:SSZ) or --reason TEXT", argv[i],
+				    argv[i + 1]);
+	}
+	cp_error_clear(&err);
+	if (audit_reason_check(reason, &err) < 0)
+		return fail(EX_USAGE, "--%s", err.text);
+	if ((r = open_rt(&rt, RUNTIME_STORE)) != 0)
+		return r;
+	/* The export is an access too: recorded before anything is written. */
+	if ((r = audit_access(rt.store, AUDIT_EXPORTED, f.patient, NULL, NULL,
+			      reason)) != 0) {
+		runtime_close(&rt);
+		return r;
+	}
+	r = audit_export(rt.store, &f, stdout, &n, &err);
+	runtime_close(&rt);
+	if (r < 0)
+		return fail(EX_IOERR, "audit export: %s", err.text);
+	if (fflush(stdout) != 0)
+		return fail(EX_IOERR, "audit export: %s", strerror(errno));
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1229,10 +1438,21 @@ main(int argc, char **argv)
 		return cmd_render(argc - 1, argv + 1);
 	if (strcmp(cmd, "ingest") == 0)
 		return cmd_ingest(argc - 1, argv + 1);
-	if (strcmp(cmd, "inbox") == 0 && argc == 2)
-		return cmd_inbox(argv[1]);
-	if (strcmp(cmd, "read") == 0 && argc == 3)
-		return cmd_read(argv[1], argv[2]);
+	if (strcmp(cmd, "inbox") == 0 || strcmp(cmd, "read") == 0) {
+		const char *reason;
+		int n = take_reason(argc - 1, argv + 1, &reason);
+
+		if (n < 0)
+			return EX_USAGE;
+		if (strcmp(cmd, "inbox") == 0 && n == 1)
+			return cmd_inbox(argv[1], reason);
+		if (strcmp(cmd, "read") == 0 && n == 2)
+			return cmd_read(argv[1], argv[2], reason);
+	}
+	if (strcmp(cmd, "audit") == 0 && sub && strcmp(sub, "verify") == 0 && argc == 2)
+		return cmd_audit_verify();
+	if (strcmp(cmd, "audit") == 0 && sub && strcmp(sub, "export") == 0)
+		return cmd_audit_export(argc - 2, argv + 2);
 	if (strcmp(cmd, "backup") == 0 && argc == 2)
 		return cmd_backup(argv[1]);
 	if (strcmp(cmd, "clinic-queue") == 0 && argc <= 2)

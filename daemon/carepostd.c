@@ -42,6 +42,7 @@
 #include <unistd.h>
 #include <time.h>
 
+#include "audit.h"
 #include "inbound.h"
 #include "inround.h"
 #include "queue.h"
@@ -312,6 +313,10 @@ reload(struct daemon *d, const char *config)
 	daemon_close(d);
 	*d = fresh;
 	log_event(LOG_INFO, LOGID_CONFIG, NULL, NULL, "configuration reloaded");
+	cp_error_clear(&err);
+	if (audit_daemon_action(d->rt.store, AUDIT_RELOADED, &err) < 0)
+		log_event(LOG_ERR, LOGID_CONFIG, NULL, NULL,
+			  "reload applied, but not audited: %s", err.text);
 	sd_notify(0, "READY=1");
 }
 

@@ -8,6 +8,7 @@
  *	writes what was sealed and decided.
  */
 #include "filing.h"
+#include "audit.h"
 #include "inbox.h"
 #include "patient.h"
 
@@ -204,12 +205,38 @@ what_txn(struct store *s, MDB_txn *txn, const struct filing *f,
 		if (f->patient == NULL || f->sender_ref == NULL || f->category == NULL)
 			break;
 		rc = patient_txn_opt_out(s, txn, f->patient, f->sender_ref, f->category,
-					 err);
+					 f->actor, err);
 		return rc < 0 ? rc : 0;
 	case FILING_SEEN_ONLY:
 		return 0;
 	}
 	return cp_error_set(err, -EINVAL, "filing: nothing to file for its kind");
+}
+
+/*
+ * audit_txn - the audit record of a reply filed (its patient, event and
+ * inbox id) or a message quarantined (what its seen record knows). An
+ * opt-out's is patient_txn_opt_out's.
+ */
+static int
+audit_txn(struct store *s, MDB_txn *txn, const struct filing *f,
+	  struct cp_error *err)
+{
+	struct audit_event ev = { .actor = f->actor ? f->actor : AUDIT_ACTOR_DAEMON };
+
+	if (f->kind == FILING_REPLY) {
+		ev.action = AUDIT_FILED;
+		ev.patient = f->reply->patient;
+		ev.event = f->reply->event;
+		ev.inbox = f->reply->inbox_id;
+	} else if (f->seen->folder == SEEN_QUARANTINE) {
+		ev.action = AUDIT_QUARANTINED;
+		ev.patient = f->seen->patient;
+		ev.event = f->seen->event;
+	} else {
+		return 0;
+	}
+	return audit_append(s, txn, &ev, err);
 }
 
 int
@@ -232,5 +259,8 @@ filing_txn(struct store *s, MDB_txn *txn, const struct filing *f,
 	rc = what_txn(s, txn, f, out, err);
 	if (rc < 0)
 		return rc;
-	return seen_txn_put(s, txn, f->seen_key, f->seen, err);
+	rc = seen_txn_put(s, txn, f->seen_key, f->seen, err);
+	if (rc < 0)
+		return rc;
+	return audit_txn(s, txn, f, err);
 }

@@ -51,7 +51,8 @@
  *	(bouncemap_txn); FILING_OPT_OUT adds category to the optout list of
  *	sender_ref in the patient's record (patient_txn_opt_out);
  *	FILING_SEEN_ONLY writes nothing more. Then, for every kind, the
- *	seen record. Redoing it (store_write runs a transaction again after
+ *	seen record, and the audit record (audit.h) of a reply filed or a
+ *	message quarantined, by actor (an opt-out's is patient.h's). Redoing it (store_write runs a transaction again after
  *	a map resize) writes the same.
  * ERRORS
  *	filing_seal: -ENOMEM ("inbound: cannot encode the content" when the
@@ -132,6 +133,7 @@ enum filing_kind {
 };
 
 struct filing {
+	const char *actor;		/* audit.h: NULL is "daemon" */
 	const char *seen_key;		/* the message's (inbound_result) */
 	const struct seen_record *seen;	/* what came of it */
 	int64_t now;

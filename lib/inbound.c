@@ -30,6 +30,7 @@
 #define DECRYPT_MAX	(50u * 1024 * 1024)
 
 struct inbound {
+	const char *actor;		/* audit.h: NULL is the daemon */
 	const struct cp_config *cfg;
 	struct store *store;
 	unsigned char key[64];
@@ -335,6 +336,12 @@ void
 inbound_parse_in_process(struct inbound *ib)
 {
 	ib->parse_in_process = 1;
+}
+
+void
+inbound_set_actor(struct inbound *ib, const char *actor)
+{
+	ib->actor = actor;
 }
 
 /* parser - the parse helper, made at the first message: 0 or -EHOSTDOWN. */
@@ -1111,7 +1118,7 @@ commit_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
 	struct seen_record seen;
 	struct filing_reply reply;
 	const struct filing f = {
-		.seen_key = res->seen_key, .seen = &seen, .now = w->now,
+		.actor = w->ib->actor, .seen_key = res->seen_key, .seen = &seen, .now = w->now,
 		.kind = kind_of(w), .reply = &reply, .bounce = &w->bounce,
 		.patient = res->patient, .sender_ref = w->auth.sender_ref,
 		.category = w->category,

@@ -261,6 +261,12 @@ void inbound_progress(struct inbound *ib, parsehelper_progress_fn fn,
  * -EHOSTDOWN for every message).
  */
 void inbound_parse_in_process(struct inbound *ib);
+/*
+ * inbound_set_actor - who files what this inbound files, for its audit
+ * records (audit.h: "ctl:USER" for carepostctl ingest; borrowed, alive
+ * as long as ib; NULL, the default: the daemon).
+ */
+void inbound_set_actor(struct inbound *ib, const char *actor);
 
 /*
  * inbound_ahead - start work on raw, a message to be ingested soon, now,

@@ -113,6 +113,8 @@ struct flight {
 	int threaded;			/* tid runs flight_send */
 	int send_rc;
 	struct cp_error serr;
+	struct audit_event *audit;	/* owned: the sends to record */
+	size_t naudit;
 };
 
 /* thread_unhex - a delivery record's "thread" (20 hex digits) as bytes. */
@@ -925,6 +927,7 @@ flight_free(struct flight *f)
 	}
 	free(f->jobs);
 	free(f->msgs);
+	free(f->audit);
 	json_decref(f->patients);
 	delivery_list_free(&f->batch);
 	memset(f, 0, sizeof(*f));
@@ -1040,6 +1043,42 @@ flight_send_wait(struct flight *f)
 }
 
 /*
+ * audit_sent - an audit event (audit.h) for each message of the flight
+ * the relay accepted, its strings borrowed from the jobs and records
+ * (alive until flight_free): the event, the patient, the recipient as
+ * the hash of its address, the key it was encrypted to, the reply code.
+ */
+static int
+audit_sent(struct flight *f)
+{
+	size_t k;
+
+	f->naudit = 0;
+	if (f->njobs == 0)
+		return 0;
+	f->audit = calloc(f->njobs, sizeof(*f->audit));
+	if (f->audit == NULL)
+		return -ENOMEM;
+	for (k = 0; k < f->njobs; k++) {
+		struct job *j = &f->jobs[k];
+		struct delivery_rcpt *rc = job_rcpt(j);
+		struct audit_event *ev;
+
+		if (j->rc < 0 || j->defer || j->rm.outcome != RELAY_SENT)
+			continue;
+		ev = &f->audit[f->naudit++];
+		ev->action = AUDIT_SENT;
+		ev->actor = AUDIT_ACTOR_DAEMON;
+		ev->event = j->record->id;
+		ev->patient = j->record->patient;
+		ev->recipient = rc->address_hash ? rc->address_hash : rc->ref;
+		ev->key = j->encrypt && j->fpr[0] ? j->fpr : NULL;
+		ev->relay = j->rm.code;
+	}
+	return 0;
+}
+
+/*
  * flight_record - after its session: every outcome into the records,
  * then one transaction writes them back. Frees the flight.
  */
@@ -1074,7 +1113,12 @@ flight_record(struct outbound *ob, struct flight *f, int64_t now,
 	for (i = 0; i < f->batch.n; i++)
 		if (f->batch.items[i].state == DELIVERY_SENDING)
 			settle(ob->cfg, &f->batch.items[i], now, session_error);
-	r = queue_update(ob->store, f->batch.items, f->batch.n, err);
+	if ((r = audit_sent(f)) < 0) {
+		flight_free(f);
+		return cp_error_set(err, r, "audit: out of memory");
+	}
+	r = queue_update_audited(ob->store, f->batch.items, f->batch.n,
+				 f->audit, f->naudit, err);
 	flight_free(f);
 	return r;
 }
@@ -1217,6 +1261,37 @@ recover_mark(json_t *marks, const char *line, size_t len)
 					      f[2][0] == 'e', f[3]));
 }
 
+/*
+ * recover_audit - the audit event of a message the journal says the
+ * relay accepted (reply code 250, as rcpt_sent records it; the key it
+ * was encrypted to is not in the journal). Its strings are the record's.
+ */
+static int
+recover_audit(struct audit_event **list, size_t *n, size_t *cap,
+	      const struct delivery *d, const struct delivery_rcpt *rc)
+{
+	struct audit_event *ev;
+
+	if (*n == *cap) {
+		size_t want = *cap ? *cap * 2 : 16;
+		struct audit_event *grown = realloc(*list, want * sizeof(**list));
+
+		if (grown == NULL)
+			return -ENOMEM;
+		*list = grown;
+		*cap = want;
+	}
+	ev = &(*list)[(*n)++];
+	memset(ev, 0, sizeof(*ev));
+	ev->action = AUDIT_SENT;
+	ev->actor = AUDIT_ACTOR_DAEMON;
+	ev->event = d->id;
+	ev->patient = d->patient;
+	ev->recipient = rc->address_hash ? rc->address_hash : rc->ref;
+	ev->relay = 250;
+	return 0;
+}
+
 int
 outbound_recover(struct outbound *ob, int64_t now, size_t *recovered,
 		 struct cp_error *err)
@@ -1224,6 +1299,8 @@ outbound_recover(struct outbound *ob, int64_t now, size_t *recovered,
 	char *text = NULL;
 	size_t len = 0, start, i;
 	struct delivery_list records = { 0 };
+	struct audit_event *audit = NULL;
+	size_t naudit = 0, audit_cap = 0;
 	json_t *marks, *list, *v;
 	const char *id;
 	int r, r2;
@@ -1288,6 +1365,8 @@ outbound_recover(struct outbound *ob, int64_t now, size_t *recovered,
 				  RCPT_ENCRYPTED : RCPT_NOTICE);
 			record_set_str(&rc->note, "accepted by the relay before an interruption");
 			n++;
+			if (recover_audit(&audit, &naudit, &audit_cap, d, rc) < 0)
+				r = cp_error_set(err, -ENOMEM, "outbound: out of memory");
 		}
 		if (n == 0) {			/* nothing to record: requeued as it is */
 			delivery_clear(d);
@@ -1305,7 +1384,9 @@ outbound_recover(struct outbound *ob, int64_t now, size_t *recovered,
 	}
 	json_decref(marks);
 	if (r == 0 && records.n)
-		r = queue_update(ob->store, records.items, records.n, err);
+		r = queue_update_audited(ob->store, records.items, records.n,
+					 audit, naudit, err);
+	free(audit);
 	delivery_list_free(&records);
 	if (r == 0 && ob->journal_fd >= 0 && (r2 = store_journal_clear(ob->journal_fd)) < 0)
 		log_warning("sending journal: %s", strerror(-r2));

@@ -37,7 +37,10 @@
  *	   → "deferred" with exponential backoff (retry_base doubling up to
  *	   retry_max, ±20% jitter) until max_age, then "failed"; 5xx →
  *	   failed for that recipient with the code. Final records lose their
- *	   data.
+ *	   data. The same transaction appends an audit record (audit.h) for
+ *	   each message the relay accepted: event, patient, the recipient's
+ *	   address hash, the key it was encrypted to, the reply code
+ *	   (outbound_recover too, for what the journal says was accepted).
  *
  *	Headers of every message: From, To (address only: a name would be
  *	PHI), Subject (the notice subject: PHI-free), Date, Message-ID

@@ -6,6 +6,7 @@
  *	See patient.h.
  */
 #include "patient.h"
+#include "audit.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@ struct link {
 	const char *patient;
 	long proxy;
 	const char *fpr;
+	const char *actor;
 };
 
 static int
@@ -61,21 +63,35 @@ link_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
 		r = store_txn_put_json(s, txn, DB_PATIENTS, l->patient,
 				       strlen(l->patient), p, err);
 	json_decref(p);
+	if (r == 0) {
+		char ref[32];
+		struct audit_event ev = {
+			.action = AUDIT_KEY_IMPORTED, .actor = l->actor,
+			.patient = l->patient, .recipient = ref, .key = l->fpr,
+		};
+
+		if (l->proxy < 0)
+			snprintf(ref, sizeof(ref), "patient");
+		else
+			snprintf(ref, sizeof(ref), "proxy:%ld", l->proxy);
+		r = audit_append(s, txn, &ev, err);
+	}
 	return r;
 }
 
 int
 patient_link_key(struct store *s, const char *patient, long proxy,
-		 const char *fpr, struct cp_error *err)
+		 const char *fpr, const char *actor, struct cp_error *err)
 {
-	struct link l = { patient, proxy, fpr };
+	struct link l = { patient, proxy, fpr, actor };
 
 	return store_write(s, link_txn, &l, err);
 }
 
 int
 patient_txn_opt_out(struct store *s, MDB_txn *txn, const char *patient,
-		    const char *ref, const char *category, struct cp_error *err)
+		    const char *ref, const char *category, const char *actor,
+		    struct cp_error *err)
 {
 	json_t *p, *w, *list, *c;
 	size_t i;
@@ -107,5 +123,14 @@ patient_txn_opt_out(struct store *s, MDB_txn *txn, const char *patient,
 	else
 		r = store_txn_put_json(s, txn, DB_PATIENTS, patient, strlen(patient), p, err);
 	json_decref(p);
+	if (r == 0) {
+		struct audit_event ev = {
+			.action = AUDIT_OPTED_OUT,
+			.actor = actor ? actor : AUDIT_ACTOR_DAEMON,
+			.patient = patient, .recipient = ref,
+		};
+
+		r = audit_append(s, txn, &ev, err);
+	}
 	return r < 0 ? r : 1;
 }

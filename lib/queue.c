@@ -226,6 +226,8 @@ queue_take_due(struct store *s, int64_t now, int lease, size_t max,
 struct update {
 	struct delivery *records;
 	size_t n;
+	const struct audit_event *events;
+	size_t nevents;
 };
 
 static int
@@ -262,14 +264,22 @@ update_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
 		if (r < 0)
 			return r;
 	}
-	return 0;
+	return audit_append_n(s, txn, u->events, u->nevents, err);
 }
 
 int
 queue_update(struct store *s, struct delivery *records, size_t n,
 	     struct cp_error *err)
 {
-	struct update u = { records, n };
+	return queue_update_audited(s, records, n, NULL, 0, err);
+}
+
+int
+queue_update_audited(struct store *s, struct delivery *records, size_t n,
+		     const struct audit_event *events, size_t nevents,
+		     struct cp_error *err)
+{
+	struct update u = { records, n, events, nevents };
 
 	return store_write(s, update_txn, &u, err);
 }

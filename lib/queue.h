@@ -25,7 +25,8 @@
  *	queue_update writes back records after a send, in one transaction: a
  *	record in a final state (sent, failed, expired, suppressed) loses its
  *	schedule entry and its data (scrubbed); any other is rescheduled at
- *	its due.
+ *	its due. queue_update_audited also appends the audit records given
+ *	(audit.h: one per message the relay accepted) in that transaction.
  *
  *	queue_release_leases requeues, due at now, every record left
  *	"sending" by a sender that is gone (a crash mid-batch). Only the one
@@ -68,6 +69,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "audit.h"
 #include "record.h"
 #include "store.h"
 
@@ -79,6 +81,9 @@ int queue_take_due(struct store *s, int64_t now, int lease, size_t max,
 		   struct delivery_list *batch, struct cp_error *err);
 int queue_update(struct store *s, struct delivery *records, size_t n,
 		 struct cp_error *err);
+int queue_update_audited(struct store *s, struct delivery *records, size_t n,
+			 const struct audit_event *events, size_t nevents,
+			 struct cp_error *err);
 int queue_release_leases(struct store *s, int64_t now, size_t *released,
 			 struct cp_error *err);
 int queue_retry(struct store *s, const char *id, int64_t now,

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char *const delivery_states[] = {
 	[DELIVERY_QUEUED] = "queued", [DELIVERY_SENDING] = "sending",
@@ -2084,6 +2085,276 @@ store_format_txn_put(struct store *s, MDB_txn *txn, unsigned version,
 		return cp_error_set(err, -ENOMEM, "store format record: out of memory");
 	r = store_txn_put_json(s, txn, DB_META, STORE_FORMAT_KEY,
 			       strlen(STORE_FORMAT_KEY), v, err);
+	json_decref(v);
+	return r;
+}
+
+/* ---- the audit trail ---- */
+
+#define AUDIT_HEAD_KEY	"audit:head"
+
+/*
+ * audit_put_str - ,"name":"value" (the comma but for the first member)
+ * when value is not NULL: '"' and '\\' escaped, other control
+ * characters as \\u00XX (audit.c refuses them; jansson writes them so).
+ */
+static int
+audit_put_str(struct buf *b, const char *name, const char *value)
+{
+	int r;
+
+	if (value == NULL)
+		return 0;
+	if ((r = buf_printf(b, "%s\"%s\":\"", b->len > 1 ? "," : "", name)) < 0)
+		return r;
+	for (const unsigned char *c = (const unsigned char *)value; *c; c++) {
+		if (*c == '"' || *c == '\\')
+			r = buf_putc(b, '\\') < 0 ? -ENOMEM : buf_putc(b, (char)*c);
+		else if (*c < 0x20)
+			r = buf_printf(b, "\\u%04X", *c);
+		else
+			r = buf_putc(b, (char)*c);
+		if (r < 0)
+			return r;
+	}
+	return buf_putc(b, '"');
+}
+
+/*
+ * audit_record_encode - by hand, not through jansson (a record per
+ * message sent: this is on the sending path), the bytes jansson's
+ * JSON_COMPACT | JSON_SORT_KEYS dump gives: the members in the order of
+ * their names.
+ */
+int
+audit_record_encode(const struct audit_record *r, int with_hash, char **out,
+		    size_t *len)
+{
+	struct buf b = BUF_INIT;
+	int bad;
+
+	if (r->actor == NULL || r->action == NULL ||
+	    !cp_utf8_valid(r->actor, strlen(r->actor)))
+		return -EINVAL;
+	bad = buf_putc(&b, '{') < 0;
+	bad = bad || audit_put_str(&b, "action", r->action) < 0;
+	bad = bad || audit_put_str(&b, "actor", r->actor) < 0;
+	bad = bad || audit_put_str(&b, "event", r->event) < 0;
+	bad = bad || (with_hash && audit_put_str(&b, "hash", r->hash) < 0);
+	bad = bad || audit_put_str(&b, "inbox", r->inbox) < 0;
+	bad = bad || audit_put_str(&b, "key", r->key) < 0;
+	bad = bad || audit_put_str(&b, "patient", r->patient) < 0;
+	bad = bad || audit_put_str(&b, "prev", r->prev) < 0;
+	bad = bad || audit_put_str(&b, "reason", r->reason) < 0;
+	bad = bad || audit_put_str(&b, "recipient_ref", r->recipient) < 0;
+	bad = bad || (r->relay != 0 && buf_printf(&b, ",\"relay\":%d", r->relay) < 0);
+	bad = bad || buf_printf(&b, ",\"seq\":%llu,\"time\":%lld}",
+				(unsigned long long)r->seq, (long long)r->time) < 0;
+	if (bad) {
+		buf_free(&b);
+		return -ENOMEM;
+	}
+	*out = buf_steal(&b, len);
+	return *out ? 0 : -ENOMEM;
+}
+
+/* audit_get_str - an optional string member (absent: NULL). */
+static int
+audit_get_str(json_t *o, const char *name, int required, const char **out,
+	      struct cp_error *err)
+{
+	json_t *m = json_object_get(o, name);
+
+	*out = NULL;
+	if (m == NULL && !required)
+		return 0;
+	if (!json_is_string(m))
+		return cp_error_set(err, -EBADMSG, "audit record: field %s: "
+				    "expected a string", name);
+	*out = json_string_value(m);
+	return 0;
+}
+
+/* audit_get_hash - a member of 64 lower-case hex digits. */
+static int
+audit_get_hash(json_t *o, const char *name, char out[AUDIT_HASH_HEX + 1],
+	       struct cp_error *err)
+{
+	const char *h = json_string_value(json_object_get(o, name));
+
+	if (h == NULL || strlen(h) != AUDIT_HASH_HEX ||
+	    strspn(h, "0123456789abcdef") != AUDIT_HASH_HEX)
+		return cp_error_set(err, -EBADMSG, "audit record: field %s: "
+				    "expected 64 hex digits", name);
+	memcpy(out, h, AUDIT_HASH_HEX + 1);
+	return 0;
+}
+
+int
+audit_record_decode(const void *value, size_t len, json_t **holder,
+		    struct audit_record *r, struct cp_error *err)
+{
+	json_t *o = json_loadb(value, len, JSON_REJECT_DUPLICATES, NULL);
+	json_t *seq, *t, *relay;
+	int rc = 0;
+
+	memset(r, 0, sizeof(*r));
+	*holder = NULL;
+	if (!json_is_object(o)) {
+		json_decref(o);
+		return cp_error_set(err, -EBADMSG, "audit record: not a JSON object");
+	}
+	seq = json_object_get(o, "seq");
+	t = json_object_get(o, "time");
+	relay = json_object_get(o, "relay");
+	if (!json_is_integer(seq) || json_integer_value(seq) < 1)
+		rc = cp_error_set(err, -EBADMSG, "audit record: field seq: "
+				  "expected a positive integer");
+	else if (!json_is_integer(t))
+		rc = cp_error_set(err, -EBADMSG, "audit record: field time: "
+				  "expected an integer");
+	else if (relay != NULL && !json_is_integer(relay))
+		rc = cp_error_set(err, -EBADMSG, "audit record: field relay: "
+				  "expected an integer");
+	if (rc == 0) {
+		r->seq = (uint64_t)json_integer_value(seq);
+		r->time = json_integer_value(t);
+		r->relay = relay ? (int)json_integer_value(relay) : 0;
+	}
+	if (rc == 0)
+		rc = audit_get_str(o, "actor", 1, &r->actor, err);
+	if (rc == 0)
+		rc = audit_get_str(o, "action", 1, &r->action, err);
+	if (rc == 0)
+		rc = audit_get_str(o, "reason", 0, &r->reason, err);
+	if (rc == 0)
+		rc = audit_get_str(o, "event", 0, &r->event, err);
+	if (rc == 0)
+		rc = audit_get_str(o, "patient", 0, &r->patient, err);
+	if (rc == 0)
+		rc = audit_get_str(o, "inbox", 0, &r->inbox, err);
+	if (rc == 0)
+		rc = audit_get_str(o, "recipient_ref", 0, &r->recipient, err);
+	if (rc == 0)
+		rc = audit_get_str(o, "key", 0, &r->key, err);
+	if (rc == 0)
+		rc = audit_get_hash(o, "prev", r->prev, err);
+	if (rc == 0)
+		rc = audit_get_hash(o, "hash", r->hash, err);
+	if (rc < 0) {
+		json_decref(o);
+		memset(r, 0, sizeof(*r));
+		return rc;
+	}
+	*holder = o;
+	return 0;
+}
+
+/* fhir_reference - {"reference": "KIND/ID"} added to list. */
+static int
+fhir_entity(json_t *list, const char *kind, const char *id, const char *role)
+{
+	char ref[STORE_ID_MAX * 2 + 32];
+	json_t *e;
+
+	if (id == NULL)
+		return 0;
+	snprintf(ref, sizeof(ref), "%s/%s", kind, id);
+	e = json_pack("{s:{s:s}, s:{s:s}}", "what", "reference", ref,
+		      "role", "code", role);
+	if (e == NULL || json_array_append_new(list, e) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+json_t *
+audit_record_fhir(const struct audit_record *r)
+{
+	char recorded[32], seq[24];
+	json_t *o, *entity;
+	struct tm tm;
+	time_t t = (time_t)r->time;
+	int bad = 0;
+
+	gmtime_r(&t, &tm);
+	strftime(recorded, sizeof(recorded), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	snprintf(seq, sizeof(seq), "%020llu", (unsigned long long)r->seq);
+	o = json_pack("{s:s, s:s, s:{s:s, s:s}, s:[{s:s}], s:s, s:s, "
+		      "s:[{s:{s:s}, s:b}], s:{s:s}}",
+		      "resourceType", "AuditEvent", "id", seq,
+		      "type", "system", "https://carepost.invalid/audit",
+		      "code", "carepost",
+		      "subtype", "code", r->action ? r->action : "",
+		      "action", strcmp(r->action ? r->action : "", "read") == 0 ||
+				strcmp(r->action ? r->action : "", "inbox_listed") == 0 ?
+				"R" : "E",
+		      "recorded", recorded,
+		      "agent", "who", "display", r->actor ? r->actor : "",
+		      "requestor", r->actor && strncmp(r->actor, "ctl:", 4) == 0,
+		      "source", "observer", "carepost");
+	if (o == NULL)
+		return NULL;
+	if (r->reason != NULL) {
+		json_t *agent = json_array_get(json_object_get(o, "agent"), 0);
+
+		bad = json_object_set_new(agent, "purposeOfUse",
+			json_pack("[{s:s}]", "text", r->reason)) < 0;
+	}
+	if ((entity = json_array()) == NULL ||
+	    json_object_set_new(o, "entity", entity) < 0)
+		bad = 1;
+	bad = bad || fhir_entity(entity, "Patient", r->patient, "patient") < 0;
+	bad = bad || fhir_entity(entity, "Event", r->event, "event") < 0;
+	bad = bad || fhir_entity(entity, "Inbox", r->inbox, "message") < 0;
+	bad = bad || fhir_entity(entity, "Recipient", r->recipient, "addressee") < 0;
+	bad = bad || fhir_entity(entity, "Key", r->key, "key") < 0;
+	if (!bad && r->relay != 0) {
+		char code[16];
+
+		snprintf(code, sizeof(code), "%d", r->relay);
+		bad = fhir_entity(entity, "RelayReply", code, "outcome") < 0;
+	}
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+int
+audit_head_txn_get(struct store *s, MDB_txn *txn, uint64_t *seq,
+		   char hash[AUDIT_HASH_HEX + 1], struct cp_error *err)
+{
+	json_t *v = NULL, *n;
+	int r;
+
+	r = store_txn_get_json(s, txn, DB_META, AUDIT_HEAD_KEY,
+			       strlen(AUDIT_HEAD_KEY), &v, err);
+	if (r < 0)
+		return r;
+	n = json_object_get(v, "seq");
+	if (!json_is_integer(n) || json_integer_value(n) < 0)
+		r = cp_error_set(err, -EBADMSG, "audit head: field seq: expected "
+				 "an integer");
+	else
+		r = audit_get_hash(v, "hash", hash, err);
+	if (r == 0)
+		*seq = (uint64_t)json_integer_value(n);
+	json_decref(v);
+	return r;
+}
+
+int
+audit_head_txn_put(struct store *s, MDB_txn *txn, uint64_t seq,
+		   const char *hash, struct cp_error *err)
+{
+	json_t *v = json_pack("{s:I, s:s}", "seq", (json_int_t)seq, "hash", hash);
+	int r;
+
+	if (v == NULL)
+		return cp_error_set(err, -ENOMEM, "audit head: out of memory");
+	r = store_txn_put_json(s, txn, DB_META, AUDIT_HEAD_KEY,
+			       strlen(AUDIT_HEAD_KEY), v, err);
 	json_decref(v);
 	return r;
 }

@@ -35,6 +35,8 @@
  *	imap_mark	"imap": the last UID moved out of a mailbox.
  *	dek		meta "dek:ID": a data key of the inbox at rest.
  *	store_format	meta "format": the store format version.
+ *	audit_record	"audit": one entry of the audit trail (audit.h),
+ *			and meta "audit:head", the last one.
  *
  *	Portal-written records are read elsewhere: events by event_load
  *	(event.h), patients by policy.h and event.h, and edited only by
@@ -641,6 +643,37 @@ int store_format_txn_get(struct store *s, MDB_txn *txn, unsigned *version,
 			 struct cp_error *err);
 int store_format_txn_put(struct store *s, MDB_txn *txn, unsigned version,
 			 struct cp_error *err);
+
+/*
+ * The audit trail (audit.h): "audit" records, key the 20-digit seq.
+ * Strings are borrowed (from the caller for encode; from holder, which
+ * the caller json_decref()s, for decode); NULL leaves a member out, as
+ * does relay 0. audit_record_encode writes the canonical bytes (compact
+ * JSON, sorted keys) of r, with "hash" when with_hash, into a malloc'd
+ * NUL-terminated *out of *len bytes (-ENOMEM). audit_record_decode reads
+ * stored bytes (-EBADMSG naming the field). audit_record_fhir is r as a
+ * FHIR AuditEvent (a new object, NULL on -ENOMEM). audit_head_txn_get /
+ * _put: meta "audit:head", {"seq","hash"} (-ENOENT when none; -EBADMSG).
+ */
+#define AUDIT_HASH_HEX	64
+struct audit_record {
+	uint64_t seq;
+	int64_t time;
+	const char *actor, *action, *reason;
+	const char *event, *patient, *inbox, *recipient, *key;
+	int relay;
+	char prev[AUDIT_HASH_HEX + 1];
+	char hash[AUDIT_HASH_HEX + 1];
+};
+int audit_record_encode(const struct audit_record *r, int with_hash,
+			char **out, size_t *len);
+int audit_record_decode(const void *value, size_t len, json_t **holder,
+			struct audit_record *r, struct cp_error *err);
+json_t *audit_record_fhir(const struct audit_record *r);
+int audit_head_txn_get(struct store *s, MDB_txn *txn, uint64_t *seq,
+		       char hash[AUDIT_HASH_HEX + 1], struct cp_error *err);
+int audit_head_txn_put(struct store *s, MDB_txn *txn, uint64_t seq,
+		       const char *hash, struct cp_error *err);
 
 /*
  * The "in_reply_to" of an internal record's data: the Message-ID of the

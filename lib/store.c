@@ -17,7 +17,7 @@
 
 static const char *const db_names[DB__COUNT] = {
 	"patients", "events", "delivery", "schedule", "threads", "bounces",
-	"meta", "inbox", "clinic", "seen", "imap", "acks",
+	"meta", "inbox", "clinic", "seen", "imap", "acks", "audit",
 };
 
 struct store {
@@ -50,18 +50,19 @@ check_format(struct store *s, enum store_db db, const char *key,
 	MDB_val k = { strlen(key), (void *)key }, v = { 0, NULL };
 	MDB_txn *txn;
 	MDB_dbi dbi;
-	int rc, r;
+	int rc, r, exists;
 
 	if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0)
 		return lmdb_error(err, rc, "store open");
 	rc = mdb_dbi_open(txn, db_names[db], 0, &dbi);
+	exists = rc == 0;
 	if (rc == 0)
 		rc = mdb_get(txn, dbi, &k, &v);
 	if (rc != 0 && rc != MDB_NOTFOUND) {
 		mdb_txn_abort(txn);
 		return lmdb_error(err, rc, "store open");
 	}
-	r = check(rc == 0 ? v.mv_data : NULL, rc == 0 ? v.mv_size : 0,
+	r = check(rc == 0 ? v.mv_data : NULL, rc == 0 ? v.mv_size : 0, exists,
 		  userdata, err);
 	mdb_txn_abort(txn);	/* closes the handle: the write below opens it */
 	return r;
@@ -531,6 +532,71 @@ store_txn_first(struct store *s, MDB_txn *txn, enum store_db db,
 }
 
 int
+store_txn_last(struct store *s, MDB_txn *txn, enum store_db db,
+	       const void **key, size_t *keylen, const void **value,
+	       size_t *len, struct cp_error *err)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	rc = mdb_cursor_open(txn, s->dbi[db], &cur);
+	if (rc != 0)
+		return lmdb_error(err, rc, db_names[db]);
+	rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+	mdb_cursor_close(cur);
+	if (rc == MDB_NOTFOUND)
+		return -ENOENT;
+	if (rc != 0)
+		return lmdb_error(err, rc, db_names[db]);
+	*key = k.mv_data;
+	*keylen = k.mv_size;
+	*value = v.mv_data;
+	*len = v.mv_size;
+	return 0;
+}
+
+int
+store_txn_walk_raw(struct store *s, MDB_txn *txn, enum store_db db,
+		   store_raw_fn fn, void *userdata, struct cp_error *err)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc, r = 0;
+
+	rc = mdb_cursor_open(txn, s->dbi[db], &cur);
+	if (rc != 0)
+		return lmdb_error(err, rc, db_names[db]);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		r = fn(userdata, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
+		if (r != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	if (r != 0)
+		return r;
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return lmdb_error(err, rc, db_names[db]);
+	return 0;
+}
+
+int
+store_txn_create_db(struct store *s, MDB_txn *txn, enum store_db db,
+		    struct cp_error *err)
+{
+	MDB_dbi dbi;
+	int rc = mdb_dbi_open(txn, db_names[db], MDB_CREATE, &dbi);
+
+	if (rc != 0)
+		return lmdb_error(err, rc, db_names[db]);
+	if (dbi != s->dbi[db])
+		return cp_error_set(err, -EIO, "%s: opened as another handle",
+				    db_names[db]);
+	return 0;
+}
+
+int
 store_read(struct store *s, store_txn_fn fn, void *userdata,
 	   struct cp_error *err)
 {
@@ -771,6 +837,8 @@ store_usage(struct store *s, struct store_usage *u, struct cp_error *err)
 		rc = add_pages(txn, main_dbi, &u->used_pages);
 	for (i = 0; rc == 0 && i < DB__COUNT; i++)
 		rc = add_pages(txn, s->dbi[i], &u->used_pages);
+	if (rc == 0)
+		rc = add_pages(txn, s->dbi[DB_AUDIT], &u->audit_pages);
 	mdb_txn_abort(txn);
 	if (rc != 0)
 		return lmdb_error(err, rc, "store statistics");

@@ -113,6 +113,16 @@
  *	           into it ("count" + 1); else one filed before "until" gets a
  *	           new held alert due at "until" (then until + window, held =
  *	           it); else an alert at once (until = now + window, no held).
+ *	audit      carepostd's and carepostctl's, append-only (audit.h;
+ *	           store format version 2). key: the sequence number as 20
+ *	           decimal digits, zero-padded, so the records sort in order.
+ *	           value: {"seq","time","actor","action","reason"?,"event"?,
+ *	           "patient"?,"inbox"?,"recipient_ref"?,"key"?,"relay"?,
+ *	           "prev","hash"} (compact JSON, sorted keys): references
+ *	           only, never PHI. prev is the hash of the record before
+ *	           (64 zeros for the first), hash the hex SHA-256 of the
+ *	           record's bytes without "hash". The portal must not write it.
+ *	           meta "audit:head" {"seq","hash"} names the last record.
  *	imap       carepostd's. key: mailbox name. value: {"uidvalidity",
  *	           "last_uid"}: the last UID moved out of the mailbox after
  *	           filing; the next session fetches from last_uid + 1 while
@@ -190,7 +200,7 @@ struct store;
 enum store_db {
 	DB_PATIENTS, DB_EVENTS, DB_DELIVERY, DB_SCHEDULE, DB_THREADS,
 	DB_BOUNCES, DB_META, DB_INBOX, DB_CLINIC, DB_SEEN, DB_IMAP,
-	DB_ACKS, DB__COUNT
+	DB_ACKS, DB_AUDIT, DB__COUNT
 };
 
 int store_open(const char *path, uint64_t map_size, struct store **out,
@@ -200,14 +210,15 @@ void store_close(struct store *s);
 /*
  * store_open_checked - store_open, with a check before anything is
  * written: check gets the raw value of key in db (value NULL, len 0 when
- * there is none: a new store, or one written before that key), read in a
+ * there is none: a new store, or one written before that key; exists 0
+ * when the store has no database db at all: a new store), read in a
  * read-only transaction before the write that creates the databases. A
  * negative return closes the environment untouched and is returned as
  * it is, with check's err: the store is not opened for writing. (The
  * store format version is checked so: storefmt.h.)
  */
-typedef int (*store_check_fn)(const void *value, size_t len, void *userdata,
-	      struct cp_error *err);
+typedef int (*store_check_fn)(const void *value, size_t len, int exists,
+	      void *userdata, struct cp_error *err);
 int store_open_checked(const char *path, uint64_t map_size, enum store_db db,
 		       const char *key, store_check_fn check, void *userdata,
 		       struct store **out, struct cp_error *err);
@@ -327,6 +338,27 @@ int store_txn_first(struct store *s, MDB_txn *txn, enum store_db db,
 		    size_t *len, struct cp_error *err);
 
 /*
+ * store_txn_last - the last entry of db in key order, as store_txn_first.
+ *
+ * store_txn_walk_raw - call fn for each entry of db in key order with
+ * the stored bytes (in LMDB's map: valid for the call); stops when fn
+ * returns non-zero (returned as it is); fn must not write in txn.
+ *
+ * store_txn_create_db - create db in txn when the store has none (an
+ * upgrade step, storefmt.h: store_open opens every database of this
+ * build already, so that the step only records what it adds).
+ */
+int store_txn_last(struct store *s, MDB_txn *txn, enum store_db db,
+		   const void **key, size_t *keylen, const void **value,
+		   size_t *len, struct cp_error *err);
+typedef int (*store_raw_fn)(void *userdata, const void *key, size_t keylen,
+			    const void *value, size_t len);
+int store_txn_walk_raw(struct store *s, MDB_txn *txn, enum store_db db,
+		       store_raw_fn fn, void *userdata, struct cp_error *err);
+int store_txn_create_db(struct store *s, MDB_txn *txn, enum store_db db,
+			struct cp_error *err);
+
+/*
  * store_read - run fn inside a read-only transaction (a snapshot) and
  * end it; fn must not write. Returns what fn returns.
  */
@@ -426,12 +458,15 @@ int store_txn_walk_from(struct store *s, MDB_txn *txn, enum store_db db,
  * page_size in bytes; used_pages, the pages the databases' trees take
  * now (branch, leaf and overflow pages of every database, the main one
  * included); file_pages, the pages the file has ever used (its last
- * page + 1: data.mdb's extent, which free pages are reused within).
+ * page + 1: data.mdb's extent, which free pages are reused within);
+ * audit_pages, those of them the audit trail takes (kept by its own
+ * policy, not by [retention]).
  */
 struct store_usage {
 	uint64_t page_size;
 	uint64_t used_pages;
 	uint64_t file_pages;
+	uint64_t audit_pages;
 };
 int store_usage(struct store *s, struct store_usage *u, struct cp_error *err);
 

@@ -10,13 +10,21 @@
 #include "log.h"
 #include "record.h"
 
+/* step_audit - version 2: the audit database (audit.h). */
+static int
+step_audit(struct store *s, MDB_txn *txn, struct cp_error *err)
+{
+	return store_txn_create_db(s, txn, DB_AUDIT, err);
+}
+
 /*
  * The upgrade steps, in order: steps[i] takes a store from version i + 1
- * to i + 2, so that STOREFMT_VERSION is the count of steps + 1. None yet:
- * the first change of the layout adds its step here, with a unit test
- * that upgrades a store written by the code before it.
+ * to i + 2, so that STOREFMT_VERSION is the count of steps + 1. Each
+ * change of the layout adds its step here, with a unit test that upgrades
+ * a store written by the code before it (test_storefmt).
  */
 static const struct storefmt_step steps[] = {
+	{ 1, "the audit database", step_audit },
 	{ 0, NULL, NULL },	/* the end of the table */
 };
 
@@ -38,20 +46,29 @@ storefmt_check(unsigned found, unsigned known, int flags, const char *path,
 	return 0;
 }
 
+static int record_txn(struct store *s, MDB_txn *txn, void *userdata,
+		      struct cp_error *err);
+
 struct open_check {
 	const char *path;
 	int flags;
+	int fresh;
 };
 
 /* check_open - store_open_checked's check of the raw format record. */
 static int
-check_open(const void *value, size_t len, void *userdata, struct cp_error *err)
+check_open(const void *value, size_t len, int exists, void *userdata,
+	   struct cp_error *err)
 {
 	struct open_check *c = userdata;
 	struct cp_error local;
 	unsigned found = 1;		/* no record: the layout before it */
 
 	cp_error_clear(&local);
+	if (!exists) {			/* a new store: made in this layout */
+		c->fresh = 1;
+		return 0;
+	}
 	if (value != NULL && store_format_decode(value, len, &found, &local) < 0)
 		return cp_error_set(err, local.code, "store %s: meta %s: %s: not "
 				    "opened", c->path, STORE_FORMAT_KEY, local.text);
@@ -62,10 +79,20 @@ int
 storefmt_open(const char *path, uint64_t map_size, int flags,
 	      struct store **out, struct cp_error *err)
 {
-	struct open_check c = { path, flags };
+	struct open_check c = { path, flags, 0 };
+	unsigned version = STOREFMT_VERSION;
+	int r;
 
-	return store_open_checked(path, map_size, DB_META, STORE_FORMAT_KEY,
-				  check_open, &c, out, err);
+	r = store_open_checked(path, map_size, DB_META, STORE_FORMAT_KEY,
+			       check_open, &c, out, err);
+	if (r < 0 || !c.fresh)
+		return r;
+	/* A store this build made says so at once. */
+	if ((r = store_write(*out, record_txn, &version, err)) < 0) {
+		store_close(*out);
+		*out = NULL;
+	}
+	return r;
 }
 
 struct version_read {

@@ -16,7 +16,8 @@
  *	version this build reads and writes.
  *
  *	storefmt_open is store_open_checked with the version checked before
- *	anything is written: a store of a newer version (or whose record is
+ *	anything is written: a new store (no meta database yet) is made in
+ *	this build's layout and gets its record at once; a store of a newer version (or whose record is
  *	malformed) is refused and not opened for writing; one of an older
  *	version is refused too unless flags hold STOREFMT_OLDER_OK (carepostd,
  *	which upgrades it once it holds the sender's lock; carepostctl's
@@ -27,8 +28,9 @@
  *	one write transaction that also writes the record with V + 1, so a
  *	step that fails (or a crash in it) leaves the store, and its version,
  *	as they were, and the next start runs it again. A store without the
- *	record gets it (the version it is at). The table is empty today (a
- *	first layout change adds its step, and STOREFMT_VERSION grows by one);
+ *	record gets it (the version it is at). The steps: 1 to 2 adds the
+ *	audit database (audit.h). A layout change adds its step, and
+ *	STOREFMT_VERSION grows by one;
  *	storefmt_upgrade_steps runs a table given, for the tests of the
  *	mechanism. The caller must hold the sender's lock (store.h,
  *	store_lock_sender): no other carepostd writes meanwhile.
@@ -55,7 +57,7 @@
 #include "util.h"
 
 /* The store format version this build reads and writes. */
-#define STOREFMT_VERSION	1
+#define STOREFMT_VERSION	2
 
 #define STOREFMT_OLDER_OK	0x1
 

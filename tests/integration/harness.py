@@ -238,6 +238,8 @@ class Env:
 
     def stop_sink(self):
         if self.sink:
+            # a sink a test paused (SIGSTOP) would never see the SIGTERM
+            self.sink.send_signal(signal.SIGCONT)
             self.sink.terminate()
             self.sink.wait()
             self.sink = None

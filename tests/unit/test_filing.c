@@ -224,6 +224,18 @@ str(json_t *o, const char *k)
 	return json_string_value(json_object_get(o, k));
 }
 
+/* audit_nth - audit record seq (a new reference). */
+static json_t *
+audit_nth(unsigned seq)
+{
+	char key[24];
+	json_t *v = NULL;
+
+	snprintf(key, sizeof(key), "%020u", seq);
+	assert_int_equal(store_get_json(at.store, DB_AUDIT, key, &v, NULL), 0);
+	return v;
+}
+
 /* ---- replies ---- */
 
 static void
@@ -263,6 +275,14 @@ a_reply_is_sealed_into_the_inbox_and_queued_for_its_department(void **state)
 	seen_clear(&sr);
 	assert_int_equal(queue_get(at.store, "ack:" INBOX_ID, &d, NULL), 0);
 	delivery_clear(&d);
+	/* one audit record, in the filing's transaction */
+	assert_int_equal(count(DB_AUDIT), 1);
+	rec = audit_nth(1);
+	assert_string_equal(str(rec, "action"), "filed");
+	assert_string_equal(str(rec, "actor"), "daemon");
+	assert_string_equal(str(rec, "patient"), "p1");
+	assert_string_equal(str(rec, "inbox"), INBOX_ID);
+	json_decref(rec);
 	/* the content at rest, never in clear */
 	assert_false(tu_store_holds(at.store_path, CANARY));
 }
@@ -277,6 +297,7 @@ a_message_seen_meanwhile_is_not_filed_twice(void **state)
 	assert_int_equal(count(DB_INBOX), 1);
 	assert_int_equal(count(DB_CLINIC), 1);
 	assert_int_equal(count(DB_SEEN), 1);
+	assert_int_equal(count(DB_AUDIT), 1);
 }
 
 static void
@@ -479,6 +500,7 @@ a_report_and_an_opt_out_are_recorded_others_leave_a_seen_record(void **state)
 	assert_int_equal(d.rcpts[0].state, RCPT_BOUNCED);
 	assert_string_equal(d.rcpts[0].dsn_status, "5.1.1");
 	delivery_clear(&d);
+	assert_int_equal(count(DB_AUDIT), 0);	/* no disclosure, no access */
 
 	fx.seen.disposition = "unsubscribed";
 	f.seen_key = "optout";
@@ -493,12 +515,30 @@ a_report_and_an_opt_out_are_recorded_others_leave_a_seen_record(void **state)
 	assert_string_equal(json_string_value(json_array_get(optout, 0)), "reminder");
 	assert_null(json_object_get(p, "optout"));
 	json_decref(p);
+	assert_int_equal(count(DB_AUDIT), 1);
+	p = audit_nth(1);
+	assert_string_equal(str(p, "action"), "opted_out");
+	assert_string_equal(str(p, "recipient_ref"), "proxy:0");
+	json_decref(p);
 
 	fx.seen.disposition = "quarantined";
+	fx.seen.folder = SEEN_QUARANTINE;
 	f.seen_key = "quarantined";
 	f.kind = FILING_SEEN_ONLY;
+	f.actor = "ctl:alice";			/* carepostctl ingest's */
 	assert_int_equal(commit_filing(&f), 0);
-	assert_int_equal(count(DB_SEEN), 3);
+	assert_int_equal(count(DB_AUDIT), 2);
+	p = audit_nth(2);
+	assert_string_equal(str(p, "action"), "quarantined");
+	assert_string_equal(str(p, "actor"), "ctl:alice");
+	assert_null(json_object_get(p, "inbox"));
+	json_decref(p);
+	fx.seen.disposition = "autoreply_discarded";
+	fx.seen.folder = SEEN_PROCESSED;
+	f.seen_key = "discarded";
+	assert_int_equal(commit_filing(&f), 0);
+	assert_int_equal(count(DB_AUDIT), 2);
+	assert_int_equal(count(DB_SEEN), 4);
 	assert_int_equal(count(DB_INBOX), 0);
 	assert_int_equal(count(DB_CLINIC), 0);
 }
@@ -522,6 +562,7 @@ a_filing_without_what_its_kind_needs_writes_nothing(void **state)
 	f.seen_key = NULL;
 	assert_int_equal(commit_filing(&f), -EINVAL);
 	assert_int_equal(count(DB_SEEN), 0);
+	assert_int_equal(count(DB_AUDIT), 0);
 }
 
 static void

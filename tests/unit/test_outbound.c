@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <strings.h>
 
+#include "audit.h"
 #include "fsfix.h"
 #include "gpgfix.h"
 #include "log.h"
@@ -758,6 +759,9 @@ crash_mid_batch(const char *journal)
 	tu_write_file(path, "%s", journal);
 }
 
+static json_t *audit_rows(void);
+static json_t *audit_of(json_t *rows, const char *action, const char *event);
+
 static void
 recovery_records_what_the_relay_accepted_and_sends_the_rest(void **state)
 {
@@ -807,6 +811,114 @@ recovery_records_what_the_relay_accepted_and_sends_the_rest(void **state)
 	/* The journal was emptied: a second recovery finds nothing. */
 	assert_int_equal(outbound_recover(fx.ob, NOW + 6, &recovered, &err), 0);
 	assert_int_equal(recovered, 0);
+	/* One audit record per message: the recovered one included. */
+	rec = audit_rows();
+	assert_int_equal(json_array_size(rec), 3);
+	assert_int_equal(num(audit_of(rec, "sent", "ev-1"), "relay"), 250);
+	audit_of(rec, "sent", "ev-2");
+	audit_of(rec, "sent", "ev-3");
+	json_decref(rec);
+}
+
+/* --- the audit trail ---------------------------------------------------- */
+
+struct audit_rows {
+	json_t *rows;		/* every audit record, in order */
+};
+
+static int
+audit_row(void *userdata, const char *k, size_t klen, json_t *value)
+{
+	struct audit_rows *a = userdata;
+
+	json_array_append(a->rows, value);
+	return 0;
+}
+
+/* audit_rows - the audit records of the store (a new array). */
+static json_t *
+audit_rows(void)
+{
+	struct audit_rows a = { json_array() };
+
+	assert_int_equal(store_foreach(fx.store, DB_AUDIT, audit_row, &a, NULL), 0);
+	return a.rows;
+}
+
+/* audit_of - the one record of action for event (fails unless one). */
+static json_t *
+audit_of(json_t *rows, const char *action, const char *event)
+{
+	json_t *found = NULL, *r;
+	size_t i, n = 0;
+
+	json_array_foreach(rows, i, r) {
+		if (strcmp(str(r, "action"), action) == 0 &&
+		    json_string_value(json_object_get(r, "event")) != NULL &&
+		    strcmp(str(r, "event"), event) == 0) {
+			found = r;
+			n++;
+		}
+	}
+	if (n != 1)
+		fail_msg("%zu %s audit records for %s, want 1", n, action, event);
+	return found;
+}
+
+static void
+each_accepted_message_makes_one_audit_record(void **state)
+{
+	static const char *const opts[] = { "-f", "rcpt", NULL };
+	struct outbound_stats st;
+	struct sink *s = sink_start(NULL);
+	struct audit_verify_result vr;
+	json_t *rows, *r;
+	char more[96], *text;
+	size_t i;
+
+	put_patient("p1", "pat@patients.test", NULL);
+	snprintf(more, sizeof(more), "{\"pgp_fpr\": \"%s\"}", fx.g.patient);
+	put_patient("p2", "keyed@patients.test", more);
+	put_event("ev-notice", "test_result", "p1", NULL);
+	put_event("ev-full", "test_result", "p2", NULL);
+	open_to_sink(s);
+	run(NOW, &st);
+	assert_int_equal(st.sent, 2);
+	run(NOW + 60, &st);		/* nothing more sent, nothing more audited */
+
+	rows = audit_rows();
+	assert_int_equal(json_array_size(rows), 2);
+	r = audit_of(rows, "sent", "ev-notice");
+	assert_string_equal(str(r, "actor"), "daemon");
+	assert_string_equal(str(r, "patient"), "p1");
+	assert_int_equal(num(r, "relay"), 250);
+	assert_null(json_object_get(r, "key"));
+	assert_int_equal(strlen(str(r, "recipient_ref")), 16);	/* a hash */
+	r = audit_of(rows, "sent", "ev-full");
+	assert_string_equal(str(r, "patient"), "p2");
+	assert_string_equal(str(r, "key"), fx.g.patient);
+	/* references only: no address, no event data */
+	json_array_foreach(rows, i, r) {
+		text = json_dumps(r, 0);
+		assert_null(strstr(text, "@"));
+		assert_null(strstr(text, CANARY));
+		free(text);
+	}
+	json_decref(rows);
+	assert_int_equal(audit_verify(fx.store, &vr, NULL), 0);
+	assert_true(vr.ok);
+	assert_int_equal(vr.records, 2);
+	sink_cleanup(&current_sink);
+
+	/* a message the relay refused was not disclosed: no record */
+	s = sink_start(opts);
+	put_event("ev-refused", "test_result", "p1", NULL);
+	open_to_sink(s);
+	run(NOW + 120, &st);
+	assert_int_equal(st.failed, 1);
+	rows = audit_rows();
+	assert_int_equal(json_array_size(rows), 2);
+	json_decref(rows);
 }
 
 static void
@@ -854,6 +966,7 @@ main(void)
 		T(reminders_carry_list_unsubscribe_results_do_not),
 		T(step_sends_what_is_due_and_stop_takes_no_batch),
 		T(recovery_records_what_the_relay_accepted_and_sends_the_rest),
+		T(each_accepted_message_makes_one_audit_record),
 		T(outbound_new_refuses_what_it_cannot_send_with),
 	};
 #undef T

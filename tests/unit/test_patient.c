@@ -17,6 +17,7 @@
 #include <ftw.h>
 #include <string.h>
 
+#include "audit.h"
 #include "patient.h"
 #include "store.h"
 
@@ -59,6 +60,35 @@ teardown(void **state)
 	return 0;
 }
 
+struct audit_seen {
+	char text[1024];
+	size_t n;
+};
+
+static int
+audit_row(void *userdata, const char *k, size_t klen, json_t *value)
+{
+	struct audit_seen *a = userdata;
+	char *t = json_dumps(value, JSON_COMPACT | JSON_SORT_KEYS);
+
+	snprintf(a->text, sizeof(a->text), "%s", t ? t : "");
+	free(t);
+	a->n++;
+	return 0;
+}
+
+/* audit_count - audit records in the store; last: the last one's JSON. */
+static size_t
+audit_count(char last[1024])
+{
+	struct audit_seen a = { "", 0 };
+
+	assert_int_equal(store_foreach(st, DB_AUDIT, audit_row, &a, NULL), 0);
+	if (last)
+		memcpy(last, a.text, sizeof(a.text));
+	return a.n;
+}
+
 static char *
 stored(const char *id)
 {
@@ -77,17 +107,60 @@ link_key_sets_the_patient_or_proxy_fingerprint_in_one_write(void **state)
 	struct cp_error err = { 0, "" };
 	char *t;
 
-	assert_int_equal(patient_link_key(st, "p1", -1, "AAAA", &err), 0);
-	assert_int_equal(patient_link_key(st, "p1", 1, "BBBB", &err), 0);
+	assert_int_equal(patient_link_key(st, "p1", -1, "AAAA", "ctl:test", &err), 0);
+	assert_int_equal(patient_link_key(st, "p1", 1, "BBBB", "ctl:test", &err), 0);
 	t = stored("p1");
 	assert_string_equal(t, "{\"email\":\"a@x.test\",\"future\":[1],\"id\":\"p1\","
 		"\"pgp_fpr\":\"AAAA\",\"proxies\":[{\"email\":\"b@x.test\"},"
 		"{\"email\":\"c@x.test\",\"optout\":[\"billing\"],\"pgp_fpr\":\"BBBB\"}]}");
 	free(t);
-	assert_int_equal(patient_link_key(st, "p1", 2, "CCCC", &err), -ENXIO);
+	assert_int_equal(patient_link_key(st, "p1", 2, "CCCC", "ctl:test", &err), -ENXIO);
 	assert_string_equal(err.text, "patient p1: no proxy 2");
-	assert_int_equal(patient_link_key(st, "p-none", -1, "CCCC", &err), -ENOENT);
-	assert_int_equal(patient_link_key(st, "p-array", -1, "CCCC", &err), -EBADMSG);
+	assert_int_equal(patient_link_key(st, "p-none", -1, "CCCC", "ctl:test", &err), -ENOENT);
+	assert_int_equal(patient_link_key(st, "p-array", -1, "CCCC", "ctl:test", &err), -EBADMSG);
+}
+
+static int opt_out(const char *patient, const char *ref, const char *category);
+static const char *stored_text_p1(void);
+
+static void
+each_key_linked_and_opt_out_applied_is_audited_once(void **state)
+{
+	struct cp_error err = { 0, "" };
+	char last[1024];
+
+	assert_int_equal(patient_link_key(st, "p1", 1, "BBBB", "ctl:alice", &err), 0);
+	assert_int_equal(audit_count(last), 1);
+	assert_non_null(strstr(last, "\"action\":\"key_imported\""));
+	assert_non_null(strstr(last, "\"actor\":\"ctl:alice\""));
+	assert_non_null(strstr(last, "\"key\":\"BBBB\""));
+	assert_non_null(strstr(last, "\"recipient_ref\":\"proxy:1\""));
+	/* refused: nothing linked, nothing audited */
+	assert_int_equal(patient_link_key(st, "p1", 2, "CCCC", "ctl:alice", &err), -ENXIO);
+	assert_int_equal(patient_link_key(st, "p1", -1, "CCCC", "alice", &err), -EINVAL);
+	assert_int_equal(audit_count(NULL), 1);
+	assert_null(strstr(stored_text_p1(), "CCCC"));
+	/* an opt-out applied: one record; one already there: none */
+	assert_int_equal(opt_out("p1", "proxy:0", "reminder"), 1);
+	assert_int_equal(audit_count(last), 2);
+	assert_non_null(strstr(last, "\"action\":\"opted_out\""));
+	assert_non_null(strstr(last, "\"actor\":\"daemon\""));
+	assert_non_null(strstr(last, "\"patient\":\"p1\""));
+	assert_null(strstr(last, "@"));
+	assert_int_equal(opt_out("p1", "proxy:0", "reminder"), 0);
+	assert_int_equal(audit_count(NULL), 2);
+}
+
+/* stored_text_p1 - p1's record as stored (a static copy). */
+static const char *
+stored_text_p1(void)
+{
+	static char copy[1024];
+	char *t = stored("p1");
+
+	snprintf(copy, sizeof(copy), "%s", t);
+	free(t);
+	return copy;
 }
 
 struct opt {
@@ -100,7 +173,8 @@ opt_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
 {
 	struct opt *o = ud;
 
-	o->result = patient_txn_opt_out(s, txn, o->patient, o->ref, o->category, err);
+	o->result = patient_txn_opt_out(s, txn, o->patient, o->ref, o->category, NULL,
+					 err);
 	return o->result < 0 ? o->result : 0;
 }
 
@@ -138,6 +212,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(link_key_sets_the_patient_or_proxy_fingerprint_in_one_write,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(each_key_linked_and_opt_out_applied_is_audited_once,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(opt_out_adds_a_category_once_to_the_right_person,
 						setup, teardown),

@@ -3,9 +3,10 @@
  *	test_storefmt - unit tests for the store format version and its
  *	upgrade steps (lib/storefmt.c, the "format" record of lib/record.c)
  * DESCRIPTION
- *	Real LMDB files in mkdtemp directories: a store as today's code
- *	writes it (no format record) opens as version 1 and gets the record
- *	at carepostd's upgrade; a store of a newer version, or with a
+ *	Real LMDB files in mkdtemp directories: a store as the code of
+ *	version 1 wrote it (no format record, no audit database) is refused
+ *	by carepostctl's open and upgraded to version 2 (the audit database)
+ *	at carepostd's start; a new store is made at this version; a store of a newer version, or with a
  *	malformed record, is refused before anything is written to it (its
  *	data.mdb unchanged, no database created); an older one is refused
  *	without STOREFMT_OLDER_OK; steps run in order, each in its own
@@ -20,6 +21,7 @@
 
 #include <ftw.h>
 
+#include "audit.h"
 #include "record.h"
 #include "store.h"
 #include "storefmt.h"
@@ -135,38 +137,97 @@ assert_version(struct store *s, unsigned want, int want_recorded)
 	assert_int_equal(recorded, want_recorded);
 }
 
+/*
+ * v1_store - a store as the code of format version 1 left it: its twelve
+ * databases (no "audit"), a patient, no format record.
+ */
 static void
-todays_store_opens_as_version_1_and_gets_the_record(void **state)
+v1_store(const char *dir)
+{
+	static const char *const names[] = {
+		"patients", "events", "delivery", "schedule", "threads", "bounces",
+		"meta", "inbox", "clinic", "seen", "imap", "acks",
+	};
+	static const char patient[] = "{\"id\":\"p-1\",\"email\":\"a@patients.test\"}";
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = { 3, (void *)"p-1" }, v = { sizeof(patient) - 1, (void *)patient };
+
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+	assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	for (size_t i = 0; i < CP_ARRAY_SIZE(names); i++)
+		assert_int_equal(mdb_dbi_open(txn, names[i], MDB_CREATE, &dbi), 0);
+	assert_int_equal(mdb_dbi_open(txn, "patients", 0, &dbi), 0);
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+static void
+version_1_store_is_upgraded_to_2_with_the_audit_database(void **state)
 {
 	struct fx *f = *state;
 	struct cp_error err;
 	struct store *s = NULL;
+	struct audit_event ev = { .action = AUDIT_RELOADED,
+				  .actor = AUDIT_ACTOR_DAEMON };
+	struct audit_verify_result vr;
 	json_t *p = NULL, *rec = NULL;
 	size_t ran = 9;
 
-	today_store(f->dir);
+	v1_store(f->dir);
 	cp_error_clear(&err);
-	/* carepostctl's open (no older store allowed): version 1 is this one */
-	assert_int_equal(storefmt_open(f->dir, 0, 0, &s, &err), 0);
+	/* carepostctl's open: an older store is refused, and not written */
+	assert_int_equal(storefmt_open(f->dir, 0, 0, &s, &err), -EPROTO);
+	assert_null(s);
+	assert_non_null(strstr(err.text, "format version 1 is older"));
+	assert_false(raw_has_db(f->dir, "audit"));
+	/* carepostd's open and start: the step runs, the record written */
+	assert_int_equal(storefmt_open(f->dir, 0, STOREFMT_OLDER_OK, &s, &err), 0);
 	assert_version(s, 1, 0);
-	/* carepostd's start: no step to run, the record written */
 	assert_int_equal(storefmt_upgrade(s, &ran, &err), 0);
-	assert_int_equal(ran, 0);
-	assert_version(s, STOREFMT_VERSION, 1);
+	assert_int_equal(ran, 1);
+	assert_version(s, 2, 1);
 	assert_int_equal(store_get_json(s, DB_META, STORE_FORMAT_KEY, &rec, &err), 0);
-	assert_int_equal(json_integer_value(json_object_get(rec, "version")), 1);
+	assert_int_equal(json_integer_value(json_object_get(rec, "version")), 2);
 	json_decref(rec);
-	/* and what was there is there */
+	/* what was there is there, and the audit trail works */
 	assert_int_equal(store_get_json(s, DB_PATIENTS, "p-1", &p, &err), 0);
 	json_decref(p);
+	assert_int_equal(audit_record_one(s, &ev, &err), 0);
+	assert_int_equal(audit_verify(s, &vr, &err), 0);
+	assert_true(vr.ok);
+	assert_int_equal(vr.records, 1);
 	/* a second start changes nothing */
 	assert_int_equal(storefmt_upgrade(s, &ran, &err), 0);
 	assert_int_equal(ran, 0);
 	store_close(s);
 	s = NULL;
+	assert_true(raw_has_db(f->dir, "audit"));
 	assert_int_equal(storefmt_open(f->dir, 0, 0, &s, &err), 0);
-	assert_version(s, 1, 1);
+	assert_version(s, 2, 1);
 	store_close(s);
+}
+
+static void
+new_store_is_made_at_this_version_with_its_record(void **state)
+{
+	struct fx *f = *state;
+	struct cp_error err;
+	struct store *s = NULL;
+	size_t ran = 9;
+
+	cp_error_clear(&err);
+	/* carepostctl may be the first to open it: no upgrade is needed */
+	assert_int_equal(storefmt_open(f->dir, 0, 0, &s, &err), 0);
+	assert_version(s, STOREFMT_VERSION, 1);
+	assert_int_equal(storefmt_upgrade(s, &ran, &err), 0);
+	assert_int_equal(ran, 0);
+	store_close(s);
+	assert_true(raw_has_db(f->dir, "audit"));
 }
 
 static void
@@ -179,13 +240,13 @@ newer_store_is_refused_naming_both_versions_and_not_written(void **state)
 	size_t blen = 0, alen = 0;
 	char want[64];
 
-	raw_meta(f->dir, "{\"version\":2}");
+	raw_meta(f->dir, "{\"version\":3}");
 	before = data_file(f->dir, &blen);
 	for (int flags = 0; flags <= STOREFMT_OLDER_OK; flags++) {
 		cp_error_clear(&err);
 		assert_int_equal(storefmt_open(f->dir, 0, flags, &s, &err), -EPROTO);
 		assert_null(s);
-		snprintf(want, sizeof(want), "format version 2 is newer");
+		snprintf(want, sizeof(want), "format version 3 is newer");
 		assert_non_null(strstr(err.text, want));
 		snprintf(want, sizeof(want), "(version %u)", STOREFMT_VERSION);
 		assert_non_null(strstr(err.text, want));
@@ -316,7 +377,7 @@ steps_run_in_order_each_reaching_its_version(void **state)
 	assert_non_null(strstr(err.text, "no upgrade step to version 4"));
 	assert_version(s, 3, 1);
 	store_close(s);
-	/* and this build (version 1) refuses what the steps made */
+	/* and this build (version 2) refuses what the steps made */
 	s = NULL;
 	assert_int_equal(storefmt_open(f->dir, 0, STOREFMT_OLDER_OK, &s, &err), -EPROTO);
 }
@@ -353,7 +414,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(todays_store_opens_as_version_1_and_gets_the_record, setup, teardown),
+		cmocka_unit_test_setup_teardown(version_1_store_is_upgraded_to_2_with_the_audit_database, setup, teardown),
+		cmocka_unit_test_setup_teardown(new_store_is_made_at_this_version_with_its_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(newer_store_is_refused_naming_both_versions_and_not_written, setup, teardown),
 		cmocka_unit_test_setup_teardown(malformed_format_record_is_refused, setup, teardown),
 		cmocka_unit_test(older_version_is_refused_unless_the_caller_upgrades),
