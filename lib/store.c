@@ -506,10 +506,11 @@ store_txn_has(struct store *s, MDB_txn *txn, enum store_db db,
 	return rc ? lmdb_error(err, rc, db_names[db]) : 1;
 }
 
-int
-store_txn_first(struct store *s, MDB_txn *txn, enum store_db db,
-		const void **key, size_t *keylen, const void **value,
-		size_t *len, struct cp_error *err)
+/* cursor_end - the first (op MDB_FIRST) or last (MDB_LAST) entry of db. */
+static int
+cursor_end(struct store *s, MDB_txn *txn, enum store_db db, MDB_cursor_op op,
+	   const void **key, size_t *keylen, const void **value, size_t *len,
+	   struct cp_error *err)
 {
 	MDB_cursor *cur;
 	MDB_val k, v;
@@ -518,7 +519,7 @@ store_txn_first(struct store *s, MDB_txn *txn, enum store_db db,
 	rc = mdb_cursor_open(txn, s->dbi[db], &cur);
 	if (rc != 0)
 		return lmdb_error(err, rc, db_names[db]);
-	rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	rc = mdb_cursor_get(cur, &k, &v, op);
 	mdb_cursor_close(cur);
 	if (rc == MDB_NOTFOUND)
 		return -ENOENT;
@@ -532,28 +533,19 @@ store_txn_first(struct store *s, MDB_txn *txn, enum store_db db,
 }
 
 int
+store_txn_first(struct store *s, MDB_txn *txn, enum store_db db,
+		const void **key, size_t *keylen, const void **value,
+		size_t *len, struct cp_error *err)
+{
+	return cursor_end(s, txn, db, MDB_FIRST, key, keylen, value, len, err);
+}
+
+int
 store_txn_last(struct store *s, MDB_txn *txn, enum store_db db,
 	       const void **key, size_t *keylen, const void **value,
 	       size_t *len, struct cp_error *err)
 {
-	MDB_cursor *cur;
-	MDB_val k, v;
-	int rc;
-
-	rc = mdb_cursor_open(txn, s->dbi[db], &cur);
-	if (rc != 0)
-		return lmdb_error(err, rc, db_names[db]);
-	rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-	mdb_cursor_close(cur);
-	if (rc == MDB_NOTFOUND)
-		return -ENOENT;
-	if (rc != 0)
-		return lmdb_error(err, rc, db_names[db]);
-	*key = k.mv_data;
-	*keylen = k.mv_size;
-	*value = v.mv_data;
-	*len = v.mv_size;
-	return 0;
+	return cursor_end(s, txn, db, MDB_LAST, key, keylen, value, len, err);
 }
 
 int

@@ -17,7 +17,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <gcrypt.h>
 
 #include "audit.h"
@@ -25,16 +24,12 @@
 #include "store.h"
 #include "storefmt.h"
 
+#include "fsfix.h"
+
 struct fx {
 	char dir[64];
 	struct store *s;
 };
-
-static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
 
 static int
 setup(void **state)
@@ -43,8 +38,7 @@ setup(void **state)
 
 	if (f == NULL)
 		return -1;
-	strcpy(f->dir, "/tmp/carepost-audit-XXXXXX");
-	if (mkdtemp(f->dir) == NULL ||
+	if (tu_tmpdir("carepost-audit", f->dir, sizeof(f->dir)) < 0 ||
 	    storefmt_open(f->dir, 0, 0, &f->s, NULL) < 0) {
 		free(f);
 		return -1;
@@ -59,7 +53,7 @@ teardown(void **state)
 	struct fx *f = *state;
 
 	store_close(f->s);
-	nftw(f->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	tu_rm_rf(f->dir);
 	free(f);
 	return 0;
 }

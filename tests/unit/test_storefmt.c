@@ -19,22 +19,17 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 
 #include "audit.h"
 #include "record.h"
 #include "store.h"
 #include "storefmt.h"
 
+#include "fsfix.h"
+
 struct fx {
 	char dir[64];
 };
-
-static int
-rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
 
 static int
 setup(void **state)
@@ -43,8 +38,7 @@ setup(void **state)
 
 	if (f == NULL)
 		return -1;
-	strcpy(f->dir, "/tmp/carepost-fmt-XXXXXX");
-	if (mkdtemp(f->dir) == NULL) {
+	if (tu_tmpdir("carepost-fmt", f->dir, sizeof(f->dir)) < 0) {
 		free(f);
 		return -1;
 	}
@@ -57,7 +51,7 @@ teardown(void **state)
 {
 	struct fx *f = *state;
 
-	nftw(f->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+	tu_rm_rf(f->dir);
 	free(f);
 	return 0;
 }
