@@ -552,25 +552,7 @@ int
 store_txn_walk_raw(struct store *s, MDB_txn *txn, enum store_db db,
 		   store_raw_fn fn, void *userdata, struct cp_error *err)
 {
-	MDB_cursor *cur;
-	MDB_val k, v;
-	int rc, r = 0;
-
-	rc = mdb_cursor_open(txn, s->dbi[db], &cur);
-	if (rc != 0)
-		return lmdb_error(err, rc, db_names[db]);
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		r = fn(userdata, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
-		if (r != 0)
-			break;
-	}
-	mdb_cursor_close(cur);
-	if (r != 0)
-		return r;
-	if (rc != 0 && rc != MDB_NOTFOUND)
-		return lmdb_error(err, rc, db_names[db]);
-	return 0;
+	return store_txn_walk_from(s, txn, db, NULL, 0, fn, userdata, err);
 }
 
 int
