@@ -288,6 +288,10 @@ verify_one(void *userdata, const void *key, size_t keylen, const void *value,
 
 	if (kseq == 0)
 		return bad(v, want, "a key that is no sequence number");
+	/* The trail is never pruned: it starts at record 1. */
+	if (v->seq == 0 && kseq != 1)
+		return bad(v, 1, "records 1 to %llu are missing (the first is %llu)",
+			   (unsigned long long)(kseq - 1), (unsigned long long)kseq);
 	if (v->seq != 0 && kseq != want)
 		return bad(v, want, "record %llu is missing (the next is %llu)",
 			   (unsigned long long)want, (unsigned long long)kseq);

@@ -557,43 +557,18 @@ crlf_contains(const char *hay, size_t len, const char *needle, size_t nlen,
 }
 
 /*
- * from_signed_bytes - a signature verified on the bytes the parse helper
- * called signed: those bytes must be the message's own, and what is
- * filed (body, attachments, protected headers) is made from them alone,
- * by a fresh helper (as decrypted content is), not taken from the
- * helper that parsed the unsigned whole. <0 for infrastructure, 1 when
- * quarantined, 0 to go on.
+ * forget_content - drop what the parse helper said of m's content (body,
+ * attachments, protected headers, signed part), before content is made
+ * again from other bytes: nothing of the first answer, which a helper
+ * taken over by the message wrote, may survive into what is filed or
+ * into what binds it to a thread. 0, or -ENOMEM.
  */
 static int
-from_signed_bytes(struct work *w, struct cp_error *err)
+forget_content(struct inmsg *m)
 {
-	struct inmsg *m = w->m;
-	struct cp_error perr;
-	char *signed_copy;
-	size_t signed_len = m->pgp_signed_len;
-	int found, r;
-
-	r = crlf_contains(w->raw, w->len, m->pgp_signed, m->pgp_signed_len, &found);
-	if (r < 0)
-		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
-	if (!found) {
-		memset(&w->sig, 0, sizeof(w->sig));
-		w->auth_status = "fail";
-		quarantine(w, "signed part not in the message");
-		return 1;
-	}
-	signed_copy = malloc(signed_len ? signed_len : 1);
-	if (signed_copy == NULL)
-		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
-	memcpy(signed_copy, m->pgp_signed, signed_len);
-	/* The content as it will be made again from the signed part. */
 	free(m->body);
 	m->body = strdup("");
 	m->body_len = 0;
-	if (m->body == NULL) {
-		free(signed_copy);
-		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
-	}
 	for (size_t i = 0; i < m->n_attachments; i++) {
 		free(m->attachments[i].filename);
 		free(m->attachments[i].content_type);
@@ -607,11 +582,54 @@ from_signed_bytes(struct work *w, struct cp_error *err)
 	m->nested_crypto = 0;
 	m->flags &= ~(unsigned)INMSG_F_BODY_FROM_HTML;
 	free(m->prot.subject);
-	m->prot.subject = NULL;
 	for (size_t i = 0; i < m->prot.recipients.n; i++)
 		free(m->prot.recipients.v[i]);
 	free(m->prot.recipients.v);
 	memset(&m->prot, 0, sizeof(m->prot));
+	free(m->pgp_signed);
+	free(m->pgp_signature);
+	m->pgp_signed = m->pgp_signature = NULL;
+	m->pgp_signed_len = m->pgp_signature_len = 0;
+	m->pgp &= ~(unsigned)INMSG_PGP_SIGNED;
+	return m->body != NULL ? 0 : -ENOMEM;
+}
+
+/*
+ * from_signed_bytes - a signature verified on the bytes the parse helper
+ * called signed: those bytes must be the message's own, and what is
+ * filed (body, attachments, protected headers) is made from them alone,
+ * by a fresh helper (as decrypted content is), not taken from the
+ * helper that parsed the unsigned whole. <0 for infrastructure, 1 when
+ * quarantined, 0 to go on.
+ */
+static int
+from_signed_bytes(struct work *w, const char *hay, size_t haylen,
+		  struct cp_error *err)
+{
+	struct inmsg *m = w->m;
+	struct cp_error perr;
+	char *signed_copy;
+	size_t signed_len = m->pgp_signed_len;
+	int found, r;
+
+	r = crlf_contains(hay, haylen, m->pgp_signed, m->pgp_signed_len, &found);
+	if (r < 0)
+		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
+	if (!found) {
+		memset(&w->sig, 0, sizeof(w->sig));
+		w->auth_status = "fail";
+		quarantine(w, "signed part not in the message");
+		return 1;
+	}
+	signed_copy = malloc(signed_len ? signed_len : 1);
+	if (signed_copy == NULL)
+		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
+	memcpy(signed_copy, m->pgp_signed, signed_len);
+	/* The content as it will be made again from the signed part. */
+	if (forget_content(m) < 0) {
+		free(signed_copy);
+		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
+	}
 	cp_error_clear(&perr);
 	r = reparse_inner(w->ib, m, signed_copy, signed_len, &perr);
 	free(signed_copy);
@@ -627,6 +645,53 @@ from_signed_bytes(struct work *w, struct cp_error *err)
 }
 
 /* Returns <0 for infrastructure, 1 when quarantined, 0 to go on. */
+static void
+wipe_free(struct buf *b)
+{
+	if (b->data)
+		explicit_bzero(b->data, b->len);
+	buf_free(b);
+}
+
+static int
+keep_signer(struct work *w, struct cp_error *err)
+{
+	if (w->sig.fpr[0] != '\0' && (w->signer = strdup(w->sig.fpr)) == NULL)
+		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
+	return 0;
+}
+
+/*
+ * verify_inner - decrypted content that gpg found no signature over but
+ * that holds a signed part: the signature checked, and then the part
+ * must be in the plaintext, and what is filed is made again from it
+ * alone (as from_signed_bytes does with the raw message).
+ */
+static int
+verify_inner(struct work *w, const struct buf *plain, struct cp_error *err)
+{
+	struct inmsg *m = w->m;
+	struct cp_error perr;
+	int r;
+
+	if (w->sig.fpr[0] == '\0' && (m->pgp & INMSG_PGP_SIGNED) && m->pgp_signed &&
+	    m->pgp_signature) {
+		cp_error_clear(&perr);
+		r = pgp_verify_detached(w->ib->pgp, m->pgp_signed, m->pgp_signed_len,
+					m->pgp_signature, m->pgp_signature_len,
+					&w->sig, &perr);
+		if (r < 0 && !gpg_message_fault(r) && !w->dry_run)
+			return cp_error_set(err, r, "%s", perr.text);
+		if (w->sig.fpr[0] != '\0') {
+			r = from_signed_bytes(w, plain->data ? plain->data : "",
+					      plain->len, err);
+			if (r != 0)
+				return r;
+		}
+	}
+	return keep_signer(w, err);
+}
+
 static int
 do_pgp(struct work *w, struct cp_error *err)
 {
@@ -696,20 +761,31 @@ do_pgp(struct work *w, struct cp_error *err)
 		}
 		w->decryption = "decrypted";
 		w->decrypted = 1;
+		/* The decrypted content is all that is filed: nothing the
+		 * first answer said of content, protected headers or a
+		 * signed part survives (a helper the outer message took over
+		 * could name another thread or another's signature). */
+		if (forget_content(m) < 0) {
+			wipe_free(&plain);
+			return cp_error_set(err, -ENOMEM, "inbound: out of memory");
+		}
 		cp_error_clear(&perr);
 		r = reparse_inner(w->ib, m, plain.data ? plain.data : "", plain.len,
 				  &perr);
-		if (plain.data)
-			explicit_bzero(plain.data, plain.len);
-		buf_free(&plain);
-		if (parse_infrastructure(r))
+		if (parse_infrastructure(r)) {
+			wipe_free(&plain);
 			return cp_error_set(err, r, "inbound: %s", perr.text);
+		}
 		if (r == PARSEHELPER_LOST)
 			w->res->parser_lost = 1;
 		if (r < 0) {
+			wipe_free(&plain);
 			quarantine(w, "decrypted content: %s", perr.text);
 			return 1;
 		}
+		r = verify_inner(w, &plain, err);
+		wipe_free(&plain);
+		return r;
 	}
 	if (w->sig.fpr[0] == '\0' && (m->pgp & INMSG_PGP_SIGNED) && m->pgp_signed &&
 	    m->pgp_signature) {
@@ -720,15 +796,13 @@ do_pgp(struct work *w, struct cp_error *err)
 		if (r < 0 && !gpg_message_fault(r) && !w->dry_run)
 			return cp_error_set(err, r, "%s", perr.text);
 		/* A bad signature is no signature: other proof may still do. */
-		if (w->sig.fpr[0] != '\0' && !w->decrypted) {
-			r = from_signed_bytes(w, err);
+		if (w->sig.fpr[0] != '\0') {
+			r = from_signed_bytes(w, w->raw, w->len, err);
 			if (r != 0)
 				return r;
 		}
 	}
-	if (w->sig.fpr[0] != '\0' && (w->signer = strdup(w->sig.fpr)) == NULL)
-		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
-	return 0;
+	return keep_signer(w, err);
 }
 
 /* ---- authentication ---- */

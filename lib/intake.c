@@ -53,7 +53,9 @@ note_failure(struct claim *c, const char *id, const char *patient,
 	if (c->nfailed >= c->max)
 		return;
 	f = &c->failures[c->nfailed++];
-	cp_strlcpy(f->id, id, sizeof(f->id));
+	/* An id that is no id may be anything the portal wrote (an address,
+	 * a name): never logged. */
+	cp_strlcpy(f->id, id && id_valid(id) ? id : "(invalid id)", sizeof(f->id));
 	cp_strlcpy(f->patient, patient && id_valid(patient) ? patient : "",
 		   sizeof(f->patient));
 	cp_strlcpy(f->reason, reason, sizeof(f->reason));

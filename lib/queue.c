@@ -280,8 +280,25 @@ queue_update_audited(struct store *s, struct delivery *records, size_t n,
 		     struct cp_error *err)
 {
 	struct update u = { records, n, events, nevents };
+	struct cp_error aerr;
+	int r;
 
-	return store_write(s, update_txn, &u, err);
+	cp_error_clear(&aerr);
+	r = store_write(s, update_txn, &u, &aerr);
+	if (r == 0 || nevents == 0) {
+		if (r < 0)
+			*err = aerr;
+		return r;
+	}
+	/* What was sent must be recorded whatever became of its audit
+	 * records (else it would be sent again): the update alone, and
+	 * the audit failure said (ids only: the audit layer's text). */
+	u.nevents = 0;
+	r = store_write(s, update_txn, &u, err);
+	if (r == 0)
+		log_event(LOG_ERR, LOGID_GENERIC, NULL, NULL, "audit: %zu records of "
+			  "a batch not written: %s", nevents, aerr.text);
+	return r;
 }
 
 /* ---- retry ---- */

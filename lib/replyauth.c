@@ -121,7 +121,17 @@ signer_match(const struct replyauth_in *in, struct replyauth_out *out)
 		if (out->sig_ours || !signer_ref(out, ref, sizeof(ref)))
 			return;
 	}
-	if (in->sig_created < began - REPLYAUTH_SIG_CLOCK_SKEW) {
+	/* Made before the thread began, or dated ahead of now (a message
+	 * signed with a clock set forward could be replayed into every
+	 * thread begun before that date): it proves nothing here. Now is
+	 * the later of the caller's time and the system clock, which gpg's
+	 * signing clocks are read against (a time pinned in the past for a
+	 * test or a replay must not make today's signatures future). */
+	int64_t wall = (int64_t)time(NULL);
+	int64_t latest = in->now > wall ? in->now : wall;
+
+	if (in->sig_created < began - REPLYAUTH_SIG_CLOCK_SKEW ||
+	    in->sig_created > latest + REPLYAUTH_SIG_CLOCK_SKEW) {
 		out->sig_stale = 1;
 		return;
 	}

@@ -43,8 +43,9 @@
  *	- who sent it: a good signature by the key on file (pgp_fpr) of the
  *	  thread's patient or a proxy, made after the thread began less
  *	  REPLYAUTH_SIG_CLOCK_SKEW (signer_matched), else the From address
- *	  on file (from_ref). A signature of theirs from before proves
- *	  nothing here (sig_stale); a signing subkey is resolved to its
+ *	  on file (from_ref). A signature of theirs from before, or dated
+ *	  more than REPLYAUTH_SIG_CLOCK_SKEW ahead of now, proves nothing
+ *	  here (sig_stale); a signing subkey is resolved to its
  *	  primary key only when the fingerprint as given matches nobody, and
  *	  one of carepost's own keys fails (REPLYAUTH_OWN_KEY_REASON,
  *	  sig_ours). Nobody on file: "sender is not the thread's patient or

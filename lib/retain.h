@@ -34,7 +34,7 @@
  *			window: until + lifetime, and its held alert final
  *			or gone.
  *	bounces		last + lifetime.
- *	clinic, inbox	received + lifetime (default six years).
+ *	clinic, inbox	received + lifetime (default 0: never).
  *	data keys	meta "dek:ID" made created + lifetime ago (at least
  *			two days: a key is sealed with for one day at most)
  *			that no inbox record kept by this pass names.

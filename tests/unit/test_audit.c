@@ -268,6 +268,9 @@ truncated_chain_and_truncated_record_are_named(void **state)
 	del_raw(f->s, 5);			/* the chain cut short */
 	del_raw(f->s, 4);
 	assert_bad_at(f->s, 4, "truncated");
+	/* its start taken away: the trail is never pruned, it starts at 1 */
+	del_raw(f->s, 1);
+	assert_bad_at(f->s, 1, "records 1 to 1 are missing");
 	free(v);
 }
 

@@ -1584,6 +1584,16 @@ lying_child(void *arg)
 		m->recipients.v = v;
 		v[m->recipients.n++] = strdup(addr);
 	}
+	/* protected headers of its own naming a thread, for encrypted
+	 * content it has not seen */
+	if (f.n == 2 && memmem(f.field[1], f.len[1], "X-Forge-Prot: ", 14) &&
+	    sscanf((char *)memmem(f.field[1], f.len[1], "X-Forge-Prot: ", 14) + 14,
+		   "%127[^\r\n]", addr) == 1) {
+		m->prot.present = 1;
+		m->prot.recipients.v = calloc(1, sizeof(char *));
+		m->prot.recipients.v[0] = strdup(addr);
+		m->prot.recipients.n = 1;
+	}
 	if (inmsgwire_encode(m, &wire) < 0)
 		return 3;
 	{
@@ -1733,6 +1743,56 @@ signed_content_is_made_from_the_signed_bytes_not_the_helpers_word(void **state)
 	assert_int_equal(parsehelper_enable(NULL), 0);
 }
 
+/* Content the clinic key decrypts is bound to a thread by its own
+ * protected headers (or a signature), never by what the helper that
+ * parsed the outer message says of them: else anyone could have another
+ * patient's encrypted reply, wrapped anew, filed into their own thread. */
+static void
+decrypted_content_is_bound_by_its_own_headers_not_the_helpers_word(void **state)
+{
+	static const char inner[] = "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+				    "another patient's words\r\n";
+	struct inbound_result res;
+	struct buf armor = BUF_INIT;
+	struct cp_error err;
+	char tok[TOKEN_SIZE], to[128], path[PATH_MAX], *m;
+
+	use_liar(path, sizeof(path));
+	{
+		char gpgh[PATH_MAX], *slash;
+		ssize_t n = readlink("/proc/self/exe", gpgh, sizeof(gpgh) - 1);
+
+		assert_true(n > 0);
+		gpgh[n] = '\0';
+		slash = strrchr(gpgh, '/');
+		*slash = '\0';
+		slash = strrchr(gpgh, '/');
+		snprintf(slash, sizeof(gpgh) - (size_t)(slash - gpgh), "/carepost-pgp");
+		assert_int_equal(pgphelper_enable(gpgh), 0);
+	}
+	open_inbound();
+	add_thread("ev1", "provider_message", NULL, NOW + 30 * DAY, NULL, tok);
+	reply_to(to, sizeof(to), tok);
+	cp_error_clear(&err);
+	assert_int_equal(pgp_encrypt_to(fx.pgp, fx.clinic, inner, sizeof(inner) - 1,
+					&armor, &err), 0);
+	buf_append(&armor, "", 1);
+	assert_true(asprintf(&m, "From: pat@patients.test\r\nTo: %s\r\nSubject: Re\r\n"
+			     "Message-ID: <p1@x.test>\r\nX-Forge-Prot: %s\r\n"
+			     "MIME-Version: 1.0\r\nContent-Type: multipart/encrypted; "
+			     "protocol=\"application/pgp-encrypted\"; boundary=E\r\n\r\n"
+			     "--E\r\nContent-Type: application/pgp-encrypted\r\n\r\n"
+			     "Version: 1\r\n--E\r\nContent-Type: application/octet-stream\r\n\r\n"
+			     "%s\r\n--E--\r\n", to, to, armor.data) > 0);
+	assert_int_equal(ingest_at(m, NOW, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_QUARANTINED);
+	assert_non_null(strstr(res.reason, "decrypted content is not bound to this thread"));
+	assert_int_equal(count(DB_INBOX), 0);
+	free(m);
+	buf_free(&armor);
+	assert_int_equal(parsehelper_enable(NULL), 0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1744,6 +1804,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(require_dmarc_without_trusted_id_is_a_config_error),
 		cmocka_unit_test_setup_teardown(what_a_lying_parse_helper_says_authenticates_nothing, setup_dmarc, teardown),
 		cmocka_unit_test_setup_teardown(signed_content_is_made_from_the_signed_bytes_not_the_helpers_word, setup, teardown),
+		cmocka_unit_test_setup_teardown(decrypted_content_is_bound_by_its_own_headers_not_the_helpers_word, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_message_is_filed_once_however_often_it_is_fetched, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_quarantined_message_is_quarantined_again_with_its_reason, setup, teardown),
 		cmocka_unit_test_setup_teardown(unparseable_and_oversized_messages_quarantine_with_a_reason, setup, teardown),

@@ -475,6 +475,13 @@ a_stale_signature_proves_nothing(void **state)
 		   "and no patient signature made since the thread began");
 	assert_int_equal(fx.out.sig_stale, 1);
 	assert_int_equal(fx.out.signer_matched, 0);
+	/* one dated ahead of now (a clock set forward) proves nothing either */
+	fx.in.sig_created = (fx.in.now > (int64_t)time(NULL) ? fx.in.now :
+			     (int64_t)time(NULL)) + REPLYAUTH_SIG_CLOCK_SKEW + 60;
+	fails_with("fail", "no DMARC or aligned DKIM pass from the trusted server, "
+		   "and no patient signature made since the thread began");
+	assert_int_equal(fx.out.sig_stale, 1);
+	fx.in.sig_created = NOW - REPLYAUTH_SIG_CLOCK_SKEW - 1;
 	/* a replayed signed message with a stranger's From: nobody */
 	fx.in.require_dmarc = 0;
 	fx.in.from_addr = "evil@else.test";
