@@ -189,7 +189,8 @@ dsn_parse(struct inmsg_dsn *dsn, const char *s, size_t len)
 	return 0;
 }
 
-/* header_value_in - the first "name:" field of a header block, raw. */
+/* header_value_in - the first "name:" field of a header block, cut at
+ * DSN_MAX_VALUE bytes before it is cleaned. */
 static char *
 header_value_in(const char *s, size_t len, const char *name)
 {
@@ -202,9 +203,12 @@ header_value_in(const char *s, size_t len, const char *name)
 		if (e == i || (e == i + 1 && s[i] == '\r'))
 			break;		/* end of header */
 		if (e - i > nl_ && strncasecmp(s + i, name, nl_) == 0 &&
-		    s[i + nl_] == ':')
+		    s[i + nl_] == ':') {
+			size_t n = e - i - nl_ - 1;
+
 			return mailtext_header_dup(s + i + nl_ + 1,
-						   e - i - nl_ - 1);
+			    n > DSN_MAX_VALUE ? DSN_MAX_VALUE : n);
+		}
 		i = e + 1;
 	}
 	return NULL;

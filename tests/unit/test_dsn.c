@@ -179,6 +179,26 @@ returned_headers_give_the_first_message_id(void **state)
 	dsn_free(&d);
 }
 
+/* A returned Message-ID is cut as a report's field is, NULs and all
+ * (each becomes the three bytes of U+FFFD): found by fuzz_dsn. */
+static void
+returned_message_id_is_bounded(void **state)
+{
+	struct buf h = BUF_INIT;
+	struct inmsg_dsn d = { 0 };
+
+	assert_int_equal(buf_append(&h, "Message-ID: <", 13), 0);
+	for (int i = 0; i < 3000; i++)
+		assert_int_equal(buf_append(&h, i % 2 ? "\0" : "\xff", 1), 0);
+	assert_int_equal(buf_append(&h, ">\r\n\r\n", 5), 0);
+	assert_int_equal(dsn_take_returned_headers(&d, h.data, h.len), 0);
+	assert_non_null(d.orig_message_id);
+	assert_true(strlen(d.orig_message_id) <= 3 * DSN_MAX_VALUE);
+	assert_true(strlen(d.orig_message_id) >= DSN_MAX_VALUE);
+	dsn_free(&d);
+	buf_free(&h);
+}
+
 int
 main(void)
 {
@@ -189,6 +209,7 @@ main(void)
 		cmocka_unit_test(malformed_reports_give_what_can_be_read),
 		cmocka_unit_test(recipients_and_values_are_bounded),
 		cmocka_unit_test(returned_headers_give_the_first_message_id),
+		cmocka_unit_test(returned_message_id_is_bounded),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
