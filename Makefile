@@ -80,8 +80,12 @@ $(BUILD)/carepost-pgp: $(BUILD)/daemon/carepost-pgp.o $(BUILD)/libcarepost.a
 	$(CC) $(LDFLAGS) -Wl,--as-needed -o $@ $^ $(PKG_LIBS) -lpthread
 
 # The parse helper: confined (lib/sandbox), only what parsing needs.
+# libetpan's parser linked in (Debian's libetpan.a), not its shared
+# library: that one maps GnuTLS, Berkeley DB and SASL, which parsing never
+# calls, and every mapping is paid again by each child's fork and exit.
 $(BUILD)/carepost-parse: $(BUILD)/daemon/carepost-parse.o $(BUILD)/libcarepost.a
-	$(CC) $(LDFLAGS) -Wl,--as-needed -o $@ $^ $(PKG_LIBS) -lpthread
+	$(CC) $(LDFLAGS) -Wl,--as-needed -o $@ $^ -Wl,-Bstatic -letpan -Wl,-Bdynamic \
+		$(PKG_LIBS) -lpthread
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libcarepost.a
 	@mkdir -p $(dir $@)

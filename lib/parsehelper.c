@@ -2,14 +2,12 @@
  * NAME
  *	parsehelper - inmsg_parse behind a wall: a confined helper process
  * DESCRIPTION
- *	See parsehelper.h. The caller's side comes first (start, ask, lose,
- *	try again), then the helper's (parsehelper_main): charset
- *	converters loaded, descriptors closed, confined, then the loop.
+ *	See parsehelper.h. The caller's side: start, ask, lose, try again.
+ *	The helper's side (parsehelper_main) is lib/parseserve.c, so that
+ *	carepost-parse links none of this file's logging.
  */
 #include "parsehelper.h"
 
-#include <grp.h>
-#include <iconv.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -22,24 +20,9 @@
 #include "helper.h"
 #include "inmsgwire.h"
 #include "log.h"
-#include "sandbox.h"
 
-enum {
-	OP_PARSE = 1,		/* limits, raw -> flags, wire */
-	OP_REPARSE_INNER,	/* limits, wire, plaintext -> flags, wire */
-};
-
-#define HELPER_FLAG	"--parse-helper"
 #define READY_MS	10000u	/* for a new helper's first word */
-#define LINGER_MS	1000	/* a child may take to end when done with */
-
-#if defined(__SANITIZE_ADDRESS__)
-#define PARSEHELPER_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define PARSEHELPER_SANITIZER 1
-#endif
-#endif
+#define ASK_ALL_CHARSETS 1	/* receive_answer: ask the other helper */
 
 /* A child of the server, as the caller holds it. */
 struct kid {
@@ -81,9 +64,15 @@ struct parsehelper {
 	struct buf in;		/* the last answer */
 	struct buf ctlin;	/* the last word of the server */
 	struct buf scratch;	/* the last request */
+	int all_charsets;	/* its server loads every converter */
+	struct parsehelper *all; /* that helper, for what this one cannot
+				  * convert (started when first needed) */
 };
 
 static char helper_exe[PATH_MAX];
+
+static int new_helper(unsigned time_limit_ms, int all_charsets,
+		      struct parsehelper **out, struct cp_error *err);
 
 int
 parsehelper_enable(const char *name)
@@ -101,6 +90,14 @@ int
 parsehelper_new(unsigned time_limit_ms, struct parsehelper **out,
 		struct cp_error *err)
 {
+	return new_helper(time_limit_ms, 0, out, err);
+}
+
+/* new_helper - parsehelper_new's, its server lean or with every converter. */
+static int
+new_helper(unsigned time_limit_ms, int all_charsets, struct parsehelper **out,
+	   struct cp_error *err)
+{
 	struct parsehelper *ph;
 
 	*out = NULL;
@@ -113,6 +110,7 @@ parsehelper_new(unsigned time_limit_ms, struct parsehelper **out,
 	ph->cur = KID_NONE;
 	ph->next = KID_NONE;
 	ph->time_limit_ms = time_limit_ms ? time_limit_ms : PARSEHELPER_TIME_LIMIT_MS;
+	ph->all_charsets = all_charsets;
 	*out = ph;
 	return 0;
 }
@@ -128,7 +126,7 @@ drop(int *fd)
 
 /*
  * kid_done - the caller is done with k: its connection closed, and its
- * server told, which ends it if it is still there LINGER_MS later (one a
+ * server told, which ends it if it is still there PARSEHELPER_LINGER_MS later (one a
  * message took over may stay to burn CPU).
  */
 static void
@@ -167,6 +165,7 @@ parsehelper_free(struct parsehelper *ph)
 	buf_free(&ph->in);
 	buf_free(&ph->ctlin);
 	buf_free(&ph->scratch);
+	parsehelper_free(ph->all);
 	free(ph);
 }
 
@@ -200,7 +199,7 @@ parsehelper_progress(struct parsehelper *ph, parsehelper_progress_fn fn,
 unsigned long
 parsehelper_lost(const struct parsehelper *ph)
 {
-	return ph ? ph->lost : 0;
+	return ph ? ph->lost + parsehelper_lost(ph->all) : 0;
 }
 
 /* status_text - how a helper ended, from its wait status. */
@@ -334,7 +333,7 @@ lose(struct parsehelper *ph, int r, const char *why, struct cp_error *err)
 		}
 	}
 	/* One still there (late, or talking nonsense) is its server's to
-	 * end, within LINGER_MS. */
+	 * end, within PARSEHELPER_LINGER_MS. */
 	kid_done(ph, &ph->cur);
 	ph->lost++;
 	log_warning("parse helper %ld lost: %s", pid, how);
@@ -343,19 +342,19 @@ lose(struct parsehelper *ph, int r, const char *why, struct cp_error *err)
 
 /* spawn - a new fork server into *pid, *fd, not waited for. */
 static int
-spawn(pid_t *pid, int *fd, struct cp_error *err)
+spawn(int all_charsets, pid_t *pid, int *fd, struct cp_error *err)
 {
-	/* No environment but this: libetpan's gnutls is not used behind
-	 * the wall, and its initialisation is a good part of a start. */
-	static char *const envp_none[] = { "GNUTLS_NO_IMPLICIT_INIT=1", NULL };
+	/* No environment. */
+	static char *const envp_none[] = { NULL };
 	char *const *envp = envp_none;
 
-#ifdef PARSEHELPER_SANITIZER
+#ifdef CP_SANITIZER
 	/* Sanitizer builds (tests only): the whole environment, for the
 	 * *SAN_OPTIONS of the tests; and stderr stays open (confine). */
 	envp = NULL;
 #endif
-	return helper_spawn(helper_exe, "carepost-parse", HELPER_FLAG,
+	return helper_spawn(helper_exe, "carepost-parse", all_charsets ?
+			    PARSEHELPER_FLAG_ALL_CHARSETS : PARSEHELPER_FLAG,
 			    (char *const *)envp, pid, fd, err);
 }
 
@@ -409,7 +408,7 @@ server_up(struct parsehelper *ph, struct cp_error *err)
 
 	if (ph->server > 0)
 		return 0;
-	if (spawn(&ph->server, &ph->ctl, err) < 0) {
+	if (spawn(ph->all_charsets, &ph->server, &ph->ctl, err) < 0) {
 		snprintf(text, sizeof(text), "%s", err->text);
 		return cp_error_set(err, -EHOSTDOWN, "parse helper: %s", text);
 	}
@@ -626,7 +625,8 @@ send_request(struct parsehelper *ph, int64_t deadline, struct cp_error *err)
 /*
  * receive_answer - the answer of the child in ph->cur, by deadline.
  * Returns 0 with *wire pointing into ph->in, the parser's own negative
- * code with its text, or PARSEHELPER_LOST.
+ * code with its text, PARSEHELPER_LOST, or ASK_ALL_CHARSETS: the
+ * message needs a converter this lean child does not have.
  */
 static int
 receive_answer(struct parsehelper *ph, const struct inmsg_limits *lim,
@@ -650,10 +650,14 @@ receive_answer(struct parsehelper *ph, const struct inmsg_limits *lim,
 	    (f.tag < 0 && !parser_code(f.tag)))
 		return lose(ph, -EBADMSG, "answered a malformed frame", err);
 	memcpy(&flags, f.field[0], sizeof(flags));
-	if (flags != 0 || more_bytes(ph->cur.fd))
+	if ((flags & ~(uint32_t)PARSEHELPER_ANSWER_ALL_CHARSETS) != 0 ||
+	    (flags != 0 && (ph->all_charsets || f.tag != 0 || f.len[1] != 0)) ||
+	    more_bytes(ph->cur.fd))
 		return lose(ph, -EBADMSG, "answered more than its answer", err);
 	/* One request each: it ends now (its server makes sure). */
 	kid_done(ph, &ph->cur);
+	if (flags != 0)
+		return ASK_ALL_CHARSETS;
 	if (f.tag < 0)	/* the parser's out of memory is the message's size */
 		return cp_error_set(err, f.tag == -ENOMEM ? -EMSGSIZE : f.tag, "%s",
 				    parser_reason(f.tag));
@@ -704,10 +708,51 @@ parsehelper_ahead_drop(struct parsehelper *ph)
 		early_free(ph, &ph->early[--ph->n_early]);
 }
 
+static int ask(struct parsehelper *ph, const struct inmsg_limits *lim,
+	       int flags, struct inmsg **out, struct cp_error *err);
+
+/*
+ * ask_all_charsets - the request in ph->scratch asked of the helper
+ * whose server loaded every converter (ph->all, started now if it is
+ * not running), under what is left of ph's budget.
+ */
+static int
+ask_all_charsets(struct parsehelper *ph, const struct inmsg_limits *lim,
+		 int flags, struct inmsg **out, struct cp_error *err)
+{
+	struct parsehelper *all = ph->all;
+	struct buf swap;
+	int r;
+
+	if (all == NULL) {
+		r = new_helper(ph->time_limit_ms, 1, &ph->all, err);
+		if (r < 0)
+			return r;
+		all = ph->all;
+	}
+	all->progress = ph->progress;
+	all->progress_userdata = ph->progress_userdata;
+	all->budget_ms = ph->budget_ms;
+	all->budget_left = ph->budget_left;
+	swap = all->scratch;
+	all->scratch = ph->scratch;
+	ph->scratch = swap;
+	r = ask(all, lim, flags, out, err);
+	swap = all->scratch;
+	all->scratch = ph->scratch;
+	ph->scratch = swap;
+	ph->budget_left = all->budget_left;
+	ph->over_budget = all->over_budget;
+	ph->filter_killed = all->filter_killed;
+	ph->last_pid = all->last_pid;
+	return r;
+}
+
 /*
  * ask - the request in ph->scratch, answered and decoded into *out; a
  * lost helper costs one more try on a fresh one (none with
- * PARSEHELPER_ONCE).
+ * PARSEHELPER_ONCE); a lean child that met a charset it has no converter
+ * for hands the request to the helper that has them all.
  */
 static int
 ask(struct parsehelper *ph, const struct inmsg_limits *lim, int flags,
@@ -763,6 +808,8 @@ ask(struct parsehelper *ph, const struct inmsg_limits *lim, int flags,
 			r = receive_answer(ph, lim, deadline, &wire, &wirelen, err);
 		if (ph->budget_ms != 0)
 			ph->budget_left -= cp_mono_ms() - start;
+		if (r == ASK_ALL_CHARSETS)
+			return ask_all_charsets(ph, lim, flags, out, err);
 		if (r == 0) {
 			r = inmsgwire_decode(wire, wirelen, lim, out, err);
 			/* An answer too large to hold is the helper's doing
@@ -842,7 +889,7 @@ parse_request(struct parsehelper *ph, const char *raw, size_t len,
 	if (len > (*lim)->max_size)
 		return cp_error_set(err, -EMSGSIZE, "message size %zu exceeds %zu",
 				    len, (*lim)->max_size);
-	return request(ph, OP_PARSE, *lim, f, 1, err);
+	return request(ph, PARSEHELPER_OP_PARSE, *lim, f, 1, err);
 }
 
 int
@@ -917,6 +964,8 @@ parsehelper_peek(struct parsehelper *ph, const char *raw, size_t len,
 		if (r == 0)
 			r = inmsgwire_decode(wire, wirelen, lim, &e->m, &ignored);
 	}
+	if (r == ASK_ALL_CHARSETS)	/* its parse will ask the other helper */
+		r = -ENOENT;
 	if (r < 0) {
 		if (early_take(ph, &taken))
 			early_free(ph, &taken);
@@ -972,7 +1021,7 @@ parsehelper_reparse_inner(struct parsehelper *ph, struct inmsg *m,
 			{ raw ? raw : "", raw ? len : 0 },
 		};
 
-		r = request(ph, OP_REPARSE_INNER, &m->limits, f, 2, err);
+		r = request(ph, PARSEHELPER_OP_REPARSE_INNER, &m->limits, f, 2, err);
 	}
 	if (r < 0)
 		return r;
@@ -985,220 +1034,4 @@ parsehelper_reparse_inner(struct parsehelper *ph, struct inmsg *m,
 	*fresh = swap;
 	inmsg_free(fresh);
 	return 0;
-}
-
-/* ---- the helper's side ---- */
-
-/*
- * Converters glibc's iconv loads from files (gconv modules): loaded before
- * the wall goes up, and kept open so that glibc never unloads them. A
- * charset not here cannot be loaded inside (open fails with EPERM): inmsg
- * then reads the bytes as UTF-8 or ISO-8859-1, as for an unknown charset.
- */
-static const char *const preload[] = {
-	"ISO-8859-1", "ISO-8859-2", "ISO-8859-3", "ISO-8859-4", "ISO-8859-5",
-	"ISO-8859-6", "ISO-8859-7", "ISO-8859-8", "ISO-8859-9", "ISO-8859-10",
-	"ISO-8859-13", "ISO-8859-14", "ISO-8859-15", "ISO-8859-16",
-	"WINDOWS-1250", "WINDOWS-1251", "WINDOWS-1252", "WINDOWS-1253",
-	"WINDOWS-1254", "WINDOWS-1255", "WINDOWS-1256", "WINDOWS-1257",
-	"WINDOWS-1258", "KOI8-R", "KOI8-U", "IBM850", "IBM852", "IBM866",
-	"MACINTOSH", "TIS-620", "UTF-16", "UTF-16LE", "UTF-16BE", "UTF-32",
-	"UTF-7", "UCS-2", "GB18030", "GBK", "BIG5", "BIG5-HKSCS", "EUC-JP",
-	"SHIFT_JIS", "CP932", "ISO-2022-JP", "EUC-KR", "CP949", "ISO-2022-KR",
-	"EUC-TW", "ISO-2022-CN", "VISCII",
-};
-
-static iconv_t kept[CP_ARRAY_SIZE(preload)];	/* never closed */
-
-static void
-load_converters(void)
-{
-	for (size_t i = 0; i < CP_ARRAY_SIZE(preload); i++)
-		kept[i] = iconv_open("UTF-8", preload[i]);
-}
-
-/* answer - tag rc, the flags, then the wire or the error's text. */
-static int
-answer(struct buf *scratch, int rc, uint32_t flags, const char *text,
-       const struct buf *wire)
-{
-	struct helper_field f[2] = {
-		{ &flags, sizeof(flags) },
-		{ "", 0 },
-	};
-
-	if (rc < 0) {
-		f[1].data = text;
-		f[1].len = strlen(text);
-	} else {
-		f[1].data = wire->data ? wire->data : "";
-		f[1].len = wire->len;
-	}
-	return helper_frame_send(HELPER_FD, scratch, rc < 0 ? rc : 0, f, 2);
-}
-
-/* serve_one - run request f: its code (the parser's), result in wire. */
-static int
-serve_one(const struct helper_frame *f, struct buf *wire, struct cp_error *e)
-{
-	struct inmsg_limits lim;
-	_cleanup_inmsg_ struct inmsg *m = NULL;
-	int r;
-
-	if (f->n < 2 || inmsgwire_limits_decode(f->field[0], f->len[0], &lim) < 0)
-		return -EPROTO;
-	switch (f->tag) {
-	case OP_PARSE:
-		if (f->n != 2)
-			return -EPROTO;
-		r = inmsg_parse(f->field[1], f->len[1], &lim, &m, e);
-		break;
-	case OP_REPARSE_INNER:
-		if (f->n != 3)
-			return -EPROTO;
-		r = inmsgwire_decode(f->field[1], f->len[1], &lim, &m, e);
-		if (r < 0)
-			return -EPROTO;
-		r = inmsg_reparse_inner(m, f->field[2], f->len[2], e);
-		break;
-	default:
-		return -EPROTO;
-	}
-	if (r == 0)
-		r = inmsgwire_encode(m, wire);
-	if (r < 0 && e->text[0] == '\0')
-		cp_error_set(e, r, "%s", strerror(-r));
-	return r;
-}
-
-/*
- * drop_root - a helper started by root (carepostctl ingest run by hand)
- * parses as nobody: uid and gid 65534, no supplementary groups (fixed
- * numbers: no name service behind an empty environment). 0, or -errno.
- */
-static int
-drop_root(struct cp_error *e)
-{
-	const uid_t nobody = 65534;
-	const gid_t nogroup = 65534;
-
-	if (geteuid() != 0 && getuid() != 0)
-		return 0;
-	if (setgroups(0, NULL) < 0 || setresgid(nogroup, nogroup, nogroup) < 0 ||
-	    setresuid(nobody, nobody, nobody) < 0)
-		return cp_error_set(e, -errno, "cannot drop root: %s", strerror(errno));
-	if (geteuid() == 0 || getuid() == 0)
-		return cp_error_set(e, -EPERM, "cannot drop root");
-	return 0;
-}
-
-/*
- * confine - the fork server: nothing open but its socket (and, in
- * sanitizer builds, stderr for their reports), then the wall, with what
- * a fork server needs (sandbox.h); each child narrows it (child_main).
- */
-static int
-confine(struct cp_error *e)
-{
-	struct sandbox_rules rules = SANDBOX_RULES_INIT;
-	int r;
-
-	load_converters();
-	if ((r = drop_root(e)) < 0)
-		return r;
-	close(STDIN_FILENO);
-	close(STDOUT_FILENO);
-#ifdef PARSEHELPER_SANITIZER
-	/* Sanitizer builds (tests only): stderr stays open and writable for
-	 * their reports, and the helper got the caller's environment (its
-	 * *SAN_OPTIONS). Fine for tests; never a production build. */
-	rules.log_fd = STDERR_FILENO;
-#else
-	close(STDERR_FILENO);
-#endif
-	rules.fd = HELPER_FD;
-	rules.memory_max = PARSEHELPER_MEMORY_MAX;
-	rules.fork_server = 1;
-	return sandbox_enter(&rules, e);
-}
-
-/*
- * child_main - one child of the server: its own narrower filter (no
- * fork, no descriptors received, its CPU cap, signals to itself only),
- * its first word (the version and its pid), one request, one answer;
- * then it ends. Its exit code.
- */
-static int
-child_main(void *arg)
-{
-	_cleanup_buf_ struct buf in = BUF_INIT, scratch = BUF_INIT, wire = BUF_INIT;
-	struct sandbox_rules rules = SANDBOX_RULES_INIT;
-	struct helper_frame f;
-	struct cp_error e;
-	int32_t pid = (int32_t)getpid();
-	int r;
-
-	(void)arg;
-	cp_error_clear(&e);
-	rules.fd = HELPER_FD;
-#ifdef PARSEHELPER_SANITIZER
-	rules.log_fd = STDERR_FILENO;
-#endif
-	rules.cpu_seconds = PARSEHELPER_CPU_CAP;
-	if (sandbox_narrow(&rules, &e) < 0) {
-		struct helper_field why = { e.text, strlen(e.text) };
-
-		helper_frame_send(HELPER_FD, &scratch, -EPERM, &why, 1);
-		return EX_OSERR;
-	}
-	{
-		struct helper_field ready[2] = {
-			{ CAREPOST_VERSION, strlen(CAREPOST_VERSION) },
-			{ &pid, sizeof(pid) },
-		};
-
-		if (helper_frame_send(HELPER_FD, &scratch, 0, ready, 2) < 0)
-			return 0;
-	}
-	r = helper_frame_recv(HELPER_FD, &in, &f, 0, 0);
-	if (r == 0) {
-		cp_error_clear(&e);
-		r = serve_one(&f, &wire, &e);
-		if (r != -EPROTO && answer(&scratch, r, 0, e.text, &wire) == 0)
-			r = -ENODATA;
-	}
-	return r == -ENODATA ? 0 : EX_PROTOCOL;
-}
-
-int
-parsehelper_main(int argc, char **argv)
-{
-	struct buf scratch = BUF_INIT;
-	struct cp_error e;
-	int r;
-
-	if (argc != 2 || strcmp(argv[1], HELPER_FLAG) != 0)
-		return -1;
-	r = helper_serve_begin(HELPER_FLAG);
-	if (r != 0)
-		return r;
-	cp_error_clear(&e);
-	if (confine(&e) < 0) {
-		struct helper_field why = { e.text, strlen(e.text) };
-
-		helper_frame_send(HELPER_FD, &scratch, -EPERM, &why, 1);
-		_exit(EX_OSERR);
-	}
-	{
-		struct helper_field ready = { CAREPOST_VERSION, strlen(CAREPOST_VERSION) };
-
-		if (helper_frame_send(HELPER_FD, &scratch, 0, &ready, 1) < 0)
-			_exit(0);
-	}
-	buf_free(&scratch);
-	/* A child per message: what a message does to its child never
-	 * reaches the server, nor the next message. Behind the wall, no
-	 * exit handlers (a sanitizer's leak check would need calls the
-	 * filter forbids). */
-	_exit(helper_fork_server(child_main, NULL, LINGER_MS));
 }

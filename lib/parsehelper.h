@@ -20,9 +20,10 @@
  *	trimming) in a process of its own that holds nothing worth taking:
  *	no reply-token key, no store, no GnuPG home, no network, no
  *	descriptor but its socket. A fork server, carepost-parse, is started
- *	with posix_spawn (lib/helper) with no environment (but
- *	GNUTLS_NO_IMPLICIT_INIT=1: libetpan's TLS is not used there); it
- *	loads the charset converters it may need, drops to nobody (uid and
+ *	with posix_spawn (lib/helper) with no environment; it links
+ *	libetpan's parser in (not its shared library, which maps TLS,
+ *	database and SASL libraries parsing never calls); it loads the
+ *	charset converters it may need, drops to nobody (uid and
  *	gid 65534) when started by root, closes its standard descriptors
  *	and confines itself (sandbox.h: no new privileges, no files, 1 GiB
  *	of memory, a seccomp filter that also lets it fork) before it takes
@@ -43,10 +44,22 @@
  *	linking, the converters): the child for the next request is asked
  *	for as soon as this request has been handed over, so it is forked
  *	and confined on another core while the caller waits for this
- *	answer; the next request finds it waiting. A message in a charset
- *	whose converter was not loaded still parses: the converter cannot
- *	be opened inside the wall, and inmsg falls back as for an unknown
- *	charset.
+ *	answer; the next request finds it waiting.
+ *
+ *	A child's fork and exit cost grows with the mappings of its server,
+ *	and each of glibc's charset converters is a shared object of several
+ *	mappings. So the server asked first is lean: glibc's built-in
+ *	converters (UTF-8, ASCII, UCS-2, UCS-4) and ISO-8859-1, WINDOWS-1252
+ *	and ISO-8859-15. A child of it whose message needs any other charset
+ *	(one iconv cannot open there) answers PARSEHELPER_ANSWER_ALL_CHARSETS
+ *	instead (flags, an empty wire), and the request is asked again of a
+ *	second server, started with PARSEHELPER_FLAG_ALL_CHARSETS when first
+ *	needed, which loaded every converter carepost knows of (the budget,
+ *	the time limit and the retries go on across both). Either way the
+ *	answer is what an in-process parse makes: the conversions behind the
+ *	wall are libetpan's own (an invalid sequence becomes '?'). A charset
+ *	that not even that server loaded cannot be opened inside the wall:
+ *	inmsg falls back as for an unknown charset.
  *
  *	parsehelper_parse_ahead sends the request of a message that is to be
  *	parsed soon (the next one of an IMAP batch) to a child now, and
@@ -84,7 +97,7 @@
  *	message) and the call fails with PARSEHELPER_LOST at once. A child
  *	started ahead that is gone when its request comes (killed
  *	meanwhile) is counted lost and replaced; the message does not pay.
-
+ *
  *	parsehelper_enable picks the program as lib/helper's helper_find
  *	does (carepost-parse beside the running binary, then in
  *	CAREPOST_LIBEXECDIR, else the running binary itself, which must then
@@ -97,7 +110,8 @@
  *	first too: tag 0, the version and its pid (32 bits), or a negative
  *	code and why. A request is PARSE (limits, raw) or REPARSE_INNER
  *	(limits, the message as inmsgwire, the plaintext); an answer is tag
- *	0 or the parser's negative code, then a flags field (0) and the
+ *	0 or the parser's negative code, then a flags field (0, or
+ *	PARSEHELPER_ANSWER_ALL_CHARSETS from a lean server's child) and the
  *	message as inmsgwire or the error's text; then the child ends.
  * ERRORS
  *	parsehelper_parse and parsehelper_reparse_inner: the parser's own
@@ -151,6 +165,14 @@
 #define PARSEHELPER_MESSAGE_BUDGET_MS	20000u
 #define PARSEHELPER_MEMORY_MAX		(1024u << 20)	/* RLIMIT_AS */
 #define PARSEHELPER_CPU_CAP		60u	/* RLIMIT_CPU, seconds: one request */
+
+/* The protocol of the two sides (lib/parsehelper.c, lib/parseserve.c). */
+#define PARSEHELPER_FLAG		"--parse-helper"	/* lean: no converter loaded */
+#define PARSEHELPER_FLAG_ALL_CHARSETS	"--parse-helper-all-charsets"
+#define PARSEHELPER_ANSWER_ALL_CHARSETS	0x1u	/* a lean child's answer: ask the other */
+#define PARSEHELPER_OP_PARSE		1	/* limits, raw -> flags, wire */
+#define PARSEHELPER_OP_REPARSE_INNER	2	/* limits, wire, plaintext -> flags, wire */
+#define PARSEHELPER_LINGER_MS		1000	/* a child may take to end when done with */
 
 struct parsehelper;
 

@@ -8,20 +8,15 @@
 #include "sandbox.h"
 
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <linux/sched.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
-
-#if defined(__SANITIZE_ADDRESS__)
-#define SANDBOX_SANITIZER 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
-#define SANDBOX_SANITIZER 1
-#endif
-#endif
 
 /* cap - set a resource limit (soft, hard): 0 or -errno. */
 static int
@@ -41,7 +36,7 @@ limits(const struct sandbox_rules *rules, struct cp_error *err)
 	    (r = cap(RLIMIT_NOFILE, SANDBOX_NOFILE, SANDBOX_NOFILE)) < 0 ||
 	    (r = cap(RLIMIT_CORE, 0, 0)) < 0)
 		return cp_error_set(err, r, "sandbox: setrlimit: %s", strerror(-r));
-#ifndef SANDBOX_SANITIZER
+#ifndef CP_SANITIZER
 	if (rules->memory_max > 0 &&
 	    (r = cap(RLIMIT_AS, rules->memory_max, rules->memory_max)) < 0)
 		return cp_error_set(err, r, "sandbox: memory limit: %s", strerror(-r));
@@ -94,6 +89,10 @@ struct rule {
 
 #define THE_FD	((scmp_datum_t)-1)
 #define THE_PID	((scmp_datum_t)-2)
+/* What THE_PID compiles to in a narrowing prepared before the fork:
+ * above any pid (PID_MAX_LIMIT is 2^22) and no other constant of the
+ * filter; each child writes its own pid over it. */
+#define PID_SLOT	0x7fabcdefu
 #define A(i_, op_, a_, b_) \
 	{ .arg = (i_), .op = (op_), .datum_a = (a_), .datum_b = (b_) }
 #define NONE	A(0, SCMP_CMP_EQ, 0, 0)	/* no condition (n 0) */
@@ -144,9 +143,11 @@ static const struct rule server_only[] = {
 				       A(1, SCMP_CMP_EQ, RLIMIT_CPU, 0) } },
 };
 
-/* table_add - rules t[0..n) into ctx, THE_FD and THE_PID filled in. */
+/* table_add - rules t[0..n) into ctx, THE_FD and THE_PID filled in
+ * (THE_PID with PID_SLOT when pid_slot is set). */
 static int
-table_add(scmp_filter_ctx ctx, const struct rule *t, size_t n, int fd)
+table_add(scmp_filter_ctx ctx, const struct rule *t, size_t n, int fd,
+	  int pid_slot)
 {
 	int r = 0;
 
@@ -158,7 +159,8 @@ table_add(scmp_filter_ctx ctx, const struct rule *t, size_t n, int fd)
 			if (c[j].datum_a == THE_FD)
 				c[j].datum_a = (scmp_datum_t)fd;
 			else if (c[j].datum_a == THE_PID)
-				c[j].datum_a = (scmp_datum_t)getpid();
+				c[j].datum_a = pid_slot ? PID_SLOT :
+					       (scmp_datum_t)getpid();
 		}
 		r = seccomp_rule_add_array(ctx, t[i].err ? SCMP_ACT_ERRNO(t[i].err) :
 					   SCMP_ACT_ALLOW, t[i].sys, t[i].n, c);
@@ -168,7 +170,7 @@ table_add(scmp_filter_ctx ctx, const struct rule *t, size_t n, int fd)
 
 /* rules_add - the filter's rules (see sandbox.h). */
 static int
-rules_add(scmp_filter_ctx ctx, const struct sandbox_rules *rules)
+rules_add(scmp_filter_ctx ctx, const struct sandbox_rules *rules, int pid_slot)
 {
 	size_t nconditional = CP_ARRAY_SIZE(conditional);
 	int r = 0;
@@ -180,17 +182,19 @@ rules_add(scmp_filter_ctx ctx, const struct sandbox_rules *rules)
 	if (rules->fd < 0)	/* the last three: its descriptor's */
 		nconditional -= 3;
 	if (r == 0)
-		r = table_add(ctx, conditional, nconditional, rules->fd);
+		r = table_add(ctx, conditional, nconditional, rules->fd, 0);
 	if (r == 0 && !rules->fork_server)
-		r = table_add(ctx, own_signals, CP_ARRAY_SIZE(own_signals), rules->fd);
+		r = table_add(ctx, own_signals, CP_ARRAY_SIZE(own_signals),
+			      rules->fd, pid_slot);
 	if (r == 0 && rules->fork_server)
 		r = rules->fd < 0 ? -EINVAL :
-		    table_add(ctx, server_only, CP_ARRAY_SIZE(server_only), rules->fd);
+		    table_add(ctx, server_only, CP_ARRAY_SIZE(server_only),
+			      rules->fd, 0);
 	if (r == 0 && rules->log_fd >= 0) {
 		const struct rule log = { SCMP_SYS(write), 0, 1,
 					  { A(0, SCMP_CMP_EQ, THE_FD, 0) } };
 
-		r = table_add(ctx, &log, 1, rules->log_fd);
+		r = table_add(ctx, &log, 1, rules->log_fd, 0);
 	}
 	return r;
 }
@@ -203,7 +207,7 @@ filter(const struct sandbox_rules *rules, struct cp_error *err)
 
 	if (ctx == NULL)
 		return cp_error_set(err, -ENOMEM, "sandbox: seccomp_init failed");
-	r = rules_add(ctx, rules);
+	r = rules_add(ctx, rules, 0);
 	if (r == 0)
 		r = seccomp_load(ctx);
 	seccomp_release(ctx);
@@ -227,16 +231,121 @@ sandbox_enter(const struct sandbox_rules *rules, struct cp_error *err)
 	return filter(rules, err);
 }
 
-int
-sandbox_narrow(const struct sandbox_rules *rules, struct cp_error *err)
+/*
+ * export - the filter of rules compiled (libseccomp's BPF, THE_PID as
+ * PID_SLOT) into *prog, through a pipe: libseccomp 2.5 exports to a
+ * descriptor only. 0, or -errno.
+ */
+static int
+export(const struct sandbox_rules *rules, struct sock_filter **prog,
+       size_t *len, struct cp_error *err)
 {
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+	_cleanup_close_ int rd = -1, wr = -1;
+	/* Room for the longest program the kernel takes (BPF_MAXINSNS). */
+	size_t n = 0, cap = BPF_MAXINSNS * sizeof(struct sock_filter);
+	unsigned char *bytes;
+	int p[2], r;
+
+	if (ctx == NULL)
+		return cp_error_set(err, -ENOMEM, "sandbox: seccomp_init failed");
+	if ((bytes = malloc(cap)) == NULL) {
+		seccomp_release(ctx);
+		return cp_error_set(err, -ENOMEM, "sandbox: out of memory");
+	}
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0) {
+		seccomp_release(ctx);
+		free(bytes);
+		return cp_error_set(err, -errno, "sandbox: pipe: %s", strerror(errno));
+	}
+	rd = p[0];
+	wr = p[1];
+	r = rules_add(ctx, rules, 1);
+	if (r == 0)
+		r = seccomp_export_bpf(ctx, wr);
+	seccomp_release(ctx);
+	if (r < 0) {
+		free(bytes);
+		return cp_error_set(err, r, "sandbox: seccomp filter: %s", strerror(-r));
+	}
+	close(wr);
+	wr = -1;
+	for (;;) {		/* a filter is far smaller than a pipe's buffer */
+		ssize_t got = cap > n ? read(rd, bytes + n, cap - n) : 0;
+
+		if (got > 0) {
+			n += (size_t)got;
+			continue;
+		}
+		if (got == 0)
+			break;
+		free(bytes);
+		return cp_error_set(err, -errno, "sandbox: reading the filter: %s",
+				    strerror(errno));
+	}
+	if (n == 0 || n % sizeof(struct sock_filter) != 0 || n == cap) {
+		free(bytes);
+		return cp_error_set(err, -EINVAL, "sandbox: filter of %zu bytes", n);
+	}
+	*prog = (struct sock_filter *)bytes;
+	*len = n / sizeof(struct sock_filter);
+	return 0;
+}
+
+int
+sandbox_narrowing_prepare(const struct sandbox_rules *rules,
+			  struct sandbox_narrowing *out, struct cp_error *err)
+{
+	size_t slots = 0;
 	int r;
 
+	memset(out, 0, sizeof(*out));
 	if (rules->fork_server)
 		return cp_error_set(err, -EINVAL, "sandbox: a child cannot widen "
 				    "its filter");
-	if (rules->cpu_seconds > 0 &&
-	    (r = cap(RLIMIT_CPU, rules->cpu_seconds, rules->cpu_seconds + 5)) < 0)
+	r = export(rules, &out->prog, &out->len, err);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < out->len; i++)
+		if (out->prog[i].code == (BPF_JMP | BPF_JEQ | BPF_K) &&
+		    out->prog[i].k == PID_SLOT)
+			slots++;
+	if (slots == 0) {	/* the rule of its own signals was lost */
+		sandbox_narrowing_free(out);
+		return cp_error_set(err, -EINVAL, "sandbox: no pid in the "
+				    "compiled filter");
+	}
+	out->cpu_seconds = rules->cpu_seconds;
+	return 0;
+}
+
+int
+sandbox_narrow(struct sandbox_narrowing *n, struct cp_error *err)
+{
+	struct sock_fprog fprog;
+	int r;
+
+	if (n->prog == NULL || n->len == 0 || n->len > USHRT_MAX)
+		return cp_error_set(err, -EINVAL, "sandbox: no narrowing prepared");
+	for (size_t i = 0; i < n->len; i++)
+		if (n->prog[i].code == (BPF_JMP | BPF_JEQ | BPF_K) &&
+		    n->prog[i].k == PID_SLOT)
+			n->prog[i].k = (uint32_t)getpid();
+	if (n->cpu_seconds > 0 &&
+	    (r = cap(RLIMIT_CPU, n->cpu_seconds, n->cpu_seconds + 5)) < 0)
 		return cp_error_set(err, r, "sandbox: CPU limit: %s", strerror(-r));
-	return filter(rules, err);
+	fprog.len = (unsigned short)n->len;
+	fprog.filter = n->prog;
+	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fprog, 0, 0) < 0)
+		return cp_error_set(err, -errno, "sandbox: seccomp filter: %s",
+				    strerror(errno));
+	return 0;
+}
+
+void
+sandbox_narrowing_free(struct sandbox_narrowing *n)
+{
+	free(n->prog);
+	n->prog = NULL;
+	n->len = 0;
 }

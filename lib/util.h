@@ -39,6 +39,15 @@
 
 #define CAREPOST_VERSION "0.1.0"
 
+/* CP_SANITIZER: built with AddressSanitizer (gcc or clang): tests only. */
+#if defined(__SANITIZE_ADDRESS__)
+#define CP_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
+#define CP_SANITIZER 1
+#endif
+#endif
+
 /* A reason for a failure, PHI-free by contract. */
 struct cp_error {
 	int code;		/* negative errno-style value, 0 if none */

@@ -72,7 +72,8 @@ tu_parse_dispatch(int argc, char **argv, const struct tu_parse_sub *subs,
 	const char *base;
 	ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 
-	if (len <= 0 || argc != 2 || strcmp(argv[1], "--parse-helper") != 0)
+	if (len <= 0 || argc != 2 || (strcmp(argv[1], PARSEHELPER_FLAG) != 0 &&
+			  strcmp(argv[1], PARSEHELPER_FLAG_ALL_CHARSETS) != 0))
 		return -1;
 	exe[len] = '\0';
 	base = strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe;

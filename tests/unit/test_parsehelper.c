@@ -167,6 +167,16 @@ fake_child(void *arg)
 		for (;;)
 			pause();
 	}
+	if (has(&f, "X-Test: all-charsets")) {
+		/* "ask the server with every converter", from either server,
+		 * with or without a wire after it */
+		uint32_t flags = PARSEHELPER_ANSWER_ALL_CHARSETS;
+		int wire = has(&f, "with-wire");
+		struct helper_field a[2] = { { &flags, 4 }, { "x", wire ? 1 : 0 } };
+
+		helper_frame_send(HELPER_FD, &scratch, 0, a, 2);
+		return 0;
+	}
 	if (has(&f, "X-Test: odd-code")) {
 		uint32_t flags = 0;
 		struct helper_field a[2] = { { &flags, 4 }, { "stay\n", 5 } };
@@ -473,6 +483,98 @@ parser_errors_keep_their_code_and_reason(void **state)
 			 -EMSGSIZE);
 	assert_int_equal(parsehelper_lost(ph), 0);
 	buf_free(&deep);
+	parsehelper_free(ph);
+}
+
+/* KOI8-R, a charset only the server with every converter loads. */
+static const char koi8[] =
+	"From: p@patients.test\r\nSubject: =?koi8-r?B?8NLJ18XU?=\r\n"
+	"Content-Type: text/plain; charset=koi8-r\r\n\r\n"
+	"\xf0\xd2\xc9\xd7\xc5\xd4\r\n";
+
+/* map_has - /proc/pid/maps names a file whose path ends in what. */
+static int
+map_has(long pid, const char *what)
+{
+	char path[64], line[512];
+	FILE *f;
+	int found = 0;
+
+	snprintf(path, sizeof(path), "/proc/%ld/maps", pid);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	while (!found && fgets(line, sizeof(line), f) != NULL) {
+		line[strcspn(line, "\n")] = '\0';
+		found = strlen(line) >= strlen(what) &&
+			strcmp(line + strlen(line) - strlen(what), what) == 0;
+	}
+	fclose(f);
+	return found;
+}
+
+/*
+ * The usual server is lean: it maps the common Western converters and no
+ * TLS, database or SASL library (each mapping is paid again by every
+ * child's fork and exit); a message in another charset is asked of a
+ * second server that loaded every converter, and parses as in-process.
+ */
+static void
+charsets_beyond_the_lean_server_are_asked_of_the_one_with_them_all(void **state)
+{
+	struct parsehelper *ph;
+	struct inmsg *m, *inside;
+	long lean;
+
+	use_real();
+	ph = helper(0);
+	m = parsed(ph, cp1252, sizeof(cp1252) - 1);
+	inmsg_free(m);
+	lean = parsehelper_server_pid(ph);
+	assert_true(lean > 0);
+	assert_true(map_has(lean, "/CP1252.so"));
+	assert_false(map_has(lean, "/KOI8-R.so"));
+	assert_false(map_has(lean, "/libgnutls.so.30"));
+	m = in_process(koi8, sizeof(koi8) - 1);
+	inside = parsed(ph, koi8, sizeof(koi8) - 1);
+	assert_string_equal(m->subject, "\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82");
+	assert_string_equal(m->body, "\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82\n");
+	assert_same(m, inside);
+	/* the lean server is still the one asked first, and nothing was lost */
+	assert_int_equal(parsehelper_server_pid(ph), lean);
+	assert_false(map_has(lean, "/KOI8-R.so"));
+	assert_int_equal(parsehelper_lost(ph), 0);
+	inmsg_free(m);
+	inmsg_free(inside);
+	parsehelper_free(ph);
+}
+
+/* "Ask the server with every converter" is a word of a lean server's
+ * child alone, and has nothing after it. */
+static void
+all_charsets_answer_is_believed_once_and_bare(void **state)
+{
+	const char *again = "Subject: s\r\nX-Test: all-charsets\r\n\r\nb\r\n";
+	const char *wire = "Subject: s\r\nX-Test: all-charsets with-wire\r\n\r\nb\r\n";
+	struct parsehelper *ph;
+	struct inmsg *m = NULL;
+	struct cp_error err;
+
+	use_substitute("fake-parse");
+	ph = helper(0);
+	cp_error_clear(&err);
+	/* the lean child says it, then the other server's child says it too */
+	assert_int_equal(parsehelper_parse(ph, again, strlen(again), NULL,
+					   PARSEHELPER_ONCE, &m, &err), PARSEHELPER_LOST);
+	assert_non_null(strstr(err.text, "answered more than its answer"));
+	assert_null(m);
+	cp_error_clear(&err);
+	assert_int_equal(parsehelper_parse(ph, wire, strlen(wire), NULL,
+					   PARSEHELPER_ONCE, &m, &err), PARSEHELPER_LOST);
+	assert_non_null(strstr(err.text, "answered more than its answer"));
+	assert_int_equal(parsehelper_lost(ph), 2);
+	/* an honest message after them parses */
+	m = parsed(ph, cp1252, sizeof(cp1252) - 1);
+	inmsg_free(m);
 	parsehelper_free(ph);
 }
 
@@ -1101,6 +1203,8 @@ main(int argc, char **argv)
 		cmocka_unit_test(decrypted_content_is_parsed_by_the_helper_too),
 		cmocka_unit_test(parser_errors_keep_their_code_and_reason),
 		cmocka_unit_test(charsets_loaded_before_the_wall_convert_others_degrade),
+		cmocka_unit_test(charsets_beyond_the_lean_server_are_asked_of_the_one_with_them_all),
+		cmocka_unit_test(all_charsets_answer_is_believed_once_and_bare),
 		cmocka_unit_test(running_helper_holds_only_its_socket_behind_seccomp),
 		cmocka_unit_test(helper_killed_between_messages_costs_one_retry_not_the_message),
 		cmocka_unit_test(a_crash_costs_the_child_alone_its_server_ends_stuck_and_lingering_ones),

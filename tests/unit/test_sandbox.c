@@ -88,6 +88,7 @@ static int
 forked_child(attempt_fn try, int fd)
 {
 	struct sandbox_rules rules = SANDBOX_RULES_INIT, narrow = SANDBOX_RULES_INIT;
+	struct sandbox_narrowing n;
 	struct cp_error err;
 	char line[32];
 	int status;
@@ -96,13 +97,16 @@ forked_child(attempt_fn try, int fd)
 	rules.fd = fd;
 	rules.memory_max = PARSEHELPER_MEMORY_MAX;
 	rules.fork_server = 1;
+	narrow.fd = fd;
+	narrow.cpu_seconds = PARSEHELPER_CPU_CAP;
+	/* as the parse helper's server: the child's filter compiled first */
+	if (sandbox_narrowing_prepare(&narrow, &n, &err) < 0)
+		_exit(3);
 	if (sandbox_enter(&rules, &err) < 0)
 		_exit(3);
 	pid = fork();
 	if (pid == 0) {
-		narrow.fd = fd;
-		narrow.cpu_seconds = PARSEHELPER_CPU_CAP;
-		if (sandbox_narrow(&narrow, &err) < 0)
+		if (sandbox_narrow(&n, &err) < 0)
 			_exit(3);
 		say(fd, "ready");
 		try(fd);
