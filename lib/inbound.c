@@ -21,7 +21,6 @@
 #include "rawhdr.h"
 #include "record.h"
 #include "replyauth.h"
-#include "trim.h"
 
 #include <ctype.h>
 #include <gcrypt.h>
@@ -558,7 +557,7 @@ crlf_contains(const char *hay, size_t len, const char *needle, size_t nlen,
 
 /*
  * forget_content - drop what the parse helper said of m's content (body,
- * attachments, protected headers, signed part), before content is made
+ * its reply, attachments, protected headers, signed part), before content is made
  * again from other bytes: nothing of the first answer, which a helper
  * taken over by the message wrote, may survive into what is filed or
  * into what binds it to a thread. 0, or -ENOMEM.
@@ -567,8 +566,11 @@ static int
 forget_content(struct inmsg *m)
 {
 	free(m->body);
+	free(m->reply);
 	m->body = strdup("");
 	m->body_len = 0;
+	m->reply = strdup("");
+	m->reply_len = 0;
 	for (size_t i = 0; i < m->n_attachments; i++) {
 		free(m->attachments[i].filename);
 		free(m->attachments[i].content_type);
@@ -591,7 +593,7 @@ forget_content(struct inmsg *m)
 	m->pgp_signed = m->pgp_signature = NULL;
 	m->pgp_signed_len = m->pgp_signature_len = 0;
 	m->pgp &= ~(unsigned)INMSG_PGP_SIGNED;
-	return m->body != NULL ? 0 : -ENOMEM;
+	return m->body != NULL && m->reply != NULL ? 0 : -ENOMEM;
 }
 
 /*
@@ -967,15 +969,10 @@ do_reply(struct work *w, struct cp_error *err)
 	int r;
 
 	cp_error_clear(&lerr);
-	r = trim_reply(m->body, m->body_len, &w->text, NULL, &lerr);
-	if (r == -ENOMEM)
-		return cp_error_set(err, r, "%s", lerr.text);
-	if (r < 0 || w->text == NULL) {
-		free(w->text);
-		w->text = strdup(m->body);
-		if (w->text == NULL)
-			return cp_error_set(err, -ENOMEM, "inbound: out of memory");
-	}
+	/* The reply was cut from its quoted history where it was parsed. */
+	w->text = strdup(m->reply ? m->reply : m->body);
+	if (w->text == NULL)
+		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
 	w->res->urgent = text_has_urgent_word(w->ib->cfg->urgent_words, w->text);
 	spec = w->auth.thread.form_fields;
 	if (strcmp(w->auth.thread.type ? w->auth.thread.type : "", "form_request") == 0 &&

@@ -25,6 +25,7 @@
 #include "mimescan.h"
 #include "msghdr.h"
 #include "rfc2231.h"
+#include "trim.h"
 
 struct walk {
 	struct inmsg *m;
@@ -717,6 +718,34 @@ done:
 	return 0;
 }
 
+/*
+ * set_reply - m->reply from m->body (trim_reply, in the parser's process:
+ * the hostile text is cut behind the wall). A body trim_reply refuses
+ * (too large, too many lines) is its own reply; -ENOMEM only.
+ */
+static int
+set_reply(struct inmsg *m)
+{
+	char *reply = NULL;
+	int r;
+
+	free(m->reply);
+	m->reply = NULL;
+	m->reply_len = 0;
+	r = trim_reply(m->body ? m->body : "", m->body_len, &reply, NULL, NULL);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0 || reply == NULL || strlen(reply) > m->body_len) {
+		free(reply);
+		reply = strdup(m->body ? m->body : "");
+		if (reply == NULL)
+			return -ENOMEM;
+	}
+	m->reply = reply;
+	m->reply_len = strlen(reply);
+	return 0;
+}
+
 static void
 walk_release(struct walk *w)
 {
@@ -789,6 +818,8 @@ parse_entity(struct inmsg *m, const char *raw, size_t len, int top,
 	    (r = take_protected(m, w.root->mm_content_type, raw, len)) < 0)
 		goto out;
 	r = finish_body(&w);
+	if (r == 0)
+		r = set_reply(m);
 out:
 	walk_release(&w);
 	mailmime_free(root);
@@ -873,6 +904,7 @@ inmsg_free(struct inmsg *m)
 	msghdr_strlist_free(&m->auth_results);
 	free(m->content_type);
 	free(m->body);
+	free(m->reply);
 	for (size_t i = 0; i < m->n_attachments; i++) {
 		free(m->attachments[i].filename);
 		free(m->attachments[i].content_type);

@@ -32,6 +32,9 @@
  *			charsets)
  *	rfc2231.c	parameter values and attachment file names
  *	html2text.c	the text of an HTML-only body
+ *	trim.c		the reply cut from the body: m->reply, without the
+ *			quoted history, signature or footers (made here,
+ *			so that in carepostd it comes from behind the wall)
  *	dsn.c		the fields of a delivery-status report
  *	classify.c	reply, unsubscribe, bounce or auto-reply
  *	inmsgjson.c	the summary "carepostctl ingest --dry-run" prints

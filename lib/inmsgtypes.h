@@ -107,6 +107,12 @@ struct inmsg {
 	/* Content. */
 	char *body;			/* UTF-8 reply text, "" if none */
 	size_t body_len;
+	char *reply;			/* the body cut to what the patient
+					 * wrote (trim_reply): no quoted
+					 * history, signature or footer; the
+					 * body itself when trim_reply refuses
+					 * it; never longer than the body */
+	size_t reply_len;
 	struct inmsg_attachment *attachments;
 	size_t n_attachments;
 	unsigned part_count;		/* MIME entities seen (incl. inner) */

@@ -106,14 +106,19 @@ inmsgwire_encode(const struct inmsg *m, struct buf *out)
 	struct wr w = { .b = out, .r = 0 };
 	size_t start = out->len;
 
-	if (m == NULL || m->body == NULL ||
+	if (m == NULL || m->body == NULL || m->reply == NULL ||
+	    m->reply_len > m->body_len ||
 	    m->n_attachments > UINT32_MAX || m->dsn.n_rcpts > UINT32_MAX ||
 	    m->references.n > UINT32_MAX || m->recipients.n > UINT32_MAX ||
 	    m->auth_results.n > UINT32_MAX || m->prot.recipients.n > UINT32_MAX)
 		return -EINVAL;
 	w.r = buf_reserve(out, estimate(m));
 	put_raw(&w, MAGIC, 4);
-	put_u8(&w, INMSGWIRE_VERSION);
+	{
+		unsigned char version = INMSGWIRE_VERSION;
+
+		put_raw(&w, &version, 1);
+	}
 	put_str(&w, m->message_id);
 	put_str(&w, m->in_reply_to);
 	put_list(&w, &m->references);
@@ -132,6 +137,7 @@ inmsgwire_encode(const struct inmsg *m, struct buf *out)
 	put_str(&w, m->content_type);
 	put_u32(&w, m->header_count);
 	put_bytes(&w, m->body, m->body_len);
+	put_bytes(&w, m->reply, m->reply_len);
 	put_u32(&w, (uint32_t)m->n_attachments);
 	for (size_t i = 0; i < m->n_attachments; i++) {
 		const struct inmsg_attachment *a = &m->attachments[i];
@@ -486,6 +492,9 @@ get_message(struct rd *d, struct inmsg *m)
 	/* What comes of decoding: within the decoded total's limit. */
 	d->cap = lim->max_decoded < UINT32_MAX ? lim->max_decoded : UINT32_MAX;
 	get_blob(d, "body", S_TEXT | S_NEEDED, &m->body, &m->body_len);
+	get_blob(d, "reply", S_TEXT | S_NEEDED, &m->reply, &m->reply_len);
+	if (d->r == 0 && m->reply_len > m->body_len)
+		bad(d, "reply", "longer than the body");
 	get_attachments(d, m);
 	m->part_count = get_limited(d, "part count", lim->max_parts);
 	m->depth = get_limited(d, "depth", lim->max_depth);

@@ -28,7 +28,8 @@
  *	    list recipients, str subject, i64 date, str auto_submitted,
  *	    str precedence, str list_id, u32 flags, list auth_results,
  *	    str content_type, u32 header_count,
- *	    str body (not absent),
+ *	    str body (not absent), str reply (not absent, not longer
+ *	        than the body),
  *	    u32 n_attachments, each: str filename, str content_type,
  *	        bytes data,
  *	    u32 part_count, u32 depth, u64 decoded_total,
@@ -50,7 +51,8 @@
  *	the helper: six u64, 48 bytes.
  * ERRORS
  *	inmsgwire_encode: -ENOMEM, -EFBIG (a field over 4 GiB), -EINVAL
- *	(NULL m, or a struct that breaks inmsg.h's promises: a NULL body).
+ *	(NULL m, or a struct that breaks inmsg.h's promises: a NULL body
+ *	or reply, a reply longer than the body).
  *	inmsgwire_decode: -EBADMSG with a PHI-free reason naming the field
  *	("parser's answer: subject is not valid UTF-8"), or -ENOMEM. Each
  *	string and list is bounded by what the parser can make of the
@@ -77,7 +79,7 @@
 #include "inmsg.h"
 #include "util.h"
 
-#define INMSGWIRE_VERSION	1
+#define INMSGWIRE_VERSION	2
 #define INMSGWIRE_LIMITS_SIZE	48
 /* A string from the header block: decoding (U+FFFD for a raw byte) may
  * triple it. */

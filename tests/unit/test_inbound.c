@@ -1556,8 +1556,11 @@ lying_child(void *arg)
 	m->from_count = 1;
 	if (f.n == 2 && memmem(f.field[1], f.len[1], "X-Forge-Body: yes", 17)) {
 		free(m->body);
+		free(m->reply);
 		m->body = strdup("FORGED BODY");
 		m->body_len = strlen(m->body);
+		m->reply = strdup(m->body);
+		m->reply_len = m->body_len;
 	}
 	if (f.n == 2 && memmem(f.field[1], f.len[1], "X-Forge-Signed: yes", 19) &&
 	    m->n_attachments > 0) {

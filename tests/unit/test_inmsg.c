@@ -104,6 +104,27 @@ every_corpus_message_parses_or_fails_cleanly(void **state)
 	assert_true(ok >= 170);
 }
 
+/* The reply is cut from the body where the body is made (behind the
+ * wall): the quoted history and the signature stay in the body only. */
+static void
+the_reply_is_the_body_without_its_history(void **state)
+{
+	struct inmsg *m = tu_parse_str(
+		"From: p@patient.example\r\nSubject: Re: results\r\n\r\n"
+		"Should I keep the same dose?\r\n\r\n-- \r\nPat\r\n\r\n"
+		"On Wed, 25 Nov 2026 at 09:00, Lakeside Clinic wrote:\r\n"
+		"> Your results are in the portal.\r\n");
+	struct inmsg *plain = tu_parse_str("Subject: s\r\n\r\nJust this.\r\n");
+
+	assert_string_equal(m->reply, "Should I keep the same dose?");
+	assert_int_equal(m->reply_len, strlen(m->reply));
+	assert_non_null(strstr(m->body, "> Your results are in the portal."));
+	assert_true(m->reply_len <= m->body_len);
+	assert_string_equal(plain->reply, "Just this.");
+	inmsg_free(m);
+	inmsg_free(plain);
+}
+
 /* --------------------------------------------------------------- PGP */
 
 static void
@@ -188,6 +209,7 @@ reparse_inner_merges_decrypted_content(void **state)
 	assert_int_equal(m->pgp, INMSG_PGP_ENCRYPTED | INMSG_PGP_SIGNED);
 	/* the line end before a boundary belongs to the boundary */
 	assert_string_equal(m->body, "Inner reply text");
+	assert_string_equal(m->reply, "Inner reply text");
 	assert_int_equal(m->n_attachments, 1);
 	assert_string_equal(m->attachments[0].filename, "lab.pdf");
 	assert_string_equal(m->attachments[0].content_type, "application/pdf");
@@ -720,6 +742,7 @@ main(void)
 		cmocka_unit_test(pgp_encrypted_payload_is_exposed),
 		cmocka_unit_test(smime_is_not_taken_for_pgp),
 		cmocka_unit_test(pgp_signed_part_is_exact_crlf_bytes),
+		cmocka_unit_test(the_reply_is_the_body_without_its_history),
 		cmocka_unit_test(reparse_inner_merges_decrypted_content),
 		cmocka_unit_test(signed_part_beside_other_text_is_not_a_signed_message),
 		cmocka_unit_test(encrypted_part_below_the_root_is_an_attachment),

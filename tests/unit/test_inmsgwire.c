@@ -336,6 +336,42 @@ find(const struct buf *w, const void *needle, size_t n)
 	return (size_t)(p - w->data);
 }
 
+/* The reply is there, and never longer than the body it was cut from. */
+static void
+a_reply_absent_or_longer_than_its_body_is_refused(void **state)
+{
+	static const char good[] = "\x04\0\0\0SECR\x02\0\0\0SE";
+	static const char swapped[] = "\x02\0\0\0SE\x04\0\0\0SECR";
+	static const char empty[] = "\x04\0\0\0SECR\0\0\0\0";
+	struct inmsg *m = parse(plain, sizeof(plain) - 1);
+	struct buf w = BUF_INIT;
+	size_t off;
+
+	set_str(&m->body, "SECR");
+	m->body_len = 4;
+	set_str(&m->reply, "SE");
+	m->reply_len = 2;
+	encoded(m, &w);
+	off = find(&w, good, sizeof(good) - 1);
+	memcpy(w.data + off, swapped, sizeof(swapped) - 1);
+	refused(&w, "reply: longer than the body");
+	set_str(&m->reply, "");
+	m->reply_len = 0;
+	encoded(m, &w);
+	off = find(&w, empty, sizeof(empty) - 1);
+	memset(w.data + off + 8, 0xff, 4);
+	refused(&w, "reply: absent");
+	/* never sent: none, or one longer than its body */
+	set_str(&m->reply, "SECRET");
+	m->reply_len = 6;
+	assert_int_equal(inmsgwire_encode(m, &w), -EINVAL);
+	set_str(&m->reply, NULL);
+	m->reply_len = 0;
+	assert_int_equal(inmsgwire_encode(m, &w), -EINVAL);
+	buf_free(&w);
+	inmsg_free(m);
+}
+
 static void
 counts_over_the_limits_or_the_bytes_are_refused(void **state)
 {
@@ -532,6 +568,7 @@ main(void)
 		cmocka_unit_test(every_cut_and_every_extra_byte_is_refused),
 		cmocka_unit_test(another_version_or_magic_is_refused),
 		cmocka_unit_test(strings_that_break_the_promises_are_refused),
+		cmocka_unit_test(a_reply_absent_or_longer_than_its_body_is_refused),
 		cmocka_unit_test(counts_over_the_limits_or_the_bytes_are_refused),
 		cmocka_unit_test(content_over_the_decoded_limit_is_refused),
 		cmocka_unit_test(file_names_and_header_lines_that_break_the_promises_are_refused),
