@@ -557,7 +557,7 @@ crlf_contains(const char *hay, size_t len, const char *needle, size_t nlen,
 
 /*
  * forget_content - drop what the parse helper said of m's content (body,
- * its reply, attachments, protected headers, signed part), before content is made
+ * its reply and form answers, attachments, protected headers, signed part), before content is made
  * again from other bytes: nothing of the first answer, which a helper
  * taken over by the message wrote, may survive into what is filed or
  * into what binds it to a thread. 0, or -ENOMEM.
@@ -571,6 +571,7 @@ forget_content(struct inmsg *m)
 	m->body_len = 0;
 	m->reply = strdup("");
 	m->reply_len = 0;
+	formread_free(&m->form);
 	for (size_t i = 0; i < m->n_attachments; i++) {
 		free(m->attachments[i].filename);
 		free(m->attachments[i].content_type);
@@ -978,7 +979,9 @@ do_reply(struct work *w, struct cp_error *err)
 	if (strcmp(w->auth.thread.type ? w->auth.thread.type : "", "form_request") == 0 &&
 	    spec != NULL) {
 		w->res->form = 1;
-		r = form_parse(w->text, strlen(w->text), spec, &w->form_values,
+		/* The answers were read from the reply behind the wall: here
+		 * they are only matched with the form's fields. */
+		r = form_match(&m->form, spec, &w->form_values,
 			       &w->form_missing, &lerr);
 		if (r == -ENOMEM)
 			return cp_error_set(err, r, "%s", lerr.text);

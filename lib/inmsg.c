@@ -25,6 +25,7 @@
 #include "mimescan.h"
 #include "msghdr.h"
 #include "rfc2231.h"
+#include "formread.h"
 #include "trim.h"
 
 struct walk {
@@ -720,8 +721,9 @@ done:
 
 /*
  * set_reply - m->reply from m->body (trim_reply, in the parser's process:
- * the hostile text is cut behind the wall). A body trim_reply refuses
- * (too large, too many lines) is its own reply; -ENOMEM only.
+ * the hostile text is cut behind the wall), and its "name: value" lines
+ * (m->form). A body trim_reply refuses (too large, too many lines) is
+ * its own reply; -ENOMEM only.
  */
 static int
 set_reply(struct inmsg *m)
@@ -743,7 +745,8 @@ set_reply(struct inmsg *m)
 	}
 	m->reply = reply;
 	m->reply_len = strlen(reply);
-	return 0;
+	formread_free(&m->form);
+	return formread_answers(m->reply, m->reply_len, &m->form);
 }
 
 static void
@@ -905,6 +908,7 @@ inmsg_free(struct inmsg *m)
 	free(m->content_type);
 	free(m->body);
 	free(m->reply);
+	formread_free(&m->form);
 	for (size_t i = 0; i < m->n_attachments; i++) {
 		free(m->attachments[i].filename);
 		free(m->attachments[i].content_type);

@@ -30,6 +30,8 @@
  *	    str content_type, u32 header_count,
  *	    str body (not absent), str reply (not absent, not longer
  *	        than the body),
+ *	    u32 n_form, each: str name (normalised: lower-case, no control
+ *	        character), str value (no control character but tabs),
  *	    u32 n_attachments, each: str filename, str content_type,
  *	        bytes data,
  *	    u32 part_count, u32 depth, u64 decoded_total,
@@ -60,7 +62,9 @@
  *	references by INMSGWIRE_MAX_REFERENCES, the body, an attachment, a
  *	PGP payload or a delivery report's field by max_decoded, and the
  *	body, attachments and PGP payloads together by max_decoded (plus a
- *	line break between text parts).
+ *	line break between text parts); the reply by the body's length; the
+ *	form answers by FORMREAD_MAX_LINES, a name by FORMREAD_MAX_NAME and
+ *	a value by FORMREAD_MAX_LINE.
  *	inmsgwire_limits_decode: -EBADMSG (not 48 bytes, or a count over
  *	UINT_MAX). inmsgwire_limits_encode: -ENOMEM.
  * OWNERSHIP
@@ -76,6 +80,7 @@
 #include <stddef.h>
 
 #include "buf.h"
+#include "formread.h"
 #include "inmsg.h"
 #include "util.h"
 
@@ -89,12 +94,15 @@
 
 /*
  * inmsgwire_max - the longest answer a parse under lim can make: its
- * decoded content, its header block's strings, and their lengths.
+ * decoded content, the reply cut from the body and the reply's form
+ * answers (each no longer than the body, which is content), its header
+ * block's strings, and their lengths.
  */
 static inline size_t
 inmsgwire_max(const struct inmsg_limits *lim)
 {
-	return lim->max_decoded + 2u * lim->max_parts + (16u << 20);
+	return 3u * lim->max_decoded + 2u * lim->max_parts +
+	       8u * FORMREAD_MAX_LINES + (16u << 20);
 }
 
 int inmsgwire_encode(const struct inmsg *m, struct buf *out);

@@ -121,8 +121,19 @@ the_reply_is_the_body_without_its_history(void **state)
 	assert_non_null(strstr(m->body, "> Your results are in the portal."));
 	assert_true(m->reply_len <= m->body_len);
 	assert_string_equal(plain->reply, "Just this.");
+	assert_int_equal(m->form.n, 0);
 	inmsg_free(m);
 	inmsg_free(plain);
+	/* its answers are read from the reply, not from the history */
+	m = tu_parse_str("Subject: Re: form\r\n\r\nPain level: 3\r\n"
+			 "Medications = none\r\n\r\nOn Mon, the clinic wrote:\r\n"
+			 "> Pain level:\r\n> Allergies: \r\n");
+	assert_int_equal(m->form.n, 2);
+	assert_string_equal(m->form.key[0], "pain level");
+	assert_string_equal(m->form.value[0], "3");
+	assert_string_equal(m->form.key[1], "medications");
+	assert_string_equal(m->form.value[1], "none");
+	inmsg_free(m);
 }
 
 /* --------------------------------------------------------------- PGP */

@@ -372,6 +372,45 @@ a_reply_absent_or_longer_than_its_body_is_refused(void **state)
 	inmsg_free(m);
 }
 
+/* Form answers cross as formread makes them, and only so. */
+static void
+form_answers_cross_as_read_and_only_so(void **state)
+{
+	static const char raw[] = "From: p@patients.test\r\nSubject: Re\r\n\r\n"
+				  "Pain level: 3\r\nNote:\ta b\r\n";
+	struct inmsg *m = parse(raw, sizeof(raw) - 1), *back;
+	struct buf w = BUF_INIT;
+	size_t off;
+
+	assert_int_equal(m->form.n, 2);
+	back = round_trip(m);
+	assert_int_equal(back->form.n, 2);
+	assert_string_equal(back->form.key[0], "pain level");
+	assert_string_equal(back->form.value[1], "a b");
+	inmsg_free(back);
+	/* a name with upper case, a value with a line break: refused */
+	set_str(&m->form.key[0], "Pain level");
+	encoded(m, &w);
+	refused(&w, "form answer name: holds upper-case letters");
+	set_str(&m->form.key[0], "pain level");
+	set_str(&m->form.value[0], "SECRET\n3");
+	encoded(m, &w);
+	refused(&w, "form answer value: holds a control character");
+	set_str(&m->form.value[0], "3\tx");
+	encoded(m, &w);
+	back = round_trip(m);
+	assert_string_equal(back->form.value[0], "3\tx");
+	inmsg_free(back);
+	/* more answers than formread reads, or than the bytes hold */
+	off = find(&w, "\x02\0\0\0\x0a\0\0\0pain level", 18);
+	patch_u32(&w, off, FORMREAD_MAX_LINES + 1);
+	refused(&w, "form answers: more than the limit");
+	patch_u32(&w, off, 1000);
+	refused(&w, "form answers: cut short");
+	buf_free(&w);
+	inmsg_free(m);
+}
+
 static void
 counts_over_the_limits_or_the_bytes_are_refused(void **state)
 {
@@ -569,6 +608,7 @@ main(void)
 		cmocka_unit_test(another_version_or_magic_is_refused),
 		cmocka_unit_test(strings_that_break_the_promises_are_refused),
 		cmocka_unit_test(a_reply_absent_or_longer_than_its_body_is_refused),
+		cmocka_unit_test(form_answers_cross_as_read_and_only_so),
 		cmocka_unit_test(counts_over_the_limits_or_the_bytes_are_refused),
 		cmocka_unit_test(content_over_the_decoded_limit_is_refused),
 		cmocka_unit_test(file_names_and_header_lines_that_break_the_promises_are_refused),
