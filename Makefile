@@ -185,6 +185,10 @@ install: $(PROGS)
 	done
 	$(INSTALL_PATHS) systemd/carepost.service >$(DESTDIR)$(UNITDIR)/carepost.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/carepost.service
+	$(INSTALL_PATHS) systemd/carepost-scrub.service \
+		>$(DESTDIR)$(UNITDIR)/carepost-scrub.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/carepost-scrub.service
+	install -m 0644 systemd/carepost-scrub.timer $(DESTDIR)$(UNITDIR)/
 	install -m 0644 systemd/carepost.sysusers $(DESTDIR)$(SYSUSERSDIR)/carepost.conf
 	$(INSTALL_PATHS) systemd/carepost.tmpfiles >$(DESTDIR)$(TMPFILESDIR)/carepost.conf
 	chmod 0644 $(DESTDIR)$(TMPFILESDIR)/carepost.conf

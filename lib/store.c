@@ -17,7 +17,7 @@
 
 static const char *const db_names[DB__COUNT] = {
 	"patients", "events", "delivery", "schedule", "threads", "bounces",
-	"meta", "inbox", "clinic", "seen", "imap", "acks", "audit",
+	"meta", "inbox", "clinic", "seen", "imap", "acks", "audit", "scrub",
 };
 
 struct store {
@@ -821,6 +821,169 @@ store_usage(struct store *s, struct store_usage *u, struct cp_error *err)
 	return 0;
 }
 
+/*
+ * free_pages - the free pages of the last committed snapshot: all of
+ * them, and those LMDB may reuse in the next write (freed by a
+ * transaction older than the snapshot's: the snapshot's own are held for
+ * its readers). The freelist is LMDB's database 0, readable in a
+ * read-only transaction: key a transaction id, value a list of page
+ * numbers whose first word is their count.
+ */
+static int
+free_pages(struct store *s, uint64_t *all, uint64_t *reusable)
+{
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_val k, v;
+	size_t snap;
+	int rc;
+
+	*all = *reusable = 0;
+	if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return rc;
+	snap = mdb_txn_id(txn);
+	if ((rc = mdb_cursor_open(txn, 0, &c)) != 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	while ((rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0) {
+		size_t id, n;
+
+		if (k.mv_size != sizeof(id) || v.mv_size < sizeof(n))
+			continue;
+		memcpy(&id, k.mv_data, sizeof(id));
+		memcpy(&n, v.mv_data, sizeof(n));
+		if (n > v.mv_size / sizeof(n) - 1)
+			continue;
+		*all += n;
+		if (id < snap)
+			*reusable += n;
+	}
+	mdb_cursor_close(c);
+	mdb_txn_abort(txn);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* scrub_round - one round of store_scrub: count, fill, empty. */
+static int
+scrub_round(struct store *s, const void *zeros, size_t vlen, size_t batch,
+	    struct store_scrub_result *res)
+{
+	uint64_t all, target, done = 0, key = 0;
+	MDB_txn *txn;
+	int rc;
+
+	if ((rc = free_pages(s, &all, &target)) != 0)
+		return rc;
+	res->held = all - target;
+	while (done < target) {
+		uint64_t n = target - done < batch ? target - done : batch;
+
+		if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+			return rc;
+		for (uint64_t i = 0; rc == 0 && i < n; i++) {
+			unsigned char kb[8];
+			MDB_val k = { sizeof(kb), kb }, v = { vlen, (void *)zeros };
+
+			for (int j = 0; j < 8; j++)	/* big-endian: appended */
+				kb[j] = (unsigned char)(key >> (56 - 8 * j));
+			key++;
+			rc = mdb_put(txn, s->dbi[DB_SCRUB], &k, &v, MDB_APPEND);
+		}
+		if (rc == 0)
+			rc = mdb_txn_commit(txn);
+		else
+			mdb_txn_abort(txn);
+		if (rc != 0)
+			break;
+		res->transactions++;
+		done += n;
+	}
+	res->overwritten += done;
+	/* Emptied whatever happened: the filler pages go back to the free
+	 * list (holding zeros). */
+	if (mdb_txn_begin(s->env, NULL, 0, &txn) == 0) {
+		int dr = mdb_drop(txn, s->dbi[DB_SCRUB], 0);
+
+		if (dr == 0)
+			dr = mdb_txn_commit(txn);
+		else
+			mdb_txn_abort(txn);
+		if (rc == 0)
+			rc = dr;
+		res->transactions++;
+	}
+	return rc;
+}
+
+/*
+ * rewrite_all - every record of every database written again as it is,
+ * in one transaction: each page it lives on is copied (LMDB's copy on
+ * write) into a page buffer this process has not used before, which LMDB
+ * zeroes, so no page keeps the bytes a recycled buffer left in its
+ * unused middle; the old pages go to the free list (the rounds after
+ * overwrite them).
+ */
+static int
+rewrite_all(struct store *s, uint64_t *records)
+{
+	MDB_txn *txn;
+	int rc;
+
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+		return rc;
+	for (int i = 0; rc == 0 && i < DB__COUNT; i++) {
+		MDB_cursor *c;
+		MDB_val k, v;
+
+		if (i == DB_SCRUB)
+			continue;
+		if ((rc = mdb_cursor_open(txn, s->dbi[i], &c)) != 0)
+			break;
+		while ((rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0) {
+			MDB_val same = v;
+
+			if ((rc = mdb_cursor_put(c, &k, &same, MDB_CURRENT)) != 0)
+				break;
+			(*records)++;
+		}
+		mdb_cursor_close(c);
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+	}
+	if (rc == 0)
+		return mdb_txn_commit(txn);
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+int
+store_scrub(struct store *s, size_t batch, struct store_scrub_result *res,
+	    struct cp_error *err)
+{
+	_cleanup_free_ void *zeros = NULL;
+	MDB_stat st;
+	size_t vlen;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	if (batch == 0)
+		batch = 1024;
+	if ((rc = mdb_env_stat(s->env, &st)) != 0)
+		return lmdb_error(err, rc, "store scrub");
+	/* A value of one overflow page exactly: the page less its header
+	 * (two words, as LMDB lays a page out). */
+	vlen = st.ms_psize - 2 * sizeof(size_t);
+	if ((zeros = calloc(1, vlen)) == NULL)
+		return cp_error_set(err, -ENOMEM, "store scrub: out of memory");
+	if ((rc = rewrite_all(s, &res->rewritten)) != 0)
+		return lmdb_error(err, rc, "store scrub");
+	res->transactions++;
+	for (int round = 0; round < 2; round++)
+		if ((rc = scrub_round(s, zeros, vlen, batch, res)) != 0)
+			return lmdb_error(err, rc, "store scrub");
+	return 0;
+}
 
 /* A schedule walk's fn, and the adapter that gives it due time and id. */
 struct schedule_walk {

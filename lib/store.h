@@ -200,7 +200,7 @@ struct store;
 enum store_db {
 	DB_PATIENTS, DB_EVENTS, DB_DELIVERY, DB_SCHEDULE, DB_THREADS,
 	DB_BOUNCES, DB_META, DB_INBOX, DB_CLINIC, DB_SEEN, DB_IMAP,
-	DB_ACKS, DB_AUDIT, DB__COUNT
+	DB_ACKS, DB_AUDIT, DB_SCRUB, DB__COUNT
 };
 
 int store_open(const char *path, uint64_t map_size, struct store **out,
@@ -469,6 +469,34 @@ struct store_usage {
 	uint64_t audit_pages;
 };
 int store_usage(struct store *s, struct store_usage *u, struct cp_error *err);
+
+/*
+ * store_scrub - overwrite the store file's free pages with zeros: LMDB
+ * never clears a page it frees, so what a deleted or rewritten record held
+ * (an event's data, the PHI) stays in data.mdb until the page is reused.
+ * A round counts the free pages LMDB may reuse now (those no reader's
+ * snapshot can still see), then writes that many filler records into the
+ * "scrub" database, each a value of exactly one overflow page of zeros
+ * (so each takes one free page and rewrites all of it), in transactions
+ * of at most batch records (0: 1024; sending waits for one at most), and
+ * then empties "scrub" in one more; a second round overwrites the pages
+ * that were still held for a reader during the first (the freelist of
+ * the last transactions before it). Pages a reader still holds when a
+ * round counts, and pages freed while it runs, wait for the next scrub.
+ * Run it in a process whose LMDB environment is fresh (carepostctl, or
+ * a child carepostd starts): LMDB reuses the page buffers of a process's
+ * earlier transactions without clearing them, and the few filler leaf
+ * pages could carry their bytes. res: free pages counted and
+ * overwritten by both rounds, and those still held at the last count.
+ */
+struct store_scrub_result {
+	uint64_t rewritten;	/* records written again, on clean pages */
+	uint64_t overwritten;	/* free pages written over with zeros */
+	uint64_t held;		/* free pages a reader held at the last count */
+	unsigned transactions;
+};
+int store_scrub(struct store *s, size_t batch, struct store_scrub_result *res,
+		struct cp_error *err);
 
 /* store_count - entries in db. */
 int store_count(struct store *s, enum store_db db, size_t *n,

@@ -1640,6 +1640,57 @@ backup_copies_the_store_compacted_with_its_journal_and_no_freed_data(void **stat
 	rm_tree(dir);
 }
 
+/*
+ * A freed value (an overflow page) and a small one rewritten (its old leaf
+ * page freed) leave their bytes in data.mdb until store_scrub; after it,
+ * none, and every live record reads as it did.
+ */
+static void
+scrub_leaves_no_byte_of_freed_records_and_keeps_the_live_ones(void **state)
+{
+	struct fx *f = *state;
+	struct store_scrub_result res;
+	struct cp_error err = { 0, "" };
+	char big[6000], path[160];
+	_cleanup_free_ char *data = NULL;
+	size_t len = 0;
+	json_t *v = NULL;
+
+	put_patient(f->s, "p-kept");
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	memcpy(big + 100, "PHI-CANARY-BIG", 14);
+	assert_int_equal(store_put_raw(f->s, DB_EVENTS, "e-gone", 6, big, strlen(big), &err), 0);
+	assert_int_equal(store_put_raw(f->s, DB_EVENTS, "e-small", 7,
+				       "{\"m\":\"PHI-CANARY-SMALL\"}", 24, &err), 0);
+	assert_int_equal(store_put_raw(f->s, DB_EVENTS, "e-live", 6,
+				       "{\"m\":\"LIVE-DATA\"}", 17, &err), 0);
+	assert_int_equal(store_write(f->s, del_event_txn, (void *)"e-gone", &err), 0);
+	assert_int_equal(store_put_raw(f->s, DB_EVENTS, "e-small", 7, "{}", 2, &err), 0);
+	/* the freed bytes are there (nothing has reused their pages yet) */
+	snprintf(path, sizeof(path), "%s", f->dir);
+	data = read_text(path, "data.mdb", &len);
+	assert_non_null(memmem(data, len, "PHI-CANARY-BIG", 14));
+	assert_non_null(memmem(data, len, "PHI-CANARY-SMALL", 16));
+	free(data);
+	assert_int_equal(store_scrub(f->s, 2, &res, &err), 0);
+	assert_true(res.overwritten > 0);
+	assert_true(res.rewritten >= 3);	/* p-kept, e-small, e-live */
+	assert_true(res.transactions >= 5);	/* the rewrite, fills of 2, empties */
+	data = read_text(path, "data.mdb", &len);
+	assert_null(memmem(data, len, "PHI-CANARY-BIG", 14));
+	assert_null(memmem(data, len, "PHI-CANARY-SMALL", 16));
+	assert_non_null(memmem(data, len, "LIVE-DATA", 9));
+	assert_int_equal(store_get_json(f->s, DB_PATIENTS, "p-kept", &v, &err), 0);
+	json_decref(v);
+	assert_int_equal(store_get_json(f->s, DB_EVENTS, "e-live", &v, &err), 0);
+	assert_string_equal(json_string_value(json_object_get(v, "m")), "LIVE-DATA");
+	json_decref(v);
+	/* the filler is gone again */
+	assert_int_equal(store_count(f->s, DB_SCRUB, &len, &err), 0);
+	assert_int_equal(len, 0);
+}
+
 static void
 backup_goes_into_an_empty_directory_and_refuses_one_that_is_not(void **state)
 {
@@ -1727,6 +1778,7 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(two_processes_on_one_store_see_each_others_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(map_grown_by_another_process_can_grow_again, setup, teardown),
 		cmocka_unit_test_setup_teardown(backup_copies_the_store_compacted_with_its_journal_and_no_freed_data, setup, teardown),
+		cmocka_unit_test_setup_teardown(scrub_leaves_no_byte_of_freed_records_and_keeps_the_live_ones, setup, teardown),
 		cmocka_unit_test_setup_teardown(backup_goes_into_an_empty_directory_and_refuses_one_that_is_not, setup, teardown),
 		cmocka_unit_test_setup_teardown(backup_refuses_what_it_cannot_write_and_names_it, setup, teardown),
 	};
