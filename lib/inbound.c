@@ -961,6 +961,39 @@ text_has_urgent_word(const char *cfgwords, const char *text)
 	return 0;
 }
 
+/*
+ * form_match_in - form_match of the answers whose value the reply holds
+ * (formread takes each from a line of it): an answer that is not there
+ * was made up, and counts for nothing.
+ */
+static int
+form_match_in(const struct formread_answers *a, const char *reply, json_t *spec,
+	      json_t **values, json_t **missing, struct cp_error *err)
+{
+	struct formread_answers kept = FORMREAD_ANSWERS_INIT;
+	int r;
+
+	if (a->n > 0) {
+		kept.key = calloc(a->n, sizeof(*kept.key));
+		kept.value = calloc(a->n, sizeof(*kept.value));
+		if (kept.key == NULL || kept.value == NULL) {
+			free(kept.key);
+			free(kept.value);
+			return cp_error_set(err, -ENOMEM, "inbound: out of memory");
+		}
+	}
+	for (size_t i = 0; i < a->n; i++)
+		if (strstr(reply, a->value[i]) != NULL) {
+			kept.key[kept.n] = a->key[i];	/* borrowed */
+			kept.value[kept.n] = a->value[i];
+			kept.n++;
+		}
+	r = form_match(&kept, spec, values, missing, err);
+	free(kept.key);
+	free(kept.value);
+	return r;
+}
+
 static int
 do_reply(struct work *w, struct cp_error *err)
 {
@@ -980,9 +1013,10 @@ do_reply(struct work *w, struct cp_error *err)
 	    spec != NULL) {
 		w->res->form = 1;
 		/* The answers were read from the reply behind the wall: here
-		 * they are only matched with the form's fields. */
-		r = form_match(&m->form, spec, &w->form_values,
-			       &w->form_missing, &lerr);
+		 * they are only matched with the form's fields, those the
+		 * filed reply holds (a parser taken over could answer others). */
+		r = form_match_in(&m->form, w->text, spec, &w->form_values,
+				  &w->form_missing, &lerr);
 		if (r == -ENOMEM)
 			return cp_error_set(err, r, "%s", lerr.text);
 		if (r < 0)		/* a damaged spec: file it as a plain reply */

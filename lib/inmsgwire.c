@@ -485,6 +485,9 @@ get_form(struct rd *d, struct inmsg *m)
 		d->cap = FORMREAD_MAX_LINE;
 		m->form.value[i] = get_str(d, "form answer value",
 					   S_LINE | S_TAB | S_NEEDED);
+		if (d->r == 0 && (m->form.key[i][0] == '\0' ||
+				  m->form.value[i][0] == '\0'))
+			bad(d, "form answers", "an empty name or value");
 	}
 }
 

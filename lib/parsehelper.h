@@ -54,8 +54,9 @@
  *	(one iconv cannot open there) answers PARSEHELPER_ANSWER_ALL_CHARSETS
  *	instead (flags, an empty wire), and the request is asked again of a
  *	second server, started with PARSEHELPER_FLAG_ALL_CHARSETS when first
- *	needed, which loaded every converter carepost knows of (the budget,
- *	the time limit and the retries go on across both). Either way the
+ *	needed, which loaded every converter carepost knows of (the message's
+ *	budget goes on across both; each server's child lost on it is tried
+ *	once more). Either way the
  *	answer is what an in-process parse makes: the conversions behind the
  *	wall are libetpan's own (an invalid sequence becomes '?'). A charset
  *	that not even that server loaded cannot be opened inside the wall:

@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include "buf.h"
+
 #define STORE_MAP_LIMIT (64ULL << 30)
 
 static const char *const db_names[DB__COUNT] = {
@@ -824,11 +826,26 @@ store_usage(struct store *s, struct store_usage *u, struct cp_error *err)
 /*
  * free_pages - the free pages of the last committed snapshot: all of
  * them, and those LMDB may reuse in the next write (freed by a
- * transaction older than the snapshot's: the snapshot's own are held for
- * its readers). The freelist is LMDB's database 0, readable in a
+ * transaction older than every reader's snapshot). The freelist is LMDB's database 0, readable in a
  * read-only transaction: key a transaction id, value a list of page
  * numbers whose first word is their count.
  */
+/* oldest_reader - mdb_reader_list's lines ("pid thread txnid", txnid
+ * "-" for a slot without a snapshot): the least txnid into *ud. */
+static int
+oldest_reader(const char *msg, void *ud)
+{
+	size_t *oldest = ud;
+	unsigned long long id;
+	char tid[32], txn[32];
+	int pid;
+
+	if (sscanf(msg, "%d %31s %31s", &pid, tid, txn) == 3 &&
+	    sscanf(txn, "%llu", &id) == 1 && id < *oldest)
+		*oldest = (size_t)id;
+	return 0;
+}
+
 static int
 free_pages(struct store *s, uint64_t *all, uint64_t *reusable)
 {
@@ -841,7 +858,10 @@ free_pages(struct store *s, uint64_t *all, uint64_t *reusable)
 	*all = *reusable = 0;
 	if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0)
 		return rc;
+	/* LMDB reuses a page freed by a transaction older than every
+	 * reader's snapshot (this one's included) */
 	snap = mdb_txn_id(txn);
+	mdb_reader_list(s->env, oldest_reader, &snap);
 	if ((rc = mdb_cursor_open(txn, 0, &c)) != 0) {
 		mdb_txn_abort(txn);
 		return rc;
@@ -864,23 +884,98 @@ free_pages(struct store *s, uint64_t *all, uint64_t *reusable)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-/* scrub_round - one round of store_scrub: count, fill, empty. */
+/*
+ * refresh - the environment closed and opened again (its databases with
+ * it): LMDB keeps the page buffers of a process's past transactions and
+ * reuses them without clearing what they held; a fresh environment has
+ * none. Nothing may be open on the store (no transaction, no cursor).
+ */
+static int
+refresh(struct store *s)
+{
+	_cleanup_free_ char *path = NULL;
+	const char *p;
+	unsigned flags = 0;
+	MDB_txn *txn;
+	int rc;
+
+	if ((rc = mdb_env_get_path(s->env, &p)) != 0)
+		return rc;
+	if ((path = strdup(p)) == NULL)
+		return ENOMEM;
+	mdb_env_get_flags(s->env, &flags);
+	mdb_env_close(s->env);
+	s->env = NULL;
+	if ((rc = mdb_env_create(&s->env)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(s->env, DB__COUNT + 4)) != 0 ||
+	    (rc = mdb_env_set_mapsize(s->env, s->map_size)) != 0 ||
+	    (rc = mdb_env_set_maxreaders(s->env, 126)) != 0 ||
+	    (rc = mdb_env_open(s->env, path, MDB_NOTLS | (flags & MDB_NOSYNC), 0600)) != 0)
+		return rc;
+	if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return rc;
+	for (int i = 0; rc == 0 && i < DB__COUNT; i++)
+		rc = mdb_dbi_open(txn, db_names[i], 0, &s->dbi[i]);
+	if (rc == 0)
+		return mdb_txn_commit(txn);	/* keeps the handles */
+	mdb_txn_abort(txn);
+	return rc;
+}
+
+static int
+last_page(struct store *s, size_t *pgno)
+{
+	MDB_envinfo info;
+	int rc = mdb_env_info(s->env, &info);
+
+	*pgno = rc == 0 ? info.me_last_pgno : 0;
+	return rc;
+}
+
+/* empty_filler - the scrub database emptied in a transaction of its own. */
+static int
+empty_filler(struct store *s, struct store_scrub_result *res)
+{
+	MDB_txn *txn;
+	int rc;
+
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+		return rc;
+	if ((rc = mdb_drop(txn, s->dbi[DB_SCRUB], 0)) != 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	if ((rc = mdb_txn_commit(txn)) == 0)
+		res->transactions++;
+	return rc;
+}
+
+/*
+ * scrub_round - one round of store_scrub: count the free pages LMDB may
+ * reuse, write that many one-page filler records in transactions of
+ * batch, and empty the filler again. A round stops early when the file
+ * grows (the free pages it counted are taken, or a reader still holds
+ * some): the pages it took from the file's end are not counted as
+ * overwritten.
+ */
 static int
 scrub_round(struct store *s, const void *zeros, size_t vlen, size_t batch,
 	    struct store_scrub_result *res)
 {
 	uint64_t all, target, done = 0, key = 0;
 	MDB_txn *txn;
-	int rc;
+	int rc, drop;
 
 	if ((rc = free_pages(s, &all, &target)) != 0)
 		return rc;
 	res->held = all - target;
-	while (done < target) {
+	while (rc == 0 && done < target) {
 		uint64_t n = target - done < batch ? target - done : batch;
+		size_t before, after;
 
-		if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
-			return rc;
+		if ((rc = last_page(s, &before)) != 0 ||
+		    (rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+			break;
 		for (uint64_t i = 0; rc == 0 && i < n; i++) {
 			unsigned char kb[8];
 			MDB_val k = { sizeof(kb), kb }, v = { vlen, (void *)zeros };
@@ -894,66 +989,115 @@ scrub_round(struct store *s, const void *zeros, size_t vlen, size_t batch,
 			rc = mdb_txn_commit(txn);
 		else
 			mdb_txn_abort(txn);
-		if (rc != 0)
+		if (rc != 0 || (rc = last_page(s, &after)) != 0)
 			break;
 		res->transactions++;
+		if (after > before) {	/* pages from the file's end: done */
+			done += n > after - before ? n - (after - before) : 0;
+			break;
+		}
 		done += n;
 	}
 	res->overwritten += done;
 	/* Emptied whatever happened: the filler pages go back to the free
 	 * list (holding zeros). */
-	if (mdb_txn_begin(s->env, NULL, 0, &txn) == 0) {
-		int dr = mdb_drop(txn, s->dbi[DB_SCRUB], 0);
+	drop = empty_filler(s, res);
+	return rc != 0 ? rc : drop;
+}
 
-		if (dr == 0)
-			dr = mdb_txn_commit(txn);
-		else
-			mdb_txn_abort(txn);
-		if (rc == 0)
-			rc = dr;
-		res->transactions++;
+/*
+ * rewrite_some - up to batch records of database db written again as they
+ * are, from the first key after *from (the first of db when *from is
+ * empty), in one transaction; *from becomes the last key written, *more
+ * whether db holds more. Key and value are copied first: LMDB's point
+ * into the page the write changes.
+ */
+static int
+rewrite_some(struct store *s, int db, struct buf *from, struct buf *val,
+	     size_t batch, int *more, uint64_t *records)
+{
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_val k, v;
+	size_t n = 0;
+	int rc;
+
+	*more = 0;
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+		return rc;
+	if ((rc = mdb_cursor_open(txn, s->dbi[db], &c)) != 0) {
+		mdb_txn_abort(txn);
+		return rc;
 	}
+	if (from->len == 0) {
+		rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	} else {
+		k.mv_size = from->len;
+		k.mv_data = from->data;
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+		if (rc == 0 && k.mv_size == from->len &&
+		    memcmp(k.mv_data, from->data, from->len) == 0)
+			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	while (rc == 0 && n < batch) {
+		MDB_val kc, vc;
+
+		buf_reset(from);
+		buf_reset(val);
+		if (buf_append(from, k.mv_data, k.mv_size) < 0 ||
+		    buf_append(val, v.mv_data, v.mv_size) < 0) {
+			rc = ENOMEM;
+			break;
+		}
+		kc.mv_size = from->len;
+		kc.mv_data = from->data;
+		vc.mv_size = val->len;
+		vc.mv_data = val->data;
+		if ((rc = mdb_cursor_put(c, &kc, &vc, MDB_CURRENT)) != 0)
+			break;
+		(*records)++;
+		n++;
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	if (rc == 0)
+		*more = 1;
+	else if (rc == MDB_NOTFOUND)
+		rc = 0;
+	if (rc == 0)
+		return mdb_txn_commit(txn);
+	mdb_txn_abort(txn);
 	return rc;
 }
 
 /*
  * rewrite_all - every record of every database written again as it is,
- * in one transaction: each page it lives on is copied (LMDB's copy on
- * write) into a page buffer this process has not used before, which LMDB
- * zeroes, so no page keeps the bytes a recycled buffer left in its
- * unused middle; the old pages go to the free list (the rounds after
- * overwrite them).
+ * batch records a transaction, with a fresh environment for each: each
+ * page a record lives on is copied (LMDB's copy on write) into a buffer
+ * LMDB zeroes or that held only such clean copies, so no page keeps the
+ * bytes a recycled buffer left in its unused middle; the old pages go to
+ * the free list (the rounds after overwrite them).
  */
 static int
-rewrite_all(struct store *s, uint64_t *records)
+rewrite_all(struct store *s, size_t batch, struct store_scrub_result *res)
 {
-	MDB_txn *txn;
-	int rc;
+	_cleanup_buf_ struct buf from = BUF_INIT, val = BUF_INIT;
+	int rc = 0;
 
-	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
-		return rc;
-	for (int i = 0; rc == 0 && i < DB__COUNT; i++) {
-		MDB_cursor *c;
-		MDB_val k, v;
+	for (int db = 0; rc == 0 && db < DB__COUNT; db++) {
+		int more = 1;
 
-		if (i == DB_SCRUB)
+		if (db == DB_SCRUB)
 			continue;
-		if ((rc = mdb_cursor_open(txn, s->dbi[i], &c)) != 0)
-			break;
-		while ((rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0) {
-			MDB_val same = v;
-
-			if ((rc = mdb_cursor_put(c, &k, &same, MDB_CURRENT)) != 0)
-				break;
-			(*records)++;
+		buf_reset(&from);
+		while (rc == 0 && more) {
+			if ((rc = rewrite_some(s, db, &from, &val, batch, &more,
+					       &res->rewritten)) == 0) {
+				res->transactions++;
+				rc = refresh(s);
+			}
 		}
-		mdb_cursor_close(c);
-		if (rc == MDB_NOTFOUND)
-			rc = 0;
 	}
-	if (rc == 0)
-		return mdb_txn_commit(txn);
-	mdb_txn_abort(txn);
 	return rc;
 }
 
@@ -976,9 +1120,11 @@ store_scrub(struct store *s, size_t batch, struct store_scrub_result *res,
 	vlen = st.ms_psize - 2 * sizeof(size_t);
 	if ((zeros = calloc(1, vlen)) == NULL)
 		return cp_error_set(err, -ENOMEM, "store scrub: out of memory");
-	if ((rc = rewrite_all(s, &res->rewritten)) != 0)
+	/* what a scrub cut short left, then the live records, then the
+	 * free pages twice */
+	if ((rc = empty_filler(s, res)) != 0 || (rc = refresh(s)) != 0 ||
+	    (rc = rewrite_all(s, batch, res)) != 0)
 		return lmdb_error(err, rc, "store scrub");
-	res->transactions++;
 	for (int round = 0; round < 2; round++)
 		if ((rc = scrub_round(s, zeros, vlen, batch, res)) != 0)
 			return lmdb_error(err, rc, "store scrub");

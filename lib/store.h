@@ -474,20 +474,27 @@ int store_usage(struct store *s, struct store_usage *u, struct cp_error *err);
  * store_scrub - overwrite the store file's free pages with zeros: LMDB
  * never clears a page it frees, so what a deleted or rewritten record held
  * (an event's data, the PHI) stays in data.mdb until the page is reused.
- * A round counts the free pages LMDB may reuse now (those no reader's
- * snapshot can still see), then writes that many filler records into the
- * "scrub" database, each a value of exactly one overflow page of zeros
- * (so each takes one free page and rewrites all of it), in transactions
- * of at most batch records (0: 1024; sending waits for one at most), and
- * then empties "scrub" in one more; a second round overwrites the pages
- * that were still held for a reader during the first (the freelist of
- * the last transactions before it). Pages a reader still holds when a
- * round counts, and pages freed while it runs, wait for the next scrub.
- * Run it in a process whose LMDB environment is fresh (carepostctl, or
- * a child carepostd starts): LMDB reuses the page buffers of a process's
- * earlier transactions without clearing them, and the few filler leaf
- * pages could carry their bytes. res: free pages counted and
- * overwritten by both rounds, and those still held at the last count.
+ * First every live record is written again as it is (key and value
+ * copied first), batch records a transaction (0: 1024), with the
+ * environment closed and opened again after each: LMDB reuses the page
+ * buffers of a process's earlier transactions without clearing their
+ * unused middle, and a fresh environment's are zeroed, so each page a
+ * record lives on is copied clean (copy on write) and its old page freed.
+ * Then a round counts the free pages LMDB may reuse now (freed before
+ * every reader's snapshot, mdb_reader_list), writes that many filler
+ * records into the "scrub" database, each a value of exactly one
+ * overflow page of zeros (so each takes one free page and rewrites all
+ * of it), in transactions of batch, stops when the file grows (nothing
+ * reusable is left), and empties "scrub" again; a second round
+ * overwrites the pages the last transactions before it freed. What
+ * "scrub" held (a scrub cut short) is emptied first. Sending and the
+ * portal wait for one transaction at most. Pages a reader still holds,
+ * and pages freed while it runs, wait for the next scrub; and a process
+ * that keeps its environment open (carepostd, the portal) may write
+ * bytes its old buffers held into pages it writes afterwards, which the
+ * next scrub clears. Nothing may be open on s during the call (it
+ * reopens the environment). res: records rewritten, free pages
+ * overwritten, those a reader held at the last count.
  */
 struct store_scrub_result {
 	uint64_t rewritten;	/* records written again, on clean pages */

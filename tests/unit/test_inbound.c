@@ -1562,6 +1562,17 @@ lying_child(void *arg)
 		m->reply = strdup(m->body);
 		m->reply_len = m->body_len;
 	}
+	if (f.n == 2 && memmem(f.field[1], f.len[1], "X-Forge-Form: yes", 17)) {
+		/* answers the reply does not hold, beside the true one */
+		char **k = realloc(m->form.key, (m->form.n + 1) * sizeof(*k));
+
+		m->form.key = k;
+		k = realloc(m->form.value, (m->form.n + 1) * sizeof(*k));
+		m->form.value = k;
+		m->form.key[m->form.n] = strdup("allergies");
+		m->form.value[m->form.n] = strdup("none at all");
+		m->form.n++;
+	}
 	if (f.n == 2 && memmem(f.field[1], f.len[1], "X-Forge-Signed: yes", 19) &&
 	    m->n_attachments > 0) {
 		struct inmsg *s = NULL;
@@ -1678,6 +1689,37 @@ signed_entity(const char *home, const char *fpr, const char *text)
 	buf_free(&sig);
 	buf_free(&crlf);
 	return out;
+}
+
+/* Form answers count only where the filed reply holds them. */
+static void
+form_answers_the_reply_does_not_hold_count_for_nothing(void **state)
+{
+	struct inbound_result res;
+	char tok[TOKEN_SIZE], to[128], path[PATH_MAX], *m;
+	json_t *rec, *content, *values;
+
+	use_liar(path, sizeof(path));
+	open_inbound();
+	add_thread("evf", "form_request", NULL, NOW + 30 * DAY,
+		   "{\"form_fields\": [{\"name\": \"Pain level\", \"required\": true},"
+		   " {\"name\": \"Allergies\", \"required\": true}]}", tok);
+	reply_to(to, sizeof(to), tok);
+	assert_true(asprintf(&m, "From: pat@patients.test\r\nTo: %s\r\nSubject: Re\r\n"
+			     "Message-ID: <ff1@x.test>\r\nX-Forge-Form: yes\r\n\r\n"
+			     "Pain level: 4\r\n", to) > 0);
+	assert_int_equal(ingest_at(m, NOW, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_FILED);
+	assert_true(res.form);
+	assert_true(res.form_incomplete);	/* Allergies: not in the reply */
+	assert_int_equal(inbox_get(fx.store, "p1", res.inbox_id, &rec, NULL), 0);
+	assert_int_equal(inbox_open(fx.pgp, fx.atrest, rec, &content, NULL), 0);
+	values = json_object_get(json_object_get(content, "form"), "values");
+	assert_string_equal(json_string_value(json_object_get(values, "Pain level")), "4");
+	assert_null(json_object_get(values, "Allergies"));
+	json_decref(content);
+	json_decref(rec);
+	free(m);
 }
 
 static void
@@ -1806,6 +1848,7 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(require_dmarc_counts_only_the_trusted_authserv_id, setup_dmarc, teardown),
 		cmocka_unit_test(require_dmarc_without_trusted_id_is_a_config_error),
 		cmocka_unit_test_setup_teardown(what_a_lying_parse_helper_says_authenticates_nothing, setup_dmarc, teardown),
+		cmocka_unit_test_setup_teardown(form_answers_the_reply_does_not_hold_count_for_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(signed_content_is_made_from_the_signed_bytes_not_the_helpers_word, setup, teardown),
 		cmocka_unit_test_setup_teardown(decrypted_content_is_bound_by_its_own_headers_not_the_helpers_word, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_message_is_filed_once_however_often_it_is_fetched, setup, teardown),

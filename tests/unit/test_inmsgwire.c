@@ -396,6 +396,9 @@ form_answers_cross_as_read_and_only_so(void **state)
 	set_str(&m->form.value[0], "SECRET\n3");
 	encoded(m, &w);
 	refused(&w, "form answer value: holds a control character");
+	set_str(&m->form.value[0], "");
+	encoded(m, &w);
+	refused(&w, "form answers: an empty name or value");
 	set_str(&m->form.value[0], "3\tx");
 	encoded(m, &w);
 	back = round_trip(m);

@@ -1691,6 +1691,135 @@ scrub_leaves_no_byte_of_freed_records_and_keeps_the_live_ones(void **state)
 	assert_int_equal(len, 0);
 }
 
+/* get_raw_txn - the value of key ud->key in events, copied into ud. */
+struct raw_get {
+	const char *key;
+	char *value;
+	size_t len;
+};
+
+static int
+get_raw_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
+{
+	struct raw_get *g = ud;
+	const void *v;
+	int r = store_txn_get_raw(s, txn, DB_EVENTS, g->key, strlen(g->key), &v,
+				  &g->len, err);
+
+	if (r == 0 && (g->value = malloc(g->len + 1)) != NULL)
+		memcpy(g->value, v, g->len);
+	return r;
+}
+
+/* hold_snapshot - in a child: a read transaction held until fds[1] says. */
+static int
+hold_snapshot(struct store *other, MDB_txn *txn, void *ud, struct cp_error *err)
+{
+	int *fds = ud;
+	char c = 'r';
+
+	(void)other, (void)txn, (void)err;
+	if (write(fds[0], &c, 1) != 1)
+		return -EIO;
+	return read(fds[1], &c, 1) >= 0 ? 0 : -EIO;
+}
+
+/*
+ * Records of every size, on leaf and overflow pages, come out of a scrub
+ * as they went in (its rewrite goes batch by batch, from where the last
+ * stopped), in key order; a scrub cut short (filler left behind) is
+ * finished by the next; a reader holding an old snapshot makes the file
+ * grow by no more than the filler it could not place.
+ */
+static void
+scrub_keeps_every_record_whatever_its_size(void **state)
+{
+	struct fx *f = *state;
+	struct store_scrub_result res;
+	struct cp_error err = { 0, "" };
+	struct store_usage u[2], u0;
+	char key[32], val[3000];
+	size_t n = 0;
+
+	for (int i = 0; i < 300; i++) {
+		size_t len = i % 3 == 0 ? sizeof(val) : (size_t)(20 + i);
+
+		snprintf(key, sizeof(key), "e%03d", i);
+		memset(val, 'a' + i % 26, len);
+		assert_int_equal(store_put_raw(f->s, DB_EVENTS, key, strlen(key), val, len,
+					       &err), 0);
+	}
+	for (int i = 0; i < 300; i += 2) {	/* free pages of both kinds */
+		snprintf(key, sizeof(key), "e%03d", i);
+		assert_int_equal(store_write(f->s, del_event_txn, key, &err), 0);
+	}
+	/* filler a scrub cut short left behind */
+	assert_int_equal(store_put_raw(f->s, DB_SCRUB, "\0\0\0\0\0\0\0\0", 8, "z", 1,
+				       &err), 0);
+	assert_int_equal(store_scrub(f->s, 7, &res, &err), 0);
+	assert_true(res.rewritten >= 150);
+	assert_true(res.overwritten > 0);
+	for (int i = 1; i < 300; i += 2) {
+		size_t len = i % 3 == 0 ? sizeof(val) : (size_t)(20 + i);
+		struct raw_get g = { key, NULL, 0 };
+
+		snprintf(key, sizeof(key), "e%03d", i);
+		memset(val, 'a' + i % 26, len);
+		assert_int_equal(store_read(f->s, get_raw_txn, &g, &err), 0);
+		assert_non_null(g.value);
+		assert_int_equal(g.len, len);
+		assert_memory_equal(g.value, val, len);
+		free(g.value);
+	}
+	assert_int_equal(store_count(f->s, DB_EVENTS, &n, &err), 0);
+	assert_int_equal(n, 150);
+	assert_int_equal(store_count(f->s, DB_SCRUB, &n, &err), 0);
+	assert_int_equal(n, 0);
+	/* another process's reader holds an old snapshot, and the pages it
+	 * sees: the scrub does not take them for free, counts them held, and
+	 * grows the file by what its rewrite copies (the live records), not
+	 * by filler for pages it cannot have */
+	{
+		int up[2], down[2], fds[2], status;
+		char c;
+		pid_t pid;
+
+		assert_int_equal(pipe(up), 0);
+		assert_int_equal(pipe(down), 0);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			struct store *mine = NULL;
+
+			close(up[0]);
+			close(down[1]);
+			fds[0] = up[1];
+			fds[1] = down[0];
+			if (store_open(f->dir, 0, &mine, &err) < 0 ||
+			    store_read(mine, hold_snapshot, fds, &err) < 0)
+				_exit(1);
+			_exit(0);
+		}
+		close(up[1]);
+		close(down[0]);
+		assert_int_equal(read(up[0], &c, 1), 1);
+		for (int i = 1; i < 300; i += 2) {
+			snprintf(key, sizeof(key), "e%03d", i);
+			assert_int_equal(store_write(f->s, del_event_txn, key, &err), 0);
+		}
+		assert_int_equal(store_usage(f->s, &u[0], &err), 0);
+		assert_int_equal(store_scrub(f->s, 0, &res, &err), 0);
+		assert_true(res.held > 0);
+		assert_int_equal(store_usage(f->s, &u[1], &err), 0);
+		close(down[1]);
+		close(up[0]);
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	assert_int_equal(store_usage(f->s, &u0, &err), 0);
+	assert_true(u[1].file_pages <= u[0].file_pages + u0.used_pages + 8);
+}
+
 static void
 backup_goes_into_an_empty_directory_and_refuses_one_that_is_not(void **state)
 {
@@ -1779,6 +1908,7 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(map_grown_by_another_process_can_grow_again, setup, teardown),
 		cmocka_unit_test_setup_teardown(backup_copies_the_store_compacted_with_its_journal_and_no_freed_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(scrub_leaves_no_byte_of_freed_records_and_keeps_the_live_ones, setup, teardown),
+		cmocka_unit_test_setup_teardown(scrub_keeps_every_record_whatever_its_size, setup, teardown),
 		cmocka_unit_test_setup_teardown(backup_goes_into_an_empty_directory_and_refuses_one_that_is_not, setup, teardown),
 		cmocka_unit_test_setup_teardown(backup_refuses_what_it_cannot_write_and_names_it, setup, teardown),
 	};
