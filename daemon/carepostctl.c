@@ -1196,11 +1196,16 @@ cmd_backup(const char *dir)
 	 * takes every live page whole, and no page then keeps what a freed
 	 * record or a recycled page buffer left in it. */
 	if (r == 0 && store_scrub(rt.store, 0, &scrub, &err) < 0) {
-		/* a full map or disk: the backup matters more */
+		/* a full map or disk: the backup matters more, on the store
+		 * opened again (a scrub that failed may have closed it) */
 		fprintf(stderr, "carepostctl: backup: the store could not be "
 			"scrubbed first (%s): the copy may hold bytes of freed "
 			"records\n", err.text);
 		cp_error_clear(&err);
+		store_close(rt.store);
+		rt.store = NULL;
+		r = storefmt_open(rt.cfg->store_path, rt.cfg->store_map_size,
+				  STOREFMT_OLDER_OK, &rt.store, &err);
 	}
 	if (r == 0)
 		r = store_backup(rt.store, dir, &res, &err);
@@ -1242,7 +1247,9 @@ cmd_prune(int argc, char **argv)
 		return r;
 	retain_policy_from_config(rt.cfg, &pol);
 	cp_error_clear(&err);
-	r = retain_run(rt.store, &pol, cp_now(), dry, &c, &err);
+	r = audit_actor_ctl(pol.actor, sizeof(pol.actor), &err);
+	if (r == 0)
+		r = retain_run(rt.store, &pol, cp_now(), dry, &c, &err);
 	runtime_close(&rt);
 	if (r < 0)
 		return fail(EX_IOERR, "prune: %s", err.text);

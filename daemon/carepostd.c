@@ -603,6 +603,15 @@ on_retain(sd_event_source *s, uint64_t usec, void *userdata)
 			  "retention pass failed, will retry: %s", err.text);
 	else
 		log_retained(&c);
+	/* LMDB would go on writing the page buffers of this process's past
+	 * transactions (bytes of events long final) into the pages it
+	 * writes: a fresh environment has none (store.h). Nothing is open
+	 * on the store between two turns of the loop. */
+	cp_error_clear(&err);
+	if (store_refresh(cd->d.rt.store, &err) < 0) {
+		log_event(LOG_CRIT, LOGID_GENERIC, NULL, NULL, "%s", err.text);
+		return sd_event_exit(cd->ev, -EIO);
+	}
 	arm_timer(cd->ev, cd->retain_timer, cfg->retain_interval);
 	return 0;
 }

@@ -18,7 +18,7 @@
 
 static const char *const action_names[AUDIT__COUNT] = {
 	"sent", "filed", "quarantined", "read", "inbox_listed", "exported",
-	"key_imported", "opted_out", "reloaded",
+	"key_imported", "opted_out", "reloaded", "pruned",
 };
 
 static const char zero_hash[AUDIT_HASH_HEX + 1] =

@@ -14,7 +14,8 @@
  *	HIPAA's audit controls (45 CFR 164.312(b)): what carepost disclosed
  *	(a message sent), took in (a reply filed or quarantined), and who
  *	looked at what (carepostctl read, inbox), with the changes that
- *	decide disclosure (a key imported, an opt-out, a reload).
+ *	decide disclosure (a key imported, an opt-out, a reload), and the
+ *	deletion of a patient's filed message by retention (pruned).
  *
  *	audit_append adds one record to the "audit" database (store.h) in
  *	the caller's write transaction, the one that records the action
@@ -86,6 +87,7 @@ enum audit_action {
 	AUDIT_KEY_IMPORTED,	/* a patient's key imported */
 	AUDIT_OPTED_OUT,	/* an opt-out applied */
 	AUDIT_RELOADED,		/* carepostd's configuration reloaded */
+	AUDIT_PRUNED,		/* an inbox message deleted by retention */
 	AUDIT__COUNT
 };
 

@@ -7,8 +7,8 @@
  *	json_t *spec = json_loads("[{\"name\":\"Date of birth\",\"required\":true}]", 0, NULL);
  *	json_t *values, *missing;
  *	r = form_parse(text, len, spec, &values, &missing, &err);
- *	or, on the answers read behind the wall (formread.h):
- *	r = form_match(&m->form, spec, &values, &missing, &err);
+ *	or, on answers already read (formread.h):
+ *	r = form_match(&answers, spec, &values, &missing, &err);
  * DESCRIPTION
  *	A form_request event mails the patient a list of fields; they reply
  *	with one answer per line:
@@ -21,8 +21,7 @@
  *	separates, whitespace around name and value is trimmed, a line
  *	holding a control character other than a tab is no answer), then
  *	matches them as form_match does. form_match takes answers already
- *	read (the parse helper reads them: inmsg's m->form) and only
- *	compares: a name matches a field of the spec when both are equal
+ *	read and only compares: a name matches a field of the spec when both are equal
  *	after ASCII lower-casing, treating '_' and '-' as spaces and
  *	collapsing runs of white space ("date_of_birth" matches "Date of
  *	birth"). Lines naming no known field are ignored, as is everything

@@ -1,6 +1,6 @@
 /*
  * NAME
- *	formread - the "Field: value" lines of a reply, read behind the wall
+ *	formread - the "Field: value" lines of a reply
  * SYNOPSIS
  *	#include "formread.h"
  *	struct formread_answers a = FORMREAD_ANSWERS_INIT;
@@ -9,10 +9,11 @@
  *	formread_free(&a);
  * DESCRIPTION
  *	The reading half of form.h's form_parse: what a patient's reply
- *	says, line by line, with no knowledge of the form it answers. The
- *	parse helper reads these lines (inmsg, behind the wall); carepostd
- *	only matches them against the form's fields (form.h: form_match),
- *	comparing strings.
+ *	says, line by line, with no knowledge of the form it answers (no
+ *	jansson). carepostd runs it on the reply the parse helper cut
+ *	(inmsg's m->reply, the text it files), so the answers are only ever
+ *	what the filed text says; form_match then compares them with the
+ *	form's fields. One pass over the lines, capped: linear in the text.
  *
  *	A line (LF-ended; the first FORMREAD_MAX_LINES lines, each of at most
  *	FORMREAD_MAX_LINE bytes) is an answer when it holds ':' or '=': the

@@ -556,45 +556,34 @@ crlf_contains(const char *hay, size_t len, const char *needle, size_t nlen,
 }
 
 /*
- * forget_content - drop what the parse helper said of m's content (body,
- * its reply and form answers, attachments, protected headers, signed part), before content is made
- * again from other bytes: nothing of the first answer, which a helper
- * taken over by the message wrote, may survive into what is filed or
- * into what binds it to a thread. 0, or -ENOMEM.
+ * remake - what the parse helper said of m's content (inmsg_forget_content:
+ * body, reply, form answers, attachments, protected headers, signed part)
+ * dropped and made again from bytes alone by a fresh helper: nothing of
+ * the first answer, which a helper taken over by the message wrote, may
+ * survive into what is filed or into what binds it to a thread. what
+ * names the bytes in a quarantine's reason. <0 for infrastructure, 1
+ * when quarantined, 0 to go on.
  */
 static int
-forget_content(struct inmsg *m)
+remake(struct work *w, const char *bytes, size_t len, const char *what,
+       struct cp_error *err)
 {
-	free(m->body);
-	free(m->reply);
-	m->body = strdup("");
-	m->body_len = 0;
-	m->reply = strdup("");
-	m->reply_len = 0;
-	formread_free(&m->form);
-	for (size_t i = 0; i < m->n_attachments; i++) {
-		free(m->attachments[i].filename);
-		free(m->attachments[i].content_type);
-		free(m->attachments[i].data);
+	struct cp_error perr;
+	int r;
+
+	if (inmsg_forget_content(w->m) < 0)
+		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
+	cp_error_clear(&perr);
+	r = reparse_inner(w->ib, w->m, bytes, len, &perr);
+	if (parse_infrastructure(r))
+		return cp_error_set(err, r, "inbound: %s", perr.text);
+	if (r == PARSEHELPER_LOST)
+		w->res->parser_lost = 1;
+	if (r < 0) {
+		quarantine(w, "%s: %s", what, perr.text);
+		return 1;
 	}
-	free(m->attachments);
-	m->attachments = NULL;
-	m->n_attachments = 0;
-	m->decoded_total = 0;
-	m->part_count = 0;
-	m->nested_crypto = 0;
-	m->flags &= ~(unsigned)INMSG_F_BODY_FROM_HTML;
-	free(m->prot.subject);
-	for (size_t i = 0; i < m->prot.recipients.n; i++)
-		free(m->prot.recipients.v[i]);
-	free(m->prot.recipients.v);
-	memset(&m->prot, 0, sizeof(m->prot));
-	free(m->pgp_signed);
-	free(m->pgp_signature);
-	m->pgp_signed = m->pgp_signature = NULL;
-	m->pgp_signed_len = m->pgp_signature_len = 0;
-	m->pgp &= ~(unsigned)INMSG_PGP_SIGNED;
-	return m->body != NULL && m->reply != NULL ? 0 : -ENOMEM;
+	return 0;
 }
 
 /*
@@ -610,7 +599,6 @@ from_signed_bytes(struct work *w, const char *hay, size_t haylen,
 		  struct cp_error *err)
 {
 	struct inmsg *m = w->m;
-	struct cp_error perr;
 	char *signed_copy;
 	size_t signed_len = m->pgp_signed_len;
 	int found, r;
@@ -628,23 +616,11 @@ from_signed_bytes(struct work *w, const char *hay, size_t haylen,
 	if (signed_copy == NULL)
 		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
 	memcpy(signed_copy, m->pgp_signed, signed_len);
-	/* The content as it will be made again from the signed part. */
-	if (forget_content(m) < 0) {
-		free(signed_copy);
-		return cp_error_set(err, -ENOMEM, "inbound: out of memory");
-	}
-	cp_error_clear(&perr);
-	r = reparse_inner(w->ib, m, signed_copy, signed_len, &perr);
+	/* The content as it will be made again from the signed part (the
+	 * copy: remake frees the helper's). */
+	r = remake(w, signed_copy, signed_len, "signed content", err);
 	free(signed_copy);
-	if (parse_infrastructure(r))
-		return cp_error_set(err, r, "inbound: %s", perr.text);
-	if (r == PARSEHELPER_LOST)
-		w->res->parser_lost = 1;
-	if (r < 0) {
-		quarantine(w, "signed content: %s", perr.text);
-		return 1;
-	}
-	return 0;
+	return r;
 }
 
 /* Returns <0 for infrastructure, 1 when quarantined, 0 to go on. */
@@ -665,13 +641,15 @@ keep_signer(struct work *w, struct cp_error *err)
 }
 
 /*
- * verify_inner - decrypted content that gpg found no signature over but
- * that holds a signed part: the signature checked, and then the part
- * must be in the plaintext, and what is filed is made again from it
- * alone (as from_signed_bytes does with the raw message).
+ * verify_signed - a signed part (m's, as the helper found it) that gpg
+ * has not already vouched for (a signature inside the encryption): the
+ * signature checked, and when it holds, the part must be in hay (the
+ * raw message, or the decrypted content) and what is filed is made
+ * again from it alone (from_signed_bytes). A bad signature is no
+ * signature: other proof may still do. <0, 1 or 0 as remake.
  */
 static int
-verify_inner(struct work *w, const struct buf *plain, struct cp_error *err)
+verify_signed(struct work *w, const char *hay, size_t haylen, struct cp_error *err)
 {
 	struct inmsg *m = w->m;
 	struct cp_error perr;
@@ -685,12 +663,9 @@ verify_inner(struct work *w, const struct buf *plain, struct cp_error *err)
 					&w->sig, &perr);
 		if (r < 0 && !gpg_message_fault(r) && !w->dry_run)
 			return cp_error_set(err, r, "%s", perr.text);
-		if (w->sig.fpr[0] != '\0') {
-			r = from_signed_bytes(w, plain->data ? plain->data : "",
-					      plain->len, err);
-			if (r != 0)
-				return r;
-		}
+		if (w->sig.fpr[0] != '\0' &&
+		    (r = from_signed_bytes(w, hay, haylen, err)) != 0)
+			return r;
 	}
 	return keep_signer(w, err);
 }
@@ -768,44 +743,14 @@ do_pgp(struct work *w, struct cp_error *err)
 		 * first answer said of content, protected headers or a
 		 * signed part survives (a helper the outer message took over
 		 * could name another thread or another's signature). */
-		if (forget_content(m) < 0) {
-			wipe_free(&plain);
-			return cp_error_set(err, -ENOMEM, "inbound: out of memory");
-		}
-		cp_error_clear(&perr);
-		r = reparse_inner(w->ib, m, plain.data ? plain.data : "", plain.len,
-				  &perr);
-		if (parse_infrastructure(r)) {
-			wipe_free(&plain);
-			return cp_error_set(err, r, "inbound: %s", perr.text);
-		}
-		if (r == PARSEHELPER_LOST)
-			w->res->parser_lost = 1;
-		if (r < 0) {
-			wipe_free(&plain);
-			quarantine(w, "decrypted content: %s", perr.text);
-			return 1;
-		}
-		r = verify_inner(w, &plain, err);
+		r = remake(w, plain.data ? plain.data : "", plain.len,
+			   "decrypted content", err);
+		if (r == 0)
+			r = verify_signed(w, plain.data ? plain.data : "", plain.len, err);
 		wipe_free(&plain);
 		return r;
 	}
-	if (w->sig.fpr[0] == '\0' && (m->pgp & INMSG_PGP_SIGNED) && m->pgp_signed &&
-	    m->pgp_signature) {
-		cp_error_clear(&perr);
-		r = pgp_verify_detached(w->ib->pgp, m->pgp_signed, m->pgp_signed_len,
-					m->pgp_signature, m->pgp_signature_len,
-					&w->sig, &perr);
-		if (r < 0 && !gpg_message_fault(r) && !w->dry_run)
-			return cp_error_set(err, r, "%s", perr.text);
-		/* A bad signature is no signature: other proof may still do. */
-		if (w->sig.fpr[0] != '\0') {
-			r = from_signed_bytes(w, w->raw, w->len, err);
-			if (r != 0)
-				return r;
-		}
-	}
-	return keep_signer(w, err);
+	return verify_signed(w, w->raw, w->len, err);
 }
 
 /* ---- authentication ---- */
@@ -961,39 +906,6 @@ text_has_urgent_word(const char *cfgwords, const char *text)
 	return 0;
 }
 
-/*
- * form_match_in - form_match of the answers whose value the reply holds
- * (formread takes each from a line of it): an answer that is not there
- * was made up, and counts for nothing.
- */
-static int
-form_match_in(const struct formread_answers *a, const char *reply, json_t *spec,
-	      json_t **values, json_t **missing, struct cp_error *err)
-{
-	struct formread_answers kept = FORMREAD_ANSWERS_INIT;
-	int r;
-
-	if (a->n > 0) {
-		kept.key = calloc(a->n, sizeof(*kept.key));
-		kept.value = calloc(a->n, sizeof(*kept.value));
-		if (kept.key == NULL || kept.value == NULL) {
-			free(kept.key);
-			free(kept.value);
-			return cp_error_set(err, -ENOMEM, "inbound: out of memory");
-		}
-	}
-	for (size_t i = 0; i < a->n; i++)
-		if (strstr(reply, a->value[i]) != NULL) {
-			kept.key[kept.n] = a->key[i];	/* borrowed */
-			kept.value[kept.n] = a->value[i];
-			kept.n++;
-		}
-	r = form_match(&kept, spec, values, missing, err);
-	free(kept.key);
-	free(kept.value);
-	return r;
-}
-
 static int
 do_reply(struct work *w, struct cp_error *err)
 {
@@ -1012,11 +924,11 @@ do_reply(struct work *w, struct cp_error *err)
 	if (strcmp(w->auth.thread.type ? w->auth.thread.type : "", "form_request") == 0 &&
 	    spec != NULL) {
 		w->res->form = 1;
-		/* The answers were read from the reply behind the wall: here
-		 * they are only matched with the form's fields, those the
-		 * filed reply holds (a parser taken over could answer others). */
-		r = form_match_in(&m->form, w->text, spec, &w->form_values,
-				  &w->form_missing, &lerr);
+		/* Read from the text that is filed (the reply the parse
+		 * helper cut): a line split of valid UTF-8, linear and capped,
+		 * so the answers can only be what the filed text says. */
+		r = form_parse(w->text, strlen(w->text), spec, &w->form_values,
+			       &w->form_missing, &lerr);
 		if (r == -ENOMEM)
 			return cp_error_set(err, r, "%s", lerr.text);
 		if (r < 0)		/* a damaged spec: file it as a plain reply */

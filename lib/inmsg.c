@@ -25,7 +25,6 @@
 #include "mimescan.h"
 #include "msghdr.h"
 #include "rfc2231.h"
-#include "formread.h"
 #include "trim.h"
 
 struct walk {
@@ -721,9 +720,8 @@ done:
 
 /*
  * set_reply - m->reply from m->body (trim_reply, in the parser's process:
- * the hostile text is cut behind the wall), and its "name: value" lines
- * (m->form). A body trim_reply refuses (too large, too many lines) is
- * its own reply; -ENOMEM only.
+ * the hostile text is cut behind the wall). A body trim_reply refuses
+ * (too large, too many lines) is its own reply; -ENOMEM only.
  */
 static int
 set_reply(struct inmsg *m)
@@ -745,8 +743,7 @@ set_reply(struct inmsg *m)
 	}
 	m->reply = reply;
 	m->reply_len = strlen(reply);
-	formread_free(&m->form);
-	return formread_answers(m->reply, m->reply_len, &m->form);
+	return 0;
 }
 
 static void
@@ -886,6 +883,45 @@ inmsg_reparse_inner(struct inmsg *m, const char *raw, size_t len,
 	return parse_entity(m, raw ? raw : "", len, 0, err);
 }
 
+/* content_free - what inmsg_forget_content drops, freed and zeroed. */
+static void
+content_free(struct inmsg *m)
+{
+	free(m->body);
+	free(m->reply);
+	for (size_t i = 0; i < m->n_attachments; i++) {
+		free(m->attachments[i].filename);
+		free(m->attachments[i].content_type);
+		free(m->attachments[i].data);
+	}
+	free(m->attachments);
+	free(m->prot.subject);
+	msghdr_strlist_free(&m->prot.recipients);
+	free(m->pgp_signed);
+	free(m->pgp_signature);
+	m->body = m->reply = NULL;
+	m->body_len = m->reply_len = 0;
+	m->attachments = NULL;
+	m->n_attachments = 0;
+	memset(&m->prot, 0, sizeof(m->prot));
+	m->pgp_signed = m->pgp_signature = NULL;
+	m->pgp_signed_len = m->pgp_signature_len = 0;
+}
+
+int
+inmsg_forget_content(struct inmsg *m)
+{
+	content_free(m);
+	m->decoded_total = 0;
+	m->part_count = 0;
+	m->nested_crypto = 0;
+	m->flags &= ~(unsigned)INMSG_F_BODY_FROM_HTML;
+	m->pgp &= ~(unsigned)INMSG_PGP_SIGNED;
+	m->body = strdup("");
+	m->reply = strdup("");
+	return m->body != NULL && m->reply != NULL ? 0 : -ENOMEM;
+}
+
 void
 inmsg_free(struct inmsg *m)
 {
@@ -902,22 +938,10 @@ inmsg_free(struct inmsg *m)
 	free(m->auto_submitted);
 	free(m->precedence);
 	free(m->list_id);
-	free(m->prot.subject);
-	msghdr_strlist_free(&m->prot.recipients);
 	msghdr_strlist_free(&m->auth_results);
 	free(m->content_type);
-	free(m->body);
-	free(m->reply);
-	formread_free(&m->form);
-	for (size_t i = 0; i < m->n_attachments; i++) {
-		free(m->attachments[i].filename);
-		free(m->attachments[i].content_type);
-		free(m->attachments[i].data);
-	}
-	free(m->attachments);
+	content_free(m);
 	free(m->pgp_encrypted);
-	free(m->pgp_signed);
-	free(m->pgp_signature);
 	dsn_free(&m->dsn);
 	free(m);
 }

@@ -150,6 +150,16 @@ int inmsg_reparse_inner(struct inmsg *m, const char *raw, size_t len,
 			struct cp_error *err);
 
 /* inmsg_free - free m and everything it owns; NULL is a no-op. */
+/*
+ * inmsg_forget_content - m's content dropped: body and reply made "", the
+ * attachments, protected headers and signed part freed,
+ * the decoded total, part count and nested_crypto 0, the signed and
+ * body-from-HTML bits cleared; its header facts kept. Before content is
+ * made again from other bytes (inmsg_reparse_inner): nothing of the
+ * first parse survives. 0, or -ENOMEM (m stays valid).
+ */
+int inmsg_forget_content(struct inmsg *m);
+
 void inmsg_free(struct inmsg *m);
 
 static inline void inmsg_freep(struct inmsg **m) { inmsg_free(*m); }

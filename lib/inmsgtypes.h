@@ -29,7 +29,6 @@
 #include <stdint.h>
 
 #include "dsn.h"
-#include "formread.h"
 
 struct inmsg_limits {
 	size_t max_size;		/* raw bytes (25 MiB) */
@@ -114,8 +113,6 @@ struct inmsg {
 					 * body itself when trim_reply refuses
 					 * it; never longer than the body */
 	size_t reply_len;
-	struct formread_answers form;	/* the reply's "name: value" lines
-					 * (formread.h), for a form reply */
 	struct inmsg_attachment *attachments;
 	size_t n_attachments;
 	unsigned part_count;		/* MIME entities seen (incl. inner) */

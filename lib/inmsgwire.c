@@ -10,7 +10,6 @@
 
 #include <limits.h>
 
-#include "formread.h"
 #include "rfc2231.h"
 
 #define MAGIC		"CPIM"
@@ -108,7 +107,7 @@ inmsgwire_encode(const struct inmsg *m, struct buf *out)
 	size_t start = out->len;
 
 	if (m == NULL || m->body == NULL || m->reply == NULL ||
-	    m->reply_len > m->body_len || m->form.n > FORMREAD_MAX_LINES ||
+	    m->reply_len > m->body_len ||
 	    m->n_attachments > UINT32_MAX || m->dsn.n_rcpts > UINT32_MAX ||
 	    m->references.n > UINT32_MAX || m->recipients.n > UINT32_MAX ||
 	    m->auth_results.n > UINT32_MAX || m->prot.recipients.n > UINT32_MAX)
@@ -138,12 +137,12 @@ inmsgwire_encode(const struct inmsg *m, struct buf *out)
 	put_str(&w, m->content_type);
 	put_u32(&w, m->header_count);
 	put_bytes(&w, m->body, m->body_len);
-	put_bytes(&w, m->reply, m->reply_len);
-	put_u32(&w, (uint32_t)m->form.n);
-	for (size_t i = 0; i < m->form.n; i++) {
-		put_str(&w, m->form.key[i]);
-		put_str(&w, m->form.value[i]);
-	}
+	/* absent: the body itself (nothing was cut), not sent twice */
+	if (m->reply_len == m->body_len &&
+	    memcmp(m->reply, m->body, m->body_len) == 0)
+		put_bytes(&w, NULL, 0);
+	else
+		put_bytes(&w, m->reply, m->reply_len);
 	put_u32(&w, (uint32_t)m->n_attachments);
 	for (size_t i = 0; i < m->n_attachments; i++) {
 		const struct inmsg_attachment *a = &m->attachments[i];
@@ -198,7 +197,6 @@ struct rd {
 #define S_LOWER		0x2u	/* and no upper-case ASCII */
 #define S_NEEDED	0x4u	/* and not absent */
 #define S_LINE		0x8u	/* and no control character (C0, DEL) */
-#define S_TAB		0x10u	/* with S_LINE: but tabs */
 
 static void
 bad(struct rd *d, const char *what, const char *why)
@@ -281,8 +279,7 @@ text_check(const unsigned char *s, size_t n, unsigned how)
 		}
 		if (c == 0)
 			return "holds a NUL byte";
-		if ((how & S_LINE) && (c < 0x20 || c == 0x7F) &&
-		    !(c == '\t' && (how & S_TAB)))
+		if ((how & S_LINE) && (c < 0x20 || c == 0x7F))
 			return "holds a control character";
 		if ((how & S_LOWER) && c >= 'A' && c <= 'Z')
 			return "holds upper-case letters";
@@ -462,35 +459,6 @@ content_within_limit(struct rd *d, const struct inmsg *m)
 		bad(d, "content", "more than the decoded limit");
 }
 
-/* get_form - the reply's answers: keys and values as formread makes them. */
-static void
-get_form(struct rd *d, struct inmsg *m)
-{
-	/* each at least its two lengths */
-	size_t n = get_count(d, "form answers", FORMREAD_MAX_LINES, 8);
-
-	if (d->r < 0 || n == 0)
-		return;
-	m->form.key = calloc(n, sizeof(*m->form.key));
-	m->form.value = calloc(n, sizeof(*m->form.value));
-	if (m->form.key == NULL || m->form.value == NULL) {
-		no_memory(d);
-		return;
-	}
-	for (size_t i = 0; i < n && d->r == 0; i++) {
-		m->form.n = i + 1;	/* freed with m whatever comes */
-		d->cap = FORMREAD_MAX_NAME;
-		m->form.key[i] = get_str(d, "form answer name",
-					 S_LOWER | S_LINE | S_NEEDED);
-		d->cap = FORMREAD_MAX_LINE;
-		m->form.value[i] = get_str(d, "form answer value",
-					   S_LINE | S_TAB | S_NEEDED);
-		if (d->r == 0 && (m->form.key[i][0] == '\0' ||
-				  m->form.value[i][0] == '\0'))
-			bad(d, "form answers", "an empty name or value");
-	}
-}
-
 static void
 get_message(struct rd *d, struct inmsg *m)
 {
@@ -529,11 +497,21 @@ get_message(struct rd *d, struct inmsg *m)
 	/* What comes of decoding: within the decoded total's limit. */
 	d->cap = lim->max_decoded < UINT32_MAX ? lim->max_decoded : UINT32_MAX;
 	get_blob(d, "body", S_TEXT | S_NEEDED, &m->body, &m->body_len);
-	get_blob(d, "reply", S_TEXT | S_NEEDED, &m->reply, &m->reply_len);
-	if (d->r == 0 && m->reply_len > m->body_len)
+	get_blob(d, "reply", S_TEXT, &m->reply, &m->reply_len);
+	if (d->r == 0 && m->reply == NULL) {	/* the body itself */
+		if ((m->reply = malloc(m->body_len + 1)) == NULL)
+			no_memory(d);
+		else {
+			memcpy(m->reply, m->body, m->body_len + 1);
+			m->reply_len = m->body_len;
+		}
+	} else if (d->r == 0 && m->reply_len > m->body_len) {
 		bad(d, "reply", "longer than the body");
-	get_form(d, m);
-	d->cap = lim->max_decoded < UINT32_MAX ? lim->max_decoded : UINT32_MAX;
+	} else if (d->r == 0 && m->reply_len == m->body_len &&
+		   memcmp(m->reply, m->body, m->body_len) == 0) {
+		/* one encoding per message: the body itself is sent absent */
+		bad(d, "reply", "the body sent twice");
+	}
 	get_attachments(d, m);
 	m->part_count = get_limited(d, "part count", lim->max_parts);
 	m->depth = get_limited(d, "depth", lim->max_depth);

@@ -28,10 +28,9 @@
  *	    list recipients, str subject, i64 date, str auto_submitted,
  *	    str precedence, str list_id, u32 flags, list auth_results,
  *	    str content_type, u32 header_count,
- *	    str body (not absent), str reply (not absent, not longer
- *	        than the body),
- *	    u32 n_form, each: str name (normalised: lower-case, no control
- *	        character), str value (no control character but tabs),
+ *	    str body (not absent), str reply (not longer than the body;
+ *	        absent when it is the body itself, and never the body's
+ *	        bytes again: one encoding per message),
  *	    u32 n_attachments, each: str filename, str content_type,
  *	        bytes data,
  *	    u32 part_count, u32 depth, u64 decoded_total,
@@ -62,9 +61,7 @@
  *	references by INMSGWIRE_MAX_REFERENCES, the body, an attachment, a
  *	PGP payload or a delivery report's field by max_decoded, and the
  *	body, attachments and PGP payloads together by max_decoded (plus a
- *	line break between text parts); the reply by the body's length; the
- *	form answers by FORMREAD_MAX_LINES, a name by FORMREAD_MAX_NAME and
- *	a value by FORMREAD_MAX_LINE.
+ *	line break between text parts); the reply by the body's length.
  *	inmsgwire_limits_decode: -EBADMSG (not 48 bytes, or a count over
  *	UINT_MAX). inmsgwire_limits_encode: -ENOMEM.
  * OWNERSHIP
@@ -80,7 +77,6 @@
 #include <stddef.h>
 
 #include "buf.h"
-#include "formread.h"
 #include "inmsg.h"
 #include "util.h"
 
@@ -94,15 +90,13 @@
 
 /*
  * inmsgwire_max - the longest answer a parse under lim can make: its
- * decoded content, the reply cut from the body and the reply's form
- * answers (each no longer than the body, which is content), its header
- * block's strings, and their lengths.
+ * decoded content, the reply cut from the body (no longer than the body,
+ * which is content), its header block's strings, and their lengths.
  */
 static inline size_t
 inmsgwire_max(const struct inmsg_limits *lim)
 {
-	return 3u * lim->max_decoded + 2u * lim->max_parts +
-	       8u * FORMREAD_MAX_LINES + (16u << 20);
+	return 2u * lim->max_decoded + 2u * lim->max_parts + (16u << 20);
 }
 
 int inmsgwire_encode(const struct inmsg *m, struct buf *out);

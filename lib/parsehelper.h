@@ -51,7 +51,8 @@
  *	mappings. So the server asked first is lean: glibc's built-in
  *	converters (UTF-8, ASCII, UCS-2, UCS-4) and ISO-8859-1, WINDOWS-1252
  *	and ISO-8859-15. A child of it whose message needs any other charset
- *	(one iconv cannot open there) answers PARSEHELPER_ANSWER_ALL_CHARSETS
+ *	(one iconv cannot open there, a made-up name included: the child
+ *	cannot tell them apart) answers PARSEHELPER_ANSWER_ALL_CHARSETS
  *	instead (flags, an empty wire), and the request is asked again of a
  *	second server, started with PARSEHELPER_FLAG_ALL_CHARSETS when first
  *	needed, which loaded every converter carepost knows of (the message's

@@ -2250,6 +2250,18 @@ audit_record_decode(const void *value, size_t len, json_t **holder,
 	return 0;
 }
 
+/* fhir_action - FHIR AuditEvent.action of a carepost action: R read,
+ * D delete, E execute (the rest). */
+static const char *
+fhir_action(const char *action)
+{
+	if (strcmp(action, "read") == 0 || strcmp(action, "inbox_listed") == 0)
+		return "R";
+	if (strcmp(action, "pruned") == 0)
+		return "D";
+	return "E";
+}
+
 /* fhir_reference - {"reference": "KIND/ID"} added to list. */
 static int
 fhir_entity(json_t *list, const char *kind, const char *id, const char *role)
@@ -2285,9 +2297,7 @@ audit_record_fhir(const struct audit_record *r)
 		      "type", "system", "https://carepost.invalid/audit",
 		      "code", "carepost",
 		      "subtype", "code", r->action ? r->action : "",
-		      "action", strcmp(r->action ? r->action : "", "read") == 0 ||
-				strcmp(r->action ? r->action : "", "inbox_listed") == 0 ?
-				"R" : "E",
+		      "action", fhir_action(r->action ? r->action : ""),
 		      "recorded", recorded,
 		      "agent", "who", "display", r->actor ? r->actor : "",
 		      "requestor", r->actor && strncmp(r->actor, "ctl:", 4) == 0,

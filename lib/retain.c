@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "event.h"
 #include "record.h"
 #include "retain.h"
@@ -100,6 +101,7 @@ retain_policy_from_config(const struct cp_config *cfg, struct retain_policy *pol
 	pol->lifetime[RETAIN_DATA_KEYS] = at_least(cfg->retain_data_keys,
 						   RETAIN_DATA_KEYS_MIN);
 	pol->batch = cfg->retain_batch > 0 ? (size_t)cfg->retain_batch : 500;
+	cp_strlcpy(pol->actor, AUDIT_ACTOR_DAEMON, sizeof(pol->actor));
 }
 
 int
@@ -471,6 +473,30 @@ step_active(const struct retain_pass *p, enum store_db db)
 	}
 }
 
+/*
+ * audit_pruned - an inbox message deleted (key PATIENT/MSGID): its audit
+ * record, in the transaction that deletes it (ids only).
+ */
+static int
+audit_pruned(struct step *st, const char *key, size_t keylen,
+	     struct cp_error *err)
+{
+	char k[2 * STORE_ID_MAX + 2], *slash;
+	struct audit_event ev = { .action = AUDIT_PRUNED };
+
+	if (keylen >= sizeof(k))
+		return 0;
+	memcpy(k, key, keylen);
+	k[keylen] = '\0';
+	if ((slash = strchr(k, '/')) == NULL)
+		return 0;
+	*slash = '\0';
+	ev.actor = st->p->pol.actor[0] ? st->p->pol.actor : AUDIT_ACTOR_DAEMON;
+	ev.patient = k;
+	ev.inbox = slash + 1;
+	return audit_append(st->s, st->txn, &ev, err);
+}
+
 static int
 step_delete(struct step *st, struct cp_error *err)
 {
@@ -481,10 +507,11 @@ step_delete(struct step *st, struct cp_error *err)
 		struct doomed *d = &st->doomed[i];
 
 		r = store_txn_del(st->s, st->txn, steps[st->p->step], d->key,
-				  d->keylen, err);
-		if (r == -ENOENT)
-			continue;
+				  d->keylen, err);	/* a key gone already: 0 */
 		if (r < 0)
+			return r;
+		if (steps[st->p->step] == DB_INBOX &&
+		    (r = audit_pruned(st, d->key, d->keylen, err)) < 0)
 			return r;
 		if (steps[st->p->step] != DB_DELIVERY || d->keylen > STORE_ID_MAX)
 			continue;

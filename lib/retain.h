@@ -34,7 +34,10 @@
  *			window: until + lifetime, and its held alert final
  *			or gone.
  *	bounces		last + lifetime.
- *	clinic, inbox	received + lifetime (default 0: never).
+ *	clinic, inbox	received + lifetime (default 0: never). Each inbox
+ *			message deleted is an audit record (AUDIT_PRUNED:
+ *			patient and message id, the policy's actor) in the
+ *			transaction that deletes it.
  *	data keys	meta "dek:ID" made created + lifetime ago (at least
  *			two days: a key is sealed with for one day at most)
  *			that no inbox record kept by this pass names.
@@ -68,6 +71,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "audit.h"
 #include "config.h"
 #include "store.h"
 #include "util.h"
@@ -91,6 +95,8 @@ enum retain_kind {
 struct retain_policy {
 	int64_t lifetime[RETAIN__COUNT];	/* seconds; 0: never */
 	size_t batch;				/* records per transaction */
+	char actor[AUDIT_ACTOR_MAX + 1];	/* who deletes, for the audit
+						 * trail: "daemon" or "ctl:USER" */
 };
 
 struct retain_counts {

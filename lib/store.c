@@ -214,6 +214,9 @@ store_write(struct store *s, store_txn_fn fn, void *userdata,
 	struct cp_error local;
 	int attempt, rc, r;
 
+	if (s->env == NULL)
+		return cp_error_set(err, -EIO, "store: closed (it could not be "
+				    "opened again)");
 	for (attempt = 0; attempt < 4; attempt++) {
 		MDB_txn *txn;
 
@@ -404,6 +407,9 @@ store_get_json_key(struct store *s, enum store_db db, const void *key,
 	MDB_txn *txn;
 	int rc, r;
 
+	if (s->env == NULL)
+		return cp_error_set(err, -EIO, "store: closed (it could not be "
+				    "opened again)");
 	rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
 	if (rc != 0)
 		return lmdb_error(err, rc, "store read");
@@ -884,14 +890,8 @@ free_pages(struct store *s, uint64_t *all, uint64_t *reusable)
 	return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-/*
- * refresh - the environment closed and opened again (its databases with
- * it): LMDB keeps the page buffers of a process's past transactions and
- * reuses them without clearing what they held; a fresh environment has
- * none. Nothing may be open on the store (no transaction, no cursor).
- */
-static int
-refresh(struct store *s)
+int
+store_refresh(struct store *s, struct cp_error *err)
 {
 	_cleanup_free_ char *path = NULL;
 	const char *p;
@@ -899,27 +899,41 @@ refresh(struct store *s)
 	MDB_txn *txn;
 	int rc;
 
+	if (s->env == NULL)
+		return cp_error_set(err, -EIO, "store: closed (it could not be "
+				    "opened again)");
 	if ((rc = mdb_env_get_path(s->env, &p)) != 0)
-		return rc;
+		return lmdb_error(err, rc, "store reopen");
 	if ((path = strdup(p)) == NULL)
-		return ENOMEM;
+		return cp_error_set(err, -ENOMEM, "store reopen: out of memory");
 	mdb_env_get_flags(s->env, &flags);
+	/* Closed first: closing any descriptor of the lock file ends this
+	 * process's locks on it, a new environment's too. */
 	mdb_env_close(s->env);
 	s->env = NULL;
-	if ((rc = mdb_env_create(&s->env)) != 0 ||
-	    (rc = mdb_env_set_maxdbs(s->env, DB__COUNT + 4)) != 0 ||
+	if ((rc = mdb_env_create(&s->env)) != 0)
+		goto fail;
+	if ((rc = mdb_env_set_maxdbs(s->env, DB__COUNT + 4)) != 0 ||
 	    (rc = mdb_env_set_mapsize(s->env, s->map_size)) != 0 ||
 	    (rc = mdb_env_set_maxreaders(s->env, 126)) != 0 ||
-	    (rc = mdb_env_open(s->env, path, MDB_NOTLS | (flags & MDB_NOSYNC), 0600)) != 0)
-		return rc;
-	if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0)
-		return rc;
+	    (rc = mdb_env_open(s->env, path, MDB_NOTLS | (flags & MDB_NOSYNC),
+			       0600)) != 0 ||
+	    (rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0)
+		goto fail;
 	for (int i = 0; rc == 0 && i < DB__COUNT; i++)
 		rc = mdb_dbi_open(txn, db_names[i], 0, &s->dbi[i]);
 	if (rc == 0)
-		return mdb_txn_commit(txn);	/* keeps the handles */
-	mdb_txn_abort(txn);
-	return rc;
+		rc = mdb_txn_commit(txn);	/* keeps the handles */
+	else
+		mdb_txn_abort(txn);
+	if (rc == 0)
+		return 0;
+fail:
+	if (s->env != NULL)
+		mdb_env_close(s->env);
+	s->env = NULL;
+	return cp_error_set(err, -EIO, "store reopen: %s: the store is closed",
+			    mdb_strerror(rc));
 }
 
 static int
@@ -932,22 +946,39 @@ last_page(struct store *s, size_t *pgno)
 	return rc;
 }
 
-/* empty_filler - the scrub database emptied in a transaction of its own. */
+/* drop_filler_txn - the scrub database emptied. */
 static int
-empty_filler(struct store *s, struct store_scrub_result *res)
+drop_filler_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
 {
-	MDB_txn *txn;
-	int rc;
+	int rc = mdb_drop(txn, s->dbi[DB_SCRUB], 0);
 
-	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
-		return rc;
-	if ((rc = mdb_drop(txn, s->dbi[DB_SCRUB], 0)) != 0) {
-		mdb_txn_abort(txn);
-		return rc;
+	(void)ud;
+	return rc == 0 ? 0 : lmdb_error(err, rc, "store scrub");
+}
+
+/* A batch of filler: n one-page records of zeros from key on. */
+struct filler {
+	const void *zeros;
+	size_t vlen;
+	uint64_t key, n;
+};
+
+static int
+fill_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
+{
+	const struct filler *f = ud;
+	int rc = 0;
+
+	for (uint64_t i = 0; rc == 0 && i < f->n; i++) {
+		uint64_t key = f->key + i;
+		unsigned char kb[8];
+		MDB_val k = { sizeof(kb), kb }, v = { f->vlen, (void *)f->zeros };
+
+		for (int j = 0; j < 8; j++)	/* big-endian: appended */
+			kb[j] = (unsigned char)(key >> (56 - 8 * j));
+		rc = mdb_put(txn, s->dbi[DB_SCRUB], &k, &v, MDB_APPEND);
 	}
-	if ((rc = mdb_txn_commit(txn)) == 0)
-		res->transactions++;
-	return rc;
+	return rc == 0 ? 0 : lmdb_error(err, rc, "store scrub");
 }
 
 /*
@@ -956,149 +987,151 @@ empty_filler(struct store *s, struct store_scrub_result *res)
  * batch, and empty the filler again. A round stops early when the file
  * grows (the free pages it counted are taken, or a reader still holds
  * some): the pages it took from the file's end are not counted as
- * overwritten.
+ * overwritten. Each transaction through store_write (a full map grows).
  */
 static int
 scrub_round(struct store *s, const void *zeros, size_t vlen, size_t batch,
-	    struct store_scrub_result *res)
+	    struct store_scrub_result *res, struct cp_error *err)
 {
-	uint64_t all, target, done = 0, key = 0;
-	MDB_txn *txn;
-	int rc, drop;
+	struct filler f = { zeros, vlen, 0, 0 };
+	uint64_t all, target, done = 0;
+	int rc, r = 0, drop;
 
 	if ((rc = free_pages(s, &all, &target)) != 0)
-		return rc;
+		return lmdb_error(err, rc, "store scrub");
 	res->held = all - target;
-	while (rc == 0 && done < target) {
-		uint64_t n = target - done < batch ? target - done : batch;
+	while (r == 0 && done < target) {
 		size_t before, after;
 
-		if ((rc = last_page(s, &before)) != 0 ||
-		    (rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+		f.n = target - done < batch ? target - done : batch;
+		if ((rc = last_page(s, &before)) != 0)
+			return lmdb_error(err, rc, "store scrub");
+		if ((r = store_write(s, fill_txn, &f, err)) < 0)
 			break;
-		for (uint64_t i = 0; rc == 0 && i < n; i++) {
-			unsigned char kb[8];
-			MDB_val k = { sizeof(kb), kb }, v = { vlen, (void *)zeros };
-
-			for (int j = 0; j < 8; j++)	/* big-endian: appended */
-				kb[j] = (unsigned char)(key >> (56 - 8 * j));
-			key++;
-			rc = mdb_put(txn, s->dbi[DB_SCRUB], &k, &v, MDB_APPEND);
+		if ((rc = last_page(s, &after)) != 0) {
+			r = lmdb_error(err, rc, "store scrub");
+			break;
 		}
-		if (rc == 0)
-			rc = mdb_txn_commit(txn);
-		else
-			mdb_txn_abort(txn);
-		if (rc != 0 || (rc = last_page(s, &after)) != 0)
-			break;
 		res->transactions++;
+		f.key += f.n;
 		if (after > before) {	/* pages from the file's end: done */
-			done += n > after - before ? n - (after - before) : 0;
+			done += f.n > after - before ? f.n - (after - before) : 0;
 			break;
 		}
-		done += n;
+		done += f.n;
 	}
 	res->overwritten += done;
 	/* Emptied whatever happened: the filler pages go back to the free
 	 * list (holding zeros). */
-	drop = empty_filler(s, res);
-	return rc != 0 ? rc : drop;
+	drop = store_write(s, drop_filler_txn, NULL, r < 0 ? NULL : err);
+	if (drop == 0)
+		res->transactions++;
+	return r < 0 ? r : drop;
 }
 
 /*
- * rewrite_some - up to batch records of database db written again as they
- * are, from the first key after *from (the first of db when *from is
- * empty), in one transaction; *from becomes the last key written, *more
- * whether db holds more. Key and value are copied first: LMDB's point
- * into the page the write changes.
+ * A batch of the rewrite: up to batch records of database db from the
+ * first key after start (the first of db when start is empty); last
+ * becomes the last key written and more whether db holds more. A
+ * transaction store_write begins again (a full map) starts again from
+ * start. Key and value are copied before the write: LMDB's point into
+ * the page the write changes.
  */
+struct rewrite {
+	int db;
+	size_t batch;
+	struct buf start, last, val;
+	int more;
+	uint64_t n;
+};
+
 static int
-rewrite_some(struct store *s, int db, struct buf *from, struct buf *val,
-	     size_t batch, int *more, uint64_t *records)
+rewrite_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
 {
-	MDB_txn *txn;
+	struct rewrite *w = ud;
 	MDB_cursor *c;
 	MDB_val k, v;
-	size_t n = 0;
 	int rc;
 
-	*more = 0;
-	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
-		return rc;
-	if ((rc = mdb_cursor_open(txn, s->dbi[db], &c)) != 0) {
-		mdb_txn_abort(txn);
-		return rc;
-	}
-	if (from->len == 0) {
+	w->more = 0;
+	w->n = 0;
+	buf_reset(&w->last);
+	if ((rc = mdb_cursor_open(txn, s->dbi[w->db], &c)) != 0)
+		return lmdb_error(err, rc, "store scrub");
+	if (w->start.len == 0) {
 		rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
 	} else {
-		k.mv_size = from->len;
-		k.mv_data = from->data;
+		k.mv_size = w->start.len;
+		k.mv_data = w->start.data;
 		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-		if (rc == 0 && k.mv_size == from->len &&
-		    memcmp(k.mv_data, from->data, from->len) == 0)
+		if (rc == 0 && k.mv_size == w->start.len &&
+		    memcmp(k.mv_data, w->start.data, w->start.len) == 0)
 			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
 	}
-	while (rc == 0 && n < batch) {
+	while (rc == 0 && w->n < w->batch) {
 		MDB_val kc, vc;
 
-		buf_reset(from);
-		buf_reset(val);
-		if (buf_append(from, k.mv_data, k.mv_size) < 0 ||
-		    buf_append(val, v.mv_data, v.mv_size) < 0) {
-			rc = ENOMEM;
-			break;
+		buf_reset(&w->last);
+		buf_reset(&w->val);
+		if (buf_append(&w->last, k.mv_data, k.mv_size) < 0 ||
+		    buf_append(&w->val, v.mv_data, v.mv_size) < 0) {
+			mdb_cursor_close(c);
+			return cp_error_set(err, -ENOMEM, "store scrub: out of memory");
 		}
-		kc.mv_size = from->len;
-		kc.mv_data = from->data;
-		vc.mv_size = val->len;
-		vc.mv_data = val->data;
+		kc.mv_size = w->last.len;
+		kc.mv_data = w->last.data;
+		vc.mv_size = w->val.len;
+		vc.mv_data = w->val.data;
 		if ((rc = mdb_cursor_put(c, &kc, &vc, MDB_CURRENT)) != 0)
 			break;
-		(*records)++;
-		n++;
+		w->n++;
 		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
 	}
 	mdb_cursor_close(c);
 	if (rc == 0)
-		*more = 1;
-	else if (rc == MDB_NOTFOUND)
-		rc = 0;
-	if (rc == 0)
-		return mdb_txn_commit(txn);
-	mdb_txn_abort(txn);
-	return rc;
+		w->more = 1;
+	else if (rc != MDB_NOTFOUND)
+		return lmdb_error(err, rc, "store scrub");
+	return 0;
 }
 
 /*
  * rewrite_all - every record of every database written again as it is,
- * batch records a transaction, with a fresh environment for each: each
+ * batch records a transaction, with a fresh environment after each: each
  * page a record lives on is copied (LMDB's copy on write) into a buffer
  * LMDB zeroes or that held only such clean copies, so no page keeps the
  * bytes a recycled buffer left in its unused middle; the old pages go to
  * the free list (the rounds after overwrite them).
  */
 static int
-rewrite_all(struct store *s, size_t batch, struct store_scrub_result *res)
+rewrite_all(struct store *s, size_t batch, struct store_scrub_result *res,
+	    struct cp_error *err)
 {
-	_cleanup_buf_ struct buf from = BUF_INIT, val = BUF_INIT;
-	int rc = 0;
+	struct rewrite w = { 0, batch, BUF_INIT, BUF_INIT, BUF_INIT, 1, 0 };
+	int r = 0;
 
-	for (int db = 0; rc == 0 && db < DB__COUNT; db++) {
-		int more = 1;
-
-		if (db == DB_SCRUB)
+	for (w.db = 0; r == 0 && w.db < DB__COUNT; w.db++) {
+		if (w.db == DB_SCRUB)
 			continue;
-		buf_reset(&from);
-		while (rc == 0 && more) {
-			if ((rc = rewrite_some(s, db, &from, &val, batch, &more,
-					       &res->rewritten)) == 0) {
-				res->transactions++;
-				rc = refresh(s);
+		buf_reset(&w.start);
+		do {
+			if ((r = store_write(s, rewrite_txn, &w, err)) < 0)
+				break;
+			res->rewritten += w.n;
+			res->transactions++;
+			if (w.n > 0) {		/* on from the last key written */
+				struct buf t = w.start;
+
+				w.start = w.last;
+				w.last = t;
 			}
-		}
+			r = store_refresh(s, err);
+		} while (r == 0 && w.more);
 	}
-	return rc;
+	buf_free(&w.start);
+	buf_free(&w.last);
+	buf_free(&w.val);
+	return r;
 }
 
 int
@@ -1108,7 +1141,7 @@ store_scrub(struct store *s, size_t batch, struct store_scrub_result *res,
 	_cleanup_free_ void *zeros = NULL;
 	MDB_stat st;
 	size_t vlen;
-	int rc;
+	int rc, r;
 
 	memset(res, 0, sizeof(*res));
 	if (batch == 0)
@@ -1122,12 +1155,14 @@ store_scrub(struct store *s, size_t batch, struct store_scrub_result *res,
 		return cp_error_set(err, -ENOMEM, "store scrub: out of memory");
 	/* what a scrub cut short left, then the live records, then the
 	 * free pages twice */
-	if ((rc = empty_filler(s, res)) != 0 || (rc = refresh(s)) != 0 ||
-	    (rc = rewrite_all(s, batch, res)) != 0)
-		return lmdb_error(err, rc, "store scrub");
+	if ((r = store_write(s, drop_filler_txn, NULL, err)) < 0 ||
+	    (r = store_refresh(s, err)) < 0 ||
+	    (r = rewrite_all(s, batch, res, err)) < 0)
+		return r;
+	res->transactions++;
 	for (int round = 0; round < 2; round++)
-		if ((rc = scrub_round(s, zeros, vlen, batch, res)) != 0)
-			return lmdb_error(err, rc, "store scrub");
+		if ((r = scrub_round(s, zeros, vlen, batch, res, err)) < 0)
+			return r;
 	return 0;
 }
 

@@ -505,6 +505,19 @@ struct store_scrub_result {
 int store_scrub(struct store *s, size_t batch, struct store_scrub_result *res,
 		struct cp_error *err);
 
+/*
+ * store_refresh - the environment closed and opened again, with its
+ * databases: LMDB keeps the page buffers of a process's past write
+ * transactions and writes them again, without clearing their unused
+ * middle, into pages it writes later, so a process that keeps the store
+ * open carries bytes of records long gone (an event's data) into new
+ * pages; a fresh environment has no such buffers. Nothing may be open on
+ * s (no transaction, no cursor, no other thread in the store). -EIO when
+ * it could not be opened again: s is then closed for good (every call
+ * but store_close fails or must not be made; the caller ends).
+ */
+int store_refresh(struct store *s, struct cp_error *err);
+
 /* store_count - entries in db. */
 int store_count(struct store *s, enum store_db db, size_t *n,
 		struct cp_error *err);

@@ -1563,15 +1563,15 @@ lying_child(void *arg)
 		m->reply_len = m->body_len;
 	}
 	if (f.n == 2 && memmem(f.field[1], f.len[1], "X-Forge-Form: yes", 17)) {
-		/* answers the reply does not hold, beside the true one */
-		char **k = realloc(m->form.key, (m->form.n + 1) * sizeof(*k));
+		/* an answer in the body beside the reply it cut: only the
+		 * reply is filed, and only it is read for answers */
+		char *body = NULL;
 
-		m->form.key = k;
-		k = realloc(m->form.value, (m->form.n + 1) * sizeof(*k));
-		m->form.value = k;
-		m->form.key[m->form.n] = strdup("allergies");
-		m->form.value[m->form.n] = strdup("none at all");
-		m->form.n++;
+		if (asprintf(&body, "%s\nAllergies: none at all\n", m->body) < 0)
+			return 5;
+		free(m->body);
+		m->body = body;
+		m->body_len = strlen(body);
 	}
 	if (f.n == 2 && memmem(f.field[1], f.len[1], "X-Forge-Signed: yes", 19) &&
 	    m->n_attachments > 0) {
@@ -1722,6 +1722,23 @@ form_answers_the_reply_does_not_hold_count_for_nothing(void **state)
 	free(m);
 }
 
+/* use_built_pgp_helper - replies verified and decrypted in the gpg
+ * helper this build made (build/carepost-pgp beside build/tests). */
+static void
+use_built_pgp_helper(void)
+{
+	char gpgh[PATH_MAX], *slash;
+	ssize_t n = readlink("/proc/self/exe", gpgh, sizeof(gpgh) - 1);
+
+	assert_true(n > 0);
+	gpgh[n] = '\0';
+	slash = strrchr(gpgh, '/');
+	*slash = '\0';
+	slash = strrchr(gpgh, '/');
+	snprintf(slash, sizeof(gpgh) - (size_t)(slash - gpgh), "/carepost-pgp");
+	assert_int_equal(pgphelper_enable(gpgh), 0);
+}
+
 static void
 signed_content_is_made_from_the_signed_bytes_not_the_helpers_word(void **state)
 {
@@ -1735,19 +1752,7 @@ signed_content_is_made_from_the_signed_bytes_not_the_helpers_word(void **state)
 				    "Pat <pat@patients.test>", fpr), 0);
 	assert_int_equal(tu_move_public(home, fx.home, fpr), 0);
 	use_liar(path, sizeof(path));
-	{
-		char gpgh[PATH_MAX], *slash;
-		ssize_t n = readlink("/proc/self/exe", gpgh, sizeof(gpgh) - 1);
-
-		/* replies are verified in the gpg helper: the built one */
-		assert_true(n > 0);
-		gpgh[n] = '\0';
-		slash = strrchr(gpgh, '/');
-		*slash = '\0';
-		slash = strrchr(gpgh, '/');
-		snprintf(slash, sizeof(gpgh) - (size_t)(slash - gpgh), "/carepost-pgp");
-		assert_int_equal(pgphelper_enable(gpgh), 0);
-	}
+	use_built_pgp_helper();
 	open_inbound();
 	add_thread("ev1", "provider_message", NULL, NOW + 30 * DAY, NULL, tok);
 	reply_to(to, sizeof(to), tok);
@@ -1803,18 +1808,7 @@ decrypted_content_is_bound_by_its_own_headers_not_the_helpers_word(void **state)
 	char tok[TOKEN_SIZE], to[128], path[PATH_MAX], *m;
 
 	use_liar(path, sizeof(path));
-	{
-		char gpgh[PATH_MAX], *slash;
-		ssize_t n = readlink("/proc/self/exe", gpgh, sizeof(gpgh) - 1);
-
-		assert_true(n > 0);
-		gpgh[n] = '\0';
-		slash = strrchr(gpgh, '/');
-		*slash = '\0';
-		slash = strrchr(gpgh, '/');
-		snprintf(slash, sizeof(gpgh) - (size_t)(slash - gpgh), "/carepost-pgp");
-		assert_int_equal(pgphelper_enable(gpgh), 0);
-	}
+	use_built_pgp_helper();
 	open_inbound();
 	add_thread("ev1", "provider_message", NULL, NOW + 30 * DAY, NULL, tok);
 	reply_to(to, sizeof(to), tok);

@@ -16,6 +16,7 @@
 #include <dirent.h>
 
 #include "buf.h"
+#include "formread.h"
 #include "inmsg.h"
 #include "msgfix.h"
 #include "util.h"
@@ -109,6 +110,7 @@ every_corpus_message_parses_or_fails_cleanly(void **state)
 static void
 the_reply_is_the_body_without_its_history(void **state)
 {
+	struct formread_answers a = FORMREAD_ANSWERS_INIT;
 	struct inmsg *m = tu_parse_str(
 		"From: p@patient.example\r\nSubject: Re: results\r\n\r\n"
 		"Should I keep the same dose?\r\n\r\n-- \r\nPat\r\n\r\n"
@@ -121,18 +123,46 @@ the_reply_is_the_body_without_its_history(void **state)
 	assert_non_null(strstr(m->body, "> Your results are in the portal."));
 	assert_true(m->reply_len <= m->body_len);
 	assert_string_equal(plain->reply, "Just this.");
-	assert_int_equal(m->form.n, 0);
 	inmsg_free(m);
 	inmsg_free(plain);
-	/* its answers are read from the reply, not from the history */
+	/* a form's answers, read from the reply, leave the history out */
 	m = tu_parse_str("Subject: Re: form\r\n\r\nPain level: 3\r\n"
 			 "Medications = none\r\n\r\nOn Mon, the clinic wrote:\r\n"
 			 "> Pain level:\r\n> Allergies: \r\n");
-	assert_int_equal(m->form.n, 2);
-	assert_string_equal(m->form.key[0], "pain level");
-	assert_string_equal(m->form.value[0], "3");
-	assert_string_equal(m->form.key[1], "medications");
-	assert_string_equal(m->form.value[1], "none");
+	assert_int_equal(formread_answers(m->reply, m->reply_len, &a), 0);
+	assert_int_equal(a.n, 2);
+	assert_string_equal(a.key[0], "pain level");
+	assert_string_equal(a.value[0], "3");
+	assert_string_equal(a.key[1], "medications");
+	assert_string_equal(a.value[1], "none");
+	formread_free(&a);
+	inmsg_free(m);
+}
+
+/* Forgotten content is gone whole; the header facts stay. */
+static void
+forgotten_content_leaves_the_header_facts(void **state)
+{
+	struct inmsg *m = tu_parse_str(
+		"From: p@patient.example\r\nSubject: kept\r\nMIME-Version: 1.0\r\n"
+		"Content-Type: multipart/mixed; boundary=M\r\n\r\n"
+		"--M\r\nContent-Type: text/plain\r\n\r\nPain level: 3\r\n"
+		"--M\r\nContent-Type: application/pdf; name=a.pdf\r\n"
+		"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--M--\r\n");
+
+	assert_int_equal(m->n_attachments, 1);
+	assert_string_equal(m->reply, "Pain level: 3");
+	assert_int_equal(inmsg_forget_content(m), 0);
+	assert_string_equal(m->body, "");
+	assert_string_equal(m->reply, "");
+	assert_int_equal(m->body_len + m->reply_len, 0);
+	assert_int_equal(m->n_attachments, 0);
+	assert_null(m->attachments);
+	assert_null(m->pgp_signed);
+	assert_int_equal(m->decoded_total, 0);
+	assert_int_equal(m->part_count, 0);
+	assert_string_equal(m->subject, "kept");
+	assert_string_equal(m->from_addr, "p@patient.example");
 	inmsg_free(m);
 }
 
@@ -754,6 +784,7 @@ main(void)
 		cmocka_unit_test(smime_is_not_taken_for_pgp),
 		cmocka_unit_test(pgp_signed_part_is_exact_crlf_bytes),
 		cmocka_unit_test(the_reply_is_the_body_without_its_history),
+		cmocka_unit_test(forgotten_content_leaves_the_header_facts),
 		cmocka_unit_test(reparse_inner_merges_decrypted_content),
 		cmocka_unit_test(signed_part_beside_other_text_is_not_a_signed_message),
 		cmocka_unit_test(encrypted_part_below_the_root_is_an_attachment),

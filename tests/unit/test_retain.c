@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "audit.h"
 #include "config.h"
 #include "fsfix.h"
 #include "record.h"
@@ -274,6 +275,36 @@ put_dek(struct fx *f, const char *id, int64_t created)
 		     "created", (json_int_t)created, "wrapped", "x"));
 }
 
+/* assert_pruned_audited - the trail holds one record, the deletion of
+ * inbox message p-1/msgid by the pass's actor (a delete for FHIR), and
+ * its chain holds. */
+static void
+assert_pruned_audited(struct fx *f, const char *msgid)
+{
+	struct audit_verify_result v;
+	struct audit_filter all = { NULL, 0, 0 };
+	struct cp_error err = { 0, "" };
+	char *text = NULL, want[96];
+	size_t len = 0, n = 0;
+	uint64_t written = 0;
+	FILE *out = open_memstream(&text, &len);
+
+	assert_int_equal(store_count(f->s, DB_AUDIT, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(audit_verify(f->s, &v, &err), 0);
+	assert_true(v.ok);
+	assert_non_null(out);
+	assert_int_equal(audit_export(f->s, &all, out, &written, &err), 0);
+	fclose(out);
+	assert_int_equal(written, 1);
+	assert_non_null(strstr(text, "\"code\":\"pruned\""));
+	assert_non_null(strstr(text, "\"action\":\"D\""));
+	assert_non_null(strstr(text, "\"daemon\""));
+	snprintf(want, sizeof(want), "%s", msgid);
+	assert_non_null(strstr(text, want));
+	free(text);
+}
+
 /* Inbox by received; a data key only when old and named by no kept record. */
 static void
 test_inbox_and_data_keys(void **state)
@@ -292,6 +323,7 @@ test_inbox_and_data_keys(void **state)
 	assert_false(has(f, DB_INBOX, "p-1/m1800000000-00000001"));
 	assert_true(has(f, DB_INBOX, "p-1/m1808000000-00000002"));
 	assert_int_equal(c.pruned[RETAIN_INBOX], 1);
+	assert_pruned_audited(f, "m1800000000-00000001");
 	assert_false(has(f, DB_META, "dek:0000000000000001"));
 	assert_true(has(f, DB_META, "dek:0000000000000002"));
 	assert_false(has(f, DB_META, "dek:0000000000000003"));

@@ -1820,6 +1820,31 @@ scrub_keeps_every_record_whatever_its_size(void **state)
 	assert_true(u[1].file_pages <= u[0].file_pages + u0.used_pages + 8);
 }
 
+/* A store opened afresh goes on as it was: its records, its databases,
+ * writes after it; a second process's writes seen. */
+static void
+refresh_keeps_the_store_as_it_was(void **state)
+{
+	struct fx *f = *state;
+	struct cp_error err = { 0, "" };
+	json_t *v = NULL;
+	size_t n = 0;
+
+	put_patient(f->s, "p-before");
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(store_refresh(f->s, &err), 0);
+	assert_int_equal(store_get_json(f->s, DB_PATIENTS, "p-before", &v, &err), 0);
+	json_decref(v);
+	put_patient(f->s, "p-after");
+	assert_int_equal(store_open(f->dir, 0, &f->other, &err), 0);
+	put_patient(f->other, "p-other");
+	assert_int_equal(store_refresh(f->s, &err), 0);
+	assert_int_equal(store_count(f->s, DB_PATIENTS, &n, &err), 0);
+	assert_int_equal(n, 3);
+	store_close(f->other);
+	f->other = NULL;
+}
+
 static void
 backup_goes_into_an_empty_directory_and_refuses_one_that_is_not(void **state)
 {
@@ -1909,6 +1934,7 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(backup_copies_the_store_compacted_with_its_journal_and_no_freed_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(scrub_leaves_no_byte_of_freed_records_and_keeps_the_live_ones, setup, teardown),
 		cmocka_unit_test_setup_teardown(scrub_keeps_every_record_whatever_its_size, setup, teardown),
+		cmocka_unit_test_setup_teardown(refresh_keeps_the_store_as_it_was, setup, teardown),
 		cmocka_unit_test_setup_teardown(backup_goes_into_an_empty_directory_and_refuses_one_that_is_not, setup, teardown),
 		cmocka_unit_test_setup_teardown(backup_refuses_what_it_cannot_write_and_names_it, setup, teardown),
 	};
