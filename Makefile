@@ -102,6 +102,7 @@ valgrind: all
 
 bench: all
 	BUILD=$(BUILD) bench/run
+	BUILD=$(BUILD) bench/history
 
 # libFuzzer targets: clang, every lib object built with the fuzzer's
 # coverage and ASan/UBSan; each fuzz/fuzz_NAME.c becomes build-fuzz/fuzz_NAME.

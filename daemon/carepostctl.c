@@ -11,7 +11,7 @@
  *	                             import an OpenPGP key into the keyring;
  *	                             with --patient, record its fingerprint
  *	event add [FILE|-]           write an event (JSON), as the portal does
- *	queue                        events not yet in a final state
+ *	queue [--limit N]            events not yet in a final state
  *	status EVENT_ID              an event's delivery state (no PHI)
  *	retry EVENT_ID               send a queued or deferred event again now
  *	render TEMPLATE DATA [--text]
@@ -23,7 +23,8 @@
  *	                             writing and prints the decision as JSON
  *	inbox PATIENT                a patient's inbox (decrypted previews)
  *	read PATIENT MSG             one inbox message, decrypted
- *	clinic-queue [DEPT]          the clinic queue (no PHI)
+ *	clinic-queue [DEPT] [--limit N] [--after DEPT/ID]
+ *	                             the clinic queue, a page at a time (no PHI)
  *	quarantine                   what inbound quarantined, and why (no PHI)
  *	backup DIR                   a consistent, compacting hot copy of the
  *	                             store (data.mdb, sending.journal) into a
@@ -97,7 +98,7 @@ usage(FILE *f)
 	      "  key import FILE [--patient ID [--proxy N]]\n"
 	      "                            import a public key; record its fingerprint\n"
 	      "  event add [FILE|-]        write a portal event (JSON)\n"
-	      "  queue                     events not yet final\n"
+	      "  queue [--limit N]         events not yet final, in due order\n"
 	      "  status EVENT_ID           delivery state of an event\n"
 	      "  retry EVENT_ID            send a queued or deferred event again now\n"
 	      "  render TEMPLATE DATA [--text]  render a template with JSON data\n"
@@ -109,7 +110,8 @@ usage(FILE *f)
 	      "  read PATIENT MSG [--reason TEXT]\n"
 	      "                            one inbox message: text, form fields, attachments\n"
 	      "                            (each read or listing is audited, with the reason)\n"
-	      "  clinic-queue [DEPT]       the clinic queue, all departments or one\n"
+	      "  clinic-queue [DEPT] [--limit N] [--after DEPT/INBOX_ID]\n"
+	      "                            the clinic queue, all departments or one, a page at a time\n"
 	      "  quarantine                what was quarantined: when, where, why (no PHI)\n"
 	      "  audit verify              check the audit trail's chain; name the first bad record\n"
 	      "  audit export [--patient ID] [--since T] [--until T] [--reason TEXT]\n"
@@ -488,24 +490,73 @@ cmd_event_add(const char *arg)
 	return r < 0 ? fail(EX_IOERR, "%s", err.text) : 0;
 }
 
-/* each_delivery - a row of carepostctl queue per record not final. */
+/* parse_count - a count of 1 or more, in decimal. */
 static int
-each_delivery(void *ud, const char *key, size_t keylen, json_t *v)
+parse_count(const char *arg, size_t *out)
 {
-	json_t *rows = ud;
-	struct delivery d;
+	unsigned long long n;
+	char *end;
 
-	if (delivery_load(v, &d, NULL) < 0)
-		return 0;
-	if (!delivery_state_final(d.state)) {
-		if (json_output)
-			json_array_append_new(rows, delivery_summary(&d));
-		else
-			printf("%-32s %-22s %-9s attempts=%lld due=%lld %s\n", d.id,
-			       d.type ? d.type : "-", delivery_state_name(d.state),
-			       d.attempts, (long long)d.due, d.reason ? d.reason : "");
+	errno = 0;
+	n = strtoull(arg, &end, 10);
+	if (errno != 0 || *end != '\0' || arg[0] < '0' || arg[0] > '9' ||
+	    n == 0 || n > SIZE_MAX)
+		return -EINVAL;
+	*out = (size_t)n;
+	return 0;
+}
+
+/* queue_row - a row of carepostctl queue, printed at once (streamed). */
+static int
+queue_row(void *ud, const struct delivery *d)
+{
+	size_t *rows = ud;
+
+	if (json_output) {
+		json_t *o = delivery_summary(d);
+		char *text = o ? json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+
+		json_decref(o);
+		if (text == NULL)
+			return -ENOMEM;
+		printf("%s%s", *rows > 0 ? ",\n" : "[\n", text);
+		free(text);
+	} else {
+		printf("%-32s %-22s %-9s attempts=%lld due=%lld %s\n", d->id,
+		       d->type ? d->type : "-", delivery_state_name(d->state),
+		       d->attempts, (long long)d->due, d->reason ? d->reason : "");
 	}
-	delivery_clear(&d);
+	(*rows)++;
+	return ferror(stdout) ? -EIO : 0;
+}
+
+static int
+cmd_queue(int argc, char **argv)
+{
+	struct runtime rt;
+	struct cp_error err;
+	size_t rows = 0, limit = 0;
+	int r;
+
+	if (argc == 2 && strcmp(argv[0], "--limit") == 0) {
+		if (parse_count(argv[1], &limit) < 0)
+			return fail(EX_USAGE, "queue: --limit wants a count of "
+				    "1 or more, not \"%s\"", argv[1]);
+	} else if (argc != 0) {
+		return fail(EX_USAGE, "queue: the only option is --limit N");
+	}
+	if ((r = open_rt(&rt, RUNTIME_STORE)) != 0)
+		return r;
+	cp_error_clear(&err);
+	r = queue_list(rt.store, limit, queue_row, &rows, &err);
+	runtime_close(&rt);
+	if (json_output)
+		puts(rows > 0 ? "\n]" : "[]");
+	if (r == -ENOMEM || r == -EIO)
+		return fail(EX_IOERR, "queue: %s", r == -EIO ? "cannot write the listing"
+			    : "out of memory");
+	if (r < 0)
+		return fail(EX_IOERR, "%s", err.text);
 	return 0;
 }
 
@@ -580,12 +631,12 @@ state_counts(const struct queue_tally *t)
 }
 
 static int
-cmd_queue(int stats)
+cmd_stats(void)
 {
 	struct runtime rt;
 	struct cp_error err;
 	struct queue_tally qt;
-	json_t *rows = json_array(), *counts = NULL, *in = NULL;
+	json_t *counts = NULL, *in = NULL;
 	struct store_usage use = { 0, 0, 0, 0 };
 	size_t waiting = 0, scheduled = 0;
 	int64_t oldest = INT64_MAX, age;
@@ -593,29 +644,20 @@ cmd_queue(int stats)
 
 	if ((r = open_rt(&rt, RUNTIME_STORE)) != 0)
 		goto out;
-	if (stats) {
-		r = queue_tally(rt.store, &qt, &err);
-		if (r == 0)
-			r = queue_oldest_pending(rt.store, &oldest, &err);
-	} else {
-		r = store_foreach(rt.store, DB_DELIVERY, each_delivery, rows, &err);
-	}
+	r = queue_tally(rt.store, &qt, &err);
+	if (r == 0)
+		r = queue_oldest_pending(rt.store, &oldest, &err);
 	if (r == 0)
 		r = store_count(rt.store, DB_EVENTS, &waiting, &err);
 	if (r == 0)
 		r = store_count(rt.store, DB_SCHEDULE, &scheduled, &err);
-	if (r == 0 && stats && (in = inbound_stats(&rt, &err)) == NULL)
+	if (r == 0 && (in = inbound_stats(&rt, &err)) == NULL)
 		r = -EIO;
-	if (r == 0 && stats)
+	if (r == 0)
 		r = store_usage(rt.store, &use, &err);
 	runtime_close(&rt);
 	if (r < 0) {
 		r = fail(EX_IOERR, "%s", err.text);
-		goto out;
-	}
-	if (!stats) {
-		if (json_output)
-			print_json(rows);
 		goto out;
 	}
 	age = oldest == INT64_MAX || oldest > cp_now() ? 0 : cp_now() - oldest;
@@ -657,7 +699,6 @@ cmd_queue(int stats)
 		       (unsigned long long)use.page_size);
 	}
 out:
-	json_decref(rows);
 	json_decref(counts);
 	json_decref(in);
 	return r;
@@ -1110,6 +1151,72 @@ print_clinic_entry(json_t *row)
 	clinic_clear(&c);
 }
 
+struct page_out {
+	size_t rows;
+};
+
+/* clinic_row_out - a row of clinic-queue, printed at once (streamed). */
+static int
+clinic_row_out(void *ud, json_t *row)
+{
+	struct page_out *po = ud;
+
+	if (json_output) {
+		char *text = json_dumps(row, JSON_INDENT(2) | JSON_SORT_KEYS);
+
+		if (text == NULL)
+			return -ENOMEM;
+		printf("%s%s", po->rows > 0 ? ",\n" : "[\n", text);
+		free(text);
+	} else {
+		print_clinic_entry(row);
+	}
+	po->rows++;
+	return ferror(stdout) ? -EIO : 0;
+}
+
+/* cmd_clinic_queue - [DEPT] [--limit N] [--after DEPT/INBOX_ID]. */
+static int
+cmd_clinic_queue(int argc, char **argv)
+{
+	const char *dept = NULL, *after = NULL;
+	struct page_out po = { 0 };
+	struct runtime rt;
+	struct cp_error err;
+	size_t limit = 0;
+	int i, r;
+
+	for (i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc) {
+			if (parse_count(argv[++i], &limit) < 0)
+				return fail(EX_USAGE, "clinic-queue: --limit wants a "
+					    "count of 1 or more, not \"%s\"", argv[i]);
+		} else if (strcmp(argv[i], "--after") == 0 && i + 1 < argc) {
+			after = argv[++i];
+		} else if (argv[i][0] != '-' && dept == NULL) {
+			dept = argv[i];
+		} else {
+			return fail(EX_USAGE, "clinic-queue: unexpected argument %s",
+				    argv[i]);
+		}
+	}
+	if ((r = open_rt(&rt, RUNTIME_STORE)) != 0)
+		return r;
+	cp_error_clear(&err);
+	r = inbox_clinic_page(rt.store, dept, after, limit, clinic_row_out, &po, &err);
+	runtime_close(&rt);
+	if (json_output && r != -EINVAL)
+		puts(po.rows > 0 ? "\n]" : "[]");
+	if (r == -EINVAL)
+		return fail(EX_USAGE, "clinic-queue: %s", err.text);
+	if (r == -ENOMEM || r == -EIO)
+		return fail(EX_IOERR, "clinic-queue: %s", r == -EIO ?
+			    "cannot write the listing" : "out of memory");
+	if (r < 0)
+		return fail(EX_IOERR, "%s", err.text);
+	return 0;
+}
+
 /* print_quarantined - one line of "quarantine": when, where, why. */
 static void
 print_quarantined(json_t *row)
@@ -1480,10 +1587,10 @@ main(int argc, char **argv)
 		return cmd_key_import(argc - 2, argv + 2);
 	if (strcmp(cmd, "event") == 0 && sub && strcmp(sub, "add") == 0 && argc <= 3)
 		return cmd_event_add(argc == 3 ? argv[2] : NULL);
-	if (strcmp(cmd, "queue") == 0 && argc == 1)
-		return cmd_queue(0);
+	if (strcmp(cmd, "queue") == 0)
+		return cmd_queue(argc - 1, argv + 1);
 	if (strcmp(cmd, "stats") == 0 && argc == 1)
-		return cmd_queue(1);
+		return cmd_stats();
 	if (strcmp(cmd, "status") == 0 && argc == 2)
 		return cmd_status(argv[1]);
 	if (strcmp(cmd, "retry") == 0 && argc == 2)
@@ -1509,9 +1616,8 @@ main(int argc, char **argv)
 		return cmd_audit_export(argc - 2, argv + 2);
 	if (strcmp(cmd, "backup") == 0 && argc == 2)
 		return cmd_backup(argv[1]);
-	if (strcmp(cmd, "clinic-queue") == 0 && argc <= 2)
-		return cmd_listing(inbox_clinic_queue, argc == 2 ? argv[1] : NULL,
-				   print_clinic_entry);
+	if (strcmp(cmd, "clinic-queue") == 0)
+		return cmd_clinic_queue(argc - 1, argv + 1);
 	if (strcmp(cmd, "prune") == 0)
 		return cmd_prune(argc, argv);
 	if (strcmp(cmd, "scrub") == 0)

@@ -363,10 +363,18 @@ static int
 upgrade_store(struct daemon *d)
 {
 	struct cp_error err;
+	unsigned version = STOREFMT_VERSION;
 	size_t ran = 0;
 	int r;
 
 	cp_error_clear(&err);
+	/* A step reads every record of what it indexes (seconds a million):
+	 * systemd waits for it rather than kill a start that works. */
+	if (storefmt_version(d->rt.store, &version, NULL, NULL) == 0 &&
+	    version < STOREFMT_VERSION)
+		sd_notifyf(0, "EXTEND_TIMEOUT_USEC=%llu\nSTATUS=upgrading the store "
+			   "from format version %u to %u", 3600ULL * 1000000, version,
+			   STOREFMT_VERSION);
 	r = storefmt_upgrade(d->rt.store, &ran, &err);
 	if (r < 0)
 		log_event(LOG_ERR, LOGID_CONFIG, NULL, NULL, "cannot start: %s "

@@ -23,43 +23,42 @@ inbox_aad(const char *patient, const char *msg_id, char out[INBOX_AAD_MAX])
 	snprintf(out, INBOX_AAD_MAX, "carepost inbox 2\n%s/%s", patient, msg_id);
 }
 
-/*
- * A listing: the records of one patient's inbox without their blobs, or
- * the entries of the clinic queue with the department their key begins
- * with (of one department, or of all).
- */
+/* A listing: the records of one patient's inbox without their blobs. */
 struct listing {
-	enum store_db db;
 	json_t *out;
 	int failed;		/* out of memory */
 };
+
+/* clinic_row - a clinic entry as listed: its department from its key. */
+static json_t *
+clinic_row(const char *key, size_t keylen, json_t *rec)
+{
+	struct clinic_entry c;
+	const char *slash;
+	json_t *row;
+
+	if (clinic_load(rec, &c, NULL) < 0)
+		return NULL;	/* not one of ours */
+	if ((slash = memchr(key, '/', keylen)) != NULL) {
+		free(c.department);
+		c.department = strndup(key, (size_t)(slash - key));
+	}
+	row = clinic_dump(&c);
+	clinic_clear(&c);
+	return row;
+}
 
 static int
 list_each(void *userdata, const char *key, size_t keylen, json_t *rec)
 {
 	struct listing *l = userdata;
-	const char *slash;
-	json_t *row = NULL;
+	struct inbox_entry e;
+	json_t *row;
 
-	if (l->db == DB_INBOX) {
-		struct inbox_entry e;
-
-		if (inbox_load(rec, &e, NULL) < 0)
-			return 0;	/* not one of ours */
-		row = inbox_dump(&e);	/* without its blob */
-		inbox_clear(&e);
-	} else {
-		struct clinic_entry c;
-
-		if (clinic_load(rec, &c, NULL) < 0)
-			return 0;
-		if ((slash = memchr(key, '/', keylen)) != NULL) {
-			free(c.department);
-			c.department = strndup(key, (size_t)(slash - key));
-		}
-		row = clinic_dump(&c);
-		clinic_clear(&c);
-	}
+	if (inbox_load(rec, &e, NULL) < 0)
+		return 0;	/* not one of ours */
+	row = inbox_dump(&e);	/* without its blob */
+	inbox_clear(&e);
 	if (json_array_append_new(l->out, row) < 0) {
 		l->failed = 1;
 		return 1;
@@ -73,7 +72,7 @@ list_records(struct store *s, enum store_db db, const char *owner, json_t **out,
 	     struct cp_error *err)
 {
 	char prefix[STORE_ID_MAX + 2] = "";
-	struct listing l = { db, json_array(), 0 };
+	struct listing l = { json_array(), 0 };
 	int r;
 
 	if (l.out == NULL)
@@ -168,13 +167,104 @@ inbox_open(struct pgp *p, struct atrest *a, json_t *record, json_t **content,
 	return 0;
 }
 
+/* A page of the clinic queue, walked in key order. */
+struct clinic_page {
+	char prefix[STORE_ID_MAX + 2];
+	size_t plen;
+	const char *after;
+	size_t alen;
+	size_t max, n;
+	inbox_row_fn fn;
+	void *ud;
+	int r;
+};
+
+static int
+page_each(void *userdata, const void *key, size_t keylen, const void *value,
+	  size_t len)
+{
+	struct clinic_page *pg = userdata;
+	json_t *rec, *row;
+
+	if (keylen < pg->plen || memcmp(key, pg->prefix, pg->plen) != 0)
+		return 1;		/* past the department */
+	if (pg->alen > 0 && keylen == pg->alen && memcmp(key, pg->after, keylen) == 0)
+		return 0;		/* the last of the page before */
+	if (pg->max > 0 && pg->n >= pg->max)
+		return 1;
+	rec = json_loadb(value, len, 0, NULL);
+	row = rec ? clinic_row(key, keylen, rec) : NULL;
+	json_decref(rec);
+	if (row == NULL)
+		return 0;
+	pg->n++;
+	pg->r = pg->fn(pg->ud, row);
+	json_decref(row);
+	return pg->r != 0;
+}
+
+static int
+page_txn(struct store *s, MDB_txn *txn, void *userdata, struct cp_error *err)
+{
+	struct clinic_page *pg = userdata;
+	const char *start = pg->alen > 0 ? pg->after : pg->prefix;
+	size_t startlen = pg->alen > 0 ? pg->alen : pg->plen;
+	int r = store_txn_walk_from(s, txn, DB_CLINIC, start, startlen, page_each,
+				    pg, err);
+
+	return r < 0 ? r : pg->r;
+}
+
+int
+inbox_clinic_page(struct store *s, const char *dept, const char *after,
+		  size_t max, inbox_row_fn fn, void *ud, struct cp_error *err)
+{
+	struct clinic_page pg = { .max = max, .fn = fn, .ud = ud };
+
+	if (dept != NULL && !id_valid(dept))
+		return cp_error_set(err, -EINVAL, "department: expected a name");
+	if (dept != NULL)
+		pg.plen = (size_t)snprintf(pg.prefix, sizeof(pg.prefix), "%s/", dept);
+	if (after != NULL) {
+		const char *slash = strchr(after, '/');
+
+		if (slash == NULL || slash == after || !id_valid(slash + 1) ||
+		    strlen(after) > 2 * STORE_ID_MAX + 1)
+			return cp_error_set(err, -EINVAL, "--after: expected "
+					    "DEPARTMENT/INBOX_ID, the last entry listed");
+		if (pg.plen > 0 && strncmp(after, pg.prefix, pg.plen) != 0)
+			return cp_error_set(err, -EINVAL, "--after: not an entry "
+					    "of department %s", dept);
+		pg.after = after;
+		pg.alen = strlen(after);
+	}
+	return store_read(s, page_txn, &pg, err);
+}
+
+static int
+collect_row(void *ud, json_t *row)
+{
+	return json_array_append(ud, row) < 0 ? -ENOMEM : 0;
+}
+
 int
 inbox_clinic_queue(struct store *s, const char *dept, json_t **out,
 		     struct cp_error *err)
 {
-	if (dept != NULL && !id_valid(dept))
-		return cp_error_set(err, -EINVAL, "department: expected a name");
-	return list_records(s, DB_CLINIC, dept, out, err);
+	json_t *rows = json_array();
+	int r;
+
+	if (rows == NULL)
+		return cp_error_set(err, -ENOMEM, "out of memory");
+	r = inbox_clinic_page(s, dept, NULL, 0, collect_row, rows, err);
+	if (r == -ENOMEM && err && err->code != -ENOMEM)
+		cp_error_set(err, -ENOMEM, "out of memory");
+	if (r < 0) {
+		json_decref(rows);
+		return r;
+	}
+	*out = rows;
+	return 0;
 }
 
 /* The quarantine: the rows of the seen records quarantined, oldest first. */

@@ -24,6 +24,13 @@
  *	(a gpg message to the store key) with p.
  *	inbox_clinic_queue - the entries of department dept (all when
  *	NULL), as a new array, each with "department" added from its key.
+ *	inbox_clinic_page - the same a page at a time, streamed: fn gets
+ *	each row (borrowed: valid for the call) in key order (department,
+ *	then inbox id), at most max rows (0: all), after the entry named
+ *	after ("DEPT/INBOX_ID", the last row of the page before; NULL: from
+ *	the first), in one read transaction that reads only the page's
+ *	entries; it stops when fn returns non-zero and returns that.
+ *	-EINVAL for a bad department or after.
  *	inbox_quarantine - what inbound quarantined, oldest first, as a new
  *	array of seen_quarantine_row (record.h): when, the reason, the
  *	class, where it was fetched or its Message-ID, the event and
@@ -74,6 +81,9 @@ int inbox_get(struct store *s, const char *patient, const char *msg_id,
 	      json_t **out, struct cp_error *err);
 int inbox_open(struct pgp *p, struct atrest *a, json_t *record,
 	       json_t **content, struct cp_error *err);
+typedef int (*inbox_row_fn)(void *ud, json_t *row);
+int inbox_clinic_page(struct store *s, const char *dept, const char *after,
+		      size_t max, inbox_row_fn fn, void *ud, struct cp_error *err);
 int inbox_clinic_queue(struct store *s, const char *dept, json_t **out,
 		       struct cp_error *err);
 int inbox_quarantine(struct store *s, json_t **out, struct cp_error *err);

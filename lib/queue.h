@@ -36,11 +36,33 @@
  *	queue_retry puts a queued, sending or deferred record back in the
  *	queue at now (its failed recipients pending again, attempts 0).
  *
- *	queue_oldest_pending is the earliest "created" among the scheduled
- *	records, or INT64_MAX when none: for metrics and carepostctl stats
- *	(it reads every scheduled record).
+ *	Counts and indexes, changed in the transaction of each change of a
+ *	record (so that what follows costs the same at any size of the
+ *	store): "counts" holds the number of records in each state
+ *	(delivery.STATE); "pending" a key per record not final, by when it
+ *	was made (created, 8 bytes big endian, then the id; a record
+ *	without created is left out); "leases" a key per record "sending"
+ *	(the id). A record without a state this build knows is counted
+ *	nowhere (record.h, delivery_peek).
  *
- *	queue_tally counts the delivery records by state (carepostctl stats).
+ *	queue_oldest_pending is the earliest "created" among the records not
+ *	final, or INT64_MAX when none: for metrics and carepostctl stats
+ *	(the first key of "pending").
+ *
+ *	queue_tally counts the delivery records by state (carepostctl stats:
+ *	"counts").
+ *
+ *	queue_list calls fn for each record in the schedule, in due order,
+ *	at most max (0: all) records not final, in one read transaction
+ *	(streamed: one record loaded at a time); it stops when fn returns
+ *	non-zero and returns that. Records that do not load are skipped.
+ *
+ *	queue_txn_remove deletes a record with its schedule entry, counts
+ *	and indexes (retention); a record already gone is no error.
+ *	queue_txn_rebuild makes the delivery counts, "pending" and "leases" again from
+ *	every delivery record (the store format upgrade that adds them,
+ *	storefmt.h), a chunk of records at a time, in the caller's
+ *	transaction.
  *
  *	In a caller's transaction: queue_txn_get and queue_txn_put read and
  *	write one record as it is (no schedule change: a changed due is the
@@ -92,6 +114,10 @@ int queue_oldest_pending(struct store *s, int64_t *created,
 			 struct cp_error *err);
 int queue_tally(struct store *s, struct queue_tally *t, struct cp_error *err);
 
+typedef int (*queue_list_fn)(void *ud, const struct delivery *d);
+int queue_list(struct store *s, size_t max, queue_list_fn fn, void *ud,
+	       struct cp_error *err);
+
 int queue_get(struct store *s, const char *id, struct delivery *d,
 	      struct cp_error *err);
 int queue_txn_get(struct store *s, MDB_txn *txn, const char *id,
@@ -100,5 +126,8 @@ int queue_txn_put(struct store *s, MDB_txn *txn, const struct delivery *d,
 		  struct cp_error *err);
 int queue_txn_enqueue(struct store *s, MDB_txn *txn, const struct delivery *d,
 		      struct cp_error *err);
+int queue_txn_remove(struct store *s, MDB_txn *txn, const char *id,
+		     struct cp_error *err);
+int queue_txn_rebuild(struct store *s, MDB_txn *txn, struct cp_error *err);
 
 #endif

@@ -519,6 +519,19 @@ delivery_peek_due(json_t *v)
 	return (time_t)json_integer_value(json_object_get(v, "due"));
 }
 
+int
+delivery_peek(json_t *v, struct delivery_peek *p)
+{
+	memset(p, 0, sizeof(*p));
+	if (!json_is_object(v) ||
+	    delivery_state_parse(json_string_value(json_object_get(v, "state")),
+				 &p->state) < 0)
+		return -EBADMSG;
+	p->created = json_integer_value(json_object_get(v, "created"));
+	p->due = json_integer_value(json_object_get(v, "due"));
+	return 0;
+}
+
 json_t *
 delivery_dump(const struct delivery *d)
 {
@@ -1150,32 +1163,157 @@ bounce_txn_get(struct store *s, MDB_txn *txn, const char *address,
 	return r;
 }
 
+/* ---- counts kept with the records (store "counts") ---- */
+
+/*
+ * A kind of record counted as it changes: fn adds its part of the counts
+ * (times sign) to the sink: the store's "counts" (txn set), or an object
+ * of name: count (a recount).
+ */
+struct count_sink {
+	struct store *s;
+	MDB_txn *txn;
+	json_t *counts;
+};
+
+typedef int (*count_fn)(struct count_sink *k, json_t *v, int64_t sign,
+			struct cp_error *err);
+
+static void count_n(json_t *counts, const char *name, long long n);
+
+static int
+sink_add(struct count_sink *k, const char *prefix, const char *name,
+	 int64_t delta, struct cp_error *err)
+{
+	char key[COUNT_NAME_MAX];
+	int n;
+
+	if (name == NULL || delta == 0)
+		return 0;
+	n = snprintf(key, sizeof(key), "%s%s", prefix, name);
+	if (n < 0 || (size_t)n >= sizeof(key))
+		return 0;	/* too long for a counter: counted nowhere */
+	if (k->counts != NULL) {
+		count_n(k->counts, key, (long long)delta);
+		return 0;
+	}
+	return store_txn_counter_add(k->s, k->txn, DB_COUNTS, key, delta, err);
+}
+
+static int
+bounce_counts(struct count_sink *k, json_t *v, int64_t sign, struct cp_error *err)
+{
+	struct bounce_status b;
+	int r;
+
+	if (bounce_load(v, &b, NULL) < 0)
+		return 0;
+	r = sink_add(k, "bounce.", bounce_state_name(b.state), sign, err);
+	bounce_clear(&b);
+	return r;
+}
+
+/* seen_counts - a seen record's part: its disposition, its class, and
+ * each time it was fetched again after its decision ("duplicate"). */
+static int
+seen_counts(struct count_sink *k, json_t *v, int64_t sign, struct cp_error *err)
+{
+	struct seen_record sr;
+	int r;
+
+	if (seen_load(v, &sr, NULL) < 0)
+		return 0;
+	r = sink_add(k, "seen.disposition.", sr.disposition, sign, err);
+	if (r == 0 && sr.again > 0)
+		r = sink_add(k, "seen.disposition.", "duplicate",
+			     sign * (int64_t)sr.again, err);
+	if (r == 0)
+		r = sink_add(k, "seen.class.", sr.class, sign, err);
+	seen_clear(&sr);
+	return r;
+}
+
+/* uncount - the record stored at key out of the counts (none: nothing). */
+static int
+uncount(struct store *s, MDB_txn *txn, enum store_db db, count_fn fn,
+	const char *key, struct cp_error *err)
+{
+	struct count_sink k = { s, txn, NULL };
+	json_t *v;
+	int r;
+
+	if (store_txn_get_json(s, txn, db, key, strlen(key), &v, NULL) < 0)
+		return 0;	/* none, or unreadable: counted nowhere */
+	r = fn(&k, v, -1, err);
+	json_decref(v);
+	return r;
+}
+
+/* counted_put - v (taken) at key, the record it replaces uncounted. */
+static int
+counted_put(struct store *s, MDB_txn *txn, enum store_db db, count_fn fn,
+	    const char *kind, const char *key, json_t *v, struct cp_error *err)
+{
+	struct count_sink k = { s, txn, NULL };
+	int r = v == NULL ? 0 : uncount(s, txn, db, fn, key, err);
+
+	if (r == 0 && v != NULL)
+		r = fn(&k, v, 1, err);
+	if (r < 0) {
+		json_decref(v);
+		return r;
+	}
+	return put_json_take(s, txn, db, kind, key, v, err);
+}
+
+static int
+counted_remove(struct store *s, MDB_txn *txn, enum store_db db, count_fn fn,
+	       const char *key, struct cp_error *err)
+{
+	int r = uncount(s, txn, db, fn, key, err);
+
+	return r < 0 ? r : store_txn_del(s, txn, db, key, strlen(key), err);
+}
+
 int
 bounce_txn_put(struct store *s, MDB_txn *txn, const char *address,
 	       const struct bounce_status *b, struct cp_error *err)
 {
-	return put_json_take(s, txn, DB_BOUNCES, "bounce record", address,
-			     bounce_dump(b), err);
+	return counted_put(s, txn, DB_BOUNCES, bounce_counts, "bounce record",
+			   address, bounce_dump(b), err);
+}
+
+int
+bounce_txn_remove(struct store *s, MDB_txn *txn, const char *address,
+		  struct cp_error *err)
+{
+	return counted_remove(s, txn, DB_BOUNCES, bounce_counts, address, err);
 }
 
 static int
-tally_bounce(void *ud, const char *key, size_t keylen, json_t *v)
+read_bounce_count(void *ud, const char *name, uint64_t value)
 {
 	struct bounce_tally *t = ud;
-	struct bounce_status b;
+	size_t i;
 
-	if (bounce_load(v, &b, NULL) < 0)
-		return 0;
-	t->by_state[b.state]++;
-	bounce_clear(&b);
+	for (i = 0; i < CP_ARRAY_SIZE(t->by_state); i++)
+		if (strcmp(name, bounce_state_name((enum bounce_state)i)) == 0)
+			t->by_state[i] = (size_t)value;
 	return 0;
+}
+
+static int
+bounce_tally_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
+{
+	return store_txn_counter_walk(s, txn, DB_COUNTS, "bounce.", read_bounce_count,
+				      ud, err);
 }
 
 int
 bounce_tally(struct store *s, struct bounce_tally *t, struct cp_error *err)
 {
 	memset(t, 0, sizeof(*t));
-	return store_foreach(s, DB_BOUNCES, tally_bounce, t, err);
+	return store_read(s, bounce_tally_txn, t, err);
 }
 
 /* ---- imap ---- */
@@ -1432,7 +1570,15 @@ int
 seen_txn_put(struct store *s, MDB_txn *txn, const char *key,
 	     const struct seen_record *sr, struct cp_error *err)
 {
-	return put_json_take(s, txn, DB_SEEN, "seen record", key, seen_dump(sr), err);
+	return counted_put(s, txn, DB_SEEN, seen_counts, "seen record", key,
+			   seen_dump(sr), err);
+}
+
+int
+seen_txn_remove(struct store *s, MDB_txn *txn, const char *key,
+		struct cp_error *err)
+{
+	return counted_remove(s, txn, DB_SEEN, seen_counts, key, err);
 }
 
 int
@@ -1884,24 +2030,26 @@ count_in(json_t *counts, const char *name)
 	count_n(counts, name, 1);
 }
 
+static int
+read_count(void *ud, const char *name, uint64_t value)
+{
+	count_n(ud, name, (long long)value);
+	return 0;
+}
+
 struct seen_counts {
 	json_t *by_disposition, *by_class;
 };
 
 static int
-tally_seen(void *ud, const char *key, size_t keylen, json_t *v)
+seen_tally_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
 {
 	struct seen_counts *t = ud;
-	struct seen_record sr;
+	int r = store_txn_counter_walk(s, txn, DB_COUNTS, "seen.disposition.",
+				       read_count, t->by_disposition, err);
 
-	if (seen_load(v, &sr, NULL) < 0)
-		return 0;
-	count_in(t->by_disposition, sr.disposition);
-	/* each fetch again after its decision: a "duplicate" disposition */
-	count_n(t->by_disposition, "duplicate", sr.again);
-	count_in(t->by_class, sr.class);
-	seen_clear(&sr);
-	return 0;
+	return r < 0 ? r : store_txn_counter_walk(s, txn, DB_COUNTS, "seen.class.",
+						  read_count, t->by_class, err);
 }
 
 int
@@ -1910,7 +2058,54 @@ seen_tally(struct store *s, json_t *by_disposition, json_t *by_class,
 {
 	struct seen_counts t = { by_disposition, by_class };
 
-	return store_foreach(s, DB_SEEN, tally_seen, &t, err);
+	return store_read(s, seen_tally_txn, &t, err);
+}
+
+/* The recount: every bounce and seen record's part, made again. */
+struct recount {
+	struct count_sink k;
+	count_fn fn;
+};
+
+static int
+recount_one(void *ud, const void *key, size_t keylen, const void *value,
+	    size_t len)
+{
+	struct recount *rc = ud;
+	json_t *v = json_loadb(value, len, 0, NULL);
+
+	if (v != NULL)
+		rc->fn(&rc->k, v, 1, NULL);	/* into an object: no error */
+	json_decref(v);
+	return 0;
+}
+
+int
+record_txn_recount(struct store *s, MDB_txn *txn, struct cp_error *err)
+{
+	struct recount rc = { { s, txn, json_object() }, bounce_counts };
+	const char *name;
+	json_t *n;
+	int r;
+
+	if (rc.k.counts == NULL)
+		return cp_error_set(err, -ENOMEM, "recount: out of memory");
+	r = store_txn_walk_raw(s, txn, DB_BOUNCES, recount_one, &rc, err);
+	rc.fn = seen_counts;
+	if (r == 0)
+		r = store_txn_walk_raw(s, txn, DB_SEEN, recount_one, &rc, err);
+	if (r == 0)
+		r = store_txn_del_prefix(s, txn, DB_COUNTS, "bounce.", err);
+	if (r == 0)
+		r = store_txn_del_prefix(s, txn, DB_COUNTS, "seen.", err);
+	json_object_foreach(rc.k.counts, name, n) {
+		if (r < 0)
+			break;
+		r = store_txn_counter_set(s, txn, DB_COUNTS, name,
+					  (uint64_t)json_integer_value(n), err);
+	}
+	json_decref(rc.k.counts);
+	return r;
 }
 
 static int

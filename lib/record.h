@@ -189,6 +189,18 @@ json_t *delivery_dump(const struct delivery *d);
 void delivery_clear(struct delivery *d);
 /* delivery_peek_due - a stored record's due alone (0 when it has none). */
 time_t delivery_peek_due(json_t *v);
+/*
+ * delivery_peek - what the queue's counts and indexes know of a stored
+ * record (queue.h): its state, created and due (0 when absent), without
+ * loading the rest; -EBADMSG when it has no state this build knows (such
+ * a record is counted nowhere).
+ */
+struct delivery_peek {
+	enum delivery_state state;
+	int64_t created;
+	int64_t due;
+};
+int delivery_peek(json_t *v, struct delivery_peek *p);
 
 /*
  * delivery_dump_public - delivery_dump for people and scripts
@@ -377,14 +389,19 @@ int bounce_txn_put(struct store *s, MDB_txn *txn, const char *address,
 
 /*
  * bounce_tally - the "bounces" records by state (metrics, carepostctl
- * stats): by_state[BOUNCE_OK..BOUNCE_INVALID]; a record that does not
- * load is not counted. The store's errors.
+ * stats): by_state[BOUNCE_OK..BOUNCE_INVALID], from the store's "counts"
+ * (bounce.STATE), which bounce_txn_put and bounce_txn_remove change in
+ * their transaction; a record that does not load is counted nowhere.
+ * The store's errors.
  */
 struct bounce_tally {
 	size_t by_state[BOUNCE_INVALID + 1];
 };
 
 int bounce_tally(struct store *s, struct bounce_tally *t, struct cp_error *err);
+/* bounce_txn_remove - the record and its part of the counts (retention). */
+int bounce_txn_remove(struct store *s, MDB_txn *txn, const char *address,
+		      struct cp_error *err);
 
 /*
  * struct imap_mark - the "imap" database (carepostd's own): key the
@@ -461,6 +478,9 @@ int seen_get(struct store *s, const char *key, struct seen_record *sr,
 	     struct cp_error *err);
 int seen_txn_put(struct store *s, MDB_txn *txn, const char *key,
 		 const struct seen_record *sr, struct cp_error *err);
+/* seen_txn_remove - the record and its part of the counts (retention). */
+int seen_txn_remove(struct store *s, MDB_txn *txn, const char *key,
+		    struct cp_error *err);
 int seen_txn_note_again(struct store *s, MDB_txn *txn, const char *key,
 			struct cp_error *err);
 int seen_note_again(struct store *s, const char *key, struct cp_error *err);
@@ -586,9 +606,20 @@ json_t *inbox_content_public(json_t *content);
 /*
  * seen_tally, clinic_tally - counts for carepostctl stats, added into
  * the caller's objects as {"NAME": n}: seen records by disposition and
- * by class, clinic entries by state. Records that do not load are not
- * counted. The store's errors.
+ * by class (the "counts" seen.disposition.NAME and seen.class.NAME,
+ * which seen_txn_put and seen_txn_remove change in their transaction,
+ * the times a message was fetched again after its decision counted as
+ * the disposition "duplicate"), clinic entries by state (a walk of
+ * "clinic": the portal changes their states). Records that do not load
+ * are not counted. The store's errors.
+ *
+ * record_txn_recount makes the bounce and seen counts again from every
+ * record (the store format upgrade that adds them, storefmt.h).
+ * COUNT_NAME_MAX bounds a counter's name: a disposition or class longer
+ * than fits is counted nowhere.
  */
+#define COUNT_NAME_MAX	96
+int record_txn_recount(struct store *s, MDB_txn *txn, struct cp_error *err);
 int seen_tally(struct store *s, json_t *by_disposition, json_t *by_class,
 	       struct cp_error *err);
 int clinic_tally(struct store *s, json_t *by_state, struct cp_error *err);

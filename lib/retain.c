@@ -12,6 +12,7 @@
 #include "event.h"
 #include "record.h"
 #include "retain.h"
+#include "queue.h"
 
 #define RETAIN_STEP_BYTES	(8u << 20)	/* values looked at per step */
 #define RETAIN_KEY_MAX		511		/* LMDB's largest key */
@@ -32,12 +33,11 @@ static const char *const kind_names[RETAIN__COUNT] = {
 	[RETAIN_DATA_KEYS] = "data_keys",
 };
 
-/* A key to delete, and the schedule entry that goes with it. */
+/* A key to delete. */
 struct doomed {
 	char key[RETAIN_KEY_MAX];
 	size_t keylen;
 	enum retain_kind kind;
-	int64_t due;		/* delivery: its schedule entry's time */
 };
 
 /* Ids of data keys named by kept inbox records. */
@@ -256,7 +256,7 @@ token_valid(struct step *st, const char *hex)
 #define UNREADABLE	(-2)
 
 static int
-judge_delivery(struct step *st, json_t *v, int64_t *due)
+judge_delivery(struct step *st, json_t *v)
 {
 	const struct retain_policy *pol = &st->p->pol;
 	const struct event_type *t;
@@ -271,10 +271,8 @@ judge_delivery(struct step *st, json_t *v, int64_t *due)
 		kind = RETAIN_INTERNAL;
 	if (delivery_state_final(d.state) &&
 	    expired(d.updated, pol->lifetime[kind], st->now) &&
-	    token_valid(st, d.thread) == 0) {
-		*due = d.due;
+	    token_valid(st, d.thread) == 0)
 		r = (int)kind;
-	}
 	delivery_clear(&d);
 	return r;
 }
@@ -395,12 +393,12 @@ judge_data_key(struct step *st, const char *key, size_t keylen, json_t *v)
 }
 
 static int
-judge(struct step *st, const char *key, size_t keylen, json_t *v, int64_t *due)
+judge(struct step *st, const char *key, size_t keylen, json_t *v)
 {
 	if (v == NULL)
 		return UNREADABLE;
 	switch (steps[st->p->step]) {
-	case DB_DELIVERY:	return judge_delivery(st, v, due);
+	case DB_DELIVERY:	return judge_delivery(st, v);
 	case DB_THREADS:	return judge_thread(st, v);
 	case DB_SEEN:		return judge_by_time(st, RETAIN_SEEN, v);
 	case DB_ACKS:		return judge_ack(st, key, keylen, v);
@@ -420,7 +418,6 @@ on_record(void *userdata, const void *key, size_t keylen, const void *value,
 	struct step *st = userdata;
 	size_t plen = strlen(DEK_KEY_PREFIX);
 	struct doomed *d;
-	int64_t due = 0;
 	json_t *v;
 	int kind;
 
@@ -438,7 +435,7 @@ on_record(void *userdata, const void *key, size_t keylen, const void *value,
 	st->looked++;
 	st->bytes += len;
 	v = json_loadb(value, len, 0, NULL);
-	kind = judge(st, key, keylen, v, &due);
+	kind = judge(st, key, keylen, v);
 	json_decref(v);
 	if (st->error < 0)
 		return st->error;
@@ -450,7 +447,6 @@ on_record(void *userdata, const void *key, size_t keylen, const void *value,
 	memcpy(d->key, key, keylen);
 	d->keylen = keylen;
 	d->kind = (enum retain_kind)kind;
-	d->due = due;
 	return 0;
 }
 
@@ -506,24 +502,33 @@ step_delete(struct step *st, struct cp_error *err)
 	for (i = 0; i < st->ndoomed; i++) {
 		struct doomed *d = &st->doomed[i];
 
-		r = store_txn_del(st->s, st->txn, steps[st->p->step], d->key,
-				  d->keylen, err);	/* a key gone already: 0 */
+		enum store_db db = steps[st->p->step];
+
+		if (db == DB_DELIVERY || db == DB_SEEN || db == DB_BOUNCES) {
+			char key[RETAIN_KEY_MAX + 1];
+
+			if (memchr(d->key, '\0', d->keylen) != NULL ||
+			    (db == DB_DELIVERY && d->keylen > STORE_ID_MAX))
+				continue;	/* never a record this build wrote */
+			memcpy(key, d->key, d->keylen);
+			key[d->keylen] = '\0';
+			/* with its part of the counts (and a delivery's
+			 * schedule entry and indexes) */
+			if (db == DB_DELIVERY)
+				r = queue_txn_remove(st->s, st->txn, key, err);
+			else if (db == DB_SEEN)
+				r = seen_txn_remove(st->s, st->txn, key, err);
+			else
+				r = bounce_txn_remove(st->s, st->txn, key, err);
+		} else {
+			r = store_txn_del(st->s, st->txn, steps[st->p->step], d->key,
+					  d->keylen, err);	/* a key gone already: 0 */
+		}
 		if (r < 0)
 			return r;
 		if (steps[st->p->step] == DB_INBOX &&
 		    (r = audit_pruned(st, d->key, d->keylen, err)) < 0)
 			return r;
-		if (steps[st->p->step] != DB_DELIVERY || d->keylen > STORE_ID_MAX)
-			continue;
-		{
-			char id[STORE_ID_MAX + 1];
-
-			memcpy(id, d->key, d->keylen);
-			id[d->keylen] = '\0';
-			r = store_txn_schedule_del(st->s, st->txn, d->due, id, err);
-			if (r < 0)
-				return r;
-		}
 	}
 	return 0;
 }

@@ -20,6 +20,7 @@
 static const char *const db_names[DB__COUNT] = {
 	"patients", "events", "delivery", "schedule", "threads", "bounces",
 	"meta", "inbox", "clinic", "seen", "imap", "acks", "audit", "scrub",
+	"counts", "pending", "leases",
 };
 
 struct store {
@@ -627,31 +628,175 @@ schedule_key_due(const MDB_val *k)
 }
 
 int
-store_txn_schedule_put(struct store *s, MDB_txn *txn, int64_t due,
-		       const char *id, struct cp_error *err)
+store_txn_timed_put(struct store *s, MDB_txn *txn, enum store_db db,
+		    int64_t t, const char *id, struct cp_error *err)
 {
 	char key[8 + STORE_ID_MAX + 1];
 	MDB_val k, v = { 0, (void *)"" };
 	int rc;
 
 	if (strlen(id) > STORE_ID_MAX)
-		return cp_error_set(err, -EINVAL, "schedule: id too long");
-	k.mv_size = schedule_key(key, due, id);
+		return cp_error_set(err, -EINVAL, "%s: id too long", db_names[db]);
+	k.mv_size = schedule_key(key, t, id);
 	k.mv_data = key;
-	rc = mdb_put(txn, s->dbi[DB_SCHEDULE], &k, &v, 0);
-	return rc ? lmdb_error(err, rc, "schedule") : 0;
+	rc = mdb_put(txn, s->dbi[db], &k, &v, 0);
+	return rc ? lmdb_error(err, rc, db_names[db]) : 0;
+}
+
+int
+store_txn_timed_del(struct store *s, MDB_txn *txn, enum store_db db,
+		    int64_t t, const char *id, struct cp_error *err)
+{
+	char key[8 + STORE_ID_MAX + 1];
+
+	if (strlen(id) > STORE_ID_MAX)
+		return 0;	/* never put */
+	return store_txn_del(s, txn, db, key, schedule_key(key, t, id), err);
+}
+
+int
+store_txn_schedule_put(struct store *s, MDB_txn *txn, int64_t due,
+		       const char *id, struct cp_error *err)
+{
+	return store_txn_timed_put(s, txn, DB_SCHEDULE, due, id, err);
 }
 
 int
 store_txn_schedule_del(struct store *s, MDB_txn *txn, int64_t due,
 		       const char *id, struct cp_error *err)
 {
-	char key[8 + STORE_ID_MAX + 1];
+	return store_txn_timed_del(s, txn, DB_SCHEDULE, due, id, err);
+}
 
-	if (strlen(id) > STORE_ID_MAX)
-		return 0;	/* never scheduled */
-	return store_txn_del(s, txn, DB_SCHEDULE, key,
-			     schedule_key(key, due, id), err);
+static uint64_t
+counter_decode(const MDB_val *v)
+{
+	const unsigned char *p = v->mv_data;
+	uint64_t u = 0;
+	int i;
+
+	if (v->mv_size != 8)
+		return 0;	/* not a counter this version writes: 0 */
+	for (i = 0; i < 8; i++)
+		u = (u << 8) | p[i];
+	return u;
+}
+
+int
+store_txn_counter_get(struct store *s, MDB_txn *txn, enum store_db db,
+		      const char *name, uint64_t *value, struct cp_error *err)
+{
+	MDB_val k = { strlen(name), (void *)name }, v;
+	int rc;
+
+	*value = 0;
+	rc = mdb_get(txn, s->dbi[db], &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		return lmdb_error(err, rc, db_names[db]);
+	*value = counter_decode(&v);
+	return 0;
+}
+
+int
+store_txn_counter_set(struct store *s, MDB_txn *txn, enum store_db db,
+		      const char *name, uint64_t value, struct cp_error *err)
+{
+	MDB_val k = { strlen(name), (void *)name }, v;
+	unsigned char b[8];
+	int rc, i;
+
+	for (i = 7; i >= 0; i--) {
+		b[i] = (unsigned char)(value & 0xff);
+		value >>= 8;
+	}
+	v.mv_size = sizeof(b);
+	v.mv_data = b;
+	rc = mdb_put(txn, s->dbi[db], &k, &v, 0);
+	return rc ? lmdb_error(err, rc, db_names[db]) : 0;
+}
+
+int
+store_txn_counter_add(struct store *s, MDB_txn *txn, enum store_db db,
+		      const char *name, int64_t delta, struct cp_error *err)
+{
+	uint64_t u;
+	int r;
+
+	if ((r = store_txn_counter_get(s, txn, db, name, &u, err)) < 0)
+		return r;
+	if (delta < 0)
+		u = (uint64_t)-delta > u ? 0 : u - (uint64_t)-delta;
+	else
+		u += (uint64_t)delta;
+	return store_txn_counter_set(s, txn, db, name, u, err);
+}
+
+int
+store_txn_counter_walk(struct store *s, MDB_txn *txn, enum store_db db,
+		       const char *prefix, store_counter_fn fn, void *ud,
+		       struct cp_error *err)
+{
+	size_t plen = strlen(prefix);
+	MDB_val k = { plen, (void *)prefix }, v;
+	MDB_cursor *cur;
+	char name[256];
+	int rc, r = 0;
+
+	if ((rc = mdb_cursor_open(txn, s->dbi[db], &cur)) != 0)
+		return lmdb_error(err, rc, db_names[db]);
+	rc = mdb_cursor_get(cur, &k, &v, plen > 0 ? MDB_SET_RANGE : MDB_FIRST);
+	while (rc == 0 && r == 0 && k.mv_size >= plen &&
+	       memcmp(k.mv_data, prefix, plen) == 0) {
+		size_t n = k.mv_size - plen;
+
+		if (n < sizeof(name) && memchr((const char *)k.mv_data + plen, '\0', n) == NULL) {
+			memcpy(name, (const char *)k.mv_data + plen, n);
+			name[n] = '\0';
+			r = fn(ud, name, counter_decode(&v));
+		}
+		if (r == 0)
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	if (r != 0)
+		return r;
+	return rc != 0 && rc != MDB_NOTFOUND ? lmdb_error(err, rc, db_names[db]) : 0;
+}
+
+int
+store_txn_del_prefix(struct store *s, MDB_txn *txn, enum store_db db,
+		     const char *prefix, struct cp_error *err)
+{
+	size_t plen = strlen(prefix);
+	MDB_val k = { plen, (void *)prefix }, v;
+	MDB_cursor *cur;
+	int rc;
+
+	if ((rc = mdb_cursor_open(txn, s->dbi[db], &cur)) != 0)
+		return lmdb_error(err, rc, db_names[db]);
+	/* each time from the prefix again: the first key left is the next */
+	for (;;) {
+		k.mv_size = plen;
+		k.mv_data = (void *)prefix;
+		rc = mdb_cursor_get(cur, &k, &v, plen > 0 ? MDB_SET_RANGE : MDB_FIRST);
+		if (rc != 0 || k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
+			break;
+		if ((rc = mdb_cursor_del(cur, 0)) != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	return rc != 0 && rc != MDB_NOTFOUND ? lmdb_error(err, rc, db_names[db]) : 0;
+}
+
+int
+store_txn_clear(struct store *s, MDB_txn *txn, enum store_db db,
+		struct cp_error *err)
+{
+	int rc = mdb_drop(txn, s->dbi[db], 0);
+
+	return rc ? lmdb_error(err, rc, db_names[db]) : 0;
 }
 
 int
@@ -1166,26 +1311,35 @@ store_scrub(struct store *s, size_t batch, struct store_scrub_result *res,
 	return 0;
 }
 
-/* A schedule walk's fn, and the adapter that gives it due time and id. */
-struct schedule_walk {
+/* A timed walk's fn, and the adapter that gives it the time and id. */
+struct timed_walk {
 	store_schedule_fn fn;
 	void *userdata;
 };
 
 static int
-on_schedule_key(void *userdata, const void *key, size_t keylen,
-		const void *value, size_t len)
+on_timed_key(void *userdata, const void *key, size_t keylen,
+	     const void *value, size_t len)
 {
-	struct schedule_walk *w = userdata;
+	struct timed_walk *w = userdata;
 	MDB_val k = { keylen, (void *)key };
 	char id[STORE_ID_MAX + 1];
 
 	if (keylen <= 8 || keylen > 8 + STORE_ID_MAX ||
 	    memchr((const char *)key + 8, '\0', keylen - 8) != NULL)
-		return 0;	/* not a schedule key this version writes */
+		return 0;	/* not a key this version writes */
 	memcpy(id, (const char *)key + 8, keylen - 8);
 	id[keylen - 8] = '\0';
 	return w->fn(w->userdata, schedule_key_due(&k), id);
+}
+
+int
+store_txn_timed_walk(struct store *s, MDB_txn *txn, enum store_db db,
+		     store_schedule_fn fn, void *userdata, struct cp_error *err)
+{
+	struct timed_walk w = { fn, userdata };
+
+	return store_txn_walk_from(s, txn, db, NULL, 0, on_timed_key, &w, err);
 }
 
 int
@@ -1193,10 +1347,7 @@ store_txn_schedule_walk(struct store *s, MDB_txn *txn,
 			store_schedule_fn fn, void *userdata,
 			struct cp_error *err)
 {
-	struct schedule_walk w = { fn, userdata };
-
-	return store_txn_walk_from(s, txn, DB_SCHEDULE, NULL, 0, on_schedule_key,
-				   &w, err);
+	return store_txn_timed_walk(s, txn, DB_SCHEDULE, fn, userdata, err);
 }
 
 int

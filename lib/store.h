@@ -123,6 +123,14 @@
  *	           (64 zeros for the first), hash the hex SHA-256 of the
  *	           record's bytes without "hash". The portal must not write it.
  *	           meta "audit:head" {"seq","hash"} names the last record.
+ *	counts, pending, leases
+ *	           carepostd's (store format version 3): counters by name (8
+ *	           bytes, big endian: delivery.STATE, bounce.STATE,
+ *	           seen.disposition.NAME, seen.class.NAME), the records not
+ *	           final by created time, the records "sending" by id;
+ *	           changed only with the records they count (queue.h,
+ *	           record.h), so that stats, the listing and start-up never
+ *	           walk the history.
  *	imap       carepostd's. key: mailbox name. value: {"uidvalidity",
  *	           "last_uid"}: the last UID moved out of the mailbox after
  *	           filing; the next session fetches from last_uid + 1 while
@@ -200,7 +208,8 @@ struct store;
 enum store_db {
 	DB_PATIENTS, DB_EVENTS, DB_DELIVERY, DB_SCHEDULE, DB_THREADS,
 	DB_BOUNCES, DB_META, DB_INBOX, DB_CLINIC, DB_SEEN, DB_IMAP,
-	DB_ACKS, DB_AUDIT, DB_SCRUB, DB__COUNT
+	DB_ACKS, DB_AUDIT, DB_SCRUB, DB_COUNTS, DB_PENDING, DB_LEASES,
+	DB__COUNT
 };
 
 int store_open(const char *path, uint64_t map_size, struct store **out,
@@ -382,6 +391,46 @@ typedef int (*store_schedule_fn)(void *userdata, int64_t due, const char *id);
 int store_txn_schedule_walk(struct store *s, MDB_txn *txn,
 			    store_schedule_fn fn, void *userdata,
 			    struct cp_error *err);
+
+/*
+ * store_txn_timed_put, _del, _walk - the same for any database keyed so
+ * (a time, then an id; the schedule is one): "pending" is keyed by when
+ * a record was made (queue.h).
+ */
+int store_txn_timed_put(struct store *s, MDB_txn *txn, enum store_db db,
+			int64_t t, const char *id, struct cp_error *err);
+int store_txn_timed_del(struct store *s, MDB_txn *txn, enum store_db db,
+			int64_t t, const char *id, struct cp_error *err);
+int store_txn_timed_walk(struct store *s, MDB_txn *txn, enum store_db db,
+			 store_schedule_fn fn, void *userdata,
+			 struct cp_error *err);
+
+/*
+ * store_txn_counter_add - add delta to the counter named name in db (8
+ * bytes, big endian; a missing counter is 0, and none goes below 0).
+ * store_txn_counter_get - its value (0 when missing).
+ * store_txn_counter_set - set it to value.
+ * store_txn_counter_walk - fn for each counter whose name begins with
+ * prefix, in name order, with the rest of its name (NUL-terminated, valid
+ * for the call) and its value; stops when fn returns non-zero (returned
+ * as it is). fn must not write in txn.
+ * store_txn_clear - empty db (every key gone, the database kept).
+ * store_txn_del_prefix - delete every key of db that begins with prefix.
+ */
+int store_txn_counter_add(struct store *s, MDB_txn *txn, enum store_db db,
+			  const char *name, int64_t delta, struct cp_error *err);
+int store_txn_counter_get(struct store *s, MDB_txn *txn, enum store_db db,
+			  const char *name, uint64_t *value, struct cp_error *err);
+int store_txn_counter_set(struct store *s, MDB_txn *txn, enum store_db db,
+			  const char *name, uint64_t value, struct cp_error *err);
+typedef int (*store_counter_fn)(void *ud, const char *name, uint64_t value);
+int store_txn_counter_walk(struct store *s, MDB_txn *txn, enum store_db db,
+			   const char *prefix, store_counter_fn fn, void *ud,
+			   struct cp_error *err);
+int store_txn_clear(struct store *s, MDB_txn *txn, enum store_db db,
+		    struct cp_error *err);
+int store_txn_del_prefix(struct store *s, MDB_txn *txn, enum store_db db,
+			 const char *prefix, struct cp_error *err);
 
 /*
  * store_lock_sender - one sender per store: an exclusive flock on

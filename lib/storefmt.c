@@ -8,6 +8,7 @@
  */
 #include "storefmt.h"
 #include "log.h"
+#include "queue.h"
 #include "record.h"
 
 /* step_audit - version 2: the audit database (audit.h). */
@@ -18,6 +19,19 @@ step_audit(struct store *s, MDB_txn *txn, struct cp_error *err)
 }
 
 /*
+ * step_counts - version 3: the counts of delivery records by state, of
+ * bounce and seen records (record.h), and the indexes of open work and
+ * of leases (queue.h), made from every record.
+ */
+static int
+step_counts(struct store *s, MDB_txn *txn, struct cp_error *err)
+{
+	int r = queue_txn_rebuild(s, txn, err);
+
+	return r < 0 ? r : record_txn_recount(s, txn, err);
+}
+
+/*
  * The upgrade steps, in order: steps[i] takes a store from version i + 1
  * to i + 2, so that STOREFMT_VERSION is the count of steps + 1. Each
  * change of the layout adds its step here, with a unit test that upgrades
@@ -25,6 +39,7 @@ step_audit(struct store *s, MDB_txn *txn, struct cp_error *err)
  */
 static const struct storefmt_step steps[] = {
 	{ 1, "the audit database", step_audit },
+	{ 2, "counts by state, indexes of open work and leases", step_counts },
 	{ 0, NULL, NULL },	/* the end of the table */
 };
 

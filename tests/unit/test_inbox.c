@@ -290,6 +290,83 @@ the_clinic_queue_lists_a_department_or_all_with_its_name(void **state)
 	json_decref(list);
 }
 
+static int
+page_id(void *ud, json_t *row)
+{
+	json_array_append_new(ud, json_sprintf("%s/%s",
+		json_string_value(json_object_get(row, "department")),
+		json_string_value(json_object_get(row, "inbox_id"))));
+	return 0;
+}
+
+/* page - the keys of one page, as one string "a/1 b/2". */
+static char *
+page(const char *dept, const char *after, size_t max, int expect)
+{
+	json_t *ids = json_array(), *v;
+	struct cp_error err;
+	struct buf b = BUF_INIT;
+	size_t i;
+
+	cp_error_clear(&err);
+	assert_int_equal(inbox_clinic_page(fx.store, dept, after, max, page_id, ids,
+					   &err), expect);
+	json_array_foreach(ids, i, v) {
+		if (i > 0)
+			buf_append(&b, " ", 1);
+		buf_append(&b, json_string_value(v), json_string_length(v));
+	}
+	buf_append(&b, "", 1);
+	json_decref(ids);
+	return b.data;
+}
+
+/*
+ * The clinic queue a page at a time: at most max entries, each page
+ * starting after the last entry of the one before, within a department
+ * or across all; a page never strays into another department, and an
+ * --after that names no entry of the department is refused.
+ */
+static void
+the_clinic_queue_is_read_a_page_at_a_time(void **state)
+{
+	static const char *const keys[] = {
+		"cardiology/m1", "cardiology/m2", "cardiology/m3",
+		"general/m4", "general/m5", "generalsurgery/m6",
+	};
+	char *p;
+
+	for (size_t i = 0; i < CP_ARRAY_SIZE(keys); i++)
+		put(DB_CLINIC, keys[i], json_pack("{s:s, s:s, s:s, s:I, s:s}",
+			"inbox_id", strchr(keys[i], '/') + 1, "patient", "p1",
+			"class", "reply", "received", (json_int_t)NOW, "state", "new"));
+	p = page(NULL, NULL, 2, 0);
+	assert_string_equal(p, "cardiology/m1 cardiology/m2");
+	free(p);
+	p = page(NULL, "cardiology/m2", 2, 0);
+	assert_string_equal(p, "cardiology/m3 general/m4");
+	free(p);
+	p = page(NULL, "general/m4", 0, 0);
+	assert_string_equal(p, "general/m5 generalsurgery/m6");
+	free(p);
+	p = page("general", NULL, 1, 0);
+	assert_string_equal(p, "general/m4");
+	free(p);
+	p = page("general", "general/m4", 5, 0);
+	assert_string_equal(p, "general/m5");
+	free(p);
+	p = page("cardiology", "cardiology/m3", 5, 0);
+	assert_string_equal(p, "");
+	free(p);
+	/* an entry gone since the page before: the next page goes on */
+	p = page("cardiology", "cardiology/m10", 5, 0);
+	assert_string_equal(p, "cardiology/m2 cardiology/m3");
+	free(p);
+	free(page("general", "cardiology/m1", 5, -EINVAL));
+	free(page(NULL, "no-slash", 5, -EINVAL));
+	free(page(NULL, "/m1", 5, -EINVAL));
+}
+
 int
 main(void)
 {
@@ -300,6 +377,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(a_record_that_cannot_be_opened_says_why, setup, teardown),
 		cmocka_unit_test_setup_teardown(format_1_opens_with_gpg, setup, teardown),
 		cmocka_unit_test_setup_teardown(the_clinic_queue_lists_a_department_or_all_with_its_name, setup, teardown),
+		cmocka_unit_test_setup_teardown(the_clinic_queue_is_read_a_page_at_a_time, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -742,6 +742,42 @@ take_due_skips_records_that_do_not_load(void **state)
 	assert_int_equal(count(f->s, DB_DELIVERY), 3);
 }
 
+struct bounce_put {
+	const char *address;
+	enum bounce_state state;
+};
+
+static int
+put_bounce_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
+{
+	struct bounce_put *bp = ud;
+	struct bounce_status b = { 0 };
+
+	b.state = bp->state;
+	b.soft_count = bp->state == BOUNCE_SOFT;
+	return bounce_txn_put(s, txn, bp->address, &b, err);
+}
+
+static void
+put_bounce(struct store *s, const char *address, enum bounce_state state)
+{
+	struct bounce_put bp = { address, state };
+
+	assert_int_equal(store_write(s, put_bounce_txn, &bp, NULL), 0);
+}
+
+static int
+remove_bounce_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
+{
+	return bounce_txn_remove(s, txn, ud, err);
+}
+
+static int
+recount_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
+{
+	return record_txn_recount(s, txn, err);
+}
+
 /*
  * The gauges carepostd and carepostctl stats share: the oldest record
  * still scheduled, the records by state, the bounced addresses by state.
@@ -779,14 +815,25 @@ oldest_pending_and_tallies_count_what_is_stored(void **state)
 	assert_int_equal(qt.by_state[DELIVERY_QUEUED], 1);
 	assert_int_equal(qt.by_state[DELIVERY_FAILED], 1);
 
-	raw_put_db(f->s, DB_BOUNCES, "a@x.test", 8, "{\"state\":\"soft\",\"soft_count\":1}", 31);
-	raw_put_db(f->s, DB_BOUNCES, "b@x.test", 8, "{\"state\":\"invalid\"}", 19);
-	raw_put_db(f->s, DB_BOUNCES, "c@x.test", 8, "{\"state\":\"invalid\"}", 19);
+	put_bounce(f->s, "a@x.test", BOUNCE_SOFT);
+	put_bounce(f->s, "b@x.test", BOUNCE_INVALID);
+	put_bounce(f->s, "c@x.test", BOUNCE_SOFT);
+	put_bounce(f->s, "c@x.test", BOUNCE_INVALID);	/* soft, then invalid */
+	put_bounce(f->s, "e@x.test", BOUNCE_SOFT);
 	raw_put_db(f->s, DB_BOUNCES, "d@x.test", 8, "{\"state\":\"weird\"}", 17);
+	assert_int_equal(store_write(f->s, remove_bounce_txn, "e@x.test", &err), 0);
+	assert_int_equal(store_write(f->s, remove_bounce_txn, "d@x.test", &err), 0);
 	assert_int_equal(bounce_tally(f->s, &bt, &err), 0);
 	assert_int_equal(bt.by_state[BOUNCE_SOFT], 1);
 	assert_int_equal(bt.by_state[BOUNCE_INVALID], 2);
 	assert_int_equal(bt.by_state[BOUNCE_OK], 0);
+	assert_int_equal(count(f->s, DB_BOUNCES), 3);
+	/* a recount from the records says the same */
+	assert_int_equal(store_write(f->s, recount_txn, NULL, &err), 0);
+	memset(&bt, 0, sizeof(bt));
+	assert_int_equal(bounce_tally(f->s, &bt, &err), 0);
+	assert_int_equal(bt.by_state[BOUNCE_SOFT], 1);
+	assert_int_equal(bt.by_state[BOUNCE_INVALID], 2);
 }
 
 static void
@@ -983,6 +1030,131 @@ release_leases_requeues_sending_and_leaves_deferred(void **state)
 	assert_string_equal(sval(d, "state"), "deferred");
 	assert_int_equal(ival(d, "due"), NOW + 3600);
 	json_decref(d);
+}
+
+/* What a walk of every delivery record says, for the counts to match. */
+struct truth {
+	size_t by_state[DELIVERY_SUPPRESSED + 1];
+	size_t open, sending;
+	int64_t oldest;
+};
+
+static int
+truth_each(void *ud, const char *key, size_t keylen, json_t *v)
+{
+	struct truth *t = ud;
+	struct delivery d;
+
+	if (delivery_load(v, &d, NULL) < 0)
+		return 0;
+	t->by_state[d.state]++;
+	if (!delivery_state_final(d.state)) {
+		t->open++;
+		if (d.created < t->oldest)
+			t->oldest = d.created;
+	}
+	t->sending += d.state == DELIVERY_SENDING;
+	delivery_clear(&d);
+	return 0;
+}
+
+static int
+rebuild_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
+{
+	return queue_txn_rebuild(s, txn, err);
+}
+
+/* assert_counts_true - the counts and indexes say what a full walk says,
+ * and a rebuild from the records makes them the same again. */
+static void
+assert_counts_true(struct store *s)
+{
+	struct cp_error err = { 0, "" };
+	struct truth t = { .oldest = INT64_MAX };
+	struct queue_tally qt;
+	int64_t oldest = 0;
+
+	assert_int_equal(store_foreach(s, DB_DELIVERY, truth_each, &t, &err), 0);
+	for (int pass = 0; pass < 2; pass++) {
+		assert_int_equal(queue_tally(s, &qt, &err), 0);
+		assert_memory_equal(qt.by_state, t.by_state, sizeof(qt.by_state));
+		assert_int_equal(queue_oldest_pending(s, &oldest, &err), 0);
+		assert_true(oldest == t.oldest);
+		assert_int_equal(count(s, DB_PENDING), t.open);
+		assert_int_equal(count(s, DB_LEASES), t.sending);
+		assert_int_equal(store_write(s, rebuild_txn, NULL, &err), 0);
+	}
+}
+
+static int
+remove_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
+{
+	return queue_txn_remove(s, txn, ud, err);
+}
+
+static int
+list_id(void *ud, const struct delivery *d)
+{
+	json_array_append_new(ud, json_string(d->id));
+	return 0;
+}
+
+/*
+ * The counts by state and the indexes of open work and leases change in
+ * the transaction of every change of a record: claim, take, update to a
+ * final state or back into the queue, retry, a crash's release, removal
+ * (retention); what stats and the gauges read equals a walk of every
+ * record at each point, and the listing is the schedule, in due order.
+ */
+static void
+counts_and_indexes_follow_every_change(void **state)
+{
+	struct fx *f = *state;
+	struct cp_error err = { 0, "" };
+	size_t released = 0;
+	json_t *batch, *ids;
+
+	assert_counts_true(f->s);
+	put_patient(f->s, "p1");
+	put_valid(f->s, "ev-1", NULL);
+	put_valid(f->s, "ev-2", NULL);
+	put_valid(f->s, "ev-3", NULL);
+	put_event(f->s, "ev-bad", "not json");
+	claim(f->s, NOW - 60, 10, 4);		/* three queued, one failed */
+	put_valid(f->s, "ev-4", NULL);
+	claim(f->s, NOW, 10, 1);
+	assert_counts_true(f->s);
+	batch = take(f->s, NOW, 3);		/* ev-1..3 sending */
+	assert_int_equal(count(f->s, DB_LEASES), 3);
+	assert_counts_true(f->s);
+	json_object_set_new(find(batch, "ev-1"), "state", json_string("sent"));
+	json_object_set_new(find(batch, "ev-2"), "state", json_string("deferred"));
+	json_object_set_new(find(batch, "ev-2"), "due", json_integer(NOW + 3600));
+	assert_int_equal(json_array_remove(batch, 2), 0);	/* ev-3 "crashes" */
+	assert_int_equal(update(f->s, batch, &err), 0);
+	json_decref(batch);
+	assert_counts_true(f->s);
+	assert_int_equal(queue_retry(f->s, "ev-2", NOW + 5, &err), 0);
+	assert_counts_true(f->s);
+	assert_int_equal(queue_release_leases(f->s, NOW + 10, &released, &err), 0);
+	assert_int_equal(released, 1);
+	assert_int_equal(count(f->s, DB_LEASES), 0);
+	assert_counts_true(f->s);
+	/* the listing: the schedule in due order, at most max */
+	ids = json_array();
+	assert_int_equal(queue_list(f->s, 0, list_id, ids, &err), 0);
+	assert_int_equal(json_array_size(ids), 3);
+	assert_string_equal(json_string_value(json_array_get(ids, 0)), "ev-4");
+	json_array_clear(ids);
+	assert_int_equal(queue_list(f->s, 2, list_id, ids, &err), 0);
+	assert_int_equal(json_array_size(ids), 2);
+	json_decref(ids);
+	/* retention removes a final record and an open one alike */
+	assert_int_equal(store_write(f->s, remove_txn, "ev-1", &err), 0);
+	assert_int_equal(store_write(f->s, remove_txn, "ev-4", &err), 0);
+	assert_int_equal(store_write(f->s, remove_txn, "ev-none", &err), 0);
+	assert_int_equal(count(f->s, DB_DELIVERY), 3);
+	assert_counts_true(f->s);
 }
 
 static void
@@ -1917,6 +2089,7 @@ main(int argc, char **argv)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(oldest_pending_and_tallies_count_what_is_stored,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(counts_and_indexes_follow_every_change, setup, teardown),
 		cmocka_unit_test_setup_teardown(take_due_drops_schedule_entries_without_a_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(update_final_scrubs_and_unschedules_nonfinal_reschedules, setup, teardown),
 		cmocka_unit_test_setup_teardown(update_of_unknown_id_fails_and_changes_nothing, setup, teardown),

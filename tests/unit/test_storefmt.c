@@ -6,7 +6,9 @@
  *	Real LMDB files in mkdtemp directories: a store as the code of
  *	version 1 wrote it (no format record, no audit database) is refused
  *	by carepostctl's open and upgraded to version 2 (the audit database)
- *	at carepostd's start; a new store is made at this version; a store of a newer version, or with a
+ *	at carepostd's start; one of version 2 gets the delivery records'
+ *	counts by state and the indexes of open work and leases, made from
+ *	its records; a new store is made at this version; a store of a newer version, or with a
  *	malformed record, is refused before anything is written to it (its
  *	data.mdb unchanged, no database created); an older one is refused
  *	without STOREFMT_OLDER_OK; steps run in order, each in its own
@@ -21,6 +23,7 @@
 
 
 #include "audit.h"
+#include "queue.h"
 #include "record.h"
 #include "store.h"
 #include "storefmt.h"
@@ -161,7 +164,7 @@ v1_store(const char *dir)
 }
 
 static void
-version_1_store_is_upgraded_to_2_with_the_audit_database(void **state)
+version_1_store_is_upgraded_with_the_audit_database(void **state)
 {
 	struct fx *f = *state;
 	struct cp_error err;
@@ -183,10 +186,11 @@ version_1_store_is_upgraded_to_2_with_the_audit_database(void **state)
 	assert_int_equal(storefmt_open(f->dir, 0, STOREFMT_OLDER_OK, &s, &err), 0);
 	assert_version(s, 1, 0);
 	assert_int_equal(storefmt_upgrade(s, &ran, &err), 0);
-	assert_int_equal(ran, 1);
-	assert_version(s, 2, 1);
+	assert_int_equal(ran, STOREFMT_VERSION - 1);
+	assert_version(s, STOREFMT_VERSION, 1);
 	assert_int_equal(store_get_json(s, DB_META, STORE_FORMAT_KEY, &rec, &err), 0);
-	assert_int_equal(json_integer_value(json_object_get(rec, "version")), 2);
+	assert_int_equal(json_integer_value(json_object_get(rec, "version")),
+			 STOREFMT_VERSION);
 	json_decref(rec);
 	/* what was there is there, and the audit trail works */
 	assert_int_equal(store_get_json(s, DB_PATIENTS, "p-1", &p, &err), 0);
@@ -202,7 +206,95 @@ version_1_store_is_upgraded_to_2_with_the_audit_database(void **state)
 	s = NULL;
 	assert_true(raw_has_db(f->dir, "audit"));
 	assert_int_equal(storefmt_open(f->dir, 0, 0, &s, &err), 0);
+	assert_version(s, STOREFMT_VERSION, 1);
+	store_close(s);
+}
+
+static int
+schedule_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
+{
+	const struct delivery *d = ud;
+
+	return store_txn_schedule_put(s, txn, d->due, d->id, err);
+}
+
+static int
+list_one(void *ud, const struct delivery *d)
+{
+	(*(size_t *)ud)++;
+	return 0;
+}
+
+/*
+ * A store of version 2 (delivery records as that code wrote them, no
+ * counts, no indexes) gets its counts by state and its indexes of open
+ * work and leases made from its records at carepostd's start: stats, the
+ * oldest pending, the listing and a crash's release then work as on a
+ * store this build wrote.
+ */
+static void
+version_2_store_gets_counts_and_indexes_of_its_records(void **state)
+{
+	static const struct {
+		const char *id;
+		enum delivery_state state;
+		int64_t created, due;
+	} recs[] = {
+		{ "e-1", DELIVERY_SENT, 100, 0 },
+		{ "e-2", DELIVERY_QUEUED, 300, 5000 },
+		{ "e-3", DELIVERY_SENDING, 200, 9000 },
+		{ "e-4", DELIVERY_DEFERRED, 400, 7000 },
+		{ "e-5", DELIVERY_SENT, 50, 0 },
+	};
+	struct fx *f = *state;
+	struct cp_error err;
+	struct store *s = NULL;
+	struct queue_tally qt;
+	int64_t oldest = 0;
+	size_t ran = 0, released = 0, listed = 0;
+
+	cp_error_clear(&err);
+	raw_meta(f->dir, "{\"version\":2}");
+	assert_int_equal(storefmt_open(f->dir, 0, STOREFMT_OLDER_OK, &s, &err), 0);
+	for (size_t i = 0; i < CP_ARRAY_SIZE(recs); i++) {
+		struct delivery d = { 0 };
+		json_t *v;
+
+		d.id = (char *)recs[i].id;
+		d.type = (char *)"test_result";
+		d.patient = (char *)"p-1";
+		d.state = recs[i].state;
+		d.created = (time_t)recs[i].created;
+		d.updated = (time_t)recs[i].created;
+		d.due = (time_t)recs[i].due;
+		v = delivery_dump(&d);
+		assert_int_equal(store_put_json(s, DB_DELIVERY, d.id, v, &err), 0);
+		json_decref(v);
+		if (!delivery_state_final(d.state))
+			assert_int_equal(store_write(s, schedule_txn, &d, &err), 0);
+	}
+	assert_int_equal(store_put_raw(s, DB_DELIVERY, "e-bad", 5, "not json", 8,
+				       &err), 0);
+	assert_int_equal(queue_tally(s, &qt, &err), 0);
+	assert_int_equal(qt.by_state[DELIVERY_SENT], 0);	/* none yet */
 	assert_version(s, 2, 1);
+	assert_int_equal(storefmt_upgrade(s, &ran, &err), 0);
+	assert_int_equal(ran, 1);
+	assert_version(s, 3, 1);
+	assert_int_equal(queue_tally(s, &qt, &err), 0);
+	assert_int_equal(qt.by_state[DELIVERY_SENT], 2);
+	assert_int_equal(qt.by_state[DELIVERY_QUEUED], 1);
+	assert_int_equal(qt.by_state[DELIVERY_SENDING], 1);
+	assert_int_equal(qt.by_state[DELIVERY_DEFERRED], 1);
+	assert_int_equal(queue_oldest_pending(s, &oldest, &err), 0);
+	assert_int_equal(oldest, 200);
+	assert_int_equal(queue_list(s, 0, list_one, &listed, &err), 0);
+	assert_int_equal(listed, 3);
+	assert_int_equal(queue_release_leases(s, 8000, &released, &err), 0);
+	assert_int_equal(released, 1);
+	assert_int_equal(queue_tally(s, &qt, &err), 0);
+	assert_int_equal(qt.by_state[DELIVERY_QUEUED], 2);
+	assert_int_equal(qt.by_state[DELIVERY_SENDING], 0);
 	store_close(s);
 }
 
@@ -234,13 +326,15 @@ newer_store_is_refused_naming_both_versions_and_not_written(void **state)
 	size_t blen = 0, alen = 0;
 	char want[64];
 
-	raw_meta(f->dir, "{\"version\":3}");
+	snprintf(want, sizeof(want), "{\"version\":%u}", STOREFMT_VERSION + 1);
+	raw_meta(f->dir, want);
 	before = data_file(f->dir, &blen);
 	for (int flags = 0; flags <= STOREFMT_OLDER_OK; flags++) {
 		cp_error_clear(&err);
 		assert_int_equal(storefmt_open(f->dir, 0, flags, &s, &err), -EPROTO);
 		assert_null(s);
-		snprintf(want, sizeof(want), "format version 3 is newer");
+		snprintf(want, sizeof(want), "format version %u is newer",
+			 STOREFMT_VERSION + 1);
 		assert_non_null(strstr(err.text, want));
 		snprintf(want, sizeof(want), "(version %u)", STOREFMT_VERSION);
 		assert_non_null(strstr(err.text, want));
@@ -343,35 +437,42 @@ has_mark(struct store *s, const char *key)
 	return r == 0;
 }
 
-/* Two steps that work: version 1 to 2, 2 to 3. */
-static const struct storefmt_step two_steps[] = {
-	{ 1, "one", step_one }, { 2, "two", step_two },
+static int
+step_three(struct store *s, MDB_txn *txn, struct cp_error *err)
+{
+	return mark(s, txn, "test:step3", err);
+}
+
+/* Steps that work: version 1 to 2, 2 to 3, 3 to 4 (past this build). */
+static const struct storefmt_step good_steps[] = {
+	{ 1, "one", step_one }, { 2, "two", step_two }, { 3, "three", step_three },
 };
 
 static void
 steps_run_in_order_each_reaching_its_version(void **state)
 {
-	const struct storefmt_step *steps = two_steps;
+	const struct storefmt_step *steps = good_steps;
 	struct fx *f = *state;
 	struct cp_error err;
 	struct store *s = open_today(f->dir);
 	size_t ran = 0;
 
 	cp_error_clear(&err);
-	assert_int_equal(storefmt_upgrade_steps(s, steps, 2, 3, &ran, &err), 0);
-	assert_int_equal(ran, 2);
-	assert_version(s, 3, 1);
+	assert_int_equal(storefmt_upgrade_steps(s, steps, 3, 4, &ran, &err), 0);
+	assert_int_equal(ran, 3);
+	assert_version(s, 4, 1);
 	assert_true(has_mark(s, "test:step1"));
 	assert_true(has_mark(s, "test:step2"));
+	assert_true(has_mark(s, "test:step3"));
 	/* at its version: nothing runs again */
-	assert_int_equal(storefmt_upgrade_steps(s, steps, 2, 3, &ran, &err), 0);
+	assert_int_equal(storefmt_upgrade_steps(s, steps, 3, 4, &ran, &err), 0);
 	assert_int_equal(ran, 0);
 	/* a table that stops short of the target says where */
-	assert_int_equal(storefmt_upgrade_steps(s, steps, 2, 4, &ran, &err), -EPROTO);
-	assert_non_null(strstr(err.text, "no upgrade step to version 4"));
-	assert_version(s, 3, 1);
+	assert_int_equal(storefmt_upgrade_steps(s, steps, 3, 5, &ran, &err), -EPROTO);
+	assert_non_null(strstr(err.text, "no upgrade step to version 5"));
+	assert_version(s, 4, 1);
 	store_close(s);
-	/* and this build (version 2) refuses what the steps made */
+	/* and this build (version 3) refuses what the steps made */
 	s = NULL;
 	assert_int_equal(storefmt_open(f->dir, 0, STOREFMT_OLDER_OK, &s, &err), -EPROTO);
 }
@@ -397,7 +498,7 @@ failing_step_leaves_the_version_where_it_was(void **state)
 	assert_true(has_mark(s, "test:step1"));
 	assert_false(has_mark(s, "test:step2"));
 	/* the next start runs the step again, from where it stopped */
-	assert_int_equal(storefmt_upgrade_steps(s, two_steps, 2, 3, &ran, &err), 0);
+	assert_int_equal(storefmt_upgrade_steps(s, good_steps, 2, 3, &ran, &err), 0);
 	assert_int_equal(ran, 1);
 	assert_version(s, 3, 1);
 	assert_true(has_mark(s, "test:step2"));
@@ -408,7 +509,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(version_1_store_is_upgraded_to_2_with_the_audit_database, setup, teardown),
+		cmocka_unit_test_setup_teardown(version_1_store_is_upgraded_with_the_audit_database, setup, teardown),
+		cmocka_unit_test_setup_teardown(version_2_store_gets_counts_and_indexes_of_its_records, setup, teardown),
 		cmocka_unit_test_setup_teardown(new_store_is_made_at_this_version_with_its_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(newer_store_is_refused_naming_both_versions_and_not_written, setup, teardown),
 		cmocka_unit_test_setup_teardown(malformed_format_record_is_refused, setup, teardown),
