@@ -64,6 +64,7 @@
 #include "pgphelper.h"
 #include "pgpserve.h"
 #include "audit.h"
+#include "checkpoint.h"
 #include "queue.h"
 #include "record.h"
 #include "retain.h"
@@ -113,7 +114,10 @@ usage(FILE *f)
 	      "  clinic-queue [DEPT] [--limit N] [--after DEPT/INBOX_ID]\n"
 	      "                            the clinic queue, all departments or one, a page at a time\n"
 	      "  quarantine                what was quarantined: when, where, why (no PHI)\n"
-	      "  audit verify              check the audit trail's chain; name the first bad record\n"
+	      "  audit verify [--checkpoints FILE]\n"
+	      "                            check the audit trail's chain and its signed\n"
+	      "                            checkpoints; name the first bad record\n"
+	      "  audit checkpoint          sign a checkpoint of the trail's head now\n"
 	      "  audit export [--patient ID] [--since T] [--until T] [--reason TEXT]\n"
 	      "                            the audit trail as FHIR AuditEvent JSON lines\n"
 	      "  backup DIR                a consistent compacted copy of the store, while\n"
@@ -1435,20 +1439,53 @@ audit_time(const char *arg, int64_t *out)
 	return 0;
 }
 
+/*
+ * verify_checkpoints - the signed checkpoints of file (the configured one
+ * by default) against the trail, when [audit] checkpoint_key is set:
+ * 0 and *res, 1 when checkpoints are off, or the exit code of a failure.
+ */
 static int
-cmd_audit_verify(void)
+verify_checkpoints(struct runtime *rt, const char *file,
+		   struct checkpoint_result *res, struct cp_error *err)
 {
-	struct audit_verify_result vr;
-	struct runtime rt;
-	struct cp_error err;
+	const struct cp_config *cfg = rt->cfg;
+	struct pgp *p = NULL;
 	int r;
 
+	if (cfg->audit_checkpoint_key == NULL)
+		return 1;
+	pgp_global_init();
+	if (pgp_new(cfg->gpg_home, NULL, &p, err) < 0)
+		return -EIO;
+	r = checkpoint_verify(rt->store, p, cfg->audit_checkpoint_key,
+			      file ? file : cfg->audit_checkpoint_file, res, err);
+	pgp_free(p);
+	return r;
+}
+
+static int
+cmd_audit_verify(int argc, char **argv)
+{
+	struct audit_verify_result vr;
+	struct checkpoint_result cr;
+	const char *file = NULL;
+	struct runtime rt;
+	struct cp_error err;
+	int r, cp;
+
+	if (argc == 2 && strcmp(argv[0], "--checkpoints") == 0)
+		file = argv[1];
+	else if (argc != 0)
+		return fail(EX_USAGE, "audit verify: the only option is "
+			    "--checkpoints FILE");
 	if ((r = open_rt(&rt, RUNTIME_STORE)) != 0)
 		return r;
 	cp_error_clear(&err);
 	r = audit_verify(rt.store, &vr, &err);
+	memset(&cr, 0, sizeof(cr));
+	cp = r < 0 ? 1 : verify_checkpoints(&rt, file, &cr, &err);
 	runtime_close(&rt);
-	if (r < 0)
+	if (r < 0 || cp < 0)
 		return fail(EX_IOERR, "audit verify: %s", err.text);
 	if (json_output) {
 		json_t *o = json_pack("{s:b, s:I, s:I, s:I}", "intact", vr.ok,
@@ -1460,16 +1497,78 @@ cmd_audit_verify(void)
 			json_object_set_new(o, "bad_seq", json_integer((json_int_t)vr.bad_seq));
 			json_object_set_new(o, "problem", json_string(vr.why));
 		}
+		if (o != NULL && cp == 0) {
+			json_t *c = json_pack("{s:b, s:I, s:I, s:I}", "intact", cr.ok,
+					      "checked", (json_int_t)cr.checked,
+					      "last_seq", (json_int_t)cr.last_seq,
+					      "last_time", (json_int_t)cr.last_time);
+
+			if (c != NULL && !cr.ok)
+				json_object_set_new(c, "problem", json_string(cr.why));
+			json_object_set_new(o, "checkpoints", c);
+		}
 		print_json_take(o);
-	} else if (vr.ok) {
-		printf("audit trail intact: %llu records (%llu to %llu)\n",
-		       (unsigned long long)vr.records, (unsigned long long)vr.first,
-		       (unsigned long long)vr.last);
+	} else {
+		if (vr.ok)
+			printf("audit trail intact: %llu records (%llu to %llu)\n",
+			       (unsigned long long)vr.records,
+			       (unsigned long long)vr.first,
+			       (unsigned long long)vr.last);
+		if (cp == 0 && cr.ok)
+			printf("checkpoints: %u signed, each names a record of the "
+			       "trail as it is%s\n", cr.checked,
+			       cr.checked ? "" : " (none made yet)");
+		else if (cp == 1)
+			printf("checkpoints: off ([audit] checkpoint_key not set)\n");
 	}
 	if (!vr.ok)
 		return fail(EX_DATAERR, "audit verify: record %llu: %s (%llu "
 			    "records before it hold)", (unsigned long long)vr.bad_seq,
 			    vr.why, (unsigned long long)vr.records);
+	if (cp == 0 && !cr.ok)
+		return fail(EX_DATAERR, "audit verify: checkpoints: %s", cr.why);
+	return 0;
+}
+
+/* cmd_audit_checkpoint - a signed checkpoint now, as carepostd makes them. */
+static int
+cmd_audit_checkpoint(void)
+{
+	struct runtime rt;
+	struct cp_error err;
+	struct pgp *p = NULL;
+	uint64_t seq = 0;
+	int made = 0, r;
+
+	if ((r = open_rt(&rt, RUNTIME_STORE)) != 0)
+		return r;
+	if (rt.cfg->audit_checkpoint_key == NULL) {
+		runtime_close(&rt);
+		return fail(EX_CONFIG, "audit checkpoint: [audit] checkpoint_key "
+			    "is not set");
+	}
+	cp_error_clear(&err);
+	pgp_global_init();
+	r = pgp_new(rt.cfg->gpg_home, rt.cfg->audit_checkpoint_key, &p, &err);
+	if (r == 0)
+		r = checkpoint_write(rt.store, p, rt.cfg->audit_checkpoint_file,
+				     cp_now(), &made, &seq, &err);
+	pgp_free(p);
+	if (r < 0) {
+		runtime_close(&rt);
+		return fail(EX_IOERR, "audit checkpoint: %s", err.text);
+	}
+	if (json_output)
+		print_json_take(json_pack("{s:b, s:I, s:s}", "made", made,
+					  "seq", (json_int_t)seq, "file",
+					  rt.cfg->audit_checkpoint_file));
+	else if (made)
+		printf("checkpoint of record %llu signed into %s\n",
+		       (unsigned long long)seq, rt.cfg->audit_checkpoint_file);
+	else
+		printf("no checkpoint needed: the trail is empty or unchanged "
+		       "since the last one\n");
+	runtime_close(&rt);
 	return 0;
 }
 
@@ -1610,8 +1709,10 @@ main(int argc, char **argv)
 		if (strcmp(cmd, "read") == 0 && n == 2)
 			return cmd_read(argv[1], argv[2], reason);
 	}
-	if (strcmp(cmd, "audit") == 0 && sub && strcmp(sub, "verify") == 0 && argc == 2)
-		return cmd_audit_verify();
+	if (strcmp(cmd, "audit") == 0 && sub && strcmp(sub, "verify") == 0)
+		return cmd_audit_verify(argc - 2, argv + 2);
+	if (strcmp(cmd, "audit") == 0 && sub && strcmp(sub, "checkpoint") == 0 && argc == 2)
+		return cmd_audit_checkpoint();
 	if (strcmp(cmd, "audit") == 0 && sub && strcmp(sub, "export") == 0)
 		return cmd_audit_export(argc - 2, argv + 2);
 	if (strcmp(cmd, "backup") == 0 && argc == 2)

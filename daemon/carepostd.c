@@ -47,6 +47,7 @@
 #include "inround.h"
 #include "queue.h"
 #include "retain.h"
+#include "checkpoint.h"
 #include "log.h"
 #include "metrics.h"
 #include "outbound.h"
@@ -177,6 +178,51 @@ store_key_apart(const char *config, struct pgp *p, const char *clinic,
 }
 
 /*
+ * check_checkpoints - [audit]: a checkpoint key of its own whose secret
+ * works here (carepostd signs unattended), and a file it can append to.
+ */
+static void
+check_checkpoints(unsigned *n, const char *config, const struct cp_config *cfg)
+{
+	const char *key = cfg->audit_checkpoint_key;
+	struct pgp *p = NULL;
+	struct cp_error err;
+	char text[sizeof(err.text) + 4096 + 256], dir[4096], *slash;
+
+	if (key == NULL) {
+		fprintf(stderr, "carepostd: %s: [audit] checkpoint_key: warning: "
+			"not set: no signed checkpoints of the audit trail (a "
+			"trail cut at its end or rewritten whole would not be "
+			"seen; see carepost.conf(5))\n", config);
+		return;
+	}
+	if ((cfg->gpg_clinic_key && strcasecmp(key, cfg->gpg_clinic_key) == 0) ||
+	    (cfg->gpg_store_key && strcasecmp(key, cfg->gpg_store_key) == 0))
+		fprintf(stderr, "carepostd: %s: [audit] checkpoint_key: warning: "
+			"the same key as [gpg] %s: give checkpoints a key meant "
+			"only for them\n", config,
+			cfg->gpg_clinic_key && strcasecmp(key, cfg->gpg_clinic_key) == 0
+			? "clinic_key" : "store_key");
+	cp_error_clear(&err);
+	if (pgp_new(cfg->gpg_home, key, &p, &err) < 0) {
+		snprintf(text, sizeof(text), "%s: [audit] checkpoint_key: %s",
+			 config, err.text);
+		problem(n, text);
+	}
+	pgp_free(p);
+	snprintf(dir, sizeof(dir), "%s", cfg->audit_checkpoint_file);
+	if ((slash = strrchr(dir, '/')) != NULL)
+		*(slash == dir ? slash + 1 : slash) = '\0';
+	else
+		snprintf(dir, sizeof(dir), ".");
+	if (access(dir, W_OK) < 0) {
+		snprintf(text, sizeof(text), "%s: [audit] checkpoint_file: cannot "
+			 "write in %s: %s", config, dir, strerror(errno));
+		problem(n, text);
+	}
+}
+
+/*
  * check_config - --check-config: every check runs on its own, so that
  * one pass names every problem (config syntax stops the rest: without a
  * config there is nothing to check).
@@ -247,6 +293,8 @@ check_config(const char *config)
 		}
 	}
 	pgp_free(p);
+	p = NULL;
+	check_checkpoints(&n, config, cfg);
 
 	if (cfg->smtp_user != NULL)
 		check_secret(&n, config, "[smtp] password_file",
@@ -398,6 +446,7 @@ struct carepostd {
 	sd_event_source *imap_io;	/* the socket while idling */
 	/* The retention pass (lib/retain): one step per turn of the loop. */
 	sd_event_source *retain_timer;
+	sd_event_source *checkpoint_timer;	/* signed audit checkpoints */
 	struct retain_pass *retain;	/* the pass under way, or NULL */
 	char last_error[sizeof(((struct cp_error *)0)->text)];
 };
@@ -624,6 +673,50 @@ on_retain(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
+/*
+ * make_checkpoint - a signed checkpoint of the audit trail's head
+ * (lib/checkpoint), when checkpoint_key is set and the trail grew since
+ * the last one: every [audit] checkpoint_interval, and at stop; its
+ * record's sequence number goes to the journal too.
+ */
+static void
+make_checkpoint(struct carepostd *cd)
+{
+	const struct cp_config *cfg = cd->d.rt.cfg;
+	struct pgp *p = NULL;
+	struct cp_error err;
+	uint64_t seq = 0;
+	int made = 0;
+
+	if (cfg->audit_checkpoint_key == NULL)
+		return;
+	cp_error_clear(&err);
+	if (pgp_new(cfg->gpg_home, cfg->audit_checkpoint_key, &p, &err) < 0 ||
+	    checkpoint_write(cd->d.rt.store, p, cfg->audit_checkpoint_file, cp_now(),
+			     &made, &seq, &err) < 0)
+		log_event(LOG_ERR, LOGID_GENERIC, NULL, NULL, "audit checkpoint "
+			  "not made (the next in %ds): %s",
+			  cfg->audit_checkpoint_interval, err.text);
+	else if (made)
+		log_event(LOG_NOTICE, LOGID_GENERIC, NULL, NULL, "audit checkpoint: "
+			  "record %llu signed into %s", (unsigned long long)seq,
+			  cfg->audit_checkpoint_file);
+	pgp_free(p);
+}
+
+static int
+on_checkpoint(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct carepostd *cd = userdata;
+
+	if (got_stop)
+		return 0;
+	arm_timer(cd->ev, cd->checkpoint_timer,
+		  cd->d.rt.cfg->audit_checkpoint_interval);
+	make_checkpoint(cd);
+	return 0;
+}
+
 static void imap_arm(struct carepostd *cd, int64_t wait);
 static int imap_renew(struct carepostd *cd);
 
@@ -845,6 +938,9 @@ run_loop(struct carepostd *cd)
 	if (r >= 0)
 		r = sd_event_add_time(cd->ev, &cd->retain_timer, CLOCK_MONOTONIC, 0,
 				      100000, on_retain, cd);
+	if (r >= 0)
+		r = sd_event_add_time(cd->ev, &cd->checkpoint_timer, CLOCK_MONOTONIC, 0,
+				      100000, on_checkpoint, cd);
 	if (r >= 0 && cd->d.rt.cfg->imap_host != NULL)
 		r = imap_renew(cd) < 0 ? -ENOMEM :
 		    sd_event_add_time(cd->ev, &cd->imap_timer, CLOCK_MONOTONIC, 0,
@@ -860,6 +956,7 @@ run_loop(struct carepostd *cd)
 	arm(cd, 0);
 	/* The first pass a minute after start: the first sends go first. */
 	arm_timer(cd->ev, cd->retain_timer, 60);
+	arm_timer(cd->ev, cd->checkpoint_timer, 60);
 	if (cd->imap_timer != NULL)
 		imap_arm(cd, 0);
 	log_event(LOG_INFO, LOGID_STARTED, NULL, NULL, "started (version %s)",
@@ -871,12 +968,14 @@ run_loop(struct carepostd *cd)
 		sd_event_exit(cd->ev, 0);
 	r = sd_event_loop(cd->ev);
 	write_metrics(cd, cp_now(), 1);
+	make_checkpoint(cd);		/* the last records before the stop */
 	imap_unwatch(cd);
 	inround_free(cd->in);
 	cd->in = NULL;
 	cd->imap_timer = sd_event_source_unref(cd->imap_timer);
 	cd->send_timer = sd_event_source_unref(cd->send_timer);
 	cd->retain_timer = sd_event_source_unref(cd->retain_timer);
+	cd->checkpoint_timer = sd_event_source_unref(cd->checkpoint_timer);
 	retain_pass_free(cd->retain);
 	cd->retain = NULL;
 	sd_event_source_unref(sig_src);

@@ -15,7 +15,8 @@
  *	than TAB (a CR inside a value would let a From: name inject header
  *	lines). After the last line every unset key gets its default, then
  *	the computed defaults are filled in (smtp helo from gethostname,
- *	message_id_domain from from_address, gpg store_key from clinic_key)
+ *	message_id_domain from from_address, gpg store_key from clinic_key,
+ *	audit checkpoint_file in the store's directory)
  *	and the few rules that tie keys together are checked.
  * DIAGNOSTICS
  *	Every error is "FILE:LINE: [section] key: what was expected, got
@@ -25,6 +26,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -152,6 +154,10 @@ static const struct config_key config_keys[] = {
 	{ "retention", "interval", KEY_DURATION, FIELD(retain_interval), "1h", MINUTE, DAY },
 	{ "retention", "batch", KEY_INT, FIELD(retain_batch), "500", 1, 10000 },
 
+	{ "audit", "checkpoint_key", KEY_STRING, FIELD(audit_checkpoint_key), NULL, 0, 0 },
+	{ "audit", "checkpoint_file", KEY_PATH, FIELD(audit_checkpoint_file), NULL, 0, 0 },
+	{ "audit", "checkpoint_interval", KEY_DURATION, FIELD(audit_checkpoint_interval), "1h", MINUTE, 7 * DAY },
+
 	{ "daemon", "metrics_file", KEY_PATH, FIELD(metrics_file), NULL, 0, 0 },
 	{ "daemon", "log_level", KEY_LOG_LEVEL, FIELD(log_level), "info", 0, 0 },
 };
@@ -160,7 +166,7 @@ static const struct config_key config_keys[] = {
 
 static const char *const config_sections[] = {
 	"store", "smtp", "imap", "gpg", "templates", "portal", "delivery",
-	"routing", "security", "retention", "daemon",
+	"routing", "security", "retention", "audit", "daemon",
 };
 
 struct parser {
@@ -1003,6 +1009,29 @@ finish(struct parser *p)
 	r = set_computed(p, &cfg->gpg_store_key, cfg->gpg_clinic_key);
 	if (r < 0)
 		return r;
+	if (cfg->audit_checkpoint_file == NULL && cfg->store_path != NULL) {
+		char path[4096];
+
+		if (cp_snprintf_ok(path, sizeof(path), "%s/audit.checkpoints",
+				   cfg->store_path) < 0)
+			return fail_value(p, &config_keys[key_index("store", "path")],
+					  "a shorter path", cfg->store_path);
+		r = set_computed(p, &cfg->audit_checkpoint_file, path);
+		if (r < 0)
+			return r;
+	}
+	if (cfg->audit_checkpoint_key != NULL) {
+		const char *k = cfg->audit_checkpoint_key;
+		size_t n = strlen(k), digits = 0;
+
+		while (digits < n && isxdigit((unsigned char)k[digits]))
+			digits++;
+		if (n != 40 || digits != n) {
+			p->line = p->key_line[key_index("audit", "checkpoint_key")];
+			return fail_value(p, &config_keys[key_index("audit", "checkpoint_key")],
+					  "a 40-digit key fingerprint", k);
+		}
+	}
 
 	base = key_index("delivery", "retry_base");
 	max = key_index("delivery", "retry_max");

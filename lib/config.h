@@ -59,6 +59,10 @@
  *	            bounces (365d), inbox (0: never), clinic (0: never),
  *	            data_keys (7d, at least 2d): lifetimes, 0 = never
  *	            (retain.h); interval (1h), batch (500)
+ *	[audit]     checkpoint_key (fingerprint of a key that signs audit
+ *	            checkpoints only; unset: none made), checkpoint_file
+ *	            (STORE/audit.checkpoints), checkpoint_interval (1h,
+ *	            1m..7d): checkpoint.h
  *	[daemon]    metrics_file, log_level (info)
  *
  *	At most 64 staff.NAME departments.
@@ -186,6 +190,11 @@ struct cp_config {
 	int retain_data_keys;	/* data keys no inbox record names */
 	int retain_interval;	/* seconds between passes */
 	int retain_batch;	/* records looked at per transaction */
+
+	/* [audit] */
+	char *audit_checkpoint_key;	/* fingerprint: signs checkpoints only */
+	char *audit_checkpoint_file;	/* default STORE/audit.checkpoints */
+	int audit_checkpoint_interval;	/* seconds between checkpoints */
 
 	/* [daemon] */
 	char *metrics_file;

@@ -784,6 +784,36 @@ pgp_encrypt_to(struct pgp *p, const char *fpr, const void *data, size_t len,
 	return r;
 }
 
+int
+pgp_sign_detached(struct pgp *p, const void *data, size_t len, struct buf *out,
+		  struct cp_error *err)
+{
+	_cleanup_data_ gpgme_data_t plain = NULL, sig = NULL;
+	struct sink sink = { out, 0 };
+	size_t start = out->len;
+	gpgme_sign_result_t res;
+	gpgme_error_t e;
+
+	if (p->signer[0] == '\0' || p->helper != NULL || p->confined)
+		return cp_error_set(err, -EINVAL, "gpg: no signer of its own to "
+				    "sign with");
+	e = gpgme_data_new_from_mem(&plain, data, len, 0);
+	if (e == GPG_ERR_NO_ERROR)
+		e = gpgme_data_new_from_cbs(&sig, &sink_cbs, &sink);
+	if (e != GPG_ERR_NO_ERROR)
+		return gpg_fail(err, e, "cannot create data buffers", NULL);
+	e = gpgme_op_sign(p->ctx, plain, sig, GPGME_SIG_MODE_DETACH);
+	res = e == GPG_ERR_NO_ERROR ? gpgme_op_sign_result(p->ctx) : NULL;
+	if (e == GPG_ERR_NO_ERROR && sink.err == 0 && res != NULL &&
+	    res->signatures != NULL && res->invalid_signers == NULL)
+		return 0;
+	buf_truncate(out, start);
+	if (sink.err < 0)
+		return cp_error_set(err, sink.err, "gpg: signature over limit");
+	return gpg_fail(err, e != GPG_ERR_NO_ERROR ? e : gpg_error(GPG_ERR_UNUSABLE_SECKEY),
+			"cannot sign", p->signer);
+}
+
 /*
  * primary_fpr - the fingerprint of the primary key of a valid signature
  * (gpg reports the signing subkey's).

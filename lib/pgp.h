@@ -180,6 +180,13 @@ int pgp_verify_detached(struct pgp *p, const void *signed_data, size_t len,
 			const void *sig, size_t siglen, struct pgp_sig *out,
 			struct cp_error *err);
 /*
+ * pgp_sign_detached - an armored detached signature of data by p's
+ * signer (pgp_new's signer_fpr), appended to out; in this process (not
+ * for a pgp offloaded or confined: -EINVAL). gpg's errors as elsewhere.
+ */
+int pgp_sign_detached(struct pgp *p, const void *data, size_t len,
+		      struct buf *out, struct cp_error *err);
+/*
  * pgp_decrypt_signed_by - decrypt data into out and report in *sig the
  * first good signature (struct pgp_sig), looked up nowhere: the
  * fingerprint as gpg names it. pgp_primary_fpr maps a subkey's

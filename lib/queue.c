@@ -724,12 +724,13 @@ rebuild_entry(void *ud, const void *key, size_t keylen, const void *value,
 		return 0;			/* where the last chunk ended */
 	if (rb->n == REBUILD_CHUNK)
 		return 1;
-	if (keylen == 0 || keylen > STORE_ID_MAX)
-		return 0;
+	if (keylen == 0 || keylen > STORE_ID_MAX || memchr(key, '\0', keylen) != NULL)
+		return 0;			/* no id this build writes */
 	memcpy(rb->last, key, keylen);
 	rb->lastlen = keylen;
 	rb->last[keylen] = '\0';
-	v = json_loadb(value, len, 0, NULL);
+	/* read as store_txn_get_json reads it (was_read, the others) */
+	v = json_loadb(value, len, JSON_REJECT_DUPLICATES, NULL);
 	if (v != NULL && delivery_peek(v, &rb->v[rb->n].p) == 0) {
 		memcpy(rb->v[rb->n].id, rb->last, keylen + 1);
 		rb->by_state[rb->v[rb->n].p.state]++;

@@ -522,13 +522,16 @@ delivery_peek_due(json_t *v)
 int
 delivery_peek(json_t *v, struct delivery_peek *p)
 {
+	struct delivery d;
+
 	memset(p, 0, sizeof(*p));
-	if (!json_is_object(v) ||
-	    delivery_state_parse(json_string_value(json_object_get(v, "state")),
-				 &p->state) < 0)
+	/* counted exactly when it loads: the one rule, the codec's */
+	if (delivery_load(v, &d, NULL) < 0)
 		return -EBADMSG;
-	p->created = json_integer_value(json_object_get(v, "created"));
-	p->due = json_integer_value(json_object_get(v, "due"));
+	p->state = d.state;
+	p->created = (int64_t)d.created;
+	p->due = (int64_t)d.due;
+	delivery_clear(&d);
 	return 0;
 }
 
@@ -2072,7 +2075,8 @@ recount_one(void *ud, const void *key, size_t keylen, const void *value,
 	    size_t len)
 {
 	struct recount *rc = ud;
-	json_t *v = json_loadb(value, len, 0, NULL);
+	/* read as every other reader of the store reads it */
+	json_t *v = json_loadb(value, len, JSON_REJECT_DUPLICATES, NULL);
 
 	if (v != NULL)
 		rc->fn(&rc->k, v, 1, NULL);	/* into an object: no error */
@@ -2287,6 +2291,7 @@ store_format_txn_put(struct store *s, MDB_txn *txn, unsigned version,
 /* ---- the audit trail ---- */
 
 #define AUDIT_HEAD_KEY	"audit:head"
+#define AUDIT_CHECKPOINT_KEY	"audit:checkpoint"
 
 /*
  * audit_put_str - ,"name":"value" (the comma but for the first member)
@@ -2526,42 +2531,86 @@ audit_record_fhir(const struct audit_record *r)
 	return o;
 }
 
+/* mark_get / mark_put - a meta record {"seq","hash"[,"time"]}. */
+static int
+mark_get(struct store *s, MDB_txn *txn, const char *key, const char *what,
+	 uint64_t *seq, char hash[AUDIT_HASH_HEX + 1], int64_t *time,
+	 struct cp_error *err)
+{
+	json_t *v = NULL, *n, *t;
+	int r;
+
+	r = store_txn_get_json(s, txn, DB_META, key, strlen(key), &v, err);
+	if (r < 0)
+		return r;
+	n = json_object_get(v, "seq");
+	t = json_object_get(v, "time");
+	if (!json_is_integer(n) || json_integer_value(n) < 0)
+		r = cp_error_set(err, -EBADMSG, "%s: field seq: expected an "
+				 "integer", what);
+	else if (time != NULL && !json_is_integer(t))
+		r = cp_error_set(err, -EBADMSG, "%s: field time: expected an "
+				 "integer", what);
+	else
+		r = audit_get_hash(v, "hash", hash, err);
+	if (r == 0) {
+		*seq = (uint64_t)json_integer_value(n);
+		if (time != NULL)
+			*time = (int64_t)json_integer_value(t);
+	}
+	json_decref(v);
+	return r;
+}
+
+static int
+mark_put(struct store *s, MDB_txn *txn, const char *key, const char *what,
+	 uint64_t seq, const char *hash, const int64_t *time,
+	 struct cp_error *err)
+{
+	json_t *v = json_pack("{s:I, s:s}", "seq", (json_int_t)seq, "hash", hash);
+	int r;
+
+	if (v != NULL && time != NULL &&
+	    json_object_set_new(v, "time", json_integer((json_int_t)*time)) < 0) {
+		json_decref(v);
+		v = NULL;
+	}
+	if (v == NULL)
+		return cp_error_set(err, -ENOMEM, "%s: out of memory", what);
+	r = store_txn_put_json(s, txn, DB_META, key, strlen(key), v, err);
+	json_decref(v);
+	return r;
+}
+
 int
 audit_head_txn_get(struct store *s, MDB_txn *txn, uint64_t *seq,
 		   char hash[AUDIT_HASH_HEX + 1], struct cp_error *err)
 {
-	json_t *v = NULL, *n;
-	int r;
-
-	r = store_txn_get_json(s, txn, DB_META, AUDIT_HEAD_KEY,
-			       strlen(AUDIT_HEAD_KEY), &v, err);
-	if (r < 0)
-		return r;
-	n = json_object_get(v, "seq");
-	if (!json_is_integer(n) || json_integer_value(n) < 0)
-		r = cp_error_set(err, -EBADMSG, "audit head: field seq: expected "
-				 "an integer");
-	else
-		r = audit_get_hash(v, "hash", hash, err);
-	if (r == 0)
-		*seq = (uint64_t)json_integer_value(n);
-	json_decref(v);
-	return r;
+	return mark_get(s, txn, AUDIT_HEAD_KEY, "audit head", seq, hash, NULL, err);
 }
 
 int
 audit_head_txn_put(struct store *s, MDB_txn *txn, uint64_t seq,
 		   const char *hash, struct cp_error *err)
 {
-	json_t *v = json_pack("{s:I, s:s}", "seq", (json_int_t)seq, "hash", hash);
-	int r;
+	return mark_put(s, txn, AUDIT_HEAD_KEY, "audit head", seq, hash, NULL, err);
+}
 
-	if (v == NULL)
-		return cp_error_set(err, -ENOMEM, "audit head: out of memory");
-	r = store_txn_put_json(s, txn, DB_META, AUDIT_HEAD_KEY,
-			       strlen(AUDIT_HEAD_KEY), v, err);
-	json_decref(v);
-	return r;
+int
+audit_checkpoint_txn_get(struct store *s, MDB_txn *txn, uint64_t *seq,
+			 char hash[AUDIT_HASH_HEX + 1], int64_t *time,
+			 struct cp_error *err)
+{
+	return mark_get(s, txn, AUDIT_CHECKPOINT_KEY, "audit checkpoint", seq,
+			hash, time, err);
+}
+
+int
+audit_checkpoint_txn_put(struct store *s, MDB_txn *txn, uint64_t seq,
+			 const char *hash, int64_t time, struct cp_error *err)
+{
+	return mark_put(s, txn, AUDIT_CHECKPOINT_KEY, "audit checkpoint", seq,
+			hash, &time, err);
 }
 
 /* ---- internal data ---- */

@@ -191,9 +191,9 @@ void delivery_clear(struct delivery *d);
 time_t delivery_peek_due(json_t *v);
 /*
  * delivery_peek - what the queue's counts and indexes know of a stored
- * record (queue.h): its state, created and due (0 when absent), without
- * loading the rest; -EBADMSG when it has no state this build knows (such
- * a record is counted nowhere).
+ * record (queue.h): its state, created and due (0 when absent); -EBADMSG
+ * when it does not load (delivery_load: such a record is counted
+ * nowhere).
  */
 struct delivery_peek {
 	enum delivery_state state;
@@ -705,6 +705,16 @@ int audit_head_txn_get(struct store *s, MDB_txn *txn, uint64_t *seq,
 		       char hash[AUDIT_HASH_HEX + 1], struct cp_error *err);
 int audit_head_txn_put(struct store *s, MDB_txn *txn, uint64_t seq,
 		       const char *hash, struct cp_error *err);
+/*
+ * audit_checkpoint_txn_get / _put: meta "audit:checkpoint",
+ * {"seq","hash","time"}: the head the last signed checkpoint named
+ * (checkpoint.h), and when it was made (-ENOENT when none; -EBADMSG).
+ */
+int audit_checkpoint_txn_get(struct store *s, MDB_txn *txn, uint64_t *seq,
+			     char hash[AUDIT_HASH_HEX + 1], int64_t *time,
+			     struct cp_error *err);
+int audit_checkpoint_txn_put(struct store *s, MDB_txn *txn, uint64_t seq,
+			     const char *hash, int64_t time, struct cp_error *err);
 
 /*
  * The "in_reply_to" of an internal record's data: the Message-ID of the

@@ -434,7 +434,8 @@ on_record(void *userdata, const void *key, size_t keylen, const void *value,
 	}
 	st->looked++;
 	st->bytes += len;
-	v = json_loadb(value, len, 0, NULL);
+	/* read as the store's other readers read it (store_txn_get_json) */
+	v = json_loadb(value, len, JSON_REJECT_DUPLICATES, NULL);
 	kind = judge(st, key, keylen, v);
 	json_decref(v);
 	if (st->error < 0)
@@ -507,14 +508,17 @@ step_delete(struct step *st, struct cp_error *err)
 		if (db == DB_DELIVERY || db == DB_SEEN || db == DB_BOUNCES) {
 			char key[RETAIN_KEY_MAX + 1];
 
-			if (memchr(d->key, '\0', d->keylen) != NULL ||
-			    (db == DB_DELIVERY && d->keylen > STORE_ID_MAX))
-				continue;	/* never a record this build wrote */
 			memcpy(key, d->key, d->keylen);
 			key[d->keylen] = '\0';
 			/* with its part of the counts (and a delivery's
-			 * schedule entry and indexes) */
-			if (db == DB_DELIVERY)
+			 * schedule entry and indexes); a key that is no
+			 * id or address (a NUL in it, too long) was never
+			 * counted: it just goes */
+			if (memchr(d->key, '\0', d->keylen) != NULL ||
+			    (db == DB_DELIVERY && d->keylen > STORE_ID_MAX))
+				r = store_txn_del(st->s, st->txn, db, d->key,
+						  d->keylen, err);
+			else if (db == DB_DELIVERY)
 				r = queue_txn_remove(st->s, st->txn, key, err);
 			else if (db == DB_SEEN)
 				r = seen_txn_remove(st->s, st->txn, key, err);
