@@ -14,32 +14,32 @@
 #include <time.h>
 
 static const struct event_type types[] = {
-	{ "appointment_scheduled", "appointments", 0, 0, 0 },
-	{ "appointment_reminder", "reminders", 0, 1, 0 },
-	{ "appointment_cancelled", "appointments", 0, 0, 0 },
-	{ "referral_update", "referrals", 0, 0, 0 },
-	{ "refill_ready", "pharmacy", 0, 0, 0 },
-	{ "refill_status", "pharmacy", 0, 0, 0 },
-	{ "benefits_update", "billing", 0, 0, 0 },
-	{ "contact_info_changed", "security", 1, 0, 0 },
-	{ "statement_ready", "billing", 0, 0, 0 },
-	{ "payment_due", "billing", 0, 0, 0 },
-	{ "payment_received", "billing", 0, 0, 0 },
-	{ "form_request", "forms", 0, 0, 0 },
-	{ "provider_message", "messages", 0, 0, 0 },
-	{ "test_result", "results", 0, 0, 0 },
-	{ "visit_summary", "results", 0, 0, 0 },
-	{ "health_record_updated", "results", 0, 0, 0 },
-	{ "education_article", "education", 0, 1, 0 },
-	{ "evisit_update", "messages", 0, 0, 0 },
-	{ "checkup_reminder", "reminders", 0, 1, 0 },
-	{ "immunization_reminder", "reminders", 0, 1, 0 },
-	{ "proxy_access_granted", "security", 1, 0, 0 },
-	{ "account_invite", "security", 1, 0, 0 },
+	{ "appointment_scheduled", "appointments", 0, 0, 0, NULL },
+	{ "appointment_reminder", "appointments", 0, 0, 0, "reminders" },
+	{ "appointment_cancelled", "appointments", 0, 0, 0, NULL },
+	{ "referral_update", "referrals", 0, 0, 0, NULL },
+	{ "refill_ready", "pharmacy", 0, 0, 0, NULL },
+	{ "refill_status", "pharmacy", 0, 0, 0, NULL },
+	{ "benefits_update", "billing", 0, 0, 0, NULL },
+	{ "contact_info_changed", "security", 1, 0, 0, NULL },
+	{ "statement_ready", "billing", 0, 0, 0, NULL },
+	{ "payment_due", "billing", 0, 0, 0, NULL },
+	{ "payment_received", "billing", 0, 0, 0, NULL },
+	{ "form_request", "forms", 0, 0, 0, NULL },
+	{ "provider_message", "messages", 0, 0, 0, NULL },
+	{ "test_result", "results", 0, 0, 0, NULL },
+	{ "visit_summary", "results", 0, 0, 0, NULL },
+	{ "health_record_updated", "results", 0, 0, 0, NULL },
+	{ "education_article", "education", 0, 1, 0, NULL },
+	{ "evisit_update", "messages", 0, 0, 0, NULL },
+	{ "checkup_reminder", "recalls", 0, 1, 0, "reminders" },
+	{ "immunization_reminder", "recalls", 0, 1, 0, "reminders" },
+	{ "proxy_access_granted", "security", 1, 0, 0, NULL },
+	{ "account_invite", "security", 1, 0, 0, NULL },
 	/* Internal: made by carepostd on ingest, never accepted from the portal. */
-	{ "reply_ack", "service", 0, 0, 1 },
-	{ "staff_alert", "service", 0, 0, 1 },
-	{ "form_incomplete", "service", 0, 0, 1 },
+	{ "reply_ack", "service", 0, 0, 1, NULL },
+	{ "staff_alert", "service", 0, 0, 1, NULL },
+	{ "form_incomplete", "service", 0, 0, 1, NULL },
 };
 
 #define PORTAL_TYPES (CP_ARRAY_SIZE(types) - 3)
@@ -77,7 +77,8 @@ event_category_known(const char *category)
 	size_t i;
 
 	for (i = 0; i < PORTAL_TYPES; i++)
-		if (strcmp(types[i].category, category) == 0)
+		if (strcmp(types[i].category, category) == 0 ||
+		    (types[i].legacy && strcmp(types[i].legacy, category) == 0))
 			return 1;
 	return 0;
 }
@@ -379,4 +380,16 @@ patient_opted_out(json_t *p, const char *category)
 		if (json_is_string(c) && strcmp(json_string_value(c), category) == 0)
 			return 1;
 	return 0;
+}
+
+const char *
+event_opted_out(json_t *p, const struct event_type *t)
+{
+	if (t == NULL || t->security || t->internal)
+		return NULL;
+	if (patient_opted_out(p, t->category))
+		return t->category;
+	if (t->legacy != NULL && patient_opted_out(p, t->legacy))
+		return t->legacy;
+	return NULL;
 }

@@ -52,6 +52,8 @@ struct event_type {
 	int internal;		/* made by carepostd (reply_ack, staff_alert,
 				   form_incomplete): never from the portal,
 				   never opted out of, always a notice */
+	const char *legacy;	/* the category it had before, whose opt-outs
+				   still count ("reminders"), or NULL */
 };
 
 /* event_type_find - the type's facts, or NULL when unknown. */
@@ -128,5 +130,14 @@ int patient_age_years(json_t *p, int64_t now);
 
 /* patient_opted_out - 1 if the patient opted out of the category. */
 int patient_opted_out(json_t *p, const char *category);
+/*
+ * event_opted_out - the category name p (a patient or a proxy) opted out
+ * of that stops events of type t: its category, or the category it had
+ * before (an opt-out of "reminders", the category of appointment,
+ * checkup and immunization reminders before they were split, still stops
+ * all three); NULL when none does, and always for security or internal
+ * types.
+ */
+const char *event_opted_out(json_t *p, const struct event_type *t);
 
 #endif

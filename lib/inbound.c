@@ -951,6 +951,14 @@ do_unsubscribe(struct work *w)
 			"security notices cannot be unsubscribed from: nothing changed");
 		return;
 	}
+	if (!et->unsubscribe) {
+		/* Transactional mail (an appointment reminder sent when it was
+		 * subscription mail): its opt-out is the portal's to offer. */
+		w->unsub_refused = 1;
+		decided(w, INBOUND_UNSUBSCRIBED, "transactional mail cannot be "
+			"unsubscribed from by email: nothing changed");
+		return;
+	}
 	w->category = et->category;
 	decided(w, INBOUND_UNSUBSCRIBED, strcmp(w->auth.sender_ref, "patient") == 0 ?
 		"patient opted out of the category" : "proxy opted out of the category");

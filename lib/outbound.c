@@ -653,6 +653,7 @@ prepare(struct outbound *ob, struct delivery *d, int64_t now, struct key_cache *
 	const struct cp_config *cfg = ob->cfg;
 	const char *id = d->id, *pid = d->patient, *type = d->type;
 	const struct event_type *et = event_type_find(type);
+	const char *cat;
 	int64_t expires = d->expires_at;
 	json_t *patient = NULL;
 	char reason[384];
@@ -683,11 +684,11 @@ prepare(struct outbound *ob, struct delivery *d, int64_t now, struct key_cache *
 		st->failed++;
 		return 0;
 	}
-	if (!et->security && !et->internal && patient_opted_out(patient, et->category)) {
-		snprintf(reason, sizeof(reason), "patient opted out of %s", et->category);
+	if ((cat = event_opted_out(patient, et)) != NULL) {
+		snprintf(reason, sizeof(reason), "patient opted out of %s", cat);
 		delivery_set_state(d, DELIVERY_SUPPRESSED, reason, now);
 		log_event(LOG_INFO, LOGID_SUPPRESSED, id, pid, "suppressed: opted out of %s",
-			  et->category);
+			  cat);
 		st->suppressed++;
 		return 0;
 	}

@@ -56,8 +56,7 @@ policy_recipients(json_t *patient, struct delivery *d, int64_t now,
 		if (!json_is_string(json_object_get(p, "email")))
 			continue;
 		/* A proxy's own unsubscribe (on ingest) stops mail to that proxy. */
-		if (et && !et->security && !et->internal &&
-		    patient_opted_out(p, et->category)) {
+		if (event_opted_out(p, et) != NULL) {
 			opted_out++;
 			continue;
 		}

@@ -43,8 +43,8 @@ EVENT_TYPES = [
     "evisit_update", "checkup_reminder", "immunization_reminder",
     "proxy_access_granted", "account_invite",
 ]
-UNSUBSCRIBE_TYPES = {"appointment_reminder", "checkup_reminder",
-                     "immunization_reminder", "education_article"}
+# subscription mail (docs/events.md): recalls and education
+UNSUBSCRIBE_TYPES = {"checkup_reminder", "immunization_reminder", "education_article"}
 
 CANARY = "PHI-CANARY"
 

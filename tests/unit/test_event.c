@@ -102,24 +102,46 @@ security_types_are_exactly_the_three_notices(void **state)
 }
 
 static void
-unsubscribe_types_are_exactly_the_four_reminder_kinds(void **state)
+subscription_types_are_the_recalls_and_education(void **state)
 {
 	const struct event_type *t;
 	size_t n, i, count = 0;
+	json_t *legacy = json_pack("{s:[s]}", "optout", "reminders");
+	json_t *appts = json_pack("{s:[s]}", "optout", "appointments");
 
 	t = event_types(&n);
 	for (i = 0; i < n; i++) {
 		if (!t[i].unsubscribe)
 			continue;
 		count++;
-		assert_true(strcmp(t[i].name, "appointment_reminder") == 0 ||
-			    strcmp(t[i].name, "checkup_reminder") == 0 ||
+		assert_true(strcmp(t[i].name, "checkup_reminder") == 0 ||
 			    strcmp(t[i].name, "immunization_reminder") == 0 ||
 			    strcmp(t[i].name, "education_article") == 0);
+		assert_true(strcmp(t[i].category, "recalls") == 0 ||
+			    strcmp(t[i].category, "education") == 0);
 	}
-	assert_int_equal(count, 4);
-	assert_true(event_type_find("education_article")->unsubscribe);
+	assert_int_equal(count, 3);
+	/* appointment reminders are transactional: appointments */
+	assert_false(event_type_find("appointment_reminder")->unsubscribe);
+	assert_string_equal(event_type_find("appointment_reminder")->category,
+			    "appointments");
 	assert_false(event_type_find("appointment_scheduled")->unsubscribe);
+	/* an opt-out of the old "reminders" still stops what it stopped */
+	assert_true(event_category_known("reminders"));
+	assert_non_null(event_opted_out(legacy, event_type_find("appointment_reminder")));
+	assert_non_null(event_opted_out(legacy, event_type_find("checkup_reminder")));
+	assert_non_null(event_opted_out(legacy, event_type_find("immunization_reminder")));
+	assert_null(event_opted_out(legacy, event_type_find("appointment_scheduled")));
+	assert_null(event_opted_out(legacy, event_type_find("education_article")));
+	/* appointments: every appointment message, reminders too */
+	assert_non_null(event_opted_out(appts, event_type_find("appointment_reminder")));
+	assert_non_null(event_opted_out(appts, event_type_find("appointment_cancelled")));
+	assert_null(event_opted_out(appts, event_type_find("checkup_reminder")));
+	/* never security */
+	json_array_append_new(json_object_get(appts, "optout"), json_string("security"));
+	assert_null(event_opted_out(appts, event_type_find("account_invite")));
+	json_decref(legacy);
+	json_decref(appts);
 }
 
 /* ---- id_valid ---- */
@@ -644,7 +666,7 @@ main(void)
 		cmocka_unit_test(every_type_has_a_known_category_and_is_found_by_name),
 		cmocka_unit_test(unknown_type_names_are_not_found),
 		cmocka_unit_test(security_types_are_exactly_the_three_notices),
-		cmocka_unit_test(unsubscribe_types_are_exactly_the_four_reminder_kinds),
+		cmocka_unit_test(subscription_types_are_the_recalls_and_education),
 		cmocka_unit_test(id_valid_accepts_1_to_128_of_the_id_alphabet),
 		cmocka_unit_test(id_valid_rejects_empty_spaces_slashes_and_unicode),
 		cmocka_unit_test(event_validate_accepts_full_and_minimal_events),

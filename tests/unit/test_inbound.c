@@ -1487,7 +1487,7 @@ unsubscribe_adds_the_category_except_for_security_notices(void **state)
 	json_t *p;
 	char *a, *b, *c;
 
-	add_thread("evr", "appointment_reminder", NULL, NOW + 30 * DAY, NULL, rem);
+	add_thread("evr", "checkup_reminder", NULL, NOW + 30 * DAY, NULL, rem);
 	add_thread("evs", "contact_info_changed", NULL, NOW + 30 * DAY, NULL, sec);
 	snprintf(to, sizeof(to), "unsubscribe+%s@clinic.test", rem);
 	a = message("pat@patients.test", to, "unsubscribe", "un1@x.test", NULL, "\r\n");
@@ -1503,15 +1503,27 @@ unsubscribe_adds_the_category_except_for_security_notices(void **state)
 	assert_int_equal(store_get_json(fx.store, DB_PATIENTS, "p1", &p, NULL), 0);
 	assert_int_equal(json_array_size(json_object_get(p, "optout")), 1);
 	assert_string_equal(json_string_value(json_array_get(json_object_get(p, "optout"), 0)),
-			    "reminders");
+			    "recalls");
 	assert_string_equal(json_string_value(json_array_get(json_object_get(
-		json_array_get(json_object_get(p, "proxies"), 0), "optout"), 0)), "reminders");
+		json_array_get(json_object_get(p, "proxies"), 0), "optout"), 0)), "recalls");
 	json_decref(p);
 	assert_int_equal(count(DB_INBOX), 0);
 	assert_int_equal(deliveries(""), 0);
 	free(a);
 	free(b);
 	free(c);
+	/* the mailto of an appointment reminder sent when reminders were
+	 * subscription mail: transactional now, nothing changes */
+	add_thread("eva", "appointment_reminder", NULL, NOW + 30 * DAY, NULL, rem);
+	snprintf(to, sizeof(to), "unsubscribe+%s@clinic.test", rem);
+	a = message("pat@patients.test", to, "unsubscribe", "un4@x.test", NULL, "\r\n");
+	assert_int_equal(ingest_at(a, NOW, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_UNSUBSCRIBED);
+	assert_non_null(strstr(res.reason, "transactional mail cannot be unsubscribed"));
+	assert_int_equal(store_get_json(fx.store, DB_PATIENTS, "p1", &p, NULL), 0);
+	assert_int_equal(json_array_size(json_object_get(p, "optout")), 1);
+	json_decref(p);
+	free(a);
 }
 
 /* ---- a parse helper that lies (taken over by the message it parsed) ---- */

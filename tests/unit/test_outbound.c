@@ -694,7 +694,7 @@ reminders_carry_list_unsubscribe_results_do_not(void **state)
 
 	put_patient("p1", "pat@patients.test", NULL);
 	put_patient("p2", "other@patients.test", NULL);
-	put_event("ev-reminder", "appointment_reminder", "p1", NULL);
+	put_event("ev-reminder", "checkup_reminder", "p1", NULL);
 	put_event("ev-result", "test_result", "p2", NULL);
 	open_to_sink(s);
 	run(NOW, &st);
