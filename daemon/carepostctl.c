@@ -65,6 +65,7 @@
 #include "pgpserve.h"
 #include "audit.h"
 #include "checkpoint.h"
+#include "unsub.h"
 #include "queue.h"
 #include "record.h"
 #include "retain.h"
@@ -118,6 +119,7 @@ usage(FILE *f)
 	      "                            check the audit trail's chain and its signed\n"
 	      "                            checkpoints; name the first bad record\n"
 	      "  audit checkpoint          sign a checkpoint of the trail's head now\n"
+	      "  unsubscribe TOKEN         apply a one-click unsubscribe the portal received\n"
 	      "  audit export [--patient ID] [--since T] [--until T] [--reason TEXT]\n"
 	      "                            the audit trail as FHIR AuditEvent JSON lines\n"
 	      "  backup DIR                a consistent compacted copy of the store, while\n"
@@ -706,6 +708,62 @@ out:
 	json_decref(counts);
 	json_decref(in);
 	return r;
+}
+
+/*
+ * cmd_unsubscribe - a one-click unsubscribe token the portal's endpoint
+ * received (unsub.h): applied at once, audited as this user's; exit 0
+ * when applied (or already so), 65 for a token carepost did not make,
+ * 66 for one naming what is no longer stored or a recipient at another
+ * address now.
+ */
+static int
+cmd_unsubscribe(const char *token)
+{
+	struct unsub_result res;
+	struct runtime rt;
+	struct cp_error err;
+	char actor[AUDIT_ACTOR_MAX + 1];
+	int r;
+
+	cp_error_clear(&err);
+	if (audit_actor_ctl(actor, sizeof(actor), &err) < 0)
+		return fail(EX_OSERR, "unsubscribe: %s", err.text);
+	if ((r = open_rt(&rt, RUNTIME_KEY | RUNTIME_STORE)) != 0)
+		return r;
+	r = unsub_apply(rt.store, rt.key, rt.keylen, token, actor, &res, &err);
+	runtime_close(&rt);
+	if (r < 0)
+		return fail(EX_IOERR, "unsubscribe: %s", err.text);
+	if (json_output) {
+		json_t *o = json_pack("{s:s}", "result", unsub_outcome_name(res.outcome));
+
+		if (o != NULL && res.category[0])
+			json_object_set_new(o, "category", json_string(res.category));
+		if (o != NULL && res.patient[0]) {
+			json_object_set_new(o, "patient", json_string(res.patient));
+			json_object_set_new(o, "recipient", json_string(res.ref));
+		}
+		print_json_take(o);
+	} else if (res.outcome == UNSUB_APPLIED || res.outcome == UNSUB_ALREADY) {
+		printf("%s %s: %s %s\n", res.patient, res.ref, res.outcome ==
+		       UNSUB_APPLIED ? "opted out of" : "had already opted out of",
+		       res.category);
+	}
+	switch (res.outcome) {
+	case UNSUB_APPLIED:
+	case UNSUB_ALREADY:
+		return 0;
+	case UNSUB_FORGED:
+		return fail(EX_DATAERR, "unsubscribe: not a token carepost made: "
+			    "nothing changed");
+	case UNSUB_STALE:
+		return fail(EX_NOINPUT, "unsubscribe: the recipient is at another "
+			    "address now: nothing changed");
+	default:
+		return fail(EX_NOINPUT, "unsubscribe: the message it names is no "
+			    "longer stored: nothing changed");
+	}
 }
 
 static int
@@ -1694,6 +1752,8 @@ main(int argc, char **argv)
 		return cmd_status(argv[1]);
 	if (strcmp(cmd, "retry") == 0 && argc == 2)
 		return cmd_retry(argv[1]);
+	if (strcmp(cmd, "unsubscribe") == 0 && argc == 2)
+		return cmd_unsubscribe(argv[1]);
 	if (strcmp(cmd, "render") == 0)
 		return cmd_render(argc - 1, argv + 1);
 	if (strcmp(cmd, "ingest") == 0)

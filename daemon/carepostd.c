@@ -295,6 +295,11 @@ check_config(const char *config)
 	pgp_free(p);
 	p = NULL;
 	check_checkpoints(&n, config, cfg);
+	if (cfg->unsubscribe_url == NULL)
+		fprintf(stderr, "carepostd: %s: [portal] unsubscribe_url: warning: not "
+			"set: subscription mail (recalls, education) offers no "
+			"one-click unsubscribe, which Gmail, Yahoo and Outlook require "
+			"of bulk senders (see carepost.conf(5))\n", config);
 
 	if (cfg->smtp_user != NULL)
 		check_secret(&n, config, "[smtp] password_file",
@@ -460,6 +465,9 @@ add_stats(struct metrics *m, const struct outbound_stats *st)
 	m->failed += st->failed;
 	m->suppressed += st->suppressed;
 	m->expired += st->expired;
+	m->unsubscribed += st->unsubscribed;
+	m->unsub_forged += st->unsub_forged;
+	m->unsub_expired += st->unsub_expired;
 }
 
 /* read_gauges - what the store and keyring say now (throttled). */

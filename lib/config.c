@@ -123,6 +123,7 @@ static const struct config_key config_keys[] = {
 	{ "portal", "reply_domain", KEY_STRING, FIELD(reply_domain), NULL, 0, 0 },
 	{ "portal", "bounce_domain", KEY_STRING, FIELD(bounce_domain), NULL, 0, 0 },
 	{ "portal", "unsubscribe_address", KEY_ADDRESS, FIELD(unsubscribe_address), NULL, 0, 0 },
+	{ "portal", "unsubscribe_url", KEY_STRING, FIELD(unsubscribe_url), NULL, 0, 0 },
 	{ "portal", "message_id_domain", KEY_STRING, FIELD(message_id_domain), NULL, 0, 0 },
 
 	{ "delivery", "poll_interval", KEY_DURATION, FIELD(poll_interval), "30s", 1, DAY },
@@ -1019,6 +1020,19 @@ finish(struct parser *p)
 		r = set_computed(p, &cfg->audit_checkpoint_file, path);
 		if (r < 0)
 			return r;
+	}
+	if (cfg->unsubscribe_url != NULL) {
+		const char *u = cfg->unsubscribe_url;
+		size_t n = strlen(u), ok = strspn(u, "abcdefghijklmnopqrstuvwxyz"
+			"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~:/?#[]@!$&'()*+;=%");
+
+		if (strncmp(u, "https://", 8) != 0 || n <= 8 || n > 200 || ok != n) {
+			p->line = p->key_line[key_index("portal", "unsubscribe_url")];
+			return fail_value(p, &config_keys[key_index("portal", "unsubscribe_url")],
+					  "an https:// URL of at most 200 characters, "
+					  "without spaces, commas or angle brackets, to which "
+					  "the token is appended", u);
+		}
 	}
 	if (cfg->audit_checkpoint_key != NULL) {
 		const char *k = cfg->audit_checkpoint_key;

@@ -154,6 +154,7 @@ struct cp_config {
 	char *reply_domain;
 	char *bounce_domain;
 	char *unsubscribe_address;
+	char *unsubscribe_url;		/* one-click: https base, token appended */
 	char *message_id_domain;
 
 	/* [delivery] */

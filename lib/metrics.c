@@ -74,6 +74,11 @@ static const struct sample samples[] = {
 	  "Delivery reports that named no message carepost sent (forged, or of "
 	  "mail sent before tags), quarantined, since the daemon started.",
 	  "", U(bounces_forged) },
+	{ "unsubscribes_total", "counter",
+	  "One-click unsubscribes the portal handed in, by outcome, since the "
+	  "daemon started.", "{outcome=\"applied\"}", U(unsubscribed) },
+	{ "unsubscribes_total", NULL, NULL, "{outcome=\"forged\"}", U(unsub_forged) },
+	{ "unsubscribes_total", NULL, NULL, "{outcome=\"expired\"}", U(unsub_expired) },
 	{ "parser_lost_total", "counter",
 	  "Inbound messages quarantined because the parse helper died, was "
 	  "killed or ran out of time on them twice, since the daemon started.",

@@ -69,6 +69,9 @@ struct metrics {
 	uint64_t bounces;		/* delivery reports ingested */
 	uint64_t bounces_forged;	/* of those: naming no message carepost
 					   sent (inbound_result.forged) */
+	uint64_t unsubscribed;		/* one-click unsubscribes applied */
+	uint64_t unsub_forged;		/* tokens carepost did not make */
+	uint64_t unsub_expired;		/* naming what is no longer stored */
 	uint64_t ingested[METRICS__CLASSES];	/* decided now, not duplicates */
 	uint64_t quarantined;
 	uint64_t duplicates;		/* fetched again after their decision */

@@ -8,6 +8,7 @@
  *	reads the composed messages, so no record or JSON value is shared.
  */
 #include "outbound.h"
+#include "unsub.h"
 #include "buf.h"
 #include "event.h"
 #include "intake.h"
@@ -74,7 +75,10 @@ struct job {
 	char message_id[160];
 	char reply_to[160];
 	char verp[160];
-	char list_unsubscribe[320];
+	char list_unsubscribe[640];
+	int one_click;			/* List-Unsubscribe-Post too */
+	char list_id[160];
+	char feedback_id[200];
 	char in_reply_to[256];		/* "<id>" or "": internal replies only */
 	int auto_replied;		/* Auto-Submitted: auto-replied */
 	/* results */
@@ -431,6 +435,12 @@ compose(struct outbound *ob, struct pgp *pgp, struct job *j)
 	r = r < 0 ? r : mime_header(b, "Reply-To", j->reply_to);
 	if (r == 0 && j->list_unsubscribe[0])
 		r = mime_header(b, "List-Unsubscribe", j->list_unsubscribe);
+	if (r == 0 && j->one_click)
+		r = mime_header(b, "List-Unsubscribe-Post", "List-Unsubscribe=One-Click");
+	if (r == 0 && j->list_id[0])
+		r = mime_header(b, "List-Id", j->list_id);
+	if (r == 0 && j->feedback_id[0])
+		r = mime_header(b, "Feedback-ID", j->feedback_id);
 	r = r < 0 ? r : mime_header(b, "MIME-Version", "1.0");
 	if (r == 0 && j->encrypt)
 		r = buf_append(b, entity.data, entity.len);
@@ -582,19 +592,35 @@ full_context(const struct cp_config *cfg, const struct delivery *d, json_t *pati
 	return ctx;
 }
 
-/* list_unsubscribe - "<mailto:LOCAL+TOKEN@DOMAIN?subject=unsubscribe>". */
+/*
+ * list_headers - what subscription mail carries (RFC 2369, 2919, 8058):
+ * List-Unsubscribe "<HTTPS-BASE/UNSUB-TOKEN>, <mailto:LOCAL+TOKEN@DOMAIN
+ * ?subject=unsubscribe>" (the HTTPS URI, and List-Unsubscribe-Post, when
+ * [portal] unsubscribe_url is set; the mailto when unsubscribe_address
+ * is), and List-Id "<CATEGORY.DOMAIN>".
+ */
 static void
-list_unsubscribe(const struct cp_config *cfg, const char *token, char *out,
-		 size_t outlen)
+list_headers(const struct outbound *ob, const struct cp_config *cfg,
+	     const char *token, const uint8_t thread[TOKEN_THREAD_BYTES],
+	     size_t rcpt, const char *category, struct job *j)
 {
 	const char *addr = cfg->unsubscribe_address;
 	const char *at = addr ? strrchr(addr, '@') : NULL;
+	char ut[UNSUB_TOKEN_SIZE], mailto[320] = "";
 
-	out[0] = '\0';
-	if (at == NULL)
-		return;
-	snprintf(out, outlen, "<mailto:%.*s+%s%s?subject=unsubscribe>",
-		 (int)(at - addr), addr, token, at);
+	if (at != NULL)
+		snprintf(mailto, sizeof(mailto), "<mailto:%.*s+%s%s?subject=unsubscribe>",
+			 (int)(at - addr), addr, token, at);
+	if (cfg->unsubscribe_url != NULL &&
+	    unsub_token(ob->token_key, ob->token_keylen, thread, rcpt, category, ut) == 0 &&
+	    cp_snprintf_ok(j->list_unsubscribe, sizeof(j->list_unsubscribe),
+			   "<%s%s>%s%s", cfg->unsubscribe_url, ut,
+			   mailto[0] ? ", " : "", mailto) == 0)
+		j->one_click = 1;
+	else
+		cp_strlcpy(j->list_unsubscribe, mailto, sizeof(j->list_unsubscribe));
+	snprintf(j->list_id, sizeof(j->list_id), "<%s.%s>", category,
+		 message_id_domain(cfg));
 }
 
 static int64_t
@@ -767,8 +793,12 @@ prepare(struct outbound *ob, struct delivery *d, int64_t now, struct key_cache *
 		snprintf(j->reply_to, sizeof(j->reply_to), "<reply+%s@%s>", token,
 			 cfg->reply_domain);
 		if (et->unsubscribe)
-			list_unsubscribe(cfg, token, j->list_unsubscribe,
-					 sizeof(j->list_unsubscribe));
+			list_headers(ob, cfg, token, thread_bin, i, et->category, j);
+		/* complaints aggregated per category and type (Gmail's
+		 * feedback loop): no id of anyone */
+		if (!et->internal)
+			snprintf(j->feedback_id, sizeof(j->feedback_id), "%s:%s:carepost:%s",
+				 et->category, et->name, message_id_domain(cfg));
 		if (et->internal) {
 			/* Internal mail is always a notice, never encrypted. */
 			const char *irt = delivery_in_reply_to(d);
@@ -1138,6 +1168,8 @@ flight_record(struct outbound *ob, struct flight *f, int64_t now,
  * until_ms (monotonic; 0: none) has passed, and *cut says so (more may be
  * waiting). The batches in flight are always finished and recorded.
  */
+#define UNSUB_PER_RUN	1000	/* hand-ins applied per run, at most */
+
 static int
 run(struct outbound *ob, int64_t now, volatile int *stop, int64_t until_ms,
     int *cut, struct outbound_stats *st, struct cp_error *err)
@@ -1150,6 +1182,22 @@ run(struct outbound *ob, int64_t now, volatile int *stop, int64_t until_ms,
 
 	*cut = 0;
 	json_object_clear(ob->kc.results);
+	/* one-click unsubscribes first: none goes out after its hand-in */
+	{
+		size_t by[UNSUB_OUTCOMES] = { 0 };
+
+		r = unsub_drain(ob->store, ob->token_key, ob->token_keylen,
+				UNSUB_PER_RUN, by, err);
+		st->unsubscribed += by[UNSUB_APPLIED] + by[UNSUB_ALREADY];
+		st->unsub_forged += by[UNSUB_FORGED];
+		st->unsub_expired += by[UNSUB_GONE] + by[UNSUB_STALE];
+		if (by[UNSUB_FORGED] > 0)
+			log_event(LOG_WARNING, LOGID_GENERIC, NULL, NULL,
+				  "%zu unsubscribe tokens refused: not carepost's",
+				  by[UNSUB_FORGED]);
+		if (r < 0)
+			return r;
+	}
 	while (!(stop && *stop)) {
 		struct flight *cur = &ring[(first + used) % slots];
 		struct delivery_list batch = { 0 };

@@ -102,6 +102,11 @@ struct outbound_stats {
 	size_t rescheduled;	/* quiet hours */
 	size_t notices;		/* of sent: PHI-free notices */
 	size_t encrypted;	/* of sent: signed and encrypted */
+	/* one-click unsubscribes the portal handed in (unsub.h) */
+	size_t unsubscribed;	/* applied (or already so) */
+	size_t unsub_forged;	/* no token carepost made: nothing changed */
+	size_t unsub_expired;	/* naming a message no longer stored, or a
+				   recipient at another address now */
 };
 
 struct outbound;

@@ -209,7 +209,7 @@ enum store_db {
 	DB_PATIENTS, DB_EVENTS, DB_DELIVERY, DB_SCHEDULE, DB_THREADS,
 	DB_BOUNCES, DB_META, DB_INBOX, DB_CLINIC, DB_SEEN, DB_IMAP,
 	DB_ACKS, DB_AUDIT, DB_SCRUB, DB_COUNTS, DB_PENDING, DB_LEASES,
-	DB__COUNT
+	DB_UNSUBSCRIBE, DB__COUNT
 };
 
 int store_open(const char *path, uint64_t map_size, struct store **out,

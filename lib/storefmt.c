@@ -31,6 +31,13 @@ step_counts(struct store *s, MDB_txn *txn, struct cp_error *err)
 	return r < 0 ? r : record_txn_recount(s, txn, err);
 }
 
+/* step_unsubscribe - version 4: the portal's one-click hand-ins (unsub.h). */
+static int
+step_unsubscribe(struct store *s, MDB_txn *txn, struct cp_error *err)
+{
+	return store_txn_create_db(s, txn, DB_UNSUBSCRIBE, err);
+}
+
 /*
  * The upgrade steps, in order: steps[i] takes a store from version i + 1
  * to i + 2, so that STOREFMT_VERSION is the count of steps + 1. Each
@@ -40,6 +47,7 @@ step_counts(struct store *s, MDB_txn *txn, struct cp_error *err)
 static const struct storefmt_step steps[] = {
 	{ 1, "the audit database", step_audit },
 	{ 2, "counts by state, indexes of open work and leases", step_counts },
+	{ 3, "the unsubscribe database", step_unsubscribe },
 	{ 0, NULL, NULL },	/* the end of the table */
 };
 

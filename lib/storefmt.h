@@ -32,7 +32,8 @@
  *	audit database (audit.h); 2 to 3 the delivery records' counts by
  *	state and the indexes of open work and of leases (queue.h: made
  *	from every delivery record, in one transaction: a store of a million
- *	records takes seconds). A layout change adds its step, and
+ *	records takes seconds); 3 to 4 the "unsubscribe" database the portal
+ *	hands one-click unsubscribes in through (unsub.h). A layout change adds its step, and
  *	STOREFMT_VERSION grows by one;
  *	storefmt_upgrade_steps runs a table given, for the tests of the
  *	mechanism. The caller must hold the sender's lock (store.h,
@@ -60,7 +61,7 @@
 #include "util.h"
 
 /* The store format version this build reads and writes. */
-#define STOREFMT_VERSION	3
+#define STOREFMT_VERSION	4
 
 #define STOREFMT_OLDER_OK	0x1
 

@@ -32,7 +32,8 @@
 	"[portal]\nclinic_name = Clinic\nportal_url = https://portal.test/\n" \
 	"from_address = care@clinic.test\nreply_domain = reply.clinic.test\n" \
 	"bounce_domain = bounce.clinic.test\n" \
-	"unsubscribe_address = unsubscribe@clinic.test\n"
+	"unsubscribe_address = unsubscribe@clinic.test\n" \
+	"unsubscribe_url = https://portal.test/unsubscribe/\n"
 
 static inline struct cp_config *tu_config(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2)));

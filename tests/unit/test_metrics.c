@@ -41,6 +41,9 @@ fill(struct metrics *m)
 	m->bounces_forged = 37;
 	m->parser_lost = 41;
 	m->duplicates = 43;
+	m->unsubscribed = 47;
+	m->unsub_forged = 53;
+	m->unsub_expired = 59;
 }
 
 static void
@@ -71,6 +74,9 @@ format_has_every_value(void **state)
 	assert_non_null(strstr(b.data, "\ncarepost_bounces_forged_total 37\n"));
 	assert_non_null(strstr(b.data, "\ncarepost_parser_lost_total 41\n"));
 	assert_non_null(strstr(b.data, "\ncarepost_duplicates_total 43\n"));
+	assert_non_null(strstr(b.data, "\ncarepost_unsubscribes_total{outcome=\"applied\"} 47\n"));
+	assert_non_null(strstr(b.data, "\ncarepost_unsubscribes_total{outcome=\"forged\"} 53\n"));
+	assert_non_null(strstr(b.data, "\ncarepost_unsubscribes_total{outcome=\"expired\"} 59\n"));
 	assert_non_null(strstr(b.data, "carepost_last_run_timestamp_seconds 1700000000\n"));
 	for (line = strtok_r(b.data, "\n", &save); line != NULL;
 	     line = strtok_r(NULL, "\n", &save)) {
@@ -82,7 +88,7 @@ format_has_every_value(void **state)
 			assert_int_equal(strncmp(line, "carepost_", 9), 0);
 	}
 	assert_int_equal(helps, types);
-	assert_int_equal(helps, 14);
+	assert_int_equal(helps, 15);
 	buf_free(&b);
 }
 

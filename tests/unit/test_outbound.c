@@ -39,6 +39,7 @@
 #include "log.h"
 #include "intake.h"
 #include "outbound.h"
+#include "unsub.h"
 #include "pgp.h"
 #include "queue.h"
 #include "sinkfix.h"
@@ -278,10 +279,26 @@ header(const char *msg, const char *name, char *out, size_t len)
 	out[0] = '\0';
 	while (p && *p && *p != '\n') {
 		if (strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+			size_t o = 0;
+
+			/* unfolded: continuation lines joined by their space */
 			p += nl + 1;
 			p += strspn(p, " ");
-			eol = strchr(p, '\n');
-			snprintf(out, len, "%.*s", (int)(eol ? eol - p : (long)strlen(p)), p);
+			for (;;) {
+				eol = strchr(p, '\n');
+				o += (size_t)snprintf(out + o, len - o, "%.*s",
+					(int)(eol ? eol - p : (long)strlen(p)), p);
+				if (eol == NULL || (eol[1] != ' ' && eol[1] != '\t') ||
+				    o >= len - 1)
+					break;
+				p = eol + 2;
+				if (o > 0 && o < len - 1)
+					out[o++] = ' ', out[o] = '\0';
+			}
+			if (o > 0 && out[o - 1] == ' ')
+				out[o - 1] = '\0';
+			if (o > 0 && out[o - 1] == '\r')
+				out[o - 1] = '\0';
 			return;
 		}
 		p = strchr(p, '\n');
@@ -683,7 +700,7 @@ quiet_hours_wait_unless_high_priority(void **state)
 }
 
 static void
-reminders_carry_list_unsubscribe_results_do_not(void **state)
+subscription_mail_carries_one_click_unsubscribe_transactional_does_not(void **state)
 {
 	struct outbound_stats st;
 	struct sink *s = sink_start(NULL);
@@ -702,12 +719,42 @@ reminders_carry_list_unsubscribe_results_do_not(void **state)
 	n = sink_dumps(s, d, 4);
 	assert_int_equal(n, 2);
 	m = dump_to(d, n, "pat@patients.test");
+	/* subscription mail: one click (RFC 8058), then the mailto */
 	header(m->content, "List-Unsubscribe", v, sizeof(v));
-	assert_int_equal(strncmp(v, "<mailto:unsubscribe+", 20), 0);
+	assert_int_equal(strncmp(v, "<https://portal.test/unsubscribe/", 33), 0);
+	{
+		char tok[UNSUB_TOKEN_SIZE], cat[16];
+		uint8_t thread[TOKEN_THREAD_BYTES], want[TOKEN_THREAD_BYTES];
+		const char *end = strchr(v, '>');
+		size_t rcpt = 9;
+
+		assert_non_null(end);
+		snprintf(tok, sizeof(tok), "%.*s", (int)(end - v - 33), v + 33);
+		assert_int_equal(unsub_token_read(key, sizeof(key) - 1, tok, thread,
+						  &rcpt, cat), 0);
+		token_thread_from_id("ev-reminder", want);
+		assert_memory_equal(thread, want, sizeof(want));
+		assert_int_equal(rcpt, 0);
+		assert_string_equal(cat, "recalls");
+	}
+	assert_non_null(strstr(v, ">, <mailto:unsubscribe+"));
 	assert_non_null(strstr(v, "@clinic.test?subject=unsubscribe>"));
+	header(m->content, "List-Unsubscribe-Post", v, sizeof(v));
+	assert_string_equal(v, "List-Unsubscribe=One-Click");
+	header(m->content, "List-Id", v, sizeof(v));
+	assert_string_equal(v, "<recalls.clinic.test>");
+	header(m->content, "Feedback-ID", v, sizeof(v));
+	assert_string_equal(v, "recalls:checkup_reminder:carepost:clinic.test");
+	/* transactional mail: none of them, but its Feedback-ID */
 	m = dump_to(d, n, "other@patients.test");
 	header(m->content, "List-Unsubscribe", v, sizeof(v));
 	assert_string_equal(v, "");
+	header(m->content, "List-Unsubscribe-Post", v, sizeof(v));
+	assert_string_equal(v, "");
+	header(m->content, "List-Id", v, sizeof(v));
+	assert_string_equal(v, "");
+	header(m->content, "Feedback-ID", v, sizeof(v));
+	assert_string_equal(v, "results:test_result:carepost:clinic.test");
 	dumps_free(d, n);
 }
 
@@ -963,7 +1010,7 @@ main(void)
 		T(hard_rejection_fails_the_recipient_with_its_code),
 		T(expired_and_opted_out_events_are_not_sent_security_ones_are),
 		T(quiet_hours_wait_unless_high_priority),
-		T(reminders_carry_list_unsubscribe_results_do_not),
+		T(subscription_mail_carries_one_click_unsubscribe_transactional_does_not),
 		T(step_sends_what_is_due_and_stop_takes_no_batch),
 		T(recovery_records_what_the_relay_accepted_and_sends_the_rest),
 		T(each_accepted_message_makes_one_audit_record),

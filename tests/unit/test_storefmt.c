@@ -279,8 +279,8 @@ version_2_store_gets_counts_and_indexes_of_its_records(void **state)
 	assert_int_equal(qt.by_state[DELIVERY_SENT], 0);	/* none yet */
 	assert_version(s, 2, 1);
 	assert_int_equal(storefmt_upgrade(s, &ran, &err), 0);
-	assert_int_equal(ran, 1);
-	assert_version(s, 3, 1);
+	assert_int_equal(ran, STOREFMT_VERSION - 2);
+	assert_version(s, STOREFMT_VERSION, 1);
 	assert_int_equal(queue_tally(s, &qt, &err), 0);
 	assert_int_equal(qt.by_state[DELIVERY_SENT], 2);
 	assert_int_equal(qt.by_state[DELIVERY_QUEUED], 1);
@@ -443,9 +443,17 @@ step_three(struct store *s, MDB_txn *txn, struct cp_error *err)
 	return mark(s, txn, "test:step3", err);
 }
 
-/* Steps that work: version 1 to 2, 2 to 3, 3 to 4 (past this build). */
+static int
+step_four(struct store *s, MDB_txn *txn, struct cp_error *err)
+{
+	return mark(s, txn, "test:step4", err);
+}
+
+/* Steps that work: version 1 to 2 ... 4 to 5 (past this build's 4: a
+ * newer build's steps grow this table by one). */
 static const struct storefmt_step good_steps[] = {
 	{ 1, "one", step_one }, { 2, "two", step_two }, { 3, "three", step_three },
+	{ 4, "four", step_four },
 };
 
 static void
@@ -458,21 +466,23 @@ steps_run_in_order_each_reaching_its_version(void **state)
 	size_t ran = 0;
 
 	cp_error_clear(&err);
-	assert_int_equal(storefmt_upgrade_steps(s, steps, 3, 4, &ran, &err), 0);
-	assert_int_equal(ran, 3);
-	assert_version(s, 4, 1);
+	assert_int_equal(STOREFMT_VERSION + 1, 5);	/* see good_steps */
+	assert_int_equal(storefmt_upgrade_steps(s, steps, 4, 5, &ran, &err), 0);
+	assert_int_equal(ran, 4);
+	assert_version(s, 5, 1);
 	assert_true(has_mark(s, "test:step1"));
 	assert_true(has_mark(s, "test:step2"));
 	assert_true(has_mark(s, "test:step3"));
+	assert_true(has_mark(s, "test:step4"));
 	/* at its version: nothing runs again */
-	assert_int_equal(storefmt_upgrade_steps(s, steps, 3, 4, &ran, &err), 0);
+	assert_int_equal(storefmt_upgrade_steps(s, steps, 4, 5, &ran, &err), 0);
 	assert_int_equal(ran, 0);
 	/* a table that stops short of the target says where */
-	assert_int_equal(storefmt_upgrade_steps(s, steps, 3, 5, &ran, &err), -EPROTO);
-	assert_non_null(strstr(err.text, "no upgrade step to version 5"));
-	assert_version(s, 4, 1);
+	assert_int_equal(storefmt_upgrade_steps(s, steps, 4, 6, &ran, &err), -EPROTO);
+	assert_non_null(strstr(err.text, "no upgrade step to version 6"));
+	assert_version(s, 5, 1);
 	store_close(s);
-	/* and this build (version 3) refuses what the steps made */
+	/* and this build (version 4) refuses what the steps made */
 	s = NULL;
 	assert_int_equal(storefmt_open(f->dir, 0, STOREFMT_OLDER_OK, &s, &err), -EPROTO);
 }
