@@ -139,6 +139,7 @@ DEB_PKGS = build-essential pkg-config clang libclang-rt-14-dev \
 	libsystemd-dev libjansson-dev libgcrypt20-dev libcmocka-dev libssl-dev \
 	libseccomp-dev \
 	gnupg gpg-agent dovecot-imapd postfix isync python3 python3-lmdb valgrind \
+	opendkim opendkim-tools python3-dkim \
 	man-db groff-base systemd
 
 deps:
@@ -179,6 +180,7 @@ install: $(PROGS)
 		>$(DESTDIR)$(SYSCONFDIR)/carepost/carepost.conf.example
 	chmod 0644 $(DESTDIR)$(SYSCONFDIR)/carepost/carepost.conf.example
 	install -m 0644 config/gpg.conf $(DESTDIR)$(DATADIR)/carepost/gpg.conf
+	install -m 0644 config/opendkim.conf $(DESTDIR)$(DATADIR)/carepost/opendkim.conf
 	for l in $(TEMPLATE_LOCALES); do \
 		install -d $(DESTDIR)$(DATADIR)/carepost/templates/$$l && \
 		install -m 0644 templates/$$l/*.mustache \
