@@ -468,6 +468,7 @@ add_stats(struct metrics *m, const struct outbound_stats *st)
 	m->unsubscribed += st->unsubscribed;
 	m->unsub_forged += st->unsub_forged;
 	m->unsub_expired += st->unsub_expired;
+	m->auth_refused += st->auth_refused;
 }
 
 /* read_gauges - what the store and keyring say now (throttled). */

@@ -72,6 +72,7 @@ struct metrics {
 	uint64_t unsubscribed;		/* one-click unsubscribes applied */
 	uint64_t unsub_forged;		/* tokens carepost did not make */
 	uint64_t unsub_expired;		/* naming what is no longer stored */
+	uint64_t auth_refused;		/* refused for DKIM/SPF/DMARC */
 	uint64_t ingested[METRICS__CLASSES];	/* decided now, not duplicates */
 	uint64_t quarantined;
 	uint64_t duplicates;		/* fetched again after their decision */

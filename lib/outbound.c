@@ -891,6 +891,13 @@ record_job(struct job *j, struct outbound_stats *st)
 			  j->rm.text[0] ? j->rm.text : "not attempted");
 		break;
 	}
+	if (j->rm.outcome != RELAY_SENT && relay_auth_refusal(j->rm.text)) {
+		st->auth_refused++;
+		log_event(LOG_ERR, LOGID_GENERIC, id, pid, "the relay refused a message "
+			  "for the sender's authentication: check DKIM, SPF and DMARC "
+			  "of the From domain (README, \"Reaching the inbox\"): %s",
+			  j->rm.text);
+	}
 }
 
 /* Settle a record's state from its recipients after a send. */

@@ -107,6 +107,9 @@ struct outbound_stats {
 	size_t unsub_forged;	/* no token carepost made: nothing changed */
 	size_t unsub_expired;	/* naming a message no longer stored, or a
 				   recipient at another address now */
+	size_t auth_refused;	/* messages the relay refused or deferred for
+				   the sender's authentication (DKIM, SPF,
+				   DMARC: relay_auth_refusal) */
 };
 
 struct outbound;

@@ -69,6 +69,8 @@
  */
 #include "relay.h"
 
+#include <ctype.h>
+
 #include <auth-client.h>
 #include <openssl/ssl.h>
 #include <libesmtp.h>
@@ -841,4 +843,33 @@ out:
 		auth_destroy_context(auth);
 	free(items);
 	return r;
+}
+
+int
+relay_auth_refusal(const char *text)
+{
+	static const char *const codes[] = {
+		"5.7.26", "5.7.515", "5.7.509", "5.7.23", "5.7.24", "5.7.25",
+		"5.7.27", "4.7.26", "4.7.27", "4.7.23", "4.7.24", "4.7.25",
+		"4.7.32", "4.7.515",
+	};
+	static const char *const words[] = {
+		"DMARC", "DKIM", "SPF", "authenticat",
+	};
+	const char *p;
+	size_t i;
+
+	if (text == NULL)
+		return 0;
+	for (i = 0; i < CP_ARRAY_SIZE(codes); i++)
+		for (p = strstr(text, codes[i]); p != NULL; p = strstr(p + 1, codes[i]))
+			if ((p == text || !isdigit((unsigned char)p[-1]) ) &&
+			    !isdigit((unsigned char)p[strlen(codes[i])]))
+				return 1;
+	if (strstr(text, "5.7.") == NULL && strstr(text, "4.7.") == NULL)
+		return 0;
+	for (i = 0; i < CP_ARRAY_SIZE(words); i++)
+		if (strcasestr(text, words[i]) != NULL)
+			return 1;
+	return 0;
 }

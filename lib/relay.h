@@ -72,6 +72,16 @@ enum relay_outcome { RELAY_PENDING = 0, RELAY_SENT, RELAY_DEFER, RELAY_FAIL };
 
 struct relay_msg;
 
+/*
+ * relay_auth_refusal - 1 when an SMTP reply's text refuses a message for
+ * its sender's authentication (DKIM, SPF, DMARC): the enhanced status
+ * codes Gmail, Yahoo and Outlook give for it (5.7.26, 5.7.515, 5.7.23 to
+ * 5.7.27, 5.7.509, and their 4.7 forms), or any x.7.x whose text names
+ * DKIM, SPF, DMARC or authentication. The admin's setup is broken then,
+ * not the recipient's address.
+ */
+int relay_auth_refusal(const char *text);
+
 struct relay_settings {
 	const char *server;		/* "host:port" */
 	const char *helo;		/* NULL: libesmtp's default */

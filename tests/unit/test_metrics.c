@@ -44,6 +44,7 @@ fill(struct metrics *m)
 	m->unsubscribed = 47;
 	m->unsub_forged = 53;
 	m->unsub_expired = 59;
+	m->auth_refused = 61;
 }
 
 static void
@@ -77,6 +78,7 @@ format_has_every_value(void **state)
 	assert_non_null(strstr(b.data, "\ncarepost_unsubscribes_total{outcome=\"applied\"} 47\n"));
 	assert_non_null(strstr(b.data, "\ncarepost_unsubscribes_total{outcome=\"forged\"} 53\n"));
 	assert_non_null(strstr(b.data, "\ncarepost_unsubscribes_total{outcome=\"expired\"} 59\n"));
+	assert_non_null(strstr(b.data, "\ncarepost_relay_auth_refusals_total 61\n"));
 	assert_non_null(strstr(b.data, "carepost_last_run_timestamp_seconds 1700000000\n"));
 	for (line = strtok_r(b.data, "\n", &save); line != NULL;
 	     line = strtok_r(NULL, "\n", &save)) {
@@ -88,7 +90,7 @@ format_has_every_value(void **state)
 			assert_int_equal(strncmp(line, "carepost_", 9), 0);
 	}
 	assert_int_equal(helps, types);
-	assert_int_equal(helps, 15);
+	assert_int_equal(helps, 16);
 	buf_free(&b);
 }
 

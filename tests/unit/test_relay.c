@@ -1097,10 +1097,50 @@ stop_servers(void **state)
 	return 0;
 }
 
+/*
+ * The replies of the big providers that refuse a sender's authentication
+ * (as they document them) are told apart from a bad address, a full
+ * mailbox or a policy refusal of another kind.
+ */
+static void
+auth_refusals_are_told_apart(void **state)
+{
+	static const char *const yes[] = {
+		"550 5.7.26 Unauthenticated email from lakeside.test is not accepted "
+		"due to domain's DMARC policy",
+		"550 5.7.515 Access denied, sending domain lakeside.test does not meet "
+		"the required authentication level",
+		"421 4.7.26 This mail has been rate limited because it is unauthenticated",
+		"550 5.7.23 The message was rejected because of Sender Policy Framework "
+		"violation",
+		"554 5.7.9 Message not accepted for policy reasons: DKIM signature "
+		"missing",
+		"550-5.7.26 This mail is unauthenticated",
+	};
+	static const char *const no[] = {
+		"550 5.1.1 The email account that you tried to reach does not exist",
+		"552 5.2.2 Mailbox full",
+		"554 5.7.1 Message rejected as spam",
+		"550 5.7.260 something else",
+		"421 4.7.0 Try again later",
+		"451 4.3.0 Temporary failure: DKIM-ish words in a 4.3.0 reply",
+		"",
+	};
+
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+		if (!relay_auth_refusal(yes[i]))
+			fail_msg("not seen as an authentication refusal: %s", yes[i]);
+	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+		if (relay_auth_refusal(no[i]))
+			fail_msg("seen as an authentication refusal: %s", no[i]);
+	assert_false(relay_auth_refusal(NULL));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(auth_refusals_are_told_apart),
 		cmocka_unit_test_teardown(batch_of_three_is_sent_in_one_session_unaltered, stop_servers),
 		cmocka_unit_test_teardown(large_messages_are_not_held_back_by_nagle, stop_servers),
 		cmocka_unit_test_teardown(rcpt_soft_reject_defers_with_4xx, stop_servers),
