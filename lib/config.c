@@ -1026,12 +1026,14 @@ finish(struct parser *p)
 		size_t n = strlen(u), ok = strspn(u, "abcdefghijklmnopqrstuvwxyz"
 			"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~:/?#[]@!$&'()*+;=%");
 
-		if (strncmp(u, "https://", 8) != 0 || n <= 8 || n > 200 || ok != n) {
+		if (strncmp(u, "https://", 8) != 0 || n <= 8 || n > 200 || ok != n ||
+		    u[8] == '/' || strchr(u, '#') != NULL || strstr(u, "=?") != NULL) {
 			p->line = p->key_line[key_index("portal", "unsubscribe_url")];
 			return fail_value(p, &config_keys[key_index("portal", "unsubscribe_url")],
-					  "an https:// URL of at most 200 characters, "
-					  "without spaces, commas or angle brackets, to which "
-					  "the token is appended", u);
+					  "an https:// URL with a host, of at most 200 "
+					  "characters, without spaces, commas, angle "
+					  "brackets, a fragment (#) or \"=?\", to which the "
+					  "token is appended", u);
 		}
 	}
 	if (cfg->audit_checkpoint_key != NULL) {

@@ -382,6 +382,38 @@ patient_opted_out(json_t *p, const char *category)
 	return 0;
 }
 
+int
+event_category_sensitive(const char *category)
+{
+	static const char *const sensitive[] = {
+		"results", "messages", "referrals", "pharmacy",
+	};
+	size_t i;
+
+	for (i = 0; category != NULL && i < CP_ARRAY_SIZE(sensitive); i++)
+		if (strcmp(category, sensitive[i]) == 0)
+			return 1;
+	return 0;
+}
+
+const char *
+event_successor_category(const struct event_type *t)
+{
+	size_t n, i;
+	const struct event_type *all;
+
+	if (t == NULL || t->unsubscribe || t->legacy == NULL)
+		return NULL;
+	/* the subscription category that took over the legacy one's
+	 * subscription types (reminders: recalls) */
+	all = event_types(&n);
+	for (i = 0; i < n; i++)
+		if (all[i].unsubscribe && all[i].legacy != NULL &&
+		    strcmp(all[i].legacy, t->legacy) == 0)
+			return all[i].category;
+	return NULL;
+}
+
 const char *
 event_opted_out(json_t *p, const struct event_type *t)
 {

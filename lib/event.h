@@ -139,5 +139,17 @@ int patient_opted_out(json_t *p, const char *category);
  * types.
  */
 const char *event_opted_out(json_t *p, const struct event_type *t);
+/*
+ * event_category_sensitive - 1 for the categories whose notices must not
+ * say what kind of item they are about (docs/events.md: results,
+ * messages, referrals, pharmacy).
+ * event_successor_category - for a transactional type that was
+ * subscription mail under its legacy category (appointment_reminder,
+ * once "reminders"), the subscription category that took over the rest
+ * of that legacy category ("recalls"); NULL otherwise. An unsubscribe by
+ * email from such a message, sent before the split, opts out of it.
+ */
+int event_category_sensitive(const char *category);
+const char *event_successor_category(const struct event_type *t);
 
 #endif

@@ -951,15 +951,16 @@ do_unsubscribe(struct work *w)
 			"security notices cannot be unsubscribed from: nothing changed");
 		return;
 	}
-	if (!et->unsubscribe) {
-		/* Transactional mail (an appointment reminder sent when it was
-		 * subscription mail): its opt-out is the portal's to offer. */
+	if (!et->unsubscribe && event_successor_category(et) == NULL) {
 		w->unsub_refused = 1;
 		decided(w, INBOUND_UNSUBSCRIBED, "transactional mail cannot be "
 			"unsubscribed from by email: nothing changed");
 		return;
 	}
-	w->category = et->category;
+	/* An appointment reminder sent when reminders were subscription
+	 * mail promised an unsubscribe: it stops what is still subscription
+	 * mail of the old category (recalls), not the appointments. */
+	w->category = et->unsubscribe ? et->category : event_successor_category(et);
 	decided(w, INBOUND_UNSUBSCRIBED, strcmp(w->auth.sender_ref, "patient") == 0 ?
 		"patient opted out of the category" : "proxy opted out of the category");
 }

@@ -623,6 +623,22 @@ list_headers(const struct outbound *ob, const struct cp_config *cfg,
 		 message_id_domain(cfg));
 }
 
+/* proxy_opted_out - whether proxy ref of patient opted out of t. */
+static int
+proxy_opted_out(json_t *patient, const char *ref, const struct event_type *t)
+{
+	char *end;
+	unsigned long n;
+
+	if (strncmp(ref, "proxy:", 6) != 0)
+		return 0;
+	n = strtoul(ref + 6, &end, 10);
+	if (*end != '\0')
+		return 0;
+	return event_opted_out(json_array_get(json_object_get(patient, "proxies"), n),
+			       t) != NULL;
+}
+
 static int64_t
 backoff(const struct cp_config *cfg, int64_t attempts)
 {
@@ -766,6 +782,11 @@ prepare(struct outbound *ob, struct delivery *d, int64_t now, struct key_cache *
 			rcpt_set_state(rc, RCPT_FAILED, "recipient address gone or invalid");
 			continue;
 		}
+		if (pr.is_proxy && proxy_opted_out(patient, rc->ref, et)) {
+			/* unsubscribed since the recipients were chosen */
+			rcpt_set_state(rc, RCPT_FAILED, "proxy opted out of the category");
+			continue;
+		}
 		if (added >= room)
 			break;		/* the rest waits for the next batch */
 		j = &jobs[added];
@@ -796,7 +817,10 @@ prepare(struct outbound *ob, struct delivery *d, int64_t now, struct key_cache *
 			list_headers(ob, cfg, token, thread_bin, i, et->category, j);
 		/* complaints aggregated per category and type (Gmail's
 		 * feedback loop): no id of anyone */
-		if (!et->internal)
+		if (!et->internal && event_category_sensitive(et->category))
+			snprintf(j->feedback_id, sizeof(j->feedback_id),
+				 "sensitive:carepost:%s", message_id_domain(cfg));
+		else if (!et->internal)
 			snprintf(j->feedback_id, sizeof(j->feedback_id), "%s:%s:carepost:%s",
 				 et->category, et->name, message_id_domain(cfg));
 		if (et->internal) {
@@ -1193,8 +1217,11 @@ run(struct outbound *ob, int64_t now, volatile int *stop, int64_t until_ms,
 	{
 		size_t by[UNSUB_OUTCOMES] = { 0 };
 
+		struct cp_error uerr;
+
+		cp_error_clear(&uerr);
 		r = unsub_drain(ob->store, ob->token_key, ob->token_keylen,
-				UNSUB_PER_RUN, by, err);
+				UNSUB_PER_RUN, by, &uerr);
 		st->unsubscribed += by[UNSUB_APPLIED] + by[UNSUB_ALREADY];
 		st->unsub_forged += by[UNSUB_FORGED];
 		st->unsub_expired += by[UNSUB_GONE] + by[UNSUB_STALE];
@@ -1202,8 +1229,13 @@ run(struct outbound *ob, int64_t now, volatile int *stop, int64_t until_ms,
 			log_event(LOG_WARNING, LOGID_GENERIC, NULL, NULL,
 				  "%zu unsubscribe tokens refused: not carepost's",
 				  by[UNSUB_FORGED]);
+		/* what could not be applied waits for the next round; the
+		 * mail goes on (the recipients' lists are checked again as
+		 * each message is made) */
 		if (r < 0)
-			return r;
+			log_event(LOG_ERR, LOGID_GENERIC, NULL, NULL,
+				  "unsubscribe hand-ins not read: %s", uerr.text);
+		r = 0;
 	}
 	while (!(stop && *stop)) {
 		struct flight *cur = &ring[(first + used) % slots];

@@ -75,10 +75,12 @@ struct relay_msg;
 /*
  * relay_auth_refusal - 1 when an SMTP reply's text refuses a message for
  * its sender's authentication (DKIM, SPF, DMARC): the enhanced status
- * codes Gmail, Yahoo and Outlook give for it (5.7.26, 5.7.515, 5.7.23 to
- * 5.7.27, 5.7.509, and their 4.7 forms), or any x.7.x whose text names
- * DKIM, SPF, DMARC or authentication. The admin's setup is broken then,
- * not the recipient's address.
+ * codes Gmail, Yahoo and Outlook give for it (x.7.23 to x.7.27, x.7.30,
+ * x.7.32, x.7.40, 5.7.509, x.7.515; Yahoo's 5.7.9), or any x.7.x whose
+ * text names DKIM, SPF, DMARC or authentication (where the text is the
+ * server's: relay_msg keeps the code alone, "550 5.7.26 at RCPT"). The
+ * admin's setup is broken then, not the recipient's address. A refusal
+ * that comes back later in a delivery report is not seen here.
  */
 int relay_auth_refusal(const char *text);
 

@@ -165,6 +165,43 @@ still_there(json_t *patient, const char *ref, const char *sent_to)
 	return strcmp(now_hash, sent_to) == 0 ? 0 : -ESTALE;
 }
 
+/*
+ * opt_out_at - the category added for every recipient of patient whose
+ * address has the hash sent_to now (one mailbox: a shared address opts
+ * out all who share it); res names the first. STALE when none does.
+ */
+static int
+opt_out_at(struct store *s, MDB_txn *txn, json_t *patient, const char *sent_to,
+	   struct apply *a, struct cp_error *err)
+{
+	struct unsub_result *res = a->res;
+	size_t n = json_array_size(json_object_get(patient, "proxies")), i;
+	int found = 0, added = 0, r;
+
+	res->outcome = UNSUB_STALE;
+	for (i = 0; i <= n; i++) {
+		char ref[32];
+
+		if (i == 0)
+			cp_strlcpy(ref, "patient", sizeof(ref));
+		else
+			snprintf(ref, sizeof(ref), "proxy:%zu", i - 1);
+		if (still_there(patient, ref, sent_to) != 0)
+			continue;
+		r = patient_txn_opt_out(s, txn, res->patient, ref, a->category,
+					a->actor, err);
+		if (r < 0)
+			return r;
+		if (!found)
+			cp_strlcpy(res->ref, ref, sizeof(res->ref));
+		found = 1;
+		added |= r == 1;
+	}
+	if (found)
+		res->outcome = added ? UNSUB_APPLIED : UNSUB_ALREADY;
+	return 0;
+}
+
 static int
 apply_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
 {
@@ -179,8 +216,8 @@ apply_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
 
 	res->outcome = UNSUB_GONE;
 	r = store_txn_get_json(s, txn, DB_THREADS, a->thread, TOKEN_THREAD_BYTES, &v, err);
-	if (r == -ENOENT)
-		return 0;
+	if (r == -ENOENT || r == -EBADMSG)
+		return 0;	/* none, or unreadable: names nothing */
 	if (r < 0)
 		return r;
 	r = thread_load(v, &th, NULL);
@@ -203,22 +240,26 @@ apply_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
 	cp_strlcpy(res->ref, d.rcpts[a->rcpt].ref, sizeof(res->ref));
 	r = store_txn_get_json(s, txn, DB_PATIENTS, d.patient, strlen(d.patient),
 			       &patient, NULL);
-	if (r == 0)
-		r = still_there(patient, res->ref, d.rcpts[a->rcpt].address_hash);
+	if (r < 0) {
+		delivery_clear(&d);
+		return 0;	/* the patient is gone */
+	}
+	r = still_there(patient, res->ref, d.rcpts[a->rcpt].address_hash);
+	if (r == 0) {
+		r = patient_txn_opt_out(s, txn, res->patient, res->ref, a->category,
+					a->actor, err);
+		if (r >= 0)
+			res->outcome = r == 1 ? UNSUB_APPLIED : UNSUB_ALREADY;
+	} else if (d.rcpts[a->rcpt].address_hash != NULL) {
+		/* the proxies moved since (reordered, one removed): whoever
+		 * is at the address the message went to now */
+		r = opt_out_at(s, txn, patient, d.rcpts[a->rcpt].address_hash, a, err);
+	} else {
+		r = 0;		/* that recipient is gone */
+	}
 	json_decref(patient);
 	delivery_clear(&d);
-	if (r == -ESTALE) {
-		res->outcome = UNSUB_STALE;
-		return 0;
-	}
-	if (r < 0)
-		return 0;	/* the patient or the proxy is gone */
-	r = patient_txn_opt_out(s, txn, res->patient, res->ref, a->category,
-				a->actor, err);
-	if (r < 0)
-		return r;
-	res->outcome = r == 1 ? UNSUB_APPLIED : UNSUB_ALREADY;
-	return 0;
+	return r < 0 ? r : 0;
 }
 
 int

@@ -28,9 +28,12 @@
  *	the portal's "unsubscribe" database) and, when it is carepost's,
  *	adds its category to the optout list of the recipient it names (the
  *	patient or proxy N: patient.h, audited as opted_out by actor), in
- *	one write transaction. The recipient must still be at the address
- *	the message went to (a proxy replaced since takes nothing of the old
- *	one's). *outcome says what happened; nothing changes but for
+ *	one write transaction. It goes to whoever is at the address the
+ *	message went to now (its address hash): proxy N when still there,
+ *	else the patient or proxies at that address after the list was
+ *	reordered or shortened (all of them when several share it: one
+ *	mailbox); a proxy replaced by another address takes nothing
+ *	(UNSUB_STALE). *outcome says what happened; nothing changes but for
  *	UNSUB_APPLIED.
  * ERRORS
  *	unsub_token: -EINVAL (a category that is no subscription category, an

@@ -1512,16 +1512,26 @@ unsubscribe_adds_the_category_except_for_security_notices(void **state)
 	free(a);
 	free(b);
 	free(c);
-	/* the mailto of an appointment reminder sent when reminders were
-	 * subscription mail: transactional now, nothing changes */
-	add_thread("eva", "appointment_reminder", NULL, NOW + 30 * DAY, NULL, rem);
+	/* transactional mail: nothing changes */
+	add_thread("evt", "test_result", NULL, NOW + 30 * DAY, NULL, rem);
 	snprintf(to, sizeof(to), "unsubscribe+%s@clinic.test", rem);
 	a = message("pat@patients.test", to, "unsubscribe", "un4@x.test", NULL, "\r\n");
 	assert_int_equal(ingest_at(a, NOW, &res), 0);
 	assert_int_equal(res.disposition, INBOUND_UNSUBSCRIBED);
 	assert_non_null(strstr(res.reason, "transactional mail cannot be unsubscribed"));
+	free(a);
+	/* the mailto of an appointment reminder sent when reminders were
+	 * subscription mail: it stops recalls, not the appointments */
+	add_thread("eva", "appointment_reminder", NULL, NOW + 30 * DAY, NULL, rem);
+	snprintf(to, sizeof(to), "unsubscribe+%s@clinic.test", rem);
+	a = message("pat@patients.test", to, "unsubscribe", "un5@x.test", NULL, "\r\n");
+	assert_int_equal(ingest_at(a, NOW, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_UNSUBSCRIBED);
+	assert_non_null(strstr(res.reason, "patient opted out of the category"));
 	assert_int_equal(store_get_json(fx.store, DB_PATIENTS, "p1", &p, NULL), 0);
 	assert_int_equal(json_array_size(json_object_get(p, "optout")), 1);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(p, "optout"), 0)),
+			    "recalls");
 	json_decref(p);
 	free(a);
 }

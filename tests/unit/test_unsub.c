@@ -300,6 +300,35 @@ a_recipient_elsewhere_or_a_thread_gone_changes_nothing(void **state)
 	assert_string_equal(optouts(f, "p-kid", 0), "");
 }
 
+/*
+ * The proxies reordered or one removed after the message went: the
+ * token still reaches the person it went to (by the address hash), and
+ * nobody else.
+ */
+static void
+a_token_follows_its_recipient_when_the_proxies_move(void **state)
+{
+	struct fx *f = *state;
+	struct unsub_result res;
+	char tok[UNSUB_TOKEN_SIZE];
+
+	token(f->thread, 1, "recalls", tok);		/* dad's */
+	put(f->s, DB_PATIENTS, "p-kid",
+	    "{\"id\":\"p-kid\",\"email\":\"kid@patients.test\",\"dob\":\"2018-01-01\","
+	    "\"proxies\":[{\"email\":\"dad@proxies.test\"},{\"email\":\"mom@proxies.test\"}]}");
+	assert_int_equal(apply(f, tok, &res), UNSUB_APPLIED);
+	assert_string_equal(res.ref, "proxy:0");
+	assert_string_equal(optouts(f, "p-kid", 0), "recalls");	/* dad */
+	assert_string_equal(optouts(f, "p-kid", 1), "");		/* mom */
+	/* mom removed: her token still finds her nowhere else, dad's finds him */
+	token(f->thread, 0, "recalls", tok);		/* mom's */
+	put(f->s, DB_PATIENTS, "p-kid",
+	    "{\"id\":\"p-kid\",\"email\":\"kid@patients.test\",\"dob\":\"2018-01-01\","
+	    "\"proxies\":[{\"email\":\"dad@proxies.test\",\"optout\":[\"recalls\"]}]}");
+	assert_int_equal(apply(f, tok, NULL), UNSUB_STALE);
+	assert_string_equal(optouts(f, "p-kid", -1), "");
+}
+
 static void
 the_portals_hand_ins_are_drained(void **state)
 {
@@ -337,6 +366,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(a_changed_or_moved_token_changes_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(transactional_and_security_mail_have_no_token, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_recipient_elsewhere_or_a_thread_gone_changes_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_token_follows_its_recipient_when_the_proxies_move, setup, teardown),
 		cmocka_unit_test_setup_teardown(the_portals_hand_ins_are_drained, setup, teardown),
 	};
 
