@@ -47,6 +47,7 @@ struct flight;
 struct outbound {
 	const struct cp_config *cfg;
 	struct store *store;
+	unsigned long batches;		/* taken so far (store_release_pages) */
 	const struct tmplset *templates;
 	unsigned char token_key[64];
 	size_t token_keylen;
@@ -1200,6 +1201,7 @@ flight_record(struct outbound *ob, struct flight *f, int64_t now,
  * waiting). The batches in flight are always finished and recorded.
  */
 #define UNSUB_PER_RUN	1000	/* hand-ins applied per run, at most */
+#define RELEASE_EVERY	8	/* batches between store_release_pages */
 
 static int
 run(struct outbound *ob, int64_t now, volatile int *stop, int64_t until_ms,
@@ -1254,6 +1256,10 @@ run(struct outbound *ob, int64_t now, volatile int *stop, int64_t until_ms,
 			st->failed += failed;
 			claiming = claimed == CLAIM_BATCH;
 		}
+		/* the map's pages this run read: let go now and then, so
+		 * that a long run's resident set stays flat */
+		if (++ob->batches % RELEASE_EVERY == 0)
+			store_release_pages(ob->store);
 		r = queue_take_due(ob->store, now, SEND_LEASE, (size_t)batch_size,
 				   &batch, err);
 		if (r < 0)

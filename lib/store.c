@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
@@ -1033,6 +1034,33 @@ free_pages(struct store *s, uint64_t *all, uint64_t *reusable)
 	mdb_cursor_close(c);
 	mdb_txn_abort(txn);
 	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+void
+store_release_pages(struct store *s)
+{
+	char want[4096], line[4608];
+	const char *path = NULL;
+	FILE *maps;
+
+	/* LMDB names no address for its map (me_mapaddr is MDB_FIXEDMAP's):
+	 * the kernel's list of this process's mappings does */
+	if (s->env == NULL || mdb_env_get_path(s->env, &path) != 0 || path == NULL ||
+	    cp_snprintf_ok(want, sizeof(want), "%s/data.mdb", path) < 0 ||
+	    (maps = fopen("/proc/self/maps", "re")) == NULL)
+		return;
+	while (fgets(line, sizeof(line), maps) != NULL) {
+		unsigned long lo, hi;
+		char *name = strchr(line, '/'), *nl;
+
+		if (name == NULL || sscanf(line, "%lx-%lx", &lo, &hi) != 2 || hi <= lo)
+			continue;
+		if ((nl = strchr(name, '\n')) != NULL)
+			*nl = '\0';
+		if (strcmp(name, want) == 0)
+			(void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+	}
+	fclose(maps);
 }
 
 int

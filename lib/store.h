@@ -567,6 +567,17 @@ int store_scrub(struct store *s, size_t batch, struct store_scrub_result *res,
  */
 int store_refresh(struct store *s, struct cp_error *err);
 
+/*
+ * store_release_pages - drop this process's view of the map's pages
+ * (madvise MADV_DONTNEED on LMDB's read-only shared mapping): nothing is
+ * lost, the pages stay in the page cache and a later read maps them
+ * again. A long run that reads records through the map (a --once of
+ * twenty thousand messages) would otherwise keep every page it touched
+ * in its resident set. Not with an environment opened MDB_WRITEMAP
+ * (carepost never does).
+ */
+void store_release_pages(struct store *s);
+
 /* store_count - entries in db. */
 int store_count(struct store *s, enum store_db db, size_t *n,
 		struct cp_error *err);
