@@ -1200,7 +1200,7 @@ flight_record(struct outbound *ob, struct flight *f, int64_t now,
  * until_ms (monotonic; 0: none) has passed, and *cut says so (more may be
  * waiting). The batches in flight are always finished and recorded.
  */
-#define UNSUB_PER_RUN	1000	/* hand-ins applied per run, at most */
+#define UNSUB_PER_RUN	256	/* hand-ins applied per run (one transaction) */
 #define RELEASE_EVERY	8	/* batches between store_release_pages */
 
 static int
