@@ -1205,11 +1205,16 @@ print_clinic_entry(json_t *row)
 
 	if (clinic_load(row, &c, NULL) < 0)
 		return;
-	printf("%-12s %s  %lld  patient=%s event=%s %s %s%s\n",
+	printf("%-12s %s  %lld  patient=%s event=%s %s %s%s",
 	       c.department ? c.department : "", c.inbox_id ? c.inbox_id : "",
 	       (long long)c.received, c.patient ? c.patient : "",
 	       c.event ? c.event : "", inbox_class_name(c.class),
 	       c.state ? c.state : "", c.urgent == 1 ? " URGENT" : "");
+	if (c.class == INBOX_COMPLAINT)
+		printf(" type=%s feedback=%s opted_out=%s", c.event_type ? c.event_type : "",
+		       c.feedback_type ? c.feedback_type : "",
+		       c.opted_out ? c.opted_out : "-");
+	putchar('\n');
 	clinic_clear(&c);
 }
 

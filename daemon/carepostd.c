@@ -771,6 +771,9 @@ count_round(struct metrics *m, const struct inround_stats *st)
 	m->ingested[METRICS_UNSUBSCRIBE] += st->unsubscribes;
 	m->ingested[METRICS_DSN] += st->reports;
 	m->ingested[METRICS_AUTOREPLY] += st->autoreplies;
+	m->ingested[METRICS_COMPLAINT] += st->complaints;
+	for (size_t i = 0; i < METRICS__FEEDBACK; i++)
+		m->feedback[i] += st->feedback[i];
 	m->ingested[METRICS_UNKNOWN] += st->unknown;
 	m->bounces += st->reports;
 	m->bounces_forged += st->forged;

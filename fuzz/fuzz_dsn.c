@@ -14,23 +14,12 @@
 #include <string.h>
 
 #include "buf.h"
+#include "fuzzfix.h"
 #include "dsn.h"
 #include "mailtext.h"
 #include "util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void
-check_value(const char *v)
-{
-	if (v == NULL)
-		return;
-	if (!cp_utf8_valid(v, strlen(v)) || strlen(v) > 3 * DSN_MAX_VALUE)
-		abort();
-	for (; *v; v++)
-		if ((unsigned char)*v < 0x20 || *v == 0x7F)
-			abort();
-}
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -44,23 +33,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (dsn_parse(&d, text.data, text.len) < 0 || !d.present ||
 	    d.n_rcpts > INMSG_MAX_DSN_RCPTS)
 		abort();
-	check_value(d.original_envelope_id);
-	check_value(d.reporting_mta);
+	fz_check_value(d.original_envelope_id, 3 * DSN_MAX_VALUE);
+	fz_check_value(d.reporting_mta, 3 * DSN_MAX_VALUE);
 	for (size_t i = 0; i < d.n_rcpts; i++) {
 		const struct inmsg_dsn_rcpt *rc = &d.rcpts[i];
 
 		if (!rc->action && !rc->status && !rc->final_recipient)
 			abort();
-		check_value(rc->action);
-		check_value(rc->status);
-		check_value(rc->final_recipient);
-		check_value(rc->original_recipient);
-		check_value(rc->diagnostic_code);
+		fz_check_value(rc->action, 3 * DSN_MAX_VALUE);
+		fz_check_value(rc->status, 3 * DSN_MAX_VALUE);
+		fz_check_value(rc->final_recipient, 3 * DSN_MAX_VALUE);
+		fz_check_value(rc->original_recipient, 3 * DSN_MAX_VALUE);
+		fz_check_value(rc->diagnostic_code, 3 * DSN_MAX_VALUE);
 	}
 	if (dsn_take_returned_headers(&d, (const char *)data, size) < 0 ||
 	    !d.orig_headers_present)
 		abort();
-	check_value(d.orig_message_id);
+	fz_check_value(d.orig_message_id, 3 * DSN_MAX_VALUE);
 	dsn_free(&d);
 	buf_free(&text);
 	return 0;

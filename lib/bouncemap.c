@@ -23,6 +23,7 @@ struct look {
 	size_t keylen;
 	int64_t now;
 	struct bouncemap *bm;
+	int complaint;		/* a feedback report, not a delivery report */
 };
 
 /*
@@ -175,7 +176,7 @@ map_verp(struct look *l, const char *local, struct cp_error *err)
  * recipient's message went to, MAP_OTHER_RCPT.
  */
 static int
-map_message_id(struct look *l, const char *id, const struct inmsg_dsn_rcpt *dr,
+map_message_id(struct look *l, const char *id, const char *must_name,
 	       struct cp_error *err)
 {
 	uint8_t thread[TOKEN_THREAD_BYTES];
@@ -201,9 +202,9 @@ map_message_id(struct look *l, const char *id, const struct inmsg_dsn_rcpt *dr,
 	memcpy(tag, p, TOKEN_TAG_CHARS);
 	tag[TOKEN_TAG_CHARS] = '\0';
 	r = tagged_delivery(l, TOKEN_LABEL_MESSAGE_ID, thread, n, tag, err);
-	if (r != MAP_OK)
+	if (r != MAP_OK || l->complaint)
 		return r;
-	if (dr == NULL || dr->final_recipient == NULL)
+	if (must_name == NULL)
 		return MAP_OTHER_RCPT;
 	r = queue_get(l->s, l->bm->delivery_id, &d, err);
 	if (r == -ENOENT)
@@ -218,25 +219,121 @@ map_message_id(struct look *l, const char *id, const struct inmsg_dsn_rcpt *dr,
 		return MAP_OTHER_RCPT;
 	if (r < 0)
 		return r;
-	return strcasecmp(addr, dr->final_recipient) == 0 ? MAP_OK : MAP_OTHER_RCPT;
+	return strcasecmp(addr, must_name) == 0 ? MAP_OK : MAP_OTHER_RCPT;
+}
+
+/* The reasons a report is not recorded, PHI-free: [0] of a delivery
+ * report, [1] of a feedback report. */
+enum why { WHY_GONE, WHY_OTHER, WHY_FORGED, WHY_NONE, WHY_UNKNOWN, WHY_STALE };
+
+static const char *const whys[][2] = {
+	[WHY_GONE] = { "delivery report for an event no longer stored",
+		       "feedback report for an event no longer stored" },
+	[WHY_OTHER] = { "delivery report names another address than its "
+			"message's, or none: ignored",
+			"feedback report from another mailbox than its message "
+			"went to: ignored" },
+	[WHY_FORGED] = { "delivery report names no message carepost sent: ignored",
+			 "feedback report names no message carepost sent: ignored" },
+	[WHY_NONE] = { "delivery report maps to no event",
+		       "feedback report maps to no event" },
+	[WHY_UNKNOWN] = { "delivery report for an unknown recipient",
+			  "feedback report for an unknown recipient" },
+	[WHY_STALE] = { "delivery report for an address no longer on file "
+			"for that recipient: nothing changed",
+			"feedback report for an address no longer on file "
+			"for that recipient: nothing changed" },
+};
+
+/* not_mapped - bm's reason for why (returns 1). */
+static int
+not_mapped(const struct look *l, enum why why)
+{
+	l->bm->reason = whys[why][l->complaint != 0];
+	if (why == WHY_FORGED)
+		l->bm->forged = 1;
+	return 1;
 }
 
 /* unmapped - why a report maps to no message (returns 1). */
 static int
-unmapped(struct bouncemap *bm, int verp, int mid)
+unmapped(const struct look *l, int verp, int mid)
 {
-	if (verp == MAP_GONE || mid == MAP_GONE) {
-		bm->reason = "delivery report for an event no longer stored";
-	} else if (mid == MAP_OTHER_RCPT) {
-		bm->reason = "delivery report names another address than its "
-			     "message's, or none: ignored";
-	} else if (verp == MAP_FORGED || mid == MAP_FORGED) {
-		bm->forged = 1;
-		bm->reason = "delivery report names no message carepost sent: ignored";
-	} else {
-		bm->reason = "delivery report maps to no event";
+	if (verp == MAP_GONE || mid == MAP_GONE)
+		return not_mapped(l, WHY_GONE);
+	if (mid == MAP_OTHER_RCPT)
+		return not_mapped(l, WHY_OTHER);
+	if (verp == MAP_FORGED || mid == MAP_FORGED)
+		return not_mapped(l, WHY_FORGED);
+	return not_mapped(l, WHY_NONE);
+}
+
+/*
+ * recipient - the mapped message's delivery record read for what bm
+ * says of its recipient: its address (still the one it went to), ref,
+ * the event's type and department, and whether it was complained of.
+ * 0, 1 (not recorded: bm->reason), or the store's error.
+ */
+static int
+recipient(const struct look *l, struct cp_error *err)
+{
+	struct bouncemap *bm = l->bm;
+	struct delivery d;
+	int r;
+
+	r = queue_get(l->s, bm->delivery_id, &d, err);
+	if (r == -ENOENT)
+		return not_mapped(l, WHY_GONE);
+	if (r < 0)
+		return r;
+	r = rcpt_address(l->s, &d, bm->rcpt_index, bm->address, sizeof(bm->address), err);
+	if (r == 0) {
+		const struct delivery_rcpt *rc = &d.rcpts[bm->rcpt_index];
+
+		cp_strlcpy(bm->ref, rc->ref, sizeof(bm->ref));
+		cp_strlcpy(bm->type, d.type ? d.type : "", sizeof(bm->type));
+		cp_strlcpy(bm->department, d.department ? d.department : "",
+			   sizeof(bm->department));
+		bm->complained = rc->complained_at != 0;
 	}
-	return 1;
+	delivery_clear(&d);
+	if (r == -ENOENT)
+		return not_mapped(l, WHY_UNKNOWN);
+	if (r == -ESTALE)
+		return not_mapped(l, WHY_STALE);
+	return r;
+}
+
+/*
+ * map_any - the first of verps that maps, else message_id (with the
+ * address a delivery report's recipient block names: must_name), then
+ * the recipient read (recipient): 0, 1 (not mapped: bm->reason), or the
+ * error of the store or libgcrypt.
+ */
+static int
+map_any(struct look *l, const char *const *verps, size_t nverps,
+	const char *message_id, const char *must_name, struct cp_error *err)
+{
+	int r, vr = MAP_NONE, mr = MAP_NONE;
+
+	memset(l->bm, 0, sizeof(*l->bm));
+	for (size_t i = 0; i < nverps && vr != MAP_OK; i++) {
+		if (verps[i] == NULL || verps[i][0] == '\0')
+			continue;
+		r = map_verp(l, verps[i], err);
+		if (r < 0)
+			return r;
+		if (r == MAP_OK || vr == MAP_NONE)
+			vr = r;		/* else the first forged or gone stays */
+	}
+	if (vr != MAP_OK) {
+		mr = map_message_id(l, message_id, must_name, err);
+		if (mr < 0)
+			return mr;
+	}
+	if (vr != MAP_OK && mr != MAP_OK)
+		return unmapped(l, vr, mr);
+	return recipient(l, err);
 }
 
 int
@@ -245,42 +342,12 @@ bouncemap_find(struct store *s, const void *key, size_t keylen, int64_t now,
 	       const struct inmsg_dsn_rcpt *dr, struct bouncemap *bm,
 	       struct cp_error *err)
 {
-	struct look l = { s, key, keylen, now, bm };
-	int r, vr = MAP_NONE, mr = MAP_NONE;
-	struct delivery d;
+	struct look l = { s, key, keylen, now, bm, 0 };
+	int r;
 
-	memset(bm, 0, sizeof(*bm));
-	if (verp != NULL && verp[0] != '\0') {
-		vr = map_verp(&l, verp, err);
-		if (vr < 0)
-			return vr;
-	}
-	if (vr != MAP_OK) {
-		mr = map_message_id(&l, dsn->orig_message_id, dr, err);
-		if (mr < 0)
-			return mr;
-	}
-	if (vr != MAP_OK && mr != MAP_OK)
-		return unmapped(bm, vr, mr);
-	r = queue_get(s, bm->delivery_id, &d, err);
-	if (r == -ENOENT) {
-		bm->reason = "delivery report for an event no longer stored";
-		return 1;
-	}
-	if (r < 0)
-		return r;
-	r = rcpt_address(s, &d, bm->rcpt_index, bm->address, sizeof(bm->address), err);
-	delivery_clear(&d);
-	if (r == -ENOENT) {
-		bm->reason = "delivery report for an unknown recipient";
-		return 1;
-	}
-	if (r == -ESTALE) {
-		bm->reason = "delivery report for an address no longer on file "
-			     "for that recipient: nothing changed";
-		return 1;
-	}
-	if (r < 0)
+	r = map_any(&l, &verp, 1, dsn->orig_message_id, dr ? dr->final_recipient : NULL,
+		    err);
+	if (r != 0)
 		return r;
 	bm->failed = dr == NULL || strcmp(dr->action, "failed") == 0;
 	if (dr && dr->status && dr->status[0] && strchr("245", dr->status[0]) &&
@@ -292,6 +359,38 @@ bouncemap_find(struct store *s, const void *key, size_t keylen, int64_t now,
 		if (!isdigit((unsigned char)*p) && *p != '.')
 			*p = '\0';
 	bm->hard = bm->dsn_status[0] == '5';
+	return 0;
+}
+
+/* domain_of - what follows the last "@" of an address, or NULL. */
+static const char *
+domain_of(const char *addr)
+{
+	const char *at = addr ? strrchr(addr, '@') : NULL;
+
+	return at && at[1] ? at + 1 : NULL;
+}
+
+int
+bouncemap_find_complaint(struct store *s, const void *key, size_t keylen,
+			 int64_t now, const char *const *verps, size_t nverps,
+			 const char *message_id, const char *rcpt_to,
+			 struct bouncemap *bm, struct cp_error *err)
+{
+	struct look l = { s, key, keylen, now, bm, 1 };
+	const char *d1, *d2;
+	int r;
+
+	if ((r = map_any(&l, verps, nverps, message_id, NULL, err)) != 0)
+		return r;
+	/* A provider that names the mailbox that complained without
+	 * redacting it (RFC 6590) must name the recipient's domain: a copy
+	 * forwarded elsewhere is not the recipient's complaint. Within one
+	 * domain a hashed local part cannot be told from another. */
+	d1 = domain_of(rcpt_to);
+	d2 = domain_of(bm->address);
+	if (d1 && d2 && strcasecmp(d1, d2) != 0)
+		return not_mapped(&l, WHY_OTHER);
 	return 0;
 }
 

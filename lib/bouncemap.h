@@ -34,12 +34,27 @@
  *	RFC 3464 report); its status, when well formed, is kept, else
  *	"4.0.0".
  *
+ *	bouncemap_find_complaint maps a feedback report (arf.h) the same
+ *	way: through the VERP local parts in verps (the address the report
+ *	came to, its Original-Mail-From, the reported message's
+ *	Return-Path: the first that maps counts), else the reported
+ *	message's Message-ID. A Message-ID's tag names the recipient, and
+ *	feedback loops redact the address (RFC 6590), so no address is
+ *	asked for; but a report that names the mailbox that complained
+ *	(rcpt_to, its Original-Rcpt-To) in another domain than the
+ *	recipient's address is not mapped (a copy forwarded elsewhere).
+ *
+ *	Either way, bm then also says the recipient's ref ("patient",
+ *	"proxy:N", "staff:N"), the event's type and department as the
+ *	delivery record has them, and whether a feedback report about that
+ *	recipient's message was recorded before (complained).
+ *
  *	bouncemap_txn records a mapped report: the recipient's state on the
  *	delivery record ("bounced", or "delayed" unless it bounced already),
  *	its dsn_status and bounced_at, and the address's bounce status
  *	record (record.h, bounce_note).
  * ERRORS
- *	bouncemap_find: 0 mapped, 1 not mapped (bm->reason says why, PHI-free;
+ *	bouncemap_find and bouncemap_find_complaint: 0 mapped, 1 not mapped (bm->reason says why, PHI-free;
  *	bm->forged when it is in carepost's form but carries no tag carepost
  *	made), or < 0 for a failure of the store or libgcrypt (err set): the
  *	message must then stay where it is. bouncemap_txn: the store's codes,
@@ -68,6 +83,10 @@ struct bouncemap {
 	char patient[STORE_ID_MAX + 1];
 	char thread[2 * TOKEN_THREAD_BYTES + 1];	/* hex */
 	char address[256];		/* the recipient's, lower case */
+	char ref[64];			/* the recipient's ref */
+	char type[64];			/* the event's type */
+	char department[STORE_ID_MAX + 1];	/* the event's, or "" */
+	int complained;			/* a feedback report recorded before */
 	char dsn_status[16];		/* "5.1.1"; "4.0.0" when none given */
 	int failed;			/* action failed (else delayed) */
 	int hard;			/* 5.x.x */
@@ -79,6 +98,10 @@ int bouncemap_find(struct store *s, const void *key, size_t keylen, int64_t now,
 		   const char *verp, const struct inmsg_dsn *dsn,
 		   const struct inmsg_dsn_rcpt *dr, struct bouncemap *bm,
 		   struct cp_error *err);
+int bouncemap_find_complaint(struct store *s, const void *key, size_t keylen,
+			     int64_t now, const char *const *verps, size_t nverps,
+			     const char *message_id, const char *rcpt_to,
+			     struct bouncemap *bm, struct cp_error *err);
 int bouncemap_txn(struct store *s, MDB_txn *txn, const struct bouncemap *bm,
 		  int64_t now, struct cp_error *err);
 

@@ -202,6 +202,10 @@ inmsg_classify(const struct inmsg *m, const struct inmsg_addrs *a,
 					       info->verp, sizeof(info->verp)))
 			to_bounce = 1;
 	}
+	if (m->arf.present) {
+		info->reason = "feedback report (RFC 5965)";
+		return INMSG_COMPLAINT;
+	}
 	if (m->dsn.present) {
 		info->reason = "delivery-status report";
 		return INMSG_DSN;
@@ -249,10 +253,20 @@ inmsg_names_reply_token(const struct inmsg_strlist *addrs,
 	return 0;
 }
 
+int
+inmsg_bounce_verp(const char *addr, const struct inmsg_addrs *a, char *verp,
+		  size_t len)
+{
+	if (addr == NULL || a == NULL)
+		return 0;
+	return tagged_local(addr, "bounce", a->bounce_domain, verp, len);
+}
+
 const char *
 inmsg_class_name(enum inmsg_class c)
 {
 	switch (c) {
+	case INMSG_COMPLAINT: return "complaint";
 	case INMSG_REPLY: return "reply";
 	case INMSG_UNSUBSCRIBE: return "unsubscribe";
 	case INMSG_DSN: return "dsn";

@@ -37,6 +37,7 @@ enum inmsg_class {
 	INMSG_UNSUBSCRIBE,
 	INMSG_DSN,
 	INMSG_AUTOREPLY,
+	INMSG_COMPLAINT,
 };
 
 /* The configured addresses classification works from (all may be NULL). */
@@ -62,6 +63,9 @@ struct inmsg_class_info {
  *	auto-reply sent to a reply address, so that the caller can find the
  *	thread and still not acknowledge). Rules, first match wins:
  *
+ *	INMSG_COMPLAINT  the message is a multipart/report;
+ *	                 report-type=feedback-report with a
+ *	                 message/feedback-report part (arf.present).
  *	INMSG_DSN        a multipart/report; report-type=delivery-status
  *	                 (dsn.present), or any recipient is
  *	                 bounce+VERP@bounce_domain, or the From local part is
@@ -114,7 +118,15 @@ int inmsg_names_reply_token(const struct inmsg_strlist *addrs,
  */
 int inmsg_no_autoresponse(const struct inmsg *m, const char **why);
 
-/* inmsg_class_name - "reply", "unsubscribe", "dsn", "autoreply", "unknown". */
+/*
+ * inmsg_bounce_verp - the VERP of addr when it is bounce+VERP@ the
+ * bounce domain of a (into verp, of len bytes): 1, else 0.
+ */
+int inmsg_bounce_verp(const char *addr, const struct inmsg_addrs *a, char *verp,
+		      size_t len);
+
+/* inmsg_class_name - "reply", "unsubscribe", "dsn", "autoreply",
+ * "complaint", "unknown". */
 const char *inmsg_class_name(enum inmsg_class c);
 
 #endif

@@ -13,22 +13,34 @@
 #include "mailtext.h"
 #include "util.h"
 
-/* A field of a delivery-status block. */
-static char *
-dsn_value(const char *v, size_t len, int after_semicolon, int lower)
+char *
+report_value(const char *v, size_t len, unsigned how)
 {
 	const char *semi;
 	char *s;
 
 	if (len > DSN_MAX_VALUE)
 		len = DSN_MAX_VALUE;
-	if (after_semicolon && (semi = memchr(v, ';', len)) != NULL) {
+	if ((how & REPORT_AFTER_SEMI) && (semi = memchr(v, ';', len)) != NULL) {
 		len -= (size_t)(semi + 1 - v);
 		v = semi + 1;
 	}
 	s = mailtext_header_dup(v, len);
-	if (s && lower)
+	if (s && (how & REPORT_LOWER))
 		mailtext_lower(s);
+	if (s && (how & REPORT_WORD)) {	/* "5.1.1 (comment)" -> "5.1.1" */
+		char *p = s;
+
+		while (*p && !isspace((unsigned char)*p) && *p != '(')
+			p++;
+		*p = '\0';
+	}
+	if (s && (how & REPORT_ANGLE)) {	/* "<a@b>" -> "a@b" */
+		char *t = mailtext_strip_angle_dup(s);
+
+		free(s);
+		s = t;
+	}
 	return s;
 }
 
@@ -38,50 +50,33 @@ dsn_field(struct inmsg_dsn *dsn, struct inmsg_dsn_rcpt *rc, const char *name,
 {
 #define IS(s) (nlen == sizeof(s) - 1 && strncasecmp(name, s, nlen) == 0)
 	char **slot = NULL;
-	int semi = 0, lower = 0, token = 0, angle = 0;
+	unsigned how = 0;
 
 	if (IS("original-envelope-id"))
 		slot = &dsn->original_envelope_id;
 	else if (IS("reporting-mta")) {
 		slot = &dsn->reporting_mta;
-		semi = 1;
+		how = REPORT_AFTER_SEMI;
 	} else if (rc == NULL)
 		return 0;
 	else if (IS("action")) {
 		slot = &rc->action;
-		lower = 1;
+		how = REPORT_LOWER;
 	} else if (IS("status")) {
 		slot = &rc->status;
-		token = 1;
+		how = REPORT_WORD;
 	} else if (IS("final-recipient")) {
 		slot = &rc->final_recipient;
-		semi = lower = angle = 1;
+		how = REPORT_AFTER_SEMI | REPORT_LOWER | REPORT_ANGLE;
 	} else if (IS("original-recipient")) {
 		slot = &rc->original_recipient;
-		semi = lower = angle = 1;
+		how = REPORT_AFTER_SEMI | REPORT_LOWER | REPORT_ANGLE;
 	} else if (IS("diagnostic-code"))
 		slot = &rc->diagnostic_code;
 #undef IS
 	if (slot == NULL || *slot != NULL)
 		return 0;
-	if ((*slot = dsn_value(v, vlen, semi, lower)) == NULL)
-		return -ENOMEM;
-	if (token) {		/* "5.1.1 (comment)" -> "5.1.1" */
-		char *p = *slot;
-
-		while (*p && !isspace((unsigned char)*p) && *p != '(')
-			p++;
-		*p = '\0';
-	}
-	if (angle) {		/* "<user@example.com>" -> "user@example.com" */
-		char *t = mailtext_strip_angle_dup(*slot);
-
-		if (t == NULL)
-			return -ENOMEM;
-		free(*slot);
-		*slot = t;
-	}
-	return 0;
+	return (*slot = report_value(v, vlen, how)) == NULL ? -ENOMEM : 0;
 }
 
 static int
@@ -111,6 +106,54 @@ append_capped(struct buf *b, const char *s, size_t n)
 	return buf_append(b, s, n);
 }
 
+int
+report_fields(const char *s, size_t len, report_field_fn fn, void *ud)
+{
+	for (size_t j = 0; j < len;) {
+		const char *nl = memchr(s + j, '\n', len - j);
+		size_t e = nl ? (size_t)(nl - s) : len;
+		const char *colon = memchr(s + j, ':', e - j);
+		struct buf v = BUF_INIT;
+		size_t k;
+		int r;
+
+		if (colon == NULL || s[j] == ' ' || s[j] == '\t') {
+			j = e + 1;
+			continue;
+		}
+		r = append_capped(&v, colon + 1, (size_t)(s + e - colon - 1));
+		for (k = e + 1; r >= 0 && k < len && (s[k] == ' ' || s[k] == '\t');) {
+			const char *nl2 = memchr(s + k, '\n', len - k);
+			size_t e2 = nl2 ? (size_t)(nl2 - s) : len;
+
+			r = append_capped(&v, s + k, e2 - k);
+			k = e2 + 1;
+		}
+		if (r >= 0)
+			r = fn(ud, s + j, (size_t)(colon - (s + j)),
+			       v.data ? v.data : "", v.len);
+		buf_free(&v);
+		if (r < 0)
+			return r;
+		j = k;
+	}
+	return 0;
+}
+
+/* One block of a DSN: the report, and its recipient (NULL: per message). */
+struct block {
+	struct inmsg_dsn *dsn;
+	struct inmsg_dsn_rcpt *rc;
+};
+
+static int
+block_field(void *ud, const char *name, size_t nlen, const char *v, size_t vlen)
+{
+	struct block *b = ud;
+
+	return dsn_field(b->dsn, b->rc, name, nlen, v, vlen);
+}
+
 /*
  * dsn_parse - RFC 3464 body: blocks of header-style fields separated
  * by blank lines; the first is per-message, the rest per-recipient.
@@ -127,6 +170,7 @@ dsn_parse(struct inmsg_dsn *dsn, const char *s, size_t len)
 		struct inmsg_dsn_rcpt *rc = NULL;
 		size_t bstart, bend;
 		const char *blank;
+		int r;
 
 		while (i < len && (s[i] == '\n' || s[i] == ' ' || s[i] == '\t'))
 			i++;
@@ -147,36 +191,10 @@ dsn_parse(struct inmsg_dsn *dsn, const char *s, size_t len)
 			rc = &nr[dsn->n_rcpts++];
 			memset(rc, 0, sizeof(*rc));
 		}
-		/* fields: a line with "name:" then continuation lines */
-		for (size_t j = bstart; j < bend;) {
-			const char *nl = memchr(s + j, '\n', bend - j);
-			size_t e = nl ? (size_t)(nl - s) : bend;
-			const char *colon = memchr(s + j, ':', e - j);
-			struct buf v = BUF_INIT;
-			size_t k;
-			int r;
-
-			if (colon == NULL || s[j] == ' ' || s[j] == '\t') {
-				j = e + 1;
-				continue;
-			}
-			r = append_capped(&v, colon + 1, (size_t)(s + e - colon - 1));
-			for (k = e + 1; r >= 0 && k < bend &&
-			     (s[k] == ' ' || s[k] == '\t');) {
-				const char *nl2 = memchr(s + k, '\n', bend - k);
-				size_t e2 = nl2 ? (size_t)(nl2 - s) : bend;
-
-				r = append_capped(&v, s + k, e2 - k);
-				k = e2 + 1;
-			}
-			if (r >= 0)
-				r = dsn_field(dsn, rc, s + j, (size_t)(colon - (s + j)),
-					      v.data ? v.data : "", v.len);
-			buf_free(&v);
-			if (r < 0)
-				return r;
-			j = k;
-		}
+		r = report_fields(s + bstart, bend - bstart, block_field,
+				  &(struct block){ dsn, rc });
+		if (r < 0)
+			return r;
 		if (rc != NULL && rc->action == NULL && rc->status == NULL &&
 		    rc->final_recipient == NULL) {
 			free(rc->original_recipient);
@@ -189,29 +207,46 @@ dsn_parse(struct inmsg_dsn *dsn, const char *s, size_t len)
 	return 0;
 }
 
-/* header_value_in - the first "name:" field of a header block, cut at
- * DSN_MAX_VALUE bytes before it is cleaned. */
-static char *
-header_value_in(const char *s, size_t len, const char *name)
-{
-	size_t nl_ = strlen(name);
+/* The first field of a name, as report_header looks for it. */
+struct header_find {
+	const char *name;
+	char *value;
+	int failed;
+};
 
-	for (size_t i = 0; i < len;) {
-		const char *nl = memchr(s + i, '\n', len - i);
+static int
+header_field(void *ud, const char *name, size_t nlen, const char *v, size_t vlen)
+{
+	struct header_find *h = ud;
+
+	if (h->value != NULL || nlen != strlen(h->name) ||
+	    strncasecmp(name, h->name, nlen) != 0)
+		return 0;
+	if ((h->value = report_value(v, vlen, 0)) == NULL)
+		h->failed = 1;
+	return 0;
+}
+
+char *
+report_header(const char *s, size_t len, const char *name)
+{
+	struct header_find h = { name, NULL, 0 };
+	size_t end = 0;
+
+	/* the header block: up to the first empty line */
+	while (end < len) {
+		const char *nl = memchr(s + end, '\n', len - end);
 		size_t e = nl ? (size_t)(nl - s) : len;
 
-		if (e == i || (e == i + 1 && s[i] == '\r'))
-			break;		/* end of header */
-		if (e - i > nl_ && strncasecmp(s + i, name, nl_) == 0 &&
-		    s[i + nl_] == ':') {
-			size_t n = e - i - nl_ - 1;
-
-			return mailtext_header_dup(s + i + nl_ + 1,
-			    n > DSN_MAX_VALUE ? DSN_MAX_VALUE : n);
-		}
-		i = e + 1;
+		if (e == end || (e == end + 1 && s[end] == '\r'))
+			break;
+		end = nl ? e + 1 : len;
 	}
-	return NULL;
+	if (report_fields(s, end, header_field, &h) < 0 || h.failed) {
+		free(h.value);
+		return NULL;
+	}
+	return h.value;
 }
 
 int
@@ -222,7 +257,7 @@ dsn_take_returned_headers(struct inmsg_dsn *dsn, const char *raw, size_t len)
 	dsn->orig_headers_present = 1;
 	if (dsn->orig_message_id != NULL || raw == NULL)
 		return 0;
-	if ((mid = header_value_in(raw, len, "message-id")) == NULL)
+	if ((mid = report_header(raw, len, "message-id")) == NULL)
 		return 0;
 	dsn->orig_message_id = mailtext_strip_angle_dup(mid);
 	return dsn->orig_message_id ? 0 : -ENOMEM;

@@ -26,6 +26,19 @@
  *	any <>, and are lower-cased; Reporting-MTA loses its "dns;" type.
  *	dsn_parse marks the report present even when it holds nothing.
  *
+ *	report_fields calls fn for each "Name: value" field of s, in order:
+ *	continuation lines joined (the value as written, before cleaning,
+ *	cut at DSN_MAX_VALUE bytes), lines without a colon skipped. Both
+ *	machine-readable reports read their fields with it (and arf.h's
+ *	message/feedback-report). report_header gives the first "name:"
+ *	field of a header block (up to its blank line), cleaned, cut at
+ *	DSN_MAX_VALUE bytes; NULL when absent or out of memory.
+ *	report_value cleans a value as the fields above are: cut at
+ *	DSN_MAX_VALUE bytes, then as how asks: REPORT_AFTER_SEMI drops what
+ *	precedes its first ";" ("rfc822; a@b"), REPORT_LOWER lower-cases it,
+ *	REPORT_WORD keeps its first word ("5.1.1 (x)" -> "5.1.1"),
+ *	REPORT_ANGLE takes the <> off an address; NULL when out of memory.
+ *
  *	dsn_take_returned_headers reads the header block of the returned
  *	message (message/rfc822 or text/rfc822-headers, as bytes) for its
  *	Message-ID, without <>; it marks orig_headers_present. The first
@@ -37,6 +50,7 @@
  *	three of U+FFFD). Values are valid UTF-8 without controls.
  * ERRORS
  *	dsn_parse and dsn_take_returned_headers: 0 or -ENOMEM.
+ *	report_fields: 0, -ENOMEM, or what fn returned when < 0 (it stops).
  *	Malformed text is no error: what cannot be read is left out.
  * OWNERSHIP
  *	The struct owns every string and the rcpts array; dsn_free frees
@@ -71,6 +85,18 @@ struct inmsg_dsn {
 	char *orig_message_id;		/* Message-ID of the returned message */
 	int orig_headers_present;	/* message/rfc822 or text/rfc822-headers seen */
 };
+
+typedef int (*report_field_fn)(void *ud, const char *name, size_t nlen,
+			       const char *value, size_t vlen);
+
+int report_fields(const char *s, size_t len, report_field_fn fn, void *ud);
+#define REPORT_AFTER_SEMI	0x1u
+#define REPORT_LOWER		0x2u
+#define REPORT_WORD		0x4u
+#define REPORT_ANGLE		0x8u
+
+char *report_value(const char *v, size_t len, unsigned how);
+char *report_header(const char *raw, size_t len, const char *name);
 
 int dsn_parse(struct inmsg_dsn *dsn, const char *text, size_t len);
 int dsn_take_returned_headers(struct inmsg_dsn *dsn, const char *raw,

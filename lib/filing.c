@@ -11,6 +11,7 @@
 #include "audit.h"
 #include "inbox.h"
 #include "patient.h"
+#include "queue.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -185,6 +186,51 @@ reply_txn(struct store *s, MDB_txn *txn, const struct filing_reply *r, int64_t n
 	return followup_txn(s, txn, &fu, &out->followup, err);
 }
 
+/* complaint_txn - a feedback report's records (FILING_COMPLAINT). */
+static int
+complaint_txn(struct store *s, MDB_txn *txn, const struct filing *f,
+	      struct cp_error *err)
+{
+	const struct filing_complaint *c = f->complaint;
+	const struct bouncemap *bm = c->bm;
+	char key[2 * STORE_ID_MAX + 64];
+	struct clinic_entry line;
+	struct delivery d;
+	int r;
+
+	r = queue_txn_get(s, txn, bm->delivery_id, &d, err);
+	if (r < 0)
+		return r;
+	if (bm->rcpt_index >= d.nrcpts || d.rcpts[bm->rcpt_index].complained_at != 0) {
+		delivery_clear(&d);	/* gone, or marked meanwhile: nothing new */
+		return 0;
+	}
+	d.rcpts[bm->rcpt_index].complained_at = (time_t)f->now;
+	d.updated = (time_t)f->now;
+	r = record_set_str(&d.rcpts[bm->rcpt_index].feedback_type, c->feedback_type);
+	r = r < 0 ? cp_error_set(err, r, "complaint: out of memory") :
+	    queue_txn_put(s, txn, &d, err);
+	delivery_clear(&d);
+	if (r < 0)
+		return r;
+	if (c->category != NULL &&
+	    (r = patient_txn_opt_out(s, txn, bm->patient, bm->ref, c->category,
+				     f->actor, err)) < 0)
+		return r;
+	if (!c->staff_line)
+		return 0;
+	line = (struct clinic_entry) {
+		.inbox_id = (char *)c->line_id, .patient = (char *)bm->patient, .thread = (char *)bm->thread,
+		.event = (char *)bm->event, .class = INBOX_COMPLAINT,
+		.received = (time_t)f->now, .urgent = 0,
+		.sender_role = (char *)c->sender_role, .state = "new",
+		.event_type = (char *)bm->type, .feedback_type = (char *)c->feedback_type,
+		.opted_out = (char *)c->category,
+	};
+	snprintf(key, sizeof(key), "%s/%s", c->department, c->line_id);
+	return clinic_txn_put(s, txn, key, &line, err);
+}
+
 /* what_txn - the records of f's kind, before its seen record. */
 static int
 what_txn(struct store *s, MDB_txn *txn, const struct filing *f,
@@ -207,6 +253,11 @@ what_txn(struct store *s, MDB_txn *txn, const struct filing *f,
 		rc = patient_txn_opt_out(s, txn, f->patient, f->sender_ref, f->category,
 					 f->actor, err);
 		return rc < 0 ? rc : 0;
+	case FILING_COMPLAINT:
+		if (f->complaint == NULL || f->complaint->bm == NULL ||
+		    f->complaint->department == NULL || f->complaint->line_id == NULL)
+			break;
+		return complaint_txn(s, txn, f, err);
 	case FILING_SEEN_ONLY:
 		return 0;
 	}

@@ -50,6 +50,11 @@
  *	out->no_autoresponse); FILING_BOUNCE records a mapped report
  *	(bouncemap_txn); FILING_OPT_OUT adds category to the optout list of
  *	sender_ref in the patient's record (patient_txn_opt_out);
+ *	FILING_COMPLAINT marks the recipient's entry of the delivery record
+ *	(complained_at, feedback_type; a recipient marked before gets
+ *	nothing more), opts that recipient out of category when given, and
+ *	when staff_line writes the clinic queue entry "DEPARTMENT/LINE_ID"
+ *	of class "complaint" (no inbox message: record.h, clinic_entry);
  *	FILING_SEEN_ONLY writes nothing more. Then, for every kind, the
  *	seen record, and the audit record (audit.h) of a reply filed or a
  *	message quarantined, by actor (an opt-out's is patient.h's). Redoing it (store_write runs a transaction again after
@@ -130,6 +135,18 @@ enum filing_kind {
 	FILING_REPLY,
 	FILING_BOUNCE,
 	FILING_OPT_OUT,
+	FILING_COMPLAINT,
+};
+
+/* A feedback report mapped (bouncemap_find_complaint) and decided. */
+struct filing_complaint {
+	const struct bouncemap *bm;	/* whose message, which recipient */
+	const char *feedback_type;	/* as reported, a token ("abuse") */
+	const char *category;		/* to opt the recipient out of, or NULL */
+	int staff_line;			/* a line in the clinic's queue */
+	const char *department;		/* whose queue */
+	const char *line_id;		/* the line's MSGID ("cTIME-HEX8") */
+	const char *sender_role;	/* "patient" or "proxy" */
 };
 
 struct filing {
@@ -143,6 +160,7 @@ struct filing {
 	const char *patient;		/* FILING_OPT_OUT: whose record, */
 	const char *sender_ref;		/* whose list in it ("patient", "proxy:N") */
 	const char *category;		/* and what they opted out of */
+	const struct filing_complaint *complaint;	/* FILING_COMPLAINT */
 };
 
 struct filing_result {

@@ -84,9 +84,14 @@ struct work {
 	/* bounce */
 	struct bouncemap bounce;	/* what a report mapped to */
 
-	/* unsubscribe */
+	/* unsubscribe, and a complaint's opt-out */
 	const char *category;
 	int unsub_refused;
+
+	/* complaint: the clinic queue's line, when staff are to see it */
+	int staff_line;
+	char line_id[INBOUND_ID_MAX];
+	char feedback_type[33];		/* as reported, when a plain token */
 
 	char dek[ATREST_DEK_ID_SIZE];	/* the data key blob is sealed with */
 	struct inbound_result decided;	/* batch: the outcome before the txn */
@@ -108,6 +113,7 @@ inbound_disposition_name(enum inbound_disposition d)
 	case INBOUND_BOUNCE_RECORDED: return "bounce_recorded";
 	case INBOUND_UNSUBSCRIBED: return "unsubscribed";
 	case INBOUND_AUTOREPLY_DISCARDED: return "autoreply_discarded";
+	case INBOUND_COMPLAINT_RECORDED: return "complaint_recorded";
 	}
 	return "unknown";
 }
@@ -117,7 +123,7 @@ disposition_from_name(const char *s)
 {
 	enum inbound_disposition d;
 
-	for (d = INBOUND_FILED; d <= INBOUND_AUTOREPLY_DISCARDED; d++)
+	for (d = INBOUND_FILED; d <= INBOUND_COMPLAINT_RECORDED; d++)
 		if (s && strcmp(s, inbound_disposition_name(d)) == 0)
 			return d;
 	return INBOUND_QUARANTINED;
@@ -179,6 +185,9 @@ inbound_result_to_json(const struct inbound_result *res)
 	json_object_set_new(o, "form_incomplete", json_boolean(res->form_incomplete));
 	if (res->forged)
 		json_object_set_new(o, "forged_bounce", json_true());
+	if (res->feedback != METRICS_FB_NONE)
+		json_object_set_new(o, "feedback",
+				    json_string(metrics_feedback_name(res->feedback)));
 	if (res->no_autoresponse)
 		json_object_set_new(o, "no_autoresponse", json_true());
 	return o;
@@ -818,6 +827,37 @@ from_mail_system(const char *from)
 	return 0;
 }
 
+/*
+ * mapping_ready - a report of kind ("bounce", "feedback report") can be
+ * mapped: 1. Without a store or token key: an error, or in a dry run a
+ * quarantine that says so (0).
+ */
+static int
+mapping_ready(struct work *w, const char *kind, struct cp_error *err)
+{
+	const char *missing = w->ib->store == NULL ? "store" : "token key";
+
+	if (w->ib->store != NULL && w->ib->keylen > 0)
+		return 1;
+	if (!w->dry_run)
+		return cp_error_set(err, -EINVAL, "inbound: no %s to map %ss with",
+				    missing, kind);
+	w->auth_status = "unavailable";
+	quarantine(w, "%s mapping unavailable: no %s", kind, missing);
+	return 0;
+}
+
+/* take_whose - whose a report was, as far as bouncemap found (w->bounce). */
+static void
+take_whose(struct work *w)
+{
+	if (w->bounce.thread[0] == '\0')
+		return;
+	cp_strlcpy(w->res->event, w->bounce.event, sizeof(w->res->event));
+	cp_strlcpy(w->res->patient, w->bounce.patient, sizeof(w->res->patient));
+	cp_strlcpy(w->res->thread, w->bounce.thread, sizeof(w->res->thread));
+}
+
 static int
 do_bounce(struct work *w, struct cp_error *err)
 {
@@ -847,25 +887,14 @@ do_bounce(struct work *w, struct cp_error *err)
 		decided(w, INBOUND_AUTOREPLY_DISCARDED, "auto-reply to a bounce address");
 		return 0;
 	}
-	if ((w->ib->store == NULL || w->ib->keylen == 0) && !w->dry_run)
-		return cp_error_set(err, -EINVAL, "inbound: no %s to map bounces with",
-				    w->ib->store ? "token key" : "store");
-	if (w->ib->store == NULL || w->ib->keylen == 0) {
-		w->auth_status = "unavailable";
-		quarantine(w, "bounce mapping unavailable: %s",
-			   w->ib->store ? "no token key" : "no store");
-		return 0;
-	}
+	if ((r = mapping_ready(w, "bounce", err)) <= 0)
+		return r;
 	cp_error_clear(&lerr);
 	r = bouncemap_find(w->ib->store, w->ib->key, w->ib->keylen, w->now,
 			   w->ci.verp, dsn, dr, &w->bounce, &lerr);
 	if (r < 0)
 		return cp_error_set(err, r, "%s", lerr.text);
-	if (w->bounce.thread[0] != '\0') {	/* whose it was, as far as found */
-		cp_strlcpy(w->res->event, w->bounce.event, sizeof(w->res->event));
-		cp_strlcpy(w->res->patient, w->bounce.patient, sizeof(w->res->patient));
-		cp_strlcpy(w->res->thread, w->bounce.thread, sizeof(w->res->thread));
-	}
+	take_whose(w);
 	if (r > 0) {
 		w->res->forged = w->bounce.forged;
 		quarantine(w, "%s", w->bounce.reason);
@@ -873,6 +902,153 @@ do_bounce(struct work *w, struct cp_error *err)
 	}
 	w->auth_status = "pass";
 	decided(w, INBOUND_BOUNCE_RECORDED, w->bounce.hard ? "hard bounce" : "soft bounce");
+	return 0;
+}
+
+/* ---- feedback reports (complaints) ---- */
+
+/* complaint_verps - the VERPs a feedback report may map through: the
+ * address it came to, its Original-Mail-From, the reported message's
+ * Return-Path (each only in carepost's bounce+VERP@ form). */
+static size_t
+complaint_verps(const struct work *w, char v[3][INMSG_TOKEN_MAX],
+		const char *out[3])
+{
+	const struct inmsg_arf *a = &w->m->arf;
+	size_t n = 0;
+
+	if (w->ci.verp[0] != '\0')
+		out[n++] = w->ci.verp;
+	if (inmsg_bounce_verp(a->original_mail_from, &w->ib->addrs, v[1], INMSG_TOKEN_MAX))
+		out[n++] = v[1];
+	if (inmsg_bounce_verp(a->orig_return_path, &w->ib->addrs, v[2], INMSG_TOKEN_MAX))
+		out[n++] = v[2];
+	return n;
+}
+
+/* feedback_token - the Feedback-Type kept: letters, digits and "-", at
+ * most 32 of them; anything else is kept as "other" (RFC 5965, 3.1). */
+static void
+feedback_token(const char *t, char *out, size_t outlen)
+{
+	size_t n = t ? strspn(t, "abcdefghijklmnopqrstuvwxyz0123456789-") : 0;
+
+	if (t == NULL || *t == '\0')
+		cp_strlcpy(out, "", outlen);
+	else if (t[n] != '\0' || n >= outlen)
+		cp_strlcpy(out, "other", outlen);
+	else
+		cp_strlcpy(out, t, outlen);
+}
+
+/* complaint_unmapped - quarantined with why, and counted. */
+static void
+complaint_unmapped(struct work *w, const char *why)
+{
+	w->res->feedback = w->res->forged ? METRICS_FB_FORGED : METRICS_FB_UNMAPPED;
+	quarantine(w, "%s", why);
+}
+
+/*
+ * complaint_decide - what a mapped report does: an opt-out of the
+ * event's subscription category for the recipient who complained (never
+ * security or internal mail, never transactional mail), a line in the
+ * clinic's queue so staff see it, or nothing new.
+ */
+static void
+complaint_decide(struct work *w, enum arf_kind k)
+{
+	const struct bouncemap *bm = &w->bounce;
+	const struct event_type *et = event_type_find(bm->type);
+	const char *why;
+
+	if (strncmp(bm->ref, "staff:", 6) == 0) {
+		w->res->feedback = METRICS_FB_NOT_SPAM;
+		why = "feedback report about staff mail: nothing changed";
+	} else if (bm->complained) {
+		w->res->feedback = METRICS_FB_REPEAT;
+		why = "feedback report about a message complained of before: "
+		      "nothing new";
+	} else if (k == ARF_NOT_SPAM || k == ARF_VIRUS) {
+		w->res->feedback = METRICS_FB_NOT_SPAM;
+		w->staff_line = k == ARF_VIRUS;
+		why = k == ARF_VIRUS ? "virus report: shown to staff" :
+		      "not-spam report: nothing changed";
+	} else if (et == NULL || et->security || et->internal) {
+		w->res->feedback = METRICS_FB_SHOWN;
+		w->staff_line = 1;
+		why = "complaint about a security notice: shown to staff, nothing stopped";
+	} else if (!et->unsubscribe && event_successor_category(et) == NULL) {
+		w->res->feedback = METRICS_FB_SHOWN;
+		w->staff_line = 1;
+		why = "complaint about transactional mail: shown to staff, nothing stopped";
+	} else {
+		w->res->feedback = METRICS_FB_OPTED_OUT;
+		w->staff_line = 1;
+		w->category = et->unsubscribe ? et->category : event_successor_category(et);
+		why = strcmp(bm->ref, "patient") == 0 ?
+		      "complaint: patient opted out of the category" :
+		      "complaint: proxy opted out of the category";
+	}
+	decided(w, INBOUND_COMPLAINT_RECORDED, why);
+}
+
+static int
+do_complaint(struct work *w, struct cp_error *err)
+{
+	const struct inmsg_arf *a = &w->m->arf;
+	enum arf_kind k = arf_kind(a->feedback_type);
+	char v[3][INMSG_TOKEN_MAX];
+	const char *verps[3];
+	size_t nv;
+	struct cp_error lerr;
+	int r;
+
+	w->auth_status = "not applicable";
+	feedback_token(a->feedback_type, w->feedback_type, sizeof(w->feedback_type));
+	if (k == ARF_NONE) {
+		complaint_unmapped(w, "feedback report without a Feedback-Type: malformed");
+		return 0;
+	}
+	if (k == ARF_AUTH_FAILURE) {
+		/* RFC 6591: about the sender's DKIM or SPF, not a recipient */
+		w->res->feedback = METRICS_FB_AUTH_FAILURE;
+		decided(w, INBOUND_COMPLAINT_RECORDED, "authentication failure report: "
+			"check the relay's DKIM signing and the SPF record");
+		return 0;
+	}
+	if ((r = mapping_ready(w, "feedback report", err)) <= 0) {
+		w->res->feedback = METRICS_FB_UNMAPPED;
+		return r;
+	}
+	nv = complaint_verps(w, v, verps);
+	if (nv == 0 && a->orig_message_id == NULL) {
+		complaint_unmapped(w, "feedback report without the reported message's "
+				   "Message-ID or return path: malformed");
+		return 0;
+	}
+	cp_error_clear(&lerr);
+	r = bouncemap_find_complaint(w->ib->store, w->ib->key, w->ib->keylen, w->now,
+				     verps, nv, a->orig_message_id,
+				     a->redacted ? NULL : a->original_rcpt_to,
+				     &w->bounce, &lerr);
+	if (r < 0)
+		return cp_error_set(err, r, "%s", lerr.text);
+	take_whose(w);
+	if (r > 0) {
+		w->res->forged = w->bounce.forged;
+		complaint_unmapped(w, w->bounce.reason);
+		return 0;
+	}
+	w->auth_status = "pass";
+	cp_strlcpy(w->res->department, w->bounce.department[0] ? w->bounce.department :
+		   w->ib->cfg->default_department ? w->ib->cfg->default_department : "",
+		   sizeof(w->res->department));
+	if (strncmp(w->bounce.ref, "proxy:", 6) == 0)
+		cp_strlcpy(w->res->sender_role, "proxy", sizeof(w->res->sender_role));
+	else if (strcmp(w->bounce.ref, "patient") == 0)
+		cp_strlcpy(w->res->sender_role, "patient", sizeof(w->res->sender_role));
+	complaint_decide(w, k);
 	return 0;
 }
 
@@ -989,6 +1165,8 @@ decide(struct work *w, struct cp_error *err)
 	}
 	w->res->class = inmsg_classify(w->m, &w->ib->addrs, &w->ci);
 	switch (w->res->class) {
+	case INMSG_COMPLAINT:
+		return do_complaint(w, err);
 	case INMSG_DSN:
 		return do_bounce(w, err);
 	case INMSG_AUTOREPLY:
@@ -1133,6 +1311,9 @@ kind_of(const struct work *w)
 	case INBOUND_UNSUBSCRIBED:
 		return w->unsub_refused || w->category == NULL ? FILING_SEEN_ONLY :
 		       FILING_OPT_OUT;
+	case INBOUND_COMPLAINT_RECORDED:
+		return w->bounce.delivery_id[0] && (w->staff_line || w->category) ?
+		       FILING_COMPLAINT : FILING_SEEN_ONLY;
 	default:
 		return FILING_SEEN_ONLY;
 	}
@@ -1146,11 +1327,17 @@ commit_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
 	struct inbound_result *res = w->res;
 	struct seen_record seen;
 	struct filing_reply reply;
+	const struct filing_complaint complaint = {
+		.bm = &w->bounce, .feedback_type = w->feedback_type,
+		.category = w->category, .staff_line = w->staff_line,
+		.department = res->department, .line_id = w->line_id,
+		.sender_role = res->sender_role,
+	};
 	const struct filing f = {
 		.actor = w->ib->actor, .seen_key = res->seen_key, .seen = &seen, .now = w->now,
 		.kind = kind_of(w), .reply = &reply, .bounce = &w->bounce,
 		.patient = res->patient, .sender_ref = w->auth.sender_ref,
-		.category = w->category,
+		.category = w->category, .complaint = &complaint,
 	};
 	struct filing_result out;
 	int r;
@@ -1179,6 +1366,9 @@ commit_prepare(struct work *w, struct cp_error *err)
 			 (long long)w->now, w->res->seen_key);
 		return encrypt_content(w, err);
 	}
+	if (w->res->disposition == INBOUND_COMPLAINT_RECORDED)
+		snprintf(w->line_id, sizeof(w->line_id), "c%010lld-%.8s",
+			 (long long)w->now, w->res->seen_key);
 	return 0;
 }
 
@@ -1238,6 +1428,12 @@ log_outcome(struct work *w)
 	case INBOUND_AUTOREPLY_DISCARDED:
 		log_event(LOG_INFO, LOGID_AUTOREPLY, ev, pid, "auto-reply discarded: %s",
 			  res->reason);
+		break;
+	case INBOUND_COMPLAINT_RECORDED:
+		log_event(res->feedback == METRICS_FB_AUTH_FAILURE ? LOG_WARNING : LOG_NOTICE,
+			  LOGID_COMPLAINT, ev, pid, "feedback report (%s): %s%s%s",
+			  w->feedback_type[0] ? w->feedback_type : "none", res->reason,
+			  w->category ? ": " : "", w->category ? w->category : "");
 		break;
 	}
 }

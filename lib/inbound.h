@@ -188,6 +188,7 @@
 
 #include "config.h"
 #include "inmsg.h"
+#include "metrics.h"
 #include "parsehelper.h"
 #include "pgp.h"
 #include "store.h"
@@ -200,6 +201,7 @@ enum inbound_disposition {
 	INBOUND_BOUNCE_RECORDED,
 	INBOUND_UNSUBSCRIBED,		/* also when refused (security) */
 	INBOUND_AUTOREPLY_DISCARDED,
+	INBOUND_COMPLAINT_RECORDED,	/* a feedback report mapped */
 };
 
 enum inbound_folder {
@@ -224,8 +226,10 @@ struct inbound_result {
 	int form_incomplete;		/* form_incomplete queued */
 	int no_autoresponse;		/* filed, but asked for no automatic
 					   answer: no ack, no form_incomplete */
-	int forged;			/* a delivery report naming no message
-					   carepost sent (quarantined) */
+	int forged;			/* a delivery or feedback report naming
+					   no message carepost sent
+					   (quarantined) */
+	enum metrics_feedback feedback;	/* a feedback report's outcome */
 	int parser_lost;		/* the parse helper was lost twice on it
 					   (quarantined) */
 	char reason[256];		/* PHI-free */

@@ -19,6 +19,7 @@
 #include <libetpan/libetpan.h>
 
 #include "buf.h"
+#include "arf.h"
 #include "dsn.h"
 #include "html2text.h"
 #include "mailtext.h"
@@ -526,37 +527,56 @@ walk_signed(struct walk *w, struct mailmime *mm)
 	return walk_part(w, content);
 }
 
+/* The parts of a report: its fields (a text part), or the header block
+ * of the message it is about (bytes); of a delivery or feedback report. */
+enum report_part { RP_DSN_FIELDS, RP_DSN_RETURNED, RP_ARF_FIELDS, RP_ARF_REPORTED };
+
 static int
-walk_delivery_status(struct walk *w, struct mailmime *mm)
+walk_report_part(struct walk *w, struct mailmime *mm, enum report_part p)
 {
 	_cleanup_buf_ struct buf text = BUF_INIT;
-	int r;
-
-	if (w->m->dsn.n_rcpts > 0 || mm->mm_type != MAILMIME_SINGLE)
-		return 0;
-	if ((r = decode_text(w, mm, &text)) < 0)
-		return r;
-	return dsn_parse(&w->m->dsn, text.data ? text.data : "", text.len);
-}
-
-static int
-walk_returned_headers(struct walk *w, struct mailmime *mm)
-{
 	_cleanup_free_ char *raw = NULL;
+	struct inmsg *m = w->m;
 	size_t rawlen;
 	int r;
 
-	if (w->m->dsn.orig_message_id != NULL)	/* the first one stays */
-		return dsn_take_returned_headers(&w->m->dsn, NULL, 0);
+	if (p == RP_DSN_FIELDS || p == RP_ARF_FIELDS) {
+		/* the first report part that says something counts */
+		if ((p == RP_DSN_FIELDS ? m->dsn.n_rcpts > 0 : m->arf.present) ||
+		    mm->mm_type != MAILMIME_SINGLE)
+			return 0;
+		if ((r = decode_text(w, mm, &text)) < 0)
+			return r;
+		return p == RP_DSN_FIELDS ?
+		       dsn_parse(&m->dsn, text.data ? text.data : "", text.len) :
+		       arf_parse(&m->arf, text.data ? text.data : "", text.len);
+	}
+	/* the first returned or reported message stays */
+	if (p == RP_DSN_RETURNED && m->dsn.orig_message_id != NULL)
+		return dsn_take_returned_headers(&m->dsn, NULL, 0);
+	if (p == RP_ARF_REPORTED && m->arf.orig_headers_present)
+		return 0;
 	if ((r = decode_data(w, mm->mm_body, &raw, &rawlen)) < 0)
 		return r;
-	return dsn_take_returned_headers(&w->m->dsn, raw, rawlen);
+	return p == RP_DSN_RETURNED ? dsn_take_returned_headers(&m->dsn, raw, rawlen) :
+	       arf_take_reported_headers(&m->arf, raw, rawlen);
+}
+
+static int
+is_reported_message(const struct mailmime_content *ct)
+{
+	return ct_is(ct, "message", "rfc822") || ct_is(ct, "text", "rfc822-headers") ||
+	       ct_is(ct, "message", "global") || ct_is(ct, "message", "global-headers");
 }
 
 static int
 walk_report(struct walk *w, struct mailmime *mm)
 {
 	const char *rt = ct_param(mm->mm_content_type, "report-type");
+	/* A feedback report counts only as the message itself: not one
+	 * attached to, or encrypted in, something else. */
+	int arf = w->top && mm == w->root && rt &&
+		  strcasecmp(rt, "feedback-report") == 0;
 	int r;
 
 	for (clistiter *it = mp_first(mm); it; it = clist_next(it)) {
@@ -564,14 +584,16 @@ walk_report(struct walk *w, struct mailmime *mm)
 
 		if (c == NULL)
 			continue;
-		if (ct_is(c->mm_content_type, "message", "delivery-status") ||
+		if (arf && ct_is(c->mm_content_type, "message", "feedback-report"))
+			r = walk_report_part(w, c, RP_ARF_FIELDS);
+		else if (arf && is_reported_message(c->mm_content_type))
+			r = walk_report_part(w, c, RP_ARF_REPORTED);
+		else if (ct_is(c->mm_content_type, "message", "delivery-status") ||
 		    ct_is(c->mm_content_type, "message", "global-delivery-status"))
-			r = walk_delivery_status(w, c);
+			r = walk_report_part(w, c, RP_DSN_FIELDS);
 		else if (rt && strcasecmp(rt, "delivery-status") == 0 &&
-			 (ct_is(c->mm_content_type, "message", "rfc822") ||
-			  ct_is(c->mm_content_type, "text", "rfc822-headers") ||
-			  ct_is(c->mm_content_type, "message", "global")))
-			r = walk_returned_headers(w, c);
+			 is_reported_message(c->mm_content_type))
+			r = walk_report_part(w, c, RP_DSN_RETURNED);
 		else
 			r = walk_part(w, c);
 		if (r < 0)
@@ -639,7 +661,7 @@ walk_single(struct walk *w, struct mailmime *mm)
 	}
 	if (ct_is(ct, "message", "delivery-status") ||
 	    ct_is(ct, "message", "global-delivery-status"))
-		return walk_delivery_status(w, mm);
+		return walk_report_part(w, mm, RP_DSN_FIELDS);
 	return add_attachment(w, mm, mm->mm_data.mm_single);
 }
 
@@ -943,5 +965,6 @@ inmsg_free(struct inmsg *m)
 	content_free(m);
 	free(m->pgp_encrypted);
 	dsn_free(&m->dsn);
+	arf_free(&m->arf);
 	free(m);
 }

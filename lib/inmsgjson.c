@@ -57,6 +57,22 @@ dsn_to_json(const struct inmsg_dsn *d, json_t **out)
 	return 0;
 }
 
+/* arf_to_json - what a feedback report says of itself, or null; the
+ * addresses it names are left out. */
+static json_t *
+arf_to_json(const struct inmsg_arf *a)
+{
+	if (!a->present)
+		return json_null();
+	return json_pack("{s:o, s:o, s:o, s:b, s:o, s:b}",
+			 "feedback_type", jstr_or_null(a->feedback_type),
+			 "user_agent", jstr_or_null(a->user_agent),
+			 "version", jstr_or_null(a->version),
+			 "redacted", a->redacted,
+			 "orig_message_id", jstr_or_null(a->orig_message_id),
+			 "reported_headers", a->orig_headers_present);
+}
+
 int
 inmsg_to_json(const struct inmsg *m, const struct inmsg_addrs *a, json_t **out)
 {
@@ -115,6 +131,8 @@ inmsg_to_json(const struct inmsg *m, const struct inmsg_addrs *a, json_t **out)
 		r |= jset(o, "dsn", dsn);
 	else
 		r = -ENOMEM;
+	if (r == 0)
+		r |= jset(o, "feedback_report", arf_to_json(&m->arf));
 	if (r != 0) {
 		json_decref(o);
 		return -ENOMEM;

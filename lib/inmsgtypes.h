@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arf.h"
 #include "dsn.h"
 
 struct inmsg_limits {
@@ -143,6 +144,10 @@ struct inmsg {
 
 	/* RFC 3464 delivery status, if the message carries one. */
 	struct inmsg_dsn dsn;
+
+	/* RFC 5965 feedback report, only when the message itself is a
+	 * multipart/report; report-type=feedback-report (inmsg_parse). */
+	struct inmsg_arf arf;
 
 	/* The limits it was parsed with (inmsg_reparse_inner reuses them). */
 	struct inmsg_limits limits;

@@ -177,6 +177,17 @@ inmsgwire_encode(const struct inmsg *m, struct buf *out)
 	}
 	put_str(&w, m->dsn.orig_message_id);
 	put_u8(&w, m->dsn.orig_headers_present);
+	put_u8(&w, m->arf.present);
+	put_str(&w, m->arf.feedback_type);
+	put_str(&w, m->arf.user_agent);
+	put_str(&w, m->arf.version);
+	put_str(&w, m->arf.original_mail_from);
+	put_str(&w, m->arf.original_rcpt_to);
+	put_str(&w, m->arf.reported_domain);
+	put_u8(&w, m->arf.redacted);
+	put_str(&w, m->arf.orig_message_id);
+	put_str(&w, m->arf.orig_return_path);
+	put_u8(&w, m->arf.orig_headers_present);
 	if (w.r < 0)
 		buf_truncate(out, start);
 	return w.r;
@@ -440,6 +451,22 @@ get_dsn(struct rd *d, struct inmsg_dsn *dsn)
 	dsn->orig_headers_present = get_u8(d, "dsn returned headers");
 }
 
+static void
+get_arf(struct rd *d, struct inmsg_arf *a)
+{
+	a->present = get_u8(d, "feedback report present");
+	a->feedback_type = get_str(d, "feedback type", S_LOWER | S_LINE);
+	a->user_agent = get_str(d, "feedback user agent", S_LINE);
+	a->version = get_str(d, "feedback version", S_LINE);
+	a->original_mail_from = get_str(d, "feedback original mail from", S_LOWER | S_LINE);
+	a->original_rcpt_to = get_str(d, "feedback original rcpt to", S_LOWER | S_LINE);
+	a->reported_domain = get_str(d, "feedback reported domain", S_LOWER | S_LINE);
+	a->redacted = get_u8(d, "feedback redacted");
+	a->orig_message_id = get_str(d, "feedback original message id", S_LINE);
+	a->orig_return_path = get_str(d, "feedback original return path", S_LOWER | S_LINE);
+	a->orig_headers_present = get_u8(d, "feedback reported headers");
+}
+
 /*
  * content_within_limit - what was decoded (body, attachments, the PGP
  * payloads) adds up to no more than the decoded limit allows: the parser
@@ -534,6 +561,7 @@ get_message(struct rd *d, struct inmsg *m)
 	/* a delivery report is decoded content */
 	d->cap = lim->max_decoded < UINT32_MAX ? lim->max_decoded : UINT32_MAX;
 	get_dsn(d, &m->dsn);
+	get_arf(d, &m->arf);
 	if (d->r == 0 && d->left != 0)
 		bad(d, "end", "bytes after the last field");
 }

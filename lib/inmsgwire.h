@@ -40,7 +40,11 @@
  *	    u8 dsn.present, str original_envelope_id, str reporting_mta,
  *	    u32 n_rcpts, each: str action, str status, str final_recipient,
  *	        str original_recipient, str diagnostic_code;
- *	    str orig_message_id, u8 orig_headers_present
+ *	    str orig_message_id, u8 orig_headers_present,
+ *	    u8 arf.present, str feedback_type, str user_agent, str version,
+ *	        str original_mail_from, str original_rcpt_to,
+ *	        str reported_domain, u8 redacted, str orig_message_id,
+ *	        str orig_return_path, u8 orig_headers_present
  *
  *	where str and bytes are a u32 length and that many bytes (length
  *	0xffffffff: absent, a NULL pointer, no bytes follow), list is a u32
@@ -59,7 +63,7 @@
  *	string and list is bounded by what the parser can make of the
  *	limits: a string of the header block by INMSGWIRE_MAX_HEADER_STR,
  *	references by INMSGWIRE_MAX_REFERENCES, the body, an attachment, a
- *	PGP payload or a delivery report's field by max_decoded, and the
+ *	PGP payload or a delivery or feedback report's field by max_decoded, and the
  *	body, attachments and PGP payloads together by max_decoded (plus a
  *	line break between text parts); the reply by the body's length.
  *	inmsgwire_limits_decode: -EBADMSG (not 48 bytes, or a count over
@@ -80,7 +84,7 @@
 #include "inmsg.h"
 #include "util.h"
 
-#define INMSGWIRE_VERSION	2
+#define INMSGWIRE_VERSION	3
 #define INMSGWIRE_LIMITS_SIZE	48
 /* A string from the header block: decoding (U+FFFD for a raw byte) may
  * triple it. */

@@ -180,9 +180,12 @@ count(struct inround_stats *st, const struct inbound_result *res)
 	case INMSG_UNSUBSCRIBE: st->unsubscribes++; break;
 	case INMSG_DSN: st->reports++; break;
 	case INMSG_AUTOREPLY: st->autoreplies++; break;
+	case INMSG_COMPLAINT: st->complaints++; break;
 	default: st->unknown++; break;
 	}
-	if (res->forged)
+	if ((unsigned)res->feedback < METRICS__FEEDBACK)
+		st->feedback[res->feedback]++;
+	if (res->forged && res->class == INMSG_DSN)
 		st->forged++;
 	if (res->parser_lost)
 		st->parser_lost++;

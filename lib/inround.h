@@ -125,8 +125,12 @@ struct inround_stats {
 	size_t unsubscribes;
 	size_t reports;		/* delivery reports (DSN) */
 	size_t autoreplies;
+	size_t complaints;	/* feedback reports (ARF) */
+	size_t feedback[METRICS__FEEDBACK];	/* of those: by outcome */
 	size_t unknown;
-	size_t forged;		/* of reports: naming no message carepost sent */
+	size_t forged;		/* of delivery reports: naming no message
+				   carepost sent (forged feedback reports
+				   are feedback[METRICS_FB_FORGED]) */
 	size_t parser_lost;	/* quarantined: the parse helper was lost
 				   twice on them (inbound_result.parser_lost) */
 	size_t quarantined;	/* quarantined now (not duplicates), also

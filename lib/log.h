@@ -65,6 +65,8 @@ enum log_target { LOG_TARGET_AUTO, LOG_TARGET_STDERR, LOG_TARGET_JOURNAL };
 #define LOGID_AUTOREPLY	"6b1c2a0e9f4d4c53a1e7c0d2b9f31a0d"
 /* A security event: the parse helper killed by its seccomp filter. */
 #define LOGID_SECURITY	"6b1c2a0e9f4d4c53a1e7c0d2b9f31a0e"
+/* A feedback report (complaint) recorded. */
+#define LOGID_COMPLAINT "6b1c2a0e9f4d4c53a1e7c0d2b9f31a0f"
 
 void log_setup(const char *ident, enum log_target target, int max_priority);
 void log_set_ref_key(const void *key, size_t len);

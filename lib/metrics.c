@@ -13,13 +13,24 @@
 #include "metrics.h"
 
 static const char *const class_names[METRICS__CLASSES] = {
-	"reply", "form", "unsubscribe", "dsn", "autoreply", "unknown",
+	"reply", "form", "unsubscribe", "dsn", "autoreply", "complaint", "unknown",
+};
+
+static const char *const feedback_names[METRICS__FEEDBACK] = {
+	"none", "opted_out", "shown_to_staff", "repeat", "no_change",
+	"auth_failure", "forged", "unmapped",
 };
 
 const char *
 metrics_class_name(enum metrics_class c)
 {
 	return (unsigned)c < METRICS__CLASSES ? class_names[c] : "unknown";
+}
+
+const char *
+metrics_feedback_name(enum metrics_feedback f)
+{
+	return (unsigned)f < METRICS__FEEDBACK ? feedback_names[f] : "none";
 }
 
 static int
@@ -158,6 +169,12 @@ metrics_format(const struct metrics *m, struct buf *b)
 	for (i = 0; i < METRICS__CLASSES; i++)
 		r |= buf_printf(b, "carepost_ingested_total{class=\"%s\"} %" PRIu64 "\n",
 				class_names[i], m->ingested[i]);
+	r |= family(b, "complaints_total", "counter",
+		    "Feedback reports (RFC 5965: a recipient marked carepost's mail "
+		    "as spam) by outcome since the daemon started.");
+	for (i = METRICS_FB_NONE + 1; i < METRICS__FEEDBACK; i++)
+		r |= buf_printf(b, "carepost_complaints_total{outcome=\"%s\"} %" PRIu64 "\n",
+				feedback_names[i], m->feedback[i]);
 	r |= write_samples(m, tail, sizeof(tail) / sizeof(tail[0]), b);
 	return r < 0 ? -ENOMEM : 0;
 }

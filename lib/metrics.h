@@ -47,7 +47,21 @@
 /* Ingest classes counted, in this order (labels of carepost_ingested_total). */
 enum metrics_class {
 	METRICS_REPLY, METRICS_FORM, METRICS_UNSUBSCRIBE, METRICS_DSN,
-	METRICS_AUTOREPLY, METRICS_UNKNOWN, METRICS__CLASSES
+	METRICS_AUTOREPLY, METRICS_COMPLAINT, METRICS_UNKNOWN, METRICS__CLASSES
+};
+
+/* What came of a feedback report (labels of carepost_complaints_total). */
+enum metrics_feedback {
+	METRICS_FB_NONE,		/* not a feedback report: not counted */
+	METRICS_FB_OPTED_OUT,		/* the recipient opted out of the category */
+	METRICS_FB_SHOWN,		/* transactional or security mail: shown
+					   to staff, nothing stopped */
+	METRICS_FB_REPEAT,		/* its message was complained of before */
+	METRICS_FB_NOT_SPAM,		/* not-spam, virus, of staff mail: no change */
+	METRICS_FB_AUTH_FAILURE,	/* RFC 6591: the sender's DKIM/SPF failed */
+	METRICS_FB_FORGED,		/* names no message carepost sent */
+	METRICS_FB_UNMAPPED,		/* malformed, or maps to nothing now */
+	METRICS__FEEDBACK
 };
 
 struct metrics {
@@ -73,6 +87,7 @@ struct metrics {
 	uint64_t unsub_forged;		/* tokens carepost did not make */
 	uint64_t unsub_expired;		/* naming what is no longer stored */
 	uint64_t auth_refused;		/* refused for DKIM/SPF/DMARC */
+	uint64_t feedback[METRICS__FEEDBACK];	/* feedback reports by outcome */
 	uint64_t ingested[METRICS__CLASSES];	/* decided now, not duplicates */
 	uint64_t quarantined;
 	uint64_t duplicates;		/* fetched again after their decision */
@@ -84,6 +99,8 @@ struct metrics {
 
 /* metrics_class_name - "reply", "form", ... (the label value). */
 const char *metrics_class_name(enum metrics_class c);
+/* metrics_feedback_name - "opted_out", "shown_to_staff", ... */
+const char *metrics_feedback_name(enum metrics_feedback f);
 
 /* metrics_format - append the exposition text of m to out (0 or -ENOMEM). */
 int metrics_format(const struct metrics *m, struct buf *out);

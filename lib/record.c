@@ -243,6 +243,7 @@ rcpt_clear(struct delivery_rcpt *rc)
 	free(rc->message_id);
 	free(rc->address_hash);
 	free(rc->dsn_status);
+	free(rc->feedback_type);
 	json_decref(rc->extra);
 	memset(rc, 0, sizeof(*rc));
 }
@@ -291,6 +292,10 @@ rcpt_load(struct loader *l, json_t *v, struct delivery_rcpt *rc)
 			r = load_str(l, "recipients.dsn_status", m, &rc->dsn_status);
 		else if (strcmp(key, "bounced_at") == 0)
 			r = load_time(l, "recipients.bounced_at", m, &rc->bounced_at);
+		else if (strcmp(key, "complained_at") == 0)
+			r = load_time(l, "recipients.complained_at", m, &rc->complained_at);
+		else if (strcmp(key, "feedback_type") == 0)
+			r = load_str(l, "recipients.feedback_type", m, &rc->feedback_type);
 		else
 			r = keep_extra(l, &rc->extra, key, m);
 		if (r < 0) {
@@ -322,6 +327,8 @@ rcpt_dump(const struct delivery_rcpt *rc)
 	r |= dump_str(o, "address_hash", rc->address_hash);
 	r |= dump_str(o, "dsn_status", rc->dsn_status);
 	r |= dump_time(o, "bounced_at", rc->bounced_at);
+	r |= dump_time(o, "complained_at", rc->complained_at);
+	r |= dump_str(o, "feedback_type", rc->feedback_type);
 	r |= dump_extra(o, rc->extra);
 	if (r != 0) {
 		json_decref(o);
@@ -1613,14 +1620,21 @@ seen_note_again(struct store *s, const char *key, struct cp_error *err)
 
 /* ---- inbox ---- */
 
+/* An inbox record is a reply or a form; a clinic entry may also be a
+ * complaint. */
 static const char *const inbox_classes[] = {
 	[INBOX_REPLY] = "reply", [INBOX_FORM] = "form",
+};
+static const char *const clinic_classes[] = {
+	[INBOX_REPLY] = "reply", [INBOX_FORM] = "form",
+	[INBOX_COMPLAINT] = "complaint",
 };
 
 const char *
 inbox_class_name(enum inbox_class c)
 {
-	return inbox_classes[c == INBOX_FORM];
+	return (unsigned)c < CP_ARRAY_SIZE(clinic_classes) ? clinic_classes[c] :
+	       "reply";
 }
 
 void
@@ -1811,6 +1825,9 @@ clinic_clear(struct clinic_entry *c)
 	free(c->sender_role);
 	free(c->state);
 	free(c->department);
+	free(c->event_type);
+	free(c->feedback_type);
+	free(c->opted_out);
 	json_decref(c->extra);
 	memset(c, 0, sizeof(*c));
 }
@@ -1836,12 +1853,18 @@ clinic_load(json_t *v, struct clinic_entry *c, struct cp_error *err)
 		else if (strcmp(key, "event") == 0)
 			r = load_str(&l, key, m, &c->event);
 		else if (strcmp(key, "class") == 0) {
-			r = load_name(&l, key, m, inbox_classes, CP_ARRAY_SIZE(inbox_classes), &i);
+			r = load_name(&l, key, m, clinic_classes, CP_ARRAY_SIZE(clinic_classes), &i);
 			c->class = (enum inbox_class)i;
 		} else if (strcmp(key, "received") == 0)
 			r = load_time(&l, key, m, &c->received);
 		else if (strcmp(key, "urgent") == 0)
 			r = load_bool(&l, key, m, &c->urgent);
+		else if (strcmp(key, "event_type") == 0)
+			r = load_str(&l, key, m, &c->event_type);
+		else if (strcmp(key, "feedback_type") == 0)
+			r = load_str(&l, key, m, &c->feedback_type);
+		else if (strcmp(key, "opted_out") == 0)
+			r = load_str(&l, key, m, &c->opted_out);
 		else if (strcmp(key, "sender_role") == 0)
 			r = load_str(&l, key, m, &c->sender_role);
 		else if (strcmp(key, "state") == 0)
@@ -1878,6 +1901,9 @@ clinic_dump(const struct clinic_entry *c)
 	r |= dump_str(o, "sender_role", c->sender_role);
 	r |= dump_str(o, "state", c->state);
 	r |= dump_str(o, "department", c->department);
+	r |= dump_str(o, "event_type", c->event_type);
+	r |= dump_str(o, "feedback_type", c->feedback_type);
+	r |= dump_str(o, "opted_out", c->opted_out);
 	r |= dump_extra(o, c->extra);
 	if (r != 0) {
 		json_decref(o);

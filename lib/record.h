@@ -135,6 +135,8 @@ struct delivery_rcpt {
 	char *address_hash;	/* where it went (policy_address_hash) */
 	char *dsn_status;	/* the last delivery report's status */
 	time_t bounced_at;
+	time_t complained_at;	/* the first feedback report about it */
+	char *feedback_type;	/* its Feedback-Type ("abuse") */
 	json_t *extra;		/* members this build does not know */
 };
 
@@ -496,6 +498,7 @@ json_t *seen_quarantine_row(const struct seen_record *sr);
 enum inbox_class {
 	INBOX_REPLY,
 	INBOX_FORM,
+	INBOX_COMPLAINT,	/* clinic entries only: a feedback report */
 };
 
 struct inbox_entry {
@@ -537,7 +540,11 @@ int inbox_txn_put(struct store *s, MDB_txn *txn, const char *key,
  * {"inbox_id","patient","thread","event","class","received","urgent",
  * "sender_role","state"}. state is "new" when filed; the portal writes
  * others, kept as they are. department is the key's part: listed, never
- * stored.
+ * stored. An entry of class "complaint" (a feedback report about a
+ * message carepost sent, not a message filed: its inbox_id, the key's
+ * MSGID "cTIME-HEX8", names no inbox record) has
+ * "event_type", "feedback_type" and, when the recipient was opted out of
+ * a category by it, "opted_out".
  */
 struct clinic_entry {
 	char *inbox_id;
@@ -550,6 +557,9 @@ struct clinic_entry {
 	char *sender_role;
 	char *state;
 	char *department;	/* from the key, for listings */
+	char *event_type;	/* complaint: the event's type */
+	char *feedback_type;	/* complaint: as the report gave it */
+	char *opted_out;	/* complaint: the category it stopped, or NULL */
 	json_t *extra;
 };
 

@@ -33,7 +33,11 @@
  *	state and the indexes of open work and of leases (queue.h: made
  *	from every delivery record, in one transaction: a store of a million
  *	records takes seconds); 3 to 4 the "unsubscribe" database the portal
- *	hands one-click unsubscribes in through (unsub.h). A layout change adds its step, and
+ *	hands one-click unsubscribes in through (unsub.h); 4 to 5 changes
+ *	no record: from 5 on, clinic entries may be of class "complaint"
+ *	and recipients of delivery records carry complained_at and
+ *	feedback_type (record.h), which an older carepost must not read or
+ *	rewrite. A layout change adds its step, and
  *	STOREFMT_VERSION grows by one;
  *	storefmt_upgrade_steps runs a table given, for the tests of the
  *	mechanism. The caller must hold the sender's lock (store.h,
@@ -61,7 +65,7 @@
 #include "util.h"
 
 /* The store format version this build reads and writes. */
-#define STOREFMT_VERSION	4
+#define STOREFMT_VERSION	5
 
 #define STOREFMT_OLDER_OK	0x1
 

@@ -1477,6 +1477,366 @@ forged_bounces_are_quarantined_counted_and_change_nothing(void **state)
 	(void)orig1;
 }
 
+/* ---- feedback reports (complaints) ---- */
+
+/* put_typed - a sent delivery record of type: to the patient (r0) and proxy (r1). */
+static void
+put_typed(const char *id, const char *type)
+{
+	json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:[{s:s, s:s, s:s}, {s:s, s:s, s:s}]}",
+			      "id", id, "type", type, "patient", "p1", "state", "sent",
+			      "recipients", "ref", "patient", "mode", "notice", "state", "sent",
+			      "ref", "proxy:0", "mode", "notice", "state", "sent");
+
+	assert_int_equal(store_put_json(fx.store, DB_DELIVERY, id, d, NULL), 0);
+	json_decref(d);
+}
+
+/*
+ * arf_report - an RFC 5965 report as a feedback loop sends it: fields
+ * (each NULL is left out), and the reported message's header with its
+ * Return-Path and Message-ID when given.
+ */
+struct arf_in {
+	const char *to;			/* where the report came to */
+	const char *type;		/* Feedback-Type */
+	const char *mail_from;		/* Original-Mail-From */
+	const char *rcpt_to;		/* Original-Rcpt-To */
+	int redacted;			/* Redacted-Address */
+	const char *orig_id;		/* the reported Message-ID */
+	const char *return_path;	/* the reported Return-Path */
+	const char *id;			/* the report's own Message-ID */
+};
+
+static char *
+arf_report(const struct arf_in *a)
+{
+	char *s;
+
+	if (asprintf(&s, "From: Mail AntiSpam Feedback <feedback@arf.mail.example>\r\n"
+		     "To: %s\r\nSubject: FW: reminder\r\nMessage-ID: <%s>\r\n"
+		     "MIME-Version: 1.0\r\n"
+		     "Content-Type: multipart/report; report-type=feedback-report; boundary=\"b\"\r\n"
+		     "\r\n--b\r\nContent-Type: text/plain\r\n\r\nThis is an abuse report\r\n"
+		     "--b\r\nContent-Type: message/feedback-report\r\n\r\n"
+		     "%s%s%sUser-Agent: Example-FBL/1.0\r\nVersion: 1\r\n%s%s%s%s%s%s%s"
+		     "--b\r\nContent-Type: message/rfc822\r\n\r\n%s%s%s%s%s%s"
+		     "From: clinic@clinic.test\r\nTo: redacted@patients.test\r\n"
+		     "Subject: reminder\r\n\r\nbody\r\n--b--\r\n",
+		     a->to, a->id,
+		     a->type ? "Feedback-Type: " : "", a->type ? a->type : "", a->type ? "\r\n" : "",
+		     a->mail_from ? "Original-Mail-From: <" : "", a->mail_from ? a->mail_from : "",
+		     a->mail_from ? ">\r\n" : "",
+		     a->rcpt_to ? "Original-Rcpt-To: " : "", a->rcpt_to ? a->rcpt_to : "",
+		     a->rcpt_to ? "\r\n" : "", a->redacted ? "Redacted-Address: redacted\r\n" : "",
+		     a->return_path ? "Return-Path: <" : "", a->return_path ? a->return_path : "",
+		     a->return_path ? ">\r\n" : "",
+		     a->orig_id ? "Message-ID: <" : "", a->orig_id ? a->orig_id : "",
+		     a->orig_id ? ">\r\n" : "") < 0)
+		return NULL;
+	return s;
+}
+
+/* report_in - ingest a report; its result (reason kept in res). */
+static void
+report_in(const struct arf_in *a, struct inbound_result *res)
+{
+	char *m = arf_report(a);
+
+	assert_non_null(m);
+	assert_int_equal(ingest_at(m, NOW, res), 0);
+	free(m);
+}
+
+/* optouts - the opt-out list of the patient (proxy < 0) or a proxy, as "a,b". */
+static void
+optouts(int proxy, char *out, size_t n)
+{
+	json_t *p, *list;
+	size_t i;
+	json_t *v;
+
+	out[0] = '\0';
+	assert_int_equal(store_get_json(fx.store, DB_PATIENTS, "p1", &p, NULL), 0);
+	list = proxy < 0 ? json_object_get(p, "optout") :
+	       json_object_get(json_array_get(json_object_get(p, "proxies"), (size_t)proxy),
+			       "optout");
+	json_array_foreach(list, i, v)
+		snprintf(out + strlen(out), n - strlen(out), "%s%s", i ? "," : "",
+			 json_string_value(v));
+	json_decref(p);
+}
+
+struct line_find {
+	const char *event;
+	size_t n;
+	json_t *found;			/* the last one */
+};
+
+static int
+each_line(void *ud, const char *k, size_t klen, json_t *v)
+{
+	struct line_find *l = ud;
+	const char *ev = json_string_value(json_object_get(v, "event"));
+	const char *cl = json_string_value(json_object_get(v, "class"));
+
+	if (ev && strcmp(ev, l->event) == 0 && cl && strcmp(cl, "complaint") == 0) {
+		l->n++;
+		json_decref(l->found);
+		l->found = json_incref(v);
+		/* its key is DEPARTMENT/ID, and ID is what the entry lists */
+		assert_true(klen > 8 && memcmp(k, "general/c", 9) == 0);
+		assert_memory_equal(k + 8, json_string_value(json_object_get(v, "inbox_id")),
+				    klen - 8);
+	}
+	return 0;
+}
+
+/* clinic_lines - how many complaint entries the clinic queue has for
+ * event; *last the last one (a reference), or NULL. */
+static size_t
+clinic_lines(const char *event, json_t **last)
+{
+	struct line_find l = { event, 0, NULL };
+
+	assert_int_equal(store_foreach(fx.store, DB_CLINIC, each_line, &l, NULL), 0);
+	if (last)
+		*last = l.found;
+	else
+		json_decref(l.found);
+	return l.n;
+}
+
+/* rcpt_field - recipient n's field of delivery id, as a string ("" when absent). */
+static void
+rcpt_field(const char *id, size_t n, const char *field, char *out, size_t outlen)
+{
+	json_t *d, *v;
+
+	assert_int_equal(store_get_json(fx.store, DB_DELIVERY, id, &d, NULL), 0);
+	v = json_object_get(json_array_get(json_object_get(d, "recipients"), n), field);
+	if (json_is_string(v))
+		snprintf(out, outlen, "%s", json_string_value(v));
+	else if (json_is_integer(v))
+		snprintf(out, outlen, "%lld", (long long)json_integer_value(v));
+	else
+		snprintf(out, outlen, "%s", "");
+	json_decref(d);
+}
+
+static void
+complaints_stop_subscription_mail_and_show_the_rest_to_staff(void **state)
+{
+	struct inbound_result res;
+	char tok[TOKEN_SIZE], verp0[128], verp1[128], orig0[96], orig1[96], buf[128];
+	struct arf_in a;
+	json_t *line;
+
+	put_typed("evr", "checkup_reminder");
+	add_thread("evr", "checkup_reminder", NULL, NOW + 30 * DAY, NULL, tok);
+	genuine_ids("evr", tok, 0, orig0, verp0);
+	genuine_ids("evr", tok, 1, orig1, verp1);
+
+	/* Yahoo-like: the recipient redacted, the reported message's
+	 * Message-ID the only way back */
+	a = (struct arf_in){ .to = "fbl@clinic.test", .type = "abuse", .redacted = 1,
+			     .rcpt_to = "5f3a9c@patients.test", .orig_id = orig0, .id = "r1@fbl" };
+	report_in(&a, &res);
+	assert_int_equal(res.disposition, INBOUND_COMPLAINT_RECORDED);
+	assert_int_equal(res.folder, INBOUND_FOLDER_PROCESSED);
+	assert_int_equal(res.class, INMSG_COMPLAINT);
+	assert_int_equal(res.feedback, METRICS_FB_OPTED_OUT);
+	assert_string_equal(res.reason, "complaint: patient opted out of the category");
+	assert_string_equal(res.event, "evr");
+	assert_string_equal(res.patient, "p1");
+	optouts(-1, buf, sizeof(buf));
+	assert_string_equal(buf, "recalls");
+	optouts(0, buf, sizeof(buf));
+	assert_string_equal(buf, "");		/* the proxy did not complain */
+	rcpt_field("evr", 0, "feedback_type", buf, sizeof(buf));
+	assert_string_equal(buf, "abuse");
+	rcpt_field("evr", 0, "complained_at", buf, sizeof(buf));
+	assert_int_equal(atoll(buf), NOW);
+	assert_int_equal(clinic_lines("evr", &line), 1);
+	assert_string_equal(json_string_value(json_object_get(line, "opted_out")), "recalls");
+	assert_string_equal(json_string_value(json_object_get(line, "event_type")),
+			    "checkup_reminder");
+	assert_string_equal(json_string_value(json_object_get(line, "feedback_type")), "abuse");
+	assert_string_equal(json_string_value(json_object_get(line, "sender_role")), "patient");
+	assert_string_equal(json_string_value(json_object_get(line, "state")), "new");
+	json_decref(line);
+	/* nothing of the report's addresses is kept */
+	assert_false(file_has("5f3a9c"));
+	assert_false(file_has("arf.mail.example"));
+
+	/* the same message reported again (feedback loops resend): nothing new */
+	a.id = "r2@fbl";
+	report_in(&a, &res);
+	assert_int_equal(res.disposition, INBOUND_COMPLAINT_RECORDED);
+	assert_int_equal(res.feedback, METRICS_FB_REPEAT);
+	assert_int_equal(clinic_lines("evr", NULL), 1);
+
+	/* the proxy's copy, through the VERP it was sent from (Microsoft
+	 * JMRP-like: Original-Mail-From, the recipient unredacted) */
+	a = (struct arf_in){ .to = "fbl@clinic.test", .type = "abuse",
+			     .mail_from = verp1 + 0, .rcpt_to = "prox@proxies.test",
+			     .id = "r3@fbl" };
+	report_in(&a, &res);
+	assert_int_equal(res.disposition, INBOUND_COMPLAINT_RECORDED);
+	assert_int_equal(res.feedback, METRICS_FB_OPTED_OUT);
+	assert_string_equal(res.reason, "complaint: proxy opted out of the category");
+	assert_string_equal(res.sender_role, "proxy");
+	optouts(0, buf, sizeof(buf));
+	assert_string_equal(buf, "recalls");
+	assert_int_equal(clinic_lines("evr", NULL), 2);
+
+	/* transactional mail: shown to staff, never stopped */
+	put_typed("evt", "test_result");
+	add_thread("evt", "test_result", "cardio", NOW + 30 * DAY, NULL, tok);
+	genuine_ids("evt", tok, 0, orig0, verp0);
+	a = (struct arf_in){ .to = "fbl@clinic.test", .type = "abuse", .redacted = 1,
+			     .orig_id = orig0, .id = "r4@fbl" };
+	report_in(&a, &res);
+	assert_int_equal(res.disposition, INBOUND_COMPLAINT_RECORDED);
+	assert_int_equal(res.feedback, METRICS_FB_SHOWN);
+	assert_string_equal(res.reason, "complaint about transactional mail: shown to staff, "
+			    "nothing stopped");
+	optouts(-1, buf, sizeof(buf));
+	assert_string_equal(buf, "recalls");
+	assert_int_equal(clinic_lines("evt", &line), 1);
+	assert_null(json_object_get(line, "opted_out"));
+	assert_string_equal(json_string_value(json_object_get(line, "event_type")), "test_result");
+	json_decref(line);
+
+	/* a security notice, sent back to the bounce address it came from */
+	put_typed("evs", "contact_info_changed");
+	add_thread("evs", "contact_info_changed", NULL, NOW + 30 * DAY, NULL, tok);
+	genuine_ids("evs", tok, 0, orig0, verp0);
+	a = (struct arf_in){ .to = verp0, .type = "fraud", .id = "r5@fbl" };
+	report_in(&a, &res);
+	assert_int_equal(res.feedback, METRICS_FB_SHOWN);
+	assert_non_null(strstr(res.reason, "security notice"));
+	optouts(-1, buf, sizeof(buf));
+	assert_string_equal(buf, "recalls");
+
+	/* not-spam: nothing changes; auth-failure: the admin's to mend */
+	put_typed("evr2", "immunization_reminder");
+	add_thread("evr2", "immunization_reminder", NULL, NOW + 30 * DAY, NULL, tok);
+	genuine_ids("evr2", tok, 0, orig0, verp0);
+	a = (struct arf_in){ .to = "fbl@clinic.test", .type = "not-spam", .orig_id = orig0,
+			     .id = "r6@fbl" };
+	report_in(&a, &res);
+	assert_int_equal(res.disposition, INBOUND_COMPLAINT_RECORDED);
+	assert_int_equal(res.feedback, METRICS_FB_NOT_SPAM);
+	assert_int_equal(clinic_lines("evr2", NULL), 0);
+	rcpt_field("evr2", 0, "complained_at", buf, sizeof(buf));
+	assert_string_equal(buf, "");
+	a.type = "auth-failure";
+	a.id = "r7@fbl";
+	report_in(&a, &res);
+	assert_int_equal(res.disposition, INBOUND_COMPLAINT_RECORDED);
+	assert_int_equal(res.feedback, METRICS_FB_AUTH_FAILURE);
+	assert_non_null(strstr(res.reason, "DKIM"));
+
+	/* a copy forwarded to another mailbox is not the recipient's
+	 * complaint: the report names it unredacted, in another domain */
+	a = (struct arf_in){ .to = "fbl@clinic.test", .type = "abuse", .orig_id = orig0,
+			     .rcpt_to = "someone@elsewhere.test", .id = "r8@fbl" };
+	report_in(&a, &res);
+	assert_int_equal(res.disposition, INBOUND_QUARANTINED);
+	assert_int_equal(res.feedback, METRICS_FB_UNMAPPED);
+	assert_non_null(strstr(res.reason, "another mailbox"));
+	rcpt_field("evr2", 0, "complained_at", buf, sizeof(buf));
+	assert_string_equal(buf, "");
+	optouts(-1, buf, sizeof(buf));
+	assert_string_equal(buf, "recalls");
+	(void)orig1;
+}
+
+static void
+forged_and_malformed_feedback_reports_are_quarantined(void **state)
+{
+	struct inbound_result res;
+	char tok[TOKEN_SIZE], verp0[128], orig0[96], hex[2 * TOKEN_THREAD_BYTES + 1];
+	char old_mid[96], flipped[96], buf[128];
+	uint8_t th[TOKEN_THREAD_BYTES];
+	struct arf_in a;
+	char *m;
+
+	put_typed("evr", "checkup_reminder");
+	add_thread("evr", "checkup_reminder", NULL, NOW + 30 * DAY, NULL, tok);
+	genuine_ids("evr", tok, 0, orig0, verp0);
+	token_thread_from_id("evr", th);
+	cp_hex(th, sizeof(th), hex);
+	snprintf(old_mid, sizeof(old_mid), "%s.r0@clinic.test", hex);
+	snprintf(flipped, sizeof(flipped), "%s", orig0);
+	flipped[strchr(flipped, '@') - flipped - 1] ^= 1;
+
+	/* forged: what anyone who guesses an event id makes, a tag changed */
+	a = (struct arf_in){ .to = "fbl@clinic.test", .type = "abuse", .orig_id = old_mid,
+			     .id = "f1@fbl" };
+	report_in(&a, &res);
+	assert_int_equal(res.disposition, INBOUND_QUARANTINED);
+	assert_true(res.forged);
+	assert_int_equal(res.feedback, METRICS_FB_FORGED);
+	assert_string_equal(res.reason, "feedback report names no message carepost sent: ignored");
+	a.orig_id = flipped;
+	a.id = "f2@fbl";
+	report_in(&a, &res);
+	assert_int_equal(res.feedback, METRICS_FB_FORGED);
+	a = (struct arf_in){ .to = "fbl@clinic.test", .type = "abuse",
+			     .return_path = "bounce+xyz.r0.abc@bounce.clinic.test", .id = "f3@fbl" };
+	report_in(&a, &res);
+	assert_int_equal(res.disposition, INBOUND_QUARANTINED);
+	assert_int_equal(res.feedback, METRICS_FB_FORGED);
+
+	/* malformed: no Feedback-Type; nothing that names a message */
+	a = (struct arf_in){ .to = "fbl@clinic.test", .orig_id = orig0, .id = "f4@fbl" };
+	report_in(&a, &res);
+	assert_int_equal(res.disposition, INBOUND_QUARANTINED);
+	assert_int_equal(res.class, INMSG_COMPLAINT);
+	assert_string_equal(res.reason, "feedback report without a Feedback-Type: malformed");
+	a = (struct arf_in){ .to = "fbl@clinic.test", .type = "abuse", .id = "f5@fbl" };
+	report_in(&a, &res);
+	assert_int_equal(res.disposition, INBOUND_QUARANTINED);
+	assert_non_null(strstr(res.reason, "without the reported message's Message-ID"));
+
+	/* a report for mail of an event no longer stored */
+	genuine_ids("gone", tok, 0, buf, verp0);
+	a = (struct arf_in){ .to = "fbl@clinic.test", .type = "abuse", .orig_id = buf,
+			     .id = "f6@fbl" };
+	report_in(&a, &res);
+	assert_int_equal(res.disposition, INBOUND_QUARANTINED);
+	assert_false(res.forged);
+
+	/* a report that is not the message itself (attached to another)
+	 * is no report: no opt-out through a patient's forwarded mail */
+	a = (struct arf_in){ .to = "fbl@clinic.test", .type = "abuse", .orig_id = orig0,
+			     .id = "f7@fbl" };
+	m = arf_report(&a);
+	{
+		char *outer;
+
+		assert_true(asprintf(&outer, "From: x@patients.test\r\nTo: fbl@clinic.test\r\n"
+				     "Message-ID: <f8@x>\r\nMIME-Version: 1.0\r\n"
+				     "Content-Type: multipart/mixed; boundary=\"o\"\r\n\r\n"
+				     "--o\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+				     "--o\r\n%s\r\n--o--\r\n", strstr(m, "Content-Type: multipart/report")) > 0);
+		assert_int_equal(ingest_at(outer, NOW, &res), 0);
+		assert_int_equal(res.disposition, INBOUND_QUARANTINED);
+		assert_int_equal(res.class, INMSG_UNKNOWN);
+		free(outer);
+	}
+	free(m);
+
+	/* nothing of it changed the patient, the record or the clinic queue */
+	optouts(-1, buf, sizeof(buf));
+	assert_string_equal(buf, "");
+	rcpt_field("evr", 0, "complained_at", buf, sizeof(buf));
+	assert_string_equal(buf, "");
+	assert_int_equal(clinic_lines("evr", NULL), 0);
+}
+
 /* ---- unsubscribe ---- */
 
 static void
@@ -1887,6 +2247,8 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(infrastructure_failures_return_errors_and_do_not_quarantine, setup, teardown),
 		cmocka_unit_test_setup_teardown(bounces_map_through_verp_or_message_id_to_address_and_recipient, setup, teardown),
 		cmocka_unit_test_setup_teardown(forged_bounces_are_quarantined_counted_and_change_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(complaints_stop_subscription_mail_and_show_the_rest_to_staff, setup, teardown),
+		cmocka_unit_test_setup_teardown(forged_and_malformed_feedback_reports_are_quarantined, setup, teardown),
 		cmocka_unit_test_setup_teardown(unsubscribe_adds_the_category_except_for_security_notices, setup, teardown),
 	};
 

@@ -547,8 +547,18 @@ unknown_bits_and_bad_booleans_are_refused(void **state)
 	m->date = 0;
 	m->dsn.orig_headers_present = 1;
 	encoded(m, &w);
-	w.data[w.len - 1] = 2;
+	/* after it, an empty feedback report: u8, six absent str (4 bytes
+	 * each), u8, two absent str, u8 */
+	w.data[w.len - 1 - (1 + 6 * 4 + 1 + 2 * 4 + 1)] = 2;
 	refused(&w, "dsn returned headers: not 0 or 1");
+	m->arf.orig_headers_present = 1;
+	encoded(m, &w);
+	w.data[w.len - 1] = 2;
+	refused(&w, "feedback reported headers: not 0 or 1");
+	m->arf.orig_headers_present = 0;
+	m->arf.feedback_type = strdup("Abuse");		/* promised lower-case */
+	encoded(m, &w);
+	refused(&w, "feedback type");
 	buf_free(&w);
 	inmsg_free(m);
 }

@@ -45,6 +45,9 @@ fill(struct metrics *m)
 	m->unsub_forged = 53;
 	m->unsub_expired = 59;
 	m->auth_refused = 61;
+	m->ingested[METRICS_COMPLAINT] = 67;
+	m->feedback[METRICS_FB_OPTED_OUT] = 71;
+	m->feedback[METRICS_FB_FORGED] = 73;
 }
 
 static void
@@ -80,6 +83,11 @@ format_has_every_value(void **state)
 	assert_non_null(strstr(b.data, "\ncarepost_unsubscribes_total{outcome=\"expired\"} 59\n"));
 	assert_non_null(strstr(b.data, "\ncarepost_relay_auth_refusals_total 61\n"));
 	assert_non_null(strstr(b.data, "carepost_last_run_timestamp_seconds 1700000000\n"));
+	assert_non_null(strstr(b.data, "carepost_ingested_total{class=\"complaint\"} 67\n"));
+	assert_non_null(strstr(b.data, "\ncarepost_complaints_total{outcome=\"opted_out\"} 71\n"));
+	assert_non_null(strstr(b.data, "\ncarepost_complaints_total{outcome=\"forged\"} 73\n"));
+	assert_non_null(strstr(b.data, "\ncarepost_complaints_total{outcome=\"shown_to_staff\"} 0\n"));
+	assert_null(strstr(b.data, "outcome=\"none\""));
 	for (line = strtok_r(b.data, "\n", &save); line != NULL;
 	     line = strtok_r(NULL, "\n", &save)) {
 		if (strncmp(line, "# HELP carepost_", 16) == 0)
@@ -90,7 +98,7 @@ format_has_every_value(void **state)
 			assert_int_equal(strncmp(line, "carepost_", 9), 0);
 	}
 	assert_int_equal(helps, types);
-	assert_int_equal(helps, 16);
+	assert_int_equal(helps, 17);
 	buf_free(&b);
 }
 
