@@ -777,6 +777,7 @@ count_round(struct metrics *m, const struct inround_stats *st)
 	m->ingested[METRICS_UNKNOWN] += st->unknown;
 	m->bounces += st->reports;
 	m->bounces_forged += st->forged;
+	m->auth_refused += st->auth_refused;
 	m->parser_lost += st->parser_lost;
 	m->quarantined += st->quarantined;
 	m->duplicates += st->duplicates;

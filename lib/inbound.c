@@ -20,6 +20,7 @@
 #include "parsehelper.h"
 #include "rawhdr.h"
 #include "record.h"
+#include "relay.h"
 #include "replyauth.h"
 
 #include <ctype.h>
@@ -901,6 +902,15 @@ do_bounce(struct work *w, struct cp_error *err)
 		return 0;
 	}
 	w->auth_status = "pass";
+	/* a refusal for the sender's authentication, reported after the
+	 * relay took the message: the admin's DKIM/SPF/DMARC is broken */
+	if (dr != NULL) {
+		char text[2 * DSN_MAX_VALUE + 8];
+
+		snprintf(text, sizeof(text), "%s %s", dr->status ? dr->status : "",
+			 dr->diagnostic_code ? dr->diagnostic_code : "");
+		w->res->auth_refusal = relay_auth_refusal(text);
+	}
 	decided(w, INBOUND_BOUNCE_RECORDED, w->bounce.hard ? "hard bounce" : "soft bounce");
 	return 0;
 }
@@ -1419,6 +1429,11 @@ log_outcome(struct work *w)
 	case INBOUND_BOUNCE_RECORDED:
 		log_event(LOG_NOTICE, LOGID_BOUNCE, ev, pid, "bounce recorded: %s%s%s",
 			  res->reason, w->bounce.dsn_status[0] ? " " : "", w->bounce.dsn_status);
+		if (res->auth_refusal)
+			log_event(LOG_ERR, LOGID_BOUNCE, ev, pid, "a delivery report says "
+				  "a message was refused for the sender's authentication "
+				  "(%s): check DKIM, SPF and DMARC of the From domain "
+				  "(README, \"Reaching the inbox\")", w->bounce.dsn_status);
 		break;
 	case INBOUND_UNSUBSCRIBED:
 		log_event(LOG_INFO, LOGID_UNSUBSCRIBED, ev, pid, "unsubscribe: %s%s%s",

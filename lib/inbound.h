@@ -105,6 +105,10 @@
  *	   bounces record becomes "invalid" (5.x.x) or "soft" with
  *	   soft_count + 1 (4.x.x, or no status), and the event's recipient
  *	   entry "bounced" (action failed) or "delayed", with "dsn_status".
+ *	   A mapped report whose status and diagnostic say the message was
+ *	   refused for the sender's authentication (relay_auth_refusal:
+ *	   5.7.26, 5.7.515, ...) also sets res->auth_refusal and logs at
+ *	   error level: the admin's DKIM, SPF or DMARC is broken.
  *	   A report whose VERP or Message-ID has carepost's form without a
  *	   tag carepost made (another recipient's, a forged one, none: the
  *	   untagged ids of mail sent before tags included) is forged:
@@ -230,6 +234,9 @@ struct inbound_result {
 					   no message carepost sent
 					   (quarantined) */
 	enum metrics_feedback feedback;	/* a feedback report's outcome */
+	int auth_refusal;		/* a mapped delivery report refusing the
+					   message for the sender's DKIM, SPF
+					   or DMARC (relay_auth_refusal) */
 	int parser_lost;		/* the parse helper was lost twice on it
 					   (quarantined) */
 	char reason[256];		/* PHI-free */

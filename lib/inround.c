@@ -187,6 +187,8 @@ count(struct inround_stats *st, const struct inbound_result *res)
 		st->feedback[res->feedback]++;
 	if (res->forged && res->class == INMSG_DSN)
 		st->forged++;
+	if (res->auth_refusal)
+		st->auth_refused++;
 	if (res->parser_lost)
 		st->parser_lost++;
 	if (res->disposition == INBOUND_QUARANTINED)

@@ -131,6 +131,8 @@ struct inround_stats {
 	size_t forged;		/* of delivery reports: naming no message
 				   carepost sent (forged feedback reports
 				   are feedback[METRICS_FB_FORGED]) */
+	size_t auth_refused;	/* delivery reports refusing carepost's mail
+				   for its authentication (inbound_result) */
 	size_t parser_lost;	/* quarantined: the parse helper was lost
 				   twice on them (inbound_result.parser_lost) */
 	size_t quarantined;	/* quarantined now (not duplicates), also

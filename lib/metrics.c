@@ -91,9 +91,9 @@ static const struct sample samples[] = {
 	{ "unsubscribes_total", NULL, NULL, "{outcome=\"forged\"}", U(unsub_forged) },
 	{ "unsubscribes_total", NULL, NULL, "{outcome=\"expired\"}", U(unsub_expired) },
 	{ "relay_auth_refusals_total", "counter",
-	  "Messages the relay refused or deferred for the sender's "
-	  "authentication (DKIM, SPF, DMARC: the setup is broken), since the "
-	  "daemon started.", "", U(auth_refused) },
+	  "Messages the relay refused or deferred, or a delivery report said "
+	  "were refused, for the sender's authentication (DKIM, SPF, DMARC: "
+	  "the setup is broken), since the daemon started.", "", U(auth_refused) },
 	{ "parser_lost_total", "counter",
 	  "Inbound messages quarantined because the parse helper died, was "
 	  "killed or ran out of time on them twice, since the daemon started.",

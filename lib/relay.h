@@ -80,7 +80,8 @@ struct relay_msg;
  * text names DKIM, SPF, DMARC or authentication (where the text is the
  * server's: relay_msg keeps the code alone, "550 5.7.26 at RCPT"). The
  * admin's setup is broken then, not the recipient's address. A refusal
- * that comes back later in a delivery report is not seen here.
+ * that comes back later in a delivery report is read by inbound (the
+ * report's status and diagnostic, inbound.h step 7).
  */
 int relay_auth_refusal(const char *text);
 

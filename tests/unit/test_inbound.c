@@ -1364,6 +1364,20 @@ bounces_map_through_verp_or_message_id_to_address_and_recipient(void **state)
 		json_object_get(d, "recipients"), 0), "dsn_status")), "5.1.1");
 	json_decref(d);
 
+	assert_false(res.auth_refusal);
+
+	/* refused later for the sender's authentication (Gmail's 5.7.26):
+	 * recorded, and said to be the admin's to mend */
+	{
+		char *auth = dsn(verp, "failed", "5.7.26", "pat@patients.test", "unrelated@x",
+				 "h2@mx");
+
+		assert_int_equal(ingest_at(auth, NOW, &res), 0);
+		assert_int_equal(res.disposition, INBOUND_BOUNCE_RECORDED);
+		assert_true(res.auth_refusal);
+		free(auth);
+	}
+
 	/* a vacation responder answering the envelope sender is no bounce */
 	{
 		char *vac = message("pat@patients.test", verp, "Out of office", "v1@x.test",
