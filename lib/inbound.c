@@ -11,6 +11,7 @@
  */
 #include "inbound.h"
 #include "atrest.h"
+#include "authres.h"
 #include "bouncemap.h"
 #include "buf.h"
 #include "event.h"
@@ -20,6 +21,7 @@
 #include "parsehelper.h"
 #include "rawhdr.h"
 #include "record.h"
+#include "queue.h"
 #include "relay.h"
 #include "replyauth.h"
 
@@ -89,8 +91,7 @@ struct work {
 	const char *category;
 	int unsub_refused;
 
-	/* complaint: the clinic queue's line, when staff are to see it */
-	int staff_line;
+	/* complaint: its clinic queue line's id */
 	char line_id[INBOUND_ID_MAX];
 	char feedback_type[33];		/* as reported, when a plain token */
 
@@ -951,6 +952,9 @@ feedback_token(const char *t, char *out, size_t outlen)
 		cp_strlcpy(out, t, outlen);
 }
 
+#define COMPLAINT_REPEAT_REASON \
+	"feedback report about a message complained of before: nothing new"
+
 /* complaint_unmapped - quarantined with why, and counted. */
 static void
 complaint_unmapped(struct work *w, const char *why)
@@ -960,10 +964,12 @@ complaint_unmapped(struct work *w, const char *why)
 }
 
 /*
- * complaint_decide - what a mapped report does: an opt-out of the
- * event's subscription category for the recipient who complained (never
- * security or internal mail, never transactional mail), a line in the
- * clinic's queue so staff see it, or nothing new.
+ * complaint_decide - what a mapped report does: for a complaint (abuse,
+ * fraud, other), an opt-out of the event's subscription category for the
+ * recipient who complained (never of security, internal or transactional
+ * mail) and a line in the clinic's queue either way, once per message
+ * and recipient; for an authentication failure report, a warning to the
+ * admin; for the rest, nothing.
  */
 static void
 complaint_decide(struct work *w, enum arf_kind k)
@@ -972,35 +978,65 @@ complaint_decide(struct work *w, enum arf_kind k)
 	const struct event_type *et = event_type_find(bm->type);
 	const char *why;
 
-	if (strncmp(bm->ref, "staff:", 6) == 0) {
-		w->res->feedback = METRICS_FB_NOT_SPAM;
-		why = "feedback report about staff mail: nothing changed";
+	if (k == ARF_AUTH_FAILURE) {
+		/* RFC 6591: about the sender's DKIM or SPF, not a recipient */
+		w->res->feedback = METRICS_FB_AUTH_FAILURE;
+		why = "authentication failure report: check the relay's DKIM "
+		      "signing and the SPF record";
+	} else if (k != ARF_COMPLAINT) {
+		w->res->feedback = METRICS_FB_NO_CHANGE;
+		why = k == ARF_VIRUS ? "virus report: nothing changed" :
+		      "not-spam report: nothing changed";
+	} else if (strncmp(bm->ref, "staff:", 6) == 0) {
+		w->res->feedback = METRICS_FB_NO_CHANGE;
+		why = "complaint about staff mail: nothing changed";
 	} else if (bm->complained) {
 		w->res->feedback = METRICS_FB_REPEAT;
-		why = "feedback report about a message complained of before: "
-		      "nothing new";
-	} else if (k == ARF_NOT_SPAM || k == ARF_VIRUS) {
-		w->res->feedback = METRICS_FB_NOT_SPAM;
-		w->staff_line = k == ARF_VIRUS;
-		why = k == ARF_VIRUS ? "virus report: shown to staff" :
-		      "not-spam report: nothing changed";
-	} else if (et == NULL || et->security || et->internal) {
+		why = COMPLAINT_REPEAT_REASON;
+	} else if (et == NULL) {
 		w->res->feedback = METRICS_FB_SHOWN;
-		w->staff_line = 1;
+		why = "complaint about mail of an unknown type: shown to staff, "
+		      "nothing stopped";
+	} else if (et->security || et->internal) {
+		w->res->feedback = METRICS_FB_SHOWN;
 		why = "complaint about a security notice: shown to staff, nothing stopped";
-	} else if (!et->unsubscribe && event_successor_category(et) == NULL) {
+	} else if (!et->unsubscribe) {
+		/* transactional, appointment reminders included: the
+		 * successor category of an old mailto does not apply here */
 		w->res->feedback = METRICS_FB_SHOWN;
-		w->staff_line = 1;
 		why = "complaint about transactional mail: shown to staff, nothing stopped";
 	} else {
 		w->res->feedback = METRICS_FB_OPTED_OUT;
-		w->staff_line = 1;
-		w->category = et->unsubscribe ? et->category : event_successor_category(et);
+		w->category = et->category;
 		why = strcmp(bm->ref, "patient") == 0 ?
 		      "complaint: patient opted out of the category" :
 		      "complaint: proxy opted out of the category";
 	}
 	decided(w, INBOUND_COMPLAINT_RECORDED, why);
+}
+
+/*
+ * reporter_authenticated - with [security] require_dmarc, a feedback
+ * report counts only when the trusted server's topmost
+ * Authentication-Results vouches for its one From (DMARC, or aligned
+ * DKIM): the provider's loop sent it, not whoever holds a copy of the
+ * message. Without require_dmarc, the tags it names are the proof, as a
+ * one-click unsubscribe link is.
+ */
+static int
+reporter_authenticated(const struct work *w)
+{
+	const struct cp_config *cfg = w->ib->cfg;
+	const char *from = w->m->from_addr, *at = from ? strrchr(from, '@') : NULL;
+	struct authres_result ar;
+
+	if (!cfg->require_dmarc)
+		return 1;
+	if (w->m->from_count != 1 || at == NULL || cfg->trusted_authserv_id == NULL ||
+	    authres_check((const char *const *)w->m->auth_results.v, w->m->auth_results.n,
+			  cfg->trusted_authserv_id, at + 1, &ar) < 0)
+		return 0;
+	return ar.dmarc_pass || (ar.dkim_aligned_pass && !ar.dmarc_fail);
 }
 
 static int
@@ -1020,11 +1056,10 @@ do_complaint(struct work *w, struct cp_error *err)
 		complaint_unmapped(w, "feedback report without a Feedback-Type: malformed");
 		return 0;
 	}
-	if (k == ARF_AUTH_FAILURE) {
-		/* RFC 6591: about the sender's DKIM or SPF, not a recipient */
-		w->res->feedback = METRICS_FB_AUTH_FAILURE;
-		decided(w, INBOUND_COMPLAINT_RECORDED, "authentication failure report: "
-			"check the relay's DKIM signing and the SPF record");
+	if (!reporter_authenticated(w)) {
+		w->auth_status = "fail";
+		complaint_unmapped(w, "feedback report without a DMARC pass from the "
+				   "trusted server (require_dmarc): ignored");
 		return 0;
 	}
 	if ((r = mapping_ready(w, "feedback report", err)) <= 0) {
@@ -1039,8 +1074,7 @@ do_complaint(struct work *w, struct cp_error *err)
 	}
 	cp_error_clear(&lerr);
 	r = bouncemap_find_complaint(w->ib->store, w->ib->key, w->ib->keylen, w->now,
-				     verps, nv, a->orig_message_id,
-				     a->redacted ? NULL : a->original_rcpt_to,
+				     verps, nv, a->orig_message_id, a->original_rcpt_to,
 				     &w->bounce, &lerr);
 	if (r < 0)
 		return cp_error_set(err, r, "%s", lerr.text);
@@ -1059,6 +1093,34 @@ do_complaint(struct work *w, struct cp_error *err)
 	else if (strcmp(w->bounce.ref, "patient") == 0)
 		cp_strlcpy(w->res->sender_role, "patient", sizeof(w->res->sender_role));
 	complaint_decide(w, k);
+	return 0;
+}
+
+/*
+ * complaint_recheck - in the transaction, before w's complaint is filed:
+ * a report about the same message filed since w was decided (earlier in
+ * the same batch) makes w a repeat, which files nothing but its seen
+ * record and says so.
+ */
+static int
+complaint_recheck(struct store *s, MDB_txn *txn, struct work *w,
+		  struct cp_error *err)
+{
+	struct delivery d;
+	int r, again;
+
+	if (w->res->feedback != METRICS_FB_OPTED_OUT && w->res->feedback != METRICS_FB_SHOWN)
+		return 0;
+	r = queue_txn_get(s, txn, w->bounce.delivery_id, &d, err);
+	if (r < 0)
+		return r;
+	again = w->bounce.rcpt_index < d.nrcpts &&
+		d.rcpts[w->bounce.rcpt_index].complained_at != 0;
+	delivery_clear(&d);
+	if (again) {		/* (the batch restores w->res before a rerun) */
+		w->res->feedback = METRICS_FB_REPEAT;
+		cp_strlcpy(w->res->reason, COMPLAINT_REPEAT_REASON, sizeof(w->res->reason));
+	}
 	return 0;
 }
 
@@ -1309,6 +1371,21 @@ note_again(struct store *s, MDB_txn *txn, const char *key, struct cp_error *err)
 	return r;
 }
 
+/* complaint_files - w's complaint is recorded, and staff see it: not a
+ * repeat, not a report that changes nothing. */
+static int
+complaint_files(const struct work *w)
+{
+	return w->res->feedback == METRICS_FB_OPTED_OUT || w->res->feedback == METRICS_FB_SHOWN;
+}
+
+/* complaint_category - what w's complaint opts its recipient out of. */
+static const char *
+complaint_category(const struct work *w)
+{
+	return w->res->feedback == METRICS_FB_OPTED_OUT ? w->category : NULL;
+}
+
 /* kind_of - what filing writes for w's disposition. */
 static enum filing_kind
 kind_of(const struct work *w)
@@ -1322,24 +1399,23 @@ kind_of(const struct work *w)
 		return w->unsub_refused || w->category == NULL ? FILING_SEEN_ONLY :
 		       FILING_OPT_OUT;
 	case INBOUND_COMPLAINT_RECORDED:
-		return w->bounce.delivery_id[0] && (w->staff_line || w->category) ?
+		return w->bounce.delivery_id[0] && complaint_files(w) ?
 		       FILING_COMPLAINT : FILING_SEEN_ONLY;
 	default:
 		return FILING_SEEN_ONLY;
 	}
 }
 
-/* commit_txn - w's decision written (filing_txn); -EALREADY: seen meanwhile. */
+/* file_txn - w's decision written (filing_txn); -EALREADY: seen meanwhile. */
 static int
-commit_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
+file_txn(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
 {
-	struct work *w = ud;
 	struct inbound_result *res = w->res;
 	struct seen_record seen;
 	struct filing_reply reply;
 	const struct filing_complaint complaint = {
 		.bm = &w->bounce, .feedback_type = w->feedback_type,
-		.category = w->category, .staff_line = w->staff_line,
+		.category = complaint_category(w), .staff_line = complaint_files(w),
 		.department = res->department, .line_id = w->line_id,
 		.sender_role = res->sender_role,
 	};
@@ -1363,6 +1439,19 @@ commit_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
 		res->form_incomplete = out.followup.form_incomplete;
 	}
 	return r;
+}
+
+/* commit_txn - a complaint checked again in the transaction, then filed. */
+static int
+commit_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
+{
+	struct work *w = ud;
+	int r;
+
+	if (w->res->disposition == INBOUND_COMPLAINT_RECORDED &&
+	    (r = complaint_recheck(s, txn, w, err)) < 0)
+		return r;
+	return file_txn(s, txn, w, err);
 }
 
 /* commit_prepare - what is done before the transaction: encryption. */
@@ -1448,7 +1537,8 @@ log_outcome(struct work *w)
 		log_event(res->feedback == METRICS_FB_AUTH_FAILURE ? LOG_WARNING : LOG_NOTICE,
 			  LOGID_COMPLAINT, ev, pid, "feedback report (%s): %s%s%s",
 			  w->feedback_type[0] ? w->feedback_type : "none", res->reason,
-			  w->category ? ": " : "", w->category ? w->category : "");
+			  complaint_category(w) ? ": " : "",
+			  complaint_category(w) ? complaint_category(w) : "");
 		break;
 	}
 }

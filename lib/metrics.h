@@ -57,7 +57,7 @@ enum metrics_feedback {
 	METRICS_FB_SHOWN,		/* transactional or security mail: shown
 					   to staff, nothing stopped */
 	METRICS_FB_REPEAT,		/* its message was complained of before */
-	METRICS_FB_NOT_SPAM,		/* not-spam, virus, of staff mail: no change */
+	METRICS_FB_NO_CHANGE,		/* not-spam, virus, of staff mail: no change */
 	METRICS_FB_AUTH_FAILURE,	/* RFC 6591: the sender's DKIM/SPF failed */
 	METRICS_FB_FORGED,		/* names no message carepost sent */
 	METRICS_FB_UNMAPPED,		/* malformed, or maps to nothing now */

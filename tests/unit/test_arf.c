@@ -114,6 +114,7 @@ fields_are_read_first_wins_case_folded(void **state)
 static void
 malformed_reports_keep_what_reads_and_nothing_else(void **state)
 {
+	static const char dirty[] = "Feedback-Type: ab\0use\nUser-Agent: \xff\x01x\n";
 	struct inmsg_arf a;
 	char big[3 * DSN_MAX_VALUE];
 	struct buf b = BUF_INIT;
@@ -131,7 +132,7 @@ malformed_reports_keep_what_reads_and_nothing_else(void **state)
 	assert_int_equal(arf_kind(a.feedback_type), ARF_NONE);
 	arf_free(&a);
 	/* NUL, invalid UTF-8 and controls: cleaned, never kept raw */
-	parse(&a, "Feedback-Type: ab\0use\nUser-Agent: \xff\x01x\n", 40);
+	parse(&a, dirty, sizeof(dirty) - 1);
 	assert_non_null(a.user_agent);
 	for (const char *p = a.user_agent; *p; p++)
 		assert_true((unsigned char)*p >= 0x20);

@@ -1741,7 +1741,7 @@ complaints_stop_subscription_mail_and_show_the_rest_to_staff(void **state)
 			     .id = "r6@fbl" };
 	report_in(&a, &res);
 	assert_int_equal(res.disposition, INBOUND_COMPLAINT_RECORDED);
-	assert_int_equal(res.feedback, METRICS_FB_NOT_SPAM);
+	assert_int_equal(res.feedback, METRICS_FB_NO_CHANGE);
 	assert_int_equal(clinic_lines("evr2", NULL), 0);
 	rcpt_field("evr2", 0, "complained_at", buf, sizeof(buf));
 	assert_string_equal(buf, "");
@@ -1849,6 +1849,112 @@ forged_and_malformed_feedback_reports_are_quarantined(void **state)
 	rcpt_field("evr", 0, "complained_at", buf, sizeof(buf));
 	assert_string_equal(buf, "");
 	assert_int_equal(clinic_lines("evr", NULL), 0);
+}
+
+static void
+complaints_stop_no_transactional_mail_and_no_one_else(void **state)
+{
+	struct inbound_result res[2];
+	struct cp_error err;
+	char tok[TOKEN_SIZE], verp0[128], orig0[96], buf[128];
+	struct arf_in a;
+	char *m[2];
+
+	/* an appointment reminder is transactional: its old mailto stopped
+	 * recalls, a complaint about it stops nothing */
+	put_typed("eva", "appointment_reminder");
+	add_thread("eva", "appointment_reminder", NULL, NOW + 30 * DAY, NULL, tok);
+	genuine_ids("eva", tok, 0, orig0, verp0);
+	a = (struct arf_in){ .to = "fbl@clinic.test", .type = "abuse", .orig_id = orig0,
+			     .id = "t1@fbl" };
+	report_in(&a, &res[0]);
+	assert_int_equal(res[0].feedback, METRICS_FB_SHOWN);
+	optouts(-1, buf, sizeof(buf));
+	assert_string_equal(buf, "");
+
+	/* a virus report first does not keep a later complaint from counting */
+	put_typed("evr", "checkup_reminder");
+	add_thread("evr", "checkup_reminder", NULL, NOW + 30 * DAY, NULL, tok);
+	genuine_ids("evr", tok, 0, orig0, verp0);
+	a = (struct arf_in){ .to = "fbl@clinic.test", .type = "virus", .orig_id = orig0,
+			     .id = "t2@fbl" };
+	report_in(&a, &res[0]);
+	assert_int_equal(res[0].disposition, INBOUND_COMPLAINT_RECORDED);
+	assert_int_equal(res[0].feedback, METRICS_FB_NO_CHANGE);
+	assert_int_equal(clinic_lines("evr", NULL), 0);
+
+	/* redacted (a hashed local part), but in another domain: a copy
+	 * forwarded elsewhere, not the recipient's complaint */
+	a = (struct arf_in){ .to = "fbl@clinic.test", .type = "abuse", .orig_id = orig0,
+			     .redacted = 1, .rcpt_to = "8c1e0a@elsewhere.test", .id = "t3@fbl" };
+	report_in(&a, &res[0]);
+	assert_int_equal(res[0].disposition, INBOUND_QUARANTINED);
+	optouts(-1, buf, sizeof(buf));
+	assert_string_equal(buf, "");
+
+	/* an authentication failure report must name a message carepost
+	 * sent too: one naming nothing is no alarm */
+	a = (struct arf_in){ .to = "fbl@clinic.test", .type = "auth-failure",
+			     .id = "t4@fbl" };
+	report_in(&a, &res[0]);
+	assert_int_equal(res[0].disposition, INBOUND_QUARANTINED);
+	assert_int_equal(res[0].feedback, METRICS_FB_UNMAPPED);
+
+	/* two reports about one message in one batch: one complaint, one
+	 * repeat, whatever each was decided before the transaction */
+	inbound_batch_begin(fx.ib);
+	for (int i = 0; i < 2; i++) {
+		char id[32];
+
+		snprintf(id, sizeof(id), "t5-%d@fbl", i);
+		a = (struct arf_in){ .to = "fbl@clinic.test", .type = "abuse",
+				     .orig_id = orig0, .id = id };
+		m[i] = arf_report(&a);
+		cp_error_clear(&err);
+		assert_int_equal(inbound_ingest(fx.ib, m[i], strlen(m[i]), NOW, 0, &res[i],
+						&err), 0);
+	}
+	assert_int_equal(inbound_batch_commit(fx.ib, &err), 0);
+	assert_int_equal(res[0].feedback, METRICS_FB_OPTED_OUT);
+	assert_int_equal(res[1].feedback, METRICS_FB_REPEAT);
+	assert_non_null(strstr(res[1].reason, "complained of before"));
+	assert_int_equal(clinic_lines("evr", NULL), 1);
+	optouts(-1, buf, sizeof(buf));
+	assert_string_equal(buf, "recalls");
+	for (int i = 0; i < 2; i++) {
+		inbound_result_clear(&res[i]);
+		free(m[i]);
+	}
+}
+
+static void
+require_dmarc_asks_the_report_to_come_from_its_provider(void **state)
+{
+	struct inbound_result res;
+	char tok[TOKEN_SIZE], verp0[128], orig0[96], buf[128], *m, *signed_m;
+	struct arf_in a;
+
+	put_typed("evr", "checkup_reminder");
+	add_thread("evr", "checkup_reminder", NULL, NOW + 30 * DAY, NULL, tok);
+	genuine_ids("evr", tok, 0, orig0, verp0);
+	a = (struct arf_in){ .to = "fbl@clinic.test", .type = "abuse", .orig_id = orig0,
+			     .id = "d1@fbl" };
+	/* whoever holds a copy of the message: no DMARC pass */
+	report_in(&a, &res);
+	assert_int_equal(res.disposition, INBOUND_QUARANTINED);
+	assert_non_null(strstr(res.reason, "require_dmarc"));
+	optouts(-1, buf, sizeof(buf));
+	assert_string_equal(buf, "");
+	/* the provider's loop, vouched for by the trusted server */
+	a.id = "d2@fbl";
+	m = arf_report(&a);
+	assert_true(asprintf(&signed_m, "Authentication-Results: mx.clinic.test; "
+			     "dmarc=pass header.from=arf.mail.example\r\n%s", m) > 0);
+	assert_int_equal(ingest_at(signed_m, NOW, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_COMPLAINT_RECORDED);
+	assert_int_equal(res.feedback, METRICS_FB_OPTED_OUT);
+	free(m);
+	free(signed_m);
 }
 
 /* ---- unsubscribe ---- */
@@ -2263,6 +2369,8 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(forged_bounces_are_quarantined_counted_and_change_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(complaints_stop_subscription_mail_and_show_the_rest_to_staff, setup, teardown),
 		cmocka_unit_test_setup_teardown(forged_and_malformed_feedback_reports_are_quarantined, setup, teardown),
+		cmocka_unit_test_setup_teardown(complaints_stop_no_transactional_mail_and_no_one_else, setup, teardown),
+		cmocka_unit_test_setup_teardown(require_dmarc_asks_the_report_to_come_from_its_provider, setup_dmarc, teardown),
 		cmocka_unit_test_setup_teardown(unsubscribe_adds_the_category_except_for_security_notices, setup, teardown),
 	};
 
