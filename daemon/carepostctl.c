@@ -72,6 +72,7 @@
 #include "runtime.h"
 #include "storefmt.h"
 #include "template.h"
+#include "wake.h"
 
 static int json_output;
 static const char *config_arg;
@@ -120,6 +121,7 @@ usage(FILE *f)
 	      "                            checkpoints; name the first bad record\n"
 	      "  audit checkpoint          sign a checkpoint of the trail's head now\n"
 	      "  unsubscribe TOKEN         apply a one-click unsubscribe the portal received\n"
+	      "  wake                      tell carepostd new events are in (send now)\n"
 	      "  audit export [--patient ID] [--since T] [--until T] [--reason TEXT]\n"
 	      "                            the audit trail as FHIR AuditEvent JSON lines\n"
 	      "  backup DIR                a consistent compacted copy of the store, while\n"
@@ -486,6 +488,10 @@ cmd_event_add(const char *arg)
 	}
 	r = intake_put_event(rt.store, e.id, text, len, &err);
 	if (r == 0) {
+		/* carepostd sends it now, not at its next poll (none
+		 * listening: it will at that poll) */
+		if (rt.cfg->wake_socket != NULL)
+			(void)wake_send(rt.cfg->wake_socket);
 		if (json_output)
 			print_json_take(json_pack("{s:s, s:b}", "id", e.id, "queued", 1));
 		else
@@ -494,6 +500,32 @@ cmd_event_add(const char *arg)
 	json_decref(ev);
 	runtime_close(&rt);
 	return r < 0 ? fail(EX_IOERR, "%s", err.text) : 0;
+}
+
+/* cmd_wake - tell the running carepostd "new events" ([daemon] wake_socket). */
+static int
+cmd_wake(void)
+{
+	struct runtime rt;
+	char path[256];
+	int r;
+
+	if ((r = open_rt(&rt, 0)) != 0)
+		return r;
+	if (rt.cfg->wake_socket == NULL) {
+		runtime_close(&rt);
+		return fail(EX_CONFIG, "wake: [daemon] wake_socket is not set");
+	}
+	snprintf(path, sizeof(path), "%s", rt.cfg->wake_socket);
+	runtime_close(&rt);
+	r = wake_send(path);
+	if (r == -EAGAIN)
+		r = 0;			/* its queue is full: it is awake */
+	if (r < 0)
+		return fail(EX_UNAVAILABLE, "wake: %s: %s", path,
+			    r == -ENOENT || r == -ECONNREFUSED ?
+			    "no carepostd listens there" : strerror(-r));
+	return 0;
 }
 
 /* parse_count - a count of 1 or more, in decimal. */
@@ -1759,6 +1791,8 @@ main(int argc, char **argv)
 		return cmd_retry(argv[1]);
 	if (strcmp(cmd, "unsubscribe") == 0 && argc == 2)
 		return cmd_unsubscribe(argv[1]);
+	if (strcmp(cmd, "wake") == 0 && argc == 1)
+		return cmd_wake();
 	if (strcmp(cmd, "render") == 0)
 		return cmd_render(argc - 1, argv + 1);
 	if (strcmp(cmd, "ingest") == 0)

@@ -57,6 +57,7 @@
 #include "pgpserve.h"
 #include "runtime.h"
 #include "storefmt.h"
+#include "wake.h"
 
 static volatile sig_atomic_t got_stop;
 static volatile sig_atomic_t got_reload;
@@ -453,6 +454,11 @@ struct carepostd {
 	sd_event_source *retain_timer;
 	sd_event_source *checkpoint_timer;	/* signed audit checkpoints */
 	struct retain_pass *retain;	/* the pass under way, or NULL */
+	/* [daemon] wake_socket, as it was at start: the portal's "new events" */
+	char *wake_path;
+	int wake_fd;
+	sd_event_source *wake_src;
+	int64_t send_began_ms;		/* monotonic: the last send round's start */
 	char last_error[sizeof(((struct cp_error *)0)->text)];
 };
 
@@ -607,6 +613,7 @@ on_send(sd_event_source *s, uint64_t usec, void *userdata)
 
 	if (got_stop)
 		return 0;
+	cd->send_began_ms = cp_mono_ms();
 	cp_error_clear(&err);
 	r = outbound_step(cd->d.ob, now, &stop_flag, &st, &err);
 	add_stats(&cd->m, &st);
@@ -723,6 +730,62 @@ on_checkpoint(sd_event_source *s, uint64_t usec, void *userdata)
 	arm_timer(cd->ev, cd->checkpoint_timer,
 		  cd->d.rt.cfg->audit_checkpoint_interval);
 	make_checkpoint(cd);
+	return 0;
+}
+
+/* At most one send round a wake-up asks for per WAKE_MIN_MS. */
+#define WAKE_MIN_MS	100
+
+/*
+ * on_wake - the portal says "new events" (wake.h): a send round at once,
+ * or WAKE_MIN_MS after the last one began, unless one is due sooner. A
+ * flood of datagrams costs at most ten rounds a second.
+ */
+static int
+on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	struct carepostd *cd = userdata;
+	int64_t now = cp_mono_ms(), at = cd->send_began_ms + WAKE_MIN_MS;
+	uint64_t armed = 0;
+	int enabled = SD_EVENT_OFF;
+
+	wake_drain(fd);
+	if (at < now)
+		at = now;
+	sd_event_source_get_enabled(cd->send_timer, &enabled);
+	sd_event_source_get_time(cd->send_timer, &armed);
+	if (enabled != SD_EVENT_OFF && armed <= (uint64_t)at * 1000u)
+		return 0;		/* a round is due sooner */
+	sd_event_source_set_time(cd->send_timer, (uint64_t)at * 1000u);
+	sd_event_source_set_enabled(cd->send_timer, SD_EVENT_ONESHOT);
+	return 0;
+}
+
+/* wake_open - the wake socket of [daemon] wake_socket, watched: 0 (also
+ * when none is configured), or -1 after logging why. */
+static int
+wake_open(struct carepostd *cd)
+{
+	const char *path = cd->d.rt.cfg->wake_socket;
+	struct cp_error err;
+	int r;
+
+	cd->wake_fd = -1;
+	if (path == NULL || *path == '\0')
+		return 0;
+	cp_error_clear(&err);
+	if ((cd->wake_fd = wake_listen(path, &err)) < 0) {
+		log_error("%s", err.text);
+		return -1;
+	}
+	if ((cd->wake_path = strdup(path)) == NULL ||
+	    (r = sd_event_add_io(cd->ev, &cd->wake_src, cd->wake_fd, EPOLLIN, on_wake,
+				 cd)) < 0) {
+		log_error("%s: [daemon] wake_socket: cannot watch it", path);
+		wake_close(cd->wake_fd, path);
+		cd->wake_fd = -1;
+		return -1;
+	}
 	return 0;
 }
 
@@ -966,6 +1029,15 @@ run_loop(struct carepostd *cd)
 		sd_event_unref(cd->ev);
 		return EX_OSERR;
 	}
+	if (wake_open(cd) < 0) {
+		cd->send_timer = sd_event_source_unref(cd->send_timer);
+		cd->retain_timer = sd_event_source_unref(cd->retain_timer);
+		cd->checkpoint_timer = sd_event_source_unref(cd->checkpoint_timer);
+		cd->imap_timer = sd_event_source_unref(cd->imap_timer);
+		sd_event_source_unref(sig_src);
+		cd->ev = sd_event_unref(cd->ev);
+		return EX_CONFIG;
+	}
 	arm(cd, 0);
 	/* The first pass a minute after start: the first sends go first. */
 	arm_timer(cd->ev, cd->retain_timer, 60);
@@ -989,6 +1061,11 @@ run_loop(struct carepostd *cd)
 	cd->send_timer = sd_event_source_unref(cd->send_timer);
 	cd->retain_timer = sd_event_source_unref(cd->retain_timer);
 	cd->checkpoint_timer = sd_event_source_unref(cd->checkpoint_timer);
+	cd->wake_src = sd_event_source_unref(cd->wake_src);
+	wake_close(cd->wake_fd, cd->wake_path);
+	cd->wake_fd = -1;
+	free(cd->wake_path);
+	cd->wake_path = NULL;
 	retain_pass_free(cd->retain);
 	cd->retain = NULL;
 	sd_event_source_unref(sig_src);

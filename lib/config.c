@@ -160,6 +160,7 @@ static const struct config_key config_keys[] = {
 	{ "audit", "checkpoint_interval", KEY_DURATION, FIELD(audit_checkpoint_interval), "1h", MINUTE, 7 * DAY },
 
 	{ "daemon", "metrics_file", KEY_PATH, FIELD(metrics_file), NULL, 0, 0 },
+	{ "daemon", "wake_socket", KEY_PATH, FIELD(wake_socket), NULL, 0, 0 },
 	{ "daemon", "log_level", KEY_LOG_LEVEL, FIELD(log_level), "info", 0, 0 },
 };
 

@@ -63,7 +63,8 @@
  *	            checkpoints only; unset: none made), checkpoint_file
  *	            (STORE/audit.checkpoints), checkpoint_interval (1h,
  *	            1m..7d): checkpoint.h
- *	[daemon]    metrics_file, log_level (info)
+ *	[daemon]    metrics_file, wake_socket (wake.h; unset: none),
+ *	            log_level (info)
  *
  *	At most 64 staff.NAME departments.
  * ERRORS
@@ -199,6 +200,7 @@ struct cp_config {
 
 	/* [daemon] */
 	char *metrics_file;
+	char *wake_socket;	/* the portal's "new events" socket, or NULL */
 	int log_level;		/* syslog priority */
 };
 

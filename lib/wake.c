@@ -1,0 +1,111 @@
+/*
+ * NAME
+ *	wake - the datagram socket that tells carepostd "new events"
+ * DESCRIPTION
+ *	See wake.h.
+ */
+#include "wake.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* sockaddr_of - path as an AF_UNIX address: 0, or -ENAMETOOLONG. */
+static int
+sockaddr_of(const char *path, struct sockaddr_un *sa)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	if (path == NULL || *path == '\0' || strlen(path) >= sizeof(sa->sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa->sun_path, path, strlen(path));
+	return 0;
+}
+
+/* listening - whether a socket is bound at sa (connect says so, and
+ * sends nothing). */
+static int
+listening(const struct sockaddr_un *sa)
+{
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0), r;
+
+	if (fd < 0)
+		return 0;
+	r = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
+	close(fd);
+	return r == 0;
+}
+
+int
+wake_listen(const char *path, struct cp_error *err)
+{
+	struct sockaddr_un sa;
+	struct stat st;
+	int fd, r;
+
+	if (sockaddr_of(path, &sa) < 0)
+		return cp_error_set(err, -ENAMETOOLONG, "%s: [daemon] wake_socket: "
+				    "longer than a socket path may be", path ? path : "");
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return cp_error_set(err, -EEXIST, "%s: [daemon] wake_socket: "
+					    "there is something there that is not a "
+					    "socket", path);
+		if (listening(&sa))
+			return cp_error_set(err, -EADDRINUSE, "%s: [daemon] wake_socket: "
+					    "another carepostd listens on it", path);
+		unlink(path);		/* a stale one: its carepostd is gone */
+	}
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return cp_error_set(err, -errno, "%s: [daemon] wake_socket: %s", path,
+				    strerror(errno));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0600) < 0) {
+		r = -errno;
+		close(fd);
+		return cp_error_set(err, r, "%s: [daemon] wake_socket: %s", path,
+				    strerror(-r));
+	}
+	return fd;
+}
+
+void
+wake_drain(int fd)
+{
+	char b[64];
+
+	while (recv(fd, b, sizeof(b), MSG_DONTWAIT) >= 0)
+		;
+}
+
+void
+wake_close(int fd, const char *path)
+{
+	if (fd < 0)
+		return;
+	close(fd);
+	if (path != NULL)
+		unlink(path);
+}
+
+int
+wake_send(const char *path)
+{
+	struct sockaddr_un sa;
+	int fd, r = 0;
+
+	if (sockaddr_of(path, &sa) < 0)
+		return -ENAMETOOLONG;
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (sendto(fd, "w", 1, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&sa,
+		   sizeof(sa)) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}

@@ -1,0 +1,49 @@
+/*
+ * NAME
+ *	wake - the datagram socket that tells carepostd "new events"
+ * SYNOPSIS
+ *	#include "wake.h"
+ *
+ *	fd = wake_listen(cfg->wake_socket, &err);	(carepostd, at start)
+ *	... readable: wake_drain(fd); run a send round now ...
+ *	wake_close(fd, cfg->wake_socket);
+ *
+ *	r = wake_send(cfg->wake_socket);	(carepostctl, after event add)
+ * DESCRIPTION
+ *	The portal commits events to the store and then may send one
+ *	datagram, of any bytes, to [daemon] wake_socket (an AF_UNIX
+ *	SOCK_DGRAM socket, /run/carepost/wake in the shipped config), so
+ *	that carepostd runs a send round at once instead of at its next
+ *	poll. The bytes mean nothing and are never read as data; the poll
+ *	stays as the fallback, so a lost datagram only costs the wait.
+ *
+ *	wake_listen makes the socket: a stale socket left at path (a
+ *	carepostd that died) is removed first; one another process listens
+ *	on, or anything that is not a socket, is refused; the socket is mode 0600 (the portal's writer runs as the
+ *	carepost user: docs/store.md). wake_drain reads every datagram
+ *	waiting, without blocking. wake_close closes fd and removes the
+ *	socket file. wake_send sends one byte to the socket at path,
+ *	without blocking.
+ * ERRORS
+ *	wake_listen: the fd, or -ENAMETOOLONG (a path longer than
+ *	sun_path), -EEXIST (something that is not a socket at path), -EADDRINUSE
+ *	(a socket someone listens on), or
+ *	the errno of socket, bind or chmod; err says which, naming path.
+ *	wake_send: 0, or -errno: -ENOENT or -ECONNREFUSED when no carepostd
+ *	listens, -EAGAIN when its queue is full (it is awake already).
+ * OWNERSHIP
+ *	The caller owns the fd. path is only read.
+ * THREAD SAFETY
+ *	Reentrant.
+ */
+#ifndef CAREPOST_WAKE_H
+#define CAREPOST_WAKE_H
+
+#include "util.h"
+
+int wake_listen(const char *path, struct cp_error *err);
+void wake_drain(int fd);
+void wake_close(int fd, const char *path);
+int wake_send(const char *path);
+
+#endif
