@@ -1009,8 +1009,9 @@ run_loop(struct carepostd *cd)
 		r = sd_event_add_io(cd->ev, &sig_src, sig_pipe[0], EPOLLIN,
 				    on_signal_pipe, cd);
 	if (r >= 0)
+		/* 10 ms: a woken round (wake.h) is not held for coalescing */
 		r = sd_event_add_time(cd->ev, &cd->send_timer, CLOCK_MONOTONIC, 0,
-				      100000, on_send, cd);
+				      10000, on_send, cd);
 	if (r >= 0)
 		r = sd_event_add_time(cd->ev, &cd->retain_timer, CLOCK_MONOTONIC, 0,
 				      100000, on_retain, cd);
