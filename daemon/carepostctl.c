@@ -73,6 +73,7 @@
 #include "storefmt.h"
 #include "template.h"
 #include "wake.h"
+#include "keycheck.h"
 
 static int json_output;
 static const char *config_arg;
@@ -122,6 +123,7 @@ usage(FILE *f)
 	      "  audit checkpoint          sign a checkpoint of the trail's head now\n"
 	      "  unsubscribe TOKEN         apply a one-click unsubscribe the portal received\n"
 	      "  wake                      tell carepostd new events are in (send now)\n"
+	      "  keys                      the keys on file and when they expire\n"
 	      "  audit export [--patient ID] [--since T] [--until T] [--reason TEXT]\n"
 	      "                            the audit trail as FHIR AuditEvent JSON lines\n"
 	      "  backup DIR                a consistent compacted copy of the store, while\n"
@@ -375,6 +377,78 @@ cmd_patient_list(void)
 		json_array_foreach(ids, i, v)
 			puts(json_string_value(v));
 	json_decref(ids);
+	return 0;
+}
+
+/* One row of "keys": printed at once, or gathered for --json. */
+struct keys_out {
+	json_t *rows;			/* --json */
+	size_t by_state[KEYCHECK_MISSING + 1];
+};
+
+static int
+keys_row(void *userdata, const struct keycheck_key *k)
+{
+	struct keys_out *o = userdata;
+	long long days = k->expires > 0 ? (k->expires - (long long)cp_now()) / 86400 : -1;
+
+	o->by_state[k->state]++;
+	if (o->rows != NULL) {
+		json_t *r = json_pack("{s:s, s:s, s:s, s:s}", "patient", k->patient,
+				      "recipient", k->ref, "fingerprint", k->fpr,
+				      "state", keycheck_state_name(k->state));
+
+		if (r == NULL)
+			return -ENOMEM;
+		json_object_set_new(r, "key_expires", k->expires > 0 ?
+				    json_integer(k->expires) : json_null());
+		return json_array_append_new(o->rows, r) == 0 ? 0 : -ENOMEM;
+	}
+	if (k->expires > 0)
+		printf("%-24s %-9s %s %-13s expires %lld (%lld days)\n", k->patient, k->ref,
+		       k->fpr, keycheck_state_name(k->state), k->expires, days);
+	else
+		printf("%-24s %-9s %s %-13s %s\n", k->patient, k->ref, k->fpr,
+		       keycheck_state_name(k->state),
+		       k->state == KEYCHECK_MISSING ? "not in the keyring" : "never expires");
+	return 0;
+}
+
+/* cmd_keys - the OpenPGP keys on file, with their expiry (keycheck.h). */
+static int
+cmd_keys(void)
+{
+	struct keys_out o = { json_output ? json_array() : NULL, { 0 } };
+	struct runtime rt;
+	struct cp_error err;
+	struct pgp *p = NULL;
+	int r;
+
+	if ((r = open_rt(&rt, RUNTIME_STORE)) != 0) {
+		json_decref(o.rows);
+		return r;
+	}
+	cp_error_clear(&err);
+	r = pgp_global_init();
+	if (r == 0)
+		r = pgp_new(rt.cfg->gpg_home, NULL, &p, &err);
+	if (r == 0)
+		r = keycheck_each(rt.store, p, cp_now(), keys_row, &o, &err);
+	pgp_free(p);
+	runtime_close(&rt);
+	if (r < 0) {
+		json_decref(o.rows);
+		return fail(r == -ENOMEM ? EX_OSERR : EX_UNAVAILABLE, "keys: %s",
+			    err.text[0] ? err.text : strerror(-r));
+	}
+	if (o.rows != NULL) {
+		json_t *counts = json_object();
+
+		for (int i = 0; i <= KEYCHECK_MISSING; i++)
+			json_object_set_new(counts, keycheck_state_name(i),
+					    json_integer((json_int_t)o.by_state[i]));
+		print_json_take(json_pack("{s:o, s:o}", "keys", o.rows, "by_state", counts));
+	}
 	return 0;
 }
 
@@ -1793,6 +1867,8 @@ main(int argc, char **argv)
 		return cmd_unsubscribe(argv[1]);
 	if (strcmp(cmd, "wake") == 0 && argc == 1)
 		return cmd_wake();
+	if (strcmp(cmd, "keys") == 0 && argc == 1)
+		return cmd_keys();
 	if (strcmp(cmd, "render") == 0)
 		return cmd_render(argc - 1, argv + 1);
 	if (strcmp(cmd, "ingest") == 0)

@@ -45,6 +45,7 @@
 #include "audit.h"
 #include "inbound.h"
 #include "inround.h"
+#include "keycheck.h"
 #include "queue.h"
 #include "retain.h"
 #include "checkpoint.h"
@@ -462,6 +463,9 @@ struct carepostd {
 	char last_error[sizeof(((struct cp_error *)0)->text)];
 };
 
+static void arm(struct carepostd *cd, int64_t wait);
+static void check_keys_on_file(struct carepostd *cd, struct pgp *p, int64_t now);
+
 static void
 add_stats(struct metrics *m, const struct outbound_stats *st)
 {
@@ -508,13 +512,38 @@ read_gauges(struct carepostd *cd, int64_t now, int force)
 		cd->keys_at = now;
 		m->keys_expiring = -1;
 		cp_error_clear(&err);
-		if (pgp_new(cd->d.rt.cfg->gpg_home, NULL, &p, &err) == 0 &&
-		    pgp_keys_expiring(p, now, 30LL * 86400, &n, &err) == 0)
-			m->keys_expiring = (int64_t)n;
+		if (pgp_new(cd->d.rt.cfg->gpg_home, NULL, &p, &err) == 0)
+			check_keys_on_file(cd, p, now);
 		else
-			log_warning("cannot count expiring keys: %s", err.text);
+			log_warning("cannot check the keys: %s", err.text);
 		pgp_free(p);
 	}
+}
+
+/*
+ * check_keys_on_file - the keys of patients and proxies, checked for
+ * their expiry (keycheck.h): notices queued to those whose key expires
+ * within 30 and 7 days, once each, sent by the next round.
+ */
+static void
+check_keys_on_file(struct carepostd *cd, struct pgp *p, int64_t now)
+{
+	struct keycheck_stats st;
+	struct cp_error err;
+
+	cp_error_clear(&err);
+	if (keycheck_notify(cd->d.rt.store, p, cd->d.rt.cfg, now, &st, &err) < 0) {
+		log_warning("cannot check the keys on file: %s", err.text);
+		return;
+	}
+	cd->m.keys_expiring = (int64_t)st.keyring_expiring;
+	if (st.queued > 0 || st.unusable > 0)
+		log_event(LOG_NOTICE, LOGID_GENERIC, NULL, NULL, "keys on file: %zu, "
+			  "expiring within 30 days %zu, unusable %zu (carepostctl keys); "
+			  "expiry notices queued: %zu", st.keys, st.expiring, st.unusable,
+			  st.queued);
+	if (st.queued > 0 && cd->send_timer != NULL)
+		arm(cd, 0);
 }
 
 static void
@@ -1108,6 +1137,7 @@ run_once(struct carepostd *cd)
 {
 	int r, imap_r = 0;
 
+	read_gauges(cd, cp_now(), 1);	/* keys first: their notices go now */
 	r = send_all(cd);
 	if (cd->d.rt.cfg->imap_host != NULL && !got_stop) {
 		imap_r = imap_renew(cd) < 0 ? -1 : imap_drain(cd);

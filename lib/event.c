@@ -40,9 +40,11 @@ static const struct event_type types[] = {
 	{ "reply_ack", "service", 0, 0, 1, NULL },
 	{ "staff_alert", "service", 0, 0, 1, NULL },
 	{ "form_incomplete", "service", 0, 0, 1, NULL },
+	/* Internal: made by carepostd's key check (keycheck.h). */
+	{ "key_expiring", "service", 0, 0, 1, NULL },
 };
 
-#define PORTAL_TYPES (CP_ARRAY_SIZE(types) - 3)
+#define PORTAL_TYPES (CP_ARRAY_SIZE(types) - 4)
 
 const struct event_type *
 event_type_find(const char *name)

@@ -1030,6 +1030,117 @@ pgp_import(struct pgp *p, const void *data, size_t len,
 			    res->considered, res->not_imported);
 }
 
+/* key_info - what pgp_key_table says of key, at now. */
+static void
+key_info(gpgme_key_t key, long long now, struct pgp_key_info *ki)
+{
+	long long life = -1, primary = (long long)key->subkeys->expires;
+	int any_enc = 0;
+
+	fpr_copy(ki->fpr, key->subkeys->fpr);
+	for (gpgme_subkey_t sk = key->subkeys; sk != NULL; sk = sk->next) {
+		long long e = (long long)sk->expires;
+
+		if (!sk->can_encrypt)
+			continue;
+		any_enc = 1;
+		if (sk->revoked || sk->disabled || sk->invalid)
+			continue;	/* (an expired one still dates the key) */
+		if (e == 0 || life == 0)
+			life = 0;
+		else if (e > life)
+			life = e;
+	}
+	if (primary > 0 && (life == 0 || life > primary))
+		life = primary;
+	ki->expires = life > 0 ? life : primary > 0 && life < 0 ? primary : 0;
+	if (key->revoked || key->disabled || key->invalid)
+		ki->state = PGP_KEY_REVOKED;
+	else if (!any_enc)
+		ki->state = PGP_KEY_NO_ENCRYPTION;
+	else if (life < 0 || key->expired || (life > 0 && life <= now))
+		ki->state = PGP_KEY_EXPIRED;
+	else
+		ki->state = PGP_KEY_OK;
+}
+
+static int
+key_info_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct pgp_key_info *)a)->fpr,
+		      ((const struct pgp_key_info *)b)->fpr);
+}
+
+static int key_table_once(struct pgp *p, long long now, struct pgp_key_info **out,
+			  size_t *n, struct cp_error *err);
+
+int
+pgp_key_table(struct pgp *p, long long now, struct pgp_key_info **out,
+	      size_t *n, struct cp_error *err)
+{
+	/* a listing that meets gpg busy with its trust database (just
+	 * after an import) fails once: try again */
+	int r = key_table_once(p, now, out, n, err);
+
+	if (r == -EIO) {
+		cp_error_clear(err);
+		r = key_table_once(p, now, out, n, err);
+	}
+	return r;
+}
+
+static int
+key_table_once(struct pgp *p, long long now, struct pgp_key_info **out,
+	       size_t *n, struct cp_error *err)
+{
+	struct pgp_key_info *t = NULL, *nt;
+	size_t len = 0, cap = 0;
+	gpgme_error_t ge;
+	gpgme_key_t key;
+
+	*out = NULL;
+	*n = 0;
+	ge = gpgme_op_keylist_start(p->ctx, NULL, 0);
+	while (ge == 0 && (ge = gpgme_op_keylist_next(p->ctx, &key)) == 0) {
+		if (key->subkeys != NULL && key->subkeys->fpr != NULL &&
+		    fpr_valid(key->subkeys->fpr)) {
+			if (len == cap) {
+				cap = cap ? 2 * cap : 64;
+				if ((nt = realloc(t, cap * sizeof(*t))) == NULL) {
+					gpgme_key_unref(key);
+					gpgme_op_keylist_end(p->ctx);
+					free(t);
+					return cp_error_set(err, -ENOMEM, "gpg: out of memory");
+				}
+				t = nt;
+			}
+			key_info(key, now, &t[len++]);
+		}
+		gpgme_key_unref(key);
+	}
+	gpgme_op_keylist_end(p->ctx);
+	if (gpgme_err_code(ge) != GPG_ERR_EOF) {
+		free(t);
+		return cp_error_set(err, -EIO, "gpg: key listing: %s", gpgme_strerror(ge));
+	}
+	if (len > 1)
+		qsort(t, len, sizeof(*t), key_info_cmp);
+	*out = t;
+	*n = len;
+	return 0;
+}
+
+const struct pgp_key_info *
+pgp_key_table_find(const struct pgp_key_info *t, size_t n, const char *fpr)
+{
+	struct pgp_key_info k;
+
+	if (t == NULL || !fpr_valid(fpr))
+		return NULL;
+	fpr_copy(k.fpr, fpr);
+	return bsearch(&k, t, n, sizeof(*t), key_info_cmp);
+}
+
 int
 pgp_keys_expiring(struct pgp *p, long long now, long long horizon,
 		  size_t *n, struct cp_error *err)

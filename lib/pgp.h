@@ -206,6 +206,32 @@ int pgp_key_expires(struct pgp *p, const char *fpr, long long *expires,
 		    struct cp_error *err);
 
 /*
+ * pgp_key_table - every public key in the keyring, in one gpg run: its
+ * primary fingerprint, when it stops (or stopped) being usable to encrypt
+ * to (the latest expiry among its encryption subkeys that are not
+ * revoked, no later than the primary key's; 0: never), and its state at
+ * now: PGP_KEY_OK, _REVOKED
+ * (or disabled, or invalid), _EXPIRED (that date is past at now,
+ * or gpg says the key has expired), _NO_ENCRYPTION (no encryption subkey at all). Sorted by
+ * fingerprint for pgp_key_table_find (bsearch). *out is the caller's to
+ * free().
+ */
+enum pgp_key_state {
+	PGP_KEY_OK, PGP_KEY_EXPIRED, PGP_KEY_REVOKED, PGP_KEY_NO_ENCRYPTION,
+};
+
+struct pgp_key_info {
+	char fpr[PGP_FPR_SIZE];
+	long long expires;
+	enum pgp_key_state state;
+};
+
+int pgp_key_table(struct pgp *p, long long now, struct pgp_key_info **out,
+		  size_t *n, struct cp_error *err);
+const struct pgp_key_info *pgp_key_table_find(const struct pgp_key_info *t,
+					      size_t n, const char *fpr);
+
+/*
  * pgp_keys_expiring - count the public keys in the keyring whose primary
  * key expires after now and at most horizon seconds later (not revoked
  * or disabled): the admin's early warning.

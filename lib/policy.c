@@ -99,6 +99,12 @@ policy_resolve(json_t *patient, const char *ref, struct policy_rcpt *out)
 	return 0;
 }
 
+size_t
+policy_proxies(json_t *patient)
+{
+	return json_array_size(json_object_get(patient, "proxies"));
+}
+
 int
 policy_tz_valid(const char *tz)
 {

@@ -81,6 +81,8 @@ struct policy_rcpt {
 };
 
 int policy_resolve(json_t *patient, const char *ref, struct policy_rcpt *out);
+/* policy_proxies - how many proxies a patient record lists (refs proxy:0..N-1). */
+size_t policy_proxies(json_t *patient);
 
 #define POLICY_ADDRESS_HASH_SIZE 17	/* 16 hex digits and NUL */
 
