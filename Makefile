@@ -140,7 +140,7 @@ DEB_PKGS = build-essential pkg-config clang libclang-rt-14-dev \
 	libsystemd-dev libjansson-dev libgcrypt20-dev libcmocka-dev libssl-dev \
 	libseccomp-dev \
 	gnupg gpg-agent dovecot-imapd postfix isync python3 python3-lmdb valgrind \
-	opendkim opendkim-tools python3-dkim \
+	opendkim opendkim-tools python3-dkim python3-icalendar \
 	man-db groff-base systemd
 
 deps:

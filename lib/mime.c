@@ -504,6 +504,13 @@ body_is_7bit(const char *s, size_t len)
 int
 mime_text_part(struct buf *out, const char *text, size_t len)
 {
+	return mime_text_part_as(out, "text/plain; charset=utf-8", NULL, text, len);
+}
+
+int
+mime_text_part_as(struct buf *out, const char *content_type,
+		  const char *disposition, const char *text, size_t len)
+{
 	_cleanup_buf_ struct buf body = BUF_INIT;
 	_cleanup_buf_ struct buf enc = BUF_INIT;
 	const char *cte;
@@ -529,8 +536,10 @@ mime_text_part(struct buf *out, const char *text, size_t len)
 	}
 	if (r < 0)
 		return r;
-	r = buf_printf(out, "Content-Type: text/plain; charset=utf-8\r\n"
-		       "Content-Transfer-Encoding: %s\r\n\r\n", cte);
+	r = buf_printf(out, "Content-Type: %s\r\n%s%s%s"
+		       "Content-Transfer-Encoding: %s\r\n\r\n", content_type,
+		       disposition ? "Content-Disposition: " : "",
+		       disposition ? disposition : "", disposition ? "\r\n" : "", cte);
 	if (r < 0)
 		return r;
 	return buf_append(out, enc.data, enc.len);

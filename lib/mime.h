@@ -28,7 +28,10 @@
  *	line, the body): 7bit when the text is ASCII with lines of at most 76
  *	bytes, quoted-printable otherwise (base64 if QP would be over 1.5 times
  *	larger). Input line endings (LF or CRLF) become CRLF; invalid UTF-8
- *	is replaced by U+FFFD.
+ *	is replaced by U+FFFD. mime_text_part_as does the same with another
+ *	Content-Type value ("text/calendar; charset=utf-8; method=PUBLISH")
+ *	and, when disposition is not NULL, a Content-Disposition header;
+ *	both are the caller's, written as given.
  *
  *	mime_qp_encode and mime_base64_encode append encoded bodies with CRLF
  *	line breaks (76 columns).
@@ -64,6 +67,8 @@ int mime_header(struct buf *out, const char *name, const char *value);
 int mime_address(struct buf *out, const char *name, const char *display,
 		 const char *addr);
 int mime_text_part(struct buf *out, const char *text, size_t len);
+int mime_text_part_as(struct buf *out, const char *content_type,
+		      const char *disposition, const char *text, size_t len);
 int mime_qp_encode(struct buf *out, const char *data, size_t len);
 int mime_base64_encode(struct buf *out, const void *data, size_t len);
 void mime_boundary(char out[MIME_BOUNDARY_SIZE]);

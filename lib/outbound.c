@@ -11,6 +11,7 @@
 #include "unsub.h"
 #include "buf.h"
 #include "event.h"
+#include "ical.h"
 #include "intake.h"
 #include "log.h"
 #include "mime.h"
@@ -365,13 +366,92 @@ clinic_key_down(struct pgp *pgp, const struct cp_config *cfg, struct job *j)
 	return 1;
 }
 
+/* The appointment types that carry a calendar entry, and how. */
+static int
+appointment_method(const char *type, enum ical_method *m)
+{
+	if (type == NULL)
+		return 0;
+	if (strcmp(type, "appointment_scheduled") == 0 ||
+	    strcmp(type, "appointment_reminder") == 0) {
+		*m = ICAL_PUBLISH;
+		return 1;
+	}
+	if (strcmp(type, "appointment_cancelled") == 0) {
+		*m = ICAL_CANCEL;
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * calendar_part - the RFC 5545 entry of an encrypted appointment message
+ * into ics: 1 made, 0 none (not an appointment, no "start" in its data,
+ * or a cancellation without the "appointment_id" its entry was made
+ * with), < 0 -ENOMEM. Its UID is the SHA-256 of the portal's
+ * appointment_id (else the event's thread) at the From domain, so that
+ * the scheduled, reminded and cancelled mail of one appointment name one
+ * entry; a cancellation's SEQUENCE is one above the data's "sequence".
+ */
+static int
+calendar_part(const struct cp_config *cfg, const struct job *j, struct buf *ics,
+	      enum ical_method *method)
+{
+	json_t *data = json_object_get(j->full_ctx, "data");
+	const char *appt = json_string_value(json_object_get(data, "appointment_id"));
+	const char *provider = json_string_value(json_object_get(data, "provider"));
+	const char *at = cfg->from_address ? strrchr(cfg->from_address, '@') : NULL;
+	json_t *dur = json_object_get(data, "duration_minutes");
+	json_t *seq = json_object_get(data, "sequence");
+	long long minutes = json_is_integer(dur) ? json_integer_value(dur) : 30;
+	unsigned char h[32];
+	char uid[128], hex[65], summary[512];
+	struct ical_event e;
+	int64_t start;
+
+	if (!appointment_method(j->type, method) || !json_is_object(data) ||
+	    (start = event_time(data, "start")) <= 0 || at == NULL)
+		return 0;
+	if (*method == ICAL_CANCEL && appt == NULL)
+		return 0;		/* nothing names the entry it cancels */
+	if (minutes < 1 || minutes > 24 * 60)
+		minutes = 30;
+	if (appt != NULL) {
+		gcry_md_hash_buffer(GCRY_MD_SHA256, h, appt, strlen(appt));
+		cp_hex(h, 16, hex);
+		snprintf(uid, sizeof(uid), "appt-%s%s", hex, at);
+	} else {
+		snprintf(uid, sizeof(uid), "appt-%s%s", j->record->thread ?
+			 j->record->thread : j->record->id, at);
+	}
+	if (provider != NULL)
+		snprintf(summary, sizeof(summary), j->locale && strcmp(j->locale, "es") == 0 ?
+			 "Cita con %s" : "Appointment with %s", provider);
+	else
+		snprintf(summary, sizeof(summary), j->locale && strcmp(j->locale, "es") == 0 ?
+			 "Cita en %s" : "Appointment at %s",
+			 cfg->clinic_name ? cfg->clinic_name : "the clinic");
+	e = (struct ical_event) {
+		.method = *method, .uid = uid,
+		.sequence = (json_is_integer(seq) && json_integer_value(seq) > 0 ?
+			     json_integer_value(seq) : 0) + (*method == ICAL_CANCEL),
+		.stamp = j->now, .start = start, .end = start + minutes * 60,
+		.summary = summary,
+		.location = json_string_value(json_object_get(data, "location")),
+		.organizer = cfg->from_address, .organizer_name = cfg->clinic_name,
+		.attendee = j->to,
+	};
+	return ical_write(ics, &e) == -ENOMEM ? -ENOMEM : ics->len > 0;
+}
+
 static int
 compose(struct outbound *ob, struct pgp *pgp, struct job *j)
 {
 	const struct cp_config *cfg = ob->cfg;
 	_cleanup_buf_ struct buf nsubj = BUF_INIT, nbody = BUF_INIT;
 	_cleanup_buf_ struct buf fsubj = BUF_INIT, fbody = BUF_INIT;
-	_cleanup_buf_ struct buf inner = BUF_INIT, entity = BUF_INIT;
+	_cleanup_buf_ struct buf inner = BUF_INIT, entity = BUF_INIT, ics = BUF_INIT;
+	enum ical_method method = ICAL_PUBLISH;
 	struct cp_error err;
 	struct buf *b = &j->msg;
 	char boundary[MIME_BOUNDARY_SIZE];
@@ -396,6 +476,16 @@ compose(struct outbound *ob, struct pgp *pgp, struct job *j)
 		r = r < 0 ? r : common_headers(&inner, cfg, j, fsubj.data ? fsubj.data : "");
 		r = r < 0 ? r : buf_printf(&inner, "\r\n--%s\r\n", boundary);
 		r = r < 0 ? r : mime_text_part(&inner, fbody.data ? fbody.data : "", fbody.len);
+		if (r >= 0 && (r = calendar_part(cfg, j, &ics, &method)) > 0) {
+			char ctype[96];
+
+			snprintf(ctype, sizeof(ctype), "text/calendar; charset=utf-8; "
+				 "method=%s", method == ICAL_CANCEL ? "CANCEL" : "PUBLISH");
+			r = buf_printf(&inner, "\r\n--%s\r\n", boundary);
+			r = r < 0 ? r : mime_text_part_as(&inner, ctype, "attachment; "
+							   "filename=\"appointment.ics\"",
+							   ics.data, ics.len);
+		}
 		r = r < 0 ? r : buf_printf(&inner, "\r\n--%s--\r\n", boundary);
 		if (r < 0) {
 			snprintf(j->reason, sizeof(j->reason), "building MIME: %s", strerror(-r));

@@ -1,0 +1,191 @@
+/*
+ * NAME
+ *	ical - an appointment as an RFC 5545 calendar object
+ * DESCRIPTION
+ *	See ical.h.
+ */
+#include "ical.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define ICAL_FOLD	75	/* octets of a line, CRLF not counted */
+
+/*
+ * put_line - line (no CRLF) into out, folded: at most ICAL_FOLD octets a
+ * line, continuation lines starting with a space, never splitting a
+ * UTF-8 sequence (a continuation byte is 10xxxxxx).
+ */
+static int
+put_line(struct buf *out, const struct buf *line)
+{
+	size_t i = 0, room = ICAL_FOLD;
+	int r = 0;
+
+	while (r == 0 && i < line->len) {
+		size_t n = line->len - i;
+
+		if (n > room) {
+			n = room;
+			while (n > 0 && ((unsigned char)line->data[i + n] & 0xC0) == 0x80)
+				n--;
+		}
+		r = buf_append(out, line->data + i, n);
+		i += n;
+		if (r == 0 && i < line->len) {
+			r = buf_puts(out, "\r\n ");
+			room = ICAL_FOLD - 1;
+		}
+	}
+	return r < 0 ? r : buf_puts(out, "\r\n");
+}
+
+/* text - a TEXT value, escaped (RFC 5545, 3.3.11). */
+static int
+text(struct buf *b, const char *s)
+{
+	int r = 0;
+
+	for (; r == 0 && s && *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '\\' || c == ';' || c == ',')
+			r = buf_putc(b, '\\') < 0 ? -ENOMEM : buf_putc(b, (char)c);
+		else if (c == '\n')
+			r = buf_puts(b, "\\n");
+		else if (c < 0x20 || c == 0x7F)
+			continue;	/* CR, tabs and the rest: dropped */
+		else
+			r = buf_putc(b, (char)c);
+	}
+	return r;
+}
+
+/* param - a quoted parameter value: no '"', no control character. */
+static int
+param(struct buf *b, const char *s)
+{
+	int r = buf_putc(b, '"');
+
+	for (; r == 0 && s && *s; s++)
+		if ((unsigned char)*s >= 0x20 && *s != '"' && *s != 0x7F)
+			r = buf_putc(b, *s);
+	return r < 0 ? r : buf_putc(b, '"');
+}
+
+/* utc - "YYYYMMDDTHHMMSSZ"; -EINVAL outside the years 1970..9999. */
+static int
+utc(struct buf *b, int64_t t)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+	char s[32];
+
+	if (t < 0 || t > 253402300799LL || gmtime_r(&tt, &tm) == NULL)
+		return -EINVAL;
+	strftime(s, sizeof(s), "%Y%m%dT%H%M%SZ", &tm);
+	return buf_puts(b, s);
+}
+
+/* prop - "NAME" + rest, one folded line. */
+struct line {
+	struct buf *out;
+	struct buf l;
+	int r;
+};
+
+static void
+begin(struct line *ln, const char *name)
+{
+	buf_reset(&ln->l);
+	if (ln->r == 0)
+		ln->r = buf_puts(&ln->l, name);
+}
+
+static void
+end(struct line *ln)
+{
+	if (ln->r == 0)
+		ln->r = put_line(ln->out, &ln->l);
+}
+
+static void
+simple(struct line *ln, const char *name, const char *value)
+{
+	begin(ln, name);
+	if (ln->r == 0)
+		ln->r = buf_puts(&ln->l, value);
+	end(ln);
+}
+
+static void
+text_prop(struct line *ln, const char *name, const char *value)
+{
+	begin(ln, name);
+	if (ln->r == 0)
+		ln->r = text(&ln->l, value);
+	end(ln);
+}
+
+static void
+time_prop(struct line *ln, const char *name, int64_t t)
+{
+	begin(ln, name);
+	if (ln->r == 0)
+		ln->r = utc(&ln->l, t);
+	end(ln);
+}
+
+static void
+address_prop(struct line *ln, const char *name, const char *cn, const char *addr)
+{
+	begin(ln, name);
+	if (ln->r == 0 && cn != NULL && *cn) {
+		ln->r = buf_puts(&ln->l, ";CN=");
+		if (ln->r == 0)
+			ln->r = param(&ln->l, cn);
+	}
+	if (ln->r == 0)
+		ln->r = buf_puts(&ln->l, ":mailto:");
+	if (ln->r == 0)
+		ln->r = text(&ln->l, addr);
+	end(ln);
+}
+
+int
+ical_write(struct buf *out, const struct ical_event *e)
+{
+	struct line ln = { out, BUF_INIT, 0 };
+	char seq[32];
+	int cancel = e->method == ICAL_CANCEL;
+
+	if (e->uid == NULL || *e->uid == '\0' || e->organizer == NULL ||
+	    e->end < e->start)
+		return -EINVAL;
+	simple(&ln, "BEGIN:VCALENDAR", "");
+	simple(&ln, "PRODID:-//carepost//carepost//EN", "");
+	simple(&ln, "VERSION:2.0", "");
+	simple(&ln, "CALSCALE:GREGORIAN", "");
+	simple(&ln, "METHOD:", cancel ? "CANCEL" : "PUBLISH");
+	simple(&ln, "BEGIN:VEVENT", "");
+	text_prop(&ln, "UID:", e->uid);
+	snprintf(seq, sizeof(seq), "%lld", e->sequence < 0 ? 0 : e->sequence);
+	simple(&ln, "SEQUENCE:", seq);
+	time_prop(&ln, "DTSTAMP:", e->stamp);
+	time_prop(&ln, "DTSTART:", e->start);
+	time_prop(&ln, "DTEND:", e->end);
+	if (e->summary != NULL)
+		text_prop(&ln, "SUMMARY:", e->summary);
+	if (e->location != NULL)
+		text_prop(&ln, "LOCATION:", e->location);
+	address_prop(&ln, "ORGANIZER", e->organizer_name, e->organizer);
+	if (cancel && e->attendee != NULL)
+		address_prop(&ln, "ATTENDEE", NULL, e->attendee);
+	simple(&ln, "STATUS:", cancel ? "CANCELLED" : "CONFIRMED");
+	simple(&ln, "END:VEVENT", "");
+	simple(&ln, "END:VCALENDAR", "");
+	buf_free(&ln.l);
+	return ln.r;
+}

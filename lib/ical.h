@@ -1,0 +1,53 @@
+/*
+ * NAME
+ *	ical - an appointment as an RFC 5545 calendar object (iTIP, RFC 5546)
+ * SYNOPSIS
+ *	#include "ical.h"
+ *
+ *	struct ical_event e = { .method = ICAL_PUBLISH, .uid = uid, ... };
+ *	r = ical_write(&buf, &e);
+ * DESCRIPTION
+ *	ical_write appends one VCALENDAR holding one VEVENT: PRODID, VERSION
+ *	2.0, METHOD (PUBLISH for a scheduled or reminded appointment, CANCEL
+ *	for a cancelled one, with STATUS:CANCELLED), and the event's UID,
+ *	SEQUENCE, DTSTAMP, DTSTART, DTEND (UTC, "YYYYMMDDTHHMMSSZ": every
+ *	calendar shows them in its reader's own zone), SUMMARY, LOCATION
+ *	(when given), ORGANIZER (the clinic's address, with its name) and,
+ *	for CANCEL, the ATTENDEE it is cancelled for. TEXT values are
+ *	escaped (backslash, ";", ",", line breaks as "\n"; other control
+ *	characters dropped), parameter values quoted without the characters
+ *	a quoted value cannot hold; every line ends in CRLF and is folded
+ *	at 75 octets, never inside a UTF-8 character.
+ * ERRORS
+ *	0, -EINVAL (no uid, no organizer, an end before the start, a
+ *	time outside years 1970..9999), -ENOMEM.
+ * OWNERSHIP
+ *	Strings are borrowed for the call; out is the caller's.
+ * THREAD SAFETY
+ *	Reentrant.
+ */
+#ifndef CAREPOST_ICAL_H
+#define CAREPOST_ICAL_H
+
+#include <stdint.h>
+
+#include "buf.h"
+
+enum ical_method { ICAL_PUBLISH, ICAL_CANCEL };
+
+struct ical_event {
+	enum ical_method method;
+	const char *uid;		/* stable across the appointment's mail */
+	long long sequence;		/* higher for each change; CANCEL too */
+	int64_t stamp;			/* when this object was made */
+	int64_t start, end;		/* epoch seconds */
+	const char *summary;		/* may be NULL */
+	const char *location;		/* may be NULL */
+	const char *organizer;		/* an address */
+	const char *organizer_name;	/* may be NULL */
+	const char *attendee;		/* CANCEL: an address; may be NULL */
+};
+
+int ical_write(struct buf *out, const struct ical_event *e);
+
+#endif
