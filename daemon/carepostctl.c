@@ -410,7 +410,8 @@ keys_row(void *userdata, const struct keycheck_key *k)
 	else
 		printf("%-24s %-9s %s %-13s %s\n", k->patient, k->ref, k->fpr,
 		       keycheck_state_name(k->state),
-		       k->state == KEYCHECK_MISSING ? "not in the keyring" : "never expires");
+		       k->state == KEYCHECK_MISSING ? "not in the keyring" :
+		       k->state == KEYCHECK_OK ? "never expires" : "");
 	return 0;
 }
 

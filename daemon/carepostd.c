@@ -458,8 +458,10 @@ struct carepostd {
 	/* [daemon] wake_socket, as it was at start: the portal's "new events" */
 	char *wake_path;
 	int wake_fd;
+	ino_t wake_ino;
 	sd_event_source *wake_src;
 	int64_t send_began_ms;		/* monotonic: the last send round's start */
+	int send_soon;			/* notices queued outside a round: send */
 	char last_error[sizeof(((struct cp_error *)0)->text)];
 };
 
@@ -542,8 +544,10 @@ check_keys_on_file(struct carepostd *cd, struct pgp *p, int64_t now)
 			  "expiring within 30 days %zu, unusable %zu (carepostctl keys); "
 			  "expiry notices queued: %zu", st.keys, st.expiring, st.unusable,
 			  st.queued);
-	if (st.queued > 0 && cd->send_timer != NULL)
-		arm(cd, 0);
+	if (st.queued > 0 && cd->send_timer != NULL) {
+		cd->send_soon = 1;	/* on_send, which may have called us, */
+		arm(cd, 0);		/* re-arms after: it looks at this */
+	}
 }
 
 static void
@@ -663,6 +667,10 @@ on_send(sd_event_source *s, uint64_t usec, void *userdata)
 	read_gauges(cd, now, 0);
 	write_metrics(cd, now, wait > 0);
 	notify_status(cd);
+	if (cd->send_soon) {
+		cd->send_soon = 0;
+		wait = 0;
+	}
 	arm(cd, wait);
 	return 0;
 }
@@ -803,15 +811,22 @@ wake_open(struct carepostd *cd)
 	if (path == NULL || *path == '\0')
 		return 0;
 	cp_error_clear(&err);
-	if ((cd->wake_fd = wake_listen(path, &err)) < 0) {
-		log_error("%s", err.text);
-		return -1;
+	if ((cd->wake_fd = wake_listen(path, &cd->wake_ino, &err)) < 0) {
+		cd->wake_fd = -1;
+		/* taken, or not a socket: two configs meet, the admin's to
+		 * mend; else (no such directory...) the poll alone serves */
+		if (err.code == -EADDRINUSE || err.code == -EEXIST) {
+			log_error("%s", err.text);
+			return -1;
+		}
+		log_warning("%s: without it, new events wait for the poll", err.text);
+		return 0;
 	}
 	if ((cd->wake_path = strdup(path)) == NULL ||
 	    (r = sd_event_add_io(cd->ev, &cd->wake_src, cd->wake_fd, EPOLLIN, on_wake,
 				 cd)) < 0) {
 		log_error("%s: [daemon] wake_socket: cannot watch it", path);
-		wake_close(cd->wake_fd, path);
+		wake_close(cd->wake_fd, path, cd->wake_ino);
 		cd->wake_fd = -1;
 		return -1;
 	}
@@ -1092,7 +1107,7 @@ run_loop(struct carepostd *cd)
 	cd->retain_timer = sd_event_source_unref(cd->retain_timer);
 	cd->checkpoint_timer = sd_event_source_unref(cd->checkpoint_timer);
 	cd->wake_src = sd_event_source_unref(cd->wake_src);
-	wake_close(cd->wake_fd, cd->wake_path);
+	wake_close(cd->wake_fd, cd->wake_path, cd->wake_ino);
 	cd->wake_fd = -1;
 	free(cd->wake_path);
 	cd->wake_path = NULL;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "event.h"
 #include "policy.h"
 #include "queue.h"
 #include "record.h"
@@ -73,6 +74,8 @@ each_patient(void *userdata, const char *key, size_t keylen, json_t *patient)
 		return 0;
 	memcpy(id, key, keylen);
 	id[keylen] = '\0';
+	if (!id_valid(id))
+		return 0;		/* no event could name it: not one of ours */
 	for (size_t i = 0; i <= proxies; i++) {
 		struct keycheck_key k = { .patient = id, .ref = ref };
 		struct policy_rcpt pr;
@@ -88,6 +91,7 @@ each_patient(void *userdata, const char *key, size_t keylen, json_t *patient)
 			k.fpr[j] = (char)(pr.fpr[j] >= 'a' && pr.fpr[j] <= 'f' ?
 					  pr.fpr[j] - 'a' + 'A' : pr.fpr[j]);
 		judge(w, &k);
+		k.mailed = policy_mails(patient, ref, w->now);
 		if ((r = w->fn(w->userdata, &k)) != 0)
 			return r;
 	}
@@ -141,6 +145,8 @@ gather_one(void *userdata, const struct keycheck_key *k)
 	if (k->state != KEYCHECK_EXPIRING)
 		return 0;
 	g->st->expiring++;
+	if (!k->mailed)
+		return 0;		/* carepost writes to them about nothing */
 	if (g->n == g->cap) {
 		size_t cap = g->cap ? 2 * g->cap : 16;
 		struct due_notice *nv = reallocarray(g->v, cap, sizeof(*nv));
@@ -157,7 +163,9 @@ gather_one(void *userdata, const struct keycheck_key *k)
 	cp_strlcpy(dn->ref, k->ref, sizeof(dn->ref));
 	memcpy(dn->fpr, k->fpr, sizeof(dn->fpr));
 	dn->expires = k->expires;
-	dn->mark = k->expires <= g->now + KEYCHECK_SOON ? 7 : 30;
+	/* a day's margin: a key met a little over 7 days ahead gets the
+	 * 7-day notice, not the 30-day one and the 7-day one an hour apart */
+	dn->mark = k->expires <= g->now + KEYCHECK_SOON + 86400 ? 7 : 30;
 	return 0;
 }
 
@@ -200,8 +208,8 @@ queue_one(struct store *s, MDB_txn *txn, const struct queue_ctx *q,
 	json_t *data;
 	int r;
 
-	snprintf(mark, sizeof(mark), "keyexp/%s/%s/%s/%lld/%d", dn->patient, dn->ref,
-		 dn->fpr, dn->expires, dn->mark);
+	snprintf(mark, sizeof(mark), "keyexp/%s/%s/%lld/%d", dn->patient, dn->fpr,
+		 dn->expires, dn->mark);
 	r = store_txn_has(s, txn, DB_ACKS, mark, strlen(mark), err);
 	if (r != 0)
 		return r < 0 ? r : 0;	/* told already */
@@ -209,8 +217,8 @@ queue_one(struct store *s, MDB_txn *txn, const struct queue_ctx *q,
 	if (dn->mark == 30) {
 		char soon[sizeof(mark)];
 
-		snprintf(soon, sizeof(soon), "keyexp/%s/%s/%s/%lld/7", dn->patient,
-			 dn->ref, dn->fpr, dn->expires);
+		snprintf(soon, sizeof(soon), "keyexp/%s/%s/%lld/7", dn->patient,
+			 dn->fpr, dn->expires);
 		if ((r = store_txn_has(s, txn, DB_ACKS, soon, strlen(soon), err)) != 0)
 			return r < 0 ? r : 0;
 	}

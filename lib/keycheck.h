@@ -19,11 +19,17 @@
  *	the keyring). Until a key is renewed, mail to its owner goes as a
  *	PHI-free notice.
  *
+ *	Patient ids that no event could name (event.h, id_valid) are not
+ *	ours and are skipped.
+ *
  *	keycheck_notify queues, for each key that expires within 30 days
- *	(and again within 7), one PHI-free notice of the internal type
- *	key_expiring to its owner (that recipient only: the patient, or that
- *	proxy), at most one per key, expiry date and mark: the mark is the
- *	"acks" record "keyexp/PATIENT/REF/FPR/EXPIRES/30" (or "/7"), kept
+ *	(and again within 7, counted with a day's margin), one PHI-free
+ *	notice of the internal type key_expiring to its owner (that
+ *	recipient only: the patient, or that proxy), and only to a recipient
+ *	carepost mails (policy_mails: an adult patient, a minor's proxies);
+ *	at most one per patient, key, expiry date and mark, whatever the
+ *	proxy's place in the list: the mark is the "acks" record
+ *	"keyexp/PATIENT/FPR/EXPIRES/30" (or "/7"), kept
  *	until the key's expiry (its "at"), in the same transaction as the
  *	notice's delivery record. A renewed key (same fingerprint, a later
  *	expiry) starts afresh: no notice until it too comes within 30 days.
@@ -63,6 +69,8 @@ struct keycheck_key {
 	char fpr[PGP_FPR_SIZE];
 	long long expires;		/* 0: never (or unknown: missing) */
 	enum keycheck_state state;
+	int mailed;			/* carepost mails this recipient (an
+					   adult patient, a minor's proxy) */
 };
 
 struct keycheck_stats {

@@ -919,7 +919,10 @@ prepare(struct outbound *ob, struct delivery *d, int64_t now, struct key_cache *
 			const char *irt = delivery_in_reply_to(d);
 
 			j->notice_ctx = internal_context(cfg, d, pr.is_proxy);
-			j->auto_replied = strcmp(type, "staff_alert") != 0;
+			/* answers to a reply (RFC 3834); the others are
+			 * carepost's own: auto-generated */
+			j->auto_replied = strcmp(type, "reply_ack") == 0 ||
+					  strcmp(type, "form_incomplete") == 0;
 			if (msgid_header_safe(irt))
 				snprintf(j->in_reply_to, sizeof(j->in_reply_to), "<%s>", irt);
 			continue;

@@ -1035,7 +1035,7 @@ static void
 key_info(gpgme_key_t key, long long now, struct pgp_key_info *ki)
 {
 	long long life = -1, primary = (long long)key->subkeys->expires;
-	int any_enc = 0;
+	int any_enc = 0, live_enc = 0;
 
 	fpr_copy(ki->fpr, key->subkeys->fpr);
 	for (gpgme_subkey_t sk = key->subkeys; sk != NULL; sk = sk->next) {
@@ -1046,6 +1046,7 @@ key_info(gpgme_key_t key, long long now, struct pgp_key_info *ki)
 		any_enc = 1;
 		if (sk->revoked || sk->disabled || sk->invalid)
 			continue;	/* (an expired one still dates the key) */
+		live_enc = 1;
 		if (e == 0 || life == 0)
 			life = 0;
 		else if (e > life)
@@ -1054,7 +1055,7 @@ key_info(gpgme_key_t key, long long now, struct pgp_key_info *ki)
 	if (primary > 0 && (life == 0 || life > primary))
 		life = primary;
 	ki->expires = life > 0 ? life : primary > 0 && life < 0 ? primary : 0;
-	if (key->revoked || key->disabled || key->invalid)
+	if (key->revoked || key->disabled || key->invalid || (any_enc && !live_enc))
 		ki->state = PGP_KEY_REVOKED;
 	else if (!any_enc)
 		ki->state = PGP_KEY_NO_ENCRYPTION;

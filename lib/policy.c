@@ -99,6 +99,15 @@ policy_resolve(json_t *patient, const char *ref, struct policy_rcpt *out)
 	return 0;
 }
 
+int
+policy_mails(json_t *patient, const char *ref, int64_t now)
+{
+	int age = patient_age_years(patient, now);
+	int adult = age < 0 || age >= 18;
+
+	return strcmp(ref, "patient") == 0 ? adult : !adult;
+}
+
 size_t
 policy_proxies(json_t *patient)
 {

@@ -83,6 +83,9 @@ struct policy_rcpt {
 int policy_resolve(json_t *patient, const char *ref, struct policy_rcpt *out);
 /* policy_proxies - how many proxies a patient record lists (refs proxy:0..N-1). */
 size_t policy_proxies(json_t *patient);
+/* policy_mails - 1 when carepost mails ref of patient at now (an adult
+ * itself, a minor's proxies), else 0: policy_recipients' rule. */
+int policy_mails(json_t *patient, const char *ref, int64_t now);
 
 #define POLICY_ADDRESS_HASH_SIZE 17	/* 16 hex digits and NUL */
 

@@ -26,25 +26,28 @@ sockaddr_of(const char *path, struct sockaddr_un *sa)
 	return 0;
 }
 
-/* listening - whether a socket is bound at sa (connect says so, and
- * sends nothing). */
+/* stale - whether the socket at sa is one nobody listens on: connect
+ * (which sends nothing) refused. Anything else (a datagram or stream
+ * socket someone holds, one it may not connect to) is not ours to remove. */
 static int
-listening(const struct sockaddr_un *sa)
+stale(const struct sockaddr_un *sa)
 {
-	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0), r;
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0), r, e;
 
 	if (fd < 0)
 		return 0;
 	r = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
+	e = errno;
 	close(fd);
-	return r == 0;
+	return r < 0 && e == ECONNREFUSED;
 }
 
 int
-wake_listen(const char *path, struct cp_error *err)
+wake_listen(const char *path, ino_t *ino, struct cp_error *err)
 {
 	struct sockaddr_un sa;
 	struct stat st;
+	mode_t old;
 	int fd, r;
 
 	if (sockaddr_of(path, &sa) < 0)
@@ -55,21 +58,28 @@ wake_listen(const char *path, struct cp_error *err)
 			return cp_error_set(err, -EEXIST, "%s: [daemon] wake_socket: "
 					    "there is something there that is not a "
 					    "socket", path);
-		if (listening(&sa))
+		if (!stale(&sa))
 			return cp_error_set(err, -EADDRINUSE, "%s: [daemon] wake_socket: "
-					    "another carepostd listens on it", path);
+					    "another carepostd (or another program) "
+					    "listens on it", path);
 		unlink(path);		/* a stale one: its carepostd is gone */
 	}
 	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return cp_error_set(err, -errno, "%s: [daemon] wake_socket: %s", path,
 				    strerror(errno));
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0600) < 0) {
+	/* made 0600 as it is made: no chmod of a path swapped meanwhile */
+	old = umask(0177);
+	r = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
+	umask(old);
+	if (r == 0 && lstat(path, &st) < 0)
 		r = -errno;
+	if (r < 0) {
 		close(fd);
 		return cp_error_set(err, r, "%s: [daemon] wake_socket: %s", path,
 				    strerror(-r));
 	}
+	*ino = st.st_ino;
 	return fd;
 }
 
@@ -83,12 +93,16 @@ wake_drain(int fd)
 }
 
 void
-wake_close(int fd, const char *path)
+wake_close(int fd, const char *path, ino_t ino)
 {
+	struct stat st;
+
 	if (fd < 0)
 		return;
 	close(fd);
-	if (path != NULL)
+	/* only the socket it made: not what another has put there since */
+	if (path != NULL && lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+	    st.st_ino == ino)
 		unlink(path);
 }
 

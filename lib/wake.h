@@ -17,12 +17,14 @@
  *	poll. The bytes mean nothing and are never read as data; the poll
  *	stays as the fallback, so a lost datagram only costs the wait.
  *
- *	wake_listen makes the socket: a stale socket left at path (a
- *	carepostd that died) is removed first; one another process listens
- *	on, or anything that is not a socket, is refused; the socket is mode 0600 (the portal's writer runs as the
- *	carepost user: docs/store.md). wake_drain reads every datagram
- *	waiting, without blocking. wake_close closes fd and removes the
- *	socket file. wake_send sends one byte to the socket at path,
+ *	wake_listen makes the socket: a stale socket left at path (one
+ *	whose connect is refused: a carepostd that died) is removed first;
+ *	one anyone else holds, or anything that is not a socket, is
+ *	refused; the socket is made mode 0600 (the portal's writer runs as
+ *	the carepost user: docs/store.md), and its inode goes to *ino.
+ *	wake_drain reads every datagram waiting, without blocking.
+ *	wake_close closes fd and removes the socket file, if it is still
+ *	the one made (the inode ino). wake_send sends one byte to the socket at path,
  *	without blocking.
  * ERRORS
  *	wake_listen: the fd, or -ENAMETOOLONG (a path longer than
@@ -39,11 +41,13 @@
 #ifndef CAREPOST_WAKE_H
 #define CAREPOST_WAKE_H
 
+#include <sys/types.h>
+
 #include "util.h"
 
-int wake_listen(const char *path, struct cp_error *err);
+int wake_listen(const char *path, ino_t *ino, struct cp_error *err);
 void wake_drain(int fd);
-void wake_close(int fd, const char *path);
+void wake_close(int fd, const char *path, ino_t ino);
 int wake_send(const char *path);
 
 #endif

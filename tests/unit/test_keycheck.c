@@ -116,6 +116,16 @@ setup(void **state)
 	p = json_pack("{s:s, s:s, s:s}", "id", "p3", "email", "m@patients.test",
 		      "pgp_fpr", "0123456789ABCDEF0123456789ABCDEF01234567");
 	tu_store_put(fx.store, DB_PATIENTS, "p3", p);
+	/* a minor, with a key of their own (never written to) and a parent
+	 * whose key is the proxy's of p1 too */
+	p = json_pack("{s:s, s:s, s:s, s:s, s:[{s:s, s:s}]}", "id", "p4",
+		      "email", "kid@patients.test", "dob", "2015-05-05", "pgp_fpr", fx.a,
+		      "proxies", "email", "prox@proxies.test", "pgp_fpr", fx.b);
+	tu_store_put(fx.store, DB_PATIENTS, "p4", p);
+	/* an id no event could name: not one of ours */
+	p = json_pack("{s:s, s:s, s:s}", "id", "x", "email", "x@patients.test",
+		      "pgp_fpr", fx.a);
+	tu_store_put(fx.store, DB_PATIENTS, "bad id\x01", p);
 	return 0;
 }
 
@@ -163,7 +173,7 @@ the_report_says_each_keys_state(void **state)
 	char want[160];
 
 	each_ok(fx.now, &s);
-	assert_int_equal(s.n, 4);	/* the proxy without a key is no key */
+	assert_int_equal(s.n, 6);	/* the proxy without a key is no key */
 	snprintf(want, sizeof(want), "p1 patient %.8s expiring dated", fx.a);
 	assert_string_equal(s.line[0], want);
 	snprintf(want, sizeof(want), "p1 proxy:0 %.8s expiring dated", fx.b);
@@ -171,6 +181,10 @@ the_report_says_each_keys_state(void **state)
 	snprintf(want, sizeof(want), "p2 patient %.8s ok undated", fx.c);
 	assert_string_equal(s.line[2], want);
 	assert_string_equal(s.line[3], "p3 patient 01234567 missing undated");
+	snprintf(want, sizeof(want), "p4 patient %.8s expiring dated", fx.a);
+	assert_string_equal(s.line[4], want);
+	snprintf(want, sizeof(want), "p4 proxy:0 %.8s expiring dated", fx.b);
+	assert_string_equal(s.line[5], want);
 	/* ten days on, the proxy's key has expired */
 	s.n = 0;
 	each_ok(fx.now + 10 * DAY, &s);
@@ -235,8 +249,9 @@ notices_go_once_per_key_mark_and_expiry(void **state)
 {
 	struct notices nt;
 
-	/* now: the patient's (20 days) gets the 30-day notice, the proxy's
-	 * (5 days) the 7-day one only; the others nothing */
+	/* now: the adult patient's (20 days) gets the 30-day notice, the
+	 * minor's parent (5 days) the 7-day one only; not the adult's proxy,
+	 * nor the minor (carepost writes to neither), nor the others */
 	notify(fx.now, 2);
 	nt = count_notices("patient");
 	assert_int_equal(nt.n, 2);
@@ -245,6 +260,7 @@ notices_go_once_per_key_mark_and_expiry(void **state)
 	nt = count_notices("proxy:0");
 	assert_int_equal(nt.to_ref, 1);
 	assert_int_equal(nt.urgent, 1);
+	assert_int_equal(count_notices("patient").to_ref, 1);	/* p1's alone */
 	/* again, and again a day later: nothing new */
 	notify(fx.now, 0);
 	notify(fx.now + DAY, 0);
