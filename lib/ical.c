@@ -75,9 +75,10 @@ param(struct buf *b, const char *s)
 	return r < 0 ? r : buf_putc(b, '"');
 }
 
-/* utc - "YYYYMMDDTHHMMSSZ"; -EINVAL outside the years 1970..9999. */
+/* stamp - "YYYYMMDDTHHMMSS" of t (+ "Z" when utc); -EINVAL outside the
+ * years 1970..9999. */
 static int
-utc(struct buf *b, int64_t t)
+stamp(struct buf *b, int64_t t, int is_utc)
 {
 	struct tm tm;
 	time_t tt = (time_t)t;
@@ -85,8 +86,14 @@ utc(struct buf *b, int64_t t)
 
 	if (t < 0 || t > 253402300799LL || gmtime_r(&tt, &tm) == NULL)
 		return -EINVAL;
-	strftime(s, sizeof(s), "%Y%m%dT%H%M%SZ", &tm);
+	strftime(s, sizeof(s), is_utc ? "%Y%m%dT%H%M%SZ" : "%Y%m%dT%H%M%S", &tm);
 	return buf_puts(b, s);
+}
+
+static int
+utc(struct buf *b, int64_t t)
+{
+	return stamp(b, t, 1);
 }
 
 /* prop - "NAME" + rest, one folded line. */
@@ -138,6 +145,53 @@ time_prop(struct line *ln, const char *name, int64_t t)
 	end(ln);
 }
 
+/* zoned_prop - NAME;TZID=zone:local time (t shifted by offset). */
+static void
+zoned_prop(struct line *ln, const char *name, const struct ical_event *e, int64_t t)
+{
+	if (e->tzid == NULL) {
+		char n[32];
+
+		snprintf(n, sizeof(n), "%s:", name);
+		time_prop(ln, n, t);
+		return;
+	}
+	begin(ln, name);
+	if (ln->r == 0)
+		ln->r = buf_puts(&ln->l, ";TZID=");
+	if (ln->r == 0)
+		ln->r = strspn(e->tzid, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			       "0123456789/_+-") == strlen(e->tzid) ?
+			buf_puts(&ln->l, e->tzid) : param(&ln->l, e->tzid);
+	if (ln->r == 0)
+		ln->r = buf_putc(&ln->l, ':');
+	if (ln->r == 0)
+		ln->r = stamp(&ln->l, t + e->tz_offset, 0);
+	end(ln);
+}
+
+/* vtimezone - the zone's offset at the entry, as one rule. */
+static void
+vtimezone(struct line *ln, const struct ical_event *e)
+{
+	long off = e->tz_offset < 0 ? -e->tz_offset : e->tz_offset;
+	char o[32];
+
+	off %= 24 * 3600;		/* zones are within a day of UTC */
+	snprintf(o, sizeof(o), "%c%02d%02d", e->tz_offset < 0 ? '-' : '+',
+		 (int)(off / 3600), (int)((off / 60) % 60));
+	simple(ln, "BEGIN:VTIMEZONE", "");
+	text_prop(ln, "TZID:", e->tzid);
+	simple(ln, e->tz_dst ? "BEGIN:DAYLIGHT" : "BEGIN:STANDARD", "");
+	simple(ln, "DTSTART:19700101T000000", "");
+	simple(ln, "TZOFFSETFROM:", o);
+	simple(ln, "TZOFFSETTO:", o);
+	if (e->tz_abbr != NULL && *e->tz_abbr)
+		text_prop(ln, "TZNAME:", e->tz_abbr);
+	simple(ln, e->tz_dst ? "END:DAYLIGHT" : "END:STANDARD", "");
+	simple(ln, "END:VTIMEZONE", "");
+}
+
 static void
 address_prop(struct line *ln, const char *name, const char *cn, const char *addr)
 {
@@ -169,13 +223,15 @@ ical_write(struct buf *out, const struct ical_event *e)
 	simple(&ln, "VERSION:2.0", "");
 	simple(&ln, "CALSCALE:GREGORIAN", "");
 	simple(&ln, "METHOD:", cancel ? "CANCEL" : "PUBLISH");
+	if (e->tzid != NULL)
+		vtimezone(&ln, e);
 	simple(&ln, "BEGIN:VEVENT", "");
 	text_prop(&ln, "UID:", e->uid);
 	snprintf(seq, sizeof(seq), "%lld", e->sequence < 0 ? 0 : e->sequence);
 	simple(&ln, "SEQUENCE:", seq);
 	time_prop(&ln, "DTSTAMP:", e->stamp);
-	time_prop(&ln, "DTSTART:", e->start);
-	time_prop(&ln, "DTEND:", e->end);
+	zoned_prop(&ln, "DTSTART", e, e->start);
+	zoned_prop(&ln, "DTEND", e, e->end);
 	if (e->summary != NULL)
 		text_prop(&ln, "SUMMARY:", e->summary);
 	if (e->location != NULL)

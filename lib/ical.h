@@ -10,10 +10,14 @@
  *	ical_write appends one VCALENDAR holding one VEVENT: PRODID, VERSION
  *	2.0, METHOD (PUBLISH for a scheduled or reminded appointment, CANCEL
  *	for a cancelled one, with STATUS:CANCELLED), and the event's UID,
- *	SEQUENCE, DTSTAMP, DTSTART, DTEND (UTC, "YYYYMMDDTHHMMSSZ": every
- *	calendar shows them in its reader's own zone), SUMMARY, LOCATION
+ *	SEQUENCE, DTSTAMP (UTC), DTSTART and DTEND, SUMMARY, LOCATION
  *	(when given), ORGANIZER (the clinic's address, with its name) and,
- *	for CANCEL, the ATTENDEE it is cancelled for. TEXT values are
+ *	for CANCEL, the ATTENDEE it is cancelled for. With a tzid, the start
+ *	and end are local times of that zone ("DTSTART;TZID=America/Chicago:
+ *	20261203T100000"), and a VTIMEZONE of that name before the VEVENT
+ *	gives its offset then (one STANDARD or DAYLIGHT rule from 1970 on:
+ *	what the entry needs, not the zone's history); without one, they
+ *	are UTC ("YYYYMMDDTHHMMSSZ"). TEXT values are
  *	escaped (backslash, ";", ",", line breaks as "\n"; other control
  *	characters dropped), parameter values quoted without the characters
  *	a quoted value cannot hold; every line ends in CRLF and is folded
@@ -46,6 +50,12 @@ struct ical_event {
 	const char *organizer;		/* an address */
 	const char *organizer_name;	/* may be NULL */
 	const char *attendee;		/* CANCEL: an address; may be NULL */
+	/* The patient's zone (NULL: times in UTC): its name, and its
+	 * offset east of UTC, abbreviation and summer time at the start. */
+	const char *tzid;
+	long tz_offset;
+	const char *tz_abbr;
+	int tz_dst;
 };
 
 int ical_write(struct buf *out, const struct ical_event *e);

@@ -69,6 +69,7 @@ struct job {
 	json_t *notice_ctx;		/* owned: no event data, ever */
 	json_t *full_ctx;		/* owned, NULL for notices */
 	const char *locale;		/* borrowed from the patient */
+	const char *tz;			/* idem: the patient's zone, or NULL */
 	const char *type;
 	char to[256];
 	char fpr[PGP_FPR_SIZE + 8];
@@ -406,6 +407,7 @@ calendar_part(const struct cp_config *cfg, const struct job *j, struct buf *ics,
 	long long minutes = json_is_integer(dur) ? json_integer_value(dur) : 30;
 	unsigned char h[32];
 	char uid[128], hex[65], summary[512];
+	struct policy_zone zs, ze;
 	struct ical_event e;
 	int64_t start;
 
@@ -431,7 +433,14 @@ calendar_part(const struct cp_config *cfg, const struct job *j, struct buf *ics,
 		snprintf(summary, sizeof(summary), j->locale && strcmp(j->locale, "es") == 0 ?
 			 "Cita en %s" : "Appointment at %s",
 			 cfg->clinic_name ? cfg->clinic_name : "the clinic");
+	policy_zone_at(start, j->tz, cfg->default_tz, &zs);
+	policy_zone_at(start + minutes * 60, j->tz, cfg->default_tz, &ze);
 	e = (struct ical_event) {
+		/* the patient's zone, unless it changes during the visit
+		 * (then UTC: one rule per entry) */
+		.tzid = zs.offset == ze.offset && strcmp(zs.zone, "UTC") != 0 ?
+			zs.zone : NULL,
+		.tz_offset = zs.offset, .tz_abbr = zs.abbr, .tz_dst = zs.dst,
 		.method = *method, .uid = uid,
 		.sequence = (json_is_integer(seq) && json_integer_value(seq) > 0 ?
 			     json_integer_value(seq) : 0) + (*method == ICAL_CANCEL),
@@ -901,6 +910,7 @@ prepare(struct outbound *ob, struct delivery *d, int64_t now, struct key_cache *
 		j->now = now;
 		j->type = type;
 		j->locale = json_string_value(json_object_get(patient, "locale"));
+		j->tz = json_string_value(json_object_get(patient, "tz"));
 		cp_strlcpy(j->to, pr.address, sizeof(j->to));
 		snprintf(j->reply_to, sizeof(j->reply_to), "<reply+%s@%s>", token,
 			 cfg->reply_domain);

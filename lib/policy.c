@@ -140,19 +140,12 @@ policy_tz_valid(const char *tz)
  */
 static char loaded_zone[65];
 
-int64_t
-policy_quiet_until(int64_t now, const char *tz, const char *fallback_tz,
-		   int start, int end)
+/* load_zone - TZ set to tz's zone (else fallback, else UTC); tz_lock held. */
+static const char *
+load_zone(const char *tz, const char *fallback_tz)
 {
 	const char *zone = "UTC";
-	struct tm tm;
-	time_t t = (time_t)now;
-	int minute, quiet, next_day = 0;
-	int64_t until = now;
 
-	if (start == end)
-		return now;
-	pthread_mutex_lock(&tz_lock);
 	if (tz && loaded_zone[0] != '\0' && strcmp(tz, loaded_zone) == 0)
 		zone = loaded_zone;
 	else if (policy_tz_valid(tz))
@@ -164,6 +157,40 @@ policy_quiet_until(int64_t now, const char *tz, const char *fallback_tz,
 		setenv("TZ", loaded_zone, 1);
 		tzset();
 	}
+	return loaded_zone;
+}
+
+void
+policy_zone_at(int64_t t, const char *tz, const char *fallback_tz,
+	       struct policy_zone *out)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&tz_lock);
+	cp_strlcpy(out->zone, load_zone(tz, fallback_tz), sizeof(out->zone));
+	if (localtime_r(&tt, &tm) != NULL) {
+		out->offset = tm.tm_gmtoff;
+		out->dst = tm.tm_isdst > 0;
+		cp_strlcpy(out->abbr, tm.tm_zone ? tm.tm_zone : "", sizeof(out->abbr));
+	}
+	pthread_mutex_unlock(&tz_lock);
+}
+
+int64_t
+policy_quiet_until(int64_t now, const char *tz, const char *fallback_tz,
+		   int start, int end)
+{
+	struct tm tm;
+	time_t t = (time_t)now;
+	int minute, quiet, next_day = 0;
+	int64_t until = now;
+
+	if (start == end)
+		return now;
+	pthread_mutex_lock(&tz_lock);
+	load_zone(tz, fallback_tz);
 	localtime_r(&t, &tm);
 	minute = tm.tm_hour * 60 + tm.tm_min;
 	if (start < end) {

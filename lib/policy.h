@@ -91,6 +91,23 @@ int policy_mails(json_t *patient, const char *ref, int64_t now);
 
 void policy_address_hash(const char *address, char out[POLICY_ADDRESS_HASH_SIZE]);
 
+/*
+ * policy_zone_at - the zone tz (else fallback_tz, else UTC) names, and
+ * its offset from UTC at t (seconds east), its abbreviation and whether
+ * that is summer time, as the system's zone files say; under the same
+ * lock as policy_quiet_until (TZ is process-wide). zone gets the name
+ * used.
+ */
+struct policy_zone {
+	char zone[65];
+	long offset;
+	char abbr[16];
+	int dst;
+};
+
+void policy_zone_at(int64_t t, const char *tz, const char *fallback_tz,
+		    struct policy_zone *out);
+
 int64_t policy_quiet_until(int64_t now, const char *tz, const char *fallback_tz,
 			   int start, int end);
 

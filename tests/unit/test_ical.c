@@ -139,6 +139,42 @@ text_is_escaped_and_long_lines_fold_between_characters(void **state)
 }
 
 static void
+times_are_the_patients_zone_with_its_vtimezone(void **state)
+{
+	struct ical_event e = base;
+	struct buf b = BUF_INIT;
+	char *u, *tz, *ev;
+
+	e.tzid = "America/Chicago";
+	e.tz_offset = -6 * 3600;
+	e.tz_abbr = "CST";
+	assert_int_equal(ical_write(&b, &e), 0);
+	check_lines(&b);
+	u = unfold(&b);
+	assert_non_null(tz = strstr(u, "BEGIN:VTIMEZONE\r\nTZID:America/Chicago\r\n"
+				    "BEGIN:STANDARD\r\nDTSTART:19700101T000000\r\n"
+				    "TZOFFSETFROM:-0600\r\nTZOFFSETTO:-0600\r\nTZNAME:CST\r\n"
+				    "END:STANDARD\r\nEND:VTIMEZONE\r\n"));
+	assert_non_null(ev = strstr(u, "BEGIN:VEVENT"));
+	assert_true(tz < ev);
+	/* 16:00 UTC is 10:00 in Chicago */
+	assert_non_null(strstr(u, "DTSTART;TZID=America/Chicago:20261203T100000\r\n"
+			       "DTEND;TZID=America/Chicago:20261203T103000\r\n"));
+	assert_non_null(strstr(u, "DTSTAMP:20261125T170000Z\r\n"));	/* UTC still */
+	free(u);
+	buf_reset(&b);
+	e.tzid = "Asia/Kolkata";		/* +05:30, and a name to quote */
+	e.tz_offset = 5 * 3600 + 1800;
+	e.tz_abbr = "IST";
+	assert_int_equal(ical_write(&b, &e), 0);
+	u = unfold(&b);
+	assert_non_null(strstr(u, "TZOFFSETTO:+0530\r\n"));
+	assert_non_null(strstr(u, "DTSTART;TZID=Asia/Kolkata:20261203T213000\r\n"));
+	free(u);
+	buf_free(&b);
+}
+
+static void
 what_cannot_be_an_entry_is_refused(void **state)
 {
 	struct ical_event e = base;
@@ -166,6 +202,7 @@ main(void)
 		cmocka_unit_test(a_published_entry_has_every_line_it_needs),
 		cmocka_unit_test(a_cancellation_says_so_to_its_attendee),
 		cmocka_unit_test(text_is_escaped_and_long_lines_fold_between_characters),
+		cmocka_unit_test(times_are_the_patients_zone_with_its_vtimezone),
 		cmocka_unit_test(what_cannot_be_an_entry_is_refused),
 	};
 
