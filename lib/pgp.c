@@ -1146,24 +1146,18 @@ int
 pgp_keys_expiring(struct pgp *p, long long now, long long horizon,
 		  size_t *n, struct cp_error *err)
 {
-	gpgme_error_t ge;
-	gpgme_key_t key;
+	struct pgp_key_info *t = NULL;
+	size_t len = 0;
+	int r;
 
 	*n = 0;
-	ge = gpgme_op_keylist_start(p->ctx, NULL, 0);
-	while (ge == 0 && (ge = gpgme_op_keylist_next(p->ctx, &key)) == 0) {
-		gpgme_subkey_t sk = key->subkeys;
-
-		if (sk != NULL && !key->revoked && !key->disabled &&
-		    sk->expires > 0 && (long long)sk->expires > now &&
-		    (long long)sk->expires <= now + horizon)
+	if ((r = pgp_key_table(p, now, &t, &len, err)) < 0)
+		return r;
+	for (size_t i = 0; i < len; i++)
+		if (t[i].state == PGP_KEY_OK && t[i].expires > now &&
+		    t[i].expires <= now + horizon)
 			(*n)++;
-		gpgme_key_unref(key);
-	}
-	gpgme_op_keylist_end(p->ctx);
-	if (gpgme_err_code(ge) != GPG_ERR_EOF)
-		return cp_error_set(err, -EIO, "gpg: key listing: %s",
-				    gpgme_strerror(ge));
+	free(t);
 	return 0;
 }
 

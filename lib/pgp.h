@@ -232,9 +232,9 @@ const struct pgp_key_info *pgp_key_table_find(const struct pgp_key_info *t,
 					      size_t n, const char *fpr);
 
 /*
- * pgp_keys_expiring - count the public keys in the keyring whose primary
- * key expires after now and at most horizon seconds later (not revoked
- * or disabled): the admin's early warning.
+ * pgp_keys_expiring - count the public keys in the keyring that serve for
+ * encryption now and stop after now and at most horizon seconds later
+ * (pgp_key_table's expiry and state): the admin's early warning.
  */
 int pgp_keys_expiring(struct pgp *p, long long now, long long horizon,
 		      size_t *n, struct cp_error *err);
