@@ -31,6 +31,8 @@ put_line(struct buf *out, const struct buf *line)
 			n = room;
 			while (n > 0 && ((unsigned char)line->data[i + n] & 0xC0) == 0x80)
 				n--;
+			if (n == 0)
+				n = room;	/* no character starts here: not UTF-8 */
 		}
 		r = buf_append(out, line->data + i, n);
 		i += n;
@@ -182,13 +184,15 @@ vtimezone(struct line *ln, const struct ical_event *e)
 		 (int)(off / 3600), (int)((off / 60) % 60));
 	simple(ln, "BEGIN:VTIMEZONE", "");
 	text_prop(ln, "TZID:", e->tzid);
-	simple(ln, e->tz_dst ? "BEGIN:DAYLIGHT" : "BEGIN:STANDARD", "");
+	/* one rule: STANDARD whatever the season (a DAYLIGHT alone is
+	 * misread by some calendars, and adds nothing with one rule) */
+	simple(ln, "BEGIN:STANDARD", "");
 	simple(ln, "DTSTART:19700101T000000", "");
 	simple(ln, "TZOFFSETFROM:", o);
 	simple(ln, "TZOFFSETTO:", o);
 	if (e->tz_abbr != NULL && *e->tz_abbr)
 		text_prop(ln, "TZNAME:", e->tz_abbr);
-	simple(ln, e->tz_dst ? "END:DAYLIGHT" : "END:STANDARD", "");
+	simple(ln, "END:STANDARD", "");
 	simple(ln, "END:VTIMEZONE", "");
 }
 
@@ -211,7 +215,8 @@ address_prop(struct line *ln, const char *name, const char *cn, const char *addr
 int
 ical_write(struct buf *out, const struct ical_event *e)
 {
-	struct line ln = { out, BUF_INIT, 0 };
+	struct buf whole = BUF_INIT;	/* appended to out only when complete */
+	struct line ln = { &whole, BUF_INIT, 0 };
 	char seq[32];
 	int cancel = e->method == ICAL_CANCEL;
 
@@ -227,7 +232,8 @@ ical_write(struct buf *out, const struct ical_event *e)
 		vtimezone(&ln, e);
 	simple(&ln, "BEGIN:VEVENT", "");
 	text_prop(&ln, "UID:", e->uid);
-	snprintf(seq, sizeof(seq), "%lld", e->sequence < 0 ? 0 : e->sequence);
+	snprintf(seq, sizeof(seq), "%lld", e->sequence < 0 ? 0 :
+		 e->sequence > 2147483647LL ? 2147483647LL : e->sequence);
 	simple(&ln, "SEQUENCE:", seq);
 	time_prop(&ln, "DTSTAMP:", e->stamp);
 	zoned_prop(&ln, "DTSTART", e, e->start);
@@ -243,5 +249,8 @@ ical_write(struct buf *out, const struct ical_event *e)
 	simple(&ln, "END:VEVENT", "");
 	simple(&ln, "END:VCALENDAR", "");
 	buf_free(&ln.l);
+	if (ln.r == 0)
+		ln.r = buf_append(out, whole.data, whole.len);
+	buf_free(&whole);
 	return ln.r;
 }

@@ -22,9 +22,11 @@
  *	characters dropped), parameter values quoted without the characters
  *	a quoted value cannot hold; every line ends in CRLF and is folded
  *	at 75 octets, never inside a UTF-8 character.
+ *	SEQUENCE is kept within 0..2^31-1 (RFC 5545's integer).
  * ERRORS
  *	0, -EINVAL (no uid, no organizer, an end before the start, a
- *	time outside years 1970..9999), -ENOMEM.
+ *	time outside years 1970..9999, local times included), -ENOMEM.
+ *	On an error nothing is appended to out.
  * OWNERSHIP
  *	Strings are borrowed for the call; out is the caller's.
  * THREAD SAFETY

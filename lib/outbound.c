@@ -367,6 +367,18 @@ clinic_key_down(struct pgp *pgp, const struct cp_config *cfg, struct job *j)
 	return 1;
 }
 
+/* trim_partial_utf8 - s cut before its first byte that starts no
+ * well-formed sequence (what a length cap left of a character). */
+static void
+trim_partial_utf8(char *s)
+{
+	size_t i = 0, n = strlen(s), k;
+
+	while (i < n && (k = cp_utf8_seq_len(s + i, n - i)) > 0)
+		i += k;
+	s[i] = '\0';
+}
+
 /* The appointment types that carry a calendar entry, and how. */
 static int
 appointment_method(const char *type, enum ical_method *m)
@@ -395,9 +407,10 @@ appointment_method(const char *type, enum ical_method *m)
  * entry; a cancellation's SEQUENCE is one above the data's "sequence".
  */
 static int
-calendar_part(const struct cp_config *cfg, const struct job *j, struct buf *ics,
+calendar_part(const struct outbound *ob, const struct job *j, struct buf *ics,
 	      enum ical_method *method)
 {
+	const struct cp_config *cfg = ob->cfg;
 	json_t *data = json_object_get(j->full_ctx, "data");
 	const char *appt = json_string_value(json_object_get(data, "appointment_id"));
 	const char *provider = json_string_value(json_object_get(data, "provider"));
@@ -405,44 +418,45 @@ calendar_part(const struct cp_config *cfg, const struct job *j, struct buf *ics,
 	json_t *dur = json_object_get(data, "duration_minutes");
 	json_t *seq = json_object_get(data, "sequence");
 	long long minutes = json_is_integer(dur) ? json_integer_value(dur) : 30;
-	unsigned char h[32];
-	char uid[128], hex[65], summary[512];
+	char uid[128], tag[TOKEN_TAG_SIZE], summary[512];
 	struct policy_zone zs, ze;
 	struct ical_event e;
+	int r;
 	int64_t start;
 
 	if (!appointment_method(j->type, method) || !json_is_object(data) ||
 	    (start = event_time(data, "start")) <= 0 || at == NULL)
 		return 0;
-	if (*method == ICAL_CANCEL && appt == NULL)
-		return 0;		/* nothing names the entry it cancels */
+	if (appt == NULL)
+		return 0;		/* nothing names the entry: one per
+					   message would be duplicates */
 	if (minutes < 1 || minutes > 24 * 60)
 		minutes = 30;
-	if (appt != NULL) {
-		gcry_md_hash_buffer(GCRY_MD_SHA256, h, appt, strlen(appt));
-		cp_hex(h, 16, hex);
-		snprintf(uid, sizeof(uid), "appt-%s%s", hex, at);
-	} else {
-		snprintf(uid, sizeof(uid), "appt-%s%s", j->record->thread ?
-			 j->record->thread : j->record->id, at);
-	}
+	/* keyed: a synced calendar shows the UID, never the portal's id */
+	if (token_tag(ob->token_key, ob->token_keylen, TOKEN_LABEL_CALENDAR, appt,
+		      strlen(appt), tag) < 0)
+		return 0;
+	snprintf(uid, sizeof(uid), "appt-%s%s", tag, at);
 	if (provider != NULL)
 		snprintf(summary, sizeof(summary), j->locale && strcmp(j->locale, "es") == 0 ?
-			 "Cita con %s" : "Appointment with %s", provider);
+			 "Cita con %.400s" : "Appointment with %.400s", provider);
 	else
 		snprintf(summary, sizeof(summary), j->locale && strcmp(j->locale, "es") == 0 ?
-			 "Cita en %s" : "Appointment at %s",
+			 "Cita en %.400s" : "Appointment at %.400s",
 			 cfg->clinic_name ? cfg->clinic_name : "the clinic");
+	trim_partial_utf8(summary);	/* a cut never splits a character */
 	policy_zone_at(start, j->tz, cfg->default_tz, &zs);
 	policy_zone_at(start + minutes * 60, j->tz, cfg->default_tz, &ze);
 	e = (struct ical_event) {
 		/* the patient's zone, unless it changes during the visit
 		 * (then UTC: one rule per entry) */
-		.tzid = zs.offset == ze.offset && strcmp(zs.zone, "UTC") != 0 ?
+		.tzid = zs.offset == ze.offset && !(zs.offset == 0 &&
+			(strcmp(zs.abbr, "UTC") == 0 || strcmp(zs.abbr, "GMT") == 0)) ?
 			zs.zone : NULL,
 		.tz_offset = zs.offset, .tz_abbr = zs.abbr, .tz_dst = zs.dst,
 		.method = *method, .uid = uid,
-		.sequence = (json_is_integer(seq) && json_integer_value(seq) > 0 ?
+		.sequence = (json_is_integer(seq) && json_integer_value(seq) > 0 &&
+			     json_integer_value(seq) < 2147483647 ?
 			     json_integer_value(seq) : 0) + (*method == ICAL_CANCEL),
 		.stamp = j->now, .start = start, .end = start + minutes * 60,
 		.summary = summary,
@@ -450,7 +464,8 @@ calendar_part(const struct cp_config *cfg, const struct job *j, struct buf *ics,
 		.organizer = cfg->from_address, .organizer_name = cfg->clinic_name,
 		.attendee = j->to,
 	};
-	return ical_write(ics, &e) == -ENOMEM ? -ENOMEM : ics->len > 0;
+	r = ical_write(ics, &e);
+	return r == -ENOMEM ? -ENOMEM : r < 0 ? 0 : 1;	/* a time out of range: none */
 }
 
 static int
@@ -485,7 +500,7 @@ compose(struct outbound *ob, struct pgp *pgp, struct job *j)
 		r = r < 0 ? r : common_headers(&inner, cfg, j, fsubj.data ? fsubj.data : "");
 		r = r < 0 ? r : buf_printf(&inner, "\r\n--%s\r\n", boundary);
 		r = r < 0 ? r : mime_text_part(&inner, fbody.data ? fbody.data : "", fbody.len);
-		if (r >= 0 && (r = calendar_part(cfg, j, &ics, &method)) > 0) {
+		if (r >= 0 && (r = calendar_part(ob, j, &ics, &method)) > 0) {
 			char ctype[96];
 
 			snprintf(ctype, sizeof(ctype), "text/calendar; charset=utf-8; "

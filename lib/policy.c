@@ -124,6 +124,12 @@ policy_tz_valid(const char *tz)
 	if (tz == NULL || *tz == '\0' || *tz == '/' || strstr(tz, "..") ||
 	    strlen(tz) > 64)
 		return 0;
+	/* zoneinfo's other files: leap-second and POSIX-rule variants,
+	 * its tables, and the placeholder zone */
+	if (strncmp(tz, "right/", 6) == 0 || strncmp(tz, "posix/", 6) == 0 ||
+	    strcmp(tz, "posixrules") == 0 || strcmp(tz, "leapseconds") == 0 ||
+	    strcmp(tz, "Factory") == 0 || strchr(tz, '.') != NULL)
+		return 0;
 	for (i = 0; tz[i]; i++)
 		if (!(isalnum((unsigned char)tz[i]) || strchr("/_+-", tz[i])))
 			return 0;

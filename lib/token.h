@@ -80,6 +80,7 @@
 /* The labels of carepost's recipient tags. */
 #define TOKEN_LABEL_MESSAGE_ID	"carepost message-id"
 #define TOKEN_LABEL_VERP	"carepost verp"
+#define TOKEN_LABEL_CALENDAR	"carepost calendar uid"
 
 int token_make(const void *key, size_t keylen,
 	       const uint8_t thread[TOKEN_THREAD_BYTES], int64_t expires,

@@ -192,7 +192,47 @@ what_cannot_be_an_entry_is_refused(void **state)
 	e.start = 300000000000LL;	/* past the year 9999 */
 	e.end = e.start;
 	assert_int_equal(ical_write(&b, &e), -EINVAL);
+	/* the end, in local time, past the year 9999: nothing written */
+	e = base;
+	e.start = 253402300799LL - 600;
+	e.end = 253402300799LL;
+	e.tzid = "Asia/Tokyo";
+	e.tz_offset = 9 * 3600;
+	assert_int_equal(buf_puts(&b, "kept"), 0);
+	assert_int_equal(ical_write(&b, &e), -EINVAL);
+	assert_int_equal(b.len, 4);
+	assert_memory_equal(b.data, "kept", 4);
 	buf_free(&b);
+}
+
+static void
+sequence_and_odd_bytes_stay_within_the_format(void **state)
+{
+	struct ical_event e = base;
+	struct buf b = BUF_INIT, junk = BUF_INIT;
+	char *u;
+
+	e.sequence = 1LL << 40;
+	e.tz_dst = 1;			/* a summer visit: still a STANDARD rule */
+	e.tzid = "America/Chicago";
+	e.tz_offset = -5 * 3600;
+	/* 200 continuation bytes (no character starts): folded, not looped */
+	for (int i = 0; i < 200; i++)
+		assert_int_equal(buf_putc(&junk, '\x80'), 0);
+	assert_int_equal(buf_putc(&junk, '\0'), 0);
+	e.location = junk.data;
+	assert_int_equal(ical_write(&b, &e), 0);
+	for (size_t i = 0, n; i < b.len; i += n + 2) {	/* 75 octets a line */
+		n = (size_t)((char *)memmem(b.data + i, b.len - i, "\r\n", 2) - (b.data + i));
+		assert_true(n <= 75);
+	}
+	u = unfold(&b);
+	assert_non_null(strstr(u, "SEQUENCE:2147483647\r\n"));
+	assert_non_null(strstr(u, "BEGIN:STANDARD\r\n"));
+	assert_null(strstr(u, "DAYLIGHT"));
+	free(u);
+	buf_free(&b);
+	buf_free(&junk);
 }
 
 int
@@ -204,6 +244,7 @@ main(void)
 		cmocka_unit_test(text_is_escaped_and_long_lines_fold_between_characters),
 		cmocka_unit_test(times_are_the_patients_zone_with_its_vtimezone),
 		cmocka_unit_test(what_cannot_be_an_entry_is_refused),
+		cmocka_unit_test(sequence_and_odd_bytes_stay_within_the_format),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
