@@ -142,6 +142,7 @@ static const struct config_key config_keys[] = {
 	{ "security", "token_key_file", KEY_SECRET, FIELD(token_key_file), NULL, 0, 0 },
 	{ "security", "trusted_authserv_id", KEY_STRING, FIELD(trusted_authserv_id), NULL, 0, 0 },
 	{ "security", "require_dmarc", KEY_BOOL, FIELD(require_dmarc), "no", 0, 0 },
+	{ "security", "feedback_reporters", KEY_STRING, FIELD(feedback_reporters), NULL, 0, 0 },
 
 	{ "retention", "delivery", KEY_LIFETIME, FIELD(retain_delivery), "90d", HOUR, 20 * 366 * DAY },
 	{ "retention", "internal", KEY_LIFETIME, FIELD(retain_internal), "30d", HOUR, 20 * 366 * DAY },

@@ -53,7 +53,8 @@
  *	[routing]   default_department (general), urgent_words (comma list),
  *	            alert_window (600s; 0 to 1d),
  *	            staff.NAME = addresses of the staff of department NAME
- *	[security]  token_key_file, trusted_authserv_id, require_dmarc (no)
+ *	[security]  token_key_file, trusted_authserv_id, require_dmarc (no),
+ *	            feedback_reporters (comma list of domains; unset: any)
  *	[retention] delivery (90d), internal (30d), threads (30d),
  *	            seen (30d, at least 1d), acks (7d, at least 2d),
  *	            bounces (365d), inbox (0: never), clinic (0: never),
@@ -179,6 +180,7 @@ struct cp_config {
 	char *token_key_file;
 	char *trusted_authserv_id;
 	int require_dmarc;
+	char *feedback_reporters;	/* domains feedback reports may come from */
 
 	/* [retention]: lifetimes in seconds, 0 = kept for ever (retain.h) */
 	int retain_delivery;	/* final portal delivery records */

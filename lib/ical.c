@@ -86,7 +86,7 @@ stamp(struct buf *b, int64_t t, int is_utc)
 	time_t tt = (time_t)t;
 	char s[32];
 
-	if (t < 0 || t > 253402300799LL || gmtime_r(&tt, &tm) == NULL)
+	if (t < 0 || t > ICAL_TIME_MAX || gmtime_r(&tt, &tm) == NULL)
 		return -EINVAL;
 	strftime(s, sizeof(s), is_utc ? "%Y%m%dT%H%M%SZ" : "%Y%m%dT%H%M%S", &tm);
 	return buf_puts(b, s);

@@ -15,7 +15,8 @@
  *	for CANCEL, the ATTENDEE it is cancelled for. With a tzid, the start
  *	and end are local times of that zone ("DTSTART;TZID=America/Chicago:
  *	20261203T100000"), and a VTIMEZONE of that name before the VEVENT
- *	gives its offset then (one STANDARD or DAYLIGHT rule from 1970 on:
+ *	gives its offset then (one STANDARD rule from 1970 on, whatever the
+ *	season, as some calendars misread a DAYLIGHT alone:
  *	what the entry needs, not the zone's history); without one, they
  *	are UTC ("YYYYMMDDTHHMMSSZ"). TEXT values are
  *	escaped (backslash, ";", ",", line breaks as "\n"; other control
@@ -41,6 +42,8 @@
 
 enum ical_method { ICAL_PUBLISH, ICAL_CANCEL };
 
+#define ICAL_TIME_MAX	253402300799LL	/* 9999-12-31T23:59:59Z */
+
 struct ical_event {
 	enum ical_method method;
 	const char *uid;		/* stable across the appointment's mail */
@@ -57,7 +60,6 @@ struct ical_event {
 	const char *tzid;
 	long tz_offset;
 	const char *tz_abbr;
-	int tz_dst;
 };
 
 int ical_write(struct buf *out, const struct ical_event *e);

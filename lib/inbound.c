@@ -210,6 +210,10 @@ inbound_new(const struct cp_config *cfg, struct store *store,
 				   *cfg->trusted_authserv_id == '\0'))
 		return cp_error_set(err, -EINVAL, "[security] require_dmarc needs "
 				    "trusted_authserv_id");
+	if (cfg->feedback_reporters && *cfg->feedback_reporters &&
+	    (cfg->trusted_authserv_id == NULL || *cfg->trusted_authserv_id == '\0'))
+		return cp_error_set(err, -EINVAL, "[security] feedback_reporters needs "
+				    "trusted_authserv_id");
 	if (token_key && (token_keylen < 16 || token_keylen > sizeof(ib->key)))
 		return cp_error_set(err, -EINVAL, "token key: expected 16 to 64 bytes");
 	ib = calloc(1, sizeof(*ib));
@@ -1015,13 +1019,37 @@ complaint_decide(struct work *w, enum arf_kind k)
 	decided(w, INBOUND_COMPLAINT_RECORDED, why);
 }
 
+/* domain_listed - d is one of list's comma-separated domains, or below one. */
+static int
+domain_listed(const char *list, const char *d)
+{
+	size_t dl = strlen(d);
+
+	while (list && *list) {
+		size_t n = strcspn(list, ","), a = 0, b = n;
+
+		while (a < b && isspace((unsigned char)list[a]))
+			a++;
+		while (b > a && isspace((unsigned char)list[b - 1]))
+			b--;
+		if (b > a && (b - a == dl || (dl > b - a && d[dl - (b - a) - 1] == '.')) &&
+		    strncasecmp(d + dl - (b - a), list + a, b - a) == 0)
+			return 1;
+		list += n;
+		if (*list == ',')
+			list++;
+	}
+	return 0;
+}
+
 /*
- * reporter_authenticated - with [security] require_dmarc, a feedback
- * report counts only when the trusted server's topmost
- * Authentication-Results vouches for its one From (DMARC, or aligned
- * DKIM): the provider's loop sent it, not whoever holds a copy of the
- * message. Without require_dmarc, the tags it names are the proof, as a
- * one-click unsubscribe link is.
+ * reporter_authenticated - with [security] feedback_reporters, a feedback
+ * report counts only from one of those domains (or below one), vouched
+ * for by the trusted server's topmost Authentication-Results (DMARC, or
+ * aligned DKIM) for its one From: a mailbox provider's loop sent it, not
+ * whoever holds a copy of the message. With require_dmarc alone, the
+ * DMARC pass proves its sender's domain, whichever. With neither, the
+ * tags it names are the proof, as a one-click unsubscribe link is.
  */
 static int
 reporter_authenticated(const struct work *w)
@@ -1030,7 +1058,10 @@ reporter_authenticated(const struct work *w)
 	const char *from = w->m->from_addr, *at = from ? strrchr(from, '@') : NULL;
 	struct authres_result ar;
 
-	if (!cfg->require_dmarc)
+	if (cfg->feedback_reporters && *cfg->feedback_reporters &&
+	    (at == NULL || !domain_listed(cfg->feedback_reporters, at + 1)))
+		return 0;
+	if (!cfg->require_dmarc && !(cfg->feedback_reporters && *cfg->feedback_reporters))
 		return 1;
 	if (w->m->from_count != 1 || at == NULL || cfg->trusted_authserv_id == NULL ||
 	    authres_check((const char *const *)w->m->auth_results.v, w->m->auth_results.n,
@@ -1058,8 +1089,8 @@ do_complaint(struct work *w, struct cp_error *err)
 	}
 	if (!reporter_authenticated(w)) {
 		w->auth_status = "fail";
-		complaint_unmapped(w, "feedback report without a DMARC pass from the "
-				   "trusted server (require_dmarc): ignored");
+		complaint_unmapped(w, "feedback report not from a listed reporter with a "
+				   "DMARC pass from the trusted server: ignored");
 		return 0;
 	}
 	if ((r = mapping_ready(w, "feedback report", err)) <= 0) {

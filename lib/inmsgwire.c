@@ -454,6 +454,9 @@ get_dsn(struct rd *d, struct inmsg_dsn *dsn)
 static void
 get_arf(struct rd *d, struct inmsg_arf *a)
 {
+	/* each a report field, cleaned: at most DSN_MAX_VALUE bytes grown by
+	 * U+FFFD (3 bytes for 1) */
+	d->cap = 3 * DSN_MAX_VALUE;
 	a->present = get_u8(d, "feedback report present");
 	a->feedback_type = get_str(d, "feedback type", S_LOWER | S_LINE);
 	a->user_agent = get_str(d, "feedback user agent", S_LINE);
@@ -465,6 +468,10 @@ get_arf(struct rd *d, struct inmsg_arf *a)
 	a->orig_message_id = get_str(d, "feedback original message id", S_LINE);
 	a->orig_return_path = get_str(d, "feedback original return path", S_LOWER | S_LINE);
 	a->orig_headers_present = get_u8(d, "feedback reported headers");
+	if (d->r == 0 && !a->present &&
+	    (a->feedback_type || a->user_agent || a->version || a->original_mail_from ||
+	     a->original_rcpt_to || a->reported_domain || a->redacted))
+		bad(d, "feedback report", "fields without a report");
 }
 
 /*

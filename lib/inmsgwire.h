@@ -63,7 +63,9 @@
  *	string and list is bounded by what the parser can make of the
  *	limits: a string of the header block by INMSGWIRE_MAX_HEADER_STR,
  *	references by INMSGWIRE_MAX_REFERENCES, the body, an attachment, a
- *	PGP payload or a delivery or feedback report's field by max_decoded, and the
+ *	PGP payload or a delivery report's field by max_decoded, a
+ *	feedback report's field by 3 * DSN_MAX_VALUE (and none at all
+ *	without the report), and the
  *	body, attachments and PGP payloads together by max_decoded (plus a
  *	line break between text parts); the reply by the body's length.
  *	inmsgwire_limits_decode: -EBADMSG (not 48 bytes, or a count over

@@ -399,11 +399,11 @@ appointment_method(const char *type, enum ical_method *m)
 
 /*
  * calendar_part - the RFC 5545 entry of an encrypted appointment message
- * into ics: 1 made, 0 none (not an appointment, no "start" in its data,
- * or a cancellation without the "appointment_id" its entry was made
- * with), < 0 -ENOMEM. Its UID is the SHA-256 of the portal's
- * appointment_id (else the event's thread) at the From domain, so that
- * the scheduled, reminded and cancelled mail of one appointment name one
+ * into ics: 1 made, 0 none (not an appointment; no "start" that reads,
+ * or one past any calendar; no "appointment_id"; a time ical_write
+ * refuses), < 0 -ENOMEM. Its UID is a tag of appointment_id under the
+ * token key (TOKEN_LABEL_CALENDAR) at the From domain, so that the
+ * scheduled, reminded and cancelled mail of one appointment name one
  * entry; a cancellation's SEQUENCE is one above the data's "sequence".
  */
 static int
@@ -425,8 +425,9 @@ calendar_part(const struct outbound *ob, const struct job *j, struct buf *ics,
 	int64_t start;
 
 	if (!appointment_method(j->type, method) || !json_is_object(data) ||
-	    (start = event_time(data, "start")) <= 0 || at == NULL)
-		return 0;
+	    (start = event_time(data, "start")) <= 0 || at == NULL ||
+	    start > ICAL_TIME_MAX - 2 * 86400)
+		return 0;		/* none, unreadable, or past any calendar */
 	if (appt == NULL)
 		return 0;		/* nothing names the entry: one per
 					   message would be duplicates */
@@ -453,7 +454,7 @@ calendar_part(const struct outbound *ob, const struct job *j, struct buf *ics,
 		.tzid = zs.offset == ze.offset && !(zs.offset == 0 &&
 			(strcmp(zs.abbr, "UTC") == 0 || strcmp(zs.abbr, "GMT") == 0)) ?
 			zs.zone : NULL,
-		.tz_offset = zs.offset, .tz_abbr = zs.abbr, .tz_dst = zs.dst,
+		.tz_offset = zs.offset, .tz_abbr = zs.abbr,
 		.method = *method, .uid = uid,
 		.sequence = (json_is_integer(seq) && json_integer_value(seq) > 0 &&
 			     json_integer_value(seq) < 2147483647 ?
@@ -1318,7 +1319,11 @@ flight_record(struct outbound *ob, struct flight *f, int64_t now,
  * until_ms (monotonic; 0: none) has passed, and *cut says so (more may be
  * waiting). The batches in flight are always finished and recorded.
  */
-#define UNSUB_PER_RUN	256	/* hand-ins applied per run (one transaction) */
+#define UNSUB_PER_TXN	256	/* hand-ins applied per transaction */
+#define UNSUB_TXNS	16	/* transactions per run, while the database is
+				   not empty: a flood of forged keys (an HMAC
+				   and a delete each) costs 4096 a run before
+				   the mail, not the genuine tokens' turn */
 #define RELEASE_EVERY	8	/* batches between store_release_pages */
 
 static int
@@ -1341,7 +1346,7 @@ run(struct outbound *ob, int64_t now, volatile int *stop, int64_t until_ms,
 
 		cp_error_clear(&uerr);
 		r = unsub_drain(ob->store, ob->token_key, ob->token_keylen,
-				UNSUB_PER_RUN, by, &uerr);
+				UNSUB_PER_TXN, UNSUB_TXNS, by, &uerr);
 		st->unsubscribed += by[UNSUB_APPLIED] + by[UNSUB_ALREADY];
 		st->unsub_forged += by[UNSUB_FORGED];
 		st->unsub_expired += by[UNSUB_GONE] + by[UNSUB_STALE];

@@ -357,9 +357,33 @@ drain_txn(struct store *s, MDB_txn *txn, void *ud, struct cp_error *err)
 	return 0;
 }
 
+static int drain_one(struct store *s, const void *key, size_t keylen, size_t max,
+		     size_t by_outcome[UNSUB_OUTCOMES], struct cp_error *err);
+
 int
 unsub_drain(struct store *s, const void *key, size_t keylen, size_t max,
-	    size_t by_outcome[UNSUB_OUTCOMES], struct cp_error *err)
+	    size_t txns, size_t by_outcome[UNSUB_OUTCOMES], struct cp_error *err)
+{
+	int r = 0;
+
+	for (size_t t = 0; t < txns && r == 0; t++) {
+		size_t before = 0, after = 0, i;
+
+		for (i = 0; i < UNSUB_OUTCOMES; i++)
+			before += by_outcome[i];
+		r = drain_one(s, key, keylen, max, by_outcome, err);
+		for (i = 0; i < UNSUB_OUTCOMES; i++)
+			after += by_outcome[i];
+		if (r == 0 && after - before < max)
+			break;			/* the database is empty */
+	}
+	return r;
+}
+
+/* drain_one - one transaction of unsub_drain. */
+static int
+drain_one(struct store *s, const void *key, size_t keylen, size_t max,
+	  size_t by_outcome[UNSUB_OUTCOMES], struct cp_error *err)
 {
 	size_t by[UNSUB_OUTCOMES] = { 0 };
 	struct drain w = { key, keylen, max, NULL, NULL, 0, by };

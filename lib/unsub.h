@@ -95,15 +95,16 @@ int unsub_apply(struct store *s, const void *key, size_t keylen,
 
 /*
  * unsub_drain - the tokens the portal handed in through the
- * "unsubscribe" database (key: the token; value: anything), at most max
- * of them, in one write transaction: each applied as unsub_apply does
- * (by the daemon), then its key deleted; counts by outcome added into
- * by_outcome (indexed by enum unsub_outcome) once it commits. A key that
- * is no token at all is a forged one. On an error nothing of the round
- * is applied nor deleted: the keys wait for the next.
+ * "unsubscribe" database (key: the token; value: anything), max of them
+ * to a write transaction, up to txns transactions while a transaction
+ * finds max keys (more wait): each applied as unsub_apply does (by the
+ * daemon), then its key deleted; counts by outcome added into
+ * by_outcome (indexed by enum unsub_outcome) as each commits. A key that
+ * is no token at all is a forged one. On an error nothing of that
+ * transaction is applied nor deleted: its keys wait for the next round.
  */
 #define UNSUB_OUTCOMES	(UNSUB_STALE + 1)
 int unsub_drain(struct store *s, const void *key, size_t keylen, size_t max,
-		size_t by_outcome[UNSUB_OUTCOMES], struct cp_error *err);
+		size_t txns, size_t by_outcome[UNSUB_OUTCOMES], struct cp_error *err);
 
 #endif

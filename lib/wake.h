@@ -22,7 +22,8 @@
  *	one anyone else holds, or anything that is not a socket, is
  *	refused; the socket is made mode 0600 (the portal's writer runs as
  *	the carepost user: docs/store.md), and its inode goes to *ino.
- *	wake_drain reads every datagram waiting, without blocking.
+ *	wake_drain reads the datagrams waiting, at most 64 a call (the
+ *	socket stays readable for the rest), without blocking.
  *	wake_close closes fd and removes the socket file, if it is still
  *	the one made (the inode ino). wake_send sends one byte to the socket at path,
  *	without blocking.

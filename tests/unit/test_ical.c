@@ -213,7 +213,6 @@ sequence_and_odd_bytes_stay_within_the_format(void **state)
 	char *u;
 
 	e.sequence = 1LL << 40;
-	e.tz_dst = 1;			/* a summer visit: still a STANDARD rule */
 	e.tzid = "America/Chicago";
 	e.tz_offset = -5 * 3600;
 	/* 200 continuation bytes (no character starts): folded, not looped */

@@ -1506,6 +1506,18 @@ put_typed(const char *id, const char *type)
 	json_decref(d);
 }
 
+/* sent_event - a delivery record and thread of type, as carepost left them
+ * after sending event_id (to the patient, r0, and proxy, r1), and what
+ * recipient 0's message went out with: its reply token, Message-ID, VERP. */
+static void
+sent_event(const char *event_id, const char *type, const char *dept,
+	   char tok[TOKEN_SIZE], char msgid[96], char verp[128])
+{
+	put_typed(event_id, type);
+	add_thread(event_id, type, dept, NOW + 30 * DAY, NULL, tok);
+	genuine_ids(event_id, tok, 0, msgid, verp);
+}
+
 /*
  * arf_report - an RFC 5965 report as a feedback loop sends it: fields
  * (each NULL is left out), and the reported message's header with its
@@ -1646,9 +1658,7 @@ complaints_stop_subscription_mail_and_show_the_rest_to_staff(void **state)
 	struct arf_in a;
 	json_t *line;
 
-	put_typed("evr", "checkup_reminder");
-	add_thread("evr", "checkup_reminder", NULL, NOW + 30 * DAY, NULL, tok);
-	genuine_ids("evr", tok, 0, orig0, verp0);
+	sent_event("evr", "checkup_reminder", NULL, tok, orig0, verp0);
 	genuine_ids("evr", tok, 1, orig1, verp1);
 
 	/* Yahoo-like: the recipient redacted, the reported message's
@@ -1705,9 +1715,7 @@ complaints_stop_subscription_mail_and_show_the_rest_to_staff(void **state)
 	assert_int_equal(clinic_lines("evr", NULL), 2);
 
 	/* transactional mail: shown to staff, never stopped */
-	put_typed("evt", "test_result");
-	add_thread("evt", "test_result", "cardio", NOW + 30 * DAY, NULL, tok);
-	genuine_ids("evt", tok, 0, orig0, verp0);
+	sent_event("evt", "test_result", "cardio", tok, orig0, verp0);
 	a = (struct arf_in){ .to = "fbl@clinic.test", .type = "abuse", .redacted = 1,
 			     .orig_id = orig0, .id = "r4@fbl" };
 	report_in(&a, &res);
@@ -1723,9 +1731,7 @@ complaints_stop_subscription_mail_and_show_the_rest_to_staff(void **state)
 	json_decref(line);
 
 	/* a security notice, sent back to the bounce address it came from */
-	put_typed("evs", "contact_info_changed");
-	add_thread("evs", "contact_info_changed", NULL, NOW + 30 * DAY, NULL, tok);
-	genuine_ids("evs", tok, 0, orig0, verp0);
+	sent_event("evs", "contact_info_changed", NULL, tok, orig0, verp0);
 	a = (struct arf_in){ .to = verp0, .type = "fraud", .id = "r5@fbl" };
 	report_in(&a, &res);
 	assert_int_equal(res.feedback, METRICS_FB_SHOWN);
@@ -1734,9 +1740,7 @@ complaints_stop_subscription_mail_and_show_the_rest_to_staff(void **state)
 	assert_string_equal(buf, "recalls");
 
 	/* not-spam: nothing changes; auth-failure: the admin's to mend */
-	put_typed("evr2", "immunization_reminder");
-	add_thread("evr2", "immunization_reminder", NULL, NOW + 30 * DAY, NULL, tok);
-	genuine_ids("evr2", tok, 0, orig0, verp0);
+	sent_event("evr2", "immunization_reminder", NULL, tok, orig0, verp0);
 	a = (struct arf_in){ .to = "fbl@clinic.test", .type = "not-spam", .orig_id = orig0,
 			     .id = "r6@fbl" };
 	report_in(&a, &res);
@@ -1777,9 +1781,7 @@ forged_and_malformed_feedback_reports_are_quarantined(void **state)
 	struct arf_in a;
 	char *m;
 
-	put_typed("evr", "checkup_reminder");
-	add_thread("evr", "checkup_reminder", NULL, NOW + 30 * DAY, NULL, tok);
-	genuine_ids("evr", tok, 0, orig0, verp0);
+	sent_event("evr", "checkup_reminder", NULL, tok, orig0, verp0);
 	token_thread_from_id("evr", th);
 	cp_hex(th, sizeof(th), hex);
 	snprintf(old_mid, sizeof(old_mid), "%s.r0@clinic.test", hex);
@@ -1862,9 +1864,7 @@ complaints_stop_no_transactional_mail_and_no_one_else(void **state)
 
 	/* an appointment reminder is transactional: its old mailto stopped
 	 * recalls, a complaint about it stops nothing */
-	put_typed("eva", "appointment_reminder");
-	add_thread("eva", "appointment_reminder", NULL, NOW + 30 * DAY, NULL, tok);
-	genuine_ids("eva", tok, 0, orig0, verp0);
+	sent_event("eva", "appointment_reminder", NULL, tok, orig0, verp0);
 	a = (struct arf_in){ .to = "fbl@clinic.test", .type = "abuse", .orig_id = orig0,
 			     .id = "t1@fbl" };
 	report_in(&a, &res[0]);
@@ -1873,9 +1873,7 @@ complaints_stop_no_transactional_mail_and_no_one_else(void **state)
 	assert_string_equal(buf, "");
 
 	/* a virus report first does not keep a later complaint from counting */
-	put_typed("evr", "checkup_reminder");
-	add_thread("evr", "checkup_reminder", NULL, NOW + 30 * DAY, NULL, tok);
-	genuine_ids("evr", tok, 0, orig0, verp0);
+	sent_event("evr", "checkup_reminder", NULL, tok, orig0, verp0);
 	a = (struct arf_in){ .to = "fbl@clinic.test", .type = "virus", .orig_id = orig0,
 			     .id = "t2@fbl" };
 	report_in(&a, &res[0]);
@@ -1934,15 +1932,13 @@ require_dmarc_asks_the_report_to_come_from_its_provider(void **state)
 	char tok[TOKEN_SIZE], verp0[128], orig0[96], buf[128], *m, *signed_m;
 	struct arf_in a;
 
-	put_typed("evr", "checkup_reminder");
-	add_thread("evr", "checkup_reminder", NULL, NOW + 30 * DAY, NULL, tok);
-	genuine_ids("evr", tok, 0, orig0, verp0);
+	sent_event("evr", "checkup_reminder", NULL, tok, orig0, verp0);
 	a = (struct arf_in){ .to = "fbl@clinic.test", .type = "abuse", .orig_id = orig0,
 			     .id = "d1@fbl" };
 	/* whoever holds a copy of the message: no DMARC pass */
 	report_in(&a, &res);
 	assert_int_equal(res.disposition, INBOUND_QUARANTINED);
-	assert_non_null(strstr(res.reason, "require_dmarc"));
+	assert_non_null(strstr(res.reason, "DMARC pass from the trusted server"));
 	optouts(-1, buf, sizeof(buf));
 	assert_string_equal(buf, "");
 	/* the provider's loop, vouched for by the trusted server */
@@ -1955,6 +1951,73 @@ require_dmarc_asks_the_report_to_come_from_its_provider(void **state)
 	assert_int_equal(res.feedback, METRICS_FB_OPTED_OUT);
 	free(m);
 	free(signed_m);
+}
+
+static int
+setup_reporters(void **state)
+{
+	return setup_with("trusted_authserv_id = mx.clinic.test\n"
+			  "feedback_reporters = mail.example, fbl.other.example\n", NULL);
+}
+
+/* vouched - m from reporter, with the trusted server's DMARC pass for its domain. */
+static char *
+vouched(const char *m, const char *from_domain)
+{
+	const char *rest = strstr(m, "\r\n") + 2;	/* the From line replaced */
+	char *out;
+
+	assert_true(asprintf(&out, "Authentication-Results: mx.clinic.test; dmarc=pass "
+			     "header.from=%s\r\nFrom: fbl@%s\r\n%s", from_domain,
+			     from_domain, rest) > 0);
+	return out;
+}
+
+static void
+feedback_reporters_are_the_only_domains_a_report_counts_from(void **state)
+{
+	struct inbound_result res;
+	char tok[TOKEN_SIZE], verp0[128], orig0[96], buf[128], *m, *v;
+	struct arf_in a;
+
+	sent_event("evr", "checkup_reminder", NULL, tok, orig0, verp0);
+	a = (struct arf_in){ .to = "fbl@clinic.test", .type = "abuse", .orig_id = orig0,
+			     .id = "e1@fbl" };
+	m = arf_report(&a);
+	/* an attacker's own domain, DMARC and all: not a listed reporter */
+	v = vouched(m, "evil.example");
+	assert_int_equal(ingest_at(v, NOW, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_QUARANTINED);
+	assert_non_null(strstr(res.reason, "not from a listed reporter"));
+	free(v);
+	free(m);
+	/* a name that only ends like a listed one */
+	a.id = "e3@fbl";
+	m = arf_report(&a);
+	v = vouched(m, "evilmail.example");
+	assert_int_equal(ingest_at(v, NOW, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_QUARANTINED);
+	free(v);
+	free(m);
+	/* a listed domain without the trusted server's word */
+	a.id = "e4@fbl";
+	m = arf_report(&a);
+	assert_int_equal(ingest_at(m, NOW, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_QUARANTINED);
+	optouts(-1, buf, sizeof(buf));
+	assert_string_equal(buf, "");
+	free(m);
+	/* below a listed domain, vouched for: it counts */
+	a.id = "e2@fbl";
+	m = arf_report(&a);
+	v = vouched(m, "arf.mail.example");
+	assert_int_equal(ingest_at(v, NOW, &res), 0);
+	assert_int_equal(res.disposition, INBOUND_COMPLAINT_RECORDED);
+	assert_int_equal(res.feedback, METRICS_FB_OPTED_OUT);
+	optouts(-1, buf, sizeof(buf));
+	assert_string_equal(buf, "recalls");
+	free(v);
+	free(m);
 }
 
 /* ---- unsubscribe ---- */
@@ -2371,6 +2434,7 @@ main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(forged_and_malformed_feedback_reports_are_quarantined, setup, teardown),
 		cmocka_unit_test_setup_teardown(complaints_stop_no_transactional_mail_and_no_one_else, setup, teardown),
 		cmocka_unit_test_setup_teardown(require_dmarc_asks_the_report_to_come_from_its_provider, setup_dmarc, teardown),
+		cmocka_unit_test_setup_teardown(feedback_reporters_are_the_only_domains_a_report_counts_from, setup_reporters, teardown),
 		cmocka_unit_test_setup_teardown(unsubscribe_adds_the_category_except_for_security_notices, setup, teardown),
 	};
 

@@ -556,9 +556,22 @@ unknown_bits_and_bad_booleans_are_refused(void **state)
 	w.data[w.len - 1] = 2;
 	refused(&w, "feedback reported headers: not 0 or 1");
 	m->arf.orig_headers_present = 0;
+	m->arf.present = 1;
 	m->arf.feedback_type = strdup("Abuse");		/* promised lower-case */
 	encoded(m, &w);
 	refused(&w, "feedback type");
+	/* a field longer than the parser ever makes of one */
+	free(m->arf.feedback_type);
+	m->arf.feedback_type = NULL;
+	m->arf.user_agent = calloc(1, 3 * DSN_MAX_VALUE + 2);
+	memset(m->arf.user_agent, 'a', 3 * DSN_MAX_VALUE + 1);
+	encoded(m, &w);
+	refused(&w, "feedback user agent");
+	/* fields of a report the message does not carry */
+	m->arf.user_agent[0] = '\0';
+	m->arf.present = 0;
+	encoded(m, &w);
+	refused(&w, "feedback report: fields without a report");
 	buf_free(&w);
 	inmsg_free(m);
 }

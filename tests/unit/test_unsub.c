@@ -348,14 +348,41 @@ the_portals_hand_ins_are_drained(void **state)
 	longkey[sizeof(longkey) - 1] = '\0';
 	put(f->s, DB_UNSUBSCRIBE, longkey, "{}");
 	/* at most 2 a run: the rest waits */
-	assert_int_equal(unsub_drain(f->s, KEY, sizeof(KEY) - 1, 2, by, NULL), 0);
+	assert_int_equal(unsub_drain(f->s, KEY, sizeof(KEY) - 1, 2, 1, by, NULL), 0);
 	assert_int_equal(count(f->s, DB_UNSUBSCRIBE), 2);
-	assert_int_equal(unsub_drain(f->s, KEY, sizeof(KEY) - 1, 100, by, NULL), 0);
+	assert_int_equal(unsub_drain(f->s, KEY, sizeof(KEY) - 1, 100, 1, by, NULL), 0);
 	assert_int_equal(count(f->s, DB_UNSUBSCRIBE), 0);
 	assert_int_equal(by[UNSUB_APPLIED], 2);
 	assert_int_equal(by[UNSUB_FORGED], 2);
 	assert_string_equal(optouts(f, "p-kid", 0), "recalls");
 	assert_string_equal(optouts(f, "p-adult", -1), "education");
+}
+
+static void
+a_flood_of_forgeries_does_not_hold_a_genuine_token_back(void **state)
+{
+	struct fx *f = *state;
+	char tok[UNSUB_TOKEN_SIZE], fake[UNSUB_TOKEN_SIZE];
+	size_t by[UNSUB_OUTCOMES] = { 0 };
+
+	/* 600 keys of a token's form that sort before the genuine one */
+	token(f->thread, 0, "recalls", tok);
+	for (int i = 0; i < 600; i++) {
+		snprintf(fake, sizeof(fake), "%020d.r0.recalls.aaaaaaaaaa", i);
+		put(f->s, DB_UNSUBSCRIBE, fake, "{}");
+	}
+	put(f->s, DB_UNSUBSCRIBE, tok, "{}");
+	assert_true(strcmp(tok, fake) > 0);
+	/* one transaction of 256 a round would leave it waiting */
+	assert_int_equal(unsub_drain(f->s, KEY, sizeof(KEY) - 1, 256, 1, by, NULL), 0);
+	assert_int_equal(count(f->s, DB_UNSUBSCRIBE), 345);
+	assert_string_equal(optouts(f, "p-kid", 0), "");
+	/* the round carepostd runs takes up to 16 */
+	assert_int_equal(unsub_drain(f->s, KEY, sizeof(KEY) - 1, 256, 16, by, NULL), 0);
+	assert_int_equal(count(f->s, DB_UNSUBSCRIBE), 0);
+	assert_int_equal(by[UNSUB_FORGED], 600);
+	assert_int_equal(by[UNSUB_APPLIED], 1);
+	assert_string_equal(optouts(f, "p-kid", 0), "recalls");
 }
 
 int
@@ -368,6 +395,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(a_recipient_elsewhere_or_a_thread_gone_changes_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_token_follows_its_recipient_when_the_proxies_move, setup, teardown),
 		cmocka_unit_test_setup_teardown(the_portals_hand_ins_are_drained, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_flood_of_forgeries_does_not_hold_a_genuine_token_back,
+						setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
