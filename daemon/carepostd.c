@@ -606,12 +606,13 @@ static void
 log_run(const struct outbound_stats *st)
 {
 	if (st->claimed || st->sent || st->deferred || st->failed ||
-	    st->suppressed || st->expired)
+	    st->suppressed || st->expired || st->held)
 		log_info("run: claimed %zu, sent %zu (%zu encrypted, %zu notices), "
 			 "deferred %zu, failed %zu, suppressed %zu, expired %zu, "
-			 "quiet-hours %zu", st->claimed, st->sent, st->encrypted,
-			 st->notices, st->deferred, st->failed, st->suppressed,
-			 st->expired, st->rescheduled);
+			 "quiet-hours %zu, held for a digest %zu, digests %zu",
+			 st->claimed, st->sent, st->encrypted, st->notices,
+			 st->deferred, st->failed, st->suppressed, st->expired,
+			 st->rescheduled, st->held, st->digests);
 }
 
 /* log_retained - one line for a retention pass that removed something. */
@@ -626,12 +627,14 @@ log_retained(const struct retain_counts *c)
 		return;
 	log_info("retention: pruned %zu of %zu records in %zu transactions "
 		 "(delivery %zu, internal %zu, threads %zu, seen %zu, acks %zu, "
-		 "bounces %zu, clinic %zu, inbox %zu, data keys %zu)", total,
+		 "bounces %zu, clinic %zu, inbox %zu, data keys %zu, digest "
+		 "windows %zu)", total,
 		 c->examined, c->transactions, c->pruned[RETAIN_DELIVERY],
 		 c->pruned[RETAIN_INTERNAL], c->pruned[RETAIN_THREADS],
 		 c->pruned[RETAIN_SEEN], c->pruned[RETAIN_ACKS],
 		 c->pruned[RETAIN_BOUNCES], c->pruned[RETAIN_CLINIC],
-		 c->pruned[RETAIN_INBOX], c->pruned[RETAIN_DATA_KEYS]);
+		 c->pruned[RETAIN_INBOX], c->pruned[RETAIN_DATA_KEYS],
+		 c->pruned[RETAIN_DIGESTS]);
 }
 
 static int

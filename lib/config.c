@@ -134,6 +134,7 @@ static const struct config_key config_keys[] = {
 	{ "delivery", "quiet_end", KEY_TIME_OF_DAY, FIELD(quiet_end), "08:00", 0, 0 },
 	{ "delivery", "token_ttl", KEY_DURATION, FIELD(token_ttl), "30d", HOUR, 3650 * DAY },
 	{ "delivery", "default_tz", KEY_STRING, FIELD(default_tz), "UTC", 0, 0 },
+	{ "delivery", "digest_window", KEY_DURATION, FIELD(digest_window), "0", 0, DAY },
 
 	{ "routing", "default_department", KEY_STRING, FIELD(default_department), "general", 0, 0 },
 	{ "routing", "urgent_words", KEY_STRING, FIELD(urgent_words), NULL, 0, 0 },

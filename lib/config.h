@@ -49,7 +49,8 @@
  *	            message_id_domain (defaults to the from_address domain)
  *	[delivery]  poll_interval (30s), retry_base (5m), retry_max (6h),
  *	            max_age (3d), quiet_start (21:00), quiet_end (08:00),
- *	            token_ttl (30d), default_tz (UTC)
+ *	            token_ttl (30d), default_tz (UTC), digest_window (0: off;
+ *	            0 to 1d)
  *	[routing]   default_department (general), urgent_words (comma list),
  *	            alert_window (600s; 0 to 1d),
  *	            staff.NAME = addresses of the staff of department NAME
@@ -161,6 +162,7 @@ struct cp_config {
 
 	/* [delivery] */
 	int poll_interval;
+	int digest_window;	/* seconds; 0: every item its own message */
 	int retry_base;
 	int retry_max;
 	int max_age;

@@ -42,9 +42,12 @@ static const struct event_type types[] = {
 	{ "form_incomplete", "service", 0, 0, 1, NULL },
 	/* Internal: made by carepostd's key check (keycheck.h). */
 	{ "key_expiring", "service", 0, 0, 1, NULL },
+	/* Internal: the one message that folds a recipient's items of a
+	 * category (outbound.h, digests); its templates only, no record. */
+	{ "digest", "service", 0, 0, 1, NULL },
 };
 
-#define PORTAL_TYPES (CP_ARRAY_SIZE(types) - 4)
+#define PORTAL_TYPES (CP_ARRAY_SIZE(types) - 5)
 
 const struct event_type *
 event_type_find(const char *name)
@@ -71,6 +74,26 @@ event_types_all(size_t *n)
 {
 	*n = CP_ARRAY_SIZE(types);
 	return types;
+}
+
+/*
+ * The categories whose items a digest may fold: not appointments (a visit
+ * is near), forms and messages (a reply belongs to its own thread), nor
+ * security notices (never held).
+ */
+static const char *const foldable[] = {
+	"results", "billing", "pharmacy", "referrals", "recalls", "education",
+};
+
+int
+event_type_foldable(const struct event_type *t)
+{
+	if (t == NULL || t->internal || t->security)
+		return 0;
+	for (size_t i = 0; i < CP_ARRAY_SIZE(foldable); i++)
+		if (strcmp(t->category, foldable[i]) == 0)
+			return 1;
+	return 0;
 }
 
 int

@@ -150,6 +150,14 @@ const char *event_opted_out(json_t *p, const struct event_type *t);
  * email from such a message, sent before the split, opts out of it.
  */
 int event_category_sensitive(const char *category);
+
+/*
+ * event_type_foldable - 1 when items of type t may be held and folded
+ * into a digest ([delivery] digest_window): results, billing, pharmacy,
+ * referrals, recalls and education; never appointments, forms, messages,
+ * security notices or internal mail.
+ */
+int event_type_foldable(const struct event_type *t);
 const char *event_successor_category(const struct event_type *t);
 
 #endif

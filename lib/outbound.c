@@ -10,6 +10,7 @@
 #include "outbound.h"
 #include "unsub.h"
 #include "buf.h"
+#include "digest.h"
 #include "event.h"
 #include "ical.h"
 #include "intake.h"
@@ -84,6 +85,15 @@ struct job {
 	char feedback_id[200];
 	char in_reply_to[256];		/* "<id>" or "": internal replies only */
 	int auto_replied;		/* Auto-Submitted: auto-replied */
+	/* digests (fold): a job folded into another's message has leader
+	 * = 1 + that job's index and is neither composed nor sent; the
+	 * leader's message carries its items (nfolded of the others) */
+	size_t leader;
+	size_t nfolded;
+	json_t *items;			/* owned: the items' full contexts, the
+					   leader's first (encrypted digests) */
+	char *journal_all;		/* owned: the journal lines of the leader
+					   and every job folded into it */
 	/* results */
 	struct buf msg;
 	int rc;
@@ -469,6 +479,60 @@ calendar_part(const struct outbound *ob, const struct job *j, struct buf *ics,
 	return r == -ENOMEM ? -ENOMEM : r < 0 ? 0 : 1;	/* a time out of range: none */
 }
 
+/*
+ * digest_context - the full context of a digest: the leader's (greeting,
+ * recipient, patient), "count" and "items", each item's full template
+ * rendered (subject and body, without its greeting and footer: the
+ * items' contexts say "in_digest") in the order they came. NULL on a
+ * failure, said in j->reason.
+ */
+static json_t *
+digest_context(struct outbound *ob, struct job *j)
+{
+	json_t *ctx = json_copy(j->full_ctx), *rendered = json_array(), *item;
+	size_t i;
+
+	if (ctx == NULL || rendered == NULL)
+		goto nomem;
+	json_array_foreach(j->items, i, item) {
+		_cleanup_buf_ struct buf subj = BUF_INIT, body = BUF_INIT;
+		const char *type = json_string_value(json_object_get(
+					json_object_get(item, "event"), "type"));
+		struct cp_error err;
+
+		if (type == NULL || tmplset_render(ob->templates, j->locale, type,
+						   TMPL_FULL, item, &subj, &body,
+						   &err) < 0) {
+			snprintf(j->reason, sizeof(j->reason), "full template of a "
+				 "digest item: %s", type ? err.text : "no type");
+			json_decref(ctx);
+			json_decref(rendered);
+			return NULL;
+		}
+		/* the body without the blank lines its greeting's and its
+		 * footer's absence left */
+		size_t start = 0;
+
+		while (body.len > 0 && body.data[body.len - 1] == '\n')
+			body.data[--body.len] = '\0';
+		while (start < body.len && body.data[start] == '\n')
+			start++;
+		if (json_array_append_new(rendered, json_pack("{s:s, s:s}",
+				"subject", subj.data ? subj.data : "",
+				"body", body.data ? body.data + start : "")) < 0)
+			goto nomem;
+	}
+	json_object_set_new(ctx, "count", json_integer((json_int_t)json_array_size(j->items)));
+	json_object_set_new(ctx, "several", json_true());
+	json_object_set_new(ctx, "items", rendered);
+	return ctx;
+nomem:
+	json_decref(ctx);
+	json_decref(rendered);
+	snprintf(j->reason, sizeof(j->reason), "digest: out of memory");
+	return NULL;
+}
+
 static int
 compose(struct outbound *ob, struct pgp *pgp, struct job *j)
 {
@@ -482,15 +546,22 @@ compose(struct outbound *ob, struct pgp *pgp, struct job *j)
 	char boundary[MIME_BOUNDARY_SIZE];
 	int r;
 
-	r = tmplset_render(ob->templates, j->locale, j->type, TMPL_NOTICE,
+	const char *type = j->nfolded > 0 ? "digest" : j->type;
+
+	r = tmplset_render(ob->templates, j->locale, type, TMPL_NOTICE,
 			   j->notice_ctx, &nsubj, &nbody, &err);
 	if (r < 0) {
 		snprintf(j->reason, sizeof(j->reason), "notice template: %s", err.text);
 		return r;
 	}
 	if (j->encrypt) {
-		r = tmplset_render(ob->templates, j->locale, j->type, TMPL_FULL,
-				   j->full_ctx, &fsubj, &fbody, &err);
+		json_t *dctx = NULL;
+
+		if (j->nfolded > 0 && (dctx = digest_context(ob, j)) == NULL)
+			return -EINVAL;
+		r = tmplset_render(ob->templates, j->locale, type, TMPL_FULL,
+				   dctx ? dctx : j->full_ctx, &fsubj, &fbody, &err);
+		json_decref(dctx);
 		if (r < 0) {
 			snprintf(j->reason, sizeof(j->reason), "full template: %s", err.text);
 			return r;
@@ -501,7 +572,8 @@ compose(struct outbound *ob, struct pgp *pgp, struct job *j)
 		r = r < 0 ? r : common_headers(&inner, cfg, j, fsubj.data ? fsubj.data : "");
 		r = r < 0 ? r : buf_printf(&inner, "\r\n--%s\r\n", boundary);
 		r = r < 0 ? r : mime_text_part(&inner, fbody.data ? fbody.data : "", fbody.len);
-		if (r >= 0 && (r = calendar_part(ob, j, &ics, &method)) > 0) {
+		if (r >= 0 && j->nfolded == 0 &&
+		    (r = calendar_part(ob, j, &ics, &method)) > 0) {
 			char ctype[96];
 
 			snprintf(ctype, sizeof(ctype), "text/calendar; charset=utf-8; "
@@ -581,7 +653,8 @@ worker(void *arg)
 		pthread_mutex_unlock(&p->lock);
 		if (j == NULL)
 			return NULL;
-		j->rc = compose(p->ob, pgp, j);
+		if (j->leader == 0)	/* a folded job goes in its leader's */
+			j->rc = compose(p->ob, pgp, j);
 	}
 }
 
@@ -878,6 +951,22 @@ prepare(struct outbound *ob, struct delivery *d, int64_t now, struct key_cache *
 			return 0;
 		}
 	}
+	if (cfg->digest_window > 0 && d->priority != PRIORITY_HIGH &&
+	    event_type_foldable(et)) {
+		/* A window open for the patient and the category: held to
+		 * its end, when the items go together (digest.h). Never
+		 * past the item's own expiry. */
+		int64_t until = digest_until(ob->store, pid, et->category);
+
+		if (until > now && (!expires || until < expires)) {
+			delivery_set_state(d, DELIVERY_QUEUED, "held for a digest", now);
+			d->due = (time_t)until;
+			if (chosen)
+				delivery_drop_rcpts(d);
+			st->held++;
+			return 0;
+		}
+	}
 	d->attempts++;
 
 	if (token_make(ob->token_key, ob->token_keylen, thread_bin,
@@ -986,7 +1075,12 @@ record_job(struct job *j, struct outbound_stats *st)
 {
 	struct delivery_rcpt *rc = job_rcpt(j);
 	const char *id = j->record->id, *pid = j->record->patient;
+	struct outbound_stats folded;
 
+	if (j->leader) {	/* its message was counted with its leader */
+		memset(&folded, 0, sizeof(folded));
+		st = &folded;
+	}
 	record_set_str(&rc->message_id, j->message_id);
 	rc->mode = j->encrypt ? RCPT_ENCRYPTED : RCPT_NOTICE;
 	if (j->to[0]) {			/* where it went: for its bounces */
@@ -1020,8 +1114,9 @@ record_job(struct job *j, struct outbound_stats *st)
 			st->encrypted++;
 		else
 			st->notices++;
-		log_event(LOG_INFO, LOGID_SENT, id, pid, "sent %s to %s (%d)",
-			  j->encrypt ? "encrypted message" : "notice", rc->ref, j->rm.code);
+		log_event(LOG_INFO, LOGID_SENT, id, pid, "sent %s to %s (%d)%s",
+			  j->encrypt ? "encrypted message" : "notice", rc->ref, j->rm.code,
+			  j->leader || j->nfolded ? " in a digest" : "");
 		break;
 	case RELAY_FAIL:
 		rcpt_set_state(rc, RCPT_FAILED, j->rm.text);
@@ -1106,6 +1201,8 @@ flight_free(struct flight *f)
 		buf_free(&f->jobs[k].msg);
 		json_decref(f->jobs[k].notice_ctx);
 		json_decref(f->jobs[k].full_ctx);
+		json_decref(f->jobs[k].items);
+		free(f->jobs[k].journal_all);
 	}
 	free(f->jobs);
 	free(f->msgs);
@@ -1139,6 +1236,111 @@ flight_room(struct flight *f, size_t *cap, size_t n)
 	return 0;
 }
 
+/*
+ * same_digest - whether jobs a and b go to one recipient about one
+ * patient's items of one foldable category, in the same form.
+ */
+static int
+same_digest(const struct job *a, const struct job *b)
+{
+	const struct delivery *da = a->record, *db = b->record;
+
+	return a->encrypt == b->encrypt && a->fell_back == b->fell_back &&
+	       strcmp(a->to, b->to) == 0 && strcmp(a->fpr, b->fpr) == 0 &&
+	       da->patient && db->patient && strcmp(da->patient, db->patient) == 0 &&
+	       strcmp(job_rcpt((struct job *)a)->ref, job_rcpt((struct job *)b)->ref) == 0 &&
+	       strcmp(event_type_find(a->type)->category,
+		      event_type_find(b->type)->category) == 0;
+}
+
+/* foldable_job - a job a digest may carry (digest.h). */
+static int
+foldable_job(const struct outbound *ob, const struct job *j)
+{
+	return ob->cfg->digest_window > 0 && j->record->priority != PRIORITY_HIGH &&
+	       event_type_foldable(event_type_find(j->type)) &&
+	       job_rcpt((struct job *)j)->ref != NULL;
+}
+
+/*
+ * fold - the batch's jobs that one digest carries: for each recipient,
+ * patient and foldable category, the first job leads and the others are
+ * folded into its message (one message, "digest" templates, the
+ * leader's Message-ID in every item's record). The leader's contexts
+ * get "count" and "several"; an encrypted one its items' full contexts,
+ * each saying "in_digest". Nothing changes for a job alone.
+ */
+static int
+fold(struct outbound *ob, struct job *jobs, size_t n)
+{
+	size_t k, m;
+
+	for (k = 0; k < n; k++) {
+		struct job *l = &jobs[k];
+
+		if (l->leader || !foldable_job(ob, l))
+			continue;
+		for (m = k + 1; m < n; m++)
+			if (!jobs[m].leader && foldable_job(ob, &jobs[m]) &&
+			    same_digest(l, &jobs[m])) {
+				jobs[m].leader = k + 1;
+				l->nfolded++;
+			}
+		if (l->nfolded == 0)
+			continue;
+		json_object_set_new(l->notice_ctx, "count",
+				    json_integer((json_int_t)(l->nfolded + 1)));
+		json_object_set_new(l->notice_ctx, "several", json_true());
+		if (!l->encrypt)
+			continue;
+		if ((l->items = json_array()) == NULL ||
+		    json_array_append_new(l->items, json_copy(l->full_ctx)) < 0)
+			return -ENOMEM;
+		json_object_set_new(json_array_get(l->items, 0), "in_digest", json_true());
+		for (m = k + 1; m < n; m++) {
+			if (jobs[m].leader != k + 1)
+				continue;
+			json_object_set_new(jobs[m].full_ctx, "in_digest", json_true());
+			if (json_array_append(l->items, jobs[m].full_ctx) < 0)
+				return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+/*
+ * journal_fold - the journal lines of a digest's leader: its own, then
+ * one per job folded into it, each naming the leader's thread and index
+ * ("EVENT\tN\tMODE\tREF\tTHREAD\tM"), from which recovery makes the
+ * Message-ID the item went out in.
+ */
+static int
+journal_fold(struct job *jobs, size_t n, size_t k)
+{
+	struct job *l = &jobs[k];
+	struct buf b = BUF_INIT;
+	int r = 0;
+
+	if (l->journal[0] == '\0')
+		return 0;
+	r = buf_append(&b, l->journal, strlen(l->journal));
+	for (size_t m = k + 1; r == 0 && m < n; m++) {
+		struct job *f = &jobs[m];
+		const char *id = f->record->id, *ref = job_rcpt(f)->ref;
+
+		if (f->leader != k + 1 || !id_valid(id) || !id_valid(ref))
+			continue;
+		r = buf_printf(&b, "%s\t%zu\t%c\t%s\t%s\t%zu\n", id, f->rcpt,
+			       l->encrypt ? 'e' : 'n', ref, l->record->thread, l->rcpt);
+	}
+	if (r == 0 && (r = buf_append(&b, "", 1)) == 0) {
+		l->journal_all = (char *)b.data;	/* taken over */
+		return 0;
+	}
+	buf_free(&b);
+	return r;
+}
+
 /* flight_compose - decide, prepare and compose a batch (takes it). */
 static int
 flight_compose(struct outbound *ob, struct delivery_list *batch, int64_t now,
@@ -1165,17 +1367,19 @@ flight_compose(struct outbound *ob, struct delivery_list *batch, int64_t now,
 				    room, f->patients, st);
 	}
 	f->msgs = calloc(f->njobs ? f->njobs : 1, sizeof(*f->msgs));
-	if (f->msgs == NULL)
+	if (f->msgs == NULL || fold(ob, f->jobs, f->njobs) < 0)
 		goto nomem;
 	compose_all(ob, f->jobs, f->njobs);
 
 	for (k = 0; k < f->njobs; k++) {
 		struct job *j = &f->jobs[k];
 
-		if (j->rc < 0 || j->defer)
+		if (j->rc < 0 || j->defer || j->leader)
 			continue;
 		journal_line(j);
-		j->rm.user = j->journal;
+		if (j->nfolded > 0 && journal_fold(f->jobs, f->njobs, k) < 0)
+			goto nomem;
+		j->rm.user = j->journal_all ? j->journal_all : j->journal;
 		j->rm.reverse_path = j->verp;
 		j->rm.recipient = j->to;
 		j->rm.data = j->msg.data;
@@ -1261,6 +1465,45 @@ audit_sent(struct flight *f)
 }
 
 /*
+ * open_windows - after a flight's records are written: a digest window
+ * (digest.h) for each patient and foldable category a message went out
+ * about, digest_window from now. Its own transaction: a crash between the
+ * two leaves a window unopened, and the next item goes at once.
+ */
+static void
+open_windows(struct outbound *ob, struct flight *f, int64_t now,
+	     struct outbound_stats *st)
+{
+	struct digest_window *w;
+	struct cp_error err;
+	size_t k, n = 0;
+
+	if (ob->cfg->digest_window <= 0 || f->njobs == 0)
+		return;
+	w = calloc(f->njobs, sizeof(*w));
+	if (w == NULL)
+		return;
+	for (k = 0; k < f->njobs; k++) {
+		const struct job *j = &f->jobs[k];
+
+		if (j->leader || j->rc < 0 || j->defer || j->rm.outcome != RELAY_SENT ||
+		    !foldable_job(ob, j))
+			continue;
+		if (j->nfolded > 0)
+			st->digests++;
+		w[n].patient = j->record->patient;
+		w[n].category = event_type_find(j->type)->category;
+		w[n].until = now + ob->cfg->digest_window;
+		n++;
+	}
+	cp_error_clear(&err);
+	if (digest_open(ob->store, w, n, &err) < 0)
+		log_event(LOG_WARNING, LOGID_GENERIC, NULL, NULL, "digest windows not "
+			  "opened (the next items go at once): %s", err.text);
+	free(w);
+}
+
+/*
  * flight_record - after its session: every outcome into the records,
  * then one transaction writes them back. Frees the flight.
  */
@@ -1282,7 +1525,20 @@ flight_record(struct outbound *ob, struct flight *f, int64_t now,
 	for (k = 0, i = 0; k < f->njobs; k++) {
 		struct job *j = &f->jobs[k];
 
-		if (j->rc >= 0) {
+		if (j->leader) {
+			/* folded: what became of its leader's message */
+			const struct job *l = &f->jobs[j->leader - 1];
+
+			j->rc = l->rc;
+			j->defer = l->defer;
+			j->encrypt = l->encrypt;
+			j->fell_back = l->fell_back;
+			cp_strlcpy(j->reason, l->reason, sizeof(j->reason));
+			cp_strlcpy(j->message_id, l->message_id, sizeof(j->message_id));
+			j->rm.outcome = l->rm.outcome;
+			j->rm.code = l->rm.code;
+			memcpy(j->rm.text, l->rm.text, sizeof(j->rm.text));
+		} else if (j->rc >= 0 && !j->defer) {
 			j->rm.outcome = f->msgs[i].outcome;
 			j->rm.code = f->msgs[i].code;
 			memcpy(j->rm.text, f->msgs[i].text, sizeof(j->rm.text));
@@ -1301,6 +1557,8 @@ flight_record(struct outbound *ob, struct flight *f, int64_t now,
 	}
 	r = queue_update_audited(ob->store, f->batch.items, f->batch.n,
 				 f->audit, f->naudit, err);
+	if (r == 0)
+		open_windows(ob, f, now, st);
 	flight_free(f);
 	return r;
 }
@@ -1444,38 +1702,54 @@ outbound_step(struct outbound *ob, int64_t now, volatile int *stop,
 }
 
 /*
- * recover_mark - one journal line "EVENT\tN\tMODE\tREF": note [N,
- * ENCRYPTED, REF] under EVENT in marks. A torn last line (a kill mid-write) or
+ * recover_mark - one journal line "EVENT\tN\tMODE\tREF", or an item of a
+ * digest "EVENT\tN\tMODE\tREF\tTHREAD\tM" (its leader's thread and index):
+ * note [N, ENCRYPTED, REF(, THREAD, M)] under EVENT in marks. A torn last line (a kill mid-write) or
  * anything else malformed is ignored: that message goes again, as
  * without a journal.
  */
 static void
 recover_mark(json_t *marks, const char *line, size_t len)
 {
-	char buf[STORE_ID_MAX + 64], *f[4], *save = NULL;
-	unsigned long idx;
+	char buf[STORE_ID_MAX + 128], *f[6], *save = NULL;
+	unsigned long idx, lidx = 0;
 	json_t *list;
-	int k;
+	int k, nf;
 
 	if (len >= sizeof(buf) || memchr(line, '\0', len) != NULL)
 		return;
 	memcpy(buf, line, len);
 	buf[len] = '\0';
-	for (k = 0; k < 4; k++)
-		if ((f[k] = strtok_r(k ? NULL : buf, "\t", &save)) == NULL)
-			return;
-	if (strtok_r(NULL, "\t", &save) != NULL || !id_valid(f[0]) || !id_valid(f[3]) ||
-	    strspn(f[1], "0123456789") != strlen(f[1]) || strlen(f[1]) > 3 ||
+	for (nf = 0; nf < 6; nf++)
+		if ((f[nf] = strtok_r(nf ? NULL : buf, "\t", &save)) == NULL)
+			break;
+	if ((nf != 4 && nf != 6) || strtok_r(NULL, "\t", &save) != NULL ||
+	    !id_valid(f[0]) || !id_valid(f[3]) ||
 	    (strcmp(f[2], "e") != 0 && strcmp(f[2], "n") != 0))
 		return;
+	for (k = 1; k < nf; k += 4)	/* the indexes: fields 1 and 5 */
+		if (strspn(f[k], "0123456789") != strlen(f[k]) || strlen(f[k]) > 3 ||
+		    f[k][0] == '\0')
+			return;
+	/* folded into a digest: the leader's thread (20 hex digits) */
+	if (nf == 6 && (strlen(f[4]) != 2 * TOKEN_THREAD_BYTES ||
+			strspn(f[4], "0123456789abcdef") != strlen(f[4])))
+		return;
 	idx = strtoul(f[1], NULL, 10);
+	if (nf == 6)
+		lidx = strtoul(f[5], NULL, 10);
 	list = json_object_get(marks, f[0]);
 	if (list == NULL) {
 		list = json_array();
 		json_object_set_new(marks, f[0], list);
 	}
-	json_array_append_new(list, json_pack("[I,b,s]", (json_int_t)idx,
-					      f[2][0] == 'e', f[3]));
+	if (nf == 6)
+		json_array_append_new(list, json_pack("[I,b,s,s,I]", (json_int_t)idx,
+						      f[2][0] == 'e', f[3], f[4],
+						      (json_int_t)lidx));
+	else
+		json_array_append_new(list, json_pack("[I,b,s]", (json_int_t)idx,
+						      f[2][0] == 'e', f[3]));
 }
 
 /*
@@ -1573,9 +1847,14 @@ outbound_recover(struct outbound *ob, int64_t now, size_t *recovered,
 			 * at that index; if not, resend rather than guess. */
 			if (rc->ref == NULL || ref == NULL || strcmp(rc->ref, ref) != 0)
 				continue;
-			/* The Message-ID it was sent with, made the same way. */
-			if (outbound_message_id(ob->token_key, ob->token_keylen, d->thread,
-						ri, message_id_domain(ob->cfg), mid,
+			/* The Message-ID it was sent with, made the same way
+			 * (a digest's: its leader's thread and index). */
+			const char *lthread = json_string_value(json_array_get(v, 3));
+			size_t li = lthread ? (size_t)json_integer_value(json_array_get(v, 4)) : ri;
+
+			if (outbound_message_id(ob->token_key, ob->token_keylen,
+						lthread ? lthread : d->thread, li,
+						message_id_domain(ob->cfg), mid,
 						sizeof(mid)) < 0)
 				continue;
 			rcpt_sent(rc, 250, now, mid, json_is_true(json_array_get(v, 1)) ?

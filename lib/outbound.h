@@ -100,6 +100,9 @@ struct outbound_stats {
 	size_t suppressed;
 	size_t expired;
 	size_t rescheduled;	/* quiet hours */
+	size_t held;		/* held for a digest (digest.h) */
+	size_t digests;		/* of sent: digests, each carrying several
+				   items to one recipient */
 	size_t notices;		/* of sent: PHI-free notices */
 	size_t encrypted;	/* of sent: signed and encrypted */
 	/* one-click unsubscribes the portal handed in (unsub.h) */

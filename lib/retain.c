@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "audit.h"
+#include "digest.h"
 #include "event.h"
 #include "record.h"
 #include "retain.h"
@@ -21,7 +22,7 @@
 /* The databases a pass walks, in order, and the lifetimes each applies. */
 static const enum store_db steps[] = {
 	DB_DELIVERY, DB_THREADS, DB_SEEN, DB_ACKS, DB_BOUNCES, DB_CLINIC,
-	DB_INBOX, DB_META,
+	DB_INBOX, DB_META, DB_DIGESTS,
 };
 #define N_STEPS	(sizeof(steps) / sizeof(steps[0]))
 
@@ -30,7 +31,7 @@ static const char *const kind_names[RETAIN__COUNT] = {
 	[RETAIN_THREADS] = "threads", [RETAIN_SEEN] = "seen",
 	[RETAIN_ACKS] = "acks", [RETAIN_BOUNCES] = "bounces",
 	[RETAIN_CLINIC] = "clinic", [RETAIN_INBOX] = "inbox",
-	[RETAIN_DATA_KEYS] = "data_keys",
+	[RETAIN_DATA_KEYS] = "data_keys", [RETAIN_DIGESTS] = "digests",
 };
 
 /* A key to delete. */
@@ -406,6 +407,8 @@ judge(struct step *st, const char *key, size_t keylen, json_t *v)
 	case DB_CLINIC:		return judge_by_time(st, RETAIN_CLINIC, v);
 	case DB_INBOX:		return judge_inbox(st, v);
 	case DB_META:		return judge_data_key(st, key, keylen, v);
+	case DB_DIGESTS:	return digest_window_ended(v, st->now) ?
+				       RETAIN_DIGESTS : KEEP;
 	default:		return KEEP;
 	}
 }
@@ -466,6 +469,7 @@ step_active(const struct retain_pass *p, enum store_db db)
 	case DB_CLINIC:		return l[RETAIN_CLINIC] != 0;
 	case DB_INBOX:		return l[RETAIN_INBOX] || l[RETAIN_DATA_KEYS];
 	case DB_META:		return l[RETAIN_DATA_KEYS] != 0;
+	case DB_DIGESTS:	return 1;
 	default:		return 0;
 	}
 }

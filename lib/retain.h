@@ -15,8 +15,8 @@
  * DESCRIPTION
  *	Without it nothing carepost writes is ever removed, and a store under
  *	steady load grows until the map is full. A pass walks, in this order,
- *	delivery, threads, seen, acks, bounces, clinic, inbox and the data
- *	keys in meta, and deletes what has outlived its lifetime (struct
+ *	delivery, threads, seen, acks, bounces, clinic, inbox, the data
+ *	keys in meta and the digest windows, and deletes what has outlived its lifetime (struct
  *	retain_policy, [retention] in carepost.conf; 0 = kept for ever):
  *
  *	delivery	a final record (sent, failed, expired, suppressed)
@@ -41,6 +41,8 @@
  *	data keys	meta "dek:ID" made created + lifetime ago (at least
  *			two days: a key is sealed with for one day at most)
  *			that no inbox record kept by this pass names.
+ *	digests		a digest window (digest.h) that has ended: no
+ *			lifetime, always.
  *
  *	A record that does not load is kept (and counted unreadable).
  *
@@ -86,6 +88,7 @@ enum retain_kind {
 	RETAIN_CLINIC,
 	RETAIN_INBOX,
 	RETAIN_DATA_KEYS,
+	RETAIN_DIGESTS,		/* digest windows that ended (no lifetime) */
 	RETAIN__COUNT
 };
 

@@ -38,6 +38,13 @@ step_unsubscribe(struct store *s, MDB_txn *txn, struct cp_error *err)
 	return store_txn_create_db(s, txn, DB_UNSUBSCRIBE, err);
 }
 
+/* step_digests - version 6: the digest windows (digest.h). */
+static int
+step_digests(struct store *s, MDB_txn *txn, struct cp_error *err)
+{
+	return store_txn_create_db(s, txn, DB_DIGESTS, err);
+}
+
 /*
  * The upgrade steps, in order: steps[i] takes a store from version i + 1
  * to i + 2, so that STOREFMT_VERSION is the count of steps + 1. Each
@@ -52,6 +59,7 @@ static const struct storefmt_step steps[] = {
 	 * of class "complaint" and recipients carry complained_at, which an
 	 * older carepost must not meet. */
 	{ 4, "feedback reports in delivery records and the clinic queue", NULL },
+	{ 5, "the digests database", step_digests },
 	{ 0, NULL, NULL },	/* the end of the table */
 };
 

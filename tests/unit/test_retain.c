@@ -21,6 +21,7 @@
 #include "config.h"
 #include "fsfix.h"
 #include "record.h"
+#include "digest.h"
 #include "retain.h"
 #include "storefix.h"
 #include "token.h"
@@ -259,6 +260,38 @@ test_seen_bounces_clinic_lifetimes(void **state)
 	assert_false(has(f, DB_CLINIC, "general/m1800000000-00000001"));
 }
 
+/* A digest window goes once it has ended, whatever the lifetimes say;
+ * digest_until reads the one that is open, and no longer one pruned. */
+static void
+test_digest_windows_go_when_ended(void **state)
+{
+	struct fx *f = *state;
+	struct digest_window w[2] = {
+		{ "p-1", "results", T0 + 3600 }, { "p-2", "billing", T0 + 7200 },
+	};
+	struct retain_counts c;
+	struct cp_error err;
+
+	cp_error_clear(&err);
+	assert_int_equal(digest_open(f->s, w, 2, &err), 0);
+	assert_int_equal(digest_until(f->s, "p-1", "results"), T0 + 3600);
+	assert_int_equal(digest_until(f->s, "p-1", "billing"), 0);
+	for (int k = 0; k < RETAIN__COUNT; k++)
+		f->pol.lifetime[k] = 0;		/* kept for ever: not these */
+	c = prune(f, T0 + 3599);
+	assert_int_equal(c.pruned[RETAIN_DIGESTS], 0);
+	c = prune(f, T0 + 3600);
+	assert_int_equal(c.pruned[RETAIN_DIGESTS], 1);
+	assert_false(has(f, DB_DIGESTS, "p-1/results"));
+	assert_true(has(f, DB_DIGESTS, "p-2/billing"));
+	assert_int_equal(digest_until(f->s, "p-1", "results"), 0);
+	/* one that does not read is no window: it goes, and reads as none */
+	tu_store_put(f->s, DB_DIGESTS, "p-3/results", json_pack("{s:s}", "until", "soon"));
+	assert_int_equal(digest_until(f->s, "p-3", "results"), 0);
+	c = prune(f, T0 + 3600);
+	assert_false(has(f, DB_DIGESTS, "p-3/results"));
+}
+
 /* Acks by at; an alert window by until, and never while its alert is held. */
 static void
 test_acks_and_alert_windows(void **state)
@@ -416,9 +449,10 @@ test_step_bounded_and_resumes(void **state)
 	while ((r = retain_step(f->s, p, T0 + 10 * DAY, &err)) > 0)
 		steps++;
 	assert_int_equal(r, 0);
-	assert_int_equal(steps, 1);			/* k10..k19, then k20..k24 */
+	/* k10..k19, k20..k24, then the digest windows (always looked at) */
+	assert_int_equal(steps, 2);
 	retain_pass_counts(p, &c);
-	assert_int_equal(c.transactions, 3);
+	assert_int_equal(c.transactions, 4);
 	assert_int_equal(c.examined, 25);
 	assert_int_equal(c.pruned[RETAIN_SEEN], 12);
 	assert_int_equal(store_count(f->s, DB_SEEN, &left, NULL), 0);
@@ -494,6 +528,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_internal_lifetime_and_zero_never, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_seen_bounces_clinic_lifetimes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_acks_and_alert_windows, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_digest_windows_go_when_ended, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inbox_and_data_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unreadable_inbox_keeps_data_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_step_bounded_and_resumes, setup, teardown),

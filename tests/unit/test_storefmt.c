@@ -205,6 +205,7 @@ version_1_store_is_upgraded_with_the_audit_database(void **state)
 	store_close(s);
 	s = NULL;
 	assert_true(raw_has_db(f->dir, "audit"));
+	assert_true(raw_has_db(f->dir, "digests"));	/* version 6's step */
 	assert_int_equal(storefmt_open(f->dir, 0, 0, &s, &err), 0);
 	assert_version(s, STOREFMT_VERSION, 1);
 	store_close(s);
@@ -455,11 +456,17 @@ step_five(struct store *s, MDB_txn *txn, struct cp_error *err)
 	return mark(s, txn, "test:step5", err);
 }
 
-/* Steps that work: version 1 to 2 ... 5 to 6 (past this build's 5: a
+static int
+step_six(struct store *s, MDB_txn *txn, struct cp_error *err)
+{
+	return mark(s, txn, "test:step6", err);
+}
+
+/* Steps that work: version 1 to 2 ... 6 to 7 (past this build's 6: a
  * newer build's steps grow this table by one). */
 static const struct storefmt_step good_steps[] = {
 	{ 1, "one", step_one }, { 2, "two", step_two }, { 3, "three", step_three },
-	{ 4, "four", step_four }, { 5, "five", step_five },
+	{ 4, "four", step_four }, { 5, "five", step_five }, { 6, "six", step_six },
 };
 
 static void
@@ -472,24 +479,25 @@ steps_run_in_order_each_reaching_its_version(void **state)
 	size_t ran = 0;
 
 	cp_error_clear(&err);
-	assert_int_equal(STOREFMT_VERSION + 1, 6);	/* see good_steps */
-	assert_int_equal(storefmt_upgrade_steps(s, steps, 5, 6, &ran, &err), 0);
-	assert_int_equal(ran, 5);
-	assert_version(s, 6, 1);
+	assert_int_equal(STOREFMT_VERSION + 1, 7);	/* see good_steps */
+	assert_int_equal(storefmt_upgrade_steps(s, steps, 6, 7, &ran, &err), 0);
+	assert_int_equal(ran, 6);
+	assert_version(s, 7, 1);
 	assert_true(has_mark(s, "test:step1"));
 	assert_true(has_mark(s, "test:step2"));
 	assert_true(has_mark(s, "test:step3"));
 	assert_true(has_mark(s, "test:step4"));
 	assert_true(has_mark(s, "test:step5"));
+	assert_true(has_mark(s, "test:step6"));
 	/* at its version: nothing runs again */
-	assert_int_equal(storefmt_upgrade_steps(s, steps, 5, 6, &ran, &err), 0);
+	assert_int_equal(storefmt_upgrade_steps(s, steps, 6, 7, &ran, &err), 0);
 	assert_int_equal(ran, 0);
 	/* a table that stops short of the target says where */
-	assert_int_equal(storefmt_upgrade_steps(s, steps, 5, 7, &ran, &err), -EPROTO);
-	assert_non_null(strstr(err.text, "no upgrade step to version 7"));
-	assert_version(s, 6, 1);
+	assert_int_equal(storefmt_upgrade_steps(s, steps, 6, 8, &ran, &err), -EPROTO);
+	assert_non_null(strstr(err.text, "no upgrade step to version 8"));
+	assert_version(s, 7, 1);
 	store_close(s);
-	/* and this build (version 5) refuses what the steps made */
+	/* and this build (version 6) refuses what the steps made */
 	s = NULL;
 	assert_int_equal(storefmt_open(f->dir, 0, STOREFMT_OLDER_OK, &s, &err), -EPROTO);
 }
