@@ -171,6 +171,12 @@ reply_txn(struct store *s, MDB_txn *txn, const struct filing_reply *r, int64_t n
 	rc = clinic_txn_put(s, txn, key, &clinic, err);
 	if (rc < 0)
 		return rc;
+	if (r->candidate != NULL) {
+		snprintf(key, sizeof(key), "%s/%s", r->patient, r->sender_ref);
+		rc = key_candidate_txn_put(s, txn, key, r->candidate, err);
+		if (rc < 0)
+			return rc;
+	}
 
 	/* RFC 3834: list mail and mail that asks for none gets no automatic
 	 * answer, neither an acknowledgement nor a form_incomplete request. */

@@ -123,6 +123,9 @@ struct filing_reply {
 	json_t *form_values;		/* form: the answers; NULL: none */
 	json_t *form_missing;		/* form: required fields unanswered */
 
+	/* a key its authenticated sender offered (Autocrypt); NULL: none */
+	const struct key_candidate *candidate;
+
 	/* sealed (filing_seal), for filing_txn */
 	const char *store_fpr;		/* the key the data keys are wrapped to */
 	const char *blob;		/* NULL: "" */

@@ -12,6 +12,7 @@
 #include "inbound.h"
 #include "atrest.h"
 #include "authres.h"
+#include "autocrypt.h"
 #include "bouncemap.h"
 #include "buf.h"
 #include "event.h"
@@ -19,6 +20,7 @@
 #include "form.h"
 #include "log.h"
 #include "parsehelper.h"
+#include "policy.h"
 #include "rawhdr.h"
 #include "record.h"
 #include "queue.h"
@@ -83,6 +85,8 @@ struct work {
 	json_t *form_values;
 	json_t *form_missing;
 	struct buf blob;
+	struct autocrypt ac;		/* the key its Autocrypt header offers */
+	struct key_candidate candidate;	/* of it; fingerprint NULL: none */
 
 	/* bounce */
 	struct bouncemap bounce;	/* what a report mapped to */
@@ -192,6 +196,8 @@ inbound_result_to_json(const struct inbound_result *res)
 				    json_string(metrics_feedback_name(res->feedback)));
 	if (res->no_autoresponse)
 		json_object_set_new(o, "no_autoresponse", json_true());
+	if (res->key_candidate[0])
+		json_object_set_new(o, "key_candidate", json_string(res->key_candidate));
 	return o;
 }
 
@@ -279,6 +285,7 @@ work_free(struct work *w)
 	json_decref(w->form_values);
 	json_decref(w->form_missing);
 	buf_free(&w->blob);
+	autocrypt_free(&w->ac);
 }
 
 /* ---- small helpers ---- */
@@ -1185,6 +1192,47 @@ text_has_urgent_word(const char *cfgwords, const char *text)
 	return 0;
 }
 
+/*
+ * key_candidate_of - the key a filed reply's Autocrypt header offers, as a
+ * candidate (record.h) for the portal to put to its sender, when all
+ * holds: the reply is authenticated beyond its From (a signature of the
+ * sender's, or the trusted server's DMARC or aligned DKIM pass), its From
+ * is the address on file of the one who is authenticated, the header is
+ * the message's one Autocrypt field and reads (autocrypt.h), its addr is
+ * that From, and its key is not the one on file already. A forged or
+ * merely From-matched reply offers nothing.
+ */
+static void
+key_candidate_of(struct work *w)
+{
+	struct inbound_result *res = w->res;
+	const char *from = w->m->from_addr;
+	struct policy_rcpt pr;
+
+	if (w->hdr.autocrypt_fields != 1 || w->hdr.autocrypt == NULL ||
+	    from == NULL || !rawhdr_from_is(&w->hdr, from) ||
+	    (strcmp(res->auth, "pgp") != 0 && strcmp(res->auth, "dmarc") != 0 &&
+	     strcmp(res->auth, "dkim") != 0) ||
+	    w->auth.sender_ref[0] == '\0' ||
+	    strcmp(w->auth.from_ref, w->auth.sender_ref) != 0 ||
+	    policy_resolve(w->auth.patient, w->auth.sender_ref, &pr) < 0 ||
+	    pr.address == NULL || strcasecmp(pr.address, from) != 0)
+		return;
+	if (autocrypt_parse(w->hdr.autocrypt, w->hdr.autocrypt_len, &w->ac) < 0)
+		return;
+	if (strcmp(w->ac.addr, from) != 0 ||
+	    (pr.fpr != NULL && strcasecmp(pr.fpr, w->ac.fpr) == 0)) {
+		autocrypt_free(&w->ac);
+		return;
+	}
+	w->candidate = (struct key_candidate) {
+		.fingerprint = w->ac.fpr, .key = w->ac.key, .keylen = w->ac.keylen,
+		.mutual = w->ac.mutual, .seen = (time_t)w->now,
+		.inbox_id = res->inbox_id, .auth = res->auth,
+	};
+	cp_strlcpy(res->key_candidate, w->ac.fpr, sizeof(res->key_candidate));
+}
+
 static int
 do_reply(struct work *w, struct cp_error *err)
 {
@@ -1213,6 +1261,7 @@ do_reply(struct work *w, struct cp_error *err)
 		if (r < 0)		/* a damaged spec: file it as a plain reply */
 			w->res->form = 0;
 	}
+	key_candidate_of(w);
 	decided(w, INBOUND_FILED, w->res->urgent ? "filed (urgent)" : "filed");
 	return 0;
 }
@@ -1329,6 +1378,7 @@ reply_of(struct work *w, struct filing_reply *r)
 		.form_values = w->form_values, .form_missing = w->form_missing,
 		.store_fpr = w->ib->store_fpr, .blob = w->blob.data,
 		.blob_len = w->blob.len, .dek = w->dek,
+		.candidate = w->candidate.fingerprint ? &w->candidate : NULL,
 	};
 }
 

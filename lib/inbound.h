@@ -247,6 +247,9 @@ struct inbound_result {
 	char thread[2 * 10 + 1];	/* hex */
 	char sender_role[8];		/* "patient", "proxy" or "" */
 	char auth[16];			/* "pgp", "dmarc", "dkim", "from", "" */
+	char key_candidate[41];		/* the fingerprint of the key its
+					   Autocrypt header offered, recorded
+					   as a candidate; "": none */
 	char seen_key[65];
 	json_t *summary;		/* dry runs: see DRY RUN */
 };

@@ -214,6 +214,16 @@ field(struct rawhdr *h, struct buf *rcpt, const char *f, size_t len, int cut)
 		from_value(h, v, vlen);
 		return 0;
 	}
+	if (name_is(f, len, "Autocrypt")) {
+		if (h->autocrypt_fields++ > 0 || cut)
+			return 0;
+		if ((h->autocrypt = malloc(vlen + 1)) == NULL)
+			return -ENOMEM;
+		memcpy(h->autocrypt, v, vlen);
+		h->autocrypt[vlen] = '\0';
+		h->autocrypt_len = vlen;
+		return 0;
+	}
 	/* A recipient field cut short names nobody (what is left could
 	 * read as outside a comment or quote it is in). */
 	if (!cut && (name_is(f, len, "To") || name_is(f, len, "Cc") ||
@@ -285,6 +295,7 @@ rawhdr_free(struct rawhdr *h)
 		free(h->authres.v[i]);
 	free(h->authres.v);
 	free(h->recipients);
+	free(h->autocrypt);
 	memset(h, 0, sizeof(*h));
 }
 

@@ -37,6 +37,10 @@
  *	- recipients: the values of To, Cc, Delivered-To and X-Original-To,
  *	  unfolded, one after another (at most RAWHDR_MAX_RECIPIENTS
  *	  bytes), for rawhdr_recipients_name.
+ *	- autocrypt_fields, autocrypt: the number of Autocrypt fields, and
+ *	  the first one's value, unfolded (none when it was cut): a key
+ *	  candidate (autocrypt.h), read only from a reply that is
+ *	  authenticated, and only when it is the one such field.
  *
  *	rawhdr_from_is(h, addr): addr (the helper's from_addr) is from_addr
  *	(ASCII case ignored); the count says whether there are others. A quoted local part
@@ -92,6 +96,10 @@ struct rawhdr {
 	char from_addr[RAWHDR_MAX_ADDR];	/* the first; "" when unread */
 	char *recipients;		/* NUL-terminated; never NULL after scan */
 	size_t recipients_len;
+	unsigned autocrypt_fields;	/* Autocrypt fields in the header */
+	char *autocrypt;		/* the first one's value, unfolded and
+					   NUL-terminated; NULL: none, or cut */
+	size_t autocrypt_len;
 };
 
 int rawhdr_scan(const char *raw, size_t len, struct rawhdr *h,

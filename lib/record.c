@@ -1919,6 +1919,25 @@ clinic_txn_put(struct store *s, MDB_txn *txn, const char *key,
 	return put_json_take(s, txn, DB_CLINIC, "clinic record", key, clinic_dump(c), err);
 }
 
+/* ---- key candidates ---- */
+
+int
+key_candidate_txn_put(struct store *s, MDB_txn *txn, const char *key,
+		      const struct key_candidate *c, struct cp_error *err)
+{
+	struct buf b = BUF_INIT;
+	json_t *v = NULL;
+
+	if (buf_append_base64(&b, c->key, c->keylen) == 0 && buf_append(&b, "", 1) == 0)
+		v = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s}",
+			      "key_fpr", c->fingerprint, "keydata", b.data,
+			      "prefer_encrypt", c->mutual ? "mutual" : "nopreference",
+			      "seen", (json_int_t)c->seen, "inbox_id", c->inbox_id,
+			      "auth", c->auth);
+	buf_free(&b);
+	return put_json_take(s, txn, DB_CANDIDATES, "key candidate", key, v, err);
+}
+
 /* ---- inbox content ---- */
 
 static json_t *

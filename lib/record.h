@@ -535,6 +535,27 @@ int inbox_txn_put(struct store *s, MDB_txn *txn, const char *key,
 		  struct cp_error *err);
 
 /*
+ * struct key_candidate - the "candidates" database (the portal reads it):
+ * key "PATIENT/REF" (REF "patient" or "proxy:N"), {"key_fpr",
+ * "keydata" (base64 of the key as its Autocrypt header gave it),
+ * "prefer_encrypt" ("mutual" or "nopreference"), "seen", "inbox_id",
+ * "auth"}: a key a patient's or proxy's authenticated reply offered
+ * (autocrypt.h), for the portal to put to them. Never used to encrypt.
+ */
+struct key_candidate {
+	const char *fingerprint;
+	const uint8_t *key;
+	size_t keylen;
+	int mutual;
+	time_t seen;
+	const char *inbox_id;
+	const char *auth;
+};
+
+int key_candidate_txn_put(struct store *s, MDB_txn *txn, const char *key,
+			  const struct key_candidate *c, struct cp_error *err);
+
+/*
  * struct clinic_entry - the "clinic" database (the departments' work
  * queues, the portal marks entries done): key "DEPT/MSGID",
  * {"inbox_id","patient","thread","event","class","received","urgent",

@@ -21,7 +21,7 @@
 static const char *const db_names[DB__COUNT] = {
 	"patients", "events", "delivery", "schedule", "threads", "bounces",
 	"meta", "inbox", "clinic", "seen", "imap", "acks", "audit", "scrub",
-	"counts", "pending", "leases", "unsubscribe", "digests",
+	"counts", "pending", "leases", "unsubscribe", "digests", "candidates",
 };
 
 struct store {

@@ -45,6 +45,13 @@ step_digests(struct store *s, MDB_txn *txn, struct cp_error *err)
 	return store_txn_create_db(s, txn, DB_DIGESTS, err);
 }
 
+/* step_candidates - version 7: the key candidates (record.h). */
+static int
+step_candidates(struct store *s, MDB_txn *txn, struct cp_error *err)
+{
+	return store_txn_create_db(s, txn, DB_CANDIDATES, err);
+}
+
 /*
  * The upgrade steps, in order: steps[i] takes a store from version i + 1
  * to i + 2, so that STOREFMT_VERSION is the count of steps + 1. Each
@@ -60,6 +67,7 @@ static const struct storefmt_step steps[] = {
 	 * older carepost must not meet. */
 	{ 4, "feedback reports in delivery records and the clinic queue", NULL },
 	{ 5, "the digests database", step_digests },
+	{ 6, "the key candidates database", step_candidates },
 	{ 0, NULL, NULL },	/* the end of the table */
 };
 

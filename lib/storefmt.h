@@ -65,7 +65,7 @@
 #include "util.h"
 
 /* The store format version this build reads and writes. */
-#define STOREFMT_VERSION	6
+#define STOREFMT_VERSION	7
 
 #define STOREFMT_OLDER_OK	0x1
 

@@ -100,8 +100,8 @@ def make_key(home, uid, expire="never"):
     return fpr
 
 
-def export_key(home, fpr):
-    return gpg(home, "--armor", "--export", fpr).stdout
+def export_key(home, fpr, armor=True):
+    return gpg(home, *(["--armor"] if armor else []), "--export", fpr).stdout
 
 
 DOVECOT = "/usr/sbin/dovecot"

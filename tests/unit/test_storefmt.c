@@ -206,6 +206,7 @@ version_1_store_is_upgraded_with_the_audit_database(void **state)
 	s = NULL;
 	assert_true(raw_has_db(f->dir, "audit"));
 	assert_true(raw_has_db(f->dir, "digests"));	/* version 6's step */
+	assert_true(raw_has_db(f->dir, "candidates"));	/* version 7's */
 	assert_int_equal(storefmt_open(f->dir, 0, 0, &s, &err), 0);
 	assert_version(s, STOREFMT_VERSION, 1);
 	store_close(s);
@@ -462,11 +463,18 @@ step_six(struct store *s, MDB_txn *txn, struct cp_error *err)
 	return mark(s, txn, "test:step6", err);
 }
 
-/* Steps that work: version 1 to 2 ... 6 to 7 (past this build's 6: a
+static int
+step_seven(struct store *s, MDB_txn *txn, struct cp_error *err)
+{
+	return mark(s, txn, "test:step7", err);
+}
+
+/* Steps that work: version 1 to 2 ... 7 to 8 (past this build's 7: a
  * newer build's steps grow this table by one). */
 static const struct storefmt_step good_steps[] = {
 	{ 1, "one", step_one }, { 2, "two", step_two }, { 3, "three", step_three },
 	{ 4, "four", step_four }, { 5, "five", step_five }, { 6, "six", step_six },
+	{ 7, "seven", step_seven },
 };
 
 static void
@@ -479,25 +487,26 @@ steps_run_in_order_each_reaching_its_version(void **state)
 	size_t ran = 0;
 
 	cp_error_clear(&err);
-	assert_int_equal(STOREFMT_VERSION + 1, 7);	/* see good_steps */
-	assert_int_equal(storefmt_upgrade_steps(s, steps, 6, 7, &ran, &err), 0);
-	assert_int_equal(ran, 6);
-	assert_version(s, 7, 1);
+	assert_int_equal(STOREFMT_VERSION + 1, 8);	/* see good_steps */
+	assert_int_equal(storefmt_upgrade_steps(s, steps, 7, 8, &ran, &err), 0);
+	assert_int_equal(ran, 7);
+	assert_version(s, 8, 1);
 	assert_true(has_mark(s, "test:step1"));
 	assert_true(has_mark(s, "test:step2"));
 	assert_true(has_mark(s, "test:step3"));
 	assert_true(has_mark(s, "test:step4"));
 	assert_true(has_mark(s, "test:step5"));
 	assert_true(has_mark(s, "test:step6"));
+	assert_true(has_mark(s, "test:step7"));
 	/* at its version: nothing runs again */
-	assert_int_equal(storefmt_upgrade_steps(s, steps, 6, 7, &ran, &err), 0);
+	assert_int_equal(storefmt_upgrade_steps(s, steps, 7, 8, &ran, &err), 0);
 	assert_int_equal(ran, 0);
 	/* a table that stops short of the target says where */
-	assert_int_equal(storefmt_upgrade_steps(s, steps, 6, 8, &ran, &err), -EPROTO);
-	assert_non_null(strstr(err.text, "no upgrade step to version 8"));
-	assert_version(s, 7, 1);
+	assert_int_equal(storefmt_upgrade_steps(s, steps, 7, 9, &ran, &err), -EPROTO);
+	assert_non_null(strstr(err.text, "no upgrade step to version 9"));
+	assert_version(s, 8, 1);
 	store_close(s);
-	/* and this build (version 6) refuses what the steps made */
+	/* and this build (version 7) refuses what the steps made */
 	s = NULL;
 	assert_int_equal(storefmt_open(f->dir, 0, STOREFMT_OLDER_OK, &s, &err), -EPROTO);
 }

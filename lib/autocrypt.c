@@ -1,0 +1,262 @@
+/*
+ * autocrypt.c - an Autocrypt header read as a key candidate (autocrypt.h).
+ */
+#include <ctype.h>
+#include <strings.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gcrypt.h>
+
+#include "autocrypt.h"
+
+/* b64 - the value of a base64 digit, or -1. */
+static int
+b64(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+/*
+ * unbase64 - s (white space ignored, '=' padding only at the end) decoded
+ * into a malloc'd *out: 0, -EINVAL, -EMSGSIZE or -ENOMEM.
+ */
+static int
+unbase64(const char *s, size_t len, uint8_t **out, size_t *outlen)
+{
+	uint8_t *o = malloc(len / 4 * 3 + 3);
+	uint32_t acc = 0;
+	size_t n = 0, digits = 0, pad = 0;
+
+	if (o == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		int v;
+
+		if (c == ' ' || c == '\t' || c == '\r' || c == '\n')
+			continue;
+		if (c == '=') {
+			pad++;
+			continue;
+		}
+		if (pad > 0 || (v = b64(c)) < 0)
+			goto bad;	/* a digit after padding, or no digit */
+		acc = acc << 6 | (uint32_t)v;
+		if (++digits % 4 == 0) {
+			o[n++] = (uint8_t)(acc >> 16);
+			o[n++] = (uint8_t)(acc >> 8);
+			o[n++] = (uint8_t)acc;
+			acc = 0;
+		}
+	}
+	switch (digits % 4) {
+	case 0:
+		if (pad != 0)
+			goto bad;
+		break;
+	case 2:
+		if (pad != 0 && pad != 2)
+			goto bad;
+		o[n++] = (uint8_t)(acc >> 4);
+		break;
+	case 3:
+		if (pad > 1)
+			goto bad;
+		o[n++] = (uint8_t)(acc >> 10);
+		o[n++] = (uint8_t)(acc >> 2);
+		break;
+	default:
+		goto bad;
+	}
+	if (n == 0)
+		goto bad;
+	if (n > AUTOCRYPT_MAX_KEY) {
+		free(o);
+		return -EMSGSIZE;
+	}
+	*out = o;
+	*outlen = n;
+	return 0;
+bad:
+	free(o);
+	return -EINVAL;
+}
+
+int
+autocrypt_v4_fpr(const uint8_t *key, size_t len, char fpr[AUTOCRYPT_FPR_SIZE])
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t hdr, body;
+	unsigned tag;
+	uint8_t digest[20], *buf;
+
+	if (len < 2 || !(key[0] & 0x80))
+		return -EINVAL;
+	if (key[0] & 0x40) {			/* new format */
+		tag = key[0] & 0x3f;
+		if (key[1] < 192) {
+			body = key[1];
+			hdr = 2;
+		} else if (key[1] < 224) {
+			if (len < 3)
+				return -EINVAL;
+			body = ((size_t)(key[1] - 192) << 8) + key[2] + 192;
+			hdr = 3;
+		} else if (key[1] == 255) {
+			if (len < 6)
+				return -EINVAL;
+			body = (size_t)key[2] << 24 | (size_t)key[3] << 16 |
+			       (size_t)key[4] << 8 | key[5];
+			hdr = 6;
+		} else {
+			return -EINVAL;	/* a partial length: no key packet */
+		}
+	} else {				/* old format */
+		tag = (key[0] >> 2) & 0x0f;
+		switch (key[0] & 3) {
+		case 0:
+			body = key[1];
+			hdr = 2;
+			break;
+		case 1:
+			if (len < 3)
+				return -EINVAL;
+			body = (size_t)key[1] << 8 | key[2];
+			hdr = 3;
+			break;
+		case 2:
+			if (len < 5)
+				return -EINVAL;
+			body = (size_t)key[1] << 24 | (size_t)key[2] << 16 |
+			       (size_t)key[3] << 8 | key[4];
+			hdr = 5;
+			break;
+		default:
+			return -EINVAL;	/* indeterminate */
+		}
+	}
+	/* a public key, version 4, whole within the data; the fingerprint
+	 * hashes its body behind a two-byte length */
+	if (tag != 6 || body < 6 || body > 0xffff || body > len - hdr ||
+	    key[hdr] != 4)
+		return -EINVAL;
+	if ((buf = malloc(body + 3)) == NULL)
+		return -ENOMEM;
+	buf[0] = 0x99;
+	buf[1] = (uint8_t)(body >> 8);
+	buf[2] = (uint8_t)body;
+	memcpy(buf + 3, key + hdr, body);
+	gcry_md_hash_buffer(GCRY_MD_SHA1, digest, buf, body + 3);
+	free(buf);
+	for (size_t i = 0; i < sizeof(digest); i++) {
+		fpr[2 * i] = hex[digest[i] >> 4];
+		fpr[2 * i + 1] = hex[digest[i] & 15];
+	}
+	fpr[40] = '\0';
+	return 0;
+}
+
+/* trim - [*a, *b) without white space at either end. */
+static void
+trim(const char *s, size_t *a, size_t *b)
+{
+	while (*a < *b && isspace((unsigned char)s[*a]))
+		(*a)++;
+	while (*b > *a && isspace((unsigned char)s[*b - 1]))
+		(*b)--;
+}
+
+/* addr_ok - a plain addr-spec: one '@', printable ASCII, no space or
+ * specials that would need quoting. */
+static int
+addr_ok(const char *s, size_t n)
+{
+	const char *at = memchr(s, '@', n);
+
+	if (n == 0 || n > AUTOCRYPT_ADDR_MAX || at == NULL || at == s ||
+	    at == s + n - 1 || memchr(at + 1, '@', (size_t)(s + n - at - 1)) != NULL)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] <= ' ' || s[i] >= 127 || strchr("<>()[]\\,;:\"", s[i]))
+			return 0;
+	return 1;
+}
+
+int
+autocrypt_parse(const char *value, size_t len, struct autocrypt *ac)
+{
+	const char *keydata = NULL;
+	size_t keydata_len = 0, i = 0;
+	int have_addr = 0, have_pref = 0, r;
+
+	memset(ac, 0, sizeof(*ac));
+	if (value == NULL)
+		return -EINVAL;
+	if (len > AUTOCRYPT_MAX_VALUE)
+		return -EMSGSIZE;
+	while (i < len) {
+		const char *semi = memchr(value + i, ';', len - i);
+		size_t end = semi ? (size_t)(semi - value) : len;
+		size_t a = i, b = end, eq, na, nb, va, vb;
+		const char *e;
+
+		i = end + (semi != NULL);
+		trim(value, &a, &b);
+		if (a == b) {
+			if (semi == NULL)
+				break;
+			continue;	/* an empty attribute ("a=1;;b=2", a final ';') */
+		}
+		if ((e = memchr(value + a, '=', b - a)) == NULL)
+			return -EINVAL;
+		eq = (size_t)(e - value);
+		na = a, nb = eq, va = eq + 1, vb = b;
+		trim(value, &na, &nb);
+		trim(value, &va, &vb);
+		if (nb - na == 4 && strncasecmp(value + na, "addr", 4) == 0) {
+			if (have_addr++ || !addr_ok(value + va, vb - va))
+				return -EINVAL;
+			for (size_t k = 0; k < vb - va; k++)
+				ac->addr[k] = (char)tolower((unsigned char)value[va + k]);
+			ac->addr[vb - va] = '\0';
+		} else if (nb - na == 14 && strncasecmp(value + na, "prefer-encrypt", 14) == 0) {
+			if (have_pref++)
+				return -EINVAL;
+			ac->mutual = vb - va == 6 && strncasecmp(value + va, "mutual", 6) == 0;
+		} else if (nb - na == 7 && strncasecmp(value + na, "keydata", 7) == 0) {
+			if (keydata != NULL)
+				return -EINVAL;
+			keydata = value + va;
+			keydata_len = vb - va;
+		} else if (nb == na || value[na] != '_') {
+			return -EINVAL;	/* an unknown critical attribute */
+		}
+	}
+	if (!have_addr || keydata == NULL)
+		return -EINVAL;
+	r = unbase64(keydata, keydata_len, &ac->key, &ac->keylen);
+	if (r == 0)
+		r = autocrypt_v4_fpr(ac->key, ac->keylen, ac->fpr);
+	if (r < 0)
+		autocrypt_free(ac);
+	return r;
+}
+
+void
+autocrypt_free(struct autocrypt *ac)
+{
+	free(ac->key);
+	memset(ac, 0, sizeof(*ac));
+}
