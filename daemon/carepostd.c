@@ -259,6 +259,13 @@ check_config(const char *config)
 	cp_error_clear(&err);
 	if (tmplset_load(cfg->templates_dir, cfg->default_locale, &ts, &err) < 0)
 		problem(&n, err.text);
+	else if (cfg->digest_window > 0 && !tmplset_has(ts, TMPLSET_OPTIONAL)) {
+		snprintf(text, sizeof(text), "%s: [delivery] digest_window: the "
+			 "templates of %s/%s lack digest.full.mustache or "
+			 "digest.notice.mustache", config, cfg->templates_dir,
+			 cfg->default_locale);
+		problem(&n, text);
+	}
 	tmplset_free(ts);
 
 	cp_error_clear(&err);

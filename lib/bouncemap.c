@@ -394,6 +394,66 @@ bouncemap_find_complaint(struct store *s, const void *key, size_t keylen,
 	return 0;
 }
 
+/* note_report - a delivery report on a recipient entry. */
+static int
+note_report(struct delivery_rcpt *rc, const struct bouncemap *bm, int64_t now)
+{
+	/* a delay reported after a failure does not undo it */
+	if (bm->failed || rc->state != RCPT_BOUNCED)
+		rc->state = bm->failed ? RCPT_BOUNCED : RCPT_DELAYED;
+	rc->bounced_at = (time_t)now;
+	return record_set_str(&rc->dsn_status, bm->dsn_status);
+}
+
+/*
+ * folded_txn - the report noted on each item a digest carried (ids, as
+ * its first item's entry names them): the entry of the same recipient
+ * that names the same Message-ID. An item gone (retention) is skipped.
+ */
+static int
+folded_txn(struct store *s, MDB_txn *txn, const char *ids, const char *ref,
+	   const char *message_id, const struct bouncemap *bm, int64_t now,
+	   struct cp_error *err)
+{
+	while (*ids) {
+		size_t n = strcspn(ids, " ");
+		char id[STORE_ID_MAX + 1];
+		struct delivery d;
+		int r, changed = 0;
+
+		if (n == 0 || n > STORE_ID_MAX)
+			return 0;
+		memcpy(id, ids, n);
+		id[n] = '\0';
+		ids += n;
+		ids += *ids == ' ';
+		r = queue_txn_get(s, txn, id, &d, err);
+		if (r == -ENOENT)
+			continue;
+		if (r < 0)
+			return r;
+		for (size_t i = 0; i < d.nrcpts && r == 0; i++) {
+			struct delivery_rcpt *rc = &d.rcpts[i];
+
+			if (rc->ref && ref && strcmp(rc->ref, ref) == 0 && rc->message_id &&
+			    message_id && strcmp(rc->message_id, message_id) == 0) {
+				r = note_report(rc, bm, now);
+				changed = 1;
+			}
+		}
+		if (r == 0 && changed) {
+			d.updated = (time_t)now;
+			r = queue_txn_put(s, txn, &d, err);
+		} else if (r < 0) {
+			r = cp_error_set(err, r, "bounce: out of memory");
+		}
+		delivery_clear(&d);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 int
 bouncemap_txn(struct store *s, MDB_txn *txn, const struct bouncemap *bm,
 	      int64_t now, struct cp_error *err)
@@ -410,14 +470,14 @@ bouncemap_txn(struct store *s, MDB_txn *txn, const struct bouncemap *bm,
 	if (bm->rcpt_index < d.nrcpts) {
 		struct delivery_rcpt *rc = &d.rcpts[bm->rcpt_index];
 
-		/* a delay reported after a failure does not undo it */
-		if (bm->failed || rc->state != RCPT_BOUNCED)
-			rc->state = bm->failed ? RCPT_BOUNCED : RCPT_DELAYED;
-		rc->bounced_at = (time_t)now;
+		r = note_report(rc, bm, now);
 		d.updated = (time_t)now;
-		r = record_set_str(&rc->dsn_status, bm->dsn_status);
 		r = r < 0 ? cp_error_set(err, r, "bounce: out of memory") :
 		    queue_txn_put(s, txn, &d, err);
+		/* a digest: the same report for every item it carried */
+		if (r == 0 && rc->folded != NULL)
+			r = folded_txn(s, txn, rc->folded, rc->ref, rc->message_id, bm,
+				       now, err);
 	}
 	delivery_clear(&d);
 	if (r < 0)

@@ -42,6 +42,7 @@
 #include "util.h"
 
 #define DIGEST_KEY_MAX	(STORE_ID_MAX + 32)
+#define DIGEST_HELD	"held for a digest"	/* a held record's reason */
 
 struct digest_window {
 	const char *patient;

@@ -92,6 +92,11 @@ struct job {
 	size_t nfolded;
 	json_t *items;			/* owned: the items' full contexts, the
 					   leader's first (encrypted digests) */
+	struct job **members;		/* owned: the jobs of items[1..], in
+					   order */
+	int item_failed;		/* its item could not be rendered: it
+					   fails, the digest goes without it */
+	char item_reason[300];
 	char *journal_all;		/* owned: the journal lines of the leader
 					   and every job folded into it */
 	/* results */
@@ -256,6 +261,12 @@ outbound_new(const struct cp_config *cfg, struct store *store,
 	if (cfg->reply_domain == NULL || cfg->bounce_domain == NULL)
 		return cp_error_set(err, -EINVAL,
 			"[portal] reply_domain and bounce_domain must be set");
+	if (cfg->digest_window > 0 && templates != NULL &&
+	    !tmplset_has(templates, TMPLSET_OPTIONAL))
+		return cp_error_set(err, -ENOENT, "[delivery] digest_window: the "
+				    "templates of %s/%s lack digest.full.mustache "
+				    "or digest.notice.mustache", cfg->templates_dir,
+				    cfg->default_locale);
 	ob = calloc(1, sizeof(*ob));
 	if (ob == NULL)
 		return cp_error_set(err, -ENOMEM, "outbound: out of memory");
@@ -483,8 +494,9 @@ calendar_part(const struct outbound *ob, const struct job *j, struct buf *ics,
  * digest_context - the full context of a digest: the leader's (greeting,
  * recipient, patient), "count" and "items", each item's full template
  * rendered (subject and body, without its greeting and footer: the
- * items' contexts say "in_digest") in the order they came. NULL on a
- * failure, said in j->reason.
+ * items' contexts say "in_digest") in the order they came. An item whose
+ * template fails is left out and its job marked (item_failed: it fails
+ * alone); NULL when none is left, or on a failure, said in j->reason.
  */
 static json_t *
 digest_context(struct outbound *ob, struct job *j)
@@ -503,11 +515,12 @@ digest_context(struct outbound *ob, struct job *j)
 		if (type == NULL || tmplset_render(ob->templates, j->locale, type,
 						   TMPL_FULL, item, &subj, &body,
 						   &err) < 0) {
-			snprintf(j->reason, sizeof(j->reason), "full template of a "
-				 "digest item: %s", type ? err.text : "no type");
-			json_decref(ctx);
-			json_decref(rendered);
-			return NULL;
+			struct job *who = i == 0 ? j : j->members[i - 1];
+
+			who->item_failed = 1;
+			snprintf(who->item_reason, sizeof(who->item_reason),
+				 "full template: %s", type ? err.text : "no type");
+			continue;
 		}
 		/* the body without the blank lines its greeting's and its
 		 * footer's absence left */
@@ -522,7 +535,13 @@ digest_context(struct outbound *ob, struct job *j)
 				"body", body.data ? body.data + start : "")) < 0)
 			goto nomem;
 	}
-	json_object_set_new(ctx, "count", json_integer((json_int_t)json_array_size(j->items)));
+	if (json_array_size(rendered) == 0) {
+		snprintf(j->reason, sizeof(j->reason), "%s", j->item_reason);
+		json_decref(ctx);
+		json_decref(rendered);
+		return NULL;
+	}
+	json_object_set_new(ctx, "count", json_integer((json_int_t)json_array_size(rendered)));
 	json_object_set_new(ctx, "several", json_true());
 	json_object_set_new(ctx, "items", rendered);
 	return ctx;
@@ -952,14 +971,17 @@ prepare(struct outbound *ob, struct delivery *d, int64_t now, struct key_cache *
 		}
 	}
 	if (cfg->digest_window > 0 && d->priority != PRIORITY_HIGH &&
-	    event_type_foldable(et)) {
+	    event_type_foldable(et) && d->attempts == 0 && chosen &&
+	    !(d->reason && strcmp(d->reason, DIGEST_HELD) == 0)) {
 		/* A window open for the patient and the category: held to
-		 * its end, when the items go together (digest.h). Never
+		 * its end, when the items go together (digest.h). Once
+		 * only (an item held before goes at its window's end,
+		 * whatever window is open then), never on a retry, never
 		 * past the item's own expiry. */
 		int64_t until = digest_until(ob->store, pid, et->category);
 
 		if (until > now && (!expires || until < expires)) {
-			delivery_set_state(d, DELIVERY_QUEUED, "held for a digest", now);
+			delivery_set_state(d, DELIVERY_QUEUED, DIGEST_HELD, now);
 			d->due = (time_t)until;
 			if (chosen)
 				delivery_drop_rcpts(d);
@@ -1091,6 +1113,14 @@ record_job(struct job *j, struct outbound_stats *st)
 	}
 	if (j->fell_back)
 		record_set_str(&rc->note, j->reason);
+	if (j->item_failed) {
+		/* its item could not be rendered: the digest went without it */
+		rcpt_set_state(rc, RCPT_FAILED, j->item_reason);
+		log_event(LOG_ERR, LOGID_FAILED, id, pid, "cannot compose: %s",
+			  j->item_reason);
+		st->failed++;
+		return;
+	}
 	if (j->defer) {
 		rcpt_set_state(rc, RCPT_DEFERRED, j->reason);
 		st->deferred++;
@@ -1202,6 +1232,7 @@ flight_free(struct flight *f)
 		json_decref(f->jobs[k].notice_ctx);
 		json_decref(f->jobs[k].full_ctx);
 		json_decref(f->jobs[k].items);
+		free(f->jobs[k].members);
 		free(f->jobs[k].journal_all);
 	}
 	free(f->jobs);
@@ -1273,7 +1304,7 @@ foldable_job(const struct outbound *ob, const struct job *j)
 static int
 fold(struct outbound *ob, struct job *jobs, size_t n)
 {
-	size_t k, m;
+	size_t k, m, i;
 
 	for (k = 0; k < n; k++) {
 		struct job *l = &jobs[k];
@@ -1291,17 +1322,20 @@ fold(struct outbound *ob, struct job *jobs, size_t n)
 		json_object_set_new(l->notice_ctx, "count",
 				    json_integer((json_int_t)(l->nfolded + 1)));
 		json_object_set_new(l->notice_ctx, "several", json_true());
+		if ((l->members = calloc(l->nfolded, sizeof(*l->members))) == NULL)
+			return -ENOMEM;
+		for (m = k + 1, i = 0; m < n; m++)
+			if (jobs[m].leader == k + 1)
+				l->members[i++] = &jobs[m];
 		if (!l->encrypt)
 			continue;
 		if ((l->items = json_array()) == NULL ||
 		    json_array_append_new(l->items, json_copy(l->full_ctx)) < 0)
 			return -ENOMEM;
 		json_object_set_new(json_array_get(l->items, 0), "in_digest", json_true());
-		for (m = k + 1; m < n; m++) {
-			if (jobs[m].leader != k + 1)
-				continue;
-			json_object_set_new(jobs[m].full_ctx, "in_digest", json_true());
-			if (json_array_append(l->items, jobs[m].full_ctx) < 0)
+		for (i = 0; i < l->nfolded; i++) {
+			json_object_set_new(l->members[i]->full_ctx, "in_digest", json_true());
+			if (json_array_append(l->items, l->members[i]->full_ctx) < 0)
 				return -ENOMEM;
 		}
 	}
@@ -1323,12 +1357,14 @@ journal_fold(struct job *jobs, size_t n, size_t k)
 
 	if (l->journal[0] == '\0')
 		return 0;
-	r = buf_append(&b, l->journal, strlen(l->journal));
+	if (!l->item_failed)
+		r = buf_append(&b, l->journal, strlen(l->journal));
 	for (size_t m = k + 1; r == 0 && m < n; m++) {
 		struct job *f = &jobs[m];
 		const char *id = f->record->id, *ref = job_rcpt(f)->ref;
 
-		if (f->leader != k + 1 || !id_valid(id) || !id_valid(ref))
+		if (f->leader != k + 1 || f->item_failed || !id_valid(id) ||
+		    !id_valid(ref))
 			continue;
 		r = buf_printf(&b, "%s\t%zu\t%c\t%s\t%s\t%zu\n", id, f->rcpt,
 			       l->encrypt ? 'e' : 'n', ref, l->record->thread, l->rcpt);
@@ -1450,7 +1486,7 @@ audit_sent(struct flight *f)
 		struct delivery_rcpt *rc = job_rcpt(j);
 		struct audit_event *ev;
 
-		if (j->rc < 0 || j->defer || j->rm.outcome != RELAY_SENT)
+		if (j->rc < 0 || j->defer || j->item_failed || j->rm.outcome != RELAY_SENT)
 			continue;
 		ev = &f->audit[f->naudit++];
 		ev->action = AUDIT_SENT;
@@ -1551,6 +1587,33 @@ flight_record(struct outbound *ob, struct flight *f, int64_t now,
 	for (i = 0; i < f->batch.n; i++)
 		if (f->batch.items[i].state == DELIVERY_SENDING)
 			settle(ob->cfg, &f->batch.items[i], now, session_error);
+	/* A digest sent: its first item's entry names the others, so that
+	 * a delivery report about it reaches every item (bouncemap.h). */
+	for (k = 0; k < f->njobs; k++) {
+		struct job *j = &f->jobs[k];
+		struct buf ids = BUF_INIT;
+
+		if (j->nfolded == 0 || j->rm.outcome != RELAY_SENT || j->rc < 0)
+			continue;
+		for (i = 0; i < j->nfolded; i++)
+			if (!j->members[i]->item_failed &&
+			    (buf_printf(&ids, "%s%s", ids.len ? " " : "",
+					j->members[i]->record->id) < 0))
+				break;
+		if (ids.len > 0 && buf_append(&ids, "", 1) == 0)
+			record_set_str(&job_rcpt(j)->folded, (char *)ids.data);
+		buf_free(&ids);
+	}
+	/* A digest deferred is retried as one: its items at its leader's
+	 * time (each settled with a backoff of its own). */
+	for (k = 0; k < f->njobs; k++) {
+		const struct job *j = &f->jobs[k];
+		const struct delivery *l = j->leader ? f->jobs[j->leader - 1].record : NULL;
+
+		if (l != NULL && l->state == DELIVERY_DEFERRED &&
+		    j->record->state == DELIVERY_DEFERRED)
+			j->record->due = l->due;
+	}
 	if ((r = audit_sent(f)) < 0) {
 		flight_free(f);
 		return cp_error_set(err, r, "audit: out of memory");

@@ -244,8 +244,64 @@ rcpt_clear(struct delivery_rcpt *rc)
 	free(rc->address_hash);
 	free(rc->dsn_status);
 	free(rc->feedback_type);
+	free(rc->folded);
 	json_decref(rc->extra);
 	memset(rc, 0, sizeof(*rc));
+}
+
+/* load_ids - a list of event ids, kept joined by spaces (none has one). */
+static int
+load_ids(struct loader *l, const char *field, json_t *v, char **out)
+{
+	struct buf b = BUF_INIT;
+	size_t i;
+	json_t *e;
+
+	if (json_is_null(v))
+		return 0;
+	if (!json_is_array(v))
+		return bad(l, field, "expected a list of ids");
+	json_array_foreach(v, i, e) {
+		if (!json_is_string(e) || !id_valid(json_string_value(e))) {
+			buf_free(&b);
+			return bad(l, field, "expected a list of ids");
+		}
+		if ((i > 0 && buf_append(&b, " ", 1) < 0) ||
+		    buf_append(&b, json_string_value(e), json_string_length(e)) < 0) {
+			buf_free(&b);
+			return cp_error_set(l->err, -ENOMEM, "%s: out of memory", l->kind);
+		}
+	}
+	if (b.len == 0)
+		return 0;
+	if (buf_append(&b, "", 1) < 0) {
+		buf_free(&b);
+		return cp_error_set(l->err, -ENOMEM, "%s: out of memory", l->kind);
+	}
+	*out = (char *)b.data;
+	return 0;
+}
+
+static int
+dump_ids(json_t *o, const char *field, const char *ids)
+{
+	json_t *a;
+
+	if (ids == NULL)
+		return 0;
+	if ((a = json_array()) == NULL)
+		return -1;
+	while (*ids) {
+		size_t n = strcspn(ids, " ");
+
+		if (n > 0 && json_array_append_new(a, json_stringn(ids, n)) < 0) {
+			json_decref(a);
+			return -1;
+		}
+		ids += n;
+		ids += *ids == ' ';
+	}
+	return json_object_set_new(o, field, a);
 }
 
 static int
@@ -296,6 +352,8 @@ rcpt_load(struct loader *l, json_t *v, struct delivery_rcpt *rc)
 			r = load_time(l, "recipients.complained_at", m, &rc->complained_at);
 		else if (strcmp(key, "feedback_type") == 0)
 			r = load_str(l, "recipients.feedback_type", m, &rc->feedback_type);
+		else if (strcmp(key, "folded") == 0)
+			r = load_ids(l, "recipients.folded", m, &rc->folded);
 		else
 			r = keep_extra(l, &rc->extra, key, m);
 		if (r < 0) {
@@ -329,6 +387,7 @@ rcpt_dump(const struct delivery_rcpt *rc)
 	r |= dump_time(o, "bounced_at", rc->bounced_at);
 	r |= dump_time(o, "complained_at", rc->complained_at);
 	r |= dump_str(o, "feedback_type", rc->feedback_type);
+	r |= dump_ids(o, "folded", rc->folded);
 	r |= dump_extra(o, rc->extra);
 	if (r != 0) {
 		json_decref(o);

@@ -137,6 +137,10 @@ struct delivery_rcpt {
 	time_t bounced_at;
 	time_t complained_at;	/* the first feedback report about it */
 	char *feedback_type;	/* its Feedback-Type ("abuse") */
+	char *folded;		/* a digest's first item: the ids of the
+				   other items it carried, space-separated
+				   ("folded": a list of ids in JSON); NULL:
+				   none */
 	json_t *extra;		/* members this build does not know */
 };
 

@@ -219,6 +219,10 @@ tmplset_load(const char *dir, const char *default_locale,
 		r = cp_error_set(err, -ENOENT, "templates %s: no directory for the default locale %s",
 				 dir, default_locale);
 	for (i = 0; r == 0 && i < 2 * n; i++) {
+		/* a digest's only when digests are on (tmplset_has): a
+		 * templates directory made before them still loads */
+		if (strcmp(types[i / 2].name, TMPLSET_OPTIONAL) == 0)
+			continue;
 		if (ts->locales[ts->default_locale].entries[i].body == NULL)
 			r = cp_error_set(err, -ENOENT, "templates %s/%s: missing %s.%s.mustache",
 					 dir, default_locale, types[i / 2].name,
@@ -230,6 +234,21 @@ tmplset_load(const char *dir, const char *default_locale,
 	}
 	*out = ts;
 	return 0;
+}
+
+int
+tmplset_has(const struct tmplset *ts, const char *type)
+{
+	const struct event_type *types;
+	size_t n, ti;
+
+	types = event_types_all(&n);
+	for (ti = 0; ti < n; ti++)
+		if (strcmp(types[ti].name, type) == 0)
+			break;
+	return ti < n &&
+	       ts->locales[ts->default_locale].entries[2 * ti + TMPL_FULL].body != NULL &&
+	       ts->locales[ts->default_locale].entries[2 * ti + TMPL_NOTICE].body != NULL;
 }
 
 void
@@ -315,6 +334,9 @@ tmplset_render(const struct tmplset *ts, const char *locale,
 		loc = &ts->locales[ts->default_locale];
 		e = &loc->entries[2 * ti + variant];
 	}
+	if (e->body == NULL)
+		return cp_error_set(err, -ENOENT, "no %s.%s template", type,
+				    variant == TMPL_FULL ? "full" : "notice");
 	pc.first = loc;
 	pc.fallback = &ts->locales[ts->default_locale];
 	opts.partial = serve_partial;

@@ -17,7 +17,9 @@
  *
  *	tmplset_load parses every TYPE template once, and fails, naming the
  *	file, when the default locale lacks either variant of a known event
- *	type or any of them does not parse. Other locales may be partial: a
+ *	type (but "digest", TMPLSET_OPTIONAL, which only digests need:
+ *	tmplset_has says whether both its variants are there) or any of
+ *	them does not parse. Other locales may be partial: a
  *	missing template falls back to the default locale's. Partials are
  *	read into memory and parsed once at load (a partial that does not
  *	parse fails the load, and so a reload keeps the old set); a render
@@ -57,6 +59,9 @@ enum tmpl_variant { TMPL_FULL = 0, TMPL_NOTICE = 1 };
 
 struct tmplset;
 
+#define TMPLSET_OPTIONAL	"digest"
+
+int tmplset_has(const struct tmplset *ts, const char *type);
 int tmplset_load(const char *dir, const char *default_locale,
 		 struct tmplset **out, struct cp_error *err);
 int tmplset_render(const struct tmplset *ts, const char *locale,
