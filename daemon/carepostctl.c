@@ -457,8 +457,9 @@ static int
 cmd_key_import(int argc, char **argv)
 {
 	_cleanup_free_ char *data = NULL;
-	const char *file = NULL, *patient = NULL;
+	const char *file = NULL, *patient = NULL, *want = NULL;
 	long proxy = -1;
+	int keys = 0;
 	char fpr[PGP_FPR_SIZE], actor[AUDIT_ACTOR_MAX + 1];
 	struct runtime rt;
 	struct cp_error err;
@@ -471,6 +472,8 @@ cmd_key_import(int argc, char **argv)
 			patient = argv[++i];
 		else if (strcmp(argv[i], "--proxy") == 0 && i + 1 < argc)
 			proxy = strtol(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "--fingerprint") == 0 && i + 1 < argc)
+			want = argv[++i];
 		else if (file == NULL)
 			file = argv[i];
 		else
@@ -491,11 +494,24 @@ cmd_key_import(int argc, char **argv)
 	cp_error_clear(&err);
 	r = pgp_new(rt.cfg->gpg_home, NULL, &p, &err);
 	if (r == 0)
-		r = pgp_import(p, data, len, fpr, &err);
+		r = pgp_import(p, data, len, fpr, &keys, &err);
 	pgp_free(p);
 	if (r < 0) {
 		runtime_close(&rt);
 		return fail(EX_DATAERR, "key import: %s", err.text);
+	}
+	/* A key to link to someone is one key, and the one expected: a file
+	 * of several (gpg skips one without a user id and names the next)
+	 * could link another's key under the fingerprint someone was shown. */
+	if (r == 0 && (patient || want) && keys != 1) {
+		runtime_close(&rt);
+		return fail(EX_DATAERR, "key import: %s holds %d keys: one is expected; "
+			    "nothing linked", file, keys);
+	}
+	if (r == 0 && want && strcasecmp(want, fpr) != 0) {
+		runtime_close(&rt);
+		return fail(EX_DATAERR, "key import: %s holds key %s, not the "
+			    "expected %s: nothing linked", file, fpr, want);
 	}
 	if (r > 0) {
 		/* Revocations, applied: from now on the keys they revoke get

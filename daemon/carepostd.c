@@ -635,13 +635,13 @@ log_retained(const struct retain_counts *c)
 	log_info("retention: pruned %zu of %zu records in %zu transactions "
 		 "(delivery %zu, internal %zu, threads %zu, seen %zu, acks %zu, "
 		 "bounces %zu, clinic %zu, inbox %zu, data keys %zu, digest "
-		 "windows %zu)", total,
+		 "windows %zu, key candidates %zu)", total,
 		 c->examined, c->transactions, c->pruned[RETAIN_DELIVERY],
 		 c->pruned[RETAIN_INTERNAL], c->pruned[RETAIN_THREADS],
 		 c->pruned[RETAIN_SEEN], c->pruned[RETAIN_ACKS],
 		 c->pruned[RETAIN_BOUNCES], c->pruned[RETAIN_CLINIC],
 		 c->pruned[RETAIN_INBOX], c->pruned[RETAIN_DATA_KEYS],
-		 c->pruned[RETAIN_DIGESTS]);
+		 c->pruned[RETAIN_DIGESTS], c->pruned[RETAIN_CANDIDATES]);
 }
 
 static int

@@ -7,7 +7,7 @@
  *	refusal leaves nothing behind; an acceptance gives a lower-case
  *	addr-spec of printable ASCII with one '@', a fingerprint of 40
  *	upper-case hex digits that autocrypt_v4_fpr gives again from the
- *	key, and a key no longer than AUTOCRYPT_MAX_KEY.
+ *	key, and one transferable public key no longer than AUTOCRYPT_MAX_KEY.
  */
 #include <ctype.h>
 #include <stdint.h>
@@ -40,6 +40,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (strlen(ac.fpr) != 40 || strspn(ac.fpr, "0123456789ABCDEF") != 40)
 		abort();
 	if (ac.key == NULL || ac.keylen == 0 || ac.keylen > AUTOCRYPT_MAX_KEY ||
+	    autocrypt_one_key(ac.key, ac.keylen) != 0 ||
 	    autocrypt_v4_fpr(ac.key, ac.keylen, fpr) != 0 || strcmp(fpr, ac.fpr) != 0)
 		abort();
 	autocrypt_free(&ac);

@@ -94,70 +94,89 @@ bad:
 	return -EINVAL;
 }
 
+/*
+ * packet - the OpenPGP packet at key[off..len): its tag, where its body
+ * starts and how long it is. 0, or -EINVAL for a header that does not
+ * read, a partial or indeterminate length (no packet of a transferable
+ * public key has one), or a body past the data.
+ */
+static int
+packet(const uint8_t *key, size_t len, size_t off, unsigned *tag, size_t *start,
+       size_t *body)
+{
+	const uint8_t *p = key + off;
+	size_t left = len - off, hdr;
+
+	if (left < 2 || !(p[0] & 0x80))
+		return -EINVAL;
+	if (p[0] & 0x40) {			/* new format */
+		*tag = p[0] & 0x3f;
+		if (p[1] < 192) {
+			*body = p[1];
+			hdr = 2;
+		} else if (p[1] < 224) {
+			if (left < 3)
+				return -EINVAL;
+			*body = ((size_t)(p[1] - 192) << 8) + p[2] + 192;
+			hdr = 3;
+		} else if (p[1] == 255) {
+			if (left < 6)
+				return -EINVAL;
+			*body = (size_t)p[2] << 24 | (size_t)p[3] << 16 |
+				(size_t)p[4] << 8 | p[5];
+			hdr = 6;
+		} else {
+			return -EINVAL;		/* partial */
+		}
+	} else {				/* old format */
+		*tag = (p[0] >> 2) & 0x0f;
+		switch (p[0] & 3) {
+		case 0:
+			*body = p[1];
+			hdr = 2;
+			break;
+		case 1:
+			if (left < 3)
+				return -EINVAL;
+			*body = (size_t)p[1] << 8 | p[2];
+			hdr = 3;
+			break;
+		case 2:
+			if (left < 5)
+				return -EINVAL;
+			*body = (size_t)p[1] << 24 | (size_t)p[2] << 16 |
+				(size_t)p[3] << 8 | p[4];
+			hdr = 5;
+			break;
+		default:
+			return -EINVAL;		/* indeterminate */
+		}
+	}
+	if (*body > left - hdr)
+		return -EINVAL;
+	*start = off + hdr;
+	return 0;
+}
+
 int
 autocrypt_v4_fpr(const uint8_t *key, size_t len, char fpr[AUTOCRYPT_FPR_SIZE])
 {
 	static const char hex[] = "0123456789ABCDEF";
-	size_t hdr, body;
+	size_t start, body;
 	unsigned tag;
 	uint8_t digest[20], *buf;
 
-	if (len < 2 || !(key[0] & 0x80))
-		return -EINVAL;
-	if (key[0] & 0x40) {			/* new format */
-		tag = key[0] & 0x3f;
-		if (key[1] < 192) {
-			body = key[1];
-			hdr = 2;
-		} else if (key[1] < 224) {
-			if (len < 3)
-				return -EINVAL;
-			body = ((size_t)(key[1] - 192) << 8) + key[2] + 192;
-			hdr = 3;
-		} else if (key[1] == 255) {
-			if (len < 6)
-				return -EINVAL;
-			body = (size_t)key[2] << 24 | (size_t)key[3] << 16 |
-			       (size_t)key[4] << 8 | key[5];
-			hdr = 6;
-		} else {
-			return -EINVAL;	/* a partial length: no key packet */
-		}
-	} else {				/* old format */
-		tag = (key[0] >> 2) & 0x0f;
-		switch (key[0] & 3) {
-		case 0:
-			body = key[1];
-			hdr = 2;
-			break;
-		case 1:
-			if (len < 3)
-				return -EINVAL;
-			body = (size_t)key[1] << 8 | key[2];
-			hdr = 3;
-			break;
-		case 2:
-			if (len < 5)
-				return -EINVAL;
-			body = (size_t)key[1] << 24 | (size_t)key[2] << 16 |
-			       (size_t)key[3] << 8 | key[4];
-			hdr = 5;
-			break;
-		default:
-			return -EINVAL;	/* indeterminate */
-		}
-	}
-	/* a public key, version 4, whole within the data; the fingerprint
-	 * hashes its body behind a two-byte length */
-	if (tag != 6 || body < 6 || body > 0xffff || body > len - hdr ||
-	    key[hdr] != 4)
+	/* a public key, version 4; the fingerprint hashes its body behind
+	 * a two-byte length */
+	if (len == 0 || packet(key, len, 0, &tag, &start, &body) < 0 || tag != 6 ||
+	    body < 6 || body > 0xffff || key[start] != 4)
 		return -EINVAL;
 	if ((buf = malloc(body + 3)) == NULL)
 		return -ENOMEM;
 	buf[0] = 0x99;
 	buf[1] = (uint8_t)(body >> 8);
 	buf[2] = (uint8_t)body;
-	memcpy(buf + 3, key + hdr, body);
+	memcpy(buf + 3, key + start, body);
 	gcry_md_hash_buffer(GCRY_MD_SHA1, digest, buf, body + 3);
 	free(buf);
 	for (size_t i = 0; i < sizeof(digest); i++) {
@@ -166,6 +185,38 @@ autocrypt_v4_fpr(const uint8_t *key, size_t len, char fpr[AUTOCRYPT_FPR_SIZE])
 	}
 	fpr[40] = '\0';
 	return 0;
+}
+
+int
+autocrypt_one_key(const uint8_t *key, size_t len)
+{
+	size_t off, start, body;
+	int uids = 0;
+
+	for (off = 0; off < len; off = start + body) {
+		unsigned tag;
+
+		if (packet(key, len, off, &tag, &start, &body) < 0)
+			return -EINVAL;
+		if (off == 0) {
+			if (tag != 6)
+				return -EINVAL;
+			continue;
+		}
+		switch (tag) {
+		case 2:		/* signature */
+		case 12:	/* trust */
+		case 14:	/* public subkey */
+		case 17:	/* user attribute */
+			break;
+		case 13:	/* user id */
+			uids++;
+			break;
+		default:	/* another key, a secret key, data */
+			return -EINVAL;
+		}
+	}
+	return off == len && len > 0 && uids > 0 ? 0 : -EINVAL;
 }
 
 /* trim - [*a, *b) without white space at either end. */
@@ -247,6 +298,8 @@ autocrypt_parse(const char *value, size_t len, struct autocrypt *ac)
 	if (!have_addr || keydata == NULL)
 		return -EINVAL;
 	r = unbase64(keydata, keydata_len, &ac->key, &ac->keylen);
+	if (r == 0)
+		r = autocrypt_one_key(ac->key, ac->keylen);
 	if (r == 0)
 		r = autocrypt_v4_fpr(ac->key, ac->keylen, ac->fpr);
 	if (r < 0)

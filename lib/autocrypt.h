@@ -18,12 +18,16 @@
  *	public key), takes "prefer-encrypt=mutual" (any other value is no
  *	preference), ignores names that begin with '_' (non-critical), and
  *	refuses any other name, a name given twice, or an attribute without
- *	'='. Of the key it reads only the first packet: it must be a version
- *	4 public-key packet (tag 6, with a definite length, within the
- *	data), whose fingerprint (SHA-1, RFC 4880 12.2) it gives as 40
- *	upper-case hex digits. Whether the key is good (its self-signatures,
- *	an encryption subkey, expiry) is gpg's to say when someone imports
- *	it: a candidate is a suggestion, never a key carepost encrypts to.
+ *	'='. The key must be one transferable public key (autocrypt_one_key:
+ *	a version 4 public-key packet first, then only signatures, user
+ *	ids, user attributes, trust packets and public subkeys, at least one
+ *	user id, every packet of a definite length and within the data, and
+ *	nothing after: no second key, no secret key, so that what a portal
+ *	imports is the key whose fingerprint it showed); its fingerprint
+ *	(SHA-1 of the first packet, RFC 4880 12.2) is given as 40 upper-case
+ *	hex digits. Whether the key is good (its self-signatures, an
+ *	encryption subkey, expiry) is gpg's to say when someone imports it:
+ *	a candidate is a suggestion, never a key carepost encrypts to.
  *
  *	At most AUTOCRYPT_MAX_VALUE bytes of value and AUTOCRYPT_MAX_KEY of
  *	key are read; a longer one is refused.
@@ -60,5 +64,8 @@ void autocrypt_free(struct autocrypt *ac);
 /* autocrypt_v4_fpr - the fingerprint of the version 4 public-key packet
  * that key begins with, into fpr: 0, or -EINVAL. */
 int autocrypt_v4_fpr(const uint8_t *key, size_t len, char fpr[AUTOCRYPT_FPR_SIZE]);
+/* autocrypt_one_key - 0 when key is one transferable public key (above),
+ * else -EINVAL. */
+int autocrypt_one_key(const uint8_t *key, size_t len);
 
 #endif

@@ -85,8 +85,10 @@ struct work {
 	json_t *form_values;
 	json_t *form_missing;
 	struct buf blob;
-	struct autocrypt ac;		/* the key its Autocrypt header offers */
-	struct key_candidate candidate;	/* of it; fingerprint NULL: none */
+	struct autocrypt ac;		/* the key its Autocrypt header offers,
+					   a candidate when ac.key is set (the
+					   struct is copied when it waits for
+					   its batch: nothing may point into it) */
 
 	/* bounce */
 	struct bouncemap bounce;	/* what a report mapped to */
@@ -1195,12 +1197,13 @@ text_has_urgent_word(const char *cfgwords, const char *text)
 /*
  * key_candidate_of - the key a filed reply's Autocrypt header offers, as a
  * candidate (record.h) for the portal to put to its sender, when all
- * holds: the reply is authenticated beyond its From (a signature of the
- * sender's, or the trusted server's DMARC or aligned DKIM pass), its From
- * is the address on file of the one who is authenticated, the header is
- * the message's one Autocrypt field and reads (autocrypt.h), its addr is
- * that From, and its key is not the one on file already. A forged or
- * merely From-matched reply offers nothing.
+ * holds: the trusted server's DMARC or aligned DKIM pass vouches for the
+ * header (a signature covers the body only: a signed reply resent with
+ * another header proves nothing of it), with one From, in one field,
+ * that is the address on file of the one who is authenticated; the
+ * header is the message's one Autocrypt field and reads (autocrypt.h),
+ * its addr is that From, and its key is not the one on file already. A
+ * forged, merely From-matched or only signed reply offers nothing.
  */
 static void
 key_candidate_of(struct work *w)
@@ -1211,8 +1214,8 @@ key_candidate_of(struct work *w)
 
 	if (w->hdr.autocrypt_fields != 1 || w->hdr.autocrypt == NULL ||
 	    from == NULL || !rawhdr_from_is(&w->hdr, from) ||
-	    (strcmp(res->auth, "pgp") != 0 && strcmp(res->auth, "dmarc") != 0 &&
-	     strcmp(res->auth, "dkim") != 0) ||
+	    w->hdr.from_fields != 1 || w->hdr.from_addresses != 1 ||
+	    w->m->from_count != 1 || !w->auth.headers_authenticated ||
 	    w->auth.sender_ref[0] == '\0' ||
 	    strcmp(w->auth.from_ref, w->auth.sender_ref) != 0 ||
 	    policy_resolve(w->auth.patient, w->auth.sender_ref, &pr) < 0 ||
@@ -1225,11 +1228,6 @@ key_candidate_of(struct work *w)
 		autocrypt_free(&w->ac);
 		return;
 	}
-	w->candidate = (struct key_candidate) {
-		.fingerprint = w->ac.fpr, .key = w->ac.key, .keylen = w->ac.keylen,
-		.mutual = w->ac.mutual, .seen = (time_t)w->now,
-		.inbox_id = res->inbox_id, .auth = res->auth,
-	};
 	cp_strlcpy(res->key_candidate, w->ac.fpr, sizeof(res->key_candidate));
 }
 
@@ -1378,7 +1376,6 @@ reply_of(struct work *w, struct filing_reply *r)
 		.form_values = w->form_values, .form_missing = w->form_missing,
 		.store_fpr = w->ib->store_fpr, .blob = w->blob.data,
 		.blob_len = w->blob.len, .dek = w->dek,
-		.candidate = w->candidate.fingerprint ? &w->candidate : NULL,
 	};
 }
 
@@ -1507,10 +1504,17 @@ file_txn(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
 		.category = w->category, .complaint = &complaint,
 	};
 	struct filing_result out;
+	struct key_candidate cand = {
+		.fingerprint = w->ac.fpr, .addr = w->ac.addr, .key = w->ac.key,
+		.keylen = w->ac.keylen, .mutual = w->ac.mutual,
+		.seen = (time_t)w->now, .inbox_id = res->inbox_id, .auth = res->auth,
+	};
 	int r;
 
 	seen_of(w, &seen);
 	reply_of(w, &reply);
+	if (w->ac.key != NULL)
+		reply.candidate = &cand;
 	r = filing_txn(s, txn, &f, &out, err);
 	if (f.kind == FILING_REPLY && r != -EALREADY) {
 		res->no_autoresponse = out.no_autoresponse;
@@ -1677,6 +1681,8 @@ summary(struct work *w)
 	if (res->disposition == INBOUND_DUPLICATE)
 		json_object_set_new(o, "first_disposition",
 				    json_string(inbound_disposition_name(res->first)));
+	if (res->key_candidate[0])	/* would be recorded */
+		json_object_set_new(o, "key_candidate", json_string(res->key_candidate));
 	return o;
 }
 

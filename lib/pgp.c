@@ -998,13 +998,15 @@ pgp_verify_detached(struct pgp *p, const void *signed_data, size_t len,
 
 int
 pgp_import(struct pgp *p, const void *data, size_t len,
-	   char fpr_out[PGP_FPR_SIZE], struct cp_error *err)
+	   char fpr_out[PGP_FPR_SIZE], int *keys, struct cp_error *err)
 {
 	_cleanup_data_ gpgme_data_t keydata = NULL;
 	gpgme_import_result_t res;
 	gpgme_error_t e;
 
 	fpr_out[0] = '\0';
+	if (keys != NULL)
+		*keys = 0;
 	e = gpgme_data_new_from_mem(&keydata, data, len, 0);
 	if (e != GPG_ERR_NO_ERROR)
 		return gpg_fail(err, e, "cannot create data buffer", NULL);
@@ -1014,6 +1016,8 @@ pgp_import(struct pgp *p, const void *data, size_t len,
 	res = gpgme_op_import_result(p->ctx);
 	if (res == NULL)
 		return cp_error_set(err, -EIO, "gpg: no import result");
+	if (keys != NULL)
+		*keys = res->considered;
 	for (gpgme_import_status_t s = res->imports; s; s = s->next) {
 		if (s->result != GPG_ERR_NO_ERROR || s->fpr == NULL)
 			continue;

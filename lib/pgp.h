@@ -59,7 +59,10 @@
  *	of the first imported (or unchanged) key to fpr_out (41 bytes). Data
  *	that holds only revocation certificates, which gpg applies to keys
  *	it has, yields their number (> 0) and an empty fpr_out (gpg does not
- *	report which keys they revoked).
+ *	report which keys they revoked). *keys (when not NULL) gets the
+ *	number of keys gpg found in the data ("considered"), so that a
+ *	caller linking one key to someone can refuse data that held several
+ *	(gpg skips a key without a user id and reports the next).
  *
  *	pgp_encrypt_to appends the armored encryption of data to fpr (no
  *	signature): used for data at rest.
@@ -199,7 +202,7 @@ int pgp_decrypt_signed_by(struct pgp *p, const void *data, size_t len,
 int pgp_primary_fpr(struct pgp *p, const char *fpr, char **primary,
 		    struct cp_error *err);
 int pgp_import(struct pgp *p, const void *data, size_t len,
-	       char fpr_out[PGP_FPR_SIZE], struct cp_error *err);
+	       char fpr_out[PGP_FPR_SIZE], int *keys, struct cp_error *err);
 
 /* pgp_key_expires - expiry (epoch) of fpr's primary key; 0 if never. */
 int pgp_key_expires(struct pgp *p, const char *fpr, long long *expires,

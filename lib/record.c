@@ -1988,13 +1988,32 @@ key_candidate_txn_put(struct store *s, MDB_txn *txn, const char *key,
 	json_t *v = NULL;
 
 	if (buf_append_base64(&b, c->key, c->keylen) == 0 && buf_append(&b, "", 1) == 0)
-		v = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s}",
-			      "key_fpr", c->fingerprint, "keydata", b.data,
+		v = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:s}",
+			      "key_fpr", c->fingerprint, "addr", c->addr,
+			      "keydata", b.data,
 			      "prefer_encrypt", c->mutual ? "mutual" : "nopreference",
 			      "seen", (json_int_t)c->seen, "inbox_id", c->inbox_id,
 			      "auth", c->auth);
 	buf_free(&b);
 	return put_json_take(s, txn, DB_CANDIDATES, "key candidate", key, v, err);
+}
+
+int
+key_candidate_current(json_t *candidate, const char *ref, json_t *patient)
+{
+	const char *addr = json_string_value(json_object_get(candidate, "addr"));
+	json_t *who = NULL;
+
+	if (addr == NULL || ref == NULL || !json_is_object(patient))
+		return 0;
+	if (strcmp(ref, "patient") == 0)
+		who = patient;
+	else if (strncmp(ref, "proxy:", 6) == 0 && ref[6] >= '0' && ref[6] <= '9' &&
+		 strspn(ref + 6, "0123456789") == strlen(ref + 6) && strlen(ref + 6) < 4)
+		who = json_array_get(json_object_get(patient, "proxies"),
+				     (size_t)strtoul(ref + 6, NULL, 10));
+	return json_is_string(json_object_get(who, "email")) &&
+	       strcasecmp(json_string_value(json_object_get(who, "email")), addr) == 0;
 }
 
 /* ---- inbox content ---- */

@@ -540,14 +540,18 @@ int inbox_txn_put(struct store *s, MDB_txn *txn, const char *key,
 
 /*
  * struct key_candidate - the "candidates" database (the portal reads it):
- * key "PATIENT/REF" (REF "patient" or "proxy:N"), {"key_fpr",
- * "keydata" (base64 of the key as its Autocrypt header gave it),
- * "prefer_encrypt" ("mutual" or "nopreference"), "seen", "inbox_id",
- * "auth"}: a key a patient's or proxy's authenticated reply offered
- * (autocrypt.h), for the portal to put to them. Never used to encrypt.
+ * key "PATIENT/REF" (REF "patient" or "proxy:N"), {"key_fpr", "addr"
+ * (the address it came from, the ref's then), "keydata" (base64 of the
+ * key as its Autocrypt header gave it), "prefer_encrypt" ("mutual" or
+ * "nopreference"), "seen", "inbox_id", "auth"}: a key a patient's or
+ * proxy's authenticated reply offered (autocrypt.h), for the portal to
+ * put to them. Never used to encrypt. key_candidate_current says whether
+ * a stored one still stands for patient (the retention pass prunes the
+ * others): its ref names someone at the address it came from.
  */
 struct key_candidate {
 	const char *fingerprint;
+	const char *addr;
 	const uint8_t *key;
 	size_t keylen;
 	int mutual;
@@ -558,6 +562,7 @@ struct key_candidate {
 
 int key_candidate_txn_put(struct store *s, MDB_txn *txn, const char *key,
 			  const struct key_candidate *c, struct cp_error *err);
+int key_candidate_current(json_t *candidate, const char *ref, json_t *patient);
 
 /*
  * struct clinic_entry - the "clinic" database (the departments' work

@@ -22,7 +22,7 @@
 /* The databases a pass walks, in order, and the lifetimes each applies. */
 static const enum store_db steps[] = {
 	DB_DELIVERY, DB_THREADS, DB_SEEN, DB_ACKS, DB_BOUNCES, DB_CLINIC,
-	DB_INBOX, DB_META, DB_DIGESTS,
+	DB_INBOX, DB_META, DB_DIGESTS, DB_CANDIDATES,
 };
 #define N_STEPS	(sizeof(steps) / sizeof(steps[0]))
 
@@ -32,6 +32,7 @@ static const char *const kind_names[RETAIN__COUNT] = {
 	[RETAIN_ACKS] = "acks", [RETAIN_BOUNCES] = "bounces",
 	[RETAIN_CLINIC] = "clinic", [RETAIN_INBOX] = "inbox",
 	[RETAIN_DATA_KEYS] = "data_keys", [RETAIN_DIGESTS] = "digests",
+	[RETAIN_CANDIDATES] = "candidates",
 };
 
 /* A key to delete. */
@@ -393,6 +394,32 @@ judge_data_key(struct step *st, const char *key, size_t keylen, json_t *v)
 	       ? RETAIN_DATA_KEYS : KEEP;
 }
 
+/*
+ * judge_candidate - a key candidate (key "PATIENT/REF") goes once it no
+ * longer stands: its patient gone, or its ref at another address than
+ * the one it came from (a proxy replaced, an address changed), so that
+ * no one is offered a key someone else sent.
+ */
+static int
+judge_candidate(struct step *st, const char *key, size_t keylen, json_t *v)
+{
+	const char *slash = memchr(key, '/', keylen);
+	char ref[32];
+	json_t *patient = NULL;
+	int r, current;
+
+	if (slash == NULL || (size_t)(key + keylen - slash - 1) >= sizeof(ref))
+		return RETAIN_CANDIDATES;
+	memcpy(ref, slash + 1, (size_t)(key + keylen - slash - 1));
+	ref[key + keylen - slash - 1] = '\0';
+	r = txn_json(st, DB_PATIENTS, key, (size_t)(slash - key), &patient);
+	if (r < 0)
+		return KEEP;		/* cannot tell: kept */
+	current = r == 1 && key_candidate_current(v, ref, patient);
+	json_decref(patient);
+	return current ? KEEP : RETAIN_CANDIDATES;
+}
+
 static int
 judge(struct step *st, const char *key, size_t keylen, json_t *v)
 {
@@ -409,6 +436,7 @@ judge(struct step *st, const char *key, size_t keylen, json_t *v)
 	case DB_META:		return judge_data_key(st, key, keylen, v);
 	case DB_DIGESTS:	return digest_window_ended(v, st->now) ?
 				       RETAIN_DIGESTS : KEEP;
+	case DB_CANDIDATES:	return judge_candidate(st, key, keylen, v);
 	default:		return KEEP;
 	}
 }
@@ -470,6 +498,7 @@ step_active(const struct retain_pass *p, enum store_db db)
 	case DB_INBOX:		return l[RETAIN_INBOX] || l[RETAIN_DATA_KEYS];
 	case DB_META:		return l[RETAIN_DATA_KEYS] != 0;
 	case DB_DIGESTS:	return 1;
+	case DB_CANDIDATES:	return 1;
 	default:		return 0;
 	}
 }

@@ -16,7 +16,7 @@
  *	Without it nothing carepost writes is ever removed, and a store under
  *	steady load grows until the map is full. A pass walks, in this order,
  *	delivery, threads, seen, acks, bounces, clinic, inbox, the data
- *	keys in meta and the digest windows, and deletes what has outlived its lifetime (struct
+ *	keys in meta, the digest windows and the key candidates, and deletes what has outlived its lifetime (struct
  *	retain_policy, [retention] in carepost.conf; 0 = kept for ever):
  *
  *	delivery	a final record (sent, failed, expired, suppressed)
@@ -43,6 +43,9 @@
  *			that no inbox record kept by this pass names.
  *	digests		a digest window (digest.h) that has ended: no
  *			lifetime, always.
+ *	candidates	a key candidate (record.h) whose patient is gone or
+ *			whose ref is at another address than the one it
+ *			came from: no lifetime, always.
  *
  *	A record that does not load is kept (and counted unreadable).
  *
@@ -89,6 +92,7 @@ enum retain_kind {
 	RETAIN_INBOX,
 	RETAIN_DATA_KEYS,
 	RETAIN_DIGESTS,		/* digest windows that ended (no lifetime) */
+	RETAIN_CANDIDATES,	/* key candidates that no longer stand */
 	RETAIN__COUNT
 };
 

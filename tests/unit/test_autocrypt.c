@@ -223,6 +223,24 @@ only_a_whole_version_4_public_key_packet(void **state)
 		assert_int_equal(autocrypt_v4_fpr(partial, sizeof(partial), fpr), -EINVAL);
 		assert_int_equal(autocrypt_v4_fpr(past, sizeof(past), fpr), -EINVAL);
 	}
+	/* one key and nothing after: the key twice (a second public key),
+	 * its first packet alone (no user id), a secret key packet after */
+	{
+		size_t n1 = f->key.len;
+		uint8_t *two = malloc(2 * n1 + 4), hdr_len;
+
+		memcpy(two, k, n1);
+		memcpy(two + n1, k, n1);
+		assert_int_equal(parse_key(two, 2 * n1), -EINVAL);
+		assert_int_equal(autocrypt_one_key(two, n1), 0);
+		/* the first packet's own length (old format, 1 or 2 bytes) */
+		hdr_len = (k[0] & 3) == 0 ? 2 : 3;
+		assert_int_equal(parse_key(k, hdr_len + ((k[0] & 3) == 0 ? k[1] :
+							 (size_t)k[1] << 8 | k[2])), -EINVAL);
+		memcpy(two + n1, "\x95\x02\x04\x00", 4);	/* tag 5, 2 bytes */
+		assert_int_equal(parse_key(two, n1 + 4), -EINVAL);
+		free(two);
+	}
 	free(copy);
 }
 

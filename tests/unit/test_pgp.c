@@ -335,14 +335,14 @@ import_returns_fingerprint_and_sign_only_key_is_rejected(void **state)
 		   fx.other_home, fx.signonly);
 	assert_int_equal(tu_capture(&key, cmd.data), 0);
 	assert_non_null(strstr(key.data, "BEGIN PGP PUBLIC KEY BLOCK"));
-	assert_int_equal(pgp_import(fx.pgp, key.data, key.len, fpr, &err), 0);
+	assert_int_equal(pgp_import(fx.pgp, key.data, key.len, fpr, NULL, &err), 0);
 	assert_string_equal(fpr, fx.signonly);
 	/* Present now, but it cannot encrypt. */
 	assert_int_equal(pgp_key_check(fx.pgp, fx.signonly, &err), -EKEYREJECTED);
 	assert_non_null(strstr(err.text, fx.signonly));
 
 	/* Importing again reports the unchanged key. */
-	assert_int_equal(pgp_import(fx.pgp, key.data, key.len, fpr, &err), 0);
+	assert_int_equal(pgp_import(fx.pgp, key.data, key.len, fpr, NULL, &err), 0);
 	assert_string_equal(fpr, fx.signonly);
 	buf_free(&key);
 	buf_free(&cmd);
@@ -356,9 +356,9 @@ import_of_garbage_fails(void **state)
 	char fpr[PGP_FPR_SIZE] = "x";
 	struct cp_error err;
 
-	assert_true(pgp_import(fx.pgp, junk, sizeof(junk) - 1, fpr, &err) < 0);
+	assert_true(pgp_import(fx.pgp, junk, sizeof(junk) - 1, fpr, NULL, &err) < 0);
 	assert_string_equal(fpr, "");
-	assert_true(pgp_import(fx.pgp, "", 0, fpr, &err) < 0);
+	assert_true(pgp_import(fx.pgp, "", 0, fpr, NULL, &err) < 0);
 }
 
 /*
@@ -377,11 +377,11 @@ import_of_a_bare_revocation_applies_it(void **state)
 	assert_int_equal(pgp_key_check(fx.pgp, lost, &err), 0);
 	rev = revocation(fx.other_home, lost);
 	assert_non_null(rev);
-	assert_int_equal(pgp_import(fx.pgp, rev, strlen(rev), fpr, &err), 1);
+	assert_int_equal(pgp_import(fx.pgp, rev, strlen(rev), fpr, NULL, &err), 1);
 	assert_string_equal(fpr, "");
 	assert_int_equal(pgp_key_check(fx.pgp, lost, &err), -EKEYREVOKED);
 	/* the same again: nothing new, which is not a success */
-	assert_true(pgp_import(fx.pgp, rev, strlen(rev), fpr, &err) < 0);
+	assert_true(pgp_import(fx.pgp, rev, strlen(rev), fpr, NULL, &err) < 0);
 	free(rev);
 }
 

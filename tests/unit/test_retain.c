@@ -292,6 +292,36 @@ test_digest_windows_go_when_ended(void **state)
 	assert_false(has(f, DB_DIGESTS, "p-3/results"));
 }
 
+/* A key candidate stands while its ref is at the address it came from. */
+static void
+test_key_candidates_go_when_they_no_longer_stand(void **state)
+{
+	struct fx *f = *state;
+	struct retain_counts c;
+
+	tu_store_put(f->s, DB_PATIENTS, "p-1", json_pack("{s:s, s:s, s:[{s:s}]}",
+		     "id", "p-1", "email", "a@x.test", "proxies", "email", "g@x.test"));
+	tu_store_put(f->s, DB_CANDIDATES, "p-1/patient",
+		     json_pack("{s:s, s:s}", "key_fpr", "AB", "addr", "A@x.test"));
+	tu_store_put(f->s, DB_CANDIDATES, "p-1/proxy:0",
+		     json_pack("{s:s, s:s}", "key_fpr", "AB", "addr", "g@x.test"));
+	tu_store_put(f->s, DB_CANDIDATES, "p-1/proxy:1",	/* no such proxy */
+		     json_pack("{s:s, s:s}", "key_fpr", "AB", "addr", "g@x.test"));
+	tu_store_put(f->s, DB_CANDIDATES, "p-9/patient",	/* no such patient */
+		     json_pack("{s:s, s:s}", "key_fpr", "AB", "addr", "a@x.test"));
+	c = prune(f, T0);
+	assert_int_equal(c.pruned[RETAIN_CANDIDATES], 2);
+	assert_true(has(f, DB_CANDIDATES, "p-1/patient"));
+	assert_true(has(f, DB_CANDIDATES, "p-1/proxy:0"));
+	/* the guardian replaced, the patient's address changed: both go */
+	tu_store_put(f->s, DB_PATIENTS, "p-1", json_pack("{s:s, s:s, s:[{s:s}]}",
+		     "id", "p-1", "email", "new@x.test", "proxies", "email", "h@x.test"));
+	c = prune(f, T0);
+	assert_int_equal(c.pruned[RETAIN_CANDIDATES], 2);
+	assert_false(has(f, DB_CANDIDATES, "p-1/patient"));
+	assert_false(has(f, DB_CANDIDATES, "p-1/proxy:0"));
+}
+
 /* Acks by at; an alert window by until, and never while its alert is held. */
 static void
 test_acks_and_alert_windows(void **state)
@@ -449,10 +479,11 @@ test_step_bounded_and_resumes(void **state)
 	while ((r = retain_step(f->s, p, T0 + 10 * DAY, &err)) > 0)
 		steps++;
 	assert_int_equal(r, 0);
-	/* k10..k19, k20..k24, then the digest windows (always looked at) */
-	assert_int_equal(steps, 2);
+	/* k10..k19, k20..k24, then the digest windows and the key
+	 * candidates (always looked at) */
+	assert_int_equal(steps, 3);
 	retain_pass_counts(p, &c);
-	assert_int_equal(c.transactions, 4);
+	assert_int_equal(c.transactions, 5);
 	assert_int_equal(c.examined, 25);
 	assert_int_equal(c.pruned[RETAIN_SEEN], 12);
 	assert_int_equal(store_count(f->s, DB_SEEN, &left, NULL), 0);
@@ -529,6 +560,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_seen_bounces_clinic_lifetimes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_acks_and_alert_windows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_digest_windows_go_when_ended, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_key_candidates_go_when_they_no_longer_stand, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inbox_and_data_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unreadable_inbox_keeps_data_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_step_bounded_and_resumes, setup, teardown),
