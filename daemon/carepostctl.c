@@ -513,6 +513,11 @@ cmd_key_import(int argc, char **argv)
 		return fail(EX_DATAERR, "key import: %s holds key %s, not the "
 			    "expected %s: nothing linked", file, fpr, want);
 	}
+	if (r > 0 && want) {
+		runtime_close(&rt);
+		return fail(EX_DATAERR, "key import: %s holds revocations, not the "
+			    "expected key %s: nothing linked", file, want);
+	}
 	if (r > 0) {
 		/* Revocations, applied: from now on the keys they revoke get
 		 * notices. Nothing names a key to link to a patient. */

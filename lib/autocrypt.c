@@ -307,6 +307,81 @@ autocrypt_parse(const char *value, size_t len, struct autocrypt *ac)
 	return r;
 }
 
+/* tag - the value of tag name in the DKIM-Signature value sig, trimmed,
+ * into [*a, *b); 0 when found once, -1 when absent, twice or unreadable. */
+static int
+tag(const char *sig, const char *name, size_t *a, size_t *b)
+{
+	size_t len = strlen(sig), i = 0, nl = strlen(name);
+	int found = 0;
+
+	while (i < len) {
+		const char *semi = memchr(sig + i, ';', len - i);
+		size_t end = semi ? (size_t)(semi - sig) : len, ta = i, tb = end;
+		const char *eq;
+
+		i = end + (semi != NULL);
+		trim(sig, &ta, &tb);
+		if (ta == tb)
+			continue;
+		if ((eq = memchr(sig + ta, '=', tb - ta)) == NULL)
+			return -1;
+		{
+			size_t na = ta, nb = (size_t)(eq - sig), va = nb + 1, vb = tb;
+
+			trim(sig, &na, &nb);
+			trim(sig, &va, &vb);
+			if (nb - na == nl && strncmp(sig + na, name, nl) == 0) {
+				if (found++)
+					return -1;
+				*a = va;
+				*b = vb;
+			}
+		}
+	}
+	return found ? 0 : -1;
+}
+
+/* lists - the h= value [a, b) of sig names field (ASCII case ignored). */
+static int
+lists(const char *sig, size_t a, size_t b, const char *field)
+{
+	size_t fl = strlen(field);
+
+	while (a < b) {
+		const char *colon = memchr(sig + a, ':', b - a);
+		size_t end = colon ? (size_t)(colon - sig) : b, na = a, nb = end;
+
+		trim(sig, &na, &nb);
+		if (nb - na == fl && strncasecmp(sig + na, field, fl) == 0)
+			return 1;
+		a = end + (colon != NULL);
+	}
+	return 0;
+}
+
+int
+autocrypt_dkim_covers(const char *const *sigs, size_t n, const char *domain)
+{
+	size_t dl = domain ? strlen(domain) : 0, mine = 0;
+
+	if (dl == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t da, db, ha, hb;
+
+		if (sigs[i] == NULL || tag(sigs[i], "d", &da, &db) < 0)
+			return 0;	/* unreadable: it could be the one */
+		if (db - da != dl || strncasecmp(sigs[i] + da, domain, dl) != 0)
+			continue;
+		mine++;
+		if (tag(sigs[i], "h", &ha, &hb) < 0 ||
+		    !lists(sigs[i], ha, hb, "autocrypt"))
+			return 0;
+	}
+	return mine > 0;
+}
+
 void
 autocrypt_free(struct autocrypt *ac)
 {

@@ -68,4 +68,15 @@ int autocrypt_v4_fpr(const uint8_t *key, size_t len, char fpr[AUTOCRYPT_FPR_SIZE
  * else -EINVAL. */
 int autocrypt_one_key(const uint8_t *key, size_t len);
 
+/*
+ * autocrypt_dkim_covers - 1 when the DKIM-Signature values sigs hold at
+ * least one whose d= is domain (ASCII case ignored) and every such one
+ * lists "Autocrypt" in its h= (so the signature that passed, whichever
+ * it is, signed the header: DKIM signs only the fields h= names); 0
+ * otherwise, a signature that does not read included (tags "name=value"
+ * separated by ';', white space around them ignored; h= names separated
+ * by ':').
+ */
+int autocrypt_dkim_covers(const char *const *sigs, size_t n, const char *domain);
+
 #endif

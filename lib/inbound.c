@@ -508,6 +508,7 @@ static void
 seen_fill(struct work *w, const struct seen_record *sr)
 {
 	w->res->disposition = INBOUND_DUPLICATE;
+	w->res->key_candidate[0] = '\0';	/* nothing of this one is written */
 	w->res->first = disposition_from_name(sr->disposition);
 	w->res->folder = sr->folder == SEEN_QUARANTINE ? INBOUND_FOLDER_QUARANTINE
 						       : INBOUND_FOLDER_PROCESSED;
@@ -1209,13 +1210,20 @@ static void
 key_candidate_of(struct work *w)
 {
 	struct inbound_result *res = w->res;
-	const char *from = w->m->from_addr;
+	const char *from = w->m->from_addr, *at = from ? strrchr(from, '@') : NULL;
+	struct authres_result ar;
 	struct policy_rcpt pr;
 
 	if (w->hdr.autocrypt_fields != 1 || w->hdr.autocrypt == NULL ||
-	    from == NULL || !rawhdr_from_is(&w->hdr, from) ||
+	    from == NULL || at == NULL || !rawhdr_from_is(&w->hdr, from) ||
 	    w->hdr.from_fields != 1 || w->hdr.from_addresses != 1 ||
 	    w->m->from_count != 1 || !w->auth.headers_authenticated ||
+	    w->ib->cfg->trusted_authserv_id == NULL ||
+	    authres_check((const char *const *)w->hdr.authres.v, w->hdr.authres.n,
+			  w->ib->cfg->trusted_authserv_id, at + 1, &ar) < 0 ||
+	    !ar.dkim_aligned_pass || ar.dmarc_fail ||
+	    !autocrypt_dkim_covers((const char *const *)w->hdr.dkim.v, w->hdr.dkim.n,
+				   ar.dkim_domain) ||
 	    w->auth.sender_ref[0] == '\0' ||
 	    strcmp(w->auth.from_ref, w->auth.sender_ref) != 0 ||
 	    policy_resolve(w->auth.patient, w->auth.sender_ref, &pr) < 0 ||
@@ -1507,7 +1515,7 @@ file_txn(struct store *s, MDB_txn *txn, struct work *w, struct cp_error *err)
 	struct key_candidate cand = {
 		.fingerprint = w->ac.fpr, .addr = w->ac.addr, .key = w->ac.key,
 		.keylen = w->ac.keylen, .mutual = w->ac.mutual,
-		.seen = (time_t)w->now, .inbox_id = res->inbox_id, .auth = res->auth,
+		.seen = (time_t)w->now, .inbox_id = res->inbox_id, .auth = "dkim",
 	};
 	int r;
 

@@ -96,6 +96,7 @@ struct job {
 					   order */
 	int item_failed;		/* its item could not be rendered: it
 					   fails, the digest goes without it */
+	int unfoldable;			/* its full template fails: alone */
 	char item_reason[300];
 	char *journal_all;		/* owned: the journal lines of the leader
 					   and every job folded into it */
@@ -542,7 +543,7 @@ digest_context(struct outbound *ob, struct job *j)
 		return NULL;
 	}
 	json_object_set_new(ctx, "count", json_integer((json_int_t)json_array_size(rendered)));
-	json_object_set_new(ctx, "several", json_true());
+	json_object_set_new(ctx, "several", json_boolean(json_array_size(rendered) > 1));
 	json_object_set_new(ctx, "items", rendered);
 	return ctx;
 nomem:
@@ -959,7 +960,13 @@ prepare(struct outbound *ob, struct delivery *d, int64_t now, struct key_cache *
 			cfg->default_tz, cfg->quiet_start, cfg->quiet_end);
 
 		if (until > now) {
-			delivery_set_state(d, DELIVERY_QUEUED,
+			/* an item held for a digest keeps saying so: it is
+			 * not held again after the quiet hours */
+			int held = d->reason && strstr(d->reason, DIGEST_HELD) != NULL;
+
+			delivery_set_state(d, DELIVERY_QUEUED, held ?
+					   "quiet hours in the recipient's time zone, "
+					   "after being " DIGEST_HELD :
 					   "quiet hours in the recipient's time zone", now);
 			d->due = (time_t)until;
 			/* Who receives it is decided at its first attempt: the
@@ -972,7 +979,7 @@ prepare(struct outbound *ob, struct delivery *d, int64_t now, struct key_cache *
 	}
 	if (cfg->digest_window > 0 && d->priority != PRIORITY_HIGH &&
 	    event_type_foldable(et) && d->attempts == 0 && chosen &&
-	    !(d->reason && strcmp(d->reason, DIGEST_HELD) == 0)) {
+	    !(d->reason && strstr(d->reason, DIGEST_HELD) != NULL)) {
 		/* A window open for the patient and the category: held to
 		 * its end, when the items go together (digest.h). Once
 		 * only (an item held before goes at its window's end,
@@ -1099,6 +1106,14 @@ record_job(struct job *j, struct outbound_stats *st)
 	const char *id = j->record->id, *pid = j->record->patient;
 	struct outbound_stats folded;
 
+	if (j->item_failed) {
+		/* its item could not be rendered: the digest went without it */
+		rcpt_set_state(rc, RCPT_FAILED, j->item_reason);
+		log_event(LOG_ERR, LOGID_FAILED, id, pid, "cannot compose: %s",
+			  j->item_reason);
+		st->failed++;
+		return;
+	}
 	if (j->leader) {	/* its message was counted with its leader */
 		memset(&folded, 0, sizeof(folded));
 		st = &folded;
@@ -1113,14 +1128,6 @@ record_job(struct job *j, struct outbound_stats *st)
 	}
 	if (j->fell_back)
 		record_set_str(&rc->note, j->reason);
-	if (j->item_failed) {
-		/* its item could not be rendered: the digest went without it */
-		rcpt_set_state(rc, RCPT_FAILED, j->item_reason);
-		log_event(LOG_ERR, LOGID_FAILED, id, pid, "cannot compose: %s",
-			  j->item_reason);
-		st->failed++;
-		return;
-	}
 	if (j->defer) {
 		rcpt_set_state(rc, RCPT_DEFERRED, j->reason);
 		st->deferred++;
@@ -1290,7 +1297,27 @@ foldable_job(const struct outbound *ob, const struct job *j)
 {
 	return ob->cfg->digest_window > 0 && j->record->priority != PRIORITY_HIGH &&
 	       event_type_foldable(event_type_find(j->type)) &&
-	       job_rcpt((struct job *)j)->ref != NULL;
+	       job_rcpt((struct job *)j)->ref != NULL && j->rc == 0 && !j->unfoldable;
+}
+
+/*
+ * check_items - an encrypted job whose full template does not render is
+ * never folded: it goes (and fails) alone, and never leads a digest
+ * (whose Message-ID, reply token and VERP are its leader's).
+ */
+static void
+check_items(struct outbound *ob, struct job *jobs, size_t n)
+{
+	for (size_t k = 0; k < n; k++) {
+		_cleanup_buf_ struct buf subj = BUF_INIT, body = BUF_INIT;
+		struct cp_error err;
+
+		if (!jobs[k].encrypt || !foldable_job(ob, &jobs[k]))
+			continue;
+		if (tmplset_render(ob->templates, jobs[k].locale, jobs[k].type, TMPL_FULL,
+				   jobs[k].full_ctx, &subj, &body, &err) < 0)
+			jobs[k].unfoldable = 1;
+	}
 }
 
 /*
@@ -1306,6 +1333,7 @@ fold(struct outbound *ob, struct job *jobs, size_t n)
 {
 	size_t k, m, i;
 
+	check_items(ob, jobs, n);
 	for (k = 0; k < n; k++) {
 		struct job *l = &jobs[k];
 

@@ -214,6 +214,24 @@ field(struct rawhdr *h, struct buf *rcpt, const char *f, size_t len, int cut)
 		from_value(h, v, vlen);
 		return 0;
 	}
+	if (name_is(f, len, "DKIM-Signature")) {
+		char *copy, **nv;
+
+		if (cut || h->dkim.n >= RAWHDR_MAX_DKIM)
+			return 0;
+		if ((copy = malloc(vlen + 1)) == NULL)
+			return -ENOMEM;
+		memcpy(copy, v, vlen);
+		copy[vlen] = '\0';
+		nv = realloc(h->dkim.v, (h->dkim.n + 1) * sizeof(*nv));
+		if (nv == NULL) {
+			free(copy);
+			return -ENOMEM;
+		}
+		h->dkim.v = nv;
+		nv[h->dkim.n++] = copy;
+		return 0;
+	}
 	if (name_is(f, len, "Autocrypt")) {
 		if (h->autocrypt_fields++ > 0 || cut)
 			return 0;
@@ -295,6 +313,9 @@ rawhdr_free(struct rawhdr *h)
 		free(h->authres.v[i]);
 	free(h->authres.v);
 	free(h->recipients);
+	for (size_t i = 0; i < h->dkim.n; i++)
+		free(h->dkim.v[i]);
+	free(h->dkim.v);
 	free(h->autocrypt);
 	memset(h, 0, sizeof(*h));
 }

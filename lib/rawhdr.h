@@ -37,6 +37,8 @@
  *	- recipients: the values of To, Cc, Delivered-To and X-Original-To,
  *	  unfolded, one after another (at most RAWHDR_MAX_RECIPIENTS
  *	  bytes), for rawhdr_recipients_name.
+ *	- dkim: the values of the DKIM-Signature fields (the first
+ *	  RAWHDR_MAX_DKIM; a cut one is left out), for autocrypt_dkim_covers.
  *	- autocrypt_fields, autocrypt: the number of Autocrypt fields, and
  *	  the first one's value, unfolded (none when it was cut): a key
  *	  candidate (autocrypt.h), read only from a reply that is
@@ -87,6 +89,7 @@
 #define RAWHDR_MAX_FIELD	(256u * 1024)	/* one unfolded field */
 #define RAWHDR_MAX_RECIPIENTS	(256u * 1024)
 #define RAWHDR_MAX_ADDR		320u
+#define RAWHDR_MAX_DKIM		16u
 
 struct rawhdr {
 	struct inmsg_strlist authres;	/* top first */
@@ -96,6 +99,8 @@ struct rawhdr {
 	char from_addr[RAWHDR_MAX_ADDR];	/* the first; "" when unread */
 	char *recipients;		/* NUL-terminated; never NULL after scan */
 	size_t recipients_len;
+	struct inmsg_strlist dkim;	/* DKIM-Signature values, unfolded, the
+					   first RAWHDR_MAX_DKIM (none cut) */
 	unsigned autocrypt_fields;	/* Autocrypt fields in the header */
 	char *autocrypt;		/* the first one's value, unfolded and
 					   NUL-terminated; NULL: none, or cut */

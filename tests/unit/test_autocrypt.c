@@ -268,6 +268,36 @@ oversized_values_are_refused(void **state)
 	free(big);
 }
 
+static void
+dkim_signature_must_name_the_header(void **state)
+{
+	const char *ok[] = { "v=1; a=rsa-sha256; D=x; d=Patients.Test;\r\n h=From : To :"
+			     "\r\n AUTOCRYPT; bh=a; b=b" };
+	const char *without[] = { "v=1; d=patients.test; h=from:to:subject; b=b" };
+	const char *two[] = { "v=1; d=patients.test; h=from:autocrypt; b=b",
+			      "v=1; d=patients.test; h=from; b=c" };
+	const char *other[] = { "v=1; d=other.test; h=from:autocrypt; b=b",
+				"v=1; d=patients.test; h=autocrypt:from; b=c" };
+	const char *unreadable[] = { "v=1; d=patients.test; h=autocrypt; b=b",
+				     "d" };
+	const char *twice_d[] = { "v=1; d=other.test; d=patients.test; h=autocrypt" };
+	const char *no_h[] = { "v=1; d=patients.test; b=b" };
+	const char *auto_prefix[] = { "v=1; d=patients.test; h=from:autocrypt-gossip" };
+
+	(void)state;
+	assert_int_equal(autocrypt_dkim_covers(ok, 1, "patients.test"), 1);
+	assert_int_equal(autocrypt_dkim_covers(without, 1, "patients.test"), 0);
+	assert_int_equal(autocrypt_dkim_covers(two, 2, "patients.test"), 0);
+	assert_int_equal(autocrypt_dkim_covers(other, 2, "patients.test"), 1);
+	assert_int_equal(autocrypt_dkim_covers(other, 1, "patients.test"), 0);
+	assert_int_equal(autocrypt_dkim_covers(unreadable, 2, "patients.test"), 0);
+	assert_int_equal(autocrypt_dkim_covers(twice_d, 1, "patients.test"), 0);
+	assert_int_equal(autocrypt_dkim_covers(no_h, 1, "patients.test"), 0);
+	assert_int_equal(autocrypt_dkim_covers(auto_prefix, 1, "patients.test"), 0);
+	assert_int_equal(autocrypt_dkim_covers(NULL, 0, "patients.test"), 0);
+	assert_int_equal(autocrypt_dkim_covers(ok, 1, ""), 0);
+}
+
 int
 main(void)
 {
@@ -276,6 +306,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(what_the_header_does_not_allow_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(only_a_whole_version_4_public_key_packet, setup, teardown),
 		cmocka_unit_test(oversized_values_are_refused),
+		cmocka_unit_test(dkim_signature_must_name_the_header),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
