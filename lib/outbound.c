@@ -1372,9 +1372,9 @@ fold(struct outbound *ob, struct job *jobs, size_t n)
 
 /*
  * journal_fold - the journal lines of a digest's leader: its own, then
- * one per job folded into it, each naming the leader's thread and index
- * ("EVENT\tN\tMODE\tREF\tTHREAD\tM"), from which recovery makes the
- * Message-ID the item went out in.
+ * one per job folded into it, each naming the leader's thread, index and
+ * event ("EVENT\tN\tMODE\tREF\tTHREAD\tM\tLEADER"), from which recovery
+ * makes the Message-ID the item went out in and the leader's "folded".
  */
 static int
 journal_fold(struct job *jobs, size_t n, size_t k)
@@ -1392,10 +1392,11 @@ journal_fold(struct job *jobs, size_t n, size_t k)
 		const char *id = f->record->id, *ref = job_rcpt(f)->ref;
 
 		if (f->leader != k + 1 || f->item_failed || !id_valid(id) ||
-		    !id_valid(ref))
+		    !id_valid(ref) || !id_valid(l->record->id))
 			continue;
-		r = buf_printf(&b, "%s\t%zu\t%c\t%s\t%s\t%zu\n", id, f->rcpt,
-			       l->encrypt ? 'e' : 'n', ref, l->record->thread, l->rcpt);
+		r = buf_printf(&b, "%s\t%zu\t%c\t%s\t%s\t%zu\t%s\n", id, f->rcpt,
+			       l->encrypt ? 'e' : 'n', ref, l->record->thread, l->rcpt,
+			       l->record->id);
 	}
 	if (r == 0 && (r = buf_append(&b, "", 1)) == 0) {
 		l->journal_all = (char *)b.data;	/* taken over */
@@ -1802,7 +1803,7 @@ outbound_step(struct outbound *ob, int64_t now, volatile int *stop,
 static void
 recover_mark(json_t *marks, const char *line, size_t len)
 {
-	char buf[STORE_ID_MAX + 128], *f[6], *save = NULL;
+	char buf[2 * STORE_ID_MAX + 128], *f[7], *save = NULL;
 	unsigned long idx, lidx = 0;
 	json_t *list;
 	int k, nf;
@@ -1811,10 +1812,10 @@ recover_mark(json_t *marks, const char *line, size_t len)
 		return;
 	memcpy(buf, line, len);
 	buf[len] = '\0';
-	for (nf = 0; nf < 6; nf++)
+	for (nf = 0; nf < 7; nf++)
 		if ((f[nf] = strtok_r(nf ? NULL : buf, "\t", &save)) == NULL)
 			break;
-	if ((nf != 4 && nf != 6) || strtok_r(NULL, "\t", &save) != NULL ||
+	if ((nf != 4 && nf != 7) || strtok_r(NULL, "\t", &save) != NULL ||
 	    !id_valid(f[0]) || !id_valid(f[3]) ||
 	    (strcmp(f[2], "e") != 0 && strcmp(f[2], "n") != 0))
 		return;
@@ -1822,22 +1823,24 @@ recover_mark(json_t *marks, const char *line, size_t len)
 		if (strspn(f[k], "0123456789") != strlen(f[k]) || strlen(f[k]) > 3 ||
 		    f[k][0] == '\0')
 			return;
-	/* folded into a digest: the leader's thread (20 hex digits) */
-	if (nf == 6 && (strlen(f[4]) != 2 * TOKEN_THREAD_BYTES ||
-			strspn(f[4], "0123456789abcdef") != strlen(f[4])))
+	/* folded into a digest: the leader's thread (20 hex digits), index
+	 * and event */
+	if (nf == 7 && (strlen(f[4]) != 2 * TOKEN_THREAD_BYTES ||
+			strspn(f[4], "0123456789abcdef") != strlen(f[4]) ||
+			!id_valid(f[6])))
 		return;
 	idx = strtoul(f[1], NULL, 10);
-	if (nf == 6)
+	if (nf == 7)
 		lidx = strtoul(f[5], NULL, 10);
 	list = json_object_get(marks, f[0]);
 	if (list == NULL) {
 		list = json_array();
 		json_object_set_new(marks, f[0], list);
 	}
-	if (nf == 6)
-		json_array_append_new(list, json_pack("[I,b,s,s,I]", (json_int_t)idx,
+	if (nf == 7)
+		json_array_append_new(list, json_pack("[I,b,s,s,I,s]", (json_int_t)idx,
 						      f[2][0] == 'e', f[3], f[4],
-						      (json_int_t)lidx));
+						      (json_int_t)lidx, f[6]));
 	else
 		json_array_append_new(list, json_pack("[I,b,s]", (json_int_t)idx,
 						      f[2][0] == 'e', f[3]));
@@ -1883,7 +1886,7 @@ outbound_recover(struct outbound *ob, int64_t now, size_t *recovered,
 	struct delivery_list records = { 0 };
 	struct audit_event *audit = NULL;
 	size_t naudit = 0, audit_cap = 0;
-	json_t *marks, *list, *v;
+	json_t *marks, *list, *v, *folds;
 	const char *id;
 	int r, r2;
 
@@ -1894,6 +1897,7 @@ outbound_recover(struct outbound *ob, int64_t now, size_t *recovered,
 	if (r < 0)
 		return r;
 	marks = json_object();
+	folds = json_array();
 	for (start = 0, i = 0; i < len; i++) {
 		if (text[i] == '\n') {
 			recover_mark(marks, text + start, i - start);
@@ -1952,6 +1956,10 @@ outbound_recover(struct outbound *ob, int64_t now, size_t *recovered,
 				  RCPT_ENCRYPTED : RCPT_NOTICE);
 			record_set_str(&rc->note, "accepted by the relay before an interruption");
 			n++;
+			if (lthread != NULL)	/* for its leader's "folded" */
+				json_array_append_new(folds, json_pack("[s,I,s,s]",
+					json_string_value(json_array_get(v, 5)), (json_int_t)li,
+					mid, id));
 			if (recover_audit(&audit, &naudit, &audit_cap, d, rc) < 0)
 				r = cp_error_set(err, -ENOMEM, "outbound: out of memory");
 		}
@@ -1970,6 +1978,33 @@ outbound_recover(struct outbound *ob, int64_t now, size_t *recovered,
 		*recovered += n;
 	}
 	json_decref(marks);
+	/* The digests recovered: each leader's entry names its items again,
+	 * as flight_record would have (bouncemap.h). */
+	json_array_foreach(folds, i, v) {
+		const char *leader = json_string_value(json_array_get(v, 0));
+		size_t li = (size_t)json_integer_value(json_array_get(v, 1));
+		const char *mid = json_string_value(json_array_get(v, 2));
+		const char *item = json_string_value(json_array_get(v, 3));
+
+		for (size_t k = 0; leader && item && k < records.n; k++) {
+			struct delivery_rcpt *lr;
+			char *joined = NULL;
+
+			if (records.items[k].id == NULL || strcmp(records.items[k].id, leader) != 0 ||
+			    li >= records.items[k].nrcpts)
+				continue;
+			lr = &records.items[k].rcpts[li];
+			if (lr->message_id == NULL || mid == NULL || strcmp(lr->message_id, mid) != 0)
+				break;
+			if (asprintf(&joined, "%s%s%s", lr->folded ? lr->folded : "",
+				     lr->folded ? " " : "", item) < 0)
+				break;
+			record_set_str(&lr->folded, joined);
+			free(joined);
+			break;
+		}
+	}
+	json_decref(folds);
 	if (r == 0 && records.n)
 		r = queue_update_audited(ob->store, records.items, records.n,
 					 audit, naudit, err);
