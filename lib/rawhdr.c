@@ -217,7 +217,7 @@ field(struct rawhdr *h, struct buf *rcpt, const char *f, size_t len, int cut)
 	if (name_is(f, len, "DKIM-Signature")) {
 		char *copy, **nv;
 
-		if (cut || h->dkim.n >= RAWHDR_MAX_DKIM)
+		if (cut || h->dkim.n >= RAWHDR_MAX_DKIM || vlen > RAWHDR_MAX_DKIM_VALUE)
 			return 0;
 		if ((copy = malloc(vlen + 1)) == NULL)
 			return -ENOMEM;
@@ -233,7 +233,7 @@ field(struct rawhdr *h, struct buf *rcpt, const char *f, size_t len, int cut)
 		return 0;
 	}
 	if (name_is(f, len, "Autocrypt")) {
-		if (h->autocrypt_fields++ > 0 || cut)
+		if (h->autocrypt_fields++ > 0 || cut || vlen > RAWHDR_MAX_AUTOCRYPT)
 			return 0;
 		if ((h->autocrypt = malloc(vlen + 1)) == NULL)
 			return -ENOMEM;

@@ -38,9 +38,12 @@
  *	  unfolded, one after another (at most RAWHDR_MAX_RECIPIENTS
  *	  bytes), for rawhdr_recipients_name.
  *	- dkim: the values of the DKIM-Signature fields (the first
- *	  RAWHDR_MAX_DKIM; a cut one is left out), for autocrypt_dkim_covers.
+ *	  RAWHDR_MAX_DKIM; a cut one, or one over RAWHDR_MAX_DKIM_VALUE
+ *	  bytes, is left out: autocrypt_dkim_covers then finds no signature
+ *	  naming the field, and fails closed), for autocrypt_dkim_covers.
  *	- autocrypt_fields, autocrypt: the number of Autocrypt fields, and
- *	  the first one's value, unfolded (none when it was cut): a key
+ *	  the first one's value, unfolded (none when it was cut or is over
+ *	  RAWHDR_MAX_AUTOCRYPT bytes, which autocrypt_parse refuses): a key
  *	  candidate (autocrypt.h), read only from a reply that is
  *	  authenticated, and only when it is the one such field.
  *
@@ -90,6 +93,10 @@
 #define RAWHDR_MAX_RECIPIENTS	(256u * 1024)
 #define RAWHDR_MAX_ADDR		320u
 #define RAWHDR_MAX_DKIM		16u
+/* kept only when no longer (a real one is a few hundred bytes; each field
+ * may otherwise be RAWHDR_MAX_FIELD: 16 of them would hold 4 MiB) */
+#define RAWHDR_MAX_DKIM_VALUE	(8u * 1024)
+#define RAWHDR_MAX_AUTOCRYPT	(64u * 1024)	/* AUTOCRYPT_MAX_VALUE */
 
 struct rawhdr {
 	struct inmsg_strlist authres;	/* top first */

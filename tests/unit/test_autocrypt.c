@@ -24,6 +24,7 @@
 #include "autocrypt.h"
 #include "buf.h"
 #include "gpgfix.h"
+#include "rawhdr.h"
 #include "util.h"
 
 struct fx {
@@ -298,6 +299,34 @@ dkim_signature_must_name_the_header(void **state)
 	assert_int_equal(autocrypt_dkim_covers(ok, 1, ""), 0);
 }
 
+/* What carepostd keeps of the raw header for a candidate is bounded: an
+ * oversized DKIM-Signature or Autocrypt value is left out (fail closed). */
+static void
+raw_header_keeps_bounded_values(void **state)
+{
+	struct buf raw = BUF_INIT;
+	struct rawhdr h;
+	struct cp_error err;
+
+	(void)state;
+	buf_append(&raw, "DKIM-Signature: v=1; d=p.test; h=from:autocrypt; b=", 52);
+	for (size_t i = 0; i < RAWHDR_MAX_DKIM_VALUE; i++)
+		buf_append(&raw, "A", 1);
+	buf_printf(&raw, "\r\nDKIM-Signature: v=1; d=p.test; h=autocrypt\r\n"
+		   "Autocrypt: addr=p@p.test; keydata=");
+	for (size_t i = 0; i < RAWHDR_MAX_AUTOCRYPT; i++)
+		buf_append(&raw, i % 70 ? "A" : "\r\n ", i % 70 ? 1 : 3);
+	buf_printf(&raw, "\r\nFrom: p@p.test\r\n\r\nbody\r\n");
+	cp_error_clear(&err);
+	assert_int_equal(rawhdr_scan(raw.data, raw.len, &h, &err), 0);
+	assert_int_equal(h.dkim.n, 1);		/* the long one left out */
+	assert_non_null(strstr(h.dkim.v[0], "h=autocrypt"));
+	assert_int_equal(h.autocrypt_fields, 1);
+	assert_null(h.autocrypt);		/* over the limit: none */
+	rawhdr_free(&h);
+	buf_free(&raw);
+}
+
 int
 main(void)
 {
@@ -307,6 +336,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(only_a_whole_version_4_public_key_packet, setup, teardown),
 		cmocka_unit_test(oversized_values_are_refused),
 		cmocka_unit_test(dkim_signature_must_name_the_header),
+		cmocka_unit_test(raw_header_keeps_bounded_values),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
