@@ -10,6 +10,8 @@
  *	key import FILE [--patient ID [--proxy N]]
  *	                             import an OpenPGP key into the keyring;
  *	                             with --patient, record its fingerprint
+ *	key sync                     (re)write every key's own file from the
+ *	                             keyring (keys put there by other means)
  *	event add [FILE|-]           write an event (JSON), as the portal does
  *	queue [--limit N]            events not yet in a final state
  *	status EVENT_ID              an event's delivery state (no PHI)
@@ -101,6 +103,7 @@ usage(FILE *f)
 	      "  patient list              list patient ids\n"
 	      "  key import FILE [--patient ID [--proxy N]]\n"
 	      "                            import a public key; record its fingerprint\n"
+	      "  key sync                  write every key's own file from the keyring\n"
 	      "  event add [FILE|-]        write a portal event (JSON)\n"
 	      "  queue [--limit N]         events not yet final, in due order\n"
 	      "  status EVENT_ID           delivery state of an event\n"
@@ -450,6 +453,39 @@ cmd_keys(void)
 					    json_integer((json_int_t)o.by_state[i]));
 		print_json_take(json_pack("{s:o, s:o}", "keys", o.rows, "by_state", counts));
 	}
+	return 0;
+}
+
+/*
+ * cmd_key_sync - the key files (keyfile.h) of every key in the keyring:
+ * for keys imported with gpg itself, or by a carepost older than them.
+ */
+static int
+cmd_key_sync(int argc, char **argv)
+{
+	struct runtime rt;
+	struct cp_error err;
+	struct pgp *p = NULL;
+	size_t written = 0;
+	int r;
+
+	if (argc > 0)
+		return fail(EX_USAGE, "key sync: unexpected argument %s", argv[0]);
+	if ((r = open_rt(&rt, 0)) != 0)
+		return r;
+	pgp_global_init();
+	cp_error_clear(&err);
+	r = pgp_new(rt.cfg->gpg_home, NULL, &p, &err);
+	if (r == 0)
+		r = pgp_keyfiles_sync(p, NULL, 0, &written, &err);
+	pgp_free(p);
+	runtime_close(&rt);
+	if (r < 0)
+		return fail(EX_IOERR, "key sync: %s", err.text);
+	if (json_output)
+		print_json_take(json_pack("{s:I}", "written", (json_int_t)written));
+	else
+		printf("%zu key%s written\n", written, written == 1 ? "" : "s");
 	return 0;
 }
 
@@ -1875,6 +1911,8 @@ main(int argc, char **argv)
 		return cmd_patient_list();
 	if (strcmp(cmd, "key") == 0 && sub && strcmp(sub, "import") == 0)
 		return cmd_key_import(argc - 2, argv + 2);
+	if (strcmp(cmd, "key") == 0 && sub && strcmp(sub, "sync") == 0)
+		return cmd_key_sync(argc - 2, argv + 2);
 	if (strcmp(cmd, "event") == 0 && sub && strcmp(sub, "add") == 0 && argc <= 3)
 		return cmd_event_add(argc == 3 ? argv[2] : NULL);
 	if (strcmp(cmd, "queue") == 0)

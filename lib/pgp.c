@@ -20,20 +20,26 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <locale.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <string.h>
 
 #include <gpgme.h>
 
+#include "keyfile.h"
 #include "log.h"
 #include "mime.h"
 #include "pgphelper.h"
+#include "pgppacket.h"
 
 struct pgp {
 	gpgme_ctx_t ctx;
 	char signer[PGP_FPR_SIZE];
 	gpgme_key_t signer_key;		/* a reference, for pgp_dup */
 	char *home;			/* NULL: GnuPG's default */
+	char *keydir;			/* recipients' key files (keyfile.h) */
 	struct pgphelper *helper;	/* NULL: every operation in-process */
 	int confined;			/* outside data only in a helper */
 	unsigned time_limit_ms;		/* confined: each gpg run's budget */
@@ -225,6 +231,26 @@ ctx_open(struct pgp *p, struct cp_error *err)
 	return 0;
 }
 
+/*
+ * keydir_open - p->keydir: KEYFILE_DIR in p's GnuPG home (GnuPG's own
+ * default when p has none). NULL, and keys are looked up in the keyring
+ * alone, when the path could not go into GPGME's recipient string (a
+ * newline) or is not known.
+ */
+static int
+keydir_open(struct pgp *p, struct cp_error *err)
+{
+	const char *home = p->home ? p->home : gpgme_get_dirinfo("homedir");
+
+	if (home == NULL || strchr(home, '\n') != NULL)
+		return 0;
+	if (asprintf(&p->keydir, "%s/%s", home, KEYFILE_DIR) < 0) {
+		p->keydir = NULL;
+		return cp_error_set(err, -ENOMEM, "gpg: out of memory");
+	}
+	return 0;
+}
+
 int
 pgp_new(const char *gnupghome, const char *signer_fpr, struct pgp **out,
 	struct cp_error *err)
@@ -251,6 +277,8 @@ pgp_new(const char *gnupghome, const char *signer_fpr, struct pgp **out,
 		goto fail;
 	}
 	r = ctx_open(p, err);
+	if (r == 0)
+		r = keydir_open(p, err);
 	if (r < 0)
 		goto fail;
 	if (signer_fpr == NULL) {
@@ -306,6 +334,8 @@ pgp_dup(const struct pgp *orig, struct pgp **out, struct cp_error *err)
 		goto fail;
 	}
 	r = ctx_open(p, err);
+	if (r == 0)
+		r = keydir_open(p, err);
 	if (r < 0)
 		goto fail;
 	if (orig->signer_key != NULL) {
@@ -478,6 +508,7 @@ pgp_free(struct pgp *p)
 		gpgme_release(p->ctx);
 	if (p->signer_key)
 		gpgme_key_unref(p->signer_key);
+	free(p->keydir);
 	free(p->home);
 	free(p);
 }
@@ -506,53 +537,56 @@ lookup_key(struct pgp *p, const char *fpr, gpgme_key_t *key,
 	return 0;
 }
 
+/*
+ * key_meta - what keymeta_check needs of key: gpg's flags, and its
+ * expiry dates (an "expired" flag without a date is dated 1, long past).
+ */
+static void
+key_meta(gpgme_key_t key, struct keymeta *m)
+{
+	memset(m, 0, sizeof(*m));
+	fpr_copy(m->fpr, key->subkeys->fpr);
+	m->revoked = !!key->revoked;
+	m->unusable = key->disabled || key->invalid;
+	m->expires = key->subkeys->expires > 0 ? key->subkeys->expires :
+		     key->expired ? 1 : 0;
+	for (gpgme_subkey_t sk = key->subkeys; sk; sk = sk->next) {
+		struct keymeta_sub *e;
+
+		if (!sk->can_encrypt || m->n_enc == KEYMETA_MAX_ENC)
+			continue;
+		e = &m->enc[m->n_enc++];
+		e->expires = sk->expires > 0 ? sk->expires : sk->expired ? 1 : 0;
+		e->revoked = !!sk->revoked;
+		e->unusable = sk->disabled || sk->invalid;
+	}
+}
+
 int
 pgp_key_check(struct pgp *p, const char *fpr, struct cp_error *err)
 {
 	_cleanup_key_ gpgme_key_t key = NULL;
 	char norm[PGP_FPR_SIZE];
-	int64_t now = cp_now();
-	int expired = 0, revoked = 0, r;
+	struct keymeta m;
+	int r;
 
+	if (!fpr_valid(fpr))
+		return cp_error_set(err, -EINVAL,
+				    "gpg: key is not a 40-digit fingerprint");
+	fpr_copy(norm, fpr);
+	/* the key's own file says it without a gpg run over the keyring */
+	if (p->keydir != NULL && keyfile_read(p->keydir, norm, &m) == 0)
+		return keymeta_check(&m, (long long)cp_now(), err);
 	r = lookup_key(p, fpr, &key, norm, err);
 	if (r < 0)
 		return r;
-	if (key->revoked)
-		return cp_error_set(err, -EKEYREVOKED, "gpg: key %s is revoked",
+	if (key->subkeys == NULL || key->subkeys->fpr == NULL ||
+	    !fpr_valid(key->subkeys->fpr))
+		return cp_error_set(err, -EKEYREJECTED, "gpg: key %s is invalid",
 				    norm);
-	if (key->expired || (key->subkeys && key->subkeys->expires > 0 &&
-			     key->subkeys->expires <= now))
-		return cp_error_set(err, -EKEYEXPIRED, "gpg: key %s has expired",
-				    norm);
-	if (key->disabled || key->invalid)
-		return cp_error_set(err, -EKEYREJECTED,
-				    "gpg: key %s is %s", norm,
-				    key->disabled ? "disabled" : "invalid");
-	for (gpgme_subkey_t sk = key->subkeys; sk; sk = sk->next) {
-		if (!sk->can_encrypt)
-			continue;
-		if (sk->revoked) {
-			revoked = 1;
-			continue;
-		}
-		if (sk->expired || (sk->expires > 0 && sk->expires <= now)) {
-			expired = 1;
-			continue;
-		}
-		if (sk->disabled || sk->invalid)
-			continue;
-		return 0;
-	}
-	if (revoked)
-		return cp_error_set(err, -EKEYREVOKED,
-				    "gpg: key %s: encryption subkey revoked",
-				    norm);
-	if (expired)
-		return cp_error_set(err, -EKEYEXPIRED,
-				    "gpg: key %s: encryption subkey expired",
-				    norm);
-	return cp_error_set(err, -EKEYREJECTED,
-			    "gpg: key %s has no usable encryption subkey", norm);
+	key_meta(key, &m);
+	fpr_copy(m.fpr, norm);
+	return keymeta_check(&m, (long long)cp_now(), err);
 }
 
 int
@@ -671,6 +705,22 @@ append_crlf(struct buf *out, const char *s, size_t len)
 	return r;
 }
 
+/*
+ * recipient - GPGME's recipient string for fpr: "--file", then the path
+ * of fpr's key file, when there is one; else the fingerprint.
+ */
+static int
+recipient(struct pgp *p, const char *fpr, char *buf, size_t len)
+{
+	char path[PATH_MAX];
+
+	if (p->keydir != NULL &&
+	    keyfile_path(p->keydir, fpr, "key", path, sizeof(path)) == 0 &&
+	    access(path, R_OK) == 0)
+		return cp_snprintf_ok(buf, len, "--file\n%s\n", path);
+	return cp_snprintf_ok(buf, len, "%s\n", fpr);
+}
+
 int
 pgp_mime_encrypt(struct pgp *p, const char *recipient_fpr, const char *inner,
 		 size_t len, struct buf *out, struct cp_error *err)
@@ -678,7 +728,7 @@ pgp_mime_encrypt(struct pgp *p, const char *recipient_fpr, const char *inner,
 	_cleanup_data_ gpgme_data_t plain = NULL, cipher = NULL;
 	_cleanup_buf_ struct buf armor = BUF_INIT;
 	struct sink sink = { &armor, 0 };
-	char recp[PGP_FPR_SIZE], recpstring[PGP_FPR_SIZE + 1];
+	char recp[PGP_FPR_SIZE], recpstring[PATH_MAX + 16];
 	char boundary[MIME_BOUNDARY_SIZE];
 	size_t start = out->len;
 	gpgme_error_t e;
@@ -697,8 +747,9 @@ pgp_mime_encrypt(struct pgp *p, const char *recipient_fpr, const char *inner,
 	}
 	fpr_copy(recp, recipient_fpr);
 	/* To the recipient alone: never to the clinic key, which decrypts
-	 * replies (see pgp.h). */
-	r = cp_snprintf_ok(recpstring, sizeof(recpstring), "%s\n", recp);
+	 * replies (see pgp.h). Its own file when it has one (gpg -f reads
+	 * that key alone), else the keyring (gpg -r reads the keybox). */
+	r = recipient(p, recp, recpstring, sizeof(recpstring));
 	if (r < 0)
 		return cp_error_set(err, r, "gpg: recipient string too long");
 	e = gpgme_data_new_from_mem(&plain, inner, len, 0);
@@ -996,13 +1047,129 @@ pgp_verify_detached(struct pgp *p, const void *signed_data, size_t len,
 	return 0;
 }
 
+static int
+keymeta_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct keymeta *)a)->fpr,
+		      ((const struct keymeta *)b)->fpr);
+}
+
+/*
+ * sync_some - the key files of the keys pat names (NULL: every key in the
+ * keyring) into b: one key listing for what gpg says of them, one export
+ * of them all, cut into keys.
+ */
+static int
+sync_some(struct pgp *p, const char **pat, struct keyfile_batch *b,
+	  struct cp_error *err)
+{
+	_cleanup_free_ struct keymeta *m = NULL;
+	gpgme_data_t out = NULL;
+	size_t n = 0, cap = 0, len = 0, off, end;
+	_cleanup_free_ uint8_t *data = NULL;
+	gpgme_error_t e;
+	gpgme_key_t key;
+	int r = 0;
+
+	e = pat ? gpgme_op_keylist_ext_start(p->ctx, pat, 0, 0) :
+		  gpgme_op_keylist_start(p->ctx, NULL, 0);
+	while (e == 0 && (e = gpgme_op_keylist_next(p->ctx, &key)) == 0) {
+		if (key->subkeys != NULL && key->subkeys->fpr != NULL &&
+		    fpr_valid(key->subkeys->fpr)) {
+			if (n == cap) {
+				struct keymeta *nm;
+
+				cap = cap ? 2 * cap : 64;
+				if ((nm = realloc(m, cap * sizeof(*m))) == NULL) {
+					gpgme_key_unref(key);
+					gpgme_op_keylist_end(p->ctx);
+					return cp_error_set(err, -ENOMEM, "gpg: out of memory");
+				}
+				m = nm;
+			}
+			key_meta(key, &m[n++]);
+		}
+		gpgme_key_unref(key);
+	}
+	gpgme_op_keylist_end(p->ctx);
+	if (gpgme_err_code(e) != GPG_ERR_EOF)
+		return gpg_fail(err, e, "key listing failed", NULL);
+	if (n == 0)
+		return 0;
+	qsort(m, n, sizeof(*m), keymeta_cmp);
+
+	e = gpgme_data_new(&out);
+	if (e == 0) {
+		gpgme_set_armor(p->ctx, 0);
+		e = pat ? gpgme_op_export_ext(p->ctx, pat, GPGME_EXPORT_MODE_MINIMAL, out) :
+			  gpgme_op_export(p->ctx, NULL, GPGME_EXPORT_MODE_MINIMAL, out);
+		gpgme_set_armor(p->ctx, 1);
+	}
+	if (e != 0) {
+		gpgme_data_release(out);
+		return gpg_fail(err, e, "key export failed", NULL);
+	}
+	data = (uint8_t *)gpgme_data_release_and_get_mem(out, &len);
+	for (off = 0; r == 0 && off < len; off = end) {
+		struct keymeta k, *found;
+
+		if (pgppacket_next_key(data, len, off, &end) < 0 ||
+		    pgppacket_v4_fpr(data + off, end - off, k.fpr) < 0)
+			return cp_error_set(err, -EBADMSG, "gpg: key export "
+					    "does not read as keys");
+		found = bsearch(&k, m, n, sizeof(*m), keymeta_cmp);
+		if (found != NULL)
+			r = keyfile_batch_add(b, found, data + off, end - off, err);
+	}
+	if (data != NULL)
+		gpgme_free(CP_TAKE_PTR(data));
+	return r;
+}
+
+#define SYNC_CHUNK	256	/* fingerprints per gpg command line */
+
+int
+pgp_keyfiles_sync(struct pgp *p, const char *const *fprs, size_t n,
+		  size_t *written, struct cp_error *err)
+{
+	struct keyfile_batch *b = NULL;
+	const char *pat[SYNC_CHUNK + 1];
+	int r;
+
+	if (written != NULL)
+		*written = 0;
+	if (p->keydir == NULL)
+		return 0;
+	if ((r = keyfile_batch_new(p->keydir, &b, err)) < 0)
+		return r;
+	if (fprs == NULL)
+		r = sync_some(p, NULL, b, err);
+	for (size_t i = 0; fprs != NULL && r == 0 && i < n; i += SYNC_CHUNK) {
+		size_t k = n - i < SYNC_CHUNK ? n - i : SYNC_CHUNK;
+
+		memcpy(pat, fprs + i, k * sizeof(*pat));
+		pat[k] = NULL;
+		r = sync_some(p, pat, b, err);
+	}
+	if (written != NULL)
+		*written = keyfile_batch_count(b);
+	if (r == 0)
+		r = keyfile_batch_commit(b, err);
+	keyfile_batch_free(b);
+	return r;
+}
+
 int
 pgp_import(struct pgp *p, const void *data, size_t len,
 	   char fpr_out[PGP_FPR_SIZE], int *keys, struct cp_error *err)
 {
 	_cleanup_data_ gpgme_data_t keydata = NULL;
+	_cleanup_free_ const char **fprs = NULL;
+	_cleanup_free_ char (*copy)[PGP_FPR_SIZE] = NULL;
 	gpgme_import_result_t res;
 	gpgme_error_t e;
+	size_t n = 0, cap = 0;
+	int revs, r;
 
 	fpr_out[0] = '\0';
 	if (keys != NULL)
@@ -1018,20 +1185,42 @@ pgp_import(struct pgp *p, const void *data, size_t len,
 		return cp_error_set(err, -EIO, "gpg: no import result");
 	if (keys != NULL)
 		*keys = res->considered;
+	revs = res->new_revocations;
 	for (gpgme_import_status_t s = res->imports; s; s = s->next) {
 		if (s->result != GPG_ERR_NO_ERROR || s->fpr == NULL)
 			continue;
 		if (!fpr_valid(s->fpr))
 			return cp_error_set(err, -EPROTONOSUPPORT,
 					    "gpg: imported key is not a v4 key");
-		fpr_copy(fpr_out, s->fpr);
-		return 0;
+		if (fpr_out[0] == '\0')
+			fpr_copy(fpr_out, s->fpr);
+		if (n == cap) {
+			char (*nc)[PGP_FPR_SIZE];
+
+			cap = cap ? 2 * cap : 8;
+			if ((nc = realloc(copy, cap * sizeof(*copy))) == NULL)
+				return cp_error_set(err, -ENOMEM, "gpg: out of memory");
+			copy = nc;
+		}
+		/* copied: the next operation frees res */
+		fpr_copy(copy[n++], s->fpr);
 	}
-	if (res->new_revocations > 0)
-		return res->new_revocations;
-	return cp_error_set(err, -ENOKEY, "gpg: no key imported "
-			    "(%d considered, %d not imported)",
-			    res->considered, res->not_imported);
+	if (n > 0 && (fprs = calloc(n, sizeof(*fprs))) == NULL)
+		return cp_error_set(err, -ENOMEM, "gpg: out of memory");
+	for (size_t i = 0; i < n; i++)
+		fprs[i] = copy[i];
+	if (n == 0 && revs == 0)
+		return cp_error_set(err, -ENOKEY, "gpg: no key imported "
+				    "(%d considered, %d not imported)",
+				    res->considered, res->not_imported);
+	res = NULL;
+	/* The keys' own files, from the keyring as it is now; revocations
+	 * name no key, so then every key's files are looked at again. */
+	if (n > 0 && (r = pgp_keyfiles_sync(p, fprs, n, NULL, err)) < 0)
+		return r;
+	if (revs > 0 && (r = pgp_keyfiles_sync(p, NULL, 0, NULL, err)) < 0)
+		return r;
+	return n > 0 ? 0 : revs;
 }
 
 /* key_info - what pgp_key_table says of key, at now. */

@@ -204,6 +204,19 @@ int pgp_primary_fpr(struct pgp *p, const char *fpr, char **primary,
 int pgp_import(struct pgp *p, const void *data, size_t len,
 	       char fpr_out[PGP_FPR_SIZE], int *keys, struct cp_error *err);
 
+/*
+ * pgp_keyfiles_sync - write the key files (keyfile.h) of the keys fprs
+ * names (n of them), or of every key in the keyring when fprs is NULL,
+ * from the keyring as it is now: one key listing and one export per 256
+ * keys, and only files whose content changes are written (*written says
+ * how many keys). pgp_import calls it for what it imported (for every
+ * key when the data held revocations); `carepostctl key sync` calls it
+ * for keys put in the keyring by other means (gpg itself, an older
+ * carepost). Nothing to do when p has no key directory.
+ */
+int pgp_keyfiles_sync(struct pgp *p, const char *const *fprs, size_t n,
+		      size_t *written, struct cp_error *err);
+
 /* pgp_key_expires - expiry (epoch) of fpr's primary key; 0 if never. */
 int pgp_key_expires(struct pgp *p, const char *fpr, long long *expires,
 		    struct cp_error *err);
