@@ -36,8 +36,8 @@ keymeta_check(const struct keymeta *m, long long now, struct cp_error *err)
 		return cp_error_set(err, -EKEYEXPIRED, "gpg: key %s has expired",
 				    m->fpr);
 	if (m->unusable)
-		return cp_error_set(err, -EKEYREJECTED, "gpg: key %s is invalid",
-				    m->fpr);
+		return cp_error_set(err, -EKEYREJECTED, "gpg: key %s is disabled "
+				    "or invalid", m->fpr);
 	for (unsigned i = 0; i < m->n_enc; i++) {
 		const struct keymeta_sub *s = &m->enc[i];
 
@@ -122,11 +122,18 @@ keymeta_format(const struct keymeta *m)
 
 	if (!fpr_ok(m->fpr) || m->n_enc > KEYMETA_MAX_ENC)
 		return NULL;
+	if (m->expires < 0)
+		return NULL;
 	enc = json_array();
-	for (unsigned i = 0; enc && i < m->n_enc; i++)
-		json_array_append_new(enc, json_pack("{s:I, s:b, s:b}",
+	for (unsigned i = 0; enc && i < m->n_enc; i++) {
+		if (m->enc[i].expires < 0 ||
+		    json_array_append_new(enc, json_pack("{s:I, s:b, s:b}",
 			"expiry", (json_int_t)m->enc[i].expires,
-			"revoked", m->enc[i].revoked, "unusable", m->enc[i].unusable));
+			"revoked", m->enc[i].revoked, "unusable", m->enc[i].unusable)) < 0) {
+			json_decref(enc);
+			return NULL;
+		}
+	}
 	o = json_pack("{s:s, s:b, s:b, s:I, s:o}", "fpr", m->fpr,
 		      "revoked", m->revoked, "unusable", m->unusable,
 		      "expiry", (json_int_t)m->expires, "enc", enc);
@@ -228,12 +235,14 @@ same(int dirfd, const char *name, const void *data, size_t len)
 	return eq && n == 0 && off == len;
 }
 
-/* tmpname - NAME's temporary name: this process's own, so that two
- * imports of one key at once do not write one file. */
+/* tmpname - a file's temporary name: this batch's own (process and
+ * batch), so that two imports of one key at once do not write one file. */
 static void
-tmpname(char *buf, size_t len, const char *fpr, const char *ext)
+tmpname(const struct keyfile_batch *b, char *buf, size_t len, const char *fpr,
+	const char *ext)
 {
-	snprintf(buf, len, "%s.%s.tmp.%ld", fpr, ext, (long)getpid());
+	snprintf(buf, len, "%s.%s.tmp.%ld.%lx", fpr, ext, (long)getpid(),
+		 (unsigned long)(uintptr_t)b);
 }
 
 /* put - write dir/TMP; -errno. */
@@ -270,12 +279,17 @@ int
 keyfile_batch_add(struct keyfile_batch *b, const struct keymeta *m,
 		  const uint8_t *key, size_t keylen, struct cp_error *err)
 {
-	_cleanup_free_ char *meta = keymeta_format(m);
+	_cleanup_free_ char *meta = NULL;
 	char kname[64], mname[64], ktmp[96], mtmp[96];
 	int r;
 
-	if (meta == NULL)
-		return cp_error_set(err, -ENOMEM, "key %s: cannot describe it",
+	if (!fpr_ok(m->fpr))
+		return cp_error_set(err, -EINVAL, "a key without a fingerprint");
+	for (size_t i = 0; i < b->n; i++)
+		if (strcmp(b->p[i].fpr, m->fpr) == 0)
+			return 0;	/* once a batch: the first export stands */
+	if ((meta = keymeta_format(m)) == NULL)
+		return cp_error_set(err, -EINVAL, "key %s: cannot describe it",
 				    m->fpr);
 	snprintf(kname, sizeof(kname), "%s.key", m->fpr);
 	snprintf(mname, sizeof(mname), "%s.meta", m->fpr);
@@ -291,8 +305,8 @@ keyfile_batch_add(struct keyfile_batch *b, const struct keymeta *m,
 		b->p = np;
 		b->cap = cap;
 	}
-	tmpname(ktmp, sizeof(ktmp), m->fpr, "key");
-	tmpname(mtmp, sizeof(mtmp), m->fpr, "meta");
+	tmpname(b, ktmp, sizeof(ktmp), m->fpr, "key");
+	tmpname(b, mtmp, sizeof(mtmp), m->fpr, "meta");
 	if ((r = put(b->dirfd, ktmp, key, keylen)) < 0 ||
 	    (r = put(b->dirfd, mtmp, meta, strlen(meta))) < 0) {
 		unlinkat(b->dirfd, ktmp, 0);
@@ -325,7 +339,7 @@ keyfile_batch_commit(struct keyfile_batch *b, struct cp_error *err)
 			char name[64], tmp[96];
 
 			snprintf(name, sizeof(name), "%s.%s", b->p[i].fpr, ext[e]);
-			tmpname(tmp, sizeof(tmp), b->p[i].fpr, ext[e]);
+			tmpname(b, tmp, sizeof(tmp), b->p[i].fpr, ext[e]);
 			if (renameat(b->dirfd, tmp, b->dirfd, name) < 0)
 				return cp_error_set(err, -errno, "cannot put key %s "
 						    "in place in %s: %s", b->p[i].fpr,
@@ -347,9 +361,9 @@ keyfile_batch_free(struct keyfile_batch *b)
 	for (size_t i = 0; i < b->n; i++) {
 		char tmp[96];
 
-		tmpname(tmp, sizeof(tmp), b->p[i].fpr, "key");
+		tmpname(b, tmp, sizeof(tmp), b->p[i].fpr, "key");
 		unlinkat(b->dirfd, tmp, 0);
-		tmpname(tmp, sizeof(tmp), b->p[i].fpr, "meta");
+		tmpname(b, tmp, sizeof(tmp), b->p[i].fpr, "meta");
 		unlinkat(b->dirfd, tmp, 0);
 	}
 	if (b->dirfd >= 0)

@@ -551,14 +551,29 @@ key_meta(gpgme_key_t key, struct keymeta *m)
 	m->expires = key->subkeys->expires > 0 ? key->subkeys->expires :
 		     key->expired ? 1 : 0;
 	for (gpgme_subkey_t sk = key->subkeys; sk; sk = sk->next) {
-		struct keymeta_sub *e;
+		struct keymeta_sub e = {
+			.expires = sk->expires > 0 ? sk->expires : sk->expired ? 1 : 0,
+			.revoked = !!sk->revoked,
+			.unusable = sk->disabled || sk->invalid,
+		};
+		int bad = e.revoked || e.unusable || sk->expired;
 
-		if (!sk->can_encrypt || m->n_enc == KEYMETA_MAX_ENC)
+		if (!sk->can_encrypt)
 			continue;
-		e = &m->enc[m->n_enc++];
-		e->expires = sk->expires > 0 ? sk->expires : sk->expired ? 1 : 0;
-		e->revoked = !!sk->revoked;
-		e->unusable = sk->disabled || sk->invalid;
+		if (m->n_enc < KEYMETA_MAX_ENC) {
+			m->enc[m->n_enc++] = e;
+			continue;
+		}
+		/* more than there is room for: a usable one takes the
+		 * place of one that is not (none is left out that could
+		 * serve) */
+		for (unsigned i = 0; !bad && i < m->n_enc; i++) {
+			if (m->enc[i].revoked || m->enc[i].unusable ||
+			    (m->enc[i].expires > 0 && m->enc[i].expires <= cp_now())) {
+				m->enc[i] = e;
+				break;
+			}
+		}
 	}
 }
 
@@ -1113,10 +1128,11 @@ sync_some(struct pgp *p, const char **pat, struct keyfile_batch *b,
 	for (off = 0; r == 0 && off < len; off = end) {
 		struct keymeta k, *found;
 
-		if (pgppacket_next_key(data, len, off, &end) < 0 ||
-		    pgppacket_v4_fpr(data + off, end - off, k.fpr) < 0)
+		if (pgppacket_next_key(data, len, off, &end) < 0)
 			return cp_error_set(err, -EBADMSG, "gpg: key export "
 					    "does not read as keys");
+		if (pgppacket_v4_fpr(data + off, end - off, k.fpr) < 0)
+			continue;	/* not v4: it stays in the keyring alone */
 		found = bsearch(&k, m, n, sizeof(*m), keymeta_cmp);
 		if (found != NULL)
 			r = keyfile_batch_add(b, found, data + off, end - off, err);

@@ -16,11 +16,14 @@
  *	in gpg-agent; the clinic key must have no passphrase or be preset in
  *	the agent.
  *
- *	pgp_key_check verifies that a fingerprint names a key in the keyring
- *	that can encrypt now: not expired, revoked, disabled or invalid, with
- *	an encryption-capable subkey. It returns -ENOKEY (not found),
- *	-EKEYEXPIRED, -EKEYREVOKED or -EKEYREJECTED (other reasons) with a
- *	PHI-free reason naming the fingerprint.
+ *	pgp_key_check verifies that a fingerprint names a key that can
+ *	encrypt now: not expired, revoked, disabled or invalid, with an
+ *	encryption-capable subkey (keymeta_check). It reads the key's own
+ *	file (keyfile.h: FPR.meta in KEYFILE_DIR of the GnuPG home) when
+ *	there is one that reads, with no gpg run; else it lists the key in
+ *	the keyring. It returns -ENOKEY (not found), -EKEYEXPIRED,
+ *	-EKEYREVOKED or -EKEYREJECTED (other reasons) with a PHI-free reason
+ *	naming the fingerprint.
  *
  *	pgp_mime_encrypt signs inner (a complete MIME entity with CRLF line
  *	endings: its headers, a blank line, its body) with the clinic key and
@@ -33,7 +36,9 @@
  *	protocol="application/pgp-encrypted" and a random boundary), a blank
  *	line, the "Version: 1" control part and the ASCII-armored
  *	application/octet-stream part, all CRLF. The recipient's key is
- *	trusted as given (the portal vouches for the fingerprint).
+ *	trusted as given (the portal vouches for the fingerprint), and read
+ *	from its own file (FPR.key, gpg --recipient-file) when it has one,
+ *	else from the keyring.
  *
  *	pgp_decrypt_verify decrypts data and reports the signature: sets
  *	*signer_fpr (malloc'd, or NULL) to the fingerprint of a fully valid
@@ -55,8 +60,11 @@
  *	Errors: -EBADMSG for data gpg cannot read, -EIO and others for gpg
  *	itself failing.
  *
- *	pgp_import imports armored or binary keys and writes the fingerprint
- *	of the first imported (or unchanged) key to fpr_out (41 bytes). Data
+ *	pgp_import imports armored or binary keys into the keyring, writes
+ *	their own files from it (pgp_keyfiles_sync; a failure there fails
+ *	the import, the keys staying in the keyring), and writes the
+ *	fingerprint of the first imported (or unchanged) key to fpr_out (41
+ *	bytes). Data
  *	that holds only revocation certificates, which gpg applies to keys
  *	it has, yields their number (> 0) and an empty fpr_out (gpg does not
  *	report which keys they revoked). *keys (when not NULL) gets the
