@@ -104,6 +104,7 @@ bench: all
 	BUILD=$(BUILD) bench/run
 	BUILD=$(BUILD) bench/history
 	BUILD=$(BUILD) bench/wake
+	BUILD=$(BUILD) bench/keyring
 
 # libFuzzer targets: clang, every lib object built with the fuzzer's
 # coverage and ASan/UBSan; each fuzz/fuzz_NAME.c becomes build-fuzz/fuzz_NAME.
