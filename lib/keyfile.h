@@ -26,7 +26,9 @@
  *	invalid, when the key expires, and the same of each encryption
  *	subkey. Checking a key before a message then reads one small file
  *	instead of running gpg over the whole keyring, and encrypting to it
- *	reads one key. The keyring stays where keys are imported, where
+ *	reads one key (once the keybox holds KEYFILE_KEYBOX_BYTES, about 400
+ *	keys: below that, finding the key in the keybox costs gpg less than
+ *	reading its file). The keyring stays where keys are imported, where
  *	replies' signatures are checked, and what `carepostctl keys` lists;
  *	the files are written from it (pgp_import, pgp_keyfiles_sync) and a
  *	key without them is looked up in the keyring as before.
@@ -75,6 +77,8 @@
 #define KEYMETA_MAX_ENC		16
 #define KEYMETA_MAX_JSON	4096
 #define KEYFILE_FPR_SIZE	41
+/* a keybox (pubring.kbx) this large or larger: encrypt from key files */
+#define KEYFILE_KEYBOX_BYTES	(256 * 1024)
 
 struct keymeta_sub {
 	long long expires;		/* 0: never */

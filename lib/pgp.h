@@ -37,8 +37,9 @@
  *	line, the "Version: 1" control part and the ASCII-armored
  *	application/octet-stream part, all CRLF. The recipient's key is
  *	trusted as given (the portal vouches for the fingerprint), and read
- *	from its own file (FPR.key, gpg --recipient-file) when it has one,
- *	else from the keyring.
+ *	from its own file (FPR.key, gpg --recipient-file) when it has one
+ *	and the keybox holds KEYFILE_KEYBOX_BYTES or more, else from the
+ *	keyring.
  *
  *	pgp_decrypt_verify decrypts data and reports the signature: sets
  *	*signer_fpr (malloc'd, or NULL) to the fingerprint of a fully valid
