@@ -282,7 +282,7 @@ check_config(const char *config)
 					cfg->gpg_clinic_key;
 		long long exp = 0;
 
-		if (pgp_key_check(p, cfg->gpg_clinic_key, &err) < 0) {
+		if (pgp_own_key_check(p, cfg->gpg_clinic_key, &err) < 0) {
 			snprintf(text, sizeof(text), "%s: [gpg] clinic_key: %s", config,
 				 err.text);
 			problem(&n, text);
@@ -293,7 +293,7 @@ check_config(const char *config)
 				(long long)((exp - cp_now()) / 86400));
 		}
 		cp_error_clear(&err);
-		if (cfg->gpg_store_key && pgp_key_check(p, store_key, &err) < 0) {
+		if (cfg->gpg_store_key && pgp_own_key_check(p, store_key, &err) < 0) {
 			snprintf(text, sizeof(text), "%s: [gpg] store_key: %s", config,
 				 err.text);
 			problem(&n, text);

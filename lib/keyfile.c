@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -153,26 +155,169 @@ keyfile_path(const char *dir, const char *fpr, const char *ext, char *buf,
 	return cp_snprintf_ok(buf, len, "%s/%s.%s", dir, fpr, ext);
 }
 
+/*
+ * dir_open - dir, when it is a directory of this user's that nobody else
+ * may write (not a symbolic link): else -EPERM, and its files count for
+ * nothing.
+ */
+static int
+dir_open(const char *dir)
+{
+	struct stat st;
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || st.st_uid != geteuid() || (st.st_mode & 022)) {
+		close(fd);
+		return -EPERM;
+	}
+	return fd;
+}
+
+/* file_ok - dirfd/name is a regular file (not a link) of this user's. */
+static int
+file_ok(int dirfd, const char *name)
+{
+	struct stat st;
+
+	return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       S_ISREG(st.st_mode) && st.st_uid == geteuid() && !(st.st_mode & 022);
+}
+
 int
 keyfile_read(const char *dir, const char *fpr, struct keymeta *m)
 {
-	_cleanup_free_ char *text = NULL;
-	char path[4096];
-	size_t len;
-	int r;
+	char name[64], text[KEYMETA_MAX_JSON + 1];
+	size_t len = 0;
+	ssize_t n;
+	int dfd, fd;
 
 	memset(m, 0, sizeof(*m));
-	if ((r = keyfile_path(dir, fpr, "meta", path, sizeof(path))) < 0)
-		return r;
-	r = cp_read_file(path, KEYMETA_MAX_JSON, &text, &len);
-	if (r == -EFBIG)
+	if (!fpr_ok(fpr))
+		return -EINVAL;
+	if ((dfd = dir_open(dir)) < 0)
+		return dfd;
+	snprintf(name, sizeof(name), "%s.meta", fpr);
+	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		int e = -errno;
+
+		close(dfd);
+		return e == -ELOOP ? -EBADMSG : e;
+	}
+	/* the key the .meta speaks for must be there, as carepost wrote it */
+	snprintf(name, sizeof(name), "%s.key", fpr);
+	if (!file_ok(dfd, name)) {
+		close(fd);
+		close(dfd);
 		return -EBADMSG;
-	if (r < 0)
-		return r;
-	if (keymeta_parse(text, len, m) < 0 || strcmp(m->fpr, fpr) != 0) {
+	}
+	close(dfd);
+	while (len < sizeof(text) &&
+	       (n = read(fd, text + len, sizeof(text) - len)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			close(fd);
+			return -EBADMSG;
+		}
+		len += (size_t)n;
+	}
+	close(fd);
+	if (len > KEYMETA_MAX_JSON || keymeta_parse(text, len, m) < 0 ||
+	    strcmp(m->fpr, fpr) != 0) {
 		memset(m, 0, sizeof(*m));
 		return -EBADMSG;
 	}
+	return 0;
+}
+
+int
+keyfile_lock(const char *dir, struct cp_error *err)
+{
+	int dfd, fd;
+
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return cp_error_set(err, -errno, "cannot create %s: %s", dir,
+				    strerror(errno));
+	if ((dfd = dir_open(dir)) < 0)
+		return cp_error_set(err, dfd, "%s: %s", dir, dfd == -EPERM ?
+				    "not a directory of this user's alone" :
+				    strerror(-dfd));
+	fd = openat(dfd, ".lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	close(dfd);
+	if (fd < 0)
+		return cp_error_set(err, -errno, "cannot open %s/.lock: %s", dir,
+				    strerror(errno));
+	while (flock(fd, LOCK_EX) < 0) {
+		if (errno != EINTR) {
+			int e = -errno;
+
+			close(fd);
+			return cp_error_set(err, e, "cannot lock %s/.lock: %s",
+					    dir, strerror(-e));
+		}
+	}
+	return fd;
+}
+
+void
+keyfile_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}
+
+/* name_fpr - the fingerprint a file of dir is named by ("FPR.key",
+ * "FPR.meta", or a temporary "FPR.EXT.tmp.*"), or NULL. */
+static const char *
+name_fpr(const char *name, char fpr[KEYFILE_FPR_SIZE], int *tmp)
+{
+	const char *ext = name + 40;
+
+	if (strlen(name) < 41 || *ext != '.')
+		return NULL;
+	memcpy(fpr, name, 40);
+	fpr[40] = '\0';
+	if (!fpr_ok(fpr))
+		return NULL;
+	*tmp = strstr(ext, ".tmp.") != NULL;
+	if (!*tmp && strcmp(ext, ".key") != 0 && strcmp(ext, ".meta") != 0)
+		return NULL;
+	return fpr;
+}
+
+int
+keyfile_prune(const char *dir, int (*keep)(const char *fpr, void *arg), void *arg,
+	      size_t *removed, struct cp_error *err)
+{
+	DIR *d;
+	struct dirent *de;
+	int dfd;
+
+	*removed = 0;
+	if ((dfd = dir_open(dir)) < 0)
+		return dfd == -ENOENT ? 0 : cp_error_set(err, dfd, "%s: %s", dir,
+				strerror(-dfd));
+	if ((d = fdopendir(dfd)) == NULL) {
+		int e = -errno;
+
+		close(dfd);
+		return cp_error_set(err, e, "%s: %s", dir, strerror(-e));
+	}
+	while ((de = readdir(d)) != NULL) {
+		char fpr[KEYFILE_FPR_SIZE];
+		int tmp = 0;
+
+		if (name_fpr(de->d_name, fpr, &tmp) == NULL || (!tmp && keep(fpr, arg)))
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) == 0 && !tmp)
+			(*removed)++;
+	}
+	if (*removed > 0)
+		fsync(dirfd(d));
+	closedir(d);
 	return 0;
 }
 
@@ -202,12 +347,14 @@ keyfile_batch_new(const char *dir, struct keyfile_batch **out,
 		free(b);
 		return cp_error_set(err, -ENOMEM, "out of memory");
 	}
-	b->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	b->dirfd = dir_open(dir);
 	if (b->dirfd < 0) {
-		int e = -errno;
+		int e = b->dirfd;
 
 		keyfile_batch_free(b);
-		return cp_error_set(err, e, "cannot open %s: %s", dir, strerror(-e));
+		return cp_error_set(err, e, "cannot open %s: %s", dir, e == -EPERM ?
+				    "not a directory of this user's alone" :
+				    strerror(-e));
 	}
 	*out = b;
 	return 0;

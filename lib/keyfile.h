@@ -48,8 +48,13 @@
  *	is refused.
  *
  *	keyfile_read reads dir/FPR.meta: -ENOENT when there is none, and
- *	-EBADMSG when it does not parse or names another key (the caller
- *	then asks gpg, as for a key without files).
+ *	-EBADMSG when it does not parse, names another key, or has no
+ *	FPR.key beside it, and -EPERM when dir is not a directory of this
+ *	user's that nobody else may write (a symbolic link, or writable by
+ *	group or others; files that are links or others' count as damaged).
+ *	In every such case the caller asks gpg, as for a key without files,
+ *	and encrypts from the keyring: a key file is used only where its
+ *	.meta was read.
  *
  *	A batch writes keys' files: keyfile_batch_add writes FPR.key and
  *	FPR.meta as temporary files (unless both already hold exactly that),
@@ -103,6 +108,17 @@ char *keymeta_format(const struct keymeta *m);
 int keyfile_path(const char *dir, const char *fpr, const char *ext, char *buf,
 		 size_t len);
 int keyfile_read(const char *dir, const char *fpr, struct keymeta *m);
+
+/* keyfile_lock - dir's lock (flock of dir/.lock, made with dir when
+ * missing), held from before a keyring change until its files are
+ * committed: a file descriptor for keyfile_unlock, or -errno. */
+int keyfile_lock(const char *dir, struct cp_error *err);
+void keyfile_unlock(int fd);
+/* keyfile_prune - remove the files of every key keep() says no to, and
+ * every temporary file (call it with the lock held); *removed counts
+ * files. A missing dir is nothing to do. */
+int keyfile_prune(const char *dir, int (*keep)(const char *fpr, void *arg),
+		  void *arg, size_t *removed, struct cp_error *err);
 
 struct keyfile_batch;
 int keyfile_batch_new(const char *dir, struct keyfile_batch **out,

@@ -41,6 +41,7 @@ struct pgp {
 	gpgme_key_t signer_key;		/* a reference, for pgp_dup */
 	char *home;			/* NULL: GnuPG's default */
 	char *keydir;			/* recipients' key files (keyfile.h) */
+	char *kbx;			/* the keybox, whose size decides */
 	struct pgphelper *helper;	/* NULL: every operation in-process */
 	int confined;			/* outside data only in a helper */
 	unsigned time_limit_ms;		/* confined: each gpg run's budget */
@@ -247,6 +248,10 @@ keydir_open(struct pgp *p, struct cp_error *err)
 		return 0;
 	if (asprintf(&p->keydir, "%s/%s", home, KEYFILE_DIR) < 0) {
 		p->keydir = NULL;
+		return cp_error_set(err, -ENOMEM, "gpg: out of memory");
+	}
+	if (asprintf(&p->kbx, "%s/pubring.kbx", home) < 0) {
+		p->kbx = NULL;
 		return cp_error_set(err, -ENOMEM, "gpg: out of memory");
 	}
 	return 0;
@@ -510,6 +515,7 @@ pgp_free(struct pgp *p)
 	if (p->signer_key)
 		gpgme_key_unref(p->signer_key);
 	free(p->keydir);
+	free(p->kbx);
 	free(p->home);
 	free(p);
 }
@@ -578,8 +584,8 @@ key_meta(gpgme_key_t key, struct keymeta *m)
 	}
 }
 
-int
-pgp_key_check(struct pgp *p, const char *fpr, struct cp_error *err)
+static int
+key_check(struct pgp *p, const char *fpr, int files, struct cp_error *err)
 {
 	_cleanup_key_ gpgme_key_t key = NULL;
 	char norm[PGP_FPR_SIZE];
@@ -591,7 +597,7 @@ pgp_key_check(struct pgp *p, const char *fpr, struct cp_error *err)
 				    "gpg: key is not a 40-digit fingerprint");
 	fpr_copy(norm, fpr);
 	/* the key's own file says it without a gpg run over the keyring */
-	if (p->keydir != NULL && keyfile_read(p->keydir, norm, &m) == 0)
+	if (files && p->keydir != NULL && keyfile_read(p->keydir, norm, &m) == 0)
 		return keymeta_check(&m, (long long)cp_now(), err);
 	r = lookup_key(p, fpr, &key, norm, err);
 	if (r < 0)
@@ -603,6 +609,18 @@ pgp_key_check(struct pgp *p, const char *fpr, struct cp_error *err)
 	key_meta(key, &m);
 	fpr_copy(m.fpr, norm);
 	return keymeta_check(&m, (long long)cp_now(), err);
+}
+
+int
+pgp_key_check(struct pgp *p, const char *fpr, struct cp_error *err)
+{
+	return key_check(p, fpr, 1, err);
+}
+
+int
+pgp_own_key_check(struct pgp *p, const char *fpr, struct cp_error *err)
+{
+	return key_check(p, fpr, 0, err);
 }
 
 int
@@ -732,14 +750,17 @@ append_crlf(struct buf *out, const char *s, size_t len)
 static int
 recipient(struct pgp *p, const char *fpr, char *buf, size_t len)
 {
-	char path[PATH_MAX], kbx[PATH_MAX];
+	char path[PATH_MAX];
+	struct keymeta m;
 	struct stat st;
 
-	if (p->keydir != NULL &&
-	    cp_snprintf_ok(kbx, sizeof(kbx), "%s/../pubring.kbx", p->keydir) == 0 &&
-	    stat(kbx, &st) == 0 && st.st_size >= KEYFILE_KEYBOX_BYTES &&
-	    keyfile_path(p->keydir, fpr, "key", path, sizeof(path)) == 0 &&
-	    access(path, R_OK) == 0)
+	/* a key file only where its .meta reads (keyfile_read: in a
+	 * directory of carepost's alone, the .key beside it): that is what
+	 * pgp_key_check went by */
+	if (p->keydir != NULL && p->kbx != NULL &&
+	    stat(p->kbx, &st) == 0 && st.st_size >= KEYFILE_KEYBOX_BYTES &&
+	    keyfile_read(p->keydir, fpr, &m) == 0 &&
+	    keyfile_path(p->keydir, fpr, "key", path, sizeof(path)) == 0)
 		return cp_snprintf_ok(buf, len, "--file\n%s\n", path);
 	return cp_snprintf_ok(buf, len, "%s\n", fpr);
 }
@@ -1084,7 +1105,7 @@ keymeta_cmp(const void *a, const void *b)
  */
 static int
 sync_some(struct pgp *p, const char **pat, struct keyfile_batch *b,
-	  struct cp_error *err)
+	  struct keymeta **listed, size_t *n_listed, struct cp_error *err)
 {
 	_cleanup_free_ struct keymeta *m = NULL;
 	gpgme_data_t out = NULL;
@@ -1136,9 +1157,11 @@ sync_some(struct pgp *p, const char **pat, struct keyfile_batch *b,
 	for (off = 0; r == 0 && off < len; off = end) {
 		struct keymeta k, *found;
 
-		if (pgppacket_next_key(data, len, off, &end) < 0)
-			return cp_error_set(err, -EBADMSG, "gpg: key export "
-					    "does not read as keys");
+		if (pgppacket_next_key(data, len, off, &end) < 0) {
+			r = cp_error_set(err, -EBADMSG, "gpg: key export "
+					 "does not read as keys");
+			break;
+		}
 		if (pgppacket_v4_fpr(data + off, end - off, k.fpr) < 0)
 			continue;	/* not v4: it stays in the keyring alone */
 		found = bsearch(&k, m, n, sizeof(*m), keymeta_cmp);
@@ -1147,45 +1170,92 @@ sync_some(struct pgp *p, const char **pat, struct keyfile_batch *b,
 	}
 	if (data != NULL)
 		gpgme_free(CP_TAKE_PTR(data));
+	if (r == 0 && listed != NULL) {
+		*listed = CP_TAKE_PTR(m);
+		*n_listed = n;
+	}
 	return r;
+}
+
+struct listed {
+	const struct keymeta *m;
+	size_t n;
+};
+
+static int
+in_keyring(const char *fpr, void *arg)
+{
+	const struct listed *l = arg;
+	struct keymeta k;
+
+	fpr_copy(k.fpr, fpr);
+	return l->n > 0 && bsearch(&k, l->m, l->n, sizeof(*l->m), keymeta_cmp) != NULL;
 }
 
 #define SYNC_CHUNK	256	/* fingerprints per gpg command line */
 
-int
-pgp_keyfiles_sync(struct pgp *p, const char *const *fprs, size_t n,
-		  size_t *written, struct cp_error *err)
+/* sync_locked - pgp_keyfiles_sync with dir's lock held. */
+static int
+sync_locked(struct pgp *p, const char *const *fprs, size_t n, size_t *written,
+	    struct cp_error *err)
 {
+	_cleanup_free_ struct keymeta *all = NULL;
 	struct keyfile_batch *b = NULL;
 	const char *pat[SYNC_CHUNK + 1];
+	size_t n_all = 0, removed = 0;
 	int r;
 
-	if (written != NULL)
-		*written = 0;
-	if (p->keydir == NULL)
-		return 0;
 	if ((r = keyfile_batch_new(p->keydir, &b, err)) < 0)
 		return r;
 	if (fprs == NULL)
-		r = sync_some(p, NULL, b, err);
+		r = sync_some(p, NULL, b, &all, &n_all, err);
 	for (size_t i = 0; fprs != NULL && r == 0 && i < n; i += SYNC_CHUNK) {
 		size_t k = n - i < SYNC_CHUNK ? n - i : SYNC_CHUNK;
 
 		memcpy(pat, fprs + i, k * sizeof(*pat));
 		pat[k] = NULL;
-		r = sync_some(p, pat, b, err);
+		r = sync_some(p, pat, b, NULL, NULL, err);
 	}
 	if (written != NULL)
 		*written = keyfile_batch_count(b);
 	if (r == 0)
 		r = keyfile_batch_commit(b, err);
 	keyfile_batch_free(b);
+	/* every key: the files of keys gone from the keyring go too (they
+	 * would still be encrypted to), and what a crash left half-written */
+	if (r == 0 && fprs == NULL) {
+		struct listed l = { all, n_all };
+
+		r = keyfile_prune(p->keydir, in_keyring, &l, &removed, err);
+	}
 	return r;
 }
 
 int
-pgp_import(struct pgp *p, const void *data, size_t len,
-	   char fpr_out[PGP_FPR_SIZE], int *keys, struct cp_error *err)
+pgp_keyfiles_sync(struct pgp *p, const char *const *fprs, size_t n,
+		  size_t *written, struct cp_error *err)
+{
+	int lock, r;
+
+	if (written != NULL)
+		*written = 0;
+	if (p->keydir == NULL)
+		return 0;
+	if ((lock = keyfile_lock(p->keydir, err)) < 0)
+		return lock;
+	r = sync_locked(p, fprs, n, written, err);
+	keyfile_unlock(lock);
+	return r;
+}
+
+/*
+ * import_locked - pgp_import with the key files' lock held (when p has a
+ * key directory), so that no other import's files overwrite these with
+ * an older state of the same key.
+ */
+static int
+import_locked(struct pgp *p, const void *data, size_t len,
+	      char fpr_out[PGP_FPR_SIZE], int *keys, struct cp_error *err)
 {
 	_cleanup_data_ gpgme_data_t keydata = NULL;
 	_cleanup_free_ const char **fprs = NULL;
@@ -1193,11 +1263,9 @@ pgp_import(struct pgp *p, const void *data, size_t len,
 	gpgme_import_result_t res;
 	gpgme_error_t e;
 	size_t n = 0, cap = 0;
-	int revs, r;
+	int revs, considered, not_imported, not_v4 = 0, r;
+	char why[sizeof(err->text)];
 
-	fpr_out[0] = '\0';
-	if (keys != NULL)
-		*keys = 0;
 	e = gpgme_data_new_from_mem(&keydata, data, len, 0);
 	if (e != GPG_ERR_NO_ERROR)
 		return gpg_fail(err, e, "cannot create data buffer", NULL);
@@ -1210,12 +1278,15 @@ pgp_import(struct pgp *p, const void *data, size_t len,
 	if (keys != NULL)
 		*keys = res->considered;
 	revs = res->new_revocations;
+	considered = res->considered;
+	not_imported = res->not_imported;
 	for (gpgme_import_status_t s = res->imports; s; s = s->next) {
 		if (s->result != GPG_ERR_NO_ERROR || s->fpr == NULL)
 			continue;
-		if (!fpr_valid(s->fpr))
-			return cp_error_set(err, -EPROTONOSUPPORT,
-					    "gpg: imported key is not a v4 key");
+		if (!fpr_valid(s->fpr)) {
+			not_v4 = 1;	/* it stays in the keyring alone */
+			continue;
+		}
 		if (fpr_out[0] == '\0')
 			fpr_copy(fpr_out, s->fpr);
 		if (n == cap) {
@@ -1233,18 +1304,48 @@ pgp_import(struct pgp *p, const void *data, size_t len,
 		return cp_error_set(err, -ENOMEM, "gpg: out of memory");
 	for (size_t i = 0; i < n; i++)
 		fprs[i] = copy[i];
-	if (n == 0 && revs == 0)
-		return cp_error_set(err, -ENOKEY, "gpg: no key imported "
-				    "(%d considered, %d not imported)",
-				    res->considered, res->not_imported);
 	res = NULL;
-	/* The keys' own files, from the keyring as it is now; revocations
-	 * name no key, so then every key's files are looked at again. */
-	if (n > 0 && (r = pgp_keyfiles_sync(p, fprs, n, NULL, err)) < 0)
-		return r;
-	if (revs > 0 && (r = pgp_keyfiles_sync(p, NULL, 0, NULL, err)) < 0)
-		return r;
-	return n > 0 ? 0 : revs;
+	/* The keys' own files, from the keyring as it is now. Revocations
+	 * name no key, and data that changed nothing may be a revocation
+	 * applied before while the files could not be written: then every
+	 * key's files are looked at again. */
+	r = 0;
+	if (p->keydir != NULL && n > 0)
+		r = sync_locked(p, fprs, n, NULL, err);
+	if (p->keydir != NULL && r == 0 && (revs > 0 || (n == 0 && considered > 0)))
+		r = sync_locked(p, NULL, 0, NULL, err);
+	if (r < 0) {
+		snprintf(why, sizeof(why), "%s", err ? err->text : "");
+		return cp_error_set(err, r, "gpg: the keyring has the keys, but "
+				    "their files could not be written (%s): run "
+				    "carepostctl key sync", why);
+	}
+	if (n > 0)
+		return 0;
+	if (revs > 0)
+		return revs;
+	if (not_v4)
+		return cp_error_set(err, -EPROTONOSUPPORT,
+				    "gpg: imported key is not a v4 key");
+	return cp_error_set(err, -ENOKEY, "gpg: no key imported "
+			    "(%d considered, %d not imported)", considered,
+			    not_imported);
+}
+
+int
+pgp_import(struct pgp *p, const void *data, size_t len,
+	   char fpr_out[PGP_FPR_SIZE], int *keys, struct cp_error *err)
+{
+	int lock = -1, r;
+
+	fpr_out[0] = '\0';
+	if (keys != NULL)
+		*keys = 0;
+	if (p->keydir != NULL && (lock = keyfile_lock(p->keydir, err)) < 0)
+		return lock;
+	r = import_locked(p, data, len, fpr_out, keys, err);
+	keyfile_unlock(lock);
+	return r;
 }
 
 /* key_info - what pgp_key_table says of key, at now. */

@@ -212,6 +212,9 @@ int pgp_primary_fpr(struct pgp *p, const char *fpr, char **primary,
 		    struct cp_error *err);
 int pgp_import(struct pgp *p, const void *data, size_t len,
 	       char fpr_out[PGP_FPR_SIZE], int *keys, struct cp_error *err);
+/* pgp_own_key_check - pgp_key_check from the keyring alone: for the
+ * clinic's own keys, which an admin renews with gpg itself. */
+int pgp_own_key_check(struct pgp *p, const char *fpr, struct cp_error *err);
 
 /*
  * pgp_keyfiles_sync - write the key files (keyfile.h) of the keys fprs

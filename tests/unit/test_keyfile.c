@@ -503,17 +503,35 @@ read_refuses_what_is_not_the_key(void **state)
 	assert_zeroed(&got);
 	assert_int_equal(keyfile_read(dir, "0123", &got), -EINVAL);
 
-	/* a good one */
+	/* a good one: but not without its .key beside it */
 	m.enc[0].expires = NOW + 5;
 	json = keymeta_format(&m);
 	snprintf(path, sizeof(path), "%s/%s.meta", dir, FPR);
 	tu_write_file(path, "%s", json);
+	assert_int_equal(keyfile_read(dir, FPR, &got), -EBADMSG);
+	snprintf(path, sizeof(path), "%s/%s.key", dir, FPR);
+	tu_write_file(path, "%s", "key");
 	assert_int_equal(keyfile_read(dir, FPR, &got), 0);
 	assert_memory_equal(&got, &m, sizeof(m));
+
+	/* nor in a directory others may write, nor through a link */
+	assert_int_equal(chmod(dir, 0770), 0);
+	assert_int_equal(keyfile_read(dir, FPR, &got), -EPERM);
+	assert_int_equal(chmod(dir, 0700), 0);
+	{
+		char link[128];
+
+		snprintf(link, sizeof(link), "%s/link", top);
+		assert_int_equal(symlink(dir, link), 0);
+		assert_true(keyfile_read(link, FPR, &got) < 0);
+		assert_int_equal(unlink(link), 0);
+	}
 	free(json);
 
 	/* FPR2.meta that says it is FPR's */
 	json = keymeta_format(&m);
+	snprintf(path, sizeof(path), "%s/%s.key", dir, FPR2);
+	tu_write_file(path, "%s", "key");
 	snprintf(path, sizeof(path), "%s/%s.meta", dir, FPR2);
 	tu_write_file(path, "%s", json);
 	free(json);
