@@ -432,9 +432,12 @@ keyfile_batch_add(struct keyfile_batch *b, const struct keymeta *m,
 
 	if (!fpr_ok(m->fpr))
 		return cp_error_set(err, -EINVAL, "a key without a fingerprint");
-	for (size_t i = 0; i < b->n; i++)
-		if (strcmp(b->p[i].fpr, m->fpr) == 0)
-			return 0;	/* once a batch: the first export stands */
+	/* once a batch: the first export stands (its temporary file, named
+	 * for this batch, is there; no scan of the batch, which a sync of
+	 * every key would make quadratic) */
+	tmpname(b, ktmp, sizeof(ktmp), m->fpr, "key");
+	if (faccessat(b->dirfd, ktmp, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		return 0;
 	if ((meta = keymeta_format(m)) == NULL)
 		return cp_error_set(err, -EINVAL, "key %s: cannot describe it",
 				    m->fpr);
@@ -452,7 +455,6 @@ keyfile_batch_add(struct keyfile_batch *b, const struct keymeta *m,
 		b->p = np;
 		b->cap = cap;
 	}
-	tmpname(b, ktmp, sizeof(ktmp), m->fpr, "key");
 	tmpname(b, mtmp, sizeof(mtmp), m->fpr, "meta");
 	if ((r = put(b->dirfd, ktmp, key, keylen)) < 0 ||
 	    (r = put(b->dirfd, mtmp, meta, strlen(meta))) < 0) {
